@@ -1,0 +1,39 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both create the virtualenv and
+# install the pinned dependencies first (python3, pip and make are all they need).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Reinstall whenever the declared or pinned dependencies change.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: demo test dev bench quick-bench lint clean install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+demo: $(STAMP)  ## run the whole pipeline once on the bundled simulators
+	$(BIN)/evpipeline demo
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest
+
+dev: $(STAMP)  ## Dagster UI + simulators + webhook receiver
+	$(BIN)/evpipeline dev
+
+bench: $(STAMP)  ## full benchmark (installs the optional dlt reference)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,bench]"
+	$(BIN)/evpipeline bench
+
+quick-bench: $(STAMP)
+	$(BIN)/evpipeline bench --quick
+
+lint: $(STAMP)
+	$(BIN)/ruff check evpipeline evpipeline_tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

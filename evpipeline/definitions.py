@@ -1,0 +1,44 @@
+"""The one `dg.Definitions` of evpipeline: every source, the canonical model and NDW delivery.
+
+Resources read endpoints and secrets from the environment (`dg.EnvVar`); unset variables point
+at the bundled simulators (see `evpipeline.settings`). Runs execute in process: every asset
+writes the single-writer DuckDB file, and the `duckdb_writer` pool (limit 1, see
+`dagster.yaml`) keeps two runs from writing at once.
+"""
+
+import dagster as dg
+
+from evpipeline import settings
+
+settings.apply_defaults()
+
+from evpipeline.resources import PushInboxResource  # noqa: E402
+from evpipeline.sources.evroam.client import EVRoamResource  # noqa: E402
+from evpipeline.sources.evroam.definitions import defs as evroam_defs  # noqa: E402
+from evpipeline.warehouse import WarehouseResource  # noqa: E402
+
+SOURCE_GROUPS = ["evroam"]
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    return {
+        "warehouse": WarehouseResource(database=dg.EnvVar("EVPIPELINE_WAREHOUSE")),
+        "inbox": PushInboxResource(directory=str(settings.data_dir() / "inbox")),
+        "evroam": EVRoamResource(
+            base_url=dg.EnvVar("EVROAM_BASE_URL"),
+            subscription_key=dg.EnvVar("EVROAM_SUBSCRIPTION_KEY"),
+            allowed_push_hosts=dg.EnvVar("EVROAM_PUSH_ALLOWED_HOSTS"),
+        ),
+    }
+
+
+sync_all_job = dg.define_asset_job(
+    "sync_all",
+    selection=dg.AssetSelection.groups(*SOURCE_GROUPS),
+    description="Every source's delta sync (bootstraps on the first run), then the canonical model.",
+)
+
+defs = dg.Definitions.merge(
+    evroam_defs,
+    dg.Definitions(resources=build_resources(), jobs=[sync_all_job], executor=dg.in_process_executor),
+)

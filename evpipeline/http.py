@@ -1,0 +1,576 @@
+"""The one HTTP layer every source and the NDW push client use.
+
+One `HttpClient` per API wraps a `requests.Session` with explicit (connect, read) timeouts, a
+proactive token-bucket rate limiter shared per API account, retries with exponential backoff and
+full jitter on 429/502/503/504 and connection errors (honouring `Retry-After`), auth hooks that
+can refresh once on 401, typed errors that carry the status and a body excerpt but never a secret,
+and request counters that assets put into their materialization metadata.
+
+Sources extend behaviour through hooks, not copies: `check` lets a caller turn a 200 into a retry
+(OCPI 3xxx in the body) or a typed error (OCPI 2xxx), `ok` widens the accepted statuses.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import heapq
+import itertools
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger("evpipeline.http")
+
+DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_EXCERPT = 300
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class HttpError(Exception):
+    """A request that did not succeed; carries what support needs and no secret."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        api: str,
+        method: str,
+        url: str,
+        status: int | None = None,
+        body: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        self.api, self.method, self.url, self.status = api, method, url, status
+        self.body_excerpt, self.attempts = body, attempts
+        where = f"{api} {method} {url}"
+        status_part = f" -> HTTP {status}" if status is not None else ""
+        body_part = f": {body}" if body else ""
+        super().__init__(f"{message} ({where}{status_part}, {attempts} attempt(s)){body_part}")
+
+
+class ClientError(HttpError):
+    """4xx the caller must fix (bad parameters, unknown resource); never retried."""
+
+
+class AuthError(HttpError):
+    """401/403: credentials missing, wrong or expired and not refreshable."""
+
+
+class RateLimitedError(HttpError):
+    """429s kept coming after every retry."""
+
+
+class ServerError(HttpError):
+    """5xx that persisted through the retries, or a non-retryable 500."""
+
+
+class TransportError(HttpError):
+    """Connection errors or timeouts that persisted through the retries."""
+
+
+class ResponseFormatError(HttpError):
+    """The body is not what the API promises (malformed or truncated JSON, wrong shape)."""
+
+
+class RetryableResponse(Exception):  # noqa: N818 - a signal, not an error shown to users
+    """Raised by a `check` hook to retry a response the API sent with a success status."""
+
+    def __init__(
+        self, reason: str, retry_after: float | None = None, give_up: type[HttpError] | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason, self.retry_after = reason, retry_after
+        # What to raise once retries are exhausted (default: the API kept refusing -> rate limited).
+        self.give_up = give_up
+
+
+# --------------------------------------------------------------------------------------------
+# Rate limiting
+
+
+class RateLimiter:
+    """Token bucket that callers wait on *before* sending, so the API never has to say 429.
+
+    `rate` tokens per second refill a bucket of `burst`. Waiters are served by priority (lower
+    number first), then arrival: a state poll at priority 0 never starves behind a bulk refresh
+    queued at priority 10.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate, self.burst = float(rate), float(burst)
+        self._clock, self._sleep = clock, sleep
+        self._tokens, self._stamp = self.burst, clock()
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[int, int]] = []
+        self._seq = itertools.count()
+        self.waited_seconds = 0.0
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def acquire(self, priority: int = 0) -> float:
+        """Block until a token is ours; returns the seconds waited."""
+        ticket = (priority, next(self._seq))
+        started = self._clock()
+        with self._lock:
+            heapq.heappush(self._waiters, ticket)
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._refill(now)
+                if self._waiters[0] == ticket and self._tokens >= 1:
+                    heapq.heappop(self._waiters)
+                    self._tokens -= 1
+                    waited = now - started
+                    self.waited_seconds += waited
+                    return waited
+                # Sleep until the next token (or briefly, if someone ahead of us will take it).
+                deficit = max(0.0, 1 - self._tokens)
+                pause = deficit / self.rate if self._waiters[0] == ticket else max(deficit / self.rate, 0.001)
+            self._sleep(min(max(pause, 0.0005), 0.25))
+
+
+_LIMITERS: dict[str, RateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def shared_limiter(name: str, rate: float, burst: float = 1.0) -> RateLimiter:
+    """One limiter per API account in this process, however many clients are built for it."""
+    with _LIMITERS_LOCK:
+        limiter = _LIMITERS.get(name)
+        if limiter is None or (limiter.rate, limiter.burst) != (float(rate), float(burst)):
+            limiter = _LIMITERS[name] = RateLimiter(rate, burst)
+        return limiter
+
+
+# --------------------------------------------------------------------------------------------
+# Retry policy
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; `Retry-After` wins when the server sends one."""
+
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_retry_after: float = 120.0
+    statuses: frozenset[int] = RETRY_STATUSES
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            # A small jitter on top keeps many clients told "1 s" from returning in lockstep.
+            return min(retry_after, self.max_retry_after) + rng.uniform(0, 0.1)
+        return rng.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+# --------------------------------------------------------------------------------------------
+# Auth hooks
+
+
+class Auth(Protocol):
+    """How a client proves itself: headers and query parameters per request, refresh on 401."""
+
+    def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None: ...
+
+    def refresh(self) -> bool:
+        """Called once after a 401; True when a retry may now succeed."""
+        ...
+
+    def secrets(self) -> Iterable[str]:
+        """Values that must never appear in a log line, metadata or exception."""
+        ...
+
+
+class NoAuth:
+    def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
+        return None
+
+    def refresh(self) -> bool:
+        return False
+
+    def secrets(self) -> Iterable[str]:
+        return ()
+
+
+@dataclass
+class HeaderKeyAuth:
+    """A static key in a header, e.g. Azure APIM's `Ocp-Apim-Subscription-Key`."""
+
+    header: str
+    key: str
+
+    def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
+        headers[self.header] = self.key
+
+    def refresh(self) -> bool:
+        return False
+
+    def secrets(self) -> Iterable[str]:
+        return (self.key,)
+
+
+@dataclass
+class QueryKeyAuth:
+    """A static key in the query string, e.g. TomTom's `key=`; redacted from every URL we log."""
+
+    param: str
+    key: str
+
+    def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
+        params[self.param] = self.key
+
+    def refresh(self) -> bool:
+        return False
+
+    def secrets(self) -> Iterable[str]:
+        return (self.key,)
+
+
+@dataclass
+class TokenAuth:
+    """OCPI `Authorization: Token <token>`; OCPI 2.2.1 base64-encodes it, 2.1.1 APIs do not."""
+
+    token: str
+    base64_encode: bool = False
+
+    def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
+        value = base64.b64encode(self.token.encode()).decode() if self.base64_encode else self.token
+        headers["Authorization"] = f"Token {value}"
+
+    def refresh(self) -> bool:
+        return False
+
+    def secrets(self) -> Iterable[str]:
+        return (self.token, base64.b64encode(self.token.encode()).decode())
+
+
+class OAuth2Bearer:
+    """OAuth2 bearer tokens (password or client-credentials grant), cached until shortly before expiry.
+
+    The token request goes through its own `HttpClient` so it gets the same timeouts, retries and
+    (for APIs such as Zaptec, whose token endpoint allows ~1 request/s) its own rate limiter.
+    """
+
+    def __init__(
+        self,
+        token_client: HttpClient,
+        token_path: str,
+        form: Mapping[str, str],
+        *,
+        refresh_margin: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client, self._path, self._form = token_client, token_path, dict(form)
+        self._margin, self._clock = refresh_margin, clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+        self.tokens_fetched = 0
+
+    def _fetch(self) -> None:
+        response = self._client.request(
+            "POST", self._path, data=self._form, headers={"Accept": "application/json"}, auth_required=False
+        )
+        body = self._client.decode_json(response)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not token:
+            raise ResponseFormatError(
+                "token response has no access_token", api=self._client.api, method="POST", url=self._client.url_for(self._path)
+            )
+        self._token = str(token)
+        self._expires_at = self._clock() + float(body.get("expires_in") or 3600)
+        self.tokens_fetched += 1
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None or self._clock() >= self._expires_at - self._margin:
+                self._fetch()
+            assert self._token is not None
+            return self._token
+
+    def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
+        headers["Authorization"] = f"Bearer {self.token()}"
+
+    def refresh(self) -> bool:
+        with self._lock:
+            self._token = None
+        return True
+
+    def secrets(self) -> Iterable[str]:
+        values = [v for k, v in self._form.items() if k in {"password", "client_secret", "username", "client_id"}]
+        return [*values, *([self._token] if self._token else [])]
+
+
+# --------------------------------------------------------------------------------------------
+# Counters
+
+
+@dataclass
+class RequestStats:
+    """What a client did, for materialization metadata and the benchmarks."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    bytes_received: int = 0
+    backoff_seconds: float = 0.0
+    first_request_at: float | None = None
+    last_response_at: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, status: int | None, size: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self.requests += 1
+            if self.first_request_at is None:
+                self.first_request_at = now
+            self.last_response_at = now
+            if status is not None:
+                self.statuses[status] += 1
+                if status == 429:
+                    self.throttled += 1
+            self.bytes_received += size
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "http_429": self.throttled,
+            "bytes_received": self.bytes_received,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Client
+
+
+def redact_url(url: str, secrets: Iterable[str] = (), params_to_hide: Iterable[str] = ()) -> str:
+    """The URL with secret-bearing query values replaced, safe for logs and errors."""
+    hidden = {p.lower() for p in params_to_hide} | {"key", "code", "sig", "token", "password", "client_secret", "access_token"}
+    parts = urlsplit(url)
+    query = [(k, "***" if k.lower() in hidden else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    safe = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, safe="*,:"), ""))
+    return scrub(safe, secrets)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+class HttpClient:
+    """A session for one API: base URL, auth, limiter, retry policy and counters."""
+
+    def __init__(
+        self,
+        api: str,
+        base_url: str,
+        *,
+        auth: Auth | None = None,
+        limiter: RateLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        user_agent: str = "evpipeline/0.1 (+https://github.com/evpipeline)",
+        pool_size: int = 16,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+    ) -> None:
+        self.api = api
+        self.base_url = base_url.rstrip("/")
+        self.auth: Auth = auth or NoAuth()
+        self.limiter = limiter
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.stats = RequestStats()
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"User-Agent": user_agent, "Accept-Encoding": "gzip"})
+
+    def url_for(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+
+    def safe(self, text: str) -> str:
+        return scrub(text, self.auth.secrets())
+
+    def close(self) -> None:
+        self.session.close()
+
+    def excerpt(self, response: requests.Response) -> str:
+        try:
+            text = response.text[:_EXCERPT]
+        except Exception:  # noqa: BLE001 - an undecodable body is still an excerpt
+            text = repr(response.content[:_EXCERPT])
+        return self.safe(text.replace("\n", " ").strip())
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        ok: Iterable[int] = (200,),
+        check: Callable[[requests.Response], None] | None = None,
+        priority: int = 0,
+        timeout: tuple[float, float] | None = None,
+        auth_required: bool = True,
+    ) -> requests.Response:
+        """Send one logical request, retrying transient failures; returns an accepted response."""
+        url = self.url_for(path)
+        ok_statuses = frozenset(ok)
+        attempt, refreshed = 0, False
+        while True:
+            attempt += 1
+            req_headers = dict(headers or {})
+            req_params: dict[str, Any] = dict(params or {})
+            if auth_required:
+                self.auth.apply(req_headers, req_params)
+            safe_url = redact_url(requests.Request(method, url, params=req_params).prepare().url or url, self.auth.secrets())
+            if self.limiter is not None:
+                self.limiter.acquire(priority)
+            retry_after: float | None = None
+            try:
+                response = self.session.request(
+                    method, url, params=req_params, headers=req_headers, json=json_body, data=data,
+                    timeout=timeout or self.timeout,
+                )
+                size = len(response.content)  # reads the body now: a truncated stream fails here
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                self.stats.record(None, 0)
+                reason = type(exc).__name__
+                if attempt >= self.retry.max_attempts:
+                    raise TransportError(f"{reason} after retries", api=self.api, method=method, url=safe_url, attempts=attempt) from None
+                self._backoff(attempt, None, f"{reason}", method, safe_url)
+                continue
+            self.stats.record(response.status_code, size)
+            status = response.status_code
+
+            if status in ok_statuses:
+                if check is None:
+                    return response
+                try:
+                    check(response)
+                    return response
+                except RetryableResponse as signal:
+                    if attempt >= self.retry.max_attempts:
+                        raise (signal.give_up or RateLimitedError)(
+                            f"still failing after retries: {signal.reason}", api=self.api, method=method,
+                            url=safe_url, status=status, body=self.excerpt(response), attempts=attempt,
+                        ) from None
+                    self._backoff(attempt, signal.retry_after, signal.reason, method, safe_url)
+                    continue
+
+            if status == 401 and auth_required and not refreshed and self.auth.refresh():
+                refreshed = True
+                log.info("%s %s -> 401, refreshed credentials and retrying", method, safe_url)
+                continue
+            if status in self.retry.statuses:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if attempt >= self.retry.max_attempts or (retry_after or 0) > self.retry.max_retry_after:
+                    cls = RateLimitedError if status == 429 else ServerError
+                    raise cls(
+                        "gave up after retries", api=self.api, method=method, url=safe_url, status=status,
+                        body=self.excerpt(response), attempts=attempt,
+                    )
+                self._backoff(attempt, retry_after, f"HTTP {status}", method, safe_url)
+                continue
+            cls = AuthError if status in (401, 403) else ServerError if status >= 500 else ClientError
+            raise cls(
+                "request failed", api=self.api, method=method, url=safe_url, status=status,
+                body=self.excerpt(response), attempts=attempt,
+            )
+
+    def _backoff(self, attempt: int, retry_after: float | None, reason: str, method: str, safe_url: str) -> None:
+        pause = self.retry.delay(attempt, retry_after, self._rng)
+        with self.stats._lock:
+            self.stats.retries += 1
+            self.stats.backoff_seconds += pause
+        log.warning("%s %s: %s, retry %d in %.2fs", method, safe_url, reason, attempt, pause)
+        self._sleep(pause)
+
+    def decode_json(self, response: requests.Response) -> Any:
+        """The body as JSON, or a ResponseFormatError naming the request."""
+        try:
+            return json.loads(response.content)
+        except ValueError as exc:
+            raise ResponseFormatError(
+                f"malformed JSON ({exc.__class__.__name__}: {exc})", api=self.api, method=response.request.method or "GET",
+                url=redact_url(response.url, self.auth.secrets()), status=response.status_code, body=self.excerpt(response),
+            ) from None
+
+    def get_json(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        ok: Iterable[int] = (200,),
+        check: Callable[[requests.Response], None] | None = None,
+        priority: int = 0,
+    ) -> tuple[Any, requests.Response]:
+        """GET and decode JSON. A body that fails to parse (e.g. truncated in transit) is retried."""
+
+        def parse_then_check(response: requests.Response) -> None:
+            if response.status_code == 204 or not response.content:
+                response._evp_json = None  # type: ignore[attr-defined]
+            else:
+                try:
+                    response._evp_json = json.loads(response.content)  # type: ignore[attr-defined]
+                except ValueError as exc:
+                    raise RetryableResponse(f"malformed JSON: {exc}", give_up=ResponseFormatError) from None
+            if check is not None:
+                check(response)
+
+        response = self.request("GET", path, params=params, headers=headers, ok=ok, check=parse_then_check, priority=priority)
+        return response._evp_json, response  # type: ignore[attr-defined]

@@ -1,0 +1,92 @@
+"""A durable local queue for push deliveries (EVRoam webhooks, Zaptec messages).
+
+Receivers run in their own process and must answer the provider fast, while DuckDB allows a
+single writer; so receivers only append here (SQLite, WAL, one row per delivery, de-duplicated
+on the provider's id) and Dagster sensors read on from their cursor and start runs that merge.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'new',
+    note TEXT,
+    UNIQUE (source, dedupe_key)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    source: str
+    kind: str
+    dedupe_key: str
+    payload: Any
+    received_at: str
+    status: str
+    note: str | None
+
+
+class Inbox:
+    """Append-only message store shared by a receiver process and the Dagster daemon."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def put(self, source: str, kind: str, payload: Any, dedupe_key: str) -> bool:
+        """Store a delivery; False when the same one (same provider id) was already stored."""
+        with self._lock, self._connect() as con:
+            cursor = con.execute(
+                "INSERT OR IGNORE INTO messages (source, kind, dedupe_key, payload, received_at) VALUES (?, ?, ?, ?, ?)",
+                (source, kind, dedupe_key, json.dumps(payload), datetime.now(UTC).isoformat()),
+            )
+            return cursor.rowcount == 1
+
+    def after(self, source: str, last_id: int, limit: int = 500) -> list[Message]:
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT id, source, kind, dedupe_key, payload, received_at, status, note FROM messages "
+                "WHERE source = ? AND id > ? ORDER BY id LIMIT ?",
+                (source, last_id, limit),
+            ).fetchall()
+        return [Message(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
+
+    def mark(self, message_id: int, status: str, note: str | None = None) -> None:
+        with self._lock, self._connect() as con:
+            con.execute("UPDATE messages SET status = ?, note = ? WHERE id = ?", (status, note, message_id))
+
+    def count(self, source: str, status: str | None = None) -> int:
+        with self._connect() as con:
+            if status is None:
+                return int(con.execute("SELECT count(*) FROM messages WHERE source = ?", (source,)).fetchone()[0])
+            return int(con.execute("SELECT count(*) FROM messages WHERE source = ? AND status = ?", (source, status)).fetchone()[0])

@@ -1,0 +1,90 @@
+"""Every endpoint and credential, read from environment variables.
+
+Unset variables fall back to the bundled simulators on their fixed development ports, so
+`make demo` and `make dev` work with no configuration; pointing the pipeline at the real APIs is
+a matter of setting these variables, never of changing code. The README documents each one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
+
+# Fixed loopback ports the simulators use in `evpipeline simulate` / `make dev`. Tests never use
+# them: they start simulators on free ports and pass the URLs explicitly.
+SIMULATOR_PORTS: dict[str, int] = {
+    "evroam": 8701,
+    "greenflux": 8702,
+    "zaptec": 8703,
+    "tomtom": 8704,
+    "ndw": 8705,
+}
+WEBHOOK_PORT = 8710
+OCPI_SERVER_PORT = 8720
+
+
+def _sim(name: str, path: str = "") -> str:
+    return f"http://127.0.0.1:{SIMULATOR_PORTS[name]}{path}"
+
+
+# name -> (default, is_secret, description). Secrets default to the simulators' development keys,
+# which guard nothing real; production deployments set their own.
+ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
+    "EVPIPELINE_DATA_DIR": ("data", False, "Directory for the warehouse, snapshots, exports and push inbox."),
+    "EVPIPELINE_WAREHOUSE": ("", False, "DuckDB warehouse path (default: $EVPIPELINE_DATA_DIR/warehouse.duckdb; `md:` for MotherDuck)."),
+    "EVROAM_BASE_URL": (_sim("evroam", "/consumer/api"), False, "EVRoam Consumer API base URL."),
+    "EVROAM_SUBSCRIPTION_KEY": ("sim-evroam-key", True, "EVRoam APIM subscription key (Ocp-Apim-Subscription-Key)."),
+    "EVROAM_PUSH_ALLOWED_HOSTS": ("127.0.0.1,localhost,*.blob.core.windows.net", False, "Hosts push-notification files may be downloaded from (comma list, `*.` wildcards)."),
+    "EVROAM_WEBHOOK_KEY": ("sim-webhook-key", True, "Key the EVRoam webhook receiver requires as `?code=` on deliveries."),
+    "EVROAM_WEBHOOK_PUBLIC_URL": (f"http://127.0.0.1:{WEBHOOK_PORT}/api/evroam_listener", False, "Public URL of our webhook receiver, registered with EVRoam."),
+    "EVROAM_DELTA_CRON": ("*/5 * * * *", False, "EVRoam delta-sync schedule."),
+    "EVROAM_REPAIR_CRON": ("30 3 * * *", False, "EVRoam daily full (repair) pull."),
+    "GREENFLUX_BASE_URL": (_sim("greenflux"), False, "GreenFlux platform base URL (CLM API under /api/2.0)."),
+    "GREENFLUX_TOKEN": ("sim-greenflux-token", True, "GreenFlux API token (Authorization: Token ...)."),
+    "ZAPTEC_BASE_URL": (_sim("zaptec"), False, "Zaptec API base URL."),
+    "ZAPTEC_USERNAME": ("sim-user@example.com", True, "Zaptec portal username (OAuth2 password grant)."),
+    "ZAPTEC_PASSWORD": ("sim-password", True, "Zaptec portal password."),
+    "TOMTOM_BASE_URL": (_sim("tomtom"), False, "TomTom API base URL."),
+    "TOMTOM_API_KEY": ("sim-tomtom-key", True, "TomTom API key (query parameter `key`)."),
+    "TOMTOM_QPS": ("20", False, "Queries per second allowed by the TomTom key."),
+    "NDW_PUSH_BASE_URL": (_sim("ndw", "/ocpi/2.2.1"), False, "NDW DOT-NL push API base URL."),
+    "NDW_TOKEN_URL": (_sim("ndw", "/auth/realms/ndw/protocol/openid-connect/token"), False, "NDW IAM token endpoint (OAuth2 client credentials)."),
+    "NDW_CLIENT_ID": ("sim-ndw-client", True, "Our NDW service-account client id."),
+    "NDW_CLIENT_SECRET": ("sim-ndw-secret", True, "Our NDW service-account client secret."),
+    "OCPI_TOKEN": ("sim-ocpi-token", True, "Token NDW presents to our OCPI pull server (Authorization: Token ...)."),
+    "OCPI_CLIENT_ID": ("ndw-puller", True, "OAuth2 client id NDW uses against our pull server's token endpoint."),
+    "OCPI_CLIENT_SECRET": ("sim-ocpi-client-secret", True, "OAuth2 client secret for the pull server's token endpoint."),
+    "OCPI_JWT_SECRET": ("", True, "HMAC key signing the pull server's JWTs (default: derived from OCPI_CLIENT_SECRET)."),
+    "OCPI_PUBLIC_URL": (f"http://127.0.0.1:{OCPI_SERVER_PORT}", False, "Public base URL of our OCPI pull server (used in Link headers and version details)."),
+}
+
+
+def apply_defaults(environ: MutableMapping[str, str] | None = None) -> None:
+    """Fill unset variables with their simulator defaults, so `dg.EnvVar` always resolves."""
+    env = os.environ if environ is None else environ
+    for name, (default, _secret, _doc) in ENVIRONMENT.items():
+        if default and not env.get(name):
+            env[name] = default
+    # Resolve the data directory once, so every process (code server, runs, receivers) agrees.
+    env["EVPIPELINE_DATA_DIR"] = str(Path(env["EVPIPELINE_DATA_DIR"]).expanduser().resolve())
+    if not env.get("EVPIPELINE_WAREHOUSE"):
+        env["EVPIPELINE_WAREHOUSE"] = str(Path(env["EVPIPELINE_DATA_DIR"]) / "warehouse.duckdb")
+
+
+def get(name: str) -> str:
+    """One setting: the environment's value, else its documented default."""
+    value = os.environ.get(name)
+    return value if value else ENVIRONMENT[name][0]
+
+
+def data_dir() -> Path:
+    return Path(get("EVPIPELINE_DATA_DIR"))
+
+
+def warehouse_path() -> str:
+    return get("EVPIPELINE_WAREHOUSE") or str(data_dir() / "warehouse.duckdb")
+
+
+def secret_names() -> list[str]:
+    return [name for name, (_d, secret, _doc) in ENVIRONMENT.items() if secret]

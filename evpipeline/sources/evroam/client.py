@@ -1,0 +1,151 @@
+"""EVRoam Consumer API client: paged pulls, deltas by If-Modified-Since, webhook subscription, push files."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import dagster as dg
+from pydantic import Field
+
+from evpipeline.http import (
+    ClientError,
+    HeaderKeyAuth,
+    HttpClient,
+    NoAuth,
+    ResponseFormatError,
+    RetryPolicy,
+    shared_limiter,
+)
+from evpipeline.timeutil import http_date, parse_http_date, utcnow
+
+Stream = Literal["Site", "ChargingStation"]
+LIST_KEYS: dict[str, str] = {"Site": "sites", "ChargingStation": "chargingStations"}
+
+
+class PushFileGone(Exception):  # noqa: N818 - a state of the world, not a bug
+    """The notification's file expired (403) or was deleted (404): fall back to a delta sync."""
+
+
+class PushHostNotAllowed(Exception):  # noqa: N818
+    """A notification pointed at a host outside the allow-list; it is not fetched."""
+
+
+@dataclass
+class Pull:
+    """Records returned by a (delta) pull and the server time it started at (the next watermark)."""
+
+    records: list[dict[str, Any]]
+    server_time: datetime
+    pages: int
+
+
+class EVRoamClient:
+    """Calls the EVRoam Consumer API through the shared HTTP layer."""
+
+    def __init__(self, api: HttpClient, files: HttpClient, allowed_hosts: list[str]) -> None:
+        self.api, self.files, self.allowed_hosts = api, files, allowed_hosts
+
+    def fetch(self, stream: Stream, since: datetime | None) -> Pull:
+        """Every record of `stream` changed since `since` (all records when None), across pages."""
+        key = LIST_KEYS[stream]
+        headers = {"If-Modified-Since": http_date(since)} if since is not None else {}
+        records: list[dict[str, Any]] = []
+        server_time: datetime | None = None
+        page = 1
+        while True:
+            body, response = self.api.get_json(stream, params={"resultPage": page}, headers=headers, ok=(200, 202, 304))
+            if server_time is None:
+                server_time = parse_http_date(response.headers.get("Date")) or utcnow()
+            if response.status_code == 304:
+                break
+            if not isinstance(body, dict) or not isinstance(body.get(key), list):
+                raise ResponseFormatError(
+                    f"expected an object with a {key!r} list", api=self.api.api, method="GET",
+                    url=self.api.safe(response.url), status=response.status_code, body=self.api.excerpt(response),
+                )
+            records.extend(body[key])
+            if not body.get("hasMoreResults"):
+                break
+            page += 1
+        return Pull(records, server_time or utcnow(), page)
+
+    def subscribe(self, webhook_url: str, *, sites: bool = True, stations: bool = True, availability: bool = True) -> str:
+        """Register our webhook (one per API key; registering again replaces it)."""
+        response = self.api.request(
+            "POST",
+            "Notification",
+            json_body={
+                "webHookEndPoint": webhook_url,
+                "inlcudeSiteChanges": sites,  # sic: the API's own spelling
+                "includeChargingStationChanges": stations,
+                "includeChargingStationAvailabilityChanges": availability,
+            },
+            ok=(200, 201),
+        )
+        return str(self.api.decode_json(response))
+
+    def host_allowed(self, url: str) -> bool:
+        host = (urlsplit(url).hostname or "").lower()
+        return any(fnmatch.fnmatch(host, pattern.strip().lower()) for pattern in self.allowed_hosts if pattern.strip())
+
+    def download(self, url: str) -> list[dict[str, Any]]:
+        """The records in a push notification's file."""
+        if not self.host_allowed(url):
+            raise PushHostNotAllowed(f"push file host {urlsplit(url).hostname!r} is not in the allow-list")
+        try:
+            body, response = self.files.get_json(url)
+        except ClientError as exc:
+            if exc.status in (403, 404, 410):
+                raise PushFileGone(f"push file no longer available (HTTP {exc.status})") from None
+            raise
+        if not isinstance(body, list):
+            raise ResponseFormatError(
+                "push file is not a list of records", api=self.files.api, method="GET",
+                url=self.files.safe(response.url), status=response.status_code,
+            )
+        return body
+
+    def download_to(self, url: str, destination: Path) -> int:
+        """Save a push file locally (before it expires); returns the number of records."""
+        records = self.download(url)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_suffix(".part")
+        partial.write_text(json.dumps(records))
+        partial.replace(destination)  # atomic: a reader never sees half a file
+        return len(records)
+
+
+class EVRoamResource(dg.ConfigurableResource):
+    """EVRoam Consumer API (NZ Transport Agency): sites, charging stations, availability, push."""
+
+    base_url: str = Field(description="API base, e.g. https://evroam.azure-api.net/consumer/api")
+    subscription_key: str = Field(description="Ocp-Apim-Subscription-Key (secret: use dg.EnvVar)")
+    allowed_push_hosts: str = Field(
+        default="*.blob.core.windows.net", description="Comma list of hosts push files may be downloaded from"
+    )
+    requests_per_second: float = Field(default=5.0, description="Proactive client-side rate limit")
+    connect_timeout: float = 3.05
+    read_timeout: float = 30.0
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+
+    def client(self) -> EVRoamClient:
+        retry = RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base)
+        timeout = (self.connect_timeout, self.read_timeout)
+        api = HttpClient(
+            "evroam",
+            self.base_url,
+            auth=HeaderKeyAuth("Ocp-Apim-Subscription-Key", self.subscription_key),
+            limiter=shared_limiter(f"evroam:{self.base_url}", self.requests_per_second, burst=max(1.0, self.requests_per_second)),
+            retry=retry,
+            timeout=timeout,
+        )
+        # Push files live on blob storage behind their own SAS signature: never send the API key there.
+        files = HttpClient("evroam-push-files", "", auth=NoAuth(), retry=retry, timeout=timeout)
+        return EVRoamClient(api, files, self.allowed_push_hosts.split(","))

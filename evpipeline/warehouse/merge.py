@@ -1,0 +1,258 @@
+"""The one merge: upsert a validated frame into a warehouse table, set-based, inside the caller's transaction.
+
+Rules, the same for every table:
+- rows are matched on the natural `keys`; duplicates inside one frame collapse to the newest;
+- a row whose as-of time (`_observed_at` column if the frame has one, else `last_updated`) is
+  older than what the table already observed for that key is ignored, so replayed or
+  out-of-order data never overwrites newer data;
+- identical content (same `_row_hash`, same delete flag) changes nothing; a newer as-of only moves
+  `_observed_at` forward, so a later delivery of older data is still recognised as stale;
+- `is_deleted` turning true is a *delete*: the row stays, flagged, with `deleted_at`;
+- a change of the table's status column appends to `ops.status_history`.
+
+It is one `MERGE` statement over the target (the expensive part, scanning the table once). Each
+written row records what happened to it (`_change`, `_prev_status`) and carries this merge's own
+`_ingested_at` stamp, so counts and history come from a cheap filtered scan, not a second join.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+LINEAGE_COLUMNS = ("_observed_at", "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change", "_prev_status")
+# Not part of the content hash: they describe when/how we saw a row, or are derived by the merge.
+_NOT_CONTENT = {"last_updated", "is_deleted", "deleted_at", *LINEAGE_COLUMNS}
+
+_stamp_lock = threading.Lock()
+_last_stamp = datetime.min.replace(tzinfo=UTC)
+
+
+def _merge_stamp() -> datetime:
+    """A timestamp unique to one merge call in this process (strictly increasing)."""
+    global _last_stamp
+    with _stamp_lock:
+        now = datetime.now(UTC)
+        if now <= _last_stamp:
+            now = _last_stamp + timedelta(microseconds=1)
+        _last_stamp = now
+        return now
+
+
+@dataclass
+class MergeCounts:
+    """What one merge did to one table. `unchanged` includes rows skipped as stale."""
+
+    table: str
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    status_changes: int = 0
+
+    def __iadd__(self, other: MergeCounts) -> MergeCounts:
+        for name in ("fetched", "inserted", "updated", "deleted", "unchanged", "status_changes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """Column name -> DuckDB type, in table order."""
+    schema, _, name = table.rpartition(".")
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema or "main", name],
+    ).fetchall()
+    if not rows:
+        raise ValueError(f"table {table} does not exist (missing migration?)")
+    return dict(rows)
+
+
+def entity_key_sql(keys: Sequence[str], alias: str = "") -> str:
+    """The natural key as one string (`a|b`), as ops.quarantine and ops.status_history store it."""
+    prefix = f"{alias}." if alias else ""
+    parts = [f"CAST({prefix}{_ident(k)} AS VARCHAR)" for k in keys]
+    return parts[0] if len(parts) == 1 else "concat_ws('|', " + ", ".join(parts) + ")"
+
+
+def merge(
+    con: duckdb.DuckDBPyConnection,
+    frame: pd.DataFrame | Any,
+    table: str,
+    keys: Sequence[str],
+    *,
+    status_column: str | None = None,
+    source: str | None = None,
+    run_id: str | None = None,
+    lineage: str | None = None,
+) -> MergeCounts:
+    """Upsert `frame` into `table` on `keys`; call inside a transaction (see `Writer`)."""
+    counts = MergeCounts(table)
+    if frame is None or len(frame) == 0:
+        return counts
+    target = table_columns(con, table)
+    incoming = list(frame.columns)
+    unknown = [c for c in incoming if c not in target]
+    if unknown:
+        raise ValueError(f"{table}: frame has columns the table lacks: {unknown} (add a migration)")
+    missing = [c for c in (*keys, "last_updated") if c not in incoming]
+    if missing:
+        raise ValueError(f"{table}: frame lacks required columns {missing}")
+    if status_column and status_column not in incoming:
+        raise ValueError(f"{table}: status column {status_column!r} not in frame")
+
+    def cast(col: str) -> str:
+        return f"CAST(i.{_ident(col)} AS {target[col]})"
+
+    content = [c for c in incoming if c not in _NOT_CONTENT]
+    own = [c for c in content if c not in keys]
+    as_of = cast("_observed_at") if "_observed_at" in incoming else cast("last_updated")
+    row_hash = "hash(" + ", ".join(cast(c) for c in content) + ")"
+    stamp = _merge_stamp()
+    counts.fetched = len(frame)
+
+    same_content = "d._row_hash = t._row_hash AND d.is_deleted = t.is_deleted"
+    change = "CASE WHEN d.is_deleted AND NOT t.is_deleted THEN 'delete' ELSE 'update' END"
+    prev_status = f"CAST(t.{_ident(status_column)} AS VARCHAR)" if status_column else "NULL"
+    updates = ", ".join(
+        [
+            *(f"{_ident(c)} = d.{_ident(c)}" for c in own),
+            "last_updated = d.last_updated",
+            "is_deleted = d.is_deleted",
+            "deleted_at = CASE WHEN d.is_deleted THEN coalesce(t.deleted_at, d._src_deleted_at, d._as_of) END",
+            "_observed_at = d._as_of",
+            "_row_hash = d._row_hash",
+            "_ingested_at = $stamp",
+            "_run_id = $run_id",
+            "_lineage = $lineage",
+            f"_change = {change}",
+            f"_prev_status = {prev_status}",
+        ]
+    )
+    insert_cols = [*content, "last_updated", "is_deleted", "deleted_at", "_observed_at", "_row_hash",
+                   "_ingested_at", "_run_id", "_lineage", "_change", "_prev_status"]
+    insert_vals = [
+        *(f"d.{_ident(c)}" for c in content),
+        "d.last_updated", "d.is_deleted",
+        "CASE WHEN d.is_deleted THEN coalesce(d._src_deleted_at, d._as_of) END",
+        "d._as_of", "d._row_hash", "$stamp", "$run_id", "$lineage", "'insert'", "NULL",
+    ]
+    source_rows = f"""
+        SELECT {", ".join(f"{cast(c)} AS {_ident(c)}" for c in content)},
+               {cast("last_updated")} AS last_updated,
+               {as_of} AS _as_of,
+               {cast("is_deleted") if "is_deleted" in incoming else "false"} AS is_deleted,
+               {cast("deleted_at") if "deleted_at" in incoming else "CAST(NULL AS TIMESTAMPTZ)"} AS _src_deleted_at,
+               {row_hash} AS _row_hash
+        FROM _evp_incoming i
+        QUALIFY row_number() OVER (PARTITION BY {", ".join(cast(k) for k in keys)}
+                                   ORDER BY {as_of} DESC, {row_hash} DESC) = 1
+    """
+    con.register("_evp_incoming", frame)
+    try:
+        con.execute(
+            f"""
+            MERGE INTO {table} AS t
+            USING ({source_rows}) AS d
+            ON {" AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in keys)}
+            WHEN MATCHED AND d._as_of >= t._observed_at AND NOT ({same_content}) THEN UPDATE SET {updates}
+            WHEN MATCHED AND d._as_of > t._observed_at THEN UPDATE SET _observed_at = d._as_of
+            WHEN NOT MATCHED THEN INSERT ({", ".join(_ident(c) for c in insert_cols)}) VALUES ({", ".join(insert_vals)})
+            """,
+            {"stamp": stamp, "run_id": run_id, "lineage": lineage},
+        )
+    finally:
+        con.unregister("_evp_incoming")
+
+    written = dict(con.execute(f"SELECT _change, count(*) FROM {table} WHERE _ingested_at = $stamp GROUP BY 1", {"stamp": stamp}).fetchall())
+    counts.inserted = written.get("insert", 0)
+    counts.updated = written.get("update", 0)
+    counts.deleted = written.get("delete", 0)
+    considered = counts.fetched if counts.changed == counts.fetched else _distinct_keys(frame, keys)
+    counts.unchanged = considered - counts.changed
+
+    if status_column and counts.changed:
+        counts.status_changes = con.execute(
+            f"""
+            INSERT INTO ops.status_history
+            SELECT $source, $table, {entity_key_sql(keys)}, $column, _prev_status,
+                   CAST({_ident(status_column)} AS VARCHAR), last_updated, now(), $run_id
+            FROM {table}
+            WHERE _ingested_at = $stamp AND CAST({_ident(status_column)} AS VARCHAR) IS DISTINCT FROM _prev_status
+            """,
+            {"source": source or table.split(".")[0], "table": table, "column": status_column, "stamp": stamp, "run_id": run_id},
+        ).fetchone()[0]
+    return counts
+
+
+def _distinct_keys(frame: pd.DataFrame, keys: Sequence[str]) -> int:
+    """Rows left after collapsing duplicate keys (what the merge actually considered)."""
+    if len(keys) == 1:
+        return int(frame[keys[0]].nunique(dropna=False))
+    return int(len(frame.drop_duplicates(list(keys))))
+
+
+def flag_missing(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    keys: Sequence[str],
+    present: pd.DataFrame,
+    as_of: datetime,
+    *,
+    scope_keys: pd.DataFrame | None = None,
+    run_id: str | None = None,
+) -> int:
+    """After a complete snapshot, flag rows the source no longer returns (hard deletes) as deleted.
+
+    `present` holds the key columns of every row in the snapshot. `scope_keys` (a frame of some
+    key columns) limits the sweep to the rows the snapshot covers, e.g. the connectors of the
+    stations just fetched. Rows observed after the snapshot began (e.g. by a push) are left alone.
+    """
+    key_frame = present[list(keys)].drop_duplicates()
+    con.register("_evp_present", key_frame)
+    scope = ""
+    if scope_keys is not None:
+        con.register("_evp_scope", scope_keys.drop_duplicates())
+        scope = "AND EXISTS (SELECT 1 FROM _evp_scope s WHERE " + " AND ".join(
+            f"s.{_ident(k)} = {table}.{_ident(k)}" for k in scope_keys.columns
+        ) + ")"
+    try:
+        match = " AND ".join(f"p.{_ident(k)} = {table}.{_ident(k)}" for k in keys)
+        row = con.execute(
+            f"""
+            UPDATE {table}
+            SET is_deleted = true, deleted_at = coalesce(deleted_at, CAST($as_of AS TIMESTAMPTZ)),
+                last_updated = greatest(last_updated, CAST($as_of AS TIMESTAMPTZ)),
+                _observed_at = greatest(_observed_at, CAST($as_of AS TIMESTAMPTZ)),
+                _ingested_at = now(), _run_id = $run_id, _change = 'delete',
+                _lineage = 'hard delete: absent from full snapshot'
+            WHERE NOT is_deleted AND _observed_at <= CAST($as_of AS TIMESTAMPTZ)
+              AND NOT EXISTS (SELECT 1 FROM _evp_present p WHERE {match})
+              {scope}
+            """,
+            {"as_of": as_of, "run_id": run_id},
+        ).fetchone()
+    finally:
+        con.unregister("_evp_present")
+        if scope_keys is not None:
+            con.unregister("_evp_scope")
+    return int(row[0]) if row else 0

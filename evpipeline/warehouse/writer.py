@@ -1,0 +1,163 @@
+"""One write = one DuckDB transaction: merges, quarantine, watermark and the run log commit together.
+
+A crash anywhere before `COMMIT` leaves the warehouse and the watermark exactly as they were, so a
+rerun fetches the same changes again and converges on the same state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from evpipeline.warehouse.merge import MergeCounts, flag_missing, merge
+
+
+@dataclass(frozen=True)
+class QuarantineRecord:
+    """A row that failed validation: kept with its reasons and the raw payload, never merged."""
+
+    table_name: str
+    entity_key: str
+    failed_checks: str
+    raw: Any
+
+    @property
+    def raw_json(self) -> str:
+        return json.dumps(self.raw, sort_keys=True, default=str)
+
+    @property
+    def payload_hash(self) -> str:
+        return hashlib.sha256(self.raw_json.encode()).hexdigest()[:32]
+
+
+def read_sync_state(con: duckdb.DuckDBPyConnection, source: str, stream: str) -> tuple[datetime | None, dict[str, Any]]:
+    """(watermark, cursor) of a source stream; (None, {}) before its first sync."""
+    row = con.execute(
+        "SELECT watermark, cursor FROM ops.sync_state WHERE source = ? AND stream = ?", [source, stream]
+    ).fetchone()
+    if row is None:
+        return None, {}
+    return row[0], json.loads(row[1]) if row[1] else {}
+
+
+@dataclass
+class Writer:
+    """Collects one source's writes inside an open transaction."""
+
+    con: duckdb.DuckDBPyConnection
+    source: str
+    run_id: str | None = None
+    counts: dict[str, MergeCounts] = field(default_factory=dict)
+    quarantined: int = 0
+    watermarks: dict[str, datetime | None] = field(default_factory=dict)
+
+    def merge(
+        self,
+        frame: pd.DataFrame,
+        table: str,
+        keys: Sequence[str],
+        *,
+        status_column: str | None = None,
+        lineage: str | None = None,
+    ) -> MergeCounts:
+        result = merge(
+            self.con, frame, table, keys, status_column=status_column, source=self.source, run_id=self.run_id, lineage=lineage
+        )
+        self.counts.setdefault(table, MergeCounts(table))
+        self.counts[table] += result
+        return result
+
+    def flag_missing(
+        self, table: str, keys: Sequence[str], present: pd.DataFrame, as_of: datetime, *, scope_keys: pd.DataFrame | None = None
+    ) -> int:
+        flagged = flag_missing(self.con, table, keys, present, as_of, scope_keys=scope_keys, run_id=self.run_id)
+        self.counts.setdefault(table, MergeCounts(table)).deleted += flagged
+        return flagged
+
+    def quarantine(self, records: Sequence[QuarantineRecord]) -> int:
+        """Store failing rows; the same payload seen again bumps its counters instead of duplicating."""
+        if not records:
+            return 0
+        frame = pd.DataFrame(
+            {
+                "table_name": [r.table_name for r in records],
+                "entity_key": [r.entity_key for r in records],
+                "payload_hash": [r.payload_hash for r in records],
+                "failed_checks": [r.failed_checks for r in records],
+                "raw_json": [r.raw_json for r in records],
+            }
+        ).drop_duplicates(["table_name", "entity_key", "payload_hash"])
+        self.con.register("_evp_quarantine", frame)
+        try:
+            self.con.execute(
+                """
+                INSERT INTO ops.quarantine AS q
+                SELECT $source, table_name, entity_key, payload_hash, failed_checks, raw_json,
+                       $run_id, $run_id, now(), now(), 1
+                FROM _evp_quarantine
+                ON CONFLICT (source, table_name, entity_key, payload_hash) DO UPDATE SET
+                    last_run_id = EXCLUDED.last_run_id, last_seen = EXCLUDED.last_seen,
+                    failed_checks = EXCLUDED.failed_checks, occurrences = q.occurrences + 1
+                """,
+                {"source": self.source, "run_id": self.run_id},
+            )
+        finally:
+            self.con.unregister("_evp_quarantine")
+        self.quarantined += len(frame)
+        return len(frame)
+
+    def set_sync_state(self, stream: str, watermark: datetime | None, cursor: dict[str, Any] | None = None) -> None:
+        """Advance a stream's watermark (never backwards) in the same transaction as the data."""
+        self.con.execute(
+            """
+            INSERT INTO ops.sync_state AS s (source, stream, watermark, cursor, updated_at, run_id)
+            VALUES ($source, $stream, $watermark, $cursor, now(), $run_id)
+            ON CONFLICT (source, stream) DO UPDATE SET
+                watermark = CASE WHEN s.watermark IS NULL OR EXCLUDED.watermark > s.watermark
+                                 THEN EXCLUDED.watermark ELSE s.watermark END,
+                cursor = coalesce(EXCLUDED.cursor, s.cursor),
+                updated_at = EXCLUDED.updated_at, run_id = EXCLUDED.run_id
+            """,
+            {
+                "source": self.source,
+                "stream": stream,
+                "watermark": watermark,
+                "cursor": json.dumps(cursor) if cursor is not None else None,
+                "run_id": self.run_id,
+            },
+        )
+        self.watermarks[stream] = watermark
+
+    def log_run(self, stream: str, *, requests: int | None = None, watermark: datetime | None = None, details: dict[str, Any] | None = None) -> None:
+        total = MergeCounts("*")
+        for c in self.counts.values():
+            total += c
+        self.con.execute(
+            "INSERT INTO ops.runs VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                self.run_id, self.source, stream, requests, total.fetched, total.inserted, total.updated,
+                total.deleted, total.unchanged, self.quarantined, watermark,
+                json.dumps({"tables": {t: c.as_dict() for t, c in self.counts.items()}, **(details or {})}, default=str),
+            ],
+        )
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, source: str, run_id: str | None = None) -> Iterator[Writer]:
+    """BEGIN ... COMMIT around a Writer; any exception rolls everything back."""
+    con.execute("BEGIN TRANSACTION")
+    writer = Writer(con, source, run_id)
+    try:
+        yield writer
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

@@ -1,0 +1,266 @@
+"""The shared HTTP layer against a real loopback server: retries, limits, auth, typed errors, secrets."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from evpipeline.http import (
+    AuthError,
+    ClientError,
+    HeaderKeyAuth,
+    HttpClient,
+    OAuth2Bearer,
+    QueryKeyAuth,
+    RateLimitedError,
+    RateLimiter,
+    ResponseFormatError,
+    RetryableResponse,
+    RetryPolicy,
+    ServerError,
+    TokenAuth,
+    TransportError,
+    parse_retry_after,
+    redact_url,
+)
+from evpipeline.simulators.toolkit import HttpReply, Request, Response, SimServer
+
+SECRET = "s3cr3t-key-value"
+
+
+class EchoServer(SimServer):
+    name = "echo"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens_issued = 0
+        self.valid_token = "tok-1"
+        self.issue_invalid = False
+        self.route("GET", r"/data", self._data)
+        self.route("GET", r"/secured", self._secured)
+        self.route("POST", r"/token", self._token)
+        self.route("GET", r"/bearer", self._bearer)
+        self.route("GET", r"/missing", lambda r: Response.json({"error": f"no such thing, key={SECRET}"}, 404))
+        self.route("GET", r"/crash", lambda r: Response.json({"error": "boom"}, 500))
+
+    def _data(self, request: Request) -> Response:
+        return Response.json({"items": list(range(50)), "echo": request.query})
+
+    def _secured(self, request: Request) -> Response:
+        if request.header("X-Key") != SECRET:
+            raise HttpReply(Response.json({"message": "bad key"}, 401))
+        return Response.json({"ok": True})
+
+    def _token(self, request: Request) -> Response:
+        self.tokens_issued += 1
+        issued = f"tok-{self.tokens_issued}"
+        if not self.issue_invalid:
+            self.valid_token = issued
+        return Response.json({"access_token": issued, "expires_in": 3600, "token_type": "Bearer"})
+
+    def _bearer(self, request: Request) -> Response:
+        if request.header("Authorization") != f"Bearer {self.valid_token}":
+            return Response.json({"message": "expired"}, 401)
+        return Response.json({"ok": True})
+
+
+@pytest.fixture
+def server() -> Iterator[EchoServer]:
+    with EchoServer() as s:
+        yield s  # type: ignore[misc]
+
+
+def client(server: SimServer, sleeps: list[float] | None = None, **kwargs: object) -> HttpClient:
+    recorded = sleeps if sleeps is not None else []
+    return HttpClient(
+        "echo", server.url, retry=RetryPolicy(max_attempts=4, backoff_base=0.01), timeout=(1.0, 0.5),
+        sleep=recorded.append, seed=1, **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("fault", ["429", "502", "503", "504", "truncate", "disconnect", "timeout"])
+def test_transient_faults_are_retried_and_counted(server: EchoServer, fault: str) -> None:
+    server.faults.timeout_seconds = 1.0
+    server.faults.inject(fault, count=2)
+    sleeps: list[float] = []
+    http = client(server, sleeps)
+    body, _ = http.get_json("data")
+    assert body["items"] == list(range(50))
+    assert http.stats.requests == 3 and http.stats.retries == 2 and len(sleeps) == 2
+
+
+def test_retry_after_is_honoured(server: EchoServer) -> None:
+    server.faults.retry_after = 3
+    server.faults.inject("429")
+    sleeps: list[float] = []
+    http = client(server, sleeps)
+    http.get_json("data")
+    assert 3.0 <= sleeps[0] <= 3.1
+    assert http.stats.throttled == 1
+
+
+def test_backoff_grows_exponentially_with_jitter() -> None:
+    import random
+
+    policy = RetryPolicy(backoff_base=1.0, backoff_max=100)
+    rng = random.Random(3)
+    caps = [1, 2, 4, 8]
+    delays = [policy.delay(attempt, None, rng) for attempt in (1, 2, 3, 4)]
+    assert all(0 <= d <= cap for d, cap in zip(delays, caps, strict=True))
+    assert len(set(delays)) == 4  # jittered, not lockstep
+
+
+def test_persistent_429_and_5xx_become_typed_errors(server: EchoServer) -> None:
+    server.faults.retry_after = 0
+    server.faults.inject("429", count=10)
+    with pytest.raises(RateLimitedError) as excinfo:
+        client(server).get_json("data")
+    assert excinfo.value.status == 429 and excinfo.value.attempts == 4
+    server.faults.clear()
+    server.faults.inject("503", count=10)
+    with pytest.raises(ServerError):
+        client(server).get_json("data")
+
+
+def test_500_and_4xx_are_not_retried(server: EchoServer) -> None:
+    http = client(server)
+    with pytest.raises(ServerError):
+        http.get_json("crash")
+    with pytest.raises(ClientError) as excinfo:
+        http.get_json("missing")
+    assert excinfo.value.status == 404 and http.stats.requests == 2 and http.stats.retries == 0
+
+
+def test_truncated_json_that_never_recovers_is_a_format_error(server: EchoServer) -> None:
+    server.faults.inject("truncate", count=10)
+    with pytest.raises(ResponseFormatError):
+        client(server).get_json("data")
+
+
+def test_connection_refused_is_a_transport_error() -> None:
+    dead = HttpClient("dead", "http://127.0.0.1:9", retry=RetryPolicy(max_attempts=2, backoff_base=0.001), sleep=lambda s: None)
+    with pytest.raises(TransportError):
+        dead.get_json("anything")
+
+
+def test_bad_key_is_an_auth_error_without_the_secret(server: EchoServer) -> None:
+    http = client(server, auth=HeaderKeyAuth("X-Key", "wrong-" + SECRET))
+    with pytest.raises(AuthError) as excinfo:
+        http.get_json("secured")
+    assert excinfo.value.status == 401
+    assert SECRET not in str(excinfo.value)
+    ok, _ = client(server, auth=HeaderKeyAuth("X-Key", SECRET)).get_json("secured")
+    assert ok == {"ok": True}
+
+
+def test_secrets_never_appear_in_errors(server: EchoServer) -> None:
+    http = client(server, auth=QueryKeyAuth("key", SECRET))
+    with pytest.raises(ClientError) as excinfo:
+        http.get_json("missing")
+    message = str(excinfo.value)
+    assert SECRET not in message and "key=***" in message
+    assert "***" in (excinfo.value.body_excerpt or "")
+
+
+def test_redact_url_hides_signature_and_keys() -> None:
+    url = "https://blob.example/x.json?sv=2021&se=2026-01-01T00%3A00%3A00Z&sig=abcdef&key=k"
+    safe = redact_url(url)
+    assert "abcdef" not in safe and "sig=***" in safe and "key=***" in safe and "sv=2021" in safe
+
+
+def test_token_auth_encodings() -> None:
+    headers: dict[str, str] = {}
+    TokenAuth("example-token", base64_encode=True).apply(headers, {})
+    assert headers["Authorization"] == "Token ZXhhbXBsZS10b2tlbg=="
+    TokenAuth("example-token").apply(headers, {})
+    assert headers["Authorization"] == "Token example-token"
+
+
+def test_oauth2_bearer_refreshes_once_on_401(server: EchoServer) -> None:
+    token_client = client(server)
+    bearer = OAuth2Bearer(token_client, "token", {"grant_type": "password", "username": "u", "password": SECRET})
+    http = client(server, auth=bearer)
+    assert http.get_json("bearer")[0] == {"ok": True}
+    assert bearer.tokens_fetched == 1
+    server.valid_token = "expired-by-server"  # the token dies mid-sync
+    assert http.get_json("bearer")[0] == {"ok": True}  # 401 -> new token -> retried, no failure
+    assert bearer.tokens_fetched == 2
+    server.valid_token, server.issue_invalid = "revoked", True  # credentials no longer work
+    with pytest.raises(AuthError):
+        http.get_json("bearer")
+    assert bearer.tokens_fetched == 3  # refreshed exactly once, then a clear error
+
+
+def test_oauth2_token_cached_until_margin() -> None:
+    now = [0.0]
+
+    class FakeTokens:
+        api = "fake"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def request(self, *args: object, **kwargs: object) -> object:
+            self.calls += 1
+            return self
+
+        def decode_json(self, response: object) -> dict[str, object]:
+            return {"access_token": f"t{self.calls}", "expires_in": 100}
+
+        def url_for(self, path: str) -> str:
+            return path
+
+    fake = FakeTokens()
+    bearer = OAuth2Bearer(fake, "token", {}, refresh_margin=10, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert bearer.token() == "t1"
+    now[0] = 89.0
+    assert bearer.token() == "t1"
+    now[0] = 91.0  # within the margin of expiry: refreshed proactively
+    assert bearer.token() == "t2"
+
+
+def test_check_hook_can_retry_a_200(server: EchoServer) -> None:
+    calls = []
+
+    def check(response: object) -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise RetryableResponse("in-body rate limit", retry_after=0.2)
+
+    sleeps: list[float] = []
+    client(server, sleeps).request("GET", "data", check=check)
+    assert len(calls) == 3 and all(s >= 0.2 for s in sleeps)
+
+
+def test_parse_retry_after_forms() -> None:
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+    assert parse_retry_after("garbage") is None
+
+
+def test_rate_limiter_holds_the_rate() -> None:
+    limiter = RateLimiter(rate=50, burst=1)
+    started = time.monotonic()
+    for _ in range(26):
+        limiter.acquire()
+    elapsed = time.monotonic() - started
+    assert elapsed >= 0.49  # 25 refills at 50/s
+
+
+def test_rate_limiter_serves_high_priority_first() -> None:
+    limiter = RateLimiter(rate=20, burst=1)
+    limiter.acquire()  # drain the bucket
+    order: list[str] = []
+    low = [threading.Thread(target=lambda: (limiter.acquire(priority=10), order.append("low"))) for _ in range(3)]
+    for t in low:
+        t.start()
+    time.sleep(0.01)
+    high = threading.Thread(target=lambda: (limiter.acquire(priority=0), order.append("high")))
+    high.start()
+    for t in [*low, high]:
+        t.join()
+    assert order.index("high") <= 1  # jumps the queue of bulk requests

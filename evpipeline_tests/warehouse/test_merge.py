@@ -1,0 +1,177 @@
+"""merge(), flag_missing(), the Writer transaction, quarantine and sync state, on a real DuckDB file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from evpipeline.warehouse import Migration, QuarantineRecord, WarehouseResource, register, source_table
+from evpipeline.warehouse import migrations as migration_registry
+from evpipeline_tests.conftest import query, scalar
+
+register(
+    Migration(
+        "testsrc",
+        1,
+        "things",
+        "CREATE SCHEMA IF NOT EXISTS testsrc;"
+        + source_table("testsrc.things", "thing_id VARCHAR NOT NULL, part INTEGER NOT NULL, status VARCHAR, power DOUBLE, tags JSON"),
+    )
+)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+KEYS = ["thing_id", "part"]
+
+
+def frame(rows: list[tuple[str, int, str, float, datetime]], deleted: list[bool] | None = None) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["thing_id", "part", "status", "power", "last_updated"])
+    df["last_updated"] = pd.to_datetime(df["last_updated"], utc=True)
+    df["is_deleted"] = deleted or [False] * len(rows)
+    return df
+
+
+def merge(warehouse: WarehouseResource, df: pd.DataFrame, run_id: str = "r1"):  # noqa: ANN201
+    with warehouse.writer("testsrc", run_id) as w:
+        return w.merge(df, "testsrc.things", KEYS, status_column="status")
+
+
+def rows(warehouse: WarehouseResource) -> list[tuple]:
+    return query(warehouse, "SELECT thing_id, part, status, power, is_deleted FROM testsrc.things ORDER BY 1, 2")
+
+
+def test_insert_update_unchanged_counts(warehouse: WarehouseResource) -> None:
+    c = merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, T0), ("b", 1, "CHARGING", 22.0, T0)]))
+    assert (c.inserted, c.updated, c.unchanged, c.status_changes) == (2, 0, 0, 2)
+    c = merge(warehouse, frame([("a", 1, "CHARGING", 11.0, T0 + timedelta(minutes=1)), ("b", 1, "CHARGING", 22.0, T0)]))
+    assert (c.inserted, c.updated, c.unchanged, c.status_changes) == (0, 1, 1, 1)
+    assert rows(warehouse) == [("a", 1, "CHARGING", 11.0, False), ("b", 1, "CHARGING", 22.0, False)]
+
+
+def test_replay_changes_nothing(warehouse: WarehouseResource) -> None:
+    data = frame([("a", 1, "AVAILABLE", 11.0, T0), ("b", 2, "CHARGING", 22.0, T0)])
+    merge(warehouse, data)
+    before = query(warehouse, "SELECT * EXCLUDE (_ingested_at, _run_id) FROM testsrc.things ORDER BY 1")
+    history = scalar(warehouse, "SELECT count(*) FROM ops.status_history")
+    c = merge(warehouse, data, run_id="r2")
+    assert (c.inserted, c.updated, c.deleted, c.unchanged) == (0, 0, 0, 2)
+    assert query(warehouse, "SELECT * EXCLUDE (_ingested_at, _run_id) FROM testsrc.things ORDER BY 1") == before
+    assert scalar(warehouse, "SELECT count(*) FROM ops.status_history") == history
+
+
+def test_older_data_never_overwrites_newer(warehouse: WarehouseResource) -> None:
+    merge(warehouse, frame([("a", 1, "CHARGING", 11.0, T0 + timedelta(hours=1))]))
+    c = merge(warehouse, frame([("a", 1, "AVAILABLE", 7.0, T0)]))  # arrives late
+    assert c.updated == 0 and c.unchanged == 1
+    assert rows(warehouse) == [("a", 1, "CHARGING", 11.0, False)]
+
+
+def test_unchanged_newer_observation_protects_against_late_older_change(warehouse: WarehouseResource) -> None:
+    merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, T0)]))
+    # 10:20 confirms the same content; a change stamped 10:10 arriving afterwards is stale.
+    merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, T0 + timedelta(minutes=20))]))
+    c = merge(warehouse, frame([("a", 1, "OUTOFORDER", 11.0, T0 + timedelta(minutes=10))]))
+    assert c.updated == 0
+    assert rows(warehouse)[0][2] == "AVAILABLE"
+    # last_updated keeps the time the content last changed, not the time we last saw it.
+    assert scalar(warehouse, "SELECT last_updated FROM testsrc.things") == T0
+
+
+def test_same_timestamp_different_content_is_applied(warehouse: WarehouseResource) -> None:
+    """GreenFlux marks moved EVSEs REMOVED without touching their timestamp: that must land."""
+    merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, T0)]))
+    c = merge(warehouse, frame([("a", 1, "REMOVED", 11.0, T0)]))
+    assert c.updated == 1 and rows(warehouse)[0][2] == "REMOVED"
+
+
+def test_duplicates_in_one_frame_collapse_to_the_newest(warehouse: WarehouseResource) -> None:
+    c = merge(warehouse, frame([("a", 1, "OLD", 1.0, T0), ("a", 1, "NEW", 2.0, T0 + timedelta(seconds=1))]))
+    assert c.inserted == 1 and c.unchanged == 0
+    assert rows(warehouse) == [("a", 1, "NEW", 2.0, False)]
+
+
+def test_soft_delete_is_a_flag_with_deleted_at(warehouse: WarehouseResource) -> None:
+    merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, T0)]))
+    later = T0 + timedelta(minutes=5)
+    c = merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, later)], deleted=[True]))
+    assert c.deleted == 1 and c.updated == 0
+    assert query(warehouse, "SELECT is_deleted, deleted_at FROM testsrc.things") == [(True, later)]
+    c = merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, later + timedelta(minutes=5))], deleted=[True]))
+    assert c.deleted == 0 and c.unchanged == 1  # still deleted: nothing new
+    assert scalar(warehouse, "SELECT deleted_at FROM testsrc.things") == later  # first deletion time kept
+    c = merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, later + timedelta(minutes=9))]))
+    assert c.updated == 1 and query(warehouse, "SELECT is_deleted, deleted_at FROM testsrc.things") == [(False, None)]
+
+
+def test_flag_missing_marks_hard_deletes_within_scope(warehouse: WarehouseResource) -> None:
+    merge(warehouse, frame([("a", 1, "X", 1.0, T0), ("a", 2, "X", 1.0, T0), ("b", 1, "X", 1.0, T0)]))
+    snapshot = pd.DataFrame({"thing_id": ["a"], "part": [1]})
+    as_of = T0 + timedelta(hours=1)
+    with warehouse.writer("testsrc") as w:
+        flagged = w.flag_missing("testsrc.things", KEYS, snapshot, as_of, scope_keys=pd.DataFrame({"thing_id": ["a"]}))
+    assert flagged == 1  # a/2 vanished; b is outside the snapshot's scope
+    assert [(r[0], r[1], r[4]) for r in rows(warehouse)] == [("a", 1, False), ("a", 2, True), ("b", 1, False)]
+    with warehouse.writer("testsrc") as w:
+        assert w.flag_missing("testsrc.things", KEYS, snapshot, as_of) == 1  # unscoped: b goes too
+
+
+def test_flag_missing_spares_rows_observed_after_the_snapshot(warehouse: WarehouseResource) -> None:
+    merge(warehouse, frame([("late", 1, "X", 1.0, T0 + timedelta(hours=2))]))
+    with warehouse.writer("testsrc") as w:
+        assert w.flag_missing("testsrc.things", KEYS, pd.DataFrame({"thing_id": [], "part": []}), T0 + timedelta(hours=1)) == 0
+
+
+def test_crash_before_commit_leaves_everything_untouched(warehouse: WarehouseResource) -> None:
+    merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, T0)]))
+    with warehouse.writer("testsrc") as w:
+        w.set_sync_state("things", T0)
+    with pytest.raises(RuntimeError), warehouse.writer("testsrc", "crashing") as w:
+        w.merge(frame([("a", 1, "CHARGING", 11.0, T0 + timedelta(hours=1)), ("z", 1, "NEW", 1.0, T0)]), "testsrc.things", KEYS, status_column="status")
+        w.quarantine([QuarantineRecord("testsrc.things", "q", "bad", {"x": 1})])
+        w.set_sync_state("things", T0 + timedelta(hours=1))
+        raise RuntimeError("killed between merge and commit")
+    assert rows(warehouse) == [("a", 1, "AVAILABLE", 11.0, False)]
+    assert scalar(warehouse, "SELECT watermark FROM ops.sync_state WHERE stream = 'things'") == T0
+    assert scalar(warehouse, "SELECT count(*) FROM ops.quarantine") == 0
+    assert scalar(warehouse, "SELECT count(*) FROM ops.status_history WHERE run_id = 'crashing'") == 0
+
+
+def test_watermark_never_moves_backwards(warehouse: WarehouseResource) -> None:
+    with warehouse.writer("testsrc") as w:
+        w.set_sync_state("s", T0 + timedelta(hours=1), {"page": 3})
+    with warehouse.writer("testsrc") as w:
+        w.set_sync_state("s", T0)
+    assert warehouse.sync_state("testsrc", "s") == (T0 + timedelta(hours=1), {"page": 3})
+
+
+def test_quarantine_is_idempotent_per_payload(warehouse: WarehouseResource) -> None:
+    record = QuarantineRecord("testsrc.things", "k1", "power: ge(0) (got -1)", {"id": "k1", "power": -1})
+    for run in ("r1", "r2"):
+        with warehouse.writer("testsrc", run) as w:
+            w.quarantine([record])
+    assert query(warehouse, "SELECT entity_key, occurrences, first_run_id, last_run_id, raw_json FROM ops.quarantine") == [
+        ("k1", 2, "r1", "r2", '{"id": "k1", "power": -1}')
+    ]
+
+
+def test_status_history_records_transitions(warehouse: WarehouseResource) -> None:
+    for minute, status in enumerate(["AVAILABLE", "CHARGING", "CHARGING", "AVAILABLE"]):
+        merge(warehouse, frame([("a", 1, status, 11.0, T0 + timedelta(minutes=minute))]))
+    assert query(warehouse, "SELECT entity_key, old_status, new_status FROM ops.status_history ORDER BY status_at") == [
+        ("a|1", None, "AVAILABLE"), ("a|1", "AVAILABLE", "CHARGING"), ("a|1", "CHARGING", "AVAILABLE")
+    ]
+
+
+def test_unknown_columns_are_rejected(warehouse: WarehouseResource) -> None:
+    df = frame([("a", 1, "X", 1.0, T0)]).assign(surprise=1)
+    with pytest.raises(ValueError, match="surprise"):
+        merge(warehouse, df)
+
+
+def test_migrations_apply_once_and_refuse_edits(warehouse: WarehouseResource) -> None:
+    with warehouse.get_connection() as con:
+        assert migration_registry.apply(con) == []
+        versions = con.execute("SELECT component, version FROM ops.schema_migrations ORDER BY 1").fetchall()
+    assert ("ops", 1) in versions and ("testsrc", 1) in versions
+    with pytest.raises(ValueError, match="different SQL"):
+        register(Migration("testsrc", 1, "things", "CREATE TABLE changed(x INT)"))
