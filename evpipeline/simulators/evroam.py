@@ -29,6 +29,7 @@ from importlib import resources
 from typing import Any
 
 from evpipeline.simulators.toolkit import (
+    ChargingPark,
     HttpReply,
     Request,
     Response,
@@ -278,6 +279,36 @@ class EVRoamSimulator(SimServer):
         for table in (self.sites, self.stations):
             for key in [k for k, r in table.items() if r.soft_deleted_at and r.soft_deleted_at <= horizon]:
                 del table[key]
+
+    TOMTOM_TYPES = {
+        "Type 2 Socketed": "IEC62196Type2Outlet", "Type 2 Tethered": "IEC62196Type2CableAttached",
+        "Type 1 Tethered": "IEC62196Type1", "Type 2 CCS": "IEC62196Type2CCS", "CHAdeMO": "Chademo",
+    }
+
+    def charging_parks(self) -> list[ChargingPark]:
+        """Every live site with its stations' connectors, as TomTom would list it."""
+        with self.lock:
+            by_site: dict[str, list[tuple[str, float]]] = {}
+            for record in self.stations.values():
+                body = record.body
+                if body["providerDeleted"]:
+                    continue
+                for connector in body["connectors"]:
+                    kind = self.TOMTOM_TYPES.get(connector["connectorType"])
+                    if kind:
+                        by_site.setdefault(body["siteId"], []).append((kind, float(body["kwRated"] or 0)))
+            parks = []
+            for site_id, record in self.sites.items():
+                site = record.body
+                location = (site.get("accessLocations") or [{}])[0]
+                if site["providerDeleted"] or site_id not in by_site or "lat" not in location:
+                    continue
+                counts: dict[tuple[str, float], int] = {}
+                for pair in by_site[site_id]:
+                    counts[pair] = counts.get(pair, 0) + 1
+                parks.append(ChargingPark(site_id, site["name"], location["lat"], location["lon"], "NZL",
+                                          tuple((k, kw, n) for (k, kw), n in sorted(counts.items()))))
+            return parks
 
     # -- API ---------------------------------------------------------------------------------
     def _authorize(self, request: Request) -> None:

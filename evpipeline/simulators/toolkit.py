@@ -190,6 +190,22 @@ class ServerRateLimit:
             return False, (1 - tokens) / self.rate
 
 
+@dataclass(frozen=True)
+class ChargingPark:
+    """A physical charging location as a map provider would know it (used to seed TomTom's POIs).
+
+    `connectors` are (TomTom connector type, rated kW, count) triples, e.g.
+    ("IEC62196Type2CCS", 150.0, 2). `ref` identifies the place in its own simulator (for tests).
+    """
+
+    ref: str
+    name: str
+    latitude: float
+    longitude: float
+    country: str  # ISO 3166 alpha-3
+    connectors: tuple[tuple[str, float, int], ...]
+
+
 @dataclass
 class LoggedRequest:
     method: str
@@ -311,6 +327,11 @@ class SimServer:
         self.clock.advance(seconds)
         with self.lock:
             self.evolve(seconds)
+
+    def charging_parks(self) -> list[ChargingPark]:
+        """The physical charging locations this API's fleet describes (TomTom's simulator lists the same
+        places, as TomTom's own database does). Override per API."""
+        return []
 
     def tick(self, seconds: float) -> None:
         """Let `seconds` worth of change happen now (live clocks move by themselves)."""

@@ -1,0 +1,3 @@
+"""The canonical, OCPI-shaped model (schema `mart`) that joins every source."""
+
+from evpipeline.model import tables as tables  # registers the mart migrations
