@@ -12,6 +12,8 @@ from evpipeline import settings
 
 settings.apply_defaults()
 
+from evpipeline.model.definitions import defs as model_defs  # noqa: E402
+from evpipeline.ndw.definitions import defs as ndw_defs  # noqa: E402
 from evpipeline.resources import PushInboxResource  # noqa: E402
 from evpipeline.sources.evroam.client import EVRoamResource  # noqa: E402
 from evpipeline.sources.evroam.definitions import defs as evroam_defs  # noqa: E402
@@ -34,11 +36,13 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
 
 sync_all_job = dg.define_asset_job(
     "sync_all",
-    selection=dg.AssetSelection.groups(*SOURCE_GROUPS),
+    selection=dg.AssetSelection.groups(*SOURCE_GROUPS) | dg.AssetSelection.groups("mart"),
     description="Every source's delta sync (bootstraps on the first run), then the canonical model.",
 )
 
 defs = dg.Definitions.merge(
     evroam_defs,
+    model_defs,
+    ndw_defs,
     dg.Definitions(resources=build_resources(), jobs=[sync_all_job], executor=dg.in_process_executor),
 )

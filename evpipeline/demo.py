@@ -88,7 +88,7 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
 
         say("delta: what changed since the watermark")
         step("sync_all (delta)", lambda: sync_all.execute_in_process(instance=instance, run_config=quiet))
-        for name, fn in downstream_steps(defs, instance):
+        for name, fn in downstream_steps(defs, instance, quiet):
             step(name, fn)
     finally:
         receiver.stop()
@@ -107,10 +107,13 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     return report
 
 
-def downstream_steps(defs: Any, instance: Any) -> list[tuple[str, Callable[[], Any]]]:
-    """Jobs after the source syncs that exist in this build (model, exports)."""
-    steps: list[tuple[str, Callable[[], Any]]] = []
-    return steps
+def downstream_steps(defs: Any, instance: Any, run_config: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
+    """Jobs after the syncs (which already rebuilt the canonical model): today's NDW export."""
+    from evpipeline.timeutil import utcnow
+
+    today = utcnow().strftime("%Y-%m-%d")
+    export = defs.resolve_job_def("ndw_daily_export")
+    return [(f"ndw_daily_export {today}", lambda: export.execute_in_process(instance=instance, partition_key=today, run_config=run_config))]
 
 
 def print_report(report: DemoReport, say: Callable[[str], None] = print) -> None:

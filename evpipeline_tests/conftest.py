@@ -63,11 +63,12 @@ def materialize(
     selection: Any = None,
     raise_on_error: bool = True,
     instance: dg.DagsterInstance | None = None,
+    partition_key: str | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize through Dagster itself, in process, quietly."""
     config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}, **(run_config or {})}
     return dg.materialize(
-        assets, resources=resources, run_config=config, selection=selection,
+        assets, resources=resources, run_config=config, selection=selection, partition_key=partition_key,
         instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=raise_on_error,
     )
 

@@ -112,3 +112,32 @@ register(
         ),
     )
 )
+
+UNMAPPED = "mart.unmapped_values"
+
+register(
+    Migration(
+        "mart",
+        2,
+        "unmapped values report, EVSE status history view",
+        f"""
+        CREATE TABLE {UNMAPPED} (
+            source VARCHAR NOT NULL,
+            field VARCHAR NOT NULL,
+            value VARCHAR,
+            rows BIGINT NOT NULL,
+            run_id VARCHAR,
+            built_at TIMESTAMPTZ NOT NULL
+        );
+        -- Every EVSE status transition the canonical model went through (fed by the merge).
+        CREATE VIEW mart.evse_status_history AS
+        SELECT split_part(entity_key, '|', 1) AS country_code,
+               split_part(entity_key, '|', 2) AS party_id,
+               split_part(entity_key, '|', 3) AS location_id,
+               split_part(entity_key, '|', 4) AS evse_uid,
+               old_status, new_status, status_at, recorded_at, run_id
+        FROM ops.status_history
+        WHERE table_name = '{EVSES}';
+        """,
+    )
+)

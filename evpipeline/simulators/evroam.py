@@ -43,7 +43,9 @@ from evpipeline.simulators.toolkit import (
 
 API = "/consumer/api"
 OPERATORS = ["ChargeNet NZ", "Vector", "Z Energy", "Meridian Energy", "BP pulse", "Contact Energy", "Jolt"]
-CONNECTOR_TYPES = [("Type 2 CCS", 30), ("CHAdeMO", 18), ("Type 2 Socketed", 22), ("Type 2 Tethered", 14), ("Type 1 Tethered", 6)]
+# DC stations carry CCS/CHAdeMO; a few carry an AC plug (real provider data has such noise too).
+DC_CONNECTORS = [("Type 2 CCS", 60), ("CHAdeMO", 35), ("Type 2 Tethered", 5)]
+AC_CONNECTORS = [("Type 2 Socketed", 60), ("Type 2 Tethered", 30), ("Type 1 Tethered", 10)]
 KW_BY_CURRENT = {"AC": [7, 11, 22], "DC": [25, 50, 75, 150, 300]}
 AVAILABILITY = [("Available", 60), ("Occupied", 30), ("Unknown", 7), ("Unavailable", 3)]
 STREAMS = {"sites": "sites", "chargingstations": "chargingStations", "availabilities": "availabilities"}
@@ -165,7 +167,7 @@ class EVRoamSimulator(SimServer):
             "connectors": [
                 {
                     "connectorId": det_uuid(rng),
-                    "connectorType": weighted(rng, CONNECTOR_TYPES) if current == "DC" else rng.choice(["Type 2 Socketed", "Type 2 Tethered", "Type 1 Tethered"]),
+                    "connectorType": weighted(rng, DC_CONNECTORS if current == "DC" else AC_CONNECTORS),
                     "operationStatus": weighted(rng, [("Operative", 85), ("Inoperative", 5), ("Unknown", 10)]),
                     "providerDeleted": False,
                 }

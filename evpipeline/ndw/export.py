@@ -1,0 +1,289 @@
+"""Build NDW's OCPI 2.2.1 objects from `mart`, inside DuckDB, and write the daily export.
+
+What is exported: public (`publish`) locations in the Netherlands (`country = 'NLD'`) that are not
+deleted, with their EVSEs (removed ones as status REMOVED) and Connectors, and the tariffs those
+connectors reference. Every object must carry NDW's AFIR-mandatory fields (Location
+`opening_times`, `energy_mix`; EVSE `parking_restrictions`; Connector `max_electric_power`,
+`tariff_ids` pointing at exported tariffs) and respect OCPI lengths; an object that cannot is left
+out and listed with its reasons (a connector that fails takes nothing else with it; an EVSE without
+valid connectors and a location without valid EVSEs are left out too).
+
+The nested JSON is assembled bottom-up in SQL (connector -> EVSE -> location), with absent optional
+fields omitted (`json_merge_patch` drops nulls), DateTimes as `YYYY-MM-DDTHH:MM:SSZ`, coordinates as
+strings with 6 decimals, and each parent's `last_updated` bumped to its newest child. The same
+warehouse state always yields the same bytes. The pull server serves these same objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+OCPI_TS = "%Y-%m-%dT%H:%M:%SZ"
+
+# (object, condition, reason) rules per level; a row failing any is left out and reported.
+TARIFF_RULES = [
+    ("length(t.tariff_id) > 36", "id longer than 36 characters"),
+    ("t.currency IS NULL OR length(t.currency) <> 3", "currency is not an ISO 4217 code"),
+    ("t.elements IS NULL OR json_array_length(t.elements) = 0", "no tariff elements"),
+    ("length(t.party_id) <> 3 OR length(t.country_code) <> 2", "country_code/party_id malformed"),
+]
+CONNECTOR_RULES = [
+    ("c.standard IS NULL", "standard unmapped (see mart.unmapped_values)"),
+    ("c.format IS NULL", "format missing"),
+    ("c.power_type IS NULL", "power_type missing"),
+    ("c.max_voltage IS NULL OR c.max_amperage IS NULL", "max_voltage/max_amperage missing"),
+    ("c.max_electric_power IS NULL", "max_electric_power missing (AFIR-mandatory)"),
+    ("c.tariff_ids IS NULL OR json_array_length(c.tariff_ids) = 0", "tariff_ids missing (AFIR-mandatory)"),
+    ("length(c.connector_id) > 36", "id longer than 36 characters"),
+    ("length(c.terms_and_conditions) > 255", "terms_and_conditions longer than 255 characters"),
+]
+EVSE_RULES = [
+    ("e.parking_restrictions IS NULL", "parking_restrictions missing (AFIR-mandatory)"),
+    ("length(e.evse_uid) > 36", "uid longer than 36 characters"),
+    ("length(e.evse_id) > 48", "evse_id longer than 48 characters"),
+    ("length(e.floor_level) > 4", "floor_level longer than 4 characters"),
+    ("length(e.physical_reference) > 16", "physical_reference longer than 16 characters"),
+]
+LOCATION_RULES = [
+    ("l.opening_times IS NULL", "opening_times missing (AFIR-mandatory)"),
+    ("l.energy_mix IS NULL", "energy_mix missing (AFIR-mandatory)"),
+    ("l.address IS NULL OR length(l.address) > 45", "address missing or longer than 45 characters"),
+    ("l.city IS NULL OR length(l.city) > 45", "city missing or longer than 45 characters"),
+    ("length(l.postal_code) > 10", "postal_code longer than 10 characters"),
+    ("length(l.state) > 20", "state longer than 20 characters"),
+    ("length(l.name) > 255", "name longer than 255 characters"),
+    ("l.latitude IS NULL OR l.longitude IS NULL", "coordinates missing"),
+    ("l.time_zone IS NULL", "time_zone missing"),
+    ("length(l.location_id) > 36", "id longer than 36 characters"),
+    ("length(l.party_id) <> 3 OR length(l.country_code) <> 2", "country_code/party_id malformed"),
+]
+
+
+def _reasons(rules: list[tuple[str, str]]) -> str:
+    items = ", ".join(f"CASE WHEN {cond} THEN '{reason}' END" for cond, reason in rules)
+    return f"list_filter([{items}], lambda x: x IS NOT NULL)"
+
+
+def _coordinates(lat: str, lon: str) -> str:
+    return f"CASE WHEN {lat} IS NOT NULL AND {lon} IS NOT NULL THEN {{'latitude': printf('%.6f', {lat}), 'longitude': printf('%.6f', {lon})}} END"
+
+
+def _strip(struct: str) -> str:
+    """JSON of a struct with null-valued fields omitted (OCPI optional fields are absent, not null)."""
+    return f"json_merge_patch('{{}}', to_json({struct}))"
+
+
+@dataclass
+class OcpiExport:
+    """Every exported object as JSON text, with its key and last_updated, in stable order."""
+
+    locations: list[str] = field(default_factory=list)
+    location_keys: list[tuple[str, str, str]] = field(default_factory=list)
+    location_updated: list[datetime] = field(default_factory=list)
+    tariffs: list[str] = field(default_factory=list)
+    tariff_keys: list[tuple[str, str, str]] = field(default_factory=list)
+    tariff_updated: list[datetime] = field(default_factory=list)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    candidates: int = 0  # locations that should have been exported (public, NLD, not deleted)
+    evses: int = 0
+    connectors: int = 0
+
+    @property
+    def data_as_of(self) -> datetime | None:
+        stamps = [*self.location_updated, *self.tariff_updated]
+        return max(stamps) if stamps else None
+
+
+def build_export(con: duckdb.DuckDBPyConnection) -> OcpiExport:
+    """All NDW objects from the mart, validated and nested in SQL (temp tables on `con`)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _ndw_locations AS
+        SELECT l.*, {_reasons(LOCATION_RULES)} AS reasons
+        FROM mart.locations l
+        WHERE l.country = 'NLD' AND l.publish AND NOT l.is_deleted
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _ndw_connectors AS
+        SELECT c.*, {_reasons(CONNECTOR_RULES)} AS reasons
+        FROM mart.connectors c
+        JOIN _ndw_locations l USING (country_code, party_id, location_id)
+        WHERE NOT c.is_deleted
+    """)
+    # Tariffs referenced by candidate connectors; a connector pointing at a tariff that is not
+    # exported (unknown or invalid) cannot be exported either.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _ndw_tariff_refs AS
+        SELECT DISTINCT c.country_code, c.party_id, c.location_id, c.evse_uid, c.connector_id, ref.tariff_id
+        FROM _ndw_connectors c, unnest(CAST(c.tariff_ids AS VARCHAR[])) AS ref(tariff_id)
+        WHERE c.tariff_ids IS NOT NULL;
+        CREATE OR REPLACE TEMP TABLE _ndw_tariffs AS
+        SELECT t.*, {_reasons(TARIFF_RULES)} AS reasons
+        FROM mart.tariffs t
+        WHERE NOT t.is_deleted
+          AND EXISTS (SELECT 1 FROM _ndw_tariff_refs r
+                      WHERE r.country_code = t.country_code AND r.party_id = t.party_id AND r.tariff_id = t.tariff_id);
+        UPDATE _ndw_connectors c SET reasons = list_append(c.reasons, 'tariff_ids reference tariffs not in tariffs.json: ' || bad.ids)
+        FROM (
+            SELECT r.country_code, r.party_id, r.location_id, r.evse_uid, r.connector_id,
+                   string_agg(r.tariff_id, ', ' ORDER BY r.tariff_id) AS ids
+            FROM _ndw_tariff_refs r
+            LEFT JOIN _ndw_tariffs t ON t.country_code = r.country_code AND t.party_id = r.party_id
+                                   AND t.tariff_id = r.tariff_id AND len(t.reasons) = 0
+            WHERE t.tariff_id IS NULL
+            GROUP BY ALL
+        ) bad
+        WHERE c.country_code = bad.country_code AND c.party_id = bad.party_id AND c.location_id = bad.location_id
+          AND c.evse_uid = bad.evse_uid AND c.connector_id = bad.connector_id;
+    """)
+    connector = _strip(f"""{{
+        'id': c.connector_id, 'standard': c.standard, 'format': c.format, 'power_type': c.power_type,
+        'max_voltage': c.max_voltage, 'max_amperage': c.max_amperage, 'max_electric_power': c.max_electric_power,
+        'tariff_ids': c.tariff_ids, 'terms_and_conditions': c.terms_and_conditions,
+        'last_updated': strftime(c.last_updated, '{OCPI_TS}')}}""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _ndw_evses AS
+        WITH good AS (
+            SELECT c.country_code, c.party_id, c.location_id, c.evse_uid,
+                   list({connector} ORDER BY c.connector_id) AS connectors,
+                   max(c.last_updated) AS newest
+            FROM _ndw_connectors c WHERE len(c.reasons) = 0 GROUP BY ALL
+        )
+        SELECT e.*, g.connectors, greatest(e.last_updated, g.newest) AS wire_updated,
+               list_concat({_reasons(EVSE_RULES)},
+                           CASE WHEN g.connectors IS NULL THEN ['no valid connectors'] ELSE [] END) AS reasons
+        FROM mart.evses e
+        JOIN _ndw_locations l USING (country_code, party_id, location_id)
+        LEFT JOIN good g USING (country_code, party_id, location_id, evse_uid)
+    """)
+    evse = _strip(f"""{{
+        'uid': e.evse_uid, 'evse_id': e.evse_id,
+        'status': CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END,
+        'capabilities': e.capabilities, 'connectors': e.connectors, 'floor_level': e.floor_level,
+        'coordinates': {_coordinates('e.latitude', 'e.longitude')},
+        'physical_reference': e.physical_reference, 'directions': e.directions,
+        'parking_restrictions': e.parking_restrictions, 'images': e.images,
+        'last_updated': strftime(e.wire_updated, '{OCPI_TS}')}}""")
+    location = _strip(f"""{{
+        'country_code': l.country_code, 'party_id': l.party_id, 'id': l.location_id, 'publish': l.publish,
+        'name': l.name, 'address': l.address, 'city': l.city, 'postal_code': l.postal_code, 'state': l.state,
+        'country': l.country, 'coordinates': {_coordinates('l.latitude', 'l.longitude')},
+        'parking_type': l.parking_type, 'evses': g.evses, 'directions': l.directions,
+        'operator': l.operator, 'suboperator': l.suboperator, 'owner': l.owner, 'facilities': l.facilities,
+        'time_zone': l.time_zone, 'opening_times': l.opening_times,
+        'charging_when_closed': l.charging_when_closed, 'images': l.images, 'energy_mix': l.energy_mix,
+        'last_updated': strftime(greatest(l.last_updated, g.newest), '{OCPI_TS}')}}""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _ndw_location_json AS
+        WITH good AS (
+            SELECT e.country_code, e.party_id, e.location_id,
+                   list({evse} ORDER BY e.evse_uid) AS evses, max(e.wire_updated) AS newest
+            FROM _ndw_evses e WHERE len(e.reasons) = 0 GROUP BY ALL
+        )
+        SELECT l.country_code, l.party_id, l.location_id, greatest(l.last_updated, g.newest) AS wire_updated,
+               {location} AS body,
+               list_concat(l.reasons, CASE WHEN g.evses IS NULL THEN ['no valid EVSEs'] ELSE [] END) AS reasons
+        FROM _ndw_locations l LEFT JOIN good g USING (country_code, party_id, location_id)
+    """)
+
+    export = OcpiExport(candidates=con.execute("SELECT count(*) FROM _ndw_locations").fetchone()[0])
+    export.evses, export.connectors = con.execute("""
+        SELECT count(*), coalesce(sum(len(e.connectors)), 0) FROM _ndw_evses e
+        JOIN _ndw_location_json l USING (country_code, party_id, location_id)
+        WHERE len(e.reasons) = 0 AND len(l.reasons) = 0
+    """).fetchone()
+    for cc, pid, lid, updated, body in con.execute(
+        "SELECT country_code, party_id, location_id, date_trunc('second', wire_updated), CAST(body AS VARCHAR) "
+        "FROM _ndw_location_json WHERE len(reasons) = 0 ORDER BY country_code, party_id, location_id"
+    ).fetchall():
+        export.location_keys.append((cc, pid, lid))
+        export.location_updated.append(updated)
+        export.locations.append(body)
+    tariff = _strip(f"""{{
+        'country_code': t.country_code, 'party_id': t.party_id, 'id': t.tariff_id, 'currency': t.currency,
+        'type': t.type, 'tariff_alt_text': t.tariff_alt_text, 'tariff_alt_url': t.tariff_alt_url,
+        'min_price': t.min_price, 'max_price': t.max_price, 'elements': t.elements,
+        'start_date_time': strftime(t.start_date_time, '{OCPI_TS}'), 'end_date_time': strftime(t.end_date_time, '{OCPI_TS}'),
+        'energy_mix': t.energy_mix, 'last_updated': strftime(t.last_updated, '{OCPI_TS}')}}""")
+    for cc, pid, tid, updated, body in con.execute(
+        f"SELECT country_code, party_id, tariff_id, date_trunc('second', last_updated), CAST({tariff} AS VARCHAR) "
+        "FROM _ndw_tariffs t WHERE len(reasons) = 0 ORDER BY country_code, party_id, tariff_id"
+    ).fetchall():
+        export.tariff_keys.append((cc, pid, tid))
+        export.tariff_updated.append(updated)
+        export.tariffs.append(body)
+    export.rejections = _rejections(con)
+    return export
+
+
+def _rejections(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    rows = con.execute("""
+        SELECT 'Location' AS object, country_code, party_id, location_id, NULL AS evse_uid, NULL AS connector_id,
+               NULL AS tariff_id, reasons FROM _ndw_location_json WHERE len(reasons) > 0
+        UNION ALL
+        SELECT 'EVSE', country_code, party_id, location_id, evse_uid, NULL, NULL, reasons
+        FROM _ndw_evses WHERE len(reasons) > 0
+        UNION ALL
+        SELECT 'Connector', country_code, party_id, location_id, evse_uid, connector_id, NULL, reasons
+        FROM _ndw_connectors WHERE len(reasons) > 0
+        UNION ALL
+        SELECT 'Tariff', country_code, party_id, NULL, NULL, NULL, tariff_id, reasons
+        FROM _ndw_tariffs WHERE len(reasons) > 0
+        ORDER BY 1, 2, 3, 4, 5, 6, 7
+    """).fetchall()
+    names = ["object", "country_code", "party_id", "location_id", "evse_uid", "connector_id", "tariff_id", "reasons"]
+    return [{k: v for k, v in zip(names, row, strict=True) if v is not None} for row in rows]
+
+
+@dataclass
+class Manifest:
+    directory: Path
+    body: dict[str, Any]
+
+
+def _write(path: Path, text: str) -> dict[str, Any]:
+    data = text.encode()
+    partial = path.with_suffix(path.suffix + ".part")
+    partial.write_bytes(data)
+    partial.replace(path)
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _array(objects: list[str]) -> str:
+    return "[\n" + ",\n".join(objects) + "\n]\n" if objects else "[]\n"
+
+
+def write_export(export: OcpiExport, directory: Path, partition: str) -> Manifest:
+    """locations.json, tariffs.json, rejections.json and manifest.json for one day; same state, same bytes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "locations.json": _write(directory / "locations.json", _array(export.locations)),
+        "tariffs.json": _write(directory / "tariffs.json", _array(export.tariffs)),
+        "rejections.json": _write(directory / "rejections.json", json.dumps(export.rejections, indent=1, sort_keys=True) + "\n"),
+    }
+    as_of = export.data_as_of
+    body = {
+        "partition": partition,
+        "ocpi_version": "2.2.1",
+        "profile": "NDW DOT-NL (OCPI 2.2.1 with AFIR-mandatory fields)",
+        # Deterministic: the newest last_updated among exported objects, not the wall clock, so a
+        # re-materialization of the same warehouse state rewrites identical files.
+        "generated_at": as_of.strftime(OCPI_TS) if as_of else None,
+        "counts": {
+            "locations": len(export.locations),
+            "evses": export.evses,
+            "connectors": export.connectors,
+            "tariffs": len(export.tariffs),
+            "rejected": len(export.rejections),
+            "candidate_locations": export.candidates,
+        },
+        "files": files,
+    }
+    _write(directory / "manifest.json", json.dumps(body, indent=1, sort_keys=True) + "\n")
+    return Manifest(directory, body)
