@@ -75,9 +75,14 @@ def _coordinates(lat: str, lon: str) -> str:
     return f"CASE WHEN {lat} IS NOT NULL AND {lon} IS NOT NULL THEN {{'latitude': printf('%.6f', {lat}), 'longitude': printf('%.6f', {lon})}} END"
 
 
-def _strip(struct: str) -> str:
-    """JSON of a struct with null-valued fields omitted (OCPI optional fields are absent, not null)."""
-    return f"json_merge_patch('{{}}', to_json({struct}))"
+def _own_json(struct: str) -> str:
+    """JSON text of a flat struct with null-valued fields omitted (OCPI optional fields are absent, not null)."""
+    return f"CAST(json_merge_patch('{{}}', to_json({struct})) AS VARCHAR)"
+
+
+def _with_child(own: str, key: str, children: str) -> str:
+    """Splice an already-built JSON array into an object's text: nested JSON is never parsed twice."""
+    return f"rtrim({own}, '}}') || ',\"{key}\":' || {children} || '}}'"
 
 
 @dataclass
@@ -101,34 +106,45 @@ class OcpiExport:
         return max(stamps) if stamps else None
 
 
-def build_export(con: duckdb.DuckDBPyConnection) -> OcpiExport:
-    """All NDW objects from the mart, validated and nested in SQL (temp tables on `con`)."""
+LOCATION_KEY = ("country_code", "party_id", "location_id")
+EVSE_KEY = (*LOCATION_KEY, "evse_uid")
+CONNECTOR_KEY = (*EVSE_KEY, "connector_id")
+
+
+def _valid(table: str, alias: str, keys: tuple[str, ...]) -> str:
+    match = " AND ".join(f"v.{k} = {alias}.{k}" for k in keys)
+    return f"EXISTS (SELECT 1 FROM {table} v WHERE {match} AND len(v.reasons) = 0)"
+
+
+def _validate(con: duckdb.DuckDBPyConnection) -> None:
+    """Decide, per object, why it cannot be exported (keys and reasons only; no JSON yet)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ndw_locations AS
-        SELECT l.*, {_reasons(LOCATION_RULES)} AS reasons
+        SELECT l.country_code, l.party_id, l.location_id, {_reasons(LOCATION_RULES)} AS reasons
         FROM mart.locations l
-        WHERE l.country = 'NLD' AND l.publish AND NOT l.is_deleted
-    """)
-    con.execute(f"""
+        WHERE l.country = 'NLD' AND l.publish AND NOT l.is_deleted;
+
         CREATE OR REPLACE TEMP TABLE _ndw_connectors AS
-        SELECT c.*, {_reasons(CONNECTOR_RULES)} AS reasons
+        SELECT c.country_code, c.party_id, c.location_id, c.evse_uid, c.connector_id, c.tariff_ids,
+               {_reasons(CONNECTOR_RULES)} AS reasons
         FROM mart.connectors c
         JOIN _ndw_locations l USING (country_code, party_id, location_id)
-        WHERE NOT c.is_deleted
-    """)
-    # Tariffs referenced by candidate connectors; a connector pointing at a tariff that is not
-    # exported (unknown or invalid) cannot be exported either.
-    con.execute(f"""
+        WHERE NOT c.is_deleted;
+
+        -- Tariffs referenced by candidate connectors; a connector pointing at a tariff that is not
+        -- exported (unknown or invalid) cannot be exported either.
         CREATE OR REPLACE TEMP TABLE _ndw_tariff_refs AS
         SELECT DISTINCT c.country_code, c.party_id, c.location_id, c.evse_uid, c.connector_id, ref.tariff_id
         FROM _ndw_connectors c, unnest(CAST(c.tariff_ids AS VARCHAR[])) AS ref(tariff_id)
         WHERE c.tariff_ids IS NOT NULL;
+
         CREATE OR REPLACE TEMP TABLE _ndw_tariffs AS
-        SELECT t.*, {_reasons(TARIFF_RULES)} AS reasons
+        SELECT t.country_code, t.party_id, t.tariff_id, {_reasons(TARIFF_RULES)} AS reasons
         FROM mart.tariffs t
         WHERE NOT t.is_deleted
           AND EXISTS (SELECT 1 FROM _ndw_tariff_refs r
                       WHERE r.country_code = t.country_code AND r.party_id = t.party_id AND r.tariff_id = t.tariff_id);
+
         UPDATE _ndw_connectors c SET reasons = list_append(c.reasons, 'tariff_ids reference tariffs not in tariffs.json: ' || bad.ids)
         FROM (
             SELECT r.country_code, r.party_id, r.location_id, r.evse_uid, r.connector_id,
@@ -141,80 +157,98 @@ def build_export(con: duckdb.DuckDBPyConnection) -> OcpiExport:
         ) bad
         WHERE c.country_code = bad.country_code AND c.party_id = bad.party_id AND c.location_id = bad.location_id
           AND c.evse_uid = bad.evse_uid AND c.connector_id = bad.connector_id;
+
+        CREATE OR REPLACE TEMP TABLE _ndw_evses AS
+        WITH good AS (SELECT DISTINCT country_code, party_id, location_id, evse_uid FROM _ndw_connectors WHERE len(reasons) = 0)
+        SELECT e.country_code, e.party_id, e.location_id, e.evse_uid,
+               list_concat({_reasons(EVSE_RULES)},
+                           CASE WHEN g.evse_uid IS NULL THEN ['no valid connectors'] ELSE [] END) AS reasons
+        FROM mart.evses e
+        JOIN _ndw_locations l USING (country_code, party_id, location_id)
+        LEFT JOIN good g USING (country_code, party_id, location_id, evse_uid);
+
+        UPDATE _ndw_locations l SET reasons = list_append(l.reasons, 'no valid EVSEs')
+        WHERE NOT EXISTS (SELECT 1 FROM _ndw_evses e WHERE e.country_code = l.country_code AND e.party_id = l.party_id
+                          AND e.location_id = l.location_id AND len(e.reasons) = 0);
     """)
-    connector = _strip(f"""{{
+
+
+def build_export(con: duckdb.DuckDBPyConnection) -> OcpiExport:
+    """All NDW objects from the mart: validated per object, then nested into JSON in one streaming query."""
+    _validate(con)
+    connector = _own_json(f"""{{
         'id': c.connector_id, 'standard': c.standard, 'format': c.format, 'power_type': c.power_type,
         'max_voltage': c.max_voltage, 'max_amperage': c.max_amperage, 'max_electric_power': c.max_electric_power,
         'tariff_ids': c.tariff_ids, 'terms_and_conditions': c.terms_and_conditions,
         'last_updated': strftime(c.last_updated, '{OCPI_TS}')}}""")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _ndw_evses AS
-        WITH good AS (
-            SELECT c.country_code, c.party_id, c.location_id, c.evse_uid,
-                   list({connector} ORDER BY c.connector_id) AS connectors,
-                   max(c.last_updated) AS newest
-            FROM _ndw_connectors c WHERE len(c.reasons) = 0 GROUP BY ALL
-        )
-        SELECT e.*, g.connectors, greatest(e.last_updated, g.newest) AS wire_updated,
-               list_concat({_reasons(EVSE_RULES)},
-                           CASE WHEN g.connectors IS NULL THEN ['no valid connectors'] ELSE [] END) AS reasons
-        FROM mart.evses e
-        JOIN _ndw_locations l USING (country_code, party_id, location_id)
-        LEFT JOIN good g USING (country_code, party_id, location_id, evse_uid)
-    """)
-    evse = _strip(f"""{{
+    evse = _own_json(f"""{{
         'uid': e.evse_uid, 'evse_id': e.evse_id,
         'status': CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END,
-        'capabilities': e.capabilities, 'connectors': e.connectors, 'floor_level': e.floor_level,
+        'capabilities': e.capabilities, 'floor_level': e.floor_level,
         'coordinates': {_coordinates('e.latitude', 'e.longitude')},
         'physical_reference': e.physical_reference, 'directions': e.directions,
         'parking_restrictions': e.parking_restrictions, 'images': e.images,
-        'last_updated': strftime(e.wire_updated, '{OCPI_TS}')}}""")
-    location = _strip(f"""{{
+        'last_updated': strftime(greatest(e.last_updated, c.newest), '{OCPI_TS}')}}""")
+    location = _own_json(f"""{{
         'country_code': l.country_code, 'party_id': l.party_id, 'id': l.location_id, 'publish': l.publish,
         'name': l.name, 'address': l.address, 'city': l.city, 'postal_code': l.postal_code, 'state': l.state,
         'country': l.country, 'coordinates': {_coordinates('l.latitude', 'l.longitude')},
-        'parking_type': l.parking_type, 'evses': g.evses, 'directions': l.directions,
+        'parking_type': l.parking_type, 'directions': l.directions,
         'operator': l.operator, 'suboperator': l.suboperator, 'owner': l.owner, 'facilities': l.facilities,
         'time_zone': l.time_zone, 'opening_times': l.opening_times,
         'charging_when_closed': l.charging_when_closed, 'images': l.images, 'energy_mix': l.energy_mix,
-        'last_updated': strftime(greatest(l.last_updated, g.newest), '{OCPI_TS}')}}""")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _ndw_location_json AS
-        WITH good AS (
+        'last_updated': strftime(greatest(l.last_updated, e.newest), '{OCPI_TS}')}}""")
+    rows = con.execute(f"""
+        WITH connectors AS (
+            SELECT c.country_code, c.party_id, c.location_id, c.evse_uid,
+                   '[' || string_agg({connector}, ',' ORDER BY c.connector_id) || ']' AS body,
+                   max(c.last_updated) AS newest
+            FROM mart.connectors c
+            WHERE {_valid("_ndw_connectors", "c", CONNECTOR_KEY)}
+            GROUP BY ALL
+        ), evses AS (
             SELECT e.country_code, e.party_id, e.location_id,
-                   list({evse} ORDER BY e.evse_uid) AS evses, max(e.wire_updated) AS newest
-            FROM _ndw_evses e WHERE len(e.reasons) = 0 GROUP BY ALL
+                   '[' || string_agg({_with_child(evse, "connectors", "c.body")}, ',' ORDER BY e.evse_uid) || ']' AS body,
+                   max(greatest(e.last_updated, c.newest)) AS newest
+            FROM mart.evses e
+            JOIN connectors c USING (country_code, party_id, location_id, evse_uid)
+            WHERE {_valid("_ndw_evses", "e", EVSE_KEY)}
+            GROUP BY ALL
         )
-        SELECT l.country_code, l.party_id, l.location_id, greatest(l.last_updated, g.newest) AS wire_updated,
-               {location} AS body,
-               list_concat(l.reasons, CASE WHEN g.evses IS NULL THEN ['no valid EVSEs'] ELSE [] END) AS reasons
-        FROM _ndw_locations l LEFT JOIN good g USING (country_code, party_id, location_id)
-    """)
+        SELECT l.country_code, l.party_id, l.location_id,
+               date_trunc('second', greatest(l.last_updated, e.newest)),
+               {_with_child(location, "evses", "e.body")}
+        FROM mart.locations l
+        JOIN evses e USING (country_code, party_id, location_id)
+        WHERE {_valid("_ndw_locations", "l", LOCATION_KEY)}
+        ORDER BY l.country_code, l.party_id, l.location_id
+    """).fetchall()
 
     export = OcpiExport(candidates=con.execute("SELECT count(*) FROM _ndw_locations").fetchone()[0])
-    export.evses, export.connectors = con.execute("""
-        SELECT count(*), coalesce(sum(len(e.connectors)), 0) FROM _ndw_evses e
-        JOIN _ndw_location_json l USING (country_code, party_id, location_id)
-        WHERE len(e.reasons) = 0 AND len(l.reasons) = 0
-    """).fetchone()
-    for cc, pid, lid, updated, body in con.execute(
-        "SELECT country_code, party_id, location_id, date_trunc('second', wire_updated), CAST(body AS VARCHAR) "
-        "FROM _ndw_location_json WHERE len(reasons) = 0 ORDER BY country_code, party_id, location_id"
-    ).fetchall():
+    for cc, pid, lid, updated, body in rows:
         export.location_keys.append((cc, pid, lid))
         export.location_updated.append(updated)
         export.locations.append(body)
-    tariff = _strip(f"""{{
+    export.evses, export.connectors = con.execute("""
+        SELECT count(DISTINCT (e.country_code, e.party_id, e.location_id, e.evse_uid)), count(*)
+        FROM _ndw_connectors c
+        JOIN _ndw_evses e USING (country_code, party_id, location_id, evse_uid)
+        JOIN _ndw_locations l USING (country_code, party_id, location_id)
+        WHERE len(c.reasons) = 0 AND len(e.reasons) = 0 AND len(l.reasons) = 0
+    """).fetchone()
+    tariff = _own_json(f"""{{
         'country_code': t.country_code, 'party_id': t.party_id, 'id': t.tariff_id, 'currency': t.currency,
         'type': t.type, 'tariff_alt_text': t.tariff_alt_text, 'tariff_alt_url': t.tariff_alt_url,
         'min_price': t.min_price, 'max_price': t.max_price, 'elements': t.elements,
         'start_date_time': strftime(t.start_date_time, '{OCPI_TS}'), 'end_date_time': strftime(t.end_date_time, '{OCPI_TS}'),
         'energy_mix': t.energy_mix, 'last_updated': strftime(t.last_updated, '{OCPI_TS}')}}""")
-    for cc, pid, tid, updated, body in con.execute(
-        f"SELECT country_code, party_id, tariff_id, date_trunc('second', last_updated), CAST({tariff} AS VARCHAR) "
-        "FROM _ndw_tariffs t WHERE len(reasons) = 0 ORDER BY country_code, party_id, tariff_id"
-    ).fetchall():
+    for cc, pid, tid, updated, body in con.execute(f"""
+        SELECT country_code, party_id, tariff_id, date_trunc('second', last_updated), {tariff}
+        FROM mart.tariffs t
+        WHERE EXISTS (SELECT 1 FROM _ndw_tariffs v WHERE v.country_code = t.country_code AND v.party_id = t.party_id
+                      AND v.tariff_id = t.tariff_id AND len(v.reasons) = 0)
+        ORDER BY country_code, party_id, tariff_id
+    """).fetchall():
         export.tariff_keys.append((cc, pid, tid))
         export.tariff_updated.append(updated)
         export.tariffs.append(body)
@@ -225,7 +259,7 @@ def build_export(con: duckdb.DuckDBPyConnection) -> OcpiExport:
 def _rejections(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     rows = con.execute("""
         SELECT 'Location' AS object, country_code, party_id, location_id, NULL AS evse_uid, NULL AS connector_id,
-               NULL AS tariff_id, reasons FROM _ndw_location_json WHERE len(reasons) > 0
+               NULL AS tariff_id, reasons FROM _ndw_locations WHERE len(reasons) > 0
         UNION ALL
         SELECT 'EVSE', country_code, party_id, location_id, evse_uid, NULL, NULL, reasons
         FROM _ndw_evses WHERE len(reasons) > 0

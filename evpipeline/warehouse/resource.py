@@ -19,16 +19,39 @@ _MIGRATED: set[tuple[str, int]] = set()
 _MIGRATE_LOCK = threading.Lock()
 
 
+CATALOG = "warehouse"
+
+
+def _open(database: str, read_only: bool, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """The warehouse attached under a fixed catalog name.
+
+    DuckDB names a database's catalog after its file, so a file called `evroam.duckdb` or
+    `mart.duckdb` would make `evroam.sites` ambiguous (catalog or schema?). Attaching under the
+    alias `warehouse` keeps every path usable.
+    """
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        path = database.replace("'", "''")
+        con.execute(f"ATTACH '{path}' AS {CATALOG}{' (READ_ONLY)' if read_only else ''}")
+        con.execute(f"USE {CATALOG}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def connect(database: str, config: dict[str, Any] | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, waiting out another process's write lock, in UTC, migrated."""
-    if database != ":memory:" and not database.startswith("md:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    con = backoff(
-        fn=duckdb.connect,
-        retry_on=(RuntimeError, duckdb.IOException),
-        kwargs={"database": database, "read_only": read_only, "config": {"custom_user_agent": "evpipeline", **(config or {})}},
-        max_retries=12,
-    )
+    settings = {"custom_user_agent": "evpipeline", **(config or {})}
+    if database == ":memory:":
+        con = duckdb.connect(":memory:", config=settings)
+    else:
+        if not database.startswith("md:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        con = backoff(
+            fn=_open, retry_on=(RuntimeError, duckdb.IOException),
+            kwargs={"database": database, "read_only": read_only, "config": settings}, max_retries=12,
+        )
     con.execute("SET TimeZone = 'UTC'")
     if not read_only:
         # Migrate once per process per database, again whenever new components register.

@@ -53,6 +53,33 @@ def test_only_public_dutch_live_locations_with_complete_objects(exported: Any) -
     assert exported.evses == 14 and exported.connectors == 24
 
 
+def test_every_exported_object_meets_our_ocpi_ndw_definition(exported: Any) -> None:
+    from evpipeline.ndw import ocpi
+
+    for body in exported.locations:
+        assert ocpi.validate_location(json.loads(body), profile="ndw") == []
+    for body in exported.tariffs:
+        assert ocpi.validate_tariff(json.loads(body), profile="ndw") == []
+
+
+def test_every_rejected_location_also_fails_the_definition(warehouse: WarehouseResource) -> None:
+    """The SQL rules and our OCPI definition agree: what SQL rejects, the definition rejects too."""
+    from evpipeline.ndw import ocpi
+
+    standard_mart().write(warehouse)
+    with warehouse.get_connection() as con:
+        con.execute("UPDATE mart.connectors SET tariff_ids = NULL WHERE location_id = 'LOC-0001' AND connector_id = '1'")
+        export = build_export(con)
+        rows = con.execute("SELECT * FROM mart.locations WHERE location_id = 'LOC-0101'").df()
+    assert ocpi.validate_location({"country_code": "NL", "party_id": "ALF", "id": "x", "publish": True, "address": "a", "city": "b",
+                                    "country": "NLD", "coordinates": {"latitude": "52.000000", "longitude": "5.000000"},
+                                    "time_zone": "Europe/Amsterdam", "opening_times": {"twentyfourseven": True},
+                                    "last_updated": "2026-11-01T08:00:00Z"}, profile="ndw")  # no energy_mix: rejected by both
+    assert len(rows) == 1
+    loc = {json.loads(b)["id"]: json.loads(b) for b in export.locations}["LOC-0001"]
+    assert [c["id"] for c in loc["evses"][0]["connectors"]] == ["2"]  # the connector without tariffs was left out
+
+
 def test_rejections_name_object_and_reason(exported: Any) -> None:
     reasons = {(r["object"], r.get("location_id"), r.get("evse_uid"), r.get("connector_id"), r.get("tariff_id")): r["reasons"] for r in exported.rejections}
     assert reasons[("Location", "LOC-0101", None, None, None)] == ["energy_mix missing (AFIR-mandatory)"]

@@ -1,0 +1,42 @@
+"""A large, valid canonical model generated in SQL (for the export and pull-server benchmarks)."""
+
+from __future__ import annotations
+
+import duckdb
+
+import evpipeline.model  # noqa: F401  (registers the mart migrations)
+
+_STD = "false, NULL, TIMESTAMPTZ '2026-11-01 08:00:00+00' + to_minutes(CAST(i % 600 AS BIGINT)), TIMESTAMPTZ '2026-11-01 08:00:00+00', 0, now(), 'bench', NULL, 'insert', NULL"
+
+
+def populate_mart(con: duckdb.DuckDBPyConnection, locations: int, evses_per_location: int = 3, connectors_per_evse: int = 2) -> None:
+    """Fill the mart with `locations` public Dutch locations, all exportable (AFIR-complete)."""
+    con.execute(f"""
+        DELETE FROM mart.connectors; DELETE FROM mart.evses; DELETE FROM mart.locations; DELETE FROM mart.tariffs;
+        INSERT INTO mart.tariffs
+        SELECT 'NL', 'BEN', 'T-' || i, 'EUR', 'REGULAR', '[{{"language":"nl","text":"0,35 EUR/kWh"}}]', NULL, NULL, NULL,
+               '[{{"price_components":[{{"type":"ENERGY","price":0.35,"vat":21.0,"step_size":1}}]}}]', NULL, NULL, NULL,
+               'bench', 'T-' || i, TIMESTAMPTZ '2026-11-01 08:00:00+00', {_STD}
+        FROM range(10) r(i);
+        INSERT INTO mart.locations
+        SELECT 'NL', 'BEN', 'LOC-' || lpad(i::VARCHAR, 8, '0'), true, 'Laadplein ' || i, 'Kerkstraat ' || (i % 300 + 1),
+               'Utrecht', '3511 AB', NULL, 'NLD', 52.0 + (i % 1000) / 10000.0, 5.0 + (i // 1000) / 10000.0, 'ON_STREET',
+               'Europe/Amsterdam', '{{"twentyfourseven": true}}', true,
+               '{{"is_green_energy": true, "energy_sources": [{{"source": "WIND", "percentage": 100}}]}}',
+               '["SUPERMARKET"]', NULL, '{{"name": "Bench CPO"}}', NULL, NULL, NULL,
+               'bench', 'LOC-' || i, TIMESTAMPTZ '2026-11-01 08:00:00+00', {_STD}
+        FROM range({locations}) r(i);
+        INSERT INTO mart.evses
+        SELECT 'NL', 'BEN', 'LOC-' || lpad((i // {evses_per_location})::VARCHAR, 8, '0'), 'EVSE-' || i,
+               'NL*BEN*E' || i, CASE WHEN i % 5 = 0 THEN 'CHARGING' ELSE 'AVAILABLE' END,
+               '["RFID_READER"]', '0', 52.0, 5.0, NULL, '["EV_ONLY"]', NULL, NULL,
+               'bench', 'EVSE-' || i, TIMESTAMPTZ '2026-11-01 08:00:00+00', {_STD}
+        FROM range({locations * evses_per_location}) r(i);
+        INSERT INTO mart.connectors
+        SELECT 'NL', 'BEN', 'LOC-' || lpad((i // {evses_per_location * connectors_per_evse})::VARCHAR, 8, '0'),
+               'EVSE-' || (i // {connectors_per_evse}), ((i % {connectors_per_evse}) + 1)::VARCHAR,
+               'IEC_62196_T2', 'SOCKET', 'AC_3_PHASE', 230, 32, 22000, '["T-' || (i % 10) || '"]', NULL,
+               'bench', 'C-' || i, TIMESTAMPTZ '2026-11-01 08:00:00+00', {_STD}
+        FROM range({locations * evses_per_location * connectors_per_evse}) r(i);
+        CHECKPOINT;
+    """)
