@@ -15,7 +15,7 @@ from benchmarks.harness import Result, Scale, fmt_seconds
 def run(scale: Scale) -> list[Result]:
     work = tempfile.mkdtemp(prefix="evp-demo-")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVPIPELINE_", "EVROAM_", "GREENFLUX_", "ZAPTEC_", "TOMTOM_", "NDW_", "OCPI_"))}
-    demo_scale = scale.pick(1.0, 0.3)
+    demo_scale = scale.pick(1.0, 0.1)
     try:
         started = time.perf_counter()
         completed = subprocess.run(

@@ -51,8 +51,8 @@ def frames(rows: int, updates: int, inserts: int, seed: int = 1) -> tuple[pd.Dat
 
 
 def run(scale: Scale) -> list[Result]:
-    rows = scale.pick(1_000_000, 100_000)
-    updates, inserts = scale.pick(50_000, 5_000), scale.pick(5_000, 500)
+    rows = scale.pick(1_000_000, 50_000)
+    updates, inserts = scale.pick(50_000, 2_500), scale.pick(5_000, 250)
     base, delta = frames(rows, updates, inserts)
     work = Path(tempfile.mkdtemp(prefix="evp-merge-"))
     try:

@@ -12,7 +12,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -33,7 +32,7 @@ def evroam(scale: Scale, work: Path) -> Result:
     from evpipeline.sources.evroam.assets import evroam_sites, evroam_stations
     from evpipeline.sources.evroam.client import EVRoamResource
 
-    with EVRoamSimulator(scale=scale.pick(20, 2), clock=SimClock(), page_size=100) as sim:
+    with EVRoamSimulator(scale=scale.pick(20, 1), clock=SimClock(), page_size=100) as sim:
         resources = {
             "evroam": EVRoamResource(base_url=f"{sim.url}/consumer/api", subscription_key=sim.subscription_key, requests_per_second=200),
             "warehouse": WarehouseResource(database=str(work / "evroam.duckdb")),
@@ -44,9 +43,8 @@ def evroam(scale: Scale, work: Path) -> Result:
         sim.advance(900)
         sim.reset_log()
         dg.materialize([evroam_sites, evroam_stations], resources=resources, run_config=QUIET)
-        overlap = timedelta(seconds=120)
-        changed_sites = sum(1 for r in sim.sites.values() if r.modified >= watermark_site - overlap)
-        changed_stations = sum(1 for r in sim.stations.values() if r.modified >= watermark_station - overlap)
+        changed_sites = sum(1 for r in sim.sites.values() if r.modified >= watermark_site)
+        changed_stations = sum(1 for r in sim.stations.values() if r.modified >= watermark_station)
         minimum = pages(changed_sites, sim.page_size) + pages(changed_stations, sim.page_size)
         made = len(sim.requests)
         return Result(
@@ -55,7 +53,107 @@ def evroam(scale: Scale, work: Path) -> Result:
         )
 
 
-PROBES: list[Callable[[Scale, Path], Result]] = [evroam]
+def greenflux(scale: Scale, work: Path) -> Result:
+    """Locations, ChargeStations and tariffs each page by offset/limit from date_from until a short page."""
+    import pandas as pd
+
+    from evpipeline.simulators.greenflux import GreenFluxSimulator
+    from evpipeline.simulators.toolkit import SimClock
+    from evpipeline.sources.greenflux.assets import greenflux_charge_stations, greenflux_locations, greenflux_tariffs
+    from evpipeline.sources.greenflux.client import GreenFluxResource
+
+    with GreenFluxSimulator(scale=scale.pick(30, 1), clock=SimClock(), rate_limit_style="http") as sim:
+        warehouse = WarehouseResource(database=str(work / "greenflux.duckdb"))
+        resources = {"greenflux": GreenFluxResource(base_url=sim.url, token=sim.token, requests_per_second=500), "warehouse": warehouse}
+        assets = [greenflux_locations, greenflux_charge_stations, greenflux_tariffs]
+        dg.materialize(assets, resources=resources, run_config=QUIET)
+        marks = {stream: warehouse.sync_state("greenflux", stream)[0] for stream in ("Locations", "ChargeStations", "tariffs")}
+        limit = resources["greenflux"].page_limit
+        sim.advance(900)
+        sim.reset_log()
+        dg.materialize(assets, resources=resources, run_config=QUIET)
+        changed = {
+            "Locations": sum(1 for _, updated in sim.location_updated() if updated >= marks["Locations"].timestamp()),
+            "ChargeStations": sum(1 for cs in sim.charge_stations() if pd.Timestamp(cs["modified"]) >= marks["ChargeStations"]),
+            "tariffs": sum(1 for t in sim.tariffs.values() if pd.Timestamp(t["last_updated"]) >= marks["tariffs"]),
+        }
+        # Paging stops at a short page: n changed objects need n // limit + 1 requests.
+        minimum = sum(n // limit + 1 for n in changed.values())
+        made = len(sim.requests)
+        return Result(
+            "3. sync efficiency: GreenFlux delta", f"{made} requests", f"{minimum} minimum", f"{made / minimum:.2f}", "1.00",
+            made == minimum, f"{sim.n_evses:,} EVSEs; changed since the watermarks: {changed}; page limit {limit}",
+        )
+
+
+def zaptec(scale: Scale, work: Path) -> Result:
+    """Zaptec has no delta API: a state poll needs one /state per cached charger, plus a token if none is cached."""
+    from evpipeline.resources import PushInboxResource
+    from evpipeline.simulators.toolkit import SimClock
+    from evpipeline.simulators.zaptec import ZaptecSimulator
+    from evpipeline.sources.zaptec.assets import zaptec_charger_states, zaptec_chargers, zaptec_circuits, zaptec_installations
+    from evpipeline.sources.zaptec.client import ZaptecResource
+
+    user, password = "bench@example.com", "bench-password"
+    chargers = scale.pick(500, 20)
+    with ZaptecSimulator(chargers=chargers, clock=SimClock(), username=user, password=password, rate=1000.0, burst=1000.0) as sim:
+        resources = {
+            "zaptec": ZaptecResource(base_url=sim.url, username=user, password=password, user_group_id=sim.user_group_id,
+                                     requests_per_second=500.0, burst=50.0),
+            "warehouse": WarehouseResource(database=str(work / "zaptec.duckdb")),
+            "inbox": PushInboxResource(directory=str(work / "inbox")),
+        }
+        assets = [zaptec_installations, zaptec_circuits, zaptec_chargers, zaptec_charger_states]
+        dg.materialize(assets, resources=resources, run_config=QUIET)
+        sim.advance(900)
+        sim.reset_log()
+        dg.materialize(assets, resources=resources, run_config=QUIET, selection=[dg.AssetKey(["zaptec", "charger_states"])])
+        states = len(sim.requests_to("/state"))
+        tokens = len(sim.requests_to("/oauth/token"))
+        made = len([r for r in sim.requests if r.path.startswith(("/api/", "/oauth/"))])
+        minimum = chargers + tokens
+        return Result(
+            "3. sync efficiency: Zaptec state poll", f"{made} requests", f"{minimum} minimum", f"{made / minimum:.2f}", "1.00",
+            made == minimum, f"{chargers} cached chargers: {states} /state + {tokens} token (no delta API; push messages make polls rare)",
+        )
+
+
+def tomtom(scale: Scale, work: Path) -> Result:
+    """TomTom has no batch call: a poll needs one request per mapped id; unchanged locations are not searched again."""
+    from evpipeline.model.assets import mart_model
+    from evpipeline.simulators.evroam import EVRoamSimulator
+    from evpipeline.simulators.toolkit import SimClock
+    from evpipeline.simulators.tomtom import TomTomSimulator
+    from evpipeline.sources.evroam.assets import evroam_sites, evroam_stations
+    from evpipeline.sources.evroam.client import EVRoamResource
+    from evpipeline.sources.tomtom.assets import tomtom_availability, tomtom_location_mapping
+    from evpipeline.sources.tomtom.client import TomTomResource
+
+    with EVRoamSimulator(scale=scale.pick(4, 0.3), clock=SimClock()) as evroam:
+        with TomTomSimulator(parks=evroam.charging_parks(), qps=2000, api_key="bench-key", clock=SimClock()) as sim:
+            resources = {
+                "evroam": EVRoamResource(base_url=f"{evroam.url}/consumer/api", subscription_key=evroam.subscription_key, requests_per_second=200),
+                "tomtom": TomTomResource(base_url=sim.url, api_key="bench-key", qps=1000, concurrency=4),
+                "warehouse": WarehouseResource(database=str(work / "tomtom.duckdb")),
+            }
+            assets = [evroam_sites, evroam_stations, mart_model, tomtom_location_mapping, tomtom_availability]
+            dg.materialize(assets, resources=resources, run_config=QUIET)
+            sim.advance(300)
+            sim.reset_log()
+            dg.materialize(assets, resources=resources, run_config=QUIET,
+                           selection=dg.AssetSelection.groups("tomtom"))
+            with resources["warehouse"].get_connection() as con:
+                mapped = con.execute("SELECT count(*) FROM tomtom.location_mapping WHERE match_status = 'matched' AND NOT is_deleted").fetchone()[0]
+            searches = len(sim.requests_to("/categorySearch"))
+            polls = len(sim.requests_to("/chargingAvailability"))
+            made, minimum = searches + polls, max(1, mapped)
+            return Result(
+                "3. sync efficiency: TomTom availability", f"{made} requests", f"{minimum} minimum", f"{made / minimum:.2f}", "1.00",
+                made == minimum, f"{mapped} mapped locations: {polls} polls + {searches} searches (locations unchanged: none re-searched)",
+            )
+
+
+PROBES: list[Callable[[Scale, Path], Result]] = [evroam, greenflux, zaptec, tomtom]
 
 
 def run(scale: Scale) -> list[Result]:

@@ -60,8 +60,38 @@ def _webhook(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zaptec_consumer(args: argparse.Namespace) -> int:
+    """Long-poll Zaptec's Service Bus subscription into the push inbox (the `zaptec_push` sensor merges it)."""
+    import logging
+
+    from evpipeline import settings
+    from evpipeline.inbox import Inbox
+    from evpipeline.sources.zaptec.client import ZaptecResource
+    from evpipeline.sources.zaptec.push import run_consumer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    resource = ZaptecResource(
+        base_url=settings.get("ZAPTEC_BASE_URL"), username=settings.get("ZAPTEC_USERNAME"),
+        password=settings.get("ZAPTEC_PASSWORD"), user_group_id=settings.get("ZAPTEC_USER_GROUP_ID"),
+    )
+    run_consumer(resource, Inbox(settings.data_dir() / "inbox" / "push.sqlite"), wait_seconds=args.wait, once=args.once)
+    return 0
+
+
+def _serve_ocpi(args: argparse.Namespace) -> int:
+    """The OCPI 2.2.1 pull server NDW GETs from, on the latest warehouse snapshot (docs/ndw.md)."""
+    import logging
+
+    from evpipeline.ndw.server import app_from_env
+    from evpipeline.serving import serve_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve_forever(app_from_env(args.data_dir, page_cap=args.page_cap), args.host, args.port)
+    return 0
+
+
 def _dev(args: argparse.Namespace) -> int:
-    """Simulators + webhook receiver + `dagster dev`, with the pool limit that serializes DuckDB writers."""
+    """Simulators + webhook receiver + OCPI pull server + `dagster dev`, with the pool limit that serializes DuckDB writers."""
     from evpipeline import settings
 
     settings.apply_defaults()
@@ -74,7 +104,10 @@ def _dev(args: argparse.Namespace) -> int:
         create_webhook_app(Inbox(settings.data_dir() / "inbox" / "push.sqlite"), settings.get("EVROAM_WEBHOOK_KEY")),
         port=settings.WEBHOOK_PORT,
     ).start()
-    print("\n".join(f"{n:<10} {s.url}" for n, s in sims.items()) + f"\nwebhook    {receiver.url}")
+    from evpipeline.ndw.server import app_from_env
+
+    ocpi = BackgroundServer(app_from_env(), port=settings.OCPI_SERVER_PORT).start()
+    print("\n".join(f"{n:<10} {s.url}" for n, s in sims.items()) + f"\nwebhook    {receiver.url}\nocpi pull  {ocpi.url}/ocpi/versions")
     home = Path(".dagster_home").resolve()
     home.mkdir(exist_ok=True)
     shutil.copy(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
@@ -86,6 +119,12 @@ def _dev(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         process.send_signal(signal.SIGINT)
         return process.wait()
+
+
+def _bench(args: argparse.Namespace, rest: list[str]) -> int:
+    from benchmarks.harness import main as bench_main
+
+    return bench_main(rest)
 
 
 def _wait_forever() -> None:
@@ -115,13 +154,34 @@ def main(argv: list[str] | None = None) -> int:
     webhook.add_argument("--port", type=int, default=8710)
     webhook.set_defaults(func=_webhook)
 
-    dev = sub.add_parser("dev", help="simulators + webhook receiver + dagster dev")
+    consumer = sub.add_parser("zaptec-consumer", help="drain Zaptec's Service Bus messages into the push inbox")
+    consumer.add_argument("--wait", type=int, default=30, help="long-poll seconds per receive")
+    consumer.add_argument("--once", action="store_true", help="drain what is there, then exit")
+    consumer.set_defaults(func=_zaptec_consumer)
+
+    from evpipeline.settings import OCPI_SERVER_PORT
+
+    serve_ocpi = sub.add_parser("serve-ocpi", help="run the OCPI 2.2.1 pull server NDW GETs from")
+    serve_ocpi.add_argument("--host", default="127.0.0.1")
+    serve_ocpi.add_argument("--port", type=int, default=OCPI_SERVER_PORT)
+    serve_ocpi.add_argument("--data-dir", default=None, help="where snapshots/warehouse.duckdb is (default: next to the warehouse)")
+    serve_ocpi.add_argument("--page-cap", type=int, default=1000, help="most objects per page (X-Limit)")
+    serve_ocpi.set_defaults(func=_serve_ocpi)
+
+    dev = sub.add_parser("dev", help="simulators + webhook receiver + OCPI pull server + dagster dev")
     dev.add_argument("--scale", type=float, default=1.0)
     dev.add_argument("--advance-every", type=float, default=30.0)
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=_dev)
 
-    args = parser.parse_args(argv)
+    bench = sub.add_parser("bench", help="benchmarks side by side with references (see docs/benchmarks.md)", add_help=False)
+    bench.set_defaults(func=_bench)
+
+    args, rest = parser.parse_known_args(argv)
+    if args.func is _bench:
+        return int(_bench(args, rest) or 0)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return int(args.func(args) or 0)
 
 

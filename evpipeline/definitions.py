@@ -14,12 +14,19 @@ settings.apply_defaults()
 
 from evpipeline.model.definitions import defs as model_defs  # noqa: E402
 from evpipeline.ndw.definitions import defs as ndw_defs  # noqa: E402
+from evpipeline.ndw.push import NdwPushResource  # noqa: E402
 from evpipeline.resources import PushInboxResource  # noqa: E402
 from evpipeline.sources.evroam.client import EVRoamResource  # noqa: E402
 from evpipeline.sources.evroam.definitions import defs as evroam_defs  # noqa: E402
+from evpipeline.sources.greenflux.client import GreenFluxResource  # noqa: E402
+from evpipeline.sources.greenflux.definitions import defs as greenflux_defs  # noqa: E402
+from evpipeline.sources.tomtom.client import TomTomResource  # noqa: E402
+from evpipeline.sources.tomtom.definitions import defs as tomtom_defs  # noqa: E402
+from evpipeline.sources.zaptec.client import ZaptecResource  # noqa: E402
+from evpipeline.sources.zaptec.definitions import defs as zaptec_defs  # noqa: E402
 from evpipeline.warehouse import WarehouseResource  # noqa: E402
 
-SOURCE_GROUPS = ["evroam"]
+SOURCE_GROUPS = ["evroam", "tomtom", "greenflux", "zaptec"]
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
@@ -30,6 +37,24 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             base_url=dg.EnvVar("EVROAM_BASE_URL"),
             subscription_key=dg.EnvVar("EVROAM_SUBSCRIPTION_KEY"),
             allowed_push_hosts=dg.EnvVar("EVROAM_PUSH_ALLOWED_HOSTS"),
+        ),
+        "ndw": NdwPushResource(
+            push_base_url=dg.EnvVar("NDW_PUSH_BASE_URL"),
+            token_url=dg.EnvVar("NDW_TOKEN_URL"),
+            client_id=dg.EnvVar("NDW_CLIENT_ID"),
+            client_secret=dg.EnvVar("NDW_CLIENT_SECRET"),
+        ),
+        "greenflux": GreenFluxResource(base_url=dg.EnvVar("GREENFLUX_BASE_URL"), token=dg.EnvVar("GREENFLUX_TOKEN")),
+        "tomtom": TomTomResource(
+            base_url=dg.EnvVar("TOMTOM_BASE_URL"),
+            api_key=dg.EnvVar("TOMTOM_API_KEY"),
+            qps=float(settings.get("TOMTOM_QPS")),
+        ),
+        "zaptec": ZaptecResource(
+            base_url=dg.EnvVar("ZAPTEC_BASE_URL"),
+            username=dg.EnvVar("ZAPTEC_USERNAME"),
+            password=dg.EnvVar("ZAPTEC_PASSWORD"),
+            user_group_id=dg.EnvVar("ZAPTEC_USER_GROUP_ID"),
         ),
     }
 
@@ -42,6 +67,9 @@ sync_all_job = dg.define_asset_job(
 
 defs = dg.Definitions.merge(
     evroam_defs,
+    tomtom_defs,
+    greenflux_defs,
+    zaptec_defs,
     model_defs,
     ndw_defs,
     dg.Definitions(resources=build_resources(), jobs=[sync_all_job], executor=dg.in_process_executor),

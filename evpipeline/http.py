@@ -87,6 +87,14 @@ class ResponseFormatError(HttpError):
     """The body is not what the API promises (malformed or truncated JSON, wrong shape)."""
 
 
+class OcpiError(HttpError):
+    """An OCPI `status_code` outside 1xxx in an HTTP success (see `evpipeline.ocpi_status`)."""
+
+    def __init__(self, message: str, *, ocpi_status: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.ocpi_status = ocpi_status
+
+
 class RetryableResponse(Exception):  # noqa: N818 - a signal, not an error shown to users
     """Raised by a `check` hook to retry a response the API sent with a success status."""
 

@@ -42,12 +42,18 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "EVROAM_REPAIR_CRON": ("30 3 * * *", False, "EVRoam daily full (repair) pull."),
     "GREENFLUX_BASE_URL": (_sim("greenflux"), False, "GreenFlux platform base URL (CLM API under /api/2.0)."),
     "GREENFLUX_TOKEN": ("sim-greenflux-token", True, "GreenFlux API token (Authorization: Token ...)."),
+    "GREENFLUX_CRON": ("*/15 * * * *", False, "GreenFlux delta sync (date_from) schedule."),
+    "GREENFLUX_FULL_CRON": ("45 2 * * *", False, "GreenFlux daily full pull (heals anything a date_from delta cannot see)."),
     "ZAPTEC_BASE_URL": (_sim("zaptec"), False, "Zaptec API base URL."),
     "ZAPTEC_USERNAME": ("sim-user@example.com", True, "Zaptec portal username (OAuth2 password grant)."),
     "ZAPTEC_PASSWORD": ("sim-password", True, "Zaptec portal password."),
+    "ZAPTEC_USER_GROUP_ID": ("3c1f7a52-8d4e-4b6a-9f21-6e0d5b7c9a84", False, "Zaptec user group whose Service Bus messaging to consume (empty: first installation with messaging)."),
+    "ZAPTEC_STATE_CRON": ("*/15 * * * *", False, "Zaptec charger-state poll (fallback to pushed messages)."),
+    "ZAPTEC_STATIC_CRON": ("0 * * * *", False, "Zaptec static refresh (installations, circuits, chargers)."),
     "TOMTOM_BASE_URL": (_sim("tomtom"), False, "TomTom API base URL."),
     "TOMTOM_API_KEY": ("sim-tomtom-key", True, "TomTom API key (query parameter `key`)."),
     "TOMTOM_QPS": ("20", False, "Queries per second allowed by the TomTom key."),
+    "TOMTOM_CRON": ("*/5 * * * *", False, "TomTom availability poll (and location mapping) schedule."),
     "NDW_PUSH_BASE_URL": (_sim("ndw", "/ocpi/2.2.1"), False, "NDW DOT-NL push API base URL."),
     "NDW_TOKEN_URL": (_sim("ndw", "/auth/realms/ndw/protocol/openid-connect/token"), False, "NDW IAM token endpoint (OAuth2 client credentials)."),
     "NDW_CLIENT_ID": ("sim-ndw-client", True, "Our NDW service-account client id."),
@@ -56,7 +62,7 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "OCPI_CLIENT_ID": ("ndw-puller", True, "OAuth2 client id NDW uses against our pull server's token endpoint."),
     "OCPI_CLIENT_SECRET": ("sim-ocpi-client-secret", True, "OAuth2 client secret for the pull server's token endpoint."),
     "OCPI_JWT_SECRET": ("", True, "HMAC key signing the pull server's JWTs (default: derived from OCPI_CLIENT_SECRET)."),
-    "OCPI_PUBLIC_URL": (f"http://127.0.0.1:{OCPI_SERVER_PORT}", False, "Public base URL of our OCPI pull server (used in Link headers and version details)."),
+    "OCPI_PUBLIC_URL": ("", False, "Public base URL of our OCPI pull server for Link headers and version details (default: the request's own base URL)."),
 }
 
 

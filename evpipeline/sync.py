@@ -7,14 +7,19 @@ transaction, and the watermark only advances when all of it commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as pa_arrow
+import pyarrow.parquet as pq
 
 from evpipeline.validation import validate
 from evpipeline.warehouse import MergeCounts, WarehouseResource, Writer
@@ -120,3 +125,156 @@ def table_metadata(
         meta["watermark"] = watermark.isoformat()
     meta.update(extra or {})
     return meta
+
+
+# --------------------------------------------------------------------------------------------
+# Large pulls: validate page by page, spool, then write everything in one transaction
+
+
+@dataclass
+class Batch:
+    """One page (or a few) of normalized rows: its tables, when the server produced it, which request."""
+
+    tables: Sequence[TableRows]
+    as_of: datetime | None = None
+    lineage: str | None = None
+
+
+def _combine(batches: list[Batch]) -> Batch:
+    """Several batches of the same tables as one (their rows in order)."""
+    if len(batches) == 1:
+        return batches[0]
+    tables = []
+    for parts in zip(*(b.tables for b in batches), strict=True):
+        first = parts[0]
+        raw = None if any(p.raw is None for p in parts) else [r for p in parts for r in p.raw]  # type: ignore[union-attr]
+        frames = [p.frame for p in parts if len(p.frame)] or [parts[0].frame]
+        with warnings.catch_warnings():
+            # All-null columns in one page must not decide the dtype; validation coerces anyway.
+            warnings.simplefilter("ignore", FutureWarning)
+            frame = pd.concat(frames, ignore_index=True)
+        tables.append(TableRows(first.table, frame, first.schema, first.keys, raw, first.status_column))
+    stamps = [b.as_of for b in batches if b.as_of is not None]
+    return Batch(tables, max(stamps) if stamps else None, f"{batches[0].lineage} … {batches[-1].lineage}")
+
+
+def _coalesce(batches: Iterable[Batch], min_rows: int) -> Iterator[Batch]:
+    """Group small batches (pages) until their largest table has `min_rows` rows: validation has a
+    fixed cost per call, so a few large validations beat many small ones."""
+    pending: list[Batch] = []
+    rows = 0
+    for batch in batches:
+        pending.append(batch)
+        rows += max((len(t.frame) for t in batch.tables), default=0)
+        if rows >= min_rows:
+            yield _combine(pending)
+            pending, rows = [], 0
+    if pending:
+        yield _combine(pending)
+
+
+class _Spool:
+    """Valid rows parked on disk as Parquet between fetching and writing, so memory holds one batch."""
+
+    _TYPES = {pa_arrow.int64(): pd.Int64Dtype(), pa_arrow.bool_(): pd.BooleanDtype()}
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="evpipeline-spool-")
+        self._count = 0
+
+    @property
+    def path(self) -> str:
+        return self._dir.name
+
+    def put(self, frame: pd.DataFrame) -> Path:
+        self._count += 1
+        path = Path(self._dir.name) / f"{self._count:07d}.parquet"
+        pq.write_table(pa_arrow.Table.from_pandas(frame, preserve_index=False), path)
+        return path
+
+    def get(self, path: Path) -> pd.DataFrame:
+        return pq.read_table(path).to_pandas(types_mapper=self._TYPES.get)
+
+    def close(self) -> None:
+        self._dir.cleanup()
+
+
+def write_sync_batches(
+    warehouse: WarehouseResource,
+    *,
+    source: str,
+    stream: str,
+    run_id: str | None,
+    batches: Iterable[Batch],
+    watermark: Callable[[], datetime | None] | datetime | None,
+    requests: Callable[[], int | None] | int | None = None,
+    after_batch: Callable[[Writer, Batch, dict[str, pd.DataFrame], dict[str, pd.DataFrame]], None] | None = None,
+    before_commit: Callable[[Writer], None] | None = None,
+    preview_rows: int = 20,
+    coalesce_rows: int = 5_000,
+    memory_limit: str | None = "512MB",
+) -> SyncOutcome:
+    """`write_sync` for pulls too large to hold: the same validation, quarantine and transaction.
+
+    Batches are grouped until they hold `coalesce_rows` rows, validated, and their valid rows
+    spooled to Parquet (raw payloads are dropped, except those of quarantined rows); only then is
+    the warehouse opened, so the write lock is held for the writing alone. Batches are merged in
+    order, each followed by `after_batch(writer, batch, valid, seen)` (`seen`: the key columns of
+    every row the batch carried, valid or not, for sweeps such as `flag_missing`); then
+    `before_commit`, the quarantine, the watermark (a callable is read after the last batch) and
+    the run log, all in one transaction.
+
+    Memory: the writing connection gets a DuckDB `memory_limit`, past which DuckDB writes a
+    transaction's new rows to the file early (still uncommitted). What stays is DuckDB's
+    bookkeeping of the transaction (~0.25 KB per written row): a million-row bootstrap peaks near
+    1.6 GiB, which we accept to keep every sync a single all-or-nothing transaction.
+    """
+    spool = _Spool()
+    parked: list[tuple[Batch, dict[str, Path], dict[str, Path], int]] = []
+    specs: dict[str, tuple[Sequence[str], str | None]] = {}
+    quarantined: list[Any] = []
+    outcome = SyncOutcome()
+    try:
+        for batch in _coalesce(batches, coalesce_rows):
+            valid_paths: dict[str, Path] = {}
+            seen_paths: dict[str, Path] = {}
+            rows = 0
+            for t in batch.tables:
+                specs.setdefault(t.table, (t.keys, t.status_column))
+                result = validate(t.frame, t.schema, table=t.table, keys=t.keys, raw=t.raw)
+                quarantined.extend(result.quarantined)
+                seen_paths[t.table] = spool.put(t.frame[list(t.keys)])
+                valid_paths[t.table] = spool.put(result.valid)
+                rows += len(result.valid)
+                entry = outcome.tables.setdefault(t.table, TableOutcome(t.table, MergeCounts(t.table), 0, result.valid.head(0)))
+                entry.quarantined += len(result.quarantined)
+                if len(entry.valid) < preview_rows:
+                    entry.valid = pd.concat([entry.valid, result.valid.head(preview_rows)], ignore_index=True)
+            # Only the batch's description stays in memory; its frames and payloads are freed here.
+            parked.append((Batch((), batch.as_of, batch.lineage), valid_paths, seen_paths, rows))
+        outcome.watermark = watermark() if callable(watermark) else watermark
+
+        with warehouse.writer(source, run_id) as writer:
+            if memory_limit:
+                writer.con.execute(f"SET memory_limit = '{memory_limit}'")
+                writer.con.execute(f"SET temp_directory = '{spool.path}'")
+            for batch, valid_paths, seen_paths, _ in parked:
+                valid = {name: spool.get(path) for name, path in valid_paths.items()}
+                for name, frame in valid.items():
+                    keys, status_column = specs[name]
+                    writer.merge(frame, name, keys, status_column=status_column, lineage=batch.lineage)
+                if after_batch is not None:
+                    after_batch(writer, batch, valid, {name: spool.get(path) for name, path in seen_paths.items()})
+            if before_commit is not None:
+                before_commit(writer)
+            writer.quarantine(quarantined)
+            for name, counts in writer.counts.items():
+                if name in outcome.tables:
+                    outcome.tables[name].counts = counts
+            if outcome.watermark is not None:
+                writer.set_sync_state(stream, outcome.watermark)
+            writer.log_run(stream, requests=requests() if callable(requests) else requests, watermark=outcome.watermark)
+    finally:
+        spool.close()
+    return outcome
+

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from evpipeline.model.build import build_mart
+from evpipeline.model.keys import MART_KEYS
 from evpipeline.model.mappings import registry
 from evpipeline.model.snapshot import publish_snapshot, snapshot_dir
 from evpipeline.model.tables import CONNECTORS, EVSES, LOCATIONS, TARIFFS, UNMAPPED
@@ -12,12 +13,6 @@ from evpipeline.sync import markdown_preview
 from evpipeline.warehouse import WarehouseResource
 
 POOL = "duckdb_writer"
-MART_KEYS = {
-    LOCATIONS: dg.AssetKey(["mart", "locations"]),
-    EVSES: dg.AssetKey(["mart", "evses"]),
-    CONNECTORS: dg.AssetKey(["mart", "connectors"]),
-    TARIFFS: dg.AssetKey(["mart", "tariffs"]),
-}
 DESCRIPTIONS = {
     LOCATIONS: "OCPI Locations from every source, with the owning CPO's country_code/party_id and lineage.",
     EVSES: "OCPI EVSEs; removed ones stay with status REMOVED; status transitions in mart.evse_status_history.",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -12,7 +14,7 @@ from evpipeline.model.mappings import SourceMapping, registry
 from evpipeline.model.rules import register_rules
 from evpipeline.model.tables import CONNECTORS, EVSES, KEYS, LOCATIONS, TARIFFS, UNMAPPED
 from evpipeline.timeutil import utcnow
-from evpipeline.warehouse import MergeCounts, transaction
+from evpipeline.warehouse import MergeCounts, table_columns, transaction
 
 KINDS = ((LOCATIONS, "locations"), (EVSES, "evses"), (CONNECTORS, "connectors"), (TARIFFS, "tariffs"))
 
@@ -31,6 +33,26 @@ def available_mappings(con: duckdb.DuckDBPyConnection) -> list[SourceMapping]:
     return [m for m in registry() if all(t in tables for t in m.requires)]
 
 
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
+
+
+def strip_json_nulls(frame: pd.DataFrame, json_columns: list[str]) -> pd.DataFrame:
+    """OCPI omits absent optional fields: drop null members inside every JSON value (any source)."""
+    for column in json_columns:
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        dirty = values.notna() & values.astype(str).str.contains("null", regex=False)
+        if dirty.any():
+            frame.loc[dirty, column] = [json.dumps(_without_nulls(json.loads(v))) for v in values[dirty]]
+    return frame
+
+
 def canonical_frame(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping], kind: str) -> pd.DataFrame | None:
     """The rows every mapping produces for one mart table (rows without a CPO party are left out: reported)."""
     selects = [getattr(m, kind) for m in mappings if getattr(m, kind)]
@@ -40,6 +62,10 @@ def canonical_frame(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping
     return con.execute(f"SELECT * FROM ({union}) WHERE country_code IS NOT NULL AND party_id IS NOT NULL").df()
 
 
+def _json_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [name for name, kind in table_columns(con, table).items() if kind == "JSON"]
+
+
 def build_mart(con: duckdb.DuckDBPyConnection, *, run_id: str | None = None, as_of: datetime | None = None) -> MartBuild:
     """Map every available source into `mart` (merge: unchanged rows stay untouched, ids never change)."""
     as_of = as_of or utcnow()
@@ -47,6 +73,9 @@ def build_mart(con: duckdb.DuckDBPyConnection, *, run_id: str | None = None, as_
     mappings = available_mappings(con)
     result = MartBuild(sources=[m.source for m in mappings])
     frames = {table: canonical_frame(con, mappings, kind) for table, kind in KINDS}
+    for table, frame in frames.items():
+        if frame is not None:
+            strip_json_nulls(frame, _json_columns(con, table))
     unmapped_sql = " UNION ALL ".join(f"({m.unmapped})" for m in mappings)
     result.unmapped = con.execute(unmapped_sql).df() if mappings else pd.DataFrame(columns=["source", "field", "value", "rows"])
 

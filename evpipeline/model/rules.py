@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import csv
 from importlib import resources
+from typing import get_args
 
 import duckdb
 import pandas as pd
+
+from evpipeline.ndw import ocpi
 
 # EVRoam connectorType -> (OCPI standard, OCPI format). Tethered = cable attached to the charger.
 EVROAM_CONNECTORS: dict[str, tuple[str, str]] = {
@@ -43,6 +46,55 @@ EVROAM_INSTALLATION: dict[str, str] = {
 EVROAM_FLOORS: dict[str, str] = {"Ground": "0", "UG": "-1", "Basement": "-1", "Rooftop": "R"}
 
 
+# Zaptec ChargerOperationMode (state 710) -> OCPI EVSE Status. A connected vehicle occupies the EVSE
+# whether it is requesting, charging or finished ("in use" = CHARGING in OCPI).
+ZAPTEC_OPERATION_MODES: dict[str, str] = {
+    "Unknown": "UNKNOWN",
+    "Disconnected": "AVAILABLE",
+    "Connected_Requesting": "CHARGING",
+    "Connected_Charging": "CHARGING",
+    "Connected_Finished": "CHARGING",
+}
+
+# Zaptec model (from the DeviceId prefix) -> (OCPI standard, format, rated amperage per phase).
+# Pro, Go and Go 2 have a Type 2 socket rated 32 A; Sense is an energy meter, not a charger: no EVSE.
+ZAPTEC_MODELS: dict[str, tuple[str, str, int]] = {
+    "Pro": ("IEC_62196_T2", "SOCKET", 32),
+    "Go": ("IEC_62196_T2", "SOCKET", 32),
+    "Go2": ("IEC_62196_T2", "SOCKET", 32),
+}
+ZAPTEC_NOT_CHARGERS = {"Sense"}
+
+# Zaptec NetworkType -> OCPI power_type (IT/TN 1-phase or 3-phase grids; 0 Unknown has no rule).
+ZAPTEC_NETWORKS: dict[int, str] = {1: "AC_1_PHASE", 2: "AC_3_PHASE", 3: "AC_1_PHASE", 4: "AC_3_PHASE"}
+
+
+# GreenFlux location `type` -> OCPI ParkingType (OTHER/UNKNOWN have no OCPI equivalent: omitted).
+GREENFLUX_PARKING_TYPES: dict[str, str] = {
+    "ON_STREET": "ON_STREET",
+    "PARKING_GARAGE": "PARKING_GARAGE",
+    "UNDERGROUND_GARAGE": "UNDERGROUND_GARAGE",
+    "PARKING_LOT": "PARKING_LOT",
+}
+
+# Closed OCPI 2.2.1 vocabularies, for values a source passes through (GreenFlux is OCPI-like): a value
+# outside them is reported and left out of a list, or leaves the field empty; never guessed.
+OCPI_VALUES: dict[str, tuple[str, ...]] = {
+    "standard": get_args(ocpi.ConnectorType),
+    "format": get_args(ocpi.ConnectorFormat),
+    "power_type": get_args(ocpi.PowerType),
+    "status": get_args(ocpi.Status),
+    "capability": get_args(ocpi.Capability),
+    "facility": get_args(ocpi.Facility),
+    "parking_restriction": get_args(ocpi.ParkingRestriction),
+}
+
+
+def sql_values(kind: str) -> str:
+    """An OCPI vocabulary as a SQL list literal (for list_contains/list_filter in mapping SQL)."""
+    return "[" + ", ".join(f"'{v}'" for v in OCPI_VALUES[kind]) + "]"
+
+
 def _frame(rows: list[tuple[object, ...]], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
@@ -62,6 +114,13 @@ def rule_frames() -> dict[str, pd.DataFrame]:
         "rules_evroam_availability": _frame(list(EVROAM_AVAILABILITY.items()), ["value", "status"]),
         "rules_evroam_installation": _frame(list(EVROAM_INSTALLATION.items()), ["value", "status"]),
         "rules_evroam_floors": _frame(list(EVROAM_FLOORS.items()), ["value", "floor_level"]),
+        "rules_zaptec_modes": _frame(list(ZAPTEC_OPERATION_MODES.items()), ["value", "status"]),
+        "rules_zaptec_models": _frame(
+            [(k, *v, False) for k, v in ZAPTEC_MODELS.items()] + [(k, None, None, None, True) for k in ZAPTEC_NOT_CHARGERS],
+            ["value", "standard", "format", "amperage", "not_a_charger"],
+        ),
+        "rules_zaptec_networks": _frame(list(ZAPTEC_NETWORKS.items()), ["value", "power_type"]),
+        "rules_greenflux_parking": _frame(list(GREENFLUX_PARKING_TYPES.items()), ["value", "parking_type"]),
     }
 
 

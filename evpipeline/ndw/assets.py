@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from evpipeline import settings
-from evpipeline.model.assets import MART_KEYS
+from evpipeline.model.keys import MART_KEYS
 from evpipeline.ndw.export import build_export, write_export
 from evpipeline.sync import markdown_preview
 from evpipeline.warehouse import WarehouseResource

@@ -31,6 +31,37 @@ SIMULATORS: dict[str, SimSpec] = {
         lambda s: {"EVROAM_BASE_URL": f"{s.url}/consumer/api"},
         lambda: {"subscription_key": settings.get("EVROAM_SUBSCRIPTION_KEY")},
     ),
+    "greenflux": SimSpec(
+        "evpipeline.simulators.greenflux",
+        "GreenFluxSimulator",
+        lambda s: {"GREENFLUX_BASE_URL": s.url},
+        lambda: {"token": settings.get("GREENFLUX_TOKEN"), "requests_per_second": 20.0},
+    ),
+    "ndw": SimSpec(
+        "evpipeline.simulators.ndw",
+        "NdwSimulator",
+        lambda s: {
+            "NDW_PUSH_BASE_URL": f"{s.url}/ocpi/2.2.1",
+            "NDW_TOKEN_URL": f"{s.url}/auth/realms/ndw/protocol/openid-connect/token",
+        },
+        lambda: {"client_id": settings.get("NDW_CLIENT_ID"), "client_secret": settings.get("NDW_CLIENT_SECRET")},
+    ),
+    "zaptec": SimSpec(
+        "evpipeline.simulators.zaptec",
+        "ZaptecSimulator",
+        lambda s: {"ZAPTEC_BASE_URL": s.url, "ZAPTEC_USER_GROUP_ID": s.user_group_id},  # type: ignore[attr-defined]
+        lambda: {
+            "username": settings.get("ZAPTEC_USERNAME"),
+            "password": settings.get("ZAPTEC_PASSWORD"),
+            "user_group_id": settings.get("ZAPTEC_USER_GROUP_ID") or "3c1f7a52-8d4e-4b6a-9f21-6e0d5b7c9a84",
+        },
+    ),
+    "tomtom": SimSpec(
+        "evpipeline.simulators.tomtom",
+        "TomTomSimulator",
+        lambda s: {"TOMTOM_BASE_URL": s.url},
+        lambda: {"api_key": settings.get("TOMTOM_API_KEY"), "qps": float(settings.get("TOMTOM_QPS"))},
+    ),
 }
 
 
@@ -43,9 +74,11 @@ def build(name: str, *, scale: float = 1.0, port: int = 0, clock: SimClock | Non
 def start_all(*, scale: float = 1.0, fixed_ports: bool = False, live: bool = False, seed: int = 7) -> dict[str, SimServer]:
     """Start every simulator (fixed development ports for `simulate`/`dev`, free ports otherwise)."""
     started: dict[str, SimServer] = {}
-    for name in SIMULATORS:
+    # TomTom last: its POIs are the places every other simulator describes.
+    for name in sorted(SIMULATORS, key=lambda n: n == "tomtom"):
         port = settings.SIMULATOR_PORTS[name] if fixed_ports else 0
-        started[name] = build(name, scale=scale, port=port, clock=SimClock(live=live), seed=seed).start()
+        extra = {"parks": [p for sim in started.values() for p in sim.charging_parks()]} if name == "tomtom" else {}
+        started[name] = build(name, scale=scale, port=port, clock=SimClock(live=live), seed=seed, **extra).start()
     return started
 
 

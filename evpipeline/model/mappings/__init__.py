@@ -23,6 +23,6 @@ class SourceMapping:
 
 
 def registry() -> list[SourceMapping]:
-    from evpipeline.model.mappings import evroam
+    from evpipeline.model.mappings import evroam, greenflux, zaptec
 
-    return [evroam.MAPPING]
+    return [evroam.MAPPING, greenflux.MAPPING, zaptec.MAPPING]

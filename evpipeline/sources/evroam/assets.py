@@ -19,6 +19,7 @@ from pydantic import Field
 
 from evpipeline import settings
 from evpipeline.checks import quarantine_checks
+from evpipeline.model.keys import MODEL
 from evpipeline.sources.evroam import normalize, schemas
 from evpipeline.sources.evroam.client import EVRoamResource
 from evpipeline.sources.evroam.tables import AVAILABILITY, CONNECTORS, KEYS, SITES, STATIONS, STATUS
@@ -206,12 +207,12 @@ evroam_checks = quarantine_checks(
 )
 evroam_sync_job = dg.define_asset_job(
     "evroam_sync",
-    selection=dg.AssetSelection.assets(*EVROAM_ASSETS),
+    selection=dg.AssetSelection.assets(*EVROAM_ASSETS) | MODEL,
     description="Delta sync of every EVRoam table (bootstraps on the first run).",
 )
 evroam_repair_job = dg.define_asset_job(
     "evroam_repair",
-    selection=dg.AssetSelection.assets(*EVROAM_ASSETS),
+    selection=dg.AssetSelection.assets(*EVROAM_ASSETS) | MODEL,
     config={"ops": {op: {"config": {"mode": "repair"}} for op in ("evroam__sites", "evroam_stations")}},
     description="Full pull of EVRoam that also detects hard deletes (run on demand or daily).",
 )

@@ -21,12 +21,15 @@ from starlette.routing import Route
 
 from evpipeline.http import HttpError
 from evpipeline.inbox import Inbox
+from evpipeline.model.keys import MART
 from evpipeline.resources import PushInboxResource
 from evpipeline.sources.evroam.assets import AVAILABILITY_KEY, EVROAM_ASSETS, SITES_KEY, STATION_OUTPUTS
 from evpipeline.sources.evroam.client import EVRoamResource, PushFileGone, PushHostNotAllowed
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 KINDS = ("availabilities", "chargingstations", "sites")
+# Pushed changes flow into the canonical model in the same run, so the NDW status push (a sensor on
+# mart/evses) sees them within its minute.
 
 
 def event_kind(event: dict[str, Any]) -> str | None:
@@ -78,11 +81,12 @@ def _push_request(kind: str, files: list[tuple[str, str]], first: int, last: int
     if kind == "sites":
         return dg.RunRequest(
             run_key=f"evroam-push-sites-{first}-{last}",
-            asset_selection=[SITES_KEY],
+            asset_selection=[SITES_KEY, *MART],
             run_config={"ops": {"evroam__sites": {"config": config}}},
             tags={"evroam/push": "sites"},
         )
     selection = [AVAILABILITY_KEY] if kind == "availabilities" else list(STATION_OUTPUTS.values())
+    selection += MART
     return dg.RunRequest(
         run_key=f"evroam-push-{kind}-{first}-{last}",
         asset_selection=selection,
@@ -94,7 +98,7 @@ def _push_request(kind: str, files: list[tuple[str, str]], first: int, last: int
 @dg.sensor(
     name="evroam_push",
     minimum_interval_seconds=30,
-    asset_selection=dg.AssetSelection.assets(*EVROAM_ASSETS),
+    asset_selection=dg.AssetSelection.assets(*EVROAM_ASSETS, *MART),
     description="Downloads EVRoam push files before they expire and merges them; falls back to a delta sync.",
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
@@ -134,7 +138,7 @@ def evroam_push_sensor(
         requests.append(
             dg.RunRequest(
                 run_key=f"evroam-fallback-{first}-{last}",
-                asset_selection=list(EVROAM_ASSETS),
+                asset_selection=[*EVROAM_ASSETS, *MART],
                 tags={"evroam/push": "fallback-delta"},
             )
         )

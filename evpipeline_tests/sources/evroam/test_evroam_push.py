@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from evpipeline.inbox import Inbox
+from evpipeline.model.assets import mart_model
 from evpipeline.resources import PushInboxResource
 from evpipeline.serving import BackgroundServer
 from evpipeline.simulators.evroam import EVRoamSimulator
@@ -48,7 +49,7 @@ def run_sensor(evroam: EVRoamResource, inbox: PushInboxResource, cursor: str | N
 
 def execute(request: dg.RunRequest, evroam: EVRoamResource, warehouse: WarehouseResource) -> dg.ExecuteInProcessResult:
     return materialize(
-        [evroam_sites, evroam_stations], {"evroam": evroam, "warehouse": warehouse},
+        [evroam_sites, evroam_stations, mart_model], {"evroam": evroam, "warehouse": warehouse},
         run_config=request.run_config, selection=request.asset_selection,
     )
 

@@ -1,0 +1,139 @@
+"""GreenFlux (OCPI 2.1.1-like Locations v2) -> OCPI 2.2.1.
+
+- Party: `cpo_id` is country code + party id (`NLALF` -> NL, ALF): GreenFlux knows the CPO itself.
+- Location: `publish` only when GreenFlux publishes it and `access_type` is not PRIVATE; `type` ->
+  `parking_type` by rule (OTHER/UNKNOWN omitted); `address_line_2` and GreenFlux's own fields
+  (auth rules, custom groups, remarks, etag, ...) stay in the source tables; `energy_mix` loses
+  GreenFlux's `energy_mix_profile_id` and its 2.1.1 `environ_impact[].source` becomes `category`;
+  BusinessDetails keep name/website/logo (2.1.1's `phone_number` is not OCPI 2.2.1).
+- EVSE: every copy, so an EVSE moved to another location stays REMOVED in the old one (GreenFlux
+  marks it so) and lives in the new; status, capabilities, parking restrictions as sent, values
+  outside OCPI's vocabularies reported and left out.
+- Connector: `voltage`/`amperage` -> `max_voltage`/`max_amperage`; 2.1.1's single `tariff_id` ->
+  `tariff_ids: [tariff_id]`.
+- Tariff: as sent (elements are OCPI-shaped), party from `cpo_id`.
+"""
+
+from evpipeline.model.mappings import SourceMapping
+from evpipeline.model.rules import sql_values
+
+_PARTY = "upper(left({t}.cpo_id, 2)) AS country_code, upper(substr({t}.cpo_id, 3, 3)) AS party_id"
+_PARTY_OK = "regexp_full_match({t}.cpo_id, '[A-Za-z]{{2}}[A-Za-z0-9]{{3}}')"
+
+
+def _business(column: str) -> str:
+    return f"""CASE WHEN {column} IS NOT NULL THEN json_object(
+        'name', json_extract_string({column}, '$.name'), 'website', json_extract_string({column}, '$.website'),
+        'logo', CASE WHEN json_extract({column}, '$.logo') IS NOT NULL AND json_type(json_extract({column}, '$.logo')) = 'OBJECT' THEN json_extract({column}, '$.logo') END) END"""
+
+
+def _enum_list(column: str, kind: str) -> str:
+    return f"CASE WHEN {column} IS NOT NULL THEN to_json(list_filter(CAST({column} AS VARCHAR[]), lambda x: list_contains({sql_values(kind)}, x))) END"
+
+
+LOCATIONS = f"""
+    SELECT {_PARTY.format(t="l")}, l.location_id,
+           coalesce(l.publish, false) AND l.access_type IS DISTINCT FROM 'PRIVATE' AS publish,
+           l.name, l.address, l.city, l.postal_code, CAST(NULL AS VARCHAR) AS state, l.country,
+           l.latitude, l.longitude,
+           pt.parking_type,
+           l.time_zone,
+           l.opening_times,
+           l.charging_when_closed,
+           CASE WHEN l.energy_mix IS NOT NULL THEN json_object(
+               'is_green_energy', coalesce(CAST(json_extract_string(l.energy_mix, '$.is_green_energy') AS BOOLEAN), l.is_green_energy),
+               'energy_sources', json_extract(l.energy_mix, '$.energy_sources'),
+               'environ_impact', CASE WHEN json_extract(l.energy_mix, '$.environ_impact') IS NOT NULL THEN to_json(list_transform(
+                   CAST(json_extract(l.energy_mix, '$.environ_impact') AS JSON[]),
+                   lambda x: json_object('category', coalesce(json_extract_string(x, '$.category'), json_extract_string(x, '$.source')), 'amount', CAST(json_extract_string(x, '$.amount') AS DOUBLE)))) END,
+               'supplier_name', json_extract_string(l.energy_mix, '$.supplier_name'),
+               'energy_product_name', json_extract_string(l.energy_mix, '$.energy_product_name')) END AS energy_mix,
+           {_enum_list("l.facilities", "facility")} AS facilities,
+           l.directions,
+           {_business("l.operator")} AS operator,
+           {_business("l.suboperator")} AS suboperator,
+           {_business("l.owner")} AS owner,
+           CAST(NULL AS JSON) AS images,
+           'greenflux' AS source, l.location_id AS source_id, l.last_updated AS source_last_updated,
+           l.last_updated, l.is_deleted
+    FROM greenflux.locations l
+    LEFT JOIN rules_greenflux_parking pt ON pt.value = l.type
+    WHERE {_PARTY_OK.format(t="l")}
+"""
+
+EVSES = f"""
+    SELECT {_PARTY.format(t="l")}, e.location_id, e.evse_uid, e.evse_id,
+           CASE WHEN list_contains({sql_values("status")}, e.status) THEN e.status ELSE 'UNKNOWN' END AS status,
+           {_enum_list("e.capabilities", "capability")} AS capabilities,
+           e.floor_level, e.latitude, e.longitude, e.physical_reference,
+           {_enum_list("e.parking_restrictions", "parking_restriction")} AS parking_restrictions,
+           e.directions, e.images,
+           'greenflux' AS source, e.location_id || '/' || e.evse_uid AS source_id,
+           e.last_updated AS source_last_updated, e.last_updated, e.is_deleted
+    FROM greenflux.evses e
+    JOIN greenflux.locations l ON l.location_id = e.location_id
+    WHERE {_PARTY_OK.format(t="l")}
+"""
+
+CONNECTORS = f"""
+    SELECT {_PARTY.format(t="l")}, c.location_id, c.evse_uid, c.connector_id,
+           CASE WHEN list_contains({sql_values("standard")}, c.standard) THEN c.standard END AS standard,
+           CASE WHEN list_contains({sql_values("format")}, c.format) THEN c.format END AS format,
+           CASE WHEN list_contains({sql_values("power_type")}, c.power_type) THEN c.power_type END AS power_type,
+           c.voltage AS max_voltage, c.amperage AS max_amperage, c.max_electric_power,
+           CASE WHEN c.tariff_id IS NOT NULL THEN to_json([c.tariff_id]) END AS tariff_ids,
+           c.terms_and_conditions,
+           'greenflux' AS source, c.location_id || '/' || c.evse_uid || '/' || c.connector_id AS source_id,
+           c.last_updated AS source_last_updated, c.last_updated, c.is_deleted
+    FROM greenflux.connectors c
+    JOIN greenflux.locations l ON l.location_id = c.location_id
+    WHERE {_PARTY_OK.format(t="l")}
+"""
+
+TARIFFS = f"""
+    SELECT {_PARTY.format(t="t")}, t.tariff_id, t.currency, CAST(NULL AS VARCHAR) AS type,
+           t.tariff_alt_text, t.tariff_alt_url, CAST(NULL AS JSON) AS min_price, CAST(NULL AS JSON) AS max_price,
+           t.elements, CAST(NULL AS TIMESTAMPTZ) AS start_date_time, CAST(NULL AS TIMESTAMPTZ) AS end_date_time,
+           t.energy_mix,
+           'greenflux' AS source, t.tariff_id AS source_id, t.last_updated AS source_last_updated,
+           t.last_updated, t.is_deleted
+    FROM greenflux.tariffs t
+    WHERE {_PARTY_OK.format(t="t")}
+"""
+
+UNMAPPED = f"""
+    SELECT 'greenflux' AS source, 'location.cpo_id (no CPO party)' AS field, coalesce(l.cpo_id, 'missing') AS value, count(*) AS rows
+    FROM greenflux.locations l WHERE NOT {_PARTY_OK.format(t="l")} OR l.cpo_id IS NULL GROUP BY ALL
+    UNION ALL
+    SELECT 'greenflux', 'location.type (no OCPI parking_type)', l.type, count(*)
+    FROM greenflux.locations l LEFT JOIN rules_greenflux_parking p ON p.value = l.type
+    WHERE l.type IS NOT NULL AND p.parking_type IS NULL GROUP BY ALL
+    UNION ALL
+    SELECT 'greenflux', 'connector.' || field, value, count(*) FROM (
+        SELECT 'standard' AS field, standard AS value FROM greenflux.connectors WHERE NOT list_contains({sql_values("standard")}, standard)
+        UNION ALL SELECT 'format', format FROM greenflux.connectors WHERE NOT list_contains({sql_values("format")}, format)
+        UNION ALL SELECT 'power_type', power_type FROM greenflux.connectors WHERE NOT list_contains({sql_values("power_type")}, power_type)
+    ) GROUP BY ALL
+    UNION ALL
+    SELECT 'greenflux', 'evse.status', status, count(*) FROM greenflux.evses
+    WHERE NOT list_contains({sql_values("status")}, status) GROUP BY ALL
+    UNION ALL
+    SELECT 'greenflux', 'evse.capabilities', v, count(*)
+    FROM (SELECT unnest(CAST(capabilities AS VARCHAR[])) AS v FROM greenflux.evses WHERE capabilities IS NOT NULL)
+    WHERE NOT list_contains({sql_values("capability")}, v) GROUP BY ALL
+    UNION ALL
+    SELECT 'greenflux', 'location.facilities', v, count(*)
+    FROM (SELECT unnest(CAST(facilities AS VARCHAR[])) AS v FROM greenflux.locations WHERE facilities IS NOT NULL)
+    WHERE NOT list_contains({sql_values("facility")}, v) GROUP BY ALL
+"""
+
+MAPPING = SourceMapping(
+    source="greenflux",
+    requires=("greenflux.locations", "greenflux.evses", "greenflux.connectors", "greenflux.tariffs"),
+    inputs=("greenflux/locations", "greenflux/evses", "greenflux/connectors", "greenflux/tariffs"),
+    locations=LOCATIONS,
+    evses=EVSES,
+    connectors=CONNECTORS,
+    unmapped=UNMAPPED,
+    tariffs=TARIFFS,
+)

@@ -1,0 +1,131 @@
+"""Zaptec -> OCPI: installation -> Location, charger -> EVSE (one Type 2 connector), operation mode -> status.
+
+- Party: the CPO whose fleet account we read, per installation country (`operators.csv`).
+- `publish` is the installation's `is_public` (private home sites are never published or exported).
+- EVSE status: deleted -> REMOVED; charger inactive -> INOPERATIVE; offline (IsOnline 0) -> UNKNOWN
+  (OCPI's status for "no information"); else the ChargerOperationMode by rule (Disconnected ->
+  AVAILABLE, a connected vehicle -> CHARGING); no observation yet -> UNKNOWN.
+- Connector by model rule (Sense meters are not chargers: reported, not placed); power_type from the
+  installation's network type; amperage from the charger's ChargerMaxCurrent (510) observation, else
+  the model's rating; power = 230 V x amperage x phases (MaxPhases 520 when observed).
+- Zaptec's API has no opening hours, energy mix or tariffs: those stay empty (the NDW export lists
+  such locations as rejected with that reason instead of inventing them).
+"""
+
+from evpipeline.model.mappings import SourceMapping
+
+_INSTALLATIONS = """
+    SELECT i.*, p.country_code, p.party_id
+    FROM zaptec.installations i
+    JOIN rules_operators p ON p.source = 'zaptec' AND p.operator = i.country
+"""
+
+LOCATIONS = f"""
+    SELECT i.country_code, i.party_id, i.installation_id AS location_id,
+           i.is_public AS publish,
+           i.name, i.address, i.city, i.zip_code AS postal_code, CAST(NULL AS VARCHAR) AS state, i.country,
+           i.latitude, i.longitude,
+           CAST(NULL AS VARCHAR) AS parking_type,
+           i.time_zone,
+           CAST(NULL AS JSON) AS opening_times,
+           CAST(NULL AS BOOLEAN) AS charging_when_closed,
+           CAST(NULL AS JSON) AS energy_mix,
+           CAST(NULL AS JSON) AS facilities,
+           CAST(NULL AS JSON) AS directions,
+           CAST(NULL AS JSON) AS operator,
+           CAST(NULL AS JSON) AS suboperator,
+           CAST(NULL AS JSON) AS owner,
+           CAST(NULL AS JSON) AS images,
+           'zaptec' AS source, i.installation_id AS source_id, i.last_updated AS source_last_updated,
+           i.last_updated, i.is_deleted OR NOT coalesce(i.active, true) AS is_deleted
+    FROM ({_INSTALLATIONS}) i
+"""
+
+_CHARGERS = f"""
+    SELECT c.*, i.country_code, i.party_id, i.network_type, m.standard, m.format, m.amperage AS rated_amperage,
+           coalesce(m.not_a_charger, false) AS not_a_charger,
+           s.operation_mode, s.operation_mode_since, s.is_online,
+           st.max_current, st.max_phases, st.observed_updated
+    FROM zaptec.chargers c
+    JOIN ({_INSTALLATIONS}) i ON i.installation_id = c.installation_id
+    LEFT JOIN rules_zaptec_models m ON m.value = c.model
+    LEFT JOIN zaptec.charger_live s ON s.charger_id = c.charger_id
+    LEFT JOIN (
+        SELECT charger_id,
+               max(value_number) FILTER (WHERE state_id = 510) AS max_current,
+               max(value_number) FILTER (WHERE state_id = 520) AS max_phases,
+               max(last_updated) AS observed_updated
+        FROM zaptec.charger_states WHERE NOT is_deleted GROUP BY 1
+    ) st ON st.charger_id = c.charger_id
+    WHERE NOT coalesce(m.not_a_charger, false)
+"""
+
+EVSES = f"""
+    SELECT c.country_code, c.party_id, c.installation_id AS location_id, c.charger_id AS evse_uid,
+           CAST(NULL AS VARCHAR) AS evse_id,
+           CASE WHEN c.is_deleted THEN 'REMOVED'
+                WHEN NOT coalesce(c.active, true) THEN 'INOPERATIVE'
+                WHEN c.is_online IS NOT DISTINCT FROM false THEN 'UNKNOWN'
+                ELSE coalesce(r.status, 'UNKNOWN') END AS status,
+           CAST(NULL AS JSON) AS capabilities,
+           CAST(NULL AS VARCHAR) AS floor_level,
+           CAST(NULL AS DOUBLE) AS latitude, CAST(NULL AS DOUBLE) AS longitude,
+           left(c.name, 16) AS physical_reference,
+           CAST(NULL AS JSON) AS parking_restrictions,
+           CAST(NULL AS JSON) AS directions,
+           CAST(NULL AS JSON) AS images,
+           'zaptec' AS source, c.charger_id AS source_id,
+           greatest(c.last_updated, c.operation_mode_since) AS source_last_updated,
+           greatest(c.last_updated, c.operation_mode_since) AS last_updated,
+           c.is_deleted
+    FROM ({_CHARGERS}) c
+    LEFT JOIN rules_zaptec_modes r ON r.value = c.operation_mode
+"""
+
+CONNECTORS = f"""
+    SELECT c.country_code, c.party_id, c.installation_id AS location_id, c.charger_id AS evse_uid,
+           '1' AS connector_id, c.standard, c.format, n.power_type,
+           CASE WHEN n.power_type IS NOT NULL THEN 230 END AS max_voltage,
+           CAST(coalesce(c.max_current, c.rated_amperage) AS INTEGER) AS max_amperage,
+           CAST(230 * coalesce(c.max_current, c.rated_amperage)
+                * coalesce(c.max_phases, CASE n.power_type WHEN 'AC_3_PHASE' THEN 3 WHEN 'AC_1_PHASE' THEN 1 END) AS INTEGER)
+               AS max_electric_power,
+           CAST(NULL AS JSON) AS tariff_ids,
+           CAST(NULL AS VARCHAR) AS terms_and_conditions,
+           'zaptec' AS source, c.charger_id || '/1' AS source_id,
+           c.last_updated AS source_last_updated, c.last_updated,
+           c.is_deleted
+    FROM ({_CHARGERS}) c
+    LEFT JOIN rules_zaptec_networks n ON n.value = c.network_type
+"""
+
+UNMAPPED = """
+    SELECT 'zaptec' AS source, 'installation.country (no CPO party)' AS field, coalesce(i.country, 'unknown') AS value, count(*) AS rows
+    FROM zaptec.installations i LEFT JOIN rules_operators p ON p.source = 'zaptec' AND p.operator = i.country
+    WHERE p.party_id IS NULL GROUP BY ALL
+    UNION ALL
+    SELECT 'zaptec', 'charger.model', coalesce(c.model, 'unknown'), count(*)
+    FROM zaptec.chargers c LEFT JOIN rules_zaptec_models m ON m.value = c.model
+    WHERE m.value IS NULL GROUP BY ALL
+    UNION ALL
+    SELECT 'zaptec', 'charger.model (meter, not a charger)', c.model, count(*)
+    FROM zaptec.chargers c JOIN rules_zaptec_models m ON m.value = c.model AND m.not_a_charger GROUP BY ALL
+    UNION ALL
+    SELECT 'zaptec', 'installation.network_type', CAST(i.network_type AS VARCHAR), count(*)
+    FROM zaptec.installations i LEFT JOIN rules_zaptec_networks n ON n.value = i.network_type
+    WHERE n.power_type IS NULL GROUP BY ALL
+    UNION ALL
+    SELECT 'zaptec', 'charger_states.operation_mode', s.operation_mode, count(*)
+    FROM zaptec.charger_live s LEFT JOIN rules_zaptec_modes r ON r.value = s.operation_mode
+    WHERE s.operation_mode IS NOT NULL AND r.status IS NULL GROUP BY ALL
+"""
+
+MAPPING = SourceMapping(
+    source="zaptec",
+    requires=("zaptec.installations", "zaptec.chargers", "zaptec.charger_states"),
+    inputs=("zaptec/installations", "zaptec/chargers", "zaptec/charger_states"),
+    locations=LOCATIONS,
+    evses=EVSES,
+    connectors=CONNECTORS,
+    unmapped=UNMAPPED,
+)

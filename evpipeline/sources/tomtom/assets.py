@@ -1,0 +1,291 @@
+"""TomTom assets: location mapping and live availability in schema `tomtom`.
+
+`tomtom/location_mapping` links the charging locations already in the canonical model (from the
+other sources) to TomTom availability ids by searching near each one and matching on distance and
+connector types (rules in `matching.py`); it re-searches only locations that are new, moved,
+changed their connectors, or are still unmatched after `retry_unmatched_after_minutes`.
+`tomtom_availability` polls every mapped id concurrently within the key's QPS and writes an
+append-only time series, the latest state per id x connector type x power level, and a poll log
+with each request's Tracking-ID.
+"""
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from evpipeline import settings
+from evpipeline.checks import quarantine_checks
+from evpipeline.model.keys import MODEL
+from evpipeline.model.tables import CONNECTORS as MART_CONNECTORS
+from evpipeline.model.tables import LOCATIONS as MART_LOCATIONS
+from evpipeline.sources.tomtom import normalize, schemas
+from evpipeline.sources.tomtom.client import PollBatch, TomTomResource
+from evpipeline.sources.tomtom.matching import Location, MatchRules, decide, distance_m, tomtom_type
+from evpipeline.sources.tomtom.tables import KEYS, LATEST, MAPPING, POLLS, SNAPSHOTS, STATUS
+from evpipeline.sync import TableRows, markdown_preview, table_metadata, write_sync
+from evpipeline.timeutil import utcnow
+from evpipeline.warehouse import WarehouseResource, Writer
+
+SOURCE = "tomtom"
+POOL = "duckdb_writer"
+MAPPING_KEY = dg.AssetKey(["tomtom", "location_mapping"])
+SNAPSHOTS_KEY = dg.AssetKey(["tomtom", "availability_snapshots"])
+LATEST_KEY = dg.AssetKey(["tomtom", "availability_latest"])
+POLLS_KEY = dg.AssetKey(["tomtom", "availability_polls"])
+MART_LOCATIONS_KEY = dg.AssetKey(["mart", "locations"])
+MART_CONNECTORS_KEY = dg.AssetKey(["mart", "connectors"])
+KEPT_STATUSES = ("matched", "no_live_data")
+
+
+# -- mapping ---------------------------------------------------------------------------------
+
+
+class TomTomMappingConfig(dg.Config):
+    """Matching thresholds and when to search again."""
+
+    max_distance_m: float = Field(default=100.0, description="A POI further than this is never a match")
+    min_overlap: float = Field(default=0.5, description="Minimum Jaccard overlap of connector types")
+    min_score: float = Field(default=0.3, description="Minimum score overlap * (1 - distance / max_distance_m)")
+    min_margin: float = Field(default=0.25, description="Score lead the best POI needs over the runner-up")
+    moved_threshold_m: float = Field(default=25.0, description="A location that moved further is searched again")
+    retry_unmatched_after_minutes: int = Field(
+        default=24 * 60, description="Search ambiguous/unmatched locations again after this long (0: every run)"
+    )
+
+
+def read_locations(warehouse: WarehouseResource) -> list[Location]:
+    """Published, live mart locations with the TomTom types of their live connectors."""
+    with warehouse.get_connection() as con:
+        rows = con.execute(
+            f"""
+            SELECT l.country_code, l.party_id, l.location_id, l.source, l.name, l.latitude, l.longitude,
+                   list(DISTINCT [c.standard, c.format]) FILTER (WHERE c.connector_id IS NOT NULL AND NOT c.is_deleted)
+            FROM {MART_LOCATIONS} l
+            LEFT JOIN {MART_CONNECTORS} c USING (country_code, party_id, location_id)
+            WHERE l.publish AND NOT l.is_deleted
+            GROUP BY ALL
+            ORDER BY 1, 2, 3
+            """
+        ).fetchall()
+    locations = []
+    for cc, party, lid, source, name, lat, lon, pairs in rows:
+        types = {tomtom_type(standard, fmt) for standard, fmt in pairs or []}
+        locations.append(Location(cc, party, lid, source, name, lat, lon, frozenset(t for t in types if t)))
+    return locations
+
+
+def read_mapping(warehouse: WarehouseResource) -> dict[tuple[str, str, str], dict[str, Any]]:
+    with warehouse.get_connection() as con:
+        frame = con.execute(
+            f"SELECT country_code, party_id, location_id, latitude, longitude, connector_types, match_status, "
+            f"searched_at, is_deleted FROM {MAPPING}"
+        ).df()
+    return {(r["country_code"], r["party_id"], r["location_id"]): r for r in frame.to_dict("records")}
+
+
+def needs_search(location: Location, previous: dict[str, Any] | None, config: TomTomMappingConfig, now: datetime) -> str | None:
+    """Why a location must be (re)matched now, or None when its stored mapping still holds."""
+    if previous is None or previous["is_deleted"]:
+        return "new"
+    if json.dumps(sorted(location.connector_types)) != previous["connector_types"]:
+        return "connectors changed"
+    if location.has_position != (pd.notna(previous["latitude"]) and pd.notna(previous["longitude"])):
+        return "moved"
+    if location.has_position and distance_m(location.latitude, location.longitude, previous["latitude"], previous["longitude"]) > config.moved_threshold_m:  # type: ignore[arg-type]
+        return "moved"
+    if previous["match_status"] not in KEPT_STATUSES:
+        searched = pd.Timestamp(previous["searched_at"]) if pd.notna(previous["searched_at"]) else None
+        if searched is None or searched <= pd.Timestamp(now) - timedelta(minutes=config.retry_unmatched_after_minutes):
+            return "retry unmatched"
+    return None
+
+
+@dg.asset(
+    key=MAPPING_KEY,
+    group_name="tomtom",
+    pool=POOL,
+    kinds={"duckdb", "python"},
+    deps=[MART_LOCATIONS_KEY, MART_CONNECTORS_KEY],
+    description="Canonical charging locations linked to TomTom availability ids (unmatched ones reported, never guessed).",
+)
+def tomtom_location_mapping(
+    context: dg.AssetExecutionContext, config: TomTomMappingConfig, tomtom: TomTomResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Match each published mart location to a TomTom POI by distance and connector types."""
+    now = utcnow()
+    client = tomtom.client()
+    rules = MatchRules(config.max_distance_m, config.min_overlap, config.min_score, config.min_margin)
+    locations = read_locations(warehouse)
+    previous = read_mapping(warehouse)
+    due = {loc.key: why for loc in locations if (why := needs_search(loc, previous.get(loc.key), config, now))}
+    todo = [loc for loc in locations if loc.key in due]
+    # Without a position or a comparable connector type the answer is "unmatched" without asking.
+    searchable = {loc.key: (loc.latitude, loc.longitude) for loc in todo if loc.has_position and loc.connector_types}
+    results, errors = client.search_many(searchable)
+    matches = [
+        decide(loc, results.get(loc.key), rules, client.search_radius_m) for loc in todo if loc.key not in errors
+    ]
+    context.log.info(
+        "%d locations: %d to match (%s), %d searches, %d kept from earlier runs",
+        len(locations), len(todo), dict(pd.Series(list(due.values())).value_counts()) if due else {},
+        len(searchable), len(locations) - len(todo),
+    )
+    rows = normalize.mapping(matches, now)
+    active = pd.DataFrame([loc.key for loc in locations], columns=list(KEYS[MAPPING]))
+
+    def sweep(writer: Writer, valid: dict[str, pd.DataFrame]) -> None:
+        # Locations deleted or unpublished in the mart: their mapping is flagged, so nobody polls it.
+        writer.flag_missing(MAPPING, KEYS[MAPPING], active, now)
+
+    outcome = write_sync(
+        warehouse, source=SOURCE, stream="location_mapping", run_id=context.run.run_id,
+        tables=[TableRows(MAPPING, rows.frame, schemas.MAPPING, KEYS[MAPPING], rows.raw, STATUS[MAPPING])],
+        watermark=now, requests=client.api.stats.requests, lineage=f"categorySearch radius={client.search_radius_m:.0f}m",
+        before_commit=sweep,
+    )
+    with warehouse.get_connection() as con:
+        statuses = dict(con.execute(f"SELECT match_status, count(*) FROM {MAPPING} WHERE NOT is_deleted GROUP BY 1").fetchall())
+        unmatched = con.execute("SELECT * FROM tomtom.unmatched_locations ORDER BY match_status, location_id").df()
+    metadata = table_metadata(
+        outcome[MAPPING], requests=client.api.stats.requests, watermark=None,
+        preview_columns=["location_id", "match_status", "availability_id", "distance_m", "connector_overlap", "reason"],
+        extra={
+            "locations": len(locations),
+            "searched": len(searchable),
+            "kept": len(locations) - len(todo),
+            "search_errors": len(errors),
+            **{status: int(statuses.get(status, 0)) for status in ("matched", "no_live_data", "ambiguous", "unmatched")},
+            "unmatched_locations": dg.MetadataValue.md(markdown_preview(
+                unmatched, ["country_code", "party_id", "location_id", "match_status", "reason"], rows=20
+            )),
+        },
+    )
+    if errors:
+        sample = "; ".join(f"{'/'.join(k)}: {e}" for k, e in list(errors.items())[:3])
+        raise dg.Failure(
+            description=f"TomTom search failed for {len(errors)} location(s) (the others were written): {sample}",
+            metadata=metadata,
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+# -- availability ----------------------------------------------------------------------------
+
+
+class TomTomAvailabilityConfig(dg.Config):
+    """How a poll runs: wire format, and optionally which ids (default: every matched id)."""
+
+    wire_format: Literal["json", "xml"] = Field(default="json", description="Response format requested (both parse identically)")
+    availability_ids: list[str] = Field(default_factory=list, description="Poll exactly these ids instead of the mapped ones")
+
+
+def mapped_ids(warehouse: WarehouseResource) -> list[str]:
+    """Every availability id a live location is matched to (several locations may share one)."""
+    with warehouse.get_connection() as con:
+        rows = con.execute(
+            f"SELECT DISTINCT availability_id FROM {MAPPING} "
+            "WHERE NOT is_deleted AND match_status = 'matched' AND availability_id IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _poll_metadata(batch: PollBatch, requests: int, http_429: int, qps: float) -> dict[str, Any]:
+    achieved = len(batch.polls) / batch.seconds if batch.seconds > 0 else 0.0
+    return {
+        "ids": len(batch.polls),
+        "with_data": batch.count("data"),
+        "no_data": batch.count("no_data"),
+        "errors": batch.count("error"),
+        "http_429": http_429,
+        "poll_seconds": round(batch.seconds, 2),
+        "achieved_qps": round(achieved, 2),
+        "qps_limit": qps,
+        "requests": requests,
+    }
+
+
+@dg.multi_asset(
+    name="tomtom_availability",
+    group_name="tomtom",
+    pool=POOL,
+    specs=[
+        dg.AssetSpec(SNAPSHOTS_KEY, deps=[MAPPING_KEY], kinds={"duckdb"},
+                     description="Append-only TomTom availability: one row per id x connector type x power level x poll."),
+        dg.AssetSpec(LATEST_KEY, deps=[MAPPING_KEY], kinds={"duckdb"},
+                     description="Latest TomTom availability per id x connector type x power level; changes in ops.status_history."),
+        dg.AssetSpec(POLLS_KEY, deps=[MAPPING_KEY], kinds={"duckdb"},
+                     description="One row per availability request: outcome (data, no_data, error) and its Tracking-ID."),
+    ],
+)
+def tomtom_availability(
+    context: dg.AssetExecutionContext, config: TomTomAvailabilityConfig, tomtom: TomTomResource, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult]:
+    """Poll live availability of every mapped TomTom id, concurrently and within QPS."""
+    ids = list(config.availability_ids) or mapped_ids(warehouse)
+    client = tomtom.client()
+    batch = client.poll_many(ids, wire_format=config.wire_format)  # a 403 raises AuthError here: nothing is written
+    answered = [p for p in batch.polls if p.body is not None]
+    snapshot_rows = normalize.snapshots(answered)
+    latest_rows = normalize.latest(snapshot_rows)
+    poll_rows = normalize.poll_log(batch.polls)
+    as_of = max((p.polled_at for p in answered), default=None)
+    context.log.info(
+        "polled %d ids in %.1fs (%d with data, %d without, %d failed), %d requests, %d throttled",
+        len(batch.polls), batch.seconds, batch.count("data"), batch.count("no_data"), len(batch.failures),
+        client.api.stats.requests, client.api.stats.throttled,
+    )
+
+    def sweep(writer: Writer, valid: dict[str, pd.DataFrame]) -> None:
+        if as_of is None:
+            return
+        # Each answer is complete for its id: a type or power level it no longer lists is gone.
+        scope = pd.DataFrame({"availability_id": [p.availability_id for p in answered]})
+        writer.flag_missing(LATEST, KEYS[LATEST], latest_rows.frame, as_of, scope_keys=scope)
+
+    outcome = write_sync(
+        warehouse, source=SOURCE, stream="availability", run_id=context.run.run_id,
+        tables=[
+            TableRows(SNAPSHOTS, snapshot_rows.frame, schemas.SNAPSHOTS, KEYS[SNAPSHOTS], snapshot_rows.raw),
+            TableRows(LATEST, latest_rows.frame, schemas.LATEST, KEYS[LATEST], latest_rows.raw, STATUS[LATEST]),
+            TableRows(POLLS, poll_rows.frame, schemas.POLLS, KEYS[POLLS], poll_rows.raw),
+        ],
+        watermark=as_of, requests=client.api.stats.requests, lineage=f"chargingAvailability.{config.wire_format} x{len(ids)}",
+        before_commit=sweep,
+    )
+    extra = _poll_metadata(batch, client.api.stats.requests, client.api.stats.throttled, tomtom.qps)
+    previews = {
+        SNAPSHOTS: ["availability_id", "connector_type", "power_kw", "polled_at", "available", "occupied", "tracking_id"],
+        LATEST: ["availability_id", "connector_type", "power_kw", "status", "available", "total"],
+        POLLS: ["availability_id", "polled_at", "outcome", "http_status", "tracking_id"],
+    }
+    for key, table in ((SNAPSHOTS_KEY, SNAPSHOTS), (LATEST_KEY, LATEST), (POLLS_KEY, POLLS)):
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata=table_metadata(outcome[table], requests=client.api.stats.requests, watermark=as_of,
+                                    preview_columns=previews[table], extra=extra),
+        )
+    if batch.failures:
+        # What was answered is committed above; the failed ids make the run fail, naming their Tracking-IDs.
+        sample = "; ".join(f"{p.availability_id} (Tracking-ID {p.tracking_id}): {p.error}" for p in batch.failures[:3])
+        raise dg.Failure(description=f"{len(batch.failures)} of {len(batch.polls)} TomTom availability requests failed: {sample}",
+                         metadata={"failed_ids": len(batch.failures)})
+
+
+tomtom_checks = quarantine_checks([(MAPPING_KEY, MAPPING), (SNAPSHOTS_KEY, SNAPSHOTS), (LATEST_KEY, LATEST)])
+tomtom_sync_job = dg.define_asset_job(
+    "tomtom_sync",
+    selection=dg.AssetSelection.assets(MAPPING_KEY, SNAPSHOTS_KEY, LATEST_KEY, POLLS_KEY) | MODEL,
+    description="Map new/moved/unmatched locations to TomTom ids, then poll live availability of every mapped id.",
+)
+tomtom_schedule = dg.ScheduleDefinition(
+    name="tomtom_availability",
+    job=tomtom_sync_job,
+    cron_schedule=settings.get("TOMTOM_CRON"),
+    execution_timezone="UTC",
+    description="TomTom availability poll every 5 minutes by default (TOMTOM_CRON).",
+)

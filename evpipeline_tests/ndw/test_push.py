@@ -1,0 +1,455 @@
+"""NDW push end to end over real HTTP: client, diff, ops log, Dagster asset/check, jobs and sensor."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
+
+import dagster as dg
+import pytest
+
+from evpipeline.model.assets import MART_KEYS
+from evpipeline.model.tables import EVSES
+from evpipeline.ndw.export import build_export
+from evpipeline.ndw.push import NdwAuthError, NdwPushResource
+from evpipeline.ndw.push_assets import (
+    PUSH_OP,
+    ndw_push,
+    ndw_push_full_job,
+    ndw_push_sensor,
+    ndw_push_status_job,
+)
+from evpipeline.simulators.ndw import TOKEN_PATH, NdwSimulator, PushRecord
+from evpipeline.simulators.toolkit import SimClock
+from evpipeline.warehouse import WarehouseResource
+from evpipeline_tests.conftest import materialize, metadata, query, scalar
+from evpipeline_tests.mart_fixture import TARIFF_ELEMENTS, MartRows, later, standard_mart
+
+CLIENT_ID, CLIENT_SECRET = "push-test-client", "push-test-secret-9f3a"
+
+
+@pytest.fixture(scope="module")
+def _ndw_server() -> Iterator[NdwSimulator]:
+    with NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as sim:
+        yield sim  # type: ignore[misc]
+
+
+@pytest.fixture
+def sim(_ndw_server: NdwSimulator, clock: SimClock) -> NdwSimulator:
+    _ndw_server.reset(clock)
+    _ndw_server.token_lifetime = 1800.0
+    return _ndw_server
+
+
+def resource(sim: NdwSimulator, **overrides: Any) -> NdwPushResource:
+    # One push in flight keeps the order of arrival (and so which push a knob hits) deterministic.
+    settings: dict[str, Any] = {
+        "push_base_url": f"{sim.url}/ocpi/2.2.1", "token_url": f"{sim.url}{TOKEN_PATH}", "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "backoff_base": 0.01, "backoff_max": 0.05, "read_timeout": 5.0, "concurrency": 1,
+    }
+    return NdwPushResource(**{**settings, **overrides})
+
+
+@pytest.fixture
+def ndw(sim: NdwSimulator) -> NdwPushResource:
+    return resource(sim)
+
+
+@pytest.fixture
+def mart(warehouse: WarehouseResource) -> MartRows:
+    rows = standard_mart()
+    rows.write(warehouse)
+    return rows
+
+
+def push(warehouse: WarehouseResource, ndw: NdwPushResource, *, static: bool = True, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    return materialize([ndw_push], {"warehouse": warehouse, "ndw": ndw}, raise_on_error=raise_on_error,
+                       run_config={"ops": {PUSH_OP: {"config": {"static": static}}}})
+
+
+def check_passed(result: dg.ExecuteInProcessResult) -> bool:
+    [evaluation] = result.get_asset_check_evaluations()
+    return evaluation.passed
+
+
+def change_evse(warehouse: WarehouseResource, location: int, evse: int, status: str, minutes: int, **overrides: Any) -> None:
+    """Merge one EVSE row of the standard mart with a new status (the merge records the transition)."""
+    rows = MartRows()
+    rows.evse(rows.location(location), evse, status=status, updated=later(minutes), **overrides)
+    rows.locations.clear()
+    rows.write(warehouse, run_id=f"change-{minutes}")
+
+
+def path_ids(record: PushRecord) -> list[str]:
+    return [unquote(part) for part in record.path.split("/")[4:]]  # after /ocpi/2.2.1/<module>/
+
+
+def held(warehouse: WarehouseResource, kind: str) -> set[str]:
+    rows = query(warehouse, "SELECT country_code, party_id, object_id, evse_uid FROM ops.ndw_pushed WHERE kind = ?", [kind])
+    return {"/".join(p for p in row if p) for row in rows}
+
+
+# --------------------------------------------------------------------------------------------
+# Static: full push, no-op diff, URLs
+
+
+def test_full_push_leaves_ndw_holding_exactly_the_export(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows
+) -> None:
+    result = push(warehouse, resource(sim, concurrency=4))
+    with warehouse.get_connection() as con:
+        export = build_export(con)
+    assert {(o["country_code"], o["party_id"], o["id"]): o for o in sim.locations.values()} == {
+        key: json.loads(text) for key, text in zip(export.location_keys, export.locations, strict=True)
+    }
+    assert {(o["country_code"], o["party_id"], o["id"]): o for o in sim.tariffs.values()} == {
+        key: json.loads(text) for key, text in zip(export.tariff_keys, export.tariffs, strict=True)
+    }
+    assert len(export.locations) == 8 and len(export.tariffs) == 2
+    # Every push: a PUT whose URL carries exactly the body's ids, with a request id, accepted.
+    assert len(sim.pushes) == 10
+    for record in sim.pushes:
+        assert (record.method, record.accepted, record.http_status) == ("PUT", True, 201)
+        assert path_ids(record) == [record.body["country_code"], record.body["party_id"], record.body["id"]]
+        assert record.request_id
+    kinds = [record.kind for record in sim.pushes]
+    assert kinds == ["tariff"] * 2 + ["location"] * 8  # tariffs first: connectors reference them
+    meta = metadata(result, "ndw/push")
+    assert (meta["pushes"], meta["pushes_accepted"], meta["location_puts"], meta["tariff_puts"]) == (10, 10, 8, 2)
+    assert check_passed(result)
+    assert scalar(warehouse, "SELECT count(*) FROM ops.ndw_pushes WHERE ok AND outcome = 'accepted' AND http_status = 201") == 10
+    assert held(warehouse, "location") == {"/".join(k) for k in export.location_keys}
+
+    again = push(warehouse, resource(sim))
+    assert len(sim.pushes) == 10, "nothing changed, so nothing is sent"
+    assert metadata(again, "ndw/push")["pushes"] == 0
+    push(warehouse, resource(sim), static=False)
+    assert len(sim.pushes) == 10
+
+
+def test_urls_are_built_from_the_object_and_ids_never_change(sim: NdwSimulator, ndw: NdwPushResource) -> None:
+    client = ndw.client()
+    tariff = {"country_code": "NL", "party_id": "ALF", "id": "AC 11/kWh", "currency": "EUR", "elements": TARIFF_ELEMENTS,
+              "last_updated": "2026-11-01T08:00:00Z"}
+    outcome = client.put_tariff(tariff)
+    assert outcome.ok and outcome.path == "tariffs/NL/ALF/AC%2011%2FkWh"
+    assert sim.tariff("NL", "ALF", "AC 11/kWh") == tariff
+    with pytest.raises(ValueError, match="ids never change"):
+        client.put_tariff(tariff, ("NL", "ALF", "OTHER"))
+    with pytest.raises(ValueError, match="ids never change"):
+        client.put_location({"country_code": "NL", "party_id": "ALF", "id": "LOC-1"}, ("NL", "BET", "LOC-1"))
+    with pytest.raises(ValueError, match="last_updated"):
+        client.patch_evse_status("NL", "ALF", "LOC-1", "E1", "AVAILABLE", "")
+    assert len(sim.pushes) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Dynamic: sensor -> status run -> PATCH
+
+
+def test_status_change_reaches_ndw_as_one_patch_within_the_minute(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    push(warehouse, ndw)
+    before = len(sim.pushes)
+    instance = dg.DagsterInstance.ephemeral()
+    defs = dg.Definitions(assets=[ndw_push], jobs=[ndw_push_status_job], sensors=[ndw_push_sensor],
+                          resources={"warehouse": warehouse, "ndw": ndw})
+
+    # Two transitions of one EVSE (coalesced into one PATCH) and one of a location NDW never got.
+    change_evse(warehouse, 1, 1, "CHARGING", 5)
+    change_evse(warehouse, 1, 1, "OUTOFORDER", 6)
+    change_evse(warehouse, 101, 1, "CHARGING", 6)
+    committed = time.monotonic()
+    assert scalar(warehouse, "SELECT count(*) FROM mart.evse_status_history WHERE run_id LIKE 'change-%'") == 3
+
+    # The mart run's materialization of mart/evses is what the sensor sees.
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=MART_KEYS[EVSES]))
+    tick = ndw_push_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    [request] = tick.run_requests
+    run = defs.resolve_job_def("ndw_push_status").execute_in_process(instance=instance, tags=request.tags)
+    assert run.success
+
+    [patch] = sim.pushes[before:]
+    lag = patch.mono - committed
+    assert (patch.method, patch.kind, patch.accepted, patch.http_status) == ("PATCH", "evse", True, 200)
+    assert path_ids(patch) == ["NL", "ALF", "LOC-0001", "LOC-0001-E1"]
+    assert patch.body == {"status": "OUTOFORDER", "last_updated": "2026-11-01T08:06:00Z"}
+    assert sim.evse("NL", "ALF", "LOC-0001", "LOC-0001-E1")["status"] == "OUTOFORDER"  # type: ignore[index]
+    assert lag < 30, f"warehouse commit -> NDW took {lag:.1f}s"
+    [(recorded_lag, reason, method)] = query(
+        warehouse, "SELECT lag_seconds, reason, method FROM ops.ndw_pushes WHERE kind = 'evse'")
+    assert 0 < recorded_lag < 30 and (reason, method) == ("status", "PATCH")
+    assert scalar(warehouse, "SELECT status FROM ops.ndw_pushed WHERE evse_uid = 'LOC-0001-E1'") == "OUTOFORDER"
+
+    # The same materialization never requests a second run; nothing left to push either.
+    again = ndw_push_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs, cursor=tick.cursor))
+    assert again.run_requests == [] and again.skip_message
+    push(warehouse, ndw, static=False)
+    assert len(sim.pushes) == before + 1
+
+
+def test_status_of_a_location_ndw_lacks_waits_for_its_put(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    change_evse(warehouse, 2, 2, "OUTOFORDER", 5)
+    push(warehouse, ndw, static=False)
+    assert sim.pushes == []  # a PATCH would be 404: NDW holds nothing yet
+    push(warehouse, ndw)
+    assert sim.evse("NL", "ALF", "LOC-0002", "LOC-0002-E2")["status"] == "OUTOFORDER"  # type: ignore[index]
+    sent = len(sim.pushes)
+    push(warehouse, ndw, static=False)
+    assert len(sim.pushes) == sent
+
+
+def test_sensor_requests_one_run_per_new_mart_evses_materialization() -> None:
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor: str | None) -> Any:
+        return ndw_push_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+    first = tick(None)
+    assert first.run_requests == []
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=MART_KEYS[EVSES]))
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=dg.AssetKey(["mart", "locations"])))
+    second = tick(first.cursor)
+    [request] = second.run_requests
+    assert request.run_key.startswith("ndw-status-") and request.tags["ndw/push"] == "status"
+    assert tick(second.cursor).run_requests == []
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=MART_KEYS[EVSES]))
+    [later_request] = tick(second.cursor).run_requests
+    assert later_request.run_key != request.run_key
+    assert ndw_push_sensor.job_name == "ndw_push_status" and ndw_push_sensor.minimum_interval_seconds <= 15
+
+
+# --------------------------------------------------------------------------------------------
+# Tariffs and withdrawn objects
+
+
+def test_tariff_change_is_put_and_a_withdrawn_tariff_deleted_with_204(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    push(warehouse, ndw)
+    before = len(sim.pushes)
+    rows = MartRows()
+    pricier = [{"price_components": [{"type": "ENERGY", "price": 0.59, "vat": 21.0, "step_size": 1}]}]
+    rows.tariff("T-FAST", updated=later(10), elements=json.dumps(pricier))
+    rows.write(warehouse, run_id="tariff-change")
+    push(warehouse, ndw)
+    [put] = sim.pushes[before:]
+    assert (put.method, put.path, put.http_status) == ("PUT", "/ocpi/2.2.1/tariffs/NL/ALF/T-FAST", 200)
+    assert sim.tariff("NL", "ALF", "T-FAST")["elements"] == pricier  # type: ignore[index]
+
+    # Withdraw T-FAST: connectors stop referencing it, the tariff is deleted upstream.
+    before = len(sim.pushes)
+    rows = MartRows()
+    for n in range(1, 6):
+        location = rows.location(n)
+        for e in (1, 2):
+            rows.connector(rows.evse(location, e), 2, tariffs=["T-STD"], updated=later(20))
+    rows.locations.clear()
+    rows.evses.clear()
+    rows.tariff("T-FAST", updated=later(20), is_deleted=True)
+    rows.write(warehouse, run_id="tariff-withdrawn")
+    result = push(warehouse, ndw)
+    sent = sim.pushes[before:]
+    assert [(p.method, p.kind) for p in sent] == [("PUT", "location")] * 5 + [("DELETE", "tariff")]
+    delete = sent[-1]
+    assert (delete.path, delete.http_status, delete.accepted, delete.warnings) == ("/ocpi/2.2.1/tariffs/NL/ALF/T-FAST", 204, True, [])
+    assert sim.tariff("NL", "ALF", "T-FAST") is None and sim.tariff("NL", "ALF", "T-STD") is not None
+    assert query(warehouse, "SELECT http_status, ok, outcome, reason FROM ops.ndw_pushes WHERE method = 'DELETE'") == [
+        (204, True, "accepted", "removed")
+    ]
+    assert held(warehouse, "tariff") == {"NL/ALF/T-STD"}
+    assert metadata(result, "ndw/push")["tariff_deletes"] == 1 and check_passed(result)
+    push(warehouse, ndw)
+    assert len(sim.pushes) == before + 6
+
+
+def test_location_gone_from_the_mart_is_put_with_every_evse_removed(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    push(warehouse, ndw)
+    before = len(sim.pushes)
+    rows = MartRows()
+    rows.location(2, deleted=True, updated=later(30))
+    # LOC-0003-E2 is gone with its connectors: it leaves the export, but EVSEs are never deleted.
+    gone = rows.evse(rows.location(3), 2, status="CHARGING", updated=later(30), is_deleted=True)
+    for c in (1, 2):
+        rows.connector(gone, c, updated=later(30), is_deleted=True)
+    del rows.locations[1]
+    rows.write(warehouse, run_id="removals")
+    push(warehouse, ndw)
+    sent = sim.pushes[before:]
+    assert sorted((p.method, p.path) for p in sent) == [
+        ("PUT", "/ocpi/2.2.1/locations/NL/ALF/LOC-0002"), ("PUT", "/ocpi/2.2.1/locations/NL/ALF/LOC-0003")
+    ]
+    assert {e["uid"]: e["status"] for e in sim.location("NL", "ALF", "LOC-0002")["evses"]} == {  # type: ignore[index]
+        "LOC-0002-E1": "REMOVED", "LOC-0002-E2": "REMOVED"
+    }
+    assert {e["uid"]: e["status"] for e in sim.location("NL", "ALF", "LOC-0003")["evses"]} == {  # type: ignore[index]
+        "LOC-0003-E1": "AVAILABLE", "LOC-0003-E2": "REMOVED"
+    }
+    assert scalar(warehouse, "SELECT withdrawn FROM ops.ndw_pushed WHERE kind = 'location' AND object_id = 'LOC-0002'")
+    push(warehouse, ndw)
+    push(warehouse, ndw, static=False)
+    assert len(sim.pushes) == before + 2
+
+
+# --------------------------------------------------------------------------------------------
+# NDW's error table
+
+
+def test_rejected_content_is_recorded_not_retried_and_fails_the_check(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    sim.reject_content(1, code=2001, message="tariff_alt_text: not allowed here")
+    result = push(warehouse, ndw)
+    assert result.success and not check_passed(result)
+    meta = metadata(result, "ndw/push")
+    assert (meta["pushes_rejected"], meta["pushes_accepted"]) == (1, 9)
+    assert "tariff_alt_text: not allowed here" in meta["rejected"]
+    assert query(warehouse, "SELECT path, http_status, ocpi_status, message, attempts, ok FROM ops.ndw_pushes WHERE outcome = 'rejected'") == [
+        ("tariffs/NL/ALF/T-FAST", 200, 2001, "tariff_alt_text: not allowed here", 1, False)
+    ]
+    fast = "/ocpi/2.2.1/tariffs/NL/ALF/T-FAST"
+    assert [p.path for p in sim.pushes].count(fast) == 1
+    assert held(warehouse, "tariff") == {"NL/ALF/T-STD"}
+
+    # The same content is not sent again (retrying cannot help), and the check keeps warning.
+    again = push(warehouse, ndw)
+    assert [p.path for p in sim.pushes].count(fast) == 1
+    [evaluation] = again.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    # Once the content changes, it is sent (and now accepted).
+    rows = MartRows()
+    rows.tariff("T-FAST", updated=later(40), tariff_alt_text=json.dumps([{"language": "nl", "text": "snel"}]))
+    rows.write(warehouse, run_id="fixed")
+    assert check_passed(push(warehouse, ndw))
+    assert [p.path for p in sim.pushes].count(fast) == 2 and sim.tariff("NL", "ALF", "T-FAST") is not None
+
+
+def test_one_401_fetches_a_new_token_and_succeeds(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    sim.force_unauthorized(1)
+    result = push(warehouse, ndw)
+    assert check_passed(result) and sim.tokens_issued == 2
+    assert [p.http_status for p in sim.pushes[:2]] == [401, 201]
+    assert query(warehouse, "SELECT attempts, outcome FROM ops.ndw_pushes ORDER BY pushed_at LIMIT 1") == [(2, "accepted")]
+    assert scalar(warehouse, "SELECT count(*) FROM ops.ndw_pushes WHERE ok") == 10
+
+
+def test_persistent_401_fails_the_run_clearly_and_records_only_what_happened(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    sim.force_unauthorized(100)
+    result = push(warehouse, ndw, raise_on_error=False)
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    error = error.cause if error is not None and error.cause is not None else error
+    assert error is not None and error.cls_name == "NdwAuthError"
+    assert "push API answered HTTP 401 (no access) even to a fresh token" in error.message
+    assert CLIENT_SECRET not in error.message and CLIENT_ID not in error.message
+    assert len(sim.pushes) == 2 and sim.tokens_issued == 2  # one refresh, then stop: no other push tried
+    assert query(warehouse, "SELECT outcome, http_status, attempts, ok FROM ops.ndw_pushes") == [("unauthorized", 401, 2, False)]
+    assert scalar(warehouse, "SELECT count(*) FROM ops.ndw_pushed") == 0
+
+
+def test_wrong_client_secret_is_a_clear_auth_error_without_the_secret(sim: NdwSimulator) -> None:
+    wrong = "not-the-right-secret-42"
+    client = resource(sim, client_secret=wrong).client()
+    with pytest.raises(NdwAuthError) as raised:
+        client.delete_tariff("NL", "ALF", "T-STD")
+    message = str(raised.value)
+    assert "token endpoint answered HTTP 401" in message and "invalid_client" in message
+    assert wrong not in message and raised.value.outcome.outcome == "unauthorized"
+    assert sim.pushes == []
+
+
+def test_token_is_cached_then_fetched_again_before_and_after_expiry(sim: NdwSimulator, ndw: NdwPushResource) -> None:
+    now = [1000.0]
+    client = ndw.client(clock=lambda: now[0])
+    tariff = {"country_code": "NL", "party_id": "ALF", "id": "T-1", "currency": "EUR", "elements": TARIFF_ELEMENTS,
+              "last_updated": "2026-11-01T08:00:00Z"}
+    assert client.put_tariff(tariff).ok and sim.tokens_issued == 1
+    now[0] += 1100
+    sim.clock.advance(1100)  # well within the token's 1800 s: cached
+    assert client.put_tariff(tariff).ok and sim.tokens_issued == 1
+    now[0] += 650
+    sim.clock.advance(650)  # 1750 s: inside the 60 s margin, so fetched before NDW would refuse it
+    assert client.put_tariff(tariff).ok and sim.tokens_issued == 2
+    assert all(p.http_status != 401 for p in sim.pushes)
+
+    sim.clock.advance(1800)  # NDW's clock says expired while ours does not: one 401, refresh, accepted
+    outcome = client.put_tariff(tariff)
+    assert (outcome.ok, outcome.attempts, sim.tokens_issued) == (True, 2, 3)
+    assert [p.http_status for p in sim.pushes[-2:]] == [401, 200]
+
+
+def test_transient_failures_are_retried_and_a_down_ndw_defers_the_rest(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows
+) -> None:
+    client = resource(sim).client()
+    tariff = {"country_code": "NL", "party_id": "ALF", "id": "T-1", "currency": "EUR", "elements": TARIFF_ELEMENTS,
+              "last_updated": "2026-11-01T08:00:00Z"}
+    sim.faults.inject("503", 2, path="/ocpi/")
+    sim.faults.inject("disconnect", 1, path="/ocpi/")
+    outcome = client.put_tariff(tariff)
+    # The dropped attempt had been stored before the connection went: the retried PUT updates (idempotent).
+    assert (outcome.ok, outcome.attempts, outcome.http_status) == (True, 4, 200)
+
+    sim.faults.inject("503", 100, path="/auth/")  # NDW's IAM down: a transient failure, not an auth error
+    unreachable = resource(sim, max_attempts=2).client().put_tariff(tariff)
+    assert (unreachable.outcome, unreachable.http_status) == ("failed", 503) and "ndw-iam" in unreachable.message
+
+    sim.reset(sim.clock)
+    sim.faults.inject("502", 100, path="/ocpi/")
+    down = resource(sim, max_attempts=2, max_consecutive_failures=2)
+    result = push(warehouse, down)
+    assert result.success and not check_passed(result)
+    meta = metadata(result, "ndw/push")
+    assert (meta["pushes_failed"], meta["deferred"]) == (2, 8)
+    assert query(warehouse, "SELECT outcome, http_status, attempts FROM ops.ndw_pushes") == [("failed", 502, 2)] * 2
+    assert scalar(warehouse, "SELECT count(*) FROM ops.ndw_pushed") == 0
+    sim.faults.clear()
+    recovered = push(warehouse, down)  # no queue: the next run's diff sends everything again
+    assert metadata(recovered, "ndw/push")["pushes_accepted"] == 10 and len(sim.locations) == 8
+
+
+def test_patch_404_makes_the_next_full_run_put_the_location_again(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    push(warehouse, ndw)
+    with sim.lock:
+        del sim.locations[("nl", "alf", "loc-0004")]  # NDW lost it
+    change_evse(warehouse, 4, 1, "CHARGING", 5)
+    result = push(warehouse, ndw, static=False)
+    assert not check_passed(result)
+    assert query(warehouse, "SELECT method, outcome, http_status FROM ops.ndw_pushes WHERE NOT ok") == [("PATCH", "not_found", 404)]
+    assert "NL/ALF/LOC-0004" not in held(warehouse, "location")
+    before = len(sim.pushes)
+    push(warehouse, ndw)
+    [put] = sim.pushes[before:]
+    assert (put.method, put.path, put.http_status) == ("PUT", "/ocpi/2.2.1/locations/NL/ALF/LOC-0004", 201)
+    assert sim.evse("NL", "ALF", "LOC-0004", "LOC-0004-E1")["status"] == "CHARGING"  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------------------------
+# Wiring
+
+
+def test_code_location_wires_the_push_and_evroam_pushes_reach_the_mart() -> None:
+    from evpipeline.definitions import defs
+    from evpipeline.sources.evroam.push import _push_request
+
+    assert defs.resolve_job_def("ndw_push_status").name == ndw_push_status_job.name
+    assert defs.resolve_job_def("ndw_push_full").name == ndw_push_full_job.name
+    assert defs.resolve_sensor_def("ndw_push").name == "ndw_push"
+    assert defs.resolve_schedule_def("ndw_push_hourly").cron_schedule == "7 * * * *"
+    request = _push_request("availabilities", [("f.json", "2026-11-01T12:00:00Z")], 1, 2)
+    assert set(MART_KEYS.values()) <= set(request.asset_selection or [])

@@ -1,0 +1,204 @@
+"""The Zaptec simulator speaks the real API's shapes: raw HTTP, no pipeline code in between."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import pytest
+import requests
+
+from evpipeline.simulators.toolkit import SimClock, _QuietServer
+from evpipeline.simulators.zaptec import EMPTY_CHARGER_ID, PULSE, ZaptecSimulator
+
+USER, PASSWORD = "owner@example.com", "hunter2-but-longer"
+ZONELESS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?$")
+
+
+@pytest.fixture
+def sim() -> Iterator[ZaptecSimulator]:
+    clock = SimClock(start=datetime(2026, 11, 1, 12, tzinfo=UTC))
+    limits = {"rate": 1000.0, "burst": 1000.0, "token_rate": 1000.0, "token_burst": 1000.0}  # shapes, not limits, here
+    with ZaptecSimulator(chargers=40, clock=clock, username=USER, password=PASSWORD, **limits) as s:
+        yield s  # type: ignore[misc]
+
+
+def login(sim: ZaptecSimulator, password: str = PASSWORD, **form: str) -> requests.Response:
+    return requests.post(f"{sim.url}/oauth/token", data={"grant_type": "password", "username": USER, "password": password, **form})
+
+
+def api(sim: ZaptecSimulator, path: str, token: str, **params: Any) -> requests.Response:
+    return requests.get(f"{sim.url}/api/{path}", params=params, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def token(sim: ZaptecSimulator) -> str:
+    return str(login(sim).json()["access_token"])
+
+
+def test_password_grant_and_its_failures(sim: ZaptecSimulator) -> None:
+    granted = login(sim)
+    assert granted.status_code == 200
+    body = granted.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 86400 and body["access_token"].startswith("eyJ")
+    assert login(sim, password="wrong").json() == {"error": "invalid_grant", "error_description": "The user name or password is incorrect."}
+    assert login(sim, password="wrong").status_code == 400
+    as_json = requests.post(f"{sim.url}/oauth/token", json={"grant_type": "password", "username": USER, "password": PASSWORD})
+    assert as_json.status_code == 400 and as_json.json()["error"] == "invalid_request"  # form-encoded only
+    assert login(sim, grant_type="client_credentials").json()["error"] == "unsupported_grant_type"
+
+    assert requests.get(f"{sim.url}/api/chargers").status_code == 401
+    assert api(sim, "chargers", body["access_token"]).status_code == 200
+    sim.clock.advance(86400)  # the token's lifetime passes
+    expired = api(sim, "chargers", body["access_token"])
+    assert expired.status_code == 401 and "expired" in expired.headers["WWW-Authenticate"]
+
+
+def test_paged_lists_are_pascal_case_zero_based_and_capped_at_100(sim: ZaptecSimulator, token: str) -> None:
+    first = api(sim, "chargers", token, PageIndex=0, PageSize=15).json()
+    assert set(first) == {"Pages", "Data", "Message"} and first["Message"] is None
+    assert first["Pages"] == math.ceil(40 / 15) and len(first["Data"]) == 15
+    last = api(sim, "chargers", token, PageIndex=first["Pages"] - 1, PageSize=15).json()
+    assert len(last["Data"]) == 40 - 15 * (first["Pages"] - 1)
+    assert api(sim, "chargers", token, PageIndex=first["Pages"], PageSize=15).json()["Data"] == []
+    capped = api(sim, "chargers", token, PageIndex=0, PageSize=500).json()
+    assert capped["Pages"] == 1 and len(capped["Data"]) == 40  # 500 is served as 100 per page
+    charger = first["Data"][0]
+    assert {"Id", "DeviceId", "MID", "Name", "CircuitId", "InstallationId", "OperatingMode", "IsOnline", "DeviceType", "Active"} <= set(charger)
+    installation = api(sim, "installation", token, PageIndex=0, PageSize=100).json()["Data"][0]
+    assert {"Id", "Active", "AuthenticationType", "CurrentUserRoles", "InstallationType", "NetworkType",
+            "IsRequiredAuthentication", "TimeZoneIanaName", "CountryId"} <= set(installation)
+    assert ZONELESS.match(installation["CreatedOnDate"]) and ZONELESS.match(charger["CreatedOnDate"])
+    assert api(sim, "chargers", token, PageIndex="x").status_code == 400
+
+
+def test_state_observations_are_strings_with_zoneless_timestamps(sim: ZaptecSimulator, token: str) -> None:
+    charger = next(c for c in sim.chargers.values() if c.value(710) == "3")
+    observations = api(sim, f"chargers/{charger.id}/state", token).json()
+    by_id = {o["StateId"]: o for o in observations}
+    assert all(set(o) <= {"ChargerId", "StateId", "Timestamp", "ValueAsString"} and o["ChargerId"] == charger.id for o in observations)
+    assert all(ZONELESS.match(o["Timestamp"]) for o in observations)
+    assert all(isinstance(o["ValueAsString"], str) for o in observations if o["StateId"] != PULSE)
+    assert "ValueAsString" not in by_id[PULSE]
+    assert by_id[710]["ValueAsString"] == "3" and re.match(r"^\d+\.\d{3}$", by_id[513]["ValueAsString"])
+    assert by_id[-2]["ValueAsString"] in ("0", "1") and by_id[554]["ValueAsString"].startswith("OCMF|{")
+    assert api(sim, "chargers/not-a-charger/state", token).status_code == 404
+
+
+def test_hierarchy_and_204_without_access(sim: ZaptecSimulator, token: str) -> None:
+    visible = next(i for i in sim.installations.values() if i.body["CurrentUserRoles"] & 2)
+    tree = api(sim, f"installation/{visible.body['Id']}/hierarchy", token).json()
+    assert set(tree) == {"Id", "Name", "NetworkType", "Circuits"}
+    assert {c["Id"] for circuit in tree["Circuits"] for c in circuit["Chargers"]} == set(visible.charger_ids)
+    hidden = [i for i in sim.installations.values() if i.body["CurrentUserRoles"] == 1]
+    assert hidden, "the fleet includes installations where the account is only a User"
+    response = api(sim, f"installation/{hidden[0].body['Id']}/hierarchy", token)
+    assert response.status_code == 204 and response.content == b""
+    detail = api(sim, f"installation/{visible.body['Id']}", token).json()
+    assert len(detail["SupportGroup"]["LogoBase64"]) > 4000  # the single-installation model is large
+
+
+def test_fleet_mixes_private_homes_and_public_sites_in_two_countries(sim: ZaptecSimulator) -> None:
+    kinds = {(i.country, i.public) for i in sim.installations.values()}
+    assert kinds == {("NOR", True), ("NOR", False), ("NLD", True), ("NLD", False)}
+    homes = [i.body for i in sim.installations.values() if not i.public]
+    assert all(not h["IsRequiredAuthentication"] for h in homes)
+    assert {h["Name"] for h in homes} <= {"Hjemme", "Hytta", "Hjem", "Thuis", "Huis", "Woning"}
+    parks = sim.charging_parks()
+    public = {i.body["Id"] for i in sim.installations.values() if i.public}
+    assert {p.ref for p in parks} == public  # homes are never on a map
+    assert all(kind == "IEC62196Type2Outlet" and kw in (11.0, 22.0, 4.0, 7.0) for p in parks for kind, kw, _ in p.connectors)
+    assert sum(n for p in parks for *_, n in p.connectors) == sum(len(sim.installations[r].charger_ids) for r in public)
+
+
+def test_rate_limits_are_enforced_per_account_and_on_the_token_endpoint() -> None:
+    with ZaptecSimulator(chargers=4, username=USER, password=PASSWORD) as sim:  # the real limits
+        first, second = login(sim), login(sim)
+        assert first.status_code == 200 and second.status_code == 429  # about 1/s on the token endpoint
+        assert int(second.headers["Retry-After"]) >= 1
+        token = first.json()["access_token"]
+        statuses = [api(sim, "chargers", token).status_code for _ in range(30)]
+    assert statuses[:5] == [200] * 5 and statuses.count(429) >= 15
+
+
+def sas(resource: str, key_name: str, key: str, expiry: int) -> str:
+    encoded = quote_plus(resource)
+    signature = base64.b64encode(hmac.new(key.encode(), f"{encoded}\n{expiry}".encode(), hashlib.sha256).digest()).decode()
+    return f"SharedAccessSignature sr={encoded}&sig={quote(signature, safe='')}&se={expiry}&skn={key_name}"
+
+
+def test_messages_over_the_service_bus_rest_protocol(sim: ZaptecSimulator, token: str) -> None:
+    details = api(sim, f"userGroups/{sim.user_group_id}/messagingConnectionDetails", token).json()
+    assert set(details) == {"Type", "Host", "Port", "UseSSL", "Username", "Password", "Topic", "Subscription"}
+    legacy = api(sim, f"installation/{next(iter(sim.installations))}/messagingConnectionDetails", token).json()
+    assert legacy == details
+    base = f"http://{details['Host']}:{details['Port']}/{details['Topic']}"
+    head = f"{base}/subscriptions/{details['Subscription']}/messages/head"
+    auth = {"Authorization": sas(base, details["Username"], details["Password"], int(time.time()) + 600)}
+    forged = {"Authorization": sas(base, details["Username"], "not-the-key", int(time.time()) + 600)}
+
+    sim.advance(300)  # charging sessions change: every change is published
+    assert sim.pending_messages() > 0
+    assert requests.post(head, params={"timeout": 0}).status_code == 401
+    assert requests.post(head, params={"timeout": 0}, headers=forged).status_code == 401
+    locked = requests.post(head, params={"timeout": 0}, headers=auth)
+    assert locked.status_code == 201
+    message = json.loads(locked.content)
+    assert set(message) == {"ChargerId", "DeviceId", "DeviceType", "StateId", "Timestamp", "ValueAsString"}
+    assert ZONELESS.match(message["Timestamp"]) and isinstance(message["ValueAsString"], str)
+    properties = json.loads(locked.headers["BrokerProperties"])
+    assert properties["DeliveryCount"] == 1 and properties["LockToken"] and properties["SequenceNumber"] == 1
+    assert requests.delete(locked.headers["Location"], headers=auth).status_code == 200  # complete
+    assert requests.delete(locked.headers["Location"], headers=auth).status_code == 404  # gone
+
+    destructive = requests.delete(head, params={"timeout": 0}, headers=auth)  # receive-and-delete
+    assert destructive.status_code == 200 and json.loads(destructive.headers["BrokerProperties"])["SequenceNumber"] == 2
+    while requests.delete(head, params={"timeout": 0}, headers=auth).status_code == 200:
+        pass
+    assert requests.post(head, params={"timeout": 0}, headers=auth).status_code == 204  # empty
+
+    sim.publish_raw({"ChargerId": EMPTY_CHARGER_ID, "StateId": 1, "Timestamp": "2026-11-01T12:00:00", "ValueAsString": "0"})
+    sim.subscription_idle_seconds = 60
+    sim.clock.advance(120)  # unused for longer than the idle limit: Service Bus deletes it
+    assert requests.post(head, params={"timeout": 0}, headers=auth).status_code == 404
+    assert sim.messages_lost == 1
+    recreated = requests.post(f"{sim.url}/api/userGroups/{sim.user_group_id}/messagingSubscription",
+                              headers={"Authorization": f"Bearer {token}"})
+    assert recreated.status_code == 201 and recreated.json()["Subscription"] != details["Subscription"]
+
+
+def test_long_poll_returns_as_soon_as_a_message_is_published(sim: ZaptecSimulator, token: str) -> None:
+    details = api(sim, f"userGroups/{sim.user_group_id}/messagingConnectionDetails", token).json()
+    base = f"http://{details['Host']}:{details['Port']}/{details['Topic']}"
+    auth = {"Authorization": sas(base, details["Username"], details["Password"], int(time.time()) + 600)}
+    charger = next(iter(sim.chargers))
+    threading.Timer(0.2, lambda: sim.set_state(charger, -2, "0")).start()
+    received = requests.post(f"{base}/subscriptions/{details['Subscription']}/messages/head", params={"timeout": 30}, headers=auth)
+    assert received.status_code == 201 and json.loads(received.content)["StateId"] == -2
+
+
+def test_toolkit_server_sends_without_nagle_delay() -> None:
+    """Shared toolkit fix: accepted sockets have TCP_NODELAY (headers and body are two writes)."""
+    seen: list[int] = []
+
+    class Probe(_QuietServer):
+        def process_request(self, request: Any, client_address: Any) -> None:
+            seen.append(request.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            self.shutdown_request(request)
+
+    server = Probe(("127.0.0.1", 0), object)  # type: ignore[arg-type]
+    with socket.create_connection(server.server_address[:2]):
+        server.handle_request()
+    server.server_close()
+    assert seen == [1]

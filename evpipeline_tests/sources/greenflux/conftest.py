@@ -1,0 +1,61 @@
+"""GreenFlux fixtures: the simulator on a free port with a frozen clock, a resource pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from evpipeline.simulators.greenflux import GreenFluxSimulator
+from evpipeline.simulators.toolkit import SimClock
+from evpipeline.sources.greenflux.assets import (
+    greenflux_charge_stations,
+    greenflux_locations,
+    greenflux_tariffs,
+)
+from evpipeline.sources.greenflux.client import GreenFluxResource
+from evpipeline.warehouse import WarehouseResource
+from evpipeline_tests.conftest import materialize
+
+TOKEN = "test-gfx-token-4711"
+PAGE = 20  # the client's page size in these tests: several pages per stream
+ASSETS = [greenflux_locations, greenflux_charge_stations, greenflux_tariffs]
+OPS = ("greenflux_locations", "greenflux__charge_stations", "greenflux__tariffs")
+
+
+@pytest.fixture
+def greenflux_sim(clock: SimClock) -> Iterator[GreenFluxSimulator]:
+    with GreenFluxSimulator(scale=0.25, clock=clock, token=TOKEN, seed=11) as sim:
+        sim.faults.retry_after = 0
+        yield sim  # type: ignore[misc]
+
+
+@pytest.fixture
+def greenflux(greenflux_sim: GreenFluxSimulator) -> GreenFluxResource:
+    return resource(greenflux_sim)
+
+
+def resource(sim: GreenFluxSimulator, **overrides: Any) -> GreenFluxResource:
+    options: dict[str, Any] = {"page_limit": PAGE, "requests_per_second": 500, "backoff_base": 0.01, "read_timeout": 2.0}
+    return GreenFluxResource(base_url=sim.url, token=overrides.pop("token", TOKEN), **{**options, **overrides})
+
+
+def sync(
+    greenflux: GreenFluxResource, warehouse: WarehouseResource, mode: str = "delta", overlap_seconds: int = 120,
+    selection: Any = None, raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """One run of the GreenFlux assets through Dagster."""
+    ops = OPS if selection is None else [a.op.name for a in ASSETS if set(selection) & set(a.keys)]
+    config = {"ops": {op: {"config": {"mode": mode, "overlap_seconds": overlap_seconds}} for op in ops}}
+    return materialize(ASSETS, {"greenflux": greenflux, "warehouse": warehouse}, run_config=config,
+                       selection=selection, raise_on_error=raise_on_error)
+
+
+def step_error(result: dg.ExecuteInProcessResult, cls_name: str) -> Any:
+    """The error of the failed step, unwrapped from Dagster's wrapper down to `cls_name`."""
+    error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    while error.cls_name != cls_name and error.cause is not None:
+        error = error.cause
+    return error
