@@ -59,7 +59,11 @@ def greenflux(scale: Scale, work: Path) -> Result:
 
     from evpipeline.simulators.greenflux import GreenFluxSimulator
     from evpipeline.simulators.toolkit import SimClock
-    from evpipeline.sources.greenflux.assets import greenflux_charge_stations, greenflux_locations, greenflux_tariffs
+    from evpipeline.sources.greenflux.assets import (
+        greenflux_charge_stations,
+        greenflux_locations,
+        greenflux_tariffs,
+    )
     from evpipeline.sources.greenflux.client import GreenFluxResource
 
     with GreenFluxSimulator(scale=scale.pick(30, 1), clock=SimClock(), rate_limit_style="http") as sim:
@@ -91,7 +95,12 @@ def zaptec(scale: Scale, work: Path) -> Result:
     from evpipeline.resources import PushInboxResource
     from evpipeline.simulators.toolkit import SimClock
     from evpipeline.simulators.zaptec import ZaptecSimulator
-    from evpipeline.sources.zaptec.assets import zaptec_charger_states, zaptec_chargers, zaptec_circuits, zaptec_installations
+    from evpipeline.sources.zaptec.assets import (
+        zaptec_charger_states,
+        zaptec_chargers,
+        zaptec_circuits,
+        zaptec_installations,
+    )
     from evpipeline.sources.zaptec.client import ZaptecResource
 
     user, password = "bench@example.com", "bench-password"
@@ -122,35 +131,35 @@ def tomtom(scale: Scale, work: Path) -> Result:
     """TomTom has no batch call: a poll needs one request per mapped id; unchanged locations are not searched again."""
     from evpipeline.model.assets import mart_model
     from evpipeline.simulators.evroam import EVRoamSimulator
-    from evpipeline.simulators.toolkit import SimClock
     from evpipeline.simulators.tomtom import TomTomSimulator
+    from evpipeline.simulators.toolkit import SimClock
     from evpipeline.sources.evroam.assets import evroam_sites, evroam_stations
     from evpipeline.sources.evroam.client import EVRoamResource
     from evpipeline.sources.tomtom.assets import tomtom_availability, tomtom_location_mapping
     from evpipeline.sources.tomtom.client import TomTomResource
 
-    with EVRoamSimulator(scale=scale.pick(4, 0.3), clock=SimClock()) as evroam:
-        with TomTomSimulator(parks=evroam.charging_parks(), qps=2000, api_key="bench-key", clock=SimClock()) as sim:
-            resources = {
-                "evroam": EVRoamResource(base_url=f"{evroam.url}/consumer/api", subscription_key=evroam.subscription_key, requests_per_second=200),
-                "tomtom": TomTomResource(base_url=sim.url, api_key="bench-key", qps=1000, concurrency=4),
-                "warehouse": WarehouseResource(database=str(work / "tomtom.duckdb")),
-            }
-            assets = [evroam_sites, evroam_stations, mart_model, tomtom_location_mapping, tomtom_availability]
-            dg.materialize(assets, resources=resources, run_config=QUIET)
-            sim.advance(300)
-            sim.reset_log()
-            dg.materialize(assets, resources=resources, run_config=QUIET,
-                           selection=dg.AssetSelection.groups("tomtom"))
-            with resources["warehouse"].get_connection() as con:
-                mapped = con.execute("SELECT count(*) FROM tomtom.location_mapping WHERE match_status = 'matched' AND NOT is_deleted").fetchone()[0]
-            searches = len(sim.requests_to("/categorySearch"))
-            polls = len(sim.requests_to("/chargingAvailability"))
-            made, minimum = searches + polls, max(1, mapped)
-            return Result(
-                "3. sync efficiency: TomTom availability", f"{made} requests", f"{minimum} minimum", f"{made / minimum:.2f}", "1.00",
-                made == minimum, f"{mapped} mapped locations: {polls} polls + {searches} searches (locations unchanged: none re-searched)",
-            )
+    with EVRoamSimulator(scale=scale.pick(4, 0.3), clock=SimClock()) as evroam, \
+            TomTomSimulator(parks=evroam.charging_parks(), qps=2000, api_key="bench-key", clock=SimClock()) as sim:
+        resources = {
+            "evroam": EVRoamResource(base_url=f"{evroam.url}/consumer/api", subscription_key=evroam.subscription_key, requests_per_second=200),
+            "tomtom": TomTomResource(base_url=sim.url, api_key="bench-key", qps=1000, concurrency=4),
+            "warehouse": WarehouseResource(database=str(work / "tomtom.duckdb")),
+        }
+        assets = [evroam_sites, evroam_stations, mart_model, tomtom_location_mapping, tomtom_availability]
+        dg.materialize(assets, resources=resources, run_config=QUIET)
+        sim.advance(300)
+        sim.reset_log()
+        dg.materialize(assets, resources=resources, run_config=QUIET,
+                       selection=dg.AssetSelection.groups("tomtom"))
+        with resources["warehouse"].get_connection() as con:
+            mapped = con.execute("SELECT count(*) FROM tomtom.location_mapping WHERE match_status = 'matched' AND NOT is_deleted").fetchone()[0]
+        searches = len(sim.requests_to("/categorySearch"))
+        polls = len(sim.requests_to("/chargingAvailability"))
+        made, minimum = searches + polls, max(1, mapped)
+        return Result(
+            "3. sync efficiency: TomTom availability", f"{made} requests", f"{minimum} minimum", f"{made / minimum:.2f}", "1.00",
+            made == minimum, f"{mapped} mapped locations: {polls} polls + {searches} searches (locations unchanged: none re-searched)",
+        )
 
 
 PROBES: list[Callable[[Scale, Path], Result]] = [evroam, greenflux, zaptec, tomtom]

@@ -298,7 +298,10 @@ class OAuth2Bearer:
     """OAuth2 bearer tokens (password or client-credentials grant), cached until shortly before expiry.
 
     The token request goes through its own `HttpClient` so it gets the same timeouts, retries and
-    (for APIs such as Zaptec, whose token endpoint allows ~1 request/s) its own rate limiter.
+    (for APIs such as Zaptec, whose token endpoint allows ~1 request/s) its own rate limiter. Threads
+    share one token; when it dies each of them sees a 401, and only the first refresh drops it, so
+    the token endpoint is asked once, not once per thread. A token endpoint that refuses the
+    credentials (400 `invalid_grant`/`invalid_client`, or 401) is an AuthError naming `credentials`.
     """
 
     def __init__(
@@ -309,18 +312,29 @@ class OAuth2Bearer:
         *,
         refresh_margin: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        credentials: str = "the OAuth2 client credentials",
     ) -> None:
         self._client, self._path, self._form = token_client, token_path, dict(form)
         self._margin, self._clock = refresh_margin, clock
+        self._credentials = credentials
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
+        self._sent = threading.local()  # the token this thread's last request carried
         self.tokens_fetched = 0
 
     def _fetch(self) -> None:
-        response = self._client.request(
-            "POST", self._path, data=self._form, headers={"Accept": "application/json"}, auth_required=False
-        )
+        try:
+            response = self._client.request(
+                "POST", self._path, data=self._form, headers={"Accept": "application/json"}, auth_required=False
+            )
+        except ClientError as exc:
+            if exc.status in (400, 401):
+                raise AuthError(
+                    f"the token endpoint refused the credentials (check {self._credentials})", api=exc.api,
+                    method=exc.method, url=exc.url, status=exc.status, body=exc.body_excerpt, attempts=exc.attempts,
+                ) from None
+            raise
         body = self._client.decode_json(response)
         token = body.get("access_token") if isinstance(body, dict) else None
         if not token:
@@ -339,11 +353,14 @@ class OAuth2Bearer:
             return self._token
 
     def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
-        headers["Authorization"] = f"Bearer {self.token()}"
+        token = self.token()
+        self._sent.value = token
+        headers["Authorization"] = f"Bearer {token}"
 
     def refresh(self) -> bool:
         with self._lock:
-            self._token = None
+            if self._token is not None and getattr(self._sent, "value", None) == self._token:
+                self._token = None  # the token that failed; one another thread already renewed is kept
         return True
 
     def secrets(self) -> Iterable[str]:

@@ -264,3 +264,35 @@ def test_rate_limiter_serves_high_priority_first() -> None:
     for t in [*low, high]:
         t.join()
     assert order.index("high") <= 1  # jumps the queue of bulk requests
+
+
+def test_token_endpoint_refusing_credentials_is_an_auth_error(server: EchoServer) -> None:
+    server.route("POST", r"/bad-token", lambda r: Response.json({"error": "invalid_grant"}, 400))
+    bearer = OAuth2Bearer(client(server), "bad-token", {"grant_type": "password", "password": SECRET}, credentials="MY_USER and MY_PASSWORD")
+    with pytest.raises(AuthError, match="check MY_USER and MY_PASSWORD") as excinfo:
+        client(server, auth=bearer).get_json("bearer")
+    assert SECRET not in str(excinfo.value)
+
+
+def test_concurrent_401s_renew_the_token_once(server: EchoServer) -> None:
+    bearer = OAuth2Bearer(client(server), "token", {"grant_type": "client_credentials"})
+    http = client(server, auth=bearer)
+    http.get_json("bearer")
+    server.valid_token = "expired-for-everyone"
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            barrier.wait()
+            http.get_json("bearer")
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=poll) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert bearer.tokens_fetched == 2  # one renewal shared by four threads that all saw a 401

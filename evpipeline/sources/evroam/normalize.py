@@ -7,13 +7,13 @@ validation is quarantined with exactly what the API sent. Keys we do not model a
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from evpipeline.normalize import Rows, extra_json, json_text, stamp
 from evpipeline.timeutil import parse_utc
 from evpipeline.validation import flag_invalid
 
@@ -25,33 +25,10 @@ STATION_KEYS = {"chargingStationId", "siteId", "operator", "owner", "assetId", "
 CONNECTOR_KEYS = {"connectorId", "connectorType", "operationStatus", "providerDeleted"}
 
 
-@dataclass
-class Rows:
-    """A frame and the raw payload each of its rows came from."""
-
-    frame: pd.DataFrame
-    raw: list[Any] = field(default_factory=list)
-
-
-def _extra(record: dict[str, Any], known: set[str]) -> str | None:
-    rest = {k: v for k, v in record.items() if k not in known}
-    return json.dumps(rest, sort_keys=True) if rest else None
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
-
-
 def _first_location(value: Any) -> dict[str, Any]:
     if isinstance(value, list) and value and isinstance(value[0], dict):
         return value[0]
     return {}
-
-
-def _stamp(frame: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
-    """Pull records carry no change time: the server's time of the pull is their as-of."""
-    frame["last_updated"] = pd.Timestamp(as_of)
-    return frame
 
 
 def sites(records: list[dict[str, Any]], as_of: datetime) -> Rows:
@@ -69,12 +46,12 @@ def sites(records: list[dict[str, Any]], as_of: datetime) -> Rows:
             "has_tourist_attraction": [r.get("hasTouristAttraction") for r in records],
             "latitude": [loc.get("lat") for loc in locations],
             "longitude": [loc.get("lon") for loc in locations],
-            "access_locations": [_json(r.get("accessLocations")) for r in records],
-            "extra": [_extra(r, SITE_KEYS) for r in records],
+            "access_locations": [json_text(r.get("accessLocations")) for r in records],
+            "extra": [extra_json(r, SITE_KEYS) for r in records],
             "is_deleted": [bool(r.get("providerDeleted", False)) for r in records],
         }
     )
-    return Rows(_stamp(frame, as_of), list(records))
+    return Rows(stamp(frame, as_of), list(records))
 
 
 @dataclass
@@ -102,10 +79,10 @@ def stations(records: list[dict[str, Any]], as_of: datetime) -> StationRows:
             "floor_level": [r.get("floorLevel") for r in records],
             "manufacturer": [r.get("manufacturer") for r in records],
             "model": [r.get("model") for r in records],
-            "images": [_json(r.get("images")) for r in records],
+            "images": [json_text(r.get("images")) for r in records],
             "latitude": [loc.get("lat") for loc in locations],
             "longitude": [loc.get("lon") for loc in locations],
-            "extra": [_extra(r, STATION_KEYS) for r in records],
+            "extra": [extra_json(r, STATION_KEYS) for r in records],
             "is_deleted": [bool(r.get("providerDeleted", False)) for r in records],
         }
     )
@@ -126,7 +103,7 @@ def stations(records: list[dict[str, Any]], as_of: datetime) -> StationRows:
                 connector.get("connectorId"),
                 connector.get("connectorType"),
                 connector.get("operationStatus"),
-                _extra(connector, CONNECTOR_KEYS),
+                extra_json(connector, CONNECTOR_KEYS),
                 # A deleted station takes its connectors with it.
                 station_deleted or bool(connector.get("providerDeleted", False)),
             ))
@@ -136,8 +113,8 @@ def stations(records: list[dict[str, Any]], as_of: datetime) -> StationRows:
     )
     embedded = [r for r in records if r.get("availabilityStatus") is not None]
     return StationRows(
-        stations=Rows(_stamp(frame, as_of), list(records)),
-        connectors=Rows(_stamp(connector_frame, as_of), connector_raw),
+        stations=Rows(stamp(frame, as_of), list(records)),
+        connectors=Rows(stamp(connector_frame, as_of), connector_raw),
         availability=availabilities(embedded),
     )
 

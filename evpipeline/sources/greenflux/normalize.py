@@ -8,13 +8,13 @@ Every object carries its own change time (`last_updated`, or `modified` for char
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from evpipeline.normalize import Rows, extra_json, json_text
 from evpipeline.timeutil import parse_utc
 from evpipeline.validation import flag_invalid
 
@@ -66,22 +66,10 @@ TARIFF_KEYS = {"id", "last_updated", *TARIFF_FIELDS}
 
 
 @dataclass
-class Rows:
-    """A frame and the raw payload each of its rows came from."""
-
-    frame: pd.DataFrame
-    raw: list[Any] = field(default_factory=list)
-
-
-@dataclass
 class LocationRows:
     locations: Rows
     evses: Rows
     connectors: Rows
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def _text(value: Any) -> Any:
@@ -89,13 +77,8 @@ def _text(value: Any) -> Any:
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
-def _extra(record: dict[str, Any], known: set[str]) -> str | None:
-    rest = {k: v for k, v in record.items() if k not in known}
-    return _json(rest) if rest else None
-
-
 def _columns(records: list[dict[str, Any]], fields: dict[str, str]) -> dict[str, Any]:
-    convert: dict[str, Callable[[Any], Any]] = {TEXT: _text, VALUE: lambda v: v, JSON: _json, TIME: lambda v: v}
+    convert: dict[str, Callable[[Any], Any]] = {TEXT: _text, VALUE: lambda v: v, JSON: json_text, TIME: lambda v: v}
     return {name: [convert[kind](r.get(name)) for r in records] for name, kind in fields.items()}
 
 
@@ -128,7 +111,7 @@ def locations(records: list[dict[str, Any]]) -> LocationRows:
     mixes = [r.get("energy_mix") if isinstance(r.get("energy_mix"), dict) else {} for r in records]
     frame["energy_mix_profile_id"] = [_text(m.get("energy_mix_profile_id")) for m in mixes]
     frame["is_green_energy"] = [m.get("is_green_energy") for m in mixes]
-    frame["extra"] = [_extra(r, LOCATION_KEYS) for r in records]
+    frame["extra"] = [extra_json(r, LOCATION_KEYS) for r in records]
     frame["is_deleted"] = False  # GreenFlux has no delete flag (EVSEs go REMOVED instead)
     _coordinates(frame, records, "location")
     _times(frame, LOCATION_FIELDS, "location")
@@ -167,7 +150,7 @@ def _evses(records: list[dict[str, Any]], parents: list[tuple[Any, Any]], raw: l
             "location_id": [p[0] for p in parents],
             "evse_uid": [_text(r.get("uid")) for r in records],
             **_columns(records, EVSE_FIELDS),
-            "extra": [_extra(r, EVSE_KEYS) for r in records],
+            "extra": [extra_json(r, EVSE_KEYS) for r in records],
         }
     )
     frame["is_deleted"] = False  # REMOVED is a status, not a delete: the copy stays in its location
@@ -184,7 +167,7 @@ def _connectors(records: list[dict[str, Any]], parents: list[tuple[Any, Any, Any
             "evse_uid": [p[1] for p in parents],
             "connector_id": [_text(r.get("id")) for r in records],
             **_columns(records, CONNECTOR_FIELDS),
-            "extra": [_extra(r, CONNECTOR_KEYS) for r in records],
+            "extra": [extra_json(r, CONNECTOR_KEYS) for r in records],
         }
     )
     frame["is_deleted"] = False
@@ -198,10 +181,10 @@ def charge_stations(records: list[dict[str, Any]]) -> Rows:
         {"charge_station_id": [_text(r.get("charge_station_id")) for r in records], **_columns(records, CHARGE_STATION_FIELDS)}
     )
     frame["evse_uids"] = [
-        _json([e.get("uid") for e in r["evses"] if isinstance(e, dict)]) if isinstance(r.get("evses"), list) else None
+        json_text([e.get("uid") for e in r["evses"] if isinstance(e, dict)]) if isinstance(r.get("evses"), list) else None
         for r in records
     ]
-    frame["extra"] = [_extra(r, CHARGE_STATION_KEYS) for r in records]
+    frame["extra"] = [extra_json(r, CHARGE_STATION_KEYS) for r in records]
     frame["is_deleted"] = False
     _times(frame, CHARGE_STATION_FIELDS, "charge_station")
     _stamp(frame, [r.get("modified") for r in records], "charge_station.modified")
@@ -210,7 +193,7 @@ def charge_stations(records: list[dict[str, Any]]) -> Rows:
 
 def tariffs(records: list[dict[str, Any]]) -> Rows:
     frame = pd.DataFrame({"tariff_id": [_text(r.get("id")) for r in records], **_columns(records, TARIFF_FIELDS)})
-    frame["extra"] = [_extra(r, TARIFF_KEYS) for r in records]
+    frame["extra"] = [extra_json(r, TARIFF_KEYS) for r in records]
     frame["is_deleted"] = False
     _stamp(frame, [r.get("last_updated") for r in records], "tariff.last_updated")
     return Rows(frame, list(records))

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from evpipeline.normalize import Rows
 from evpipeline.validation import flag_invalid
 
 if TYPE_CHECKING:
@@ -24,14 +24,6 @@ if TYPE_CHECKING:
 STATES = ("available", "occupied", "reserved", "unknown", "outOfService")
 COLUMNS = {"available": "available", "occupied": "occupied", "reserved": "reserved", "unknown": "unknown", "outOfService": "out_of_service"}
 COUNT_COLUMNS = ["total", *COLUMNS.values()]
-
-
-@dataclass
-class Rows:
-    """A frame and the raw payload each of its rows came from."""
-
-    frame: pd.DataFrame
-    raw: list[Any] = field(default_factory=list)
 
 
 # -- XML -------------------------------------------------------------------------------------

@@ -48,40 +48,6 @@ class SubscriptionGone(Exception):  # noqa: N818 - a state of the world, not a b
     """The Service Bus subscription no longer exists (Zaptec removes them after 14 days unused)."""
 
 
-class ZaptecLogin(OAuth2Bearer):
-    """The password grant. Zaptec answers wrong credentials with 400 `invalid_grant`: an AuthError here.
-
-    Polling threads share one token. When it expires, each of them sees a 401; only the first
-    refresh may drop it, or every thread would log in again through the 1/s token endpoint.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._sent = threading.local()  # the token this thread's last request carried
-
-    def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
-        super().apply(headers, params)
-        self._sent.value = headers["Authorization"]
-
-    def refresh(self) -> bool:
-        with self._lock:
-            if self._token is not None and getattr(self._sent, "value", None) == f"Bearer {self._token}":
-                self._token = None  # the token that failed; a newer one is kept
-        return True
-
-    def _fetch(self) -> None:
-        try:
-            super()._fetch()
-        except ClientError as exc:
-            if exc.status in (400, 401):
-                raise AuthError(
-                    "Zaptec refused the username or password (check ZAPTEC_USERNAME and ZAPTEC_PASSWORD)",
-                    api=exc.api, method=exc.method, url=exc.url, status=exc.status, body=exc.body_excerpt,
-                    attempts=exc.attempts,
-                ) from None
-            raise
-
-
 @dataclass
 class Pull:
     """Records of a paged list and the server time of its first page (the as-of of the snapshot)."""
@@ -420,7 +386,7 @@ class ZaptecClient:
         return ServiceBusReceiver(details, retry=self.retry, timeout=self.bus_timeout)
 
 
-_LOGINS: dict[tuple[str, str], ZaptecLogin] = {}
+_LOGINS: dict[tuple[str, str], OAuth2Bearer] = {}
 _LOGINS_LOCK = threading.Lock()
 
 
@@ -447,7 +413,7 @@ class ZaptecResource(dg.ConfigurableResource):
     consume_in_sensor: bool = Field(default=True, description="Let the push sensor drain the message subscription each tick")
     max_messages_per_drain: int = Field(default=2000, description="Messages the sensor takes from the subscription per tick")
 
-    def _login(self, retry: RetryPolicy, timeout: tuple[float, float]) -> ZaptecLogin:
+    def _login(self, retry: RetryPolicy, timeout: tuple[float, float]) -> OAuth2Bearer:
         """One login per account in this process: every asset and thread shares the token (valid ~24 h)."""
         key = (self.base_url, hashlib.sha256(f"{self.username}\0{self.password}".encode()).hexdigest())
         with _LOGINS_LOCK:
@@ -457,9 +423,11 @@ class ZaptecResource(dg.ConfigurableResource):
                     "zaptec-auth", self.base_url, retry=retry, timeout=timeout,
                     limiter=shared_limiter(f"zaptec-token:{self.base_url}", self.token_requests_per_second, 1.0),
                 )
-                login = _LOGINS[key] = ZaptecLogin(
+                # Zaptec answers wrong credentials with 400 invalid_grant: an AuthError naming the settings.
+                login = _LOGINS[key] = OAuth2Bearer(
                     token_client, "oauth/token",
                     {"grant_type": "password", "username": self.username, "password": self.password},
+                    credentials="ZAPTEC_USERNAME and ZAPTEC_PASSWORD",
                 )
             return login
 

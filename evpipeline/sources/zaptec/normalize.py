@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from evpipeline.normalize import Rows, extra_json, stamp
 from evpipeline.timeutil import parse_utc
 from evpipeline.validation import flag_invalid
 
@@ -76,25 +76,6 @@ CHARGER_KEYS = {
 LIVE_CHARGER_KEYS = {"OperatingMode", "IsOnline", "SignedMeterValueKwh", "SignedMeterValue"}
 
 
-@dataclass
-class Rows:
-    """A frame and the raw payload each of its rows came from."""
-
-    frame: pd.DataFrame
-    raw: list[Any] = field(default_factory=list)
-
-
-def _extra(record: dict[str, Any], known: set[str]) -> str | None:
-    rest = {k: v for k, v in record.items() if k not in known}
-    return json.dumps(rest, sort_keys=True) if rest else None
-
-
-def _stamp(frame: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
-    """List records carry no change time of their own: the server's time of the pull is their as-of."""
-    frame["last_updated"] = pd.Timestamp(as_of)
-    return frame
-
-
 def classify(record: dict[str, Any]) -> tuple[bool, str]:
     """Public business site or private home? Private unless the record positively says otherwise.
 
@@ -138,7 +119,7 @@ def installations(records: list[dict[str, Any]], as_of: datetime) -> Rows:
             "active_charger_count": [r.get("ActiveChargerCount") for r in records],
             "is_public": [public for public, _ in verdicts],
             "visibility_reason": [reason for _, reason in verdicts],
-            "extra": [_extra(r, INSTALLATION_KEYS) for r in records],
+            "extra": [extra_json(r, INSTALLATION_KEYS) for r in records],
             "is_deleted": False,
         }
     )
@@ -146,7 +127,7 @@ def installations(records: list[dict[str, Any]], as_of: datetime) -> Rows:
     flag_invalid(frame, bad, "CreatedOnDate: not an ISO-8601 timestamp")
     frame["updated_on"], bad = parse_utc([r.get("UpdatedOn") for r in records])
     flag_invalid(frame, bad, "UpdatedOn: not an ISO-8601 timestamp")
-    return Rows(_stamp(frame, as_of), list(records))
+    return Rows(stamp(frame, as_of), list(records))
 
 
 def circuits(trees: Iterable[tuple[str, dict[str, Any]]], as_of: datetime) -> Rows:
@@ -165,12 +146,12 @@ def circuits(trees: Iterable[tuple[str, dict[str, Any]]], as_of: datetime) -> Ro
                 "max_current": circuit.get("MaxCurrent"),
                 "is_active": circuit.get("IsActive"),
                 "charger_ids": json.dumps(sorted(str(c.get("Id")) for c in chargers if isinstance(c, dict))),
-                "extra": _extra(circuit, CIRCUIT_KEYS | {"InstallationName"}),
+                "extra": extra_json(circuit, CIRCUIT_KEYS | {"InstallationName"}),
                 "is_deleted": False,
             })
             raw.append(circuit)
     columns = ["circuit_id", "installation_id", "name", "max_current", "is_active", "charger_ids", "extra", "is_deleted"]
-    return Rows(_stamp(pd.DataFrame(rows, columns=columns), as_of), raw)
+    return Rows(stamp(pd.DataFrame(rows, columns=columns), as_of), raw)
 
 
 def model_of(device_id: Any) -> str | None:
@@ -195,13 +176,13 @@ def chargers(records: list[dict[str, Any]], as_of: datetime) -> Rows:
             "authentication_type": [r.get("AuthenticationType") for r in records],
             "current_user_roles": [r.get("CurrentUserRoles") for r in records],
             "installation_name": [r.get("InstallationName") for r in records],
-            "extra": [_extra(r, CHARGER_KEYS | LIVE_CHARGER_KEYS) for r in records],
+            "extra": [extra_json(r, CHARGER_KEYS | LIVE_CHARGER_KEYS) for r in records],
             "is_deleted": False,
         }
     )
     frame["created_on"], bad = parse_utc([r.get("CreatedOnDate") for r in records])
     flag_invalid(frame, bad, "CreatedOnDate: not an ISO-8601 timestamp")
-    return Rows(_stamp(frame, as_of), list(records))
+    return Rows(stamp(frame, as_of), list(records))
 
 
 def _state_id(value: Any) -> int | None:

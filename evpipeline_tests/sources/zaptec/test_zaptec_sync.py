@@ -162,7 +162,7 @@ def test_bad_credentials_fail_clearly(zaptec_sim: ZaptecSimulator, warehouse: Wa
     while error.cls_name != AuthError.__name__ and error.cause is not None:
         error = error.cause
     assert error.cls_name == AuthError.__name__
-    assert "refused the username or password" in error.message and "invalid_grant" in error.message
+    assert "refused the credentials (check ZAPTEC_USERNAME and ZAPTEC_PASSWORD)" in error.message and "invalid_grant" in error.message
     assert "not-the-password-42" not in error.message and "HTTP 400" in error.message
     assert [r.status for r in zaptec_sim.requests_to("/oauth/token")] == [400]  # not retried
     assert zaptec_sim.requests_to("/api/") == []
