@@ -155,4 +155,4 @@ def print_report(report: DemoReport, say: Callable[[str], None] = print) -> None
         say("exports:")
         for path in report.outputs:
             say(f"  {path}")
-    say("explore: `make dev` opens the Dagster UI on the same simulators; BI tools can read the warehouse file.")
+    say("explore: `make dev` opens the Dagster UI on the same simulators; BI tools read data/snapshots/warehouse.duckdb (docs/mart.md).")
