@@ -12,18 +12,18 @@ from evpipeline import settings
 
 settings.apply_defaults()
 
-from evpipeline.model.definitions import defs as model_defs  # noqa: E402
-from evpipeline.ndw.definitions import defs as ndw_defs  # noqa: E402
+from evpipeline.model import definitions as model_definitions  # noqa: E402
+from evpipeline.ndw import definitions as ndw_definitions  # noqa: E402
 from evpipeline.ndw.push import NdwPushResource  # noqa: E402
 from evpipeline.resources import PushInboxResource  # noqa: E402
+from evpipeline.sources.evroam import definitions as evroam_definitions  # noqa: E402
 from evpipeline.sources.evroam.client import EVRoamResource  # noqa: E402
-from evpipeline.sources.evroam.definitions import defs as evroam_defs  # noqa: E402
+from evpipeline.sources.greenflux import definitions as greenflux_definitions  # noqa: E402
 from evpipeline.sources.greenflux.client import GreenFluxResource  # noqa: E402
-from evpipeline.sources.greenflux.definitions import defs as greenflux_defs  # noqa: E402
+from evpipeline.sources.tomtom import definitions as tomtom_definitions  # noqa: E402
 from evpipeline.sources.tomtom.client import TomTomResource  # noqa: E402
-from evpipeline.sources.tomtom.definitions import defs as tomtom_defs  # noqa: E402
+from evpipeline.sources.zaptec import definitions as zaptec_definitions  # noqa: E402
 from evpipeline.sources.zaptec.client import ZaptecResource  # noqa: E402
-from evpipeline.sources.zaptec.definitions import defs as zaptec_defs  # noqa: E402
 from evpipeline.warehouse import WarehouseResource  # noqa: E402
 
 SOURCE_GROUPS = ["evroam", "tomtom", "greenflux", "zaptec"]
@@ -65,12 +65,14 @@ sync_all_job = dg.define_asset_job(
     description="Every source's delta sync (bootstraps on the first run), then the canonical model.",
 )
 
+# Only `defs` may be a Definitions object at module scope (Dagster's code server refuses several),
+# so each part is reached through its module.
 defs = dg.Definitions.merge(
-    evroam_defs,
-    tomtom_defs,
-    greenflux_defs,
-    zaptec_defs,
-    model_defs,
-    ndw_defs,
+    evroam_definitions.defs,
+    tomtom_definitions.defs,
+    greenflux_definitions.defs,
+    zaptec_definitions.defs,
+    model_definitions.defs,
+    ndw_definitions.defs,
     dg.Definitions(resources=build_resources(), jobs=[sync_all_job], executor=dg.in_process_executor),
 )
