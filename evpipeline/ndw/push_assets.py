@@ -64,7 +64,7 @@ def ndw_push(
         client.close()
     run_id = context.run.run_id
     with warehouse.writer("ndw", run_id) as writer:  # the log and NDW's new state: one transaction
-        record(writer.con, run, run_id, plan.newest_transition)
+        record(writer, run, plan.newest_transition)
     if run.auth_error is not None:
         context.log.error("NDW refused our credentials; %d push(es) recorded before stopping", len(run.results))
         raise run.auth_error

@@ -40,7 +40,7 @@ import pandas as pd
 
 from evpipeline.ndw.export import OCPI_TS, build_export
 from evpipeline.ndw.push import TRANSIENT, NdwAuthError, NdwPushClient, PushOutcome
-from evpipeline.warehouse import Migration, register
+from evpipeline.warehouse import Migration, Writer, register
 
 SOURCE, STATUS_STREAM = "ndw", "status"
 LocKey = tuple[str, str, str]
@@ -523,8 +523,9 @@ def _unreferenced(deletes: list[PlannedPush], refs: dict[LocKey, frozenset[LocKe
 # Record
 
 
-def record(con: duckdb.DuckDBPyConnection, run: PushRun, run_id: str | None, newest_transition: datetime | None) -> None:
+def record(writer: Writer, run: PushRun, newest_transition: datetime | None) -> None:
     """Log every push and update what NDW holds; call inside the caller's transaction."""
+    con, run_id = writer.con, writer.run_id
     results = run.results
     if results:
         rows = []
@@ -545,15 +546,7 @@ def record(con: duckdb.DuckDBPyConnection, run: PushRun, run_id: str | None, new
     )
     if newest_transition is not None and run.auth_error is None and not status_pending:
         # Observability only (the diff needs no cursor): NDW has every transition up to here.
-        con.execute(
-            """
-            INSERT INTO ops.sync_state AS s (source, stream, watermark, cursor, updated_at, run_id)
-            VALUES (?, ?, ?, NULL, now(), ?)
-            ON CONFLICT (source, stream) DO UPDATE SET
-                watermark = greatest(s.watermark, EXCLUDED.watermark), updated_at = EXCLUDED.updated_at, run_id = EXCLUDED.run_id
-            """,
-            [SOURCE, STATUS_STREAM, newest_transition, run_id],
-        )
+        writer.set_sync_state(STATUS_STREAM, newest_transition)
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote_plus, urlencode
 
-import duckdb
 import jwt
 import numpy as np
 from starlette.applications import Starlette
@@ -242,16 +241,14 @@ def snapshot_path(data_dir: str | Path | None = None) -> Path:
 
 def load_snapshot(path: Path) -> OcpiExport:
     """`build_export` on a read-only connection to the snapshot (UTC, as the daily export)."""
-    from evpipeline.warehouse.resource import CATALOG
+    from evpipeline.warehouse.resource import attach
 
     # Not warehouse.connect(): it retries for minutes on IOException to wait out a writer's lock,
     # but nobody writes the snapshot (it is swapped in whole), so a failure is final: fail fast and
-    # keep serving the previous version. Attached under the warehouse's fixed catalog name, as there.
-    # One core stays free for the event loop: a reload must not starve the requests being served.
-    con = duckdb.connect(":memory:", config={"threads": max(1, (os.cpu_count() or 2) - 1)})
+    # keep serving the previous version. One core stays free for the event loop: a reload must not
+    # starve the requests being served.
+    con = attach(str(path), read_only=True, config={"threads": max(1, (os.cpu_count() or 2) - 1)})
     try:
-        con.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS {CATALOG} (READ_ONLY)")
-        con.execute(f"USE {CATALOG}")
         con.execute("SET TimeZone = 'UTC'")
         return build_export(con)
     finally:

@@ -22,14 +22,14 @@ _MIGRATE_LOCK = threading.Lock()
 CATALOG = "warehouse"
 
 
-def _open(database: str, read_only: bool, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+def attach(database: str, *, read_only: bool = False, config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     """The warehouse attached under a fixed catalog name.
 
     DuckDB names a database's catalog after its file, so a file called `evroam.duckdb` or
     `mart.duckdb` would make `evroam.sites` ambiguous (catalog or schema?). Attaching under the
     alias `warehouse` keeps every path usable.
     """
-    con = duckdb.connect(":memory:", config=config)
+    con = duckdb.connect(":memory:", config=config or {})
     try:
         path = database.replace("'", "''")
         con.execute(f"ATTACH '{path}' AS {CATALOG}{' (READ_ONLY)' if read_only else ''}")
@@ -49,7 +49,7 @@ def connect(database: str, config: dict[str, Any] | None = None, *, read_only: b
         if not database.startswith("md:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         con = backoff(
-            fn=_open, retry_on=(RuntimeError, duckdb.IOException),
+            fn=attach, retry_on=(RuntimeError, duckdb.IOException),
             kwargs={"database": database, "read_only": read_only, "config": settings}, max_retries=12,
         )
     con.execute("SET TimeZone = 'UTC'")
