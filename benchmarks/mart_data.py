@@ -7,18 +7,20 @@ import duckdb
 import evpipeline.model  # noqa: F401  (registers the mart migrations)
 
 _STD = "false, NULL, TIMESTAMPTZ '2026-11-01 08:00:00+00' + to_minutes(CAST(i % 600 AS BIGINT)), TIMESTAMPTZ '2026-11-01 08:00:00+00', 0, now(), 'bench', NULL, 'insert', NULL"
+# Column lists: the table's own columns, then the standard ones (later migrations append columns).
+_OWN = "is_deleted, deleted_at, last_updated, _observed_at, _row_hash, _ingested_at, _run_id, _lineage, _change, _prev_status"
 
 
 def populate_mart(con: duckdb.DuckDBPyConnection, locations: int, evses_per_location: int = 3, connectors_per_evse: int = 2) -> None:
     """Fill the mart with `locations` public Dutch locations, all exportable (AFIR-complete)."""
     con.execute(f"""
         DELETE FROM mart.connectors; DELETE FROM mart.evses; DELETE FROM mart.locations; DELETE FROM mart.tariffs;
-        INSERT INTO mart.tariffs
+        INSERT INTO mart.tariffs (country_code, party_id, tariff_id, currency, type, tariff_alt_text, tariff_alt_url, min_price, max_price, elements, start_date_time, end_date_time, energy_mix, source, source_id, source_last_updated, {_OWN})
         SELECT 'NL', 'BEN', 'T-' || i, 'EUR', 'REGULAR', '[{{"language":"nl","text":"0,35 EUR/kWh"}}]', NULL, NULL, NULL,
                '[{{"price_components":[{{"type":"ENERGY","price":0.35,"vat":21.0,"step_size":1}}]}}]', NULL, NULL, NULL,
                'bench', 'T-' || i, TIMESTAMPTZ '2026-11-01 08:00:00+00', {_STD}
         FROM range(10) r(i);
-        INSERT INTO mart.locations
+        INSERT INTO mart.locations (country_code, party_id, location_id, publish, name, address, city, postal_code, state, country, latitude, longitude, parking_type, time_zone, opening_times, charging_when_closed, energy_mix, facilities, directions, operator, suboperator, owner, images, source, source_id, source_last_updated, {_OWN})
         SELECT 'NL', 'BEN', 'LOC-' || lpad(i::VARCHAR, 8, '0'), true, 'Laadplein ' || i, 'Kerkstraat ' || (i % 300 + 1),
                'Utrecht', '3511 AB', NULL, 'NLD', 52.0 + (i % 1000) / 10000.0, 5.0 + (i // 1000) / 10000.0, 'ON_STREET',
                'Europe/Amsterdam', '{{"twentyfourseven": true}}', true,
@@ -26,13 +28,13 @@ def populate_mart(con: duckdb.DuckDBPyConnection, locations: int, evses_per_loca
                '["SUPERMARKET"]', NULL, '{{"name": "Bench CPO"}}', NULL, NULL, NULL,
                'bench', 'LOC-' || i, TIMESTAMPTZ '2026-11-01 08:00:00+00', {_STD}
         FROM range({locations}) r(i);
-        INSERT INTO mart.evses
+        INSERT INTO mart.evses (country_code, party_id, location_id, evse_uid, evse_id, status, capabilities, floor_level, latitude, longitude, physical_reference, parking_restrictions, directions, images, source, source_id, source_last_updated, {_OWN})
         SELECT 'NL', 'BEN', 'LOC-' || lpad((i // {evses_per_location})::VARCHAR, 8, '0'), 'EVSE-' || i,
                'NL*BEN*E' || i, CASE WHEN i % 5 = 0 THEN 'CHARGING' ELSE 'AVAILABLE' END,
                '["RFID_READER"]', '0', 52.0, 5.0, NULL, '["EV_ONLY"]', NULL, NULL,
                'bench', 'EVSE-' || i, TIMESTAMPTZ '2026-11-01 08:00:00+00', {_STD}
         FROM range({locations * evses_per_location}) r(i);
-        INSERT INTO mart.connectors
+        INSERT INTO mart.connectors (country_code, party_id, location_id, evse_uid, connector_id, standard, format, power_type, max_voltage, max_amperage, max_electric_power, tariff_ids, terms_and_conditions, source, source_id, source_last_updated, {_OWN})
         SELECT 'NL', 'BEN', 'LOC-' || lpad((i // {evses_per_location * connectors_per_evse})::VARCHAR, 8, '0'),
                'EVSE-' || (i // {connectors_per_evse}), ((i % {connectors_per_evse}) + 1)::VARCHAR,
                'IEC_62196_T2', 'SOCKET', 'AC_3_PHASE', 230, 32, 22000, '["T-' || (i % 10) || '"]', NULL,

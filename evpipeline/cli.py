@@ -60,24 +60,6 @@ def _webhook(args: argparse.Namespace) -> int:
     return 0
 
 
-def _zaptec_consumer(args: argparse.Namespace) -> int:
-    """Long-poll Zaptec's Service Bus subscription into the push inbox (the `zaptec_push` sensor merges it)."""
-    import logging
-
-    from evpipeline import settings
-    from evpipeline.inbox import Inbox
-    from evpipeline.sources.zaptec.client import ZaptecResource
-    from evpipeline.sources.zaptec.push import run_consumer
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    resource = ZaptecResource(
-        base_url=settings.get("ZAPTEC_BASE_URL"), username=settings.get("ZAPTEC_USERNAME"),
-        password=settings.get("ZAPTEC_PASSWORD"), user_group_id=settings.get("ZAPTEC_USER_GROUP_ID"),
-    )
-    run_consumer(resource, Inbox(settings.data_dir() / "inbox" / "push.sqlite"), wait_seconds=args.wait, once=args.once)
-    return 0
-
-
 def _serve_ocpi(args: argparse.Namespace) -> int:
     """The OCPI 2.2.1 pull server NDW GETs from, on the latest warehouse snapshot (docs/ndw.md)."""
     import logging
@@ -91,7 +73,8 @@ def _serve_ocpi(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    """Simulators + webhook receiver + OCPI pull server + `dagster dev`, with the pool limit that serializes DuckDB writers."""
+    """Simulators + webhook receiver + OCPI pull server + `dagster dev` (whose daemon runs the schedules
+    and the sensors, among them the supervisor that keeps the real-time lane running)."""
     from evpipeline import settings
 
     settings.apply_defaults()
@@ -153,11 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     webhook.add_argument("--host", default="127.0.0.1")
     webhook.add_argument("--port", type=int, default=8710)
     webhook.set_defaults(func=_webhook)
-
-    consumer = sub.add_parser("zaptec-consumer", help="drain Zaptec's Service Bus messages into the push inbox")
-    consumer.add_argument("--wait", type=int, default=30, help="long-poll seconds per receive")
-    consumer.add_argument("--once", action="store_true", help="drain what is there, then exit")
-    consumer.set_defaults(func=_zaptec_consumer)
 
     from evpipeline.settings import OCPI_SERVER_PORT
 

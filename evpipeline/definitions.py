@@ -12,6 +12,8 @@ from evpipeline import settings
 
 settings.apply_defaults()
 
+from evpipeline.lane import definitions as lane_definitions  # noqa: E402
+from evpipeline.maintenance import definitions as maintenance_definitions  # noqa: E402
 from evpipeline.model import definitions as model_definitions  # noqa: E402
 from evpipeline.ndw import definitions as ndw_definitions  # noqa: E402
 from evpipeline.ndw.push import NdwPushResource  # noqa: E402
@@ -61,8 +63,18 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
 
 sync_all_job = dg.define_asset_job(
     "sync_all",
-    selection=dg.AssetSelection.groups(*SOURCE_GROUPS) | dg.AssetSelection.groups("mart"),
-    description="Every source's delta sync (bootstraps on the first run), then the canonical model.",
+    selection=dg.AssetSelection.groups(*SOURCE_GROUPS),
+    description="Every source's delta sync (bootstraps on the first run); the real-time lane carries the changes on.",
+)
+
+# Dagster's default automation sensor starts stopped; the assets with automation conditions (BI
+# publication, retention) are part of the pipeline, so this one runs from the start.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "evpipeline_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates the assets' automation conditions (BI publication, history retention).",
 )
 
 # Only `defs` may be a Definitions object at module scope (Dagster's code server refuses several),
@@ -74,5 +86,8 @@ defs = dg.Definitions.merge(
     zaptec_definitions.defs,
     model_definitions.defs,
     ndw_definitions.defs,
-    dg.Definitions(resources=build_resources(), jobs=[sync_all_job], executor=dg.in_process_executor),
+    lane_definitions.defs,
+    maintenance_definitions.defs,
+    dg.Definitions(resources=build_resources(), jobs=[sync_all_job], sensors=[automation_sensor],
+                   executor=dg.in_process_executor),
 )

@@ -1,8 +1,10 @@
 """`evpipeline demo`: the whole pipeline once, through Dagster, on the bundled simulators.
 
-It runs the same definitions the schedules and sensors use: a bootstrap sync of every source,
-some simulated time with changes and push notifications, the push sensor, a delta sync, then
-the downstream jobs (canonical model, NDW export) that exist; and prints what landed where.
+It runs the same jobs the schedules and sensors start: a bootstrap sync of every source, the
+operator reference data, a full build of the canonical model and a full push to NDW; then five
+simulated minutes of changes (statuses flip, Zaptec publishes messages, EVRoam pushes
+notifications to our webhook) carried to NDW by the real-time lane within seconds; then the BI
+snapshot, today's NDW export and NDW crawling our pull server. It prints what landed where.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from evpipeline import simulators
+
+LANE_SECONDS = 8.0  # long enough for every feed's first cycle (GreenFlux polls once a minute, at start)
 
 
 @dataclass
@@ -67,30 +71,34 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
             raise SystemExit(f"demo step failed: {name}")
         return result
 
-    try:
-        say("bootstrap: full pull of every source")
-        step("sync_all (bootstrap)", lambda: sync_all.execute_in_process(instance=instance, run_config=quiet))
+    def run(job: str, **kwargs: Any) -> Any:
+        config = {**quiet, **kwargs.pop("run_config", {})}
+        return defs.resolve_job_def(job).execute_in_process(instance=instance, run_config=config, **kwargs)
 
-        say("push: subscribe the EVRoam webhook, let 5 simulated minutes pass, run the push sensor")
+    try:
+        say("bootstrap: full pull of every source, the operator reference data, the canonical model, NDW")
+        step("sync_all (bootstrap)", lambda: sync_all.execute_in_process(instance=instance, run_config=quiet))
+        step("reference_data (tariffs, hours, energy mix the CPO supplies)", lambda: run("reference_data"))
+        step("mart_reconcile (full build of the canonical model)", lambda: run("mart_reconcile"))
+        step("ndw_push_full (NDW gets every exportable location and tariff)", lambda: run("ndw_push_full"))
+
+        say("real time: subscribe the EVRoam webhook, let 5 simulated minutes of changes happen, run the lane")
         evroam.subscribe(f"{receiver.url}/api/evroam_listener?code={os.environ['EVROAM_WEBHOOK_KEY']}")
         sims["evroam"].wait_validated()  # type: ignore[attr-defined]
+        patches_before = len(sims["ndw"].accepted_pushes())  # type: ignore[attr-defined]
         for sim in sims.values():
             sim.advance(300)
-        from evpipeline.sources.evroam.push import evroam_push_sensor
+        lane = {"ops": {"lane_loop": {"config": {"max_seconds": LANE_SECONDS, "report_every_seconds": 5.0}}}}
+        step(f"realtime_lane ({LANE_SECONDS:.0f} s: messages, push files, polls -> mart -> NDW)",
+             lambda: run("realtime_lane", run_config=lane))
+        sent = sims["ndw"].accepted_pushes()[patches_before:]  # type: ignore[attr-defined]
+        say(f"     NDW accepted {sum(1 for p in sent if p.method == 'PATCH')} status PATCH(es) and "
+            f"{sum(1 for p in sent if p.method == 'PUT')} PUT(s) from the lane")
 
-        sensor_result = evroam_push_sensor(
-            dg.build_sensor_context(instance=instance, resources={"evroam": resources["evroam"], "inbox": resources["inbox"]})
-        )
-        for request in sensor_result.run_requests or []:
-            step(
-                f"push run {request.tags.get('evroam/push', '')}",
-                lambda request=request: sync_all.execute_in_process(
-                    instance=instance, run_config={**quiet, **request.run_config}, asset_selection=request.asset_selection
-                ),
-            )
-
-        say("delta: what changed since the watermark")
+        say("delta: what changed since the watermark, then the daily deliveries")
         step("sync_all (delta)", lambda: sync_all.execute_in_process(instance=instance, run_config=quiet))
+        step("mart_update (incremental build of what the delta changed)", lambda: run("mart_update"))
+        step("bi_publish (BI snapshot)", lambda: run("bi_publish"))
         for name, fn in downstream_steps(defs, instance, quiet):
             step(name, fn)
     finally:
@@ -111,7 +119,7 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
 
 
 def downstream_steps(defs: Any, instance: Any, run_config: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
-    """After the syncs (which rebuilt the canonical model and the BI snapshot): NDW delivery."""
+    """After the syncs, the model and the BI snapshot: the daily NDW deliveries."""
     from evpipeline.timeutil import utcnow
 
     today = utcnow().strftime("%Y-%m-%d")

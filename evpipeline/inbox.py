@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS messages (
     note TEXT,
     UNIQUE (source, dedupe_key)
 );
+CREATE INDEX IF NOT EXISTS messages_by_source ON messages (source, id);
 """
 
 
@@ -72,6 +73,19 @@ class Inbox:
             )
             return cursor.rowcount == 1
 
+    def put_many(self, source: str, kind: str, items: list[tuple[str, Any]]) -> int:
+        """Store many deliveries (dedupe_key, payload) in one transaction; returns how many were new."""
+        now = datetime.now(UTC).isoformat()
+        with self._lock, self._connect() as con:
+            con.execute("BEGIN")
+            before = con.total_changes
+            con.executemany(
+                "INSERT OR IGNORE INTO messages (source, kind, dedupe_key, payload, received_at) VALUES (?, ?, ?, ?, ?)",
+                [(source, kind, key, json.dumps(payload), now) for key, payload in items],
+            )
+            con.execute("COMMIT")
+            return con.total_changes - before
+
     def after(self, source: str, last_id: int, limit: int = 500) -> list[Message]:
         with self._connect() as con:
             rows = con.execute(
@@ -80,6 +94,11 @@ class Inbox:
                 (source, last_id, limit),
             ).fetchall()
         return [Message(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
+
+    def newest_id(self, source: str) -> int:
+        """The id of the newest stored message of `source` (0 when none): a cheap "anything new?" probe."""
+        with self._connect() as con:
+            return int(con.execute("SELECT coalesce(max(id), 0) FROM messages WHERE source = ?", (source,)).fetchone()[0])
 
     def mark(self, message_id: int, status: str, note: str | None = None) -> None:
         with self._lock, self._connect() as con:

@@ -25,8 +25,27 @@ def test_every_schedule_and_sensor_is_there() -> None:
     schedules = {s.name for s in defs.schedules or []}
     sensors = {s.name for s in defs.sensors or []}
     assert {"evroam_delta", "evroam_daily_repair", "greenflux_delta", "greenflux_daily_full", "zaptec_states_poll",
-            "zaptec_static_hourly", "tomtom_availability", "ndw_daily_export_0200", "ndw_push_hourly"} <= schedules
-    assert {"evroam_push", "zaptec_push", "ndw_push"} <= sensors
+            "zaptec_static_hourly", "tomtom_availability", "ndw_daily_export_0200", "ndw_push_hourly",
+            "mart_daily_reconcile"} <= schedules
+    assert {"realtime_lane", "reference_data_changed", "evpipeline_automation"} <= sensors
     for job in ("sync_all", "evroam_sync", "greenflux_sync", "zaptec_states", "tomtom_sync", "ndw_daily_export",
-                "ndw_push_status", "ndw_push_full"):
+                "ndw_push_full", "realtime_lane", "mart_update", "mart_reconcile", "reference_data", "bi_publish"):
         assert defs.resolve_job_def(job).name == job
+
+
+def test_schedules_and_sensors_users_expect_are_on_from_the_start() -> None:
+    from evpipeline.definitions import defs
+
+    stopped = [s.name for s in [*(defs.schedules or []), *(defs.sensors or [])]
+               if s.default_status.value != "RUNNING"]  # type: ignore[union-attr]
+    assert stopped == []
+
+
+def test_no_source_job_hand_wires_the_model() -> None:
+    """Downstream assets follow by the lane and automation, not by source jobs listing them."""
+    from evpipeline.definitions import defs
+
+    for job in ("sync_all", "evroam_sync", "evroam_repair", "greenflux_sync", "greenflux_full", "zaptec_states",
+                "zaptec_static", "tomtom_sync"):
+        keys = {k.to_user_string() for k in defs.resolve_job_def(job).asset_layer.executable_asset_keys}
+        assert not any(k.startswith(("mart/", "ndw/", "reference/")) for k in keys), (job, keys)

@@ -11,6 +11,3 @@ MART_KEYS = {
     TARIFFS: dg.AssetKey(["mart", "tariffs"]),
 }
 MART = list(MART_KEYS.values())
-# Scheduled source jobs also rebuild the canonical model and the BI snapshot, so a change reaches
-# `mart` (and from there NDW) in the same run. Push runs select `MART` only (no snapshot copy).
-MODEL = dg.AssetSelection.groups("mart")

@@ -8,6 +8,7 @@ Each table maps a source value to OCPI values. A value with no rule maps to NULL
 from __future__ import annotations
 
 import csv
+import hashlib
 from importlib import resources
 from typing import get_args
 
@@ -122,6 +123,12 @@ def rule_frames() -> dict[str, pd.DataFrame]:
         "rules_zaptec_networks": _frame(list(ZAPTEC_NETWORKS.items()), ["value", "power_type"]),
         "rules_greenflux_parking": _frame(list(GREENFLUX_PARKING_TYPES.items()), ["value", "parking_type"]),
     }
+
+
+def rules_digest() -> str:
+    """A fingerprint of every rule table: when a deployment changes a rule, the model is rebuilt in full."""
+    text = "\n".join(f"{name}\n{frame.to_csv(index=False)}" for name, frame in sorted(rule_frames().items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def register_rules(con: duckdb.DuckDBPyConnection, extra: dict[str, pd.DataFrame] | None = None) -> list[str]:

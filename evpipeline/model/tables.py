@@ -141,3 +141,17 @@ register(
         """,
     )
 )
+
+register(
+    Migration(
+        "mart",
+        3,
+        "lineage of operator-supplied values",
+        """
+        -- Fields an operator reference rule filled (field -> rule id); NULL when every value is the source's.
+        ALTER TABLE mart.locations ADD COLUMN reference_fields JSON;
+        ALTER TABLE mart.evses ADD COLUMN reference_fields JSON;
+        ALTER TABLE mart.connectors ADD COLUMN reference_fields JSON;
+        """,
+    )
+)

@@ -69,4 +69,6 @@ def ndw_ocpi_export(
 
 
 ndw_export_job = dg.define_asset_job("ndw_daily_export", selection=[EXPORT_KEY], partitions_def=daily)
-ndw_export_schedule = dg.build_schedule_from_partitioned_job(ndw_export_job, hour_of_day=2, minute_of_hour=0, name="ndw_daily_export_0200")
+ndw_export_schedule = dg.build_schedule_from_partitioned_job(
+    ndw_export_job, hour_of_day=2, minute_of_hour=0, name="ndw_daily_export_0200", default_status=dg.DefaultScheduleStatus.RUNNING,
+)

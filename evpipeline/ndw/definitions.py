@@ -3,17 +3,10 @@
 import dagster as dg
 
 from evpipeline.ndw.assets import ndw_export_job, ndw_export_schedule, ndw_ocpi_export
-from evpipeline.ndw.push_assets import (
-    ndw_push,
-    ndw_push_full_job,
-    ndw_push_schedule,
-    ndw_push_sensor,
-    ndw_push_status_job,
-)
+from evpipeline.ndw.push_assets import ndw_push, ndw_push_full_job, ndw_push_schedule
 
 defs = dg.Definitions(
     assets=[ndw_ocpi_export, ndw_push],
-    jobs=[ndw_export_job, ndw_push_status_job, ndw_push_full_job],
+    jobs=[ndw_export_job, ndw_push_full_job],
     schedules=[ndw_export_schedule, ndw_push_schedule],
-    sensors=[ndw_push_sensor],
 )

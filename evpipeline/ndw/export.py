@@ -1,7 +1,7 @@
 """Build NDW's OCPI 2.2.1 objects from `mart`, inside DuckDB, and write the daily export.
 
-What is exported: public (`publish`) locations in the Netherlands (`country = 'NLD'`) that are not
-deleted, with their EVSEs (removed ones as status REMOVED) and Connectors, and the tariffs those
+What is exported: public (`publish`) locations in the access point's countries
+(`EVPIPELINE_NAP_COUNTRIES`, NDW: `NLD`) that are not deleted, with their EVSEs (removed ones as status REMOVED) and Connectors, and the tariffs those
 connectors reference. Every object must carry NDW's AFIR-mandatory fields (Location
 `opening_times`, `energy_mix`; EVSE `parking_restrictions`; Connector `max_electric_power`,
 `tariff_ids` pointing at exported tariffs) and respect OCPI lengths; an object that cannot is left
@@ -25,7 +25,17 @@ from typing import Any
 
 import duckdb
 
+from evpipeline import settings
+
 OCPI_TS = "%Y-%m-%dT%H:%M:%SZ"
+# Temp tables that limit a build to some locations and tariffs (the real-time lane's changes).
+SCOPE_LOCATIONS = "_ndw_scope_locations"  # country_code, party_id, location_id
+SCOPE_TARIFFS = "_ndw_scope_tariffs"  # country_code, party_id, tariff_id
+
+
+def nap_countries() -> list[str]:
+    """ISO alpha-3 countries whose public locations the national access point receives (NDW: NLD)."""
+    return [c.strip().upper() for c in settings.get("EVPIPELINE_NAP_COUNTRIES").split(",") if c.strip()]
 
 # (object, condition, reason) rules per level; a row failing any is left out and reported.
 TARIFF_RULES = [
@@ -96,7 +106,7 @@ class OcpiExport:
     tariff_keys: list[tuple[str, str, str]] = field(default_factory=list)
     tariff_updated: list[datetime] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)
-    candidates: int = 0  # locations that should have been exported (public, NLD, not deleted)
+    candidates: int = 0  # locations that should have been exported (public, in a NAP country, not deleted)
     evses: int = 0
     connectors: int = 0
 
@@ -116,13 +126,21 @@ def _valid(table: str, alias: str, keys: tuple[str, ...]) -> str:
     return f"EXISTS (SELECT 1 FROM {table} v WHERE {match} AND len(v.reasons) = 0)"
 
 
-def _validate(con: duckdb.DuckDBPyConnection) -> None:
+def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool) -> None:
     """Decide, per object, why it cannot be exported (keys and reasons only; no JSON yet)."""
+    in_countries = ", ".join("'" + c.replace("'", "''") + "'" for c in countries) or "NULL"
+    location_scope = f"SEMI JOIN {SCOPE_LOCATIONS} s USING (country_code, party_id, location_id)" if scoped else ""
+    # Scoped: the tariffs in scope that NDW holds are re-validated (and re-sent when changed) even
+    # when no location in scope references them.
+    tariff_scope = f"""OR (EXISTS (SELECT 1 FROM {SCOPE_TARIFFS} s WHERE s.country_code = t.country_code
+                                  AND s.party_id = t.party_id AND s.tariff_id = t.tariff_id)
+                       AND EXISTS (SELECT 1 FROM ops.ndw_pushed p WHERE p.kind = 'tariff' AND p.country_code = t.country_code
+                                  AND p.party_id = t.party_id AND p.object_id = t.tariff_id))""" if scoped else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ndw_locations AS
         SELECT l.country_code, l.party_id, l.location_id, {_reasons(LOCATION_RULES)} AS reasons
-        FROM mart.locations l
-        WHERE l.country = 'NLD' AND l.publish AND NOT l.is_deleted;
+        FROM mart.locations l {location_scope}
+        WHERE l.country IN ({in_countries}) AND l.publish AND NOT l.is_deleted;
 
         CREATE OR REPLACE TEMP TABLE _ndw_connectors AS
         SELECT c.country_code, c.party_id, c.location_id, c.evse_uid, c.connector_id, c.tariff_ids,
@@ -142,8 +160,9 @@ def _validate(con: duckdb.DuckDBPyConnection) -> None:
         SELECT t.country_code, t.party_id, t.tariff_id, {_reasons(TARIFF_RULES)} AS reasons
         FROM mart.tariffs t
         WHERE NOT t.is_deleted
-          AND EXISTS (SELECT 1 FROM _ndw_tariff_refs r
-                      WHERE r.country_code = t.country_code AND r.party_id = t.party_id AND r.tariff_id = t.tariff_id);
+          AND (EXISTS (SELECT 1 FROM _ndw_tariff_refs r
+                       WHERE r.country_code = t.country_code AND r.party_id = t.party_id AND r.tariff_id = t.tariff_id)
+               {tariff_scope});
 
         UPDATE _ndw_connectors c SET reasons = list_append(c.reasons, 'tariff_ids reference tariffs not in tariffs.json: ' || bad.ids)
         FROM (
@@ -173,9 +192,13 @@ def _validate(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def build_export(con: duckdb.DuckDBPyConnection) -> OcpiExport:
-    """All NDW objects from the mart: validated per object, then nested into JSON in one streaming query."""
-    _validate(con)
+def build_export(con: duckdb.DuckDBPyConnection, *, scoped: bool = False, countries: list[str] | None = None) -> OcpiExport:
+    """All NDW objects from the mart: validated per object, then nested into JSON in one streaming query.
+
+    `scoped`: only the locations and tariffs in the scope temp tables (`SCOPE_LOCATIONS`,
+    `SCOPE_TARIFFS`), for the real-time lane; the objects are exactly what a full build makes of them.
+    """
+    _validate(con, nap_countries() if countries is None else countries, scoped)
     connector = _own_json(f"""{{
         'id': c.connector_id, 'standard': c.standard, 'format': c.format, 'power_type': c.power_type,
         'max_voltage': c.max_voltage, 'max_amperage': c.max_amperage, 'max_electric_power': c.max_electric_power,

@@ -1,10 +1,9 @@
-"""Dagster side of the NDW push: the `ndw/push` asset and check, two jobs, an hourly schedule, a sensor.
+"""Dagster side of the NDW full push: the `ndw/push` asset and its check, a job and its hourly schedule.
 
-- `ndw_push` sensor: an asset sensor on `mart/evses`; each new materialization requests one
-  `ndw_push_status` run (run key = that materialization), so a status change that lands in the
-  warehouse reaches NDW within NDW's 60 s (budget in docs/ndw.md). It never opens DuckDB.
-- `ndw_push_hourly` schedule: `ndw_push_full` (static diff + statuses) every hour; NDW allows
-  24 h for static changes.
+Changes reach NDW within seconds on the real-time lane (`evpipeline.lane`, asset `ndw/live`),
+which runs the same planner limited to what changed. This hourly full diff is the reconciliation:
+it sends what the lane could not (a first push of a whole fleet, withdrawn locations, tariff
+DELETEs, anything NDW lost) and keeps NDW's 24 hours for static data whatever happened.
 """
 
 import statistics
@@ -16,9 +15,8 @@ import pandas as pd
 from pydantic import Field
 
 from evpipeline.model.keys import MART_KEYS
-from evpipeline.model.tables import EVSES
 from evpipeline.ndw.push import NdwPushResource
-from evpipeline.ndw.push_sync import PushPlan, PushRun, execute, plan_pushes, record
+from evpipeline.ndw.push_sync import PushPlan, PushRun, execute, plan_pushes, record_full
 from evpipeline.sync import markdown_preview
 from evpipeline.timeutil import utcnow
 from evpipeline.warehouse import WarehouseResource
@@ -27,9 +25,9 @@ PUSH_KEY = dg.AssetKey(["ndw", "push"])
 PUSH_OP = "ndw__push"
 CHECK_NAME = "pushes_accepted"
 # Not `duckdb_writer`: that pool is held for minutes by HTTP-bound sync ops (a TomTom poll, a full
-# pull), and a status push queued behind one would miss NDW's minute. This asset holds DuckDB only
-# for two short transactions (DuckDB's file lock and `connect`'s backoff serialize those); its own
-# pool (limit 1, dagster.yaml's default_limit) keeps two push runs from diffing at the same time.
+# pull). This asset holds DuckDB only for two short transactions (DuckDB's file lock and
+# `connect`'s backoff serialize those); its own pool (limit 1, dagster.yaml's default_limit) keeps
+# two push runs from diffing at the same time.
 PUSH_POOL = "ndw_push"
 
 
@@ -64,7 +62,7 @@ def ndw_push(
         client.close()
     run_id = context.run.run_id
     with warehouse.writer("ndw", run_id) as writer:  # the log and NDW's new state: one transaction
-        record(writer, run, plan.newest_transition)
+        record_full(writer, plan, run)
     if run.auth_error is not None:
         context.log.error("NDW refused our credentials; %d push(es) recorded before stopping", len(run.results))
         raise run.auth_error
@@ -114,13 +112,6 @@ def summarize(plan: PushPlan, run: PushRun) -> tuple[dict[str, Any], dg.AssetChe
     return metadata, check
 
 
-ndw_push_status_job = dg.define_asset_job(
-    "ndw_push_status",
-    selection=[PUSH_KEY],
-    config={"ops": {PUSH_OP: {"config": {"static": False}}}},
-    description="PATCH EVSE status changes to NDW (requested by the ndw_push sensor after every mart update).",
-    tags={"ndw/push": "status"},
-)
 ndw_push_full_job = dg.define_asset_job(
     "ndw_push_full",
     selection=[PUSH_KEY],
@@ -137,19 +128,3 @@ ndw_push_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Static changes to NDW every hour (NDW allows 24 h); also re-sends anything a status run could not.",
 )
-
-
-@dg.asset_sensor(
-    asset_key=MART_KEYS[EVSES],
-    job=ndw_push_status_job,
-    name="ndw_push",
-    minimum_interval_seconds=10,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After each mart/evses materialization, a status run that PATCHes changed EVSE statuses to NDW.",
-)
-def ndw_push_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry) -> dg.RunRequest:
-    """One status run per new mart/evses materialization (the asset sensor's cursor skips seen ones)."""
-    return dg.RunRequest(
-        run_key=f"ndw-status-{asset_event.run_id or 'runless'}-{asset_event.timestamp:.6f}",
-        tags={"ndw/push": "status", "ndw/mart_run": asset_event.run_id or ""},
-    )

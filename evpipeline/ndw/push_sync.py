@@ -38,11 +38,12 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from evpipeline.ndw.export import OCPI_TS, build_export
+from evpipeline.ndw.export import OCPI_TS, SCOPE_LOCATIONS, SCOPE_TARIFFS, build_export, nap_countries
 from evpipeline.ndw.push import TRANSIENT, NdwAuthError, NdwPushClient, PushOutcome
 from evpipeline.warehouse import Migration, Writer, register
 
 SOURCE, STATUS_STREAM = "ndw", "status"
+LANE_STREAM = "lane"  # the real-time lane's cursor: mart changes up to here are at NDW
 LocKey = tuple[str, str, str]
 
 register(
@@ -168,6 +169,7 @@ class PushPlan:
     held_back: list[dict[str, str]] = field(default_factory=list)  # kind, key, reason
     held_refs: dict[LocKey, frozenset[LocKey]] = field(default_factory=dict)  # locations NDW holds -> tariff refs
     newest_transition: datetime | None = None
+    mart_as_of: datetime | None = None  # newest mart change the diff saw (the lane's cursor after a full push)
 
     def phases(self) -> list[tuple[str, list[PlannedPush]]]:
         """Tariffs before the Locations that reference them; DELETEs after Locations stopped referencing them."""
@@ -191,23 +193,36 @@ class _Held:
     withdrawn: bool
 
 
-def _held(con: duckdb.DuckDBPyConnection, kind: str) -> dict[LocKey, _Held]:
+def _in_scope(alias: str, kind: str, scoped: bool) -> str:
+    """SQL condition: the row (country_code, party_id, object id) is in the lane's scope (always true unscoped)."""
+    if not scoped:
+        return "true"
+    table, column = (SCOPE_TARIFFS, "tariff_id") if kind == "tariff" else (SCOPE_LOCATIONS, "location_id")
+    return (f"EXISTS (SELECT 1 FROM {table} s WHERE s.country_code = {alias}.country_code AND s.party_id = {alias}.party_id "
+            f"AND s.{column} = {alias}.object_id)")
+
+
+def _held(con: duckdb.DuckDBPyConnection, kind: str, scoped: bool = False) -> dict[LocKey, _Held]:
     rows = con.execute(
-        "SELECT country_code, party_id, object_id, static_hash, body, withdrawn FROM ops.ndw_pushed WHERE kind = ?", [kind]
+        "SELECT country_code, party_id, object_id, static_hash, body, withdrawn FROM ops.ndw_pushed p "
+        f"WHERE kind = ? AND {_in_scope('p', kind, scoped)}", [kind]
     ).fetchall()
     return {(cc, pid, oid): _Held(h, body, bool(w)) for cc, pid, oid, h, body, w in rows}
 
 
-def _last_rejected(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str]:
+def _last_rejected(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> dict[tuple[str, str], str]:
     """(kind, key) -> content hash, for objects whose latest push NDW rejected (OCPI 2xxx)."""
-    rows = con.execute("""
-        SELECT kind, key, content_hash, outcome FROM ops.ndw_pushes
+    parts = "split_part(key, '/', 1) AS country_code, split_part(key, '/', 2) AS party_id, split_part(key, '/', 3) AS object_id"
+    rows = con.execute(f"""
+        WITH pushes AS (SELECT *, {parts} FROM ops.ndw_pushes)
+        SELECT kind, key, content_hash, outcome FROM pushes p
+        WHERE (kind = 'tariff' AND {_in_scope('p', 'tariff', scoped)}) OR (kind <> 'tariff' AND {_in_scope('p', 'location', scoped)})
         QUALIFY row_number() OVER (PARTITION BY kind, key ORDER BY pushed_at DESC) = 1
     """).fetchall()
     return {(kind, key): h for kind, key, h, outcome in rows if outcome == "rejected" and h}
 
 
-def _held_evses(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str, str], tuple[bool, str, str]]:
+def _held_evses(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> dict[tuple[str, str, str, str], tuple[bool, str, str]]:
     """EVSEs NDW holds -> (gone from the mart, wire status, last_updated) as the mart has them now."""
     rows = con.execute(f"""
         SELECT e.country_code, e.party_id, e.location_id, e.evse_uid,
@@ -217,6 +232,7 @@ def _held_evses(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str, str
         FROM mart.evses e
         JOIN ops.ndw_pushed p ON p.kind = 'evse' AND p.country_code = e.country_code AND p.party_id = e.party_id
                              AND p.object_id = e.location_id AND p.evse_uid = e.evse_uid
+        WHERE {_in_scope('p', 'location', scoped)}
     """).fetchall()
     return {(cc, pid, lid, uid): (bool(gone), status, lu) for cc, pid, lid, uid, gone, status, lu in rows}
 
@@ -257,18 +273,25 @@ def _withdrawn_body(held_body: str, now: str) -> dict[str, Any]:
     return obj
 
 
-def plan_pushes(con: duckdb.DuckDBPyConnection, *, static: bool, now: datetime, max_static_pushes: int = 1000) -> PushPlan:
-    """Diff the mart (and, for static runs, the export) against what NDW holds."""
-    plan = PushPlan(static=static)
-    held_locations = _held(con, "location")
-    plan.held_refs = {k: tariff_refs(json.loads(h.body)) for k, h in held_locations.items() if h.body and not h.withdrawn}
-    row = con.execute("SELECT max(recorded_at) FROM ops.status_history WHERE table_name = 'mart.evses'").fetchone()
-    plan.newest_transition = row[0] if row else None
+def plan_pushes(con: duckdb.DuckDBPyConnection, *, static: bool, now: datetime, max_static_pushes: int = 1000,
+                scoped: bool = False) -> PushPlan:
+    """Diff the mart (and, for static runs, the export) against what NDW holds.
+
+    `scoped`: only the locations and tariffs in the scope temp tables (the real-time lane's changes);
+    the diff is the same, its cost follows the scope. Tariff DELETEs need every held location's
+    references, so they are left to the unscoped (hourly) run.
+    """
+    plan = PushPlan(static=static, mart_as_of=mart_newest(con))
+    held_locations = _held(con, "location", scoped)
+    if not scoped:
+        plan.held_refs = {k: tariff_refs(json.loads(h.body)) for k, h in held_locations.items() if h.body and not h.withdrawn}
+        row = con.execute("SELECT max(recorded_at) FROM ops.status_history WHERE table_name = 'mart.evses'").fetchone()
+        plan.newest_transition = row[0] if row else None
     if static:
-        _plan_static(con, plan, held_locations, _ts(now), max_static_pushes)
+        _plan_static(con, plan, held_locations, _ts(now), max_static_pushes, scoped)
     skip = {p.key for p in (*plan.location_puts, *plan.withdrawals)}  # their PUT carries the status
-    rejected = _last_rejected(con)
-    for push in _status_diff(con):
+    rejected = _last_rejected(con, scoped)
+    for push in _status_diff(con, scoped):
         if push.key[:3] in skip:
             continue
         if rejected.get(("evse", push.key_text)) == push.content_hash:
@@ -278,11 +301,24 @@ def plan_pushes(con: duckdb.DuckDBPyConnection, *, static: bool, now: datetime, 
     return plan
 
 
+def mart_newest(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The newest `_ingested_at` in the mart tables: how far a diff of the mart reaches."""
+    tables = ("mart.locations", "mart.evses", "mart.connectors", "mart.tariffs")
+    union = " UNION ALL ".join(f"SELECT max(_ingested_at) AS t FROM {t}" for t in tables)
+    return con.execute(f"SELECT max(t) FROM ({union})").fetchone()[0]
+
+
+def settled(plan: PushPlan, run: PushRun) -> bool:
+    """Every planned push was answered (accepted, or refused for good): nothing waits for a retry."""
+    return (run.auth_error is None and not run.deferred and all(o.outcome != "failed" for _, o in run.results)
+            and not any("max_static_pushes" in h["reason"] for h in plan.held_back))
+
+
 def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations: dict[LocKey, _Held], now: str,
-                 max_static_pushes: int) -> None:
-    export = build_export(con)
-    rejected = _last_rejected(con)
-    live = _held_evses(con)
+                 max_static_pushes: int, scoped: bool = False) -> None:
+    export = build_export(con, scoped=scoped)
+    rejected = _last_rejected(con, scoped)
+    live = _held_evses(con, scoped)
 
     def rejected_before(kind: str, key: tuple[str, ...], digest: str) -> bool:
         if rejected.get((kind, "/".join(key))) != digest:
@@ -290,6 +326,8 @@ def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations:
         plan.held_back.append({"kind": kind, "key": "/".join(key), "reason": "NDW rejected this content before; waiting for a change"})
         return True
 
+    # Every held tariff (a few hundred at most): a scoped export also carries the tariffs its
+    # locations reference, which must be compared with what NDW holds, in scope or not.
     held_tariffs = _held(con, "tariff")
     exported_tariffs = set()
     for key, text in zip(export.tariff_keys, export.tariffs, strict=True):
@@ -301,7 +339,7 @@ def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations:
             continue
         plan.tariff_puts.append(PlannedPush("tariff", "PUT", key, "new" if held is None else "changed", body=text,
                                             static_hash=digest, content_hash=digest))
-    for key in sorted(set(held_tariffs) - exported_tariffs):
+    for key in sorted(set(held_tariffs) - exported_tariffs) if not scoped else ():
         plan.tariff_deletes.append(PlannedPush("tariff", "DELETE", key, "removed"))
 
     exported_locations = set()
@@ -367,7 +405,7 @@ def _why_not_exported(con: duckdb.DuckDBPyConnection, keys: list[LocKey], reject
             out[key] = ("withdraw", "deleted in the mart")
         elif not publish:
             out[key] = ("withdraw", "no longer public (private locations are never published)")
-        elif country != "NLD":
+        elif country not in nap_countries():
             out[key] = ("withdraw", f"country is now {country}")
         elif evses_gone:
             out[key] = ("withdraw", "every EVSE removed")
@@ -388,20 +426,22 @@ def _cap(plan: PushPlan, limit: int) -> None:
         plan.held_back.extend({"kind": p.kind, "key": p.key_text, "reason": "deferred to the next run (max_static_pushes)"} for p in rest)
 
 
-def _status_diff(con: duckdb.DuckDBPyConnection) -> Iterator[PlannedPush]:
-    """One PATCH per EVSE NDW holds whose wire status differs from NDW's, for public Dutch locations."""
+def _status_diff(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> Iterator[PlannedPush]:
+    """One PATCH per EVSE NDW holds whose wire status differs from NDW's, for public locations in the NAP's countries."""
+    countries = ", ".join("'" + c.replace("'", "''") + "'" for c in nap_countries()) or "NULL"
+    scope = f"SEMI JOIN {SCOPE_LOCATIONS} s USING (country_code, party_id, location_id)" if scoped else ""
     rows = con.execute(f"""
         WITH changed AS (
             SELECT e.country_code, e.party_id, e.location_id, e.evse_uid,
                    CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END AS status,
                    e.last_updated, h.last_updated AS held_last_updated
-            FROM mart.evses e
+            FROM mart.evses e {scope}
             JOIN ops.ndw_pushed h ON h.kind = 'evse' AND h.country_code = e.country_code AND h.party_id = e.party_id
                                  AND h.object_id = e.location_id AND h.evse_uid = e.evse_uid
             JOIN ops.ndw_pushed p ON p.kind = 'location' AND NOT p.withdrawn AND p.country_code = e.country_code
                                  AND p.party_id = e.party_id AND p.object_id = e.location_id
             JOIN mart.locations l ON l.country_code = e.country_code AND l.party_id = e.party_id AND l.location_id = e.location_id
-            WHERE l.publish AND l.country = 'NLD' AND NOT l.is_deleted
+            WHERE l.publish AND l.country IN ({countries}) AND NOT l.is_deleted
               AND (CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END) IS DISTINCT FROM h.status
         ), keyed AS (
             SELECT *, concat_ws('|', country_code, party_id, location_id, evse_uid) AS entity_key FROM changed
@@ -547,6 +587,15 @@ def record(writer: Writer, run: PushRun, newest_transition: datetime | None) -> 
     if newest_transition is not None and run.auth_error is None and not status_pending:
         # Observability only (the diff needs no cursor): NDW has every transition up to here.
         writer.set_sync_state(STATUS_STREAM, newest_transition)
+
+
+def record_full(writer: Writer, plan: PushPlan, run: PushRun) -> None:
+    """A full (unscoped) push: log it, and when it settled, move the real-time lane's cursor up to
+    what it covered (the lane need not diff those changes again)."""
+    record(writer, run, plan.newest_transition)
+    if not plan.static or plan.mart_as_of is None or not settled(plan, run):
+        return
+    writer.set_sync_state(LANE_STREAM, plan.mart_as_of)
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:

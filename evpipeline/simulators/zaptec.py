@@ -9,6 +9,10 @@ Faithful to what production sends (see docs/sources.md, "Zaptec"):
 - `GET /api/installation/{id}`, `GET /api/installation/{id}/hierarchy` (204 No Content when the
   account only has the User role there), `GET /api/chargers/{id}/state`: observations with
   `StateId`, `Timestamp` (no zone) and every value a string in `ValueAsString` (none for Pulse, -1).
+- `GET /api/constants` (no token needed): enums, ObservationIds per device schema and the
+  `Countries` list (`Id` GUID, ISO 3166 alpha-3 `Code`, `Name`). Installations carry only
+  `CountryId`, one of those GUIDs; the pipeline resolves it through this list (a deployment whose
+  account's constants differ can pin ids with `ZAPTEC_COUNTRY_IDS`).
 - 401 once a token expired; 10 requests/s per account (token bucket, small burst) answered with
   429 + `Retry-After` when exceeded.
 - Messaging: `GET /api/userGroups/{id}/messagingConnectionDetails` (and the deprecated
@@ -22,6 +26,8 @@ Faithful to what production sends (see docs/sources.md, "Zaptec"):
 
 The fleet mixes private home installations ("Hjemme", "Thuis": Zaptec Go, no authentication) and
 public business sites (Zaptec Pro, authentication required) in Norway and the Netherlands.
+`add_installation()` adds the awkward ones tests need: a time zone that disagrees with the country
+(a Dutch site set to Brussels time) or a CountryId that /api/constants does not list.
 """
 
 from __future__ import annotations
@@ -60,11 +66,29 @@ DEFAULT_USER_GROUP_ID = "3c1f7a52-8d4e-4b6a-9f21-6e0d5b7c9a84"
 PAGE_SIZE_MAX = 100
 PAGE_SIZE_DEFAULT = 20
 
-# Zaptec identifies countries by its own ids (simulator values; the real ones come from /api/constants).
-COUNTRY_IDS = {"NOR": "0f2d6c1e-5b7a-4e0e-9a3c-3b1e2f4a5d60", "NLD": "7a9e3c21-4d5f-4b6a-8c7d-1e2f3a4b5c6d"}
+# Zaptec identifies countries by its own GUIDs, listed with their ISO 3166 alpha-3 code in the
+# Countries of /api/constants (simulator values, stable across runs; the fleet uses NOR and NLD).
+COUNTRIES: dict[str, tuple[str, str]] = {
+    "NOR": ("0f2d6c1e-5b7a-4e0e-9a3c-3b1e2f4a5d60", "Norway"),
+    "NLD": ("7a9e3c21-4d5f-4b6a-8c7d-1e2f3a4b5c6d", "Netherlands"),
+    "SWE": ("c4b1e8d2-6a3f-4c7e-9b5d-2f8a1e6c3b90", "Sweden"),
+    "DNK": ("5e9a2c7f-1b4d-4e8a-a6c3-7d2f9b1e4a58", "Denmark"),
+    "DEU": ("a83d5f1b-9c2e-4a6d-8f7b-3e1c5a9d2b46", "Germany"),
+    "BEL": ("2d7f4a9c-8e1b-4d3a-b5c6-9a4e2f7d1c83", "Belgium"),
+    "GBR": ("e16c9b3a-4f7d-4b2e-8a5c-6d3b9e1f7a24", "United Kingdom"),
+}
+COUNTRY_IDS = {code: guid for code, (guid, _name) in COUNTRIES.items()}
 TIME_ZONES = {
     "NOR": ("(UTC+01:00) Central European Time (Oslo)", "Europe/Oslo"),
     "NLD": ("(UTC+01:00) Central European Time (Amsterdam)", "Europe/Amsterdam"),
+}
+# Display names of zones an installation may be configured with regardless of its country.
+ZONE_NAMES = {
+    "Europe/Oslo": TIME_ZONES["NOR"][0],
+    "Europe/Amsterdam": TIME_ZONES["NLD"][0],
+    "Europe/Brussels": "(UTC+01:00) Brussels, Copenhagen, Madrid, Paris",
+    "Europe/Berlin": "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna",
+    "Europe/London": "(UTC+00:00) Dublin, Edinburgh, Lisbon, London",
 }
 HOME_NAMES = {"NOR": ["Hjemme", "Hjemme", "Hjemme", "Hytta", "Hjem"], "NLD": ["Thuis", "Thuis", "Huis", "Woning"]}
 HOME_CHARGERS = {"NOR": ["Garasje", "Carport", "Innkjørsel", "Zaptec Go"], "NLD": ["Oprit", "Carport", "Garage", "Zaptec Go"]}
@@ -79,6 +103,29 @@ IS_OCPP_CONNECTED, IS_ONLINE, PULSE = -3, -2, -1
 TOTAL_CHARGE_POWER, SESSION_ENERGY, OPERATION_MODE, FINAL_STOP_ACTIVE = 513, 553, 710, 718
 DISCONNECTED, REQUESTING, CHARGING, FINISHED = 1, 2, 3, 5  # ChargerOperationMode (4 is unused)
 LARGE_STATE = 980  # one of the blobs integrations exclude as too large
+
+# A realistic subset of /api/constants besides Countries (the enums the pipeline documents).
+OBSERVATION_IDS = {
+    "IsOcppConnected": IS_OCPP_CONNECTED, "IsOnline": IS_ONLINE, "Pulse": PULSE, "CommunicationMode": 150,
+    "PermanentCableLock": 151, "TemperatureInternal5": 201, "VoltagePhase1": 501, "VoltagePhase2": 502,
+    "VoltagePhase3": 503, "CurrentPhase1": 507, "CurrentPhase2": 508, "CurrentPhase3": 509,
+    "ChargerMaxCurrent": 510, "ChargerMinCurrent": 511, "TotalChargePower": TOTAL_CHARGE_POWER,
+    "MaxPhases": 520, "TotalChargePowerSession": SESSION_ENERGY, "SignedMeterValue": 554,
+    "ChargeCurrentSet": 708, "ChargerOperationMode": OPERATION_MODE, "IsEnabled": 711,
+    "FinalStopActive": FINAL_STOP_ACTIVE, "InstallationId": 800,
+    "SmartComputerSoftwareApplicationVersion": 908,
+}
+ENUMS: dict[str, Any] = {
+    "ChargerOperationModes": {
+        "Unknown": 0, "Disconnected": DISCONNECTED, "Connected_Requesting": REQUESTING,
+        "Connected_Charging": CHARGING, "Connected_Finished": FINISHED,
+    },
+    "DeviceTypes": {"Unknown": 0, "Smart": 1, "Apollo": 4},
+    "InstallationTypes": {"Pro": {"Id": 0, "Name": "Pro"}, "Smart": {"Id": 1, "Name": "Smart"}},
+    "InstallationAuthenticationType": {"Native": 0, "WebHooks": 1, "Ocpp": 2},
+    "NetworkTypes": {"Unknown": 0, "IT_1_Phase": 1, "IT_3_Phase": 2, "TN_1_Phase": 3, "TN_3_Phase": 4},
+    "UserRoles": {"None": 0, "User": 1, "Owner": 2, "Maintainer": 4, "Administrator": 8},
+}
 
 _BAD_CREDENTIALS = {"error": "invalid_grant", "error_description": "The user name or password is incorrect."}
 _DENIED = {"Message": "Authorization has been denied for this request."}
@@ -224,6 +271,18 @@ class ZaptecSimulator(SimServer):
         self.forbidden: set[str] = set()  # installation/charger ids the account lost access to (403)
         self._sequence = 0
         self._bus_changed = threading.Condition()
+        # What /api/constants answers; tests may edit it (e.g. drop a country).
+        self.constants: dict[str, Any] = {
+            **json.loads(json.dumps(ENUMS)),
+            "ObservationIds": dict(OBSERVATION_IDS),
+            "Schema": {
+                name: {"DeviceType": device_type, "ObservationIds": dict(OBSERVATION_IDS)}
+                for name, device_type in (("Smart", 1), ("Apollo", 4))
+            },
+            "Countries": [
+                {"Id": guid, "Code": code, "Name": name} for code, (guid, name) in COUNTRIES.items()
+            ],
+        }
         self._fleet_rng = random.Random(f"zaptec:{seed}:fleet")
         self._key_rng = random.Random(f"zaptec:{seed}:keys")
         self._build_fleet(int(chargers if chargers is not None else round(40 * scale)), self._fleet_rng)
@@ -231,6 +290,7 @@ class ZaptecSimulator(SimServer):
             self._create_subscription()
 
         self.route("POST", r"/oauth/token", self._token)
+        self.route("GET", r"/api/constants", self._constants)
         self.route("GET", r"/api/installation", self._list_installations)
         self.route("GET", r"/api/installation/(?P<id>[\w\-]+)", self._installation)
         self.route("GET", r"/api/installation/(?P<id>[\w\-]+)/hierarchy", self._hierarchy)
@@ -261,12 +321,38 @@ class ZaptecSimulator(SimServer):
         if len(self.chargers) > 3:
             list(self.chargers.values())[3].body["Active"] = False
 
-    def _add_installation(self, rng: random.Random, country: str, public: bool, size: int) -> Installation:
+    def add_installation(
+        self,
+        country: str = "NLD",
+        *,
+        public: bool = True,
+        chargers: int = 1,
+        time_zone: str | None = None,
+        country_id: str | None = None,
+    ) -> str:
+        """Add an installation in `country` (NOR or NLD) now and return its id (tests).
+
+        `time_zone` (IANA) may disagree with the country, as a Dutch site configured with Brussels
+        time does; `country_id` replaces the country's GUID, e.g. with one /api/constants does not list.
+        """
+        with self.lock:
+            # Its own random stream: adding one installation leaves the rest of the fleet as it was.
+            rng = random.Random(f"zaptec:{self.seed}:added:{len(self.installations)}")
+            installation = self._add_installation(rng, country, public, max(1, chargers), time_zone=time_zone)
+            if country_id is not None:
+                installation.body["CountryId"] = country_id
+            return str(installation.body["Id"])
+
+    def _add_installation(
+        self, rng: random.Random, country: str, public: bool, size: int, *, time_zone: str | None = None
+    ) -> Installation:
         now = self.clock.now()
         place = random_place(rng, country, spread_km=15)
         iid = det_uuid(rng)
         created = now - timedelta(days=rng.randint(30, 1500), seconds=rng.randint(0, 86399), milliseconds=rng.randint(0, 999))
         tz_name, tz_iana = TIME_ZONES[country]
+        if time_zone is not None:
+            tz_name, tz_iana = ZONE_NAMES.get(time_zone, f"(UTC) {time_zone}"), time_zone
         # Every fleet, however small, has the awkward cases at fixed positions.
         nth = sum(1 for i in self.installations.values() if i.public == public)
         if public:
@@ -583,6 +669,11 @@ class ZaptecSimulator(SimServer):
             return Response.json({"Message": "The request is invalid: PageIndex must be >= 0 and PageSize >= 1."}, 400)
         size = min(size, PAGE_SIZE_MAX)
         return Response.json({"Pages": math.ceil(len(items) / size), "Data": items[index * size : (index + 1) * size], "Message": None})
+
+    def _constants(self, request: Request) -> Response:
+        """Zaptec serves its constants anonymously: no token is checked."""
+        with self.lock:
+            return Response.json(self.constants)
 
     def _list_installations(self, request: Request) -> Response:
         self._authorize(request)

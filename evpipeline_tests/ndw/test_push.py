@@ -5,23 +5,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote
 
 import dagster as dg
 import pytest
 
-from evpipeline.model.assets import MART_KEYS
-from evpipeline.model.tables import EVSES
+from evpipeline.lane.cycle import Lane
 from evpipeline.ndw.export import build_export
 from evpipeline.ndw.push import NdwAuthError, NdwPushResource
-from evpipeline.ndw.push_assets import (
-    PUSH_OP,
-    ndw_push,
-    ndw_push_full_job,
-    ndw_push_sensor,
-    ndw_push_status_job,
-)
+from evpipeline.ndw.push_assets import PUSH_OP, ndw_push, ndw_push_full_job
 from evpipeline.simulators.ndw import TOKEN_PATH, NdwSimulator, PushRecord
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline.warehouse import WarehouseResource
@@ -147,32 +141,30 @@ def test_urls_are_built_from_the_object_and_ids_never_change(sim: NdwSimulator, 
 
 
 # --------------------------------------------------------------------------------------------
-# Dynamic: sensor -> status run -> PATCH
+# Dynamic: the real-time lane's scoped push
 
 
-def test_status_change_reaches_ndw_as_one_patch_within_the_minute(
+def lane_cycle(warehouse: WarehouseResource, ndw: NdwPushResource) -> Any:
+    """One cycle of a lane without feeds: whatever reached the mart is diffed and pushed. (No
+    overlap: these tests change the mart within milliseconds of the full push.)"""
+    return Lane(warehouse, ndw, feeds=[], overlap=timedelta(0)).cycle("lane-test")
+
+
+def test_status_change_reaches_ndw_as_one_patch_on_the_lane(
     sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
 ) -> None:
-    push(warehouse, ndw)
+    push(warehouse, ndw)  # the hourly full push: NDW holds the export; the lane's cursor starts here
     before = len(sim.pushes)
-    instance = dg.DagsterInstance.ephemeral()
-    defs = dg.Definitions(assets=[ndw_push], jobs=[ndw_push_status_job], sensors=[ndw_push_sensor],
-                          resources={"warehouse": warehouse, "ndw": ndw})
 
     # Two transitions of one EVSE (coalesced into one PATCH) and one of a location NDW never got.
     change_evse(warehouse, 1, 1, "CHARGING", 5)
     change_evse(warehouse, 1, 1, "OUTOFORDER", 6)
-    change_evse(warehouse, 101, 1, "CHARGING", 6)
     committed = time.monotonic()
-    assert scalar(warehouse, "SELECT count(*) FROM mart.evse_status_history WHERE run_id LIKE 'change-%'") == 3
+    assert scalar(warehouse, "SELECT count(*) FROM mart.evse_status_history WHERE run_id LIKE 'change-%'") == 2
 
-    # The mart run's materialization of mart/evses is what the sensor sees.
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=MART_KEYS[EVSES]))
-    tick = ndw_push_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
-    [request] = tick.run_requests
-    run = defs.resolve_job_def("ndw_push_status").execute_in_process(instance=instance, tags=request.tags)
-    assert run.success
-
+    report = lane_cycle(warehouse, ndw)
+    assert report.push is not None and report.push.advanced
+    assert report.push.scope["locations"] == 1  # the diff covered what changed, not the fleet
     [patch] = sim.pushes[before:]
     lag = patch.mono - committed
     assert (patch.method, patch.kind, patch.accepted, patch.http_status) == ("PATCH", "evse", True, 200)
@@ -185,44 +177,44 @@ def test_status_change_reaches_ndw_as_one_patch_within_the_minute(
     assert 0 < recorded_lag < 30 and (reason, method) == ("status", "PATCH")
     assert scalar(warehouse, "SELECT status FROM ops.ndw_pushed WHERE evse_uid = 'LOC-0001-E1'") == "OUTOFORDER"
 
-    # The same materialization never requests a second run; nothing left to push either.
-    again = ndw_push_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs, cursor=tick.cursor))
-    assert again.run_requests == [] and again.skip_message
+    # Nothing new: the next cycle sends nothing, and neither does a full diff.
+    assert lane_cycle(warehouse, ndw).push is None
     push(warehouse, ndw, static=False)
     assert len(sim.pushes) == before + 1
 
 
-def test_status_of_a_location_ndw_lacks_waits_for_its_put(
+def test_a_location_ndw_lacks_is_put_by_the_lane_with_its_status(
     sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
 ) -> None:
-    change_evse(warehouse, 2, 2, "OUTOFORDER", 5)
-    push(warehouse, ndw, static=False)
-    assert sim.pushes == []  # a PATCH would be 404: NDW holds nothing yet
     push(warehouse, ndw)
-    assert sim.evse("NL", "ALF", "LOC-0002", "LOC-0002-E2")["status"] == "OUTOFORDER"  # type: ignore[index]
-    sent = len(sim.pushes)
-    push(warehouse, ndw, static=False)
-    assert len(sim.pushes) == sent
+    before = len(sim.pushes)
+    rows = MartRows()
+    location = rows.location(7, updated=later(7))
+    rows.evse(location, 1, status="CHARGING", updated=later(7))
+    rows.connector(rows.evses[-1], 1, updated=later(7))
+    rows.write(warehouse, run_id="new-location")
+    lane_cycle(warehouse, ndw)
+    puts = [p for p in sim.pushes[before:] if p.method == "PUT" and p.kind == "location"]
+    assert [path_ids(p) for p in puts] == [["NL", "ALF", "LOC-0007"]]
+    assert sim.evse("NL", "ALF", "LOC-0007", "LOC-0007-E1")["status"] == "CHARGING"  # type: ignore[index]
 
 
-def test_sensor_requests_one_run_per_new_mart_evses_materialization() -> None:
-    instance = dg.DagsterInstance.ephemeral()
-
-    def tick(cursor: str | None) -> Any:
-        return ndw_push_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
-
-    first = tick(None)
-    assert first.run_requests == []
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=MART_KEYS[EVSES]))
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=dg.AssetKey(["mart", "locations"])))
-    second = tick(first.cursor)
-    [request] = second.run_requests
-    assert request.run_key.startswith("ndw-status-") and request.tags["ndw/push"] == "status"
-    assert tick(second.cursor).run_requests == []
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=MART_KEYS[EVSES]))
-    [later_request] = tick(second.cursor).run_requests
-    assert later_request.run_key != request.run_key
-    assert ndw_push_sensor.job_name == "ndw_push_status" and ndw_push_sensor.minimum_interval_seconds <= 15
+def test_a_failed_push_keeps_the_cursor_and_is_retried_after_a_backoff(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    push(warehouse, ndw)
+    change_evse(warehouse, 1, 1, "CHARGING", 5)
+    sim.faults.inject("503", 20, path="/ocpi/")  # NDW is down
+    lane = Lane(warehouse, resource(sim, max_attempts=1), feeds=[], overlap=timedelta(0))
+    first = lane.cycle("lane-test")
+    assert first.push is not None and not first.push.advanced
+    assert scalar(warehouse, "SELECT count(*) FROM ops.ndw_pushes WHERE outcome = 'failed'") >= 1
+    sim.faults.clear()  # NDW is back
+    assert lane.cycle("lane-test").push is None  # backing off: no hammering of a service that just failed
+    time.sleep(2.1)
+    retried = lane.cycle("lane-test")
+    assert retried.push is not None and retried.push.advanced
+    assert sim.evse("NL", "ALF", "LOC-0001", "LOC-0001-E1")["status"] == "CHARGING"  # type: ignore[index]
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,13 +435,9 @@ def test_patch_404_makes_the_next_full_run_put_the_location_again(
 # Wiring
 
 
-def test_code_location_wires_the_push_and_evroam_pushes_reach_the_mart() -> None:
+def test_code_location_wires_the_full_push_and_the_lane() -> None:
     from evpipeline.definitions import defs
-    from evpipeline.sources.evroam.push import _push_request
 
-    assert defs.resolve_job_def("ndw_push_status").name == ndw_push_status_job.name
     assert defs.resolve_job_def("ndw_push_full").name == ndw_push_full_job.name
-    assert defs.resolve_sensor_def("ndw_push").name == "ndw_push"
     assert defs.resolve_schedule_def("ndw_push_hourly").cron_schedule == "7 * * * *"
-    request = _push_request("availabilities", [("f.json", "2026-11-01T12:00:00Z")], 1, 2)
-    assert set(MART_KEYS.values()) <= set(request.asset_selection or [])
+    assert defs.resolve_sensor_def("realtime_lane").job_name == "realtime_lane"

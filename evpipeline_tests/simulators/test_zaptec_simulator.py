@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from evpipeline.simulators.toolkit import SimClock, _QuietServer
-from evpipeline.simulators.zaptec import EMPTY_CHARGER_ID, PULSE, ZaptecSimulator
+from evpipeline.simulators.zaptec import COUNTRY_IDS, EMPTY_CHARGER_ID, PULSE, ZaptecSimulator
 
 USER, PASSWORD = "owner@example.com", "hunter2-but-longer"
 ZONELESS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?$")
@@ -120,6 +120,36 @@ def test_fleet_mixes_private_homes_and_public_sites_in_two_countries(sim: Zaptec
     assert {p.ref for p in parks} == public  # homes are never on a map
     assert all(kind == "IEC62196Type2Outlet" and kw in (11.0, 22.0, 4.0, 7.0) for p in parks for kind, kw, _ in p.connectors)
     assert sum(n for p in parks for *_, n in p.connectors) == sum(len(sim.installations[r].charger_ids) for r in public)
+
+
+def test_constants_are_served_without_a_token_and_list_every_country_id(sim: ZaptecSimulator) -> None:
+    response = requests.get(f"{sim.url}/api/constants")  # no Authorization header at all
+    assert response.status_code == 200
+    constants = response.json()
+    countries = {c["Code"]: c for c in constants["Countries"]}
+    assert {"NOR", "NLD", "SWE", "DNK", "DEU", "BEL", "GBR"} <= set(countries)
+    assert all(re.fullmatch(r"[A-Z]{3}", code) and c["Name"] for code, c in countries.items())
+    assert {code: c["Id"] for code, c in countries.items()} == COUNTRY_IDS
+    assert len({c["Id"] for c in constants["Countries"]}) == len(constants["Countries"])  # distinct GUIDs
+    assert {i.body["CountryId"] for i in sim.installations.values()} <= set(COUNTRY_IDS.values())
+    assert constants["ChargerOperationModes"]["Connected_Charging"] == 3
+    assert constants["ObservationIds"]["Pulse"] == PULSE
+    go = constants["Schema"]["Apollo"]
+    assert go["DeviceType"] == 4 and go["ObservationIds"]["ChargerOperationMode"] == 710
+
+
+def test_added_installations_can_disagree_with_their_country(sim: ZaptecSimulator, token: str) -> None:
+    before = {iid: json.dumps(i.body) for iid, i in sim.installations.items()}
+    dutch = sim.add_installation("NLD", time_zone="Europe/Brussels", chargers=2)
+    unknown_id = "5f1d0c2b-3a4e-4b6c-9d8e-7f6a5b4c3d2e"
+    unlisted = sim.add_installation("NOR", public=False, country_id=unknown_id)
+    assert {iid: json.dumps(sim.installations[iid].body) for iid in before} == before  # fleet untouched
+    body = api(sim, f"installation/{dutch}", token).json()
+    assert (body["CountryId"], body["TimeZoneIanaName"]) == (COUNTRY_IDS["NLD"], "Europe/Brussels")
+    assert "Brussels" in body["TimeZoneName"] and len(sim.installations[dutch].charger_ids) == 2
+    body = api(sim, f"installation/{unlisted}", token).json()
+    assert (body["CountryId"], body["TimeZoneIanaName"]) == (unknown_id, "Europe/Oslo")
+    assert body["IsRequiredAuthentication"] is False
 
 
 def test_rate_limits_are_enforced_per_account_and_on_the_token_endpoint() -> None:

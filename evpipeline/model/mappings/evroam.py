@@ -11,17 +11,22 @@
 - Stations whose site is missing (the real sample has such orphans) are reported, not placed.
 """
 
-from evpipeline.model.mappings import SourceMapping
+from evpipeline.model.mappings import Scope, SourceMapping, moved_from
 
-_SITES = """
+
+def _sites(scope: Scope) -> str:
+    return f"""
     SELECT s.*, p.country_code, p.party_id,
            trim(split_part(s.address, ',', 1)) AS street,
            trim(split_part(s.address, ',', 2)) AS locality
     FROM evroam.sites s
     JOIN rules_operators p ON p.source = 'evroam' AND p.operator = s.operator
+    WHERE {scope.locations("s.site_id")}
 """
 
-LOCATIONS = f"""
+
+def locations(scope: Scope) -> str:
+    return f"""
     SELECT s.country_code, s.party_id, s.site_id AS location_id,
            true AS publish,
            s.name,
@@ -44,24 +49,38 @@ LOCATIONS = f"""
            CAST(NULL AS JSON) AS images,
            'evroam' AS source, s.site_id AS source_id, s.last_updated AS source_last_updated,
            s.last_updated, s.is_deleted
-    FROM ({_SITES}) s
+    FROM ({_sites(scope)}) s
 """
 
-_STATIONS = f"""
+
+def _station_in(scope: Scope, column: str) -> str:
+    """A station id column limited to the stations of the sites in scope."""
+    if not scope.incremental:
+        return "true"
+    return f"{column} IN (SELECT charging_station_id FROM evroam.charging_stations WHERE {scope.locations('site_id')})"
+
+
+def _stations(scope: Scope) -> str:
+    return f"""
     SELECT st.*, s.country_code, s.party_id,
            a.availability_status, a.last_updated AS availability_updated,
            c.connectors_updated, c.all_inoperative
     FROM evroam.charging_stations st
-    JOIN ({_SITES}) s ON s.site_id = st.site_id
+    JOIN ({_sites(scope)}) s ON s.site_id = st.site_id
     LEFT JOIN evroam.availability a ON a.charging_station_id = st.charging_station_id
     LEFT JOIN (
         SELECT charging_station_id, max(last_updated) AS connectors_updated,
                bool_and(operation_status = 'Inoperative') FILTER (WHERE NOT is_deleted) AS all_inoperative
-        FROM evroam.connectors GROUP BY 1
+        FROM evroam.connectors
+        WHERE {_station_in(scope, "charging_station_id")}
+        GROUP BY 1
     ) c ON c.charging_station_id = st.charging_station_id
+    WHERE {scope.locations("st.site_id")}
 """
 
-EVSES = f"""
+
+def evses(scope: Scope) -> str:
+    return f"""
     SELECT st.country_code, st.party_id, st.site_id AS location_id,
            st.charging_station_id AS evse_uid,
            CAST(NULL AS VARCHAR) AS evse_id,
@@ -80,13 +99,15 @@ EVSES = f"""
            greatest(st.last_updated, st.availability_updated, st.connectors_updated) AS source_last_updated,
            greatest(st.last_updated, st.availability_updated, st.connectors_updated) AS last_updated,
            st.is_deleted
-    FROM ({_STATIONS}) st
+    FROM ({_stations(scope)}) st
     LEFT JOIN rules_evroam_installation inst ON inst.value = st.installation_status
     LEFT JOIN rules_evroam_availability av ON av.value = st.availability_status
     LEFT JOIN rules_evroam_floors fl ON fl.value = st.floor_level
 """
 
-CONNECTORS = f"""
+
+def connectors(scope: Scope) -> str:
+    return f"""
     WITH typed AS (
         SELECT c.*, st.country_code, st.party_id, st.site_id, st.kw_rated, st.current,
                st.is_deleted AS station_deleted, r.standard, r.format,
@@ -95,8 +116,9 @@ CONNECTORS = f"""
                     WHEN r.standard = 'IEC_62196_T2' THEN 'AC_3_PHASE' END AS power_type,
                round(st.kw_rated * 1000) AS watts
         FROM evroam.connectors c
-        JOIN ({_STATIONS}) st ON st.charging_station_id = c.charging_station_id
+        JOIN ({_stations(scope)}) st ON st.charging_station_id = c.charging_station_id
         LEFT JOIN rules_evroam_connectors r ON r.value = c.connector_type
+        WHERE {_station_in(scope, "c.charging_station_id")}
     )
     SELECT country_code, party_id, site_id AS location_id, charging_station_id AS evse_uid,
            connector_id, standard, format, power_type,
@@ -135,12 +157,25 @@ UNMAPPED = """
     WHERE length(st.floor_level) > 4 AND f.floor_level IS NULL GROUP BY ALL
 """
 
+_CHANGED_STATIONS = """
+    SELECT charging_station_id FROM evroam.charging_stations WHERE _ingested_at > $since
+    UNION SELECT charging_station_id FROM evroam.connectors WHERE _ingested_at > $since
+    UNION SELECT charging_station_id FROM evroam.availability WHERE _ingested_at > $since
+"""
+
+CHANGED_LOCATIONS = f"""
+    SELECT site_id AS location_id FROM evroam.sites WHERE _ingested_at > $since
+    UNION SELECT site_id FROM evroam.charging_stations WHERE charging_station_id IN ({_CHANGED_STATIONS})
+    UNION {moved_from("evroam", _CHANGED_STATIONS)}
+"""
+
 MAPPING = SourceMapping(
     source="evroam",
     requires=("evroam.sites", "evroam.charging_stations", "evroam.connectors", "evroam.availability"),
     inputs=("evroam/sites", "evroam/charging_stations", "evroam/connectors", "evroam/availability"),
-    locations=LOCATIONS,
-    evses=EVSES,
-    connectors=CONNECTORS,
+    locations=locations,
+    evses=evses,
+    connectors=connectors,
     unmapped=UNMAPPED,
+    changed_locations=CHANGED_LOCATIONS,
 )

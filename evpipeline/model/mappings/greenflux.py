@@ -14,7 +14,7 @@
 - Tariff: as sent (elements are OCPI-shaped), party from `cpo_id`.
 """
 
-from evpipeline.model.mappings import SourceMapping
+from evpipeline.model.mappings import Scope, SourceMapping, moved_from
 from evpipeline.model.rules import sql_values
 
 _PARTY = "upper(left({t}.cpo_id, 2)) AS country_code, upper(substr({t}.cpo_id, 3, 3)) AS party_id"
@@ -31,7 +31,8 @@ def _enum_list(column: str, kind: str) -> str:
     return f"CASE WHEN {column} IS NOT NULL THEN to_json(list_filter(CAST({column} AS VARCHAR[]), lambda x: list_contains({sql_values(kind)}, x))) END"
 
 
-LOCATIONS = f"""
+def locations(scope: Scope) -> str:
+    return f"""
     SELECT {_PARTY.format(t="l")}, l.location_id,
            coalesce(l.publish, false) AND l.access_type IS DISTINCT FROM 'PRIVATE' AS publish,
            l.name, l.address, l.city, l.postal_code, CAST(NULL AS VARCHAR) AS state, l.country,
@@ -58,10 +59,11 @@ LOCATIONS = f"""
            l.last_updated, l.is_deleted
     FROM greenflux.locations l
     LEFT JOIN rules_greenflux_parking pt ON pt.value = l.type
-    WHERE {_PARTY_OK.format(t="l")}
+    WHERE {_PARTY_OK.format(t="l")} AND {scope.locations("l.location_id")}
 """
 
-EVSES = f"""
+def evses(scope: Scope) -> str:
+    return f"""
     SELECT {_PARTY.format(t="l")}, e.location_id, e.evse_uid, e.evse_id,
            CASE WHEN list_contains({sql_values("status")}, e.status) THEN e.status ELSE 'UNKNOWN' END AS status,
            {_enum_list("e.capabilities", "capability")} AS capabilities,
@@ -72,10 +74,11 @@ EVSES = f"""
            e.last_updated AS source_last_updated, e.last_updated, e.is_deleted
     FROM greenflux.evses e
     JOIN greenflux.locations l ON l.location_id = e.location_id
-    WHERE {_PARTY_OK.format(t="l")}
+    WHERE {_PARTY_OK.format(t="l")} AND {scope.locations("e.location_id")} AND {scope.locations("l.location_id")}
 """
 
-CONNECTORS = f"""
+def connectors(scope: Scope) -> str:
+    return f"""
     SELECT {_PARTY.format(t="l")}, c.location_id, c.evse_uid, c.connector_id,
            CASE WHEN list_contains({sql_values("standard")}, c.standard) THEN c.standard END AS standard,
            CASE WHEN list_contains({sql_values("format")}, c.format) THEN c.format END AS format,
@@ -87,10 +90,11 @@ CONNECTORS = f"""
            c.last_updated AS source_last_updated, c.last_updated, c.is_deleted
     FROM greenflux.connectors c
     JOIN greenflux.locations l ON l.location_id = c.location_id
-    WHERE {_PARTY_OK.format(t="l")}
+    WHERE {_PARTY_OK.format(t="l")} AND {scope.locations("c.location_id")} AND {scope.locations("l.location_id")}
 """
 
-TARIFFS = f"""
+def tariffs(scope: Scope) -> str:
+    return f"""
     SELECT {_PARTY.format(t="t")}, t.tariff_id, t.currency, CAST(NULL AS VARCHAR) AS type,
            t.tariff_alt_text, t.tariff_alt_url, CAST(NULL AS JSON) AS min_price, CAST(NULL AS JSON) AS max_price,
            t.elements, CAST(NULL AS TIMESTAMPTZ) AS start_date_time, CAST(NULL AS TIMESTAMPTZ) AS end_date_time,
@@ -98,7 +102,7 @@ TARIFFS = f"""
            'greenflux' AS source, t.tariff_id AS source_id, t.last_updated AS source_last_updated,
            t.last_updated, t.is_deleted
     FROM greenflux.tariffs t
-    WHERE {_PARTY_OK.format(t="t")}
+    WHERE {_PARTY_OK.format(t="t")} AND {scope.tariffs("t.tariff_id")}
 """
 
 UNMAPPED = f"""
@@ -127,13 +131,23 @@ UNMAPPED = f"""
     WHERE NOT list_contains({sql_values("facility")}, v) GROUP BY ALL
 """
 
+# A moved EVSE appears as a new (location, uid) row and its old copy turns REMOVED: both rows change.
+CHANGED_LOCATIONS = f"""
+    SELECT location_id FROM greenflux.locations WHERE _ingested_at > $since
+    UNION SELECT location_id FROM greenflux.evses WHERE _ingested_at > $since
+    UNION SELECT location_id FROM greenflux.connectors WHERE _ingested_at > $since
+    UNION {moved_from("greenflux", "SELECT evse_uid FROM greenflux.evses WHERE _ingested_at > $since")}
+"""
+
 MAPPING = SourceMapping(
     source="greenflux",
     requires=("greenflux.locations", "greenflux.evses", "greenflux.connectors", "greenflux.tariffs"),
     inputs=("greenflux/locations", "greenflux/evses", "greenflux/connectors", "greenflux/tariffs"),
-    locations=LOCATIONS,
-    evses=EVSES,
-    connectors=CONNECTORS,
+    locations=locations,
+    evses=evses,
+    connectors=connectors,
     unmapped=UNMAPPED,
-    tariffs=TARIFFS,
+    changed_locations=CHANGED_LOCATIONS,
+    tariffs=tariffs,
+    changed_tariffs="SELECT tariff_id FROM greenflux.tariffs WHERE _ingested_at > $since",
 )

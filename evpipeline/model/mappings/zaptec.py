@@ -12,15 +12,20 @@
   such locations as rejected with that reason instead of inventing them).
 """
 
-from evpipeline.model.mappings import SourceMapping
+from evpipeline.model.mappings import Scope, SourceMapping, moved_from
 
-_INSTALLATIONS = """
+
+def _installations(scope: Scope) -> str:
+    return f"""
     SELECT i.*, p.country_code, p.party_id
     FROM zaptec.installations i
     JOIN rules_operators p ON p.source = 'zaptec' AND p.operator = i.country
+    WHERE {scope.locations("i.installation_id")}
 """
 
-LOCATIONS = f"""
+
+def locations(scope: Scope) -> str:
+    return f"""
     SELECT i.country_code, i.party_id, i.installation_id AS location_id,
            i.is_public AS publish,
            i.name, i.address, i.city, i.zip_code AS postal_code, CAST(NULL AS VARCHAR) AS state, i.country,
@@ -38,29 +43,44 @@ LOCATIONS = f"""
            CAST(NULL AS JSON) AS images,
            'zaptec' AS source, i.installation_id AS source_id, i.last_updated AS source_last_updated,
            i.last_updated, i.is_deleted OR NOT coalesce(i.active, true) AS is_deleted
-    FROM ({_INSTALLATIONS}) i
+    FROM ({_installations(scope)}) i
 """
 
-_CHARGERS = f"""
+
+def _charger_in(scope: Scope, column: str) -> str:
+    """A charger id column limited to the chargers of the installations in scope."""
+    if not scope.incremental:
+        return "true"
+    return f"{column} IN (SELECT charger_id FROM zaptec.chargers WHERE {scope.locations('installation_id')})"
+
+
+def _chargers(scope: Scope) -> str:
+    # The live fields as `zaptec.charger_live` defines them, aggregated here over the chargers in
+    # scope only (the view would aggregate every charger's states on every incremental build).
+    return f"""
     SELECT c.*, i.country_code, i.party_id, i.network_type, m.standard, m.format, m.amperage AS rated_amperage,
            coalesce(m.not_a_charger, false) AS not_a_charger,
-           s.operation_mode, s.operation_mode_since, s.is_online,
+           st.operation_mode, st.operation_mode_since, st.is_online,
            st.max_current, st.max_phases, st.observed_updated
     FROM zaptec.chargers c
-    JOIN ({_INSTALLATIONS}) i ON i.installation_id = c.installation_id
+    JOIN ({_installations(scope)}) i ON i.installation_id = c.installation_id
     LEFT JOIN rules_zaptec_models m ON m.value = c.model
-    LEFT JOIN zaptec.charger_live s ON s.charger_id = c.charger_id
     LEFT JOIN (
         SELECT charger_id,
+               max(operation_mode) FILTER (WHERE state_id = 710) AS operation_mode,
+               max(last_updated) FILTER (WHERE state_id = 710) AS operation_mode_since,
+               bool_or(value_bool) FILTER (WHERE state_id = -2) AS is_online,
                max(value_number) FILTER (WHERE state_id = 510) AS max_current,
                max(value_number) FILTER (WHERE state_id = 520) AS max_phases,
                max(last_updated) AS observed_updated
-        FROM zaptec.charger_states WHERE NOT is_deleted GROUP BY 1
+        FROM zaptec.charger_states WHERE NOT is_deleted AND {_charger_in(scope, "charger_id")} GROUP BY 1
     ) st ON st.charger_id = c.charger_id
-    WHERE NOT coalesce(m.not_a_charger, false)
+    WHERE NOT coalesce(m.not_a_charger, false) AND {scope.locations("c.installation_id")}
 """
 
-EVSES = f"""
+
+def evses(scope: Scope) -> str:
+    return f"""
     SELECT c.country_code, c.party_id, c.installation_id AS location_id, c.charger_id AS evse_uid,
            CAST(NULL AS VARCHAR) AS evse_id,
            CASE WHEN c.is_deleted THEN 'REMOVED'
@@ -78,11 +98,12 @@ EVSES = f"""
            greatest(c.last_updated, c.operation_mode_since) AS source_last_updated,
            greatest(c.last_updated, c.operation_mode_since) AS last_updated,
            c.is_deleted
-    FROM ({_CHARGERS}) c
+    FROM ({_chargers(scope)}) c
     LEFT JOIN rules_zaptec_modes r ON r.value = c.operation_mode
 """
 
-CONNECTORS = f"""
+def connectors(scope: Scope) -> str:
+    return f"""
     SELECT c.country_code, c.party_id, c.installation_id AS location_id, c.charger_id AS evse_uid,
            '1' AS connector_id, c.standard, c.format, n.power_type,
            CASE WHEN n.power_type IS NOT NULL THEN 230 END AS max_voltage,
@@ -95,7 +116,7 @@ CONNECTORS = f"""
            'zaptec' AS source, c.charger_id || '/1' AS source_id,
            c.last_updated AS source_last_updated, c.last_updated,
            c.is_deleted
-    FROM ({_CHARGERS}) c
+    FROM ({_chargers(scope)}) c
     LEFT JOIN rules_zaptec_networks n ON n.value = c.network_type
 """
 
@@ -120,12 +141,24 @@ UNMAPPED = """
     WHERE s.operation_mode IS NOT NULL AND r.status IS NULL GROUP BY ALL
 """
 
+_CHANGED_CHARGERS = """
+    SELECT charger_id FROM zaptec.chargers WHERE _ingested_at > $since
+    UNION SELECT charger_id FROM zaptec.charger_states WHERE _ingested_at > $since
+"""
+
+CHANGED_LOCATIONS = f"""
+    SELECT installation_id AS location_id FROM zaptec.installations WHERE _ingested_at > $since
+    UNION SELECT installation_id FROM zaptec.chargers WHERE charger_id IN ({_CHANGED_CHARGERS})
+    UNION {moved_from("zaptec", _CHANGED_CHARGERS)}
+"""
+
 MAPPING = SourceMapping(
     source="zaptec",
     requires=("zaptec.installations", "zaptec.chargers", "zaptec.charger_states"),
     inputs=("zaptec/installations", "zaptec/chargers", "zaptec/charger_states"),
-    locations=LOCATIONS,
-    evses=EVSES,
-    connectors=CONNECTORS,
+    locations=locations,
+    evses=evses,
+    connectors=connectors,
     unmapped=UNMAPPED,
+    changed_locations=CHANGED_LOCATIONS,
 )

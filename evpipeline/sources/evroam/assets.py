@@ -7,10 +7,9 @@ the push sensor downloaded, as of their notification time.
 """
 
 
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
+from logging import Logger
 from typing import Any, Literal
 
 import dagster as dg
@@ -19,11 +18,10 @@ from pydantic import Field
 
 from evpipeline import settings
 from evpipeline.checks import quarantine_checks
-from evpipeline.model.keys import MODEL
 from evpipeline.sources.evroam import normalize, schemas
-from evpipeline.sources.evroam.client import EVRoamResource
+from evpipeline.sources.evroam.client import EVRoamClient, EVRoamResource, Stream
 from evpipeline.sources.evroam.tables import AVAILABILITY, CONNECTORS, KEYS, SITES, STATIONS, STATUS
-from evpipeline.sync import TableRows, table_metadata, write_sync
+from evpipeline.sync import SyncOutcome, TableRows, table_metadata, write_sync
 from evpipeline.warehouse import WarehouseResource, Writer
 
 SOURCE = "evroam"
@@ -32,16 +30,15 @@ SITES_KEY = dg.AssetKey(["evroam", "sites"])
 STATIONS_KEY = dg.AssetKey(["evroam", "charging_stations"])
 CONNECTORS_KEY = dg.AssetKey(["evroam", "connectors"])
 AVAILABILITY_KEY = dg.AssetKey(["evroam", "availability"])
-STATION_OUTPUTS = {"charging_stations": STATIONS_KEY, "connectors": CONNECTORS_KEY, "availability": AVAILABILITY_KEY}
+STATION_OUTPUTS = {STATIONS: STATIONS_KEY, CONNECTORS: CONNECTORS_KEY, AVAILABILITY: AVAILABILITY_KEY}
+TABLE_ASSETS = {SITES: SITES_KEY, **STATION_OUTPUTS}
 
 
 class EVRoamSyncConfig(dg.Config):
-    """How a run syncs: `delta` (default; bootstraps when there is no watermark), `repair` or `push`."""
+    """How a run syncs: `delta` (default; bootstraps when there is no watermark) or `repair` (full, finds hard deletes)."""
 
-    mode: Literal["delta", "repair", "push"] = "delta"
+    mode: Literal["delta", "repair"] = "delta"
     overlap_seconds: int = Field(default=120, description="Re-read this much before the watermark (clock skew)")
-    push_files: list[str] = Field(default_factory=list, description="Local push files to merge (set by the sensor)")
-    push_event_times: list[str] = Field(default_factory=list, description="Notification time of each push file")
 
 
 def _since(warehouse: WarehouseResource, stream: str, config: EVRoamSyncConfig) -> datetime | None:
@@ -51,11 +48,67 @@ def _since(warehouse: WarehouseResource, stream: str, config: EVRoamSyncConfig) 
     return None if watermark is None else watermark - timedelta(seconds=config.overlap_seconds)
 
 
-def _push_batches(config: EVRoamSyncConfig) -> Iterator[tuple[list[dict[str, Any]], datetime, str]]:
-    """(records, as-of, lineage) of each downloaded push file, oldest first."""
-    pairs = sorted(zip(config.push_files, config.push_event_times, strict=True), key=lambda p: p[1])
-    for path, event_time in pairs:
-        yield json.loads(Path(path).read_text()), pd.Timestamp(event_time).to_pydatetime(), f"push:{Path(path).name}"
+def record_tables(kind: str, records: list[dict[str, Any]], as_of: datetime) -> list[TableRows]:
+    """Normalized rows of one EVRoam record set: `sites`, `chargingstations` or `availabilities`."""
+    if kind == "sites":
+        rows = normalize.sites(records, as_of)
+        return [TableRows(SITES, rows.frame, schemas.SITES, KEYS[SITES], rows.raw)]
+    if kind == "availabilities":
+        avail = normalize.availabilities(records)
+        return [TableRows(AVAILABILITY, avail.frame, schemas.AVAILABILITY, KEYS[AVAILABILITY], avail.raw, STATUS[AVAILABILITY])]
+    stations = normalize.stations(records, as_of)
+    return [
+        TableRows(STATIONS, stations.stations.frame, schemas.STATIONS, KEYS[STATIONS], stations.stations.raw),
+        TableRows(CONNECTORS, stations.connectors.frame, schemas.CONNECTORS, KEYS[CONNECTORS], stations.connectors.raw, STATUS[CONNECTORS]),
+        TableRows(AVAILABILITY, stations.availability.frame, schemas.AVAILABILITY, KEYS[AVAILABILITY], stations.availability.raw,
+                  STATUS[AVAILABILITY]),
+    ]
+
+
+def merge_records(
+    warehouse: WarehouseResource, kind: str, records: list[dict[str, Any]], as_of: datetime, *, run_id: str | None,
+    stream: str, lineage: str, full: bool = False, watermark: datetime | None = None, requests: int | None = None,
+    before_commit: Callable[[Writer], None] | None = None,
+) -> SyncOutcome:
+    """Validate and merge one record set (a pull or a push file) as of `as_of`, in one transaction.
+
+    A station record lists all its connectors, so one that left the list is gone; a complete
+    snapshot (`full`: bootstrap or repair) also flags every site or station it no longer contains.
+    `before_commit` joins the transaction (the lane advances its inbox cursor there).
+    """
+
+    def sweep(writer: Writer, valid: dict[str, pd.DataFrame]) -> None:
+        if kind == "sites" and full:
+            writer.flag_missing(SITES, KEYS[SITES], valid[SITES], as_of)
+        elif kind == "chargingstations":
+            stations_seen = valid[STATIONS]
+            if full:
+                writer.flag_missing(STATIONS, KEYS[STATIONS], stations_seen, as_of)
+                writer.flag_missing(CONNECTORS, KEYS[CONNECTORS], valid[CONNECTORS], as_of)
+            elif len(stations_seen):
+                writer.flag_missing(CONNECTORS, KEYS[CONNECTORS], valid[CONNECTORS], as_of,
+                                    scope_keys=stations_seen[["charging_station_id"]])
+        if before_commit is not None:
+            before_commit(writer)
+
+    return write_sync(
+        warehouse, source=SOURCE, stream=stream, run_id=run_id, tables=record_tables(kind, records, as_of),
+        watermark=watermark, requests=requests, lineage=lineage, before_commit=sweep,
+    )
+
+
+def pull(warehouse: WarehouseResource, client: EVRoamClient, stream: Stream, config: EVRoamSyncConfig, *,
+         run_id: str | None, log: Logger) -> SyncOutcome:
+    """A delta (or, first and in repair mode, complete) pull of one EVRoam stream, merged in one transaction."""
+    since = _since(warehouse, stream, config)
+    result = client.fetch(stream, since)
+    log.info("fetched %d %s record(s) in %d page(s) since %s", len(result.records), stream, result.pages, since)
+    kind = "sites" if stream == "Site" else "chargingstations"
+    return merge_records(
+        warehouse, kind, result.records, result.server_time, run_id=run_id, stream=stream,
+        lineage=f"pull:{stream} since={since.isoformat() if since else 'all'}", full=since is None,
+        watermark=result.server_time, requests=client.api.stats.requests,
+    )
 
 
 @dg.asset(
@@ -70,43 +123,21 @@ def evroam_sites(
 ) -> dg.MaterializeResult:
     """EVRoam charging sites, kept in sync by deltas, pushes and repair pulls."""
     client = evroam.client()
-    batches: list[tuple[list[dict[str, Any]], datetime, str]]
-    full = False
-    if config.mode == "push":
-        batches = list(_push_batches(config))
-        watermark = None
-    else:
-        since = _since(warehouse, "Site", config)
-        full = since is None  # bootstrap or repair: a complete snapshot
-        pull = client.fetch("Site", since)
-        batches = [(pull.records, pull.server_time, f"pull:Site since={since.isoformat() if since else 'all'}")]
-        watermark = pull.server_time
-        context.log.info("fetched %d sites in %d page(s) since %s", len(pull.records), pull.pages, since)
-
-    outcome = None
-    for records, as_of, lineage in batches:
-        rows = normalize.sites(records, as_of)
-
-        def sweep(writer: Writer, valid: dict[str, pd.DataFrame], as_of: datetime = as_of, full: bool = full) -> None:
-            if full:  # a complete snapshot: whatever is missing was hard-deleted upstream
-                writer.flag_missing(SITES, KEYS[SITES], valid[SITES], as_of)
-
-        outcome = write_sync(
-            warehouse, source=SOURCE, stream="Site" if watermark else "push:Site", run_id=context.run.run_id,
-            tables=[TableRows(SITES, rows.frame, schemas.SITES, KEYS[SITES], rows.raw)],
-            watermark=watermark, requests=client.api.stats.requests, lineage=lineage,
-            before_commit=sweep if config.mode != "push" else None,
-        )
-    assert outcome is not None or not batches
-    if outcome is None:
-        return dg.MaterializeResult(metadata={"fetched": 0, "requests": client.api.stats.requests})
+    outcome = pull(warehouse, client, "Site", config, run_id=context.run.run_id, log=context.log)
     return dg.MaterializeResult(
         metadata=table_metadata(
-            outcome[SITES], requests=client.api.stats.requests, watermark=watermark,
-            preview_columns=["site_id", "name", "operator", "latitude", "longitude", "is_deleted"],
-            extra={"mode": config.mode},
+            outcome[SITES], requests=client.api.stats.requests, watermark=outcome.watermark,
+            preview_columns=PREVIEWS[SITES], extra={"mode": config.mode},
         )
     )
+
+
+PREVIEWS = {
+    SITES: ["site_id", "name", "operator", "latitude", "longitude", "is_deleted"],
+    STATIONS: ["charging_station_id", "site_id", "operator", "current", "kw_rated", "is_deleted"],
+    CONNECTORS: ["charging_station_id", "connector_id", "connector_type", "operation_status", "is_deleted"],
+    AVAILABILITY: ["charging_station_id", "availability_status", "kw_available", "availability_time"],
+}
 
 
 @dg.multi_asset(
@@ -125,80 +156,15 @@ def evroam_stations(
 ) -> Iterator[dg.MaterializeResult]:
     """EVRoam charging stations with their connectors and availability, from one endpoint."""
     client = evroam.client()
-    selected = {name for name, key in STATION_OUTPUTS.items() if key in context.selected_asset_keys}
-    watermark: datetime | None = None
-    full = False
-    batches: list[tuple[str, list[dict[str, Any]], datetime, str]]
-    if config.mode == "push":
-        batches = []
-        for records, as_of, lineage in _push_batches(config):
-            kind = "availabilities" if "availabilities" in lineage else "chargingstations"
-            batches.append((kind, records, as_of, lineage))
-    else:
-        since = _since(warehouse, "ChargingStation", config)
-        full = since is None  # bootstrap or repair: a complete snapshot
-        pull = client.fetch("ChargingStation", since)
-        watermark = pull.server_time
-        batches = [("chargingstations", pull.records, pull.server_time, f"pull:ChargingStation since={since.isoformat() if since else 'all'}")]
-        context.log.info("fetched %d stations in %d page(s) since %s", len(pull.records), pull.pages, since)
-        if selected != set(STATION_OUTPUTS):
-            # One endpoint feeds all three tables and shares one watermark: write them all.
-            context.log.warning("pull runs write all EVRoam station tables; reporting only %s", sorted(selected))
-
-    totals: dict[str, Any] = {}
-    for kind, records, as_of, lineage in batches:
-        if kind == "availabilities":
-            avail = normalize.availabilities(records)
-            tables = [TableRows(AVAILABILITY, avail.frame, schemas.AVAILABILITY, KEYS[AVAILABILITY], avail.raw, STATUS[AVAILABILITY])]
-        else:
-            rows = normalize.stations(records, as_of)
-            tables = [
-                TableRows(STATIONS, rows.stations.frame, schemas.STATIONS, KEYS[STATIONS], rows.stations.raw),
-                TableRows(CONNECTORS, rows.connectors.frame, schemas.CONNECTORS, KEYS[CONNECTORS], rows.connectors.raw, STATUS[CONNECTORS]),
-                TableRows(AVAILABILITY, rows.availability.frame, schemas.AVAILABILITY, KEYS[AVAILABILITY], rows.availability.raw, STATUS[AVAILABILITY]),
-            ]
-
-        def sweep(writer: Writer, valid: dict[str, pd.DataFrame], as_of: datetime = as_of, full: bool = full, kind: str = kind) -> None:
-            if kind != "chargingstations":
-                return
-            stations_seen = valid[STATIONS]
-            if full:  # complete snapshot: stations (and their connectors) missing were hard-deleted
-                writer.flag_missing(STATIONS, KEYS[STATIONS], stations_seen, as_of)
-                writer.flag_missing(CONNECTORS, KEYS[CONNECTORS], valid[CONNECTORS], as_of)
-            elif len(stations_seen):
-                # A station record lists all its connectors: one that disappeared from the list is gone.
-                writer.flag_missing(
-                    CONNECTORS, KEYS[CONNECTORS], valid[CONNECTORS], as_of,
-                    scope_keys=stations_seen[["charging_station_id"]],
-                )
-
-        outcome = write_sync(
-            warehouse, source=SOURCE, stream="ChargingStation" if watermark else "push:ChargingStation",
-            run_id=context.run.run_id, tables=tables, watermark=watermark, requests=client.api.stats.requests,
-            lineage=lineage, before_commit=sweep,
-        )
-        for table, result in outcome.tables.items():
-            if table in totals:
-                totals[table].counts += result.counts
-                totals[table].quarantined += result.quarantined
-                totals[table].valid = pd.concat([totals[table].valid, result.valid], ignore_index=True)
-            else:
-                totals[table] = result
-
-    previews = {
-        STATIONS: ["charging_station_id", "site_id", "operator", "current", "kw_rated", "is_deleted"],
-        CONNECTORS: ["charging_station_id", "connector_id", "connector_type", "operation_status", "is_deleted"],
-        AVAILABILITY: ["charging_station_id", "availability_status", "kw_available", "availability_time"],
-    }
-    for name, table in (("charging_stations", STATIONS), ("connectors", CONNECTORS), ("availability", AVAILABILITY)):
-        if name not in selected:
-            continue
-        if table in totals:
-            metadata = table_metadata(totals[table], requests=client.api.stats.requests, watermark=watermark,
-                                      preview_columns=previews[table], extra={"mode": config.mode})
-        else:
-            metadata = {"fetched": 0, "requests": client.api.stats.requests, "mode": config.mode}
-        yield dg.MaterializeResult(asset_key=STATION_OUTPUTS[name], metadata=metadata)
+    selected = {table for table, key in STATION_OUTPUTS.items() if key in context.selected_asset_keys}
+    if selected != set(STATION_OUTPUTS):
+        # One endpoint feeds all three tables and shares one watermark: write them all.
+        context.log.warning("pull runs write all EVRoam station tables; reporting only %s", sorted(selected))
+    outcome = pull(warehouse, client, "ChargingStation", config, run_id=context.run.run_id, log=context.log)
+    for table in sorted(selected):
+        metadata = table_metadata(outcome[table], requests=client.api.stats.requests, watermark=outcome.watermark,
+                                  preview_columns=PREVIEWS[table], extra={"mode": config.mode})
+        yield dg.MaterializeResult(asset_key=STATION_OUTPUTS[table], metadata=metadata)
 
 
 EVROAM_ASSETS = [SITES_KEY, STATIONS_KEY, CONNECTORS_KEY, AVAILABILITY_KEY]
@@ -207,12 +173,12 @@ evroam_checks = quarantine_checks(
 )
 evroam_sync_job = dg.define_asset_job(
     "evroam_sync",
-    selection=dg.AssetSelection.assets(*EVROAM_ASSETS) | MODEL,
+    selection=dg.AssetSelection.assets(*EVROAM_ASSETS),
     description="Delta sync of every EVRoam table (bootstraps on the first run).",
 )
 evroam_repair_job = dg.define_asset_job(
     "evroam_repair",
-    selection=dg.AssetSelection.assets(*EVROAM_ASSETS) | MODEL,
+    selection=dg.AssetSelection.assets(*EVROAM_ASSETS),
     config={"ops": {op: {"config": {"mode": "repair"}} for op in ("evroam__sites", "evroam_stations")}},
     description="Full pull of EVRoam that also detects hard deletes (run on demand or daily).",
 )
@@ -221,6 +187,7 @@ evroam_delta_schedule = dg.ScheduleDefinition(
     job=evroam_sync_job,
     cron_schedule=settings.get("EVROAM_DELTA_CRON"),
     execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="EVRoam delta sync (If-Modified-Since) every 5 minutes by default (EVROAM_DELTA_CRON).",
 )
 evroam_repair_schedule = dg.ScheduleDefinition(
@@ -228,5 +195,6 @@ evroam_repair_schedule = dg.ScheduleDefinition(
     job=evroam_repair_job,
     cron_schedule=settings.get("EVROAM_REPAIR_CRON"),
     execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily full EVRoam pull: catches missed pushes and hard deletes.",
 )

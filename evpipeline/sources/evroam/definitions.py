@@ -11,12 +11,10 @@ from evpipeline.sources.evroam.assets import (
     evroam_stations,
     evroam_sync_job,
 )
-from evpipeline.sources.evroam.push import evroam_push_sensor
 
 defs = dg.Definitions(
     assets=[evroam_sites, evroam_stations],
     asset_checks=evroam_checks,
     jobs=[evroam_sync_job, evroam_repair_job],
     schedules=[evroam_delta_schedule, evroam_repair_schedule],
-    sensors=[evroam_push_sensor],
 )

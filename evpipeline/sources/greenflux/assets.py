@@ -14,6 +14,7 @@ vanished (hard deletes).
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from logging import Logger
 from typing import Any, Literal
 
 import dagster as dg
@@ -133,7 +134,7 @@ Tables = Callable[[list[dict[str, Any]]], tuple[list[TableRows], pd.Series]]
 
 
 def _sync(
-    warehouse: WarehouseResource, client: GreenFluxClient, context: dg.AssetExecutionContext, *, stream: str,
+    warehouse: WarehouseResource, client: GreenFluxClient, *, run_id: str | None, log: Logger, stream: str,
     pages: Iterator[Page], since: datetime | None, tables: Tables, mark: Watermark,
     after_batch: Callable[[Writer, Batch, dict[str, pd.DataFrame], dict[str, pd.DataFrame]], None] | None = None,
     before_commit: Callable[[Writer], None] | None = None,
@@ -149,10 +150,10 @@ def _sync(
             yield Batch(rows, as_of=page.server_time, lineage=_lineage(stream, page, since))
 
     outcome = write_sync_batches(
-        warehouse, source=SOURCE, stream=stream, run_id=context.run.run_id, batches=batches(), watermark=mark.value,
+        warehouse, source=SOURCE, stream=stream, run_id=run_id, batches=batches(), watermark=mark.value,
         requests=lambda: client.api.stats.requests, after_batch=after_batch, before_commit=before_commit,
     )
-    context.log.info("%s: %d request(s), since %s, watermark %s", stream, client.api.stats.requests, since, outcome.watermark)
+    log.info("%s: %d request(s), since %s, watermark %s", stream, client.api.stats.requests, since, outcome.watermark)
     return outcome
 
 
@@ -163,22 +164,10 @@ def _metadata(outcome: SyncOutcome, table: str, client: GreenFluxClient, config:
                           preview_columns=PREVIEWS[table], extra={"mode": config.mode})
 
 
-@dg.multi_asset(
-    name="greenflux_locations",
-    group_name="greenflux",
-    pool=POOL,
-    can_subset=True,
-    specs=[
-        dg.AssetSpec(LOCATIONS_KEY, description="GreenFlux Locations v2 (one row per location, custom fields kept).", kinds={"duckdb"}, skippable=True),
-        dg.AssetSpec(EVSES_KEY, description="GreenFlux EVSEs per (location, uid); REMOVED copies kept; see greenflux.current_evses.", kinds={"duckdb"}, skippable=True),
-        dg.AssetSpec(CONNECTORS_KEY, description="GreenFlux connectors per (location, EVSE, connector).", kinds={"duckdb"}, skippable=True),
-    ],
-)
-def greenflux_locations(
-    context: dg.AssetExecutionContext, config: GreenFluxSyncConfig, greenflux: GreenFluxResource, warehouse: WarehouseResource
-) -> Iterator[dg.MaterializeResult]:
-    """GreenFlux locations with their EVSEs and connectors, from one endpoint and one watermark."""
-    client = greenflux.client()
+def sync_locations(warehouse: WarehouseResource, client: GreenFluxClient, config: GreenFluxSyncConfig, *,
+                   run_id: str | None, log: Logger) -> SyncOutcome:
+    """Locations with their EVSEs and connectors since the watermark (or all), in one transaction.
+    Used by the asset and by the real-time lane's minute poll."""
     since, bootstrap = _since(warehouse, "Locations", config)
     mark = Watermark()
     seen_locations: list[str] = []
@@ -208,11 +197,30 @@ def greenflux_locations(
         if config.mode == "full" and not bootstrap and mark.first_page_at is not None:  # a complete snapshot
             writer.flag_missing(LOCATIONS, KEYS[LOCATIONS], pd.DataFrame({"location_id": seen_locations}), mark.first_page_at)
 
+    return _sync(warehouse, client, run_id=run_id, log=log, stream="Locations", pages=client.locations(since), since=since,
+                 tables=tables, mark=mark, after_batch=sweep, before_commit=finish)
+
+
+@dg.multi_asset(
+    name="greenflux_locations",
+    group_name="greenflux",
+    pool=POOL,
+    can_subset=True,
+    specs=[
+        dg.AssetSpec(LOCATIONS_KEY, description="GreenFlux Locations v2 (one row per location, custom fields kept).", kinds={"duckdb"}, skippable=True),
+        dg.AssetSpec(EVSES_KEY, description="GreenFlux EVSEs per (location, uid); REMOVED copies kept; see greenflux.current_evses.", kinds={"duckdb"}, skippable=True),
+        dg.AssetSpec(CONNECTORS_KEY, description="GreenFlux connectors per (location, EVSE, connector).", kinds={"duckdb"}, skippable=True),
+    ],
+)
+def greenflux_locations(
+    context: dg.AssetExecutionContext, config: GreenFluxSyncConfig, greenflux: GreenFluxResource, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult]:
+    """GreenFlux locations with their EVSEs and connectors, from one endpoint and one watermark."""
+    client = greenflux.client()
     if not all(key in context.selected_asset_keys for key in LOCATION_OUTPUTS.values()):
         # One endpoint feeds all three tables and shares one watermark: write them all.
         context.log.warning("Locations runs write locations, evses and connectors; reporting only the selected ones")
-    outcome = _sync(warehouse, client, context, stream="Locations", pages=client.locations(since), since=since,
-                    tables=tables, mark=mark, after_batch=sweep, before_commit=finish)
+    outcome = sync_locations(warehouse, client, config, run_id=context.run.run_id, log=context.log)
     for table, key in LOCATION_OUTPUTS.items():
         if key in context.selected_asset_keys:
             yield dg.MaterializeResult(asset_key=key, metadata=_metadata(outcome, table, client, config))
@@ -244,9 +252,29 @@ def greenflux_charge_stations(
         if config.mode == "full" and not bootstrap and mark.first_page_at is not None:
             writer.flag_missing(CHARGE_STATIONS, KEYS[CHARGE_STATIONS], pd.DataFrame({"charge_station_id": seen}), mark.first_page_at)
 
-    outcome = _sync(warehouse, client, context, stream="ChargeStations", pages=client.charge_stations(since), since=since,
-                    tables=tables, mark=mark, before_commit=finish)
+    outcome = _sync(warehouse, client, run_id=context.run.run_id, log=context.log, stream="ChargeStations",
+                    pages=client.charge_stations(since), since=since, tables=tables, mark=mark, before_commit=finish)
     return dg.MaterializeResult(metadata=_metadata(outcome, CHARGE_STATIONS, client, config))
+
+
+def sync_tariffs(warehouse: WarehouseResource, client: GreenFluxClient, config: GreenFluxSyncConfig, *, path: str,
+                 run_id: str | None, log: Logger) -> SyncOutcome:
+    """Tariffs since the watermark (or all): a changed tariff is an ad-hoc price change (AFIR dynamic data)."""
+    since, bootstrap = _since(warehouse, "tariffs", config)
+    mark = Watermark()
+    seen: list[str] = []
+
+    def tables(records: list[dict[str, Any]]) -> tuple[list[TableRows], pd.Series]:
+        rows = normalize.tariffs(records)
+        seen.extend(rows.frame["tariff_id"].dropna().astype(str))
+        return [TableRows(TARIFFS, rows.frame, schemas.TARIFFS, KEYS[TARIFFS], rows.raw)], rows.frame["last_updated"]
+
+    def finish(writer: Writer) -> None:
+        if config.mode == "full" and not bootstrap and mark.first_page_at is not None:  # a deleted tariff just vanishes
+            writer.flag_missing(TARIFFS, KEYS[TARIFFS], pd.DataFrame({"tariff_id": seen}), mark.first_page_at)
+
+    return _sync(warehouse, client, run_id=run_id, log=log, stream="tariffs", pages=client.tariffs(since, path=path),
+                 since=since, tables=tables, mark=mark, before_commit=finish)
 
 
 @dg.asset(
@@ -261,21 +289,7 @@ def greenflux_tariffs(
 ) -> dg.MaterializeResult:
     """GreenFlux tariffs, so the NDW export has real tariffs to deliver."""
     client = greenflux.client()
-    since, bootstrap = _since(warehouse, "tariffs", config)
-    mark = Watermark()
-    seen: list[str] = []
-
-    def tables(records: list[dict[str, Any]]) -> tuple[list[TableRows], pd.Series]:
-        rows = normalize.tariffs(records)
-        seen.extend(rows.frame["tariff_id"].dropna().astype(str))
-        return [TableRows(TARIFFS, rows.frame, schemas.TARIFFS, KEYS[TARIFFS], rows.raw)], rows.frame["last_updated"]
-
-    def finish(writer: Writer) -> None:
-        if config.mode == "full" and not bootstrap and mark.first_page_at is not None:  # a deleted tariff just vanishes
-            writer.flag_missing(TARIFFS, KEYS[TARIFFS], pd.DataFrame({"tariff_id": seen}), mark.first_page_at)
-
-    outcome = _sync(warehouse, client, context, stream="tariffs", pages=client.tariffs(since, path=greenflux.tariffs_path),
-                    since=since, tables=tables, mark=mark, before_commit=finish)
+    outcome = sync_tariffs(warehouse, client, config, path=greenflux.tariffs_path, run_id=context.run.run_id, log=context.log)
     return dg.MaterializeResult(metadata=_metadata(outcome, TARIFFS, client, config))
 
 
@@ -300,6 +314,7 @@ greenflux_delta_schedule = dg.ScheduleDefinition(
     job=greenflux_sync_job,
     cron_schedule=settings.get("GREENFLUX_CRON"),
     execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="GreenFlux delta sync (date_from) every 15 minutes by default (GREENFLUX_CRON).",
 )
 greenflux_full_schedule = dg.ScheduleDefinition(
@@ -307,5 +322,6 @@ greenflux_full_schedule = dg.ScheduleDefinition(
     job=greenflux_full_job,
     cron_schedule=settings.get("GREENFLUX_FULL_CRON"),
     execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily full GreenFlux pull (GREENFLUX_FULL_CRON).",
 )

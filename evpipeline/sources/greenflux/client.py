@@ -115,6 +115,7 @@ class GreenFluxResource(dg.ConfigurableResource):
     page_limit: int = Field(default=1000, description="Objects per page (`limit`); large pages keep a bootstrap short")
     tariffs_path: str = Field(default=TARIFFS, description="Tariffs list endpoint (an assumption, see docs/sources.md)")
     requests_per_second: float = Field(default=10.0, description="Proactive client-side rate limit")
+    live_poll_seconds: float = Field(default=30.0, description="Real-time lane: seconds between Locations/tariffs deltas (0: off); keeps change -> NDW under a minute")
     connect_timeout: float = 3.05
     read_timeout: float = 60.0
     max_attempts: int = 6

@@ -20,7 +20,6 @@ from pydantic import Field
 
 from evpipeline import settings
 from evpipeline.checks import quarantine_checks
-from evpipeline.model.keys import MODEL
 from evpipeline.model.tables import CONNECTORS as MART_CONNECTORS
 from evpipeline.model.tables import LOCATIONS as MART_LOCATIONS
 from evpipeline.sources.tomtom import normalize, schemas
@@ -279,7 +278,7 @@ def tomtom_availability(
 tomtom_checks = quarantine_checks([(MAPPING_KEY, MAPPING), (SNAPSHOTS_KEY, SNAPSHOTS), (LATEST_KEY, LATEST)])
 tomtom_sync_job = dg.define_asset_job(
     "tomtom_sync",
-    selection=dg.AssetSelection.assets(MAPPING_KEY, SNAPSHOTS_KEY, LATEST_KEY, POLLS_KEY) | MODEL,
+    selection=dg.AssetSelection.assets(MAPPING_KEY, SNAPSHOTS_KEY, LATEST_KEY, POLLS_KEY),
     description="Map new/moved/unmatched locations to TomTom ids, then poll live availability of every mapped id.",
 )
 tomtom_schedule = dg.ScheduleDefinition(
@@ -287,5 +286,6 @@ tomtom_schedule = dg.ScheduleDefinition(
     job=tomtom_sync_job,
     cron_schedule=settings.get("TOMTOM_CRON"),
     execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="TomTom availability poll every 5 minutes by default (TOMTOM_CRON).",
 )

@@ -3,26 +3,22 @@
 Static data is the local cache that state polling works from: the hourly `zaptec_static` job
 lists installations and chargers (100 per page) and reads each installation's hierarchy for its
 circuits, all at low limiter priority. Charger states arrive as Service Bus messages, which the
-push sensor stores and merges (`mode: push`); every 15 minutes the `zaptec_states` job polls each
-cached charger's /state as the fallback (`mode: poll`). Observations are merged as of their own
+real-time lane stores and merges (`live.py`); every 15 minutes the `zaptec_states` job polls each
+cached charger's /state as the fallback. Observations are merged as of their own
 timestamps, so late or replayed messages never overwrite newer values, and every operation-mode
 transition lands in `ops.status_history`.
 """
 
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
 
 from evpipeline import settings
 from evpipeline.checks import quarantine_checks
-from evpipeline.inbox import Inbox, Message
-from evpipeline.model.keys import MODEL
-from evpipeline.resources import PushInboxResource
 from evpipeline.sources.zaptec import normalize, schemas
 from evpipeline.sources.zaptec.client import ZaptecResource
 from evpipeline.sources.zaptec.tables import CHARGERS, CIRCUITS, INSTALLATIONS, KEYS, STATES, STATUS
@@ -35,17 +31,8 @@ INSTALLATIONS_KEY = dg.AssetKey(["zaptec", "installations"])
 CIRCUITS_KEY = dg.AssetKey(["zaptec", "circuits"])
 CHARGERS_KEY = dg.AssetKey(["zaptec", "chargers"])
 STATES_KEY = dg.AssetKey(["zaptec", "charger_states"])
-STATES_OP = "zaptec__charger_states"
 STATIC_ASSETS = [INSTALLATIONS_KEY, CIRCUITS_KEY, CHARGERS_KEY]
 STATE_PREVIEW = ["charger_id", "state_name", "value_as_string", "operation_mode", "last_updated"]
-
-
-class ZaptecStatesConfig(dg.Config):
-    """`poll` (default) reads every cached charger's /state; `push` merges stored messages (set by the sensor)."""
-
-    mode: Literal["poll", "push"] = "poll"
-    inbox_after: int = Field(default=0, description="Merge inbox messages with id > this ...")
-    inbox_through: int = Field(default=0, description="... and <= this (push mode)")
 
 
 def _ids(warehouse: WarehouseResource, sql: str) -> list[str]:
@@ -78,7 +65,7 @@ def zaptec_installations(
     """Zaptec installations: business sites and private homes, the latter never to be published."""
     client = zaptec.client()
     pull = client.installations()
-    rows = normalize.installations(pull.records, pull.server_time)
+    rows = normalize.installations(pull.records, pull.server_time, client.countries())
     present = rows.frame[["installation_id"]].dropna()
     outcome = write_sync(
         warehouse, source=SOURCE, stream="installations", run_id=context.run.run_id,
@@ -90,7 +77,8 @@ def zaptec_installations(
     return dg.MaterializeResult(
         metadata=table_metadata(
             outcome[INSTALLATIONS], requests=client.api.stats.requests, watermark=pull.server_time,
-            preview_columns=["installation_id", "name", "city", "country", "is_public", "visibility_reason"],
+            preview_columns=["installation_id", "name", "city", "country", "country_source", "is_public",
+                             "visibility_reason"],
             extra={"pages": pull.pages, "public": public, "private": len(rows.frame) - public},
         )
     )
@@ -190,27 +178,15 @@ def merge_observations(
     lineage: str,
     requests: int | None = None,
     watermark: datetime | None = None,
+    before_commit: Callable[[Writer, dict[str, pd.DataFrame]], None] | None = None,
 ) -> SyncOutcome:
     """Validate and merge observations (polled or pushed) as of their own timestamps."""
     rows = normalize.observations(observations)
     return write_sync(
         warehouse, source=SOURCE, stream=stream, run_id=run_id,
         tables=[TableRows(STATES, rows.frame, schemas.STATES, KEYS[STATES], rows.raw, STATUS[STATES])],
-        watermark=watermark, requests=requests, lineage=lineage,
+        watermark=watermark, requests=requests, lineage=lineage, before_commit=before_commit,
     )
-
-
-def inbox_messages(inbox: Inbox, after: int, through: int) -> list[Message]:
-    """Stored Zaptec messages with `after` < id <= `through`, oldest first."""
-    messages: list[Message] = []
-    cursor = after
-    while cursor < through:
-        batch = [m for m in inbox.after(SOURCE, cursor, limit=1000) if m.id <= through]
-        if not batch:
-            break
-        messages.extend(batch)
-        cursor = batch[-1].id
-    return messages
 
 
 @dg.asset(
@@ -223,24 +199,9 @@ def inbox_messages(inbox: Inbox, after: int, through: int) -> list[Message]:
     "operation-mode transitions in ops.status_history.",
 )
 def zaptec_charger_states(
-    context: dg.AssetExecutionContext,
-    config: ZaptecStatesConfig,
-    zaptec: ZaptecResource,
-    warehouse: WarehouseResource,
-    inbox: PushInboxResource,
+    context: dg.AssetExecutionContext, zaptec: ZaptecResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Charger states from pushed messages, or from polling every cached charger (the fallback)."""
-    if config.mode == "push":
-        messages = inbox_messages(inbox.open(), config.inbox_after, config.inbox_through)
-        outcome = merge_observations(
-            warehouse, [m.payload for m in messages], run_id=context.run.run_id, stream="push", requests=0,
-            lineage=f"push:inbox {config.inbox_after + 1}-{config.inbox_through}",
-        )
-        return dg.MaterializeResult(
-            metadata=table_metadata(outcome[STATES], requests=0, watermark=None, preview_columns=STATE_PREVIEW,
-                                    extra={"mode": "push", "messages": len(messages)})
-        )
-
+    """Charger states polled from every cached charger (the fallback for missed Service Bus messages)."""
     client = zaptec.client()
     charger_ids = _ids(warehouse, f"SELECT charger_id FROM {CHARGERS} WHERE NOT is_deleted ORDER BY 1")
     if not charger_ids:  # no cache yet: the list itself is needed now, so it goes at poll priority
@@ -273,12 +234,12 @@ zaptec_checks = quarantine_checks(
 )
 zaptec_static_job = dg.define_asset_job(
     "zaptec_static",
-    selection=dg.AssetSelection.assets(*STATIC_ASSETS) | MODEL,
+    selection=dg.AssetSelection.assets(*STATIC_ASSETS),
     description="Refresh the cached Zaptec static data: installations, circuits (hierarchies), chargers.",
 )
 zaptec_states_job = dg.define_asset_job(
     "zaptec_states",
-    selection=dg.AssetSelection.assets(STATES_KEY) | MODEL,
+    selection=dg.AssetSelection.assets(STATES_KEY),
     description="Poll every cached Zaptec charger's state (the fallback for missed messages).",
 )
 zaptec_static_schedule = dg.ScheduleDefinition(
@@ -286,6 +247,7 @@ zaptec_static_schedule = dg.ScheduleDefinition(
     job=zaptec_static_job,
     cron_schedule=settings.get("ZAPTEC_STATIC_CRON"),
     execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Hourly refresh of Zaptec installations, circuits and chargers (ZAPTEC_STATIC_CRON).",
 )
 zaptec_states_schedule = dg.ScheduleDefinition(
@@ -293,5 +255,6 @@ zaptec_states_schedule = dg.ScheduleDefinition(
     job=zaptec_states_job,
     cron_schedule=settings.get("ZAPTEC_STATE_CRON"),
     execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Zaptec charger-state poll every 15 minutes by default (ZAPTEC_STATE_CRON); messages cover the gaps.",
 )

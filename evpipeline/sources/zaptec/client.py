@@ -5,6 +5,10 @@ One account, one budget: every API call of this process goes through one shared 
 bucket. Callers pass a priority: state polls (0) are served before bulk static refreshes (10)
 whenever both wait for the same bucket. State polls run on a small thread pool so that network
 latency does not leave the budget unused.
+
+Installations carry Zaptec's own `CountryId` (a GUID); `countries()` resolves it through the
+Countries list of `GET /api/constants` (anonymous, read once per client), plus any ids a deployment
+pins with `ZAPTEC_COUNTRY_IDS` (`<guid>=NLD,<guid>=BEL`) when its account's constants differ.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -34,6 +40,7 @@ from evpipeline.http import (
     OAuth2Bearer,
     RateLimitedError,
     ResponseFormatError,
+    RetryableResponse,
     RetryPolicy,
     shared_limiter,
 )
@@ -42,6 +49,22 @@ from evpipeline.timeutil import parse_http_date, utcnow
 PAGE_SIZE_MAX = 100  # Zaptec enforces at most 100 records per page
 POLL, STATIC = 0, 10  # limiter priorities: live state before bulk static data
 EMPTY_CHARGER_ID = "00000000-0000-0000-0000-000000000000"
+COUNTRY_IDS_ENV = "ZAPTEC_COUNTRY_IDS"
+_ALPHA3 = re.compile(r"[A-Z]{3}")
+
+log = dg.get_dagster_logger("zaptec")  # inside a run, also in the run's event log
+
+
+def parse_country_ids(text: str) -> dict[str, str]:
+    """Pinned `<CountryId>=<ISO alpha-3>` pairs, comma-separated; a malformed pair is a config error."""
+    pinned: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        guid, _, code = pair.partition("=")
+        guid, code = guid.strip().lower(), code.strip().upper()
+        if not guid or not _ALPHA3.fullmatch(code):
+            raise ValueError(f"{COUNTRY_IDS_ENV}: {pair!r} is not <CountryId>=<ISO alpha-3>, e.g. <guid>=NLD")
+        pinned[guid] = code
+    return pinned
 
 
 class SubscriptionGone(Exception):  # noqa: N818 - a state of the world, not a bug
@@ -223,6 +246,7 @@ class ZaptecClient:
         user_group_id: str = "",
         retry: RetryPolicy | None = None,
         bus_timeout: tuple[float, float] = (3.05, 30.0),
+        pinned_countries: Mapping[str, str] | None = None,
     ) -> None:
         self.api = api
         self.page_size = max(1, min(page_size, PAGE_SIZE_MAX))
@@ -230,6 +254,9 @@ class ZaptecClient:
         self.user_group_id = user_group_id
         self.retry = retry or RetryPolicy()
         self.bus_timeout = bus_timeout
+        self.pinned_countries = {k.lower(): v.upper() for k, v in (pinned_countries or {}).items()}
+        self._countries: dict[str, str] | None = None
+        self._countries_lock = threading.Lock()
 
     def _server_time(self, response: requests.Response) -> datetime:
         return parse_http_date(response.headers.get("Date")) or utcnow()
@@ -263,6 +290,49 @@ class ZaptecClient:
 
     def chargers(self, priority: int = STATIC) -> Pull:
         return self.paged("api/chargers", priority=priority)
+
+    def countries(self, priority: int = STATIC) -> dict[str, str]:
+        """Zaptec CountryId (lower-case GUID) -> ISO 3166 alpha-3, from the Countries of /api/constants.
+
+        Read once per client (the list is static). Pinned ids win over the API's. A failure does not
+        fail the caller: it is logged and only the pinned ids come back, so installations fall back
+        to their time zone.
+        """
+        with self._countries_lock:
+            if self._countries is None:
+                self._countries = {**self._fetch_countries(priority), **self.pinned_countries}
+            return dict(self._countries)
+
+    def _fetch_countries(self, priority: int) -> dict[str, str]:
+        parsed: list[Any] = []
+
+        def parse(response: requests.Response) -> None:
+            try:
+                parsed.append(json.loads(response.content))
+            except ValueError as exc:  # truncated in transit: retried, as get_json does
+                raise RetryableResponse(f"malformed JSON: {exc}", give_up=ResponseFormatError) from None
+
+        try:
+            # Anonymous in Zaptec's API: no reason to send the account's token along.
+            self.api.request("GET", "api/constants", check=parse, priority=priority, auth_required=False)
+        except HttpError as exc:
+            log.warning("Zaptec /api/constants failed; country from the time zone, not CountryId: %s", exc)
+            return {}
+        body = parsed[-1]
+        listed = body.get("Countries") if isinstance(body, dict) else None
+        if not isinstance(listed, list):
+            log.warning("Zaptec /api/constants has no Countries list; country falls back to the time zone")
+            return {}
+        countries: dict[str, str] = {}
+        for country in listed:
+            guid = country.get("Id") if isinstance(country, dict) else None
+            code = country.get("Code") if isinstance(country, dict) else None
+            if isinstance(guid, str) and isinstance(code, str) and _ALPHA3.fullmatch(code.strip().upper()):
+                countries[guid.strip().lower()] = code.strip().upper()
+        if len(countries) < len(listed):
+            log.warning("Zaptec /api/constants: %d of %d Countries lack an Id or alpha-3 Code; skipped",
+                        len(listed) - len(countries), len(listed))
+        return countries
 
     def hierarchy(self, installation_id: str, priority: int = STATIC) -> tuple[dict[str, Any] | None, datetime]:
         """An installation's circuits and chargers; None when the account may not see it (204, formerly 403)."""
@@ -410,8 +480,12 @@ class ZaptecResource(dg.ConfigurableResource):
     read_timeout: float = 30.0
     max_attempts: int = 5
     backoff_base: float = 0.5
-    consume_in_sensor: bool = Field(default=True, description="Let the push sensor drain the message subscription each tick")
-    max_messages_per_drain: int = Field(default=2000, description="Messages the sensor takes from the subscription per tick")
+    listen: bool = Field(default=True, description="Let the real-time lane long-poll the Service Bus message subscription")
+    country_ids: str = Field(
+        default="",
+        description=f"Pinned `<CountryId>=<ISO alpha-3>` pairs, comma-separated, over /api/constants "
+        f"(empty: ${COUNTRY_IDS_ENV})",
+    )
 
     def _login(self, retry: RetryPolicy, timeout: tuple[float, float]) -> OAuth2Bearer:
         """One login per account in this process: every asset and thread shares the token (valid ~24 h)."""
@@ -446,7 +520,9 @@ class ZaptecResource(dg.ConfigurableResource):
             # Zaptec's fair-use policy asks for a descriptive User-Agent.
             user_agent="evpipeline/0.1 (EV charging data pipeline; Zaptec API integration)",
         )
+        # Read here, not through `settings`: a deployment-specific fix-up without a simulator default.
+        pinned = parse_country_ids(self.country_ids or os.environ.get(COUNTRY_IDS_ENV, ""))
         return ZaptecClient(
             api, page_size=self.page_size, concurrency=self.concurrency, user_group_id=self.user_group_id,
-            retry=retry, bus_timeout=timeout,
+            retry=retry, bus_timeout=timeout, pinned_countries=pinned,
         )

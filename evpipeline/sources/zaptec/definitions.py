@@ -13,12 +13,10 @@ from evpipeline.sources.zaptec.assets import (
     zaptec_static_job,
     zaptec_static_schedule,
 )
-from evpipeline.sources.zaptec.push import zaptec_push_sensor
 
 defs = dg.Definitions(
     assets=[zaptec_installations, zaptec_circuits, zaptec_chargers, zaptec_charger_states],
     asset_checks=zaptec_checks,
     jobs=[zaptec_static_job, zaptec_states_job],
     schedules=[zaptec_static_schedule, zaptec_states_schedule],
-    sensors=[zaptec_push_sensor],
 )

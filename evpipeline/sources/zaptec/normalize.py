@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -50,8 +50,9 @@ OPERATION_MODE = 710
 # Blobs the Home Assistant integration also leaves out as too large to be useful.
 EXCLUDED_STATES = {854, 877, 900, 980}
 
-# The country an installation is in, from its IANA time zone (installations carry Zaptec's own
-# CountryId, not an ISO code).
+# The fallback for an installation's country, from its IANA time zone: used only when its CountryId
+# (Zaptec's own GUID) is not in the Countries of /api/constants. A zone is configured, not located:
+# a Dutch site may well run on Brussels time.
 COUNTRY_BY_ZONE = {
     "Europe/Oslo": "NOR", "Europe/Amsterdam": "NLD", "Europe/Stockholm": "SWE", "Europe/Copenhagen": "DNK",
     "Europe/Helsinki": "FIN", "Europe/Berlin": "DEU", "Europe/Brussels": "BEL", "Europe/Luxembourg": "LUX",
@@ -90,8 +91,24 @@ def classify(record: dict[str, Any]) -> tuple[bool, str]:
     return True, "public: Pro installation requiring authentication"
 
 
-def installations(records: list[dict[str, Any]], as_of: datetime) -> Rows:
+def country_of(
+    record: dict[str, Any], countries: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None]:
+    """(ISO alpha-3, source): the CountryId looked up in `countries` (GUID -> code), else the time zone's."""
+    country_id = record.get("CountryId")
+    if countries and isinstance(country_id, str) and (code := countries.get(country_id.strip().lower())):
+        return code, "country_id"
+    if code := COUNTRY_BY_ZONE.get(str(record.get("TimeZoneIanaName"))):
+        return code, "time_zone"
+    return None, None
+
+
+def installations(
+    records: list[dict[str, Any]], as_of: datetime, countries: Mapping[str, str] | None = None
+) -> Rows:
+    """Installation rows; `countries` (lower-case CountryId -> alpha-3) from `ZaptecClient.countries()`."""
     verdicts = [classify(r) for r in records]
+    located = [country_of(r, countries) for r in records]
     frame = pd.DataFrame(
         {
             "installation_id": [r.get("Id") for r in records],
@@ -100,7 +117,8 @@ def installations(records: list[dict[str, Any]], as_of: datetime) -> Rows:
             "zip_code": [r.get("ZipCode") for r in records],
             "city": [r.get("City") for r in records],
             "country_id": [r.get("CountryId") for r in records],
-            "country": [COUNTRY_BY_ZONE.get(str(r.get("TimeZoneIanaName"))) for r in records],
+            "country": [country for country, _ in located],
+            "country_source": [source for _, source in located],
             "latitude": [r.get("Latitude") for r in records],
             "longitude": [r.get("Longitude") for r in records],
             "installation_type": [r.get("InstallationType") for r in records],

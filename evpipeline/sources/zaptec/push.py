@@ -1,43 +1,40 @@
-"""Zaptec push: drain the Service Bus subscription into the inbox; a sensor turns stored messages into merges.
+"""Zaptec push: drain the Service Bus subscription into the inbox (the real-time lane merges it).
 
-Zaptec publishes every charger state change to a Service Bus topic subscription. The consumer
-(the `zaptec_push` sensor each tick, or `evpipeline zaptec-consumer` continuously) peek-locks a
-message, stores it in the durable inbox (de-duplicated on its MessageId) and only then completes
-it, so a crash in between means a redelivery, never a loss. Messages about no charger (the
+Zaptec publishes every charger state change to a Service Bus topic subscription. The consumer (the
+lane's Zaptec listener, `live.py`, long-polling) peek-locks a message, stores it in the durable
+inbox (de-duplicated on its MessageId) and only then completes it, so a crash in between means a
+redelivery, never a loss. Messages about no charger (the
 all-zero ChargerId) are completed and dropped, as the Home Assistant integration does; bodies
 that do not decode are stored anyway and end up in quarantine with their raw text.
 
 Service Bus removes a subscription unused for 14 days. The consumer notices (404), fetches the
 connection details again (messaging may have been re-enabled under a new name), asks for a new
-subscription, and requests a catch-up poll for what was published meanwhile. When that is not
-possible (the real API offers no such call: it takes a support request), the 15-minute state poll
-carries on and the sensor logs what a person has to do.
+subscription, and the lane polls every charger's state for what was published meanwhile. When that
+is not possible (the real API offers no such call: it takes a support request), the 15-minute
+state poll carries on and the lane logs what a person has to do.
 """
 
 import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import dagster as dg
-
-from evpipeline.http import AuthError, HttpError
+from evpipeline.http import AuthError
 from evpipeline.inbox import Inbox
-from evpipeline.model.keys import MART
-from evpipeline.resources import PushInboxResource
-from evpipeline.sources.zaptec.assets import SOURCE, STATES_KEY, STATES_OP
 from evpipeline.sources.zaptec.client import (
     EMPTY_CHARGER_ID,
     BusMessage,
     ConnectionDetails,
     SubscriptionGone,
     ZaptecClient,
-    ZaptecResource,
     decode_body,
 )
+
+SOURCE = "zaptec"
 
 log = logging.getLogger("evpipeline.zaptec.push")
 
@@ -86,7 +83,7 @@ def _reconnect(client: ZaptecClient, old: ConnectionDetails, *, gone: bool, logg
 
 def _receive(
     client: ZaptecClient, details: ConnectionDetails, inbox: Inbox, result: DrainResult,
-    *, max_messages: int, wait_seconds: int, deadline: float, receivers: int,
+    *, max_messages: int, wait_seconds: int, deadline: float, receivers: int, on_stored: Callable[[], None] | None,
 ) -> None:
     """Several peek-lock receivers on one subscription (each message is locked to one of them)."""
     lock = threading.Lock()
@@ -106,6 +103,8 @@ def _receive(
                 with lock:
                     result.received += 1
                     setattr(result, outcome, getattr(result, outcome) + 1)
+                if on_stored is not None and outcome in ("stored", "undecodable"):
+                    on_stored()
         finally:
             receiver.close()
 
@@ -123,8 +122,10 @@ def drain(
     deadline_seconds: float = 20.0,
     receivers: int = 4,
     logger: Any = log,
+    on_stored: Callable[[], None] | None = None,
 ) -> DrainResult:
-    """Move messages from the subscription into the inbox until it is empty (or a cap is reached)."""
+    """Move messages from the subscription into the inbox until it is empty (or a cap is reached);
+    `on_stored` is called after each message the inbox keeps (the lane wakes on it)."""
     result = DrainResult()
     try:
         details = client.connection_details()
@@ -136,7 +137,7 @@ def drain(
     while True:
         try:
             _receive(client, details, inbox, result, max_messages=max_messages, wait_seconds=wait_seconds,
-                     deadline=deadline, receivers=receivers)
+                     deadline=deadline, receivers=receivers, on_stored=on_stored)
             break
         except (SubscriptionGone, AuthError) as exc:
             gone = isinstance(exc, SubscriptionGone)
@@ -147,78 +148,3 @@ def drain(
             result.resubscribed = result.resubscribed or resubscribed
     result.subscription = details.subscription
     return result
-
-
-def run_consumer(resource: ZaptecResource, inbox: Inbox, *, wait_seconds: int = 30, once: bool = False) -> int:
-    """Long-running consumer (`evpipeline zaptec-consumer`): long-polls the subscription into the inbox."""
-    client = resource.client()
-    stored = 0
-    while True:
-        try:
-            result = drain(client, inbox, max_messages=10_000, wait_seconds=wait_seconds, deadline_seconds=300)
-            stored += result.stored
-            if result.received:
-                log.info("stored %d message(s) (%d duplicate, %d ignored)", result.stored, result.duplicates, result.ignored)
-        except SubscriptionGone as exc:
-            log.error("%s", exc)
-            if once:
-                raise
-            time.sleep(300)
-        except HttpError as exc:
-            log.warning("Zaptec messaging unavailable: %s", exc)
-            if once:
-                raise
-            time.sleep(30)
-        if once:
-            return stored
-
-
-def catch_up_request(subscription: str) -> dg.RunRequest:
-    """A state poll for the changes published while we had no subscription."""
-    return dg.RunRequest(
-        run_key=f"zaptec-catch-up-{subscription}-{int(time.time())}",
-        asset_selection=[STATES_KEY, *MART],
-        run_config={"ops": {STATES_OP: {"config": {"mode": "poll"}}}},
-        tags={"zaptec/push": "catch-up-poll"},
-    )
-
-
-@dg.sensor(
-    name="zaptec_push",
-    minimum_interval_seconds=30,
-    asset_selection=dg.AssetSelection.assets(STATES_KEY, *MART),
-    description="Drains Zaptec's Service Bus subscription into the inbox and merges the stored state changes.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def zaptec_push_sensor(
-    context: dg.SensorEvaluationContext, zaptec: ZaptecResource, inbox: PushInboxResource
-) -> dg.SensorResult:
-    """Take state changes from the message subscription and request runs that merge them."""
-    store_ = inbox.open()
-    requests: list[dg.RunRequest] = []
-    if zaptec.consume_in_sensor:
-        try:
-            drained = drain(zaptec.client(), store_, max_messages=zaptec.max_messages_per_drain, logger=context.log)
-            if drained.resubscribed:
-                requests.append(catch_up_request(drained.subscription))
-        except SubscriptionGone as exc:
-            context.log.warning("%s", exc)
-        except HttpError as exc:  # messaging trouble must not stop merging what is stored
-            context.log.warning("Zaptec messages not drained this tick: %s", exc)
-
-    last_id = int(context.cursor or 0)
-    newest = last_id
-    while batch := store_.after(SOURCE, newest, limit=1000):
-        newest = batch[-1].id
-    if newest > last_id:
-        requests.append(
-            dg.RunRequest(
-                run_key=f"zaptec-push-{last_id + 1}-{newest}",
-                asset_selection=[STATES_KEY, *MART],  # pushed states reach mart (and NDW) in the same run
-                run_config={"ops": {STATES_OP: {"config": {"mode": "push", "inbox_after": last_id, "inbox_through": newest}}}},
-                tags={"zaptec/push": "states"},
-            )
-        )
-    if not requests:
-        return dg.SensorResult(skip_reason="no new Zaptec messages")
-    return dg.SensorResult(run_requests=requests, cursor=str(newest))

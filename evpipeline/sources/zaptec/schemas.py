@@ -39,6 +39,7 @@ INSTALLATIONS = pa.DataFrameSchema(
         "city": _text(),
         "country_id": _text(),
         "country": _text(checks=pa.Check.str_length(3, 3)),
+        "country_source": _text(checks=pa.Check.isin(["country_id", "time_zone"])),
         "latitude": _LAT,
         "longitude": _LON,
         "installation_type": _int(pa.Check.isin([0, 1])),

@@ -114,3 +114,19 @@ register(
         """,
     )
 )
+
+# `country` now comes from CountryId through /api/constants, the time zone being only the fallback;
+# `country_source` says which one it was.
+register(
+    Migration(
+        "zaptec",
+        2,
+        "installations.country_source",
+        f"""
+        ALTER TABLE {INSTALLATIONS} ADD COLUMN country_source VARCHAR;
+        COMMENT ON COLUMN {INSTALLATIONS}.country IS
+            'ISO 3166 alpha-3: CountryId via /api/constants, else from the IANA time zone, else NULL';
+        COMMENT ON COLUMN {INSTALLATIONS}.country_source IS 'country_id | time_zone | NULL (country unknown)';
+        """,
+    )
+)

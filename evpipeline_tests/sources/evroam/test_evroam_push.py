@@ -1,24 +1,25 @@
-"""EVRoam push end to end: subscription handshake, webhook receiver, sensor, file download, fallbacks."""
+"""EVRoam push end to end: subscription handshake, webhook receiver, the lane's EVRoam feed, file download, fallbacks."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
-import dagster as dg
 import pytest
 import requests
 
-from evpipeline.inbox import Inbox
-from evpipeline.model.assets import mart_model
+from evpipeline.lane.feeds import FeedReport
 from evpipeline.resources import PushInboxResource
 from evpipeline.serving import BackgroundServer
 from evpipeline.simulators.evroam import EVRoamSimulator
 from evpipeline.sources.evroam.assets import evroam_sites, evroam_stations
 from evpipeline.sources.evroam.client import EVRoamResource
-from evpipeline.sources.evroam.push import create_webhook_app, evroam_push_sensor
+from evpipeline.sources.evroam.live import EVRoamFeed
+from evpipeline.sources.evroam.push import create_webhook_app
+from evpipeline.sources.evroam.tables import CONNECTORS
 from evpipeline.warehouse import WarehouseResource
-from evpipeline_tests.conftest import materialize, metadata, scalar
+from evpipeline_tests.conftest import materialize, scalar
 
 KEY = "hook-key-123"
 
@@ -42,16 +43,13 @@ def subscribed(evroam: EVRoamResource, evroam_sim: EVRoamSimulator, receiver: Ba
     return evroam_sim
 
 
-def run_sensor(evroam: EVRoamResource, inbox: PushInboxResource, cursor: str | None = None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, resources={"evroam": evroam, "inbox": inbox})
-    return evroam_push_sensor(context)
+def collect(evroam: EVRoamResource, inbox: PushInboxResource, warehouse: WarehouseResource) -> FeedReport:
+    """One lane cycle of the EVRoam feed."""
+    return EVRoamFeed(evroam, inbox, warehouse).collect("lane", logging.getLogger("test"))
 
 
-def execute(request: dg.RunRequest, evroam: EVRoamResource, warehouse: WarehouseResource) -> dg.ExecuteInProcessResult:
-    return materialize(
-        [evroam_sites, evroam_stations, mart_model], {"evroam": evroam, "warehouse": warehouse},
-        run_config=request.run_config, selection=request.asset_selection,
-    )
+def statuses(inbox: PushInboxResource) -> list[str]:
+    return [m.status for m in inbox.open().after("evroam", 0)]
 
 
 def test_handshake_answered_and_receiver_requires_its_key(subscribed: EVRoamSimulator, receiver: BackgroundServer) -> None:
@@ -74,16 +72,16 @@ def test_push_file_downloaded_and_merged(
     assert any(e["eventType"] == "EVRoam.ChargingStationChanges" for e in events)
     assert inbox.open().count("evroam") == len(events)
 
-    result = run_sensor(evroam, inbox)
-    assert result.cursor is not None and result.run_requests
-    station_run = next(r for r in result.run_requests if r.tags["evroam/push"] == "chargingstations")
-    merged = execute(station_run, evroam, warehouse)
-    assert metadata(merged, "evroam/connectors")["updated"] >= 1
+    report = collect(evroam, inbox, warehouse)
+    assert report.messages == len(events) and report.merged().get(CONNECTORS, 0) >= 1
     assert scalar(warehouse, "SELECT operation_status FROM evroam.connectors WHERE connector_id = ?", [connector["connectorId"]]) == new_status
-    # The pull watermark is not moved by pushes.
-    assert scalar(warehouse, "SELECT count(*) FROM ops.sync_state WHERE stream LIKE 'push%'") == 0
-    # Nothing new: the sensor skips.
-    assert run_sensor(evroam, inbox, cursor=result.cursor).run_requests == []
+    assert set(statuses(inbox)) == {"merged"}
+    # The pull watermark is not moved by pushes; the inbox cursor is, with the rows.
+    assert warehouse.sync_state("evroam", "ChargingStation")[0] is not None
+    assert scalar(warehouse, "SELECT count(*) FROM ops.sync_state WHERE source = 'evroam' AND stream LIKE 'push%'") == 0
+    assert scalar(warehouse, "SELECT CAST(json_extract(cursor, '$.message_id') AS INTEGER) FROM ops.sync_state "
+                             "WHERE source = 'evroam' AND stream = 'inbox'") == inbox.open().newest_id("evroam")
+    assert collect(evroam, inbox, warehouse).messages == 0  # nothing new
 
 
 def test_expired_file_falls_back_to_a_delta_sync(
@@ -94,26 +92,30 @@ def test_expired_file_falls_back_to_a_delta_sync(
     record = next(iter(subscribed.stations.values()))
     subscribed.soft_delete_station(record.body["chargingStationId"])
     subscribed.publish()
-    subscribed.clock.advance(2 * 3600)  # the sensor was down for two hours: the file expired
-    result = run_sensor(evroam, inbox)
-    [fallback] = result.run_requests
-    assert fallback.tags["evroam/push"] == "fallback-delta" and not fallback.run_config
-    assert Inbox(inbox.open().path).after("evroam", 0)[0].status == "fallback"
-    execute(fallback, evroam, warehouse)
+    subscribed.clock.advance(2 * 3600)  # the lane was down for two hours: the file expired
+    report = collect(evroam, inbox, warehouse)
+    assert "delta pull instead" in " ".join(report.notes)
+    assert "fallback" in statuses(inbox)
     assert scalar(warehouse, "SELECT is_deleted FROM evroam.charging_stations WHERE charging_station_id = ?", [record.body["chargingStationId"]])
 
 
-def test_deleted_file_falls_back(subscribed: EVRoamSimulator, evroam: EVRoamResource, inbox: PushInboxResource) -> None:
+def test_deleted_file_falls_back(
+    subscribed: EVRoamSimulator, evroam: EVRoamResource, inbox: PushInboxResource, warehouse: WarehouseResource
+) -> None:
+    materialize([evroam_sites, evroam_stations], {"evroam": evroam, "warehouse": warehouse})
     subscribed.clock.advance(60)
-    subscribed.soft_delete_station(next(iter(subscribed.stations)))
+    record = next(iter(subscribed.stations.values()))
+    subscribed.soft_delete_station(record.body["chargingStationId"])
     subscribed.publish()
     subscribed.expire_files()  # storage deleted it: 404
-    [fallback] = run_sensor(evroam, inbox).run_requests
-    assert fallback.tags["evroam/push"] == "fallback-delta"
+    collect(evroam, inbox, warehouse)
+    assert "fallback" in statuses(inbox)
+    assert scalar(warehouse, "SELECT is_deleted FROM evroam.charging_stations WHERE charging_station_id = ?", [record.body["chargingStationId"]])
 
 
 def test_url_outside_allow_list_is_refused_not_fetched(
-    evroam: EVRoamResource, evroam_sim: EVRoamSimulator, inbox: PushInboxResource, receiver: BackgroundServer
+    evroam: EVRoamResource, evroam_sim: EVRoamSimulator, inbox: PushInboxResource, receiver: BackgroundServer,
+    warehouse: WarehouseResource,
 ) -> None:
     event = {
         "id": "evil-1", "eventType": "EVRoam.ChargingStationChanges", "eventTime": "2026-11-01T12:00:00Z",
@@ -122,11 +124,41 @@ def test_url_outside_allow_list_is_refused_not_fetched(
     }
     assert requests.post(f"{receiver.url}/api/evroam_listener?code={KEY}", json=[event]).json() == {"stored": 1}
     before = len(evroam_sim.requests)
-    result = run_sensor(evroam, inbox)
-    assert result.run_requests == []
+    report = collect(evroam, inbox, warehouse)
+    assert report.outcomes == []
     [message] = inbox.open().after("evroam", 0)
     assert message.status == "refused" and "allow-list" in (message.note or "")
     assert len(evroam_sim.requests) == before
+
+
+def test_a_poison_notification_is_dead_lettered_and_the_rest_go_on(
+    subscribed: EVRoamSimulator, evroam: EVRoamResource, inbox: PushInboxResource, receiver: BackgroundServer,
+    warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    materialize([evroam_sites, evroam_stations], {"evroam": evroam, "warehouse": warehouse})
+    poison = {"id": "poison-1", "eventType": "EVRoam.ChargingStationChanges", "eventTime": "2026-11-01T12:00:00Z",
+              "subject": "x", "data": {"url": f"{subscribed.url}/notifications/chargingstations-poison.json"}}
+    requests.post(f"{receiver.url}/api/evroam_listener?code={KEY}", json=[poison])
+    subscribed.clock.advance(30)
+    station = next(r for r in subscribed.stations.values() if r.body["connectors"])
+    connector = station.body["connectors"][0]
+    new_status = "Inoperative" if connector["operationStatus"] != "Inoperative" else "Operative"
+    subscribed.set_connector_status(station.body["chargingStationId"], connector["connectorId"], new_status)
+    subscribed.publish()
+    from evpipeline.sources.evroam.client import EVRoamClient
+
+    real = EVRoamClient.download
+
+    def download(self: EVRoamClient, url: str) -> list[dict[str, Any]]:
+        if "poison" in url:
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "unexpected byte")  # anything the code did not foresee
+        return real(self, url)
+
+    monkeypatch.setattr(EVRoamClient, "download", download)
+    collect(evroam, inbox, warehouse)
+    [dead] = [m for m in inbox.open().after("evroam", 0) if m.dedupe_key == "poison-1"]
+    assert dead.status == "failed" and "UnicodeDecodeError" in (dead.note or "")
+    assert scalar(warehouse, "SELECT operation_status FROM evroam.connectors WHERE connector_id = ?", [connector["connectorId"]]) == new_status
 
 
 def test_duplicate_deliveries_are_stored_once(receiver: BackgroundServer, inbox: PushInboxResource) -> None:

@@ -194,18 +194,20 @@ def test_crash_between_fetch_and_commit_then_rerun_converges(
     assert query(warehouse, compare) == query(clean, compare)
 
 
-def test_replayed_and_out_of_order_pushes_change_nothing(evroam: EVRoamResource, evroam_sim: EVRoamSimulator, warehouse: WarehouseResource, tmp_path: Any) -> None:
-    import json
+def test_replayed_and_out_of_order_pushes_change_nothing(evroam: EVRoamResource, evroam_sim: EVRoamSimulator, warehouse: WarehouseResource) -> None:
+    from datetime import UTC, datetime
+
+    from evpipeline.sources.evroam.assets import merge_records
+    from evpipeline.sources.evroam.tables import AVAILABILITY
 
     sync(evroam, warehouse)
     station = next(r for r in evroam_sim.stations.values() if "availabilityStatus" in r.body)
     sid = station.body["chargingStationId"]
-    old_file = tmp_path / "availabilities-old.json"
-    old_file.write_text(json.dumps([{"chargingStationId": sid, "operator": "x", "availabilityStatus": "Occupied", "kwAvailable": 0, "availabilityTime": "2020-01-01T00:00:00Z"}]))
+    old = [{"chargingStationId": sid, "operator": "x", "availabilityStatus": "Occupied", "kwAvailable": 0,
+            "availabilityTime": "2020-01-01T00:00:00Z"}]
     newest = scalar(warehouse, "SELECT availability_status FROM evroam.availability WHERE charging_station_id = ?", [sid])
-    config = {"mode": "push", "push_files": [str(old_file)], "push_event_times": ["2020-01-01T00:00:00Z"]}
     for _ in range(2):  # out of order (older than what we hold), then replayed
-        result = materialize(ASSETS, {"evroam": evroam, "warehouse": warehouse}, run_config={"ops": {"evroam_stations": {"config": config}}},
-                             selection=[dg.AssetKey(["evroam", "availability"])])
-        assert metadata(result, "evroam/availability")["updated"] == 0
+        outcome = merge_records(warehouse, "availabilities", old, datetime(2020, 1, 1, tzinfo=UTC), run_id="replay",
+                                stream="push:availabilities", lineage="push:old")
+        assert outcome[AVAILABILITY].counts.updated == 0
     assert scalar(warehouse, "SELECT availability_status FROM evroam.availability WHERE charging_station_id = ?", [sid]) == newest

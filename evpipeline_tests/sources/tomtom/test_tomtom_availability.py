@@ -189,8 +189,7 @@ def test_schedule_and_job() -> None:
 
     assert "tomtom" in SOURCE_GROUPS
     assert defs.resolve_job_def("tomtom_sync").name == tomtom_sync_job.name
-    # The scheduled job also rebuilds the canonical model (and BI snapshot) it maps against.
-    model = {dg.AssetKey(["mart", n]) for n in ("locations", "evses", "connectors", "tariffs", "bi_snapshot")}
-    assert tomtom_sync_job.selection.resolve(defs.resolve_asset_graph()) == {MAPPING_KEY, SNAPSHOTS_KEY, LATEST_KEY, POLLS_KEY} | model
+    # The job is TomTom's own; the canonical model it maps against is kept current by the real-time lane.
+    assert tomtom_sync_job.selection.resolve(defs.resolve_asset_graph()) == {MAPPING_KEY, SNAPSHOTS_KEY, LATEST_KEY, POLLS_KEY}
     mapping_deps = defs.resolve_assets_def(MAPPING_KEY).asset_deps[MAPPING_KEY]
     assert {dg.AssetKey(["mart", "locations"]), dg.AssetKey(["mart", "connectors"])} <= set(mapping_deps)

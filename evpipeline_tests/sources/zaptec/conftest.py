@@ -12,7 +12,6 @@ from evpipeline.resources import PushInboxResource
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline.simulators.zaptec import ZaptecSimulator
 from evpipeline.sources.zaptec.assets import (
-    STATES_OP,
     zaptec_charger_states,
     zaptec_chargers,
     zaptec_circuits,
@@ -69,18 +68,9 @@ def sync_static(zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: Pus
 
 
 def sync_states(zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource, **kwargs: Any) -> dg.ExecuteInProcessResult:
-    config = {"ops": {STATES_OP: {"config": {"mode": "poll"}}}}
-    return materialize(ASSETS, resources(zaptec, warehouse, inbox), selection=STATES, run_config=config, **kwargs)
+    return materialize(ASSETS, resources(zaptec, warehouse, inbox), selection=STATES, **kwargs)
 
 
 def sync_everything(zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource) -> dg.ExecuteInProcessResult:
     """Static refresh then a state poll, in one run (the states asset depends on the chargers)."""
     return materialize(ASSETS, resources(zaptec, warehouse, inbox))
-
-
-def run_request(request: dg.RunRequest, zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource) -> dg.ExecuteInProcessResult:
-    """Execute what a sensor asked for, as the daemon would (push runs also rebuild the canonical model)."""
-    from evpipeline.model.assets import mart_model
-
-    return materialize([*ASSETS, mart_model], resources(zaptec, warehouse, inbox), run_config=request.run_config,
-                       selection=request.asset_selection)

@@ -1,29 +1,50 @@
-"""Zaptec push end to end: Service Bus subscription -> inbox -> sensor -> merge, and the failure paths."""
+"""Zaptec push end to end: Service Bus subscription -> inbox -> the lane's Zaptec feed -> merge, and the failure paths."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import threading
+import time
 
-import dagster as dg
 import pytest
 
-from evpipeline import cli
+from evpipeline.lane.feeds import FeedReport
 from evpipeline.resources import PushInboxResource
 from evpipeline.simulators.zaptec import EMPTY_CHARGER_ID, ZaptecSimulator, dotnet
 from evpipeline.sources.zaptec.client import SubscriptionGone, ZaptecResource
-from evpipeline.sources.zaptec.push import drain, run_consumer, store, zaptec_push_sensor
+from evpipeline.sources.zaptec.live import ZaptecFeed
+from evpipeline.sources.zaptec.push import drain, store
+from evpipeline.sources.zaptec.tables import STATES
 from evpipeline.warehouse import WarehouseResource
-from evpipeline_tests.conftest import metadata, query, scalar
-from evpipeline_tests.sources.zaptec.conftest import resource_for, run_request, sync_everything
+from evpipeline_tests.conftest import query, scalar
+from evpipeline_tests.sources.zaptec.conftest import resource_for, sync_everything
 
-
-def run_sensor(zaptec: ZaptecResource, inbox: PushInboxResource, cursor: str | None = None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, resources={"zaptec": zaptec, "inbox": inbox})
-    return zaptec_push_sensor(context)
+log = logging.getLogger("test")
 
 
 def latest(sim: ZaptecSimulator, charger_id: str, state_id: int) -> str | None:
     return sim.chargers[charger_id].value(state_id)
+
+
+def collect(zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource, run_id: str = "lane") -> FeedReport:
+    """Drain the subscription, then one lane cycle of the Zaptec feed."""
+    drain(zaptec.client(), inbox.open())
+    return ZaptecFeed(zaptec, inbox, warehouse).collect(run_id, log)
+
+
+def counts(report: FeedReport) -> dict[str, int]:
+    [outcome] = report.outcomes
+    c = outcome.tables[STATES].counts
+    return {"inserted": c.inserted, "updated": c.updated, "quarantined": outcome.tables[STATES].quarantined}
+
+
+def wait_for(condition: object, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture
@@ -43,13 +64,10 @@ def test_pushed_state_changes_land_in_the_warehouse(
     assert published > 0
     polls_before = len(sim.requests_to("/state"))
 
-    result = run_sensor(zaptec, inbox)
-    [request] = result.run_requests or []
-    assert request.tags["zaptec/push"] == "states" and sim.pending_messages() == 0  # drained and completed
-    assert inbox.open().count("zaptec") == published - 1  # the all-zero ChargerId was dropped
-    merged = run_request(request, zaptec, warehouse, inbox)
-    meta = metadata(merged, "zaptec/charger_states")
-    assert meta["mode"] == "push" and meta["messages"] == published - 1 and meta["quarantined"] == 0
+    report = collect(zaptec, warehouse, inbox, run_id="lane-1")
+    assert sim.pending_messages() == 0  # drained and completed
+    assert inbox.open().count("zaptec") == published - 1 == report.messages  # the all-zero ChargerId was dropped
+    assert counts(report)["quarantined"] == 0
     assert len(sim.requests_to("/state")) == polls_before  # no polling needed
 
     # Every observation a message carried now matches the simulator; transitions are in the history.
@@ -59,10 +77,14 @@ def test_pushed_state_changes_land_in_the_warehouse(
             assert value == latest(sim, charger_id, state_id), (charger_id, state_id)
     changed = {cid for cid, c in sim.chargers.items() if c.value(710) != modes[cid]}
     recorded = {r[0] for r in query(warehouse, "SELECT DISTINCT split_part(entity_key, '|', 1) FROM ops.status_history "
-                                               "WHERE old_status IS NOT NULL AND run_id = ?", [merged.run_id])}
+                                               "WHERE old_status IS NOT NULL AND run_id = 'lane-1'")}
     assert changed and recorded == changed
-    assert scalar(warehouse, "SELECT count(*) FROM ops.sync_state WHERE stream = 'push'") == 0  # pushes move no watermark
-    assert run_sensor(zaptec, inbox, cursor=result.cursor).run_requests == []  # nothing new: skip
+    # The inbox cursor moved in the merge's transaction; no pull watermark moved.
+    newest = inbox.open().newest_id("zaptec")
+    assert scalar(warehouse, "SELECT CAST(json_extract(cursor, '$.message_id') AS INTEGER) FROM ops.sync_state "
+                             "WHERE source = 'zaptec' AND stream = 'inbox'") == newest
+    assert scalar(warehouse, "SELECT count(*) FROM ops.sync_state WHERE source = 'zaptec' AND stream = 'push'") == 0
+    assert collect(zaptec, warehouse, inbox).outcomes == []  # nothing new
 
 
 def test_late_and_replayed_messages_change_nothing(
@@ -76,9 +98,8 @@ def test_late_and_replayed_messages_change_nothing(
     current = {**stale, "Timestamp": dotnet(since), "ValueAsString": "3"}
     for body in (stale, current, current):  # out of order, then the current value delivered twice
         sim.publish_raw(body)
-    [request] = run_sensor(zaptec, inbox).run_requests or []
-    meta = metadata(run_request(request, zaptec, warehouse, inbox), "zaptec/charger_states")
-    assert meta["messages"] == 3 and meta["updated"] == 0 and meta["inserted"] == 0
+    report = collect(zaptec, warehouse, inbox)
+    assert report.messages == 3 and counts(report)["updated"] == 0 and counts(report)["inserted"] == 0
     assert scalar(warehouse, "SELECT operation_mode FROM zaptec.charger_states WHERE charger_id = ? AND state_id = 710",
                   [charger.id]) == "Connected_Charging"
 
@@ -100,49 +121,90 @@ def test_a_crash_before_completing_redelivers_and_the_inbox_keeps_one_copy(
     assert inbox.open().count("zaptec") == 1 and zaptec_sim.pending_messages() == 0
 
 
+def test_a_crash_between_merge_and_cursor_is_impossible(
+    bootstrapped: ZaptecSimulator, zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bootstrapped.advance(300)
+    drain(zaptec.client(), inbox.open())
+    feed = ZaptecFeed(zaptec, inbox, warehouse)
+    monkeypatch.setattr(feed.inbox, "advance", lambda writer, last: (_ for _ in ()).throw(RuntimeError("killed")))
+    with pytest.raises(RuntimeError, match="killed"):
+        feed.collect("crashed", log)
+    assert scalar(warehouse, "SELECT count(*) FROM ops.status_history WHERE run_id = 'crashed'") == 0  # rolled back together
+    report = ZaptecFeed(zaptec, inbox, warehouse).collect("rerun", log)  # a new lane reads the same messages again
+    assert report.messages == inbox.open().count("zaptec")
+
+
 def test_a_removed_subscription_is_recreated_and_the_gap_polled(
     bootstrapped: ZaptecSimulator, zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource
 ) -> None:
     sim = bootstrapped
     sim.subscription_idle_seconds = 3600
-    run_sensor(zaptec, inbox)  # consuming keeps it alive ...
+    drain(zaptec.client(), inbox.open())  # consuming keeps it alive ...
     sim.advance(2 * 3600)  # ... until nobody consumed for two hours: Service Bus deletes it
     assert sim.subscription is None and sim.messages_lost > 0
 
     sim.reset_log()
-    result = run_sensor(zaptec, inbox)
-    [catch_up] = result.run_requests or []
-    assert catch_up.tags["zaptec/push"] == "catch-up-poll"
-    assert sim.subscriptions_created == 2 and sim.subscription is not None and sim.subscription.name == "integration-2"
+    feed = ZaptecFeed(zaptec, inbox, warehouse, wait_seconds=1)
+    wake = threading.Event()
+    feed.start(wake)
+    try:
+        assert wait_for(lambda: feed.due(time.time()) and sim.subscriptions_created == 2)
+        feed.collect("lane", log)  # starts the catch-up poll of every charger
+        assert feed.catch_up_thread is not None
+        feed.catch_up_thread.join(timeout=30)
+        assert any(m.kind == "poll" for m in inbox.open().after("zaptec", 0, limit=100_000))
+        assert len(sim.requests_to("/state")) >= len(sim.chargers)
+        feed.collect("lane", log)
+    finally:
+        feed.stop()
+    assert sim.subscription is not None and sim.subscription.name == "integration-2"
     assert {r.status for r in sim.requests_to("/integration-1/messages/head")} == {404}  # noticed
-    assert {r.status for r in sim.requests_to("/integration-2/messages/head")} == {204}  # new one, empty so far
-    run_request(catch_up, zaptec, warehouse, inbox)  # what the lost messages said, polled
     stored = {(c, s): v for c, s, v in query(warehouse, "SELECT charger_id, state_id, value_as_string FROM zaptec.charger_states")}
-    assert all(v == latest(sim, c, s) for (c, s), v in stored.items() if s in (710, 513, 553))
-
-    sim.advance(120)  # new changes reach the new subscription
-    requests = run_sensor(zaptec, inbox, cursor=result.cursor).run_requests or []
-    assert [r.tags["zaptec/push"] for r in requests] == ["states"]
+    assert all(v == latest(sim, c, s) for (c, s), v in stored.items() if s in (710, 513, 553))  # what the lost messages said
 
 
-def test_when_recreation_is_impossible_polling_carries_on(zaptec_sim: ZaptecSimulator, inbox: PushInboxResource) -> None:
+def test_when_recreation_is_impossible_the_listener_backs_off(
+    zaptec_sim: ZaptecSimulator, warehouse: WarehouseResource, inbox: PushInboxResource
+) -> None:
     legacy = resource_for(zaptec_sim, user_group_id="")  # installation-level details; no user group to re-enable
     zaptec_sim.remove_subscription()
     zaptec_sim.set_state(next(iter(zaptec_sim.chargers)), -2, "0")  # published to nobody
     with pytest.raises(SubscriptionGone, match="ask Zaptec support"):
         drain(legacy.client(), inbox.open())
-    result = run_sensor(legacy, inbox)  # the sensor logs it and skips; the 15-minute poll remains
-    assert result.run_requests == [] and zaptec_sim.subscriptions_created == 1
-    assert any("/installation/" in r.path and r.path.endswith("/messagingConnectionDetails") for r in zaptec_sim.requests)
+    feed = ZaptecFeed(legacy, inbox, warehouse, wait_seconds=1)
+    feed.start(threading.Event())
+    try:
+        assert wait_for(lambda: feed.listener_error is not None and "ask Zaptec support" in feed.listener_error)
+        before = feed.listener_failures
+        time.sleep(3.0)
+        assert feed.listener_failures - before <= 2  # backing off (1 s, 2 s, 4 s ...), not hammering
+    finally:
+        feed.stop()
+    assert zaptec_sim.subscriptions_created == 1
+
+
+def test_the_listener_wakes_the_lane_on_each_message(
+    zaptec: ZaptecResource, zaptec_sim: ZaptecSimulator, warehouse: WarehouseResource, inbox: PushInboxResource
+) -> None:
+    feed = ZaptecFeed(zaptec, inbox, warehouse, wait_seconds=5)
+    wake = threading.Event()
+    feed.start(wake)
+    try:
+        time.sleep(0.3)  # the long poll is waiting on an empty subscription
+        zaptec_sim.set_state(next(iter(zaptec_sim.chargers)), -2, "0")
+        assert wake.wait(timeout=3), "a stored message must wake the lane at once, not after the long poll"
+        assert inbox.open().count("zaptec") == 1
+    finally:
+        feed.stop()
 
 
 def test_undecodable_bodies_are_kept_and_quarantined(
     bootstrapped: ZaptecSimulator, zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource
 ) -> None:
     bootstrapped.publish_raw(b"\x56\x02\x0b\x01\x73\x04not json at all")
-    [request] = run_sensor(zaptec, inbox).run_requests or []
-    meta = metadata(run_request(request, zaptec, warehouse, inbox), "zaptec/charger_states")
-    assert meta["quarantined"] == 1
+    assert counts(collect(zaptec, warehouse, inbox))["quarantined"] == 1
     assert "not json at all" in scalar(warehouse, "SELECT raw_json FROM ops.quarantine WHERE table_name = 'zaptec.charger_states'")
 
 
@@ -155,23 +217,5 @@ def test_mc_nbfx_wrapped_bodies_are_decoded(
     # As Zaptec sends it: a .NET binary XML <string> element whose Chars8Text record holds the JSON.
     envelope = b"@\x06string\x08\x33http://schemas.microsoft.com/2003/10/Serialization/\x98"
     bootstrapped.publish_raw(envelope + bytes([len(text)]) + text.encode() + b"\x01")
-    [request] = run_sensor(zaptec, inbox).run_requests or []
-    run_request(request, zaptec, warehouse, inbox)
+    collect(zaptec, warehouse, inbox)
     assert scalar(warehouse, "SELECT value_bool FROM zaptec.charger_states WHERE charger_id = ? AND state_id = -2", [charger.id]) is False
-
-
-def test_long_running_consumer_command(zaptec_sim: ZaptecSimulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    zaptec_sim.advance(180)
-    pending = zaptec_sim.pending_messages()
-    assert pending > 0
-    stored = run_consumer(resource_for(zaptec_sim), PushInboxResource(directory=str(tmp_path / "a")).open(), wait_seconds=0, once=True)
-    assert stored == pending
-
-    zaptec_sim.advance(180)
-    for name, value in {"ZAPTEC_BASE_URL": zaptec_sim.url, "ZAPTEC_USERNAME": zaptec_sim.username,
-                        "ZAPTEC_PASSWORD": zaptec_sim.password, "ZAPTEC_USER_GROUP_ID": zaptec_sim.user_group_id,
-                        "EVPIPELINE_DATA_DIR": str(tmp_path / "data")}.items():
-        monkeypatch.setenv(name, value)
-    assert cli.main(["zaptec-consumer", "--once", "--wait", "0"]) == 0
-    assert zaptec_sim.pending_messages() == 0
-    assert PushInboxResource(directory=str(tmp_path / "data" / "inbox")).open().count("zaptec") > 0

@@ -1,0 +1,241 @@
+"""9. Deployment latency: a status change at Zaptec, EVRoam (push) and GreenFlux -> PATCH accepted by NDW,
+with the Dagster daemon as `make dev` runs it, at scale 1 and at a ~214k-EVSE fleet.
+
+Nothing here calls the pipeline directly once it runs: `dagster dev` (webserver + daemon) loads the
+code location; its `realtime_lane` sensor starts the lane run through the run launcher, the
+schedules and automation run as configured; the webhook receiver and the simulators are what
+`evpipeline dev` starts. The harness flips statuses at the simulators and waits for the matching
+PATCH at the NDW simulator. Latency is measured from the moment the change is visible to us:
+the Service Bus message (Zaptec), the push notification (EVRoam), the first minute poll after the
+flip (GreenFlux); GreenFlux is also reported from the flip itself (poll interval included).
+
+Set up, not measured: each source's bootstrap, the operator reference data, a full model build and
+one full push (NDW holds the first 1,000 locations; changes are made there). EVRoam's fleet is in
+New Zealand, so the simulated access point takes NZ locations too (EVPIPELINE_NAP_COUNTRIES). The
+TomTom poll is left out: it is not on the lane, and its first mapping of a 75,000-location fleet is
+a long, unrelated job.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import ROOT, Result, Scale
+
+SAMPLES = 12  # per source
+TIMEOUT = 180.0  # seconds a change may take before it counts as lost
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def _summary(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    return f"p50 {statistics.median(values):.1f} s, p95 {_percentile(values, 0.95):.1f} s, max {max(values):.1f} s"
+
+
+class Deployment:
+    """Simulators, receiver, a bootstrapped warehouse, then `dagster dev` on top."""
+
+    def __init__(self, greenflux_scale: float, workdir: Path) -> None:
+        self.workdir = workdir
+        self.greenflux_scale = greenflux_scale
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        from evpipeline import settings, simulators
+        from evpipeline.simulators.toolkit import SimClock
+
+        data, home = self.workdir / "data", self.workdir / "dagster_home"
+        home.mkdir(parents=True)
+        env = {
+            "EVPIPELINE_DATA_DIR": str(data), "EVPIPELINE_NAP_COUNTRIES": "NLD,NZL", "TOMTOM_CRON": "0 0 1 1 *",
+            "TOMTOM_BASE_URL": "http://127.0.0.1:9",  # not started: TomTom is not on the lane
+        }
+        os.environ.update(env)
+        clock = SimClock(live=True)
+        self.sims = {
+            "zaptec": simulators.build("zaptec", clock=clock, rate=1000.0, burst=100.0).start(),
+            "evroam": simulators.build("evroam", clock=clock).start(),
+            "greenflux": simulators.build("greenflux", scale=self.greenflux_scale, clock=clock, requests_per_second=None).start(),
+            "ndw": simulators.build("ndw", clock=clock).start(),
+        }
+        for sim in self.sims.values():
+            os.environ.update(simulators.SIMULATORS[[k for k, v in self.sims.items() if v is sim][0]].env(sim))
+        settings.apply_defaults()
+        from evpipeline.inbox import Inbox
+        from evpipeline.serving import BackgroundServer
+        from evpipeline.sources.evroam.push import create_webhook_app
+
+        self.receiver = BackgroundServer(create_webhook_app(Inbox(data / "inbox" / "push.sqlite"),
+                                                            settings.get("EVROAM_WEBHOOK_KEY"))).start()
+        self._bootstrap()
+        shutil.copy(ROOT / "evpipeline" / "dagster.yaml", home / "dagster.yaml")
+        from evpipeline.serving import free_port
+
+        dagster = Path(sys.executable).with_name("dagster")
+        self.process = subprocess.Popen(
+            [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(free_port())], cwd=ROOT,
+            env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._wait_for_lane(data)
+
+    def _bootstrap(self) -> None:
+        import dagster as dg
+
+        from evpipeline.definitions import defs
+        from evpipeline.settings import get
+
+        quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+        instance = dg.DagsterInstance.ephemeral()
+        for job in ("evroam_sync", "greenflux_sync", "zaptec_static", "zaptec_states", "reference_data", "mart_reconcile",
+                    "ndw_push_full"):
+            assert defs.resolve_job_def(job).execute_in_process(instance=instance, run_config=quiet).success, job
+        with dg.build_resources({"evroam": defs.get_repository_def().get_top_level_resources()["evroam"]}) as res:
+            res.evroam.client().subscribe(f"{self.receiver.url}/api/evroam_listener?code={get('EVROAM_WEBHOOK_KEY')}")
+        assert self.sims["evroam"].wait_validated()  # type: ignore[attr-defined]
+
+    def _wait_for_lane(self, data: Path, seconds: float = 240.0) -> None:
+        from evpipeline.lane.service import read_heartbeat
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            beat = read_heartbeat(data / "lane" / "heartbeat.json")
+            if beat and beat.get("state") == "running" and time.time() - float(beat["beat_at"]) < 5:
+                return
+            time.sleep(0.5)
+        raise RuntimeError("the realtime_lane sensor never started a lane")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.receiver.stop()
+        for sim in self.sims.values():
+            sim.stop()
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def held(self, source: str) -> list[tuple[str, str, str]]:
+        """(location_id, evse_uid, status) of EVSEs of `source` that NDW holds, read from NDW's own copy."""
+        ndw = self.sims["ndw"]
+        rows = []
+        with ndw.lock:  # type: ignore[attr-defined]
+            locations = list(ndw.locations.values())  # type: ignore[attr-defined]
+        for location in locations:
+            party = location["party_id"]
+            for evse in location.get("evses", []):
+                if evse["status"] in ("AVAILABLE", "CHARGING") and _source_of(party, location) == source:
+                    rows.append((location["id"], evse["uid"], evse["status"]))
+        return sorted(rows)
+
+    def patched(self, uid: str, status: str, after: float) -> float | None:
+        """Monotonic arrival of the first accepted PATCH of `uid` to `status` after `after`."""
+        for push in self.sims["ndw"].accepted_pushes():  # type: ignore[attr-defined]
+            if (push.method == "PATCH" and push.mono >= after and push.path.rstrip("/").endswith(f"/{uid}")
+                    and isinstance(push.body, dict) and push.body.get("status") == status):
+                return push.mono
+        return None
+
+
+def _source_of(party: str, location: dict[str, Any]) -> str:
+    if party == "ZPT":
+        return "zaptec"
+    return "evroam" if location.get("country") == "NZL" else "greenflux"
+
+
+def measure(greenflux_scale: float, samples: int = SAMPLES) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="evp-lane-"))
+    deployment = Deployment(greenflux_scale, workdir)
+    rng = random.Random(11)
+    try:
+        deployment.start()
+        flips: list[dict[str, Any]] = []
+        pools = {s: deployment.held(s) for s in ("zaptec", "evroam", "greenflux")}
+        sims = deployment.sims
+        actions: dict[str, Callable[[str, str], str]] = {
+            "zaptec": lambda uid, status: (sims["zaptec"].set_state(uid, 710, "3" if status == "AVAILABLE" else "1"),  # type: ignore[attr-defined]
+                                           "CHARGING" if status == "AVAILABLE" else "AVAILABLE")[1],
+            "greenflux": lambda uid, status: (sims["greenflux"].set_evse_status(uid, "OUTOFORDER"), "OUTOFORDER")[1],  # type: ignore[attr-defined]
+            "evroam": lambda uid, status: _evroam_flip(sims["evroam"], uid),
+        }
+        for n in range(samples):
+            for source in ("zaptec", "evroam", "greenflux"):
+                if n >= len(pools[source]):
+                    continue
+                _, uid, status = pools[source][n]
+                flipped_at = time.monotonic()
+                expected = actions[source](uid, status)
+                flips.append({"source": source, "uid": uid, "expected": expected, "flipped": flipped_at,
+                              "visible": time.monotonic() if source != "greenflux" else None})
+            time.sleep(rng.uniform(2.0, 6.0))
+        deadline = time.monotonic() + TIMEOUT
+        pending = list(flips)
+        while pending and time.monotonic() < deadline:
+            for flip in list(pending):
+                arrived = deployment.patched(flip["uid"], flip["expected"], flip["flipped"])
+                if arrived is not None:
+                    flip["patched"] = arrived
+                    pending.remove(flip)
+            time.sleep(0.2)
+        polls = [r.at for r in sims["greenflux"].requests if "/Locations" in r.path and "date_from" in r.query]  # type: ignore[attr-defined]
+        for flip in flips:
+            if flip["source"] == "greenflux":
+                flip["visible"] = next((t for t in sorted(polls) if t >= flip["flipped"]), None)
+        from evpipeline.warehouse import connect
+
+        with connect(os.environ["EVPIPELINE_WAREHOUSE"], read_only=True) as con:
+            evses = con.execute("SELECT count(*) FROM mart.evses").fetchone()[0]
+        return {"evses": evses, "flips": flips}
+    finally:
+        deployment.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _evroam_flip(sim: Any, station: str) -> str:
+    """Every connector of a station Inoperative (its EVSE turns INOPERATIVE), then NZTA's push."""
+    for connector in sim.stations[station].body["connectors"]:
+        sim.set_connector_status(station, connector["connectorId"], "Inoperative")
+    sim.publish()
+    return "INOPERATIVE"
+
+
+def run(scale: Scale) -> list[Result]:
+    sizes = scale.pick([1, 250], [])
+    results = []
+    for greenflux_scale in sizes:
+        row = measure(greenflux_scale)
+        for source in ("zaptec", "evroam", "greenflux"):
+            flips = [f for f in row["flips"] if f["source"] == source]
+            done = [f for f in flips if "patched" in f and f["visible"] is not None]
+            visible = [f["patched"] - f["visible"] for f in done]
+            lost = len(flips) - len([f for f in flips if "patched" in f])
+            extra = ""
+            if source == "greenflux":
+                extra = f"; from the flip (1-minute poll included): {_summary([f['patched'] - f['flipped'] for f in done])}"
+            results.append(Result(
+                f"9. deployment latency, {source}, {row['evses']:,} EVSEs",
+                f"{_summary(visible)} ({len(done)} samples, {lost} lost){extra}",
+                "NDW's rule: 60 s", f"p95 {(_percentile(visible, 0.95) if visible else float('nan')):.1f} s",
+                "p95 <= 30 s, 0 lost", bool(visible) and _percentile(visible, 0.95) <= 30 and lost == 0,
+                "daemon + run launcher (`dagster dev`), visible -> PATCH accepted", raw={"flips": flips},
+            ))
+    return results

@@ -1,0 +1,163 @@
+"""Dagster side of the real-time lane: the `realtime_lane` job, its supervisor sensor, and `ndw/live`.
+
+Why a long-running run and not a run per change: a Dagster run costs a process launch (seconds of
+CPU on a small machine) and a sensor hop costs up to its tick; two hops per change measured 54 s
+p50. The lane instead runs inside one run for up to an hour, so a change costs only the cycle that
+carries it (about a second), and Dagster still shows every change: the run's log, and
+materializations of the source tables, the `mart` tables and `ndw/live` that the lane records every
+`report_every` seconds. The `realtime_lane` sensor supervises it: it starts a lane when none is
+alive (no fresh heartbeat) and a successor a minute before the current one's deadline.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from evpipeline import settings
+from evpipeline.lane.cycle import Lane
+from evpipeline.lane.feeds import Feed, discover, required_resources
+from evpipeline.lane.service import Window, lane_dir, read_heartbeat, run_lane
+from evpipeline.model.assets import mart_results
+from evpipeline.model.build import MartBuild
+from evpipeline.model.keys import MART_KEYS
+from evpipeline.sync import markdown_preview
+from evpipeline.warehouse import MergeCounts
+
+LIVE_KEY = dg.AssetKey(["ndw", "live"])
+JOB = "realtime_lane"
+STALE_AFTER_SECONDS = 20.0  # a heartbeat older than this: the lane is not running
+HANDOVER_SECONDS = 60.0  # start the successor this long before the current lane's deadline
+
+live_spec = dg.AssetSpec(
+    LIVE_KEY,
+    group_name="ndw",
+    deps=list(MART_KEYS.values()),
+    kinds={"python", "ocpi"},
+    description="NDW's copy of our dynamic data, kept within a minute by the real-time lane: EVSE status PATCHes, "
+    "changed tariffs (ad-hoc prices) and locations PUT as they change.",
+)
+
+
+class LaneConfig(dg.Config):
+    """How long one lane run lives and how it paces itself."""
+
+    max_seconds: float = Field(default=3600.0, description="Stop after this long (the supervisor starts the successor)")
+    interval_seconds: float = Field(default=1.0, description="Wait at most this long between idle cycles (listeners wake it sooner)")
+    report_every_seconds: float = Field(default=15.0, description="Record materializations at most this often")
+    max_cycles: int = Field(default=0, description="Stop after this many cycles (0: no limit; tests use it)")
+    lock_wait_seconds: float = Field(default=120.0, description="Wait this long for the previous lane to hand over")
+
+
+def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterialization]:
+    """What the lane wrote in a window, as materializations of the assets it keeps fresh."""
+    via = {"via": "realtime_lane"}
+    for feed in feeds:
+        changed: dict[str, int] = {}
+        quarantined: dict[str, int] = {}
+        for cycle in window.cycles:
+            for report in cycle.feeds:
+                if report.feed != feed.name:
+                    continue
+                for outcome in report.outcomes:
+                    for table, result in outcome.tables.items():
+                        changed[table] = changed.get(table, 0) + result.counts.changed
+                        quarantined[table] = quarantined.get(table, 0) + result.quarantined
+        for table, count in changed.items():
+            if count and table in feed.assets:
+                yield dg.AssetMaterialization(feed.assets[table], metadata={
+                    **via, "table": table, "rows_changed": count, "quarantined": quarantined.get(table, 0)})
+    builds = [c.mart for c in window.cycles if c.mart is not None and c.mart.mode != "idle"]
+    if builds:
+        total = MartBuild(mode=",".join(sorted({b.mode for b in builds})), sources=builds[-1].sources,
+                          seconds=sum(b.seconds for b in builds))
+        for build in builds:
+            for table, counts in build.counts.items():
+                total.counts.setdefault(table, MergeCounts(table))
+                total.counts[table] += counts
+        total.scope = {k: sum(b.scope.get(k, 0) for b in builds) for k in ("locations", "tariffs")}
+        for key, metadata, _checks in mart_results(total):
+            table = next(t for t, k in MART_KEYS.items() if k == key)
+            if table in total.counts and total.counts[table].changed:
+                yield dg.AssetMaterialization(key, metadata={**via, "builds": len(builds), **metadata})
+    pushes = [c.push for c in window.cycles if c.push is not None and c.push.run.results]
+    if pushes:
+        results = [(p, o) for push in pushes for p, o in push.run.results]
+        problems = [{"method": o.method, "key": o.key, "outcome": o.outcome, "message": o.message} for _, o in results if not o.ok]
+        import pandas as pd
+
+        yield dg.AssetMaterialization(LIVE_KEY, metadata={
+            **via, **{k: v for k, v in window.summary().items() if v is not None},
+            "status_patches": sum(1 for p, _ in results if p.kind == "evse"),
+            "location_puts": sum(1 for p, _ in results if p.kind == "location"),
+            "tariff_puts": sum(1 for p, _ in results if p.kind == "tariff"),
+            "not_accepted": len(problems),
+            "problems": dg.MetadataValue.md(markdown_preview(pd.DataFrame(problems), ["method", "key", "outcome", "message"], rows=10)),
+        })
+
+
+LOOP_OP = "lane_loop"
+
+
+@dg.op(name=LOOP_OP, required_resource_keys={"warehouse", "ndw", *required_resources()}, tags={"kind": "python"})
+def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[dict[str, Any]]:
+    """Feeds -> incremental mart -> NDW pushes, cycle after cycle, until the deadline."""
+    resources = {key: getattr(context.resources, key) for key in ("warehouse", "ndw", *required_resources())}
+    feeds = discover(resources)
+    lane = Lane(resources["warehouse"], resources["ndw"], feeds)
+
+    def report(window: Window) -> None:
+        for event in _events(window, feeds):
+            context.log_event(event)
+        context.log.info("lane: %s", window.summary())
+
+    outcome = run_lane(
+        lane, data_dir=settings.data_dir(), run_id=context.run_id, report=report, logger=context.log,
+        max_seconds=config.max_seconds, interval=config.interval_seconds, report_every=config.report_every_seconds,
+        max_cycles=config.max_cycles, lock_wait_seconds=config.lock_wait_seconds,
+    )
+    if not outcome.acquired:
+        context.log.info("another lane is running; this run stops")
+    return dg.Output({"cycles": outcome.cycles, "busy_cycles": outcome.busy_cycles, "stopped_by": outcome.stopped_by})
+
+
+@dg.job(name=JOB, description="The real-time lane: every status and price change to NDW within seconds (started by its sensor).",
+        tags={"evpipeline/lane": "true"})
+def realtime_lane_job() -> None:
+    lane_loop()
+
+
+def lane_state(now: float) -> tuple[str, dict[str, Any] | None]:
+    """`alive`, `expiring` (start the successor) or `down`, with the heartbeat."""
+    beat = read_heartbeat(lane_dir(settings.data_dir()) / "heartbeat.json")
+    if beat is None or beat.get("state") != "running" or now - float(beat.get("beat_at", 0)) > STALE_AFTER_SECONDS:
+        return "down", beat
+    if float(beat.get("expires_at", 0)) - now < HANDOVER_SECONDS:
+        return "expiring", beat
+    return "alive", beat
+
+
+@dg.sensor(
+    name="realtime_lane",
+    job=realtime_lane_job,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Keeps exactly one real-time lane running: starts one when none is alive, and its successor before it ends.",
+)
+def realtime_lane_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Start a lane run when the heartbeat is stale (and none is starting) or the current one is about to end."""
+    import time
+
+    now = time.time()
+    state, beat = lane_state(now)
+    if state == "alive":
+        return dg.SensorResult(skip_reason=f"lane alive (run {beat.get('run_id') if beat else '?'})")
+    starting = context.instance.get_runs(filters=dg.RunsFilter(
+        job_name=JOB, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]))
+    if starting:
+        return dg.SensorResult(skip_reason="a lane run is starting")
+    if state == "expiring" and beat is not None:
+        # One successor per predecessor: the run key makes a second request a no-op.
+        return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"lane-after-{beat.get('run_id')}-{beat.get('started_at')}")])
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"lane-{int(now)}", tags={"evpipeline/lane": "restart"})])

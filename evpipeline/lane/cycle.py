@@ -1,0 +1,219 @@
+"""One cycle of the real-time lane: feeds -> incremental mart -> pushes of what changed to NDW.
+
+1. **Feeds** (`feeds.py`): each source that has changes merges them into its tables.
+2. **Model**: `build_mart` maps whatever was ingested since the model's watermark, from any path
+   (a feed, a scheduled delta, a repair, a manual run), into `mart`.
+3. **Push**: the locations and tariffs the mart changed since the lane's push cursor
+   (`ops.sync_state` ndw/lane) are diffed against what NDW holds, with the same planner the hourly
+   full push uses, limited to that scope: EVSE status PATCHes, PUTs of changed tariffs (ad-hoc
+   prices) and of locations whose static content changed (tariff_ids included). The cursor
+   advances, in the transaction that records the pushes, only when every push was answered;
+   otherwise the same scope is diffed again next cycle (after a backoff), so nothing is skipped.
+
+When nothing arrived and the warehouse files did not change since the lane last looked, a cycle
+opens no DuckDB connection at all: an idle lane costs a few `stat` calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from evpipeline.lane.feeds import Feed, FeedReport
+from evpipeline.model.build import MartBuild, build_mart
+from evpipeline.model.tables import CONNECTORS, EVSES, LOCATIONS, TARIFFS
+from evpipeline.ndw.export import SCOPE_LOCATIONS, SCOPE_TARIFFS
+from evpipeline.ndw.push import NdwPushResource
+from evpipeline.ndw.push_sync import (
+    LANE_STREAM,
+    PushPlan,
+    PushRun,
+    execute,
+    mart_newest,
+    plan_pushes,
+    record,
+    settled,
+)
+from evpipeline.ndw.push_sync import SOURCE as NDW_SOURCE
+from evpipeline.timeutil import utcnow
+from evpipeline.warehouse import WarehouseResource, read_sync_state
+
+log = logging.getLogger("evpipeline.lane")
+PUSH_SOURCE, PUSH_STREAM = NDW_SOURCE, LANE_STREAM
+# Re-diff this much before the cursor: harmless (a diff), and it absorbs a small clock step between
+# writers. No write can commit while the lane reads (DuckDB's file lock), so nothing else is needed.
+OVERLAP = timedelta(seconds=1)
+
+
+@dataclass
+class PushReport:
+    plan: PushPlan
+    run: PushRun
+    scope: dict[str, int]
+    cursor: datetime | None
+    advanced: bool
+    seconds: float
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for _, o in self.run.results if o.outcome == outcome)
+
+
+@dataclass
+class CycleReport:
+    started: float
+    feeds: list[FeedReport] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (step, message)
+    mart: MartBuild | None = None
+    push: PushReport | None = None
+    seconds: float = 0.0
+    touched_warehouse: bool = False
+
+    @property
+    def idle(self) -> bool:
+        return not self.touched_warehouse and not self.errors
+
+
+class WarehouseWatch:
+    """Has any process written the warehouse since we last looked? (the file and its WAL)."""
+
+    def __init__(self, database: str) -> None:
+        self.paths = [Path(database), Path(database + ".wal")] if database not in (":memory:",) else []
+        self._seen: tuple[Any, ...] | None = None
+
+    def _state(self) -> tuple[Any, ...]:
+        state = []
+        for path in self.paths:
+            try:
+                st = path.stat()
+                state.append((st.st_size, st.st_mtime_ns, st.st_ino))
+            except FileNotFoundError:
+                state.append(None)
+        return tuple(state)
+
+    def changed(self) -> bool:
+        return not self.paths or self._state() != self._seen
+
+    def remember(self) -> None:
+        self._seen = self._state()
+
+
+class Lane:
+    """The feeds, the model and the push: what one cycle does, whoever hosts the loop."""
+
+    def __init__(self, warehouse: WarehouseResource, ndw: NdwPushResource, feeds: list[Feed], *,
+                 max_pushes_per_cycle: int = 500, recheck_seconds: float = 30.0, overlap: timedelta = OVERLAP) -> None:
+        self.warehouse, self.ndw, self.feeds, self.overlap = warehouse, ndw, feeds, overlap
+        self.max_pushes_per_cycle = max_pushes_per_cycle
+        self.recheck_seconds = recheck_seconds  # look at DuckDB at least this often even when nothing moved
+        self.watch = WarehouseWatch(os.path.abspath(warehouse.database) if warehouse.database != ":memory:" else ":memory:")
+        self._last_look = 0.0
+        self._push_retry_at = 0.0
+        self._push_failures = 0
+
+    def cycle(self, run_id: str | None, logger: Any = log) -> CycleReport:
+        report = CycleReport(started=time.time())
+        now = time.time()
+        for feed in self.feeds:
+            try:
+                if not feed.due(now):
+                    continue
+                collected = feed.collect(run_id, logger)
+            except Exception as exc:  # one feed's trouble never holds back the others
+                report.errors.append((feed.name, f"{type(exc).__name__}: {exc}"))
+                logger.warning("lane: %s feed failed: %s", feed.name, exc)
+                continue
+            report.feeds.append(collected)
+            report.touched_warehouse = report.touched_warehouse or bool(collected.outcomes)
+        retry_due = self._push_failures > 0 and now >= self._push_retry_at
+        look = report.touched_warehouse or retry_due or self.watch.changed() or now - self._last_look >= self.recheck_seconds
+        if look:
+            self._last_look = now
+            report.touched_warehouse = True
+            try:
+                with self.warehouse.get_connection() as con:
+                    report.mart = build_mart(con, run_id=run_id)
+                report.push = self.push(run_id, logger)
+            except Exception as exc:
+                report.errors.append(("model/push", f"{type(exc).__name__}: {exc}"))
+                logger.error("lane: model or push step failed: %s", exc)
+            self.watch.remember()
+        report.seconds = time.time() - report.started
+        return report
+
+    # -- push -------------------------------------------------------------------------------
+
+    def push(self, run_id: str | None, logger: Any = log) -> PushReport | None:
+        if time.time() < self._push_retry_at:
+            return None
+        started = time.perf_counter()
+        with self.warehouse.get_connection() as con:
+            cursor, _ = read_sync_state(con, PUSH_SOURCE, PUSH_STREAM)
+            newest_at = mart_newest(con)
+            if newest_at is None or (cursor is not None and newest_at <= cursor):
+                return None
+            if cursor is not None:
+                scope = _fill_scope(con, cursor - self.overlap)
+                plan = plan_pushes(con, static=True, now=utcnow(), max_static_pushes=self.max_pushes_per_cycle, scoped=True)
+        if cursor is None:
+            # A new lane starts from now: what NDW lacks from before is the hourly full push's work.
+            with self.warehouse.writer(PUSH_SOURCE, run_id) as writer:
+                writer.set_sync_state(PUSH_STREAM, newest_at)
+            return None
+        client = self.ndw.client()
+        try:
+            run = execute(plan, client, concurrency=self.ndw.concurrency,
+                          max_consecutive_failures=self.ndw.max_consecutive_failures)
+        finally:
+            client.close()
+        # Answered = accepted, or refused for good (rejected content waits for a change): the cursor
+        # may pass it. Failed (NDW down) or deferred: diff the same scope again after a backoff.
+        done = settled(plan, run)
+        with self.warehouse.writer(PUSH_SOURCE, run_id) as writer:
+            record(writer, run, None)
+            if done:
+                writer.set_sync_state(PUSH_STREAM, newest_at)
+        if done:
+            self._push_failures, self._push_retry_at = 0, 0.0
+        else:
+            self._push_failures += 1
+            self._push_retry_at = time.time() + min(60.0, 2.0 ** self._push_failures)
+            logger.warning("lane: %d push(es) not settled; retrying in %.0f s",
+                           len(run.deferred) + sum(1 for _, o in run.results if not o.ok), self._push_retry_at - time.time())
+        if run.auth_error is not None:
+            raise run.auth_error
+        return PushReport(plan, run, scope, newest_at, done, time.perf_counter() - started)
+
+    def start(self, wake: Any) -> None:
+        for feed in self.feeds:
+            feed.start(wake)
+
+    def stop(self) -> None:
+        for feed in self.feeds:
+            feed.stop()
+
+
+def _fill_scope(con: Any, since: datetime) -> dict[str, int]:
+    """Locations and tariffs the mart changed since `since` (plus locations NDW does not hold yet
+    that reference a changed tariff: that tariff may be what they were waiting for)."""
+    changed = " UNION ".join(
+        f"SELECT country_code, party_id, location_id FROM {t} WHERE _ingested_at > $since" for t in (LOCATIONS, EVSES, CONNECTORS)
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE_TARIFFS} AS "
+                f"SELECT DISTINCT country_code, party_id, tariff_id FROM {TARIFFS} WHERE _ingested_at > $since", {"since": since})
+    tariffs = con.execute(f"SELECT count(*) FROM {SCOPE_TARIFFS}").fetchone()[0]
+    waiting = f"""
+        UNION SELECT r.country_code, r.party_id, r.location_id
+        FROM (SELECT country_code, party_id, location_id, unnest(CAST(tariff_ids AS VARCHAR[])) AS tariff_id
+              FROM {CONNECTORS} WHERE NOT is_deleted AND tariff_ids IS NOT NULL) r
+        JOIN {SCOPE_TARIFFS} t USING (country_code, party_id, tariff_id)
+        WHERE NOT EXISTS (SELECT 1 FROM ops.ndw_pushed p WHERE p.kind = 'location' AND p.country_code = r.country_code
+                          AND p.party_id = r.party_id AND p.object_id = r.location_id)
+    """ if tariffs else ""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE_LOCATIONS} AS SELECT DISTINCT * FROM ({changed} {waiting})",
+                {"since": since})
+    return {"locations": con.execute(f"SELECT count(*) FROM {SCOPE_LOCATIONS}").fetchone()[0], "tariffs": tariffs}

@@ -1,0 +1,141 @@
+"""What a source plugs into the real-time lane: a `Feed` that brings its changes into the warehouse.
+
+A source that carries dynamic data (EVSE status, ad-hoc prices) declares a feed in its own
+`live.py` (`feed(resources) -> Feed`); the lane finds every such module, so a new source reaches
+NDW by declaration alone. A feed does its HTTP work outside DuckDB and merges through the source's
+own sync functions, with its cursor in the same transaction as the rows. Feeds may keep a listener
+thread (a Service Bus long-poll) that wakes the lane as soon as something arrives.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import dagster as dg
+
+from evpipeline.inbox import Inbox, Message
+from evpipeline.sync import SyncOutcome
+from evpipeline.warehouse import WarehouseResource, Writer
+
+
+@dataclass
+class FeedReport:
+    """What one feed merged in one cycle (tables by warehouse name) and when it first saw it."""
+
+    feed: str
+    requests: int = 0
+    messages: int = 0
+    outcomes: list[SyncOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seen_at: float | None = None  # time.time() when the oldest change in this report became visible to us
+
+    def merged(self) -> dict[str, int]:
+        """Rows changed per table."""
+        changed: dict[str, int] = {}
+        for outcome in self.outcomes:
+            for table, result in outcome.tables.items():
+                changed[table] = changed.get(table, 0) + result.counts.changed
+        return changed
+
+    @property
+    def quarantined(self) -> int:
+        return sum(r.quarantined for o in self.outcomes for r in o.tables.values())
+
+
+class Feed(Protocol):
+    """One source's way into the lane."""
+
+    name: str
+    assets: Mapping[str, dg.AssetKey]  # warehouse table -> the asset it materializes
+
+    def start(self, wake: threading.Event) -> None:
+        """Start listeners (if any) that set `wake` when a change arrives."""
+
+    def stop(self) -> None:
+        """Stop listeners."""
+
+    def due(self, now: float) -> bool:
+        """Cheap (no DuckDB, no network unless it is the point): is there work now?"""
+
+    def collect(self, run_id: str | None, log: Any) -> FeedReport:
+        """Fetch and merge what changed; raises only when nothing could be merged."""
+
+
+def discover(resources: Mapping[str, Any]) -> list[Feed]:
+    """Every source's feed: `evpipeline.sources.<name>.live.feed(resources)`, in name order."""
+    import evpipeline.sources as sources
+
+    feeds = []
+    for info in sorted(pkgutil.iter_modules(sources.__path__), key=lambda i: i.name):
+        try:
+            module = importlib.import_module(f"evpipeline.sources.{info.name}.live")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"evpipeline.sources.{info.name}.live":
+                raise
+            continue  # a source without dynamic data (TomTom's availability is not the CPO's status)
+        feeds.append(module.feed(resources))
+    return feeds
+
+
+def required_resources() -> set[str]:
+    """Resource keys the feeds need (each live module declares `RESOURCES`)."""
+    import evpipeline.sources as sources
+
+    keys: set[str] = set()
+    for info in pkgutil.iter_modules(sources.__path__):
+        try:
+            module = importlib.import_module(f"evpipeline.sources.{info.name}.live")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"evpipeline.sources.{info.name}.live":
+                raise
+            continue
+        keys.update(module.RESOURCES)
+    return keys
+
+
+class InboxFeed:
+    """Shared by feeds whose changes arrive through the push inbox: read on from the cursor kept in
+    `ops.sync_state` (source, `inbox`), which each merge advances in its own transaction."""
+
+    STREAM = "inbox"
+
+    def __init__(self, source: str, inbox: Inbox, warehouse: WarehouseResource) -> None:
+        self.source, self.inbox, self.warehouse = source, inbox, warehouse
+        self._cursor: int | None = None
+
+    def cursor(self) -> int:
+        if self._cursor is None:
+            _, state = self.warehouse.sync_state(self.source, self.STREAM)
+            self._cursor = int(state.get("message_id", 0))
+        return self._cursor
+
+    def pending(self) -> bool:
+        return self.inbox.newest_id(self.source) > self.cursor()
+
+    def messages(self, limit: int = 2000) -> Sequence[Message]:
+        return self.inbox.after(self.source, self.cursor(), limit=limit)
+
+    def advance(self, writer: Writer, message_id: int) -> None:
+        """Inside the merge's transaction: these messages are done."""
+        writer.set_sync_state(self.STREAM, None, {"message_id": message_id})
+
+    def committed(self, message_id: int) -> None:
+        self._cursor = max(self.cursor(), message_id)
+
+
+def seen_at(messages: Sequence[Message]) -> float | None:
+    """When the oldest message reached our inbox (time.time())."""
+    from datetime import datetime
+
+    stamps = []
+    for message in messages:
+        try:
+            stamps.append(datetime.fromisoformat(message.received_at).timestamp())
+        except ValueError:
+            continue
+    return min(stamps) if stamps else None

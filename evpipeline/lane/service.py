@@ -1,0 +1,173 @@
+"""The lane's loop: one host at a time (a file lock), a heartbeat the supervisor sensor reads, and
+aggregated reports that become Dagster materializations.
+
+A lane host runs cycles back to back while they find work and waits up to `interval` (or until a
+feed's listener wakes it) when they do not. It stops at its deadline, so the code it runs is never
+older than `max_seconds`; the supervisor starts the successor a minute before, which waits on the
+lock and takes over within a cycle of the predecessor's exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evpipeline.lane.cycle import CycleReport, Lane
+
+
+def lane_dir(data_dir: str | Path) -> Path:
+    path = Path(data_dir) / "lane"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, wait_seconds: float) -> Iterator[bool]:
+    """Hold an exclusive lock on `path` (waiting up to `wait_seconds`); yields False when it was not free."""
+    handle = path.open("a+")
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.2)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+def write_heartbeat(path: Path, body: dict[str, Any]) -> None:
+    partial = path.with_suffix(".part")
+    partial.write_text(json.dumps(body, default=str))
+    partial.replace(path)  # atomic: the supervisor never reads half a heartbeat
+
+
+def read_heartbeat(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class Window:
+    """Cycles since the last report."""
+
+    cycles: list[CycleReport] = field(default_factory=list)
+    opened: float = field(default_factory=time.time)
+
+    def add(self, report: CycleReport) -> None:
+        if not report.idle:
+            self.cycles.append(report)
+
+    @property
+    def empty(self) -> bool:
+        return not self.cycles
+
+    def lags(self) -> list[float]:
+        """Seconds from the warehouse recording a status change to NDW accepting its PATCH."""
+        return [(o.pushed_at - p.recorded_at).total_seconds()
+                for c in self.cycles if c.push for p, o in c.push.run.results if o.ok and p.recorded_at is not None]
+
+    def summary(self) -> dict[str, Any]:
+        lags = sorted(self.lags())
+        pushes = [o for c in self.cycles if c.push for _, o in c.push.run.results]
+        return {
+            "cycles": len(self.cycles),
+            "pushes": len(pushes),
+            "accepted": sum(1 for o in pushes if o.ok),
+            "p50_lag_seconds": round(statistics.median(lags), 3) if lags else None,
+            "max_lag_seconds": round(lags[-1], 3) if lags else None,
+            "errors": sum(len(c.errors) for c in self.cycles),
+        }
+
+
+@dataclass
+class LaneRun:
+    acquired: bool
+    cycles: int = 0
+    busy_cycles: int = 0
+    reports: int = 0
+    stopped_by: str = ""
+
+
+def run_lane(
+    lane: Lane,
+    *,
+    data_dir: str | Path,
+    run_id: str | None,
+    report: Callable[[Window], None],
+    logger: Any,
+    max_seconds: float = 3600.0,
+    interval: float = 1.0,
+    report_every: float = 15.0,
+    max_cycles: int = 0,
+    lock_wait_seconds: float = 120.0,
+    stop: threading.Event | None = None,
+) -> LaneRun:
+    """Run cycles until the deadline, `max_cycles` or `stop`; report every `report_every` seconds."""
+    directory = lane_dir(data_dir)
+    stop = stop or threading.Event()
+    with exclusive(directory / "lane.lock", lock_wait_seconds) as acquired:
+        if not acquired:
+            return LaneRun(acquired=False, stopped_by="another lane holds the lock")
+        started = time.time()
+        deadline = started + max_seconds
+        result = LaneRun(acquired=True)
+        wake = threading.Event()
+        lane.start(wake)
+        window = Window()
+        beat = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id, "started_at": started,
+                "expires_at": deadline, "state": "running"}
+        try:
+            while True:
+                cycle = lane.cycle(run_id, logger)
+                result.cycles += 1
+                result.busy_cycles += 0 if cycle.idle else 1
+                window.add(cycle)
+                write_heartbeat(directory / "heartbeat.json", {**beat, "beat_at": time.time(), "cycles": result.cycles,
+                                                               "last_cycle_seconds": round(cycle.seconds, 3)})
+                if not window.empty and time.time() - window.opened >= report_every:
+                    report(window)
+                    result.reports += 1
+                    window = Window()
+                elif window.empty:
+                    window.opened = time.time()
+                if stop.is_set():
+                    result.stopped_by = "stop requested"
+                    break
+                if max_cycles and result.cycles >= max_cycles:
+                    result.stopped_by = "max_cycles"
+                    break
+                if time.time() >= deadline:
+                    result.stopped_by = "deadline"
+                    break
+                if cycle.idle or cycle.errors:
+                    wake.wait(timeout=min(interval, max(0.0, deadline - time.time())))
+                wake.clear()
+        finally:
+            lane.stop()
+            if not window.empty:
+                report(window)
+                result.reports += 1
+            write_heartbeat(directory / "heartbeat.json", {**beat, "beat_at": time.time(), "cycles": result.cycles,
+                                                           "state": "stopped"})
+        return result

@@ -1,0 +1,73 @@
+"""GreenFlux on the real-time lane: a `date_from` delta of Locations and tariffs every minute.
+
+GreenFlux has no push channel we can use, so the lane polls: Locations (with their EVSEs, whose
+status changes count as location modifications in Locations v2) and tariffs (a changed tariff is
+an ad-hoc price change), each with the same sync functions and watermarks as the scheduled jobs.
+A change becomes visible to us when a poll returns it; the lane pushes it in the same cycle.
+
+Request budget: two requests a minute when quiet (one page each, re-reading the overlap), plus a
+page per `limit` changed locations. A source that was never bootstrapped is left to its job.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from evpipeline.lane.feeds import FeedReport
+from evpipeline.sources.greenflux.assets import (
+    CONNECTORS_KEY,
+    EVSES_KEY,
+    LOCATIONS_KEY,
+    SOURCE,
+    TARIFFS_KEY,
+    GreenFluxSyncConfig,
+    sync_locations,
+    sync_tariffs,
+)
+from evpipeline.sources.greenflux.client import GreenFluxResource
+from evpipeline.sources.greenflux.tables import CONNECTORS, EVSES, LOCATIONS, TARIFFS
+from evpipeline.warehouse import WarehouseResource
+
+RESOURCES = ("greenflux", "warehouse")
+
+
+class GreenFluxFeed:
+    """A minute poll of what changed (Locations with EVSEs and connectors, tariffs)."""
+
+    name = SOURCE
+    assets = {LOCATIONS: LOCATIONS_KEY, EVSES: EVSES_KEY, CONNECTORS: CONNECTORS_KEY, TARIFFS: TARIFFS_KEY}
+
+    def __init__(self, greenflux: GreenFluxResource, warehouse: WarehouseResource) -> None:
+        self.resource, self.warehouse = greenflux, warehouse
+        self.next_poll = 0.0
+
+    def start(self, wake: threading.Event) -> None:
+        """Polling only: nothing to listen to."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    def due(self, now: float) -> bool:
+        return self.resource.live_poll_seconds > 0 and now >= self.next_poll
+
+    def collect(self, run_id: str | None, log: Any) -> FeedReport:
+        report = FeedReport(self.name)
+        self.next_poll = time.time() + self.resource.live_poll_seconds
+        client = self.resource.client()
+        config = GreenFluxSyncConfig()
+        for stream, sync in (("Locations", sync_locations), ("tariffs", sync_tariffs)):
+            watermark, _ = self.warehouse.sync_state(SOURCE, stream)
+            if watermark is None:  # never bootstrapped: a full pull is the scheduled job's work
+                continue
+            report.seen_at = time.time()  # what this poll returns is visible to us from now on
+            kwargs = {"path": self.resource.tariffs_path} if stream == "tariffs" else {}
+            report.outcomes.append(sync(self.warehouse, client, config, run_id=run_id, log=log, **kwargs))
+        report.requests = client.api.stats.requests
+        return report
+
+
+def feed(resources: Mapping[str, Any]) -> GreenFluxFeed:
+    return GreenFluxFeed(resources["greenflux"], resources["warehouse"])

@@ -1,0 +1,171 @@
+"""Operator reference data: validated whole, fills what sources lack, never beats a source value unless
+told to, carries its lineage, and a bad file changes nothing downstream."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from evpipeline.model.assets import reference_operator_data
+from evpipeline.model.build import build_mart
+from evpipeline.model.reference import ReferenceError, default_file, load_reference
+from evpipeline.ndw import ocpi
+from evpipeline.ndw.export import build_export
+from evpipeline.resources import PushInboxResource
+from evpipeline.simulators.toolkit import SimClock
+from evpipeline.warehouse import WarehouseResource
+from evpipeline_tests.conftest import materialize, query
+from evpipeline_tests.sources.greenflux.conftest import resource as greenflux_resource
+from evpipeline_tests.sources.greenflux.conftest import sync as greenflux_sync
+from evpipeline_tests.sources.zaptec.conftest import resource_for, simulator, sync_everything
+
+
+def default() -> dict[str, Any]:
+    return yaml.safe_load(Path(default_file()).read_text())
+
+
+def write(tmp_path: Path, document: dict[str, Any] | str, name: str = "reference.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(document if isinstance(document, str) else yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def build(warehouse: WarehouseResource, **kwargs: Any) -> Any:
+    with warehouse.get_connection() as con:
+        return build_mart(con, run_id="b", **kwargs)
+
+
+def load(warehouse: WarehouseResource, path: Path, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
+    monkeypatch.setenv("EVPIPELINE_REFERENCE_FILE", str(path))
+    return materialize([reference_operator_data], {"warehouse": warehouse}, **kwargs)
+
+
+def test_the_shipped_file_is_valid_ocpi() -> None:
+    data = load_reference()
+    assert data.counts == {"rules": 5, "rule_fields": 14, "tariffs": 3}
+    for row in data.tariffs.to_dict("records"):
+        assert row["currency"] in ("EUR", "NOK", "NZD")
+
+
+def _broken(mutate: Any) -> dict[str, Any]:
+    document = default()
+    mutate(document)
+    return document
+
+
+BAD_FILES = [
+    (lambda d: d["rules"][0]["opening_times"].update(twentyfourseven=False),
+     "rules[0] (id 'zaptec-nl-public'): opening_times: regular_hours must contain at least one entry"),
+    (lambda d: d["rules"][0].update(parking_restrictions=["EV_ONLY", "VIP"]),
+     "rules[0] (id 'zaptec-nl-public'): parking_restrictions[1]:"),
+    (lambda d: d["rules"][1]["match"].update(country_code=False),  # what YAML makes of an unquoted NO
+     'match.country_code must be a string (quote values such as "NO")'),
+    (lambda d: d["rules"][0].update(colour="green"), "rules[0] (id 'zaptec-nl-public'): unknown key(s) ['colour']"),
+    (lambda d: d["rules"][0].update(tariff_ids=["NOPE"]), "tariff_ids ['NOPE'] are not tariffs of NL/ZPT in this file"),
+    (lambda d: d["rules"][2].update(tariff_ids=["NZ-DC-STANDARD"]), "its match must name country_code and party_id"),
+    (lambda d: d["rules"].append({**d["rules"][0]}), "id 'zaptec-nl-public' is already used by an earlier rule"),
+    (lambda d: d["tariffs"][0].pop("currency"), "tariffs[0] (id 'ZPT-NL-AC'): currency"),
+    (lambda d: d["tariffs"][0].update(elements=[]), "tariffs[0] (id 'ZPT-NL-AC'): elements"),
+]
+
+
+@pytest.mark.parametrize("mutate, message", BAD_FILES)
+def test_a_bad_file_is_refused_with_one_line_naming_the_entry(tmp_path: Path, mutate: Any, message: str) -> None:
+    path = write(tmp_path, _broken(mutate))
+    with pytest.raises(ReferenceError) as caught:
+        load_reference(path)
+    text = str(caught.value)
+    assert message in text and "\n" not in text and text.startswith(str(path))
+
+
+def test_yaml_syntax_errors_name_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "rules:\n  - id: a\n    match: {source: zaptec\n")
+    with pytest.raises(ReferenceError, match=r"line \d+: not valid YAML"):
+        load_reference(path)
+
+
+def test_reference_fills_what_zaptec_lacks_and_makes_it_exportable(
+    clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with simulator(clock, chargers=24) as sim:
+        sync_everything(resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / "inbox")))
+    build(warehouse)
+    with warehouse.get_connection() as con:
+        before = build_export(con)
+    assert not any(r["party_id"] == "ZPT" for r in map(json.loads, before.locations))  # AFIR fields missing
+    load(warehouse, Path(default_file()), monkeypatch)
+    result = build(warehouse)
+    assert result.mode == "full" and result.reason == "operator reference rules changed"
+    rows = query(warehouse, """SELECT l.opening_times, l.energy_mix, l.reference_fields, e.parking_restrictions,
+                                      e.reference_fields, c.tariff_ids, c.reference_fields
+                               FROM mart.locations l JOIN mart.evses e USING (country_code, party_id, location_id)
+                               JOIN mart.connectors c USING (country_code, party_id, location_id, evse_uid)
+                               WHERE l.source = 'zaptec' AND l.country_code = 'NL'""")
+    assert rows
+    for hours, mix, loc_lineage, parking, evse_lineage, tariffs, conn_lineage in rows:
+        assert json.loads(hours) == {"twentyfourseven": True} and json.loads(mix)["supplier_name"] == "Vandebron"
+        assert json.loads(parking) == ["EV_ONLY"] and json.loads(tariffs) == ["ZPT-NL-AC"]
+        # Lineage: which fields the operator supplied, and by which rule.
+        assert json.loads(loc_lineage) == {"opening_times": "zaptec-nl-public", "energy_mix": "zaptec-nl-public",
+                                           "charging_when_closed": "zaptec-nl-public"}
+        assert json.loads(evse_lineage) == {"parking_restrictions": "zaptec-nl-public", "capabilities": "zaptec-nl-public"}
+        assert json.loads(conn_lineage) == {"tariff_ids": "zaptec-nl-public"}
+    with warehouse.get_connection() as con:
+        after = build_export(con)
+    exported = [json.loads(b) for b in after.locations if json.loads(b)["party_id"] == "ZPT"]
+    assert exported and all(ocpi.validate_location(obj) == [] for obj in exported)
+    assert ("NL", "ZPT", "ZPT-NL-AC") in after.tariff_keys
+
+
+def test_a_source_value_wins_unless_the_rule_overrides_it(
+    clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evpipeline.simulators.greenflux import GreenFluxSimulator
+    from evpipeline_tests.sources.greenflux.conftest import TOKEN
+
+    with GreenFluxSimulator(scale=0.1, clock=clock, token=TOKEN, seed=3) as sim:
+        greenflux_sync(greenflux_resource(sim), warehouse)
+    build(warehouse)
+    [(cc, party, location, source_hours)] = query(warehouse, """SELECT country_code, party_id, location_id, opening_times
+        FROM mart.locations WHERE source = 'greenflux' AND opening_times IS NOT NULL ORDER BY location_id LIMIT 1""")
+    office = {"twentyfourseven": False, "regular_hours": [{"weekday": d, "period_begin": "08:00", "period_end": "18:00"} for d in range(1, 6)]}
+    document = {"rules": [
+        {"id": "party-hours", "match": {"source": "greenflux", "country_code": cc, "party_id": party}, "opening_times": office},
+    ]}
+    load(warehouse, write(tmp_path, document), monkeypatch)
+    build(warehouse)
+    hours, lineage = query(warehouse, "SELECT opening_times, reference_fields FROM mart.locations WHERE location_id = ?", [location])[0]
+    assert json.loads(hours) == json.loads(source_hours) and lineage is None  # the source said it: it stands
+
+    nights = {"twentyfourseven": False, "regular_hours": [{"weekday": 1, "period_begin": "18:00", "period_end": "23:00"}]}
+    document["rules"].append({"id": "this-location", "match": {"location_id": location}, "opening_times": nights,
+                              "override": ["opening_times"]})
+    load(warehouse, write(tmp_path, document), monkeypatch)
+    build(warehouse)
+    hours, lineage = query(warehouse, "SELECT opening_times, reference_fields FROM mart.locations WHERE location_id = ?", [location])[0]
+    assert json.loads(hours) == nights and json.loads(lineage) == {"opening_times": "this-location"}  # the most specific rule
+
+
+def test_a_bad_file_changes_nothing_downstream(
+    clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with simulator(clock, chargers=24) as sim:
+        sync_everything(resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / "inbox")))
+    load(warehouse, Path(default_file()), monkeypatch)
+    build(warehouse)
+    snapshot = "SELECT * EXCLUDE (_ingested_at, _observed_at, _run_id) FROM mart.tariffs ORDER BY ALL"
+    rules_before, tariffs_before = query(warehouse, "SELECT count(*) FROM reference.rules")[0], query(warehouse, snapshot)
+
+    broken = _broken(lambda d: d["tariffs"][0].update(currency="EURO"))
+    result = load(warehouse, write(tmp_path, broken), monkeypatch, raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    description = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+    assert "tariffs[0] (id 'ZPT-NL-AC'): currency" in description and "\n" not in description
+    assert query(warehouse, "SELECT count(*) FROM reference.rules")[0] == rules_before
+    assert build(warehouse).mode == "idle"  # nothing changed, so nothing for the lane to push
+    assert query(warehouse, snapshot) == tariffs_before
