@@ -70,6 +70,8 @@ MEASUREMENTS = [
     "benchmarks.export_bench",
     "benchmarks.pull_server_bench",
     "benchmarks.end_to_end",
+    "benchmarks.cycle_cost",
+    "benchmarks.lane_latency",
 ]
 
 

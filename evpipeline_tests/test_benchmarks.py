@@ -19,7 +19,12 @@ def test_quick_benchmark_writes_every_measurement(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     table = output.read_text()
-    for number in range(1, 8):
+    for number in range(1, 10):
         assert f"| {number}. " in table, f"measurement {number} missing:\n{table}"
     assert "| error |" not in table
+    # Through the real daemon (`dagster dev`): every status change reached NDW (how fast is a finding).
+    latency = [line for line in table.splitlines() if line.startswith("| 9. ")]
+    assert len(latency) == 3 and all(" 0 lost)" in line for line in latency), latency
+    # The incremental model equals a full rebuild on the benchmark fleets.
+    assert all("mismatches vs full 0" in line for line in table.splitlines() if line.startswith("| 8. cycle cost, "))
     assert "date:" in table and "machine:" in table and "duckdb" in table

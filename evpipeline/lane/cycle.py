@@ -72,6 +72,7 @@ class CycleReport:
     push: PushReport | None = None
     seconds: float = 0.0
     touched_warehouse: bool = False
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per step (feeds by name, mart, push)
 
     @property
     def idle(self) -> bool:
@@ -122,7 +123,9 @@ class Lane:
             try:
                 if not feed.due(now):
                     continue
+                started = time.perf_counter()
                 collected = feed.collect(run_id, logger)
+                report.steps[feed.name] = time.perf_counter() - started
             except Exception as exc:  # one feed's trouble never holds back the others
                 report.errors.append((feed.name, f"{type(exc).__name__}: {exc}"))
                 logger.warning("lane: %s feed failed: %s", feed.name, exc)
@@ -135,9 +138,14 @@ class Lane:
             self._last_look = now
             report.touched_warehouse = True
             try:
+                started = time.perf_counter()
                 with self.warehouse.get_connection() as con:
+                    report.steps["connect"] = time.perf_counter() - started  # waits out other writers
                     report.mart = build_mart(con, run_id=run_id)
+                report.steps["mart"] = time.perf_counter() - started - report.steps["connect"]
+                started = time.perf_counter()
                 report.push = self.push(run_id, logger)
+                report.steps["push"] = time.perf_counter() - started
             except Exception as exc:
                 report.errors.append(("model/push", f"{type(exc).__name__}: {exc}"))
                 logger.error("lane: model or push step failed: %s", exc)
@@ -172,7 +180,9 @@ class Lane:
             client.close()
         # Answered = accepted, or refused for good (rejected content waits for a change): the cursor
         # may pass it. Failed (NDW down) or deferred: diff the same scope again after a backoff.
-        done = settled(plan, run)
+        # PUTs beyond this cycle's cap (a burst of new locations) are the hourly full push's work:
+        # retrying them here would make every cycle cost the backlog.
+        done = settled(plan, run, capped_ok=True)
         with self.warehouse.writer(PUSH_SOURCE, run_id) as writer:
             record(writer, run, None)
             if done:
@@ -198,22 +208,14 @@ class Lane:
 
 
 def _fill_scope(con: Any, since: datetime) -> dict[str, int]:
-    """Locations and tariffs the mart changed since `since` (plus locations NDW does not hold yet
-    that reference a changed tariff: that tariff may be what they were waiting for)."""
+    """Locations and tariffs the mart changed since `since`. (A location NDW does not hold yet that
+    waited for a tariff to become valid is the hourly full push's: finding those means reading every
+    connector's tariff_ids, a cost that grows with the fleet.)"""
     changed = " UNION ".join(
         f"SELECT country_code, party_id, location_id FROM {t} WHERE _ingested_at > $since" for t in (LOCATIONS, EVSES, CONNECTORS)
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE_TARIFFS} AS "
                 f"SELECT DISTINCT country_code, party_id, tariff_id FROM {TARIFFS} WHERE _ingested_at > $since", {"since": since})
-    tariffs = con.execute(f"SELECT count(*) FROM {SCOPE_TARIFFS}").fetchone()[0]
-    waiting = f"""
-        UNION SELECT r.country_code, r.party_id, r.location_id
-        FROM (SELECT country_code, party_id, location_id, unnest(CAST(tariff_ids AS VARCHAR[])) AS tariff_id
-              FROM {CONNECTORS} WHERE NOT is_deleted AND tariff_ids IS NOT NULL) r
-        JOIN {SCOPE_TARIFFS} t USING (country_code, party_id, tariff_id)
-        WHERE NOT EXISTS (SELECT 1 FROM ops.ndw_pushed p WHERE p.kind = 'location' AND p.country_code = r.country_code
-                          AND p.party_id = r.party_id AND p.object_id = r.location_id)
-    """ if tariffs else ""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE_LOCATIONS} AS SELECT DISTINCT * FROM ({changed} {waiting})",
-                {"since": since})
-    return {"locations": con.execute(f"SELECT count(*) FROM {SCOPE_LOCATIONS}").fetchone()[0], "tariffs": tariffs}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE_LOCATIONS} AS SELECT DISTINCT * FROM ({changed})", {"since": since})
+    return {name: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for name, table in (("locations", SCOPE_LOCATIONS), ("tariffs", SCOPE_TARIFFS))}

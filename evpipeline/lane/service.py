@@ -24,6 +24,8 @@ from typing import Any
 
 from evpipeline.lane.cycle import CycleReport, Lane
 
+SLOW_CYCLE_SECONDS = 5.0  # a cycle this long is logged with its steps (and kept in the heartbeat)
+
 
 def lane_dir(data_dir: str | Path) -> Path:
     path = Path(data_dir) / "lane"
@@ -135,6 +137,7 @@ def run_lane(
         wake = threading.Event()
         lane.start(wake)
         window = Window()
+        slow: list[dict[str, Any]] = []  # the latest slow cycles and where their time went
         beat = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id, "started_at": started,
                 "expires_at": deadline, "state": "running"}
         try:
@@ -143,8 +146,12 @@ def run_lane(
                 result.cycles += 1
                 result.busy_cycles += 0 if cycle.idle else 1
                 window.add(cycle)
+                if cycle.seconds >= SLOW_CYCLE_SECONDS:
+                    slow = [*slow[-4:], {"at": cycle.started, "seconds": round(cycle.seconds, 2),
+                                         "steps": {k: round(v, 2) for k, v in cycle.steps.items()}}]
+                    logger.warning("lane: slow cycle %.1f s %s", cycle.seconds, slow[-1]["steps"])
                 write_heartbeat(directory / "heartbeat.json", {**beat, "beat_at": time.time(), "cycles": result.cycles,
-                                                               "last_cycle_seconds": round(cycle.seconds, 3)})
+                                                               "last_cycle_seconds": round(cycle.seconds, 3), "slow_cycles": slow})
                 if not window.empty and time.time() - window.opened >= report_every:
                     report(window)
                     result.reports += 1

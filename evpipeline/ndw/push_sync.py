@@ -308,10 +308,12 @@ def mart_newest(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return con.execute(f"SELECT max(t) FROM ({union})").fetchone()[0]
 
 
-def settled(plan: PushPlan, run: PushRun) -> bool:
-    """Every planned push was answered (accepted, or refused for good): nothing waits for a retry."""
+def settled(plan: PushPlan, run: PushRun, *, capped_ok: bool = False) -> bool:
+    """Every planned push was answered (accepted, or refused for good): nothing waits for a retry.
+    `capped_ok`: PUTs left out by `max_static_pushes` do not count (a later full run sends them)."""
+    capped = any("max_static_pushes" in h["reason"] for h in plan.held_back)
     return (run.auth_error is None and not run.deferred and all(o.outcome != "failed" for _, o in run.results)
-            and not any("max_static_pushes" in h["reason"] for h in plan.held_back))
+            and (capped_ok or not capped))
 
 
 def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations: dict[LocKey, _Held], now: str,

@@ -43,11 +43,13 @@ def attach(database: str, *, read_only: bool = False, config: dict[str, Any] | N
 def connect(database: str, config: dict[str, Any] | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, waiting out another process's write lock, in UTC, migrated."""
     settings = {"custom_user_agent": "evpipeline", **(config or {})}
+    fresh = False  # a file that did not exist is migrated whatever this process remembers of the path
     if database == ":memory:":
         con = duckdb.connect(":memory:", config=settings)
     else:
         if not database.startswith("md:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            fresh = not Path(database).exists()
         con = backoff(
             fn=attach, retry_on=(RuntimeError, duckdb.IOException),
             kwargs={"database": database, "read_only": read_only, "config": settings}, max_retries=12,
@@ -56,7 +58,7 @@ def connect(database: str, config: dict[str, Any] | None = None, *, read_only: b
     if not read_only:
         # Migrate once per process per database, again whenever new components register.
         key = (database, len(migrations.registered()))
-        if database == ":memory:" or key not in _MIGRATED:
+        if database == ":memory:" or fresh or key not in _MIGRATED:
             with _MIGRATE_LOCK:
                 migrations.apply(con)
                 _MIGRATED.add(key)
