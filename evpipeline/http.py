@@ -21,8 +21,8 @@ import logging
 import random
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -116,7 +116,10 @@ class RateLimiter:
 
     `rate` tokens per second refill a bucket of `burst`. Waiters are served by priority (lower
     number first), then arrival: a state poll at priority 0 never starves behind a bulk refresh
-    queued at priority 10.
+    queued at priority 10. Endpoint classes add budgets of their own on top (`windows`: at most
+    `count` requests in any `seconds`, e.g. Zaptec's list endpoints, 30 a minute and 150 per 30
+    minutes): a request of a class waits for its class's window outside the queue, so it never
+    holds up requests of other classes.
     """
 
     def __init__(
@@ -124,27 +127,51 @@ class RateLimiter:
         rate: float,
         burst: float = 1.0,
         *,
+        windows: Mapping[str, Sequence[tuple[int, float]]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
         self.rate, self.burst = float(rate), float(burst)
+        self.windows = {name: tuple(limits) for name, limits in (windows or {}).items()}
         self._clock, self._sleep = clock, sleep
         self._tokens, self._stamp = self.burst, clock()
         self._lock = threading.Lock()
         self._waiters: list[tuple[int, int]] = []
         self._seq = itertools.count()
+        self._granted: dict[str, deque[float]] = {name: deque() for name in self.windows}
         self.waited_seconds = 0.0
 
     def _refill(self, now: float) -> None:
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
-    def acquire(self, priority: int = 0) -> float:
-        """Block until a token is ours; returns the seconds waited."""
-        ticket = (priority, next(self._seq))
+    def _class_wait(self, endpoint_class: str | None, now: float) -> float:
+        """Seconds until `endpoint_class` may send again (0: now). Call with the lock held."""
+        if endpoint_class is None or endpoint_class not in self.windows:
+            return 0.0
+        granted = self._granted[endpoint_class]
+        longest = max(seconds for _, seconds in self.windows[endpoint_class])
+        while granted and granted[0] <= now - longest:
+            granted.popleft()
+        wait = 0.0
+        for count, seconds in self.windows[endpoint_class]:
+            inside = [t for t in granted if t > now - seconds]
+            if len(inside) >= count:
+                wait = max(wait, inside[len(inside) - count] + seconds - now)
+        return wait
+
+    def acquire(self, priority: int = 0, endpoint_class: str | None = None) -> float:
+        """Block until a token (and the class's budget) is ours; returns the seconds waited."""
         started = self._clock()
+        while True:
+            with self._lock:
+                class_wait = self._class_wait(endpoint_class, self._clock())
+            if class_wait <= 0:
+                break
+            self._sleep(min(class_wait, 0.25))
+        ticket = (priority, next(self._seq))
         with self._lock:
             heapq.heappush(self._waiters, ticket)
         while True:
@@ -152,8 +179,14 @@ class RateLimiter:
                 now = self._clock()
                 self._refill(now)
                 if self._waiters[0] == ticket and self._tokens >= 1:
+                    if self._class_wait(endpoint_class, now) > 0:
+                        # Another request of the class took the last slot meanwhile: wait again, out of the queue.
+                        heapq.heappop(self._waiters)
+                        return self.acquire(priority, endpoint_class) + (now - started)
                     heapq.heappop(self._waiters)
                     self._tokens -= 1
+                    if endpoint_class in self._granted:
+                        self._granted[endpoint_class].append(now)
                     waited = now - started
                     self.waited_seconds += waited
                     return waited
@@ -167,12 +200,14 @@ _LIMITERS: dict[str, RateLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
 
 
-def shared_limiter(name: str, rate: float, burst: float = 1.0) -> RateLimiter:
+def shared_limiter(name: str, rate: float, burst: float = 1.0,
+                   windows: Mapping[str, Sequence[tuple[int, float]]] | None = None) -> RateLimiter:
     """One limiter per API account in this process, however many clients are built for it."""
+    wanted = {k: tuple(v) for k, v in (windows or {}).items()}
     with _LIMITERS_LOCK:
         limiter = _LIMITERS.get(name)
-        if limiter is None or (limiter.rate, limiter.burst) != (float(rate), float(burst)):
-            limiter = _LIMITERS[name] = RateLimiter(rate, burst)
+        if limiter is None or (limiter.rate, limiter.burst, limiter.windows) != (float(rate), float(burst), wanted):
+            limiter = _LIMITERS[name] = RateLimiter(rate, burst, windows=wanted)
         return limiter
 
 
@@ -490,8 +525,11 @@ class HttpClient:
         priority: int = 0,
         timeout: tuple[float, float] | None = None,
         auth_required: bool = True,
+        allow_redirects: bool = True,
+        endpoint_class: str | None = None,
     ) -> requests.Response:
-        """Send one logical request, retrying transient failures; returns an accepted response."""
+        """Send one logical request, retrying transient failures; returns an accepted response.
+        With `allow_redirects=False` a 3xx is not followed: it fails as a ClientError with its status."""
         url = self.url_for(path)
         ok_statuses = frozenset(ok)
         attempt, refreshed = 0, False
@@ -503,12 +541,12 @@ class HttpClient:
                 self.auth.apply(req_headers, req_params)
             safe_url = redact_url(requests.Request(method, url, params=req_params).prepare().url or url, self.auth.secrets())
             if self.limiter is not None:
-                self.limiter.acquire(priority)
+                self.limiter.acquire(priority, endpoint_class)
             retry_after: float | None = None
             try:
                 response = self.session.request(
                     method, url, params=req_params, headers=req_headers, json=json_body, data=data,
-                    timeout=timeout or self.timeout,
+                    timeout=timeout or self.timeout, allow_redirects=allow_redirects,
                 )
                 size = len(response.content)  # reads the body now: a truncated stream fails here
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
@@ -583,6 +621,8 @@ class HttpClient:
         ok: Iterable[int] = (200,),
         check: Callable[[requests.Response], None] | None = None,
         priority: int = 0,
+        allow_redirects: bool = True,
+        endpoint_class: str | None = None,
     ) -> tuple[Any, requests.Response]:
         """GET and decode JSON. A body that fails to parse (e.g. truncated in transit) is retried."""
 
@@ -597,5 +637,6 @@ class HttpClient:
             if check is not None:
                 check(response)
 
-        response = self.request("GET", path, params=params, headers=headers, ok=ok, check=parse_then_check, priority=priority)
+        response = self.request("GET", path, params=params, headers=headers, ok=ok, check=parse_then_check, priority=priority,
+                                allow_redirects=allow_redirects, endpoint_class=endpoint_class)
         return response._evp_json, response  # type: ignore[attr-defined]

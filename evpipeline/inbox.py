@@ -73,15 +73,15 @@ class Inbox:
             )
             return cursor.rowcount == 1
 
-    def put_many(self, source: str, kind: str, items: list[tuple[str, Any]]) -> int:
-        """Store many deliveries (dedupe_key, payload) in one transaction; returns how many were new."""
+    def put_many(self, source: str, items: list[tuple[str, str, Any]]) -> int:
+        """Store many deliveries (kind, dedupe_key, payload) in one transaction; returns how many were new."""
         now = datetime.now(UTC).isoformat()
         with self._lock, self._connect() as con:
             con.execute("BEGIN")
             before = con.total_changes
             con.executemany(
                 "INSERT OR IGNORE INTO messages (source, kind, dedupe_key, payload, received_at) VALUES (?, ?, ?, ?, ?)",
-                [(source, kind, key, json.dumps(payload), now) for key, payload in items],
+                [(source, kind, key, json.dumps(payload), now) for kind, key, payload in items],
             )
             con.execute("COMMIT")
             return con.total_changes - before

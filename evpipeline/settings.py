@@ -42,7 +42,7 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "EVPIPELINE_RETENTION_CRON": ("15 4 * * *", False, "When the ops/history_retention asset moves old history to the archive (UTC)."),
     "EVROAM_BASE_URL": (_sim("evroam", "/consumer/api"), False, "EVRoam Consumer API base URL."),
     "EVROAM_SUBSCRIPTION_KEY": ("sim-evroam-key", True, "EVRoam APIM subscription key (Ocp-Apim-Subscription-Key)."),
-    "EVROAM_PUSH_ALLOWED_HOSTS": ("127.0.0.1,localhost,*.blob.core.windows.net", False, "Hosts push-notification files may be downloaded from (comma list, `*.` wildcards)."),
+    "EVROAM_PUSH_ALLOWED_HOSTS": ("https://evroamstore.blob.core.windows.net", False, "Origins (scheme://host[:port], comma list) push-notification files may be downloaded from; https unless an entry says http."),
     "EVROAM_WEBHOOK_KEY": ("sim-webhook-key", True, "Key the EVRoam webhook receiver requires as `?code=` on deliveries."),
     "EVROAM_WEBHOOK_PUBLIC_URL": (f"http://127.0.0.1:{WEBHOOK_PORT}/api/evroam_listener", False, "Public URL of our webhook receiver, registered with EVRoam."),
     "EVROAM_DELTA_CRON": ("*/5 * * * *", False, "EVRoam delta-sync schedule."),

@@ -8,6 +8,7 @@ transaction, and the watermark only advances when all of it commits.
 from __future__ import annotations
 
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,16 @@ class SyncOutcome:
         return self.tables[table]
 
 
+def versioned(frame: pd.DataFrame, seq: int, observed_at: datetime | None = None) -> pd.DataFrame:
+    """Stamp a fetch's version on its rows: the sequence (and, where the provider's own change time
+    cannot be trusted to order versions, the fetch's server time as `_observed_at`). See `merge`."""
+    if "_observed_seq" not in frame.columns:
+        frame = frame.assign(_observed_seq=seq)
+    if observed_at is not None and "_observed_at" not in frame.columns:
+        frame = frame.assign(_observed_at=pd.Timestamp(observed_at))
+    return frame
+
+
 def write_sync(
     warehouse: WarehouseResource,
     *,
@@ -65,14 +76,22 @@ def write_sync(
     requests: int | None = None,
     lineage: str | None = None,
     before_commit: Callable[[Writer, dict[str, pd.DataFrame]], None] | None = None,
+    fetched_seq: int | None = None,
+    observed_at: datetime | None = None,
 ) -> SyncOutcome:
-    """Validate every table, then merge all, quarantine, sweep and advance the watermark atomically."""
+    """Validate every table, then merge all, quarantine, sweep and advance the watermark atomically.
+
+    `fetched_seq` orders this fetch among others of the same as-of time (default: now, in ns);
+    `observed_at` makes the fetch's server time the rows' version (instead of their `last_updated`).
+    """
+    seq = fetched_seq if fetched_seq is not None else time.time_ns()
     validated = {t.table: validate(t.frame, t.schema, table=t.table, keys=t.keys, raw=t.raw) for t in tables}
     outcome = SyncOutcome(watermark=watermark)
     with warehouse.writer(source, run_id) as writer:
         for t in tables:
             result = validated[t.table]
-            counts = writer.merge(result.valid, t.table, t.keys, status_column=t.status_column, lineage=lineage)
+            counts = writer.merge(versioned(result.valid, seq, observed_at), t.table, t.keys, status_column=t.status_column,
+                                  lineage=lineage)
             outcome.tables[t.table] = TableOutcome(t.table, counts, len(result.quarantined), result.valid)
         writer.quarantine([q for v in validated.values() for q in v.quarantined])
         if before_commit is not None:
@@ -133,11 +152,13 @@ def table_metadata(
 
 @dataclass
 class Batch:
-    """One page (or a few) of normalized rows: its tables, when the server produced it, which request."""
+    """One page (or a few) of normalized rows: its tables, when the server produced it, which request,
+    and the sequence of its fetch (taken when the batch is made, right after the response)."""
 
     tables: Sequence[TableRows]
     as_of: datetime | None = None
     lineage: str | None = None
+    seq: int = field(default_factory=time.time_ns)
 
 
 def _combine(batches: list[Batch]) -> Batch:
@@ -155,7 +176,8 @@ def _combine(batches: list[Batch]) -> Batch:
             frame = pd.concat(frames, ignore_index=True)
         tables.append(TableRows(first.table, frame, first.schema, first.keys, raw, first.status_column))
     stamps = [b.as_of for b in batches if b.as_of is not None]
-    return Batch(tables, max(stamps) if stamps else None, f"{batches[0].lineage} … {batches[-1].lineage}")
+    # A combined batch keeps its first page's version: pages of one pull are not versions of each other.
+    return Batch(tables, max(stamps) if stamps else None, f"{batches[0].lineage} … {batches[-1].lineage}", batches[0].seq)
 
 
 def _coalesce(batches: Iterable[Batch], min_rows: int) -> Iterator[Batch]:
@@ -213,6 +235,7 @@ def write_sync_batches(
     preview_rows: int = 20,
     coalesce_rows: int = 5_000,
     memory_limit: str | None = "512MB",
+    version_by_fetch: bool = False,
 ) -> SyncOutcome:
     """`write_sync` for pulls too large to hold: the same validation, quarantine and transaction.
 
@@ -222,7 +245,8 @@ def write_sync_batches(
     order, each followed by `after_batch(writer, batch, valid, seen)` (`seen`: the key columns of
     every row the batch carried, valid or not, for sweeps such as `flag_missing`); then
     `before_commit`, the quarantine, the watermark (a callable is read after the last batch) and
-    the run log, all in one transaction.
+    the run log, all in one transaction. Each batch's rows carry its fetch sequence; with
+    `version_by_fetch` also its server time as their version (`_observed_at`, see `merge`).
 
     Memory: the writing connection gets a DuckDB `memory_limit`, past which DuckDB writes a
     transaction's new rows to the file early (still uncommitted). What stays is DuckDB's
@@ -244,14 +268,14 @@ def write_sync_batches(
                 result = validate(t.frame, t.schema, table=t.table, keys=t.keys, raw=t.raw)
                 quarantined.extend(result.quarantined)
                 seen_paths[t.table] = spool.put(t.frame[list(t.keys)])
-                valid_paths[t.table] = spool.put(result.valid)
+                valid_paths[t.table] = spool.put(versioned(result.valid, batch.seq, batch.as_of if version_by_fetch else None))
                 rows += len(result.valid)
                 entry = outcome.tables.setdefault(t.table, TableOutcome(t.table, MergeCounts(t.table), 0, result.valid.head(0)))
                 entry.quarantined += len(result.quarantined)
                 if len(entry.valid) < preview_rows:
                     entry.valid = pd.concat([entry.valid, result.valid.head(preview_rows)], ignore_index=True)
             # Only the batch's description stays in memory; its frames and payloads are freed here.
-            parked.append((Batch((), batch.as_of, batch.lineage), valid_paths, seen_paths, rows))
+            parked.append((Batch((), batch.as_of, batch.lineage, batch.seq), valid_paths, seen_paths, rows))
         outcome.watermark = watermark() if callable(watermark) else watermark
 
         with warehouse.writer(source, run_id) as writer:

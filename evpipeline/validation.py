@@ -102,6 +102,9 @@ def validate(
     else:
         raise ContractError(f"{table}: validation did not converge")
 
+    if len(valid) > 1 and set(keys) <= set(valid.columns):
+        valid = _one_version_per_key(valid, keys, reasons)
+
     records = [
         QuarantineRecord(
             table_name=table,
@@ -112,3 +115,28 @@ def validate(
         for position in sorted(reasons)
     ]
     return Validated(valid.reset_index(drop=True), records)
+
+
+def _one_version_per_key(valid: pd.DataFrame, keys: Sequence[str], reasons: dict[int, list[str]]) -> pd.DataFrame:
+    """Two different versions of one object with the same `last_updated` in one batch cannot be
+    ordered: keep the later position and quarantine the others with a reason (the merge would keep
+    one of them silently). Versions with different `last_updated` are a history, not a conflict:
+    the merge keeps the newest. Exact repeats are one row."""
+    repeated = valid.duplicated(list(keys), keep=False)
+    if not repeated.any():
+        return valid
+    stamp = ["last_updated"] if "last_updated" in valid.columns else []
+    drop: list[int] = []
+    for _, group in valid[repeated].groupby([*keys, *stamp], dropna=False, sort=False):
+        if len(group) < 2:
+            continue
+        winner = int(group.index.max())
+        kept = group.loc[winner].astype(str)
+        for position in group.index:
+            if position == winner:
+                continue
+            drop.append(int(position))
+            if not group.loc[position].astype(str).equals(kept):
+                reasons.setdefault(int(position), []).append(
+                    f"duplicate key in one batch with the same last_updated: a different version (row {winner}) was kept")
+    return valid.drop(index=drop)

@@ -39,7 +39,7 @@ def evroam(evroam_sim: EVRoamSimulator) -> EVRoamResource:
     return EVRoamResource(
         base_url=f"{evroam_sim.url}/consumer/api",
         subscription_key="test-key",
-        allowed_push_hosts="127.0.0.1",
+        allowed_push_hosts=evroam_sim.url,
         requests_per_second=500,
         backoff_base=0.01,
         read_timeout=1.0,

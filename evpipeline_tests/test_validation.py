@@ -46,3 +46,24 @@ def test_zone_less_timestamps_are_utc() -> None:
     parsed, bad = parse_utc(["2023-06-09T13:35:24", "2023-06-09T13:35:24Z", "2023-06-09T15:35:24+02:00"])
     assert not bad.any()
     assert parsed.nunique() == 1 and str(parsed.dt.tz) == "UTC"
+
+
+def test_two_versions_of_one_key_in_one_response_are_never_collapsed_silently() -> None:
+    t = pd.Timestamp("2026-11-01T12:00:00Z")
+    df = pd.DataFrame({"k": ["a", "b", "a", "c", "c"], "kw": [1.0, 2.0, 7.0, 3.0, 3.0], "st": ["A", "A", "B", "A", "A"],
+                       "t": [t, t, t, t, t]})
+    result = validate(df, SCHEMA, table="x", keys=["k"], raw=[{"row": i} for i in range(5)])
+    # Same key, different content, same stamps: the later version is kept, the other quarantined with why.
+    assert sorted(zip(result.valid["k"], result.valid["kw"], strict=True)) == [("a", 7.0), ("b", 2.0), ("c", 3.0)]
+    [loser] = result.quarantined
+    assert loser.entity_key == "a" and loser.raw == {"row": 0}
+    assert "duplicate key in one batch" in loser.failed_checks and "row 2" in loser.failed_checks
+    # An exact repeat (c) is one row, not a quarantine case.
+
+
+def test_versions_with_different_last_updated_are_a_history_not_a_conflict() -> None:
+    schema = pa.DataFrameSchema({"k": pa.Column(str), "v": pa.Column(str), "last_updated": pa.Column(pd.DatetimeTZDtype("ns", "UTC"))})
+    older, newer = pd.Timestamp("2026-11-01T12:00:00Z"), pd.Timestamp("2026-11-01T12:05:00Z")
+    df = pd.DataFrame({"k": ["a", "a"], "v": ["new", "old"], "last_updated": [newer, older]})
+    result = validate(df, schema, table="x", keys=["k"])
+    assert result.quarantined == [] and len(result.valid) == 2  # the merge keeps the newest (tested in warehouse)

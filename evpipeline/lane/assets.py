@@ -50,10 +50,20 @@ class LaneConfig(dg.Config):
     lock_wait_seconds: float = Field(default=120.0, description="Wait this long for the previous lane to hand over")
 
 
-def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterialization]:
-    """What the lane wrote in a window, as materializations of the assets it keeps fresh."""
+def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
+    """What the lane wrote in a window, as materializations of the assets it keeps fresh (and
+    observations naming the deliveries it dead-lettered)."""
     via = {"via": "realtime_lane"}
     for feed in feeds:
+        dead = [d for c in window.cycles for r in c.feeds if r.feed == feed.name for d in r.dead_letters]
+        if dead:
+            import pandas as pd
+
+            yield dg.AssetObservation(next(iter(feed.assets.values())), metadata={
+                **via, "dead_letters": len(dead),
+                "dead_lettered": dg.MetadataValue.md(markdown_preview(pd.DataFrame(dead), ["message_id", "kind", "status", "reason"], rows=20)),
+                "table": "ops.dead_letters",
+            })
         changed: dict[str, int] = {}
         quarantined: dict[str, int] = {}
         for cycle in window.cycles:

@@ -10,6 +10,7 @@ thread (a Service Bus long-poll) that wakes the lane as soon as something arrive
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import threading
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,30 @@ import dagster as dg
 
 from evpipeline.inbox import Inbox, Message
 from evpipeline.sync import SyncOutcome
-from evpipeline.warehouse import WarehouseResource, Writer
+from evpipeline.warehouse import Migration, WarehouseResource, Writer, register
+
+DEAD_LETTERS = "ops.dead_letters"
+register(
+    Migration(
+        "lane",
+        1,
+        "dead-lettered push deliveries",
+        f"""
+        CREATE TABLE {DEAD_LETTERS} (
+            source VARCHAR NOT NULL,
+            message_id BIGINT NOT NULL,         -- the inbox message (data/inbox/push.sqlite)
+            kind VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,            -- refused (never fetched) | failed (an unforeseen error)
+            reason VARCHAR NOT NULL,
+            payload VARCHAR,                    -- the delivery as received
+            received_at TIMESTAMPTZ,
+            dead_at TIMESTAMPTZ NOT NULL,
+            run_id VARCHAR,
+            PRIMARY KEY (source, message_id)
+        );
+        """,
+    )
+)
 
 
 @dataclass
@@ -33,6 +57,7 @@ class FeedReport:
     outcomes: list[SyncOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seen_at: float | None = None  # time.time() when the oldest change in this report became visible to us
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)  # message_id, kind, status, reason
 
     def merged(self) -> dict[str, int]:
         """Rows changed per table."""
@@ -126,6 +151,19 @@ class InboxFeed:
 
     def committed(self, message_id: int) -> None:
         self._cursor = max(self.cursor(), message_id)
+
+    def dead_letter(self, message: Message, status: str, reason: str, run_id: str | None, report: FeedReport) -> None:
+        """One delivery that cannot be merged: recorded (table, inbox, report) and passed, never blocking the rest."""
+        self.inbox.mark(message.id, status, reason)
+        with self.warehouse.writer(self.source, run_id) as writer:
+            writer.con.execute(
+                f"INSERT OR REPLACE INTO {DEAD_LETTERS} VALUES (?, ?, ?, ?, ?, ?, ?, now(), ?)",
+                [self.source, message.id, message.kind, status, reason[:2000], json.dumps(message.payload, default=str)[:100_000],
+                 message.received_at, run_id],
+            )
+            self.advance(writer, max(message.id, self.cursor()))
+        self.committed(message.id)
+        report.dead_letters.append({"message_id": message.id, "kind": message.kind, "status": status, "reason": reason})
 
 
 def seen_at(messages: Sequence[Message]) -> float | None:

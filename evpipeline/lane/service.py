@@ -77,7 +77,7 @@ class Window:
     opened: float = field(default_factory=time.time)
 
     def add(self, report: CycleReport) -> None:
-        if not report.idle:
+        if not report.idle or any(f.dead_letters for f in report.feeds):
             self.cycles.append(report)
 
     @property

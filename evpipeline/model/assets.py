@@ -7,6 +7,7 @@ incremental builds right (the `matches_full_rebuild` checks).
 """
 
 import hashlib
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from evpipeline.model.build import MartBuild, build_mart
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.model.mappings import registry
 from evpipeline.model.reference import KEYS as REFERENCE_KEYS
-from evpipeline.model.reference import RULES, TARIFFS, ReferenceError, load_reference
+from evpipeline.model.reference import PARTIES, RULES, TARIFFS, ReferenceError, load_reference
 from evpipeline.model.snapshot import publish_snapshot, snapshot_dir
 from evpipeline.model.tables import CONNECTORS, EVSES, LOCATIONS, UNMAPPED
 from evpipeline.sync import markdown_preview
@@ -198,11 +199,12 @@ def reference_operator_data(context: dg.AssetExecutionContext, warehouse: Wareho
         raise dg.Failure(description=str(exc)) from None
     now = utcnow()
     with warehouse.writer("reference", context.run.run_id) as writer:
-        stored = writer.con.execute(f"SELECT * EXCLUDE (is_deleted, deleted_at, _observed_at, _row_hash, _ingested_at, "
-                                    f"_run_id, _lineage, _change, _prev_status) FROM {TARIFFS}").df()
+        stored = writer.con.execute(f"SELECT * EXCLUDE (is_deleted, deleted_at, _observed_at, _observed_seq, _row_hash, "
+                                    f"_ingested_at, _run_id, _lineage, _change, _prev_status) FROM {TARIFFS}").df()
         tariffs = _bump_changed_tariffs(data.tariffs, stored, now)
-        for table, frame in ((RULES, data.rules), (TARIFFS, tariffs)):
-            frame = frame.assign(_observed_at=now)  # the file is the truth as of now, whatever its stamps say
+        for table, frame in ((RULES, data.rules), (TARIFFS, tariffs), (PARTIES, data.parties)):
+            # The file is the truth as of now, whatever its stamps say.
+            frame = frame.assign(_observed_at=now, _observed_seq=time.time_ns())
             writer.merge(frame, table, reference.KEYS[table], lineage=f"file:{Path(path).name} sha256:{data.digest}")
             writer.flag_missing(table, reference.KEYS[table], frame, now)
         writer.set_sync_state("file", now, {"path": path, "sha256": data.digest})

@@ -26,7 +26,7 @@ import duckdb
 import pandas as pd
 
 from evpipeline.model.mappings import LOCATION_SCOPE, TARIFF_SCOPE, Scope, SourceMapping, registry
-from evpipeline.model.reference import RULES, apply_rules
+from evpipeline.model.reference import PARTIES, RULES, apply_rules
 from evpipeline.model.rules import register_rules, rules_digest
 from evpipeline.model.tables import CONNECTORS, EVSES, KEYS, LOCATIONS, TARIFFS, UNMAPPED
 from evpipeline.timeutil import utcnow
@@ -39,7 +39,8 @@ SOURCE, STREAM = "mart", "model"
 # lock), so nothing else is needed; a longer overlap would only re-map recent changes every cycle.
 OVERLAP = timedelta(seconds=1)
 # Derived or bookkeeping columns: not compared when checking incremental against full.
-_NOT_COMPARED = {"deleted_at", "_observed_at", "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change", "_prev_status"}
+_NOT_COMPARED = {"deleted_at", "_observed_at", "_observed_seq", "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change",
+                 "_prev_status"}
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _json_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def _newest_ingest(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping]) -> datetime | None:
-    tables = sorted({t for m in mappings for t in m.requires} | {RULES})
+    tables = sorted({t for m in mappings for t in m.requires} | {RULES, PARTIES})
     union = " UNION ALL ".join(f"SELECT max(_ingested_at) AS t FROM {t}" for t in tables)
     return con.execute(f"SELECT max(t) FROM ({union})").fetchone()[0]
 
@@ -132,7 +133,9 @@ def _fill_scope(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping], s
 
 
 def _rules_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:
-    return bool(con.execute(f"SELECT count(*) FROM {RULES} WHERE _ingested_at > $since", {"since": since}).fetchone()[0])
+    """Operator rules or party assignments changed: they may touch any location, so the build is full."""
+    return bool(con.execute(f"SELECT (SELECT count(*) FROM {RULES} WHERE _ingested_at > $since) + "
+                            f"(SELECT count(*) FROM {PARTIES} WHERE _ingested_at > $since)", {"since": since}).fetchone()[0])
 
 
 def _mismatches(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, sources: list[str]) -> tuple[int, list[dict[str, Any]]]:
@@ -238,7 +241,7 @@ def _build(con: duckdb.DuckDBPyConnection, writer: Writer, mappings: list[Source
             continue
         # The mapping is the truth as of this build: observed now, so it replaces whatever the mart
         # held even when a source's own timestamps did not move (or went back).
-        frame["_observed_at"] = as_of
+        frame["_observed_at"], frame["_observed_seq"] = as_of, time.time_ns()
         writer.merge(frame, table, KEYS[table], status_column="status" if table == EVSES else None)
         result.removed[table] = _sweep(con, writer, table, frame, mappings, incremental, as_of)
     if not incremental:

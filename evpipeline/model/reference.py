@@ -38,7 +38,9 @@ from evpipeline.warehouse import Migration, register, source_table
 
 RULES = "reference.rules"
 TARIFFS = "reference.tariffs"
-KEYS = {RULES: ("rule_id", "level", "field"), TARIFFS: ("country_code", "party_id", "tariff_id")}
+PARTIES = "reference.parties"
+KEYS = {RULES: ("rule_id", "level", "field"), TARIFFS: ("country_code", "party_id", "tariff_id"), PARTIES: ("rule_id",)}
+PARTY_MATCH = ("source", "location_id", "operator")  # operator: the location's operator name as the source gives it
 MATCH_FIELDS = ("source", "country_code", "party_id", "location_id", "evse_uid")
 # How much each match field narrows a rule: a rule naming an EVSE beats one naming its location, ...
 SPECIFICITY = {"evse_uid": 16, "location_id": 8, "party_id": 4, "country_code": 2, "source": 1}
@@ -118,6 +120,28 @@ register(
 )
 
 
+register(
+    Migration(
+        "reference",
+        2,
+        "CPO party assignments for locations whose source names none",
+        source_table(
+            PARTIES,
+            """
+            rule_id VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            source VARCHAR NOT NULL,
+            location_id VARCHAR,                -- match: NULL matches any
+            operator VARCHAR,
+            specificity INTEGER NOT NULL,
+            country_code VARCHAR NOT NULL,
+            party_id VARCHAR NOT NULL,
+            reference_file VARCHAR""",
+        ),
+    )
+)
+
+
 class ReferenceError(ValueError):
     """The reference file is unusable; the message is one line naming the entry and the problem."""
 
@@ -128,11 +152,12 @@ class ReferenceData:
     digest: str
     rules: pd.DataFrame
     tariffs: pd.DataFrame
+    parties: pd.DataFrame
 
     @property
     def counts(self) -> dict[str, int]:
         return {"rules": int(self.rules["rule_id"].nunique()) if len(self.rules) else 0, "rule_fields": len(self.rules),
-                "tariffs": len(self.tariffs)}
+                "tariffs": len(self.tariffs), "parties": len(self.parties)}
 
 
 def default_file() -> str:
@@ -226,8 +251,8 @@ def load_reference(path: str | Path | None = None) -> ReferenceData:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ReferenceError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    if not isinstance(document, Mapping) or set(document) - {"rules", "tariffs"}:
-        raise ReferenceError(f"{path}: expected a mapping with `rules` and/or `tariffs`")
+    if not isinstance(document, Mapping) or set(document) - {"rules", "tariffs", "parties"}:
+        raise ReferenceError(f"{path}: expected a mapping with `rules`, `tariffs` and/or `parties`")
     rules: list[dict[str, Any]] = []
     for i, rule in enumerate(document.get("rules") or []):
         rows = _rule_rows(i, rule, i, path)
@@ -247,7 +272,44 @@ def load_reference(path: str | Path | None = None) -> ReferenceData:
     rule_frame["last_updated"] = now
     tariff_frame = pd.DataFrame(tariffs, columns=["country_code", "party_id", "tariff_id", *_TARIFF_COLUMNS, "last_updated"])
     tariff_frame["reference_file"] = path
-    return ReferenceData(path, hashlib.sha256(text.encode()).hexdigest()[:16], rule_frame, tariff_frame)
+    parties = [_party_row(i, p, path) for i, p in enumerate(document.get("parties") or [])]
+    party_ids = [p["rule_id"] for p in parties]
+    if len(set(party_ids)) != len(party_ids):
+        raise ReferenceError(f"{path}: party id {next(i for i in party_ids if party_ids.count(i) > 1)!r} is used twice")
+    party_frame = pd.DataFrame(parties, columns=["rule_id", "position", *PARTY_MATCH, "specificity", "country_code", "party_id"])
+    party_frame["reference_file"] = path
+    party_frame["last_updated"] = now
+    return ReferenceData(path, hashlib.sha256(text.encode()).hexdigest()[:16], rule_frame, tariff_frame, party_frame)
+
+
+def _party_row(index: int, entry: Any, path: str) -> dict[str, Any]:
+    """`parties`: the CPO of locations whose source names none (e.g. GreenFlux feeds shaped like OCPI 2.1.1)."""
+    label = f"parties[{index}]" + (f" (id {entry.get('id')!r})" if isinstance(entry, Mapping) and entry.get("id") else "")
+    if not isinstance(entry, Mapping) or set(entry) - {"id", "match", "country_code", "party_id", "note"}:
+        raise ReferenceError(f"{path}: {label}: expected id, match, country_code and party_id")
+    match = entry.get("match") or {}
+    if not isinstance(entry.get("id"), str) or not isinstance(match, Mapping) or set(match) - set(PARTY_MATCH) or "source" not in match:
+        raise ReferenceError(f"{path}: {label}: needs an `id` and a `match` with `source` (and optionally {list(PARTY_MATCH[1:])})")
+    if any(not isinstance(v, str) for v in match.values()):
+        raise ReferenceError(f"{path}: {label}: match values must be strings")
+    country, party = entry.get("country_code"), entry.get("party_id")
+    if not (isinstance(country, str) and len(country) == 2 and country.isalpha() and country.isupper()):
+        raise ReferenceError(f"{path}: {label}: country_code must be ISO 3166 alpha-2 in capitals (quote \"NO\")")
+    if not (isinstance(party, str) and len(party) == 3 and party.isalnum() and party.isupper()):
+        raise ReferenceError(f"{path}: {label}: party_id must be 3 capital letters or digits")
+    return {"rule_id": entry["id"], "position": index, **{k: match.get(k) for k in PARTY_MATCH},
+            "specificity": (2 if match.get("location_id") else 0) + (1 if match.get("operator") else 0),
+            "country_code": country, "party_id": party}
+
+
+def assigned_party(source: str, location_id: str, operator: str) -> str:
+    """SQL: the best `reference.parties` assignment for a location of `source` (a subquery yielding one row
+    of country_code, party_id, rule_id; no row when none matches)."""
+    return f"""(SELECT country_code, party_id, rule_id FROM {PARTIES} p
+                WHERE NOT p.is_deleted AND p.source = '{source}'
+                  AND (p.location_id IS NULL OR p.location_id = {location_id})
+                  AND (p.operator IS NULL OR p.operator = {operator})
+                ORDER BY p.specificity DESC, p.position DESC LIMIT 1)"""
 
 
 def _check_tariff_refs(rules: list[dict[str, Any]], tariffs: set[tuple[str, str, str]], path: str) -> None:

@@ -28,7 +28,8 @@ SIMULATORS: dict[str, SimSpec] = {
     "evroam": SimSpec(
         "evpipeline.simulators.evroam",
         "EVRoamSimulator",
-        lambda s: {"EVROAM_BASE_URL": f"{s.url}/consumer/api"},
+        # The simulator serves its own push files: its origin (exactly) is the allow-list.
+        lambda s: {"EVROAM_BASE_URL": f"{s.url}/consumer/api", "EVROAM_PUSH_ALLOWED_HOSTS": s.url},
         lambda: {"subscription_key": settings.get("EVROAM_SUBSCRIPTION_KEY")},
     ),
     "greenflux": SimSpec(

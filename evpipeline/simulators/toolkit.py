@@ -170,21 +170,36 @@ class Faults:
 
 
 class ServerRateLimit:
-    """Enforced API limit: a token bucket per account; an empty bucket answers 429."""
+    """Enforced API limit: a token bucket per account (an empty bucket answers 429), plus optional
+    budgets per endpoint class: at most `count` requests in any `seconds` (`windows`)."""
 
-    def __init__(self, rate: float, burst: float, retry_after: float | None = None) -> None:
+    def __init__(self, rate: float, burst: float, retry_after: float | None = None,
+                 windows: dict[str, list[tuple[int, float]]] | None = None) -> None:
         self.rate, self.burst, self.retry_after = rate, burst, retry_after
+        self.windows = windows or {}
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._granted: dict[tuple[str, str], deque[float]] = {}
         self._lock = threading.Lock()
 
-    def allow(self, account: str) -> tuple[bool, float]:
-        """(allowed, seconds until a token is available)."""
+    def allow(self, account: str, endpoint_class: str | None = None) -> tuple[bool, float]:
+        """(allowed, seconds until the request would be)."""
         now = time.monotonic()
         with self._lock:
+            if endpoint_class in self.windows:
+                granted = self._granted.setdefault((account, endpoint_class), deque())
+                wait = 0.0
+                for count, seconds in self.windows[endpoint_class]:
+                    inside = [t for t in granted if t > now - seconds]
+                    if len(inside) >= count:
+                        wait = max(wait, inside[len(inside) - count] + seconds - now)
+                if wait > 0:
+                    return False, wait
             tokens, stamp = self._buckets.get(account, (self.burst, now))
             tokens = min(self.burst, tokens + (now - stamp) * self.rate)
             if tokens >= 1:
                 self._buckets[account] = (tokens - 1, now)
+                if endpoint_class in self.windows:
+                    self._granted[(account, endpoint_class)].append(now)
                 return True, 0.0
             self._buckets[account] = (tokens, now)
             return False, (1 - tokens) / self.rate
@@ -272,6 +287,14 @@ class SimServer:
     def account_of(self, request: Request) -> str:
         """Who a request counts against for rate limits (override per API)."""
         return request.client
+
+    def precheck(self, request: Request) -> Response | None:
+        """An answer before routing and limits (e.g. a required header missing); None: go on."""
+        return None
+
+    def endpoint_class(self, request: Request) -> str | None:
+        """Which endpoint budget of the rate limit a request counts against (None: the account's only)."""
+        return None
 
     def rate_limit(self) -> ServerRateLimit | None:
         """The API's enforced limit, if it has one (override per API)."""
@@ -385,9 +408,12 @@ class SimServer:
         if fault == "timeout":
             time.sleep(self.faults.timeout_seconds)
         if not request.path.startswith("/_sim/"):
+            refused = self.precheck(request)
+            if refused is not None:
+                return refused
             limit = self.rate_limit()
             if limit is not None:
-                allowed, wait = limit.allow(self.account_of(request))
+                allowed, wait = limit.allow(self.account_of(request), self.endpoint_class(request))
                 if not allowed:
                     return self.too_many_requests(request, limit.retry_after or wait)
         allowed_methods = []

@@ -2,8 +2,11 @@
 
 Rules, the same for every table:
 - rows are matched on the natural `keys`; duplicates inside one frame collapse to the newest;
-- a row whose as-of time (`_observed_at` column if the frame has one, else `last_updated`) is
-  older than what the table already observed for that key is ignored, so replayed or
+- versions are totally ordered by (as-of, sequence): the as-of time is the frame's `_observed_at`
+  column if it has one (the fetch's server time), else `last_updated`; the sequence
+  (`_observed_seq`, assigned when the data was fetched, e.g. `time.time_ns()`) breaks ties, so of
+  two fetches in the same second the later one wins and a replay of the earlier one never does.
+  A row older than what the table already observed for that key is ignored, so replayed or
   out-of-order data never overwrites newer data;
 - identical content (same `_row_hash`, same delete flag) changes nothing; a newer as-of only moves
   `_observed_at` forward, so a later delivery of older data is still recognised as stale;
@@ -26,7 +29,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-LINEAGE_COLUMNS = ("_observed_at", "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change", "_prev_status")
+LINEAGE_COLUMNS = ("_observed_at", "_observed_seq", "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change",
+                   "_prev_status")
 # Not part of the content hash: they describe when/how we saw a row, or are derived by the merge.
 _NOT_CONTENT = {"last_updated", "is_deleted", "deleted_at", *LINEAGE_COLUMNS}
 
@@ -123,13 +127,21 @@ def merge(
     def cast(col: str) -> str:
         return f"CAST(i.{_ident(col)} AS {target[col]})"
 
-    content = [c for c in incoming if c not in _NOT_CONTENT]
+    # In the table's column order: the content hash must not depend on how a frame ordered its columns.
+    content = [c for c in target if c in incoming and c not in _NOT_CONTENT]
     own = [c for c in content if c not in keys]
     as_of = cast("_observed_at") if "_observed_at" in incoming else cast("last_updated")
+    versioned = "_observed_seq" in target  # tables older than the column merge as before, by as-of alone
+    seq = cast("_observed_seq") if versioned and "_observed_seq" in incoming else "CAST(0 AS BIGINT)"
     row_hash = "hash(" + ", ".join(cast(c) for c in content) + ")"
     stamp = _merge_stamp()
     counts.fetched = len(frame)
 
+    # (as-of, sequence) lexicographically: equal as-of times are decided by the fetch sequence; a
+    # stored row without one (written before sequences existed) counts as sequence 0.
+    stored_seq = "coalesce(t._observed_seq, 0)" if versioned else "0"
+    not_older = f"(d._as_of > t._observed_at OR (d._as_of = t._observed_at AND d._seq >= {stored_seq}))"
+    newer = f"(d._as_of > t._observed_at OR (d._as_of = t._observed_at AND d._seq > {stored_seq}))"
     same_content = "d._row_hash = t._row_hash AND d.is_deleted = t.is_deleted"
     change = "CASE WHEN d.is_deleted AND NOT t.is_deleted THEN 'delete' ELSE 'update' END"
     prev_status = f"CAST(t.{_ident(status_column)} AS VARCHAR)" if status_column else "NULL"
@@ -140,6 +152,7 @@ def merge(
             "is_deleted = d.is_deleted",
             "deleted_at = CASE WHEN d.is_deleted THEN coalesce(t.deleted_at, d._src_deleted_at, d._as_of) END",
             "_observed_at = d._as_of",
+            *(["_observed_seq = d._seq"] if versioned else []),
             "_row_hash = d._row_hash",
             "_ingested_at = $stamp",
             "_run_id = $run_id",
@@ -148,24 +161,26 @@ def merge(
             f"_prev_status = {prev_status}",
         ]
     )
-    insert_cols = [*content, "last_updated", "is_deleted", "deleted_at", "_observed_at", "_row_hash",
-                   "_ingested_at", "_run_id", "_lineage", "_change", "_prev_status"]
+    insert_cols = [*content, "last_updated", "is_deleted", "deleted_at", "_observed_at", *(["_observed_seq"] if versioned else []),
+                   "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change", "_prev_status"]
     insert_vals = [
         *(f"d.{_ident(c)}" for c in content),
         "d.last_updated", "d.is_deleted",
         "CASE WHEN d.is_deleted THEN coalesce(d._src_deleted_at, d._as_of) END",
-        "d._as_of", "d._row_hash", "$stamp", "$run_id", "$lineage", "'insert'", "NULL",
+        "d._as_of", *(["d._seq"] if versioned else []), "d._row_hash", "$stamp", "$run_id", "$lineage", "'insert'", "NULL",
     ]
     source_rows = f"""
         SELECT {", ".join(f"{cast(c)} AS {_ident(c)}" for c in content)},
                {cast("last_updated")} AS last_updated,
                {as_of} AS _as_of,
+               coalesce({seq}, 0) AS _seq,
                {cast("is_deleted") if "is_deleted" in incoming else "false"} AS is_deleted,
                {cast("deleted_at") if "deleted_at" in incoming else "CAST(NULL AS TIMESTAMPTZ)"} AS _src_deleted_at,
                {row_hash} AS _row_hash
         FROM _evp_incoming i
         QUALIFY row_number() OVER (PARTITION BY {", ".join(cast(k) for k in keys)}
-                                   ORDER BY {as_of} DESC, {row_hash} DESC) = 1
+                                   ORDER BY {as_of} DESC, coalesce({seq}, 0) DESC, {cast("last_updated")} DESC,
+                                            {row_hash} DESC) = 1
     """
     con.register("_evp_incoming", frame)
     try:
@@ -174,8 +189,8 @@ def merge(
             MERGE INTO {table} AS t
             USING ({source_rows}) AS d
             ON {" AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in keys)}
-            WHEN MATCHED AND d._as_of >= t._observed_at AND NOT ({same_content}) THEN UPDATE SET {updates}
-            WHEN MATCHED AND d._as_of > t._observed_at THEN UPDATE SET _observed_at = d._as_of
+            WHEN MATCHED AND {not_older} AND NOT ({same_content}) THEN UPDATE SET {updates}
+            WHEN MATCHED AND {newer} THEN UPDATE SET _observed_at = d._as_of{", _observed_seq = d._seq" if versioned else ""}
             WHEN NOT MATCHED THEN INSERT ({", ".join(_ident(c) for c in insert_cols)}) VALUES ({", ".join(insert_vals)})
             """,
             {"stamp": stamp, "run_id": run_id, "lineage": lineage},

@@ -64,6 +64,19 @@ CREATE TABLE IF NOT EXISTS ops.schema_migrations (
 """
 
 
+def _standard_columns_in_step(con: duckdb.DuckDBPyConnection) -> None:
+    """Every merge target (a table with `_row_hash`) has the standard columns added after release:
+    `_observed_seq`, the fetch sequence that orders versions with equal as-of times (see merge)."""
+    missing = con.execute("""
+        SELECT c.table_schema, c.table_name FROM information_schema.columns c
+        JOIN information_schema.tables t USING (table_catalog, table_schema, table_name)
+        WHERE t.table_type = 'BASE TABLE'
+        GROUP BY ALL HAVING bool_or(c.column_name = '_row_hash') AND NOT bool_or(c.column_name = '_observed_seq')
+    """).fetchall()
+    for schema, table in missing:
+        con.execute(f'ALTER TABLE "{schema}"."{table}" ADD COLUMN _observed_seq BIGINT')
+
+
 def apply(con: duckdb.DuckDBPyConnection) -> list[Migration]:
     """Apply every registered migration not yet applied, each in its own transaction."""
     con.execute(_BOOTSTRAP)
@@ -84,6 +97,7 @@ def apply(con: duckdb.DuckDBPyConnection) -> list[Migration]:
             con.execute("ROLLBACK")
             raise
         applied.append(migration)
+    _standard_columns_in_step(con)
     return applied
 
 

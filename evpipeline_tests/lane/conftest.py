@@ -115,7 +115,7 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Depl
                 "greenflux": GreenFluxResource(base_url=greenflux_sim.url, token=GREENFLUX_TOKEN, requests_per_second=500.0,
                                                backoff_base=0.01),
                 "evroam": EVRoamResource(base_url=f"{evroam_sim.url}/consumer/api", subscription_key=EVROAM_KEY,
-                                         allowed_push_hosts="127.0.0.1", requests_per_second=500, backoff_base=0.01,
+                                         allowed_push_hosts=evroam_sim.url, requests_per_second=500, backoff_base=0.01,
                                          read_timeout=2.0),
                 "ndw": NdwPushResource(push_base_url=f"{ndw_sim.url}/ocpi/2.2.1", token_url=f"{ndw_sim.url}{TOKEN_PATH}",
                                        client_id=NDW_CLIENT, client_secret=NDW_SECRET, backoff_base=0.01, backoff_max=0.05,

@@ -44,7 +44,7 @@ class Fleet:
             "greenflux": greenflux_resource(self.greenflux),
             "zaptec": resource_for(self.zaptec),
             "evroam": EVRoamResource(base_url=f"{self.evroam.url}/consumer/api", subscription_key="k",
-                                     allowed_push_hosts="127.0.0.1", requests_per_second=500, backoff_base=0.01),
+                                     allowed_push_hosts=self.evroam.url, requests_per_second=500, backoff_base=0.01),
         }
 
     def sync(self, warehouse: WarehouseResource) -> None:
@@ -129,8 +129,8 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_mix(
         fleet.sync(fresh)
         materialize([reference_operator_data], {"warehouse": fresh})
         build(fresh, full=True)
-        live = ("SELECT * EXCLUDE (last_updated, source_last_updated, deleted_at, _observed_at, _row_hash, _ingested_at, "
-                "_run_id, _lineage, _change, _prev_status) FROM {} WHERE NOT is_deleted ORDER BY ALL")
+        live = ("SELECT * EXCLUDE (last_updated, source_last_updated, deleted_at, _observed_at, _observed_seq, _row_hash, "
+                "_ingested_at, _run_id, _lineage, _change, _prev_status) FROM {} WHERE NOT is_deleted ORDER BY ALL")
         for table in ("mart.locations", "mart.evses", "mart.connectors", "mart.tariffs"):
             rows = query(warehouse, live.format(table))
             assert rows and rows == query(fresh, live.format(table)), table

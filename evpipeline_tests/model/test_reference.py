@@ -46,7 +46,7 @@ def load(warehouse: WarehouseResource, path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_the_shipped_file_is_valid_ocpi() -> None:
     data = load_reference()
-    assert data.counts == {"rules": 5, "rule_fields": 14, "tariffs": 3}
+    assert data.counts == {"rules": 5, "rule_fields": 14, "tariffs": 3, "parties": 0}
     for row in data.tariffs.to_dict("records"):
         assert row["currency"] in ("EUR", "NOK", "NZD")
 
@@ -169,3 +169,37 @@ def test_a_bad_file_changes_nothing_downstream(
     assert query(warehouse, "SELECT count(*) FROM reference.rules")[0] == rules_before
     assert build(warehouse).mode == "idle"  # nothing changed, so nothing for the lane to push
     assert query(warehouse, snapshot) == tariffs_before
+
+
+def test_a_feed_without_cpo_id_reaches_the_mart_through_an_assigned_party(
+    clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evpipeline.simulators.greenflux import GreenFluxSimulator
+    from evpipeline_tests.sources.greenflux.conftest import TOKEN
+
+    with GreenFluxSimulator(scale=0.05, clock=clock, token=TOKEN, seed=3) as sim:
+        bare = sim.locations()[0]["id"]
+        other = sim.locations()[1]["id"]
+        for location in (bare, other):  # shaped like OCPI 2.1.1: no cpo_id at all
+            sim.edit_location(location, cpo_id=None)
+        greenflux_sync(greenflux_resource(sim), warehouse)
+    build(warehouse, full=True)
+    assert query(warehouse, "SELECT count(*) FROM mart.locations WHERE location_id IN (?, ?)", [bare, other]) == [(0,)]
+    [(field, rows)] = query(warehouse, "SELECT field, rows FROM mart.unmapped_values WHERE field LIKE 'location.cpo_id%'")
+    assert rows == 2 and "none assigned" in field  # reported, not guessed
+
+    document = default()
+    document["parties"] = [{"id": "this-one", "match": {"source": "greenflux", "location_id": bare},
+                            "country_code": "NL", "party_id": "GFX"}]
+    load(warehouse, write(tmp_path, document), monkeypatch)
+    build(warehouse)  # the assignment changed: a full build
+    assert query(warehouse, "SELECT country_code, party_id FROM mart.locations WHERE location_id = ?", [bare]) == [("NL", "GFX")]
+    assert query(warehouse, "SELECT count(*) FROM mart.evses WHERE location_id = ? AND party_id = 'GFX'", [bare])[0][0] > 0
+    assert query(warehouse, "SELECT rows FROM mart.unmapped_values WHERE field LIKE 'location.cpo_id%'") == [(1,)]  # what remains
+
+
+def test_party_assignments_are_validated(tmp_path: Path) -> None:
+    document = default()
+    document["parties"] = [{"id": "p", "match": {"source": "greenflux"}, "country_code": "nl", "party_id": "GFX"}]
+    with pytest.raises(ReferenceError, match=r"parties\[0\] \(id 'p'\): country_code must be ISO 3166 alpha-2"):
+        load_reference(write(tmp_path, document))

@@ -1,6 +1,8 @@
 """GreenFlux (OCPI 2.1.1-like Locations v2) -> OCPI 2.2.1.
 
 - Party: `cpo_id` is country code + party id (`NLALF` -> NL, ALF): GreenFlux knows the CPO itself.
+  A feed shaped like OCPI 2.1.1 carries no `cpo_id`: then the operator's reference `parties`
+  assign it (per location, operator name or the whole feed); what stays unassigned is reported.
 - Location: `publish` only when GreenFlux publishes it and `access_type` is not PRIVATE; `type` ->
   `parking_type` by rule (OTHER/UNKNOWN omitted); `address_line_2` and GreenFlux's own fields
   (auth rules, custom groups, remarks, etag, ...) stay in the source tables; `energy_mix` loses
@@ -17,8 +19,32 @@
 from evpipeline.model.mappings import Scope, SourceMapping, moved_from
 from evpipeline.model.rules import sql_values
 
-_PARTY = "upper(left({t}.cpo_id, 2)) AS country_code, upper(substr({t}.cpo_id, 3, 3)) AS party_id"
 _PARTY_OK = "regexp_full_match({t}.cpo_id, '[A-Za-z]{{2}}[A-Za-z0-9]{{3}}')"
+# The operator's assignment (reference `parties`) for rows whose cpo_id names no party (an OCPI
+# 2.1.1-shaped feed): the most specific rule (location, then operator name), then the later one.
+_ASSIGNED = """
+    SELECT l.location_id, arg_max(p.country_code, p.specificity * 100000 + p.position) AS country_code,
+           arg_max(p.party_id, p.specificity * 100000 + p.position) AS party_id
+    FROM greenflux.locations l
+    JOIN reference.parties p ON NOT p.is_deleted AND p.source = 'greenflux'
+         AND (p.location_id IS NULL OR p.location_id = l.location_id)
+         AND (p.operator IS NULL OR p.operator = json_extract_string(l.operator, '$.name'))
+    WHERE NOT coalesce({ok}, false) AND {scope}
+    GROUP BY 1
+"""
+
+
+def _parties(scope: Scope) -> str:
+    """Each location's CPO party: from its cpo_id (the source wins), else the operator's assignment."""
+    ok = _PARTY_OK.format(t="l")
+    return f"""
+    SELECT l.location_id,
+           CASE WHEN {ok} THEN upper(left(l.cpo_id, 2)) ELSE a.country_code END AS country_code,
+           CASE WHEN {ok} THEN upper(substr(l.cpo_id, 3, 3)) ELSE a.party_id END AS party_id
+    FROM greenflux.locations l
+    LEFT JOIN ({_ASSIGNED.format(ok=ok, scope=scope.locations("l.location_id"))}) a USING (location_id)
+    WHERE {scope.locations("l.location_id")}
+"""
 
 
 def _business(column: str) -> str:
@@ -33,7 +59,7 @@ def _enum_list(column: str, kind: str) -> str:
 
 def locations(scope: Scope) -> str:
     return f"""
-    SELECT {_PARTY.format(t="l")}, l.location_id,
+    SELECT pa.country_code, pa.party_id, l.location_id,
            coalesce(l.publish, false) AND l.access_type IS DISTINCT FROM 'PRIVATE' AS publish,
            l.name, l.address, l.city, l.postal_code, CAST(NULL AS VARCHAR) AS state, l.country,
            l.latitude, l.longitude,
@@ -58,13 +84,14 @@ def locations(scope: Scope) -> str:
            'greenflux' AS source, l.location_id AS source_id, l.last_updated AS source_last_updated,
            l.last_updated, l.is_deleted
     FROM greenflux.locations l
+    JOIN ({_parties(scope)}) pa USING (location_id)
     LEFT JOIN rules_greenflux_parking pt ON pt.value = l.type
-    WHERE {_PARTY_OK.format(t="l")} AND {scope.locations("l.location_id")}
+    WHERE {scope.locations("l.location_id")}
 """
 
 def evses(scope: Scope) -> str:
     return f"""
-    SELECT {_PARTY.format(t="l")}, e.location_id, e.evse_uid, e.evse_id,
+    SELECT pa.country_code, pa.party_id, e.location_id, e.evse_uid, e.evse_id,
            CASE WHEN list_contains({sql_values("status")}, e.status) THEN e.status ELSE 'UNKNOWN' END AS status,
            {_enum_list("e.capabilities", "capability")} AS capabilities,
            e.floor_level, e.latitude, e.longitude, e.physical_reference,
@@ -73,13 +100,13 @@ def evses(scope: Scope) -> str:
            'greenflux' AS source, e.location_id || '/' || e.evse_uid AS source_id,
            e.last_updated AS source_last_updated, e.last_updated, e.is_deleted
     FROM greenflux.evses e
-    JOIN greenflux.locations l ON l.location_id = e.location_id
-    WHERE {_PARTY_OK.format(t="l")} AND {scope.locations("e.location_id")} AND {scope.locations("l.location_id")}
+    JOIN ({_parties(scope)}) pa ON pa.location_id = e.location_id
+    WHERE {scope.locations("e.location_id")}
 """
 
 def connectors(scope: Scope) -> str:
     return f"""
-    SELECT {_PARTY.format(t="l")}, c.location_id, c.evse_uid, c.connector_id,
+    SELECT pa.country_code, pa.party_id, c.location_id, c.evse_uid, c.connector_id,
            CASE WHEN list_contains({sql_values("standard")}, c.standard) THEN c.standard END AS standard,
            CASE WHEN list_contains({sql_values("format")}, c.format) THEN c.format END AS format,
            CASE WHEN list_contains({sql_values("power_type")}, c.power_type) THEN c.power_type END AS power_type,
@@ -89,25 +116,33 @@ def connectors(scope: Scope) -> str:
            'greenflux' AS source, c.location_id || '/' || c.evse_uid || '/' || c.connector_id AS source_id,
            c.last_updated AS source_last_updated, c.last_updated, c.is_deleted
     FROM greenflux.connectors c
-    JOIN greenflux.locations l ON l.location_id = c.location_id
-    WHERE {_PARTY_OK.format(t="l")} AND {scope.locations("c.location_id")} AND {scope.locations("l.location_id")}
+    JOIN ({_parties(scope)}) pa ON pa.location_id = c.location_id
+    WHERE {scope.locations("c.location_id")}
 """
 
 def tariffs(scope: Scope) -> str:
     return f"""
-    SELECT {_PARTY.format(t="t")}, t.tariff_id, t.currency, CAST(NULL AS VARCHAR) AS type,
+    SELECT CASE WHEN {_PARTY_OK.format(t="t")} THEN upper(left(t.cpo_id, 2)) ELSE fallback.country_code END AS country_code,
+           CASE WHEN {_PARTY_OK.format(t="t")} THEN upper(substr(t.cpo_id, 3, 3)) ELSE fallback.party_id END AS party_id,
+           t.tariff_id, t.currency, CAST(NULL AS VARCHAR) AS type,
            t.tariff_alt_text, t.tariff_alt_url, CAST(NULL AS JSON) AS min_price, CAST(NULL AS JSON) AS max_price,
            t.elements, CAST(NULL AS TIMESTAMPTZ) AS start_date_time, CAST(NULL AS TIMESTAMPTZ) AS end_date_time,
            t.energy_mix,
            'greenflux' AS source, t.tariff_id AS source_id, t.last_updated AS source_last_updated,
            t.last_updated, t.is_deleted
     FROM greenflux.tariffs t
-    WHERE {_PARTY_OK.format(t="t")} AND {scope.tariffs("t.tariff_id")}
+    -- A tariff names no location: only an assignment for the whole feed (no location/operator match) applies.
+    LEFT JOIN (SELECT arg_max(country_code, position) AS country_code, arg_max(party_id, position) AS party_id
+               FROM reference.parties WHERE NOT is_deleted AND source = 'greenflux'
+                 AND location_id IS NULL AND operator IS NULL) fallback ON true
+    WHERE {scope.tariffs("t.tariff_id")}
 """
 
 UNMAPPED = f"""
-    SELECT 'greenflux' AS source, 'location.cpo_id (no CPO party)' AS field, coalesce(l.cpo_id, 'missing') AS value, count(*) AS rows
-    FROM greenflux.locations l WHERE NOT {_PARTY_OK.format(t="l")} OR l.cpo_id IS NULL GROUP BY ALL
+    SELECT 'greenflux' AS source, 'location.cpo_id (no CPO party, none assigned)' AS field,
+           coalesce(l.cpo_id, 'missing') AS value, count(*) AS rows
+    FROM greenflux.locations l JOIN ({_parties(Scope("greenflux"))}) pa USING (location_id)
+    WHERE pa.party_id IS NULL GROUP BY ALL
     UNION ALL
     SELECT 'greenflux', 'location.type (no OCPI parking_type)', l.type, count(*)
     FROM greenflux.locations l LEFT JOIN rules_greenflux_parking p ON p.value = l.type
@@ -141,7 +176,7 @@ CHANGED_LOCATIONS = f"""
 
 MAPPING = SourceMapping(
     source="greenflux",
-    requires=("greenflux.locations", "greenflux.evses", "greenflux.connectors", "greenflux.tariffs"),
+    requires=("greenflux.locations", "greenflux.evses", "greenflux.connectors", "greenflux.tariffs", "reference.parties"),
     inputs=("greenflux/locations", "greenflux/evses", "greenflux/connectors", "greenflux/tariffs"),
     locations=locations,
     evses=evses,

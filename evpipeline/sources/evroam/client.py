@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import fnmatch
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import Field
 
 from evpipeline.http import (
+    RETRY_STATUSES,
     ClientError,
     HeaderKeyAuth,
     HttpClient,
@@ -22,7 +19,11 @@ from evpipeline.http import (
     RetryPolicy,
     shared_limiter,
 )
+from evpipeline.sources.evroam.push_urls import Origin, PushUrlRefused, parse_origins, vet
 from evpipeline.timeutil import http_date, parse_http_date, utcnow
+
+# NZTA's notification files live in one storage account; nothing else is fetched by default.
+DEFAULT_PUSH_ORIGIN = "https://evroamstore.blob.core.windows.net"
 
 Stream = Literal["Site", "ChargingStation"]
 LIST_KEYS: dict[str, str] = {"Site": "sites", "ChargingStation": "chargingStations"}
@@ -30,10 +31,6 @@ LIST_KEYS: dict[str, str] = {"Site": "sites", "ChargingStation": "chargingStatio
 
 class PushFileGone(Exception):  # noqa: N818 - a state of the world, not a bug
     """The notification's file expired (403) or was deleted (404): fall back to a delta sync."""
-
-
-class PushHostNotAllowed(Exception):  # noqa: N818
-    """A notification pointed at a host outside the allow-list; it is not fetched."""
 
 
 @dataclass
@@ -48,8 +45,8 @@ class Pull:
 class EVRoamClient:
     """Calls the EVRoam Consumer API through the shared HTTP layer."""
 
-    def __init__(self, api: HttpClient, files: HttpClient, allowed_hosts: list[str]) -> None:
-        self.api, self.files, self.allowed_hosts = api, files, allowed_hosts
+    def __init__(self, api: HttpClient, files: HttpClient, allowed_origins: list[Origin]) -> None:
+        self.api, self.files, self.allowed_origins = api, files, allowed_origins
 
     def fetch(self, stream: Stream, since: datetime | None) -> Pull:
         """Every record of `stream` changed since `since` (all records when None), across pages."""
@@ -90,17 +87,14 @@ class EVRoamClient:
         )
         return str(self.api.decode_json(response))
 
-    def host_allowed(self, url: str) -> bool:
-        host = (urlsplit(url).hostname or "").lower()
-        return any(fnmatch.fnmatch(host, pattern.strip().lower()) for pattern in self.allowed_hosts if pattern.strip())
-
-    def download(self, url: str) -> list[dict[str, Any]]:
-        """The records in a push notification's file."""
-        if not self.host_allowed(url):
-            raise PushHostNotAllowed(f"push file host {urlsplit(url).hostname!r} is not in the allow-list")
+    def download(self, url: object) -> list[dict[str, Any]]:
+        """The records in a push notification's file (PushUrlRefused: not fetched; PushFileGone: expired)."""
+        target = vet(url, self.allowed_origins)  # the URL we fetch is the one that was judged
         try:
-            body, response = self.files.get_json(url)
+            body, response = self.files.get_json(target, allow_redirects=False)
         except ClientError as exc:
+            if exc.status is not None and 300 <= exc.status < 400:
+                raise PushUrlRefused(f"the file URL answered a redirect (HTTP {exc.status}); redirects are refused") from None
             if exc.status in (403, 404, 410):
                 raise PushFileGone(f"push file no longer available (HTTP {exc.status})") from None
             raise
@@ -111,15 +105,6 @@ class EVRoamClient:
             )
         return body
 
-    def download_to(self, url: str, destination: Path) -> int:
-        """Save a push file locally (before it expires); returns the number of records."""
-        records = self.download(url)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_suffix(".part")
-        partial.write_text(json.dumps(records))
-        partial.replace(destination)  # atomic: a reader never sees half a file
-        return len(records)
-
 
 class EVRoamResource(dg.ConfigurableResource):
     """EVRoam Consumer API (NZ Transport Agency): sites, charging stations, availability, push."""
@@ -127,7 +112,8 @@ class EVRoamResource(dg.ConfigurableResource):
     base_url: str = Field(description="API base, e.g. https://evroam.azure-api.net/consumer/api")
     subscription_key: str = Field(description="Ocp-Apim-Subscription-Key (secret: use dg.EnvVar)")
     allowed_push_hosts: str = Field(
-        default="*.blob.core.windows.net", description="Comma list of hosts push files may be downloaded from"
+        default=DEFAULT_PUSH_ORIGIN,
+        description="Comma list of origins (scheme://host[:port]) push files may be downloaded from; `*.` for subdomains",
     )
     requests_per_second: float = Field(default=5.0, description="Proactive client-side rate limit")
     connect_timeout: float = 3.05
@@ -136,7 +122,8 @@ class EVRoamResource(dg.ConfigurableResource):
     backoff_base: float = 0.5
 
     def client(self) -> EVRoamClient:
-        retry = RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base)
+        # Azure API Management answers 500 when the backend fails for a moment: transient, retried.
+        retry = RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base, statuses=RETRY_STATUSES | {500})
         timeout = (self.connect_timeout, self.read_timeout)
         api = HttpClient(
             "evroam",
@@ -148,4 +135,4 @@ class EVRoamResource(dg.ConfigurableResource):
         )
         # Push files live on blob storage behind their own SAS signature: never send the API key there.
         files = HttpClient("evroam-push-files", "", auth=NoAuth(), retry=retry, timeout=timeout)
-        return EVRoamClient(api, files, self.allowed_push_hosts.split(","))
+        return EVRoamClient(api, files, parse_origins(self.allowed_push_hosts))

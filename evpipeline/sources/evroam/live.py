@@ -4,9 +4,10 @@ The webhook receiver (its own process) stores each Event Grid notification in th
 `collect` downloads each notification's file while it still exists (files live about an hour) and
 merges it with the same `merge_records` the pulls use, as of the notification time, advancing the
 inbox cursor in the same transaction. A file that expired or vanished (403/404) or cannot be
-fetched is replaced by a delta pull (nothing is lost: the records are still upstream); a URL off
-the allow-list is refused unfetched; any other failure of one notification dead-letters it with
-its reason (status `failed` in the inbox), never blocking the ones after it.
+fetched is replaced by a delta pull (nothing is lost: the records are still upstream). A URL the
+push-URL rules refuse (`push_urls.py`) is never fetched; it, and any other failure of one
+notification, is dead-lettered with its reason (`ops.dead_letters`, the inbox status, the lane's
+log) and covered by a delta pull, never blocking the notifications after it.
 
 Request budget: nothing when quiet; one download per notification (NZTA pushes every 5 minutes at
 most, per kind); a fallback delta costs what a scheduled delta costs.
@@ -25,7 +26,8 @@ from evpipeline.http import HttpError
 from evpipeline.lane.feeds import FeedReport, InboxFeed, seen_at
 from evpipeline.resources import PushInboxResource
 from evpipeline.sources.evroam.assets import SOURCE, TABLE_ASSETS, EVRoamSyncConfig, merge_records, pull
-from evpipeline.sources.evroam.client import EVRoamResource, PushFileGone, PushHostNotAllowed
+from evpipeline.sources.evroam.client import EVRoamResource, PushFileGone
+from evpipeline.sources.evroam.push_urls import PushUrlRefused
 from evpipeline.warehouse import WarehouseResource
 
 RESOURCES = ("evroam", "inbox", "warehouse")
@@ -63,26 +65,31 @@ class EVRoamFeed:
         fallback: list[str] = []
         for message in messages:
             event = message.payload if isinstance(message.payload, dict) else {}
-            url = str((event.get("data") or {}).get("url") or "")
+            data = event.get("data")
             try:
-                records = client.download(url)
-            except PushHostNotAllowed as exc:
-                self._settle(message.id, "refused", str(exc), log)
+                records = client.download((data if isinstance(data, dict) else {}).get("url"))
+                as_of = pd.Timestamp(str(event.get("eventTime") or message.received_at)).to_pydatetime()
+                outcome = merge_records(
+                    self.warehouse, message.kind, records, as_of, run_id=run_id, stream=f"push:{message.kind}",
+                    lineage=f"push:{message.id}-{message.kind}", requests=client.files.stats.requests,
+                    before_commit=lambda writer, last=message.id: self.inbox.advance(writer, last),
+                )
+            except PushUrlRefused as exc:
+                # Never fetched; the records it claims are still upstream: a delta fetches them.
+                self.inbox.dead_letter(message, "refused", str(exc), run_id, report)
+                log.warning("EVRoam notification %s refused: %s", message.id, exc)
+                fallback.append(message.kind)
                 continue
             except (PushFileGone, HttpError) as exc:
                 # Expired, deleted or unreachable: the records are still upstream; a delta fetches them.
                 self._settle(message.id, "fallback", str(exc), log)
                 fallback.append(message.kind)
                 continue
-            except Exception as exc:  # a poison notification: dead-letter it, go on with the rest
-                self._settle(message.id, "failed", f"{type(exc).__name__}: {exc}", log)
+            except Exception as exc:  # a poison notification: dead-lettered, the rest go on
+                self.inbox.dead_letter(message, "failed", f"{type(exc).__name__}: {exc}", run_id, report)
+                log.warning("EVRoam notification %s dead-lettered: %s: %s", message.id, type(exc).__name__, exc)
+                fallback.append(message.kind)
                 continue
-            as_of = pd.Timestamp(str(event.get("eventTime") or message.received_at)).to_pydatetime()
-            outcome = merge_records(
-                self.warehouse, message.kind, records, as_of, run_id=run_id, stream=f"push:{message.kind}",
-                lineage=f"push:{message.id}-{message.kind}", requests=client.files.stats.requests,
-                before_commit=lambda writer, last=message.id: self.inbox.advance(writer, last),
-            )
             self.inbox.committed(message.id)
             self.store.mark(message.id, "merged", f"{len(records)} records")
             report.outcomes.append(outcome)

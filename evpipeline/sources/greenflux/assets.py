@@ -12,6 +12,7 @@ vanished (hard deletes).
 """
 
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from logging import Logger
@@ -109,7 +110,8 @@ def supersede_moved_evses(writer: Writer) -> int:
     `ops.status_history` gets the transition). Returns how many copies were marked.
     """
     columns = [c for c in table_columns(writer.con, EVSES) if c not in
-               {"status", "deleted_at", "_observed_at", "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change", "_prev_status"}]
+               {"status", "deleted_at", "_observed_at", "_observed_seq", "_row_hash", "_ingested_at", "_run_id", "_lineage",
+                "_change", "_prev_status"}]
     stale = writer.con.execute(
         f"""
         WITH live AS (
@@ -127,6 +129,7 @@ def supersede_moved_evses(writer: Writer) -> int:
     ).df()
     if stale.empty:
         return 0
+    stale["_observed_seq"] = time.time_ns()  # an inference made now, as of the newest fetch that showed the move
     return writer.merge(stale, EVSES, KEYS[EVSES], status_column=STATUS[EVSES], lineage=SUPERSEDED).updated
 
 
@@ -149,9 +152,12 @@ def _sync(
             mark.seen(stamps)
             yield Batch(rows, as_of=page.server_time, lineage=_lineage(stream, page, since))
 
+    # GreenFlux keeps `last_updated` across some content changes (moved EVSEs), so versions are
+    # ordered by when the server answered (and our fetch sequence within a second), not by it.
     outcome = write_sync_batches(
         warehouse, source=SOURCE, stream=stream, run_id=run_id, batches=batches(), watermark=mark.value,
         requests=lambda: client.api.stats.requests, after_batch=after_batch, before_commit=before_commit,
+        version_by_fetch=True,
     )
     log.info("%s: %d request(s), since %s, watermark %s", stream, client.api.stats.requests, since, outcome.watermark)
     return outcome

@@ -11,7 +11,14 @@ import dagster as dg
 import requests
 from pydantic import Field
 
-from evpipeline.http import HttpClient, ResponseFormatError, RetryPolicy, TokenAuth, shared_limiter
+from evpipeline.http import (
+    RETRY_STATUSES,
+    HttpClient,
+    ResponseFormatError,
+    RetryPolicy,
+    TokenAuth,
+    shared_limiter,
+)
 from evpipeline.ocpi_status import ocpi_check
 from evpipeline.timeutil import iso_utc, parse_http_date, utcnow
 
@@ -127,7 +134,8 @@ class GreenFluxResource(dg.ConfigurableResource):
             self.base_url,
             auth=TokenAuth(self.token),  # OCPI 2.1.1 style: the raw token, not base64
             limiter=shared_limiter(f"greenflux:{self.base_url}", self.requests_per_second, burst=max(1.0, self.requests_per_second)),
-            retry=RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base),
+            # A 500 (like OCPI 3000 in a 200) is GreenFlux's platform failing for a moment: retried.
+            retry=RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base, statuses=RETRY_STATUSES | {500}),
             timeout=(self.connect_timeout, self.read_timeout),
         )
         return GreenFluxClient(api, self.page_limit)

@@ -33,6 +33,7 @@ import requests
 from pydantic import Field
 
 from evpipeline.http import (
+    RETRY_STATUSES,
     AuthError,
     ClientError,
     HttpClient,
@@ -48,6 +49,9 @@ from evpipeline.timeutil import parse_http_date, utcnow
 
 PAGE_SIZE_MAX = 100  # Zaptec enforces at most 100 records per page
 POLL, STATIC = 0, 10  # limiter priorities: live state before bulk static data
+# Zaptec caps its list endpoints (30 a minute, 150 per 30 minutes, per account) besides 10 requests/s.
+LIST = "list"
+LIST_PATHS = frozenset({"api/chargers", "api/installation"})
 EMPTY_CHARGER_ID = "00000000-0000-0000-0000-000000000000"
 COUNTRY_IDS_ENV = "ZAPTEC_COUNTRY_IDS"
 _ALPHA3 = re.compile(r"[A-Z]{3}")
@@ -268,13 +272,15 @@ class ZaptecClient:
         )
 
     def paged(self, path: str, *, priority: int = STATIC, params: Mapping[str, Any] | None = None) -> Pull:
-        """Every record of a `PagedData` list: `PageIndex` 0, 1, ... up to `Pages` (one request per page)."""
+        """Every record of a `PagedData` list: `PageIndex` 0, 1, ... up to `Pages` (one request per page).
+        The list endpoints have budgets of their own (`LIST`), kept by the same limiter."""
         records: list[dict[str, Any]] = []
         server_time: datetime | None = None
         index, pages = 0, 1
         while index < pages:
             body, response = self.api.get_json(
-                path, params={"PageIndex": index, "PageSize": self.page_size, **(params or {})}, priority=priority
+                path, params={"PageIndex": index, "PageSize": self.page_size, **(params or {})}, priority=priority,
+                endpoint_class=LIST if path in LIST_PATHS else None,
             )
             if server_time is None:
                 server_time = self._server_time(response)
@@ -481,6 +487,8 @@ class ZaptecResource(dg.ConfigurableResource):
     max_attempts: int = 5
     backoff_base: float = 0.5
     listen: bool = Field(default=True, description="Let the real-time lane long-poll the Service Bus message subscription")
+    list_per_minute: int = Field(default=30, description="Zaptec's cap on list calls (/api/chargers, /api/installation) per minute")
+    list_per_30_minutes: int = Field(default=150, description="... and per 30 minutes")
     country_ids: str = Field(
         default="",
         description=f"Pinned `<CountryId>=<ISO alpha-3>` pairs, comma-separated, over /api/constants "
@@ -506,14 +514,16 @@ class ZaptecResource(dg.ConfigurableResource):
             return login
 
     def client(self) -> ZaptecClient:
-        retry = RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base)
+        # Zaptec's guidelines list 500 as "an error occurred on the API server": transient, retried.
+        retry = RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base, statuses=RETRY_STATUSES | {500})
         timeout = (self.connect_timeout, self.read_timeout)
         account = hashlib.sha256(self.username.encode()).hexdigest()[:12]  # the limiter is per account
         api = HttpClient(
             "zaptec",
             self.base_url,
             auth=self._login(retry, timeout),
-            limiter=shared_limiter(f"zaptec:{self.base_url}:{account}", self.requests_per_second, self.burst),
+            limiter=shared_limiter(f"zaptec:{self.base_url}:{account}", self.requests_per_second, self.burst,
+                                   windows={LIST: [(self.list_per_minute, 60.0), (self.list_per_30_minutes, 1800.0)]}),
             retry=retry,
             timeout=timeout,
             pool_size=max(16, 2 * self.concurrency),

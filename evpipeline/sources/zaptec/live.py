@@ -98,6 +98,19 @@ class ZaptecFeed:
         messages = self.inbox.messages()
         if not messages:
             return report
+        report.messages, report.seen_at = len(messages), seen_at(messages)
+        try:
+            report.outcomes.append(self._merge(messages, run_id))
+        except Exception as exc:  # one bad message must not wedge the rest: merge them one by one
+            log.warning("Zaptec batch %s-%s failed (%s); merging message by message", messages[0].id, messages[-1].id, exc)
+            for message in messages:
+                try:
+                    report.outcomes.append(self._merge([message], run_id))
+                except Exception as one:
+                    self.inbox.dead_letter(message, "failed", f"{type(one).__name__}: {one}", run_id, report)
+        return report
+
+    def _merge(self, messages: list[Any], run_id: str | None) -> Any:
         last = messages[-1].id
         outcome = merge_observations(
             self.warehouse, [m.payload for m in messages], run_id=run_id, stream="push",
@@ -105,9 +118,7 @@ class ZaptecFeed:
             before_commit=lambda writer, _valid: self.inbox.advance(writer, last),
         )
         self.inbox.committed(last)
-        report.messages, report.seen_at = len(messages), seen_at(messages)
-        report.outcomes.append(outcome)
-        return report
+        return outcome
 
     def _start_catch_up(self, log: Any) -> None:
         with self.warehouse.get_connection() as con:
@@ -124,7 +135,7 @@ class ZaptecFeed:
             log.warning("Zaptec catch-up poll failed; the scheduled state poll covers the gap: %s", exc)
             return
         stamp = int(time.time())
-        self.store.put_many(SOURCE, "poll", [(f"catch-up:{stamp}:{n}", o) for n, o in enumerate(poll.observations)])
+        self.store.put_many(SOURCE, [("poll", f"catch-up:{stamp}:{n}", o) for n, o in enumerate(poll.observations)])
         if self._wake is not None:
             self._wake.set()
 

@@ -19,7 +19,7 @@ from evpipeline.sources.evroam.live import EVRoamFeed
 from evpipeline.sources.evroam.push import create_webhook_app
 from evpipeline.sources.evroam.tables import CONNECTORS
 from evpipeline.warehouse import WarehouseResource
-from evpipeline_tests.conftest import materialize, scalar
+from evpipeline_tests.conftest import materialize, query, scalar
 
 KEY = "hook-key-123"
 
@@ -127,8 +127,11 @@ def test_url_outside_allow_list_is_refused_not_fetched(
     report = collect(evroam, inbox, warehouse)
     assert report.outcomes == []
     [message] = inbox.open().after("evroam", 0)
-    assert message.status == "refused" and "allow-list" in (message.note or "")
+    assert message.status == "refused" and "not an allowed push-file origin" in (message.note or "")
     assert len(evroam_sim.requests) == before
+    [(status, reason)] = query(warehouse, "SELECT status, reason FROM ops.dead_letters WHERE source = 'evroam'")
+    assert status == "refused" and "169.254.169.254" in reason
+    assert [d["status"] for d in report.dead_letters] == ["refused"]
 
 
 def test_a_poison_notification_is_dead_lettered_and_the_rest_go_on(
@@ -158,6 +161,7 @@ def test_a_poison_notification_is_dead_lettered_and_the_rest_go_on(
     collect(evroam, inbox, warehouse)
     [dead] = [m for m in inbox.open().after("evroam", 0) if m.dedupe_key == "poison-1"]
     assert dead.status == "failed" and "UnicodeDecodeError" in (dead.note or "")
+    assert query(warehouse, "SELECT status FROM ops.dead_letters WHERE message_id = ?", [dead.id]) == [("failed",)]
     assert scalar(warehouse, "SELECT operation_status FROM evroam.connectors WHERE connector_id = ?", [connector["connectorId"]]) == new_status
 
 

@@ -127,7 +127,7 @@ def test_sync_survives_transient_faults(evroam: EVRoamResource, evroam_sim: EVRo
 
 
 def test_bad_key_fails_clearly(evroam_sim: EVRoamSimulator, warehouse: WarehouseResource) -> None:
-    bad = EVRoamResource(base_url=f"{evroam_sim.url}/consumer/api", subscription_key="not-the-key-123", allowed_push_hosts="127.0.0.1")
+    bad = EVRoamResource(base_url=f"{evroam_sim.url}/consumer/api", subscription_key="not-the-key-123", allowed_push_hosts=evroam_sim.url)
     result = sync(bad, warehouse, raise_on_error=False)
     assert not result.success
     error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error

@@ -362,3 +362,52 @@ def test_definitions_schedule_every_fifteen_minutes_by_default() -> None:
     assert schedules["greenflux_daily_full"].cron_schedule == settings.get("GREENFLUX_FULL_CRON")
     assert {a.op.name for a in defs.assets} == {"greenflux_locations", "greenflux__charge_stations", "greenflux__tariffs"}  # type: ignore[union-attr]
     assert dg.AssetKey(["greenflux", "evses"]) in {k for a in defs.assets for k in a.keys}  # type: ignore[union-attr]
+
+
+def _fetch(greenflux: GreenFluxResource) -> list[Any]:
+    """Every Locations page as the sync would turn it into batches (a fetch, kept for a later replay)."""
+    from evpipeline.sources.greenflux import normalize, schemas
+    from evpipeline.sources.greenflux.tables import CONNECTORS, EVSES, KEYS, LOCATIONS, STATUS
+    from evpipeline.sync import Batch, TableRows
+
+    batches = []
+    for page in greenflux.client().locations(None):
+        rows = normalize.locations(page.records)
+        batches.append(Batch([
+            TableRows(LOCATIONS, rows.locations.frame, schemas.LOCATIONS, KEYS[LOCATIONS], rows.locations.raw),
+            TableRows(EVSES, rows.evses.frame, schemas.EVSES, KEYS[EVSES], rows.evses.raw, STATUS[EVSES]),
+            TableRows(CONNECTORS, rows.connectors.frame, schemas.CONNECTORS, KEYS[CONNECTORS], rows.connectors.raw),
+        ], as_of=page.server_time, lineage=f"offset={page.offset}"))
+    return batches
+
+
+def _merge(warehouse: WarehouseResource, batches: list[Any], run_id: str) -> None:
+    from evpipeline.sync import write_sync_batches
+
+    write_sync_batches(warehouse, source="greenflux", stream="replay-test", run_id=run_id, batches=batches, watermark=None,
+                       version_by_fetch=True)
+
+
+def test_an_older_fetch_never_wins_a_tie_with_a_newer_one(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator,
+                                                          warehouse: WarehouseResource) -> None:
+    """GreenFlux moves EVSEs without touching any timestamp, and the frozen clock puts both fetches in
+    the same server second: only our fetch sequence can order them."""
+    sim = greenflux_sim
+    older = _fetch(greenflux)
+    moved = [cs for cs in sim.charge_stations() if cs["deploy_state"] == "Production"][:3]
+    for station in moved:
+        target = next(loc["id"] for loc in sim.locations()
+                      if loc["cpo_id"] == sim.location(station["location_id"])["cpo_id"] and loc["id"] != station["location_id"])
+        sim.move_charge_station(station["charge_station_id"], target)
+    newer = _fetch(greenflux)
+    assert {b.as_of for b in older} == {b.as_of for b in newer}  # the same second
+
+    _merge(warehouse, older, "fetch-1")
+    _merge(warehouse, newer, "fetch-2")
+    after_newer = warehouse_evses(warehouse)
+    assert after_newer == sim_evses(sim)
+
+    _merge(warehouse, older, "replay")  # the older fetch merged again, late (a slow run, a retry)
+    assert warehouse_evses(warehouse) == after_newer  # nothing reverted ...
+    assert scalar(warehouse, "SELECT count(*) FROM ops.status_history WHERE run_id = 'replay'") == 0  # ... no false history
+    assert scalar(warehouse, "SELECT count(*) FROM greenflux.evses WHERE _run_id = 'replay'") == 0

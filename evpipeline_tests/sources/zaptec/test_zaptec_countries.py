@@ -57,12 +57,12 @@ def test_constants_failing_still_syncs_installations_with_the_fallback(
     inbox: PushInboxResource, caplog: pytest.LogCaptureFixture,
 ) -> None:
     dutch = zaptec_sim.add_installation("NLD", time_zone="Europe/Brussels")
-    zaptec_sim.faults.inject("500", count=1, path="/api/constants")
+    zaptec_sim.faults.inject("500", count=zaptec.max_attempts, path="/api/constants")  # every retry fails too
     instance = dg.DagsterInstance.ephemeral()
     with caplog.at_level(logging.WARNING):
         result = sync_static(zaptec, warehouse, inbox, instance=instance)
     assert result.success
-    assert [r.status for r in zaptec_sim.requests_to("/api/constants")] == [500]
+    assert [r.status for r in zaptec_sim.requests_to("/api/constants")] == [500] * zaptec.max_attempts
     assert any("/api/constants failed" in message and "time zone" in message for message in caplog.messages)
     # ... and in the run's own log, where whoever looks at the failed-over run will see it.
     run_log = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
@@ -85,8 +85,8 @@ def test_pinned_country_ids_win_and_survive_a_constants_failure(zaptec_sim: Zapt
     assert countries[COUNTRY_IDS["NOR"]] == "NOR"
     assert client.countries() == countries and len(zaptec_sim.requests_to("/api/constants")) == 1  # cached
 
-    zaptec_sim.faults.inject("500", count=1, path="/api/constants")
-    failed = resource_for(zaptec_sim, country_ids=pins).client().countries()
+    zaptec_sim.faults.inject("500", count=5, path="/api/constants")
+    failed = resource_for(zaptec_sim, country_ids=pins, max_attempts=5).client().countries()
     assert failed == {unlisted.lower(): "BEL", COUNTRY_IDS["NLD"]: "DEU"}
 
 

@@ -219,3 +219,33 @@ def test_mc_nbfx_wrapped_bodies_are_decoded(
     bootstrapped.publish_raw(envelope + bytes([len(text)]) + text.encode() + b"\x01")
     collect(zaptec, warehouse, inbox)
     assert scalar(warehouse, "SELECT value_bool FROM zaptec.charger_states WHERE charger_id = ? AND state_id = -2", [charger.id]) is False
+
+
+def test_a_poison_message_is_dead_lettered_and_the_rest_merge(
+    bootstrapped: ZaptecSimulator, zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from evpipeline.sources.zaptec import assets
+
+    sim = bootstrapped
+    charger = next(iter(sim.chargers.values()))
+    good = {"ChargerId": charger.id, "StateId": -2, "Timestamp": dotnet(sim.clock.now()), "ValueAsString": "0"}
+    sim.publish_raw(good)
+    sim.publish_raw({**good, "ChargerId": "poison"})
+    sim.publish_raw({**good, "StateId": 710, "ValueAsString": "3"})
+    real = assets.normalize.observations
+
+    def observations(records):  # type: ignore[no-untyped-def]
+        records = list(records)
+        if any(r.get("ChargerId") == "poison" for r in records if isinstance(r, dict)):
+            raise KeyError("something nobody foresaw")
+        return real(records)
+
+    monkeypatch.setattr(assets.normalize, "observations", observations)
+    report = collect(zaptec, warehouse, inbox)
+    assert [d["status"] for d in report.dead_letters] == ["failed"]
+    assert query(warehouse, "SELECT status, reason LIKE 'KeyError%' FROM ops.dead_letters WHERE source = 'zaptec'") == [("failed", True)]
+    assert scalar(warehouse, "SELECT value_bool FROM zaptec.charger_states WHERE charger_id = ? AND state_id = -2", [charger.id]) is False
+    assert scalar(warehouse, "SELECT operation_mode FROM zaptec.charger_states WHERE charger_id = ? AND state_id = 710",
+                  [charger.id]) == "Connected_Charging"
+    assert collect(zaptec, warehouse, inbox).messages == 0  # the cursor passed all three

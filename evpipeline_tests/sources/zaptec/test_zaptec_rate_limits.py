@@ -82,3 +82,45 @@ def test_500_chargers_sync_without_a_single_429(tmp_path: object) -> None:
     print(f"\nzaptec 500-charger state sync: {result.requests} requests in {result.seconds:.1f}s = "
           f"{result.rate:.2f}/s ({result.fraction_of_limit:.0%} of 10/s), {result.http_429} x 429, "
           f"max {result.max_per_second} in any 1 s, merge {result.merge_seconds:.2f}s")
+
+
+def test_the_simulator_caps_list_endpoints_and_requires_a_user_agent(clock: SimClock) -> None:
+    import requests
+
+    with simulator(clock, chargers=4, list_limits=((2, 30.0),)) as sim:
+        client = resource_for(sim).client()
+        token = client.api.auth.token()  # type: ignore[attr-defined]
+        headers = {"Authorization": f"Bearer {token}", "User-Agent": "test"}
+        answers = [requests.get(f"{sim.url}/api/chargers", headers=headers, timeout=5) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429] and int(answers[-1].headers["Retry-After"]) > 20
+        charger = next(iter(sim.chargers))
+        assert requests.get(f"{sim.url}/api/chargers/{charger}/state", headers=headers, timeout=5).status_code == 200
+        anonymous = requests.get(f"{sim.url}/api/chargers/{charger}/state", headers={**headers, "User-Agent": ""}, timeout=5)
+        assert anonymous.status_code == 403 and "User-Agent" in anonymous.text
+
+
+def test_list_calls_wait_for_their_own_budget_without_holding_up_the_rest() -> None:
+    from evpipeline.http import RateLimiter
+
+    limiter = RateLimiter(1000.0, 10.0, windows={"list": [(2, 0.6)]})
+    assert limiter.acquire(0, "list") < 0.05 and limiter.acquire(0, "list") < 0.05  # the window's two
+    waited: list[float] = []
+    thread = threading.Thread(target=lambda: waited.append(limiter.acquire(10, "list")))
+    thread.start()
+    time.sleep(0.1)  # the third list call is now waiting for the window ...
+    started = time.monotonic()
+    for _ in range(20):
+        limiter.acquire(0)  # ... while state polls go by at once
+    assert time.monotonic() - started < 0.2
+    thread.join(timeout=5)
+    assert 0.4 < waited[0] < 1.5
+
+
+def test_the_client_paces_list_calls_to_zaptecs_caps(clock: SimClock) -> None:
+    with simulator(clock, chargers=200, list_limits=((3, 60.0), (150, 1800.0))) as sim:
+        client = resource_for(sim, list_per_minute=3).client()
+        client.installations()  # 1 page
+        client.chargers()  # 2 pages of 100: the cap reached, not exceeded
+        limiter = client.api.limiter
+        assert limiter is not None and limiter._class_wait("list", time.monotonic()) > 30  # the next one would wait
+        assert {r.status for r in sim.requests if r.path in ("/api/chargers", "/api/installation")} == {200}

@@ -1,0 +1,211 @@
+"""The EVRoam push path against an attacker: URLs we refuse to fetch, redirects, and a receiver that
+stays available and answers malformed or oversized deliveries with a clear 4xx."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from evpipeline.inbox import Inbox
+from evpipeline.serving import BackgroundServer
+from evpipeline.settings import ENVIRONMENT
+from evpipeline.sources.evroam.client import DEFAULT_PUSH_ORIGIN, EVRoamResource
+from evpipeline.sources.evroam.push import MAX_BODY_BYTES, MAX_EVENTS, create_webhook_app
+from evpipeline.sources.evroam.push_urls import Origin, PushUrlRefused, parse_origins, vet
+
+KEY = "hook-key-sec"
+RECORDS = [{"chargingStationId": "x", "operator": "ChargeNet NZ"}]
+
+
+class Hostile:
+    """A file host that misbehaves, and an internal service nobody may reach through it."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        self.internal_hits: list[str] = []
+        internal = Starlette(routes=[Route("/secret", self._secret)])
+        self.internal = BackgroundServer(internal).start()
+        app = Starlette(routes=[
+            Route("/file.json", lambda r: self._hit(r, JSONResponse(RECORDS))),
+            Route("/redirect", lambda r: self._hit(r, RedirectResponse(f"{self.internal.url}/secret", status_code=302))),
+            Route("/redirect-same-host", lambda r: self._hit(r, RedirectResponse("/file.json", status_code=301))),
+        ])
+        self.server = BackgroundServer(app).start()
+
+    def _hit(self, request: Request, response: Response) -> Response:
+        self.hits.append(request.url.path)
+        return response
+
+    def _secret(self, request: Request) -> Response:
+        self.internal_hits.append(request.url.path)
+        return JSONResponse([{"leaked": True}])
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.internal.stop()
+
+
+@pytest.fixture
+def hostile() -> Iterator[Hostile]:
+    h = Hostile()
+    yield h
+    h.stop()
+
+
+def client_for(allowed: str) -> object:
+    return EVRoamResource(base_url="http://127.0.0.1:9/consumer/api", subscription_key="k", allowed_push_hosts=allowed,
+                          backoff_base=0.01, max_attempts=1, read_timeout=2.0).client()
+
+
+def test_a_plain_allowed_url_is_fetched(hostile: Hostile) -> None:
+    client = client_for(hostile.server.url)
+    assert client.download(f"http://127.0.0.1:{hostile.port}/file.json") == RECORDS  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", ["/redirect", "/redirect-same-host"])
+def test_redirects_are_refused_never_followed(hostile: Hostile, path: str) -> None:
+    client = client_for(hostile.server.url)
+    with pytest.raises(PushUrlRefused, match="redirect"):
+        client.download(f"http://127.0.0.1:{hostile.port}{path}")  # type: ignore[attr-defined]
+    assert hostile.internal_hits == [] and hostile.hits == [path]  # asked once, the Location never followed
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("http://evil:80\\@127.0.0.1:{port}/file.json", "backslash"),
+    ("http://evil@127.0.0.1:{port}/file.json", "user info"),
+    ("http://127.0.0.1:{port}@evil.example/file.json", "user info"),
+    ("http://127.0.0.1:{other}/file.json", "not an allowed push-file origin"),
+    ("https://127.0.0.1:{port}/file.json", "not an allowed push-file origin"),
+    ("ftp://127.0.0.1:{port}/file.json", "scheme"),
+    ("http://127.0.0.1:{port}/file.json#x", "fragment"),
+    (" http://127.0.0.1:{port}/file.json", "whitespace"),
+    ("http://127.0.0.1:{port}/fïle.json", "non-ASCII"),
+    ("http://127.0.0.1:99999/file.json", "port"),
+    ("http://[::1]:{port}/file.json", "not an allowed push-file origin"),
+    ("http://169.254.169.254/latest/meta-data", "not an allowed push-file origin"),
+    (None, "no file URL"),
+])
+def test_urls_that_two_parsers_could_read_differently_are_refused_unfetched(hostile: Hostile, url: str | None, reason: str) -> None:
+    client = client_for(hostile.server.url)
+    target = url.format(port=hostile.port, other=hostile.internal.port) if url else url
+    with pytest.raises(PushUrlRefused, match=reason):
+        client.download(target)  # type: ignore[attr-defined]
+    assert hostile.hits == [] and hostile.internal_hits == []
+
+
+def test_the_url_fetched_is_the_one_judged() -> None:
+    origins = parse_origins("https://evroamstore.blob.core.windows.net")
+    url = "https://EVROAMSTORE.blob.core.windows.net/notifications/sites-1.json?sv=1&sig=abc"
+    assert vet(url, origins) == "https://evroamstore.blob.core.windows.net/notifications/sites-1.json?sv=1&sig=abc"
+
+
+def test_allow_list_entries_pin_scheme_host_and_port() -> None:
+    [store] = parse_origins(DEFAULT_PUSH_ORIGIN)
+    assert store == Origin("https", "evroamstore.blob.core.windows.net", 443)
+    assert ENVIRONMENT["EVROAM_PUSH_ALLOWED_HOSTS"][0] == DEFAULT_PUSH_ORIGIN  # no loopback, no other storage account
+    for refused in ("https://other.blob.core.windows.net/f.json", "https://evroamstore.blob.core.windows.net:8443/f.json",
+                    "http://evroamstore.blob.core.windows.net/f.json"):
+        with pytest.raises(PushUrlRefused):
+            vet(refused, [store])
+    [wildcard] = parse_origins("https://*.blob.core.windows.net")  # only when asked for, explicitly
+    assert wildcard.matches("https", "a.blob.core.windows.net", 443)
+    assert not wildcard.matches("https", "blob.core.windows.net", 443)
+    assert not wildcard.matches("https", "a.blob.core.windows.net.evil.example", 443)
+    with pytest.raises(ValueError, match="write scheme://host"):
+        parse_origins("127.0.0.1")
+
+
+# -- the receiver ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[tuple[BackgroundServer, Inbox]]:
+    inbox = Inbox(tmp_path / "push.sqlite")
+    with BackgroundServer(create_webhook_app(inbox, KEY)) as server:
+        yield server, inbox
+
+
+def event(n: int, **extra: object) -> dict[str, object]:
+    return {"id": f"e-{n}", "eventType": "EVRoam.ChargingStationChanges", "eventTime": "2026-11-01T12:00:00Z",
+            "subject": f"chargingstations-{n}.json", "data": {"url": f"https://evroamstore.blob.core.windows.net/n/chargingstations-{n}.json"},
+            **extra}
+
+
+def post(server: BackgroundServer, body: bytes | object) -> requests.Response:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return requests.post(f"{server.url}/api/evroam_listener?code={KEY}", data=data,
+                         headers={"Content-Type": "application/json"}, timeout=30)
+
+
+def test_oversized_deliveries_are_refused_fast_and_health_stays_up(receiver: tuple[BackgroundServer, Inbox]) -> None:
+    server, inbox = receiver
+    huge = json.dumps([event(n) for n in range(100_000)]).encode()  # ~20 MB, 100,000 events
+    health: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
+            health.append(time.monotonic() - started)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    started = time.monotonic()
+    answer = post(server, huge)
+    refused_in = time.monotonic() - started
+    # The largest delivery Event Grid can send is stored while /health keeps answering.
+    biggest = [event(n) for n in range(MAX_EVENTS)]
+    while len(json.dumps(biggest)) > MAX_BODY_BYTES:
+        biggest.pop()
+    assert post(server, biggest).json() == {"stored": len(biggest)}
+    stop.set()
+    thread.join()
+    assert answer.status_code == 413 and "at most" in answer.json()["error"]
+    assert refused_in < 5
+    assert health and max(health) < 2.0, f"/health took up to {max(health):.2f}s"  # not minutes, as before
+    assert inbox.count("evroam") == len(biggest)
+
+
+def test_too_many_events_is_413(receiver: tuple[BackgroundServer, Inbox]) -> None:
+    server, inbox = receiver
+    many = [{"id": str(n)} for n in range(MAX_EVENTS + 1)]
+    answer = post(server, many)
+    assert answer.status_code == 413 and f"{MAX_EVENTS + 1:,} events" in answer.json()["error"]
+    assert inbox.count("evroam") == 0
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
+    (b"{not json", "not JSON"),
+    ([event(1, data="https://example.net/x")], "`data` is not an object"),
+    ([event(1, data=[1, 2])], "`data` is not an object"),
+    ([event(1), 7], "event 1 is not an object"),
+    ([event(1, id=["x"])], "`id` is not a string"),
+    ("a string", "expected an array"),
+])
+def test_malformed_deliveries_are_400_with_the_reason(receiver: tuple[BackgroundServer, Inbox], body: object, message: str) -> None:
+    server, inbox = receiver
+    answer = post(server, body)
+    assert answer.status_code == 400 and message in answer.json()["error"]
+    assert inbox.count("evroam") == 0
+
+
+def test_the_receiver_still_requires_its_key(receiver: tuple[BackgroundServer, Inbox]) -> None:
+    server, _ = receiver
+    assert requests.post(f"{server.url}/api/evroam_listener?code=wrong", data=b"x" * (2 * MAX_BODY_BYTES)).status_code == 401
