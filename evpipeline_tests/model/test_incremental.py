@@ -108,7 +108,7 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_mix(
         assert build(warehouse).mode == "full"
         fleet_size = query(warehouse, "SELECT count(*) FROM mart.locations")[0][0]
         actions, scopes = [], []
-        for _ in range(14):
+        for _ in range(10):
             actions.append(fleet.change(warehouse))
             fleet.sync(warehouse)
             result = build(warehouse)
