@@ -78,7 +78,7 @@ class Deployment:
         }
         for sim in self.sims.values():
             os.environ.update(simulators.SIMULATORS[[k for k, v in self.sims.items() if v is sim][0]].env(sim))
-        settings.apply_defaults()
+        settings.apply_dev_defaults()
         from evpipeline.inbox import Inbox
         from evpipeline.serving import BackgroundServer
         from evpipeline.sources.evroam.push import create_webhook_app

@@ -22,8 +22,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _start_simulators(scale: float, advance_every: float) -> dict:
-    from evpipeline import simulators
+    from evpipeline import settings, simulators
 
+    settings.apply_dev_defaults()
     sims = simulators.start_all(scale=scale, fixed_ports=True, live=True)
     os.environ.update(simulators.env_for(sims))
 
@@ -51,6 +52,7 @@ def _webhook(args: argparse.Namespace) -> int:
     from evpipeline import settings
 
     settings.apply_defaults()
+    settings.require(["EVROAM_WEBHOOK_KEY"])  # an open receiver would accept anyone's notifications
     from evpipeline.inbox import Inbox
     from evpipeline.serving import serve_forever
     from evpipeline.sources.evroam.push import create_webhook_app
@@ -77,8 +79,7 @@ def _dev(args: argparse.Namespace) -> int:
     and the sensors, among them the supervisor that keeps the real-time lane running)."""
     from evpipeline import settings
 
-    settings.apply_defaults()
-    sims = _start_simulators(args.scale, args.advance_every)
+    sims = _start_simulators(args.scale, args.advance_every)  # sets the simulators' development settings
     from evpipeline.inbox import Inbox
     from evpipeline.serving import BackgroundServer
     from evpipeline.sources.evroam.push import create_webhook_app
@@ -160,7 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(_bench(args, rest) or 0)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    return int(args.func(args) or 0)
+    from evpipeline.settings import MissingSettings
+
+    try:
+        return int(args.func(args) or 0)
+    except MissingSettings as missing:
+        print(missing, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

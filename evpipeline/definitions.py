@@ -1,62 +1,46 @@
 """The one `dg.Definitions` of evpipeline: every source, the canonical model and NDW delivery.
 
-Resources read endpoints and secrets from the environment (`dg.EnvVar`); unset variables point
-at the bundled simulators (see `evpipeline.settings`). Runs execute in process: every asset
-writes the single-writer DuckDB file, and the `duckdb_writer` pool (limit 1, see
-`dagster.yaml`) keeps two runs from writing at once.
+Every package under `evpipeline/sources/` is a source and is loaded by being there: its
+`definitions.py` declares its resource (secrets as `dg.EnvVar`), assets, checks, jobs and
+schedules. Runs execute in process: every asset writes the single-writer DuckDB file, and the
+`duckdb_writer` pool (limit 1, see `dagster.yaml`) keeps two runs from writing at once. Loading
+stops with one message naming every missing setting (see `evpipeline.settings`).
 """
+
+import importlib
+import pkgutil
 
 import dagster as dg
 
-from evpipeline import settings
+from evpipeline import settings, sources
+from evpipeline.lane import definitions as lane_definitions
+from evpipeline.maintenance import definitions as maintenance_definitions
+from evpipeline.model import definitions as model_definitions
+from evpipeline.ndw import definitions as ndw_definitions
+from evpipeline.ndw.push import NdwPushResource
+from evpipeline.resources import PushInboxResource
+from evpipeline.warehouse import WarehouseResource
 
 settings.apply_defaults()
 
-from evpipeline.lane import definitions as lane_definitions  # noqa: E402
-from evpipeline.maintenance import definitions as maintenance_definitions  # noqa: E402
-from evpipeline.model import definitions as model_definitions  # noqa: E402
-from evpipeline.ndw import definitions as ndw_definitions  # noqa: E402
-from evpipeline.ndw.push import NdwPushResource  # noqa: E402
-from evpipeline.resources import PushInboxResource  # noqa: E402
-from evpipeline.sources.evroam import definitions as evroam_definitions  # noqa: E402
-from evpipeline.sources.evroam.client import EVRoamResource  # noqa: E402
-from evpipeline.sources.greenflux import definitions as greenflux_definitions  # noqa: E402
-from evpipeline.sources.greenflux.client import GreenFluxResource  # noqa: E402
-from evpipeline.sources.tomtom import definitions as tomtom_definitions  # noqa: E402
-from evpipeline.sources.tomtom.client import TomTomResource  # noqa: E402
-from evpipeline.sources.zaptec import definitions as zaptec_definitions  # noqa: E402
-from evpipeline.sources.zaptec.client import ZaptecResource  # noqa: E402
-from evpipeline.warehouse import WarehouseResource  # noqa: E402
-
-SOURCE_GROUPS = ["evroam", "tomtom", "greenflux", "zaptec"]
+# A source is a package under evpipeline/sources (kit.py, the shared factories, is a module).
+SOURCE_GROUPS = sorted(m.name for m in pkgutil.iter_modules(sources.__path__) if m.ispkg)
 
 
-def build_resources() -> dict[str, dg.ConfigurableResource]:
+def source_definitions() -> list[dg.Definitions]:
+    return [importlib.import_module(f"evpipeline.sources.{name}.definitions").defs for name in SOURCE_GROUPS]
+
+
+def shared_resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources every part uses: the warehouse, the push inbox and the NDW push client."""
     return {
         "warehouse": WarehouseResource(database=dg.EnvVar("EVPIPELINE_WAREHOUSE")),
         "inbox": PushInboxResource(directory=str(settings.data_dir() / "inbox")),
-        "evroam": EVRoamResource(
-            base_url=dg.EnvVar("EVROAM_BASE_URL"),
-            subscription_key=dg.EnvVar("EVROAM_SUBSCRIPTION_KEY"),
-            allowed_push_hosts=dg.EnvVar("EVROAM_PUSH_ALLOWED_HOSTS"),
-        ),
         "ndw": NdwPushResource(
             push_base_url=dg.EnvVar("NDW_PUSH_BASE_URL"),
             token_url=dg.EnvVar("NDW_TOKEN_URL"),
             client_id=dg.EnvVar("NDW_CLIENT_ID"),
             client_secret=dg.EnvVar("NDW_CLIENT_SECRET"),
-        ),
-        "greenflux": GreenFluxResource(base_url=dg.EnvVar("GREENFLUX_BASE_URL"), token=dg.EnvVar("GREENFLUX_TOKEN")),
-        "tomtom": TomTomResource(
-            base_url=dg.EnvVar("TOMTOM_BASE_URL"),
-            api_key=dg.EnvVar("TOMTOM_API_KEY"),
-            qps=float(settings.get("TOMTOM_QPS")),
-        ),
-        "zaptec": ZaptecResource(
-            base_url=dg.EnvVar("ZAPTEC_BASE_URL"),
-            username=dg.EnvVar("ZAPTEC_USERNAME"),
-            password=dg.EnvVar("ZAPTEC_PASSWORD"),
-            user_group_id=dg.EnvVar("ZAPTEC_USER_GROUP_ID"),
         ),
     }
 
@@ -80,14 +64,21 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 # Only `defs` may be a Definitions object at module scope (Dagster's code server refuses several),
 # so each part is reached through its module.
 defs = dg.Definitions.merge(
-    evroam_definitions.defs,
-    tomtom_definitions.defs,
-    greenflux_definitions.defs,
-    zaptec_definitions.defs,
+    *source_definitions(),
     model_definitions.defs,
     ndw_definitions.defs,
     lane_definitions.defs,
     maintenance_definitions.defs,
-    dg.Definitions(resources=build_resources(), jobs=[sync_all_job], sensors=[automation_sensor],
+    dg.Definitions(resources=shared_resources(), jobs=[sync_all_job], sensors=[automation_sensor],
                    executor=dg.in_process_executor),
 )
+
+
+def env_vars(resources: dict[str, object]) -> list[str]:
+    """Names of the environment variables the resources read (`dg.EnvVar` fields)."""
+    return [value for resource in resources.values() for value in vars(resource).values() if isinstance(value, dg.EnvVar)]
+
+
+# A real deployment without a secret stops here, naming every missing variable, instead of failing
+# in the first run that happens to need it.
+settings.require(env_vars(defs.resources))

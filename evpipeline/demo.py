@@ -37,6 +37,9 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     data.mkdir(parents=True, exist_ok=True)
     os.environ["EVPIPELINE_DATA_DIR"] = str(data)
     os.environ.pop("EVPIPELINE_WAREHOUSE", None)
+    from evpipeline import settings
+
+    settings.apply_dev_defaults()  # the demo runs on the simulators, with their development keys
     report = DemoReport(data)
     # The demo's simulated TomTom key allows 100 queries/s (TomTom sells keys with higher QPS); the
     # client still stays under whatever TOMTOM_QPS says. Zaptec keeps its fixed 10 requests/s.
@@ -48,14 +51,15 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
 
     import dagster as dg
 
-    from evpipeline.definitions import build_resources, defs
+    from evpipeline.definitions import defs
+    from evpipeline.lane.assets import lane_loop
+    from evpipeline.run_config import op_config
     from evpipeline.serving import BackgroundServer
     from evpipeline.sources.evroam.push import create_webhook_app
     from evpipeline.warehouse import connect
 
     instance = dg.DagsterInstance.ephemeral()
-    resources = build_resources()
-    with dg.build_resources(resources) as initialized:
+    with dg.build_resources(dict(defs.resources)) as initialized:
         inbox, evroam = initialized.inbox.open(), initialized.evroam.client()
     receiver = BackgroundServer(create_webhook_app(inbox, os.environ["EVROAM_WEBHOOK_KEY"])).start()
     sync_all = defs.resolve_job_def("sync_all")
@@ -88,7 +92,7 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
         patches_before = len(sims["ndw"].accepted_pushes())  # type: ignore[attr-defined]
         for sim in sims.values():
             sim.advance(300)
-        lane = {"ops": {"lane_loop": {"config": {"max_seconds": LANE_SECONDS, "report_every_seconds": 5.0}}}}
+        lane = op_config([lane_loop], max_seconds=LANE_SECONDS, report_every_seconds=5.0)
         step(f"realtime_lane ({LANE_SECONDS:.0f} s: messages, push files, polls -> mart -> NDW)",
              lambda: run("realtime_lane", run_config=lane))
         sent = sims["ndw"].accepted_pushes()[patches_before:]  # type: ignore[attr-defined]

@@ -1,14 +1,15 @@
 """Every endpoint and credential, read from environment variables.
 
-Unset variables fall back to the bundled simulators on their fixed development ports, so
-`make demo` and `make dev` work with no configuration; pointing the pipeline at the real APIs is
-a matter of setting these variables, never of changing code. The README documents each one.
+Endpoints default to the providers' real public URLs and secrets have no default: a deployment
+sets its secrets, and the code location refuses to load while one is missing, naming them all
+(`require`). Only `evpipeline demo`, `dev` and `simulate` (and the tests) fill in the simulators'
+development values (`apply_dev_defaults`). The README documents each variable.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 
 # Fixed loopback ports the simulators use in `evpipeline simulate` / `make dev`. Tests never use
@@ -28,8 +29,8 @@ def _sim(name: str, path: str = "") -> str:
     return f"http://127.0.0.1:{SIMULATOR_PORTS[name]}{path}"
 
 
-# name -> (default, is_secret, description). Secrets default to the simulators' development keys,
-# which guard nothing real; production deployments set their own.
+# name -> (default, is_secret, description). Defaults are what a real deployment would use; secrets
+# have none.
 ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "EVPIPELINE_DATA_DIR": ("data", False, "Directory for the warehouse, snapshots, exports and push inbox."),
     "EVPIPELINE_WAREHOUSE": ("", False, "DuckDB warehouse path (default: $EVPIPELINE_DATA_DIR/warehouse.duckdb; `md:` for MotherDuck)."),
@@ -40,42 +41,78 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "EVPIPELINE_SNAPSHOTS_KEEP_DAYS": ("14", False, "Whole UTC days of tomtom.availability_snapshots kept in DuckDB."),
     "EVPIPELINE_ARCHIVE_DIR": ("", False, "Parquet archive of trimmed history (default: $EVPIPELINE_DATA_DIR/archive)."),
     "EVPIPELINE_RETENTION_CRON": ("15 4 * * *", False, "When the ops/history_retention asset moves old history to the archive (UTC)."),
-    "EVROAM_BASE_URL": (_sim("evroam", "/consumer/api"), False, "EVRoam Consumer API base URL."),
-    "EVROAM_SUBSCRIPTION_KEY": ("sim-evroam-key", True, "EVRoam APIM subscription key (Ocp-Apim-Subscription-Key)."),
+    "EVROAM_BASE_URL": ("https://evroam.azure-api.net/consumer/api", False, "EVRoam Consumer API base URL."),
+    "EVROAM_SUBSCRIPTION_KEY": ("", True, "EVRoam APIM subscription key (Ocp-Apim-Subscription-Key)."),
     "EVROAM_PUSH_ALLOWED_HOSTS": ("https://evroamstore.blob.core.windows.net", False, "Origins (scheme://host[:port], comma list) push-notification files may be downloaded from; https unless an entry says http."),
-    "EVROAM_WEBHOOK_KEY": ("sim-webhook-key", True, "Key the EVRoam webhook receiver requires as `?code=` on deliveries."),
-    "EVROAM_WEBHOOK_PUBLIC_URL": (f"http://127.0.0.1:{WEBHOOK_PORT}/api/evroam_listener", False, "Public URL of our webhook receiver, registered with EVRoam."),
+    "EVROAM_WEBHOOK_KEY": ("", True, "Key the EVRoam webhook receiver requires as `?code=` on deliveries."),
+    "EVROAM_WEBHOOK_PUBLIC_URL": ("", False, "Public URL of our webhook receiver, registered with EVRoam."),
     "EVROAM_DELTA_CRON": ("*/5 * * * *", False, "EVRoam delta-sync schedule."),
     "EVROAM_REPAIR_CRON": ("30 3 * * *", False, "EVRoam daily full (repair) pull."),
-    "GREENFLUX_BASE_URL": (_sim("greenflux"), False, "GreenFlux platform base URL (CLM API under /api/2.0)."),
-    "GREENFLUX_TOKEN": ("sim-greenflux-token", True, "GreenFlux API token (Authorization: Token ...)."),
+    "GREENFLUX_BASE_URL": ("https://platform.greenflux.com", False, "GreenFlux platform base URL (CLM API under /api/2.0)."),
+    "GREENFLUX_TOKEN": ("", True, "GreenFlux API token (Authorization: Token ...)."),
     "GREENFLUX_CRON": ("*/15 * * * *", False, "GreenFlux delta sync (date_from) schedule."),
     "GREENFLUX_FULL_CRON": ("45 2 * * *", False, "GreenFlux daily full pull (heals anything a date_from delta cannot see)."),
-    "ZAPTEC_BASE_URL": (_sim("zaptec"), False, "Zaptec API base URL."),
-    "ZAPTEC_USERNAME": ("sim-user@example.com", True, "Zaptec portal username (OAuth2 password grant)."),
-    "ZAPTEC_PASSWORD": ("sim-password", True, "Zaptec portal password."),
-    "ZAPTEC_USER_GROUP_ID": ("3c1f7a52-8d4e-4b6a-9f21-6e0d5b7c9a84", False, "Zaptec user group whose Service Bus messaging to consume (empty: first installation with messaging)."),
+    "ZAPTEC_BASE_URL": ("https://api.zaptec.com", False, "Zaptec API base URL."),
+    "ZAPTEC_USERNAME": ("", True, "Zaptec portal username (OAuth2 password grant)."),
+    "ZAPTEC_PASSWORD": ("", True, "Zaptec portal password."),
+    "ZAPTEC_USER_GROUP_ID": ("", False, "Zaptec user group whose Service Bus messaging to consume (empty: first installation with messaging)."),
     "ZAPTEC_COUNTRY_IDS": ("", False, "Pinned `<CountryId>=<ISO alpha-3>` pairs (comma list) over the Countries of Zaptec's /api/constants."),
     "ZAPTEC_STATE_CRON": ("*/15 * * * *", False, "Zaptec charger-state poll (fallback to pushed messages)."),
     "ZAPTEC_STATIC_CRON": ("0 * * * *", False, "Zaptec static refresh (installations, circuits, chargers)."),
-    "TOMTOM_BASE_URL": (_sim("tomtom"), False, "TomTom API base URL."),
-    "TOMTOM_API_KEY": ("sim-tomtom-key", True, "TomTom API key (query parameter `key`)."),
+    "TOMTOM_BASE_URL": ("https://api.tomtom.com", False, "TomTom API base URL."),
+    "TOMTOM_API_KEY": ("", True, "TomTom API key (query parameter `key`)."),
     "TOMTOM_QPS": ("20", False, "Queries per second allowed by the TomTom key."),
     "TOMTOM_CRON": ("*/5 * * * *", False, "TomTom availability poll (and location mapping) schedule."),
-    "NDW_PUSH_BASE_URL": (_sim("ndw", "/ocpi/2.2.1"), False, "NDW DOT-NL push API base URL."),
-    "NDW_TOKEN_URL": (_sim("ndw", "/auth/realms/ndw/protocol/openid-connect/token"), False, "NDW IAM token endpoint (OAuth2 client credentials)."),
-    "NDW_CLIENT_ID": ("sim-ndw-client", True, "Our NDW service-account client id."),
-    "NDW_CLIENT_SECRET": ("sim-ndw-secret", True, "Our NDW service-account client secret."),
-    "OCPI_TOKEN": ("sim-ocpi-token", True, "Token NDW presents to our OCPI pull server (Authorization: Token ...)."),
-    "OCPI_CLIENT_ID": ("ndw-puller", True, "OAuth2 client id NDW uses against our pull server's token endpoint."),
-    "OCPI_CLIENT_SECRET": ("sim-ocpi-client-secret", True, "OAuth2 client secret for the pull server's token endpoint."),
+    "NDW_PUSH_BASE_URL": ("", False, "NDW DOT-NL push API base URL (NDW hands it out on onboarding)."),
+    "NDW_TOKEN_URL": ("", False, "NDW IAM token endpoint (OAuth2 client credentials; from NDW on onboarding)."),
+    "NDW_CLIENT_ID": ("", True, "Our NDW service-account client id."),
+    "NDW_CLIENT_SECRET": ("", True, "Our NDW service-account client secret."),
+    "OCPI_TOKEN": ("", True, "Token NDW presents to our OCPI pull server (Authorization: Token ...)."),
+    "OCPI_CLIENT_ID": ("", True, "OAuth2 client id NDW uses against our pull server's token endpoint."),
+    "OCPI_CLIENT_SECRET": ("", True, "OAuth2 client secret for the pull server's token endpoint."),
     "OCPI_JWT_SECRET": ("", True, "HMAC key signing the pull server's JWTs (default: derived from OCPI_CLIENT_SECRET)."),
     "OCPI_PUBLIC_URL": ("", False, "Public base URL of our OCPI pull server for Link headers and version details (default: the request's own base URL)."),
 }
 
 
+# The bundled simulators' values: what `demo`, `dev`, `simulate` and the tests run against. The keys
+# guard nothing real.
+DEV: dict[str, str] = {
+    "EVROAM_BASE_URL": _sim("evroam", "/consumer/api"),
+    "EVROAM_SUBSCRIPTION_KEY": "sim-evroam-key",
+    "EVROAM_PUSH_ALLOWED_HOSTS": f"http://127.0.0.1:{SIMULATOR_PORTS['evroam']}",
+    "EVROAM_WEBHOOK_KEY": "sim-webhook-key",
+    "EVROAM_WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{WEBHOOK_PORT}/api/evroam_listener",
+    "GREENFLUX_BASE_URL": _sim("greenflux"),
+    "GREENFLUX_TOKEN": "sim-greenflux-token",
+    "ZAPTEC_BASE_URL": _sim("zaptec"),
+    "ZAPTEC_USERNAME": "sim-user@example.com",
+    "ZAPTEC_PASSWORD": "sim-password",
+    "ZAPTEC_USER_GROUP_ID": "3c1f7a52-8d4e-4b6a-9f21-6e0d5b7c9a84",
+    "TOMTOM_BASE_URL": _sim("tomtom"),
+    "TOMTOM_API_KEY": "sim-tomtom-key",
+    "NDW_PUSH_BASE_URL": _sim("ndw", "/ocpi/2.2.1"),
+    "NDW_TOKEN_URL": _sim("ndw", "/auth/realms/ndw/protocol/openid-connect/token"),
+    "NDW_CLIENT_ID": "sim-ndw-client",
+    "NDW_CLIENT_SECRET": "sim-ndw-secret",
+    "OCPI_TOKEN": "sim-ocpi-token",
+    "OCPI_CLIENT_ID": "ndw-puller",
+    "OCPI_CLIENT_SECRET": "sim-ocpi-client-secret",
+}
+
+
+class MissingSettings(RuntimeError):
+    """Settings a deployment must provide are unset; the message names them and what each is."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        lines = [f"  {name}: {ENVIRONMENT[name][2] if name in ENVIRONMENT else ''}" for name in names]
+        super().__init__("evpipeline cannot start: set these environment variables (the README lists them all):\n"
+                         + "\n".join(lines))
+
+
 def apply_defaults(environ: MutableMapping[str, str] | None = None) -> None:
-    """Fill unset variables with their simulator defaults, so `dg.EnvVar` always resolves."""
+    """Fill unset variables with their documented defaults (never a secret: those have none)."""
     env = os.environ if environ is None else environ
     for name, (default, _secret, _doc) in ENVIRONMENT.items():
         if default and not env.get(name):
@@ -84,6 +121,28 @@ def apply_defaults(environ: MutableMapping[str, str] | None = None) -> None:
     env["EVPIPELINE_DATA_DIR"] = str(Path(env["EVPIPELINE_DATA_DIR"]).expanduser().resolve())
     if not env.get("EVPIPELINE_WAREHOUSE"):
         env["EVPIPELINE_WAREHOUSE"] = str(Path(env["EVPIPELINE_DATA_DIR"]) / "warehouse.duckdb")
+
+
+def apply_dev_defaults(environ: MutableMapping[str, str] | None = None) -> None:
+    """Point every unset endpoint and secret at the bundled simulators (demo, dev, tests only)."""
+    env = os.environ if environ is None else environ
+    for name, value in DEV.items():
+        if not env.get(name):
+            env[name] = value
+    apply_defaults(env)
+
+
+def require(names: Iterable[str], environ: Mapping[str, str] | None = None) -> None:
+    """Raise `MissingSettings` naming every one of `names` that is unset."""
+    env = os.environ if environ is None else environ
+    missing = sorted({name for name in names if not env.get(name)})
+    if missing:
+        raise MissingSettings(missing)
+
+
+def dev_value(name: str) -> bool:
+    """Whether a setting holds the simulators' development value (a warning sign outside dev)."""
+    return name in DEV and os.environ.get(name) == DEV[name]
 
 
 def get(name: str) -> str:

@@ -105,6 +105,35 @@ def write_sync(
     return outcome
 
 
+def write_snapshot(
+    warehouse: WarehouseResource,
+    rows: TableRows,
+    *,
+    source: str,
+    stream: str,
+    run_id: str | None,
+    as_of: datetime,
+    watermark: datetime | None,
+    requests: int | None,
+    lineage: str,
+    log: Any,
+) -> SyncOutcome:
+    """Merge a complete list (all the account can see) and flag deleted whatever it no longer holds.
+
+    An empty list flags nothing: that is far likelier an access problem than every object removed.
+    """
+    present = rows.frame[list(rows.keys)].dropna()
+
+    def sweep(writer: Writer, valid: dict[str, pd.DataFrame]) -> None:
+        if present.empty:
+            log.warning("%s returned no rows for %s; not flagging anything deleted", source, rows.table)
+            return
+        writer.flag_missing(rows.table, rows.keys, present, as_of)
+
+    return write_sync(warehouse, source=source, stream=stream, run_id=run_id, tables=[rows], watermark=watermark,
+                      requests=requests, lineage=lineage, before_commit=sweep)
+
+
 def markdown_preview(frame: pd.DataFrame, columns: Sequence[str], rows: int = 5) -> str:
     """A few rows as a markdown table for the Dagster UI (no extra dependency)."""
     cols = [c for c in columns if c in frame.columns]

@@ -10,10 +10,15 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from evpipeline.simulators.evroam import EVRoamSimulator
-from evpipeline.simulators.toolkit import SimClock
-from evpipeline.sources.evroam.client import EVRoamResource
-from evpipeline.warehouse import WarehouseResource
+from evpipeline import settings
+
+# Tests run against the simulators: their development settings fill whatever the environment lacks.
+settings.apply_dev_defaults()
+
+from evpipeline.simulators.evroam import EVRoamSimulator  # noqa: E402
+from evpipeline.simulators.toolkit import SimClock  # noqa: E402
+from evpipeline.sources.evroam.client import EVRoamResource  # noqa: E402
+from evpipeline.warehouse import WarehouseResource  # noqa: E402
 
 START = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 

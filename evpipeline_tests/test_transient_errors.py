@@ -43,9 +43,9 @@ def test_evroam_retries_a_500(evroam: EVRoamResource, evroam_sim: EVRoamSimulato
 
 @pytest.mark.parametrize("resource", ["greenflux", "zaptec", "evroam", "tomtom", "ndw"])
 def test_every_source_declares_500_transient(resource: str) -> None:
-    from evpipeline.definitions import build_resources
+    from evpipeline.definitions import defs
 
-    built = build_resources()[resource]
+    built = defs.resources[resource]
     import dagster as dg
 
     with dg.build_resources({resource: built}) as initialized:

@@ -107,10 +107,9 @@ def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterializati
         })
 
 
-LOOP_OP = "lane_loop"
 
 
-@dg.op(name=LOOP_OP, required_resource_keys={"warehouse", "ndw", *required_resources()}, tags={"kind": "python"})
+@dg.op(required_resource_keys={"warehouse", "ndw", *required_resources()}, tags={"kind": "python"})
 def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[dict[str, Any]]:
     """Feeds -> incremental mart -> NDW pushes, cycle after cycle, until the deadline."""
     resources = {key: getattr(context.resources, key) for key in ("warehouse", "ndw", *required_resources())}

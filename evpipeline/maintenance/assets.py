@@ -8,10 +8,9 @@ import duckdb
 from pydantic import Field
 
 from evpipeline.timeutil import utcnow
-from evpipeline.warehouse import WarehouseResource
+from evpipeline.warehouse import WRITER_POOL, WarehouseResource
 from evpipeline.warehouse.retention import RETAINED, TrimResult, archive_root, retention_cron, trim_all
 
-POOL = "duckdb_writer"
 RETENTION_KEY = dg.AssetKey(["ops", "history_retention"])
 
 
@@ -47,7 +46,7 @@ class HistoryRetentionConfig(dg.Config):
 @dg.asset(
     key=RETENTION_KEY,
     group_name="ops",
-    pool=POOL,
+    pool=WRITER_POOL,
     kinds={"duckdb", "parquet"},
     automation_condition=dg.AutomationCondition.on_cron(retention_cron(), "UTC"),
 )

@@ -25,11 +25,11 @@ from evpipeline.model.reference import KEYS as REFERENCE_KEYS
 from evpipeline.model.reference import PARTIES, RULES, TARIFFS, ReferenceError, load_reference
 from evpipeline.model.snapshot import publish_snapshot, snapshot_dir
 from evpipeline.model.tables import CONNECTORS, EVSES, LOCATIONS, UNMAPPED
+from evpipeline.run_config import op_config
 from evpipeline.sync import markdown_preview
 from evpipeline.timeutil import utcnow
-from evpipeline.warehouse import WarehouseResource
+from evpipeline.warehouse import WRITER_POOL, WarehouseResource
 
-POOL = "duckdb_writer"
 DESCRIPTIONS = {
     LOCATIONS: "OCPI Locations from every source, with the owning CPO's country_code/party_id and lineage.",
     EVSES: "OCPI EVSEs; removed ones stay with status REMOVED; status transitions in mart.evse_status_history.",
@@ -90,7 +90,7 @@ def _matches_full(build: MartBuild, table: str, key: dg.AssetKey) -> dg.AssetChe
 @dg.multi_asset(
     name="mart_model",
     group_name="mart",
-    pool=POOL,
+    pool=WRITER_POOL,
     specs=[
         dg.AssetSpec(key, description=DESCRIPTIONS[table], deps=[*SOURCE_INPUTS, REFERENCE_KEY], kinds={"duckdb"})
         for table, key in MART_KEYS.items()
@@ -136,7 +136,7 @@ mart_update_job = dg.define_asset_job(
 mart_reconcile_job = dg.define_asset_job(
     "mart_reconcile",
     selection=dg.AssetSelection.assets(*MART_KEYS.values()),
-    config={"ops": {"mart_model": {"config": {"full": True}}}},
+    config=op_config([mart_model], full=True),
     description="Full rebuild of the canonical model: checks the incremental builds and refreshes the unmapped-values report.",
 )
 mart_reconcile_schedule = dg.ScheduleDefinition(
@@ -184,7 +184,7 @@ def _bump_changed_tariffs(current: pd.DataFrame, stored: pd.DataFrame, now: date
 @dg.asset(
     key=REFERENCE_KEY,
     group_name="reference",
-    pool=POOL,
+    pool=WRITER_POOL,
     kinds={"duckdb", "yaml"},
 )
 def reference_operator_data(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -266,7 +266,7 @@ def after_changes_every(cron: str) -> dg.AutomationCondition:
 @dg.asset(
     key=dg.AssetKey(["mart", "bi_snapshot"]),
     group_name="mart",
-    pool=POOL,
+    pool=WRITER_POOL,
     deps=list(MART_KEYS.values()),
     kinds={"duckdb", "parquet"},
     automation_condition=after_changes_every(settings.get("EVPIPELINE_BI_PUBLISH_CRON")),

@@ -17,12 +17,12 @@ from pydantic import Field
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.ndw.push import NdwPushResource
 from evpipeline.ndw.push_sync import PushPlan, PushRun, execute, plan_pushes, record_full
+from evpipeline.run_config import op_config
 from evpipeline.sync import markdown_preview
 from evpipeline.timeutil import utcnow
 from evpipeline.warehouse import WarehouseResource
 
 PUSH_KEY = dg.AssetKey(["ndw", "push"])
-PUSH_OP = "ndw__push"
 CHECK_NAME = "pushes_accepted"
 # Not `duckdb_writer`: that pool is held for minutes by HTTP-bound sync ops (a TomTom poll, a full
 # pull). This asset holds DuckDB only for two short transactions (DuckDB's file lock and
@@ -115,7 +115,7 @@ def summarize(plan: PushPlan, run: PushRun) -> tuple[dict[str, Any], dg.AssetChe
 ndw_push_full_job = dg.define_asset_job(
     "ndw_push_full",
     selection=[PUSH_KEY],
-    config={"ops": {PUSH_OP: {"config": {"static": True}}}},
+    config=op_config([ndw_push], static=True),
     description="PUT new/changed Locations and Tariffs, DELETE withdrawn Tariffs, PATCH statuses: NDW in step with the export.",
     tags={"ndw/push": "full"},
 )

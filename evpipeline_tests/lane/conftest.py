@@ -10,11 +10,12 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from evpipeline.lane.assets import realtime_lane_job, realtime_lane_sensor
+from evpipeline.lane.assets import lane_loop, realtime_lane_job, realtime_lane_sensor
 from evpipeline.model.assets import mart_model, reference_operator_data
 from evpipeline.ndw.push import NdwPushResource
 from evpipeline.ndw.push_assets import ndw_push
 from evpipeline.resources import PushInboxResource
+from evpipeline.run_config import op_config
 from evpipeline.serving import BackgroundServer
 from evpipeline.simulators.evroam import EVRoamSimulator
 from evpipeline.simulators.greenflux import GreenFluxSimulator
@@ -85,7 +86,7 @@ class Deployment:
         settings = {"max_seconds": seconds, "interval_seconds": 0.1, "report_every_seconds": 0.5, "lock_wait_seconds": 5.0,
                     **config}
         return job.execute_in_process(
-            run_config={"ops": {"lane_loop": {"config": settings}},
+            run_config={**op_config([lane_loop], **settings),
                         "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             instance=instance, tags=(request.tags if request else None),
         )

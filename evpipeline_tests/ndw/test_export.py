@@ -12,6 +12,7 @@ import pytest
 
 from evpipeline.ndw.assets import ndw_ocpi_export
 from evpipeline.ndw.export import build_export, write_export
+from evpipeline.run_config import op_config
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import materialize
 from evpipeline_tests.mart_fixture import MartRows, later, standard_mart
@@ -149,7 +150,7 @@ def test_partitioned_asset_backfill_and_check(warehouse: WarehouseResource, tmp_
     for day in ("2026-11-02", "2026-11-03"):
         results.append(materialize(
             [ndw_ocpi_export], {"warehouse": warehouse}, partition_key=day,
-            run_config={"ops": {"ndw__ocpi_export": {"config": {"directory": str(tmp_path), "max_rejected_ratio": 0.5}}}},
+            run_config=op_config([ndw_ocpi_export], directory=str(tmp_path), max_rejected_ratio=0.5),
         ))
     for day in ("2026-11-02", "2026-11-03"):
         assert json.loads((tmp_path / day / "manifest.json").read_text())["partition"] == day
@@ -158,7 +159,7 @@ def test_partitioned_asset_backfill_and_check(warehouse: WarehouseResource, tmp_
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN  # 3 of 11 locations rejected, under 50 %
     strict = materialize(
         [ndw_ocpi_export], {"warehouse": warehouse}, partition_key="2026-11-04", raise_on_error=False,
-        run_config={"ops": {"ndw__ocpi_export": {"config": {"directory": str(tmp_path), "max_rejected_ratio": 0.1}}}},
+        run_config=op_config([ndw_ocpi_export], directory=str(tmp_path), max_rejected_ratio=0.1),
     )
     [check] = strict.get_asset_check_evaluations()
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR

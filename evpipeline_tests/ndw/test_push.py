@@ -15,7 +15,8 @@ import pytest
 from evpipeline.lane.cycle import Lane
 from evpipeline.ndw.export import build_export
 from evpipeline.ndw.push import NdwAuthError, NdwPushResource
-from evpipeline.ndw.push_assets import PUSH_OP, ndw_push, ndw_push_full_job
+from evpipeline.ndw.push_assets import ndw_push, ndw_push_full_job
+from evpipeline.run_config import op_config
 from evpipeline.simulators.ndw import TOKEN_PATH, NdwSimulator, PushRecord
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline.warehouse import WarehouseResource
@@ -61,7 +62,7 @@ def mart(warehouse: WarehouseResource) -> MartRows:
 
 def push(warehouse: WarehouseResource, ndw: NdwPushResource, *, static: bool = True, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     return materialize([ndw_push], {"warehouse": warehouse, "ndw": ndw}, raise_on_error=raise_on_error,
-                       run_config={"ops": {PUSH_OP: {"config": {"static": static}}}})
+                       run_config=op_config([ndw_push], static=static))
 
 
 def check_passed(result: dg.ExecuteInProcessResult) -> bool:

@@ -14,6 +14,7 @@ import pytest
 import evpipeline.ndw.push_sync as push_sync
 import evpipeline.sources.tomtom.tables  # noqa: F401  (registers the tomtom tables)
 from evpipeline.maintenance.assets import RETENTION_KEY, history_retention
+from evpipeline.run_config import op_config
 from evpipeline.timeutil import utcnow
 from evpipeline.warehouse import WarehouseResource, retention
 from evpipeline.warehouse.retention import RETAINED, TrimResult, archive_and_trim, cutoff_for, trim_all
@@ -309,7 +310,7 @@ def test_the_asset_materializes_and_reports_what_it_moved(
         """, [now])
 
     result = materialize([history_retention], {"warehouse": warehouse},
-                         run_config={"ops": {"ops__history_retention": {"config": {"runs_keep_days": 30}}}})
+                         run_config=op_config([history_retention], runs_keep_days=30))
     meta = metadata(result, RETENTION_KEY.to_user_string())
     root = tmp_path / "data" / "archive"
     assert meta["dagster/uri"] == root.resolve().as_uri()

@@ -7,7 +7,7 @@ the push sensor downloaded, as of their notification time.
 """
 
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from logging import Logger
 from typing import Any, Literal
@@ -16,36 +16,38 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from evpipeline import settings
-from evpipeline.checks import quarantine_checks
 from evpipeline.sources.evroam import normalize, schemas
 from evpipeline.sources.evroam.client import EVRoamClient, EVRoamResource, Stream
 from evpipeline.sources.evroam.tables import AVAILABILITY, CONNECTORS, KEYS, SITES, STATIONS, STATUS
-from evpipeline.sync import SyncOutcome, TableRows, table_metadata, write_sync
+from evpipeline.sources.kit import Run, SyncReport, Table, sync_asset
+from evpipeline.sync import SyncOutcome, TableRows, write_sync
 from evpipeline.warehouse import WarehouseResource, Writer
+from evpipeline.watermarks import Clock, WatermarkRule
 
 SOURCE = "evroam"
-POOL = "duckdb_writer"
-SITES_KEY = dg.AssetKey(["evroam", "sites"])
-STATIONS_KEY = dg.AssetKey(["evroam", "charging_stations"])
-CONNECTORS_KEY = dg.AssetKey(["evroam", "connectors"])
-AVAILABILITY_KEY = dg.AssetKey(["evroam", "availability"])
-STATION_OUTPUTS = {STATIONS: STATIONS_KEY, CONNECTORS: CONNECTORS_KEY, AVAILABILITY: AVAILABILITY_KEY}
-TABLE_ASSETS = {SITES: SITES_KEY, **STATION_OUTPUTS}
+# `If-Modified-Since` follows the server's `Date` on the first page of the previous pull.
+WATERMARK = WatermarkRule(Clock.SERVER, overlap=timedelta(seconds=120))
+SITES_TABLE = Table(SITES, "EVRoam charging sites (NZ), merged incrementally into evroam.sites.",
+                    ["site_id", "name", "operator", "latitude", "longitude", "is_deleted"])
+STATION_TABLES = [
+    Table(STATIONS, "EVRoam charging stations (one row per station).",
+          ["charging_station_id", "site_id", "operator", "current", "kw_rated", "is_deleted"]),
+    Table(CONNECTORS, "EVRoam connectors (one row per station x connector).",
+          ["charging_station_id", "connector_id", "connector_type", "operation_status", "is_deleted"]),
+    Table(AVAILABILITY, "Latest EVRoam availability per station; changes in ops.status_history.",
+          ["charging_station_id", "availability_status", "kw_available", "availability_time"]),
+]
+SITES_KEY = SITES_TABLE.key
+STATIONS_KEY, CONNECTORS_KEY, AVAILABILITY_KEY = (t.key for t in STATION_TABLES)
+TABLE_ASSETS = {t.name: t.key for t in (SITES_TABLE, *STATION_TABLES)}
 
 
 class EVRoamSyncConfig(dg.Config):
     """How a run syncs: `delta` (default; bootstraps when there is no watermark) or `repair` (full, finds hard deletes)."""
 
     mode: Literal["delta", "repair"] = "delta"
-    overlap_seconds: int = Field(default=120, description="Re-read this much before the watermark (clock skew)")
-
-
-def _since(warehouse: WarehouseResource, stream: str, config: EVRoamSyncConfig) -> datetime | None:
-    if config.mode == "repair":
-        return None
-    watermark, _ = warehouse.sync_state(SOURCE, stream)
-    return None if watermark is None else watermark - timedelta(seconds=config.overlap_seconds)
+    overlap_seconds: int = Field(default=int(WATERMARK.overlap.total_seconds()),
+                                 description="Re-read this much before the watermark (clock skew)")
 
 
 def record_tables(kind: str, records: list[dict[str, Any]], as_of: datetime) -> list[TableRows]:
@@ -100,101 +102,41 @@ def merge_records(
 def pull(warehouse: WarehouseResource, client: EVRoamClient, stream: Stream, config: EVRoamSyncConfig, *,
          run_id: str | None, log: Logger) -> SyncOutcome:
     """A delta (or, first and in repair mode, complete) pull of one EVRoam stream, merged in one transaction."""
-    since = _since(warehouse, stream, config)
+    stored, _ = warehouse.sync_state(SOURCE, stream)
+    since = WATERMARK.since(stored, full=config.mode == "repair", overlap_seconds=config.overlap_seconds)
+    mark = WATERMARK.tracker(stored)
     result = client.fetch(stream, since)
+    mark.page(result.server_time)
     log.info("fetched %d %s record(s) in %d page(s) since %s", len(result.records), stream, result.pages, since)
     kind = "sites" if stream == "Site" else "chargingstations"
     return merge_records(
         warehouse, kind, result.records, result.server_time, run_id=run_id, stream=stream,
         lineage=f"pull:{stream} since={since.isoformat() if since else 'all'}", full=since is None,
-        watermark=result.server_time, requests=client.api.stats.requests,
+        watermark=mark.value(), requests=client.api.stats.requests,
     )
 
 
-@dg.asset(
-    key=SITES_KEY,
-    group_name="evroam",
-    pool=POOL,
-    kinds={"duckdb", "python"},
-    description="EVRoam charging sites (NZ), merged incrementally into evroam.sites.",
-)
-def evroam_sites(
-    context: dg.AssetExecutionContext, config: EVRoamSyncConfig, evroam: EVRoamResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """EVRoam charging sites, kept in sync by deltas, pushes and repair pulls."""
-    client = evroam.client()
-    outcome = pull(warehouse, client, "Site", config, run_id=context.run.run_id, log=context.log)
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            outcome[SITES], requests=client.api.stats.requests, watermark=outcome.watermark,
-            preview_columns=PREVIEWS[SITES], extra={"mode": config.mode},
-        )
-    )
+def _report(stream: Stream) -> Callable[..., SyncReport]:
+    def run(context: dg.AssetExecutionContext, evroam: EVRoamResource, warehouse: WarehouseResource,
+            config: EVRoamSyncConfig) -> SyncReport:
+        client = evroam.client()
+        outcome = pull(warehouse, client, stream, config, run_id=context.run.run_id, log=context.log)
+        return SyncReport(outcome, client.api.stats.requests, {"mode": config.mode})
+
+    return run
 
 
-PREVIEWS = {
-    SITES: ["site_id", "name", "operator", "latitude", "longitude", "is_deleted"],
-    STATIONS: ["charging_station_id", "site_id", "operator", "current", "kw_rated", "is_deleted"],
-    CONNECTORS: ["charging_station_id", "connector_id", "connector_type", "operation_status", "is_deleted"],
-    AVAILABILITY: ["charging_station_id", "availability_status", "kw_available", "availability_time"],
-}
-
-
-@dg.multi_asset(
-    name="evroam_stations",
-    group_name="evroam",
-    pool=POOL,
-    can_subset=True,
-    specs=[
-        dg.AssetSpec(STATIONS_KEY, description="EVRoam charging stations (one row per station).", kinds={"duckdb"}, skippable=True),
-        dg.AssetSpec(CONNECTORS_KEY, description="EVRoam connectors (one row per station x connector).", kinds={"duckdb"}, skippable=True),
-        dg.AssetSpec(AVAILABILITY_KEY, description="Latest EVRoam availability per station; changes in ops.status_history.", kinds={"duckdb"}, skippable=True),
-    ],
-)
-def evroam_stations(
-    context: dg.AssetExecutionContext, config: EVRoamSyncConfig, evroam: EVRoamResource, warehouse: WarehouseResource
-) -> Iterator[dg.MaterializeResult]:
-    """EVRoam charging stations with their connectors and availability, from one endpoint."""
-    client = evroam.client()
-    selected = {table for table, key in STATION_OUTPUTS.items() if key in context.selected_asset_keys}
-    if selected != set(STATION_OUTPUTS):
-        # One endpoint feeds all three tables and shares one watermark: write them all.
-        context.log.warning("pull runs write all EVRoam station tables; reporting only %s", sorted(selected))
-    outcome = pull(warehouse, client, "ChargingStation", config, run_id=context.run.run_id, log=context.log)
-    for table in sorted(selected):
-        metadata = table_metadata(outcome[table], requests=client.api.stats.requests, watermark=outcome.watermark,
-                                  preview_columns=PREVIEWS[table], extra={"mode": config.mode})
-        yield dg.MaterializeResult(asset_key=STATION_OUTPUTS[table], metadata=metadata)
-
-
-EVROAM_ASSETS = [SITES_KEY, STATIONS_KEY, CONNECTORS_KEY, AVAILABILITY_KEY]
-evroam_checks = quarantine_checks(
-    [(SITES_KEY, SITES), (STATIONS_KEY, STATIONS), (CONNECTORS_KEY, CONNECTORS), (AVAILABILITY_KEY, AVAILABILITY)]
-)
-evroam_sync_job = dg.define_asset_job(
-    "evroam_sync",
-    selection=dg.AssetSelection.assets(*EVROAM_ASSETS),
-    description="Delta sync of every EVRoam table (bootstraps on the first run).",
-)
-evroam_repair_job = dg.define_asset_job(
-    "evroam_repair",
-    selection=dg.AssetSelection.assets(*EVROAM_ASSETS),
-    config={"ops": {op: {"config": {"mode": "repair"}} for op in ("evroam__sites", "evroam_stations")}},
-    description="Full pull of EVRoam that also detects hard deletes (run on demand or daily).",
-)
-evroam_delta_schedule = dg.ScheduleDefinition(
-    name="evroam_delta",
-    job=evroam_sync_job,
-    cron_schedule=settings.get("EVROAM_DELTA_CRON"),
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="EVRoam delta sync (If-Modified-Since) every 5 minutes by default (EVROAM_DELTA_CRON).",
-)
-evroam_repair_schedule = dg.ScheduleDefinition(
-    name="evroam_daily_repair",
-    job=evroam_repair_job,
-    cron_schedule=settings.get("EVROAM_REPAIR_CRON"),
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily full EVRoam pull: catches missed pushes and hard deletes.",
-)
+RESOURCE = ("evroam", EVRoamResource)
+evroam_sites = sync_asset("evroam_sites", [SITES_TABLE], RESOURCE, _report("Site"), config=EVRoamSyncConfig,
+                          description="EVRoam charging sites, kept in sync by deltas, pushes and repair pulls.")
+evroam_stations = sync_asset("evroam_stations", STATION_TABLES, RESOURCE, _report("ChargingStation"),
+                             config=EVRoamSyncConfig,
+                             description="EVRoam charging stations with their connectors and availability, from one endpoint.")
+ASSETS = [evroam_sites, evroam_stations]
+RUNS = [
+    Run("evroam_sync", "evroam_delta", "EVROAM_DELTA_CRON",
+        "Delta sync of every EVRoam table by If-Modified-Since (bootstraps on the first run)."),
+    Run("evroam_repair", "evroam_daily_repair", "EVROAM_REPAIR_CRON",
+        "Full pull of EVRoam that also finds hard deletes and anything a missed push left behind.",
+        config={"mode": "repair"}),
+]

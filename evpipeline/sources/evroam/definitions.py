@@ -2,19 +2,17 @@
 
 import dagster as dg
 
-from evpipeline.sources.evroam.assets import (
-    evroam_checks,
-    evroam_delta_schedule,
-    evroam_repair_job,
-    evroam_repair_schedule,
-    evroam_sites,
-    evroam_stations,
-    evroam_sync_job,
-)
+from evpipeline.sources.evroam.assets import ASSETS, RUNS
+from evpipeline.sources.evroam.client import EVRoamResource
+from evpipeline.sources.kit import source_definitions
 
-defs = dg.Definitions(
-    assets=[evroam_sites, evroam_stations],
-    asset_checks=evroam_checks,
-    jobs=[evroam_sync_job, evroam_repair_job],
-    schedules=[evroam_delta_schedule, evroam_repair_schedule],
+defs = source_definitions(
+    "evroam",
+    EVRoamResource(
+        base_url=dg.EnvVar("EVROAM_BASE_URL"),
+        subscription_key=dg.EnvVar("EVROAM_SUBSCRIPTION_KEY"),
+        allowed_push_hosts=dg.EnvVar("EVROAM_PUSH_ALLOWED_HOSTS"),
+    ),
+    assets=ASSETS,
+    runs=RUNS,
 )

@@ -14,7 +14,7 @@ vanished (hard deletes).
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from logging import Logger
 from typing import Any, Literal
 
@@ -22,10 +22,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from evpipeline import settings
-from evpipeline.checks import quarantine_checks
 from evpipeline.sources.greenflux import normalize, schemas
-from evpipeline.sources.greenflux.client import GreenFluxClient, GreenFluxResource, Page, since_watermark
+from evpipeline.sources.greenflux.client import GreenFluxClient, GreenFluxResource, Page
 from evpipeline.sources.greenflux.tables import (
     CHARGE_STATIONS,
     CONNECTORS,
@@ -35,24 +33,30 @@ from evpipeline.sources.greenflux.tables import (
     STATUS,
     TARIFFS,
 )
-from evpipeline.sync import Batch, SyncOutcome, TableRows, table_metadata, write_sync_batches
+from evpipeline.sources.kit import Run, SyncReport, Table, sync_asset
+from evpipeline.sync import Batch, SyncOutcome, TableRows, write_sync_batches
 from evpipeline.warehouse import WarehouseResource, Writer, table_columns
+from evpipeline.watermarks import Clock, Watermark, WatermarkRule
 
 SOURCE = "greenflux"
-POOL = "duckdb_writer"
-LOCATIONS_KEY = dg.AssetKey(["greenflux", "locations"])
-EVSES_KEY = dg.AssetKey(["greenflux", "evses"])
-CONNECTORS_KEY = dg.AssetKey(["greenflux", "connectors"])
-CHARGE_STATIONS_KEY = dg.AssetKey(["greenflux", "charge_stations"])
-TARIFFS_KEY = dg.AssetKey(["greenflux", "tariffs"])
-LOCATION_OUTPUTS = {LOCATIONS: LOCATIONS_KEY, EVSES: EVSES_KEY, CONNECTORS: CONNECTORS_KEY}
-PREVIEWS = {
-    LOCATIONS: ["location_id", "cpo_id", "name", "city", "country", "last_updated"],
-    EVSES: ["location_id", "evse_uid", "evse_id", "status", "last_updated"],
-    CONNECTORS: ["evse_uid", "connector_id", "standard", "power_type", "max_electric_power", "tariff_id"],
-    CHARGE_STATIONS: ["charge_station_id", "location_id", "deploy_state", "connectivity_status", "charge_point_vendor"],
-    TARIFFS: ["tariff_id", "cpo_id", "currency", "last_updated"],
-}
+# `date_from` follows the records' own `last_updated`, never past the server time of the first page.
+WATERMARK = WatermarkRule(Clock.RECORDS, overlap=timedelta(seconds=120))
+LOCATIONS_TABLES = [
+    Table(LOCATIONS, "GreenFlux Locations v2 (one row per location, custom fields kept).",
+          ["location_id", "cpo_id", "name", "city", "country", "last_updated"]),
+    Table(EVSES, "GreenFlux EVSEs per (location, uid); REMOVED copies kept; see greenflux.current_evses.",
+          ["location_id", "evse_uid", "evse_id", "status", "last_updated"]),
+    Table(CONNECTORS, "GreenFlux connectors per (location, EVSE, connector).",
+          ["evse_uid", "connector_id", "standard", "power_type", "max_electric_power", "tariff_id"]),
+]
+CHARGE_STATIONS_TABLE = Table(
+    CHARGE_STATIONS, "GreenFlux charge stations (deploy state, connectivity, tariffs, hardware).",
+    ["charge_station_id", "location_id", "deploy_state", "connectivity_status", "charge_point_vendor"],
+)
+TARIFFS_TABLE = Table(TARIFFS, "GreenFlux tariffs (OCPI 2.1.1 shape) that connectors' tariff_id point at.",
+                      ["tariff_id", "cpo_id", "currency", "last_updated"])
+LOCATIONS_KEY, EVSES_KEY, CONNECTORS_KEY = (t.key for t in LOCATIONS_TABLES)
+CHARGE_STATIONS_KEY, TARIFFS_KEY = CHARGE_STATIONS_TABLE.key, TARIFFS_TABLE.key
 SUPERSEDED = "inferred REMOVED: the EVSE is live in a newer location (GreenFlux leaves the old copy's timestamps unchanged)"
 
 
@@ -60,41 +64,15 @@ class GreenFluxSyncConfig(dg.Config):
     """How a run syncs: `delta` (default; bootstraps when there is no watermark) or `full`."""
 
     mode: Literal["delta", "full"] = "delta"
-    overlap_seconds: int = Field(default=120, description="Re-read this much before the watermark (clock skew, late writes)")
+    overlap_seconds: int = Field(default=int(WATERMARK.overlap.total_seconds()),
+                                 description="Re-read this much before the watermark (clock skew, late writes)")
 
 
-class Watermark:
-    """The newest change time seen, capped at the server time of the first page.
-
-    The cap matters: an object changed while we page, on a page already read, is not in this pull;
-    its change time is after the first page was produced, so the next delta still asks for it.
-    """
-
-    def __init__(self) -> None:
-        self.first_page_at: datetime | None = None
-        self.newest: datetime | None = None
-
-    def page(self, page: Page) -> None:
-        if self.first_page_at is None:
-            self.first_page_at = page.server_time
-
-    def seen(self, stamps: pd.Series) -> None:
-        newest = stamps.max() if len(stamps) else None
-        if newest is not None and pd.notna(newest):
-            self.newest = max(self.newest, newest.to_pydatetime()) if self.newest else newest.to_pydatetime()
-
-    def value(self) -> datetime | None:
-        if self.newest is None:
-            return None  # nothing seen: keep the old watermark
-        return min(self.newest, self.first_page_at) if self.first_page_at else self.newest
-
-
-def _since(warehouse: WarehouseResource, stream: str, config: GreenFluxSyncConfig) -> tuple[datetime | None, bool]:
-    """(date_from, bootstrap): None for a full pull or the first run."""
-    watermark, _ = warehouse.sync_state(SOURCE, stream)
-    if config.mode == "full":
-        return None, watermark is None
-    return since_watermark(watermark, config.overlap_seconds), watermark is None
+def _start(warehouse: WarehouseResource, stream: str, config: GreenFluxSyncConfig) -> tuple[datetime | None, bool, Watermark]:
+    """(date_from, bootstrap, tracker): date_from is None for a full pull or the first run."""
+    stored, _ = warehouse.sync_state(SOURCE, stream)
+    since = WATERMARK.since(stored, full=config.mode == "full", overlap_seconds=config.overlap_seconds)
+    return since, stored is None, WATERMARK.tracker(stored)
 
 
 def _lineage(stream: str, page: Page, since: datetime | None) -> str:
@@ -147,7 +125,7 @@ def _sync(
 
     def batches() -> Iterator[Batch]:
         for page in pages:
-            mark.page(page)
+            mark.page(page.server_time)
             rows, stamps = tables(page.records)
             mark.seen(stamps)
             yield Batch(rows, as_of=page.server_time, lineage=_lineage(stream, page, since))
@@ -163,19 +141,11 @@ def _sync(
     return outcome
 
 
-def _metadata(outcome: SyncOutcome, table: str, client: GreenFluxClient, config: GreenFluxSyncConfig) -> dict[str, Any]:
-    if table not in outcome.tables:
-        return {"fetched": 0, "requests": client.api.stats.requests, "mode": config.mode}
-    return table_metadata(outcome[table], requests=client.api.stats.requests, watermark=outcome.watermark,
-                          preview_columns=PREVIEWS[table], extra={"mode": config.mode})
-
-
 def sync_locations(warehouse: WarehouseResource, client: GreenFluxClient, config: GreenFluxSyncConfig, *,
                    run_id: str | None, log: Logger) -> SyncOutcome:
     """Locations with their EVSEs and connectors since the watermark (or all), in one transaction.
     Used by the asset and by the real-time lane's minute poll."""
-    since, bootstrap = _since(warehouse, "Locations", config)
-    mark = Watermark()
+    since, bootstrap, mark = _start(warehouse, "Locations", config)
     seen_locations: list[str] = []
 
     def tables(records: list[dict[str, Any]]) -> tuple[list[TableRows], pd.Series]:
@@ -207,45 +177,10 @@ def sync_locations(warehouse: WarehouseResource, client: GreenFluxClient, config
                  tables=tables, mark=mark, after_batch=sweep, before_commit=finish)
 
 
-@dg.multi_asset(
-    name="greenflux_locations",
-    group_name="greenflux",
-    pool=POOL,
-    can_subset=True,
-    specs=[
-        dg.AssetSpec(LOCATIONS_KEY, description="GreenFlux Locations v2 (one row per location, custom fields kept).", kinds={"duckdb"}, skippable=True),
-        dg.AssetSpec(EVSES_KEY, description="GreenFlux EVSEs per (location, uid); REMOVED copies kept; see greenflux.current_evses.", kinds={"duckdb"}, skippable=True),
-        dg.AssetSpec(CONNECTORS_KEY, description="GreenFlux connectors per (location, EVSE, connector).", kinds={"duckdb"}, skippable=True),
-    ],
-)
-def greenflux_locations(
-    context: dg.AssetExecutionContext, config: GreenFluxSyncConfig, greenflux: GreenFluxResource, warehouse: WarehouseResource
-) -> Iterator[dg.MaterializeResult]:
-    """GreenFlux locations with their EVSEs and connectors, from one endpoint and one watermark."""
-    client = greenflux.client()
-    if not all(key in context.selected_asset_keys for key in LOCATION_OUTPUTS.values()):
-        # One endpoint feeds all three tables and shares one watermark: write them all.
-        context.log.warning("Locations runs write locations, evses and connectors; reporting only the selected ones")
-    outcome = sync_locations(warehouse, client, config, run_id=context.run.run_id, log=context.log)
-    for table, key in LOCATION_OUTPUTS.items():
-        if key in context.selected_asset_keys:
-            yield dg.MaterializeResult(asset_key=key, metadata=_metadata(outcome, table, client, config))
-
-
-@dg.asset(
-    key=CHARGE_STATIONS_KEY,
-    group_name="greenflux",
-    pool=POOL,
-    kinds={"duckdb", "python"},
-    description="GreenFlux charge stations (deploy state, connectivity, tariffs, hardware), merged into greenflux.charge_stations.",
-)
-def greenflux_charge_stations(
-    context: dg.AssetExecutionContext, config: GreenFluxSyncConfig, greenflux: GreenFluxResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """GreenFlux charge stations with vendor, model and firmware, and the EVSEs they hold."""
-    client = greenflux.client()
-    since, bootstrap = _since(warehouse, "ChargeStations", config)
-    mark = Watermark()
+def sync_charge_stations(warehouse: WarehouseResource, client: GreenFluxClient, config: GreenFluxSyncConfig, *,
+                         run_id: str | None, log: Logger) -> SyncOutcome:
+    """Charge stations since the watermark (or all), in one transaction."""
+    since, bootstrap, mark = _start(warehouse, "ChargeStations", config)
     seen: list[str] = []
 
     def tables(records: list[dict[str, Any]]) -> tuple[list[TableRows], pd.Series]:
@@ -258,16 +193,14 @@ def greenflux_charge_stations(
         if config.mode == "full" and not bootstrap and mark.first_page_at is not None:
             writer.flag_missing(CHARGE_STATIONS, KEYS[CHARGE_STATIONS], pd.DataFrame({"charge_station_id": seen}), mark.first_page_at)
 
-    outcome = _sync(warehouse, client, run_id=context.run.run_id, log=context.log, stream="ChargeStations",
-                    pages=client.charge_stations(since), since=since, tables=tables, mark=mark, before_commit=finish)
-    return dg.MaterializeResult(metadata=_metadata(outcome, CHARGE_STATIONS, client, config))
+    return _sync(warehouse, client, run_id=run_id, log=log, stream="ChargeStations",
+                 pages=client.charge_stations(since), since=since, tables=tables, mark=mark, before_commit=finish)
 
 
-def sync_tariffs(warehouse: WarehouseResource, client: GreenFluxClient, config: GreenFluxSyncConfig, *, path: str,
+def sync_tariffs(warehouse: WarehouseResource, client: GreenFluxClient, config: GreenFluxSyncConfig, *,
                  run_id: str | None, log: Logger) -> SyncOutcome:
     """Tariffs since the watermark (or all): a changed tariff is an ad-hoc price change (AFIR dynamic data)."""
-    since, bootstrap = _since(warehouse, "tariffs", config)
-    mark = Watermark()
+    since, bootstrap, mark = _start(warehouse, "tariffs", config)
     seen: list[str] = []
 
     def tables(records: list[dict[str, Any]]) -> tuple[list[TableRows], pd.Series]:
@@ -279,55 +212,37 @@ def sync_tariffs(warehouse: WarehouseResource, client: GreenFluxClient, config: 
         if config.mode == "full" and not bootstrap and mark.first_page_at is not None:  # a deleted tariff just vanishes
             writer.flag_missing(TARIFFS, KEYS[TARIFFS], pd.DataFrame({"tariff_id": seen}), mark.first_page_at)
 
-    return _sync(warehouse, client, run_id=run_id, log=log, stream="tariffs", pages=client.tariffs(since, path=path),
+    return _sync(warehouse, client, run_id=run_id, log=log, stream="tariffs", pages=client.tariffs(since),
                  since=since, tables=tables, mark=mark, before_commit=finish)
 
 
-@dg.asset(
-    key=TARIFFS_KEY,
-    group_name="greenflux",
-    pool=POOL,
-    kinds={"duckdb", "python"},
-    description="GreenFlux tariffs (OCPI 2.1.1 shape) that connectors' tariff_id point at, merged into greenflux.tariffs.",
-)
-def greenflux_tariffs(
-    context: dg.AssetExecutionContext, config: GreenFluxSyncConfig, greenflux: GreenFluxResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """GreenFlux tariffs, so the NDW export has real tariffs to deliver."""
-    client = greenflux.client()
-    outcome = sync_tariffs(warehouse, client, config, path=greenflux.tariffs_path, run_id=context.run.run_id, log=context.log)
-    return dg.MaterializeResult(metadata=_metadata(outcome, TARIFFS, client, config))
+def _report(sync: Callable[..., SyncOutcome]) -> Callable[..., SyncReport]:
+    """An asset body around one of the syncs above (the real-time lane calls those directly)."""
+
+    def run(context: dg.AssetExecutionContext, greenflux: GreenFluxResource, warehouse: WarehouseResource,
+            config: GreenFluxSyncConfig) -> SyncReport:
+        client = greenflux.client()
+        outcome = sync(warehouse, client, config, run_id=context.run.run_id, log=context.log)
+        return SyncReport(outcome, client.api.stats.requests, {"mode": config.mode})
+
+    run.__doc__ = sync.__doc__
+    return run
 
 
-GREENFLUX_ASSETS = [LOCATIONS_KEY, EVSES_KEY, CONNECTORS_KEY, CHARGE_STATIONS_KEY, TARIFFS_KEY]
-greenflux_checks = quarantine_checks(
-    [(LOCATIONS_KEY, LOCATIONS), (EVSES_KEY, EVSES), (CONNECTORS_KEY, CONNECTORS),
-     (CHARGE_STATIONS_KEY, CHARGE_STATIONS), (TARIFFS_KEY, TARIFFS)]
-)
-greenflux_sync_job = dg.define_asset_job(
-    "greenflux_sync",
-    selection=dg.AssetSelection.assets(*GREENFLUX_ASSETS),
-    description="Delta sync of every GreenFlux table by date_from (bootstraps on the first run).",
-)
-greenflux_full_job = dg.define_asset_job(
-    "greenflux_full",
-    selection=dg.AssetSelection.assets(*GREENFLUX_ASSETS),
-    config={"ops": {op: {"config": {"mode": "full"}} for op in ("greenflux_locations", "greenflux__charge_stations", "greenflux__tariffs")}},
-    description="Full pull of GreenFlux: heals what deltas cannot see and flags objects that vanished.",
-)
-greenflux_delta_schedule = dg.ScheduleDefinition(
-    name="greenflux_delta",
-    job=greenflux_sync_job,
-    cron_schedule=settings.get("GREENFLUX_CRON"),
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="GreenFlux delta sync (date_from) every 15 minutes by default (GREENFLUX_CRON).",
-)
-greenflux_full_schedule = dg.ScheduleDefinition(
-    name="greenflux_daily_full",
-    job=greenflux_full_job,
-    cron_schedule=settings.get("GREENFLUX_FULL_CRON"),
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily full GreenFlux pull (GREENFLUX_FULL_CRON).",
-)
+RESOURCE = ("greenflux", GreenFluxResource)
+greenflux_locations = sync_asset("greenflux_locations", LOCATIONS_TABLES, RESOURCE, _report(sync_locations),
+                                 config=GreenFluxSyncConfig,
+                                 description="GreenFlux locations with their EVSEs and connectors, from one endpoint and one watermark.")
+greenflux_charge_stations = sync_asset("greenflux_charge_stations", [CHARGE_STATIONS_TABLE], RESOURCE,
+                                       _report(sync_charge_stations), config=GreenFluxSyncConfig,
+                                       description="GreenFlux charge stations with vendor, model and firmware, and the EVSEs they hold.")
+greenflux_tariffs = sync_asset("greenflux_tariffs", [TARIFFS_TABLE], RESOURCE, _report(sync_tariffs),
+                               config=GreenFluxSyncConfig,
+                               description="GreenFlux tariffs, so NDW gets real tariffs (a changed one is an ad-hoc price change).")
+ASSETS = [greenflux_locations, greenflux_charge_stations, greenflux_tariffs]
+RUNS = [
+    Run("greenflux_sync", "greenflux_delta", "GREENFLUX_CRON",
+        "Delta sync of every GreenFlux table by date_from (bootstraps on the first run)."),
+    Run("greenflux_full", "greenflux_daily_full", "GREENFLUX_FULL_CRON",
+        "Full pull of GreenFlux: heals what deltas cannot see and flags objects that vanished.", config={"mode": "full"}),
+]

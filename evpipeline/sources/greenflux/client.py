@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -57,8 +57,8 @@ def date_param(when: datetime) -> str:
 class GreenFluxClient:
     """Calls the GreenFlux CLM API through the shared HTTP layer."""
 
-    def __init__(self, api: HttpClient, limit: int) -> None:
-        self.api, self.limit = api, limit
+    def __init__(self, api: HttpClient, limit: int, tariffs_path: str = TARIFFS) -> None:
+        self.api, self.limit, self.tariffs_path = api, limit, tariffs_path
         self._check = ocpi_check(api)
 
     def pages(self, path: str, *, since: datetime | None = None, until: datetime | None = None,
@@ -95,8 +95,8 @@ class GreenFluxClient:
     def charge_stations(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Page]:
         return self.pages(CHARGE_STATIONS, since=since, until=until)
 
-    def tariffs(self, since: datetime | None = None, until: datetime | None = None, path: str = TARIFFS) -> Iterator[Page]:
-        return self.pages(path, since=since, until=until)
+    def tariffs(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Page]:
+        return self.pages(self.tariffs_path, since=since, until=until)
 
     def location(self, location_id: str) -> dict[str, Any]:
         """One location (for support and tests; batch syncs use `date_from`, as GreenFlux asks)."""
@@ -138,9 +138,5 @@ class GreenFluxResource(dg.ConfigurableResource):
             retry=RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base, statuses=RETRY_STATUSES | {500}),
             timeout=(self.connect_timeout, self.read_timeout),
         )
-        return GreenFluxClient(api, self.page_limit)
+        return GreenFluxClient(api, self.page_limit, self.tariffs_path)
 
-
-def since_watermark(watermark: datetime | None, overlap_seconds: int) -> datetime | None:
-    """`date_from` for a delta: the watermark minus an overlap (re-reading is harmless: merges are idempotent)."""
-    return None if watermark is None else watermark - timedelta(seconds=overlap_seconds)

@@ -2,20 +2,13 @@
 
 import dagster as dg
 
-from evpipeline.sources.greenflux.assets import (
-    greenflux_charge_stations,
-    greenflux_checks,
-    greenflux_delta_schedule,
-    greenflux_full_job,
-    greenflux_full_schedule,
-    greenflux_locations,
-    greenflux_sync_job,
-    greenflux_tariffs,
-)
+from evpipeline.sources.greenflux.assets import ASSETS, RUNS
+from evpipeline.sources.greenflux.client import GreenFluxResource
+from evpipeline.sources.kit import source_definitions
 
-defs = dg.Definitions(
-    assets=[greenflux_locations, greenflux_charge_stations, greenflux_tariffs],
-    asset_checks=greenflux_checks,
-    jobs=[greenflux_sync_job, greenflux_full_job],
-    schedules=[greenflux_delta_schedule, greenflux_full_schedule],
+defs = source_definitions(
+    "greenflux",
+    GreenFluxResource(base_url=dg.EnvVar("GREENFLUX_BASE_URL"), token=dg.EnvVar("GREENFLUX_TOKEN")),
+    assets=ASSETS,
+    runs=RUNS,
 )

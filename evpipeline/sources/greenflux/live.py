@@ -63,8 +63,7 @@ class GreenFluxFeed:
             if watermark is None:  # never bootstrapped: a full pull is the scheduled job's work
                 continue
             report.seen_at = time.time()  # what this poll returns is visible to us from now on
-            kwargs = {"path": self.resource.tariffs_path} if stream == "tariffs" else {}
-            report.outcomes.append(sync(self.warehouse, client, config, run_id=run_id, log=log, **kwargs))
+            report.outcomes.append(sync(self.warehouse, client, config, run_id=run_id, log=log))
         report.requests = client.api.stats.requests
         return report
 

@@ -10,7 +10,6 @@ with each request's Tracking-ID.
 """
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -18,26 +17,34 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from evpipeline import settings
-from evpipeline.checks import quarantine_checks
 from evpipeline.model.tables import CONNECTORS as MART_CONNECTORS
 from evpipeline.model.tables import LOCATIONS as MART_LOCATIONS
+from evpipeline.sources.kit import Run, SyncReport, Table, key, sync_asset
 from evpipeline.sources.tomtom import normalize, schemas
 from evpipeline.sources.tomtom.client import PollBatch, TomTomResource
 from evpipeline.sources.tomtom.matching import Location, MatchRules, decide, distance_m, tomtom_type
 from evpipeline.sources.tomtom.tables import KEYS, LATEST, MAPPING, POLLS, SNAPSHOTS, STATUS
-from evpipeline.sync import TableRows, markdown_preview, table_metadata, write_sync
-from evpipeline.timeutil import utcnow
+from evpipeline.sync import TableRows, markdown_preview, write_sync
 from evpipeline.warehouse import WarehouseResource, Writer
+from evpipeline.watermarks import Clock, WatermarkRule
 
 SOURCE = "tomtom"
-POOL = "duckdb_writer"
-MAPPING_KEY = dg.AssetKey(["tomtom", "location_mapping"])
-SNAPSHOTS_KEY = dg.AssetKey(["tomtom", "availability_snapshots"])
-LATEST_KEY = dg.AssetKey(["tomtom", "availability_latest"])
-POLLS_KEY = dg.AssetKey(["tomtom", "availability_polls"])
-MART_LOCATIONS_KEY = dg.AssetKey(["mart", "locations"])
-MART_CONNECTORS_KEY = dg.AssetKey(["mart", "connectors"])
+# The mapping is a search, not a delta: its watermark is our clock. Availability follows the polls.
+MAPPING_WATERMARK = WatermarkRule(Clock.LOCAL)
+AVAILABILITY_WATERMARK = WatermarkRule(Clock.OBSERVED)
+MAPPING_TABLE = Table(MAPPING, "Canonical charging locations linked to TomTom availability ids (unmatched ones reported, never guessed).",
+                      ["location_id", "match_status", "availability_id", "distance_m", "connector_overlap", "reason"])
+AVAILABILITY_TABLES = [
+    Table(SNAPSHOTS, "Append-only TomTom availability: one row per id x connector type x power level x poll.",
+          ["availability_id", "connector_type", "power_kw", "polled_at", "available", "occupied", "tracking_id"]),
+    Table(LATEST, "Latest TomTom availability per id x connector type x power level; changes in ops.status_history.",
+          ["availability_id", "connector_type", "power_kw", "status", "available", "total"]),
+    Table(POLLS, "One row per availability request: outcome (data, no_data, error) and its Tracking-ID.",
+          ["availability_id", "polled_at", "outcome", "http_status", "tracking_id"]),
+]
+MAPPING_KEY = MAPPING_TABLE.key
+SNAPSHOTS_KEY, LATEST_KEY, POLLS_KEY = (t.key for t in AVAILABILITY_TABLES)
+MART_LOCATIONS_KEY, MART_CONNECTORS_KEY = key(MART_LOCATIONS), key(MART_CONNECTORS)
 KEPT_STATUSES = ("matched", "no_live_data")
 
 
@@ -104,19 +111,11 @@ def needs_search(location: Location, previous: dict[str, Any] | None, config: To
     return None
 
 
-@dg.asset(
-    key=MAPPING_KEY,
-    group_name="tomtom",
-    pool=POOL,
-    kinds={"duckdb", "python"},
-    deps=[MART_LOCATIONS_KEY, MART_CONNECTORS_KEY],
-    description="Canonical charging locations linked to TomTom availability ids (unmatched ones reported, never guessed).",
-)
-def tomtom_location_mapping(
-    context: dg.AssetExecutionContext, config: TomTomMappingConfig, tomtom: TomTomResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+def map_locations(context: dg.AssetExecutionContext, tomtom: TomTomResource, warehouse: WarehouseResource,
+                  config: TomTomMappingConfig) -> SyncReport:
     """Match each published mart location to a TomTom POI by distance and connector types."""
-    now = utcnow()
+    mark = MAPPING_WATERMARK.tracker(warehouse.sync_state(SOURCE, "location_mapping")[0])
+    now = mark.started_at
     client = tomtom.client()
     rules = MatchRules(config.max_distance_m, config.min_overlap, config.min_score, config.min_margin)
     locations = read_locations(warehouse)
@@ -144,33 +143,27 @@ def tomtom_location_mapping(
     outcome = write_sync(
         warehouse, source=SOURCE, stream="location_mapping", run_id=context.run.run_id,
         tables=[TableRows(MAPPING, rows.frame, schemas.MAPPING, KEYS[MAPPING], rows.raw, STATUS[MAPPING])],
-        watermark=now, requests=client.api.stats.requests, lineage=f"categorySearch radius={client.search_radius_m:.0f}m",
+        watermark=mark.value(), requests=client.api.stats.requests, lineage=f"categorySearch radius={client.search_radius_m:.0f}m",
         before_commit=sweep,
     )
     with warehouse.get_connection() as con:
         statuses = dict(con.execute(f"SELECT match_status, count(*) FROM {MAPPING} WHERE NOT is_deleted GROUP BY 1").fetchall())
         unmatched = con.execute("SELECT * FROM tomtom.unmatched_locations ORDER BY match_status, location_id").df()
-    metadata = table_metadata(
-        outcome[MAPPING], requests=client.api.stats.requests, watermark=None,
-        preview_columns=["location_id", "match_status", "availability_id", "distance_m", "connector_overlap", "reason"],
-        extra={
-            "locations": len(locations),
-            "searched": len(searchable),
-            "kept": len(locations) - len(todo),
-            "search_errors": len(errors),
-            **{status: int(statuses.get(status, 0)) for status in ("matched", "no_live_data", "ambiguous", "unmatched")},
-            "unmatched_locations": dg.MetadataValue.md(markdown_preview(
-                unmatched, ["country_code", "party_id", "location_id", "match_status", "reason"], rows=20
-            )),
-        },
-    )
+    extra = {
+        "locations": len(locations),
+        "searched": len(searchable),
+        "kept": len(locations) - len(todo),
+        "search_errors": len(errors),
+        **{status: int(statuses.get(status, 0)) for status in ("matched", "no_live_data", "ambiguous", "unmatched")},
+        "unmatched_locations": dg.MetadataValue.md(markdown_preview(
+            unmatched, ["country_code", "party_id", "location_id", "match_status", "reason"], rows=20
+        )),
+    }
+    failure = None
     if errors:
         sample = "; ".join(f"{'/'.join(k)}: {e}" for k, e in list(errors.items())[:3])
-        raise dg.Failure(
-            description=f"TomTom search failed for {len(errors)} location(s) (the others were written): {sample}",
-            metadata=metadata,
-        )
-    return dg.MaterializeResult(metadata=metadata)
+        failure = f"TomTom search failed for {len(errors)} location(s) (the others were written): {sample}"
+    return SyncReport(outcome, client.api.stats.requests, extra, failure=failure)
 
 
 # -- availability ----------------------------------------------------------------------------
@@ -208,22 +201,8 @@ def _poll_metadata(batch: PollBatch, requests: int, http_429: int, qps: float) -
     }
 
 
-@dg.multi_asset(
-    name="tomtom_availability",
-    group_name="tomtom",
-    pool=POOL,
-    specs=[
-        dg.AssetSpec(SNAPSHOTS_KEY, deps=[MAPPING_KEY], kinds={"duckdb"},
-                     description="Append-only TomTom availability: one row per id x connector type x power level x poll."),
-        dg.AssetSpec(LATEST_KEY, deps=[MAPPING_KEY], kinds={"duckdb"},
-                     description="Latest TomTom availability per id x connector type x power level; changes in ops.status_history."),
-        dg.AssetSpec(POLLS_KEY, deps=[MAPPING_KEY], kinds={"duckdb"},
-                     description="One row per availability request: outcome (data, no_data, error) and its Tracking-ID."),
-    ],
-)
-def tomtom_availability(
-    context: dg.AssetExecutionContext, config: TomTomAvailabilityConfig, tomtom: TomTomResource, warehouse: WarehouseResource
-) -> Iterator[dg.MaterializeResult]:
+def poll_availability(context: dg.AssetExecutionContext, tomtom: TomTomResource, warehouse: WarehouseResource,
+                      config: TomTomAvailabilityConfig) -> SyncReport:
     """Poll live availability of every mapped TomTom id, concurrently and within QPS."""
     ids = list(config.availability_ids) or mapped_ids(warehouse)
     client = tomtom.client()
@@ -233,6 +212,8 @@ def tomtom_availability(
     latest_rows = normalize.latest(snapshot_rows)
     poll_rows = normalize.poll_log(batch.polls)
     as_of = max((p.polled_at for p in answered), default=None)
+    mark = AVAILABILITY_WATERMARK.tracker(warehouse.sync_state(SOURCE, "availability")[0])
+    mark.seen(as_of)
     context.log.info(
         "polled %d ids in %.1fs (%d with data, %d without, %d failed), %d requests, %d throttled",
         len(batch.polls), batch.seconds, batch.count("data"), batch.count("no_data"), len(batch.failures),
@@ -253,39 +234,30 @@ def tomtom_availability(
             TableRows(LATEST, latest_rows.frame, schemas.LATEST, KEYS[LATEST], latest_rows.raw, STATUS[LATEST]),
             TableRows(POLLS, poll_rows.frame, schemas.POLLS, KEYS[POLLS], poll_rows.raw),
         ],
-        watermark=as_of, requests=client.api.stats.requests, lineage=f"chargingAvailability.{config.wire_format} x{len(ids)}",
+        watermark=mark.value(), requests=client.api.stats.requests, lineage=f"chargingAvailability.{config.wire_format} x{len(ids)}",
         before_commit=sweep,
     )
     extra = _poll_metadata(batch, client.api.stats.requests, client.api.stats.throttled, tomtom.qps)
-    previews = {
-        SNAPSHOTS: ["availability_id", "connector_type", "power_kw", "polled_at", "available", "occupied", "tracking_id"],
-        LATEST: ["availability_id", "connector_type", "power_kw", "status", "available", "total"],
-        POLLS: ["availability_id", "polled_at", "outcome", "http_status", "tracking_id"],
-    }
-    for key, table in ((SNAPSHOTS_KEY, SNAPSHOTS), (LATEST_KEY, LATEST), (POLLS_KEY, POLLS)):
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata=table_metadata(outcome[table], requests=client.api.stats.requests, watermark=as_of,
-                                    preview_columns=previews[table], extra=extra),
-        )
+    failure = None
     if batch.failures:
         # What was answered is committed above; the failed ids make the run fail, naming their Tracking-IDs.
         sample = "; ".join(f"{p.availability_id} (Tracking-ID {p.tracking_id}): {p.error}" for p in batch.failures[:3])
-        raise dg.Failure(description=f"{len(batch.failures)} of {len(batch.polls)} TomTom availability requests failed: {sample}",
-                         metadata={"failed_ids": len(batch.failures)})
+        failure = f"{len(batch.failures)} of {len(batch.polls)} TomTom availability requests failed: {sample}"
+    return SyncReport(outcome, client.api.stats.requests, extra, failure=failure)
 
 
-tomtom_checks = quarantine_checks([(MAPPING_KEY, MAPPING), (SNAPSHOTS_KEY, SNAPSHOTS), (LATEST_KEY, LATEST)])
-tomtom_sync_job = dg.define_asset_job(
-    "tomtom_sync",
-    selection=dg.AssetSelection.assets(MAPPING_KEY, SNAPSHOTS_KEY, LATEST_KEY, POLLS_KEY),
-    description="Map new/moved/unmatched locations to TomTom ids, then poll live availability of every mapped id.",
+RESOURCE = ("tomtom", TomTomResource)
+tomtom_location_mapping = sync_asset(
+    "tomtom_location_mapping", [MAPPING_TABLE], RESOURCE, map_locations, config=TomTomMappingConfig,
+    deps=[MART_LOCATIONS_KEY, MART_CONNECTORS_KEY],
+    description="Match each published mart location to a TomTom POI by distance and connector types.",
 )
-tomtom_schedule = dg.ScheduleDefinition(
-    name="tomtom_availability",
-    job=tomtom_sync_job,
-    cron_schedule=settings.get("TOMTOM_CRON"),
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="TomTom availability poll every 5 minutes by default (TOMTOM_CRON).",
+tomtom_availability = sync_asset(
+    "tomtom_availability", AVAILABILITY_TABLES, RESOURCE, poll_availability, config=TomTomAvailabilityConfig,
+    deps=[MAPPING_KEY], description="Poll live availability of every mapped TomTom id, concurrently and within QPS.",
 )
+ASSETS = [tomtom_location_mapping, tomtom_availability]
+RUNS = [
+    Run("tomtom_sync", "tomtom_availability", "TOMTOM_CRON",
+        "Map new/moved/unmatched locations to TomTom ids, then poll live availability of every mapped id."),
+]

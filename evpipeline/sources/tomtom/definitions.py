@@ -2,17 +2,15 @@
 
 import dagster as dg
 
-from evpipeline.sources.tomtom.assets import (
-    tomtom_availability,
-    tomtom_checks,
-    tomtom_location_mapping,
-    tomtom_schedule,
-    tomtom_sync_job,
-)
+from evpipeline import settings
+from evpipeline.sources.kit import source_definitions
+from evpipeline.sources.tomtom.assets import ASSETS, RUNS
+from evpipeline.sources.tomtom.client import TomTomResource
 
-defs = dg.Definitions(
-    assets=[tomtom_location_mapping, tomtom_availability],
-    asset_checks=tomtom_checks,
-    jobs=[tomtom_sync_job],
-    schedules=[tomtom_schedule],
+defs = source_definitions(
+    "tomtom",
+    TomTomResource(base_url=dg.EnvVar("TOMTOM_BASE_URL"), api_key=dg.EnvVar("TOMTOM_API_KEY"),
+                   qps=float(settings.get("TOMTOM_QPS"))),
+    assets=ASSETS,
+    runs=RUNS,
 )

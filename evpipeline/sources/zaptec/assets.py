@@ -17,22 +17,28 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from evpipeline import settings
-from evpipeline.checks import quarantine_checks
+from evpipeline.sources.kit import Run, SyncReport, Table, sync_asset
 from evpipeline.sources.zaptec import normalize, schemas
 from evpipeline.sources.zaptec.client import ZaptecResource
 from evpipeline.sources.zaptec.tables import CHARGERS, CIRCUITS, INSTALLATIONS, KEYS, STATES, STATUS
-from evpipeline.sync import SyncOutcome, TableRows, table_metadata, write_sync
+from evpipeline.sync import SyncOutcome, TableRows, write_snapshot, write_sync
 from evpipeline.warehouse import WarehouseResource, Writer
+from evpipeline.watermarks import Clock, WatermarkRule
 
 SOURCE = "zaptec"
-POOL = "duckdb_writer"
-INSTALLATIONS_KEY = dg.AssetKey(["zaptec", "installations"])
-CIRCUITS_KEY = dg.AssetKey(["zaptec", "circuits"])
-CHARGERS_KEY = dg.AssetKey(["zaptec", "chargers"])
-STATES_KEY = dg.AssetKey(["zaptec", "charger_states"])
-STATIC_ASSETS = [INSTALLATIONS_KEY, CIRCUITS_KEY, CHARGERS_KEY]
-STATE_PREVIEW = ["charger_id", "state_name", "value_as_string", "operation_mode", "last_updated"]
+# Zaptec has no delta API: every list is complete, stamped with the server time of its first page.
+WATERMARK = WatermarkRule(Clock.SERVER)
+INSTALLATIONS_TABLE = Table(INSTALLATIONS, "Zaptec installations (NO, NL) with an explicit public/private flag; refreshed hourly.",
+                            ["installation_id", "name", "city", "country", "country_source", "is_public", "visibility_reason"])
+CIRCUITS_TABLE = Table(CIRCUITS, "Circuits of each cached Zaptec installation, from its hierarchy (204 = no access: skipped).",
+                       ["circuit_id", "installation_id", "name", "max_current", "is_active"])
+CHARGERS_TABLE = Table(CHARGERS, "Zaptec chargers (static data; live state is in zaptec/charger_states); refreshed hourly.",
+                       ["charger_id", "installation_id", "device_id", "name", "model", "active"])
+STATES_TABLE = Table(STATES, "Latest value of every Zaptec charger observation (charger x StateId), typed; "
+                     "operation-mode transitions in ops.status_history.",
+                     ["charger_id", "state_name", "value_as_string", "operation_mode", "last_updated"])
+INSTALLATIONS_KEY, CIRCUITS_KEY, CHARGERS_KEY, STATES_KEY = (
+    t.key for t in (INSTALLATIONS_TABLE, CIRCUITS_TABLE, CHARGERS_TABLE, STATES_TABLE))
 
 
 def _ids(warehouse: WarehouseResource, sql: str) -> list[str]:
@@ -40,61 +46,29 @@ def _ids(warehouse: WarehouseResource, sql: str) -> list[str]:
         return [row[0] for row in con.execute(sql).fetchall()]
 
 
-def _sweep_snapshot(table: str, present: pd.DataFrame, as_of: datetime, context: dg.AssetExecutionContext) -> Any:
-    """A complete list: whatever the table holds that it no longer contains was removed upstream."""
-
-    def sweep(writer: Writer, valid: dict[str, pd.DataFrame]) -> None:
-        if present.empty:  # an empty list is far likelier an access problem than every site removed
-            context.log.warning("Zaptec returned no rows for %s; not flagging anything deleted", table)
-            return
-        writer.flag_missing(table, KEYS[table], present, as_of)
-
-    return sweep
+def _watermark(warehouse: WarehouseResource, stream: str, server_time: datetime) -> datetime | None:
+    mark = WATERMARK.tracker(warehouse.sync_state(SOURCE, stream)[0])
+    mark.page(server_time)
+    return mark.value()
 
 
-@dg.asset(
-    key=INSTALLATIONS_KEY,
-    group_name="zaptec",
-    pool=POOL,
-    kinds={"duckdb", "python"},
-    description="Zaptec installations (NO, NL) with an explicit public/private flag; refreshed hourly.",
-)
-def zaptec_installations(
-    context: dg.AssetExecutionContext, zaptec: ZaptecResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+def sync_installations(context: dg.AssetExecutionContext, zaptec: ZaptecResource, warehouse: WarehouseResource) -> SyncReport:
     """Zaptec installations: business sites and private homes, the latter never to be published."""
     client = zaptec.client()
     pull = client.installations()
     rows = normalize.installations(pull.records, pull.server_time, client.countries())
-    present = rows.frame[["installation_id"]].dropna()
-    outcome = write_sync(
-        warehouse, source=SOURCE, stream="installations", run_id=context.run.run_id,
-        tables=[TableRows(INSTALLATIONS, rows.frame, schemas.INSTALLATIONS, KEYS[INSTALLATIONS], rows.raw)],
-        watermark=pull.server_time, requests=client.api.stats.requests, lineage=f"pull:api/installation pages={pull.pages}",
-        before_commit=_sweep_snapshot(INSTALLATIONS, present, pull.server_time, context),
+    outcome = write_snapshot(
+        warehouse, TableRows(INSTALLATIONS, rows.frame, schemas.INSTALLATIONS, KEYS[INSTALLATIONS], rows.raw),
+        source=SOURCE, stream="installations", run_id=context.run.run_id, as_of=pull.server_time,
+        watermark=_watermark(warehouse, "installations", pull.server_time), requests=client.api.stats.requests,
+        lineage=f"pull:api/installation pages={pull.pages}", log=context.log,
     )
     public = int(rows.frame["is_public"].sum()) if len(rows.frame) else 0
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            outcome[INSTALLATIONS], requests=client.api.stats.requests, watermark=pull.server_time,
-            preview_columns=["installation_id", "name", "city", "country", "country_source", "is_public",
-                             "visibility_reason"],
-            extra={"pages": pull.pages, "public": public, "private": len(rows.frame) - public},
-        )
-    )
+    return SyncReport(outcome, client.api.stats.requests, {"pages": pull.pages, "public": public,
+                                                           "private": len(rows.frame) - public})
 
 
-@dg.asset(
-    key=CIRCUITS_KEY,
-    deps=[INSTALLATIONS_KEY],
-    group_name="zaptec",
-    pool=POOL,
-    kinds={"duckdb", "python"},
-    description="Circuits of each cached Zaptec installation, from its hierarchy (204 = no access: skipped).",
-)
-def zaptec_circuits(
-    context: dg.AssetExecutionContext, zaptec: ZaptecResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+def sync_circuits(context: dg.AssetExecutionContext, zaptec: ZaptecResource, warehouse: WarehouseResource) -> SyncReport:
     """Circuits per installation from /hierarchy; installations the account may not see answer 204."""
     client = zaptec.client()
     ids = _ids(warehouse, f"SELECT installation_id FROM {INSTALLATIONS} WHERE NOT is_deleted ORDER BY 1")
@@ -126,47 +100,26 @@ def zaptec_circuits(
     outcome = write_sync(
         warehouse, source=SOURCE, stream="circuits", run_id=context.run.run_id,
         tables=[TableRows(CIRCUITS, rows.frame, schemas.CIRCUITS, KEYS[CIRCUITS], rows.raw)],
-        watermark=as_of, requests=client.api.stats.requests, lineage=f"pull:hierarchy of {len(trees)} installations",
+        watermark=_watermark(warehouse, "circuits", as_of), requests=client.api.stats.requests,
+        lineage=f"pull:hierarchy of {len(trees)} installations",
         before_commit=sweep,
     )
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            outcome[CIRCUITS], requests=client.api.stats.requests, watermark=as_of,
-            preview_columns=["circuit_id", "installation_id", "name", "max_current", "is_active"],
-            extra={"hierarchies": len(trees), "no_access": len(no_access), "no_access_ids": dg.MetadataValue.json(no_access[:50])},
-        )
-    )
+    return SyncReport(outcome, client.api.stats.requests, {
+        "hierarchies": len(trees), "no_access": len(no_access), "no_access_ids": dg.MetadataValue.json(no_access[:50])})
 
 
-@dg.asset(
-    key=CHARGERS_KEY,
-    deps=[INSTALLATIONS_KEY],
-    group_name="zaptec",
-    pool=POOL,
-    kinds={"duckdb", "python"},
-    description="Zaptec chargers (static data; live state is in zaptec/charger_states); refreshed hourly.",
-)
-def zaptec_chargers(
-    context: dg.AssetExecutionContext, zaptec: ZaptecResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+def sync_chargers(context: dg.AssetExecutionContext, zaptec: ZaptecResource, warehouse: WarehouseResource) -> SyncReport:
     """Every charger the account can see: the list state polling works from."""
     client = zaptec.client()
     pull = client.chargers()
     rows = normalize.chargers(pull.records, pull.server_time)
-    present = rows.frame[["charger_id"]].dropna()
-    outcome = write_sync(
-        warehouse, source=SOURCE, stream="chargers", run_id=context.run.run_id,
-        tables=[TableRows(CHARGERS, rows.frame, schemas.CHARGERS, KEYS[CHARGERS], rows.raw)],
-        watermark=pull.server_time, requests=client.api.stats.requests, lineage=f"pull:api/chargers pages={pull.pages}",
-        before_commit=_sweep_snapshot(CHARGERS, present, pull.server_time, context),
+    outcome = write_snapshot(
+        warehouse, TableRows(CHARGERS, rows.frame, schemas.CHARGERS, KEYS[CHARGERS], rows.raw),
+        source=SOURCE, stream="chargers", run_id=context.run.run_id, as_of=pull.server_time,
+        watermark=_watermark(warehouse, "chargers", pull.server_time), requests=client.api.stats.requests,
+        lineage=f"pull:api/chargers pages={pull.pages}", log=context.log,
     )
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            outcome[CHARGERS], requests=client.api.stats.requests, watermark=pull.server_time,
-            preview_columns=["charger_id", "installation_id", "device_id", "name", "model", "active"],
-            extra={"pages": pull.pages},
-        )
-    )
+    return SyncReport(outcome, client.api.stats.requests, {"pages": pull.pages})
 
 
 def merge_observations(
@@ -189,18 +142,7 @@ def merge_observations(
     )
 
 
-@dg.asset(
-    key=STATES_KEY,
-    deps=[CHARGERS_KEY],
-    group_name="zaptec",
-    pool=POOL,
-    kinds={"duckdb", "python"},
-    description="Latest value of every Zaptec charger observation (charger x StateId), typed; "
-    "operation-mode transitions in ops.status_history.",
-)
-def zaptec_charger_states(
-    context: dg.AssetExecutionContext, zaptec: ZaptecResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+def poll_charger_states(context: dg.AssetExecutionContext, zaptec: ZaptecResource, warehouse: WarehouseResource) -> SyncReport:
     """Charger states polled from every cached charger (the fallback for missed Service Bus messages)."""
     client = zaptec.client()
     charger_ids = _ids(warehouse, f"SELECT charger_id FROM {CHARGERS} WHERE NOT is_deleted ORDER BY 1")
@@ -209,52 +151,35 @@ def zaptec_charger_states(
     poll = client.poll_states(charger_ids)
     outcome = merge_observations(
         warehouse, poll.observations, run_id=context.run.run_id, stream="state_poll", requests=client.api.stats.requests,
-        watermark=poll.server_time, lineage=f"poll:/state of {poll.polled} chargers",
+        watermark=_watermark(warehouse, "state_poll", poll.server_time) if poll.server_time else None,
+        lineage=f"poll:/state of {poll.polled} chargers",
     )
     if poll.missing:
         context.log.warning("%d charger(s) answered 403/404 (removed?); the hourly static refresh will flag them", len(poll.missing))
     stats = client.api.stats
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            outcome[STATES], requests=stats.requests, watermark=poll.server_time, preview_columns=STATE_PREVIEW,
-            extra={
-                "mode": "poll",
-                "chargers_polled": poll.polled,
-                "chargers_missing": len(poll.missing),
-                "chargers_failed": len(poll.failed),
-                "http_429": stats.throttled,
-                "requests_per_second": round(stats.requests / poll.seconds, 2) if poll.seconds else 0.0,
-            },
-        )
-    )
+    return SyncReport(outcome, stats.requests, {
+        "mode": "poll",
+        "chargers_polled": poll.polled,
+        "chargers_missing": len(poll.missing),
+        "chargers_failed": len(poll.failed),
+        "http_429": stats.throttled,
+        "requests_per_second": round(stats.requests / poll.seconds, 2) if poll.seconds else 0.0,
+    })
 
 
-zaptec_checks = quarantine_checks(
-    [(INSTALLATIONS_KEY, INSTALLATIONS), (CIRCUITS_KEY, CIRCUITS), (CHARGERS_KEY, CHARGERS), (STATES_KEY, STATES)]
-)
-zaptec_static_job = dg.define_asset_job(
-    "zaptec_static",
-    selection=dg.AssetSelection.assets(*STATIC_ASSETS),
-    description="Refresh the cached Zaptec static data: installations, circuits (hierarchies), chargers.",
-)
-zaptec_states_job = dg.define_asset_job(
-    "zaptec_states",
-    selection=dg.AssetSelection.assets(STATES_KEY),
-    description="Poll every cached Zaptec charger's state (the fallback for missed messages).",
-)
-zaptec_static_schedule = dg.ScheduleDefinition(
-    name="zaptec_static_hourly",
-    job=zaptec_static_job,
-    cron_schedule=settings.get("ZAPTEC_STATIC_CRON"),
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Hourly refresh of Zaptec installations, circuits and chargers (ZAPTEC_STATIC_CRON).",
-)
-zaptec_states_schedule = dg.ScheduleDefinition(
-    name="zaptec_states_poll",
-    job=zaptec_states_job,
-    cron_schedule=settings.get("ZAPTEC_STATE_CRON"),
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Zaptec charger-state poll every 15 minutes by default (ZAPTEC_STATE_CRON); messages cover the gaps.",
-)
+RESOURCE = ("zaptec", ZaptecResource)
+zaptec_installations = sync_asset(
+    "zaptec_installations", [INSTALLATIONS_TABLE], RESOURCE, sync_installations)
+zaptec_circuits = sync_asset("zaptec_circuits", [CIRCUITS_TABLE], RESOURCE, sync_circuits, deps=[INSTALLATIONS_KEY])
+zaptec_chargers = sync_asset("zaptec_chargers", [CHARGERS_TABLE], RESOURCE, sync_chargers, deps=[INSTALLATIONS_KEY])
+zaptec_charger_states = sync_asset("zaptec_charger_states", [STATES_TABLE], RESOURCE, poll_charger_states,
+                                   deps=[CHARGERS_KEY])
+STATIC_ASSETS = [zaptec_installations, zaptec_circuits, zaptec_chargers]
+ASSETS = [*STATIC_ASSETS, zaptec_charger_states]
+RUNS = [
+    Run("zaptec_static", "zaptec_static_hourly", "ZAPTEC_STATIC_CRON",
+        "Refresh the cached Zaptec static data: installations, circuits (hierarchies), chargers.", assets=STATIC_ASSETS),
+    Run("zaptec_states", "zaptec_states_poll", "ZAPTEC_STATE_CRON",
+        "Poll every cached Zaptec charger's state (the fallback for missed Service Bus messages).",
+        assets=[zaptec_charger_states]),
+]

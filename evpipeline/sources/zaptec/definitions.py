@@ -2,21 +2,20 @@
 
 import dagster as dg
 
-from evpipeline.sources.zaptec.assets import (
-    zaptec_charger_states,
-    zaptec_chargers,
-    zaptec_checks,
-    zaptec_circuits,
-    zaptec_installations,
-    zaptec_states_job,
-    zaptec_states_schedule,
-    zaptec_static_job,
-    zaptec_static_schedule,
-)
+from evpipeline import settings
+from evpipeline.sources.kit import source_definitions
+from evpipeline.sources.zaptec.assets import ASSETS, RUNS
+from evpipeline.sources.zaptec.client import ZaptecResource
 
-defs = dg.Definitions(
-    assets=[zaptec_installations, zaptec_circuits, zaptec_chargers, zaptec_charger_states],
-    asset_checks=zaptec_checks,
-    jobs=[zaptec_static_job, zaptec_states_job],
-    schedules=[zaptec_static_schedule, zaptec_states_schedule],
+defs = source_definitions(
+    "zaptec",
+    ZaptecResource(
+        base_url=dg.EnvVar("ZAPTEC_BASE_URL"),
+        username=dg.EnvVar("ZAPTEC_USERNAME"),
+        password=dg.EnvVar("ZAPTEC_PASSWORD"),
+        # Optional (empty: the first installation with messaging), so not an EnvVar that must be set.
+        user_group_id=settings.get("ZAPTEC_USER_GROUP_ID"),
+    ),
+    assets=ASSETS,
+    runs=RUNS,
 )

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from evpipeline.http import AuthError
+from evpipeline.run_config import op_config
 from evpipeline.simulators.evroam import EVRoamSimulator, Record
 from evpipeline.sources.evroam.assets import evroam_sites, evroam_stations
 from evpipeline.sources.evroam.client import EVRoamResource
@@ -20,8 +21,7 @@ ASSETS = [evroam_sites, evroam_stations]
 
 
 def sync(evroam: EVRoamResource, warehouse: WarehouseResource, mode: str = "delta", **kwargs: Any) -> dg.ExecuteInProcessResult:
-    config = {"ops": {"evroam__sites": {"config": {"mode": mode}}, "evroam_stations": {"config": {"mode": mode}}}}
-    return materialize(ASSETS, {"evroam": evroam, "warehouse": warehouse}, run_config=config, **kwargs)
+    return materialize(ASSETS, {"evroam": evroam, "warehouse": warehouse}, run_config=op_config(ASSETS, mode=mode), **kwargs)
 
 
 def pages(n: int, size: int = 50) -> int:

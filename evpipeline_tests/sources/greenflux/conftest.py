@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from evpipeline.run_config import op_config
 from evpipeline.simulators.greenflux import GreenFluxSimulator
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline.sources.greenflux.assets import (
@@ -22,7 +23,6 @@ from evpipeline_tests.conftest import materialize
 TOKEN = "test-gfx-token-4711"
 PAGE = 20  # the client's page size in these tests: several pages per stream
 ASSETS = [greenflux_locations, greenflux_charge_stations, greenflux_tariffs]
-OPS = ("greenflux_locations", "greenflux__charge_stations", "greenflux__tariffs")
 
 
 @pytest.fixture
@@ -47,8 +47,8 @@ def sync(
     selection: Any = None, raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
     """One run of the GreenFlux assets through Dagster."""
-    ops = OPS if selection is None else [a.op.name for a in ASSETS if set(selection) & set(a.keys)]
-    config = {"ops": {op: {"config": {"mode": mode, "overlap_seconds": overlap_seconds}} for op in ops}}
+    chosen = ASSETS if selection is None else [a for a in ASSETS if set(selection) & set(a.keys)]
+    config = op_config(chosen, mode=mode, overlap_seconds=overlap_seconds)
     return materialize(ASSETS, {"greenflux": greenflux, "warehouse": warehouse}, run_config=config,
                        selection=selection, raise_on_error=raise_on_error)
 

@@ -360,7 +360,7 @@ def test_definitions_schedule_every_fifteen_minutes_by_default() -> None:
     assert settings.ENVIRONMENT["GREENFLUX_CRON"][0] == "*/15 * * * *"
     assert schedules["greenflux_delta"].cron_schedule == settings.get("GREENFLUX_CRON")
     assert schedules["greenflux_daily_full"].cron_schedule == settings.get("GREENFLUX_FULL_CRON")
-    assert {a.op.name for a in defs.assets} == {"greenflux_locations", "greenflux__charge_stations", "greenflux__tariffs"}  # type: ignore[union-attr]
+    assert {a.op.name for a in defs.assets} == {"greenflux_locations", "greenflux_charge_stations", "greenflux_tariffs"}  # type: ignore[union-attr]
     assert dg.AssetKey(["greenflux", "evses"]) in {k for a in defs.assets for k in a.keys}  # type: ignore[union-attr]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from evpipeline import settings
 from evpipeline.http import AuthError
+from evpipeline.run_config import op_config
 from evpipeline.simulators.tomtom import TomTomSimulator
 from evpipeline.simulators.toolkit import ChargingPark
 from evpipeline.sources.tomtom.assets import (
@@ -18,8 +19,6 @@ from evpipeline.sources.tomtom.assets import (
     SNAPSHOTS_KEY,
     tomtom_availability,
     tomtom_location_mapping,
-    tomtom_schedule,
-    tomtom_sync_job,
 )
 from evpipeline.sources.tomtom.client import TomTomResource
 from evpipeline.warehouse import WarehouseResource
@@ -31,7 +30,7 @@ COUNTS = "available, occupied, reserved, unknown, out_of_service"
 
 
 def run(tomtom: TomTomResource, warehouse: WarehouseResource, *, only_poll: bool = False, raise_on_error: bool = True, **config: Any) -> dg.ExecuteInProcessResult:
-    run_config = {"ops": {"tomtom_availability": {"config": config}}} if config else None
+    run_config = op_config([tomtom_availability], **config) if config else None
     selection = [SNAPSHOTS_KEY, LATEST_KEY, POLLS_KEY] if only_poll else None
     return materialize(ASSETS, {"tomtom": tomtom, "warehouse": warehouse}, run_config=run_config,
                        selection=selection, raise_on_error=raise_on_error)
@@ -183,13 +182,14 @@ def test_inconsistent_counts_are_quarantined(
 
 
 def test_schedule_and_job() -> None:
-    assert tomtom_schedule.cron_schedule == settings.get("TOMTOM_CRON") == "*/5 * * * *"
-    assert tomtom_schedule.job_name == tomtom_sync_job.name
     from evpipeline.definitions import SOURCE_GROUPS, defs
 
+    schedule = defs.resolve_schedule_def("tomtom_availability")
+    assert schedule.cron_schedule == settings.get("TOMTOM_CRON") == "*/5 * * * *"
+    assert schedule.job_name == "tomtom_sync"
     assert "tomtom" in SOURCE_GROUPS
-    assert defs.resolve_job_def("tomtom_sync").name == tomtom_sync_job.name
     # The job is TomTom's own; the canonical model it maps against is kept current by the real-time lane.
-    assert tomtom_sync_job.selection.resolve(defs.resolve_asset_graph()) == {MAPPING_KEY, SNAPSHOTS_KEY, LATEST_KEY, POLLS_KEY}
+    job = defs.resolve_job_def("tomtom_sync")
+    assert set(job.asset_layer.selected_asset_keys) == {MAPPING_KEY, SNAPSHOTS_KEY, LATEST_KEY, POLLS_KEY}
     mapping_deps = defs.resolve_assets_def(MAPPING_KEY).asset_deps[MAPPING_KEY]
     assert {dg.AssetKey(["mart", "locations"]), dg.AssetKey(["mart", "connectors"])} <= set(mapping_deps)

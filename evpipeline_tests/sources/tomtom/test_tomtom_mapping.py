@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from evpipeline.run_config import op_config
 from evpipeline.simulators.tomtom import TomTomSimulator, distance_m, offset
 from evpipeline.simulators.toolkit import ChargingPark
 from evpipeline.sources.tomtom.assets import tomtom_location_mapping
@@ -22,7 +23,7 @@ SEARCH = "/categorySearch/"
 
 
 def map_locations(tomtom: TomTomResource, warehouse: WarehouseResource, **config: Any) -> dg.ExecuteInProcessResult:
-    run_config = {"ops": {"tomtom__location_mapping": {"config": config}}} if config else None
+    run_config = op_config([tomtom_location_mapping], **config) if config else None
     return materialize([tomtom_location_mapping], {"tomtom": tomtom, "warehouse": warehouse}, run_config=run_config)
 
 
