@@ -7,7 +7,10 @@ can refresh once on 401, typed errors that carry the status and a body excerpt b
 and request counters that assets put into their materialization metadata.
 
 Sources extend behaviour through hooks, not copies: `check` lets a caller turn a 200 into a retry
-(OCPI 3xxx in the body) or a typed error (OCPI 2xxx), `ok` widens the accepted statuses.
+(OCPI 3xxx in the body) or a typed error (OCPI 2xxx), `ok` widens the accepted statuses. List
+endpoints declare their paging (`PageNumberPaginator`, `OffsetPaginator`, `PageIndexPaginator`)
+and `HttpClient.paginate` walks it; `select` picks the records out of a body and `expect` is the
+one shape check, so every "not what the API promises" is the same ResponseFormatError.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -35,6 +38,7 @@ log = logging.getLogger("evpipeline.http")
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _EXCERPT = 300
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,9 +377,8 @@ class OAuth2Bearer:
         body = self._client.decode_json(response)
         token = body.get("access_token") if isinstance(body, dict) else None
         if not token:
-            raise ResponseFormatError(
-                "token response has no access_token", api=self._client.api, method="POST", url=self._client.url_for(self._path)
-            )
+            # No body excerpt: a token response may carry credentials under a name we do not know.
+            raise self._client.format_error("token response has no access_token", response, with_body=False)
         self._token = str(token)
         self._expires_at = self._clock() + float(body.get("expires_in") or 3600)
         self.tokens_fetched += 1
@@ -607,10 +610,21 @@ class HttpClient:
         try:
             return json.loads(response.content)
         except ValueError as exc:
-            raise ResponseFormatError(
-                f"malformed JSON ({exc.__class__.__name__}: {exc})", api=self.api, method=response.request.method or "GET",
-                url=redact_url(response.url, self.auth.secrets()), status=response.status_code, body=self.excerpt(response),
-            ) from None
+            raise self.format_error(f"malformed JSON ({exc.__class__.__name__}: {exc})", response) from None
+
+    def format_error(self, message: str, response: requests.Response, *, with_body: bool = True) -> ResponseFormatError:
+        """A ResponseFormatError naming the request (method, redacted URL, status) with a body excerpt."""
+        return ResponseFormatError(
+            message, api=self.api, method=response.request.method or "GET",
+            url=redact_url(response.url, self.auth.secrets()), status=response.status_code,
+            body=self.excerpt(response) if with_body else None,
+        )
+
+    def expect(self, value: Any, kind: type[T], what: str, response: requests.Response) -> T:
+        """`value` if it is a `kind`, else a ResponseFormatError saying "expected <what>"."""
+        if not isinstance(value, kind):
+            raise self.format_error(f"expected {what}", response)
+        return value
 
     def get_json(
         self,
@@ -640,3 +654,144 @@ class HttpClient:
         response = self.request("GET", path, params=params, headers=headers, ok=ok, check=parse_then_check, priority=priority,
                                 allow_redirects=allow_redirects, endpoint_class=endpoint_class)
         return response._evp_json, response  # type: ignore[attr-defined]
+
+    def paginate(
+        self,
+        path: str,
+        paginator: Paginator,
+        *,
+        params: Mapping[str, Any] | None = None,
+        select: Selector = None,
+        what: str = "a list of records",
+        headers: Mapping[str, str] | None = None,
+        ok: Iterable[int] = (200,),
+        check: Callable[[requests.Response], None] | None = None,
+        priority: int = 0,
+        endpoint_class: str | None = None,
+    ) -> Iterator[Page]:
+        """GET every page of a list endpoint as `paginator` declares it, one request per page.
+
+        `select` picks the records out of each body (they must be a list: "expected <what>"
+        otherwise). Pages are yielded as they arrive, each only once its paging fields were checked,
+        so a caller can process and drop them. A 304 (when `ok` allows it) is a last, empty page.
+        """
+        query = paginator.first()
+        number = 0
+        while True:
+            number += 1
+            body, response = self.get_json(path, params={**(params or {}), **query}, headers=headers, ok=ok, check=check,
+                                           priority=priority, endpoint_class=endpoint_class)
+            if response.status_code == 304:
+                yield Page([], query, body, response, number)
+                return
+            page = Page(self.expect(select_data(body, select), list, what, response), query, body, response, number)
+            query_after = paginator.after(page, self)
+            yield page
+            if query_after is None:
+                return
+            query = query_after
+
+
+# --------------------------------------------------------------------------------------------
+# Paging, in the spirit of dlt's rest_api paginators: a client declares how its API pages.
+
+Selector = str | Callable[[Any], Any] | None
+
+
+def select_data(body: Any, selector: Selector) -> Any:
+    """The part of `body` a dotted path names (None when absent), what a callable returns, or the body."""
+    if selector is None:
+        return body
+    if callable(selector):
+        return selector(body)
+    for key in selector.split("."):
+        body = body.get(key) if isinstance(body, dict) else None
+    return body
+
+
+@dataclass
+class Page:
+    """One fetched page: its records, the paging query that asked for it, the decoded body and the response."""
+
+    records: list[Any]
+    query: dict[str, Any]
+    body: Any
+    response: requests.Response
+    number: int  # 1 for the first request of the walk
+
+
+class Paginator(Protocol):
+    """How a list endpoint pages. Stateless: one paginator serves any number of walks and threads."""
+
+    def first(self) -> dict[str, Any]:
+        """The paging parameters of the first page."""
+        ...
+
+    def after(self, page: Page, http: HttpClient) -> dict[str, Any] | None:
+        """The paging parameters of the page after `page`; None when `page` was the last."""
+        ...
+
+
+@dataclass(frozen=True)
+class PageNumberPaginator:
+    """Page numbers (`param` = start, start + 1, ...) while the body's `has_more` flag is truthy."""
+
+    param: str = "page"
+    has_more: str = "hasMore"
+    start: int = 1
+
+    def first(self) -> dict[str, Any]:
+        return {self.param: self.start}
+
+    def after(self, page: Page, http: HttpClient) -> dict[str, Any] | None:
+        if not select_data(page.body, self.has_more):
+            return None
+        return {self.param: page.query[self.param] + 1}
+
+
+@dataclass(frozen=True)
+class OffsetPaginator:
+    """`offset`/`limit` until a short page. The server may cap the limit in a header (OCPI `X-Limit`):
+    a page of the capped size is then not the last one."""
+
+    limit: int
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    cap_header: str | None = "X-Limit"
+
+    def first(self) -> dict[str, Any]:
+        return {self.offset_param: 0, self.limit_param: self.limit}
+
+    def after(self, page: Page, http: HttpClient) -> dict[str, Any] | None:
+        cap = _positive_int(page.response.headers.get(self.cap_header)) if self.cap_header else None
+        if len(page.records) < min(self.limit, cap or self.limit):
+            return None
+        return {self.offset_param: page.query[self.offset_param] + len(page.records), self.limit_param: self.limit}
+
+
+@dataclass(frozen=True)
+class PageIndexPaginator:
+    """Page indexes (`index_param` = start, start + 1, ...) up to the page count the body reports."""
+
+    size: int
+    index_param: str = "PageIndex"
+    size_param: str = "PageSize"
+    count: str = "Pages"
+    start: int = 0
+
+    def first(self) -> dict[str, Any]:
+        return {self.index_param: self.start, self.size_param: self.size}
+
+    def after(self, page: Page, http: HttpClient) -> dict[str, Any] | None:
+        pages = http.expect(select_data(page.body, self.count), int, f"an integer {self.count!r} (the page count)", page.response)
+        index = page.query[self.index_param] + 1
+        return {self.index_param: index, self.size_param: self.size} if index - self.start < pages else None
+
+
+def _positive_int(value: str | None) -> int | None:
+    """A header's integer value; None when absent, malformed or not positive."""
+    try:
+        number = int(value) if value else None
+    except ValueError:
+        return None
+    return number if number and number > 0 else None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -14,6 +17,9 @@ from evpipeline.http import (
     HeaderKeyAuth,
     HttpClient,
     OAuth2Bearer,
+    OffsetPaginator,
+    PageIndexPaginator,
+    PageNumberPaginator,
     QueryKeyAuth,
     RateLimitedError,
     RateLimiter,
@@ -25,6 +31,7 @@ from evpipeline.http import (
     TransportError,
     parse_retry_after,
     redact_url,
+    select_data,
 )
 from evpipeline.simulators.toolkit import HttpReply, Request, Response, SimServer
 
@@ -296,3 +303,123 @@ def test_concurrent_401s_renew_the_token_once(server: EchoServer) -> None:
         t.join()
     assert errors == []
     assert bearer.tokens_fetched == 2  # one renewal shared by four threads that all saw a 401
+
+
+# --------------------------------------------------------------------------------------------
+# Paginators, each against the paging style of one provider
+
+
+class PagingServer(SimServer):
+    """One list of records served three ways: page number + has-more flag, offset/limit, page index + count."""
+
+    name = "paging"
+
+    def __init__(self, records: int) -> None:
+        super().__init__()
+        self.items = list(range(records))
+        self.cap: int | None = None  # the server's own limit, announced in X-Limit
+        self.route("GET", r"/numbered", self._numbered)
+        self.route("GET", r"/offset", self._offset)
+        self.route("GET", r"/indexed", self._indexed)
+        self.route("GET", r"/bad", lambda r: Response.json({"result": {"items": "not a list"}, "Pages": "many"}))
+
+    def _numbered(self, request: Request) -> Response:
+        if request.header("If-Modified-Since"):
+            return Response.empty(304)
+        page = int(request.arg("page") or 1)
+        chunk = self.items[(page - 1) * 2 : page * 2]
+        return Response.json({"result": {"items": chunk}, "more": page * 2 < len(self.items)})
+
+    def _offset(self, request: Request) -> Response:
+        offset, limit = int(request.arg("offset") or 0), int(request.arg("limit") or 10)
+        size = min(limit, self.cap or limit)
+        headers = {"X-Limit": str(self.cap)} if self.cap else {}
+        return Response.json({"data": self.items[offset : offset + size]}, headers=headers)
+
+    def _indexed(self, request: Request) -> Response:
+        index, size = int(request.arg("PageIndex") or 0), int(request.arg("PageSize") or 10)
+        pages = math.ceil(len(self.items) / size)
+        return Response.json({"Data": self.items[index * size : (index + 1) * size], "Pages": pages})
+
+    def sent(self, path: str, *params: str) -> list[tuple[str, ...]]:
+        """The paging parameters of every request to `path`, in order."""
+        return [tuple(r.query[p][0] for p in params) for r in self.requests if r.path == path]
+
+
+@contextmanager
+def paging_server(records: int) -> Iterator[PagingServer]:
+    server = PagingServer(records)
+    with server:
+        yield server
+
+
+def walk(http: HttpClient, path: str, paginator: Any, **kwargs: Any) -> list[list[Any]]:
+    return [page.records for page in http.paginate(path, paginator, **kwargs)]
+
+
+def test_page_number_paginator_stops_when_has_more_is_false() -> None:
+    with paging_server(5) as server:
+        http = client(server)
+        pages = walk(http, "numbered", PageNumberPaginator(has_more="more"), select="result.items")
+        assert pages == [[0, 1], [2, 3], [4]]
+        assert server.sent("/numbered", "page") == [("1",), ("2",), ("3",)]
+
+
+def test_page_number_paginator_ends_on_a_304() -> None:
+    with paging_server(5) as server:
+        http = client(server)
+        pages = list(http.paginate("numbered", PageNumberPaginator(has_more="more"), select="result.items",
+                                   headers={"If-Modified-Since": "Sun, 22 Nov 2026 03:08:47 GMT"}, ok=(200, 304)))
+        assert [(p.records, p.number, p.response.status_code) for p in pages] == [([], 1, 304)]
+        assert http.stats.requests == 1
+
+
+@pytest.mark.parametrize("records, expected_offsets", [(7, ["0", "3", "6"]), (6, ["0", "3", "6"]), (0, ["0"])])
+def test_offset_paginator_stops_on_a_short_page(records: int, expected_offsets: list[str]) -> None:
+    with paging_server(records) as server:
+        http = client(server)
+        pages = walk(http, "offset", OffsetPaginator(3), params={"date_from": "2026-01-01T00:00:00Z"}, select="data")
+        assert sum(pages, []) == list(range(records))
+        assert server.sent("/offset", "offset", "limit") == [(o, "3") for o in expected_offsets]
+        # The caller's filters ride along on every page, before the paging parameters.
+        assert all(list(r.query) == ["date_from", "offset", "limit"] for r in server.requests)
+
+
+def test_offset_paginator_honours_the_servers_x_limit_cap() -> None:
+    with paging_server(5) as server:
+        server.cap = 2  # asked for 4, given 2: a full page of 2 is not the last one
+        http = client(server)
+        pages = walk(http, "offset", OffsetPaginator(4), select="data")
+        assert pages == [[0, 1], [2, 3], [4]]
+        assert server.sent("/offset", "offset", "limit") == [("0", "4"), ("2", "4"), ("4", "4")]
+
+
+@pytest.mark.parametrize("records, requests", [(25, 3), (20, 2), (0, 1)])
+def test_page_index_paginator_stops_at_the_page_count(records: int, requests: int) -> None:
+    with paging_server(records) as server:
+        http = client(server)
+        pages = walk(http, "indexed", PageIndexPaginator(10), select="Data")
+        assert sum(pages, []) == list(range(records))
+        assert server.sent("/indexed", "PageIndex", "PageSize") == [(str(i), "10") for i in range(requests)]
+
+
+def test_a_page_of_the_wrong_shape_is_a_format_error_naming_the_request() -> None:
+    with paging_server(3) as server:
+        http = client(server, auth=QueryKeyAuth("key", SECRET))
+        with pytest.raises(ResponseFormatError, match=r"expected a list of widgets \(echo GET .*/bad\?.*key=\*\*\*.* -> HTTP 200") as excinfo:
+            walk(http, "bad", OffsetPaginator(3), select="result.items", what="a list of widgets")
+        assert excinfo.value.status == 200 and "not a list" in (excinfo.value.body_excerpt or "")
+        assert SECRET not in str(excinfo.value)
+        # The records are fine but the page count is not: nothing is yielded, the paging field is named.
+        seen: list[Any] = []
+        with pytest.raises(ResponseFormatError, match=r"expected an integer 'Pages' \(the page count\)"):
+            seen.extend(http.paginate("bad", PageIndexPaginator(3), select=lambda body: [body]))
+        assert seen == []
+
+
+def test_select_data_and_expect() -> None:
+    body = {"a": {"b": [1, 2]}, "c": 3}
+    assert select_data(body, "a.b") == [1, 2]
+    assert select_data(body, "a.x") is None and select_data([1], "a") is None
+    assert select_data(body, None) is body
+    assert select_data(body, lambda b: b["c"]) == 3

@@ -15,7 +15,7 @@ from evpipeline.http import (
     HeaderKeyAuth,
     HttpClient,
     NoAuth,
-    ResponseFormatError,
+    PageNumberPaginator,
     RetryPolicy,
     shared_limiter,
 )
@@ -27,6 +27,8 @@ DEFAULT_PUSH_ORIGIN = "https://evroamstore.blob.core.windows.net"
 
 Stream = Literal["Site", "ChargingStation"]
 LIST_KEYS: dict[str, str] = {"Site": "sites", "ChargingStation": "chargingStations"}
+# Lists page by `resultPage` (from 1) while `hasMoreResults`; a 304 answers an unchanged delta.
+PAGING = PageNumberPaginator(param="resultPage", has_more="hasMoreResults")
 
 
 class PushFileGone(Exception):  # noqa: N818 - a state of the world, not a bug
@@ -54,23 +56,14 @@ class EVRoamClient:
         headers = {"If-Modified-Since": http_date(since)} if since is not None else {}
         records: list[dict[str, Any]] = []
         server_time: datetime | None = None
-        page = 1
-        while True:
-            body, response = self.api.get_json(stream, params={"resultPage": page}, headers=headers, ok=(200, 202, 304))
-            if server_time is None:
-                server_time = parse_http_date(response.headers.get("Date")) or utcnow()
-            if response.status_code == 304:
-                break
-            if not isinstance(body, dict) or not isinstance(body.get(key), list):
-                raise ResponseFormatError(
-                    f"expected an object with a {key!r} list", api=self.api.api, method="GET",
-                    url=self.api.safe(response.url), status=response.status_code, body=self.api.excerpt(response),
-                )
-            records.extend(body[key])
-            if not body.get("hasMoreResults"):
-                break
-            page += 1
-        return Pull(records, server_time or utcnow(), page)
+        pages = 0
+        for page in self.api.paginate(stream, PAGING, select=key, what=f"an object with a {key!r} list",
+                                      headers=headers, ok=(200, 202, 304)):
+            if server_time is None:  # the first response's time: the next delta's watermark
+                server_time = parse_http_date(page.response.headers.get("Date")) or utcnow()
+            records.extend(page.records)
+            pages = page.number
+        return Pull(records, server_time or utcnow(), pages)
 
     def subscribe(self, webhook_url: str, *, sites: bool = True, stations: bool = True, availability: bool = True) -> str:
         """Register our webhook (one per API key; registering again replaces it)."""
@@ -98,12 +91,7 @@ class EVRoamClient:
             if exc.status in (403, 404, 410):
                 raise PushFileGone(f"push file no longer available (HTTP {exc.status})") from None
             raise
-        if not isinstance(body, list):
-            raise ResponseFormatError(
-                "push file is not a list of records", api=self.files.api, method="GET",
-                url=self.files.safe(response.url), status=response.status_code,
-            )
-        return body
+        return self.files.expect(body, list, "a push file with a list of records", response)
 
 
 class EVRoamResource(dg.ConfigurableResource):

@@ -14,7 +14,7 @@ from pydantic import Field
 from evpipeline.http import (
     RETRY_STATUSES,
     HttpClient,
-    ResponseFormatError,
+    OffsetPaginator,
     RetryPolicy,
     TokenAuth,
     shared_limiter,
@@ -49,6 +49,11 @@ def page_time(body: Any, response: requests.Response) -> datetime:
     return parse_http_date(response.headers.get("Date")) or utcnow()
 
 
+def ocpi_data(body: Any) -> Any:
+    """The list in a body: an OCPI envelope's `data`, or the body itself (GreenFlux's SDKs disagree)."""
+    return body.get("data") if isinstance(body, dict) else body
+
+
 def date_param(when: datetime) -> str:
     """`yyyy-MM-ddTHH:mm:ssZ`, rounded down to the second (date_from is inclusive: never skip)."""
     return iso_utc(when.replace(microsecond=0))
@@ -59,6 +64,7 @@ class GreenFluxClient:
 
     def __init__(self, api: HttpClient, limit: int, tariffs_path: str = TARIFFS) -> None:
         self.api, self.limit, self.tariffs_path = api, limit, tariffs_path
+        self.paging = OffsetPaginator(limit)  # offset/limit until a short page, honouring X-Limit
         self._check = ocpi_check(api)
 
     def pages(self, path: str, *, since: datetime | None = None, until: datetime | None = None,
@@ -74,20 +80,9 @@ class GreenFluxClient:
             query["date_from"] = date_param(since)
         if until is not None:
             query["date_to"] = date_param(until)
-        offset = 0
-        while True:
-            body, response = self.api.get_json(path, params={**query, "offset": offset, "limit": self.limit}, check=self._check)
-            records = body.get("data") if isinstance(body, dict) else body
-            if not isinstance(records, list):
-                raise ResponseFormatError(
-                    "expected a list of objects (an OCPI envelope's data, or a bare array)", api=self.api.api, method="GET",
-                    url=self.api.safe(response.url), status=response.status_code, body=self.api.excerpt(response),
-                )
-            yield Page(records, offset, page_time(body, response))
-            page_size = min(self.limit, _int(response.headers.get("X-Limit")) or self.limit)
-            if len(records) < page_size:
-                return
-            offset += len(records)
+        for page in self.api.paginate(path, self.paging, params=query, select=ocpi_data,
+                                      what="a list of objects (an OCPI envelope's data, or a bare array)", check=self._check):
+            yield Page(page.records, page.query["offset"], page_time(page.body, page.response))
 
     def locations(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Page]:
         return self.pages(LOCATIONS, since=since, until=until)
@@ -101,17 +96,9 @@ class GreenFluxClient:
     def location(self, location_id: str) -> dict[str, Any]:
         """One location (for support and tests; batch syncs use `date_from`, as GreenFlux asks)."""
         body, response = self.api.get_json(f"{LOCATIONS}/{location_id}", check=self._check)
+        # A location is an object itself: only an object with an OCPI status_code is an envelope.
         data = body.get("data") if isinstance(body, dict) and "status_code" in body else body
-        if not isinstance(data, dict):
-            raise ResponseFormatError("expected one location", api=self.api.api, method="GET", url=self.api.safe(response.url))
-        return data
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
+        return self.api.expect(data, dict, "one location", response)
 
 
 class GreenFluxResource(dg.ConfigurableResource):

@@ -16,8 +16,7 @@ import uuid
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import dagster as dg
 import requests
@@ -32,38 +31,19 @@ from evpipeline.http import (
     ResponseFormatError,
     RetryableResponse,
     RetryPolicy,
+    select_data,
     shared_limiter,
 )
-from evpipeline.sources.tomtom.normalize import parse_availability_xml
+from evpipeline.sources.tomtom.wire import Poll, WireFormat, parse_availability_xml
 from evpipeline.timeutil import parse_http_date, utcnow
 
 log = logging.getLogger("evpipeline.sources.tomtom")
 
-WireFormat = Literal["json", "xml"]
 AVAILABILITY_PATH = "search/2/chargingAvailability.{ext}"
 # Category search for "electric vehicle station" (category 7309) around a point.
 SEARCH_PATH = "search/2/categorySearch/electric%20vehicle%20station.json"
 EV_CATEGORY = "7309"
 K = TypeVar("K", bound=Hashable)
-
-
-@dataclass
-class Poll:
-    """One availability request: what we sent (Tracking-ID), when the server answered, what it said."""
-
-    availability_id: str
-    tracking_id: str
-    polled_at: datetime
-    wire_format: str
-    http_status: int | None
-    body: dict[str, Any] | None = None
-    error: str | None = None
-
-    @property
-    def outcome(self) -> str:
-        if self.body is None:
-            return "error"
-        return "data" if self.body.get("connectors") else "no_data"
 
 
 @dataclass
@@ -114,11 +94,7 @@ class TomTomClient:
                 body = parse_availability_xml(response.content) if wire_format == "xml" else response.json()
             except ValueError as exc:  # truncated or malformed in transit: ask again
                 raise RetryableResponse(f"malformed {wire_format}: {exc}", give_up=ResponseFormatError) from None
-            if not isinstance(body, dict) or not isinstance(body.get("connectors"), list):
-                raise ResponseFormatError(
-                    "expected an object with a 'connectors' list", api=self.api.api, method="GET",
-                    url=self.api.safe(response.url), status=response.status_code, body=self.api.excerpt(response),
-                )
+            self.api.expect(select_data(body, "connectors"), list, "an object with a 'connectors' list", response)
             response._evp_body = body  # type: ignore[attr-defined]
 
         try:
@@ -167,13 +143,9 @@ class TomTomClient:
         }
         tracking_id = str(uuid.uuid4())
         body, response = self.api.get_json(SEARCH_PATH, params=params, headers={"Tracking-ID": tracking_id})
-        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-            raise ResponseFormatError(
-                "expected an object with a 'results' list", api=self.api.api, method="GET",
-                url=self.api.safe(response.url), status=response.status_code, body=self.api.excerpt(response),
-            )
-        log.debug("categorySearch %.6f,%.6f Tracking-ID %s -> %d result(s)", latitude, longitude, tracking_id, len(body["results"]))
-        return body["results"]
+        results = self.api.expect(select_data(body, "results"), list, "an object with a 'results' list", response)
+        log.debug("categorySearch %.6f,%.6f Tracking-ID %s -> %d result(s)", latitude, longitude, tracking_id, len(results))
+        return results
 
     def search_many(self, points: Mapping[K, tuple[float, float]]) -> tuple[dict[K, list[dict[str, Any]]], dict[K, HttpError]]:
         """Search around many points concurrently within QPS: (results per key, errors per key)."""

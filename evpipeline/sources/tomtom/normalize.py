@@ -1,68 +1,27 @@
 """TomTom responses -> typed frames: availability snapshots, latest state, poll log, mapping rows.
 
-JSON is what we use on the wire; `parse_availability_xml` turns the documented XML form into the
-very same dict, so both formats go through one normalizer and produce identical frames. Each
-frame comes with the raw payload of every row (same positions) for quarantine.
+JSON and XML responses arrive as the same dict (`wire.parse_availability_xml`), so both formats
+go through one normalizer and produce identical frames. Each frame comes with the raw payload of
+every row (same positions) for quarantine.
 """
 
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from evpipeline.normalize import Rows
+from evpipeline.sources.tomtom.wire import STATES, Poll
 from evpipeline.validation import flag_invalid
 
 if TYPE_CHECKING:
-    from evpipeline.sources.tomtom.client import Poll
     from evpipeline.sources.tomtom.matching import Match
 
-STATES = ("available", "occupied", "reserved", "unknown", "outOfService")
 COLUMNS = {"available": "available", "occupied": "occupied", "reserved": "reserved", "unknown": "unknown", "outOfService": "out_of_service"}
 COUNT_COLUMNS = ["total", *COLUMNS.values()]
-
-
-# -- XML -------------------------------------------------------------------------------------
-
-
-def _number(text: str | None, cast: type) -> Any:
-    if text is None or not text.strip():
-        return None
-    return cast(float(text)) if cast is int and "." in text else cast(text)
-
-
-def _counts(element: ET.Element | None) -> dict[str, Any]:
-    return {state: _number(element.findtext(state) if element is not None else None, int) for state in STATES}
-
-
-def parse_availability_xml(content: bytes | str) -> dict[str, Any]:
-    """The XML availability response as the dict its JSON form decodes to (same keys, types and order)."""
-    try:
-        root = ET.fromstring(content)
-    except ET.ParseError as exc:
-        raise ValueError(f"malformed XML: {exc}") from None
-    if root.tag != "response":
-        raise ValueError(f"unexpected XML root <{root.tag}>")
-    connectors = []
-    for item in root.iterfind("connectors/item"):
-        availability = item.find("availability")
-        levels = []
-        # The documented form repeats <perPowerLevel> with one <power> each; accept several per element too.
-        for power in availability.iterfind("perPowerLevel/power") if availability is not None else []:
-            levels.append({"powerKW": _number(power.findtext("powerKW"), float), **_counts(power)})
-        connectors.append({
-            "type": item.findtext("type"),
-            "total": _number(item.findtext("total"), int),
-            "availability": {
-                "current": _counts(availability.find("current") if availability is not None else None),
-                "perPowerLevel": levels,
-            },
-        })
-    return {"connectors": connectors, "chargingAvailability": root.findtext("chargingAvailability")}
 
 
 # -- availability ----------------------------------------------------------------------------

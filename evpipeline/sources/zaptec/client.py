@@ -39,10 +39,12 @@ from evpipeline.http import (
     HttpClient,
     HttpError,
     OAuth2Bearer,
+    PageIndexPaginator,
     RateLimitedError,
     ResponseFormatError,
     RetryableResponse,
     RetryPolicy,
+    select_data,
     shared_limiter,
 )
 from evpipeline.timeutil import parse_http_date, utcnow
@@ -254,6 +256,7 @@ class ZaptecClient:
     ) -> None:
         self.api = api
         self.page_size = max(1, min(page_size, PAGE_SIZE_MAX))
+        self.paging = PageIndexPaginator(self.page_size)  # PagedData: PageIndex from 0 while < Pages
         self.concurrency = max(1, concurrency)
         self.user_group_id = user_group_id
         self.retry = retry or RetryPolicy()
@@ -265,31 +268,19 @@ class ZaptecClient:
     def _server_time(self, response: requests.Response) -> datetime:
         return parse_http_date(response.headers.get("Date")) or utcnow()
 
-    def _shape_error(self, message: str, response: requests.Response) -> ResponseFormatError:
-        return ResponseFormatError(
-            message, api=self.api.api, method="GET", url=self.api.safe(response.url),
-            status=response.status_code, body=self.api.excerpt(response),
-        )
-
     def paged(self, path: str, *, priority: int = STATIC, params: Mapping[str, Any] | None = None) -> Pull:
         """Every record of a `PagedData` list: `PageIndex` 0, 1, ... up to `Pages` (one request per page).
         The list endpoints have budgets of their own (`LIST`), kept by the same limiter."""
         records: list[dict[str, Any]] = []
         server_time: datetime | None = None
-        index, pages = 0, 1
-        while index < pages:
-            body, response = self.api.get_json(
-                path, params={"PageIndex": index, "PageSize": self.page_size, **(params or {})}, priority=priority,
-                endpoint_class=LIST if path in LIST_PATHS else None,
-            )
-            if server_time is None:
-                server_time = self._server_time(response)
-            if not isinstance(body, dict) or not isinstance(body.get("Data"), list) or not isinstance(body.get("Pages"), int):
-                raise self._shape_error("expected PagedData {Pages, Data, Message}", response)
-            records.extend(body["Data"])
-            pages = body["Pages"]
-            index += 1
-        return Pull(records, server_time or utcnow(), index)
+        pages = 0
+        for page in self.api.paginate(path, self.paging, params=params, select="Data", what="PagedData {Pages, Data, Message}",
+                                      priority=priority, endpoint_class=LIST if path in LIST_PATHS else None):
+            if server_time is None:  # the first page's time: the as-of of the snapshot
+                server_time = self._server_time(page.response)
+            records.extend(page.records)
+            pages = page.number
+        return Pull(records, server_time or utcnow(), pages)
 
     def installations(self, priority: int = STATIC) -> Pull:
         return self.paged("api/installation", priority=priority)
@@ -350,15 +341,13 @@ class ZaptecClient:
             raise
         if response.status_code == 204 or body is None:
             return None, self._server_time(response)
-        if not isinstance(body, dict) or not isinstance(body.get("Circuits"), list):
-            raise self._shape_error("expected an InstallationTreeModel with Circuits", response)
+        self.api.expect(select_data(body, "Circuits"), list, "an InstallationTreeModel with Circuits", response)
         return body, self._server_time(response)
 
     def state(self, charger_id: str, priority: int = POLL) -> tuple[list[dict[str, Any]], datetime]:
         """A charger's observations, each naming the charger (filled in when an item omits it)."""
         body, response = self.api.get_json(f"api/chargers/{quote(charger_id)}/state", priority=priority)
-        if not isinstance(body, list):
-            raise self._shape_error("expected a list of observations", response)
+        self.api.expect(body, list, "a list of observations", response)
         observations = [{"ChargerId": charger_id, **o} if isinstance(o, dict) else o for o in body]
         return observations, self._server_time(response)
 
@@ -433,7 +422,7 @@ class ZaptecClient:
         try:
             return ConnectionDetails.from_descriptor(body)
         except ValueError as exc:
-            raise self._shape_error(str(exc), response) from None
+            raise self.api.format_error(str(exc), response) from None
 
     def recreate_subscription(self) -> ConnectionDetails:
         """Ask for a new subscription after Service Bus removed ours.

@@ -13,7 +13,7 @@ import pytest
 from evpipeline.http import AuthError, ClientError, ServerError
 from evpipeline.simulators.tomtom import TomTomSimulator, availability_xml
 from evpipeline.simulators.toolkit import SimClock
-from evpipeline.sources.tomtom import normalize
+from evpipeline.sources.tomtom import normalize, wire
 from evpipeline.sources.tomtom.bench import benchmark_polling
 from evpipeline.sources.tomtom.client import TomTomResource
 from evpipeline_tests.sources.tomtom.conftest import KEY, resource
@@ -93,13 +93,13 @@ def test_xml_parser_handles_several_levels_per_element_and_empty_lists() -> None
                           {"powerKW": 100.0, "available": 0, "occupied": 2, "reserved": 0, "unknown": 0, "outOfService": 0}]}}],
         "chargingAvailability": "abc"}
     xml = availability_xml(body)
-    assert normalize.parse_availability_xml(xml) == body
+    assert wire.parse_availability_xml(xml) == body
     merged = re.sub(r"</perPowerLevel><perPowerLevel>", "", xml)  # both <power> inside one <perPowerLevel>
-    assert merged != xml and normalize.parse_availability_xml(merged) == body
-    assert normalize.parse_availability_xml(availability_xml({"connectors": [], "chargingAvailability": "1"})) == {
+    assert merged != xml and wire.parse_availability_xml(merged) == body
+    assert wire.parse_availability_xml(availability_xml({"connectors": [], "chargingAvailability": "1"})) == {
         "connectors": [], "chargingAvailability": "1"}
     with pytest.raises(ValueError):
-        normalize.parse_availability_xml(xml[: len(xml) // 2])
+        wire.parse_availability_xml(xml[: len(xml) // 2])
 
 
 def test_403_is_an_auth_error_without_retries(tomtom_sim: TomTomSimulator) -> None:
