@@ -32,8 +32,9 @@ bench: $(STAMP)  ## full benchmark (installs the optional dlt reference)
 quick-bench: $(STAMP)
 	$(BIN)/evpipeline bench --quick
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, then mypy (config in pyproject.toml)
 	$(BIN)/ruff check evpipeline evpipeline_tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
