@@ -40,7 +40,6 @@ class Record:
     soft_deleted_at: datetime | None = None
 
 
-
 class EVRoamFleet(SimServer):
     """Fleet generation and its change process (the state handlers serve and tests steer)."""
 

@@ -112,4 +112,3 @@ class GreenFluxControl(GreenFluxHandlers):
     def mutated(self) -> int:
         """How many objects the simulator holds as dicts (the rest are generated on demand)."""
         return len(self._loc_over) + len(self._cs_over) + len(self._evse_over) + len(self._removed)
-

@@ -262,4 +262,3 @@ class GreenFluxFleet(GreenFluxRecords):
                         float(location["coordinates"]["longitude"]), location["country"], park_connectors(pairs),
                     ))
         return parks
-

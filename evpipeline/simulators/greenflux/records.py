@@ -151,7 +151,6 @@ class _Column:
         self.view[index] = value
 
 
-
 class GreenFluxRecords(SimServer):
     """Ids, tariffs and the generated (unchanged) body of every object; the fleet layer above keeps
     the columns these read and the objects that changed since."""

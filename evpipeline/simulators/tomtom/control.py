@@ -17,4 +17,3 @@ class TomTomControl(TomTomHandlers):
     def poi_for(self, ref: str) -> Poi | None:
         """The POI standing for a park of another simulator (None when it had no connectors)."""
         return self.by_ref.get(ref)
-

@@ -105,7 +105,6 @@ class Poi:
         return {level.connector_type for level in self.levels}
 
 
-
 class TomTomFleet(SimServer):
     """POIs (parks, decoys, twins and other categories) and the change process of their points."""
 
@@ -256,4 +255,3 @@ class TomTomFleet(SimServer):
             k = max(1, int(len(self._points) * self.change_rate))
             for level, i in self.rng.sample(self._points, k=min(k, len(self._points))):
                 level.states[i] = weighted(self.rng, TRANSITIONS[level.states[i]])
-

@@ -261,4 +261,3 @@ def availability_xml(body: dict[str, Any]) -> str:
             for state in STATES:
                 ET.SubElement(power, state).text = str(level[state])
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
-

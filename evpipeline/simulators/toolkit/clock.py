@@ -36,4 +36,3 @@ def http_date(when: datetime) -> str:
 def iso_z(when: datetime, millis: bool = False) -> str:
     when = when.astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{when.microsecond // 1000:03d}" if millis else "") + "Z"
-

@@ -310,4 +310,3 @@ class SimServer:
     def reset_log(self) -> None:
         with self.lock:
             self.requests.clear()
-

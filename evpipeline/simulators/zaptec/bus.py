@@ -49,7 +49,6 @@ class BusSubscription:
         }
 
 
-
 class ZaptecBus(SimServer):
     """The message subscription: what the fleet publishes to, and the receive endpoints."""
 

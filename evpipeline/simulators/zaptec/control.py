@@ -63,4 +63,3 @@ class ZaptecControl(ZaptecHandlers):
         """Every token issued so far stops working after `after_requests` more API calls (tests)."""
         with self.lock:
             self._expire_countdown = after_requests
-

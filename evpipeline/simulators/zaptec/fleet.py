@@ -118,7 +118,6 @@ class Charger:
         return self.states.get(state_id, (None, None))[0]
 
 
-
 class ZaptecFleet(ZaptecBus):
     """Installations, chargers and their observations, and the change process that publishes them."""
 
@@ -382,4 +381,3 @@ class ZaptecFleet(ZaptecBus):
             "StateId": state_id, "Timestamp": dotnet(when), "ValueAsString": value,
         }
         self.publish_raw(body)
-

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from evpipeline.simulators.toolkit import (
@@ -25,6 +25,7 @@ from evpipeline.simulators.toolkit import (
 from evpipeline.simulators.toolkit import retry_after as retry_after_header
 from evpipeline.simulators.zaptec.fleet import PULSE, Charger, Installation, ZaptecFleet, dotnet
 
+_T = TypeVar("_T")
 PAGE_SIZE_MAX = 100
 PAGE_SIZE_DEFAULT = 20
 
@@ -36,7 +37,6 @@ _DENIED = {"Message": "Authorization has been denied for this request."}
 class Token:
     subject: str
     expires_at: datetime
-
 
 
 LIST_ENDPOINTS = frozenset({"/api/chargers", "/api/installation"})
@@ -61,6 +61,12 @@ class _Limits(ServerRateLimit):
             return self.token.allow(account)
         return super().allow(account, endpoint_class)
 
+
+def _found(item: _T | None, what: str) -> _T:
+    """`item`, or Zaptec's 404 for a missing `what`."""
+    if item is None:
+        raise HttpReply(Response.json({"Message": f"{what} not found"}, 404))
+    return item
 
 
 class ZaptecHandlers(ZaptecFleet):
@@ -177,10 +183,7 @@ class ZaptecHandlers(ZaptecFleet):
         return self._paged(request, items)
 
     def _find_installation(self, request: Request) -> Installation:
-        installation = self.installations.get(request.params["id"])
-        if installation is None:
-            raise HttpReply(Response.json({"Message": "Installation not found"}, 404))
-        return installation
+        return _found(self.installations.get(request.params["id"]), "Installation")
 
     def _installation(self, request: Request) -> Response:
         self._authorize(request)
@@ -213,10 +216,7 @@ class ZaptecHandlers(ZaptecFleet):
             return Response.json({"Id": body["Id"], "Name": body["Name"], "NetworkType": body["NetworkType"], "Circuits": circuits})
 
     def _find_charger(self, request: Request) -> Charger:
-        charger = self.chargers.get(request.params["id"])
-        if charger is None:
-            raise HttpReply(Response.json({"Message": "Charger not found"}, 404))
-        return charger
+        return _found(self.chargers.get(request.params["id"]), "Charger")
 
     def _charger(self, request: Request) -> Response:
         self._authorize(request)
@@ -268,4 +268,3 @@ class ZaptecHandlers(ZaptecFleet):
         with self.lock:
             subscription = self._create_subscription()
             return Response.json(subscription.descriptor(self.host, self.port), 201)
-
