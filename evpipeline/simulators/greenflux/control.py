@@ -17,8 +17,7 @@ class GreenFluxControl(GreenFluxHandlers):
 
     def inject_ocpi(self, code: int, message: str, count: int = 1, path: str | None = None) -> None:
         """Answer the next `count` API requests (whose path contains `path`) with HTTP 200 + this OCPI status."""
-        with self.lock:
-            self._ocpi_script.extend([(code, message, path)] * count)
+        self._ocpi_script.add((code, message), count, path)
 
     def set_evse_status(self, uid: str, status: str) -> None:
         """Change an EVSE's status now (as the charge station reports it)."""

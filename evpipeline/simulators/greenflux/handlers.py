@@ -8,7 +8,6 @@ import base64
 import copy
 import hmac
 import math
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -17,7 +16,7 @@ import numpy as np
 
 from evpipeline.simulators.greenflux.fleet import GreenFluxFleet
 from evpipeline.simulators.greenflux.records import CPOS, iso, parse_time
-from evpipeline.simulators.toolkit import HttpReply, Request, Response
+from evpipeline.simulators.toolkit import HttpReply, Request, Response, Script
 
 API = "/api/2.0"
 TARIFFS_PATH = "/api/1.0/tariffs"
@@ -32,7 +31,7 @@ class GreenFluxHandlers(GreenFluxFleet):
     bare_lists: bool
     rate_limit_style: str
     _throttled: int
-    _ocpi_script: deque[tuple[int, str, str | None]]
+    _ocpi_script: Script[tuple[int, str]]
 
     def _add_routes(self) -> None:
         self.route("GET", f"{API}/Locations", self._list_locations)
@@ -73,11 +72,9 @@ class GreenFluxHandlers(GreenFluxFleet):
         ok = hmac.compare_digest(presented, self.token) or hmac.compare_digest(decoded, self.token)
         if self.faults.bad_auth or not ok:
             raise self._ocpi_reply(2000, "Invalid or expired token", 403)
-        with self.lock:
-            for n, (code, message, path) in enumerate(self._ocpi_script):
-                if path is None or path in request.path:
-                    del self._ocpi_script[n]
-                    raise self._ocpi_reply(code, message)
+        scripted = self._ocpi_script.take(request.path)
+        if scripted is not None:
+            raise self._ocpi_reply(*scripted)
 
     def _paging(self, request: Request) -> tuple[int, int, int | None, int | None]:
         """offset, limit (capped at max_limit), date_from, date_to (epoch seconds)."""

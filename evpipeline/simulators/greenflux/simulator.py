@@ -24,11 +24,10 @@ costs a few numpy arrays; only objects that changed are kept as dicts.
 from __future__ import annotations
 
 import random
-from collections import deque
 from typing import Any
 
 from evpipeline.simulators.greenflux.control import GreenFluxControl
-from evpipeline.simulators.toolkit import ServerRateLimit, SimClock
+from evpipeline.simulators.toolkit import Script, ServerRateLimit, SimClock
 
 
 class GreenFluxSimulator(GreenFluxControl):
@@ -61,7 +60,7 @@ class GreenFluxSimulator(GreenFluxControl):
         self.rate_limit_style = rate_limit_style  # "http" (429), "body" (HTTP 200 + status_code) or "alternate"
         self.server_limit = ServerRateLimit(requests_per_second, max(1.0, requests_per_second)) if requests_per_second else None
         self._throttled = 0
-        self._ocpi_script: deque[tuple[int, str, str | None]] = deque()
+        self._ocpi_script: Script[tuple[int, str]] = Script()  # OCPI errors tests queued
         self._id_mask = random.Random(f"greenflux:{seed}:ids").getrandbits(32)
         # Mutated objects only; everything else is regenerated from (seed, index) on each request.
         self._loc_over: dict[int, dict[str, Any]] = {}

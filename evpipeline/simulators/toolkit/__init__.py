@@ -15,7 +15,7 @@ Simulators never import the pipeline's clients, normalizers or warehouse.
 """
 
 from evpipeline.simulators.toolkit.clock import SimClock, http_date, iso_z
-from evpipeline.simulators.toolkit.faults import Faults, ServerRateLimit
+from evpipeline.simulators.toolkit.faults import Faults, Script, ServerRateLimit
 from evpipeline.simulators.toolkit.fleet import (
     POSTCODES,
     REGIONS,
@@ -24,17 +24,24 @@ from evpipeline.simulators.toolkit.fleet import (
     ChargingPark,
     Place,
     det_uuid,
-    paginate,
     park_connectors,
     random_place,
     weighted,
 )
 from evpipeline.simulators.toolkit.server import LoggedRequest, SimServer, _QuietServer, log
-from evpipeline.simulators.toolkit.wire import Handler, HttpReply, Request, Response, json_copy, retry_after
+from evpipeline.simulators.toolkit.wire import (
+    Handler,
+    HttpReply,
+    Request,
+    Response,
+    json_copy,
+    paginate,
+    retry_after,
+)
 
 __all__ = [
     "POSTCODES", "REGIONS", "STREETS", "TIME_ZONES", "ChargingPark", "Faults", "Handler", "HttpReply",
-    "LoggedRequest", "Place", "Request", "Response", "ServerRateLimit", "SimClock", "SimServer", "_QuietServer",
+    "LoggedRequest", "Place", "Request", "Response", "Script", "ServerRateLimit", "SimClock", "SimServer", "_QuietServer",
     "det_uuid", "http_date", "iso_z", "json_copy", "log", "paginate", "park_connectors", "random_place",
     "retry_after", "weighted",
 ]

@@ -6,6 +6,37 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+_T = TypeVar("_T")
+
+
+class Script(Generic[_T]):
+    """One-shot answers queued for the next requests whose path contains a given part, in order."""
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[_T, str | None]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, item: _T, count: int = 1, path: str | None = None) -> None:
+        with self._lock:
+            self._queue.extend([(item, path)] * count)
+
+    def take(self, path: str) -> _T | None:
+        """The first queued item meant for `path` (removed), or None."""
+        with self._lock:
+            for i, (item, only) in enumerate(self._queue):
+                if only is None or only in path:
+                    del self._queue[i]
+                    return item
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    def __len__(self) -> int:
+        return len(self._queue)
 
 
 @dataclass
@@ -16,8 +47,7 @@ class Faults:
     bad_auth: bool = False  # reject every credential
     timeout_seconds: float = 5.0  # how long a "timeout" fault stalls before answering
     retry_after: float = 1.0  # Retry-After sent with injected 429s
-    _script: deque[tuple[str, str | None]] = field(default_factory=deque, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _script: Script[str] = field(default_factory=Script, repr=False)
 
     KINDS = ("429", "500", "502", "503", "504", "timeout", "truncate", "disconnect")
 
@@ -25,21 +55,14 @@ class Faults:
         """Queue `count` faults of `kind` for the next requests whose path contains `path`."""
         if kind not in self.KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {self.KINDS}")
-        with self._lock:
-            self._script.extend([(kind, path)] * count)
+        self._script.add(kind, count, path)
 
     def clear(self) -> None:
-        with self._lock:
-            self._script.clear()
+        self._script.clear()
         self.latency, self.bad_auth = 0.0, False
 
     def take(self, path: str) -> str | None:
-        with self._lock:
-            for i, (kind, only) in enumerate(self._script):
-                if only is None or only in path:
-                    del self._script[i]
-                    return kind
-        return None
+        return self._script.take(path)
 
     @property
     def pending(self) -> int:

@@ -37,10 +37,6 @@ def det_uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def paginate(items: list[Any], offset: int, limit: int) -> list[Any]:
-    return items[offset : offset + limit]
-
-
 # Bounding boxes over land where chargers are (roughly); coordinates are then jittered.
 REGIONS: dict[str, list[tuple[str, float, float]]] = {
     "NLD": [

@@ -6,7 +6,9 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -74,3 +76,8 @@ def retry_after(seconds: float) -> dict[str, str]:
 def json_copy(value: Any) -> Any:
     """A deep copy through JSON: exactly what a client would get, and cheaper than deepcopy."""
     return json.loads(json.dumps(value))
+
+
+def paginate(items: list[_T], offset: int, limit: int) -> list[_T]:
+    """One page of `items` (offset-based; 1-based or page-index APIs convert first)."""
+    return items[offset : offset + limit]
