@@ -1,224 +1,27 @@
-"""A small toolkit every API simulator is built on.
-
-- `SimServer`: a threaded HTTP/1.1 server on loopback (free port by default), with routing, a
-  request log, start/stop for tests, and admin endpoints under `/_sim/` (advance the clock,
-  inject faults, read stats).
-- `SimClock`: the simulators' notion of "now"; frozen for deterministic tests, or following the
-  wall clock for `evpipeline simulate`. `advance()` moves it and lets the fleet change.
-- `Faults`: knobs and scripted one-shot faults — latency, 429 + Retry-After, 5xx bursts,
-  timeouts, truncated JSON, dropped connections, bad auth.
-- `ServerRateLimit`: the server-side token bucket behind enforced API limits (deliberately not
-  the client's limiter, so a bug in one cannot hide behind the other).
-- Fleet helpers: deterministic ids, names, addresses and coordinates per country.
-
-Simulators never import the pipeline's clients, normalizers or warehouse.
-"""
+"""`SimServer`: the threaded loopback HTTP server every simulator is, with routing, a request log,
+faults, rate limits, the `/_sim/` admin endpoints and start/stop for tests."""
 
 from __future__ import annotations
 
-import json
+import hmac
 import logging
-import math
 import random
 import re
 import socket
 import threading
 import time
-import uuid
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from evpipeline.simulators.toolkit.clock import SimClock, http_date, iso_z
+from evpipeline.simulators.toolkit.faults import Faults, ServerRateLimit
+from evpipeline.simulators.toolkit.fleet import ChargingPark
+from evpipeline.simulators.toolkit.wire import Handler, HttpReply, Request, Response
+from evpipeline.simulators.toolkit.wire import retry_after as retry_after_header
+
 log = logging.getLogger("evpipeline.simulators")
-
-
-# --------------------------------------------------------------------------------------------
-# Clock
-
-
-class SimClock:
-    """Simulated UTC time. Frozen clocks move only on `advance`; live ones also follow wall time."""
-
-    def __init__(self, start: datetime | None = None, *, live: bool = False) -> None:
-        self._base = (start or datetime.now(UTC).replace(microsecond=0)).astimezone(UTC)
-        self._live = live
-        self._mono = time.monotonic()
-        self._offset = timedelta(0)
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            elapsed = timedelta(seconds=time.monotonic() - self._mono) if self._live else timedelta(0)
-            return self._base + elapsed + self._offset
-
-    def advance(self, seconds: float) -> datetime:
-        with self._lock:
-            self._offset += timedelta(seconds=seconds)
-        return self.now()
-
-
-def http_date(when: datetime) -> str:
-    return format_datetime(when.astimezone(UTC), usegmt=True)
-
-
-def iso_z(when: datetime, millis: bool = False) -> str:
-    when = when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{when.microsecond // 1000:03d}" if millis else "") + "Z"
-
-
-# --------------------------------------------------------------------------------------------
-# Requests and responses
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # lower-cased names
-    body: bytes
-    params: dict[str, str] = field(default_factory=dict)  # from the route pattern
-    client: str = ""
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else default
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        return self.headers.get(name.lower(), default)
-
-    def json(self) -> Any:
-        return json.loads(self.body or b"null")
-
-
-@dataclass
-class Response:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
-        return cls(status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
-
-    @classmethod
-    def text(cls, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8", headers: dict[str, str] | None = None) -> Response:
-        return cls(status, text.encode(), {"Content-Type": content_type, **(headers or {})})
-
-    @classmethod
-    def empty(cls, status: int = 204, headers: dict[str, str] | None = None) -> Response:
-        return cls(status, b"", dict(headers or {}))
-
-
-class HttpReply(Exception):  # noqa: N818 - control flow: a handler answering early
-    """Raise from a handler to answer immediately (auth failures, bad parameters)."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-Handler = Callable[[Request], Response]
-
-
-# --------------------------------------------------------------------------------------------
-# Faults and limits
-
-
-@dataclass
-class Faults:
-    """Fault-injection knobs. Scripted faults apply to the next matching requests, in order."""
-
-    latency: float = 0.0  # seconds added to every request
-    bad_auth: bool = False  # reject every credential
-    timeout_seconds: float = 5.0  # how long a "timeout" fault stalls before answering
-    retry_after: float = 1.0  # Retry-After sent with injected 429s
-    _script: deque[tuple[str, str | None]] = field(default_factory=deque, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    KINDS = ("429", "500", "502", "503", "504", "timeout", "truncate", "disconnect")
-
-    def inject(self, kind: str, count: int = 1, path: str | None = None) -> None:
-        """Queue `count` faults of `kind` for the next requests whose path contains `path`."""
-        if kind not in self.KINDS:
-            raise ValueError(f"unknown fault {kind!r}; one of {self.KINDS}")
-        with self._lock:
-            self._script.extend([(kind, path)] * count)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._script.clear()
-        self.latency, self.bad_auth = 0.0, False
-
-    def take(self, path: str) -> str | None:
-        with self._lock:
-            for i, (kind, only) in enumerate(self._script):
-                if only is None or only in path:
-                    del self._script[i]
-                    return kind
-        return None
-
-    @property
-    def pending(self) -> int:
-        return len(self._script)
-
-
-class ServerRateLimit:
-    """Enforced API limit: a token bucket per account (an empty bucket answers 429), plus optional
-    budgets per endpoint class: at most `count` requests in any `seconds` (`windows`)."""
-
-    def __init__(self, rate: float, burst: float, retry_after: float | None = None,
-                 windows: dict[str, list[tuple[int, float]]] | None = None) -> None:
-        self.rate, self.burst, self.retry_after = rate, burst, retry_after
-        self.windows = windows or {}
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._granted: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, account: str, endpoint_class: str | None = None) -> tuple[bool, float]:
-        """(allowed, seconds until the request would be)."""
-        now = time.monotonic()
-        with self._lock:
-            if endpoint_class in self.windows:
-                granted = self._granted.setdefault((account, endpoint_class), deque())
-                wait = 0.0
-                for count, seconds in self.windows[endpoint_class]:
-                    inside = [t for t in granted if t > now - seconds]
-                    if len(inside) >= count:
-                        wait = max(wait, inside[len(inside) - count] + seconds - now)
-                if wait > 0:
-                    return False, wait
-            tokens, stamp = self._buckets.get(account, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - stamp) * self.rate)
-            if tokens >= 1:
-                self._buckets[account] = (tokens - 1, now)
-                if endpoint_class in self.windows:
-                    self._granted[(account, endpoint_class)].append(now)
-                return True, 0.0
-            self._buckets[account] = (tokens, now)
-            return False, (1 - tokens) / self.rate
-
-
-@dataclass(frozen=True)
-class ChargingPark:
-    """A physical charging location as a map provider would know it (used to seed TomTom's POIs).
-
-    `connectors` are (TomTom connector type, rated kW, count) triples, e.g.
-    ("IEC62196Type2CCS", 150.0, 2). `ref` identifies the place in its own simulator (for tests).
-    """
-
-    ref: str
-    name: str
-    latitude: float
-    longitude: float
-    country: str  # ISO 3166 alpha-3
-    connectors: tuple[tuple[str, float, int], ...]
 
 
 @dataclass
@@ -271,6 +74,7 @@ class SimServer:
         self.seed = seed
         self.rng = random.Random(f"{self.name}:{seed}:changes")
         self.requests: list[LoggedRequest] = []
+        self.server_limit: ServerRateLimit | None = None  # set by APIs with one enforced limit
         self.lock = threading.RLock()  # guards the fleet against concurrent handlers
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._server: _QuietServer | None = None
@@ -297,14 +101,16 @@ class SimServer:
         return None
 
     def rate_limit(self) -> ServerRateLimit | None:
-        """The API's enforced limit, if it has one (override per API)."""
-        return None
+        """The API's enforced limit, if it has one (`server_limit`, or override per API)."""
+        return self.server_limit
+
+    def credential_ok(self, presented: str | None, expected: str) -> bool:
+        """A presented secret is there and right (constant-time compare), and no bad-auth fault is on."""
+        return not self.faults.bad_auth and bool(presented) and hmac.compare_digest(presented or "", expected)
 
     def too_many_requests(self, request: Request, retry_after: float) -> Response:
         """How this API says 429 (override for API-specific bodies)."""
-        return Response.json(
-            {"message": "Too Many Requests"}, 429, {"Retry-After": str(max(1, math.ceil(retry_after)))}
-        )
+        return Response.json({"message": "Too Many Requests"}, 429, retry_after_header(retry_after))
 
     def server_error(self, request: Request, status: int) -> Response:
         return Response.json({"message": "injected server error"}, status)
@@ -504,89 +310,3 @@ class SimServer:
     def reset_log(self) -> None:
         with self.lock:
             self.requests.clear()
-
-
-# --------------------------------------------------------------------------------------------
-# Fleet helpers
-
-
-def det_uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
-def paginate(items: list[Any], offset: int, limit: int) -> list[Any]:
-    return items[offset : offset + limit]
-
-
-# Bounding boxes over land where chargers are (roughly); coordinates are then jittered.
-REGIONS: dict[str, list[tuple[str, float, float]]] = {
-    "NLD": [
-        ("Amsterdam", 52.3676, 4.9041), ("Rotterdam", 51.9244, 4.4777), ("Utrecht", 52.0907, 5.1214),
-        ("Den Haag", 52.0705, 4.3007), ("Eindhoven", 51.4416, 5.4697), ("Groningen", 53.2194, 6.5665),
-        ("Tilburg", 51.5555, 5.0913), ("Almere", 52.3508, 5.2647), ("Breda", 51.5719, 4.7683),
-        ("Nijmegen", 51.8126, 5.8372), ("Arnhem", 51.9851, 5.8987), ("Haarlem", 52.3874, 4.6462),
-        ("Zwolle", 52.5168, 6.0830), ("Leiden", 52.1601, 4.4970), ("Maastricht", 50.8514, 5.6910),
-    ],
-    "BEL": [
-        ("Gent", 51.0543, 3.7174), ("Antwerpen", 51.2194, 4.4025), ("Brussel", 50.8503, 4.3517),
-        ("Leuven", 50.8798, 4.7005), ("Brugge", 51.2093, 3.2247),
-    ],
-    "NOR": [
-        ("Oslo", 59.9139, 10.7522), ("Bergen", 60.3913, 5.3221), ("Trondheim", 63.4305, 10.3951),
-        ("Stavanger", 58.9700, 5.7331), ("Drammen", 59.7439, 10.2045),
-    ],
-    "NZL": [
-        ("Auckland", -36.8485, 174.7633), ("Wellington", -41.2866, 174.7756), ("Christchurch", -43.5321, 172.6362),
-        ("Hamilton", -37.7870, 175.2793), ("Tauranga", -37.6878, 176.1651), ("Dunedin", -45.8788, 170.5028),
-        ("Napier", -39.4928, 176.9120), ("Nelson", -41.2706, 173.2840), ("Queenstown", -45.0312, 168.6626),
-    ],
-}
-STREETS: dict[str, list[str]] = {
-    "NLD": ["Kerkstraat", "Stationsplein", "Dorpsstraat", "Molenweg", "Schoolstraat", "Marktplein", "Julianalaan",
-            "Beatrixstraat", "Parkweg", "Industrieweg", "Havenstraat", "Prins Hendrikkade", "Oranjelaan", "Kanaalweg"],
-    "BEL": ["Kerkstraat", "Stationsstraat", "Veldstraat", "F. Rooseveltlaan", "Nieuwstraat", "Grote Markt"],
-    "NOR": ["Storgata", "Kirkeveien", "Sjøgata", "Parkveien", "Skolegata", "Bygdøy allé", "Trondheimsveien"],
-    "NZL": ["Great South Road", "Queen Street", "State Highway 1", "Victoria Street", "Main Road", "Beach Road"],
-}
-POSTCODES: dict[str, Callable[[random.Random], str]] = {
-    "NLD": lambda r: f"{r.randint(1000, 9999)} {chr(65 + r.randint(0, 25))}{chr(65 + r.randint(0, 25))}",
-    "BEL": lambda r: f"{r.randint(1000, 9999)}",
-    "NOR": lambda r: f"{r.randint(0, 9999):04d}",
-    "NZL": lambda r: f"{r.randint(100, 9999):04d}",
-}
-TIME_ZONES = {"NLD": "Europe/Amsterdam", "BEL": "Europe/Brussels", "NOR": "Europe/Oslo", "NZL": "Pacific/Auckland"}
-
-
-@dataclass(frozen=True)
-class Place:
-    country: str
-    city: str
-    street: str
-    house_number: int
-    postal_code: str
-    latitude: float
-    longitude: float
-
-    @property
-    def address(self) -> str:
-        return f"{self.street} {self.house_number}"
-
-
-def random_place(rng: random.Random, country: str, spread_km: float = 6.0) -> Place:
-    city, lat, lon = rng.choice(REGIONS[country])
-    dlat = rng.uniform(-1, 1) * spread_km / 111.0
-    dlon = rng.uniform(-1, 1) * spread_km / (111.0 * max(0.2, math.cos(math.radians(lat))))
-    return Place(
-        country=country,
-        city=city,
-        street=rng.choice(STREETS[country]),
-        house_number=rng.randint(1, 240),
-        postal_code=POSTCODES[country](rng),
-        latitude=round(lat + dlat, 6),
-        longitude=round(lon + dlon, 6),
-    )
-
-
-def weighted(rng: random.Random, choices: Iterable[tuple[Any, float]]) -> Any:
-    items = list(choices)
-    return rng.choices([c for c, _ in items], weights=[w for _, w in items], k=1)[0]
