@@ -76,7 +76,8 @@ defs = dg.Definitions.merge(
 
 def env_vars(resources: dict[str, object]) -> list[str]:
     """Names of the environment variables the resources read (`dg.EnvVar` fields)."""
-    return [value for resource in resources.values() for value in vars(resource).values() if isinstance(value, dg.EnvVar)]
+    return [value.env_var_name for resource in resources.values() for value in vars(resource).values()
+            if isinstance(value, dg.EnvVar)]
 
 
 # A real deployment without a secret stops here, naming every missing variable, instead of failing
