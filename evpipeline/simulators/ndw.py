@@ -5,7 +5,7 @@ Faithful to NDW's supplier page (seed 002) and the OCPI rules (docs/ocpi.md):
   Keycloak's shape; tokens expire by the simulator clock (`expires_in` 1800 by default).
 - Push under `/ocpi/2.2.1/`: PUT/PATCH Location, EVSE and Connector; PUT/DELETE Tariff. Bearer token
   required (401). Invalid JSON -> 400; unknown path, or PATCH/DELETE of (or PUT below) something never
-  PUT -> 404; content that is not compliant with the NDW profile of `evpipeline.ndw.ocpi` -> HTTP 200
+  PUT -> 404; content that is not compliant with the NDW profile of `evpipeline.ocpi.definition` -> HTTP 200
   with OCPI 2001 and a message naming the fields (nothing stored); compliant -> 201 (created) or 200
   (updated) with 1000; DELETE tariff -> 204 (NDW-specific). Every other answer is an OCPI envelope.
   `data` is left out, as the 2.2.1-d2 note advises senders to do where the spec does not define it.
@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urljoin, urlsp
 
 import requests
 
-from evpipeline.ndw import ocpi
+from evpipeline.ocpi import definition as ocpi
 from evpipeline.simulators.toolkit import Request, Response, SimClock, SimServer
 
 TOKEN_PATH = "/auth/realms/ndw/protocol/openid-connect/token"
