@@ -10,9 +10,9 @@
 3. Runs probes: small mutations of the spec examples that each break one rule, through both, so
    the places where the OpenAPI is laxer (or stricter) than the rules text are visible.
 
-The OpenAPI comparison needs `jsonschema` (and `rfc3339-validator` for `format: date-time`), which
-are not project dependencies; the tool says so and skips that part when they are missing:
-    pip install --target /tmp/ndw-crosscheck-site jsonschema rfc3339-validator
+The OpenAPI comparison needs `jsonschema` (a project dependency: the NDW simulator uses it) and,
+for `format: date-time`, `rfc3339-validator`, which is not; for this tool only:
+    pip install --target /tmp/ndw-crosscheck-site rfc3339-validator
     PYTHONPATH=/tmp/ndw-crosscheck-site python -m evpipeline.ocpi.crosscheck /work/shared/reference
 Not part of the test suite: the reference directory is not in the repository.
 """
@@ -41,8 +41,8 @@ OPENAPI_SCHEMAS = {
     "tariff": "tariffs.yaml#/components/schemas/Tariff",
 }
 MISSING_JSONSCHEMA = (
-    "jsonschema is not installed, so the OpenAPI comparison is skipped. It is deliberately not a project\n"
-    "dependency; for this tool only:\n"
+    "jsonschema is not installed, so the OpenAPI comparison is skipped. It is a project dependency:\n"
+    "reinstall (make install), or for this tool only:\n"
     "  pip install --target /tmp/ndw-crosscheck-site jsonschema rfc3339-validator\n"
     "  PYTHONPATH=/tmp/ndw-crosscheck-site python -m evpipeline.ocpi.crosscheck <reference dir>"
 )
