@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.harness import Result, Scale
-from evpipeline.ndw.server_bench import load_test, measure
+from benchmarks.pull_server_load import load_test, measure
 from evpipeline.serving import free_port
 
 FLOOR_APP = """

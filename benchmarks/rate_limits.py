@@ -11,7 +11,7 @@ from benchmarks.harness import Result, Scale
 
 
 def tomtom(scale: Scale) -> Result:
-    from evpipeline.sources.tomtom.bench import benchmark_polling
+    from benchmarks.tomtom_polling import benchmark_polling
 
     ids = scale.pick(1000, 50)
     b = benchmark_polling(ids)
@@ -24,7 +24,7 @@ def tomtom(scale: Scale) -> Result:
 
 
 def zaptec(scale: Scale) -> Result:
-    from evpipeline.sources.zaptec.bench import measure_state_sync
+    from benchmarks.zaptec_polling import measure_state_sync
 
     chargers = scale.pick(500, 30)
     m = measure_state_sync(chargers)

@@ -92,7 +92,7 @@ class ResponseFormatError(HttpError):
 
 
 class OcpiError(HttpError):
-    """An OCPI `status_code` outside 1xxx in an HTTP success (see `evpipeline.ocpi_status`)."""
+    """An OCPI `status_code` outside 1xxx in an HTTP success (see `evpipeline.ocpi.status`)."""
 
     def __init__(self, message: str, *, ocpi_status: int | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)

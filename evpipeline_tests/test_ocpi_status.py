@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from evpipeline.http import HttpClient, OcpiError, RateLimitedError, RetryPolicy
-from evpipeline.ocpi_status import ocpi_check, ocpi_status, retry_hint
+from evpipeline.ocpi.status import ocpi_check, ocpi_status, retry_hint
 from evpipeline.simulators.toolkit import Request, Response, SimServer
 
 

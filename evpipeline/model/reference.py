@@ -33,7 +33,7 @@ import pandas as pd
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from evpipeline.ndw import ocpi
+from evpipeline.ocpi import definition as ocpi
 from evpipeline.warehouse import Migration, register, source_table
 
 RULES = "reference.rules"

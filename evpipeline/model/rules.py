@@ -15,7 +15,7 @@ from typing import get_args
 import duckdb
 import pandas as pd
 
-from evpipeline.ndw import ocpi
+from evpipeline.ocpi import definition as ocpi
 
 # EVRoam connectorType -> (OCPI standard, OCPI format). Tethered = cable attached to the charger.
 EVROAM_CONNECTORS: dict[str, tuple[str, str]] = {

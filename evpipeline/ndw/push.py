@@ -44,7 +44,7 @@ from evpipeline.http import (
     ResponseFormatError,
     RetryPolicy,
 )
-from evpipeline.ocpi_status import ocpi_body, ocpi_check, ocpi_status
+from evpipeline.ocpi.status import ocpi_body, ocpi_check, ocpi_status
 
 TOKEN_API = "ndw-iam"
 LOCATIONS = "locations"

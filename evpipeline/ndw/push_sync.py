@@ -567,7 +567,7 @@ def _unreferenced(deletes: list[PlannedPush], refs: dict[LocKey, frozenset[LocKe
 
 def record(writer: Writer, run: PushRun, newest_transition: datetime | None) -> None:
     """Log every push and update what NDW holds; call inside the caller's transaction."""
-    con, run_id = writer.con, writer.run_id
+    run_id = writer.run_id
     results = run.results
     if results:
         rows = []
@@ -581,8 +581,8 @@ def record(writer: Writer, run: PushRun, newest_transition: datetime | None) -> 
             })
         frame = pd.DataFrame(rows).astype({"http_status": "Int64", "ocpi_status": "Int64", "attempts": "int64",
                                            "elapsed_ms": "float64", "lag_seconds": "float64"})
-        _insert(con, "ops.ndw_pushes", frame)
-    _update_held(con, results, run_id)
+        writer.append("ops.ndw_pushes", frame)
+    _update_held(writer, results)
     status_pending = any(p.kind == "evse" for p in run.deferred) or any(
         p.kind == "evse" and not o.ok for p, o in results
     )
@@ -600,15 +600,8 @@ def record_full(writer: Writer, plan: PushPlan, run: PushRun) -> None:
     writer.set_sync_state(LANE_STREAM, plan.mart_as_of)
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    con.register("_ndw_rows", frame)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _ndw_rows")
-    finally:
-        con.unregister("_ndw_rows")
-
-
-def _update_held(con: duckdb.DuckDBPyConnection, results: list[tuple[PlannedPush, PushOutcome]], run_id: str | None) -> None:
+def _update_held(writer: Writer, results: list[tuple[PlannedPush, PushOutcome]]) -> None:
+    run_id = writer.run_id
     forget: list[tuple[str, str, str, str]] = []  # (kind, cc, pid, object_id) rows to drop (with their EVSEs)
     held: list[dict[str, Any]] = []
     patched: list[dict[str, Any]] = []
@@ -637,27 +630,14 @@ def _update_held(con: duckdb.DuckDBPyConnection, results: list[tuple[PlannedPush
             held.append({**base, "kind": "evse", "evse_uid": evse["uid"], "static_hash": None, "status": evse.get("status"),
                          "last_updated": evse.get("last_updated"), "body": None, "withdrawn": False})
     if forget:
-        frame = pd.DataFrame(forget, columns=["kind", "country_code", "party_id", "object_id"]).drop_duplicates()
-        con.register("_ndw_forget", frame)
-        try:
-            con.execute("""
-                DELETE FROM ops.ndw_pushed p USING _ndw_forget f
-                WHERE p.country_code = f.country_code AND p.party_id = f.party_id AND p.object_id = f.object_id
-                  AND (p.kind = f.kind OR (f.kind = 'location' AND p.kind = 'evse'))
-            """)
-        finally:
-            con.unregister("_ndw_forget")
+        frame = pd.DataFrame(forget, columns=["kind", "country_code", "party_id", "object_id"])
+        # Forgetting a Location forgets its EVSEs too (their rows share the location's key).
+        evses = frame[frame["kind"] == "location"].assign(kind="evse")
+        writer.delete_matching("ops.ndw_pushed", pd.concat([frame, evses], ignore_index=True))
     if held:
-        _insert(con, "ops.ndw_pushed", pd.DataFrame(held))
+        writer.append("ops.ndw_pushed", pd.DataFrame(held))
     if patched:
-        frame = pd.DataFrame(patched)
-        con.register("_ndw_patched", frame)
-        try:
-            con.execute("""
-                UPDATE ops.ndw_pushed p SET status = f.status, last_updated = f.last_updated, pushed_at = f.pushed_at, run_id = $run_id
-                FROM _ndw_patched f
-                WHERE p.kind = 'evse' AND p.country_code = f.country_code AND p.party_id = f.party_id
-                  AND p.object_id = f.object_id AND p.evse_uid = f.evse_uid
-            """, {"run_id": run_id})
-        finally:
-            con.unregister("_ndw_patched")
+        writer.update_matching(
+            "ops.ndw_pushed", ["kind", "country_code", "party_id", "object_id", "evse_uid"],
+            pd.DataFrame(patched).assign(kind="evse"), constants={"run_id": run_id},
+        )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -114,6 +114,51 @@ class Writer:
         self.quarantined += len(frame)
         return len(frame)
 
+    # -- plain row writes: ops tables that are not merged (logs, what a receiver holds) ----------
+    def append(self, table: str, frame: pd.DataFrame) -> int:
+        """INSERT the frame's rows by column name; columns it lacks take the table's defaults."""
+        if frame.empty:
+            return 0
+        with self._registered(frame) as view:
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
+        return len(frame)
+
+    def delete_matching(self, table: str, keys: pd.DataFrame) -> int:
+        """DELETE every row whose columns named in `keys` equal one row of `keys`; returns the count."""
+        if keys.empty:
+            return 0
+        match = " AND ".join(f"t.{_ident(c)} = k.{_ident(c)}" for c in keys.columns)
+        with self._registered(keys.drop_duplicates()) as view:
+            row = self.con.execute(f"DELETE FROM {table} t USING {view} k WHERE {match}").fetchone()
+        return int(row[0]) if row else 0
+
+    def update_matching(
+        self, table: str, keys: Sequence[str], values: pd.DataFrame, *, constants: Mapping[str, Any] | None = None
+    ) -> int:
+        """UPDATE rows matching `values` on the `keys` columns: SET its other columns, plus `constants`
+        (the same value on every row, e.g. a run id); returns the count."""
+        if values.empty:
+            return 0
+        constants = dict(constants or {})
+        assigned = [c for c in values.columns if c not in keys]
+        params = {f"c{i}": v for i, v in enumerate(constants.values())}
+        sets = [f"{_ident(c)} = v.{_ident(c)}" for c in assigned]
+        sets += [f"{_ident(c)} = ${name}" for c, name in zip(constants, params, strict=True)]
+        match = " AND ".join(f"t.{_ident(c)} = v.{_ident(c)}" for c in keys)
+        with self._registered(values) as view:
+            row = self.con.execute(f"UPDATE {table} t SET {', '.join(sets)} FROM {view} v WHERE {match}", params).fetchone()
+        return int(row[0]) if row else 0
+
+    @contextmanager
+    def _registered(self, frame: pd.DataFrame) -> Iterator[str]:
+        """The frame as a view on this connection for one statement (always unregistered)."""
+        name = "_evp_writer_rows"
+        self.con.register(name, frame)
+        try:
+            yield name
+        finally:
+            self.con.unregister(name)
+
     def set_sync_state(self, stream: str, watermark: datetime | None, cursor: dict[str, Any] | None = None) -> None:
         """Advance a stream's watermark (never backwards) in the same transaction as the data."""
         self.con.execute(
@@ -148,6 +193,11 @@ class Writer:
                 json.dumps({"tables": {t: c.as_dict() for t, c in self.counts.items()}, **(details or {})}, default=str),
             ],
         )
+
+
+def _ident(column: str) -> str:
+    """A quoted column name (names come from code, but a keyword such as `key` must still parse)."""
+    return '"' + column.replace('"', '""') + '"'
 
 
 @contextmanager

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from evpipeline.model.build import build_mart
-from evpipeline.ndw import ocpi
 from evpipeline.ndw.export import build_export
+from evpipeline.ocpi import definition as ocpi
 from evpipeline.simulators.greenflux import GreenFluxSimulator
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline.warehouse import WarehouseResource

@@ -13,8 +13,8 @@ import yaml
 from evpipeline.model.assets import reference_operator_data
 from evpipeline.model.build import build_mart
 from evpipeline.model.reference import ReferenceError, default_file, load_reference
-from evpipeline.ndw import ocpi
 from evpipeline.ndw.export import build_export
+from evpipeline.ocpi import definition as ocpi
 from evpipeline.resources import PushInboxResource
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline.warehouse import WarehouseResource

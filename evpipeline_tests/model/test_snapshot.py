@@ -16,7 +16,7 @@ from evpipeline.model import snapshot as snap
 from evpipeline.model.snapshot import MANIFEST_NAME, SNAPSHOT_NAME, Snapshot, known_keys, publish_snapshot
 from evpipeline.model.tables import EVSES
 from evpipeline.ndw.export import build_export
-from evpipeline.ndw.server import load_snapshot
+from evpipeline.ndw.pull_snapshot import load_snapshot
 from evpipeline.warehouse import WarehouseResource
 from evpipeline.warehouse.resource import attach
 from evpipeline_tests.conftest import materialize

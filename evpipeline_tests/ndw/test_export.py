@@ -55,7 +55,7 @@ def test_only_public_dutch_live_locations_with_complete_objects(exported: Any) -
 
 
 def test_every_exported_object_meets_our_ocpi_ndw_definition(exported: Any) -> None:
-    from evpipeline.ndw import ocpi
+    from evpipeline.ocpi import definition as ocpi
 
     for body in exported.locations:
         assert ocpi.validate_location(json.loads(body), profile="ndw") == []
@@ -65,7 +65,7 @@ def test_every_exported_object_meets_our_ocpi_ndw_definition(exported: Any) -> N
 
 def test_every_rejected_location_also_fails_the_definition(warehouse: WarehouseResource) -> None:
     """The SQL rules and our OCPI definition agree: what SQL rejects, the definition rejects too."""
-    from evpipeline.ndw import ocpi
+    from evpipeline.ocpi import definition as ocpi
 
     standard_mart().write(warehouse)
     with warehouse.get_connection() as con:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from evpipeline.ndw import ocpi
+from evpipeline.ocpi import definition as ocpi
 from evpipeline_tests.ndw import ocpi_samples as samples
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -305,7 +305,7 @@ def test_json_schema_reflects_the_profiles() -> None:
 
 
 def test_committed_schema_files_are_up_to_date() -> None:
-    directory = ROOT / "docs" / "ocpi-schema"
+    directory = ROOT / "evpipeline" / "ocpi" / "schemas"
     expected = ocpi.schema_files()
     committed = {p.name: p.read_text() for p in directory.glob("*.schema.json")}
-    assert committed == expected, "regenerate with: python -m evpipeline.ndw.ocpi --write-schemas docs/ocpi-schema"
+    assert committed == expected, "regenerate with: python -m evpipeline.ocpi.definition "

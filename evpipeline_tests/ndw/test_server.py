@@ -19,15 +19,10 @@ import requests
 
 from evpipeline.model.snapshot import SNAPSHOT_NAME, publish_snapshot
 from evpipeline.ndw.export import OCPI_TS, OcpiExport, build_export, write_export
-from evpipeline.ndw.server import (
-    JWT_AUDIENCE,
-    JWT_ISSUER,
-    DataVersion,
-    OcpiServerSettings,
-    SnapshotStore,
-    create_ocpi_app,
-    issue_token,
-)
+from evpipeline.ndw.pull_auth import JWT_AUDIENCE, JWT_ISSUER, issue_token
+from evpipeline.ndw.pull_settings import OcpiServerSettings
+from evpipeline.ndw.pull_snapshot import DataVersion, SnapshotStore
+from evpipeline.ndw.server import create_ocpi_app
 from evpipeline.serving import BackgroundServer
 from evpipeline.simulators.ndw import crawl
 from evpipeline.warehouse import WarehouseResource

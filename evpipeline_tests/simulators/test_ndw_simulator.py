@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from evpipeline import simulators
-from evpipeline.ndw import ocpi
+from evpipeline.ocpi import definition as ocpi
 from evpipeline.simulators.ndw import TOKEN_PATH, CrawlError, NdwSimulator, crawl
 from evpipeline.simulators.toolkit import HttpReply, Request, Response, SimClock, SimServer
 from evpipeline_tests.ndw import ocpi_samples as samples

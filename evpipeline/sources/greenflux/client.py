@@ -19,7 +19,7 @@ from evpipeline.http import (
     TokenAuth,
     shared_limiter,
 )
-from evpipeline.ocpi_status import ocpi_check
+from evpipeline.ocpi.status import ocpi_check
 from evpipeline.timeutil import iso_utc, parse_http_date, utcnow
 
 LOCATIONS = "api/2.0/Locations"

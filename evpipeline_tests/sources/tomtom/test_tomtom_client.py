@@ -10,11 +10,11 @@ import uuid
 import pandas as pd
 import pytest
 
+from benchmarks.tomtom_polling import benchmark_polling
 from evpipeline.http import AuthError, ClientError, ServerError
 from evpipeline.simulators.tomtom import TomTomSimulator, availability_xml
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline.sources.tomtom import normalize, wire
-from evpipeline.sources.tomtom.bench import benchmark_polling
 from evpipeline.sources.tomtom.client import TomTomResource
 from evpipeline_tests.sources.tomtom.conftest import KEY, resource
 

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from benchmarks.zaptec_polling import measure_state_sync
 from evpipeline.http import HttpClient, RetryPolicy
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline.simulators.zaptec import ZaptecSimulator
-from evpipeline.sources.zaptec.bench import measure_state_sync
 from evpipeline.sources.zaptec.client import STATIC, ZaptecResource
 from evpipeline_tests.sources.zaptec.conftest import resource_for, simulator
 
@@ -71,7 +71,7 @@ def test_429_is_retried_after_the_servers_retry_after(zaptec: ZaptecResource, za
 @pytest.mark.timeout(240)
 def test_500_chargers_sync_without_a_single_429(tmp_path: object) -> None:
     """The fleet the issue names, under the real limits. The achieved rate is reported by the
-    benchmark (`evpipeline.sources.zaptec.bench`); here only what must hold is asserted."""
+    benchmark (`benchmarks.zaptec_polling`); here only what must hold is asserted."""
     result = measure_state_sync(500, latency=0.02, warehouse_dir=str(tmp_path))
     assert result.chargers == 500
     assert result.requests == 5 + 500  # five pages of 100 chargers, one /state per charger

@@ -3,7 +3,7 @@
 Starts a TomTom simulator enforcing `qps` for its key, polls `n_ids` availability ids through the
 production client (same limiter, pool and retries as the asset) and reports what the *server*
 saw: requests, 429s and the busiest 1 s window. Run it alone with
-`python -m evpipeline.sources.tomtom.bench [n_ids] [qps]`.
+`python -m benchmarks.tomtom_polling [n_ids] [qps]`.
 """
 
 from __future__ import annotations

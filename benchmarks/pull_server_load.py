@@ -1,6 +1,6 @@
 """Load test of the OCPI pull server: a large mart, the server in its own process, closed-loop clients.
 
-`python -m evpipeline.ndw.server_bench --locations 100000 --duration 20 --clients 2` (from the
+`python -m benchmarks.pull_server_load --locations 100000 --duration 20 --clients 2` (from the
 repository root) fills a mart with `benchmarks.mart_data` (every location exportable), publishes
 the snapshot, starts `evpipeline serve-ocpi` as a subprocess and GETs `/ocpi/2.2.1/locations?limit=100&offset=<random
 page>` from `clients` worker processes over keep-alive loopback connections, printing requests/s

@@ -1,6 +1,6 @@
-"""Developer cross-check of our OCPI definition (`evpipeline.ndw.ocpi`) against outside references.
+"""Developer cross-check of our OCPI definition (`evpipeline.ocpi.definition`) against outside references.
 
-    python -m evpipeline.ndw.crosscheck /work/shared/reference [--locations FILE] [--tariffs FILE]
+    python -m evpipeline.ocpi.crosscheck /work/shared/reference [--locations FILE] [--tariffs FILE]
 
 1. Validates the OCPI spec's own example Locations and Tariffs (`ocpi-2.2.1-examples/`) with our
    "ocpi" profile: every one is valid OCPI 2.2.1, so every one must pass.
@@ -10,10 +10,10 @@
 3. Runs probes: small mutations of the spec examples that each break one rule, through both, so
    the places where the OpenAPI is laxer (or stricter) than the rules text are visible.
 
-The OpenAPI comparison needs `jsonschema` (and `rfc3339-validator` for `format: date-time`), which
-are not project dependencies; the tool says so and skips that part when they are missing:
-    pip install --target /tmp/ndw-crosscheck-site jsonschema rfc3339-validator
-    PYTHONPATH=/tmp/ndw-crosscheck-site python -m evpipeline.ndw.crosscheck /work/shared/reference
+The OpenAPI comparison needs `jsonschema` (a project dependency: the NDW simulator uses it) and,
+for `format: date-time`, `rfc3339-validator`, which is not; for this tool only:
+    pip install --target /tmp/ndw-crosscheck-site rfc3339-validator
+    PYTHONPATH=/tmp/ndw-crosscheck-site python -m evpipeline.ocpi.crosscheck /work/shared/reference
 Not part of the test suite: the reference directory is not in the repository.
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from evpipeline.ndw import ocpi
+from evpipeline.ocpi import definition as ocpi
 
 EXAMPLES = {
     "location": "ocpi-2.2.1-examples/locations_from_spec_v2.2.1-d2.json",
@@ -41,10 +41,10 @@ OPENAPI_SCHEMAS = {
     "tariff": "tariffs.yaml#/components/schemas/Tariff",
 }
 MISSING_JSONSCHEMA = (
-    "jsonschema is not installed, so the OpenAPI comparison is skipped. It is deliberately not a project\n"
-    "dependency; for this tool only:\n"
+    "jsonschema is not installed, so the OpenAPI comparison is skipped. It is a project dependency:\n"
+    "reinstall (make install), or for this tool only:\n"
     "  pip install --target /tmp/ndw-crosscheck-site jsonschema rfc3339-validator\n"
-    "  PYTHONPATH=/tmp/ndw-crosscheck-site python -m evpipeline.ndw.crosscheck <reference dir>"
+    "  PYTHONPATH=/tmp/ndw-crosscheck-site python -m evpipeline.ocpi.crosscheck <reference dir>"
 )
 
 
