@@ -8,23 +8,22 @@ stops with one message naming every missing setting (see `evpipeline.settings`).
 """
 
 import importlib
-import pkgutil
 
 import dagster as dg
 
-from evpipeline import settings, sources
+from evpipeline import settings
 from evpipeline.lane import definitions as lane_definitions
 from evpipeline.maintenance import definitions as maintenance_definitions
 from evpipeline.model import definitions as model_definitions
 from evpipeline.ndw import definitions as ndw_definitions
 from evpipeline.ndw.push import NdwPushResource
 from evpipeline.resources import PushInboxResource
+from evpipeline.sources import source_names
 from evpipeline.warehouse import WarehouseResource
 
 settings.apply_defaults()
 
-# A source is a package under evpipeline/sources (kit.py, the shared factories, is a module).
-SOURCE_GROUPS = sorted(m.name for m in pkgutil.iter_modules(sources.__path__) if m.ispkg)
+SOURCE_GROUPS = source_names()
 
 
 def source_definitions() -> list[dg.Definitions]:

@@ -65,8 +65,13 @@ def test_a_deployment_missing_a_secret_stops_loading_and_names_it(tmp_path: Path
     assert "value-of-" not in loads.stdout + loads.stderr  # secrets are never echoed
 
 
-def test_the_webhook_receiver_without_its_key_says_what_to_set(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "evpipeline.cli", "webhook", "--port", "0"], env=clean_env(tmp_path),
+@pytest.mark.parametrize(("command", "names"), [
+    ("webhook", ["EVROAM_WEBHOOK_KEY"]),
+    ("serve-ocpi", ["OCPI_TOKEN", "OCPI_CLIENT_ID", "OCPI_CLIENT_SECRET"]),
+])
+def test_a_server_without_its_credentials_says_what_to_set(tmp_path: Path, command: str, names: list[str]) -> None:
+    """Servers we expose require auth: without credentials they do not start (and never start open)."""
+    run = subprocess.run([sys.executable, "-m", "evpipeline.cli", command, "--port", "0"], env=clean_env(tmp_path),
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
-    assert "EVROAM_WEBHOOK_KEY" in run.stderr and "Traceback" not in run.stderr
+    assert all(name in run.stderr for name in names) and "Traceback" not in run.stderr

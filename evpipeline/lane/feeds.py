@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import importlib
 import json
-import pkgutil
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Protocol
 
 import dagster as dg
@@ -91,36 +91,29 @@ class Feed(Protocol):
         """Fetch and merge what changed; raises only when nothing could be merged."""
 
 
+def live_modules() -> list[ModuleType]:
+    """Every source's `live` module, in name order (a source without dynamic data has none:
+    TomTom's availability is not the CPO's status)."""
+    from evpipeline.sources import source_names
+
+    modules = []
+    for name in source_names():
+        try:
+            modules.append(importlib.import_module(f"evpipeline.sources.{name}.live"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"evpipeline.sources.{name}.live":
+                raise
+    return modules
+
+
 def discover(resources: Mapping[str, Any]) -> list[Feed]:
     """Every source's feed: `evpipeline.sources.<name>.live.feed(resources)`, in name order."""
-    import evpipeline.sources as sources
-
-    feeds = []
-    for info in sorted(pkgutil.iter_modules(sources.__path__), key=lambda i: i.name):
-        try:
-            module = importlib.import_module(f"evpipeline.sources.{info.name}.live")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"evpipeline.sources.{info.name}.live":
-                raise
-            continue  # a source without dynamic data (TomTom's availability is not the CPO's status)
-        feeds.append(module.feed(resources))
-    return feeds
+    return [module.feed(resources) for module in live_modules()]
 
 
 def required_resources() -> set[str]:
     """Resource keys the feeds need (each live module declares `RESOURCES`)."""
-    import evpipeline.sources as sources
-
-    keys: set[str] = set()
-    for info in pkgutil.iter_modules(sources.__path__):
-        try:
-            module = importlib.import_module(f"evpipeline.sources.{info.name}.live")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"evpipeline.sources.{info.name}.live":
-                raise
-            continue
-        keys.update(module.RESOURCES)
-    return keys
+    return {key for module in live_modules() for key in module.RESOURCES}
 
 
 class InboxFeed:

@@ -9,7 +9,7 @@ from evpipeline import settings
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.ndw.export import build_export, write_export
 from evpipeline.sync import markdown_preview
-from evpipeline.warehouse import WarehouseResource
+from evpipeline.warehouse import WRITER_POOL, WarehouseResource
 
 EXPORT_KEY = dg.AssetKey(["ndw", "ocpi_export"])
 daily = dg.DailyPartitionsDefinition(start_date="2026-11-01", timezone="UTC", end_offset=1)
@@ -31,7 +31,7 @@ def export_root(config: NdwExportConfig) -> Path:
     group_name="ndw",
     partitions_def=daily,
     deps=list(MART_KEYS.values()),
-    pool="duckdb_writer",
+    pool=WRITER_POOL,
     kinds={"json"},
     check_specs=[dg.AssetCheckSpec("rejections", asset=EXPORT_KEY, description="Objects left out for lacking NDW/AFIR fields")],
 )

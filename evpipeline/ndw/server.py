@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -188,10 +187,13 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
 def app_from_env(data_dir: str | Path | None = None, *, page_cap: int = DEFAULT_PAGE_CAP) -> Starlette:
     """The pull server as `evpipeline serve-ocpi` / `dev` run it: the snapshot under `data_dir`
     (default: next to the warehouse), credentials from the OCPI_* variables."""
-    from evpipeline.settings import ENVIRONMENT
+    from evpipeline import settings
 
-    defaults = [name for name in ("OCPI_TOKEN", "OCPI_CLIENT_SECRET")
-                if os.environ.get(name, ENVIRONMENT[name][0]) == ENVIRONMENT[name][0]]
-    if defaults:  # the development values guard nothing; say so once, without printing them
-        log.warning("OCPI pull server: %s not set, using the development default(s)", ", ".join(defaults))
-    return create_ocpi_app(SnapshotStore(snapshot_path(data_dir)), OcpiServerSettings.from_env(page_cap=page_cap))
+    config = OcpiServerSettings.from_env(page_cap=page_cap)
+    if not config.token and not config.oauth_enabled:
+        # A server we expose always requires auth: OCPI_TOKEN, or the OAuth2 pair, or both (README).
+        settings.require(["OCPI_TOKEN", "OCPI_CLIENT_ID", "OCPI_CLIENT_SECRET"])
+    development = [name for name in ("OCPI_TOKEN", "OCPI_CLIENT_SECRET") if settings.dev_value(name)]
+    if development:  # the simulators' values guard nothing; say so once, without printing them
+        log.warning("OCPI pull server: %s hold the development values; set your own", ", ".join(development))
+    return create_ocpi_app(SnapshotStore(snapshot_path(data_dir)), config)
