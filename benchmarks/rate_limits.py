@@ -32,7 +32,7 @@ def zaptec(scale: Scale) -> Result:
     return Result(
         "4. rate limit: Zaptec charger states", f"{m.rate:.2f} req/s, {m.http_429} x 429", f"{m.rate / m.fraction_of_limit:.0f} req/s limit",
         f"{fraction:.0%} of limit", ">= 90 %, zero 429", fraction >= 0.9 and m.http_429 == 0,
-        f"{chargers} chargers: {m.requests} requests in {m.seconds:.1f} s, max {m.max_per_second} in any 1 s window; simulator latency 20 ms",
+        f"{chargers} chargers: {m.requests} requests in {m.seconds:.1f} s, at most {m.max_sent_per_second} sent ({m.max_per_second} received) in any 1 s window; simulator latency 20 ms",
     )
 
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from evpipeline.http import RateLimiter
+from evpipeline.simulators.toolkit import most_in_window
 from evpipeline.sources.zaptec.assets import merge_observations
 from evpipeline.sources.zaptec.client import ZaptecResource
 from evpipeline.sources.zaptec.tables import STATES
@@ -28,7 +32,8 @@ class StateSyncMeasurement:
     requests: int  # API requests: the charger list's pages plus one /state per charger
     seconds: float  # wall time of those requests (list + poll), merge excluded
     http_429: int  # 429s the simulator sent (any endpoint)
-    max_per_second: int  # most API requests the simulator received in any 1 s window
+    max_per_second: int  # most API requests the simulator received in any 1 s window (arrivals bunch on a busy machine)
+    max_sent_per_second: int  # most requests our limiter let go in any 1 s window: what the client controls
     token_requests: int
     rows: int  # charger_states rows in the warehouse afterwards
     merge_seconds: float
@@ -62,11 +67,12 @@ def measure_state_sync(
         warehouse = WarehouseResource(database=str(Path(warehouse_dir or scratch) / "zaptec-bench.duckdb"))
         resource = ZaptecResource(base_url=sim.url, username=username, password=password, concurrency=concurrency)
         client = resource.client()
-        started = time.monotonic()
-        charger_ids = [str(r["Id"]) for r in client.chargers().records]  # what the hourly static job caches
-        polled_at = time.monotonic()
-        poll = client.poll_states(charger_ids)
-        seconds = (polled_at - started) + poll.seconds
+        with recording_grants(client.api.limiter) as sent:
+            started = time.monotonic()
+            charger_ids = [str(r["Id"]) for r in client.chargers().records]  # what the hourly static job caches
+            polled_at = time.monotonic()
+            poll = client.poll_states(charger_ids)
+            seconds = (polled_at - started) + poll.seconds
         merge_started = time.monotonic()
         merge_observations(
             warehouse, poll.observations, run_id="bench", stream="state_poll", requests=client.api.stats.requests,
@@ -82,10 +88,32 @@ def measure_state_sync(
             seconds=seconds,
             http_429=sum(1 for r in sim.requests if r.status == 429),
             max_per_second=sim.max_rate(1.0, "/api/"),
+            max_sent_per_second=most_in_window(sent, 1.0),
             token_requests=len(sim.requests_to("/oauth/token")),
             rows=stored,
             merge_seconds=merge_seconds,
         )
+
+
+@contextmanager
+def recording_grants(limiter: RateLimiter | None) -> Iterator[list[float]]:
+    """The times at which the limiter lets requests go, while the block runs.
+
+    The limiter is shared per account for the whole process, so the wrapper is removed afterwards."""
+    assert limiter is not None, "the Zaptec client always has its account's limiter"
+    grants: list[float] = []
+    acquire = limiter.acquire
+
+    def recording(priority: int = 0, endpoint_class: str | None = None) -> float:
+        waited = acquire(priority, endpoint_class)
+        grants.append(time.monotonic())
+        return waited
+
+    limiter.acquire = recording  # type: ignore[method-assign]  # instrumentation of this one instance
+    try:
+        yield grants
+    finally:
+        del limiter.acquire  # back to the class's method
 
 
 def run_state_sync_benchmark(chargers: int = 500) -> tuple[int, float, int]:

@@ -28,7 +28,7 @@ from evpipeline.simulators.toolkit.fleet import (
     random_place,
     weighted,
 )
-from evpipeline.simulators.toolkit.server import LoggedRequest, SimServer, _QuietServer, log
+from evpipeline.simulators.toolkit.server import LoggedRequest, SimServer, _QuietServer, log, most_in_window
 from evpipeline.simulators.toolkit.wire import (
     Handler,
     HttpReply,
@@ -42,6 +42,6 @@ from evpipeline.simulators.toolkit.wire import (
 __all__ = [
     "POSTCODES", "REGIONS", "STREETS", "TIME_ZONES", "ChargingPark", "Faults", "Handler", "HttpReply",
     "LoggedRequest", "Place", "Request", "Response", "Script", "ServerRateLimit", "SimClock", "SimServer", "_QuietServer",
-    "det_uuid", "http_date", "iso_z", "json_copy", "log", "paginate", "park_connectors", "random_place",
+    "det_uuid", "http_date", "iso_z", "json_copy", "log", "most_in_window", "paginate", "park_connectors", "random_place",
     "retry_after", "weighted",
 ]

@@ -10,6 +10,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -299,14 +300,19 @@ class SimServer:
 
     def max_rate(self, window: float = 1.0, path_part: str = "") -> int:
         """Most requests seen in any `window`-second span (to prove a client stayed under a limit)."""
-        times = sorted(r.at for r in self.requests_to(path_part))
-        best, lo = 0, 0
-        for hi, t in enumerate(times):
-            while t - times[lo] >= window:
-                lo += 1
-            best = max(best, hi - lo + 1)
-        return best
+        return most_in_window([r.at for r in self.requests_to(path_part)], window)
 
     def reset_log(self) -> None:
         with self.lock:
             self.requests.clear()
+
+
+def most_in_window(times: Iterable[float], window: float = 1.0) -> int:
+    """Most of `times` (seconds) inside any half-open `window`-second span."""
+    ordered = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(ordered):
+        while t - ordered[lo] >= window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
