@@ -9,6 +9,7 @@ stops with one message naming every missing setting (see `evpipeline.settings`).
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -74,11 +75,11 @@ defs = dg.Definitions.merge(
 )
 
 
-def env_vars(resources: dict[str, object]) -> list[str]:
+def env_vars(resources: Mapping[str, object]) -> list[str]:
     """Names of the environment variables the resources read (`dg.EnvVar` fields)."""
     return [value for resource in resources.values() for value in vars(resource).values() if isinstance(value, dg.EnvVar)]
 
 
 # A real deployment without a secret stops here, naming every missing variable, instead of failing
 # in the first run that happens to need it.
-settings.require(env_vars(defs.resources))
+settings.require(env_vars(defs.resources or {}))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evpipeline import simulators
+from evpipeline.warehouse.rows import scalar
 
 LANE_SECONDS = 8.0  # long enough for every feed's first cycle (GreenFlux polls once a minute, at start)
 
@@ -59,7 +60,7 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     from evpipeline.warehouse import connect
 
     instance = dg.DagsterInstance.ephemeral()
-    with dg.build_resources(dict(defs.resources)) as initialized:
+    with dg.build_resources(dict(defs.resources or {})) as initialized:
         inbox, evroam = initialized.inbox.open(), initialized.evroam.client()
     receiver = BackgroundServer(create_webhook_app(inbox, os.environ["EVROAM_WEBHOOK_KEY"])).start()
     sync_all = defs.resolve_job_def("sync_all")
@@ -115,7 +116,7 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_schema NOT IN ('information_schema', 'pg_catalog') AND table_type = 'BASE TABLE' ORDER BY 1, 2"
         ).fetchall():
-            report.tables[f"{schema}.{table}"] = con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0]
+            report.tables[f"{schema}.{table}"] = scalar(con.execute(f'SELECT count(*) FROM "{schema}"."{table}"'))
         report.quarantined = report.tables.get("ops.quarantine", 0)
     report.outputs = [str(p) for p in sorted(data.glob("exports/**/*")) if p.is_file()]
     report.seconds = time.monotonic() - started
