@@ -32,7 +32,7 @@ def evroam(scale: Scale, work: Path) -> Result:
     from evpipeline.sources.evroam.assets import evroam_sites, evroam_stations
     from evpipeline.sources.evroam.client import EVRoamResource
 
-    with EVRoamSimulator(scale=scale.pick(20, 1), clock=SimClock(), page_size=100) as sim:
+    with running(EVRoamSimulator(scale=scale.pick(20, 1), clock=SimClock(), page_size=100)) as sim:
         resources = {
             "evroam": EVRoamResource(base_url=f"{sim.url}/consumer/api", subscription_key=sim.subscription_key, requests_per_second=200),
             "warehouse": WarehouseResource(database=str(work / "evroam.duckdb")),
@@ -66,7 +66,7 @@ def greenflux(scale: Scale, work: Path) -> Result:
     )
     from evpipeline.sources.greenflux.client import GreenFluxResource
 
-    with GreenFluxSimulator(scale=scale.pick(30, 1), clock=SimClock(), rate_limit_style="http") as sim:
+    with running(GreenFluxSimulator(scale=scale.pick(30, 1), clock=SimClock(), rate_limit_style="http")) as sim:
         warehouse = WarehouseResource(database=str(work / "greenflux.duckdb"))
         resources = {"greenflux": GreenFluxResource(base_url=sim.url, token=sim.token, requests_per_second=500), "warehouse": warehouse}
         assets = [greenflux_locations, greenflux_charge_stations, greenflux_tariffs]
@@ -105,7 +105,7 @@ def zaptec(scale: Scale, work: Path) -> Result:
 
     user, password = "bench@example.com", "bench-password"
     chargers = scale.pick(500, 20)
-    with ZaptecSimulator(chargers=chargers, clock=SimClock(), username=user, password=password, rate=1000.0, burst=1000.0) as sim:
+    with running(ZaptecSimulator(chargers=chargers, clock=SimClock(), username=user, password=password, rate=1000.0, burst=1000.0)) as sim:
         resources = {
             "zaptec": ZaptecResource(base_url=sim.url, username=user, password=password, user_group_id=sim.user_group_id,
                                      requests_per_second=500.0, burst=50.0),

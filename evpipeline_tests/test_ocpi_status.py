@@ -11,6 +11,7 @@ import pytest
 from evpipeline.http import HttpClient, OcpiError, RateLimitedError, RetryPolicy
 from evpipeline.ocpi_status import ocpi_check, ocpi_status, retry_hint
 from evpipeline.simulators.toolkit import Request, Response, SimServer
+from evpipeline_tests.typed import running
 
 
 class OcpiServer(SimServer):
@@ -31,8 +32,8 @@ class OcpiServer(SimServer):
 
 @pytest.fixture
 def server() -> Iterator[OcpiServer]:
-    with OcpiServer() as s:
-        yield s  # type: ignore[misc]
+    with running(OcpiServer()) as s:
+        yield s
 
 
 def client(server: OcpiServer, sleeps: list[float]) -> HttpClient:

@@ -13,6 +13,7 @@ from evpipeline.simulators.toolkit import SimClock
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import query
 from evpipeline_tests.sources.zaptec.conftest import resource_for, simulator, sync_everything, sync_states
+from evpipeline_tests.typed import running
 
 
 def build(warehouse: WarehouseResource) -> Any:
@@ -28,7 +29,7 @@ def test_rule_tables_use_closed_ocpi_values() -> None:
 
 def test_installations_chargers_and_statuses_map_by_rule(clock: SimClock, warehouse: WarehouseResource, tmp_path: Any) -> None:
     inbox = PushInboxResource(directory=str(tmp_path / "inbox"))
-    with simulator(clock, chargers=24) as sim:
+    with running(simulator(clock, chargers=24)) as sim:
         zaptec = resource_for(sim)
         sync_everything(zaptec, warehouse, inbox)
         result = build(warehouse)

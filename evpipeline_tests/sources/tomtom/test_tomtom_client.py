@@ -17,6 +17,7 @@ from evpipeline.sources.tomtom import normalize, wire
 from evpipeline.sources.tomtom.bench import benchmark_polling
 from evpipeline.sources.tomtom.client import TomTomResource
 from evpipeline_tests.sources.tomtom.conftest import KEY, resource
+from evpipeline_tests.typed import running
 
 
 def test_poll_returns_what_the_api_says(tomtom: TomTomResource, tomtom_sim: TomTomSimulator) -> None:
@@ -124,7 +125,7 @@ def test_429_backs_off_as_retry_after_says(tomtom: TomTomResource, tomtom_sim: T
 
 def test_over_qps_client_is_throttled_then_recovers(clock: SimClock, parks: list) -> None:
     """A key configured above the server's real limit meets real 429s and still completes, via Retry-After."""
-    with TomTomSimulator(parks=parks, clock=clock, qps=8, api_key=KEY) as sim:
+    with running(TomTomSimulator(parks=parks, clock=clock, qps=8, api_key=KEY)) as sim:
         ids = sim.availability_ids()[:20]
         client = resource(sim, qps=200, concurrency=4).client()  # believes it may do 200/s
         batch = client.poll_many(ids)
