@@ -19,7 +19,7 @@ from evpipeline_tests.sources.greenflux.conftest import TOKEN
 from evpipeline_tests.sources.greenflux.conftest import resource as greenflux_resource
 from evpipeline_tests.sources.greenflux.conftest import sync as greenflux_sync
 from evpipeline_tests.sources.zaptec.conftest import resource_for, simulator, sync_static
-from evpipeline_tests.typed import running
+from evpipeline_tests.typed import present, running
 
 
 def test_greenflux_retries_a_500(clock: SimClock, warehouse: WarehouseResource) -> None:
@@ -46,13 +46,13 @@ def test_evroam_retries_a_500(evroam: EVRoamResource, evroam_sim: EVRoamSimulato
 def test_every_source_declares_500_transient(resource: str) -> None:
     from evpipeline.definitions import defs
 
-    built = defs.resources[resource]
+    built = present(defs.resources)[resource]
     import dagster as dg
 
     with dg.build_resources({resource: built}) as initialized:
         client = getattr(initialized, resource).client()
-    http = getattr(client, "api", None) or getattr(client, "http", None)
-    policy: RetryPolicy = http.retry  # type: ignore[union-attr]
+    http = present(getattr(client, "api", None) or getattr(client, "http", None))
+    policy: RetryPolicy = http.retry
     assert 500 in policy.statuses and {429, 502, 503, 504} <= policy.statuses and 501 not in policy.statuses
 
 

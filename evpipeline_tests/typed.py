@@ -8,7 +8,7 @@ shape a test expects and fail with a clear message otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -38,6 +38,14 @@ def present(value: T | None) -> T:
     """A value the test knows is set (an optional field of a Dagster result, a lookup hit...)."""
     assert value is not None
     return value
+
+
+def all_of(items: Iterable[object] | None, cls: type[T]) -> list[T]:
+    """Every item of a collection Dagster types as a union (or optional), checked to be a `cls`."""
+    everything = list(items or [])
+    checked = [i for i in everything if isinstance(i, cls)]
+    assert len(checked) == len(everything), f"not all {cls.__name__}: {everything!r}"
+    return checked
 
 
 def step_error(result: dg.ExecuteInProcessResult, cls_name: str | None = None) -> SerializableErrorInfo:

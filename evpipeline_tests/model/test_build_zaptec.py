@@ -49,7 +49,9 @@ def test_installations_chargers_and_statuses_map_by_rule(clock: SimClock, wareho
             if online.get(charger_id) is False:
                 assert status == "UNKNOWN"
             else:
-                assert status == rules.ZAPTEC_OPERATION_MODES.get(live.get(charger_id), "UNKNOWN") or status in ("INOPERATIVE", "REMOVED")
+                mode = live.get(charger_id)
+                expected = "UNKNOWN" if mode is None else rules.ZAPTEC_OPERATION_MODES.get(mode, "UNKNOWN")
+                assert status == expected or status in ("INOPERATIVE", "REMOVED")
         assert not any(models[c] in rules.ZAPTEC_NOT_CHARGERS for c in evses)  # meters are not EVSEs
         for amps, phases, watts, power_type in query(warehouse, """
                 SELECT c.max_amperage, s.max_phases, c.max_electric_power, c.power_type FROM mart.connectors c

@@ -165,7 +165,7 @@ def test_a_bad_file_changes_nothing_downstream(
     result = load(warehouse, write(tmp_path, broken), monkeypatch, raise_on_error=False)
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
-    description = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+    description = failure.step_failure_data.user_failure_data.description
     assert "tariffs[0] (id 'ZPT-NL-AC'): currency" in description and "\n" not in description
     assert query(warehouse, "SELECT count(*) FROM reference.rules")[0] == rules_before
     assert build(warehouse).mode == "idle"  # nothing changed, so nothing for the lane to push

@@ -48,7 +48,7 @@ def expected_rows(sim: TomTomSimulator, ids: list[str]) -> set[tuple[Any, ...]]:
     return rows
 
 
-def failure_message(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
+def failure_message(result: dg.ExecuteInProcessResult) -> tuple[str | None, str]:
     error = present(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
     while error.cause is not None and error.cls_name not in (AuthError.__name__, "Failure"):
         error = error.cause

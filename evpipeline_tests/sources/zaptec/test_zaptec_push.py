@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
 from evpipeline.lane.feeds import FeedReport
+from evpipeline.normalize import Rows
 from evpipeline.resources import PushInboxResource
 from evpipeline.simulators.zaptec import EMPTY_CHARGER_ID, ZaptecSimulator, dotnet
 from evpipeline.sources.zaptec.client import SubscriptionGone, ZaptecResource
@@ -235,7 +238,7 @@ def test_a_poison_message_is_dead_lettered_and_the_rest_merge(
     sim.publish_raw({**good, "StateId": 710, "ValueAsString": "3"})
     real = assets.normalize.observations
 
-    def observations(records):  # type: ignore[no-untyped-def]
+    def observations(records: Iterable[Any]) -> Rows:
         records = list(records)
         if any(r.get("ChargerId") == "poison" for r in records if isinstance(r, dict)):
             raise KeyError("something nobody foresaw")
