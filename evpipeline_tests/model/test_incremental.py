@@ -15,6 +15,7 @@ from evpipeline.resources import PushInboxResource
 from evpipeline.simulators.evroam import EVRoamSimulator
 from evpipeline.simulators.greenflux import GreenFluxSimulator
 from evpipeline.simulators.toolkit import SimClock
+from evpipeline.simulators.zaptec import ZaptecSimulator
 from evpipeline.sources.evroam.client import EVRoamResource
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import materialize, query
@@ -23,7 +24,6 @@ from evpipeline_tests.sources.greenflux.conftest import TOKEN
 from evpipeline_tests.sources.greenflux.conftest import resource as greenflux_resource
 from evpipeline_tests.sources.greenflux.conftest import sync as greenflux_sync
 from evpipeline_tests.sources.zaptec.conftest import resource_for, simulator, sync_everything
-from evpipeline.simulators.zaptec import ZaptecSimulator
 from evpipeline_tests.typed import present, sim_as
 
 
@@ -122,7 +122,7 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_mix(
         # The full build compares before it writes: the incremental builds left exactly its result.
         reconcile = build(warehouse, full=True)
         mismatches = present(reconcile.mismatches)  # a full build always compares
-    assert mismatches == {t: 0 for t in mismatches}, reconcile.mismatch_sample
+        assert mismatches == {t: 0 for t in mismatches}, reconcile.mismatch_sample
         # And a warehouse that only ever saw today's sources, built in full, holds the same live rows.
         # (Live rows only: a hard delete the fresh warehouse never saw is, rightly, not in it. And not
         # the provider's timestamps: a merge keeps `last_updated` from when the content last changed,
