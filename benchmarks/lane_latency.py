@@ -212,17 +212,18 @@ def measure(greenflux_scale: float, samples: int = SAMPLES) -> dict[str, Any]:
                     flip["patched"] = arrived
                     pending.remove(flip)
             time.sleep(0.2)
-        polls = [r.at for r in sims["greenflux"].requests if "/Locations" in r.path and "date_from" in r.query]  # type: ignore[attr-defined]
+        polls = [r.at for r in sims["greenflux"].requests if "/Locations" in r.path and "date_from" in r.query]
         for flip in flips:
             if flip["source"] == "greenflux":
                 flip["visible"] = next((t for t in sorted(polls) if t >= flip["flipped"]), None)
         from evpipeline.lane.service import read_heartbeat
         from evpipeline.warehouse import connect
+        from evpipeline.warehouse.rows import scalar
 
         slow = (read_heartbeat(Path(os.environ["EVPIPELINE_DATA_DIR"]) / "lane" / "heartbeat.json") or {}).get("slow_cycles", [])
         deployment.stop()
         with connect(os.environ["EVPIPELINE_WAREHOUSE"], read_only=True) as con:
-            evses = con.execute("SELECT count(*) FROM mart.evses").fetchone()[0]
+            evses = scalar(con.execute("SELECT count(*) FROM mart.evses"))
         return {"evses": evses, "flips": flips, "slow_cycles": slow}
     finally:
         deployment.stop()  # idempotent: also after a failure

@@ -50,8 +50,8 @@ def test_installations_chargers_and_statuses_map_by_rule(clock: SimClock, wareho
                 assert status == "UNKNOWN"
             else:
                 mode = live.get(charger_id)
-                expected = "UNKNOWN" if mode is None else rules.ZAPTEC_OPERATION_MODES.get(mode, "UNKNOWN")
-                assert status == expected or status in ("INOPERATIVE", "REMOVED")
+                want = "UNKNOWN" if mode is None else rules.ZAPTEC_OPERATION_MODES.get(mode, "UNKNOWN")
+                assert status == want or status in ("INOPERATIVE", "REMOVED")
         assert not any(models[c] in rules.ZAPTEC_NOT_CHARGERS for c in evses)  # meters are not EVSEs
         for amps, phases, watts, power_type in query(warehouse, """
                 SELECT c.max_amperage, s.max_phases, c.max_electric_power, c.power_type FROM mart.connectors c
