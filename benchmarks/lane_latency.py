@@ -110,7 +110,7 @@ class Deployment:
             assert defs.resolve_job_def(job).execute_in_process(instance=instance, run_config=quiet).success, job
         with dg.build_resources({"evroam": defs.get_repository_def().get_top_level_resources()["evroam"]}) as res:
             res.evroam.client().subscribe(f"{self.receiver.url}/api/evroam_listener?code={get('EVROAM_WEBHOOK_KEY')}")
-        assert self.sims["evroam"].wait_validated()  # type: ignore[attr-defined]
+        assert self.sims["evroam"].wait_validated()  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
         self.candidates = self._exported_evses()
 
     def _exported_evses(self) -> dict[str, list[tuple[str, str, str]]]:
@@ -161,7 +161,7 @@ class Deployment:
     def delivered(self, uid: str, status: str, after: float) -> float | None:
         """Monotonic arrival of the first accepted push after `after` that gives `uid` the `status`:
         its PATCH, or a PUT of its location (the lane PUTs a location NDW did not hold yet)."""
-        for push in self.sims["ndw"].accepted_pushes():  # type: ignore[attr-defined]
+        for push in self.sims["ndw"].accepted_pushes():  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
             if push.mono < after or not isinstance(push.body, dict):
                 continue
             if push.method == "PATCH" and push.path.rstrip("/").endswith(f"/{uid}") and push.body.get("status") == status:
@@ -188,9 +188,9 @@ def measure(greenflux_scale: float, samples: int = SAMPLES) -> dict[str, Any]:
         pools = deployment.candidates
         sims = deployment.sims
         actions: dict[str, Callable[[str, str], str]] = {
-            "zaptec": lambda uid, status: (sims["zaptec"].set_state(uid, 710, "3" if status == "AVAILABLE" else "1"),  # type: ignore[attr-defined]
+            "zaptec": lambda uid, status: (sims["zaptec"].set_state(uid, 710, "3" if status == "AVAILABLE" else "1"),  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
                                            "CHARGING" if status == "AVAILABLE" else "AVAILABLE")[1],
-            "greenflux": lambda uid, status: (sims["greenflux"].set_evse_status(uid, "OUTOFORDER"), "OUTOFORDER")[1],  # type: ignore[attr-defined]
+            "greenflux": lambda uid, status: (sims["greenflux"].set_evse_status(uid, "OUTOFORDER"), "OUTOFORDER")[1],  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
             "evroam": lambda uid, status: _evroam_flip(sims["evroam"], uid),
         }
         for n in range(samples):

@@ -89,14 +89,14 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
 
         say("real time: subscribe the EVRoam webhook, let 5 simulated minutes of changes happen, run the lane")
         evroam.subscribe(f"{receiver.url}/api/evroam_listener?code={os.environ['EVROAM_WEBHOOK_KEY']}")
-        sims["evroam"].wait_validated()  # type: ignore[attr-defined]
-        patches_before = len(sims["ndw"].accepted_pushes())  # type: ignore[attr-defined]
+        sims["evroam"].wait_validated()  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
+        patches_before = len(sims["ndw"].accepted_pushes())  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
         for sim in sims.values():
             sim.advance(300)
         lane = op_config([lane_loop], max_seconds=LANE_SECONDS, report_every_seconds=5.0)
         step(f"realtime_lane ({LANE_SECONDS:.0f} s: messages, push files, polls -> mart -> NDW)",
              lambda: run("realtime_lane", run_config=lane))
-        sent = sims["ndw"].accepted_pushes()[patches_before:]  # type: ignore[attr-defined]
+        sent = sims["ndw"].accepted_pushes()[patches_before:]  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
         say(f"     NDW accepted {sum(1 for p in sent if p.method == 'PATCH')} status PATCH(es) and "
             f"{sum(1 for p in sent if p.method == 'PUT')} PUT(s) from the lane")
 

@@ -85,7 +85,7 @@ def client(server: SimServer, sleeps: list[float] | None = None, **kwargs: objec
     recorded = sleeps if sleeps is not None else []
     return HttpClient(
         "echo", server.url, retry=RetryPolicy(max_attempts=4, backoff_base=0.01), timeout=(1.0, 0.5),
-        sleep=recorded.append, seed=1, **kwargs,  # type: ignore[arg-type]
+        sleep=recorded.append, seed=1, **kwargs,  # type: ignore[arg-type]  # pass-through HttpClient keywords, typed object
     )
 
 
@@ -222,7 +222,7 @@ def test_oauth2_token_cached_until_margin() -> None:
             return path
 
     fake = FakeTokens()
-    bearer = OAuth2Bearer(fake, "token", {}, refresh_margin=10, clock=lambda: now[0])  # type: ignore[arg-type]
+    bearer = OAuth2Bearer(fake, "token", {}, refresh_margin=10, clock=lambda: now[0])  # type: ignore[arg-type]  # FakeTokens stands in for the HttpClient
     assert bearer.token() == "t1"
     now[0] = 89.0
     assert bearer.token() == "t1"

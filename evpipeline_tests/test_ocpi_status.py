@@ -89,5 +89,5 @@ def test_status_and_hint_parsing() -> None:
     class Fake:
         headers: dict[str, str] = {}
 
-    assert retry_hint(Fake(), "Rate limit exceeded, retry after 1.5 s") == 1.5  # type: ignore[arg-type]
-    assert retry_hint(Fake(), "max 10 requests within 1 minute") is None  # type: ignore[arg-type]
+    assert retry_hint(Fake(), "Rate limit exceeded, retry after 1.5 s") == 1.5  # type: ignore[arg-type]  # a stand-in with only the headers retry_hint reads
+    assert retry_hint(Fake(), "max 10 requests within 1 minute") is None  # type: ignore[arg-type]  # a stand-in with only the headers retry_hint reads

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -41,10 +41,10 @@ def counts(report: FeedReport) -> dict[str, int]:
     return {"inserted": c.inserted, "updated": c.updated, "quarantined": outcome.tables[STATES].quarantined}
 
 
-def wait_for(condition: object, seconds: float = 10.0) -> bool:
+def wait_for(condition: Callable[[], object], seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return True
         time.sleep(0.05)
     return False

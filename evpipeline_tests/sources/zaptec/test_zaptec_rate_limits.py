@@ -19,7 +19,7 @@ from evpipeline_tests.typed import running
 def test_a_client_without_the_limiter_is_answered_429(clock: SimClock) -> None:
     """The baseline that gives the zero-429 results below their meaning."""
     with running(simulator(clock, chargers=6, limited=True)) as sim:
-        token = resource_for(sim, limited=True).client().api.auth.token()  # type: ignore[attr-defined]
+        token = resource_for(sim, limited=True).client().api.auth.token()  # type: ignore[attr-defined]  # HttpClient.auth is the Auth base; Zaptec's has token()
         greedy = HttpClient("greedy", sim.url, retry=RetryPolicy(max_attempts=1))
         charger = next(iter(sim.chargers))
         statuses = []
@@ -90,7 +90,7 @@ def test_the_simulator_caps_list_endpoints_and_requires_a_user_agent(clock: SimC
 
     with running(simulator(clock, chargers=4, list_limits=((2, 30.0),))) as sim:
         client = resource_for(sim).client()
-        token = client.api.auth.token()  # type: ignore[attr-defined]
+        token = client.api.auth.token()  # type: ignore[attr-defined]  # HttpClient.auth is the Auth base; Zaptec's has token()
         headers = {"Authorization": f"Bearer {token}", "User-Agent": "test"}
         answers = [requests.get(f"{sim.url}/api/chargers", headers=headers, timeout=5) for _ in range(3)]
         assert [a.status_code for a in answers] == [200, 200, 429] and int(answers[-1].headers["Retry-After"]) > 20
