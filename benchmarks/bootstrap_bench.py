@@ -83,6 +83,7 @@ def run(scale: Scale) -> list[Result]:
     port = free_port()
     sim = subprocess.Popen([sys.executable, "-c", SIMULATOR, str(port), str(sim_scale), TOKEN], stdout=subprocess.PIPE, text=True)
     try:
+        assert sim.stdout is not None  # stdout=PIPE
         sim.stdout.readline()  # the fleet is built
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):

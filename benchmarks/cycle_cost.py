@@ -26,7 +26,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import Result, Scale, fmt_seconds
+from benchmarks.harness import Result, Scale, fmt_seconds, running
 from evpipeline.simulators.greenflux import GreenFluxSimulator
 from evpipeline.simulators.ndw import NdwSimulator
 from evpipeline.simulators.toolkit import SimClock
@@ -117,8 +117,8 @@ def _python(code: str, *args: str, timeout: float = 1800) -> dict[str, Any]:
 def measure(scale: float, workdir: Path, seed: int = 5) -> dict[str, Any]:
     """Bootstrap a GreenFlux fleet at `scale`, then time one cycle of 20 changes (fresh process)."""
     clock = SimClock()
-    with (GreenFluxSimulator(scale=scale, clock=clock, token=TOKEN, seed=seed) as gf,
-          NdwSimulator(clock=clock, client_id=NDW_ID, client_secret=NDW_SECRET) as ndw):
+    with (running(GreenFluxSimulator(scale=scale, clock=clock, token=TOKEN, seed=seed)) as gf,
+          running(NdwSimulator(clock=clock, client_id=NDW_ID, client_secret=NDW_SECRET)) as ndw):
         db = str(workdir / f"scale-{scale:g}" / "warehouse.duckdb")
         Path(db).parent.mkdir(parents=True)
         args = (gf.url, f"{ndw.url}/ocpi/2.2.1", f"{ndw.url}/auth/realms/ndw/protocol/openid-connect/token", db)

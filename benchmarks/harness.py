@@ -14,11 +14,15 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from evpipeline.simulators.toolkit import SimServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,3 +155,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+S = TypeVar("S", bound="SimServer")
+
+
+@contextmanager
+def running(sim: S) -> Iterator[S]:
+    """`with sim:`, typed as the simulator's own class (`SimServer.__enter__` returns the base class)."""
+    with sim:
+        yield sim

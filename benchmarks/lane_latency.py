@@ -110,7 +110,7 @@ class Deployment:
             assert defs.resolve_job_def(job).execute_in_process(instance=instance, run_config=quiet).success, job
         with dg.build_resources({"evroam": defs.get_repository_def().get_top_level_resources()["evroam"]}) as res:
             res.evroam.client().subscribe(f"{self.receiver.url}/api/evroam_listener?code={get('EVROAM_WEBHOOK_KEY')}")
-        assert self.sims["evroam"].wait_validated()  # type: ignore[attr-defined]
+        assert self.sims["evroam"].wait_validated()  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
         self.candidates = self._exported_evses()
 
     def _exported_evses(self) -> dict[str, list[tuple[str, str, str]]]:
@@ -161,7 +161,7 @@ class Deployment:
     def delivered(self, uid: str, status: str, after: float) -> float | None:
         """Monotonic arrival of the first accepted push after `after` that gives `uid` the `status`:
         its PATCH, or a PUT of its location (the lane PUTs a location NDW did not hold yet)."""
-        for push in self.sims["ndw"].accepted_pushes():  # type: ignore[attr-defined]
+        for push in self.sims["ndw"].accepted_pushes():  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
             if push.mono < after or not isinstance(push.body, dict):
                 continue
             if push.method == "PATCH" and push.path.rstrip("/").endswith(f"/{uid}") and push.body.get("status") == status:
@@ -188,9 +188,9 @@ def measure(greenflux_scale: float, samples: int = SAMPLES) -> dict[str, Any]:
         pools = deployment.candidates
         sims = deployment.sims
         actions: dict[str, Callable[[str, str], str]] = {
-            "zaptec": lambda uid, status: (sims["zaptec"].set_state(uid, 710, "3" if status == "AVAILABLE" else "1"),  # type: ignore[attr-defined]
+            "zaptec": lambda uid, status: (sims["zaptec"].set_state(uid, 710, "3" if status == "AVAILABLE" else "1"),  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
                                            "CHARGING" if status == "AVAILABLE" else "AVAILABLE")[1],
-            "greenflux": lambda uid, status: (sims["greenflux"].set_evse_status(uid, "OUTOFORDER"), "OUTOFORDER")[1],  # type: ignore[attr-defined]
+            "greenflux": lambda uid, status: (sims["greenflux"].set_evse_status(uid, "OUTOFORDER"), "OUTOFORDER")[1],  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
             "evroam": lambda uid, status: _evroam_flip(sims["evroam"], uid),
         }
         for n in range(samples):
@@ -212,17 +212,18 @@ def measure(greenflux_scale: float, samples: int = SAMPLES) -> dict[str, Any]:
                     flip["patched"] = arrived
                     pending.remove(flip)
             time.sleep(0.2)
-        polls = [r.at for r in sims["greenflux"].requests if "/Locations" in r.path and "date_from" in r.query]  # type: ignore[attr-defined]
+        polls = [r.at for r in sims["greenflux"].requests if "/Locations" in r.path and "date_from" in r.query]
         for flip in flips:
             if flip["source"] == "greenflux":
                 flip["visible"] = next((t for t in sorted(polls) if t >= flip["flipped"]), None)
         from evpipeline.lane.service import read_heartbeat
         from evpipeline.warehouse import connect
+        from evpipeline.warehouse.rows import scalar
 
         slow = (read_heartbeat(Path(os.environ["EVPIPELINE_DATA_DIR"]) / "lane" / "heartbeat.json") or {}).get("slow_cycles", [])
         deployment.stop()
         with connect(os.environ["EVPIPELINE_WAREHOUSE"], read_only=True) as con:
-            evses = con.execute("SELECT count(*) FROM mart.evses").fetchone()[0]
+            evses = scalar(con.execute("SELECT count(*) FROM mart.evses"))
         return {"evses": evses, "flips": flips, "slow_cycles": slow}
     finally:
         deployment.stop()  # idempotent: also after a failure

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from benchmarks.harness import Result, Scale
+from benchmarks.harness import Result, Scale, running
 from evpipeline.warehouse import WarehouseResource
+from evpipeline.warehouse.rows import scalar
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -32,14 +33,15 @@ def evroam(scale: Scale, work: Path) -> Result:
     from evpipeline.sources.evroam.assets import evroam_sites, evroam_stations
     from evpipeline.sources.evroam.client import EVRoamResource
 
-    with EVRoamSimulator(scale=scale.pick(20, 1), clock=SimClock(), page_size=100) as sim:
+    with running(EVRoamSimulator(scale=scale.pick(20, 1), clock=SimClock(), page_size=100)) as sim:
+        warehouse = WarehouseResource(database=str(work / "evroam.duckdb"))
         resources = {
             "evroam": EVRoamResource(base_url=f"{sim.url}/consumer/api", subscription_key=sim.subscription_key, requests_per_second=200),
-            "warehouse": WarehouseResource(database=str(work / "evroam.duckdb")),
+            "warehouse": warehouse,
         }
         dg.materialize([evroam_sites, evroam_stations], resources=resources, run_config=QUIET)
-        watermark_site, _ = resources["warehouse"].sync_state("evroam", "Site")
-        watermark_station, _ = resources["warehouse"].sync_state("evroam", "ChargingStation")
+        watermark_site, _ = warehouse.sync_state("evroam", "Site")
+        watermark_station, _ = warehouse.sync_state("evroam", "ChargingStation")
         sim.advance(900)
         sim.reset_log()
         dg.materialize([evroam_sites, evroam_stations], resources=resources, run_config=QUIET)
@@ -66,13 +68,14 @@ def greenflux(scale: Scale, work: Path) -> Result:
     )
     from evpipeline.sources.greenflux.client import GreenFluxResource
 
-    with GreenFluxSimulator(scale=scale.pick(30, 1), clock=SimClock(), rate_limit_style="http") as sim:
+    with running(GreenFluxSimulator(scale=scale.pick(30, 1), clock=SimClock(), rate_limit_style="http")) as sim:
         warehouse = WarehouseResource(database=str(work / "greenflux.duckdb"))
-        resources = {"greenflux": GreenFluxResource(base_url=sim.url, token=sim.token, requests_per_second=500), "warehouse": warehouse}
+        greenflux_resource = GreenFluxResource(base_url=sim.url, token=sim.token, requests_per_second=500)
+        resources = {"greenflux": greenflux_resource, "warehouse": warehouse}
         assets = [greenflux_locations, greenflux_charge_stations, greenflux_tariffs]
         dg.materialize(assets, resources=resources, run_config=QUIET)
         marks = {stream: warehouse.sync_state("greenflux", stream)[0] for stream in ("Locations", "ChargeStations", "tariffs")}
-        limit = resources["greenflux"].page_limit
+        limit = greenflux_resource.page_limit
         sim.advance(900)
         sim.reset_log()
         dg.materialize(assets, resources=resources, run_config=QUIET)
@@ -105,7 +108,7 @@ def zaptec(scale: Scale, work: Path) -> Result:
 
     user, password = "bench@example.com", "bench-password"
     chargers = scale.pick(500, 20)
-    with ZaptecSimulator(chargers=chargers, clock=SimClock(), username=user, password=password, rate=1000.0, burst=1000.0) as sim:
+    with running(ZaptecSimulator(chargers=chargers, clock=SimClock(), username=user, password=password, rate=1000.0, burst=1000.0)) as sim:
         resources = {
             "zaptec": ZaptecResource(base_url=sim.url, username=user, password=password, user_group_id=sim.user_group_id,
                                      requests_per_second=500.0, burst=50.0),
@@ -138,12 +141,13 @@ def tomtom(scale: Scale, work: Path) -> Result:
     from evpipeline.sources.tomtom.assets import tomtom_availability, tomtom_location_mapping
     from evpipeline.sources.tomtom.client import TomTomResource
 
-    with EVRoamSimulator(scale=scale.pick(4, 0.3), clock=SimClock()) as evroam, \
-            TomTomSimulator(parks=evroam.charging_parks(), qps=2000, api_key="bench-key", clock=SimClock()) as sim:
+    with running(EVRoamSimulator(scale=scale.pick(4, 0.3), clock=SimClock())) as evroam, \
+            running(TomTomSimulator(parks=evroam.charging_parks(), qps=2000, api_key="bench-key", clock=SimClock())) as sim:
+        warehouse = WarehouseResource(database=str(work / "tomtom.duckdb"))
         resources = {
             "evroam": EVRoamResource(base_url=f"{evroam.url}/consumer/api", subscription_key=evroam.subscription_key, requests_per_second=200),
             "tomtom": TomTomResource(base_url=sim.url, api_key="bench-key", qps=1000, concurrency=4),
-            "warehouse": WarehouseResource(database=str(work / "tomtom.duckdb")),
+            "warehouse": warehouse,
         }
         assets = [evroam_sites, evroam_stations, mart_model, tomtom_location_mapping, tomtom_availability]
         dg.materialize(assets, resources=resources, run_config=QUIET)
@@ -151,8 +155,8 @@ def tomtom(scale: Scale, work: Path) -> Result:
         sim.reset_log()
         dg.materialize(assets, resources=resources, run_config=QUIET,
                        selection=dg.AssetSelection.groups("tomtom"))
-        with resources["warehouse"].get_connection() as con:
-            mapped = con.execute("SELECT count(*) FROM tomtom.location_mapping WHERE match_status = 'matched' AND NOT is_deleted").fetchone()[0]
+        with warehouse.get_connection() as con:
+            mapped = scalar(con.execute("SELECT count(*) FROM tomtom.location_mapping WHERE match_status = 'matched' AND NOT is_deleted"))
         searches = len(sim.requests_to("/categorySearch"))
         polls = len(sim.requests_to("/chargingAvailability"))
         made, minimum = searches + polls, max(1, mapped)

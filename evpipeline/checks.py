@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from evpipeline.warehouse import WarehouseResource
+from evpipeline.warehouse.rows import one_row
 
 
 def quarantine_check(asset: dg.AssetKey, table: str, *, max_ratio: float = 0.05) -> dg.AssetChecksDefinition:
@@ -24,10 +25,10 @@ def quarantine_check(asset: dg.AssetKey, table: str, *, max_ratio: float = 0.05)
         meta = event.asset_materialization.metadata
         fetched = int(meta["fetched"].value) if "fetched" in meta else 0
         with warehouse.get_connection() as con:
-            quarantined, open_total = con.execute(
+            quarantined, open_total = one_row(con.execute(
                 "SELECT count(*) FILTER (WHERE last_run_id = ?), count(*) FROM ops.quarantine WHERE table_name = ?",
                 [event.run_id, table],
-            ).fetchone()
+            ))
         ratio = quarantined / fetched if fetched else 0.0
         return dg.AssetCheckResult(
             passed=ratio <= max_ratio,

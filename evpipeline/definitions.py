@@ -8,6 +8,7 @@ stops with one message naming every missing setting (see `evpipeline.settings`).
 """
 
 import importlib
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -73,7 +74,7 @@ defs = dg.Definitions.merge(
 )
 
 
-def env_vars(resources: dict[str, object]) -> list[str]:
+def env_vars(resources: Mapping[str, object]) -> list[str]:
     """Names of the environment variables the resources read (`dg.EnvVar` fields)."""
     return [value.env_var_name for resource in resources.values() for value in vars(resource).values()
             if isinstance(value, dg.EnvVar)]
@@ -81,4 +82,4 @@ def env_vars(resources: dict[str, object]) -> list[str]:
 
 # A real deployment without a secret stops here, naming every missing variable, instead of failing
 # in the first run that happens to need it.
-settings.require(env_vars(defs.resources))
+settings.require(env_vars(defs.resources or {}))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evpipeline import simulators
+from evpipeline.warehouse.rows import scalar
 
 LANE_SECONDS = 8.0  # long enough for every feed's first cycle (GreenFlux polls once a minute, at start)
 
@@ -59,7 +60,7 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     from evpipeline.warehouse import connect
 
     instance = dg.DagsterInstance.ephemeral()
-    with dg.build_resources(dict(defs.resources)) as initialized:
+    with dg.build_resources(dict(defs.resources or {})) as initialized:
         inbox, evroam = initialized.inbox.open(), initialized.evroam.client()
     receiver = BackgroundServer(create_webhook_app(inbox, os.environ["EVROAM_WEBHOOK_KEY"])).start()
     sync_all = defs.resolve_job_def("sync_all")
@@ -88,14 +89,14 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
 
         say("real time: subscribe the EVRoam webhook, let 5 simulated minutes of changes happen, run the lane")
         evroam.subscribe(f"{receiver.url}/api/evroam_listener?code={os.environ['EVROAM_WEBHOOK_KEY']}")
-        sims["evroam"].wait_validated()  # type: ignore[attr-defined]
-        patches_before = len(sims["ndw"].accepted_pushes())  # type: ignore[attr-defined]
+        sims["evroam"].wait_validated()  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
+        patches_before = len(sims["ndw"].accepted_pushes())  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
         for sim in sims.values():
             sim.advance(300)
         lane = op_config([lane_loop], max_seconds=LANE_SECONDS, report_every_seconds=5.0)
         step(f"realtime_lane ({LANE_SECONDS:.0f} s: messages, push files, polls -> mart -> NDW)",
              lambda: run("realtime_lane", run_config=lane))
-        sent = sims["ndw"].accepted_pushes()[patches_before:]  # type: ignore[attr-defined]
+        sent = sims["ndw"].accepted_pushes()[patches_before:]  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
         say(f"     NDW accepted {sum(1 for p in sent if p.method == 'PATCH')} status PATCH(es) and "
             f"{sum(1 for p in sent if p.method == 'PUT')} PUT(s) from the lane")
 
@@ -115,7 +116,7 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_schema NOT IN ('information_schema', 'pg_catalog') AND table_type = 'BASE TABLE' ORDER BY 1, 2"
         ).fetchall():
-            report.tables[f"{schema}.{table}"] = con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0]
+            report.tables[f"{schema}.{table}"] = scalar(con.execute(f'SELECT count(*) FROM "{schema}"."{table}"'))
         report.quarantined = report.tables.get("ops.quarantine", 0)
     report.outputs = [str(p) for p in sorted(data.glob("exports/**/*")) if p.is_file()]
     report.seconds = time.monotonic() - started

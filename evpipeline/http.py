@@ -584,7 +584,7 @@ class HttpClient:
             if status in self.retry.statuses:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if attempt >= self.retry.max_attempts or (retry_after or 0) > self.retry.max_retry_after:
-                    cls = RateLimitedError if status == 429 else ServerError
+                    cls: type[HttpError] = RateLimitedError if status == 429 else ServerError
                     raise cls(
                         "gave up after retries", api=self.api, method=method, url=safe_url, status=status,
                         body=self.excerpt(response), attempts=attempt,
@@ -640,12 +640,15 @@ class HttpClient:
     ) -> tuple[Any, requests.Response]:
         """GET and decode JSON. A body that fails to parse (e.g. truncated in transit) is retried."""
 
+        decoded: Any = None  # the body of the response that passed the check: `request` returns right after it
+
         def parse_then_check(response: requests.Response) -> None:
+            nonlocal decoded
             if response.status_code == 204 or not response.content:
-                response._evp_json = None  # type: ignore[attr-defined]
+                decoded = None
             else:
                 try:
-                    response._evp_json = json.loads(response.content)  # type: ignore[attr-defined]
+                    decoded = json.loads(response.content)
                 except ValueError as exc:
                     raise RetryableResponse(f"malformed JSON: {exc}", give_up=ResponseFormatError) from None
             if check is not None:
@@ -653,7 +656,7 @@ class HttpClient:
 
         response = self.request("GET", path, params=params, headers=headers, ok=ok, check=parse_then_check, priority=priority,
                                 allow_redirects=allow_redirects, endpoint_class=endpoint_class)
-        return response._evp_json, response  # type: ignore[attr-defined]
+        return decoded, response
 
     def paginate(
         self,

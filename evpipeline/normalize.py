@@ -18,6 +18,16 @@ class Rows:
     raw: list[Any] = field(default_factory=list)
 
 
+def object_or_empty(value: Any) -> dict[str, Any]:
+    """A nested JSON object, or {} when the field is missing or not an object."""
+    return value if isinstance(value, dict) else {}
+
+
+def list_or_empty(value: Any) -> list[Any]:
+    """A nested JSON array, or [] when the field is missing or not an array."""
+    return value if isinstance(value, list) else []
+
+
 def json_text(value: Any) -> str | None:
     """A nested value as JSON text for a JSON column (stable key order, so equal content hashes equal)."""
     return None if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)

@@ -197,7 +197,7 @@ def _combine(batches: list[Batch]) -> Batch:
     tables = []
     for parts in zip(*(b.tables for b in batches), strict=True):
         first = parts[0]
-        raw = None if any(p.raw is None for p in parts) else [r for p in parts for r in p.raw]  # type: ignore[union-attr]
+        raw = None if any(p.raw is None for p in parts) else [r for p in parts for r in p.raw]
         frames = [p.frame for p in parts if len(p.frame)] or [parts[0].frame]
         with warnings.catch_warnings():
             # All-null columns in one page must not decide the dtype; validation coerces anyway.

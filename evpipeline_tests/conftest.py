@@ -19,6 +19,7 @@ from evpipeline.simulators.evroam import EVRoamSimulator  # noqa: E402
 from evpipeline.simulators.toolkit import SimClock  # noqa: E402
 from evpipeline.sources.evroam.client import EVRoamResource  # noqa: E402
 from evpipeline.warehouse import WarehouseResource  # noqa: E402
+from evpipeline_tests.typed import present, running  # noqa: E402
 
 START = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -35,8 +36,8 @@ def clock() -> SimClock:
 
 @pytest.fixture
 def evroam_sim(clock: SimClock) -> Iterator[EVRoamSimulator]:
-    with EVRoamSimulator(scale=0.5, clock=clock, page_size=50, subscription_key="test-key") as sim:
-        yield sim  # type: ignore[misc]
+    with running(EVRoamSimulator(scale=0.5, clock=clock, page_size=50, subscription_key="test-key")) as sim:
+        yield sim
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def materialize(
 def metadata(result: dg.ExecuteInProcessResult, key: str) -> dict[str, Any]:
     """The metadata values of one asset's materialization in a run."""
     for event in result.get_asset_materialization_events():
-        if event.asset_key.to_user_string() == key:
+        if present(event.asset_key).to_user_string() == key:
             return {k: v.value for k, v in event.materialization.metadata.items()}
     raise KeyError(key)
 

@@ -71,7 +71,7 @@ class MartRows:
         return row
 
     def tariff(self, tariff_id: str, *, party: str = "ALF", updated: datetime = T0, **overrides: object) -> dict:
-        row = {
+        row: dict[str, object] = {
             "country_code": "NL", "party_id": party, "tariff_id": tariff_id, "currency": "EUR", "type": "REGULAR",
             "tariff_alt_text": json.dumps([{"language": "nl", "text": "0,35 EUR per kWh"}]), "tariff_alt_url": None,
             "min_price": None, "max_price": None, "elements": json.dumps(TARIFF_ELEMENTS), "start_date_time": None,

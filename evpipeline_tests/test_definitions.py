@@ -37,7 +37,7 @@ def test_schedules_and_sensors_users_expect_are_on_from_the_start() -> None:
     from evpipeline.definitions import defs
 
     stopped = [s.name for s in [*(defs.schedules or []), *(defs.sensors or [])]
-               if s.default_status.value != "RUNNING"]  # type: ignore[union-attr]
+               if s.default_status.value != "RUNNING"]
     assert stopped == []
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import duckdb
 
+from evpipeline.warehouse.rows import scalar
+
 
 def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVPIPELINE_", "EVROAM_", "GREENFLUX_", "ZAPTEC_", "TOMTOM_", "NDW_", "OCPI_"))}
@@ -21,11 +23,11 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert "evpipeline demo finished" in out and "FAILED" not in out
     assert "realtime_lane" in out  # the real-time lane carried the simulated changes
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        stations = con.execute("SELECT count(*) FROM evroam.charging_stations").fetchone()[0]
-        watermarks = con.execute("SELECT count(*) FROM ops.sync_state").fetchone()[0]
-        lane_patches = con.execute("SELECT count(*) FROM ops.ndw_pushes WHERE method = 'PATCH' AND ok").fetchone()[0]
-        merged_pushes = con.execute("SELECT count(*) FROM ops.runs WHERE stream LIKE 'push:%' OR stream = 'push'").fetchone()[0]
-        zaptec_exported = con.execute("SELECT count(*) FROM ops.ndw_pushed WHERE kind = 'location' AND party_id = 'ZPT'").fetchone()[0]
+        stations = scalar(con.execute("SELECT count(*) FROM evroam.charging_stations"))
+        watermarks = scalar(con.execute("SELECT count(*) FROM ops.sync_state"))
+        lane_patches = scalar(con.execute("SELECT count(*) FROM ops.ndw_pushes WHERE method = 'PATCH' AND ok"))
+        merged_pushes = scalar(con.execute("SELECT count(*) FROM ops.runs WHERE stream LIKE 'push:%' OR stream = 'push'"))
+        zaptec_exported = scalar(con.execute("SELECT count(*) FROM ops.ndw_pushed WHERE kind = 'location' AND party_id = 'ZPT'"))
     assert stations > 50 and watermarks >= 2
     assert lane_patches > 0 and merged_pushes > 0  # EVRoam files and Zaptec messages merged; statuses PATCHed
     assert zaptec_exported > 0  # the operator reference data makes public Zaptec sites deliverable

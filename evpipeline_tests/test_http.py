@@ -34,6 +34,7 @@ from evpipeline.http import (
     select_data,
 )
 from evpipeline.simulators.toolkit import HttpReply, Request, Response, SimServer
+from evpipeline_tests.typed import running
 
 SECRET = "s3cr3t-key-value"
 
@@ -76,15 +77,15 @@ class EchoServer(SimServer):
 
 @pytest.fixture
 def server() -> Iterator[EchoServer]:
-    with EchoServer() as s:
-        yield s  # type: ignore[misc]
+    with running(EchoServer()) as s:
+        yield s
 
 
 def client(server: SimServer, sleeps: list[float] | None = None, **kwargs: object) -> HttpClient:
     recorded = sleeps if sleeps is not None else []
     return HttpClient(
         "echo", server.url, retry=RetryPolicy(max_attempts=4, backoff_base=0.01), timeout=(1.0, 0.5),
-        sleep=recorded.append, seed=1, **kwargs,  # type: ignore[arg-type]
+        sleep=recorded.append, seed=1, **kwargs,  # type: ignore[arg-type]  # pass-through HttpClient keywords, typed object
     )
 
 
@@ -221,7 +222,7 @@ def test_oauth2_token_cached_until_margin() -> None:
             return path
 
     fake = FakeTokens()
-    bearer = OAuth2Bearer(fake, "token", {}, refresh_margin=10, clock=lambda: now[0])  # type: ignore[arg-type]
+    bearer = OAuth2Bearer(fake, "token", {}, refresh_margin=10, clock=lambda: now[0])  # type: ignore[arg-type]  # FakeTokens stands in for the HttpClient
     assert bearer.token() == "t1"
     now[0] = 89.0
     assert bearer.token() == "t1"
@@ -262,11 +263,16 @@ def test_rate_limiter_serves_high_priority_first() -> None:
     limiter = RateLimiter(rate=20, burst=1)
     limiter.acquire()  # drain the bucket
     order: list[str] = []
-    low = [threading.Thread(target=lambda: (limiter.acquire(priority=10), order.append("low"))) for _ in range(3)]
+
+    def take(priority: int, name: str) -> None:
+        limiter.acquire(priority=priority)
+        order.append(name)
+
+    low = [threading.Thread(target=take, args=(10, "low")) for _ in range(3)]
     for t in low:
         t.start()
     time.sleep(0.01)
-    high = threading.Thread(target=lambda: (limiter.acquire(priority=0), order.append("high")))
+    high = threading.Thread(target=take, args=(0, "high"))
     high.start()
     for t in [*low, high]:
         t.join()

@@ -11,6 +11,7 @@ import pytest
 from evpipeline.http import HttpClient, OcpiError, RateLimitedError, RetryPolicy
 from evpipeline.ocpi.status import ocpi_check, ocpi_status, retry_hint
 from evpipeline.simulators.toolkit import Request, Response, SimServer
+from evpipeline_tests.typed import running
 
 
 class OcpiServer(SimServer):
@@ -31,8 +32,8 @@ class OcpiServer(SimServer):
 
 @pytest.fixture
 def server() -> Iterator[OcpiServer]:
-    with OcpiServer() as s:
-        yield s  # type: ignore[misc]
+    with running(OcpiServer()) as s:
+        yield s
 
 
 def client(server: OcpiServer, sleeps: list[float]) -> HttpClient:
@@ -88,5 +89,5 @@ def test_status_and_hint_parsing() -> None:
     class Fake:
         headers: dict[str, str] = {}
 
-    assert retry_hint(Fake(), "Rate limit exceeded, retry after 1.5 s") == 1.5  # type: ignore[arg-type]
-    assert retry_hint(Fake(), "max 10 requests within 1 minute") is None  # type: ignore[arg-type]
+    assert retry_hint(Fake(), "Rate limit exceeded, retry after 1.5 s") == 1.5  # type: ignore[arg-type]  # a stand-in with only the headers retry_hint reads
+    assert retry_hint(Fake(), "max 10 requests within 1 minute") is None  # type: ignore[arg-type]  # a stand-in with only the headers retry_hint reads

@@ -19,17 +19,18 @@ from evpipeline_tests.sources.greenflux.conftest import TOKEN
 from evpipeline_tests.sources.greenflux.conftest import resource as greenflux_resource
 from evpipeline_tests.sources.greenflux.conftest import sync as greenflux_sync
 from evpipeline_tests.sources.zaptec.conftest import resource_for, simulator, sync_static
+from evpipeline_tests.typed import present, running
 
 
 def test_greenflux_retries_a_500(clock: SimClock, warehouse: WarehouseResource) -> None:
-    with GreenFluxSimulator(scale=0.05, clock=clock, token=TOKEN) as sim:
+    with running(GreenFluxSimulator(scale=0.05, clock=clock, token=TOKEN)) as sim:
         sim.faults.inject("500", count=2, path="/api/2.0/Locations")
         assert greenflux_sync(greenflux_resource(sim), warehouse).success
         assert [r.status for r in sim.requests_to("/api/2.0/Locations")][:3] == [500, 500, 200]
 
 
 def test_zaptec_retries_a_500(clock: SimClock, warehouse: WarehouseResource, tmp_path: Any) -> None:
-    with simulator(clock, chargers=8) as sim:
+    with running(simulator(clock, chargers=8)) as sim:
         sim.faults.inject("500", count=1, path="/api/chargers")
         assert sync_static(resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / "inbox"))).success
         assert [r.status for r in sim.requests_to("/api/chargers")][:2] == [500, 200]
@@ -45,18 +46,18 @@ def test_evroam_retries_a_500(evroam: EVRoamResource, evroam_sim: EVRoamSimulato
 def test_every_source_declares_500_transient(resource: str) -> None:
     from evpipeline.definitions import defs
 
-    built = defs.resources[resource]
+    built = present(defs.resources)[resource]
     import dagster as dg
 
     with dg.build_resources({resource: built}) as initialized:
         client = getattr(initialized, resource).client()
-    http = getattr(client, "api", None) or getattr(client, "http", None)
-    policy: RetryPolicy = http.retry  # type: ignore[union-attr]
+    http = present(getattr(client, "api", None) or getattr(client, "http", None))
+    policy: RetryPolicy = http.retry
     assert 500 in policy.statuses and {429, 502, 503, 504} <= policy.statuses and 501 not in policy.statuses
 
 
 def test_a_persistent_500_gives_up_with_a_server_error_and_a_4xx_never_retries(clock: SimClock) -> None:
-    with GreenFluxSimulator(scale=0.05, clock=clock, token=TOKEN) as sim:
+    with running(GreenFluxSimulator(scale=0.05, clock=clock, token=TOKEN)) as sim:
         client = greenflux_resource(sim, max_attempts=3).client()
         sim.faults.inject("500", count=3, path="/api/2.0/Locations")
         with pytest.raises(ServerError, match="gave up after retries"):

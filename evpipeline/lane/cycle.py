@@ -87,7 +87,7 @@ class WarehouseWatch:
         self._seen: tuple[Any, ...] | None = None
 
     def _state(self) -> tuple[Any, ...]:
-        state = []
+        state: list[tuple[int, int, int] | None] = []
         for path in self.paths:
             try:
                 st = path.stat()

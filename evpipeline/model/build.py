@@ -31,6 +31,7 @@ from evpipeline.model.rules import register_rules, rules_digest
 from evpipeline.model.tables import CONNECTORS, EVSES, KEYS, LOCATIONS, TARIFFS, UNMAPPED
 from evpipeline.timeutil import utcnow
 from evpipeline.warehouse import MergeCounts, Writer, read_sync_state, table_columns, transaction
+from evpipeline.warehouse.rows import scalar
 
 KINDS = ((LOCATIONS, "locations"), (EVSES, "evses"), (CONNECTORS, "connectors"), (TARIFFS, "tariffs"))
 SOURCE, STREAM = "mart", "model"
@@ -111,7 +112,7 @@ def _json_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 def _newest_ingest(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping]) -> datetime | None:
     tables = sorted({t for m in mappings for t in m.requires} | {RULES, PARTIES})
     union = " UNION ALL ".join(f"SELECT max(_ingested_at) AS t FROM {t}" for t in tables)
-    return con.execute(f"SELECT max(t) FROM ({union})").fetchone()[0]
+    return scalar(con.execute(f"SELECT max(t) FROM ({union})"))
 
 
 def _fill_scope(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping], since: datetime) -> dict[str, int]:
@@ -128,14 +129,14 @@ def _fill_scope(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping], s
         body = " UNION ".join(selects) or f"SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS {column} WHERE false"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT * FROM ({body}) WHERE {column} IS NOT NULL",
                     {"since": since} if selects else None)
-        sizes[column] = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+        sizes[column] = scalar(con.execute(f"SELECT count(*) FROM {name}"))
     return {"locations": sizes["location_id"], "tariffs": sizes["tariff_id"]}
 
 
 def _rules_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:
     """Operator rules or party assignments changed: they may touch any location, so the build is full."""
-    return bool(con.execute(f"SELECT (SELECT count(*) FROM {RULES} WHERE _ingested_at > $since) + "
-                            f"(SELECT count(*) FROM {PARTIES} WHERE _ingested_at > $since)", {"since": since}).fetchone()[0])
+    return bool(scalar(con.execute(f"SELECT (SELECT count(*) FROM {RULES} WHERE _ingested_at > $since) + "
+                            f"(SELECT count(*) FROM {PARTIES} WHERE _ingested_at > $since)", {"since": since})))
 
 
 def _mismatches(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, sources: list[str]) -> tuple[int, list[dict[str, Any]]]:
@@ -234,8 +235,9 @@ def _build(con: duckdb.DuckDBPyConnection, writer: Writer, mappings: list[Source
                 sources = [m.source for m in mappings]
                 result.mismatches[table], sample = _mismatches(con, table, frame, sources)
                 result.mismatch_sample.extend(sample)
-        result.scope = {"locations": len(frames[LOCATIONS]) if frames[LOCATIONS] is not None else 0,
-                        "tariffs": len(frames[TARIFFS]) if frames[TARIFFS] is not None else 0}
+        locations, tariffs = frames[LOCATIONS], frames[TARIFFS]
+        result.scope = {"locations": len(locations) if locations is not None else 0,
+                        "tariffs": len(tariffs) if tariffs is not None else 0}
     for table, frame in frames.items():
         if frame is None:
             continue

@@ -63,13 +63,13 @@ FIELDS: dict[str, Field] = {
     "opening_times": Field("location", _adapter(ocpi.Hours), "JSON"),
     "energy_mix": Field("location", _adapter(ocpi.EnergyMix), "JSON"),
     "charging_when_closed": Field("location", _adapter(bool), "BOOLEAN"),
-    "facilities": Field("location", _adapter(list[ocpi.Facility]), "JSON"),  # type: ignore[valid-type]
+    "facilities": Field("location", _adapter(list[ocpi.Facility]), "JSON"),
     "parking_type": Field("location", _adapter(ocpi.ParkingType), "VARCHAR"),
     "time_zone": Field("location", _adapter(str), "VARCHAR"),
     "operator": Field("location", _adapter(ocpi.BusinessDetails), "JSON"),
     "owner": Field("location", _adapter(ocpi.BusinessDetails), "JSON"),
-    "parking_restrictions": Field("evse", _adapter(list[ocpi.ParkingRestriction]), "JSON"),  # type: ignore[valid-type]
-    "capabilities": Field("evse", _adapter(list[ocpi.Capability]), "JSON"),  # type: ignore[valid-type]
+    "parking_restrictions": Field("evse", _adapter(list[ocpi.ParkingRestriction]), "JSON"),
+    "capabilities": Field("evse", _adapter(list[ocpi.Capability]), "JSON"),
     "tariff_ids": Field("connector", _adapter(list[str]), "JSON"),
     "terms_and_conditions": Field("connector", _adapter(str), "VARCHAR"),
 }

@@ -38,6 +38,8 @@ from typing import Any
 
 import duckdb
 
+from evpipeline.warehouse.rows import one_row, scalar
+
 SNAPSHOT_NAME = "warehouse.duckdb"
 MANIFEST_NAME = "manifest.json"
 PARQUET_DIR = "parquet"
@@ -152,7 +154,7 @@ def publish_snapshot(
     finally:
         con.execute("ROLLBACK")
 
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "warehouse": warehouse,
         "root": str(root),
@@ -233,7 +235,7 @@ def _warehouse_id(con: duckdb.DuckDBPyConnection, tables: list[_Table]) -> str:
     """When the warehouse was created: a manifest of another warehouse (same directory) is not ours."""
     if not any(t.qualified == "ops.schema_migrations" for t in tables):
         return ""
-    return str(con.execute("SELECT min(applied_at) FROM ops.schema_migrations").fetchone()[0])
+    return str(scalar(con.execute("SELECT min(applied_at) FROM ops.schema_migrations")))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -265,9 +267,9 @@ class _Run:
         relative = f"{table.schema}/{table.name}/{kind}.p{self.publication:06d}.parquet"
         path = self.root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = self.con.execute(
+        rows = scalar(self.con.execute(
             f"COPY ({query}) TO {_literal(str(path))} (FORMAT parquet)", params or {}
-        ).fetchone()[0]
+        ))
         _fsync(path)
         self.written[table.qualified] = self.written.get(table.qualified, 0) + rows
         self.rows += rows
@@ -312,7 +314,7 @@ def _matching(previous: Entry | None, shape: Entry) -> Entry | None:
 def _replace(run: _Run, table: _Table, previous: Entry | None) -> Entry:
     """Small tables: the whole table again, only when a fingerprint of its rows changed."""
     columns = ", ".join(_ident(c) for c in table.names)
-    rows, digest = run.con.execute(f"SELECT count(*), sum(hash({columns})) FROM {table.sql}").fetchone()
+    rows, digest = one_row(run.con.execute(f"SELECT count(*), sum(hash({columns})) FROM {table.sql}"))
     entry: Entry = {"mode": "replace", "columns": table.columns, "fingerprint": f"{rows}:{digest}"}
     if (same := _matching(previous, entry)) is not None:
         return same
@@ -327,11 +329,11 @@ def _merge(run: _Run, table: _Table, keys: tuple[str, ...], previous: Entry | No
     if last is not None and last["watermark"] is None:  # published while empty: nothing to add to
         last = None
     marks = {"ingested": _time(last["watermark"]), "observed": _time(last["observed"])} if last else {}
-    rows, changed, newest, observed = run.con.execute(
+    rows, changed, newest, observed = one_row(run.con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {CHANGED}), max(_ingested_at), max(_observed_at) "
         f"FROM {table.sql}",
         marks or {"ingested": None, "observed": None},
-    ).fetchone()
+    ))
     entry = {**shape, "watermark": _iso(newest), "observed": _iso(observed), "rows": rows}
     # Every row the published view lacks is in the delta, unless the warehouse went back (a restore),
     # lost rows, or got rows behind the watermark: then the table is published afresh.
@@ -360,7 +362,7 @@ def _append(run: _Run, table: _Table, column: str, previous: Entry | None) -> En
     its published row count disagrees with the warehouse (rows behind the watermark, deletes)."""
     shape: Entry = {"mode": "append", "columns": table.columns, "time_column": column}
     t = _ident(column)
-    rows, oldest, newest = run.con.execute(f"SELECT count(*), min({t}), max({t}) FROM {table.sql}").fetchone()
+    rows, oldest, newest = one_row(run.con.execute(f"SELECT count(*), min({t}), max({t}) FROM {table.sql}"))
     last = _matching(previous, shape)
     watermark = _time(last["watermark"]) if last is not None else None
     if last is None or watermark is None or newest is None or newest < watermark:
@@ -372,9 +374,9 @@ def _append(run: _Run, table: _Table, column: str, previous: Entry | None) -> En
         day: sum(f["day"] == day for f in files) + (day in new)
         for day in {f["day"] for f in files} | set(new)
     }
-    last = max(per_day, default="")
+    last_day = max(per_day, default="")
     rewrite = {f["day"] for f in files if _time(f["min"]) < oldest}  # partly trimmed
-    rewrite |= {day for day, n in per_day.items() if n > 1 and (day < last or n > MAX_DELTAS)}
+    rewrite |= {day for day, n in per_day.items() if n > 1 and (day < last_day or n > MAX_DELTAS)}
     written = {day: _day_file(run, table, column, day, None) for day in sorted(rewrite)}
     kept = [f for f in files if f["day"] not in rewrite]
     new = {day: n for day, n in new.items() if day not in rewrite}
@@ -426,7 +428,7 @@ def _day_file(run: _Run, table: _Table, column: str, day: str, since: datetime |
         "end": start + timedelta(days=1),
         **({"since": since} if since is not None else {}),
     }
-    low, high = run.con.execute(f"SELECT min({t}), max({t}) FROM {table.sql} {where}", params).fetchone()
+    low, high = one_row(run.con.execute(f"SELECT min({t}), max({t}) FROM {table.sql} {where}", params))
     if low is None:
         return None
     record = run.copy(table, day, run.select(table, where, [column, *table.names]), params)
@@ -543,7 +545,7 @@ def _catalog_publication(path: Path) -> int | None:
     try:
         with duckdb.connect(":memory:") as con:
             con.execute(f"ATTACH {_literal(str(path))} AS catalog (READ_ONLY)")
-            return con.execute(f"SELECT publication FROM catalog.{INFO_VIEW}").fetchone()[0]
+            return scalar(con.execute(f"SELECT publication FROM catalog.{INFO_VIEW}"))
     except duckdb.Error:
         return None
 

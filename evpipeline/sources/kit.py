@@ -97,7 +97,7 @@ def sync_asset(
         params.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=config))
     params += [inspect.Parameter(resource_key, inspect.Parameter.KEYWORD_ONLY, annotation=resource_type),
                inspect.Parameter("warehouse", inspect.Parameter.KEYWORD_ONLY, annotation=WarehouseResource)]
-    body.__signature__ = inspect.Signature(params, return_annotation=Iterator[dg.MaterializeResult])  # type: ignore[attr-defined]
+    body.__signature__ = inspect.Signature(params, return_annotation=Iterator[dg.MaterializeResult])  # type: ignore[attr-defined]  # a function has no declared __signature__; inspect reads it
     body.__name__ = name
     return dg.multi_asset(
         name=name, specs=specs, group_name=group, pool=WRITER_POOL, can_subset=len(tables) > 1,

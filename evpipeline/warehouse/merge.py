@@ -29,6 +29,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from evpipeline.warehouse.rows import scalar
+
 LINEAGE_COLUMNS = ("_observed_at", "_observed_seq", "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change",
                    "_prev_status")
 # Not part of the content hash: they describe when/how we saw a row, or are derived by the merge.
@@ -206,7 +208,7 @@ def merge(
     counts.unchanged = considered - counts.changed
 
     if status_column and counts.changed:
-        counts.status_changes = con.execute(
+        counts.status_changes = scalar(con.execute(
             f"""
             INSERT INTO ops.status_history
             SELECT $source, $table, {entity_key_sql(keys)}, $column, _prev_status,
@@ -215,7 +217,7 @@ def merge(
             WHERE _ingested_at = $stamp AND CAST({_ident(status_column)} AS VARCHAR) IS DISTINCT FROM _prev_status
             """,
             {"source": source or table.split(".")[0], "table": table, "column": status_column, "stamp": stamp, "run_id": run_id},
-        ).fetchone()[0]
+        ))
     return counts
 
 

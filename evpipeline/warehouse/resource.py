@@ -69,7 +69,7 @@ class WarehouseResource(DuckDBResource):
     """The DuckDB warehouse. Every writer holds a connection only for its transaction."""
 
     @contextmanager
-    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:  # type: ignore[override]
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         con = connect(self.database, self.connection_config)
         try:
             yield con

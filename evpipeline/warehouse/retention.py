@@ -37,6 +37,7 @@ import duckdb
 
 from evpipeline import settings
 from evpipeline.warehouse.migrations import Migration, register
+from evpipeline.warehouse.rows import one_row, scalar
 
 PARTS = "ops.archive_parts"
 STAGING = "_staging"
@@ -182,7 +183,7 @@ def archive_and_trim(
             result.rows_archived += rows
             result.rows_deleted += rows
             result.archive_bytes += size
-    result.oldest_remaining = con.execute(f"SELECT min({_quote(time_column)}) FROM {target}").fetchone()[0]
+    result.oldest_remaining = scalar(con.execute(f"SELECT min({_quote(time_column)}) FROM {target}"))
     return result
 
 
@@ -226,11 +227,11 @@ def _archive_day(
     try:
         part = _next_part(con, table, day, day_dir)
         staged = staging_dir / f"day={day.isoformat()}.part-{part}.{uuid.uuid4().hex[:12]}.tmp"
-        copied = con.execute(
+        copied = scalar(con.execute(
             f"COPY (SELECT * FROM {target} AS x WHERE {eligible} ORDER BY x.{_quote(time_column)}) "
             f"TO '{_sql_path(staged)}' (FORMAT parquet, COMPRESSION zstd)",
             window,
-        ).fetchone()[0]
+        ))
         if not copied:
             con.execute("ROLLBACK")
             staged.unlink(missing_ok=True)
@@ -240,9 +241,9 @@ def _archive_day(
         _fsync_dir(staging_dir)
         size = staged.stat().st_size
         column = f"x.{_quote(time_column)}"
-        low, high = con.execute(
+        low, high = one_row(con.execute(
             f"SELECT min({column}), max({column}) FROM {target} AS x WHERE {eligible}", window
-        ).fetchone()
+        ))
         deleted = _delete_rows(con, target, eligible, window)
         if deleted != copied:
             raise RuntimeError(f"{table} {day}: archived {copied} rows but the delete matched {deleted}")
@@ -269,7 +270,7 @@ def _archive_day(
 def _delete_rows(
     con: duckdb.DuckDBPyConnection, target: str, eligible: str, window: Mapping[str, datetime]
 ) -> int:
-    return con.execute(f"DELETE FROM {target} AS x WHERE {eligible}", window).fetchone()[0]
+    return scalar(con.execute(f"DELETE FROM {target} AS x WHERE {eligible}", window))
 
 
 def _promote(staged: Path, final: Path) -> None:
@@ -304,19 +305,19 @@ def _recover(con: duckdb.DuckDBPyConnection, table: str, root: Path, staging_dir
 
 def _next_part(con: duckdb.DuckDBPyConnection, table: str, day: date, day_dir: Path) -> int:
     """One more than any part recorded or on disk, so a part in place is never overwritten."""
-    logged = con.execute(
+    logged = scalar(con.execute(
         f"SELECT coalesce(max(part), 0) FROM {PARTS} WHERE table_name = ? AND day = ?", [table, day]
-    ).fetchone()[0]
+    ))
     on_disk = [int(m.group(1)) for p in day_dir.glob("part-*.parquet") if (m := _PART_FILE.fullmatch(p.name))]
     return max([logged, *on_disk]) + 1
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    return con.execute(
+    return scalar(con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
         "AND table_schema = ? AND table_name = ? AND table_type = 'BASE TABLE'",
         [schema, name],
-    ).fetchone()[0] > 0
+    )) > 0
 
 
 def _columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> set[str]:

@@ -40,6 +40,7 @@ from evpipeline.sources.zaptec.assets import (
 from evpipeline.sources.zaptec.client import ZaptecResource
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import materialize
+from evpipeline_tests.typed import running
 
 NDW_CLIENT, NDW_SECRET = "lane-client", "lane-secret-7d1c"
 ZAPTEC_USER, ZAPTEC_PASSWORD = "fleet@example.com", "lane-password"
@@ -100,10 +101,11 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Depl
     monkeypatch.setenv("EVPIPELINE_DATA_DIR", str(tmp_path))
     clock = SimClock()
     with (
-        ZaptecSimulator(chargers=24, clock=clock, username=ZAPTEC_USER, password=ZAPTEC_PASSWORD, rate=1000.0, burst=1000.0) as zaptec_sim,
-        GreenFluxSimulator(scale=0.1, clock=clock, token=GREENFLUX_TOKEN, seed=5) as greenflux_sim,
-        EVRoamSimulator(scale=0.3, clock=clock, page_size=50, subscription_key=EVROAM_KEY) as evroam_sim,
-        NdwSimulator(clock=clock, client_id=NDW_CLIENT, client_secret=NDW_SECRET) as ndw_sim,
+        running(ZaptecSimulator(chargers=24, clock=clock, username=ZAPTEC_USER, password=ZAPTEC_PASSWORD, rate=1000.0,
+                                burst=1000.0)) as zaptec_sim,
+        running(GreenFluxSimulator(scale=0.1, clock=clock, token=GREENFLUX_TOKEN, seed=5)) as greenflux_sim,
+        running(EVRoamSimulator(scale=0.3, clock=clock, page_size=50, subscription_key=EVROAM_KEY)) as evroam_sim,
+        running(NdwSimulator(clock=clock, client_id=NDW_CLIENT, client_secret=NDW_SECRET)) as ndw_sim,
     ):
         inbox = PushInboxResource(directory=str(tmp_path / "inbox"))
         with BackgroundServer(create_webhook_app(inbox.open(), WEBHOOK_KEY)) as receiver:

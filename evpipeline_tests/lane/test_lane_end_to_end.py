@@ -16,6 +16,7 @@ from evpipeline.model.reference import default_file
 from evpipeline.ndw.push_assets import ndw_push
 from evpipeline_tests.conftest import materialize, query
 from evpipeline_tests.lane.conftest import WEBHOOK_KEY, Deployment
+from evpipeline_tests.typed import run_requests
 
 
 def held_evse(deployment: Deployment, source: str, **where: str) -> tuple[str, str, str, str]:
@@ -84,7 +85,7 @@ def test_every_source_reaches_ndw_through_the_supervised_lane(deployment: Deploy
 
     before = len(d.ndw_sim.accepted_pushes())
     instance = dg.DagsterInstance.ephemeral()
-    [request] = realtime_lane_sensor(dg.build_sensor_context(instance=instance, definitions=d.definitions())).run_requests
+    [request] = run_requests(realtime_lane_sensor(dg.build_sensor_context(instance=instance, definitions=d.definitions())))
     run = d.run_lane(instance, request, seconds=5)
     assert run.success
     sent = d.ndw_sim.accepted_pushes()[before:]

@@ -7,6 +7,7 @@ import dagster as dg
 from evpipeline.lane.assets import realtime_lane_sensor
 from evpipeline_tests.conftest import query
 from evpipeline_tests.lane.conftest import Deployment
+from evpipeline_tests.typed import present, run_requests
 
 
 def public_nl_evses(deployment: Deployment) -> list[tuple[str, str]]:
@@ -27,11 +28,10 @@ def test_zaptec_message_reaches_ndw_as_a_patch(deployment: Deployment) -> None:
 
     instance = dg.DagsterInstance.ephemeral()
     context = dg.build_sensor_context(instance=instance, definitions=deployment.definitions())
-    result = realtime_lane_sensor(context)
-    [request] = result.run_requests
+    [request] = run_requests(realtime_lane_sensor(context))
     run = deployment.run_lane(instance, request, seconds=4)
     assert run.success
     [patch] = deployment.patches(uid)
     assert patch.body["status"] == ("AVAILABLE" if mode == "1" else "CHARGING")
-    keys = {e.asset_key.to_user_string() for e in run.get_asset_materialization_events()}
+    keys = {present(e.asset_key).to_user_string() for e in run.get_asset_materialization_events()}
     assert {"zaptec/charger_states", "mart/evses", "ndw/live"} <= keys

@@ -17,6 +17,7 @@ from evpipeline.lane.assets import (
     realtime_lane_sensor,
 )
 from evpipeline.lane.service import exclusive, lane_dir, write_heartbeat
+from evpipeline_tests.typed import run_requests, sensor_result
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def tick(instance: dg.DagsterInstance) -> dg.SensorResult:
-    return realtime_lane_sensor(dg.build_sensor_context(instance=instance))
+    return sensor_result(realtime_lane_sensor(dg.build_sensor_context(instance=instance)))
 
 
 def beat(data_dir: Path, *, age: float = 0.0, expires_in: float = 3000.0, state: str = "running", run_id: str = "r1") -> None:
@@ -36,26 +37,26 @@ def beat(data_dir: Path, *, age: float = 0.0, expires_in: float = 3000.0, state:
 
 
 def test_no_lane_alive_starts_one(data_dir: Path) -> None:
-    [request] = tick(dg.DagsterInstance.ephemeral()).run_requests
+    [request] = run_requests(tick(dg.DagsterInstance.ephemeral()))
     assert request.run_key and request.run_key.startswith("lane-")
 
 
 def test_a_healthy_lane_is_left_alone(data_dir: Path) -> None:
     beat(data_dir)
     result = tick(dg.DagsterInstance.ephemeral())
-    assert result.run_requests == [] and "alive" in (result.skip_reason.skip_message if result.skip_reason else "")
+    assert result.run_requests == [] and "alive" in ((result.skip_reason.skip_message or "") if result.skip_reason else "")
 
 
 @pytest.mark.parametrize("age, state", [(STALE_AFTER_SECONDS + 5, "running"), (0.0, "stopped")])
 def test_a_silent_or_stopped_lane_is_replaced(data_dir: Path, age: float, state: str) -> None:
     beat(data_dir, age=age, state=state)
-    assert len(tick(dg.DagsterInstance.ephemeral()).run_requests) == 1
+    assert len(run_requests(tick(dg.DagsterInstance.ephemeral()))) == 1
 
 
 def test_the_successor_is_requested_once_before_the_deadline(data_dir: Path) -> None:
     beat(data_dir, expires_in=HANDOVER_SECONDS / 2, run_id="old-run")
-    [first] = tick(dg.DagsterInstance.ephemeral()).run_requests
-    [again] = tick(dg.DagsterInstance.ephemeral()).run_requests
+    [first] = run_requests(tick(dg.DagsterInstance.ephemeral()))
+    [again] = run_requests(tick(dg.DagsterInstance.ephemeral()))
     assert first.run_key == again.run_key  # the daemon launches a run key once: one successor per predecessor
     assert "old-run" in (first.run_key or "")
 
@@ -66,7 +67,7 @@ def test_nothing_is_requested_while_a_lane_run_is_starting(data_dir: Path) -> No
     instance = dg.DagsterInstance.ephemeral()
     instance.add_run(DagsterRun(job_name=realtime_lane_job.name, run_id="starting-lane", status=dg.DagsterRunStatus.NOT_STARTED))
     result = tick(instance)
-    assert result.run_requests == [] and "starting" in (result.skip_reason.skip_message if result.skip_reason else "")
+    assert result.run_requests == [] and "starting" in ((result.skip_reason.skip_message or "") if result.skip_reason else "")
 
 
 def test_only_one_lane_host_holds_the_lock(tmp_path: Path) -> None:

@@ -16,12 +16,13 @@ from evpipeline.simulators.toolkit import SimClock
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import query, scalar
 from evpipeline_tests.sources.greenflux.conftest import TOKEN, resource, sync
+from evpipeline_tests.typed import running
 
 
 @pytest.fixture
 def sim(clock: SimClock) -> Iterator[GreenFluxSimulator]:
-    with GreenFluxSimulator(scale=0.25, clock=clock, token=TOKEN, seed=11) as s:
-        yield s  # type: ignore[misc]
+    with running(GreenFluxSimulator(scale=0.25, clock=clock, token=TOKEN, seed=11)) as s:
+        yield s
 
 
 def build(warehouse: WarehouseResource) -> Any:

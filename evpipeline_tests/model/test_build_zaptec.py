@@ -13,6 +13,7 @@ from evpipeline.simulators.toolkit import SimClock
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import query
 from evpipeline_tests.sources.zaptec.conftest import resource_for, simulator, sync_everything, sync_states
+from evpipeline_tests.typed import running
 
 
 def build(warehouse: WarehouseResource) -> Any:
@@ -28,7 +29,7 @@ def test_rule_tables_use_closed_ocpi_values() -> None:
 
 def test_installations_chargers_and_statuses_map_by_rule(clock: SimClock, warehouse: WarehouseResource, tmp_path: Any) -> None:
     inbox = PushInboxResource(directory=str(tmp_path / "inbox"))
-    with simulator(clock, chargers=24) as sim:
+    with running(simulator(clock, chargers=24)) as sim:
         zaptec = resource_for(sim)
         sync_everything(zaptec, warehouse, inbox)
         result = build(warehouse)
@@ -48,7 +49,9 @@ def test_installations_chargers_and_statuses_map_by_rule(clock: SimClock, wareho
             if online.get(charger_id) is False:
                 assert status == "UNKNOWN"
             else:
-                assert status == rules.ZAPTEC_OPERATION_MODES.get(live.get(charger_id), "UNKNOWN") or status in ("INOPERATIVE", "REMOVED")
+                mode = live.get(charger_id)
+                want = "UNKNOWN" if mode is None else rules.ZAPTEC_OPERATION_MODES.get(mode, "UNKNOWN")
+                assert status == want or status in ("INOPERATIVE", "REMOVED")
         assert not any(models[c] in rules.ZAPTEC_NOT_CHARGERS for c in evses)  # meters are not EVSEs
         for amps, phases, watts, power_type in query(warehouse, """
                 SELECT c.max_amperage, s.max_phases, c.max_electric_power, c.power_type FROM mart.connectors c

@@ -22,6 +22,7 @@ from evpipeline_tests.conftest import materialize, query
 from evpipeline_tests.sources.greenflux.conftest import resource as greenflux_resource
 from evpipeline_tests.sources.greenflux.conftest import sync as greenflux_sync
 from evpipeline_tests.sources.zaptec.conftest import resource_for, simulator, sync_everything
+from evpipeline_tests.typed import running
 
 
 def default() -> dict[str, Any]:
@@ -91,7 +92,7 @@ def test_yaml_syntax_errors_name_the_line(tmp_path: Path) -> None:
 def test_reference_fills_what_zaptec_lacks_and_makes_it_exportable(
     clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with simulator(clock, chargers=24) as sim:
+    with running(simulator(clock, chargers=24)) as sim:
         sync_everything(resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / "inbox")))
     build(warehouse)
     with warehouse.get_connection() as con:
@@ -127,7 +128,7 @@ def test_a_source_value_wins_unless_the_rule_overrides_it(
     from evpipeline.simulators.greenflux import GreenFluxSimulator
     from evpipeline_tests.sources.greenflux.conftest import TOKEN
 
-    with GreenFluxSimulator(scale=0.1, clock=clock, token=TOKEN, seed=3) as sim:
+    with running(GreenFluxSimulator(scale=0.1, clock=clock, token=TOKEN, seed=3)) as sim:
         greenflux_sync(greenflux_resource(sim), warehouse)
     build(warehouse)
     [(cc, party, location, source_hours)] = query(warehouse, """SELECT country_code, party_id, location_id, opening_times
@@ -153,7 +154,7 @@ def test_a_source_value_wins_unless_the_rule_overrides_it(
 def test_a_bad_file_changes_nothing_downstream(
     clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with simulator(clock, chargers=24) as sim:
+    with running(simulator(clock, chargers=24)) as sim:
         sync_everything(resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / "inbox")))
     load(warehouse, Path(default_file()), monkeypatch)
     build(warehouse)
@@ -164,7 +165,7 @@ def test_a_bad_file_changes_nothing_downstream(
     result = load(warehouse, write(tmp_path, broken), monkeypatch, raise_on_error=False)
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
-    description = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+    description = failure.step_failure_data.user_failure_data.description
     assert "tariffs[0] (id 'ZPT-NL-AC'): currency" in description and "\n" not in description
     assert query(warehouse, "SELECT count(*) FROM reference.rules")[0] == rules_before
     assert build(warehouse).mode == "idle"  # nothing changed, so nothing for the lane to push
@@ -177,7 +178,7 @@ def test_a_feed_without_cpo_id_reaches_the_mart_through_an_assigned_party(
     from evpipeline.simulators.greenflux import GreenFluxSimulator
     from evpipeline_tests.sources.greenflux.conftest import TOKEN
 
-    with GreenFluxSimulator(scale=0.05, clock=clock, token=TOKEN, seed=3) as sim:
+    with running(GreenFluxSimulator(scale=0.05, clock=clock, token=TOKEN, seed=3)) as sim:
         bare = sim.locations()[0]["id"]
         other = sim.locations()[1]["id"]
         for location in (bare, other):  # shaped like OCPI 2.1.1: no cpo_id at all

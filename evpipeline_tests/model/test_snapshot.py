@@ -19,8 +19,10 @@ from evpipeline.ndw.export import build_export
 from evpipeline.ndw.pull_snapshot import load_snapshot
 from evpipeline.warehouse import WarehouseResource
 from evpipeline.warehouse.resource import attach
+from evpipeline.warehouse.rows import scalar
 from evpipeline_tests.conftest import materialize
 from evpipeline_tests.mart_fixture import MartRows, later, standard_mart
+from evpipeline_tests.typed import present
 
 KEYS = known_keys()  # imports every source's tables: all migrations registered before a warehouse opens
 
@@ -110,11 +112,11 @@ def test_snapshot_published_and_readable_while_writer_holds_live_file(
     with mart.get_connection() as live:  # the pipeline is writing: the live file is locked
         live.execute("UPDATE mart.evses SET status = 'CHARGING'")
         with duckdb.connect(str(snapshot), read_only=True) as bi:
-            locations = bi.execute("SELECT count(*) FROM mart.locations").fetchone()[0]
+            locations = scalar(bi.execute("SELECT count(*) FROM mart.locations"))
             assert locations == len(standard_mart().locations)
-            assert bi.execute("SELECT count(*) FROM mart.evse_status_history").fetchone()[0] > 0  # views too
+            assert scalar(bi.execute("SELECT count(*) FROM mart.evse_status_history")) > 0  # views too
     parquet = directory / "parquet" / "mart" / "evses"  # one base file after a first publication
-    published = duckdb.sql(f"SELECT count(*) FROM '{parquet}/*.parquet'").fetchall()[0][0]
+    published = present(duckdb.sql(f"SELECT count(*) FROM '{parquet}/*.parquet'")).fetchall()[0][0]
     assert published == len(standard_mart().evses)
     # A second publication replaces the first atomically (no leftovers).
     materialize([bi_snapshot], {"warehouse": mart})

@@ -15,6 +15,7 @@ most, per kind); a fallback delta costs what a scheduled delta costs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Mapping
@@ -72,7 +73,7 @@ class EVRoamFeed:
                 outcome = merge_records(
                     self.warehouse, message.kind, records, as_of, run_id=run_id, stream=f"push:{message.kind}",
                     lineage=f"push:{message.id}-{message.kind}", requests=client.files.stats.requests,
-                    before_commit=lambda writer, last=message.id: self.inbox.advance(writer, last),
+                    before_commit=functools.partial(self.inbox.advance, message_id=message.id),
                 )
             except PushUrlRefused as exc:
                 # Never fetched; the records it claims are still upstream: a delta fetches them.

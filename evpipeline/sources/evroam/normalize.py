@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from evpipeline.normalize import Rows, extra_json, json_text, stamp
+from evpipeline.normalize import Rows, extra_json, json_text, object_or_empty, stamp
 from evpipeline.timeutil import parse_utc
 from evpipeline.validation import flag_invalid
 
@@ -63,7 +63,7 @@ class StationRows:
 
 def stations(records: list[dict[str, Any]], as_of: datetime) -> StationRows:
     """Stations, their connectors, and the availability some providers embed in station records."""
-    locations = [r.get("location") if isinstance(r.get("location"), dict) else {} for r in records]
+    locations = [object_or_empty(r.get("location")) for r in records]
     frame = pd.DataFrame(
         {
             "charging_station_id": [r.get("chargingStationId") for r in records],

@@ -12,8 +12,8 @@ UTC_TS = pd.DatetimeTZDtype("ns", "UTC")
 INSTALLATION_STATUSES = ["Proposed", "Planned", "Under Construction", "Commissioned", "Decommissioned", "Abandoned"]
 
 
-def _text(nullable: bool = True, **kwargs: object) -> pa.Column:
-    return pa.Column(str, nullable=nullable, **kwargs)
+def _text(nullable: bool = True, checks: pa.Check | None = None) -> pa.Column:
+    return pa.Column(str, checks=checks, nullable=nullable)
 
 
 _LAT = pa.Column(float, pa.Check.in_range(-90, 90), nullable=True, coerce=True)

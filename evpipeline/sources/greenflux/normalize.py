@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from evpipeline.normalize import Rows, extra_json, json_text
+from evpipeline.normalize import Rows, extra_json, json_text, object_or_empty
 from evpipeline.timeutil import parse_utc
 from evpipeline.validation import flag_invalid
 
@@ -98,7 +98,7 @@ def _stamp(frame: pd.DataFrame, values: list[Any], source_field: str) -> None:
 
 def _coordinates(frame: pd.DataFrame, records: list[dict[str, Any]], what: str) -> None:
     """OCPI sends coordinates as decimal strings; unparseable ones mark the row invalid."""
-    points = [r.get("coordinates") if isinstance(r.get("coordinates"), dict) else {} for r in records]
+    points = [object_or_empty(r.get("coordinates")) for r in records]
     for axis in ("latitude", "longitude"):
         raw = pd.Series([p.get(axis) for p in points], dtype=object)
         frame[axis] = pd.to_numeric(raw, errors="coerce")
@@ -108,7 +108,7 @@ def _coordinates(frame: pd.DataFrame, records: list[dict[str, Any]], what: str) 
 def locations(records: list[dict[str, Any]]) -> LocationRows:
     """Locations, and the EVSEs and connectors nested in them (one page at a time)."""
     frame = pd.DataFrame({"location_id": [_text(r.get("id")) for r in records], **_columns(records, LOCATION_FIELDS)})
-    mixes = [r.get("energy_mix") if isinstance(r.get("energy_mix"), dict) else {} for r in records]
+    mixes = [object_or_empty(r.get("energy_mix")) for r in records]
     frame["energy_mix_profile_id"] = [_text(m.get("energy_mix_profile_id")) for m in mixes]
     frame["is_green_energy"] = [m.get("is_green_energy") for m in mixes]
     frame["extra"] = [extra_json(r, LOCATION_KEYS) for r in records]

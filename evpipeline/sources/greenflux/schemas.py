@@ -21,8 +21,8 @@ POWER_TYPES = ["AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE", "DC
 LOCATION_TYPES = ["ON_STREET", "PARKING_GARAGE", "UNDERGROUND_GARAGE", "PARKING_LOT", "OTHER", "UNKNOWN"]
 
 
-def _text(nullable: bool = True, **kwargs: object) -> pa.Column:
-    return pa.Column(str, nullable=nullable, **kwargs)
+def _text(nullable: bool = True, checks: pa.Check | None = None) -> pa.Column:
+    return pa.Column(str, checks=checks, nullable=nullable)
 
 
 def _key() -> pa.Column:

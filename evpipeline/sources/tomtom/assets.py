@@ -102,7 +102,8 @@ def needs_search(location: Location, previous: dict[str, Any] | None, config: To
         return "connectors changed"
     if location.has_position != (pd.notna(previous["latitude"]) and pd.notna(previous["longitude"])):
         return "moved"
-    if location.has_position and distance_m(location.latitude, location.longitude, previous["latitude"], previous["longitude"]) > config.moved_threshold_m:  # type: ignore[arg-type]
+    position = location.position
+    if position is not None and distance_m(*position, previous["latitude"], previous["longitude"]) > config.moved_threshold_m:
         return "moved"
     if previous["match_status"] not in KEPT_STATUSES:
         searched = pd.Timestamp(previous["searched_at"]) if pd.notna(previous["searched_at"]) else None
@@ -123,7 +124,7 @@ def map_locations(context: dg.AssetExecutionContext, tomtom: TomTomResource, war
     due = {loc.key: why for loc in locations if (why := needs_search(loc, previous.get(loc.key), config, now))}
     todo = [loc for loc in locations if loc.key in due]
     # Without a position or a comparable connector type the answer is "unmatched" without asking.
-    searchable = {loc.key: (loc.latitude, loc.longitude) for loc in todo if loc.has_position and loc.connector_types}
+    searchable = {loc.key: position for loc in todo if (position := loc.position) is not None and loc.connector_types}
     results, errors = client.search_many(searchable)
     matches = [
         decide(loc, results.get(loc.key), rules, client.search_radius_m) for loc in todo if loc.key not in errors

@@ -89,13 +89,16 @@ class TomTomClient:
         if max_power_kw is not None:
             params["maxPowerKW"] = max_power_kw
 
+        parsed: Any = None  # the body of the response that passed `parse`: `request` returns right after it
+
         def parse(response: requests.Response) -> None:
+            nonlocal parsed
             try:
                 body = parse_availability_xml(response.content) if wire_format == "xml" else response.json()
             except ValueError as exc:  # truncated or malformed in transit: ask again
                 raise RetryableResponse(f"malformed {wire_format}: {exc}", give_up=ResponseFormatError) from None
             self.api.expect(select_data(body, "connectors"), list, "an object with a 'connectors' list", response)
-            response._evp_body = body  # type: ignore[attr-defined]
+            parsed = body
 
         try:
             response = self.api.request(
@@ -108,7 +111,7 @@ class TomTomClient:
         echoed = response.headers.get("Tracking-ID")
         if echoed and echoed != tracking_id:
             log.warning("chargingAvailability %s: sent Tracking-ID %s, server echoed %s", availability_id, tracking_id, echoed)
-        body = response._evp_body  # type: ignore[attr-defined]
+        body = parsed
         log.debug("chargingAvailability %s Tracking-ID %s -> %d, %d connector type(s)",
                   availability_id, tracking_id, response.status_code, len(body["connectors"]))
         return Poll(

@@ -99,10 +99,15 @@ class Location:
         return self.country_code, self.party_id, self.location_id
 
     @property
+    def position(self) -> tuple[float, float] | None:
+        """(latitude, longitude), or None when either is missing or NaN."""
+        if self.latitude is None or self.longitude is None or math.isnan(self.latitude) or math.isnan(self.longitude):
+            return None
+        return self.latitude, self.longitude
+
+    @property
     def has_position(self) -> bool:
-        return self.latitude is not None and self.longitude is not None and not (
-            math.isnan(self.latitude) or math.isnan(self.longitude)
-        )
+        return self.position is not None
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ def candidates(location: Location, results: Sequence[dict[str, Any]], rules: Mat
         if not isinstance(position.get("lat"), int | float) or not isinstance(position.get("lon"), int | float):
             continue
         types = frozenset(
-            c.get("connectorType") for c in (park or {}).get("connectors") or [] if isinstance(c, dict) and c.get("connectorType")
+            kind for c in (park or {}).get("connectors") or [] if isinstance(c, dict) and (kind := c.get("connectorType"))
         )
         distance = distance_m(location.latitude, location.longitude, position["lat"], position["lon"])
         share = overlap(location.connector_types, types)

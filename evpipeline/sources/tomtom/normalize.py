@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from evpipeline.normalize import Rows
+from evpipeline.normalize import Rows, object_or_empty
 from evpipeline.sources.tomtom.wire import STATES, Poll
 from evpipeline.validation import flag_invalid
 
@@ -49,8 +49,8 @@ def snapshots(polls: Sequence[Poll]) -> Rows:
         for connector in (poll.body or {}).get("connectors") or []:
             if not isinstance(connector, dict):
                 continue
-            availability = connector.get("availability") if isinstance(connector.get("availability"), dict) else {}
-            current = availability.get("current") if isinstance(availability.get("current"), dict) else {}
+            availability = object_or_empty(connector.get("availability"))
+            current = object_or_empty(availability.get("current"))
             levels = [lv for lv in availability.get("perPowerLevel") or [] if isinstance(lv, dict)]
             problem = _inconsistency(connector, current, levels)
             payload = {"chargingAvailability": poll.availability_id, "trackingId": poll.tracking_id, **connector}

@@ -14,8 +14,8 @@ STATUSES = ["AVAILABLE", "OCCUPIED", "RESERVED", "OUT_OF_SERVICE", "UNKNOWN"]
 OUTCOMES = ["data", "no_data", "error"]
 
 
-def _text(nullable: bool = True, **kwargs: object) -> pa.Column:
-    return pa.Column(str, nullable=nullable, **kwargs)
+def _text(nullable: bool = True, checks: pa.Check | None = None) -> pa.Column:
+    return pa.Column(str, checks=checks, nullable=nullable)
 
 
 def _id() -> pa.Column:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 
 from evpipeline.http import HttpError
+from evpipeline.inbox import Message
 from evpipeline.lane.feeds import FeedReport, InboxFeed, seen_at
 from evpipeline.resources import PushInboxResource
 from evpipeline.sources.zaptec.assets import STATES_KEY, merge_observations
@@ -110,7 +111,7 @@ class ZaptecFeed:
                     self.inbox.dead_letter(message, "failed", f"{type(one).__name__}: {one}", run_id, report)
         return report
 
-    def _merge(self, messages: list[Any], run_id: str | None) -> Any:
+    def _merge(self, messages: Sequence[Message], run_id: str | None) -> Any:
         last = messages[-1].id
         outcome = merge_observations(
             self.warehouse, [m.payload for m in messages], run_id=run_id, stream="push",

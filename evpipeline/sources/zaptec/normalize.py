@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from evpipeline.normalize import Rows, extra_json, stamp
+from evpipeline.normalize import Rows, extra_json, list_or_empty, stamp
 from evpipeline.timeutil import parse_utc
 from evpipeline.validation import flag_invalid
 
@@ -156,7 +156,7 @@ def circuits(trees: Iterable[tuple[str, dict[str, Any]]], as_of: datetime) -> Ro
         for circuit in tree.get("Circuits") or []:
             if not isinstance(circuit, dict):
                 continue
-            chargers = circuit.get("Chargers") if isinstance(circuit.get("Chargers"), list) else []
+            chargers = list_or_empty(circuit.get("Chargers"))
             rows.append({
                 "circuit_id": circuit.get("Id"),
                 "installation_id": circuit.get("InstallationId") or installation_id,

@@ -55,6 +55,7 @@ class DrainResult:
 def store(inbox: Inbox, message: BusMessage) -> str:
     """Keep one message durably, or drop it when it concerns no charger. Returns what happened."""
     body = decode_body(message.body)
+    payload: dict[str, Any]
     if not isinstance(body, dict):
         kind, payload = "undecodable", {"_undecodable": message.body[:4000].decode("utf-8", "replace")}
     elif str(body.get("ChargerId")) == EMPTY_CHARGER_ID:

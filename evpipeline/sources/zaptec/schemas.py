@@ -12,8 +12,8 @@ from evpipeline.sources.zaptec.normalize import OPERATION_MODES
 UTC_TS = pd.DatetimeTZDtype("ns", "UTC")
 
 
-def _text(nullable: bool = True, **kwargs: object) -> pa.Column:
-    return pa.Column(str, nullable=nullable, **kwargs)
+def _text(nullable: bool = True, checks: pa.Check | None = None) -> pa.Column:
+    return pa.Column(str, checks=checks, nullable=nullable)
 
 
 def _int(*checks: pa.Check, nullable: bool = True) -> pa.Column:

@@ -16,6 +16,7 @@ from evpipeline.sources.evroam.assets import evroam_sites, evroam_stations
 from evpipeline.sources.evroam.client import EVRoamResource
 from evpipeline.warehouse import WarehouseResource, Writer
 from evpipeline_tests.conftest import materialize, metadata, query, scalar
+from evpipeline_tests.typed import step_error
 
 ASSETS = [evroam_sites, evroam_stations]
 
@@ -130,9 +131,7 @@ def test_bad_key_fails_clearly(evroam_sim: EVRoamSimulator, warehouse: Warehouse
     bad = EVRoamResource(base_url=f"{evroam_sim.url}/consumer/api", subscription_key="not-the-key-123", allowed_push_hosts=evroam_sim.url)
     result = sync(bad, warehouse, raise_on_error=False)
     assert not result.success
-    error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
-    while error.cls_name != AuthError.__name__ and error.cause is not None:  # unwrap Dagster's step error
-        error = error.cause
+    error = step_error(result, AuthError.__name__)  # unwrapped from Dagster's step error
     assert error.cls_name == AuthError.__name__
     assert "401" in error.message and "invalid subscription key" in error.message
     assert "not-the-key-123" not in error.message

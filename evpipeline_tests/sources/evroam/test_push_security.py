@@ -19,7 +19,7 @@ from starlette.routing import Route
 from evpipeline.inbox import Inbox
 from evpipeline.serving import BackgroundServer
 from evpipeline.settings import ENVIRONMENT
-from evpipeline.sources.evroam.client import DEFAULT_PUSH_ORIGIN, EVRoamResource
+from evpipeline.sources.evroam.client import DEFAULT_PUSH_ORIGIN, EVRoamClient, EVRoamResource
 from evpipeline.sources.evroam.push import MAX_BODY_BYTES, MAX_EVENTS, create_webhook_app
 from evpipeline.sources.evroam.push_urls import Origin, PushUrlRefused, parse_origins, vet
 
@@ -66,21 +66,21 @@ def hostile() -> Iterator[Hostile]:
     h.stop()
 
 
-def client_for(allowed: str) -> object:
+def client_for(allowed: str) -> EVRoamClient:
     return EVRoamResource(base_url="http://127.0.0.1:9/consumer/api", subscription_key="k", allowed_push_hosts=allowed,
                           backoff_base=0.01, max_attempts=1, read_timeout=2.0).client()
 
 
 def test_a_plain_allowed_url_is_fetched(hostile: Hostile) -> None:
     client = client_for(hostile.server.url)
-    assert client.download(f"http://127.0.0.1:{hostile.port}/file.json") == RECORDS  # type: ignore[attr-defined]
+    assert client.download(f"http://127.0.0.1:{hostile.port}/file.json") == RECORDS
 
 
 @pytest.mark.parametrize("path", ["/redirect", "/redirect-same-host"])
 def test_redirects_are_refused_never_followed(hostile: Hostile, path: str) -> None:
     client = client_for(hostile.server.url)
     with pytest.raises(PushUrlRefused, match="redirect"):
-        client.download(f"http://127.0.0.1:{hostile.port}{path}")  # type: ignore[attr-defined]
+        client.download(f"http://127.0.0.1:{hostile.port}{path}")
     assert hostile.internal_hits == [] and hostile.hits == [path]  # asked once, the Location never followed
 
 
@@ -103,7 +103,7 @@ def test_urls_that_two_parsers_could_read_differently_are_refused_unfetched(host
     client = client_for(hostile.server.url)
     target = url.format(port=hostile.port, other=hostile.internal.port) if url else url
     with pytest.raises(PushUrlRefused, match=reason):
-        client.download(target)  # type: ignore[attr-defined]
+        client.download(target)
     assert hostile.hits == [] and hostile.internal_hits == []
 
 

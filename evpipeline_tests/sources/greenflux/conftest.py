@@ -7,6 +7,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster._utils.error import SerializableErrorInfo
 
 from evpipeline.run_config import op_config
 from evpipeline.simulators.greenflux import GreenFluxSimulator
@@ -18,7 +19,9 @@ from evpipeline.sources.greenflux.assets import (
 )
 from evpipeline.sources.greenflux.client import GreenFluxResource
 from evpipeline.warehouse import WarehouseResource
+from evpipeline_tests import typed
 from evpipeline_tests.conftest import materialize
+from evpipeline_tests.typed import running
 
 TOKEN = "test-gfx-token-4711"
 PAGE = 20  # the client's page size in these tests: several pages per stream
@@ -27,9 +30,9 @@ ASSETS = [greenflux_locations, greenflux_charge_stations, greenflux_tariffs]
 
 @pytest.fixture
 def greenflux_sim(clock: SimClock) -> Iterator[GreenFluxSimulator]:
-    with GreenFluxSimulator(scale=0.25, clock=clock, token=TOKEN, seed=11) as sim:
+    with running(GreenFluxSimulator(scale=0.25, clock=clock, token=TOKEN, seed=11)) as sim:
         sim.faults.retry_after = 0
-        yield sim  # type: ignore[misc]
+        yield sim
 
 
 @pytest.fixture
@@ -53,9 +56,6 @@ def sync(
                        selection=selection, raise_on_error=raise_on_error)
 
 
-def step_error(result: dg.ExecuteInProcessResult, cls_name: str) -> Any:
+def step_error(result: dg.ExecuteInProcessResult, cls_name: str) -> SerializableErrorInfo:
     """The error of the failed step, unwrapped from Dagster's wrapper down to `cls_name`."""
-    error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
-    while error.cls_name != cls_name and error.cause is not None:
-        error = error.cause
-    return error
+    return typed.step_error(result, cls_name)

@@ -22,6 +22,7 @@ from evpipeline.sources.greenflux.client import GreenFluxResource
 from evpipeline.warehouse import WarehouseResource, Writer
 from evpipeline_tests.conftest import metadata, query, scalar
 from evpipeline_tests.sources.greenflux.conftest import PAGE, TOKEN, resource, step_error, sync
+from evpipeline_tests.typed import all_of
 
 LOCATIONS_ONLY = [LOCATIONS_KEY, EVSES_KEY, CONNECTORS_KEY]  # one endpoint, one step
 
@@ -356,12 +357,13 @@ def test_definitions_schedule_every_fifteen_minutes_by_default() -> None:
     from evpipeline import settings
     from evpipeline.sources.greenflux.definitions import defs
 
-    schedules = {s.name: s for s in defs.schedules}  # type: ignore[union-attr]
+    schedules = {s.name: s for s in all_of(defs.schedules, dg.ScheduleDefinition)}
     assert settings.ENVIRONMENT["GREENFLUX_CRON"][0] == "*/15 * * * *"
     assert schedules["greenflux_delta"].cron_schedule == settings.get("GREENFLUX_CRON")
     assert schedules["greenflux_daily_full"].cron_schedule == settings.get("GREENFLUX_FULL_CRON")
-    assert {a.op.name for a in defs.assets} == {"greenflux_locations", "greenflux_charge_stations", "greenflux_tariffs"}  # type: ignore[union-attr]
-    assert dg.AssetKey(["greenflux", "evses"]) in {k for a in defs.assets for k in a.keys}  # type: ignore[union-attr]
+    assets = all_of(defs.assets, dg.AssetsDefinition)
+    assert {a.op.name for a in assets} == {"greenflux_locations", "greenflux_charge_stations", "greenflux_tariffs"}
+    assert dg.AssetKey(["greenflux", "evses"]) in {k for a in assets for k in a.keys}
 
 
 def _fetch(greenflux: GreenFluxResource) -> list[Any]:

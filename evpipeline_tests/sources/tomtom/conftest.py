@@ -15,6 +15,7 @@ from evpipeline.simulators.tomtom import TomTomSimulator
 from evpipeline.simulators.toolkit import ChargingPark, SimClock
 from evpipeline.sources.tomtom.client import TomTomResource
 from evpipeline.warehouse import WarehouseResource
+from evpipeline_tests.typed import running
 
 KEY = "tt-test-key-123"
 # TomTom type -> (OCPI standard, format), the inverse of the mapping-hints table.
@@ -36,8 +37,8 @@ def parks() -> list[ChargingPark]:
 
 @pytest.fixture
 def tomtom_sim(parks: list[ChargingPark], clock: SimClock) -> Iterator[TomTomSimulator]:
-    with TomTomSimulator(parks=parks, clock=clock, qps=2000, api_key=KEY) as sim:
-        yield sim  # type: ignore[misc]
+    with running(TomTomSimulator(parks=parks, clock=clock, qps=2000, api_key=KEY)) as sim:
+        yield sim
 
 
 def resource(sim: TomTomSimulator, **overrides: Any) -> TomTomResource:

@@ -24,6 +24,7 @@ from evpipeline.sources.tomtom.client import TomTomResource
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import materialize, metadata, query, scalar
 from evpipeline_tests.sources.tomtom.conftest import fill_mart, resource
+from evpipeline_tests.typed import present
 
 ASSETS = [tomtom_location_mapping, tomtom_availability]
 COUNTS = "available, occupied, reserved, unknown, out_of_service"
@@ -47,8 +48,8 @@ def expected_rows(sim: TomTomSimulator, ids: list[str]) -> set[tuple[Any, ...]]:
     return rows
 
 
-def failure_message(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
-    error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+def failure_message(result: dg.ExecuteInProcessResult) -> tuple[str | None, str]:
+    error = present(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
     while error.cause is not None and error.cls_name not in (AuthError.__name__, "Failure"):
         error = error.cause
     return error.cls_name, error.message

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import uuid
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ from evpipeline.simulators.toolkit import SimClock
 from evpipeline.sources.tomtom import normalize, wire
 from evpipeline.sources.tomtom.client import TomTomResource
 from evpipeline_tests.sources.tomtom.conftest import KEY, resource
+from evpipeline_tests.typed import running
 
 
 def test_poll_returns_what_the_api_says(tomtom: TomTomResource, tomtom_sim: TomTomSimulator) -> None:
@@ -38,19 +40,19 @@ def test_filters_are_honoured(tomtom: TomTomResource, tomtom_sim: TomTomSimulato
     powers = sorted({lv.power_kw for lv in poi.levels})
     kinds = sorted(poi.connector_types)
     assert poi.availability_id is not None
-    cases = [
+    cases: list[tuple[dict[str, Any], tuple[set[str] | None, float | None, float | None]]] = [
         ({"connector_set": kinds[:1]}, (set(kinds[:1]), None, None)),
         ({"min_power_kw": powers[-1]}, (None, powers[-1], None)),  # closed: the top level itself is included
         ({"max_power_kw": powers[0]}, (None, None, powers[0])),
         ({"min_power_kw": powers[0], "max_power_kw": powers[0]}, (None, powers[0], powers[0])),
     ]
     for filters, (kind_set, low, high) in cases:
-        poll = client.availability(poi.availability_id, **filters)  # type: ignore[arg-type]
+        poll = client.availability(poi.availability_id, **filters)
         assert poll.body == tomtom_sim.availability_body(poi.availability_id, kind_set, low, high)
-        levels = [lv["powerKW"] for c in poll.body["connectors"] for lv in c["availability"]["perPowerLevel"]]  # type: ignore[index]
+        levels = [lv["powerKW"] for c in poll.body["connectors"] for lv in c["availability"]["perPowerLevel"]]
         assert levels and all((low is None or kw >= low) and (high is None or kw <= high) for kw in levels)
         if kind_set:
-            assert {c["type"] for c in poll.body["connectors"]} == kind_set  # type: ignore[index]
+            assert {c["type"] for c in poll.body["connectors"]} == kind_set
     sent = tomtom_sim.requests_to("/chargingAvailability")[-len(cases):]
     assert sent[0].query["connectorSet"] == [kinds[0]] and "minPowerKW" in sent[3].query and "maxPowerKW" in sent[3].query
 
@@ -124,7 +126,7 @@ def test_429_backs_off_as_retry_after_says(tomtom: TomTomResource, tomtom_sim: T
 
 def test_over_qps_client_is_throttled_then_recovers(clock: SimClock, parks: list) -> None:
     """A key configured above the server's real limit meets real 429s and still completes, via Retry-After."""
-    with TomTomSimulator(parks=parks, clock=clock, qps=8, api_key=KEY) as sim:
+    with running(TomTomSimulator(parks=parks, clock=clock, qps=8, api_key=KEY)) as sim:
         ids = sim.availability_ids()[:20]
         client = resource(sim, qps=200, concurrency=4).client()  # believes it may do 200/s
         batch = client.poll_many(ids)

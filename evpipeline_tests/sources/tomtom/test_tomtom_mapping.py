@@ -18,6 +18,7 @@ from evpipeline.sources.tomtom.matching import Location, MatchRules, decide, ove
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import materialize, metadata, query, scalar
 from evpipeline_tests.sources.tomtom.conftest import NOW, fill_mart
+from evpipeline_tests.typed import present
 
 SEARCH = "/categorySearch/"
 
@@ -51,7 +52,7 @@ def test_every_location_maps_to_its_own_poi_or_is_reported(
             assert poi.availability_id is None and aid is None
         else:
             assert aid is None
-    live = [p for p in parks if tomtom_sim.poi_for(p.ref).availability_id]  # type: ignore[union-attr]
+    live = [p for p in parks if present(tomtom_sim.poi_for(p.ref)).availability_id]
     matched = [p for p in live if found[p.ref][0] == "matched"]
     assert len(matched) >= 0.9 * len(live)
     assert meta["matched"] == len(matched) and meta["no_live_data"] == len(parks) - len(live)
@@ -182,7 +183,7 @@ def test_decide_rules() -> None:
     assert decide(loc, [_result("third", *at(5), ["IEC62196Type2CCS", "Tesla", "IEC62196Type2Outlet"])]).status == "unmatched"
     # A clearly better candidate wins; two similar ones are ambiguous.
     clear = decide(loc, [_result("a", *at(5), ["IEC62196Type2CCS", "Chademo"]), _result("b", *at(60), ["IEC62196Type2CCS", "Chademo"])])
-    assert clear.status == "matched" and clear.best.poi_id == "a" and clear.runner_up.poi_id == "b"  # type: ignore[union-attr]
+    assert clear.status == "matched" and present(clear.best).poi_id == "a" and present(clear.runner_up).poi_id == "b"
     tied = decide(loc, [_result("a", *at(5), ["IEC62196Type2CCS", "Chademo"]), _result("b", *at(15), ["IEC62196Type2CCS", "Chademo"])])
     assert tied.status == "ambiguous"
     assert decide(loc, [_result("a", *at(5), ["Chademo", "IEC62196Type2CCS"], live=False)]).status == "no_live_data"

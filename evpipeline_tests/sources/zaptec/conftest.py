@@ -20,6 +20,7 @@ from evpipeline.sources.zaptec.assets import (
 from evpipeline.sources.zaptec.client import ZaptecResource
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import materialize
+from evpipeline_tests.typed import running
 
 USER, PASSWORD = "fleet-manager@example.com", "correct-horse-battery"
 ASSETS = [zaptec_installations, zaptec_circuits, zaptec_chargers, zaptec_charger_states]
@@ -29,7 +30,7 @@ STATES = [dg.AssetKey(["zaptec", "charger_states"])]
 
 def simulator(clock: SimClock, chargers: int = 24, *, limited: bool = False, **kwargs: Any) -> ZaptecSimulator:
     """A simulator; unless `limited`, its API limit is lifted (tests about data, not about limits)."""
-    limits = {} if limited else {"rate": 1000.0, "burst": 1000.0}
+    limits: dict[str, Any] = {} if limited else {"rate": 1000.0, "burst": 1000.0}
     return ZaptecSimulator(chargers=chargers, clock=clock, username=USER, password=PASSWORD, **limits, **kwargs)
 
 
@@ -45,8 +46,8 @@ def resource_for(sim: ZaptecSimulator, *, limited: bool = False, **overrides: An
 
 @pytest.fixture
 def zaptec_sim(clock: SimClock) -> Iterator[ZaptecSimulator]:
-    with simulator(clock) as sim:
-        yield sim  # type: ignore[misc]
+    with running(simulator(clock)) as sim:
+        yield sim
 
 
 @pytest.fixture

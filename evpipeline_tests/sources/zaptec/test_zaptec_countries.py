@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -113,7 +114,7 @@ def test_constants_are_read_without_a_token_and_truncated_answers_retried(
 
 def test_normalize_prefers_the_country_id_then_the_time_zone() -> None:
     nld, unknown = "7A9E3C21-4D5F-4B6A-8C7D-1E2F3A4B5C6D", "11111111-2222-4333-8444-555555555555"
-    records = [
+    records: list[dict[str, Any]] = [
         {"Id": "i1", "CountryId": nld, "TimeZoneIanaName": "Europe/Brussels"},
         {"Id": "i2", "CountryId": unknown, "TimeZoneIanaName": "Europe/Oslo"},
         {"Id": "i3", "CountryId": unknown, "TimeZoneIanaName": "Asia/Tokyo"},

@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
 
 from evpipeline.lane.feeds import FeedReport
+from evpipeline.normalize import Rows
 from evpipeline.resources import PushInboxResource
 from evpipeline.simulators.zaptec import EMPTY_CHARGER_ID, ZaptecSimulator, dotnet
 from evpipeline.sources.zaptec.client import SubscriptionGone, ZaptecResource
@@ -38,10 +41,10 @@ def counts(report: FeedReport) -> dict[str, int]:
     return {"inserted": c.inserted, "updated": c.updated, "quarantined": outcome.tables[STATES].quarantined}
 
 
-def wait_for(condition: object, seconds: float = 10.0) -> bool:
+def wait_for(condition: Callable[[], object], seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return True
         time.sleep(0.05)
     return False
@@ -235,7 +238,7 @@ def test_a_poison_message_is_dead_lettered_and_the_rest_merge(
     sim.publish_raw({**good, "StateId": 710, "ValueAsString": "3"})
     real = assets.normalize.observations
 
-    def observations(records):  # type: ignore[no-untyped-def]
+    def observations(records: Iterable[Any]) -> Rows:
         records = list(records)
         if any(r.get("ChargerId") == "poison" for r in records if isinstance(r, dict)):
             raise KeyError("something nobody foresaw")

@@ -13,12 +13,13 @@ from evpipeline.simulators.toolkit import SimClock
 from evpipeline.simulators.zaptec import ZaptecSimulator
 from evpipeline.sources.zaptec.client import STATIC, ZaptecResource
 from evpipeline_tests.sources.zaptec.conftest import resource_for, simulator
+from evpipeline_tests.typed import running
 
 
 def test_a_client_without_the_limiter_is_answered_429(clock: SimClock) -> None:
     """The baseline that gives the zero-429 results below their meaning."""
-    with simulator(clock, chargers=6, limited=True) as sim:
-        token = resource_for(sim, limited=True).client().api.auth.token()  # type: ignore[attr-defined]
+    with running(simulator(clock, chargers=6, limited=True)) as sim:
+        token = resource_for(sim, limited=True).client().api.auth.token()  # type: ignore[attr-defined]  # HttpClient.auth is the Auth base; Zaptec's has token()
         greedy = HttpClient("greedy", sim.url, retry=RetryPolicy(max_attempts=1))
         charger = next(iter(sim.chargers))
         statuses = []
@@ -31,7 +32,7 @@ def test_a_client_without_the_limiter_is_answered_429(clock: SimClock) -> None:
 
 
 def test_state_polls_are_served_before_a_bulk_static_refresh(clock: SimClock) -> None:
-    with simulator(clock, chargers=16, limited=True) as sim:
+    with running(simulator(clock, chargers=16, limited=True)) as sim:
         client = resource_for(sim, limited=True).client()
         installation_ids = [i["Id"] for i in client.installations().records]
         charger_ids = [c["Id"] for c in client.chargers().records]
@@ -87,9 +88,9 @@ def test_500_chargers_sync_without_a_single_429(tmp_path: object) -> None:
 def test_the_simulator_caps_list_endpoints_and_requires_a_user_agent(clock: SimClock) -> None:
     import requests
 
-    with simulator(clock, chargers=4, list_limits=((2, 30.0),)) as sim:
+    with running(simulator(clock, chargers=4, list_limits=((2, 30.0),))) as sim:
         client = resource_for(sim).client()
-        token = client.api.auth.token()  # type: ignore[attr-defined]
+        token = client.api.auth.token()  # type: ignore[attr-defined]  # HttpClient.auth is the Auth base; Zaptec's has token()
         headers = {"Authorization": f"Bearer {token}", "User-Agent": "test"}
         answers = [requests.get(f"{sim.url}/api/chargers", headers=headers, timeout=5) for _ in range(3)]
         assert [a.status_code for a in answers] == [200, 200, 429] and int(answers[-1].headers["Retry-After"]) > 20
@@ -117,7 +118,7 @@ def test_list_calls_wait_for_their_own_budget_without_holding_up_the_rest() -> N
 
 
 def test_the_client_paces_list_calls_to_zaptecs_caps(clock: SimClock) -> None:
-    with simulator(clock, chargers=200, list_limits=((3, 60.0), (150, 1800.0))) as sim:
+    with running(simulator(clock, chargers=200, list_limits=((3, 60.0), (150, 1800.0)))) as sim:
         client = resource_for(sim, list_per_minute=3).client()
         client.installations()  # 1 page
         client.chargers()  # 2 pages of 100: the cap reached, not exceeded

@@ -24,6 +24,7 @@ from evpipeline_tests.sources.zaptec.conftest import (
     sync_states,
     sync_static,
 )
+from evpipeline_tests.typed import running, step_error
 
 
 def sim_values(sim: ZaptecSimulator) -> dict[tuple[str, int], str | None]:
@@ -40,7 +41,7 @@ def warehouse_chargers(warehouse: WarehouseResource) -> list[str]:
 
 
 def test_paging_uses_the_minimum_number_of_requests(clock: SimClock, warehouse: WarehouseResource, inbox: PushInboxResource) -> None:
-    with simulator(clock, chargers=330) as sim:
+    with running(simulator(clock, chargers=330)) as sim:
         zaptec = resource_for(sim)
         result = sync_static(zaptec, warehouse, inbox)
         installations, chargers = len(sim.installations), len(sim.chargers)
@@ -158,9 +159,7 @@ def test_bad_credentials_fail_clearly(zaptec_sim: ZaptecSimulator, warehouse: Wa
     bad = resource_for(zaptec_sim, password="not-the-password-42")
     result = sync_static(bad, warehouse, inbox, raise_on_error=False)
     assert not result.success
-    error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
-    while error.cls_name != AuthError.__name__ and error.cause is not None:
-        error = error.cause
+    error = step_error(result, AuthError.__name__)
     assert error.cls_name == AuthError.__name__
     assert "refused the credentials (check ZAPTEC_USERNAME and ZAPTEC_PASSWORD)" in error.message and "invalid_grant" in error.message
     assert "not-the-password-42" not in error.message and "HTTP 400" in error.message
