@@ -27,6 +27,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -37,6 +38,8 @@ log = logging.getLogger("evpipeline.http")
 
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# What every provider answers when its backend fails for a moment (docs/sources.md): retried too.
+TRANSIENT_STATUSES = RETRY_STATUSES | {500}
 _EXCERPT = 300
 T = TypeVar("T")
 
@@ -721,6 +724,15 @@ class Page:
     body: Any
     response: requests.Response
     number: int  # 1 for the first request of the walk
+
+
+@dataclass
+class Pull:
+    """Every record of a paged list, the server time of its first page (its as-of) and the pages read."""
+
+    records: list[dict[str, Any]]
+    server_time: datetime
+    pages: int
 
 
 class Paginator(Protocol):

@@ -34,7 +34,7 @@ import requests
 from pydantic import Field
 
 from evpipeline.http import (
-    RETRY_STATUSES,
+    TRANSIENT_STATUSES,
     AuthError,
     ClientError,
     HttpClient,
@@ -275,7 +275,7 @@ class NdwPushResource(dg.ConfigurableResource):
     def client(self, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> NdwPushClient:
         retry = RetryPolicy(
             max_attempts=self.max_attempts, backoff_base=self.backoff_base, backoff_max=self.backoff_max,
-            max_retry_after=self.max_retry_after, statuses=RETRY_STATUSES | {500},
+            max_retry_after=self.max_retry_after, statuses=TRANSIENT_STATUSES,
         )
         timeout = (self.connect_timeout, self.read_timeout)
         token_http = HttpClient(TOKEN_API, self.token_url, retry=retry, timeout=timeout, sleep=sleep)

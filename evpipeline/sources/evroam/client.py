@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import dagster as dg
 from pydantic import Field
 
 from evpipeline.http import (
-    RETRY_STATUSES,
     ClientError,
     HeaderKeyAuth,
     HttpClient,
     NoAuth,
     PageNumberPaginator,
-    RetryPolicy,
+    Pull,
     shared_limiter,
 )
+from evpipeline.resources import ApiResource
 from evpipeline.sources.evroam.push_urls import Origin, PushUrlRefused, parse_origins, vet
 from evpipeline.timeutil import http_date, parse_http_date, utcnow
 
@@ -33,15 +31,6 @@ PAGING = PageNumberPaginator(param="resultPage", has_more="hasMoreResults")
 
 class PushFileGone(Exception):  # noqa: N818 - a state of the world, not a bug
     """The notification's file expired (403) or was deleted (404): fall back to a delta sync."""
-
-
-@dataclass
-class Pull:
-    """Records returned by a (delta) pull and the server time it started at (the next watermark)."""
-
-    records: list[dict[str, Any]]
-    server_time: datetime
-    pages: int
 
 
 class EVRoamClient:
@@ -94,7 +83,7 @@ class EVRoamClient:
         return self.files.expect(body, list, "a push file with a list of records", response)
 
 
-class EVRoamResource(dg.ConfigurableResource):
+class EVRoamResource(ApiResource):
     """EVRoam Consumer API (NZ Transport Agency): sites, charging stations, availability, push."""
 
     base_url: str = Field(description="API base, e.g. https://evroam.azure-api.net/consumer/api")
@@ -104,15 +93,9 @@ class EVRoamResource(dg.ConfigurableResource):
         description="Comma list of origins (scheme://host[:port]) push files may be downloaded from; `*.` for subdomains",
     )
     requests_per_second: float = Field(default=5.0, description="Proactive client-side rate limit")
-    connect_timeout: float = 3.05
-    read_timeout: float = 30.0
-    max_attempts: int = 5
-    backoff_base: float = 0.5
 
     def client(self) -> EVRoamClient:
-        # Azure API Management answers 500 when the backend fails for a moment: transient, retried.
-        retry = RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base, statuses=RETRY_STATUSES | {500})
-        timeout = (self.connect_timeout, self.read_timeout)
+        retry, timeout = self.retry_policy(), self.timeouts()
         api = HttpClient(
             "evroam",
             self.base_url,

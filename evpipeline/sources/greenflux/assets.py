@@ -177,43 +177,41 @@ def sync_locations(warehouse: WarehouseResource, client: GreenFluxClient, config
                  tables=tables, mark=mark, after_batch=sweep, before_commit=finish)
 
 
-def sync_charge_stations(warehouse: WarehouseResource, client: GreenFluxClient, config: GreenFluxSyncConfig, *,
-                         run_id: str | None, log: Logger) -> SyncOutcome:
-    """Charge stations since the watermark (or all), in one transaction."""
-    since, bootstrap, mark = _start(warehouse, "ChargeStations", config)
-    seen: list[str] = []
+def _sync_list(warehouse: WarehouseResource, client: GreenFluxClient, config: GreenFluxSyncConfig, *, stream: str,
+               table: str, rows_of: Callable[[list[dict[str, Any]]], Any], schema: Any,
+               pages: Callable[[datetime | None], Iterator[Page]], run_id: str | None, log: Logger) -> SyncOutcome:
+    """One list endpoint into one table: a `date_from` delta, or (full) a complete list after which
+    whatever is no longer listed is flagged deleted (a deleted tariff or station just vanishes)."""
+    since, bootstrap, mark = _start(warehouse, stream, config)
+    seen: list[pd.DataFrame] = []
 
     def tables(records: list[dict[str, Any]]) -> tuple[list[TableRows], pd.Series]:
-        rows = normalize.charge_stations(records)
-        seen.extend(rows.frame["charge_station_id"].dropna().astype(str))
-        return [TableRows(CHARGE_STATIONS, rows.frame, schemas.CHARGE_STATIONS, KEYS[CHARGE_STATIONS], rows.raw,
-                          STATUS[CHARGE_STATIONS])], rows.frame["last_updated"]
+        rows = rows_of(records)
+        seen.append(rows.frame[list(KEYS[table])].dropna())
+        return [TableRows(table, rows.frame, schema, KEYS[table], rows.raw, STATUS.get(table))], rows.frame["last_updated"]
 
     def finish(writer: Writer) -> None:
         if config.mode == "full" and not bootstrap and mark.first_page_at is not None:
-            writer.flag_missing(CHARGE_STATIONS, KEYS[CHARGE_STATIONS], pd.DataFrame({"charge_station_id": seen}), mark.first_page_at)
+            listed = pd.concat(seen) if seen else pd.DataFrame(columns=list(KEYS[table]))
+            writer.flag_missing(table, KEYS[table], listed, mark.first_page_at)
 
-    return _sync(warehouse, client, run_id=run_id, log=log, stream="ChargeStations",
-                 pages=client.charge_stations(since), since=since, tables=tables, mark=mark, before_commit=finish)
+    return _sync(warehouse, client, run_id=run_id, log=log, stream=stream, pages=pages(since), since=since,
+                 tables=tables, mark=mark, before_commit=finish)
+
+
+def sync_charge_stations(warehouse: WarehouseResource, client: GreenFluxClient, config: GreenFluxSyncConfig, *,
+                         run_id: str | None, log: Logger) -> SyncOutcome:
+    """Charge stations since the watermark (or all), in one transaction."""
+    return _sync_list(warehouse, client, config, stream="ChargeStations", table=CHARGE_STATIONS,
+                      rows_of=normalize.charge_stations, schema=schemas.CHARGE_STATIONS, pages=client.charge_stations,
+                      run_id=run_id, log=log)
 
 
 def sync_tariffs(warehouse: WarehouseResource, client: GreenFluxClient, config: GreenFluxSyncConfig, *,
                  run_id: str | None, log: Logger) -> SyncOutcome:
     """Tariffs since the watermark (or all): a changed tariff is an ad-hoc price change (AFIR dynamic data)."""
-    since, bootstrap, mark = _start(warehouse, "tariffs", config)
-    seen: list[str] = []
-
-    def tables(records: list[dict[str, Any]]) -> tuple[list[TableRows], pd.Series]:
-        rows = normalize.tariffs(records)
-        seen.extend(rows.frame["tariff_id"].dropna().astype(str))
-        return [TableRows(TARIFFS, rows.frame, schemas.TARIFFS, KEYS[TARIFFS], rows.raw)], rows.frame["last_updated"]
-
-    def finish(writer: Writer) -> None:
-        if config.mode == "full" and not bootstrap and mark.first_page_at is not None:  # a deleted tariff just vanishes
-            writer.flag_missing(TARIFFS, KEYS[TARIFFS], pd.DataFrame({"tariff_id": seen}), mark.first_page_at)
-
-    return _sync(warehouse, client, run_id=run_id, log=log, stream="tariffs", pages=client.tariffs(since),
-                 since=since, tables=tables, mark=mark, before_commit=finish)
+    return _sync_list(warehouse, client, config, stream="tariffs", table=TARIFFS, rows_of=normalize.tariffs,
+                      schema=schemas.TARIFFS, pages=client.tariffs, run_id=run_id, log=log)
 
 
 def _report(sync: Callable[..., SyncOutcome]) -> Callable[..., SyncReport]:

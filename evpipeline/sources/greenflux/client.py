@@ -7,19 +7,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import dagster as dg
 import requests
 from pydantic import Field
 
 from evpipeline.http import (
-    RETRY_STATUSES,
     HttpClient,
     OffsetPaginator,
-    RetryPolicy,
     TokenAuth,
     shared_limiter,
 )
 from evpipeline.ocpi.status import ocpi_check
+from evpipeline.resources import ApiResource
 from evpipeline.timeutil import iso_utc, parse_http_date, utcnow
 
 LOCATIONS = "api/2.0/Locations"
@@ -101,7 +99,7 @@ class GreenFluxClient:
         return self.api.expect(data, dict, "one location", response)
 
 
-class GreenFluxResource(dg.ConfigurableResource):
+class GreenFluxResource(ApiResource):
     """GreenFlux Charge-Location Management API: Locations v2, Charge Stations and tariffs."""
 
     base_url: str = Field(description="Platform base URL, e.g. https://platform.greenflux.com")
@@ -110,10 +108,8 @@ class GreenFluxResource(dg.ConfigurableResource):
     tariffs_path: str = Field(default=TARIFFS, description="Tariffs list endpoint (an assumption, see docs/sources.md)")
     requests_per_second: float = Field(default=10.0, description="Proactive client-side rate limit")
     live_poll_seconds: float = Field(default=30.0, description="Real-time lane: seconds between Locations/tariffs deltas (0: off); keeps change -> NDW under a minute")
-    connect_timeout: float = 3.05
-    read_timeout: float = 60.0
+    read_timeout: float = Field(default=60.0, description="Seconds to wait for an answer (large pages)")
     max_attempts: int = 6
-    backoff_base: float = 0.5
 
     def client(self) -> GreenFluxClient:
         api = HttpClient(
@@ -121,9 +117,8 @@ class GreenFluxResource(dg.ConfigurableResource):
             self.base_url,
             auth=TokenAuth(self.token),  # OCPI 2.1.1 style: the raw token, not base64
             limiter=shared_limiter(f"greenflux:{self.base_url}", self.requests_per_second, burst=max(1.0, self.requests_per_second)),
-            # A 500 (like OCPI 3000 in a 200) is GreenFlux's platform failing for a moment: retried.
-            retry=RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base, statuses=RETRY_STATUSES | {500}),
-            timeout=(self.connect_timeout, self.read_timeout),
+            retry=self.retry_policy(),
+            timeout=self.timeouts(),
         )
         return GreenFluxClient(api, self.page_limit, self.tariffs_path)
 

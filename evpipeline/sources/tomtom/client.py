@@ -18,22 +18,20 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import dagster as dg
 import requests
 from pydantic import Field
 
 from evpipeline.http import (
-    RETRY_STATUSES,
     AuthError,
     HttpClient,
     HttpError,
     QueryKeyAuth,
     ResponseFormatError,
     RetryableResponse,
-    RetryPolicy,
     select_data,
     shared_limiter,
 )
+from evpipeline.resources import ApiResource
 from evpipeline.sources.tomtom.wire import Poll, WireFormat, parse_availability_xml
 from evpipeline.timeutil import parse_http_date, utcnow
 
@@ -191,7 +189,7 @@ class TomTomClient:
         return results
 
 
-class TomTomResource(dg.ConfigurableResource):
+class TomTomResource(ApiResource):
     """TomTom Search + EV Charging Stations Availability v2 (API key in the query, QPS-limited)."""
 
     base_url: str = Field(description="API base, e.g. https://api.tomtom.com")
@@ -202,10 +200,7 @@ class TomTomResource(dg.ConfigurableResource):
     )
     concurrency: int = Field(default=8, description="Requests in flight at once (the limiter still paces them)")
     search_radius_m: float = Field(default=150.0, description="Radius of the search around each location")
-    connect_timeout: float = 3.05
-    read_timeout: float = 10.0
-    max_attempts: int = 5
-    backoff_base: float = 0.5
+    read_timeout: float = Field(default=10.0, description="Seconds to wait for an answer")
 
     def client(self) -> TomTomClient:
         rate = max(0.1, self.qps * (1 - self.qps_headroom))
@@ -215,9 +210,8 @@ class TomTomResource(dg.ConfigurableResource):
             auth=QueryKeyAuth("key", self.api_key),
             # Burst 1: requests are evenly spaced, so no 1 s window holds more than 1 + rate of them.
             limiter=shared_limiter(f"tomtom:{self.base_url}", rate, burst=1.0),
-            # TomTom's 5xx are transient as a rule: retry 500 too, not only 502/503/504.
-            retry=RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base, statuses=RETRY_STATUSES | {500}),
-            timeout=(self.connect_timeout, self.read_timeout),
+            retry=self.retry_policy(),
+            timeout=self.timeouts(),
             pool_size=max(self.concurrency, 1),
         )
         return TomTomClient(api, concurrency=self.concurrency, search_radius_m=self.search_radius_m)

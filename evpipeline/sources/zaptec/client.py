@@ -33,13 +33,13 @@ import requests
 from pydantic import Field
 
 from evpipeline.http import (
-    RETRY_STATUSES,
     AuthError,
     ClientError,
     HttpClient,
     HttpError,
     OAuth2Bearer,
     PageIndexPaginator,
+    Pull,
     RateLimitedError,
     ResponseFormatError,
     RetryableResponse,
@@ -47,6 +47,7 @@ from evpipeline.http import (
     select_data,
     shared_limiter,
 )
+from evpipeline.resources import ApiResource
 from evpipeline.timeutil import parse_http_date, utcnow
 
 PAGE_SIZE_MAX = 100  # Zaptec enforces at most 100 records per page
@@ -75,15 +76,6 @@ def parse_country_ids(text: str) -> dict[str, str]:
 
 class SubscriptionGone(Exception):  # noqa: N818 - a state of the world, not a bug
     """The Service Bus subscription no longer exists (Zaptec removes them after 14 days unused)."""
-
-
-@dataclass
-class Pull:
-    """Records of a paged list and the server time of its first page (the as-of of the snapshot)."""
-
-    records: list[dict[str, Any]]
-    server_time: datetime
-    pages: int
 
 
 @dataclass
@@ -455,7 +447,7 @@ _LOGINS: dict[tuple[str, str], OAuth2Bearer] = {}
 _LOGINS_LOCK = threading.Lock()
 
 
-class ZaptecResource(dg.ConfigurableResource):
+class ZaptecResource(ApiResource):
     """Zaptec cloud API (api.zaptec.com): installations, chargers, charger states and messages."""
 
     base_url: str = Field(description="API base, e.g. https://api.zaptec.com")
@@ -471,10 +463,6 @@ class ZaptecResource(dg.ConfigurableResource):
     )
     concurrency: int = Field(default=4, description="Threads polling charger states (they share the limit)")
     page_size: int = Field(default=PAGE_SIZE_MAX, description="PageSize of paged lists (at most 100)")
-    connect_timeout: float = 3.05
-    read_timeout: float = 30.0
-    max_attempts: int = 5
-    backoff_base: float = 0.5
     listen: bool = Field(default=True, description="Let the real-time lane long-poll the Service Bus message subscription")
     list_per_minute: int = Field(default=30, description="Zaptec's cap on list calls (/api/chargers, /api/installation) per minute")
     list_per_30_minutes: int = Field(default=150, description="... and per 30 minutes")
@@ -503,9 +491,7 @@ class ZaptecResource(dg.ConfigurableResource):
             return login
 
     def client(self) -> ZaptecClient:
-        # Zaptec's guidelines list 500 as "an error occurred on the API server": transient, retried.
-        retry = RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base, statuses=RETRY_STATUSES | {500})
-        timeout = (self.connect_timeout, self.read_timeout)
+        retry, timeout = self.retry_policy(), self.timeouts()
         account = hashlib.sha256(self.username.encode()).hexdigest()[:12]  # the limiter is per account
         api = HttpClient(
             "zaptec",
