@@ -15,6 +15,7 @@ import base64
 import http.client
 import json
 import multiprocessing
+import multiprocessing.queues
 import os
 import random
 import subprocess
@@ -23,6 +24,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from evpipeline.serving import free_port
@@ -82,11 +84,18 @@ class LoadResult:
     path: str
 
 
-def _client(url: str, headers: dict[str, str], paths: list[str], warmup: float, duration: float, seed: int,
-            out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    """One closed-loop client on one keep-alive connection: latencies of requests after warm-up."""
+def _host_port(url: str) -> tuple[str, int | None]:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    if parts.hostname is None:
+        raise ValueError(f"no host in {url!r}")
+    return parts.hostname, parts.port
+
+
+def _client(url: str, headers: dict[str, str], paths: list[str], warmup: float, duration: float, seed: int,
+            out: multiprocessing.queues.Queue[tuple[list[float], int, int]]) -> None:
+    """One closed-loop client on one keep-alive connection: latencies of requests after warm-up."""
+    host, port = _host_port(url)
+    conn = http.client.HTTPConnection(host, port, timeout=30)
     rng = random.Random(seed)
     latencies: list[float] = []
     errors = received = 0
@@ -103,7 +112,7 @@ def _client(url: str, headers: dict[str, str], paths: list[str], warmup: float, 
             ok = response.status == 200
         except (OSError, http.client.HTTPException):
             conn.close()
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            conn = http.client.HTTPConnection(host, port, timeout=30)
             ok, body = False, b""
         ended = time.perf_counter()
         if began >= measure_from:
@@ -120,8 +129,7 @@ def load_test(url: str, token: str, *, path: str = "/ocpi/2.2.1/locations", limi
               duration: float = 10.0, warmup: float = 2.0) -> LoadResult:
     """GET random `limit`-pages of `path` from `clients` processes for `duration` s; throughput and latency."""
     headers = {"Authorization": "Token " + base64.b64encode(token.encode()).decode(), "Accept": "application/json"}
-    parts = urlsplit(url)
-    probe = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    probe = http.client.HTTPConnection(*_host_port(url), timeout=30)
     probe.request("GET", f"{path}?limit=1", headers=headers)
     first = probe.getresponse()
     first.read()
@@ -154,7 +162,7 @@ def load_test(url: str, token: str, *, path: str = "/ocpi/2.2.1/locations", limi
 
 
 def measure(locations: int = 100_000, *, duration: float = 20.0, warmup: float = 3.0, clients: int = 2, limit: int = 100,
-            data_dir: Path | None = None) -> dict[str, object]:
+            data_dir: Path | None = None) -> dict[str, Any]:
     """Build (or reuse) the data, start `serve-ocpi` in its own process, run `load_test`, stop it."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="ocpi-bench-"))
     timings: dict[str, float] = {}

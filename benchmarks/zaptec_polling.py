@@ -20,6 +20,7 @@ from evpipeline.sources.zaptec.assets import merge_observations
 from evpipeline.sources.zaptec.client import ZaptecResource
 from evpipeline.sources.zaptec.tables import STATES
 from evpipeline.warehouse import WarehouseResource
+from evpipeline.warehouse.rows import scalar
 
 ALLOWED_RATE = 10.0  # Zaptec's documented limit, requests/s per account
 
@@ -80,7 +81,7 @@ def measure_state_sync(
         )
         merge_seconds = time.monotonic() - merge_started
         with warehouse.get_connection() as con:
-            stored = int(con.execute(f"SELECT count(*) FROM {STATES}").fetchone()[0])
+            stored = int(scalar(con.execute(f"SELECT count(*) FROM {STATES}")))
         api_requests = sim.requests_to("/api/")
         return StateSyncMeasurement(
             chargers=len(charger_ids),

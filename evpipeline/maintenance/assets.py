@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations`: Dagster reads the `config:` annotation at decoration time.
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -66,9 +67,9 @@ def history_retention(
     return dg.MaterializeResult(metadata=retention_metadata(results, root))
 
 
-def retention_metadata(results: list[TrimResult], root: Path) -> dict[str, object]:
+def retention_metadata(results: list[TrimResult], root: Path) -> dict[str, Any]:
     """Totals, per-table counts (plottable over runs) and a summary table."""
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         "rows_archived": sum(r.rows_archived for r in results),
         "rows_deleted": sum(r.rows_deleted for r in results),
         "archive_bytes": sum(r.archive_bytes for r in results),

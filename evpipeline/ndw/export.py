@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 
 from evpipeline import settings
+from evpipeline.warehouse.rows import one_row, scalar
 
 OCPI_TS = "%Y-%m-%dT%H:%M:%SZ"
 # Temp tables that limit a build to some locations and tariffs (the real-time lane's changes).
@@ -247,18 +248,18 @@ def build_export(con: duckdb.DuckDBPyConnection, *, scoped: bool = False, countr
         ORDER BY l.country_code, l.party_id, l.location_id
     """).fetchall()
 
-    export = OcpiExport(candidates=con.execute("SELECT count(*) FROM _ndw_locations").fetchone()[0])
+    export = OcpiExport(candidates=scalar(con.execute("SELECT count(*) FROM _ndw_locations")))
     for cc, pid, lid, updated, body in rows:
         export.location_keys.append((cc, pid, lid))
         export.location_updated.append(updated)
         export.locations.append(body)
-    export.evses, export.connectors = con.execute("""
+    export.evses, export.connectors = one_row(con.execute("""
         SELECT count(DISTINCT (e.country_code, e.party_id, e.location_id, e.evse_uid)), count(*)
         FROM _ndw_connectors c
         JOIN _ndw_evses e USING (country_code, party_id, location_id, evse_uid)
         JOIN _ndw_locations l USING (country_code, party_id, location_id)
         WHERE len(c.reasons) = 0 AND len(e.reasons) = 0 AND len(l.reasons) = 0
-    """).fetchone()
+    """))
     tariff = _own_json(f"""{{
         'country_code': t.country_code, 'party_id': t.party_id, 'id': t.tariff_id, 'currency': t.currency,
         'type': t.type, 'tariff_alt_text': t.tariff_alt_text, 'tariff_alt_url': t.tariff_alt_url,

@@ -121,10 +121,10 @@ class OcpiMiddleware:
                 return None
             reason, error = "unknown token", None
         elif scheme == "bearer" and credentials:
-            reason = _bearer_ok(credentials, self.settings, self.key)
-            if reason is None:
+            problem = _bearer_ok(credentials, self.settings, self.key)
+            if problem is None:
                 return None
-            error = "invalid_token"
+            reason, error = problem, "invalid_token"
         else:
             reason, error = ("no Authorization header" if not header else f"unsupported scheme {scheme[:20]!r}"), None
         challenge = {"WWW-Authenticate": _challenge(self.settings, error)}

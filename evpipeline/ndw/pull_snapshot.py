@@ -9,13 +9,14 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from evpipeline.ndw.export import OcpiExport, build_export
 
@@ -23,6 +24,9 @@ from evpipeline.ndw.export import OcpiExport, build_export
 log = logging.getLogger("evpipeline.ndw.server")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Positions of a window in a Collection: all of them (a range), or the matching ones (an index array).
+Positions = range | npt.NDArray[np.intp]
 
 
 def epoch_micros(when: datetime) -> int:
@@ -40,7 +44,7 @@ class Collection:
     keys: list[tuple[str, str, str]]
     updated: np.ndarray  # int64 microseconds since the epoch, parallel to bodies
     by_id: dict[str, tuple[int, ...]] = field(default_factory=dict)  # casefolded id -> positions
-    _windows: OrderedDict[tuple[int | None, int | None], np.ndarray] = field(default_factory=OrderedDict, repr=False)
+    _windows: OrderedDict[tuple[int | None, int | None], npt.NDArray[np.intp]] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -58,7 +62,7 @@ class Collection:
     def __len__(self) -> int:
         return len(self.bodies)
 
-    def window(self, date_from: int | None, date_to: int | None) -> Sequence[int]:
+    def window(self, date_from: int | None, date_to: int | None) -> Positions:
         """Positions with date_from <= last_updated < date_to, in stable order (cached per window:
         a crawl asks for the same window on every page)."""
         if date_from is None and date_to is None:
@@ -81,11 +85,11 @@ class Collection:
                 self._windows.popitem(last=False)
         return positions
 
-    def page(self, positions: Sequence[int], offset: int, limit: int) -> list[bytes]:
+    def page(self, positions: Positions, offset: int, limit: int) -> list[bytes]:
         chosen = positions[offset:offset + limit]
         if isinstance(chosen, range):
             return self.bodies[chosen.start:chosen.stop]
-        return [self.bodies[i] for i in chosen.tolist()]  # type: ignore[attr-defined]
+        return [self.bodies[i] for i in chosen.tolist()]
 
 
 @dataclass(eq=False)

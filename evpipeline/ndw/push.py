@@ -111,11 +111,18 @@ class _CountingAuth:
         return self.inner.secrets()
 
 
-def _segments(*parts: str) -> str:
+def _checked(*parts: object) -> list[str]:
+    """`parts` (ids read from an object) checked to be non-empty strings, usable as URL segments."""
+    checked: list[str] = []
     for part in parts:
         if not isinstance(part, str) or not part:
             raise ValueError(f"push URL segment must be a non-empty string, got {part!r}")
-    return "/".join(quote(p, safe="") for p in parts)
+        checked.append(part)
+    return checked
+
+
+def _segments(*parts: object) -> str:
+    return "/".join(quote(p, safe="") for p in _checked(*parts))
 
 
 def _ocpi_of(excerpt: str | None) -> tuple[int | None, str]:
@@ -152,8 +159,9 @@ class NdwPushClient:
         ids = (body.get("country_code"), body.get("party_id"), body.get("id"))
         if key is not None and tuple(key) != ids:
             raise ValueError(f"location {ids} pushed under key {tuple(key)}: ids never change")
-        path = f"{LOCATIONS}/{_segments(*ids)}"  # type: ignore[arg-type]
-        return self._send("location", "PUT", path, "/".join(ids), data, ok=(200, 201))  # type: ignore[arg-type]
+        segments = _checked(*ids)
+        path = f"{LOCATIONS}/{_segments(*segments)}"
+        return self._send("location", "PUT", path, "/".join(segments), data, ok=(200, 201))
 
     def patch_evse_status(
         self, country_code: str, party_id: str, location_id: str, evse_uid: str, status: str, last_updated: str
@@ -172,8 +180,9 @@ class NdwPushClient:
         ids = (body.get("country_code"), body.get("party_id"), body.get("id"))
         if key is not None and tuple(key) != ids:
             raise ValueError(f"tariff {ids} pushed under key {tuple(key)}: ids never change")
-        path = f"{TARIFFS}/{_segments(*ids)}"  # type: ignore[arg-type]
-        return self._send("tariff", "PUT", path, "/".join(ids), data, ok=(200, 201))  # type: ignore[arg-type]
+        segments = _checked(*ids)
+        path = f"{TARIFFS}/{_segments(*segments)}"
+        return self._send("tariff", "PUT", path, "/".join(segments), data, ok=(200, 201))
 
     def delete_tariff(self, country_code: str, party_id: str, tariff_id: str) -> PushOutcome:
         """DELETE a withdrawn Tariff; NDW answers 204 (OCPI's 200 + 1000 is accepted too)."""

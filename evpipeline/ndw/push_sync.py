@@ -41,6 +41,7 @@ import pandas as pd
 from evpipeline.ndw.export import OCPI_TS, SCOPE_LOCATIONS, SCOPE_TARIFFS, build_export, nap_countries
 from evpipeline.ndw.push import TRANSIENT, NdwAuthError, NdwPushClient, PushOutcome
 from evpipeline.warehouse import Migration, Writer, register
+from evpipeline.warehouse.rows import scalar
 
 SOURCE, STATUS_STREAM = "ndw", "status"
 LANE_STREAM = "lane"  # the real-time lane's cursor: mart changes up to here are at NDW
@@ -156,6 +157,18 @@ class PlannedPush:
     @property
     def key_text(self) -> str:
         return "/".join(self.key)
+
+    @property
+    def object_key(self) -> LocKey:
+        """(country_code, party_id, id) of the Location or Tariff; for an EVSE, of its Location."""
+        country_code, party_id, object_id = self.key[:3]
+        return country_code, party_id, object_id
+
+    @property
+    def evse_key(self) -> tuple[str, str, str, str]:
+        """(country_code, party_id, location_id, evse_uid) of an EVSE status PATCH."""
+        country_code, party_id, location_id, evse_uid = self.key
+        return country_code, party_id, location_id, evse_uid
 
 
 @dataclass
@@ -305,7 +318,7 @@ def mart_newest(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The newest `_ingested_at` in the mart tables: how far a diff of the mart reaches."""
     tables = ("mart.locations", "mart.evses", "mart.connectors", "mart.tariffs")
     union = " UNION ALL ".join(f"SELECT max(_ingested_at) AS t FROM {t}" for t in tables)
-    return con.execute(f"SELECT max(t) FROM ({union})").fetchone()[0]
+    return scalar(con.execute(f"SELECT max(t) FROM ({union})"))
 
 
 def settled(plan: PushPlan, run: PushRun, *, capped_ok: bool = False) -> bool:
@@ -502,14 +515,14 @@ class _Breaker:
 def _send(client: NdwPushClient, push: PlannedPush) -> PushOutcome:
     if push.kind == "evse":
         assert push.status is not None and push.last_updated is not None
-        return client.patch_evse_status(*push.key, push.status, push.last_updated)
+        return client.patch_evse_status(*push.evse_key, push.status, push.last_updated)
     if push.kind == "location":
         assert push.body is not None
-        return client.put_location(push.body, push.key)  # type: ignore[arg-type]
+        return client.put_location(push.body, push.object_key)
     if push.method == "DELETE":
         return client.delete_tariff(*push.key)
     assert push.body is not None
-    return client.put_tariff(push.body, push.key)  # type: ignore[arg-type]
+    return client.put_tariff(push.body, push.object_key)
 
 
 def execute(plan: PushPlan, client: NdwPushClient, *, concurrency: int = 4, max_consecutive_failures: int = 5) -> PushRun:
@@ -539,7 +552,7 @@ def execute(plan: PushPlan, client: NdwPushClient, *, concurrency: int = 4, max_
                     continue
                 run.results.append((push, outcome))
                 if push.kind == "location" and outcome.ok:
-                    refs[push.key] = push.refs  # type: ignore[index]  # withdrawals carry no refs
+                    refs[push.object_key] = push.refs  # withdrawals carry no refs
     run.auth_error = breaker.auth_error
     return run
 
@@ -550,14 +563,14 @@ def _unreferenced(deletes: list[PlannedPush], refs: dict[LocKey, frozenset[LocKe
     for location, tariffs in refs.items():
         for tariff in tariffs:
             referenced.setdefault(tariff, location)
-    kept = []
+    kept: list[PlannedPush] = []
     for push in deletes:
-        location = referenced.get(push.key)  # type: ignore[arg-type]
-        if location is None:
+        holder = referenced.get(push.object_key)
+        if holder is None:
             kept.append(push)
         else:
             run.held_back.append({"kind": "tariff", "key": push.key_text,
-                                  "reason": f"not deleted yet: location {'/'.join(location)} at NDW still references it"})
+                                  "reason": f"not deleted yet: location {'/'.join(holder)} at NDW still references it"})
     return kept
 
 
@@ -612,15 +625,15 @@ def _update_held(writer: Writer, results: list[tuple[PlannedPush, PushOutcome]])
                                 "evse_uid": push.key[3], "status": push.status, "last_updated": push.last_updated,
                                 "pushed_at": out.pushed_at})
             elif out.outcome == "not_found":  # NDW lost the Location or EVSE: the next full run PUTs it again
-                forget.append(("location", *push.key[:3]))  # type: ignore[arg-type]
+                forget.append(("location", *push.object_key))
             continue
         if push.method == "DELETE":
             if out.ok or out.outcome == "not_found":
-                forget.append(("tariff", *push.key))  # type: ignore[arg-type]
+                forget.append(("tariff", *push.object_key))
             continue
         if not out.ok:
             continue
-        forget.append((push.kind, *push.key))  # type: ignore[arg-type]
+        forget.append((push.kind, *push.object_key))
         obj = json.loads(push.body or "{}")
         base = {"country_code": push.key[0], "party_id": push.key[1], "object_id": push.key[2], "pushed_at": out.pushed_at,
                 "run_id": run_id}

@@ -95,9 +95,10 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
 
         return handler
 
-    def find_location(request: Request) -> tuple[bytes | None, Response | None]:
+    def find_location(request: Request) -> bytes | Response:
+        """The Location's JSON bytes, or the error response to send instead."""
         if (unavailable := data_or_503()) is not None:
-            return None, unavailable
+            return unavailable
         version = store.current
         assert version is not None
         location_id = request.path_params["location_id"]
@@ -108,23 +109,23 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
             found = tuple(i for i in found if (not cc or version.locations.keys[i][0].casefold() == cc)
                           and (not pid or version.locations.keys[i][1].casefold() == pid))
             if len(found) > 1:
-                return None, ocpi_error(409, 2002, f"Location {location_id!r} exists at several parties: "
-                                        "send OCPI-to-country-code and OCPI-to-party-id")
+                return ocpi_error(409, 2002, f"Location {location_id!r} exists at several parties: "
+                                  "send OCPI-to-country-code and OCPI-to-party-id")
         if not found:
-            return None, ocpi_error(404, 2003, f"Unknown location {location_id!r}")
-        return version.locations.bodies[found[0]], None
+            return ocpi_error(404, 2003, f"Unknown location {location_id!r}")
+        return version.locations.bodies[found[0]]
 
     def _child(items: list[dict[str, Any]], name: str, value: str) -> dict[str, Any] | None:
         return next((item for item in items if str(item.get(name, "")).casefold() == value.casefold()), None)
 
     async def location(request: Request) -> Response:
-        body, error = find_location(request)
-        return error if body is None else ocpi_response(body)  # type: ignore[return-value]
+        body = find_location(request)
+        return body if isinstance(body, Response) else ocpi_response(body)
 
     async def evse_or_connector(request: Request) -> Response:
-        body, error = find_location(request)
-        if body is None:
-            return error  # type: ignore[return-value]
+        body = find_location(request)
+        if isinstance(body, Response):
+            return body
         evse_uid = request.path_params["evse_uid"]
         evse = _child(json.loads(body).get("evses", []), "uid", evse_uid)
         if evse is None:

@@ -32,7 +32,7 @@ import yaml
 
 from evpipeline.ocpi import definition as ocpi
 
-EXAMPLES = {
+EXAMPLES: dict[ocpi.Kind, str] = {
     "location": "ocpi-2.2.1-examples/locations_from_spec_v2.2.1-d2.json",
     "tariff": "ocpi-2.2.1-examples/tariffs_from_spec_v2.2.1-d2.json",
 }
@@ -62,7 +62,7 @@ class OpenApi:
             path = Path(uri.removeprefix("file://"))
             return DRAFT202012.create_resource(yaml.safe_load(path.read_text()))
 
-        self._registry: Registry[Any] = Registry(retrieve=retrieve)  # type: ignore[call-arg]
+        self._registry: Registry[Any] = Registry(retrieve=retrieve)  # type: ignore[call-arg]  # attrs field alias="retrieve" (of _retrieve) is not seen by mypy
         self._validator_cls = jsonschema.Draft202012Validator
         self._format_checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
         self.formats_checked = sorted(f for f in ("date-time", "uri") if f in self._format_checker.checkers)
@@ -100,7 +100,7 @@ def _label(obj: Any, index: int) -> str:
 
 @dataclass(frozen=True)
 class Probe:
-    kind: str
+    kind: ocpi.Kind
     name: str
     mutate: Callable[[dict[str, Any]], None]
     why: str  # the rule (rules text) the probe breaks, or why it is fine
@@ -186,13 +186,13 @@ PROBES: tuple[Probe, ...] = (
 )
 
 
-def run_probes(examples: dict[str, list[Any]], openapi: OpenApi | None, verbose: bool = False) -> Iterator[str]:
+def run_probes(examples: dict[ocpi.Kind, list[Any]], openapi: OpenApi | None, verbose: bool = False) -> Iterator[str]:
     base = {"location": examples["location"][0], "tariff": examples["tariff"][0]}
     yield f"{'probe':40} {'ours':6} {'OpenAPI':8} rule"
     for probe in PROBES:
         obj = copy.deepcopy(base[probe.kind])
         probe.mutate(obj)
-        ours = ocpi.validate(probe.kind, obj, "ocpi")  # type: ignore[arg-type]
+        ours = ocpi.validate(probe.kind, obj, "ocpi")
         theirs = openapi.errors(probe.kind, obj) if openapi else None
         verdict = "reject" if ours else "accept"
         other = "-" if theirs is None else ("reject" if theirs else "accept")
@@ -206,11 +206,13 @@ def run_probes(examples: dict[str, list[Any]], openapi: OpenApi | None, verbose:
 # --------------------------------------------------------------------------------------------
 
 
-def check_objects(kind: str, objects: list[Any], profile: str, openapi: OpenApi | None) -> tuple[int, list[str]]:
+def check_objects(
+    kind: ocpi.Kind, objects: list[Any], profile: ocpi.Profile, openapi: OpenApi | None
+) -> tuple[int, list[str]]:
     """(number rejected by our profile, report lines) for `objects`, compared with the OpenAPI."""
     lines, rejected = [], 0
     for index, obj in enumerate(objects):
-        ours = ocpi.validate(kind, obj, profile)  # type: ignore[arg-type]
+        ours = ocpi.validate(kind, obj, profile)
         theirs = openapi.errors(kind, obj) if openapi else None
         rejected += bool(ours)
         status = "ok" if not ours else "REJECTED"
@@ -242,13 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     examples = {kind: load_objects(args.reference / rel) for kind, rel in EXAMPLES.items()}
     for kind, objects in examples.items():
         rejected, lines = check_objects(kind, objects, "ocpi", openapi)
-        ndw = sum(bool(ocpi.validate(kind, o, "ndw")) for o in objects)  # type: ignore[arg-type]
+        ndw = sum(bool(ocpi.validate(kind, o, "ndw")) for o in objects)
         print(f"\nSpec examples, {kind}s: {len(objects) - rejected}/{len(objects)} pass our 'ocpi' profile "
               f"({ndw} would fail the 'ndw' profile, which adds the AFIR fields)")
         print("\n".join(lines))
         failures += rejected
 
-    for kind, paths in (("location", args.locations), ("tariff", args.tariffs)):
+    given: tuple[tuple[ocpi.Kind, list[Path]], ...] = (("location", args.locations), ("tariff", args.tariffs))
+    for kind, paths in given:
         for path in paths:
             objects = load_objects(path)
             rejected, lines = check_objects(kind, objects, args.profile, openapi)

@@ -113,7 +113,8 @@ def _check_datetime(value: str, info: ValidationInfo) -> str:
     if not match.group(8) and _profile(info) != "ocpi":
         raise _rule("must end in Z (UTC); the zone-less form is OCPI-legal but not accepted by NDW's schemas")
     try:
-        datetime(*(int(match.group(i)) for i in range(1, 7)))
+        year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+        datetime(year, month, day, hour, minute, second)
     except ValueError:
         raise _rule("is not a valid calendar date/time") from None
     return value
@@ -472,21 +473,21 @@ def _unique(ids: list[str], what: str) -> None:
 
 
 class NdwConnector(Connector):
-    max_electric_power: Annotated[int, Field(gt=0)]  # type: ignore[assignment]  # W; 0 is not a rating
+    max_electric_power: Annotated[int, Field(gt=0)]  # W; 0 is not a rating
     # Non-empty: AFIR wants the ad-hoc price, and a free connector points to a free tariff.
-    tariff_ids: Annotated[list[Id36], Field(min_length=1)]  # type: ignore[assignment]
+    tariff_ids: Annotated[list[Id36], Field(min_length=1)]
 
 
 class NdwEVSE(EVSE):
-    connectors: Annotated[list[NdwConnector], Field(min_length=1)]  # type: ignore[assignment]
+    connectors: Annotated[list[NdwConnector], Field(min_length=1)]  # type: ignore[assignment]  # list is invariant; pydantic re-validates the narrower item model
     # Required but may be empty: [] states "no restrictions" (there is no NONE value to send).
-    parking_restrictions: list[ParkingRestriction]  # type: ignore[assignment]
+    parking_restrictions: list[ParkingRestriction]
 
 
 class NdwLocation(Location):
-    evses: Opt[list[NdwEVSE]] = None  # type: ignore[assignment]
-    opening_times: Hours  # type: ignore[assignment]
-    energy_mix: EnergyMix  # type: ignore[assignment]
+    evses: Opt[list[NdwEVSE]] = None  # type: ignore[assignment]  # list is invariant; pydantic re-validates the narrower item model
+    opening_times: Hours
+    energy_mix: EnergyMix
 
 
 MODELS: dict[tuple[Kind, Profile], type[OcpiModel]] = {
@@ -507,7 +508,7 @@ def _patch_model(kind: Kind, profile: Profile) -> type[OcpiModel]:
     full = MODELS[(kind, profile)]
     fields: dict[str, Any] = {}
     for name, info in full.model_fields.items():
-        annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation  # type: ignore[valid-type]
+        annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         if name == "last_updated":
             fields[name] = (annotated, ...)
         else:
@@ -619,8 +620,8 @@ def parse_datetime(value: str) -> datetime:
     if not match or len(value) > 25:
         raise ValueError(f"not an OCPI DateTime: {value!r}")
     fraction = (match.group(7) or "").ljust(6, "0")[:6]
-    parts = [int(match.group(i)) for i in range(1, 7)]
-    return datetime(*parts, int(fraction or 0), tzinfo=UTC)
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    return datetime(year, month, day, hour, minute, second, int(fraction or 0), tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,13 @@ class SimSpec:
     options: Callable[[], dict[str, Any]] = dict
 
 
+def _zaptec_env(sim: SimServer) -> dict[str, str]:
+    from evpipeline.simulators.zaptec import ZaptecSimulator  # imported lazily, like every simulator here
+
+    assert isinstance(sim, ZaptecSimulator), f"{sim!r} is not a ZaptecSimulator"
+    return {"ZAPTEC_BASE_URL": sim.url, "ZAPTEC_USER_GROUP_ID": sim.user_group_id}
+
+
 SIMULATORS: dict[str, SimSpec] = {
     "evroam": SimSpec(
         "evpipeline.simulators.evroam",
@@ -50,7 +57,7 @@ SIMULATORS: dict[str, SimSpec] = {
     "zaptec": SimSpec(
         "evpipeline.simulators.zaptec",
         "ZaptecSimulator",
-        lambda s: {"ZAPTEC_BASE_URL": s.url, "ZAPTEC_USER_GROUP_ID": s.user_group_id},  # type: ignore[attr-defined]
+        _zaptec_env,
         lambda: {
             "username": settings.get("ZAPTEC_USERNAME"),
             "password": settings.get("ZAPTEC_PASSWORD"),

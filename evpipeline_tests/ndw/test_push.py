@@ -22,14 +22,15 @@ from evpipeline.simulators.toolkit import SimClock
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import materialize, metadata, query, scalar
 from evpipeline_tests.mart_fixture import TARIFF_ELEMENTS, MartRows, later, standard_mart
+from evpipeline_tests.typed import present, running
 
 CLIENT_ID, CLIENT_SECRET = "push-test-client", "push-test-secret-9f3a"
 
 
 @pytest.fixture(scope="module")
 def _ndw_server() -> Iterator[NdwSimulator]:
-    with NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as sim:
-        yield sim  # type: ignore[misc]
+    with running(NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET)) as sim:
+        yield sim
 
 
 @pytest.fixture
@@ -171,7 +172,7 @@ def test_status_change_reaches_ndw_as_one_patch_on_the_lane(
     assert (patch.method, patch.kind, patch.accepted, patch.http_status) == ("PATCH", "evse", True, 200)
     assert path_ids(patch) == ["NL", "ALF", "LOC-0001", "LOC-0001-E1"]
     assert patch.body == {"status": "OUTOFORDER", "last_updated": "2026-11-01T08:06:00Z"}
-    assert sim.evse("NL", "ALF", "LOC-0001", "LOC-0001-E1")["status"] == "OUTOFORDER"  # type: ignore[index]
+    assert present(sim.evse("NL", "ALF", "LOC-0001", "LOC-0001-E1"))["status"] == "OUTOFORDER"
     assert lag < 30, f"warehouse commit -> NDW took {lag:.1f}s"
     [(recorded_lag, reason, method)] = query(
         warehouse, "SELECT lag_seconds, reason, method FROM ops.ndw_pushes WHERE kind = 'evse'")
@@ -197,7 +198,7 @@ def test_a_location_ndw_lacks_is_put_by_the_lane_with_its_status(
     lane_cycle(warehouse, ndw)
     puts = [p for p in sim.pushes[before:] if p.method == "PUT" and p.kind == "location"]
     assert [path_ids(p) for p in puts] == [["NL", "ALF", "LOC-0007"]]
-    assert sim.evse("NL", "ALF", "LOC-0007", "LOC-0007-E1")["status"] == "CHARGING"  # type: ignore[index]
+    assert present(sim.evse("NL", "ALF", "LOC-0007", "LOC-0007-E1"))["status"] == "CHARGING"
 
 
 def test_a_failed_push_keeps_the_cursor_and_is_retried_after_a_backoff(
@@ -215,7 +216,7 @@ def test_a_failed_push_keeps_the_cursor_and_is_retried_after_a_backoff(
     time.sleep(2.1)
     retried = lane.cycle("lane-test")
     assert retried.push is not None and retried.push.advanced
-    assert sim.evse("NL", "ALF", "LOC-0001", "LOC-0001-E1")["status"] == "CHARGING"  # type: ignore[index]
+    assert present(sim.evse("NL", "ALF", "LOC-0001", "LOC-0001-E1"))["status"] == "CHARGING"
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +235,7 @@ def test_tariff_change_is_put_and_a_withdrawn_tariff_deleted_with_204(
     push(warehouse, ndw)
     [put] = sim.pushes[before:]
     assert (put.method, put.path, put.http_status) == ("PUT", "/ocpi/2.2.1/tariffs/NL/ALF/T-FAST", 200)
-    assert sim.tariff("NL", "ALF", "T-FAST")["elements"] == pricier  # type: ignore[index]
+    assert present(sim.tariff("NL", "ALF", "T-FAST"))["elements"] == pricier
 
     # Withdraw T-FAST: connectors stop referencing it, the tariff is deleted upstream.
     before = len(sim.pushes)
@@ -280,10 +281,10 @@ def test_location_gone_from_the_mart_is_put_with_every_evse_removed(
     assert sorted((p.method, p.path) for p in sent) == [
         ("PUT", "/ocpi/2.2.1/locations/NL/ALF/LOC-0002"), ("PUT", "/ocpi/2.2.1/locations/NL/ALF/LOC-0003")
     ]
-    assert {e["uid"]: e["status"] for e in sim.location("NL", "ALF", "LOC-0002")["evses"]} == {  # type: ignore[index]
+    assert {e["uid"]: e["status"] for e in present(sim.location("NL", "ALF", "LOC-0002"))["evses"]} == {
         "LOC-0002-E1": "REMOVED", "LOC-0002-E2": "REMOVED"
     }
-    assert {e["uid"]: e["status"] for e in sim.location("NL", "ALF", "LOC-0003")["evses"]} == {  # type: ignore[index]
+    assert {e["uid"]: e["status"] for e in present(sim.location("NL", "ALF", "LOC-0003"))["evses"]} == {
         "LOC-0003-E1": "AVAILABLE", "LOC-0003-E2": "REMOVED"
     }
     assert scalar(warehouse, "SELECT withdrawn FROM ops.ndw_pushed WHERE kind = 'location' AND object_id = 'LOC-0002'")
@@ -429,7 +430,7 @@ def test_patch_404_makes_the_next_full_run_put_the_location_again(
     push(warehouse, ndw)
     [put] = sim.pushes[before:]
     assert (put.method, put.path, put.http_status) == ("PUT", "/ocpi/2.2.1/locations/NL/ALF/LOC-0004", 201)
-    assert sim.evse("NL", "ALF", "LOC-0004", "LOC-0004-E1")["status"] == "CHARGING"  # type: ignore[index]
+    assert present(sim.evse("NL", "ALF", "LOC-0004", "LOC-0004-E1"))["status"] == "CHARGING"
 
 
 # --------------------------------------------------------------------------------------------

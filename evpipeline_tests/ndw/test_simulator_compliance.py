@@ -14,14 +14,15 @@ from evpipeline.simulators.ndw import TOKEN_PATH, NdwSimulator, check
 from evpipeline.simulators.ndw.compliance import receiver_errors
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline_tests.ndw import ocpi_samples as samples
+from evpipeline_tests.typed import running
 
 CLIENT_ID, CLIENT_SECRET = "compliance-client", "compliance-secret"
 
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[NdwSimulator]:
-    with NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as server:
-        yield server  # type: ignore[misc]
+    with running(NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET)) as server:
+        yield server
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import requests
 
 from evpipeline.simulators.greenflux import CPOS, GreenFluxSimulator
 from evpipeline.simulators.toolkit import SimClock
+from evpipeline_tests.typed import running
 
 START = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 TOKEN = "sim-test-token"
@@ -41,8 +42,8 @@ STATION_FIELDS = {
 
 @pytest.fixture
 def sim() -> Iterator[GreenFluxSimulator]:
-    with GreenFluxSimulator(scale=1, clock=SimClock(START), token=TOKEN, seed=3) as server:
-        yield server  # type: ignore[misc]
+    with running(GreenFluxSimulator(scale=1, clock=SimClock(START), token=TOKEN, seed=3)) as server:
+        yield server
 
 
 def get(sim: GreenFluxSimulator, path: str, headers: dict[str, str] | None = None, **params: Any) -> requests.Response:
@@ -186,7 +187,7 @@ def test_evolve_changes_statuses_between_syncs_deterministically(sim: GreenFluxS
     sim.advance(1800)
     after = {(loc["id"], e["uid"]): e["status"] for loc in sim.locations() for e in loc["evses"]}
     assert sum(1 for k, v in before.items() if after.get(k) != v) >= 10
-    with GreenFluxSimulator(scale=1, clock=SimClock(START), token=TOKEN, seed=3) as twin:
+    with running(GreenFluxSimulator(scale=1, clock=SimClock(START), token=TOKEN, seed=3)) as twin:
         twin.advance(1800)
         assert twin.locations() == sim.locations()  # same seed, same history
 

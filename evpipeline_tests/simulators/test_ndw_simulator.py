@@ -17,6 +17,7 @@ from evpipeline.ocpi import definition as ocpi
 from evpipeline.simulators.ndw import TOKEN_PATH, CrawlError, NdwSimulator, crawl
 from evpipeline.simulators.toolkit import HttpReply, Request, Response, SimClock, SimServer
 from evpipeline_tests.ndw import ocpi_samples as samples
+from evpipeline_tests.typed import present, running
 
 CLIENT_ID, CLIENT_SECRET = "test-client", "test-secret"
 LOC = "/ocpi/2.2.1/locations/NL/EVB/LOC-UTR-000123"
@@ -26,8 +27,8 @@ TARIFF = "/ocpi/2.2.1/tariffs/NL/EVB/AC-STANDARD"
 @pytest.fixture(scope="module")
 def _ndw_server() -> Iterator[NdwSimulator]:
     # One server per module (stopping one costs the toolkit's 0.5 s poll); reset for every test.
-    with NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as sim:
-        yield sim  # type: ignore[misc]
+    with running(NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET)) as sim:
+        yield sim
 
 
 @pytest.fixture
@@ -139,7 +140,7 @@ def test_put_compliant_location_is_stored(ndw: NdwSimulator, token: str) -> None
     assert ndw.location("nl", "evb", "loc-utr-000123") == location  # ids compare case-insensitively
     again = push(ndw, "PUT", LOC, samples.location(name="P+R Westraven Utrecht"), token)
     assert (again.status_code, ocpi_code(again)) == (200, 1000)
-    assert ndw.location("NL", "EVB", "LOC-UTR-000123")["name"] == "P+R Westraven Utrecht"  # type: ignore[index]
+    assert present(ndw.location("NL", "EVB", "LOC-UTR-000123"))["name"] == "P+R Westraven Utrecht"
     record = ndw.pushes[0]
     assert (record.kind, record.accepted, record.request_id, record.at) == ("location", True, "req-1", ndw.clock.now())
 
@@ -218,7 +219,7 @@ def test_patch_without_last_updated_is_2001(ndw: NdwSimulator, token: str) -> No
     response = push(ndw, "PATCH", f"{LOC}/UTR-WESTRAVEN-1", {"status": "CHARGING"}, token)
     assert (response.status_code, ocpi_code(response)) == (200, 2001)
     assert "last_updated" in response.json()["status_message"]
-    assert ndw.evse("NL", "EVB", "LOC-UTR-000123", "UTR-WESTRAVEN-1")["status"] == "AVAILABLE"  # type: ignore[index]
+    assert present(ndw.evse("NL", "EVB", "LOC-UTR-000123", "UTR-WESTRAVEN-1"))["status"] == "AVAILABLE"
 
 
 def test_patch_that_breaks_ndw_rules_is_refused(ndw: NdwSimulator, token: str) -> None:
@@ -386,8 +387,8 @@ def _locations(n: int) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def _supplier_server() -> Iterator[FakeOcpiServer]:
-    with FakeOcpiServer([], clock=SimClock()) as server:
-        yield server  # type: ignore[misc]
+    with running(FakeOcpiServer([], clock=SimClock())) as server:
+        yield server
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import requests
 from evpipeline import simulators
 from evpipeline.simulators.tomtom import CONNECTOR_TYPES, STATES, TomTomSimulator, distance_m
 from evpipeline.simulators.toolkit import ChargingPark, SimClock
+from evpipeline_tests.typed import present, running
 
 KEY = "sim-test-key"
 PARKS = [
@@ -26,8 +27,8 @@ PARKS = [
 
 @pytest.fixture
 def sim(clock: SimClock) -> Iterator[TomTomSimulator]:
-    with TomTomSimulator(parks=PARKS, clock=clock, qps=1000, api_key=KEY, live_share=1.0) as s:
-        yield s  # type: ignore[misc]
+    with running(TomTomSimulator(parks=PARKS, clock=clock, qps=1000, api_key=KEY, live_share=1.0)) as s:
+        yield s
 
 
 def get(sim: TomTomSimulator, ext: str = "json", headers: dict[str, str] | None = None, **params: Any) -> requests.Response:
@@ -68,7 +69,7 @@ def test_xml_form_is_the_documented_one(sim: TomTomSimulator) -> None:
     assert item is not None and [c.tag for c in item] == ["type", "total", "availability"]
     levels = item.findall("availability/perPowerLevel")
     assert len(levels) == 2 and all([p.tag for p in lv] == ["power"] for lv in levels)
-    assert [c.tag for c in levels[0].find("power")] == ["powerKW", *STATES]  # type: ignore[union-attr]
+    assert [c.tag for c in present(levels[0].find("power"))] == ["powerKW", *STATES]
 
 
 def test_unknown_id_is_200_with_empty_connectors(sim: TomTomSimulator) -> None:
@@ -161,7 +162,7 @@ def test_counts_change_over_time_and_still_add_up(sim: TomTomSimulator) -> None:
 
 
 def test_a_client_above_qps_gets_429(clock: SimClock) -> None:
-    with TomTomSimulator(parks=PARKS, clock=clock, qps=10, api_key=KEY) as sim:
+    with running(TomTomSimulator(parks=PARKS, clock=clock, qps=10, api_key=KEY)) as sim:
         target = aid(sim)
         started = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
@@ -174,7 +175,7 @@ def test_a_client_above_qps_gets_429(clock: SimClock) -> None:
     if throttled.status_code == 429:
         assert int(throttled.headers["Retry-After"]) >= 1 and throttled.json()["httpStatusCode"] == "429"
     # Another key has its own budget.
-    assert sim.rate_limit().allow("another-key") == (True, 0.0)
+    assert present(sim.rate_limit()).allow("another-key") == (True, 0.0)
 
 
 def test_pois_sit_a_few_metres_from_their_parks_among_decoys(sim: TomTomSimulator) -> None:
@@ -197,14 +198,14 @@ def test_category_search_shape(sim: TomTomSimulator) -> None:
     park = PARKS[0]
     decoy = sim.add_charging_poi(park.latitude + 0.0009, park.longitude, [("Tesla", 250.0, 4)], live=False)
     url = f"{sim.url}/search/2/categorySearch/electric%20vehicle%20station.json"
-    params = {"key": KEY, "lat": park.latitude, "lon": park.longitude, "radius": 150, "categorySet": 7309}
+    params: dict[str, str | float] = {"key": KEY, "lat": park.latitude, "lon": park.longitude, "radius": 150, "categorySet": 7309}
     body = requests.get(url, params=params, timeout=5).json()
     assert body["summary"]["query"] == "electric vehicle station"
     assert body["summary"]["numResults"] == len(body["results"]) == body["summary"]["totalResults"]
     results = body["results"]
     assert [r["dist"] for r in results] == sorted(r["dist"] for r in results) and all(r["dist"] <= 150 for r in results)
     first = results[0]
-    assert first["id"] == sim.poi_for("p1").id  # type: ignore[union-attr]
+    assert first["id"] == present(sim.poi_for("p1")).id
     assert set(first) >= {"type", "id", "score", "dist", "poi", "address", "position", "chargingPark", "dataSources"}
     assert "chargingPark" not in first["poi"]  # beside poi, not inside it
     assert first["poi"]["categorySet"] == [{"id": 7309}]

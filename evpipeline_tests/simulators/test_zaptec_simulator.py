@@ -9,6 +9,7 @@ import json
 import math
 import re
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import requests
 
 from evpipeline.simulators.toolkit import SimClock, _QuietServer
 from evpipeline.simulators.zaptec import COUNTRY_IDS, EMPTY_CHARGER_ID, PULSE, ZaptecSimulator
+from evpipeline_tests.typed import running
 
 USER, PASSWORD = "owner@example.com", "hunter2-but-longer"
 ZONELESS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?$")
@@ -29,9 +31,10 @@ ZONELESS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?$")
 @pytest.fixture
 def sim() -> Iterator[ZaptecSimulator]:
     clock = SimClock(start=datetime(2026, 11, 1, 12, tzinfo=UTC))
-    limits = {"rate": 1000.0, "burst": 1000.0, "token_rate": 1000.0, "token_burst": 1000.0}  # shapes, not limits, here
-    with ZaptecSimulator(chargers=40, clock=clock, username=USER, password=PASSWORD, **limits) as s:
-        yield s  # type: ignore[misc]
+    zaptec = ZaptecSimulator(chargers=40, clock=clock, username=USER, password=PASSWORD,
+                             rate=1000.0, burst=1000.0, token_rate=1000.0, token_burst=1000.0)  # shapes, not limits, here
+    with running(zaptec) as s:
+        yield s
 
 
 def login(sim: ZaptecSimulator, password: str = PASSWORD, **form: str) -> requests.Response:
@@ -153,7 +156,7 @@ def test_added_installations_can_disagree_with_their_country(sim: ZaptecSimulato
 
 
 def test_rate_limits_are_enforced_per_account_and_on_the_token_endpoint() -> None:
-    with ZaptecSimulator(chargers=4, username=USER, password=PASSWORD) as sim:  # the real limits
+    with running(ZaptecSimulator(chargers=4, username=USER, password=PASSWORD)) as sim:  # the real limits
         first, second = login(sim), login(sim)
         assert first.status_code == 200 and second.status_code == 429  # about 1/s on the token endpoint
         assert int(second.headers["Retry-After"]) >= 1
@@ -227,8 +230,8 @@ def test_toolkit_server_sends_without_nagle_delay() -> None:
             seen.append(request.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
             self.shutdown_request(request)
 
-    server = Probe(("127.0.0.1", 0), object)  # type: ignore[arg-type]
-    with socket.create_connection(server.server_address[:2]):
+    server = Probe(("127.0.0.1", 0), socketserver.BaseRequestHandler)  # never used: process_request is replaced
+    with socket.create_connection(("127.0.0.1", server.server_address[1])):
         server.handle_request()
     server.server_close()
     assert seen == [1]

@@ -8,6 +8,7 @@ import itertools
 import math
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -73,7 +74,7 @@ TOMTOM_TYPES = {
 }
 
 
-def _table(pairs: list[tuple[Any, float]]) -> tuple[list[Any], list[float]]:
+def _table(pairs: Sequence[tuple[Any, float]]) -> tuple[list[Any], list[float]]:
     """Values and cumulative weights, built once: generating a million objects calls `_pick` a lot."""
     return [v for v, _ in pairs], list(itertools.accumulate(w for _, w in pairs))
 

@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -33,6 +33,11 @@ class Reply(Exception):  # noqa: N818 - control flow inside a push handler
 def summary(prefix: str, errors: list[str], limit: int = 5) -> str:
     more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
     return f"{prefix}: " + "; ".join(errors[:limit]) + more
+
+
+def kind_of(params: Mapping[str, str]) -> Kind:
+    """What a push URL addresses, from its path parameters."""
+    return "tariff" if "tid" in params else "connector" if "conn" in params else "evse" if "evse" in params else "location"
 
 
 class NdwReceiver(NdwControl):
@@ -106,7 +111,7 @@ class NdwReceiver(NdwControl):
 
     def _push(self, request: Request, apply: Callable[[str, dict[str, str], Any, PushRecord], tuple[int, str]]) -> Response:
         params = {k: unquote(v) for k, v in request.params.items()}
-        kind = "tariff" if "tid" in params else "connector" if "conn" in params else "evse" if "evse" in params else "location"
+        kind = kind_of(params)
         record = PushRecord(
             request.method, request.path, kind, 0, None, "", False, self.clock.now(), time.monotonic(),
             request.header("X-Request-ID"),
@@ -157,7 +162,7 @@ class NdwReceiver(NdwControl):
     def _apply_location(self, method: str, p: dict[str, str], body: Any, record: PushRecord) -> tuple[int, str]:
         key = object_key(p["cc"], p["pid"], p["loc"])
         stored = self.locations.get(key)
-        kind: Kind = record.kind  # type: ignore[assignment]
+        kind = kind_of(p)  # what record.kind says: a location, evse or connector URL
         patch = method == "PATCH"
         evse = find(stored.get("evses", []), "uid", p["evse"]) if stored and "evse" in p else None
         conn = find(evse["connectors"], "id", p["conn"]) if evse and "conn" in p else None
@@ -180,8 +185,8 @@ class NdwReceiver(NdwControl):
             result = copy.deepcopy(stored)
             assert result is not None
             new_evse = obj if kind == "evse" else copy.deepcopy(evse)
+            assert new_evse is not None  # a connector's EVSE exists (parent checked above)
             if kind == "connector":
-                assert new_evse is not None
                 upsert(new_evse["connectors"], "id", obj)
                 new_evse["last_updated"] = later(new_evse.get("last_updated"), obj.get("last_updated"))
             upsert(result.setdefault("evses", []), "uid", new_evse)

@@ -138,8 +138,8 @@ class ZaptecHandlers(ZaptecFleet):
             if self._expire_countdown is not None:
                 if self._expire_countdown <= 0:
                     now = self.clock.now()
-                    for token in self.tokens.values():
-                        token.expires_at = min(token.expires_at, now)
+                    for issued in self.tokens.values():
+                        issued.expires_at = min(issued.expires_at, now)
                     self._expire_countdown = None
                 else:
                     self._expire_countdown -= 1
