@@ -15,33 +15,22 @@ Simulators never import the pipeline's clients, normalizers or warehouse.
 """
 
 from evpipeline.simulators.toolkit.clock import SimClock, http_date, iso_z
-from evpipeline.simulators.toolkit.faults import Faults, Script, ServerRateLimit
+from evpipeline.simulators.toolkit.faults import Script, ServerRateLimit
 from evpipeline.simulators.toolkit.fleet import (
-    POSTCODES,
     REGIONS,
     STREETS,
     TIME_ZONES,
     ChargingPark,
-    Place,
     det_uuid,
     park_connectors,
     random_place,
     weighted,
 )
-from evpipeline.simulators.toolkit.server import LoggedRequest, SimServer, _QuietServer, log, most_in_window
-from evpipeline.simulators.toolkit.wire import (
-    Handler,
-    HttpReply,
-    Request,
-    Response,
-    json_copy,
-    paginate,
-    retry_after,
-)
+from evpipeline.simulators.toolkit.server import SimServer, _QuietServer, most_in_window
+from evpipeline.simulators.toolkit.wire import HttpReply, Request, Response, json_copy, paginate, retry_after
 
 __all__ = [
-    "POSTCODES", "REGIONS", "STREETS", "TIME_ZONES", "ChargingPark", "Faults", "Handler", "HttpReply",
-    "LoggedRequest", "Place", "Request", "Response", "Script", "ServerRateLimit", "SimClock", "SimServer", "_QuietServer",
-    "det_uuid", "http_date", "iso_z", "json_copy", "log", "most_in_window", "paginate", "park_connectors", "random_place",
-    "retry_after", "weighted",
+    "ChargingPark", "HttpReply", "REGIONS", "Request", "Response", "STREETS", "Script", "ServerRateLimit",
+    "SimClock", "SimServer", "TIME_ZONES", "_QuietServer", "det_uuid", "http_date", "iso_z", "json_copy",
+    "most_in_window", "paginate", "park_connectors", "random_place", "retry_after", "weighted",
 ]
