@@ -16,8 +16,6 @@ warehouse state always yields the same bytes. The pull server serves these same 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 import duckdb
 
 from evpipeline import settings
+from evpipeline.ndw.files import canonical_json, write_file, write_manifest
 from evpipeline.warehouse.rows import one_row, scalar
 
 OCPI_TS = "%Y-%m-%dT%H:%M:%SZ"
@@ -305,14 +304,6 @@ class Manifest:
     body: dict[str, Any]
 
 
-def _write(path: Path, text: str) -> dict[str, Any]:
-    data = text.encode()
-    partial = path.with_suffix(path.suffix + ".part")
-    partial.write_bytes(data)
-    partial.replace(path)
-    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
 def _array(objects: list[str]) -> str:
     return "[\n" + ",\n".join(objects) + "\n]\n" if objects else "[]\n"
 
@@ -321,9 +312,9 @@ def write_export(export: OcpiExport, directory: Path, partition: str) -> Manifes
     """locations.json, tariffs.json, rejections.json and manifest.json for one day; same state, same bytes."""
     directory.mkdir(parents=True, exist_ok=True)
     files = {
-        "locations.json": _write(directory / "locations.json", _array(export.locations)),
-        "tariffs.json": _write(directory / "tariffs.json", _array(export.tariffs)),
-        "rejections.json": _write(directory / "rejections.json", json.dumps(export.rejections, indent=1, sort_keys=True) + "\n"),
+        "locations.json": write_file(directory / "locations.json", _array(export.locations)),
+        "tariffs.json": write_file(directory / "tariffs.json", _array(export.tariffs)),
+        "rejections.json": write_file(directory / "rejections.json", canonical_json(export.rejections)),
     }
     as_of = export.data_as_of
     body = {
@@ -343,5 +334,5 @@ def write_export(export: OcpiExport, directory: Path, partition: str) -> Manifes
         },
         "files": files,
     }
-    _write(directory / "manifest.json", json.dumps(body, indent=1, sort_keys=True) + "\n")
+    write_manifest(directory, body)
     return Manifest(directory, body)
