@@ -1,0 +1,217 @@
+"""The mapping document's machine-readable half (evpipeline/datex2/losses.json) is complete and true:
+every field of our OCPI definition is mapped or listed as lost, and every DATEX II path it names
+exists in the vendored 3.7 schemas (evpipeline_tests/datex2/schemas/)."""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+import typing
+import xml.etree.ElementTree as ET
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from evpipeline.ocpi import definition as ocpi
+
+LOSSES = Path(ocpi.__file__).resolve().parents[1] / "datex2" / "losses.json"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+DOCS = Path(ocpi.__file__).resolve().parents[2] / "docs" / "datex2.md"
+XS = "{http://www.w3.org/2001/XMLSchema}"
+ROOTS: dict[str, type[BaseModel]] = {"Location": ocpi.Location, "EVSE": ocpi.EVSE, "Connector": ocpi.Connector, "Tariff": ocpi.Tariff}
+STATUS = "status publication"  # EVSE.status goes to the status publication, whose schema is not in the AFIR static set
+
+
+def losses() -> dict[str, Any]:
+    return dict(json.loads(LOSSES.read_text()))
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside Opt[...], list[...], Annotated[...] (None for a plain value)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    if isinstance(annotation, types.UnionType):
+        return next((m for a in annotation.__args__ if (m := _model_of(a)) is not None), None)
+    return None
+
+
+def ocpi_fields() -> dict[str, type[BaseModel] | None]:
+    """Every field path of Location/EVSE/Connector/Tariff (nested models expanded, the four roots not
+    re-entered: Location.evses is one field, EVSE.* are the EVSE's own), with its model if nested."""
+    found: dict[str, type[BaseModel] | None] = {}
+
+    def walk(prefix: str, model: type[BaseModel]) -> None:
+        for name, info in model.model_fields.items():
+            nested = _model_of(info.annotation)
+            path = f"{prefix}.{name}"
+            if nested is not None and any(issubclass(nested, root) for root in ROOTS.values()):
+                found[path] = None
+                continue
+            found[path] = nested
+            if nested is not None:
+                walk(path, nested)
+
+    for root, model in ROOTS.items():
+        walk(root, model)
+    return found
+
+
+# -- the schemas ------------------------------------------------------------------------------
+
+
+@cache
+def schema_types() -> dict[str, ET.Element]:
+    files = sorted(SCHEMAS.rglob("*.xsd"))
+    assert files, f"no vendored DATEX II XML schemas under {SCHEMAS}"
+    found: dict[str, ET.Element] = {}
+    for path in files:
+        for node in ET.parse(path).getroot():
+            if node.tag in (f"{XS}complexType", f"{XS}simpleType") and node.get("name"):
+                found[str(node.get("name"))] = node
+    return found
+
+
+def _local(qname: str | None) -> str:
+    return (qname or "").split(":")[-1]
+
+
+def _children(type_name: str) -> dict[str, str]:
+    """Element and attribute names of a complex type (its extension bases included) -> type name."""
+    node = schema_types()[type_name]
+    out: dict[str, str] = {}
+    extension = node.find(f"./{XS}complexContent/{XS}extension")
+    if extension is not None:
+        out.update(_children(_local(extension.get("base"))))
+    for element in node.iter(f"{XS}element"):
+        out[str(element.get("name"))] = _local(element.get("type")) or "(anonymous)"
+    for attribute in node.iter(f"{XS}attribute"):
+        out["@" + str(attribute.get("name"))] = _local(attribute.get("type")) or "string"
+    return out
+
+
+def _extends(sub: str, base: str) -> bool:
+    while True:
+        if sub == base:
+            return True
+        node = schema_types().get(sub)
+        extension = node.find(f"./{XS}complexContent/{XS}extension") if node is not None else None
+        if extension is None:
+            return False
+        sub = _local(extension.get("base"))
+
+
+def _anonymous_children(type_name: str, element: str) -> dict[str, str]:
+    node = schema_types()[type_name]
+    for candidate in node.iter(f"{XS}element"):
+        if candidate.get("name") == element:
+            return {str(e.get("name")): _local(e.get("type")) for e in candidate.iter(f"{XS}element") if e is not candidate}
+    return {}
+
+
+SEGMENT = re.compile(r"^(@?[A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z][A-Za-z0-9]*)\])?$")
+
+
+def resolve(path: str) -> str:
+    """The type at the end of a losses.json DATEX II path; AssertionError naming the broken step."""
+    first, *steps = path.split("/")
+    match = SEGMENT.match(first)
+    assert match, f"{path}: bad root {first!r}"
+    current = match.group(1)
+    if match.group(2):
+        assert _extends(match.group(2), current), f"{path}: {match.group(2)} does not extend {current}"
+        current = match.group(2)
+    assert current in schema_types(), f"{path}: no type {current!r} in the schemas"
+    after_extension, parent, anonymous = False, current, ""
+    for step in steps:
+        match = SEGMENT.match(step)
+        assert match, f"{path}: bad step {step!r}"
+        name, subtype = match.group(1), match.group(2)
+        if after_extension:  # lax wildcard: the element of an extension schema type
+            target = name[0].upper() + name[1:]
+            assert target in schema_types(), f"{path}: no extension type {target!r} for {name!r}"
+            after_extension = False
+        elif anonymous:
+            children = _anonymous_children(parent, anonymous)
+            assert name in children, f"{path}: {name!r} is not an element of {anonymous!r}"
+            target = children[name]
+            anonymous = ""
+        else:
+            children = _children(current)
+            assert name in children, f"{path}: {name!r} is not an element of {current}"
+            target = children[name]
+            if target == "(anonymous)":
+                parent, anonymous = current, name
+                continue
+            if name.startswith("_") and target == "_ExtensionType":
+                after_extension = True
+                continue
+        if subtype:
+            assert _extends(subtype, target), f"{path}: {subtype} does not extend {target}"
+            target = subtype
+        current = target
+    return current
+
+
+# -- the tests --------------------------------------------------------------------------------
+
+
+def test_every_ocpi_field_is_mapped_or_listed_as_a_loss() -> None:
+    data = losses()
+    mapped = {m["ocpi"] for m in data["mapped"]}
+    lost = {m["ocpi"] for m in data["ocpi_without_datex2"]}
+    assert not mapped & lost, f"both mapped and lost: {sorted(mapped & lost)}"
+    fields = ocpi_fields()
+    unknown = sorted((mapped | lost) - set(fields))
+    assert not unknown, f"not fields of our OCPI definition: {unknown}"
+
+    def covered(path: str) -> bool:
+        parts = path.split(".")
+        return path in mapped or any(".".join(parts[:i]) in lost for i in range(2, len(parts) + 1))
+
+    missing = sorted(p for p in fields if not covered(p))
+    assert not missing, f"neither mapped nor listed as lost in losses.json: {missing}"
+    for entry in data["ocpi_without_datex2"]:
+        assert entry["reason"].strip(), entry
+
+
+def test_every_datex2_path_exists_in_the_vendored_schemas() -> None:
+    data = losses()
+    paths = [m["datex2"] for m in data["mapped"] if m["datex2"] != STATUS]
+    paths += [m["datex2"] for m in data["datex2_without_ocpi"]]
+    problems = []
+    for path in paths:
+        try:
+            resolve(path)
+        except AssertionError as exc:
+            problems.append(str(exc).split("\n")[0])
+    assert not problems, "\n".join(problems)
+    for entry in data["datex2_without_ocpi"]:
+        assert entry["reason"].strip(), entry
+
+
+@pytest.mark.parametrize("bad", [
+    "EnergyInfrastructureSite/nonsense",
+    "EnergyInfrastructureSite/operator[RateTable]",
+    "ElectricChargingPoint/connector/connectorType/deeper",
+    "NoSuchType/name",
+])
+def test_the_path_check_rejects_paths_the_schemas_do_not_have(bad: str) -> None:
+    with pytest.raises(AssertionError):
+        resolve(bad)
+
+
+def test_the_mapping_document_lists_every_loss() -> None:
+    """docs/datex2.md names every lost OCPI field and every unfilled DATEX II element of losses.json."""
+    text = DOCS.read_text()
+    data = losses()
+    absent = [e["ocpi"] for e in data["ocpi_without_datex2"] if f"`{e['ocpi']}`" not in text]
+    absent += [e["datex2"] for e in data["datex2_without_ocpi"] if f"`{e['datex2']}`" not in text]
+    assert not absent, f"in losses.json but not in docs/datex2.md: {absent}"
