@@ -192,13 +192,26 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
     """)
 
 
+def select_objects(con: duckdb.DuckDBPyConnection, countries: list[str] | None = None, *, scoped: bool = False) -> None:
+    """Decide which objects an access point receives: the temp tables `_ndw_locations`, `_ndw_evses`,
+    `_ndw_connectors`, `_ndw_tariffs` (keys + `reasons`; an object is published iff its own and its
+    parents' `reasons` are empty). Shared by the OCPI export and the DATEX II publication, so both
+    carry the same objects."""
+    _validate(con, nap_countries() if countries is None else countries, scoped)
+
+
+def rejection_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The objects `select_objects` left out, with their reasons."""
+    return _rejections(con)
+
+
 def build_export(con: duckdb.DuckDBPyConnection, *, scoped: bool = False, countries: list[str] | None = None) -> OcpiExport:
     """All NDW objects from the mart: validated per object, then nested into JSON in one streaming query.
 
     `scoped`: only the locations and tariffs in the scope temp tables (`SCOPE_LOCATIONS`,
     `SCOPE_TARIFFS`), for the real-time lane; the objects are exactly what a full build makes of them.
     """
-    _validate(con, nap_countries() if countries is None else countries, scoped)
+    select_objects(con, countries, scoped=scoped)
     connector = _own_json(f"""{{
         'id': c.connector_id, 'standard': c.standard, 'format': c.format, 'power_type': c.power_type,
         'max_voltage': c.max_voltage, 'max_amperage': c.max_amperage, 'max_electric_power': c.max_electric_power,
