@@ -8,22 +8,25 @@ and `manifest.json` (sha256 and size per file, counts). Written by the daily ass
 (`ndw/datex2_export`, under `exports/datex2/YYYY-MM-DD/`) and by the pull server, which builds one
 set per snapshot version and serves it from disk.
 
-Deterministic: `publicationTime` is the newest `last_updated` among the published objects (not the
-wall clock), documents are written in stable order, so the same warehouse state gives the same
-bytes. The directory is assembled in a staging directory and renamed into place: a reader sees a
+Deterministic: `publicationTime` is the newest `last_updated` among the published objects (the
+builder's default, not the wall clock), documents are written in stable order, so the same
+warehouse state gives the same bytes. The directory is assembled in a staging directory and renamed into place: a reader sees a
 complete set or none.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
 
+from evpipeline.datex2 import EmptyPublicationError, PublicationStats, write_publication
+from evpipeline.datex2 import rejections as datex2_rejections
 from evpipeline.ndw.export import OCPI_TS, nap_countries
 from evpipeline.ndw.files import (
     ChecksumSink,
@@ -60,26 +63,6 @@ class Datex2Files:
         return self.directory / document_name(kind, fmt)
 
 
-def data_as_of(con: duckdb.DuckDBPyConnection, countries: list[str]) -> datetime | None:
-    """The newest last_updated (whole seconds, UTC) of any live object in the public locations of
-    `countries`: the deterministic publicationTime."""
-    in_countries = ", ".join("'" + c.replace("'", "''") + "'" for c in countries) or "NULL"
-    row = con.execute(f"""
-        WITH l AS (SELECT country_code, party_id, location_id, last_updated FROM mart.locations
-                   WHERE country IN ({in_countries}) AND publish AND NOT is_deleted)
-        SELECT greatest(
-            (SELECT max(last_updated) FROM l),
-            (SELECT max(e.last_updated) FROM mart.evses e SEMI JOIN l USING (country_code, party_id, location_id)),
-            (SELECT max(c.last_updated) FROM mart.connectors c SEMI JOIN l USING (country_code, party_id, location_id)))
-    """).fetchone()
-    stamp = row[0] if row else None
-    if stamp is None:
-        return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.astimezone(UTC).replace(microsecond=0)
-
-
 def candidate_locations(con: duckdb.DuckDBPyConnection, countries: list[str]) -> int:
     in_countries = ", ".join("'" + c.replace("'", "''") + "'" for c in countries) or "NULL"
     row = con.execute(f"SELECT count(*) FROM mart.locations WHERE country IN ({in_countries}) AND publish AND NOT is_deleted").fetchone()
@@ -96,52 +79,59 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def stats_counts(stats: Any) -> dict[str, Any]:
-    """The counts of a PublicationStats (everything but the rejection list), JSON-ready."""
-    fields = _plain(stats)
-    return {k: v for k, v in fields.items() if k != "rejected" and isinstance(v, int | float | str)}
+def stats_counts(stats: PublicationStats) -> dict[str, Any]:
+    """A document's counts for the manifest, with the model values DATEX II could not carry."""
+    return {
+        "sites": stats.sites, "stations": stats.stations, "refill_points": stats.points, "connectors": stats.connectors,
+        "unmapped": [{"field": f, "value": v, "rows": n} for (f, v), n in sorted(stats.unmapped.items())],
+    }
 
 
 def write_publications(
     con: duckdb.DuckDBPyConnection, final: Path, *, countries: list[str] | None = None, partition: str | None = None,
 ) -> Datex2Files:
-    """Every DATEX II document, rejections.json and manifest.json into `final` (replaced whole)."""
-    from evpipeline.datex2 import write_publication
+    """Every DATEX II document, rejections.json and manifest.json into `final` (replaced whole).
 
+    With nothing publishable (DATEX II requires at least one site) the documents are left out and
+    the manifest says so; rejections.json still says why."""
     countries = nap_countries() if countries is None else countries
-    published_at = data_as_of(con, countries)
     staging = staging_directory(final)
     try:
         files: dict[str, Any] = {}
         documents: dict[str, Any] = {}
-        rejected: list[Any] = []
+        published_at: datetime | None = None
         for kind, fmt in DOCUMENTS:
             name = document_name(kind, fmt)
-            with ChecksumSink(staging / name) as out:
-                stats = write_publication(con, kind, fmt, out, countries=countries, published_at=published_at)
+            try:
+                with ChecksumSink(staging / name) as out:
+                    # publicationTime defaults to the newest lastUpdated: deterministic, and the
+                    # same in all four documents.
+                    stats = write_publication(con, kind, fmt, out, countries=countries)
+            except EmptyPublicationError:
+                break
             files[name] = out.entry
             documents[name] = stats_counts(stats)
-            if kind == "static" and fmt == "xml":
-                rejected = list(stats.rejected)
-        rejections = [_plain(r) for r in rejected]
+            published_at = stats.published_at
+        rejections = [_plain(r) for r in datex2_rejections(con, countries)]
         files[REJECTIONS] = write_file(staging / REJECTIONS, canonical_json(rejections))
         candidates = candidate_locations(con, countries)
+        static = documents.get("static.xml", {})
         body = {
             "partition": partition,
             "datex2_version": DATEX_VERSION,
             "profile": PROFILE,
             "countries": countries,
-            # Deterministic (see the module doc): the newest last_updated, not the wall clock.
             "generated_at": published_at.strftime(OCPI_TS) if published_at else None,
-            "counts": {**documents.get("static.xml", {}), "rejected": len(rejections), "candidate_locations": candidates},
+            "counts": {
+                **{k: static.get(k, 0) for k in ("sites", "stations", "refill_points", "connectors")},
+                "rejected": len(rejections), "candidate_locations": candidates,
+            },
             "documents": documents,
             "files": files,
         }
         write_manifest(staging, body)
         replace_directory(staging, final)
     except BaseException:
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Datex2Files(final, body, rejections, candidates)
