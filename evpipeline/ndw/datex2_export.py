@@ -21,7 +21,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 import duckdb
 
@@ -106,7 +106,7 @@ def write_publications(
                 with ChecksumSink(staging / name) as out:
                     # publicationTime defaults to the newest lastUpdated: deterministic, and the
                     # same in all four documents.
-                    stats = write_publication(con, kind, fmt, out, countries=countries)
+                    stats = write_publication(con, kind, fmt, cast(BinaryIO, out), countries=countries)
             except EmptyPublicationError:
                 break
             files[name] = out.entry
