@@ -1,6 +1,8 @@
 """The mapping document's machine-readable half (evpipeline/datex2/losses.json) is complete and true:
 every field of our OCPI definition is mapped or listed as lost, and every DATEX II path it names
-exists in the vendored 3.7 schemas (evpipeline_tests/datex2/schemas/)."""
+exists in the vendored 3.7 schemas (evpipeline_tests/datex2/schemas/), the value-level losses are
+those of the builder's rules (evpipeline/datex2/rules.py), and what is listed as mapped is what the
+builder writes."""
 
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 DOCS = Path(ocpi.__file__).resolve().parents[2] / "docs" / "datex2.md"
 XS = "{http://www.w3.org/2001/XMLSchema}"
 ROOTS: dict[str, type[BaseModel]] = {"Location": ocpi.Location, "EVSE": ocpi.EVSE, "Connector": ocpi.Connector, "Tariff": ocpi.Tariff}
-STATUS = "status publication"  # EVSE.status goes to the status publication, whose schema is not in the AFIR static set
 
 
 def losses() -> dict[str, Any]:
@@ -169,12 +170,12 @@ def test_every_ocpi_field_is_mapped_or_listed_as_a_loss() -> None:
     lost = {m["ocpi"] for m in data["ocpi_without_datex2"]}
     assert not mapped & lost, f"both mapped and lost: {sorted(mapped & lost)}"
     fields = ocpi_fields()
-    unknown = sorted((mapped | lost) - set(fields))
+    unknown = sorted((mapped | lost) - set(fields) - set(ROOTS))
     assert not unknown, f"not fields of our OCPI definition: {unknown}"
 
     def covered(path: str) -> bool:
         parts = path.split(".")
-        return path in mapped or any(".".join(parts[:i]) in lost for i in range(2, len(parts) + 1))
+        return path in mapped or any(".".join(parts[:i]) in lost for i in range(1, len(parts) + 1))
 
     missing = sorted(p for p in fields if not covered(p))
     assert not missing, f"neither mapped nor listed as lost in losses.json: {missing}"
@@ -184,7 +185,7 @@ def test_every_ocpi_field_is_mapped_or_listed_as_a_loss() -> None:
 
 def test_every_datex2_path_exists_in_the_vendored_schemas() -> None:
     data = losses()
-    paths = [m["datex2"] for m in data["mapped"] if m["datex2"] != STATUS]
+    paths = [m["datex2"] for m in data["mapped"]]
     paths += [m["datex2"] for m in data["datex2_without_ocpi"]]
     problems = []
     for path in paths:
@@ -215,3 +216,60 @@ def test_the_mapping_document_lists_every_loss() -> None:
     absent = [e["ocpi"] for e in data["ocpi_without_datex2"] if f"`{e['ocpi']}`" not in text]
     absent += [e["datex2"] for e in data["datex2_without_ocpi"] if f"`{e['datex2']}`" not in text]
     assert not absent, f"in losses.json but not in docs/datex2.md: {absent}"
+
+
+def test_value_losses_are_the_rules_losses() -> None:
+    from evpipeline.datex2 import rules
+
+    values = {v["ocpi"]: set(v["values"]) for v in losses()["value_losses"]}
+    assert values["Connector.power_type"] == {k for k, v in rules.CHARGING_MODES.items() if v is None}
+    assert values["EVSE.capabilities"] == {k for k, v in rules.AUTHENTICATION_METHODS.items() if v is None}
+    assert values["Connector.standard"] == set(rules.LOSSY_CONNECTOR_TYPES)
+    assert set(rules.REFILL_POINT_STATUSES) == set(typing.get_args(ocpi.Status))  # every status carries over
+
+
+def _leaf(path: str) -> str:
+    last = path.split("/")[-1]
+    match = SEGMENT.match(last)
+    assert match
+    return match.group(2) or match.group(1)
+
+
+def test_what_is_listed_as_mapped_is_what_the_builder_writes(tmp_path: Path) -> None:
+    """Every mapped element appears in a static (or, for the status, a status) publication of a mart
+    that has every mapped field filled."""
+    import io
+
+    from evpipeline.datex2 import write_publication
+    from evpipeline.warehouse import WarehouseResource
+    from evpipeline_tests.mart_fixture import standard_mart
+
+    m = standard_mart(n_good=2)
+    hours = {"twentyfourseven": False, "regular_hours": [{"weekday": 1, "period_begin": "07:00", "period_end": "22:00"}],
+             "exceptional_openings": [{"period_begin": "2026-12-26T08:00:00Z", "period_end": "2026-12-26T12:00:00Z"}],
+             "exceptional_closings": [{"period_begin": "2026-12-25T00:00:00Z", "period_end": "2026-12-26T00:00:00Z"}]}
+    full = m.location(7, opening_times=json.dumps(hours), owner=json.dumps({"name": "Gemeente Utrecht", "website": "https://utrecht.nl"}),
+                      operator=json.dumps({"name": "Allego", "website": "https://allego.eu"}))
+    for e in (1, 2):
+        m.connector(m.evse(full, e, capabilities=json.dumps(["RFID_READER", "CREDIT_CARD_PAYABLE"])), 1)
+    warehouse = WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
+    m.write(warehouse)
+    documents = {}
+    with warehouse.get_connection() as con:
+        for kind in ("static", "status"):
+            out = io.BytesIO()
+            write_publication(con, kind, "xml", out)
+            documents[kind] = out.getvalue().decode()
+    missing = []
+    for entry in losses()["mapped"]:
+        document = documents["status" if entry["ocpi"] == "EVSE.status" else "static"]
+        leaf = _leaf(entry["datex2"])
+        if leaf.startswith("@"):
+            found = f' {leaf[1:]}="' in document
+        elif "[" in entry["datex2"].split("/")[-1]:
+            found = f':{leaf}"' in document  # xsi:type="prefix:Subtype"
+        else:
+            found = re.search(rf"<[a-z0-9]+:{re.escape(leaf)}[ />]", document) is not None
+        if not found:
+            missing.append(f"{entry['ocpi']} -> {entry['datex2']}")
+    assert not missing, "listed as mapped but not in the builder's output:\n" + "\n".join(missing)
