@@ -46,7 +46,7 @@ import duckdb
 from evpipeline.datex2 import rules
 from evpipeline.ndw.export import nap_countries, rejection_rows, select_objects
 
-BATCH_ROWS = 1000
+BATCH_ROWS = 500
 TS = "%Y-%m-%dT%H:%M:%SZ"
 STATUS_NS = "urn:evpipeline:datex2:refill-point-status:1"
 

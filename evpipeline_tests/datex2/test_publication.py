@@ -324,20 +324,31 @@ def test_writer_streams_in_batches_and_chunks(generated: WarehouseResource, monk
     assert_valid(fmt, out.getvalue())
 
 
-def test_peak_memory_stays_bounded_on_a_large_fleet(warehouse: WarehouseResource) -> None:
+class Discard(io.RawIOBase):
+    """A sink that keeps nothing, so only the writer's own memory is measured."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def test_peak_memory_stays_bounded_on_a_large_fleet(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python's peak is one batch of rows and one site, not the document (~10 MB here)."""
+    monkeypatch.setattr(publication_module, "BATCH_ROWS", 100)
     generated_mart(1500).write(warehouse)
     sizes = {}
     with warehouse.get_connection() as con:
         for fmt in FORMATS:
-            out = Chunks()
+            out = Discard()
             tracemalloc.start()
             try:
-                stats = write_publication(con, "static", fmt, out)
+                stats = write_publication(con, "static", fmt, out)  # type: ignore[arg-type]
                 _, peak = tracemalloc.get_traced_memory()
             finally:
                 tracemalloc.stop()
             sizes[fmt] = (stats.bytes, peak)
     for fmt, (size, peak) in sizes.items():
         assert size > 2_000_000, fmt
-        # The document is never held: Python's peak stays far below its size (one site + one batch).
-        assert peak < size / 4, (fmt, size, peak)
+        assert peak < size / 8, (fmt, size, peak)
