@@ -449,9 +449,14 @@ class _Mapper:
             return _el("egi", "energyInfrastructureStation", _leaf("fac", "lastUpdated", version), point,
                        attrs={"id": point_id, "version": version}, many=True)
         coordinates = self.location_reference(first["evse_lat"], first["evse_lon"])
+        # A REMOVED EVSE stays published (as in the OCPI export) and says so in the schema's own terms.
+        closed = _el("fac", "operatingHours",
+                     _el("fac", "closureInformation", _leaf("fac", "permananentlyClosed", True, "bool")),
+                     xsi="fac:UnknownOperatingHours") if first["status"] == "REMOVED" else None
         point = _el("egi", "refillPoint",
                     _leaf("fac", "externalIdentifier", first["evse_id"]),
                     _leaf("fac", "lastUpdated", version),
+                    closed,
                     coordinates,
                     *(self.connector(r) for r in rows),
                     self.energy_mix(first["energy_mix"]),
