@@ -46,7 +46,7 @@ import duckdb
 from evpipeline.datex2 import rules
 from evpipeline.ndw.export import nap_countries, rejection_rows, select_objects
 
-BATCH_ROWS = 1000
+BATCH_ROWS = 500
 TS = "%Y-%m-%dT%H:%M:%SZ"
 STATUS_NS = "urn:evpipeline:datex2:refill-point-status:1"
 
@@ -449,9 +449,14 @@ class _Mapper:
             return _el("egi", "energyInfrastructureStation", _leaf("fac", "lastUpdated", version), point,
                        attrs={"id": point_id, "version": version}, many=True)
         coordinates = self.location_reference(first["evse_lat"], first["evse_lon"])
+        # A REMOVED EVSE stays published (as in the OCPI export) and says so in the schema's own terms.
+        closed = _el("fac", "operatingHours",
+                     _el("fac", "closureInformation", _leaf("fac", "permananentlyClosed", True, "bool")),
+                     xsi="fac:UnknownOperatingHours") if first["status"] == "REMOVED" else None
         point = _el("egi", "refillPoint",
                     _leaf("fac", "externalIdentifier", first["evse_id"]),
                     _leaf("fac", "lastUpdated", version),
+                    closed,
                     coordinates,
                     *(self.connector(r) for r in rows),
                     self.energy_mix(first["energy_mix"]),
