@@ -160,7 +160,11 @@ def load_snapshot(path: Path, publish_into: Path | None = None) -> OcpiExport:
         if publish_into is not None:
             from evpipeline.ndw.datex2_export import write_publications
 
-            write_publications(con, publish_into)
+            try:
+                write_publications(con, publish_into)
+            except Exception:  # the OCPI data still loads; the DATEX II routes answer 503 for this version
+                log.exception("OCPI pull server: DATEX II publications of snapshot %s failed", path)
+                shutil.rmtree(publish_into, ignore_errors=True)
         return export
     finally:
         con.close()
@@ -298,10 +302,13 @@ class SnapshotStore:
             )
             return changed
 
-    def _keep_publications(self, loading: Path, token: str) -> Path:
+    def _keep_publications(self, loading: Path, token: str) -> Path | None:
         """Name the freshly written DATEX II set after its version; the same data already on disk
-        (an unchanged reload) keeps the existing files, which may be being served."""
+        (an unchanged reload) keeps the existing files, which may be being served. None when the
+        loader could not write them."""
         final = loading.parent / token
+        if not loading.exists():
+            return final if final.exists() else None
         if final.exists():
             shutil.rmtree(loading, ignore_errors=True)
         else:

@@ -150,10 +150,10 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
                 return unavailable
             version = store.version(request.query_params.get("snapshot"))
             assert version is not None
-            if version.publications is None:
+            if version.publications is None and store.publications is None:
                 return ocpi_error(404, 2000, "DATEX II publications are not enabled on this server")
-            path = version.publications / name
-            if not path.is_file():
+            path = version.publications / name if version.publications is not None else None
+            if path is None or not path.is_file():
                 return ocpi_error(503, 3000, "DATEX II publications of this version are not available",
                                   {"Retry-After": str(max(1, round(store.poll_interval)))})
             return FileResponse(path, media_type=media_type, headers={"X-Data-Version": version.token,

@@ -135,3 +135,22 @@ def test_without_publications_the_routes_say_so(tmp_path: Path) -> None:
     with BackgroundServer(create_ocpi_app(store, SETTINGS)) as server:
         r = requests.get(server.url + PREFIX + "static.xml", headers={"Authorization": B64}, timeout=10)
     assert r.status_code == 404 and "not enabled" in r.text
+
+
+def test_a_failing_datex2_build_keeps_ocpi_serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import evpipeline.ndw.datex2_export as module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("builder bug")
+
+    monkeypatch.setattr(module, "write_publication", broken)
+    warehouse = WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
+    standard_mart().write(warehouse)
+    with warehouse.get_connection() as con:
+        publish_snapshot(con, tmp_path / "snapshots", "fixture")
+    store = SnapshotStore(tmp_path / "snapshots" / SNAPSHOT_NAME, poll_interval=60, publications=tmp_path / "snapshots" / "datex2")
+    with BackgroundServer(create_ocpi_app(store, SETTINGS)) as server:
+        ocpi = requests.get(server.url + "/ocpi/2.2.1/locations", headers={"Authorization": B64}, timeout=10)
+        datex = requests.get(server.url + PREFIX + "static.xml", headers={"Authorization": B64}, timeout=10)
+    assert ocpi.status_code == 200 and ocpi.headers["X-Total-Count"] == "8"
+    assert datex.status_code == 503 and "Retry-After" in datex.headers
