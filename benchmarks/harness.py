@@ -72,6 +72,7 @@ MEASUREMENTS = [
     "benchmarks.sync_efficiency",
     "benchmarks.rate_limits",
     "benchmarks.export_bench",
+    "benchmarks.datex2_bench",
     "benchmarks.pull_server_bench",
     "benchmarks.end_to_end",
     "benchmarks.cycle_cost",

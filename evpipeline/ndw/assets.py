@@ -1,4 +1,5 @@
-"""The daily NDW OCPI 2.2.1 export: one partition per day under `exports/ndw/YYYY-MM-DD/`."""
+"""The daily NDW exports, one partition per day: OCPI 2.2.1 under `exports/ndw/YYYY-MM-DD/` and the
+same objects as DATEX II 3.7 publications under `exports/datex2/YYYY-MM-DD/` (one job runs both)."""
 
 from pathlib import Path
 
@@ -7,11 +8,13 @@ from pydantic import Field
 
 from evpipeline import settings
 from evpipeline.model.keys import MART_KEYS
-from evpipeline.ndw.export import build_export, write_export
+from evpipeline.ndw.datex2_export import write_publications
+from evpipeline.ndw.export import build_export, nap_countries, write_export
 from evpipeline.sync import markdown_preview
 from evpipeline.warehouse import WRITER_POOL, WarehouseResource
 
 EXPORT_KEY = dg.AssetKey(["ndw", "ocpi_export"])
+DATEX2_KEY = dg.AssetKey(["ndw", "datex2_export"])
 daily = dg.DailyPartitionsDefinition(start_date="2026-11-01", timezone="UTC", end_offset=1)
 
 
@@ -68,7 +71,67 @@ def ndw_ocpi_export(
     )
 
 
-ndw_export_job = dg.define_asset_job("ndw_daily_export", selection=[EXPORT_KEY], partitions_def=daily)
+class Datex2ExportConfig(dg.Config):
+    """Where the DATEX II publications go and how many rejected locations fail the check."""
+
+    max_rejected_ratio: float = Field(default=0.10, description="Fail the check above this share of rejected locations")
+    directory: str = Field(default="", description="Export root (default $EVPIPELINE_DATA_DIR/exports/datex2)")
+
+
+def datex2_root(config: Datex2ExportConfig) -> Path:
+    return Path(config.directory) if config.directory else settings.data_dir() / "exports" / "datex2"
+
+
+def _location_rejection(rejection: dict[str, object]) -> bool:
+    """A rejection that keeps a whole site (OCPI Location) out of the publication."""
+    level = str(rejection.get("object") or rejection.get("kind") or rejection.get("level") or "")
+    return level.casefold() in {"location", "site", "energyinfrastructuresite"}
+
+
+@dg.asset(
+    key=DATEX2_KEY,
+    group_name="ndw",
+    partitions_def=daily,
+    deps=list(MART_KEYS.values()),
+    pool=WRITER_POOL,
+    kinds={"xml", "json"},
+    check_specs=[dg.AssetCheckSpec("rejections", asset=DATEX2_KEY, description="Objects left out of the DATEX II publications")],
+)
+def ndw_datex2_export(
+    context: dg.AssetExecutionContext, config: Datex2ExportConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Daily DATEX II 3.7 static and status publications (XML and JSON) of the objects sent to NDW as OCPI."""
+    partition = context.partition_key
+    with warehouse.get_connection() as con:
+        published = write_publications(con, datex2_root(config) / partition, countries=nap_countries(), partition=partition)
+    counts = published.body["counts"]
+    rejected_locations = sum(1 for r in published.rejections if _location_rejection(r))
+    ratio = rejected_locations / published.candidates if published.candidates else 0.0
+    import pandas as pd
+
+    rows = [{k: ("; ".join(v) if isinstance(v, list) else v) for k, v in r.items()} for r in published.rejections]
+    frame = pd.DataFrame(rows)
+    preview = markdown_preview(frame, list(frame.columns), rows=15)
+    check = dg.AssetCheckResult(
+        check_name="rejections",
+        passed=not published.rejections,
+        severity=dg.AssetCheckSeverity.ERROR if ratio > config.max_rejected_ratio else dg.AssetCheckSeverity.WARN,
+        metadata={"rejected_objects": len(published.rejections), "rejected_locations": rejected_locations,
+                  "rejected_location_ratio": round(ratio, 4), "threshold": config.max_rejected_ratio},
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **{k: v for k, v in counts.items() if isinstance(v, int | float | str)},
+            "directory": dg.MetadataValue.path(str(published.directory)),
+            "generated_at": published.body["generated_at"] or "",
+            "rejections": dg.MetadataValue.md(preview),
+        },
+        check_results=[check],
+    )
+
+
+# One job, both formats: NDW's OCPI files and the DATEX II publications of the same day.
+ndw_export_job = dg.define_asset_job("ndw_daily_export", selection=[EXPORT_KEY, DATEX2_KEY], partitions_def=daily)
 ndw_export_schedule = dg.build_schedule_from_partitioned_job(
     ndw_export_job, hour_of_day=2, minute_of_hour=0, name="ndw_daily_export_0200", default_status=dg.DefaultScheduleStatus.RUNNING,
 )

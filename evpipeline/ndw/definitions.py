@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from evpipeline.ndw.assets import ndw_export_job, ndw_export_schedule, ndw_ocpi_export
+from evpipeline.ndw.assets import ndw_datex2_export, ndw_export_job, ndw_export_schedule, ndw_ocpi_export
 from evpipeline.ndw.push_assets import ndw_push, ndw_push_full_job, ndw_push_schedule
 
 defs = dg.Definitions(
-    assets=[ndw_ocpi_export, ndw_push],
+    assets=[ndw_ocpi_export, ndw_datex2_export, ndw_push],
     jobs=[ndw_export_job, ndw_push_full_job],
     schedules=[ndw_export_schedule, ndw_push_schedule],
 )

@@ -16,8 +16,6 @@ warehouse state always yields the same bytes. The pull server serves these same 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 import duckdb
 
 from evpipeline import settings
+from evpipeline.ndw.files import canonical_json, write_file, write_manifest
 from evpipeline.warehouse.rows import one_row, scalar
 
 OCPI_TS = "%Y-%m-%dT%H:%M:%SZ"
@@ -193,13 +192,26 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
     """)
 
 
+def select_objects(con: duckdb.DuckDBPyConnection, countries: list[str] | None = None, *, scoped: bool = False) -> None:
+    """Decide which objects an access point receives: the temp tables `_ndw_locations`, `_ndw_evses`,
+    `_ndw_connectors`, `_ndw_tariffs` (keys + `reasons`; an object is published iff its own and its
+    parents' `reasons` are empty). Shared by the OCPI export and the DATEX II publication, so both
+    carry the same objects."""
+    _validate(con, nap_countries() if countries is None else countries, scoped)
+
+
+def rejection_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The objects `select_objects` left out, with their reasons."""
+    return _rejections(con)
+
+
 def build_export(con: duckdb.DuckDBPyConnection, *, scoped: bool = False, countries: list[str] | None = None) -> OcpiExport:
     """All NDW objects from the mart: validated per object, then nested into JSON in one streaming query.
 
     `scoped`: only the locations and tariffs in the scope temp tables (`SCOPE_LOCATIONS`,
     `SCOPE_TARIFFS`), for the real-time lane; the objects are exactly what a full build makes of them.
     """
-    _validate(con, nap_countries() if countries is None else countries, scoped)
+    select_objects(con, countries, scoped=scoped)
     connector = _own_json(f"""{{
         'id': c.connector_id, 'standard': c.standard, 'format': c.format, 'power_type': c.power_type,
         'max_voltage': c.max_voltage, 'max_amperage': c.max_amperage, 'max_electric_power': c.max_electric_power,
@@ -305,14 +317,6 @@ class Manifest:
     body: dict[str, Any]
 
 
-def _write(path: Path, text: str) -> dict[str, Any]:
-    data = text.encode()
-    partial = path.with_suffix(path.suffix + ".part")
-    partial.write_bytes(data)
-    partial.replace(path)
-    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
 def _array(objects: list[str]) -> str:
     return "[\n" + ",\n".join(objects) + "\n]\n" if objects else "[]\n"
 
@@ -321,9 +325,9 @@ def write_export(export: OcpiExport, directory: Path, partition: str) -> Manifes
     """locations.json, tariffs.json, rejections.json and manifest.json for one day; same state, same bytes."""
     directory.mkdir(parents=True, exist_ok=True)
     files = {
-        "locations.json": _write(directory / "locations.json", _array(export.locations)),
-        "tariffs.json": _write(directory / "tariffs.json", _array(export.tariffs)),
-        "rejections.json": _write(directory / "rejections.json", json.dumps(export.rejections, indent=1, sort_keys=True) + "\n"),
+        "locations.json": write_file(directory / "locations.json", _array(export.locations)),
+        "tariffs.json": write_file(directory / "tariffs.json", _array(export.tariffs)),
+        "rejections.json": write_file(directory / "rejections.json", canonical_json(export.rejections)),
     }
     as_of = export.data_as_of
     body = {
@@ -343,5 +347,5 @@ def write_export(export: OcpiExport, directory: Path, partition: str) -> Manifes
         },
         "files": files,
     }
-    _write(directory / "manifest.json", json.dumps(body, indent=1, sort_keys=True) + "\n")
+    write_manifest(directory, body)
     return Manifest(directory, body)

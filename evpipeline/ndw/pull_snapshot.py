@@ -1,11 +1,17 @@
 """The pull server's data: the BI snapshot's export pre-serialised in memory, and a watcher thread
-that reloads it when the snapshot file is swapped, keeping superseded versions for pinned crawls."""
+that reloads it when the snapshot file is swapped, keeping superseded versions for pinned crawls.
+
+With a `publications` directory, each load also writes the DATEX II publications of the same
+snapshot (same read-only connection, so the same data as the OCPI objects) into
+`<publications>/<version token>/`, which the DATEX II routes stream from disk; the directory of a
+version goes when the version is no longer retained."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -102,6 +108,7 @@ class DataVersion:
     data_as_of: datetime | None
     loaded_at: float  # time.time()
     signature: tuple[int, ...] = ()
+    publications: Path | None = None  # the DATEX II documents of this version (datex2_export.write_publications)
 
     @classmethod
     def from_export(cls, export: OcpiExport, signature: tuple[int, ...] = ()) -> DataVersion:
@@ -137,8 +144,9 @@ def snapshot_path(data_dir: str | Path | None = None) -> Path:
     return snapshot_dir(settings.warehouse_path()) / SNAPSHOT_NAME
 
 
-def load_snapshot(path: Path) -> OcpiExport:
-    """`build_export` on a read-only connection to the snapshot (UTC, as the daily export)."""
+def load_snapshot(path: Path, publish_into: Path | None = None) -> OcpiExport:
+    """`build_export` on a read-only connection to the snapshot (UTC, as the daily export); with
+    `publish_into`, the DATEX II publications of the same connection are written there too."""
     from evpipeline.warehouse.resource import attach
 
     # Not warehouse.connect(): it retries for minutes on IOException to wait out a writer's lock,
@@ -148,7 +156,16 @@ def load_snapshot(path: Path) -> OcpiExport:
     con = attach(str(path), read_only=True, config={"threads": max(1, (os.cpu_count() or 2) - 1)})
     try:
         con.execute("SET TimeZone = 'UTC'")
-        return build_export(con)
+        export = build_export(con)
+        if publish_into is not None:
+            from evpipeline.ndw.datex2_export import write_publications
+
+            try:
+                write_publications(con, publish_into)
+            except Exception:  # the OCPI data still loads; the DATEX II routes answer 503 for this version
+                log.exception("OCPI pull server: DATEX II publications of snapshot %s failed", path)
+                shutil.rmtree(publish_into, ignore_errors=True)
+        return export
     finally:
         con.close()
 
@@ -178,10 +195,14 @@ class SnapshotStore:
         poll_interval: float = 2.0,
         keep_previous: int = 1,
         retain_seconds: float = 900.0,
-        loader: Callable[[Path], OcpiExport] = load_snapshot,
+        loader: Callable[..., OcpiExport] = load_snapshot,
         clock: Callable[[], float] = time.time,
+        publications: Path | str | None = None,
     ) -> None:
+        """`publications`: a directory for the DATEX II documents of each version (None: OCPI only);
+        the loader is then called as `loader(path, publish_into=<dir>)`."""
         self.path = Path(path) if path is not None else None
+        self.publications = Path(publications) if publications is not None else None
         self.poll_interval, self.keep_previous, self.retain_seconds = poll_interval, keep_previous, retain_seconds
         self._loader, self._clock = loader, clock
         self._current: DataVersion | None = None
@@ -236,9 +257,13 @@ class SnapshotStore:
             versions[old.token] = (old, now)
         retired = list(versions.items())  # in order of retirement, the newest last
         kept = retired[max(0, len(retired) - self.keep_previous):] if self.keep_previous > 0 else []
+        dropped = [v for v, _ in self._versions.values() if v.token not in dict(kept) and v.token != version.token]
         self._versions = {**dict(kept), version.token: (version, None)}
         self._current = version
         self.reloads += 1
+        for gone in dropped:  # nobody can ask for these any more: their DATEX II files go too
+            if gone.publications is not None:
+                shutil.rmtree(gone.publications, ignore_errors=True)
         return True
 
     def refresh(self, *, force: bool = False) -> bool:
@@ -257,14 +282,17 @@ class SnapshotStore:
             if not force and signature == self._failed_signature and time.monotonic() - self._failed_at < 60:
                 return False  # a file that failed to load is retried once a minute, not every poll
             started = time.monotonic()
+            loading = self.publications / ".loading" if self.publications is not None else None
             try:
-                export = self._loader(self.path)
+                export = self._loader(self.path) if loading is None else self._loader(self.path, publish_into=loading)
             except Exception as exc:  # keep serving the previous version
                 self._failed_signature, self._failed_at = signature, time.monotonic()
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("OCPI pull server: loading snapshot %s failed; serving the previous data", self.path)
                 return False
             version = DataVersion.from_export(export, signature)
+            if loading is not None:
+                version.publications = self._keep_publications(loading, version.token)
             changed = self._install(version)
             self.last_error = None
             log.info(
@@ -273,6 +301,19 @@ class SnapshotStore:
                 len(version.locations), len(version.tariffs), version.token,
             )
             return changed
+
+    def _keep_publications(self, loading: Path, token: str) -> Path | None:
+        """Name the freshly written DATEX II set after its version; the same data already on disk
+        (an unchanged reload) keeps the existing files, which may be being served. None when the
+        loader could not write them."""
+        final = loading.parent / token
+        if not loading.exists():
+            return final if final.exists() else None
+        if final.exists():
+            shutil.rmtree(loading, ignore_errors=True)
+        else:
+            loading.rename(final)
+        return final
 
     def start(self) -> None:
         """Load once now, then watch the file in a daemon thread (idempotent)."""

@@ -16,6 +16,10 @@ and `pull_auth` (Token / OAuth2 JWT, the token endpoint, request-id echo).
   (exclusive) on the wire `last_updated`; `X-Total-Count`, `X-Limit`, `Link: <...>; rel="next"`
   (absent on the last page) carrying the filters plus `snapshot=<version>`, which pins the rest of
   a crawl to the data set it started on while that version is retained.
+- DATEX II 3.7 (AFIR Energy Infrastructure profile, docs/datex2.md): `GET /datex2/v3.7/static.xml`,
+  `static.json`, `status.xml`, `status.json` and `rejections.json`: the same objects from the same
+  snapshot version as the OCPI routes (written once per version when the snapshot loads, streamed
+  from disk), with `X-Data-Version` naming that version; `?snapshot=<version>` pins a retained one.
 - Auth: `Authorization: Token <base64(OCPI_TOKEN)>` (raw token accepted for 2.1.1/2.2 clients) or
   `Authorization: Bearer <JWT>` from `/oauth/token`; everything but the token endpoint and
   `/health` answers 401 without them. `X-Request-ID` / `X-Correlation-ID` are echoed everywhere.
@@ -35,9 +39,10 @@ from urllib.parse import quote, urlencode
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from evpipeline.ndw.datex2_export import CONTENT_TYPES, DATEX_VERSION, REJECTIONS, document_name
 from evpipeline.ndw.pull_auth import TOKEN_PATH, OcpiMiddleware, token_endpoint
 from evpipeline.ndw.pull_paging import BadParameter, dumps, ocpi_error, ocpi_response, parse_page_query
 from evpipeline.ndw.pull_settings import DEFAULT_PAGE_CAP, OcpiServerSettings
@@ -49,6 +54,7 @@ VERSION = "2.2.1"
 OCPI_PREFIX = "/ocpi"
 BASE_PATH = f"{OCPI_PREFIX}/{VERSION}"
 MODULES = ("locations", "tariffs")
+DATEX2_PREFIX = f"/datex2/v{DATEX_VERSION}"
 
 
 def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starlette:
@@ -138,6 +144,28 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
             return ocpi_error(404, 2003, f"Unknown connector {connector_id!r} on EVSE {evse_uid!r}")
         return ocpi_response(dumps(connector))
 
+    def datex2_document(name: str, media_type: str) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            if (unavailable := data_or_503()) is not None:
+                return unavailable
+            version = store.version(request.query_params.get("snapshot"))
+            assert version is not None
+            if version.publications is None and store.publications is None:
+                return ocpi_error(404, 2000, "DATEX II publications are not enabled on this server")
+            path = version.publications / name if version.publications is not None else None
+            if path is None or not path.is_file():
+                return ocpi_error(503, 3000, "DATEX II publications of this version are not available",
+                                  {"Retry-After": str(max(1, round(store.poll_interval)))})
+            return FileResponse(path, media_type=media_type, headers={"X-Data-Version": version.token,
+                                                                      "Cache-Control": "no-cache"})
+
+        return handler
+
+    datex2_routes = [
+        Route(f"{DATEX2_PREFIX}/{document_name(kind, fmt)}", datex2_document(document_name(kind, fmt), CONTENT_TYPES[fmt]))
+        for kind in ("static", "status") for fmt in ("xml", "json")
+    ] + [Route(f"{DATEX2_PREFIX}/{REJECTIONS}", datex2_document(REJECTIONS, CONTENT_TYPES["json"]))]
+
     async def health(request: Request) -> Response:
         version = store.current
         body = {
@@ -167,6 +195,7 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
         *both(f"{BASE_PATH}/locations/{{location_id}}", location),
         *both(f"{BASE_PATH}/locations/{{location_id}}/{{evse_uid}}", evse_or_connector),
         *both(f"{BASE_PATH}/locations/{{location_id}}/{{evse_uid}}/{{connector_id}}", evse_or_connector),
+        *datex2_routes,
         Route(TOKEN_PATH, token_endpoint(settings), methods=["POST"]),
         Route("/health", health),
     ]
@@ -197,4 +226,6 @@ def app_from_env(data_dir: str | Path | None = None, *, page_cap: int = DEFAULT_
     development = [name for name in ("OCPI_TOKEN", "OCPI_CLIENT_SECRET") if settings.dev_value(name)]
     if development:  # the simulators' values guard nothing; say so once, without printing them
         log.warning("OCPI pull server: %s hold the development values; set your own", ", ".join(development))
-    return create_ocpi_app(SnapshotStore(snapshot_path(data_dir)), config)
+    snapshot = snapshot_path(data_dir)
+    # One DATEX II set per served version, next to the snapshot it was built from.
+    return create_ocpi_app(SnapshotStore(snapshot, publications=snapshot.parent / "datex2"), config)

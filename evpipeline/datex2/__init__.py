@@ -1,0 +1,11 @@
+"""DATEX II 3.7 (AFIR energy infrastructure) publications built from the canonical model."""
+
+from evpipeline.datex2.publication import (
+    EmptyPublicationError,
+    PublicationStats,
+    Rejection,
+    rejections,
+    write_publication,
+)
+
+__all__ = ["EmptyPublicationError", "PublicationStats", "Rejection", "rejections", "write_publication"]

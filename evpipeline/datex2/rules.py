@@ -1,0 +1,164 @@
+"""Mapping rules from our OCPI-shaped model (`mart`) into DATEX II 3.7 terms: small tables, nothing guessed.
+
+Every DATEX II value written comes from one of these tables, and every table's right-hand side is a
+value of the schema's own enumeration (checked against the vendored schema in the tests). A model value
+with no rule is never invented: for a mandatory element (connectorType) the object is rejected; for an
+optional one the element is left out and the value is counted in `PublicationStats.unmapped`
+(field, value, rows). `None` on the right-hand side is an explicit rule: "there is no DATEX II
+equivalent; omit it" (still reported).
+
+Schema: DATEX II 3.7 energyInfrastructure (CEN/TS 16157-10:2022), AFIR profile "Afir Energy
+Infrastructure" 01-00-00.
+"""
+
+from __future__ import annotations
+
+PROFILE_NAME = "Afir Energy Infrastructure"
+PROFILE_VERSION = "01-00-00"
+MODEL_BASE_VERSION = "3"
+SCHEMA_VERSION = "3.7"
+
+# OCPI ConnectorType -> DATEX II ConnectorTypeEnum. OCPI types DATEX II 3.7 has no value for (China's
+# GB/T and ChaoJi, North-American NEMA sockets) map to the schema's own `other`: the connector is
+# still published (with its power), and the loss is reported.
+CONNECTOR_TYPES: dict[str, str] = {
+    "CHADEMO": "chademo",
+    **{f"DOMESTIC_{x}": f"domestic{x}" for x in "ABCDEFGHIJKLMNO"},
+    "IEC_60309_2_single_16": "iec60309x2single16",
+    "IEC_60309_2_three_16": "iec60309x2three16",
+    "IEC_60309_2_three_32": "iec60309x2three32",
+    "IEC_60309_2_three_64": "iec60309x2three64",
+    "IEC_62196_T1": "iec62196T1",
+    "IEC_62196_T1_COMBO": "iec62196T1COMBO",
+    "IEC_62196_T2": "iec62196T2",
+    "IEC_62196_T2_COMBO": "iec62196T2COMBO",
+    "IEC_62196_T3A": "iec62196T3A",
+    "IEC_62196_T3C": "iec62196T3C",
+    "PANTOGRAPH_BOTTOM_UP": "pantographBottomUp",
+    "PANTOGRAPH_TOP_DOWN": "pantographTopDown",
+    "TESLA_R": "teslaR",
+    "TESLA_S": "teslaS",
+    # No DATEX II 3.7 value: published as `other` (reported as lossy).
+    "CHAOJI": "other",
+    "GBT_AC": "other",
+    "GBT_DC": "other",
+    "NEMA_5_20": "other",
+    "NEMA_6_30": "other",
+    "NEMA_6_50": "other",
+    "NEMA_10_30": "other",
+    "NEMA_10_50": "other",
+    "NEMA_14_30": "other",
+    "NEMA_14_50": "other",
+}
+# OCPI standards whose rule above loses information (reported in PublicationStats.unmapped).
+LOSSY_CONNECTOR_TYPES = frozenset(k for k, v in CONNECTOR_TYPES.items() if v == "other")
+
+# OCPI power_type -> DATEX II ChargingModeEnum (IEC 61851-1 modes). Public AC charging stations are
+# mode 3, DC is mode 4. DATEX II 3.7 has mode 3 only as three-phase (`mode3AC3p`): single- and
+# two-phase AC have no value and are omitted (optional element; reported).
+CHARGING_MODES: dict[str, str | None] = {
+    "AC_3_PHASE": "mode3AC3p",
+    "DC": "mode4DC",
+    "AC_1_PHASE": None,
+    "AC_2_PHASE": None,
+    "AC_2_PHASE_SPLIT": None,
+}
+
+# (OCPI format, current) -> DATEX II ConnectorFormatTypeEnum. A cable attached to an AC station is a
+# mode-3 cable; DATEX II has no DC cable value, so a DC cable is `otherCable`.
+CONNECTOR_FORMATS: dict[tuple[str, str], str] = {
+    ("SOCKET", "AC"): "socket",
+    ("SOCKET", "DC"): "socket",
+    ("CABLE", "AC"): "cableMode3",
+    ("CABLE", "DC"): "otherCable",
+}
+
+
+def current(power_type: str | None) -> str | None:
+    """AC or DC from an OCPI power_type (the key of CONNECTOR_FORMATS)."""
+    if power_type is None:
+        return None
+    return "DC" if power_type == "DC" else "AC" if power_type.startswith("AC_") else None
+
+
+# OCPI EVSE Status -> refill point status, in the vocabulary of the DATEX II energyInfrastructure
+# RefillPointStatusEnum (AFIR realtime profile). The 3.7 schema set we publish against has no status
+# publication, so the status publication carries this value in the refill point's extension
+# (`_refillPointExtension` / `egiRefillPointExtensionG`, open by schema) — see publication.py.
+REFILL_POINT_STATUS_VALUES = (
+    "available", "blocked", "charging", "faulted", "inoperative", "occupied", "outOfOrder",
+    "outOfStock", "planned", "removed", "reserved", "unavailable", "unknown",
+)  # fmt: skip
+REFILL_POINT_STATUSES: dict[str, str] = {
+    "AVAILABLE": "available",
+    "BLOCKED": "blocked",
+    "CHARGING": "charging",
+    "INOPERATIVE": "inoperative",
+    "OUTOFORDER": "outOfOrder",
+    "PLANNED": "planned",
+    "REMOVED": "removed",
+    "RESERVED": "reserved",
+    "UNKNOWN": "unknown",
+}
+
+# OCPI EVSE capability -> DATEX II AuthenticationAndIdentificationEnum (the station's
+# authenticationAndIdentificationMethods, which also carries the payment methods: creditCard,
+# debitCard, ...). `None`: the capability is not an authentication or payment method, or has no
+# DATEX II equivalent (CHIP_CARD_SUPPORT does not say which card), so it is omitted.
+AUTHENTICATION_METHODS: dict[str, str | None] = {
+    "RFID_READER": "rfid",
+    "CREDIT_CARD_PAYABLE": "creditCard",
+    "DEBIT_CARD_PAYABLE": "debitCard",
+    "CONTACTLESS_CARD_SUPPORT": "nfc",
+    "PED_TERMINAL": "pinpad",
+    "REMOTE_START_STOP_CAPABLE": "apps",
+    "CHIP_CARD_SUPPORT": None,
+    "CHARGING_PROFILE_CAPABLE": None,
+    "CHARGING_PREFERENCES_CAPABLE": None,
+    "RESERVABLE": None,
+    "START_SESSION_CONNECTOR_REQUIRED": None,
+    "TOKEN_GROUP_CAPABLE": None,
+    "UNLOCK_CAPABLE": None,
+}
+
+# OCPI EnergySourceCategory -> DATEX II ElectricEnergySourceTypeEnum.
+ENERGY_SOURCES: dict[str, str] = {
+    "NUCLEAR": "nuclear",
+    "GENERAL_FOSSIL": "generalFossil",
+    "COAL": "coal",
+    "GAS": "gas",
+    "GENERAL_GREEN": "generalGreen",
+    "SOLAR": "solar",
+    "WIND": "wind",
+    "WATER": "water",
+}
+
+# OCPI RegularHours.weekday (1 = Monday) -> DATEX II DayEnum.
+WEEKDAYS: dict[int, str] = {
+    1: "monday", 2: "tuesday", 3: "wednesday", 4: "thursday", 5: "friday", 6: "saturday", 7: "sunday",
+}  # fmt: skip
+
+# Opening-hours shapes of OCPI Hours -> the DATEX II OperatingHours subtype written:
+#   twentyfourseven, no exceptional closings      -> OpenAllHours
+#   twentyfourseven with exceptional closings     -> OperatingHoursSpecification, no validPeriod
+#                                                    (open throughout), closings as exceptionPeriod
+#   regular_hours (+ exceptional openings/closings) -> OperatingHoursSpecification: one validPeriod
+#                                                    per (period_begin, period_end) with its weekdays;
+#                                                    openings as extra validPeriods, closings as
+#                                                    exceptionPeriods
+# Regular hours are local time at the location (OCPI); DATEX II Time without an offset is local too.
+# The IANA time_zone is not written: FacilityLocation.timeZone only allows a fixed UTC offset, which
+# would be wrong for half of the year under daylight saving time.
+OPENING_HOURS_SHAPES = ("open_all_hours", "open_all_hours_with_closings", "regular_hours", "regular_hours_with_exceptions")
+
+# ISO 3166 alpha-3 (mart.locations.country) -> alpha-2 (DATEX II CountryCode): EU/EEA, the UK,
+# Switzerland and the other countries our sources cover. A country without a rule leaves the
+# address's (optional) countryCode out and is reported.
+COUNTRIES: dict[str, str] = {
+    "AUT": "AT", "BEL": "BE", "BGR": "BG", "HRV": "HR", "CYP": "CY", "CZE": "CZ", "DNK": "DK",
+    "EST": "EE", "FIN": "FI", "FRA": "FR", "DEU": "DE", "GRC": "GR", "HUN": "HU", "IRL": "IE",
+    "ITA": "IT", "LVA": "LV", "LTU": "LT", "LUX": "LU", "MLT": "MT", "NLD": "NL", "POL": "PL",
+    "PRT": "PT", "ROU": "RO", "SVK": "SK", "SVN": "SI", "ESP": "ES", "SWE": "SE", "ISL": "IS",
+    "LIE": "LI", "NOR": "NO", "CHE": "CH", "GBR": "GB", "NZL": "NZ", "AUS": "AU", "USA": "US",
+    "CAN": "CA",
+}  # fmt: skip

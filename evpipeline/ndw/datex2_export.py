@@ -1,0 +1,137 @@
+"""The DATEX II 3.7 publications (AFIR Energy Infrastructure profile) as a set of files with a manifest.
+
+The same objects the OCPI export sends NDW (public locations in the access point's countries, built
+from `mart` by `evpipeline.datex2`), as four documents: the static publication
+(EnergyInfrastructureTablePublication: sites, stations, refill points, connectors) and the status
+publication, each as XML and JSON, plus `rejections.json` (what could not be published and why)
+and `manifest.json` (sha256 and size per file, counts). Written by the daily asset
+(`ndw/datex2_export`, under `exports/datex2/YYYY-MM-DD/`) and by the pull server, which builds one
+set per snapshot version and serves it from disk.
+
+Deterministic: `publicationTime` is the newest `last_updated` among the published objects (the
+builder's default, not the wall clock), documents are written in stable order, so the same
+warehouse state gives the same bytes. The directory is assembled in a staging directory and renamed into place: a reader sees a
+complete set or none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, cast
+
+import duckdb
+
+from evpipeline.datex2 import EmptyPublicationError, PublicationStats, write_publication
+from evpipeline.datex2 import rejections as datex2_rejections
+from evpipeline.ndw.export import OCPI_TS, nap_countries
+from evpipeline.ndw.files import (
+    ChecksumSink,
+    canonical_json,
+    replace_directory,
+    staging_directory,
+    write_file,
+    write_manifest,
+)
+
+DATEX_VERSION = "3.7"
+PROFILE = "Afir Energy Infrastructure 01-00-00 (CEN/TS 16157-10:2022)"
+Kind = Literal["static", "status"]
+Fmt = Literal["xml", "json"]
+DOCUMENTS: tuple[tuple[Kind, Fmt], ...] = (("static", "xml"), ("static", "json"), ("status", "xml"), ("status", "json"))
+CONTENT_TYPES: dict[str, str] = {"xml": "application/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
+REJECTIONS = "rejections.json"
+
+
+def document_name(kind: str, fmt: str) -> str:
+    return f"{kind}.{fmt}"
+
+
+@dataclass
+class Datex2Files:
+    """One complete set of publications on disk and its manifest body."""
+
+    directory: Path
+    body: dict[str, Any]
+    rejections: list[dict[str, Any]]
+    candidates: int
+
+    def path(self, kind: str, fmt: str) -> Path:
+        return self.directory / document_name(kind, fmt)
+
+
+def candidate_locations(con: duckdb.DuckDBPyConnection, countries: list[str]) -> int:
+    in_countries = ", ".join("'" + c.replace("'", "''") + "'" for c in countries) or "NULL"
+    row = con.execute(f"SELECT count(*) FROM mart.locations WHERE country IN ({in_countries}) AND publish AND NOT is_deleted").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items() if v is not None}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def stats_counts(stats: PublicationStats) -> dict[str, Any]:
+    """A document's counts for the manifest, with the model values DATEX II could not carry."""
+    return {
+        "sites": stats.sites, "stations": stats.stations, "refill_points": stats.points, "connectors": stats.connectors,
+        "unmapped": [{"field": f, "value": v, "rows": n} for (f, v), n in sorted(stats.unmapped.items())],
+    }
+
+
+def write_publications(
+    con: duckdb.DuckDBPyConnection, final: Path, *, countries: list[str] | None = None, partition: str | None = None,
+) -> Datex2Files:
+    """Every DATEX II document, rejections.json and manifest.json into `final` (replaced whole).
+
+    With nothing publishable (DATEX II requires at least one site) the documents are left out and
+    the manifest says so; rejections.json still says why."""
+    countries = nap_countries() if countries is None else countries
+    staging = staging_directory(final)
+    try:
+        files: dict[str, Any] = {}
+        documents: dict[str, Any] = {}
+        published_at: datetime | None = None
+        for kind, fmt in DOCUMENTS:
+            name = document_name(kind, fmt)
+            try:
+                with ChecksumSink(staging / name) as out:
+                    # publicationTime defaults to the newest lastUpdated: deterministic, and the
+                    # same in all four documents.
+                    stats = write_publication(con, kind, fmt, cast(BinaryIO, out), countries=countries)
+            except EmptyPublicationError:
+                break
+            files[name] = out.entry
+            documents[name] = stats_counts(stats)
+            published_at = stats.published_at
+        rejections = [_plain(r) for r in datex2_rejections(con, countries)]
+        files[REJECTIONS] = write_file(staging / REJECTIONS, canonical_json(rejections))
+        candidates = candidate_locations(con, countries)
+        static = documents.get("static.xml", {})
+        body = {
+            "partition": partition,
+            "datex2_version": DATEX_VERSION,
+            "profile": PROFILE,
+            "countries": countries,
+            "generated_at": published_at.strftime(OCPI_TS) if published_at else None,
+            "counts": {
+                **{k: static.get(k, 0) for k in ("sites", "stations", "refill_points", "connectors")},
+                "rejected": len(rejections), "candidate_locations": candidates,
+            },
+            "documents": documents,
+            "files": files,
+        }
+        write_manifest(staging, body)
+        replace_directory(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Datex2Files(final, body, rejections, candidates)
