@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from evpipeline import settings
+from evpipeline import catalog, settings
 from evpipeline.lane import definitions as lane_definitions
 from evpipeline.maintenance import definitions as maintenance_definitions
 from evpipeline.model import definitions as model_definitions
@@ -63,7 +63,8 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 # Only `defs` may be a Definitions object at module scope (Dagster's code server refuses several),
 # so each part is reached through its module.
-defs = dg.Definitions.merge(
+# `catalog.annotate` gives every asset its owners, table metadata, freshness policy and code references.
+defs = catalog.annotate(dg.Definitions.merge(
     *source_definitions(),
     model_definitions.defs,
     ndw_definitions.defs,
@@ -71,7 +72,7 @@ defs = dg.Definitions.merge(
     maintenance_definitions.defs,
     dg.Definitions(resources=shared_resources(), jobs=[sync_all_job], sensors=[automation_sensor],
                    executor=dg.in_process_executor),
-)
+))
 
 
 def env_vars(resources: Mapping[str, object]) -> list[str]:

@@ -35,6 +35,8 @@ live_spec = dg.AssetSpec(
     group_name="ndw",
     deps=list(MART_KEYS.values()),
     kinds={"python", "ocpi"},
+    metadata={"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[
+        dg.LocalFileCodeReference(file_path=__file__, label="realtime_lane: lane_loop")])},
     description="NDW's copy of our dynamic data, kept within a minute by the real-time lane: EVSE status PATCHes, "
     "changed tariffs (ad-hoc prices) and locations PUT as they change.",
 )
@@ -77,7 +79,7 @@ def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterializati
         for table, count in changed.items():
             if count and table in feed.assets:
                 yield dg.AssetMaterialization(feed.assets[table], metadata={
-                    **via, "table": table, "rows_changed": count, "quarantined": quarantined.get(table, 0)})
+                    **via, "table": table, "dagster/table_name": table, "rows_changed": count, "quarantined": quarantined.get(table, 0)})
     builds = [c.mart for c in window.cycles if c.mart is not None and c.mart.mode != "idle"]
     if builds:
         total = MartBuild(mode=",".join(sorted({b.mode for b in builds})), sources=builds[-1].sources,
@@ -90,7 +92,7 @@ def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterializati
         for key, metadata, _checks in mart_results(total):
             table = next(t for t, k in MART_KEYS.items() if k == key)
             if table in total.counts and total.counts[table].changed:
-                yield dg.AssetMaterialization(key, metadata={**via, "builds": len(builds), **metadata})
+                yield dg.AssetMaterialization(key, metadata={**via, "builds": len(builds), "dagster/table_name": table, **metadata})
     pushes = [c.push for c in window.cycles if c.push is not None and c.push.run.results]
     if pushes:
         results = [(p, o) for push in pushes for p, o in push.run.results]

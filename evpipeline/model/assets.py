@@ -17,7 +17,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from evpipeline import settings
+from evpipeline import catalog, settings
 from evpipeline.model.build import MartBuild, build_mart
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.model.mappings import registry
@@ -39,6 +39,7 @@ DESCRIPTIONS = {
 REFERENCE_KEY = dg.AssetKey(["reference", "operator_data"])
 SOURCE_INPUTS = sorted({dg.AssetKey(key.split("/")) for mapping in registry() for key in mapping.inputs}, key=str)
 MATCHES_FULL = "matches_full_rebuild"
+BUILD = "Maintained by the incremental mart build (the real-time lane, or `mart_model` from the UI): every source's changes since the last build, mapped into the canonical OCPI-shaped tables in one transaction."
 
 
 class MartBuildConfig(dg.Config):
@@ -92,7 +93,8 @@ def _matches_full(build: MartBuild, table: str, key: dg.AssetKey) -> dg.AssetChe
     group_name="mart",
     pool=WRITER_POOL,
     specs=[
-        dg.AssetSpec(key, description=DESCRIPTIONS[table], deps=[*SOURCE_INPUTS, REFERENCE_KEY], kinds={"duckdb"})
+        dg.AssetSpec(key, description=f"{DESCRIPTIONS[table]}\n\n{BUILD}", deps=[*SOURCE_INPUTS, REFERENCE_KEY],
+                     kinds={"duckdb", "ocpi"})
         for table, key in MART_KEYS.items()
     ],
     check_specs=[
@@ -102,13 +104,14 @@ def _matches_full(build: MartBuild, table: str, key: dg.AssetKey) -> dg.AssetChe
     ],
 )
 def mart_model(context: dg.AssetExecutionContext, config: MartBuildConfig, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
-    """Map every source's changes since the last build into the canonical OCPI-shaped tables, in one transaction."""
+    # No docstring: each table's spec carries the one description (BUILD says what this does).
     with warehouse.get_connection() as con:
         build = build_mart(con, run_id=context.run.run_id, full=config.full)
+        tables = {key: catalog.table_metadata(con, table) for table, key in MART_KEYS.items()}
     context.log.info("mart %s build (%s): scope %s, %d rows changed in %.2fs", build.mode, build.reason or "changes",
                      build.scope, build.changed, build.seconds)
     for key, metadata, checks in mart_results(build):
-        yield dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
+        yield dg.MaterializeResult(asset_key=key, metadata={**metadata, **tables[key]}, check_results=checks)
 
 
 @dg.asset_check(
@@ -279,7 +282,7 @@ def bi_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     return dg.MaterializeResult(
         metadata={
             "snapshot": dg.MetadataValue.path(str(snapshot.database)),
-            "dagster/uri": str(snapshot.database),
+            "dagster/uri": Path(snapshot.database).resolve().as_uri(),
             "parquet": dg.MetadataValue.path(str(snapshot.parquet)),
             "mart_tables": snapshot.tables,
             "publication": snapshot.publication,

@@ -35,7 +35,7 @@ def export_root(config: NdwExportConfig) -> Path:
     partitions_def=daily,
     deps=list(MART_KEYS.values()),
     pool=WRITER_POOL,
-    kinds={"json"},
+    kinds={"json", "ocpi"},
     check_specs=[dg.AssetCheckSpec("rejections", asset=EXPORT_KEY, description="Objects left out for lacking NDW/AFIR fields")],
 )
 def ndw_ocpi_export(
@@ -64,6 +64,7 @@ def ndw_ocpi_export(
         metadata={
             **{k: v for k, v in counts.items()},
             "directory": dg.MetadataValue.path(str(manifest.directory)),
+            "dagster/uri": manifest.directory.resolve().as_uri(),
             "generated_at": manifest.body["generated_at"] or "",
             "rejections": dg.MetadataValue.md(preview),
         },
@@ -123,6 +124,7 @@ def ndw_datex2_export(
         metadata={
             **{k: v for k, v in counts.items() if isinstance(v, int | float | str)},
             "directory": dg.MetadataValue.path(str(published.directory)),
+            "dagster/uri": published.directory.resolve().as_uri(),
             "generated_at": published.body["generated_at"] or "",
             "rejections": dg.MetadataValue.md(preview),
         },

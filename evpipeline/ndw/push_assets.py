@@ -45,7 +45,7 @@ class NdwPushConfig(dg.Config):
     group_name="ndw",
     deps=list(MART_KEYS.values()),
     pool=PUSH_POOL,
-    kinds={"python"},
+    kinds={"python", "ocpi"},
     check_specs=[dg.AssetCheckSpec(CHECK_NAME, asset=PUSH_KEY, description="Every push NDW got was accepted (no OCPI 2xxx, 4xx or persistent failure)")],
 )
 def ndw_push(

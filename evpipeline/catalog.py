@@ -1,0 +1,218 @@
+"""What the Dagster catalog shows of every asset, in one place.
+
+- Table metadata: `dagster/table_name`, `dagster/column_schema` (a `TableSchema` generated from the
+  DuckDB catalog the migrations create, with each column's description) on the asset definitions,
+  and `dagster/row_count` plus the live column schema on each materialization (`table_metadata`).
+- Column descriptions, first match: a DuckDB column comment, the `-- comment` beside the column in
+  its migration's DDL, the standard lineage/delete columns, else its type and nullability.
+- Column lineage of `mart` (`dagster/column_lineage`): a mart column depends on the same-named column
+  of the corresponding table of every source mapping that feeds it (`evpipeline.model.mappings`).
+- Owners (`EVPIPELINE_OWNERS`), freshness policies (Dagster's `FreshnessPolicy`) and source code
+  references, applied to the whole `Definitions` by `annotate`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from evpipeline import settings
+from evpipeline.warehouse import migrations
+
+TABLE_NAME = "dagster/table_name"
+ROW_COUNT = "dagster/row_count"
+COLUMN_SCHEMA = "dagster/column_schema"
+COLUMN_LINEAGE = "dagster/column_lineage"
+URI = "dagster/uri"
+
+STANDARD_DESCRIPTIONS = {
+    "is_deleted": "True once the source no longer has the row (kept, never deleted).",
+    "deleted_at": "When the row was found deleted (UTC).",
+    "last_updated": "The source's (or OCPI's) last_updated of the row (UTC).",
+    "_observed_at": "As-of time of the fetch that wrote this version (UTC).",
+    "_observed_seq": "Fetch sequence ordering versions with equal as-of times.",
+    "_row_hash": "Hash of the row's content columns; unchanged hash = no write.",
+    "_ingested_at": "When this version was written to DuckDB (UTC).",
+    "_run_id": "Dagster run (or lane cycle) that wrote this version.",
+    "_lineage": "Where the version came from (endpoint, page, file, push delivery).",
+    "_change": "What the last write did: insert, update or delete.",
+    "_prev_status": "Status before the last status change (status tables).",
+    "source": "Source the row was mapped from (evroam, greenflux, zaptec, reference).",
+    "source_id": "The row's id in its source.",
+    "source_last_updated": "last_updated of the source row it was mapped from (UTC).",
+}
+
+# Assets whose data follows live status: at most a minute behind their source (the real-time lane).
+DYNAMIC = frozenset({
+    "evroam/availability", "greenflux/evses", "greenflux/connectors", "zaptec/charger_states",
+    "tomtom/availability_latest", "tomtom/availability_snapshots", "tomtom/availability_polls",
+    "mart/evses", "ndw/live",
+})
+# Event-driven assets (materialized when their input changes, e.g. the reference file): no age limit.
+NO_FRESHNESS = frozenset({"reference/operator_data"})
+DYNAMIC_WINDOW = timedelta(minutes=1)
+STATIC_WINDOW = timedelta(hours=24)
+DAILY_WINDOW = timedelta(hours=26)  # daily cron-driven jobs: a day plus their run time
+
+
+def owners() -> list[str]:
+    """The owners every asset carries: `EVPIPELINE_OWNERS`, a comma list of `team:...` or e-mail addresses."""
+    return [o.strip() for o in settings.get("EVPIPELINE_OWNERS").split(",") if o.strip()]
+
+
+# -- DDL comments and the DuckDB catalog ---------------------------------------------------------
+
+_CREATE = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.]+)", re.I)
+_ALTER = re.compile(r"ALTER\s+TABLE\s+([\w.]+)\s+ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)[^-\n]*--\s*(.+)$", re.I)
+_COLUMN = re.compile(r"^\s*(\w+)\s+[A-Za-z][\w\[\](), ]*?(?:NOT\s+NULL|DEFAULT[^-]*|PRIMARY\s+KEY)?[^-\n]*--\s*(.+)$")
+
+
+def ddl_comments(sqls: list[str]) -> dict[tuple[str, str], str]:
+    """(table, column) -> the `-- comment` written beside the column in the migrations' DDL."""
+    comments: dict[tuple[str, str], str] = {}
+    for sql in sqls:
+        table = None
+        for line in sql.splitlines():
+            if m := _ALTER.search(line):
+                comments[(m.group(1).lower(), m.group(2).lower())] = m.group(3).strip()
+                continue
+            if m := _CREATE.search(line):
+                table = m.group(1).lower()
+                continue
+            if table and (m := _COLUMN.match(line)) and m.group(1).upper() not in {"PRIMARY", "UNIQUE", "CHECK", "FOREIGN"}:
+                comments.setdefault((table, m.group(1).lower()), m.group(2).strip())
+    return comments
+
+
+def _description(table: str, name: str, data_type: str, nullable: bool, comment: str | None,
+                 comments: Mapping[tuple[str, str], str]) -> str:
+    if comment:
+        return comment
+    if (table, name) in comments:
+        return comments[(table, name)]
+    if name in STANDARD_DESCRIPTIONS:
+        return STANDARD_DESCRIPTIONS[name]
+    return f"{data_type}{'' if nullable else ', required'}."
+
+
+def column_schemas(con: duckdb.DuckDBPyConnection, tables: list[str] | None = None) -> dict[str, dg.TableSchema]:
+    """`TableSchema` per `schema.table` from the connection's DuckDB catalog, with described columns."""
+    comments = ddl_comments([m.sql for m in migrations.registered()])
+    rows = con.execute("""
+        SELECT schema_name || '.' || table_name, column_name, data_type, is_nullable, comment
+        FROM duckdb_columns() WHERE database_name = current_database() AND NOT internal
+        ORDER BY schema_name, table_name, column_index
+    """).fetchall()
+    columns: dict[str, list[dg.TableColumn]] = {}
+    for table, name, data_type, nullable, comment in rows:
+        if tables is not None and table not in tables:
+            continue
+        columns.setdefault(table, []).append(dg.TableColumn(
+            name, data_type, description=_description(table, name, data_type, nullable, comment, comments),
+            constraints=dg.TableColumnConstraints(nullable=bool(nullable)),
+        ))
+    return {table: dg.TableSchema(columns=cols) for table, cols in columns.items()}
+
+
+@functools.cache
+def _declared(registered: int) -> dict[str, dg.TableSchema]:
+    del registered  # the cache key: recomputed when more migrations register
+    con = duckdb.connect()
+    try:
+        migrations.apply(con)
+        return column_schemas(con)
+    finally:
+        con.close()
+
+
+def declared_schemas() -> dict[str, dg.TableSchema]:
+    """Every table the registered migrations create (an in-memory DuckDB, migrated once per process)."""
+    return _declared(len(migrations.registered()))
+
+
+def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]:
+    """Materialization metadata of a DuckDB table: its name, live rows now and its column schema."""
+    schema = column_schemas(con, [table]).get(table)
+    if schema is None:
+        return {TABLE_NAME: table}
+    live = "WHERE NOT is_deleted" if any(c.name == "is_deleted" for c in schema.columns) else ""
+    count = con.execute(f"SELECT count(*) FROM {table} {live}").fetchone()
+    return {TABLE_NAME: table, ROW_COUNT: int(count[0]) if count else 0, COLUMN_SCHEMA: schema}
+
+
+# -- column lineage of mart -------------------------------------------------------------------------
+
+
+def mart_column_lineage(table: str) -> dg.TableColumnLineage | None:
+    """Same-named columns of the corresponding source table of each mapping (e.g. greenflux/evses.status)."""
+    from evpipeline.model.mappings import registry
+
+    schemas = declared_schemas()
+    target = schemas.get(table)
+    if target is None:
+        return None
+    short = table.split(".")[1]
+    deps: dict[str, list[dg.TableColumnDep]] = {}
+    for mapping in registry():
+        for key in mapping.inputs:
+            if key.split("/")[-1] != short:
+                continue
+            source_schema = schemas.get(key.replace("/", "."))
+            if source_schema is None:
+                continue
+            names = {c.name for c in source_schema.columns}
+            for column in target.columns:
+                if column.name in names and column.name not in STANDARD_DESCRIPTIONS and column.name != "last_updated":
+                    deps.setdefault(column.name, []).append(dg.TableColumnDep(dg.AssetKey(key.split("/")), column.name))
+    return dg.TableColumnLineage(deps_by_column=deps) if deps else None
+
+
+# -- the whole Definitions ------------------------------------------------------------------------
+
+
+def freshness(spec: dg.AssetSpec) -> dg.FreshnessPolicy | None:
+    """1 minute for live status, the day's partition for daily exports, 24 h for everything else."""
+    name = spec.key.to_user_string()
+    if name in NO_FRESHNESS:
+        return None
+    if name in DYNAMIC:
+        return dg.FreshnessPolicy.time_window(fail_window=DYNAMIC_WINDOW)
+    if isinstance(spec.partitions_def, dg.DailyPartitionsDefinition):
+        # The schedule materializes yesterday's partition at 02:00 UTC: it must be there by 03:00.
+        return dg.FreshnessPolicy.cron(deadline_cron="0 3 * * *", lower_bound_delta=timedelta(hours=1))
+    if spec.automation_condition is not None and "on_cron" in str(spec.automation_condition.get_label() or ""):
+        return dg.FreshnessPolicy.time_window(fail_window=DAILY_WINDOW)
+    return dg.FreshnessPolicy.time_window(fail_window=STATIC_WINDOW)
+
+
+def describe(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Owners, table name + column schema (+ mart column lineage) and a freshness policy for one asset."""
+    table = ".".join(spec.key.path)
+    schemas = declared_schemas()
+    metadata: dict[str, Any] = {}
+    if len(spec.key.path) == 2 and table in schemas:
+        metadata[TABLE_NAME] = table
+        metadata[COLUMN_SCHEMA] = schemas[table]
+        if table.startswith("mart.") and (lineage := mart_column_lineage(table)) is not None:
+            metadata[COLUMN_LINEAGE] = lineage
+    policy = spec.freshness_policy or freshness(spec)
+    merged = spec.merge_attributes(metadata={k: v for k, v in metadata.items() if k not in spec.metadata},
+                                   owners=[o for o in owners() if o not in spec.owners])
+    return merged.replace_attributes(freshness_policy=policy) if policy is not None else merged
+
+
+def annotate(defs: dg.Definitions) -> dg.Definitions:
+    """The Definitions with every asset described (`describe`) and pointing at its source code."""
+    described = defs.map_asset_specs(func=describe)
+    return dg.Definitions(
+        assets=list(dg.with_source_code_references(list(described.assets or []))),
+        asset_checks=described.asset_checks, jobs=described.jobs, schedules=described.schedules,
+        sensors=described.sensors, resources=described.resources, executor=described.executor,
+        loggers=described.loggers, metadata=described.metadata,
+    )
