@@ -9,7 +9,7 @@ from pydantic import Field
 from evpipeline import settings
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.ndw.datex2_export import write_publications
-from evpipeline.ndw.export import build_export, nap_countries, write_export
+from evpipeline.ndw.export import OcpiExport, build_export, nap_countries, write_export
 from evpipeline.sync import markdown_preview
 from evpipeline.warehouse import WRITER_POOL, WarehouseResource
 
@@ -45,6 +45,10 @@ def ndw_ocpi_export(
     partition = context.partition_key
     with warehouse.get_connection() as con:
         export = build_export(con)
+    failing = invalid_objects(export)
+    if failing:  # blocking: nothing is written that NDW would get and our definition refuses
+        raise dg.Failure(description=f"{len(failing)} selected object(s) fail our OCPI/AFIR definition; nothing exported",
+                         metadata={"failing": dg.MetadataValue.json(failing[:20])})
     manifest = write_export(export, export_root(config) / partition, partition)
     counts = manifest.body["counts"]
     rejected_locations = sum(1 for r in export.rejections if r["object"] == "Location")
@@ -70,6 +74,21 @@ def ndw_ocpi_export(
         },
         check_results=[check],
     )
+
+
+def invalid_objects(export: OcpiExport) -> list[dict[str, str]]:
+    """Selected objects that fail `evpipeline.ocpi.definition` (the SQL selection and the definition disagree)."""
+    import json
+
+    from evpipeline.ocpi.definition import validate_location, validate_tariff
+
+    failing = []
+    for kind, bodies, keys, validate in (("Location", export.locations, export.location_keys, validate_location),
+                                         ("Tariff", export.tariffs, export.tariff_keys, validate_tariff)):
+        for body, key in zip(bodies, keys, strict=True):
+            if errors := validate(json.loads(body)):
+                failing.append({"object": kind, "key": "/".join(key), "errors": "; ".join(errors[:5])})
+    return failing
 
 
 class Datex2ExportConfig(dg.Config):
