@@ -138,7 +138,6 @@ def test_mart_integrity_runs_as_blocking_checks(warehouse: WarehouseResource) ->
 
     result = dg.materialize([mart_model, mart_integrity], resources={"warehouse": warehouse}, raise_on_error=False,
                             selection=dg.AssetSelection.checks(mart_integrity))
-    verdicts = {(e.asset_key.to_user_string(), e.check_name): e.passed
-                for e in (ev.event_specific_data for ev in result.all_events if ev.event_type_value == "ASSET_CHECK_EVALUATION")}
+    verdicts = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert verdicts[("mart/evses", LOCATION_EXISTS)] is False
     assert verdicts[("mart/locations", UNIQUE)] is True
