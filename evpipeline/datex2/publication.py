@@ -565,10 +565,17 @@ def _unmapped(con: duckdb.DuckDBPyConnection, kind: str) -> dict[tuple[str, str]
 
 
 def _batches(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[tuple[Any, ...]]:
-    """The rows of `sql`, fetched `BATCH_ROWS` at a time."""
+    """The rows of `sql`, fetched `BATCH_ROWS` at a time; a row is let go as soon as it is handed out,
+    so no more than one batch of finished fragments is held."""
     cur = con.execute(sql)
-    while batch := cur.fetchmany(BATCH_ROWS):
-        yield from batch
+    while True:
+        batch = cur.fetchmany(BATCH_ROWS)
+        if not batch:
+            return
+        batch.reverse()
+        while batch:
+            yield batch.pop()
+        del batch
 
 # ------------------------------------------------------------------------------------------------
 # Writer
