@@ -489,6 +489,9 @@ def _render_sql(kind: str, sql: _Sql, first: int, last: int) -> str:
     static = kind == "static"
     auth = _case("cap", rules.AUTHENTICATION_METHODS)
     connectors = f"string_agg({sql.connector()}, {sep} ORDER BY connector_id)" if static else "NULL"
+    # The energy mix (the location's, on each of its points) rendered once per distinct value.
+    mixes = (f"SELECT site_no, m.mix FROM site LEFT JOIN (SELECT energy_mix, {sql.energy_mix()} AS mix "
+             "FROM (SELECT DISTINCT energy_mix FROM site)) m USING (energy_mix)") if static else "SELECT site_no, NULL AS mix FROM site"
     return f"""
         WITH s AS (SELECT * FROM _dx_sites WHERE site_no BETWEEN {first} AND {last}),
         rows AS (
@@ -509,7 +512,7 @@ def _render_sql(kind: str, sql: _Sql, first: int, last: int) -> str:
                    CAST(l.opening_times AS VARCHAR) AS opening_times, l.energy_mix, l.operator, l.owner
             FROM s JOIN mart.locations l USING (country_code, party_id, location_id)),
         {sql.hours_ctes() if static else ""}
-        mixes AS (SELECT site_no, {sql.energy_mix() if static else "NULL"} AS mix FROM site),
+        mixes AS ({mixes}),
         ev AS (
             SELECT site_no, evse_uid, any_value(site_id) AS site_id, any_value(evse_id) AS evse_id, any_value(status) AS status,
                    any_value(evse_lat) AS evse_lat, any_value(evse_lon) AS evse_lon,
