@@ -26,16 +26,18 @@ an EVSE uid is only unique within its location), the eMI3 evse_id as the point's
 child, as in the OCPI export. Timestamps UTC (`YYYY-MM-DDTHH:MM:SSZ`); coordinates as xs:float
 (IEEE single precision, the schema's type), written as the shortest text that round-trips.
 
-Streaming: rows come from DuckDB in batches of `BATCH_ROWS` (one row per connector, ordered by
-site/station/point), each site is rendered and written to `out` as soon as its rows are complete; no
-more than one site is held in memory.
+Rendering and streaming: DuckDB renders each site's whole XML or JSON fragment in SQL (string
+concatenation, XML escaping with `replace`, JSON strings with `to_json`, the rules' tables as CASE
+expressions; opening hours once per distinct OCPI Hours value). Sites are numbered in publication
+order (`_dx_sites`) and rendered `SITES_PER_QUERY` at a time, so neither DuckDB nor Python ever holds
+more than one query's sites; the finished fragments are fetched `BATCH_ROWS` at a time and written to
+`out` one site per write. The unmapped-value report is one aggregate query.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal
@@ -138,18 +140,16 @@ def rejections(con: duckdb.DuckDBPyConnection, countries: list[str] | None = Non
     return _rejections(con)
 
 
-_ROWS = f"""
-    SELECT l.country_code, l.party_id, l.location_id, l.name, l.address, l.city, l.postal_code, l.country,
-           CAST(CAST(l.latitude AS FLOAT) AS VARCHAR) AS lat, CAST(CAST(l.longitude AS FLOAT) AS VARCHAR) AS lon,
-           CAST(l.opening_times AS VARCHAR) AS opening_times, CAST(l.energy_mix AS VARCHAR) AS energy_mix,
-           CAST(l.operator AS VARCHAR) AS operator, CAST(l.owner AS VARCHAR) AS owner,
-           strftime(max(greatest(l.last_updated, e.last_updated, c.last_updated)) OVER site, '{TS}') AS site_version,
-           e.evse_uid, e.evse_id, CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END AS status,
-           CAST(e.capabilities AS VARCHAR) AS capabilities,
-           CAST(CAST(e.latitude AS FLOAT) AS VARCHAR) AS evse_lat, CAST(CAST(e.longitude AS FLOAT) AS VARCHAR) AS evse_lon,
-           strftime(max(greatest(e.last_updated, c.last_updated)) OVER evse, '{TS}') AS evse_version,
-           strftime(e.last_updated, '{TS}') AS evse_updated,
-           c.connector_id, c.standard, c.format, c.power_type, c.max_voltage, c.max_amperage, c.max_electric_power
+# ------------------------------------------------------------------------------------------------
+# Rendering, in DuckDB: one finished XML or JSON fragment per site.
+#
+# Every fragment is built in SQL (string concatenation; XML escaping with `replace`, JSON strings
+# with `to_json`); Python only streams the finished fragments to `out`. The SQL helpers below
+# return SQL expressions; the mapping tables become CASE expressions generated from `rules`.
+
+SITES_PER_QUERY = 1000  # sites rendered per query: DuckDB's (and our) memory is bounded by one query's sites
+
+_VALID = """
     FROM mart.connectors c
     JOIN _ndw_connectors vc USING (country_code, party_id, location_id, evse_uid, connector_id)
     JOIN mart.evses e USING (country_code, party_id, location_id, evse_uid)
@@ -157,326 +157,428 @@ _ROWS = f"""
     JOIN mart.locations l USING (country_code, party_id, location_id)
     JOIN _ndw_locations vl USING (country_code, party_id, location_id)
     WHERE len(vc.reasons) = 0 AND len(ve.reasons) = 0 AND len(vl.reasons) = 0
-    WINDOW site AS (PARTITION BY l.country_code, l.party_id, l.location_id),
-           evse AS (PARTITION BY l.country_code, l.party_id, l.location_id, e.evse_uid)
 """
 
 
-def _batches(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[dict[str, Any]]:
-    cur = con.execute(sql)
-    names = [d[0] for d in cur.description]
-    while batch := cur.fetchmany(BATCH_ROWS):
-        for row in batch:
-            yield dict(zip(names, row, strict=True))
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def _sites(con: duckdb.DuckDBPyConnection, kind: str) -> Iterator[list[dict[str, Any]]]:
-    """Rows grouped per site, in order; one site in memory at a time."""
-    order = "ORDER BY country_code, party_id, location_id, evse_uid, connector_id"
-    sql = f"SELECT * FROM ({_ROWS}) {order}"
-    if kind == "status":  # one row per EVSE
-        sql = f"SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY country_code, party_id, location_id, evse_uid ORDER BY connector_id) AS rn FROM ({_ROWS})) WHERE rn = 1 {order}"
-    current: list[dict[str, Any]] = []
-    key: tuple[str, str, str] | None = None
-    for row in _batches(con, sql):
-        row_key = (row["country_code"], row["party_id"], row["location_id"])
-        if current and row_key != key:
-            yield current
-            current = []
-        key = row_key
-        current.append(row)
-    if current:
-        yield current
+def _case(expr: str, table: Mapping[Any, str | None]) -> str:
+    """`table[expr]` in SQL (NULL where the table has no value, or None)."""
+    whens = " ".join(f"WHEN {_lit(str(k))} THEN {_lit(v)}" for k, v in table.items() if v is not None)
+    return f"(CASE {expr} {whens} END)"
 
 
-# ------------------------------------------------------------------------------------------------
-# A small element tree, rendered as DATEX II XML or as DATEX II JSON
+def _in(expr: str, values: Iterable[str]) -> str:
+    return f"{expr} IN ({', '.join(_lit(v) for v in values)})"
 
 
-@dataclass
-class El:
-    """One DATEX II element. `wrap`: the JSON "G" wrapper key of a polymorphic element (its XML
-    xsi:type when `xsi`); `many`: a JSON array; `kind`: how text renders in JSON."""
-
-    ns: str
-    name: str
-    children: list[El] = field(default_factory=list)
-    text: str | None = None
-    attrs: dict[str, str] = field(default_factory=dict)
-    xsi: str | None = None
-    wrap: str | None = None
-    many: bool = False
-    kind: Literal["obj", "str", "num", "int", "bool", "enum"] = "obj"
-    json_name: str | None = None
+def _x(expr: str) -> str:
+    """xml.sax.saxutils.escape."""
+    return f"replace(replace(replace({expr}, '&', '&amp;'), '>', '&gt;'), '<', '&lt;')"
 
 
-def _el(ns: str, name: str, *children: El | None, attrs: dict[str, str] | None = None, xsi: str | None = None,
-        wrap: str | None = None, many: bool = False, json_name: str | None = None) -> El:
-    if xsi and not wrap:
-        prefix, typ = xsi.split(":")
-        wrap = prefix + typ
-    return El(ns, name, [c for c in children if c is not None], attrs=attrs or {}, xsi=xsi, wrap=wrap, many=many,
-              json_name=json_name)
+def _a(expr: str) -> str:
+    """xml.sax.saxutils.quoteattr: the quoted attribute value."""
+    body = f"replace(replace(replace({_x(expr)}, chr(10), '&#10;'), chr(13), '&#13;'), chr(9), '&#9;')"
+    return (f"""(CASE WHEN NOT contains({expr}, '"') THEN '"' || {body} || '"' """
+            f"""WHEN contains({expr}, '''') THEN '"' || replace({body}, '"', '&quot;') || '"' """
+            f"""ELSE '''' || {body} || '''' END)""")
 
 
-def _leaf(ns: str, name: str, text: object, kind: Literal["str", "num", "int", "bool", "enum"] = "str",
-          many: bool = False) -> El | None:
-    if text is None:
-        return None
-    if isinstance(text, bool):
-        text = "true" if text else "false"
-    return El(ns, name, text=str(text), kind=kind, many=many)
+# DuckDB's to_json writes the \\u escapes of control characters with upper-case hex digits, Python's
+# json.dumps with lower-case ones: only these differ.
+_UPPER_ESCAPES = [f"\\u00{n:02X}" for n in (0x0B, 0x0E, 0x0F, *range(0x1A, 0x20))]
 
 
-def _ml(ns: str, name: str, text: str | None, lang: str, many: bool = False) -> El | None:
-    """A MultilingualString."""
-    if text is None:
-        return None
-    value = El("com", "value", text=text, attrs={"lang": lang}, kind="str", many=True)
-    return _el(ns, name, _el("com", "values", value), many=many)
+def _j(expr: str) -> str:
+    """json.dumps(text, ensure_ascii=False): the JSON string literal."""
+    plain = f"CAST(to_json({expr}) AS VARCHAR)"
+    fixed = plain
+    for upper in _UPPER_ESCAPES:
+        fixed = f"replace({fixed}, {_lit(upper)}, {_lit(upper.lower())})"
+    return f"(CASE WHEN regexp_matches({expr}, '[\\x0b\\x0e\\x0f\\x1a-\\x1f]') THEN {fixed} ELSE {plain} END)"
 
 
-def _xml(el: El, out: list[str]) -> None:
-    tag = f"{el.ns}:{el.name}"
-    attrs = "".join(f" {k}={quoteattr(v)}" for k, v in el.attrs.items())
-    if el.xsi:
-        attrs += f' xsi:type="{el.xsi}"'
-    if el.kind != "obj":
-        out.append(f"<{tag}{attrs}>{escape(el.text or '')}</{tag}>")
-    elif not el.children:
-        out.append(f"<{tag}{attrs}/>")
-    else:
-        out.append(f"<{tag}{attrs}>")
-        for c in el.children:
-            _xml(c, out)
-        out.append(f"</{tag}>")
+def _num(expr: str) -> str:
+    """A DATEX II number in JSON: float(text), as json.dumps writes it (DuckDB's DOUBLE text is the same
+    shortest round-trip repr as Python's)."""
+    return f"CAST(CAST({expr} AS DOUBLE) AS VARCHAR)"
 
 
-_JSON_ATTRS = {"id": "idG", "version": "versionG"}
-_INT_ATTRS = {"order", "energyMixIndex"}
+def _if(cond: str, then: str) -> str:
+    return f"(CASE WHEN {cond} THEN {then} END)"
 
 
-def _json(el: El) -> Any:
-    if el.kind == "enum":
-        return {"value": el.text}
-    if el.kind in ("num", "int"):
-        return int(el.text or 0) if el.kind == "int" else float(el.text or "nan")
-    if el.kind == "bool":
-        return el.text == "true"
-    if el.kind == "str":
-        if el.name == "value" and el.ns == "com":  # MultilingualString value
-            return {"lang": el.attrs["lang"], "value": el.text}
-        return el.text
-    if el.ns == "com" and el.name == "values":  # MultilingualString: "values" is the array itself
-        return [_json(c) for c in el.children]
-    body: dict[str, Any] = {}
-    for k, v in el.attrs.items():
-        body[_JSON_ATTRS.get(k, k)] = int(v) if k in _INT_ATTRS else v
-    for c in el.children:
-        key = c.json_name or c.name
-        value = _json(c)
-        if c.many:
-            body.setdefault(key, []).append(value)
-        else:
-            body[key] = value
-    return {el.wrap: body} if el.wrap else body
+def _cat(*parts: str) -> str:
+    """Concatenation that skips NULL (absent) parts."""
+    return f"concat({', '.join(parts)})"
 
 
-# ------------------------------------------------------------------------------------------------
-# Mapping
+def _obj(*items: str) -> str:
+    """A JSON object from optional `,"key":value` items."""
+    return f"('{{' || substr({_cat(*items)}, 2) || '}}')"
 
 
-class _Mapper:
-    def __init__(self, kind: str, lang: str) -> None:
-        self.kind = kind
+class _Sql:
+    """The SQL expressions of one publication's format and language."""
+
+    def __init__(self, fmt: str, lang: str) -> None:
+        self.xml = fmt == "xml"
         self.lang = lang
-        self.unmapped: Counter[tuple[str, str]] = Counter()
 
-    def _note(self, field_name: str, value: object) -> None:
-        self.unmapped[(field_name, str(value))] += 1
+    def ml(self, tag: str, expr: str) -> str:
+        """A MultilingualString: XML element `tag`, or the JSON value of key `tag`."""
+        if self.xml:
+            return (f"'<{tag}><com:values><com:value lang=\"{self.lang}\">' || {_x(expr)} || "
+                    f"'</com:value></com:values></{tag}>'")
+        return f"""'{{"values":[{{"lang":"{self.lang}","value":' || {_j(expr)} || '}}]}}'"""
 
-    def organisation(self, role: str, raw: str | None, org_id: str, version: str) -> El | None:
-        if raw is None:
-            return None
-        details = json.loads(raw)
-        if not details.get("name"):
-            return None
-        return _el("fac", role,
-                   _ml("fac", "name", details["name"], self.lang),
-                   _leaf("fac", "linkToGeneralInformation", details.get("website")),
-                   _el("fac", "organisationUnit", many=True),
-                   attrs={"id": org_id, "version": version}, xsi="fac:OrganisationSpecification")
+    def leaf(self, tag: str, key: str, expr: str, *, text: bool = True) -> str:
+        """A string element (`text`: escaped) or its `,"key":value` JSON item."""
+        if self.xml:
+            return f"'<{tag}>' || {_x(expr) if text else expr} || '</{tag}>'"
+        value = _j(expr) if text else f"""'"' || {expr} || '"'"""
+        return f"""',"{key}":' || {value}"""
 
-    def operating_hours(self, raw: str, hours_id: str, version: str) -> El:
-        hours = json.loads(raw)
-        closings = hours.get("exceptional_closings") or []
-        openings = hours.get("exceptional_openings") or []
-        if hours.get("twentyfourseven") and not closings:
-            return _el("fac", "operatingHours", xsi="fac:OpenAllHours")
-        valid: list[El | None] = []
-        if not hours.get("twentyfourseven"):
-            by_period: dict[tuple[str, str], list[int]] = {}
-            for r in hours.get("regular_hours") or []:
-                by_period.setdefault((r["period_begin"], r["period_end"]), []).append(int(r["weekday"]))
-            for (begin, end), days in sorted(by_period.items()):
-                valid.append(_el("com", "validPeriod",
-                                 _el("com", "recurringTimePeriodOfDay",
-                                     _leaf("com", "startTimeOfPeriod", begin + ":00"),
-                                     _leaf("com", "endTimeOfPeriod", end + ":00"), many=True),
-                                 _el("com", "recurringDayWeekMonthPeriod",
-                                     *(_leaf("com", "applicableDay", rules.WEEKDAYS[d], "enum", many=True) for d in sorted(set(days))),
-                                     wrap="comDayWeekMonth", many=True),
-                                 many=True))
-        valid += [self._period("validPeriod", p) for p in openings]
-        exceptions = [self._period("exceptionPeriod", p) for p in closings]
-        return _el("fac", "operatingHours",
-                   _leaf("fac", "lastUpdated", version),
-                   _el("fac", "overallPeriod", _leaf("com", "overallStartTime", version), *valid, *exceptions),
-                   attrs={"id": hours_id, "version": version}, xsi="fac:OperatingHoursSpecification")
+    def coordinates(self, lat: str, lon: str, extension: str | None = None) -> str:
+        if self.xml:
+            return _if(f"{lat} IS NOT NULL AND {lon} IS NOT NULL",
+                       "'<fac:locationReference xsi:type=\"loc:PointLocation\">' || "
+                       + (f"{extension} || " if extension else "")
+                       + f"'<loc:pointByCoordinates><loc:pointCoordinates><loc:latitude>' || {lat} || '</loc:latitude>"
+                       f"<loc:longitude>' || {lon} || '</loc:longitude></loc:pointCoordinates></loc:pointByCoordinates>"
+                       "</fac:locationReference>'")
+        return _if(f"{lat} IS NOT NULL AND {lon} IS NOT NULL",
+                   """',"locationReference":{"locPointLocation":{' || """
+                   + (f"{extension} || ',' || " if extension else "")
+                   + f"""'"pointByCoordinates":{{"pointCoordinates":{{"latitude":' || {_num(lat)} || ',"longitude":' || {_num(lon)} || '}}}}}}}}'""")
 
-    @staticmethod
-    def _period(name: str, period: dict[str, str]) -> El:
-        return _el("com", name, _leaf("com", "startOfPeriod", _utc(period["period_begin"])),
-                   _leaf("com", "endOfPeriod", _utc(period["period_end"])), many=True)
+    def address(self) -> str:
+        """The site's facilityLocation extension (columns of `site`)."""
+        country = _case("country", rules.COUNTRIES)
+        if self.xml:
+            parts = _cat(_if("postal_code IS NOT NULL", self.leaf("locx:postcode", "", "postal_code")),
+                         _if("city IS NOT NULL", self.ml("locx:city", "city")),
+                         _if(f"{country} IS NOT NULL", self.leaf("locx:countryCode", "", country, text=False)),
+                         _if("address IS NOT NULL AND address <> ''",
+                             "'<locx:addressLine order=\"1\"><locx:type>street</locx:type>' || "
+                             + self.ml("locx:text", "address") + " || '</locx:addressLine>'"))
+            return ("'<loc:_locationReferenceExtension><loc:facilityLocation>' || "
+                    f"(CASE WHEN {parts} = '' THEN '<locx:address/>' ELSE '<locx:address>' || {parts} || '</locx:address>' END)"
+                    " || '</loc:facilityLocation></loc:_locationReferenceExtension>'")
+        address = _obj(_if("postal_code IS NOT NULL", self.leaf("", "postcode", "postal_code")),
+                       _if("city IS NOT NULL", """',"city":' || """ + self.ml("", "city")),
+                       _if(f"{country} IS NOT NULL", self.leaf("", "countryCode", country, text=False)),
+                       _if("address IS NOT NULL AND address <> ''",
+                           """',"addressLine":[{"order":1,"type":{"value":"street"},"text":' || """
+                           + self.ml("", "address") + " || '}]'"))
+        return f"""'"locLocationReferenceExtensionG":{{"FacilityLocation":{{"address":' || {address} || '}}}}'"""
 
-    def location_reference(self, lat: str | None, lon: str | None, row: dict[str, Any] | None = None) -> El | None:
-        if lat is None or lon is None:
-            return None
-        extension = None
-        if row is not None:
-            country = rules.COUNTRIES.get(row["country"]) if row["country"] else None
-            if row["country"] and country is None:
-                self._note("location.country", row["country"])
-            address = _el("locx", "address",
-                          _leaf("locx", "postcode", row["postal_code"]),
-                          _ml("locx", "city", row["city"], self.lang),
-                          _leaf("locx", "countryCode", country),
-                          # OCPI's address is street and number in one text: one `street` line.
-                          _el("locx", "addressLine", _leaf("locx", "type", "street", "enum"),
-                              _ml("locx", "text", row["address"], self.lang), attrs={"order": "1"}, many=True)
-                          if row["address"] else None)
-            extension = _el("loc", "_locationReferenceExtension", _el("loc", "facilityLocation", address, json_name="FacilityLocation"),
-                            json_name="locLocationReferenceExtensionG")
-        return _el("fac", "locationReference", extension,
-                   _el("loc", "pointByCoordinates", _el("loc", "pointCoordinates", _leaf("loc", "latitude", lat, "num"),
-                                                        _leaf("loc", "longitude", lon, "num"))),
-                   xsi="loc:PointLocation")
+    def organisation(self, role: str) -> str:
+        name, website = f"({role} ->> 'name')", f"({role} ->> 'website')"
+        org_id = f"(party || ':{role}')"
+        if self.xml:
+            body = (f"'<fac:{role} id=' || {_a(org_id)} || ' version=\"' || v || '\" xsi:type=\"fac:OrganisationSpecification\">' || "
+                    + self.ml("fac:name", name) + " || "
+                    + _cat(_if(f"{website} IS NOT NULL", self.leaf("fac:linkToGeneralInformation", "", website)))
+                    + f" || '<fac:organisationUnit/></fac:{role}>'")
+        else:
+            body = (f"""',"{role}":{{"facOrganisationSpecification":{{"idG":' || {_j(org_id)} || ',"versionG":"' || v || '","name":' || """
+                    + self.ml("", name) + " || "
+                    + _cat(_if(f"{website} IS NOT NULL", self.leaf("", "linkToGeneralInformation", website)))
+                    + """ || ',"organisationUnit":[{}]}}'""")
+        return _if(f"{name} IS NOT NULL AND {name} <> ''", body)
 
-    def energy_mix(self, raw: str | None) -> El | None:
-        if raw is None:
-            return None
-        mix = json.loads(raw)
-        ratios = []
-        for s in mix.get("energy_sources") or []:
-            source = rules.ENERGY_SOURCES.get(s.get("source"))
-            if source is None:
-                self._note("energy_mix.source", s.get("source"))
-                continue
-            ratios.append(_el("egi", "electricEnergySourceRatio", _leaf("egi", "energySource", source, "enum"),
-                              _el("egi", "sourceRatioValue", _leaf("com", "percentage", s.get("percentage"), "num")), many=True))
-        return _el("egi", "electricEnergyMix", _leaf("egi", "isGreenEnergy", mix.get("is_green_energy"), "bool"), *ratios,
-                   attrs={"energyMixIndex": "1"}, many=True)
+    def period(self, name: str, var: str) -> str:
+        begin, end = _utc(f"({var} ->> 'period_begin')"), _utc(f"({var} ->> 'period_end')")
+        if self.xml:
+            return (f"'<com:{name}><com:startOfPeriod>' || {begin} || '</com:startOfPeriod><com:endOfPeriod>' || {end}"
+                    f" || '</com:endOfPeriod></com:{name}>'")
+        return f"""'{{"startOfPeriod":"' || {begin} || '","endOfPeriod":"' || {end} || '"}}'"""
 
-    def connector(self, row: dict[str, Any]) -> El:
-        standard, power_type, fmt = row["standard"], row["power_type"], row["format"]
-        if standard in rules.LOSSY_CONNECTOR_TYPES:
-            self._note("connector.standard", standard)
-        mode = rules.CHARGING_MODES.get(power_type)
-        if mode is None:
-            self._note("connector.power_type", power_type)
-        connector_format = rules.CONNECTOR_FORMATS.get((fmt, rules.current(power_type) or ""))
-        if connector_format is None:
-            self._note("connector.format", f"{fmt}/{power_type}")
-        return _el("egi", "connector",
-                   _leaf("egi", "connectorType", rules.CONNECTOR_TYPES[standard], "enum"),
-                   _leaf("egi", "chargingMode", mode, "enum"),
-                   _leaf("egi", "connectorFormat", connector_format, "enum"),
-                   _leaf("egi", "maxPowerAtSocket", row["max_electric_power"], "num"),
-                   _leaf("egi", "voltage", row["max_voltage"], "num"),
-                   _leaf("egi", "maximumCurrent", row["max_amperage"], "num"),
-                   many=True)
+    def hours_ctes(self) -> str:
+        """Opening hours, rendered once per distinct OCPI Hours value of the batch: `hours(h, open_all, inner)`."""
+        sep = "''" if self.xml else "','"
+        days = "['" + "', '".join(rules.WEEKDAYS[d] for d in sorted(rules.WEEKDAYS)) + "']"
+        if self.xml:
+            regular = ("'<com:validPeriod><com:recurringTimePeriodOfDay><com:startTimeOfPeriod>' || " + _x("(b || ':00')")
+                       + " || '</com:startTimeOfPeriod><com:endTimeOfPeriod>' || " + _x("(e || ':00')")
+                       + " || '</com:endTimeOfPeriod></com:recurringTimePeriodOfDay><com:recurringDayWeekMonthPeriod>' || "
+                       f"array_to_string(list_transform(days, lambda d: '<com:applicableDay>' || {days}[d] || '</com:applicableDay>'), '')"
+                       " || '</com:recurringDayWeekMonthPeriod></com:validPeriod>'")
+            hinner = _cat("reg", "openings", "closings")
+        else:
+            regular = ("""'{"recurringTimePeriodOfDay":[{"startTimeOfPeriod":' || """ + _j("(b || ':00')")
+                       + """ || ',"endTimeOfPeriod":' || """ + _j("(e || ':00')")
+                       + """ || '}],"recurringDayWeekMonthPeriod":[{"comDayWeekMonth":{"applicableDay":[' || """
+                       f"""array_to_string(list_transform(days, lambda d: '{{"value":"' || {days}[d] || '"}}'), ',')"""
+                       """ || ']}}]}'""")
+            valid = "concat_ws(',', reg, nullif(openings, ''))"
+            hinner = _cat(_if(f"{valid} <> ''", f"""',"validPeriod":[' || {valid} || ']'"""),
+                         _if("closings <> ''", """',"exceptionPeriod":[' || closings || ']'"""))
+        return f"""
+        hd AS (SELECT DISTINCT opening_times AS h FROM site WHERE opening_times IS NOT NULL),
+        hp AS (
+            SELECT h, coalesce(json_extract_string(h, '$.twentyfourseven') = 'true', false) AS tf,
+                   coalesce(CAST(json_extract(h, '$.exceptional_closings') AS JSON[]), []) AS cl,
+                   coalesce(CAST(json_extract(h, '$.exceptional_openings') AS JSON[]), []) AS op
+            FROM hd),
+        hr AS (
+            SELECT h, string_agg({regular}, {sep} ORDER BY b, e) AS reg
+            FROM (SELECT h, b, e, list_sort(list_distinct(list(wd))) AS days
+                  FROM (SELECT h, r ->> 'period_begin' AS b, r ->> 'period_end' AS e, CAST(r ->> 'weekday' AS INTEGER) AS wd
+                        FROM (SELECT h, unnest(coalesce(CAST(json_extract(h, '$.regular_hours') AS JSON[]), [])) AS r FROM hp WHERE NOT tf))
+                  GROUP BY h, b, e)
+            GROUP BY h),
+        hours AS (
+            SELECT h, tf AND len(cl) = 0 AS open_all, {hinner} AS hinner
+            FROM (SELECT hp.h, tf, cl, hr.reg,
+                         array_to_string(list_transform(op, lambda p: {self.period("validPeriod", "p")}), {sep}) AS openings,
+                         array_to_string(list_transform(cl, lambda p: {self.period("exceptionPeriod", "p")}), {sep}) AS closings
+                  FROM hp LEFT JOIN hr USING (h))),"""
 
-    def auth_methods(self, raw: str | None) -> list[El | None]:
-        methods: list[str] = []
-        for capability in json.loads(raw) if raw else []:
-            if capability not in rules.AUTHENTICATION_METHODS:
-                self._note("evse.capabilities", capability)
-                continue
-            method = rules.AUTHENTICATION_METHODS[capability]
-            if method is not None and method not in methods:
-                methods.append(method)
-        return [_leaf("egi", "authenticationAndIdentificationMethods", m, "enum", many=True) for m in methods]
+    def hours(self) -> str:
+        if self.xml:
+            spec = ("'<fac:operatingHours id=' || " + _a("(site_id || ':hours')") + " || ' version=\"' || v || "
+                    "'\" xsi:type=\"fac:OperatingHoursSpecification\"><fac:lastUpdated>' || v || "
+                    "'</fac:lastUpdated><fac:overallPeriod><com:overallStartTime>' || v || '</com:overallStartTime>' || "
+                    "hinner || '</fac:overallPeriod></fac:operatingHours>'")
+            open_all = "'<fac:operatingHours xsi:type=\"fac:OpenAllHours\"/>'"
+        else:
+            spec = ("""',"operatingHours":{"facOperatingHoursSpecification":{"idG":' || """ + _j("(site_id || ':hours')")
+                    + """ || ',"versionG":"' || v || '","lastUpdated":"' || v || '","overallPeriod":{"overallStartTime":"' || v || '"' || """
+                    "hinner || '}}}'")
+            open_all = """',"operatingHours":{"facOpenAllHours":{}}'"""
+        return f"(CASE WHEN opening_times IS NULL THEN NULL WHEN open_all THEN {open_all} ELSE {spec} END)"
 
-    def site(self, rows: list[dict[str, Any]]) -> tuple[El, int, int]:
-        first = rows[0]
-        site_id = f"{first['country_code']}:{first['party_id']}:{first['location_id']}"
-        version = first["site_version"]
-        evses: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            evses.setdefault(r["evse_uid"], []).append(r)
-        stations = [self.station(site_id, conns) for conns in evses.values()]
-        if self.kind == "status":
-            site = _el("egi", "energyInfrastructureSite", _leaf("fac", "lastUpdated", version), *stations,
-                       attrs={"id": site_id, "version": version}, many=True)
-            return site, len(stations), 0
-        party = f"{first['country_code']}:{first['party_id']}"
-        site = _el("egi", "energyInfrastructureSite",
-                   _ml("fac", "name", first["name"], self.lang),
-                   _leaf("fac", "externalIdentifier", first["location_id"]),
-                   _leaf("fac", "lastUpdated", version),
-                   self.operating_hours(first["opening_times"], site_id + ":hours", version) if first["opening_times"] else None,
-                   self.location_reference(first["lat"], first["lon"], first),
-                   self.organisation("owner", first["owner"], party + ":owner", version),
-                   self.organisation("operator", first["operator"], party + ":operator", version),
-                   *stations,
-                   attrs={"id": site_id, "version": version}, many=True)
-        return site, len(stations), len(rows)
+    def energy_mix(self) -> str:
+        source = _case("(src ->> 'source')", rules.ENERGY_SOURCES)
+        mapped = f"list_filter(coalesce(CAST(json_extract(energy_mix, '$.energy_sources') AS JSON[]), []), lambda src: {source} IS NOT NULL)"
+        green = "(energy_mix ->> 'is_green_energy')"
+        percentage = "(src ->> 'percentage')"
+        if self.xml:
+            ratio = (f"'<egi:electricEnergySourceRatio><egi:energySource>' || {source} || '</egi:energySource>' || "
+                     f"(CASE WHEN {percentage} IS NULL THEN '<egi:sourceRatioValue/>' ELSE '<egi:sourceRatioValue><com:percentage>' || "
+                     f"{_x(percentage)} || '</com:percentage></egi:sourceRatioValue>' END) || '</egi:electricEnergySourceRatio>'")
+            body = _cat(_if(f"{green} IS NOT NULL", self.leaf("egi:isGreenEnergy", "", green, text=False)),
+                        f"array_to_string(list_transform({mapped}, lambda src: {ratio}), '')")
+            return (f"(CASE WHEN energy_mix IS NULL THEN NULL WHEN {body} = '' THEN '<egi:electricEnergyMix energyMixIndex=\"1\"/>' "
+                    f"ELSE '<egi:electricEnergyMix energyMixIndex=\"1\">' || {body} || '</egi:electricEnergyMix>' END)")
+        ratio = (f"""'{{"energySource":{{"value":"' || {source} || '"}},"sourceRatioValue":' || """
+                 f"""(CASE WHEN {percentage} IS NULL THEN '{{}}' ELSE '{{"percentage":' || {_num(percentage)} || '}}' END) || '}}'""")
+        ratios = f"array_to_string(list_transform({mapped}, lambda src: {ratio}), ',')"
+        body = _cat(_if(f"{green} IS NOT NULL", f"""',"isGreenEnergy":' || (CASE WHEN {green} = 'true' THEN 'true' ELSE 'false' END)"""),
+                    _if(f"{ratios} <> ''", f"""',"electricEnergySourceRatio":[' || {ratios} || ']'"""))
+        return _if("energy_mix IS NOT NULL", f"""',"electricEnergyMix":[{{"energyMixIndex":1' || {body} || '}}]'""")
 
-    def station(self, site_id: str, rows: list[dict[str, Any]]) -> El:
-        first = rows[0]
-        point_id = f"{site_id}:{first['evse_uid']}"
-        version = first["evse_version"]
-        if self.kind == "status":
-            status = rules.REFILL_POINT_STATUSES.get(first["status"])
-            if status is None:
-                self._note("evse.status", first["status"])
-            extension = _el("egi", "_refillPointExtension",
-                            _el("st", "refillPointStatus", _leaf("st", "status", status or "unknown", "enum"),
-                                _leaf("st", "lastUpdated", first["evse_updated"])),
-                            json_name="egiRefillPointExtensionG")
-            point = _el("egi", "refillPoint", _leaf("fac", "lastUpdated", first["evse_updated"]), extension,
-                        attrs={"id": point_id, "version": version}, xsi="egi:ElectricChargingPoint", many=True)
-            return _el("egi", "energyInfrastructureStation", _leaf("fac", "lastUpdated", version), point,
-                       attrs={"id": point_id, "version": version}, many=True)
-        coordinates = self.location_reference(first["evse_lat"], first["evse_lon"])
-        # A REMOVED EVSE stays published (as in the OCPI export) and says so in the schema's own terms.
-        closed = _el("fac", "operatingHours",
-                     _el("fac", "closureInformation", _leaf("fac", "permananentlyClosed", True, "bool")),
-                     xsi="fac:UnknownOperatingHours") if first["status"] == "REMOVED" else None
-        point = _el("egi", "refillPoint",
-                    _leaf("fac", "externalIdentifier", first["evse_id"]),
-                    _leaf("fac", "lastUpdated", version),
-                    closed,
-                    coordinates,
-                    *(self.connector(r) for r in rows),
-                    self.energy_mix(first["energy_mix"]),
-                    attrs={"id": point_id, "version": version}, xsi="egi:ElectricChargingPoint", many=True)
-        return _el("egi", "energyInfrastructureStation",
-                   _leaf("fac", "externalIdentifier", first["evse_uid"]),
-                   _leaf("fac", "lastUpdated", version),
-                   coordinates,
-                   *self.auth_methods(first["capabilities"]),
-                   point,
-                   attrs={"id": point_id, "version": version}, many=True)
+    def connector(self) -> str:
+        kind = _case("standard", rules.CONNECTOR_TYPES)
+        mode = _case("power_type", rules.CHARGING_MODES)
+        fmt = _connector_format()
+        if self.xml:
+            def leaf(tag: str, expr: str) -> str:
+                return _if(f"{expr} IS NOT NULL", f"'<egi:{tag}>' || {expr} || '</egi:{tag}>'")
+            return (f"'<egi:connector><egi:connectorType>' || {kind} || '</egi:connectorType>' || "
+                    + _cat(leaf("chargingMode", mode), leaf("connectorFormat", fmt),
+                           leaf("maxPowerAtSocket", "CAST(max_electric_power AS VARCHAR)"),
+                           leaf("voltage", "CAST(max_voltage AS VARCHAR)"), leaf("maximumCurrent", "CAST(max_amperage AS VARCHAR)"))
+                    + " || '</egi:connector>'")
+
+        def enum(key: str, expr: str) -> str:
+            return _if(f"{expr} IS NOT NULL", f"""',"{key}":{{"value":"' || {expr} || '"}}'""")
+
+        def num(key: str, expr: str) -> str:
+            return _if(f"{expr} IS NOT NULL", f"""',"{key}":' || {_num(expr)}""")
+        return _obj(enum("connectorType", kind), enum("chargingMode", mode), enum("connectorFormat", fmt),
+                    num("maxPowerAtSocket", "max_electric_power"), num("voltage", "max_voltage"), num("maximumCurrent", "max_amperage"))
+
+    def station(self, kind: str) -> str:
+        pid, version = "(site_id || ':' || evse_uid)", "evse_version"
+        if self.xml:
+            open_station = f"'<egi:energyInfrastructureStation id=' || {_a(pid)} || ' version=\"' || {version} || '\">' || "
+            open_point = f"'<egi:refillPoint id=' || {_a(pid)} || ' version=\"' || {version} || '\" xsi:type=\"egi:ElectricChargingPoint\">' || "
+            if kind == "status":
+                return (open_station + f"'<fac:lastUpdated>' || {version} || '</fac:lastUpdated>' || " + open_point
+                        + "'<fac:lastUpdated>' || evse_updated || '</fac:lastUpdated><egi:_refillPointExtension><st:refillPointStatus><st:status>' || "
+                        "refill_status || '</st:status><st:lastUpdated>' || evse_updated || "
+                        "'</st:lastUpdated></st:refillPointStatus></egi:_refillPointExtension></egi:refillPoint></egi:energyInfrastructureStation>'")
+            coordinates = self.coordinates("evse_lat", "evse_lon")
+            auth = ("array_to_string(list_transform(methods, lambda m: '<egi:authenticationAndIdentificationMethods>' || m || "
+                    "'</egi:authenticationAndIdentificationMethods>'), '')")
+            closed = _if("status = 'REMOVED'", "'<fac:operatingHours xsi:type=\"fac:UnknownOperatingHours\"><fac:closureInformation>"
+                         "<fac:permananentlyClosed>true</fac:permananentlyClosed></fac:closureInformation></fac:operatingHours>'")
+            return (open_station + f"'<fac:externalIdentifier>' || {_x('evse_uid')} || '</fac:externalIdentifier><fac:lastUpdated>' || {version} || "
+                    f"'</fac:lastUpdated>' || {_cat(coordinates, auth)} || " + open_point
+                    + _cat(_if("evse_id IS NOT NULL", self.leaf("fac:externalIdentifier", "", "evse_id")),
+                           f"'<fac:lastUpdated>' || {version} || '</fac:lastUpdated>'", closed, coordinates, "connectors", "mix")
+                    + " || '</egi:refillPoint></egi:energyInfrastructureStation>'")
+        ids = f"""'"idG":' || {_j(pid)} || ',"versionG":"' || {version} || '"'"""
+        if kind == "status":
+            return (f"""'{{' || {ids} || ',"lastUpdated":"' || {version} || '","refillPoint":[{{"egiElectricChargingPoint":{{' || {ids} || """
+                    """',"lastUpdated":"' || evse_updated || '","egiRefillPointExtensionG":{"refillPointStatus":{"status":{"value":"' || """
+                    """refill_status || '"},"lastUpdated":"' || evse_updated || '"}}}}]}'""")
+        coordinates = self.coordinates("evse_lat", "evse_lon")
+        auth = _if("len(methods) > 0", """',"authenticationAndIdentificationMethods":[' || """
+                   """array_to_string(list_transform(methods, lambda m: '{"value":"' || m || '"}'), ',') || ']'""")
+        closed = _if("status = 'REMOVED'", """',"operatingHours":{"facUnknownOperatingHours":{"closureInformation":{"permananentlyClosed":true}}}'""")
+        return (f"""'{{' || {ids} || ',"externalIdentifier":' || {_j('evse_uid')} || ',"lastUpdated":"' || {version} || '"' || """
+                + _cat(coordinates, auth)
+                + f""" || ',"refillPoint":[{{"egiElectricChargingPoint":{{' || {ids} || """
+                + _cat(_if("evse_id IS NOT NULL", self.leaf("", "externalIdentifier", "evse_id")),
+                       f"""',"lastUpdated":"' || {version} || '"'""", closed, coordinates,
+                       """',"connector":[' || connectors || ']'""", "mix")
+                + " || '}}]}'")
+
+    def site(self, kind: str) -> str:
+        if self.xml:
+            head = "'<egi:energyInfrastructureSite id=' || " + _a("site_id") + " || ' version=\"' || v || '\">' || "
+            tail = " || '</egi:energyInfrastructureSite>'"
+            if kind == "status":
+                return head + "'<fac:lastUpdated>' || v || '</fac:lastUpdated>' || stations" + tail
+            return head + _cat(_if("name IS NOT NULL", self.ml("fac:name", "name")),
+                               self.leaf("fac:externalIdentifier", "", "location_id"),
+                               "'<fac:lastUpdated>' || v || '</fac:lastUpdated>'", self.hours(),
+                               self.coordinates("lat", "lon", self.address()),
+                               self.organisation("owner"), self.organisation("operator"), "stations") + tail
+        head = """'{"idG":' || """ + _j("site_id") + """ || ',"versionG":"' || v || '"' || """
+        stations = """',"energyInfrastructureStation":[' || stations || ']}'"""
+        if kind == "status":
+            return head + """',"lastUpdated":"' || v || '"' || """ + stations
+        return head + _cat(_if("name IS NOT NULL", """',"name":' || """ + self.ml("", "name")),
+                           self.leaf("", "externalIdentifier", "location_id"), """',"lastUpdated":"' || v || '"'""",
+                           self.hours(), self.coordinates("lat", "lon", self.address()),
+                           self.organisation("owner"), self.organisation("operator")) + " || " + stations
 
 
-def _utc(text: str) -> str:
-    """An OCPI DateTime (UTC, maybe with fractions) as DATEX II UTC seconds."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime(TS)
+def _utc(expr: str) -> str:
+    """An OCPI DateTime (UTC, maybe with fractions or an offset) as DATEX II UTC seconds; without an
+    offset it is UTC (whatever the session's TimeZone)."""
+    return (f"(CASE WHEN regexp_matches({expr}, '(Z|[+-]\\d\\d(:?\\d\\d)?)$') "
+            f"THEN strftime(timezone('UTC', CAST({expr} AS TIMESTAMPTZ)), '{TS}') "
+            f"ELSE strftime(CAST({expr} AS TIMESTAMP), '{TS}') END)")
 
+
+def _current(power_type: str) -> str:
+    """rules.current in SQL."""
+    return f"(CASE WHEN {power_type} = 'DC' THEN 'DC' WHEN starts_with({power_type}, 'AC_') THEN 'AC' END)"
+
+
+def _connector_format() -> str:
+    whens = " ".join(f"WHEN format = {_lit(f)} AND {_current('power_type')} = {_lit(cur)} THEN {_lit(v)}"
+                     for (f, cur), v in rules.CONNECTOR_FORMATS.items())
+    return f"(CASE {whens} END)"
+
+
+def _create_sites(con: duckdb.DuckDBPyConnection) -> None:
+    """`_dx_sites`: the publishable sites in publication order, numbered, with their versions."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _dx_sites AS
+        SELECT row_number() OVER (ORDER BY country_code, party_id, location_id) AS site_no, country_code, party_id, location_id,
+               country_code || ':' || party_id || ':' || location_id AS site_id, strftime(newest, '{TS}') AS site_version
+        FROM (SELECT country_code, party_id, location_id, max(greatest(l.last_updated, e.last_updated, c.last_updated)) AS newest
+              {_VALID}
+              GROUP BY country_code, party_id, location_id)
+    """)
+
+
+def _render_sql(kind: str, sql: _Sql, first: int, last: int) -> str:
+    """Sites `first`..`last` (site_no) as (fragment, stations, connectors), in order."""
+    sep = "''" if sql.xml else "','"
+    static = kind == "static"
+    auth = _case("cap", rules.AUTHENTICATION_METHODS)
+    connectors = f"string_agg({sql.connector()}, {sep} ORDER BY connector_id)" if static else "NULL"
+    # The energy mix (the location's, on each of its points) rendered once per distinct value.
+    mixes = (f"SELECT site_no, m.mix FROM site LEFT JOIN (SELECT energy_mix, {sql.energy_mix()} AS mix "
+             "FROM (SELECT DISTINCT energy_mix FROM site)) m USING (energy_mix)") if static else "SELECT site_no, NULL AS mix FROM site"
+    return f"""
+        WITH s AS (SELECT * FROM _dx_sites WHERE site_no BETWEEN {first} AND {last}),
+        rows AS (
+            SELECT s.site_no, s.site_id, e.evse_uid, e.evse_id, CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END AS status,
+                   e.capabilities, CAST(CAST(e.latitude AS FLOAT) AS VARCHAR) AS evse_lat, CAST(CAST(e.longitude AS FLOAT) AS VARCHAR) AS evse_lon,
+                   e.last_updated AS e_updated, c.last_updated AS c_updated,
+                   c.connector_id, c.standard, c.format, c.power_type, c.max_voltage, c.max_amperage, c.max_electric_power
+            FROM mart.connectors c
+            JOIN _ndw_connectors vc USING (country_code, party_id, location_id, evse_uid, connector_id)
+            JOIN mart.evses e USING (country_code, party_id, location_id, evse_uid)
+            JOIN _ndw_evses ve USING (country_code, party_id, location_id, evse_uid)
+            JOIN s USING (country_code, party_id, location_id)
+            WHERE len(vc.reasons) = 0 AND len(ve.reasons) = 0),
+        site AS (
+            SELECT s.site_no, s.site_id, s.site_version AS v, s.country_code || ':' || s.party_id AS party, l.location_id,
+                   l.name, l.address, l.city, l.postal_code, l.country,
+                   CAST(CAST(l.latitude AS FLOAT) AS VARCHAR) AS lat, CAST(CAST(l.longitude AS FLOAT) AS VARCHAR) AS lon,
+                   CAST(l.opening_times AS VARCHAR) AS opening_times, l.energy_mix, l.operator, l.owner
+            FROM s JOIN mart.locations l USING (country_code, party_id, location_id)),
+        {sql.hours_ctes() if static else ""}
+        mixes AS ({mixes}),
+        ev AS (
+            SELECT site_no, evse_uid, any_value(site_id) AS site_id, any_value(evse_id) AS evse_id, any_value(status) AS status,
+                   any_value(evse_lat) AS evse_lat, any_value(evse_lon) AS evse_lon,
+                   list_filter(list_transform(CAST(any_value(capabilities) AS VARCHAR[]), lambda cap: {auth}), lambda m: m IS NOT NULL) AS methods0,
+                   strftime(max(greatest(e_updated, c_updated)), '{TS}') AS evse_version,
+                   strftime(any_value(e_updated), '{TS}') AS evse_updated,
+                   coalesce({_case("any_value(status)", rules.REFILL_POINT_STATUSES)}, 'unknown') AS refill_status,
+                   {connectors} AS connectors, count(*) AS n_connectors
+            FROM rows GROUP BY site_no, evse_uid),
+        st AS (
+            SELECT site_no, string_agg(fragment, {sep} ORDER BY evse_uid) AS stations, count(*) AS n_stations,
+                   sum(n_connectors) AS n_connectors
+            FROM (SELECT site_no, evse_uid, n_connectors, {sql.station(kind)} AS fragment
+                  FROM (SELECT ev.*, mixes.mix, list_filter(methods0, lambda m, i: list_position(methods0, m) = i) AS methods
+                        FROM ev JOIN mixes USING (site_no)))
+            GROUP BY site_no)
+        SELECT {sql.site(kind)} AS fragment, n_stations, n_connectors
+        FROM site JOIN st USING (site_no) {"LEFT JOIN hours ON hours.h = site.opening_times" if static else ""}
+        ORDER BY site_no
+    """
+
+
+def _unmapped(con: duckdb.DuckDBPyConnection, kind: str) -> dict[tuple[str, str], int]:
+    """(field, model value) -> rows (sites, stations or connectors) with no rule or a lossy one."""
+    if kind == "status":
+        sql = f"""
+            SELECT 'evse.status', status, count(*) FROM (
+                SELECT DISTINCT country_code, party_id, location_id, evse_uid, CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END AS status
+                {_VALID})
+            WHERE status IS NULL OR NOT {_in("status", rules.REFILL_POINT_STATUSES)} GROUP BY ALL"""
+    else:
+        sql = f"""
+            WITH r AS (SELECT country_code, party_id, location_id, evse_uid, l.country, e.capabilities, l.energy_mix,
+                              c.standard, c.format, c.power_type {_VALID}),
+                 ev AS (SELECT any_value(capabilities) AS capabilities, any_value(energy_mix) AS energy_mix
+                        FROM r GROUP BY country_code, party_id, location_id, evse_uid),
+                 site AS (SELECT any_value(country) AS country FROM r GROUP BY country_code, party_id, location_id)
+            SELECT 'location.country', country, count(*) FROM site
+            WHERE country IS NOT NULL AND country <> '' AND {_case("country", rules.COUNTRIES)} IS NULL GROUP BY ALL
+            UNION ALL SELECT 'connector.standard', standard, count(*) FROM r WHERE {_in("standard", rules.LOSSY_CONNECTOR_TYPES)} GROUP BY ALL
+            UNION ALL SELECT 'connector.power_type', coalesce(power_type, 'None'), count(*) FROM r
+            WHERE {_case("power_type", rules.CHARGING_MODES)} IS NULL GROUP BY ALL
+            UNION ALL SELECT 'connector.format', coalesce(format, 'None') || '/' || coalesce(power_type, 'None'), count(*) FROM r
+            WHERE {_connector_format()} IS NULL GROUP BY ALL
+            UNION ALL SELECT 'evse.capabilities', coalesce(cap, 'None'), count(*)
+            FROM (SELECT unnest(CAST(capabilities AS VARCHAR[])) AS cap FROM ev)
+            WHERE cap IS NULL OR NOT {_in("cap", rules.AUTHENTICATION_METHODS)} GROUP BY ALL
+            UNION ALL SELECT 'energy_mix.source', coalesce(source, 'None'), count(*)
+            FROM (SELECT src ->> 'source' AS source
+                  FROM (SELECT unnest(coalesce(CAST(json_extract(energy_mix, '$.energy_sources') AS JSON[]), [])) AS src FROM ev))
+            WHERE {_case("source", rules.ENERGY_SOURCES)} IS NULL GROUP BY ALL"""
+    return {(str(f), str(v)): int(n) for f, v, n in con.execute(sql).fetchall()}
+
+
+def _batches(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[tuple[Any, ...]]:
+    """The rows of `sql`, fetched `BATCH_ROWS` at a time; a row is let go as soon as it is handed out,
+    so no more than one batch of finished fragments is held."""
+    cur = con.execute(sql)
+    while True:
+        batch = cur.fetchmany(BATCH_ROWS)
+        if not batch:
+            return
+        batch.reverse()
+        while batch:
+            yield batch.pop()
+        del batch
 
 # ------------------------------------------------------------------------------------------------
 # Writer
@@ -512,10 +614,10 @@ def write_publication(
         raise ValueError(f"unknown publication {kind}/{fmt}")
     countries = nap_countries() if countries is None else countries
     _select(con, countries)
-    head = con.execute(f"""
-        SELECT count(DISTINCT (country_code, party_id, location_id)), max(site_version),
-               list(DISTINCT country_code || ':' || party_id ORDER BY country_code || ':' || party_id)
-        FROM ({_ROWS})
+    _create_sites(con)
+    head = con.execute("""
+        SELECT count(*), max(site_version), list(DISTINCT country_code || ':' || party_id ORDER BY country_code || ':' || party_id)
+        FROM _dx_sites
     """).fetchone()
     assert head is not None
     n_sites, newest, parties = head
@@ -529,7 +631,6 @@ def write_publication(
     creator_id = parties[0].split(":")[1] if len(parties) == 1 else ",".join(parties)
     table_id = "evpipeline:" + "-".join(countries) + ":" + kind
     stats = PublicationStats(kind=kind, fmt=fmt, published_at=when, rejected=_rejections(con))
-    mapper = _Mapper(kind, lang)
     sink = _Counting(out)
     if fmt == "xml":
         declarations = " ".join(f'xmlns:{p}="{u}"' for p, u in NS.items())
@@ -546,19 +647,18 @@ def write_publication(
         sink.write('{"payload":' + prefix + ',"egiEnergyInfrastructureTablePublication":' + json.dumps(header)[:-1]
                    + ',"energyInfrastructureTable":[{"idG":' + json.dumps(table_id) + ',"versionG":' + json.dumps(newest)
                    + ',"energyInfrastructureSite":[\n')
-    for n, rows in enumerate(_sites(con, kind)):
-        site, stations, connectors = mapper.site(rows)
-        stats.sites += 1
-        stats.stations += stations
-        stats.points += stations
-        stats.connectors += connectors
-        if fmt == "xml":
-            parts: list[str] = []
-            _xml(site, parts)
-            sink.write("".join(parts) + "\n")
-        else:
-            sink.write(("," if n else "") + json.dumps(_json(site), ensure_ascii=False, separators=(",", ":")) + "\n")
+    sql = _Sql(fmt, lang)
+    for first in range(1, n_sites + 1, SITES_PER_QUERY):
+        for fragment, stations, connectors in _batches(con, _render_sql(kind, sql, first, first + SITES_PER_QUERY - 1)):
+            stats.stations += stations
+            stats.points += stations
+            stats.connectors += int(connectors) if kind == "static" else 0
+            if fmt == "xml":
+                sink.write(fragment + "\n")
+            else:
+                sink.write(("," if stats.sites else "") + fragment + "\n")
+            stats.sites += 1
     sink.write("</egi:energyInfrastructureTable></d2:payload>\n" if fmt == "xml" else "]}]}}}\n")
     stats.bytes = sink.bytes
-    stats.unmapped = dict(sorted(mapper.unmapped.items()))
+    stats.unmapped = dict(sorted(_unmapped(con, kind).items()))
     return stats
