@@ -103,7 +103,7 @@ class Progress:
                 return
             self.reported += 1
             elapsed = self.clock() - self.started
-            pages = f"{self.pages:,} pages, " if self.pages else ""
+            pages = f"{self.pages:,} page{'' if self.pages == 1 else 's'}, " if self.pages else ""
             line = (f"{self.what}: done, {pages}{self.done:,} {self.unit} in {duration(elapsed)} "
                     f"({self._rate(elapsed):,.0f} {self.unit}/s)")
         self.log.info(line)
@@ -114,7 +114,7 @@ class Progress:
     def line(self, now: float) -> str:
         elapsed = now - self.started
         rate = self._rate(elapsed)
-        pages = f"{self.pages:,} pages, " if self.pages else ""
+        pages = f"{self.pages:,} page{'' if self.pages == 1 else 's'}, " if self.pages else ""
         if self.total:
             share = min(100, int(100 * self.done / self.total))
             done = f"{self.done:,}/{self.total:,} {self.unit} ({share}%)"
