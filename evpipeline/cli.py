@@ -354,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync = command("sync", "run one source's sync job against the configured endpoints and print what it wrote")
     sync.add_argument("source", choices=names, metavar="SOURCE", help=f"the source: {', '.join(names)}")
     sync.add_argument("--full", action="store_true",
-                      help="run the source's full pull instead (greenflux_full, evroam_repair; default: the delta sync)")
+                      help="run the one run the source declares full=True instead, e.g. greenflux_full, evroam_repair "
+                           "(default: its other runs, the delta sync)")
     sync.add_argument("--data-dir", default=data_default,
                       help="where the warehouse is (default: $EVPIPELINE_DATA_DIR or %(default)s)")
     sync.set_defaults(func=_sync)
