@@ -126,9 +126,11 @@ def render(results: list[Result], info: dict[str, str], quick: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="evpipeline bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="every measurement at small scale (well under a minute)")
-    parser.add_argument("--only", action="append", default=[], help="run only measurements whose module name contains this")
-    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
-    parser.add_argument("--repeats", type=int, default=0, help="runs per figure (default 3 quick, 5 full)")
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only measurements whose module name contains this; repeatable (default: all)")
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
+                        help="where the report is written (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=0, help="runs per figure, 0: 3 quick, 5 full (default: %(default)s)")
     args = parser.parse_args(argv)
     scale = Scale(quick=args.quick, repeats=args.repeats or (3 if args.quick else 5))
     results: list[Result] = []

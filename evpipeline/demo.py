@@ -10,15 +10,19 @@ snapshot, today's NDW export and NDW crawling our pull server. It prints what la
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evpipeline import simulators
+from evpipeline.progress import duration
 from evpipeline.warehouse.rows import scalar
 
+HEARTBEAT_SECONDS = 15.0  # a step running longer says so this often (progress lines come in between)
 LANE_SECONDS = 8.0  # long enough for every feed's first cycle (GreenFlux polls once a minute, at start)
 
 
@@ -40,11 +44,20 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     os.environ.pop("EVPIPELINE_WAREHOUSE", None)
     from evpipeline import settings
 
+    # The demo always runs on simulators it starts itself: configured endpoints and keys are set
+    # aside for this process, said in one line (names only, never values).
+    configured = sorted(name for name in settings.DEV if os.environ.get(name) and os.environ[name] != settings.DEV[name])
+    if configured:
+        say(f"the demo starts its own simulators and ignores the configured {', '.join(configured)} "
+            "(`evpipeline sync SOURCE` runs against configured endpoints)")
+        for name in configured:
+            del os.environ[name]
+    # The demo's simulated TomTom key allows 100 queries/s (TomTom sells keys with higher QPS); the
+    # client still stays under whatever TOMTOM_QPS says. Zaptec keeps its fixed 10 requests/s. Set
+    # before the defaults, which would otherwise fill in the deployment's 20.
+    os.environ.setdefault("TOMTOM_QPS", "100")
     settings.apply_dev_defaults()  # the demo runs on the simulators, with their development keys
     report = DemoReport(data)
-    # The demo's simulated TomTom key allows 100 queries/s (TomTom sells keys with higher QPS); the
-    # client still stays under whatever TOMTOM_QPS says. Zaptec keeps its fixed 10 requests/s.
-    os.environ.setdefault("TOMTOM_QPS", "100")
 
     sims = simulators.start_all(scale=scale)
     os.environ.update(simulators.env_for(sims))
@@ -68,7 +81,8 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
 
     def step(name: str, fn: Callable[[], Any]) -> Any:
         t = time.monotonic()
-        result = fn()
+        with heartbeat(name, say):
+            result = fn()
         ok = bool(getattr(result, "success", True))
         report.steps.append((name, time.monotonic() - t, ok))
         say(f"  {'ok ' if ok else 'FAILED'} {name} ({time.monotonic() - t:.1f}s)")
@@ -121,6 +135,25 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     report.outputs = [str(p) for p in sorted(data.glob("exports/**/*")) if p.is_file()]
     report.seconds = time.monotonic() - started
     return report
+
+
+@contextmanager
+def heartbeat(name: str, say: Callable[[str], None], every: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """Say every `every` seconds that a step is still running (a large `--scale` is never silent)."""
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            say(f"     ... {name} still running ({duration(time.monotonic() - started)})")
+
+    thread = threading.Thread(target=beat, daemon=True, name="demo-heartbeat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def downstream_steps(defs: Any, instance: Any, run_config: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:

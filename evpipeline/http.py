@@ -34,6 +34,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from evpipeline.progress import Progress
+
 log = logging.getLogger("evpipeline.http")
 
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
@@ -683,17 +685,22 @@ class HttpClient:
         """
         query = paginator.first()
         number = 0
+        progress = Progress(f"{self.api} GET {path}", unit="rows")  # logs pages, rows, rate, ETA on long walks
         while True:
             number += 1
             body, response = self.get_json(path, params={**(params or {}), **query}, headers=headers, ok=ok, check=check,
                                            priority=priority, endpoint_class=endpoint_class)
             if response.status_code == 304:
                 yield Page([], query, body, response, number)
+                progress.finish()
                 return
             page = Page(self.expect(select_data(body, select), list, what, response), query, body, response, number)
             query_after = paginator.after(page, self)
+            progress.set_total(announced_total(page, paginator))
+            progress.advance(len(page.records), pages=1)
             yield page
             if query_after is None:
+                progress.finish()
                 return
             query = query_after
 
@@ -801,6 +808,16 @@ class PageIndexPaginator:
         pages = http.expect(select_data(page.body, self.count), int, f"an integer {self.count!r} (the page count)", page.response)
         index = page.query[self.index_param] + 1
         return {self.index_param: index, self.size_param: self.size} if index - self.start < pages else None
+
+
+def announced_total(page: Page, paginator: Paginator) -> int | None:
+    """How many records the whole walk holds, when the API says so (for progress and its ETA): OCPI's
+    `X-Total-Count`, or a page count times the page size."""
+    total = _positive_int(page.response.headers.get("X-Total-Count"))
+    if total is None and isinstance(paginator, PageIndexPaginator):
+        pages = select_data(page.body, paginator.count)
+        total = pages * paginator.size if isinstance(pages, int) and pages > 0 else None
+    return total
 
 
 def _positive_int(value: str | None) -> int | None:

@@ -42,6 +42,7 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "EVPIPELINE_ARCHIVE_DIR": ("", False, "Parquet archive of trimmed history (default: $EVPIPELINE_DATA_DIR/archive)."),
     "EVPIPELINE_RETENTION_CRON": ("15 4 * * *", False, "When the ops/history_retention asset moves old history to the archive (UTC)."),
     "EVPIPELINE_OWNERS": ("team:data-engineering", False, "Owners of every asset in the Dagster catalog (comma list of `team:name` or e-mail addresses)."),
+    "EVPIPELINE_PROGRESS_SECONDS": ("5", False, "Long pulls, polls and writes log pages/rows done, rate and ETA at most this often (seconds; run log and terminal)."),
     "EVROAM_BASE_URL": ("https://evroam.azure-api.net/consumer/api", False, "EVRoam Consumer API base URL."),
     "EVROAM_SUBSCRIPTION_KEY": ("", True, "EVRoam APIM subscription key (Ocp-Apim-Subscription-Key)."),
     "EVROAM_PUSH_ALLOWED_HOSTS": ("https://evroamstore.blob.core.windows.net", False, "Origins (scheme://host[:port], comma list) push-notification files may be downloaded from; https unless an entry says http."),

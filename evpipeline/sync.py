@@ -22,6 +22,7 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 import pyarrow.parquet as pq
 
+from evpipeline.progress import Progress
 from evpipeline.validation import validate
 from evpipeline.warehouse import MergeCounts, WarehouseResource, Writer
 
@@ -311,13 +312,16 @@ def write_sync_batches(
             if memory_limit:
                 writer.con.execute(f"SET memory_limit = '{memory_limit}'")
                 writer.con.execute(f"SET temp_directory = '{spool.path}'")
-            for batch, valid_paths, seen_paths, _ in parked:
+            writing = Progress(f"{source} {stream}: merging", unit="rows", total=sum(rows for *_, rows in parked))
+            for batch, valid_paths, seen_paths, rows in parked:
                 valid = {name: spool.get(path) for name, path in valid_paths.items()}
                 for name, frame in valid.items():
                     keys, status_column = specs[name]
                     writer.merge(frame, name, keys, status_column=status_column, lineage=batch.lineage)
                 if after_batch is not None:
                     after_batch(writer, batch, valid, {name: spool.get(path) for name, path in seen_paths.items()})
+                writing.advance(rows)
+            writing.finish()
             if before_commit is not None:
                 before_commit(writer)
             writer.quarantine(quarantined)

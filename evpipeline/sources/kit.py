@@ -138,6 +138,7 @@ class Run:
     description: str
     assets: Sequence[dg.AssetsDefinition] | None = None
     config: Mapping[str, Any] | None = None
+    full: bool = False  # a full pull: what `evpipeline sync SOURCE --full` runs (the other runs are the plain sync)
 
     def definitions(self, source_assets: Sequence[dg.AssetsDefinition]) -> tuple[dg.UnresolvedAssetJobDefinition,
                                                                                   dg.ScheduleDefinition]:

@@ -138,5 +138,5 @@ RUNS = [
         "Delta sync of every EVRoam table by If-Modified-Since (bootstraps on the first run)."),
     Run("evroam_repair", "evroam_daily_repair", "EVROAM_REPAIR_CRON",
         "Full pull of EVRoam that also finds hard deletes and anything a missed push left behind.",
-        config={"mode": "repair"}),
+        config={"mode": "repair"}, full=True),
 ]

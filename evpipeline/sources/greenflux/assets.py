@@ -242,5 +242,5 @@ RUNS = [
     Run("greenflux_sync", "greenflux_delta", "GREENFLUX_CRON",
         "Delta sync of every GreenFlux table by date_from (bootstraps on the first run)."),
     Run("greenflux_full", "greenflux_daily_full", "GREENFLUX_FULL_CRON",
-        "Full pull of GreenFlux: heals what deltas cannot see and flags objects that vanished.", config={"mode": "full"}),
+        "Full pull of GreenFlux: heals what deltas cannot see and flags objects that vanished.", config={"mode": "full"}, full=True),
 ]

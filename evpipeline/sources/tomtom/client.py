@@ -31,6 +31,7 @@ from evpipeline.http import (
     select_data,
     shared_limiter,
 )
+from evpipeline.progress import Progress
 from evpipeline.resources import ApiResource
 from evpipeline.sources.tomtom.wire import Poll, WireFormat, parse_availability_xml
 from evpipeline.timeutil import parse_http_date, utcnow
@@ -132,7 +133,7 @@ class TomTomClient:
                 return Poll(aid, tracking[aid], utcnow(), wire_format, exc.status, None, str(exc))
 
         started = time.monotonic()
-        polls = self._concurrently(ids, one)
+        polls = self._concurrently(ids, one, what="tomtom availability polls", unit="ids")
         return PollBatch([polls[aid] for aid in ids if aid in polls], time.monotonic() - started)
 
     # -- search ------------------------------------------------------------------------------
@@ -161,13 +162,16 @@ class TomTomClient:
                 errors[key] = exc
                 return None
 
-        found = self._concurrently(list(points), one)
+        found = self._concurrently(list(points), one, what="tomtom location searches", unit="locations")
         return {k: v for k, v in found.items() if v is not None}, errors
 
     # -- concurrency -------------------------------------------------------------------------
-    def _concurrently(self, keys: list[Any], work: Callable[[Any], Any]) -> dict[Any, Any]:
-        """Run `work` per key on the pool (the limiter paces them); the first AuthError cancels the rest."""
+    def _concurrently(self, keys: list[Any], work: Callable[[Any], Any], *, what: str = "tomtom requests",
+                      unit: str = "requests") -> dict[Any, Any]:
+        """Run `work` per key on the pool (the limiter paces them); the first AuthError cancels the rest.
+        Logs progress (done, rate, ETA) every few seconds on long batches."""
         results: dict[Any, Any] = {}
+        progress = Progress(what, unit=unit, total=len(keys))
         stop = threading.Event()
 
         def guarded(key: Any) -> Any:
@@ -184,8 +188,10 @@ class TomTomClient:
             futures = {pool.submit(guarded, key): key for key in keys}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
+                progress.advance()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        progress.finish()
         return results
 
 

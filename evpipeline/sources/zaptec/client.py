@@ -47,6 +47,7 @@ from evpipeline.http import (
     select_data,
     shared_limiter,
 )
+from evpipeline.progress import Progress
 from evpipeline.resources import ApiResource
 from evpipeline.timeutil import parse_http_date, utcnow
 
@@ -369,9 +370,11 @@ class ZaptecClient:
 
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="zaptec-poll")
         futures = [pool.submit(one, charger_id) for charger_id in ids]
+        progress = Progress("zaptec charger states", unit="chargers", total=len(ids))
         try:
             for charger_id, future in zip(ids, futures, strict=True):
                 observations, server_time, error = future.result()
+                progress.advance()
                 if error == "missing":
                     result.missing.append(charger_id)
                 elif error is not None:
@@ -384,6 +387,7 @@ class ZaptecClient:
         finally:
             # On an auth or rate-limit error, the queued polls are pointless: drop them.
             pool.shutdown(wait=True, cancel_futures=True)
+        progress.finish()
         result.seconds = time.monotonic() - started
         if ids and len(result.failed) > max(1, max_failed_ratio * len(ids)):
             first = next(iter(result.failed.values()))
