@@ -1,0 +1,110 @@
+"""Tables of the AFIR quality report (schema `quality`), rewritten whole by each materialization."""
+
+from evpipeline.warehouse import Migration, register
+
+COMPLETENESS = "quality.afir_completeness"
+REJECTIONS = "quality.afir_rejections"
+TIMELINESS = "quality.timeliness"
+DELAYS = "quality.ndw_delays"
+RELIABILITY = "quality.reliability"
+TIMELINE = "quality.status_timeline"
+COVERAGE = "quality.coverage"
+
+register(
+    Migration(
+        "quality",
+        1,
+        "AFIR quality report: completeness, timeliness, reliability, status timeline, coverage",
+        f"""
+        CREATE SCHEMA IF NOT EXISTS quality;
+        CREATE TABLE {COMPLETENESS} (
+            country_code VARCHAR NOT NULL,
+            party_id VARCHAR NOT NULL,          -- the CPO
+            source VARCHAR NOT NULL,            -- source the objects were mapped from
+            object VARCHAR NOT NULL,            -- location | evse | connector
+            element VARCHAR NOT NULL,           -- OCPI field (or AFIR element) checked
+            requirement VARCHAR NOT NULL,       -- NDW (AFIR) | NDW (OCPI) | AFIR static
+            objects BIGINT NOT NULL,            -- live objects of published locations
+            present BIGINT NOT NULL,            -- of those, how many carry the element
+            share DOUBLE NOT NULL,              -- present / objects
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE {REJECTIONS} (
+            country_code VARCHAR NOT NULL,
+            party_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            object VARCHAR NOT NULL,            -- Location | EVSE | Connector | Tariff
+            reason VARCHAR NOT NULL,            -- the NDW export's rejection reason
+            objects BIGINT NOT NULL,            -- objects the export leaves out for this reason
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE {DELAYS} (
+            pushed_at TIMESTAMPTZ NOT NULL,     -- when NDW accepted the push
+            data_class VARCHAR NOT NULL,        -- dynamic (status PATCH) | static (PUT)
+            kind VARCHAR NOT NULL,              -- location | evse | tariff
+            method VARCHAR NOT NULL,
+            push_key VARCHAR NOT NULL,          -- country_code/party_id/id[/evse_uid]
+            country_code VARCHAR NOT NULL,
+            party_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            changed_at TIMESTAMPTZ,             -- source time of the change the push carried
+            observed_at TIMESTAMPTZ,            -- when the warehouse recorded that change
+            delay_seconds DOUBLE,               -- pushed_at - changed_at
+            observed_delay_seconds DOUBLE,      -- pushed_at - observed_at
+            target_seconds DOUBLE NOT NULL,     -- 60 (dynamic) or 86400 (static)
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE {TIMELINESS} (
+            country_code VARCHAR NOT NULL,
+            party_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            data_class VARCHAR NOT NULL,        -- dynamic | static
+            target_seconds DOUBLE NOT NULL,
+            pushes BIGINT NOT NULL,             -- accepted pushes with a known change time
+            p50_seconds DOUBLE,                 -- source change -> NDW accepted, median
+            p95_seconds DOUBLE,
+            max_seconds DOUBLE,
+            within_target_share DOUBLE,         -- share of pushes with delay <= target
+            observed_p50_seconds DOUBLE,        -- warehouse observed -> NDW accepted, median
+            observed_p95_seconds DOUBLE,
+            observed_within_target_share DOUBLE,
+            window_start TIMESTAMPTZ NOT NULL,
+            window_end TIMESTAMPTZ NOT NULL,
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE {RELIABILITY} (
+            country_code VARCHAR NOT NULL,
+            party_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            location_id VARCHAR NOT NULL,
+            evse_uid VARCHAR NOT NULL,
+            window_start TIMESTAMPTZ NOT NULL,
+            window_end TIMESTAMPTZ NOT NULL,
+            observed_seconds DOUBLE NOT NULL,   -- time in service with a known status (not PLANNED/REMOVED)
+            working_seconds DOUBLE NOT NULL,    -- of that, AVAILABLE/CHARGING/RESERVED
+            working_share DOUBLE,               -- working_seconds / observed_seconds
+            transitions BIGINT NOT NULL,        -- status changes inside the window
+            max_power_w BIGINT,                 -- highest max_electric_power of its live connectors
+            rapid BOOLEAN NOT NULL,             -- max_power_w >= 50 kW
+            below_target BOOLEAN NOT NULL,      -- rapid and working_share < 0.99
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE {TIMELINE} (
+            country_code VARCHAR NOT NULL,
+            party_id VARCHAR NOT NULL,
+            location_id VARCHAR NOT NULL,
+            evse_uid VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            period_start TIMESTAMPTZ NOT NULL,
+            period_end TIMESTAMPTZ NOT NULL,
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE {COVERAGE} (
+            sampled_at TIMESTAMPTZ NOT NULL,    -- sample time
+            status VARCHAR NOT NULL,
+            evses BIGINT NOT NULL,              -- EVSEs in that status at that time
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
