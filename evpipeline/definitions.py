@@ -1,4 +1,4 @@
-"""The one `dg.Definitions` of evpipeline: every source, the canonical model and NDW delivery.
+"""The one `dg.Definitions` of evpipeline: every source, the canonical model, NDW delivery and the AFIR quality report.
 
 Every package under `evpipeline/sources/` is a source and is loaded by being there: its
 `definitions.py` declares its resource (secrets as `dg.EnvVar`), assets, checks, jobs and
@@ -18,6 +18,7 @@ from evpipeline.maintenance import definitions as maintenance_definitions
 from evpipeline.model import definitions as model_definitions
 from evpipeline.ndw import definitions as ndw_definitions
 from evpipeline.ndw.push import NdwPushResource
+from evpipeline.quality import definitions as quality_definitions
 from evpipeline.resources import PushInboxResource
 from evpipeline.sources import source_names
 from evpipeline.warehouse import WarehouseResource
@@ -70,6 +71,7 @@ defs = catalog.annotate(dg.Definitions.merge(
     ndw_definitions.defs,
     lane_definitions.defs,
     maintenance_definitions.defs,
+    quality_definitions.defs,
     dg.Definitions(resources=shared_resources(), jobs=[sync_all_job], sensors=[automation_sensor],
                    executor=dg.in_process_executor),
 ))

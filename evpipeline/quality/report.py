@@ -123,7 +123,7 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
             GROUP BY ALL
         ), delays AS (
             SELECT *, 'dynamic' AS data_class, $dyn AS target_seconds FROM dynamic
-            UNION ALL BY NAME SELECT *, 'static', $stat FROM static
+            UNION ALL BY NAME SELECT *, 'static' AS data_class, $stat AS target_seconds FROM static
         )
         SELECT d.pushed_at, d.data_class, d.kind, d.method, d.push_key, d.country_code, d.party_id,
                coalesce(CASE d.kind WHEN 'tariff' THEN t.source ELSE l.source END, 'unknown') AS source,
