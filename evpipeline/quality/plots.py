@@ -92,7 +92,7 @@ def reliability(frame: pd.DataFrame, path: Path) -> Path:
     if shares.empty:
         _empty(ax, "no status history in the window")
         return _save(fig, path)
-    bins = np.linspace(0, 1, 41)
+    bins = [i / 40 for i in range(41)]
     ax.hist([shares.loc[~shares["rapid"], "working_share"], shares.loc[shares["rapid"], "working_share"]], bins=bins,
             stacked=True, label=["< 50 kW", "rapid (>= 50 kW)"], color=["#1f77b4", "#ff7f0e"])
     ax.axvline(0.99, color="red", linestyle="--", label="99 % (rapid target)")

@@ -153,7 +153,7 @@ def test_assets_materialize_with_tables_and_pngs(history: WarehouseResource, tmp
     for key in assets.KEYS:
         metadata = result.asset_materializations_for_node(key.to_python_identifier())[0].metadata
         assert metadata["dagster/table_name"].value == ".".join(key.path)
-        assert metadata["dagster/uri"].value.startswith("file://") and "![" in metadata["plot_image"].value
+        assert str(metadata["dagster/uri"].value).startswith("file://") and "![" in str(metadata["plot_image"].value)
         assert metadata["dagster/row_count"].value == len(pd.DataFrame(query(history, f"SELECT * FROM {'.'.join(key.path)}")))
     assert query(history, f"SELECT count(*) FROM {tables.RELIABILITY} WHERE below_target")[0][0] == 1
     assert query(history, f"SELECT data_class, delay_seconds FROM {tables.DELAYS} ORDER BY 1") == [
