@@ -21,7 +21,7 @@ from evpipeline.model.checks import (
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.mart_fixture import MartRows
 
-KINDS = {"duckdb", "python", "parquet", "ocpi", "json", "xml", "yaml"}
+KINDS = {"duckdb", "python", "parquet", "ocpi", "json", "xml", "yaml", "png"}
 
 
 def _specs() -> list[tuple[dg.AssetsDefinition | None, dg.AssetSpec]]:
