@@ -7,6 +7,7 @@ project's workspace, its whole process group killed at the end. About a minute o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -118,14 +119,10 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # children (a lane run, a code server) may outlive the parent
-    except ProcessLookupError:
-        pass
+    with contextlib.suppress(ProcessLookupError):  # children (a lane run, a code server) may outlive the parent
+        os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
 
 
