@@ -20,6 +20,14 @@ if ! curl -fsS -o /dev/null "$UI/server_info"; then
     echo "screenshot.sh: no Dagster UI answers at $UI (start it with \`make dev\`)" >&2
     exit 2
 fi
+# Wait (up to 2 minutes) until the code location is loaded, else the picture is a spinner.
+QUERY='{"query":"{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"}'
+i=0
+until curl -fsS -H 'Content-Type: application/json' -d "$QUERY" "$UI/graphql" | grep -q '"LOADED"'; do
+    i=$((i + 1))
+    [ "$i" -lt 60 ] || { echo "screenshot.sh: the code location did not load" >&2; exit 1; }
+    sleep 2
+done
 mkdir -p "$(dirname "$OUT")"
 # --no-sandbox: Chromium's sandbox refuses to run as root (containers, CI).
 "$BROWSER" --headless --no-sandbox --disable-gpu --hide-scrollbars \
