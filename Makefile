@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Reinstall whenever the declared or pinned dependencies change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test dev bench quick-bench lint clean install
+.PHONY: demo test dev ui-check ui-screenshot bench quick-bench lint clean install
 
 install: $(STAMP)
 
@@ -24,6 +24,12 @@ test: $(STAMP)  ## run the test suite
 
 dev: $(STAMP)  ## Dagster UI + simulators + webhook receiver
 	$(BIN)/evpipeline dev
+
+ui-check: $(STAMP)  ## dagster dev loads; every asset, check, schedule, sensor shown; a source job succeeds (GraphQL)
+	$(BIN)/python -m pytest -m ui evpipeline_tests/test_ui.py
+
+ui-screenshot:  ## headless Chromium picture of the asset graph of a running `make dev` -> docs/asset-graph.png
+	scripts/screenshot.sh docs/asset-graph.png
 
 bench: $(STAMP)  ## full benchmark (installs the optional dlt reference)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,bench]"

@@ -48,15 +48,20 @@ STANDARD_DESCRIPTIONS = {
     "source_last_updated": "last_updated of the source row it was mapped from (UTC).",
 }
 
-# Assets whose data follows live status: at most a minute behind their source (the real-time lane).
-DYNAMIC = frozenset({
+# The one asset the real-time lane records in every report window (15 s), busy or quiet: NDW's copy
+# of our dynamic data, in sync as of then (a heartbeat with zero pushes when nothing changed; none
+# while pushes wait for a retry). Only it can honestly promise a minute.
+DYNAMIC = frozenset({"ndw/live"})
+# Status tables the lane writes only when rows change; in quiet periods their scheduled fallback syncs
+# (every 5 to 15 minutes: EVROAM_DELTA_CRON, TOMTOM_CRON, GREENFLUX_CRON, ZAPTEC_STATE_CRON) record them.
+POLLED = frozenset({
     "evroam/availability", "greenflux/evses", "greenflux/connectors", "zaptec/charger_states",
     "tomtom/availability_latest", "tomtom/availability_snapshots", "tomtom/availability_polls",
-    "mart/evses", "ndw/live",
 })
 # Event-driven assets (materialized when their input changes, e.g. the reference file): no age limit.
 NO_FRESHNESS = frozenset({"reference/operator_data"})
 DYNAMIC_WINDOW = timedelta(minutes=1)
+POLLED_WINDOW = timedelta(minutes=35)  # two missed 15-minute fallback syncs and a margin
 STATIC_WINDOW = timedelta(hours=24)
 DAILY_WINDOW = timedelta(hours=26)  # daily cron-driven jobs: a day plus their run time
 
@@ -177,12 +182,15 @@ def mart_column_lineage(table: str) -> dg.TableColumnLineage | None:
 
 
 def freshness(spec: dg.AssetSpec) -> dg.FreshnessPolicy | None:
-    """1 minute for live status, the day's partition for daily exports, 24 h for everything else."""
+    """1 minute for what the lane records every window (`ndw/live`), 35 minutes for status tables kept by
+    scheduled polls, the day's partition for daily exports, 24 h for everything else (docs/realtime.md)."""
     name = spec.key.to_user_string()
     if name in NO_FRESHNESS:
         return None
     if name in DYNAMIC:
         return dg.FreshnessPolicy.time_window(fail_window=DYNAMIC_WINDOW)
+    if name in POLLED:
+        return dg.FreshnessPolicy.time_window(fail_window=POLLED_WINDOW)
     if isinstance(spec.partitions_def, dg.DailyPartitionsDefinition):
         # The schedule materializes yesterday's partition at 02:00 UTC: it must be there by 03:00.
         return dg.FreshnessPolicy.cron(deadline_cron="0 3 * * *", lower_bound_delta=timedelta(hours=1))

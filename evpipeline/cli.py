@@ -80,7 +80,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     data = usable_data_dir(args.data_dir)
     progress.to_terminal(sys.stdout)  # long pulls and writes say how far they are
-    report = run_demo(data, args.scale, say=lambda line: print(line, flush=True))
+    report = run_demo(data, args.scale, say=lambda line: print(line, flush=True), dagster_home=args.dagster_home)
     print_report(report)
     return 0
 
@@ -299,9 +299,9 @@ def _dev(args: argparse.Namespace) -> int:
 
     ocpi = BackgroundServer(app_from_env(), port=settings.OCPI_SERVER_PORT).start()
     print("\n".join(f"{n:<10} {s.url}" for n, s in sims.items()) + f"\nwebhook    {receiver.url}\nocpi pull  {ocpi.url}/ocpi/versions")
-    home = Path(".dagster_home").resolve()
-    home.mkdir(exist_ok=True)
-    shutil.copy(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
+    from evpipeline import dagster_home
+
+    home = dagster_home.prepare(args.dagster_home)  # the same home `evpipeline demo` records its runs in
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     process = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-p", str(args.port)], env=env)
@@ -329,6 +329,7 @@ def _wait_forever() -> None:
 # -- the parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    from evpipeline.dagster_home import DEFAULT_HOME
     from evpipeline.settings import OCPI_SERVER_PORT, WEBHOOK_PORT
     from evpipeline.sources import source_names
 
@@ -348,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=data_default,
                       help="warehouse, snapshots and exports go here (default: $EVPIPELINE_DATA_DIR or %(default)s)")
     demo.add_argument("--scale", type=float, default=1.0, help="fleet size multiplier of every simulator (default: %(default)s)")
+    demo.add_argument("--dagster-home", default=DEFAULT_HOME,
+                      help="Dagster instance the runs are recorded in, shared with `evpipeline dev` so its UI shows them "
+                           "(default: %(default)s)")
     demo.set_defaults(func=_demo)
 
     names = source_names()
@@ -385,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--advance-every", type=float, default=30.0,
                      help="seconds between fleet changes, 0: never (default: %(default)s)")
     dev.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default: %(default)s)")
+    dev.add_argument("--dagster-home", default=DEFAULT_HOME,
+                     help="Dagster instance (runs, schedules, sensors), shared with `evpipeline demo` (default: %(default)s)")
     dev.set_defaults(func=_dev)
 
     bench = sub.add_parser("bench", help="benchmarks side by side with references; writes docs/benchmarks.md "

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from evpipeline import simulators
+from evpipeline.dagster_home import DEFAULT_HOME
+from evpipeline.dagster_home import instance as dagster_instance
 from evpipeline.progress import duration
 from evpipeline.warehouse.rows import scalar
 
@@ -36,7 +38,9 @@ class DemoReport:
     outputs: list[str] = field(default_factory=list)
 
 
-def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[str], None] = print) -> DemoReport:
+def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[str], None] = print,
+             dagster_home: str | Path = DEFAULT_HOME) -> DemoReport:
+    """The whole pipeline once; its runs are recorded in `dagster_home`, the instance `evpipeline dev` shows."""
     started = time.monotonic()
     data = Path(data_dir).expanduser().resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -72,7 +76,8 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     from evpipeline.sources.evroam.push import create_webhook_app
     from evpipeline.warehouse import connect
 
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance(dagster_home)  # `make dev`'s UI shows these runs afterwards
+    say(f"dagster runs recorded in {os.environ['DAGSTER_HOME']} (`make dev` shows them)")
     with dg.build_resources(dict(defs.resources or {})) as initialized:
         inbox, evroam = initialized.inbox.open(), initialized.evroam.client()
     receiver = BackgroundServer(create_webhook_app(inbox, os.environ["EVROAM_WEBHOOK_KEY"])).start()
@@ -124,6 +129,10 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
         receiver.stop()
         for sim in sims.values():
             sim.stop()
+        from evpipeline.warehouse import WarehouseResource
+
+        if left := settle_inbox(inbox, WarehouseResource(database=os.environ["EVPIPELINE_WAREHOUSE"])):
+            say(f"     {left} push delivery(ies) the lane did not reach discarded: they name this demo's stopped simulators")
 
     with connect(os.environ["EVPIPELINE_WAREHOUSE"], read_only=True) as con:
         for schema, table in con.execute(
@@ -135,6 +144,34 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     report.outputs = [str(p) for p in sorted(data.glob("exports/**/*")) if p.is_file()]
     report.seconds = time.monotonic() - started
     return report
+
+
+def settle_inbox(inbox: Any, warehouse: Any) -> int:
+    """Discard the push deliveries the demo's lane did not merge, and move the lane's cursors past them.
+
+    They name files on (or came from) the demo's simulators, which stop with it: a later `make dev`
+    lane would only refuse or fail them. Each is marked `discarded` in the inbox with the reason."""
+    from evpipeline.lane.feeds import InboxFeed
+
+    discarded = 0
+    for source in inbox_sources(inbox):
+        feed = InboxFeed(source, inbox, warehouse)
+        newest = inbox.newest_id(source)
+        if newest <= feed.cursor():
+            continue
+        for message in inbox.after(source, feed.cursor(), limit=1_000_000):
+            inbox.mark(message.id, "discarded", "the demo ended before its lane merged it (its simulators are stopped)")
+            discarded += 1
+        with warehouse.writer(source) as writer:
+            feed.advance(writer, newest)
+        feed.committed(newest)
+    return discarded
+
+
+def inbox_sources(inbox: Any) -> list[str]:
+    from evpipeline.lane.feeds import live_modules
+
+    return [module.__name__.split(".")[-2] for module in live_modules() if "inbox" in getattr(module, "RESOURCES", ())]
 
 
 @contextmanager

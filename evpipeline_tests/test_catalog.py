@@ -74,9 +74,13 @@ def test_ddl_comments_describe_columns_and_mart_has_column_lineage() -> None:
 
 def test_freshness_policies_are_attached() -> None:
     policies = {spec.key.to_user_string(): spec.freshness_policy for _a, spec in _specs()}
-    for dynamic in ("mart/evses", "zaptec/charger_states", "evroam/availability", "ndw/live"):
-        policy = policies[dynamic]
-        assert isinstance(policy, TimeWindowFreshnessPolicy) and policy.fail_window.to_timedelta() == timedelta(minutes=1), dynamic
+    # A minute only where the lane records a materialization every window, busy or quiet.
+    minute = {key for key, p in policies.items()
+              if isinstance(p, TimeWindowFreshnessPolicy) and p.fail_window.to_timedelta() <= timedelta(minutes=1)}
+    assert minute == {"ndw/live"}
+    for polled in ("zaptec/charger_states", "evroam/availability", "greenflux/evses", "tomtom/availability_latest"):
+        policy = policies[polled]  # written by the lane only on change; the fallback syncs keep them
+        assert isinstance(policy, TimeWindowFreshnessPolicy) and policy.fail_window.to_timedelta() == timedelta(minutes=35), polled
     static = policies["greenflux/locations"]
     assert isinstance(static, TimeWindowFreshnessPolicy) and static.fail_window.to_timedelta() == timedelta(hours=24)
     assert isinstance(policies["ndw/ocpi_export"], CronFreshnessPolicy)

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import duckdb
 
+import evpipeline
 from evpipeline.warehouse.rows import scalar
 
 
 def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVPIPELINE_", "EVROAM_", "GREENFLUX_", "ZAPTEC_", "TOMTOM_", "NDW_", "OCPI_"))}
     completed = subprocess.run(
-        [sys.executable, "-m", "evpipeline.cli", "demo", "--data-dir", str(tmp_path), "--scale", "0.5"],
+        [sys.executable, "-m", "evpipeline.cli", "demo", "--data-dir", str(tmp_path), "--scale", "0.5",
+         "--dagster-home", str(tmp_path / "dagster_home")],
         capture_output=True, text=True, timeout=240, env=env,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
@@ -32,3 +34,11 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert lane_patches > 0 and merged_pushes > 0  # EVRoam files and Zaptec messages merged; statuses PATCHed
     assert zaptec_exported > 0  # the operator reference data makes public Zaptec sites deliverable
     assert "evroam.charging_stations" in out
+    # The runs are in the Dagster home `evpipeline dev` uses, so its UI shows them afterwards.
+    home = tmp_path / "dagster_home"
+    assert (home / "dagster.yaml").read_text() == (Path(evpipeline.__file__).parent / "dagster.yaml").read_text()
+    runs = subprocess.run([sys.executable, "-c", "import dagster as dg; i = dg.DagsterInstance.get(); "
+                           "print(sorted({(r.job_name, r.status.value) for r in i.get_runs()}))"],
+                          capture_output=True, text=True, timeout=60, env={**env, "DAGSTER_HOME": str(home)}, check=True)
+    for job in ("sync_all", "realtime_lane", "ndw_push_full", "ndw_daily_export"):
+        assert f"('{job}', 'SUCCESS')" in runs.stdout, runs.stdout

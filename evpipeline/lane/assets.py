@@ -47,7 +47,8 @@ class LaneConfig(dg.Config):
 
     max_seconds: float = Field(default=3600.0, description="Stop after this long (the supervisor starts the successor)")
     interval_seconds: float = Field(default=1.0, description="Wait at most this long between idle cycles (listeners wake it sooner)")
-    report_every_seconds: float = Field(default=15.0, description="Record materializations at most this often")
+    report_every_seconds: float = Field(default=15.0, description="Record materializations this often; a quiet window "
+                                        "records an `ndw/live` heartbeat (keep it well under the 1-minute freshness window)")
     max_cycles: int = Field(default=0, description="Stop after this many cycles (0: no limit; tests use it)")
     lock_wait_seconds: float = Field(default=120.0, description="Wait this long for the previous lane to hand over")
 
@@ -93,22 +94,40 @@ def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterializati
             table = next(t for t, k in MART_KEYS.items() if k == key)
             if table in total.counts and total.counts[table].changed:
                 yield dg.AssetMaterialization(key, metadata={**via, "builds": len(builds), "dagster/table_name": table, **metadata})
+    yield from _live_events(window, via)
+
+
+def _live_events(window: Window, via: dict[str, str]) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
+    """`ndw/live` once per window: what was pushed, and whether NDW holds what `mart` holds as of the
+    window's last cycle. A quiet window that ends in sync is a heartbeat (zero pushes), so the asset's
+    one-minute freshness policy watches the lane, not the traffic; a window that ends with pushes
+    waiting for a retry records no heartbeat (an observation says why), so the asset goes stale."""
     pushes = [c.push for c in window.cycles if c.push is not None and c.push.run.results]
-    if pushes:
-        results = [(p, o) for push in pushes for p, o in push.run.results]
+    results = [(p, o) for push in pushes for p, o in push.run.results]
+    in_sync = window.synced_at is not None
+    sync: dict[str, Any] = {"in_sync": in_sync, "cycles_in_window": window.seen}
+    if in_sync:
+        sync["in_sync_as_of"] = dg.MetadataValue.timestamp(window.synced_at or 0.0)
+    if results:
         problems = [{"method": o.method, "key": o.key, "outcome": o.outcome, "message": o.message} for _, o in results if not o.ok]
         import pandas as pd
 
         yield dg.AssetMaterialization(LIVE_KEY, metadata={
-            **via, **{k: v for k, v in window.summary().items() if v is not None},
+            **via, **{k: v for k, v in window.summary().items() if v is not None}, **sync,
             "status_patches": sum(1 for p, _ in results if p.kind == "evse"),
             "location_puts": sum(1 for p, _ in results if p.kind == "location"),
             "tariff_puts": sum(1 for p, _ in results if p.kind == "tariff"),
             "not_accepted": len(problems),
             "problems": dg.MetadataValue.md(markdown_preview(pd.DataFrame(problems), ["method", "key", "outcome", "message"], rows=10)),
         })
-
-
+    elif in_sync:
+        yield dg.AssetMaterialization(LIVE_KEY, description="Heartbeat: nothing to push, NDW in sync", metadata={
+            **via, **sync, "heartbeat": True, "status_patches": 0, "location_puts": 0, "tariff_puts": 0, "not_accepted": 0,
+        })
+    elif window.seen:
+        errors = [f"{step}: {message}" for c in window.cycles for step, message in c.errors]
+        yield dg.AssetObservation(LIVE_KEY, metadata={
+            **via, **sync, "reason": (errors[-1] if errors else "pushes wait for a retry")[:500]})
 
 
 @dg.op(required_resource_keys={"warehouse", "ndw", *required_resources()}, tags={"kind": "python"})
@@ -121,7 +140,8 @@ def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[d
     def report(window: Window) -> None:
         for event in _events(window, feeds):
             context.log_event(event)
-        context.log.info("lane: %s", window.summary())
+        if not window.empty:  # a quiet window's heartbeat is its materialization: no log line every 15 s
+            context.log.info("lane: %s", window.summary())
 
     outcome = run_lane(
         lane, data_dir=settings.data_dir(), run_id=context.run_id, report=report, logger=context.log,

@@ -73,6 +73,9 @@ class CycleReport:
     seconds: float = 0.0
     touched_warehouse: bool = False
     steps: dict[str, float] = field(default_factory=dict)  # seconds per step (feeds by name, mart, push)
+    # NDW holds what `mart` holds at the end of this cycle: no step failed and no push waits for a
+    # retry (an idle cycle qualifies: the warehouse files did not change since the lane last looked).
+    in_sync: bool = False
 
     @property
     def idle(self) -> bool:
@@ -151,6 +154,7 @@ class Lane:
                 logger.error("lane: model or push step failed: %s", exc)
             self.watch.remember()
         report.seconds = time.time() - report.started
+        report.in_sync = not report.errors and self._push_failures == 0
         return report
 
     # -- push -------------------------------------------------------------------------------

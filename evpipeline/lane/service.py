@@ -75,8 +75,12 @@ class Window:
 
     cycles: list[CycleReport] = field(default_factory=list)
     opened: float = field(default_factory=time.time)
+    seen: int = 0  # cycles run in the window, idle ones included
+    synced_at: float | None = None  # end of the latest cycle, when it left NDW in sync (else None)
 
     def add(self, report: CycleReport) -> None:
+        self.seen += 1
+        self.synced_at = report.started + report.seconds if report.in_sync else None
         if not report.idle or any(f.dead_letters for f in report.feeds):
             self.cycles.append(report)
 
@@ -152,12 +156,12 @@ def run_lane(
                     logger.warning("lane: slow cycle %.1f s %s", cycle.seconds, slow[-1]["steps"])
                 write_heartbeat(directory / "heartbeat.json", {**beat, "beat_at": time.time(), "cycles": result.cycles,
                                                                "last_cycle_seconds": round(cycle.seconds, 3), "slow_cycles": slow})
-                if not window.empty and time.time() - window.opened >= report_every:
+                # Every window is reported, a quiet one too: its report is the heartbeat that says
+                # NDW is in sync as of now (what `ndw/live`'s one-minute freshness policy watches).
+                if time.time() - window.opened >= report_every:
                     report(window)
                     result.reports += 1
                     window = Window()
-                elif window.empty:
-                    window.opened = time.time()
                 if stop.is_set():
                     result.stopped_by = "stop requested"
                     break

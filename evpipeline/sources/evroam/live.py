@@ -64,6 +64,7 @@ class EVRoamFeed:
         client = self.resource.client()
         report.messages, report.seen_at = len(messages), seen_at(messages)
         fallback: list[str] = []
+        refused: dict[str, list[int]] = {}
         for message in messages:
             event = message.payload if isinstance(message.payload, dict) else {}
             data = event.get("data")
@@ -76,9 +77,11 @@ class EVRoamFeed:
                     before_commit=functools.partial(self.inbox.advance, message_id=message.id),
                 )
             except PushUrlRefused as exc:
-                # Never fetched; the records it claims are still upstream: a delta fetches them.
+                # Never fetched, never retried; the records it claims are still upstream: a delta
+                # fetches them. Said once per reason (e.g. a leftover of `make demo` naming its
+                # stopped simulator's port), not once per notification.
                 self.inbox.dead_letter(message, "refused", str(exc), run_id, report)
-                log.warning("EVRoam notification %s refused: %s", message.id, exc)
+                refused.setdefault(str(exc), []).append(message.id)
                 fallback.append(message.kind)
                 continue
             except (PushFileGone, HttpError) as exc:
@@ -94,8 +97,11 @@ class EVRoamFeed:
             self.inbox.committed(message.id)
             self.store.mark(message.id, "merged", f"{len(records)} records")
             report.outcomes.append(outcome)
+        for reason, ids in refused.items():
+            log.warning("EVRoam: %d notification(s) refused and dead-lettered (ids %s): %s (EVROAM_PUSH_ALLOWED_HOSTS); "
+                        "a delta pull covers them", len(ids), _span(ids), reason)
         if fallback:
-            report.notes.append(f"{len(fallback)} file(s) gone: delta pull instead")
+            report.notes.append(f"{len(fallback)} file(s) gone or refused: delta pull instead")
             report.outcomes.extend(self._fallback(client, run_id, log))
         self._advance_to(messages[-1].id)
         report.requests = client.api.stats.requests + client.files.stats.requests
@@ -119,6 +125,10 @@ class EVRoamFeed:
             with self.warehouse.writer(SOURCE) as writer:
                 self.inbox.advance(writer, message_id)
             self.inbox.committed(message_id)
+
+
+def _span(ids: list[int]) -> str:
+    return str(ids[0]) if len(ids) == 1 else f"{ids[0]}..{ids[-1]}"
 
 
 def feed(resources: Mapping[str, Any]) -> EVRoamFeed:

@@ -1,0 +1,33 @@
+"""The Dagster home `evpipeline dev` and `evpipeline demo` share, so the UI shows the demo's runs.
+
+One directory (`.dagster_home` in the working directory unless `--dagster-home` says otherwise)
+with the project's instance settings (`evpipeline/dagster.yaml`, copied on every start so an edit
+to the packaged file takes effect): run history, event logs and schedule/sensor state in SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+DEFAULT_HOME = ".dagster_home"
+SETTINGS = Path(__file__).with_name("dagster.yaml")
+
+
+def prepare(path: str | os.PathLike[str] = DEFAULT_HOME) -> Path:
+    """The Dagster home at `path` (created if missing) holding the project's dagster.yaml."""
+    home = Path(path).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SETTINGS, home / "dagster.yaml")
+    return home
+
+
+def instance(path: str | os.PathLike[str] = DEFAULT_HOME) -> Any:
+    """The persistent instance at `path` (DAGSTER_HOME is set for this process, as `dagster dev` sees it)."""
+    import dagster as dg
+
+    home = prepare(path)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
