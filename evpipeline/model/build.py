@@ -54,7 +54,7 @@ class MartBuild:
     scope: dict[str, int] = field(default_factory=dict)  # locations / tariffs mapped
     watermark: datetime | None = None
     reason: str = ""  # why a full build
-    mismatches: dict[str, int] | None = None  # full builds: rows the mart held wrongly before this build
+    mismatches: dict[str, int] | None = None  # requested full builds: rows the mart held wrongly before this build
     mismatch_sample: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     # Incremental builds: the verdict of the latest full build (when, rows wrong per table).
@@ -216,7 +216,7 @@ def last_reconciliation(con: duckdb.DuckDBPyConnection) -> tuple[datetime, dict[
     """When the latest full build ran and how many rows per table it found the incremental builds had wrong."""
     row = con.execute(f"""
         SELECT committed_at, details->'mismatches' FROM ops.runs
-        WHERE source = '{SOURCE}' AND stream = '{STREAM}' AND details->>'mode' = 'full'
+        WHERE source = '{SOURCE}' AND stream = '{STREAM}' AND details->>'mode' = 'full' AND details->>'reason' = 'requested'
         ORDER BY committed_at DESC LIMIT 1
     """).fetchone()
     if row is None or row[1] is None:
@@ -229,12 +229,15 @@ def _build(con: duckdb.DuckDBPyConnection, writer: Writer, mappings: list[Source
     incremental = result.mode == "incremental"
     frames = {table: canonical_frame(con, mappings, table, kind, incremental) for table, kind in KINDS}
     if not incremental:
-        result.mismatches = {}
-        for table, frame in frames.items():
-            if frame is not None:
-                sources = [m.source for m in mappings]
-                result.mismatches[table], sample = _mismatches(con, table, frame, sources)
-                result.mismatch_sample.extend(sample)
+        # Only a requested rebuild judges the incremental builds: after a first build or a rules
+        # change the mart was expected to differ, and counting that would fail the check falsely.
+        if result.reason == "requested":
+            result.mismatches = {}
+            for table, frame in frames.items():
+                if frame is not None:
+                    sources = [m.source for m in mappings]
+                    result.mismatches[table], sample = _mismatches(con, table, frame, sources)
+                    result.mismatch_sample.extend(sample)
         locations, tariffs = frames[LOCATIONS], frames[TARIFFS]
         result.scope = {"locations": len(locations) if locations is not None else 0,
                         "tariffs": len(tariffs) if tariffs is not None else 0}
