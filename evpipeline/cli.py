@@ -399,7 +399,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_dagster_notices() -> None:
+    """Dagster warns about its own beta/preview APIs on every import; a one-line CLI keeps them out of
+    its output (the run logs and the UI are unaffected)."""
+    import warnings
+
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_dagster_notices()
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.func is _bench:
