@@ -40,6 +40,7 @@ import pandas as pd
 
 from evpipeline.ndw.export import OCPI_TS, SCOPE_LOCATIONS, SCOPE_TARIFFS, build_export, nap_countries
 from evpipeline.ndw.push import TRANSIENT, NdwAuthError, NdwPushClient, PushOutcome
+from evpipeline.ocpi.definition import validate_location, validate_tariff
 from evpipeline.warehouse import Migration, Writer, register
 from evpipeline.warehouse.rows import scalar
 
@@ -335,6 +336,15 @@ def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations:
     rejected = _last_rejected(con, scoped)
     live = _held_evses(con, scoped)
 
+    def refused_by_definition(kind: str, key: tuple[str, ...], obj: Any) -> bool:
+        # The export's SQL selection and our definition agree by construction; where they do not,
+        # the object is held back with the definition's reasons instead of being sent to NDW.
+        errors = (validate_location if kind == "location" else validate_tariff)(obj)
+        if errors:
+            plan.held_back.append({"kind": kind, "key": "/".join(key),
+                                   "reason": "fails our OCPI 2.2.1/NDW definition: " + "; ".join(errors[:3])})
+        return bool(errors)
+
     def rejected_before(kind: str, key: tuple[str, ...], digest: str) -> bool:
         if rejected.get((kind, "/".join(key))) != digest:
             return False
@@ -351,6 +361,8 @@ def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations:
         digest = content_hash(obj)
         held = held_tariffs.get(key)
         if (held and held.static_hash == digest) or rejected_before("tariff", key, digest):
+            continue
+        if refused_by_definition("tariff", key, obj):
             continue
         plan.tariff_puts.append(PlannedPush("tariff", "PUT", key, "new" if held is None else "changed", body=text,
                                             static_hash=digest, content_hash=digest))
@@ -369,7 +381,7 @@ def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations:
         if held and _carry_evses(obj, held.body, live, now):
             body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
         sent = content_hash(obj)
-        if rejected_before("location", key, sent):
+        if rejected_before("location", key, sent) or refused_by_definition("location", key, obj):
             continue
         reason = "new" if held is None else "republished" if held.withdrawn else "changed"
         plan.location_puts.append(PlannedPush("location", "PUT", key, reason, body=body, static_hash=digest,
@@ -385,7 +397,7 @@ def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations:
             continue
         obj = _withdrawn_body(held.body, now)
         sent = content_hash(obj)
-        if rejected_before("location", key, sent):
+        if rejected_before("location", key, sent) or refused_by_definition("location", key, obj):
             continue
         plan.withdrawals.append(PlannedPush("location", "PUT", key, "withdrawn", body=json.dumps(obj, separators=(",", ":")),
                                             static_hash=static_hash(obj), content_hash=sent))

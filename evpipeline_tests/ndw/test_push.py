@@ -326,6 +326,20 @@ def test_rejected_content_is_recorded_not_retried_and_fails_the_check(
     assert [p.path for p in sim.pushes].count(fast) == 2 and sim.tariff("NL", "ALF", "T-FAST") is not None
 
 
+def test_an_object_our_definition_refuses_is_held_back_never_sent(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    """The push guards NDW like the export does: what fails our definition stays here, with the reason."""
+    rows = MartRows()
+    rows.location(1, time_zone="Mars/Olympus_Mons", updated=later(5))  # selected by the export SQL, refused by the definition
+    rows.write(warehouse, run_id="bad-zone")
+    result = push(warehouse, ndw)
+    meta = metadata(result, "ndw/push")
+    assert "NL/ALF/LOC-0001 | fails our OCPI 2.2.1/NDW definition: time_zone" in meta["held_back_objects"]
+    assert not any("LOC-0001" in p.path for p in sim.pushes)
+    assert all("LOC-0001" not in key for key in held(warehouse, "location"))
+
+
 def test_one_401_fetches_a_new_token_and_succeeds(
     sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
 ) -> None:
