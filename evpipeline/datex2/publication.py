@@ -483,8 +483,9 @@ def _create_sites(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def _render_sql(kind: str, sql: _Sql, first: int, last: int) -> str:
-    """Sites `first`..`last` (site_no) as (fragment, stations, connectors), in order."""
+def _render_sql(kind: str, sql: _Sql, first: int | str = "$1", last: int | str = "$2") -> str:
+    """Sites `first`..`last` (site_no; by default the parameters $1 and $2) as (fragment, stations,
+    connectors), in order."""
     sep = "''" if sql.xml else "','"
     static = kind == "static"
     auth = _case("cap", rules.AUTHENTICATION_METHODS)
@@ -647,17 +648,22 @@ def write_publication(
         sink.write('{"payload":' + prefix + ',"egiEnergyInfrastructureTablePublication":' + json.dumps(header)[:-1]
                    + ',"energyInfrastructureTable":[{"idG":' + json.dumps(table_id) + ',"versionG":' + json.dumps(newest)
                    + ',"energyInfrastructureSite":[\n')
-    sql = _Sql(fmt, lang)
-    for first in range(1, n_sites + 1, SITES_PER_QUERY):
-        for fragment, stations, connectors in _batches(con, _render_sql(kind, sql, first, first + SITES_PER_QUERY - 1)):
-            stats.stations += stations
-            stats.points += stations
-            stats.connectors += int(connectors) if kind == "static" else 0
-            if fmt == "xml":
-                sink.write(fragment + "\n")
-            else:
-                sink.write(("," if stats.sites else "") + fragment + "\n")
-            stats.sites += 1
+    # The render query is bound and optimized once (its expressions are large: that costs more than
+    # executing one batch), then executed per batch of sites.
+    con.execute(f"PREPARE _dx_render AS {_render_sql(kind, _Sql(fmt, lang))}")
+    try:
+        for first in range(1, n_sites + 1, SITES_PER_QUERY):
+            for fragment, stations, connectors in _batches(con, f"EXECUTE _dx_render({first}, {first + SITES_PER_QUERY - 1})"):
+                stats.stations += stations
+                stats.points += stations
+                stats.connectors += int(connectors) if kind == "static" else 0
+                if fmt == "xml":
+                    sink.write(fragment + "\n")
+                else:
+                    sink.write(("," if stats.sites else "") + fragment + "\n")
+                stats.sites += 1
+    finally:
+        con.execute("DEALLOCATE _dx_render")
     sink.write("</egi:energyInfrastructureTable></d2:payload>\n" if fmt == "xml" else "]}]}}}\n")
     stats.bytes = sink.bytes
     stats.unmapped = dict(sorted(_unmapped(con, kind).items()))
