@@ -483,6 +483,33 @@ def _create_sites(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def _create_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """`_dx_rows` (the published connectors with their EVSE's columns) and `_dx_site_rows` (the sites'
+    location columns), stored in site_no order, so a batch of sites reads only its own rows (the
+    tables' zone maps) instead of joining the whole fleet's tables per batch."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _dx_rows AS
+        SELECT s.site_no, s.site_id, e.evse_uid, e.evse_id, CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END AS status,
+               e.capabilities, CAST(CAST(e.latitude AS FLOAT) AS VARCHAR) AS evse_lat, CAST(CAST(e.longitude AS FLOAT) AS VARCHAR) AS evse_lon,
+               e.last_updated AS e_updated, c.last_updated AS c_updated,
+               c.connector_id, c.standard, c.format, c.power_type, c.max_voltage, c.max_amperage, c.max_electric_power
+        FROM mart.connectors c
+        JOIN _ndw_connectors vc USING (country_code, party_id, location_id, evse_uid, connector_id)
+        JOIN mart.evses e USING (country_code, party_id, location_id, evse_uid)
+        JOIN _ndw_evses ve USING (country_code, party_id, location_id, evse_uid)
+        JOIN _dx_sites s USING (country_code, party_id, location_id)
+        WHERE len(vc.reasons) = 0 AND len(ve.reasons) = 0
+        ORDER BY s.site_no;
+        CREATE OR REPLACE TEMP TABLE _dx_site_rows AS
+        SELECT s.site_no, s.site_id, s.site_version AS v, s.country_code || ':' || s.party_id AS party, l.location_id,
+               l.name, l.address, l.city, l.postal_code, l.country,
+               CAST(CAST(l.latitude AS FLOAT) AS VARCHAR) AS lat, CAST(CAST(l.longitude AS FLOAT) AS VARCHAR) AS lon,
+               CAST(l.opening_times AS VARCHAR) AS opening_times, l.energy_mix, l.operator, l.owner
+        FROM _dx_sites s JOIN mart.locations l USING (country_code, party_id, location_id)
+        ORDER BY s.site_no;
+    """)
+
+
 def _render_sql(kind: str, sql: _Sql, first: int | str = "$1", last: int | str = "$2") -> str:
     """Sites `first`..`last` (site_no; by default the parameters $1 and $2) as (fragment, stations,
     connectors), in order."""
@@ -494,24 +521,8 @@ def _render_sql(kind: str, sql: _Sql, first: int | str = "$1", last: int | str =
     mixes = (f"SELECT site_no, m.mix FROM site LEFT JOIN (SELECT energy_mix, {sql.energy_mix()} AS mix "
              "FROM (SELECT DISTINCT energy_mix FROM site)) m USING (energy_mix)") if static else "SELECT site_no, NULL AS mix FROM site"
     return f"""
-        WITH s AS (SELECT * FROM _dx_sites WHERE site_no BETWEEN {first} AND {last}),
-        rows AS (
-            SELECT s.site_no, s.site_id, e.evse_uid, e.evse_id, CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END AS status,
-                   e.capabilities, CAST(CAST(e.latitude AS FLOAT) AS VARCHAR) AS evse_lat, CAST(CAST(e.longitude AS FLOAT) AS VARCHAR) AS evse_lon,
-                   e.last_updated AS e_updated, c.last_updated AS c_updated,
-                   c.connector_id, c.standard, c.format, c.power_type, c.max_voltage, c.max_amperage, c.max_electric_power
-            FROM mart.connectors c
-            JOIN _ndw_connectors vc USING (country_code, party_id, location_id, evse_uid, connector_id)
-            JOIN mart.evses e USING (country_code, party_id, location_id, evse_uid)
-            JOIN _ndw_evses ve USING (country_code, party_id, location_id, evse_uid)
-            JOIN s USING (country_code, party_id, location_id)
-            WHERE len(vc.reasons) = 0 AND len(ve.reasons) = 0),
-        site AS (
-            SELECT s.site_no, s.site_id, s.site_version AS v, s.country_code || ':' || s.party_id AS party, l.location_id,
-                   l.name, l.address, l.city, l.postal_code, l.country,
-                   CAST(CAST(l.latitude AS FLOAT) AS VARCHAR) AS lat, CAST(CAST(l.longitude AS FLOAT) AS VARCHAR) AS lon,
-                   CAST(l.opening_times AS VARCHAR) AS opening_times, l.energy_mix, l.operator, l.owner
-            FROM s JOIN mart.locations l USING (country_code, party_id, location_id)),
+        WITH rows AS (SELECT * FROM _dx_rows WHERE site_no BETWEEN {first} AND {last}),
+        site AS (SELECT * FROM _dx_site_rows WHERE site_no BETWEEN {first} AND {last}),
         {sql.hours_ctes() if static else ""}
         mixes AS ({mixes}),
         ev AS (
@@ -650,6 +661,7 @@ def write_publication(
                    + ',"energyInfrastructureSite":[\n')
     # The render query is bound and optimized once (its expressions are large: that costs more than
     # executing one batch), then executed per batch of sites.
+    _create_rows(con)
     con.execute(f"PREPARE _dx_render AS {_render_sql(kind, _Sql(fmt, lang))}")
     try:
         for first in range(1, n_sites + 1, SITES_PER_QUERY):
@@ -663,7 +675,7 @@ def write_publication(
                     sink.write(("," if stats.sites else "") + fragment + "\n")
                 stats.sites += 1
     finally:
-        con.execute("DEALLOCATE _dx_render")
+        con.execute("DEALLOCATE _dx_render; DROP TABLE IF EXISTS _dx_rows; DROP TABLE IF EXISTS _dx_site_rows")
     sink.write("</egi:energyInfrastructureTable></d2:payload>\n" if fmt == "xml" else "]}]}}}\n")
     stats.bytes = sink.bytes
     stats.unmapped = dict(sorted(_unmapped(con, kind).items()))
