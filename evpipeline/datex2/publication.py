@@ -29,9 +29,11 @@ child, as in the OCPI export. Timestamps UTC (`YYYY-MM-DDTHH:MM:SSZ`); coordinat
 Rendering and streaming: DuckDB renders each site's whole XML or JSON fragment in SQL (string
 concatenation, XML escaping with `replace`, JSON strings with `to_json`, the rules' tables as CASE
 expressions; opening hours once per distinct OCPI Hours value). Sites are numbered in publication
-order (`_dx_sites`) and rendered `SITES_PER_QUERY` at a time, so neither DuckDB nor Python ever holds
-more than one query's sites; the finished fragments are fetched `BATCH_ROWS` at a time and written to
-`out` one site per write. The unmapped-value report is one aggregate query.
+order (`_dx_sites`); their published rows (the input columns, not rendered text) are stored once in
+that order (`_dx_rows`, `_dx_site_rows`, dropped when the publication is written), and one prepared
+render query renders them `SITES_PER_QUERY` at a time, so neither DuckDB nor Python ever holds more
+than one query's rendered sites; the finished fragments are fetched `BATCH_ROWS` at a time and written
+to `out` one site per write. The unmapped-value report is one aggregate query.
 """
 
 from __future__ import annotations
