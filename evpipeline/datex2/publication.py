@@ -661,8 +661,9 @@ def write_publication(
         sink.write('{"payload":' + prefix + ',"egiEnergyInfrastructureTablePublication":' + json.dumps(header)[:-1]
                    + ',"energyInfrastructureTable":[{"idG":' + json.dumps(table_id) + ',"versionG":' + json.dumps(newest)
                    + ',"energyInfrastructureSite":[\n')
-    # The render query is bound and optimized once (its expressions are large: that costs more than
-    # executing one batch), then executed per batch of sites.
+    # One prepared render query, executed per batch of sites with the site_no range as parameters
+    # (measured ~15% faster than a new query text per batch at 25,000 locations; DuckDB's profiler
+    # still reports planner/optimizer time on each EXECUTE, ~50-80 ms, so planning is not all gone).
     _create_rows(con)
     con.execute(f"PREPARE _dx_render AS {_render_sql(kind, _Sql(fmt, lang))}")
     try:
