@@ -29,9 +29,11 @@ child, as in the OCPI export. Timestamps UTC (`YYYY-MM-DDTHH:MM:SSZ`); coordinat
 Rendering and streaming: DuckDB renders each site's whole XML or JSON fragment in SQL (string
 concatenation, XML escaping with `replace`, JSON strings with `to_json`, the rules' tables as CASE
 expressions; opening hours once per distinct OCPI Hours value). Sites are numbered in publication
-order (`_dx_sites`) and rendered `SITES_PER_QUERY` at a time, so neither DuckDB nor Python ever holds
-more than one query's sites; the finished fragments are fetched `BATCH_ROWS` at a time and written to
-`out` one site per write. The unmapped-value report is one aggregate query.
+order (`_dx_sites`); their published rows (the input columns, not rendered text) are stored once in
+that order (`_dx_rows`, `_dx_site_rows`, dropped when the publication is written), and one prepared
+render query renders them `SITES_PER_QUERY` at a time, so neither DuckDB nor Python ever holds more
+than one query's rendered sites; the finished fragments are fetched `BATCH_ROWS` at a time and written
+to `out` one site per write. The unmapped-value report is one aggregate query.
 """
 
 from __future__ import annotations
@@ -483,8 +485,36 @@ def _create_sites(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def _render_sql(kind: str, sql: _Sql, first: int, last: int) -> str:
-    """Sites `first`..`last` (site_no) as (fragment, stations, connectors), in order."""
+def _create_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """`_dx_rows` (the published connectors with their EVSE's columns) and `_dx_site_rows` (the sites'
+    location columns), stored in site_no order, so a batch of sites reads only its own rows (the
+    tables' zone maps) instead of joining the whole fleet's tables per batch."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _dx_rows AS
+        SELECT s.site_no, s.site_id, e.evse_uid, e.evse_id, CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END AS status,
+               e.capabilities, CAST(CAST(e.latitude AS FLOAT) AS VARCHAR) AS evse_lat, CAST(CAST(e.longitude AS FLOAT) AS VARCHAR) AS evse_lon,
+               e.last_updated AS e_updated, c.last_updated AS c_updated,
+               c.connector_id, c.standard, c.format, c.power_type, c.max_voltage, c.max_amperage, c.max_electric_power
+        FROM mart.connectors c
+        JOIN _ndw_connectors vc USING (country_code, party_id, location_id, evse_uid, connector_id)
+        JOIN mart.evses e USING (country_code, party_id, location_id, evse_uid)
+        JOIN _ndw_evses ve USING (country_code, party_id, location_id, evse_uid)
+        JOIN _dx_sites s USING (country_code, party_id, location_id)
+        WHERE len(vc.reasons) = 0 AND len(ve.reasons) = 0
+        ORDER BY s.site_no;
+        CREATE OR REPLACE TEMP TABLE _dx_site_rows AS
+        SELECT s.site_no, s.site_id, s.site_version AS v, s.country_code || ':' || s.party_id AS party, l.location_id,
+               l.name, l.address, l.city, l.postal_code, l.country,
+               CAST(CAST(l.latitude AS FLOAT) AS VARCHAR) AS lat, CAST(CAST(l.longitude AS FLOAT) AS VARCHAR) AS lon,
+               CAST(l.opening_times AS VARCHAR) AS opening_times, l.energy_mix, l.operator, l.owner
+        FROM _dx_sites s JOIN mart.locations l USING (country_code, party_id, location_id)
+        ORDER BY s.site_no;
+    """)
+
+
+def _render_sql(kind: str, sql: _Sql, first: int | str = "$1", last: int | str = "$2") -> str:
+    """Sites `first`..`last` (site_no; by default the parameters $1 and $2) as (fragment, stations,
+    connectors), in order."""
     sep = "''" if sql.xml else "','"
     static = kind == "static"
     auth = _case("cap", rules.AUTHENTICATION_METHODS)
@@ -493,24 +523,8 @@ def _render_sql(kind: str, sql: _Sql, first: int, last: int) -> str:
     mixes = (f"SELECT site_no, m.mix FROM site LEFT JOIN (SELECT energy_mix, {sql.energy_mix()} AS mix "
              "FROM (SELECT DISTINCT energy_mix FROM site)) m USING (energy_mix)") if static else "SELECT site_no, NULL AS mix FROM site"
     return f"""
-        WITH s AS (SELECT * FROM _dx_sites WHERE site_no BETWEEN {first} AND {last}),
-        rows AS (
-            SELECT s.site_no, s.site_id, e.evse_uid, e.evse_id, CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END AS status,
-                   e.capabilities, CAST(CAST(e.latitude AS FLOAT) AS VARCHAR) AS evse_lat, CAST(CAST(e.longitude AS FLOAT) AS VARCHAR) AS evse_lon,
-                   e.last_updated AS e_updated, c.last_updated AS c_updated,
-                   c.connector_id, c.standard, c.format, c.power_type, c.max_voltage, c.max_amperage, c.max_electric_power
-            FROM mart.connectors c
-            JOIN _ndw_connectors vc USING (country_code, party_id, location_id, evse_uid, connector_id)
-            JOIN mart.evses e USING (country_code, party_id, location_id, evse_uid)
-            JOIN _ndw_evses ve USING (country_code, party_id, location_id, evse_uid)
-            JOIN s USING (country_code, party_id, location_id)
-            WHERE len(vc.reasons) = 0 AND len(ve.reasons) = 0),
-        site AS (
-            SELECT s.site_no, s.site_id, s.site_version AS v, s.country_code || ':' || s.party_id AS party, l.location_id,
-                   l.name, l.address, l.city, l.postal_code, l.country,
-                   CAST(CAST(l.latitude AS FLOAT) AS VARCHAR) AS lat, CAST(CAST(l.longitude AS FLOAT) AS VARCHAR) AS lon,
-                   CAST(l.opening_times AS VARCHAR) AS opening_times, l.energy_mix, l.operator, l.owner
-            FROM s JOIN mart.locations l USING (country_code, party_id, location_id)),
+        WITH rows AS (SELECT * FROM _dx_rows WHERE site_no BETWEEN {first} AND {last}),
+        site AS (SELECT * FROM _dx_site_rows WHERE site_no BETWEEN {first} AND {last}),
         {sql.hours_ctes() if static else ""}
         mixes AS ({mixes}),
         ev AS (
@@ -647,17 +661,24 @@ def write_publication(
         sink.write('{"payload":' + prefix + ',"egiEnergyInfrastructureTablePublication":' + json.dumps(header)[:-1]
                    + ',"energyInfrastructureTable":[{"idG":' + json.dumps(table_id) + ',"versionG":' + json.dumps(newest)
                    + ',"energyInfrastructureSite":[\n')
-    sql = _Sql(fmt, lang)
-    for first in range(1, n_sites + 1, SITES_PER_QUERY):
-        for fragment, stations, connectors in _batches(con, _render_sql(kind, sql, first, first + SITES_PER_QUERY - 1)):
-            stats.stations += stations
-            stats.points += stations
-            stats.connectors += int(connectors) if kind == "static" else 0
-            if fmt == "xml":
-                sink.write(fragment + "\n")
-            else:
-                sink.write(("," if stats.sites else "") + fragment + "\n")
-            stats.sites += 1
+    # One prepared render query, executed per batch of sites with the site_no range as parameters
+    # (measured ~15% faster than a new query text per batch at 25,000 locations; DuckDB's profiler
+    # still reports planner/optimizer time on each EXECUTE, ~50-80 ms, so planning is not all gone).
+    _create_rows(con)
+    con.execute(f"PREPARE _dx_render AS {_render_sql(kind, _Sql(fmt, lang))}")
+    try:
+        for first in range(1, n_sites + 1, SITES_PER_QUERY):
+            for fragment, stations, connectors in _batches(con, f"EXECUTE _dx_render({first}, {first + SITES_PER_QUERY - 1})"):
+                stats.stations += stations
+                stats.points += stations
+                stats.connectors += int(connectors) if kind == "static" else 0
+                if fmt == "xml":
+                    sink.write(fragment + "\n")
+                else:
+                    sink.write(("," if stats.sites else "") + fragment + "\n")
+                stats.sites += 1
+    finally:
+        con.execute("DEALLOCATE _dx_render; DROP TABLE IF EXISTS _dx_rows; DROP TABLE IF EXISTS _dx_site_rows")
     sink.write("</egi:energyInfrastructureTable></d2:payload>\n" if fmt == "xml" else "]}]}}}\n")
     stats.bytes = sink.bytes
     stats.unmapped = dict(sorted(_unmapped(con, kind).items()))
