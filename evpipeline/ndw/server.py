@@ -36,6 +36,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+# FileResponse opens files through anyio.open_file, which anyio imports lazily on first use. That
+# first import must not happen in a server thread: compiling a module there while another thread
+# compiles (an import in the main thread) can fail on CPython 3.11 ("AST constructor recursion depth
+# mismatch"). Resolve it here, when this module is imported.
+from anyio import open_file as _open_file  # noqa: F401
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
