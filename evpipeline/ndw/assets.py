@@ -2,6 +2,7 @@
 same objects as DATEX II 3.7 publications under `exports/datex2/YYYY-MM-DD/` (one job runs both)."""
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -50,27 +51,32 @@ def ndw_ocpi_export(
         raise dg.Failure(description=f"{len(failing)} selected object(s) fail our OCPI/AFIR definition; nothing exported",
                          metadata={"failing": dg.MetadataValue.json(failing[:20])})
     manifest = write_export(export, export_root(config) / partition, partition)
-    counts = manifest.body["counts"]
-    rejected_locations = sum(1 for r in export.rejections if r["object"] == "Location")
-    ratio = rejected_locations / export.candidates if export.candidates else 0.0
     rejections = [{**r, "reasons": "; ".join(r["reasons"])} for r in export.rejections]
+    return _delivered(manifest.directory, manifest.body, rejections, export.candidates, config.max_rejected_ratio)
+
+
+def _delivered(directory: Path, manifest: dict[str, Any], rejections: list[dict[str, Any]], candidates: int,
+               max_rejected_ratio: float) -> dg.MaterializeResult:
+    """A daily delivery's materialization: its counts and files, and the rejection check (both formats)."""
     import pandas as pd
 
-    preview = markdown_preview(pd.DataFrame(rejections), ["object", "party_id", "location_id", "evse_uid", "connector_id", "tariff_id", "reasons"], rows=15)
+    rejected_locations = sum(1 for r in rejections if r["object"] == "Location")
+    ratio = rejected_locations / candidates if candidates else 0.0
+    frame = pd.DataFrame(rejections)
     check = dg.AssetCheckResult(
         check_name="rejections",
-        passed=not export.rejections,
-        severity=dg.AssetCheckSeverity.ERROR if ratio > config.max_rejected_ratio else dg.AssetCheckSeverity.WARN,
-        metadata={"rejected_objects": len(export.rejections), "rejected_locations": rejected_locations,
-                  "rejected_location_ratio": round(ratio, 4), "threshold": config.max_rejected_ratio},
+        passed=not rejections,
+        severity=dg.AssetCheckSeverity.ERROR if ratio > max_rejected_ratio else dg.AssetCheckSeverity.WARN,
+        metadata={"rejected_objects": len(rejections), "rejected_locations": rejected_locations,
+                  "rejected_location_ratio": round(ratio, 4), "threshold": max_rejected_ratio},
     )
     return dg.MaterializeResult(
         metadata={
-            **{k: v for k, v in counts.items()},
-            "directory": dg.MetadataValue.path(str(manifest.directory)),
-            "dagster/uri": manifest.directory.resolve().as_uri(),
-            "generated_at": manifest.body["generated_at"] or "",
-            "rejections": dg.MetadataValue.md(preview),
+            **{k: v for k, v in manifest["counts"].items() if isinstance(v, int | float | str)},
+            "directory": dg.MetadataValue.path(str(directory)),
+            "dagster/uri": directory.resolve().as_uri(),
+            "generated_at": manifest["generated_at"] or "",
+            "rejections": dg.MetadataValue.md(markdown_preview(frame, list(frame.columns), rows=15)),
         },
         check_results=[check],
     )
@@ -102,12 +108,6 @@ def datex2_root(config: Datex2ExportConfig) -> Path:
     return Path(config.directory) if config.directory else settings.data_dir() / "exports" / "datex2"
 
 
-def _location_rejection(rejection: dict[str, object]) -> bool:
-    """A rejection that keeps a whole site (OCPI Location) out of the publication."""
-    level = str(rejection.get("object") or rejection.get("kind") or rejection.get("level") or "")
-    return level.casefold() in {"location", "site", "energyinfrastructuresite"}
-
-
 @dg.asset(
     key=DATEX2_KEY,
     group_name="ndw",
@@ -124,31 +124,8 @@ def ndw_datex2_export(
     partition = context.partition_key
     with warehouse.get_connection() as con:
         published = write_publications(con, datex2_root(config) / partition, countries=nap_countries(), partition=partition)
-    counts = published.body["counts"]
-    rejected_locations = sum(1 for r in published.rejections if _location_rejection(r))
-    ratio = rejected_locations / published.candidates if published.candidates else 0.0
-    import pandas as pd
-
     rows = [{k: ("; ".join(v) if isinstance(v, list) else v) for k, v in r.items()} for r in published.rejections]
-    frame = pd.DataFrame(rows)
-    preview = markdown_preview(frame, list(frame.columns), rows=15)
-    check = dg.AssetCheckResult(
-        check_name="rejections",
-        passed=not published.rejections,
-        severity=dg.AssetCheckSeverity.ERROR if ratio > config.max_rejected_ratio else dg.AssetCheckSeverity.WARN,
-        metadata={"rejected_objects": len(published.rejections), "rejected_locations": rejected_locations,
-                  "rejected_location_ratio": round(ratio, 4), "threshold": config.max_rejected_ratio},
-    )
-    return dg.MaterializeResult(
-        metadata={
-            **{k: v for k, v in counts.items() if isinstance(v, int | float | str)},
-            "directory": dg.MetadataValue.path(str(published.directory)),
-            "dagster/uri": published.directory.resolve().as_uri(),
-            "generated_at": published.body["generated_at"] or "",
-            "rejections": dg.MetadataValue.md(preview),
-        },
-        check_results=[check],
-    )
+    return _delivered(published.directory, published.body, rows, published.candidates, config.max_rejected_ratio)
 
 
 # One job, both formats: NDW's OCPI files and the DATEX II publications of the same day.
