@@ -77,6 +77,7 @@ MEASUREMENTS = [
     "benchmarks.end_to_end",
     "benchmarks.cycle_cost",
     "benchmarks.lane_latency",
+    "benchmarks.lake_bench",
 ]
 
 

@@ -256,6 +256,30 @@ def _webhook(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebuild_export(args: argparse.Namespace) -> int:
+    """A past day's OCPI export and DATEX II publications again, from the snapshot each read (DuckLake)."""
+    from evpipeline import settings
+    from evpipeline.ndw.assets import Datex2ExportConfig, NdwExportConfig, datex2_root, export_root
+    from evpipeline.ndw.rebuild import rebuild_partition
+    from evpipeline.warehouse import warehouse_from_env
+    from evpipeline.warehouse.timetravel import SnapshotUnavailable
+
+    data = usable_data_dir(args.data_dir)
+    os.environ["EVPIPELINE_DATA_DIR"] = str(data)
+    settings.apply_defaults()
+    output = Path(args.output or data / "rebuilt").resolve()
+    try:
+        results = rebuild_partition(warehouse_from_env(), args.partition, ocpi_root=export_root(NdwExportConfig()),
+                                    datex2_root=datex2_root(Datex2ExportConfig()), output=output)
+    except (FileNotFoundError, SnapshotUnavailable) as exc:
+        raise CliError(str(exc), code=2) from exc
+    for r in results:
+        verdict = "identical to" if r.same else f"DIFFERENT ({', '.join(r.different)}) from"
+        print(f"{r.name} {args.partition}: rebuilt from snapshot {r.snapshot} into {r.rebuilt}, {len(r.identical)} file(s) "
+              f"{verdict} the delivery")
+    return 0 if all(r.same for r in results) else 1
+
+
 def _serve_ocpi(args: argparse.Namespace) -> int:
     """The OCPI 2.2.1 pull server NDW GETs from, on the latest warehouse snapshot (docs/ndw.md)."""
     import logging
@@ -383,6 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
                                  "$EVPIPELINE_DATA_DIR/snapshots)")
     serve_ocpi.add_argument("--page-cap", type=int, default=1000, help="most objects per page, X-Limit (default: %(default)s)")
     serve_ocpi.set_defaults(func=_serve_ocpi)
+
+    rebuild = command("rebuild-export", "rebuild a past day's OCPI export and DATEX II publications from the warehouse "
+                      "snapshot each read (DuckLake backend) and compare them with what was delivered")
+    rebuild.add_argument("partition", metavar="YYYY-MM-DD", help="the delivered day to rebuild")
+    rebuild.add_argument("--data-dir", default=data_default,
+                         help="where the exports are (default: $EVPIPELINE_DATA_DIR or %(default)s)")
+    rebuild.add_argument("--output", default=None, help="where the rebuilt files go (default: DATA_DIR/rebuilt)")
+    rebuild.set_defaults(func=_rebuild_export)
 
     dev = command("dev", "simulators + webhook receiver + OCPI pull server + dagster dev (the UI)")
     dev.add_argument("--scale", type=float, default=1.0, help="fleet size multiplier of every simulator (default: %(default)s)")

@@ -22,6 +22,7 @@ from evpipeline import simulators
 from evpipeline.dagster_home import DEFAULT_HOME
 from evpipeline.dagster_home import instance as dagster_instance
 from evpipeline.progress import duration
+from evpipeline.warehouse.backend import LAKE_PREFIX, redact
 from evpipeline.warehouse.rows import scalar
 
 HEARTBEAT_SECONDS = 15.0  # a step running longer says so this often (progress lines come in between)
@@ -45,7 +46,10 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     data = Path(data_dir).expanduser().resolve()
     data.mkdir(parents=True, exist_ok=True)
     os.environ["EVPIPELINE_DATA_DIR"] = str(data)
-    os.environ.pop("EVPIPELINE_WAREHOUSE", None)
+    # A DuckLake warehouse (EVPIPELINE_WAREHOUSE=ducklake:...) is used as configured; otherwise the
+    # demo's DuckDB file lives in its data directory.
+    if not os.environ.get("EVPIPELINE_WAREHOUSE", "").startswith(LAKE_PREFIX):
+        os.environ.pop("EVPIPELINE_WAREHOUSE", None)
     from evpipeline import settings
 
     # The demo always runs on simulators it starts itself: configured endpoints and keys are set
@@ -137,7 +141,8 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     with connect(os.environ["EVPIPELINE_WAREHOUSE"], read_only=True) as con:
         for schema, table in con.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema NOT IN ('information_schema', 'pg_catalog') AND table_type = 'BASE TABLE' ORDER BY 1, 2"
+            "WHERE table_catalog = current_database() AND table_schema NOT IN ('information_schema', 'pg_catalog') "
+            "AND table_type = 'BASE TABLE' ORDER BY 1, 2"
         ).fetchall():
             report.tables[f"{schema}.{table}"] = scalar(con.execute(f'SELECT count(*) FROM "{schema}"."{table}"'))
         report.quarantined = report.tables.get("ops.quarantine", 0)
@@ -229,7 +234,7 @@ def crawl_pull_server() -> Any:
 def print_report(report: DemoReport, say: Callable[[str], None] = print) -> None:
     say("")
     say(f"evpipeline demo finished in {report.seconds:.1f}s")
-    say(f"warehouse: {os.environ['EVPIPELINE_WAREHOUSE']}")
+    say(f"warehouse: {redact(os.environ['EVPIPELINE_WAREHOUSE'])}")
     width = max((len(t) for t in report.tables), default=10)
     for table, rows in report.tables.items():
         say(f"  {table:<{width}}  {rows:>8} rows")

@@ -33,12 +33,15 @@ def _sim(name: str, path: str = "") -> str:
 # have none.
 ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "EVPIPELINE_DATA_DIR": ("data", False, "Directory for the warehouse, snapshots, exports and push inbox."),
-    "EVPIPELINE_WAREHOUSE": ("", False, "DuckDB warehouse path (default: $EVPIPELINE_DATA_DIR/warehouse.duckdb; `md:` for MotherDuck)."),
+    "EVPIPELINE_WAREHOUSE": ("", False, "The warehouse: a DuckDB file path (default: $EVPIPELINE_DATA_DIR/warehouse.duckdb; `md:` for MotherDuck) or a DuckLake attach string (`ducklake:postgres:dbname=NAME host=HOST`, `ducklake:sqlite:PATH`, `ducklake:PATH`); docs/warehouse.md."),
+    "EVPIPELINE_LAKE_DATA": ("", False, "Where a DuckLake warehouse keeps its Parquet files (default: $EVPIPELINE_DATA_DIR/lake/; shared storage when runs are on several machines)."),
     "EVPIPELINE_REFERENCE_FILE": ("", False, "Operator reference data (tariffs, opening times, energy mix, parking restrictions; YAML) (default: the demo CPOs' file in the package)."),
     "EVPIPELINE_NAP_COUNTRIES": ("NLD", False, "Countries (ISO 3166 alpha-3, comma list) whose public locations are delivered to the national access point (NDW: NLD)."),
     "EVPIPELINE_BI_PUBLISH_CRON": ("*/15 * * * *", False, "How often (at most) the BI snapshot is republished after mart changed (UTC cron)."),
     "EVPIPELINE_HISTORY_KEEP_DAYS": ("90", False, "Whole UTC days of ops.status_history, ops.ndw_pushes and ops.runs kept in DuckDB; older days move to the Parquet archive."),
     "EVPIPELINE_SNAPSHOTS_KEEP_DAYS": ("14", False, "Whole UTC days of tomtom.availability_snapshots kept in DuckDB."),
+    "EVPIPELINE_LAKE_KEEP_DAYS": ("30", False, "DuckLake snapshots kept (days): how far back deliveries can be rebuilt (`evpipeline rebuild-export`); older ones are expired by ops/lake_maintenance."),
+    "EVPIPELINE_LAKE_MAINTENANCE_CRON": ("45 4 * * *", False, "When ops/lake_maintenance merges small files and expires old snapshots of a DuckLake warehouse (UTC)."),
     "EVPIPELINE_ARCHIVE_DIR": ("", False, "Parquet archive of trimmed history (default: $EVPIPELINE_DATA_DIR/archive)."),
     "EVPIPELINE_RETENTION_CRON": ("15 4 * * *", False, "When the ops/history_retention asset moves old history to the archive (UTC)."),
     "EVPIPELINE_OWNERS": ("team:data-engineering", False, "Owners of every asset in the Dagster catalog (comma list of `team:name` or e-mail addresses)."),

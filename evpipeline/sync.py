@@ -88,7 +88,8 @@ def write_sync(
     seq = fetched_seq if fetched_seq is not None else time.time_ns()
     validated = {t.table: validate(t.frame, t.schema, table=t.table, keys=t.keys, raw=t.raw) for t in tables}
     outcome = SyncOutcome(watermark=watermark)
-    with warehouse.writer(source, run_id) as writer:
+
+    def apply(writer: Writer) -> None:  # repeatable: redone whole if another writer won the commit race
         for t in tables:
             result = validated[t.table]
             counts = writer.merge(versioned(result.valid, seq, observed_at), t.table, t.keys, status_column=t.status_column,
@@ -103,6 +104,8 @@ def write_sync(
         if watermark is not None:
             writer.set_sync_state(stream, watermark)
         writer.log_run(stream, requests=requests, watermark=watermark)
+
+    warehouse.write(source, run_id, apply)
     return outcome
 
 
@@ -308,8 +311,10 @@ def write_sync_batches(
             parked.append((Batch((), batch.as_of, batch.lineage, batch.seq), valid_paths, seen_paths, rows))
         outcome.watermark = watermark() if callable(watermark) else watermark
 
-        with warehouse.writer(source, run_id) as writer:
-            if memory_limit:
+        def apply(writer: Writer) -> None:  # repeatable: redone whole if another writer won the commit race
+            # A DuckDB file's connection is its own database: these settings die with it. A DuckLake's
+            # connections share one (see warehouse.resource) and write Parquet as they go: left alone.
+            if memory_limit and not warehouse.backend.is_lake:
                 writer.con.execute(f"SET memory_limit = '{memory_limit}'")
                 writer.con.execute(f"SET temp_directory = '{spool.path}'")
             writing = Progress(f"{source} {stream}: merging", unit="rows", total=sum(rows for *_, rows in parked))
@@ -331,6 +336,8 @@ def write_sync_batches(
             if outcome.watermark is not None:
                 writer.set_sync_state(stream, outcome.watermark)
             writer.log_run(stream, requests=requests() if callable(requests) else requests, watermark=outcome.watermark)
+
+        warehouse.write(source, run_id, apply)
     finally:
         spool.close()
     return outcome

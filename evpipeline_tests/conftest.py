@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +29,93 @@ START = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 @pytest.fixture
 def warehouse(tmp_path: Any) -> WarehouseResource:
     return WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
+
+
+# The DuckLake backend's tests use the machine's PostgreSQL as catalog: each test its own database.
+PG_HOST = os.environ.get("EVPIPELINE_TEST_PG_HOST", "127.0.0.1")
+
+
+def _postgres(dbname: str = "postgres") -> Any:
+    import psycopg2
+
+    con = psycopg2.connect(host=PG_HOST, port=5432, user="postgres", dbname=dbname, connect_timeout=3)
+    con.autocommit = True
+    return con
+
+
+@pytest.fixture(scope="session")
+def lake_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A migrated DuckLake catalog to copy (PostgreSQL `CREATE DATABASE ... TEMPLATE`): migrating a
+    fresh lake commits a snapshot per table (~8 s); a copy takes a fraction of a second. Every copy
+    shares this session's data directory (DuckLake names each Parquet file uniquely)."""
+    import psycopg2
+
+    try:
+        admin = _postgres()
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL reachable on {PG_HOST}:5432 for the DuckLake catalog ({exc})")
+    import evpipeline.definitions  # noqa: F401  (registers every component's migrations)
+    from evpipeline.warehouse.resource import connect, detach_lake
+
+    name = f"evp_tpl_{uuid.uuid4().hex[:16]}"
+    data = str(tmp_path_factory.mktemp("lake")) + "/"
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    previous = os.environ.get("EVPIPELINE_LAKE_DATA")
+    os.environ["EVPIPELINE_LAKE_DATA"] = data
+    try:
+        connect(_lake_url(name)).close()
+        detach_lake(_lake_url(name))  # a template must have no open connection to be copied
+    finally:
+        if previous is None:
+            os.environ.pop("EVPIPELINE_LAKE_DATA", None)
+        else:
+            os.environ["EVPIPELINE_LAKE_DATA"] = previous
+    try:
+        yield name, data
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def _lake_url(dbname: str) -> str:
+    return f"ducklake:postgres:dbname={dbname} host={PG_HOST} user=postgres"
+
+
+@pytest.fixture
+def lake_database(lake_template: tuple[str, str]) -> Iterator[str]:
+    """A DuckLake attach string on its own PostgreSQL database (a copy of the template; dropped after)."""
+    template, data = lake_template
+    name = f"evp_test_{uuid.uuid4().hex[:16]}"
+    admin = _postgres()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    # Set by hand, not with `monkeypatch`: a test calling `monkeypatch.undo()` must not lose it.
+    previous = os.environ.get("EVPIPELINE_LAKE_DATA")
+    os.environ["EVPIPELINE_LAKE_DATA"] = data
+    try:
+        yield _lake_url(name)
+    finally:
+        if previous is None:
+            os.environ.pop("EVPIPELINE_LAKE_DATA", None)
+        else:
+            os.environ["EVPIPELINE_LAKE_DATA"] = previous
+        from evpipeline.warehouse.resource import detach_lake
+
+        detach_lake(_lake_url(name))
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture(params=["duckdb", "ducklake"])
+def any_warehouse(request: pytest.FixtureRequest, tmp_path: Any) -> WarehouseResource:
+    """The warehouse on each backend: a DuckDB file, and a DuckLake with a PostgreSQL catalog.
+    Suites about the warehouse itself (merge, sync, model) take their `warehouse` from here."""
+    if request.param == "duckdb":
+        return WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
+    return WarehouseResource(database=request.getfixturevalue("lake_database"))
 
 
 @pytest.fixture

@@ -36,6 +36,12 @@ SCHEMA = pa.DataFrameSchema(
 )
 
 
+@pytest.fixture
+def warehouse(any_warehouse: WarehouseResource) -> WarehouseResource:
+    """This sync suite runs on both backends: a DuckDB file and a DuckLake on PostgreSQL."""
+    return any_warehouse
+
+
 def page(ids: list[str], sizes: list[int | None], at: datetime) -> Batch:
     frame = pd.DataFrame({"item_id": ids, "size": sizes, "flag": [None] * len(ids), "status": ["OK"] * len(ids)})
     frame["is_deleted"] = False

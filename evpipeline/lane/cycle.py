@@ -114,7 +114,9 @@ class Lane:
         self.warehouse, self.ndw, self.feeds, self.overlap = warehouse, ndw, feeds, overlap
         self.max_pushes_per_cycle = max_pushes_per_cycle
         self.recheck_seconds = recheck_seconds  # look at DuckDB at least this often even when nothing moved
-        self.watch = WarehouseWatch(os.path.abspath(warehouse.database) if warehouse.database != ":memory:" else ":memory:")
+        # A DuckLake has no local file to watch (its catalog may be PostgreSQL): the lane looks every cycle.
+        local = warehouse.backend.local_path if not warehouse.backend.is_lake else None
+        self.watch = WarehouseWatch(os.path.abspath(local) if local is not None else ":memory:")
         self._last_look = 0.0
         self._push_retry_at = 0.0
         self._push_failures = 0

@@ -1,6 +1,8 @@
-"""The retention asset: old days of the history tables move from DuckDB to the Parquet archive, daily."""
+"""Warehouse upkeep: old days of the history tables move to the Parquet archive, and a DuckLake's
+small files are merged and its old snapshots expired, daily."""
 
 # No `from __future__ import annotations`: Dagster reads the `config:` annotation at decoration time.
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -8,11 +10,14 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from evpipeline import settings
 from evpipeline.timeutil import utcnow
 from evpipeline.warehouse import WRITER_POOL, WarehouseResource
+from evpipeline.warehouse.lake_maintenance import LakeFiles, maintain
 from evpipeline.warehouse.retention import RETAINED, TrimResult, archive_root, retention_cron, trim_all
 
 RETENTION_KEY = dg.AssetKey(["ops", "history_retention"])
+LAKE_MAINTENANCE_KEY = dg.AssetKey(["ops", "lake_maintenance"])
 
 
 def _days(table: str) -> str:
@@ -95,3 +100,40 @@ def retention_metadata(results: list[TrimResult], root: Path) -> dict[str, Any]:
         metadata["parts_recovered"] = recovered
     metadata["tables"] = dg.MetadataValue.md("\n".join(lines))
     return metadata
+
+
+class LakeMaintenanceConfig(dg.Config):
+    """Per-run override of the snapshot retention window."""
+
+    keep_days: int | None = Field(default=None, description="Days of snapshots kept (unset: $EVPIPELINE_LAKE_KEEP_DAYS)")
+
+
+@dg.asset(
+    key=LAKE_MAINTENANCE_KEY,
+    group_name="ops",
+    kinds={"ducklake", "parquet"},
+    automation_condition=dg.AutomationCondition.on_cron(settings.get("EVPIPELINE_LAKE_MAINTENANCE_CRON"), "UTC"),
+)
+def lake_maintenance(
+    context: dg.AssetExecutionContext, config: LakeMaintenanceConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Merge a DuckLake's small Parquet files, expire snapshots past the retention window, delete
+    unreferenced files (files/bytes before and after). Nothing to do on a DuckDB file."""
+    if not warehouse.backend.is_lake:
+        context.log.info("the warehouse is a DuckDB file: no files to merge, no snapshots to expire")
+        return dg.MaterializeResult(metadata={"backend": "duckdb file", "skipped": True})
+    keep = timedelta(days=config.keep_days if config.keep_days is not None else int(settings.get("EVPIPELINE_LAKE_KEEP_DAYS")))
+    with warehouse.get_connection() as con:
+        result = maintain(con, now=utcnow(), keep=keep)
+    return dg.MaterializeResult(metadata={
+        "backend": "ducklake",
+        **_files("before", result.before),
+        **_files("after", result.after),
+        "files_deleted_from_storage": result.files_deleted,
+        "snapshots_expired_before": result.expired_before.isoformat(),
+    })
+
+
+def _files(when: str, files: LakeFiles) -> dict[str, Any]:
+    return {f"files_{when}": files.files, f"bytes_{when}": files.bytes, f"data_files_{when}": files.data_files,
+            f"delete_files_{when}": files.delete_files, f"snapshots_{when}": files.snapshots}

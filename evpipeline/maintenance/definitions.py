@@ -2,6 +2,6 @@
 
 import dagster as dg
 
-from evpipeline.maintenance.assets import history_retention
+from evpipeline.maintenance.assets import history_retention, lake_maintenance
 
-defs = dg.Definitions(assets=[history_retention])
+defs = dg.Definitions(assets=[history_retention, lake_maintenance])

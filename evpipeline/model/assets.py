@@ -29,6 +29,7 @@ from evpipeline.run_config import op_config
 from evpipeline.sync import markdown_preview
 from evpipeline.timeutil import utcnow
 from evpipeline.warehouse import WRITER_POOL, WarehouseResource
+from evpipeline.warehouse.resource import redo_on_conflict
 
 DESCRIPTIONS = {
     LOCATIONS: "OCPI Locations from every source, with the owning CPO's country_code/party_id and lineage.",
@@ -106,7 +107,8 @@ def _matches_full(build: MartBuild, table: str, key: dg.AssetKey) -> dg.AssetChe
 def mart_model(context: dg.AssetExecutionContext, config: MartBuildConfig, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     # No docstring: each table's spec carries the one description (BUILD says what this does).
     with warehouse.get_connection() as con:
-        build = build_mart(con, run_id=context.run.run_id, full=config.full)
+        # On a DuckLake a source sync may commit in between: a build that lost that race is redone.
+        build = redo_on_conflict(lambda: build_mart(con, run_id=context.run.run_id, full=config.full), what="mart")
         tables = {key: catalog.table_metadata(con, table) for table, key in MART_KEYS.items()}
     context.log.info("mart %s build (%s): scope %s, %d rows changed in %.2fs", build.mode, build.reason or "changes",
                      build.scope, build.changed, build.seconds)

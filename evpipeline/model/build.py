@@ -216,7 +216,7 @@ def last_reconciliation(con: duckdb.DuckDBPyConnection) -> tuple[datetime, dict[
     """When the latest full build ran and how many rows per table it found the incremental builds had wrong."""
     row = con.execute(f"""
         SELECT committed_at, details->'mismatches' FROM ops.runs
-        WHERE source = '{SOURCE}' AND stream = '{STREAM}' AND details->>'mode' = 'full' AND details->>'reason' = 'requested'
+        WHERE source = '{SOURCE}' AND stream = '{STREAM}' AND (details->>'mode') = 'full' AND (details->>'reason') = 'requested'
         ORDER BY committed_at DESC LIMIT 1
     """).fetchone()
     if row is None or row[1] is None:

@@ -104,6 +104,13 @@ class _Table:
 
 
 def snapshot_dir(warehouse_path: str) -> Path:
+    """Beside a DuckDB file; under the data directory for a DuckLake (its catalog may be PostgreSQL)."""
+    from evpipeline.warehouse.backend import Backend
+
+    if Backend(warehouse_path).is_lake:
+        from evpipeline import settings
+
+        return settings.data_dir().resolve() / "snapshots"
     return Path(warehouse_path).resolve().parent / "snapshots"
 
 
@@ -220,10 +227,14 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[_Table]:
     return tables
 
 
+_VIEW_HEAD = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:\"[^\"]*\"|[^\s(])+(?:\s*\([^)]*\))?\s+AS\s+", re.IGNORECASE)
+
+
 def _views(con: duckdb.DuckDBPyConnection) -> list[list[str]]:
     """The warehouse's own views: [qualified name, CREATE VIEW statement]."""
     return [
-        [f"{schema}.{name}", sql]
+        # Named here in full: a DuckLake gives its views' SQL without the schema (`CREATE VIEW v AS ...`).
+        [f"{schema}.{name}", _VIEW_HEAD.sub(f"CREATE VIEW {_ident(schema)}.{_ident(name)} AS ", sql, count=1)]
         for schema, name, sql in con.execute(
             "SELECT schema_name, view_name, sql FROM duckdb_views() "
             "WHERE database_name = current_database() AND NOT internal AND NOT temporary ORDER BY 1, 2"

@@ -1,6 +1,7 @@
 """The daily NDW exports, one partition per day: OCPI 2.2.1 under `exports/ndw/YYYY-MM-DD/` and the
 same objects as DATEX II 3.7 publications under `exports/datex2/YYYY-MM-DD/` (one job runs both)."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from evpipeline.ndw.datex2_export import write_publications
 from evpipeline.ndw.export import OcpiExport, build_export, nap_countries, write_export
 from evpipeline.sync import markdown_preview
 from evpipeline.warehouse import WRITER_POOL, WarehouseResource
+from evpipeline.warehouse.timetravel import reading
 
 EXPORT_KEY = dg.AssetKey(["ndw", "ocpi_export"])
 DATEX2_KEY = dg.AssetKey(["ndw", "datex2_export"])
@@ -24,6 +26,12 @@ class NdwExportConfig(dg.Config):
 
     max_rejected_ratio: float = Field(default=0.10, description="Fail the check above this share of rejected locations")
     directory: str = Field(default="", description="Export root (default $EVPIPELINE_DATA_DIR/exports/ndw)")
+
+
+def cutoff(partition: str) -> datetime:
+    """The end of a day's partition (or now, for today's): a DuckLake is read as it was then."""
+    start = datetime.fromisoformat(partition).replace(tzinfo=UTC)
+    return min(start + timedelta(days=1), datetime.now(UTC))
 
 
 def export_root(config: NdwExportConfig) -> Path:
@@ -42,15 +50,16 @@ def export_root(config: NdwExportConfig) -> Path:
 def ndw_ocpi_export(
     context: dg.AssetExecutionContext, config: NdwExportConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Daily OCPI 2.2.1 export for NDW: public Dutch locations and their tariffs, AFIR-complete."""
+    """Daily OCPI 2.2.1 export for NDW: public Dutch locations and their tariffs, AFIR-complete.
+    On a DuckLake it reads the snapshot current at the day's cut-off (recorded; rebuildable)."""
     partition = context.partition_key
-    with warehouse.get_connection() as con:
-        export = build_export(con)
+    with reading(warehouse, cutoff=cutoff(partition)) as read:
+        export = build_export(read.con)
     failing = invalid_objects(export)
     if failing:  # blocking: nothing is written that NDW would get and our definition refuses
         raise dg.Failure(description=f"{len(failing)} selected object(s) fail our OCPI/AFIR definition; nothing exported",
                          metadata={"failing": dg.MetadataValue.json(failing[:20])})
-    manifest = write_export(export, export_root(config) / partition, partition)
+    manifest = write_export(export, export_root(config) / partition, partition, warehouse_snapshot=read.snapshot)
     rejections = [{**r, "reasons": "; ".join(r["reasons"])} for r in export.rejections]
     return _delivered(manifest.directory, manifest.body, rejections, export.candidates, config.max_rejected_ratio)
 
@@ -122,8 +131,9 @@ def ndw_datex2_export(
 ) -> dg.MaterializeResult:
     """Daily DATEX II 3.7 static and status publications (XML and JSON) of the objects sent to NDW as OCPI."""
     partition = context.partition_key
-    with warehouse.get_connection() as con:
-        published = write_publications(con, datex2_root(config) / partition, countries=nap_countries(), partition=partition)
+    with reading(warehouse, cutoff=cutoff(partition)) as read:
+        published = write_publications(read.con, datex2_root(config) / partition, countries=nap_countries(),
+                                       partition=partition, warehouse_snapshot=read.snapshot)
     rows = [{k: ("; ".join(v) if isinstance(v, list) else v) for k, v in r.items()} for r in published.rejections]
     return _delivered(published.directory, published.body, rows, published.candidates, config.max_rejected_ratio)
 

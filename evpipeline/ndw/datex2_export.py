@@ -89,6 +89,7 @@ def stats_counts(stats: PublicationStats) -> dict[str, Any]:
 
 def write_publications(
     con: duckdb.DuckDBPyConnection, final: Path, *, countries: list[str] | None = None, partition: str | None = None,
+    warehouse_snapshot: int | None = None,
 ) -> Datex2Files:
     """Every DATEX II document, rejections.json and manifest.json into `final` (replaced whole).
 
@@ -128,6 +129,7 @@ def write_publications(
             },
             "documents": documents,
             "files": files,
+            **({"warehouse_snapshot": warehouse_snapshot} if warehouse_snapshot is not None else {}),
         }
         write_manifest(staging, body)
         replace_directory(staging, final)

@@ -321,8 +321,10 @@ def _array(objects: list[str]) -> str:
     return "[\n" + ",\n".join(objects) + "\n]\n" if objects else "[]\n"
 
 
-def write_export(export: OcpiExport, directory: Path, partition: str) -> Manifest:
-    """locations.json, tariffs.json, rejections.json and manifest.json for one day; same state, same bytes."""
+def write_export(export: OcpiExport, directory: Path, partition: str, *, warehouse_snapshot: int | None = None) -> Manifest:
+    """locations.json, tariffs.json, rejections.json and manifest.json for one day; same state, same bytes.
+
+    `warehouse_snapshot`: the DuckLake snapshot the export read (recorded, so it can be rebuilt)."""
     directory.mkdir(parents=True, exist_ok=True)
     files = {
         "locations.json": write_file(directory / "locations.json", _array(export.locations)),
@@ -346,6 +348,7 @@ def write_export(export: OcpiExport, directory: Path, partition: str) -> Manifes
             "candidate_locations": export.candidates,
         },
         "files": files,
+        **({"warehouse_snapshot": warehouse_snapshot} if warehouse_snapshot is not None else {}),
     }
     write_manifest(directory, body)
     return Manifest(directory, body)

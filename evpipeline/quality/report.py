@@ -71,8 +71,8 @@ def write_rejections(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
         SELECT r.country_code, r.party_id,
                coalesce(CASE r.object WHEN 'Location' THEN l.source WHEN 'EVSE' THEN e.source
                                       WHEN 'Connector' THEN c.source ELSE t.source END, 'unknown') AS source,
-               r.object, reason, count(*) AS objects, $now AS computed_at
-        FROM _quality_rejections r, unnest(r.reasons) AS u(reason)
+               r.object, r.reason, count(*) AS objects, $now AS computed_at
+        FROM (SELECT * EXCLUDE (reasons), unnest(reasons) AS reason FROM _quality_rejections) r
         LEFT JOIN mart.locations l ON l.country_code = r.country_code AND l.party_id = r.party_id AND l.location_id = r.location_id
         LEFT JOIN mart.evses e ON e.country_code = r.country_code AND e.party_id = r.party_id AND e.location_id = r.location_id
                               AND e.evse_uid = r.evse_uid

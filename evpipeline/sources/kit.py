@@ -20,7 +20,7 @@ from evpipeline import catalog, settings
 from evpipeline.checks import quarantine_checks
 from evpipeline.run_config import op_config
 from evpipeline.sync import SyncOutcome, table_metadata
-from evpipeline.warehouse import WRITER_POOL, WarehouseResource
+from evpipeline.warehouse import WarehouseResource, sync_pool
 
 
 def key(table: str) -> dg.AssetKey:
@@ -107,7 +107,7 @@ def sync_asset(
     body.__signature__ = inspect.Signature(params, return_annotation=Iterator[dg.MaterializeResult])  # type: ignore[attr-defined]  # a function has no declared __signature__; inspect reads it
     body.__name__ = name
     return dg.multi_asset(
-        name=name, specs=specs, group_name=group, pool=WRITER_POOL, can_subset=len(tables) > 1,
+        name=name, specs=specs, group_name=group, pool=sync_pool(), can_subset=len(tables) > 1,
     )(body)
 
 

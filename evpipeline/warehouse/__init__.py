@@ -9,6 +9,16 @@ from evpipeline.warehouse.writer import QuarantineRecord, Writer, read_sync_stat
 # (limit 1 in dagster.yaml), so two runs never write at once.
 WRITER_POOL = "duckdb_writer"
 
+
+def sync_pool() -> str | None:
+    """The pool source syncs run in: the single writer's on a DuckDB file; none on a DuckLake, where
+    writers commit side by side and a sync whose commit lost a race is redone (`WarehouseResource.write`).
+    The model, exports and maintenance stay in `WRITER_POOL` on both: one of each at a time."""
+    from evpipeline import settings
+    from evpipeline.warehouse.backend import Backend
+
+    return None if Backend(settings.warehouse_path()).is_lake else WRITER_POOL
+
 __all__ = [
     "MergeCounts",
     "Migration",
@@ -21,6 +31,7 @@ __all__ = [
     "flag_missing",
     "merge",
     "read_sync_state",
+    "sync_pool",
     "register",
     "source_table",
     "table_columns",

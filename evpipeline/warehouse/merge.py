@@ -29,6 +29,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from evpipeline.warehouse.backend import is_lake
 from evpipeline.warehouse.rows import scalar
 
 LINEAGE_COLUMNS = ("_observed_at", "_observed_seq", "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change",
@@ -85,7 +86,7 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     schema, _, name = table.rpartition(".")
     rows = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
         [schema or "main", name],
     ).fetchall()
     if not rows:
@@ -147,22 +148,21 @@ def merge(
     same_content = "d._row_hash = t._row_hash AND d.is_deleted = t.is_deleted"
     change = "CASE WHEN d.is_deleted AND NOT t.is_deleted THEN 'delete' ELSE 'update' END"
     prev_status = f"CAST(t.{_ident(status_column)} AS VARCHAR)" if status_column else "NULL"
-    updates = ", ".join(
-        [
-            *(f"{_ident(c)} = d.{_ident(c)}" for c in own),
-            "last_updated = d.last_updated",
-            "is_deleted = d.is_deleted",
-            "deleted_at = CASE WHEN d.is_deleted THEN coalesce(t.deleted_at, d._src_deleted_at, d._as_of) END",
-            "_observed_at = d._as_of",
-            *(["_observed_seq = d._seq"] if versioned else []),
-            "_row_hash = d._row_hash",
-            "_ingested_at = $stamp",
-            "_run_id = $run_id",
-            "_lineage = $lineage",
-            f"_change = {change}",
-            f"_prev_status = {prev_status}",
-        ]
-    )
+    assignments = [
+        *(f"{_ident(c)} = d.{_ident(c)}" for c in own),
+        "last_updated = d.last_updated",
+        "is_deleted = d.is_deleted",
+        "deleted_at = CASE WHEN d.is_deleted THEN coalesce(t.deleted_at, d._src_deleted_at, d._as_of) END",
+        "_observed_at = d._as_of",
+        *(["_observed_seq = d._seq"] if versioned else []),
+        "_row_hash = d._row_hash",
+        "_ingested_at = $stamp",
+        "_run_id = $run_id",
+        "_lineage = $lineage",
+        f"_change = {change}",
+        f"_prev_status = {prev_status}",
+    ]
+    updates = ", ".join(assignments)
     insert_cols = [*content, "last_updated", "is_deleted", "deleted_at", "_observed_at", *(["_observed_seq"] if versioned else []),
                    "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change", "_prev_status"]
     insert_vals = [
@@ -184,6 +184,18 @@ def merge(
                                    ORDER BY {as_of} DESC, coalesce({seq}, 0) DESC, {cast("last_updated")} DESC,
                                             {row_hash} DESC) = 1
     """
+    changed = f"{not_older} AND NOT ({same_content})"
+    bump = f"_observed_at = d._as_of{', _observed_seq = d._seq' if versioned else ''}"
+    if is_lake(con):
+        # DuckLake's MERGE takes one UPDATE action; its updates rewrite whole rows anyway, so the
+        # as-of bump of unchanged rows is folded into the content update column by column.
+        folded = ", ".join(_keep_unless(assignment, changed) for assignment in assignments
+                           if not assignment.startswith(("_observed_at", "_observed_seq")))
+        matched = (f"WHEN MATCHED AND (({changed}) OR {newer}) THEN UPDATE SET {folded}, "
+                   f"_observed_at = CASE WHEN ({changed}) OR {newer} THEN d._as_of ELSE t._observed_at END"
+                   + (f", _observed_seq = CASE WHEN ({changed}) OR {newer} THEN d._seq ELSE t._observed_seq END" if versioned else ""))
+    else:
+        matched = f"WHEN MATCHED AND {changed} THEN UPDATE SET {updates}\n            WHEN MATCHED AND {newer} THEN UPDATE SET {bump}"
     con.register("_evp_incoming", frame)
     try:
         con.execute(
@@ -191,8 +203,7 @@ def merge(
             MERGE INTO {table} AS t
             USING ({source_rows}) AS d
             ON {" AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in keys)}
-            WHEN MATCHED AND {not_older} AND NOT ({same_content}) THEN UPDATE SET {updates}
-            WHEN MATCHED AND {newer} THEN UPDATE SET _observed_at = d._as_of{", _observed_seq = d._seq" if versioned else ""}
+            {matched}
             WHEN NOT MATCHED THEN INSERT ({", ".join(_ident(c) for c in insert_cols)}) VALUES ({", ".join(insert_vals)})
             """,
             {"stamp": stamp, "run_id": run_id, "lineage": lineage},
@@ -219,6 +230,12 @@ def merge(
             {"source": source or table.split(".")[0], "table": table, "column": status_column, "stamp": stamp, "run_id": run_id},
         ))
     return counts
+
+
+def _keep_unless(assignment: str, condition: str) -> str:
+    """`col = expr` as `col = CASE WHEN condition THEN expr ELSE t.col END`."""
+    column, _, value = assignment.partition(" = ")
+    return f"{column} = CASE WHEN {condition} THEN {value} ELSE t.{column} END"
 
 
 def _distinct_keys(frame: pd.DataFrame, keys: Sequence[str]) -> int:

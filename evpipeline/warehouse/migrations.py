@@ -70,7 +70,7 @@ def _standard_columns_in_step(con: duckdb.DuckDBPyConnection) -> None:
     missing = con.execute("""
         SELECT c.table_schema, c.table_name FROM information_schema.columns c
         JOIN information_schema.tables t USING (table_catalog, table_schema, table_name)
-        WHERE t.table_type = 'BASE TABLE'
+        WHERE t.table_type = 'BASE TABLE' AND c.table_catalog = current_database()
         GROUP BY ALL HAVING bool_or(c.column_name = '_row_hash') AND NOT bool_or(c.column_name = '_observed_seq')
     """).fetchall()
     for schema, table in missing:
@@ -79,7 +79,10 @@ def _standard_columns_in_step(con: duckdb.DuckDBPyConnection) -> None:
 
 def apply(con: duckdb.DuckDBPyConnection) -> list[Migration]:
     """Apply every registered migration not yet applied, each in its own transaction."""
-    con.execute(_BOOTSTRAP)
+    from evpipeline.warehouse.backend import is_lake, lake_ddl
+
+    ddl = lake_ddl if is_lake(con) else (lambda sql: sql)
+    con.execute(ddl(_BOOTSTRAP))
     done = set(con.execute("SELECT component, version FROM ops.schema_migrations").fetchall())
     applied: list[Migration] = []
     for migration in registered():
@@ -87,7 +90,7 @@ def apply(con: duckdb.DuckDBPyConnection) -> list[Migration]:
             continue
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(migration.sql)
+            con.execute(ddl(migration.sql))
             con.execute(
                 "INSERT INTO ops.schema_migrations (component, version, name) VALUES (?, ?, ?)",
                 [migration.component, migration.version, migration.name],

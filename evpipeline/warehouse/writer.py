@@ -97,15 +97,20 @@ class Writer:
         ).drop_duplicates(["table_name", "entity_key", "payload_hash"])
         self.con.register("_evp_quarantine", frame)
         try:
+            # MERGE, not INSERT ... ON CONFLICT: a DuckLake has no key constraints to conflict on.
             self.con.execute(
                 """
-                INSERT INTO ops.quarantine AS q
-                SELECT $source, table_name, entity_key, payload_hash, failed_checks, raw_json,
-                       $run_id, $run_id, now(), now(), 1
-                FROM _evp_quarantine
-                ON CONFLICT (source, table_name, entity_key, payload_hash) DO UPDATE SET
-                    last_run_id = EXCLUDED.last_run_id, last_seen = EXCLUDED.last_seen,
-                    failed_checks = EXCLUDED.failed_checks, occurrences = q.occurrences + 1
+                MERGE INTO ops.quarantine AS q
+                USING (SELECT $source AS source, * FROM _evp_quarantine) AS n
+                ON q.source = n.source AND q.table_name = n.table_name AND q.entity_key = n.entity_key
+                   AND q.payload_hash = n.payload_hash
+                WHEN MATCHED THEN UPDATE SET
+                    last_run_id = $run_id, last_seen = now(), failed_checks = n.failed_checks,
+                    occurrences = q.occurrences + 1
+                WHEN NOT MATCHED THEN INSERT (source, table_name, entity_key, payload_hash, failed_checks, raw_json,
+                                              first_run_id, last_run_id, first_seen, last_seen, occurrences)
+                    VALUES (n.source, n.table_name, n.entity_key, n.payload_hash, n.failed_checks, n.raw_json,
+                            $run_id, $run_id, now(), now(), 1)
                 """,
                 {"source": self.source, "run_id": self.run_id},
             )
@@ -163,13 +168,15 @@ class Writer:
         """Advance a stream's watermark (never backwards) in the same transaction as the data."""
         self.con.execute(
             """
-            INSERT INTO ops.sync_state AS s (source, stream, watermark, cursor, updated_at, run_id)
-            VALUES ($source, $stream, $watermark, $cursor, now(), $run_id)
-            ON CONFLICT (source, stream) DO UPDATE SET
-                watermark = CASE WHEN s.watermark IS NULL OR EXCLUDED.watermark > s.watermark
-                                 THEN EXCLUDED.watermark ELSE s.watermark END,
-                cursor = coalesce(EXCLUDED.cursor, s.cursor),
-                updated_at = EXCLUDED.updated_at, run_id = EXCLUDED.run_id
+            MERGE INTO ops.sync_state AS s
+            USING (SELECT $source AS source, $stream AS stream, CAST($watermark AS TIMESTAMPTZ) AS watermark,
+                          CAST($cursor AS VARCHAR) AS cursor) AS n
+            ON s.source = n.source AND s.stream = n.stream
+            WHEN MATCHED THEN UPDATE SET
+                watermark = CASE WHEN s.watermark IS NULL OR n.watermark > s.watermark THEN n.watermark ELSE s.watermark END,
+                cursor = coalesce(n.cursor, s.cursor), updated_at = now(), run_id = $run_id
+            WHEN NOT MATCHED THEN INSERT (source, stream, watermark, cursor, updated_at, run_id)
+                VALUES (n.source, n.stream, n.watermark, n.cursor, now(), $run_id)
             """,
             {
                 "source": self.source,

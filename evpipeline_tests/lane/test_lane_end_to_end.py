@@ -66,7 +66,7 @@ def test_every_source_reaches_ndw_through_the_supervised_lane(deployment: Deploy
         WITH held AS (SELECT object_id FROM ops.ndw_pushed WHERE kind = 'tariff')
         SELECT c.tariff_ids->>0, c.location_id, c.evse_uid, c.connector_id
         FROM mart.connectors c JOIN ops.ndw_pushed p ON p.kind = 'location' AND p.object_id = c.location_id
-        WHERE c.source = 'greenflux' AND c.tariff_ids->>0 IN (SELECT object_id FROM held) AND c.location_id <> ?
+        WHERE c.source = 'greenflux' AND (c.tariff_ids->>0) IN (SELECT object_id FROM held) AND c.location_id <> ?
         ORDER BY 2, 3, 4 LIMIT 1""", [greenflux_location])
     d.greenflux_sim.clock.advance(1)
     d.greenflux_sim.edit_tariff(gf_tariff, elements=[{"price_components": [{"type": "ENERGY", "price": 0.99, "step_size": 1}]}])

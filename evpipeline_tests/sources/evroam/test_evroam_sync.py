@@ -18,6 +18,13 @@ from evpipeline.warehouse import WarehouseResource, Writer
 from evpipeline_tests.conftest import materialize, metadata, query, scalar
 from evpipeline_tests.typed import step_error
 
+
+@pytest.fixture
+def warehouse(any_warehouse: WarehouseResource) -> WarehouseResource:
+    """This sync suite runs on both backends: a DuckDB file and a DuckLake on PostgreSQL."""
+    return any_warehouse
+
+
 ASSETS = [evroam_sites, evroam_stations]
 
 

@@ -24,6 +24,13 @@ from evpipeline_tests.conftest import metadata, query, scalar
 from evpipeline_tests.sources.greenflux.conftest import PAGE, TOKEN, resource, step_error, sync
 from evpipeline_tests.typed import all_of
 
+
+@pytest.fixture
+def warehouse(any_warehouse: WarehouseResource) -> WarehouseResource:
+    """This sync suite runs on both backends: a DuckDB file and a DuckLake on PostgreSQL."""
+    return any_warehouse
+
+
 LOCATIONS_ONLY = [LOCATIONS_KEY, EVSES_KEY, CONNECTORS_KEY]  # one endpoint, one step
 
 

@@ -27,6 +27,12 @@ from evpipeline_tests.sources.zaptec.conftest import (
 from evpipeline_tests.typed import running, step_error
 
 
+@pytest.fixture
+def warehouse(any_warehouse: WarehouseResource) -> WarehouseResource:
+    """This sync suite runs on both backends: a DuckDB file and a DuckLake on PostgreSQL."""
+    return any_warehouse
+
+
 def sim_values(sim: ZaptecSimulator) -> dict[tuple[str, int], str | None]:
     """Every (charger, StateId) -> ValueAsString the simulator's /state answers would carry."""
     return {(cid, sid): value for cid, c in sim.chargers.items() for sid, (value, _) in c.states.items() if sid != LARGE_STATE}
