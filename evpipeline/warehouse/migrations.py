@@ -105,6 +105,8 @@ def apply(con: duckdb.DuckDBPyConnection) -> list[Migration]:
 
 
 # Columns every source table carries after its own, so merge() can treat all tables alike.
+# `_observed_seq` came later: databases migrated before it get it from `_standard_columns_in_step`
+# (appended last there too), new ones have it from the start (no ALTER per table on every new database).
 STANDARD_COLUMNS = """
     is_deleted BOOLEAN NOT NULL DEFAULT false,
     deleted_at TIMESTAMPTZ,
@@ -115,7 +117,8 @@ STANDARD_COLUMNS = """
     _run_id VARCHAR,
     _lineage VARCHAR,
     _change VARCHAR,
-    _prev_status VARCHAR"""
+    _prev_status VARCHAR,
+    _observed_seq BIGINT"""
 
 
 def source_table(name: str, columns: str) -> str:
