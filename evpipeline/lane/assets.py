@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+import duckdb
 from pydantic import Field
 
-from evpipeline import settings
+from evpipeline import catalog, settings
+from evpipeline.catalog import TABLE_NAME
 from evpipeline.lane.cycle import Lane
 from evpipeline.lane.feeds import Feed, discover, required_resources
 from evpipeline.lane.service import Window, lane_dir, read_heartbeat, run_lane
@@ -23,7 +25,7 @@ from evpipeline.model.assets import mart_results
 from evpipeline.model.build import MartBuild
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.sync import markdown_preview
-from evpipeline.warehouse import MergeCounts
+from evpipeline.warehouse import MergeCounts, WarehouseResource
 
 LIVE_KEY = dg.AssetKey(["ndw", "live"])
 JOB = "realtime_lane"
@@ -130,6 +132,29 @@ def _live_events(window: Window, via: dict[str, str]) -> Iterator[dg.AssetMateri
             **via, **sync, "reason": (errors[-1] if errors else "pushes wait for a retry")[:500]})
 
 
+def with_tables(warehouse: WarehouseResource, events: list[dg.AssetMaterialization | dg.AssetObservation], log: Any) -> None:
+    """Give the window's table materializations what a sync's carry: live row count and column schema
+    (`catalog.table_metadata`), read in one connection after the window's cycles committed."""
+
+    def table_of(event: dg.AssetMaterialization | dg.AssetObservation) -> str | None:
+        value = event.metadata.get(TABLE_NAME) if isinstance(event, dg.AssetMaterialization) else None
+        return str(value.value) if isinstance(value, dg.MetadataValue) else None
+
+    tables = sorted({t for t in map(table_of, events) if t})
+    if not tables:
+        return
+    try:
+        with warehouse.get_connection() as con:
+            facts = {table: catalog.table_metadata(con, table) for table in tables}
+    except duckdb.Error as exc:  # the counts are a nicety: the window's events are recorded anyway
+        log.warning("lane: row counts skipped: %s", exc)
+        return
+    for i, event in enumerate(events):
+        if (table := table_of(event)) is not None:
+            events[i] = dg.AssetMaterialization(event.asset_key, description=event.description,
+                                                metadata={**event.metadata, **facts[table]})
+
+
 @dg.op(required_resource_keys={"warehouse", "ndw", *required_resources()}, tags={"kind": "python"})
 def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[dict[str, Any]]:
     """Feeds -> incremental mart -> NDW pushes, cycle after cycle, until the deadline."""
@@ -138,7 +163,9 @@ def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[d
     lane = Lane(resources["warehouse"], resources["ndw"], feeds)
 
     def report(window: Window) -> None:
-        for event in _events(window, feeds):
+        events = list(_events(window, feeds))
+        with_tables(resources["warehouse"], events, context.log)
+        for event in events:
             context.log_event(event)
         if not window.empty:  # a quiet window's heartbeat is its materialization: no log line every 15 s
             context.log.info("lane: %s", window.summary())

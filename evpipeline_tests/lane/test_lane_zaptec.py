@@ -35,3 +35,10 @@ def test_zaptec_message_reaches_ndw_as_a_patch(deployment: Deployment) -> None:
     assert patch.body["status"] == ("AVAILABLE" if mode == "1" else "CHARGING")
     keys = {present(e.asset_key).to_user_string() for e in run.get_asset_materialization_events()}
     assert {"zaptec/charger_states", "mart/evses", "ndw/live"} <= keys
+    # Like a sync's, the lane's table materializations carry the table's live row count and columns.
+    evses = [present(e.materialization).metadata for e in run.get_asset_materialization_events()
+             if present(e.asset_key).to_user_string() == "mart/evses"]
+    live = query(deployment.warehouse, "SELECT count(*) FROM mart.evses WHERE NOT is_deleted")[0][0]
+    row_count, columns = evses[-1]["dagster/row_count"], evses[-1]["dagster/column_schema"]
+    assert isinstance(row_count, dg.IntMetadataValue) and row_count.value == live
+    assert isinstance(columns, dg.TableSchemaMetadataValue) and "status" in {c.name for c in columns.value.columns}
