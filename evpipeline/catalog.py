@@ -4,7 +4,9 @@
   DuckDB catalog the migrations create, with each column's description) on the asset definitions,
   and `dagster/row_count` plus the live column schema on each materialization (`table_metadata`).
 - Column descriptions, first match: a DuckDB column comment, the `-- comment` beside the column in
-  its migration's DDL, the standard lineage/delete columns, else its type and nullability.
+  its migration's DDL, the `COLUMNS` map (table -> column -> description) declared beside the
+  tables (`declared_descriptions`), the standard lineage/delete columns, else its type and
+  nullability (a fallback the tests keep unused).
 - Column lineage of `mart` (`dagster/column_lineage`): a mart column depends on the same-named column
   of the corresponding table of every source mapping that feeds it (`evpipeline.model.mappings`).
 - Owners (`EVPIPELINE_OWNERS`), freshness policies (Dagster's `FreshnessPolicy`) and source code
@@ -14,6 +16,8 @@
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -30,6 +34,17 @@ ROW_COUNT = "dagster/row_count"
 COLUMN_SCHEMA = "dagster/column_schema"
 COLUMN_LINEAGE = "dagster/column_lineage"
 URI = "dagster/uri"
+
+# Modules that declare `COLUMNS` (table -> column -> description) beside the tables they create;
+# every source package's `tables` module is one too (found like `snapshot.known_keys` finds KEYS).
+COLUMN_MODULES = (
+    "evpipeline.warehouse.columns",  # the tables evpipeline.warehouse creates itself (ops, retention)
+    "evpipeline.model.tables",
+    "evpipeline.model.reference",
+    "evpipeline.quality.tables",
+    "evpipeline.lane.feeds",
+    "evpipeline.ndw.push_sync",
+)
 
 STANDARD_DESCRIPTIONS = {
     "is_deleted": "True once the source no longer has the row (kept, never deleted).",
@@ -95,20 +110,50 @@ def ddl_comments(sqls: list[str]) -> dict[tuple[str, str], str]:
     return comments
 
 
+@functools.cache
+def declared_descriptions() -> dict[tuple[str, str], str]:
+    """(table, column) -> description, from the `COLUMNS` map of every module that declares tables
+    (`COLUMN_MODULES` and each source's `tables`). A column described in two places is an error."""
+    import evpipeline.sources as sources
+
+    names = [*COLUMN_MODULES, *(f"{sources.__name__}.{name}.tables" for name in sources.source_names())]
+    found: dict[tuple[str, str], str] = {}
+    where: dict[tuple[str, str], str] = {}
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            continue
+        columns: Mapping[str, Mapping[str, str]] = getattr(importlib.import_module(name), "COLUMNS", {})
+        for table, described in columns.items():
+            for column, text in described.items():
+                key = (table.lower(), column.lower())
+                if key in where:
+                    raise ValueError(f"column {table}.{column} is described twice: in {where[key]} and in {name}")
+                found[key], where[key] = text, name
+    return found
+
+
+def fallback_description(data_type: str, nullable: bool) -> str:
+    """What a column nobody described says: its type and nullability."""
+    return f"{data_type}{'' if nullable else ', required'}."
+
+
 def _description(table: str, name: str, data_type: str, nullable: bool, comment: str | None,
-                 comments: Mapping[tuple[str, str], str]) -> str:
+                 comments: Mapping[tuple[str, str], str], declared: Mapping[tuple[str, str], str]) -> str:
     if comment:
         return comment
     if (table, name) in comments:
         return comments[(table, name)]
+    if (table, name) in declared:
+        return declared[(table, name)]
     if name in STANDARD_DESCRIPTIONS:
         return STANDARD_DESCRIPTIONS[name]
-    return f"{data_type}{'' if nullable else ', required'}."
+    return fallback_description(data_type, bool(nullable))
 
 
 def column_schemas(con: duckdb.DuckDBPyConnection, tables: list[str] | None = None) -> dict[str, dg.TableSchema]:
     """`TableSchema` per `schema.table` from the connection's DuckDB catalog, with described columns."""
     comments = ddl_comments([m.sql for m in migrations.registered()])
+    declared = declared_descriptions()
     rows = con.execute("""
         SELECT schema_name || '.' || table_name, column_name, data_type, is_nullable, comment
         FROM duckdb_columns() WHERE database_name = current_database() AND NOT internal
@@ -119,7 +164,7 @@ def column_schemas(con: duckdb.DuckDBPyConnection, tables: list[str] | None = No
         if tables is not None and table not in tables:
             continue
         columns.setdefault(table, []).append(dg.TableColumn(
-            name, data_type, description=_description(table, name, data_type, nullable, comment, comments),
+            name, data_type, description=_description(table, name, data_type, nullable, comment, comments, declared),
             constraints=dg.TableColumnConstraints(nullable=bool(nullable)),
         ))
     return {table: dg.TableSchema(columns=cols) for table, cols in columns.items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowFreshnessPolicy
 
 from evpipeline import catalog
@@ -21,7 +22,7 @@ from evpipeline.model.checks import (
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.mart_fixture import MartRows
 
-KINDS = {"duckdb", "python", "parquet", "ocpi", "json", "xml", "yaml", "png"}
+KINDS = {"duckdb", "ducklake", "python", "parquet", "ocpi", "json", "xml", "yaml", "png"}
 
 
 def _specs() -> list[tuple[dg.AssetsDefinition | None, dg.AssetSpec]]:
@@ -70,6 +71,52 @@ def test_ddl_comments_describe_columns_and_mart_has_column_lineage() -> None:
     lineage = catalog.mart_column_lineage("mart.evses")
     assert lineage is not None
     assert dg.TableColumnDep(dg.AssetKey(["greenflux", "evses"]), "status") in lineage.deps_by_column["status"]
+
+
+def _description_problems() -> tuple[list[str], list[str], list[str]]:
+    """(columns left at the type fallback, declared columns no migration creates, declared descriptions a
+    DDL comment hides) over every table the registered migrations create."""
+    import evpipeline.definitions  # noqa: F401  (registers every component's migrations)
+
+    shown = {(table, c.name): (c.description, catalog.fallback_description(c.type, c.constraints.nullable))
+             for table, schema in catalog.declared_schemas().items() for c in schema.columns}
+    declared = catalog.declared_descriptions()
+    bare = sorted(f"{t}.{c}" for (t, c), (text, fallback) in shown.items() if text == fallback)
+    unknown = sorted(f"{t}.{c}" for t, c in declared if (t, c) not in shown)
+    hidden = sorted(f"{t}.{c}" for (t, c), text in declared.items() if (t, c) in shown and shown[(t, c)][0] != text)
+    return bare, unknown, hidden
+
+
+def test_every_column_of_every_table_is_described() -> None:
+    """No column ends at the type fallback ("VARCHAR, required."): a DDL comment, its component's
+    `COLUMNS` or a standard description says what it means."""
+    bare, _unknown, _hidden = _description_problems()
+    assert len(catalog.declared_schemas()) >= 40 and len(catalog.declared_descriptions()) > 400
+    assert bare == [], f"columns without a description (add them to their component's COLUMNS): {bare}"
+
+
+def test_declared_column_descriptions_name_existing_columns_and_are_shown() -> None:
+    _bare, unknown, hidden = _description_problems()
+    assert unknown == [], f"COLUMNS describe columns no migration creates (a typo?): {unknown}"
+    # A DDL comment wins over a declared description: one declared there too would never be seen.
+    assert hidden == [], f"COLUMNS entries hidden by a DDL comment (keep one of the two): {hidden}"
+
+
+def test_a_misspelt_or_twice_declared_column_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evpipeline.sources.evroam import tables as evroam_tables
+
+    sites = evroam_tables.COLUMNS[evroam_tables.SITES]
+    monkeypatch.setitem(evroam_tables.COLUMNS, evroam_tables.SITES, {**sites, "nmae": "The site's name."})
+    catalog.declared_descriptions.cache_clear()
+    try:
+        assert _description_problems()[1] == ["evroam.sites.nmae"]
+        monkeypatch.setitem(evroam_tables.COLUMNS, "mart.locations", {"name": "Described a second time."})
+        catalog.declared_descriptions.cache_clear()
+        with pytest.raises(ValueError, match=r"mart\.locations\.name is described twice"):
+            catalog.declared_descriptions()
+    finally:
+        monkeypatch.undo()
+        catalog.declared_descriptions.cache_clear()
 
 
 def test_freshness_policies_are_attached() -> None:

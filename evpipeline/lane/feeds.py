@@ -45,6 +45,18 @@ register(
         """,
     )
 )
+# What each column means, for the Dagster catalog (`evpipeline.catalog`).
+COLUMNS: dict[str, dict[str, str]] = {
+    DEAD_LETTERS: {
+        "source": "The source that pushed the delivery (evroam or zaptec).",
+        "kind": "What the delivery holds: EVRoam availabilities, chargingstations or sites (the file named in the "
+                "notification); Zaptec state or undecodable.",
+        "reason": "Why it was not merged: the refusal, or the error it raised.",
+        "received_at": "When our receiver stored the delivery in the inbox (UTC).",
+        "dead_at": "When it was dead-lettered (UTC).",
+        "run_id": "The run (the real-time lane's) that dead-lettered it.",
+    },
+}
 
 
 @dataclass

@@ -142,6 +142,50 @@ register(
 )
 
 
+# What each column means, for the Dagster catalog (`evpipeline.catalog`); keys of the reference file in backticks.
+_FILE = "The reference file the row was loaded from (seed_data/reference.yaml or EVPIPELINE_REFERENCE_FILE)."
+COLUMNS: dict[str, dict[str, str]] = {
+    RULES: {
+        "rule_id": "The rule's `id` in the file; one row per field the rule sets.",
+        "country_code": "Match: the CPO's ISO 3166 alpha-2 country code (NULL matches any).",
+        "party_id": "Match: the CPO's party id (NULL matches any).",
+        "location_id": "Match: one mart location (NULL matches any).",
+        "evse_uid": "Match: one mart EVSE (NULL matches any).",
+        "specificity": "How narrow the match is: the sum of 16 (evse_uid), 8 (location_id), 4 (party_id), "
+                       "2 (country_code) and 1 (source) over the fields it names; the most specific rule applies.",
+        "value": "The value the rule gives the field (JSON, validated against the OCPI definition).",
+        "reference_file": _FILE,
+    },
+    TARIFFS: {
+        "country_code": "ISO 3166 alpha-2 country code of the CPO stating the tariff (OCPI `country_code`).",
+        "party_id": "Party id of that CPO (OCPI `party_id`).",
+        "tariff_id": "The tariff's OCPI `id`; rules' tariff_ids reference it.",
+        "currency": "ISO 4217 currency code (OCPI `currency`).",
+        "type": "OCPI TariffType: AD_HOC_PAYMENT, PROFILE_CHEAP, PROFILE_FAST, PROFILE_GREEN or REGULAR.",
+        "tariff_alt_text": "Human-readable description (OCPI `tariff_alt_text`, JSON list of DisplayText).",
+        "tariff_alt_url": "URL of a web page describing the tariff (OCPI `tariff_alt_url`).",
+        "min_price": "Minimum price of a session (OCPI `min_price`, JSON Price: excl_vat, incl_vat).",
+        "max_price": "Maximum price of a session (OCPI `max_price`, JSON Price).",
+        "elements": "Price elements (OCPI `elements`, JSON list of TariffElement: price_components, restrictions).",
+        "start_date_time": "When the tariff becomes valid (OCPI `start_date_time`, UTC).",
+        "end_date_time": "When the tariff stops being valid (OCPI `end_date_time`, UTC).",
+        "energy_mix": "Energy supplied under this tariff (OCPI `energy_mix`, JSON EnergyMix).",
+        "reference_file": _FILE,
+    },
+    PARTIES: {
+        "rule_id": "The assignment's `id` in the file's `parties`.",
+        "position": "Order in the file (the later one wins among equally specific assignments).",
+        "source": "Match: the source whose locations it assigns (e.g. greenflux); required.",
+        "operator": "Match: the location's operator name as the source gives it (NULL matches any).",
+        "specificity": "How narrow the match is: 2 for a location_id, plus 1 for an operator; the most "
+                       "specific assignment applies.",
+        "country_code": "ISO 3166 alpha-2 country code of the CPO assigned to the matching locations.",
+        "party_id": "Party id of the CPO assigned to the matching locations.",
+        "reference_file": _FILE,
+    },
+}
+
+
 class ReferenceError(ValueError):
     """The reference file is unusable; the message is one line naming the entry and the problem."""
 
@@ -375,3 +419,4 @@ def apply_rules(kind: str, rows_sql: str, columns: list[str]) -> str:
                    AS reference_fields
         FROM u LEFT JOIN b USING ({", ".join(keys)}, source)
     """ if fields else f"SELECT *, CAST(NULL AS JSON) AS reference_fields FROM ({rows_sql})"
+

@@ -91,6 +91,24 @@ register(
         """,
     )
 )
+# What each column means, for the Dagster catalog (`evpipeline.catalog`).
+COLUMNS: dict[str, dict[str, str]] = {
+    "ops.ndw_pushes": {
+        "run_id": "The run that pushed (an NDW push job or the real-time lane).",
+        "ok": "NDW accepted the push (outcome accepted).",
+        "http_status": "HTTP status of NDW's last answer (NULL when none arrived).",
+        "ocpi_status": "OCPI status_code in NDW's last answer (1xxx success, 2xxx client errors: content "
+                       "rejected, 3xxx server errors, 4xxx hub errors).",
+        "attempts": "Tries the push took (transient failures are retried).",
+        "elapsed_ms": "Wall time of the push including its retries, in ms.",
+    },
+    "ops.ndw_pushed": {
+        "country_code": "ISO 3166 alpha-2 country code of the object's CPO.",
+        "party_id": "Party id of the object's CPO.",
+        "pushed_at": "When NDW accepted the push that gave it this state (UTC).",
+        "run_id": "The run that made that push.",
+    },
+}
 
 
 # --------------------------------------------------------------------------------------------

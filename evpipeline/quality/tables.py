@@ -108,3 +108,50 @@ register(
         """,
     )
 )
+
+# What each column means, for the Dagster catalog (`evpipeline.catalog`); formulas in docs/quality.md.
+_CPO = {
+    "country_code": "ISO 3166 alpha-2 country code of the CPO.",
+    "party_id": "Party id of the CPO.",
+}
+_EVSE = {
+    **_CPO,
+    "location_id": "The mart location (mart.locations.location_id).",
+    "evse_uid": "The mart EVSE (mart.evses.evse_uid).",
+}
+_COMPUTED = "When the report was computed (UTC); each run rewrites the table."
+_WINDOW = {
+    "window_start": "Start of the report's window (as_of minus days), UTC.",
+    "window_end": "End of the report's window (as_of, default now), UTC.",
+}
+COLUMNS: dict[str, dict[str, str]] = {
+    COMPLETENESS: {"country_code": _CPO["country_code"], "computed_at": _COMPUTED},
+    REJECTIONS: {**_CPO, "computed_at": _COMPUTED},
+    DELAYS: {
+        **_CPO,
+        "method": "PATCH (EVSE status) or PUT (location or tariff): the accepted push.",
+        "computed_at": _COMPUTED,
+    },
+    TIMELINESS: {
+        **_CPO,
+        "target_seconds": "The AFIR target: 60 (dynamic) or 86400 (static).",
+        "p95_seconds": "Source change -> NDW accepted, 95th percentile (linear interpolation), in s.",
+        "max_seconds": "Source change -> NDW accepted, longest, in s.",
+        "observed_p95_seconds": "Warehouse observed -> NDW accepted, 95th percentile, in s.",
+        "observed_within_target_share": "Share of pushes with an observed delay <= target_seconds.",
+        **_WINDOW,
+        "computed_at": _COMPUTED,
+    },
+    RELIABILITY: {**_EVSE, **_WINDOW, "computed_at": _COMPUTED},
+    TIMELINE: {
+        **_EVSE,
+        "status": "OCPI EVSE status during the period (from mart.evse_status_history).",
+        "period_start": "Start of the period: the transition's source time, clipped to the window (UTC).",
+        "period_end": "End of the period: the EVSE's next transition, or the window's end (UTC).",
+        "computed_at": _COMPUTED,
+    },
+    COVERAGE: {
+        "status": "OCPI EVSE status (each EVSE in its latest status at or before sampled_at).",
+        "computed_at": _COMPUTED,
+    },
+}

@@ -13,7 +13,14 @@ import duckdb
 import pytest
 
 from evpipeline.model import snapshot as snap
-from evpipeline.model.snapshot import MANIFEST_NAME, SNAPSHOT_NAME, Snapshot, known_keys, publish_snapshot, snapshot_dir
+from evpipeline.model.snapshot import (
+    MANIFEST_NAME,
+    SNAPSHOT_NAME,
+    Snapshot,
+    known_keys,
+    publish_snapshot,
+    snapshot_dir,
+)
 from evpipeline.model.tables import EVSES
 from evpipeline.ndw.export import build_export
 from evpipeline.ndw.pull_snapshot import load_snapshot
