@@ -7,8 +7,9 @@
   its migration's DDL, the `COLUMNS` map (table -> column -> description) declared beside the
   tables (`declared_descriptions`), the standard lineage/delete columns, else its type and
   nullability (a fallback the tests keep unused).
-- Column lineage of `mart` (`dagster/column_lineage`): a mart column depends on the same-named column
-  of the corresponding table of every source mapping that feeds it (`evpipeline.model.mappings`).
+- Column lineage of `mart` (`dagster/column_lineage`): the source columns each mart column is computed
+  from, read from the SQL of every source mapping that feeds it (`evpipeline.model.mappings`, walked by
+  `evpipeline.model.lineage`); a column the walk cannot follow falls back to the same-named column.
 - Owners (`EVPIPELINE_OWNERS`), freshness policies (Dagster's `FreshnessPolicy`) and source code
   references, applied to the whole `Definitions` by `annotate`.
 """
@@ -21,13 +22,17 @@ import importlib.util
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import duckdb
 
 from evpipeline import settings
 from evpipeline.warehouse import migrations
+
+if TYPE_CHECKING:
+    from evpipeline.model.lineage import Dep
+    from evpipeline.model.mappings import SourceMapping
 
 TABLE_NAME = "dagster/table_name"
 ROW_COUNT = "dagster/row_count"
@@ -199,27 +204,90 @@ def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]
 # -- column lineage of mart -------------------------------------------------------------------------
 
 
-def mart_column_lineage(table: str) -> dg.TableColumnLineage | None:
-    """Same-named columns of the corresponding source table of each mapping (e.g. greenflux/evses.status)."""
+def _lowered(schema: dg.TableSchema) -> dict[str, str]:
+    """lower-case column name -> the column's name (DuckDB names are case-insensitive)."""
+    return {c.name.lower(): c.name for c in schema.columns}
+
+
+def same_named(mapping: SourceMapping, table: str, column: str) -> frozenset[Dep]:
+    """The same-named column of the mapping's table named like the mart table (greenflux.evses.status
+    for mart.evses.status): the lineage for a column whose SQL the walk cannot follow."""
+    if column in STANDARD_DESCRIPTIONS or column == "last_updated":
+        return frozenset()  # bookkeeping columns every table has: a same name says nothing
+    schemas = declared_schemas()
+    short = table.split(".")[1]
+    found: set[Dep] = set()
+    for key in mapping.inputs:
+        source = key.replace("/", ".")
+        if key.split("/")[-1] == short and source in schemas and column.lower() in _lowered(schemas[source]):
+            found.add((source, column.lower()))
+    return frozenset(found)
+
+
+def _mapping_lineage(mapping: SourceMapping, table: str, kind: str) -> dict[str, frozenset[Dep]]:
+    """Mart column -> the warehouse columns the mapping's full-build SQL computes it from."""
+    from evpipeline.model import lineage
+    from evpipeline.model.mappings import Scope
+
+    sql = mapping.sql(kind, Scope(mapping.source))
+    if sql is None:
+        return {}
+    schemas = declared_schemas()
+    known = {name: frozenset(_lowered(schema)) for name, schema in schemas.items()}
+    # The rule relations and the scope temp tables are no warehouse tables: `known` leaves them out,
+    # so a rule lookup stands for the source columns it is joined on.
+    try:
+        walked = lineage.column_lineage(sql, known.get)
+    except ValueError:  # not one plain SELECT (e.g. a UNION): every column falls back to its same name
+        walked = dict.fromkeys(_lowered(schemas[table]), None)
+    out: dict[str, frozenset[Dep]] = {}
+    for lower, column in _lowered(schemas[table]).items():
+        deps = walked.get(lower, frozenset())  # a mart column the mapping does not select (bookkeeping): none
+        out[column] = same_named(mapping, table, column) if deps is None else deps
+    return out
+
+
+@functools.cache
+def _mart_lineage(registered: int) -> dict[str, dict[str, dict[str, frozenset[Dep]]]]:
+    del registered  # the cache key, as for `_declared`: the SQL is parsed once per process
+    from evpipeline.model.build import KINDS
     from evpipeline.model.mappings import registry
 
-    schemas = declared_schemas()
-    target = schemas.get(table)
-    if target is None:
-        return None
-    short = table.split(".")[1]
+    return {table: {m.source: found for m in registry() if (found := _mapping_lineage(m, table, kind))}
+            for table, kind in KINDS if table in declared_schemas()}
+
+
+def mart_lineage(table: str) -> dict[str, dict[str, frozenset[Dep]]]:
+    """source -> mart column -> the (table, column)s of the warehouse its mapping computes it from,
+    read from the mapping's SQL (`evpipeline.model.lineage`); {} for a table no mapping writes."""
+    return _mart_lineage(len(migrations.registered())).get(table, {})
+
+
+def _asset_column(table: str, column: str) -> dg.TableColumnDep | None:
+    """The dependency on a warehouse column as Dagster names it: `greenflux/evses` column `status`; a table
+    of a source whose one asset loads several (reference/operator_data) as `parties.country_code`."""
+    from evpipeline.model.mappings import registry
+
+    name = _lowered(declared_schemas()[table]).get(column, column)
+    keys = {key for m in registry() for key in m.inputs}
+    if table.replace(".", "/") in keys:
+        return dg.TableColumnDep(dg.AssetKey(table.split(".")), name)
+    schema, short = table.split(".")
+    owners = [key for m in registry() if m.source == schema for key in m.inputs]
+    if len(owners) == 1:
+        return dg.TableColumnDep(dg.AssetKey(owners[0].split("/")), f"{short}.{name}")
+    return None  # no asset to name (a table the mart's declared inputs do not load)
+
+
+def mart_column_lineage(table: str) -> dg.TableColumnLineage | None:
+    """Each mart column's upstream columns, from every source mapping that writes the table (`mart_lineage`)."""
     deps: dict[str, list[dg.TableColumnDep]] = {}
-    for mapping in registry():
-        for key in mapping.inputs:
-            if key.split("/")[-1] != short:
-                continue
-            source_schema = schemas.get(key.replace("/", "."))
-            if source_schema is None:
-                continue
-            names = {c.name for c in source_schema.columns}
-            for column in target.columns:
-                if column.name in names and column.name not in STANDARD_DESCRIPTIONS and column.name != "last_updated":
-                    deps.setdefault(column.name, []).append(dg.TableColumnDep(dg.AssetKey(key.split("/")), column.name))
+    for by_column in mart_lineage(table).values():
+        for column, found in by_column.items():
+            for source_table, source_column in sorted(found):
+                dep = _asset_column(source_table, source_column)
+                if dep is not None and dep not in deps.get(column, []):
+                    deps.setdefault(column, []).append(dep)
     return dg.TableColumnLineage(deps_by_column=deps) if deps else None
 
 
