@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -127,7 +128,8 @@ def test_help_lists_every_command_and_every_option_says_its_default(tmp_path: Pa
     commands = _subcommands(parser)
     assert {"demo", "sync", "simulate", "webhook", "serve-ocpi", "dev", "bench"} <= set(commands)
     top = cli("--help", env=clean_env(tmp_path))
-    assert top.returncode == 0 and all(f"    {name} " in top.stdout for name in commands), top.stdout
+    listed = set(re.findall(r"^    (\S+)", top.stdout, re.MULTILINE))  # a long name has its help on the next line
+    assert top.returncode == 0 and set(commands) <= listed, top.stdout
     for name, sub in commands.items():
         if name == "bench":  # its options are the harness's own (`evpipeline bench --help`)
             continue
