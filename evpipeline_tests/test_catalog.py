@@ -77,7 +77,6 @@ def _description_problems() -> tuple[list[str], list[str], list[str]]:
     """(columns left at the type fallback, declared columns no migration creates, declared descriptions a
     DDL comment hides) over every table the registered migrations create."""
     import evpipeline.definitions  # noqa: F401  (registers every component's migrations)
-
     from evpipeline.sources import source_names
 
     # The product's schemas only: test modules register small tables of their own (e.g. `batchsrc`).
