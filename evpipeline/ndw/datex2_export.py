@@ -27,7 +27,7 @@ import duckdb
 
 from evpipeline.datex2 import EmptyPublicationError, PublicationStats, write_publication
 from evpipeline.datex2 import rejections as datex2_rejections
-from evpipeline.ndw.export import OCPI_TS, nap_countries
+from evpipeline.ndw.export import OCPI_TS, candidate, nap_countries
 from evpipeline.ndw.files import (
     ChecksumSink,
     canonical_json,
@@ -64,8 +64,7 @@ class Datex2Files:
 
 
 def candidate_locations(con: duckdb.DuckDBPyConnection, countries: list[str]) -> int:
-    in_countries = ", ".join("'" + c.replace("'", "''") + "'" for c in countries) or "NULL"
-    row = con.execute(f"SELECT count(*) FROM mart.locations WHERE country IN ({in_countries}) AND publish AND NOT is_deleted").fetchone()
+    row = con.execute(f"SELECT count(*) FROM mart.locations l WHERE {candidate(countries)}").fetchone()
     return int(row[0]) if row else 0
 
 

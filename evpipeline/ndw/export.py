@@ -126,9 +126,32 @@ def _valid(table: str, alias: str, keys: tuple[str, ...]) -> str:
     return f"EXISTS (SELECT 1 FROM {table} v WHERE {match} AND len(v.reasons) = 0)"
 
 
-def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool) -> None:
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def candidate(countries: list[str], alias: str = "l") -> str:
+    """SQL condition on `mart.locations` (as `alias`): a location the access point should receive
+    (public, in one of its countries, not deleted), whether or not it passes the rules."""
+    in_countries = ", ".join(_lit(c) for c in countries) or "NULL"
+    return f"{alias}.country IN ({in_countries}) AND {alias}.publish AND NOT {alias}.is_deleted"
+
+
+@dataclass(frozen=True)
+class Model:
+    """The tables a selection reads: the mart, or a staged piece of it with the same columns."""
+
+    locations: str = "mart.locations"
+    evses: str = "mart.evses"
+    connectors: str = "mart.connectors"
+    tariffs: str = "mart.tariffs"
+
+
+MART = Model()
+
+
+def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool, model: Model) -> None:
     """Decide, per object, why it cannot be exported (keys and reasons only; no JSON yet)."""
-    in_countries = ", ".join("'" + c.replace("'", "''") + "'" for c in countries) or "NULL"
     location_scope = f"SEMI JOIN {SCOPE_LOCATIONS} s USING (country_code, party_id, location_id)" if scoped else ""
     # Scoped: the tariffs in scope that NDW holds are re-validated (and re-sent when changed) even
     # when no location in scope references them.
@@ -139,13 +162,13 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ndw_locations AS
         SELECT l.country_code, l.party_id, l.location_id, {_reasons(LOCATION_RULES)} AS reasons
-        FROM mart.locations l {location_scope}
-        WHERE l.country IN ({in_countries}) AND l.publish AND NOT l.is_deleted;
+        FROM {model.locations} l {location_scope}
+        WHERE {candidate(countries)};
 
         CREATE OR REPLACE TEMP TABLE _ndw_connectors AS
-        SELECT c.country_code, c.party_id, c.location_id, c.evse_uid, c.connector_id, c.tariff_ids,
+        SELECT c.country_code, c.party_id, c.location_id, c.evse_uid, c.connector_id, c.tariff_ids, c.standard,
                {_reasons(CONNECTOR_RULES)} AS reasons
-        FROM mart.connectors c
+        FROM {model.connectors} c
         JOIN _ndw_locations l USING (country_code, party_id, location_id)
         WHERE NOT c.is_deleted;
 
@@ -158,7 +181,7 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
 
         CREATE OR REPLACE TEMP TABLE _ndw_tariffs AS
         SELECT t.country_code, t.party_id, t.tariff_id, {_reasons(TARIFF_RULES)} AS reasons
-        FROM mart.tariffs t
+        FROM {model.tariffs} t
         WHERE NOT t.is_deleted
           AND (EXISTS (SELECT 1 FROM _ndw_tariff_refs r
                        WHERE r.country_code = t.country_code AND r.party_id = t.party_id AND r.tariff_id = t.tariff_id)
@@ -182,7 +205,7 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
         SELECT e.country_code, e.party_id, e.location_id, e.evse_uid,
                list_concat({_reasons(EVSE_RULES)},
                            CASE WHEN g.evse_uid IS NULL THEN ['no valid connectors'] ELSE [] END) AS reasons
-        FROM mart.evses e
+        FROM {model.evses} e
         JOIN _ndw_locations l USING (country_code, party_id, location_id)
         LEFT JOIN good g USING (country_code, party_id, location_id, evse_uid);
 
@@ -192,12 +215,16 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
     """)
 
 
-def select_objects(con: duckdb.DuckDBPyConnection, countries: list[str] | None = None, *, scoped: bool = False) -> None:
+def select_objects(
+    con: duckdb.DuckDBPyConnection, countries: list[str] | None = None, *, scoped: bool = False, model: Model = MART,
+) -> None:
     """Decide which objects an access point receives: the temp tables `_ndw_locations`, `_ndw_evses`,
-    `_ndw_connectors`, `_ndw_tariffs` (keys + `reasons`; an object is published iff its own and its
+    `_ndw_connectors`, `_ndw_tariffs` (keys + `reasons`, and what a publication's own rules need
+    beside them: a connector's `tariff_ids` and `standard`; an object is published iff its own and its
     parents' `reasons` are empty). Shared by the OCPI export and the DATEX II publication, so both
-    carry the same objects."""
-    _validate(con, nap_countries() if countries is None else countries, scoped)
+    carry the same objects. `model`: where the rows come from (a staged piece of the mart holding
+    some locations with all their EVSEs and connectors gives those objects the whole mart's verdicts)."""
+    _validate(con, nap_countries() if countries is None else countries, scoped, model)
 
 
 def rejection_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

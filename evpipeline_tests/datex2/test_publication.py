@@ -358,3 +358,75 @@ def test_peak_memory_stays_bounded_on_a_large_fleet(warehouse: WarehouseResource
     for fmt, (size, peak) in sizes.items():
         assert size > 2_000_000, fmt
         assert peak < size / 8, (fmt, size, peak)
+
+
+# ------------------------------------------------------------------------------------------------
+# Chunks: the fleet is selected and rendered a chunk at a time; the result is the whole fleet's
+
+
+def chunked_mart() -> MartRows:
+    """Two parties, rejections at every level, a broken tariff referenced from several chunks, and
+    a run of locations of which none can be published (a chunk with no site)."""
+    m = generated_mart(12)
+    m.tariff("T-BAD", currency="EU")
+    for n in (3, 7, 11):  # one connector each, in different chunks, on the broken tariff
+        m.connectors[[c["location_id"] for c in m.connectors].index(f"LOC-{n:04d}")]["tariff_ids"] = json.dumps(["T-BAD"])
+    m.tariff("T-STD", party="BRV")
+    for n in range(20, 26):
+        loc = m.location(n, party="BRV", energy_mix=None if n in (20, 21) else json.dumps(ENERGY_MIX))
+        m.connector(m.evse(loc, 1, updated=later(n)), 1)
+    return m
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_chunks_write_the_whole_fleets_document(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Any, kind: Kind, fmt: Fmt) -> None:
+    chunked_mart().write(warehouse)
+    whole, whole_stats = publish(warehouse, kind, fmt)  # one chunk, one render query
+    with warehouse.get_connection() as con:
+        whole_rejections = rejections(con)
+    selected: list[tuple[int, int]] = []  # per chunk: locations in its rows, locations selected
+    real_select = publication_module._select
+
+    def select(con: Any, countries: list[str]) -> None:
+        real_select(con, countries)
+        selected.append((con.execute("SELECT count(*) FROM _dx_locations").fetchone()[0],
+                         con.execute("SELECT count(*) FROM _ndw_locations").fetchone()[0]))
+    monkeypatch.setattr(publication_module, "_select", select)
+    monkeypatch.setattr(publication_module, "CHUNK_LOCATIONS", 2)
+    monkeypatch.setattr(publication_module, "SITES_PER_QUERY", 1)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    monkeypatch.setattr(publication_module.tempfile, "tempdir", str(staging))
+    chunked, chunked_stats = publish(warehouse, kind, fmt)
+    assert selected == [(2, 2)] * 9  # 18 candidate locations, 2 per chunk: no step holds more than its chunk
+    assert chunked == whole
+    assert_valid(fmt, chunked)
+    assert chunked_stats.rejected == whole_stats.rejected
+    assert chunked_stats.unmapped == whole_stats.unmapped
+    assert chunked_stats.unmapped or kind == "status"  # the generated fleet has lossy static values
+    assert (chunked_stats.sites, chunked_stats.stations, chunked_stats.connectors) == (whole_stats.sites, whole_stats.stations, whole_stats.connectors)
+    with warehouse.get_connection() as con:
+        assert rejections(con) == whole_rejections
+    bad = [r for r in whole_stats.rejected if r.object == "Tariff"]
+    assert [(r.tariff_id, r.party_id) for r in bad] == [("T-BAD", "ALF")]  # reported once, not once per chunk
+    assert {r.location_id for r in whole_stats.rejected if r.object == "Location"} >= {"LOC-0020", "LOC-0021"}
+    assert b"NL:ALF:" in whole and b"NL:BRV:" in whole
+    assert list(staging.iterdir()) == []  # the staged chunks are removed
+
+
+def test_staged_chunks_are_removed_when_nothing_is_publishable(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    m = MartRows()
+    m.tariff("T-STD")
+    m.connector(m.evse(m.location(1, energy_mix=None), 1), 1)
+    m.write(warehouse)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    monkeypatch.setattr(publication_module.tempfile, "tempdir", str(staging))
+    with warehouse.get_connection() as con:
+        with pytest.raises(EmptyPublicationError):
+            write_publication(con, "static", "xml", io.BytesIO(), countries=["NLD"])
+        assert [r.reason for r in rejections(con)] == ["energy_mix missing (AFIR-mandatory)"]
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '\\_dx\\_%' ESCAPE '\\'").fetchone() == (0,)
+    assert list(staging.iterdir()) == []
