@@ -3,9 +3,10 @@
 from evpipeline.datex2.publication import (
     EmptyPublicationError,
     PublicationStats,
+    Publisher,
     Rejection,
     rejections,
     write_publication,
 )
 
-__all__ = ["EmptyPublicationError", "PublicationStats", "Rejection", "rejections", "write_publication"]
+__all__ = ["EmptyPublicationError", "PublicationStats", "Publisher", "Rejection", "rejections", "write_publication"]

@@ -722,17 +722,17 @@ class _Counting:
 
 @dataclass
 class _Survey:
-    """What the document's head needs before the first site is written, and the reports."""
+    """What a document's head needs before its first site is written, and the reports."""
 
     sites: int = 0
     newest: str = ""  # the newest site version (TS text: orders like the time)
     parties: set[str] = field(default_factory=set)
     rejected: list[Rejection] = field(default_factory=list)
-    unmapped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    unmapped: dict[str, Counter[tuple[str, str]]] = field(default_factory=lambda: {"static": Counter(), "status": Counter()})
     kept: list[tuple[int, str, str]] = field(default_factory=list)  # (sites, rows, site rows): each chunk's render input
 
 
-def _survey(con: duckdb.DuckDBPyConnection, chunks: _Chunks, kind: str) -> _Survey:
+def _survey(con: duckdb.DuckDBPyConnection, chunks: _Chunks) -> _Survey:
     """Select every chunk once: count its sites, their newest version and publishers (the head
     comes before the sites), collect rejections and unmapped values, and keep its render input."""
     survey = _Survey()
@@ -745,9 +745,73 @@ def _survey(con: duckdb.DuckDBPyConnection, chunks: _Chunks, kind: str) -> _Surv
         survey.sites += sites
         survey.newest = max(survey.newest, newest)
         survey.parties.update(parties)
-        survey.unmapped.update(_unmapped(con, kind, rows, site_rows))
+        for kind, counts in survey.unmapped.items():
+            counts.update(_unmapped(con, kind, rows, site_rows))
         survey.kept.append((sites, rows, site_rows))
+    survey.rejected = _merged(survey.rejected)
     return survey
+
+
+class Publisher:
+    """The access point's objects selected once (chunk by chunk, see `_Chunks`), from which any of
+    the four documents is written; use as a context manager (the kept render input is removed on exit).
+
+    `rejections`: the objects that cannot be published, with reasons."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, countries: list[str] | None = None) -> None:
+        self.con = con
+        self.countries = nap_countries() if countries is None else countries
+        self._chunks = _Chunks(con, self.countries)
+        self._survey = _Survey()
+
+    def __enter__(self) -> Publisher:
+        self._chunks.__enter__()
+        try:
+            self._survey = _survey(self.con, self._chunks)
+        except BaseException:
+            self._chunks.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._chunks.__exit__()
+
+    @property
+    def rejections(self) -> list[Rejection]:
+        return list(self._survey.rejected)
+
+    def write(self, kind: Literal["static", "status"], fmt: Literal["xml", "json"], out: BinaryIO, *,
+              published_at: datetime | None = None) -> PublicationStats:
+        """Stream one document into `out`.
+
+        `published_at` (publicationTime) defaults to the newest `lastUpdated` among the published
+        objects, so the same warehouse state writes the same bytes. Raises EmptyPublicationError
+        when no object can be published (the schema requires at least one site); `rejections` says why.
+        """
+        if kind not in ("static", "status") or fmt not in ("xml", "json"):
+            raise ValueError(f"unknown publication {kind}/{fmt}")
+        survey = self._survey
+        if not survey.sites:
+            raise EmptyPublicationError(f"no publishable location in {self.countries}")
+        when = (published_at.astimezone(UTC) if published_at else datetime.fromisoformat(survey.newest.replace("Z", "+00:00")))
+        stats = PublicationStats(kind=kind, fmt=fmt, published_at=when.replace(microsecond=0), rejected=self.rejections,
+                                 unmapped=dict(sorted(survey.unmapped[kind].items())))
+        lang = LANGUAGES.get(self.countries[0], "en") if self.countries else "en"
+        sink = _Counting(out)
+        sink.write(_head(kind, fmt, stats.published_at, survey, self.countries, lang))
+        sql = _Sql(fmt, lang)
+        for sites, rows, site_rows in survey.kept:
+            for first in range(1, sites + 1, SITES_PER_QUERY):
+                render = _render_sql(kind, sql, rows, site_rows, first, first + SITES_PER_QUERY - 1)
+                for fragment, stations, connectors in _batches(self.con, render):
+                    stats.stations += stations
+                    stats.points += stations
+                    stats.connectors += int(connectors) if kind == "static" else 0
+                    sink.write((fragment if fmt == "xml" or not stats.sites else "," + fragment) + "\n")
+                    stats.sites += 1
+        sink.write("</egi:energyInfrastructureTable></d2:payload>\n" if fmt == "xml" else "]}]}}}\n")
+        stats.bytes = sink.bytes
+        return stats
 
 
 def write_publication(
@@ -759,38 +823,12 @@ def write_publication(
     countries: list[str] | None = None,
     published_at: datetime | None = None,
 ) -> PublicationStats:
-    """Stream one DATEX II publication of the access point's objects into `out`.
-
-    `published_at` (publicationTime) defaults to the newest `lastUpdated` among the published
-    objects, so the same warehouse state writes the same bytes. Raises EmptyPublicationError when no
-    object can be published (the schema requires at least one site); `rejections()` says why.
-    """
+    """Stream one DATEX II publication of the access point's objects into `out` (see `Publisher.write`;
+    a Publisher writes several documents from one selection)."""
     if kind not in ("static", "status") or fmt not in ("xml", "json"):
         raise ValueError(f"unknown publication {kind}/{fmt}")
-    countries = nap_countries() if countries is None else countries
-    with _Chunks(con, countries) as chunks:
-        survey = _survey(con, chunks, kind)
-        if not survey.sites:
-            raise EmptyPublicationError(f"no publishable location in {countries}")
-        when = (published_at.astimezone(UTC) if published_at else datetime.fromisoformat(survey.newest.replace("Z", "+00:00")))
-        stats = PublicationStats(kind=kind, fmt=fmt, published_at=when.replace(microsecond=0), rejected=_merged(survey.rejected),
-                                 unmapped=dict(sorted(survey.unmapped.items())))
-        lang = LANGUAGES.get(countries[0], "en") if countries else "en"
-        sink = _Counting(out)
-        sink.write(_head(kind, fmt, stats.published_at, survey, countries, lang))
-        sql = _Sql(fmt, lang)
-        for sites, rows, site_rows in survey.kept:
-            for first in range(1, sites + 1, SITES_PER_QUERY):
-                render = _render_sql(kind, sql, rows, site_rows, first, first + SITES_PER_QUERY - 1)
-                for fragment, stations, connectors in _batches(con, render):
-                    stats.stations += stations
-                    stats.points += stations
-                    stats.connectors += int(connectors) if kind == "static" else 0
-                    sink.write((fragment if fmt == "xml" or not stats.sites else "," + fragment) + "\n")
-                    stats.sites += 1
-    sink.write("</egi:energyInfrastructureTable></d2:payload>\n" if fmt == "xml" else "]}]}}}\n")
-    stats.bytes = sink.bytes
-    return stats
+    with Publisher(con, countries) as publisher:
+        return publisher.write(kind, fmt, out, published_at=published_at)
 
 
 def _head(kind: str, fmt: str, published_at: datetime, survey: _Survey, countries: list[str], lang: str) -> str:

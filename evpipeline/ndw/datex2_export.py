@@ -25,8 +25,7 @@ from typing import Any, BinaryIO, Literal, cast
 
 import duckdb
 
-from evpipeline.datex2 import EmptyPublicationError, PublicationStats, write_publication
-from evpipeline.datex2 import rejections as datex2_rejections
+from evpipeline.datex2 import EmptyPublicationError, PublicationStats, Publisher
 from evpipeline.ndw.export import OCPI_TS, candidate, nap_countries
 from evpipeline.ndw.files import (
     ChecksumSink,
@@ -100,19 +99,20 @@ def write_publications(
         files: dict[str, Any] = {}
         documents: dict[str, Any] = {}
         published_at: datetime | None = None
-        for kind, fmt in DOCUMENTS:
-            name = document_name(kind, fmt)
-            try:
-                with ChecksumSink(staging / name) as out:
-                    # publicationTime defaults to the newest lastUpdated: deterministic, and the
-                    # same in all four documents.
-                    stats = write_publication(con, kind, fmt, cast(BinaryIO, out), countries=countries)
-            except EmptyPublicationError:
-                break
-            files[name] = out.entry
-            documents[name] = stats_counts(stats)
-            published_at = stats.published_at
-        rejections = [_plain(r) for r in datex2_rejections(con, countries)]
+        with Publisher(con, countries) as publisher:  # one selection for the four documents
+            for kind, fmt in DOCUMENTS:
+                name = document_name(kind, fmt)
+                try:
+                    with ChecksumSink(staging / name) as out:
+                        # publicationTime defaults to the newest lastUpdated: deterministic, and the
+                        # same in all four documents.
+                        stats = publisher.write(kind, fmt, cast(BinaryIO, out))
+                except EmptyPublicationError:
+                    break
+                files[name] = out.entry
+                documents[name] = stats_counts(stats)
+                published_at = stats.published_at
+            rejections = [_plain(r) for r in publisher.rejections]
         files[REJECTIONS] = write_file(staging / REJECTIONS, canonical_json(rejections))
         candidates = candidate_locations(con, countries)
         static = documents.get("static.xml", {})

@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 import pytest
 
-from evpipeline.datex2 import EmptyPublicationError, rejections, rules, write_publication
+from evpipeline.datex2 import EmptyPublicationError, Publisher, rejections, rules, write_publication
 from evpipeline.datex2 import publication as publication_module
 from evpipeline.ndw.export import build_export
 from evpipeline.ocpi import definition as ocpi
@@ -430,3 +430,25 @@ def test_staged_chunks_are_removed_when_nothing_is_publishable(warehouse: Wareho
         assert [r.reason for r in rejections(con)] == ["energy_mix missing (AFIR-mandatory)"]
         assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '\\_dx\\_%' ESCAPE '\\'").fetchone() == (0,)
     assert list(staging.iterdir()) == []
+
+
+def test_one_selection_serves_every_document(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch) -> None:
+    chunked_mart().write(warehouse)
+    alone = {(kind, fmt): publish(warehouse, kind, fmt)[0] for kind in KINDS for fmt in FORMATS}
+    selections: list[list[str]] = []
+    real_select = publication_module._select
+
+    def select(con: Any, countries: list[str]) -> None:
+        selections.append(countries)
+        real_select(con, countries)
+    monkeypatch.setattr(publication_module, "_select", select)
+    together = {}
+    with warehouse.get_connection() as con, Publisher(con) as publisher:
+        for kind in KINDS:
+            for fmt in FORMATS:
+                out = io.BytesIO()
+                publisher.write(kind, fmt, out)
+                together[(kind, fmt)] = out.getvalue()
+        assert publisher.rejections == rejections(con)
+    assert len(selections) == 1 + 1  # the publisher's, then rejections()'s
+    assert together == alone

@@ -70,7 +70,7 @@ def test_a_failed_write_keeps_the_previous_set(warehouse: WarehouseResource, tmp
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(module, "write_publication", broken)
+    monkeypatch.setattr(module.Publisher, "write", broken)
     with warehouse.get_connection() as con, pytest.raises(RuntimeError):
         write_publications(con, final)
     assert {p.name: p.read_bytes() for p in final.iterdir()} == before

@@ -143,7 +143,7 @@ def test_a_failing_datex2_build_keeps_ocpi_serving(tmp_path: Path, monkeypatch: 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("builder bug")
 
-    monkeypatch.setattr(module, "write_publication", broken)
+    monkeypatch.setattr(module.Publisher, "write", broken)
     warehouse = WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
     standard_mart().write(warehouse)
     with warehouse.get_connection() as con:
