@@ -118,12 +118,14 @@ class EmptyPublicationError(ValueError):
 
 
 CHUNK_LOCATIONS = 25_000  # candidate locations selected together: memory is bounded by one chunk
+DIRECT_CHUNKS = 6  # up to this many chunks each reads its rows from the mart (crossover measured at ~8, docs/datex2.md)
 SITES_PER_QUERY = 5_000  # sites rendered by one query (its fragments are held until sorted: bounded)
 _ROW_GROUP = 8_192  # rows per Parquet row group of the render input: a query reads only its sites' groups
 _FLUSH_ROWS = 32_768  # rows a staging write buffers before writing them out
 # One chunk's model rows (same columns as the mart's tables): what the selection and rendering read.
 CHUNK = Model(locations="_dx_locations", evses="_dx_evses", connectors="_dx_connectors")
 _STAGED = ("locations", "evses", "connectors")
+_KEYS = "country_code, party_id, location_id"
 # Columns neither the selection nor the publication reads: not staged (most of a row's bytes).
 _BOOKKEEPING = ("source", "source_id", "source_last_updated", "deleted_at", "_observed_at", "_row_hash", "_ingested_at",
                 "_run_id", "_lineage", "_change", "_prev_status", "_observed_seq", "reference_fields")
@@ -156,11 +158,12 @@ class _Chunks:
     """The candidate locations cut into chunks of `CHUNK_LOCATIONS` in key (= publication) order.
 
     A location's verdict depends only on it, its EVSEs, connectors and their tariffs, so selecting
-    chunk by chunk gives the whole fleet's verdicts while holding one chunk. A fleet larger than one
-    chunk has its rows (locations, EVSEs, connectors) staged once as Parquet partitions in a temporary
-    directory: one pass over the mart, after which each chunk reads its own rows only. A fleet of
-    one chunk reads the mart directly. Iterating selects each chunk in turn (its rows in `CHUNK`,
-    its verdicts in the `_ndw_*` tables); `keep` holds a chunk's render input until it is written.
+    chunk by chunk gives the whole fleet's verdicts while holding one chunk. Iterating selects each
+    chunk in turn: its rows in `CHUNK` (the columns the publication reads), its verdicts in the
+    `_ndw_*` tables. A chunk's rows are read from the mart, one pass per chunk, while there are at
+    most `DIRECT_CHUNKS`; beyond that, passes would grow with chunks x fleet, so the rows are staged
+    once as Parquet partitions in a temporary directory and each chunk reads its own. `keep` holds a
+    chunk's render input until the document is written (on disk when there are several chunks).
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, countries: list[str]) -> None:
@@ -171,29 +174,27 @@ class _Chunks:
 
     @property
     def staged(self) -> bool:
-        return self.count > 1
+        """The model rows are staged as Parquet (else read from the mart per chunk)."""
+        return self.count > DIRECT_CHUNKS
 
     def __enter__(self) -> _Chunks:
         try:
-            self._stage()
+            self._cut()
         except BaseException:
             self.__exit__()
             raise
         return self
 
-    def _stage(self) -> None:
-        candidates = scalar(self.con.execute(f"SELECT count(*) FROM mart.locations l WHERE {candidate(self.countries)}"))
-        self.count = -(-candidates // CHUNK_LOCATIONS)
-        if not self.staged:
-            for table in _STAGED:
-                self.con.execute(f"CREATE OR REPLACE TEMP VIEW _dx_{table} AS SELECT * FROM mart.{table}")
-            return
-        keys = "country_code, party_id, location_id"
+    def _cut(self) -> None:
+        # Each candidate location's chunk (keys only: small next to the rows).
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _dx_chunk_of AS
-            SELECT {keys}, (row_number() OVER (ORDER BY {keys}) - 1) // {int(CHUNK_LOCATIONS)} AS chunk
+            SELECT {_KEYS}, (row_number() OVER (ORDER BY {_KEYS}) - 1) // {int(CHUNK_LOCATIONS)} AS chunk
             FROM mart.locations l WHERE {candidate(self.countries)}
         """)
+        self.count = scalar(self.con.execute("SELECT coalesce(max(chunk) + 1, 0) FROM _dx_chunk_of"))
+        if not self.staged:
+            return
         # A partitioned write buffers up to this many rows before it writes them out (DuckDB's
         # default, 524,288, is most of a 100,000-location fleet's connectors: memory would grow with it).
         flush = scalar(self.con.execute("SELECT current_setting('partitioned_write_flush_threshold')"))
@@ -201,36 +202,39 @@ class _Chunks:
         try:
             for table in _STAGED:
                 self.con.execute(f"""
-                    COPY (SELECT t.* EXCLUDE ({", ".join(_BOOKKEEPING)}), k.chunk FROM mart.{table} t JOIN _dx_chunk_of k USING ({keys}))
+                    COPY (SELECT t.* EXCLUDE ({", ".join(_BOOKKEEPING)}), k.chunk FROM mart.{table} t JOIN _dx_chunk_of k USING ({_KEYS}))
                     TO {_lit(str(self.directory / table))} (FORMAT parquet, PARTITION_BY (chunk))""")
         finally:
-            self.con.execute(f"SET partitioned_write_flush_threshold = {int(flush)}; DROP TABLE IF EXISTS _dx_chunk_of")
+            self.con.execute(f"SET partitioned_write_flush_threshold = {int(flush)}")
 
     def __exit__(self, *_: object) -> None:
-        kind = "TABLE" if self.staged else "VIEW"
-        self.con.execute(";".join([*(f"DROP {kind} IF EXISTS _dx_{table}" for table in _STAGED),
-                                   *(f"DROP TABLE IF EXISTS {table}" for table in self.kept)]))
+        self.con.execute(";".join(f"DROP TABLE IF EXISTS {table}" for table in
+                                  ("_dx_chunk_of", *(f"_dx_{table}" for table in _STAGED), *self.kept)))
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __iter__(self) -> Iterator[int]:
         for chunk in range(self.count):
-            if self.staged:
-                self._load(chunk)
+            for table in _STAGED:
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE _dx_{table} AS {self._rows(table, chunk)}")
             _select(self.con, self.countries)
             yield chunk
 
-    def _load(self, chunk: int) -> None:
-        for table in _STAGED:
-            files = self.directory / table / f"chunk={chunk}"
-            rows = (f"SELECT * FROM read_parquet({_lit(str(files / '*.parquet'))}, hive_partitioning = false)"
-                    if files.is_dir() else f"SELECT * EXCLUDE ({', '.join(_BOOKKEEPING)}) FROM mart.{table} LIMIT 0")  # a chunk with no EVSEs at all
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _dx_{table} AS {rows}")
+    def _rows(self, table: str, chunk: int) -> str:
+        """The query of a chunk's rows of a mart table."""
+        columns = f"* EXCLUDE ({', '.join(_BOOKKEEPING)})"
+        if not self.staged:  # one pass over the mart table, probing only the chunk's keys
+            return (f"SELECT {columns} FROM mart.{table} SEMI JOIN (SELECT {_KEYS} FROM _dx_chunk_of WHERE chunk = {chunk}) k "
+                    f"USING ({_KEYS})")
+        files = self.directory / table / f"chunk={chunk}"
+        if not files.is_dir():  # no row of this table in the chunk (locations without EVSEs)
+            return f"SELECT {columns} FROM mart.{table} LIMIT 0"
+        return f"SELECT * FROM read_parquet({_lit(str(files / '*.parquet'))}, hive_partitioning = false)"
 
     def keep(self, name: str, chunk: int, query: str) -> str:
         """Hold `query`'s rows (ordered by site_no) until the document is written; returns what to read
-        them from. Staged: a Parquet file with small row groups (a render query reads only its sites'
-        groups); otherwise a temp table (one chunk is bounded)."""
-        if not self.staged:
+        them from: with several chunks a Parquet file with small row groups (a render query reads only
+        its sites' groups), with one a temp table (one chunk is bounded)."""
+        if self.count == 1:
             table = f"_dx_{name}_{chunk}"
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}")
             self.kept.append(table)

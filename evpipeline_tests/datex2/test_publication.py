@@ -378,10 +378,12 @@ def chunked_mart() -> MartRows:
     return m
 
 
+@pytest.mark.parametrize("rows_from", ["mart", "staged"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_chunks_write_the_whole_fleets_document(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Any, kind: Kind, fmt: Fmt) -> None:
+                                                tmp_path: Any, kind: Kind, fmt: Fmt, rows_from: str) -> None:
+    """Chunks reading their rows from the mart, or from Parquet staged once (more chunks than DIRECT_CHUNKS)."""
     chunked_mart().write(warehouse)
     whole, whole_stats = publish(warehouse, kind, fmt)  # one chunk, one render query
     with warehouse.get_connection() as con:
@@ -396,11 +398,20 @@ def test_chunks_write_the_whole_fleets_document(warehouse: WarehouseResource, mo
     monkeypatch.setattr(publication_module, "_select", select)
     monkeypatch.setattr(publication_module, "CHUNK_LOCATIONS", 2)
     monkeypatch.setattr(publication_module, "SITES_PER_QUERY", 1)
+    monkeypatch.setattr(publication_module, "DIRECT_CHUNKS", 100 if rows_from == "mart" else 1)
+    staged: list[bool] = []
+    real_iter = publication_module._Chunks.__iter__
+
+    def iterate(chunks: Any) -> Any:
+        staged.append(any((chunks.directory / table).is_dir() for table in ("locations", "evses", "connectors")))
+        return real_iter(chunks)
+    monkeypatch.setattr(publication_module._Chunks, "__iter__", iterate)
     staging = tmp_path / "staging"
     staging.mkdir()
     monkeypatch.setattr(publication_module.tempfile, "tempdir", str(staging))
     chunked, chunked_stats = publish(warehouse, kind, fmt)
     assert selected == [(2, 2)] * 9  # 18 candidate locations, 2 per chunk: no step holds more than its chunk
+    assert set(staged) == {rows_from == "staged"}
     assert chunked == whole
     assert_valid(fmt, chunked)
     assert chunked_stats.rejected == whole_stats.rejected
