@@ -28,13 +28,14 @@ child, as in the OCPI export. Timestamps UTC (`YYYY-MM-DDTHH:MM:SSZ`); coordinat
 
 Rendering and streaming: DuckDB renders each site's whole XML or JSON fragment in SQL (string
 concatenation, XML escaping with `replace`, JSON strings with `to_json`, the rules' tables as CASE
-expressions; opening hours once per distinct OCPI Hours value). Memory is bounded by a chunk, not
-by the fleet: the candidate locations are cut into chunks of `CHUNK_LOCATIONS` in publication order
-(`_Chunks`; a larger fleet has its model rows staged once as Parquet in a temporary directory). A
-first pass selects each chunk, collects what the document's head needs (site count, newest
+expressions evaluated once per distinct value; opening hours once per distinct OCPI Hours value).
+Memory is bounded by a chunk, not by the fleet: the candidate locations are cut into chunks of
+`CHUNK_LOCATIONS` in publication order (`_Chunks`). A first pass selects each chunk (the OCPI
+export's selection on the chunk's rows), collects what a document's head needs (site count, newest
 version, publishers) and the reports (rejections, unmapped values), and keeps the chunk's render
-input (`_survey`); then the head is written and each chunk's sites are rendered `SITES_PER_QUERY`
-at a time and written to `out` one site per write, fetched `BATCH_ROWS` at a time.
+input (`_survey`); a `Publisher` then writes any of the four documents from that one pass: the
+head, then each chunk's sites rendered `SITES_PER_QUERY` at a time, fetched `BATCH_ROWS` at a time
+and written to `out` one site per write.
 """
 
 from __future__ import annotations
@@ -159,11 +160,12 @@ class _Chunks:
 
     A location's verdict depends only on it, its EVSEs, connectors and their tariffs, so selecting
     chunk by chunk gives the whole fleet's verdicts while holding one chunk. Iterating selects each
-    chunk in turn: its rows in `CHUNK` (the columns the publication reads), its verdicts in the
-    `_ndw_*` tables. A chunk's rows are read from the mart, one pass per chunk, while there are at
-    most `DIRECT_CHUNKS`; beyond that, passes would grow with chunks x fleet, so the rows are staged
-    once as Parquet partitions in a temporary directory and each chunk reads its own. `keep` holds a
-    chunk's render input until the document is written (on disk when there are several chunks).
+    chunk in turn: its rows in `CHUNK` (the mart itself when the fleet is one chunk, else copies of
+    the chunk's rows), its verdicts in the `_ndw_*` tables. Copies are read from the mart, one pass
+    per chunk, while there are at most `DIRECT_CHUNKS`; beyond that, passes would grow with chunks x
+    fleet, so the rows are staged once as Parquet partitions in a temporary directory and each chunk
+    reads its own. `keep` holds a chunk's render input until the document is written (on disk when
+    there are several chunks).
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, countries: list[str]) -> None:
@@ -208,14 +210,18 @@ class _Chunks:
             self.con.execute(f"SET partitioned_write_flush_threshold = {int(flush)}")
 
     def __exit__(self, *_: object) -> None:
-        self.con.execute(";".join(f"DROP TABLE IF EXISTS {table}" for table in
-                                  ("_dx_chunk_of", *(f"_dx_{table}" for table in _STAGED), *self.kept)))
+        rows = "VIEW" if self.count == 1 else "TABLE"
+        self.con.execute(";".join([*(f"DROP {rows} IF EXISTS _dx_{table}" for table in _STAGED),
+                                   *(f"DROP TABLE IF EXISTS {table}" for table in ("_dx_chunk_of", *self.kept))]))
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __iter__(self) -> Iterator[int]:
         for chunk in range(self.count):
             for table in _STAGED:
-                self.con.execute(f"CREATE OR REPLACE TEMP TABLE _dx_{table} AS {self._rows(table, chunk)}")
+                if self.count == 1:  # the whole fleet is the chunk: read the mart itself
+                    self.con.execute(f"CREATE OR REPLACE TEMP VIEW _dx_{table} AS SELECT * FROM mart.{table}")
+                else:
+                    self.con.execute(f"CREATE OR REPLACE TEMP TABLE _dx_{table} AS {self._rows(table, chunk)}")
             _select(self.con, self.countries)
             yield chunk
 
