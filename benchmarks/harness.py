@@ -124,6 +124,21 @@ def render(results: list[Result], info: dict[str, str], quick: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def error_note(exc: BaseException) -> str:
+    """A crashed measurement's error as one table cell: one line, `|` escaped, its start and its end
+    (a child process's stderr ends with the cause)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split()).replace("|", "\\|")
+    return text if len(text) <= 400 else text[:100] + " ... " + text[-300:]
+
+
+def kept_notes(report: Path) -> str:
+    """The hand-written sections of a report being replaced (from its first `## ` heading on): the
+    table is regenerated, the reading of it is written by people."""
+    text = report.read_text() if report.exists() else ""
+    at = text.find("\n## ")
+    return "" if at < 0 else text[at:]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="evpipeline bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="every measurement at small scale (well under a minute)")
@@ -144,14 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             produced = module.run(scale)
         except Exception as exc:  # a broken measurement is a row saying so, not a lost table
-            produced = [Result(module_name.split(".")[-1], "error", "", "", "", False, f"{type(exc).__name__}: {exc}"[:300])]
+            produced = [Result(module_name.split(".")[-1], "error", "", "", "", False, error_note(exc))]
         for result in produced:
             print(f"   {result.name}: ours {result.ours} | ref {result.reference} | ratio {result.ratio} | target {result.target}", flush=True)
         print(f"   ({time.perf_counter() - started:.1f}s)", flush=True)
         results.extend(produced)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(results, machine(), scale.quick))
+    output.write_text(render(results, machine(), scale.quick) + kept_notes(output))
     print(f"wrote {output}")
     # Missed targets are findings (in the table); only a measurement that crashed fails the command.
     return 1 if any(r.ours == "error" for r in results) else 0

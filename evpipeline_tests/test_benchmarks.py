@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.harness import error_note, kept_notes
+
 
 # The whole quick harness takes 4-5 minutes on a loaded 2-core machine: the suite's default 300 s
 # would cut it off before the subprocess's own 600 s limit.
 @pytest.mark.timeout(600)
 def test_quick_benchmark_writes_every_measurement(tmp_path: Path) -> None:
     output = tmp_path / "benchmarks.md"
+    output.write_text("# Benchmarks\n\n| old | table |\n\n## Reading the misses\n\nwritten by people\n")
     completed = subprocess.run(
         [sys.executable, "-m", "evpipeline.cli", "bench", "--quick", "--output", str(output)],
         capture_output=True, text=True, timeout=600,
@@ -36,3 +39,20 @@ def test_quick_benchmark_writes_every_measurement(tmp_path: Path) -> None:
     lake = [line for line in table.splitlines() if line.startswith("| 11. lake")]
     assert lake and not any("| **no** |" in line for line in lake), lake
     assert "date:" in table and "machine:" in table and "duckdb" in table
+    # The table is replaced, the hand-written reading of it kept.
+    assert "| old | table |" not in table and table.endswith("\n## Reading the misses\n\nwritten by people\n")
+
+
+def test_a_report_without_notes_keeps_nothing(tmp_path: Path) -> None:
+    assert kept_notes(tmp_path / "absent.md") == ""
+    (tmp_path / "plain.md").write_text("# Benchmarks\n\n| a | b |\n")
+    assert kept_notes(tmp_path / "plain.md") == ""
+
+
+def test_a_crashed_measurement_is_one_table_cell() -> None:
+    stderr = "Traceback (most recent call last):\n  File | x\n" + "  frame\n" * 200 + "duckdb.OutOfMemoryException: Out of Memory Error: failed to allocate\n"
+    note = error_note(RuntimeError(stderr))
+    assert "\n" not in note and "\\| x" in note
+    assert all(note[i - 1] == "\\" for i, ch in enumerate(note) if ch == "|")  # no bare cell separator
+    assert note.startswith("RuntimeError: Traceback") and note.endswith("Out of Memory Error: failed to allocate")
+    assert len(note) <= 405
