@@ -267,7 +267,7 @@ def write_sync_batches(
     before_commit: Callable[[Writer], None] | None = None,
     preview_rows: int = 20,
     coalesce_rows: int = 5_000,
-    memory_limit: str | None = "512MB",
+    memory_limit: str | None = "2GB",
     version_by_fetch: bool = False,
 ) -> SyncOutcome:
     """`write_sync` for pulls too large to hold: the same validation, quarantine and transaction.
@@ -282,9 +282,11 @@ def write_sync_batches(
     `version_by_fetch` also its server time as their version (`_observed_at`, see `merge`).
 
     Memory: the writing connection gets a DuckDB `memory_limit`, past which DuckDB writes a
-    transaction's new rows to the file early (still uncommitted). What stays is DuckDB's
-    bookkeeping of the transaction (~0.25 KB per written row): a million-row bootstrap peaks near
-    1.6 GiB, which we accept to keep every sync a single all-or-nothing transaction.
+    transaction's new rows to the file early (still uncommitted). What stays is DuckDB's own
+    bookkeeping of the transaction, which it cannot spill: DuckDB 1.5 pins more of it than 2.0 did,
+    so a bootstrap of a million EVSEs failed with "Out of Memory" under the 512 MB limit we used
+    with 2.0 (488 MiB pinned) and now peaks near 3.4 GiB of RSS under 2 GB (2.0: 1.6 GiB under
+    512 MB). We accept that to keep every sync a single all-or-nothing transaction.
     """
     spool = _Spool()
     parked: list[tuple[Batch, dict[str, Path], dict[str, Path], int]] = []
