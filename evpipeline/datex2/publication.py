@@ -54,7 +54,7 @@ from xml.sax.saxutils import escape, quoteattr
 import duckdb
 
 from evpipeline.datex2 import rules
-from evpipeline.ndw.export import Model, candidate, nap_countries, rejection_rows, select_objects
+from evpipeline.ndw.export import Model, candidate, nap_countries, rejection_rows, select_objects, sql_literal
 from evpipeline.warehouse.rows import one_row, scalar
 
 BATCH_ROWS = 500
@@ -205,7 +205,7 @@ class _Chunks:
             for table in _STAGED:
                 self.con.execute(f"""
                     COPY (SELECT t.* EXCLUDE ({", ".join(_BOOKKEEPING)}), k.chunk FROM mart.{table} t JOIN _dx_chunk_of k USING ({_KEYS}))
-                    TO {_lit(str(self.directory / table))} (FORMAT parquet, PARTITION_BY (chunk))""")
+                    TO {sql_literal(str(self.directory / table))} (FORMAT parquet, PARTITION_BY (chunk))""")
         finally:
             self.con.execute(f"SET partitioned_write_flush_threshold = {int(flush)}")
 
@@ -234,7 +234,7 @@ class _Chunks:
         files = self.directory / table / f"chunk={chunk}"
         if not files.is_dir():  # no row of this table in the chunk (locations without EVSEs)
             return f"SELECT {columns} FROM mart.{table} LIMIT 0"
-        return f"SELECT * FROM read_parquet({_lit(str(files / '*.parquet'))}, hive_partitioning = false)"
+        return f"SELECT * FROM read_parquet({sql_literal(str(files / '*.parquet'))}, hive_partitioning = false)"
 
     def keep(self, name: str, chunk: int, query: str) -> str:
         """Hold `query`'s rows (ordered by site_no) until the document is written; returns what to read
@@ -245,7 +245,7 @@ class _Chunks:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}")
             self.kept.append(table)
             return table
-        path = _lit(str(self.directory / f"{name}-{chunk}.parquet"))
+        path = sql_literal(str(self.directory / f"{name}-{chunk}.parquet"))
         self.con.execute(f"COPY ({query}) TO {path} (FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP})")
         return f"read_parquet({path})"
 
@@ -274,18 +274,14 @@ def rejections(con: duckdb.DuckDBPyConnection, countries: list[str] | None = Non
 # with `to_json`); Python only streams the finished fragments to `out`. The SQL helpers below
 # return SQL expressions; the mapping tables become CASE expressions generated from `rules`.
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _case(expr: str, table: Mapping[Any, str | None]) -> str:
     """`table[expr]` in SQL (NULL where the table has no value, or None)."""
-    whens = " ".join(f"WHEN {_lit(str(k))} THEN {_lit(v)}" for k, v in table.items() if v is not None)
+    whens = " ".join(f"WHEN {sql_literal(str(k))} THEN {sql_literal(v)}" for k, v in table.items() if v is not None)
     return f"(CASE {expr} {whens} END)"
 
 
 def _in(expr: str, values: Iterable[str]) -> str:
-    return f"{expr} IN ({', '.join(_lit(v) for v in values)})"
+    return f"{expr} IN ({', '.join(sql_literal(v) for v in values)})"
 
 
 def _x(expr: str) -> str:
@@ -311,7 +307,7 @@ def _j(expr: str) -> str:
     plain = f"CAST(to_json({expr}) AS VARCHAR)"
     fixed = plain
     for upper in _UPPER_ESCAPES:
-        fixed = f"replace({fixed}, {_lit(upper)}, {_lit(upper.lower())})"
+        fixed = f"replace({fixed}, {sql_literal(upper)}, {sql_literal(upper.lower())})"
     return f"(CASE WHEN regexp_matches({expr}, '[\\x0b\\x0e\\x0f\\x1a-\\x1f]') THEN {fixed} ELSE {plain} END)"
 
 
@@ -580,7 +576,7 @@ def _current(power_type: str) -> str:
 
 
 def _connector_format() -> str:
-    whens = " ".join(f"WHEN format = {_lit(f)} AND {_current('power_type')} = {_lit(cur)} THEN {_lit(v)}"
+    whens = " ".join(f"WHEN format = {sql_literal(f)} AND {_current('power_type')} = {sql_literal(cur)} THEN {sql_literal(v)}"
                      for (f, cur), v in rules.CONNECTOR_FORMATS.items())
     return f"(CASE {whens} END)"
 

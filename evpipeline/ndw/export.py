@@ -126,14 +126,15 @@ def _valid(table: str, alias: str, keys: tuple[str, ...]) -> str:
     return f"EXISTS (SELECT 1 FROM {table} v WHERE {match} AND len(v.reasons) = 0)"
 
 
-def _lit(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """`text` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
 def candidate(countries: list[str], alias: str = "l") -> str:
     """SQL condition on `mart.locations` (as `alias`): a location the access point should receive
     (public, in one of its countries, not deleted), whether or not it passes the rules."""
-    in_countries = ", ".join(_lit(c) for c in countries) or "NULL"
+    in_countries = ", ".join(sql_literal(c) for c in countries) or "NULL"
     return f"{alias}.country IN ({in_countries}) AND {alias}.publish AND NOT {alias}.is_deleted"
 
 

@@ -38,7 +38,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from evpipeline.ndw.export import OCPI_TS, SCOPE_LOCATIONS, SCOPE_TARIFFS, build_export, nap_countries
+from evpipeline.ndw.export import (
+    OCPI_TS,
+    SCOPE_LOCATIONS,
+    SCOPE_TARIFFS,
+    build_export,
+    candidate,
+    nap_countries,
+)
 from evpipeline.ndw.push import TRANSIENT, NdwAuthError, NdwPushClient, PushOutcome
 from evpipeline.ocpi.definition import validate_location, validate_tariff
 from evpipeline.warehouse import Migration, Writer, register
@@ -473,7 +480,6 @@ def _cap(plan: PushPlan, limit: int) -> None:
 
 def _status_diff(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> Iterator[PlannedPush]:
     """One PATCH per EVSE NDW holds whose wire status differs from NDW's, for public locations in the NAP's countries."""
-    countries = ", ".join("'" + c.replace("'", "''") + "'" for c in nap_countries()) or "NULL"
     scope = f"SEMI JOIN {SCOPE_LOCATIONS} s USING (country_code, party_id, location_id)" if scoped else ""
     rows = con.execute(f"""
         WITH changed AS (
@@ -486,7 +492,7 @@ def _status_diff(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> Iterat
             JOIN ops.ndw_pushed p ON p.kind = 'location' AND NOT p.withdrawn AND p.country_code = e.country_code
                                  AND p.party_id = e.party_id AND p.object_id = e.location_id
             JOIN mart.locations l ON l.country_code = e.country_code AND l.party_id = e.party_id AND l.location_id = e.location_id
-            WHERE l.publish AND l.country IN ({countries}) AND NOT l.is_deleted
+            WHERE {candidate(nap_countries())}
               AND (CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END) IS DISTINCT FROM h.status
         ), keyed AS (
             SELECT *, concat_ws('|', country_code, party_id, location_id, evse_uid) AS entity_key FROM changed
