@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where the warehouse is (default: $EVPIPELINE_DATA_DIR or %(default)s)")
     sync.set_defaults(func=_sync)
 
-    simulate = command("simulate", "run every simulator in the foreground on fixed ports (8701-8705)")
+    simulate = command("simulate", "run every simulator in the foreground on fixed ports (8701-8706)")
     simulate.add_argument("--scale", type=float, default=1.0, help="fleet size multiplier of every simulator (default: %(default)s)")
     simulate.add_argument("--advance-every", type=float, default=30.0,
                           help="seconds between fleet changes, 0: never (default: %(default)s)")

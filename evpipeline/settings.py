@@ -20,6 +20,7 @@ SIMULATOR_PORTS: dict[str, int] = {
     "zaptec": 8703,
     "tomtom": 8704,
     "ndw": 8705,
+    "datex2": 8706,
 }
 WEBHOOK_PORT = 8710
 OCPI_SERVER_PORT = 8720
@@ -72,6 +73,8 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "NDW_TOKEN_URL": ("", False, "NDW IAM token endpoint (OAuth2 client credentials; from NDW on onboarding)."),
     "NDW_CLIENT_ID": ("", True, "Our NDW service-account client id."),
     "NDW_CLIENT_SECRET": ("", True, "Our NDW service-account client secret."),
+    "DATEX2_PUSH_URL": ("", False, "Base URL of the national access point's DATEX II receiver (AFIR static and status publications are POSTed to {base}/static and {base}/status; from the access point on onboarding)."),
+    "DATEX2_PUSH_TOKEN": ("", True, "Bearer token for the DATEX II receiver (Authorization: Bearer ...)."),
     "OCPI_TOKEN": ("", True, "Token NDW presents to our OCPI pull server (Authorization: Token ...)."),
     "OCPI_CLIENT_ID": ("", True, "OAuth2 client id NDW uses against our pull server's token endpoint."),
     "OCPI_CLIENT_SECRET": ("", True, "OAuth2 client secret for the pull server's token endpoint."),
@@ -100,6 +103,8 @@ DEV: dict[str, str] = {
     "NDW_TOKEN_URL": _sim("ndw", "/auth/realms/ndw/protocol/openid-connect/token"),
     "NDW_CLIENT_ID": "sim-ndw-client",
     "NDW_CLIENT_SECRET": "sim-ndw-secret",
+    "DATEX2_PUSH_URL": _sim("datex2", "/datex2"),
+    "DATEX2_PUSH_TOKEN": "sim-datex2-token",
     "OCPI_TOKEN": "sim-ocpi-token",
     "OCPI_CLIENT_ID": "ndw-puller",
     "OCPI_CLIENT_SECRET": "sim-ocpi-client-secret",

@@ -11,7 +11,7 @@ import pytest
 
 from evpipeline import settings
 
-PREFIXES = ("EVPIPELINE_", "EVROAM_", "GREENFLUX_", "ZAPTEC_", "TOMTOM_", "NDW_", "OCPI_")
+PREFIXES = ("EVPIPELINE_", "EVROAM_", "GREENFLUX_", "ZAPTEC_", "TOMTOM_", "NDW_", "DATEX2_", "OCPI_")
 
 
 def clean_env(tmp_path: Path, **values: str) -> dict[str, str]:

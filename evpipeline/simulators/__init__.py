@@ -54,6 +54,12 @@ SIMULATORS: dict[str, SimSpec] = {
         },
         lambda: {"client_id": settings.get("NDW_CLIENT_ID"), "client_secret": settings.get("NDW_CLIENT_SECRET")},
     ),
+    "datex2": SimSpec(
+        "evpipeline.simulators.datex2",
+        "Datex2Simulator",
+        lambda s: {"DATEX2_PUSH_URL": f"{s.url}/datex2"},
+        lambda: {"token": settings.get("DATEX2_PUSH_TOKEN")},
+    ),
     "zaptec": SimSpec(
         "evpipeline.simulators.zaptec",
         "ZaptecSimulator",
