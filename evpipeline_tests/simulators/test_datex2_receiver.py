@@ -326,6 +326,19 @@ def test_static_meaning_rules_name_every_problem(nap: Datex2Simulator) -> None:
     assert nap.accepted_static() is None
 
 
+def test_every_polygon_pair_outside_wgs84_is_named(nap: Datex2Simulator) -> None:
+    doc = small_static()
+    site = doc["payload"]["aegiEnergyInfrastructureTablePublication"]["energyInfrastructureTable"][0]["energyInfrastructureSite"][0]
+    site["locationReference"] = {"locAreaLocation": {"gmlMultiPolygon": {"gmlPolygon": [{"exterior": {
+        "srsDimension": 2, "srsName": "EPSG 4326 WGS84",
+        "posList": "52.0907 5.1214 95.5 5.1214 52.0907 190.25 52.0907 5.1214"}}]}}}
+    where = f"{SITE0}.locationReference.locAreaLocation.gmlMultiPolygon.gmlPolygon[0].exterior.posList"
+    assert post(nap, "static", doc).json()["errors"] == [
+        f"{where}: pair 1 (95.5 5.1214) is outside the WGS84 ranges",
+        f"{where}: pair 2 (52.0907 190.25) is outside the WGS84 ranges",
+    ]
+
+
 def test_publication_time_and_profile_identity(nap: Datex2Simulator) -> None:
     doc = small_static()
     doc["payload"]["profileVersionG"] = "01-01-00"

@@ -183,16 +183,10 @@ class StaticReading:
 
 
 def merge(schema: list[str], *others: list[str]) -> list[str]:
-    """All errors in order; a later error whose JSON path an earlier one already named is dropped."""
+    """All errors in order, schema first; a later error at a JSON path the schema already named
+    (e.g. a missing `currentType`) is not said twice. Later errors are never merged among themselves."""
     named = {e.partition(": ")[0] for e in schema}
-    out = list(schema)
-    for errors in others:
-        for error in errors:
-            path = error.partition(": ")[0]
-            if path not in named:
-                out.append(error)
-                named.add(path)
-    return out
+    return schema + [e for errors in others for e in errors if e.partition(": ")[0] not in named]
 
 
 def _profile(payload: dict[str, Any], path: str) -> Iterator[str]:
