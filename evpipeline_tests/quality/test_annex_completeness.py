@@ -91,13 +91,19 @@ def test_values_below_the_object_must_all_be_there(mart: WarehouseResource) -> N
 def test_stations_are_the_evses_sharing_a_station_id(mart: WarehouseResource) -> None:
     with mart.get_connection() as con:  # the column comes with the model's station migration (afir-model)
         con.execute("ALTER TABLE mart.evses ADD COLUMN IF NOT EXISTS station_id VARCHAR")
-        con.execute("UPDATE mart.evses SET station_id = NULL")
-        con.execute("UPDATE mart.evses SET station_id = 'S-' || location_id WHERE location_id IN ('LOC-0001', 'LOC-0002')")
+        con.execute("""UPDATE mart.evses SET station_id = CASE WHEN location_id IN ('LOC-0001', 'LOC-0002')
+                       THEN 'S-' || location_id ELSE 'S-' || evse_uid END""")
         con.execute("UPDATE mart.connectors SET max_electric_power = 0 WHERE evse_uid = 'LOC-0001-E2' AND connector_id = '1'")
+        nullable = con.execute("""SELECT is_nullable FROM duckdb_columns() WHERE schema_name = 'mart'
+                                  AND table_name = 'evses' AND column_name = 'station_id'""").fetchone()
     got = _report(mart)
-    # 2 stations of 2 EVSEs + 13 EVSEs without a station id (each its own, unknown station) = 15
-    assert got[("ALF", "number_of_points")] == (15, 2, 2 / 15, None)
-    assert got[("ALF", "station_max_power")] == (15, 1, 1 / 15, None)  # S-LOC-0001 has an unrated connector
+    # 2 stations of 2 EVSEs + 13 stations of one EVSE = 15
+    assert got[("ALF", "number_of_points")] == (15, 15, 1.0, None)
+    assert got[("ALF", "station_max_power")] == (15, 14, 14 / 15, None)  # S-LOC-0001 has an unrated connector
+    if nullable and nullable[0]:  # an EVSE without a station id is a station of its own, whose station is unknown
+        with mart.get_connection() as con:
+            con.execute("UPDATE mart.evses SET station_id = NULL WHERE evse_uid = 'LOC-0003-E1'")
+        assert _report(mart)[("ALF", "number_of_points")] == (15, 14, 14 / 15, None)
 
 
 def test_operator_level_rows_read_the_cpos_operator_rows(mart: WarehouseResource) -> None:
