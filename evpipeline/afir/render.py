@@ -80,7 +80,7 @@ def render_markdown(annex: Annex | None = None) -> str:
         out += ["", f"## Table {group.table}: {group.title} (`{group.key}`)", "", *_table(rows), "", "Notes:", "",
                 *_notes(rows)]
     out += ["", "## Sources", ""]
-    out += [f"- `{s.key}`: {_cell(s.title)}. {_cell(s.where)}. {_cell(s.gives)}" for s in annex.sources.values()]
+    out += [f"- `{s.key}`: {_cell(s.title)}. Where: {_cell(s.where)}. Gives: {_cell(s.gives)}" for s in annex.sources.values()]
     return "\n".join(out) + "\n"
 
 
