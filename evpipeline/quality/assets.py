@@ -16,7 +16,7 @@ from pydantic import Field
 from evpipeline import catalog, settings
 from evpipeline.model.keys import MART
 from evpipeline.ndw.push_assets import PUSH_KEY
-from evpipeline.quality import plots, report, tables
+from evpipeline.quality import annex_completeness, plots, report, tables
 from evpipeline.sync import markdown_preview
 from evpipeline.timeutil import utcnow
 from evpipeline.warehouse import WRITER_POOL, WarehouseResource
@@ -82,18 +82,26 @@ def _spec(**kwargs: Any) -> dict[str, Any]:
 @dg.asset(key=COMPLETENESS_KEY, deps=MART, **_spec())
 def afir_completeness(context: dg.AssetExecutionContext, config: WindowConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Per CPO (party_id) and source: share of published locations/EVSEs/connectors carrying each AFIR data
-    element (NDW-mandatory fields from our NDW definition, plus AFIR static data OCPI can carry); the NDW
-    export's rejection reasons counted in quality.afir_rejections (the current mart; `as_of` names the report's day)."""
+    element (NDW-mandatory fields from our NDW definition, plus AFIR static data OCPI can carry); per CPO and
+    row of the AFIR Annex map in quality.afir_annex_completeness; the NDW export's rejection reasons counted in
+    quality.afir_rejections (the current mart; `as_of` names the report's day)."""
     _, end = config.window()
     now = utcnow()
 
     def compute(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         report.write_completeness(con, now)
+        annex_completeness.write_annex_completeness(con, now)
         report.write_rejections(con, now)
         rejections = _frame(con, tables.REJECTIONS)
+        annex = _frame(con, tables.ANNEX_COMPLETENESS)
         return {"rejections_table": tables.REJECTIONS, "rejected_objects": int(rejections["objects"].sum()) if len(rejections) else 0,
                 "rejections": dg.MetadataValue.md(markdown_preview(
-                    rejections, ["country_code", "party_id", "source", "object", "reason", "objects"], rows=30))}
+                    rejections, ["country_code", "party_id", "source", "object", "reason", "objects"], rows=30)),
+                "annex_table": tables.ANNEX_COMPLETENESS,
+                "annex_rows_not_measured": int(annex.loc[annex["objects"].isna(), "annex_id"].nunique()) if len(annex) else 0,
+                "annex": dg.MetadataValue.md(markdown_preview(
+                    annex, ["country_code", "party_id", "annex_number", "element", "level", "objects", "present", "share",
+                            "reason"], rows=60))}
 
     return _materialize(context, warehouse, tables.COMPLETENESS, compute,
                         lambda frame: plots.completeness(frame, report_dir(end) / "afir_completeness.png"),

@@ -9,6 +9,7 @@ DELAYS = "quality.ndw_delays"
 RELIABILITY = "quality.reliability"
 TIMELINE = "quality.status_timeline"
 COVERAGE = "quality.coverage"
+ANNEX_COMPLETENESS = "quality.afir_annex_completeness"
 
 register(
     Migration(
@@ -104,6 +105,32 @@ register(
             status VARCHAR NOT NULL,
             evses BIGINT NOT NULL,              -- EVSEs in that status at that time
             computed_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
+register(
+    Migration(
+        "quality",
+        2,
+        "AFIR completeness per CPO and Annex row (evpipeline/afir/annex.yaml)",
+        f"""
+        CREATE TABLE {ANNEX_COMPLETENESS} (
+            country_code VARCHAR NOT NULL,      -- ISO 3166 alpha-2 country code of the CPO
+            party_id VARCHAR NOT NULL,          -- party id of the CPO (a CPO with a published, live location)
+            annex_id VARCHAR NOT NULL,          -- the row's id in evpipeline/afir/annex.yaml (docs/afir.md)
+            annex_number VARCHAR NOT NULL,      -- the Annex's number of the data element (A1..A24, B1..B10, F1..F3)
+            annex_group VARCHAR NOT NULL,       -- the Annex's table: static-general | static-recharging | dynamic-recharging
+            position INTEGER NOT NULL,          -- the row's place in the Annex map (report order)
+            element VARCHAR NOT NULL,           -- the data element in the Annex's wording
+            level VARCHAR NOT NULL,             -- what is counted: operator (the CPO) | location | station | evse | connector | tariff
+            model VARCHAR,                      -- the mart columns presence is measured from, comma-separated; NULL when none
+            objects BIGINT,                     -- published-candidate objects of that level (public, live); NULL when not measured
+            present BIGINT,                     -- of those, how many carry a value in every model column; NULL when not measured
+            share DOUBLE,                       -- present / objects; NULL when not measured or without objects
+            reason VARCHAR,                     -- why share is NULL: the row's not_carried reason, a missing column, or no objects
+            computed_at TIMESTAMPTZ NOT NULL    -- when the report was computed (UTC); each run rewrites the table
         );
         """,
     )

@@ -156,5 +156,9 @@ def test_assets_materialize_with_tables_and_pngs(history: WarehouseResource, tmp
         assert str(metadata["dagster/uri"].value).startswith("file://") and "![" in str(metadata["plot_image"].value)
         assert metadata["dagster/row_count"].value == len(pd.DataFrame(query(history, f"SELECT * FROM {'.'.join(key.path)}")))
     assert query(history, f"SELECT count(*) FROM {tables.RELIABILITY} WHERE below_target")[0][0] == 1
+    completeness = result.asset_materializations_for_node(assets.COMPLETENESS_KEY.to_python_identifier())[0].metadata
+    assert completeness["annex_table"].value == tables.ANNEX_COMPLETENESS
+    assert "| ALF | A1 |" in str(completeness["annex"].value)
+    assert query(history, f"SELECT count(DISTINCT annex_id) FROM {tables.ANNEX_COMPLETENESS}")[0][0] == 37
     assert query(history, f"SELECT data_class, delay_seconds FROM {tables.DELAYS} ORDER BY 1") == [
         ("dynamic", 30.0), ("static", 2 * 86400.0)]
