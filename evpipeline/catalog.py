@@ -49,6 +49,8 @@ COLUMN_MODULES = (
     "evpipeline.quality.tables",
     "evpipeline.lane.feeds",
     "evpipeline.ndw.push_sync",
+    "evpipeline.datex2.versions",
+    "evpipeline.datex2.delivery",
 )
 
 STANDARD_DESCRIPTIONS = {

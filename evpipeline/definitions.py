@@ -13,6 +13,8 @@ from collections.abc import Mapping
 import dagster as dg
 
 from evpipeline import catalog, settings
+from evpipeline.datex2 import definitions as datex2_definitions
+from evpipeline.datex2.client import Datex2PushResource
 from evpipeline.lane import definitions as lane_definitions
 from evpipeline.maintenance import definitions as maintenance_definitions
 from evpipeline.model import definitions as model_definitions
@@ -33,7 +35,7 @@ def source_definitions() -> list[dg.Definitions]:
 
 
 def shared_resources() -> dict[str, dg.ConfigurableResource]:
-    """Resources every part uses: the warehouse, the push inbox and the NDW push client."""
+    """Resources every part uses: the warehouse, the push inbox, the NDW and DATEX II push clients."""
     return {
         "warehouse": WarehouseResource(database=dg.EnvVar("EVPIPELINE_WAREHOUSE")),
         "inbox": PushInboxResource(directory=str(settings.data_dir() / "inbox")),
@@ -42,6 +44,11 @@ def shared_resources() -> dict[str, dg.ConfigurableResource]:
             token_url=dg.EnvVar("NDW_TOKEN_URL"),
             client_id=dg.EnvVar("NDW_CLIENT_ID"),
             client_secret=dg.EnvVar("NDW_CLIENT_SECRET"),
+        ),
+        "datex2": Datex2PushResource(
+            push_url=dg.EnvVar("DATEX2_PUSH_URL"),
+            token=dg.EnvVar("DATEX2_PUSH_TOKEN"),
+            publication_creator=dg.EnvVar("DATEX2_PUBLICATION_CREATOR"),
         ),
     }
 
@@ -69,6 +76,7 @@ defs = catalog.annotate(dg.Definitions.merge(
     *source_definitions(),
     model_definitions.defs,
     ndw_definitions.defs,
+    datex2_definitions.defs,
     lane_definitions.defs,
     maintenance_definitions.defs,
     quality_definitions.defs,

@@ -109,11 +109,14 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
         step("reference_data (tariffs, hours, energy mix the CPO supplies)", lambda: run("reference_data"))
         step("mart_reconcile (full build of the canonical model)", lambda: run("mart_reconcile"))
         step("ndw_push_full (NDW gets every exportable location and tariff)", lambda: run("ndw_push_full"))
+        step("datex2_status_snapshot (the DATEX II receiver gets the static table and every status)",
+             lambda: run("datex2_status_snapshot"))
 
         say("real time: subscribe the EVRoam webhook, let 5 simulated minutes of changes happen, run the lane")
         evroam.subscribe(f"{receiver.url}/api/evroam_listener?code={os.environ['EVROAM_WEBHOOK_KEY']}")
         sims["evroam"].wait_validated()  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
         patches_before = len(sims["ndw"].accepted_pushes())  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
+        deliveries_before = len(sims["datex2"].deliveries())  # type: ignore[attr-defined]  # that simulator, as above
         for sim in sims.values():
             sim.advance(300)
         lane = op_config([lane_loop], max_seconds=LANE_SECONDS, report_every_seconds=5.0)
@@ -122,6 +125,8 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
         sent = sims["ndw"].accepted_pushes()[patches_before:]  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
         say(f"     NDW accepted {sum(1 for p in sent if p.method == 'PATCH')} status PATCH(es) and "
             f"{sum(1 for p in sent if p.method == 'PUT')} PUT(s) from the lane")
+        deltas = [d for d in sims["datex2"].deliveries()[deliveries_before:] if d.protocol == "deltaPush"]  # type: ignore[attr-defined]  # that simulator, as above
+        say(f"     the DATEX II receiver accepted {sum(d.accepted for d in deltas)} of {len(deltas)} deltaPush(es) from the lane")
 
         say("delta: what changed since the watermark, then the daily deliveries")
         step("sync_all (delta)", lambda: sync_all.execute_in_process(instance=instance, run_config=quiet))

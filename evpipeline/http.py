@@ -338,6 +338,22 @@ class TokenAuth:
         return (self.token, base64.b64encode(self.token.encode()).decode())
 
 
+@dataclass
+class BearerAuth:
+    """A static bearer token (`Authorization: Bearer <token>`), e.g. a receiver's push token."""
+
+    token: str
+
+    def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
+        headers["Authorization"] = f"Bearer {self.token}"
+
+    def refresh(self) -> bool:
+        return False
+
+    def secrets(self) -> Iterable[str]:
+        return (self.token,)
+
+
 class OAuth2Bearer:
     """OAuth2 bearer tokens (password or client-credentials grant), cached until shortly before expiry.
 
@@ -537,7 +553,9 @@ class HttpClient:
         endpoint_class: str | None = None,
     ) -> requests.Response:
         """Send one logical request, retrying transient failures; returns an accepted response.
-        With `allow_redirects=False` a 3xx is not followed: it fails as a ClientError with its status."""
+        With `allow_redirects=False` a 3xx is not followed: it fails as a ClientError with its status.
+        `data` may be a callable returning the body: called per attempt, so a body streamed from a
+        file (an open file object, closed after the attempt) can be sent again on a retry."""
         url = self.url_for(path)
         ok_statuses = frozenset(ok)
         attempt, refreshed = 0, False
@@ -551,19 +569,22 @@ class HttpClient:
             if self.limiter is not None:
                 self.limiter.acquire(priority, endpoint_class)
             retry_after: float | None = None
+            body = data() if callable(data) else data
             try:
                 response = self.session.request(
-                    method, url, params=req_params, headers=req_headers, json=json_body, data=data,
+                    method, url, params=req_params, headers=req_headers, json=json_body, data=body,
                     timeout=timeout or self.timeout, allow_redirects=allow_redirects,
                 )
                 size = len(response.content)  # reads the body now: a truncated stream fails here
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                _close(body, data)
                 self.stats.record(None, 0)
                 reason = type(exc).__name__
                 if attempt >= self.retry.max_attempts:
                     raise TransportError(f"{reason} after retries", api=self.api, method=method, url=safe_url, attempts=attempt) from None
                 self._backoff(attempt, None, f"{reason}", method, safe_url)
                 continue
+            _close(body, data)
             self.stats.record(response.status_code, size)
             status = response.status_code
 
@@ -709,6 +730,12 @@ class HttpClient:
 # Paging, in the spirit of dlt's rest_api paginators: a client declares how its API pages.
 
 Selector = str | Callable[[Any], Any] | None
+
+
+def _close(body: Any, factory: Any) -> None:
+    """Close a body the request opened itself (a callable's file object)."""
+    if callable(factory) and hasattr(body, "close"):
+        body.close()
 
 
 def select_data(body: Any, selector: Selector) -> Any:

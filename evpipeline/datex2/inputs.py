@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,7 +64,7 @@ def _table(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
         con.unregister("_dx_arrow")
 
 
-def _pairs(con: duckdb.DuckDBPyConnection, name: str, table: dict[Any, str | None]) -> None:
+def _pairs(con: duckdb.DuckDBPyConnection, name: str, table: Mapping[Any, str | None]) -> None:
     _table(con, name, pa.table({"k": [str(k) for k in table], "v": list(table.values())}))
 
 
@@ -190,9 +191,9 @@ def opening_hours(hours: dict[str, Any]) -> dict[str, Any]:
     """OCPI Hours in DATEX II terms: `open_all` (OpenAllHours), else the periods of an
     OperatingHoursSpecification: regular hours as recurring periods (one per time span, with its
     weekdays), exceptional openings as extra valid periods, exceptional closings as exceptions."""
-    closings = [{"start_of": _moment(c["period_begin"]), "end_of": _moment(c["period_end"]), "tstart": None, "tend": None, "days": []}
+    closings: list[dict[str, Any]] = [{"start_of": _moment(c["period_begin"]), "end_of": _moment(c["period_end"]), "tstart": None, "tend": None, "days": []}
                 for c in hours.get("exceptional_closings") or []]
-    openings = [{"start_of": _moment(o["period_begin"]), "end_of": _moment(o["period_end"]), "tstart": None, "tend": None, "days": []}
+    openings: list[dict[str, Any]] = [{"start_of": _moment(o["period_begin"]), "end_of": _moment(o["period_end"]), "tstart": None, "tend": None, "days": []}
                 for o in hours.get("exceptional_openings") or []]
     spans: dict[tuple[str, str], list[int]] = {}
     if not hours.get("twentyfourseven"):
@@ -242,7 +243,9 @@ def _create_rates(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, int]:
         FROM mart.tariffs t WHERE NOT t.is_deleted AND (t.type IS NULL OR t.type = 'AD_HOC_PAYMENT')
         ORDER BY t.country_code, t.party_id, t.tariff_id""")
     names = [d[0] for d in cur.description]
-    found, problems, losses = [], [], {}
+    found: list[dict[str, Any]] = []
+    problems: list[dict[str, str]] = []
+    losses: dict[str, int] = {}
     for row in cur.fetchall():
         tariff = dict(zip(names, row, strict=True))
         try:

@@ -198,6 +198,7 @@ class _Survey:
     bumped: list[pa.Table] = field(default_factory=list)  # versions this publication gives that the ledger lacks
     table_version: str = "1"
     table_hash: str = ""
+    digest: Any = field(default_factory=hashlib.md5)  # every object's id and version, and the rates' content
 
 
 _BUMPS = {  # (table attribute, kind, id column, prefix)
@@ -234,6 +235,17 @@ def _define_once(con: duckdb.DuckDBPyConnection, data: ChunkInput, parties: set[
                   WHERE NOT list_contains(CAST($defined AS VARCHAR[]), rate_id) GROUP BY rate_id) GROUP BY point_id) f
         WHERE f.point_id = p.point_id""", {"defined": sorted(rate_ids)})
     rate_ids.update(r for (r,) in con.execute(f"SELECT DISTINCT unnest(rate_ids) FROM {data.points}").fetchall())
+
+
+def _versions_text(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> str:
+    """Every object of the chunk as `kind:id@version`, one per line, in a fixed order."""
+    row = con.execute(f"""
+        SELECT coalesce(string_agg(x, '\n' ORDER BY x), '') FROM (
+            SELECT 'point:' || point_id || '@' || point_version AS x FROM {data.points}
+            UNION ALL SELECT 'station:' || station_id || '@' || station_version FROM {data.stations}
+            UNION ALL SELECT 'site:' || site_id || '@' || site_version FROM {data.sites}
+            UNION ALL SELECT 'hours:' || hours_id || '@' || hours_version FROM {data.sites} WHERE hours_id IS NOT NULL)""").fetchone()
+    return str(row[0]) if row else ""
 
 
 def _unmapped(con: duckdb.DuckDBPyConnection) -> dict[str, Counter[tuple[str, str]]]:
@@ -327,6 +339,7 @@ class Publisher:
             survey.sites += sites
             survey.site_ids += [s for (s,) in self.con.execute(f"SELECT site_id FROM {data.sites} ORDER BY site_no").fetchall()]
             survey.bumped.append(_bumps(self.con, data))
+            survey.digest.update(_versions_text(self.con, data).encode())
             survey.kept.append((sites, ChunkInput(*(self._chunks.keep(t) for t in (data.points, data.stations, data.sites)))))
         survey.rejected = merged(survey.rejected)
         survey.bumped.append(self.con.execute(
@@ -334,6 +347,10 @@ class Publisher:
             "op_changed AS changed_at FROM _dx_orgs WHERE op_bumped "
             "UNION ALL SELECT 'helpdesk', hd_id, hd_hash, CAST(hd_version AS INTEGER), hd_changed FROM _dx_orgs WHERE hd_bumped").fetch_arrow_table())
         self._version_table(survey)
+        survey.digest.update(self.con.execute(
+            "SELECT coalesce(string_agg(op_id || '@' || op_version || ',' || hd_id || '@' || hd_version, '\n' ORDER BY op_id), '') "
+            "|| coalesce((SELECT string_agg(def_json, '\n' ORDER BY rate_id) FROM _dx_rates), '') FROM _dx_orgs").fetchone()[0].encode())  # type: ignore[index]
+        survey.digest.update(f"table:{self.table_id}@{survey.table_version}".encode())
         return survey
 
     @property
@@ -368,6 +385,80 @@ class Publisher:
         schema = pa.schema([("kind", pa.string()), ("object_id", pa.string()), ("content_hash", pa.string()),
                             ("version", pa.int32()), ("changed_at", pa.timestamp("us", tz="UTC"))])
         return pa.concat_tables([t.select(schema.names).cast(schema) for t in self._survey.bumped if t.num_rows] or [schema.empty_table()])
+
+    @property
+    def sites(self) -> int:
+        return self._survey.sites
+
+    def static_digest(self) -> str:
+        """What the static table says, in short: every object's id and version and the rates' content
+        (the same digest: nothing new to push)."""
+        return str(self._survey.digest.hexdigest())
+
+    def held_rows(self) -> pa.Table:
+        """Each published charging point with the versions of it, its station and site, and its rates:
+        what a receiver holds once it accepted this static publication."""
+        parts = [f"""SELECT p.point_id, p.country_code, p.party_id, p.location_id, p.site_id, s.site_version, p.station_id,
+                            st.station_version, p.point_version, p.rate_ids
+                     FROM {data.points} p JOIN {data.stations} st USING (station_id) JOIN {data.sites} s ON s.site_id = p.site_id"""
+                 for _, data in self._survey.kept]
+        if not parts:
+            return pa.table({"point_id": pa.array([], pa.string())})
+        return self.con.execute(" UNION ALL ".join(parts)).fetch_arrow_table()
+
+    def select_held(self, held: str, *, changed_only: bool) -> int:
+        """Choose the charging points a status push carries: those the receiver holds (`held`: a table
+        like `ops.datex2_held`), all of them or (`changed_only`) those whose status or ad hoc price
+        differs from what it holds; returns how many. `write_held` writes them."""
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _dx_send (point_id VARCHAR, site_id VARCHAR, site_version VARCHAR, "
+                         "station_id VARCHAR, station_version VARCHAR, point_version VARCHAR, table_version VARCHAR, status VARCHAR, "
+                         "price_hash VARCHAR, status_time TIMESTAMPTZ, rate_ids VARCHAR[])")
+        diff = "WHERE p.status IS DISTINCT FROM h.status OR ph.price_hash IS DISTINCT FROM h.price_hash" if changed_only else ""
+        for _, data in self._survey.kept:
+            self.con.execute(f"""
+                INSERT INTO _dx_send
+                WITH ph AS (
+                    SELECT p.point_id, md5(string_agg(r.upd_json, '|' ORDER BY r.rate_id)) AS price_hash
+                    FROM {data.points} p, unnest(p.rate_ids) u(rate_id) JOIN {RATES} r USING (rate_id) GROUP BY p.point_id)
+                SELECT p.point_id, h.site_id, h.site_version, h.station_id, h.station_version, h.point_version, h.table_version,
+                       p.status, ph.price_hash,
+                       greatest(p.status_time, h.status_time),  -- a status's lastUpdated never goes back on the receiver
+                       p.rate_ids
+                FROM {data.points} p JOIN {held} h USING (point_id) LEFT JOIN ph USING (point_id) {diff}""")
+        return int(self.con.execute("SELECT count(*) FROM _dx_send").fetchone()[0])  # type: ignore[index]
+
+    def sent(self) -> pa.Table:
+        """The points `select_held` chose: (point_id, status, price_hash, status_time)."""
+        return self.con.execute("SELECT point_id, status, price_hash, status_time FROM _dx_send").fetch_arrow_table()
+
+    def write_held(self, fmt: Format, out: BinaryIO, *, protocol: Protocol, published_at: datetime | None = None) -> PublicationStats:
+        """A status publication (`protocol`) of the points `select_held` chose, nested and versioned as
+        the receiver holds them (its static table may be older than ours)."""
+        when = (published_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        stats = PublicationStats(kind="status", fmt=fmt, published_at=when)
+        self.con.execute("""
+            CREATE OR REPLACE TEMP TABLE _dx_held_points AS
+            SELECT dense_rank() OVER (ORDER BY site_id) AS site_no, * FROM _dx_send;
+            CREATE OR REPLACE TEMP TABLE _dx_held_stations AS
+            SELECT DISTINCT site_no, station_id, station_version FROM _dx_held_points;
+            CREATE OR REPLACE TEMP TABLE _dx_held_sites AS
+            SELECT DISTINCT site_no, site_id, site_version FROM _dx_held_points""")
+        versions_held = self.con.execute("SELECT DISTINCT table_version FROM _dx_send").fetchall()
+        table_version = versions_held[0][0] if len(versions_held) == 1 else self.table_version
+        sites = int(self.con.execute("SELECT count(*) FROM _dx_held_sites").fetchone()[0])  # type: ignore[index]
+        sink = _Counting(out)
+        head, tail = self._status_frame(fmt, when, protocol, table_version)
+        sink.write(head)
+        data = ChunkInput("_dx_held_points", "_dx_held_stations", "_dx_held_sites")
+        for first in range(1, sites + 1, SITES_PER_QUERY):
+            for fragment, stations, points, _ in _batches(self.con, _status_sql(self.doc, fmt, data, first, first + SITES_PER_QUERY - 1)):
+                stats.stations += stations
+                stats.points += int(points)
+                sink.write((fragment if fmt == "xml" or not stats.sites else "," + fragment) + "\n")
+                stats.sites += 1
+        sink.write(tail)
+        stats.bytes = sink.bytes
+        return stats
 
     def write(self, kind: Kind, fmt: Format, out: BinaryIO, *, published_at: datetime | None = None) -> PublicationStats:
         """Stream one document into `out`; `published_at` (publicationTime: when it was created)
@@ -424,9 +515,11 @@ class Publisher:
                 f"<egi:energyInfrastructureTable id={quoteattr(self.table_id)} version={quoteattr(self.table_version)}>\n")
         return head, "</egi:energyInfrastructureTable></d2:payload>\n"
 
-    def _status_frame(self, fmt: Format, when: datetime, protocol: Protocol = "snapshotPush") -> tuple[str, str]:
+    def _status_frame(self, fmt: Format, when: datetime, protocol: Protocol = "snapshotPush",
+                      table_version: str | None = None) -> tuple[str, str]:
         stamp = when.strftime(TS)
-        reference = {"targetClass": "EnergyInfrastructureTable", "idG": self.table_id, "versionG": self.table_version}
+        table_version = table_version or self.table_version
+        reference = {"targetClass": "EnergyInfrastructureTable", "idG": self.table_id, "versionG": table_version}
         exchange = {
             "exchangeContext": {"codedExchangeProtocol": {"value": protocol}, "exchangeSpecificationVersion": EXCHANGE_SPECIFICATION,
                                 "supplierOrCisRequester": {"name": self.creator.national_identifier}},
@@ -438,15 +531,17 @@ class Publisher:
             head = ('{"messageContainer":{"payload":[' + json.dumps(_payload_g())[:-1] + ',"aegiEnergyInfrastructureStatusPublication":'
                     + json.dumps(publication)[:-1] + ',"energyInfrastructureSiteStatus":[\n')
             return head, ']}}],"exchangeInformation":' + json.dumps(exchange) + "}}\n"
-        declarations = " ".join(f'xmlns:{p}="{u}"' for p, u in XML_NAMESPACES.items() if p in ("com", "xsi", "afir"))
+        # No XSD exists for the status publication: its XML mirrors the profile's JSON (encoding.py).
+        declarations = " ".join(f'xmlns:{p}="{u}"' for p, u in XML_NAMESPACES.items() if p in ("com", "afir"))
         head = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                f"<afir:messageContainer {declarations}>"
-                f'<afir:payload xsi:type="afir:EnergyInfrastructureStatusPublication" lang="{self.lang}"'
-                f' modelBaseVersion="{rules.MODEL_BASE_VERSION}" profileName="{rules.PROFILE_NAME}" profileVersion="{rules.PROFILE_VERSION}">'
+                f"<afir:messageContainer {declarations}><afir:payload>"
+                f"<afir:modelBaseVersionG>{rules.MODEL_BASE_VERSION}</afir:modelBaseVersionG>"
+                f"<afir:profileNameG>{rules.PROFILE_NAME}</afir:profileNameG><afir:profileVersionG>{rules.PROFILE_VERSION}</afir:profileVersionG>"
+                f"<afir:aegiEnergyInfrastructureStatusPublication><afir:lang>{self.lang}</afir:lang>"
                 f"<afir:publicationTime>{stamp}</afir:publicationTime>"
-                f'<afir:tableReference targetClass="EnergyInfrastructureTable" id={quoteattr(self.table_id)} version={quoteattr(self.table_version)}/>'
+                f'<afir:tableReference targetClass="EnergyInfrastructureTable" id={quoteattr(self.table_id)} version={quoteattr(table_version)}/>'
                 f"{_xml_creator('afir', self._creator())}{_xml_header(self._header())}\n")
-        tail = ("</afir:payload><afir:exchangeInformation><afir:exchangeContext>"
+        tail = ("</afir:aegiEnergyInfrastructureStatusPublication></afir:payload><afir:exchangeInformation><afir:exchangeContext>"
                 f"<afir:codedExchangeProtocol>{protocol}</afir:codedExchangeProtocol>"
                 f"<afir:exchangeSpecificationVersion>{EXCHANGE_SPECIFICATION}</afir:exchangeSpecificationVersion>"
                 f"<afir:supplierOrCisRequester><afir:name>{escape(self.creator.national_identifier)}</afir:name></afir:supplierOrCisRequester>"

@@ -1,22 +1,22 @@
-"""Mapping rules from our OCPI-shaped model (`mart`) into DATEX II 3.7 terms: small tables, nothing guessed.
+"""Mapping rules from our OCPI-shaped model (`mart`) into the AFIR DATEX II profile's terms: small
+tables, nothing guessed.
 
 Every DATEX II value written comes from one of these tables, and every table's right-hand side is a
-value of the schema's own enumeration (checked against the vendored schema in the tests). A model value
-with no rule is never invented: for a mandatory element (connectorType) the object is rejected; for an
-optional one the element is left out and the value is counted in `PublicationStats.unmapped`
-(field, value, rows). `None` on the right-hand side is an explicit rule: "there is no DATEX II
-equivalent; omit it" (still reported).
+value of the profile's own enumeration, which is also DATEX II 3.7's where 3.7 has the element
+(both checked against the schemas in the tests). A model value with no rule is never invented: for a
+mandatory element (connectorType) the object is rejected; for an optional one the element is left
+out and the value is counted in `PublicationStats.unmapped` (field, value, rows). `None` on the
+right-hand side is an explicit rule: "there is no DATEX II equivalent; omit it" (still reported).
 
-Schema: DATEX II 3.7 energyInfrastructure (CEN/TS 16157-10:2022), AFIR profile "Afir Energy
-Infrastructure" 01-00-00.
+Profile: "AFIR Energy Infrastructure" 01-00-00 (Mobilithek, revision 2 of April 2026), on DATEX II
+3 (CEN/TS 16157-10:2022).
 """
 
 from __future__ import annotations
 
-PROFILE_NAME = "Afir Energy Infrastructure"
+PROFILE_NAME = "AFIR Energy Infrastructure"
 PROFILE_VERSION = "01-00-00"
 MODEL_BASE_VERSION = "3"
-SCHEMA_VERSION = "3.7"
 
 # OCPI ConnectorType -> DATEX II ConnectorTypeEnum. OCPI types DATEX II 3.7 has no value for (China's
 # GB/T and ChaoJi, North-American NEMA sockets) map to the schema's own `other`: the connector is
@@ -81,10 +81,7 @@ def current(power_type: str | None) -> str | None:
     return "DC" if power_type == "DC" else "AC" if power_type.startswith("AC_") else None
 
 
-# OCPI EVSE Status -> refill point status, in the vocabulary of the DATEX II energyInfrastructure
-# RefillPointStatusEnum (AFIR realtime profile). The 3.7 schema set we publish against has no status
-# publication, so the status publication carries this value in the refill point's extension
-# (`_refillPointExtension` / `egiRefillPointExtensionG`, open by schema) — see publication.py.
+# OCPI EVSE Status -> the profile's RefillPointStatusEnum (ElectricChargingPointStatus.status).
 REFILL_POINT_STATUS_VALUES = (
     "available", "blocked", "charging", "faulted", "inoperative", "occupied", "outOfOrder",
     "outOfStock", "planned", "removed", "reserved", "unavailable", "unknown",
@@ -121,24 +118,12 @@ AUTHENTICATION_METHODS: dict[str, str | None] = {
     "UNLOCK_CAPABLE": None,
 }
 
-# OCPI EnergySourceCategory -> DATEX II ElectricEnergySourceTypeEnum.
-ENERGY_SOURCES: dict[str, str] = {
-    "NUCLEAR": "nuclear",
-    "GENERAL_FOSSIL": "generalFossil",
-    "COAL": "coal",
-    "GAS": "gas",
-    "GENERAL_GREEN": "generalGreen",
-    "SOLAR": "solar",
-    "WIND": "wind",
-    "WATER": "water",
-}
-
 # OCPI RegularHours.weekday (1 = Monday) -> DATEX II DayEnum.
 WEEKDAYS: dict[int, str] = {
     1: "monday", 2: "tuesday", 3: "wednesday", 4: "thursday", 5: "friday", 6: "saturday", 7: "sunday",
 }  # fmt: skip
 
-# Opening-hours shapes of OCPI Hours -> the DATEX II OperatingHours subtype written:
+# Opening hours (OCPI Hours -> DATEX II OperatingHours, `inputs.opening_hours`):
 #   twentyfourseven, no exceptional closings      -> OpenAllHours
 #   twentyfourseven with exceptional closings     -> OperatingHoursSpecification, no validPeriod
 #                                                    (open throughout), closings as exceptionPeriod
@@ -146,10 +131,9 @@ WEEKDAYS: dict[int, str] = {
 #                                                    per (period_begin, period_end) with its weekdays;
 #                                                    openings as extra validPeriods, closings as
 #                                                    exceptionPeriods
-# Regular hours are local time at the location (OCPI); DATEX II Time without an offset is local too.
-# The IANA time_zone is not written: FacilityLocation.timeZone only allows a fixed UTC offset, which
-# would be wrong for half of the year under daylight saving time.
-OPENING_HOURS_SHAPES = ("open_all_hours", "open_all_hours_with_closings", "regular_hours", "regular_hours_with_exceptions")
+# Regular hours are local time at the location (OCPI), written with the profile's technical `Z`
+# ("no semantic significance", its annotated example). The time zone is the FacilityLocation's
+# `timeZone`: the zone's standard UTC offset (ISO 8601 takes a fixed offset).
 
 # ISO 3166 alpha-3 (mart.locations.country) -> alpha-2 (DATEX II CountryCode): EU/EEA, the UK,
 # Switzerland and the other countries our sources cover. A country without a rule leaves the

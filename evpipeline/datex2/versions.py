@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import duckdb
+import pyarrow as pa
 
 from evpipeline.warehouse import Migration, Writer, register
 
@@ -94,25 +95,25 @@ def versioned(con: duckdb.DuckDBPyConnection, table: str, kind: str, id_column: 
                     UPDATE {table} SET {prefix}_updated = strftime(timezone('UTC', {prefix}_changed), '%Y-%m-%dT%H:%M:%SZ')""")
 
 
-def record(writer: Writer, rows: list[tuple[str, str, str, int, object]]) -> int:
-    """Record published versions (kind, object_id, content_hash, version, changed_at) that the ledger
-    does not hold yet, in the writer's transaction; returns how many changed."""
-    if not rows:
+def record(writer: Writer, published: pa.Table) -> int:
+    """Record the versions a publication gave (`Publisher.version_changes`: kind, object_id,
+    content_hash, version, changed_at) in the writer's transaction; returns how many changed. Only
+    forward: a publication that read an older state never takes a version back."""
+    if not published.num_rows:
         return 0
     con = writer.con
-    con.execute("CREATE OR REPLACE TEMP TABLE _dx_published (kind VARCHAR, object_id VARCHAR, content_hash VARCHAR, "
-                "version INTEGER, changed_at TIMESTAMPTZ)")
-    con.executemany("INSERT INTO _dx_published VALUES (?, ?, ?, ?, ?)", rows)
-    changed = con.execute(f"""
-        SELECT count(*) FROM _dx_published p LEFT JOIN {LEDGER} l USING (kind, object_id)
-        WHERE l.version IS NULL OR l.version < p.version""").fetchone()
-    # Only forward: a publication that read an older state never takes a version back.
-    con.execute(f"""
-        MERGE INTO {LEDGER} l USING (SELECT *, now() AS recorded_at FROM _dx_published) p
-        ON l.kind = p.kind AND l.object_id = p.object_id
-        WHEN MATCHED AND p.version > l.version THEN UPDATE SET content_hash = p.content_hash, version = p.version,
-             changed_at = p.changed_at, recorded_at = p.recorded_at
-        WHEN NOT MATCHED THEN INSERT (kind, object_id, content_hash, version, changed_at, recorded_at)
-             VALUES (p.kind, p.object_id, p.content_hash, p.version, p.changed_at, p.recorded_at)""")
-    con.execute("DROP TABLE _dx_published")
+    con.register("_dx_published", published)
+    try:
+        changed = con.execute(f"""
+            SELECT count(*) FROM _dx_published p LEFT JOIN {LEDGER} l USING (kind, object_id)
+            WHERE l.version IS NULL OR l.version < p.version""").fetchone()
+        con.execute(f"""
+            MERGE INTO {LEDGER} l USING (SELECT *, now() AS recorded_at FROM _dx_published) p
+            ON l.kind = p.kind AND l.object_id = p.object_id
+            WHEN MATCHED AND p.version > l.version THEN UPDATE SET content_hash = p.content_hash, version = p.version,
+                 changed_at = p.changed_at, recorded_at = p.recorded_at
+            WHEN NOT MATCHED THEN INSERT (kind, object_id, content_hash, version, changed_at, recorded_at)
+                 VALUES (p.kind, p.object_id, p.content_hash, p.version, p.changed_at, p.recorded_at)""")
+    finally:
+        con.unregister("_dx_published")
     return int(changed[0]) if changed else 0

@@ -9,6 +9,7 @@ materializations of the source tables, the `mart` tables and `ndw/live` that the
 alive (no fresh heartbeat) and a successor a minute before the current one's deadline.
 """
 
+import statistics
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,12 +19,15 @@ from pydantic import Field
 
 from evpipeline import catalog, settings
 from evpipeline.catalog import TABLE_NAME
+from evpipeline.datex2.assets import LIVE_KEY as DATEX2_LIVE_KEY
+from evpipeline.datex2.delivery import Datex2Lane
 from evpipeline.lane.cycle import Lane
 from evpipeline.lane.feeds import Feed, discover, required_resources
 from evpipeline.lane.service import Window, lane_dir, read_heartbeat, run_lane
 from evpipeline.model.assets import mart_results
 from evpipeline.model.build import MartBuild
 from evpipeline.model.keys import MART_KEYS
+from evpipeline.ndw.export import nap_countries
 from evpipeline.sync import markdown_preview
 from evpipeline.warehouse import MergeCounts, WarehouseResource
 
@@ -97,6 +101,22 @@ def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterializati
             if table in total.counts and total.counts[table].changed:
                 yield dg.AssetMaterialization(key, metadata={**via, "builds": len(builds), "dagster/table_name": table, **metadata})
     yield from _live_events(window, via)
+    yield from _datex2_events(window, via)
+
+
+def _datex2_events(window: Window, via: dict[str, str]) -> Iterator[dg.AssetMaterialization]:
+    """`datex2/live` once per window with deltas: what the receiver was sent and how late."""
+    deliveries = [c.datex2.delivery for c in window.cycles if c.datex2 is not None and c.datex2.delivery is not None]
+    if not deliveries:
+        return
+    lags = sorted(d.lag_seconds for d in deliveries if d.lag_seconds is not None and d.outcome.ok)
+    yield dg.AssetMaterialization(DATEX2_LIVE_KEY, metadata={
+        **via, "delta_pushes": len(deliveries), "accepted": sum(1 for d in deliveries if d.outcome.ok),
+        "points": sum(d.stats.points for d in deliveries if d.stats is not None),
+        **({"max_lag_seconds": round(lags[-1], 3), "p50_lag_seconds": round(statistics.median(lags), 3)} if lags else {}),
+        "not_accepted": dg.MetadataValue.json([f"{d.outcome.outcome}: {d.outcome.message[:200]}"
+                                               for d in deliveries if not d.outcome.ok][:5]),
+    })
 
 
 def _live_events(window: Window, via: dict[str, str]) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
@@ -155,12 +175,13 @@ def with_tables(warehouse: WarehouseResource, events: list[dg.AssetMaterializati
                                                 metadata={**event.metadata, **facts[table]})
 
 
-@dg.op(required_resource_keys={"warehouse", "ndw", *required_resources()}, tags={"kind": "python"})
+@dg.op(required_resource_keys={"warehouse", "ndw", "datex2", *required_resources()}, tags={"kind": "python"})
 def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[dict[str, Any]]:
     """Feeds -> incremental mart -> NDW pushes, cycle after cycle, until the deadline."""
-    resources = {key: getattr(context.resources, key) for key in ("warehouse", "ndw", *required_resources())}
+    resources = {key: getattr(context.resources, key) for key in ("warehouse", "ndw", "datex2", *required_resources())}
     feeds = discover(resources)
-    lane = Lane(resources["warehouse"], resources["ndw"], feeds)
+    datex2 = Datex2Lane(resources["warehouse"], resources["datex2"], nap_countries())
+    lane = Lane(resources["warehouse"], resources["ndw"], feeds, datex2=datex2)
 
     def report(window: Window) -> None:
         events = list(_events(window, feeds))

@@ -9,6 +9,9 @@
    prices) and of locations whose static content changed (tariff_ids included). The cursor
    advances, in the transaction that records the pushes, only when every push was answered;
    otherwise the same scope is diffed again next cycle (after a backoff), so nothing is skipped.
+4. **DATEX II**: the same changes, as one `deltaPush` status publication of the charging points
+   whose status or ad hoc price differs from what the DATEX II receiver holds
+   (`evpipeline.datex2.delivery.Datex2Lane`, its own cursor datex2/lane, the same guarantees).
 
 When nothing arrived and the warehouse files did not change since the lane last looked, a cycle
 opens no DuckDB connection at all: an idle lane costs a few `stat` calls.
@@ -24,6 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from evpipeline.datex2.delivery import Datex2Lane, LaneDelta
 from evpipeline.lane.feeds import Feed, FeedReport
 from evpipeline.model.build import MartBuild, build_mart
 from evpipeline.model.tables import CONNECTORS, EVSES, LOCATIONS, TARIFFS
@@ -70,6 +74,7 @@ class CycleReport:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (step, message)
     mart: MartBuild | None = None
     push: PushReport | None = None
+    datex2: LaneDelta | None = None
     seconds: float = 0.0
     touched_warehouse: bool = False
     steps: dict[str, float] = field(default_factory=dict)  # seconds per step (feeds by name, mart, push)
@@ -110,8 +115,9 @@ class Lane:
     """The feeds, the model and the push: what one cycle does, whoever hosts the loop."""
 
     def __init__(self, warehouse: WarehouseResource, ndw: NdwPushResource, feeds: list[Feed], *,
-                 max_pushes_per_cycle: int = 500, recheck_seconds: float = 30.0, overlap: timedelta = OVERLAP) -> None:
-        self.warehouse, self.ndw, self.feeds, self.overlap = warehouse, ndw, feeds, overlap
+                 datex2: Datex2Lane | None = None, max_pushes_per_cycle: int = 500, recheck_seconds: float = 30.0,
+                 overlap: timedelta = OVERLAP) -> None:
+        self.warehouse, self.ndw, self.feeds, self.overlap, self.datex2 = warehouse, ndw, feeds, overlap, datex2
         self.max_pushes_per_cycle = max_pushes_per_cycle
         self.recheck_seconds = recheck_seconds  # look at DuckDB at least this often even when nothing moved
         # A DuckLake has no local file to watch (its catalog may be PostgreSQL): the lane looks every cycle.
@@ -154,10 +160,23 @@ class Lane:
             except Exception as exc:
                 report.errors.append(("model/push", f"{type(exc).__name__}: {exc}"))
                 logger.error("lane: model or push step failed: %s", exc)
+            if self.datex2 is not None:
+                try:  # NDW's pushes never wait for the DATEX II receiver, nor the other way round
+                    started = time.perf_counter()
+                    newest = self._newest()
+                    report.datex2 = self.datex2.cycle(run_id, newest)
+                    report.steps["datex2"] = time.perf_counter() - started
+                except Exception as exc:
+                    report.errors.append(("datex2", f"{type(exc).__name__}: {exc}"))
+                    logger.error("lane: DATEX II step failed: %s", exc)
             self.watch.remember()
         report.seconds = time.time() - report.started
         report.in_sync = not report.errors and self._push_failures == 0
         return report
+
+    def _newest(self) -> datetime | None:
+        with self.warehouse.get_connection() as con:
+            return mart_newest(con)
 
     # -- push -------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ changed since the last one, per table:
 - `append` (`APPEND`: logs with a time column, trimmed by retention): one file per day; days the
   warehouse no longer holds are dropped, a partly trimmed day is rewritten.
 - `replace` (anything else, small): rewritten whenever a fingerprint of its contents changes.
-- not published (`SKIP`): the push client's mirror of NDW, `ops.ndw_pushed`.
+- not published (`SKIP`): the push clients' mirrors of NDW and the DATEX II receiver.
 
 `manifest.json` records what is published. Order of a publication: new Parquet files (fresh names,
 never reused), the manifest, then the catalog, each swapped in with `os.replace`. A crash at any
@@ -49,11 +49,13 @@ APPEND = {
     "ops.status_history": "recorded_at",
     "ops.runs": "committed_at",
     "ops.ndw_pushes": "pushed_at",
+    "ops.datex2_pushes": "pushed_at",
     "tomtom.availability_snapshots": "_ingested_at",
 }
-# Not published: the push client's mirror of what NDW holds (a row per exported EVSE, rewritten by
-# every PATCH, so republishing it would cost the fleet each time); BI reads the log, ops.ndw_pushes.
-SKIP = {"ops.ndw_pushed"}
+# Not published: the push clients' mirrors of what NDW and the DATEX II receiver hold (a row per
+# published EVSE, rewritten by every status push, so republishing them would cost the fleet each
+# time); BI reads the logs, ops.ndw_pushes and ops.datex2_pushes.
+SKIP = {"ops.ndw_pushed", "ops.datex2_held"}
 MERGE_COLUMNS = ("_ingested_at", "_observed_at", "_row_hash")
 # The merge stamps `_ingested_at` on every change but one: the same content seen again later only
 # moves `_observed_at` forward. Both make a row part of the next delta.

@@ -9,6 +9,8 @@ import dagster as dg
 from pydantic import Field
 
 from evpipeline import settings
+from evpipeline.datex2 import versions
+from evpipeline.datex2.client import Datex2PushResource
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.ndw.datex2_export import write_publications
 from evpipeline.ndw.export import OcpiExport, build_export, nap_countries, write_export
@@ -127,13 +129,15 @@ def datex2_root(config: Datex2ExportConfig) -> Path:
     check_specs=[dg.AssetCheckSpec("rejections", asset=DATEX2_KEY, description="Objects left out of the DATEX II publications")],
 )
 def ndw_datex2_export(
-    context: dg.AssetExecutionContext, config: Datex2ExportConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, config: Datex2ExportConfig, warehouse: WarehouseResource, datex2: Datex2PushResource
 ) -> dg.MaterializeResult:
-    """Daily DATEX II 3.7 static and status publications (XML and JSON) of the objects sent to NDW as OCPI."""
+    """Daily AFIR DATEX II static and status publications (profile JSON, DATEX II 3.7 XML) of the objects sent to NDW as OCPI."""
     partition = context.partition_key
     with reading(warehouse, cutoff=cutoff(partition)) as read:
         published = write_publications(read.con, datex2_root(config) / partition, countries=nap_countries(),
-                                       partition=partition, warehouse_snapshot=read.snapshot)
+                                       creator=datex2.creator(), partition=partition, warehouse_snapshot=read.snapshot)
+    with warehouse.writer("datex2", context.run.run_id) as writer:  # the versions this publication gave
+        versions.record(writer, published.version_changes)
     rows = [{k: ("; ".join(v) if isinstance(v, list) else v) for k, v in r.items()} for r in published.rejections]
     return _delivered(published.directory, published.body, rows, published.candidates, config.max_rejected_ratio)
 

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from evpipeline.ndw.export import OcpiExport, build_export
+from evpipeline.datex2.publication import Creator
+from evpipeline.ndw.export import OcpiExport, build_export, nap_countries
 
 # One logger name for the whole pull server, as before the split: operators filter on it.
 log = logging.getLogger("evpipeline.ndw.server")
@@ -144,9 +145,11 @@ def snapshot_path(data_dir: str | Path | None = None) -> Path:
     return snapshot_dir(settings.warehouse_path()) / SNAPSHOT_NAME
 
 
-def load_snapshot(path: Path, publish_into: Path | None = None) -> OcpiExport:
+def load_snapshot(path: Path, publish_into: Path | None = None, *, countries: list[str] | None = None,
+                  creator: Creator | None = None) -> OcpiExport:
     """`build_export` on a read-only connection to the snapshot (UTC, as the daily export); with
-    `publish_into`, the DATEX II publications of the same connection are written there too."""
+    `publish_into` (and the publication `creator`), the DATEX II publications of the same connection
+    are written there too (versions as the ledger in the snapshot gives them: a reader records none)."""
     from evpipeline.warehouse.resource import attach
 
     # Not warehouse.connect(): it retries for minutes on IOException to wait out a writer's lock,
@@ -157,11 +160,11 @@ def load_snapshot(path: Path, publish_into: Path | None = None) -> OcpiExport:
     try:
         con.execute("SET TimeZone = 'UTC'")
         export = build_export(con)
-        if publish_into is not None:
+        if publish_into is not None and creator is not None:
             from evpipeline.ndw.datex2_export import write_publications
 
             try:
-                write_publications(con, publish_into)
+                write_publications(con, publish_into, countries=countries or nap_countries(), creator=creator)
             except Exception:  # the OCPI data still loads; the DATEX II routes answer 503 for this version
                 log.exception("OCPI pull server: DATEX II publications of snapshot %s failed", path)
                 shutil.rmtree(publish_into, ignore_errors=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from evpipeline.datex2.publication import Creator
 from evpipeline.ndw.datex2_export import write_publications
 from evpipeline.ndw.export import build_export, nap_countries, write_export
 from evpipeline.warehouse import WarehouseResource
@@ -58,9 +60,11 @@ def rebuild_partition(warehouse: WarehouseResource, partition: str, *, ocpi_root
         with reading(warehouse, snapshot=snapshot) as read:
             if name == "ndw":
                 write_export(build_export(read.con), target, partition, warehouse_snapshot=snapshot)
-            else:
-                write_publications(read.con, target, countries=nap_countries(), partition=partition,
-                                   warehouse_snapshot=snapshot)
+            else:  # as published: same creator, same publicationTime (the manifest's)
+                manifest = json.loads((original / MANIFEST).read_text())
+                write_publications(read.con, target, countries=manifest.get("countries") or nap_countries(),
+                                   creator=Creator.parse(manifest["publication_creator"]), partition=partition,
+                                   warehouse_snapshot=snapshot, published_at=datetime.fromisoformat(manifest["generated_at"].replace("Z", "+00:00")))
         result = Rebuilt(name, original, target, snapshot)
         for path in sorted(p for p in original.iterdir() if p.is_file()):
             copy = target / path.name

@@ -27,6 +27,7 @@ and `pull_auth` (Token / OAuth2 JWT, the token endpoint, request-id echo).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -47,11 +48,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from evpipeline.datex2.publication import Creator
 from evpipeline.ndw.datex2_export import CONTENT_TYPES, DATEX_VERSION, REJECTIONS, document_name
+from evpipeline.ndw.export import nap_countries
 from evpipeline.ndw.pull_auth import TOKEN_PATH, OcpiMiddleware, token_endpoint
 from evpipeline.ndw.pull_paging import BadParameter, dumps, ocpi_error, ocpi_response, parse_page_query
 from evpipeline.ndw.pull_settings import DEFAULT_PAGE_CAP, OcpiServerSettings
-from evpipeline.ndw.pull_snapshot import SnapshotStore, snapshot_path
+from evpipeline.ndw.pull_snapshot import SnapshotStore, load_snapshot, snapshot_path
 
 log = logging.getLogger(__name__)
 
@@ -232,5 +235,9 @@ def app_from_env(data_dir: str | Path | None = None, *, page_cap: int = DEFAULT_
     if development:  # the simulators' values guard nothing; say so once, without printing them
         log.warning("OCPI pull server: %s hold the development values; set your own", ", ".join(development))
     snapshot = snapshot_path(data_dir)
+    creator = settings.get("DATEX2_PUBLICATION_CREATOR")
+    if not creator:  # the DATEX II routes then answer 404 (the OCPI ones serve as ever)
+        return create_ocpi_app(SnapshotStore(snapshot), config)
     # One DATEX II set per served version, next to the snapshot it was built from.
-    return create_ocpi_app(SnapshotStore(snapshot, publications=snapshot.parent / "datex2"), config)
+    loader = functools.partial(load_snapshot, countries=nap_countries(), creator=Creator.parse(creator))
+    return create_ocpi_app(SnapshotStore(snapshot, publications=snapshot.parent / "datex2", loader=loader), config)
