@@ -24,7 +24,8 @@ def build(warehouse: WarehouseResource) -> Any:
 def test_rule_tables_use_closed_ocpi_values() -> None:
     assert set(rules.ZAPTEC_OPERATION_MODES.values()) <= set(rules.OCPI_VALUES["status"])
     assert {s for s, _, _ in rules.ZAPTEC_MODELS.values()} <= set(rules.OCPI_VALUES["standard"])
-    assert set(rules.ZAPTEC_NETWORKS.values()) <= set(rules.OCPI_VALUES["power_type"])
+    assert {phases for phases, _ in rules.ZAPTEC_NETWORKS.values()} <= set(rules.ZAPTEC_POWER_TYPES)
+    assert set(rules.ZAPTEC_POWER_TYPES.values()) <= set(rules.OCPI_VALUES["power_type"])
 
 
 def test_installations_chargers_and_statuses_map_by_rule(clock: SimClock, warehouse: WarehouseResource, tmp_path: Any) -> None:
@@ -53,13 +54,17 @@ def test_installations_chargers_and_statuses_map_by_rule(clock: SimClock, wareho
                 want = "UNKNOWN" if mode is None else rules.ZAPTEC_OPERATION_MODES.get(mode, "UNKNOWN")
                 assert status == want or status in ("INOPERATIVE", "REMOVED")
         assert not any(models[c] in rules.ZAPTEC_NOT_CHARGERS for c in evses)  # meters are not EVSEs
-        for amps, phases, watts, power_type in query(warehouse, """
-                SELECT c.max_amperage, s.max_phases, c.max_electric_power, c.power_type FROM mart.connectors c
+        for amps, volts, max_phases, network, watts, power_type in query(warehouse, """
+                SELECT c.max_amperage, c.max_voltage, s.max_phases, i.network_type, c.max_electric_power, c.power_type
+                FROM mart.connectors c JOIN zaptec.installations i ON i.installation_id = c.location_id
                 LEFT JOIN (SELECT charger_id, max(value_number) FILTER (WHERE state_id = 520) AS max_phases
                            FROM zaptec.charger_states GROUP BY 1) s ON s.charger_id = c.evse_uid
                 WHERE c.source = 'zaptec'"""):
-            phase_count = phases or {"AC_3_PHASE": 3, "AC_1_PHASE": 1}[power_type]
-            assert watts == 230 * amps * phase_count
+            grid_phases, phase_volts = rules.ZAPTEC_NETWORKS[network]
+            phases = min(grid_phases, int(max_phases or grid_phases))  # the charger never uses more than the grid brings
+            per_phase = rules.ZAPTEC_SINGLE_PHASE_VOLTS if phases == 1 else phase_volts
+            assert power_type == rules.ZAPTEC_POWER_TYPES[phases]
+            assert watts == round(phases * per_phase * amps) <= phases * volts * amps
         assert result.unmapped.empty or set(result.unmapped["source"]) <= {"zaptec", "evroam", "greenflux"}
 
         # A charger going offline reads UNKNOWN (OCPI's "no information"), not its last mode.
