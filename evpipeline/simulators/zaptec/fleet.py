@@ -41,6 +41,9 @@ ZONE_NAMES = {
     "Europe/Berlin": "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna",
     "Europe/London": "(UTC+00:00) Dublin, Edinburgh, Lisbon, London",
 }
+# The fleet account's Dutch installations are all in West-Nederland (NUTS-1 NL3), as the CPO's
+# operator entry in the reference data states; Norway is one NUTS-1 region anyway.
+NUTS1_REGIONS = {"NLD": "NL3"}
 HOME_NAMES = {"NOR": ["Hjemme", "Hjemme", "Hjemme", "Hytta", "Hjem"], "NLD": ["Thuis", "Thuis", "Huis", "Woning"]}
 HOME_CHARGERS = {"NOR": ["Garasje", "Carport", "Innkjørsel", "Zaptec Go"], "NLD": ["Oprit", "Carport", "Garage", "Zaptec Go"]}
 BUSINESSES = {
@@ -157,7 +160,7 @@ class ZaptecFleet(ZaptecBus):
         self, rng: random.Random, country: str, public: bool, size: int, *, time_zone: str | None = None
     ) -> Installation:
         now = self.clock.now()
-        place = random_place(rng, country, spread_km=15)
+        place = random_place(rng, country, spread_km=15, region=NUTS1_REGIONS.get(country))
         iid = det_uuid(rng)
         created = now - timedelta(days=rng.randint(30, 1500), seconds=rng.randint(0, 86399), milliseconds=rng.randint(0, 999))
         tz_name, tz_iana = TIME_ZONES[country]
