@@ -16,6 +16,7 @@ from typing import get_args
 import duckdb
 import pandas as pd
 
+from evpipeline.model import nuts
 from evpipeline.ocpi import definition as ocpi
 
 # EVRoam connectorType -> (OCPI standard, OCPI format). Tethered = cable attached to the charger.
@@ -136,6 +137,7 @@ def rule_frames() -> dict[str, pd.DataFrame]:
                                         ["value", "phases", "phase_volts", "single_phase_volts"]),
         "rules_zaptec_power_types": _frame(list(ZAPTEC_POWER_TYPES.items()), ["phases", "power_type"]),
         "rules_greenflux_parking": _frame(list(GREENFLUX_PARKING_TYPES.items()), ["value", "parking_type"]),
+        "rules_nuts_countries": nuts.frame(),
     }
 
 

@@ -10,6 +10,8 @@
   power_type from them; volts per phase from the grid (230, or 230 / sqrt(3) on an IT grid's three
   phases); amperage the charger's ChargerMaxCurrent (510) observation, else the model's rating;
   power = phases x volts x amperage.
+- A charger is one charging station with one EVSE (`station_id` = the charger); its DeviceId (the serial
+  printed on it, e.g. ZPR123456) is the id part of the eMI3 EVSE id derived from the CPO's operator id.
 - Zaptec's API has no opening hours, energy mix or tariffs: those stay empty (the NDW export lists
   such locations as rejected with that reason instead of inventing them).
 """
@@ -43,6 +45,7 @@ def locations(scope: Scope) -> str:
            CAST(NULL AS JSON) AS suboperator,
            CAST(NULL AS JSON) AS owner,
            CAST(NULL AS JSON) AS images,
+           CAST(NULL AS VARCHAR) AS nuts_code,
            'zaptec' AS source, i.installation_id AS source_id, i.last_updated AS source_last_updated,
            i.last_updated, i.is_deleted OR NOT coalesce(i.active, true) AS is_deleted
     FROM ({_installations(scope)}) i
@@ -96,6 +99,8 @@ def evses(scope: Scope) -> str:
            CAST(NULL AS JSON) AS parking_restrictions,
            CAST(NULL AS JSON) AS directions,
            CAST(NULL AS JSON) AS images,
+           c.charger_id AS station_id,
+           c.device_id AS point_ref,
            'zaptec' AS source, c.charger_id AS source_id,
            greatest(c.last_updated, c.operation_mode_since) AS source_last_updated,
            greatest(c.last_updated, c.operation_mode_since) AS last_updated,
