@@ -142,6 +142,10 @@ def test_nuts_code_from_a_rule_then_the_operator_entry_then_a_single_region_coun
     clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _zaptec(clock, warehouse, tmp_path)
+    with running(GreenFluxSimulator(scale=0.05, clock=clock, token=TOKEN, seed=3)) as gfx:
+        abroad = next(loc["id"] for loc in gfx.locations() if loc["cpo_id"] == "NLALF")
+        gfx.edit_location(abroad, country="LUX")  # a Dutch CPO's location in Luxembourg
+        greenflux_sync(greenflux_resource(gfx), warehouse)
     [first, *others] = [r[0] for r in query(warehouse, "SELECT installation_id FROM zaptec.installations "
                                                        "WHERE country = 'NLD' ORDER BY installation_id")]
     assert others and query(warehouse, "SELECT count(*) FROM zaptec.installations WHERE country = 'NOR'")[0][0] > 0
@@ -152,11 +156,15 @@ def test_nuts_code_from_a_rule_then_the_operator_entry_then_a_single_region_coun
     load(warehouse, write(tmp_path, document), monkeypatch)
     build(warehouse)
 
-    def nuts() -> dict[str, tuple[str | None, str | None]]:
+    def nuts(source: str = "zaptec") -> dict[str, tuple[str | None, str | None]]:
         rows = query(warehouse, "SELECT location_id, nuts_code, reference_fields->>'nuts_code' FROM mart.locations "
-                                "WHERE source = 'zaptec'")
+                                "WHERE source = ?", [source])
         return {location: (code, lineage) for location, code, lineage in rows}
 
+    alfa = dict(query(warehouse, "SELECT location_id, party_id FROM mart.locations WHERE source = 'greenflux'"))
+    greenflux = nuts("greenflux")
+    assert greenflux.pop(abroad) == ("LU0", "nuts-single-region/LUX")  # the entry's NL3 is no region of Luxembourg
+    assert {v for k, v in greenflux.items() if alfa[k] == "ALF"} == {("NL3", "operators/NL/ALF")}
     found = nuts()
     assert found[first] == ("NL2", "this-site-is-east")  # a rule beats the operator entry
     assert {found[o] for o in others} == {("NL3", "operators/NL/ZPT")}  # the entry's region
