@@ -81,3 +81,29 @@ def test_installations_chargers_and_statuses_map_by_rule(clock: SimClock, wareho
         assert not {json.loads(b)["id"] for b in export.locations} & zaptec_ids
         rejected = [r for r in export.rejections if r["object"] == "Location" and r.get("location_id") in zaptec_ids]
         assert all("opening_times missing (AFIR-mandatory)" in r["reasons"] for r in rejected)
+
+
+def test_zaptec_connectors_are_physically_plausible_end_to_end(
+    clock: SimClock, warehouse: WarehouseResource, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """Zaptec over HTTP -> mart -> NDW selection: each connector's power type and power are the charger's phases x
+    the volts its grid gives each phase x its maximum current, and no connector is left out for physics."""
+    from evpipeline.model.reference import default_file
+    from evpipeline.simulators.zaptec.fleet import rated_w
+    from evpipeline_tests.model.test_reference import load
+
+    with running(simulator(clock, chargers=40)) as sim:
+        sync_everything(resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / "inbox")))
+        chargers = dict(sim.chargers)
+    load(warehouse, default_file(), monkeypatch)
+    build(warehouse)
+    with warehouse.get_connection() as con:
+        export = build_export(con, countries=["NLD", "NOR"])  # both of the fleet's countries through the NDW rules
+    assert not [r for r in export.rejections if any("max_electric_power" in reason for reason in r["reasons"])]
+    published = {e["uid"]: c for body in export.locations for e in json.loads(body)["evses"] for c in e["connectors"]}
+    assert len(published) >= 10 and {c["power_type"] for c in published.values()} == {"AC_1_PHASE", "AC_3_PHASE"}
+    for uid, connector in published.items():
+        charger = chargers[uid]
+        assert connector["power_type"] == {1: "AC_1_PHASE", 3: "AC_3_PHASE"}[charger.phases]
+        assert connector["max_electric_power"] == round(rated_w(charger))  # phases x volts x current, as the charger gives it
+        assert connector["max_electric_power"] <= connector["max_voltage"] * connector["max_amperage"] * charger.phases
