@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from evpipeline.model import rules
@@ -95,7 +96,7 @@ def test_zaptec_connectors_are_physically_plausible_end_to_end(
     with running(simulator(clock, chargers=40)) as sim:
         sync_everything(resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / "inbox")))
         chargers = dict(sim.chargers)
-    load(warehouse, default_file(), monkeypatch)
+    load(warehouse, Path(default_file()), monkeypatch)
     build(warehouse)
     with warehouse.get_connection() as con:
         export = build_export(con, countries=["NLD", "NOR"])  # both of the fleet's countries through the NDW rules

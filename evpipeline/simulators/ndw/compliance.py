@@ -113,7 +113,9 @@ def _physics(connector: dict[str, Any], where: str) -> Iterator[str]:
     """A connector cannot deliver more power than voltage x current x conductors."""
     watts, volts, amps = (connector.get(k) for k in ("max_electric_power", "max_voltage", "max_amperage"))
     conductors = CONDUCTORS.get(str(connector.get("power_type")))
-    if conductors and all(isinstance(v, int) and not isinstance(v, bool) for v in (watts, volts, amps)):
+    numbers = [v for v in (watts, volts, amps) if isinstance(v, int) and not isinstance(v, bool)]
+    if conductors and len(numbers) == 3:  # the schema has judged anything else
+        watts, volts, amps = numbers
         possible = volts * amps * conductors
         if watts > possible * ROUNDING:
             yield (f"{where}max_electric_power: {watts} W is physically impossible at {volts} V x {amps} A x "
