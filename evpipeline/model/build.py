@@ -181,10 +181,12 @@ def build_mart(con: duckdb.DuckDBPyConnection, *, run_id: str | None = None, as_
         since, cursor = read_sync_state(con, SOURCE, STREAM)
         newest = _newest_ingest(con, mappings) if mappings else None
         digest = rules_digest()
-        if full:
-            result.mode, result.reason = "full", "requested"
-        elif since is None:
+        # A mart never built has nothing to judge: even a requested rebuild is its first build (counting
+        # every new row as wrong would fail the matches_full_rebuild checks falsely).
+        if since is None:
             result.mode, result.reason = "full", "first build"
+        elif full:
+            result.mode, result.reason = "full", "requested"
         elif cursor.get("rules") != digest:
             result.mode, result.reason = "full", "mapping rules changed"
         elif _rules_changed(con, since):
