@@ -611,6 +611,23 @@ def apply_rules(kind: str, rows_sql: str, columns: list[str]) -> str:
 OPERATOR_ENTRY = "'operators/' || o.country_code || '/' || o.party_id"
 SINGLE_REGION_ENTRY = "'nuts-single-region/' || n.country"
 EVSE_ID_PART = 30  # eMI3: at most 30 characters after the operator id and `*E`
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_POWERS_OF_36 = "[" + ", ".join(str(36**i) for i in reversed(range(13))) + "]::UBIGINT[]"
+
+
+def _base36(hex16: str) -> str:
+    """SQL: 16 hex digits (64 bits) written as 13 base-36 digits."""
+    digit = f"substr('{_BASE36}', CAST((('0x' || {hex16})::UBIGINT // p) % 36 AS INTEGER) + 1, 1)"
+    return f"array_to_string(list_transform({_POWERS_OF_36}, p -> {digit}), '')"
+
+
+def id_part(ref: str) -> str:
+    """SQL: the id part of a derived eMI3 EVSE id from a point's own identifier `ref`: in capitals, only
+    A-Z and 0-9. A GUID (32 hex digits, two more than eMI3 allows) is the same 128 bits in base 36:
+    26 characters, as unique and as stable as the GUID itself."""
+    clean = f"regexp_replace(upper({ref}), '[^A-Z0-9]', '', 'g')"
+    guid = f"{_base36(f'substr({clean}, 1, 16)')} || {_base36(f'substr({clean}, 17, 16)')}"
+    return f"CASE WHEN regexp_full_match({clean}, '[0-9A-F]{{32}}') THEN {guid} ELSE {clean} END"
 
 
 def _add_lineage(existing: str, fields: dict[str, str]) -> str:
@@ -628,8 +645,8 @@ def apply_operators(kind: str, rows_sql: str) -> str:
       `nuts_code`: a rule's, else the entry's when the location is in the entry's NUTS country, else
       the region of a country that is a single NUTS-1 region (`evpipeline.model.nuts`), else NULL;
     - EVSEs: without an `evse_id` from the source, the eMI3 id `<operator_id>*E<id part>`, the id
-      part being the source's stable identifier of the point (`point_ref`: Zaptec's DeviceId, ...)
-      in capitals without other characters than A-Z and 0-9; none when that is not 1-30 characters.
+      part being the source's stable identifier of the point (`point_ref`: Zaptec's DeviceId,
+      EVRoam's station GUID, ...) as `id_part` writes it; none when that is not 1-30 characters.
       `point_ref` is dropped here: it is no mart column.
     """
     operator = f"""LEFT JOIN {OPERATORS} o ON NOT o.is_deleted AND o.country_code = r.country_code AND o.party_id = r.party_id"""
@@ -651,7 +668,7 @@ def apply_operators(kind: str, rows_sql: str) -> str:
     if kind == "evses":
         derive = f"r.evse_id IS NULL AND o.operator_id IS NOT NULL AND length(r._id_part) BETWEEN 1 AND {EVSE_ID_PART}"
         return f"""
-            WITH r AS (SELECT *, regexp_replace(upper(point_ref), '[^A-Z0-9]', '', 'g') AS _id_part FROM ({rows_sql}))
+            WITH r AS (SELECT *, {id_part("point_ref")} AS _id_part FROM ({rows_sql}))
             SELECT r.* EXCLUDE (point_ref, _id_part) REPLACE (
                 CASE WHEN {derive} THEN o.operator_id || '*E' || r._id_part ELSE r.evse_id END AS evse_id,
                 {_add_lineage("r.reference_fields", {"evse_id": f"CASE WHEN {derive} THEN {OPERATOR_ENTRY} END"})}

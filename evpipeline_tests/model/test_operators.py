@@ -278,3 +278,29 @@ def test_station_id_is_the_physical_station_of_each_source_and_incremental_equal
                                      [json.loads(uids)])} == {cs_id}
         reconcile = build(warehouse, full=True)
         assert reconcile.mismatches is not None and set(reconcile.mismatches.values()) == {0}, reconcile.mismatch_sample
+
+
+def _base36(number: int, width: int) -> str:
+    digits = ""
+    for _ in range(width):
+        number, digit = divmod(number, 36)
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[digit] + digits
+    return digits
+
+
+def test_a_guid_identifier_is_written_in_base_36_to_fit_emi3(
+    warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guid = "42672e5a-076b-4750-8eea-003b472f74b9"  # EVRoam's station ids: 32 hex digits, eMI3 allows 30
+    load_evroam(warehouse, [SITE], [station(guid, connectors=[("CHAdeMO", "Operative")]),
+                                    station("st-42", connectors=[("Type 2 Socketed", "Operative")])])
+    document = default()
+    document["operators"].append({"country_code": "NZ", "party_id": "CNZ", "operator_id": "NZ*CNZ", "name": "Test CPO",
+                                  "legal_name": "Test CPO Ltd", "helpdesk": {"phone": "+64 9 000 0000"},
+                                  "staffed": False, "payment_means": ["paymentCreditCard"]})
+    load(warehouse, write(tmp_path, document), monkeypatch)
+    build(warehouse)
+    ids = dict(query(warehouse, "SELECT evse_uid, evse_id FROM mart.evses"))
+    number = int(guid.replace("-", ""), 16)
+    part = _base36(number >> 64, 13) + _base36(number & (2**64 - 1), 13)  # the same 128 bits: unique as the GUID
+    assert ids == {guid: f"NZ*CNZ*E{part}", "st-42": "NZ*CNZ*EST42"} and len(part) == 26

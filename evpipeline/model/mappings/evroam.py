@@ -5,8 +5,8 @@
 - EVSE status: deleted or decommissioned -> REMOVED; proposed/planned/under construction -> PLANNED;
   every connector Inoperative -> INOPERATIVE; else the station's availability (Occupied ->
   CHARGING, …); no availability -> UNKNOWN (an Operative connector may still be occupied).
-- EVSE = charging station: `station_id` is the station; its id (a GUID, 32 characters without
-  hyphens) is too long for the id part of a derived eMI3 EVSE id, so EVRoam EVSEs get none.
+- EVSE = charging station: `station_id` is the station; with an operator entry for the CPO its
+  derived eMI3 EVSE id takes the station's GUID, written in base 36 (26 characters: eMI3 allows 30).
 - Connector: connectorType -> standard/format by rule; power from the station's `kwRated`;
   AC voltage/amperage derived from the power (230 V line to neutral; T1 single phase, T2 three),
   DC 500 V up to 100 kW, 920 V above. EVRoam has no tariffs.
