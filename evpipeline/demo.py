@@ -29,6 +29,21 @@ HEARTBEAT_SECONDS = 15.0  # a step running longer says so this often (progress l
 LANE_SECONDS = 8.0  # long enough for every feed's first cycle (GreenFlux polls once a minute, at start)
 
 
+@dataclass(frozen=True)
+class FailedCheck:
+    """An asset check that did not pass in one of the demo's runs, with the check's own figures."""
+
+    step: str
+    asset: str
+    check: str
+    severity: str  # WARN or ERROR
+    figures: dict[str, Any]
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{name} {value}" for name, value in self.figures.items())
+        return f"{self.asset} {self.check} ({self.severity}){': ' + shown if shown else ''}  [{self.step}]"
+
+
 @dataclass
 class DemoReport:
     data_dir: Path
@@ -37,6 +52,26 @@ class DemoReport:
     tables: dict[str, int] = field(default_factory=dict)
     quarantined: int = 0
     outputs: list[str] = field(default_factory=list)
+    checks_evaluated: int = 0
+    failed_checks: list[FailedCheck] = field(default_factory=list)
+
+
+def failed_checks(step: str, result: Any) -> tuple[int, list[FailedCheck]]:
+    """(asset checks a run evaluated, those that did not pass). A run succeeds whatever its non-blocking
+    checks say, so the demo reads them itself; figures are the check's scalar metadata."""
+    evaluations = result.get_asset_check_evaluations() if hasattr(result, "get_asset_check_evaluations") else []
+    failed = []
+    for evaluation in evaluations:
+        if evaluation.passed:
+            continue
+        figures = {name: value.value for name, value in evaluation.metadata.items()
+                   if isinstance(value.value, int | float) or (isinstance(value.value, str) and len(value.value) <= 80
+                                                               and "\n" not in value.value)}
+        if evaluation.description:
+            figures = {"description": evaluation.description, **figures}
+        failed.append(FailedCheck(step, evaluation.asset_key.to_user_string(), evaluation.check_name,
+                                  evaluation.severity.value, figures))
+    return len(evaluations), failed
 
 
 def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[str], None] = print,
@@ -94,7 +129,13 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
             result = fn()
         ok = bool(getattr(result, "success", True))
         report.steps.append((name, time.monotonic() - t, ok))
-        say(f"  {'ok ' if ok else 'FAILED'} {name} ({time.monotonic() - t:.1f}s)")
+        evaluated, failed = failed_checks(name, result)
+        report.checks_evaluated += evaluated
+        report.failed_checks += failed
+        note = f"; {len(failed)} asset check(s) failed (below)" if failed else ""
+        say(f"  {'ok ' if ok else 'FAILED'} {name} ({time.monotonic() - t:.1f}s){note}")
+        for check in failed:
+            say(f"       check failed: {check.describe()}")
         if not ok:
             raise SystemExit(f"demo step failed: {name}")
         return result
@@ -244,6 +285,12 @@ def print_report(report: DemoReport, say: Callable[[str], None] = print) -> None
     for table, rows in report.tables.items():
         say(f"  {table:<{width}}  {rows:>8} rows")
     say(f"quarantined rows: {report.quarantined} (ops.quarantine, with reasons and raw payloads)")
+    if report.failed_checks:
+        say(f"asset checks: {len(report.failed_checks)} of {report.checks_evaluated} failed:")
+        for check in report.failed_checks:
+            say(f"  {check.describe()}")
+    else:
+        say(f"asset checks: all {report.checks_evaluated} passed")
     if report.outputs:
         say("exports:")
         for path in report.outputs:

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import duckdb
+import pytest
 
 import evpipeline
 from evpipeline.warehouse.rows import scalar
@@ -42,3 +44,30 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, env={**env, "DAGSTER_HOME": str(home)}, check=True)
     for job in ("sync_all", "realtime_lane", "ndw_push_full", "ndw_daily_export"):
         assert f"('{job}', 'SUCCESS')" in runs.stdout, runs.stdout
+
+
+def test_the_summary_reports_every_failed_asset_check_with_its_own_figures(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from evpipeline.demo import DemoReport, failed_checks, print_report
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("rejections", asset="export"), dg.AssetCheckSpec("counts", asset="export")])
+    def export() -> dg.MaterializeResult:
+        return dg.MaterializeResult(check_results=[
+            dg.AssetCheckResult(check_name="rejections", passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                metadata={"rejected_locations": 27, "rejected_location_ratio": 0.1262, "threshold": 0.1,
+                                          "rejections": dg.MetadataValue.md("| object | reasons |\n|---|---|")}),
+            dg.AssetCheckResult(check_name="counts", passed=True),
+        ])
+
+    result = dg.materialize([export])
+    assert result.success  # a failed (non-blocking) check leaves the run successful: the demo must read the checks
+    evaluated, failed = failed_checks("ndw_daily_export 2026-12-07", result)
+    assert evaluated == 2 and len(failed) == 1
+    monkeypatch.setenv("EVPIPELINE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    lines: list[str] = []
+    print_report(DemoReport(tmp_path, checks_evaluated=evaluated, failed_checks=failed), say=lines.append)
+    assert "asset checks: 1 of 2 failed:" in lines
+    assert ("  export rejections (ERROR): rejected_locations 27, rejected_location_ratio 0.1262, threshold 0.1"
+            "  [ndw_daily_export 2026-12-07]") in lines
+    lines.clear()
+    print_report(DemoReport(tmp_path, checks_evaluated=evaluated), say=lines.append)
+    assert "asset checks: all 2 passed" in lines

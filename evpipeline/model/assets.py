@@ -22,7 +22,7 @@ from evpipeline.model.build import MartBuild, build_mart
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.model.mappings import registry
 from evpipeline.model.reference import KEYS as REFERENCE_KEYS
-from evpipeline.model.reference import PARTIES, RULES, TARIFFS, ReferenceError, load_reference
+from evpipeline.model.reference import OPERATORS, PARTIES, RULES, TARIFFS, ReferenceError, load_reference
 from evpipeline.model.snapshot import publish_snapshot, snapshot_dir
 from evpipeline.model.tables import CONNECTORS, EVSES, LOCATIONS, UNMAPPED
 from evpipeline.run_config import op_config
@@ -193,7 +193,7 @@ def _bump_changed_tariffs(current: pd.DataFrame, stored: pd.DataFrame, now: date
     kinds={"duckdb", "yaml"},
 )
 def reference_operator_data(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """The CPO's reference data (tariffs, opening times, energy mix, parking restrictions), validated and loaded."""
+    """The CPO's reference data (tariffs, opening times, energy mix, parking restrictions, operator entries), validated and loaded."""
     from evpipeline.model import reference
 
     path = reference_file()
@@ -207,7 +207,7 @@ def reference_operator_data(context: dg.AssetExecutionContext, warehouse: Wareho
         stored = writer.con.execute(f"SELECT * EXCLUDE (is_deleted, deleted_at, _observed_at, _observed_seq, _row_hash, "
                                     f"_ingested_at, _run_id, _lineage, _change, _prev_status) FROM {TARIFFS}").df()
         tariffs = _bump_changed_tariffs(data.tariffs, stored, now)
-        for table, frame in ((RULES, data.rules), (TARIFFS, tariffs), (PARTIES, data.parties)):
+        for table, frame in ((RULES, data.rules), (TARIFFS, tariffs), (PARTIES, data.parties), (OPERATORS, data.operators)):
             # The file is the truth as of now, whatever its stamps say.
             frame = frame.assign(_observed_at=now, _observed_seq=time.time_ns())
             writer.merge(frame, table, reference.KEYS[table], lineage=f"file:{Path(path).name} sha256:{data.digest}")
@@ -219,6 +219,7 @@ def reference_operator_data(context: dg.AssetExecutionContext, warehouse: Wareho
     return dg.MaterializeResult(metadata={
         "file": dg.MetadataValue.path(path), "sha256": data.digest, **data.counts,
         "rules_changed": counts[RULES].changed, "tariffs_changed": counts[TARIFFS].changed,
+        "operators_changed": counts[OPERATORS].changed,
         "rules": dg.MetadataValue.md(markdown_preview(data.rules, ["rule_id", "field", "source", "country_code", "party_id",
                                                                     "location_id", "override"], rows=30)),
     })

@@ -26,7 +26,7 @@ import duckdb
 import pandas as pd
 
 from evpipeline.model.mappings import LOCATION_SCOPE, TARIFF_SCOPE, Scope, SourceMapping, registry
-from evpipeline.model.reference import PARTIES, RULES, apply_rules
+from evpipeline.model.reference import OPERATORS, PARTIES, RULES, apply_operators, apply_rules
 from evpipeline.model.rules import register_rules, rules_digest
 from evpipeline.model.tables import CONNECTORS, EVSES, KEYS, LOCATIONS, TARIFFS, UNMAPPED
 from evpipeline.timeutil import utcnow
@@ -100,7 +100,7 @@ def canonical_frame(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping
         return None
     union = " UNION ALL BY NAME ".join(f"({sql})" for sql in selects)
     if kind != "tariffs":
-        union = apply_rules(kind, union, list(table_columns(con, table)))
+        union = apply_operators(kind, apply_rules(kind, union, list(table_columns(con, table))))
     frame = con.execute(f"SELECT * FROM ({union}) WHERE country_code IS NOT NULL AND party_id IS NOT NULL").df()
     return strip_json_nulls(frame, _json_columns(con, table))
 
@@ -110,7 +110,7 @@ def _json_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def _newest_ingest(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping]) -> datetime | None:
-    tables = sorted({t for m in mappings for t in m.requires} | {RULES, PARTIES})
+    tables = sorted({t for m in mappings for t in m.requires} | {RULES, PARTIES, OPERATORS})
     union = " UNION ALL ".join(f"SELECT max(_ingested_at) AS t FROM {t}" for t in tables)
     return scalar(con.execute(f"SELECT max(t) FROM ({union})"))
 
@@ -134,9 +134,9 @@ def _fill_scope(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping], s
 
 
 def _rules_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:
-    """Operator rules or party assignments changed: they may touch any location, so the build is full."""
-    return bool(scalar(con.execute(f"SELECT (SELECT count(*) FROM {RULES} WHERE _ingested_at > $since) + "
-                            f"(SELECT count(*) FROM {PARTIES} WHERE _ingested_at > $since)", {"since": since})))
+    """Operator rules, party assignments or operator entries changed: they may touch any location, so the build is full."""
+    counts = " + ".join(f"(SELECT count(*) FROM {t} WHERE _ingested_at > $since)" for t in (RULES, PARTIES, OPERATORS))
+    return bool(scalar(con.execute(f"SELECT {counts}", {"since": since})))
 
 
 def _mismatches(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, sources: list[str]) -> tuple[int, list[dict[str, Any]]]:
@@ -181,10 +181,12 @@ def build_mart(con: duckdb.DuckDBPyConnection, *, run_id: str | None = None, as_
         since, cursor = read_sync_state(con, SOURCE, STREAM)
         newest = _newest_ingest(con, mappings) if mappings else None
         digest = rules_digest()
-        if full:
-            result.mode, result.reason = "full", "requested"
-        elif since is None:
+        # A mart never built has nothing to judge: even a requested rebuild is its first build (counting
+        # every new row as wrong would fail the matches_full_rebuild checks falsely).
+        if since is None:
             result.mode, result.reason = "full", "first build"
+        elif full:
+            result.mode, result.reason = "full", "requested"
         elif cursor.get("rules") != digest:
             result.mode, result.reason = "full", "mapping rules changed"
         elif _rules_changed(con, since):

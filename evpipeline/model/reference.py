@@ -12,6 +12,11 @@ or the file named by `EVPIPELINE_REFERENCE_FILE`):
   `party_id`, `location_id`, `evse_uid`. For each row and field the most specific matching rule
   applies (evse > location > party > country > source; among equals the one listed last). A source
   value always wins, unless the rule lists the field under `override`.
+- `operators`: one entry per CPO (country_code, party_id) with what AFIR asks of every operator and
+  no source carries: the eMI3 operator id, commercial and legal name, helpdesk, on-site staff, ad hoc
+  payment means, optionally the NUTS-1 region of all its locations (`reference.operators`, view
+  `mart.operators`). Where nothing more specific did, the entry gives a location its `operator` and
+  `nuts_code`, and an EVSE without an `evse_id` one derived from the operator id (`apply_operators`).
 
 Every value that came from a rule is recorded on its mart row (`reference_fields`: field -> rule
 id), so lineage says "operator-supplied". A file that does not validate is refused whole with one
@@ -22,24 +27,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 
+from evpipeline.model import nuts
 from evpipeline.ocpi import definition as ocpi
 from evpipeline.warehouse import Migration, register, source_table
 
 RULES = "reference.rules"
 TARIFFS = "reference.tariffs"
 PARTIES = "reference.parties"
-KEYS = {RULES: ("rule_id", "level", "field"), TARIFFS: ("country_code", "party_id", "tariff_id"), PARTIES: ("rule_id",)}
+OPERATORS = "reference.operators"
+KEYS = {RULES: ("rule_id", "level", "field"), TARIFFS: ("country_code", "party_id", "tariff_id"), PARTIES: ("rule_id",),
+        OPERATORS: ("country_code", "party_id")}
 PARTY_MATCH = ("source", "location_id", "operator")  # operator: the location's operator name as the source gives it
 MATCH_FIELDS = ("source", "country_code", "party_id", "location_id", "evse_uid")
 # How much each match field narrows a rule: a rule naming an EVSE beats one naming its location, ...
@@ -66,6 +75,7 @@ FIELDS: dict[str, Field] = {
     "facilities": Field("location", _adapter(list[ocpi.Facility]), "JSON"),
     "parking_type": Field("location", _adapter(ocpi.ParkingType), "VARCHAR"),
     "time_zone": Field("location", _adapter(str), "VARCHAR"),
+    "nuts_code": Field("location", _adapter(Annotated[str, StringConstraints(pattern=nuts.NUTS1_PATTERN)]), "VARCHAR"),
     "operator": Field("location", _adapter(ocpi.BusinessDetails), "JSON"),
     "owner": Field("location", _adapter(ocpi.BusinessDetails), "JSON"),
     "parking_restrictions": Field("evse", _adapter(list[ocpi.ParkingRestriction]), "JSON"),
@@ -142,8 +152,59 @@ register(
 )
 
 
+register(
+    Migration(
+        "reference",
+        3,
+        "the CPOs' operator entries (AFIR operator data), and their BI view mart.operators",
+        source_table(
+            OPERATORS,
+            """
+            country_code VARCHAR NOT NULL,
+            party_id VARCHAR NOT NULL,
+            operator_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            legal_name VARCHAR NOT NULL,
+            website VARCHAR,
+            helpdesk_phone VARCHAR NOT NULL,
+            helpdesk_email VARCHAR,
+            helpdesk_name VARCHAR,
+            staffed BOOLEAN NOT NULL,
+            payment_means JSON NOT NULL,
+            nuts_code VARCHAR,
+            position INTEGER NOT NULL,
+            reference_file VARCHAR""",
+        )
+        + f"""
+        CREATE SCHEMA IF NOT EXISTS mart;
+        CREATE VIEW mart.operators AS
+        SELECT country_code, party_id, operator_id, name, legal_name, website, helpdesk_phone, helpdesk_email,
+               helpdesk_name, staffed, CAST(payment_means AS VARCHAR[]) AS payment_means, nuts_code, last_updated
+        FROM {OPERATORS} WHERE NOT is_deleted;
+        """,
+    )
+)
+
+
 # What each column means, for the Dagster catalog (`evpipeline.catalog`); keys of the reference file in backticks.
 _FILE = "The reference file the row was loaded from (seed_data/reference.yaml or EVPIPELINE_REFERENCE_FILE)."
+# The file's `operators` entries, in the table and in its BI view (one row per CPO).
+_OPERATOR = {
+    "country_code": "ISO 3166 alpha-2 country code of the CPO (OCPI `country_code`; with party_id, the key).",
+    "party_id": "Party id of the CPO (OCPI `party_id`).",
+    "operator_id": "`operator_id`: the CPO's eMI3 operator id (e.g. NL*ALF): country code, optional *, 3 capitals or "
+                   "digits; the prefix of the EVSE ids derived where a source has none.",
+    "name": "`name`: the operator's commercial name (AFIR), given as the OCPI `operator` of its locations whose "
+            "source names none.",
+    "legal_name": "`legal_name`: the operator's legal (registered) name (AFIR).",
+    "website": "`website`: the operator's website (http(s) URL); NULL when not given.",
+    "helpdesk_phone": "`helpdesk.phone`: the helpdesk telephone number in international form (+ and digits), "
+                      "AFIR's required contact.",
+    "helpdesk_email": "`helpdesk.email`: the helpdesk e-mail address; NULL when not given.",
+    "helpdesk_name": "`helpdesk.name`: the helpdesk's name (e.g. the customer service's); NULL when not given.",
+    "staffed": "`staffed`: true when personnel is on site at the operator's points (AFIR service support).",
+    "nuts_code": "`nuts_code`: the NUTS-1 region of all the CPO's locations (e.g. NL3); NULL when not given.",
+}
 COLUMNS: dict[str, dict[str, str]] = {
     RULES: {
         "rule_id": "The rule's `id` in the file; one row per field the rule sets.",
@@ -183,6 +244,21 @@ COLUMNS: dict[str, dict[str, str]] = {
         "party_id": "Party id of the CPO assigned to the matching locations.",
         "reference_file": _FILE,
     },
+    OPERATORS: {
+        **_OPERATOR,
+        "position": "Order of the entry in the file's `operators`.",
+        "payment_means": "`payment_means`: the ad hoc payment means accepted at its points, as a JSON list of DATEX II "
+                         "MeansOfPaymentEnum values (paymentCreditCard, paymentDebitCard, nfc, emv, qrCode, website, "
+                         "mobileAccount, prepay, paymentValueCard, cashCoinsAndBills).",
+        "reference_file": _FILE,
+    },
+    "mart.operators": {
+        **_OPERATOR,
+        "payment_means": "The ad hoc payment means accepted at its points (`payment_means`, DATEX II "
+                         "MeansOfPaymentEnum values: paymentCreditCard, paymentDebitCard, nfc, emv, qrCode, website, "
+                         "mobileAccount, prepay, paymentValueCard, cashCoinsAndBills).",
+        "last_updated": "When the entry last changed (UTC): the load of the reference file that changed it.",
+    },
 }
 
 
@@ -197,11 +273,12 @@ class ReferenceData:
     rules: pd.DataFrame
     tariffs: pd.DataFrame
     parties: pd.DataFrame
+    operators: pd.DataFrame
 
     @property
     def counts(self) -> dict[str, int]:
         return {"rules": int(self.rules["rule_id"].nunique()) if len(self.rules) else 0, "rule_fields": len(self.rules),
-                "tariffs": len(self.tariffs), "parties": len(self.parties)}
+                "tariffs": len(self.tariffs), "parties": len(self.parties), "operators": len(self.operators)}
 
 
 def default_file() -> str:
@@ -295,8 +372,8 @@ def load_reference(path: str | Path | None = None) -> ReferenceData:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ReferenceError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    if not isinstance(document, Mapping) or set(document) - {"rules", "tariffs", "parties"}:
-        raise ReferenceError(f"{path}: expected a mapping with `rules`, `tariffs` and/or `parties`")
+    if not isinstance(document, Mapping) or set(document) - {"rules", "tariffs", "parties", "operators"}:
+        raise ReferenceError(f"{path}: expected a mapping with `rules`, `tariffs`, `parties` and/or `operators`")
     rules: list[dict[str, Any]] = []
     for i, rule in enumerate(document.get("rules") or []):
         rows = _rule_rows(i, rule, i, path)
@@ -323,7 +400,18 @@ def load_reference(path: str | Path | None = None) -> ReferenceData:
     party_frame = pd.DataFrame(parties, columns=["rule_id", "position", *PARTY_MATCH, "specificity", "country_code", "party_id"])
     party_frame["reference_file"] = path
     party_frame["last_updated"] = now
-    return ReferenceData(path, hashlib.sha256(text.encode()).hexdigest()[:16], rule_frame, tariff_frame, party_frame)
+    operators = [_operator_row(i, entry, path) for i, entry in enumerate(document.get("operators") or [])]
+    first: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(operators):
+        cpo = (row["country_code"], row["party_id"])
+        if cpo in first:
+            raise ReferenceError(f"{path}: operators[{i}]: {'/'.join(cpo)} already has an entry (operators[{first[cpo]}])")
+        first[cpo] = i
+    operator_frame = pd.DataFrame(operators, columns=list(OPERATOR_COLUMNS))
+    operator_frame["reference_file"] = path
+    operator_frame["last_updated"] = now
+    return ReferenceData(path, hashlib.sha256(text.encode()).hexdigest()[:16], rule_frame, tariff_frame, party_frame,
+                         operator_frame)
 
 
 def _party_row(index: int, entry: Any, path: str) -> dict[str, Any]:
@@ -336,14 +424,111 @@ def _party_row(index: int, entry: Any, path: str) -> dict[str, Any]:
         raise ReferenceError(f"{path}: {label}: needs an `id` and a `match` with `source` (and optionally {list(PARTY_MATCH[1:])})")
     if any(not isinstance(v, str) for v in match.values()):
         raise ReferenceError(f"{path}: {label}: match values must be strings")
-    country, party = entry.get("country_code"), entry.get("party_id")
-    if not (isinstance(country, str) and len(country) == 2 and country.isalpha() and country.isupper()):
-        raise ReferenceError(f"{path}: {label}: country_code must be ISO 3166 alpha-2 in capitals (quote \"NO\")")
-    if not (isinstance(party, str) and len(party) == 3 and party.isalnum() and party.isupper()):
-        raise ReferenceError(f"{path}: {label}: party_id must be 3 capital letters or digits")
+    country, party = _cpo(entry, f"{path}: {label}")
     return {"rule_id": entry["id"], "position": index, **{k: match.get(k) for k in PARTY_MATCH},
             "specificity": (2 if match.get("location_id") else 0) + (1 if match.get("operator") else 0),
             "country_code": country, "party_id": party}
+
+
+def _cpo(entry: Mapping[str, Any], where: str) -> tuple[str, str]:
+    """An entry's (country_code, party_id), checked as OCPI spells them."""
+    country, party = entry.get("country_code"), entry.get("party_id")
+    if not (isinstance(country, str) and len(country) == 2 and country.isalpha() and country.isupper()):
+        raise ReferenceError(f"{where}: country_code must be ISO 3166 alpha-2 in capitals (quote \"NO\")")
+    if not (isinstance(party, str) and len(party) == 3 and party.isalnum() and party.isupper()):
+        raise ReferenceError(f"{where}: party_id must be 3 capital letters or digits")
+    return country, party
+
+
+OPERATOR_COLUMNS = ("country_code", "party_id", "operator_id", "name", "legal_name", "website", "helpdesk_phone",
+                    "helpdesk_email", "helpdesk_name", "staffed", "payment_means", "nuts_code", "position")
+_OPERATOR_KEYS = ("country_code", "party_id", "operator_id", "name", "legal_name", "website", "helpdesk", "staffed",
+                  "payment_means", "nuts_code", "note")
+_OPERATOR_REQUIRED = ("country_code", "party_id", "operator_id", "name", "legal_name", "helpdesk", "staffed", "payment_means")
+# Ad hoc payment means an operator may state: the values of DATEX II 3.7 MeansOfPaymentEnum.
+PAYMENT_MEANS = ("paymentCreditCard", "paymentDebitCard", "nfc", "emv", "qrCode", "website", "mobileAccount", "prepay",
+                 "paymentValueCard", "cashCoinsAndBills")
+OPERATOR_ID = re.compile(r"^[A-Z]{2}\*?[A-Z0-9]{3}$")  # eMI3 operator id: country, optional *, 3 capitals or digits
+PHONE = re.compile(r"^\+[0-9][0-9 ]*$")  # international: + and digits (spaces allowed between groups)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TEXT = re.compile(r"^[^\r\n\t]+$")
+
+
+def _operator_row(index: int, entry: Any, path: str) -> dict[str, Any]:
+    """One `operators` entry (AFIR's operator data for one CPO), checked field by field."""
+    if not isinstance(entry, Mapping):
+        raise ReferenceError(f"{path}: operators[{index}]: expected a mapping with {list(_OPERATOR_REQUIRED)}")
+    label = f"operators[{index}]"
+    if isinstance(entry.get("country_code"), str) and isinstance(entry.get("party_id"), str):
+        label += f" ({entry['country_code']}/{entry['party_id']})"
+    where = f"{path}: {label}"
+
+    def refuse(field: str, problem: str) -> ReferenceError:
+        return ReferenceError(f"{where}: {field}: {problem}")
+
+    unknown = set(entry) - set(_OPERATOR_KEYS)
+    if unknown:
+        raise ReferenceError(f"{where}: unknown key(s) {sorted(unknown)}; an entry takes {list(_OPERATOR_KEYS)}")
+    missing = [k for k in _OPERATOR_REQUIRED if entry.get(k) is None]
+    if missing:
+        raise refuse(missing[0], "required")
+    country, party = _cpo(entry, where)
+    operator_id = entry["operator_id"]
+    if not isinstance(operator_id, str) or not OPERATOR_ID.match(operator_id):
+        raise refuse("operator_id", f"{operator_id!r} is not an eMI3 operator id (country code, optional *, "
+                                    "3 capitals or digits, e.g. NL*ALF)")
+    if operator_id[:2] != country:
+        raise refuse("operator_id", f"{operator_id!r} is of country {operator_id[:2]}, not of the entry's {country}")
+    business = {"name": entry["name"], **({"website": entry["website"]} if entry.get("website") is not None else {})}
+    try:  # name and website become the OCPI `operator` (BusinessDetails) of the CPO's locations
+        ocpi.BusinessDetails.model_validate(business, context={"profile": "ndw"})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise refuse(ocpi.error_path(tuple(error["loc"])), str(error["msg"])) from None
+    if not isinstance(entry["legal_name"], str) or not _TEXT.match(entry["legal_name"]) or len(entry["legal_name"]) > 255:
+        raise refuse("legal_name", "must be the registered name: text of 1-255 characters on one line")
+    phone, email, desk = _helpdesk(entry["helpdesk"], refuse)
+    if not isinstance(entry["staffed"], bool):
+        raise refuse("staffed", "must be true or false (on-site personnel at the operator's points)")
+    means = entry["payment_means"]
+    if not isinstance(means, list) or not means or any(m not in PAYMENT_MEANS for m in means) or len(set(means)) < len(means):
+        raise refuse("payment_means", f"must list ad hoc payment means, each once, from {list(PAYMENT_MEANS)}")
+    nuts_code = entry.get("nuts_code")
+    if nuts_code is not None:
+        _check_nuts(nuts_code, country, refuse)
+    return {"country_code": country, "party_id": party, "operator_id": operator_id, "name": entry["name"],
+            "legal_name": entry["legal_name"], "website": entry.get("website"), "helpdesk_phone": phone,
+            "helpdesk_email": email, "helpdesk_name": desk, "staffed": entry["staffed"],
+            "payment_means": json.dumps(means), "nuts_code": nuts_code, "position": index}
+
+
+def _helpdesk(helpdesk: Any, refuse: Any) -> tuple[str, str | None, str | None]:
+    """`helpdesk`: phone (required, international), email and name (optional)."""
+    if not isinstance(helpdesk, Mapping) or set(helpdesk) - {"phone", "email", "name"}:
+        raise refuse("helpdesk", "must be a mapping of phone (required), email and name")
+    phone, email, name = helpdesk.get("phone"), helpdesk.get("email"), helpdesk.get("name")
+    digits = sum(c.isdigit() for c in phone) if isinstance(phone, str) else 0
+    if not isinstance(phone, str) or not PHONE.match(phone) or not 7 <= digits <= 15:
+        raise refuse("helpdesk.phone", f"{phone!r} is not an international number: + and 7-15 digits, e.g. \"+31 20 123 4567\"")
+    if email is not None and (not isinstance(email, str) or not EMAIL.match(email)):
+        raise refuse("helpdesk.email", f"{email!r} is not an e-mail address")
+    if name is not None and (not isinstance(name, str) or not _TEXT.match(name)):
+        raise refuse("helpdesk.name", "must be text on one line")
+    return phone, email, name
+
+
+def _check_nuts(code: Any, country: str, refuse: Any) -> None:
+    """A NUTS-1 code of the entry's own country (EL for Greece); the only region of a one-region country."""
+    prefix = nuts.nuts_country(country)
+    if not isinstance(code, str) or not re.match(nuts.NUTS1_PATTERN, code):
+        raise refuse("nuts_code", f"{code!r} is not a NUTS-1 code (2 capitals and a capital or digit, e.g. NL3)")
+    if prefix not in nuts.NUTS_COUNTRIES.values():
+        raise refuse("nuts_code", f"{country} has no NUTS regions (NUTS covers the EU and EFTA countries)")
+    if code[:2] != prefix:
+        raise refuse("nuts_code", f"{code} is not a region of {country} (its NUTS codes start with {prefix})")
+    only = nuts.SINGLE_REGION.get(prefix)
+    if only is not None and code != only:
+        raise refuse("nuts_code", f"{country} is a single NUTS-1 region, {only}")
 
 
 def assigned_party(source: str, location_id: str, operator: str) -> str:
@@ -420,3 +605,74 @@ def apply_rules(kind: str, rows_sql: str, columns: list[str]) -> str:
         FROM u LEFT JOIN b USING ({", ".join(keys)}, source)
     """ if fields else f"SELECT *, CAST(NULL AS JSON) AS reference_fields FROM ({rows_sql})"
 
+
+
+# Lineage of values an `operators` entry or the NUTS table supplied (`reference_fields`, beside rule ids).
+OPERATOR_ENTRY = "'operators/' || o.country_code || '/' || o.party_id"
+SINGLE_REGION_ENTRY = "'nuts-single-region/' || n.country"
+EVSE_ID_PART = 30  # eMI3: at most 30 characters after the operator id and `*E`
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_POWERS_OF_36 = "[" + ", ".join(str(36**i) for i in reversed(range(13))) + "]::UBIGINT[]"
+
+
+def _base36(hex16: str) -> str:
+    """SQL: 16 hex digits (64 bits) written as 13 base-36 digits."""
+    digit = f"substr('{_BASE36}', CAST((('0x' || {hex16})::UBIGINT // p) % 36 AS INTEGER) + 1, 1)"
+    return f"array_to_string(list_transform({_POWERS_OF_36}, p -> {digit}), '')"
+
+
+def id_part(ref: str) -> str:
+    """SQL: the id part of a derived eMI3 EVSE id from a point's own identifier `ref`: in capitals, only
+    A-Z and 0-9. A GUID (32 hex digits, two more than eMI3 allows) is the same 128 bits in base 36:
+    26 characters, as unique and as stable as the GUID itself."""
+    clean = f"regexp_replace(upper({ref}), '[^A-Z0-9]', '', 'g')"
+    guid = f"{_base36(f'substr({clean}, 1, 16)')} || {_base36(f'substr({clean}, 17, 16)')}"
+    return f"CASE WHEN regexp_full_match({clean}, '[0-9A-F]{{32}}') THEN {guid} ELSE {clean} END"
+
+
+def _add_lineage(existing: str, fields: dict[str, str]) -> str:
+    """`existing` reference_fields plus field -> entry for each non-NULL entry (the rules' names stay)."""
+    pairs = ", ".join(f"'{field}', {entry}" for field, entry in fields.items())
+    added = f"json_merge_patch('{{}}', json_object({pairs}))"  # drops the NULL members: only fields supplied here
+    return f"CAST(nullif(CAST(json_merge_patch(coalesce({existing}, '{{}}'), {added}) AS VARCHAR), '{{}}') AS JSON)"
+
+
+def apply_operators(kind: str, rows_sql: str) -> str:
+    """`rows_sql` (reference rules applied) plus what the CPO's `operators` entry states where nothing
+    more specific did, each named in `reference_fields`:
+
+    - locations: `operator` ({name, website}) where neither the source nor a rule gives one;
+      `nuts_code`: a rule's, else the entry's when the location is in the entry's NUTS country, else
+      the region of a country that is a single NUTS-1 region (`evpipeline.model.nuts`), else NULL;
+    - EVSEs: without an `evse_id` from the source, the eMI3 id `<operator_id>*E<id part>`, the id
+      part being the source's stable identifier of the point (`point_ref`: Zaptec's DeviceId,
+      EVRoam's station GUID, ...) as `id_part` writes it; none when that is not 1-30 characters.
+      `point_ref` is dropped here: it is no mart column.
+    """
+    operator = f"""LEFT JOIN {OPERATORS} o ON NOT o.is_deleted AND o.country_code = r.country_code AND o.party_id = r.party_id"""
+    if kind == "locations":
+        entry_nuts = "CASE WHEN left(o.nuts_code, 2) = n.nuts_country THEN o.nuts_code END"
+        fill_operator = "r.operator IS NULL AND o.name IS NOT NULL"
+        nuts_from = f"""CASE WHEN r.nuts_code IS NULL THEN CASE WHEN {entry_nuts} IS NOT NULL THEN {OPERATOR_ENTRY}
+                                                                WHEN n.single_region IS NOT NULL THEN {SINGLE_REGION_ENTRY} END END"""
+        return f"""
+            WITH r AS ({rows_sql})
+            SELECT r.* REPLACE (
+                CASE WHEN {fill_operator} THEN json_object('name', o.name, 'website', o.website) ELSE r.operator END AS operator,
+                coalesce(r.nuts_code, {entry_nuts}, n.single_region) AS nuts_code,
+                {_add_lineage("r.reference_fields", {"operator": f"CASE WHEN {fill_operator} THEN {OPERATOR_ENTRY} END",
+                                                     "nuts_code": nuts_from})} AS reference_fields)
+            FROM r {operator}
+            LEFT JOIN rules_nuts_countries n ON n.country = r.country
+        """
+    if kind == "evses":
+        derive = f"r.evse_id IS NULL AND o.operator_id IS NOT NULL AND length(r._id_part) BETWEEN 1 AND {EVSE_ID_PART}"
+        return f"""
+            WITH r AS (SELECT *, {id_part("point_ref")} AS _id_part FROM ({rows_sql}))
+            SELECT r.* EXCLUDE (point_ref, _id_part) REPLACE (
+                CASE WHEN {derive} THEN o.operator_id || '*E' || r._id_part ELSE r.evse_id END AS evse_id,
+                {_add_lineage("r.reference_fields", {"evse_id": f"CASE WHEN {derive} THEN {OPERATOR_ENTRY} END"})}
+                    AS reference_fields)
+            FROM r {operator}
+        """
+    return rows_sql

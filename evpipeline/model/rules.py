@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 from importlib import resources
 from typing import get_args
 
 import duckdb
 import pandas as pd
 
+from evpipeline.model import nuts
 from evpipeline.ocpi import definition as ocpi
 
 # EVRoam connectorType -> (OCPI standard, OCPI format). Tethered = cable attached to the charger.
@@ -66,8 +68,19 @@ ZAPTEC_MODELS: dict[str, tuple[str, str, int]] = {
 }
 ZAPTEC_NOT_CHARGERS = {"Sense"}
 
-# Zaptec NetworkType -> OCPI power_type (IT/TN 1-phase or 3-phase grids; 0 Unknown has no rule).
-ZAPTEC_NETWORKS: dict[int, str] = {1: "AC_1_PHASE", 2: "AC_3_PHASE", 3: "AC_1_PHASE", 4: "AC_3_PHASE"}
+# Zaptec NetworkType -> (phases the grid brings, volts across each phase's load when all are used).
+# OCPI's max_voltage is line to neutral: 230 V on a TN grid (400 V between lines). An IT grid has
+# 230 V between lines and no neutral, so its 3 phases carry 230 / sqrt(3) V each (Zaptec: 3-phase on
+# IT is at most 12.7 kW at 32 A); a single phase, on either grid, is 230 V. 0 Unknown has no rule.
+ZAPTEC_SINGLE_PHASE_VOLTS = 230.0
+ZAPTEC_NETWORKS: dict[int, tuple[int, float]] = {
+    1: (1, 230.0),  # IT 1-phase
+    2: (3, round(230.0 / math.sqrt(3), 4)),  # IT 3-phase
+    3: (1, 230.0),  # TN 1-phase
+    4: (3, 230.0),  # TN 3-phase
+}
+# Phases a charger uses (the grid's, or fewer when its MaxPhases says so) -> OCPI power_type.
+ZAPTEC_POWER_TYPES: dict[int, str] = {1: "AC_1_PHASE", 3: "AC_3_PHASE"}
 
 
 # GreenFlux location `type` -> OCPI ParkingType (OTHER/UNKNOWN have no OCPI equivalent: omitted).
@@ -120,8 +133,11 @@ def rule_frames() -> dict[str, pd.DataFrame]:
             [(k, *v, False) for k, v in ZAPTEC_MODELS.items()] + [(k, None, None, None, True) for k in ZAPTEC_NOT_CHARGERS],
             ["value", "standard", "format", "amperage", "not_a_charger"],
         ),
-        "rules_zaptec_networks": _frame(list(ZAPTEC_NETWORKS.items()), ["value", "power_type"]),
+        "rules_zaptec_networks": _frame([(k, *v, ZAPTEC_SINGLE_PHASE_VOLTS) for k, v in ZAPTEC_NETWORKS.items()],
+                                        ["value", "phases", "phase_volts", "single_phase_volts"]),
+        "rules_zaptec_power_types": _frame(list(ZAPTEC_POWER_TYPES.items()), ["phases", "power_type"]),
         "rules_greenflux_parking": _frame(list(GREENFLUX_PARKING_TYPES.items()), ["value", "parking_type"]),
+        "rules_nuts_countries": nuts.frame(),
     }
 
 

@@ -156,6 +156,18 @@ register(
     )
 )
 
+register(
+    Migration(
+        "mart",
+        4,
+        "AFIR: NUTS-1 region of each location, physical charging station of each EVSE",
+        """
+        ALTER TABLE mart.locations ADD COLUMN nuts_code VARCHAR;
+        ALTER TABLE mart.evses ADD COLUMN station_id VARCHAR;
+        """,
+    )
+)
+
 # What each column means, for the Dagster catalog (`evpipeline.catalog`): the OCPI 2.2.1 field, its unit
 # and allowed values, and where each source's value comes from (mappings in evpipeline/model/mappings/).
 # `reference_fields` names the fields an operator reference rule (evpipeline/model/reference.py) filled.
@@ -167,8 +179,10 @@ _PARTY = {
 _LOCATION_ID = ("The Location (OCPI Location.id): EVRoam `siteId`, GreenFlux location `id`, Zaptec installation "
                 "`Id`.")
 _EVSE_UID = "The EVSE (OCPI EVSE.uid): EVRoam `chargingStationId`, GreenFlux `uid`, Zaptec charger `Id`."
-_REFERENCE_FIELDS = ("Fields an operator reference rule filled: JSON object field -> rule id (reference.rules); "
-                     "NULL when every value is the source's.")
+_REFERENCE_FIELDS = ("Fields the operator reference data filled: JSON object field -> the rule id (reference.rules), "
+                     "`operators/<country_code>/<party_id>` (the CPO's entry in reference.operators) or "
+                     "`nuts-single-region/<country>` (a country that is one NUTS-1 region); NULL when every value is "
+                     "the source's.")
 _LATITUDE = "WGS84 latitude in decimal degrees (OCPI `coordinates.latitude`, a string in the export)"
 _LONGITUDE = "WGS84 longitude in decimal degrees (OCPI `coordinates.longitude`, a string in the export)"
 
@@ -196,6 +210,9 @@ COLUMNS: dict[str, dict[str, str]] = {
                        "`suboperator` without 2.1.1's phone_number.",
         "owner": "Owner (OCPI `owner`, JSON BusinessDetails): GreenFlux `owner`, or a reference rule.",
         "images": "Images of the location (OCPI `images`, JSON list of Image); no source maps any yet: NULL.",
+        "nuts_code": "NUTS-1 region (AFIR; e.g. NL3): no source gives one, so a reference rule's `nuts_code`, else the "
+                     "CPO's operator entry's when the location is in that entry's country, else the region of a country "
+                     "that is one NUTS-1 region (evpipeline/model/nuts.py); NULL otherwise, never guessed.",
         "reference_fields": _REFERENCE_FIELDS,
     },
     EVSES: {
@@ -212,6 +229,9 @@ COLUMNS: dict[str, dict[str, str]] = {
         "directions": "How to find the EVSE (OCPI `directions`, JSON list of DisplayText): GreenFlux EVSE "
                       "`directions`.",
         "images": "Images of the EVSE (OCPI `images`, JSON list of Image): GreenFlux EVSE `images`.",
+        "station_id": "The physical charging station the EVSE belongs to (AFIR), stable: GreenFlux the charge station "
+                      "(`charge_station_id`) listing the EVSE's uid, Zaptec the charger (one EVSE each), EVRoam "
+                      "`chargingStationId`; the EVSE's own uid when the source names none.",
         "reference_fields": _REFERENCE_FIELDS,
     },
     CONNECTORS: {

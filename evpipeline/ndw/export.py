@@ -16,6 +16,7 @@ warehouse state always yields the same bytes. The pull server serves these same 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ import duckdb
 
 from evpipeline import settings
 from evpipeline.ndw.files import canonical_json, write_file, write_manifest
+from evpipeline.ocpi import definition as ocpi
 from evpipeline.warehouse.rows import one_row, scalar
 
 OCPI_TS = "%Y-%m-%dT%H:%M:%SZ"
@@ -36,6 +38,35 @@ SCOPE_TARIFFS = "_ndw_scope_tariffs"  # country_code, party_id, tariff_id
 def nap_countries() -> list[str]:
     """ISO alpha-3 countries whose public locations the national access point receives (NDW: NLD)."""
     return [c.strip().upper() for c in settings.get("EVPIPELINE_NAP_COUNTRIES").split(",") if c.strip()]
+
+class Reason(str):
+    """A rejection reason computed per row (an SQL expression), e.g. naming the figures that broke a rule."""
+
+
+def sql_literal(text: str) -> str:
+    """`text` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _sql_format(template: str, values: dict[str, str]) -> Reason:
+    """A `str.format` template as SQL text: literal parts and `values` (SQL expressions) concatenated."""
+    parts = re.split(r"\{(\w+)\}", template)
+    pieces = [sql_literal(p) if i % 2 == 0 else f"CAST({values[p]} AS VARCHAR)" for i, p in enumerate(parts) if p]
+    return Reason(" || ".join(pieces))
+
+
+# The plausibility rules of our definition (evpipeline.ocpi.definition), from the same constants.
+_PHASES = "CASE c.power_type " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in ocpi.PHASES.items()) + " END"
+_POWER_LIMIT = f"(CAST(c.max_voltage AS BIGINT) * c.max_amperage * {_PHASES})"
+POWER_RULE = (f"CAST(c.max_electric_power AS BIGINT) * 100 > {_POWER_LIMIT} * {100 + ocpi.POWER_TOLERANCE_PERCENT}",
+              _sql_format(ocpi.POWER_PROBLEM, {"power": "c.max_electric_power", "voltage": "c.max_voltage",
+                                               "amperage": "c.max_amperage", "phases": _PHASES,
+                                               "power_type": "c.power_type", "limit": _POWER_LIMIT}))
+EVSE_ID_RULES = [
+    ("e.evse_id IS NULL", "evse_id missing (AFIR: the eMI3 EVSE ID)"),
+    (f"NOT regexp_full_match(e.evse_id, {sql_literal(ocpi.EVSE_ID_PATTERN)})",
+     Reason("'evse_id ' || e.evse_id || ' is not an eMI3 EVSE ID'")),
+]
 
 # (object, condition, reason) rules per level; a row failing any is left out and reported.
 TARIFF_RULES = [
@@ -53,6 +84,7 @@ CONNECTOR_RULES = [
     ("c.tariff_ids IS NULL OR json_array_length(c.tariff_ids) = 0", "tariff_ids missing (AFIR-mandatory)"),
     ("length(c.connector_id) > 36", "id longer than 36 characters"),
     ("length(c.terms_and_conditions) > 255", "terms_and_conditions longer than 255 characters"),
+    POWER_RULE,
 ]
 EVSE_RULES = [
     ("e.parking_restrictions IS NULL", "parking_restrictions missing (AFIR-mandatory)"),
@@ -60,10 +92,12 @@ EVSE_RULES = [
     ("length(e.evse_id) > 48", "evse_id longer than 48 characters"),
     ("length(e.floor_level) > 4", "floor_level longer than 4 characters"),
     ("length(e.physical_reference) > 16", "physical_reference longer than 16 characters"),
+    *EVSE_ID_RULES,
 ]
 LOCATION_RULES = [
     ("l.opening_times IS NULL", "opening_times missing (AFIR-mandatory)"),
     ("l.energy_mix IS NULL", "energy_mix missing (AFIR-mandatory)"),
+    ("l.operator IS NULL", "operator missing (AFIR: the operator's name)"),
     ("l.address IS NULL OR length(l.address) > 45", "address missing or longer than 45 characters"),
     ("l.city IS NULL OR length(l.city) > 45", "city missing or longer than 45 characters"),
     ("length(l.postal_code) > 10", "postal_code longer than 10 characters"),
@@ -77,7 +111,8 @@ LOCATION_RULES = [
 
 
 def _reasons(rules: list[tuple[str, str]]) -> str:
-    items = ", ".join(f"CASE WHEN {cond} THEN '{reason}' END" for cond, reason in rules)
+    items = ", ".join(f"CASE WHEN {cond} THEN {reason if isinstance(reason, Reason) else sql_literal(reason)} END"
+                      for cond, reason in rules)
     return f"list_filter([{items}], lambda x: x IS NOT NULL)"
 
 
@@ -124,11 +159,6 @@ CONNECTOR_KEY = (*EVSE_KEY, "connector_id")
 def _valid(table: str, alias: str, keys: tuple[str, ...]) -> str:
     match = " AND ".join(f"v.{k} = {alias}.{k}" for k in keys)
     return f"EXISTS (SELECT 1 FROM {table} v WHERE {match} AND len(v.reasons) = 0)"
-
-
-def sql_literal(text: str) -> str:
-    """`text` as an SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def candidate(countries: list[str], alias: str = "l") -> str:

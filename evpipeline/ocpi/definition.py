@@ -11,6 +11,11 @@ Two profiles:
   (NDW's connection schemas are OpenAPI, whose `date-time` format demands an offset, and OCPI says
   `+00:00` is not UTC, so `Z` is the only form both accept).
 
+Plausibility rules the field tables leave open are part of the definition too: a connector's power
+within physics (`power_problem`, both profiles) and, under `ndw`, AFIR's eMI3 `evse_id` on every EVSE
+and an `operator` on every Location. The NDW selection applies the same rules in SQL, built from the
+constants here (`PHASES`, `POWER_TOLERANCE_PERCENT`, `POWER_PROBLEM`, `EVSE_ID_PATTERN`).
+
 Use `validate_location/evse/connector/tariff(obj, profile)` for a list of readable errors,
 `validate_patch(kind, obj, profile)` for push PATCH bodies, `json_schema(kind, profile)` for the
 same definition as JSON Schema (committed under evpipeline/ocpi/schemas/), and `ocpi_datetime` to format.
@@ -73,6 +78,10 @@ DATETIME_Z = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?
 DATETIME_OCPI = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z?$"
 _DATETIME = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(Z?)$")
 
+# eMI3 EVSE ID (AFIR: the charging point's identifier; eMI3 v1.0 Part 2): country code, optional *,
+# 3-character operator id, optional *, E, then 1-30 of A-Z, 0-9 and *; case-insensitive like a CiString.
+EVSE_ID_PATTERN = r"^[A-Za-z]{2}\*?[A-Za-z0-9]{3}\*?[Ee][A-Za-z0-9*]{1,30}$"
+
 PATTERN_HELP = {
     PRINTABLE_ASCII: "must be printable ASCII (CiString: no accents, CR, LF or TAB)",
     NO_CR_LF_TAB: "must not contain CR, LF or TAB",
@@ -81,6 +90,7 @@ PATTERN_HELP = {
     HOUR_MINUTE: "must be HH:MM from 00:00 to 23:59 (24:00 is invalid)",
     DATE: "must be a date YYYY-MM-DD",
     URL_PATTERN: "must be an http(s) URL without spaces",
+    EVSE_ID_PATTERN: "must be an eMI3 EVSE ID like NL*ABC*E12345 (country, operator id, E, 1-30 characters)",
 }
 
 T = TypeVar("T")
@@ -92,6 +102,17 @@ def _profile(info: ValidationInfo) -> str:
 
 def _rule(message: str) -> PydanticCustomError:
     return PydanticCustomError("ocpi_rule", message)
+
+
+def _afir_required(what: str) -> Any:
+    """A validator for a field OCPI leaves optional and AFIR does not: absent (or null) is an error."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError("afir_rule", f"required field is missing (mandatory for AFIR: {what})")
+        return value
+
+    return BeforeValidator(check)
 
 
 def _no_null(value: Any) -> Any:
@@ -214,6 +235,28 @@ TariffDimensionType = Literal["ENERGY", "FLAT", "PARKING_TIME", "TIME"]
 TariffType = Literal["AD_HOC_PAYMENT", "PROFILE_CHEAP", "PROFILE_FAST", "PROFILE_GREEN", "REGULAR"]
 DayOfWeek = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
 ReservationRestrictionType = Literal["RESERVATION", "RESERVATION_EXPIRES"]
+
+# --------------------------------------------------------------------------------------------
+# Plausibility: a connector's power within physics
+
+# Conductors carrying the power of each PowerType. OCPI's max_voltage is line to neutral for AC, so a
+# connector cannot deliver more than max_voltage x max_amperage x phases.
+PHASES: dict[str, int] = {"AC_1_PHASE": 1, "AC_2_PHASE": 2, "AC_2_PHASE_SPLIT": 2, "AC_3_PHASE": 3, "DC": 1}
+# Nominal ratings are rounded (7,400 W stated for 230 V x 32 A = 7,360 W): that much, never more.
+POWER_TOLERANCE_PERCENT = 1
+POWER_PROBLEM = ("max_electric_power {power} W exceeds max_voltage {voltage} V x max_amperage {amperage} A x "
+                 "{phases} phase(s) ({power_type}) = {limit} W")
+
+
+def power_problem(power_type: str, max_voltage: int, max_amperage: int, max_electric_power: int) -> str | None:
+    """Why a connector's power is physically impossible, naming the figures; None when it is possible."""
+    phases = PHASES[power_type]
+    limit = max_voltage * max_amperage * phases
+    if max_electric_power * 100 <= limit * (100 + POWER_TOLERANCE_PERCENT):
+        return None
+    return POWER_PROBLEM.format(power=max_electric_power, voltage=max_voltage, amperage=max_amperage, phases=phases,
+                                power_type=power_type, limit=limit)
+
 
 # --------------------------------------------------------------------------------------------
 # Objects
@@ -350,6 +393,14 @@ class Connector(OcpiModel):
     terms_and_conditions: Opt[Url] = None
     last_updated: DateTime
 
+    @model_validator(mode="after")
+    def _power_within_physics(self) -> Self:
+        if self.max_electric_power is not None:
+            problem = power_problem(self.power_type, self.max_voltage, self.max_amperage, self.max_electric_power)
+            if problem:
+                raise _rule(problem)
+        return self
+
 
 class EVSE(OcpiModel):
     uid: Id36
@@ -478,16 +529,24 @@ class NdwConnector(Connector):
     tariff_ids: Annotated[list[Id36], Field(min_length=1)]
 
 
+EvseId = Annotated[str, StringConstraints(max_length=48, pattern=EVSE_ID_PATTERN)]
+
+
 class NdwEVSE(EVSE):
     connectors: Annotated[list[NdwConnector], Field(min_length=1)]  # type: ignore[assignment]  # list is invariant; pydantic re-validates the narrower item model
     # Required but may be empty: [] states "no restrictions" (there is no NONE value to send).
     parking_restrictions: list[ParkingRestriction]
+    # AFIR identifies every charging point by its eMI3 EVSE ID. Required by a validator, not as a
+    # field: NDW's OCPI schema keeps it optional, so the published schema does too (with its pattern).
+    evse_id: Annotated[EvseId | None, _afir_required("the eMI3 EVSE ID")] = Field(default=None, validate_default=True)
 
 
 class NdwLocation(Location):
     evses: Opt[list[NdwEVSE]] = None  # type: ignore[assignment]  # list is invariant; pydantic re-validates the narrower item model
     opening_times: Hours
     energy_mix: EnergyMix
+    # AFIR names the operator of every location (OCPI leaves it optional); required the same way.
+    operator: Annotated[BusinessDetails | None, _afir_required("the operator")] = Field(default=None, validate_default=True)
 
 
 MODELS: dict[tuple[Kind, Profile], type[OcpiModel]] = {
@@ -575,7 +634,9 @@ def error_path(loc: tuple[int | str, ...]) -> str:
 def _describe(error: Mapping[str, Any], kind: Kind, profile: Profile) -> str:
     loc, kind_of_error = tuple(error["loc"]), error["type"]
     ctx = error.get("ctx") or {}
-    if kind_of_error != "missing" and "input" in error and error["input"] is None:
+    if kind_of_error == "afir_rule":
+        message = str(error["msg"])
+    elif kind_of_error != "missing" and "input" in error and error["input"] is None:
         message = "null is not allowed (omit an optional field instead)"
     elif kind_of_error == "missing":
         field = str(loc[-1]) if loc else ""
@@ -635,7 +696,11 @@ CROSS_FIELD_RULES = (
     "EVSE: connector ids unique within the EVSE (case-insensitive).",
     "PublishTokenType: one of uid/visual_number/group_id; uid needs type; visual_number needs issuer.",
     "Numbers have at most 4 decimals; time_zone is an IANA zone; coordinates within +-90/+-180.",
+    "Connector: max_electric_power <= max_voltage x max_amperage x phases (AC_1_PHASE 1, AC_2_PHASE and "
+    "AC_2_PHASE_SPLIT 2, AC_3_PHASE 3, DC 1) plus 1 % for rounded ratings.",
 )
+# Required by the ndw profile although the schema (like NDW's) keeps them optional.
+AFIR_RULES = "AFIR (ndw profile): every EVSE has an eMI3 evse_id; every Location has an operator."
 
 
 class _SchemaGenerator(GenerateJsonSchema):
@@ -663,7 +728,7 @@ def json_schema(kind: Kind, profile: Profile = "ndw", *, patch: bool = False) ->
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$comment": f"Generated by evpipeline.ocpi.definition (profile {profile!r}); do not edit by hand.",
         "description": f"OCPI 2.2.1 {kind}{' PATCH' if patch else ''}, profile {profile!r}. Also checked (not expressible here): "
-        + " ".join(CROSS_FIELD_RULES),
+        + " ".join((*CROSS_FIELD_RULES, *((AFIR_RULES,) if profile == "ndw" else ()))),
     }
     return {**head, **{k: v for k, v in schema.items() if k != "description"}}
 

@@ -70,7 +70,8 @@ def generated_mart(n_locations: int) -> MartRows:
                 power = POWER_TYPES[k % len(POWER_TYPES)]
                 m.connector(evse, c, standard=CONNECTOR_TYPES[k % len(CONNECTOR_TYPES)], format=FORMATS_OCPI[(k // 2) % 2],
                             power_type=power, max_voltage=400 if power == "DC" else 230,
-                            max_amperage=125 if power == "DC" else 16, max_electric_power=50000 if power == "DC" else 11000)
+                            max_amperage=125 if power == "DC" else 16,  # physically possible: V x A x phases
+                            max_electric_power=50000 if power == "DC" else 230 * 16 * ocpi.PHASES[power])
     return m
 
 

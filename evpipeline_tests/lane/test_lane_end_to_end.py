@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from evpipeline.lane.assets import realtime_lane_sensor
-from evpipeline.model.assets import reference_operator_data
+from evpipeline.model.assets import reference_file, reference_operator_data
 from evpipeline.model.reference import default_file
 from evpipeline.ndw.push_assets import ndw_push
 from evpipeline_tests.conftest import materialize, query
@@ -36,10 +36,21 @@ def puts(deployment: Deployment, path_part: str) -> list[object]:
 
 
 @pytest.fixture
-def nz_too(monkeypatch: pytest.MonkeyPatch) -> None:
+def nz_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # EVRoam's fleet is in New Zealand: to measure its push path end to end, the simulated access
-    # point takes NZ locations too (a deployment delivers to its own country's access point).
+    # point takes NZ locations too (a deployment delivers to its own country's access point). Its
+    # rules want an eMI3 EVSE id on every EVSE, which EVRoam lacks: the NZ CPOs' operator entries
+    # (this test's own, fictitious) give the ids derived from their stations.
     monkeypatch.setenv("EVPIPELINE_NAP_COUNTRIES", "NLD,NZL")
+    reference = yaml.safe_load(Path(default_file()).read_text())
+    reference["operators"] += [
+        {"country_code": "NZ", "party_id": party, "operator_id": f"NZ*{party}", "name": f"Test CPO {party}",
+         "legal_name": f"Test CPO {party} Ltd", "helpdesk": {"phone": "+64 9 000 0000"}, "staffed": False,
+         "payment_means": ["paymentCreditCard"]}
+        for party in ("CNZ", "VEC", "ZEN", "MER", "BPP", "CTE", "JLT")]
+    path = tmp_path / "reference-nz.yaml"
+    path.write_text(yaml.safe_dump(reference, sort_keys=False))
+    monkeypatch.setenv("EVPIPELINE_REFERENCE_FILE", str(path))
 
 
 def test_every_source_reaches_ndw_through_the_supervised_lane(deployment: Deployment, nz_too: None, tmp_path: Path,
@@ -75,7 +86,7 @@ def test_every_source_reaches_ndw_through_the_supervised_lane(deployment: Deploy
     [(other,)] = query(d.warehouse, """SELECT min(t.tariff_id) FROM mart.tariffs t JOIN mart.locations l USING (country_code, party_id)
                                        WHERE l.location_id = ? AND t.tariff_id <> ? AND NOT t.is_deleted""", [gf_location, gf_tariff])
     d.greenflux_sim.edit_connector(gf_evse, gf_connector, tariff_id=other)
-    reference = yaml.safe_load(Path(default_file()).read_text())
+    reference = yaml.safe_load(Path(reference_file()).read_text())  # the deployment's file (with the NZ entries)
     zpt = next(t for t in reference["tariffs"] if t["id"] == "ZPT-NL-AC")
     zpt["elements"][0]["price_components"][0]["price"] = 0.41
     edited = tmp_path / "reference.yaml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from evpipeline.model import rules
@@ -24,7 +25,8 @@ def build(warehouse: WarehouseResource) -> Any:
 def test_rule_tables_use_closed_ocpi_values() -> None:
     assert set(rules.ZAPTEC_OPERATION_MODES.values()) <= set(rules.OCPI_VALUES["status"])
     assert {s for s, _, _ in rules.ZAPTEC_MODELS.values()} <= set(rules.OCPI_VALUES["standard"])
-    assert set(rules.ZAPTEC_NETWORKS.values()) <= set(rules.OCPI_VALUES["power_type"])
+    assert {phases for phases, _ in rules.ZAPTEC_NETWORKS.values()} <= set(rules.ZAPTEC_POWER_TYPES)
+    assert set(rules.ZAPTEC_POWER_TYPES.values()) <= set(rules.OCPI_VALUES["power_type"])
 
 
 def test_installations_chargers_and_statuses_map_by_rule(clock: SimClock, warehouse: WarehouseResource, tmp_path: Any) -> None:
@@ -53,13 +55,17 @@ def test_installations_chargers_and_statuses_map_by_rule(clock: SimClock, wareho
                 want = "UNKNOWN" if mode is None else rules.ZAPTEC_OPERATION_MODES.get(mode, "UNKNOWN")
                 assert status == want or status in ("INOPERATIVE", "REMOVED")
         assert not any(models[c] in rules.ZAPTEC_NOT_CHARGERS for c in evses)  # meters are not EVSEs
-        for amps, phases, watts, power_type in query(warehouse, """
-                SELECT c.max_amperage, s.max_phases, c.max_electric_power, c.power_type FROM mart.connectors c
+        for amps, volts, max_phases, network, watts, power_type in query(warehouse, """
+                SELECT c.max_amperage, c.max_voltage, s.max_phases, i.network_type, c.max_electric_power, c.power_type
+                FROM mart.connectors c JOIN zaptec.installations i ON i.installation_id = c.location_id
                 LEFT JOIN (SELECT charger_id, max(value_number) FILTER (WHERE state_id = 520) AS max_phases
                            FROM zaptec.charger_states GROUP BY 1) s ON s.charger_id = c.evse_uid
                 WHERE c.source = 'zaptec'"""):
-            phase_count = phases or {"AC_3_PHASE": 3, "AC_1_PHASE": 1}[power_type]
-            assert watts == 230 * amps * phase_count
+            grid_phases, phase_volts = rules.ZAPTEC_NETWORKS[network]
+            phases = min(grid_phases, int(max_phases or grid_phases))  # the charger never uses more than the grid brings
+            per_phase = rules.ZAPTEC_SINGLE_PHASE_VOLTS if phases == 1 else phase_volts
+            assert power_type == rules.ZAPTEC_POWER_TYPES[phases]
+            assert watts == round(phases * per_phase * amps) <= phases * volts * amps
         assert result.unmapped.empty or set(result.unmapped["source"]) <= {"zaptec", "evroam", "greenflux"}
 
         # A charger going offline reads UNKNOWN (OCPI's "no information"), not its last mode.
@@ -76,3 +82,29 @@ def test_installations_chargers_and_statuses_map_by_rule(clock: SimClock, wareho
         assert not {json.loads(b)["id"] for b in export.locations} & zaptec_ids
         rejected = [r for r in export.rejections if r["object"] == "Location" and r.get("location_id") in zaptec_ids]
         assert all("opening_times missing (AFIR-mandatory)" in r["reasons"] for r in rejected)
+
+
+def test_zaptec_connectors_are_physically_plausible_end_to_end(
+    clock: SimClock, warehouse: WarehouseResource, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """Zaptec over HTTP -> mart -> NDW selection: each connector's power type and power are the charger's phases x
+    the volts its grid gives each phase x its maximum current, and no connector is left out for physics."""
+    from evpipeline.model.reference import default_file
+    from evpipeline.simulators.zaptec.fleet import rated_w
+    from evpipeline_tests.model.test_reference import load
+
+    with running(simulator(clock, chargers=40)) as sim:
+        sync_everything(resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / "inbox")))
+        chargers = dict(sim.chargers)
+    load(warehouse, Path(default_file()), monkeypatch)
+    build(warehouse)
+    with warehouse.get_connection() as con:
+        export = build_export(con, countries=["NLD", "NOR"])  # both of the fleet's countries through the NDW rules
+    assert not [r for r in export.rejections if any("max_electric_power" in reason for reason in r["reasons"])]
+    published = {e["uid"]: c for body in export.locations for e in json.loads(body)["evses"] for c in e["connectors"]}
+    assert len(published) >= 10 and {c["power_type"] for c in published.values()} == {"AC_1_PHASE", "AC_3_PHASE"}
+    for uid, connector in published.items():
+        charger = chargers[uid]
+        assert connector["power_type"] == {1: "AC_1_PHASE", 3: "AC_3_PHASE"}[charger.phases]
+        assert connector["max_electric_power"] == round(rated_w(charger))  # phases x volts x current, as the charger gives it
+        assert connector["max_electric_power"] <= connector["max_voltage"] * connector["max_amperage"] * charger.phases

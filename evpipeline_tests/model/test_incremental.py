@@ -24,7 +24,7 @@ from evpipeline_tests.sources.greenflux.conftest import TOKEN
 from evpipeline_tests.sources.greenflux.conftest import resource as greenflux_resource
 from evpipeline_tests.sources.greenflux.conftest import sync as greenflux_sync
 from evpipeline_tests.sources.zaptec.conftest import resource_for, simulator, sync_everything
-from evpipeline_tests.typed import present, sim_as
+from evpipeline_tests.typed import present, running, sim_as
 
 
 def build(warehouse: WarehouseResource, **kwargs: Any) -> MartBuild:
@@ -141,3 +141,16 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_mix(
             assert rows and rows == query(fresh, live.format(table)), table
     finally:
         fleet.stop()
+
+
+def test_a_requested_rebuild_of_a_mart_never_built_is_its_first_build(
+    clock: SimClock, warehouse: WarehouseResource, tmp_path: Path
+) -> None:
+    """The demo's first build is `mart_reconcile`: with nothing built before, no row was wrong."""
+    with running(simulator(clock, chargers=8)) as sim:
+        sync_everything(resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / "inbox")))
+    first = build(warehouse, full=True)
+    assert (first.mode, first.reason, first.mismatches) == ("full", "first build", None)
+    assert all(c.passed for _, _, checks in mart_results(first) for c in checks)
+    again = build(warehouse, full=True)
+    assert again.reason == "requested" and set(present(again.mismatches).values()) == {0}

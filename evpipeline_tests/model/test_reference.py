@@ -47,7 +47,7 @@ def load(warehouse: WarehouseResource, path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_the_shipped_file_is_valid_ocpi() -> None:
     data = load_reference()
-    assert data.counts == {"rules": 5, "rule_fields": 14, "tariffs": 3, "parties": 0}
+    assert data.counts == {"rules": 5, "rule_fields": 14, "tariffs": 3, "parties": 0, "operators": 8}
     for row in data.tariffs.to_dict("records"):
         assert row["currency"] in ("EUR", "NOK", "NZD")
 
@@ -110,10 +110,12 @@ def test_reference_fills_what_zaptec_lacks_and_makes_it_exportable(
     for hours, mix, loc_lineage, parking, evse_lineage, tariffs, conn_lineage in rows:
         assert json.loads(hours) == {"twentyfourseven": True} and json.loads(mix)["supplier_name"] == "Vandebron"
         assert json.loads(parking) == ["EV_ONLY"] and json.loads(tariffs) == ["ZPT-NL-AC"]
-        # Lineage: which fields the operator supplied, and by which rule.
+        # Lineage: which fields the operator supplied, and by which rule or operator entry.
         assert json.loads(loc_lineage) == {"opening_times": "zaptec-nl-public", "energy_mix": "zaptec-nl-public",
-                                           "charging_when_closed": "zaptec-nl-public"}
-        assert json.loads(evse_lineage) == {"parking_restrictions": "zaptec-nl-public", "capabilities": "zaptec-nl-public"}
+                                           "charging_when_closed": "zaptec-nl-public", "operator": "operators/NL/ZPT",
+                                           "nuts_code": "operators/NL/ZPT"}
+        assert json.loads(evse_lineage) == {"parking_restrictions": "zaptec-nl-public", "capabilities": "zaptec-nl-public",
+                                            "evse_id": "operators/NL/ZPT"}
         assert json.loads(conn_lineage) == {"tariff_ids": "zaptec-nl-public"}
     with warehouse.get_connection() as con:
         after = build_export(con)

@@ -121,7 +121,8 @@ def test_fleet_mixes_private_homes_and_public_sites_in_two_countries(sim: Zaptec
     parks = sim.charging_parks()
     public = {i.body["Id"] for i in sim.installations.values() if i.public}
     assert {p.ref for p in parks} == public  # homes are never on a map
-    assert all(kind == "IEC62196Type2Outlet" and kw in (11.0, 22.0, 4.0, 7.0) for p in parks for kind, kw, _ in p.connectors)
+    # 16 or 32 A on 3 phases of a TN grid (11, 22 kW), of an IT grid (230 V between lines: 6, 13 kW), or on one (4, 7 kW)
+    assert all(kind == "IEC62196Type2Outlet" and kw in (11.0, 22.0, 6.0, 13.0, 4.0, 7.0) for p in parks for kind, kw, _ in p.connectors)
     assert sum(n for p in parks for *_, n in p.connectors) == sum(len(sim.installations[r].charger_ids) for r in public)
 
 
@@ -235,3 +236,17 @@ def test_toolkit_server_sends_without_nagle_delay() -> None:
         server.handle_request()
     server.server_close()
     assert seen == [1]
+
+
+def test_chargers_never_use_more_phases_or_power_than_their_grid_brings(sim: ZaptecSimulator) -> None:
+    grid_phases = {1: 1, 2: 3, 3: 1, 4: 3}  # NetworkType: IT 1-phase, IT 3-phase, TN 1-phase, TN 3-phase
+    networks = set()
+    for charger in sim.chargers.values():
+        network = sim.installations[charger.installation_id].body["NetworkType"]
+        networks.add(network)
+        phases = int(charger.value(520) or 0)
+        assert 1 <= phases <= grid_phases[network]
+        # Line to neutral: 230 V on TN; an IT grid has 230 V between lines, so its 3 phases give sqrt(3) x 230 V x I.
+        volts = 230 / 3**0.5 if network == 2 and phases == 3 else 230
+        assert float(charger.value(513) or 0) <= phases * volts * float(charger.value(510) or 0) + 0.01
+    assert {2, 3, 4} <= networks  # the fleet has IT and TN, 1- and 3-phase grids

@@ -5,6 +5,8 @@
 - EVSE status: deleted or decommissioned -> REMOVED; proposed/planned/under construction -> PLANNED;
   every connector Inoperative -> INOPERATIVE; else the station's availability (Occupied ->
   CHARGING, …); no availability -> UNKNOWN (an Operative connector may still be occupied).
+- EVSE = charging station: `station_id` is the station; with an operator entry for the CPO its
+  derived eMI3 EVSE id takes the station's GUID, written in base 36 (26 characters: eMI3 allows 30).
 - Connector: connectorType -> standard/format by rule; power from the station's `kwRated`;
   AC voltage/amperage derived from the power (230 V line to neutral; T1 single phase, T2 three),
   DC 500 V up to 100 kW, 920 V above. EVRoam has no tariffs.
@@ -47,6 +49,7 @@ def locations(scope: Scope) -> str:
            CAST(NULL AS JSON) AS suboperator,
            CAST(NULL AS JSON) AS owner,
            CAST(NULL AS JSON) AS images,
+           CAST(NULL AS VARCHAR) AS nuts_code,
            'evroam' AS source, s.site_id AS source_id, s.last_updated AS source_last_updated,
            s.last_updated, s.is_deleted
     FROM ({_sites(scope)}) s
@@ -95,6 +98,8 @@ def evses(scope: Scope) -> str:
            CAST(NULL AS JSON) AS parking_restrictions,
            CAST(NULL AS JSON) AS directions,
            CAST(NULL AS JSON) AS images,
+           st.charging_station_id AS station_id,
+           st.charging_station_id AS point_ref,
            'evroam' AS source, st.charging_station_id AS source_id,
            greatest(st.last_updated, st.availability_updated, st.connectors_updated) AS source_last_updated,
            greatest(st.last_updated, st.availability_updated, st.connectors_updated) AS last_updated,

@@ -10,7 +10,8 @@
   BusinessDetails keep name/website/logo (2.1.1's `phone_number` is not OCPI 2.2.1).
 - EVSE: every copy, so an EVSE moved to another location stays REMOVED in the old one (GreenFlux
   marks it so) and lives in the new; status, capabilities, parking restrictions as sent, values
-  outside OCPI's vocabularies reported and left out.
+  outside OCPI's vocabularies reported and left out; `station_id` the ChargeStation whose `evses`
+  list its uid (`greenflux.charge_stations`), else its own uid.
 - Connector: `voltage`/`amperage` -> `max_voltage`/`max_amperage`; 2.1.1's single `tariff_id` ->
   `tariff_ids: [tariff_id]`.
 - Tariff: as sent (elements are OCPI-shaped), party from `cpo_id`.
@@ -44,6 +45,19 @@ def _parties(scope: Scope) -> str:
     FROM greenflux.locations l
     LEFT JOIN ({_ASSIGNED.format(ok=ok, scope=scope.locations("l.location_id"))}) a USING (location_id)
     WHERE {scope.locations("l.location_id")}
+"""
+
+
+def _stations(scope: Scope) -> str:
+    """The charge station of each EVSE uid in scope: the one whose `evses` list it (the lowest id, should
+    two ever list the same uid). By uid, not location: a moved EVSE's REMOVED copy keeps its station."""
+    in_scope = "true" if not scope.incremental else \
+        f"uid IN (SELECT evse_uid FROM greenflux.evses WHERE {scope.locations('location_id')})"
+    return f"""
+    SELECT uid AS evse_uid, min(cs.charge_station_id) AS charge_station_id
+    FROM greenflux.charge_stations cs, unnest(CAST(cs.evse_uids AS VARCHAR[])) AS u(uid)
+    WHERE NOT cs.is_deleted AND {in_scope}
+    GROUP BY 1
 """
 
 
@@ -81,6 +95,7 @@ def locations(scope: Scope) -> str:
            {_business("l.suboperator")} AS suboperator,
            {_business("l.owner")} AS owner,
            CAST(NULL AS JSON) AS images,
+           CAST(NULL AS VARCHAR) AS nuts_code,
            'greenflux' AS source, l.location_id AS source_id, l.last_updated AS source_last_updated,
            l.last_updated, l.is_deleted
     FROM greenflux.locations l
@@ -97,10 +112,13 @@ def evses(scope: Scope) -> str:
            e.floor_level, e.latitude, e.longitude, e.physical_reference,
            {_enum_list("e.parking_restrictions", "parking_restriction")} AS parking_restrictions,
            e.directions, e.images,
+           coalesce(cs.charge_station_id, e.evse_uid) AS station_id,
+           e.evse_uid AS point_ref,
            'greenflux' AS source, e.location_id || '/' || e.evse_uid AS source_id,
            e.last_updated AS source_last_updated, e.last_updated, e.is_deleted
     FROM greenflux.evses e
     JOIN ({_parties(scope)}) pa ON pa.location_id = e.location_id
+    LEFT JOIN ({_stations(scope)}) cs ON cs.evse_uid = e.evse_uid
     WHERE {scope.locations("e.location_id")}
 """
 
@@ -167,17 +185,25 @@ UNMAPPED = f"""
 """
 
 # A moved EVSE appears as a new (location, uid) row and its old copy turns REMOVED: both rows change.
+# A charge station that changed may have gained or lost EVSEs: the locations of both are touched.
+_CHANGED_STATIONS = "SELECT charge_station_id, evse_uids FROM greenflux.charge_stations WHERE _ingested_at > $since"
 CHANGED_LOCATIONS = f"""
     SELECT location_id FROM greenflux.locations WHERE _ingested_at > $since
     UNION SELECT location_id FROM greenflux.evses WHERE _ingested_at > $since
     UNION SELECT location_id FROM greenflux.connectors WHERE _ingested_at > $since
     UNION {moved_from("greenflux", "SELECT evse_uid FROM greenflux.evses WHERE _ingested_at > $since")}
+    UNION SELECT location_id FROM greenflux.evses
+          WHERE evse_uid IN (SELECT unnest(CAST(evse_uids AS VARCHAR[])) FROM ({_CHANGED_STATIONS}))
+    UNION SELECT location_id FROM mart.evses
+          WHERE source = 'greenflux' AND station_id IN (SELECT charge_station_id FROM ({_CHANGED_STATIONS}))
 """
 
 MAPPING = SourceMapping(
     source="greenflux",
-    requires=("greenflux.locations", "greenflux.evses", "greenflux.connectors", "greenflux.tariffs", "reference.parties"),
-    inputs=("greenflux/locations", "greenflux/evses", "greenflux/connectors", "greenflux/tariffs"),
+    requires=("greenflux.locations", "greenflux.evses", "greenflux.connectors", "greenflux.charge_stations",
+              "greenflux.tariffs", "reference.parties"),
+    inputs=("greenflux/locations", "greenflux/evses", "greenflux/connectors", "greenflux/charge_stations",
+            "greenflux/tariffs"),
     locations=locations,
     evses=evses,
     connectors=connectors,

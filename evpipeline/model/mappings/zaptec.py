@@ -5,9 +5,13 @@
 - EVSE status: deleted -> REMOVED; charger inactive -> INOPERATIVE; offline (IsOnline 0) -> UNKNOWN
   (OCPI's status for "no information"); else the ChargerOperationMode by rule (Disconnected ->
   AVAILABLE, a connected vehicle -> CHARGING); no observation yet -> UNKNOWN.
-- Connector by model rule (Sense meters are not chargers: reported, not placed); power_type from the
-  installation's network type; amperage from the charger's ChargerMaxCurrent (510) observation, else
-  the model's rating; power = 230 V x amperage x phases (MaxPhases 520 when observed).
+- Connector by model rule (Sense meters are not chargers: reported, not placed); phases: what the
+  installation's grid (NetworkType) brings, fewer when the charger's MaxPhases (520) says so, and
+  power_type from them; volts per phase from the grid (230, or 230 / sqrt(3) on an IT grid's three
+  phases); amperage the charger's ChargerMaxCurrent (510) observation, else the model's rating;
+  power = phases x volts x amperage.
+- A charger is one charging station with one EVSE (`station_id` = the charger); its DeviceId (the serial
+  printed on it, e.g. ZPR123456) is the id part of the eMI3 EVSE id derived from the CPO's operator id.
 - Zaptec's API has no opening hours, energy mix or tariffs: those stay empty (the NDW export lists
   such locations as rejected with that reason instead of inventing them).
 """
@@ -41,6 +45,7 @@ def locations(scope: Scope) -> str:
            CAST(NULL AS JSON) AS suboperator,
            CAST(NULL AS JSON) AS owner,
            CAST(NULL AS JSON) AS images,
+           CAST(NULL AS VARCHAR) AS nuts_code,
            'zaptec' AS source, i.installation_id AS source_id, i.last_updated AS source_last_updated,
            i.last_updated, i.is_deleted OR NOT coalesce(i.active, true) AS is_deleted
     FROM ({_installations(scope)}) i
@@ -94,6 +99,8 @@ def evses(scope: Scope) -> str:
            CAST(NULL AS JSON) AS parking_restrictions,
            CAST(NULL AS JSON) AS directions,
            CAST(NULL AS JSON) AS images,
+           c.charger_id AS station_id,
+           c.device_id AS point_ref,
            'zaptec' AS source, c.charger_id AS source_id,
            greatest(c.last_updated, c.operation_mode_since) AS source_last_updated,
            greatest(c.last_updated, c.operation_mode_since) AS last_updated,
@@ -103,21 +110,30 @@ def evses(scope: Scope) -> str:
 """
 
 def connectors(scope: Scope) -> str:
+    # Phases: those the installation's grid brings, or fewer when the charger's MaxPhases (520) says so;
+    # the volts across each follow from the grid (on IT's 3 phases 230 / sqrt(3) V, OCPI being line to
+    # neutral). Power = phases x volts x the charger's maximum current (510, else the model's rating).
+    # Voltage and amperage are rounded up to OCPI's integers, so the power never exceeds their product.
     return f"""
-    SELECT c.country_code, c.party_id, c.installation_id AS location_id, c.charger_id AS evse_uid,
-           '1' AS connector_id, c.standard, c.format, n.power_type,
-           CASE WHEN n.power_type IS NOT NULL THEN 230 END AS max_voltage,
-           CAST(coalesce(c.max_current, c.rated_amperage) AS INTEGER) AS max_amperage,
-           CAST(230 * coalesce(c.max_current, c.rated_amperage)
-                * coalesce(c.max_phases, CASE n.power_type WHEN 'AC_3_PHASE' THEN 3 WHEN 'AC_1_PHASE' THEN 1 END) AS INTEGER)
-               AS max_electric_power,
+    WITH rated AS (
+        SELECT c.*, p.phases, p.power_type,
+               CASE p.phases WHEN 1 THEN n.single_phase_volts WHEN 3 THEN n.phase_volts END AS volts,
+               coalesce(c.max_current, c.rated_amperage) AS amps
+        FROM ({_chargers(scope)}) c
+        LEFT JOIN rules_zaptec_networks n ON n.value = c.network_type
+        LEFT JOIN rules_zaptec_power_types p ON n.value IS NOT NULL AND p.phases = least(n.phases, CAST(c.max_phases AS INTEGER))
+    )
+    SELECT country_code, party_id, installation_id AS location_id, charger_id AS evse_uid,
+           '1' AS connector_id, standard, format, power_type,
+           CAST(ceil(volts) AS INTEGER) AS max_voltage,
+           CAST(ceil(amps) AS INTEGER) AS max_amperage,
+           CAST(round(phases * volts * amps) AS INTEGER) AS max_electric_power,
            CAST(NULL AS JSON) AS tariff_ids,
            CAST(NULL AS VARCHAR) AS terms_and_conditions,
-           'zaptec' AS source, c.charger_id || '/1' AS source_id,
-           c.last_updated AS source_last_updated, c.last_updated,
-           c.is_deleted
-    FROM ({_chargers(scope)}) c
-    LEFT JOIN rules_zaptec_networks n ON n.value = c.network_type
+           'zaptec' AS source, charger_id || '/1' AS source_id,
+           last_updated AS source_last_updated, last_updated,
+           is_deleted
+    FROM rated
 """
 
 UNMAPPED = """
@@ -134,7 +150,11 @@ UNMAPPED = """
     UNION ALL
     SELECT 'zaptec', 'installation.network_type', CAST(i.network_type AS VARCHAR), count(*)
     FROM zaptec.installations i LEFT JOIN rules_zaptec_networks n ON n.value = i.network_type
-    WHERE n.power_type IS NULL GROUP BY ALL
+    WHERE n.phases IS NULL GROUP BY ALL
+    UNION ALL
+    SELECT 'zaptec', 'charger_states.max_phases (MaxPhases 520)', CAST(s.value_number AS VARCHAR), count(*)
+    FROM zaptec.charger_states s LEFT JOIN rules_zaptec_power_types p ON p.phases = s.value_number
+    WHERE s.state_id = 520 AND NOT s.is_deleted AND s.value_number IS NOT NULL AND p.phases IS NULL GROUP BY ALL
     UNION ALL
     SELECT 'zaptec', 'charger_states.operation_mode', s.operation_mode, count(*)
     FROM zaptec.charger_live s LEFT JOIN rules_zaptec_modes r ON r.value = s.operation_mode

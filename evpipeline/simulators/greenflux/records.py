@@ -27,6 +27,7 @@ class Cpo:
     country: str  # ISO 3166 alpha-3 of its locations
     weight: float
     website: str
+    region: str | None = None  # NUTS-1 region all its locations are in (toolkit NUTS1_CITIES); None: anywhere in `country`
 
     @property
     def country_code(self) -> str:
@@ -37,12 +38,13 @@ class Cpo:
         return self.cpo_id[2:]
 
 
-# Mostly Dutch CPOs, some Belgian: the NDW export takes the Dutch public locations.
+# Mostly Dutch CPOs, some Belgian: the NDW export takes the Dutch public locations. Each Dutch CPO
+# operates in one NUTS-1 region, which its operator entry in the reference data states (AFIR).
 CPOS = (
-    Cpo("NLALF", "Alfa Laadpunten B.V.", "NLD", 30, "https://www.alfa-laadpunten.example"),
-    Cpo("NLEVB", "EV Boulevard", "NLD", 24, "https://evboulevard.example"),
-    Cpo("NLGFX", "GreenFlux Assets", "NLD", 14, "https://www.greenflux.example"),
-    Cpo("NLWTP", "Wattpunt Laden", "NLD", 16, "https://wattpunt.example"),
+    Cpo("NLALF", "Alfa Laadpunten B.V.", "NLD", 30, "https://www.alfa-laadpunten.example", "NL3"),
+    Cpo("NLEVB", "EV Boulevard", "NLD", 24, "https://evboulevard.example", "NL4"),
+    Cpo("NLGFX", "GreenFlux Assets", "NLD", 14, "https://www.greenflux.example", "NL2"),
+    Cpo("NLWTP", "Wattpunt Laden", "NLD", 16, "https://wattpunt.example", "NL1"),
     Cpo("BEBEC", "Blue Energy Corner", "BEL", 11, "https://blue-energy-corner.example"),
     Cpo("BEELN", "Elektron Laadnet", "BEL", 5, "https://elektron.example"),
 )
@@ -253,7 +255,7 @@ class GreenFluxRecords(SimServer):
     def _loc_base(self, i: int) -> tuple[dict[str, Any], _Ctx]:
         rng = self._rng("L", i)
         cpo = CPOS[int(self._loc_cpo[i])]
-        place = random_place(rng, cpo.country, spread_km=8)
+        place = random_place(rng, cpo.country, spread_km=8, region=cpo.region)
         access = _pick(rng, ACCESS)
         name = f"{place.city} {place.street}" + rng.choice(["", "", "", " P+R", " Parkeergarage", " Centrum"])
         facilities = sorted(rng.sample(FACILITIES, k=_pick(rng, FACILITY_COUNT)))

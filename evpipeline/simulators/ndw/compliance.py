@@ -6,7 +6,8 @@ would prove nothing. So this module never imports it. It checks:
    contract we hand NDW), read as plain files and applied with the generic `jsonschema`
    validator (Draft 2020-12);
 2. receiver rules written out here from NDW's supplier page and the OCPI 2.2.1 text (the
-   AFIR-mandatory fields, and the cross-field rules JSON Schema cannot express).
+   AFIR-mandatory fields, and the cross-field rules JSON Schema cannot express, physics among them:
+   no connector delivers more than its voltage x current x conductors).
 """
 
 from __future__ import annotations
@@ -102,6 +103,25 @@ def _missing_afir(kind: str, obj: dict[str, Any], where: str) -> Iterator[str]:
         yield f"{where}max_electric_power: must be greater than 0"
 
 
+# How many conductors carry each OCPI power type's power: NDW's own reading of the physics (voltage is
+# line to neutral for AC), written here, not taken from our definition.
+CONDUCTORS = {"AC_1_PHASE": 1, "AC_2_PHASE": 2, "AC_2_PHASE_SPLIT": 2, "AC_3_PHASE": 3, "DC": 1}
+ROUNDING = 1.01  # a nominal rating may be rounded up by 1 %; more is a connector that cannot exist
+
+
+def _physics(connector: dict[str, Any], where: str) -> Iterator[str]:
+    """A connector cannot deliver more power than voltage x current x conductors."""
+    watts, volts, amps = (connector.get(k) for k in ("max_electric_power", "max_voltage", "max_amperage"))
+    conductors = CONDUCTORS.get(str(connector.get("power_type")))
+    numbers = [v for v in (watts, volts, amps) if isinstance(v, int) and not isinstance(v, bool)]
+    if conductors and len(numbers) == 3:  # the schema has judged anything else
+        watts, volts, amps = numbers
+        possible = volts * amps * conductors
+        if watts > possible * ROUNDING:
+            yield (f"{where}max_electric_power: {watts} W is physically impossible at {volts} V x {amps} A x "
+                   f"{conductors} ({connector['power_type']}) = {possible} W")
+
+
 def _unique(items: list[Any], name: str, where: str) -> Iterator[str]:
     seen: set[str] = set()
     for item in items:
@@ -178,6 +198,8 @@ def receiver_errors(kind: Kind, obj: Any, profile: Profile = "ndw", *, patch: bo
             errors += _evse_errors(evse, f"evses.{i}.", profile)
     elif kind == "evse":
         errors += _evse_errors(obj, "", profile, afir=False)
+    elif kind == "connector":
+        errors += _physics(obj, "")
     return errors
 
 
@@ -187,9 +209,10 @@ def _evse_errors(evse: dict[str, Any], where: str, profile: Profile, *, afir: bo
     if profile == "ndw" and afir:
         errors += _missing_afir("evse", evse, where)
     errors += _unique(connectors, "id", f"{where}connectors: ")
-    if profile == "ndw":
-        for j, connector in enumerate(connectors):
+    for j, connector in enumerate(connectors):
+        if profile == "ndw":
             errors += _missing_afir("connector", connector, f"{where}connectors.{j}.")
+        errors += _physics(connector, f"{where}connectors.{j}.")
     return errors
 
 

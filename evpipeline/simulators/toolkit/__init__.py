@@ -17,6 +17,7 @@ Simulators never import the pipeline's clients, normalizers or warehouse.
 from evpipeline.simulators.toolkit.clock import SimClock, http_date, iso_z
 from evpipeline.simulators.toolkit.faults import Script, ServerRateLimit
 from evpipeline.simulators.toolkit.fleet import (
+    NUTS1_CITIES,
     REGIONS,
     STREETS,
     TIME_ZONES,
@@ -30,7 +31,7 @@ from evpipeline.simulators.toolkit.server import SimServer, _QuietServer, most_i
 from evpipeline.simulators.toolkit.wire import HttpReply, Request, Response, json_copy, paginate, retry_after
 
 __all__ = [
-    "ChargingPark", "HttpReply", "REGIONS", "Request", "Response", "STREETS", "Script", "ServerRateLimit",
+    "ChargingPark", "HttpReply", "NUTS1_CITIES", "REGIONS", "Request", "Response", "STREETS", "Script", "ServerRateLimit",
     "SimClock", "SimServer", "TIME_ZONES", "_QuietServer", "det_uuid", "http_date", "iso_z", "json_copy",
     "most_in_window", "paginate", "park_connectors", "random_place", "retry_after", "weighted",
 ]

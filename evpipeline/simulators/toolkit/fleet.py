@@ -60,6 +60,18 @@ REGIONS: dict[str, list[tuple[str, float, float]]] = {
         ("Napier", -39.4928, 176.9120), ("Nelson", -41.2706, 173.2840), ("Queenstown", -45.0312, 168.6626),
     ],
 }
+# Dutch cities by NUTS-1 region (NUTS 2021 = 2024: NL1 Noord-, NL2 Oost-, NL3 West-, NL4 Zuid-Nederland),
+# for a fleet that operates in one region. Only cities whose surroundings within REGION_SPREAD_KM lie
+# in the region: Almere (Huizen, NL3), Nijmegen (Mook and Cuijk, NL4) and Maastricht (Belgium) do not.
+NUTS1_CITIES: dict[str, list[tuple[str, float, float]]] = {
+    "NL1": [("Groningen", 53.2194, 6.5665), ("Leeuwarden", 53.2012, 5.7999), ("Assen", 52.9925, 6.5649)],
+    "NL2": [("Arnhem", 51.9851, 5.8987), ("Zwolle", 52.5168, 6.0830), ("Apeldoorn", 52.2112, 5.9699),
+            ("Deventer", 52.2551, 6.1639)],
+    "NL3": [("Amsterdam", 52.3676, 4.9041), ("Rotterdam", 51.9244, 4.4777), ("Utrecht", 52.0907, 5.1214),
+            ("Den Haag", 52.0705, 4.3007), ("Haarlem", 52.3874, 4.6462), ("Leiden", 52.1601, 4.4970)],
+    "NL4": [("Eindhoven", 51.4416, 5.4697), ("Tilburg", 51.5555, 5.0913), ("Breda", 51.5719, 4.7683)],
+}
+REGION_SPREAD_KM = 8.0
 STREETS: dict[str, list[str]] = {
     "NLD": ["Kerkstraat", "Stationsplein", "Dorpsstraat", "Molenweg", "Schoolstraat", "Marktplein", "Julianalaan",
             "Beatrixstraat", "Parkweg", "Industrieweg", "Havenstraat", "Prins Hendrikkade", "Oranjelaan", "Kanaalweg"],
@@ -91,8 +103,11 @@ class Place:
         return f"{self.street} {self.house_number}"
 
 
-def random_place(rng: random.Random, country: str, spread_km: float = 6.0) -> Place:
-    city, lat, lon = rng.choice(REGIONS[country])
+def random_place(rng: random.Random, country: str, spread_km: float = 6.0, region: str | None = None) -> Place:
+    """A place in `country`; with a NUTS-1 `region` (NUTS1_CITIES), in that region (within REGION_SPREAD_KM of a city)."""
+    if region is not None:
+        spread_km = min(spread_km, REGION_SPREAD_KM)
+    city, lat, lon = rng.choice(NUTS1_CITIES[region] if region is not None else REGIONS[country])
     dlat = rng.uniform(-1, 1) * spread_km / 111.0
     dlon = rng.uniform(-1, 1) * spread_km / (111.0 * max(0.2, math.cos(math.radians(lat))))
     return Place(

@@ -5,6 +5,7 @@ chargers' observations, and sessions that start, charge and end; every change go
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,9 @@ ZONE_NAMES = {
     "Europe/Berlin": "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna",
     "Europe/London": "(UTC+00:00) Dublin, Edinburgh, Lisbon, London",
 }
+# The fleet account's Dutch installations are all in West-Nederland (NUTS-1 NL3), as the CPO's
+# operator entry in the reference data states; Norway is one NUTS-1 region anyway.
+NUTS1_REGIONS = {"NLD": "NL3"}
 HOME_NAMES = {"NOR": ["Hjemme", "Hjemme", "Hjemme", "Hytta", "Hjem"], "NLD": ["Thuis", "Thuis", "Huis", "Woning"]}
 HOME_CHARGERS = {"NOR": ["Garasje", "Carport", "Innkjørsel", "Zaptec Go"], "NLD": ["Oprit", "Carport", "Garage", "Zaptec Go"]}
 BUSINESSES = {
@@ -47,6 +51,13 @@ BUSINESSES = {
     "NLD": ["Albert Heijn", "Q-Park", "Van der Valk", "Jumbo", "Bedrijvenpark", "Gemeente"],
 }
 CHARGER_LABEL = {"NOR": "Lader", "NLD": "Laadpunt"}
+# What an installation's grid (NetworkType) offers a charger: phases, and the voltage across each
+# phase's load. TN is 400 V between lines (230 V to neutral); IT is 230 V between lines and has no
+# neutral, so a 3-phase charge there is sqrt(3) x 230 V x current (Zaptec: at most 12.7 kW at 32 A),
+# and a single-phase charge takes 230 V between two lines.
+GRID_PHASES = {1: 1, 2: 3, 3: 1, 4: 3}
+IT_THREE_PHASE = 2
+NOMINAL_VOLTS = 230.0
 
 # Observation ids the simulator reports (see the Zaptec state observation reference).
 IS_OCPP_CONNECTED, IS_ONLINE, PULSE = -3, -2, -1
@@ -106,6 +117,7 @@ class Charger:
     installation_id: str
     max_current: float
     phases: int
+    volts: float = NOMINAL_VOLTS  # per phase of the charging load (230 V / sqrt(3) on an IT grid's 3 phases)
     states: dict[int, tuple[str | None, datetime]] = field(default_factory=dict)
     meter_kwh: float = 0.0
     extra: list[dict[str, Any]] = field(default_factory=list)  # raw observations injected by tests
@@ -116,6 +128,11 @@ class Charger:
 
     def value(self, state_id: int) -> str | None:
         return self.states.get(state_id, (None, None))[0]
+
+
+def rated_w(charger: Charger) -> float:
+    """The most a charger can deliver: its phases x the voltage across each x its maximum current."""
+    return charger.phases * charger.volts * charger.max_current
 
 
 class ZaptecFleet(ZaptecBus):
@@ -143,7 +160,7 @@ class ZaptecFleet(ZaptecBus):
         self, rng: random.Random, country: str, public: bool, size: int, *, time_zone: str | None = None
     ) -> Installation:
         now = self.clock.now()
-        place = random_place(rng, country, spread_km=15)
+        place = random_place(rng, country, spread_km=15, region=NUTS1_REGIONS.get(country))
         iid = det_uuid(rng)
         created = now - timedelta(days=rng.randint(30, 1500), seconds=rng.randint(0, 86399), milliseconds=rng.randint(0, 999))
         tz_name, tz_iana = TIME_ZONES[country]
@@ -243,8 +260,12 @@ class ZaptecFleet(ZaptecBus):
             "Warnings": None,
         }
         max_current = 16.0 if rng.random() < 0.2 else 32.0
-        charger = Charger(body, installation.body["Id"], max_current, 3 if rng.random() < 0.85 else 1,
-                          meter_kwh=round(rng.uniform(50, 9000), 3))
+        # MaxPhases (520): most chargers are set up for every phase the grid brings; never more.
+        wanted = 3 if rng.random() < 0.85 else 1
+        network = int(installation.body["NetworkType"])
+        phases = min(wanted, GRID_PHASES.get(network, wanted))
+        volts = NOMINAL_VOLTS / math.sqrt(3) if network == IT_THREE_PHASE and phases == 3 else NOMINAL_VOLTS
+        charger = Charger(body, installation.body["Id"], max_current, phases, volts, meter_kwh=round(rng.uniform(50, 9000), 3))
         installation.charger_ids.append(cid)
         self.chargers[cid] = charger
         self._initial_states(rng, charger, public)
@@ -291,7 +312,7 @@ class ZaptecFleet(ZaptecBus):
                                      "PG": "F1", "RD": [reading]}, separators=(",", ":"))
 
     def _power_w(self, charger: Charger, rng: random.Random) -> float:
-        return charger.phases * 230.0 * charger.max_current * rng.uniform(0.55, 1.0)
+        return rated_w(charger) * rng.uniform(0.55, 1.0)
 
     def _set(self, charger: Charger, state_id: int, value: str | None, when: datetime, *, publish: bool = True) -> bool:
         """Record an observation; a changed value is published to the message subscription."""
@@ -308,7 +329,7 @@ class ZaptecFleet(ZaptecBus):
         charger.body["OperatingMode"] = mode
         power = self._power_w(charger, rng) if mode == CHARGING else 0.0
         self._set(charger, TOTAL_CHARGE_POWER, num(power), when, publish=publish)
-        amps = power / (230.0 * charger.phases) if power else 0.0
+        amps = power / (charger.volts * charger.phases) if power else 0.0
         for phase, state_id in enumerate((507, 508, 509)):
             self._set(charger, state_id, num(amps if phase < charger.phases else 0.0), when, publish=False)
         if mode == REQUESTING:  # a new session starts from zero
@@ -367,7 +388,7 @@ class ZaptecFleet(ZaptecBus):
                 pairs = []
                 for cid in installation.charger_ids:
                     charger = self.chargers[cid]
-                    pairs.append(("IEC62196Type2Outlet", float(round(charger.phases * 230 * charger.max_current / 1000))))
+                    pairs.append(("IEC62196Type2Outlet", float(round(rated_w(charger) / 1000))))
                 body = installation.body
                 parks.append(ChargingPark(
                     body["Id"], body["Name"], body["Latitude"], body["Longitude"], installation.country,
