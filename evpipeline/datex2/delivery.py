@@ -283,7 +283,7 @@ def push_status_snapshot(warehouse: WarehouseResource, resource: Datex2PushResou
     holds no static table yet."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="evp-datex2-push-") as tmp:
-        with warehouse.get_connection() as con, Publisher(con, countries, resource.creator()) as publisher:
+        with warehouse.get_connection() as con, Publisher(con, countries, resource.creator(), pushed_status_only=True) as publisher:
             if not publisher.sites or not publisher.select_held(HELD, changed_only=False):
                 return None
             prepared = _prepare_status(publisher, "snapshotPush", Path(tmp) / "status.json", published_at)
@@ -333,7 +333,8 @@ class Datex2Lane:
                 scope = _fill_scope(con, cursor - self.overlap) if cursor is not None and held else 0
                 report = LaneDelta(scope=scope)
                 if scope:
-                    with Publisher(con, self.countries, self.resource.creator(), scope=SCOPE) as publisher:
+                    with Publisher(con, self.countries, self.resource.creator(), scope=SCOPE,
+                                   pushed_status_only=True) as publisher:
                         if publisher.sites and publisher.select_held(HELD, changed_only=True):
                             prepared = _prepare_status(publisher, "deltaPush", Path(tmp) / "delta.json", None)
                 report.steps["diff"] = time.perf_counter() - started

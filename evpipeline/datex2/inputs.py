@@ -68,10 +68,11 @@ def _pairs(con: duckdb.DuckDBPyConnection, name: str, table: Mapping[Any, str | 
     _table(con, name, pa.table({"k": [str(k) for k in table], "v": list(table.values())}))
 
 
-def create_lookups(con: duckdb.DuckDBPyConnection, countries: list[str], doc: Declarations) -> Lookups:
+def create_lookups(con: duckdb.DuckDBPyConnection, countries: list[str], doc: Declarations, *, status_json_only: bool = False) -> Lookups:
     """The document-wide lookup tables (see the module docstring), their nested parts (periods,
     prices, energy rates) rendered once in both formats: they are few, and DuckDB plans the nested
-    lambdas it would take to render them inside every point slowly."""
+    lambdas it would take to render them inside every point slowly. `status_json_only`: only what a
+    pushed status publication needs (the rates' price updates in JSON): the real-time lane's case."""
     _pairs(con, CONNECTOR_TYPES, rules.CONNECTOR_TYPES)
     _pairs(con, RULE_MODES, rules.CHARGING_MODES)
     _pairs(con, RULE_STATUSES, rules.REFILL_POINT_STATUSES)
@@ -93,8 +94,9 @@ def create_lookups(con: duckdb.DuckDBPyConnection, countries: list[str], doc: De
     ledger = versions.has_ledger(con)
     _create_orgs(con, ledger)
     losses = _create_rates(con, doc.lang_code)
-    _render_hours(con, doc)
-    _render_rates(con, doc)
+    if not status_json_only:
+        _render_hours(con, doc)
+    _render_rates(con, doc, ("json",) if status_json_only else ("json", "xml"), definitions=not status_json_only)
     return Lookups(ledger, losses)
 
 
@@ -104,18 +106,18 @@ def _aggregate(fragment: str, order: str, sep: str, where: str | None = None) ->
     return f"coalesce(array_to_string(list({fragment} ORDER BY {order}){condition}, '{sep}'), '')"
 
 
-def _render_periods(con: duckdb.DuckDBPyConnection, doc: Declarations, source: str, keys: str, *, native: bool) -> str:
-    """Render the periods of `source` (rows: keys, kind valid|exceptions, n, period struct q) in both
-    formats; returns a query of keys + valid_json, valid_xml, exceptions_json, exceptions_xml."""
+def _render_periods(con: duckdb.DuckDBPyConnection, doc: Declarations, source: str, keys: str, *, native: bool,
+                    formats: tuple[str, ...] = ("json", "xml")) -> str:
+    """Render the periods of `source` (rows: keys, kind valid|exceptions, n, period struct q); returns
+    a query of keys + valid_<fmt>, exceptions_<fmt> per format."""
     period = doc.period("q")
     prefix = "afir" if native else "com"
-    return f"""
-        SELECT {keys},
-               {_aggregate(period.json(), "n", ",", "kind = 'valid'")} AS valid_json,
-               {_aggregate(period.xml(f"{prefix}:validPeriod", native), "n", "", "kind = 'valid'")} AS valid_xml,
-               {_aggregate(period.json(), "n", ",", "kind = 'exceptions'")} AS exceptions_json,
-               {_aggregate(period.xml(f"{prefix}:exceptionPeriod", native), "n", "", "kind = 'exceptions'")} AS exceptions_xml
-        FROM {source} GROUP BY {keys}"""
+    columns = []
+    for fmt in formats:
+        for kind, tag in (("valid", "validPeriod"), ("exceptions", "exceptionPeriod")):
+            fragment = period.json() if fmt == "json" else period.xml(f"{prefix}:{tag}", native)
+            columns.append(f"{_aggregate(fragment, 'n', ',' if fmt == 'json' else '', f'kind = {chr(39)}{kind}{chr(39)}')} AS {kind}_{fmt}")
+    return f"SELECT {keys}, {', '.join(columns)} FROM {source} GROUP BY {keys}"
 
 
 def _periods_of(table: str, keys: str, valid: str, exceptions: str) -> str:
@@ -132,17 +134,17 @@ def _render_hours(con: duckdb.DuckDBPyConnection, doc: Declarations) -> None:
                     FROM {HOURS} h LEFT JOIN ({rendered}) r USING (opening_times)""")
 
 
-def _render_rates(con: duckdb.DuckDBPyConnection, doc: Declarations) -> None:
-    """Each energy rate rendered whole (its definition, `def_json`/`def_xml`) and as a status price
-    update (`upd_json`/`upd_xml`), its prices and their periods first (profile-native XML: rates
-    live in extensions)."""
+def _render_rates(con: duckdb.DuckDBPyConnection, doc: Declarations, formats: tuple[str, ...], *, definitions: bool) -> None:
+    """Each energy rate rendered whole (its definition, `def_<fmt>`, with `definitions`) and as a
+    status price update (`upd_<fmt>`), for each of `formats`, its prices and their periods first
+    (profile-native XML: rates live in extensions)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _dx_price_rows AS SELECT rate_id, unnest(range(1, len(prices) + 1)) AS price_no, "
                 f"unnest(prices) AS p FROM {RATES}")
     periods = _render_periods(con, doc, "(" + _periods_of("_dx_price_rows", "rate_id, price_no", "p.valid", "p.exceptions") + ")",
-                              "rate_id, price_no", native=True)
+                              "rate_id, price_no", native=True, formats=formats)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _dx_price_periods AS {periods}")
     price, rate, update = doc.energy_price("p"), doc.energy_rate("r"), doc.rate_update("r")
-    for fmt in ("json", "xml"):
+    for fmt in formats:
         # The declarations read `valid`/`exceptions` (a price's periods) and `prices_rendered` (a
         # rate's prices) in the format being rendered.
         fragment = price.json() if fmt == "json" else price.xml("afir:energyPrice", True)
@@ -152,15 +154,16 @@ def _render_rates(con: duckdb.DuckDBPyConnection, doc: Declarations) -> None:
             FROM (SELECT pr.*, coalesce(pp.valid_{fmt}, '') AS valid, coalesce(pp.exceptions_{fmt}, '') AS exceptions
                   FROM _dx_price_rows pr LEFT JOIN _dx_price_periods pp USING (rate_id, price_no))
             GROUP BY rate_id""")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {RATES} AS
-        SELECT r.* EXCLUDE (prices_rendered), {rate.json()} AS def_json, {update.json()} AS upd_json
-        FROM (SELECT r.*, x.prices_rendered FROM {RATES} r LEFT JOIN _dx_prices_json x USING (rate_id)) r;
-        CREATE OR REPLACE TEMP TABLE {RATES} AS
-        SELECT r.* EXCLUDE (prices_rendered), {rate.xml("afir:energyRate", True)} AS def_xml,
-               {update.xml("afir:energyRateUpdate", True)} AS upd_xml
-        FROM (SELECT r.*, x.prices_rendered FROM {RATES} r LEFT JOIN _dx_prices_xml x USING (rate_id)) r;
-        DROP TABLE _dx_price_rows; DROP TABLE _dx_price_periods; DROP TABLE _dx_prices_json; DROP TABLE _dx_prices_xml""")
+    for fmt in formats:
+        rendered = [(rate, "def", "afir:energyRate")] if definitions else []
+        rendered.append((update, "upd", "afir:energyRateUpdate"))
+        columns = ", ".join(f"{(node.json() if fmt == 'json' else node.xml(tag, True))} AS {name}_{fmt}" for node, name, tag in rendered)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {RATES} AS
+            SELECT r.* EXCLUDE (prices_rendered), {columns}
+            FROM (SELECT r.*, x.prices_rendered FROM {RATES} r LEFT JOIN _dx_prices_{fmt} x USING (rate_id)) r;
+            DROP TABLE _dx_prices_{fmt}""")
+    con.execute("DROP TABLE _dx_price_rows; DROP TABLE _dx_price_periods")
 
 
 def standard_offset(zone: str) -> str | None:

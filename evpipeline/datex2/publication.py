@@ -300,8 +300,11 @@ class Publisher:
     gives that the ledger does not hold yet (a writer records them with `versions.record`)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, countries: list[str], creator: Creator, *,
-                 scope: str | None = None) -> None:
+                 scope: str | None = None, pushed_status_only: bool = False) -> None:
+        """`scope`: only the locations in this table (keys); `pushed_status_only`: only what a pushed
+        status publication needs (`select_held`, `write_held` in JSON): the lane's and the snapshot push's case."""
         self.con, self.countries, self.creator = con, countries, creator
+        self.pushed_status_only = pushed_status_only
         self.lang = LANGUAGES.get(countries[0], "en") if countries else "en"
         self.doc = Declarations(self.lang)
         self._chunks = Chunks(con, countries, scope)
@@ -309,7 +312,7 @@ class Publisher:
         self.lookups: Lookups | None = None
 
     def __enter__(self) -> Publisher:
-        self.lookups = create_lookups(self.con, self.countries, self.doc)
+        self.lookups = create_lookups(self.con, self.countries, self.doc, status_json_only=self.pushed_status_only)
         self._chunks.__enter__()
         try:
             self._survey = self._first_pass()
@@ -334,8 +337,9 @@ class Publisher:
                 self.con.execute(f"DROP TABLE {data.points}; DROP TABLE {data.stations}; DROP TABLE {data.sites}")
                 continue
             _define_once(self.con, data, parties, rate_ids)
-            for kind, counts in _unmapped(self.con).items():
-                survey.unmapped[kind].update(counts)
+            if not self.pushed_status_only:
+                for kind, counts in _unmapped(self.con).items():
+                    survey.unmapped[kind].update(counts)
             survey.sites += sites
             survey.site_ids += [s for (s,) in self.con.execute(f"SELECT site_id FROM {data.sites} ORDER BY site_no").fetchall()]
             survey.bumped.append(_bumps(self.con, data))
@@ -347,6 +351,8 @@ class Publisher:
             "op_changed AS changed_at FROM _dx_orgs WHERE op_bumped "
             "UNION ALL SELECT 'helpdesk', hd_id, hd_hash, CAST(hd_version AS INTEGER), hd_changed FROM _dx_orgs WHERE hd_bumped").fetch_arrow_table())
         self._version_table(survey)
+        if self.pushed_status_only:
+            return survey
         survey.digest.update(self.con.execute(
             "SELECT coalesce(string_agg(op_id || '@' || op_version || ',' || hd_id || '@' || hd_version, '\n' ORDER BY op_id), '') "
             "|| coalesce((SELECT string_agg(def_json, '\n' ORDER BY rate_id) FROM _dx_rates), '') FROM _dx_orgs").fetchone()[0].encode())  # type: ignore[index]
