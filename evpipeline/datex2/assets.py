@@ -6,8 +6,6 @@ when anything in it changed (AFIR allows 24 hours), and a `snapshotPush` of ever
 daily (the profile: at least every 24 hours) and on demand (launch `datex2_status_snapshot`).
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import dagster as dg
@@ -15,7 +13,7 @@ import pandas as pd
 
 from evpipeline import settings
 from evpipeline.datex2.client import Datex2PushResource
-from evpipeline.datex2.delivery import Delivery, push_static, push_status_snapshot
+from evpipeline.datex2.delivery import Delivery, push_static, push_statuses
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.ndw.export import nap_countries
 from evpipeline.sync import markdown_preview
@@ -38,7 +36,6 @@ live_spec = dg.AssetSpec(
     "real-time lane's deltaPush publications.",
 )
 
-
 def _result(delivery: Delivery | None, what: str) -> dg.MaterializeResult:
     if delivery is None:
         return dg.MaterializeResult(metadata={"pushed": False, "reason": what},
@@ -59,7 +56,6 @@ def _result(delivery: Delivery | None, what: str) -> dg.MaterializeResult:
     )
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
-
 @dg.asset(
     key=STATIC_KEY,
     group_name="datex2",
@@ -70,11 +66,17 @@ def _result(delivery: Delivery | None, what: str) -> dg.MaterializeResult:
 )
 def datex2_static_push(context: dg.AssetExecutionContext, warehouse: WarehouseResource, datex2: Datex2PushResource) -> dg.MaterializeResult:
     """AFIR DATEX II static table to the access point's receiver, when anything in it changed."""
-    delivery = push_static(warehouse, datex2, nap_countries(), run_id=context.run.run_id)
+    countries = nap_countries()
+    delivery = push_static(warehouse, datex2, countries, run_id=context.run.run_id)
     if delivery is not None and not delivery.outcome.ok:
         context.log.warning("DATEX II static table %s: %s", delivery.outcome.outcome, delivery.outcome.message[:1000])
-    return _result(delivery, "the receiver holds this table already")
-
+    result = _result(delivery, "the receiver holds this table already")
+    if delivery is not None and delivery.outcome.ok:  # new points get their status at once, not at the next change
+        catch_up = push_statuses(warehouse, datex2, countries, run_id=context.run.run_id, snapshot=False)
+        if catch_up is not None:
+            result.metadata["catch_up_points"] = catch_up.stats.points if catch_up.stats else 0  # type: ignore[index]
+            result.metadata["catch_up_outcome"] = catch_up.outcome.outcome  # type: ignore[index]
+    return result
 
 @dg.asset(
     key=SNAPSHOT_KEY,
@@ -87,9 +89,8 @@ def datex2_static_push(context: dg.AssetExecutionContext, warehouse: WarehouseRe
 def datex2_status_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                            datex2: Datex2PushResource) -> dg.MaterializeResult:
     """Every charging point's status and ad hoc price to the DATEX II receiver (snapshotPush)."""
-    delivery = push_status_snapshot(warehouse, datex2, nap_countries(), run_id=context.run.run_id)
+    delivery = push_statuses(warehouse, datex2, nap_countries(), run_id=context.run.run_id, snapshot=True)
     return _result(delivery, "the receiver holds no static table yet")
-
 
 datex2_static_job = dg.define_asset_job("datex2_static_push", selection=[STATIC_KEY],
                                         description="Push the AFIR DATEX II static table when it changed.")

@@ -11,8 +11,10 @@
   DATEX II cursor whose status or ad hoc price differs from what the receiver holds become one
   `deltaPush`, each point under the site and station and with the versions the receiver holds.
   Points the receiver does not hold yet wait for the static push.
-- **Status snapshot** (`push_status_snapshot`; `datex2/status_snapshot`, daily and on demand): every
-  held point's status and price (`snapshotPush`: the profile wants one at least every 24 hours).
+- **Status snapshot** (`push_statuses(snapshot=True)`; `datex2/status_snapshot`, daily and on
+  demand): every held point's status and price (`snapshotPush`: the profile wants one at least every
+  24 hours). After a static push that brought new points, the same diff over the whole fleet goes
+  out as a `deltaPush` (`push_statuses(snapshot=False)`), so new points get their status at once.
 
 Like NDW's pushes this is a diff, not a queue: every push is logged in `ops.datex2_pushes`, and what
 the receiver holds changes only with an accepted push, in one transaction with the log (and the
@@ -36,6 +38,7 @@ import pyarrow as pa
 from evpipeline.datex2 import versions
 from evpipeline.datex2.client import Datex2Outcome, Datex2PushResource
 from evpipeline.datex2.publication import PublicationStats, Publisher
+from evpipeline.ndw.push_sync import mart_newest
 from evpipeline.warehouse import Migration, WarehouseResource, Writer, read_sync_state, register
 
 log = logging.getLogger("evpipeline.datex2")
@@ -277,22 +280,29 @@ def _push(resource: Datex2PushResource, prepared: _Prepared) -> Delivery:
     return Delivery(outcome, prepared.stats, None, prepared.table_version, lag)
 
 
-def push_status_snapshot(warehouse: WarehouseResource, resource: Datex2PushResource, countries: list[str], *,
-                         run_id: str | None, published_at: datetime | None = None) -> Delivery | None:
-    """Push every held charging point's status and price (`snapshotPush`); None when the receiver
-    holds no static table yet."""
+def push_statuses(warehouse: WarehouseResource, resource: Datex2PushResource, countries: list[str], *,
+                  run_id: str | None, snapshot: bool, published_at: datetime | None = None) -> Delivery | None:
+    """Push the held charging points' statuses and prices: every one (`snapshot`: a `snapshotPush`)
+    or those that differ from what the receiver holds (a `deltaPush` of the whole fleet's diff: the
+    catch-up after a static push brought new points). None when there is nothing to send. An
+    accepted push moves the lane's cursor to the mart state it covered (never back), so the lane
+    goes on from there."""
     started = time.perf_counter()
+    protocol = "snapshotPush" if snapshot else "deltaPush"
     with tempfile.TemporaryDirectory(prefix="evp-datex2-push-") as tmp:
         with warehouse.get_connection() as con, Publisher(con, countries, resource.creator(), pushed_status_only=True) as publisher:
-            if not publisher.sites or not publisher.select_held(HELD, changed_only=False):
+            covered = mart_newest(con)
+            if not publisher.sites or not publisher.select_held(HELD, changed_only=not snapshot):
                 return None
-            prepared = _prepare_status(publisher, "snapshotPush", Path(tmp) / "status.json", published_at)
+            prepared = _prepare_status(publisher, protocol, Path(tmp) / "status.json", published_at)
         delivery = _push(resource, prepared)
     delivery.seconds = time.perf_counter() - started
     with warehouse.writer(SOURCE, run_id) as writer:
         _log(writer, delivery)
         if delivery.outcome.ok:
             _hold_statuses(writer, prepared.sent, delivery.outcome.pushed_at)
+            if covered is not None:
+                writer.set_sync_state(LANE_STREAM, covered)
     return delivery
 
 
