@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -502,7 +502,7 @@ def _operator_row(index: int, entry: Any, path: str) -> dict[str, Any]:
             "payment_means": json.dumps(means), "nuts_code": nuts_code, "position": index}
 
 
-def _helpdesk(helpdesk: Any, refuse: Any) -> tuple[str, str | None, str | None]:
+def _helpdesk(helpdesk: Any, refuse: Callable[[str, str], ReferenceError]) -> tuple[str, str | None, str | None]:
     """`helpdesk`: phone (required, international), email and name (optional)."""
     if not isinstance(helpdesk, Mapping) or set(helpdesk) - {"phone", "email", "name"}:
         raise refuse("helpdesk", "must be a mapping of phone (required), email and name")
@@ -517,7 +517,7 @@ def _helpdesk(helpdesk: Any, refuse: Any) -> tuple[str, str | None, str | None]:
     return phone, email, name
 
 
-def _check_nuts(code: Any, country: str, refuse: Any) -> None:
+def _check_nuts(code: Any, country: str, refuse: Callable[[str, str], ReferenceError]) -> None:
     """A NUTS-1 code of the entry's own country (EL for Greece); the only region of a one-region country."""
     prefix = nuts.nuts_country(country)
     if not isinstance(code, str) or not re.match(nuts.NUTS1_PATTERN, code):
@@ -604,7 +604,6 @@ def apply_rules(kind: str, rows_sql: str, columns: list[str]) -> str:
                    AS reference_fields
         FROM u LEFT JOIN b USING ({", ".join(keys)}, source)
     """ if fields else f"SELECT *, CAST(NULL AS JSON) AS reference_fields FROM ({rows_sql})"
-
 
 
 # Lineage of values an `operators` entry or the NUTS table supplied (`reference_fields`, beside rule ids).
