@@ -52,14 +52,15 @@ def test_a_deployment_missing_a_secret_stops_loading_and_names_it(tmp_path: Path
                           text=True, timeout=120)
     assert load.returncode != 0
     assert "MissingSettings" in load.stderr
-    for name in ("EVROAM_SUBSCRIPTION_KEY", "ZAPTEC_USERNAME", "ZAPTEC_PASSWORD", "TOMTOM_API_KEY", "NDW_CLIENT_SECRET"):
+    for name in ("EVROAM_SUBSCRIPTION_KEY", "ZAPTEC_USERNAME", "ZAPTEC_PASSWORD", "TOMTOM_API_KEY", "NDW_CLIENT_SECRET",
+                 "DATEX2_PUSH_TOKEN", "DATEX2_PUBLICATION_CREATOR"):
         assert name in load.stderr
     assert "GREENFLUX_TOKEN:" not in load.stderr  # set: not named
 
     every_secret = {name: f"value-of-{name.lower()}" for name in settings.DEV if not name.endswith("_URL")}
     loads = subprocess.run([sys.executable, "-c", "import evpipeline.definitions"],
                            env=clean_env(tmp_path, **every_secret, NDW_PUSH_BASE_URL="https://ndw.example/ocpi/2.2.1",
-                                         NDW_TOKEN_URL="https://ndw.example/token"),
+                                         NDW_TOKEN_URL="https://ndw.example/token", DATEX2_PUSH_URL="https://nap.example/datex2"),
                            capture_output=True, text=True, timeout=120)
     assert loads.returncode == 0, loads.stderr
     assert "value-of-" not in loads.stdout + loads.stderr  # secrets are never echoed

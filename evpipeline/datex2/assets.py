@@ -6,6 +6,7 @@ when anything in it changed (AFIR allows 24 hours), and a `snapshotPush` of ever
 daily (the profile: at least every 24 hours) and on demand (launch `datex2_status_snapshot`).
 """
 
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -32,6 +33,8 @@ live_spec = dg.AssetSpec(
     group_name="datex2",
     deps=list(MART_KEYS.values()),
     kinds={"python", "json"},
+    metadata={"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[
+        dg.LocalFileCodeReference(file_path=str(Path(__file__).parent / "delivery.py"), label="Datex2Lane.cycle")])},
     description="The DATEX II receiver's copy of our dynamic data (status, ad hoc price), kept within a minute by the "
     "real-time lane's deltaPush publications.",
 )

@@ -56,28 +56,28 @@ register(
         "DATEX II push log and what the receiver holds",
         f"""
         CREATE TABLE {PUSHES} (
-            pushed_at TIMESTAMPTZ NOT NULL,     -- when the receiver answered
+            pushed_at TIMESTAMPTZ NOT NULL,
             run_id VARCHAR,
-            document VARCHAR NOT NULL,          -- static | status
-            protocol VARCHAR NOT NULL,          -- table | snapshotPush | deltaPush
-            outcome VARCHAR NOT NULL,           -- accepted | refused | failed | unauthorized
+            document VARCHAR NOT NULL,
+            protocol VARCHAR NOT NULL,
+            outcome VARCHAR NOT NULL,
             ok BOOLEAN NOT NULL,
             http_status INTEGER,
-            message VARCHAR,                    -- the receiver's errors (first ones), or why it failed
-            delivery VARCHAR,                   -- the receiver's id of the delivery
+            message VARCHAR,
+            delivery VARCHAR,
             attempts INTEGER NOT NULL,
             elapsed_ms DOUBLE,
             bytes BIGINT,
             sites INTEGER,
             points INTEGER,
             table_version VARCHAR,
-            digest VARCHAR,                     -- static: the table's digest (ids and versions)
-            lag_seconds DOUBLE,                 -- deltas: push time minus the newest status change it carries
+            digest VARCHAR,
+            lag_seconds DOUBLE,
             request_id VARCHAR
         );
         CREATE TABLE {HELD} (
-            point_id VARCHAR NOT NULL,          -- the charging point's idG
-            country_code VARCHAR NOT NULL,      -- its location's OCPI keys
+            point_id VARCHAR NOT NULL,
+            country_code VARCHAR NOT NULL,
             party_id VARCHAR NOT NULL,
             location_id VARCHAR NOT NULL,
             site_id VARCHAR NOT NULL,
@@ -86,12 +86,12 @@ register(
             station_version VARCHAR NOT NULL,
             point_version VARCHAR NOT NULL,
             table_version VARCHAR NOT NULL,
-            rate_ids VARCHAR[],                 -- its ad hoc energy rates
-            status VARCHAR,                     -- the status the receiver holds (NULL: none sent yet)
-            price_hash VARCHAR,                 -- the ad hoc prices it holds
-            status_time TIMESTAMPTZ,            -- their lastUpdated
-            static_at TIMESTAMPTZ NOT NULL,     -- when the static table holding it was accepted
-            status_at TIMESTAMPTZ,              -- when its status was last accepted
+            rate_ids VARCHAR[],
+            status VARCHAR,
+            price_hash VARCHAR,
+            status_time TIMESTAMPTZ,
+            static_at TIMESTAMPTZ NOT NULL,
+            status_at TIMESTAMPTZ,
             run_id VARCHAR,
             PRIMARY KEY (point_id)
         );

@@ -32,11 +32,11 @@ register(
         "DATEX II object versions",
         f"""
         CREATE TABLE {LEDGER} (
-            kind VARCHAR NOT NULL,          -- table | site | hours | station | point | operator | helpdesk
-            object_id VARCHAR NOT NULL,     -- the object's idG
-            content_hash VARCHAR NOT NULL,  -- md5 of the columns the object is rendered from
-            version INTEGER NOT NULL,       -- its versionG
-            changed_at TIMESTAMPTZ NOT NULL,  -- its lastUpdated: since when this version's content holds
+            kind VARCHAR NOT NULL,
+            object_id VARCHAR NOT NULL,
+            content_hash VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            changed_at TIMESTAMPTZ NOT NULL,
             recorded_at TIMESTAMPTZ NOT NULL,
             PRIMARY KEY (kind, object_id)
         );
