@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from evpipeline.datex2.client import Datex2PushResource
 from evpipeline.lane.assets import lane_loop, realtime_lane_job, realtime_lane_sensor
 from evpipeline.model.assets import mart_model, reference_operator_data
 from evpipeline.ndw.push import NdwPushResource
@@ -17,6 +18,7 @@ from evpipeline.ndw.push_assets import ndw_push
 from evpipeline.resources import PushInboxResource
 from evpipeline.run_config import op_config
 from evpipeline.serving import BackgroundServer
+from evpipeline.simulators.datex2 import Datex2Simulator
 from evpipeline.simulators.evroam import EVRoamSimulator
 from evpipeline.simulators.greenflux import GreenFluxSimulator
 from evpipeline.simulators.ndw import TOKEN_PATH, NdwSimulator, PushRecord
@@ -46,6 +48,7 @@ NDW_CLIENT, NDW_SECRET = "lane-client", "lane-secret-7d1c"
 ZAPTEC_USER, ZAPTEC_PASSWORD = "fleet@example.com", "lane-password"
 GREENFLUX_TOKEN = "lane-greenflux-token"
 EVROAM_KEY, WEBHOOK_KEY = "lane-evroam-key", "lane-hook-key"
+DATEX2_TOKEN = "lane-datex2-token"
 SOURCE_ASSETS = [zaptec_installations, zaptec_circuits, zaptec_chargers, zaptec_charger_states,
                  greenflux_locations, greenflux_charge_stations, greenflux_tariffs, evroam_sites, evroam_stations]
 
@@ -59,6 +62,7 @@ class Deployment:
     greenflux_sim: GreenFluxSimulator
     evroam_sim: EVRoamSimulator
     ndw_sim: NdwSimulator
+    datex2_sim: Datex2Simulator
     receiver: BackgroundServer
     resources: dict[str, Any]
     data_dir: Path
@@ -106,6 +110,7 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Depl
         running(GreenFluxSimulator(scale=0.1, clock=clock, token=GREENFLUX_TOKEN, seed=5)) as greenflux_sim,
         running(EVRoamSimulator(scale=0.3, clock=clock, page_size=50, subscription_key=EVROAM_KEY)) as evroam_sim,
         running(NdwSimulator(clock=clock, client_id=NDW_CLIENT, client_secret=NDW_SECRET)) as ndw_sim,
+        running(Datex2Simulator(clock=clock, token=DATEX2_TOKEN)) as datex2_sim,
     ):
         inbox = PushInboxResource(directory=str(tmp_path / "inbox"))
         with BackgroundServer(create_webhook_app(inbox.open(), WEBHOOK_KEY)) as receiver:
@@ -123,5 +128,7 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Depl
                 "ndw": NdwPushResource(push_base_url=f"{ndw_sim.url}/ocpi/2.2.1", token_url=f"{ndw_sim.url}{TOKEN_PATH}",
                                        client_id=NDW_CLIENT, client_secret=NDW_SECRET, backoff_base=0.01, backoff_max=0.05,
                                        read_timeout=5.0),
+                "datex2": Datex2PushResource(push_url=datex2_sim.base_url, token=DATEX2_TOKEN, publication_creator="NL:lane-test",
+                                             backoff_base=0.01, backoff_max=0.05, read_timeout=5.0),
             }
-            yield Deployment(clock, zaptec_sim, greenflux_sim, evroam_sim, ndw_sim, receiver, resources, tmp_path)
+            yield Deployment(clock, zaptec_sim, greenflux_sim, evroam_sim, ndw_sim, datex2_sim, receiver, resources, tmp_path)
