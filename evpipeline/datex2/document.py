@@ -26,6 +26,7 @@ from evpipeline.datex2.encoding import (
     Obj,
     One,
     Prop,
+    Raw,
     Rendered,
     Text,
     When,
@@ -89,10 +90,11 @@ class Declarations:
                   Prop("exceptionPeriod", Rendered(exceptions), "com:exceptionPeriod")]
         return Obj(props, ext="com:_overallPeriodExtension")
 
-    def location(self, lat: str, lon: str) -> Node:
-        """A point location (WGS84, full precision) with the site's facility location: time zone,
-        address (street and house number lines), NUTS-1 area. Columns: street, house_number,
-        postal_code, city, country2, tz_offset, nuts_code."""
+    def facility_location(self) -> Node:
+        """The site's facility location (a point location's `locLocationExtensionG`): time zone,
+        address (street and house number lines), NUTS-1 area. Columns: address_lines, postal_code,
+        city, country2, tz_offset, nuts_code. Rendered once per site (`facility`): the site and each of
+        its stations carry it."""
         address = Obj([
             Prop("postcode", Text("postal_code"), "locx:postcode"),
             Prop("city", self.ml("city"), "locx:city"),
@@ -103,15 +105,20 @@ class Declarations:
                 Prop("text", self.ml("_al.line_text"), "locx:text"),
             ], ext="locx:_addressLineExtension")), "locx:addressLine"),
         ], ext="locx:_addressExtension")
-        facility = FacilityLocation(
+        return FacilityLocation(
             Obj([Prop("timeZone", Text("tz_offset"), "locx:timeZone"), Prop("address", address, "locx:address")]),
             Prop("nutsArea", One(When("nuts_code IS NOT NULL", Obj([
                 Prop("nutsCodeType", Enum("'nuts1Code'")),
                 Prop("nutsCode", Text("nuts_code")),
             ])))),
         )
+
+    @staticmethod
+    def location(lat: str, lon: str) -> Node:
+        """A point location (WGS84, full precision) with the site's facility location (column `facility`,
+        rendered by `facility_location`)."""
         return Choice("locPointLocation", "loc:PointLocation", Obj([
-            Prop("locLocationExtensionG", facility, "loc:_locationReferenceExtension"),
+            Prop("locLocationExtensionG", Raw("facility"), "loc:_locationReferenceExtension"),
             Prop("pointByCoordinates", Obj([
                 Prop("pointCoordinates", Obj([
                     Prop("latitude", Number(lat), "loc:latitude"),
@@ -122,13 +129,16 @@ class Declarations:
 
     # -- static: organisations ------------------------------------------------------------------
 
-    def organisation(self, defines: str, ref_id: str, ref_version: str, definition: Obj) -> Node:
-        """An organisation defined once per document (the first site that names it) and referenced by id
-        and version everywhere else."""
-        return When(defines, Choice("afacReferenceableOrganisation", "afir:ReferenceableOrganisation", definition),
-                    Choice("afacOrganisationByReference", "afir:OrganisationByReference", Obj([
-                        Prop("organisationReference", self.reference("ReferenceableOrganisation", ref_id, ref_version)),
-                    ])))
+    @staticmethod
+    def organisation(definition: Obj) -> Node:
+        """An organisation as defined once per document (at the first site that names it)."""
+        return Choice("afacReferenceableOrganisation", "afir:ReferenceableOrganisation", definition)
+
+    def organisation_reference(self, ref_id: str, ref_version: str) -> Node:
+        """An organisation defined elsewhere in the document, referenced by id and version."""
+        return Choice("afacOrganisationByReference", "afir:OrganisationByReference", Obj([
+            Prop("organisationReference", self.reference("ReferenceableOrganisation", ref_id, ref_version)),
+        ]))
 
     def operator(self) -> Obj:
         """The CPO (operator reference data: commercial and legal name, eMI3 operator id). Columns op_*."""
@@ -267,8 +277,8 @@ class Declarations:
             Prop("operatingHours", self.opening_hours(), "fac:operatingHours"),
             Prop("locationReference", self.location("lat", "lon"), "fac:locationReference"),
             Prop("externalIdentifier", self.identifier("location_id", "locationId")),
-            Prop("operator", self.organisation("defines_orgs", "op_id", "op_version", self.operator())),
-            Prop("helpdesk", self.organisation("defines_orgs", "hd_id", "hd_version", self.helpdesk())),
+            Prop("operator", Raw("CASE WHEN defines_orgs THEN op_definition ELSE op_reference END")),
+            Prop("helpdesk", Raw("CASE WHEN defines_orgs THEN hd_definition ELSE hd_reference END")),
             Prop("energyInfrastructureStation", Rendered("stations"), "egi:energyInfrastructureStation"),
         ], ext="egi:_energyInfrastructureSiteExtension")
 

@@ -27,9 +27,12 @@ variable); the declaration's author keeps them consistent with that query.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+from xml.sax.saxutils import escape
 
 Format = Literal["json", "xml"]
 AFIR_NS = "urn:evpipeline:datex2:afir:01-00-00"  # profile elements in 3.7's extension points (the profile has no XSD)
@@ -54,13 +57,27 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+_LITERAL = re.compile(r"^'((?:[^']|'')*)'$")
+
+
+def constant(expr: str) -> str | None:
+    """The text of `expr` when it is an SQL string literal (folded in Python: DuckDB plans every
+    expression node, and the planning of a whole document's expression is what costs)."""
+    match = _LITERAL.match(expr.strip())
+    return match.group(1).replace("''", "'") if match else None
+
+
 def json_string(expr: str) -> str:
     """A JSON string literal of `expr` (NULL stays NULL)."""
+    if (text := constant(expr)) is not None:
+        return literal(json.dumps(text, ensure_ascii=False))
     return f"CAST(to_json(CAST({expr} AS VARCHAR)) AS VARCHAR)"
 
 
 def xml_text(expr: str) -> str:
     """`expr` escaped for XML character data (and attribute values in double quotes)."""
+    if (text := constant(expr)) is not None:
+        return literal(escape(text, {'"': "&quot;"}))
     return f"replace(replace(replace(replace(CAST({expr} AS VARCHAR), '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '\"', '&quot;')"
 
 
@@ -322,6 +339,21 @@ class One(Node):
 
 
 @dataclass(frozen=True)
+class Raw(Node):
+    """A value rendered beforehand in the same format by the same declarations (`expr` holds it: a
+    JSON value, or the XML element with its tag), e.g. a site's facility location, rendered once per
+    site and used by the site and each of its stations."""
+
+    expr: str
+
+    def json(self) -> str:
+        return self.expr
+
+    def xml(self, tag: str, native: bool) -> str:
+        return self.expr
+
+
+@dataclass(frozen=True)
 class Rendered(Node):
     """Items rendered beforehand in the same format by the same declarations (e.g. a station's points,
     aggregated per station): `expr` holds them joined (',' between JSON values; XML elements, tagged)."""
@@ -335,9 +367,21 @@ class Rendered(Node):
         return f"nullif({self.expr}, '')"
 
 
+_ADJACENT = re.compile(r"'((?:[^']|'')*)' \|\| '((?:[^']|'')*)'")
+
+
+def folded(sql: str) -> str:
+    """`sql` with adjacent string literals joined (`'a' || 'b'` -> `'ab'`): fewer nodes to plan."""
+    while True:
+        joined_sql = _ADJACENT.sub(lambda m: f"'{m.group(1)}{m.group(2)}'", sql)
+        if joined_sql == sql:
+            return sql
+        sql = joined_sql
+
+
 def render(node: Node, fmt: Format, tag: str = "") -> str:
     """SQL for `node` as a JSON value, or as XML element `tag` in 3.7 placement."""
-    return node.json() if fmt == "json" else node.xml(tag, False)
+    return folded(node.json() if fmt == "json" else node.xml(tag, False))
 
 
 def separator(fmt: Format) -> str:

@@ -37,7 +37,7 @@ import pyarrow as pa
 from evpipeline.datex2 import rules, versions
 from evpipeline.datex2.document import Declarations
 from evpipeline.datex2.encoding import XML_NAMESPACES, Format, render, separator
-from evpipeline.datex2.inputs import HOURS, ChunkInput, Lookups, chunk_input, create_lookups
+from evpipeline.datex2.inputs import HOURS, PUBLISHED, ChunkInput, Lookups, chunk_input, create_lookups
 from evpipeline.datex2.selection import CHUNK, RATES, Chunks, Rejection, chunk_rejections, merged
 
 Kind = Literal["static", "status"]
@@ -109,7 +109,8 @@ def _static_sql(doc: Declarations, fmt: Format, data: ChunkInput, first: int, la
     site = render(doc.site(), fmt, "egi:energyInfrastructureSite")
     return f"""
         WITH site AS (
-            SELECT s.*, o.* EXCLUDE (country_code, party_id, party, op_id, hd_id, staffed, payment_means, data_updated),
+            SELECT s.*, s.facility_{fmt} AS facility, o.op_definition_{fmt} AS op_definition, o.op_reference_{fmt} AS op_reference,
+                   o.hd_definition_{fmt} AS hd_definition, o.hd_reference_{fmt} AS hd_reference,
                    h.valid_{fmt} AS hours_valid_rendered, h.exceptions_{fmt} AS hours_exceptions_rendered
             FROM {data.sites} s JOIN _dx_orgs o USING (country_code, party_id)
             LEFT JOIN {HOURS} h ON h.opening_times = s.hours_key
@@ -126,8 +127,7 @@ def _static_sql(doc: Declarations, fmt: Format, data: ChunkInput, first: int, la
             SELECT site_no, station_id, {_joined(point, "point_id", sep)} AS points, sum(len(connectors)) AS n_connectors
             FROM point GROUP BY site_no, station_id),
         station AS (
-            SELECT st.*, site.address_lines, site.postal_code, site.city, site.country2, site.tz_offset, site.nuts_code,
-                   pf.points, pf.n_connectors
+            SELECT st.*, site.facility, pf.points, pf.n_connectors
             FROM {data.stations} st JOIN site USING (site_no) JOIN points_f pf USING (site_no, station_id)),
         stations_f AS (
             SELECT site_no, {_joined(station, "station_id", sep)} AS stations, count(*) AS n_stations,
@@ -222,11 +222,9 @@ def _bumps(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> pa.Table:
 def _define_once(con: duckdb.DuckDBPyConnection, data: ChunkInput, parties: set[str], rate_ids: set[str]) -> None:
     """Which site of the chunk defines each organisation (the first of its party in the document) and
     which point each energy rate (the first that has it); every other one references them."""
-    con.execute(f"ALTER TABLE {data.sites} ADD COLUMN defines_orgs BOOLEAN")
     con.execute(f"UPDATE {data.sites} SET defines_orgs = site_no IN (SELECT min(site_no) FROM {data.sites} "
                 "WHERE NOT list_contains(CAST($defined AS VARCHAR[]), party) GROUP BY party)", {"defined": sorted(parties)})
     parties.update(p for (p,) in con.execute(f"SELECT DISTINCT party FROM {data.sites}").fetchall())
-    con.execute(f"ALTER TABLE {data.points} ADD COLUMN rate_def_ids VARCHAR[] DEFAULT []")
     con.execute(f"""
         UPDATE {data.points} p SET rate_def_ids = f.ids
         FROM (SELECT point_id, list(rate_id ORDER BY rate_id) AS ids FROM (
@@ -248,30 +246,23 @@ def _versions_text(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> str:
     return str(row[0]) if row else ""
 
 
-def _unmapped(con: duckdb.DuckDBPyConnection) -> dict[str, Counter[tuple[str, str]]]:
+def _unmapped(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> dict[str, Counter[tuple[str, str]]]:
     """(field, model value) -> rows of the chunk's published objects with no rule or a lossy one."""
-    published = f"""FROM {CHUNK.connectors} c JOIN _ndw_connectors vc USING (country_code, party_id, location_id, evse_uid, connector_id)
-                   JOIN _ndw_evses ve USING (country_code, party_id, location_id, evse_uid)
-                   JOIN _ndw_locations vl USING (country_code, party_id, location_id)
-                   WHERE len(vc.reasons) = 0 AND len(ve.reasons) = 0 AND len(vl.reasons) = 0"""
     lossy = ", ".join(f"'{k}'" for k in sorted(rules.LOSSY_CONNECTOR_TYPES))
     no_mode = ", ".join(f"'{k}'" for k, v in rules.CHARGING_MODES.items() if v is None)
     silent = ", ".join(f"'{k}'" for k, v in rules.AUTHENTICATION_METHODS.items() if v is None)
     static = con.execute(f"""
-        SELECT 'connector.standard', c.standard, count(*) {published} AND c.standard IN ({lossy}) GROUP BY ALL
-        UNION ALL SELECT 'connector.power_type', c.power_type, count(*) {published} AND c.power_type IN ({no_mode}) GROUP BY ALL
+        SELECT 'connector.standard', standard, count(*) FROM {PUBLISHED} WHERE standard IN ({lossy}) GROUP BY ALL
+        UNION ALL SELECT 'connector.power_type', power_type, count(*) FROM {PUBLISHED} WHERE power_type IN ({no_mode}) GROUP BY ALL
         UNION ALL SELECT 'evse.capabilities', cap, count(*) FROM (
-            SELECT unnest(CAST(e.capabilities AS VARCHAR[])) AS cap FROM {CHUNK.evses} e
-            SEMI JOIN (SELECT DISTINCT country_code, party_id, location_id, evse_uid {published}) p
-            USING (country_code, party_id, location_id, evse_uid)) WHERE cap IN ({silent}) GROUP BY ALL
+            SELECT unnest(CAST(capabilities AS VARCHAR[])) AS cap FROM {data.points}) WHERE cap IN ({silent}) GROUP BY ALL
         UNION ALL SELECT 'energy_mix.energy_sources', 'not in the profile', count(*) FROM {CHUNK.locations} l
-            SEMI JOIN (SELECT DISTINCT country_code, party_id, location_id {published}) p USING (country_code, party_id, location_id)
+            SEMI JOIN {data.sites} s USING (country_code, party_id, location_id)
             WHERE json_array_length(json_extract(l.energy_mix, '$.energy_sources')) > 0 HAVING count(*) > 0""").fetchall()
     known = ", ".join(f"'{k}'" for k in rules.REFILL_POINT_STATUSES)
     status = con.execute(f"""
         SELECT 'evse.status', status, count(*) FROM {CHUNK.evses} e
-        SEMI JOIN (SELECT DISTINCT country_code, party_id, location_id, evse_uid {published}) p
-        USING (country_code, party_id, location_id, evse_uid)
+        SEMI JOIN {data.points} p USING (country_code, party_id, location_id, evse_uid)
         WHERE status NOT IN ({known}) AND NOT e.is_deleted GROUP BY ALL""").fetchall()
     return {"static": Counter({(str(f), str(v)): int(n) for f, v, n in static}),
             "status": Counter({(str(f), str(v)): int(n) for f, v, n in status})}
@@ -331,14 +322,14 @@ class Publisher:
             survey.unmapped["static"][("tariff.price_component", loss)] += count
         for chunk in self._chunks:
             survey.rejected += chunk_rejections(self.con)
-            data = chunk_input(self.con, chunk, self.lookups.ledger)
+            data = chunk_input(self.con, chunk, self.lookups.ledger, None if self.pushed_status_only else self.doc)
             sites = int(self.con.execute(f"SELECT count(*) FROM {data.sites}").fetchone()[0])  # type: ignore[index]
             if not sites:
                 self.con.execute(f"DROP TABLE {data.points}; DROP TABLE {data.stations}; DROP TABLE {data.sites}")
                 continue
             _define_once(self.con, data, parties, rate_ids)
             if not self.pushed_status_only:
-                for kind, counts in _unmapped(self.con).items():
+                for kind, counts in _unmapped(self.con, data).items():
                     survey.unmapped[kind].update(counts)
             survey.sites += sites
             survey.site_ids += [s for (s,) in self.con.execute(f"SELECT site_id FROM {data.sites} ORDER BY site_no").fetchall()]

@@ -2,7 +2,7 @@
 
 The objects are the OCPI export's (`evpipeline.ndw.export.select_objects`: public locations in the
 access point's countries, not deleted, every NDW/AFIR-mandatory OCPI field present and plausible),
-minus what the AFIR DATEX II profile needs beyond OCPI (`DATEX_RULES`): an operator entry in the
+minus what the AFIR DATEX II profile needs beyond OCPI (`*_RULES`): an operator entry in the
 reference data (operator id, legal name, helpdesk), a NUTS-1 region, a known time zone, one current
 type per charging point, an ad hoc price with a DATEX II form, a connector type DATEX II knows.
 What is left out is a `Rejection` with its reasons, cascaded like the OCPI export's (a charging
@@ -63,49 +63,71 @@ class Rejection:
 
 _EVSE_KEY = "e.country_code = c.country_code AND e.party_id = c.party_id AND e.location_id = c.location_id AND e.evse_uid = c.evse_uid"
 _PUBLISHED_CONNECTORS = f"_ndw_connectors c WHERE {_EVSE_KEY} AND len(c.reasons) = 0"
-_CURRENT = "(CASE WHEN p.power_type = 'DC' THEN 'dc' WHEN starts_with(p.power_type, 'AC_') THEN 'ac' END)"
+_FACTS = "_dx_evse_facts"  # per EVSE: its valid connectors' current types, ad hoc rates, inexpressible tariffs
 
-# (level, SQL condition making the object unpublishable, reason SQL) beyond the OCPI export's rules.
-# Aliases: `c` connector verdicts, `e` EVSE verdicts, `l` location verdicts (all `_ndw_*`), `m` the
-# chunk's location row. Applied in this order, each level after the cascade from the one below.
-DATEX_RULES: tuple[tuple[str, str, str], ...] = (
-    ("connector", f"c.standard IS NOT NULL AND c.standard NOT IN (SELECT k FROM {CONNECTOR_TYPES})",
+# The rules DATEX II adds to the OCPI export's, per level: (condition, reason), SQL over the verdict
+# row (`c` connector, `e` EVSE, `l` location), the EVSE's facts (`f`) or the chunk's location row
+# (`m`). Applied level by level, each after the cascade from the level below.
+CONNECTOR_RULES: tuple[tuple[str, str], ...] = (
+    (f"c.standard IS NOT NULL AND c.standard NOT IN (SELECT k FROM {CONNECTOR_TYPES})",
      "'standard ' || c.standard || ' has no DATEX II connectorType rule'"),
-    ("evse", f"""(SELECT count(DISTINCT {_CURRENT}) FROM {CHUNK.connectors} p JOIN _ndw_connectors c
-                  USING (country_code, party_id, location_id, evse_uid, connector_id)
-                  WHERE {_EVSE_KEY} AND len(c.reasons) = 0) > 1""",
-     "'connectors of both AC and DC: a DATEX II charging point has one currentType'"),
-    ("evse", f"""EXISTS (SELECT 1 FROM {_PUBLISHED_CONNECTORS}) AND NOT EXISTS (
-                  SELECT 1 FROM _ndw_connectors c, unnest(CAST(c.tariff_ids AS VARCHAR[])) t(tariff_id)
-                  JOIN {RATES} r ON r.country_code = c.country_code AND r.party_id = c.party_id AND r.tariff_id = t.tariff_id
-                  WHERE {_EVSE_KEY} AND len(c.reasons) = 0)""",
-     f"""coalesce((SELECT 'ad hoc tariff ' || string_agg(DISTINCT x.tariff_id || ' has no DATEX II form: ' || x.reason, '; ')
-                  FROM _ndw_connectors c, unnest(CAST(c.tariff_ids AS VARCHAR[])) t(tariff_id)
-                  JOIN {RATE_PROBLEMS} x ON x.country_code = c.country_code AND x.party_id = c.party_id AND x.tariff_id = t.tariff_id
-                  WHERE {_EVSE_KEY} AND len(c.reasons) = 0),
-                 'no ad hoc price: none of its tariffs is AD_HOC_PAYMENT or untyped (AFIR: ad hoc price)')"""),
-    ("location", f"NOT EXISTS (SELECT 1 FROM {ORGS} o WHERE o.country_code = l.country_code AND o.party_id = l.party_id)",
+)
+EVSE_RULES: tuple[tuple[str, str], ...] = (
+    ("f.currents > 1", "'connectors of both AC and DC: a DATEX II charging point has one currentType'"),
+    ("NOT f.has_rate", "coalesce('ad hoc tariff ' || f.rate_problems, "
+                       "'no ad hoc price: none of its tariffs is AD_HOC_PAYMENT or untyped (AFIR: ad hoc price)')"),
+)
+LOCATION_RULES: tuple[tuple[str, str], ...] = (
+    (f"NOT EXISTS (SELECT 1 FROM {ORGS} o WHERE o.country_code = l.country_code AND o.party_id = l.party_id)",
      "'no operator entry in the reference data for ' || l.country_code || '/' || l.party_id"
      " || ' (AFIR: operator id, legal name, helpdesk)'"),
-    ("location", "m.nuts_code IS NULL", "'NUTS-1 region unknown (reference data: nuts_code)'"),
-    ("location", f"m.time_zone IS NOT NULL AND m.time_zone NOT IN (SELECT time_zone FROM {ZONES})",
+    ("m.nuts_code IS NULL", "'NUTS-1 region unknown (reference data: nuts_code)'"),
+    (f"m.time_zone IS NOT NULL AND m.time_zone NOT IN (SELECT time_zone FROM {ZONES})",
      "'time_zone ' || m.time_zone || ' is not an IANA time zone'"),
 )
 
 
+def _evse_facts(con: duckdb.DuckDBPyConnection) -> None:
+    """Per EVSE with valid connectors: how many current types they have, whether any of their
+    tariffs is an ad hoc rate DATEX II can express, and the ad hoc tariffs it cannot (with why)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {_FACTS} AS
+        WITH valid AS (
+            SELECT c.country_code, c.party_id, c.location_id, c.evse_uid, p.power_type, CAST(c.tariff_ids AS VARCHAR[]) AS tariff_ids
+            FROM _ndw_connectors c JOIN {CHUNK.connectors} p USING (country_code, party_id, location_id, evse_uid, connector_id)
+            WHERE len(c.reasons) = 0),
+        refs AS (SELECT DISTINCT country_code, party_id, location_id, evse_uid, unnest(coalesce(tariff_ids, [])) AS tariff_id FROM valid),
+        rates AS (
+            SELECT r.country_code, r.party_id, r.location_id, r.evse_uid, bool_or(x.rate_id IS NOT NULL) AS has_rate,
+                   string_agg(DISTINCT CASE WHEN q.reason IS NOT NULL THEN r.tariff_id || ' has no DATEX II form: ' || q.reason END, '; ')
+                       AS rate_problems
+            FROM refs r
+            LEFT JOIN {RATES} x ON x.country_code = r.country_code AND x.party_id = r.party_id AND x.tariff_id = r.tariff_id
+            LEFT JOIN {RATE_PROBLEMS} q ON q.country_code = r.country_code AND q.party_id = r.party_id AND q.tariff_id = r.tariff_id
+            GROUP BY ALL)
+        SELECT v.country_code, v.party_id, v.location_id, v.evse_uid,
+               count(DISTINCT CASE WHEN v.power_type = 'DC' THEN 'dc' WHEN starts_with(v.power_type, 'AC_') THEN 'ac' END) AS currents,
+               coalesce(any_value(r.has_rate), false) AS has_rate, any_value(r.rate_problems) AS rate_problems
+        FROM valid v LEFT JOIN rates r USING (country_code, party_id, location_id, evse_uid)
+        GROUP BY ALL""")
+
+
 def _apply_datex_rules(con: duckdb.DuckDBPyConnection) -> None:
     """Add DATEX II's own reasons to the OCPI selection's verdicts and cascade them upwards."""
-    for level, condition, reason in DATEX_RULES:
-        if level == "connector":
-            con.execute(f"UPDATE _ndw_connectors c SET reasons = list_append(reasons, {reason}) WHERE len(reasons) = 0 AND {condition}")
-            _cascade_to_evses(con)
-        elif level == "evse":
-            con.execute(f"UPDATE _ndw_evses e SET reasons = list_append(reasons, {reason}) WHERE len(reasons) = 0 AND {condition}")
-        else:
-            con.execute(f"""UPDATE _ndw_locations l SET reasons = list_append(l.reasons, {reason})
-                            FROM {CHUNK.locations} m WHERE m.country_code = l.country_code AND m.party_id = l.party_id
-                              AND m.location_id = l.location_id AND len(l.reasons) = 0 AND {condition}""")
-    con.execute("""
+    for condition, reason in CONNECTOR_RULES:
+        con.execute(f"UPDATE _ndw_connectors c SET reasons = list_append(reasons, {reason}) WHERE len(reasons) = 0 AND {condition}")
+    _cascade_to_evses(con)
+    _evse_facts(con)
+    for condition, reason in EVSE_RULES:
+        con.execute(f"""UPDATE _ndw_evses e SET reasons = list_append(e.reasons, {reason}) FROM {_FACTS} f
+                        WHERE f.country_code = e.country_code AND f.party_id = e.party_id AND f.location_id = e.location_id
+                          AND f.evse_uid = e.evse_uid AND len(e.reasons) = 0 AND {condition}""")
+    for condition, reason in LOCATION_RULES:
+        con.execute(f"""UPDATE _ndw_locations l SET reasons = list_append(l.reasons, {reason})
+                        FROM {CHUNK.locations} m WHERE m.country_code = l.country_code AND m.party_id = l.party_id
+                          AND m.location_id = l.location_id AND len(l.reasons) = 0 AND {condition}""")
+    con.execute(f"""
+        DROP TABLE {_FACTS};
         UPDATE _ndw_locations l SET reasons = list_append(l.reasons, 'no valid EVSEs')
         WHERE len(l.reasons) = 0 AND NOT EXISTS (
             SELECT 1 FROM _ndw_evses e WHERE e.country_code = l.country_code AND e.party_id = l.party_id

@@ -57,9 +57,9 @@ COLUMNS: dict[str, dict[str, str]] = {
 
 
 def hash_sql(columns: Iterable[str]) -> str:
-    """SQL: the md5 of `columns` of the current row (a struct, so names and NULLs count)."""
+    """SQL: the md5 of `columns` of the current row, as a JSON object (names and NULLs count)."""
     fields = ", ".join(f"'{c}': {c}" for c in columns)
-    return f"md5(CAST({{{fields}}} AS VARCHAR))"
+    return f"md5(CAST(to_json({{{fields}}}) AS VARCHAR))"
 
 
 def has_ledger(con: duckdb.DuckDBPyConnection) -> bool:
