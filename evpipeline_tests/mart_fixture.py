@@ -1,4 +1,9 @@
-"""A canonical model filled through the shared merge: realistic Dutch rows plus known defects."""
+"""A canonical model filled through the shared merge: realistic Dutch rows plus known defects.
+
+Besides the mart's own tables it writes the CPOs' operator entries (`reference.operators`, read through
+the view `mart.operators`), as the reference loader stores them: with them, each Dutch location's NUTS-1
+region and an ad hoc tariff, the standard mart is publishable in DATEX II (the AFIR profile asks for the
+operator data, the region and the ad hoc price)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 import evpipeline.model  # noqa: F401  (registers the mart migrations)
+from evpipeline.model.reference import KEYS as REFERENCE_KEYS
+from evpipeline.model.reference import OPERATORS
 from evpipeline.model.tables import CONNECTORS, EVSES, KEYS, LOCATIONS, TARIFFS
 from evpipeline.warehouse import WarehouseResource
 
@@ -25,6 +32,7 @@ class MartRows:
     evses: list[dict] = field(default_factory=list)
     connectors: list[dict] = field(default_factory=list)
     tariffs: list[dict] = field(default_factory=list)
+    operators: list[dict] = field(default_factory=list)
 
     def location(self, n: int, *, party: str = "ALF", country: str = "NLD", publish: bool = True, deleted: bool = False,
                  updated: datetime = T0, **overrides: object) -> dict:
@@ -35,7 +43,7 @@ class MartRows:
             "longitude": 5.1214 + n / 10000, "parking_type": "ON_STREET", "time_zone": "Europe/Amsterdam",
             "opening_times": json.dumps(HOURS_247), "charging_when_closed": True, "energy_mix": json.dumps(ENERGY_MIX),
             "facilities": json.dumps(["SUPERMARKET"]), "directions": None, "operator": json.dumps({"name": "Allego"}),
-            "suboperator": None, "owner": None, "images": None,
+            "suboperator": None, "owner": None, "images": None, "nuts_code": "NL3" if country == "NLD" else None,
             "source": "test", "source_id": f"LOC-{n:04d}", "source_last_updated": updated, "last_updated": updated,
             "is_deleted": deleted,
         }
@@ -50,7 +58,7 @@ class MartRows:
             "evse_uid": uid, "evse_id": f"NL*{location['party_id']}*E{location['location_id'][-4:]}{n}", "status": status,
             "capabilities": json.dumps(["RFID_READER", "REMOTE_START_STOP_CAPABLE"]), "floor_level": "0",
             "latitude": location["latitude"], "longitude": location["longitude"], "physical_reference": str(n),
-            "parking_restrictions": json.dumps(["EV_ONLY"]), "directions": None, "images": None,
+            "parking_restrictions": json.dumps(["EV_ONLY"]), "directions": None, "images": None, "station_id": None,
             "source": "test", "source_id": uid, "source_last_updated": updated, "last_updated": updated, "is_deleted": False,
         }
         row.update(overrides)
@@ -72,7 +80,7 @@ class MartRows:
 
     def tariff(self, tariff_id: str, *, party: str = "ALF", updated: datetime = T0, **overrides: object) -> dict:
         row: dict[str, object] = {
-            "country_code": "NL", "party_id": party, "tariff_id": tariff_id, "currency": "EUR", "type": "REGULAR",
+            "country_code": "NL", "party_id": party, "tariff_id": tariff_id, "currency": "EUR", "type": "AD_HOC_PAYMENT",
             "tariff_alt_text": json.dumps([{"language": "nl", "text": "0,35 EUR per kWh"}]), "tariff_alt_url": None,
             "min_price": None, "max_price": None, "elements": json.dumps(TARIFF_ELEMENTS), "start_date_time": None,
             "end_date_time": None, "energy_mix": None, "source": "test", "source_id": tariff_id,
@@ -80,6 +88,20 @@ class MartRows:
         }
         row.update(overrides)
         self.tariffs.append(row)
+        return row
+
+    def operator(self, party: str = "ALF", *, country_code: str = "NL", updated: datetime = T0, **overrides: object) -> dict:
+        """A CPO's operator entry (AFIR operator data), as the reference loader stores the file's `operators`."""
+        row: dict[str, object] = {
+            "country_code": country_code, "party_id": party, "operator_id": f"{country_code}*{party}",
+            "name": "Allego" if party == "ALF" else f"Operator {party}",
+            "legal_name": "Allego B.V." if party == "ALF" else f"Operator {party} B.V.", "website": "https://www.allego.eu",
+            "helpdesk_phone": "+31 88 033 3033", "helpdesk_email": "service@allego.eu", "helpdesk_name": None,
+            "staffed": False, "payment_means": json.dumps(["emv", "website"]), "nuts_code": None,
+            "position": len(self.operators), "reference_file": "mart_fixture", "last_updated": updated,
+        }
+        row.update(overrides)
+        self.operators.append(row)
         return row
 
     def write(self, warehouse: WarehouseResource, run_id: str = "fixture") -> None:
@@ -90,11 +112,17 @@ class MartRows:
                     for col in ("source_last_updated", "last_updated"):
                         frame[col] = pd.to_datetime(frame[col], utc=True)
                     w.merge(frame, table, KEYS[table], status_column="status" if table == EVSES else None)
+            if self.operators:
+                frame = pd.DataFrame(self.operators)
+                frame["last_updated"] = pd.to_datetime(frame["last_updated"], utc=True)
+                w.merge(frame, OPERATORS, REFERENCE_KEYS[OPERATORS])
 
 
 def standard_mart(n_good: int = 5) -> MartRows:
-    """`n_good` exportable locations (2 EVSEs x 2 connectors) plus one of each defect."""
+    """`n_good` exportable locations (2 EVSEs x 2 connectors) plus one of each defect; NL/ALF's operator
+    entry (BE/BEC, never exported, has none)."""
     m = MartRows()
+    m.operator("ALF")
     for tid in ("T-STD", "T-FAST"):
         m.tariff(tid)
     m.tariff("T-BROKEN", elements=json.dumps([]))
