@@ -1,302 +1,312 @@
-"""DATEX II 3.7 publications: schema validity (XSD and JSON Schema, real validators), same objects as
-the OCPI export, statuses as in mart.evses, rejections, mapping rules, streaming."""
+"""The AFIR DATEX II publications: the validators are real, every document of the standard mart and of
+a generated fleet with every value is valid (the profile's JSON Schema sets, DATEX II 3.7's XSD, the
+status XML well-formed), every reference resolves and ids are distinct per kind, the rule tables only
+use the schemas' enumerations, and the writer streams chunk by chunk with the one-chunk bytes."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
-import re
-import struct
 import tracemalloc
-import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+from typing import Any, cast, get_args
 
 import pytest
 
 from evpipeline.datex2 import EmptyPublicationError, Publisher, rejections, rules, write_publication
+from evpipeline.datex2 import document as document_module
 from evpipeline.datex2 import publication as publication_module
-from evpipeline.ndw.export import build_export
+from evpipeline.datex2 import rates as rates_module
+from evpipeline.datex2 import selection as selection_module
+from evpipeline.model.reference import PAYMENT_MEANS
 from evpipeline.ocpi import definition as ocpi
 from evpipeline.warehouse import WarehouseResource
-from evpipeline_tests.datex2.schemas import assert_valid, enumeration
-from evpipeline_tests.mart_fixture import ENERGY_MIX, HOURS_247, MartRows, later, standard_mart
-
-Kind = Literal["static", "status"]
-Fmt = Literal["xml", "json"]
-KINDS: tuple[Kind, ...] = ("static", "status")
-FORMATS: tuple[Fmt, ...] = ("xml", "json")
-N = {"egi": "http://datex2.eu/schema/3/energyInfrastructure", "fac": "http://datex2.eu/schema/3/facilities",
-     "loc": "http://datex2.eu/schema/3/locationReferencing", "st": publication_module.STATUS_NS}
-DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-
-# Every opening-hours shape our model (OCPI Hours) allows.
-HOURS_SHAPES: list[dict[str, Any]] = [
-    HOURS_247,
-    {"twentyfourseven": True, "exceptional_closings": [{"period_begin": "2026-12-25T00:00:00Z", "period_end": "2026-12-26T00:00:00Z"}]},
-    {"twentyfourseven": False, "regular_hours": [{"weekday": d, "period_begin": "07:00", "period_end": "23:00"} for d in range(1, 8)]},
-    {"twentyfourseven": False,
-     "regular_hours": [*({"weekday": d, "period_begin": "08:00", "period_end": "12:30"} for d in range(1, 6)),
-                       *({"weekday": d, "period_begin": "13:30", "period_end": "18:00"} for d in range(1, 6)),
-                       {"weekday": 6, "period_begin": "10:00", "period_end": "16:00"}],
-     "exceptional_openings": [{"period_begin": "2026-12-06T10:00:00Z", "period_end": "2026-12-06T14:00:00Z"}],
-     "exceptional_closings": [{"period_begin": "2026-12-24T16:00:00.500Z", "period_end": "2026-12-27T08:00:00Z"}]},
-]
-CONNECTOR_TYPES = list(get_args(ocpi.ConnectorType))
-POWER_TYPES = list(get_args(ocpi.PowerType))
-FORMATS_OCPI = list(get_args(ocpi.ConnectorFormat))
-STATUSES = list(get_args(ocpi.Status))
-CAPABILITIES = list(get_args(ocpi.Capability))
-FULL_MIX = {"is_green_energy": False, "energy_sources": [{"source": s, "percentage": 12.5} for s in get_args(ocpi.EnergySourceCategory)]}
+from evpipeline_tests.datex2.fleet import (
+    CONNECTOR_TYPES,
+    CREATOR,
+    DOCUMENTS,
+    PUBLISHED_AT,
+    Published,
+    generated_mart,
+    ids_by_kind,
+    point_statuses,
+    points,
+    publish,
+    reference_problems,
+    sites,
+    stations,
+    walk,
+)
+from evpipeline_tests.datex2.schemas import (
+    assert_valid,
+    enumeration,
+    json_errors,
+    profile_enumeration,
+    status_xml_errors,
+    xml_errors,
+)
+from evpipeline_tests.mart_fixture import ENERGY_MIX, MartRows, standard_mart
 
 
-def generated_mart(n_locations: int) -> MartRows:
-    """Every connector standard, format and power type, every EVSE status, every opening-hours shape,
-    every capability and energy source, cycled over `n_locations` locations (2 EVSEs x 2 connectors)."""
-    m = MartRows()
-    m.tariff("T-STD")
-    k = 0
-    for n in range(1, n_locations + 1):
-        loc = m.location(n, opening_times=json.dumps(HOURS_SHAPES[n % len(HOURS_SHAPES)]),
-                         energy_mix=json.dumps(FULL_MIX if n % 2 else ENERGY_MIX),
-                         owner=json.dumps({"name": "Gemeente Utrecht", "website": "https://www.utrecht.nl"}) if n % 3 == 0 else None,
-                         latitude=-45.87 + n / 7919 if n % 5 == 0 else 52.0907 + n / 10000)
-        for e in (1, 2):
-            evse = m.evse(loc, e, status=STATUSES[(2 * n + e) % len(STATUSES)], updated=later(n % 60),
-                          capabilities=json.dumps(CAPABILITIES[(n + e) % len(CAPABILITIES):]) if e == 1 else None,
-                          latitude=None if e == 2 else loc["latitude"], longitude=None if e == 2 else loc["longitude"])
-            for c in (1, 2):
-                k += 1
-                power = POWER_TYPES[k % len(POWER_TYPES)]
-                m.connector(evse, c, standard=CONNECTOR_TYPES[k % len(CONNECTOR_TYPES)], format=FORMATS_OCPI[(k // 2) % 2],
-                            power_type=power, max_voltage=400 if power == "DC" else 230,
-                            max_amperage=125 if power == "DC" else 16,  # physically possible: V x A x phases
-                            max_electric_power=50000 if power == "DC" else 230 * 16 * ocpi.PHASES[power])
-    return m
+def example(name: str) -> Any:
+    folder = resources.files("evpipeline.simulators.datex2").joinpath("profile", "examples")
+    return json.loads(folder.joinpath(name).read_text(encoding="utf-8"))
 
 
-def publish(warehouse: WarehouseResource, kind: Kind, fmt: Fmt, **kwargs: Any) -> tuple[bytes, Any]:
-    out = io.BytesIO()
-    with warehouse.get_connection() as con:
-        stats = write_publication(con, kind, fmt, out, **kwargs)
-    return out.getvalue(), stats
+STATIC_EXAMPLE = "EnergyInfrastructureTablePublication_rev2.json"
+STATUS_EXAMPLE = "EnergyInfrastructureStatusPublication_rev2.json"
 
 
-def structure(fmt: str, document: bytes) -> dict[str, dict[str, dict[str, Any]]]:
-    """site id -> station id -> {point id, evse_id, connector types, status} from either format."""
-    sites: dict[str, dict[str, dict[str, Any]]] = {}
-    if fmt == "xml":
-        root = ET.fromstring(document)
-        for site in root.iter(f"{{{N['egi']}}}energyInfrastructureSite"):
-            stations = sites.setdefault(site.attrib["id"], {})
-            for station in site.findall("egi:energyInfrastructureStation", N):
-                point = station.find("egi:refillPoint", N)
-                assert point is not None
-                stations[station.attrib["id"]] = {
-                    "point": point.attrib["id"], "version": point.attrib["version"],
-                    "closed": point.findtext("fac:operatingHours/fac:closureInformation/fac:permananentlyClosed", None, N) == "true", "evse_id": point.findtext("fac:externalIdentifier", None, N),
-                    "connectors": [c.findtext("egi:connectorType", None, N) for c in point.findall("egi:connector", N)],
-                    "status": point.findtext("egi:_refillPointExtension/st:refillPointStatus/st:status", None, N),
-                    "auth": [a.text for a in station.findall("egi:authenticationAndIdentificationMethods", N)],
-                }
-        return sites
-    table = json.loads(document)["payload"]["egiEnergyInfrastructureTablePublication"]["energyInfrastructureTable"][0]
-    for site in table["energyInfrastructureSite"]:
-        stations = sites.setdefault(site["idG"], {})
-        for station in site.get("energyInfrastructureStation", []):
-            (point,) = (p["egiElectricChargingPoint"] for p in station["refillPoint"])
-            status = point.get("egiRefillPointExtensionG", {}).get("refillPointStatus", {}).get("status", {}).get("value")
-            stations[station["idG"]] = {
-                "point": point["idG"], "version": point["versionG"],
-                "closed": point.get("operatingHours", {}).get("facUnknownOperatingHours", {}).get("closureInformation", {}).get("permananentlyClosed", False), "evse_id": point.get("externalIdentifier"),
-                "connectors": [c["connectorType"]["value"] for c in point.get("connector", [])], "status": status,
-                "auth": [a["value"] for a in station.get("authenticationAndIdentificationMethods", [])],
-            }
-    return sites
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Published:
+    """The generated fleet's four documents (one warehouse for the module: the tests only read)."""
+    warehouse = WarehouseResource(database=str(tmp_path_factory.mktemp("fleet") / "warehouse.duckdb"))
+    generated_mart().write(warehouse)
+    return publish(warehouse)
 
 
 # ------------------------------------------------------------------------------------------------
-# Schema validity
+# The validators are real
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_standard_mart_publications_validate(warehouse: WarehouseResource, kind: Kind, fmt: Fmt) -> None:
+def test_the_profiles_official_examples_validate_with_our_wiring() -> None:
+    assert json_errors("static", example(STATIC_EXAMPLE)) == []
+    assert json_errors("status", example(STATUS_EXAMPLE)) == []
+
+
+def test_a_misspelt_key_fails_the_wiring() -> None:
+    static = example(STATIC_EXAMPLE)
+    site = static["payload"]["aegiEnergyInfrastructureTablePublication"]["energyInfrastructureTable"][0]["energyInfrastructureSite"][0]
+    site["lastUpdate"] = site.pop("lastUpdated")
+    found = json_errors("static", static)
+    assert found and any("lastUpdate" in e for e in found), found
+    status = example(STATUS_EXAMPLE)
+    point = point_statuses(status)[0][2]
+    point["lastUpdate"] = point.pop("lastUpdated")
+    found = json_errors("status", status)
+    assert found and any("lastUpdate" in e for e in found), found
+    assert json_errors("status", {"payload": status["messageContainer"]["payload"]})  # not the status body
+
+
+def test_the_xml_checks_are_real(fleet: Published) -> None:
+    static = fleet.documents[("static", "xml")]
+    assert xml_errors(static) == []
+    broken = static.replace(b"<egi:connectorType>", b"<egi:connectorKind>", 1).replace(b"</egi:connectorType>", b"</egi:connectorKind>", 1)
+    assert xml_errors(broken)
+    status = fleet.documents[("status", "xml")]
+    assert status_xml_errors(status) == []
+    assert status_xml_errors(status[:-40])  # cut short: not well-formed
+
+
+# ------------------------------------------------------------------------------------------------
+# Valid documents
+
+
+@pytest.mark.parametrize(("kind", "fmt"), DOCUMENTS)
+def test_standard_mart_publications_validate(warehouse: WarehouseResource, kind: str, fmt: str) -> None:
     standard_mart().write(warehouse)
-    document, stats = publish(warehouse, kind, fmt)
-    assert_valid(fmt, document)
-    assert stats.sites == 8 and stats.stations == stats.points == 14
+    published = publish(warehouse)
+    assert_valid(kind, fmt, published.documents[(kind, fmt)])
+    stats = published.stats[(kind, fmt)]
+    # 5 good locations of 2 EVSEs x 2 connectors, LOC-0102 (1 EVSE), LOC-0103 (1 connector), LOC-0106 (2 EVSEs).
+    assert (stats.sites, stats.stations, stats.points) == (8, 14, 14)
     assert stats.connectors == (24 if kind == "static" else 0)
-    assert stats.bytes == len(document)
+    assert stats.bytes == len(published.documents[(kind, fmt)])
 
 
-@pytest.fixture
-def generated(warehouse: WarehouseResource) -> WarehouseResource:
-    generated_mart(len(HOURS_SHAPES) * len(STATUSES)).write(warehouse)
-    return warehouse
+@pytest.mark.parametrize(("kind", "fmt"), DOCUMENTS)
+def test_the_generated_fleet_validates(fleet: Published, kind: str, fmt: str) -> None:
+    assert_valid(kind, fmt, fleet.documents[(kind, fmt)])
+    stats = fleet.stats[(kind, fmt)]
+    # 36 locations + LOC-0901/0902 (one EVSE each left); even locations have one station of two points.
+    assert (stats.sites, stats.stations, stats.points) == (38, 56, 74)
+    assert stats.connectors == (146 if kind == "static" else 0)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_generated_fleet_every_value_validates(generated: WarehouseResource, kind: Kind, fmt: Fmt) -> None:
-    document, stats = publish(generated, kind, fmt)
-    assert_valid(fmt, document)
-    sites = structure(fmt, document)
-    stations = [s for site in sites.values() for s in site.values()]
-    assert stats.sites == len(sites) == len(HOURS_SHAPES) * len(STATUSES)
-    if kind == "static":
-        written = {t for s in stations for t in s["connectors"]}
-        assert written == {rules.CONNECTOR_TYPES[t] for t in CONNECTOR_TYPES}
-        assert {a for s in stations for a in s["auth"]} == {v for v in rules.AUTHENTICATION_METHODS.values() if v}
-        # What has no DATEX II value is reported, not invented.
-        assert {k for k in stats.unmapped if k[0] == "connector.standard"} == {("connector.standard", t) for t in rules.LOSSY_CONNECTOR_TYPES}
-        assert {k for k in stats.unmapped if k[0] == "connector.power_type"} == {
-            ("connector.power_type", p) for p, mode in rules.CHARGING_MODES.items() if mode is None}
-        text = document.decode()
-        for shape in ("OpenAllHours", "OperatingHoursSpecification", "exceptionPeriod", "validPeriod", "recurringTimePeriodOfDay"):
-            assert shape in text
+def test_the_generated_fleet_carries_every_value(fleet: Published) -> None:
+    static, status = fleet.json("static"), fleet.json("status")
+    all_points = [p for _, _, p in points(static)]
+    connectors = [c for p in all_points for c in p["connector"]]
+    assert {c["connectorType"]["value"] for c in connectors} == {rules.CONNECTOR_TYPES[t] for t in CONNECTOR_TYPES}
+    assert {c["connectorFormat"]["value"] for c in connectors} == {"socket", "cableMode3", "otherCable"}
+    assert {p["currentType"]["value"] for p in all_points} == {"ac", "dc"}
+    assert {p["chargingMode"]["value"] for p in all_points if "chargingMode" in p} == {"mode3AC3p", "mode4DC"}
+    assert {s["status"]["value"] for _, _, s in point_statuses(status)} == {
+        "available", "blocked", "charging", "inoperative", "outOfOrder", "planned", "removed", "reserved", "unknown"}
+    assert {a["value"] for _, st in stations(static) for a in st.get("authenticationAndIdentificationMethods", [])} == {
+        "rfid", "creditCard", "debitCard", "nfc", "pinpad", "apps"}
+    assert Counter(st["numberOfRefillPoints"] for _, st in stations(static)) == {1: 38, 2: 18}
+    # The four opening-hours shapes.
+    hours = [s["operatingHours"] for s in sites(static)]
+    assert {"afacOpenAllHours": {}} in hours
+    specs = [h["afacOperatingHoursSpecification"]["overallPeriod"] for h in hours if "afacOperatingHoursSpecification" in h]
+    assert any("exceptionPeriod" in p and "validPeriod" not in p for p in specs)            # 24/7 with a closing
+    assert any(len(p.get("validPeriod", [])) == 1 and "exceptionPeriod" not in p for p in specs)  # every day 07-23
+    assert any(len(p.get("validPeriod", [])) == 4 and "exceptionPeriod" in p for p in specs)      # split + opening + closing
+    # Every tariff shape: the price types, VAT or none, periods, applicabilities, fees, parking fee.
+    prices = [price for _, _, p in points(static) for e in p["electricEnergy"] for r in e.get("energyRate", [])
+              for price in r["energyPrice"]]
+    assert {p["priceType"]["value"] for p in prices} == {"pricePerKWh", "pricePerMinute", "basePrice"}
+    assert {(p["taxIncluded"], p.get("taxRate")) for p in prices} == {(False, 21.0), (True, None)}
+    assert {key for p in prices for key in p} >= {"overallPeriod", "timeBasedApplicability", "energyBasedApplicability"}
+    assert any("exceptionPeriod" in p.get("overallPeriod", {}) for p in prices)
+    rates = [r for _, _, p in points(static) for e in p["electricEnergy"] for r in e.get("energyRate", [])]
+    assert any(r.get("combinationWithParkingFee") for r in rates)
+    assert any("minimumDeliveryFee" in r and "maximumDeliveryFee" in r for r in rates)
+
+
+# ------------------------------------------------------------------------------------------------
+# References resolve, ids are distinct
+
+
+@pytest.mark.parametrize("mart", ["standard", "generated"])
+def test_every_reference_resolves(warehouse: WarehouseResource, fleet: Published, mart: str) -> None:
+    if mart == "standard":
+        standard_mart().write(warehouse)
+        published = publish(warehouse)
     else:
-        assert {s["status"] for s in stations} == set(rules.REFILL_POINT_STATUSES.values())
+        published = fleet
+    static, status = published.json("static"), published.json("status")
+    assert reference_problems(static, status) == []
+    # Every published point has its status, once; the status references the points the static table holds.
+    assert sorted(p["reference"]["idG"] for _, _, p in point_statuses(status)) == sorted(p["idG"] for _, _, p in points(static))
+    assert sum(1 for path, _ in walk(static) if path[-1:] == ("energyRateByReference",)) > 0  # references were checked
+    assert sum(1 for path, _ in walk(static) if path[-1:] == ("organisationReference",)) > 0
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_timestamps_utc_and_coordinates_single_precision(generated: WarehouseResource, fmt: Fmt) -> None:
-    document, _ = publish(generated, "static", fmt, published_at=datetime(2026, 11, 2, 9, 30, 15, 999, tzinfo=UTC))
-    if fmt == "xml":
-        root = ET.fromstring(document)
-        stamps = [el.text or "" for el in root.iter() if el.tag.endswith(("}lastUpdated", "}publicationTime", "}startOfPeriod", "}endOfPeriod", "}overallStartTime"))
-                  and el.text]
-        stamps += [el.attrib["version"] for el in root.iter() if "version" in el.attrib]
-        coordinates = [el.text or "" for el in root.iter() if el.tag.endswith(("}latitude", "}longitude"))]
-        assert root.findtext("{http://datex2.eu/schema/3/common}publicationTime") == "2026-11-02T09:30:15Z"
+def test_the_reference_check_finds_what_a_receiver_refuses(fleet: Published) -> None:
+    static, status = fleet.json("static"), fleet.json("status")
+    broken = copy.deepcopy(status)
+    point_statuses(broken)[0][2]["reference"]["versionG"] = "7"
+    point_statuses(broken)[1][2]["energyRateUpdate"][0]["energyRateReference"]["idG"] = "NL:ALF:rate:T-NONE"
+    assert len(reference_problems(static, broken)) == 2
+    moved = copy.deepcopy(static)
+    first = sites(moved)[0]
+    first["operator"] = {"afacOrganisationByReference": {"organisationReference": {
+        "targetClass": "ReferenceableOrganisation", "idG": "NL:ALF:operator", "versionG": "1"}}}
+    assert reference_problems(moved, status)  # the definition now comes after its first reference (or never)
+
+
+@pytest.mark.parametrize("mart", ["standard", "generated"])
+def test_ids_are_distinct_per_kind(warehouse: WarehouseResource, fleet: Published, mart: str) -> None:
+    if mart == "standard":
+        standard_mart().write(warehouse)
+        published = publish(warehouse)
     else:
-        text = document.decode()
-        stamps = re.findall(r'"(?:lastUpdated|publicationTime|versionG|overallStartTime|startOfPeriod|endOfPeriod)":"([^"]+)"', text)
-        stamps = [s for s in stamps if s != rules.SCHEMA_VERSION]
-        coordinates = re.findall(r'"(?:latitude|longitude)":([-0-9.eE]+)', text)
-    assert stamps and all(DATETIME.match(s) for s in stamps), [s for s in stamps if not DATETIME.match(s)][:5]
-    assert coordinates
-    for c in coordinates:  # the shortest text of an IEEE single (xs:float), nothing beyond its precision
-        single = struct.unpack("f", struct.pack("f", float(c)))[0]
-        assert abs(single - float(c)) < 1e-6 * max(1.0, abs(float(c)))
+        published = fleet
+    ids = ids_by_kind(published.json("static"))
+    assert {k: len(v) - len(set(v)) for k, v in ids.items()} == dict.fromkeys(ids, 0)
+    assert not set(ids["station"]) & set(ids["point"])
+    counts = {k: len(v) for k, v in ids.items()}
+    if mart == "standard":  # one CPO, two ad hoc tariffs in use (T-STD, T-FAST), 24/7 everywhere
+        assert counts == {"table": 1, "site": 8, "station": 14, "point": 14, "operator": 1, "helpdesk": 1, "rate": 2, "hours": 0}
+    else:  # two CPOs, each using all eight tariff shapes; 27 of 38 sites have an hours specification
+        assert counts == {"table": 1, "site": 38, "station": 56, "point": 74, "operator": 2, "helpdesk": 2, "rate": 16, "hours": 27}
 
 
 # ------------------------------------------------------------------------------------------------
-# Same objects as the OCPI export; statuses as in mart.evses
+# Rule tables: only the schemas' values
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_static_publication_has_the_ocpi_exports_objects(generated: WarehouseResource, fmt: Fmt) -> None:
-    standard_mart().write(generated)  # adds the standard defects to the generated fleet
-    document, stats = publish(generated, "static", fmt)
-    with generated.get_connection() as con:
-        export = build_export(con)
-    ocpi_sites: dict[str, dict[str, dict[str, Any]]] = {}
-    for body in export.locations:
-        location = json.loads(body)
-        site_id = f"{location['country_code']}:{location['party_id']}:{location['id']}"
-        ocpi_sites[site_id] = {f"{site_id}:{e['uid']}": {
-            "point": f"{site_id}:{e['uid']}", "evse_id": e.get("evse_id"),
-            "connectors": [rules.CONNECTOR_TYPES[c["standard"]] for c in sorted(e["connectors"], key=lambda c: c["id"])],
-        } for e in location["evses"]}
-    datex = {site: {sid: {k: s[k] for k in ("point", "evse_id", "connectors")} for sid, s in stations.items()}
-             for site, stations in structure(fmt, document).items()}
-    assert datex == ocpi_sites
-    assert (stats.sites, stats.points, stats.connectors) == (len(export.locations), export.evses, export.connectors)
-    # Rejections are the export's (without tariffs, which DATEX II does not publish here).
-    assert {(r.object, r.location_id, r.evse_uid, r.connector_id, r.tariff_id) for r in stats.rejected} == {
-        (r["object"], r.get("location_id"), r.get("evse_uid"), r.get("connector_id"), r.get("tariff_id")) for r in export.rejections}
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_status_publication_agrees_with_mart_evses(generated: WarehouseResource, fmt: Fmt) -> None:
-    with generated.get_connection() as con:
-        con.execute("UPDATE mart.evses SET is_deleted = true WHERE evse_uid = 'LOC-0003-E1'")
-        out = io.BytesIO()
-        write_publication(con, "status", fmt, out)
-        document = out.getvalue()
-        mart = {f"{cc}:{pid}:{lid}:{uid}": status for cc, pid, lid, uid, status in con.execute(
-            "SELECT country_code, party_id, location_id, evse_uid, CASE WHEN is_deleted THEN 'REMOVED' ELSE status END FROM mart.evses").fetchall()}
-    points = {s["point"]: s["status"] for site in structure(fmt, document).values() for s in site.values()}
-    assert points and all(points[p] == rules.REFILL_POINT_STATUSES[mart[p]] for p in points)
-    assert points["NL:ALF:LOC-0003:LOC-0003-E1"] == "removed"
-    assert set(points.values()) <= set(rules.REFILL_POINT_STATUS_VALUES)
-    # The same points at the same versions as the static publication; removed ones closed there too.
-    static, _ = publish(generated, "static", fmt)
-    static_points = {s["point"]: s for site in structure(fmt, static).values() for s in site.values()}
-    versions = {s["point"]: s["version"] for site in structure(fmt, document).values() for s in site.values()}
-    assert {p: s["version"] for p, s in static_points.items()} == versions
-    assert {p for p, s in static_points.items() if s["closed"]} == {p for p, status in points.items() if status == "removed"}
-
-
-# ------------------------------------------------------------------------------------------------
-# Rejections
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_missing_mandatory_element_is_rejected_with_reason_and_absent(warehouse: WarehouseResource, fmt: Fmt) -> None:
-    m = standard_mart(n_good=1)
-    m.connector(m.evse(m.location(301), 1), 1, max_electric_power=None)                 # maxPowerAtSocket
-    odd = m.location(302)
-    m.connector(m.evse(odd, 1), 1, standard="SCHUKO_PLUS")                                # no connectorType rule
-    m.connector(m.evse(odd, 2), 1)
-    m.write(warehouse)
-    document, stats = publish(warehouse, "static", fmt)
-    assert_valid(fmt, document)
-    reasons = {(r.object, r.location_id, r.evse_uid, r.connector_id): r.reasons for r in stats.rejected}
-    assert reasons[("Connector", "LOC-0301", "LOC-0301-E1", "1")] == ("max_electric_power missing (AFIR-mandatory)",)
-    assert reasons[("Location", "LOC-0301", None, None)] == ("no valid EVSEs",)
-    assert reasons[("Connector", "LOC-0302", "LOC-0302-E1", "1")] == ("standard SCHUKO_PLUS has no DATEX II connectorType rule",)
-    assert reasons[("Location", "LOC-0101", None, None)] == ("energy_mix missing (AFIR-mandatory)",)
-    sites = structure(fmt, document)
-    assert "NL:ALF:LOC-0301" not in sites and "NL:ALF:LOC-0101" not in sites
-    assert list(sites["NL:ALF:LOC-0302"]) == ["NL:ALF:LOC-0302:LOC-0302-E2"]
-    with warehouse.get_connection() as con:
-        assert rejections(con) == stats.rejected
-        assert all(r.reason for r in rejections(con, ["NLD"]))
-
-
-def test_nothing_publishable_raises(warehouse: WarehouseResource) -> None:
-    standard_mart().write(warehouse)
-    with warehouse.get_connection() as con, pytest.raises(EmptyPublicationError):
-        write_publication(con, "static", "xml", io.BytesIO(), countries=["DEU"])
-
-
-# ------------------------------------------------------------------------------------------------
-# Mapping rules
-
-
-@pytest.mark.parametrize(("table", "namespace", "enum"), [
-    (rules.CONNECTOR_TYPES, "energyInfrastructure", "ConnectorTypeEnum"),
-    (rules.CHARGING_MODES, "energyInfrastructure", "ChargingModeEnum"),
-    (rules.CONNECTOR_FORMATS, "energyInfrastructure", "ConnectorFormatTypeEnum"),
-    (rules.AUTHENTICATION_METHODS, "energyInfrastructure", "AuthenticationAndIdentificationEnum"),
-    (rules.ENERGY_SOURCES, "energyInfrastructure", "ElectricEnergySourceTypeEnum"),
-    (rules.WEEKDAYS, "common", "DayEnum"),
+@pytest.mark.parametrize(("table_", "enum", "xsd"), [
+    (rules.CONNECTOR_TYPES, "ConnectorTypeEnum", ("energyInfrastructure", "ConnectorTypeEnum")),
+    (rules.CONNECTOR_FORMATS, "ConnectorFormatTypeEnum", ("energyInfrastructure", "ConnectorFormatTypeEnum")),
+    (rules.AUTHENTICATION_METHODS, "AuthenticationAndIdentificationEnum", ("energyInfrastructure", "AuthenticationAndIdentificationEnum")),
+    (rules.WEEKDAYS, "DayEnum", ("common", "DayEnum")),
+    (rates_module.WEEKDAYS, "DayEnum", ("common", "DayEnum")),
+    # In the extension (profile only), though 3.7 knows the enumeration on its Connector.
+    (rules.CHARGING_MODES, "ChargingModeEnum", ("energyInfrastructure", "ChargingModeEnum")),
+    # Profile only (no 3.7 element): the status publication, prices, payment means.
+    (rules.REFILL_POINT_STATUSES, "RefillPointStatusEnum", None),
+    ({k: v for k, (v, _) in rates_module.PRICE_TYPES.items()}, "PriceTypeEnum", None),
+    (dict.fromkeys(PAYMENT_MEANS, "x") and {m: m for m in PAYMENT_MEANS}, "MeansOfPaymentEnum", None),
 ])
-def test_rules_only_use_the_schemas_enumerations(table: dict[Any, str | None], namespace: str, enum: str) -> None:
-    assert {v for v in table.values() if v is not None} <= set(enumeration(namespace, enum))
+def test_rule_tables_only_use_the_schemas_enumerations(table_: dict[Any, str | None], enum: str, xsd: tuple[str, str] | None) -> None:
+    values = {v for v in table_.values() if v is not None}
+    assert values <= set(profile_enumeration(enum)), values - set(profile_enumeration(enum))
+    if xsd:
+        assert values <= set(enumeration(*xsd)), values - set(enumeration(*xsd))
 
 
-@pytest.mark.parametrize(("table", "values"), [
+def test_the_fixed_values_written_are_the_profiles() -> None:
+    """Values the declarations write as literals, and the extended identifier types."""
+    for value, enum in (("kWh", "DeliveryUnitEnum"), ("ac", "CurrentTypeEnum"), ("dc", "CurrentTypeEnum"),
+                        ("adHoc", "RatePolicyEnum"), ("physicalAttendance", "ServiceTypeEnum"), ("unattended", "ServiceTypeEnum"),
+                        ("street", "AddressLineTypeEnum"), ("houseNumber", "AddressLineTypeEnum"), ("nuts1Code", "NutsCodeTypeEnum")):
+        assert value in profile_enumeration(enum), (value, enum)
+    # TypeOfIdentifierEnum has no value of its own: the profile's identifier types are extended values.
+    assert profile_enumeration("TypeOfIdentifierEnum") == []
+    assert document_module.TYPES_OF_IDENTIFIER == ("evseId", "stationIdBNetzA", "operatorIdBNetzA", "operatorId", "providerId")
+    assert tuple(sorted(profile_enumeration("RefillPointStatusEnum"), key=str.lower)) == rules.REFILL_POINT_STATUS_VALUES
+
+
+@pytest.mark.parametrize(("table_", "values"), [
     (rules.CONNECTOR_TYPES, ocpi.ConnectorType), (rules.CHARGING_MODES, ocpi.PowerType),
     (rules.REFILL_POINT_STATUSES, ocpi.Status), (rules.AUTHENTICATION_METHODS, ocpi.Capability),
-    (rules.ENERGY_SOURCES, ocpi.EnergySourceCategory),
 ])
-def test_every_model_value_has_an_explicit_rule(table: dict[str, str | None], values: Any) -> None:
-    assert set(table) == set(get_args(values))
-
-
-def test_status_rules_use_the_refill_point_status_vocabulary() -> None:
-    assert set(rules.REFILL_POINT_STATUSES.values()) <= set(rules.REFILL_POINT_STATUS_VALUES)
+def test_every_model_value_has_an_explicit_rule(table_: dict[str, str | None], values: Any) -> None:
+    assert set(table_) == set(get_args(values))
     assert {f for f, _ in rules.CONNECTOR_FORMATS} == set(get_args(ocpi.ConnectorFormat))
+    assert set(rates_module.WEEKDAYS) == set(get_args(ocpi.DayOfWeek))
+
+
+# ------------------------------------------------------------------------------------------------
+# Rejections, nothing publishable
+
+
+def test_rejections_are_the_ocpi_exports_and_datex_iis_own(warehouse: WarehouseResource) -> None:
+    m = standard_mart(n_good=1)
+    m.connector(m.evse(m.location(301), 1), 1, max_electric_power=None)
+    m.write(warehouse)
+    published = publish(warehouse)
+    reasons = {(r.object, r.location_id, r.evse_uid, r.connector_id, r.tariff_id): r.reasons for r in published.rejections}
+    assert reasons == {
+        ("Connector", "LOC-0103", "LOC-0103-E1", "2", None): ("standard unmapped (see mart.unmapped_values)",),
+        ("Connector", "LOC-0103", "LOC-0103-E1", "3", None): ("tariff_ids reference tariffs not in tariffs.json: T-GHOST",),
+        ("Connector", "LOC-0104", "LOC-0104-E1", "1", None): ("tariff_ids reference tariffs not in tariffs.json: T-BROKEN",),
+        ("Connector", "LOC-0301", "LOC-0301-E1", "1", None): ("max_electric_power missing (AFIR-mandatory)",),
+        ("EVSE", "LOC-0102", "LOC-0102-E2", None, None): ("parking_restrictions missing (AFIR-mandatory)",),
+        ("EVSE", "LOC-0104", "LOC-0104-E1", None, None): ("no valid connectors",),
+        ("EVSE", "LOC-0301", "LOC-0301-E1", None, None): ("no valid connectors",),
+        ("Location", "LOC-0101", None, None, None): ("energy_mix missing (AFIR-mandatory)",),
+        ("Location", "LOC-0104", None, None, None): ("no valid EVSEs",),
+        ("Location", "LOC-0105", None, None, None): ("address missing or longer than 45 characters",),
+        ("Location", "LOC-0301", None, None, None): ("no valid EVSEs",),
+        ("Tariff", None, None, None, "T-BROKEN"): ("no tariff elements",),
+    }
+    assert {s["idG"] for s in sites(published.json("static"))} == {
+        "NL:ALF:LOC-0001", "NL:ALF:LOC-0102", "NL:ALF:LOC-0103", "NL:ALF:LOC-0106"}
+    with warehouse.get_connection() as con:
+        assert rejections(con, ["NLD"], CREATOR) == published.rejections
+
+
+def test_nothing_publishable_raises_and_leaves_nothing_behind(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    standard_mart().write(warehouse)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    monkeypatch.setattr(selection_module.tempfile, "tempdir", str(staging))
+    with warehouse.get_connection() as con:
+        with pytest.raises(EmptyPublicationError):  # no publishable location in Germany
+            write_publication(con, "static", "xml", io.BytesIO(), countries=["DEU"], creator=CREATOR)
+        con.execute("UPDATE mart.locations SET energy_mix = NULL")
+        with pytest.raises(EmptyPublicationError):
+            write_publication(con, "status", "json", io.BytesIO(), countries=["NLD"], creator=CREATOR)
+        assert {r.reason for r in rejections(con, ["NLD"], CREATOR) if r.object == "Location"} >= {"energy_mix missing (AFIR-mandatory)"}
+        # The chunks' rows and render input are dropped (the small lookups go with the connection).
+        assert con.execute("""SELECT list(table_name) FROM duckdb_tables() WHERE regexp_matches(table_name,
+                              '^_dx_(points|stations|sites)_\\d+$|^_dx_(chunk_of|locations|evses|connectors)$')""").fetchone() == (None,)
+    assert list(staging.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------------------
 # Streaming
 
 
-class Chunks(io.BytesIO):
+class Writes(io.BytesIO):
     def __init__(self) -> None:
         super().__init__()
         self.writes = 0
@@ -306,29 +316,37 @@ class Chunks(io.BytesIO):
         return super().write(data)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_writer_streams_in_batches_and_chunks(generated: WarehouseResource, monkeypatch: pytest.MonkeyPatch, fmt: Fmt) -> None:
+def test_the_writer_streams_in_batches_one_site_per_write(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch) -> None:
+    generated_mart(12).write(warehouse)
     monkeypatch.setattr(publication_module, "BATCH_ROWS", 5)
     fetched: list[int] = []
     real = publication_module._batches
 
-    def counting(con: Any, sql: str) -> Any:
-        cur = con.execute(sql)
-        original = cur.fetchmany
+    class Counting:
+        def __init__(self, con: Any) -> None:
+            self.con = con
 
-        def fetchmany(size: int) -> Any:
-            rows = original(size)
-            fetched.append(len(rows))
-            return rows
-        return real(type("C", (), {"execute": lambda self, _sql: type("R", (), {"description": cur.description, "fetchmany": staticmethod(fetchmany)})()})(), sql)
+        def execute(self, sql: str) -> Any:
+            cursor = self.con.execute(sql)
 
-    monkeypatch.setattr(publication_module, "_batches", counting)
-    out = Chunks()
-    with generated.get_connection() as con:
-        stats = write_publication(con, "static", fmt, out)
-    assert max(fetched) == 5 and len(fetched) > stats.sites / 5  # one row per finished site fragment
-    assert out.writes == stats.sites + 2
-    assert_valid(fmt, out.getvalue())
+            class Cursor:
+                @staticmethod
+                def fetchmany(size: int) -> Any:
+                    rows = cursor.fetchmany(size)
+                    fetched.append(len(rows))
+                    return rows
+            return Cursor()
+
+    monkeypatch.setattr(publication_module, "_batches", lambda con, sql: real(cast(Any, Counting(con)), sql))
+    with warehouse.get_connection() as con, Publisher(con, ["NLD"], CREATOR) as publisher:
+        for kind, fmt in DOCUMENTS:
+            fetched.clear()
+            out = Writes()
+            stats = publisher.write(kind, fmt, out, published_at=PUBLISHED_AT)
+            assert stats.sites == 14
+            assert max(fetched) == 5 and sum(fetched) == 14  # 5 + 5 + 4, then the empty fetch
+            assert out.writes == stats.sites + 2  # head, one site each, tail
+            assert_valid(kind, fmt, out.getvalue())
 
 
 class Discard(io.RawIOBase):
@@ -342,125 +360,94 @@ class Discard(io.RawIOBase):
 
 
 def test_peak_memory_stays_bounded_on_a_large_fleet(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Python's peak is one batch of rows and one site, not the document (~10 MB here)."""
-    monkeypatch.setattr(publication_module, "BATCH_ROWS", 100)
-    generated_mart(1500).write(warehouse)
+    """Python's peak is one batch of rows (20 sites here) and one site, not the document (6 MB here)."""
+    monkeypatch.setattr(publication_module, "BATCH_ROWS", 20)
+    generated_mart(600).write(warehouse)
     sizes = {}
-    with warehouse.get_connection() as con:
-        for fmt in FORMATS:
-            out = Discard()
+    with warehouse.get_connection() as con, Publisher(con, ["NLD"], CREATOR) as publisher:
+        for fmt in ("xml", "json"):
             tracemalloc.start()
             try:
-                stats = write_publication(con, "static", fmt, out)  # type: ignore[arg-type]
+                stats = publisher.write("static", fmt, Discard(), published_at=PUBLISHED_AT)  # type: ignore[arg-type]
                 _, peak = tracemalloc.get_traced_memory()
             finally:
                 tracemalloc.stop()
             sizes[fmt] = (stats.bytes, peak)
     for fmt, (size, peak) in sizes.items():
-        assert size > 2_000_000, fmt
+        assert size > 3_000_000, fmt
         assert peak < size / 8, (fmt, size, peak)
 
 
 # ------------------------------------------------------------------------------------------------
-# Chunks: the fleet is selected and rendered a chunk at a time; the result is the whole fleet's
+# Chunks: the fleet is selected and rendered a chunk at a time; the documents are the whole fleet's
 
 
 def chunked_mart() -> MartRows:
-    """Two parties, rejections at every level, a broken tariff referenced from several chunks, and
-    a run of locations of which none can be published (a chunk with no site)."""
+    """The generated fleet (two CPOs, every rate used across many chunks) plus a run of locations none of
+    which can be published (a chunk without a site)."""
     m = generated_mart(12)
-    m.tariff("T-BAD", currency="EU")
-    for n in (3, 7, 11):  # one connector each, in different chunks, on the broken tariff
-        m.connectors[[c["location_id"] for c in m.connectors].index(f"LOC-{n:04d}")]["tariff_ids"] = json.dumps(["T-BAD"])
-    m.tariff("T-STD", party="BRV")
-    for n in range(20, 26):
-        loc = m.location(n, party="BRV", energy_mix=None if n in (20, 21) else json.dumps(ENERGY_MIX))
-        m.connector(m.evse(loc, 1, updated=later(n)), 1)
+    for n in range(950, 957):
+        m.connector(m.evse(m.location(n, energy_mix=None), 1), 1)
+    m.location(960, energy_mix=json.dumps(ENERGY_MIX))  # no EVSE at all: a location with no rows below it
     return m
 
 
 @pytest.mark.parametrize("rows_from", ["mart", "staged"])
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_chunks_write_the_whole_fleets_document(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Any, kind: Kind, fmt: Fmt, rows_from: str) -> None:
+def test_chunks_write_the_whole_fleets_bytes(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                             rows_from: str) -> None:
     """Chunks reading their rows from the mart, or from Parquet staged once (more chunks than DIRECT_CHUNKS)."""
     chunked_mart().write(warehouse)
-    whole, whole_stats = publish(warehouse, kind, fmt)  # one chunk, one render query
-    with warehouse.get_connection() as con:
-        whole_rejections = rejections(con)
-    selected: list[tuple[int, int]] = []  # per chunk: locations in its rows, locations selected
-    real_select = publication_module._select
+    whole = publish(warehouse)  # one chunk
+    selected: list[tuple[int, int]] = []  # per chunk: locations in its rows, locations published
+    real_select = selection_module.select_chunk
 
     def select(con: Any, countries: list[str]) -> None:
         real_select(con, countries)
         selected.append((con.execute("SELECT count(*) FROM _dx_locations").fetchone()[0],
-                         con.execute("SELECT count(*) FROM _ndw_locations").fetchone()[0]))
-    monkeypatch.setattr(publication_module, "_select", select)
-    monkeypatch.setattr(publication_module, "CHUNK_LOCATIONS", 2)
-    monkeypatch.setattr(publication_module, "SITES_PER_QUERY", 1)
-    monkeypatch.setattr(publication_module, "DIRECT_CHUNKS", 100 if rows_from == "mart" else 1)
+                         con.execute("SELECT count(*) FROM _ndw_locations WHERE len(reasons) = 0").fetchone()[0]))
+    monkeypatch.setattr(selection_module, "select_chunk", select)
+    monkeypatch.setattr(selection_module, "CHUNK_LOCATIONS", 4)
+    monkeypatch.setattr(selection_module, "DIRECT_CHUNKS", 100 if rows_from == "mart" else 1)
+    monkeypatch.setattr(publication_module, "SITES_PER_QUERY", 2)
     staged: list[bool] = []
-    real_iter = publication_module._Chunks.__iter__
+    real_iter = selection_module.Chunks.__iter__
 
     def iterate(chunks: Any) -> Any:
-        staged.append(any((chunks.directory / table).is_dir() for table in ("locations", "evses", "connectors")))
+        staged.append(chunks.staged and any((chunks.directory / t).is_dir() for t in ("locations", "evses", "connectors")))
         return real_iter(chunks)
-    monkeypatch.setattr(publication_module._Chunks, "__iter__", iterate)
+    monkeypatch.setattr(selection_module.Chunks, "__iter__", iterate)
     staging = tmp_path / "staging"
     staging.mkdir()
-    monkeypatch.setattr(publication_module.tempfile, "tempdir", str(staging))
-    chunked, chunked_stats = publish(warehouse, kind, fmt)
-    assert selected == [(2, 2)] * 9  # 18 candidate locations, 2 per chunk: no step holds more than its chunk
-    assert set(staged) == {rows_from == "staged"}
-    assert chunked == whole
-    assert_valid(fmt, chunked)
-    assert chunked_stats.rejected == whole_stats.rejected
-    assert chunked_stats.unmapped == whole_stats.unmapped
-    assert chunked_stats.unmapped or kind == "status"  # the generated fleet has lossy static values
-    assert (chunked_stats.sites, chunked_stats.stations, chunked_stats.connectors) == (whole_stats.sites, whole_stats.stations, whole_stats.connectors)
-    with warehouse.get_connection() as con:
-        assert rejections(con) == whole_rejections
-    bad = [r for r in whole_stats.rejected if r.object == "Tariff"]
-    assert [(r.tariff_id, r.party_id) for r in bad] == [("T-BAD", "ALF")]  # reported once, not once per chunk
-    assert {r.location_id for r in whole_stats.rejected if r.object == "Location"} >= {"LOC-0020", "LOC-0021"}
-    assert b"NL:ALF:" in whole and b"NL:BRV:" in whole
-    assert list(staging.iterdir()) == []  # the staged chunks are removed
-
-
-def test_staged_chunks_are_removed_when_nothing_is_publishable(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    m = MartRows()
-    m.tariff("T-STD")
-    m.connector(m.evse(m.location(1, energy_mix=None), 1), 1)
-    m.write(warehouse)
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    monkeypatch.setattr(publication_module.tempfile, "tempdir", str(staging))
-    with warehouse.get_connection() as con:
-        with pytest.raises(EmptyPublicationError):
-            write_publication(con, "static", "xml", io.BytesIO(), countries=["NLD"])
-        assert [r.reason for r in rejections(con)] == ["energy_mix missing (AFIR-mandatory)"]
-        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '\\_dx\\_%' ESCAPE '\\'").fetchone() == (0,)
-    assert list(staging.iterdir()) == []
+    monkeypatch.setattr(selection_module.tempfile, "tempdir", str(staging))
+    chunked = publish(warehouse)
+    # 12 + 2 + 7 + 1 = 22 candidate locations, 4 per chunk: no step holds more than its chunk.
+    assert [rows for rows, _ in selected] == [4] * 5 + [2]
+    assert 0 in [published for _, published in selected]  # a chunk with nothing to publish
+    assert staged == [rows_from == "staged"]
+    for document in DOCUMENTS:
+        assert chunked.documents[document] == whole.documents[document], document
+    assert chunked.rejections == whole.rejections
+    assert {d: (s.sites, s.stations, s.points, s.connectors, s.unmapped) for d, s in chunked.stats.items()} == {
+        d: (s.sites, s.stations, s.points, s.connectors, s.unmapped) for d, s in whole.stats.items()}
+    assert (chunked.table_id, chunked.table_version) == (whole.table_id, whole.table_version)
+    assert list(staging.iterdir()) == []  # the staged chunks and kept render input are removed
 
 
 def test_one_selection_serves_every_document(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch) -> None:
-    chunked_mart().write(warehouse)
-    alone = {(kind, fmt): publish(warehouse, kind, fmt)[0] for kind in KINDS for fmt in FORMATS}
-    selections: list[list[str]] = []
-    real_select = publication_module._select
+    generated_mart(8).write(warehouse)
+    alone = {}
+    with warehouse.get_connection() as con:
+        for kind, fmt in DOCUMENTS:
+            out = io.BytesIO()
+            write_publication(con, kind, fmt, out, countries=["NLD"], creator=CREATOR, published_at=PUBLISHED_AT)
+            alone[(kind, fmt)] = out.getvalue()
+    calls: list[list[str]] = []
+    real_select = selection_module.select_chunk
 
     def select(con: Any, countries: list[str]) -> None:
-        selections.append(countries)
+        calls.append(countries)
         real_select(con, countries)
-    monkeypatch.setattr(publication_module, "_select", select)
-    together = {}
-    with warehouse.get_connection() as con, Publisher(con) as publisher:
-        for kind in KINDS:
-            for fmt in FORMATS:
-                out = io.BytesIO()
-                publisher.write(kind, fmt, out)
-                together[(kind, fmt)] = out.getvalue()
-        assert publisher.rejections == rejections(con)
-    assert len(selections) == 1 + 1  # the publisher's, then rejections()'s
-    assert together == alone
+    monkeypatch.setattr(selection_module, "select_chunk", select)
+    together = publish(warehouse)
+    assert calls == [["NLD"]]
+    assert together.documents == alone
