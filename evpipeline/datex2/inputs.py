@@ -410,9 +410,14 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: D
                arg_min(p.lat, p.evse_uid) AS station_lat, arg_min(p.lon, p.evse_uid) AS station_lon,
                sum(p.powers[1]) AS total_power, count(*) AS n_points,
                coalesce(any_value(a.auth_methods), []) AS auth_methods, any_value(o.staffed) AS staffed,
-               list(p.point_id ORDER BY p.point_id) AS point_ids, max(p.data_updated) AS data_updated
+               list(p.point_id ORDER BY p.point_id) AS point_ids,
+               -- the site's facility location (address, time zone, NUTS region), which the station repeats
+               any_value({{'address': l.address, 'postal_code': l.postal_code, 'city': l.city, 'country': l.country,
+                          'time_zone': l.time_zone, 'nuts_code': l.nuts_code}}) AS facility_source,
+               greatest(max(p.data_updated), any_value(l.last_updated)) AS data_updated
         FROM {points} p LEFT JOIN auth a USING (station_id)
         JOIN {ORGS} o ON o.country_code = p.country_code AND o.party_id = p.party_id
+        JOIN {CHUNK.locations} l ON l.country_code = p.country_code AND l.party_id = p.party_id AND l.location_id = p.location_id
         GROUP BY p.site_no, p.site_id, p.station_id""")
     _hash(con, stations, "station_hash", STATION_NOT_CONTENT)
     versions.versioned(con, stations, "station", "station_id", "station_hash", "data_updated", ledger=ledger, prefix="station")
