@@ -445,7 +445,8 @@ OPERATOR_COLUMNS = ("country_code", "party_id", "operator_id", "name", "legal_na
 _OPERATOR_KEYS = ("country_code", "party_id", "operator_id", "name", "legal_name", "website", "helpdesk", "staffed",
                   "payment_means", "nuts_code", "note")
 _OPERATOR_REQUIRED = ("country_code", "party_id", "operator_id", "name", "legal_name", "helpdesk", "staffed", "payment_means")
-# Ad hoc payment means an operator may state: the values of DATEX II 3.7 MeansOfPaymentEnum.
+# Ad hoc payment means an operator may state: the values of the AFIR profile's MeansOfPaymentEnum (3.7's lacks nfc, emv,
+# qrCode and website; the rates that carry them sit in the profile-only part of the XML).
 PAYMENT_MEANS = ("paymentCreditCard", "paymentDebitCard", "nfc", "emv", "qrCode", "website", "mobileAccount", "prepay",
                  "paymentValueCard", "cashCoinsAndBills")
 OPERATOR_ID = re.compile(r"^[A-Z]{2}\*?[A-Z0-9]{3}$")  # eMI3 operator id: country, optional *, 3 capitals or digits

@@ -1,8 +1,7 @@
 """The mapping document's machine-readable half (evpipeline/datex2/losses.json) is complete and true:
-every field of our OCPI definition is mapped or listed as lost, and every DATEX II path it names
-exists in the vendored 3.7 schemas (evpipeline_tests/datex2/schemas/), the value-level losses are
-those of the builder's rules (evpipeline/datex2/rules.py), and what is listed as mapped is what the
-builder writes."""
+every field of our OCPI definition is mapped or listed as lost, every profile path it names exists in
+the vendored AFIR profile schema sets, every mapped path actually occurs in the generated fleet's
+publications, the value losses are the builder's rules, and docs/datex2.md names every loss."""
 
 from __future__ import annotations
 
@@ -10,20 +9,21 @@ import json
 import re
 import types
 import typing
-import xml.etree.ElementTree as ET
-from functools import cache
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+from evpipeline.datex2 import rates, rules
 from evpipeline.ocpi import definition as ocpi
+from evpipeline.warehouse import WarehouseResource
+from evpipeline_tests.afir.paths import datex2_exists, profile_sets
+from evpipeline_tests.datex2.fleet import generated_mart, point_statuses, points, publish, sites, stations
 
 LOSSES = Path(ocpi.__file__).resolve().parents[1] / "datex2" / "losses.json"
-SCHEMAS = Path(__file__).resolve().parent / "schemas"
 DOCS = Path(ocpi.__file__).resolve().parents[2] / "docs" / "datex2.md"
-XS = "{http://www.w3.org/2001/XMLSchema}"
 ROOTS: dict[str, type[BaseModel]] = {"Location": ocpi.Location, "EVSE": ocpi.EVSE, "Connector": ocpi.Connector, "Tariff": ocpi.Tariff}
 
 
@@ -65,103 +65,11 @@ def ocpi_fields() -> dict[str, type[BaseModel] | None]:
     return found
 
 
-# -- the schemas ------------------------------------------------------------------------------
+def profile_paths(data: dict[str, Any]) -> list[str]:
+    return [e["datex2"] for key in ("mapped", "reference_data", "datex2_without_ocpi") for e in data[key]]
 
 
-@cache
-def schema_types() -> dict[str, ET.Element]:
-    files = sorted(SCHEMAS.rglob("*.xsd"))
-    assert files, f"no vendored DATEX II XML schemas under {SCHEMAS}"
-    found: dict[str, ET.Element] = {}
-    for path in files:
-        for node in ET.parse(path).getroot():
-            if node.tag in (f"{XS}complexType", f"{XS}simpleType") and node.get("name"):
-                found[str(node.get("name"))] = node
-    return found
-
-
-def _local(qname: str | None) -> str:
-    return (qname or "").split(":")[-1]
-
-
-def _children(type_name: str) -> dict[str, str]:
-    """Element and attribute names of a complex type (its extension bases included) -> type name."""
-    node = schema_types()[type_name]
-    out: dict[str, str] = {}
-    extension = node.find(f"./{XS}complexContent/{XS}extension")
-    if extension is not None:
-        out.update(_children(_local(extension.get("base"))))
-    for element in node.iter(f"{XS}element"):
-        out[str(element.get("name"))] = _local(element.get("type")) or "(anonymous)"
-    for attribute in node.iter(f"{XS}attribute"):
-        out["@" + str(attribute.get("name"))] = _local(attribute.get("type")) or "string"
-    return out
-
-
-def _extends(sub: str, base: str) -> bool:
-    while True:
-        if sub == base:
-            return True
-        node = schema_types().get(sub)
-        extension = node.find(f"./{XS}complexContent/{XS}extension") if node is not None else None
-        if extension is None:
-            return False
-        sub = _local(extension.get("base"))
-
-
-def _anonymous_children(type_name: str, element: str) -> dict[str, str]:
-    node = schema_types()[type_name]
-    for candidate in node.iter(f"{XS}element"):
-        if candidate.get("name") == element:
-            return {str(e.get("name")): _local(e.get("type")) for e in candidate.iter(f"{XS}element") if e is not candidate}
-    return {}
-
-
-SEGMENT = re.compile(r"^(@?[A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z][A-Za-z0-9]*)\])?$")
-
-
-def resolve(path: str) -> str:
-    """The type at the end of a losses.json DATEX II path; AssertionError naming the broken step."""
-    first, *steps = path.split("/")
-    match = SEGMENT.match(first)
-    assert match, f"{path}: bad root {first!r}"
-    current = match.group(1)
-    if match.group(2):
-        assert _extends(match.group(2), current), f"{path}: {match.group(2)} does not extend {current}"
-        current = match.group(2)
-    assert current in schema_types(), f"{path}: no type {current!r} in the schemas"
-    after_extension, parent, anonymous = False, current, ""
-    for step in steps:
-        match = SEGMENT.match(step)
-        assert match, f"{path}: bad step {step!r}"
-        name, subtype = match.group(1), match.group(2)
-        if after_extension:  # lax wildcard: the element of an extension schema type
-            target = name[0].upper() + name[1:]
-            assert target in schema_types(), f"{path}: no extension type {target!r} for {name!r}"
-            after_extension = False
-        elif anonymous:
-            children = _anonymous_children(parent, anonymous)
-            assert name in children, f"{path}: {name!r} is not an element of {anonymous!r}"
-            target = children[name]
-            anonymous = ""
-        else:
-            children = _children(current)
-            assert name in children, f"{path}: {name!r} is not an element of {current}"
-            target = children[name]
-            if target == "(anonymous)":
-                parent, anonymous = current, name
-                continue
-            if name.startswith("_") and target == "_ExtensionType":
-                after_extension = True
-                continue
-        if subtype:
-            assert _extends(subtype, target), f"{path}: {subtype} does not extend {target}"
-            target = subtype
-        current = target
-    return current
-
-
-# -- the tests --------------------------------------------------------------------------------
+# -- the document against our OCPI definition and the profile ------------------------------------------
 
 
 def test_every_ocpi_field_is_mapped_or_listed_as_a_loss() -> None:
@@ -179,97 +87,112 @@ def test_every_ocpi_field_is_mapped_or_listed_as_a_loss() -> None:
 
     missing = sorted(p for p in fields if not covered(p))
     assert not missing, f"neither mapped nor listed as lost in losses.json: {missing}"
-    for entry in data["ocpi_without_datex2"]:
+    for entry in data["ocpi_without_datex2"] + data["datex2_without_ocpi"]:
         assert entry["reason"].strip(), entry
 
 
-def test_every_datex2_path_exists_in_the_vendored_schemas() -> None:
-    data = losses()
-    paths = [m["datex2"] for m in data["mapped"]]
-    paths += [m["datex2"] for m in data["datex2_without_ocpi"]]
-    problems = []
-    for path in paths:
-        try:
-            resolve(path)
-        except AssertionError as exc:
-            problems.append(str(exc).split("\n")[0])
-    assert not problems, "\n".join(problems)
-    for entry in data["datex2_without_ocpi"]:
-        assert entry["reason"].strip(), entry
+def test_every_profile_path_exists_in_the_vendored_profile() -> None:
+    sets = profile_sets()
+    missing = [path for path in profile_paths(losses()) if not datex2_exists(path, sets)]
+    assert not missing, f"not in the vendored profile schemas: {missing}"
 
 
 @pytest.mark.parametrize("bad", [
     "EnergyInfrastructureSite/nonsense",
-    "EnergyInfrastructureSite/operator[RateTable]",
-    "ElectricChargingPoint/connector/connectorType/deeper",
+    "EnergyInfrastructureSite/operator/rateTable",
+    "Connector/connectorType/deeper",
     "NoSuchType/name",
 ])
-def test_the_path_check_rejects_paths_the_schemas_do_not_have(bad: str) -> None:
-    with pytest.raises(AssertionError):
-        resolve(bad)
-
-
-def test_the_mapping_document_lists_every_loss() -> None:
-    """docs/datex2.md names every lost OCPI field and every unfilled DATEX II element of losses.json."""
-    text = DOCS.read_text()
-    data = losses()
-    absent = [e["ocpi"] for e in data["ocpi_without_datex2"] if f"`{e['ocpi']}`" not in text]
-    absent += [e["datex2"] for e in data["datex2_without_ocpi"] if f"`{e['datex2']}`" not in text]
-    assert not absent, f"in losses.json but not in docs/datex2.md: {absent}"
+def test_the_path_check_rejects_paths_the_profile_does_not_have(bad: str) -> None:
+    assert not datex2_exists(bad)
 
 
 def test_value_losses_are_the_rules_losses() -> None:
-    from evpipeline.datex2 import rules
-
     values = {v["ocpi"]: set(v["values"]) for v in losses()["value_losses"]}
     assert values["Connector.power_type"] == {k for k, v in rules.CHARGING_MODES.items() if v is None}
     assert values["EVSE.capabilities"] == {k for k, v in rules.AUTHENTICATION_METHODS.items() if v is None}
     assert values["Connector.standard"] == set(rules.LOSSY_CONNECTOR_TYPES)
-    assert set(rules.REFILL_POINT_STATUSES) == set(typing.get_args(ocpi.Status))  # every status carries over
+    assert values["Connector.format"] == {f"{f} with {c}" for (f, c), v in rules.CONNECTOR_FORMATS.items() if v == "otherCable"}
+    assert values["Tariff.type"] == set(typing.get_args(ocpi.TariffType)) - {t for t in rates.AD_HOC_TYPES if t}
+    assert values["Tariff.elements.price_components.type"] == set(typing.get_args(ocpi.TariffDimensionType)) - set(rates.PRICE_TYPES)
+    assert values["EVSE.status"] == set(typing.get_args(ocpi.Status)) - set(rules.REFILL_POINT_STATUSES)  # none: every status carries
 
 
-def _leaf(path: str) -> str:
-    last = path.split("/")[-1]
-    match = SEGMENT.match(last)
-    assert match
-    return match.group(2) or match.group(1)
+def test_the_mapping_document_names_every_loss() -> None:
+    """docs/datex2.md names every lost OCPI field, every profile element we cannot fill and every value loss."""
+    text = DOCS.read_text()
+    data = losses()
+    absent = [e["ocpi"] for e in data["ocpi_without_datex2"] if f"`{e['ocpi']}`" not in text]
+    absent += [e["datex2"] for e in data["datex2_without_ocpi"] if f"`{e['datex2']}`" not in text]
+    absent += [f"{e['ocpi']}: {v}" for e in data["value_losses"] for v in e["values"] if v not in text]
+    absent += [e["mart"] for e in data["reference_data"] if f"`{e['mart']}`" not in text]
+    assert not absent, f"in losses.json but not in docs/datex2.md: {absent}"
 
 
-def test_what_is_listed_as_mapped_is_what_the_builder_writes(tmp_path: Path) -> None:
-    """Every mapped element appears in a static (or, for the status, a status) publication of a mart
-    that has every mapped field filled."""
-    import io
+# -- what is listed as mapped is what the builder writes ----------------------------------------------
 
-    from evpipeline.datex2 import write_publication
-    from evpipeline.warehouse import WarehouseResource
-    from evpipeline_tests.mart_fixture import standard_mart
+WRAPPER = re.compile(r"^(afac|aegi|loc|com)[A-Z]\w*$|ExtensionG$|^FacilityLocation$")
 
-    m = standard_mart(n_good=2)
-    hours = {"twentyfourseven": False, "regular_hours": [{"weekday": 1, "period_begin": "07:00", "period_end": "22:00"}],
-             "exceptional_openings": [{"period_begin": "2026-12-26T08:00:00Z", "period_end": "2026-12-26T12:00:00Z"}],
-             "exceptional_closings": [{"period_begin": "2026-12-25T00:00:00Z", "period_end": "2026-12-26T00:00:00Z"}]}
-    full = m.location(7, opening_times=json.dumps(hours), owner=json.dumps({"name": "Gemeente Utrecht", "website": "https://utrecht.nl"}),
-                      operator=json.dumps({"name": "Allego", "website": "https://allego.eu"}))
-    for e in (1, 2):
-        m.connector(m.evse(full, e, capabilities=json.dumps(["RFID_READER", "CREDIT_CARD_PAYABLE"])), 1)
-    warehouse = WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
-    m.write(warehouse)
-    documents = {}
-    with warehouse.get_connection() as con:
-        for kind in ("static", "status"):
-            out = io.BytesIO()
-            write_publication(con, kind, "xml", out)
-            documents[kind] = out.getvalue().decode()
-    missing = []
-    for entry in losses()["mapped"]:
-        document = documents["status" if "_refillPointExtension" in entry["datex2"] else "static"]
-        leaf = _leaf(entry["datex2"])
-        if leaf.startswith("@"):
-            found = f' {leaf[1:]}="' in document
-        elif "[" in entry["datex2"].split("/")[-1]:
-            found = f':{leaf}"' in document  # xsi:type="prefix:Subtype"
-        else:
-            found = re.search(rf"<[a-z0-9]+:{re.escape(leaf)}[ />]", document) is not None
-        if not found:
-            missing.append(f"{entry['ocpi']} -> {entry['datex2']}")
-    assert not missing, "listed as mapped but not in the builder's output:\n" + "\n".join(missing)
+
+def instances(static: dict[str, Any], status: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The objects of each profile type a path may start from, as a receiver finds them in the documents."""
+    site_list = sites(static)
+    station_list = [st for _, st in stations(static)]
+    point_list = [p for _, _, p in points(static)]
+    energy = [e for p in point_list for e in p.get("electricEnergy", [])]
+    rate_list = [r for e in energy for r in e.get("energyRate", [])]
+    point_status = [p for _, _, p in point_statuses(status)]
+    return {
+        "EnergyInfrastructureSite": site_list, "EnergyInfrastructureStation": station_list, "ElectricChargingPoint": point_list,
+        "Connector": [c for p in point_list for c in p.get("connector", [])], "ElectricEnergy": energy, "EnergyRate": rate_list,
+        "EnergyPrice": [x for r in rate_list for x in r.get("energyPrice", [])],
+        "FacilityLocation": [o["locationReference"]["locPointLocation"]["locLocationExtensionG"]["FacilityLocation"]
+                             for o in site_list + station_list],
+        "ElectricChargingPointStatus": point_status,
+        "EnergyRateUpdate": [u for p in point_status for u in p.get("energyRateUpdate", [])],
+    }
+
+
+def _values(obj: Any, name: str, depth: int = 0) -> Iterator[Any]:
+    """Property `name` of `obj`, stepping through subtype wrappers and extension keys."""
+    if not isinstance(obj, dict) or depth > 4:
+        return
+    if name in obj:
+        value = obj[name]
+        yield from value if isinstance(value, list) else [value]
+        return
+    for key, value in obj.items():
+        if WRAPPER.search(key):
+            for inner in value if isinstance(value, list) else [value]:
+                yield from _values(inner, name, depth + 1)
+
+
+def occurs(path: str, found: dict[str, list[dict[str, Any]]]) -> bool:
+    root, *names = path.split("/")
+    frontier: list[Any] = list(found.get(root, []))
+    for name in names:
+        frontier = [value for obj in frontier for value in _values(obj, name)]
+    return bool(frontier)
+
+
+@pytest.fixture(scope="module")
+def fleet_objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    warehouse = WarehouseResource(database=str(tmp_path_factory.mktemp("losses") / "warehouse.duckdb"))
+    generated_mart().write(warehouse)
+    published = publish(warehouse, documents_=(("static", "json"), ("status", "json")))
+    return instances(published.json("static"), published.json("status"))
+
+
+def test_every_mapped_path_occurs_in_the_generated_fleets_publications(fleet_objects: dict[str, list[dict[str, Any]]]) -> None:
+    data = losses()
+    missing = [f"{e.get('ocpi', e.get('mart'))} -> {e['datex2']}" for e in data["mapped"] + data["reference_data"]
+               if not occurs(e["datex2"], fleet_objects)]
+    assert not missing, "listed as mapped but not in the fleet's publications:\n" + "\n".join(missing)
+
+
+def test_the_occurrence_check_finds_a_path_the_builder_does_not_write(fleet_objects: dict[str, list[dict[str, Any]]]) -> None:
+    for path in ("EnergyInfrastructureSite/brand", "ElectricChargingPoint/smartRechargingServices", "EnergyPrice/priceCap",
+                 "EnergyInfrastructureSite/typeOfSite"):
+        assert not occurs(path, fleet_objects), path
+    assert occurs("FacilityLocation/nutsArea/nutsCode", fleet_objects)
+    assert occurs("EnergyInfrastructureSite/operatingHours/overallPeriod/validPeriod/recurringDayWeekMonthPeriod/applicableDay", fleet_objects)
