@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from evpipeline.cli import main
+from evpipeline.datex2.client import Datex2PushResource
 from evpipeline.model.tables import EVSES, LOCATIONS
 from evpipeline.ndw.assets import ndw_datex2_export, ndw_ocpi_export
 from evpipeline.ndw.rebuild import rebuild_partition
@@ -17,12 +18,15 @@ from evpipeline.run_config import op_config
 from evpipeline.warehouse import WarehouseResource
 from evpipeline.warehouse.timetravel import SnapshotUnavailable
 from evpipeline_tests.conftest import materialize
+from evpipeline_tests.datex2.fleet import point_statuses, sites
 from evpipeline_tests.mart_fixture import MartRows, later, standard_mart
+
+DATEX2 = Datex2PushResource(push_url="http://127.0.0.1:9/unused", token="unused", publication_creator="NL:evpipeline-daily")
 
 
 def _deliver(warehouse: WarehouseResource, ocpi: Path, datex2: Path, partition: str) -> None:
     for asset, root in ((ndw_ocpi_export, ocpi), (ndw_datex2_export, datex2)):
-        materialize([asset], {"warehouse": warehouse}, partition_key=partition,
+        materialize([asset], {"warehouse": warehouse, "datex2": DATEX2}, partition_key=partition,
                     run_config=op_config([asset], directory=str(root)))
 
 
@@ -54,7 +58,16 @@ def test_a_delivered_day_is_rebuilt_byte_for_byte_after_the_warehouse_moved_on(l
     # Delivering the day again now reads the new state: the rebuild must not.
     _deliver(warehouse, tmp_path / "now-ndw", tmp_path / "now-datex2", today)
     assert _files(tmp_path / "now-ndw" / today)["locations.json"] != delivered["ndw"]["locations.json"]
-    assert _files(tmp_path / "now-datex2" / today)["status.xml"] != delivered["datex2"]["status.xml"]
+    now_static = json.loads(_files(tmp_path / "now-datex2" / today)["static.json"])
+    then_static = json.loads(delivered["datex2"]["static.json"])
+    # Now: the renamed site at version 2 (the first delivery recorded version 1); then: version 1, the old name.
+    assert [(s["versionG"], s["name"]["values"][0]["value"]) for s in sites(now_static) if s["idG"] == "NL:ALF:LOC-0004"] == [
+        ("2", "Laadplein Renamed")]
+    assert [(s["versionG"], s["name"]["values"][0]["value"]) for s in sites(then_static) if s["idG"] == "NL:ALF:LOC-0004"] == [
+        ("1", "Laadplein 4")]
+    for files, status in ((_files(tmp_path / "now-datex2" / today), "charging"), (delivered["datex2"], "available")):
+        assert [p["status"]["value"] for _, _, p in point_statuses(json.loads(files["status.json"]))
+                if p["reference"]["idG"] == "NL:ALF:LOC-0001:LOC-0001-E1"] == [status]
 
     results = rebuild_partition(warehouse, today, ocpi_root=ocpi, datex2_root=datex2, output=tmp_path / "rebuilt")
     for result in results:
