@@ -158,6 +158,22 @@ def test_the_generated_fleet_carries_every_value(fleet: Published) -> None:
     assert any("minimumDeliveryFee" in r and "maximumDeliveryFee" in r for r in rates)
 
 
+def test_the_generated_fleet_leaves_out_exactly_its_two_unpublishable_points(fleet: Published) -> None:
+    assert [(r.object, r.location_id, r.evse_uid, r.reasons) for r in fleet.rejections] == [
+        ("EVSE", "LOC-0901", "LOC-0901-E1", ("ad hoc tariff T-BAD has no DATEX II form: element 1 is restricted by max_power, "
+                                             "which DATEX II prices cannot express",)),
+        ("EVSE", "LOC-0902", "LOC-0902-E1", ("no ad hoc price: none of its tariffs is AD_HOC_PAYMENT or untyped (AFIR: ad hoc price)",)),
+    ]
+    kept = {s["idG"]: [st["idG"] for st in s["energyInfrastructureStation"]] for s in sites(fleet.json("static"))}
+    assert kept["NL:ALF:LOC-0901"] == ["NL:ALF:LOC-0901:station:LOC-0901-E2"]
+    assert kept["NL:ALF:LOC-0902"] == ["NL:ALF:LOC-0902:station:LOC-0902-E2"]
+    # The parking fee each CPO's T-PARK loses is counted, with the values 3.7 and the profile have no rule for.
+    unmapped = fleet.stats[("static", "json")].unmapped
+    assert unmapped[("tariff.price_component", "PARKING_TIME price (no DATEX II price type; combinationWithParkingFee set)")] == 2
+    assert {v for f, v in unmapped if f == "connector.power_type"} == {"AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT"}
+    assert {v for f, v in unmapped if f == "connector.standard"} == set(rules.LOSSY_CONNECTOR_TYPES)
+
+
 # ------------------------------------------------------------------------------------------------
 # References resolve, ids are distinct
 
