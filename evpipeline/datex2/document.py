@@ -195,6 +195,10 @@ class Declarations:
             Prop("minimumDeliveryFee", Number(f"{var}.min_fee")),
             Prop("payment", Obj([Prop("paymentMeans", ListOf(f"{var}.payment_means", "_pm", Enum("_pm")))])),
             Prop("energyPrice", Rendered("prices_rendered")),
+            Prop("overallPeriod", When(f"{var}.valid_from IS NOT NULL", Obj([
+                Prop("overallStartTime", Text(f"{var}.valid_from")),
+                Prop("overallEndTime", Text(f"{var}.valid_until")),
+            ]))),
         ])
 
     # -- static: site, station, charging point, connector ---------------------------------------

@@ -256,7 +256,7 @@ def _create_rates(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, int]:
     cur = con.execute("""
         SELECT t.country_code, t.party_id, t.tariff_id, t.currency, CAST(t.elements AS VARCHAR) AS elements,
                CAST(t.min_price AS VARCHAR) AS min_price, CAST(t.max_price AS VARCHAR) AS max_price,
-               CAST(t.tariff_alt_text AS VARCHAR) AS tariff_alt_text, t.start_date_time, t.last_updated
+               CAST(t.tariff_alt_text AS VARCHAR) AS tariff_alt_text, t.start_date_time, t.end_date_time, t.last_updated
         FROM mart.tariffs t WHERE NOT t.is_deleted AND (t.type IS NULL OR t.type = 'AD_HOC_PAYMENT')
         ORDER BY t.country_code, t.party_id, t.tariff_id""")
     names = [d[0] for d in cur.description]
@@ -277,11 +277,12 @@ def _create_rates(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, int]:
             "rate_id": rate.rate_id, "country_code": tariff["country_code"], "party_id": tariff["party_id"],
             "tariff_id": tariff["tariff_id"], "currency": rate.currency, "last_updated": rate.last_updated, "name": rate.name,
             "with_parking_fee": rate.with_parking_fee, "min_fee": rate.min_fee, "max_fee": rate.max_fee,
-            "prices": [_price(p) for p in rate.prices],
+            "valid_from": rate.valid_from, "valid_until": rate.valid_until, "prices": [_price(p) for p in rate.prices],
         })
     _table(con, "_dx_rates_found", pa.Table.from_pylist(found, schema=pa.schema([
         ("rate_id", pa.string()), ("country_code", pa.string()), ("party_id", pa.string()), ("tariff_id", pa.string()),
         ("currency", pa.string()), ("last_updated", pa.string()), ("name", pa.string()), ("with_parking_fee", pa.bool_()),
+        ("valid_from", pa.string()), ("valid_until", pa.string()),
         ("min_fee", pa.float64()), ("max_fee", pa.float64()), ("prices", pa.list_(_PRICE))])))
     # The rate carries its operator's ad hoc payment means (operator reference data).
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {RATES} AS

@@ -89,6 +89,8 @@ class Rate:
     min_fee: float | None = None
     max_fee: float | None = None
     with_parking_fee: bool = False
+    valid_from: str | None = None  # the tariff's start_date_time/end_date_time: the rate's overallPeriod
+    valid_until: str | None = None
     losses: tuple[str, ...] = field(default=())
 
 
@@ -155,7 +157,8 @@ def convert(tariff: Mapping[str, Any], *, lang: str) -> Rate:
                 overall_start=(_date(restrictions.get("start_date"), end=False) or _utc(fallback_start)) if dated else None,
                 overall_end=_date(restrictions.get("end_date"), end=True) if dated else None,
                 valid=(own,) if own else (), exceptions=exceptions,
-                from_minute=_minutes(restrictions.get("min_duration")), to_minute=_minutes(restrictions.get("max_duration")),
+                from_minute=_minutes(restrictions.get("min_duration"), number),
+                to_minute=_minutes(restrictions.get("max_duration"), number),
                 from_kwh=restrictions.get("min_kwh"), to_kwh=restrictions.get("max_kwh"),
             ))
     if not prices:
@@ -166,11 +169,20 @@ def convert(tariff: Mapping[str, Any], *, lang: str) -> Rate:
         last_updated=_utc(tariff["last_updated"]), prices=tuple(prices), name=_text_in(_parsed(tariff.get("tariff_alt_text")), lang),
         min_fee=min_price["excl_vat"] if min_price else None, max_fee=max_price["excl_vat"] if max_price else None,
         with_parking_fee=bool(losses), losses=tuple(dict.fromkeys(losses)),
+        # A tariff that starts or ends says so: the rate's overall period (it needs a start).
+        valid_from=_utc(start or tariff["last_updated"]) if start or tariff.get("end_date_time") else None,
+        valid_until=_utc(tariff["end_date_time"]) if tariff.get("end_date_time") else None,
     )
 
 
-def _minutes(seconds: int | None) -> int | None:
-    return None if seconds is None else int(seconds) // 60
+def _minutes(seconds: int | None, number: int) -> int | None:
+    """A duration restriction in whole minutes (DATEX II's unit); any other is not expressible: rounding
+    would make the price apply earlier or later than the tariff says."""
+    if seconds is None:
+        return None
+    if int(seconds) % 60:
+        raise InexpressibleTariff(f"element {number} is restricted to {seconds} s of charging, not a whole number of minutes")
+    return int(seconds) // 60
 
 
 def _parsed(value: Any) -> Any:

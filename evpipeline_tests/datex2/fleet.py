@@ -74,6 +74,8 @@ TARIFF_SHAPES: dict[str, dict[str, Any]] = {
     "T-MINMAX": {"elements": [_energy(0.5)], "min_price": {"excl_vat": 1.0, "incl_vat": 1.21},
                  "max_price": {"excl_vat": 25.0, "incl_vat": 30.25}},
     "T-WINTER": {"elements": [_energy(0.33, start_date="2026-11-01", end_date="2027-03-31")]},
+    "T-ENDING": {"elements": [_energy(0.31)], "start_date_time": datetime(2026, 10, 1, tzinfo=UTC),
+                 "end_date_time": datetime(2027, 1, 1, tzinfo=UTC)},
 }
 UNPUBLISHABLE_TARIFFS: dict[str, dict[str, Any]] = {
     "T-BAD": {"elements": [_energy(0.45, max_power=11.0)]},   # a power restriction: no DATEX II form

@@ -283,6 +283,8 @@ EXPECTED_PRICES: dict[str, list[dict[str, Any]]] = {
     # A winter price: its dates bound the overall period (local dates, written as UTC day bounds).
     "T-WINTER": [{"priceType": {"value": "pricePerKWh"}, "value": 0.33, "taxIncluded": False, "taxRate": 21.0, "overallPeriod": {
         "overallStartTime": "2026-11-01T00:00:00Z", "overallEndTime": "2027-03-31T23:59:59Z"}}],
+    # The tariff's own start and end bound the rate (its overallPeriod, below), not its prices.
+    "T-ENDING": [{"priceType": {"value": "pricePerKWh"}, "value": 0.31, "taxIncluded": False, "taxRate": 21.0}],
 }
 
 
@@ -298,6 +300,8 @@ def test_ad_hoc_prices_are_the_tariffs(state: tuple[WarehouseResource, Published
             {"value": "adHoc"}, ["EUR"], "2026-11-01T08:00:00Z", f"Tarief {tariff}")
         assert rate.get("combinationWithParkingFee", False) == (tariff == "T-PARK")
         assert (rate.get("minimumDeliveryFee"), rate.get("maximumDeliveryFee")) == ((1.0, 25.0) if tariff == "T-MINMAX" else (None, None))
+        assert rate.get("overallPeriod") == ({"overallStartTime": "2026-10-01T00:00:00Z", "overallEndTime": "2027-01-01T00:00:00Z"}
+                                             if tariff == "T-ENDING" else None)
     # The status publication repeats each point's current ad hoc prices.
     updates = 0
     for _, _, point in point_statuses(status):

@@ -220,7 +220,7 @@ def test_ids_are_distinct_per_kind(warehouse: WarehouseResource, fleet: Publishe
     if mart == "standard":  # one CPO, two ad hoc tariffs in use (T-STD, T-FAST), 24/7 everywhere
         assert counts == {"table": 1, "site": 8, "station": 14, "point": 14, "operator": 1, "helpdesk": 1, "rate": 2, "hours": 0}
     else:  # two CPOs, each using all eight tariff shapes; 27 of 38 sites have an hours specification
-        assert counts == {"table": 1, "site": 38, "station": 56, "point": 74, "operator": 2, "helpdesk": 2, "rate": 16, "hours": 27}
+        assert counts == {"table": 1, "site": 38, "station": 56, "point": 74, "operator": 2, "helpdesk": 2, "rate": 18, "hours": 27}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -135,11 +135,26 @@ def test_restrictions_without_a_datex_ii_form_make_the_tariff_inexpressible(rest
 
 def test_energy_and_duration_bounds_are_applicabilities() -> None:
     got = convert(tariff(element(("ENERGY", 0.3, 21.0), min_kwh=5.0, max_kwh=20.0),
-                         element(("TIME", 2.4, 21.0), min_duration=3600, max_duration=7259)), lang="nl")
+                         element(("TIME", 2.4, 21.0), min_duration=3600, max_duration=7200)), lang="nl")
     assert got.prices == (
         Price("pricePerKWh", 0.3, tax_included=False, tax_rate=21.0, from_kwh=5.0, to_kwh=20.0),
-        Price("pricePerMinute", 0.04, tax_included=False, tax_rate=21.0, from_minute=60, to_minute=120),  # whole minutes
+        Price("pricePerMinute", 0.04, tax_included=False, tax_rate=21.0, from_minute=60, to_minute=120),
     )
+
+
+def test_a_duration_that_is_not_whole_minutes_makes_the_tariff_inexpressible() -> None:
+    """Rounding 90 s to 1 or 2 minutes would make the price apply earlier or later than the tariff says."""
+    with pytest.raises(InexpressibleTariff) as caught:
+        convert(tariff(element(("TIME", 2.4, 21.0), min_duration=90)), lang="nl")
+    assert str(caught.value) == "element 1 is restricted to 90 s of charging, not a whole number of minutes"
+
+
+def test_a_tariff_with_start_and_end_gives_its_rate_an_overall_period() -> None:
+    got = convert(tariff(element(("ENERGY", 0.3, 21.0)), start_date_time="2026-12-01T00:00:00Z",
+                         end_date_time="2027-01-01T00:00:00Z"), lang="nl")
+    assert (got.valid_from, got.valid_until) == ("2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z")
+    open_ended = convert(tariff(element(("ENERGY", 0.3, 21.0))), lang="nl")
+    assert (open_ended.valid_from, open_ended.valid_until) == (None, None)
 
 
 def test_times_of_day_are_local_with_the_technical_z_open_ends_filled() -> None:
