@@ -52,7 +52,7 @@ _COLUMN = re.compile(r"^mart\.[a-z_]+\.[a-z_][a-z0-9_]*$")
 _OCPI = re.compile(r"^(Location|EVSE|Connector|Tariff)(\.[a-z_]+)+$")
 _DATEX2 = re.compile(r"^[A-Z][A-Za-z0-9]*(/[A-Za-z][A-Za-z0-9]*)+$")
 _ROW_KEYS = {"id", "number", "group", "category", "element", "description", "data_level", "wording", "level",
-             "mandatory", "model", "present", "ocpi", "ndw", "datex2", "not_carried", "note"}
+             "mandatory", "model", "present", "ocpi", "ndw", "datex2", "not_carried", "datex2_gap", "note"}
 _REQUIRED = {"id", "number", "group", "element", "data_level", "wording", "level", "mandatory"}
 
 
@@ -99,6 +99,7 @@ class Row:
     ndw: NdwRule | None = None  # what NDW's OCPI profile makes of the field
     datex2: tuple[str, ...] = ()  # AFIR DATEX II profile paths, Type/property/property
     not_carried: str | None = None
+    datex2_gap: str | None = None  # why the DATEX II publication does not write the datex2 path(s) yet
     note: str | None = None
 
     @property
@@ -182,6 +183,8 @@ def _row_problems(raw: Mapping[str, Any], groups: Mapping[str, Group], sources: 
         found.append(f"{label}: neither mapped (a model column plus an ocpi or datex2 path) nor explained (not_carried)")
     if carried and reason:
         found.append(f"{label}: mapped and not_carried at once; say what a mapped row lacks in `note`")
+    if raw.get("datex2_gap") is not None and not (datex2 and carried and str(raw["datex2_gap"]).strip()):
+        found.append(f"{label}: datex2_gap explains a datex2 path the publication lacks on a mapped row")
     return found
 
 
@@ -193,6 +196,7 @@ def _row(raw: Mapping[str, Any]) -> Row:
         mandatory=bool(raw["mandatory"]), model=_paths(raw.get("model")), present=dict(raw.get("present") or {}),
         ocpi=_paths(raw.get("ocpi")), ndw=cast(NdwRule | None, raw.get("ndw")), datex2=_paths(raw.get("datex2")),
         not_carried=" ".join(str(raw["not_carried"]).split()) if raw.get("not_carried") else None,
+        datex2_gap=" ".join(str(raw["datex2_gap"]).split()) if raw.get("datex2_gap") else None,
         note=" ".join(str(raw["note"]).split()) if raw.get("note") else None,
     )
 

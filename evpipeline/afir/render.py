@@ -32,7 +32,8 @@ def _table(rows: list[Row]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.number} | `{r.id}` | {_cell(r.element)} | {r.data_level} | {r.level} | {_code(r.model)} | "
-                     f"{_code(r.ocpi)} | {r.ndw or '-'} | {_code(r.datex2)} | {_carried(r)} |")
+                     f"{_code(r.ocpi)} | {r.ndw or '-'} | {_code(r.datex2)}{' (not written yet)' if r.datex2_gap else ''} | "
+                     f"{_carried(r)} |")
     return lines
 
 
@@ -40,7 +41,7 @@ def _notes(rows: list[Row]) -> list[str]:
     lines = []
     for r in rows:
         said = [f"*{r.category}*." if r.category else "", _cell(r.description or ""), _cell(r.note or ""),
-                f"Wording: {', '.join(r.wording)}."]
+                f"DATEX II not written yet: {_cell(r.datex2_gap)}" if r.datex2_gap else "", f"Wording: {', '.join(r.wording)}."]
         lines.append(f"- **{r.number}** `{r.id}`: " + " ".join(s for s in said if s))
     return lines
 

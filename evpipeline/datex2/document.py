@@ -13,6 +13,7 @@ II 3.7 XML. Lambda variables start with `_` so they never shadow a column.
 
 from __future__ import annotations
 
+from evpipeline.datex2 import rules
 from evpipeline.datex2.encoding import (
     Attr,
     Boolean,
@@ -113,10 +114,16 @@ class Declarations:
             ])))),
         )
 
-    @staticmethod
-    def location(lat: str, lon: str) -> Node:
+    def location(self, lat: str, lon: str, floors: str | None = None) -> Node:
         """A point location (WGS84, full precision) with the site's facility location (column `facility`,
-        rendered by `facility_location`)."""
+        rendered by `facility_location`); `floors`: the floor level(s) as a positional description."""
+        description = []
+        if floors is not None:
+            lang = self.lang_code if self.lang_code in rules.FLOOR_LABELS else "en"
+            text = f"{literal(rules.FLOOR_LABELS[lang] + ' ')} || {floors}"
+            description = [Prop("supplementaryPositionalDescription", Obj([
+                Prop("locationDescription", Multilingual(text, literal(lang))),
+            ]))]
         return Choice("locPointLocation", "loc:PointLocation", Obj([
             Prop("locLocationExtensionG", Raw("facility"), "loc:_locationReferenceExtension"),
             Prop("pointByCoordinates", Obj([
@@ -125,6 +132,7 @@ class Declarations:
                     Prop("longitude", Number(lon), "loc:longitude"),
                 ], ext="loc:_pointCoordinatesExtension"), "loc:pointCoordinates"),
             ], ext="loc:_pointByCoordinatesExtension"), "loc:pointByCoordinates"),
+            *description,
         ], ext="loc:_pointLocationExtension"))
 
     # -- static: organisations ------------------------------------------------------------------
@@ -248,8 +256,17 @@ class Declarations:
         return Obj([
             *ids("station_id", "station_version"),
             Prop("lastUpdated", Text("station_updated"), "fac:lastUpdated"),
-            Prop("locationReference", self.location("station_lat", "station_lon"), "fac:locationReference"),
+            Prop("locationReference", self.location("station_lat", "station_lon", "floor_levels"), "fac:locationReference"),
             Prop("externalIdentifier", self.identifier("station_ref", "stationId")),
+            Prop("applicableForVehicles", One(Obj([
+                Prop("fuelType", ListOf("fuel_types", "_ft", Enum("_ft"))),
+                Prop("vehicleType", ListOf("vehicle_types", "_vt", Enum("_vt"))),
+            ]))),
+            Prop("dedicatedParkingSpaces", ListOf("parking_spaces", "_ps", Obj([
+                *ids("_ps.id", "station_version"),
+                Prop("numberOfSpaces", Number("_ps.spaces")),
+                Prop("userSpecific", One(Enum("_ps.user"))),
+            ]))),
             Prop("totalMaximumPower", Number("total_power")),
             Prop("authenticationAndIdentificationMethods", ListOf("auth_methods", "_am", Enum("_am")),
                  "egi:authenticationAndIdentificationMethods"),
@@ -272,6 +289,16 @@ class Declarations:
                     When("hours_id IS NOT NULL", Choice("afacOperatingHoursSpecification", "fac:OperatingHoursSpecification",
                                                         specification)))
 
+    @staticmethod
+    def supplemental_facility(var: str) -> Node:
+        """A supplemental facility of the site (a struct {kind, value, id}: a service facility or a
+        piece of equipment, `rules.SERVICE_FACILITIES`/`EQUIPMENT_FACILITIES`), versioned with the site."""
+        def facility(type_key: str) -> Obj:
+            return Obj([*ids(f"{var}.id", "site_version"), Prop(type_key, Enum(f"{var}.value"))])
+        return When(f"{var}.kind = 'service'",
+                    Choice("afacSupplementalServiceFacility", "afir:SupplementalServiceFacility", facility("serviceFacilityType")),
+                    Choice("afacSupplementalEquipment", "afir:SupplementalEquipment", facility("equipmentType")))
+
     def site(self) -> Obj:
         """A site (one OCPI location), from the site columns in scope; `stations`: its stations, rendered."""
         return Obj([
@@ -283,6 +310,7 @@ class Declarations:
             Prop("externalIdentifier", self.identifier("location_id", "locationId")),
             Prop("operator", Raw("CASE WHEN defines_orgs THEN op_definition ELSE op_reference END")),
             Prop("helpdesk", Raw("CASE WHEN defines_orgs THEN hd_definition ELSE hd_reference END")),
+            Prop("supplementalFacility", ListOf("facilities", "_sf", self.supplemental_facility("_sf"))),
             Prop("energyInfrastructureStation", Rendered("stations"), "egi:energyInfrastructureStation"),
         ], ext="egi:_energyInfrastructureSiteExtension")
 

@@ -30,14 +30,16 @@ from evpipeline.datex2.selection import CHUNK, CONNECTOR_TYPES, ORGS, RATE_PROBL
 from evpipeline.ndw.export import candidate, sql_literal
 
 HOURS = "_dx_hours"
-RULE_FORMATS, RULE_MODES, RULE_STATUSES, RULE_AUTH, RULE_COUNTRIES = (
-    "_dx_rule_connector_format", "_dx_rule_charging_mode", "_dx_rule_status", "_dx_rule_auth", "_dx_rule_country")
+RULE_FORMATS, RULE_MODES, RULE_STATUSES, RULE_AUTH, RULE_COUNTRIES, RULE_FACILITIES = (
+    "_dx_rule_connector_format", "_dx_rule_charging_mode", "_dx_rule_status", "_dx_rule_auth", "_dx_rule_country",
+    "_dx_rule_facility")
 TS = "%Y-%m-%dT%H:%M:%SZ"
 
 # Columns of a chunk's tables that are not the object's own content (keys, order, dynamic data,
 # what belongs to another object): excluded from its content hash.
 POINT_NOT_CONTENT = ("site_no", "site_id", "country_code", "party_id", "location_id", "evse_uid", "station_id", "station_ref",
-                     "capabilities", "lat", "lon", "status", "status_time", "data_updated", "rate_def_ids")
+                     "capabilities", "lat", "lon", "floor_level", "parking_restrictions", "status", "status_time",
+                     "data_updated", "rate_def_ids")
 STATION_NOT_CONTENT = ("site_no", "site_id", "data_updated")
 SITE_NOT_CONTENT = ("site_no", "party", "country_code", "party_id", "hours_key", "hours_hash", "data_updated", "defines_orgs")
 
@@ -79,6 +81,10 @@ def create_lookups(con: duckdb.DuckDBPyConnection, countries: list[str], doc: De
     _pairs(con, RULE_STATUSES, rules.REFILL_POINT_STATUSES)
     _pairs(con, RULE_AUTH, rules.AUTHENTICATION_METHODS)
     _pairs(con, RULE_COUNTRIES, rules.COUNTRIES)
+    facilities = [(k, "service", v) for k, v in rules.SERVICE_FACILITIES.items()]
+    facilities += [(k, "equipment", v) for k, v in rules.EQUIPMENT_FACILITIES.items()]
+    _table(con, RULE_FACILITIES, pa.table({"k": [k for k, _, _ in facilities], "kind": [kind for _, kind, _ in facilities],
+                                           "v": [v for _, _, v in facilities]}))
     formats = rules.CONNECTOR_FORMATS
     _table(con, RULE_FORMATS, pa.table({"format": [f for f, _ in formats], "current": [c for _, c in formats],
                                         "v": list(formats.values())}))
@@ -387,6 +393,8 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: D
                m.green, m.product_name, m.co2, m.nuclear_waste,
                coalesce(pr.rate_ids, []) AS rate_ids,
                e.capabilities, coalesce(e.latitude, l.latitude) AS lat, coalesce(e.longitude, l.longitude) AS lon,
+               nullif(trim(e.floor_level), '') AS floor_level,
+               CAST(e.parking_restrictions AS VARCHAR[]) AS parking_restrictions,
                coalesce(st.v, 'unknown') AS status, e.last_updated AS status_time,
                greatest(e.last_updated, pe.c_updated) AS data_updated,
                CAST([] AS VARCHAR[]) AS rate_def_ids  -- set by the publication: the rates this point defines
@@ -412,6 +420,10 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: D
                sum(p.powers[1]) AS total_power, count(*) AS n_points,
                coalesce(any_value(a.auth_methods), []) AS auth_methods, any_value(o.staffed) AS staffed,
                list(p.point_id ORDER BY p.point_id) AS point_ids,
+               nullif(array_to_string(list_sort(list_distinct(list(p.floor_level))), ', '), '') AS floor_levels,
+               {_restricted_to(rules.VEHICLE_FUEL_TYPES)} AS fuel_types,
+               {_restricted_to(rules.VEHICLE_TYPES)} AS vehicle_types,
+               {_parking_spaces()} AS parking_spaces,
                -- the site's facility location (address, time zone, NUTS region), which the station repeats
                any_value({{'address': l.address, 'postal_code': l.postal_code, 'city': l.city, 'country': l.country,
                           'time_zone': l.time_zone, 'nuts_code': l.nuts_code}}) AS facility_source,
@@ -431,13 +443,20 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: D
                coalesce(h.open_all, false) AS hours_open_all,
                CASE WHEN NOT h.open_all THEN s.site_id || ':hours' END AS hours_id,
                h.opening_times AS hours_key, h.hash AS hours_hash,
-               o.op_id, o.hd_id, st.station_ids, l.last_updated AS data_updated,
+               o.op_id, o.hd_id, st.station_ids, coalesce(f.facilities, []) AS facilities, l.last_updated AS data_updated,
                false AS defines_orgs  -- set by the publication: this site defines its party's organisations
         FROM (SELECT DISTINCT site_no, site_id, country_code, party_id, location_id FROM {points}) s
         JOIN {CHUNK.locations} l USING (country_code, party_id, location_id)
         JOIN (SELECT site_no, list(station_id ORDER BY station_id) AS station_ids FROM {stations} GROUP BY site_no) st USING (site_no)
         JOIN {ORGS} o ON o.country_code = l.country_code AND o.party_id = l.party_id
         LEFT JOIN {HOURS} h ON h.opening_times = CAST(l.opening_times AS VARCHAR)
+        LEFT JOIN (
+            SELECT l.country_code, l.party_id, l.location_id,
+                   list_sort(list_distinct(list({{'kind': r.kind, 'value': r.v,
+                                                  'id': {_site_id("l.")} || ':facility:' || r.v}}))) AS facilities
+            FROM {CHUNK.locations} l, unnest(coalesce(CAST(l.facilities AS VARCHAR[]), [])) u(facility)
+            JOIN {RULE_FACILITIES} r ON r.k = u.facility WHERE r.v IS NOT NULL GROUP BY ALL) f
+             USING (country_code, party_id, location_id)
         LEFT JOIN {ZONES} z ON z.time_zone = l.time_zone
         LEFT JOIN {RULE_COUNTRIES} cc ON cc.k = l.country""")
     _hash(con, sites, "site_hash", SITE_NOT_CONTENT)
@@ -449,6 +468,22 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: D
                         UPDATE {sites} SET facility_json = {render(facility, 'json')},
                                            facility_xml = {render(facility, 'xml', 'loc:_locationReferenceExtension')}""")
     return ChunkInput(points, stations, sites)
+
+
+def _restricted_to(table: Mapping[str, str]) -> str:
+    """SQL aggregate over a station's points: the values of `table` whose parking restriction every
+    point's bay has (sorted; empty when one bay is unrestricted)."""
+    values = [f"CASE WHEN bool_and(list_contains(coalesce(p.parking_restrictions, []), {sql_literal(k)})) THEN {sql_literal(v)} END"
+              for k, v in sorted(table.items())]
+    return f"list_sort(list_filter([{', '.join(values)}], lambda _x: _x IS NOT NULL))" if values else "CAST([] AS VARCHAR[])"
+
+
+def _parking_spaces() -> str:
+    """SQL aggregate over a station's points: one {user, spaces, id} per user type of
+    `rules.PARKING_USERS` some point's bay is restricted to, counting those bays."""
+    spaces = [f"{{'user': {sql_literal(v)}, 'spaces': CAST(count_if(list_contains(coalesce(p.parking_restrictions, []), {sql_literal(k)})) AS INTEGER), "
+              f"'id': p.station_id || ':parking:' || {sql_literal(v)}}}" for k, v in sorted(rules.PARKING_USERS.items())]
+    return f"list_filter([{', '.join(spaces)}], lambda _x: _x.spaces > 0)"
 
 
 def _site_id(alias: str) -> str:

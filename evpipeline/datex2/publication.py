@@ -251,11 +251,18 @@ def _unmapped(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> dict[str, Cou
     lossy = ", ".join(f"'{k}'" for k in sorted(rules.LOSSY_CONNECTOR_TYPES))
     no_mode = ", ".join(f"'{k}'" for k, v in rules.CHARGING_MODES.items() if v is None)
     silent = ", ".join(f"'{k}'" for k, v in rules.AUTHENTICATION_METHODS.items() if v is None)
+    no_facility = ", ".join(f"'{k}'" for k, v in {**rules.SERVICE_FACILITIES, **rules.EQUIPMENT_FACILITIES}.items() if v is None)
+    no_parking = ", ".join(f"'{k}'" for k in sorted(rules.PARKING_WITHOUT_ELEMENT))
     static = con.execute(f"""
         SELECT 'connector.standard', standard, count(*) FROM {PUBLISHED} WHERE standard IN ({lossy}) GROUP BY ALL
         UNION ALL SELECT 'connector.power_type', power_type, count(*) FROM {PUBLISHED} WHERE power_type IN ({no_mode}) GROUP BY ALL
         UNION ALL SELECT 'evse.capabilities', cap, count(*) FROM (
             SELECT unnest(CAST(capabilities AS VARCHAR[])) AS cap FROM {data.points}) WHERE cap IN ({silent}) GROUP BY ALL
+        UNION ALL SELECT 'evse.parking_restrictions', r, count(*) FROM (
+            SELECT unnest(parking_restrictions) AS r FROM {data.points}) WHERE r IN ({no_parking}) GROUP BY ALL
+        UNION ALL SELECT 'location.facilities', f, count(*) FROM (
+            SELECT unnest(CAST(l.facilities AS VARCHAR[])) AS f FROM {CHUNK.locations} l
+            SEMI JOIN {data.sites} s USING (country_code, party_id, location_id)) WHERE f IN ({no_facility}) GROUP BY ALL
         UNION ALL SELECT 'energy_mix.energy_sources', 'not in the profile', count(*) FROM {CHUNK.locations} l
             SEMI JOIN {data.sites} s USING (country_code, party_id, location_id)
             WHERE json_array_length(json_extract(l.energy_mix, '$.energy_sources')) > 0 HAVING count(*) > 0""").fetchall()

@@ -146,3 +146,46 @@ COUNTRIES: dict[str, str] = {
     "LIE": "LI", "NOR": "NO", "CHE": "CH", "GBR": "GB", "NZL": "NZ", "AUS": "AU", "USA": "US",
     "CAN": "CA",
 }  # fmt: skip
+
+# OCPI Facility (what the location belongs to or offers) -> the site's supplementalFacility: a service
+# facility (ServiceFacilityTypeEnum, usually manned) or a piece of equipment (EquipmentTypeEnum).
+# `None`: no facility type says it (a public-transport stop, a car park, nature): omitted, reported.
+SERVICE_FACILITIES: dict[str, str | None] = {
+    "HOTEL": "hotel",
+    "RESTAURANT": "restaurant",
+    "CAFE": "cafe",
+    "MALL": "shop",
+    "SUPERMARKET": "foodShopping",
+    "SPORT": "leisureActivities",
+    "RECREATION_AREA": "leisureActivities",
+    "MUSEUM": "leisureActivities",
+    "BIKE_SHARING": "bikeSharing",
+    "FUEL_STATION": "petrolStation",
+    "NATURE": None,
+    "BUS_STOP": None,
+    "TAXI_STAND": None,
+    "TRAM_STOP": None,
+    "METRO_STATION": None,
+    "TRAIN_STATION": None,
+    "AIRPORT": None,
+    "PARKING_LOT": None,
+    "CARPOOL_PARKING": None,
+}
+EQUIPMENT_FACILITIES: dict[str, str | None] = {"WIFI": "internetWireless"}
+
+# OCPI ParkingRestriction (of an EVSE's bay) -> the station's accessibility:
+#   a vehicle restriction every charging point of the station has -> applicableForVehicles
+#     (EV_ONLY: fuelType battery; MOTORCYCLES: vehicleType motorcycle); one unrestricted bay makes
+#     the station usable by any vehicle, so nothing is written then;
+#   a user restriction -> dedicatedParkingSpaces for that user type (UserTypeEnum), one space per
+#     charging point whose bay has it (OCPI describes the bay in front of an EVSE);
+#   PLUGGED (park only while charging) has no element: omitted, reported.
+VEHICLE_FUEL_TYPES: dict[str, str] = {"EV_ONLY": "battery"}
+VEHICLE_TYPES: dict[str, str] = {"MOTORCYCLES": "motorcycle"}
+PARKING_USERS: dict[str, str] = {"DISABLED": "personsWithDisabilities", "CUSTOMERS": "customers"}
+PARKING_WITHOUT_ELEMENT = frozenset({"PLUGGED"})
+
+# A charging point's floor (OCPI floor_level, as the garage numbers it) as the station's
+# supplementaryPositionalDescription: "<label> <floor>" in the document's language (English where
+# the language has no label here).
+FLOOR_LABELS: dict[str, str] = {"nl": "Verdieping", "en": "Level", "de": "Etage", "fr": "Niveau"}

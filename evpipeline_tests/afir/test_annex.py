@@ -95,6 +95,12 @@ def test_a_row_neither_mapped_nor_explained_is_refused() -> None:
     assert not afir.parse(explained).row("coordinates").mapped
     with pytest.raises(afir.AnnexError, match="mapped and not_carried at once"):
         afir.parse(_with_row({"not_carried": "but also this"}))
+    # A DATEX II gap explains a datex2 path of a mapped row, nothing else.
+    assert afir.parse(_with_row({"datex2_gap": "not yet"})).row("coordinates").datex2_gap == "not yet"
+    with pytest.raises(afir.AnnexError, match="datex2_gap explains a datex2 path"):
+        afir.parse(_with_row({"datex2": None, "datex2_gap": "nothing to explain"}))
+    with pytest.raises(afir.AnnexError, match="datex2_gap explains a datex2 path"):
+        afir.parse(_with_row({"model": None, "ocpi": None, "ndw": None, "not_carried": "no source", "datex2_gap": "x"}))
 
 
 def test_ids_and_numbers_are_unique() -> None:
@@ -117,8 +123,6 @@ def test_rows_name_known_levels_groups_and_reachable_tables() -> None:
 
 
 def test_every_model_column_exists_in_a_freshly_migrated_warehouse(warehouse: WarehouseResource) -> None:
-    # mart.operators, mart.locations.nuts_code and mart.evses.station_id come with the operator-data
-    # migrations of the model (branch afir-model): until those are merged this test names them.
     assert missing_columns(ANNEX, _warehouse_columns(warehouse)) == []
 
 

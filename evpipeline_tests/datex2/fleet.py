@@ -4,7 +4,8 @@ the four documents of a warehouse state written by the real publisher.
 The fleet (`generated_mart`) cycles over every OCPI connector type, connector format, power type,
 EVSE status and capability, the four opening-hours shapes OCPI allows, and one tariff of each shape
 the ad hoc price conversion knows (ENERGY, TIME, FLAT without VAT, PARKING_TIME, times of day and
-weekdays with a fallback element, kWh and duration bounds, minimum and maximum price, a date range);
+weekdays with a fallback element, kWh and duration bounds, minimum and maximum price, a date range),
+facilities, floor levels and parking restrictions of each kind;
 two CPOs with operator entries; stations of one and of two charging points. Two EVSEs are unpublishable on purpose:
 one whose only tariff DATEX II cannot express (`T-BAD`, restricted by power) and one with a REGULAR
 (contract) tariff only.
@@ -50,6 +51,11 @@ POWER_TYPES: list[str] = list(get_args(ocpi.PowerType))
 CONNECTOR_FORMATS: list[str] = list(get_args(ocpi.ConnectorFormat))
 STATUSES: list[str] = list(get_args(ocpi.Status))
 CAPABILITIES: list[str] = list(get_args(ocpi.Capability))
+# Facilities and parking restrictions cycled per location (a DISABLED bay on the first EVSE only).
+FACILITY_SHAPES: list[list[str]] = [["SUPERMARKET"], ["HOTEL", "RESTAURANT", "WIFI"], [], ["TRAIN_STATION", "CAFE"],
+                                    ["SPORT", "RECREATION_AREA"]]
+PARKING_SHAPES: list[list[str]] = [["EV_ONLY"], ["EV_ONLY", "DISABLED"], [], ["MOTORCYCLES"], ["CUSTOMERS", "PLUGGED"]]
+FLOORS: list[str | None] = ["-1", "0", None]
 MIX_WITH_IMPACT = {**ENERGY_MIX, "is_green_energy": False, "energy_product_name": "Grijze Stroom",
                    "environ_impact": [{"category": "CARBON_DIOXIDE", "amount": 372.5}, {"category": "NUCLEAR_WASTE", "amount": 0.0003}]}
 
@@ -101,13 +107,16 @@ def generated_mart(n_locations: int = 36) -> MartRows:
         loc = m.location(n, party=party, opening_times=json.dumps(HOURS_SHAPES[n % len(HOURS_SHAPES)]),
                          energy_mix=json.dumps(MIX_WITH_IMPACT if n % 2 else ENERGY_MIX),
                          latitude=round(52.0 + n / 997, 6), longitude=round(4.9 + n / 991, 6),
-                         address=f"Kerkstraat {n}" if n % 3 else f"Stationsplein {n}a", updated=later(n % 50))
+                         address=f"Kerkstraat {n}" if n % 3 else f"Stationsplein {n}a", updated=later(n % 50),
+                         facilities=json.dumps(FACILITY_SHAPES[n % len(FACILITY_SHAPES)]))
         for e in (1, 2):
             i = 2 * n + e
             power_type = POWER_TYPES[i % len(POWER_TYPES)]
             evse = m.evse(loc, e, status=STATUSES[i % len(STATUSES)], updated=later(n % 60),
                           capabilities=json.dumps(CAPABILITIES[(n + e) % len(CAPABILITIES):]) if e == 1 else None,
-                          station_id=f"ST-{n:04d}" if n % 2 == 0 else None,
+                          station_id=f"ST-{n:04d}" if n % 2 == 0 else None, floor_level=FLOORS[n % len(FLOORS)],
+                          parking_restrictions=json.dumps([r for r in PARKING_SHAPES[n % len(PARKING_SHAPES)]
+                                                           if r != "DISABLED" or e == 1]),
                           latitude=round(loc["latitude"] + 0.000123, 6) if e == 2 else None,
                           longitude=round(loc["longitude"] - 0.000099, 6) if e == 2 else None)
             for c in (1, 2):

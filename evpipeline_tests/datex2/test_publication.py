@@ -237,6 +237,11 @@ def test_ids_are_distinct_per_kind(warehouse: WarehouseResource, fleet: Publishe
     (rules.CHARGING_MODES, "ChargingModeEnum", ("energyInfrastructure", "ChargingModeEnum")),
     # Profile only (no 3.7 element): the status publication, prices, payment means.
     (rules.REFILL_POINT_STATUSES, "RefillPointStatusEnum", None),
+    (rules.SERVICE_FACILITIES, "ServiceFacilityTypeEnum", None),
+    (rules.EQUIPMENT_FACILITIES, "EquipmentTypeEnum", None),
+    (rules.VEHICLE_FUEL_TYPES, "FuelTypeEnum", ("common", "FuelTypeEnum")),
+    (rules.VEHICLE_TYPES, "VehicleTypeEnum", ("common", "VehicleTypeEnum")),
+    (rules.PARKING_USERS, "UserTypeEnum", None),
     ({k: v for k, (v, _) in rates_module.PRICE_TYPES.items()}, "PriceTypeEnum", None),
     (dict.fromkeys(PAYMENT_MEANS, "x") and {m: m for m in PAYMENT_MEANS}, "MeansOfPaymentEnum", None),
 ])
@@ -267,6 +272,11 @@ def test_every_model_value_has_an_explicit_rule(table_: dict[str, str | None], v
     assert set(table_) == set(get_args(values))
     assert {f for f, _ in rules.CONNECTOR_FORMATS} == set(get_args(ocpi.ConnectorFormat))
     assert set(rates_module.WEEKDAYS) == set(get_args(ocpi.DayOfWeek))
+    assert not set(rules.SERVICE_FACILITIES) & set(rules.EQUIPMENT_FACILITIES)
+    assert set(rules.SERVICE_FACILITIES) | set(rules.EQUIPMENT_FACILITIES) == set(get_args(ocpi.Facility))
+    restrictions = [rules.VEHICLE_FUEL_TYPES, rules.VEHICLE_TYPES, rules.PARKING_USERS, rules.PARKING_WITHOUT_ELEMENT]
+    assert sum(len(r) for r in restrictions) == len(get_args(ocpi.ParkingRestriction))
+    assert set().union(*restrictions) == set(get_args(ocpi.ParkingRestriction))
 
 
 # ------------------------------------------------------------------------------------------------
