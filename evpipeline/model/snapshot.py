@@ -50,6 +50,7 @@ APPEND = {
     "ops.runs": "committed_at",
     "ops.ndw_pushes": "pushed_at",
     "ops.datex2_pushes": "pushed_at",
+    "ops.source_clocks": "measured_at",
     "tomtom.availability_snapshots": "_ingested_at",
 }
 # Not published: the push clients' mirrors of what NDW and the DATEX II receiver hold (a row per
