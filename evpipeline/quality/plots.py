@@ -108,6 +108,14 @@ _PANELS = (("dynamic", "change", "status PATCHes", 60.0, "1 min"), ("static", "c
            ("static", "first", "first publications (PUT)", 86_400.0, "24 h"))
 
 
+def _clock(rows: pd.DataFrame) -> str:
+    """The provider clock skew taken off these pushes' source times (median), for a legend entry."""
+    used = rows.loc[rows["clock_note"].isna() if "clock_note" in rows else rows.index, "clock_skew_seconds"].dropna()
+    if len(used):
+        return f"clock {used.median():+.0f} s"
+    return "clock measured, not used" if rows["clock_skew_seconds"].notna().any() else "clock not measured"
+
+
 def timeliness_figure(delays: pd.DataFrame, window: Window) -> Figure:
     """Cumulative distribution of change observable -> NDW accepted: status PATCHes, PUTs of changes and
     first publications apart, each with its target; the provider clock skew applied in each legend entry."""
@@ -124,11 +132,9 @@ def timeliness_figure(delays: pd.DataFrame, window: Window) -> Figure:
             continue
         part = part.assign(group=_group(part))
         for group, rows in part.groupby("group"):
-            skews = rows["clock_skew_seconds"].dropna()
-            clock = f"clock {skews.median():+.0f} s" if len(skews) else "clock not measured"
             values = np.sort(np.maximum(rows["delay_seconds"].to_numpy(dtype=float), 0.1))
             ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
-                    label=f"{group} ({len(values)}, {clock})")
+                    label=f"{group} ({len(values)}{'' if publication == 'first' else ', ' + _clock(rows)})")
         ax.axvline(target, color="red", linestyle="--", label=f"target {target_label}")
         ax.set_xscale("log")
         ax.set_xlim(0.1, max(10 * target, 2 * float(part["delay_seconds"].max())))

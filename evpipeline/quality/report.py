@@ -180,7 +180,7 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
                quantile_cont(observed_delay_seconds, 0.95) AS observed_p95_seconds,
                avg(CASE WHEN observed_delay_seconds <= target_seconds THEN 1.0 ELSE 0.0 END)
                    FILTER (WHERE observed_delay_seconds IS NOT NULL) AS observed_within_target_share,
-               median(clock_skew_seconds) AS clock_skew_seconds,
+               median(clock_skew_seconds) FILTER (WHERE clock_note IS NULL) AS clock_skew_seconds,
                count(*) FILTER (WHERE delay_seconds IS NOT NULL AND clock_note LIKE '%from our recording')
                    AS measured_from_recording,
                $start AS window_start, $end AS window_end, $now AS computed_at

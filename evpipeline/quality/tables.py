@@ -179,7 +179,7 @@ register(
             observed_p50_seconds DOUBLE,        -- warehouse recorded -> NDW accepted, median
             observed_p95_seconds DOUBLE,
             observed_within_target_share DOUBLE,
-            clock_skew_seconds DOUBLE,          -- median provider clock skew applied (provider minus ours); NULL: not measured
+            clock_skew_seconds DOUBLE,          -- median provider clock skew taken off the source times used (provider minus ours); NULL: none used
             measured_from_recording BIGINT,     -- pushes measured from our recording, not the source's change time (clock_note)
             window_start TIMESTAMPTZ NOT NULL,
             window_end TIMESTAMPTZ NOT NULL,

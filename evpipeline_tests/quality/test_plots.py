@@ -94,13 +94,15 @@ def test_completeness_labels_are_legible_and_dated() -> None:
 def test_timeliness_prints_its_definition_the_clock_skew_and_first_publications_apart() -> None:
     delays = pd.DataFrame([
         {"country_code": "NL", "party_id": "ALF", "source": "greenflux", "data_class": "dynamic", "publication": "change",
-         "delay_seconds": 8.0, "clock_skew_seconds": 300.0},
+         "delay_seconds": 8.0, "clock_skew_seconds": 300.0, "clock_note": None},
+        {"country_code": "NL", "party_id": "EVB", "source": "greenflux", "data_class": "static", "publication": "change",
+         "delay_seconds": 30.0, "clock_skew_seconds": None, "clock_note": "provider clock not measured"},
         {"country_code": "NL", "party_id": "ALF", "source": "greenflux", "data_class": "static", "publication": "first",
-         "delay_seconds": 12.0, "clock_skew_seconds": None},
+         "delay_seconds": 12.0, "clock_skew_seconds": -8.0, "clock_note": "first publication: from our recording"},
     ])
     found = texts(plots.timeliness_figure(delays, WINDOW))
     assert plots.TIMELINESS_DEFINITION in found
-    assert "NL/ALF · greenflux (1, clock +300 s)" in found and "NL/ALF · greenflux (1, clock not measured)" in found
+    assert {"NL/ALF · greenflux (1, clock +300 s)", "NL/EVB · greenflux (1, clock not measured)", "NL/ALF · greenflux (1)"} <= set(found)
     assert {"dynamic: status PATCHes", "static: PUTs of changes", "static: first publications (PUT)"} <= set(found)
     assert any(AS_OF in t for t in found)
 
