@@ -265,7 +265,7 @@ def crawl_pull_server() -> Any:
     from evpipeline.serving import BackgroundServer
     from evpipeline.simulators.ndw import crawl
 
-    with BackgroundServer(app_from_env()) as server:
+    with BackgroundServer(app_from_env(development=True)) as server:
         oauth = (f"{server.url}/oauth/token", os.environ["OCPI_CLIENT_ID"], os.environ["OCPI_CLIENT_SECRET"])
         locations = crawl(server.url, oauth=oauth, module="locations", limit=100)
         tariffs = crawl(server.url, oauth=oauth, module="tariffs")

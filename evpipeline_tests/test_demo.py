@@ -36,6 +36,10 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert lane_patches > 0 and merged_pushes > 0  # EVRoam files and Zaptec messages merged; statuses PATCHed
     assert zaptec_exported > 0  # the operator reference data makes public Zaptec sites deliverable
     assert "evroam.charging_stations" in out
+    # data/README.md lists every output the demo left in its data directory.
+    listed = (Path(__file__).resolve().parents[1] / "data" / "README.md").read_text()
+    outputs = {p.name + ("/" if p.is_dir() else "") for p in tmp_path.iterdir() if p.name != "dagster_home"}
+    assert {name for name in outputs if f"`{name}" not in listed} == set(), outputs
     # The runs are in the Dagster home `evpipeline dev` uses, so its UI shows them afterwards.
     home = tmp_path / "dagster_home"
     assert (home / "dagster.yaml").read_text() == (Path(evpipeline.__file__).parent / "dagster.yaml").read_text()
