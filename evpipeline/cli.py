@@ -435,10 +435,12 @@ def _dev(args: argparse.Namespace) -> int:
         env = {**os.environ, "DAGSTER_HOME": str(home),
                "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), DAGSTER_DEV_WARNINGS]))}
         dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+        # Ctrl-C, `kill` and a closed terminal stop in order. A handler of ours (not an ignored signal, which
+        # a process started in the background inherits) also leaves dagster dev the default dispositions.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _interrupt)
         process = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)], env=env,
                                    start_new_session=True)  # Ctrl-C reaches us, not Dagster's processes: we stop them in order
-        for sig in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal or `kill` stops in order too
-            signal.signal(sig, _interrupt)
         try:
             return process.wait()
         except KeyboardInterrupt:
