@@ -96,16 +96,23 @@ def owners() -> list[str]:
 # -- DDL comments and the DuckDB catalog ---------------------------------------------------------
 
 _CREATE = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.]+)", re.I)
+_DROP = re.compile(r"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?([\w.]+)", re.I)
 _ALTER = re.compile(r"ALTER\s+TABLE\s+([\w.]+)\s+ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)[^-\n]*--\s*(.+)$", re.I)
 _COLUMN = re.compile(r"^\s*(\w+)\s+[A-Za-z][\w\[\](), ]*?(?:NOT\s+NULL|DEFAULT[^-]*|PRIMARY\s+KEY)?[^-\n]*--\s*(.+)$")
 
 
 def ddl_comments(sqls: list[str]) -> dict[tuple[str, str], str]:
-    """(table, column) -> the `-- comment` written beside the column in the migrations' DDL."""
+    """(table, column) -> the `-- comment` written beside the column in the migrations' DDL (a table a
+    later migration drops and creates again is described by its new DDL)."""
     comments: dict[tuple[str, str], str] = {}
     for sql in sqls:
         table = None
         for line in sql.splitlines():
+            if m := _DROP.search(line):
+                dropped = m.group(1).lower()
+                comments = {key: text for key, text in comments.items() if key[0] != dropped}
+                table = None
+                continue
             if m := _ALTER.search(line):
                 comments[(m.group(1).lower(), m.group(2).lower())] = m.group(3).strip()
                 continue

@@ -7,8 +7,11 @@ settings); `--verbose` adds the trace.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +34,52 @@ class CliError(Exception):
 
 
 # -- checks every command shares ----------------------------------------------------------------
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above zero (`--scale`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, e.g. 0.5 or 2 (got {text!r})") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, e.g. 0.5 or 2 (got {text!r})")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """An argparse type: a finite number of zero or more (`--advance-every`, where 0 means never)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more (got {text!r})") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more (got {text!r})")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number above zero (`--page-cap`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0 (got {text!r})") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0 (got {text!r})")
+    return value
+
+
+def iso_day(text: str) -> str:
+    """An argparse type: a calendar day written YYYY-MM-DD (`rebuild-export`'s partition)."""
+    import datetime as dt
+
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, e.g. 2026-12-01 (got {text!r})")
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text} is no calendar day ({exc})") from None
+    return text
+
 
 def usable_data_dir(path: str | os.PathLike[str]) -> Path:
     """The data directory, created if missing; refused in one line when it is no directory or not writable."""
@@ -64,12 +113,6 @@ def ensure_ports_free(ports: Iterable[tuple[str, int, str]]) -> None:
                     raise CliError(f"port {port} on {host} ({what}) is already in use: stop what listens there "
                                    "or choose another port") from exc
                 raise CliError(f"cannot listen on {host}:{port} ({what}): {exc.strerror or exc}") from exc
-
-
-def _simulator_ports() -> list[tuple[str, int, str]]:
-    from evpipeline.settings import SIMULATOR_PORTS
-
-    return [("127.0.0.1", port, f"{name} simulator") for name, port in SIMULATOR_PORTS.items()]
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -212,11 +255,22 @@ def hint(cls_name: str, variables: Sequence[str]) -> str:
     return f" (check {', '.join(names)})" if names else ""
 
 
-def _start_simulators(scale: float, advance_every: float) -> dict:
+DEV_PORT_BASE = 8700  # the simulators on 8701-8706, the webhook receiver on 8710, the OCPI pull server on 8720
+
+
+def dev_ports(base: int = DEV_PORT_BASE) -> dict[str, int]:
+    """Where `dev` and `simulate` listen: every simulator, `webhook` and `ocpi` at their offset from `base`."""
+    from evpipeline.settings import OCPI_SERVER_PORT, SIMULATOR_PORTS, WEBHOOK_PORT
+
+    fixed = {**SIMULATOR_PORTS, "webhook": WEBHOOK_PORT, "ocpi": OCPI_SERVER_PORT}
+    return {name: base + port - DEV_PORT_BASE for name, port in fixed.items()}
+
+
+def _start_simulators(scale: float, advance_every: float, ports: dict[str, int]) -> dict:
     from evpipeline import settings, simulators
 
     settings.apply_dev_defaults()
-    sims = simulators.start_all(scale=scale, fixed_ports=True, live=True)
+    sims = simulators.start_all(scale=scale, live=True, ports={n: p for n, p in ports.items() if n in settings.SIMULATOR_PORTS})
     os.environ.update(simulators.env_for(sims))
 
     def tick() -> None:  # the fleet keeps changing while you watch
@@ -230,9 +284,29 @@ def _start_simulators(scale: float, advance_every: float) -> dict:
     return sims
 
 
+def seed_dev_ndw(sim: Any, database: str) -> tuple[int, int]:
+    """Give a freshly started NDW simulator what the warehouse's push mirror (`ops.ndw_pushed`) says NDW
+    holds: `make dev` after `make demo` starts a new, empty simulator, and the lane would otherwise PATCH
+    EVSEs it never received (`unknown evse`). (locations, tariffs) seeded; (0, 0) without a warehouse."""
+    from evpipeline.ndw.push_sync import held_copy
+    from evpipeline.warehouse.backend import Backend
+    from evpipeline.warehouse.resource import connect
+
+    backend = Backend(database)
+    if backend.local_path is not None and not backend.local_path.exists():
+        return 0, 0
+    import evpipeline.ndw.push_sync  # noqa: F401  (registers ops.ndw_pushed)
+
+    with connect(database) as con:  # migrated: a warehouse from an older version has the table too
+        locations, tariffs = held_copy(con)
+    sim.hold(locations, tariffs)
+    return len(locations), len(tariffs)
+
+
 def _simulate(args: argparse.Namespace) -> int:
-    ensure_ports_free(_simulator_ports())
-    sims = _start_simulators(args.scale, args.advance_every)
+    ports = dev_ports(args.port_base)
+    ensure_ports_free(("127.0.0.1", port, f"{name} simulator") for name, port in ports.items() if name not in ("webhook", "ocpi"))
+    sims = _start_simulators(args.scale, args.advance_every, ports)
     for name, sim in sims.items():
         print(f"{name:<10} {sim.url}")
     print("simulators running; Ctrl-C to stop")
@@ -284,56 +358,163 @@ def _serve_ocpi(args: argparse.Namespace) -> int:
     """The OCPI 2.2.1 pull server NDW GETs from, on the latest warehouse snapshot (docs/ndw.md)."""
     import logging
 
+    from evpipeline import settings
     from evpipeline.ndw.pull_snapshot import snapshot_path
     from evpipeline.ndw.server import app_from_env
     from evpipeline.serving import serve_forever
 
-    if args.data_dir is not None:
-        data = Path(args.data_dir).expanduser().resolve()
-        if not data.is_dir():
-            raise CliError(f"--data-dir {data}: {'not a directory' if data.exists() else 'no such directory'}")
-    app = app_from_env(args.data_dir, page_cap=args.page_cap)  # refuses to start without credentials (exit 2)
-    snapshot = snapshot_path(args.data_dir)
+    # --data-dir means what it means elsewhere: the data directory, whose warehouse's snapshot is served
+    # (beside the warehouse file, where `mart/bi_snapshot` publishes it; under it for a DuckLake).
+    data = Path(args.data_dir).expanduser().resolve()
+    if not data.is_dir():
+        raise CliError(f"--data-dir {data}: {'not a directory' if data.exists() else 'no such directory'}")
+    os.environ["EVPIPELINE_DATA_DIR"] = str(data)
+    settings.apply_defaults()
+    app = app_from_env(page_cap=args.page_cap)  # refuses to start without credentials (exit 2)
+    snapshot = snapshot_path()
     if not snapshot.is_file():
-        raise CliError(f"no warehouse snapshot at {snapshot}: publish one first (`evpipeline demo`, or the bi_publish "
-                       "job), or point --data-dir at the directory holding snapshots/")
+        raise CliError(f"no warehouse snapshot at {snapshot} (--data-dir {data}): publish one first (`evpipeline demo`, "
+                       "or the bi_publish job), or point --data-dir at the data directory the pipeline writes")
+    print(f"serving {snapshot} (--data-dir {data})", flush=True)
     ensure_ports_free([(args.host, args.port, "OCPI pull server")])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     serve_forever(app, args.host, args.port)
     return 0
 
 
+DAGSTER_DEV_WARNINGS = "ignore:Function `dev_command` is superseded"  # `dagster dev`'s own notice (we run it, not `dg`)
+SHUTDOWN_SECONDS = 90.0  # Ctrl-C: how long the lane and the runs in flight get to finish before Dagster stops
+
+
 def _dev(args: argparse.Namespace) -> int:
     """Simulators + webhook receiver + OCPI pull server + `dagster dev` (whose daemon runs the schedules
-    and the sensors, among them the supervisor that keeps the real-time lane running)."""
-    from evpipeline import settings
+    and the sensors, among them the supervisor that keeps the real-time lane running).
 
-    ensure_ports_free([*_simulator_ports(), ("127.0.0.1", settings.WEBHOOK_PORT, "webhook receiver"),
-                       ("127.0.0.1", settings.OCPI_SERVER_PORT, "OCPI pull server"), ("127.0.0.1", args.port, "dagster dev")])
-    sims = _start_simulators(args.scale, args.advance_every)  # sets the simulators' development settings
+    `dagster dev` runs in a session of its own, so Ctrl-C reaches this process only: it asks the lane to
+    stop after its cycle (`lane.service.request_stop`), waits for the runs in flight to end, then stops
+    Dagster, the servers and the simulators, in that order (Ctrl-C again: at once)."""
+    from evpipeline import dagster_home, settings
+
+    data = usable_data_dir(args.data_dir)
+    os.environ["EVPIPELINE_DATA_DIR"] = str(data)
+    ports = dev_ports(args.port_base)
+    ensure_ports_free([*(("127.0.0.1", port, f"{name} simulator") for name, port in ports.items() if name not in ("webhook", "ocpi")),
+                       ("127.0.0.1", ports["webhook"], "webhook receiver"), ("127.0.0.1", ports["ocpi"], "OCPI pull server"),
+                       ("127.0.0.1", args.port, "dagster dev")])
+    sims = _start_simulators(args.scale, args.advance_every, ports)  # sets the simulators' development settings
     from evpipeline.inbox import Inbox
+    from evpipeline.lane.service import clear_stop
     from evpipeline.serving import BackgroundServer
     from evpipeline.sources.evroam.push import create_webhook_app
 
-    receiver = BackgroundServer(
-        create_webhook_app(Inbox(settings.data_dir() / "inbox" / "push.sqlite"), settings.get("EVROAM_WEBHOOK_KEY")),
-        port=settings.WEBHOOK_PORT,
-    ).start()
-    from evpipeline.ndw.server import app_from_env
+    receiver = ocpi = None
+    try:
+        receiver = BackgroundServer(
+            create_webhook_app(Inbox(data / "inbox" / "push.sqlite"), settings.get("EVROAM_WEBHOOK_KEY")), port=ports["webhook"],
+        ).start()
+        if settings.dev_value("EVROAM_WEBHOOK_PUBLIC_URL"):  # the development value names the default port
+            os.environ["EVROAM_WEBHOOK_PUBLIC_URL"] = f"{receiver.url}/api/evroam_listener"
+        from evpipeline.ndw.server import app_from_env
 
-    ocpi = BackgroundServer(app_from_env(), port=settings.OCPI_SERVER_PORT).start()
-    print("\n".join(f"{n:<10} {s.url}" for n, s in sims.items()) + f"\nwebhook    {receiver.url}\nocpi pull  {ocpi.url}/ocpi/versions")
+        ocpi = BackgroundServer(app_from_env(development=True), port=ports["ocpi"]).start()
+        held = seed_dev_ndw(sims["ndw"], settings.warehouse_path())
+        home = dagster_home.prepare(args.dagster_home)  # the same home `evpipeline demo` records its runs in
+        clear_stop(data)  # a stop request an earlier `dev` left behind
+        ui = f"http://127.0.0.1:{args.port}"
+        print("\n".join([
+            f"evpipeline dev: Dagster UI {ui} (ready when the code location has loaded, about half a minute)",
+            f"  data dir      {data} (--data-dir)",
+            f"  Dagster home  {home} (--dagster-home)",
+            *(f"  {name:<13} {sim.url}" for name, sim in sims.items()),
+            f"  {'webhook':<13} {receiver.url}",
+            f"  {'ocpi pull':<13} {ocpi.url}/ocpi/versions",
+            f"  NDW simulator holds {held[0]} locations and {held[1]} tariffs: what the warehouse's push mirror "
+            "(ops.ndw_pushed) says NDW holds",
+            "  Ctrl-C stops the real-time lane after its cycle, then Dagster, the servers and the simulators",
+        ]), flush=True)
+        env = {**os.environ, "DAGSTER_HOME": str(home),
+               "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), DAGSTER_DEV_WARNINGS]))}
+        dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+        # Ctrl-C, `kill` and a closed terminal stop in order. A handler of ours (not an ignored signal, which
+        # a process started in the background inherits) also leaves dagster dev the default dispositions.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _interrupt)
+        process = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)], env=env,
+                                   start_new_session=True)  # Ctrl-C reaches us, not Dagster's processes: we stop them in order
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            stop_dagster_dev(process, data, home)
+            return 0
+    finally:
+        for server in (ocpi, receiver):
+            if server is not None:
+                server.stop()
+        for sim in sims.values():
+            sim.stop()
+        clear_stop(data)
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_dagster_dev(process: subprocess.Popen[bytes], data: Path, home: Path, *, deadline: float = SHUTDOWN_SECONDS) -> None:
+    """Stop `dagster dev` as Ctrl-C should: the lane ends its cycle and every run in flight ends (up to
+    `deadline` seconds; another Ctrl-C skips the wait), then Dagster's own processes stop."""
+    from evpipeline.lane.service import request_stop
+
+    print("stopping: the real-time lane ends its cycle and the runs in flight finish; Ctrl-C again stops at once",
+          flush=True)
+    request_stop(data, "evpipeline dev is stopping (Ctrl-C)")
+    try:
+        left = wait_for_runs(home, time.monotonic() + deadline)
+        if left:
+            print(f"stopping Dagster with {len(left)} run(s) still in flight: {', '.join(left)}", flush=True)
+        process.send_signal(signal.SIGINT)  # dagster dev stops its webserver, daemon and code servers
+        process.wait(timeout=60)
+    except KeyboardInterrupt:
+        pass
+    except subprocess.TimeoutExpired:
+        print("dagster dev did not stop within a minute: terminating its processes", flush=True)
+    finally:
+        # What is left of Dagster's process group (its code servers would wait 45 s for a heartbeat
+        # that no longer comes; no run is left by now) is terminated, then killed if it lingers.
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            if _group_gone(process, time.monotonic() + 15):
+                break
+
+
+def _group_gone(process: subprocess.Popen[bytes], until: float) -> bool:
+    """Wait until no process is left in `process`'s group (its session: `start_new_session`), or `until`."""
+    while True:
+        process.poll()  # reap the leader, so it does not count
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() >= until:
+            return False
+        time.sleep(0.2)
+
+
+def wait_for_runs(home: Path, until: float, poll: float = 0.5) -> list[str]:
+    """Wait until no run of the Dagster instance at `home` is queued, starting or started (or `until`,
+    a `time.monotonic()` deadline); the runs still in flight then, as `job (run id)`."""
+    import dagster as dg
+
     from evpipeline import dagster_home
 
-    home = dagster_home.prepare(args.dagster_home)  # the same home `evpipeline demo` records its runs in
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
-    process = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-p", str(args.port)], env=env)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        return process.wait()
+    instance = dagster_home.instance(home)
+    busy = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+            dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+    while True:
+        runs = instance.get_runs(filters=dg.RunsFilter(statuses=busy))
+        if not runs or time.monotonic() >= until:
+            return [f"{run.job_name} ({run.run_id[:8]})" for run in runs]
+        time.sleep(poll)
 
 
 def _bench(args: argparse.Namespace, rest: list[str]) -> int:
@@ -372,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo", "run the whole pipeline once on simulators it starts itself (ignores configured endpoints)")
     demo.add_argument("--data-dir", default=data_default,
                       help="warehouse, snapshots and exports go here (default: $EVPIPELINE_DATA_DIR or %(default)s)")
-    demo.add_argument("--scale", type=float, default=1.0, help="fleet size multiplier of every simulator (default: %(default)s)")
+    demo.add_argument("--scale", type=positive_number, default=1.0,
+                      help="fleet size multiplier of every simulator, a positive number (default: %(default)s)")
     demo.add_argument("--dagster-home", default=DEFAULT_HOME,
                       help="Dagster instance the runs are recorded in, shared with `evpipeline dev` so its UI shows them "
                            "(default: %(default)s)")
@@ -389,9 +571,12 @@ def build_parser() -> argparse.ArgumentParser:
     sync.set_defaults(func=_sync)
 
     simulate = command("simulate", "run every simulator in the foreground on fixed ports (8701-8706)")
-    simulate.add_argument("--scale", type=float, default=1.0, help="fleet size multiplier of every simulator (default: %(default)s)")
-    simulate.add_argument("--advance-every", type=float, default=30.0,
+    simulate.add_argument("--scale", type=positive_number, default=1.0,
+                          help="fleet size multiplier of every simulator, a positive number (default: %(default)s)")
+    simulate.add_argument("--advance-every", type=non_negative_number, default=30.0,
                           help="seconds between fleet changes, 0: never (default: %(default)s)")
+    simulate.add_argument("--port-base", type=int, default=DEV_PORT_BASE,
+                          help="the simulators listen on BASE+1 (EVRoam) ... BASE+6 (DATEX II receiver) (default: %(default)s)")
     simulate.set_defaults(func=_simulate)
 
     webhook = command("webhook", "run the EVRoam webhook receiver (deliveries go to $EVPIPELINE_DATA_DIR/inbox)")
@@ -402,27 +587,35 @@ def build_parser() -> argparse.ArgumentParser:
     serve_ocpi = command("serve-ocpi", "run the OCPI 2.2.1 (and DATEX II) pull server NDW GETs from, on the latest snapshot")
     serve_ocpi.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve_ocpi.add_argument("--port", type=int, default=OCPI_SERVER_PORT, help="port to listen on, 0: any free one (default: %(default)s)")
-    serve_ocpi.add_argument("--data-dir", default=None,
-                            help="directory whose snapshots/warehouse.duckdb is served (default: next to the warehouse, "
-                                 "$EVPIPELINE_DATA_DIR/snapshots)")
-    serve_ocpi.add_argument("--page-cap", type=int, default=1000, help="most objects per page, X-Limit (default: %(default)s)")
+    serve_ocpi.add_argument("--data-dir", default=data_default,
+                            help="the data directory: the BI snapshot of its warehouse is served (snapshots/warehouse.duckdb "
+                                 "beside the warehouse) (default: $EVPIPELINE_DATA_DIR or %(default)s)")
+    serve_ocpi.add_argument("--page-cap", type=positive_int, default=1000,
+                            help="most objects per page, X-Limit (default: %(default)s)")
     serve_ocpi.set_defaults(func=_serve_ocpi)
 
     rebuild = command("rebuild-export", "rebuild a past day's OCPI export and DATEX II publications from the warehouse "
                       "snapshot each read (DuckLake backend) and compare them with what was delivered")
-    rebuild.add_argument("partition", metavar="YYYY-MM-DD", help="the delivered day to rebuild")
+    rebuild.add_argument("partition", metavar="YYYY-MM-DD", type=iso_day, help="the delivered day to rebuild")
     rebuild.add_argument("--data-dir", default=data_default,
                          help="where the exports are (default: $EVPIPELINE_DATA_DIR or %(default)s)")
     rebuild.add_argument("--output", default=None, help="where the rebuilt files go (default: DATA_DIR/rebuilt)")
     rebuild.set_defaults(func=_rebuild_export)
 
     dev = command("dev", "simulators + webhook receiver + OCPI pull server + dagster dev (the UI)")
-    dev.add_argument("--scale", type=float, default=1.0, help="fleet size multiplier of every simulator (default: %(default)s)")
-    dev.add_argument("--advance-every", type=float, default=30.0,
+    dev.add_argument("--data-dir", default=data_default,
+                     help="warehouse, snapshots, exports and the push inbox, as `demo` and `sync` use it "
+                          "(default: $EVPIPELINE_DATA_DIR or %(default)s)")
+    dev.add_argument("--scale", type=positive_number, default=1.0,
+                     help="fleet size multiplier of every simulator, a positive number (default: %(default)s)")
+    dev.add_argument("--advance-every", type=non_negative_number, default=30.0,
                      help="seconds between fleet changes, 0: never (default: %(default)s)")
     dev.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default: %(default)s)")
     dev.add_argument("--dagster-home", default=DEFAULT_HOME,
                      help="Dagster instance (runs, schedules, sensors), shared with `evpipeline demo` (default: %(default)s)")
+    dev.add_argument("--port-base", type=int, default=DEV_PORT_BASE,
+                     help="the simulators listen on BASE+1 ... BASE+6, the webhook receiver on BASE+10, the OCPI pull "
+                          "server on BASE+20 (default: %(default)s)")
     dev.set_defaults(func=_dev)
 
     bench = sub.add_parser("bench", help="benchmarks side by side with references; writes docs/benchmarks.md "
@@ -456,7 +649,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except MissingSettings as missing:
-        print(missing, file=sys.stderr)
+        print(f"evpipeline {args.command}: {missing.one_line()}", file=sys.stderr)
+        if verbose:
+            print(missing, file=sys.stderr)
         return 2
     except CliError as error:
         if verbose:

@@ -26,7 +26,7 @@ from evpipeline.warehouse.backend import LAKE_PREFIX, redact
 from evpipeline.warehouse.rows import scalar
 
 HEARTBEAT_SECONDS = 15.0  # a step running longer says so this often (progress lines come in between)
-LANE_SECONDS = 8.0  # long enough for every feed's first cycle (GreenFlux polls once a minute, at start)
+LANE_SECONDS = 8.0  # long enough for every feed's first cycle (GreenFlux polls every 30 s, at start)
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class FailedCheck:
 @dataclass
 class DemoReport:
     data_dir: Path
+    dagster_home: Path = Path(DEFAULT_HOME)
     seconds: float = 0.0
     steps: list[tuple[str, float, bool]] = field(default_factory=list)
     tables: dict[str, int] = field(default_factory=dict)
@@ -100,7 +101,7 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     # before the defaults, which would otherwise fill in the deployment's 20.
     os.environ.setdefault("TOMTOM_QPS", "100")
     settings.apply_dev_defaults()  # the demo runs on the simulators, with their development keys
-    report = DemoReport(data)
+    report = DemoReport(data, Path(dagster_home).expanduser().resolve())
 
     sims = simulators.start_all(scale=scale)
     os.environ.update(simulators.env_for(sims))
@@ -116,7 +117,7 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     from evpipeline.warehouse import connect
 
     instance = dagster_instance(dagster_home)  # `make dev`'s UI shows these runs afterwards
-    say(f"dagster runs recorded in {os.environ['DAGSTER_HOME']} (`make dev` shows them)")
+    say(f"dagster runs recorded in {os.environ['DAGSTER_HOME']} (`{dev_command(data, dagster_home)}` shows them)")
     with dg.build_resources(dict(defs.resources or {})) as initialized:
         inbox, evroam = initialized.inbox.open(), initialized.evroam.client()
     receiver = BackgroundServer(create_webhook_app(inbox, os.environ["EVROAM_WEBHOOK_KEY"])).start()
@@ -264,7 +265,7 @@ def crawl_pull_server() -> Any:
     from evpipeline.serving import BackgroundServer
     from evpipeline.simulators.ndw import crawl
 
-    with BackgroundServer(app_from_env()) as server:
+    with BackgroundServer(app_from_env(development=True)) as server:
         oauth = (f"{server.url}/oauth/token", os.environ["OCPI_CLIENT_ID"], os.environ["OCPI_CLIENT_SECRET"])
         locations = crawl(server.url, oauth=oauth, module="locations", limit=100)
         tariffs = crawl(server.url, oauth=oauth, module="tariffs")
@@ -295,4 +296,18 @@ def print_report(report: DemoReport, say: Callable[[str], None] = print) -> None
         say("exports:")
         for path in report.outputs:
             say(f"  {path}")
-    say("explore: `make dev` opens the Dagster UI on the same simulators; BI tools read data/snapshots/warehouse.duckdb (docs/mart.md).")
+    from evpipeline.model.snapshot import SNAPSHOT_NAME, snapshot_dir
+
+    say(f"explore: `{dev_command(report.data_dir, report.dagster_home)}` opens the Dagster UI on these runs and this data; "
+        f"BI tools read {snapshot_dir(os.environ['EVPIPELINE_WAREHOUSE']) / SNAPSHOT_NAME} (docs/mart.md).")
+
+
+def dev_command(data_dir: Path, dagster_home: str | Path) -> str:
+    """How to see a demo's runs and data in the UI: `make dev` when the demo used its defaults, else the
+    `evpipeline dev` line naming the data directory and Dagster home it used."""
+    default_data = Path("data").resolve()  # `make dev` (without EVPIPELINE_DATA_DIR set)
+    default_home = Path(DEFAULT_HOME).expanduser().resolve()
+    data, home = Path(data_dir).expanduser().resolve(), Path(dagster_home).expanduser().resolve()
+    if data == default_data and home == default_home:
+        return "make dev"
+    return f"evpipeline dev --data-dir {data} --dagster-home {home}"

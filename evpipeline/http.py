@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from evpipeline import clocks
 from evpipeline.progress import Progress
 
 log = logging.getLogger("evpipeline.http")
@@ -571,11 +572,14 @@ class HttpClient:
             retry_after: float | None = None
             body = data() if callable(data) else data
             try:
+                sent = time.time()
                 response = self.session.request(
                     method, url, params=req_params, headers=req_headers, json=json_body, data=body,
                     timeout=timeout or self.timeout, allow_redirects=allow_redirects,
                 )
                 size = len(response.content)  # reads the body now: a truncated stream fails here
+                # The provider's clock, read against ours around the headers' arrival (evpipeline/clocks.py).
+                clocks.observe(self.api, response.headers.get("Date"), sent, sent + response.elapsed.total_seconds())
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 _close(body, data)
                 self.stats.record(None, 0)

@@ -116,13 +116,18 @@ DEV: dict[str, str] = {
 
 
 class MissingSettings(RuntimeError):
-    """Settings a deployment must provide are unset; the message names them and what each is."""
+    """Settings a deployment must provide are unset; the message names them and what each is (one line
+    per setting, as a code location that does not load shows it); `one_line` is the CLI's form."""
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
         lines = [f"  {name}: {ENVIRONMENT[name][2] if name in ENVIRONMENT else ''}" for name in names]
         super().__init__("evpipeline cannot start: set these environment variables (the README lists them all):\n"
                          + "\n".join(lines))
+
+    def one_line(self) -> str:
+        return (f"missing settings: set {', '.join(self.names)} (environment variables; README \"Configuration\" "
+                "says what each is, --verbose lists them here)")
 
 
 def apply_defaults(environ: MutableMapping[str, str] | None = None) -> None:

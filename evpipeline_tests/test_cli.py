@@ -172,3 +172,78 @@ def test_progress_is_throttled_and_reaches_the_dagster_run_log() -> None:
     result = dg.materialize([long_pull], instance=instance)
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any(m.startswith("a long pull: 3 pages, 3/3 rows") for m in logged), logged
+
+
+@pytest.mark.parametrize("command", ["demo", "simulate", "dev"])
+@pytest.mark.parametrize("scale", ["0", "-1", "nan", "inf", "lots"])
+def test_scale_must_be_a_positive_number(command: str, scale: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as usage:
+        build_parser().parse_args([command, "--scale", scale])
+    assert usage.value.code == 2
+    assert f"argument --scale: must be a positive number, e.g. 0.5 or 2 (got '{scale}')" in capsys.readouterr().err
+    assert build_parser().parse_args([command, "--scale", "0.25"]).scale == 0.25
+
+
+def test_rebuild_export_checks_its_date(tmp_path: Path) -> None:
+    for day, says in (("2026-13-01", "2026-13-01 is no calendar day (month must be in 1..12)"),
+                      ("yesterday", "expected a day as YYYY-MM-DD, e.g. 2026-12-01 (got 'yesterday')")):
+        run = cli("rebuild-export", day, "--data-dir", str(tmp_path), env=clean_env(tmp_path))
+        assert run.returncode == 2 and says in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_missing_settings_are_one_line_and_verbose_says_what_each_is(tmp_path: Path) -> None:
+    run = cli("sync", "greenflux", "--data-dir", str(tmp_path), env=clean_env(tmp_path))
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == ['evpipeline sync: missing settings: set GREENFLUX_TOKEN (environment variables; '
+                                       'README "Configuration" says what each is, --verbose lists them here)']
+    verbose = cli("sync", "greenflux", "--data-dir", str(tmp_path), "--verbose", env=clean_env(tmp_path))
+    assert verbose.returncode == 2 and "  GREENFLUX_TOKEN: GreenFlux API token (Authorization: Token ...)." in verbose.stderr
+
+
+def test_serve_ocpi_data_dir_is_the_data_directory_as_everywhere(tmp_path: Path) -> None:
+    """`--data-dir` (default $EVPIPELINE_DATA_DIR) names the data directory; the snapshot served is its
+    warehouse's, where `mart/bi_snapshot` publishes it; messages name the directory used."""
+    from evpipeline.model.snapshot import publish_snapshot
+    from evpipeline.warehouse import WarehouseResource
+    from evpipeline_tests.mart_fixture import standard_mart
+
+    env = clean_env(tmp_path / "default", OCPI_TOKEN="a-token-for-the-test")
+    (tmp_path / "default").mkdir()
+    missing = cli("serve-ocpi", "--port", "0", env=env)  # no --data-dir: $EVPIPELINE_DATA_DIR
+    assert missing.returncode == 1 and missing.stderr.startswith(
+        f"evpipeline serve-ocpi: no warehouse snapshot at {tmp_path / 'default' / 'snapshots' / 'warehouse.duckdb'} "
+        f"(--data-dir {tmp_path / 'default'}): publish one first"), missing.stderr
+    nowhere = cli("serve-ocpi", "--port", "0", "--data-dir", str(tmp_path / "nowhere"), env=env)
+    assert nowhere.stderr.strip() == f"evpipeline serve-ocpi: --data-dir {tmp_path / 'nowhere'}: no such directory"
+
+    data = tmp_path / "data"
+    warehouse = WarehouseResource(database=str(data / "warehouse.duckdb"))
+    standard_mart().write(warehouse)
+    with warehouse.get_connection() as con:
+        publish_snapshot(con, data / "snapshots", "t")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "evpipeline.cli", "serve-ocpi", "--port", str(port), "--data-dir", str(data)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == f"serving {data / 'snapshots' / 'warehouse.duckdb'} (--data-dir {data})\n"
+        import base64
+        import time
+        import urllib.request
+
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/ocpi/2.2.1/locations",
+                                         headers={"Authorization": "Token " + base64.b64encode(b"a-token-for-the-test").decode()})
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    assert response.status == 200 and int(response.headers["X-Total-Count"]) > 0
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, server.stderr.read() if server.stderr else ""
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -36,6 +36,10 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert lane_patches > 0 and merged_pushes > 0  # EVRoam files and Zaptec messages merged; statuses PATCHed
     assert zaptec_exported > 0  # the operator reference data makes public Zaptec sites deliverable
     assert "evroam.charging_stations" in out
+    # data/README.md lists every output the demo left in its data directory.
+    listed = (Path(__file__).resolve().parents[1] / "data" / "README.md").read_text()
+    outputs = {p.name + ("/" if p.is_dir() else "") for p in tmp_path.iterdir() if p.name != "dagster_home"}
+    assert {name for name in outputs if f"`{name}" not in listed} == set(), outputs
     # The runs are in the Dagster home `evpipeline dev` uses, so its UI shows them afterwards.
     home = tmp_path / "dagster_home"
     assert (home / "dagster.yaml").read_text() == (Path(evpipeline.__file__).parent / "dagster.yaml").read_text()
@@ -71,3 +75,20 @@ def test_the_summary_reports_every_failed_asset_check_with_its_own_figures(monke
     lines.clear()
     print_report(DemoReport(tmp_path, checks_evaluated=evaluated), say=lines.append)
     assert "asset checks: all 2 passed" in lines
+
+
+def test_the_summary_names_the_data_dir_and_dagster_home_the_demo_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from evpipeline.demo import DemoReport, print_report
+
+    monkeypatch.setenv("EVPIPELINE_WAREHOUSE", str(tmp_path / "demo" / "warehouse.duckdb"))
+    lines: list[str] = []
+    print_report(DemoReport(tmp_path / "demo", tmp_path / "home"), say=lines.append)
+    assert lines[-1] == (f"explore: `evpipeline dev --data-dir {tmp_path / 'demo'} --dagster-home {tmp_path / 'home'}` opens "
+                         f"the Dagster UI on these runs and this data; BI tools read {tmp_path / 'demo' / 'snapshots' / 'warehouse.duckdb'} "
+                         "(docs/mart.md).")
+    monkeypatch.chdir(tmp_path)  # the defaults: ./data and ./.dagster_home, what `make dev` uses
+    monkeypatch.setenv("EVPIPELINE_WAREHOUSE", str(tmp_path / "data" / "warehouse.duckdb"))
+    lines.clear()
+    print_report(DemoReport(Path("data"), Path(".dagster_home")), say=lines.append)
+    assert lines[-1].startswith("explore: `make dev` opens the Dagster UI on these runs and this data; BI tools read "
+                                f"{tmp_path / 'data' / 'snapshots' / 'warehouse.duckdb'}")

@@ -9,7 +9,10 @@ materializations of the source tables, the `mart` tables and `ndw/live` that the
 alive (no fresh heartbeat) and a successor a minute before the current one's deadline.
 """
 
+import contextlib
+import signal
 import statistics
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +26,7 @@ from evpipeline.datex2.assets import LIVE_KEY as DATEX2_LIVE_KEY
 from evpipeline.datex2.delivery import Datex2Lane
 from evpipeline.lane.cycle import Lane
 from evpipeline.lane.feeds import Feed, discover, required_resources
-from evpipeline.lane.service import Window, lane_dir, read_heartbeat, run_lane
+from evpipeline.lane.service import Window, lane_dir, read_heartbeat, run_lane, stop_requested
 from evpipeline.model.assets import mart_results
 from evpipeline.model.build import MartBuild
 from evpipeline.model.keys import MART_KEYS
@@ -35,6 +38,7 @@ LIVE_KEY = dg.AssetKey(["ndw", "live"])
 JOB = "realtime_lane"
 STALE_AFTER_SECONDS = 20.0  # a heartbeat older than this: the lane is not running
 HANDOVER_SECONDS = 60.0  # start the successor this long before the current lane's deadline
+STARTUP_SECONDS = 180.0  # a started lane run beats within this (code load, plus up to its 120 s lock wait)
 
 live_spec = dg.AssetSpec(
     LIVE_KEY,
@@ -175,6 +179,31 @@ def with_tables(warehouse: WarehouseResource, events: list[dg.AssetMaterializati
                                                 metadata={**event.metadata, **facts[table]})
 
 
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event, log: Any) -> Iterator[None]:
+    """While the lane runs in the main thread, SIGINT and SIGTERM (Ctrl-C on `dagster dev`, a run
+    terminated from the UI, a stopping container) ask it to stop after its cycle, as its deadline does:
+    the run ends successfully with its last window reported, instead of failing mid-cycle with a trace.
+    Dagster's handlers are back in place afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if not stop.is_set():
+            log.info("lane: %s received, stopping after the current cycle", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 @dg.op(required_resource_keys={"warehouse", "ndw", "datex2", *required_resources()}, tags={"kind": "python"})
 def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[dict[str, Any]]:
     """Feeds -> incremental mart -> NDW pushes, cycle after cycle, until the deadline."""
@@ -191,13 +220,17 @@ def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[d
         if not window.empty:  # a quiet window's heartbeat is its materialization: no log line every 15 s
             context.log.info("lane: %s", window.summary())
 
-    outcome = run_lane(
-        lane, data_dir=settings.data_dir(), run_id=context.run_id, report=report, logger=context.log,
-        max_seconds=config.max_seconds, interval=config.interval_seconds, report_every=config.report_every_seconds,
-        max_cycles=config.max_cycles, lock_wait_seconds=config.lock_wait_seconds,
-    )
+    stop = threading.Event()
+    with stop_on_signals(stop, context.log):
+        outcome = run_lane(
+            lane, data_dir=settings.data_dir(), run_id=context.run_id, report=report, logger=context.log,
+            max_seconds=config.max_seconds, interval=config.interval_seconds, report_every=config.report_every_seconds,
+            max_cycles=config.max_cycles, lock_wait_seconds=config.lock_wait_seconds, stop=stop,
+        )
     if not outcome.acquired:
-        context.log.info("another lane is running; this run stops")
+        context.log.info("lane not started: %s", outcome.stopped_by)
+    else:
+        context.log.info("lane stopped after %d cycles: %s", outcome.cycles, outcome.stopped_by)
     return dg.Output({"cycles": outcome.cycles, "busy_cycles": outcome.busy_cycles, "stopped_by": outcome.stopped_by})
 
 
@@ -217,6 +250,25 @@ def lane_state(now: float) -> tuple[str, dict[str, Any] | None]:
     return "alive", beat
 
 
+def lane_starting(instance: dg.DagsterInstance, now: float, beating: str | None = None) -> str | None:
+    """Why no lane should be started now: a lane run is queued or starting, or started less than
+    `STARTUP_SECONDS` ago without having beaten yet (its process loads the code and waits for the lock
+    before its first heartbeat; `beating` is the run of the current heartbeat). A run that started longer
+    ago without a heartbeat is taken for dead."""
+    statuses = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED]
+    for record in instance.get_run_records(filters=dg.RunsFilter(job_name=JOB, statuses=statuses)):
+        run = record.dagster_run
+        if run.run_id == beating:
+            continue
+        if run.status != dg.DagsterRunStatus.STARTED:
+            return f"a lane run is {run.status.value.lower()} ({run.run_id[:8]})"
+        since = record.start_time or record.create_timestamp.timestamp()
+        if now - since < STARTUP_SECONDS:
+            return f"lane run {run.run_id[:8]} started {now - since:.0f} s ago and has not beaten yet"
+    return None
+
+
 @dg.sensor(
     name="realtime_lane",
     job=realtime_lane_job,
@@ -229,13 +281,13 @@ def realtime_lane_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     import time
 
     now = time.time()
+    if (reason := stop_requested(settings.data_dir())) is not None:
+        return dg.SensorResult(skip_reason=f"lanes are stopping ({reason}): none is started")
     state, beat = lane_state(now)
     if state == "alive":
         return dg.SensorResult(skip_reason=f"lane alive (run {beat.get('run_id') if beat else '?'})")
-    starting = context.instance.get_runs(filters=dg.RunsFilter(
-        job_name=JOB, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]))
-    if starting:
-        return dg.SensorResult(skip_reason="a lane run is starting")
+    if (starting := lane_starting(context.instance, now, beat.get("run_id") if beat else None)) is not None:
+        return dg.SensorResult(skip_reason=starting)
     if state == "expiring" and beat is not None:
         # One successor per predecessor: the run key makes a second request a no-op.
         return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"lane-after-{beat.get('run_id')}-{beat.get('started_at')}")])

@@ -5,6 +5,10 @@ A lane host runs cycles back to back while they find work and waits up to `inter
 feed's listener wakes it) when they do not. It stops at its deadline, so the code it runs is never
 older than `max_seconds`; the supervisor starts the successor a minute before, which waits on the
 lock and takes over within a cycle of the predecessor's exit.
+
+A stop request (`request_stop`: a `stop` file in the lane directory, written by `evpipeline dev` when
+Ctrl-C stops it) ends a lane after its current cycle, makes a lane waiting for the lock give up, and
+tells the supervisor to start none until `clear_stop`.
 """
 
 from __future__ import annotations
@@ -27,15 +31,44 @@ from evpipeline.lane.cycle import CycleReport, Lane
 SLOW_CYCLE_SECONDS = 5.0  # a cycle this long is logged with its steps (and kept in the heartbeat)
 
 
+STOP_FILE = "stop"
+STOP_EXPIRES_SECONDS = 300.0  # a stop request older than this is stale (whoever wrote it died before clearing it)
+
+
 def lane_dir(data_dir: str | Path) -> Path:
     path = Path(data_dir) / "lane"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
+def request_stop(data_dir: str | Path, reason: str) -> None:
+    """Ask every lane of this data directory to stop after its cycle, and the supervisor to start none."""
+    partial = lane_dir(data_dir) / f"{STOP_FILE}.part"
+    partial.write_text(json.dumps({"reason": reason, "at": time.time(), "pid": os.getpid()}))
+    partial.replace(lane_dir(data_dir) / STOP_FILE)
+
+
+def stop_requested(data_dir: str | Path) -> str | None:
+    """The reason of a pending stop request, or None."""
+    try:
+        body = json.loads((Path(data_dir) / "lane" / STOP_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "stop requested"
+    if time.time() - float(body.get("at") or 0) > STOP_EXPIRES_SECONDS:
+        return None
+    return str(body.get("reason") or "stop requested")
+
+
+def clear_stop(data_dir: str | Path) -> None:
+    (Path(data_dir) / "lane" / STOP_FILE).unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
-def exclusive(path: Path, wait_seconds: float) -> Iterator[bool]:
-    """Hold an exclusive lock on `path` (waiting up to `wait_seconds`); yields False when it was not free."""
+def exclusive(path: Path, wait_seconds: float, give_up: Callable[[], bool] = lambda: False) -> Iterator[bool]:
+    """Hold an exclusive lock on `path` (waiting up to `wait_seconds`, or until `give_up()`); yields False
+    when it was not free."""
     handle = path.open("a+")
     deadline = time.monotonic() + wait_seconds
     try:
@@ -44,7 +77,7 @@ def exclusive(path: Path, wait_seconds: float) -> Iterator[bool]:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or give_up():
                     yield False
                     return
                 time.sleep(0.2)
@@ -132,9 +165,14 @@ def run_lane(
     """Run cycles until the deadline, `max_cycles` or `stop`; report every `report_every` seconds."""
     directory = lane_dir(data_dir)
     stop = stop or threading.Event()
-    with exclusive(directory / "lane.lock", lock_wait_seconds) as acquired:
+
+    def stopping() -> str | None:
+        return "stop requested" if stop.is_set() else stop_requested(data_dir)
+
+    with exclusive(directory / "lane.lock", lock_wait_seconds, give_up=lambda: stopping() is not None) as acquired:
         if not acquired:
-            return LaneRun(acquired=False, stopped_by="another lane holds the lock")
+            reason = stopping()
+            return LaneRun(acquired=False, stopped_by=reason or "another lane holds the lock")
         started = time.time()
         deadline = started + max_seconds
         result = LaneRun(acquired=True)
@@ -144,6 +182,8 @@ def run_lane(
         slow: list[dict[str, Any]] = []  # the latest slow cycles and where their time went
         beat = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id, "started_at": started,
                 "expires_at": deadline, "state": "running"}
+        # Alive from the moment it holds the lock: the supervisor starts no second lane meanwhile.
+        write_heartbeat(directory / "heartbeat.json", {**beat, "beat_at": time.time(), "cycles": 0})
         try:
             while True:
                 cycle = lane.cycle(run_id, logger)
@@ -162,8 +202,8 @@ def run_lane(
                     report(window)
                     result.reports += 1
                     window = Window()
-                if stop.is_set():
-                    result.stopped_by = "stop requested"
+                if (reason := stopping()) is not None:
+                    result.stopped_by = reason
                     break
                 if max_cycles and result.cycles >= max_cycles:
                     result.stopped_by = "max_cycles"

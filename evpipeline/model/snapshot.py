@@ -19,6 +19,13 @@ never reused), the manifest, then the catalog, each swapped in with `os.replace`
 point leaves the previous catalog readable; the next publication converges. A reader holding an
 older catalog keeps working: files it references are deleted only `GRACE` after they left the
 manifest.
+
+The views name their files relative to the snapshot directory (`parquet/mart/evses/base.p000001.parquet`),
+so the directory can be moved, copied or mounted elsewhere. DuckDB resolves a relative path against
+`file_search_path` (else the working directory), so a reader sets it to the snapshot directory:
+`open_snapshot` does, with a DuckDB instance of its own, so it reads the newest publication even in a
+process that still holds an older one open (DuckDB hands a second `duckdb.connect(path)` in one
+process the instance already open for that path). docs/mart.md says how a BI tool reads it.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ APPEND = {
     "ops.runs": "committed_at",
     "ops.ndw_pushes": "pushed_at",
     "ops.datex2_pushes": "pushed_at",
+    "ops.source_clocks": "measured_at",
     "tomtom.availability_snapshots": "_ingested_at",
 }
 # Not published: the push clients' mirrors of what NDW and the DATEX II receiver hold (a row per
@@ -116,6 +124,21 @@ def snapshot_dir(warehouse_path: str) -> Path:
     return Path(warehouse_path).resolve().parent / "snapshots"
 
 
+def open_snapshot(path: str | os.PathLike[str], config: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+    """A reader of the BI snapshot at `path` (its directory or its `warehouse.duckdb`): a DuckDB instance
+    of its own with the catalog attached read-only and in use, and the snapshot directory as
+    `file_search_path`, so the views' relative Parquet paths resolve wherever the directory lives. Each
+    call opens the catalog file anew: the newest publication, whatever older readers this process holds."""
+    from evpipeline.warehouse.resource import attach
+
+    catalog = Path(path).expanduser().resolve()
+    if catalog.is_dir():
+        catalog = catalog / SNAPSHOT_NAME
+    if not catalog.is_file():
+        raise FileNotFoundError(f"no BI snapshot at {catalog}")
+    return attach(str(catalog), read_only=True, config={**(config or {}), "file_search_path": str(catalog.parent)})
+
+
 def known_keys() -> dict[str, tuple[str, ...]]:
     """Natural keys of the merge targets the code base declares: the `KEYS` maps of the model's
     modules and of every source's `tables` (imported here, not at module level: they import the model)."""
@@ -166,7 +189,7 @@ def publish_snapshot(
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "warehouse": warehouse,
-        "root": str(root),
+        "root": PARQUET_DIR,  # relative to the snapshot directory, as every path the views read
         "schemas": sorted({t.schema for t in tables} | {name.split(".")[0] for name, _ in views}),
         "tables": entries,
         "views": views,
@@ -493,15 +516,16 @@ def _retired(previous: dict[str, Any], entries: dict[str, Entry], root: Path) ->
     return {path: since for path, since in sorted(retired.items()) if path not in live}
 
 
-def _table_view(entry: Entry, root: Path) -> str:
-    """SELECT of a published table: its files, and for merge deltas the newest row per key."""
+def _table_view(entry: Entry, root: str) -> str:
+    """SELECT of a published table: its files (relative to the snapshot directory), and for merge deltas
+    the newest row per key."""
     columns = ", ".join(_ident(name) for name, _ in entry["columns"])
     if not entry["files"]:
         typed = ", ".join(f"CAST(NULL AS {kind}) AS {_ident(name)}" for name, kind in entry["columns"])
         return f"SELECT {typed} WHERE false"
 
     def read(files: list[Entry]) -> str:
-        return "read_parquet([" + ", ".join(_literal(str(root / f["path"])) for f in files) + "])"
+        return "read_parquet([" + ", ".join(_literal(f"{root}/{f['path']}") for f in files) + "])"
 
     deltas = [f for f in entry["files"] if f.get("kind") == "delta"]
     if not deltas:
@@ -520,9 +544,10 @@ def _table_view(entry: Entry, root: Path) -> str:
 
 
 def _write_catalog(path: Path, manifest: dict[str, Any]) -> None:
-    root = Path(manifest["root"])
+    root = manifest["root"]
     path.unlink(missing_ok=True)
-    with duckdb.connect(str(path)) as catalog:
+    # A view is bound when created: its relative paths resolve against the snapshot directory.
+    with duckdb.connect(str(path), config={"file_search_path": str(path.parent)}) as catalog:
         catalog.execute("BEGIN TRANSACTION")  # one commit, not one per view
         for schema in manifest["schemas"]:
             catalog.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")

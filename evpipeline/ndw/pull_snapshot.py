@@ -150,13 +150,13 @@ def load_snapshot(path: Path, publish_into: Path | None = None, *, countries: li
     """`build_export` on a read-only connection to the snapshot (UTC, as the daily export); with
     `publish_into` (and the publication `creator`), the DATEX II publications of the same connection
     are written there too (versions as the ledger in the snapshot gives them: a reader records none)."""
-    from evpipeline.warehouse.resource import attach
+    from evpipeline.model.snapshot import open_snapshot
 
     # Not warehouse.connect(): it retries for minutes on IOException to wait out a writer's lock,
     # but nobody writes the snapshot (it is swapped in whole), so a failure is final: fail fast and
     # keep serving the previous version. One core stays free for the event loop: a reload must not
-    # starve the requests being served.
-    con = attach(str(path), read_only=True, config={"threads": max(1, (os.cpu_count() or 2) - 1)})
+    # starve the requests being served. The views read their Parquet files relative to the snapshot.
+    con = open_snapshot(path, config={"threads": max(1, (os.cpu_count() or 2) - 1)})
     try:
         con.execute("SET TimeZone = 'UTC'")
         export = build_export(con)

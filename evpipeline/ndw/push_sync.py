@@ -312,6 +312,29 @@ def _withdrawn_body(held_body: str, now: str) -> dict[str, Any]:
     return obj
 
 
+def held_copy(con: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What NDW holds by our mirror (`ops.ndw_pushed`): every location as last PUT, with each EVSE's status
+    and `last_updated` as last PATCHed, and every tariff as last PUT. `evpipeline dev` seeds its NDW
+    simulator with it, so the NDW the lane talks to holds what the warehouse believes it does."""
+    evses = {(cc, pid, lid, uid): (status, updated) for cc, pid, lid, uid, status, updated in con.execute(
+        "SELECT country_code, party_id, object_id, evse_uid, status, last_updated FROM ops.ndw_pushed "
+        "WHERE kind = 'evse' AND status IS NOT NULL").fetchall()}
+    locations = []
+    for (body,) in con.execute("SELECT body FROM ops.ndw_pushed WHERE kind = 'location' AND body IS NOT NULL "
+                               "ORDER BY country_code, party_id, object_id").fetchall():
+        obj = json.loads(body)
+        for evse in obj.get("evses", []):
+            held = evses.get((obj["country_code"], obj["party_id"], obj["id"], evse.get("uid")))
+            if held is not None:
+                evse["status"] = held[0]
+                evse["last_updated"] = max(str(evse.get("last_updated", "")), held[1] or "")
+        locations.append(obj)
+    tariffs = [json.loads(body) for (body,) in con.execute(
+        "SELECT body FROM ops.ndw_pushed WHERE kind = 'tariff' AND body IS NOT NULL ORDER BY country_code, party_id, object_id"
+    ).fetchall()]
+    return locations, tariffs
+
+
 def plan_pushes(con: duckdb.DuckDBPyConnection, *, static: bool, now: datetime, max_static_pushes: int = 1000,
                 scoped: bool = False) -> PushPlan:
     """Diff the mart (and, for static runs, the export) against what NDW holds.

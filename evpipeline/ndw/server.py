@@ -222,18 +222,19 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
     return app
 
 
-def app_from_env(data_dir: str | Path | None = None, *, page_cap: int = DEFAULT_PAGE_CAP) -> Starlette:
+def app_from_env(data_dir: str | Path | None = None, *, page_cap: int = DEFAULT_PAGE_CAP, development: bool = False) -> Starlette:
     """The pull server as `evpipeline serve-ocpi` / `dev` run it: the snapshot under `data_dir`
-    (default: next to the warehouse), credentials from the OCPI_* variables."""
+    (default: next to the warehouse), credentials from the OCPI_* variables (`development`: on the
+    simulators' values on purpose, `evpipeline dev` and the demo, so no warning about them)."""
     from evpipeline import settings
 
     config = OcpiServerSettings.from_env(page_cap=page_cap)
     if not config.token and not config.oauth_enabled:
         # A server we expose always requires auth: OCPI_TOKEN, or the OAuth2 pair, or both (README).
         settings.require(["OCPI_TOKEN", "OCPI_CLIENT_ID", "OCPI_CLIENT_SECRET"])
-    development = [name for name in ("OCPI_TOKEN", "OCPI_CLIENT_SECRET") if settings.dev_value(name)]
-    if development:  # the simulators' values guard nothing; say so once, without printing them
-        log.warning("OCPI pull server: %s hold the development values; set your own", ", ".join(development))
+    on_dev_values = [name for name in ("OCPI_TOKEN", "OCPI_CLIENT_SECRET") if settings.dev_value(name)]
+    if on_dev_values and not development:  # the simulators' values guard nothing; say so once, without printing them
+        log.warning("OCPI pull server: %s hold the development values; set your own", ", ".join(on_dev_values))
     snapshot = snapshot_path(data_dir)
     creator = settings.get("DATEX2_PUBLICATION_CREATOR")
     if not creator:  # the DATEX II routes then answer 404 (the OCPI ones serve as ever)

@@ -3,6 +3,7 @@
 materialization. Definitions and formulas: docs/quality.md.
 """
 
+import base64
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydantic import Field
 
 from evpipeline import catalog, settings
 from evpipeline.model.keys import MART
+from evpipeline.ndw.export import nap_countries
 from evpipeline.ndw.push_assets import PUSH_KEY
 from evpipeline.quality import annex_completeness, plots, report, tables
 from evpipeline.sync import markdown_preview
@@ -53,11 +55,24 @@ def report_dir(end: datetime) -> Path:
     """data/reports/<UTC date of the window's end>/."""
     return settings.data_dir() / "reports" / f"{end:%Y-%m-%d}"
 
+EMBED_MAX_BYTES = 2_000_000  # a larger PNG is linked, not embedded (the event log keeps every materialization)
+
+
 def png_metadata(path: Path) -> dict[str, Any]:
-    uri = path.resolve().as_uri()
-    return {catalog.URI: uri, "plot": dg.MetadataValue.path(str(path)),
-            "plot_image": dg.MetadataValue.md(f"![{path.stem}]({uri})\n\n[{path.name}]({uri})"),
-            "plot_bytes": path.stat().st_size}
+    """The PNG for the Dagster UI: embedded in the markdown as a `data:` URI (the UI runs in a browser,
+    which shows no `file://` image of a page served over HTTP), plus its path on disk."""
+    data = path.read_bytes()
+    if len(data) <= EMBED_MAX_BYTES:
+        image = f"![{path.stem}](data:image/png;base64,{base64.b64encode(data).decode()})"
+    else:
+        image = f"({len(data):,} bytes: too large to embed; open `{path}`)"
+    return {catalog.URI: path.resolve().as_uri(), "plot": dg.MetadataValue.path(str(path)),
+            "plot_image": dg.MetadataValue.md(f"{image}\n\n`{path}`"), "plot_bytes": len(data)}
+
+
+def scope() -> str:
+    """The scope of the charts of EVSEs: the access point's countries."""
+    return f"public points in {', '.join(nap_countries())}"
 
 def _frame(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
     return con.execute(f"SELECT * FROM {table}").df()
@@ -85,7 +100,7 @@ def afir_completeness(context: dg.AssetExecutionContext, config: WindowConfig, w
     element (NDW-mandatory fields from our NDW definition, plus AFIR static data OCPI can carry); per CPO and
     row of the AFIR Annex map in quality.afir_annex_completeness; the NDW export's rejection reasons counted in
     quality.afir_rejections (the current mart; `as_of` names the report's day)."""
-    _, end = config.window()
+    start, end = config.window()
     now = utcnow()
 
     def compute(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -104,13 +119,15 @@ def afir_completeness(context: dg.AssetExecutionContext, config: WindowConfig, w
                             "reason"], rows=60))}
 
     return _materialize(context, warehouse, tables.COMPLETENESS, compute,
-                        lambda frame: plots.completeness(frame, report_dir(end) / "afir_completeness.png"),
+                        lambda frame: plots.completeness(frame, report_dir(end) / "afir_completeness.png", plots.Window(start, end)),
                         ["country_code", "party_id", "source", "object", "element", "requirement", "objects", "present", "share"])
 
 @dg.asset(key=TIMELINESS_KEY, deps=[*MART, PUSH_KEY], **_spec())
 def timeliness(context: dg.AssetExecutionContext, config: WindowConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Per CPO, source and data class: delay from source change (and from warehouse observation) to NDW accepted,
-    p50/p95/max and the share within 1 min (dynamic: status PATCHes) / 24 h (static: PUTs); per push in quality.ndw_delays."""
+    """Per CPO, source, data class and publication (first | change): delay from when a change became observable to
+    us (its source time with the provider's measured clock skew taken off; a first publication from when we recorded
+    the object) to NDW accepting it, p50/p95/max and the share within 1 min (dynamic: status PATCHes) / 24 h (static:
+    PUTs); per push in quality.ndw_delays."""
     start, end = config.window()
     now = utcnow()
     delays: list[pd.DataFrame] = []
@@ -122,14 +139,15 @@ def timeliness(context: dg.AssetExecutionContext, config: WindowConfig, warehous
                 "window": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"}
 
     return _materialize(context, warehouse, tables.TIMELINESS, compute,
-                        lambda _: plots.timeliness(delays[0], report_dir(end) / "timeliness.png"),
-                        ["country_code", "party_id", "source", "data_class", "pushes", "p50_seconds", "p95_seconds",
-                         "max_seconds", "within_target_share"])
+                        lambda _: plots.timeliness(delays[0], report_dir(end) / "timeliness.png", plots.Window(start, end)),
+                        ["country_code", "party_id", "source", "data_class", "publication", "pushes", "p50_seconds",
+                         "p95_seconds", "max_seconds", "within_target_share", "clock_skew_seconds", "measured_from_recording"])
 
 @dg.asset(key=RELIABILITY_KEY, deps=MART, **_spec())
 def reliability(context: dg.AssetExecutionContext, config: WindowConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Per EVSE over the window (default 30 days): time-weighted share of in-service time in AVAILABLE/CHARGING/
-    RESERVED from the status history; rapid chargers (>= 50 kW) under 99 % flagged."""
+    """Per EVSE of the access point's countries (EVPIPELINE_NAP_COUNTRIES) over the window (default 30 days):
+    time-weighted share of in-service time in AVAILABLE/CHARGING/RESERVED from the status history; rapid chargers
+    (>= 50 kW) under 99 % flagged."""
     start, end = config.window()
     now = utcnow()
 
@@ -141,17 +159,17 @@ def reliability(context: dg.AssetExecutionContext, config: WindowConfig, warehou
             FROM {tables.RELIABILITY} GROUP BY ALL ORDER BY ALL""").df()
         return {"rapid_below_target": int(summary["rapid_below_99"].sum()) if len(summary) else 0,
                 "per_cpo": dg.MetadataValue.md(markdown_preview(summary, list(summary.columns), rows=30)),
-                "window": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"}
+                "scope": scope(), "window": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"}
 
     return _materialize(context, warehouse, tables.RELIABILITY, compute,
-                        lambda frame: plots.reliability(frame, report_dir(end) / "reliability.png"),
+                        lambda frame: plots.reliability(frame, report_dir(end) / "reliability.png", plots.Window(start, end, scope())),
                         ["country_code", "party_id", "source", "location_id", "evse_uid", "working_share", "max_power_w",
                          "rapid", "below_target"])
 
 @dg.asset(key=TIMELINE_KEY, deps=MART, **_spec())
 def status_timeline(context: dg.AssetExecutionContext, config: TimelineConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Status periods of one location's EVSEs over the window (config `location_id`; default the location with
-    the most status transitions), drawn as a timeline."""
+    """Status periods of one location's EVSEs over the window (config `location_id`; default the location of the
+    access point's countries with the most status transitions), drawn as a timeline named by EVSE id."""
     start, end = config.window()
     now = utcnow()
     chosen: list[str | None] = [config.location_id]
@@ -163,21 +181,24 @@ def status_timeline(context: dg.AssetExecutionContext, config: TimelineConfig, w
         return {"location_id": chosen[0] or "none", "window": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"}
 
     return _materialize(context, warehouse, tables.TIMELINE, compute,
-                        lambda frame: plots.timeline(frame, chosen[0], report_dir(end) / f"status_timeline_{chosen[0] or 'none'}.png"),
-                        ["evse_uid", "status", "period_start", "period_end"])
+                        lambda frame: plots.timeline(frame, chosen[0], report_dir(end) / f"status_timeline_{chosen[0] or 'none'}.png",
+                                                     plots.Window(start, end)),
+                        ["location_name", "evse_id", "evse_uid", "status", "period_start", "period_end"])
 
 @dg.asset(key=COVERAGE_KEY, deps=MART, **_spec())
 def coverage(context: dg.AssetExecutionContext, config: CoverageConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """EVSEs by status over the window, sampled every `step_minutes` (map-free coverage), as a stacked area."""
+    """EVSEs of the access point's countries by status over the window, sampled every `step_minutes` (map-free
+    coverage), as a stacked area; EVSEs the pipeline first saw later are drawn as a hatched band until then."""
     start, end = config.window()
     now = utcnow()
 
     def compute(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         report.write_coverage(con, start, end, config.step_minutes, now)
-        return {"step_minutes": config.step_minutes, "window": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"}
+        return {"step_minutes": config.step_minutes, "scope": scope(),
+                "window": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"}
 
     return _materialize(context, warehouse, tables.COVERAGE, compute,
-                        lambda frame: plots.coverage(frame, report_dir(end) / "coverage.png"),
+                        lambda frame: plots.coverage(frame, report_dir(end) / "coverage.png", plots.Window(start, end, scope())),
                         ["sampled_at", "status", "evses"])
 
 ASSETS = [afir_completeness, timeliness, reliability, status_timeline, coverage]

@@ -10,7 +10,8 @@ from datetime import datetime
 
 import duckdb
 
-from evpipeline.ndw.export import rejection_rows, select_objects
+from evpipeline.clocks import TABLE as CLOCKS
+from evpipeline.ndw.export import nap_countries, rejection_rows, select_objects
 from evpipeline.quality import tables
 from evpipeline.quality.elements import ALIAS, elements
 
@@ -83,17 +84,21 @@ def write_rejections(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
 
 
 def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, now: datetime) -> None:
-    """Per accepted NDW push in the window: the delay from the change it carried; then per CPO,
-    source and data class p50/p95/max and the share within 1 min (dynamic) / 24 h (static)."""
+    """Per accepted NDW push in the window: the delay from when the change it carried became observable
+    to us (the source's change time on our clock, the provider's measured clock skew taken off) to NDW
+    accepting it; first publications from when we recorded the object. Then per CPO, source, data class
+    and publication p50/p95/max and the share within 1 min (dynamic) / 24 h (static). docs/quality.md."""
     params = {"start": start, "end": end, "now": now, "dyn": DYNAMIC_TARGET_S, "stat": STATIC_TARGET_S}
-    _replace(con, tables.DELAYS, """
-        WITH pushes AS (
-            SELECT pushed_at, kind, method, key AS push_key,
+    _replace(con, tables.DELAYS, f"""
+        WITH accepted AS (
+            SELECT pushed_at, kind, method, reason, key AS push_key,
                    split_part(key, '/', 1) AS country_code, split_part(key, '/', 2) AS party_id,
-                   split_part(key, '/', 3) AS object_id, split_part(key, '/', 4) AS evse_uid
+                   split_part(key, '/', 3) AS object_id, split_part(key, '/', 4) AS evse_uid,
+                   lag(pushed_at) OVER (PARTITION BY kind, method, key ORDER BY pushed_at) AS previous_push_at
             FROM ops.ndw_pushes
-            WHERE ok AND pushed_at >= $start AND pushed_at < $end
-              AND ((method = 'PATCH' AND kind = 'evse') OR (method = 'PUT' AND kind IN ('location', 'tariff')))
+            WHERE ok AND ((method = 'PATCH' AND kind = 'evse') OR (method = 'PUT' AND kind IN ('location', 'tariff')))
+        ), pushes AS (
+            SELECT * FROM accepted WHERE pushed_at >= $start AND pushed_at < $end
         ), history AS (
             SELECT country_code, party_id, location_id, evse_uid, status_at, recorded_at FROM mart.evse_status_history
         ), dynamic AS (
@@ -124,21 +129,47 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
         ), delays AS (
             SELECT *, 'dynamic' AS data_class, $dyn AS target_seconds FROM dynamic
             UNION ALL BY NAME SELECT *, 'static' AS data_class, $stat AS target_seconds FROM static
+        ), sourced AS (
+            SELECT d.*, coalesce(CASE d.kind WHEN 'tariff' THEN t.source ELSE l.source END, 'unknown') AS source,
+                   CASE WHEN d.method = 'PUT' AND d.reason = 'new' THEN 'first' ELSE 'change' END AS publication
+            FROM delays d
+            LEFT JOIN mart.locations l ON d.kind <> 'tariff' AND l.country_code = d.country_code AND l.party_id = d.party_id
+                                      AND l.location_id = d.object_id
+            LEFT JOIN mart.tariffs t ON d.kind = 'tariff' AND t.country_code = d.country_code AND t.party_id = d.party_id
+                                    AND t.tariff_id = d.object_id
+        ), clocks AS (
+            -- the provider's clock reading in force when we recorded the change (else the first one after)
+            SELECT s.*, coalesce(b.skew_seconds, a.skew_seconds) AS clock_skew_seconds
+            FROM sourced s
+            ASOF LEFT JOIN {CLOCKS} b ON b.source = s.source AND s.observed_at >= b.measured_at
+            ASOF LEFT JOIN {CLOCKS} a ON a.source = s.source AND s.observed_at <= a.measured_at
+        ), local AS (
+            SELECT *, changed_at - to_microseconds(CAST(round(coalesce(clock_skew_seconds, 0) * 1e6) AS BIGINT)) AS changed_local
+            FROM clocks
+        ), judged AS (
+            SELECT *,
+                   CASE WHEN publication = 'first' THEN 'first publication: from our recording'
+                        WHEN changed_local > observed_at THEN
+                            'source time ' || round(epoch(changed_local - observed_at), 1) || ' s after our recording'
+                            || CASE WHEN clock_skew_seconds IS NULL THEN ' (provider clock not measured)' ELSE '' END
+                            || ': from our recording'
+                        WHEN data_class = 'static' AND changed_local <= previous_push_at THEN
+                            'source unchanged since the previous push: from our recording'
+                        WHEN clock_skew_seconds IS NULL AND changed_at IS NOT NULL THEN 'provider clock not measured'
+                   END AS clock_note
+            FROM local
         )
-        SELECT d.pushed_at, d.data_class, d.kind, d.method, d.push_key, d.country_code, d.party_id,
-               coalesce(CASE d.kind WHEN 'tariff' THEN t.source ELSE l.source END, 'unknown') AS source,
-               d.changed_at, d.observed_at,
-               epoch(d.pushed_at - d.changed_at) AS delay_seconds,
-               epoch(d.pushed_at - d.observed_at) AS observed_delay_seconds,
-               d.target_seconds, $now AS computed_at
-        FROM delays d
-        LEFT JOIN mart.locations l ON d.kind <> 'tariff' AND l.country_code = d.country_code AND l.party_id = d.party_id
-                                  AND l.location_id = d.object_id
-        LEFT JOIN mart.tariffs t ON d.kind = 'tariff' AND t.country_code = d.country_code AND t.party_id = d.party_id
-                                AND t.tariff_id = d.object_id
-        ORDER BY d.pushed_at, d.push_key""", params)
+        SELECT pushed_at, data_class, publication, kind, method, push_key, country_code, party_id, source,
+               changed_at, clock_skew_seconds, observed_at,
+               CASE WHEN clock_note LIKE '%from our recording' THEN observed_at ELSE changed_local END AS observable_at,
+               epoch(pushed_at - CASE WHEN clock_note LIKE '%from our recording' THEN observed_at ELSE changed_local END)
+                   AS delay_seconds,
+               epoch(pushed_at - observed_at) AS observed_delay_seconds,
+               clock_note, target_seconds, $now AS computed_at
+        FROM judged
+        ORDER BY pushed_at, push_key""", params)
     _replace(con, tables.TIMELINESS, f"""
-        SELECT country_code, party_id, source, data_class, any_value(target_seconds) AS target_seconds,
+        SELECT country_code, party_id, source, data_class, publication, any_value(target_seconds) AS target_seconds,
                count(delay_seconds) AS pushes,
                quantile_cont(delay_seconds, 0.5) AS p50_seconds,
                quantile_cont(delay_seconds, 0.95) AS p95_seconds,
@@ -149,9 +180,12 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
                quantile_cont(observed_delay_seconds, 0.95) AS observed_p95_seconds,
                avg(CASE WHEN observed_delay_seconds <= target_seconds THEN 1.0 ELSE 0.0 END)
                    FILTER (WHERE observed_delay_seconds IS NOT NULL) AS observed_within_target_share,
+               median(clock_skew_seconds) FILTER (WHERE clock_note IS NULL) AS clock_skew_seconds,
+               count(*) FILTER (WHERE delay_seconds IS NOT NULL AND clock_note LIKE '%from our recording')
+                   AS measured_from_recording,
                $start AS window_start, $end AS window_end, $now AS computed_at
         FROM {tables.DELAYS}
-        GROUP BY country_code, party_id, source, data_class
+        GROUP BY country_code, party_id, source, data_class, publication
         ORDER BY ALL""", {"start": start, "end": end, "now": now})
 
 
@@ -175,10 +209,23 @@ def _intervals(start_param: str = "$start", end_param: str = "$end") -> str:
           AND least(coalesce(next_at, {end_param}), {end_param}) > greatest(status_at, {start_param})"""
 
 
-def write_reliability(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, now: datetime) -> None:
-    """Per EVSE: time-weighted share of its in-service time in a working state over the window."""
+def _scope(countries: list[str] | None) -> str:
+    """The EVSEs of published, live locations in the access point's countries (`EVPIPELINE_NAP_COUNTRIES`):
+    an AFIR report is about the points the national access point receives, not a CPO's fleet elsewhere."""
+    listed = ", ".join("'" + c.replace("'", "''") + "'" for c in (nap_countries() if countries is None else countries))
+    return f"""
+        SELECT e.country_code, e.party_id, e.location_id, e.evse_uid
+        FROM mart.evses e JOIN mart.locations l USING (country_code, party_id, location_id)
+        WHERE l.publish AND NOT l.is_deleted AND l.country IN ({listed or "NULL"})"""
+
+
+def write_reliability(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, now: datetime,
+                      countries: list[str] | None = None) -> None:
+    """Per EVSE of the access point's countries (default `EVPIPELINE_NAP_COUNTRIES`): time-weighted share
+    of its in-service time in a working state over the window."""
     _replace(con, tables.RELIABILITY, f"""
-        WITH periods AS ({_intervals()}),
+        WITH scope AS ({_scope(countries)}),
+        periods AS (SELECT * FROM ({_intervals()}) SEMI JOIN scope USING (country_code, party_id, location_id, evse_uid)),
         per_evse AS (
             SELECT country_code, party_id, location_id, evse_uid,
                    coalesce(sum(epoch(period_end - period_start)) FILTER (WHERE status NOT IN ({_NOT_IN_SERVICE})), 0)
@@ -204,31 +251,42 @@ def write_reliability(con: duckdb.DuckDBPyConnection, start: datetime, end: date
         ORDER BY ALL""", {"start": start, "end": end, "now": now})
 
 
-def busiest_location(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> str | None:
-    """The location with the most status transitions in the window (ties: the smallest id)."""
-    row = con.execute("""
+def busiest_location(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+                     countries: list[str] | None = None) -> str | None:
+    """The location of the access point's countries with the most status transitions in the window
+    (ties: the smallest id)."""
+    row = con.execute(f"""
         SELECT location_id FROM mart.evse_status_history
+        SEMI JOIN ({_scope(countries)}) s USING (country_code, party_id, location_id, evse_uid)
         WHERE status_at >= $start AND status_at < $end
         GROUP BY location_id ORDER BY count(*) DESC, location_id LIMIT 1""", {"start": start, "end": end}).fetchone()
     return str(row[0]) if row else None
 
 
 def write_timeline(con: duckdb.DuckDBPyConnection, location_id: str, start: datetime, end: datetime, now: datetime) -> None:
-    """Every status period of the location's EVSEs in the window."""
+    """Every status period of the location's EVSEs in the window, with the location's name and each EVSE's id."""
     _replace(con, tables.TIMELINE, f"""
-        SELECT country_code, party_id, location_id, evse_uid, status, period_start, period_end, $now AS computed_at
-        FROM ({_intervals()}) WHERE location_id = $location
-        ORDER BY evse_uid, period_start""", {"start": start, "end": end, "now": now, "location": location_id})
+        SELECT p.country_code, p.party_id, p.location_id, l.name AS location_name, p.evse_uid, e.evse_id,
+               p.status, p.period_start, p.period_end, $now AS computed_at
+        FROM ({_intervals()}) p
+        LEFT JOIN mart.locations l USING (country_code, party_id, location_id)
+        LEFT JOIN mart.evses e USING (country_code, party_id, location_id, evse_uid)
+        WHERE p.location_id = $location
+        ORDER BY coalesce(e.evse_id, p.evse_uid), p.period_start""",
+        {"start": start, "end": end, "now": now, "location": location_id})
 
 
-def write_coverage(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, step_minutes: int, now: datetime) -> None:
-    """EVSEs per status at every sample time (each EVSE in its latest status at or before it)."""
-    _replace(con, tables.COVERAGE, """
+def write_coverage(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, step_minutes: int, now: datetime,
+                   countries: list[str] | None = None) -> None:
+    """EVSEs of the access point's countries per status at every sample time (each EVSE in its latest
+    status at or before it; an EVSE whose first known status is later is not counted yet)."""
+    _replace(con, tables.COVERAGE, f"""
         WITH ticks AS (
             SELECT unnest(generate_series(CAST($start AS TIMESTAMPTZ), CAST($end AS TIMESTAMPTZ),
                                           to_minutes(CAST($step AS BIGINT)))) AS sampled_at
         ), evses AS (
             SELECT DISTINCT country_code, party_id, location_id, evse_uid FROM mart.evse_status_history
+            SEMI JOIN ({_scope(countries)}) s USING (country_code, party_id, location_id, evse_uid)
         ), history AS (
             SELECT country_code, party_id, location_id, evse_uid, new_status, status_at FROM mart.evse_status_history
             WHERE new_status IS NOT NULL

@@ -136,6 +136,72 @@ register(
     )
 )
 
+register(
+    Migration(
+        "quality",
+        3,
+        "timeliness on comparable clocks (provider skew, first publications apart); timeline names",
+        f"""
+        DROP TABLE {DELAYS};
+        CREATE TABLE {DELAYS} (
+            pushed_at TIMESTAMPTZ NOT NULL,     -- when NDW accepted the push (our clock)
+            data_class VARCHAR NOT NULL,        -- dynamic (status PATCH) | static (PUT)
+            publication VARCHAR NOT NULL,       -- first (NDW did not hold the object: a PUT with reason new) | change
+            kind VARCHAR NOT NULL,              -- location | evse | tariff
+            method VARCHAR NOT NULL,
+            push_key VARCHAR NOT NULL,          -- country_code/party_id/id[/evse_uid]
+            country_code VARCHAR NOT NULL,
+            party_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            changed_at TIMESTAMPTZ,             -- the source's time of the change the push carried (provider clock)
+            clock_skew_seconds DOUBLE,          -- the provider's clock minus ours when we recorded the change (ops.source_clocks); NULL: not measured
+            observed_at TIMESTAMPTZ,            -- when the warehouse recorded that change (our clock)
+            observable_at TIMESTAMPTZ,          -- when the change became observable to us: changed_at minus the skew, else observed_at (clock_note)
+            delay_seconds DOUBLE,               -- pushed_at - observable_at; never negative
+            observed_delay_seconds DOUBLE,      -- pushed_at - observed_at (our own part)
+            clock_note VARCHAR,                 -- why observable_at is our recording, or that the provider clock was not measured; NULL otherwise
+            target_seconds DOUBLE NOT NULL,     -- 60 (dynamic) or 86400 (static)
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        DROP TABLE {TIMELINESS};
+        CREATE TABLE {TIMELINESS} (
+            country_code VARCHAR NOT NULL,
+            party_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            data_class VARCHAR NOT NULL,        -- dynamic | static
+            publication VARCHAR NOT NULL,       -- first | change
+            target_seconds DOUBLE NOT NULL,
+            pushes BIGINT NOT NULL,             -- accepted pushes with a known change time
+            p50_seconds DOUBLE,                 -- change observable to us -> NDW accepted, median
+            p95_seconds DOUBLE,
+            max_seconds DOUBLE,
+            within_target_share DOUBLE,         -- share of pushes with delay <= target
+            observed_p50_seconds DOUBLE,        -- warehouse recorded -> NDW accepted, median
+            observed_p95_seconds DOUBLE,
+            observed_within_target_share DOUBLE,
+            clock_skew_seconds DOUBLE,          -- median provider clock skew taken off the source times used (provider minus ours); NULL: none used
+            measured_from_recording BIGINT,     -- pushes measured from our recording, not the source's change time (clock_note)
+            window_start TIMESTAMPTZ NOT NULL,
+            window_end TIMESTAMPTZ NOT NULL,
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        DROP TABLE {TIMELINE};
+        CREATE TABLE {TIMELINE} (
+            country_code VARCHAR NOT NULL,
+            party_id VARCHAR NOT NULL,
+            location_id VARCHAR NOT NULL,
+            location_name VARCHAR,              -- mart.locations.name
+            evse_uid VARCHAR NOT NULL,
+            evse_id VARCHAR,                    -- the EVSE's eMI3 id (mart.evses.evse_id)
+            status VARCHAR NOT NULL,
+            period_start TIMESTAMPTZ NOT NULL,
+            period_end TIMESTAMPTZ NOT NULL,
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
 # What each column means, for the Dagster catalog (`evpipeline.catalog`); formulas in docs/quality.md.
 _CPO = {
     "country_code": "ISO 3166 alpha-2 country code of the CPO.",
@@ -162,9 +228,9 @@ COLUMNS: dict[str, dict[str, str]] = {
     TIMELINESS: {
         **_CPO,
         "target_seconds": "The AFIR target: 60 (dynamic) or 86400 (static).",
-        "p95_seconds": "Source change -> NDW accepted, 95th percentile (linear interpolation), in s.",
-        "max_seconds": "Source change -> NDW accepted, longest, in s.",
-        "observed_p95_seconds": "Warehouse observed -> NDW accepted, 95th percentile, in s.",
+        "p95_seconds": "Change observable to us -> NDW accepted, 95th percentile (linear interpolation), in s.",
+        "max_seconds": "Change observable to us -> NDW accepted, longest, in s.",
+        "observed_p95_seconds": "Warehouse recorded -> NDW accepted, 95th percentile, in s.",
         "observed_within_target_share": "Share of pushes with an observed delay <= target_seconds.",
         **_WINDOW,
         "computed_at": _COMPUTED,

@@ -85,12 +85,15 @@ def build(name: str, *, scale: float = 1.0, port: int = 0, clock: SimClock | Non
     return cls(scale=scale, port=port, clock=clock, seed=seed, **{**spec.options(), **options})
 
 
-def start_all(*, scale: float = 1.0, fixed_ports: bool = False, live: bool = False, seed: int = 7) -> dict[str, SimServer]:
-    """Start every simulator (fixed development ports for `simulate`/`dev`, free ports otherwise)."""
+def start_all(*, scale: float = 1.0, fixed_ports: bool = False, live: bool = False, seed: int = 7,
+              ports: dict[str, int] | None = None) -> dict[str, SimServer]:
+    """Start every simulator: on `ports` (name -> port), else the fixed development ports for
+    `simulate`/`dev` (`fixed_ports`), else free ports."""
     started: dict[str, SimServer] = {}
+    chosen = ports if ports is not None else settings.SIMULATOR_PORTS if fixed_ports else {}
     # TomTom last: its POIs are the places every other simulator describes.
     for name in sorted(SIMULATORS, key=lambda n: n == "tomtom"):
-        port = settings.SIMULATOR_PORTS[name] if fixed_ports else 0
+        port = chosen.get(name, 0)
         extra = {"parks": [p for sim in started.values() for p in sim.charging_parks()]} if name == "tomtom" else {}
         started[name] = build(name, scale=scale, port=port, clock=SimClock(live=live), seed=seed, **extra).start()
     return started

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBResource
 
+from evpipeline.progress import duration
 from evpipeline.warehouse import migrations
 from evpipeline.warehouse.backend import CATALOG, Backend, is_write_conflict, load_extensions, redact
 from evpipeline.warehouse.writer import Writer, read_sync_state, transaction
@@ -63,6 +67,66 @@ def attach(
     return con
 
 
+LOCK_WAIT_SECONDS = 410.0  # how long a step waits for another process's hold on the DuckDB file
+LOCK_POLL_SECONDS = 1.0  # tried again at least this often (a lane holds the file only during its cycles)
+LOCK_SAY_AFTER = 2.0  # a wait this long is logged, with what it waits for ...
+LOCK_SAY_EVERY = 15.0  # ... and again this often while it lasts
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def lock_holder(error: str, data_dir: str | os.PathLike[str] | None = None) -> str:
+    """Who holds the DuckDB file, from DuckDB's lock error: the real-time lane (its heartbeat names its
+    process), else the process's command line."""
+    found = _HOLDER.search(error)
+    if found is None:
+        return (error.strip().splitlines() or ["?"])[0][:200]
+    pid = int(found["pid"])
+    from evpipeline import settings
+    from evpipeline.lane.service import read_heartbeat
+
+    beat = read_heartbeat(Path(data_dir or settings.data_dir()) / "lane" / "heartbeat.json")
+    if beat is not None and beat.get("pid") == pid and beat.get("state") == "running":
+        return f"the real-time lane (run {str(beat.get('run_id'))[:8]}, PID {pid}), between two of its cycles"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        command = found["program"]
+    return f"PID {pid} ({command[:160]})"
+
+
+def attach_waiting(
+    database: str, *, read_only: bool = False, config: dict[str, Any] | None = None, snapshot_version: int | None = None,
+    wait_seconds: float = LOCK_WAIT_SECONDS, clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep, logger: Any = None,
+) -> duckdb.DuckDBPyConnection:
+    """`attach`, waiting out another process's lock on the DuckDB file (DuckDB lets one process write a
+    file and nobody else open it meanwhile) for up to `wait_seconds`. A wait of more than a moment is
+    logged, naming the file and who holds it, and again every `LOCK_SAY_EVERY` seconds; inside a run the
+    lines reach its event log (a Dagster-managed logger)."""
+    import dagster as dg
+
+    say = logger or dg.get_dagster_logger("evpipeline.warehouse")
+    started = clock()
+    pause, said = 0.05, None
+    while True:
+        try:
+            con = attach(database, read_only=read_only, config=config, snapshot_version=snapshot_version)
+        except (RuntimeError, duckdb.IOException) as exc:
+            waited = clock() - started
+            if waited >= wait_seconds:
+                raise
+            if (said is None and waited >= LOCK_SAY_AFTER) or (said is not None and clock() - said >= LOCK_SAY_EVERY):
+                say.info("waiting for the warehouse %s, held by %s: %s so far (giving up after %s)", redact(database),
+                         lock_holder(str(exc)), duration(waited), duration(wait_seconds))
+                said = clock()
+            sleep(pause)
+            pause = min(pause * 2, LOCK_POLL_SECONDS)
+            continue
+        if said is not None:
+            say.info("got the warehouse %s after waiting %s", redact(database), duration(clock() - started))
+        return con
+
+
 def connect(
     database: str, config: dict[str, Any] | None = None, *, read_only: bool = False, snapshot_version: int | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -82,11 +146,11 @@ def connect(
         if local is not None:
             local.parent.mkdir(parents=True, exist_ok=True)
             fresh = not local.exists()
-        con = backoff(
-            fn=attach, retry_on=(RuntimeError, duckdb.IOException),
-            kwargs={"database": database, "read_only": read_only, "config": settings, "snapshot_version": snapshot_version},
-            max_retries=12 if not backend.is_lake else 2,
-        )
+        if backend.is_lake:
+            con = backoff(fn=attach, retry_on=(RuntimeError, duckdb.IOException), max_retries=2, kwargs={
+                "database": database, "read_only": read_only, "config": settings, "snapshot_version": snapshot_version})
+        else:
+            con = attach_waiting(database, read_only=read_only, config=settings, snapshot_version=snapshot_version)
     con.execute("SET TimeZone = 'UTC'")
     read_only = read_only or snapshot_version is not None
     if not read_only:

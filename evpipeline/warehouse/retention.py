@@ -98,6 +98,8 @@ RETAINED: dict[str, RetentionRule] = {
         "pushed_at", "EVPIPELINE_HISTORY_KEEP_DAYS", 90, keep_latest_by=("kind", "key")
     ),
     "ops.runs": RetentionRule("committed_at", "EVPIPELINE_HISTORY_KEEP_DAYS", 90),
+    # the timeliness report reads the reading in force when a change was recorded: the newest stays
+    "ops.source_clocks": RetentionRule("measured_at", "EVPIPELINE_HISTORY_KEEP_DAYS", 90, keep_latest_by=("source",)),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from evpipeline import clocks
 from evpipeline.warehouse.merge import MergeCounts, flag_missing, merge
 
 
@@ -214,6 +215,7 @@ def transaction(con: duckdb.DuckDBPyConnection, source: str, run_id: str | None 
     writer = Writer(con, source, run_id)
     try:
         yield writer
+        clocks.flush(con, source)  # the source's clock readings since its last write (evpipeline/clocks.py)
     except BaseException:
         con.execute("ROLLBACK")
         raise

@@ -13,10 +13,20 @@ import pytest
 from evpipeline.lane.assets import (
     HANDOVER_SECONDS,
     STALE_AFTER_SECONDS,
+    STARTUP_SECONDS,
+    lane_starting,
     realtime_lane_job,
     realtime_lane_sensor,
 )
-from evpipeline.lane.service import exclusive, lane_dir, write_heartbeat
+from evpipeline.lane.service import (
+    clear_stop,
+    exclusive,
+    lane_dir,
+    request_stop,
+    run_lane,
+    stop_requested,
+    write_heartbeat,
+)
 from evpipeline_tests.typed import run_requests, sensor_result
 
 
@@ -90,3 +100,32 @@ def test_only_one_lane_host_holds_the_lock(tmp_path: Path) -> None:
     thread.join()
     with exclusive(path, 0.3) as acquired:
         assert acquired  # the predecessor left: the successor takes over
+
+
+def test_nothing_is_requested_while_a_started_lane_run_has_not_beaten_yet(data_dir: Path) -> None:
+    """`make dev` started two lanes: the first run was STARTED (loading its code) without a heartbeat yet."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_run(DagsterRun(job_name=realtime_lane_job.name, run_id="loading-lane", status=dg.DagsterRunStatus.STARTED))
+    result = tick(instance)
+    assert result.run_requests == []
+    assert "has not beaten yet" in ((result.skip_reason.skip_message or "") if result.skip_reason else "")
+    # Long after its start, a run that never beat is taken for dead: a lane is started.
+    assert lane_starting(instance, time.time() + STARTUP_SECONDS + 1) is None
+    # The run of the current heartbeat is no lane-to-be: its successor is still requested before the deadline.
+    beat(data_dir, expires_in=HANDOVER_SECONDS / 2, run_id="loading-lane")
+    assert len(run_requests(tick(instance))) == 1
+
+
+def test_a_stop_request_stops_the_supervisor_and_a_lane_waiting_for_the_lock(data_dir: Path) -> None:
+    request_stop(data_dir, "evpipeline dev is stopping")
+    result = tick(dg.DagsterInstance.ephemeral())
+    assert result.run_requests == [] and "evpipeline dev is stopping" in (
+        (result.skip_reason.skip_message or "") if result.skip_reason else "")
+    with exclusive(lane_dir(data_dir) / "lane.lock", 0.0):  # another lane holds the lock
+        outcome = run_lane(None, data_dir=data_dir, run_id="r", report=lambda _: None, logger=None,  # type: ignore[arg-type]  # never reached: the lane gives up before using them
+                           lock_wait_seconds=60.0)
+    assert (outcome.acquired, outcome.stopped_by) == (False, "evpipeline dev is stopping")
+    clear_stop(data_dir)
+    assert stop_requested(data_dir) is None and len(run_requests(tick(dg.DagsterInstance.ephemeral()))) == 1

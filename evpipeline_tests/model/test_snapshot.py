@@ -18,6 +18,7 @@ from evpipeline.model.snapshot import (
     SNAPSHOT_NAME,
     Snapshot,
     known_keys,
+    open_snapshot,
     publish_snapshot,
     snapshot_dir,
 )
@@ -25,7 +26,6 @@ from evpipeline.model.tables import EVSES
 from evpipeline.ndw.export import build_export
 from evpipeline.ndw.pull_snapshot import load_snapshot
 from evpipeline.warehouse import WarehouseResource
-from evpipeline.warehouse.resource import attach
 from evpipeline.warehouse.rows import scalar
 from evpipeline_tests.conftest import materialize
 from evpipeline_tests.mart_fixture import MartRows, later, standard_mart
@@ -54,7 +54,7 @@ def publish(warehouse: WarehouseResource, directory: Path, token: str = "t") -> 
 @contextmanager
 def catalog(directory: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A reader of the published catalog, opened as the pull server opens it."""
-    con = attach(str(directory / SNAPSHOT_NAME), read_only=True)
+    con = open_snapshot(directory)
     try:
         yield con
     finally:
@@ -119,7 +119,7 @@ def test_snapshot_published_and_readable_while_writer_holds_live_file(
     snapshot = directory / SNAPSHOT_NAME
     with mart.get_connection() as live:  # the pipeline is writing: the live file is locked
         live.execute("UPDATE mart.evses SET status = 'CHARGING'")
-        with duckdb.connect(str(snapshot), read_only=True) as bi:
+        with open_snapshot(snapshot) as bi:
             locations = scalar(bi.execute("SELECT count(*) FROM mart.locations"))
             assert locations == len(standard_mart().locations)
             assert scalar(bi.execute("SELECT count(*) FROM mart.evse_status_history")) > 0  # views too

@@ -457,3 +457,33 @@ def test_code_location_wires_the_full_push_and_the_lane() -> None:
     assert defs.resolve_job_def("ndw_push_full").name == ndw_push_full_job.name
     assert defs.resolve_schedule_def("ndw_push_hourly").cron_schedule == "7 * * * *"
     assert defs.resolve_sensor_def("realtime_lane").job_name == "realtime_lane"
+
+
+# --------------------------------------------------------------------------------------------
+# `evpipeline dev`: a restarted NDW simulator holds what the warehouse says NDW holds
+
+
+def test_a_restarted_dev_ndw_is_seeded_so_the_lanes_first_patch_finds_its_evse(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    from evpipeline.cli import seed_dev_ndw
+
+    push(warehouse, ndw)  # an earlier session (`make demo`) pushed everything; then its NDW simulator stopped
+    change_evse(warehouse, 1, 1, "CHARGING", 5)
+    with running(NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET)) as restarted:
+        assert seed_dev_ndw(restarted, warehouse.database) == (8, 2)  # locations, tariffs (T-BROKEN is refused)
+        assert restarted.location("NL", "ALF", "LOC-0002") == sim.location("NL", "ALF", "LOC-0002")
+        assert restarted.tariff("NL", "ALF", "T-FAST") == sim.tariff("NL", "ALF", "T-FAST")
+        assert restarted.pushes == []  # seeding is no push
+        report = lane_cycle(warehouse, resource(restarted))
+        [patch] = restarted.pushes
+        assert (patch.method, patch.http_status, patch.accepted) == ("PATCH", 200, True), patch.status_message
+        assert report.push is not None and report.push.advanced
+        assert present(restarted.evse("NL", "ALF", "LOC-0001", "LOC-0001-E1"))["status"] == "CHARGING"
+
+
+def test_seeding_a_dev_ndw_from_a_warehouse_that_pushed_nothing_holds_nothing(sim: NdwSimulator, warehouse: WarehouseResource) -> None:
+    from evpipeline.cli import seed_dev_ndw
+
+    assert seed_dev_ndw(sim, warehouse.database) == (0, 0)  # not even created yet
+    assert sim.locations == {} and sim.tariffs == {}

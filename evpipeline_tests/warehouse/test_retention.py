@@ -278,7 +278,7 @@ def test_defaults_come_from_the_environment(
     warehouse: WarehouseResource, history: Rows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert {t: r.default_keep_days for t, r in RETAINED.items()} == {
-        HISTORY: 90, "tomtom.availability_snapshots": 14, "ops.ndw_pushes": 90, "ops.runs": 90,
+        HISTORY: 90, "tomtom.availability_snapshots": 14, "ops.ndw_pushes": 90, "ops.runs": 90, "ops.source_clocks": 90,
     }
     monkeypatch.setenv("EVPIPELINE_HISTORY_KEEP_DAYS", "120")
     with warehouse.get_connection() as con:

@@ -113,6 +113,15 @@ class NdwState(SimServer):
             if clock is not None:
                 self.clock = clock
 
+    def hold(self, locations: list[dict[str, Any]], tariffs: list[dict[str, Any]]) -> None:
+        """Hold these objects as if they had been pushed before (`evpipeline dev` restarts NDW with what the
+        warehouse says it holds); nothing is judged or logged as a push."""
+        with self.lock:
+            for obj in locations:
+                self.locations[object_key(obj["country_code"], obj["party_id"], obj["id"])] = copy.deepcopy(obj)
+            for obj in tariffs:
+                self.tariffs[object_key(obj["country_code"], obj["party_id"], obj["id"])] = copy.deepcopy(obj)
+
     def location(self, country_code: str, party_id: str, location_id: str) -> dict[str, Any] | None:
         """A copy of the Location NDW holds (with its EVSEs and connectors), or None."""
         with self.lock:

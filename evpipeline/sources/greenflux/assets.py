@@ -144,7 +144,7 @@ def _sync(
 def sync_locations(warehouse: WarehouseResource, client: GreenFluxClient, config: GreenFluxSyncConfig, *,
                    run_id: str | None, log: Logger) -> SyncOutcome:
     """Locations with their EVSEs and connectors since the watermark (or all), in one transaction.
-    Used by the asset and by the real-time lane's minute poll."""
+    Used by the asset and by the real-time lane's poll (every `live_poll_seconds`, 30 s)."""
     since, bootstrap, mark = _start(warehouse, "Locations", config)
     seen_locations: list[str] = []
 

@@ -1,12 +1,12 @@
-"""GreenFlux on the real-time lane: a `date_from` delta of Locations and tariffs every minute.
+"""GreenFlux on the real-time lane: a `date_from` delta of Locations and tariffs every `live_poll_seconds` (30 s).
 
 GreenFlux has no push channel we can use, so the lane polls: Locations (with their EVSEs, whose
 status changes count as location modifications in Locations v2) and tariffs (a changed tariff is
 an ad-hoc price change), each with the same sync functions and watermarks as the scheduled jobs.
 A change becomes visible to us when a poll returns it; the lane pushes it in the same cycle.
 
-Request budget: two requests a minute when quiet (one page each, re-reading the overlap), plus a
-page per `limit` changed locations. A source that was never bootstrapped is left to its job.
+Request budget: two requests a poll when quiet, four a minute (one page each, re-reading the overlap),
+plus a page per `limit` changed locations. A source that was never bootstrapped is left to its job.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ RESOURCES = ("greenflux", "warehouse")
 
 
 class GreenFluxFeed:
-    """A minute poll of what changed (Locations with EVSEs and connectors, tariffs)."""
+    """A poll of what changed every `live_poll_seconds` (Locations with EVSEs and connectors, tariffs)."""
 
     name = SOURCE
     assets = {LOCATIONS: LOCATIONS_KEY, EVSES: EVSES_KEY, CONNECTORS: CONNECTORS_KEY, TARIFFS: TARIFFS_KEY}

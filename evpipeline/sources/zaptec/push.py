@@ -109,6 +109,9 @@ def _receive(
         finally:
             receiver.close()
 
+    if receivers <= 1:  # in the caller's thread: the lane's daemon listener must not hold its process at exit
+        work()  # (an executor's worker is joined at interpreter exit, long poll and retries included)
+        return
     with ThreadPoolExecutor(max_workers=receivers, thread_name_prefix="zaptec-bus") as pool:
         for future in [pool.submit(work) for _ in range(receivers)]:
             future.result()
