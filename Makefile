@@ -20,7 +20,7 @@ demo: $(STAMP)  ## run the whole pipeline once on the bundled simulators
 	$(BIN)/evpipeline demo
 
 test: $(STAMP)  ## run the test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --durations=25
 
 dev: $(STAMP)  ## Dagster UI + simulators + webhook receiver
 	$(BIN)/evpipeline dev
