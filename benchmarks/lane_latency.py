@@ -69,6 +69,8 @@ class Deployment:
             "TOMTOM_BASE_URL": "http://127.0.0.1:9",  # not started: TomTom is not on the lane
         }
         os.environ.update(env)
+        # Before the simulators are built: they take their credentials from the same settings as the client.
+        settings.apply_dev_defaults()
         clock = SimClock(live=True)
         self.sims = {
             "zaptec": simulators.build("zaptec", clock=clock, rate=1000.0, burst=100.0).start(),
@@ -78,7 +80,6 @@ class Deployment:
         }
         for sim in self.sims.values():
             os.environ.update(simulators.SIMULATORS[[k for k, v in self.sims.items() if v is sim][0]].env(sim))
-        settings.apply_dev_defaults()
         from evpipeline.inbox import Inbox
         from evpipeline.serving import BackgroundServer
         from evpipeline.sources.evroam.push import create_webhook_app
