@@ -9,6 +9,7 @@ import pytest
 
 from evpipeline.warehouse import Migration, QuarantineRecord, WarehouseResource, register, source_table
 from evpipeline.warehouse import migrations as migration_registry
+from evpipeline.warehouse.merge import MergeCounts
 from evpipeline_tests.conftest import query, scalar
 
 register(
@@ -31,7 +32,7 @@ def frame(rows: list[tuple[str, int, str, float, datetime]], deleted: list[bool]
     return df
 
 
-def merge(warehouse: WarehouseResource, df: pd.DataFrame, run_id: str = "r1"):  # noqa: ANN201
+def merge(warehouse: WarehouseResource, df: pd.DataFrame, run_id: str = "r1") -> MergeCounts:
     with warehouse.writer("testsrc", run_id) as w:
         return w.merge(df, "testsrc.things", KEYS, status_column="status")
 
