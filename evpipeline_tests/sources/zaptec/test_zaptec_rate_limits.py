@@ -12,7 +12,7 @@ from evpipeline.http import HttpClient, RetryPolicy
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline.simulators.zaptec import ZaptecSimulator
 from evpipeline.sources.zaptec.client import STATIC, ZaptecResource
-from evpipeline_tests.sources.zaptec.conftest import resource_for, simulator
+from evpipeline_tests.sources.zaptec.conftest import PASSWORD, USER, resource_for, simulator
 from evpipeline_tests.typed import running
 
 
@@ -125,3 +125,28 @@ def test_the_client_paces_list_calls_to_zaptecs_caps(clock: SimClock) -> None:
         limiter = client.api.limiter
         assert limiter is not None and limiter._class_wait("list", time.monotonic()) > 30  # the next one would wait
         assert {r.status for r in sim.requests if r.path in ("/api/chargers", "/api/installation")} == {200}
+
+
+def test_the_151st_list_call_within_half_an_hour_waits_for_the_30_minute_window() -> None:
+    """Zaptec allows 150 list calls per 30 minutes besides 30 a minute: with the per-minute cap the
+    150 fit in about 4 minutes, and the 151st must then wait until the first one is 30 minutes old."""
+    from evpipeline.http import RateLimiter
+    from evpipeline.sources.zaptec.client import LIST
+
+    # The windows exactly as the deployed resource configures them (defaults: no overrides).
+    deployed = ZaptecResource(base_url="http://zaptec.invalid", username=USER, password=PASSWORD).client().api.limiter
+    assert deployed is not None
+    now = [0.0]  # an injected clock: waiting advances it, no real sleep
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limiter = RateLimiter(deployed.rate, deployed.burst, windows=deployed.windows, clock=lambda: now[0], sleep=sleep)
+    granted = []
+    for _ in range(151):
+        limiter.acquire(STATIC, LIST)
+        granted.append(now[0])
+    # 30 a minute: five batches, the last one starting at 4 minutes; so 150 are sent within 5 minutes ...
+    assert granted[120] == pytest.approx(240.0, abs=0.5) and granted[149] < 300.0
+    # ... and the 151st goes only when the first (sent at 0 s) leaves the 30-minute window.
+    assert granted[150] == pytest.approx(1800.0, abs=0.5)
