@@ -259,6 +259,22 @@ def test_rate_limiter_holds_the_rate() -> None:
     assert elapsed >= 0.49  # 25 refills at 50/s
 
 
+def test_rate_limiter_refills_at_its_rate_with_a_burst() -> None:
+    """With a burst above 1 an idle spell refills several tokens at once, so the refill rate shows
+    directly (with burst 1 the limiter's own pacing hides a wrong refill). The clock is injected."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limiter = RateLimiter(rate=4, burst=4, clock=lambda: now[0], sleep=sleep)
+    assert [limiter.acquire() for _ in range(4)] == [0.0] * 4  # the full bucket, at once
+    now[0] = 0.5  # idle half a second: 4/s refills 2 tokens, not the whole bucket
+    waits = [limiter.acquire() for _ in range(3)]
+    assert waits == [0.0, 0.0, pytest.approx(0.25)]  # the third waits a quarter second for its token
+    assert now[0] == pytest.approx(0.75)
+
+
 def test_rate_limiter_serves_high_priority_first() -> None:
     limiter = RateLimiter(rate=20, burst=1)
     limiter.acquire()  # drain the bucket
