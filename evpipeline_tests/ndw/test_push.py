@@ -185,6 +185,26 @@ def test_status_change_reaches_ndw_as_one_patch_on_the_lane(
     assert len(sim.pushes) == before + 1
 
 
+def test_a_status_patch_never_sends_a_last_updated_older_than_ndw_holds(
+    sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
+) -> None:
+    push(warehouse, ndw)
+    before = len(sim.pushes)
+    # NDW holds a later stamp for the EVSE than the mart's next change carries (as after a REMOVED it
+    # was sent at push time, or a connector since deleted): OCPI's last_updated must not go backwards.
+    with warehouse.get_connection() as con:
+        con.execute("UPDATE ops.ndw_pushed SET last_updated = '2026-11-01T09:00:00Z' "
+                    "WHERE kind = 'evse' AND evse_uid = 'LOC-0001-E1'")
+    change_evse(warehouse, 1, 1, "CHARGING", 5)  # the mart's EVSE now says 08:05
+
+    lane_cycle(warehouse, ndw)
+    [patch] = sim.pushes[before:]
+    assert (patch.method, patch.kind) == ("PATCH", "evse")
+    assert patch.body == {"status": "CHARGING", "last_updated": "2026-11-01T09:00:00Z"}  # NDW's, not 08:05
+    assert scalar(warehouse, "SELECT last_updated FROM ops.ndw_pushed WHERE kind = 'evse' AND evse_uid = 'LOC-0001-E1'") \
+        == "2026-11-01T09:00:00Z"
+
+
 def test_a_location_ndw_lacks_is_put_by_the_lane_with_its_status(
     sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
 ) -> None:
