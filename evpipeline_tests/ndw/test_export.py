@@ -81,6 +81,27 @@ def test_every_rejected_location_also_fails_the_definition(warehouse: WarehouseR
     assert [c["id"] for c in loc["evses"][0]["connectors"]] == ["2"]  # the connector without tariffs was left out
 
 
+def test_a_connector_with_empty_tariff_ids_is_never_exported(warehouse: WarehouseResource) -> None:
+    """NDW requires tariff_ids with at least one id (AFIR: the ad-hoc price); `[]` is as absent as NULL,
+    and no tariff reference can be dangling in it, so only this rule keeps it out."""
+    m = MartRows()
+    m.tariff("T-STD")
+    loc = m.location(1)
+    evse = m.evse(loc, 1)
+    m.connector(evse, 1, tariffs=[])
+    m.connector(evse, 2)
+    m.connector(m.evse(loc, 2), 1, tariffs=[])  # its only connector: the EVSE goes too
+    m.write(warehouse)
+    with warehouse.get_connection() as con:
+        export = build_export(con)
+    [body] = export.locations
+    assert [(e["uid"], [c["id"] for c in e["connectors"]]) for e in json.loads(body)["evses"]] == [("LOC-0001-E1", ["2"])]
+    reasons = {(r["object"], r.get("evse_uid"), r.get("connector_id")): r["reasons"] for r in export.rejections}
+    assert reasons[("Connector", "LOC-0001-E1", "1")] == ["tariff_ids missing (AFIR-mandatory)"]
+    assert reasons[("Connector", "LOC-0001-E2", "1")] == ["tariff_ids missing (AFIR-mandatory)"]
+    assert reasons[("EVSE", "LOC-0001-E2", None)] == ["no valid connectors"]
+
+
 def test_rejections_name_object_and_reason(exported: Any) -> None:
     reasons = {(r["object"], r.get("location_id"), r.get("evse_uid"), r.get("connector_id"), r.get("tariff_id")): r["reasons"] for r in exported.rejections}
     assert reasons[("Location", "LOC-0101", None, None, None)] == ["energy_mix missing (AFIR-mandatory)"]
