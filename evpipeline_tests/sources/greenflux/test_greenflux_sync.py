@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -11,6 +11,7 @@ import pytest
 
 from evpipeline.http import AuthError, OcpiError
 from evpipeline.simulators.greenflux import GreenFluxSimulator
+from evpipeline.simulators.toolkit import Request
 from evpipeline.sources.greenflux.assets import (
     CHARGE_STATIONS_KEY,
     CONNECTORS_KEY,
@@ -128,6 +129,35 @@ def test_boundary_second_is_reread_without_duplicates(greenflux: GreenFluxResour
     assert scalar(warehouse, "SELECT remarks FROM greenflux.locations WHERE location_id = ?", [ids[2]]) == "same second as the watermark"
     assert scalar(warehouse, "SELECT count(*) FROM greenflux.locations") == sim.n_locations
     assert scalar(warehouse, "SELECT count(*) - count(DISTINCT (location_id, evse_uid)) FROM greenflux.evses") == 0
+
+
+def test_records_watermark_is_capped_at_the_first_pages_server_time(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paging takes time: a location changed after page 1 was served may sit on a page already read
+    (offset paging in creation order), so the watermark may not pass the time the first page was
+    produced, even when a newer record and later pages say more."""
+    sim = greenflux_sim
+    last_id = sim.location_updated()[-1][0]  # creation order: served on the last page
+    changed: list[str] = []
+
+    def between_pages(request: Request) -> None:
+        # Before the second page: a minute passes and a location changes (the frozen clock stands still otherwise).
+        if request.path == "/api/2.0/Locations" and request.query.get("offset", ["0"]) != ["0"] and not changed:
+            sim.clock.advance(60)
+            sim.edit_location(last_id, remarks="edited while paging")
+            changed.append(last_id)
+
+    monkeypatch.setattr(sim, "precheck", between_pages)
+    sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
+
+    requests = sim.requests_to("/api/2.0/Locations")
+    assert changed and len(requests) == pages(sim.n_locations) > 2  # several pages, the later ones at 12:01
+    assert scalar(warehouse, "SELECT remarks FROM greenflux.locations WHERE location_id = ?", [last_id]) == "edited while paging"
+    watermark, _ = warehouse.sync_state("greenflux", "Locations")
+    # The clock fixture starts at 12:00:00 and page 1 was served then; the last page and the newest
+    # record (the edit) are from 12:01:00.
+    assert watermark == datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def test_ocpi_client_error_inside_http_200_fails_clearly(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
