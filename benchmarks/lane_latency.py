@@ -12,7 +12,9 @@ flip (GreenFlux); GreenFlux is also reported from the flip itself (poll interval
 Set up, not measured: each source's bootstrap, the operator reference data, a full model build and
 one full push (capped at 1,000 locations: at the large fleet NDW holds only those, and a change at
 another exported location reaches NDW as the lane's PUT of that location, with the new status). EVRoam's fleet is in
-New Zealand, so the simulated access point takes NZ locations too (EVPIPELINE_NAP_COUNTRIES). The
+New Zealand, so the simulated access point takes NZ locations too (EVPIPELINE_NAP_COUNTRIES), and the operator
+reference data names one NZ CPO (ChargeNet, CNZ) as a CPO delivering there would: its eMI3 operator id (EVRoam
+carries no EVSE id) next to its tariff; without them NDW's rules withhold every EVRoam EVSE. The
 TomTom poll is left out: it is not on the lane, and its first mapping of a 75,000-location fleet is
 a long, unrelated job.
 """
@@ -69,6 +71,7 @@ class Deployment:
             "TOMTOM_BASE_URL": "http://127.0.0.1:9",  # not started: TomTom is not on the lane
         }
         os.environ.update(env)
+        os.environ["EVPIPELINE_REFERENCE_FILE"] = str(_reference_with_an_nz_operator(self.workdir))
         # Before the simulators are built: they take their credentials from the same settings as the client.
         settings.apply_dev_defaults()
         clock = SimClock(live=True)
@@ -171,6 +174,24 @@ class Deployment:
                     e.get("uid") == uid and e.get("status") == status for e in push.body.get("evses", [])):
                 return push.mono
         return None
+
+
+def _reference_with_an_nz_operator(workdir: Path) -> Path:
+    """The package's operator reference data plus ChargeNet's operator entry (the demo's file has a tariff for
+    its connectors but no operator: its EVSEs have no EVSE id and NDW's rules would withhold them)."""
+    import yaml
+
+    from evpipeline.model.reference import default_file
+
+    reference = yaml.safe_load(Path(default_file()).read_text())
+    reference["operators"].append({
+        "country_code": "NZ", "party_id": "CNZ", "operator_id": "NZ*CNZ", "name": "ChargeNet NZ",
+        "legal_name": "ChargeNet NZ Limited", "helpdesk": {"phone": "+64 800 000 000"}, "staffed": False,
+        "payment_means": ["paymentCreditCard", "mobileAccount"],
+    })
+    path = workdir / "reference.yaml"
+    path.write_text(yaml.safe_dump(reference, sort_keys=False))
+    return path
 
 
 def _source_of(party: str, location: dict[str, Any]) -> str:
