@@ -253,6 +253,39 @@ def test_what_only_datex_ii_needs_rejects_with_its_reason_and_is_counted(warehou
     assert [kept[f"NL:ALF:LOC-04{n:02d}"] for n in (3, 4, 5)] == [[f"NL:ALF:LOC-04{n:02d}:station:LOC-04{n:02d}-E2"] for n in (3, 4, 5)]
 
 
+def test_a_connector_datex_ii_cannot_publish_takes_its_point_and_then_its_site_with_it(warehouse: WarehouseResource) -> None:
+    """The cascade after DATEX II's own connector rule: a point left without a connector is no
+    ElectricChargingPoint (the profile needs at least one), a site left without points is no
+    EnergyInfrastructureSite; each removal is a rejection with its reason. A point that keeps a
+    publishable connector stays (the cascade is about points left empty, not any loss)."""
+    m = standard_mart(n_good=1)
+    alone = m.location(407)
+    m.connector(m.evse(alone, 1), 1, standard="SCHUKO_PLUS")          # the site's only connector: nothing left
+    partly = m.location(408)
+    point = m.evse(partly, 1)
+    m.connector(point, 1, standard="SCHUKO_PLUS")                     # the point keeps connector 2
+    m.connector(point, 2)
+    m.write(warehouse)
+    published = publish(warehouse)
+    reasons = {(r.object, r.location_id, r.evse_uid, r.connector_id): r.reasons for r in published.rejections
+               if r.location_id in ("LOC-0407", "LOC-0408")}
+    assert reasons == {
+        ("Connector", "LOC-0407", "LOC-0407-E1", "1"): ("standard SCHUKO_PLUS has no DATEX II connectorType rule",),
+        ("EVSE", "LOC-0407", "LOC-0407-E1", None): ("no valid connectors",),
+        ("Location", "LOC-0407", None, None): ("no valid EVSEs",),
+        ("Connector", "LOC-0408", "LOC-0408-E1", "1"): ("standard SCHUKO_PLUS has no DATEX II connectorType rule",),
+    }
+    static, status = published.json("static"), published.json("status")
+    assert "NL:ALF:LOC-0407" not in {s["idG"] for s in sites(static)}
+    # Neither document names anything of the removed site: no dangling station, point or status.
+    assert "LOC-0407" not in published.documents[("static", "json")].decode()
+    assert "LOC-0407" not in published.documents[("status", "json")].decode()
+    kept = {p["idG"]: len(p["connector"]) for _, _, p in points(static) if "LOC-0408" in p["idG"]}
+    assert kept == {"NL:ALF:LOC-0408:LOC-0408-E1": 1}
+    assert [p["reference"]["idG"] for _, _, p in point_statuses(status) if "LOC-0408" in p["reference"]["idG"]] == [
+        "NL:ALF:LOC-0408:LOC-0408-E1"]
+
+
 # The ad hoc prices of the fleet's tariffs (fleet.TARIFF_SHAPES), as the profile writes them.
 EXPECTED_PRICES: dict[str, list[dict[str, Any]]] = {
     "T-STD": [{"priceType": {"value": "pricePerKWh"}, "value": 0.35, "taxIncluded": False, "taxRate": 21.0}],
