@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from evpipeline.datex2 import Creator
 from evpipeline.ndw.datex2_export import write_publications
 from evpipeline.ndw.export import build_export
+from evpipeline.ocpi import definition as ocpi_definition
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.datex2.fleet import (
     CREATOR,
@@ -30,7 +31,7 @@ from evpipeline_tests.datex2.fleet import (
     text,
 )
 from evpipeline_tests.datex2.normalise import xml_tree
-from evpipeline_tests.mart_fixture import standard_mart
+from evpipeline_tests.mart_fixture import MartRows, standard_mart
 
 
 @pytest.fixture(scope="module")
@@ -251,6 +252,84 @@ def test_what_only_datex_ii_needs_rejects_with_its_reason_and_is_counted(warehou
     assert not {"NL:NOP:LOC-0401", "NL:ALF:LOC-0402", "NL:ALF:LOC-0406"} & site_ids
     kept = {s["idG"]: [st["idG"] for st in s["energyInfrastructureStation"]] for s in sites(static)}
     assert [kept[f"NL:ALF:LOC-04{n:02d}"] for n in (3, 4, 5)] == [[f"NL:ALF:LOC-04{n:02d}:station:LOC-04{n:02d}-E2"] for n in (3, 4, 5)]
+
+
+def test_a_connector_datex_ii_cannot_publish_takes_its_point_and_then_its_site_with_it(warehouse: WarehouseResource) -> None:
+    """The cascade after DATEX II's own connector rule: a point left without a connector is no
+    ElectricChargingPoint (the profile needs at least one), a site left without points is no
+    EnergyInfrastructureSite; each removal is a rejection with its reason. A point that keeps a
+    publishable connector stays (the cascade is about points left empty, not any loss)."""
+    m = standard_mart(n_good=1)
+    alone = m.location(407)
+    m.connector(m.evse(alone, 1), 1, standard="SCHUKO_PLUS")          # the site's only connector: nothing left
+    partly = m.location(408)
+    point = m.evse(partly, 1)
+    m.connector(point, 1, standard="SCHUKO_PLUS")                     # the point keeps connector 2
+    m.connector(point, 2)
+    m.write(warehouse)
+    published = publish(warehouse)
+    reasons = {(r.object, r.location_id, r.evse_uid, r.connector_id): r.reasons for r in published.rejections
+               if r.location_id in ("LOC-0407", "LOC-0408")}
+    assert reasons == {
+        ("Connector", "LOC-0407", "LOC-0407-E1", "1"): ("standard SCHUKO_PLUS has no DATEX II connectorType rule",),
+        ("EVSE", "LOC-0407", "LOC-0407-E1", None): ("no valid connectors",),
+        ("Location", "LOC-0407", None, None): ("no valid EVSEs",),
+        ("Connector", "LOC-0408", "LOC-0408-E1", "1"): ("standard SCHUKO_PLUS has no DATEX II connectorType rule",),
+    }
+    static, status = published.json("static"), published.json("status")
+    assert "NL:ALF:LOC-0407" not in {s["idG"] for s in sites(static)}
+    # Neither document names anything of the removed site: no dangling station, point or status.
+    assert "LOC-0407" not in published.documents[("static", "json")].decode()
+    assert "LOC-0407" not in published.documents[("status", "json")].decode()
+    kept = {p["idG"]: len(p["connector"]) for _, _, p in points(static) if "LOC-0408" in p["idG"]}
+    assert kept == {"NL:ALF:LOC-0408:LOC-0408-E1": 1}
+    assert [p["reference"]["idG"] for _, _, p in point_statuses(status) if "LOC-0408" in p["reference"]["idG"]] == [
+        "NL:ALF:LOC-0408:LOC-0408-E1"]
+
+
+# OCPI 2.2.1 EVSE status -> the AFIR profile's RefillPointStatusEnum, written out (never read from
+# evpipeline.datex2.rules). The profile's enumeration has a value of the same meaning for each OCPI
+# status, so none falls back to a near neighbour: BLOCKED (a physical barrier, e.g. a parked car, in
+# front of a free point) is `blocked`, not `occupied` (in use) nor `unavailable`; CHARGING is
+# `charging`, not `occupied`; OUTOFORDER (broken) is `outOfOrder`, not `faulted`; INOPERATIVE (not
+# yet active or no longer in use) is `inoperative`, not `unavailable`; REMOVED is `removed`.
+STATUS_VALUES: list[tuple[str, str]] = [
+    ("AVAILABLE", "available"),
+    ("BLOCKED", "blocked"),
+    ("CHARGING", "charging"),
+    ("INOPERATIVE", "inoperative"),
+    ("OUTOFORDER", "outOfOrder"),
+    ("PLANNED", "planned"),
+    ("REMOVED", "removed"),
+    ("RESERVED", "reserved"),
+    ("UNKNOWN", "unknown"),
+]
+
+
+@pytest.fixture(scope="module")
+def status_of_point(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Each point's status in the JSON status publication of a mart with one location per OCPI status
+    (LOC-0501 AVAILABLE, LOC-0502 BLOCKED, ... in STATUS_VALUES order), one EVSE each."""
+    warehouse = WarehouseResource(database=str(tmp_path_factory.mktemp("statuses") / "warehouse.duckdb"))
+    m = MartRows()
+    m.operator("ALF")
+    m.tariff("T-STD")
+    for n, (ocpi_status, _) in enumerate(STATUS_VALUES, start=501):
+        m.connector(m.evse(m.location(n), 1, status=ocpi_status), 1)
+    m.write(warehouse)
+    published = publish(warehouse, documents_=(("status", "json"),))
+    return {p["reference"]["idG"]: p["status"] for _, _, p in point_statuses(published.json("status"))}
+
+
+def test_the_status_table_covers_every_ocpi_status() -> None:
+    assert sorted(ocpi_status for ocpi_status, _ in STATUS_VALUES) == sorted(get_args(ocpi_definition.Status))
+
+
+@pytest.mark.parametrize(("n", "ocpi_status", "datex_status"),
+                         [(n, o, d) for n, (o, d) in enumerate(STATUS_VALUES, start=501)])
+def test_each_ocpi_evse_status_is_published_as_its_datex_ii_refill_point_status(
+        status_of_point: dict[str, Any], n: int, ocpi_status: str, datex_status: str) -> None:
+    assert status_of_point[f"NL:ALF:LOC-{n:04d}:LOC-{n:04d}-E1"] == {"value": datex_status}, ocpi_status
 
 
 # The ad hoc prices of the fleet's tariffs (fleet.TARIFF_SHAPES), as the profile writes them.

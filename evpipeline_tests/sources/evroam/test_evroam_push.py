@@ -165,6 +165,46 @@ def test_a_poison_notification_is_dead_lettered_and_the_rest_go_on(
     assert scalar(warehouse, "SELECT operation_status FROM evroam.connectors WHERE connector_id = ?", [connector["connectorId"]]) == new_status
 
 
+@pytest.mark.parametrize("dead_as", ["failed", "refused"])
+def test_a_dead_lettered_notifications_records_still_land_through_the_delta_fallback(
+    evroam: EVRoamResource, evroam_sim: EVRoamSimulator, inbox: PushInboxResource, receiver: BackgroundServer,
+    warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch, dead_as: str,
+) -> None:
+    """Dead-lettering gives up on the notification, not on its records: they are still upstream, and
+    the same cycle's delta pull (from the pull watermark, which pushes never move) brings them. The
+    notification is the only one announcing the change, so nothing but the fallback can merge it."""
+    materialize([evroam_sites, evroam_stations], {"evroam": evroam, "warehouse": warehouse})
+    evroam_sim.clock.advance(30)  # the change is newer than the bootstrap's watermark
+    station = next(r for r in evroam_sim.stations.values() if r.body["connectors"])
+    connector = station.body["connectors"][0]
+    new_status = "Inoperative" if connector["operationStatus"] != "Inoperative" else "Operative"
+    evroam_sim.set_connector_status(station.body["chargingStationId"], connector["connectorId"], new_status)
+    # failed: a file the code chokes on (anything it did not foresee); refused: a URL outside the allow-list.
+    url = (f"{evroam_sim.url}/notifications/chargingstations-poison.json" if dead_as == "failed"
+           else "http://169.254.169.254/latest/meta-data/chargingstations.json")
+    notification = {"id": "dead-1", "eventType": "EVRoam.ChargingStationChanges", "eventTime": "2026-11-01T12:00:00Z",
+                    "subject": "chargingstations-dead.json", "data": {"url": url}}
+    assert requests.post(f"{receiver.url}/api/evroam_listener?code={KEY}", json=[notification]).json() == {"stored": 1}
+    from evpipeline.sources.evroam.client import EVRoamClient
+
+    real = EVRoamClient.download
+
+    def download(self: EVRoamClient, url: str) -> list[dict[str, Any]]:
+        if "poison" in url:
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "unexpected byte")
+        return real(self, url)
+
+    monkeypatch.setattr(EVRoamClient, "download", download)
+    report = collect(evroam, inbox, warehouse)
+    assert scalar(warehouse, "SELECT operation_status FROM evroam.connectors WHERE connector_id = ?",
+                  [connector["connectorId"]]) == new_status
+    assert report.notes == ["1 file(s) gone or refused: delta pull instead"]
+    # ... and the notification is still dead-lettered, with its status, where operators look.
+    assert [d["status"] for d in report.dead_letters] == [dead_as]
+    assert statuses(inbox) == [dead_as]
+    assert query(warehouse, "SELECT kind, status FROM ops.dead_letters WHERE source = 'evroam'") == [("chargingstations", dead_as)]
+
+
 def test_duplicate_deliveries_are_stored_once(receiver: BackgroundServer, inbox: PushInboxResource) -> None:
     event = {"id": "same-id", "eventType": "EVRoam.SiteChanges", "eventTime": "2026-11-01T12:00:00Z",
              "subject": "x", "data": {"url": "http://127.0.0.1/notifications/sites-1.json"}}

@@ -4,6 +4,7 @@ stays available and answers malformed or oversized deliveries with a clear 4xx."
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -187,6 +188,51 @@ def test_too_many_events_is_413(receiver: tuple[BackgroundServer, Inbox]) -> Non
     many = [{"id": str(n)} for n in range(MAX_EVENTS + 1)]
     answer = post(server, many)
     assert answer.status_code == 413 and f"{MAX_EVENTS + 1:,} events" in answer.json()["error"]
+    assert inbox.count("evroam") == 0
+
+
+def test_exactly_5000_events_are_one_delivery_and_5001_are_not(receiver: tuple[BackgroundServer, Inbox]) -> None:
+    """Event Grid batches at most 5,000 events: the limit itself is a real delivery (stored whole),
+    one more is not Event Grid (refused, nothing stored)."""
+    server, inbox = receiver
+    small = [{"id": f"e-{n}", "subject": f"sites-{n}.json"} for n in range(5001)]  # ~230 kB: far below the byte cap
+    assert len(json.dumps(small).encode()) < 1024 * 1024
+    refused = post(server, small)
+    assert refused.status_code == 413
+    assert refused.json() == {"error": "5,001 events in one delivery; Event Grid sends at most 5,000"}
+    assert inbox.count("evroam") == 0
+    assert post(server, small[:5000]).json() == {"stored": 5000}
+    assert inbox.count("evroam") == 5000
+
+
+def test_a_chunked_body_over_1_mb_is_refused_before_it_is_all_sent(receiver: tuple[BackgroundServer, Inbox]) -> None:
+    """Without a Content-Length there is nothing to refuse up front: the receiver counts while it
+    reads and answers 413 as soon as the body passes 1 MiB (1,048,576 bytes), so a sender cannot make
+    it buffer an endless body. The client sends exactly one byte past the cap and then nothing (no
+    terminating chunk): the refusal must come while the body is still open (a receiver that reads the
+    body whole would wait for its end, and the read below times out)."""
+    server, inbox = receiver
+    piece = b" " * 65536
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(f"POST /api/evroam_listener?code={KEY} HTTP/1.1\r\nHost: {server.host}\r\n"
+                     "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        sock.sendall(b"1\r\n[\r\n")  # the JSON's start, then whitespace: 16 x 64 KiB - 1 brings it to the cap exactly
+        for n in range(16):
+            chunk = piece if n < 15 else piece[:-1]
+            sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        sock.sendall(b"1\r\n \r\n")  # byte 1,048,577: over the cap; no more is sent, no terminating chunk
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                received = sock.recv(65536)
+                if not received:
+                    break
+                answer += received
+        except TimeoutError:
+            pytest.fail(f"no answer while the body was incomplete (the receiver waits to read it whole); got {answer!r}")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    assert json.loads(body) == {"error": "body larger than 1,048,576 bytes; Event Grid deliveries are at most that"}
     assert inbox.count("evroam") == 0
 
 
