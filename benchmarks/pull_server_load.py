@@ -48,15 +48,18 @@ def publish_bench_snapshot(data_dir: Path, locations: int) -> Path:
 def start_server_process(data_dir: Path, port: int, token: str, *, page_cap: int = 1000, timeout: float = 300.0) -> subprocess.Popen[bytes]:
     """`evpipeline serve-ocpi` in its own process; returns once /health answers 200."""
     env = {**os.environ, "OCPI_TOKEN": token}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "evpipeline.cli", "serve-ocpi", "--data-dir", str(data_dir), "--port", str(port),
-         "--page-cap", str(page_cap)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    log = data_dir / "serve-ocpi.log"  # why it exited, if it does
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "evpipeline.cli", "serve-ocpi", "--data-dir", str(data_dir), "--port", str(port),
+             "--page-cap", str(page_cap)],
+            env=env, stdout=subprocess.DEVNULL, stderr=sink,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"serve-ocpi exited with {process.returncode}")
+            last = log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"serve-ocpi exited with {process.returncode}: {' / '.join(last)}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/health")

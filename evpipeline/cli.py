@@ -362,13 +362,18 @@ def _serve_ocpi(args: argparse.Namespace) -> int:
     from evpipeline.ndw.pull_snapshot import snapshot_path
     from evpipeline.ndw.server import app_from_env
     from evpipeline.serving import serve_forever
+    from evpipeline.warehouse.backend import Backend
 
     # --data-dir means what it means elsewhere: the data directory, whose warehouse's snapshot is served
     # (beside the warehouse file, where `mart/bi_snapshot` publishes it; under it for a DuckLake).
     data = Path(args.data_dir).expanduser().resolve()
     if not data.is_dir():
         raise CliError(f"--data-dir {data}: {'not a directory' if data.exists() else 'no such directory'}")
+    configured = settings.data_dir().expanduser().resolve()
     os.environ["EVPIPELINE_DATA_DIR"] = str(data)
+    if data != configured and not Backend(settings.warehouse_path()).is_lake:
+        # Another data directory than the configured one: its own warehouse file, not EVPIPELINE_WAREHOUSE's.
+        os.environ["EVPIPELINE_WAREHOUSE"] = str(data / "warehouse.duckdb")
     settings.apply_defaults()
     app = app_from_env(page_cap=args.page_cap)  # refuses to start without credentials (exit 2)
     snapshot = snapshot_path()

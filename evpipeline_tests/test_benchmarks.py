@@ -30,7 +30,8 @@ def _quick(module: str, output: Path) -> list[str]:
         [sys.executable, "-m", "evpipeline.cli", "bench", "--quick", "--only", module, "--output", str(output)],
         capture_output=True, text=True, timeout=540,
     )
-    crashed = [line for line in completed.stdout.splitlines() if "ours error" in line]
+    # A crashed measurement is a table row whose note carries the exception.
+    crashed = [line for line in output.read_text().splitlines() if "| error |" in line] if output.exists() else []
     assert completed.returncode == 0, "\n".join(crashed) or completed.stdout[-2000:] + completed.stderr[-2000:]
     return [line for line in output.read_text().splitlines() if line.startswith("| ")]
 

@@ -215,6 +215,12 @@ def test_serve_ocpi_data_dir_is_the_data_directory_as_everywhere(tmp_path: Path)
         f"(--data-dir {tmp_path / 'default'}): publish one first"), missing.stderr
     nowhere = cli("serve-ocpi", "--port", "0", "--data-dir", str(tmp_path / "nowhere"), env=env)
     assert nowhere.stderr.strip() == f"evpipeline serve-ocpi: --data-dir {tmp_path / 'nowhere'}: no such directory"
+    # A warehouse file configured elsewhere (EVPIPELINE_WAREHOUSE, as a code server sets it) does not
+    # override the directory named on the command line.
+    (tmp_path / "other").mkdir()
+    elsewhere = cli("serve-ocpi", "--port", "0", "--data-dir", str(tmp_path / "other"),
+                    env={**env, "EVPIPELINE_WAREHOUSE": str(tmp_path / "default" / "warehouse.duckdb")})
+    assert f"no warehouse snapshot at {tmp_path / 'other' / 'snapshots' / 'warehouse.duckdb'} " in elsewhere.stderr, elsewhere.stderr
 
     data = tmp_path / "data"
     warehouse = WarehouseResource(database=str(data / "warehouse.duckdb"))
