@@ -132,3 +132,28 @@ def test_two_versions_of_one_key_with_one_stamp_in_a_batch_quarantine_the_earlie
         "dup", "duplicate key in one batch with the same last_updated: a different version (row 1) was kept",
         '{"id": "dup", "size": 1}',
     )]
+
+
+def _fetch(size: int, provider_stamp: datetime, server_time: datetime, seq: int) -> Batch:
+    """One fetch of item `v`: the provider's `last_updated` and the server time of the response apart."""
+    rows = page(["v"], [size], provider_stamp)
+    return Batch(rows.tables, as_of=server_time, lineage=f"fetch {seq}", seq=seq)
+
+
+# The provider's stamp goes back between two fetches: the later fetch carries the older `last_updated`.
+EARLIER_FETCH = (1, T0 + timedelta(minutes=10), T0 + timedelta(minutes=1), 1)
+LATER_FETCH = (2, T0, T0 + timedelta(minutes=2), 2)
+
+
+@DUCKDB_ONLY
+@pytest.mark.parametrize(("version_by_fetch", "size"), [
+    (True, 2),  # our observation time is the clock: the later fetch wins whatever the provider stamped
+    (False, 1),  # the provider's last_updated is the clock: its older stamp makes the later fetch stale
+])
+def test_the_version_clock_is_the_fetch_or_the_provider_stamp_as_the_source_says(
+    warehouse: WarehouseResource, version_by_fetch: bool, size: int
+) -> None:
+    for fetch in (EARLIER_FETCH, LATER_FETCH):
+        write_sync_batches(warehouse, source="batchsrc", stream="items", run_id=f"fetch-{fetch[3]}",
+                           batches=[_fetch(*fetch)], watermark=None, version_by_fetch=version_by_fetch)
+    assert query(warehouse, "SELECT size FROM batchsrc.items WHERE item_id = 'v'") == [(size,)]
