@@ -115,3 +115,45 @@ def test_a_crash_in_any_batch_leaves_no_row_and_no_watermark(warehouse: Warehous
     assert outcome["batchsrc.items"].counts.inserted == 4
     assert query(warehouse, "SELECT inserted FROM ops.runs WHERE run_id = 'r2'") == [(4,)]
     assert warehouse.sync_state("batchsrc", "items")[0] == T0
+
+
+DUCKDB_ONLY = pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # logic above the backend: one is enough
+
+
+@DUCKDB_ONLY
+def test_two_versions_of_one_key_with_one_stamp_in_a_batch_quarantine_the_earlier(warehouse: WarehouseResource) -> None:
+    """Two different versions of one key with the same `last_updated` in one batch cannot be ordered:
+    the later one is merged, the earlier one lands in ops.quarantine with why (never dropped silently)."""
+    batch = page(["dup", "dup"], [1, 2], T0)  # same key, same stamp, different content
+    outcome = write_sync_batches(warehouse, source="batchsrc", stream="items", run_id="r1", batches=[batch], watermark=None)
+    assert outcome["batchsrc.items"].quarantined == 1 and outcome["batchsrc.items"].counts.inserted == 1
+    assert query(warehouse, "SELECT item_id, size FROM batchsrc.items") == [("dup", 2)]  # the later position wins
+    assert query(warehouse, "SELECT entity_key, failed_checks, raw_json FROM ops.quarantine") == [(
+        "dup", "duplicate key in one batch with the same last_updated: a different version (row 1) was kept",
+        '{"id": "dup", "size": 1}',
+    )]
+
+
+def _fetch(size: int, provider_stamp: datetime, server_time: datetime, seq: int) -> Batch:
+    """One fetch of item `v`: the provider's `last_updated` and the server time of the response apart."""
+    rows = page(["v"], [size], provider_stamp)
+    return Batch(rows.tables, as_of=server_time, lineage=f"fetch {seq}", seq=seq)
+
+
+# The provider's stamp goes back between two fetches: the later fetch carries the older `last_updated`.
+EARLIER_FETCH = (1, T0 + timedelta(minutes=10), T0 + timedelta(minutes=1), 1)
+LATER_FETCH = (2, T0, T0 + timedelta(minutes=2), 2)
+
+
+@DUCKDB_ONLY
+@pytest.mark.parametrize(("version_by_fetch", "size"), [
+    (True, 2),  # our observation time is the clock: the later fetch wins whatever the provider stamped
+    (False, 1),  # the provider's last_updated is the clock: its older stamp makes the later fetch stale
+])
+def test_the_version_clock_is_the_fetch_or_the_provider_stamp_as_the_source_says(
+    warehouse: WarehouseResource, version_by_fetch: bool, size: int
+) -> None:
+    for fetch in (EARLIER_FETCH, LATER_FETCH):
+        write_sync_batches(warehouse, source="batchsrc", stream="items", run_id=f"fetch-{fetch[3]}",
+                           batches=[_fetch(*fetch)], watermark=None, version_by_fetch=version_by_fetch)
+    assert query(warehouse, "SELECT size FROM batchsrc.items WHERE item_id = 'v'") == [(size,)]

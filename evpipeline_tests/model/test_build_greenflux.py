@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from evpipeline.model import build as mart_build
 from evpipeline.model.build import build_mart
 from evpipeline.ndw.export import build_export
 from evpipeline.ocpi import definition as ocpi
@@ -96,3 +98,32 @@ def test_values_outside_ocpi_are_reported_or_quarantined(sim: GreenFluxSimulator
     assert "standard" in reasons and "IEC_62196_T9" in reasons
     assert query(warehouse, "SELECT 1 FROM mart.connectors WHERE evse_uid = ? AND connector_id = ?",
                  [evse["uid"], evse["connectors"][0]["id"]]) == []
+
+
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the incremental scope is SQL above the backend
+def test_an_incremental_build_rebuilds_the_location_a_moved_evse_left(
+    sim: GreenFluxSimulator, warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GreenFlux never touches the old location of a moved EVSE: the incremental build must still map
+    it (a scope of every location would hide a scope that misses it), so its copy reads REMOVED there."""
+    # The build re-reads 1 s before its watermark; a test syncs everything within that second, which
+    # would put every location in scope. Without it the scope is what the move changed.
+    monkeypatch.setattr(mart_build, "OVERLAP", timedelta(0))
+    gf = resource(sim)
+    sync(gf, warehouse)
+    assert build(warehouse).mode == "full"  # the first build
+    station = next(cs for cs in sim.charge_stations() if cs["deploy_state"] == "Production")
+    old = station["location_id"]
+    new = next(loc["id"] for loc in sim.locations() if loc["cpo_id"] == sim.location(old)["cpo_id"] and loc["id"] != old)
+    uid = station["evses"][0]["uid"]
+    sim.clock.advance(60)
+    sim.move_charge_station(station["charge_station_id"], new)
+    sync(gf, warehouse)
+    result = build(warehouse)
+    assert result.mode == "incremental"  # pinned: this is the path under test
+    assert result.scope["locations"] < len(sim.locations())  # and it is a scope, not every location
+    statuses = dict(query(warehouse, "SELECT location_id, status FROM mart.evses WHERE evse_uid = ?", [uid]))
+    assert statuses[old] == "REMOVED" and statuses[new] != "REMOVED"
+    with warehouse.get_connection() as con:
+        check = build_mart(con, run_id="check", full=True)  # judges what the incremental build left
+    assert check.mismatches == {"mart.locations": 0, "mart.evses": 0, "mart.connectors": 0, "mart.tariffs": 0}

@@ -12,7 +12,7 @@ import yaml
 
 from evpipeline.model.assets import reference_operator_data
 from evpipeline.model.build import build_mart
-from evpipeline.model.reference import ReferenceError, default_file, load_reference
+from evpipeline.model.reference import ReferenceError, apply_rules, default_file, load_reference
 from evpipeline.ndw.export import build_export
 from evpipeline.ocpi import definition as ocpi
 from evpipeline.resources import PushInboxResource
@@ -206,3 +206,24 @@ def test_party_assignments_are_validated(tmp_path: Path) -> None:
     document["parties"] = [{"id": "p", "match": {"source": "greenflux"}, "country_code": "nl", "party_id": "GFX"}]
     with pytest.raises(ReferenceError, match=r"parties\[0\] \(id 'p'\): country_code must be ISO 3166 alpha-2"):
         load_reference(write(tmp_path, document))
+
+
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the rule choice is SQL above the backend
+@pytest.mark.parametrize("specific_first", [True, False], ids=["specific-first", "specific-last"])
+def test_the_most_specific_rule_wins_whatever_its_place_in_the_file(
+    warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, specific_first: bool
+) -> None:
+    # Three match fields (source 1 + country 2 + party 4 = 7) are still less specific than a location (8).
+    party = {"id": "party-wide", "match": {"source": "greenflux", "country_code": "NL", "party_id": "GFX"},
+             "time_zone": "Europe/Brussels"}
+    location = {"id": "this-location", "match": {"location_id": "L1"}, "time_zone": "Europe/Amsterdam"}
+    load(warehouse, write(tmp_path, {"rules": [location, party] if specific_first else [party, location]}), monkeypatch)
+    rows = """SELECT * FROM (VALUES ('greenflux', 'NL', 'GFX', 'L1', NULL::VARCHAR), ('greenflux', 'NL', 'GFX', 'L2', NULL::VARCHAR))
+              AS t(source, country_code, party_id, location_id, time_zone)"""
+    applied = apply_rules("locations", rows, ["source", "country_code", "party_id", "location_id", "time_zone"])
+    with warehouse.get_connection() as con:
+        result = con.execute(f"SELECT location_id, time_zone, reference_fields FROM ({applied}) ORDER BY 1").fetchall()
+    assert [(loc, zone, json.loads(lineage)) for loc, zone, lineage in result] == [
+        ("L1", "Europe/Amsterdam", {"time_zone": "this-location"}),  # both match: the location rule, listed first or last
+        ("L2", "Europe/Brussels", {"time_zone": "party-wide"}),  # only the party rule matches
+    ]

@@ -176,3 +176,31 @@ def test_migrations_apply_once_and_refuse_edits(warehouse: WarehouseResource) ->
     assert ("ops", 1) in versions and ("testsrc", 1) in versions
     with pytest.raises(ValueError, match="different SQL"):
         register(Migration("testsrc", 1, "things", "CREATE TABLE changed(x INT)"))
+
+
+def sequenced(rows: list[tuple[str, int, str, float, datetime]], seqs: list[int]) -> pd.DataFrame:
+    """`frame` with each row's fetch sequence (`_observed_seq`), as a sync stamps it."""
+    return frame(rows).assign(_observed_seq=seqs)
+
+
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)
+def test_equal_stamps_are_ordered_by_the_observation_sequence_against_the_stored_row(warehouse: WarehouseResource) -> None:
+    merge(warehouse, sequenced([("a", 1, "SEEN-5", 1.0, T0)], [5]))
+    # Same stamp, an earlier fetch (a replay, a slow run): older, ignored.
+    c = merge(warehouse, sequenced([("a", 1, "SEEN-3", 1.0, T0)], [3]))
+    assert (c.updated, c.unchanged) == (0, 1) and rows(warehouse)[0][2] == "SEEN-5"
+    assert scalar(warehouse, "SELECT _observed_seq FROM testsrc.things") == 5
+    # Same stamp, a later fetch: newer, applied.
+    c = merge(warehouse, sequenced([("a", 1, "SEEN-7", 1.0, T0)], [7]))
+    assert c.updated == 1 and rows(warehouse)[0][2] == "SEEN-7"
+    assert scalar(warehouse, "SELECT _observed_seq FROM testsrc.things") == 7
+
+
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)
+def test_equal_stamps_in_one_frame_collapse_to_the_highest_sequence(warehouse: WarehouseResource) -> None:
+    # The same two contents per key, the later fetch holding X for a and Y for b: any fallback order
+    # (content hash, row position) picks the same content for both keys, so it gets one of them wrong.
+    versions = [("a", 1, "X", 1.0, T0), ("a", 1, "Y", 2.0, T0), ("b", 1, "X", 1.0, T0), ("b", 1, "Y", 2.0, T0)]
+    c = merge(warehouse, sequenced(versions, [2, 1, 1, 2]))
+    assert c.inserted == 2
+    assert rows(warehouse) == [("a", 1, "X", 1.0, False), ("b", 1, "Y", 2.0, False)]

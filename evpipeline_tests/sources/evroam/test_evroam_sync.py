@@ -12,6 +12,7 @@ import pytest
 from evpipeline.http import AuthError
 from evpipeline.run_config import op_config
 from evpipeline.simulators.evroam import EVRoamSimulator, Record
+from evpipeline.simulators.toolkit import SimClock
 from evpipeline.sources.evroam.assets import evroam_sites, evroam_stations
 from evpipeline.sources.evroam.client import EVRoamResource
 from evpipeline.warehouse import WarehouseResource, Writer
@@ -217,3 +218,26 @@ def test_replayed_and_out_of_order_pushes_change_nothing(evroam: EVRoamResource,
                                 stream="push:availabilities", lineage="push:old")
         assert outcome[AVAILABILITY].counts.updated == 0
     assert scalar(warehouse, "SELECT availability_status FROM evroam.availability WHERE charging_station_id = ?", [sid]) == newest
+
+
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the source's setting, not the backend, is tested
+def test_evroam_versions_follow_its_own_timestamp_not_our_delivery_time(
+    evroam: EVRoamResource, evroam_sim: EVRoamSimulator, warehouse: WarehouseResource, clock: SimClock
+) -> None:
+    """EVRoam's own timestamps order its versions: a record stamped long ago stays stale however late
+    (by our clock) it is delivered, so a newer fetch never makes an old value win."""
+    from evpipeline.sources.evroam.assets import merge_records
+    from evpipeline.sources.evroam.tables import AVAILABILITY
+
+    sync(evroam, warehouse)
+    station = next(r for r in evroam_sim.stations.values() if "availabilityStatus" in r.body)
+    sid = station.body["chargingStationId"]
+    held = scalar(warehouse, "SELECT availability_status FROM evroam.availability WHERE charging_station_id = ?", [sid])
+    stale_status = "Available" if held == "Occupied" else "Occupied"  # different content, or nothing would be tested
+    old = [{"chargingStationId": sid, "operator": "x", "availabilityStatus": stale_status, "kwAvailable": 0,
+            "availabilityTime": "2020-01-01T00:00:00Z"}]
+    delivered = clock.now() + timedelta(hours=1)  # after everything we hold was fetched
+    outcome = merge_records(warehouse, "availabilities", old, delivered, run_id="late", stream="push:availabilities",
+                            lineage="push:late")
+    assert outcome[AVAILABILITY].counts.updated == 0
+    assert scalar(warehouse, "SELECT availability_status FROM evroam.availability WHERE charging_station_id = ?", [sid]) == held

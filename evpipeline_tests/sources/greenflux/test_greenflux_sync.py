@@ -450,3 +450,20 @@ def test_an_older_fetch_never_wins_a_tie_with_a_newer_one(greenflux: GreenFluxRe
     assert warehouse_evses(warehouse) == after_newer  # nothing reverted ...
     assert scalar(warehouse, "SELECT count(*) FROM ops.status_history WHERE run_id = 'replay'") == 0  # ... no false history
     assert scalar(warehouse, "SELECT count(*) FROM greenflux.evses WHERE _run_id = 'replay'") == 0
+
+
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the source's setting, not the backend, is tested
+def test_greenflux_versions_follow_our_fetch_not_its_last_updated(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
+    """GreenFlux's `last_updated` cannot order its versions (it keeps it across changes): a change served
+    later with an older stamp than the one we hold still lands, because our fetch time is the clock."""
+    sim = greenflux_sim
+    sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
+    location, uid, status, stamp = query(warehouse, """SELECT location_id, evse_uid, status, last_updated FROM greenflux.evses
+                                                      WHERE status = 'AVAILABLE' ORDER BY evse_uid LIMIT 1""")[0]
+    sim.clock.advance(60)
+    sim.edit_evse(uid, status="OUTOFORDER", last_updated=(stamp - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
+    assert query(warehouse, "SELECT status FROM greenflux.evses WHERE location_id = ? AND evse_uid = ?",
+                 [location, uid]) == [("OUTOFORDER",)]
