@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Reinstall whenever the declared or pinned dependencies change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test dev ui-check ui-screenshot bench quick-bench lint clean install
+.PHONY: demo test test-fast mutation dev ui-check ui-screenshot bench quick-bench lint clean install
 
 install: $(STAMP)
 
@@ -21,6 +21,13 @@ demo: $(STAMP)  ## run the whole pipeline once on the bundled simulators
 
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -n 2 --durations=25
+
+test-fast: $(STAMP)  ## the development tier: no daemon, demo or benchmark processes, DuckDB backend only
+	$(BIN)/python -m pytest -n 2 --durations=10 -m "not slow" -k "not ducklake"
+
+mutation: $(STAMP)  ## mutmut 3 over the critical modules, each against its own tests -> docs/testing.md
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,mutation]"
+	$(BIN)/python -m evpipeline_tests.mutation
 
 dev: $(STAMP)  ## Dagster UI + simulators + webhook receiver
 	$(BIN)/evpipeline dev

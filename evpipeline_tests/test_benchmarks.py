@@ -40,6 +40,7 @@ def test_every_measurement_is_in_the_quick_run() -> None:
     assert sorted(f"benchmarks.{m}" for m in ROWS) == sorted(MEASUREMENTS)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("module", sorted(ROWS))
 def test_quick_benchmark_writes_its_measurement(module: str, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import evpipeline
 from evpipeline.warehouse.rows import scalar
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVPIPELINE_", "EVROAM_", "GREENFLUX_", "ZAPTEC_", "TOMTOM_", "NDW_", "OCPI_"))}
     completed = subprocess.run(

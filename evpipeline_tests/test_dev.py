@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LANE_RUNS = """{ runsOrError(filter: {pipelineName: "realtime_lane"}) { ... on Runs { results { runId status } } } }"""
 WATCH_SECONDS = 30.0  # after the lane beats: six sensor ticks (every 5 s) that must start no second lane
 
-pytestmark = [pytest.mark.ui, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.ui, pytest.mark.slow, pytest.mark.timeout(420)]
 
 
 def free(port: int) -> bool:

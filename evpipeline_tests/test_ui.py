@@ -30,7 +30,7 @@ JOB = "greenflux_sync"  # a small source job: one simulator, a few requests
 LOAD_TIMEOUT = 90.0
 RUN_TIMEOUT = 90.0
 
-pytestmark = [pytest.mark.ui, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.ui, pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 def free_port() -> int:

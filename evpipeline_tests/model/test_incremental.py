@@ -96,6 +96,7 @@ class Fleet:
             sim.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [17])
 def test_incremental_builds_equal_a_full_rebuild_after_a_random_mix(
     seed: int, clock: SimClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

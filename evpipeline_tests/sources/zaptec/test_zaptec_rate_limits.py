@@ -69,6 +69,7 @@ def test_429_is_retried_after_the_servers_retry_after(zaptec: ZaptecResource, za
     assert client.api.stats.backoff_seconds >= 1.0  # the wait honoured Retry-After: 1 (plus jitter)
 
 
+@pytest.mark.slow  # a real-time minute: 505 requests at Zaptec's 10/s
 @pytest.mark.timeout(240)
 def test_500_chargers_sync_without_a_single_429(tmp_path: object) -> None:
     """The fleet the issue names, under the real limits. The achieved rate is reported by the

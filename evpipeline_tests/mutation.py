@@ -1,0 +1,150 @@
+"""`make mutation`: mutmut 3 over the modules whose rules matter most, each against its own tests.
+
+Each group runs in its own copy of the repository (mutmut writes `mutants/` next to the code it
+mutates), with only that group's files mutated and only its targeted tests selected, so a group takes
+minutes, not the whole suite per mutant. Tests run on the DuckDB backend (`-k "not ducklake"`): the
+mutated code is Python, the same on both backends; the DuckLake runs are the suite's business.
+
+The score counts a mutant no selected test even reaches as a survivor (mutmut's "no tests"): a rule
+nothing exercises is a rule nothing checks. Results go to the table in docs/testing.md between the
+`mutation` markers; survivors are listed by `mutmut results` inside the group's copy (kept under
+`--workdir`).
+
+    python -m evpipeline_tests.mutation [--only GROUP ...] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "testing.md"
+START, END = "<!-- mutation:start -->", "<!-- mutation:end -->"
+GOAL = 0.85
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    mutate: tuple[str, ...]  # files mutmut mutates
+    tests: tuple[str, ...]  # the tests that pin them
+
+
+GROUPS = [
+    Group("http (rate limiting, retry)", ("evpipeline/http.py",), ("evpipeline_tests/test_http.py", "evpipeline_tests/test_transient_errors.py")),
+    Group("watermarks", ("evpipeline/watermarks.py",), ("evpipeline_tests/test_sync_batches.py", "evpipeline_tests/sources/greenflux/test_greenflux_sync.py")),
+    Group("validation", ("evpipeline/validation.py",), ("evpipeline_tests/test_validation.py", "evpipeline_tests/test_sync_batches.py")),
+    Group("merge", ("evpipeline/warehouse/merge.py",), ("evpipeline_tests/warehouse/test_merge.py",)),
+    Group("push-file URL rules", ("evpipeline/sources/evroam/push_urls.py",), ("evpipeline_tests/sources/evroam/test_push_security.py",)),
+    Group("DATEX II rules", ("evpipeline/datex2/rules.py",), ("evpipeline_tests/datex2/test_meaning.py", "evpipeline_tests/datex2/test_publication.py")),
+    Group("pull auth and paging", ("evpipeline/ndw/pull_auth.py", "evpipeline/ndw/pull_paging.py"), ("evpipeline_tests/ndw/test_server.py",)),
+]
+
+
+@dataclass
+class Score:
+    group: str
+    mutants: int
+    killed: int  # killed, timed out or caught by the type checker
+    survived: int
+    no_tests: int
+    seconds: float
+
+    @property
+    def score(self) -> float:
+        return self.killed / self.mutants if self.mutants else 0.0
+
+
+def _copy_repository(target: Path) -> None:
+    """The tracked files (what a clone holds), into `target`."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout.split(b"\0")
+    for name in filter(None, files):
+        source = ROOT / name.decode()
+        if source.is_file():
+            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name.decode())
+
+
+def _config(group: Group) -> str:
+    def toml_list(values: tuple[str, ...] | list[str]) -> str:
+        return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+    return (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["evpipeline/"]\n'
+        f"only_mutate = {toml_list(group.mutate)}\n"
+        'also_copy = ["evpipeline_tests/", "benchmarks/"]\n'
+        f"pytest_add_cli_args = {toml_list(['-p', 'no:cacheprovider', '-q', '-k', 'not ducklake'])}\n"
+        f"pytest_add_cli_args_test_selection = {toml_list(group.tests)}\n"
+    )
+
+
+def run_group(group: Group, workdir: Path) -> Score:
+    copy = workdir / re.sub(r"[^a-z0-9]+", "-", group.name.lower()).strip("-")
+    shutil.rmtree(copy, ignore_errors=True)
+    copy.mkdir(parents=True)
+    _copy_repository(copy)
+    with (copy / "pyproject.toml").open("a") as config:
+        config.write(_config(group))
+    mutmut = str(Path(sys.executable).with_name("mutmut"))
+    started = time.monotonic()
+    subprocess.run([mutmut, "run", "--max-children", "2"], cwd=copy, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    subprocess.run([mutmut, "export-cicd-stats"], cwd=copy, check=True, capture_output=True)
+    stats = json.loads((copy / "mutants" / "mutmut-cicd-stats.json").read_text())
+    killed = stats["killed"] + stats["timeout"] + stats.get("caught_by_type_check", 0)
+    return Score(group.name, stats["total"] - stats.get("skipped", 0), killed, stats["survived"], stats["no_tests"],
+                 time.monotonic() - started)
+
+
+def table(scores: list[Score]) -> str:
+    lines = ["| group | mutants | killed | survived | no test reaches it | score | goal | run |",
+             "|---|---:|---:|---:|---:|---:|---|---:|"]
+    for s in scores:
+        lines.append(f"| {s.group} | {s.mutants} | {s.killed} | {s.survived} | {s.no_tests} | {s.score:.0%} | "
+                     f"{'met' if s.score >= GOAL else '**missed**'} (>= {GOAL:.0%}) | {s.seconds / 60:.0f} min |")
+    return "\n".join(lines)
+
+
+def write_doc(scores: list[Score]) -> None:
+    """Replace this run's groups in the table between the markers (other groups' rows are kept)."""
+    text = DOC.read_text()
+    head, rest = text.split(START, 1)
+    old, tail = rest.split(END, 1)
+    rows = {line.split("|")[1].strip(): line for line in old.splitlines() if line.startswith("| ") and "---" not in line}
+    rows.pop("group", None)
+    for line in table(scores).splitlines()[2:]:
+        rows[line.split("|")[1].strip()] = line
+    order = [g.name for g in GROUPS]
+    body = "\n".join(table([]).splitlines() + [rows[name] for name in order if name in rows])
+    DOC.write_text(f"{head}{START}\n{body}\n{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make mutation", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--only", action="append", default=[], help="groups whose name contains this (repeatable)")
+    parser.add_argument("--workdir", default="/tmp/evpipeline-mutation", help="where the copies go (default: %(default)s)")
+    args = parser.parse_args(argv)
+    groups = [g for g in GROUPS if not args.only or any(o in g.name for o in args.only)]
+    scores = []
+    for group in groups:
+        print(f"-- {group.name}: {', '.join(group.mutate)} against {', '.join(group.tests)}", flush=True)
+        score = run_group(group, Path(args.workdir))
+        print(f"   {score.killed}/{score.mutants} killed ({score.score:.0%}), {score.survived} survived, "
+              f"{score.no_tests} reached by no test, {score.seconds / 60:.1f} min", flush=True)
+        scores.append(score)
+    write_doc(scores)
+    print(f"wrote {DOC}")
+    return 0 if all(s.score >= GOAL for s in scores) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
