@@ -71,6 +71,7 @@ def test_bootstrap_then_delta_with_minimum_requests(evroam: EVRoamResource, evro
     assert actual == expected
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 def test_empty_delta_costs_one_request(evroam: EVRoamResource, evroam_sim: EVRoamSimulator, warehouse: WarehouseResource) -> None:
     sync(evroam, warehouse)
     evroam_sim.clock.advance(3600)  # time passes, nothing changes
@@ -123,6 +124,7 @@ def test_connector_dropped_from_station_list_is_deleted(evroam: EVRoamResource, 
     assert query(warehouse, "SELECT is_deleted FROM evroam.connectors WHERE connector_id = ?", [dropped]) == [(True,)]
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 @pytest.mark.parametrize("fault", ["429", "503", "timeout", "truncate", "disconnect"])
 def test_sync_survives_transient_faults(evroam: EVRoamResource, evroam_sim: EVRoamSimulator, warehouse: WarehouseResource, fault: str) -> None:
     evroam_sim.faults.retry_after = 0
@@ -135,6 +137,7 @@ def test_sync_survives_transient_faults(evroam: EVRoamResource, evroam_sim: EVRo
     assert len(station_requests) == pages(len(evroam_sim.stations)) + 2  # the two faulted attempts were retried
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 def test_bad_key_fails_clearly(evroam_sim: EVRoamSimulator, warehouse: WarehouseResource) -> None:
     bad = EVRoamResource(base_url=f"{evroam_sim.url}/consumer/api", subscription_key="not-the-key-123", allowed_push_hosts=evroam_sim.url)
     result = sync(bad, warehouse, raise_on_error=False)

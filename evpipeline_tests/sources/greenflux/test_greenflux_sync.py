@@ -160,6 +160,7 @@ def test_records_watermark_is_capped_at_the_first_pages_server_time(
     assert watermark == datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 def test_ocpi_client_error_inside_http_200_fails_clearly(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
     greenflux_sim.inject_ocpi(2001, "Invalid or missing parameters: cpoId", path="/Locations")
     result = sync(greenflux, warehouse, selection=LOCATIONS_ONLY, raise_on_error=False)
@@ -173,6 +174,7 @@ def test_ocpi_client_error_inside_http_200_fails_clearly(greenflux: GreenFluxRes
     assert scalar(warehouse, "SELECT count(*) FROM greenflux.locations") == 0
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 @pytest.mark.parametrize("fault", ["ocpi-3000", "rate-limit-in-200", "http-429"])
 def test_server_errors_and_rate_limits_are_retried(
     greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource, fault: str
@@ -248,6 +250,7 @@ def test_evse_status_changes_reach_the_warehouse_and_history(greenflux: GreenFlu
     assert {e["uid"]: e["status"] for e in stored}[evse["uid"]] == "AVAILABLE"  # as of the station's own last change
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 def test_custom_fields_survive(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
     sim = greenflux_sim
     location = next(loc for loc in sim.locations() if loc["energy_mix"] and loc["evses"])
@@ -321,6 +324,7 @@ def test_invalid_objects_are_quarantined_while_valid_ones_merge(greenflux: Green
     assert scalar(warehouse, "SELECT count(*) FROM greenflux.evses") == sum(len(loc["evses"]) for loc in sim.locations()) - 1
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 def test_bad_token_fails_clearly(greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
     bad = resource(greenflux_sim, token="not-the-token-123")
     result = sync(bad, warehouse, selection=LOCATIONS_ONLY, raise_on_error=False)
@@ -332,6 +336,7 @@ def test_bad_token_fails_clearly(greenflux_sim: GreenFluxSimulator, warehouse: W
     assert scalar(warehouse, "SELECT count(*) FROM ops.sync_state") == 0
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 def test_bare_array_lists_and_a_server_page_cap(greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
     sim = greenflux_sim
     sim.bare_lists = True  # as one GreenFlux SDK documents the CLM lists

@@ -46,6 +46,7 @@ def warehouse_chargers(warehouse: WarehouseResource) -> list[str]:
     return [r[0] for r in query(warehouse, "SELECT charger_id FROM zaptec.chargers WHERE NOT is_deleted ORDER BY 1")]
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 def test_paging_uses_the_minimum_number_of_requests(clock: SimClock, warehouse: WarehouseResource, inbox: PushInboxResource) -> None:
     with running(simulator(clock, chargers=330)) as sim:
         zaptec = resource_for(sim)
@@ -65,6 +66,7 @@ def test_paging_uses_the_minimum_number_of_requests(clock: SimClock, warehouse: 
     assert scalar(warehouse, "SELECT count(*) FROM zaptec.circuits") == sum(len(i.circuits) for i in visible)
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 def test_hierarchy_204_is_skipped_not_failed(zaptec: ZaptecResource, zaptec_sim: ZaptecSimulator, warehouse: WarehouseResource, inbox: PushInboxResource) -> None:
     hidden = [iid for iid, i in zaptec_sim.installations.items() if i.public][0]
     zaptec_sim.installations[hidden].body["CurrentUserRoles"] = 1  # User only: /hierarchy answers 204
@@ -101,6 +103,7 @@ def test_private_homes_and_public_sites_are_told_apart(zaptec: ZaptecResource, z
     assert not any(names.get(n) for n in ("Hjemme", "Thuis", "Hytta", "Huis"))
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 def test_state_poll_parses_strings_and_zoneless_timestamps(
     zaptec: ZaptecResource, zaptec_sim: ZaptecSimulator, warehouse: WarehouseResource, inbox: PushInboxResource
 ) -> None:
@@ -149,6 +152,7 @@ def test_only_changed_observations_are_written_and_transitions_kept(
                          if c.value(710) != modes_before[cid]}
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 def test_token_expiry_mid_sync_is_recovered(zaptec: ZaptecResource, zaptec_sim: ZaptecSimulator, warehouse: WarehouseResource, inbox: PushInboxResource) -> None:
     sync_static(zaptec, warehouse, inbox)
     zaptec_sim.reset_log()
@@ -161,6 +165,7 @@ def test_token_expiry_mid_sync_is_recovered(zaptec: ZaptecResource, zaptec_sim: 
     assert warehouse_values(warehouse) == sim_values(zaptec_sim)
 
 
+@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
 def test_bad_credentials_fail_clearly(zaptec_sim: ZaptecSimulator, warehouse: WarehouseResource, inbox: PushInboxResource) -> None:
     bad = resource_for(zaptec_sim, password="not-the-password-42")
     result = sync_static(bad, warehouse, inbox, raise_on_error=False)
