@@ -148,10 +148,10 @@ class Templates:
     @classmethod
     def make(cls, work: Path, catalogs: Catalogs) -> Templates:
         # Every component the measurements write registers its migrations on import.
-        import evpipeline.lane.cycle  # noqa: F401
-        import evpipeline.model.assets  # noqa: F401
-        import evpipeline.ndw.push_assets  # noqa: F401
-        import evpipeline.sources.evroam.assets  # noqa: F401
+        import evpipeline.lane.cycle
+        import evpipeline.model.assets
+        import evpipeline.ndw.push_assets
+        import evpipeline.sources.evroam.assets
         import evpipeline.sources.greenflux.assets  # noqa: F401
         from evpipeline.warehouse import connect
 

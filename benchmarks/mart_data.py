@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-import evpipeline.model  # noqa: F401  (registers the mart migrations)
+import evpipeline.model  # registers the mart migrations
 import evpipeline.model.reference  # noqa: F401  (registers reference.operators, which mart.operators reads)
 
 _STD = "false, NULL, TIMESTAMPTZ '2026-11-01 08:00:00+00' + to_minutes(CAST(i % 600 AS BIGINT)), TIMESTAMPTZ '2026-11-01 08:00:00+00', 0, now(), 'bench', NULL, 'insert', NULL"

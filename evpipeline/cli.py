@@ -665,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         return error.code
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI's last word: one line, the trace only when asked
+    except Exception as exc:  # the CLI's last word: one line, the trace only when asked
         if verbose:
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]

@@ -105,7 +105,7 @@ class OcpiError(HttpError):
         self.ocpi_status = ocpi_status
 
 
-class RetryableResponse(Exception):  # noqa: N818 - a signal, not an error shown to users
+class RetryableResponse(Exception):  # a signal, not an error shown to users
     """Raised by a `check` hook to retry a response the API sent with a success status."""
 
     def __init__(
@@ -532,7 +532,7 @@ class HttpClient:
     def excerpt(self, response: requests.Response) -> str:
         try:
             text = response.text[:_EXCERPT]
-        except Exception:  # noqa: BLE001 - an undecodable body is still an excerpt
+        except Exception:  # an undecodable body is still an excerpt
             text = repr(response.content[:_EXCERPT])
         return self.safe(text.replace("\n", " ").strip())
 

@@ -119,7 +119,7 @@ def test_serve_ocpi_without_a_snapshot_and_a_busy_port(tmp_path: Path) -> None:
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001 - argparse has no public accessor
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # argparse has no public accessor
     return dict(action.choices)
 
 
@@ -133,12 +133,12 @@ def test_help_lists_every_command_and_every_option_says_its_default(tmp_path: Pa
     for name, sub in commands.items():
         if name == "bench":  # its options are the harness's own (`evpipeline bench --help`)
             continue
-        for action in sub._actions:  # noqa: SLF001 - argparse has no public accessor
-            if isinstance(action, argparse._HelpAction) or not action.option_strings:  # noqa: SLF001
+        for action in sub._actions:  # argparse has no public accessor
+            if isinstance(action, argparse._HelpAction) or not action.option_strings:
                 assert action.help, (name, action.dest)
                 continue
             assert action.help, (name, action.option_strings)
-            flag = isinstance(action, argparse._StoreTrueAction)  # noqa: SLF001 - off unless given
+            flag = isinstance(action, argparse._StoreTrueAction)  # off unless given
             assert flag or "default" in action.help, (name, action.option_strings, action.help)
     bench = cli("bench", "--help", env=clean_env(tmp_path))
     assert bench.returncode == 0 and "--quick" in bench.stdout

@@ -315,7 +315,7 @@ def test_concurrent_401s_renew_the_token_once(server: EchoServer) -> None:
         try:
             barrier.wait()
             http.get_json("bearer")
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
     threads = [threading.Thread(target=poll) for _ in range(4)]

@@ -13,13 +13,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.dates as mdates  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import NullFormatter, PercentFormatter  # noqa: E402
+import matplotlib.dates as mdates
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import NullFormatter, PercentFormatter
 
 STATUS_COLORS = {
     "AVAILABLE": "#2ca02c", "CHARGING": "#1f77b4", "RESERVED": "#17becf", "BLOCKED": "#bcbd22",

@@ -20,7 +20,7 @@ from evpipeline.simulators.toolkit import Request, Response, iso_z, retry_after
 MAX_ERRORS = 500  # a systematic mistake in a large document is said this many times, then counted
 
 
-class Refusal(Exception):  # noqa: N818 - control flow inside a delivery handler
+class Refusal(Exception):  # control flow inside a delivery handler
     def __init__(self, http_status: int, errors: list[str], headers: dict[str, str] | None = None) -> None:
         super().__init__(errors[0] if errors else str(http_status))
         self.http_status, self.errors, self.headers = http_status, errors, headers or {}

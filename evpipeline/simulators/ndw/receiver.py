@@ -24,7 +24,7 @@ from evpipeline.simulators.ndw.state import IssuedToken, PushRecord, find, later
 from evpipeline.simulators.toolkit import Request, Response
 
 
-class Reply(Exception):  # noqa: N818 - control flow inside a push handler
+class Reply(Exception):  # control flow inside a push handler
     def __init__(self, http_status: int, status_code: int | None, message: str) -> None:
         super().__init__(message)
         self.http_status, self.status_code, self.message = http_status, status_code, message

@@ -133,13 +133,13 @@ class SimServer:
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s: " + format, server.name, *args)
 
             def _serve(self) -> None:
                 server._handle(self)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
         self._server = _QuietServer((self.host, self._port), _Handler)
         # A short poll interval: `stop()` waits up to one interval, and every test stops a server.

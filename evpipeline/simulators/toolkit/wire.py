@@ -57,7 +57,7 @@ class Response:
         return cls(status, b"", dict(headers or {}))
 
 
-class HttpReply(Exception):  # noqa: N818 - control flow: a handler answering early
+class HttpReply(Exception):  # control flow: a handler answering early
     """Raise from a handler to answer immediately (auth failures, bad parameters)."""
 
     def __init__(self, response: Response) -> None:

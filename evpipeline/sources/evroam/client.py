@@ -29,7 +29,7 @@ LIST_KEYS: dict[str, str] = {"Site": "sites", "ChargingStation": "chargingStatio
 PAGING = PageNumberPaginator(param="resultPage", has_more="hasMoreResults")
 
 
-class PushFileGone(Exception):  # noqa: N818 - a state of the world, not a bug
+class PushFileGone(Exception):  # a state of the world, not a bug
     """The notification's file expired (403) or was deleted (404): fall back to a delta sync."""
 
 

@@ -37,7 +37,7 @@ def event_kind(event: dict[str, Any]) -> str | None:
     return None
 
 
-class Refused(Exception):  # noqa: N818 - an answer to send, not a bug
+class Refused(Exception):  # an answer to send, not a bug
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message

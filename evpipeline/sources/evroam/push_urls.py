@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
-class PushUrlRefused(Exception):  # noqa: N818 - a verdict, not a bug
+class PushUrlRefused(Exception):  # a verdict, not a bug
     """A push-file URL we will not fetch, with the reason."""
 
 

@@ -75,7 +75,7 @@ def parse_country_ids(text: str) -> dict[str, str]:
     return pinned
 
 
-class SubscriptionGone(Exception):  # noqa: N818 - a state of the world, not a bug
+class SubscriptionGone(Exception):  # a state of the world, not a bug
     """The Service Bus subscription no longer exists (Zaptec removes them after 14 days unused)."""
 
 
