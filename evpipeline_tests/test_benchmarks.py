@@ -27,7 +27,7 @@ ROWS = {
 def _quick(module: str, output: Path) -> list[str]:
     """Rows of the table `evpipeline bench --quick --only <module>` writes; fails with the crashed rows shown."""
     completed = subprocess.run(
-        [sys.executable, "-m", "evpipeline.cli", "bench", "--quick", "--only", module, "--output", str(output)],
+        [sys.executable, "-m", "evpipeline.cli", "bench", "--quick", "--repeats", "1", "--only", module, "--output", str(output)],
         capture_output=True, text=True, timeout=540,
     )
     # A crashed measurement is a table row whose note carries the exception.
