@@ -20,10 +20,10 @@ demo: $(STAMP)  ## run the whole pipeline once on the bundled simulators
 	$(BIN)/evpipeline demo
 
 test: $(STAMP)  ## run the test suite
-	$(BIN)/python -m pytest -n 2 --durations=25
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=25
 
 test-fast: $(STAMP)  ## the development tier: no daemon, demo or benchmark processes, DuckDB backend only
-	$(BIN)/python -m pytest -n 2 --durations=10 -m "not slow" -k "not ducklake"
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=10 -m "not slow" -k "not ducklake"
 
 mutation: $(STAMP)  ## mutmut 3 over the critical modules, each against its own tests -> docs/testing.md
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,mutation]"

@@ -12,7 +12,13 @@ import yaml
 
 from evpipeline.model.assets import reference_operator_data
 from evpipeline.model.build import build_mart
-from evpipeline.model.reference import ReferenceError, apply_rules, default_file, load_reference
+from evpipeline.model.reference import (
+    ReferenceError,
+    apply_rules,
+    assigned_party,
+    default_file,
+    load_reference,
+)
 from evpipeline.ndw.export import build_export
 from evpipeline.ocpi import definition as ocpi
 from evpipeline.resources import PushInboxResource
@@ -227,3 +233,37 @@ def test_the_most_specific_rule_wins_whatever_its_place_in_the_file(
         ("L1", "Europe/Amsterdam", {"time_zone": "this-location"}),  # both match: the location rule, listed first or last
         ("L2", "Europe/Brussels", {"time_zone": "party-wide"}),  # only the party rule matches
     ]
+
+
+@pytest.mark.parametrize("specific_first", [True, False], ids=["specific-first", "specific-last"])
+def test_the_most_specific_party_assignment_wins_whatever_its_place_in_the_file(
+    warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, specific_first: bool
+) -> None:
+    # A location_id (2) is narrower than an operator name (1), which is narrower than the source alone (0).
+    feed = {"id": "whole-feed", "match": {"source": "greenflux"}, "country_code": "NL", "party_id": "FED"}
+    operator = {"id": "by-operator", "match": {"source": "greenflux", "operator": "Gemeente Utrecht"},
+                "country_code": "NL", "party_id": "UTR"}
+    location = {"id": "one-location", "match": {"source": "greenflux", "location_id": "L1"},
+                "country_code": "NL", "party_id": "LOC"}
+    ordered = [location, operator, feed] if specific_first else [feed, operator, location]
+    load(warehouse, write(tmp_path, {**default(), "parties": ordered}), monkeypatch)
+    with warehouse.get_connection() as con:
+        found = con.execute(f"""
+            SELECT t.location_id, p.party_id, p.rule_id
+            FROM (VALUES ('L1', 'Gemeente Utrecht'), ('L2', 'Gemeente Utrecht'), ('L3', 'Elders'))
+                 AS t(location_id, operator),
+                 LATERAL {assigned_party("greenflux", "t.location_id", "t.operator")} AS p
+            ORDER BY 1""").fetchall()
+    assert found == [("L1", "LOC", "one-location"), ("L2", "UTR", "by-operator"), ("L3", "FED", "whole-feed")]
+
+
+def test_among_equally_specific_party_assignments_the_later_one_wins(
+    warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier = {"id": "earlier", "match": {"source": "greenflux", "location_id": "L1"}, "country_code": "NL", "party_id": "OLD"}
+    later = {"id": "later", "match": {"source": "greenflux", "location_id": "L1"}, "country_code": "NL", "party_id": "NEW"}
+    load(warehouse, write(tmp_path, {**default(), "parties": [earlier, later]}), monkeypatch)
+    with warehouse.get_connection() as con:
+        found = con.execute(f"""SELECT p.party_id FROM (VALUES ('L1', 'x')) AS t(location_id, operator),
+                                LATERAL {assigned_party("greenflux", "t.location_id", "t.operator")} AS p""").fetchall()
+    assert found == [("NEW",)]
