@@ -40,7 +40,8 @@ class Group:
 
 GROUPS = [
     Group("http (rate limiting, retry)", ("evpipeline/http.py",), ("evpipeline_tests/test_http.py", "evpipeline_tests/test_transient_errors.py")),
-    Group("watermarks", ("evpipeline/watermarks.py",), ("evpipeline_tests/test_sync_batches.py", "evpipeline_tests/sources/greenflux/test_greenflux_sync.py")),
+    Group("watermarks", ("evpipeline/watermarks.py",), ("evpipeline_tests/test_watermarks.py", "evpipeline_tests/test_sync_batches.py",
+                                                       "evpipeline_tests/sources/greenflux/test_greenflux_sync.py")),
     Group("validation", ("evpipeline/validation.py",), ("evpipeline_tests/test_validation.py", "evpipeline_tests/test_sync_batches.py")),
     Group("merge", ("evpipeline/warehouse/merge.py",), ("evpipeline_tests/warehouse/test_merge.py",)),
     Group("push-file URL rules", ("evpipeline/sources/evroam/push_urls.py",), ("evpipeline_tests/sources/evroam/test_push_security.py",)),
