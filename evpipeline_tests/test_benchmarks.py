@@ -16,7 +16,7 @@ from benchmarks.harness import MEASUREMENTS, error_note, kept_notes
 
 # Each measurement in its own process, so pytest-xdist spreads them over the cores (the whole quick harness
 # in one test took 5 minutes on a loaded 2-core machine and set the suite's floor). The numbers are the
-# table's row numbers, written here rather than read from the harness.
+# table's row numbers, written here rather than read from the harness (lane_latency also writes row 12).
 ROWS = {
     "merge_bench": "1", "bootstrap_bench": "2", "sync_efficiency": "3", "rate_limits": "4", "export_bench": "5",
     "pull_server_bench": "6", "end_to_end": "7", "cycle_cost": "8", "lane_latency": "9", "datex2_bench": "10",
@@ -59,6 +59,12 @@ def test_quick_benchmark_writes_its_measurement(module: str, tmp_path: Path) -> 
         latency = [line for line in rows if line.startswith("| 9. ")]
         assert len(latency) == 3 and all(" 0 lost)" in line for line in latency), latency
         assert not any("(0 samples" in line for line in latency), latency  # a source none of whose EVSEs NDW takes
+        # The same changes reached the DATEX II receiver as deltaPush publications (row 12): every Zaptec and
+        # GreenFlux one (EVRoam's New Zealand fleet has no NUTS-1 region: the DATEX II publication withholds it).
+        datex2 = [line for line in rows if line.startswith("| 12. DATEX II delta latency, ")]
+        measured = [line for line in datex2 if "| not measured: " not in line]
+        assert len(datex2) == 3 and all(any(f"latency, {s}, " in line for line in measured) for s in ("zaptec", "greenflux")), datex2
+        assert all(" 0 lost)" in line for line in measured) and not any("(0 samples" in line for line in measured), datex2
     if module == "cycle_cost":
         # The incremental model equals a full rebuild on the benchmark fleets.
         assert all("mismatches vs full 0" in line for line in rows if line.startswith("| 8. cycle cost, "))
