@@ -1,0 +1,131 @@
+"""DATEX II delivery end to end over real HTTP: our pushes (`evpipeline.datex2.delivery`) against the
+receiver simulator, which judges every delivery against the AFIR profile as an access point would.
+
+The mart is a small clean fleet written through the shared merge (`mart_fixture`); the receiver is
+one server per module, reset for every test. Expected values are literals (read off the fleet below
+and the profile's code lists), never computed by the code under test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from evpipeline.datex2.client import Datex2PushResource
+from evpipeline.datex2.delivery import Delivery, push_static, push_statuses
+from evpipeline.simulators.datex2 import Datex2Simulator
+from evpipeline.simulators.datex2 import Delivery as Received
+from evpipeline.simulators.toolkit import SimClock
+from evpipeline.warehouse import WarehouseResource
+from evpipeline_tests.conftest import query
+from evpipeline_tests.datex2.fleet import point_statuses, reference_problems, status_publication
+from evpipeline_tests.mart_fixture import MartRows
+from evpipeline_tests.typed import present, running
+
+TOKEN = "test-datex2-delivery-token"
+COUNTRIES = ["NLD"]
+# The table's idG is `<creator>:table:<country>`; every object's first version is "1".
+TABLE_ID = "NL:delivery-test:table:NLD"
+# Charging points are `<country>:<party>:<location>:<evse_uid>`, sites `<country>:<party>:<location>`.
+L1E1, L1E2 = "NL:ALF:LOC-0001:LOC-0001-E1", "NL:ALF:LOC-0001:LOC-0001-E2"
+L2E1, L2E2 = "NL:ALF:LOC-0002:LOC-0002-E1", "NL:ALF:LOC-0002:LOC-0002-E2"
+FAST_RATE = "NL:ALF:rate:T-FAST"
+
+
+def small_fleet() -> MartRows:
+    """Two locations of two EVSEs (one connector each), every one publishable: LOC-0001-E2 alone is
+    on the ad hoc tariff T-FAST, the other three on T-STD (0,35 EUR/kWh excl. VAT, both)."""
+    m = MartRows()
+    m.operator("ALF")
+    m.tariff("T-STD")
+    m.tariff("T-FAST")
+    for n in (1, 2):
+        loc = m.location(n)
+        for e in (1, 2):
+            evse = m.evse(loc, e, status="CHARGING" if (n, e) == (1, 2) else "AVAILABLE")
+            m.connector(evse, 1, tariffs=["T-FAST"] if (n, e) == (1, 2) else ["T-STD"])
+    return m
+
+
+@pytest.fixture(scope="module")
+def _receiver() -> Iterator[Datex2Simulator]:
+    # One server per module (stopping one costs the toolkit's poll interval); reset for every test.
+    with running(Datex2Simulator(clock=SimClock(), token=TOKEN)) as sim:
+        yield sim
+
+
+@pytest.fixture
+def nap(_receiver: Datex2Simulator, clock: SimClock) -> Datex2Simulator:
+    _receiver.reset(clock)
+    return _receiver
+
+
+@pytest.fixture
+def datex2(nap: Datex2Simulator) -> Datex2PushResource:
+    # Short backoffs: a test of a failing receiver must not wait out production's.
+    return Datex2PushResource(push_url=nap.base_url, token=TOKEN, publication_creator="NL:delivery-test",
+                              backoff_base=0.01, backoff_max=0.05, read_timeout=5.0)
+
+
+@pytest.fixture
+def fleet() -> MartRows:
+    return small_fleet()
+
+
+@pytest.fixture
+def mart(warehouse: WarehouseResource, fleet: MartRows) -> WarehouseResource:
+    fleet.write(warehouse)
+    return warehouse
+
+
+def received(nap: Datex2Simulator, protocol: str | None = None, *, accepted: bool | None = None) -> list[Received]:
+    """The receiver's deliveries (`protocol`: table, snapshotPush or deltaPush), oldest first."""
+    return [d for d in nap.deliveries()
+            if (protocol is None or (d.protocol or "table") == protocol) and (accepted is None or d.accepted == accepted)]
+
+
+def points_in(document: Any) -> dict[str, dict[str, Any]]:
+    """The charging point statuses a status publication carries, by point id."""
+    return {p["reference"]["idG"]: p for _, _, p in point_statuses(document)}
+
+
+def initial_sync(warehouse: WarehouseResource, datex2: Datex2PushResource) -> tuple[Delivery, Delivery]:
+    """What a new deployment does first: the static table, then every status (snapshotPush)."""
+    static = present(push_static(warehouse, datex2, COUNTRIES, run_id="static-1"))
+    snapshot = present(push_statuses(warehouse, datex2, COUNTRIES, run_id="snapshot-1", snapshot=True))
+    return static, snapshot
+
+
+# --------------------------------------------------------------------------------------------
+# 1. The initial static table and status snapshot
+
+
+def test_initial_static_and_snapshot_are_accepted_and_the_snapshot_references_the_static_ids_and_versions(
+        mart: WarehouseResource, datex2: Datex2PushResource, nap: Datex2Simulator) -> None:
+    static, snapshot = initial_sync(mart, datex2)
+
+    assert (static.outcome.outcome, static.outcome.http_status) == ("accepted", 200), static.outcome.message
+    assert (snapshot.outcome.outcome, snapshot.outcome.http_status) == ("accepted", 200), snapshot.outcome.message
+    table_push, status_push = received(nap)  # exactly these two deliveries, both passing the receiver's checks
+    assert (table_push.kind, table_push.accepted, table_push.errors) == ("static", True, [])
+    assert (status_push.kind, status_push.protocol, status_push.accepted, status_push.errors) == (
+        "status", "snapshotPush", True, [])
+
+    held = present(nap.accepted_static())
+    assert held["tables"] == {TABLE_ID: {"versionG": "1"}}
+    assert set(held["chargingPoints"]) == {L1E1, L1E2, L2E1, L2E2}
+    # Every reference of the snapshot (table, site, station, point: id and version) resolves in the
+    # static table the receiver accepted, as a consumer joining the two would need.
+    document = status_push.document
+    assert status_publication(document)["tableReference"] == [
+        {"targetClass": "EnergyInfrastructureTable", "idG": TABLE_ID, "versionG": "1"}]
+    assert reference_problems(nap.static_document(), document) == []
+    assert {p: s["reference"]["versionG"] for p, s in points_in(document).items()} == {
+        L1E1: "1", L1E2: "1", L2E1: "1", L2E2: "1"}
+    # The receiver now holds every point's status (OCPI CHARGING -> charging, AVAILABLE -> available).
+    assert {p: s["status"] for p, s in nap.point_statuses().items()} == {
+        L1E1: "available", L1E2: "charging", L2E1: "available", L2E2: "available"}
+    # And our ledger says what the receiver holds: the table version each point's status references.
+    assert query(mart, "SELECT point_id, table_version, status FROM ops.datex2_held ORDER BY 1") == [
+        (L1E1, "1", "available"), (L1E2, "1", "charging"), (L2E1, "1", "available"), (L2E2, "1", "available")]
