@@ -8,19 +8,21 @@ and the profile's code lists), never computed by the code under test."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from evpipeline.datex2.client import Datex2PushResource
-from evpipeline.datex2.delivery import Delivery, push_static, push_statuses
+from evpipeline.datex2.delivery import Datex2Lane, Delivery, push_static, push_statuses
+from evpipeline.ndw.push_sync import mart_newest
 from evpipeline.simulators.datex2 import Datex2Simulator
 from evpipeline.simulators.datex2 import Delivery as Received
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import query
 from evpipeline_tests.datex2.fleet import point_statuses, reference_problems, status_publication
-from evpipeline_tests.mart_fixture import MartRows
+from evpipeline_tests.mart_fixture import MartRows, later
 from evpipeline_tests.typed import present, running
 
 TOKEN = "test-datex2-delivery-token"
@@ -90,6 +92,17 @@ def points_in(document: Any) -> dict[str, dict[str, Any]]:
     return {p["reference"]["idG"]: p for _, _, p in point_statuses(document)}
 
 
+def newest(warehouse: WarehouseResource) -> datetime:
+    """The mart's newest change, as the lane hands it to its DATEX II step."""
+    with warehouse.get_connection() as con:
+        return present(mart_newest(con))
+
+
+def updated(row: dict[str, Any], minutes: int, **changes: Any) -> dict[str, Any]:
+    """A mart row as its source reports it again `minutes` after the fleet's T0, with `changes`."""
+    return {**row, **changes, "last_updated": later(minutes), "source_last_updated": later(minutes)}
+
+
 def initial_sync(warehouse: WarehouseResource, datex2: Datex2PushResource) -> tuple[Delivery, Delivery]:
     """What a new deployment does first: the static table, then every status (snapshotPush)."""
     static = present(push_static(warehouse, datex2, COUNTRIES, run_id="static-1"))
@@ -129,3 +142,38 @@ def test_initial_static_and_snapshot_are_accepted_and_the_snapshot_references_th
     # And our ledger says what the receiver holds: the table version each point's status references.
     assert query(mart, "SELECT point_id, table_version, status FROM ops.datex2_held ORDER BY 1") == [
         (L1E1, "1", "available"), (L1E2, "1", "charging"), (L2E1, "1", "available"), (L2E2, "1", "available")]
+
+
+# --------------------------------------------------------------------------------------------
+# 2. A status change -> one deltaPush of that point
+
+
+def test_a_status_change_goes_out_as_a_delta_of_that_point_alone_and_a_cycle_without_change_sends_nothing(
+        mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator) -> None:
+    initial_sync(mart, datex2)
+    lane = Datex2Lane(mart, datex2, COUNTRIES)
+    l2e1, l2e2 = fleet.evses[2], fleet.evses[3]
+    assert (l2e1["evse_uid"], l2e2["evse_uid"]) == ("LOC-0002-E1", "LOC-0002-E2")
+
+    MartRows(evses=[updated(l2e1, 5, status="OUTOFORDER")]).write(mart, "feed-1")
+    report = present(lane.cycle("lane-1", newest(mart)))
+
+    assert report.advanced and present(report.delivery).outcome.ok, present(report.delivery).outcome.message
+    (delta,) = received(nap, "deltaPush")
+    assert (delta.accepted, delta.errors) == (True, [])
+    carried = points_in(delta.document)
+    assert list(carried) == [L2E1]  # not its unchanged neighbour at the same site, nor the other site
+    assert carried[L2E1]["status"] == {"value": "outOfOrder"}
+    assert carried[L2E1]["lastUpdated"] == "2026-11-01T08:05:00Z"
+    assert {p: s["status"] for p, s in nap.point_statuses().items()} == {
+        L1E1: "available", L1E2: "charging", L2E1: "outOfOrder", L2E2: "available"}
+
+    # The next cycle with the mart where it was: nothing to look at.
+    assert lane.cycle("lane-2", newest(mart)) is None
+    # The mart moves without a DATEX II change (the source re-reports LOC-0002-E2 as it was): the
+    # cycle looks at LOC-0002 again, and the diff against what the receiver holds is empty; the
+    # outOfOrder it was sent is not sent again.
+    MartRows(evses=[updated(l2e2, 6)]).write(mart, "feed-2")
+    quiet = present(lane.cycle("lane-3", newest(mart)))
+    assert quiet.scope >= 1 and quiet.delivery is None and quiet.advanced
+    assert len(received(nap, "deltaPush")) == 1
