@@ -7,8 +7,9 @@ and the profile's code lists), never computed by the code under test."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -177,3 +178,38 @@ def test_a_status_change_goes_out_as_a_delta_of_that_point_alone_and_a_cycle_wit
     quiet = present(lane.cycle("lane-3", newest(mart)))
     assert quiet.scope >= 1 and quiet.delivery is None and quiet.advanced
     assert len(received(nap, "deltaPush")) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# 3. An ad hoc price change -> energyRateUpdate of the points on that tariff
+
+
+def test_an_ad_hoc_tariff_change_goes_out_as_an_energy_rate_update_of_the_points_on_that_tariff(
+        mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator) -> None:
+    initial_sync(mart, datex2)
+    # No overlap: the cycle's scope is the tariff change alone (no location, EVSE or connector row
+    # changed), so the points must be found through the rate the receiver holds for them, not
+    # because the overlap happened to re-read the fixture's rows.
+    lane = Datex2Lane(mart, datex2, COUNTRIES, overlap=timedelta(0))
+    fast = fleet.tariffs[1]
+    assert fast["tariff_id"] == "T-FAST"
+    elements = [{"price_components": [{"type": "ENERGY", "price": 0.49, "vat": 21.0, "step_size": 1}]}]
+
+    MartRows(tariffs=[updated(fast, 5, elements=json.dumps(elements))]).write(mart, "feed-1")
+    report = present(lane.cycle("lane-1", newest(mart)))
+
+    assert report.delivery is not None, f"no deltaPush: the tariff change found no point ({report.scope} locations in scope)"
+    assert report.delivery.outcome.ok, report.delivery.outcome.message
+    (delta,) = received(nap, "deltaPush")
+    assert (delta.accepted, delta.errors) == (True, [])
+    carried = points_in(delta.document)
+    assert list(carried) == [L1E2]  # the only point on T-FAST; the T-STD points keep their price
+    (rate_update,) = carried[L1E2]["energyRateUpdate"]
+    assert rate_update["energyRateReference"]["idG"] == FAST_RATE
+    assert rate_update["energyPrice"] == [{"priceType": {"value": "pricePerKWh"}, "value": 0.49, "taxIncluded": False,
+                                           "taxRate": 21.0}]
+    assert carried[L1E2]["status"] == {"value": "charging"}  # the status it had, repeated
+    # The receiver now quotes the new ad hoc price for that point (it had the snapshot's 0,35).
+    assert present(nap.energy_rate(FAST_RATE))["updates"] == {f"point {L1E2}": {
+        "lastUpdated": "2026-11-01T08:05:00Z",
+        "energyPrice": [{"priceType": {"value": "pricePerKWh"}, "value": 0.49, "taxIncluded": False, "taxRate": 21.0}]}}
