@@ -8,19 +8,21 @@ and the profile's code lists), never computed by the code under test."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from evpipeline.datex2 import delivery
 from evpipeline.datex2.client import Datex2PushResource
 from evpipeline.datex2.delivery import Datex2Lane, Delivery, push_static, push_statuses
 from evpipeline.ndw.push_sync import mart_newest
 from evpipeline.simulators.datex2 import Datex2Simulator
 from evpipeline.simulators.datex2 import Delivery as Received
 from evpipeline.simulators.toolkit import SimClock
-from evpipeline.warehouse import WarehouseResource
+from evpipeline.warehouse import WarehouseResource, read_sync_state
 from evpipeline_tests.conftest import query
 from evpipeline_tests.datex2.fleet import point_statuses, reference_problems, status_publication
 from evpipeline_tests.mart_fixture import MartRows, later
@@ -82,10 +84,12 @@ def mart(warehouse: WarehouseResource, fleet: MartRows) -> WarehouseResource:
     return warehouse
 
 
-def received(nap: Datex2Simulator, protocol: str | None = None, *, accepted: bool | None = None) -> list[Received]:
-    """The receiver's deliveries (`protocol`: table, snapshotPush or deltaPush), oldest first."""
-    return [d for d in nap.deliveries()
-            if (protocol is None or (d.protocol or "table") == protocol) and (accepted is None or d.accepted == accepted)]
+def received(nap: Datex2Simulator, protocol: str | None = None, *, kind: str | None = None,
+             accepted: bool | None = None) -> list[Received]:
+    """The receiver's deliveries, oldest first (`protocol`: snapshotPush or deltaPush as the message
+    said; `kind`: static or status, which also covers an injected fault that read no message)."""
+    return [d for d in nap.deliveries() if (protocol is None or d.protocol == protocol)
+            and (kind is None or d.kind == kind) and (accepted is None or d.accepted == accepted)]
 
 
 def points_in(document: Any) -> dict[str, dict[str, Any]]:
@@ -213,3 +217,70 @@ def test_an_ad_hoc_tariff_change_goes_out_as_an_energy_rate_update_of_the_points
     assert present(nap.energy_rate(FAST_RATE))["updates"] == {f"point {L1E2}": {
         "lastUpdated": "2026-11-01T08:05:00Z",
         "energyPrice": [{"priceType": {"value": "pricePerKWh"}, "value": 0.49, "taxIncluded": False, "taxRate": 21.0}]}}
+
+
+# --------------------------------------------------------------------------------------------
+# 4. The receiver fails a delta -> delivered once, later
+
+
+class LaneTime:
+    """`time` as delivery.py reads it, with a wall clock the test moves: the lane's retry backoff
+    (`time.time()`) elapses without a sleep; durations stay real."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def perf_counter(self) -> float:
+        return time.perf_counter()
+
+
+def lane_cursor(warehouse: WarehouseResource) -> datetime | None:
+    with warehouse.get_connection() as con:
+        return read_sync_state(con, "datex2", "lane")[0]
+
+
+def test_a_delta_the_receiver_fails_is_delivered_once_by_a_later_cycle_and_the_cursor_waits_for_it(
+        mart: WarehouseResource, fleet: MartRows, nap: Datex2Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = LaneTime()
+    monkeypatch.setattr(delivery, "time", clock)
+    # Two tries per push (the HTTP layer retries a 500 once), so two injected 500s fail it for good.
+    datex2 = Datex2PushResource(push_url=nap.base_url, token=TOKEN, publication_creator="NL:delivery-test",
+                                max_attempts=2, backoff_base=0.01, backoff_max=0.05, read_timeout=5.0)
+    initial_sync(mart, datex2)
+    lane = Datex2Lane(mart, datex2, COUNTRIES)
+    before = lane_cursor(mart)
+    MartRows(evses=[updated(fleet.evses[2], 5, status="OUTOFORDER")]).write(mart, "feed-1")
+    nap.fail_next(2, status=500, endpoint="status")
+
+    failed = present(lane.cycle("lane-1", newest(mart)))
+
+    assert failed.delivery is not None and failed.delivery.outcome.outcome == "failed"
+    assert failed.delivery.outcome.http_status == 500 and not failed.advanced
+    assert [(d.http_status, d.accepted) for d in received(nap, kind="status")[1:]] == [(500, False), (500, False)]
+    # Nothing moved past the undelivered change: the cursor, and what we believe the receiver holds.
+    assert lane_cursor(mart) == before
+    assert query(mart, "SELECT status FROM ops.datex2_held WHERE point_id = ?", [L2E1]) == [("available",)]
+    assert present(nap.point_status(L2E1))["status"] == "available"
+    # Within the backoff the lane does not hammer the receiver.
+    assert lane.cycle("lane-2", newest(mart)) is None
+    assert len(received(nap, kind="status")) == 3
+
+    clock.now += 61  # past the longest backoff (60 s); the mart did not move meanwhile
+    retried = present(lane.cycle("lane-3", newest(mart)))
+
+    assert retried.delivery is not None and retried.delivery.outcome.ok, retried.delivery
+    assert retried.advanced and lane_cursor(mart) == newest(mart)
+    (delta,) = received(nap, "deltaPush", accepted=True)
+    assert list(points_in(delta.document)) == [L2E1]
+    assert present(nap.point_status(L2E1))["status"] == "outOfOrder"
+    # Delivered once: the next cycles send nothing more, and the log has the failure then the delivery.
+    assert lane.cycle("lane-4", newest(mart)) is None
+    MartRows(evses=[updated(fleet.evses[3], 6)]).write(mart, "feed-2")  # the mart moves, DATEX II unchanged
+    assert present(lane.cycle("lane-5", newest(mart))).delivery is None
+    assert len(received(nap, "deltaPush")) == 1
+    assert query(mart, "SELECT run_id, protocol, outcome, http_status, attempts, points FROM ops.datex2_pushes "
+                       "WHERE protocol = 'deltaPush' ORDER BY pushed_at") == [
+        ("lane-1", "deltaPush", "failed", 500, 2, 1), ("lane-3", "deltaPush", "accepted", 200, 1, 1)]
