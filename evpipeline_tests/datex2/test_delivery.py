@@ -8,6 +8,7 @@ and the profile's code lists), never computed by the code under test."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from evpipeline.datex2 import delivery
-from evpipeline.datex2.client import Datex2PushResource
+from evpipeline.datex2.client import Datex2AuthError, Datex2PushResource
 from evpipeline.datex2.delivery import Datex2Lane, Delivery, push_static, push_statuses
 from evpipeline.ndw.push_sync import mart_newest
 from evpipeline.simulators.datex2 import Datex2Simulator
@@ -284,3 +285,41 @@ def test_a_delta_the_receiver_fails_is_delivered_once_by_a_later_cycle_and_the_c
     assert query(mart, "SELECT run_id, protocol, outcome, http_status, attempts, points FROM ops.datex2_pushes "
                        "WHERE protocol = 'deltaPush' ORDER BY pushed_at") == [
         ("lane-1", "deltaPush", "failed", 500, 2, 1), ("lane-3", "deltaPush", "accepted", 200, 1, 1)]
+
+
+# --------------------------------------------------------------------------------------------
+# 5. A wrong DATEX2_PUSH_TOKEN
+
+
+WRONG_TOKEN = "wrong-datex2-token-5f0c9e"
+
+
+def test_a_wrong_push_token_fails_with_a_specific_error_that_names_the_setting_and_no_secret(
+        mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = datex2.model_copy(update={"token": WRONG_TOKEN})
+
+    # The static push (the first thing a deployment sends) fails the run, loudly and specifically.
+    with pytest.raises(Datex2AuthError) as static_error:
+        push_static(mart, wrong, COUNTRIES, run_id="static-1")
+    assert str(static_error.value).startswith("the DATEX II receiver answered HTTP 401: check DATEX2_PUSH_TOKEN")
+    assert static_error.value.status == 401
+    assert nap.accepted_static() is None and query(mart, "SELECT count(*) FROM ops.datex2_held") == [(0,)]
+
+    # The lane's delta too: it raises (the lane reports it as its DATEX II step's error) and its
+    # cursor stays where the change is still ahead of it.
+    initial_sync(mart, datex2)
+    cursor = lane_cursor(mart)
+    MartRows(evses=[updated(fleet.evses[2], 5, status="OUTOFORDER")]).write(mart, "feed-1")
+    with pytest.raises(Datex2AuthError) as lane_error:
+        Datex2Lane(mart, wrong, COUNTRIES).cycle("lane-1", newest(mart))
+    assert "HTTP 401: check DATEX2_PUSH_TOKEN" in str(lane_error.value)
+    assert lane_cursor(mart) == cursor
+    assert [(d.kind, d.http_status) for d in received(nap, accepted=False)] == [("static", 401), ("status", 401)]
+
+    # No secret anywhere we say it: the error (and its chain), its repr, the log.
+    for error in (static_error.value, lane_error.value):
+        said = f"{error} {error!r} {error.__cause__!r} {error.__context__!r} {error.url}"
+        assert WRONG_TOKEN not in said and TOKEN not in said
+    assert WRONG_TOKEN not in caplog.text and TOKEN not in caplog.text
