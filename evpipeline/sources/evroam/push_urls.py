@@ -12,7 +12,6 @@ A push notification names a URL we did not choose, so it is vetted before any re
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,7 +32,7 @@ class Origin:
         if (scheme, port) != (self.scheme, self.port):
             return False
         if self.host.startswith("*."):
-            return host.endswith(self.host[1:]) and fnmatch.fnmatchcase(host, self.host)
+            return host.endswith(self.host[1:])  # `.example.net`: a subdomain, never the bare domain
         return host == self.host
 
     def __str__(self) -> str:

@@ -255,3 +255,46 @@ def test_malformed_deliveries_are_400_with_the_reason(receiver: tuple[Background
 def test_the_receiver_still_requires_its_key(receiver: tuple[BackgroundServer, Inbox]) -> None:
     server, _ = receiver
     assert requests.post(f"{server.url}/api/evroam_listener?code=wrong", data=b"x" * (2 * MAX_BODY_BYTES)).status_code == 401
+
+
+# -- the URL rules as pure logic: each refusal with its exact reason (what a dead letter shows) -----
+
+
+STORE = "https://evroamstore.blob.core.windows.net"
+
+
+@pytest.mark.parametrize("url, reason", [
+    (None, "notification has no file URL"),
+    ("", "notification has no file URL"),
+    (123, "notification has no file URL"),
+    (f"{STORE}/a\x01b.json", "URL contains a backslash, whitespace, control or non-ASCII character"),
+    (f"{STORE}/a\x7fb.json", "URL contains a backslash, whitespace, control or non-ASCII character"),
+    ("https://user@evroamstore.blob.core.windows.net/f.json", "URL carries user info (user@host)"),
+    (f"{STORE}/f.json#part", "URL carries a fragment"),
+    ("https://evroamstore.blob.core.windows.net:http/f.json", "port is not a number from 0 to 65535"),
+    ("https:///f.json", "URL has no host"),
+    ("gopher://evroamstore.blob.core.windows.net/f.json", "scheme 'gopher' is not http(s)"),
+    ("https://other.example/f.json", "https://other.example:443 is not an allowed push-file origin"),
+])
+def test_each_refused_url_names_its_reason_exactly(url: object, reason: str) -> None:
+    with pytest.raises(PushUrlRefused) as refused:
+        vet(url, parse_origins(STORE))
+    assert str(refused.value) == reason
+
+
+def test_a_url_without_a_path_is_fetched_at_the_root_with_its_query() -> None:
+    assert vet(f"{STORE}?sv=1", parse_origins(STORE)) == f"{STORE}/?sv=1"
+    assert vet(f"{STORE}:443/f.json", parse_origins(STORE)) == f"{STORE}:443/f.json"  # a port given stays given
+
+
+def test_the_allow_list_is_a_comma_list_whose_empty_entries_are_skipped() -> None:
+    assert parse_origins(" https://a.example ,, http://127.0.0.1:8701, ") == [
+        Origin("https", "a.example", 443), Origin("http", "127.0.0.1", 8701)]
+    assert parse_origins("") == []
+
+
+@pytest.mark.parametrize("entry", ["https://user@a.example", "https://a.example/files", "ftp://a.example", "https://:443"])
+def test_an_allow_list_entry_is_an_origin_only(entry: str) -> None:
+    with pytest.raises(ValueError) as bad:
+        parse_origins(entry)
+    assert str(bad.value) == f"EVROAM_PUSH_ALLOWED_HOSTS entry {entry!r}: only http(s)://host[:port]"
