@@ -45,7 +45,7 @@ def _result(delivery: Delivery | None, what: str) -> dg.MaterializeResult:
                                     check_results=[dg.AssetCheckResult(check_name=CHECK_NAME, passed=True)])
     o = delivery.outcome
     metadata: dict[str, Any] = {
-        "pushed": True, "outcome": o.outcome, "http_status": o.http_status or 0, "attempts": o.attempts,
+        "pushed": delivery.pushed, "outcome": o.outcome, "http_status": o.http_status or 0, "attempts": o.attempts,
         "bytes": o.bytes, "elapsed_ms": o.elapsed_ms, "seconds": round(delivery.seconds, 3),
         "sites": delivery.stats.sites if delivery.stats else 0, "points": delivery.stats.points if delivery.stats else 0,
         "table_version": delivery.table_version or "", "delivery": o.delivery or "",

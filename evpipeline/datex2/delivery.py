@@ -44,6 +44,7 @@ from evpipeline.warehouse import Migration, WarehouseResource, Writer, read_sync
 log = logging.getLogger("evpipeline.datex2")
 SOURCE = "datex2"
 STATIC_STREAM, LANE_STREAM = "static", "lane"
+REFUSED_STATIC_STREAM = "static_refused"  # the digest of the last table the receiver refused, and why
 HELD = "ops.datex2_held"
 PUSHES = "ops.datex2_pushes"
 SCOPE = "_dx_scope"
@@ -153,6 +154,7 @@ class Delivery:
     table_version: str | None = None
     lag_seconds: float | None = None
     seconds: float = 0.0
+    pushed: bool = True  # False: the receiver refused this same table before; not sent again
 
 
 def _log(writer: Writer, delivery: Delivery) -> None:
@@ -177,16 +179,20 @@ def _last_static_digest(con: Any) -> str | None:
 def push_static(warehouse: WarehouseResource, resource: Datex2PushResource, countries: list[str], *, run_id: str | None,
                 force: bool = False, published_at: datetime | None = None) -> Delivery | None:
     """Push the static table when it changed since the receiver last accepted one (`force`: anyway);
-    None when there was nothing to push."""
+    None when there was nothing to push. A table the receiver refused is not sent again until its
+    content changes (`force` sends it anyway): the delivery says so (`pushed` False, outcome refused)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="evp-datex2-push-") as tmp:
         body = Path(tmp) / "static.json"
         with warehouse.get_connection() as con, Publisher(con, countries, resource.creator()) as publisher:
             digest = publisher.static_digest()
             changes = publisher.version_changes()
-            if not publisher.sites or (digest == _last_static_digest(con) and not force):
-                stats, held = None, None
-            else:
+            _, refused = read_sync_state(con, SOURCE, REFUSED_STATIC_STREAM)
+            unchanged = not publisher.sites or (digest == _last_static_digest(con) and not force)
+            # The same document would be refused again (400/413/415 are verdicts, not outages): not rebuilt, not sent.
+            refused_before = not unchanged and refused.get("digest") == digest and not force
+            stats, held = None, None
+            if not unchanged and not refused_before:
                 with body.open("wb") as out:
                     stats = publisher.write("static", "json", out, published_at=published_at)
                 held = publisher.held_rows()
@@ -194,7 +200,12 @@ def push_static(warehouse: WarehouseResource, resource: Datex2PushResource, coun
         if stats is None:
             with warehouse.writer(SOURCE, run_id) as writer:  # versions are recorded even when nothing is pushed
                 versions.record(writer, changes)
-            return None
+            if not refused_before:
+                return None
+            outcome = Datex2Outcome("static", "table", "refused", http_status=refused.get("http_status"),
+                                    message=f"not resent: the receiver refused this same table at {refused.get('at')}: "
+                                            f"{refused.get('message', '')}")
+            return Delivery(outcome, None, digest, table_version, seconds=time.perf_counter() - started, pushed=False)
         client = resource.client()
         try:  # a Datex2AuthError (refused token) fails the run
             outcome = client.push("static", "table", body)
@@ -207,6 +218,10 @@ def push_static(warehouse: WarehouseResource, resource: Datex2PushResource, coun
         if outcome.ok:
             _hold_static(writer, cast(pa.Table, held), table_version, outcome.pushed_at)
             writer.set_sync_state(STATIC_STREAM, outcome.pushed_at, {"digest": digest, "table_version": table_version})
+        elif outcome.outcome == "refused":
+            writer.set_sync_state(REFUSED_STATIC_STREAM, outcome.pushed_at, {
+                "digest": digest, "http_status": outcome.http_status, "at": outcome.pushed_at.isoformat(timespec="seconds"),
+                "message": outcome.message[:1000]})
     return delivery
 
 

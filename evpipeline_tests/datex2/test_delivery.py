@@ -150,6 +150,31 @@ def test_initial_static_and_snapshot_are_accepted_and_the_snapshot_references_th
         (L1E1, "1", "available"), (L1E2, "1", "charging"), (L2E1, "1", "available"), (L2E2, "1", "available")]
 
 
+def test_a_refused_static_table_is_not_rebuilt_or_sent_again_until_its_content_changes(
+        mart: WarehouseResource, datex2: Datex2PushResource, nap: Datex2Simulator, fleet: MartRows,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 413 is a verdict: sending the same table every 15 minutes would only be refused again."""
+    monkeypatch.setattr(nap, "max_body_bytes", 1_000)  # the table of four points is larger
+    first = present(push_static(mart, datex2, COUNTRIES, run_id="static-1"))
+    assert (first.outcome.outcome, first.outcome.http_status, first.pushed) == ("refused", 413, True)
+
+    again = present(push_static(mart, datex2, COUNTRIES, run_id="static-2"))
+    assert (again.outcome.outcome, again.outcome.http_status, again.pushed, again.outcome.ok) == ("refused", 413, False, False)
+    assert again.outcome.message.startswith("not resent: the receiver refused this same table at ")
+    assert "this receiver takes at most 1000" in again.outcome.message  # the receiver's own reason, kept
+    assert len(received(nap, kind="static")) == 1  # nothing went over the wire the second time
+
+    forced = present(push_static(mart, datex2, COUNTRIES, run_id="static-3", force=True))  # on demand: sent anyway
+    assert (forced.outcome.outcome, forced.pushed) == ("refused", True) and len(received(nap, kind="static")) == 2
+
+    # New content is a new document: sent (and, the receiver fixed, accepted).
+    monkeypatch.setattr(nap, "max_body_bytes", 64 * 1024 * 1024)
+    [location] = [row for row in fleet.locations if row["location_id"] == "LOC-0002"]
+    MartRows(locations=[updated(location, 30, name="Laadplein Noord")]).write(mart, run_id="rename")
+    renamed = present(push_static(mart, datex2, COUNTRIES, run_id="static-4"))
+    assert (renamed.outcome.outcome, renamed.pushed) == ("accepted", True) and len(received(nap, kind="static")) == 3
+
+
 # --------------------------------------------------------------------------------------------
 # 2. A status change -> one deltaPush of that point
 
