@@ -45,8 +45,9 @@ bench: $(STAMP)  ## full benchmark (installs the optional dlt reference)
 quick-bench: $(STAMP)
 	$(BIN)/evpipeline bench --quick
 
-lint: $(STAMP)  ## ruff, then mypy (config in pyproject.toml)
+lint: $(STAMP)  ## ruff check and ruff format --check, then mypy (config in pyproject.toml)
 	$(BIN)/ruff check evpipeline evpipeline_tests benchmarks
+	$(BIN)/ruff format --check evpipeline evpipeline_tests benchmarks
 	$(BIN)/mypy
 
 clean:

@@ -71,7 +71,9 @@ print(json.dumps({"seconds": time.perf_counter() - started, "objects": objects, 
 
 
 def _child(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, timeout=3600)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, timeout=3600
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-800:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -81,7 +83,9 @@ def run(scale: Scale) -> list[Result]:
     sim_scale = scale.pick(1165, 5)  # 300 locations per scale unit, ~2.9 EVSEs each
     work = Path(tempfile.mkdtemp(prefix="evp-bootstrap-"))
     port = free_port()
-    sim = subprocess.Popen([sys.executable, "-c", SIMULATOR, str(port), str(sim_scale), TOKEN], stdout=subprocess.PIPE, text=True)
+    sim = subprocess.Popen(
+        [sys.executable, "-c", SIMULATOR, str(port), str(sim_scale), TOKEN], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert sim.stdout is not None  # stdout=PIPE
         sim.stdout.readline()  # the fleet is built
@@ -100,10 +104,15 @@ def run(scale: Scale) -> list[Result]:
         shutil.rmtree(work, ignore_errors=True)
     evses = ours["meta"].get("greenflux/evses", {}).get("inserted", 0)
     share = ours["pandera"] / ours["seconds"]
-    return [Result(
-        "2. bootstrap (GreenFlux Locations)", f"{fmt_seconds(ours['seconds'])}, peak RSS {ours['rss_mib']:,.0f} MiB",
-        f"{fmt_seconds(floor['seconds'])} fetch+decode only", f"{ours['seconds'] / floor['seconds']:.2f}x",
-        "peak RSS <= 2 GiB", ours["rss_mib"] <= 2048,
-        f"{evses:,} EVSEs in {floor['objects']:,} locations, {ours['meta'].get('greenflux/locations', {}).get('requests', '?')} requests; "
-        f"pandera {share:.0%} of the time ({fmt_seconds(ours['pandera'])}); one transaction with history and watermark",
-    )]
+    return [
+        Result(
+            "2. bootstrap (GreenFlux Locations)",
+            f"{fmt_seconds(ours['seconds'])}, peak RSS {ours['rss_mib']:,.0f} MiB",
+            f"{fmt_seconds(floor['seconds'])} fetch+decode only",
+            f"{ours['seconds'] / floor['seconds']:.2f}x",
+            "peak RSS <= 2 GiB",
+            ours["rss_mib"] <= 2048,
+            f"{evses:,} EVSEs in {floor['objects']:,} locations, {ours['meta'].get('greenflux/locations', {}).get('requests', '?')} requests; "
+            f"pandera {share:.0%} of the time ({fmt_seconds(ours['pandera'])}); one transaction with history and watermark",
+        )
+    ]

@@ -46,7 +46,9 @@ ndw = NdwPushResource(push_base_url=ndw_url, token_url=token_url, client_id="ben
 warehouse = WarehouseResource(database=db)
 quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 """
-SETUP = COMMON + """
+SETUP = (
+    COMMON
+    + """
 from evpipeline.model.assets import mart_model, reference_operator_data, bi_snapshot
 from evpipeline.ndw.push_assets import ndw_push
 from evpipeline.sources.greenflux.assets import greenflux_locations, greenflux_tariffs
@@ -61,7 +63,10 @@ with warehouse.get_connection() as con:
     print(json.dumps({"evses": con.execute("SELECT count(*) FROM mart.evses").fetchone()[0],
                       "held": [r[0] for r in con.execute("SELECT evse_uid FROM ops.ndw_pushed WHERE kind = 'evse' ORDER BY 1").fetchall()]}))
 """
-CYCLE = COMMON + """
+)
+CYCLE = (
+    COMMON
+    + """
 import logging
 from evpipeline.lane.cycle import Lane
 from evpipeline.model.build import build_mart
@@ -104,11 +109,13 @@ print(json.dumps({"steps": steps, "rss_mib": rss, "scope": build.scope, "mart_mo
                   "patches": sum(1 for p, o in push.run.results if p.kind == "evse" and o.ok) if push else 0,
                   "published_rows": published.rows_written, "mismatches": rebuild.mismatches}))
 """
+)
 
 
 def _python(code: str, *args: str, timeout: float = 1800) -> dict[str, Any]:
-    completed = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
-                               timeout=timeout)
+    completed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, timeout=timeout
+    )
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr[-1500:])
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -117,11 +124,18 @@ def _python(code: str, *args: str, timeout: float = 1800) -> dict[str, Any]:
 def measure(scale: float, workdir: Path, seed: int = 5) -> dict[str, Any]:
     """Bootstrap a GreenFlux fleet at `scale`, then time one cycle of 20 changes (fresh process)."""
     clock = SimClock()
-    with (running(GreenFluxSimulator(scale=scale, clock=clock, token=TOKEN, seed=seed)) as gf,
-          running(NdwSimulator(clock=clock, client_id=NDW_ID, client_secret=NDW_SECRET)) as ndw):
+    with (
+        running(GreenFluxSimulator(scale=scale, clock=clock, token=TOKEN, seed=seed)) as gf,
+        running(NdwSimulator(clock=clock, client_id=NDW_ID, client_secret=NDW_SECRET)) as ndw,
+    ):
         db = str(workdir / f"scale-{scale:g}" / "warehouse.duckdb")
         Path(db).parent.mkdir(parents=True)
-        args = (gf.url, f"{ndw.url}/ocpi/2.2.1", f"{ndw.url}/auth/realms/ndw/protocol/openid-connect/token", db)
+        args = (
+            gf.url,
+            f"{ndw.url}/ocpi/2.2.1",
+            f"{ndw.url}/auth/realms/ndw/protocol/openid-connect/token",
+            db,
+        )
         setup = _python(SETUP, *args)
         warm_up, *changes = random.Random(seed).sample(setup["held"], CHANGES + 1)
         # A lane in steady state has just carried the previous change: one cycle with one change first
@@ -148,24 +162,33 @@ def run(scale: Scale) -> list[Result]:
         shutil.rmtree(workdir, ignore_errors=True)
     results = []
     for row in rows:
-        steps = ", ".join(f"{k} {fmt_seconds(v)}" for k, v in row["steps"].items() if not k.startswith("ref:"))
+        steps = ", ".join(
+            f"{k} {fmt_seconds(v)}" for k, v in row["steps"].items() if not k.startswith("ref:")
+        )
         reference = row["steps"]["ref: full rebuild"] + row["steps"]["ref: whole copy"]
-        results.append(Result(
-            f"8. cycle cost, 20 changes, {row['evses']:,} EVSEs",
-            f"{fmt_seconds(_cycle_seconds(row))} ({steps}); peak RSS {row['rss_mib']:.0f} MiB; {row['patches']} PATCHes",
-            f"{fmt_seconds(reference)} (full rebuild + whole copy)",
-            f"reference / ours {reference / _cycle_seconds(row):.1f}",
-            "peak RSS <= 600 MB; incremental == full",
-            row["rss_mib"] <= 600 and not any(row["mismatches"].values()),
-            f"mart scope {row['scope']}; mismatches vs full {sum(row['mismatches'].values())}",
-            raw=row,
-        ))
+        results.append(
+            Result(
+                f"8. cycle cost, 20 changes, {row['evses']:,} EVSEs",
+                f"{fmt_seconds(_cycle_seconds(row))} ({steps}); peak RSS {row['rss_mib']:.0f} MiB; {row['patches']} PATCHes",
+                f"{fmt_seconds(reference)} (full rebuild + whole copy)",
+                f"reference / ours {reference / _cycle_seconds(row):.1f}",
+                "peak RSS <= 600 MB; incremental == full",
+                row["rss_mib"] <= 600 and not any(row["mismatches"].values()),
+                f"mart scope {row['scope']}; mismatches vs full {sum(row['mismatches'].values())}",
+                raw=row,
+            )
+        )
     small, large = rows[0], rows[-1]
     growth = _cycle_seconds(large) / _cycle_seconds(small)
-    results.append(Result(
-        f"8. cycle cost growth {small['evses']:,} -> {large['evses']:,} EVSEs",
-        f"{fmt_seconds(_cycle_seconds(large))} vs {fmt_seconds(_cycle_seconds(small))}",
-        "the smallest fleet, same run", f"{growth:.2f}x", "<= 2x", growth <= 2.0,
-        f"full rebuild + copy grew {(large['steps']['ref: full rebuild'] + large['steps']['ref: whole copy']) / (small['steps']['ref: full rebuild'] + small['steps']['ref: whole copy']):.0f}x",
-    ))
+    results.append(
+        Result(
+            f"8. cycle cost growth {small['evses']:,} -> {large['evses']:,} EVSEs",
+            f"{fmt_seconds(_cycle_seconds(large))} vs {fmt_seconds(_cycle_seconds(small))}",
+            "the smallest fleet, same run",
+            f"{growth:.2f}x",
+            "<= 2x",
+            growth <= 2.0,
+            f"full rebuild + copy grew {(large['steps']['ref: full rebuild'] + large['steps']['ref: whole copy']) / (small['steps']['ref: full rebuild'] + small['steps']['ref: whole copy']):.0f}x",
+        )
+    )
     return results

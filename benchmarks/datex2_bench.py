@@ -81,7 +81,10 @@ def _child(db: Path, what: str, repeats: int, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     completed = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(CHILD), str(db), what, str(repeats), str(out)],
-        capture_output=True, text=True, timeout=3600, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        cwd=ROOT,
     )
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr[-800:])
@@ -103,29 +106,39 @@ def run(scale: Scale) -> list[Result]:
             con = connect(str(db))
             populate_mart(con, locations)
             con.close()
-            runs[locations] = {what: _child(db, what, repeats, work / f"out-{locations}-{what}")
-                               for what in ("ocpi", "datex2-xml", "datex2-json")}
+            runs[locations] = {
+                what: _child(db, what, repeats, work / f"out-{locations}-{what}")
+                for what in ("ocpi", "datex2-xml", "datex2-json")
+            }
         small, large = sizes[0], sizes[-1]
         flat = _growth(runs[large]["datex2-json"]) / _growth(runs[small]["datex2-json"])
         results = []
         for locations in sizes:
-            ocpi, xml, js = runs[locations]["ocpi"], runs[locations]["datex2-xml"], runs[locations]["datex2-json"]
+            ocpi, xml, js = (
+                runs[locations]["ocpi"],
+                runs[locations]["datex2-xml"],
+                runs[locations]["datex2-json"],
+            )
             ratio = js["seconds"] / ocpi["seconds"]
             last = locations == large
-            results.append(Result(
-                f"10. DATEX II static vs OCPI export, {locations:,} locations",
-                f"JSON {fmt_seconds(js['seconds'])}, peak RSS +{_growth(js):,.0f} MiB",
-                f"OCPI {fmt_seconds(ocpi['seconds'])}, peak RSS +{_growth(ocpi):,.0f} MiB",
-                f"{ratio:.2f}x",
-                "<= 1.5x OCPI; RSS growth flat in fleet size" if last else "<= 1.5x OCPI",
-                ratio <= 1.5 and (flat <= 1.5 if last else True),
-                f"XML {fmt_seconds(xml['seconds'])} ({xml['seconds'] / ocpi['seconds']:.2f}x, +{_growth(xml):,.0f} MiB); "
-                f"JSON {js['bytes'] / 1e6:.0f} MB, XML {xml['bytes'] / 1e6:.0f} MB, OCPI locations.json "
-                f"{ocpi['bytes'] / 1e6:.0f} MB; RSS is above the process baseline ({js['baseline_mib']:,.0f} MiB: interpreter, "
-                "imports, DuckDB connection)"
-                + (f"; DATEX II RSS growth {large:,} vs {small:,} locations: {flat:.2f}x" if last else ""),
-                raw={"ocpi": ocpi, "xml": xml, "json": js},
-            ))
+            results.append(
+                Result(
+                    f"10. DATEX II static vs OCPI export, {locations:,} locations",
+                    f"JSON {fmt_seconds(js['seconds'])}, peak RSS +{_growth(js):,.0f} MiB",
+                    f"OCPI {fmt_seconds(ocpi['seconds'])}, peak RSS +{_growth(ocpi):,.0f} MiB",
+                    f"{ratio:.2f}x",
+                    "<= 1.5x OCPI; RSS growth flat in fleet size" if last else "<= 1.5x OCPI",
+                    ratio <= 1.5 and (flat <= 1.5 if last else True),
+                    f"XML {fmt_seconds(xml['seconds'])} ({xml['seconds'] / ocpi['seconds']:.2f}x, +{_growth(xml):,.0f} MiB); "
+                    f"JSON {js['bytes'] / 1e6:.0f} MB, XML {xml['bytes'] / 1e6:.0f} MB, OCPI locations.json "
+                    f"{ocpi['bytes'] / 1e6:.0f} MB; RSS is above the process baseline ({js['baseline_mib']:,.0f} MiB: interpreter, "
+                    "imports, DuckDB connection)"
+                    + (
+                        f"; DATEX II RSS growth {large:,} vs {small:,} locations: {flat:.2f}x" if last else ""
+                    ),
+                    raw={"ocpi": ocpi, "xml": xml, "json": js},
+                )
+            )
         return results
     finally:
         shutil.rmtree(work, ignore_errors=True)

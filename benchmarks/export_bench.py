@@ -63,10 +63,17 @@ def run(scale: Scale) -> list[Result]:
         o, r = sorted(ours_t)[len(ours_t) // 2], sorted(ref_t)[len(ref_t) // 2]
         assert out["locations"] == locations, out
         con.close()
-        return [Result(
-            "5. export vs DuckDB nested COPY json", fmt_seconds(o), fmt_seconds(r), f"{o / r:.2f}x", "<= 1.5x", o / r <= 1.5,
-            f"{locations:,} locations x 3 EVSEs x 2 connectors; ours {out['bytes'] / 1e6:.0f} MB, reference "
-            f"{(work / 'reference.json').stat().st_size / 1e6:.0f} MB",
-        )]
+        return [
+            Result(
+                "5. export vs DuckDB nested COPY json",
+                fmt_seconds(o),
+                fmt_seconds(r),
+                f"{o / r:.2f}x",
+                "<= 1.5x",
+                o / r <= 1.5,
+                f"{locations:,} locations x 3 EVSEs x 2 connectors; ours {out['bytes'] / 1e6:.0f} MB, reference "
+                f"{(work / 'reference.json').stat().st_size / 1e6:.0f} MB",
+            )
+        ]
     finally:
         shutil.rmtree(work, ignore_errors=True)

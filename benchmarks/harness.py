@@ -100,7 +100,9 @@ def machine() -> dict[str, str]:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "versions": ", ".join(f"{p} {version(p)}" for p in ("dagster", "duckdb", "pandas", "pandera", "pyarrow", "dlt")),
+        "versions": ", ".join(
+            f"{p} {version(p)}" for p in ("dagster", "duckdb", "pandas", "pandera", "pyarrow", "dlt")
+        ),
     }
 
 
@@ -141,12 +143,23 @@ def kept_notes(report: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="evpipeline bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="every measurement at small scale (well under a minute)")
-    parser.add_argument("--only", action="append", default=[],
-                        help="run only measurements whose module name contains this; repeatable (default: all)")
-    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
-                        help="where the report is written (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=0, help="runs per figure, 0: 3 quick, 5 full (default: %(default)s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="every measurement at small scale (well under a minute)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="run only measurements whose module name contains this; repeatable (default: all)",
+    )
+    parser.add_argument(
+        "--output",
+        default=str(ROOT / "docs" / "benchmarks.md"),
+        help="where the report is written (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=0, help="runs per figure, 0: 3 quick, 5 full (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     scale = Scale(quick=args.quick, repeats=args.repeats or (3 if args.quick else 5))
     results: list[Result] = []
@@ -161,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # a broken measurement is a row saying so, not a lost table
             produced = [Result(module_name.split(".")[-1], "error", "", "", "", False, error_note(exc))]
         for result in produced:
-            print(f"   {result.name}: ours {result.ours} | ref {result.reference} | ratio {result.ratio} | target {result.target}", flush=True)
+            print(
+                f"   {result.name}: ours {result.ours} | ref {result.reference} | ratio {result.ratio} | target {result.target}",
+                flush=True,
+            )
         print(f"   ({time.perf_counter() - started:.1f}s)", flush=True)
         results.extend(produced)
     output = Path(args.output)

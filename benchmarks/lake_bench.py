@@ -58,7 +58,9 @@ class Catalogs:
         import psycopg2
 
         self.host = host
-        self.admin = psycopg2.connect(host=host, port=5432, user="postgres", dbname="postgres", connect_timeout=3)
+        self.admin = psycopg2.connect(
+            host=host, port=5432, user="postgres", dbname="postgres", connect_timeout=3
+        )
         self.admin.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
         self.made: list[str] = []
 
@@ -124,7 +126,9 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _detached_template(catalogs: Catalogs, prepare: Callable[[str], None], template: str | None = None) -> str:
+def _detached_template(
+    catalogs: Catalogs, prepare: Callable[[str], None], template: str | None = None
+) -> str:
     """A lake database (a copy of `template`) prepared once by `prepare(url)`, then detached so it
     can be copied in turn."""
     from evpipeline.warehouse.resource import detach_lake
@@ -237,7 +241,9 @@ def _small_commit(con: Any) -> None:
         w.set_sync_state("small", datetime.now(UTC))
 
 
-def _timed_merge(con: Any, delta: Any, small_commits: int, *, lake: bool, wal: Path | None = None) -> tuple[MergeSample, Any]:
+def _timed_merge(
+    con: Any, delta: Any, small_commits: int, *, lake: bool, wal: Path | None = None
+) -> tuple[MergeSample, Any]:
     """The merge, then a few small commits; on the lake one more small commit, untimed, counting
     its catalog queries (printing them is not free)."""
     marks = [time.perf_counter()]
@@ -251,8 +257,13 @@ def _timed_merge(con: Any, delta: Any, small_commits: int, *, lake: bool, wal: P
         begun = time.perf_counter()
         _small_commit(con)
         smalls.append(time.perf_counter() - begun)
-    sample = MergeSample(marks[2] - marks[0], marks[1] - marks[0], marks[2] - marks[1], statistics.median(smalls),
-                         checkpointed=checkpointed)
+    sample = MergeSample(
+        marks[2] - marks[0],
+        marks[1] - marks[0],
+        marks[2] - marks[1],
+        statistics.median(smalls),
+        checkpointed=checkpointed,
+    )
     if lake:
         with catalog_queries(con) as queries:
             _small_commit(con)
@@ -296,7 +307,9 @@ def merge_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templates)
         shutil.copyfile(pristine, copy)
         con = connect(str(copy))  # opening and the migration check stay outside the timing
         try:
-            sample, written["file"] = _timed_merge(con, delta, small_commits, lake=False, wal=Path(f"{copy}.wal"))
+            sample, written["file"] = _timed_merge(
+                con, delta, small_commits, lake=False, wal=Path(f"{copy}.wal")
+            )
             checkpointed.append(sample.checkpointed)
         finally:
             con.close()
@@ -312,7 +325,9 @@ def merge_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templates)
                 con.close()
             lake_s.append(sample)
             written["files"] = catalogs.catalog_rows(
-                name, "SELECT (SELECT count(*) FROM ducklake_data_file), (SELECT count(*) FROM ducklake_delete_file)")[0]
+                name,
+                "SELECT (SELECT count(*) FROM ducklake_data_file), (SELECT count(*) FROM ducklake_delete_file)",
+            )[0]
         finally:
             catalogs.drop(name)
         # The merge's own catalog queries, on one more copy, untimed (printing each query costs time).
@@ -334,20 +349,36 @@ def merge_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templates)
     f_commit, l_commit = med(file_s, "commit"), med(lake_s, "commit")
     f_small, l_small = med(file_s, "small_commit"), med(lake_s, "small_commit")
     c_file, c_lake = written["file"], written["lake"]
-    same = (c_file.updated, c_file.inserted, c_file.status_changes) == (c_lake.updated, c_lake.inserted, c_lake.status_changes)
+    same = (c_file.updated, c_file.inserted, c_file.status_changes) == (
+        c_lake.updated,
+        c_lake.inserted,
+        c_lake.status_changes,
+    )
     data_files, delete_files = written["files"]
-    raw = {"file": [s.__dict__ for s in file_s], "lake": [s.__dict__ for s in lake_s], "load_file_s": load_file,
-           "load_lake_s": load_lake, "data_files_before": files_before, "after_merge": written["files"],
-           "file_commit_checkpointed": checkpointed}
+    raw = {
+        "file": [s.__dict__ for s in file_s],
+        "lake": [s.__dict__ for s in lake_s],
+        "load_file_s": load_file,
+        "load_lake_s": load_lake,
+        "data_files_before": files_before,
+        "after_merge": written["files"],
+        "file_commit_checkpointed": checkpointed,
+    }
     return [
         Result(
             f"11. lake: merge {len(delta):,} rows into {rows:,}",
             f"{fmt_seconds(l_total)} DuckLake (COMMIT {fmt_seconds(l_commit)})",
             f"{fmt_seconds(f_total)} DuckDB file (COMMIT {fmt_seconds(f_commit)})",
-            f"lake / file {_ratio(l_total, f_total)}", REPORT, None if same else False,
+            f"lake / file {_ratio(l_total, f_total)}",
+            REPORT,
+            None if same else False,
             f"measurement 1's write path on a copy of the same loaded table, median of {scale.repeats} "
             f"({c_lake.updated:,} updated, {c_lake.inserted:,} inserted, {c_lake.status_changes:,} status changes"
-            + ("" if same else f"; **the file wrote {c_file.updated:,}/{c_file.inserted:,}/{c_file.status_changes:,}**")
+            + (
+                ""
+                if same
+                else f"; **the file wrote {c_file.updated:,}/{c_file.inserted:,}/{c_file.status_changes:,}**"
+            )
             + ("; the file's COMMIT includes DuckDB's automatic checkpoint" if all(checkpointed) else "")
             + f"); the lake's transaction sent {lake_s[0].queries} queries to its PostgreSQL catalog and took the table "
             f"from {files_before} to {data_files} data files + {delete_files} delete files; loading the {rows:,} rows "
@@ -356,8 +387,11 @@ def merge_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templates)
         ),
         Result(
             "11. lake: one small commit (a watermark alone)",
-            f"{fmt_seconds(l_small)} DuckLake", f"{fmt_seconds(f_small)} DuckDB file", f"lake / file {_ratio(l_small, f_small)}",
-            REPORT, None,
+            f"{fmt_seconds(l_small)} DuckLake",
+            f"{fmt_seconds(f_small)} DuckDB file",
+            f"lake / file {_ratio(l_small, f_small)}",
+            REPORT,
+            None,
             f"median of {small_commits} per run, {scale.repeats} runs; what any write pays: on the lake "
             f"{lake_s[-1].small_queries} catalog queries (snapshot, table stats, inlined rows, the new snapshot's rows), "
             f"on the file a WAL write; migrating a new warehouse (every component's tables, untimed setup) "
@@ -367,6 +401,7 @@ def merge_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templates)
 
 
 # -- 2. one lane cycle (measurement 8) ---------------------------------------------------------------
+
 
 def cycle_script() -> str:
     """Measurement 8's cycle script, with the attach timed on its own first and the reference (a
@@ -382,7 +417,7 @@ with warehouse.get_connection() as _con:
     pass
 attach = time.perf_counter() - _started
 """
-        + cycle_cost.CYCLE[len(cycle_cost.COMMON):cycle_cost.CYCLE.index(marker)]
+        + cycle_cost.CYCLE[len(cycle_cost.COMMON) : cycle_cost.CYCLE.index(marker)]
         + """
 # ru_maxrss of a child starts at its parent's peak (Linux keeps the high-water mark across fork and
 # exec), and the harness holds 1M-row frames: VmHWM is this process's own.
@@ -411,16 +446,27 @@ class CycleRun:
 
 
 @contextmanager
-def _cycle_fleet(sim_scale: float, database: str, seed: int) -> Iterator[tuple[Any, Any, tuple[str, ...], dict[str, Any], float]]:
+def _cycle_fleet(
+    sim_scale: float, database: str, seed: int
+) -> Iterator[tuple[Any, Any, tuple[str, ...], dict[str, Any], float]]:
     """Measurement 8's simulators and bootstrap (untimed, in a subprocess) on `database`."""
     from evpipeline.simulators.greenflux import GreenFluxSimulator
     from evpipeline.simulators.ndw import NdwSimulator
     from evpipeline.simulators.toolkit import SimClock
 
     clock = SimClock()
-    with (running(GreenFluxSimulator(scale=sim_scale, clock=clock, token=cycle_cost.TOKEN, seed=seed)) as gf,
-          running(NdwSimulator(clock=clock, client_id=cycle_cost.NDW_ID, client_secret=cycle_cost.NDW_SECRET)) as ndw):
-        args = (gf.url, f"{ndw.url}/ocpi/2.2.1", f"{ndw.url}/auth/realms/ndw/protocol/openid-connect/token", database)
+    with (
+        running(GreenFluxSimulator(scale=sim_scale, clock=clock, token=cycle_cost.TOKEN, seed=seed)) as gf,
+        running(
+            NdwSimulator(clock=clock, client_id=cycle_cost.NDW_ID, client_secret=cycle_cost.NDW_SECRET)
+        ) as ndw,
+    ):
+        args = (
+            gf.url,
+            f"{ndw.url}/ocpi/2.2.1",
+            f"{ndw.url}/auth/realms/ndw/protocol/openid-connect/token",
+            database,
+        )
         started = time.perf_counter()
         setup = cycle_cost._python(cycle_cost.SETUP, *args)
         yield gf, clock, args, setup, time.perf_counter() - started
@@ -434,15 +480,20 @@ def cycle_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templates)
     (work / "cycle").mkdir()
     file_db = str(base.file_copy(work / "cycle" / "warehouse.duckdb"))
     runs = {"file": CycleRun("file"), "lake": CycleRun("lake")}
-    with catalogs.fresh(base.lake) as lake_db, \
-            _cycle_fleet(sim_scale, file_db, seed) as file_fleet, _cycle_fleet(sim_scale, lake_db, seed) as lake_fleet:
+    with (
+        catalogs.fresh(base.lake) as lake_db,
+        _cycle_fleet(sim_scale, file_db, seed) as file_fleet,
+        _cycle_fleet(sim_scale, lake_db, seed) as lake_fleet,
+    ):
         fleets = {"file": file_fleet, "lake": lake_fleet}
         for backend, (_gf, _clock, _args, setup, setup_s) in fleets.items():
             runs[backend].evses, runs[backend].setup_s = setup["evses"], setup_s
         # The same EVSEs change on both fleets (same seed, same data): one warm-up change, then 20 a cycle.
         held = file_fleet[3]["held"]
         picked = random.Random(seed).sample(held, 1 + cycle_cost.CHANGES * measured)
-        batches = [picked[:1]] + [picked[1 + i * cycle_cost.CHANGES:1 + (i + 1) * cycle_cost.CHANGES] for i in range(measured)]
+        batches = [picked[:1]] + [
+            picked[1 + i * cycle_cost.CHANGES : 1 + (i + 1) * cycle_cost.CHANGES] for i in range(measured)
+        ]
         for number, uids in enumerate(batches):
             for backend, (gf, clock, args, _setup, _s) in fleets.items():  # interleaved
                 clock.advance(60)
@@ -456,24 +507,36 @@ def cycle_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templates)
     steps = list(file_run.cycles[0]["steps"])
 
     def per_step(run: CycleRun) -> str:
-        return ", ".join(f"{s} {fmt_seconds(statistics.median(c['steps'][s] for c in run.cycles))}" for s in steps)
+        return ", ".join(
+            f"{s} {fmt_seconds(statistics.median(c['steps'][s] for c in run.cycles))}" for s in steps
+        )
 
     def rss(run: CycleRun) -> float:
         return max(c["rss_mib"] for c in run.cycles)
 
-    same_fleet = file_run.evses == lake_run.evses and file_run.cycles[-1]["patches"] == lake_run.cycles[-1]["patches"]
-    return [Result(
-        f"11. lake: lane cycle, 20 changes, {lake_run.evses:,} EVSEs",
-        f"{fmt_seconds(l_cycle)} DuckLake ({per_step(lake_run)}); peak RSS {rss(lake_run):.0f} MiB",
-        f"{fmt_seconds(f_cycle)} DuckDB file ({per_step(file_run)}); peak RSS {rss(file_run):.0f} MiB",
-        f"lake / file {_ratio(l_cycle, f_cycle)}", REPORT, None if same_fleet else False,
-        f"measurement 8's cycle in a fresh process, median of {measured}; attaching before it (not in the cycle: the lane "
-        f"daemon attaches once) {fmt_seconds(lake_run.median(lambda c: c['attach']))} lake vs "
-        f"{fmt_seconds(file_run.median(lambda c: c['attach']))} file; {lake_run.cycles[-1]['patches']} PATCHes; "
-        f"bootstrap (untimed setup) {fmt_seconds(lake_run.setup_s)} lake vs {fmt_seconds(file_run.setup_s)} file"
-        + ("" if same_fleet else f"; **file {file_run.evses:,} EVSEs / {file_run.cycles[-1]['patches']} PATCHes differ**"),
-        raw={"file": file_run.__dict__, "lake": lake_run.__dict__},
-    )]
+    same_fleet = (
+        file_run.evses == lake_run.evses and file_run.cycles[-1]["patches"] == lake_run.cycles[-1]["patches"]
+    )
+    return [
+        Result(
+            f"11. lake: lane cycle, 20 changes, {lake_run.evses:,} EVSEs",
+            f"{fmt_seconds(l_cycle)} DuckLake ({per_step(lake_run)}); peak RSS {rss(lake_run):.0f} MiB",
+            f"{fmt_seconds(f_cycle)} DuckDB file ({per_step(file_run)}); peak RSS {rss(file_run):.0f} MiB",
+            f"lake / file {_ratio(l_cycle, f_cycle)}",
+            REPORT,
+            None if same_fleet else False,
+            f"measurement 8's cycle in a fresh process, median of {measured}; attaching before it (not in the cycle: the lane "
+            f"daemon attaches once) {fmt_seconds(lake_run.median(lambda c: c['attach']))} lake vs "
+            f"{fmt_seconds(file_run.median(lambda c: c['attach']))} file; {lake_run.cycles[-1]['patches']} PATCHes; "
+            f"bootstrap (untimed setup) {fmt_seconds(lake_run.setup_s)} lake vs {fmt_seconds(file_run.setup_s)} file"
+            + (
+                ""
+                if same_fleet
+                else f"; **file {file_run.evses:,} EVSEs / {file_run.cycles[-1]['patches']} PATCHes differ**"
+            ),
+            raw={"file": file_run.__dict__, "lake": lake_run.__dict__},
+        )
+    ]
 
 
 # -- 3. two sources at once on the lake, one after the other on the file ------------------------------
@@ -498,7 +561,9 @@ def counting_retries() -> Iterator[RetryCounter]:
     counter = RetryCounter()
     logger = logging.getLogger("evpipeline.warehouse.resource")
     level = logger.level
-    logger.setLevel(logging.INFO)  # the retry line is INFO; the default WARNING would drop it before any handler
+    logger.setLevel(
+        logging.INFO
+    )  # the retry line is INFO; the default WARNING would drop it before any handler
     logger.addHandler(counter)
     try:
         yield counter
@@ -536,21 +601,36 @@ class Sources:
         from evpipeline.sources.greenflux.assets import GreenFluxSyncConfig, sync_locations
         from evpipeline.sources.greenflux.client import GreenFluxResource
 
-        client = GreenFluxResource(base_url=self.greenflux.url, token=self.greenflux.token, requests_per_second=1000,
-                                   page_limit=500).client()
-        sync_locations(TimedWarehouse(database=database), client, GreenFluxSyncConfig(), run_id="bench-greenflux",
-                       log=logging.getLogger("benchmarks.lake_bench"))
+        client = GreenFluxResource(
+            base_url=self.greenflux.url, token=self.greenflux.token, requests_per_second=1000, page_limit=500
+        ).client()
+        sync_locations(
+            TimedWarehouse(database=database),
+            client,
+            GreenFluxSyncConfig(),
+            run_id="bench-greenflux",
+            log=logging.getLogger("benchmarks.lake_bench"),
+        )
 
     def evroam_sync(self, database: str) -> None:
         from evpipeline.sources.evroam.assets import EVRoamSyncConfig, pull
         from evpipeline.sources.evroam.client import EVRoamResource
 
-        client = EVRoamResource(base_url=f"{self.evroam.url}/consumer/api", subscription_key=self.evroam.subscription_key,
-                                requests_per_second=1000).client()
+        client = EVRoamResource(
+            base_url=f"{self.evroam.url}/consumer/api",
+            subscription_key=self.evroam.subscription_key,
+            requests_per_second=1000,
+        ).client()
         warehouse = TimedWarehouse(database=database)
         for stream in ("Site", "ChargingStation"):
-            pull(warehouse, client, stream, EVRoamSyncConfig(), run_id=f"bench-evroam-{stream}",
-                 log=logging.getLogger("benchmarks.lake_bench"))
+            pull(
+                warehouse,
+                client,
+                stream,
+                EVRoamSyncConfig(),
+                run_id=f"bench-evroam-{stream}",
+                log=logging.getLogger("benchmarks.lake_bench"),
+            )
 
     def serial(self, database: str) -> dict[str, float]:
         started = time.perf_counter()
@@ -571,8 +651,10 @@ class Sources:
                 failed.append(exc)
             took[name] = time.perf_counter() - started
 
-        threads = [threading.Thread(target=one, args=("greenflux", self.greenflux_sync)),
-                   threading.Thread(target=one, args=("evroam", self.evroam_sync))]
+        threads = [
+            threading.Thread(target=one, args=("greenflux", self.greenflux_sync)),
+            threading.Thread(target=one, args=("evroam", self.evroam_sync)),
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -590,9 +672,17 @@ def warehouse_state(database: str) -> dict[str, Any]:
     names = [GF.LOCATIONS, GF.EVSES, GF.CONNECTORS, EV.SITES, EV.STATIONS, EV.CONNECTORS, EV.AVAILABILITY]
     with WarehouseResource(database=database).get_connection() as con:
         counts = {t: scalar(con.execute(f"SELECT count(*) FROM {t}")) for t in names}
-        marks = {f"{s}/{st}": str(w) for s, st, w in con.execute(
-            "SELECT source, stream, watermark FROM ops.sync_state WHERE source IN ('greenflux', 'evroam') ORDER BY 1, 2").fetchall()}
-        runs = dict(con.execute("SELECT source, count(*) FROM ops.runs WHERE source IN ('greenflux', 'evroam') GROUP BY 1").fetchall())
+        marks = {
+            f"{s}/{st}": str(w)
+            for s, st, w in con.execute(
+                "SELECT source, stream, watermark FROM ops.sync_state WHERE source IN ('greenflux', 'evroam') ORDER BY 1, 2"
+            ).fetchall()
+        }
+        runs = dict(
+            con.execute(
+                "SELECT source, count(*) FROM ops.runs WHERE source IN ('greenflux', 'evroam') GROUP BY 1"
+            ).fetchall()
+        )
     return {"rows": counts, "watermarks": marks, "runs": runs}
 
 
@@ -604,8 +694,10 @@ def parallel_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templat
 
     runs = scale.pick(scale.repeats, 1)
     # Frozen clocks: both backends bootstrap exactly the same records.
-    with (running(GreenFluxSimulator(scale=scale.pick(5, 0.5), clock=SimClock(), seed=5)) as gf,
-          running(EVRoamSimulator(scale=scale.pick(10, 1), clock=SimClock(), page_size=100, seed=5)) as ev):
+    with (
+        running(GreenFluxSimulator(scale=scale.pick(5, 0.5), clock=SimClock(), seed=5)) as gf,
+        running(EVRoamSimulator(scale=scale.pick(10, 1), clock=SimClock(), page_size=100, seed=5)) as ev,
+    ):
         sources = Sources(gf, ev)
         samples: dict[str, list[float]] = {"file serial": [], "lake parallel": [], "lake serial": []}
         per_source: dict[str, list[dict[str, float]]] = {k: [] for k in samples}
@@ -626,7 +718,11 @@ def parallel_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templat
                     _WRITES.clear()
                     with counting_retries() as counter:
                         started = time.perf_counter()
-                        took = sources.parallel(database) if kind.endswith("parallel") else sources.serial(database)
+                        took = (
+                            sources.parallel(database)
+                            if kind.endswith("parallel")
+                            else sources.serial(database)
+                        )
                         samples[kind].append(time.perf_counter() - started)
                     retries[kind] += counter.count
                     per_source[kind].append(took)
@@ -640,36 +736,61 @@ def parallel_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templat
         expected = {"sites": len(ev.sites), "stations": len(ev.stations), "locations": gf.n_locations}
 
     reference = states["file serial"][0]
-    complete = len(reference["watermarks"]) == 3 and all(v not in ("None", "") for v in reference["watermarks"].values())
+    complete = len(reference["watermarks"]) == 3 and all(
+        v not in ("None", "") for v in reference["watermarks"].values()
+    )
     complete = complete and reference["runs"] == {"greenflux": 1, "evroam": 2}
     rows = reference["rows"]
-    complete = complete and rows[EV.SITES] == expected["sites"] and rows[EV.STATIONS] == expected["stations"] \
+    complete = (
+        complete
+        and rows[EV.SITES] == expected["sites"]
+        and rows[EV.STATIONS] == expected["stations"]
         and rows[GF.LOCATIONS] == expected["locations"]
-    mismatched = [f"{kind} run {i + 1}" for kind, taken in states.items() for i, s in enumerate(taken) if s != reference]
+    )
+    mismatched = [
+        f"{kind} run {i + 1}" for kind, taken in states.items() for i, s in enumerate(taken) if s != reference
+    ]
     verified = complete and not mismatched
-    file_t, lake_t, lake_serial_t = (statistics.median(samples[k]) for k in ("file serial", "lake parallel", "lake serial"))
+    file_t, lake_t, lake_serial_t = (
+        statistics.median(samples[k]) for k in ("file serial", "lake parallel", "lake serial")
+    )
 
     def each(kind: str) -> str:
         """Each source's own wall time, and of it the time inside its warehouse transactions."""
-        return ", ".join(f"{name} {fmt_seconds(statistics.median(t[name] for t in per_source[kind]))} "
-                         f"(writing {fmt_seconds(statistics.median(w.get(name, 0.0) for w in writing[kind]))})"
-                         for name in ("greenflux", "evroam"))
+        return ", ".join(
+            f"{name} {fmt_seconds(statistics.median(t[name] for t in per_source[kind]))} "
+            f"(writing {fmt_seconds(statistics.median(w.get(name, 0.0) for w in writing[kind]))})"
+            for name in ("greenflux", "evroam")
+        )
 
-    return [Result(
-        "11. lake: two sources at once vs serialized on the file",
-        f"{fmt_seconds(lake_t)} DuckLake, 2 threads ({each('lake parallel')}); {retries['lake parallel']} commits redone",
-        f"{fmt_seconds(file_t)} DuckDB file, one after the other ({each('file serial')})",
-        f"lake / file {_ratio(lake_t, file_t)}", "rows + watermarks complete", verified,
-        f"GreenFlux Locations bootstrap ({rows[GF.EVSES]:,} EVSEs, {rows[GF.CONNECTORS]:,} connectors) and "
-        f"EVRoam Site + ChargingStation bootstraps ({rows[EV.STATIONS]:,} stations, {rows[EV.CONNECTORS]:,} "
-        f"connectors), simulators in this process, median of {runs}; the same two serialized on the lake: "
-        f"{fmt_seconds(lake_serial_t)} ({each('lake serial')}; lake serial / file {_ratio(lake_serial_t, file_t)}); "
-        f"after every run rows, run log and all 3 watermarks "
-        + ("equal the file's and the simulators'" if verified else
-           f"**differ**: {', '.join(mismatched) or 'reference incomplete'}; reference {json.dumps(reference)[:200]}"),
-        raw={"samples": samples, "per_source": per_source, "writing": writing, "retries": retries, "states": states,
-             "expected": expected},
-    )]
+    return [
+        Result(
+            "11. lake: two sources at once vs serialized on the file",
+            f"{fmt_seconds(lake_t)} DuckLake, 2 threads ({each('lake parallel')}); {retries['lake parallel']} commits redone",
+            f"{fmt_seconds(file_t)} DuckDB file, one after the other ({each('file serial')})",
+            f"lake / file {_ratio(lake_t, file_t)}",
+            "rows + watermarks complete",
+            verified,
+            f"GreenFlux Locations bootstrap ({rows[GF.EVSES]:,} EVSEs, {rows[GF.CONNECTORS]:,} connectors) and "
+            f"EVRoam Site + ChargingStation bootstraps ({rows[EV.STATIONS]:,} stations, {rows[EV.CONNECTORS]:,} "
+            f"connectors), simulators in this process, median of {runs}; the same two serialized on the lake: "
+            f"{fmt_seconds(lake_serial_t)} ({each('lake serial')}; lake serial / file {_ratio(lake_serial_t, file_t)}); "
+            f"after every run rows, run log and all 3 watermarks "
+            + (
+                "equal the file's and the simulators'"
+                if verified
+                else f"**differ**: {', '.join(mismatched) or 'reference incomplete'}; reference {json.dumps(reference)[:200]}"
+            ),
+            raw={
+                "samples": samples,
+                "per_source": per_source,
+                "writing": writing,
+                "retries": retries,
+                "states": states,
+                "expected": expected,
+            },
+        )
+    ]
 
 
 # -- the measurement ---------------------------------------------------------------------------------
@@ -683,19 +804,41 @@ def run(scale: Scale) -> list[Result]:
             extension_path(extension)
         catalogs = Catalogs()
     except Exception as exc:  # no DuckLake wheels or no PostgreSQL here: a row saying so, not an error
-        return [Result("11. lake vs file", "not measured", "", "", REPORT, None,
-                       f"needs the DuckLake extensions and PostgreSQL on {PG_HOST}:5432 for the catalog "
-                       f"({type(exc).__name__}: {str(exc).strip()[:160]})")]
+        return [
+            Result(
+                "11. lake vs file",
+                "not measured",
+                "",
+                "",
+                REPORT,
+                None,
+                f"needs the DuckLake extensions and PostgreSQL on {PG_HOST}:5432 for the catalog "
+                f"({type(exc).__name__}: {str(exc).strip()[:160]})",
+            )
+        ]
     work = Path(tempfile.mkdtemp(prefix="evp-lake-"))
     # The lake's Parquet files, and what a lake puts under the data directory (BI snapshots), stay in
     # this run's directory, for this process and the cycle's subprocesses alike.
     try:
-        with environment(EVPIPELINE_LAKE_DATA=str(work / "lake") + "/", EVPIPELINE_DATA_DIR=str(work / "data")):
+        with environment(
+            EVPIPELINE_LAKE_DATA=str(work / "lake") + "/", EVPIPELINE_DATA_DIR=str(work / "data")
+        ):
             base = Templates.make(work, catalogs)
             results = merge_results(scale, work, catalogs, base)
-            if scale.quick:  # two bootstraps and four cycles in fresh processes: a minute and a half even small
-                results.append(Result("11. lake: lane cycle", "not measured (--quick)", "", "", REPORT, None,
-                                      "full scale only: measurement 8's cycle on both backends"))
+            if (
+                scale.quick
+            ):  # two bootstraps and four cycles in fresh processes: a minute and a half even small
+                results.append(
+                    Result(
+                        "11. lake: lane cycle",
+                        "not measured (--quick)",
+                        "",
+                        "",
+                        REPORT,
+                        None,
+                        "full scale only: measurement 8's cycle on both backends",
+                    )
+                )
             else:
                 results += cycle_results(scale, work, catalogs, base)
             results += parallel_results(scale, work, catalogs, base)

@@ -49,7 +49,12 @@ SAMPLES = 12  # per source
 TIMEOUT = 180.0  # seconds a change may take before it counts as lost
 # OCPI status -> the profile's RefillPointStatusEnum value a delta carries (the flips' statuses only),
 # written out here rather than taken from the pipeline's own mapping.
-DATEX_STATUS = {"AVAILABLE": "available", "CHARGING": "charging", "INOPERATIVE": "inoperative", "OUTOFORDER": "outOfOrder"}
+DATEX_STATUS = {
+    "AVAILABLE": "available",
+    "CHARGING": "charging",
+    "INOPERATIVE": "inoperative",
+    "OUTOFORDER": "outOfOrder",
+}
 # The static table of the large fleet is far above the receiver's default 64 MiB limit (a benchmark, not a test of it).
 DATEX2_MAX_BODY = 1024 * 1024 * 1024
 
@@ -80,8 +85,10 @@ class Deployment:
         data, home = self.workdir / "data", self.workdir / "dagster_home"
         home.mkdir(parents=True)
         env = {
-            "EVPIPELINE_DATA_DIR": str(data), "EVPIPELINE_WAREHOUSE": str(data / "warehouse.duckdb"),
-            "EVPIPELINE_NAP_COUNTRIES": "NLD,NZL", "TOMTOM_CRON": "0 0 1 1 *",
+            "EVPIPELINE_DATA_DIR": str(data),
+            "EVPIPELINE_WAREHOUSE": str(data / "warehouse.duckdb"),
+            "EVPIPELINE_NAP_COUNTRIES": "NLD,NZL",
+            "TOMTOM_CRON": "0 0 1 1 *",
             "TOMTOM_BASE_URL": "http://127.0.0.1:9",  # not started: TomTom is not on the lane
         }
         os.environ.update(env)
@@ -92,7 +99,9 @@ class Deployment:
         self.sims = {
             "zaptec": simulators.build("zaptec", clock=clock, rate=1000.0, burst=100.0).start(),
             "evroam": simulators.build("evroam", clock=clock).start(),
-            "greenflux": simulators.build("greenflux", scale=self.greenflux_scale, clock=clock, requests_per_second=None).start(),
+            "greenflux": simulators.build(
+                "greenflux", scale=self.greenflux_scale, clock=clock, requests_per_second=None
+            ).start(),
             "ndw": simulators.build("ndw", clock=clock).start(),
             "datex2": simulators.build("datex2", clock=clock, max_body_bytes=DATEX2_MAX_BODY).start(),
         }
@@ -102,16 +111,20 @@ class Deployment:
         from evpipeline.serving import BackgroundServer
         from evpipeline.sources.evroam.push import create_webhook_app
 
-        self.receiver = BackgroundServer(create_webhook_app(Inbox(data / "inbox" / "push.sqlite"),
-                                                            settings.get("EVROAM_WEBHOOK_KEY"))).start()
+        self.receiver = BackgroundServer(
+            create_webhook_app(Inbox(data / "inbox" / "push.sqlite"), settings.get("EVROAM_WEBHOOK_KEY"))
+        ).start()
         self._bootstrap()
         shutil.copy(ROOT / "evpipeline" / "dagster.yaml", home / "dagster.yaml")
         from evpipeline.serving import free_port
 
         dagster = Path(sys.executable).with_name("dagster")
         self.process = subprocess.Popen(
-            [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(free_port())], cwd=ROOT,
-            env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(free_port())],
+            cwd=ROOT,
+            env={**os.environ, "DAGSTER_HOME": str(home)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         self._wait_for_lane(data)
@@ -124,18 +137,34 @@ class Deployment:
 
         quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
         instance = dg.DagsterInstance.ephemeral()
-        for job in ("evroam_sync", "greenflux_sync", "zaptec_static", "zaptec_states", "reference_data", "mart_reconcile",
-                    "ndw_push_full", "datex2_static_push"):
-            assert defs.resolve_job_def(job).execute_in_process(instance=instance, run_config=quiet).success, job
-        with dg.build_resources({"evroam": defs.get_repository_def().get_top_level_resources()["evroam"]}) as res:
-            res.evroam.client().subscribe(f"{self.receiver.url}/api/evroam_listener?code={get('EVROAM_WEBHOOK_KEY')}")
+        for job in (
+            "evroam_sync",
+            "greenflux_sync",
+            "zaptec_static",
+            "zaptec_states",
+            "reference_data",
+            "mart_reconcile",
+            "ndw_push_full",
+            "datex2_static_push",
+        ):
+            assert (
+                defs.resolve_job_def(job).execute_in_process(instance=instance, run_config=quiet).success
+            ), job
+        with dg.build_resources(
+            {"evroam": defs.get_repository_def().get_top_level_resources()["evroam"]}
+        ) as res:
+            res.evroam.client().subscribe(
+                f"{self.receiver.url}/api/evroam_listener?code={get('EVROAM_WEBHOOK_KEY')}"
+            )
         assert self.sims["evroam"].wait_validated()  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
         self.point_ids: dict[str, str] = {}  # EVSE uid -> its DATEX II charging point id
         self.keys: dict[str, tuple[str, str, str]] = {}  # EVSE uid -> (country_code, party_id, location_id)
         self.candidates = self._exported_evses()
         self.datex2_held = set(self.sims["datex2"].point_statuses())  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
         self.datex2_withheld = self._datex2_withheld()
-        self._datex2_seen: dict[str, dict[str, Any]] = {}  # delivery id -> {point id: status value} of accepted deltas
+        self._datex2_seen: dict[
+            str, dict[str, Any]
+        ] = {}  # delivery id -> {point id: status value} of accepted deltas
 
     def _exported_evses(self) -> dict[str, list[tuple[str, str, str]]]:
         """(location_id, evse_uid, status) per source of EVSEs in the export (NDW holds them, or the lane
@@ -152,7 +181,9 @@ class Deployment:
             location = json.loads(body)
             for evse in location.get("evses", []):
                 if evse["status"] in ("AVAILABLE", "CHARGING"):
-                    found[_source_of(location["party_id"], location)].append((location["id"], evse["uid"], evse["status"]))
+                    found[_source_of(location["party_id"], location)].append(
+                        (location["id"], evse["uid"], evse["status"])
+                    )
                     self.keys[evse["uid"]] = (location["country_code"], location["party_id"], location["id"])
                     self.point_ids[evse["uid"]] = ":".join((*self.keys[evse["uid"]], evse["uid"]))
         return {source: sorted(rows) for source, rows in found.items()}
@@ -160,7 +191,12 @@ class Deployment:
     def _datex2_withheld(self) -> dict[str, str]:
         """EVSE uid -> why the DATEX II publication leaves it out, for the candidates the receiver does not
         hold after the static push (no delta can carry them: they are not measured in row 12)."""
-        unheld = [uid for rows in self.candidates.values() for _, uid, _ in rows if self.point_ids[uid] not in self.datex2_held]
+        unheld = [
+            uid
+            for rows in self.candidates.values()
+            for _, uid, _ in rows
+            if self.point_ids[uid] not in self.datex2_held
+        ]
         if not unheld:
             return {}
         from evpipeline.datex2 import Creator, rejections
@@ -170,9 +206,17 @@ class Deployment:
 
         with connect(os.environ["EVPIPELINE_WAREHOUSE"], read_only=True) as con:
             rejected = rejections(con, nap_countries(), Creator.parse(get("DATEX2_PUBLICATION_CREATOR")))
-        why = {(r.country_code, r.party_id, r.location_id, r.evse_uid): r.reason for r in rejected if r.object in ("Location", "EVSE")}
-        return {uid: why.get((*self.keys[uid], uid)) or why.get((*self.keys[uid], None)) or "not in the static table"
-                for uid in unheld}
+        why = {
+            (r.country_code, r.party_id, r.location_id, r.evse_uid): r.reason
+            for r in rejected
+            if r.object in ("Location", "EVSE")
+        }
+        return {
+            uid: why.get((*self.keys[uid], uid))
+            or why.get((*self.keys[uid], None))
+            or "not in the static table"
+            for uid in unheld
+        }
 
     def _wait_for_lane(self, data: Path, seconds: float = 240.0) -> None:
         from evpipeline.lane.service import read_heartbeat
@@ -207,10 +251,17 @@ class Deployment:
         for push in self.sims["ndw"].accepted_pushes():  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
             if push.mono < after or not isinstance(push.body, dict):
                 continue
-            if push.method == "PATCH" and push.path.rstrip("/").endswith(f"/{uid}") and push.body.get("status") == status:
+            if (
+                push.method == "PATCH"
+                and push.path.rstrip("/").endswith(f"/{uid}")
+                and push.body.get("status") == status
+            ):
                 return push.mono
-            if push.method == "PUT" and push.kind == "location" and any(
-                    e.get("uid") == uid and e.get("status") == status for e in push.body.get("evses", [])):
+            if (
+                push.method == "PUT"
+                and push.kind == "location"
+                and any(e.get("uid") == uid and e.get("status") == status for e in push.body.get("evses", []))
+            ):
                 return push.mono
         return None
 
@@ -219,7 +270,12 @@ class Deployment:
         carries `uid`'s charging point with `status` (as the profile's enum value)."""
         point, value = self.point_ids.get(uid), DATEX_STATUS[status]
         for delivery in self.sims["datex2"].deliveries():  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
-            if delivery.mono < after or not delivery.accepted or delivery.kind != "status" or delivery.protocol != "deltaPush":
+            if (
+                delivery.mono < after
+                or not delivery.accepted
+                or delivery.kind != "status"
+                or delivery.protocol != "deltaPush"
+            ):
                 continue
             if delivery.id not in self._datex2_seen:
                 self._datex2_seen[delivery.id] = _point_statuses(delivery.document)
@@ -251,11 +307,18 @@ def _reference_with_an_nz_operator(workdir: Path) -> Path:
     from evpipeline.model.reference import default_file
 
     reference = yaml.safe_load(Path(default_file()).read_text())
-    reference["operators"].append({
-        "country_code": "NZ", "party_id": "CNZ", "operator_id": "NZ*CNZ", "name": "ChargeNet NZ",
-        "legal_name": "ChargeNet NZ Limited", "helpdesk": {"phone": "+64 800 000 000"}, "staffed": False,
-        "payment_means": ["paymentCreditCard", "mobileAccount"],
-    })
+    reference["operators"].append(
+        {
+            "country_code": "NZ",
+            "party_id": "CNZ",
+            "operator_id": "NZ*CNZ",
+            "name": "ChargeNet NZ",
+            "legal_name": "ChargeNet NZ Limited",
+            "helpdesk": {"phone": "+64 800 000 000"},
+            "staffed": False,
+            "payment_means": ["paymentCreditCard", "mobileAccount"],
+        }
+    )
     path = workdir / "reference.yaml"
     path.write_text(yaml.safe_dump(reference, sort_keys=False))
     return path
@@ -277,9 +340,14 @@ def measure(greenflux_scale: float, samples: int = SAMPLES) -> dict[str, Any]:
         pools = deployment.candidates
         sims = deployment.sims
         actions: dict[str, Callable[[str, str], str]] = {
-            "zaptec": lambda uid, status: (sims["zaptec"].set_state(uid, 710, "3" if status == "AVAILABLE" else "1"),  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
-                                           "CHARGING" if status == "AVAILABLE" else "AVAILABLE")[1],
-            "greenflux": lambda uid, status: (sims["greenflux"].set_evse_status(uid, "OUTOFORDER"), "OUTOFORDER")[1],  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
+            "zaptec": lambda uid, status: (
+                sims["zaptec"].set_state(uid, 710, "3" if status == "AVAILABLE" else "1"),  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
+                "CHARGING" if status == "AVAILABLE" else "AVAILABLE",
+            )[1],
+            "greenflux": lambda uid, status: (
+                sims["greenflux"].set_evse_status(uid, "OUTOFORDER"),  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
+                "OUTOFORDER",
+            )[1],
             "evroam": lambda uid, status: _evroam_flip(sims["evroam"], uid),
         }
         for n in range(samples):
@@ -289,14 +357,23 @@ def measure(greenflux_scale: float, samples: int = SAMPLES) -> dict[str, Any]:
                 _, uid, status = pools[source][n]
                 flipped_at = time.monotonic()
                 expected = actions[source](uid, status)
-                flips.append({"source": source, "uid": uid, "expected": expected, "flipped": flipped_at,
-                              "visible": time.monotonic() if source != "greenflux" else None})
+                flips.append(
+                    {
+                        "source": source,
+                        "uid": uid,
+                        "expected": expected,
+                        "flipped": flipped_at,
+                        "visible": time.monotonic() if source != "greenflux" else None,
+                    }
+                )
             time.sleep(rng.uniform(2.0, 6.0))
         for flip in flips:
             flip["datex2_held"] = flip["uid"] not in deployment.datex2_withheld
         deadline = time.monotonic() + TIMEOUT
         pending = list(flips)  # NDW's PATCH (row 9)
-        pending_datex2 = [f for f in flips if f["datex2_held"]]  # the DATEX II delta (row 12) of points the receiver holds
+        pending_datex2 = [
+            f for f in flips if f["datex2_held"]
+        ]  # the DATEX II delta (row 12) of points the receiver holds
         while (pending or pending_datex2) and time.monotonic() < deadline:
             for flip in list(pending):
                 arrived = deployment.delivered(flip["uid"], flip["expected"], flip["flipped"])
@@ -312,7 +389,9 @@ def measure(greenflux_scale: float, samples: int = SAMPLES) -> dict[str, Any]:
         for flip in flips:
             if not flip["datex2_held"]:
                 flip["datex2_withheld"] = deployment.datex2_withheld[flip["uid"]]
-        polls = [r.at for r in sims["greenflux"].requests if "/Locations" in r.path and "date_from" in r.query]
+        polls = [
+            r.at for r in sims["greenflux"].requests if "/Locations" in r.path and "date_from" in r.query
+        ]
         for flip in flips:
             if flip["source"] == "greenflux":
                 flip["visible"] = next((t for t in sorted(polls) if t >= flip["flipped"]), None)
@@ -320,11 +399,18 @@ def measure(greenflux_scale: float, samples: int = SAMPLES) -> dict[str, Any]:
         from evpipeline.warehouse import connect
         from evpipeline.warehouse.rows import scalar
 
-        slow = (read_heartbeat(Path(os.environ["EVPIPELINE_DATA_DIR"]) / "lane" / "heartbeat.json") or {}).get("slow_cycles", [])
+        slow = (
+            read_heartbeat(Path(os.environ["EVPIPELINE_DATA_DIR"]) / "lane" / "heartbeat.json") or {}
+        ).get("slow_cycles", [])
         deployment.stop()
         with connect(os.environ["EVPIPELINE_WAREHOUSE"], read_only=True) as con:
             evses = scalar(con.execute("SELECT count(*) FROM mart.evses"))
-        return {"evses": evses, "flips": flips, "slow_cycles": slow, "datex2_held": len(deployment.datex2_held)}
+        return {
+            "evses": evses,
+            "flips": flips,
+            "slow_cycles": slow,
+            "datex2_held": len(deployment.datex2_held),
+        }
     finally:
         deployment.stop()  # idempotent: also after a failure
         shutil.rmtree(workdir, ignore_errors=True)
@@ -352,15 +438,22 @@ def run(scale: Scale) -> list[Result]:
             extra = ""
             if source == "greenflux":
                 extra = f"; from the flip (30 s poll interval included): {_summary([f['patched'] - f['flipped'] for f in done])}"
-            results.append(Result(
-                f"9. deployment latency, {source}, {row['evses']:,} EVSEs",
-                f"{_summary(visible)} ({len(done)} samples, {lost} lost){extra}",
-                "NDW's rule: 60 s", f"p95 {(_percentile(visible, 0.95) if visible else float('nan')):.1f} s",
-                "p95 <= 30 s, 0 lost", bool(visible) and _percentile(visible, 0.95) <= 30 and lost == 0,
-                "daemon + run launcher (`dagster dev`), visible -> PATCH accepted; slowest lane cycles: "
-                + ("; ".join(f"{c['seconds']} s {c['steps']}" for c in row["slow_cycles"][-3:]) or "none over 5 s"),
-                raw={"flips": flips},
-            ))
+            results.append(
+                Result(
+                    f"9. deployment latency, {source}, {row['evses']:,} EVSEs",
+                    f"{_summary(visible)} ({len(done)} samples, {lost} lost){extra}",
+                    "NDW's rule: 60 s",
+                    f"p95 {(_percentile(visible, 0.95) if visible else float('nan')):.1f} s",
+                    "p95 <= 30 s, 0 lost",
+                    bool(visible) and _percentile(visible, 0.95) <= 30 and lost == 0,
+                    "daemon + run launcher (`dagster dev`), visible -> PATCH accepted; slowest lane cycles: "
+                    + (
+                        "; ".join(f"{c['seconds']} s {c['steps']}" for c in row["slow_cycles"][-3:])
+                        or "none over 5 s"
+                    ),
+                    raw={"flips": flips},
+                )
+            )
         results += _datex2_rows(row)
     return results
 
@@ -380,23 +473,41 @@ def _datex2_rows(row: dict[str, Any]) -> list[Result]:
         lost = len(measured) - len([f for f in measured if "datex2" in f])
         ndw = [f["patched"] - f["visible"] for f in flips if "patched" in f and f["visible"] is not None]
         name = f"12. DATEX II delta latency, {source}, {row['evses']:,} EVSEs"
-        why = (f"{len(flips) - len(measured)} changed points withheld by the DATEX II publication: {'; '.join(withheld)[:200]}"
-               if withheld else "")
+        why = (
+            f"{len(flips) - len(measured)} changed points withheld by the DATEX II publication: {'; '.join(withheld)[:200]}"
+            if withheld
+            else ""
+        )
         if not measured:
-            results.append(Result(name, f"not measured: the DATEX II publication carries none of {source}'s changed points",
-                                  "-", "-", "p95 <= 10 s, 0 lost", None, why, raw={"flips": flips}))
+            results.append(
+                Result(
+                    name,
+                    f"not measured: the DATEX II publication carries none of {source}'s changed points",
+                    "-",
+                    "-",
+                    "p95 <= 10 s, 0 lost",
+                    None,
+                    why,
+                    raw={"flips": flips},
+                )
+            )
             continue
         extra = ""
         if source == "greenflux":
             extra = f"; from the flip (30 s poll interval included): {_summary([f['datex2'] - f['flipped'] for f in done])}"
         p95 = _percentile(visible, 0.95) if visible else float("nan")
-        results.append(Result(
-            name, f"{_summary(visible)} ({len(done)} samples, {lost} lost){extra}",
-            f"NDW PATCH (row 9): p95 {(_percentile(ndw, 0.95) if ndw else float('nan')):.1f} s",
-            f"p95 {p95:.1f} s", "p95 <= 10 s, 0 lost", bool(visible) and p95 <= 10 and lost == 0,
-            "daemon + run launcher (`dagster dev`), visible -> deltaPush accepted by the DATEX II receiver carrying the "
-            f"point with its new status (the lane's DATEX II step follows NDW's pushes in the same cycle); the receiver "
-            f"holds {row['datex2_held']:,} points" + (f"; {why}" if why else ""),
-            raw={"flips": flips},
-        ))
+        results.append(
+            Result(
+                name,
+                f"{_summary(visible)} ({len(done)} samples, {lost} lost){extra}",
+                f"NDW PATCH (row 9): p95 {(_percentile(ndw, 0.95) if ndw else float('nan')):.1f} s",
+                f"p95 {p95:.1f} s",
+                "p95 <= 10 s, 0 lost",
+                bool(visible) and p95 <= 10 and lost == 0,
+                "daemon + run launcher (`dagster dev`), visible -> deltaPush accepted by the DATEX II receiver carrying the "
+                f"point with its new status (the lane's DATEX II step follows NDW's pushes in the same cycle); the receiver "
+                f"holds {row['datex2_held']:,} points" + (f"; {why}" if why else ""),
+                raw={"flips": flips},
+            )
+        )
     return results

@@ -12,7 +12,9 @@ _STD = "false, NULL, TIMESTAMPTZ '2026-11-01 08:00:00+00' + to_minutes(CAST(i % 
 _OWN = "is_deleted, deleted_at, last_updated, _observed_at, _row_hash, _ingested_at, _run_id, _lineage, _change, _prev_status"
 
 
-def populate_mart(con: duckdb.DuckDBPyConnection, locations: int, evses_per_location: int = 3, connectors_per_evse: int = 2) -> None:
+def populate_mart(
+    con: duckdb.DuckDBPyConnection, locations: int, evses_per_location: int = 3, connectors_per_evse: int = 2
+) -> None:
     """Fill the mart with `locations` public Dutch locations, all exportable (AFIR-complete): ad hoc
     tariffs, the CPO's operator entry, a NUTS-1 region, stations of two EVSEs."""
     con.execute(f"""

@@ -23,26 +23,48 @@ from benchmarks.harness import Result, Scale, fmt_seconds, median_time
 from evpipeline.warehouse import Migration, connect, register, source_table, transaction
 
 TABLE = "bench.evses"
-COLUMNS = ["evse_uid", "location_id", "status", "max_electric_power", "connectors", "evse_id", "floor_level", "last_updated"]
-register(Migration("bench", 1, "benchmark evses", "CREATE SCHEMA IF NOT EXISTS bench;" + source_table(TABLE, """
+COLUMNS = [
+    "evse_uid",
+    "location_id",
+    "status",
+    "max_electric_power",
+    "connectors",
+    "evse_id",
+    "floor_level",
+    "last_updated",
+]
+register(
+    Migration(
+        "bench",
+        1,
+        "benchmark evses",
+        "CREATE SCHEMA IF NOT EXISTS bench;"
+        + source_table(
+            TABLE,
+            """
     evse_uid VARCHAR NOT NULL, location_id VARCHAR, status VARCHAR, max_electric_power INTEGER,
-    connectors INTEGER, evse_id VARCHAR, floor_level VARCHAR""")))
+    connectors INTEGER, evse_id VARCHAR, floor_level VARCHAR""",
+        ),
+    )
+)
 
 
 def frames(rows: int, updates: int, inserts: int, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     t0 = pd.Timestamp("2026-11-01", tz="UTC")
     ids = rng.permutation(rows)  # real keys arrive in no particular order
-    base = pd.DataFrame({
-        "evse_uid": [f"EVSE-{i:09d}" for i in ids],
-        "location_id": [f"LOC-{i // 3:08d}" for i in ids],
-        "status": rng.choice(["AVAILABLE", "CHARGING", "OUTOFORDER", "UNKNOWN"], rows),
-        "max_electric_power": rng.choice([11000, 22000, 50000, 150000], rows).astype("int32"),
-        "connectors": rng.integers(1, 3, rows).astype("int32"),
-        "evse_id": [f"NL*ABC*E{i:09d}" for i in ids],
-        "floor_level": "0",
-        "last_updated": t0,
-    })
+    base = pd.DataFrame(
+        {
+            "evse_uid": [f"EVSE-{i:09d}" for i in ids],
+            "location_id": [f"LOC-{i // 3:08d}" for i in ids],
+            "status": rng.choice(["AVAILABLE", "CHARGING", "OUTOFORDER", "UNKNOWN"], rows),
+            "max_electric_power": rng.choice([11000, 22000, 50000, 150000], rows).astype("int32"),
+            "connectors": rng.integers(1, 3, rows).astype("int32"),
+            "evse_id": [f"NL*ABC*E{i:09d}" for i in ids],
+            "floor_level": "0",
+            "last_updated": t0,
+        }
+    )
     changed = base.sample(updates, random_state=seed).copy()
     changed["status"] = np.where(changed["status"] == "AVAILABLE", "CHARGING", "AVAILABLE")
     changed["last_updated"] = t0 + pd.Timedelta(hours=1)
@@ -66,9 +88,11 @@ def run(scale: Scale) -> list[Result]:
         con.execute(f"CREATE TABLE bench.raw AS SELECT * FROM {TABLE}")
 
         def reset() -> None:
-            con.execute(f"DELETE FROM {TABLE}; INSERT INTO {TABLE} SELECT * FROM bench.pristine;"
-                        "DELETE FROM bench.raw; INSERT INTO bench.raw SELECT * FROM bench.pristine;"
-                        "DELETE FROM ops.status_history; CHECKPOINT")
+            con.execute(
+                f"DELETE FROM {TABLE}; INSERT INTO {TABLE} SELECT * FROM bench.pristine;"
+                "DELETE FROM bench.raw; INSERT INTO bench.raw SELECT * FROM bench.pristine;"
+                "DELETE FROM ops.status_history; CHECKPOINT"
+            )
 
         counts = {}
 
@@ -94,12 +118,18 @@ def run(scale: Scale) -> list[Result]:
             raw_s.append(median_time(raw, 1, reset))
         ours_t, raw_t = float(np.median(ours_s)), float(np.median(raw_s))
         c = counts["merge"]
-        results = [Result(
-            "1. merge vs DuckDB MERGE INTO", fmt_seconds(ours_t), fmt_seconds(raw_t), f"{ours_t / raw_t:.2f}x", "<= 1.5x",
-            ours_t / raw_t <= 1.5,
-            f"{len(delta):,} rows into {rows:,} ({c.updated:,} updated, {c.inserted:,} inserted, {c.status_changes:,} status changes); "
-            "ours also checks staleness and content hash, records previous status, history, watermark and run log",
-        )]
+        results = [
+            Result(
+                "1. merge vs DuckDB MERGE INTO",
+                fmt_seconds(ours_t),
+                fmt_seconds(raw_t),
+                f"{ours_t / raw_t:.2f}x",
+                "<= 1.5x",
+                ours_t / raw_t <= 1.5,
+                f"{len(delta):,} rows into {rows:,} ({c.updated:,} updated, {c.inserted:,} inserted, {c.status_changes:,} status changes); "
+                "ours also checks staleness and content hash, records previous status, history, watermark and run log",
+            )
+        ]
         results.append(dlt_merge(work, base, delta, ours_t, scale))
         con.close()
         return results
@@ -111,27 +141,46 @@ def dlt_merge(work: Path, base: pd.DataFrame, delta: pd.DataFrame, ours_t: float
     try:
         import dlt
     except ImportError:
-        return Result("1. merge vs dlt merge (DuckDB)", fmt_seconds(ours_t), "not measured", "", ">= 5x faster", None,
-                      "dlt is in the optional `bench` extra (`make bench` installs it)")
+        return Result(
+            "1. merge vs dlt merge (DuckDB)",
+            fmt_seconds(ours_t),
+            "not measured",
+            "",
+            ">= 5x faster",
+            None,
+            "dlt is in the optional `bench` extra (`make bench` installs it)",
+        )
     import logging
 
     logging.getLogger("dlt").setLevel(logging.ERROR)
     samples = []
     for attempt in range(max(1, scale.repeats // 2)):
         pipeline = dlt.pipeline(
-            pipeline_name=f"evp_bench_{attempt}", destination=dlt.destinations.duckdb(str(work / f"dlt{attempt}.duckdb")),
-            dataset_name="bench", pipelines_dir=str(work / "dlt_pipelines"),
+            pipeline_name=f"evp_bench_{attempt}",
+            destination=dlt.destinations.duckdb(str(work / f"dlt{attempt}.duckdb")),
+            dataset_name="bench",
+            pipelines_dir=str(work / "dlt_pipelines"),
         )
+
         def resource(frame: pd.DataFrame) -> Any:  # dlt's resources are untyped
-            return dlt.resource(_chunks(frame), name="evses", write_disposition="merge", primary_key="evse_uid")
+            return dlt.resource(
+                _chunks(frame), name="evses", write_disposition="merge", primary_key="evse_uid"
+            )
 
         pipeline.run(resource(base))  # the 1M-row table, untimed
         started = time.perf_counter()
         pipeline.run(resource(delta))
         samples.append(time.perf_counter() - started)
     dlt_t = float(np.median(samples))
-    return Result("1. merge vs dlt merge (DuckDB)", fmt_seconds(ours_t), fmt_seconds(dlt_t), f"{dlt_t / ours_t:.1f}x faster",
-                  ">= 5x faster", dlt_t / ours_t >= 5, f"dlt {dlt.__version__}, write_disposition=merge, same delta")
+    return Result(
+        "1. merge vs dlt merge (DuckDB)",
+        fmt_seconds(ours_t),
+        fmt_seconds(dlt_t),
+        f"{dlt_t / ours_t:.1f}x faster",
+        ">= 5x faster",
+        dlt_t / ours_t >= 5,
+        f"dlt {dlt.__version__}, write_disposition=merge, same delta",
+    )
 
 
 def _chunks(frame: pd.DataFrame, size: int = 50_000) -> Iterator[Any]:
@@ -139,4 +188,4 @@ def _chunks(frame: pd.DataFrame, size: int = 50_000) -> Iterator[Any]:
     import pyarrow as pa
 
     for start in range(0, len(frame), size):
-        yield pa.Table.from_pandas(frame.iloc[start:start + size], preserve_index=False)
+        yield pa.Table.from_pandas(frame.iloc[start : start + size], preserve_index=False)

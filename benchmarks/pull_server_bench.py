@@ -45,7 +45,9 @@ def floor(body_bytes: int, duration: float, clients: int) -> dict[str, float]:
                 break
             except OSError:
                 time.sleep(0.1)
-        result = load_test(f"http://127.0.0.1:{port}", "unused", clients=clients, duration=duration, warmup=0.5)
+        result = load_test(
+            f"http://127.0.0.1:{port}", "unused", clients=clients, duration=duration, warmup=0.5
+        )
         return {"rps": result.requests_per_second, "p50": result.p50_ms, "p99": result.p99_ms}
     finally:
         process.terminate()
@@ -61,11 +63,15 @@ def run(scale: Scale) -> list[Result]:
         ref = floor(int(ours["mean_bytes"]), duration, clients=2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return [Result(
-        "6. pull server GET /locations?limit=100",
-        f"{ours['requests_per_second']:,.0f} req/s, p50 {ours['p50_ms']} ms, p99 {ours['p99_ms']} ms",
-        f"{ref['rps']:,.0f} req/s, p50 {ref['p50']} ms, p99 {ref['p99']} ms (framework floor)",
-        f"{ours['requests_per_second'] / ref['rps']:.0%} of floor throughput", "report", None,
-        f"{locations:,} locations, {int(ours['mean_bytes']) // 1000} kB pages, 2 load processes on loopback, "
-        f"{ours['errors']} errors; snapshot load {ours.get('server_start_and_load_s', '?')} s",
-    )]
+    return [
+        Result(
+            "6. pull server GET /locations?limit=100",
+            f"{ours['requests_per_second']:,.0f} req/s, p50 {ours['p50_ms']} ms, p99 {ours['p99_ms']} ms",
+            f"{ref['rps']:,.0f} req/s, p50 {ref['p50']} ms, p99 {ref['p99']} ms (framework floor)",
+            f"{ours['requests_per_second'] / ref['rps']:.0%} of floor throughput",
+            "report",
+            None,
+            f"{locations:,} locations, {int(ours['mean_bytes']) // 1000} kB pages, 2 load processes on loopback, "
+            f"{ours['errors']} errors; snapshot load {ours.get('server_start_and_load_s', '?')} s",
+        )
+    ]

@@ -45,15 +45,29 @@ def publish_bench_snapshot(data_dir: Path, locations: int) -> Path:
         con.close()
 
 
-def start_server_process(data_dir: Path, port: int, token: str, *, page_cap: int = 1000, timeout: float = 300.0) -> subprocess.Popen[bytes]:
+def start_server_process(
+    data_dir: Path, port: int, token: str, *, page_cap: int = 1000, timeout: float = 300.0
+) -> subprocess.Popen[bytes]:
     """`evpipeline serve-ocpi` in its own process; returns once /health answers 200."""
     env = {**os.environ, "OCPI_TOKEN": token}
     log = data_dir / "serve-ocpi.log"  # why it exited, if it does
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "evpipeline.cli", "serve-ocpi", "--data-dir", str(data_dir), "--port", str(port),
-             "--page-cap", str(page_cap)],
-            env=env, stdout=subprocess.DEVNULL, stderr=sink,
+            [
+                sys.executable,
+                "-m",
+                "evpipeline.cli",
+                "serve-ocpi",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--page-cap",
+                str(page_cap),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -94,8 +108,15 @@ def _host_port(url: str) -> tuple[str, int | None]:
     return parts.hostname, parts.port
 
 
-def _client(url: str, headers: dict[str, str], paths: list[str], warmup: float, duration: float, seed: int,
-            out: multiprocessing.queues.Queue[tuple[list[float], int, int]]) -> None:
+def _client(
+    url: str,
+    headers: dict[str, str],
+    paths: list[str],
+    warmup: float,
+    duration: float,
+    seed: int,
+    out: multiprocessing.queues.Queue[tuple[list[float], int, int]],
+) -> None:
     """One closed-loop client on one keep-alive connection: latencies of requests after warm-up."""
     host, port = _host_port(url)
     conn = http.client.HTTPConnection(host, port, timeout=30)
@@ -128,10 +149,21 @@ def _client(url: str, headers: dict[str, str], paths: list[str], warmup: float, 
     out.put((latencies, errors, received))
 
 
-def load_test(url: str, token: str, *, path: str = "/ocpi/2.2.1/locations", limit: int = 100, clients: int = 2,
-              duration: float = 10.0, warmup: float = 2.0) -> LoadResult:
+def load_test(
+    url: str,
+    token: str,
+    *,
+    path: str = "/ocpi/2.2.1/locations",
+    limit: int = 100,
+    clients: int = 2,
+    duration: float = 10.0,
+    warmup: float = 2.0,
+) -> LoadResult:
     """GET random `limit`-pages of `path` from `clients` processes for `duration` s; throughput and latency."""
-    headers = {"Authorization": "Token " + base64.b64encode(token.encode()).decode(), "Accept": "application/json"}
+    headers = {
+        "Authorization": "Token " + base64.b64encode(token.encode()).decode(),
+        "Accept": "application/json",
+    }
     probe = http.client.HTTPConnection(*_host_port(url), timeout=30)
     probe.request("GET", f"{path}?limit=1", headers=headers)
     first = probe.getresponse()
@@ -144,7 +176,10 @@ def load_test(url: str, token: str, *, path: str = "/ocpi/2.2.1/locations", limi
     paths = [f"{path}?offset={p * limit}&limit={limit}" for p in range(pages)]
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    workers = [ctx.Process(target=_client, args=(url, headers, paths, warmup, duration, seed, out)) for seed in range(clients)]
+    workers = [
+        ctx.Process(target=_client, args=(url, headers, paths, warmup, duration, seed, out))
+        for seed in range(clients)
+    ]
     for w in workers:
         w.start()
     results = [out.get(timeout=duration + warmup + 120) for _ in workers]
@@ -155,17 +190,36 @@ def load_test(url: str, token: str, *, path: str = "/ocpi/2.2.1/locations", limi
     received = sum(b for _l, _e, b in results)
 
     def pct(q: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2) if latencies else float("nan")
+        return (
+            round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
+            if latencies
+            else float("nan")
+        )
 
     return LoadResult(
-        requests=len(latencies), errors=errors, seconds=duration, requests_per_second=round(len(latencies) / duration, 1),
-        p50_ms=pct(0.50), p90_ms=pct(0.90), p99_ms=pct(0.99), max_ms=round(latencies[-1] * 1000, 2) if latencies else float("nan"),
-        mean_bytes=round(received / len(latencies)) if latencies else 0.0, clients=clients, path=f"{path}?limit={limit}",
+        requests=len(latencies),
+        errors=errors,
+        seconds=duration,
+        requests_per_second=round(len(latencies) / duration, 1),
+        p50_ms=pct(0.50),
+        p90_ms=pct(0.90),
+        p99_ms=pct(0.99),
+        max_ms=round(latencies[-1] * 1000, 2) if latencies else float("nan"),
+        mean_bytes=round(received / len(latencies)) if latencies else 0.0,
+        clients=clients,
+        path=f"{path}?limit={limit}",
     )
 
 
-def measure(locations: int = 100_000, *, duration: float = 20.0, warmup: float = 3.0, clients: int = 2, limit: int = 100,
-            data_dir: Path | None = None) -> dict[str, Any]:
+def measure(
+    locations: int = 100_000,
+    *,
+    duration: float = 20.0,
+    warmup: float = 3.0,
+    clients: int = 2,
+    limit: int = 100,
+    data_dir: Path | None = None,
+) -> dict[str, Any]:
     """Build (or reuse) the data, start `serve-ocpi` in its own process, run `load_test`, stop it."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="ocpi-bench-"))
     timings: dict[str, float] = {}
@@ -178,7 +232,9 @@ def measure(locations: int = 100_000, *, duration: float = 20.0, warmup: float =
     server = start_server_process(data_dir, port, token)
     timings["server_start_and_load_s"] = round(time.monotonic() - started, 1)
     try:
-        result = load_test(f"http://127.0.0.1:{port}", token, limit=limit, clients=clients, duration=duration, warmup=warmup)
+        result = load_test(
+            f"http://127.0.0.1:{port}", token, limit=limit, clients=clients, duration=duration, warmup=warmup
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -192,10 +248,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--limit", type=int, default=100)
-    parser.add_argument("--data-dir", default=None, help="reuse/keep the bench data here (default: a temp dir)")
+    parser.add_argument(
+        "--data-dir", default=None, help="reuse/keep the bench data here (default: a temp dir)"
+    )
     args = parser.parse_args(argv)
-    figures = measure(args.locations, duration=args.duration, warmup=args.warmup, clients=args.clients, limit=args.limit,
-                      data_dir=Path(args.data_dir) if args.data_dir else None)
+    figures = measure(
+        args.locations,
+        duration=args.duration,
+        warmup=args.warmup,
+        clients=args.clients,
+        limit=args.limit,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+    )
     print(json.dumps(figures, indent=1))
     return 0
 

@@ -36,7 +36,11 @@ def evroam(scale: Scale, work: Path) -> Result:
     with running(EVRoamSimulator(scale=scale.pick(20, 1), clock=SimClock(), page_size=100)) as sim:
         warehouse = WarehouseResource(database=str(work / "evroam.duckdb"))
         resources = {
-            "evroam": EVRoamResource(base_url=f"{sim.url}/consumer/api", subscription_key=sim.subscription_key, requests_per_second=200),
+            "evroam": EVRoamResource(
+                base_url=f"{sim.url}/consumer/api",
+                subscription_key=sim.subscription_key,
+                requests_per_second=200,
+            ),
             "warehouse": warehouse,
         }
         dg.materialize([evroam_sites, evroam_stations], resources=resources, run_config=QUIET)
@@ -50,8 +54,13 @@ def evroam(scale: Scale, work: Path) -> Result:
         minimum = pages(changed_sites, sim.page_size) + pages(changed_stations, sim.page_size)
         made = len(sim.requests)
         return Result(
-            "3. sync efficiency: EVRoam delta", f"{made} requests", f"{minimum} minimum", f"{made / minimum:.2f}", "1.00",
-            made == minimum, f"{len(sim.stations):,} stations; {changed_stations} stations + {changed_sites} sites changed; page size {sim.page_size}",
+            "3. sync efficiency: EVRoam delta",
+            f"{made} requests",
+            f"{minimum} minimum",
+            f"{made / minimum:.2f}",
+            "1.00",
+            made == minimum,
+            f"{len(sim.stations):,} stations; {changed_stations} stations + {changed_sites} sites changed; page size {sim.page_size}",
         )
 
 
@@ -68,28 +77,44 @@ def greenflux(scale: Scale, work: Path) -> Result:
     )
     from evpipeline.sources.greenflux.client import GreenFluxResource
 
-    with running(GreenFluxSimulator(scale=scale.pick(30, 1), clock=SimClock(), rate_limit_style="http")) as sim:
+    with running(
+        GreenFluxSimulator(scale=scale.pick(30, 1), clock=SimClock(), rate_limit_style="http")
+    ) as sim:
         warehouse = WarehouseResource(database=str(work / "greenflux.duckdb"))
         greenflux_resource = GreenFluxResource(base_url=sim.url, token=sim.token, requests_per_second=500)
         resources = {"greenflux": greenflux_resource, "warehouse": warehouse}
         assets = [greenflux_locations, greenflux_charge_stations, greenflux_tariffs]
         dg.materialize(assets, resources=resources, run_config=QUIET)
-        marks = {stream: warehouse.sync_state("greenflux", stream)[0] for stream in ("Locations", "ChargeStations", "tariffs")}
+        marks = {
+            stream: warehouse.sync_state("greenflux", stream)[0]
+            for stream in ("Locations", "ChargeStations", "tariffs")
+        }
         limit = greenflux_resource.page_limit
         sim.advance(900)
         sim.reset_log()
         dg.materialize(assets, resources=resources, run_config=QUIET)
         changed = {
-            "Locations": sum(1 for _, updated in sim.location_updated() if updated >= marks["Locations"].timestamp()),
-            "ChargeStations": sum(1 for cs in sim.charge_stations() if pd.Timestamp(cs["modified"]) >= marks["ChargeStations"]),
-            "tariffs": sum(1 for t in sim.tariffs.values() if pd.Timestamp(t["last_updated"]) >= marks["tariffs"]),
+            "Locations": sum(
+                1 for _, updated in sim.location_updated() if updated >= marks["Locations"].timestamp()
+            ),
+            "ChargeStations": sum(
+                1 for cs in sim.charge_stations() if pd.Timestamp(cs["modified"]) >= marks["ChargeStations"]
+            ),
+            "tariffs": sum(
+                1 for t in sim.tariffs.values() if pd.Timestamp(t["last_updated"]) >= marks["tariffs"]
+            ),
         }
         # Paging stops at a short page: n changed objects need n // limit + 1 requests.
         minimum = sum(n // limit + 1 for n in changed.values())
         made = len(sim.requests)
         return Result(
-            "3. sync efficiency: GreenFlux delta", f"{made} requests", f"{minimum} minimum", f"{made / minimum:.2f}", "1.00",
-            made == minimum, f"{sim.n_evses:,} EVSEs; changed since the watermarks: {changed}; page limit {limit}",
+            "3. sync efficiency: GreenFlux delta",
+            f"{made} requests",
+            f"{minimum} minimum",
+            f"{made / minimum:.2f}",
+            "1.00",
+            made == minimum,
+            f"{sim.n_evses:,} EVSEs; changed since the watermarks: {changed}; page limit {limit}",
         )
 
 
@@ -108,10 +133,20 @@ def zaptec(scale: Scale, work: Path) -> Result:
 
     user, password = "bench@example.com", "bench-password"
     chargers = scale.pick(500, 20)
-    with running(ZaptecSimulator(chargers=chargers, clock=SimClock(), username=user, password=password, rate=1000.0, burst=1000.0)) as sim:
+    with running(
+        ZaptecSimulator(
+            chargers=chargers, clock=SimClock(), username=user, password=password, rate=1000.0, burst=1000.0
+        )
+    ) as sim:
         resources = {
-            "zaptec": ZaptecResource(base_url=sim.url, username=user, password=password, user_group_id=sim.user_group_id,
-                                     requests_per_second=500.0, burst=50.0),
+            "zaptec": ZaptecResource(
+                base_url=sim.url,
+                username=user,
+                password=password,
+                user_group_id=sim.user_group_id,
+                requests_per_second=500.0,
+                burst=50.0,
+            ),
             "warehouse": WarehouseResource(database=str(work / "zaptec.duckdb")),
             "inbox": PushInboxResource(directory=str(work / "inbox")),
         }
@@ -119,14 +154,24 @@ def zaptec(scale: Scale, work: Path) -> Result:
         dg.materialize(assets, resources=resources, run_config=QUIET)
         sim.advance(900)
         sim.reset_log()
-        dg.materialize(assets, resources=resources, run_config=QUIET, selection=[dg.AssetKey(["zaptec", "charger_states"])])
+        dg.materialize(
+            assets,
+            resources=resources,
+            run_config=QUIET,
+            selection=[dg.AssetKey(["zaptec", "charger_states"])],
+        )
         states = len(sim.requests_to("/state"))
         tokens = len(sim.requests_to("/oauth/token"))
         made = len([r for r in sim.requests if r.path.startswith(("/api/", "/oauth/"))])
         minimum = chargers + tokens
         return Result(
-            "3. sync efficiency: Zaptec state poll", f"{made} requests", f"{minimum} minimum", f"{made / minimum:.2f}", "1.00",
-            made == minimum, f"{chargers} cached chargers: {states} /state + {tokens} token (no delta API; push messages make polls rare)",
+            "3. sync efficiency: Zaptec state poll",
+            f"{made} requests",
+            f"{minimum} minimum",
+            f"{made / minimum:.2f}",
+            "1.00",
+            made == minimum,
+            f"{chargers} cached chargers: {states} /state + {tokens} token (no delta API; push messages make polls rare)",
         )
 
 
@@ -141,11 +186,19 @@ def tomtom(scale: Scale, work: Path) -> Result:
     from evpipeline.sources.tomtom.assets import tomtom_availability, tomtom_location_mapping
     from evpipeline.sources.tomtom.client import TomTomResource
 
-    with running(EVRoamSimulator(scale=scale.pick(4, 0.3), clock=SimClock())) as evroam, \
-            running(TomTomSimulator(parks=evroam.charging_parks(), qps=2000, api_key="bench-key", clock=SimClock())) as sim:
+    with (
+        running(EVRoamSimulator(scale=scale.pick(4, 0.3), clock=SimClock())) as evroam,
+        running(
+            TomTomSimulator(parks=evroam.charging_parks(), qps=2000, api_key="bench-key", clock=SimClock())
+        ) as sim,
+    ):
         warehouse = WarehouseResource(database=str(work / "tomtom.duckdb"))
         resources = {
-            "evroam": EVRoamResource(base_url=f"{evroam.url}/consumer/api", subscription_key=evroam.subscription_key, requests_per_second=200),
+            "evroam": EVRoamResource(
+                base_url=f"{evroam.url}/consumer/api",
+                subscription_key=evroam.subscription_key,
+                requests_per_second=200,
+            ),
             "tomtom": TomTomResource(base_url=sim.url, api_key="bench-key", qps=1000, concurrency=4),
             "warehouse": warehouse,
         }
@@ -153,16 +206,26 @@ def tomtom(scale: Scale, work: Path) -> Result:
         dg.materialize(assets, resources=resources, run_config=QUIET)
         sim.advance(300)
         sim.reset_log()
-        dg.materialize(assets, resources=resources, run_config=QUIET,
-                       selection=dg.AssetSelection.groups("tomtom"))
+        dg.materialize(
+            assets, resources=resources, run_config=QUIET, selection=dg.AssetSelection.groups("tomtom")
+        )
         with warehouse.get_connection() as con:
-            mapped = scalar(con.execute("SELECT count(*) FROM tomtom.location_mapping WHERE match_status = 'matched' AND NOT is_deleted"))
+            mapped = scalar(
+                con.execute(
+                    "SELECT count(*) FROM tomtom.location_mapping WHERE match_status = 'matched' AND NOT is_deleted"
+                )
+            )
         searches = len(sim.requests_to("/categorySearch"))
         polls = len(sim.requests_to("/chargingAvailability"))
         made, minimum = searches + polls, max(1, mapped)
         return Result(
-            "3. sync efficiency: TomTom availability", f"{made} requests", f"{minimum} minimum", f"{made / minimum:.2f}", "1.00",
-            made == minimum, f"{mapped} mapped locations: {polls} polls + {searches} searches (locations unchanged: none re-searched)",
+            "3. sync efficiency: TomTom availability",
+            f"{made} requests",
+            f"{minimum} minimum",
+            f"{made / minimum:.2f}",
+            "1.00",
+            made == minimum,
+            f"{mapped} mapped locations: {polls} polls + {searches} searches (locations unchanged: none re-searched)",
         )
 
 

@@ -31,7 +31,9 @@ class PollBenchmark:
     with_data: int
 
 
-def benchmark_polling(n_ids: int = 1000, qps: float | None = None, *, concurrency: int = 8, seed: int = 7) -> PollBenchmark:
+def benchmark_polling(
+    n_ids: int = 1000, qps: float | None = None, *, concurrency: int = 8, seed: int = 7
+) -> PollBenchmark:
     """Poll `n_ids` ids at `qps` (default TOMTOM_QPS) against a fresh simulator and measure it."""
     # Benchmarks only: production code never imports the simulators.
     from evpipeline.simulators.tomtom import TomTomSimulator
@@ -44,7 +46,9 @@ def benchmark_polling(n_ids: int = 1000, qps: float | None = None, *, concurrenc
             break
         scale *= 1.5
     with sim:
-        client = TomTomResource(base_url=sim.url, api_key="bench-key", qps=limit, concurrency=concurrency).client()
+        client = TomTomResource(
+            base_url=sim.url, api_key="bench-key", qps=limit, concurrency=concurrency
+        ).client()
         batch = client.poll_many(sim.availability_ids()[:n_ids])
         served = sim.requests_to(PATH)
         achieved = len(batch.polls) / batch.seconds if batch.seconds else 0.0

@@ -33,7 +33,9 @@ class StateSyncMeasurement:
     requests: int  # API requests: the charger list's pages plus one /state per charger
     seconds: float  # wall time of those requests (list + poll), merge excluded
     http_429: int  # 429s the simulator sent (any endpoint)
-    max_per_second: int  # most API requests the simulator received in any 1 s window (arrivals bunch on a busy machine)
+    max_per_second: (
+        int  # most API requests the simulator received in any 1 s window (arrivals bunch on a busy machine)
+    )
     max_sent_per_second: int  # most requests our limiter let go in any 1 s window: what the client controls
     token_requests: int
     rows: int  # charger_states rows in the warehouse afterwards
@@ -63,21 +65,33 @@ def measure_state_sync(
     from evpipeline.simulators.zaptec import ZaptecSimulator  # only benchmarks and tests start simulators
 
     username, password = "bench@example.com", "bench-password"
-    with tempfile.TemporaryDirectory() as scratch, ZaptecSimulator(chargers=chargers, username=username, password=password, seed=seed) as sim:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        ZaptecSimulator(chargers=chargers, username=username, password=password, seed=seed) as sim,
+    ):
         sim.faults.latency = latency
         warehouse = WarehouseResource(database=str(Path(warehouse_dir or scratch) / "zaptec-bench.duckdb"))
-        resource = ZaptecResource(base_url=sim.url, username=username, password=password, concurrency=concurrency)
+        resource = ZaptecResource(
+            base_url=sim.url, username=username, password=password, concurrency=concurrency
+        )
         client = resource.client()
         with recording_grants(client.api.limiter) as sent:
             started = time.monotonic()
-            charger_ids = [str(r["Id"]) for r in client.chargers().records]  # what the hourly static job caches
+            charger_ids = [
+                str(r["Id"]) for r in client.chargers().records
+            ]  # what the hourly static job caches
             polled_at = time.monotonic()
             poll = client.poll_states(charger_ids)
             seconds = (polled_at - started) + poll.seconds
         merge_started = time.monotonic()
         merge_observations(
-            warehouse, poll.observations, run_id="bench", stream="state_poll", requests=client.api.stats.requests,
-            watermark=poll.server_time, lineage="bench: state poll",
+            warehouse,
+            poll.observations,
+            run_id="bench",
+            stream="state_poll",
+            requests=client.api.stats.requests,
+            watermark=poll.server_time,
+            lineage="bench: state poll",
         )
         merge_seconds = time.monotonic() - merge_started
         with warehouse.get_connection() as con:

@@ -76,10 +76,17 @@ STANDARD_DESCRIPTIONS = {
 DYNAMIC = frozenset({"ndw/live"})
 # Status tables the lane writes only when rows change; in quiet periods their scheduled fallback syncs
 # (every 5 to 15 minutes: EVROAM_DELTA_CRON, TOMTOM_CRON, GREENFLUX_CRON, ZAPTEC_STATE_CRON) record them.
-POLLED = frozenset({
-    "evroam/availability", "greenflux/evses", "greenflux/connectors", "zaptec/charger_states",
-    "tomtom/availability_latest", "tomtom/availability_snapshots", "tomtom/availability_polls",
-})
+POLLED = frozenset(
+    {
+        "evroam/availability",
+        "greenflux/evses",
+        "greenflux/connectors",
+        "zaptec/charger_states",
+        "tomtom/availability_latest",
+        "tomtom/availability_snapshots",
+        "tomtom/availability_polls",
+    }
+)
 # Event-driven assets (materialized when their input changes, e.g. the reference file): no age limit.
 NO_FRESHNESS = frozenset({"reference/operator_data"})
 DYNAMIC_WINDOW = timedelta(minutes=1)
@@ -97,8 +104,12 @@ def owners() -> list[str]:
 
 _CREATE = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.]+)", re.I)
 _DROP = re.compile(r"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?([\w.]+)", re.I)
-_ALTER = re.compile(r"ALTER\s+TABLE\s+([\w.]+)\s+ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)[^-\n]*--\s*(.+)$", re.I)
-_COLUMN = re.compile(r"^\s*(\w+)\s+[A-Za-z][\w\[\](), ]*?(?:NOT\s+NULL|DEFAULT[^-]*|PRIMARY\s+KEY)?[^-\n]*--\s*(.+)$")
+_ALTER = re.compile(
+    r"ALTER\s+TABLE\s+([\w.]+)\s+ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)[^-\n]*--\s*(.+)$", re.I
+)
+_COLUMN = re.compile(
+    r"^\s*(\w+)\s+[A-Za-z][\w\[\](), ]*?(?:NOT\s+NULL|DEFAULT[^-]*|PRIMARY\s+KEY)?[^-\n]*--\s*(.+)$"
+)
 
 
 def ddl_comments(sqls: list[str]) -> dict[tuple[str, str], str]:
@@ -119,7 +130,11 @@ def ddl_comments(sqls: list[str]) -> dict[tuple[str, str], str]:
             if m := _CREATE.search(line):
                 table = m.group(1).lower()
                 continue
-            if table and (m := _COLUMN.match(line)) and m.group(1).upper() not in {"PRIMARY", "UNIQUE", "CHECK", "FOREIGN"}:
+            if (
+                table
+                and (m := _COLUMN.match(line))
+                and m.group(1).upper() not in {"PRIMARY", "UNIQUE", "CHECK", "FOREIGN"}
+            ):
                 comments.setdefault((table, m.group(1).lower()), m.group(2).strip())
     return comments
 
@@ -141,7 +156,9 @@ def declared_descriptions() -> dict[tuple[str, str], str]:
             for column, text in described.items():
                 key = (table.lower(), column.lower())
                 if key in where:
-                    raise ValueError(f"column {table}.{column} is described twice: in {where[key]} and in {name}")
+                    raise ValueError(
+                        f"column {table}.{column} is described twice: in {where[key]} and in {name}"
+                    )
                 found[key], where[key] = text, name
     return found
 
@@ -151,8 +168,15 @@ def fallback_description(data_type: str, nullable: bool) -> str:
     return f"{data_type}{'' if nullable else ', required'}."
 
 
-def _description(table: str, name: str, data_type: str, nullable: bool, comment: str | None,
-                 comments: Mapping[tuple[str, str], str], declared: Mapping[tuple[str, str], str]) -> str:
+def _description(
+    table: str,
+    name: str,
+    data_type: str,
+    nullable: bool,
+    comment: str | None,
+    comments: Mapping[tuple[str, str], str],
+    declared: Mapping[tuple[str, str], str],
+) -> str:
     if comment:
         return comment
     if (table, name) in comments:
@@ -164,7 +188,9 @@ def _description(table: str, name: str, data_type: str, nullable: bool, comment:
     return fallback_description(data_type, bool(nullable))
 
 
-def column_schemas(con: duckdb.DuckDBPyConnection, tables: list[str] | None = None) -> dict[str, dg.TableSchema]:
+def column_schemas(
+    con: duckdb.DuckDBPyConnection, tables: list[str] | None = None
+) -> dict[str, dg.TableSchema]:
     """`TableSchema` per `schema.table` from the connection's DuckDB catalog, with described columns."""
     comments = ddl_comments([m.sql for m in migrations.registered()])
     declared = declared_descriptions()
@@ -177,10 +203,14 @@ def column_schemas(con: duckdb.DuckDBPyConnection, tables: list[str] | None = No
     for table, name, data_type, nullable, comment in rows:
         if tables is not None and table not in tables:
             continue
-        columns.setdefault(table, []).append(dg.TableColumn(
-            name, data_type, description=_description(table, name, data_type, nullable, comment, comments, declared),
-            constraints=dg.TableColumnConstraints(nullable=bool(nullable)),
-        ))
+        columns.setdefault(table, []).append(
+            dg.TableColumn(
+                name,
+                data_type,
+                description=_description(table, name, data_type, nullable, comment, comments, declared),
+                constraints=dg.TableColumnConstraints(nullable=bool(nullable)),
+            )
+        )
     return {table: dg.TableSchema(columns=cols) for table, cols in columns.items()}
 
 
@@ -262,8 +292,11 @@ def _mart_lineage(registered: int) -> dict[str, dict[str, dict[str, frozenset[De
     from evpipeline.model.build import KINDS
     from evpipeline.model.mappings import registry
 
-    return {table: {m.source: found for m in registry() if (found := _mapping_lineage(m, table, kind))}
-            for table, kind in KINDS if table in declared_schemas()}
+    return {
+        table: {m.source: found for m in registry() if (found := _mapping_lineage(m, table, kind))}
+        for table, kind in KINDS
+        if table in declared_schemas()
+    }
 
 
 def mart_lineage(table: str) -> dict[str, dict[str, frozenset[Dep]]]:
@@ -316,7 +349,9 @@ def freshness(spec: dg.AssetSpec) -> dg.FreshnessPolicy | None:
     if isinstance(spec.partitions_def, dg.DailyPartitionsDefinition):
         # The schedule materializes yesterday's partition at 02:00 UTC: it must be there by 03:00.
         return dg.FreshnessPolicy.cron(deadline_cron="0 3 * * *", lower_bound_delta=timedelta(hours=1))
-    if spec.automation_condition is not None and "on_cron" in str(spec.automation_condition.get_label() or ""):
+    if spec.automation_condition is not None and "on_cron" in str(
+        spec.automation_condition.get_label() or ""
+    ):
         return dg.FreshnessPolicy.time_window(fail_window=DAILY_WINDOW)
     return dg.FreshnessPolicy.time_window(fail_window=STATIC_WINDOW)
 
@@ -332,8 +367,10 @@ def describe(spec: dg.AssetSpec) -> dg.AssetSpec:
         if table.startswith("mart.") and (lineage := mart_column_lineage(table)) is not None:
             metadata[COLUMN_LINEAGE] = lineage
     policy = spec.freshness_policy or freshness(spec)
-    merged = spec.merge_attributes(metadata={k: v for k, v in metadata.items() if k not in spec.metadata},
-                                   owners=[o for o in owners() if o not in spec.owners])
+    merged = spec.merge_attributes(
+        metadata={k: v for k, v in metadata.items() if k not in spec.metadata},
+        owners=[o for o in owners() if o not in spec.owners],
+    )
     return merged.replace_attributes(freshness_policy=policy) if policy is not None else merged
 
 
@@ -342,7 +379,12 @@ def annotate(defs: dg.Definitions) -> dg.Definitions:
     described = defs.map_asset_specs(func=describe)
     return dg.Definitions(
         assets=list(dg.with_source_code_references(list(described.assets or []))),
-        asset_checks=described.asset_checks, jobs=described.jobs, schedules=described.schedules,
-        sensors=described.sensors, resources=described.resources, executor=described.executor,
-        loggers=described.loggers, metadata=described.metadata,
+        asset_checks=described.asset_checks,
+        jobs=described.jobs,
+        schedules=described.schedules,
+        sensors=described.sensors,
+        resources=described.resources,
+        executor=described.executor,
+        loggers=described.loggers,
+        metadata=described.metadata,
     )

@@ -1,6 +1,5 @@
 """Asset checks shared by every source."""
 
-
 from collections.abc import Sequence
 
 import dagster as dg
@@ -25,19 +24,28 @@ def quarantine_check(asset: dg.AssetKey, table: str, *, max_ratio: float = 0.05)
         meta = event.asset_materialization.metadata
         fetched = int(meta["fetched"].value) if "fetched" in meta else 0
         with warehouse.get_connection() as con:
-            quarantined, open_total = one_row(con.execute(
-                "SELECT count(*) FILTER (WHERE last_run_id = ?), count(*) FROM ops.quarantine WHERE table_name = ?",
-                [event.run_id, table],
-            ))
+            quarantined, open_total = one_row(
+                con.execute(
+                    "SELECT count(*) FILTER (WHERE last_run_id = ?), count(*) FROM ops.quarantine WHERE table_name = ?",
+                    [event.run_id, table],
+                )
+            )
         ratio = quarantined / fetched if fetched else 0.0
         return dg.AssetCheckResult(
             passed=ratio <= max_ratio,
             severity=dg.AssetCheckSeverity.ERROR if ratio > max_ratio else dg.AssetCheckSeverity.WARN,
-            metadata={"quarantined": quarantined, "fetched": fetched, "ratio": round(ratio, 4), "quarantined_all_time": open_total},
+            metadata={
+                "quarantined": quarantined,
+                "fetched": fetched,
+                "ratio": round(ratio, 4),
+                "quarantined_all_time": open_total,
+            },
         )
 
     return _check
 
 
-def quarantine_checks(tables: Sequence[tuple[dg.AssetKey, str]], *, max_ratio: float = 0.05) -> list[dg.AssetChecksDefinition]:
+def quarantine_checks(
+    tables: Sequence[tuple[dg.AssetKey, str]], *, max_ratio: float = 0.05
+) -> list[dg.AssetChecksDefinition]:
     return [quarantine_check(asset, table, max_ratio=max_ratio) for asset, table in tables]

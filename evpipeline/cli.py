@@ -35,6 +35,7 @@ class CliError(Exception):
 
 # -- checks every command shares ----------------------------------------------------------------
 
+
 def positive_number(text: str) -> float:
     """An argparse type: a finite number above zero (`--scale`)."""
     try:
@@ -105,17 +106,22 @@ def ensure_ports_free(ports: Iterable[tuple[str, int, str]]) -> None:
         if not port:
             continue  # 0: the system picks a free one
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+            s.setsockopt(
+                socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+            )  # as uvicorn does: TIME_WAIT is no conflict
             try:
                 s.bind((host, port))
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
-                    raise CliError(f"port {port} on {host} ({what}) is already in use: stop what listens there "
-                                   "or choose another port") from exc
+                    raise CliError(
+                        f"port {port} on {host} ({what}) is already in use: stop what listens there "
+                        "or choose another port"
+                    ) from exc
                 raise CliError(f"cannot listen on {host}:{port} ({what}): {exc.strerror or exc}") from exc
 
 
 # -- commands -----------------------------------------------------------------------------------
+
 
 def _demo(args: argparse.Namespace) -> int:
     from evpipeline import progress
@@ -123,7 +129,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     data = usable_data_dir(args.data_dir)
     progress.to_terminal(sys.stdout)  # long pulls and writes say how far they are
-    report = run_demo(data, args.scale, say=lambda line: print(line, flush=True), dagster_home=args.dagster_home)
+    report = run_demo(
+        data, args.scale, say=lambda line: print(line, flush=True), dagster_home=args.dagster_home
+    )
     print_report(report)
     return 0
 
@@ -157,8 +165,11 @@ def source_runs(source: str, *, full: bool) -> list[Any]:
     runs = [run for run in declared if run.full == full]
     if not runs:
         plain = ", ".join(run.job for run in declared)
-        raise CliError(f"{source} declares no full pull: its sync ({plain}) already reads everything; "
-                       f"run `evpipeline sync {source}`", code=2)
+        raise CliError(
+            f"{source} declares no full pull: its sync ({plain}) already reads everything; "
+            f"run `evpipeline sync {source}`",
+            code=2,
+        )
     return runs
 
 
@@ -174,15 +185,23 @@ def source_job_definitions(source: str) -> tuple[Any, list[str]]:
     from evpipeline.warehouse import WarehouseResource
 
     source_defs = importlib.import_module(f"evpipeline.sources.{source}.definitions").defs
-    shared = dg.Definitions(resources={"warehouse": WarehouseResource(database=dg.EnvVar("EVPIPELINE_WAREHOUSE"))},
-                            executor=dg.in_process_executor)
+    shared = dg.Definitions(
+        resources={"warehouse": WarehouseResource(database=dg.EnvVar("EVPIPELINE_WAREHOUSE"))},
+        executor=dg.in_process_executor,
+    )
     defs = dg.Definitions.merge(source_defs, shared)
-    variables = [value.env_var_name for resource in (defs.resources or {}).values() for value in vars(resource).values()
-                 if isinstance(value, dg.EnvVar)]
+    variables = [
+        value.env_var_name
+        for resource in (defs.resources or {}).values()
+        for value in vars(resource).values()
+        if isinstance(value, dg.EnvVar)
+    ]
     return defs, sorted(set(variables))
 
 
-def run_job(defs: Any, job_name: str, *, verbose: bool = False, hint_variables: Sequence[str] = ()) -> tuple[bool, str]:
+def run_job(
+    defs: Any, job_name: str, *, verbose: bool = False, hint_variables: Sequence[str] = ()
+) -> tuple[bool, str]:
     """Execute one job in process (DAGSTER_HOME's instance if set, else an ephemeral one): (ok, one line)."""
     import dagster as dg
 
@@ -199,7 +218,11 @@ def run_job(defs: Any, job_name: str, *, verbose: bool = False, hint_variables: 
     error = step_error(result)
     if verbose and error is not None:
         print(error.to_string(), file=sys.stderr)
-    cls, message = (error.cls_name, first_line(error.message, error.cls_name)) if error is not None else ("Failure", "see the run log")
+    cls, message = (
+        (error.cls_name, first_line(error.message, error.cls_name))
+        if error is not None
+        else ("Failure", "see the run log")
+    )
     line = f"{job_name} failed after {seconds:.1f} s: {cls}: {message}{hint(cls, hint_variables)}"
     return False, line + ("" if verbose else " (--verbose for the trace)")
 
@@ -236,7 +259,12 @@ def step_error(result: Any) -> Any:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data is not None:
             error = event.step_failure_data.error
-            while error is not None and error.cls_name and error.cls_name.startswith("DagsterExecution") and error.cause:
+            while (
+                error is not None
+                and error.cls_name
+                and error.cls_name.startswith("DagsterExecution")
+                and error.cause
+            ):
                 error = error.cause
             return error
     return None
@@ -255,7 +283,9 @@ def hint(cls_name: str, variables: Sequence[str]) -> str:
     return f" (check {', '.join(names)})" if names else ""
 
 
-DEV_PORT_BASE = 8700  # the simulators on 8701-8706, the webhook receiver on 8710, the OCPI pull server on 8720
+DEV_PORT_BASE = (
+    8700  # the simulators on 8701-8706, the webhook receiver on 8710, the OCPI pull server on 8720
+)
 
 
 def dev_ports(base: int = DEV_PORT_BASE) -> dict[str, int]:
@@ -270,7 +300,9 @@ def _start_simulators(scale: float, advance_every: float, ports: dict[str, int])
     from evpipeline import settings, simulators
 
     settings.apply_dev_defaults()
-    sims = simulators.start_all(scale=scale, live=True, ports={n: p for n, p in ports.items() if n in settings.SIMULATOR_PORTS})
+    sims = simulators.start_all(
+        scale=scale, live=True, ports={n: p for n, p in ports.items() if n in settings.SIMULATOR_PORTS}
+    )
     os.environ.update(simulators.env_for(sims))
 
     def tick() -> None:  # the fleet keeps changing while you watch
@@ -305,7 +337,11 @@ def seed_dev_ndw(sim: Any, database: str) -> tuple[int, int]:
 
 def _simulate(args: argparse.Namespace) -> int:
     ports = dev_ports(args.port_base)
-    ensure_ports_free(("127.0.0.1", port, f"{name} simulator") for name, port in ports.items() if name not in ("webhook", "ocpi"))
+    ensure_ports_free(
+        ("127.0.0.1", port, f"{name} simulator")
+        for name, port in ports.items()
+        if name not in ("webhook", "ocpi")
+    )
     sims = _start_simulators(args.scale, args.advance_every, ports)
     for name, sim in sims.items():
         print(f"{name:<10} {sim.url}")
@@ -343,14 +379,21 @@ def _rebuild_export(args: argparse.Namespace) -> int:
     settings.apply_defaults()
     output = Path(args.output or data / "rebuilt").resolve()
     try:
-        results = rebuild_partition(warehouse_from_env(), args.partition, ocpi_root=export_root(NdwExportConfig()),
-                                    datex2_root=datex2_root(Datex2ExportConfig()), output=output)
+        results = rebuild_partition(
+            warehouse_from_env(),
+            args.partition,
+            ocpi_root=export_root(NdwExportConfig()),
+            datex2_root=datex2_root(Datex2ExportConfig()),
+            output=output,
+        )
     except (FileNotFoundError, SnapshotUnavailable) as exc:
         raise CliError(str(exc), code=2) from exc
     for r in results:
         verdict = "identical to" if r.same else f"DIFFERENT ({', '.join(r.different)}) from"
-        print(f"{r.name} {args.partition}: rebuilt from snapshot {r.snapshot} into {r.rebuilt}, {len(r.identical)} file(s) "
-              f"{verdict} the delivery")
+        print(
+            f"{r.name} {args.partition}: rebuilt from snapshot {r.snapshot} into {r.rebuilt}, {len(r.identical)} file(s) "
+            f"{verdict} the delivery"
+        )
     return 0 if all(r.same for r in results) else 1
 
 
@@ -378,8 +421,10 @@ def _serve_ocpi(args: argparse.Namespace) -> int:
     app = app_from_env(page_cap=args.page_cap)  # refuses to start without credentials (exit 2)
     snapshot = snapshot_path()
     if not snapshot.is_file():
-        raise CliError(f"no warehouse snapshot at {snapshot} (--data-dir {data}): publish one first (`evpipeline demo`, "
-                       "or the bi_publish job), or point --data-dir at the data directory the pipeline writes")
+        raise CliError(
+            f"no warehouse snapshot at {snapshot} (--data-dir {data}): publish one first (`evpipeline demo`, "
+            "or the bi_publish job), or point --data-dir at the data directory the pipeline writes"
+        )
     print(f"serving {snapshot} (--data-dir {data})", flush=True)
     ensure_ports_free([(args.host, args.port, "OCPI pull server")])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -387,7 +432,9 @@ def _serve_ocpi(args: argparse.Namespace) -> int:
     return 0
 
 
-DAGSTER_DEV_WARNINGS = "ignore:Function `dev_command` is superseded"  # `dagster dev`'s own notice (we run it, not `dg`)
+DAGSTER_DEV_WARNINGS = (
+    "ignore:Function `dev_command` is superseded"  # `dagster dev`'s own notice (we run it, not `dg`)
+)
 SHUTDOWN_SECONDS = 90.0  # Ctrl-C: how long the lane and the runs in flight get to finish before Dagster stops
 
 
@@ -403,10 +450,21 @@ def _dev(args: argparse.Namespace) -> int:
     data = usable_data_dir(args.data_dir)
     os.environ["EVPIPELINE_DATA_DIR"] = str(data)
     ports = dev_ports(args.port_base)
-    ensure_ports_free([*(("127.0.0.1", port, f"{name} simulator") for name, port in ports.items() if name not in ("webhook", "ocpi")),
-                       ("127.0.0.1", ports["webhook"], "webhook receiver"), ("127.0.0.1", ports["ocpi"], "OCPI pull server"),
-                       ("127.0.0.1", args.port, "dagster dev")])
-    sims = _start_simulators(args.scale, args.advance_every, ports)  # sets the simulators' development settings
+    ensure_ports_free(
+        [
+            *(
+                ("127.0.0.1", port, f"{name} simulator")
+                for name, port in ports.items()
+                if name not in ("webhook", "ocpi")
+            ),
+            ("127.0.0.1", ports["webhook"], "webhook receiver"),
+            ("127.0.0.1", ports["ocpi"], "OCPI pull server"),
+            ("127.0.0.1", args.port, "dagster dev"),
+        ]
+    )
+    sims = _start_simulators(
+        args.scale, args.advance_every, ports
+    )  # sets the simulators' development settings
     from evpipeline.inbox import Inbox
     from evpipeline.lane.service import clear_stop
     from evpipeline.serving import BackgroundServer
@@ -415,7 +473,8 @@ def _dev(args: argparse.Namespace) -> int:
     receiver = ocpi = None
     try:
         receiver = BackgroundServer(
-            create_webhook_app(Inbox(data / "inbox" / "push.sqlite"), settings.get("EVROAM_WEBHOOK_KEY")), port=ports["webhook"],
+            create_webhook_app(Inbox(data / "inbox" / "push.sqlite"), settings.get("EVROAM_WEBHOOK_KEY")),
+            port=ports["webhook"],
         ).start()
         if settings.dev_value("EVROAM_WEBHOOK_PUBLIC_URL"):  # the development value names the default port
             os.environ["EVROAM_WEBHOOK_PUBLIC_URL"] = f"{receiver.url}/api/evroam_listener"
@@ -426,26 +485,39 @@ def _dev(args: argparse.Namespace) -> int:
         home = dagster_home.prepare(args.dagster_home)  # the same home `evpipeline demo` records its runs in
         clear_stop(data)  # a stop request an earlier `dev` left behind
         ui = f"http://127.0.0.1:{args.port}"
-        print("\n".join([
-            f"evpipeline dev: Dagster UI {ui} (ready when the code location has loaded, about half a minute)",
-            f"  data dir      {data} (--data-dir)",
-            f"  Dagster home  {home} (--dagster-home)",
-            *(f"  {name:<13} {sim.url}" for name, sim in sims.items()),
-            f"  {'webhook':<13} {receiver.url}",
-            f"  {'ocpi pull':<13} {ocpi.url}/ocpi/versions",
-            f"  NDW simulator holds {held[0]} locations and {held[1]} tariffs: what the warehouse's push mirror "
-            "(ops.ndw_pushed) says NDW holds",
-            "  Ctrl-C stops the real-time lane after its cycle, then Dagster, the servers and the simulators",
-        ]), flush=True)
-        env = {**os.environ, "DAGSTER_HOME": str(home),
-               "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), DAGSTER_DEV_WARNINGS]))}
+        print(
+            "\n".join(
+                [
+                    f"evpipeline dev: Dagster UI {ui} (ready when the code location has loaded, about half a minute)",
+                    f"  data dir      {data} (--data-dir)",
+                    f"  Dagster home  {home} (--dagster-home)",
+                    *(f"  {name:<13} {sim.url}" for name, sim in sims.items()),
+                    f"  {'webhook':<13} {receiver.url}",
+                    f"  {'ocpi pull':<13} {ocpi.url}/ocpi/versions",
+                    f"  NDW simulator holds {held[0]} locations and {held[1]} tariffs: what the warehouse's push mirror "
+                    "(ops.ndw_pushed) says NDW holds",
+                    "  Ctrl-C stops the real-time lane after its cycle, then Dagster, the servers and the simulators",
+                ]
+            ),
+            flush=True,
+        )
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "PYTHONWARNINGS": ",".join(
+                filter(None, [os.environ.get("PYTHONWARNINGS"), DAGSTER_DEV_WARNINGS])
+            ),
+        }
         dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
         # Ctrl-C, `kill` and a closed terminal stop in order. A handler of ours (not an ignored signal, which
         # a process started in the background inherits) also leaves dagster dev the default dispositions.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, _interrupt)
-        process = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)], env=env,
-                                   start_new_session=True)  # Ctrl-C reaches us, not Dagster's processes: we stop them in order
+        process = subprocess.Popen(
+            [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)],
+            env=env,
+            start_new_session=True,
+        )  # Ctrl-C reaches us, not Dagster's processes: we stop them in order
         try:
             return process.wait()
         except KeyboardInterrupt:
@@ -464,13 +536,17 @@ def _interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def stop_dagster_dev(process: subprocess.Popen[bytes], data: Path, home: Path, *, deadline: float = SHUTDOWN_SECONDS) -> None:
+def stop_dagster_dev(
+    process: subprocess.Popen[bytes], data: Path, home: Path, *, deadline: float = SHUTDOWN_SECONDS
+) -> None:
     """Stop `dagster dev` as Ctrl-C should: the lane ends its cycle and every run in flight ends (up to
     `deadline` seconds; another Ctrl-C skips the wait), then Dagster's own processes stop."""
     from evpipeline.lane.service import request_stop
 
-    print("stopping: the real-time lane ends its cycle and the runs in flight finish; Ctrl-C again stops at once",
-          flush=True)
+    print(
+        "stopping: the real-time lane ends its cycle and the runs in flight finish; Ctrl-C again stops at once",
+        flush=True,
+    )
     request_stop(data, "evpipeline dev is stopping (Ctrl-C)")
     try:
         left = wait_for_runs(home, time.monotonic() + deadline)
@@ -513,8 +589,13 @@ def wait_for_runs(home: Path, until: float, poll: float = 0.5) -> list[str]:
     from evpipeline import dagster_home
 
     instance = dagster_home.instance(home)
-    busy = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-            dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+    busy = [
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.CANCELING,
+    ]
     while True:
         runs = instance.get_runs(filters=dg.RunsFilter(statuses=busy))
         if not runs or time.monotonic() >= until:
@@ -538,93 +619,183 @@ def _wait_forever() -> None:
 
 # -- the parser ---------------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
     from evpipeline.dagster_home import DEFAULT_HOME
     from evpipeline.settings import OCPI_SERVER_PORT, WEBHOOK_PORT
     from evpipeline.sources import source_names
 
-    parser = argparse.ArgumentParser(prog="evpipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="evpipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="on an error, print the full trace too")
     common = argparse.ArgumentParser(add_help=False)  # --verbose also after the command
-    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
-                        help="on an error, print the full trace too")
+    common.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="on an error, print the full trace too",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_default = os.environ.get("EVPIPELINE_DATA_DIR") or "data"
 
     def command(name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, parents=[common], **kwargs)
 
-    demo = command("demo", "run the whole pipeline once on simulators it starts itself (ignores configured endpoints)")
-    demo.add_argument("--data-dir", default=data_default,
-                      help="warehouse, snapshots and exports go here (default: $EVPIPELINE_DATA_DIR or %(default)s)")
-    demo.add_argument("--scale", type=positive_number, default=1.0,
-                      help="fleet size multiplier of every simulator, a positive number (default: %(default)s)")
-    demo.add_argument("--dagster-home", default=DEFAULT_HOME,
-                      help="Dagster instance the runs are recorded in, shared with `evpipeline dev` so its UI shows them "
-                           "(default: %(default)s)")
+    demo = command(
+        "demo", "run the whole pipeline once on simulators it starts itself (ignores configured endpoints)"
+    )
+    demo.add_argument(
+        "--data-dir",
+        default=data_default,
+        help="warehouse, snapshots and exports go here (default: $EVPIPELINE_DATA_DIR or %(default)s)",
+    )
+    demo.add_argument(
+        "--scale",
+        type=positive_number,
+        default=1.0,
+        help="fleet size multiplier of every simulator, a positive number (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--dagster-home",
+        default=DEFAULT_HOME,
+        help="Dagster instance the runs are recorded in, shared with `evpipeline dev` so its UI shows them "
+        "(default: %(default)s)",
+    )
     demo.set_defaults(func=_demo)
 
     names = source_names()
-    sync = command("sync", "run one source's sync job against the configured endpoints and print what it wrote")
+    sync = command(
+        "sync", "run one source's sync job against the configured endpoints and print what it wrote"
+    )
     sync.add_argument("source", choices=names, metavar="SOURCE", help=f"the source: {', '.join(names)}")
-    sync.add_argument("--full", action="store_true",
-                      help="run the one run the source declares full=True instead, e.g. greenflux_full, evroam_repair "
-                           "(default: its other runs, the delta sync)")
-    sync.add_argument("--data-dir", default=data_default,
-                      help="where the warehouse is (default: $EVPIPELINE_DATA_DIR or %(default)s)")
+    sync.add_argument(
+        "--full",
+        action="store_true",
+        help="run the one run the source declares full=True instead, e.g. greenflux_full, evroam_repair "
+        "(default: its other runs, the delta sync)",
+    )
+    sync.add_argument(
+        "--data-dir",
+        default=data_default,
+        help="where the warehouse is (default: $EVPIPELINE_DATA_DIR or %(default)s)",
+    )
     sync.set_defaults(func=_sync)
 
     simulate = command("simulate", "run every simulator in the foreground on fixed ports (8701-8706)")
-    simulate.add_argument("--scale", type=positive_number, default=1.0,
-                          help="fleet size multiplier of every simulator, a positive number (default: %(default)s)")
-    simulate.add_argument("--advance-every", type=non_negative_number, default=30.0,
-                          help="seconds between fleet changes, 0: never (default: %(default)s)")
-    simulate.add_argument("--port-base", type=int, default=DEV_PORT_BASE,
-                          help="the simulators listen on BASE+1 (EVRoam) ... BASE+6 (DATEX II receiver) (default: %(default)s)")
+    simulate.add_argument(
+        "--scale",
+        type=positive_number,
+        default=1.0,
+        help="fleet size multiplier of every simulator, a positive number (default: %(default)s)",
+    )
+    simulate.add_argument(
+        "--advance-every",
+        type=non_negative_number,
+        default=30.0,
+        help="seconds between fleet changes, 0: never (default: %(default)s)",
+    )
+    simulate.add_argument(
+        "--port-base",
+        type=int,
+        default=DEV_PORT_BASE,
+        help="the simulators listen on BASE+1 (EVRoam) ... BASE+6 (DATEX II receiver) (default: %(default)s)",
+    )
     simulate.set_defaults(func=_simulate)
 
-    webhook = command("webhook", "run the EVRoam webhook receiver (deliveries go to $EVPIPELINE_DATA_DIR/inbox)")
+    webhook = command(
+        "webhook", "run the EVRoam webhook receiver (deliveries go to $EVPIPELINE_DATA_DIR/inbox)"
+    )
     webhook.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    webhook.add_argument("--port", type=int, default=WEBHOOK_PORT, help="port to listen on, 0: any free one (default: %(default)s)")
+    webhook.add_argument(
+        "--port",
+        type=int,
+        default=WEBHOOK_PORT,
+        help="port to listen on, 0: any free one (default: %(default)s)",
+    )
     webhook.set_defaults(func=_webhook)
 
-    serve_ocpi = command("serve-ocpi", "run the OCPI 2.2.1 (and DATEX II) pull server NDW GETs from, on the latest snapshot")
+    serve_ocpi = command(
+        "serve-ocpi", "run the OCPI 2.2.1 (and DATEX II) pull server NDW GETs from, on the latest snapshot"
+    )
     serve_ocpi.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve_ocpi.add_argument("--port", type=int, default=OCPI_SERVER_PORT, help="port to listen on, 0: any free one (default: %(default)s)")
-    serve_ocpi.add_argument("--data-dir", default=data_default,
-                            help="the data directory: the BI snapshot of its warehouse is served (snapshots/warehouse.duckdb "
-                                 "beside the warehouse) (default: $EVPIPELINE_DATA_DIR or %(default)s)")
-    serve_ocpi.add_argument("--page-cap", type=positive_int, default=1000,
-                            help="most objects per page, X-Limit (default: %(default)s)")
+    serve_ocpi.add_argument(
+        "--port",
+        type=int,
+        default=OCPI_SERVER_PORT,
+        help="port to listen on, 0: any free one (default: %(default)s)",
+    )
+    serve_ocpi.add_argument(
+        "--data-dir",
+        default=data_default,
+        help="the data directory: the BI snapshot of its warehouse is served (snapshots/warehouse.duckdb "
+        "beside the warehouse) (default: $EVPIPELINE_DATA_DIR or %(default)s)",
+    )
+    serve_ocpi.add_argument(
+        "--page-cap",
+        type=positive_int,
+        default=1000,
+        help="most objects per page, X-Limit (default: %(default)s)",
+    )
     serve_ocpi.set_defaults(func=_serve_ocpi)
 
-    rebuild = command("rebuild-export", "rebuild a past day's OCPI export and DATEX II publications from the warehouse "
-                      "snapshot each read (DuckLake backend) and compare them with what was delivered")
+    rebuild = command(
+        "rebuild-export",
+        "rebuild a past day's OCPI export and DATEX II publications from the warehouse "
+        "snapshot each read (DuckLake backend) and compare them with what was delivered",
+    )
     rebuild.add_argument("partition", metavar="YYYY-MM-DD", type=iso_day, help="the delivered day to rebuild")
-    rebuild.add_argument("--data-dir", default=data_default,
-                         help="where the exports are (default: $EVPIPELINE_DATA_DIR or %(default)s)")
-    rebuild.add_argument("--output", default=None, help="where the rebuilt files go (default: DATA_DIR/rebuilt)")
+    rebuild.add_argument(
+        "--data-dir",
+        default=data_default,
+        help="where the exports are (default: $EVPIPELINE_DATA_DIR or %(default)s)",
+    )
+    rebuild.add_argument(
+        "--output", default=None, help="where the rebuilt files go (default: DATA_DIR/rebuilt)"
+    )
     rebuild.set_defaults(func=_rebuild_export)
 
     dev = command("dev", "simulators + webhook receiver + OCPI pull server + dagster dev (the UI)")
-    dev.add_argument("--data-dir", default=data_default,
-                     help="warehouse, snapshots, exports and the push inbox, as `demo` and `sync` use it "
-                          "(default: $EVPIPELINE_DATA_DIR or %(default)s)")
-    dev.add_argument("--scale", type=positive_number, default=1.0,
-                     help="fleet size multiplier of every simulator, a positive number (default: %(default)s)")
-    dev.add_argument("--advance-every", type=non_negative_number, default=30.0,
-                     help="seconds between fleet changes, 0: never (default: %(default)s)")
+    dev.add_argument(
+        "--data-dir",
+        default=data_default,
+        help="warehouse, snapshots, exports and the push inbox, as `demo` and `sync` use it "
+        "(default: $EVPIPELINE_DATA_DIR or %(default)s)",
+    )
+    dev.add_argument(
+        "--scale",
+        type=positive_number,
+        default=1.0,
+        help="fleet size multiplier of every simulator, a positive number (default: %(default)s)",
+    )
+    dev.add_argument(
+        "--advance-every",
+        type=non_negative_number,
+        default=30.0,
+        help="seconds between fleet changes, 0: never (default: %(default)s)",
+    )
     dev.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default: %(default)s)")
-    dev.add_argument("--dagster-home", default=DEFAULT_HOME,
-                     help="Dagster instance (runs, schedules, sensors), shared with `evpipeline demo` (default: %(default)s)")
-    dev.add_argument("--port-base", type=int, default=DEV_PORT_BASE,
-                     help="the simulators listen on BASE+1 ... BASE+6, the webhook receiver on BASE+10, the OCPI pull "
-                          "server on BASE+20 (default: %(default)s)")
+    dev.add_argument(
+        "--dagster-home",
+        default=DEFAULT_HOME,
+        help="Dagster instance (runs, schedules, sensors), shared with `evpipeline demo` (default: %(default)s)",
+    )
+    dev.add_argument(
+        "--port-base",
+        type=int,
+        default=DEV_PORT_BASE,
+        help="the simulators listen on BASE+1 ... BASE+6, the webhook receiver on BASE+10, the OCPI pull "
+        "server on BASE+20 (default: %(default)s)",
+    )
     dev.set_defaults(func=_dev)
 
-    bench = sub.add_parser("bench", help="benchmarks side by side with references; writes docs/benchmarks.md "
-                           "(`evpipeline bench --help` for its options)", add_help=False)
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks side by side with references; writes docs/benchmarks.md "
+        "(`evpipeline bench --help` for its options)",
+        add_help=False,
+    )
     bench.set_defaults(func=_bench)
     return parser
 
@@ -669,8 +840,11 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]
-        print(f"evpipeline {args.command} failed: {type(exc).__name__}: {first}"
-              + ("" if verbose else " (--verbose for the trace)"), file=sys.stderr)
+        print(
+            f"evpipeline {args.command} failed: {type(exc).__name__}: {first}"
+            + ("" if verbose else " (--verbose for the trace)"),
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -101,7 +101,11 @@ class _Clocks:
             last = self._written.get(source)
             skew = statistics.median(s.skew for s in samples)
             spread = statistics.median(s.uncertainty for s in samples)
-            if last is not None and samples[-1].at - last[0] < timedelta(seconds=WRITE_EVERY) and abs(skew - last[1]) <= spread:
+            if (
+                last is not None
+                and samples[-1].at - last[0] < timedelta(seconds=WRITE_EVERY)
+                and abs(skew - last[1]) <= spread
+            ):
                 return []
             pending.clear()
             self._written[source] = (samples[-1].at, skew)
@@ -124,12 +128,25 @@ def observe(api: str, date_header: str | None, sent: float, received: float) -> 
 def flush(con: duckdb.DuckDBPyConnection, source: str) -> int:
     """Inside `source`'s transaction: write its clock row if one is due; rows written (0 or 1)."""
     samples = CLOCKS.due(source)
-    if not samples or not con.execute(
+    if (
+        not samples
+        or not con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'ops' "
-            "AND table_name = 'source_clocks'").fetchone()[0]:  # type: ignore[index]  # count(*) always returns a row
+            "AND table_name = 'source_clocks'"
+        ).fetchone()[0]  # type: ignore[index]  # count(*) always returns a row
+    ):
         return 0
     skews = [s.skew for s in samples]
-    con.execute(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)", [
-        source, samples[-1].at, statistics.median(skews), statistics.median(s.uncertainty for s in samples), len(samples),
-        min(skews), max(skews)])
+    con.execute(
+        f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            source,
+            samples[-1].at,
+            statistics.median(skews),
+            statistics.median(s.uncertainty for s in samples),
+            len(samples),
+            min(skews),
+            max(skews),
+        ],
+    )
     return 1

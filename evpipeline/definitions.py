@@ -72,23 +72,33 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 # Only `defs` may be a Definitions object at module scope (Dagster's code server refuses several),
 # so each part is reached through its module.
 # `catalog.annotate` gives every asset its owners, table metadata, freshness policy and code references.
-defs = catalog.annotate(dg.Definitions.merge(
-    *source_definitions(),
-    model_definitions.defs,
-    ndw_definitions.defs,
-    datex2_definitions.defs,
-    lane_definitions.defs,
-    maintenance_definitions.defs,
-    quality_definitions.defs,
-    dg.Definitions(resources=shared_resources(), jobs=[sync_all_job], sensors=[automation_sensor],
-                   executor=dg.in_process_executor),
-))
+defs = catalog.annotate(
+    dg.Definitions.merge(
+        *source_definitions(),
+        model_definitions.defs,
+        ndw_definitions.defs,
+        datex2_definitions.defs,
+        lane_definitions.defs,
+        maintenance_definitions.defs,
+        quality_definitions.defs,
+        dg.Definitions(
+            resources=shared_resources(),
+            jobs=[sync_all_job],
+            sensors=[automation_sensor],
+            executor=dg.in_process_executor,
+        ),
+    )
+)
 
 
 def env_vars(resources: Mapping[str, object]) -> list[str]:
     """Names of the environment variables the resources read (`dg.EnvVar` fields)."""
-    return [value.env_var_name for resource in resources.values() for value in vars(resource).values()
-            if isinstance(value, dg.EnvVar)]
+    return [
+        value.env_var_name
+        for resource in resources.values()
+        for value in vars(resource).values()
+        if isinstance(value, dg.EnvVar)
+    ]
 
 
 # A real deployment without a secret stops here, naming every missing variable, instead of failing

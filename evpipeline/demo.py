@@ -60,23 +60,39 @@ class DemoReport:
 def failed_checks(step: str, result: Any) -> tuple[int, list[FailedCheck]]:
     """(asset checks a run evaluated, those that did not pass). A run succeeds whatever its non-blocking
     checks say, so the demo reads them itself; figures are the check's scalar metadata."""
-    evaluations = result.get_asset_check_evaluations() if hasattr(result, "get_asset_check_evaluations") else []
+    evaluations = (
+        result.get_asset_check_evaluations() if hasattr(result, "get_asset_check_evaluations") else []
+    )
     failed = []
     for evaluation in evaluations:
         if evaluation.passed:
             continue
-        figures = {name: value.value for name, value in evaluation.metadata.items()
-                   if isinstance(value.value, int | float) or (isinstance(value.value, str) and len(value.value) <= 80
-                                                               and "\n" not in value.value)}
+        figures = {
+            name: value.value
+            for name, value in evaluation.metadata.items()
+            if isinstance(value.value, int | float)
+            or (isinstance(value.value, str) and len(value.value) <= 80 and "\n" not in value.value)
+        }
         if evaluation.description:
             figures = {"description": evaluation.description, **figures}
-        failed.append(FailedCheck(step, evaluation.asset_key.to_user_string(), evaluation.check_name,
-                                  evaluation.severity.value, figures))
+        failed.append(
+            FailedCheck(
+                step,
+                evaluation.asset_key.to_user_string(),
+                evaluation.check_name,
+                evaluation.severity.value,
+                figures,
+            )
+        )
     return len(evaluations), failed
 
 
-def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[str], None] = print,
-             dagster_home: str | Path = DEFAULT_HOME) -> DemoReport:
+def run_demo(
+    data_dir: str | Path = "data",
+    scale: float = 1.0,
+    say: Callable[[str], None] = print,
+    dagster_home: str | Path = DEFAULT_HOME,
+) -> DemoReport:
     """The whole pipeline once; its runs are recorded in `dagster_home`, the instance `evpipeline dev` shows."""
     started = time.monotonic()
     data = Path(data_dir).expanduser().resolve()
@@ -90,10 +106,14 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
 
     # The demo always runs on simulators it starts itself: configured endpoints and keys are set
     # aside for this process, said in one line (names only, never values).
-    configured = sorted(name for name in settings.DEV if os.environ.get(name) and os.environ[name] != settings.DEV[name])
+    configured = sorted(
+        name for name in settings.DEV if os.environ.get(name) and os.environ[name] != settings.DEV[name]
+    )
     if configured:
-        say(f"the demo starts its own simulators and ignores the configured {', '.join(configured)} "
-            "(`evpipeline sync SOURCE` runs against configured endpoints)")
+        say(
+            f"the demo starts its own simulators and ignores the configured {', '.join(configured)} "
+            "(`evpipeline sync SOURCE` runs against configured endpoints)"
+        )
         for name in configured:
             del os.environ[name]
     # The demo's simulated TomTom key allows 100 queries/s (TomTom sells keys with higher QPS); the
@@ -117,7 +137,9 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
     from evpipeline.warehouse import connect
 
     instance = dagster_instance(dagster_home)  # `make dev`'s UI shows these runs afterwards
-    say(f"dagster runs recorded in {os.environ['DAGSTER_HOME']} (`{dev_command(data, dagster_home)}` shows them)")
+    say(
+        f"dagster runs recorded in {os.environ['DAGSTER_HOME']} (`{dev_command(data, dagster_home)}` shows them)"
+    )
     with dg.build_resources(dict(defs.resources or {})) as initialized:
         inbox, evroam = initialized.inbox.open(), initialized.evroam.client()
     receiver = BackgroundServer(create_webhook_app(inbox, os.environ["EVROAM_WEBHOOK_KEY"])).start()
@@ -151,10 +173,14 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
         step("reference_data (tariffs, hours, energy mix the CPO supplies)", lambda: run("reference_data"))
         step("mart_reconcile (full build of the canonical model)", lambda: run("mart_reconcile"))
         step("ndw_push_full (NDW gets every exportable location and tariff)", lambda: run("ndw_push_full"))
-        step("datex2_status_snapshot (the DATEX II receiver gets the static table and every status)",
-             lambda: run("datex2_status_snapshot"))
+        step(
+            "datex2_status_snapshot (the DATEX II receiver gets the static table and every status)",
+            lambda: run("datex2_status_snapshot"),
+        )
 
-        say("real time: subscribe the EVRoam webhook, let 5 simulated minutes of changes happen, run the lane")
+        say(
+            "real time: subscribe the EVRoam webhook, let 5 simulated minutes of changes happen, run the lane"
+        )
         evroam.subscribe(f"{receiver.url}/api/evroam_listener?code={os.environ['EVROAM_WEBHOOK_KEY']}")
         sims["evroam"].wait_validated()  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
         patches_before = len(sims["ndw"].accepted_pushes())  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
@@ -162,13 +188,19 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
         for sim in sims.values():
             sim.advance(300)
         lane = op_config([lane_loop], max_seconds=LANE_SECONDS, report_every_seconds=5.0)
-        step(f"realtime_lane ({LANE_SECONDS:.0f} s: messages, push files, polls -> mart -> NDW)",
-             lambda: run("realtime_lane", run_config=lane))
+        step(
+            f"realtime_lane ({LANE_SECONDS:.0f} s: messages, push files, polls -> mart -> NDW)",
+            lambda: run("realtime_lane", run_config=lane),
+        )
         sent = sims["ndw"].accepted_pushes()[patches_before:]  # type: ignore[attr-defined]  # start_all() types its values as SimServer; this key is that simulator
-        say(f"     NDW accepted {sum(1 for p in sent if p.method == 'PATCH')} status PATCH(es) and "
-            f"{sum(1 for p in sent if p.method == 'PUT')} PUT(s) from the lane")
+        say(
+            f"     NDW accepted {sum(1 for p in sent if p.method == 'PATCH')} status PATCH(es) and "
+            f"{sum(1 for p in sent if p.method == 'PUT')} PUT(s) from the lane"
+        )
         deltas = [d for d in sims["datex2"].deliveries()[deliveries_before:] if d.protocol == "deltaPush"]  # type: ignore[attr-defined]  # that simulator, as above
-        say(f"     the DATEX II receiver accepted {sum(d.accepted for d in deltas)} of {len(deltas)} deltaPush(es) from the lane")
+        say(
+            f"     the DATEX II receiver accepted {sum(d.accepted for d in deltas)} of {len(deltas)} deltaPush(es) from the lane"
+        )
 
         say("delta: what changed since the watermark, then the daily deliveries")
         step("sync_all (delta)", lambda: sync_all.execute_in_process(instance=instance, run_config=quiet))
@@ -183,7 +215,9 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
         from evpipeline.warehouse import WarehouseResource
 
         if left := settle_inbox(inbox, WarehouseResource(database=os.environ["EVPIPELINE_WAREHOUSE"])):
-            say(f"     {left} push delivery(ies) the lane did not reach discarded: they name this demo's stopped simulators")
+            say(
+                f"     {left} push delivery(ies) the lane did not reach discarded: they name this demo's stopped simulators"
+            )
 
     with connect(os.environ["EVPIPELINE_WAREHOUSE"], read_only=True) as con:
         for schema, table in con.execute(
@@ -191,7 +225,9 @@ def run_demo(data_dir: str | Path = "data", scale: float = 1.0, say: Callable[[s
             "WHERE table_catalog = current_database() AND table_schema NOT IN ('information_schema', 'pg_catalog') "
             "AND table_type = 'BASE TABLE' ORDER BY 1, 2"
         ).fetchall():
-            report.tables[f"{schema}.{table}"] = scalar(con.execute(f'SELECT count(*) FROM "{schema}"."{table}"'))
+            report.tables[f"{schema}.{table}"] = scalar(
+                con.execute(f'SELECT count(*) FROM "{schema}"."{table}"')
+            )
         report.quarantined = report.tables.get("ops.quarantine", 0)
     report.outputs = [str(p) for p in sorted(data.glob("exports/**/*")) if p.is_file()]
     report.seconds = time.monotonic() - started
@@ -212,7 +248,11 @@ def settle_inbox(inbox: Any, warehouse: Any) -> int:
         if newest <= feed.cursor():
             continue
         for message in inbox.after(source, feed.cursor(), limit=1_000_000):
-            inbox.mark(message.id, "discarded", "the demo ended before its lane merged it (its simulators are stopped)")
+            inbox.mark(
+                message.id,
+                "discarded",
+                "the demo ended before its lane merged it (its simulators are stopped)",
+            )
             discarded += 1
         with warehouse.writer(source) as writer:
             feed.advance(writer, newest)
@@ -223,7 +263,11 @@ def settle_inbox(inbox: Any, warehouse: Any) -> int:
 def inbox_sources(inbox: Any) -> list[str]:
     from evpipeline.lane.feeds import live_modules
 
-    return [module.__name__.split(".")[-2] for module in live_modules() if "inbox" in getattr(module, "RESOURCES", ())]
+    return [
+        module.__name__.split(".")[-2]
+        for module in live_modules()
+        if "inbox" in getattr(module, "RESOURCES", ())
+    ]
 
 
 @contextmanager
@@ -245,7 +289,9 @@ def heartbeat(name: str, say: Callable[[str], None], every: float = HEARTBEAT_SE
         thread.join()
 
 
-def downstream_steps(defs: Any, instance: Any, run_config: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
+def downstream_steps(
+    defs: Any, instance: Any, run_config: dict[str, Any]
+) -> list[tuple[str, Callable[[], Any]]]:
     """After the syncs, the model and the BI snapshot: the daily NDW deliveries."""
     from evpipeline.timeutil import utcnow
 
@@ -253,8 +299,14 @@ def downstream_steps(defs: Any, instance: Any, run_config: dict[str, Any]) -> li
     export = defs.resolve_job_def("ndw_daily_export")
     push = defs.resolve_job_def("ndw_push_full")
     return [
-        (f"ndw_daily_export {today}", lambda: export.execute_in_process(instance=instance, partition_key=today, run_config=run_config)),
-        ("ndw_push_full (PUT/PATCH/DELETE to NDW)", lambda: push.execute_in_process(instance=instance, run_config=run_config)),
+        (
+            f"ndw_daily_export {today}",
+            lambda: export.execute_in_process(instance=instance, partition_key=today, run_config=run_config),
+        ),
+        (
+            "ndw_push_full (PUT/PATCH/DELETE to NDW)",
+            lambda: push.execute_in_process(instance=instance, run_config=run_config),
+        ),
         ("NDW crawls our OCPI pull server", crawl_pull_server),
     ]
 
@@ -273,8 +325,10 @@ def crawl_pull_server() -> Any:
     import json
 
     same = [o["id"] for o in locations.objects] == [o["id"] for o in json.loads(exported.read_text())]
-    print(f"     crawled {len(locations.objects)} locations in {locations.pages} pages and {len(tariffs.objects)} tariffs; "
-          f"{'identical to' if same else 'DIFFERENT from'} the daily export")
+    print(
+        f"     crawled {len(locations.objects)} locations in {locations.pages} pages and {len(tariffs.objects)} tariffs; "
+        f"{'identical to' if same else 'DIFFERENT from'} the daily export"
+    )
     return type("Crawl", (), {"success": same})()
 
 
@@ -298,8 +352,10 @@ def print_report(report: DemoReport, say: Callable[[str], None] = print) -> None
             say(f"  {path}")
     from evpipeline.model.snapshot import SNAPSHOT_NAME, snapshot_dir
 
-    say(f"explore: `{dev_command(report.data_dir, report.dagster_home)}` opens the Dagster UI on these runs and this data; "
-        f"BI tools read {snapshot_dir(os.environ['EVPIPELINE_WAREHOUSE']) / SNAPSHOT_NAME} (docs/mart.md).")
+    say(
+        f"explore: `{dev_command(report.data_dir, report.dagster_home)}` opens the Dagster UI on these runs and this data; "
+        f"BI tools read {snapshot_dir(os.environ['EVPIPELINE_WAREHOUSE']) / SNAPSHOT_NAME} (docs/mart.md)."
+    )
 
 
 def dev_command(data_dir: Path, dagster_home: str | Path) -> str:

@@ -210,13 +210,21 @@ _LIMITERS: dict[str, RateLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
 
 
-def shared_limiter(name: str, rate: float, burst: float = 1.0,
-                   windows: Mapping[str, Sequence[tuple[int, float]]] | None = None) -> RateLimiter:
+def shared_limiter(
+    name: str,
+    rate: float,
+    burst: float = 1.0,
+    windows: Mapping[str, Sequence[tuple[int, float]]] | None = None,
+) -> RateLimiter:
     """One limiter per API account in this process, however many clients are built for it."""
     wanted = {k: tuple(v) for k, v in (windows or {}).items()}
     with _LIMITERS_LOCK:
         limiter = _LIMITERS.get(name)
-        if limiter is None or (limiter.rate, limiter.burst, limiter.windows) != (float(rate), float(burst), wanted):
+        if limiter is None or (limiter.rate, limiter.burst, limiter.windows) != (
+            float(rate),
+            float(burst),
+            wanted,
+        ):
             limiter = _LIMITERS[name] = RateLimiter(rate, burst, windows=wanted)
         return limiter
 
@@ -387,13 +395,22 @@ class OAuth2Bearer:
     def _fetch(self) -> None:
         try:
             response = self._client.request(
-                "POST", self._path, data=self._form, headers={"Accept": "application/json"}, auth_required=False
+                "POST",
+                self._path,
+                data=self._form,
+                headers={"Accept": "application/json"},
+                auth_required=False,
             )
         except ClientError as exc:
             if exc.status in (400, 401):
                 raise AuthError(
-                    f"the token endpoint refused the credentials (check {self._credentials})", api=exc.api,
-                    method=exc.method, url=exc.url, status=exc.status, body=exc.body_excerpt, attempts=exc.attempts,
+                    f"the token endpoint refused the credentials (check {self._credentials})",
+                    api=exc.api,
+                    method=exc.method,
+                    url=exc.url,
+                    status=exc.status,
+                    body=exc.body_excerpt,
+                    attempts=exc.attempts,
                 ) from None
             raise
         body = self._client.decode_json(response)
@@ -424,7 +441,9 @@ class OAuth2Bearer:
         return True
 
     def secrets(self) -> Iterable[str]:
-        values = [v for k, v in self._form.items() if k in {"password", "client_secret", "username", "client_id"}]
+        values = [
+            v for k, v in self._form.items() if k in {"password", "client_secret", "username", "client_id"}
+        ]
         return [*values, *([self._token] if self._token else [])]
 
 
@@ -474,9 +493,19 @@ class RequestStats:
 
 def redact_url(url: str, secrets: Iterable[str] = (), params_to_hide: Iterable[str] = ()) -> str:
     """The URL with secret-bearing query values replaced, safe for logs and errors."""
-    hidden = {p.lower() for p in params_to_hide} | {"key", "code", "sig", "token", "password", "client_secret", "access_token"}
+    hidden = {p.lower() for p in params_to_hide} | {
+        "key",
+        "code",
+        "sig",
+        "token",
+        "password",
+        "client_secret",
+        "access_token",
+    }
     parts = urlsplit(url)
-    query = [(k, "***" if k.lower() in hidden else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    query = [
+        (k, "***" if k.lower() in hidden else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
     safe = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, safe="*,:"), ""))
     return scrub(safe, secrets)
 
@@ -566,7 +595,9 @@ class HttpClient:
             req_params: dict[str, Any] = dict(params or {})
             if auth_required:
                 self.auth.apply(req_headers, req_params)
-            safe_url = redact_url(requests.Request(method, url, params=req_params).prepare().url or url, self.auth.secrets())
+            safe_url = redact_url(
+                requests.Request(method, url, params=req_params).prepare().url or url, self.auth.secrets()
+            )
             if self.limiter is not None:
                 self.limiter.acquire(priority, endpoint_class)
             retry_after: float | None = None
@@ -574,18 +605,32 @@ class HttpClient:
             try:
                 sent = time.time()
                 response = self.session.request(
-                    method, url, params=req_params, headers=req_headers, json=json_body, data=body,
-                    timeout=timeout or self.timeout, allow_redirects=allow_redirects,
+                    method,
+                    url,
+                    params=req_params,
+                    headers=req_headers,
+                    json=json_body,
+                    data=body,
+                    timeout=timeout or self.timeout,
+                    allow_redirects=allow_redirects,
                 )
                 size = len(response.content)  # reads the body now: a truncated stream fails here
                 # The provider's clock, read against ours around the headers' arrival (evpipeline/clocks.py).
-                clocks.observe(self.api, response.headers.get("Date"), sent, sent + response.elapsed.total_seconds())
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                clocks.observe(
+                    self.api, response.headers.get("Date"), sent, sent + response.elapsed.total_seconds()
+                )
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
                 _close(body, data)
                 self.stats.record(None, 0)
                 reason = type(exc).__name__
                 if attempt >= self.retry.max_attempts:
-                    raise TransportError(f"{reason} after retries", api=self.api, method=method, url=safe_url, attempts=attempt) from None
+                    raise TransportError(
+                        f"{reason} after retries", api=self.api, method=method, url=safe_url, attempts=attempt
+                    ) from None
                 self._backoff(attempt, None, f"{reason}", method, safe_url)
                 continue
             _close(body, data)
@@ -601,8 +646,13 @@ class HttpClient:
                 except RetryableResponse as signal:
                     if attempt >= self.retry.max_attempts:
                         raise (signal.give_up or RateLimitedError)(
-                            f"still failing after retries: {signal.reason}", api=self.api, method=method,
-                            url=safe_url, status=status, body=self.excerpt(response), attempts=attempt,
+                            f"still failing after retries: {signal.reason}",
+                            api=self.api,
+                            method=method,
+                            url=safe_url,
+                            status=status,
+                            body=self.excerpt(response),
+                            attempts=attempt,
                         ) from None
                     self._backoff(attempt, signal.retry_after, signal.reason, method, safe_url)
                     continue
@@ -616,18 +666,30 @@ class HttpClient:
                 if attempt >= self.retry.max_attempts or (retry_after or 0) > self.retry.max_retry_after:
                     cls: type[HttpError] = RateLimitedError if status == 429 else ServerError
                     raise cls(
-                        "gave up after retries", api=self.api, method=method, url=safe_url, status=status,
-                        body=self.excerpt(response), attempts=attempt,
+                        "gave up after retries",
+                        api=self.api,
+                        method=method,
+                        url=safe_url,
+                        status=status,
+                        body=self.excerpt(response),
+                        attempts=attempt,
                     )
                 self._backoff(attempt, retry_after, f"HTTP {status}", method, safe_url)
                 continue
             cls = AuthError if status in (401, 403) else ServerError if status >= 500 else ClientError
             raise cls(
-                "request failed", api=self.api, method=method, url=safe_url, status=status,
-                body=self.excerpt(response), attempts=attempt,
+                "request failed",
+                api=self.api,
+                method=method,
+                url=safe_url,
+                status=status,
+                body=self.excerpt(response),
+                attempts=attempt,
             )
 
-    def _backoff(self, attempt: int, retry_after: float | None, reason: str, method: str, safe_url: str) -> None:
+    def _backoff(
+        self, attempt: int, retry_after: float | None, reason: str, method: str, safe_url: str
+    ) -> None:
         pause = self.retry.delay(attempt, retry_after, self._rng)
         with self.stats._lock:
             self.stats.retries += 1
@@ -642,11 +704,16 @@ class HttpClient:
         except ValueError as exc:
             raise self.format_error(f"malformed JSON ({exc.__class__.__name__}: {exc})", response) from None
 
-    def format_error(self, message: str, response: requests.Response, *, with_body: bool = True) -> ResponseFormatError:
+    def format_error(
+        self, message: str, response: requests.Response, *, with_body: bool = True
+    ) -> ResponseFormatError:
         """A ResponseFormatError naming the request (method, redacted URL, status) with a body excerpt."""
         return ResponseFormatError(
-            message, api=self.api, method=response.request.method or "GET",
-            url=redact_url(response.url, self.auth.secrets()), status=response.status_code,
+            message,
+            api=self.api,
+            method=response.request.method or "GET",
+            url=redact_url(response.url, self.auth.secrets()),
+            status=response.status_code,
             body=self.excerpt(response) if with_body else None,
         )
 
@@ -670,7 +737,9 @@ class HttpClient:
     ) -> tuple[Any, requests.Response]:
         """GET and decode JSON. A body that fails to parse (e.g. truncated in transit) is retried."""
 
-        decoded: Any = None  # the body of the response that passed the check: `request` returns right after it
+        decoded: Any = (
+            None  # the body of the response that passed the check: `request` returns right after it
+        )
 
         def parse_then_check(response: requests.Response) -> None:
             nonlocal decoded
@@ -684,8 +753,17 @@ class HttpClient:
             if check is not None:
                 check(response)
 
-        response = self.request("GET", path, params=params, headers=headers, ok=ok, check=parse_then_check, priority=priority,
-                                allow_redirects=allow_redirects, endpoint_class=endpoint_class)
+        response = self.request(
+            "GET",
+            path,
+            params=params,
+            headers=headers,
+            ok=ok,
+            check=parse_then_check,
+            priority=priority,
+            allow_redirects=allow_redirects,
+            endpoint_class=endpoint_class,
+        )
         return decoded, response
 
     def paginate(
@@ -710,16 +788,27 @@ class HttpClient:
         """
         query = paginator.first()
         number = 0
-        progress = Progress(f"{self.api} GET {path}", unit="rows")  # logs pages, rows, rate, ETA on long walks
+        progress = Progress(
+            f"{self.api} GET {path}", unit="rows"
+        )  # logs pages, rows, rate, ETA on long walks
         while True:
             number += 1
-            body, response = self.get_json(path, params={**(params or {}), **query}, headers=headers, ok=ok, check=check,
-                                           priority=priority, endpoint_class=endpoint_class)
+            body, response = self.get_json(
+                path,
+                params={**(params or {}), **query},
+                headers=headers,
+                ok=ok,
+                check=check,
+                priority=priority,
+                endpoint_class=endpoint_class,
+            )
             if response.status_code == 304:
                 yield Page([], query, body, response, number)
                 progress.finish()
                 return
-            page = Page(self.expect(select_data(body, select), list, what, response), query, body, response, number)
+            page = Page(
+                self.expect(select_data(body, select), list, what, response), query, body, response, number
+            )
             query_after = paginator.after(page, self)
             progress.set_total(announced_total(page, paginator))
             progress.advance(len(page.records), pages=1)
@@ -819,7 +908,10 @@ class OffsetPaginator:
         cap = _positive_int(page.response.headers.get(self.cap_header)) if self.cap_header else None
         if len(page.records) < min(self.limit, cap or self.limit):
             return None
-        return {self.offset_param: page.query[self.offset_param] + len(page.records), self.limit_param: self.limit}
+        return {
+            self.offset_param: page.query[self.offset_param] + len(page.records),
+            self.limit_param: self.limit,
+        }
 
 
 @dataclass(frozen=True)
@@ -836,7 +928,12 @@ class PageIndexPaginator:
         return {self.index_param: self.start, self.size_param: self.size}
 
     def after(self, page: Page, http: HttpClient) -> dict[str, Any] | None:
-        pages = http.expect(select_data(page.body, self.count), int, f"an integer {self.count!r} (the page count)", page.response)
+        pages = http.expect(
+            select_data(page.body, self.count),
+            int,
+            f"an integer {self.count!r} (the page count)",
+            page.response,
+        )
         index = page.query[self.index_param] + 1
         return {self.index_param: index, self.size_param: self.size} if index - self.start < pages else None
 

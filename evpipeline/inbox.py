@@ -98,7 +98,11 @@ class Inbox:
     def newest_id(self, source: str) -> int:
         """The id of the newest stored message of `source` (0 when none): a cheap "anything new?" probe."""
         with self._connect() as con:
-            return int(con.execute("SELECT coalesce(max(id), 0) FROM messages WHERE source = ?", (source,)).fetchone()[0])
+            return int(
+                con.execute(
+                    "SELECT coalesce(max(id), 0) FROM messages WHERE source = ?", (source,)
+                ).fetchone()[0]
+            )
 
     def mark(self, message_id: int, status: str, note: str | None = None) -> None:
         with self._lock, self._connect() as con:
@@ -107,5 +111,11 @@ class Inbox:
     def count(self, source: str, status: str | None = None) -> int:
         with self._connect() as con:
             if status is None:
-                return int(con.execute("SELECT count(*) FROM messages WHERE source = ?", (source,)).fetchone()[0])
-            return int(con.execute("SELECT count(*) FROM messages WHERE source = ? AND status = ?", (source, status)).fetchone()[0])
+                return int(
+                    con.execute("SELECT count(*) FROM messages WHERE source = ?", (source,)).fetchone()[0]
+                )
+            return int(
+                con.execute(
+                    "SELECT count(*) FROM messages WHERE source = ? AND status = ?", (source, status)
+                ).fetchone()[0]
+            )

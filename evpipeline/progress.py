@@ -104,8 +104,10 @@ class Progress:
             self.reported += 1
             elapsed = self.clock() - self.started
             pages = f"{self.pages:,} page{'' if self.pages == 1 else 's'}, " if self.pages else ""
-            line = (f"{self.what}: done, {pages}{self.done:,} {self.unit} in {duration(elapsed)} "
-                    f"({self._rate(elapsed):,.0f} {self.unit}/s)")
+            line = (
+                f"{self.what}: done, {pages}{self.done:,} {self.unit} in {duration(elapsed)} "
+                f"({self._rate(elapsed):,.0f} {self.unit}/s)"
+            )
         self.log.info(line)
 
     def _rate(self, elapsed: float) -> float:

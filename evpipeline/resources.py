@@ -16,12 +16,18 @@ class ApiResource(dg.ConfigurableResource):
 
     connect_timeout: float = Field(default=3.05, description="Seconds to open a connection")
     read_timeout: float = Field(default=30.0, description="Seconds to wait for an answer")
-    max_attempts: int = Field(default=5, description="Tries per request for transient failures (429, 5xx, connection)")
-    backoff_base: float = Field(default=0.5, description="First backoff in seconds (exponential, full jitter)")
+    max_attempts: int = Field(
+        default=5, description="Tries per request for transient failures (429, 5xx, connection)"
+    )
+    backoff_base: float = Field(
+        default=0.5, description="First backoff in seconds (exponential, full jitter)"
+    )
 
     def retry_policy(self) -> RetryPolicy:
         # Every provider answers 500 when its backend fails for a moment (docs/sources.md): retried.
-        return RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base, statuses=TRANSIENT_STATUSES)
+        return RetryPolicy(
+            max_attempts=self.max_attempts, backoff_base=self.backoff_base, statuses=TRANSIENT_STATUSES
+        )
 
     def timeouts(self) -> tuple[float, float]:
         return (self.connect_timeout, self.read_timeout)

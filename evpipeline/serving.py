@@ -26,7 +26,9 @@ class BackgroundServer:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host, self.port = host, port or free_port(host)
-        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app, host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="on"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=f"asgi-{self.port}", daemon=True)
 

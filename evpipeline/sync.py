@@ -92,8 +92,13 @@ def write_sync(
     def apply(writer: Writer) -> None:  # repeatable: redone whole if another writer won the commit race
         for t in tables:
             result = validated[t.table]
-            counts = writer.merge(versioned(result.valid, seq, observed_at), t.table, t.keys, status_column=t.status_column,
-                                  lineage=lineage)
+            counts = writer.merge(
+                versioned(result.valid, seq, observed_at),
+                t.table,
+                t.keys,
+                status_column=t.status_column,
+                lineage=lineage,
+            )
             outcome.tables[t.table] = TableOutcome(t.table, counts, len(result.quarantined), result.valid)
         writer.quarantine([q for v in validated.values() for q in v.quarantined])
         if before_commit is not None:
@@ -134,8 +139,17 @@ def write_snapshot(
             return
         writer.flag_missing(rows.table, rows.keys, present, as_of)
 
-    return write_sync(warehouse, source=source, stream=stream, run_id=run_id, tables=[rows], watermark=watermark,
-                      requests=requests, lineage=lineage, before_commit=sweep)
+    return write_sync(
+        warehouse,
+        source=source,
+        stream=stream,
+        run_id=run_id,
+        tables=[rows],
+        watermark=watermark,
+        requests=requests,
+        lineage=lineage,
+        before_commit=sweep,
+    )
 
 
 def markdown_preview(frame: pd.DataFrame, columns: Sequence[str], rows: int = 5) -> str:
@@ -146,7 +160,9 @@ def markdown_preview(frame: pd.DataFrame, columns: Sequence[str], rows: int = 5)
     head = frame[cols].head(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for record in head.itertuples(index=False):
-        lines.append("| " + " | ".join("" if pd.isna(v) else str(v).replace("|", "\\|")[:60] for v in record) + " |")
+        lines.append(
+            "| " + " | ".join("" if pd.isna(v) else str(v).replace("|", "\\|")[:60] for v in record) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -210,7 +226,12 @@ def _combine(batches: list[Batch]) -> Batch:
         tables.append(TableRows(first.table, frame, first.schema, first.keys, raw, first.status_column))
     stamps = [b.as_of for b in batches if b.as_of is not None]
     # A combined batch keeps its first page's version: pages of one pull are not versions of each other.
-    return Batch(tables, max(stamps) if stamps else None, f"{batches[0].lineage} … {batches[-1].lineage}", batches[0].seq)
+    return Batch(
+        tables,
+        max(stamps) if stamps else None,
+        f"{batches[0].lineage} … {batches[-1].lineage}",
+        batches[0].seq,
+    )
 
 
 def _coalesce(batches: Iterable[Batch], min_rows: int) -> Iterator[Batch]:
@@ -263,7 +284,8 @@ def write_sync_batches(
     batches: Iterable[Batch],
     watermark: Callable[[], datetime | None] | datetime | None,
     requests: Callable[[], int | None] | int | None = None,
-    after_batch: Callable[[Writer, Batch, dict[str, pd.DataFrame], dict[str, pd.DataFrame]], None] | None = None,
+    after_batch: Callable[[Writer, Batch, dict[str, pd.DataFrame], dict[str, pd.DataFrame]], None]
+    | None = None,
     before_commit: Callable[[Writer], None] | None = None,
     preview_rows: int = 20,
     coalesce_rows: int = 5_000,
@@ -303,9 +325,13 @@ def write_sync_batches(
                 result = validate(t.frame, t.schema, table=t.table, keys=t.keys, raw=t.raw)
                 quarantined.extend(result.quarantined)
                 seen_paths[t.table] = spool.put(t.frame[list(t.keys)])
-                valid_paths[t.table] = spool.put(versioned(result.valid, batch.seq, batch.as_of if version_by_fetch else None))
+                valid_paths[t.table] = spool.put(
+                    versioned(result.valid, batch.seq, batch.as_of if version_by_fetch else None)
+                )
                 rows += len(result.valid)
-                entry = outcome.tables.setdefault(t.table, TableOutcome(t.table, MergeCounts(t.table), 0, result.valid.head(0)))
+                entry = outcome.tables.setdefault(
+                    t.table, TableOutcome(t.table, MergeCounts(t.table), 0, result.valid.head(0))
+                )
                 entry.quarantined += len(result.quarantined)
                 if len(entry.valid) < preview_rows:
                     entry.valid = pd.concat([entry.valid, result.valid.head(preview_rows)], ignore_index=True)
@@ -319,14 +345,18 @@ def write_sync_batches(
             if memory_limit and not warehouse.backend.is_lake:
                 writer.con.execute(f"SET memory_limit = '{memory_limit}'")
                 writer.con.execute(f"SET temp_directory = '{spool.path}'")
-            writing = Progress(f"{source} {stream}: merging", unit="rows", total=sum(rows for *_, rows in parked))
+            writing = Progress(
+                f"{source} {stream}: merging", unit="rows", total=sum(rows for *_, rows in parked)
+            )
             for batch, valid_paths, seen_paths, rows in parked:
                 valid = {name: spool.get(path) for name, path in valid_paths.items()}
                 for name, frame in valid.items():
                     keys, status_column = specs[name]
                     writer.merge(frame, name, keys, status_column=status_column, lineage=batch.lineage)
                 if after_batch is not None:
-                    after_batch(writer, batch, valid, {name: spool.get(path) for name, path in seen_paths.items()})
+                    after_batch(
+                        writer, batch, valid, {name: spool.get(path) for name, path in seen_paths.items()}
+                    )
                 writing.advance(rows)
             writing.finish()
             if before_commit is not None:
@@ -337,10 +367,11 @@ def write_sync_batches(
                     outcome.tables[name].counts = counts
             if outcome.watermark is not None:
                 writer.set_sync_state(stream, outcome.watermark)
-            writer.log_run(stream, requests=requests() if callable(requests) else requests, watermark=outcome.watermark)
+            writer.log_run(
+                stream, requests=requests() if callable(requests) else requests, watermark=outcome.watermark
+            )
 
         warehouse.write(source, run_id, apply)
     finally:
         spool.close()
     return outcome
-

@@ -29,7 +29,9 @@ def flag_invalid(frame: pd.DataFrame, mask: pd.Series, reason: str) -> None:
     if INVALID not in frame.columns:
         frame[INVALID] = None
     current = frame.loc[mask.to_numpy(), INVALID]
-    frame.loc[mask.to_numpy(), INVALID] = [reason if c is None or c != c else f"{c}; {reason}" for c in current]
+    frame.loc[mask.to_numpy(), INVALID] = [
+        reason if c is None or c != c else f"{c}; {reason}" for c in current
+    ]
 
 
 class ContractError(Exception):
@@ -88,11 +90,20 @@ def validate(
         row_cases = cases[cases["index"].notna()]
         if row_cases.empty:
             frame_level = sorted(
-                {f"{chk} ({case})" if c is None else f"{c}: {chk}" for c, chk, case in zip(cases["column"], cases["check"], cases["failure_case"], strict=False)}
+                {
+                    f"{chk} ({case})" if c is None else f"{c}: {chk}"
+                    for c, chk, case in zip(
+                        cases["column"], cases["check"], cases["failure_case"], strict=False
+                    )
+                }
             )
             raise ContractError(f"{table}: frame violates its schema: {'; '.join(frame_level)}")
         for position, column, check, case in zip(
-            row_cases["index"], row_cases["column"], row_cases["check"], row_cases["failure_case"], strict=False
+            row_cases["index"],
+            row_cases["column"],
+            row_cases["check"],
+            row_cases["failure_case"],
+            strict=False,
         ):
             reasons.setdefault(int(position), []).append(f"{column}: {check} (got {case!r})")
         current = current.drop(index=[p for p in {int(i) for i in row_cases["index"]} if p in current.index])
@@ -117,7 +128,9 @@ def validate(
     return Validated(valid.reset_index(drop=True), records)
 
 
-def _one_version_per_key(valid: pd.DataFrame, keys: Sequence[str], reasons: dict[int, list[str]]) -> pd.DataFrame:
+def _one_version_per_key(
+    valid: pd.DataFrame, keys: Sequence[str], reasons: dict[int, list[str]]
+) -> pd.DataFrame:
     """Two different versions of one object with the same `last_updated` in one batch cannot be
     ordered: keep the later position and quarantine the others with a reason (the merge would keep
     one of them silently). Versions with different `last_updated` are a history, not a conflict:
@@ -138,5 +151,6 @@ def _one_version_per_key(valid: pd.DataFrame, keys: Sequence[str], reasons: dict
             drop.append(int(position))
             if not group.loc[position].astype(str).equals(kept):
                 reasons.setdefault(int(position), []).append(
-                    f"duplicate key in one batch with the same last_updated: a different version (row {winner}) was kept")
+                    f"duplicate key in one batch with the same last_updated: a different version (row {winner}) was kept"
+                )
     return valid.drop(index=drop)

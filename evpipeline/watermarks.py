@@ -41,7 +41,9 @@ class WatermarkRule:
     clock: Clock
     overlap: timedelta = timedelta(0)
 
-    def since(self, stored: datetime | None, *, full: bool = False, overlap_seconds: int | None = None) -> datetime | None:
+    def since(
+        self, stored: datetime | None, *, full: bool = False, overlap_seconds: int | None = None
+    ) -> datetime | None:
         """The `changed since` of the next pull: None for a full pull or a first run (bootstrap)."""
         if full or stored is None:
             return None
@@ -81,7 +83,11 @@ class Watermark:
             case Clock.SERVER:
                 candidate = self.first_page_at
             case Clock.RECORDS:
-                candidate = min(self.newest, self.first_page_at) if self.newest and self.first_page_at else self.newest
+                candidate = (
+                    min(self.newest, self.first_page_at)
+                    if self.newest and self.first_page_at
+                    else self.newest
+                )
             case Clock.OBSERVED:
                 candidate = self.newest
             case Clock.LOCAL:

@@ -141,7 +141,9 @@ def evroam(evroam_sim: EVRoamSimulator) -> EVRoamResource:
     )
 
 
-def query(warehouse: WarehouseResource, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+def query(
+    warehouse: WarehouseResource, sql: str, params: Sequence[Any] | None = None
+) -> list[tuple[Any, ...]]:
     with warehouse.get_connection() as con:
         return con.execute(sql, params or []).fetchall()
 
@@ -163,8 +165,13 @@ def materialize(
     """Materialize through Dagster itself, in process, quietly."""
     config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}, **(run_config or {})}
     return dg.materialize(
-        assets, resources=resources, run_config=config, selection=selection, partition_key=partition_key,
-        instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=raise_on_error,
+        assets,
+        resources=resources,
+        run_config=config,
+        selection=selection,
+        partition_key=partition_key,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
     )
 
 

@@ -39,14 +39,41 @@ class Group:
 
 
 GROUPS = [
-    Group("http (rate limiting, retry)", ("evpipeline/http.py",), ("evpipeline_tests/test_http.py", "evpipeline_tests/test_transient_errors.py")),
-    Group("watermarks", ("evpipeline/watermarks.py",), ("evpipeline_tests/test_watermarks.py", "evpipeline_tests/test_sync_batches.py",
-                                                       "evpipeline_tests/sources/greenflux/test_greenflux_sync.py")),
-    Group("validation", ("evpipeline/validation.py",), ("evpipeline_tests/test_validation.py", "evpipeline_tests/test_sync_batches.py")),
+    Group(
+        "http (rate limiting, retry)",
+        ("evpipeline/http.py",),
+        ("evpipeline_tests/test_http.py", "evpipeline_tests/test_transient_errors.py"),
+    ),
+    Group(
+        "watermarks",
+        ("evpipeline/watermarks.py",),
+        (
+            "evpipeline_tests/test_watermarks.py",
+            "evpipeline_tests/test_sync_batches.py",
+            "evpipeline_tests/sources/greenflux/test_greenflux_sync.py",
+        ),
+    ),
+    Group(
+        "validation",
+        ("evpipeline/validation.py",),
+        ("evpipeline_tests/test_validation.py", "evpipeline_tests/test_sync_batches.py"),
+    ),
     Group("merge", ("evpipeline/warehouse/merge.py",), ("evpipeline_tests/warehouse/test_merge.py",)),
-    Group("push-file URL rules", ("evpipeline/sources/evroam/push_urls.py",), ("evpipeline_tests/sources/evroam/test_push_security.py",)),
-    Group("DATEX II rules", ("evpipeline/datex2/rules.py",), ("evpipeline_tests/datex2/test_meaning.py", "evpipeline_tests/datex2/test_publication.py")),
-    Group("pull auth and paging", ("evpipeline/ndw/pull_auth.py", "evpipeline/ndw/pull_paging.py"), ("evpipeline_tests/ndw/test_server.py",)),
+    Group(
+        "push-file URL rules",
+        ("evpipeline/sources/evroam/push_urls.py",),
+        ("evpipeline_tests/sources/evroam/test_push_security.py",),
+    ),
+    Group(
+        "DATEX II rules",
+        ("evpipeline/datex2/rules.py",),
+        ("evpipeline_tests/datex2/test_meaning.py", "evpipeline_tests/datex2/test_publication.py"),
+    ),
+    Group(
+        "pull auth and paging",
+        ("evpipeline/ndw/pull_auth.py", "evpipeline/ndw/pull_paging.py"),
+        ("evpipeline_tests/ndw/test_server.py",),
+    ),
 ]
 
 
@@ -66,7 +93,9 @@ class Score:
 
 def _copy_repository(target: Path) -> None:
     """The tracked files (what a clone holds), into `target`."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout.split(b"\0")
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout.split(
+        b"\0"
+    )
     for name in filter(None, files):
         source = ROOT / name.decode()
         if source.is_file():
@@ -97,21 +126,36 @@ def run_group(group: Group, workdir: Path) -> Score:
         config.write(_config(group))
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     started = time.monotonic()
-    subprocess.run([mutmut, "run", "--max-children", "2"], cwd=copy, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    subprocess.run(
+        [mutmut, "run", "--max-children", "2"],
+        cwd=copy,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     subprocess.run([mutmut, "export-cicd-stats"], cwd=copy, check=True, capture_output=True)
     stats = json.loads((copy / "mutants" / "mutmut-cicd-stats.json").read_text())
     killed = stats["killed"] + stats["timeout"] + stats.get("caught_by_type_check", 0)
-    return Score(group.name, stats["total"] - stats.get("skipped", 0), killed, stats["survived"], stats["no_tests"],
-                 time.monotonic() - started)
+    return Score(
+        group.name,
+        stats["total"] - stats.get("skipped", 0),
+        killed,
+        stats["survived"],
+        stats["no_tests"],
+        time.monotonic() - started,
+    )
 
 
 def table(scores: list[Score]) -> str:
-    lines = ["| group | mutants | killed | survived | no test reaches it | score | goal | run |",
-             "|---|---:|---:|---:|---:|---:|---|---:|"]
+    lines = [
+        "| group | mutants | killed | survived | no test reaches it | score | goal | run |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
     for s in scores:
-        lines.append(f"| {s.group} | {s.mutants} | {s.killed} | {s.survived} | {s.no_tests} | {s.score:.0%} | "
-                     f"{'met' if s.score >= GOAL else '**missed**'} (>= {GOAL:.0%}) | {s.seconds / 60:.0f} min |")
+        lines.append(
+            f"| {s.group} | {s.mutants} | {s.killed} | {s.survived} | {s.no_tests} | {s.score:.0%} | "
+            f"{'met' if s.score >= GOAL else '**missed**'} (>= {GOAL:.0%}) | {s.seconds / 60:.0f} min |"
+        )
     return "\n".join(lines)
 
 
@@ -120,7 +164,11 @@ def write_doc(scores: list[Score]) -> None:
     text = DOC.read_text()
     head, rest = text.split(START, 1)
     old, tail = rest.split(END, 1)
-    rows = {line.split("|")[1].strip(): line for line in old.splitlines() if line.startswith("| ") and "---" not in line}
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in old.splitlines()
+        if line.startswith("| ") and "---" not in line
+    }
     rows.pop("group", None)
     for line in table(scores).splitlines()[2:]:
         rows[line.split("|")[1].strip()] = line
@@ -131,16 +179,23 @@ def write_doc(scores: list[Score]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make mutation", description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--only", action="append", default=[], help="groups whose name contains this (repeatable)")
-    parser.add_argument("--workdir", default="/tmp/evpipeline-mutation", help="where the copies go (default: %(default)s)")
+    parser.add_argument(
+        "--only", action="append", default=[], help="groups whose name contains this (repeatable)"
+    )
+    parser.add_argument(
+        "--workdir", default="/tmp/evpipeline-mutation", help="where the copies go (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     groups = [g for g in GROUPS if not args.only or any(o in g.name for o in args.only)]
     scores = []
     for group in groups:
         print(f"-- {group.name}: {', '.join(group.mutate)} against {', '.join(group.tests)}", flush=True)
         score = run_group(group, Path(args.workdir))
-        print(f"   {score.killed}/{score.mutants} killed ({score.score:.0%}), {score.survived} survived, "
-              f"{score.no_tests} reached by no test, {score.seconds / 60:.1f} min", flush=True)
+        print(
+            f"   {score.killed}/{score.mutants} killed ({score.score:.0%}), {score.survived} survived, "
+            f"{score.no_tests} reached by no test, {score.seconds / 60:.1f} min",
+            flush=True,
+        )
         scores.append(score)
     write_doc(scores)
     print(f"wrote {DOC}")

@@ -18,8 +18,16 @@ from benchmarks.harness import MEASUREMENTS, error_note, kept_notes
 # in one test took 5 minutes on a loaded 2-core machine and set the suite's floor). The numbers are the
 # table's row numbers, written here rather than read from the harness (lane_latency also writes row 12).
 ROWS = {
-    "merge_bench": "1", "bootstrap_bench": "2", "sync_efficiency": "3", "rate_limits": "4", "export_bench": "5",
-    "pull_server_bench": "6", "end_to_end": "7", "cycle_cost": "8", "lane_latency": "9", "datex2_bench": "10",
+    "merge_bench": "1",
+    "bootstrap_bench": "2",
+    "sync_efficiency": "3",
+    "rate_limits": "4",
+    "export_bench": "5",
+    "pull_server_bench": "6",
+    "end_to_end": "7",
+    "cycle_cost": "8",
+    "lane_latency": "9",
+    "datex2_bench": "10",
     "lake_bench": "11",
 }
 
@@ -27,12 +35,30 @@ ROWS = {
 def _quick(module: str, output: Path) -> list[str]:
     """Rows of the table `evpipeline bench --quick --only <module>` writes; fails with the crashed rows shown."""
     completed = subprocess.run(
-        [sys.executable, "-m", "evpipeline.cli", "bench", "--quick", "--repeats", "1", "--only", module, "--output", str(output)],
-        capture_output=True, text=True, timeout=540,
+        [
+            sys.executable,
+            "-m",
+            "evpipeline.cli",
+            "bench",
+            "--quick",
+            "--repeats",
+            "1",
+            "--only",
+            module,
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=540,
     )
     # A crashed measurement is a table row whose note carries the exception.
-    crashed = [line for line in output.read_text().splitlines() if "| error |" in line] if output.exists() else []
-    assert completed.returncode == 0, "\n".join(crashed) or completed.stdout[-2000:] + completed.stderr[-2000:]
+    crashed = (
+        [line for line in output.read_text().splitlines() if "| error |" in line] if output.exists() else []
+    )
+    assert completed.returncode == 0, (
+        "\n".join(crashed) or completed.stdout[-2000:] + completed.stderr[-2000:]
+    )
     return [line for line in output.read_text().splitlines() if line.startswith("| ")]
 
 
@@ -58,13 +84,19 @@ def test_quick_benchmark_writes_its_measurement(module: str, tmp_path: Path) -> 
         # Through the real daemon (`dagster dev`): every status change reached NDW (how fast is a finding).
         latency = [line for line in rows if line.startswith("| 9. ")]
         assert len(latency) == 3 and all(" 0 lost)" in line for line in latency), latency
-        assert not any("(0 samples" in line for line in latency), latency  # a source none of whose EVSEs NDW takes
+        assert not any("(0 samples" in line for line in latency), (
+            latency
+        )  # a source none of whose EVSEs NDW takes
         # The same changes reached the DATEX II receiver as deltaPush publications (row 12): every Zaptec and
         # GreenFlux one (EVRoam's New Zealand fleet has no NUTS-1 region: the DATEX II publication withholds it).
         datex2 = [line for line in rows if line.startswith("| 12. DATEX II delta latency, ")]
         measured = [line for line in datex2 if "| not measured: " not in line]
-        assert len(datex2) == 3 and all(any(f"latency, {s}, " in line for line in measured) for s in ("zaptec", "greenflux")), datex2
-        assert all(" 0 lost)" in line for line in measured) and not any("(0 samples" in line for line in measured), datex2
+        assert len(datex2) == 3 and all(
+            any(f"latency, {s}, " in line for line in measured) for s in ("zaptec", "greenflux")
+        ), datex2
+        assert all(" 0 lost)" in line for line in measured) and not any(
+            "(0 samples" in line for line in measured
+        ), datex2
     if module == "cycle_cost":
         # The incremental model equals a full rebuild on the benchmark fleets.
         assert all("mismatches vs full 0" in line for line in rows if line.startswith("| 8. cycle cost, "))
@@ -81,9 +113,15 @@ def test_a_report_without_notes_keeps_nothing(tmp_path: Path) -> None:
 
 
 def test_a_crashed_measurement_is_one_table_cell() -> None:
-    stderr = "Traceback (most recent call last):\n  File | x\n" + "  frame\n" * 200 + "duckdb.OutOfMemoryException: Out of Memory Error: failed to allocate\n"
+    stderr = (
+        "Traceback (most recent call last):\n  File | x\n"
+        + "  frame\n" * 200
+        + "duckdb.OutOfMemoryException: Out of Memory Error: failed to allocate\n"
+    )
     note = error_note(RuntimeError(stderr))
     assert "\n" not in note and "\\| x" in note
     assert all(note[i - 1] == "\\" for i, ch in enumerate(note) if ch == "|")  # no bare cell separator
-    assert note.startswith("RuntimeError: Traceback") and note.endswith("Out of Memory Error: failed to allocate")
+    assert note.startswith("RuntimeError: Traceback") and note.endswith(
+        "Out of Memory Error: failed to allocate"
+    )
     assert len(note) <= 405

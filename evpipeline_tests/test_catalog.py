@@ -32,7 +32,12 @@ def _specs() -> list[tuple[dg.AssetsDefinition | None, dg.AssetSpec]]:
     out = []
     for key in graph.get_all_asset_keys():
         assets_def = graph.assets_def_for_key(key)
-        out.append((assets_def if assets_def.is_executable else None, next(s for s in assets_def.specs if s.key == key)))
+        out.append(
+            (
+                assets_def if assets_def.is_executable else None,
+                next(s for s in assets_def.specs if s.key == key),
+            )
+        )
     return out
 
 
@@ -70,7 +75,9 @@ def test_ddl_comments_describe_columns_and_mart_has_column_lineage() -> None:
     assert described["_ingested_at"] == catalog.STANDARD_DESCRIPTIONS["_ingested_at"]
     lineage = catalog.mart_column_lineage("mart.evses")
     assert lineage is not None
-    assert dg.TableColumnDep(dg.AssetKey(["greenflux", "evses"]), "status") in lineage.deps_by_column["status"]
+    assert (
+        dg.TableColumnDep(dg.AssetKey(["greenflux", "evses"]), "status") in lineage.deps_by_column["status"]
+    )
 
 
 def _description_problems() -> tuple[list[str], list[str], list[str]]:
@@ -81,13 +88,18 @@ def _description_problems() -> tuple[list[str], list[str], list[str]]:
 
     # The product's schemas only: test modules register small tables of their own (e.g. `batchsrc`).
     product = {"ops", "mart", "reference", "quality", *source_names()}
-    shown = {(table, c.name): (c.description, catalog.fallback_description(c.type, c.constraints.nullable))
-             for table, schema in catalog.declared_schemas().items() if table.split(".")[0] in product
-             for c in schema.columns}
+    shown = {
+        (table, c.name): (c.description, catalog.fallback_description(c.type, c.constraints.nullable))
+        for table, schema in catalog.declared_schemas().items()
+        if table.split(".")[0] in product
+        for c in schema.columns
+    }
     declared = catalog.declared_descriptions()
     bare = sorted(f"{t}.{c}" for (t, c), (text, fallback) in shown.items() if text == fallback)
     unknown = sorted(f"{t}.{c}" for t, c in declared if (t, c) not in shown)
-    hidden = sorted(f"{t}.{c}" for (t, c), text in declared.items() if (t, c) in shown and shown[(t, c)][0] != text)
+    hidden = sorted(
+        f"{t}.{c}" for (t, c), text in declared.items() if (t, c) in shown and shown[(t, c)][0] != text
+    )
     return bare, unknown, hidden
 
 
@@ -126,14 +138,26 @@ def test_a_misspelt_or_twice_declared_column_is_caught(monkeypatch: pytest.Monke
 def test_freshness_policies_are_attached() -> None:
     policies = {spec.key.to_user_string(): spec.freshness_policy for _a, spec in _specs()}
     # A minute only where the lane records a materialization every window, busy or quiet.
-    minute = {key for key, p in policies.items()
-              if isinstance(p, TimeWindowFreshnessPolicy) and p.fail_window.to_timedelta() <= timedelta(minutes=1)}
+    minute = {
+        key
+        for key, p in policies.items()
+        if isinstance(p, TimeWindowFreshnessPolicy) and p.fail_window.to_timedelta() <= timedelta(minutes=1)
+    }
     assert minute == {"ndw/live"}
-    for polled in ("zaptec/charger_states", "evroam/availability", "greenflux/evses", "tomtom/availability_latest"):
+    for polled in (
+        "zaptec/charger_states",
+        "evroam/availability",
+        "greenflux/evses",
+        "tomtom/availability_latest",
+    ):
         policy = policies[polled]  # written by the lane only on change; the fallback syncs keep them
-        assert isinstance(policy, TimeWindowFreshnessPolicy) and policy.fail_window.to_timedelta() == timedelta(minutes=35), polled
+        assert isinstance(
+            policy, TimeWindowFreshnessPolicy
+        ) and policy.fail_window.to_timedelta() == timedelta(minutes=35), polled
     static = policies["greenflux/locations"]
-    assert isinstance(static, TimeWindowFreshnessPolicy) and static.fail_window.to_timedelta() == timedelta(hours=24)
+    assert isinstance(static, TimeWindowFreshnessPolicy) and static.fail_window.to_timedelta() == timedelta(
+        hours=24
+    )
     assert isinstance(policies["ndw/ocpi_export"], CronFreshnessPolicy)
     assert policies["reference/operator_data"] is None  # loaded when the file changes, not by age
 
@@ -191,8 +215,14 @@ def test_mart_integrity_runs_as_blocking_checks(warehouse: WarehouseResource) ->
     assert all(spec.blocking for spec in mart_integrity.check_specs)
     from evpipeline.model.assets import mart_model
 
-    result = dg.materialize([mart_model, mart_integrity], resources={"warehouse": warehouse}, raise_on_error=False,
-                            selection=dg.AssetSelection.checks(mart_integrity))
-    verdicts = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    result = dg.materialize(
+        [mart_model, mart_integrity],
+        resources={"warehouse": warehouse},
+        raise_on_error=False,
+        selection=dg.AssetSelection.checks(mart_integrity),
+    )
+    verdicts = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()
+    }
     assert verdicts[("mart/evses", LOCATION_EXISTS)] is False
     assert verdicts[("mart/locations", UNIQUE)] is True

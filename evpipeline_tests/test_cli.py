@@ -25,8 +25,13 @@ TOKEN = "cli-test-token"
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "evpipeline.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "evpipeline.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +52,16 @@ def test_sync_prints_one_line_and_progress(tmp_path: Path, greenflux_url: str) -
     assert len(lines) == 1 and lines[0].startswith("greenflux_sync: ok in "), run.stdout
     assert "greenflux/locations +" in lines[0] and lines[0].endswith(" quarantined")
     # Progress of the multi-page pull on the terminal: pages, rows (of the announced total), rate, ETA.
-    pull = [line for line in run.stderr.splitlines() if "GET api/2.0/Locations: " in line and ": done" not in line]
+    pull = [
+        line for line in run.stderr.splitlines() if "GET api/2.0/Locations: " in line and ": done" not in line
+    ]
     assert len(pull) >= 2 and all("rows/s" in line and "ETA" in line for line in pull), run.stderr
     assert any("merging" in line for line in run.stderr.splitlines())
     assert (tmp_path / "warehouse.duckdb").is_file()
 
-    full = cli("sync", "greenflux", "--full", "--data-dir", str(tmp_path), env=sync_env(tmp_path, greenflux_url))
+    full = cli(
+        "sync", "greenflux", "--full", "--data-dir", str(tmp_path), env=sync_env(tmp_path, greenflux_url)
+    )
     assert full.returncode == 0 and full.stdout.startswith("greenflux_full: ok in "), full.stderr[-3000:]
 
 
@@ -61,9 +70,15 @@ def test_sync_failure_is_one_line_and_verbose_shows_the_trace(tmp_path: Path, gr
     run = cli("sync", "greenflux", "--data-dir", str(tmp_path), env=env)
     assert run.returncode == 1
     assert run.stdout == ""
-    errors = [line for line in run.stderr.splitlines() if not line.startswith(" ")]  # indented progress lines aside
+    errors = [
+        line for line in run.stderr.splitlines() if not line.startswith(" ")
+    ]  # indented progress lines aside
     assert len(errors) == 1, run.stderr
-    assert errors[0].startswith("greenflux_sync failed") and "AuthError" in errors[0] and "GREENFLUX_TOKEN" in errors[0]
+    assert (
+        errors[0].startswith("greenflux_sync failed")
+        and "AuthError" in errors[0]
+        and "GREENFLUX_TOKEN" in errors[0]
+    )
     assert "Traceback" not in run.stderr and 'File "' not in run.stderr and "wrong-token" not in run.stderr
 
     verbose = cli("sync", "greenflux", "--verbose", "--data-dir", str(tmp_path), env=env)
@@ -98,7 +113,11 @@ def test_bad_data_dir_is_one_line(tmp_path: Path) -> None:
         assert run.returncode != 0 and says in run.stderr, run.stderr
         assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
     demo = cli("demo", "--data-dir", str(afile), env=clean_env(tmp_path))
-    assert demo.returncode != 0 and "not a directory" in demo.stderr and len(demo.stderr.strip().splitlines()) == 1
+    assert (
+        demo.returncode != 0
+        and "not a directory" in demo.stderr
+        and len(demo.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_serve_ocpi_without_a_snapshot_and_a_busy_port(tmp_path: Path) -> None:
@@ -119,7 +138,9 @@ def test_serve_ocpi_without_a_snapshot_and_a_busy_port(tmp_path: Path) -> None:
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # argparse has no public accessor
+    action = next(
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    )  # argparse has no public accessor
     return dict(action.choices)
 
 
@@ -128,7 +149,9 @@ def test_help_lists_every_command_and_every_option_says_its_default(tmp_path: Pa
     commands = _subcommands(parser)
     assert {"demo", "sync", "simulate", "webhook", "serve-ocpi", "dev", "bench"} <= set(commands)
     top = cli("--help", env=clean_env(tmp_path))
-    listed = set(re.findall(r"^    (\S+)", top.stdout, re.MULTILINE))  # a long name has its help on the next line
+    listed = set(
+        re.findall(r"^    (\S+)", top.stdout, re.MULTILINE)
+    )  # a long name has its help on the next line
     assert top.returncode == 0 and set(commands) <= listed, top.stdout
     for name, sub in commands.items():
         if name == "bench":  # its options are the harness's own (`evpipeline bench --help`)
@@ -176,17 +199,24 @@ def test_progress_is_throttled_and_reaches_the_dagster_run_log() -> None:
 
 @pytest.mark.parametrize("command", ["demo", "simulate", "dev"])
 @pytest.mark.parametrize("scale", ["0", "-1", "nan", "inf", "lots"])
-def test_scale_must_be_a_positive_number(command: str, scale: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_scale_must_be_a_positive_number(
+    command: str, scale: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as usage:
         build_parser().parse_args([command, "--scale", scale])
     assert usage.value.code == 2
-    assert f"argument --scale: must be a positive number, e.g. 0.5 or 2 (got '{scale}')" in capsys.readouterr().err
+    assert (
+        f"argument --scale: must be a positive number, e.g. 0.5 or 2 (got '{scale}')"
+        in capsys.readouterr().err
+    )
     assert build_parser().parse_args([command, "--scale", "0.25"]).scale == 0.25
 
 
 def test_rebuild_export_checks_its_date(tmp_path: Path) -> None:
-    for day, says in (("2026-13-01", "2026-13-01 is no calendar day (month must be in 1..12)"),
-                      ("yesterday", "expected a day as YYYY-MM-DD, e.g. 2026-12-01 (got 'yesterday')")):
+    for day, says in (
+        ("2026-13-01", "2026-13-01 is no calendar day (month must be in 1..12)"),
+        ("yesterday", "expected a day as YYYY-MM-DD, e.g. 2026-12-01 (got 'yesterday')"),
+    ):
         run = cli("rebuild-export", day, "--data-dir", str(tmp_path), env=clean_env(tmp_path))
         assert run.returncode == 2 and says in run.stderr and "Traceback" not in run.stderr, run.stderr
 
@@ -194,10 +224,15 @@ def test_rebuild_export_checks_its_date(tmp_path: Path) -> None:
 def test_missing_settings_are_one_line_and_verbose_says_what_each_is(tmp_path: Path) -> None:
     run = cli("sync", "greenflux", "--data-dir", str(tmp_path), env=clean_env(tmp_path))
     assert run.returncode == 2
-    assert run.stderr.splitlines() == ['evpipeline sync: missing settings: set GREENFLUX_TOKEN (environment variables; '
-                                       'README "Configuration" says what each is, --verbose lists them here)']
+    assert run.stderr.splitlines() == [
+        "evpipeline sync: missing settings: set GREENFLUX_TOKEN (environment variables; "
+        'README "Configuration" says what each is, --verbose lists them here)'
+    ]
     verbose = cli("sync", "greenflux", "--data-dir", str(tmp_path), "--verbose", env=clean_env(tmp_path))
-    assert verbose.returncode == 2 and "  GREENFLUX_TOKEN: GreenFlux API token (Authorization: Token ...)." in verbose.stderr
+    assert (
+        verbose.returncode == 2
+        and "  GREENFLUX_TOKEN: GreenFlux API token (Authorization: Token ...)." in verbose.stderr
+    )
 
 
 def test_serve_ocpi_data_dir_is_the_data_directory_as_everywhere(tmp_path: Path) -> None:
@@ -212,15 +247,28 @@ def test_serve_ocpi_data_dir_is_the_data_directory_as_everywhere(tmp_path: Path)
     missing = cli("serve-ocpi", "--port", "0", env=env)  # no --data-dir: $EVPIPELINE_DATA_DIR
     assert missing.returncode == 1 and missing.stderr.startswith(
         f"evpipeline serve-ocpi: no warehouse snapshot at {tmp_path / 'default' / 'snapshots' / 'warehouse.duckdb'} "
-        f"(--data-dir {tmp_path / 'default'}): publish one first"), missing.stderr
+        f"(--data-dir {tmp_path / 'default'}): publish one first"
+    ), missing.stderr
     nowhere = cli("serve-ocpi", "--port", "0", "--data-dir", str(tmp_path / "nowhere"), env=env)
-    assert nowhere.stderr.strip() == f"evpipeline serve-ocpi: --data-dir {tmp_path / 'nowhere'}: no such directory"
+    assert (
+        nowhere.stderr.strip()
+        == f"evpipeline serve-ocpi: --data-dir {tmp_path / 'nowhere'}: no such directory"
+    )
     # A warehouse file configured elsewhere (EVPIPELINE_WAREHOUSE, as a code server sets it) does not
     # override the directory named on the command line.
     (tmp_path / "other").mkdir()
-    elsewhere = cli("serve-ocpi", "--port", "0", "--data-dir", str(tmp_path / "other"),
-                    env={**env, "EVPIPELINE_WAREHOUSE": str(tmp_path / "default" / "warehouse.duckdb")})
-    assert f"no warehouse snapshot at {tmp_path / 'other' / 'snapshots' / 'warehouse.duckdb'} " in elsewhere.stderr, elsewhere.stderr
+    elsewhere = cli(
+        "serve-ocpi",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "other"),
+        env={**env, "EVPIPELINE_WAREHOUSE": str(tmp_path / "default" / "warehouse.duckdb")},
+    )
+    assert (
+        f"no warehouse snapshot at {tmp_path / 'other' / 'snapshots' / 'warehouse.duckdb'} "
+        in elsewhere.stderr
+    ), elsewhere.stderr
 
     data = tmp_path / "data"
     warehouse = WarehouseResource(database=str(data / "warehouse.duckdb"))
@@ -230,17 +278,27 @@ def test_serve_ocpi_data_dir_is_the_data_directory_as_everywhere(tmp_path: Path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "evpipeline.cli", "serve-ocpi", "--port", str(port), "--data-dir", str(data)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "evpipeline.cli", "serve-ocpi", "--port", str(port), "--data-dir", str(data)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout is not None
-        assert server.stdout.readline() == f"serving {data / 'snapshots' / 'warehouse.duckdb'} (--data-dir {data})\n"
+        assert (
+            server.stdout.readline()
+            == f"serving {data / 'snapshots' / 'warehouse.duckdb'} (--data-dir {data})\n"
+        )
         import base64
         import time
         import urllib.request
 
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/ocpi/2.2.1/locations",
-                                         headers={"Authorization": "Token " + base64.b64encode(b"a-token-for-the-test").decode()})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/ocpi/2.2.1/locations",
+            headers={"Authorization": "Token " + base64.b64encode(b"a-token-for-the-test").decode()},
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -248,7 +306,9 @@ def test_serve_ocpi_data_dir_is_the_data_directory_as_everywhere(tmp_path: Path)
                     assert response.status == 200 and int(response.headers["X-Total-Count"]) > 0
                     break
             except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline and server.poll() is None, (
+                    server.stderr.read() if server.stderr else ""
+                )
                 time.sleep(0.2)
     finally:
         server.terminate()

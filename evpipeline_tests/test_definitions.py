@@ -13,8 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_code_location_validates_through_the_workspace() -> None:
     dagster = Path(sys.executable).with_name("dagster")
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    completed = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=180, env=env)
+    completed = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     assert "Validation successful for code location evpipeline" in completed.stdout + completed.stderr
 
@@ -24,20 +30,44 @@ def test_every_schedule_and_sensor_is_there() -> None:
 
     schedules = {s.name for s in defs.schedules or []}
     sensors = {s.name for s in defs.sensors or []}
-    assert {"evroam_delta", "evroam_daily_repair", "greenflux_delta", "greenflux_daily_full", "zaptec_states_poll",
-            "zaptec_static_hourly", "tomtom_availability", "ndw_daily_export_0200", "ndw_push_hourly",
-            "mart_daily_reconcile"} <= schedules
+    assert {
+        "evroam_delta",
+        "evroam_daily_repair",
+        "greenflux_delta",
+        "greenflux_daily_full",
+        "zaptec_states_poll",
+        "zaptec_static_hourly",
+        "tomtom_availability",
+        "ndw_daily_export_0200",
+        "ndw_push_hourly",
+        "mart_daily_reconcile",
+    } <= schedules
     assert {"realtime_lane", "reference_data_changed", "evpipeline_automation"} <= sensors
-    for job in ("sync_all", "evroam_sync", "greenflux_sync", "zaptec_states", "tomtom_sync", "ndw_daily_export",
-                "ndw_push_full", "realtime_lane", "mart_update", "mart_reconcile", "reference_data", "bi_publish"):
+    for job in (
+        "sync_all",
+        "evroam_sync",
+        "greenflux_sync",
+        "zaptec_states",
+        "tomtom_sync",
+        "ndw_daily_export",
+        "ndw_push_full",
+        "realtime_lane",
+        "mart_update",
+        "mart_reconcile",
+        "reference_data",
+        "bi_publish",
+    ):
         assert defs.resolve_job_def(job).name == job
 
 
 def test_schedules_and_sensors_users_expect_are_on_from_the_start() -> None:
     from evpipeline.definitions import defs
 
-    stopped = [s.name for s in [*(defs.schedules or []), *(defs.sensors or [])]
-               if s.default_status.value != "RUNNING"]
+    stopped = [
+        s.name
+        for s in [*(defs.schedules or []), *(defs.sensors or [])]
+        if s.default_status.value != "RUNNING"
+    ]
     assert stopped == []
 
 
@@ -45,7 +75,15 @@ def test_no_source_job_hand_wires_the_model() -> None:
     """Downstream assets follow by the lane and automation, not by source jobs listing them."""
     from evpipeline.definitions import defs
 
-    for job in ("sync_all", "evroam_sync", "evroam_repair", "greenflux_sync", "greenflux_full", "zaptec_states",
-                "zaptec_static", "tomtom_sync"):
+    for job in (
+        "sync_all",
+        "evroam_sync",
+        "evroam_repair",
+        "greenflux_sync",
+        "greenflux_full",
+        "zaptec_states",
+        "zaptec_static",
+        "tomtom_sync",
+    ):
         keys = {k.to_user_string() for k in defs.resolve_job_def(job).asset_layer.executable_asset_keys}
         assert not any(k.startswith(("mart/", "ndw/", "reference/")) for k in keys), (job, keys)

@@ -88,9 +88,30 @@ def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, i
     data, home, log = tmp_path / "data", tmp_path / "home", tmp_path / "dev.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "evpipeline.cli", "dev", "--data-dir", str(data), "--dagster-home", str(home),
-             "--port", str(port), "--port-base", str(base), "--scale", "0.2", "--advance-every", "5"],
-            cwd=ROOT, env=clean_env(tmp_path), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "evpipeline.cli",
+                "dev",
+                "--data-dir",
+                str(data),
+                "--dagster-home",
+                str(home),
+                "--port",
+                str(port),
+                "--port-base",
+                str(base),
+                "--scale",
+                "0.2",
+                "--advance-every",
+                "5",
+            ],
+            cwd=ROOT,
+            env=clean_env(tmp_path),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield process, data, log, port
     finally:
@@ -119,8 +140,9 @@ def _kill_leftovers(home: Path) -> list[str]:
     return left
 
 
-def test_dev_runs_one_lane_and_ctrl_c_stops_it_cleanly(dev: tuple[subprocess.Popen[bytes], Path, Path, int],
-                                                      tmp_path: Path) -> None:
+def test_dev_runs_one_lane_and_ctrl_c_stops_it_cleanly(
+    dev: tuple[subprocess.Popen[bytes], Path, Path, int], tmp_path: Path
+) -> None:
     process, data, log, port = dev
     start = time.monotonic()
     header = until("the header", lambda: "Dagster UI" in log.read_text(errors="replace"), start + 60, log)
@@ -151,7 +173,10 @@ def test_dev_runs_one_lane_and_ctrl_c_stops_it_cleanly(dev: tuple[subprocess.Pop
     os.environ["DAGSTER_HOME"] = str(tmp_path / "home")
     try:
         instance = dg.DagsterInstance.get()
-        statuses = {run.run_id: run.status for run in instance.get_runs(filters=dg.RunsFilter(job_name="realtime_lane"))}
+        statuses = {
+            run.run_id: run.status
+            for run in instance.get_runs(filters=dg.RunsFilter(job_name="realtime_lane"))
+        }
         failed = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
     finally:
         del os.environ["DAGSTER_HOME"]

@@ -51,7 +51,9 @@ class EchoServer(SimServer):
         self.route("GET", r"/secured", self._secured)
         self.route("POST", r"/token", self._token)
         self.route("GET", r"/bearer", self._bearer)
-        self.route("GET", r"/missing", lambda r: Response.json({"error": f"no such thing, key={SECRET}"}, 404))
+        self.route(
+            "GET", r"/missing", lambda r: Response.json({"error": f"no such thing, key={SECRET}"}, 404)
+        )
         self.route("GET", r"/crash", lambda r: Response.json({"error": "boom"}, 500))
 
     def _data(self, request: Request) -> Response:
@@ -84,8 +86,13 @@ def server() -> Iterator[EchoServer]:
 def client(server: SimServer, sleeps: list[float] | None = None, **kwargs: object) -> HttpClient:
     recorded = sleeps if sleeps is not None else []
     return HttpClient(
-        "echo", server.url, retry=RetryPolicy(max_attempts=4, backoff_base=0.01), timeout=(1.0, 0.5),
-        sleep=recorded.append, seed=1, **kwargs,  # type: ignore[arg-type]  # pass-through HttpClient keywords, typed object
+        "echo",
+        server.url,
+        retry=RetryPolicy(max_attempts=4, backoff_base=0.01),
+        timeout=(1.0, 0.5),
+        sleep=recorded.append,
+        seed=1,
+        **kwargs,  # type: ignore[arg-type]  # pass-through HttpClient keywords, typed object
     )
 
 
@@ -149,7 +156,12 @@ def test_truncated_json_that_never_recovers_is_a_format_error(server: EchoServer
 
 
 def test_connection_refused_is_a_transport_error() -> None:
-    dead = HttpClient("dead", "http://127.0.0.1:9", retry=RetryPolicy(max_attempts=2, backoff_base=0.001), sleep=lambda s: None)
+    dead = HttpClient(
+        "dead",
+        "http://127.0.0.1:9",
+        retry=RetryPolicy(max_attempts=2, backoff_base=0.001),
+        sleep=lambda s: None,
+    )
     with pytest.raises(TransportError):
         dead.get_json("anything")
 
@@ -189,7 +201,9 @@ def test_token_auth_encodings() -> None:
 
 def test_oauth2_bearer_refreshes_once_on_401(server: EchoServer) -> None:
     token_client = client(server)
-    bearer = OAuth2Bearer(token_client, "token", {"grant_type": "password", "username": "u", "password": SECRET})
+    bearer = OAuth2Bearer(
+        token_client, "token", {"grant_type": "password", "username": "u", "password": SECRET}
+    )
     http = client(server, auth=bearer)
     assert http.get_json("bearer")[0] == {"ok": True}
     assert bearer.tokens_fetched == 1
@@ -297,7 +311,12 @@ def test_rate_limiter_serves_high_priority_first() -> None:
 
 def test_token_endpoint_refusing_credentials_is_an_auth_error(server: EchoServer) -> None:
     server.route("POST", r"/bad-token", lambda r: Response.json({"error": "invalid_grant"}, 400))
-    bearer = OAuth2Bearer(client(server), "bad-token", {"grant_type": "password", "password": SECRET}, credentials="MY_USER and MY_PASSWORD")
+    bearer = OAuth2Bearer(
+        client(server),
+        "bad-token",
+        {"grant_type": "password", "password": SECRET},
+        credentials="MY_USER and MY_PASSWORD",
+    )
     with pytest.raises(AuthError, match="check MY_USER and MY_PASSWORD") as excinfo:
         client(server, auth=bearer).get_json("bearer")
     assert SECRET not in str(excinfo.value)
@@ -343,7 +362,9 @@ class PagingServer(SimServer):
         self.route("GET", r"/numbered", self._numbered)
         self.route("GET", r"/offset", self._offset)
         self.route("GET", r"/indexed", self._indexed)
-        self.route("GET", r"/bad", lambda r: Response.json({"result": {"items": "not a list"}, "Pages": "many"}))
+        self.route(
+            "GET", r"/bad", lambda r: Response.json({"result": {"items": "not a list"}, "Pages": "many"})
+        )
 
     def _numbered(self, request: Request) -> Response:
         if request.header("If-Modified-Since"):
@@ -390,17 +411,28 @@ def test_page_number_paginator_stops_when_has_more_is_false() -> None:
 def test_page_number_paginator_ends_on_a_304() -> None:
     with paging_server(5) as server:
         http = client(server)
-        pages = list(http.paginate("numbered", PageNumberPaginator(has_more="more"), select="result.items",
-                                   headers={"If-Modified-Since": "Sun, 22 Nov 2026 03:08:47 GMT"}, ok=(200, 304)))
+        pages = list(
+            http.paginate(
+                "numbered",
+                PageNumberPaginator(has_more="more"),
+                select="result.items",
+                headers={"If-Modified-Since": "Sun, 22 Nov 2026 03:08:47 GMT"},
+                ok=(200, 304),
+            )
+        )
         assert [(p.records, p.number, p.response.status_code) for p in pages] == [([], 1, 304)]
         assert http.stats.requests == 1
 
 
-@pytest.mark.parametrize("records, expected_offsets", [(7, ["0", "3", "6"]), (6, ["0", "3", "6"]), (0, ["0"])])
+@pytest.mark.parametrize(
+    "records, expected_offsets", [(7, ["0", "3", "6"]), (6, ["0", "3", "6"]), (0, ["0"])]
+)
 def test_offset_paginator_stops_on_a_short_page(records: int, expected_offsets: list[str]) -> None:
     with paging_server(records) as server:
         http = client(server)
-        pages = walk(http, "offset", OffsetPaginator(3), params={"date_from": "2026-01-01T00:00:00Z"}, select="data")
+        pages = walk(
+            http, "offset", OffsetPaginator(3), params={"date_from": "2026-01-01T00:00:00Z"}, select="data"
+        )
         assert sum(pages, []) == list(range(records))
         assert server.sent("/offset", "offset", "limit") == [(o, "3") for o in expected_offsets]
         # The caller's filters ride along on every page, before the paging parameters.
@@ -428,7 +460,10 @@ def test_page_index_paginator_stops_at_the_page_count(records: int, requests: in
 def test_a_page_of_the_wrong_shape_is_a_format_error_naming_the_request() -> None:
     with paging_server(3) as server:
         http = client(server, auth=QueryKeyAuth("key", SECRET))
-        with pytest.raises(ResponseFormatError, match=r"expected a list of widgets \(echo GET .*/bad\?.*key=\*\*\*.* -> HTTP 200") as excinfo:
+        with pytest.raises(
+            ResponseFormatError,
+            match=r"expected a list of widgets \(echo GET .*/bad\?.*key=\*\*\*.* -> HTTP 200",
+        ) as excinfo:
             walk(http, "bad", OffsetPaginator(3), select="result.items", what="a list of widgets")
         assert excinfo.value.status == 200 and "not a list" in (excinfo.value.body_excerpt or "")
         assert SECRET not in str(excinfo.value)

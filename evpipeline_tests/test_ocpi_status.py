@@ -27,7 +27,14 @@ class OcpiServer(SimServer):
     def _items(self, request: Request) -> Response:
         if self.script:
             return Response.json(self.script.popleft())
-        return Response.json({"data": [1, 2], "status_code": 1000, "status_message": "Success", "timestamp": "2026-11-01T12:00:00Z"})
+        return Response.json(
+            {
+                "data": [1, 2],
+                "status_code": 1000,
+                "status_message": "Success",
+                "timestamp": "2026-11-01T12:00:00Z",
+            }
+        )
 
 
 @pytest.fixture
@@ -37,7 +44,13 @@ def server() -> Iterator[OcpiServer]:
 
 
 def client(server: OcpiServer, sleeps: list[float]) -> HttpClient:
-    return HttpClient("ocpi-api", server.url, retry=RetryPolicy(max_attempts=3, backoff_base=0.01), sleep=sleeps.append, seed=1)
+    return HttpClient(
+        "ocpi-api",
+        server.url,
+        retry=RetryPolicy(max_attempts=3, backoff_base=0.01),
+        sleep=sleeps.append,
+        seed=1,
+    )
 
 
 def body(code: int, message: str) -> dict[str, Any]:
@@ -58,12 +71,18 @@ def test_client_error_in_200_fails_at_once_naming_the_request(server: OcpiServer
     with pytest.raises(OcpiError) as caught:
         http.get_json("items", params={"offset": 0}, check=ocpi_check(http))
     assert caught.value.ocpi_status == 2001 and caught.value.status == 200
-    assert "2001" in str(caught.value) and "ocpi-api GET" in str(caught.value) and "/items?offset=0" in str(caught.value)
+    assert (
+        "2001" in str(caught.value)
+        and "ocpi-api GET" in str(caught.value)
+        and "/items?offset=0" in str(caught.value)
+    )
     assert http.stats.requests == 1
 
 
 def test_server_errors_and_rate_limits_in_200_are_retried(server: OcpiServer) -> None:
-    server.script.extend([body(3000, "Generic server error"), body(2000, "API rate limit exceeded. Try again in 2 seconds.")])
+    server.script.extend(
+        [body(3000, "Generic server error"), body(2000, "API rate limit exceeded. Try again in 2 seconds.")]
+    )
     sleeps: list[float] = []
     http = client(server, sleeps)
     assert http.get_json("items", check=ocpi_check(http))[0]["status_code"] == 1000

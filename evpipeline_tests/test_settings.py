@@ -40,7 +40,9 @@ def test_dev_defaults_point_at_the_simulators_without_overriding_what_is_set() -
 
 def test_require_names_every_missing_setting_with_its_meaning() -> None:
     with pytest.raises(settings.MissingSettings) as raised:
-        settings.require(["TOMTOM_API_KEY", "GREENFLUX_TOKEN", "EVPIPELINE_DATA_DIR"], {"EVPIPELINE_DATA_DIR": "x"})
+        settings.require(
+            ["TOMTOM_API_KEY", "GREENFLUX_TOKEN", "EVPIPELINE_DATA_DIR"], {"EVPIPELINE_DATA_DIR": "x"}
+        )
     assert raised.value.names == ["GREENFLUX_TOKEN", "TOMTOM_API_KEY"]
     assert "GreenFlux API token" in str(raised.value) and "TomTom API key" in str(raised.value)
 
@@ -48,31 +50,62 @@ def test_require_names_every_missing_setting_with_its_meaning() -> None:
 def test_a_deployment_missing_a_secret_stops_loading_and_names_it(tmp_path: Path) -> None:
     """The code location refuses to load, naming every secret, instead of failing in a later run."""
     env = clean_env(tmp_path, GREENFLUX_TOKEN="set-by-the-operator")
-    load = subprocess.run([sys.executable, "-c", "import evpipeline.definitions"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    load = subprocess.run(
+        [sys.executable, "-c", "import evpipeline.definitions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert load.returncode != 0
     assert "MissingSettings" in load.stderr
-    for name in ("EVROAM_SUBSCRIPTION_KEY", "ZAPTEC_USERNAME", "ZAPTEC_PASSWORD", "TOMTOM_API_KEY", "NDW_CLIENT_SECRET",
-                 "DATEX2_PUSH_TOKEN", "DATEX2_PUBLICATION_CREATOR"):
+    for name in (
+        "EVROAM_SUBSCRIPTION_KEY",
+        "ZAPTEC_USERNAME",
+        "ZAPTEC_PASSWORD",
+        "TOMTOM_API_KEY",
+        "NDW_CLIENT_SECRET",
+        "DATEX2_PUSH_TOKEN",
+        "DATEX2_PUBLICATION_CREATOR",
+    ):
         assert name in load.stderr
     assert "GREENFLUX_TOKEN:" not in load.stderr  # set: not named
 
     every_secret = {name: f"value-of-{name.lower()}" for name in settings.DEV if not name.endswith("_URL")}
-    loads = subprocess.run([sys.executable, "-c", "import evpipeline.definitions"],
-                           env=clean_env(tmp_path, **every_secret, NDW_PUSH_BASE_URL="https://ndw.example/ocpi/2.2.1",
-                                         NDW_TOKEN_URL="https://ndw.example/token", DATEX2_PUSH_URL="https://nap.example/datex2"),
-                           capture_output=True, text=True, timeout=120)
+    loads = subprocess.run(
+        [sys.executable, "-c", "import evpipeline.definitions"],
+        env=clean_env(
+            tmp_path,
+            **every_secret,
+            NDW_PUSH_BASE_URL="https://ndw.example/ocpi/2.2.1",
+            NDW_TOKEN_URL="https://ndw.example/token",
+            DATEX2_PUSH_URL="https://nap.example/datex2",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert loads.returncode == 0, loads.stderr
     assert "value-of-" not in loads.stdout + loads.stderr  # secrets are never echoed
 
 
-@pytest.mark.parametrize(("command", "names"), [
-    ("webhook", ["EVROAM_WEBHOOK_KEY"]),
-    ("serve-ocpi", ["OCPI_TOKEN", "OCPI_CLIENT_ID", "OCPI_CLIENT_SECRET"]),
-])
-def test_a_server_without_its_credentials_says_what_to_set(tmp_path: Path, command: str, names: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("command", "names"),
+    [
+        ("webhook", ["EVROAM_WEBHOOK_KEY"]),
+        ("serve-ocpi", ["OCPI_TOKEN", "OCPI_CLIENT_ID", "OCPI_CLIENT_SECRET"]),
+    ],
+)
+def test_a_server_without_its_credentials_says_what_to_set(
+    tmp_path: Path, command: str, names: list[str]
+) -> None:
     """Servers we expose require auth: without credentials they do not start (and never start open)."""
-    run = subprocess.run([sys.executable, "-m", "evpipeline.cli", command, "--port", "0"], env=clean_env(tmp_path),
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "evpipeline.cli", command, "--port", "0"],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2
     assert all(name in run.stderr for name in names) and "Traceback" not in run.stderr

@@ -32,11 +32,15 @@ def test_greenflux_retries_a_500(clock: SimClock, warehouse: WarehouseResource) 
 def test_zaptec_retries_a_500(clock: SimClock, warehouse: WarehouseResource, tmp_path: Any) -> None:
     with running(simulator(clock, chargers=8)) as sim:
         sim.faults.inject("500", count=1, path="/api/chargers")
-        assert sync_static(resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / "inbox"))).success
+        assert sync_static(
+            resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / "inbox"))
+        ).success
         assert [r.status for r in sim.requests_to("/api/chargers")][:2] == [500, 200]
 
 
-def test_evroam_retries_a_500(evroam: EVRoamResource, evroam_sim: EVRoamSimulator, warehouse: WarehouseResource) -> None:
+def test_evroam_retries_a_500(
+    evroam: EVRoamResource, evroam_sim: EVRoamSimulator, warehouse: WarehouseResource
+) -> None:
     evroam_sim.faults.inject("500", count=1, path="/ChargingStation")
     assert evroam_sync(evroam, warehouse).success
     assert [r.status for r in evroam_sim.requests_to("/ChargingStation")][:2] == [500, 200]

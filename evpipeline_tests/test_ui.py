@@ -39,9 +39,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def graphql(port: int, query: str, variables: dict[str, Any] | None = None, timeout: float = 30.0) -> dict[str, Any]:
+def graphql(
+    port: int, query: str, variables: dict[str, Any] | None = None, timeout: float = 30.0
+) -> dict[str, Any]:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         answer = json.loads(response.read())
     assert "errors" not in answer, answer["errors"]
@@ -99,8 +103,11 @@ def dagster_dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int
         dagster = Path(sys.executable).with_name("dagster")
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT,
-                env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=out, stderr=subprocess.STDOUT,
+                [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                cwd=ROOT,
+                env={**os.environ, "DAGSTER_HOME": str(home)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: webserver, daemon, code servers, runs
             )
         try:
@@ -121,7 +128,9 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
         return
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=20)
-    with contextlib.suppress(ProcessLookupError):  # children (a lane run, a code server) may outlive the parent
+    with contextlib.suppress(
+        ProcessLookupError
+    ):  # children (a lane run, a code server) may outlive the parent
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
 
@@ -144,21 +153,37 @@ def test_the_ui_shows_everything_and_runs_a_source_job(dagster_dev: int) -> None
 
     nodes = graphql(port, ASSETS)["assetNodes"]
     assets = {"/".join(node["assetKey"]["path"]) for node in nodes}
-    checks = {f"{'/'.join(node['assetKey']['path'])}:{check['name']}" for node in nodes
-              if node["assetChecksOrError"]["__typename"] == "AssetChecks" for check in node["assetChecksOrError"]["checks"]}
+    checks = {
+        f"{'/'.join(node['assetKey']['path'])}:{check['name']}"
+        for node in nodes
+        if node["assetChecksOrError"]["__typename"] == "AssetChecks"
+        for check in node["assetChecksOrError"]["checks"]
+    }
     assert want["assets"] - assets == set()
     assert want["checks"] - checks == set()
     assert want["checks"], "every source table has a quarantine-rate check"
 
-    [repository] = [r for r in graphql(port, REPOSITORIES)["repositoriesOrError"]["nodes"] if r["location"]["name"] == "evpipeline"]
+    [repository] = [
+        r
+        for r in graphql(port, REPOSITORIES)["repositoriesOrError"]["nodes"]
+        if r["location"]["name"] == "evpipeline"
+    ]
     schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
     sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
     assert set(schedules) == want["schedules"] and set(sensors) == want["sensors"]
-    assert set(schedules.values()) == {"RUNNING"} and set(sensors.values()) == {"RUNNING"}  # on from the start
+    assert set(schedules.values()) == {"RUNNING"} and set(sensors.values()) == {
+        "RUNNING"
+    }  # on from the start
     assert JOB in {j["name"] for j in repository["jobs"]}
 
-    params = {"selector": {"repositoryLocationName": "evpipeline", "repositoryName": repository["name"], "jobName": JOB},
-              "runConfigData": {}}
+    params = {
+        "selector": {
+            "repositoryLocationName": "evpipeline",
+            "repositoryName": repository["name"],
+            "jobName": JOB,
+        },
+        "runConfigData": {},
+    }
     launched = graphql(port, LAUNCH, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]

@@ -22,7 +22,9 @@ SCHEMA = pa.DataFrameSchema(
 
 def test_bad_rows_quarantined_with_reasons_and_raw_payload() -> None:
     raw = [{"i": i} for i in range(5)]
-    df = pd.DataFrame({"k": ["a", "b", None, "d", "e"], "kw": [1, "x", 3, 2, 1], "st": ["A", "B", "A", "Z", "B"]})
+    df = pd.DataFrame(
+        {"k": ["a", "b", None, "d", "e"], "kw": [1, "x", 3, 2, 1], "st": ["A", "B", "A", "Z", "B"]}
+    )
     df["t"], bad = parse_utc(["2026-01-01T00:00:00Z", None, None, None, "yesterday"])
     flag_invalid(df, bad, "t: unparseable")
     result = validate(df, SCHEMA, table="x", keys=["k"], raw=raw)
@@ -50,11 +52,21 @@ def test_zone_less_timestamps_are_utc() -> None:
 
 def test_two_versions_of_one_key_in_one_response_are_never_collapsed_silently() -> None:
     t = pd.Timestamp("2026-11-01T12:00:00Z")
-    df = pd.DataFrame({"k": ["a", "b", "a", "c", "c"], "kw": [1.0, 2.0, 7.0, 3.0, 3.0], "st": ["A", "A", "B", "A", "A"],
-                       "t": [t, t, t, t, t]})
+    df = pd.DataFrame(
+        {
+            "k": ["a", "b", "a", "c", "c"],
+            "kw": [1.0, 2.0, 7.0, 3.0, 3.0],
+            "st": ["A", "A", "B", "A", "A"],
+            "t": [t, t, t, t, t],
+        }
+    )
     result = validate(df, SCHEMA, table="x", keys=["k"], raw=[{"row": i} for i in range(5)])
     # Same key, different content, same stamps: the later version is kept, the other quarantined with why.
-    assert sorted(zip(result.valid["k"], result.valid["kw"], strict=True)) == [("a", 7.0), ("b", 2.0), ("c", 3.0)]
+    assert sorted(zip(result.valid["k"], result.valid["kw"], strict=True)) == [
+        ("a", 7.0),
+        ("b", 2.0),
+        ("c", 3.0),
+    ]
     [loser] = result.quarantined
     assert loser.entity_key == "a" and loser.raw == {"row": 0}
     assert "duplicate key in one batch" in loser.failed_checks and "row 2" in loser.failed_checks
@@ -62,8 +74,12 @@ def test_two_versions_of_one_key_in_one_response_are_never_collapsed_silently() 
 
 
 def test_versions_with_different_last_updated_are_a_history_not_a_conflict() -> None:
-    schema = pa.DataFrameSchema({"k": pa.Column(str), "v": pa.Column(str), "last_updated": pa.Column(pd.DatetimeTZDtype("ns", "UTC"))})
+    schema = pa.DataFrameSchema(
+        {"k": pa.Column(str), "v": pa.Column(str), "last_updated": pa.Column(pd.DatetimeTZDtype("ns", "UTC"))}
+    )
     older, newer = pd.Timestamp("2026-11-01T12:00:00Z"), pd.Timestamp("2026-11-01T12:05:00Z")
     df = pd.DataFrame({"k": ["a", "a"], "v": ["new", "old"], "last_updated": [newer, older]})
     result = validate(df, schema, table="x", keys=["k"])
-    assert result.quarantined == [] and len(result.valid) == 2  # the merge keeps the newest (tested in warehouse)
+    assert (
+        result.quarantined == [] and len(result.valid) == 2
+    )  # the merge keeps the newest (tested in warehouse)

@@ -41,7 +41,9 @@ REACHABLE: dict[Level, frozenset[str]] = {
     "location": frozenset({"mart.operators", "mart.locations", "mart.evses", "mart.connectors"}),
     "station": frozenset({"mart.operators", "mart.locations", "mart.evses", "mart.connectors"}),
     "evse": frozenset({"mart.operators", "mart.locations", "mart.evses", "mart.connectors"}),
-    "connector": frozenset({"mart.operators", "mart.locations", "mart.evses", "mart.connectors", "mart.tariffs"}),
+    "connector": frozenset(
+        {"mart.operators", "mart.locations", "mart.evses", "mart.connectors", "mart.tariffs"}
+    ),
     "tariff": frozenset({"mart.operators", "mart.tariffs"}),
 }
 STATION_KEY = "mart.evses.station_id"  # what makes a station of EVSEs; every station-level row needs it
@@ -51,8 +53,26 @@ _NUMBER = re.compile(r"^[A-Z][0-9]+$")
 _COLUMN = re.compile(r"^mart\.[a-z_]+\.[a-z_][a-z0-9_]*$")
 _OCPI = re.compile(r"^(Location|EVSE|Connector|Tariff)(\.[a-z_]+)+$")
 _DATEX2 = re.compile(r"^[A-Z][A-Za-z0-9]*(/[A-Za-z][A-Za-z0-9]*)+$")
-_ROW_KEYS = {"id", "number", "group", "category", "element", "description", "data_level", "wording", "level",
-             "mandatory", "model", "present", "ocpi", "ndw", "datex2", "not_carried", "datex2_gap", "note"}
+_ROW_KEYS = {
+    "id",
+    "number",
+    "group",
+    "category",
+    "element",
+    "description",
+    "data_level",
+    "wording",
+    "level",
+    "mandatory",
+    "model",
+    "present",
+    "ocpi",
+    "ndw",
+    "datex2",
+    "not_carried",
+    "datex2_gap",
+    "note",
+}
 _REQUIRED = {"id", "number", "group", "element", "data_level", "wording", "level", "mandatory"}
 
 
@@ -94,7 +114,9 @@ class Row:
     level: Level  # where our model holds the value (the objects completeness counts)
     mandatory: bool
     model: tuple[str, ...] = ()  # mart columns, schema.table.column
-    present: Mapping[str, str] = field(default_factory=dict)  # column -> SQL presence condition (overrides the type's)
+    present: Mapping[str, str] = field(
+        default_factory=dict
+    )  # column -> SQL presence condition (overrides the type's)
     ocpi: tuple[str, ...] = ()  # OCPI 2.2.1 field paths
     ndw: NdwRule | None = None  # what NDW's OCPI profile makes of the field
     datex2: tuple[str, ...] = ()  # AFIR DATEX II profile paths, Type/property/property
@@ -143,7 +165,9 @@ def _paths(value: Any) -> tuple[str, ...]:
     raise TypeError(f"expected a string or a list of strings, got {value!r}")
 
 
-def _row_problems(raw: Mapping[str, Any], groups: Mapping[str, Group], sources: Mapping[str, Source]) -> list[str]:
+def _row_problems(
+    raw: Mapping[str, Any], groups: Mapping[str, Group], sources: Mapping[str, Source]
+) -> list[str]:
     """What is wrong with one raw row (empty when it is fine)."""
     label = f"row {raw.get('id', '?')}"
     found = [f"{label}: unknown key(s) {sorted(set(raw) - _ROW_KEYS)}"] if set(raw) - _ROW_KEYS else []
@@ -159,9 +183,15 @@ def _row_problems(raw: Mapping[str, Any], groups: Mapping[str, Group], sources: 
         (_NUMBER.match(str(raw["number"])), "number must be the Annex's, e.g. A1"),
         (raw["group"] in groups, f"group {raw['group']!r} is not one of {sorted(groups)}"),
         (raw["level"] in LEVELS, f"level {raw['level']!r} is not one of {list(LEVELS)}"),
-        (raw["data_level"] in get_args(DataLevel), f"data_level {raw['data_level']!r} is not station or point"),
+        (
+            raw["data_level"] in get_args(DataLevel),
+            f"data_level {raw['data_level']!r} is not station or point",
+        ),
         (isinstance(raw["mandatory"], bool), "mandatory must be true or false"),
-        (set(_paths(raw["wording"])) <= set(sources), f"wording names unknown sources {_paths(raw['wording'])}"),
+        (
+            set(_paths(raw["wording"])) <= set(sources),
+            f"wording names unknown sources {_paths(raw['wording'])}",
+        ),
         (raw.get("ndw") in (None, *NDW_RULES), f"ndw {raw.get('ndw')!r} is not one of {list(NDW_RULES)}"),
         ((raw.get("ndw") is None) == (not ocpi), "ndw is given exactly when an ocpi path is"),
     ]
@@ -175,12 +205,20 @@ def _row_problems(raw: Mapping[str, Any], groups: Mapping[str, Group], sources: 
     present = raw.get("present") or {}
     if not isinstance(present, Mapping) or set(present) - set(model):
         found.append(f"{label}: present must map model columns to SQL conditions")
-    found += [f"{label}: ocpi {p!r} is not Location|EVSE|Connector|Tariff.field[.field]" for p in ocpi if not _OCPI.match(p)]
-    found += [f"{label}: datex2 {p!r} is not Type/property[/property]" for p in datex2 if not _DATEX2.match(p)]
+    found += [
+        f"{label}: ocpi {p!r} is not Location|EVSE|Connector|Tariff.field[.field]"
+        for p in ocpi
+        if not _OCPI.match(p)
+    ]
+    found += [
+        f"{label}: datex2 {p!r} is not Type/property[/property]" for p in datex2 if not _DATEX2.match(p)
+    ]
     reason = str(raw.get("not_carried") or "").strip()
     carried = bool(model) and bool(ocpi or datex2)
     if not carried and not reason:
-        found.append(f"{label}: neither mapped (a model column plus an ocpi or datex2 path) nor explained (not_carried)")
+        found.append(
+            f"{label}: neither mapped (a model column plus an ocpi or datex2 path) nor explained (not_carried)"
+        )
     if carried and reason:
         found.append(f"{label}: mapped and not_carried at once; say what a mapped row lacks in `note`")
     if raw.get("datex2_gap") is not None and not (datex2 and carried and str(raw["datex2_gap"]).strip()):
@@ -190,11 +228,21 @@ def _row_problems(raw: Mapping[str, Any], groups: Mapping[str, Group], sources: 
 
 def _row(raw: Mapping[str, Any]) -> Row:
     return Row(
-        id=str(raw["id"]), number=str(raw["number"]), group=str(raw["group"]), category=raw.get("category"),
-        element=" ".join(str(raw["element"]).split()), description=raw.get("description"),
-        data_level=cast(DataLevel, raw["data_level"]), wording=_paths(raw["wording"]), level=cast(Level, raw["level"]),
-        mandatory=bool(raw["mandatory"]), model=_paths(raw.get("model")), present=dict(raw.get("present") or {}),
-        ocpi=_paths(raw.get("ocpi")), ndw=cast(NdwRule | None, raw.get("ndw")), datex2=_paths(raw.get("datex2")),
+        id=str(raw["id"]),
+        number=str(raw["number"]),
+        group=str(raw["group"]),
+        category=raw.get("category"),
+        element=" ".join(str(raw["element"]).split()),
+        description=raw.get("description"),
+        data_level=cast(DataLevel, raw["data_level"]),
+        wording=_paths(raw["wording"]),
+        level=cast(Level, raw["level"]),
+        mandatory=bool(raw["mandatory"]),
+        model=_paths(raw.get("model")),
+        present=dict(raw.get("present") or {}),
+        ocpi=_paths(raw.get("ocpi")),
+        ndw=cast(NdwRule | None, raw.get("ndw")),
+        datex2=_paths(raw.get("datex2")),
         not_carried=" ".join(str(raw["not_carried"]).split()) if raw.get("not_carried") else None,
         datex2_gap=" ".join(str(raw["datex2_gap"]).split()) if raw.get("datex2_gap") else None,
         note=" ".join(str(raw["note"]).split()) if raw.get("note") else None,
@@ -203,19 +251,31 @@ def _row(raw: Mapping[str, Any]) -> Row:
 
 def parse(document: Mapping[str, Any]) -> Annex:
     """The annex map from its parsed YAML; AnnexError lists every problem."""
-    sources = {key: Source(key, str(s["title"]), str(s["where"]), str(s["gives"]))
-               for key, s in (document.get("sources") or {}).items()}
-    groups = {key: Group(key, str(g["table"]), str(g["title"])) for key, g in (document.get("groups") or {}).items()}
+    sources = {
+        key: Source(key, str(s["title"]), str(s["where"]), str(s["gives"]))
+        for key, s in (document.get("sources") or {}).items()
+    }
+    groups = {
+        key: Group(key, str(g["table"]), str(g["title"])) for key, g in (document.get("groups") or {}).items()
+    }
     raw_rows = document.get("rows") or []
     problems = [p for raw in raw_rows for p in _row_problems(raw, groups, sources)]
     for what in ("id", "number"):
         seen = [str(raw.get(what)) for raw in raw_rows]
-        problems += [f"{what} {value!r} is used by more than one row" for value in sorted({v for v in seen if seen.count(v) > 1})]
+        problems += [
+            f"{what} {value!r} is used by more than one row"
+            for value in sorted({v for v in seen if seen.count(v) > 1})
+        ]
     if not raw_rows:
         problems.append("no rows")
     if problems:
         raise AnnexError("\n".join(problems))
-    return Annex(str(document.get("regulation", "")), sources, tuple(groups.values()), tuple(_row(raw) for raw in raw_rows))
+    return Annex(
+        str(document.get("regulation", "")),
+        sources,
+        tuple(groups.values()),
+        tuple(_row(raw) for raw in raw_rows),
+    )
 
 
 def load(path: Path | None = None) -> Annex:

@@ -28,20 +28,29 @@ def _carried(row: Row) -> str:
 
 
 def _table(rows: list[Row]) -> list[str]:
-    lines = ["| No. | id | Data type (Annex) | Annex level | our level | model | OCPI 2.2.1 | NDW | DATEX II (AFIR profile) | carried |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| No. | id | Data type (Annex) | Annex level | our level | model | OCPI 2.2.1 | NDW | DATEX II (AFIR profile) | carried |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r.number} | `{r.id}` | {_cell(r.element)} | {r.data_level} | {r.level} | {_code(r.model)} | "
-                     f"{_code(r.ocpi)} | {r.ndw or '-'} | {_code(r.datex2)}{' (not written yet)' if r.datex2_gap else ''} | "
-                     f"{_carried(r)} |")
+        lines.append(
+            f"| {r.number} | `{r.id}` | {_cell(r.element)} | {r.data_level} | {r.level} | {_code(r.model)} | "
+            f"{_code(r.ocpi)} | {r.ndw or '-'} | {_code(r.datex2)}{' (not written yet)' if r.datex2_gap else ''} | "
+            f"{_carried(r)} |"
+        )
     return lines
 
 
 def _notes(rows: list[Row]) -> list[str]:
     lines = []
     for r in rows:
-        said = [f"*{r.category}*." if r.category else "", _cell(r.description or ""), _cell(r.note or ""),
-                f"DATEX II not written yet: {_cell(r.datex2_gap)}" if r.datex2_gap else "", f"Wording: {', '.join(r.wording)}."]
+        said = [
+            f"*{r.category}*." if r.category else "",
+            _cell(r.description or ""),
+            _cell(r.note or ""),
+            f"DATEX II not written yet: {_cell(r.datex2_gap)}" if r.datex2_gap else "",
+            f"Wording: {', '.join(r.wording)}.",
+        ]
         lines.append(f"- **{r.number}** `{r.id}`: " + " ".join(s for s in said if s))
     return lines
 
@@ -78,17 +87,34 @@ def render_markdown(annex: Annex | None = None) -> str:
     ]
     for group in annex.groups:
         rows = annex.in_group(group.key)
-        out += ["", f"## Table {group.table}: {group.title} (`{group.key}`)", "", *_table(rows), "", "Notes:", "",
-                *_notes(rows)]
+        out += [
+            "",
+            f"## Table {group.table}: {group.title} (`{group.key}`)",
+            "",
+            *_table(rows),
+            "",
+            "Notes:",
+            "",
+            *_notes(rows),
+        ]
     out += ["", "## Sources", ""]
-    out += [f"- `{s.key}`: {_cell(s.title)}. Where: {_cell(s.where)}. Gives: {_cell(s.gives)}" for s in annex.sources.values()]
+    out += [
+        f"- `{s.key}`: {_cell(s.title)}. Where: {_cell(s.where)}. Gives: {_cell(s.gives)}"
+        for s in annex.sources.values()
+    ]
     return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", nargs="?", const=str(DOC), default=None, metavar="PATH",
-                        help=f"write the page (default {DOC}) instead of printing it")
+    parser.add_argument(
+        "--write",
+        nargs="?",
+        const=str(DOC),
+        default=None,
+        metavar="PATH",
+        help=f"write the page (default {DOC}) instead of printing it",
+    )
     args = parser.parse_args(argv)
     text = render_markdown()
     if args.write:

@@ -10,4 +10,12 @@ from evpipeline.datex2.publication import (
 )
 from evpipeline.datex2.selection import Rejection
 
-__all__ = ["Creator", "EmptyPublicationError", "PublicationStats", "Publisher", "Rejection", "rejections", "write_publication"]
+__all__ = [
+    "Creator",
+    "EmptyPublicationError",
+    "PublicationStats",
+    "Publisher",
+    "Rejection",
+    "rejections",
+    "write_publication",
+]

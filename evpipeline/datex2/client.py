@@ -90,11 +90,19 @@ class Datex2PushClient:
         if document not in ("static", "status"):
             raise ValueError(f"unknown DATEX II document {document!r}")
         request_id = str(uuid.uuid4())
-        outcome = Datex2Outcome(document, protocol, "failed", request_id=request_id, bytes=body.stat().st_size)
-        headers = {"Content-Type": "application/json", "Accept": "application/json", "X-Request-ID": request_id}
+        outcome = Datex2Outcome(
+            document, protocol, "failed", request_id=request_id, bytes=body.stat().st_size
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-Request-ID": request_id,
+        }
         started, requests_before = time.perf_counter(), self.http.stats.requests
         try:
-            response = self.http.request("POST", document, data=lambda: body.open("rb"), headers=headers, ok=(200, 201, 202))
+            response = self.http.request(
+                "POST", document, data=lambda: body.open("rb"), headers=headers, ok=(200, 201, 202)
+            )
             outcome.outcome, outcome.http_status = "accepted", response.status_code
             outcome.delivery = _answer(response.content).get("delivery")
         except ClientError as exc:
@@ -106,8 +114,12 @@ class Datex2PushClient:
             outcome.message = self.http.safe(str(exc))[:500]
             outcome.pushed_at = datetime.now(UTC)
             raise Datex2AuthError(
-                f"the DATEX II receiver answered HTTP {exc.status}: check DATEX2_PUSH_TOKEN", api=exc.api, method=exc.method,
-                url=exc.url, status=exc.status, attempts=exc.attempts,
+                f"the DATEX II receiver answered HTTP {exc.status}: check DATEX2_PUSH_TOKEN",
+                api=exc.api,
+                method=exc.method,
+                url=exc.url,
+                status=exc.status,
+                attempts=exc.attempts,
             ) from None
         except HttpError as exc:  # 429/5xx/connection after the retries
             outcome.http_status = exc.status
@@ -138,23 +150,47 @@ def _errors(excerpt: str | None) -> str:
 class Datex2PushResource(dg.ConfigurableResource):
     """The access point's DATEX II receiver (AFIR static and status publications, pushed)."""
 
-    push_url: str = Field(description="Receiver base URL; publications go to {base}/static and {base}/status (DATEX2_PUSH_URL)")
+    push_url: str = Field(
+        description="Receiver base URL; publications go to {base}/static and {base}/status (DATEX2_PUSH_URL)"
+    )
     token: str = Field(description="Bearer token the receiver requires (secret: use dg.EnvVar)")
-    publication_creator: str = Field(description="publicationCreator as CC:identifier, the identifier the access point "
-                                                 "gave us (DATEX2_PUBLICATION_CREATOR)")
+    publication_creator: str = Field(
+        description="publicationCreator as CC:identifier, the identifier the access point "
+        "gave us (DATEX2_PUBLICATION_CREATOR)"
+    )
     connect_timeout: float = 3.05
-    read_timeout: float = Field(default=120.0, description="Seconds to wait for the receiver's answer (it validates a whole table)")
-    max_attempts: int = Field(default=4, description="Tries per push for transient failures (429/5xx/connection)")
-    backoff_base: float = Field(default=0.5, description="First backoff in seconds (exponential, full jitter)")
+    read_timeout: float = Field(
+        default=120.0, description="Seconds to wait for the receiver's answer (it validates a whole table)"
+    )
+    max_attempts: int = Field(
+        default=4, description="Tries per push for transient failures (429/5xx/connection)"
+    )
+    backoff_base: float = Field(
+        default=0.5, description="First backoff in seconds (exponential, full jitter)"
+    )
     backoff_max: float = Field(default=8.0, description="Longest single backoff")
-    max_retry_after: float = Field(default=20.0, description="Give up rather than honour a longer Retry-After")
+    max_retry_after: float = Field(
+        default=20.0, description="Give up rather than honour a longer Retry-After"
+    )
 
     def creator(self) -> Creator:
         return Creator.parse(self.publication_creator)
 
     def client(self, *, sleep: Callable[[float], None] = time.sleep) -> Datex2PushClient:
-        retry = RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base, backoff_max=self.backoff_max,
-                            max_retry_after=self.max_retry_after, statuses=TRANSIENT_STATUSES)
-        http = HttpClient(API, self.push_url, auth=BearerAuth(self.token), retry=retry,
-                          timeout=(self.connect_timeout, self.read_timeout), sleep=sleep, pool_size=2)
+        retry = RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_max=self.backoff_max,
+            max_retry_after=self.max_retry_after,
+            statuses=TRANSIENT_STATUSES,
+        )
+        http = HttpClient(
+            API,
+            self.push_url,
+            auth=BearerAuth(self.token),
+            retry=retry,
+            timeout=(self.connect_timeout, self.read_timeout),
+            sleep=sleep,
+            pool_size=2,
+        )
         return Datex2PushClient(http)

@@ -107,7 +107,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "document": "static (the table publication) or status (a message container).",
         "protocol": "table (a static table), snapshotPush (every status) or deltaPush (changed points only).",
         "outcome": "accepted, refused (the receiver's 4xx: not resent until the content changes), failed (5xx, 429, "
-                   "connection after retries: diffed again) or unauthorized.",
+        "connection after retries: diffed again) or unauthorized.",
         "ok": "The receiver accepted it.",
         "http_status": "HTTP status of the receiver's last answer (NULL when none arrived).",
         "message": "The receiver's errors (the first ones) or why the push failed.",
@@ -161,10 +161,27 @@ def _log(writer: Writer, delivery: Delivery) -> None:
     o = delivery.outcome
     writer.con.execute(
         f"INSERT INTO {PUSHES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [o.pushed_at, writer.run_id, o.document, o.protocol, o.outcome, o.ok, o.http_status, o.message or None, o.delivery,
-         o.attempts, o.elapsed_ms, o.bytes, delivery.stats.sites if delivery.stats else None,
-         delivery.stats.points if delivery.stats else None, delivery.table_version, delivery.digest, delivery.lag_seconds,
-         o.request_id])
+        [
+            o.pushed_at,
+            writer.run_id,
+            o.document,
+            o.protocol,
+            o.outcome,
+            o.ok,
+            o.http_status,
+            o.message or None,
+            o.delivery,
+            o.attempts,
+            o.elapsed_ms,
+            o.bytes,
+            delivery.stats.sites if delivery.stats else None,
+            delivery.stats.points if delivery.stats else None,
+            delivery.table_version,
+            delivery.digest,
+            delivery.lag_seconds,
+            o.request_id,
+        ],
+    )
 
 
 def _last_static_digest(con: Any) -> str | None:
@@ -176,8 +193,15 @@ def _last_static_digest(con: Any) -> str | None:
 # Static
 
 
-def push_static(warehouse: WarehouseResource, resource: Datex2PushResource, countries: list[str], *, run_id: str | None,
-                force: bool = False, published_at: datetime | None = None) -> Delivery | None:
+def push_static(
+    warehouse: WarehouseResource,
+    resource: Datex2PushResource,
+    countries: list[str],
+    *,
+    run_id: str | None,
+    force: bool = False,
+    published_at: datetime | None = None,
+) -> Delivery | None:
     """Push the static table when it changed since the receiver last accepted one (`force`: anyway);
     None when there was nothing to push. A table the receiver refused is not sent again until its
     content changes (`force` sends it anyway): the delivery says so (`pushed` False, outcome refused)."""
@@ -198,14 +222,23 @@ def push_static(warehouse: WarehouseResource, resource: Datex2PushResource, coun
                 held = publisher.held_rows()
             table_version = publisher.table_version
         if stats is None:
-            with warehouse.writer(SOURCE, run_id) as writer:  # versions are recorded even when nothing is pushed
+            with warehouse.writer(
+                SOURCE, run_id
+            ) as writer:  # versions are recorded even when nothing is pushed
                 versions.record(writer, changes)
             if not refused_before:
                 return None
-            outcome = Datex2Outcome("static", "table", "refused", http_status=refused.get("http_status"),
-                                    message=f"not resent: the receiver refused this same table at {refused.get('at')}: "
-                                            f"{refused.get('message', '')}")
-            return Delivery(outcome, None, digest, table_version, seconds=time.perf_counter() - started, pushed=False)
+            outcome = Datex2Outcome(
+                "static",
+                "table",
+                "refused",
+                http_status=refused.get("http_status"),
+                message=f"not resent: the receiver refused this same table at {refused.get('at')}: "
+                f"{refused.get('message', '')}",
+            )
+            return Delivery(
+                outcome, None, digest, table_version, seconds=time.perf_counter() - started, pushed=False
+            )
         client = resource.client()
         try:  # a Datex2AuthError (refused token) fails the run
             outcome = client.push("static", "table", body)
@@ -217,11 +250,20 @@ def push_static(warehouse: WarehouseResource, resource: Datex2PushResource, coun
         _log(writer, delivery)
         if outcome.ok:
             _hold_static(writer, cast(pa.Table, held), table_version, outcome.pushed_at)
-            writer.set_sync_state(STATIC_STREAM, outcome.pushed_at, {"digest": digest, "table_version": table_version})
+            writer.set_sync_state(
+                STATIC_STREAM, outcome.pushed_at, {"digest": digest, "table_version": table_version}
+            )
         elif outcome.outcome == "refused":
-            writer.set_sync_state(REFUSED_STATIC_STREAM, outcome.pushed_at, {
-                "digest": digest, "http_status": outcome.http_status, "at": outcome.pushed_at.isoformat(timespec="seconds"),
-                "message": outcome.message[:1000]})
+            writer.set_sync_state(
+                REFUSED_STATIC_STREAM,
+                outcome.pushed_at,
+                {
+                    "digest": digest,
+                    "http_status": outcome.http_status,
+                    "at": outcome.pushed_at.isoformat(timespec="seconds"),
+                    "message": outcome.message[:1000],
+                },
+            )
     return delivery
 
 
@@ -232,7 +274,8 @@ def _hold_static(writer: Writer, held: pa.Table, table_version: str, accepted_at
     con.register("_dx_static", held)
     try:
         con.execute(f"DELETE FROM {HELD} WHERE point_id NOT IN (SELECT point_id FROM _dx_static)")
-        con.execute(f"""
+        con.execute(
+            f"""
             MERGE INTO {HELD} h USING _dx_static s ON h.point_id = s.point_id
             WHEN MATCHED THEN UPDATE SET country_code = s.country_code, party_id = s.party_id, location_id = s.location_id,
                  site_id = s.site_id, site_version = s.site_version, station_id = s.station_id,
@@ -242,7 +285,8 @@ def _hold_static(writer: Writer, held: pa.Table, table_version: str, accepted_at
                  station_version, point_version, table_version, rate_ids, static_at, run_id)
                  VALUES (s.point_id, s.country_code, s.party_id, s.location_id, s.site_id, s.site_version, s.station_id,
                          s.station_version, s.point_version, $table_version, s.rate_ids, $at, $run_id)""",
-                    {"table_version": table_version, "at": accepted_at, "run_id": writer.run_id})
+            {"table_version": table_version, "at": accepted_at, "run_id": writer.run_id},
+        )
     finally:
         con.unregister("_dx_static")
 
@@ -256,10 +300,13 @@ def _hold_statuses(writer: Writer, sent: pa.Table, accepted_at: datetime) -> Non
     con = writer.con
     con.register("_dx_sent", sent)
     try:
-        con.execute(f"""
+        con.execute(
+            f"""
             UPDATE {HELD} h SET status = s.status, price_hash = s.price_hash, status_time = s.status_time,
                                 status_at = $at, run_id = $run_id
-            FROM _dx_sent s WHERE s.point_id = h.point_id""", {"at": accepted_at, "run_id": writer.run_id})
+            FROM _dx_sent s WHERE s.point_id = h.point_id""",
+            {"at": accepted_at, "run_id": writer.run_id},
+        )
     finally:
         con.unregister("_dx_sent")
 
@@ -276,11 +323,15 @@ class _Prepared:
     newest: datetime | None
 
 
-def _prepare_status(publisher: Publisher, protocol: str, body: Path, published_at: datetime | None) -> _Prepared:
+def _prepare_status(
+    publisher: Publisher, protocol: str, body: Path, published_at: datetime | None
+) -> _Prepared:
     """Write the status publication of the points `publisher.select_held` chose (inside the read)."""
     with body.open("wb") as out:
         stats = publisher.write_held("json", out, protocol=protocol, published_at=published_at)  # type: ignore[arg-type]
-    table_version, newest = publisher.con.execute("SELECT min(table_version), max(status_time) FROM _dx_send").fetchone()  # type: ignore[misc]
+    table_version, newest = publisher.con.execute(
+        "SELECT min(table_version), max(status_time) FROM _dx_send"
+    ).fetchone()  # type: ignore[misc]
     return _Prepared(protocol, body, stats, publisher.sent(), str(table_version), newest)
 
 
@@ -295,8 +346,15 @@ def _push(resource: Datex2PushResource, prepared: _Prepared) -> Delivery:
     return Delivery(outcome, prepared.stats, None, prepared.table_version, lag)
 
 
-def push_statuses(warehouse: WarehouseResource, resource: Datex2PushResource, countries: list[str], *,
-                  run_id: str | None, snapshot: bool, published_at: datetime | None = None) -> Delivery | None:
+def push_statuses(
+    warehouse: WarehouseResource,
+    resource: Datex2PushResource,
+    countries: list[str],
+    *,
+    run_id: str | None,
+    snapshot: bool,
+    published_at: datetime | None = None,
+) -> Delivery | None:
     """Push the held charging points' statuses and prices: every one (`snapshot`: a `snapshotPush`)
     or those that differ from what the receiver holds (a `deltaPush` of the whole fleet's diff: the
     catch-up after a static push brought new points). None when there is nothing to send. An
@@ -305,7 +363,10 @@ def push_statuses(warehouse: WarehouseResource, resource: Datex2PushResource, co
     started = time.perf_counter()
     protocol = "snapshotPush" if snapshot else "deltaPush"
     with tempfile.TemporaryDirectory(prefix="evp-datex2-push-") as tmp:
-        with warehouse.get_connection() as con, Publisher(con, countries, resource.creator(), pushed_status_only=True) as publisher:
+        with (
+            warehouse.get_connection() as con,
+            Publisher(con, countries, resource.creator(), pushed_status_only=True) as publisher,
+        ):
             covered = mart_newest(con)
             if not publisher.sites or not publisher.select_held(HELD, changed_only=not snapshot):
                 return None
@@ -335,8 +396,14 @@ class LaneDelta:
 class Datex2Lane:
     """The real-time lane's DATEX II step: status and ad hoc price changes as `deltaPush`es."""
 
-    def __init__(self, warehouse: WarehouseResource, resource: Datex2PushResource, countries: list[str], *,
-                 overlap: timedelta = OVERLAP) -> None:
+    def __init__(
+        self,
+        warehouse: WarehouseResource,
+        resource: Datex2PushResource,
+        countries: list[str],
+        *,
+        overlap: timedelta = OVERLAP,
+    ) -> None:
         self.warehouse, self.resource, self.countries, self.overlap = warehouse, resource, countries, overlap
         self._failures = 0
         self._retry_at = 0.0
@@ -358,8 +425,9 @@ class Datex2Lane:
                 scope = _fill_scope(con, cursor - self.overlap) if cursor is not None and held else 0
                 report = LaneDelta(scope=scope)
                 if scope:
-                    with Publisher(con, self.countries, self.resource.creator(), scope=SCOPE,
-                                   pushed_status_only=True) as publisher:
+                    with Publisher(
+                        con, self.countries, self.resource.creator(), scope=SCOPE, pushed_status_only=True
+                    ) as publisher:
                         if publisher.sites and publisher.select_held(HELD, changed_only=True):
                             prepared = _prepare_status(publisher, "deltaPush", Path(tmp) / "delta.json", None)
                 report.steps["diff"] = time.perf_counter() - started
@@ -379,9 +447,13 @@ class Datex2Lane:
             self._failures, self._retry_at = 0, 0.0
         else:
             self._failures += 1
-            self._retry_at = time.time() + min(60.0, 2.0 ** self._failures)
+            self._retry_at = time.time() + min(60.0, 2.0**self._failures)
             message = report.delivery.outcome.message if report.delivery else ""
-            log.warning("lane: DATEX II delta not delivered (%s); retrying in %.0f s", message, self._retry_at - time.time())
+            log.warning(
+                "lane: DATEX II delta not delivered (%s); retrying in %.0f s",
+                message,
+                self._retry_at - time.time(),
+            )
         report.seconds = time.perf_counter() - started
         return report
 
@@ -389,7 +461,8 @@ class Datex2Lane:
 def _fill_scope(con: Any, since: datetime) -> int:
     """The locations the mart changed since `since`, and those holding a charging point whose ad hoc
     rate's tariff changed (found through what the receiver holds: no scan of every connector)."""
-    con.execute(f"""
+    con.execute(
+        f"""
         CREATE OR REPLACE TEMP TABLE {SCOPE} AS
         SELECT DISTINCT country_code, party_id, location_id FROM (
             SELECT country_code, party_id, location_id FROM mart.locations WHERE _ingested_at > $since
@@ -397,5 +470,7 @@ def _fill_scope(con: Any, since: datetime) -> int:
             UNION ALL SELECT country_code, party_id, location_id FROM mart.connectors WHERE _ingested_at > $since
             UNION ALL SELECT h.country_code, h.party_id, h.location_id FROM {HELD} h WHERE list_has_any(h.rate_ids, (
                 SELECT list(t.country_code || ':' || t.party_id || ':rate:' || t.tariff_id) FROM mart.tariffs t
-                WHERE t._ingested_at > $since)))""", {"since": since})
+                WHERE t._ingested_at > $since)))""",
+        {"since": since},
+    )
     return int(con.execute(f"SELECT count(*) FROM {SCOPE}").fetchone()[0])

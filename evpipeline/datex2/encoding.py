@@ -99,7 +99,9 @@ def _open_tag(tag: str, attrs: Sequence[tuple[str, str]]) -> str:
     """SQL for `<tag a="...">` (attribute values are SQL expressions; a NULL attribute is left out)."""
     if not attrs:
         return literal(f"<{tag}")
-    parts = [literal(f"<{tag}")] + [f"coalesce(' {name}=\"' || {xml_text(value)} || '\"', '')" for name, value in attrs]
+    parts = [literal(f"<{tag}")] + [
+        f"coalesce(' {name}=\"' || {xml_text(value)} || '\"', '')" for name, value in attrs
+    ]
     return " || ".join(parts)
 
 
@@ -185,12 +187,16 @@ class Multilingual(Node):
     lang: str
 
     def json(self) -> str:
-        return (f"""'{{"values":[{{"lang":' || {json_string(self.lang)} || ',"value":' || {json_string(self.expr)}"""
-                f""" || '}}]}}'""")
+        return (
+            f"""'{{"values":[{{"lang":' || {json_string(self.lang)} || ',"value":' || {json_string(self.expr)}"""
+            f""" || '}}]}}'"""
+        )
 
     def xml(self, tag: str, native: bool) -> str:
-        return (f"'<{tag}><com:values><com:value lang=\"' || {xml_text(self.lang)} || '\">' || {xml_text(self.expr)}"
-                f" || '</com:value></com:values></{tag}>'")
+        return (
+            f"'<{tag}><com:values><com:value lang=\"' || {xml_text(self.lang)} || '\">' || {xml_text(self.expr)}"
+            f" || '</com:value></com:values></{tag}>'"
+        )
 
 
 @dataclass(frozen=True)
@@ -219,7 +225,9 @@ class Attr:
 
 def ids(id_expr: str, version_expr: str | None = None) -> list[Attr]:
     """`idG` (and `versionG`) of an identifiable object."""
-    return [Attr("idG", "id", id_expr)] + ([Attr("versionG", "version", version_expr)] if version_expr else [])
+    return [Attr("idG", "id", id_expr)] + (
+        [Attr("versionG", "version", version_expr)] if version_expr else []
+    )
 
 
 @dataclass(frozen=True)
@@ -240,12 +248,16 @@ class Obj(Node):
         return [p for p in self.props if isinstance(p, Prop)]
 
     def json(self) -> str:
-        members = [f"""'"{p.key}":' || {(p.json() if isinstance(p, Attr) else p.node.json())}""" for p in self.props]
+        members = [
+            f"""'"{p.key}":' || {(p.json() if isinstance(p, Attr) else p.node.json())}""" for p in self.props
+        ]
         body = f"'{{' || nullif({joined(members, ',')}, '') || '}}'"
         return f"coalesce({body}, '{{}}')" if self.keep_empty else body
 
     def xml(self, tag: str, native: bool, xsi_type: str | None = None) -> str:
-        attrs = [(a.xml, a.expr) for a in self.attrs] + ([("xsi:type", literal(xsi_type))] if xsi_type else [])
+        attrs = [(a.xml, a.expr) for a in self.attrs] + (
+            [("xsi:type", literal(xsi_type))] if xsi_type else []
+        )
         if native:
             children = [_native(p) for p in self.elements]
         elif self.ext is None:
@@ -262,7 +274,9 @@ class Obj(Node):
 
 def _tag(prop: Prop) -> str:
     if prop.xml is None:
-        raise ValueError(f"{prop.key}: an object without an extension element must name every property's 3.7 element")
+        raise ValueError(
+            f"{prop.key}: an object without an extension element must name every property's 3.7 element"
+        )
     return prop.xml
 
 

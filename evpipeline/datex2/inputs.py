@@ -31,24 +31,73 @@ from evpipeline.ndw.export import candidate, sql_literal
 
 HOURS = "_dx_hours"
 RULE_FORMATS, RULE_MODES, RULE_STATUSES, RULE_AUTH, RULE_COUNTRIES, RULE_FACILITIES = (
-    "_dx_rule_connector_format", "_dx_rule_charging_mode", "_dx_rule_status", "_dx_rule_auth", "_dx_rule_country",
-    "_dx_rule_facility")
+    "_dx_rule_connector_format",
+    "_dx_rule_charging_mode",
+    "_dx_rule_status",
+    "_dx_rule_auth",
+    "_dx_rule_country",
+    "_dx_rule_facility",
+)
 TS = "%Y-%m-%dT%H:%M:%SZ"
 
 # Columns of a chunk's tables that are not the object's own content (keys, order, dynamic data,
 # what belongs to another object): excluded from its content hash.
-POINT_NOT_CONTENT = ("site_no", "site_id", "country_code", "party_id", "location_id", "evse_uid", "station_id", "station_ref",
-                     "capabilities", "lat", "lon", "floor_level", "parking_restrictions", "status", "status_time",
-                     "data_updated", "rate_def_ids")
+POINT_NOT_CONTENT = (
+    "site_no",
+    "site_id",
+    "country_code",
+    "party_id",
+    "location_id",
+    "evse_uid",
+    "station_id",
+    "station_ref",
+    "capabilities",
+    "lat",
+    "lon",
+    "floor_level",
+    "parking_restrictions",
+    "status",
+    "status_time",
+    "data_updated",
+    "rate_def_ids",
+)
 STATION_NOT_CONTENT = ("site_no", "site_id", "data_updated")
-SITE_NOT_CONTENT = ("site_no", "party", "country_code", "party_id", "hours_key", "hours_hash", "data_updated", "defines_orgs")
+SITE_NOT_CONTENT = (
+    "site_no",
+    "party",
+    "country_code",
+    "party_id",
+    "hours_key",
+    "hours_hash",
+    "data_updated",
+    "defines_orgs",
+)
 
-_PERIOD = pa.struct([("start_of", pa.string()), ("end_of", pa.string()), ("tstart", pa.string()), ("tend", pa.string()),
-                     ("days", pa.list_(pa.string()))])
-_PRICE = pa.struct([("price_type", pa.string()), ("value", pa.float64()), ("tax_included", pa.bool_()),
-                    ("tax_rate", pa.float64()), ("overall_start", pa.string()), ("overall_end", pa.string()),
-                    ("valid", pa.list_(_PERIOD)), ("exceptions", pa.list_(_PERIOD)), ("from_minute", pa.int64()),
-                    ("to_minute", pa.int64()), ("from_kwh", pa.float64()), ("to_kwh", pa.float64())])
+_PERIOD = pa.struct(
+    [
+        ("start_of", pa.string()),
+        ("end_of", pa.string()),
+        ("tstart", pa.string()),
+        ("tend", pa.string()),
+        ("days", pa.list_(pa.string())),
+    ]
+)
+_PRICE = pa.struct(
+    [
+        ("price_type", pa.string()),
+        ("value", pa.float64()),
+        ("tax_included", pa.bool_()),
+        ("tax_rate", pa.float64()),
+        ("overall_start", pa.string()),
+        ("overall_end", pa.string()),
+        ("valid", pa.list_(_PERIOD)),
+        ("exceptions", pa.list_(_PERIOD)),
+        ("from_minute", pa.int64()),
+        ("to_minute", pa.int64()),
+        ("from_kwh", pa.float64()),
+        ("to_kwh", pa.float64()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +120,9 @@ def _pairs(con: duckdb.DuckDBPyConnection, name: str, table: Mapping[Any, str | 
     _table(con, name, pa.table({"k": [str(k) for k in table], "v": list(table.values())}))
 
 
-def create_lookups(con: duckdb.DuckDBPyConnection, countries: list[str], doc: Declarations, *, status_json_only: bool = False) -> Lookups:
+def create_lookups(
+    con: duckdb.DuckDBPyConnection, countries: list[str], doc: Declarations, *, status_json_only: bool = False
+) -> Lookups:
     """The document-wide lookup tables (see the module docstring), their nested parts (periods,
     prices, energy rates) rendered once in both formats: they are few, and DuckDB plans the nested
     lambdas it would take to render them inside every point slowly. `status_json_only`: only what a
@@ -83,28 +134,77 @@ def create_lookups(con: duckdb.DuckDBPyConnection, countries: list[str], doc: De
     _pairs(con, RULE_COUNTRIES, rules.COUNTRIES)
     facilities = [(k, "service", v) for k, v in rules.SERVICE_FACILITIES.items()]
     facilities += [(k, "equipment", v) for k, v in rules.EQUIPMENT_FACILITIES.items()]
-    _table(con, RULE_FACILITIES, pa.table({"k": [k for k, _, _ in facilities], "kind": [kind for _, kind, _ in facilities],
-                                           "v": [v for _, _, v in facilities]}))
+    _table(
+        con,
+        RULE_FACILITIES,
+        pa.table(
+            {
+                "k": [k for k, _, _ in facilities],
+                "kind": [kind for _, kind, _ in facilities],
+                "v": [v for _, _, v in facilities],
+            }
+        ),
+    )
     formats = rules.CONNECTOR_FORMATS
-    _table(con, RULE_FORMATS, pa.table({"format": [f for f, _ in formats], "current": [c for _, c in formats],
-                                        "v": list(formats.values())}))
+    _table(
+        con,
+        RULE_FORMATS,
+        pa.table(
+            {
+                "format": [f for f, _ in formats],
+                "current": [c for _, c in formats],
+                "v": list(formats.values()),
+            }
+        ),
+    )
     where = candidate(countries)
-    zones = [z for (z,) in con.execute(f"SELECT DISTINCT time_zone FROM mart.locations l WHERE {where} AND time_zone IS NOT NULL").fetchall()]
+    zones = [
+        z
+        for (z,) in con.execute(
+            f"SELECT DISTINCT time_zone FROM mart.locations l WHERE {where} AND time_zone IS NOT NULL"
+        ).fetchall()
+    ]
     offsets = {z: offset for z in zones if (offset := standard_offset(z)) is not None}
-    _table(con, ZONES, pa.table({"time_zone": list(offsets), "tz_offset": list(offsets.values())}, schema=pa.schema(
-        [("time_zone", pa.string()), ("tz_offset", pa.string())])))
-    hours = [h for (h,) in con.execute(f"SELECT DISTINCT CAST(opening_times AS VARCHAR) FROM mart.locations l "
-                                       f"WHERE {where} AND opening_times IS NOT NULL").fetchall()]
-    _table(con, HOURS, pa.Table.from_pylist([{"opening_times": h, **opening_hours(json.loads(h))} for h in hours], schema=pa.schema([
-        ("opening_times", pa.string()), ("open_all", pa.bool_()), ("valid", pa.list_(_PERIOD)),
-        ("exceptions", pa.list_(_PERIOD)), ("hash", pa.string())])))
+    _table(
+        con,
+        ZONES,
+        pa.table(
+            {"time_zone": list(offsets), "tz_offset": list(offsets.values())},
+            schema=pa.schema([("time_zone", pa.string()), ("tz_offset", pa.string())]),
+        ),
+    )
+    hours = [
+        h
+        for (h,) in con.execute(
+            f"SELECT DISTINCT CAST(opening_times AS VARCHAR) FROM mart.locations l "
+            f"WHERE {where} AND opening_times IS NOT NULL"
+        ).fetchall()
+    ]
+    _table(
+        con,
+        HOURS,
+        pa.Table.from_pylist(
+            [{"opening_times": h, **opening_hours(json.loads(h))} for h in hours],
+            schema=pa.schema(
+                [
+                    ("opening_times", pa.string()),
+                    ("open_all", pa.bool_()),
+                    ("valid", pa.list_(_PERIOD)),
+                    ("exceptions", pa.list_(_PERIOD)),
+                    ("hash", pa.string()),
+                ]
+            ),
+        ),
+    )
     ledger = versions.has_ledger(con)
     _create_orgs(con, ledger)
     losses = _create_rates(con, doc.lang_code)
     if not status_json_only:
         _render_orgs(con, doc)
         _render_hours(con, doc)
-    _render_rates(con, doc, ("json",) if status_json_only else ("json", "xml"), definitions=not status_json_only)
+    _render_rates(
+        con, doc, ("json",) if status_json_only else ("json", "xml"), definitions=not status_json_only
+    )
     return Lookups(ledger, losses)
 
 
@@ -114,8 +214,15 @@ def _aggregate(fragment: str, order: str, sep: str, where: str | None = None) ->
     return f"coalesce(array_to_string(list({fragment} ORDER BY {order}){condition}, '{sep}'), '')"
 
 
-def _render_periods(con: duckdb.DuckDBPyConnection, doc: Declarations, source: str, keys: str, *, native: bool,
-                    formats: tuple[str, ...] = ("json", "xml")) -> str:
+def _render_periods(
+    con: duckdb.DuckDBPyConnection,
+    doc: Declarations,
+    source: str,
+    keys: str,
+    *,
+    native: bool,
+    formats: tuple[str, ...] = ("json", "xml"),
+) -> str:
     """Render the periods of `source` (rows: keys, kind valid|exceptions, n, period struct q); returns
     a query of keys + valid_<fmt>, exceptions_<fmt> per format."""
     period = doc.period("q")
@@ -124,32 +231,52 @@ def _render_periods(con: duckdb.DuckDBPyConnection, doc: Declarations, source: s
     for fmt in formats:
         for kind, tag in (("valid", "validPeriod"), ("exceptions", "exceptionPeriod")):
             fragment = period.json() if fmt == "json" else period.xml(f"{prefix}:{tag}", native)
-            columns.append(f"{_aggregate(fragment, 'n', ',' if fmt == 'json' else '', f'kind = {chr(39)}{kind}{chr(39)}')} AS {kind}_{fmt}")
+            columns.append(
+                f"{_aggregate(fragment, 'n', ',' if fmt == 'json' else '', f'kind = {chr(39)}{kind}{chr(39)}')} AS {kind}_{fmt}"
+            )
     return f"SELECT {keys}, {', '.join(columns)} FROM {source} GROUP BY {keys}"
 
 
 def _periods_of(table: str, keys: str, valid: str, exceptions: str) -> str:
-    return (f"SELECT {keys}, 'valid' AS kind, unnest(range(1, len({valid}) + 1)) AS n, unnest({valid}) AS q FROM {table} "
-            f"UNION ALL SELECT {keys}, 'exceptions', unnest(range(1, len({exceptions}) + 1)), unnest({exceptions}) FROM {table}")
+    return (
+        f"SELECT {keys}, 'valid' AS kind, unnest(range(1, len({valid}) + 1)) AS n, unnest({valid}) AS q FROM {table} "
+        f"UNION ALL SELECT {keys}, 'exceptions', unnest(range(1, len({exceptions}) + 1)), unnest({exceptions}) FROM {table}"
+    )
 
 
 def _render_hours(con: duckdb.DuckDBPyConnection, doc: Declarations) -> None:
     """Each distinct opening-hours value's periods, rendered (3.7 placement: they sit in fac:operatingHours)."""
-    rendered = _render_periods(con, doc, f"({_periods_of(HOURS, 'opening_times', 'valid', 'exceptions')})", "opening_times", native=False)
+    rendered = _render_periods(
+        con,
+        doc,
+        f"({_periods_of(HOURS, 'opening_times', 'valid', 'exceptions')})",
+        "opening_times",
+        native=False,
+    )
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {HOURS} AS
                     SELECT h.*, coalesce(r.valid_json, '') AS valid_json, coalesce(r.valid_xml, '') AS valid_xml,
                            coalesce(r.exceptions_json, '') AS exceptions_json, coalesce(r.exceptions_xml, '') AS exceptions_xml
                     FROM {HOURS} h LEFT JOIN ({rendered}) r USING (opening_times)""")
 
 
-def _render_rates(con: duckdb.DuckDBPyConnection, doc: Declarations, formats: tuple[str, ...], *, definitions: bool) -> None:
+def _render_rates(
+    con: duckdb.DuckDBPyConnection, doc: Declarations, formats: tuple[str, ...], *, definitions: bool
+) -> None:
     """Each energy rate rendered whole (its definition, `def_<fmt>`, with `definitions`) and as a
     status price update (`upd_<fmt>`), for each of `formats`, its prices and their periods first
     (profile-native XML: rates live in extensions)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _dx_price_rows AS SELECT rate_id, unnest(range(1, len(prices) + 1)) AS price_no, "
-                f"unnest(prices) AS p FROM {RATES}")
-    periods = _render_periods(con, doc, "(" + _periods_of("_dx_price_rows", "rate_id, price_no", "p.valid", "p.exceptions") + ")",
-                              "rate_id, price_no", native=True, formats=formats)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _dx_price_rows AS SELECT rate_id, unnest(range(1, len(prices) + 1)) AS price_no, "
+        f"unnest(prices) AS p FROM {RATES}"
+    )
+    periods = _render_periods(
+        con,
+        doc,
+        "(" + _periods_of("_dx_price_rows", "rate_id, price_no", "p.valid", "p.exceptions") + ")",
+        "rate_id, price_no",
+        native=True,
+        formats=formats,
+    )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _dx_price_periods AS {periods}")
     price, rate, update = doc.energy_price("p"), doc.energy_rate("r"), doc.rate_update("r")
     for fmt in formats:
@@ -165,7 +292,10 @@ def _render_rates(con: duckdb.DuckDBPyConnection, doc: Declarations, formats: tu
     for fmt in formats:
         rendered = [(rate, "def", "afir:energyRate")] if definitions else []
         rendered.append((update, "upd", "afir:energyRateUpdate"))
-        columns = ", ".join(f"{(node.json() if fmt == 'json' else node.xml(tag, True))} AS {name}_{fmt}" for node, name, tag in rendered)
+        columns = ", ".join(
+            f"{(node.json() if fmt == 'json' else node.xml(tag, True))} AS {name}_{fmt}"
+            for node, name, tag in rendered
+        )
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {RATES} AS
             SELECT r.* EXCLUDE (prices_rendered), {columns}
@@ -202,19 +332,49 @@ def opening_hours(hours: dict[str, Any]) -> dict[str, Any]:
     """OCPI Hours in DATEX II terms: `open_all` (OpenAllHours), else the periods of an
     OperatingHoursSpecification: regular hours as recurring periods (one per time span, with its
     weekdays), exceptional openings as extra valid periods, exceptional closings as exceptions."""
-    closings: list[dict[str, Any]] = [{"start_of": _moment(c["period_begin"]), "end_of": _moment(c["period_end"]), "tstart": None, "tend": None, "days": []}
-                for c in hours.get("exceptional_closings") or []]
-    openings: list[dict[str, Any]] = [{"start_of": _moment(o["period_begin"]), "end_of": _moment(o["period_end"]), "tstart": None, "tend": None, "days": []}
-                for o in hours.get("exceptional_openings") or []]
+    closings: list[dict[str, Any]] = [
+        {
+            "start_of": _moment(c["period_begin"]),
+            "end_of": _moment(c["period_end"]),
+            "tstart": None,
+            "tend": None,
+            "days": [],
+        }
+        for c in hours.get("exceptional_closings") or []
+    ]
+    openings: list[dict[str, Any]] = [
+        {
+            "start_of": _moment(o["period_begin"]),
+            "end_of": _moment(o["period_end"]),
+            "tstart": None,
+            "tend": None,
+            "days": [],
+        }
+        for o in hours.get("exceptional_openings") or []
+    ]
     spans: dict[tuple[str, str], list[int]] = {}
     if not hours.get("twentyfourseven"):
         for regular in hours.get("regular_hours") or []:
-            spans.setdefault((regular["period_begin"], regular["period_end"]), []).append(int(regular["weekday"]))
-    valid = [{"start_of": None, "end_of": None, "tstart": _time(b), "tend": _time(e),
-              "days": [rules.WEEKDAYS[d] for d in sorted(set(days))]} for (b, e), days in sorted(spans.items())]
+            spans.setdefault((regular["period_begin"], regular["period_end"]), []).append(
+                int(regular["weekday"])
+            )
+    valid = [
+        {
+            "start_of": None,
+            "end_of": None,
+            "tstart": _time(b),
+            "tend": _time(e),
+            "days": [rules.WEEKDAYS[d] for d in sorted(set(days))],
+        }
+        for (b, e), days in sorted(spans.items())
+    ]
     canonical = json.dumps(hours, sort_keys=True)
-    return {"open_all": bool(hours.get("twentyfourseven")) and not closings, "valid": valid + openings,
-            "exceptions": closings, "hash": versions_hash(canonical)}
+    return {
+        "open_all": bool(hours.get("twentyfourseven")) and not closings,
+        "valid": valid + openings,
+        "exceptions": closings,
+        "hash": versions_hash(canonical),
+    }
 
 
 def versions_hash(text: str) -> str:
@@ -223,12 +383,19 @@ def versions_hash(text: str) -> str:
 
 def _create_orgs(con: duckdb.DuckDBPyConnection, ledger: bool) -> None:
     """Each CPO's operator and helpdesk organisation (operator reference data), with versions."""
-    has_view = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'mart' AND table_name = 'operators'").fetchone()
-    source = "mart.operators" if has_view and has_view[0] else (
-        "(SELECT NULL::VARCHAR AS country_code, NULL::VARCHAR AS party_id, NULL::VARCHAR AS operator_id, NULL::VARCHAR AS name, "
-        "NULL::VARCHAR AS legal_name, NULL::VARCHAR AS website, NULL::VARCHAR AS helpdesk_phone, NULL::VARCHAR AS helpdesk_email, "
-        "NULL::VARCHAR AS helpdesk_name, NULL::BOOLEAN AS staffed, NULL::VARCHAR[] AS payment_means, "
-        "NULL::TIMESTAMPTZ AS last_updated WHERE false)")
+    has_view = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'mart' AND table_name = 'operators'"
+    ).fetchone()
+    source = (
+        "mart.operators"
+        if has_view and has_view[0]
+        else (
+            "(SELECT NULL::VARCHAR AS country_code, NULL::VARCHAR AS party_id, NULL::VARCHAR AS operator_id, NULL::VARCHAR AS name, "
+            "NULL::VARCHAR AS legal_name, NULL::VARCHAR AS website, NULL::VARCHAR AS helpdesk_phone, NULL::VARCHAR AS helpdesk_email, "
+            "NULL::VARCHAR AS helpdesk_name, NULL::BOOLEAN AS staffed, NULL::VARCHAR[] AS payment_means, "
+            "NULL::TIMESTAMPTZ AS last_updated WHERE false)"
+        )
+    )
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ORGS} AS
         SELECT country_code, party_id, country_code || ':' || party_id AS party,
@@ -250,8 +417,10 @@ def _render_orgs(con: duckdb.DuckDBPyConnection, doc: Declarations) -> None:
     formats (profile-native XML: organisations live in the site's extension)."""
     columns = []
     for prefix, role, definition in (("op", "operator", doc.operator()), ("hd", "helpdesk", doc.helpdesk())):
-        for form, node in (("definition", doc.organisation(definition)),
-                           ("reference", doc.organisation_reference(f"{prefix}_id", f"{prefix}_version"))):
+        for form, node in (
+            ("definition", doc.organisation(definition)),
+            ("reference", doc.organisation_reference(f"{prefix}_id", f"{prefix}_version")),
+        ):
             columns.append(f"{render(node, 'json')} AS {prefix}_{form}_json")
             columns.append(f"{folded(node.xml(f'afir:{role}', True))} AS {prefix}_{form}_xml")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {ORGS} AS SELECT *, {', '.join(columns)} FROM {ORGS}")
@@ -274,29 +443,78 @@ def _create_rates(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, int]:
         try:
             rate = rates.convert(tariff, lang=lang)
         except rates.InexpressibleTariff as exc:
-            problems.append({"country_code": tariff["country_code"], "party_id": tariff["party_id"],
-                             "tariff_id": tariff["tariff_id"], "reason": str(exc)})
+            problems.append(
+                {
+                    "country_code": tariff["country_code"],
+                    "party_id": tariff["party_id"],
+                    "tariff_id": tariff["tariff_id"],
+                    "reason": str(exc),
+                }
+            )
             continue
         for loss in rate.losses:
             losses[loss] = losses.get(loss, 0) + 1
-        found.append({
-            "rate_id": rate.rate_id, "country_code": tariff["country_code"], "party_id": tariff["party_id"],
-            "tariff_id": tariff["tariff_id"], "currency": rate.currency, "last_updated": rate.last_updated, "name": rate.name,
-            "with_parking_fee": rate.with_parking_fee, "min_fee": rate.min_fee, "max_fee": rate.max_fee,
-            "valid_from": rate.valid_from, "valid_until": rate.valid_until, "prices": [_price(p) for p in rate.prices],
-        })
-    _table(con, "_dx_rates_found", pa.Table.from_pylist(found, schema=pa.schema([
-        ("rate_id", pa.string()), ("country_code", pa.string()), ("party_id", pa.string()), ("tariff_id", pa.string()),
-        ("currency", pa.string()), ("last_updated", pa.string()), ("name", pa.string()), ("with_parking_fee", pa.bool_()),
-        ("valid_from", pa.string()), ("valid_until", pa.string()),
-        ("min_fee", pa.float64()), ("max_fee", pa.float64()), ("prices", pa.list_(_PRICE))])))
+        found.append(
+            {
+                "rate_id": rate.rate_id,
+                "country_code": tariff["country_code"],
+                "party_id": tariff["party_id"],
+                "tariff_id": tariff["tariff_id"],
+                "currency": rate.currency,
+                "last_updated": rate.last_updated,
+                "name": rate.name,
+                "with_parking_fee": rate.with_parking_fee,
+                "min_fee": rate.min_fee,
+                "max_fee": rate.max_fee,
+                "valid_from": rate.valid_from,
+                "valid_until": rate.valid_until,
+                "prices": [_price(p) for p in rate.prices],
+            }
+        )
+    _table(
+        con,
+        "_dx_rates_found",
+        pa.Table.from_pylist(
+            found,
+            schema=pa.schema(
+                [
+                    ("rate_id", pa.string()),
+                    ("country_code", pa.string()),
+                    ("party_id", pa.string()),
+                    ("tariff_id", pa.string()),
+                    ("currency", pa.string()),
+                    ("last_updated", pa.string()),
+                    ("name", pa.string()),
+                    ("with_parking_fee", pa.bool_()),
+                    ("valid_from", pa.string()),
+                    ("valid_until", pa.string()),
+                    ("min_fee", pa.float64()),
+                    ("max_fee", pa.float64()),
+                    ("prices", pa.list_(_PRICE)),
+                ]
+            ),
+        ),
+    )
     # The rate carries its operator's ad hoc payment means (operator reference data).
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {RATES} AS
                     SELECT r.*, o.payment_means FROM _dx_rates_found r
                     LEFT JOIN {ORGS} o ON o.country_code = r.country_code AND o.party_id = r.party_id;
                     DROP TABLE _dx_rates_found""")
-    _table(con, RATE_PROBLEMS, pa.Table.from_pylist(problems, schema=pa.schema([
-        ("country_code", pa.string()), ("party_id", pa.string()), ("tariff_id", pa.string()), ("reason", pa.string())])))
+    _table(
+        con,
+        RATE_PROBLEMS,
+        pa.Table.from_pylist(
+            problems,
+            schema=pa.schema(
+                [
+                    ("country_code", pa.string()),
+                    ("party_id", pa.string()),
+                    ("tariff_id", pa.string()),
+                    ("reason", pa.string()),
+                ]
+            ),
+        ),
+    )
     return losses
 
 
@@ -304,10 +522,20 @@ def _price(price: rates.Price) -> dict[str, Any]:
     def period(p: rates.Period) -> dict[str, Any]:
         return {"start_of": None, "end_of": None, "tstart": p.start, "tend": p.end, "days": list(p.days)}
 
-    return {"price_type": price.price_type, "value": price.value, "tax_included": price.tax_included, "tax_rate": price.tax_rate,
-            "overall_start": price.overall_start, "overall_end": price.overall_end,
-            "valid": [period(p) for p in price.valid], "exceptions": [period(p) for p in price.exceptions],
-            "from_minute": price.from_minute, "to_minute": price.to_minute, "from_kwh": price.from_kwh, "to_kwh": price.to_kwh}
+    return {
+        "price_type": price.price_type,
+        "value": price.value,
+        "tax_included": price.tax_included,
+        "tax_rate": price.tax_rate,
+        "overall_start": price.overall_start,
+        "overall_end": price.overall_end,
+        "valid": [period(p) for p in price.valid],
+        "exceptions": [period(p) for p in price.exceptions],
+        "from_minute": price.from_minute,
+        "to_minute": price.to_minute,
+        "from_kwh": price.from_kwh,
+        "to_kwh": price.to_kwh,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -346,11 +574,15 @@ def _published_connectors(con: duckdb.DuckDBPyConnection) -> None:
 def _impact(category: str) -> str:
     """SQL: an OCPI energy mix's environmental impact of `category` (g/kWh), from `energy_mix`
     (OCPI 2.2.1 names it `category`, 2.1.1 feeds `source`)."""
-    return (f"list_max(list_transform(list_filter(coalesce(CAST(json_extract(energy_mix, '$.environ_impact') AS JSON[]), []), "
-            f"lambda _x: coalesce(_x ->> 'category', _x ->> 'source') = '{category}'), lambda _x: CAST(_x ->> 'amount' AS DOUBLE)))")
+    return (
+        f"list_max(list_transform(list_filter(coalesce(CAST(json_extract(energy_mix, '$.environ_impact') AS JSON[]), []), "
+        f"lambda _x: coalesce(_x ->> 'category', _x ->> 'source') = '{category}'), lambda _x: CAST(_x ->> 'amount' AS DOUBLE)))"
+    )
 
 
-def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: Declarations | None = None) -> ChunkInput:
+def chunk_input(
+    con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: Declarations | None = None
+) -> ChunkInput:
     """Build the chunk's points, stations and sites (content hashes, versions) as temp tables; with
     `doc`, each site's facility location rendered in both formats (`facility_json`, `facility_xml`)."""
     points, stations, sites = f"_dx_points_{chunk}", f"_dx_stations_{chunk}", f"_dx_sites_{chunk}"
@@ -381,7 +613,7 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: D
         mixes AS (
             SELECT energy_mix, CAST(energy_mix ->> 'is_green_energy' AS BOOLEAN) AS green,
                    energy_mix ->> 'energy_product_name' AS product_name,
-                   {_impact('CARBON_DIOXIDE')} AS co2, {_impact('NUCLEAR_WASTE')} AS nuclear_waste
+                   {_impact("CARBON_DIOXIDE")} AS co2, {_impact("NUCLEAR_WASTE")} AS nuclear_waste
             FROM (SELECT DISTINCT energy_mix FROM {CHUNK.locations} WHERE energy_mix IS NOT NULL))
         SELECT dense_rank() OVER (ORDER BY e.country_code, e.party_id, e.location_id) AS site_no,
                e.country_code, e.party_id, e.location_id, {_site_id("e.")} AS site_id,
@@ -407,7 +639,9 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: D
         LEFT JOIN {RULE_STATUSES} st ON st.k = CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END
     """)
     _hash(con, points, "point_hash", POINT_NOT_CONTENT)
-    versions.versioned(con, points, "point", "point_id", "point_hash", "data_updated", ledger=ledger, prefix="point")
+    versions.versioned(
+        con, points, "point", "point_id", "point_hash", "data_updated", ledger=ledger, prefix="point"
+    )
 
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {stations} AS
@@ -433,12 +667,21 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: D
         JOIN {CHUNK.locations} l ON l.country_code = p.country_code AND l.party_id = p.party_id AND l.location_id = p.location_id
         GROUP BY p.site_no, p.site_id, p.station_id""")
     _hash(con, stations, "station_hash", STATION_NOT_CONTENT)
-    versions.versioned(con, stations, "station", "station_id", "station_hash", "data_updated", ledger=ledger, prefix="station")
+    versions.versioned(
+        con,
+        stations,
+        "station",
+        "station_id",
+        "station_hash",
+        "data_updated",
+        ledger=ledger,
+        prefix="station",
+    )
 
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {sites} AS
         SELECT s.site_no, s.site_id, l.location_id, l.country_code, l.party_id, l.country_code || ':' || l.party_id AS party,
-               l.name, l.latitude AS lat, l.longitude AS lon, {_address_lines('l.address')} AS address_lines,
+               l.name, l.latitude AS lat, l.longitude AS lon, {_address_lines("l.address")} AS address_lines,
                l.postal_code, l.city, cc.v AS country2, z.tz_offset, l.nuts_code,
                coalesce(h.open_all, false) AS hours_open_all,
                CASE WHEN NOT h.open_all THEN s.site_id || ':hours' END AS hours_id,
@@ -460,29 +703,42 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: D
         LEFT JOIN {ZONES} z ON z.time_zone = l.time_zone
         LEFT JOIN {RULE_COUNTRIES} cc ON cc.k = l.country""")
     _hash(con, sites, "site_hash", SITE_NOT_CONTENT)
-    versions.versioned(con, sites, "site", "site_id", "site_hash", "data_updated", ledger=ledger, prefix="site")
-    versions.versioned(con, sites, "hours", "hours_id", "hours_hash", "data_updated", ledger=ledger, prefix="hours")
+    versions.versioned(
+        con, sites, "site", "site_id", "site_hash", "data_updated", ledger=ledger, prefix="site"
+    )
+    versions.versioned(
+        con, sites, "hours", "hours_id", "hours_hash", "data_updated", ledger=ledger, prefix="hours"
+    )
     if doc is not None:
         facility = doc.facility_location()
         con.execute(f"""ALTER TABLE {sites} ADD COLUMN facility_json VARCHAR; ALTER TABLE {sites} ADD COLUMN facility_xml VARCHAR;
-                        UPDATE {sites} SET facility_json = {render(facility, 'json')},
-                                           facility_xml = {render(facility, 'xml', 'loc:_locationReferenceExtension')}""")
+                        UPDATE {sites} SET facility_json = {render(facility, "json")},
+                                           facility_xml = {render(facility, "xml", "loc:_locationReferenceExtension")}""")
     return ChunkInput(points, stations, sites)
 
 
 def _restricted_to(table: Mapping[str, str]) -> str:
     """SQL aggregate over a station's points: the values of `table` whose parking restriction every
     point's bay has (sorted; empty when one bay is unrestricted)."""
-    values = [f"CASE WHEN bool_and(list_contains(coalesce(p.parking_restrictions, []), {sql_literal(k)})) THEN {sql_literal(v)} END"
-              for k, v in sorted(table.items())]
-    return f"list_sort(list_filter([{', '.join(values)}], lambda _x: _x IS NOT NULL))" if values else "CAST([] AS VARCHAR[])"
+    values = [
+        f"CASE WHEN bool_and(list_contains(coalesce(p.parking_restrictions, []), {sql_literal(k)})) THEN {sql_literal(v)} END"
+        for k, v in sorted(table.items())
+    ]
+    return (
+        f"list_sort(list_filter([{', '.join(values)}], lambda _x: _x IS NOT NULL))"
+        if values
+        else "CAST([] AS VARCHAR[])"
+    )
 
 
 def _parking_spaces() -> str:
     """SQL aggregate over a station's points: one {user, spaces, id} per user type of
     `rules.PARKING_USERS` some point's bay is restricted to, counting those bays."""
-    spaces = [f"{{'user': {sql_literal(v)}, 'spaces': CAST(count_if(list_contains(coalesce(p.parking_restrictions, []), {sql_literal(k)})) AS INTEGER), "
-              f"'id': p.station_id || ':parking:' || {sql_literal(v)}}}" for k, v in sorted(rules.PARKING_USERS.items())]
+    spaces = [
+        f"{{'user': {sql_literal(v)}, 'spaces': CAST(count_if(list_contains(coalesce(p.parking_restrictions, []), {sql_literal(k)})) AS INTEGER), "
+        f"'id': p.station_id || ':parking:' || {sql_literal(v)}}}"
+        for k, v in sorted(rules.PARKING_USERS.items())
+    ]
     return f"list_filter([{', '.join(spaces)}], lambda _x: _x.spaces > 0)"
 
 
@@ -505,5 +761,9 @@ def _address_lines(address: str) -> str:
 def _hash(con: duckdb.DuckDBPyConnection, table: str, column: str, not_content: tuple[str, ...]) -> None:
     """Add `column`: the md5 of every column of `table` that is the object's own content (as JSON:
     standard text, and twice as fast as DuckDB's VARCHAR form of nested values)."""
-    names = [name for (name, *_rest) in con.execute(f"DESCRIBE {table}").fetchall() if name not in not_content]
-    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR; UPDATE {table} SET {column} = {versions.hash_sql(names)}")
+    names = [
+        name for (name, *_rest) in con.execute(f"DESCRIBE {table}").fetchall() if name not in not_content
+    ]
+    con.execute(
+        f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR; UPDATE {table} SET {column} = {versions.hash_sql(names)}"
+    )

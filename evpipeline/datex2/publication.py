@@ -45,11 +45,27 @@ Protocol = Literal["snapshotPush", "deltaPush"]
 BATCH_ROWS = 500
 SITES_PER_QUERY = 5_000  # sites rendered by one query (their fragments are held until sorted: bounded)
 TS = "%Y-%m-%dT%H:%M:%SZ"
-EXCHANGE_SPECIFICATION = "3.0"  # DATEX II exchange specification the message container follows (profile example)
+EXCHANGE_SPECIFICATION = (
+    "3.0"  # DATEX II exchange specification the message container follows (profile example)
+)
 # Language of the publication, from the first access-point country; countries with more than one
 # official language have no rule and fall back to English.
-LANGUAGES = {"NLD": "nl", "DEU": "de", "AUT": "de", "FRA": "fr", "DNK": "da", "SWE": "sv", "NOR": "no",
-             "POL": "pl", "ITA": "it", "ESP": "es", "PRT": "pt", "NZL": "en", "GBR": "en", "IRL": "en"}
+LANGUAGES = {
+    "NLD": "nl",
+    "DEU": "de",
+    "AUT": "de",
+    "FRA": "fr",
+    "DNK": "da",
+    "SWE": "sv",
+    "NOR": "no",
+    "POL": "pl",
+    "ITA": "it",
+    "ESP": "es",
+    "PRT": "pt",
+    "NZL": "en",
+    "GBR": "en",
+    "IRL": "en",
+}
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,9 @@ class Creator:
         """`CC:identifier` (e.g. `NL:evpipeline`)."""
         country, sep, identifier = text.partition(":")
         if not sep or len(country) != 2 or not identifier:
-            raise ValueError(f"publication creator {text!r}: expected CC:identifier (ISO 3166 alpha-2, then the identifier)")
+            raise ValueError(
+                f"publication creator {text!r}: expected CC:identifier (ISO 3166 alpha-2, then the identifier)"
+            )
         return cls(country.upper(), identifier)
 
 
@@ -142,8 +160,16 @@ def _status_sql(doc: Declarations, fmt: Format, data: ChunkInput, first: int, la
     sep = separator(fmt)
     tag = "afir:refillPointStatus"
     point = doc.point_status().xml(tag, True) if fmt == "xml" else doc.point_status().json()
-    station = doc.station_status().xml("afir:energyInfrastructureStationStatus", True) if fmt == "xml" else doc.station_status().json()
-    site = doc.site_status().xml("afir:energyInfrastructureSiteStatus", True) if fmt == "xml" else doc.site_status().json()
+    station = (
+        doc.station_status().xml("afir:energyInfrastructureStationStatus", True)
+        if fmt == "xml"
+        else doc.station_status().json()
+    )
+    site = (
+        doc.site_status().xml("afir:energyInfrastructureSiteStatus", True)
+        if fmt == "xml"
+        else doc.site_status().json()
+    )
     return f"""
         WITH batch AS (SELECT * FROM {data.points} WHERE site_no BETWEEN {first} AND {last}),
         updates AS (
@@ -193,9 +219,13 @@ class _Survey:
     site_ids: list[str] = field(default_factory=list)  # the table's content (its sites by id)
     newest: str = ""
     rejected: list[Rejection] = field(default_factory=list)
-    unmapped: dict[str, Counter[tuple[str, str]]] = field(default_factory=lambda: {"static": Counter(), "status": Counter()})
+    unmapped: dict[str, Counter[tuple[str, str]]] = field(
+        default_factory=lambda: {"static": Counter(), "status": Counter()}
+    )
     kept: list[tuple[int, ChunkInput]] = field(default_factory=list)  # (sites, render input) per chunk
-    bumped: list[pa.Table] = field(default_factory=list)  # versions this publication gives that the ledger lacks
+    bumped: list[pa.Table] = field(
+        default_factory=list
+    )  # versions this publication gives that the ledger lacks
     table_version: str = "1"
     table_hash: str = ""
     digest: Any = field(default_factory=hashlib.md5)  # every object's id and version, and the rates' content
@@ -210,29 +240,43 @@ _BUMPS = {  # (table attribute, kind, id column, prefix)
 
 def _bumps(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> pa.Table:
     """The chunk's objects whose version this publication raises (kind, object_id, hash, version, changed_at)."""
-    parts = [f"SELECT '{kind}' AS kind, {column} AS object_id, {prefix}_hash AS content_hash, "
-             f"CAST({prefix}_version AS INTEGER) AS version, {prefix}_changed AS changed_at "
-             f"FROM {getattr(data, attr)} WHERE {prefix}_bumped"
-             for attr, (kind, column, prefix) in _BUMPS.items()]
-    parts.append(f"SELECT 'hours', hours_id, hours_hash, CAST(hours_version AS INTEGER), hours_changed FROM {data.sites} "
-                 "WHERE hours_id IS NOT NULL AND hours_bumped")
+    parts = [
+        f"SELECT '{kind}' AS kind, {column} AS object_id, {prefix}_hash AS content_hash, "
+        f"CAST({prefix}_version AS INTEGER) AS version, {prefix}_changed AS changed_at "
+        f"FROM {getattr(data, attr)} WHERE {prefix}_bumped"
+        for attr, (kind, column, prefix) in _BUMPS.items()
+    ]
+    parts.append(
+        f"SELECT 'hours', hours_id, hours_hash, CAST(hours_version AS INTEGER), hours_changed FROM {data.sites} "
+        "WHERE hours_id IS NOT NULL AND hours_bumped"
+    )
     return con.execute(" UNION ALL ".join(parts)).fetch_arrow_table()
 
 
-def _define_once(con: duckdb.DuckDBPyConnection, data: ChunkInput, parties: set[str], rate_ids: set[str]) -> None:
+def _define_once(
+    con: duckdb.DuckDBPyConnection, data: ChunkInput, parties: set[str], rate_ids: set[str]
+) -> None:
     """Which site of the chunk defines each organisation (the first of its party in the document) and
     which point each energy rate (the first that has it); every other one references them."""
-    con.execute(f"UPDATE {data.sites} SET defines_orgs = site_no IN (SELECT min(site_no) FROM {data.sites} "
-                "WHERE NOT list_contains(CAST($defined AS VARCHAR[]), party) GROUP BY party)", {"defined": sorted(parties)})
+    con.execute(
+        f"UPDATE {data.sites} SET defines_orgs = site_no IN (SELECT min(site_no) FROM {data.sites} "
+        "WHERE NOT list_contains(CAST($defined AS VARCHAR[]), party) GROUP BY party)",
+        {"defined": sorted(parties)},
+    )
     parties.update(p for (p,) in con.execute(f"SELECT DISTINCT party FROM {data.sites}").fetchall())
-    con.execute(f"""
+    con.execute(
+        f"""
         UPDATE {data.points} p SET rate_def_ids = f.ids
         FROM (SELECT point_id, list(rate_id ORDER BY rate_id) AS ids FROM (
                   SELECT rate_id, arg_min(point_id, (site_no, station_id, point_id)) AS point_id
                   FROM (SELECT site_no, station_id, point_id, unnest(rate_ids) AS rate_id FROM {data.points})
                   WHERE NOT list_contains(CAST($defined AS VARCHAR[]), rate_id) GROUP BY rate_id) GROUP BY point_id) f
-        WHERE f.point_id = p.point_id""", {"defined": sorted(rate_ids)})
-    rate_ids.update(r for (r,) in con.execute(f"SELECT DISTINCT unnest(rate_ids) FROM {data.points}").fetchall())
+        WHERE f.point_id = p.point_id""",
+        {"defined": sorted(rate_ids)},
+    )
+    rate_ids.update(
+        r for (r,) in con.execute(f"SELECT DISTINCT unnest(rate_ids) FROM {data.points}").fetchall()
+    )
 
 
 def _versions_text(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> str:
@@ -251,7 +295,9 @@ def _unmapped(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> dict[str, Cou
     lossy = ", ".join(f"'{k}'" for k in sorted(rules.LOSSY_CONNECTOR_TYPES))
     no_mode = ", ".join(f"'{k}'" for k, v in rules.CHARGING_MODES.items() if v is None)
     silent = ", ".join(f"'{k}'" for k, v in rules.AUTHENTICATION_METHODS.items() if v is None)
-    no_facility = ", ".join(f"'{k}'" for k, v in {**rules.SERVICE_FACILITIES, **rules.EQUIPMENT_FACILITIES}.items() if v is None)
+    no_facility = ", ".join(
+        f"'{k}'" for k, v in {**rules.SERVICE_FACILITIES, **rules.EQUIPMENT_FACILITIES}.items() if v is None
+    )
     no_parking = ", ".join(f"'{k}'" for k in sorted(rules.PARKING_WITHOUT_ELEMENT))
     static = con.execute(f"""
         SELECT 'connector.standard', standard, count(*) FROM {PUBLISHED} WHERE standard IN ({lossy}) GROUP BY ALL
@@ -271,8 +317,10 @@ def _unmapped(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> dict[str, Cou
         SELECT 'evse.status', status, count(*) FROM {CHUNK.evses} e
         SEMI JOIN {data.points} p USING (country_code, party_id, location_id, evse_uid)
         WHERE status NOT IN ({known}) AND NOT e.is_deleted GROUP BY ALL""").fetchall()
-    return {"static": Counter({(str(f), str(v)): int(n) for f, v, n in static}),
-            "status": Counter({(str(f), str(v)): int(n) for f, v, n in status})}
+    return {
+        "static": Counter({(str(f), str(v)): int(n) for f, v, n in static}),
+        "status": Counter({(str(f), str(v)): int(n) for f, v, n in status}),
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -297,8 +345,15 @@ class Publisher:
     `rejections`: what cannot be published and why; `version_changes`: the versions this publication
     gives that the ledger does not hold yet (a writer records them with `versions.record`)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, countries: list[str], creator: Creator, *,
-                 scope: str | None = None, pushed_status_only: bool = False) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        countries: list[str],
+        creator: Creator,
+        *,
+        scope: str | None = None,
+        pushed_status_only: bool = False,
+    ) -> None:
         """`scope`: only the locations in this table (keys); `pushed_status_only`: only what a pushed
         status publication needs (`select_held`, `write_held` in JSON): the lane's and the snapshot push's case."""
         self.con, self.countries, self.creator = con, countries, creator
@@ -310,7 +365,9 @@ class Publisher:
         self.lookups: Lookups | None = None
 
     def __enter__(self) -> Publisher:
-        self.lookups = create_lookups(self.con, self.countries, self.doc, status_json_only=self.pushed_status_only)
+        self.lookups = create_lookups(
+            self.con, self.countries, self.doc, status_json_only=self.pushed_status_only
+        )
         self._chunks.__enter__()
         try:
             self._survey = self._first_pass()
@@ -329,31 +386,48 @@ class Publisher:
             survey.unmapped["static"][("tariff.price_component", loss)] += count
         for chunk in self._chunks:
             survey.rejected += chunk_rejections(self.con)
-            data = chunk_input(self.con, chunk, self.lookups.ledger, None if self.pushed_status_only else self.doc)
+            data = chunk_input(
+                self.con, chunk, self.lookups.ledger, None if self.pushed_status_only else self.doc
+            )
             sites = int(self.con.execute(f"SELECT count(*) FROM {data.sites}").fetchone()[0])  # type: ignore[index]
             if not sites:
-                self.con.execute(f"DROP TABLE {data.points}; DROP TABLE {data.stations}; DROP TABLE {data.sites}")
+                self.con.execute(
+                    f"DROP TABLE {data.points}; DROP TABLE {data.stations}; DROP TABLE {data.sites}"
+                )
                 continue
             _define_once(self.con, data, parties, rate_ids)
             if not self.pushed_status_only:
                 for kind, counts in _unmapped(self.con, data).items():
                     survey.unmapped[kind].update(counts)
             survey.sites += sites
-            survey.site_ids += [s for (s,) in self.con.execute(f"SELECT site_id FROM {data.sites} ORDER BY site_no").fetchall()]
+            survey.site_ids += [
+                s
+                for (s,) in self.con.execute(f"SELECT site_id FROM {data.sites} ORDER BY site_no").fetchall()
+            ]
             survey.bumped.append(_bumps(self.con, data))
             survey.digest.update(_versions_text(self.con, data).encode())
-            survey.kept.append((sites, ChunkInput(*(self._chunks.keep(t) for t in (data.points, data.stations, data.sites)))))
+            survey.kept.append(
+                (sites, ChunkInput(*(self._chunks.keep(t) for t in (data.points, data.stations, data.sites))))
+            )
         survey.rejected = merged(survey.rejected)
-        survey.bumped.append(self.con.execute(
-            "SELECT 'operator' AS kind, op_id AS object_id, op_hash AS content_hash, CAST(op_version AS INTEGER) AS version, "
-            "op_changed AS changed_at FROM _dx_orgs WHERE op_bumped "
-            "UNION ALL SELECT 'helpdesk', hd_id, hd_hash, CAST(hd_version AS INTEGER), hd_changed FROM _dx_orgs WHERE hd_bumped").fetch_arrow_table())
+        survey.bumped.append(
+            self.con.execute(
+                "SELECT 'operator' AS kind, op_id AS object_id, op_hash AS content_hash, CAST(op_version AS INTEGER) AS version, "
+                "op_changed AS changed_at FROM _dx_orgs WHERE op_bumped "
+                "UNION ALL SELECT 'helpdesk', hd_id, hd_hash, CAST(hd_version AS INTEGER), hd_changed FROM _dx_orgs WHERE hd_bumped"
+            ).fetch_arrow_table()
+        )
         self._version_table(survey)
         if self.pushed_status_only:
             return survey
-        survey.digest.update(self.con.execute(
-            "SELECT coalesce(string_agg(op_id || '@' || op_version || ',' || hd_id || '@' || hd_version, '\n' ORDER BY op_id), '') "
-            "|| coalesce((SELECT string_agg(def_json, '\n' ORDER BY rate_id) FROM _dx_rates), '') FROM _dx_orgs").fetchone()[0].encode())  # type: ignore[index]
+        survey.digest.update(
+            self.con.execute(
+                "SELECT coalesce(string_agg(op_id || '@' || op_version || ',' || hd_id || '@' || hd_version, '\n' ORDER BY op_id), '') "
+                "|| coalesce((SELECT string_agg(def_json, '\n' ORDER BY rate_id) FROM _dx_rates), '') FROM _dx_orgs"
+            )
+            .fetchone()[0]  # type: ignore[index]  # an aggregate always returns a row
+            .encode()
+        )
         survey.digest.update(f"table:{self.table_id}@{survey.table_version}".encode())
         return survey
 
@@ -367,14 +441,24 @@ class Publisher:
         survey.table_hash = hashlib.md5("\n".join(sorted(survey.site_ids)).encode()).hexdigest()
         held = None
         if self.lookups and self.lookups.ledger:
-            held = self.con.execute(f"SELECT content_hash, version FROM {versions.LEDGER} WHERE kind = 'table' AND object_id = ?",
-                                    [self.table_id]).fetchone()
+            held = self.con.execute(
+                f"SELECT content_hash, version FROM {versions.LEDGER} WHERE kind = 'table' AND object_id = ?",
+                [self.table_id],
+            ).fetchone()
         version = (held[1] if held else 0) + (0 if held and held[0] == survey.table_hash else 1)
         survey.table_version = str(version)
         if not held or held[0] != survey.table_hash:
-            survey.bumped.append(pa.table({"kind": ["table"], "object_id": [self.table_id], "content_hash": [survey.table_hash],
-                                           "version": pa.array([version], pa.int32()),
-                                           "changed_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC"))}))
+            survey.bumped.append(
+                pa.table(
+                    {
+                        "kind": ["table"],
+                        "object_id": [self.table_id],
+                        "content_hash": [survey.table_hash],
+                        "version": pa.array([version], pa.int32()),
+                        "changed_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
+                    }
+                )
+            )
 
     @property
     def rejections(self) -> list[Rejection]:
@@ -386,9 +470,19 @@ class Publisher:
 
     def version_changes(self) -> pa.Table:
         """The versions this publication gave that the ledger lacks (for `versions.record`)."""
-        schema = pa.schema([("kind", pa.string()), ("object_id", pa.string()), ("content_hash", pa.string()),
-                            ("version", pa.int32()), ("changed_at", pa.timestamp("us", tz="UTC"))])
-        return pa.concat_tables([t.select(schema.names).cast(schema) for t in self._survey.bumped if t.num_rows] or [schema.empty_table()])
+        schema = pa.schema(
+            [
+                ("kind", pa.string()),
+                ("object_id", pa.string()),
+                ("content_hash", pa.string()),
+                ("version", pa.int32()),
+                ("changed_at", pa.timestamp("us", tz="UTC")),
+            ]
+        )
+        return pa.concat_tables(
+            [t.select(schema.names).cast(schema) for t in self._survey.bumped if t.num_rows]
+            or [schema.empty_table()]
+        )
 
     @property
     def sites(self) -> int:
@@ -402,10 +496,12 @@ class Publisher:
     def held_rows(self) -> pa.Table:
         """Each published charging point with the versions of it, its station and site, and its rates:
         what a receiver holds once it accepted this static publication."""
-        parts = [f"""SELECT p.point_id, p.country_code, p.party_id, p.location_id, p.site_id, s.site_version, p.station_id,
+        parts = [
+            f"""SELECT p.point_id, p.country_code, p.party_id, p.location_id, p.site_id, s.site_version, p.station_id,
                             st.station_version, p.point_version, p.rate_ids
                      FROM {data.points} p JOIN {data.stations} st USING (station_id) JOIN {data.sites} s ON s.site_id = p.site_id"""
-                 for _, data in self._survey.kept]
+            for _, data in self._survey.kept
+        ]
         if not parts:
             return pa.table({"point_id": pa.array([], pa.string())})
         return self.con.execute(" UNION ALL ".join(parts)).fetch_arrow_table()
@@ -414,10 +510,16 @@ class Publisher:
         """Choose the charging points a status push carries: those the receiver holds (`held`: a table
         like `ops.datex2_held`), all of them or (`changed_only`) those whose status or ad hoc price
         differs from what it holds; returns how many. `write_held` writes them."""
-        self.con.execute("CREATE OR REPLACE TEMP TABLE _dx_send (point_id VARCHAR, site_id VARCHAR, site_version VARCHAR, "
-                         "station_id VARCHAR, station_version VARCHAR, point_version VARCHAR, table_version VARCHAR, status VARCHAR, "
-                         "price_hash VARCHAR, status_time TIMESTAMPTZ, rate_ids VARCHAR[])")
-        diff = "WHERE p.status IS DISTINCT FROM h.status OR ph.price_hash IS DISTINCT FROM h.price_hash" if changed_only else ""
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _dx_send (point_id VARCHAR, site_id VARCHAR, site_version VARCHAR, "
+            "station_id VARCHAR, station_version VARCHAR, point_version VARCHAR, table_version VARCHAR, status VARCHAR, "
+            "price_hash VARCHAR, status_time TIMESTAMPTZ, rate_ids VARCHAR[])"
+        )
+        diff = (
+            "WHERE p.status IS DISTINCT FROM h.status OR ph.price_hash IS DISTINCT FROM h.price_hash"
+            if changed_only
+            else ""
+        )
         for _, data in self._survey.kept:
             self.con.execute(f"""
                 INSERT INTO _dx_send
@@ -433,9 +535,13 @@ class Publisher:
 
     def sent(self) -> pa.Table:
         """The points `select_held` chose: (point_id, status, price_hash, status_time)."""
-        return self.con.execute("SELECT point_id, status, price_hash, status_time FROM _dx_send").fetch_arrow_table()
+        return self.con.execute(
+            "SELECT point_id, status, price_hash, status_time FROM _dx_send"
+        ).fetch_arrow_table()
 
-    def write_held(self, fmt: Format, out: BinaryIO, *, protocol: Protocol, published_at: datetime | None = None) -> PublicationStats:
+    def write_held(
+        self, fmt: Format, out: BinaryIO, *, protocol: Protocol, published_at: datetime | None = None
+    ) -> PublicationStats:
         """A status publication (`protocol`) of the points `select_held` chose, nested and versioned as
         the receiver holds them (its static table may be older than ours)."""
         when = (published_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
@@ -455,7 +561,9 @@ class Publisher:
         sink.write(head)
         data = ChunkInput("_dx_held_points", "_dx_held_stations", "_dx_held_sites")
         for first in range(1, sites + 1, SITES_PER_QUERY):
-            for fragment, stations, points, _ in _batches(self.con, _status_sql(self.doc, fmt, data, first, first + SITES_PER_QUERY - 1)):
+            for fragment, stations, points, _ in _batches(
+                self.con, _status_sql(self.doc, fmt, data, first, first + SITES_PER_QUERY - 1)
+            ):
                 stats.stations += stations
                 stats.points += int(points)
                 sink.write((fragment if fmt == "xml" or not stats.sites else "," + fragment) + "\n")
@@ -464,7 +572,9 @@ class Publisher:
         stats.bytes = sink.bytes
         return stats
 
-    def write(self, kind: Kind, fmt: Format, out: BinaryIO, *, published_at: datetime | None = None) -> PublicationStats:
+    def write(
+        self, kind: Kind, fmt: Format, out: BinaryIO, *, published_at: datetime | None = None
+    ) -> PublicationStats:
         """Stream one document into `out`; `published_at` (publicationTime: when it was created)
         defaults to now. Raises EmptyPublicationError when nothing can be published (the table
         needs at least one site); `rejections` says why."""
@@ -474,16 +584,22 @@ class Publisher:
         if not survey.sites:
             raise EmptyPublicationError(f"no publishable location in {self.countries}")
         when = (published_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-        stats = PublicationStats(kind=kind, fmt=fmt, published_at=when, rejected=self.rejections,
-                                 unmapped=dict(sorted(survey.unmapped[kind].items())))
+        stats = PublicationStats(
+            kind=kind,
+            fmt=fmt,
+            published_at=when,
+            rejected=self.rejections,
+            unmapped=dict(sorted(survey.unmapped[kind].items())),
+        )
         sink = _Counting(out)
         head, tail = (self._static_frame if kind == "static" else self._status_frame)(fmt, when)
         sink.write(head)
         render_sql = _static_sql if kind == "static" else _status_sql
         for sites, data in survey.kept:
             for first in range(1, sites + 1, SITES_PER_QUERY):
-                for fragment, stations, points, connectors in _batches(self.con, render_sql(self.doc, fmt, data, first,
-                                                                                            first + SITES_PER_QUERY - 1)):
+                for fragment, stations, points, connectors in _batches(
+                    self.con, render_sql(self.doc, fmt, data, first, first + SITES_PER_QUERY - 1)
+                ):
                     stats.stations += stations
                     stats.points += int(points)
                     stats.connectors += int(connectors)
@@ -504,71 +620,122 @@ class Publisher:
     def _static_frame(self, fmt: Format, when: datetime) -> tuple[str, str]:
         stamp = when.strftime(TS)
         if fmt == "json":
-            publication = {"lang": self.lang, "publicationTime": stamp, "publicationCreator": self._creator(),
-                           "headerInformation": self._header()}
-            head = ('{"payload":' + json.dumps(_payload_g())[:-1] + ',"aegiEnergyInfrastructureTablePublication":'
-                    + json.dumps(publication)[:-1] + ',"energyInfrastructureTable":[{"idG":' + json.dumps(self.table_id)
-                    + ',"versionG":' + json.dumps(self.table_version) + ',"energyInfrastructureSite":[\n')
+            publication = {
+                "lang": self.lang,
+                "publicationTime": stamp,
+                "publicationCreator": self._creator(),
+                "headerInformation": self._header(),
+            }
+            head = (
+                '{"payload":'
+                + json.dumps(_payload_g())[:-1]
+                + ',"aegiEnergyInfrastructureTablePublication":'
+                + json.dumps(publication)[:-1]
+                + ',"energyInfrastructureTable":[{"idG":'
+                + json.dumps(self.table_id)
+                + ',"versionG":'
+                + json.dumps(self.table_version)
+                + ',"energyInfrastructureSite":[\n'
+            )
             return head, "]}]}}}\n"
         declarations = " ".join(f'xmlns:{p}="{u}"' for p, u in XML_NAMESPACES.items())
-        head = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                f'<d2:payload {declarations} xsi:type="egi:EnergyInfrastructureTablePublication" lang="{self.lang}"'
-                f' modelBaseVersion="{rules.MODEL_BASE_VERSION}" profileName="{rules.PROFILE_NAME}" profileVersion="{rules.PROFILE_VERSION}">'
-                f"<com:publicationTime>{stamp}</com:publicationTime>{_xml_creator('com', self._creator())}"
-                f"<com:_payloadPublicationExtension>{_xml_header(self._header())}</com:_payloadPublicationExtension>"
-                f"<egi:energyInfrastructureTable id={quoteattr(self.table_id)} version={quoteattr(self.table_version)}>\n")
+        head = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<d2:payload {declarations} xsi:type="egi:EnergyInfrastructureTablePublication" lang="{self.lang}"'
+            f' modelBaseVersion="{rules.MODEL_BASE_VERSION}" profileName="{rules.PROFILE_NAME}" profileVersion="{rules.PROFILE_VERSION}">'
+            f"<com:publicationTime>{stamp}</com:publicationTime>{_xml_creator('com', self._creator())}"
+            f"<com:_payloadPublicationExtension>{_xml_header(self._header())}</com:_payloadPublicationExtension>"
+            f"<egi:energyInfrastructureTable id={quoteattr(self.table_id)} version={quoteattr(self.table_version)}>\n"
+        )
         return head, "</egi:energyInfrastructureTable></d2:payload>\n"
 
-    def _status_frame(self, fmt: Format, when: datetime, protocol: Protocol = "snapshotPush",
-                      table_version: str | None = None) -> tuple[str, str]:
+    def _status_frame(
+        self,
+        fmt: Format,
+        when: datetime,
+        protocol: Protocol = "snapshotPush",
+        table_version: str | None = None,
+    ) -> tuple[str, str]:
         stamp = when.strftime(TS)
         table_version = table_version or self.table_version
-        reference = {"targetClass": "EnergyInfrastructureTable", "idG": self.table_id, "versionG": table_version}
+        reference = {
+            "targetClass": "EnergyInfrastructureTable",
+            "idG": self.table_id,
+            "versionG": table_version,
+        }
         exchange = {
-            "exchangeContext": {"codedExchangeProtocol": {"value": protocol}, "exchangeSpecificationVersion": EXCHANGE_SPECIFICATION,
-                                "supplierOrCisRequester": {"name": self.creator.national_identifier}},
-            "dynamicInformation": {"exchangeStatus": {"value": "online"}, "messageGenerationTimestamp": stamp},
+            "exchangeContext": {
+                "codedExchangeProtocol": {"value": protocol},
+                "exchangeSpecificationVersion": EXCHANGE_SPECIFICATION,
+                "supplierOrCisRequester": {"name": self.creator.national_identifier},
+            },
+            "dynamicInformation": {
+                "exchangeStatus": {"value": "online"},
+                "messageGenerationTimestamp": stamp,
+            },
         }
         if fmt == "json":
-            publication = {"lang": self.lang, "publicationTime": stamp, "tableReference": [reference],
-                           "publicationCreator": self._creator(), "headerInformation": self._header()}
-            head = ('{"messageContainer":{"payload":[' + json.dumps(_payload_g())[:-1] + ',"aegiEnergyInfrastructureStatusPublication":'
-                    + json.dumps(publication)[:-1] + ',"energyInfrastructureSiteStatus":[\n')
+            publication = {
+                "lang": self.lang,
+                "publicationTime": stamp,
+                "tableReference": [reference],
+                "publicationCreator": self._creator(),
+                "headerInformation": self._header(),
+            }
+            head = (
+                '{"messageContainer":{"payload":['
+                + json.dumps(_payload_g())[:-1]
+                + ',"aegiEnergyInfrastructureStatusPublication":'
+                + json.dumps(publication)[:-1]
+                + ',"energyInfrastructureSiteStatus":[\n'
+            )
             return head, ']}}],"exchangeInformation":' + json.dumps(exchange) + "}}\n"
         # No XSD exists for the status publication: its XML mirrors the profile's JSON (encoding.py).
         declarations = " ".join(f'xmlns:{p}="{u}"' for p, u in XML_NAMESPACES.items() if p in ("com", "afir"))
-        head = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                f"<afir:messageContainer {declarations}><afir:payload>"
-                f"<afir:modelBaseVersionG>{rules.MODEL_BASE_VERSION}</afir:modelBaseVersionG>"
-                f"<afir:profileNameG>{rules.PROFILE_NAME}</afir:profileNameG><afir:profileVersionG>{rules.PROFILE_VERSION}</afir:profileVersionG>"
-                f"<afir:aegiEnergyInfrastructureStatusPublication><afir:lang>{self.lang}</afir:lang>"
-                f"<afir:publicationTime>{stamp}</afir:publicationTime>"
-                f'<afir:tableReference targetClass="EnergyInfrastructureTable" id={quoteattr(self.table_id)} version={quoteattr(table_version)}/>'
-                f"{_xml_creator('afir', self._creator())}{_xml_header(self._header())}\n")
-        tail = ("</afir:aegiEnergyInfrastructureStatusPublication></afir:payload><afir:exchangeInformation><afir:exchangeContext>"
-                f"<afir:codedExchangeProtocol>{protocol}</afir:codedExchangeProtocol>"
-                f"<afir:exchangeSpecificationVersion>{EXCHANGE_SPECIFICATION}</afir:exchangeSpecificationVersion>"
-                f"<afir:supplierOrCisRequester><afir:name>{escape(self.creator.national_identifier)}</afir:name></afir:supplierOrCisRequester>"
-                "</afir:exchangeContext><afir:dynamicInformation><afir:exchangeStatus>online</afir:exchangeStatus>"
-                f"<afir:messageGenerationTimestamp>{stamp}</afir:messageGenerationTimestamp></afir:dynamicInformation>"
-                "</afir:exchangeInformation></afir:messageContainer>\n")
+        head = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<afir:messageContainer {declarations}><afir:payload>"
+            f"<afir:modelBaseVersionG>{rules.MODEL_BASE_VERSION}</afir:modelBaseVersionG>"
+            f"<afir:profileNameG>{rules.PROFILE_NAME}</afir:profileNameG><afir:profileVersionG>{rules.PROFILE_VERSION}</afir:profileVersionG>"
+            f"<afir:aegiEnergyInfrastructureStatusPublication><afir:lang>{self.lang}</afir:lang>"
+            f"<afir:publicationTime>{stamp}</afir:publicationTime>"
+            f'<afir:tableReference targetClass="EnergyInfrastructureTable" id={quoteattr(self.table_id)} version={quoteattr(table_version)}/>'
+            f"{_xml_creator('afir', self._creator())}{_xml_header(self._header())}\n"
+        )
+        tail = (
+            "</afir:aegiEnergyInfrastructureStatusPublication></afir:payload><afir:exchangeInformation><afir:exchangeContext>"
+            f"<afir:codedExchangeProtocol>{protocol}</afir:codedExchangeProtocol>"
+            f"<afir:exchangeSpecificationVersion>{EXCHANGE_SPECIFICATION}</afir:exchangeSpecificationVersion>"
+            f"<afir:supplierOrCisRequester><afir:name>{escape(self.creator.national_identifier)}</afir:name></afir:supplierOrCisRequester>"
+            "</afir:exchangeContext><afir:dynamicInformation><afir:exchangeStatus>online</afir:exchangeStatus>"
+            f"<afir:messageGenerationTimestamp>{stamp}</afir:messageGenerationTimestamp></afir:dynamicInformation>"
+            "</afir:exchangeInformation></afir:messageContainer>\n"
+        )
         return head, tail
 
 
 def _payload_g() -> dict[str, str]:
-    return {"modelBaseVersionG": rules.MODEL_BASE_VERSION, "profileNameG": rules.PROFILE_NAME, "profileVersionG": rules.PROFILE_VERSION}
+    return {
+        "modelBaseVersionG": rules.MODEL_BASE_VERSION,
+        "profileNameG": rules.PROFILE_NAME,
+        "profileVersionG": rules.PROFILE_VERSION,
+    }
 
 
 def _xml_creator(prefix: str, creator: dict[str, str]) -> str:
-    return (f"<{prefix}:publicationCreator><{prefix}:country>{escape(creator['country'])}</{prefix}:country>"
-            f"<{prefix}:nationalIdentifier>{escape(creator['nationalIdentifier'])}</{prefix}:nationalIdentifier></{prefix}:publicationCreator>")
+    return (
+        f"<{prefix}:publicationCreator><{prefix}:country>{escape(creator['country'])}</{prefix}:country>"
+        f"<{prefix}:nationalIdentifier>{escape(creator['nationalIdentifier'])}</{prefix}:nationalIdentifier></{prefix}:publicationCreator>"
+    )
 
 
 def _xml_header(header: dict[str, Any]) -> str:
-    return ("<afir:headerInformation>"
-            f"<afir:confidentiality>{header['confidentiality']['value']}</afir:confidentiality>"
-            f"<afir:informationStatus>{header['informationStatus']['value']}</afir:informationStatus>"
-            "</afir:headerInformation>")
+    return (
+        "<afir:headerInformation>"
+        f"<afir:confidentiality>{header['confidentiality']['value']}</afir:confidentiality>"
+        f"<afir:informationStatus>{header['informationStatus']['value']}</afir:informationStatus>"
+        "</afir:headerInformation>"
+    )
 
 
 def rejections(con: duckdb.DuckDBPyConnection, countries: list[str], creator: Creator) -> list[Rejection]:
@@ -577,8 +744,16 @@ def rejections(con: duckdb.DuckDBPyConnection, countries: list[str], creator: Cr
         return publisher.rejections
 
 
-def write_publication(con: duckdb.DuckDBPyConnection, kind: Kind, fmt: Format, out: BinaryIO, *, countries: list[str],
-                      creator: Creator, published_at: datetime | None = None) -> PublicationStats:
+def write_publication(
+    con: duckdb.DuckDBPyConnection,
+    kind: Kind,
+    fmt: Format,
+    out: BinaryIO,
+    *,
+    countries: list[str],
+    creator: Creator,
+    published_at: datetime | None = None,
+) -> PublicationStats:
     """Stream one DATEX II publication into `out` (a Publisher writes several from one selection)."""
     if kind not in ("static", "status") or fmt not in ("xml", "json"):
         raise ValueError(f"unknown publication {kind}/{fmt}")

@@ -39,8 +39,15 @@ PRICE_TYPES: dict[str, tuple[str, float]] = {
     "FLAT": ("basePrice", 1.0),
 }
 PARKING = "PARKING_TIME"
-WEEKDAYS = {"MONDAY": "monday", "TUESDAY": "tuesday", "WEDNESDAY": "wednesday", "THURSDAY": "thursday",
-            "FRIDAY": "friday", "SATURDAY": "saturday", "SUNDAY": "sunday"}
+WEEKDAYS = {
+    "MONDAY": "monday",
+    "TUESDAY": "tuesday",
+    "WEDNESDAY": "wednesday",
+    "THURSDAY": "thursday",
+    "FRIDAY": "friday",
+    "SATURDAY": "saturday",
+    "SUNDAY": "sunday",
+}
 # Restrictions a later element can be told apart from (as exception periods of its price).
 _PERIOD_KEYS = frozenset({"start_time", "end_time", "day_of_week"})
 _UNEXPRESSIBLE = ("min_current", "max_current", "min_power", "max_power", "reservation")
@@ -108,12 +115,19 @@ def _time(hhmm: str | None, default: str) -> str:
 
 
 def _period(restrictions: Mapping[str, Any]) -> Period | None:
-    start, end, days = restrictions.get("start_time"), restrictions.get("end_time"), restrictions.get("day_of_week")
+    start, end, days = (
+        restrictions.get("start_time"),
+        restrictions.get("end_time"),
+        restrictions.get("day_of_week"),
+    )
     if not start and not end and not days:
         return None
     times = (start or end) is not None
-    return Period(start=_time(start, "00:00:00Z") if times else None, end=_time(end, "23:59:59Z") if times else None,
-                  days=tuple(WEEKDAYS[d] for d in days or ()))
+    return Period(
+        start=_time(start, "00:00:00Z") if times else None,
+        end=_time(end, "23:59:59Z") if times else None,
+        days=tuple(WEEKDAYS[d] for d in days or ()),
+    )
 
 
 def _date(day: str | None, *, end: bool) -> str | None:
@@ -132,7 +146,9 @@ def convert(tariff: Mapping[str, Any], *, lang: str) -> Rate:
     for number, element in enumerate(elements, start=1):
         restrictions = {k: v for k, v in (element.get("restrictions") or {}).items() if v is not None}
         if bad := [k for k in _UNEXPRESSIBLE if k in restrictions]:
-            raise InexpressibleTariff(f"element {number} is restricted by {', '.join(bad)}, which DATEX II prices cannot express")
+            raise InexpressibleTariff(
+                f"element {number} is restricted by {', '.join(bad)}, which DATEX II prices cannot express"
+            )
         own = _period(restrictions)
         for component in element["price_components"]:
             dimension = component["type"]
@@ -144,31 +160,48 @@ def convert(tariff: Mapping[str, Any], *, lang: str) -> Rate:
             if any(not r for r in before):  # an unrestricted earlier element of this dimension always wins
                 continue
             if any(set(r) - _PERIOD_KEYS for r in before):
-                raise InexpressibleTariff(f"element {number} ({dimension}) follows an element restricted by energy, "
-                                          "duration or date: DATEX II cannot express 'only when the earlier one does not apply'")
+                raise InexpressibleTariff(
+                    f"element {number} ({dimension}) follows an element restricted by energy, "
+                    "duration or date: DATEX II cannot express 'only when the earlier one does not apply'"
+                )
             exceptions = tuple(p for p in (_period(r) for r in before) if p is not None)
             before.append(restrictions)
             price_type, factor = PRICE_TYPES[dimension]
             vat = component.get("vat")
-            dated = own is not None or exceptions or "start_date" in restrictions or "end_date" in restrictions
-            prices.append(Price(
-                price_type=price_type, value=round(float(component["price"]) * factor, 6), tax_included=vat is None,
-                tax_rate=float(vat) if vat is not None else None,
-                overall_start=(_date(restrictions.get("start_date"), end=False) or _utc(fallback_start)) if dated else None,
-                overall_end=_date(restrictions.get("end_date"), end=True) if dated else None,
-                valid=(own,) if own else (), exceptions=exceptions,
-                from_minute=_minutes(restrictions.get("min_duration"), number),
-                to_minute=_minutes(restrictions.get("max_duration"), number),
-                from_kwh=restrictions.get("min_kwh"), to_kwh=restrictions.get("max_kwh"),
-            ))
+            dated = (
+                own is not None or exceptions or "start_date" in restrictions or "end_date" in restrictions
+            )
+            prices.append(
+                Price(
+                    price_type=price_type,
+                    value=round(float(component["price"]) * factor, 6),
+                    tax_included=vat is None,
+                    tax_rate=float(vat) if vat is not None else None,
+                    overall_start=(_date(restrictions.get("start_date"), end=False) or _utc(fallback_start))
+                    if dated
+                    else None,
+                    overall_end=_date(restrictions.get("end_date"), end=True) if dated else None,
+                    valid=(own,) if own else (),
+                    exceptions=exceptions,
+                    from_minute=_minutes(restrictions.get("min_duration"), number),
+                    to_minute=_minutes(restrictions.get("max_duration"), number),
+                    from_kwh=restrictions.get("min_kwh"),
+                    to_kwh=restrictions.get("max_kwh"),
+                )
+            )
     if not prices:
         raise InexpressibleTariff("no ENERGY, TIME or FLAT price component")
     min_price, max_price = _parsed(tariff.get("min_price")), _parsed(tariff.get("max_price"))
     return Rate(
-        rate_id=rate_id(tariff["country_code"], tariff["party_id"], tariff["tariff_id"]), currency=tariff["currency"],
-        last_updated=_utc(tariff["last_updated"]), prices=tuple(prices), name=_text_in(_parsed(tariff.get("tariff_alt_text")), lang),
-        min_fee=min_price["excl_vat"] if min_price else None, max_fee=max_price["excl_vat"] if max_price else None,
-        with_parking_fee=bool(losses), losses=tuple(dict.fromkeys(losses)),
+        rate_id=rate_id(tariff["country_code"], tariff["party_id"], tariff["tariff_id"]),
+        currency=tariff["currency"],
+        last_updated=_utc(tariff["last_updated"]),
+        prices=tuple(prices),
+        name=_text_in(_parsed(tariff.get("tariff_alt_text")), lang),
+        min_fee=min_price["excl_vat"] if min_price else None,
+        max_fee=max_price["excl_vat"] if max_price else None,
+        with_parking_fee=bool(losses),
+        losses=tuple(dict.fromkeys(losses)),
         # A tariff that starts or ends says so: the rate's overall period (it needs a start).
         valid_from=_utc(start or tariff["last_updated"]) if start or tariff.get("end_date_time") else None,
         valid_until=_utc(tariff["end_date_time"]) if tariff.get("end_date_time") else None,
@@ -181,7 +214,9 @@ def _minutes(seconds: int | None, number: int) -> int | None:
     if seconds is None:
         return None
     if int(seconds) % 60:
-        raise InexpressibleTariff(f"element {number} is restricted to {seconds} s of charging, not a whole number of minutes")
+        raise InexpressibleTariff(
+            f"element {number} is restricted to {seconds} s of charging, not a whole number of minutes"
+        )
     return int(seconds) // 60
 
 

@@ -37,10 +37,29 @@ CHUNK = Model(locations="_dx_locations", evses="_dx_evses", connectors="_dx_conn
 _STAGED = ("locations", "evses", "connectors")
 KEYS = "country_code, party_id, location_id"
 # Columns neither the selection nor the publication reads: not staged (most of a row's bytes).
-_BOOKKEEPING = ("source", "source_id", "source_last_updated", "deleted_at", "_observed_at", "_row_hash", "_ingested_at",
-                "_run_id", "_lineage", "_change", "_prev_status", "_observed_seq", "reference_fields")
+_BOOKKEEPING = (
+    "source",
+    "source_id",
+    "source_last_updated",
+    "deleted_at",
+    "_observed_at",
+    "_row_hash",
+    "_ingested_at",
+    "_run_id",
+    "_lineage",
+    "_change",
+    "_prev_status",
+    "_observed_seq",
+    "reference_fields",
+)
 # Looked up by the rules below; filled by `evpipeline.datex2.inputs.create_lookups` before selecting.
-ORGS, RATES, RATE_PROBLEMS, ZONES, CONNECTOR_TYPES = "_dx_orgs", "_dx_rates", "_dx_rate_problems", "_dx_zones", "_dx_rule_connector_type"
+ORGS, RATES, RATE_PROBLEMS, ZONES, CONNECTOR_TYPES = (
+    "_dx_orgs",
+    "_dx_rates",
+    "_dx_rate_problems",
+    "_dx_zones",
+    "_dx_rule_connector_type",
+)
 
 
 @dataclass(frozen=True)
@@ -63,27 +82,38 @@ class Rejection:
 
 _EVSE_KEY = "e.country_code = c.country_code AND e.party_id = c.party_id AND e.location_id = c.location_id AND e.evse_uid = c.evse_uid"
 _PUBLISHED_CONNECTORS = f"_ndw_connectors c WHERE {_EVSE_KEY} AND len(c.reasons) = 0"
-_FACTS = "_dx_evse_facts"  # per EVSE: its valid connectors' current types, ad hoc rates, inexpressible tariffs
+_FACTS = (
+    "_dx_evse_facts"  # per EVSE: its valid connectors' current types, ad hoc rates, inexpressible tariffs
+)
 
 # The rules DATEX II adds to the OCPI export's, per level: (condition, reason), SQL over the verdict
 # row (`c` connector, `e` EVSE, `l` location), the EVSE's facts (`f`) or the chunk's location row
 # (`m`). Applied level by level, each after the cascade from the level below.
 CONNECTOR_RULES: tuple[tuple[str, str], ...] = (
-    (f"c.standard IS NOT NULL AND c.standard NOT IN (SELECT k FROM {CONNECTOR_TYPES})",
-     "'standard ' || c.standard || ' has no DATEX II connectorType rule'"),
+    (
+        f"c.standard IS NOT NULL AND c.standard NOT IN (SELECT k FROM {CONNECTOR_TYPES})",
+        "'standard ' || c.standard || ' has no DATEX II connectorType rule'",
+    ),
 )
 EVSE_RULES: tuple[tuple[str, str], ...] = (
     ("f.currents > 1", "'connectors of both AC and DC: a DATEX II charging point has one currentType'"),
-    ("NOT f.has_rate", "coalesce('ad hoc tariff ' || f.rate_problems, "
-                       "'no ad hoc price: none of its tariffs is AD_HOC_PAYMENT or untyped (AFIR: ad hoc price)')"),
+    (
+        "NOT f.has_rate",
+        "coalesce('ad hoc tariff ' || f.rate_problems, "
+        "'no ad hoc price: none of its tariffs is AD_HOC_PAYMENT or untyped (AFIR: ad hoc price)')",
+    ),
 )
 LOCATION_RULES: tuple[tuple[str, str], ...] = (
-    (f"NOT EXISTS (SELECT 1 FROM {ORGS} o WHERE o.country_code = l.country_code AND o.party_id = l.party_id)",
-     "'no operator entry in the reference data for ' || l.country_code || '/' || l.party_id"
-     " || ' (AFIR: operator id, legal name, helpdesk)'"),
+    (
+        f"NOT EXISTS (SELECT 1 FROM {ORGS} o WHERE o.country_code = l.country_code AND o.party_id = l.party_id)",
+        "'no operator entry in the reference data for ' || l.country_code || '/' || l.party_id"
+        " || ' (AFIR: operator id, legal name, helpdesk)'",
+    ),
     ("m.nuts_code IS NULL", "'NUTS-1 region unknown (reference data: nuts_code)'"),
-    (f"m.time_zone IS NOT NULL AND m.time_zone NOT IN (SELECT time_zone FROM {ZONES})",
-     "'time_zone ' || m.time_zone || ' is not an IANA time zone'"),
+    (
+        f"m.time_zone IS NOT NULL AND m.time_zone NOT IN (SELECT time_zone FROM {ZONES})",
+        "'time_zone ' || m.time_zone || ' is not an IANA time zone'",
+    ),
 )
 
 
@@ -115,7 +145,9 @@ def _evse_facts(con: duckdb.DuckDBPyConnection) -> None:
 def _apply_datex_rules(con: duckdb.DuckDBPyConnection) -> None:
     """Add DATEX II's own reasons to the OCPI selection's verdicts and cascade them upwards."""
     for condition, reason in CONNECTOR_RULES:
-        con.execute(f"UPDATE _ndw_connectors c SET reasons = list_append(reasons, {reason}) WHERE len(reasons) = 0 AND {condition}")
+        con.execute(
+            f"UPDATE _ndw_connectors c SET reasons = list_append(reasons, {reason}) WHERE len(reasons) = 0 AND {condition}"
+        )
     _cascade_to_evses(con)
     _evse_facts(con)
     for condition, reason in EVSE_RULES:
@@ -153,7 +185,9 @@ class Chunks:
     its rows in `CHUNK`, its verdicts in the `_ndw_*` tables. `keep` holds a chunk's render input
     until the document is written (on disk when there are several chunks)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, countries: list[str], scope: str | None = None) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, countries: list[str], scope: str | None = None
+    ) -> None:
         self.con, self.countries, self.scope = con, countries, scope
         self.directory = Path(tempfile.mkdtemp(prefix="evp-datex2-"))
         self.count = 0
@@ -196,8 +230,14 @@ class Chunks:
 
     def __exit__(self, *_: object) -> None:
         rows = "VIEW" if self.count == 1 and not self.scope else "TABLE"
-        self.con.execute(";".join([*(f"DROP {rows} IF EXISTS _dx_{table}" for table in _STAGED),
-                                   *(f"DROP TABLE IF EXISTS {table}" for table in ("_dx_chunk_of", *self.kept))]))
+        self.con.execute(
+            ";".join(
+                [
+                    *(f"DROP {rows} IF EXISTS _dx_{table}" for table in _STAGED),
+                    *(f"DROP TABLE IF EXISTS {table}" for table in ("_dx_chunk_of", *self.kept)),
+                ]
+            )
+        )
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __iter__(self) -> Iterator[int]:
@@ -206,7 +246,9 @@ class Chunks:
                 if self.count == 1 and not self.scope:  # the whole fleet is the chunk: read the mart itself
                     self.con.execute(f"CREATE OR REPLACE TEMP VIEW _dx_{table} AS SELECT * FROM mart.{table}")
                 else:
-                    self.con.execute(f"CREATE OR REPLACE TEMP TABLE _dx_{table} AS {self._rows(table, chunk)}")
+                    self.con.execute(
+                        f"CREATE OR REPLACE TEMP TABLE _dx_{table} AS {self._rows(table, chunk)}"
+                    )
             select_chunk(self.con, self.countries)
             yield chunk
 
@@ -214,12 +256,16 @@ class Chunks:
         """The query of a chunk's rows of a mart table."""
         columns = f"* EXCLUDE ({', '.join(_BOOKKEEPING)})"
         if not self.staged:  # one pass over the mart table, probing only the chunk's keys
-            return (f"SELECT {columns} FROM mart.{table} SEMI JOIN (SELECT {KEYS} FROM _dx_chunk_of WHERE chunk = {chunk}) k "
-                    f"USING ({KEYS})")
+            return (
+                f"SELECT {columns} FROM mart.{table} SEMI JOIN (SELECT {KEYS} FROM _dx_chunk_of WHERE chunk = {chunk}) k "
+                f"USING ({KEYS})"
+            )
         files = self.directory / table / f"chunk={chunk}"
         if not files.is_dir():  # no row of this table in the chunk (locations without EVSEs)
             return f"SELECT {columns} FROM mart.{table} LIMIT 0"
-        return f"SELECT * FROM read_parquet({sql_literal(str(files / '*.parquet'))}, hive_partitioning = false)"
+        return (
+            f"SELECT * FROM read_parquet({sql_literal(str(files / '*.parquet'))}, hive_partitioning = false)"
+        )
 
     def keep(self, table: str) -> str:
         """Hold a chunk's temp `table` until the document is written; returns what to read it from:
@@ -229,8 +275,10 @@ class Chunks:
             self.kept.append(table)
             return table
         path = sql_literal(str(self.directory / f"{table}.parquet"))
-        self.con.execute(f"COPY (SELECT * FROM {table} ORDER BY site_no) TO {path} (FORMAT parquet, ROW_GROUP_SIZE 8192); "
-                         f"DROP TABLE {table}")
+        self.con.execute(
+            f"COPY (SELECT * FROM {table} ORDER BY site_no) TO {path} (FORMAT parquet, ROW_GROUP_SIZE 8192); "
+            f"DROP TABLE {table}"
+        )
         return f"read_parquet({path})"
 
 
@@ -242,5 +290,15 @@ def chunk_rejections(con: duckdb.DuckDBPyConnection) -> list[Rejection]:
 def merged(found: Iterable[Rejection]) -> list[Rejection]:
     """The chunks' rejections in the whole-fleet report's order; a tariff that connectors of several
     chunks reference is reported once."""
-    return sorted(set(found), key=lambda r: (r.object, r.country_code, r.party_id, r.location_id or "",
-                                             r.evse_uid or "", r.connector_id or "", r.tariff_id or ""))
+    return sorted(
+        set(found),
+        key=lambda r: (
+            r.object,
+            r.country_code,
+            r.party_id,
+            r.location_id or "",
+            r.evse_uid or "",
+            r.connector_id or "",
+            r.tariff_id or "",
+        ),
+    )

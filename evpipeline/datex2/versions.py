@@ -65,13 +65,24 @@ def hash_sql(columns: Iterable[str]) -> str:
 def has_ledger(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the warehouse (or snapshot) read has the ledger (an old snapshot may not)."""
     schema, table = LEDGER.split(".")
-    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                        [schema, table]).fetchone()
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
     return bool(found and found[0])
 
 
-def versioned(con: duckdb.DuckDBPyConnection, table: str, kind: str, id_column: str, hash_column: str,
-              updated_column: str, *, ledger: bool, prefix: str) -> None:
+def versioned(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    kind: str,
+    id_column: str,
+    hash_column: str,
+    updated_column: str,
+    *,
+    ledger: bool,
+    prefix: str,
+) -> None:
     """Add `<prefix>_version` (text), `<prefix>_changed`, `<prefix>_updated` (DATEX II text) and
     `<prefix>_bumped` to `table` by the rule above (rows whose `id_column` is NULL get none)."""
     con.execute(f"""
@@ -79,8 +90,10 @@ def versioned(con: duckdb.DuckDBPyConnection, table: str, kind: str, id_column: 
         ALTER TABLE {table} ADD COLUMN {prefix}_changed TIMESTAMPTZ;
         ALTER TABLE {table} ADD COLUMN {prefix}_bumped BOOLEAN;""")
     if not ledger:  # nothing was ever recorded (an old snapshot): every object is new
-        con.execute(f"UPDATE {table} SET {prefix}_version = '1', {prefix}_changed = {updated_column}, {prefix}_bumped = true "
-                    f"WHERE {id_column} IS NOT NULL")
+        con.execute(
+            f"UPDATE {table} SET {prefix}_version = '1', {prefix}_changed = {updated_column}, {prefix}_bumped = true "
+            f"WHERE {id_column} IS NOT NULL"
+        )
     else:
         con.execute(f"""
             UPDATE {table} t SET

@@ -45,8 +45,11 @@ live_spec = dg.AssetSpec(
     group_name="ndw",
     deps=list(MART_KEYS.values()),
     kinds={"python", "ocpi"},
-    metadata={"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[
-        dg.LocalFileCodeReference(file_path=__file__, label="realtime_lane: lane_loop")])},
+    metadata={
+        "dagster/code_references": dg.CodeReferencesMetadataValue(
+            code_references=[dg.LocalFileCodeReference(file_path=__file__, label="realtime_lane: lane_loop")]
+        )
+    },
     description="NDW's copy of our dynamic data, kept within a minute by the real-time lane: EVSE status PATCHes, "
     "changed tariffs (ad-hoc prices) and locations PUT as they change.",
 )
@@ -55,12 +58,21 @@ live_spec = dg.AssetSpec(
 class LaneConfig(dg.Config):
     """How long one lane run lives and how it paces itself."""
 
-    max_seconds: float = Field(default=3600.0, description="Stop after this long (the supervisor starts the successor)")
-    interval_seconds: float = Field(default=1.0, description="Wait at most this long between idle cycles (listeners wake it sooner)")
-    report_every_seconds: float = Field(default=15.0, description="Record materializations this often; a quiet window "
-                                        "records an `ndw/live` heartbeat (keep it well under the 1-minute freshness window)")
+    max_seconds: float = Field(
+        default=3600.0, description="Stop after this long (the supervisor starts the successor)"
+    )
+    interval_seconds: float = Field(
+        default=1.0, description="Wait at most this long between idle cycles (listeners wake it sooner)"
+    )
+    report_every_seconds: float = Field(
+        default=15.0,
+        description="Record materializations this often; a quiet window "
+        "records an `ndw/live` heartbeat (keep it well under the 1-minute freshness window)",
+    )
     max_cycles: int = Field(default=0, description="Stop after this many cycles (0: no limit; tests use it)")
-    lock_wait_seconds: float = Field(default=120.0, description="Wait this long for the previous lane to hand over")
+    lock_wait_seconds: float = Field(
+        default=120.0, description="Wait this long for the previous lane to hand over"
+    )
 
 
 def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
@@ -72,11 +84,19 @@ def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterializati
         if dead:
             import pandas as pd
 
-            yield dg.AssetObservation(next(iter(feed.assets.values())), metadata={
-                **via, "dead_letters": len(dead),
-                "dead_lettered": dg.MetadataValue.md(markdown_preview(pd.DataFrame(dead), ["message_id", "kind", "status", "reason"], rows=20)),
-                "table": "ops.dead_letters",
-            })
+            yield dg.AssetObservation(
+                next(iter(feed.assets.values())),
+                metadata={
+                    **via,
+                    "dead_letters": len(dead),
+                    "dead_lettered": dg.MetadataValue.md(
+                        markdown_preview(
+                            pd.DataFrame(dead), ["message_id", "kind", "status", "reason"], rows=20
+                        )
+                    ),
+                    "table": "ops.dead_letters",
+                },
+            )
         changed: dict[str, int] = {}
         quarantined: dict[str, int] = {}
         for cycle in window.cycles:
@@ -89,12 +109,23 @@ def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterializati
                         quarantined[table] = quarantined.get(table, 0) + result.quarantined
         for table, count in changed.items():
             if count and table in feed.assets:
-                yield dg.AssetMaterialization(feed.assets[table], metadata={
-                    **via, "table": table, "dagster/table_name": table, "rows_changed": count, "quarantined": quarantined.get(table, 0)})
+                yield dg.AssetMaterialization(
+                    feed.assets[table],
+                    metadata={
+                        **via,
+                        "table": table,
+                        "dagster/table_name": table,
+                        "rows_changed": count,
+                        "quarantined": quarantined.get(table, 0),
+                    },
+                )
     builds = [c.mart for c in window.cycles if c.mart is not None and c.mart.mode != "idle"]
     if builds:
-        total = MartBuild(mode=",".join(sorted({b.mode for b in builds})), sources=builds[-1].sources,
-                          seconds=sum(b.seconds for b in builds))
+        total = MartBuild(
+            mode=",".join(sorted({b.mode for b in builds})),
+            sources=builds[-1].sources,
+            seconds=sum(b.seconds for b in builds),
+        )
         for build in builds:
             for table, counts in build.counts.items():
                 total.counts.setdefault(table, MergeCounts(table))
@@ -103,27 +134,45 @@ def _events(window: Window, feeds: list[Feed]) -> Iterator[dg.AssetMaterializati
         for key, metadata, _checks in mart_results(total):
             table = next(t for t, k in MART_KEYS.items() if k == key)
             if table in total.counts and total.counts[table].changed:
-                yield dg.AssetMaterialization(key, metadata={**via, "builds": len(builds), "dagster/table_name": table, **metadata})
+                yield dg.AssetMaterialization(
+                    key, metadata={**via, "builds": len(builds), "dagster/table_name": table, **metadata}
+                )
     yield from _live_events(window, via)
     yield from _datex2_events(window, via)
 
 
 def _datex2_events(window: Window, via: dict[str, str]) -> Iterator[dg.AssetMaterialization]:
     """`datex2/live` once per window with deltas: what the receiver was sent and how late."""
-    deliveries = [c.datex2.delivery for c in window.cycles if c.datex2 is not None and c.datex2.delivery is not None]
+    deliveries = [
+        c.datex2.delivery for c in window.cycles if c.datex2 is not None and c.datex2.delivery is not None
+    ]
     if not deliveries:
         return
     lags = sorted(d.lag_seconds for d in deliveries if d.lag_seconds is not None and d.outcome.ok)
-    yield dg.AssetMaterialization(DATEX2_LIVE_KEY, metadata={
-        **via, "delta_pushes": len(deliveries), "accepted": sum(1 for d in deliveries if d.outcome.ok),
-        "points": sum(d.stats.points for d in deliveries if d.stats is not None),
-        **({"max_lag_seconds": round(lags[-1], 3), "p50_lag_seconds": round(statistics.median(lags), 3)} if lags else {}),
-        "not_accepted": dg.MetadataValue.json([f"{d.outcome.outcome}: {d.outcome.message[:200]}"
-                                               for d in deliveries if not d.outcome.ok][:5]),
-    })
+    yield dg.AssetMaterialization(
+        DATEX2_LIVE_KEY,
+        metadata={
+            **via,
+            "delta_pushes": len(deliveries),
+            "accepted": sum(1 for d in deliveries if d.outcome.ok),
+            "points": sum(d.stats.points for d in deliveries if d.stats is not None),
+            **(
+                {"max_lag_seconds": round(lags[-1], 3), "p50_lag_seconds": round(statistics.median(lags), 3)}
+                if lags
+                else {}
+            ),
+            "not_accepted": dg.MetadataValue.json(
+                [f"{d.outcome.outcome}: {d.outcome.message[:200]}" for d in deliveries if not d.outcome.ok][
+                    :5
+                ]
+            ),
+        },
+    )
 
 
-def _live_events(window: Window, via: dict[str, str]) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
+def _live_events(
+    window: Window, via: dict[str, str]
+) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
     """`ndw/live` once per window: what was pushed, and whether NDW holds what `mart` holds as of the
     window's last cycle. A quiet window that ends in sync is a heartbeat (zero pushes), so the asset's
     one-minute freshness policy watches the lane, not the traffic; a window that ends with pushes
@@ -135,28 +184,53 @@ def _live_events(window: Window, via: dict[str, str]) -> Iterator[dg.AssetMateri
     if in_sync:
         sync["in_sync_as_of"] = dg.MetadataValue.timestamp(window.synced_at or 0.0)
     if results:
-        problems = [{"method": o.method, "key": o.key, "outcome": o.outcome, "message": o.message} for _, o in results if not o.ok]
+        problems = [
+            {"method": o.method, "key": o.key, "outcome": o.outcome, "message": o.message}
+            for _, o in results
+            if not o.ok
+        ]
         import pandas as pd
 
-        yield dg.AssetMaterialization(LIVE_KEY, metadata={
-            **via, **{k: v for k, v in window.summary().items() if v is not None}, **sync,
-            "status_patches": sum(1 for p, _ in results if p.kind == "evse"),
-            "location_puts": sum(1 for p, _ in results if p.kind == "location"),
-            "tariff_puts": sum(1 for p, _ in results if p.kind == "tariff"),
-            "not_accepted": len(problems),
-            "problems": dg.MetadataValue.md(markdown_preview(pd.DataFrame(problems), ["method", "key", "outcome", "message"], rows=10)),
-        })
+        yield dg.AssetMaterialization(
+            LIVE_KEY,
+            metadata={
+                **via,
+                **{k: v for k, v in window.summary().items() if v is not None},
+                **sync,
+                "status_patches": sum(1 for p, _ in results if p.kind == "evse"),
+                "location_puts": sum(1 for p, _ in results if p.kind == "location"),
+                "tariff_puts": sum(1 for p, _ in results if p.kind == "tariff"),
+                "not_accepted": len(problems),
+                "problems": dg.MetadataValue.md(
+                    markdown_preview(pd.DataFrame(problems), ["method", "key", "outcome", "message"], rows=10)
+                ),
+            },
+        )
     elif in_sync:
-        yield dg.AssetMaterialization(LIVE_KEY, description="Heartbeat: nothing to push, NDW in sync", metadata={
-            **via, **sync, "heartbeat": True, "status_patches": 0, "location_puts": 0, "tariff_puts": 0, "not_accepted": 0,
-        })
+        yield dg.AssetMaterialization(
+            LIVE_KEY,
+            description="Heartbeat: nothing to push, NDW in sync",
+            metadata={
+                **via,
+                **sync,
+                "heartbeat": True,
+                "status_patches": 0,
+                "location_puts": 0,
+                "tariff_puts": 0,
+                "not_accepted": 0,
+            },
+        )
     elif window.seen:
         errors = [f"{step}: {message}" for c in window.cycles for step, message in c.errors]
-        yield dg.AssetObservation(LIVE_KEY, metadata={
-            **via, **sync, "reason": (errors[-1] if errors else "pushes wait for a retry")[:500]})
+        yield dg.AssetObservation(
+            LIVE_KEY,
+            metadata={**via, **sync, "reason": (errors[-1] if errors else "pushes wait for a retry")[:500]},
+        )
 
 
-def with_tables(warehouse: WarehouseResource, events: list[dg.AssetMaterialization | dg.AssetObservation], log: Any) -> None:
+def with_tables(
+    warehouse: WarehouseResource, events: list[dg.AssetMaterialization | dg.AssetObservation], log: Any
+) -> None:
     """Give the window's table materializations what a sync's carry: live row count and column schema
     (`catalog.table_metadata`), read in one connection after the window's cycles committed."""
 
@@ -175,8 +249,9 @@ def with_tables(warehouse: WarehouseResource, events: list[dg.AssetMaterializati
         return
     for i, event in enumerate(events):
         if (table := table_of(event)) is not None:
-            events[i] = dg.AssetMaterialization(event.asset_key, description=event.description,
-                                                metadata={**event.metadata, **facts[table]})
+            events[i] = dg.AssetMaterialization(
+                event.asset_key, description=event.description, metadata={**event.metadata, **facts[table]}
+            )
 
 
 @contextlib.contextmanager
@@ -207,7 +282,9 @@ def stop_on_signals(stop: threading.Event, log: Any) -> Iterator[None]:
 @dg.op(required_resource_keys={"warehouse", "ndw", "datex2", *required_resources()}, tags={"kind": "python"})
 def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[dict[str, Any]]:
     """Feeds -> incremental mart -> NDW pushes, cycle after cycle, until the deadline."""
-    resources = {key: getattr(context.resources, key) for key in ("warehouse", "ndw", "datex2", *required_resources())}
+    resources = {
+        key: getattr(context.resources, key) for key in ("warehouse", "ndw", "datex2", *required_resources())
+    }
     feeds = discover(resources)
     datex2 = Datex2Lane(resources["warehouse"], resources["datex2"], nap_countries())
     lane = Lane(resources["warehouse"], resources["ndw"], feeds, datex2=datex2)
@@ -223,19 +300,32 @@ def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[d
     stop = threading.Event()
     with stop_on_signals(stop, context.log):
         outcome = run_lane(
-            lane, data_dir=settings.data_dir(), run_id=context.run_id, report=report, logger=context.log,
-            max_seconds=config.max_seconds, interval=config.interval_seconds, report_every=config.report_every_seconds,
-            max_cycles=config.max_cycles, lock_wait_seconds=config.lock_wait_seconds, stop=stop,
+            lane,
+            data_dir=settings.data_dir(),
+            run_id=context.run_id,
+            report=report,
+            logger=context.log,
+            max_seconds=config.max_seconds,
+            interval=config.interval_seconds,
+            report_every=config.report_every_seconds,
+            max_cycles=config.max_cycles,
+            lock_wait_seconds=config.lock_wait_seconds,
+            stop=stop,
         )
     if not outcome.acquired:
         context.log.info("lane not started: %s", outcome.stopped_by)
     else:
         context.log.info("lane stopped after %d cycles: %s", outcome.cycles, outcome.stopped_by)
-    return dg.Output({"cycles": outcome.cycles, "busy_cycles": outcome.busy_cycles, "stopped_by": outcome.stopped_by})
+    return dg.Output(
+        {"cycles": outcome.cycles, "busy_cycles": outcome.busy_cycles, "stopped_by": outcome.stopped_by}
+    )
 
 
-@dg.job(name=JOB, description="The real-time lane: every status and price change to NDW within seconds (started by its sensor).",
-        tags={"evpipeline/lane": "true"})
+@dg.job(
+    name=JOB,
+    description="The real-time lane: every status and price change to NDW within seconds (started by its sensor).",
+    tags={"evpipeline/lane": "true"},
+)
 def realtime_lane_job() -> None:
     lane_loop()
 
@@ -243,7 +333,11 @@ def realtime_lane_job() -> None:
 def lane_state(now: float) -> tuple[str, dict[str, Any] | None]:
     """`alive`, `expiring` (start the successor) or `down`, with the heartbeat."""
     beat = read_heartbeat(lane_dir(settings.data_dir()) / "heartbeat.json")
-    if beat is None or beat.get("state") != "running" or now - float(beat.get("beat_at", 0)) > STALE_AFTER_SECONDS:
+    if (
+        beat is None
+        or beat.get("state") != "running"
+        or now - float(beat.get("beat_at", 0)) > STALE_AFTER_SECONDS
+    ):
         return "down", beat
     if float(beat.get("expires_at", 0)) - now < HANDOVER_SECONDS:
         return "expiring", beat
@@ -255,8 +349,12 @@ def lane_starting(instance: dg.DagsterInstance, now: float, beating: str | None 
     `STARTUP_SECONDS` ago without having beaten yet (its process loads the code and waits for the lock
     before its first heartbeat; `beating` is the run of the current heartbeat). A run that started longer
     ago without a heartbeat is taken for dead."""
-    statuses = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED]
+    statuses = [
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+    ]
     for record in instance.get_run_records(filters=dg.RunsFilter(job_name=JOB, statuses=statuses)):
         run = record.dagster_run
         if run.run_id == beating:
@@ -290,5 +388,9 @@ def realtime_lane_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
         return dg.SensorResult(skip_reason=starting)
     if state == "expiring" and beat is not None:
         # One successor per predecessor: the run key makes a second request a no-op.
-        return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"lane-after-{beat.get('run_id')}-{beat.get('started_at')}")])
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"lane-{int(now)}", tags={"evpipeline/lane": "restart"})])
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=f"lane-after-{beat.get('run_id')}-{beat.get('started_at')}")]
+        )
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"lane-{int(now)}", tags={"evpipeline/lane": "restart"})]
+    )

@@ -114,10 +114,24 @@ class WarehouseWatch:
 class Lane:
     """The feeds, the model and the push: what one cycle does, whoever hosts the loop."""
 
-    def __init__(self, warehouse: WarehouseResource, ndw: NdwPushResource, feeds: list[Feed], *,
-                 datex2: Datex2Lane | None = None, max_pushes_per_cycle: int = 500, recheck_seconds: float = 30.0,
-                 overlap: timedelta = OVERLAP) -> None:
-        self.warehouse, self.ndw, self.feeds, self.overlap, self.datex2 = warehouse, ndw, feeds, overlap, datex2
+    def __init__(
+        self,
+        warehouse: WarehouseResource,
+        ndw: NdwPushResource,
+        feeds: list[Feed],
+        *,
+        datex2: Datex2Lane | None = None,
+        max_pushes_per_cycle: int = 500,
+        recheck_seconds: float = 30.0,
+        overlap: timedelta = OVERLAP,
+    ) -> None:
+        self.warehouse, self.ndw, self.feeds, self.overlap, self.datex2 = (
+            warehouse,
+            ndw,
+            feeds,
+            overlap,
+            datex2,
+        )
         self.max_pushes_per_cycle = max_pushes_per_cycle
         self.recheck_seconds = recheck_seconds  # look at DuckDB at least this often even when nothing moved
         # A DuckLake has no local file to watch (its catalog may be PostgreSQL): the lane looks every cycle.
@@ -144,7 +158,12 @@ class Lane:
             report.feeds.append(collected)
             report.touched_warehouse = report.touched_warehouse or bool(collected.outcomes)
         retry_due = self._push_failures > 0 and now >= self._push_retry_at
-        look = report.touched_warehouse or retry_due or self.watch.changed() or now - self._last_look >= self.recheck_seconds
+        look = (
+            report.touched_warehouse
+            or retry_due
+            or self.watch.changed()
+            or now - self._last_look >= self.recheck_seconds
+        )
         if look:
             self._last_look = now
             report.touched_warehouse = True
@@ -191,7 +210,9 @@ class Lane:
                 return None
             if cursor is not None:
                 scope = _fill_scope(con, cursor - self.overlap)
-                plan = plan_pushes(con, static=True, now=utcnow(), max_static_pushes=self.max_pushes_per_cycle, scoped=True)
+                plan = plan_pushes(
+                    con, static=True, now=utcnow(), max_static_pushes=self.max_pushes_per_cycle, scoped=True
+                )
         if cursor is None:
             # A new lane starts from now: what NDW lacks from before is the hourly full push's work.
             with self.warehouse.writer(PUSH_SOURCE, run_id) as writer:
@@ -199,8 +220,12 @@ class Lane:
             return None
         client = self.ndw.client()
         try:
-            run = execute(plan, client, concurrency=self.ndw.concurrency,
-                          max_consecutive_failures=self.ndw.max_consecutive_failures)
+            run = execute(
+                plan,
+                client,
+                concurrency=self.ndw.concurrency,
+                max_consecutive_failures=self.ndw.max_consecutive_failures,
+            )
         finally:
             client.close()
         # Answered = accepted, or refused for good (rejected content waits for a change): the cursor
@@ -216,9 +241,12 @@ class Lane:
             self._push_failures, self._push_retry_at = 0, 0.0
         else:
             self._push_failures += 1
-            self._push_retry_at = time.time() + min(60.0, 2.0 ** self._push_failures)
-            logger.warning("lane: %d push(es) not settled; retrying in %.0f s",
-                           len(run.deferred) + sum(1 for _, o in run.results if not o.ok), self._push_retry_at - time.time())
+            self._push_retry_at = time.time() + min(60.0, 2.0**self._push_failures)
+            logger.warning(
+                "lane: %d push(es) not settled; retrying in %.0f s",
+                len(run.deferred) + sum(1 for _, o in run.results if not o.ok),
+                self._push_retry_at - time.time(),
+            )
         if run.auth_error is not None:
             raise run.auth_error
         return PushReport(plan, run, scope, newest_at, done, time.perf_counter() - started)
@@ -237,10 +265,19 @@ def _fill_scope(con: Any, since: datetime) -> dict[str, int]:
     waited for a tariff to become valid is the hourly full push's: finding those means reading every
     connector's tariff_ids, a cost that grows with the fleet.)"""
     changed = " UNION ".join(
-        f"SELECT country_code, party_id, location_id FROM {t} WHERE _ingested_at > $since" for t in (LOCATIONS, EVSES, CONNECTORS)
+        f"SELECT country_code, party_id, location_id FROM {t} WHERE _ingested_at > $since"
+        for t in (LOCATIONS, EVSES, CONNECTORS)
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE_TARIFFS} AS "
-                f"SELECT DISTINCT country_code, party_id, tariff_id FROM {TARIFFS} WHERE _ingested_at > $since", {"since": since})
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE_LOCATIONS} AS SELECT DISTINCT * FROM ({changed})", {"since": since})
-    return {name: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for name, table in (("locations", SCOPE_LOCATIONS), ("tariffs", SCOPE_TARIFFS))}
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {SCOPE_TARIFFS} AS "
+        f"SELECT DISTINCT country_code, party_id, tariff_id FROM {TARIFFS} WHERE _ingested_at > $since",
+        {"since": since},
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {SCOPE_LOCATIONS} AS SELECT DISTINCT * FROM ({changed})",
+        {"since": since},
+    )
+    return {
+        name: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for name, table in (("locations", SCOPE_LOCATIONS), ("tariffs", SCOPE_TARIFFS))
+    }

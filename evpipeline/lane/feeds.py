@@ -50,7 +50,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     DEAD_LETTERS: {
         "source": "The source that pushed the delivery (evroam or zaptec).",
         "kind": "What the delivery holds: EVRoam availabilities, chargingstations or sites (the file named in the "
-                "notification); Zaptec state or undecodable.",
+        "notification); Zaptec state or undecodable.",
         "reason": "Why it was not merged: the refusal, or the error it raised.",
         "received_at": "When our receiver stored the delivery in the inbox (UTC).",
         "dead_at": "When it was dead-lettered (UTC).",
@@ -157,18 +157,30 @@ class InboxFeed:
     def committed(self, message_id: int) -> None:
         self._cursor = max(self.cursor(), message_id)
 
-    def dead_letter(self, message: Message, status: str, reason: str, run_id: str | None, report: FeedReport) -> None:
+    def dead_letter(
+        self, message: Message, status: str, reason: str, run_id: str | None, report: FeedReport
+    ) -> None:
         """One delivery that cannot be merged: recorded (table, inbox, report) and passed, never blocking the rest."""
         self.inbox.mark(message.id, status, reason)
         with self.warehouse.writer(self.source, run_id) as writer:
             writer.con.execute(
                 f"INSERT OR REPLACE INTO {DEAD_LETTERS} VALUES (?, ?, ?, ?, ?, ?, ?, now(), ?)",
-                [self.source, message.id, message.kind, status, reason[:2000], json.dumps(message.payload, default=str)[:100_000],
-                 message.received_at, run_id],
+                [
+                    self.source,
+                    message.id,
+                    message.kind,
+                    status,
+                    reason[:2000],
+                    json.dumps(message.payload, default=str)[:100_000],
+                    message.received_at,
+                    run_id,
+                ],
             )
             self.advance(writer, max(message.id, self.cursor()))
         self.committed(message.id)
-        report.dead_letters.append({"message_id": message.id, "kind": message.kind, "status": status, "reason": reason})
+        report.dead_letters.append(
+            {"message_id": message.id, "kind": message.kind, "status": status, "reason": reason}
+        )
 
 
 def seen_at(messages: Sequence[Message]) -> float | None:

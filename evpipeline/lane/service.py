@@ -32,7 +32,9 @@ SLOW_CYCLE_SECONDS = 5.0  # a cycle this long is logged with its steps (and kept
 
 
 STOP_FILE = "stop"
-STOP_EXPIRES_SECONDS = 300.0  # a stop request older than this is stale (whoever wrote it died before clearing it)
+STOP_EXPIRES_SECONDS = (
+    300.0  # a stop request older than this is stale (whoever wrote it died before clearing it)
+)
 
 
 def lane_dir(data_dir: str | Path) -> Path:
@@ -123,8 +125,13 @@ class Window:
 
     def lags(self) -> list[float]:
         """Seconds from the warehouse recording a status change to NDW accepting its PATCH."""
-        return [(o.pushed_at - p.recorded_at).total_seconds()
-                for c in self.cycles if c.push for p, o in c.push.run.results if o.ok and p.recorded_at is not None]
+        return [
+            (o.pushed_at - p.recorded_at).total_seconds()
+            for c in self.cycles
+            if c.push
+            for p, o in c.push.run.results
+            if o.ok and p.recorded_at is not None
+        ]
 
     def summary(self) -> dict[str, Any]:
         lags = sorted(self.lags())
@@ -169,7 +176,9 @@ def run_lane(
     def stopping() -> str | None:
         return "stop requested" if stop.is_set() else stop_requested(data_dir)
 
-    with exclusive(directory / "lane.lock", lock_wait_seconds, give_up=lambda: stopping() is not None) as acquired:
+    with exclusive(
+        directory / "lane.lock", lock_wait_seconds, give_up=lambda: stopping() is not None
+    ) as acquired:
         if not acquired:
             reason = stopping()
             return LaneRun(acquired=False, stopped_by=reason or "another lane holds the lock")
@@ -180,8 +189,14 @@ def run_lane(
         lane.start(wake)
         window = Window()
         slow: list[dict[str, Any]] = []  # the latest slow cycles and where their time went
-        beat = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id, "started_at": started,
-                "expires_at": deadline, "state": "running"}
+        beat = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "run_id": run_id,
+            "started_at": started,
+            "expires_at": deadline,
+            "state": "running",
+        }
         # Alive from the moment it holds the lock: the supervisor starts no second lane meanwhile.
         write_heartbeat(directory / "heartbeat.json", {**beat, "beat_at": time.time(), "cycles": 0})
         try:
@@ -191,11 +206,25 @@ def run_lane(
                 result.busy_cycles += 0 if cycle.idle else 1
                 window.add(cycle)
                 if cycle.seconds >= SLOW_CYCLE_SECONDS:
-                    slow = [*slow[-4:], {"at": cycle.started, "seconds": round(cycle.seconds, 2),
-                                         "steps": {k: round(v, 2) for k, v in cycle.steps.items()}}]
+                    slow = [
+                        *slow[-4:],
+                        {
+                            "at": cycle.started,
+                            "seconds": round(cycle.seconds, 2),
+                            "steps": {k: round(v, 2) for k, v in cycle.steps.items()},
+                        },
+                    ]
                     logger.warning("lane: slow cycle %.1f s %s", cycle.seconds, slow[-1]["steps"])
-                write_heartbeat(directory / "heartbeat.json", {**beat, "beat_at": time.time(), "cycles": result.cycles,
-                                                               "last_cycle_seconds": round(cycle.seconds, 3), "slow_cycles": slow})
+                write_heartbeat(
+                    directory / "heartbeat.json",
+                    {
+                        **beat,
+                        "beat_at": time.time(),
+                        "cycles": result.cycles,
+                        "last_cycle_seconds": round(cycle.seconds, 3),
+                        "slow_cycles": slow,
+                    },
+                )
                 # Every window is reported, a quiet one too: its report is the heartbeat that says
                 # NDW is in sync as of now (what `ndw/live`'s one-minute freshness policy watches).
                 if time.time() - window.opened >= report_every:
@@ -219,6 +248,8 @@ def run_lane(
             if not window.empty:
                 report(window)
                 result.reports += 1
-            write_heartbeat(directory / "heartbeat.json", {**beat, "beat_at": time.time(), "cycles": result.cycles,
-                                                           "state": "stopped"})
+            write_heartbeat(
+                directory / "heartbeat.json",
+                {**beat, "beat_at": time.time(), "cycles": result.cycles, "state": "stopped"},
+            )
         return result

@@ -93,8 +93,10 @@ def retention_metadata(results: list[TrimResult], root: Path) -> dict[str, Any]:
         metadata[f"{r.table}.rows_deleted"] = r.rows_deleted
         metadata[f"{r.table}.archive_bytes"] = r.archive_bytes
         oldest = f"{r.oldest_remaining:%Y-%m-%d %H:%M:%S}" if r.oldest_remaining else ""
-        lines.append(f"| {r.table} | {r.keep_days} | {r.cutoff:%Y-%m-%d} | {r.days_archived} "
-                     f"| {r.rows_archived} | {r.rows_deleted} | {r.archive_bytes} | {oldest} |")
+        lines.append(
+            f"| {r.table} | {r.keep_days} | {r.cutoff:%Y-%m-%d} | {r.days_archived} "
+            f"| {r.rows_archived} | {r.rows_deleted} | {r.archive_bytes} | {oldest} |"
+        )
     recovered = sum(r.parts_recovered for r in results)
     if recovered:
         metadata["parts_recovered"] = recovered
@@ -105,14 +107,18 @@ def retention_metadata(results: list[TrimResult], root: Path) -> dict[str, Any]:
 class LakeMaintenanceConfig(dg.Config):
     """Per-run override of the snapshot retention window."""
 
-    keep_days: int | None = Field(default=None, description="Days of snapshots kept (unset: $EVPIPELINE_LAKE_KEEP_DAYS)")
+    keep_days: int | None = Field(
+        default=None, description="Days of snapshots kept (unset: $EVPIPELINE_LAKE_KEEP_DAYS)"
+    )
 
 
 @dg.asset(
     key=LAKE_MAINTENANCE_KEY,
     group_name="ops",
     kinds={"ducklake", "parquet"},
-    automation_condition=dg.AutomationCondition.on_cron(settings.get("EVPIPELINE_LAKE_MAINTENANCE_CRON"), "UTC"),
+    automation_condition=dg.AutomationCondition.on_cron(
+        settings.get("EVPIPELINE_LAKE_MAINTENANCE_CRON"), "UTC"
+    ),
 )
 def lake_maintenance(
     context: dg.AssetExecutionContext, config: LakeMaintenanceConfig, warehouse: WarehouseResource
@@ -122,18 +128,29 @@ def lake_maintenance(
     if not warehouse.backend.is_lake:
         context.log.info("the warehouse is a DuckDB file: no files to merge, no snapshots to expire")
         return dg.MaterializeResult(metadata={"backend": "duckdb file", "skipped": True})
-    keep = timedelta(days=config.keep_days if config.keep_days is not None else int(settings.get("EVPIPELINE_LAKE_KEEP_DAYS")))
+    keep = timedelta(
+        days=config.keep_days
+        if config.keep_days is not None
+        else int(settings.get("EVPIPELINE_LAKE_KEEP_DAYS"))
+    )
     with warehouse.get_connection() as con:
         result = maintain(con, now=utcnow(), keep=keep)
-    return dg.MaterializeResult(metadata={
-        "backend": "ducklake",
-        **_files("before", result.before),
-        **_files("after", result.after),
-        "files_deleted_from_storage": result.files_deleted,
-        "snapshots_expired_before": result.expired_before.isoformat(),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "backend": "ducklake",
+            **_files("before", result.before),
+            **_files("after", result.after),
+            "files_deleted_from_storage": result.files_deleted,
+            "snapshots_expired_before": result.expired_before.isoformat(),
+        }
+    )
 
 
 def _files(when: str, files: LakeFiles) -> dict[str, Any]:
-    return {f"files_{when}": files.files, f"bytes_{when}": files.bytes, f"data_files_{when}": files.data_files,
-            f"delete_files_{when}": files.delete_files, f"snapshots_{when}": files.snapshots}
+    return {
+        f"files_{when}": files.files,
+        f"bytes_{when}": files.bytes,
+        f"data_files_{when}": files.data_files,
+        f"delete_files_{when}": files.delete_files,
+        f"snapshots_{when}": files.snapshots,
+    }

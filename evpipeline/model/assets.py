@@ -38,7 +38,9 @@ DESCRIPTIONS = {
     "mart.tariffs": "OCPI Tariffs referenced by connectors (from the sources and the operator reference data).",
 }
 REFERENCE_KEY = dg.AssetKey(["reference", "operator_data"])
-SOURCE_INPUTS = sorted({dg.AssetKey(key.split("/")) for mapping in registry() for key in mapping.inputs}, key=str)
+SOURCE_INPUTS = sorted(
+    {dg.AssetKey(key.split("/")) for mapping in registry() for key in mapping.inputs}, key=str
+)
 MATCHES_FULL = "matches_full_rebuild"
 BUILD = "Maintained by the incremental mart build (the real-time lane, or `mart_model` from the UI): every source's changes since the last build, mapped into the canonical OCPI-shaped tables in one transaction."
 
@@ -56,16 +58,27 @@ def mart_results(build: MartBuild) -> Iterator[tuple[dg.AssetKey, dict[str, Any]
     """Per mart table: its metadata and (full builds) its incremental-vs-full check. Shared with the lane."""
     for table, key in MART_KEYS.items():
         counts = build.counts.get(table)
-        metadata: dict[str, Any] = {"mode": build.mode, "sources": ", ".join(build.sources) or "none",
-                                    "build_seconds": round(build.seconds, 3), **{f"scope_{k}": v for k, v in build.scope.items()}}
+        metadata: dict[str, Any] = {
+            "mode": build.mode,
+            "sources": ", ".join(build.sources) or "none",
+            "build_seconds": round(build.seconds, 3),
+            **{f"scope_{k}": v for k, v in build.scope.items()},
+        }
         if build.reason:
             metadata["full_build_reason"] = build.reason
         if counts is not None:
-            metadata.update(rows_mapped=counts.fetched, inserted=counts.inserted, updated=counts.updated,
-                            removed=counts.deleted, unchanged=counts.unchanged, status_changes=counts.status_changes)
+            metadata.update(
+                rows_mapped=counts.fetched,
+                inserted=counts.inserted,
+                updated=counts.updated,
+                removed=counts.deleted,
+                unchanged=counts.unchanged,
+                status_changes=counts.status_changes,
+            )
         if table == CONNECTORS and build.unmapped is not None:
             metadata["unmapped_values"] = dg.MetadataValue.md(
-                markdown_preview(build.unmapped, ["source", "field", "value", "rows"], rows=20))
+                markdown_preview(build.unmapped, ["source", "field", "value", "rows"], rows=20)
+            )
             metadata["unmapped_rows"] = int(build.unmapped["rows"].sum()) if len(build.unmapped) else 0
         yield key, metadata, [_matches_full(build, table, key)]
 
@@ -76,17 +89,36 @@ def _matches_full(build: MartBuild, table: str, key: dg.AssetKey) -> dg.AssetChe
         wrong = build.mismatches.get(table, 0)
         sample = [s for s in build.mismatch_sample if s["table"] == table]
         return dg.AssetCheckResult(
-            asset_key=key, check_name=MATCHES_FULL, passed=wrong == 0,
-            metadata={"rows_wrong_before_rebuild": wrong, "evaluated": "by this full build",
-                      "sample": dg.MetadataValue.md(markdown_preview(pd.DataFrame(sample), ["problem", "key"], rows=20))},
+            asset_key=key,
+            check_name=MATCHES_FULL,
+            passed=wrong == 0,
+            metadata={
+                "rows_wrong_before_rebuild": wrong,
+                "evaluated": "by this full build",
+                "sample": dg.MetadataValue.md(
+                    markdown_preview(pd.DataFrame(sample), ["problem", "key"], rows=20)
+                ),
+            },
         )
     if build.last_full is None:
-        return dg.AssetCheckResult(asset_key=key, check_name=MATCHES_FULL, passed=True,
-                                   severity=dg.AssetCheckSeverity.WARN, metadata={"evaluated": "no full build yet"})
+        return dg.AssetCheckResult(
+            asset_key=key,
+            check_name=MATCHES_FULL,
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"evaluated": "no full build yet"},
+        )
     when, mismatches = build.last_full
     wrong = mismatches.get(table, 0)
-    return dg.AssetCheckResult(asset_key=key, check_name=MATCHES_FULL, passed=wrong == 0,
-                               metadata={"rows_wrong_before_rebuild": wrong, "evaluated": f"by the full build of {when:%Y-%m-%d %H:%M} UTC"})
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=MATCHES_FULL,
+        passed=wrong == 0,
+        metadata={
+            "rows_wrong_before_rebuild": wrong,
+            "evaluated": f"by the full build of {when:%Y-%m-%d %H:%M} UTC",
+        },
+    )
 
 
 @dg.multi_asset(
@@ -94,24 +126,42 @@ def _matches_full(build: MartBuild, table: str, key: dg.AssetKey) -> dg.AssetChe
     group_name="mart",
     pool=WRITER_POOL,
     specs=[
-        dg.AssetSpec(key, description=f"{DESCRIPTIONS[table]}\n\n{BUILD}", deps=[*SOURCE_INPUTS, REFERENCE_KEY],
-                     kinds={"duckdb", "ocpi"})
+        dg.AssetSpec(
+            key,
+            description=f"{DESCRIPTIONS[table]}\n\n{BUILD}",
+            deps=[*SOURCE_INPUTS, REFERENCE_KEY],
+            kinds={"duckdb", "ocpi"},
+        )
         for table, key in MART_KEYS.items()
     ],
     check_specs=[
-        dg.AssetCheckSpec(MATCHES_FULL, asset=key, description="The incremental builds left exactly what a full rebuild writes "
-                          "(evaluated by every full build, before it rewrites anything)")
+        dg.AssetCheckSpec(
+            MATCHES_FULL,
+            asset=key,
+            description="The incremental builds left exactly what a full rebuild writes "
+            "(evaluated by every full build, before it rewrites anything)",
+        )
         for key in MART_KEYS.values()
     ],
 )
-def mart_model(context: dg.AssetExecutionContext, config: MartBuildConfig, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
+def mart_model(
+    context: dg.AssetExecutionContext, config: MartBuildConfig, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult]:
     # No docstring: each table's spec carries the one description (BUILD says what this does).
     with warehouse.get_connection() as con:
         # On a DuckLake a source sync may commit in between: a build that lost that race is redone.
-        build = redo_on_conflict(lambda: build_mart(con, run_id=context.run.run_id, full=config.full), what="mart")
+        build = redo_on_conflict(
+            lambda: build_mart(con, run_id=context.run.run_id, full=config.full), what="mart"
+        )
         tables = {key: catalog.table_metadata(con, table) for table, key in MART_KEYS.items()}
-    context.log.info("mart %s build (%s): scope %s, %d rows changed in %.2fs", build.mode, build.reason or "changes",
-                     build.scope, build.changed, build.seconds)
+    context.log.info(
+        "mart %s build (%s): scope %s, %d rows changed in %.2fs",
+        build.mode,
+        build.reason or "changes",
+        build.scope,
+        build.changed,
+        build.seconds,
+    )
     for key, metadata, checks in mart_results(build):
         yield dg.MaterializeResult(asset_key=key, metadata={**metadata, **tables[key]}, check_results=checks)
 
@@ -128,8 +178,10 @@ def unmapped_values_check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=frame.empty,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"unmapped_rows": int(frame["rows"].sum()) if len(frame) else 0,
-                  "values": dg.MetadataValue.md(markdown_preview(frame, list(frame.columns), rows=20))},
+        metadata={
+            "unmapped_rows": int(frame["rows"].sum()) if len(frame) else 0,
+            "values": dg.MetadataValue.md(markdown_preview(frame, list(frame.columns), rows=20)),
+        },
     )
 
 
@@ -192,7 +244,9 @@ def _bump_changed_tariffs(current: pd.DataFrame, stored: pd.DataFrame, now: date
     pool=WRITER_POOL,
     kinds={"duckdb", "yaml"},
 )
-def reference_operator_data(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def reference_operator_data(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """The CPO's reference data (tariffs, opening times, energy mix, parking restrictions, operator entries), validated and loaded."""
     from evpipeline.model import reference
 
@@ -204,25 +258,44 @@ def reference_operator_data(context: dg.AssetExecutionContext, warehouse: Wareho
         raise dg.Failure(description=str(exc)) from None
     now = utcnow()
     with warehouse.writer("reference", context.run.run_id) as writer:
-        stored = writer.con.execute(f"SELECT * EXCLUDE (is_deleted, deleted_at, _observed_at, _observed_seq, _row_hash, "
-                                    f"_ingested_at, _run_id, _lineage, _change, _prev_status) FROM {TARIFFS}").df()
+        stored = writer.con.execute(
+            f"SELECT * EXCLUDE (is_deleted, deleted_at, _observed_at, _observed_seq, _row_hash, "
+            f"_ingested_at, _run_id, _lineage, _change, _prev_status) FROM {TARIFFS}"
+        ).df()
         tariffs = _bump_changed_tariffs(data.tariffs, stored, now)
-        for table, frame in ((RULES, data.rules), (TARIFFS, tariffs), (PARTIES, data.parties), (OPERATORS, data.operators)):
+        for table, frame in (
+            (RULES, data.rules),
+            (TARIFFS, tariffs),
+            (PARTIES, data.parties),
+            (OPERATORS, data.operators),
+        ):
             # The file is the truth as of now, whatever its stamps say.
             frame = frame.assign(_observed_at=now, _observed_seq=time.time_ns())
-            writer.merge(frame, table, reference.KEYS[table], lineage=f"file:{Path(path).name} sha256:{data.digest}")
+            writer.merge(
+                frame, table, reference.KEYS[table], lineage=f"file:{Path(path).name} sha256:{data.digest}"
+            )
             writer.flag_missing(table, reference.KEYS[table], frame, now)
         writer.set_sync_state("file", now, {"path": path, "sha256": data.digest})
         writer.log_run("file", details={"path": path, "sha256": data.digest, **data.counts})
     counts = writer.counts
     context.log.info("reference data %s: %s", path, data.counts)
-    return dg.MaterializeResult(metadata={
-        "file": dg.MetadataValue.path(path), "sha256": data.digest, **data.counts,
-        "rules_changed": counts[RULES].changed, "tariffs_changed": counts[TARIFFS].changed,
-        "operators_changed": counts[OPERATORS].changed,
-        "rules": dg.MetadataValue.md(markdown_preview(data.rules, ["rule_id", "field", "source", "country_code", "party_id",
-                                                                    "location_id", "override"], rows=30)),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "file": dg.MetadataValue.path(path),
+            "sha256": data.digest,
+            **data.counts,
+            "rules_changed": counts[RULES].changed,
+            "tariffs_changed": counts[TARIFFS].changed,
+            "operators_changed": counts[OPERATORS].changed,
+            "rules": dg.MetadataValue.md(
+                markdown_preview(
+                    data.rules,
+                    ["rule_id", "field", "source", "country_code", "party_id", "location_id", "override"],
+                    rows=30,
+                )
+            ),
+        }
+    )
 
 
 def file_digest(path: str) -> str | None:
@@ -233,7 +306,8 @@ def file_digest(path: str) -> str | None:
 
 
 reference_data_job = dg.define_asset_job(
-    "reference_data", selection=dg.AssetSelection.assets(REFERENCE_KEY),
+    "reference_data",
+    selection=dg.AssetSelection.assets(REFERENCE_KEY),
     description="Validate and load the operator reference file (requested by its sensor when the file changes).",
 )
 
@@ -302,6 +376,7 @@ def bi_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 
 
 bi_publish_job = dg.define_asset_job(
-    "bi_publish", selection=dg.AssetSelection.assets(["mart", "bi_snapshot"]),
+    "bi_publish",
+    selection=dg.AssetSelection.assets(["mart", "bi_snapshot"]),
     description="Publish the BI snapshot now (automation publishes it after changes, every EVPIPELINE_BI_PUBLISH_CRON).",
 )

@@ -40,8 +40,17 @@ SOURCE, STREAM = "mart", "model"
 # lock), so nothing else is needed; a longer overlap would only re-map recent changes every cycle.
 OVERLAP = timedelta(seconds=1)
 # Derived or bookkeeping columns: not compared when checking incremental against full.
-_NOT_COMPARED = {"deleted_at", "_observed_at", "_observed_seq", "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change",
-                 "_prev_status"}
+_NOT_COMPARED = {
+    "deleted_at",
+    "_observed_at",
+    "_observed_seq",
+    "_row_hash",
+    "_ingested_at",
+    "_run_id",
+    "_lineage",
+    "_change",
+    "_prev_status",
+}
 
 
 @dataclass
@@ -54,7 +63,9 @@ class MartBuild:
     scope: dict[str, int] = field(default_factory=dict)  # locations / tariffs mapped
     watermark: datetime | None = None
     reason: str = ""  # why a full build
-    mismatches: dict[str, int] | None = None  # requested full builds: rows the mart held wrongly before this build
+    mismatches: dict[str, int] | None = (
+        None  # requested full builds: rows the mart held wrongly before this build
+    )
     mismatch_sample: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     # Incremental builds: the verdict of the latest full build (when, rows wrong per table).
@@ -67,7 +78,10 @@ class MartBuild:
 
 def available_mappings(con: duckdb.DuckDBPyConnection) -> list[SourceMapping]:
     """Mappings whose source tables exist in this warehouse."""
-    tables = {f"{s}.{t}" for s, t in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+    tables = {
+        f"{s}.{t}"
+        for s, t in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+    }
     return [m for m in registry() if all(t in tables for t in m.requires)]
 
 
@@ -91,8 +105,9 @@ def strip_json_nulls(frame: pd.DataFrame, json_columns: list[str]) -> pd.DataFra
     return frame
 
 
-def canonical_frame(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping], table: str, kind: str,
-                    incremental: bool) -> pd.DataFrame | None:
+def canonical_frame(
+    con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping], table: str, kind: str, incremental: bool
+) -> pd.DataFrame | None:
     """The rows every mapping produces for one mart table, operator rules applied (rows without a CPO
     party are left out: reported in the unmapped values)."""
     selects = [sql for m in mappings if (sql := m.sql(kind, Scope(m.source, incremental)))]
@@ -101,7 +116,9 @@ def canonical_frame(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping
     union = " UNION ALL BY NAME ".join(f"({sql})" for sql in selects)
     if kind != "tariffs":
         union = apply_operators(kind, apply_rules(kind, union, list(table_columns(con, table))))
-    frame = con.execute(f"SELECT * FROM ({union}) WHERE country_code IS NOT NULL AND party_id IS NOT NULL").df()
+    frame = con.execute(
+        f"SELECT * FROM ({union}) WHERE country_code IS NOT NULL AND party_id IS NOT NULL"
+    ).df()
     return strip_json_nulls(frame, _json_columns(con, table))
 
 
@@ -115,35 +132,53 @@ def _newest_ingest(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping]
     return scalar(con.execute(f"SELECT max(t) FROM ({union})"))
 
 
-def _fill_scope(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping], since: datetime) -> dict[str, int]:
+def _fill_scope(
+    con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping], since: datetime
+) -> dict[str, int]:
     """What changed since `since`, per source, into the scope temp tables the mappings filter on."""
     parts = {
-        LOCATION_SCOPE: [f"SELECT '{m.source}' AS source, location_id FROM ({m.changed_locations})"
-                         for m in mappings if m.changed_locations],
-        TARIFF_SCOPE: [f"SELECT '{m.source}' AS source, tariff_id FROM ({m.changed_tariffs})"
-                       for m in mappings if m.changed_tariffs],
+        LOCATION_SCOPE: [
+            f"SELECT '{m.source}' AS source, location_id FROM ({m.changed_locations})"
+            for m in mappings
+            if m.changed_locations
+        ],
+        TARIFF_SCOPE: [
+            f"SELECT '{m.source}' AS source, tariff_id FROM ({m.changed_tariffs})"
+            for m in mappings
+            if m.changed_tariffs
+        ],
     }
     sizes = {}
     for name, selects in parts.items():
         column = "location_id" if name == LOCATION_SCOPE else "tariff_id"
-        body = " UNION ".join(selects) or f"SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS {column} WHERE false"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT * FROM ({body}) WHERE {column} IS NOT NULL",
-                    {"since": since} if selects else None)
+        body = (
+            " UNION ".join(selects)
+            or f"SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS {column} WHERE false"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT * FROM ({body}) WHERE {column} IS NOT NULL",
+            {"since": since} if selects else None,
+        )
         sizes[column] = scalar(con.execute(f"SELECT count(*) FROM {name}"))
     return {"locations": sizes["location_id"], "tariffs": sizes["tariff_id"]}
 
 
 def _rules_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:
     """Operator rules, party assignments or operator entries changed: they may touch any location, so the build is full."""
-    counts = " + ".join(f"(SELECT count(*) FROM {t} WHERE _ingested_at > $since)" for t in (RULES, PARTIES, OPERATORS))
+    counts = " + ".join(
+        f"(SELECT count(*) FROM {t} WHERE _ingested_at > $since)" for t in (RULES, PARTIES, OPERATORS)
+    )
     return bool(scalar(con.execute(f"SELECT {counts}", {"since": since})))
 
 
-def _mismatches(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, sources: list[str]) -> tuple[int, list[dict[str, Any]]]:
+def _mismatches(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, sources: list[str]
+) -> tuple[int, list[dict[str, Any]]]:
     """Rows the mart holds differently from a full mapping: missing, different, or live when they should be gone."""
     columns = table_columns(con, table)
     compared = [c for c in columns if c not in _NOT_COMPARED and c in frame.columns]
     keys = list(KEYS[table])
+
     # JSON is compared as text: both sides went through the same null stripping and serialization.
     def cast(c: str) -> str:
         return f"CAST({c} AS VARCHAR)" if columns[c] == "JSON" else f"CAST({c} AS {columns[c]})"
@@ -169,8 +204,13 @@ def _mismatches(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
     return len(rows), sample
 
 
-def build_mart(con: duckdb.DuckDBPyConnection, *, run_id: str | None = None, as_of: datetime | None = None,
-               full: bool = False) -> MartBuild:
+def build_mart(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str | None = None,
+    as_of: datetime | None = None,
+    full: bool = False,
+) -> MartBuild:
     """Bring `mart` up to date with the sources: incrementally by default, fully on request or when needed."""
     started = time.perf_counter()
     as_of = as_of or utcnow()
@@ -203,10 +243,17 @@ def build_mart(con: duckdb.DuckDBPyConnection, *, run_id: str | None = None, as_
         if result.mode == "full" or (result.watermark is not None and result.watermark != since):
             writer.set_sync_state(STREAM, result.watermark, {"rules": digest})
         if result.mode != "idle":
-            writer.log_run(STREAM, watermark=result.watermark, details={
-                "mode": result.mode, "reason": result.reason, "sources": result.sources, "scope": result.scope,
-                "mismatches": result.mismatches,
-            })
+            writer.log_run(
+                STREAM,
+                watermark=result.watermark,
+                details={
+                    "mode": result.mode,
+                    "reason": result.reason,
+                    "sources": result.sources,
+                    "scope": result.scope,
+                    "mismatches": result.mismatches,
+                },
+            )
         result.counts = dict(writer.counts)
         if result.mismatches is None:
             result.last_full = last_reconciliation(con)
@@ -226,8 +273,13 @@ def last_reconciliation(con: duckdb.DuckDBPyConnection) -> tuple[datetime, dict[
     return row[0], {k: int(v) for k, v in json.loads(row[1]).items()}
 
 
-def _build(con: duckdb.DuckDBPyConnection, writer: Writer, mappings: list[SourceMapping], result: MartBuild,
-           as_of: datetime) -> None:
+def _build(
+    con: duckdb.DuckDBPyConnection,
+    writer: Writer,
+    mappings: list[SourceMapping],
+    result: MartBuild,
+    as_of: datetime,
+) -> None:
     incremental = result.mode == "incremental"
     frames = {table: canonical_frame(con, mappings, table, kind, incremental) for table, kind in KINDS}
     if not incremental:
@@ -241,8 +293,10 @@ def _build(con: duckdb.DuckDBPyConnection, writer: Writer, mappings: list[Source
                     result.mismatches[table], sample = _mismatches(con, table, frame, sources)
                     result.mismatch_sample.extend(sample)
         locations, tariffs = frames[LOCATIONS], frames[TARIFFS]
-        result.scope = {"locations": len(locations) if locations is not None else 0,
-                        "tariffs": len(tariffs) if tariffs is not None else 0}
+        result.scope = {
+            "locations": len(locations) if locations is not None else 0,
+            "tariffs": len(tariffs) if tariffs is not None else 0,
+        }
     for table, frame in frames.items():
         if frame is None:
             continue
@@ -255,11 +309,20 @@ def _build(con: duckdb.DuckDBPyConnection, writer: Writer, mappings: list[Source
         _record_unmapped(con, mappings, result, writer.run_id)
 
 
-def _sweep(con: duckdb.DuckDBPyConnection, writer: Writer, table: str, frame: pd.DataFrame,
-           mappings: list[SourceMapping], incremental: bool, as_of: datetime) -> int:
+def _sweep(
+    con: duckdb.DuckDBPyConnection,
+    writer: Writer,
+    table: str,
+    frame: pd.DataFrame,
+    mappings: list[SourceMapping],
+    incremental: bool,
+    as_of: datetime,
+) -> int:
     """Flag rows the mappings no longer produce, within what this build covered: an EVSE reads REMOVED, never vanishes."""
     if incremental:
-        scope_table, column = (TARIFF_SCOPE, "tariff_id") if table == TARIFFS else (LOCATION_SCOPE, "location_id")
+        scope_table, column = (
+            (TARIFF_SCOPE, "tariff_id") if table == TARIFFS else (LOCATION_SCOPE, "location_id")
+        )
         scope = con.execute(f"SELECT source, {column} FROM {scope_table}").df()
         if scope.empty:
             return 0
@@ -267,15 +330,21 @@ def _sweep(con: duckdb.DuckDBPyConnection, writer: Writer, table: str, frame: pd
     flagged = 0
     for mapping in mappings:
         present = frame[frame["source"] == mapping.source]
-        flagged += writer.flag_missing(table, KEYS[table], present, as_of, scope_keys=pd.DataFrame({"source": [mapping.source]}))
+        flagged += writer.flag_missing(
+            table, KEYS[table], present, as_of, scope_keys=pd.DataFrame({"source": [mapping.source]})
+        )
     return flagged
 
 
-def _record_unmapped(con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping], result: MartBuild, run_id: str | None) -> None:
+def _record_unmapped(
+    con: duckdb.DuckDBPyConnection, mappings: list[SourceMapping], result: MartBuild, run_id: str | None
+) -> None:
     """The unmapped-values report covers whole source tables: refreshed by full builds."""
     selects = [f"({m.unmapped})" for m in mappings if m.unmapped]
     columns = ["source", "field", "value", "rows"]
-    result.unmapped = con.execute(" UNION ALL ".join(selects)).df() if selects else pd.DataFrame(columns=columns)
+    result.unmapped = (
+        con.execute(" UNION ALL ".join(selects)).df() if selects else pd.DataFrame(columns=columns)
+    )
     con.execute(f"DELETE FROM {UNMAPPED}")
     if len(result.unmapped):
         con.register("_evp_unmapped", result.unmapped)

@@ -33,8 +33,10 @@ def _duplicates(table: str) -> str:
 def _orphans(child: str, parent: str, keys: tuple[str, ...]) -> str:
     match = " AND ".join(f"p.{k} = c.{k}" for k in keys)
     cols = ", ".join(f"c.{k}" for k in KEYS[child])
-    return (f"SELECT {cols} FROM {child} c WHERE NOT c.is_deleted "
-            f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})")
+    return (
+        f"SELECT {cols} FROM {child} c WHERE NOT c.is_deleted "
+        f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})"
+    )
 
 
 # connector tariff_ids -> mart.tariffs of the same CPO
@@ -59,7 +61,7 @@ DESCRIPTIONS = {
     EVSE_EXISTS: "Every live connector belongs to an existing EVSE.",
     TARIFFS_EXIST: "Every tariff id a live connector names is a live tariff of the same CPO.",
     OCPI_DEFINITION: "Every object selected for NDW (export and push) passes our OCPI 2.2.1 + AFIR definition "
-                     "(evpipeline.ocpi.definition); failing objects would otherwise be sent.",
+    "(evpipeline.ocpi.definition); failing objects would otherwise be sent.",
 }
 
 
@@ -85,10 +87,17 @@ def _sample(rows: list[dict[str, Any]]) -> dg.MetadataValue:
 
 @dg.multi_asset_check(
     specs=[
-        *(dg.AssetCheckSpec(name, asset=MART_KEYS[table], description=DESCRIPTIONS[name], blocking=True)
-          for name, table, _sql in QUERIES),
-        dg.AssetCheckSpec(OCPI_DEFINITION, asset=MART_KEYS[LOCATIONS], description=DESCRIPTIONS[OCPI_DEFINITION],
-                          blocking=True, additional_deps=[MART_KEYS[t] for t in (EVSES, CONNECTORS, TARIFFS)]),
+        *(
+            dg.AssetCheckSpec(name, asset=MART_KEYS[table], description=DESCRIPTIONS[name], blocking=True)
+            for name, table, _sql in QUERIES
+        ),
+        dg.AssetCheckSpec(
+            OCPI_DEFINITION,
+            asset=MART_KEYS[LOCATIONS],
+            description=DESCRIPTIONS[OCPI_DEFINITION],
+            blocking=True,
+            additional_deps=[MART_KEYS[t] for t in (EVSES, CONNECTORS, TARIFFS)],
+        ),
     ],
     name="mart_integrity",
     description="Keys, references and the NDW definition of the canonical model.",
@@ -96,10 +105,18 @@ def _sample(rows: list[dict[str, Any]]) -> dg.MetadataValue:
 def mart_integrity(warehouse: WarehouseResource) -> Iterator[dg.AssetCheckResult]:
     with warehouse.get_connection() as con:
         for name, table, count, sample in mart_problems(con):
-            yield dg.AssetCheckResult(asset_key=MART_KEYS[table], check_name=name, passed=count == 0,
-                                      severity=dg.AssetCheckSeverity.ERROR,
-                                      metadata={"offending_rows": count, "sample": _sample(sample)})
+            yield dg.AssetCheckResult(
+                asset_key=MART_KEYS[table],
+                check_name=name,
+                passed=count == 0,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"offending_rows": count, "sample": _sample(sample)},
+            )
         selected, failing = invalid_exported(con)
-    yield dg.AssetCheckResult(asset_key=MART_KEYS[LOCATIONS], check_name=OCPI_DEFINITION, passed=not failing,
-                              severity=dg.AssetCheckSeverity.ERROR,
-                              metadata={"objects_selected": selected, "objects_failing": len(failing), "sample": _sample(failing)})
+    yield dg.AssetCheckResult(
+        asset_key=MART_KEYS[LOCATIONS],
+        check_name=OCPI_DEFINITION,
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"objects_selected": selected, "objects_failing": len(failing), "sample": _sample(failing)},
+    )

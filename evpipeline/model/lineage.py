@@ -128,14 +128,17 @@ def _query(node: Node, ctes: Mapping[str, Relation], outer: Scope, columns_of: C
     return derived
 
 
-def _ctes(node: Node, ctes: Mapping[str, Relation], outer: Scope, columns_of: ColumnsOf) -> dict[str, Relation]:
+def _ctes(
+    node: Node, ctes: Mapping[str, Relation], outer: Scope, columns_of: ColumnsOf
+) -> dict[str, Relation]:
     """The CTEs visible in `node`: the enclosing ones plus its own, each seeing those before it."""
     visible = dict(ctes)
     for entry in node.get("cte_map", {}).get("map", []):
         value = entry["value"]
         # WITH t(a, b) renames the outputs by position: not followed.
-        visible[entry["key"].lower()] = (Opaque() if value.get("aliases")
-                                        else _query(value["query"]["node"], visible, outer, columns_of))
+        visible[entry["key"].lower()] = (
+            Opaque() if value.get("aliases") else _query(value["query"]["node"], visible, outer, columns_of)
+        )
     return visible
 
 
@@ -202,8 +205,14 @@ def _join_keys(node: Node, alias: str, other: Scope, outer: Scope) -> Deps:
     return frozenset(deps)
 
 
-def _expression(expr: Node, scope: Scope, outer: Scope, ctes: Mapping[str, Relation], columns_of: ColumnsOf,
-                earlier: Derived) -> Deps | None:
+def _expression(
+    expr: Node,
+    scope: Scope,
+    outer: Scope,
+    ctes: Mapping[str, Relation],
+    columns_of: ColumnsOf,
+    earlier: Derived,
+) -> Deps | None:
     """The warehouse columns one select-list expression reads; None if a reference cannot be followed."""
     deps: set[Dep] = set()
     try:

@@ -47,9 +47,17 @@ RULES = "reference.rules"
 TARIFFS = "reference.tariffs"
 PARTIES = "reference.parties"
 OPERATORS = "reference.operators"
-KEYS = {RULES: ("rule_id", "level", "field"), TARIFFS: ("country_code", "party_id", "tariff_id"), PARTIES: ("rule_id",),
-        OPERATORS: ("country_code", "party_id")}
-PARTY_MATCH = ("source", "location_id", "operator")  # operator: the location's operator name as the source gives it
+KEYS = {
+    RULES: ("rule_id", "level", "field"),
+    TARIFFS: ("country_code", "party_id", "tariff_id"),
+    PARTIES: ("rule_id",),
+    OPERATORS: ("country_code", "party_id"),
+}
+PARTY_MATCH = (
+    "source",
+    "location_id",
+    "operator",
+)  # operator: the location's operator name as the source gives it
 MATCH_FIELDS = ("source", "country_code", "party_id", "location_id", "evse_uid")
 # How much each match field narrows a rule: a rule naming an EVSE beats one naming its location, ...
 SPECIFICITY = {"evse_uid": 16, "location_id": 8, "party_id": 4, "country_code": 2, "source": 1}
@@ -75,7 +83,9 @@ FIELDS: dict[str, Field] = {
     "facilities": Field("location", _adapter(list[ocpi.Facility]), "JSON"),
     "parking_type": Field("location", _adapter(ocpi.ParkingType), "VARCHAR"),
     "time_zone": Field("location", _adapter(str), "VARCHAR"),
-    "nuts_code": Field("location", _adapter(Annotated[str, StringConstraints(pattern=nuts.NUTS1_PATTERN)]), "VARCHAR"),
+    "nuts_code": Field(
+        "location", _adapter(Annotated[str, StringConstraints(pattern=nuts.NUTS1_PATTERN)]), "VARCHAR"
+    ),
     "operator": Field("location", _adapter(ocpi.BusinessDetails), "JSON"),
     "owner": Field("location", _adapter(ocpi.BusinessDetails), "JSON"),
     "parking_restrictions": Field("evse", _adapter(list[ocpi.ParkingRestriction]), "JSON"),
@@ -193,13 +203,13 @@ _OPERATOR = {
     "country_code": "ISO 3166 alpha-2 country code of the CPO (OCPI `country_code`; with party_id, the key).",
     "party_id": "Party id of the CPO (OCPI `party_id`).",
     "operator_id": "`operator_id`: the CPO's eMI3 operator id (e.g. NL*ALF): country code, optional *, 3 capitals or "
-                   "digits; the prefix of the EVSE ids derived where a source has none.",
+    "digits; the prefix of the EVSE ids derived where a source has none.",
     "name": "`name`: the operator's commercial name (AFIR), given as the OCPI `operator` of its locations whose "
-            "source names none.",
+    "source names none.",
     "legal_name": "`legal_name`: the operator's legal (registered) name (AFIR).",
     "website": "`website`: the operator's website (http(s) URL); NULL when not given.",
     "helpdesk_phone": "`helpdesk.phone`: the helpdesk telephone number in international form (+ and digits), "
-                      "AFIR's required contact.",
+    "AFIR's required contact.",
     "helpdesk_email": "`helpdesk.email`: the helpdesk e-mail address; NULL when not given.",
     "helpdesk_name": "`helpdesk.name`: the helpdesk's name (e.g. the customer service's); NULL when not given.",
     "staffed": "`staffed`: true when personnel is on site at the operator's points (AFIR service support).",
@@ -213,7 +223,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "location_id": "Match: one mart location (NULL matches any).",
         "evse_uid": "Match: one mart EVSE (NULL matches any).",
         "specificity": "How narrow the match is: the sum of 16 (evse_uid), 8 (location_id), 4 (party_id), "
-                       "2 (country_code) and 1 (source) over the fields it names; the most specific rule applies.",
+        "2 (country_code) and 1 (source) over the fields it names; the most specific rule applies.",
         "value": "The value the rule gives the field (JSON, validated against the OCPI definition).",
         "reference_file": _FILE,
     },
@@ -239,7 +249,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "source": "Match: the source whose locations it assigns (e.g. greenflux); required.",
         "operator": "Match: the location's operator name as the source gives it (NULL matches any).",
         "specificity": "How narrow the match is: 2 for a location_id, plus 1 for an operator; the most "
-                       "specific assignment applies.",
+        "specific assignment applies.",
         "country_code": "ISO 3166 alpha-2 country code of the CPO assigned to the matching locations.",
         "party_id": "Party id of the CPO assigned to the matching locations.",
         "reference_file": _FILE,
@@ -248,15 +258,15 @@ COLUMNS: dict[str, dict[str, str]] = {
         **_OPERATOR,
         "position": "Order of the entry in the file's `operators`.",
         "payment_means": "`payment_means`: the ad hoc payment means accepted at its points, as a JSON list of DATEX II "
-                         "MeansOfPaymentEnum values (paymentCreditCard, paymentDebitCard, nfc, emv, qrCode, website, "
-                         "mobileAccount, prepay, paymentValueCard, cashCoinsAndBills).",
+        "MeansOfPaymentEnum values (paymentCreditCard, paymentDebitCard, nfc, emv, qrCode, website, "
+        "mobileAccount, prepay, paymentValueCard, cashCoinsAndBills).",
         "reference_file": _FILE,
     },
     "mart.operators": {
         **_OPERATOR,
         "payment_means": "The ad hoc payment means accepted at its points (`payment_means`, DATEX II "
-                         "MeansOfPaymentEnum values: paymentCreditCard, paymentDebitCard, nfc, emv, qrCode, website, "
-                         "mobileAccount, prepay, paymentValueCard, cashCoinsAndBills).",
+        "MeansOfPaymentEnum values: paymentCreditCard, paymentDebitCard, nfc, emv, qrCode, website, "
+        "mobileAccount, prepay, paymentValueCard, cashCoinsAndBills).",
         "last_updated": "When the entry last changed (UTC): the load of the reference file that changed it.",
     },
 }
@@ -277,8 +287,13 @@ class ReferenceData:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"rules": int(self.rules["rule_id"].nunique()) if len(self.rules) else 0, "rule_fields": len(self.rules),
-                "tariffs": len(self.tariffs), "parties": len(self.parties), "operators": len(self.operators)}
+        return {
+            "rules": int(self.rules["rule_id"].nunique()) if len(self.rules) else 0,
+            "rule_fields": len(self.rules),
+            "tariffs": len(self.tariffs),
+            "parties": len(self.parties),
+            "operators": len(self.operators),
+        }
 
 
 def default_file() -> str:
@@ -302,7 +317,9 @@ def _rule_rows(index: int, rule: Any, position: int, path: str) -> list[dict[str
         raise ReferenceError(f"{path}: {label}: `id` (a non-empty string) is required")
     unknown = set(rule) - {"id", "match", "override", "note", *FIELDS}
     if unknown:
-        raise ReferenceError(f"{path}: {label}: unknown key(s) {sorted(unknown)}; fields a rule can set: {sorted(FIELDS)}")
+        raise ReferenceError(
+            f"{path}: {label}: unknown key(s) {sorted(unknown)}; fields a rule can set: {sorted(FIELDS)}"
+        )
     match = rule.get("match") or {}
     if not isinstance(match, Mapping) or set(match) - set(MATCH_FIELDS):
         raise ReferenceError(f"{path}: {label}: `match` takes only {list(MATCH_FIELDS)}")
@@ -310,7 +327,7 @@ def _rule_rows(index: int, rule: Any, position: int, path: str) -> list[dict[str
         raise ReferenceError(f"{path}: {label}: `match` is empty; name at least a source, party or location")
     for key, value in match.items():
         if not isinstance(value, str):  # YAML reads NO (Norway) as false: make the author quote it
-            raise ReferenceError(f"{path}: {label}: match.{key} must be a string (quote values such as \"NO\")")
+            raise ReferenceError(f'{path}: {label}: match.{key} must be a string (quote values such as "NO")')
     override = rule.get("override") or []
     if not isinstance(override, list) or set(override) - set(rule):
         raise ReferenceError(f"{path}: {label}: `override` must list fields this rule sets")
@@ -323,19 +340,35 @@ def _rule_rows(index: int, rule: Any, position: int, path: str) -> list[dict[str
             spec.adapter.validate_python(value, context={"profile": "ndw"})
         except ValidationError as exc:
             raise ReferenceError(f"{path}: {label}: {_first_error(name, exc)}") from None
-        rows.append({
-            "rule_id": rule_id, "level": spec.level, "field": name, "position": position,
-            **{k: (str(match[k]) if match.get(k) is not None else None) for k in MATCH_FIELDS},
-            "specificity": sum(weight for k, weight in SPECIFICITY.items() if match.get(k) is not None),
-            "value": json.dumps(value, sort_keys=True), "override": name in override,
-        })
+        rows.append(
+            {
+                "rule_id": rule_id,
+                "level": spec.level,
+                "field": name,
+                "position": position,
+                **{k: (str(match[k]) if match.get(k) is not None else None) for k in MATCH_FIELDS},
+                "specificity": sum(weight for k, weight in SPECIFICITY.items() if match.get(k) is not None),
+                "value": json.dumps(value, sort_keys=True),
+                "override": name in override,
+            }
+        )
     if not rows:
         raise ReferenceError(f"{path}: {label}: sets no field; fields a rule can set: {sorted(FIELDS)}")
     return rows
 
 
-_TARIFF_COLUMNS = ("currency", "type", "tariff_alt_text", "tariff_alt_url", "min_price", "max_price", "elements",
-                   "start_date_time", "end_date_time", "energy_mix")
+_TARIFF_COLUMNS = (
+    "currency",
+    "type",
+    "tariff_alt_text",
+    "tariff_alt_url",
+    "min_price",
+    "max_price",
+    "elements",
+    "start_date_time",
+    "end_date_time",
+    "energy_mix",
+)
 
 
 def _tariff_row(index: int, tariff: Any, path: str) -> dict[str, Any]:
@@ -346,7 +379,11 @@ def _tariff_row(index: int, tariff: Any, path: str) -> dict[str, Any]:
     errors = ocpi.validate_tariff(dict(tariff), profile="ndw")
     if errors:
         raise ReferenceError(f"{path}: {label}: {errors[0]}")
-    row: dict[str, Any] = {"country_code": tariff["country_code"], "party_id": tariff["party_id"], "tariff_id": tariff["id"]}
+    row: dict[str, Any] = {
+        "country_code": tariff["country_code"],
+        "party_id": tariff["party_id"],
+        "tariff_id": tariff["id"],
+    }
     for column in _TARIFF_COLUMNS:
         value = tariff.get(column)
         if column in ("currency", "type", "tariff_alt_url"):
@@ -371,14 +408,20 @@ def load_reference(path: str | Path | None = None) -> ReferenceData:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ReferenceError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+        raise ReferenceError(
+            f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})"
+        ) from None
     if not isinstance(document, Mapping) or set(document) - {"rules", "tariffs", "parties", "operators"}:
-        raise ReferenceError(f"{path}: expected a mapping with `rules`, `tariffs`, `parties` and/or `operators`")
+        raise ReferenceError(
+            f"{path}: expected a mapping with `rules`, `tariffs`, `parties` and/or `operators`"
+        )
     rules: list[dict[str, Any]] = []
     for i, rule in enumerate(document.get("rules") or []):
         rows = _rule_rows(i, rule, i, path)
         if any(r["rule_id"] == rows[0]["rule_id"] for r in rules):
-            raise ReferenceError(f"{path}: rules[{i}]: id {rows[0]['rule_id']!r} is already used by an earlier rule")
+            raise ReferenceError(
+                f"{path}: rules[{i}]: id {rows[0]['rule_id']!r} is already used by an earlier rule"
+            )
         rules.extend(rows)
     tariffs = [_tariff_row(i, t, path) for i, t in enumerate(document.get("tariffs") or [])]
     keys = [(t["country_code"], t["party_id"], t["tariff_id"]) for t in tariffs]
@@ -387,17 +430,25 @@ def load_reference(path: str | Path | None = None) -> ReferenceData:
         raise ReferenceError(f"{path}: tariff {'/'.join(dup)} is listed more than once")
     _check_tariff_refs(rules, set(keys), path)
     now = datetime.now(UTC)
-    rule_frame = pd.DataFrame(rules, columns=[
-        "rule_id", "level", "field", "position", *MATCH_FIELDS, "specificity", "value", "override"])
+    rule_frame = pd.DataFrame(
+        rules,
+        columns=["rule_id", "level", "field", "position", *MATCH_FIELDS, "specificity", "value", "override"],
+    )
     rule_frame["reference_file"] = path
     rule_frame["last_updated"] = now
-    tariff_frame = pd.DataFrame(tariffs, columns=["country_code", "party_id", "tariff_id", *_TARIFF_COLUMNS, "last_updated"])
+    tariff_frame = pd.DataFrame(
+        tariffs, columns=["country_code", "party_id", "tariff_id", *_TARIFF_COLUMNS, "last_updated"]
+    )
     tariff_frame["reference_file"] = path
     parties = [_party_row(i, p, path) for i, p in enumerate(document.get("parties") or [])]
     party_ids = [p["rule_id"] for p in parties]
     if len(set(party_ids)) != len(party_ids):
-        raise ReferenceError(f"{path}: party id {next(i for i in party_ids if party_ids.count(i) > 1)!r} is used twice")
-    party_frame = pd.DataFrame(parties, columns=["rule_id", "position", *PARTY_MATCH, "specificity", "country_code", "party_id"])
+        raise ReferenceError(
+            f"{path}: party id {next(i for i in party_ids if party_ids.count(i) > 1)!r} is used twice"
+        )
+    party_frame = pd.DataFrame(
+        parties, columns=["rule_id", "position", *PARTY_MATCH, "specificity", "country_code", "party_id"]
+    )
     party_frame["reference_file"] = path
     party_frame["last_updated"] = now
     operators = [_operator_row(i, entry, path) for i, entry in enumerate(document.get("operators") or [])]
@@ -405,51 +456,118 @@ def load_reference(path: str | Path | None = None) -> ReferenceData:
     for i, row in enumerate(operators):
         cpo = (row["country_code"], row["party_id"])
         if cpo in first:
-            raise ReferenceError(f"{path}: operators[{i}]: {'/'.join(cpo)} already has an entry (operators[{first[cpo]}])")
+            raise ReferenceError(
+                f"{path}: operators[{i}]: {'/'.join(cpo)} already has an entry (operators[{first[cpo]}])"
+            )
         first[cpo] = i
     operator_frame = pd.DataFrame(operators, columns=list(OPERATOR_COLUMNS))
     operator_frame["reference_file"] = path
     operator_frame["last_updated"] = now
-    return ReferenceData(path, hashlib.sha256(text.encode()).hexdigest()[:16], rule_frame, tariff_frame, party_frame,
-                         operator_frame)
+    return ReferenceData(
+        path,
+        hashlib.sha256(text.encode()).hexdigest()[:16],
+        rule_frame,
+        tariff_frame,
+        party_frame,
+        operator_frame,
+    )
 
 
 def _party_row(index: int, entry: Any, path: str) -> dict[str, Any]:
     """`parties`: the CPO of locations whose source names none (e.g. GreenFlux feeds shaped like OCPI 2.1.1)."""
-    label = f"parties[{index}]" + (f" (id {entry.get('id')!r})" if isinstance(entry, Mapping) and entry.get("id") else "")
+    label = f"parties[{index}]" + (
+        f" (id {entry.get('id')!r})" if isinstance(entry, Mapping) and entry.get("id") else ""
+    )
     if not isinstance(entry, Mapping) or set(entry) - {"id", "match", "country_code", "party_id", "note"}:
         raise ReferenceError(f"{path}: {label}: expected id, match, country_code and party_id")
     match = entry.get("match") or {}
-    if not isinstance(entry.get("id"), str) or not isinstance(match, Mapping) or set(match) - set(PARTY_MATCH) or "source" not in match:
-        raise ReferenceError(f"{path}: {label}: needs an `id` and a `match` with `source` (and optionally {list(PARTY_MATCH[1:])})")
+    if (
+        not isinstance(entry.get("id"), str)
+        or not isinstance(match, Mapping)
+        or set(match) - set(PARTY_MATCH)
+        or "source" not in match
+    ):
+        raise ReferenceError(
+            f"{path}: {label}: needs an `id` and a `match` with `source` (and optionally {list(PARTY_MATCH[1:])})"
+        )
     if any(not isinstance(v, str) for v in match.values()):
         raise ReferenceError(f"{path}: {label}: match values must be strings")
     country, party = _cpo(entry, f"{path}: {label}")
-    return {"rule_id": entry["id"], "position": index, **{k: match.get(k) for k in PARTY_MATCH},
-            "specificity": (2 if match.get("location_id") else 0) + (1 if match.get("operator") else 0),
-            "country_code": country, "party_id": party}
+    return {
+        "rule_id": entry["id"],
+        "position": index,
+        **{k: match.get(k) for k in PARTY_MATCH},
+        "specificity": (2 if match.get("location_id") else 0) + (1 if match.get("operator") else 0),
+        "country_code": country,
+        "party_id": party,
+    }
 
 
 def _cpo(entry: Mapping[str, Any], where: str) -> tuple[str, str]:
     """An entry's (country_code, party_id), checked as OCPI spells them."""
     country, party = entry.get("country_code"), entry.get("party_id")
     if not (isinstance(country, str) and len(country) == 2 and country.isalpha() and country.isupper()):
-        raise ReferenceError(f"{where}: country_code must be ISO 3166 alpha-2 in capitals (quote \"NO\")")
+        raise ReferenceError(f'{where}: country_code must be ISO 3166 alpha-2 in capitals (quote "NO")')
     if not (isinstance(party, str) and len(party) == 3 and party.isalnum() and party.isupper()):
         raise ReferenceError(f"{where}: party_id must be 3 capital letters or digits")
     return country, party
 
 
-OPERATOR_COLUMNS = ("country_code", "party_id", "operator_id", "name", "legal_name", "website", "helpdesk_phone",
-                    "helpdesk_email", "helpdesk_name", "staffed", "payment_means", "nuts_code", "position")
-_OPERATOR_KEYS = ("country_code", "party_id", "operator_id", "name", "legal_name", "website", "helpdesk", "staffed",
-                  "payment_means", "nuts_code", "note")
-_OPERATOR_REQUIRED = ("country_code", "party_id", "operator_id", "name", "legal_name", "helpdesk", "staffed", "payment_means")
+OPERATOR_COLUMNS = (
+    "country_code",
+    "party_id",
+    "operator_id",
+    "name",
+    "legal_name",
+    "website",
+    "helpdesk_phone",
+    "helpdesk_email",
+    "helpdesk_name",
+    "staffed",
+    "payment_means",
+    "nuts_code",
+    "position",
+)
+_OPERATOR_KEYS = (
+    "country_code",
+    "party_id",
+    "operator_id",
+    "name",
+    "legal_name",
+    "website",
+    "helpdesk",
+    "staffed",
+    "payment_means",
+    "nuts_code",
+    "note",
+)
+_OPERATOR_REQUIRED = (
+    "country_code",
+    "party_id",
+    "operator_id",
+    "name",
+    "legal_name",
+    "helpdesk",
+    "staffed",
+    "payment_means",
+)
 # Ad hoc payment means an operator may state: the values of the AFIR profile's MeansOfPaymentEnum (3.7's lacks nfc, emv,
 # qrCode and website; the rates that carry them sit in the profile-only part of the XML).
-PAYMENT_MEANS = ("paymentCreditCard", "paymentDebitCard", "nfc", "emv", "qrCode", "website", "mobileAccount", "prepay",
-                 "paymentValueCard", "cashCoinsAndBills")
-OPERATOR_ID = re.compile(r"^[A-Z]{2}\*?[A-Z0-9]{3}$")  # eMI3 operator id: country, optional *, 3 capitals or digits
+PAYMENT_MEANS = (
+    "paymentCreditCard",
+    "paymentDebitCard",
+    "nfc",
+    "emv",
+    "qrCode",
+    "website",
+    "mobileAccount",
+    "prepay",
+    "paymentValueCard",
+    "cashCoinsAndBills",
+)
+OPERATOR_ID = re.compile(
+    r"^[A-Z]{2}\*?[A-Z0-9]{3}$"
+)  # eMI3 operator id: country, optional *, 3 capitals or digits
 PHONE = re.compile(r"^\+[0-9][0-9 ]*$")  # international: + and digits (spaces allowed between groups)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TEXT = re.compile(r"^[^\r\n\t]+$")
@@ -458,7 +576,9 @@ _TEXT = re.compile(r"^[^\r\n\t]+$")
 def _operator_row(index: int, entry: Any, path: str) -> dict[str, Any]:
     """One `operators` entry (AFIR's operator data for one CPO), checked field by field."""
     if not isinstance(entry, Mapping):
-        raise ReferenceError(f"{path}: operators[{index}]: expected a mapping with {list(_OPERATOR_REQUIRED)}")
+        raise ReferenceError(
+            f"{path}: operators[{index}]: expected a mapping with {list(_OPERATOR_REQUIRED)}"
+        )
     label = f"operators[{index}]"
     if isinstance(entry.get("country_code"), str) and isinstance(entry.get("party_id"), str):
         label += f" ({entry['country_code']}/{entry['party_id']})"
@@ -469,48 +589,85 @@ def _operator_row(index: int, entry: Any, path: str) -> dict[str, Any]:
 
     unknown = set(entry) - set(_OPERATOR_KEYS)
     if unknown:
-        raise ReferenceError(f"{where}: unknown key(s) {sorted(unknown)}; an entry takes {list(_OPERATOR_KEYS)}")
+        raise ReferenceError(
+            f"{where}: unknown key(s) {sorted(unknown)}; an entry takes {list(_OPERATOR_KEYS)}"
+        )
     missing = [k for k in _OPERATOR_REQUIRED if entry.get(k) is None]
     if missing:
         raise refuse(missing[0], "required")
     country, party = _cpo(entry, where)
     operator_id = entry["operator_id"]
     if not isinstance(operator_id, str) or not OPERATOR_ID.match(operator_id):
-        raise refuse("operator_id", f"{operator_id!r} is not an eMI3 operator id (country code, optional *, "
-                                    "3 capitals or digits, e.g. NL*ALF)")
+        raise refuse(
+            "operator_id",
+            f"{operator_id!r} is not an eMI3 operator id (country code, optional *, "
+            "3 capitals or digits, e.g. NL*ALF)",
+        )
     if operator_id[:2] != country:
-        raise refuse("operator_id", f"{operator_id!r} is of country {operator_id[:2]}, not of the entry's {country}")
-    business = {"name": entry["name"], **({"website": entry["website"]} if entry.get("website") is not None else {})}
+        raise refuse(
+            "operator_id", f"{operator_id!r} is of country {operator_id[:2]}, not of the entry's {country}"
+        )
+    business = {
+        "name": entry["name"],
+        **({"website": entry["website"]} if entry.get("website") is not None else {}),
+    }
     try:  # name and website become the OCPI `operator` (BusinessDetails) of the CPO's locations
         ocpi.BusinessDetails.model_validate(business, context={"profile": "ndw"})
     except ValidationError as exc:
         error = exc.errors()[0]
         raise refuse(ocpi.error_path(tuple(error["loc"])), str(error["msg"])) from None
-    if not isinstance(entry["legal_name"], str) or not _TEXT.match(entry["legal_name"]) or len(entry["legal_name"]) > 255:
+    if (
+        not isinstance(entry["legal_name"], str)
+        or not _TEXT.match(entry["legal_name"])
+        or len(entry["legal_name"]) > 255
+    ):
         raise refuse("legal_name", "must be the registered name: text of 1-255 characters on one line")
     phone, email, desk = _helpdesk(entry["helpdesk"], refuse)
     if not isinstance(entry["staffed"], bool):
         raise refuse("staffed", "must be true or false (on-site personnel at the operator's points)")
     means = entry["payment_means"]
-    if not isinstance(means, list) or not means or any(m not in PAYMENT_MEANS for m in means) or len(set(means)) < len(means):
-        raise refuse("payment_means", f"must list ad hoc payment means, each once, from {list(PAYMENT_MEANS)}")
+    if (
+        not isinstance(means, list)
+        or not means
+        or any(m not in PAYMENT_MEANS for m in means)
+        or len(set(means)) < len(means)
+    ):
+        raise refuse(
+            "payment_means", f"must list ad hoc payment means, each once, from {list(PAYMENT_MEANS)}"
+        )
     nuts_code = entry.get("nuts_code")
     if nuts_code is not None:
         _check_nuts(nuts_code, country, refuse)
-    return {"country_code": country, "party_id": party, "operator_id": operator_id, "name": entry["name"],
-            "legal_name": entry["legal_name"], "website": entry.get("website"), "helpdesk_phone": phone,
-            "helpdesk_email": email, "helpdesk_name": desk, "staffed": entry["staffed"],
-            "payment_means": json.dumps(means), "nuts_code": nuts_code, "position": index}
+    return {
+        "country_code": country,
+        "party_id": party,
+        "operator_id": operator_id,
+        "name": entry["name"],
+        "legal_name": entry["legal_name"],
+        "website": entry.get("website"),
+        "helpdesk_phone": phone,
+        "helpdesk_email": email,
+        "helpdesk_name": desk,
+        "staffed": entry["staffed"],
+        "payment_means": json.dumps(means),
+        "nuts_code": nuts_code,
+        "position": index,
+    }
 
 
-def _helpdesk(helpdesk: Any, refuse: Callable[[str, str], ReferenceError]) -> tuple[str, str | None, str | None]:
+def _helpdesk(
+    helpdesk: Any, refuse: Callable[[str, str], ReferenceError]
+) -> tuple[str, str | None, str | None]:
     """`helpdesk`: phone (required, international), email and name (optional)."""
     if not isinstance(helpdesk, Mapping) or set(helpdesk) - {"phone", "email", "name"}:
         raise refuse("helpdesk", "must be a mapping of phone (required), email and name")
     phone, email, name = helpdesk.get("phone"), helpdesk.get("email"), helpdesk.get("name")
     digits = sum(c.isdigit() for c in phone) if isinstance(phone, str) else 0
     if not isinstance(phone, str) or not PHONE.match(phone) or not 7 <= digits <= 15:
-        raise refuse("helpdesk.phone", f"{phone!r} is not an international number: + and 7-15 digits, e.g. \"+31 20 123 4567\"")
+        raise refuse(
+            "helpdesk.phone",
+            f'{phone!r} is not an international number: + and 7-15 digits, e.g. "+31 20 123 4567"',
+        )
     if email is not None and (not isinstance(email, str) or not EMAIL.match(email)):
         raise refuse("helpdesk.email", f"{email!r} is not an e-mail address")
     if name is not None and (not isinstance(name, str) or not _TEXT.match(name)):
@@ -522,7 +679,9 @@ def _check_nuts(code: Any, country: str, refuse: Callable[[str, str], ReferenceE
     """A NUTS-1 code of the entry's own country (EL for Greece); the only region of a one-region country."""
     prefix = nuts.nuts_country(country)
     if not isinstance(code, str) or not re.match(nuts.NUTS1_PATTERN, code):
-        raise refuse("nuts_code", f"{code!r} is not a NUTS-1 code (2 capitals and a capital or digit, e.g. NL3)")
+        raise refuse(
+            "nuts_code", f"{code!r} is not a NUTS-1 code (2 capitals and a capital or digit, e.g. NL3)"
+        )
     if prefix not in nuts.NUTS_COUNTRIES.values():
         raise refuse("nuts_code", f"{country} has no NUTS regions (NUTS covers the EU and EFTA countries)")
     if code[:2] != prefix:
@@ -549,11 +708,17 @@ def _check_tariff_refs(rules: list[dict[str, Any]], tariffs: set[tuple[str, str,
         if row["field"] != "tariff_ids":
             continue
         if row["party_id"] is None or row["country_code"] is None:
-            raise ReferenceError(f"{path}: rule {row['rule_id']!r} sets tariff_ids: its match must name country_code and party_id")
-        missing = [t for t in json.loads(row["value"]) if (row["country_code"], row["party_id"], t) not in tariffs]
+            raise ReferenceError(
+                f"{path}: rule {row['rule_id']!r} sets tariff_ids: its match must name country_code and party_id"
+            )
+        missing = [
+            t for t in json.loads(row["value"]) if (row["country_code"], row["party_id"], t) not in tariffs
+        ]
         if missing:
-            raise ReferenceError(f"{path}: rule {row['rule_id']!r}: tariff_ids {missing} are not tariffs of "
-                                 f"{row['country_code']}/{row['party_id']} in this file")
+            raise ReferenceError(
+                f"{path}: rule {row['rule_id']!r}: tariff_ids {missing} are not tariffs of "
+                f"{row['country_code']}/{row['party_id']} in this file"
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -579,8 +744,13 @@ def apply_rules(kind: str, rows_sql: str, columns: list[str]) -> str:
     conditions = " AND ".join(f"(r.{m} IS NULL OR r.{m} = u.{m})" for m in match_columns)
     # Rules that name a field the table lacks (evse_uid on locations) can never match it.
     unmatchable = " AND ".join(f"r.{m} IS NULL" for m in MATCH_FIELDS if m not in columns) or "true"
-    keys = ["country_code", "party_id", "location_id", *(["evse_uid"] if level != "location" else []),
-            *(["connector_id"] if level == "connector" else [])]
+    keys = [
+        "country_code",
+        "party_id",
+        "location_id",
+        *(["evse_uid"] if level != "location" else []),
+        *(["connector_id"] if level == "connector" else []),
+    ]
     key_list = ", ".join(f"u.{k}" for k in keys)
     picked = ", ".join(
         f"arg_max(r.value, r.specificity * 100000 + r.position) FILTER (WHERE r.field = '{f}') AS \"v_{f}\", "
@@ -590,10 +760,13 @@ def apply_rules(kind: str, rows_sql: str, columns: list[str]) -> str:
     )
     value = {f: f'b."v_{f}"' for f in fields}
     use = {f: f'({value[f]} IS NOT NULL AND (u.{f} IS NULL OR b."o_{f}"))' for f in fields}
-    replaced = ", ".join(f"CASE WHEN {use[f]} THEN {_cast(f, value[f])} ELSE u.{f} END AS {f}" for f in fields)
+    replaced = ", ".join(
+        f"CASE WHEN {use[f]} THEN {_cast(f, value[f])} ELSE u.{f} END AS {f}" for f in fields
+    )
     # json_merge_patch drops the null members: only fields a rule actually filled are listed.
     lineage = ", ".join(f"'{f}', CASE WHEN {use[f]} THEN b.\"r_{f}\" END" for f in fields)
-    return f"""
+    return (
+        f"""
         WITH u AS ({rows_sql}),
         b AS (
             SELECT {key_list}, u.source, {picked}
@@ -604,7 +777,10 @@ def apply_rules(kind: str, rows_sql: str, columns: list[str]) -> str:
                CAST(nullif(CAST(json_merge_patch('{{}}', json_object({lineage})) AS VARCHAR), '{{}}') AS JSON)
                    AS reference_fields
         FROM u LEFT JOIN b USING ({", ".join(keys)}, source)
-    """ if fields else f"SELECT *, CAST(NULL AS JSON) AS reference_fields FROM ({rows_sql})"
+    """
+        if fields
+        else f"SELECT *, CAST(NULL AS JSON) AS reference_fields FROM ({rows_sql})"
+    )
 
 
 # Lineage of values an `operators` entry or the NUTS table supplied (`reference_fields`, beside rule ids).
@@ -633,7 +809,9 @@ def id_part(ref: str) -> str:
 def _add_lineage(existing: str, fields: dict[str, str]) -> str:
     """`existing` reference_fields plus field -> entry for each non-NULL entry (the rules' names stay)."""
     pairs = ", ".join(f"'{field}', {entry}" for field, entry in fields.items())
-    added = f"json_merge_patch('{{}}', json_object({pairs}))"  # drops the NULL members: only fields supplied here
+    added = (
+        f"json_merge_patch('{{}}', json_object({pairs}))"  # drops the NULL members: only fields supplied here
+    )
     return f"CAST(nullif(CAST(json_merge_patch(coalesce({existing}, '{{}}'), {added}) AS VARCHAR), '{{}}') AS JSON)"
 
 
@@ -658,10 +836,16 @@ def apply_operators(kind: str, rows_sql: str) -> str:
         return f"""
             WITH r AS ({rows_sql})
             SELECT r.* REPLACE (
-                CASE WHEN {fill_operator} THEN json_object('name', o.name, 'website', o.website) ELSE r.operator END AS operator,
+                CASE WHEN {
+            fill_operator
+        } THEN json_object('name', o.name, 'website', o.website) ELSE r.operator END AS operator,
                 coalesce(r.nuts_code, {entry_nuts}, n.single_region) AS nuts_code,
-                {_add_lineage("r.reference_fields", {"operator": f"CASE WHEN {fill_operator} THEN {OPERATOR_ENTRY} END",
-                                                     "nuts_code": nuts_from})} AS reference_fields)
+                {
+            _add_lineage(
+                "r.reference_fields",
+                {"operator": f"CASE WHEN {fill_operator} THEN {OPERATOR_ENTRY} END", "nuts_code": nuts_from},
+            )
+        } AS reference_fields)
             FROM r {operator}
             LEFT JOIN rules_nuts_countries n ON n.country = r.country
         """

@@ -124,17 +124,22 @@ def rule_frames() -> dict[str, pd.DataFrame]:
     """Every rule table, by the relation name the mapping SQL uses."""
     return {
         "rules_operators": operators(),
-        "rules_evroam_connectors": _frame([(k, *v) for k, v in EVROAM_CONNECTORS.items()], ["value", "standard", "format"]),
+        "rules_evroam_connectors": _frame(
+            [(k, *v) for k, v in EVROAM_CONNECTORS.items()], ["value", "standard", "format"]
+        ),
         "rules_evroam_availability": _frame(list(EVROAM_AVAILABILITY.items()), ["value", "status"]),
         "rules_evroam_installation": _frame(list(EVROAM_INSTALLATION.items()), ["value", "status"]),
         "rules_evroam_floors": _frame(list(EVROAM_FLOORS.items()), ["value", "floor_level"]),
         "rules_zaptec_modes": _frame(list(ZAPTEC_OPERATION_MODES.items()), ["value", "status"]),
         "rules_zaptec_models": _frame(
-            [(k, *v, False) for k, v in ZAPTEC_MODELS.items()] + [(k, None, None, None, True) for k in ZAPTEC_NOT_CHARGERS],
+            [(k, *v, False) for k, v in ZAPTEC_MODELS.items()]
+            + [(k, None, None, None, True) for k in ZAPTEC_NOT_CHARGERS],
             ["value", "standard", "format", "amperage", "not_a_charger"],
         ),
-        "rules_zaptec_networks": _frame([(k, *v, ZAPTEC_SINGLE_PHASE_VOLTS) for k, v in ZAPTEC_NETWORKS.items()],
-                                        ["value", "phases", "phase_volts", "single_phase_volts"]),
+        "rules_zaptec_networks": _frame(
+            [(k, *v, ZAPTEC_SINGLE_PHASE_VOLTS) for k, v in ZAPTEC_NETWORKS.items()],
+            ["value", "phases", "phase_volts", "single_phase_volts"],
+        ),
         "rules_zaptec_power_types": _frame(list(ZAPTEC_POWER_TYPES.items()), ["phases", "power_type"]),
         "rules_greenflux_parking": _frame(list(GREENFLUX_PARKING_TYPES.items()), ["value", "parking_type"]),
         "rules_nuts_countries": nuts.frame(),

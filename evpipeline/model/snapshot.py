@@ -124,7 +124,9 @@ def snapshot_dir(warehouse_path: str) -> Path:
     return Path(warehouse_path).resolve().parent / "snapshots"
 
 
-def open_snapshot(path: str | os.PathLike[str], config: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+def open_snapshot(
+    path: str | os.PathLike[str], config: Mapping[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
     """A reader of the BI snapshot at `path` (its directory or its `warehouse.duckdb`): a DuckDB instance
     of its own with the catalog attached read-only and in use, and the snapshot directory as
     `file_search_path`, so the views' relative Parquet paths resolve wherever the directory lives. Each
@@ -136,7 +138,9 @@ def open_snapshot(path: str | os.PathLike[str], config: Mapping[str, Any] | None
         catalog = catalog / SNAPSHOT_NAME
     if not catalog.is_file():
         raise FileNotFoundError(f"no BI snapshot at {catalog}")
-    return attach(str(catalog), read_only=True, config={**(config or {}), "file_search_path": str(catalog.parent)})
+    return attach(
+        str(catalog), read_only=True, config={**(config or {}), "file_search_path": str(catalog.parent)}
+    )
 
 
 def known_keys() -> dict[str, tuple[str, ...]]:
@@ -252,7 +256,9 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[_Table]:
     return tables
 
 
-_VIEW_HEAD = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:\"[^\"]*\"|[^\s(])+(?:\s*\([^)]*\))?\s+AS\s+", re.IGNORECASE)
+_VIEW_HEAD = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:\"[^\"]*\"|[^\s(])+(?:\s*\([^)]*\))?\s+AS\s+", re.IGNORECASE
+)
 
 
 def _views(con: duckdb.DuckDBPyConnection) -> list[list[str]]:
@@ -303,9 +309,9 @@ class _Run:
         relative = f"{table.schema}/{table.name}/{kind}.p{self.publication:06d}.parquet"
         path = self.root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = scalar(self.con.execute(
-            f"COPY ({query}) TO {_literal(str(path))} (FORMAT parquet)", params or {}
-        ))
+        rows = scalar(
+            self.con.execute(f"COPY ({query}) TO {_literal(str(path))} (FORMAT parquet)", params or {})
+        )
         _fsync(path)
         self.written[table.qualified] = self.written.get(table.qualified, 0) + rows
         self.rows += rows
@@ -365,11 +371,13 @@ def _merge(run: _Run, table: _Table, keys: tuple[str, ...], previous: Entry | No
     if last is not None and last["watermark"] is None:  # published while empty: nothing to add to
         last = None
     marks = {"ingested": _time(last["watermark"]), "observed": _time(last["observed"])} if last else {}
-    rows, changed, newest, observed = one_row(run.con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE {CHANGED}), max(_ingested_at), max(_observed_at) "
-        f"FROM {table.sql}",
-        marks or {"ingested": None, "observed": None},
-    ))
+    rows, changed, newest, observed = one_row(
+        run.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {CHANGED}), max(_ingested_at), max(_observed_at) "
+            f"FROM {table.sql}",
+            marks or {"ingested": None, "observed": None},
+        )
+    )
     entry = {**shape, "watermark": _iso(newest), "observed": _iso(observed), "rows": rows}
     # Every row the published view lacks is in the delta, unless the warehouse went back (a restore),
     # lost rows, or got rows behind the watermark: then the table is published afresh.

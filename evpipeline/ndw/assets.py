@@ -26,7 +26,9 @@ daily = dg.DailyPartitionsDefinition(start_date="2026-11-01", timezone="UTC", en
 class NdwExportConfig(dg.Config):
     """Where the export goes and how many rejected locations fail the check."""
 
-    max_rejected_ratio: float = Field(default=0.10, description="Fail the check above this share of rejected locations")
+    max_rejected_ratio: float = Field(
+        default=0.10, description="Fail the check above this share of rejected locations"
+    )
     directory: str = Field(default="", description="Export root (default $EVPIPELINE_DATA_DIR/exports/ndw)")
 
 
@@ -47,7 +49,11 @@ def export_root(config: NdwExportConfig) -> Path:
     deps=list(MART_KEYS.values()),
     pool=WRITER_POOL,
     kinds={"json", "ocpi"},
-    check_specs=[dg.AssetCheckSpec("rejections", asset=EXPORT_KEY, description="Objects left out for lacking NDW/AFIR fields")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "rejections", asset=EXPORT_KEY, description="Objects left out for lacking NDW/AFIR fields"
+        )
+    ],
 )
 def ndw_ocpi_export(
     context: dg.AssetExecutionContext, config: NdwExportConfig, warehouse: WarehouseResource
@@ -59,15 +65,26 @@ def ndw_ocpi_export(
         export = build_export(read.con)
     failing = invalid_objects(export)
     if failing:  # blocking: nothing is written that NDW would get and our definition refuses
-        raise dg.Failure(description=f"{len(failing)} selected object(s) fail our OCPI/AFIR definition; nothing exported",
-                         metadata={"failing": dg.MetadataValue.json(failing[:20])})
-    manifest = write_export(export, export_root(config) / partition, partition, warehouse_snapshot=read.snapshot)
+        raise dg.Failure(
+            description=f"{len(failing)} selected object(s) fail our OCPI/AFIR definition; nothing exported",
+            metadata={"failing": dg.MetadataValue.json(failing[:20])},
+        )
+    manifest = write_export(
+        export, export_root(config) / partition, partition, warehouse_snapshot=read.snapshot
+    )
     rejections = [{**r, "reasons": "; ".join(r["reasons"])} for r in export.rejections]
-    return _delivered(manifest.directory, manifest.body, rejections, export.candidates, config.max_rejected_ratio)
+    return _delivered(
+        manifest.directory, manifest.body, rejections, export.candidates, config.max_rejected_ratio
+    )
 
 
-def _delivered(directory: Path, manifest: dict[str, Any], rejections: list[dict[str, Any]], candidates: int,
-               max_rejected_ratio: float) -> dg.MaterializeResult:
+def _delivered(
+    directory: Path,
+    manifest: dict[str, Any],
+    rejections: list[dict[str, Any]],
+    candidates: int,
+    max_rejected_ratio: float,
+) -> dg.MaterializeResult:
     """A daily delivery's materialization: its counts and files, and the rejection check (both formats)."""
     import pandas as pd
 
@@ -78,8 +95,12 @@ def _delivered(directory: Path, manifest: dict[str, Any], rejections: list[dict[
         check_name="rejections",
         passed=not rejections,
         severity=dg.AssetCheckSeverity.ERROR if ratio > max_rejected_ratio else dg.AssetCheckSeverity.WARN,
-        metadata={"rejected_objects": len(rejections), "rejected_locations": rejected_locations,
-                  "rejected_location_ratio": round(ratio, 4), "threshold": max_rejected_ratio},
+        metadata={
+            "rejected_objects": len(rejections),
+            "rejected_locations": rejected_locations,
+            "rejected_location_ratio": round(ratio, 4),
+            "threshold": max_rejected_ratio,
+        },
     )
     return dg.MaterializeResult(
         metadata={
@@ -100,8 +121,10 @@ def invalid_objects(export: OcpiExport) -> list[dict[str, str]]:
     from evpipeline.ocpi.definition import validate_location, validate_tariff
 
     failing = []
-    for kind, bodies, keys, validate in (("Location", export.locations, export.location_keys, validate_location),
-                                         ("Tariff", export.tariffs, export.tariff_keys, validate_tariff)):
+    for kind, bodies, keys, validate in (
+        ("Location", export.locations, export.location_keys, validate_location),
+        ("Tariff", export.tariffs, export.tariff_keys, validate_tariff),
+    ):
         for body, key in zip(bodies, keys, strict=True):
             if errors := validate(json.loads(body)):
                 failing.append({"object": kind, "key": "/".join(key), "errors": "; ".join(errors[:5])})
@@ -111,8 +134,12 @@ def invalid_objects(export: OcpiExport) -> list[dict[str, str]]:
 class Datex2ExportConfig(dg.Config):
     """Where the DATEX II publications go and how many rejected locations fail the check."""
 
-    max_rejected_ratio: float = Field(default=0.10, description="Fail the check above this share of rejected locations")
-    directory: str = Field(default="", description="Export root (default $EVPIPELINE_DATA_DIR/exports/datex2)")
+    max_rejected_ratio: float = Field(
+        default=0.10, description="Fail the check above this share of rejected locations"
+    )
+    directory: str = Field(
+        default="", description="Export root (default $EVPIPELINE_DATA_DIR/exports/datex2)"
+    )
 
 
 def datex2_root(config: Datex2ExportConfig) -> Path:
@@ -126,24 +153,47 @@ def datex2_root(config: Datex2ExportConfig) -> Path:
     deps=list(MART_KEYS.values()),
     pool=WRITER_POOL,
     kinds={"xml", "json"},
-    check_specs=[dg.AssetCheckSpec("rejections", asset=DATEX2_KEY, description="Objects left out of the DATEX II publications")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "rejections", asset=DATEX2_KEY, description="Objects left out of the DATEX II publications"
+        )
+    ],
 )
 def ndw_datex2_export(
-    context: dg.AssetExecutionContext, config: Datex2ExportConfig, warehouse: WarehouseResource, datex2: Datex2PushResource
+    context: dg.AssetExecutionContext,
+    config: Datex2ExportConfig,
+    warehouse: WarehouseResource,
+    datex2: Datex2PushResource,
 ) -> dg.MaterializeResult:
     """Daily AFIR DATEX II static and status publications (profile JSON, DATEX II 3.7 XML) of the objects sent to NDW as OCPI."""
     partition = context.partition_key
     with reading(warehouse, cutoff=cutoff(partition)) as read:
-        published = write_publications(read.con, datex2_root(config) / partition, countries=nap_countries(),
-                                       creator=datex2.creator(), partition=partition, warehouse_snapshot=read.snapshot)
+        published = write_publications(
+            read.con,
+            datex2_root(config) / partition,
+            countries=nap_countries(),
+            creator=datex2.creator(),
+            partition=partition,
+            warehouse_snapshot=read.snapshot,
+        )
     with warehouse.writer("datex2", context.run.run_id) as writer:  # the versions this publication gave
         versions.record(writer, published.version_changes)
-    rows = [{k: ("; ".join(v) if isinstance(v, list) else v) for k, v in r.items()} for r in published.rejections]
-    return _delivered(published.directory, published.body, rows, published.candidates, config.max_rejected_ratio)
+    rows = [
+        {k: ("; ".join(v) if isinstance(v, list) else v) for k, v in r.items()} for r in published.rejections
+    ]
+    return _delivered(
+        published.directory, published.body, rows, published.candidates, config.max_rejected_ratio
+    )
 
 
 # One job, both formats: NDW's OCPI files and the DATEX II publications of the same day.
-ndw_export_job = dg.define_asset_job("ndw_daily_export", selection=[EXPORT_KEY, DATEX2_KEY], partitions_def=daily)
+ndw_export_job = dg.define_asset_job(
+    "ndw_daily_export", selection=[EXPORT_KEY, DATEX2_KEY], partitions_def=daily
+)
 ndw_export_schedule = dg.build_schedule_from_partitioned_job(
-    ndw_export_job, hour_of_day=2, minute_of_hour=0, name="ndw_daily_export_0200", default_status=dg.DefaultScheduleStatus.RUNNING,
+    ndw_export_job,
+    hour_of_day=2,
+    minute_of_hour=0,
+    name="ndw_daily_export_0200",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )

@@ -41,8 +41,16 @@ DATEX_VERSION = "3.7"
 PROFILE = "AFIR Energy Infrastructure 01-00-00 (JSON), DATEX II 3.7 (XML, CEN/TS 16157-10:2022)"
 Kind = Literal["static", "status"]
 Fmt = Literal["xml", "json"]
-DOCUMENTS: tuple[tuple[Kind, Fmt], ...] = (("static", "xml"), ("static", "json"), ("status", "xml"), ("status", "json"))
-CONTENT_TYPES: dict[str, str] = {"xml": "application/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
+DOCUMENTS: tuple[tuple[Kind, Fmt], ...] = (
+    ("static", "xml"),
+    ("static", "json"),
+    ("status", "xml"),
+    ("status", "json"),
+)
+CONTENT_TYPES: dict[str, str] = {
+    "xml": "application/xml; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+}
 REJECTIONS = "rejections.json"
 
 
@@ -58,7 +66,9 @@ class Datex2Files:
     body: dict[str, Any]
     rejections: list[dict[str, Any]]
     candidates: int
-    version_changes: pa.Table  # versions first given by this set (`versions.record` them where the warehouse is writable)
+    version_changes: (
+        pa.Table
+    )  # versions first given by this set (`versions.record` them where the warehouse is writable)
 
     def path(self, kind: str, fmt: str) -> Path:
         return self.directory / document_name(kind, fmt)
@@ -82,14 +92,23 @@ def _plain(value: Any) -> Any:
 def stats_counts(stats: PublicationStats) -> dict[str, Any]:
     """A document's counts for the manifest, with the model values DATEX II could not carry."""
     return {
-        "sites": stats.sites, "stations": stats.stations, "refill_points": stats.points, "connectors": stats.connectors,
+        "sites": stats.sites,
+        "stations": stats.stations,
+        "refill_points": stats.points,
+        "connectors": stats.connectors,
         "unmapped": [{"field": f, "value": v, "rows": n} for (f, v), n in sorted(stats.unmapped.items())],
     }
 
 
 def write_publications(
-    con: duckdb.DuckDBPyConnection, final: Path, *, countries: list[str], creator: Creator, partition: str | None = None,
-    warehouse_snapshot: int | None = None, published_at: datetime | None = None,
+    con: duckdb.DuckDBPyConnection,
+    final: Path,
+    *,
+    countries: list[str],
+    creator: Creator,
+    partition: str | None = None,
+    warehouse_snapshot: int | None = None,
+    published_at: datetime | None = None,
 ) -> Datex2Files:
     """Every DATEX II document, rejections.json and manifest.json into `final` (replaced whole).
 
@@ -127,7 +146,8 @@ def write_publications(
             "table": table,
             "counts": {
                 **{k: static.get(k, 0) for k in ("sites", "stations", "refill_points", "connectors")},
-                "rejected": len(rejections), "candidate_locations": candidates,
+                "rejected": len(rejections),
+                "candidate_locations": candidates,
             },
             "documents": documents,
             "files": files,

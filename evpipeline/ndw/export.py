@@ -39,6 +39,7 @@ def nap_countries() -> list[str]:
     """ISO alpha-3 countries whose public locations the national access point receives (NDW: NLD)."""
     return [c.strip().upper() for c in settings.get("EVPIPELINE_NAP_COUNTRIES").split(",") if c.strip()]
 
+
 class Reason(str):
     """A rejection reason computed per row (an SQL expression), e.g. naming the figures that broke a rule."""
 
@@ -51,21 +52,35 @@ def sql_literal(text: str) -> str:
 def _sql_format(template: str, values: dict[str, str]) -> Reason:
     """A `str.format` template as SQL text: literal parts and `values` (SQL expressions) concatenated."""
     parts = re.split(r"\{(\w+)\}", template)
-    pieces = [sql_literal(p) if i % 2 == 0 else f"CAST({values[p]} AS VARCHAR)" for i, p in enumerate(parts) if p]
+    pieces = [
+        sql_literal(p) if i % 2 == 0 else f"CAST({values[p]} AS VARCHAR)" for i, p in enumerate(parts) if p
+    ]
     return Reason(" || ".join(pieces))
 
 
 # The plausibility rules of our definition (evpipeline.ocpi.definition), from the same constants.
 _PHASES = "CASE c.power_type " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in ocpi.PHASES.items()) + " END"
 _POWER_LIMIT = f"(CAST(c.max_voltage AS BIGINT) * c.max_amperage * {_PHASES})"
-POWER_RULE = (f"CAST(c.max_electric_power AS BIGINT) * 100 > {_POWER_LIMIT} * {100 + ocpi.POWER_TOLERANCE_PERCENT}",
-              _sql_format(ocpi.POWER_PROBLEM, {"power": "c.max_electric_power", "voltage": "c.max_voltage",
-                                               "amperage": "c.max_amperage", "phases": _PHASES,
-                                               "power_type": "c.power_type", "limit": _POWER_LIMIT}))
+POWER_RULE = (
+    f"CAST(c.max_electric_power AS BIGINT) * 100 > {_POWER_LIMIT} * {100 + ocpi.POWER_TOLERANCE_PERCENT}",
+    _sql_format(
+        ocpi.POWER_PROBLEM,
+        {
+            "power": "c.max_electric_power",
+            "voltage": "c.max_voltage",
+            "amperage": "c.max_amperage",
+            "phases": _PHASES,
+            "power_type": "c.power_type",
+            "limit": _POWER_LIMIT,
+        },
+    ),
+)
 EVSE_ID_RULES = [
     ("e.evse_id IS NULL", "evse_id missing (AFIR: the eMI3 EVSE ID)"),
-    (f"NOT regexp_full_match(e.evse_id, {sql_literal(ocpi.EVSE_ID_PATTERN)})",
-     Reason("'evse_id ' || e.evse_id || ' is not an eMI3 EVSE ID'")),
+    (
+        f"NOT regexp_full_match(e.evse_id, {sql_literal(ocpi.EVSE_ID_PATTERN)})",
+        Reason("'evse_id ' || e.evse_id || ' is not an eMI3 EVSE ID'"),
+    ),
 ]
 
 # (object, condition, reason) rules per level; a row failing any is left out and reported.
@@ -111,8 +126,10 @@ LOCATION_RULES = [
 
 
 def _reasons(rules: list[tuple[str, str]]) -> str:
-    items = ", ".join(f"CASE WHEN {cond} THEN {reason if isinstance(reason, Reason) else sql_literal(reason)} END"
-                      for cond, reason in rules)
+    items = ", ".join(
+        f"CASE WHEN {cond} THEN {reason if isinstance(reason, Reason) else sql_literal(reason)} END"
+        for cond, reason in rules
+    )
     return f"list_filter([{items}], lambda x: x IS NOT NULL)"
 
 
@@ -183,13 +200,19 @@ MART = Model()
 
 def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool, model: Model) -> None:
     """Decide, per object, why it cannot be exported (keys and reasons only; no JSON yet)."""
-    location_scope = f"SEMI JOIN {SCOPE_LOCATIONS} s USING (country_code, party_id, location_id)" if scoped else ""
+    location_scope = (
+        f"SEMI JOIN {SCOPE_LOCATIONS} s USING (country_code, party_id, location_id)" if scoped else ""
+    )
     # Scoped: the tariffs in scope that NDW holds are re-validated (and re-sent when changed) even
     # when no location in scope references them.
-    tariff_scope = f"""OR (EXISTS (SELECT 1 FROM {SCOPE_TARIFFS} s WHERE s.country_code = t.country_code
+    tariff_scope = (
+        f"""OR (EXISTS (SELECT 1 FROM {SCOPE_TARIFFS} s WHERE s.country_code = t.country_code
                                   AND s.party_id = t.party_id AND s.tariff_id = t.tariff_id)
                        AND EXISTS (SELECT 1 FROM ops.ndw_pushed p WHERE p.kind = 'tariff' AND p.country_code = t.country_code
-                                  AND p.party_id = t.party_id AND p.object_id = t.tariff_id))""" if scoped else ""
+                                  AND p.party_id = t.party_id AND p.object_id = t.tariff_id))"""
+        if scoped
+        else ""
+    )
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ndw_locations AS
         SELECT l.country_code, l.party_id, l.location_id, {_reasons(LOCATION_RULES)} AS reasons
@@ -247,7 +270,11 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
 
 
 def select_objects(
-    con: duckdb.DuckDBPyConnection, countries: list[str] | None = None, *, scoped: bool = False, model: Model = MART,
+    con: duckdb.DuckDBPyConnection,
+    countries: list[str] | None = None,
+    *,
+    scoped: bool = False,
+    model: Model = MART,
 ) -> None:
     """Decide which objects an access point receives: the temp tables `_ndw_locations`, `_ndw_evses`,
     `_ndw_connectors`, `_ndw_tariffs` (keys + `reasons`, and what a publication's own rules need
@@ -263,7 +290,9 @@ def rejection_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return _rejections(con)
 
 
-def build_export(con: duckdb.DuckDBPyConnection, *, scoped: bool = False, countries: list[str] | None = None) -> OcpiExport:
+def build_export(
+    con: duckdb.DuckDBPyConnection, *, scoped: bool = False, countries: list[str] | None = None
+) -> OcpiExport:
     """All NDW objects from the mart: validated per object, then nested into JSON in one streaming query.
 
     `scoped`: only the locations and tariffs in the scope temp tables (`SCOPE_LOCATIONS`,
@@ -279,14 +308,14 @@ def build_export(con: duckdb.DuckDBPyConnection, *, scoped: bool = False, countr
         'uid': e.evse_uid, 'evse_id': e.evse_id,
         'status': CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END,
         'capabilities': e.capabilities, 'floor_level': e.floor_level,
-        'coordinates': {_coordinates('e.latitude', 'e.longitude')},
+        'coordinates': {_coordinates("e.latitude", "e.longitude")},
         'physical_reference': e.physical_reference, 'directions': e.directions,
         'parking_restrictions': e.parking_restrictions, 'images': e.images,
         'last_updated': strftime(greatest(e.last_updated, c.newest), '{OCPI_TS}')}}""")
     location = _own_json(f"""{{
         'country_code': l.country_code, 'party_id': l.party_id, 'id': l.location_id, 'publish': l.publish,
         'name': l.name, 'address': l.address, 'city': l.city, 'postal_code': l.postal_code, 'state': l.state,
-        'country': l.country, 'coordinates': {_coordinates('l.latitude', 'l.longitude')},
+        'country': l.country, 'coordinates': {_coordinates("l.latitude", "l.longitude")},
         'parking_type': l.parking_type, 'directions': l.directions,
         'operator': l.operator, 'suboperator': l.suboperator, 'owner': l.owner, 'facilities': l.facilities,
         'time_zone': l.time_zone, 'opening_times': l.opening_times,
@@ -323,13 +352,15 @@ def build_export(con: duckdb.DuckDBPyConnection, *, scoped: bool = False, countr
         export.location_keys.append((cc, pid, lid))
         export.location_updated.append(updated)
         export.locations.append(body)
-    export.evses, export.connectors = one_row(con.execute("""
+    export.evses, export.connectors = one_row(
+        con.execute("""
         SELECT count(DISTINCT (e.country_code, e.party_id, e.location_id, e.evse_uid)), count(*)
         FROM _ndw_connectors c
         JOIN _ndw_evses e USING (country_code, party_id, location_id, evse_uid)
         JOIN _ndw_locations l USING (country_code, party_id, location_id)
         WHERE len(c.reasons) = 0 AND len(e.reasons) = 0 AND len(l.reasons) = 0
-    """))
+    """)
+    )
     tariff = _own_json(f"""{{
         'country_code': t.country_code, 'party_id': t.party_id, 'id': t.tariff_id, 'currency': t.currency,
         'type': t.type, 'tariff_alt_text': t.tariff_alt_text, 'tariff_alt_url': t.tariff_alt_url,
@@ -365,7 +396,16 @@ def _rejections(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         FROM _ndw_tariffs WHERE len(reasons) > 0
         ORDER BY 1, 2, 3, 4, 5, 6, 7
     """).fetchall()
-    names = ["object", "country_code", "party_id", "location_id", "evse_uid", "connector_id", "tariff_id", "reasons"]
+    names = [
+        "object",
+        "country_code",
+        "party_id",
+        "location_id",
+        "evse_uid",
+        "connector_id",
+        "tariff_id",
+        "reasons",
+    ]
     return [{k: v for k, v in zip(names, row, strict=True) if v is not None} for row in rows]
 
 
@@ -379,7 +419,9 @@ def _array(objects: list[str]) -> str:
     return "[\n" + ",\n".join(objects) + "\n]\n" if objects else "[]\n"
 
 
-def write_export(export: OcpiExport, directory: Path, partition: str, *, warehouse_snapshot: int | None = None) -> Manifest:
+def write_export(
+    export: OcpiExport, directory: Path, partition: str, *, warehouse_snapshot: int | None = None
+) -> Manifest:
     """locations.json, tariffs.json, rejections.json and manifest.json for one day; same state, same bytes.
 
     `warehouse_snapshot`: the DuckLake snapshot the export read (recorded, so it can be rebuilt)."""

@@ -65,7 +65,9 @@ class ChecksumSink:
     def __enter__(self) -> ChecksumSink:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._file.close()
         if kind is None:
             self._partial.replace(self.path)

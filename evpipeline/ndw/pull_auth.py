@@ -47,8 +47,13 @@ def _bearer_ok(presented: str, settings: OcpiServerSettings, key: bytes) -> str 
         return "OAuth2 is not configured"
     try:
         claims = jwt.decode(
-            presented, key, algorithms=[JWT_ALGORITHM], audience=JWT_AUDIENCE, issuer=JWT_ISSUER,
-            leeway=settings.jwt_leeway, options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            presented,
+            key,
+            algorithms=[JWT_ALGORITHM],
+            audience=JWT_AUDIENCE,
+            issuer=JWT_ISSUER,
+            leeway=settings.jwt_leeway,
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
         )
     except jwt.ExpiredSignatureError:
         return "token expired"
@@ -63,15 +68,23 @@ def issue_token(settings: OcpiServerSettings, key: bytes | None = None, now: flo
     """A signed JWT (HS256) for the OAuth2 client: iss, aud, sub = client id, iat, nbf, exp, jti."""
     issued = int(time.time() if now is None else now)
     claims = {
-        "iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "sub": settings.client_id, "iat": issued, "nbf": issued,
-        "exp": issued + settings.token_lifetime, "jti": uuid.uuid4().hex, "scope": "ocpi:pull",
+        "iss": JWT_ISSUER,
+        "aud": JWT_AUDIENCE,
+        "sub": settings.client_id,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + settings.token_lifetime,
+        "jti": uuid.uuid4().hex,
+        "scope": "ocpi:pull",
     }
     return jwt.encode(claims, key or settings.jwt_key(), algorithm=JWT_ALGORITHM)
 
 
 def _challenge(settings: OcpiServerSettings, error: str | None = None) -> str:
     bearer = 'Bearer realm="ocpi"' + (f', error="{error}"' if error else "")
-    schemes = (['Token realm="ocpi"'] if settings.token else []) + ([bearer] if settings.oauth_enabled else [])
+    schemes = (['Token realm="ocpi"'] if settings.token else []) + (
+        [bearer] if settings.oauth_enabled else []
+    )
     return ", ".join(schemes) or 'Token realm="ocpi"'
 
 
@@ -87,7 +100,10 @@ class OcpiMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])  # lower-case names; a repeated header keeps its last value
-        echo = [(name, headers.get(name) or str(uuid.uuid4()).encode()) for name in (b"x-request-id", b"x-correlation-id")]
+        echo = [
+            (name, headers.get(name) or str(uuid.uuid4()).encode())
+            for name in (b"x-request-id", b"x-correlation-id")
+        ]
         started = False
 
         async def send_with_ids(message: Message) -> None:
@@ -126,13 +142,19 @@ class OcpiMiddleware:
                 return None
             reason, error = problem, "invalid_token"
         else:
-            reason, error = ("no Authorization header" if not header else f"unsupported scheme {scheme[:20]!r}"), None
+            reason, error = (
+                ("no Authorization header" if not header else f"unsupported scheme {scheme[:20]!r}"),
+                None,
+            )
         challenge = {"WWW-Authenticate": _challenge(self.settings, error)}
         return reason, ocpi_error(401, 2000, "Unauthorized: missing or invalid credentials", challenge)
 
 
 async def _read_form(request: Request) -> dict[str, list[str]]:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+    if (
+        request.headers.get("content-type", "").split(";")[0].strip().lower()
+        != "application/x-www-form-urlencoded"
+    ):
         raise BadParameter("the body must be application/x-www-form-urlencoded")
     body = b""
     async for chunk in request.stream():
@@ -149,9 +171,14 @@ async def _read_form(request: Request) -> dict[str, list[str]]:
     return form
 
 
-def _oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "error_description": description}, status_code=status,
-                        headers={"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})})
+def _oauth_error(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})},
+    )
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:
@@ -186,16 +213,32 @@ def token_endpoint(settings: OcpiServerSettings) -> Callable[[Request], Awaitabl
         basic = _basic_credentials(request.headers.get("authorization", ""))
         if basic is not None and ("client_secret" in fields):
             return _oauth_error(400, "invalid_request", "use one client authentication method, not two")
-        client_id, secret = basic if basic is not None else (fields.get("client_id", ""), fields.get("client_secret", ""))
-        valid = settings.oauth_enabled & hmac.compare_digest(client_id.encode(), settings.client_id.encode()) \
+        client_id, secret = (
+            basic if basic is not None else (fields.get("client_id", ""), fields.get("client_secret", ""))
+        )
+        valid = (
+            settings.oauth_enabled
+            & hmac.compare_digest(client_id.encode(), settings.client_id.encode())
             & hmac.compare_digest(secret.encode(), settings.client_secret.encode())
+        )
         if not valid:
-            log.info("token endpoint: invalid client credentials from %s", request.client.host if request.client else "?")
-            return _oauth_error(401, "invalid_client", "client authentication failed",
-                                {"WWW-Authenticate": 'Basic realm="ocpi"'})
+            log.info(
+                "token endpoint: invalid client credentials from %s",
+                request.client.host if request.client else "?",
+            )
+            return _oauth_error(
+                401,
+                "invalid_client",
+                "client authentication failed",
+                {"WWW-Authenticate": 'Basic realm="ocpi"'},
+            )
         return JSONResponse(
-            {"access_token": issue_token(settings, jwt_key), "token_type": "Bearer",
-             "expires_in": settings.token_lifetime, "scope": "ocpi:pull"},
+            {
+                "access_token": issue_token(settings, jwt_key),
+                "token_type": "Bearer",
+                "expires_in": settings.token_lifetime,
+                "scope": "ocpi:pull",
+            },
             headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
         )
 

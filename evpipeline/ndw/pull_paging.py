@@ -39,19 +39,35 @@ def dumps(value: Any) -> bytes:
 
 def _envelope(data: bytes | None, status_code: int = 1000, message: str = "Success") -> bytes:
     head = b'{"data":' + data + b"," if data is not None else b"{"
-    tail = f'"status_code":{status_code},"status_message":{json.dumps(message)},"timestamp":"{_timestamp()}"}}'
+    tail = (
+        f'"status_code":{status_code},"status_message":{json.dumps(message)},"timestamp":"{_timestamp()}"}}'
+    )
     return head + tail.encode()
 
 
-def ocpi_response(data: bytes | None, *, http_status: int = 200, status_code: int = 1000, message: str = "Success",
-                  headers: dict[str, str] | None = None) -> Response:
+def ocpi_response(
+    data: bytes | None,
+    *,
+    http_status: int = 200,
+    status_code: int = 1000,
+    message: str = "Success",
+    headers: dict[str, str] | None = None,
+) -> Response:
     """An OCPI envelope around already-serialised `data` (None: no data field)."""
-    return Response(_envelope(data, status_code, message), status_code=http_status, headers=headers,
-                    media_type="application/json")
+    return Response(
+        _envelope(data, status_code, message),
+        status_code=http_status,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
-def ocpi_error(http_status: int, status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return ocpi_response(None, http_status=http_status, status_code=status_code, message=message, headers=headers)
+def ocpi_error(
+    http_status: int, status_code: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    return ocpi_response(
+        None, http_status=http_status, status_code=status_code, message=message, headers=headers
+    )
 
 
 class BadParameter(ValueError):
@@ -79,7 +95,9 @@ def parse_datetime(name: str, value: str) -> int:
 def _non_negative(name: str, value: str) -> int:
     if not _INTEGER.match(value):
         raise BadParameter(f"{name} must be a non-negative integer, got {value[:40]!r}")
-    return int(value) if len(value) <= 18 else 10**18  # no giant int parsing; anything that big is "past the end"
+    return (
+        int(value) if len(value) <= 18 else 10**18
+    )  # no giant int parsing; anything that big is "past the end"
 
 
 @dataclass(frozen=True)
@@ -108,4 +126,3 @@ def parse_page_query(params: Any, cap: int) -> PageQuery:
     date_to = parse_datetime("date_to", raw["date_to"]) if raw["date_to"] else None
     filters = {k: raw[k] for k in ("date_from", "date_to") if raw[k]}
     return PageQuery(offset, limit, date_from, date_to, filters, raw["snapshot"] or None)
-

@@ -60,4 +60,3 @@ class OcpiServerSettings:
         """
         secret = self.jwt_secret or self.client_secret
         return hmac.new(secret.encode(), _JWT_KEY_CONTEXT, hashlib.sha256).digest()
-

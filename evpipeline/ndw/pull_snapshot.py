@@ -51,11 +51,15 @@ class Collection:
     keys: list[tuple[str, str, str]]
     updated: np.ndarray  # int64 microseconds since the epoch, parallel to bodies
     by_id: dict[str, tuple[int, ...]] = field(default_factory=dict)  # casefolded id -> positions
-    _windows: OrderedDict[tuple[int | None, int | None], npt.NDArray[np.intp]] = field(default_factory=OrderedDict, repr=False)
+    _windows: OrderedDict[tuple[int | None, int | None], npt.NDArray[np.intp]] = field(
+        default_factory=OrderedDict, repr=False
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def build(cls, bodies: list[bytes], keys: list[tuple[str, str, str]], updated: list[datetime]) -> Collection:
+    def build(
+        cls, bodies: list[bytes], keys: list[tuple[str, str, str]], updated: list[datetime]
+    ) -> Collection:
         by_id: dict[str, list[int]] = {}
         for i, (_cc, _pid, object_id) in enumerate(keys):
             by_id.setdefault(object_id.casefold(), []).append(i)  # ids are CiStrings
@@ -93,9 +97,9 @@ class Collection:
         return positions
 
     def page(self, positions: Positions, offset: int, limit: int) -> list[bytes]:
-        chosen = positions[offset:offset + limit]
+        chosen = positions[offset : offset + limit]
         if isinstance(chosen, range):
-            return self.bodies[chosen.start:chosen.stop]
+            return self.bodies[chosen.start : chosen.stop]
         return [self.bodies[i] for i in chosen.tolist()]
 
 
@@ -109,7 +113,9 @@ class DataVersion:
     data_as_of: datetime | None
     loaded_at: float  # time.time()
     signature: tuple[int, ...] = ()
-    publications: Path | None = None  # the DATEX II documents of this version (datex2_export.write_publications)
+    publications: Path | None = (
+        None  # the DATEX II documents of this version (datex2_export.write_publications)
+    )
 
     @classmethod
     def from_export(cls, export: OcpiExport, signature: tuple[int, ...] = ()) -> DataVersion:
@@ -145,8 +151,13 @@ def snapshot_path(data_dir: str | Path | None = None) -> Path:
     return snapshot_dir(settings.warehouse_path()) / SNAPSHOT_NAME
 
 
-def load_snapshot(path: Path, publish_into: Path | None = None, *, countries: list[str] | None = None,
-                  creator: Creator | None = None) -> OcpiExport:
+def load_snapshot(
+    path: Path,
+    publish_into: Path | None = None,
+    *,
+    countries: list[str] | None = None,
+    creator: Creator | None = None,
+) -> OcpiExport:
     """`build_export` on a read-only connection to the snapshot (UTC, as the daily export); with
     `publish_into` (and the publication `creator`), the DATEX II publications of the same connection
     are written there too (versions as the ledger in the snapshot gives them: a reader records none)."""
@@ -206,7 +217,11 @@ class SnapshotStore:
         the loader is then called as `loader(path, publish_into=<dir>)`."""
         self.path = Path(path) if path is not None else None
         self.publications = Path(publications) if publications is not None else None
-        self.poll_interval, self.keep_previous, self.retain_seconds = poll_interval, keep_previous, retain_seconds
+        self.poll_interval, self.keep_previous, self.retain_seconds = (
+            poll_interval,
+            keep_previous,
+            retain_seconds,
+        )
         self._loader, self._clock = loader, clock
         self._current: DataVersion | None = None
         # token -> (version, retired_at or None for the current one); replaced, never mutated.
@@ -252,15 +267,18 @@ class SnapshotStore:
             old.signature = version.signature  # same content in a new file: nothing to swap
             return False
         versions = {
-            t: (v, retired) for t, (v, retired) in self._versions.items()
+            t: (v, retired)
+            for t, (v, retired) in self._versions.items()
             if retired is not None and now - retired <= self.retain_seconds and t != version.token
         }
         if old is not None:
             versions.pop(old.token, None)
             versions[old.token] = (old, now)
         retired = list(versions.items())  # in order of retirement, the newest last
-        kept = retired[max(0, len(retired) - self.keep_previous):] if self.keep_previous > 0 else []
-        dropped = [v for v, _ in self._versions.values() if v.token not in dict(kept) and v.token != version.token]
+        kept = retired[max(0, len(retired) - self.keep_previous) :] if self.keep_previous > 0 else []
+        dropped = [
+            v for v, _ in self._versions.values() if v.token not in dict(kept) and v.token != version.token
+        ]
         self._versions = {**dict(kept), version.token: (version, None)}
         self._current = version
         self.reloads += 1
@@ -287,11 +305,17 @@ class SnapshotStore:
             started = time.monotonic()
             loading = self.publications / ".loading" if self.publications is not None else None
             try:
-                export = self._loader(self.path) if loading is None else self._loader(self.path, publish_into=loading)
+                export = (
+                    self._loader(self.path)
+                    if loading is None
+                    else self._loader(self.path, publish_into=loading)
+                )
             except Exception as exc:  # keep serving the previous version
                 self._failed_signature, self._failed_at = signature, time.monotonic()
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("OCPI pull server: loading snapshot %s failed; serving the previous data", self.path)
+                log.exception(
+                    "OCPI pull server: loading snapshot %s failed; serving the previous data", self.path
+                )
                 return False
             version = DataVersion.from_export(export, signature)
             if loading is not None:
@@ -300,8 +324,12 @@ class SnapshotStore:
             self.last_error = None
             log.info(
                 "OCPI pull server: snapshot %s %s in %.2fs (%d locations, %d tariffs, version %s)",
-                self.path, "loaded" if changed else "unchanged", time.monotonic() - started,
-                len(version.locations), len(version.tariffs), version.token,
+                self.path,
+                "loaded" if changed else "unchanged",
+                time.monotonic() - started,
+                len(version.locations),
+                len(version.tariffs),
+                version.token,
             )
             return changed
 
@@ -342,4 +370,3 @@ class SnapshotStore:
                 self.refresh()
             except Exception:
                 log.exception("OCPI pull server: snapshot watcher")
-

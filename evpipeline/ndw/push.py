@@ -80,7 +80,12 @@ class NdwAuthError(AuthError):
 
     def __init__(self, message: str, outcome: PushOutcome, cause: HttpError, body: str | None) -> None:
         super().__init__(
-            message, api=cause.api, method=cause.method, url=cause.url, status=cause.status, body=body,
+            message,
+            api=cause.api,
+            method=cause.method,
+            url=cause.url,
+            status=cause.status,
+            body=body,
             attempts=cause.attempts,
         )
         self.outcome = outcome
@@ -153,7 +158,9 @@ class NdwPushClient:
         self._token_http.close()
 
     # -- the four pushes NDW supports --------------------------------------------------------
-    def put_location(self, obj: Mapping[str, Any] | str, key: tuple[str, str, str] | None = None) -> PushOutcome:
+    def put_location(
+        self, obj: Mapping[str, Any] | str, key: tuple[str, str, str] | None = None
+    ) -> PushOutcome:
         """PUT a full Location (with its EVSEs and Connectors); the URL comes from the object."""
         body, data = _body(obj)
         ids = (body.get("country_code"), body.get("party_id"), body.get("id"))
@@ -164,7 +171,13 @@ class NdwPushClient:
         return self._send("location", "PUT", path, "/".join(segments), data, ok=(200, 201))
 
     def patch_evse_status(
-        self, country_code: str, party_id: str, location_id: str, evse_uid: str, status: str, last_updated: str
+        self,
+        country_code: str,
+        party_id: str,
+        location_id: str,
+        evse_uid: str,
+        status: str,
+        last_updated: str,
     ) -> PushOutcome:
         """PATCH an EVSE's status; OCPI requires `last_updated` in every PATCH."""
         if not last_updated:
@@ -174,7 +187,9 @@ class NdwPushClient:
         key = "/".join((country_code, party_id, location_id, evse_uid))
         return self._send("evse", "PATCH", path, key, data, ok=(200, 201))
 
-    def put_tariff(self, obj: Mapping[str, Any] | str, key: tuple[str, str, str] | None = None) -> PushOutcome:
+    def put_tariff(
+        self, obj: Mapping[str, Any] | str, key: tuple[str, str, str] | None = None
+    ) -> PushOutcome:
         """PUT a full Tariff; the URL comes from the object."""
         body, data = _body(obj)
         ids = (body.get("country_code"), body.get("party_id"), body.get("id"))
@@ -187,12 +202,20 @@ class NdwPushClient:
     def delete_tariff(self, country_code: str, party_id: str, tariff_id: str) -> PushOutcome:
         """DELETE a withdrawn Tariff; NDW answers 204 (OCPI's 200 + 1000 is accepted too)."""
         path = f"{TARIFFS}/{_segments(country_code, party_id, tariff_id)}"
-        return self._send("tariff", "DELETE", path, "/".join((country_code, party_id, tariff_id)), None, ok=(204, 200))
+        return self._send(
+            "tariff", "DELETE", path, "/".join((country_code, party_id, tariff_id)), None, ok=(204, 200)
+        )
 
     # -- one request -------------------------------------------------------------------------
-    def _send(self, kind: str, method: str, path: str, key: str, data: bytes | None, ok: tuple[int, ...]) -> PushOutcome:
+    def _send(
+        self, kind: str, method: str, path: str, key: str, data: bytes | None, ok: tuple[int, ...]
+    ) -> PushOutcome:
         request_id = str(uuid.uuid4())
-        headers = {"X-Request-ID": request_id, "X-Correlation-ID": str(uuid.uuid4()), "Accept": "application/json"}
+        headers = {
+            "X-Request-ID": request_id,
+            "X-Correlation-ID": str(uuid.uuid4()),
+            "Accept": "application/json",
+        }
         if data is not None:
             headers["Content-Type"] = "application/json"
         answered: dict[str, Any] = {}
@@ -217,7 +240,9 @@ class NdwPushClient:
         except HttpError as exc:
             # The IAM server or NDW being down (5xx, 429, connection) is transient like any push
             # failure; refused credentials or a malformed token answer are not.
-            refused = isinstance(exc, AuthError) or (exc.api == TOKEN_API and isinstance(exc, (ClientError, ResponseFormatError)))
+            refused = isinstance(exc, AuthError) or (
+                exc.api == TOKEN_API and isinstance(exc, (ClientError, ResponseFormatError))
+            )
             if not refused:
                 outcome = _failed(outcome, exc)
             else:  # no token, or NDW refused a fresh one: nothing else in this run can succeed
@@ -226,7 +251,9 @@ class NdwPushClient:
                 outcome.attempts = max(self._auth.count, 1)
                 outcome.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
                 if exc.api != TOKEN_API:
-                    where = f"push API answered HTTP {exc.status} (no access)" + (" even to a fresh token" if exc.status == 401 else "")
+                    where = f"push API answered HTTP {exc.status} (no access)" + (
+                        " even to a fresh token" if exc.status == 401 else ""
+                    )
                 elif exc.status is None:
                     where = "token endpoint's answer had no access_token"
                 else:
@@ -235,7 +262,9 @@ class NdwPushClient:
                 outcome.pushed_at = datetime.now(UTC)
                 raise NdwAuthError(
                     f"NDW {where}; check NDW_CLIENT_ID/NDW_CLIENT_SECRET and the service account's access",
-                    outcome, exc, self.http.safe(exc.body_excerpt or ""),
+                    outcome,
+                    exc,
+                    self.http.safe(exc.body_excerpt or ""),
                 ) from None
         outcome.attempts = max(self._auth.count, 1)
         outcome.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -272,24 +301,55 @@ class NdwPushResource(dg.ConfigurableResource):
     client_secret: str = Field(description="Service-account client secret (secret: use dg.EnvVar)")
     connect_timeout: float = 3.05
     read_timeout: float = Field(default=15.0, description="Seconds to wait for NDW's answer to one push")
-    max_attempts: int = Field(default=4, description="Tries per push for transient failures (429/5xx/3xxx/connection)")
-    backoff_base: float = Field(default=0.5, description="First backoff in seconds (exponential, full jitter)")
-    backoff_max: float = Field(default=8.0, description="Longest single backoff: status pushes have a 60 s budget")
-    max_retry_after: float = Field(default=20.0, description="Give up rather than honour a longer Retry-After")
-    token_refresh_margin: float = Field(default=60.0, description="Fetch a new token this many seconds before expiry")
+    max_attempts: int = Field(
+        default=4, description="Tries per push for transient failures (429/5xx/3xxx/connection)"
+    )
+    backoff_base: float = Field(
+        default=0.5, description="First backoff in seconds (exponential, full jitter)"
+    )
+    backoff_max: float = Field(
+        default=8.0, description="Longest single backoff: status pushes have a 60 s budget"
+    )
+    max_retry_after: float = Field(
+        default=20.0, description="Give up rather than honour a longer Retry-After"
+    )
+    token_refresh_margin: float = Field(
+        default=60.0, description="Fetch a new token this many seconds before expiry"
+    )
     concurrency: int = Field(default=4, description="Pushes in flight at once")
-    max_consecutive_failures: int = Field(default=5, description="Stop a run's pushes after this many transient failures in a row")
-    max_static_pushes: int = Field(default=1000, description="Location/tariff PUTs per run; the rest follow next run")
+    max_consecutive_failures: int = Field(
+        default=5, description="Stop a run's pushes after this many transient failures in a row"
+    )
+    max_static_pushes: int = Field(
+        default=1000, description="Location/tariff PUTs per run; the rest follow next run"
+    )
 
-    def client(self, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> NdwPushClient:
+    def client(
+        self, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ) -> NdwPushClient:
         retry = RetryPolicy(
-            max_attempts=self.max_attempts, backoff_base=self.backoff_base, backoff_max=self.backoff_max,
-            max_retry_after=self.max_retry_after, statuses=TRANSIENT_STATUSES,
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_max=self.backoff_max,
+            max_retry_after=self.max_retry_after,
+            statuses=TRANSIENT_STATUSES,
         )
         timeout = (self.connect_timeout, self.read_timeout)
         token_http = HttpClient(TOKEN_API, self.token_url, retry=retry, timeout=timeout, sleep=sleep)
-        form = {"client_id": self.client_id, "client_secret": self.client_secret, "grant_type": "client_credentials"}
-        bearer = OAuth2Bearer(token_http, self.token_url, form, refresh_margin=self.token_refresh_margin, clock=clock)
-        http = HttpClient("ndw-push", self.push_base_url, retry=retry, timeout=timeout, sleep=sleep,
-                          pool_size=max(4, self.concurrency))  # NdwPushClient installs the bearer
+        form = {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "grant_type": "client_credentials",
+        }
+        bearer = OAuth2Bearer(
+            token_http, self.token_url, form, refresh_margin=self.token_refresh_margin, clock=clock
+        )
+        http = HttpClient(
+            "ndw-push",
+            self.push_base_url,
+            retry=retry,
+            timeout=timeout,
+            sleep=sleep,
+            pool_size=max(4, self.concurrency),
+        )  # NdwPushClient installs the bearer
         return NdwPushClient(http, bearer, token_http)

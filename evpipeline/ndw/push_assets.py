@@ -46,47 +46,88 @@ class NdwPushConfig(dg.Config):
     deps=list(MART_KEYS.values()),
     pool=PUSH_POOL,
     kinds={"python", "ocpi"},
-    check_specs=[dg.AssetCheckSpec(CHECK_NAME, asset=PUSH_KEY, description="Every push NDW got was accepted (no OCPI 2xxx, 4xx or persistent failure)")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK_NAME,
+            asset=PUSH_KEY,
+            description="Every push NDW got was accepted (no OCPI 2xxx, 4xx or persistent failure)",
+        )
+    ],
 )
 def ndw_push(
-    context: dg.AssetExecutionContext, config: NdwPushConfig, warehouse: WarehouseResource, ndw: NdwPushResource
+    context: dg.AssetExecutionContext,
+    config: NdwPushConfig,
+    warehouse: WarehouseResource,
+    ndw: NdwPushResource,
 ) -> dg.MaterializeResult:
     """Push changes to NDW (OCPI 2.2.1): EVSE status PATCHes; with `static`, Location/Tariff PUTs and tariff DELETEs."""
     with warehouse.get_connection() as con:
         plan = plan_pushes(con, static=config.static, now=utcnow(), max_static_pushes=ndw.max_static_pushes)
     client = ndw.client()
     try:
-        run = execute(plan, client, concurrency=ndw.concurrency, max_consecutive_failures=ndw.max_consecutive_failures)
-        stats = {"requests": client.http.stats.requests, "retries": client.http.stats.retries, "tokens_fetched": client.tokens_fetched}
+        run = execute(
+            plan, client, concurrency=ndw.concurrency, max_consecutive_failures=ndw.max_consecutive_failures
+        )
+        stats = {
+            "requests": client.http.stats.requests,
+            "retries": client.http.stats.retries,
+            "tokens_fetched": client.tokens_fetched,
+        }
     finally:
         client.close()
     run_id = context.run.run_id
     with warehouse.writer("ndw", run_id) as writer:  # the log and NDW's new state: one transaction
         record_full(writer, plan, run)
     if run.auth_error is not None:
-        context.log.error("NDW refused our credentials; %d push(es) recorded before stopping", len(run.results))
+        context.log.error(
+            "NDW refused our credentials; %d push(es) recorded before stopping", len(run.results)
+        )
         raise run.auth_error
     metadata, check = summarize(plan, run)
     for _, outcome in run.results:
         if not outcome.ok:
-            context.log.warning("%s %s -> %s (HTTP %s, OCPI %s): %s", outcome.method, outcome.path, outcome.outcome,
-                                outcome.http_status, outcome.ocpi_status, outcome.message)
+            context.log.warning(
+                "%s %s -> %s (HTTP %s, OCPI %s): %s",
+                outcome.method,
+                outcome.path,
+                outcome.outcome,
+                outcome.http_status,
+                outcome.ocpi_status,
+                outcome.message,
+            )
     return dg.MaterializeResult(metadata={**metadata, **stats}, check_results=[check])
 
 
 def summarize(plan: PushPlan, run: PushRun) -> tuple[dict[str, Any], dg.AssetCheckResult]:
     """Materialization metadata (pushes by outcome, lag, rejections) and the check result."""
     by_outcome = Counter(outcome.outcome for _, outcome in run.results)
-    lags = [(o.pushed_at - p.recorded_at).total_seconds() for p, o in run.results if o.ok and p.recorded_at is not None]
+    lags = [
+        (o.pushed_at - p.recorded_at).total_seconds()
+        for p, o in run.results
+        if o.ok and p.recorded_at is not None
+    ]
     problems = pd.DataFrame(
-        [{"method": o.method, "key": o.key, "outcome": o.outcome, "http": o.http_status, "ocpi": o.ocpi_status,
-          "message": o.message} for _, o in run.results if not o.ok]
+        [
+            {
+                "method": o.method,
+                "key": o.key,
+                "outcome": o.outcome,
+                "http": o.http_status,
+                "ocpi": o.ocpi_status,
+                "message": o.message,
+            }
+            for _, o in run.results
+            if not o.ok
+        ]
     )
     held = pd.DataFrame(run.held_back)
     metadata: dict[str, Any] = {
         "mode": "static + status" if plan.static else "status",
         "pushes": len(run.results),
-        **{f"pushes_{name}": by_outcome.get(name, 0) for name in ("accepted", "rejected", "failed", "not_found", "invalid_json")},
+        **{
+            f"pushes_{name}": by_outcome.get(name, 0)
+            for name in ("accepted", "rejected", "failed", "not_found", "invalid_json")
+        },
         "status_patches": sum(1 for p, _ in run.results if p.kind == "evse"),
         "location_puts": sum(1 for p, _ in run.results if p.kind == "location"),
         "tariff_puts": sum(1 for p, _ in run.results if p.kind == "tariff" and p.method == "PUT"),
@@ -95,7 +136,9 @@ def summarize(plan: PushPlan, run: PushRun) -> tuple[dict[str, Any], dg.AssetChe
         "held_back": len(run.held_back),
         "max_lag_seconds": round(max(lags), 3) if lags else None,
         "median_lag_seconds": round(statistics.median(lags), 3) if lags else None,
-        "rejected": dg.MetadataValue.md(markdown_preview(problems, ["method", "key", "outcome", "http", "ocpi", "message"], rows=20)),
+        "rejected": dg.MetadataValue.md(
+            markdown_preview(problems, ["method", "key", "outcome", "http", "ocpi", "message"], rows=20)
+        ),
         "held_back_objects": dg.MetadataValue.md(markdown_preview(held, ["kind", "key", "reason"], rows=20)),
     }
     metadata = {k: v for k, v in metadata.items() if v is not None}
@@ -106,8 +149,13 @@ def summarize(plan: PushPlan, run: PushRun) -> tuple[dict[str, Any], dg.AssetChe
         passed=failed == 0 and still_rejected == 0,
         # A rejection NDW already reported (content unchanged since) warns; new failures are errors.
         severity=dg.AssetCheckSeverity.ERROR if failed else dg.AssetCheckSeverity.WARN,
-        metadata={"not_accepted": len(problems), "deferred": len(run.deferred), "still_rejected": still_rejected,
-                  "by_outcome": dg.MetadataValue.json(dict(by_outcome)), "rejected": metadata["rejected"]},
+        metadata={
+            "not_accepted": len(problems),
+            "deferred": len(run.deferred),
+            "still_rejected": still_rejected,
+            "by_outcome": dg.MetadataValue.json(dict(by_outcome)),
+            "rejected": metadata["rejected"],
+        },
     )
     return metadata, check
 

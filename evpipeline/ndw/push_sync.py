@@ -105,7 +105,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "ok": "NDW accepted the push (outcome accepted).",
         "http_status": "HTTP status of NDW's last answer (NULL when none arrived).",
         "ocpi_status": "OCPI status_code in NDW's last answer (1xxx success, 2xxx client errors: content "
-                       "rejected, 3xxx server errors, 4xxx hub errors).",
+        "rejected, 3xxx server errors, 4xxx hub errors).",
         "attempts": "Tries the push took (transient failures are retried).",
         "elapsed_ms": "Wall time of the push including its retries, in ms.",
     },
@@ -152,7 +152,10 @@ def tariff_refs(obj: dict[str, Any]) -> frozenset[LocKey]:
     """(country_code, party_id, tariff_id) of every tariff a Location's connectors reference."""
     cc, pid = obj.get("country_code", ""), obj.get("party_id", "")
     return frozenset(
-        (cc, pid, tid) for evse in obj.get("evses", []) for conn in evse.get("connectors", []) for tid in conn.get("tariff_ids", [])
+        (cc, pid, tid)
+        for evse in obj.get("evses", [])
+        for conn in evse.get("connectors", [])
+        for tid in conn.get("tariff_ids", [])
     )
 
 
@@ -206,9 +209,13 @@ class PushPlan:
     withdrawals: list[PlannedPush] = field(default_factory=list)
     tariff_deletes: list[PlannedPush] = field(default_factory=list)
     held_back: list[dict[str, str]] = field(default_factory=list)  # kind, key, reason
-    held_refs: dict[LocKey, frozenset[LocKey]] = field(default_factory=dict)  # locations NDW holds -> tariff refs
+    held_refs: dict[LocKey, frozenset[LocKey]] = field(
+        default_factory=dict
+    )  # locations NDW holds -> tariff refs
     newest_transition: datetime | None = None
-    mart_as_of: datetime | None = None  # newest mart change the diff saw (the lane's cursor after a full push)
+    mart_as_of: datetime | None = (
+        None  # newest mart change the diff saw (the lane's cursor after a full push)
+    )
 
     def phases(self) -> list[tuple[str, list[PlannedPush]]]:
         """Tariffs before the Locations that reference them; DELETEs after Locations stopped referencing them."""
@@ -237,14 +244,17 @@ def _in_scope(alias: str, kind: str, scoped: bool) -> str:
     if not scoped:
         return "true"
     table, column = (SCOPE_TARIFFS, "tariff_id") if kind == "tariff" else (SCOPE_LOCATIONS, "location_id")
-    return (f"EXISTS (SELECT 1 FROM {table} s WHERE s.country_code = {alias}.country_code AND s.party_id = {alias}.party_id "
-            f"AND s.{column} = {alias}.object_id)")
+    return (
+        f"EXISTS (SELECT 1 FROM {table} s WHERE s.country_code = {alias}.country_code AND s.party_id = {alias}.party_id "
+        f"AND s.{column} = {alias}.object_id)"
+    )
 
 
 def _held(con: duckdb.DuckDBPyConnection, kind: str, scoped: bool = False) -> dict[LocKey, _Held]:
     rows = con.execute(
         "SELECT country_code, party_id, object_id, static_hash, body, withdrawn FROM ops.ndw_pushed p "
-        f"WHERE kind = ? AND {_in_scope('p', kind, scoped)}", [kind]
+        f"WHERE kind = ? AND {_in_scope('p', kind, scoped)}",
+        [kind],
     ).fetchall()
     return {(cc, pid, oid): _Held(h, body, bool(w)) for cc, pid, oid, h, body, w in rows}
 
@@ -255,13 +265,15 @@ def _last_rejected(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> dict
     rows = con.execute(f"""
         WITH pushes AS (SELECT *, {parts} FROM ops.ndw_pushes)
         SELECT kind, key, content_hash, outcome FROM pushes p
-        WHERE (kind = 'tariff' AND {_in_scope('p', 'tariff', scoped)}) OR (kind <> 'tariff' AND {_in_scope('p', 'location', scoped)})
+        WHERE (kind = 'tariff' AND {_in_scope("p", "tariff", scoped)}) OR (kind <> 'tariff' AND {_in_scope("p", "location", scoped)})
         QUALIFY row_number() OVER (PARTITION BY kind, key ORDER BY pushed_at DESC) = 1
     """).fetchall()
     return {(kind, key): h for kind, key, h, outcome in rows if outcome == "rejected" and h}
 
 
-def _held_evses(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> dict[tuple[str, str, str, str], tuple[bool, str, str]]:
+def _held_evses(
+    con: duckdb.DuckDBPyConnection, scoped: bool = False
+) -> dict[tuple[str, str, str, str], tuple[bool, str, str]]:
     """EVSEs NDW holds -> (gone from the mart, wire status, last_updated) as the mart has them now."""
     rows = con.execute(f"""
         SELECT e.country_code, e.party_id, e.location_id, e.evse_uid,
@@ -271,13 +283,17 @@ def _held_evses(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> dict[tu
         FROM mart.evses e
         JOIN ops.ndw_pushed p ON p.kind = 'evse' AND p.country_code = e.country_code AND p.party_id = e.party_id
                              AND p.object_id = e.location_id AND p.evse_uid = e.evse_uid
-        WHERE {_in_scope('p', 'location', scoped)}
+        WHERE {_in_scope("p", "location", scoped)}
     """).fetchall()
     return {(cc, pid, lid, uid): (bool(gone), status, lu) for cc, pid, lid, uid, gone, status, lu in rows}
 
 
-def _carry_evses(obj: dict[str, Any], held_body: str | None, live: dict[tuple[str, str, str, str], tuple[bool, str, str]],
-                 now: str) -> bool:
+def _carry_evses(
+    obj: dict[str, Any],
+    held_body: str | None,
+    live: dict[tuple[str, str, str, str], tuple[bool, str, str]],
+    now: str,
+) -> bool:
     """Keep EVSEs NDW holds that left the export in the PUT (never delete an EVSE); True if any was."""
     if not held_body:
         return False
@@ -316,12 +332,18 @@ def held_copy(con: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], lis
     """What NDW holds by our mirror (`ops.ndw_pushed`): every location as last PUT, with each EVSE's status
     and `last_updated` as last PATCHed, and every tariff as last PUT. `evpipeline dev` seeds its NDW
     simulator with it, so the NDW the lane talks to holds what the warehouse believes it does."""
-    evses = {(cc, pid, lid, uid): (status, updated) for cc, pid, lid, uid, status, updated in con.execute(
-        "SELECT country_code, party_id, object_id, evse_uid, status, last_updated FROM ops.ndw_pushed "
-        "WHERE kind = 'evse' AND status IS NOT NULL").fetchall()}
+    evses = {
+        (cc, pid, lid, uid): (status, updated)
+        for cc, pid, lid, uid, status, updated in con.execute(
+            "SELECT country_code, party_id, object_id, evse_uid, status, last_updated FROM ops.ndw_pushed "
+            "WHERE kind = 'evse' AND status IS NOT NULL"
+        ).fetchall()
+    }
     locations = []
-    for (body,) in con.execute("SELECT body FROM ops.ndw_pushed WHERE kind = 'location' AND body IS NOT NULL "
-                               "ORDER BY country_code, party_id, object_id").fetchall():
+    for (body,) in con.execute(
+        "SELECT body FROM ops.ndw_pushed WHERE kind = 'location' AND body IS NOT NULL "
+        "ORDER BY country_code, party_id, object_id"
+    ).fetchall():
         obj = json.loads(body)
         for evse in obj.get("evses", []):
             held = evses.get((obj["country_code"], obj["party_id"], obj["id"], evse.get("uid")))
@@ -329,14 +351,23 @@ def held_copy(con: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], lis
                 evse["status"] = held[0]
                 evse["last_updated"] = max(str(evse.get("last_updated", "")), held[1] or "")
         locations.append(obj)
-    tariffs = [json.loads(body) for (body,) in con.execute(
-        "SELECT body FROM ops.ndw_pushed WHERE kind = 'tariff' AND body IS NOT NULL ORDER BY country_code, party_id, object_id"
-    ).fetchall()]
+    tariffs = [
+        json.loads(body)
+        for (body,) in con.execute(
+            "SELECT body FROM ops.ndw_pushed WHERE kind = 'tariff' AND body IS NOT NULL ORDER BY country_code, party_id, object_id"
+        ).fetchall()
+    ]
     return locations, tariffs
 
 
-def plan_pushes(con: duckdb.DuckDBPyConnection, *, static: bool, now: datetime, max_static_pushes: int = 1000,
-                scoped: bool = False) -> PushPlan:
+def plan_pushes(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    static: bool,
+    now: datetime,
+    max_static_pushes: int = 1000,
+    scoped: bool = False,
+) -> PushPlan:
     """Diff the mart (and, for static runs, the export) against what NDW holds.
 
     `scoped`: only the locations and tariffs in the scope temp tables (the real-time lane's changes);
@@ -346,8 +377,14 @@ def plan_pushes(con: duckdb.DuckDBPyConnection, *, static: bool, now: datetime, 
     plan = PushPlan(static=static, mart_as_of=mart_newest(con))
     held_locations = _held(con, "location", scoped)
     if not scoped:
-        plan.held_refs = {k: tariff_refs(json.loads(h.body)) for k, h in held_locations.items() if h.body and not h.withdrawn}
-        row = con.execute("SELECT max(recorded_at) FROM ops.status_history WHERE table_name = 'mart.evses'").fetchone()
+        plan.held_refs = {
+            k: tariff_refs(json.loads(h.body))
+            for k, h in held_locations.items()
+            if h.body and not h.withdrawn
+        }
+        row = con.execute(
+            "SELECT max(recorded_at) FROM ops.status_history WHERE table_name = 'mart.evses'"
+        ).fetchone()
         plan.newest_transition = row[0] if row else None
     if static:
         _plan_static(con, plan, held_locations, _ts(now), max_static_pushes, scoped)
@@ -357,7 +394,9 @@ def plan_pushes(con: duckdb.DuckDBPyConnection, *, static: bool, now: datetime, 
         if push.key[:3] in skip:
             continue
         if rejected.get(("evse", push.key_text)) == push.content_hash:
-            plan.held_back.append({"kind": "evse", "key": push.key_text, "reason": "NDW rejected this status before"})
+            plan.held_back.append(
+                {"kind": "evse", "key": push.key_text, "reason": "NDW rejected this status before"}
+            )
             continue
         plan.status_patches.append(push)
     return plan
@@ -374,12 +413,22 @@ def settled(plan: PushPlan, run: PushRun, *, capped_ok: bool = False) -> bool:
     """Every planned push was answered (accepted, or refused for good): nothing waits for a retry.
     `capped_ok`: PUTs left out by `max_static_pushes` do not count (a later full run sends them)."""
     capped = any("max_static_pushes" in h["reason"] for h in plan.held_back)
-    return (run.auth_error is None and not run.deferred and all(o.outcome != "failed" for _, o in run.results)
-            and (capped_ok or not capped))
+    return (
+        run.auth_error is None
+        and not run.deferred
+        and all(o.outcome != "failed" for _, o in run.results)
+        and (capped_ok or not capped)
+    )
 
 
-def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations: dict[LocKey, _Held], now: str,
-                 max_static_pushes: int, scoped: bool = False) -> None:
+def _plan_static(
+    con: duckdb.DuckDBPyConnection,
+    plan: PushPlan,
+    held_locations: dict[LocKey, _Held],
+    now: str,
+    max_static_pushes: int,
+    scoped: bool = False,
+) -> None:
     export = build_export(con, scoped=scoped)
     rejected = _last_rejected(con, scoped)
     live = _held_evses(con, scoped)
@@ -389,14 +438,25 @@ def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations:
         # the object is held back with the definition's reasons instead of being sent to NDW.
         errors = (validate_location if kind == "location" else validate_tariff)(obj)
         if errors:
-            plan.held_back.append({"kind": kind, "key": "/".join(key),
-                                   "reason": "fails our OCPI 2.2.1/NDW definition: " + "; ".join(errors[:3])})
+            plan.held_back.append(
+                {
+                    "kind": kind,
+                    "key": "/".join(key),
+                    "reason": "fails our OCPI 2.2.1/NDW definition: " + "; ".join(errors[:3]),
+                }
+            )
         return bool(errors)
 
     def rejected_before(kind: str, key: tuple[str, ...], digest: str) -> bool:
         if rejected.get((kind, "/".join(key))) != digest:
             return False
-        plan.held_back.append({"kind": kind, "key": "/".join(key), "reason": "NDW rejected this content before; waiting for a change"})
+        plan.held_back.append(
+            {
+                "kind": kind,
+                "key": "/".join(key),
+                "reason": "NDW rejected this content before; waiting for a change",
+            }
+        )
         return True
 
     # Every held tariff (a few hundred at most): a scoped export also carries the tariffs its
@@ -412,8 +472,17 @@ def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations:
             continue
         if refused_by_definition("tariff", key, obj):
             continue
-        plan.tariff_puts.append(PlannedPush("tariff", "PUT", key, "new" if held is None else "changed", body=text,
-                                            static_hash=digest, content_hash=digest))
+        plan.tariff_puts.append(
+            PlannedPush(
+                "tariff",
+                "PUT",
+                key,
+                "new" if held is None else "changed",
+                body=text,
+                static_hash=digest,
+                content_hash=digest,
+            )
+        )
     for key in sorted(set(held_tariffs) - exported_tariffs) if not scoped else ():
         plan.tariff_deletes.append(PlannedPush("tariff", "DELETE", key, "removed"))
 
@@ -432,8 +501,18 @@ def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations:
         if rejected_before("location", key, sent) or refused_by_definition("location", key, obj):
             continue
         reason = "new" if held is None else "republished" if held.withdrawn else "changed"
-        plan.location_puts.append(PlannedPush("location", "PUT", key, reason, body=body, static_hash=digest,
-                                              content_hash=sent, refs=tariff_refs(obj)))
+        plan.location_puts.append(
+            PlannedPush(
+                "location",
+                "PUT",
+                key,
+                reason,
+                body=body,
+                static_hash=digest,
+                content_hash=sent,
+                refs=tariff_refs(obj),
+            )
+        )
 
     gone = [k for k, h in held_locations.items() if k not in exported_locations and not h.withdrawn]
     why_not = _why_not_exported(con, gone, export.rejections, live, held_locations)
@@ -447,14 +526,27 @@ def _plan_static(con: duckdb.DuckDBPyConnection, plan: PushPlan, held_locations:
         sent = content_hash(obj)
         if rejected_before("location", key, sent) or refused_by_definition("location", key, obj):
             continue
-        plan.withdrawals.append(PlannedPush("location", "PUT", key, "withdrawn", body=json.dumps(obj, separators=(",", ":")),
-                                            static_hash=static_hash(obj), content_hash=sent))
+        plan.withdrawals.append(
+            PlannedPush(
+                "location",
+                "PUT",
+                key,
+                "withdrawn",
+                body=json.dumps(obj, separators=(",", ":")),
+                static_hash=static_hash(obj),
+                content_hash=sent,
+            )
+        )
     _cap(plan, max_static_pushes)
 
 
-def _why_not_exported(con: duckdb.DuckDBPyConnection, keys: list[LocKey], rejections: list[dict[str, Any]],
-                      live: dict[tuple[str, str, str, str], tuple[bool, str, str]],
-                      held: dict[LocKey, _Held]) -> dict[LocKey, tuple[str, str]]:
+def _why_not_exported(
+    con: duckdb.DuckDBPyConnection,
+    keys: list[LocKey],
+    rejections: list[dict[str, Any]],
+    live: dict[tuple[str, str, str, str], tuple[bool, str, str]],
+    held: dict[LocKey, _Held],
+) -> dict[LocKey, tuple[str, str]]:
     """For each held Location that left the export: ("withdraw" | "hold", reason)."""
     if not keys:
         return {}
@@ -498,7 +590,10 @@ def _cap(plan: PushPlan, limit: int) -> None:
         kept, rest = pushes[:budget], pushes[budget:]
         budget -= len(kept)
         setattr(plan, name, kept)
-        plan.held_back.extend({"kind": p.kind, "key": p.key_text, "reason": "deferred to the next run (max_static_pushes)"} for p in rest)
+        plan.held_back.extend(
+            {"kind": p.kind, "key": p.key_text, "reason": "deferred to the next run (max_static_pushes)"}
+            for p in rest
+        )
 
 
 def _status_diff(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> Iterator[PlannedPush]:
@@ -538,8 +633,16 @@ def _status_diff(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> Iterat
     for cc, pid, lid, uid, status, updated, held_updated, recorded_at in rows:
         # NDW must never see last_updated go backwards for an object it holds.
         last_updated = max(updated, held_updated or "")
-        yield PlannedPush("evse", "PATCH", (cc, pid, lid, uid), "status", status=status, last_updated=last_updated,
-                          recorded_at=recorded_at, content_hash=content_hash({"status": status}))
+        yield PlannedPush(
+            "evse",
+            "PATCH",
+            (cc, pid, lid, uid),
+            "status",
+            status=status,
+            last_updated=last_updated,
+            recorded_at=recorded_at,
+            content_hash=content_hash({"status": status}),
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -584,7 +687,9 @@ def _send(client: NdwPushClient, push: PlannedPush) -> PushOutcome:
     return client.put_tariff(push.body, push.object_key)
 
 
-def execute(plan: PushPlan, client: NdwPushClient, *, concurrency: int = 4, max_consecutive_failures: int = 5) -> PushRun:
+def execute(
+    plan: PushPlan, client: NdwPushClient, *, concurrency: int = 4, max_consecutive_failures: int = 5
+) -> PushRun:
     """Send the plan phase by phase (each phase concurrently); stop on auth failure or an open breaker."""
     run = PushRun(held_back=list(plan.held_back))
     breaker = _Breaker(max_consecutive_failures)
@@ -616,7 +721,9 @@ def execute(plan: PushPlan, client: NdwPushClient, *, concurrency: int = 4, max_
     return run
 
 
-def _unreferenced(deletes: list[PlannedPush], refs: dict[LocKey, frozenset[LocKey]], run: PushRun) -> list[PlannedPush]:
+def _unreferenced(
+    deletes: list[PlannedPush], refs: dict[LocKey, frozenset[LocKey]], run: PushRun
+) -> list[PlannedPush]:
     """OCPI recommends deleting only tariffs no Connector references; keep the others for later."""
     referenced: dict[LocKey, LocKey] = {}
     for location, tariffs in refs.items():
@@ -628,8 +735,13 @@ def _unreferenced(deletes: list[PlannedPush], refs: dict[LocKey, frozenset[LocKe
         if holder is None:
             kept.append(push)
         else:
-            run.held_back.append({"kind": "tariff", "key": push.key_text,
-                                  "reason": f"not deleted yet: location {'/'.join(holder)} at NDW still references it"})
+            run.held_back.append(
+                {
+                    "kind": "tariff",
+                    "key": push.key_text,
+                    "reason": f"not deleted yet: location {'/'.join(holder)} at NDW still references it",
+                }
+            )
     return kept
 
 
@@ -644,15 +756,41 @@ def record(writer: Writer, run: PushRun, newest_transition: datetime | None) -> 
     if results:
         rows = []
         for push, out in results:
-            lag = (out.pushed_at - push.recorded_at).total_seconds() if push.recorded_at is not None and out.ok else None
-            rows.append({
-                "pushed_at": out.pushed_at, "run_id": run_id, "kind": out.kind, "method": out.method, "path": out.path,
-                "key": out.key, "reason": push.reason, "outcome": out.outcome, "ok": out.ok, "http_status": out.http_status,
-                "ocpi_status": out.ocpi_status, "message": out.message, "attempts": out.attempts,
-                "elapsed_ms": out.elapsed_ms, "lag_seconds": lag, "content_hash": push.content_hash, "request_id": out.request_id,
-            })
-        frame = pd.DataFrame(rows).astype({"http_status": "Int64", "ocpi_status": "Int64", "attempts": "int64",
-                                           "elapsed_ms": "float64", "lag_seconds": "float64"})
+            lag = (
+                (out.pushed_at - push.recorded_at).total_seconds()
+                if push.recorded_at is not None and out.ok
+                else None
+            )
+            rows.append(
+                {
+                    "pushed_at": out.pushed_at,
+                    "run_id": run_id,
+                    "kind": out.kind,
+                    "method": out.method,
+                    "path": out.path,
+                    "key": out.key,
+                    "reason": push.reason,
+                    "outcome": out.outcome,
+                    "ok": out.ok,
+                    "http_status": out.http_status,
+                    "ocpi_status": out.ocpi_status,
+                    "message": out.message,
+                    "attempts": out.attempts,
+                    "elapsed_ms": out.elapsed_ms,
+                    "lag_seconds": lag,
+                    "content_hash": push.content_hash,
+                    "request_id": out.request_id,
+                }
+            )
+        frame = pd.DataFrame(rows).astype(
+            {
+                "http_status": "Int64",
+                "ocpi_status": "Int64",
+                "attempts": "int64",
+                "elapsed_ms": "float64",
+                "lag_seconds": "float64",
+            }
+        )
         writer.append("ops.ndw_pushes", frame)
     _update_held(writer, results)
     status_pending = any(p.kind == "evse" for p in run.deferred) or any(
@@ -680,9 +818,17 @@ def _update_held(writer: Writer, results: list[tuple[PlannedPush, PushOutcome]])
     for push, out in results:
         if push.kind == "evse":
             if out.ok:
-                patched.append({"country_code": push.key[0], "party_id": push.key[1], "object_id": push.key[2],
-                                "evse_uid": push.key[3], "status": push.status, "last_updated": push.last_updated,
-                                "pushed_at": out.pushed_at})
+                patched.append(
+                    {
+                        "country_code": push.key[0],
+                        "party_id": push.key[1],
+                        "object_id": push.key[2],
+                        "evse_uid": push.key[3],
+                        "status": push.status,
+                        "last_updated": push.last_updated,
+                        "pushed_at": out.pushed_at,
+                    }
+                )
             elif out.outcome == "not_found":  # NDW lost the Location or EVSE: the next full run PUTs it again
                 forget.append(("location", *push.object_key))
             continue
@@ -694,13 +840,38 @@ def _update_held(writer: Writer, results: list[tuple[PlannedPush, PushOutcome]])
             continue
         forget.append((push.kind, *push.object_key))
         obj = json.loads(push.body or "{}")
-        base = {"country_code": push.key[0], "party_id": push.key[1], "object_id": push.key[2], "pushed_at": out.pushed_at,
-                "run_id": run_id}
-        held.append({**base, "kind": push.kind, "evse_uid": "", "static_hash": push.static_hash, "status": None,
-                     "last_updated": obj.get("last_updated"), "body": push.body, "withdrawn": push.reason == "withdrawn"})
+        base = {
+            "country_code": push.key[0],
+            "party_id": push.key[1],
+            "object_id": push.key[2],
+            "pushed_at": out.pushed_at,
+            "run_id": run_id,
+        }
+        held.append(
+            {
+                **base,
+                "kind": push.kind,
+                "evse_uid": "",
+                "static_hash": push.static_hash,
+                "status": None,
+                "last_updated": obj.get("last_updated"),
+                "body": push.body,
+                "withdrawn": push.reason == "withdrawn",
+            }
+        )
         for evse in obj.get("evses", []) if push.kind == "location" else []:
-            held.append({**base, "kind": "evse", "evse_uid": evse["uid"], "static_hash": None, "status": evse.get("status"),
-                         "last_updated": evse.get("last_updated"), "body": None, "withdrawn": False})
+            held.append(
+                {
+                    **base,
+                    "kind": "evse",
+                    "evse_uid": evse["uid"],
+                    "static_hash": None,
+                    "status": evse.get("status"),
+                    "last_updated": evse.get("last_updated"),
+                    "body": None,
+                    "withdrawn": False,
+                }
+            )
     if forget:
         frame = pd.DataFrame(forget, columns=["kind", "country_code", "party_id", "object_id"])
         # Forgetting a Location forgets its EVSEs too (their rows share the location's key).
@@ -710,6 +881,8 @@ def _update_held(writer: Writer, results: list[tuple[PlannedPush, PushOutcome]])
         writer.append("ops.ndw_pushed", pd.DataFrame(held))
     if patched:
         writer.update_matching(
-            "ops.ndw_pushed", ["kind", "country_code", "party_id", "object_id", "evse_uid"],
-            pd.DataFrame(patched).assign(kind="evse"), constants={"run_id": run_id},
+            "ops.ndw_pushed",
+            ["kind", "country_code", "party_id", "object_id", "evse_uid"],
+            pd.DataFrame(patched).assign(kind="evse"),
+            constants={"run_id": run_id},
         )

@@ -44,13 +44,16 @@ def delivered_snapshot(directory: Path) -> int:
         raise FileNotFoundError(f"no delivery at {directory} (no {MANIFEST})")
     snapshot = json.loads(path.read_text()).get("warehouse_snapshot")
     if snapshot is None:
-        raise SnapshotUnavailable(f"{path} records no warehouse snapshot: it was made on a DuckDB file, which keeps "
-                                  "no history (time travel needs EVPIPELINE_WAREHOUSE=ducklake:...)")
+        raise SnapshotUnavailable(
+            f"{path} records no warehouse snapshot: it was made on a DuckDB file, which keeps "
+            "no history (time travel needs EVPIPELINE_WAREHOUSE=ducklake:...)"
+        )
     return int(snapshot)
 
 
-def rebuild_partition(warehouse: WarehouseResource, partition: str, *, ocpi_root: Path, datex2_root: Path,
-                      output: Path) -> list[Rebuilt]:
+def rebuild_partition(
+    warehouse: WarehouseResource, partition: str, *, ocpi_root: Path, datex2_root: Path, output: Path
+) -> list[Rebuilt]:
     """Both deliveries of `partition` from the snapshots their manifests name, into `output/{ndw,datex2}/`."""
     results = []
     for name, root in (("ndw", ocpi_root), ("datex2", datex2_root)):
@@ -62,12 +65,22 @@ def rebuild_partition(warehouse: WarehouseResource, partition: str, *, ocpi_root
                 write_export(build_export(read.con), target, partition, warehouse_snapshot=snapshot)
             else:  # as published: same creator, same publicationTime (the manifest's)
                 manifest = json.loads((original / MANIFEST).read_text())
-                write_publications(read.con, target, countries=manifest.get("countries") or nap_countries(),
-                                   creator=Creator.parse(manifest["publication_creator"]), partition=partition,
-                                   warehouse_snapshot=snapshot, published_at=datetime.fromisoformat(manifest["generated_at"].replace("Z", "+00:00")))
+                write_publications(
+                    read.con,
+                    target,
+                    countries=manifest.get("countries") or nap_countries(),
+                    creator=Creator.parse(manifest["publication_creator"]),
+                    partition=partition,
+                    warehouse_snapshot=snapshot,
+                    published_at=datetime.fromisoformat(manifest["generated_at"].replace("Z", "+00:00")),
+                )
         result = Rebuilt(name, original, target, snapshot)
         for path in sorted(p for p in original.iterdir() if p.is_file()):
             copy = target / path.name
-            (result.identical if copy.exists() and copy.read_bytes() == path.read_bytes() else result.different).append(path.name)
+            (
+                result.identical
+                if copy.exists() and copy.read_bytes() == path.read_bytes()
+                else result.different
+            ).append(path.name)
         results.append(result)
     return results

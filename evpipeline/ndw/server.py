@@ -73,8 +73,12 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
 
     def data_or_503() -> Response | None:
         if store.current is None:
-            return ocpi_error(503, 3000, "No data available yet: the snapshot has not been loaded",
-                              {"Retry-After": str(max(1, round(store.poll_interval)))})
+            return ocpi_error(
+                503,
+                3000,
+                "No data available yet: the snapshot has not been loaded",
+                {"Retry-After": str(max(1, round(store.poll_interval)))},
+            )
         return None
 
     async def versions(request: Request) -> Response:
@@ -101,8 +105,12 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
             page = collection.page(positions, query.offset, query.limit)
             headers = {"X-Total-Count": str(total), "X-Limit": str(query.limit)}
             if page and query.offset + len(page) < total:
-                next_query = {"offset": str(query.offset + len(page)), "limit": str(query.limit), **query.filters,
-                              "snapshot": version.token}
+                next_query = {
+                    "offset": str(query.offset + len(page)),
+                    "limit": str(query.limit),
+                    **query.filters,
+                    "snapshot": version.token,
+                }
                 url = f"{base_url(request)}{BASE_PATH}/{module}?{urlencode(next_query, safe=':', quote_via=quote)}"
                 headers["Link"] = f'<{url}>; rel="next"'
             return ocpi_response(b"[" + b",".join(page) + b"]", headers=headers)
@@ -120,11 +128,19 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
         if len(found) > 1:  # the same id at several CPOs: the OCPI routing headers say which one
             cc = request.headers.get("OCPI-to-country-code", "").casefold()
             pid = request.headers.get("OCPI-to-party-id", "").casefold()
-            found = tuple(i for i in found if (not cc or version.locations.keys[i][0].casefold() == cc)
-                          and (not pid or version.locations.keys[i][1].casefold() == pid))
+            found = tuple(
+                i
+                for i in found
+                if (not cc or version.locations.keys[i][0].casefold() == cc)
+                and (not pid or version.locations.keys[i][1].casefold() == pid)
+            )
             if len(found) > 1:
-                return ocpi_error(409, 2002, f"Location {location_id!r} exists at several parties: "
-                                  "send OCPI-to-country-code and OCPI-to-party-id")
+                return ocpi_error(
+                    409,
+                    2002,
+                    f"Location {location_id!r} exists at several parties: "
+                    "send OCPI-to-country-code and OCPI-to-party-id",
+                )
         if not found:
             return ocpi_error(404, 2003, f"Unknown location {location_id!r}")
         return version.locations.bodies[found[0]]
@@ -143,7 +159,9 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
         evse_uid = request.path_params["evse_uid"]
         evse = _child(json.loads(body).get("evses", []), "uid", evse_uid)
         if evse is None:
-            return ocpi_error(404, 2003, f"Unknown EVSE {evse_uid!r} at location {request.path_params['location_id']!r}")
+            return ocpi_error(
+                404, 2003, f"Unknown EVSE {evse_uid!r} at location {request.path_params['location_id']!r}"
+            )
         connector_id = request.path_params.get("connector_id")
         if connector_id is None:
             return ocpi_response(dumps(evse))
@@ -162,16 +180,27 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
                 return ocpi_error(404, 2000, "DATEX II publications are not enabled on this server")
             path = version.publications / name if version.publications is not None else None
             if path is None or not path.is_file():
-                return ocpi_error(503, 3000, "DATEX II publications of this version are not available",
-                                  {"Retry-After": str(max(1, round(store.poll_interval)))})
-            return FileResponse(path, media_type=media_type, headers={"X-Data-Version": version.token,
-                                                                      "Cache-Control": "no-cache"})
+                return ocpi_error(
+                    503,
+                    3000,
+                    "DATEX II publications of this version are not available",
+                    {"Retry-After": str(max(1, round(store.poll_interval)))},
+                )
+            return FileResponse(
+                path,
+                media_type=media_type,
+                headers={"X-Data-Version": version.token, "Cache-Control": "no-cache"},
+            )
 
         return handler
 
     datex2_routes = [
-        Route(f"{DATEX2_PREFIX}/{document_name(kind, fmt)}", datex2_document(document_name(kind, fmt), CONTENT_TYPES[fmt]))
-        for kind in ("static", "status") for fmt in ("xml", "json")
+        Route(
+            f"{DATEX2_PREFIX}/{document_name(kind, fmt)}",
+            datex2_document(document_name(kind, fmt), CONTENT_TYPES[fmt]),
+        )
+        for kind in ("static", "status")
+        for fmt in ("xml", "json")
     ] + [Route(f"{DATEX2_PREFIX}/{REJECTIONS}", datex2_document(REJECTIONS, CONTENT_TYPES["json"]))]
 
     async def health(request: Request) -> Response:
@@ -179,8 +208,12 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
         body = {
             "status": "ok" if version is not None else "no data",
             "version": version.token if version else None,
-            "data_as_of": version.data_as_of.strftime("%Y-%m-%dT%H:%M:%SZ") if version and version.data_as_of else None,
-            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(version.loaded_at)) if version else None,
+            "data_as_of": version.data_as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
+            if version and version.data_as_of
+            else None,
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(version.loaded_at))
+            if version
+            else None,
         }
         return JSONResponse(body, status_code=200 if version is not None else 503)
 
@@ -191,9 +224,14 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
         allow = exc.headers.get("Allow", "GET") if isinstance(exc, HTTPException) and exc.headers else "GET"
         return ocpi_error(405, 2000, "Method not allowed", {"Allow": allow})
 
-    def both(path: str, endpoint: Callable[[Request], Awaitable[Response]], methods: list[str] | None = None) -> list[Route]:
+    def both(
+        path: str, endpoint: Callable[[Request], Awaitable[Response]], methods: list[str] | None = None
+    ) -> list[Route]:
         """The path with and without a trailing slash (no redirects: clients would resend credentials)."""
-        return [Route(path, endpoint, methods=methods or ["GET"]), Route(path + "/", endpoint, methods=methods or ["GET"])]
+        return [
+            Route(path, endpoint, methods=methods or ["GET"]),
+            Route(path + "/", endpoint, methods=methods or ["GET"]),
+        ]
 
     routes = [
         *both(f"{OCPI_PREFIX}/versions", versions),
@@ -216,13 +254,17 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
         finally:
             store.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: method_not_allowed})
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: method_not_allowed}
+    )
     app.add_middleware(OcpiMiddleware, settings=settings)
     app.state.store, app.state.settings = store, settings
     return app
 
 
-def app_from_env(data_dir: str | Path | None = None, *, page_cap: int = DEFAULT_PAGE_CAP, development: bool = False) -> Starlette:
+def app_from_env(
+    data_dir: str | Path | None = None, *, page_cap: int = DEFAULT_PAGE_CAP, development: bool = False
+) -> Starlette:
     """The pull server as `evpipeline serve-ocpi` / `dev` run it: the snapshot under `data_dir`
     (default: next to the warehouse), credentials from the OCPI_* variables (`development`: on the
     simulators' values on purpose, `evpipeline dev` and the demo, so no warning about them)."""
@@ -233,12 +275,18 @@ def app_from_env(data_dir: str | Path | None = None, *, page_cap: int = DEFAULT_
         # A server we expose always requires auth: OCPI_TOKEN, or the OAuth2 pair, or both (README).
         settings.require(["OCPI_TOKEN", "OCPI_CLIENT_ID", "OCPI_CLIENT_SECRET"])
     on_dev_values = [name for name in ("OCPI_TOKEN", "OCPI_CLIENT_SECRET") if settings.dev_value(name)]
-    if on_dev_values and not development:  # the simulators' values guard nothing; say so once, without printing them
-        log.warning("OCPI pull server: %s hold the development values; set your own", ", ".join(on_dev_values))
+    if (
+        on_dev_values and not development
+    ):  # the simulators' values guard nothing; say so once, without printing them
+        log.warning(
+            "OCPI pull server: %s hold the development values; set your own", ", ".join(on_dev_values)
+        )
     snapshot = snapshot_path(data_dir)
     creator = settings.get("DATEX2_PUBLICATION_CREATOR")
     if not creator:  # the DATEX II routes then answer 404 (the OCPI ones serve as ever)
         return create_ocpi_app(SnapshotStore(snapshot), config)
     # One DATEX II set per served version, next to the snapshot it was built from.
     loader = functools.partial(load_snapshot, countries=nap_countries(), creator=Creator.parse(creator))
-    return create_ocpi_app(SnapshotStore(snapshot, publications=snapshot.parent / "datex2", loader=loader), config)
+    return create_ocpi_app(
+        SnapshotStore(snapshot, publications=snapshot.parent / "datex2", loader=loader), config
+    )

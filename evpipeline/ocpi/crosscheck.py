@@ -69,7 +69,9 @@ class OpenApi:
 
     def errors(self, kind: str, obj: Any) -> list[str]:
         ref = f"{self.root.as_uri()}/{OPENAPI_SCHEMAS[kind]}"
-        validator = self._validator_cls({"$ref": ref}, registry=self._registry, format_checker=self._format_checker)
+        validator = self._validator_cls(
+            {"$ref": ref}, registry=self._registry, format_checker=self._format_checker
+        )
         found = []
         for error in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
             found.append(f"{ocpi.error_path(tuple(error.absolute_path))}: {error.message[:160]}")
@@ -127,66 +129,191 @@ def _do(*steps: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], 
 
 CONNECTOR = "evses.0.connectors.0"
 PROBES: tuple[Probe, ...] = (
-    Probe("location", "DateTime with +00:00", _set("last_updated", "2015-06-29T20:39:09+00:00"),
-          "DateTime: 'NOTE: +00:00 is not the same as UTC'; OpenAPI format date-time accepts any RFC 3339 offset"),
-    Probe("location", "DateTime of 27 chars (microseconds)", _set("last_updated", "2015-06-29T20:39:09.123456Z"),
-          "DateTime is string(25); OpenAPI has no maxLength"),
-    Probe("location", "zone-less DateTime (spec-legal)", _set("last_updated", "2015-06-29T20:39:09"),
-          "rules text allows it ('absence of the timezone designator implies UTC'); RFC 3339 date-time needs an offset; NDW profile rejects"),
-    Probe("location", "latitude with 4 decimals", _set("coordinates.latitude", "51.0475"),
-          r"latitude regex -?[0-9]{1,2}\.[0-9]{5,7}; OpenAPI allows 1-8 decimals"),
-    Probe("location", "longitude with 8 decimals", _set("coordinates.longitude", "3.72994412"),
-          "5-7 decimals; OpenAPI allows 1-8"),
-    Probe("location", "numeric coordinates", _set("coordinates.latitude", 51.047599),
-          "coordinates are strings"),
+    Probe(
+        "location",
+        "DateTime with +00:00",
+        _set("last_updated", "2015-06-29T20:39:09+00:00"),
+        "DateTime: 'NOTE: +00:00 is not the same as UTC'; OpenAPI format date-time accepts any RFC 3339 offset",
+    ),
+    Probe(
+        "location",
+        "DateTime of 27 chars (microseconds)",
+        _set("last_updated", "2015-06-29T20:39:09.123456Z"),
+        "DateTime is string(25); OpenAPI has no maxLength",
+    ),
+    Probe(
+        "location",
+        "zone-less DateTime (spec-legal)",
+        _set("last_updated", "2015-06-29T20:39:09"),
+        "rules text allows it ('absence of the timezone designator implies UTC'); RFC 3339 date-time needs an offset; NDW profile rejects",
+    ),
+    Probe(
+        "location",
+        "latitude with 4 decimals",
+        _set("coordinates.latitude", "51.0475"),
+        r"latitude regex -?[0-9]{1,2}\.[0-9]{5,7}; OpenAPI allows 1-8 decimals",
+    ),
+    Probe(
+        "location",
+        "longitude with 8 decimals",
+        _set("coordinates.longitude", "3.72994412"),
+        "5-7 decimals; OpenAPI allows 1-8",
+    ),
+    Probe(
+        "location", "numeric coordinates", _set("coordinates.latitude", 51.047599), "coordinates are strings"
+    ),
     Probe("location", "address of 46 chars", _set("address", "A" * 46), "address string(45)"),
-    Probe("location", "unknown connector standard", _set(f"{CONNECTOR}.standard", "IEC_62196_T2_TYPO"),
-          "ConnectorType is a closed enum; OpenAPI makes it anyOf(enum, string) = open"),
-    Probe("location", "lower-case connector standard", _set(f"{CONNECTOR}.standard", "iec_62196_t2"),
-          "enum values are exact; OpenAPI's open enum accepts any string"),
-    Probe("location", "IEC_60309_2_SINGLE_16 upper-cased", _set(f"{CONNECTOR}.standard", "IEC_60309_2_SINGLE_16"),
-          "the spec spells it IEC_60309_2_single_16"),
-    Probe("location", "lower-case EVSE status", _set("evses.0.status", "available"), "Status is closed in both"),
-    Probe("location", "unknown extra field", _set("color", "red"),
-          "unknown fields are errors for us; OpenAPI has additionalProperties: true"),
+    Probe(
+        "location",
+        "unknown connector standard",
+        _set(f"{CONNECTOR}.standard", "IEC_62196_T2_TYPO"),
+        "ConnectorType is a closed enum; OpenAPI makes it anyOf(enum, string) = open",
+    ),
+    Probe(
+        "location",
+        "lower-case connector standard",
+        _set(f"{CONNECTOR}.standard", "iec_62196_t2"),
+        "enum values are exact; OpenAPI's open enum accepts any string",
+    ),
+    Probe(
+        "location",
+        "IEC_60309_2_SINGLE_16 upper-cased",
+        _set(f"{CONNECTOR}.standard", "IEC_60309_2_SINGLE_16"),
+        "the spec spells it IEC_60309_2_single_16",
+    ),
+    Probe(
+        "location", "lower-case EVSE status", _set("evses.0.status", "available"), "Status is closed in both"
+    ),
+    Probe(
+        "location",
+        "unknown extra field",
+        _set("color", "red"),
+        "unknown fields are errors for us; OpenAPI has additionalProperties: true",
+    ),
     Probe("location", "empty connectors", _set("evses.0.connectors", []), "EVSE.connectors is 1..n"),
-    Probe("location", "energy mix not adding up to 100",
-          _set("energy_mix", {"is_green_energy": False, "energy_sources": [{"source": "SOLAR", "percentage": 60}]}),
-          "'All given values of all categories should add up to 100 percent'"),
-    Probe("location", "opening hours ending 24:00",
-          _set("opening_times", {"twentyfourseven": False, "regular_hours": [{"weekday": 1, "period_begin": "08:00", "period_end": "24:00"}]}),
-          "regex ([0-1][0-9]|2[0-3]):[0-5][0-9]; OpenAPI allows [0-2][0-9]"),
-    Probe("location", "period_end before period_begin",
-          _set("opening_times", {"twentyfourseven": False, "regular_hours": [{"weekday": 1, "period_begin": "18:00", "period_end": "08:00"}]}),
-          "period_end must be later than period_begin"),
-    Probe("location", "not 24/7 and no regular_hours", _set("opening_times", {"twentyfourseven": False}),
-          "regular_hours needs at least one entry when twentyfourseven is false"),
-    Probe("location", "weekday 8",
-          _set("opening_times", {"twentyfourseven": False, "regular_hours": [{"weekday": 8, "period_begin": "08:00", "period_end": "18:00"}]}),
-          "weekday 1..7 in both"),
-    Probe("location", "publish_allowed_to while publish=true", _set("publish_allowed_to", [{"uid": "12345678", "type": "RFID"}]),
-          "publish_allowed_to only when publish=false"),
+    Probe(
+        "location",
+        "energy mix not adding up to 100",
+        _set(
+            "energy_mix",
+            {"is_green_energy": False, "energy_sources": [{"source": "SOLAR", "percentage": 60}]},
+        ),
+        "'All given values of all categories should add up to 100 percent'",
+    ),
+    Probe(
+        "location",
+        "opening hours ending 24:00",
+        _set(
+            "opening_times",
+            {
+                "twentyfourseven": False,
+                "regular_hours": [{"weekday": 1, "period_begin": "08:00", "period_end": "24:00"}],
+            },
+        ),
+        "regex ([0-1][0-9]|2[0-3]):[0-5][0-9]; OpenAPI allows [0-2][0-9]",
+    ),
+    Probe(
+        "location",
+        "period_end before period_begin",
+        _set(
+            "opening_times",
+            {
+                "twentyfourseven": False,
+                "regular_hours": [{"weekday": 1, "period_begin": "18:00", "period_end": "08:00"}],
+            },
+        ),
+        "period_end must be later than period_begin",
+    ),
+    Probe(
+        "location",
+        "not 24/7 and no regular_hours",
+        _set("opening_times", {"twentyfourseven": False}),
+        "regular_hours needs at least one entry when twentyfourseven is false",
+    ),
+    Probe(
+        "location",
+        "weekday 8",
+        _set(
+            "opening_times",
+            {
+                "twentyfourseven": False,
+                "regular_hours": [{"weekday": 8, "period_begin": "08:00", "period_end": "18:00"}],
+            },
+        ),
+        "weekday 1..7 in both",
+    ),
+    Probe(
+        "location",
+        "publish_allowed_to while publish=true",
+        _set("publish_allowed_to", [{"uid": "12345678", "type": "RFID"}]),
+        "publish_allowed_to only when publish=false",
+    ),
     Probe("location", "non-ASCII location id", _set("id", "LOC\u00e91"), "CiString is printable ASCII"),
-    Probe("location", "address with a line feed", _set("address", "F.Rooseveltlaan\n3A"), "strings contain no CR/LF/TAB"),
-    Probe("location", "unknown parking_type", _set("parking_type", "ON_ROOF"), "ParkingType is closed; OpenAPI open"),
-    Probe("location", "country as alpha-2", _set("country", "BE"), "country is ISO 3166-1 alpha-3; OpenAPI only maxLength 3"),
-    Probe("location", "null optional field", _set("name", None), "optional means absent; neither accepts null"),
-    Probe("location", "duplicate EVSE uid", _set("evses.1.uid", "3256"), "uids identify EVSEs; OpenAPI has no uniqueness"),
+    Probe(
+        "location",
+        "address with a line feed",
+        _set("address", "F.Rooseveltlaan\n3A"),
+        "strings contain no CR/LF/TAB",
+    ),
+    Probe(
+        "location",
+        "unknown parking_type",
+        _set("parking_type", "ON_ROOF"),
+        "ParkingType is closed; OpenAPI open",
+    ),
+    Probe(
+        "location",
+        "country as alpha-2",
+        _set("country", "BE"),
+        "country is ISO 3166-1 alpha-3; OpenAPI only maxLength 3",
+    ),
+    Probe(
+        "location", "null optional field", _set("name", None), "optional means absent; neither accepts null"
+    ),
+    Probe(
+        "location",
+        "duplicate EVSE uid",
+        _set("evses.1.uid", "3256"),
+        "uids identify EVSEs; OpenAPI has no uniqueness",
+    ),
     Probe("tariff", "empty elements", _set("elements", []), "Tariff.elements is 1..n"),
-    Probe("tariff", "empty price_components", _set("elements.0.price_components", []), "price_components is 1..n"),
-    Probe("tariff", "CDR-only dimension MAX_POWER", _set("elements.0.price_components.0.type", "MAX_POWER"),
-          "TariffDimensionType has no MAX_POWER; closed in both"),
-    Probe("tariff", "restriction start_time 24:00",
-          _do(_set("elements.0.restrictions", {"start_time": "24:00"})), "HH:MM up to 23:59"),
-    Probe("tariff", "restriction start_date 2019-13-01",
-          _set("elements.0.restrictions", {"start_date": "2019-13-01"}), "date regex has months 01-12; OpenAPI \\d{2}"),
-    Probe("tariff", "price with 5 decimals", _set("elements.0.price_components.0.price", 0.12345),
-          "numbers have 4 decimals unless stated"),
+    Probe(
+        "tariff",
+        "empty price_components",
+        _set("elements.0.price_components", []),
+        "price_components is 1..n",
+    ),
+    Probe(
+        "tariff",
+        "CDR-only dimension MAX_POWER",
+        _set("elements.0.price_components.0.type", "MAX_POWER"),
+        "TariffDimensionType has no MAX_POWER; closed in both",
+    ),
+    Probe(
+        "tariff",
+        "restriction start_time 24:00",
+        _do(_set("elements.0.restrictions", {"start_time": "24:00"})),
+        "HH:MM up to 23:59",
+    ),
+    Probe(
+        "tariff",
+        "restriction start_date 2019-13-01",
+        _set("elements.0.restrictions", {"start_date": "2019-13-01"}),
+        "date regex has months 01-12; OpenAPI \\d{2}",
+    ),
+    Probe(
+        "tariff",
+        "price with 5 decimals",
+        _set("elements.0.price_components.0.price", 0.12345),
+        "numbers have 4 decimals unless stated",
+    ),
     Probe("tariff", "lower-case currency", _set("currency", "eur"), "ISO 4217 codes are upper-case"),
 )
 
 
-def run_probes(examples: dict[ocpi.Kind, list[Any]], openapi: OpenApi | None, verbose: bool = False) -> Iterator[str]:
+def run_probes(
+    examples: dict[ocpi.Kind, list[Any]], openapi: OpenApi | None, verbose: bool = False
+) -> Iterator[str]:
     base = {"location": examples["location"][0], "tariff": examples["tariff"][0]}
     yield f"{'probe':40} {'ours':6} {'OpenAPI':8} rule"
     for probe in PROBES:
@@ -216,7 +343,11 @@ def check_objects(
         theirs = openapi.errors(kind, obj) if openapi else None
         rejected += bool(ours)
         status = "ok" if not ours else "REJECTED"
-        note = "" if theirs is None else (" (OpenAPI: ok)" if not theirs else f" (OpenAPI: {len(theirs)} error(s))")
+        note = (
+            ""
+            if theirs is None
+            else (" (OpenAPI: ok)" if not theirs else f" (OpenAPI: {len(theirs)} error(s))")
+        )
         lines.append(f"  {_label(obj, index)}: {status}{note}")
         lines.extend(f"      ours: {e}" for e in ours)
         lines.extend(f"      OpenAPI: {e}" for e in theirs or [])
@@ -226,9 +357,15 @@ def check_objects(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reference", type=Path, help="directory with ocpi-2.2.1/ and ocpi-2.2.1-examples/")
-    parser.add_argument("--locations", type=Path, action="append", default=[], help="JSON file of Locations to check")
-    parser.add_argument("--tariffs", type=Path, action="append", default=[], help="JSON file of Tariffs to check")
-    parser.add_argument("--profile", choices=ocpi.PROFILES, default="ndw", help="profile for --locations/--tariffs")
+    parser.add_argument(
+        "--locations", type=Path, action="append", default=[], help="JSON file of Locations to check"
+    )
+    parser.add_argument(
+        "--tariffs", type=Path, action="append", default=[], help="JSON file of Tariffs to check"
+    )
+    parser.add_argument(
+        "--profile", choices=ocpi.PROFILES, default="ndw", help="profile for --locations/--tariffs"
+    )
     parser.add_argument("--no-probes", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true", help="show each probe's errors")
     args = parser.parse_args(argv)
@@ -236,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     openapi: OpenApi | None = None
     try:
         openapi = OpenApi(args.reference / "ocpi-2.2.1")
-        print(f"OpenAPI schemas: {openapi.root} (formats checked: {', '.join(openapi.formats_checked) or 'none'})")
+        print(
+            f"OpenAPI schemas: {openapi.root} (formats checked: {', '.join(openapi.formats_checked) or 'none'})"
+        )
     except ImportError:
         print(MISSING_JSONSCHEMA)
 
@@ -245,8 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     for kind, objects in examples.items():
         rejected, lines = check_objects(kind, objects, "ocpi", openapi)
         ndw = sum(bool(ocpi.validate(kind, o, "ndw")) for o in objects)
-        print(f"\nSpec examples, {kind}s: {len(objects) - rejected}/{len(objects)} pass our 'ocpi' profile "
-              f"({ndw} would fail the 'ndw' profile, which adds the AFIR fields)")
+        print(
+            f"\nSpec examples, {kind}s: {len(objects) - rejected}/{len(objects)} pass our 'ocpi' profile "
+            f"({ndw} would fail the 'ndw' profile, which adds the AFIR fields)"
+        )
         print("\n".join(lines))
         failures += rejected
 
@@ -255,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         for path in paths:
             objects = load_objects(path)
             rejected, lines = check_objects(kind, objects, args.profile, openapi)
-            print(f"\n{path}: {len(objects) - rejected}/{len(objects)} {kind}s pass our {args.profile!r} profile")
+            print(
+                f"\n{path}: {len(objects) - rejected}/{len(objects)} {kind}s pass our {args.profile!r} profile"
+            )
             print("\n".join(lines))
             failures += rejected
 

@@ -76,7 +76,9 @@ DATE = r"^([12][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 URL_PATTERN = r"^https?://[^\s]+$"
 DATETIME_Z = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
 DATETIME_OCPI = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z?$"
-_DATETIME = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(Z?)$")
+_DATETIME = re.compile(
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(Z?)$"
+)
 
 # eMI3 EVSE ID (AFIR: the charging point's identifier; eMI3 v1.0 Part 2): country code, optional *,
 # 3-character operator id, optional *, E, then 1-30 of A-Z, 0-9 and *; case-insensitive like a CiString.
@@ -194,7 +196,9 @@ Alpha3 = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]  # ISO 3166-1 
 Language = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]  # ISO 639-1
 Url = Annotated[str, StringConstraints(max_length=255, pattern=URL_PATTERN)]
 Latitude = Annotated[str, StringConstraints(max_length=10, pattern=LATITUDE), AfterValidator(_check_latitude)]
-Longitude = Annotated[str, StringConstraints(max_length=11, pattern=LONGITUDE), AfterValidator(_check_longitude)]
+Longitude = Annotated[
+    str, StringConstraints(max_length=11, pattern=LONGITUDE), AfterValidator(_check_longitude)
+]
 HourMinute = Annotated[str, StringConstraints(max_length=5, pattern=HOUR_MINUTE)]
 Date = Annotated[str, StringConstraints(max_length=10, pattern=DATE)]
 TimeZone = Annotated[str, _s(255, 1), AfterValidator(_check_time_zone)]
@@ -213,7 +217,17 @@ ConnectorType = Literal[
 ]  # fmt: skip
 ConnectorFormat = Literal["SOCKET", "CABLE"]
 PowerType = Literal["AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE", "DC"]
-Status = Literal["AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "PLANNED", "REMOVED", "RESERVED", "UNKNOWN"]
+Status = Literal[
+    "AVAILABLE",
+    "BLOCKED",
+    "CHARGING",
+    "INOPERATIVE",
+    "OUTOFORDER",
+    "PLANNED",
+    "REMOVED",
+    "RESERVED",
+    "UNKNOWN",
+]
 Capability = Literal[
     "CHARGING_PROFILE_CAPABLE", "CHARGING_PREFERENCES_CAPABLE", "CHIP_CARD_SUPPORT",
     "CONTACTLESS_CARD_SUPPORT", "CREDIT_CARD_PAYABLE", "DEBIT_CARD_PAYABLE", "PED_TERMINAL",
@@ -221,13 +235,17 @@ Capability = Literal[
     "TOKEN_GROUP_CAPABLE", "UNLOCK_CAPABLE",
 ]  # fmt: skip
 ParkingRestriction = Literal["EV_ONLY", "PLUGGED", "DISABLED", "CUSTOMERS", "MOTORCYCLES"]
-ParkingType = Literal["ALONG_MOTORWAY", "PARKING_GARAGE", "PARKING_LOT", "ON_DRIVEWAY", "ON_STREET", "UNDERGROUND_GARAGE"]
+ParkingType = Literal[
+    "ALONG_MOTORWAY", "PARKING_GARAGE", "PARKING_LOT", "ON_DRIVEWAY", "ON_STREET", "UNDERGROUND_GARAGE"
+]
 Facility = Literal[
     "HOTEL", "RESTAURANT", "CAFE", "MALL", "SUPERMARKET", "SPORT", "RECREATION_AREA", "NATURE", "MUSEUM",
     "BIKE_SHARING", "BUS_STOP", "TAXI_STAND", "TRAM_STOP", "METRO_STATION", "TRAIN_STATION", "AIRPORT",
     "PARKING_LOT", "CARPOOL_PARKING", "FUEL_STATION", "WIFI",
 ]  # fmt: skip
-EnergySourceCategory = Literal["NUCLEAR", "GENERAL_FOSSIL", "COAL", "GAS", "GENERAL_GREEN", "SOLAR", "WIND", "WATER"]
+EnergySourceCategory = Literal[
+    "NUCLEAR", "GENERAL_FOSSIL", "COAL", "GAS", "GENERAL_GREEN", "SOLAR", "WIND", "WATER"
+]
 EnvironmentalImpactCategory = Literal["NUCLEAR_WASTE", "CARBON_DIOXIDE"]
 ImageCategory = Literal["CHARGER", "ENTRANCE", "LOCATION", "NETWORK", "OPERATOR", "OTHER", "OWNER"]
 TokenType = Literal["AD_HOC_USER", "APP_USER", "OTHER", "RFID"]
@@ -244,18 +262,28 @@ ReservationRestrictionType = Literal["RESERVATION", "RESERVATION_EXPIRES"]
 PHASES: dict[str, int] = {"AC_1_PHASE": 1, "AC_2_PHASE": 2, "AC_2_PHASE_SPLIT": 2, "AC_3_PHASE": 3, "DC": 1}
 # Nominal ratings are rounded (7,400 W stated for 230 V x 32 A = 7,360 W): that much, never more.
 POWER_TOLERANCE_PERCENT = 1
-POWER_PROBLEM = ("max_electric_power {power} W exceeds max_voltage {voltage} V x max_amperage {amperage} A x "
-                 "{phases} phase(s) ({power_type}) = {limit} W")
+POWER_PROBLEM = (
+    "max_electric_power {power} W exceeds max_voltage {voltage} V x max_amperage {amperage} A x "
+    "{phases} phase(s) ({power_type}) = {limit} W"
+)
 
 
-def power_problem(power_type: str, max_voltage: int, max_amperage: int, max_electric_power: int) -> str | None:
+def power_problem(
+    power_type: str, max_voltage: int, max_amperage: int, max_electric_power: int
+) -> str | None:
     """Why a connector's power is physically impossible, naming the figures; None when it is possible."""
     phases = PHASES[power_type]
     limit = max_voltage * max_amperage * phases
     if max_electric_power * 100 <= limit * (100 + POWER_TOLERANCE_PERCENT):
         return None
-    return POWER_PROBLEM.format(power=max_electric_power, voltage=max_voltage, amperage=max_amperage, phases=phases,
-                                power_type=power_type, limit=limit)
+    return POWER_PROBLEM.format(
+        power=max_electric_power,
+        voltage=max_voltage,
+        amperage=max_amperage,
+        phases=phases,
+        power_type=power_type,
+        limit=limit,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,7 +424,9 @@ class Connector(OcpiModel):
     @model_validator(mode="after")
     def _power_within_physics(self) -> Self:
         if self.max_electric_power is not None:
-            problem = power_problem(self.power_type, self.max_voltage, self.max_amperage, self.max_electric_power)
+            problem = power_problem(
+                self.power_type, self.max_voltage, self.max_amperage, self.max_electric_power
+            )
             if problem:
                 raise _rule(problem)
         return self
@@ -538,7 +568,9 @@ class NdwEVSE(EVSE):
     parking_restrictions: list[ParkingRestriction]
     # AFIR identifies every charging point by its eMI3 EVSE ID. Required by a validator, not as a
     # field: NDW's OCPI schema keeps it optional, so the published schema does too (with its pattern).
-    evse_id: Annotated[EvseId | None, _afir_required("the eMI3 EVSE ID")] = Field(default=None, validate_default=True)
+    evse_id: Annotated[EvseId | None, _afir_required("the eMI3 EVSE ID")] = Field(
+        default=None, validate_default=True
+    )
 
 
 class NdwLocation(Location):
@@ -546,7 +578,9 @@ class NdwLocation(Location):
     opening_times: Hours
     energy_mix: EnergyMix
     # AFIR names the operator of every location (OCPI leaves it optional); required the same way.
-    operator: Annotated[BusinessDetails | None, _afir_required("the operator")] = Field(default=None, validate_default=True)
+    operator: Annotated[BusinessDetails | None, _afir_required("the operator")] = Field(
+        default=None, validate_default=True
+    )
 
 
 MODELS: dict[tuple[Kind, Profile], type[OcpiModel]] = {
@@ -641,7 +675,9 @@ def _describe(error: Mapping[str, Any], kind: Kind, profile: Profile) -> str:
     elif kind_of_error == "missing":
         field = str(loc[-1]) if loc else ""
         afir = any(field in names for names in AFIR_FIELDS.values())
-        message = "required field is missing" + (" (mandatory for NDW/AFIR)" if profile == "ndw" and afir else "")
+        message = "required field is missing" + (
+            " (mandatory for NDW/AFIR)" if profile == "ndw" and afir else ""
+        )
     elif kind_of_error == "extra_forbidden":
         message = "unknown field (not in OCPI 2.2.1)"
     elif kind_of_error == "literal_error":
@@ -736,7 +772,8 @@ def json_schema(kind: Kind, profile: Profile = "ndw", *, patch: bool = False) ->
 def schema_files() -> dict[str, str]:
     """File name -> content of every committed schema (evpipeline/ocpi/schemas/)."""
     return {
-        f"{kind}.{profile}.schema.json": json.dumps(json_schema(kind, profile), indent=2, sort_keys=True) + "\n"
+        f"{kind}.{profile}.schema.json": json.dumps(json_schema(kind, profile), indent=2, sort_keys=True)
+        + "\n"
         for kind in KINDS
         for profile in PROFILES
     }
@@ -757,7 +794,9 @@ def write_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the OCPI/NDW JSON Schemas (evpipeline/ocpi/schemas/).")
+    parser = argparse.ArgumentParser(
+        description="Write the OCPI/NDW JSON Schemas (evpipeline/ocpi/schemas/)."
+    )
     parser.add_argument("--write-schemas", type=Path, default=SCHEMA_DIR, metavar="DIR")
     args = parser.parse_args(argv)
     for path in write_schemas(args.write_schemas):

@@ -69,8 +69,13 @@ def ocpi_check(http: HttpClient) -> Callable[[requests.Response], None]:
         if 3000 <= code < 5000:
             raise RetryableResponse(reason, retry_after=retry_hint(response, message), give_up=OcpiError)
         raise OcpiError(
-            reason, ocpi_status=code, api=http.api, method=response.request.method or "GET",
-            url=redact_url(response.url, http.auth.secrets()), status=response.status_code, body=http.excerpt(response),
+            reason,
+            ocpi_status=code,
+            api=http.api,
+            method=response.request.method or "GET",
+            url=redact_url(response.url, http.auth.secrets()),
+            status=response.status_code,
+            body=http.excerpt(response),
         )
 
     return check

@@ -22,10 +22,26 @@ from evpipeline.afir.annex import STATION_KEY, Annex, Level, Row, load
 from evpipeline.quality import tables
 
 # The alias each mart table's rows go by, in the conditions of annex.yaml (`present`) too.
-ALIAS = {"mart.operators": "o", "mart.locations": "l", "mart.evses": "e", "mart.connectors": "c", "mart.tariffs": "t"}
+ALIAS = {
+    "mart.operators": "o",
+    "mart.locations": "l",
+    "mart.evses": "e",
+    "mart.connectors": "c",
+    "mart.tariffs": "t",
+}
 # How deep each level and table sits (operator = the CPO on top); tariffs are reached by reference.
-DEPTH: dict[str, int] = {"operator": 0, "location": 1, "station": 2, "evse": 3, "connector": 4, "tariff": 4,
-                         "mart.operators": 0, "mart.locations": 1, "mart.evses": 3, "mart.connectors": 4}
+DEPTH: dict[str, int] = {
+    "operator": 0,
+    "location": 1,
+    "station": 2,
+    "evse": 3,
+    "connector": 4,
+    "tariff": 4,
+    "mart.operators": 0,
+    "mart.locations": 1,
+    "mart.evses": 3,
+    "mart.connectors": 4,
+}
 # The candidate objects (public, live locations; EVSEs not REMOVED, as the report's other figures).
 _CANDIDATES = """
     cand_l AS (SELECT * FROM mart.locations WHERE publish AND NOT is_deleted),
@@ -41,18 +57,30 @@ _CANDIDATES = """
 _OBJECTS: dict[Level, tuple[str, str]] = {
     "operator": ("p", "cpos p"),
     "location": ("l", "cand_l l"),
-    "station": ("s", """(SELECT country_code, party_id, location_id, _station FROM cand_e GROUP BY ALL) s
+    "station": (
+        "s",
+        """(SELECT country_code, party_id, location_id, _station FROM cand_e GROUP BY ALL) s
                         JOIN cand_l l ON l.country_code = s.country_code AND l.party_id = s.party_id
-                                     AND l.location_id = s.location_id"""),
-    "evse": ("e", """cand_e e JOIN cand_l l ON l.country_code = e.country_code AND l.party_id = e.party_id
-                                           AND l.location_id = e.location_id"""),
-    "connector": ("c", """cand_c c JOIN cand_e e ON e.country_code = c.country_code AND e.party_id = c.party_id
+                                     AND l.location_id = s.location_id""",
+    ),
+    "evse": (
+        "e",
+        """cand_e e JOIN cand_l l ON l.country_code = e.country_code AND l.party_id = e.party_id
+                                           AND l.location_id = e.location_id""",
+    ),
+    "connector": (
+        "c",
+        """cand_c c JOIN cand_e e ON e.country_code = c.country_code AND e.party_id = c.party_id
                                                 AND e.location_id = c.location_id AND e.evse_uid = c.evse_uid
                           JOIN cand_l l ON l.country_code = c.country_code AND l.party_id = c.party_id
-                                       AND l.location_id = c.location_id"""),
-    "tariff": ("t", """(SELECT * FROM mart.tariffs x WHERE NOT x.is_deleted AND EXISTS (
+                                       AND l.location_id = c.location_id""",
+    ),
+    "tariff": (
+        "t",
+        """(SELECT * FROM mart.tariffs x WHERE NOT x.is_deleted AND EXISTS (
                           SELECT 1 FROM cand_c c WHERE c.country_code = x.country_code AND c.party_id = x.party_id
-                                                 AND list_contains(CAST(c.tariff_ids AS VARCHAR[]), x.tariff_id))) t"""),
+                                                 AND list_contains(CAST(c.tariff_ids AS VARCHAR[]), x.tariff_id))) t""",
+    ),
 }
 # Objects below a level: their candidate relation and how they join the object above.
 _BELOW = {"mart.locations": "cand_l", "mart.evses": "cand_e", "mart.connectors": "cand_c"}
@@ -76,8 +104,10 @@ def by_type(alias: str, column: str, data_type: str) -> str:
     if kind == "VARCHAR":
         return f"nullif(trim({ref}), '') IS NOT NULL"
     if kind == "JSON":
-        return (f"({ref} IS NOT NULL AND CASE json_type({ref}) WHEN 'NULL' THEN false "  # SQL NULL or JSON null
-                f"WHEN 'ARRAY' THEN json_array_length({ref}) > 0 WHEN 'OBJECT' THEN len(json_keys({ref})) > 0 ELSE true END)")
+        return (
+            f"({ref} IS NOT NULL AND CASE json_type({ref}) WHEN 'NULL' THEN false "  # SQL NULL or JSON null
+            f"WHEN 'ARRAY' THEN json_array_length({ref}) > 0 WHEN 'OBJECT' THEN len(json_keys({ref})) > 0 ELSE true END)"
+        )
     if kind.endswith("[]"):
         return f"coalesce(len({ref}) > 0, false)"
     return f"{ref} IS NOT NULL"
@@ -90,16 +120,22 @@ def column_condition(row: Row, column: str, types: dict[tuple[str, str], str]) -
     cond = row.present.get(column) or by_type(alias, name, types[(table, name)])
     outer, _ = _OBJECTS[row.level]
     if table == "mart.operators":  # any of the CPO's operator rows
-        return (f"EXISTS (SELECT 1 FROM mart.operators o WHERE o.country_code = {outer}.country_code "
-                f"AND o.party_id = {outer}.party_id AND ({cond}))")
+        return (
+            f"EXISTS (SELECT 1 FROM mart.operators o WHERE o.country_code = {outer}.country_code "
+            f"AND o.party_id = {outer}.party_id AND ({cond}))"
+        )
     if table == "mart.tariffs" and row.level == "connector":  # a live tariff the connector names
-        return (f"EXISTS (SELECT 1 FROM mart.tariffs t WHERE NOT t.is_deleted AND t.country_code = c.country_code "
-                f"AND t.party_id = c.party_id AND list_contains(CAST(c.tariff_ids AS VARCHAR[]), t.tariff_id) AND ({cond}))")
+        return (
+            f"EXISTS (SELECT 1 FROM mart.tariffs t WHERE NOT t.is_deleted AND t.country_code = c.country_code "
+            f"AND t.party_id = c.party_id AND list_contains(CAST(c.tariff_ids AS VARCHAR[]), t.tariff_id) AND ({cond}))"
+        )
     if table == "mart.tariffs" or DEPTH[table] <= DEPTH[row.level]:  # the object itself or one above it
         return f"coalesce({cond}, false)"
     below, on = _BELOW[table], _join_down(alias, outer, row.level)  # every live object below carries it
-    return (f"(EXISTS (SELECT 1 FROM {below} {alias} WHERE {on}) "
-            f"AND NOT EXISTS (SELECT 1 FROM {below} {alias} WHERE {on} AND NOT coalesce({cond}, false)))")
+    return (
+        f"(EXISTS (SELECT 1 FROM {below} {alias} WHERE {on}) "
+        f"AND NOT EXISTS (SELECT 1 FROM {below} {alias} WHERE {on} AND NOT coalesce({cond}, false)))"
+    )
 
 
 def measure_sql(row: Row, types: dict[tuple[str, str], str]) -> str:
@@ -128,20 +164,32 @@ def unmeasured(row: Row, types: dict[tuple[str, str], str]) -> str | None:
     return f"model column(s) not in the warehouse: {', '.join(missing)}" if missing else None
 
 
-def write_annex_completeness(con: duckdb.DuckDBPyConnection, now: datetime, annex: Annex | None = None) -> None:
+def write_annex_completeness(
+    con: duckdb.DuckDBPyConnection, now: datetime, annex: Annex | None = None
+) -> None:
     """Rewrite quality.afir_annex_completeness: every CPO x every Annex row."""
     annex = annex or load()
     types = column_types(con)
     con.execute("""CREATE OR REPLACE TEMP TABLE _annex_rows (annex_id VARCHAR, annex_number VARCHAR, annex_group VARCHAR,
                    position INTEGER, element VARCHAR, level VARCHAR, model VARCHAR, reason VARCHAR)""")
-    con.executemany("INSERT INTO _annex_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
-        [r.id, r.number, r.group, i, r.element, r.level, ", ".join(r.model) or None, unmeasured(r, types)]
-        for i, r in enumerate(annex.rows, 1)])
+    con.executemany(
+        "INSERT INTO _annex_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [r.id, r.number, r.group, i, r.element, r.level, ", ".join(r.model) or None, unmeasured(r, types)]
+            for i, r in enumerate(annex.rows, 1)
+        ],
+    )
     measured = [measure_sql(r, types) for r in annex.rows if unmeasured(r, types) is None]
-    station = "coalesce(e.station_id, e.evse_uid)" if tuple(STATION_KEY.rsplit(".", 1)) in types else "e.evse_uid"
-    rows = " UNION ALL ".join(measured) or "SELECT NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, 0::BIGINT, 0::BIGINT WHERE false"
+    station = (
+        "coalesce(e.station_id, e.evse_uid)" if tuple(STATION_KEY.rsplit(".", 1)) in types else "e.evse_uid"
+    )
+    rows = (
+        " UNION ALL ".join(measured)
+        or "SELECT NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, 0::BIGINT, 0::BIGINT WHERE false"
+    )
     con.execute(f"DELETE FROM {tables.ANNEX_COMPLETENESS}")
-    con.execute(f"""
+    con.execute(
+        f"""
         INSERT INTO {tables.ANNEX_COMPLETENESS} BY NAME
         WITH {_CANDIDATES.format(station=station)},
         measured AS ({rows})
@@ -154,4 +202,6 @@ def write_annex_completeness(con: duckdb.DuckDBPyConnection, now: datetime, anne
                $now AS computed_at
         FROM cpos p CROSS JOIN _annex_rows r
         LEFT JOIN measured m ON m.annex_id = r.annex_id AND m.country_code = p.country_code AND m.party_id = p.party_id
-        ORDER BY p.country_code, p.party_id, r.position""", {"now": now})
+        ORDER BY p.country_code, p.party_id, r.position""",
+        {"now": now},
+    )

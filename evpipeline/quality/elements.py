@@ -29,7 +29,10 @@ PRESENCE: dict[tuple[Kind, str], str] = {
     ("location", "time_zone"): "l.time_zone IS NOT NULL",
     ("location", "opening_times"): "l.opening_times IS NOT NULL",
     ("location", "energy_mix"): "l.energy_mix IS NOT NULL",
-    ("evse", "connectors"): """EXISTS (SELECT 1 FROM mart.connectors x WHERE NOT x.is_deleted AND x.country_code = e.country_code
+    (
+        "evse",
+        "connectors",
+    ): """EXISTS (SELECT 1 FROM mart.connectors x WHERE NOT x.is_deleted AND x.country_code = e.country_code
                                AND x.party_id = e.party_id AND x.location_id = e.location_id AND x.evse_uid = e.evse_uid)""",
     ("evse", "parking_restrictions"): "e.parking_restrictions IS NOT NULL",  # [] states "no restrictions"
     ("connector", "standard"): "c.standard IS NOT NULL",
@@ -66,7 +69,9 @@ def elements() -> list[Element]:
             if not info.is_required() or name in ALWAYS:
                 continue
             if (kind, name) not in PRESENCE:
-                raise KeyError(f"the NDW profile requires {kind}.{name}: give it a presence condition in PRESENCE")
+                raise KeyError(
+                    f"the NDW profile requires {kind}.{name}: give it a presence condition in PRESENCE"
+                )
             requirement = "NDW (AFIR)" if name in AFIR_FIELDS[kind] else "NDW (OCPI)"
             found.append(Element(kind, name, requirement, PRESENCE[(kind, name)]))
     found += [Element(kind, name, "AFIR static", sql) for (kind, name), sql in AFIR_STATIC.items()]

@@ -22,8 +22,15 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import NullFormatter, PercentFormatter
 
 STATUS_COLORS = {
-    "AVAILABLE": "#2ca02c", "CHARGING": "#1f77b4", "RESERVED": "#17becf", "BLOCKED": "#bcbd22",
-    "INOPERATIVE": "#ff7f0e", "OUTOFORDER": "#d62728", "UNKNOWN": "#7f7f7f", "PLANNED": "#9467bd", "REMOVED": "#2b2b2b",
+    "AVAILABLE": "#2ca02c",
+    "CHARGING": "#1f77b4",
+    "RESERVED": "#17becf",
+    "BLOCKED": "#bcbd22",
+    "INOPERATIVE": "#ff7f0e",
+    "OUTOFORDER": "#d62728",
+    "UNKNOWN": "#7f7f7f",
+    "PLANNED": "#9467bd",
+    "REMOVED": "#2b2b2b",
 }
 DPI = 100
 TIMELINESS_DEFINITION = (
@@ -79,7 +86,9 @@ def completeness_figure(frame: pd.DataFrame, window: Window) -> Figure:
         return fig
     frame = frame.assign(group=_group(frame), column=frame["object"] + "." + frame["element"])
     columns = list(dict.fromkeys(frame["column"]))
-    grid = frame.pivot_table(index="group", columns="column", values="share", aggfunc="first").reindex(columns=columns)
+    grid = frame.pivot_table(index="group", columns="column", values="share", aggfunc="first").reindex(
+        columns=columns
+    )
     values = grid.to_numpy(dtype=float)
     fig = Figure(figsize=(max(8.0, 0.62 * len(columns) + 3), max(3.0, 0.55 * len(grid) + 2.5)))
     ax = fig.add_subplot()
@@ -93,8 +102,15 @@ def completeness_figure(frame: pd.DataFrame, window: Window) -> Figure:
     if values.size <= 900:
         for (i, j), value in np.ndenumerate(values):
             if not np.isnan(value):  # dark text on the light middle of the scale, white on its dark ends
-                ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=8,
-                        color="black" if 0.2 <= value <= 0.85 else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if 0.2 <= value <= 0.85 else "white",
+                )
     fig.colorbar(image, ax=ax, label="share of objects with the element", format=PercentFormatter(1.0))
     ax.set_title(f"AFIR data element completeness per CPO and source, {window.as_of}")
     return fig
@@ -104,13 +120,18 @@ def completeness(frame: pd.DataFrame, path: Path, window: Window) -> Path:
     return _save(completeness_figure(frame, window), path)
 
 
-_PANELS = (("dynamic", "change", "status PATCHes", 60.0, "1 min"), ("static", "change", "PUTs of changes", 86_400.0, "24 h"),
-           ("static", "first", "first publications (PUT)", 86_400.0, "24 h"))
+_PANELS = (
+    ("dynamic", "change", "status PATCHes", 60.0, "1 min"),
+    ("static", "change", "PUTs of changes", 86_400.0, "24 h"),
+    ("static", "first", "first publications (PUT)", 86_400.0, "24 h"),
+)
 
 
 def _clock(rows: pd.DataFrame) -> str:
     """The provider clock skew taken off these pushes' source times (median), for a legend entry."""
-    used = rows.loc[rows["clock_note"].isna() if "clock_note" in rows else rows.index, "clock_skew_seconds"].dropna()
+    used = rows.loc[
+        rows["clock_note"].isna() if "clock_note" in rows else rows.index, "clock_skew_seconds"
+    ].dropna()
     if len(used):
         return f"clock {used.median():+.0f} s"
     return "clock measured, not used" if rows["clock_skew_seconds"].notna().any() else "clock not measured"
@@ -125,7 +146,11 @@ def timeliness_figure(delays: pd.DataFrame, window: Window) -> Figure:
         title = f"{data_class}: {label}"
         part = delays
         if not part.empty:
-            part = part[(part["data_class"] == data_class) & (part["publication"] == publication) & part["delay_seconds"].notna()]
+            part = part[
+                (part["data_class"] == data_class)
+                & (part["publication"] == publication)
+                & part["delay_seconds"].notna()
+            ]
         if part.empty:
             _empty(ax, f"no accepted {label}")
             ax.set_title(title)
@@ -133,8 +158,12 @@ def timeliness_figure(delays: pd.DataFrame, window: Window) -> Figure:
         part = part.assign(group=_group(part))
         for group, rows in part.groupby("group"):
             values = np.sort(np.maximum(rows["delay_seconds"].to_numpy(dtype=float), 0.1))
-            ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
-                    label=f"{group} ({len(values)}{'' if publication == 'first' else ', ' + _clock(rows)})")
+            ax.step(
+                values,
+                np.arange(1, len(values) + 1) / len(values),
+                where="post",
+                label=f"{group} ({len(values)}{'' if publication == 'first' else ', ' + _clock(rows)})",
+            )
         ax.axvline(target, color="red", linestyle="--", label=f"target {target_label}")
         ax.set_xscale("log")
         ax.set_xlim(0.1, max(10 * target, 2 * float(part["delay_seconds"].max())))
@@ -166,16 +195,23 @@ def reliability_figure(frame: pd.DataFrame, window: Window) -> Figure:
         ax.set_title(title)
         return fig
     bins = [i / 40 for i in range(41)]
-    ax.hist([shares.loc[~shares["rapid"], "working_share"], shares.loc[shares["rapid"], "working_share"]], bins=bins,
-            stacked=True, label=["< 50 kW", "rapid (>= 50 kW)"], color=["#1f77b4", "#ff7f0e"])
+    ax.hist(
+        [shares.loc[~shares["rapid"], "working_share"], shares.loc[shares["rapid"], "working_share"]],
+        bins=bins,
+        stacked=True,
+        label=["< 50 kW", "rapid (>= 50 kW)"],
+        color=["#1f77b4", "#ff7f0e"],
+    )
     ax.axvline(0.99, color="red", linestyle="--", label="target for rapid chargers: 99 % of in-service time")
     ax.set_xlim(0, 1.0)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("share of in-service time in AVAILABLE/CHARGING/RESERVED (per EVSE)")
     ax.set_ylabel("EVSEs")
     below = int(shares["below_target"].sum())
-    ax.set_title(f"{title}\n{len(shares)} EVSEs, {int(shares['rapid'].sum())} rapid, {below} rapid below the target",
-                 fontsize=10)
+    ax.set_title(
+        f"{title}\n{len(shares)} EVSEs, {int(shares['rapid'].sum())} rapid, {below} rapid below the target",
+        fontsize=10,
+    )
     ax.legend(fontsize=8, loc="upper left")
     return fig
 
@@ -195,14 +231,22 @@ def timeline_figure(frame: pd.DataFrame, location_id: str | None, window: Window
         ax.set_title(f"EVSE status timeline, {window.span}", fontsize=10)
         return fig
     first = frame.iloc[0]
-    name = first["location_name"] if isinstance(first["location_name"], str) and first["location_name"] else location_id
+    name = (
+        first["location_name"]
+        if isinstance(first["location_name"], str) and first["location_name"]
+        else location_id
+    )
     seen: set[str] = set()
     for row in frame.itertuples(index=False):
         start = mdates.date2num(pd.Timestamp(row.period_start).to_pydatetime())
         end = mdates.date2num(pd.Timestamp(row.period_end).to_pydatetime())
         status = str(row.status)
-        ax.broken_barh([(start, end - start)], (evses.index(row.label) - 0.4, 0.8),
-                       color=STATUS_COLORS.get(status, "#cccccc"), label=None if status in seen else status)
+        ax.broken_barh(
+            [(start, end - start)],
+            (evses.index(row.label) - 0.4, 0.8),
+            color=STATUS_COLORS.get(status, "#cccccc"),
+            label=None if status in seen else status,
+        )
         seen.add(status)
     ax.set_yticks(range(len(evses)), evses, fontsize=8)
     ax.set_ylabel("EVSE id")
@@ -210,8 +254,11 @@ def timeline_figure(frame: pd.DataFrame, location_id: str | None, window: Window
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_title(f"EVSE status timeline: {name} ({first['country_code']}/{first['party_id']}, location {location_id})\n"
-                 f"{window.span}", fontsize=10)
+    ax.set_title(
+        f"EVSE status timeline: {name} ({first['country_code']}/{first['party_id']}, location {location_id})\n"
+        f"{window.span}",
+        fontsize=10,
+    )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
@@ -230,22 +277,41 @@ def coverage_figure(frame: pd.DataFrame, window: Window) -> Figure:
         _empty(ax, "no status history in the window")
         ax.set_title(title)
         return fig
-    grid = frame.pivot_table(index="sampled_at", columns="status", values="evses", aggfunc="sum", fill_value=0).sort_index()
-    order = [s for s in STATUS_COLORS if s in grid.columns] + [s for s in grid.columns if s not in STATUS_COLORS]
+    grid = frame.pivot_table(
+        index="sampled_at", columns="status", values="evses", aggfunc="sum", fill_value=0
+    ).sort_index()
+    order = [s for s in STATUS_COLORS if s in grid.columns] + [
+        s for s in grid.columns if s not in STATUS_COLORS
+    ]
     times = [pd.Timestamp(t).to_pydatetime() for t in grid.index]
     known = grid[order].sum(axis=1).to_numpy()
     unseen = known.max() - known
-    ax.stackplot(times, *[grid[s].to_numpy() for s in order], labels=order,
-                 colors=[STATUS_COLORS.get(s, "#cccccc") for s in order])
+    ax.stackplot(
+        times,
+        *[grid[s].to_numpy() for s in order],
+        labels=order,
+        colors=[STATUS_COLORS.get(s, "#cccccc") for s in order],
+    )
     if unseen.any():
-        ax.fill_between(times, known, known + unseen, facecolor="none", edgecolor="#9a9a9a", hatch="///", linewidth=0,
-                        step=None)
+        ax.fill_between(
+            times,
+            known,
+            known + unseen,
+            facecolor="none",
+            edgecolor="#9a9a9a",
+            hatch="///",
+            linewidth=0,
+            step=None,
+        )
         handles, labels = ax.get_legend_handles_labels()
         handles.append(Patch(facecolor="none", edgecolor="#9a9a9a", hatch="///"))
         labels.append(NOT_YET_KNOWN)
         ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         first_seen = int(unseen.max())
-        ax.set_title(f"{title}\n{first_seen} EVSEs have no status before the pipeline first saw them (hatched)", fontsize=10)
+        ax.set_title(
+            f"{title}\n{first_seen} EVSEs have no status before the pipeline first saw them (hatched)",
+            fontsize=10,
+        )
     else:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.set_title(title, fontsize=10)

@@ -53,22 +53,45 @@ def write_completeness(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
                    count(*) FILTER (WHERE {el.present}) AS present
             FROM {_SCOPES[el.object]}
             GROUP BY ALL""")
-    _replace(con, tables.COMPLETENESS, f"""
+    _replace(
+        con,
+        tables.COMPLETENESS,
+        f"""
         SELECT *, present / objects AS share, $now AS computed_at FROM ({" UNION ALL ".join(parts)})
-        ORDER BY country_code, party_id, source, object, element""", {"now": now})
+        ORDER BY country_code, party_id, source, object, element""",
+        {"now": now},
+    )
 
 
 def write_rejections(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
     """Per CPO and source: the NDW export's rejection reasons (`select_objects`), counted."""
     select_objects(con)
     rows = rejection_rows(con)
-    con.execute("CREATE OR REPLACE TEMP TABLE _quality_rejections (object VARCHAR, country_code VARCHAR, party_id VARCHAR, "
-                "location_id VARCHAR, evse_uid VARCHAR, connector_id VARCHAR, tariff_id VARCHAR, reasons VARCHAR[])")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _quality_rejections (object VARCHAR, country_code VARCHAR, party_id VARCHAR, "
+        "location_id VARCHAR, evse_uid VARCHAR, connector_id VARCHAR, tariff_id VARCHAR, reasons VARCHAR[])"
+    )
     if rows:
-        con.executemany("INSERT INTO _quality_rejections VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
-            [r["object"], r["country_code"], r["party_id"], r.get("location_id"), r.get("evse_uid"), r.get("connector_id"),
-             r.get("tariff_id"), r["reasons"]] for r in rows])
-    _replace(con, tables.REJECTIONS, """
+        con.executemany(
+            "INSERT INTO _quality_rejections VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [
+                    r["object"],
+                    r["country_code"],
+                    r["party_id"],
+                    r.get("location_id"),
+                    r.get("evse_uid"),
+                    r.get("connector_id"),
+                    r.get("tariff_id"),
+                    r["reasons"],
+                ]
+                for r in rows
+            ],
+        )
+    _replace(
+        con,
+        tables.REJECTIONS,
+        """
         SELECT r.country_code, r.party_id,
                coalesce(CASE r.object WHEN 'Location' THEN l.source WHEN 'EVSE' THEN e.source
                                       WHEN 'Connector' THEN c.source ELSE t.source END, 'unknown') AS source,
@@ -80,7 +103,9 @@ def write_rejections(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
         LEFT JOIN mart.connectors c ON c.country_code = r.country_code AND c.party_id = r.party_id
                               AND c.location_id = r.location_id AND c.evse_uid = r.evse_uid AND c.connector_id = r.connector_id
         LEFT JOIN mart.tariffs t ON t.country_code = r.country_code AND t.party_id = r.party_id AND t.tariff_id = r.tariff_id
-        GROUP BY ALL ORDER BY ALL""", {"now": now})
+        GROUP BY ALL ORDER BY ALL""",
+        {"now": now},
+    )
 
 
 def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, now: datetime) -> None:
@@ -89,7 +114,10 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
     accepting it; first publications from when we recorded the object. Then per CPO, source, data class
     and publication p50/p95/max and the share within 1 min (dynamic) / 24 h (static). docs/quality.md."""
     params = {"start": start, "end": end, "now": now, "dyn": DYNAMIC_TARGET_S, "stat": STATIC_TARGET_S}
-    _replace(con, tables.DELAYS, f"""
+    _replace(
+        con,
+        tables.DELAYS,
+        f"""
         WITH accepted AS (
             SELECT pushed_at, kind, method, reason, key AS push_key,
                    split_part(key, '/', 1) AS country_code, split_part(key, '/', 2) AS party_id,
@@ -167,8 +195,13 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
                epoch(pushed_at - observed_at) AS observed_delay_seconds,
                clock_note, target_seconds, $now AS computed_at
         FROM judged
-        ORDER BY pushed_at, push_key""", params)
-    _replace(con, tables.TIMELINESS, f"""
+        ORDER BY pushed_at, push_key""",
+        params,
+    )
+    _replace(
+        con,
+        tables.TIMELINESS,
+        f"""
         SELECT country_code, party_id, source, data_class, publication, any_value(target_seconds) AS target_seconds,
                count(delay_seconds) AS pushes,
                quantile_cont(delay_seconds, 0.5) AS p50_seconds,
@@ -186,7 +219,9 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
                $start AS window_start, $end AS window_end, $now AS computed_at
         FROM {tables.DELAYS}
         GROUP BY country_code, party_id, source, data_class, publication
-        ORDER BY ALL""", {"start": start, "end": end, "now": now})
+        ORDER BY ALL""",
+        {"start": start, "end": end, "now": now},
+    )
 
 
 def _intervals(start_param: str = "$start", end_param: str = "$end") -> str:
@@ -212,18 +247,28 @@ def _intervals(start_param: str = "$start", end_param: str = "$end") -> str:
 def _scope(countries: list[str] | None) -> str:
     """The EVSEs of published, live locations in the access point's countries (`EVPIPELINE_NAP_COUNTRIES`):
     an AFIR report is about the points the national access point receives, not a CPO's fleet elsewhere."""
-    listed = ", ".join("'" + c.replace("'", "''") + "'" for c in (nap_countries() if countries is None else countries))
+    listed = ", ".join(
+        "'" + c.replace("'", "''") + "'" for c in (nap_countries() if countries is None else countries)
+    )
     return f"""
         SELECT e.country_code, e.party_id, e.location_id, e.evse_uid
         FROM mart.evses e JOIN mart.locations l USING (country_code, party_id, location_id)
         WHERE l.publish AND NOT l.is_deleted AND l.country IN ({listed or "NULL"})"""
 
 
-def write_reliability(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, now: datetime,
-                      countries: list[str] | None = None) -> None:
+def write_reliability(
+    con: duckdb.DuckDBPyConnection,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    countries: list[str] | None = None,
+) -> None:
     """Per EVSE of the access point's countries (default `EVPIPELINE_NAP_COUNTRIES`): time-weighted share
     of its in-service time in a working state over the window."""
-    _replace(con, tables.RELIABILITY, f"""
+    _replace(
+        con,
+        tables.RELIABILITY,
+        f"""
         WITH scope AS ({_scope(countries)}),
         periods AS (SELECT * FROM ({_intervals()}) SEMI JOIN scope USING (country_code, party_id, location_id, evse_uid)),
         per_evse AS (
@@ -248,24 +293,35 @@ def write_reliability(con: duckdb.DuckDBPyConnection, start: datetime, end: date
         FROM per_evse p
         LEFT JOIN mart.evses e USING (country_code, party_id, location_id, evse_uid)
         LEFT JOIN power w USING (country_code, party_id, location_id, evse_uid)
-        ORDER BY ALL""", {"start": start, "end": end, "now": now})
+        ORDER BY ALL""",
+        {"start": start, "end": end, "now": now},
+    )
 
 
-def busiest_location(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
-                     countries: list[str] | None = None) -> str | None:
+def busiest_location(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, countries: list[str] | None = None
+) -> str | None:
     """The location of the access point's countries with the most status transitions in the window
     (ties: the smallest id)."""
-    row = con.execute(f"""
+    row = con.execute(
+        f"""
         SELECT location_id FROM mart.evse_status_history
         SEMI JOIN ({_scope(countries)}) s USING (country_code, party_id, location_id, evse_uid)
         WHERE status_at >= $start AND status_at < $end
-        GROUP BY location_id ORDER BY count(*) DESC, location_id LIMIT 1""", {"start": start, "end": end}).fetchone()
+        GROUP BY location_id ORDER BY count(*) DESC, location_id LIMIT 1""",
+        {"start": start, "end": end},
+    ).fetchone()
     return str(row[0]) if row else None
 
 
-def write_timeline(con: duckdb.DuckDBPyConnection, location_id: str, start: datetime, end: datetime, now: datetime) -> None:
+def write_timeline(
+    con: duckdb.DuckDBPyConnection, location_id: str, start: datetime, end: datetime, now: datetime
+) -> None:
     """Every status period of the location's EVSEs in the window, with the location's name and each EVSE's id."""
-    _replace(con, tables.TIMELINE, f"""
+    _replace(
+        con,
+        tables.TIMELINE,
+        f"""
         SELECT p.country_code, p.party_id, p.location_id, l.name AS location_name, p.evse_uid, e.evse_id,
                p.status, p.period_start, p.period_end, $now AS computed_at
         FROM ({_intervals()}) p
@@ -273,14 +329,24 @@ def write_timeline(con: duckdb.DuckDBPyConnection, location_id: str, start: date
         LEFT JOIN mart.evses e USING (country_code, party_id, location_id, evse_uid)
         WHERE p.location_id = $location
         ORDER BY coalesce(e.evse_id, p.evse_uid), p.period_start""",
-        {"start": start, "end": end, "now": now, "location": location_id})
+        {"start": start, "end": end, "now": now, "location": location_id},
+    )
 
 
-def write_coverage(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, step_minutes: int, now: datetime,
-                   countries: list[str] | None = None) -> None:
+def write_coverage(
+    con: duckdb.DuckDBPyConnection,
+    start: datetime,
+    end: datetime,
+    step_minutes: int,
+    now: datetime,
+    countries: list[str] | None = None,
+) -> None:
     """EVSEs of the access point's countries per status at every sample time (each EVSE in its latest
     status at or before it; an EVSE whose first known status is later is not counted yet)."""
-    _replace(con, tables.COVERAGE, f"""
+    _replace(
+        con,
+        tables.COVERAGE,
+        f"""
         WITH ticks AS (
             SELECT unnest(generate_series(CAST($start AS TIMESTAMPTZ), CAST($end AS TIMESTAMPTZ),
                                           to_minutes(CAST($step AS BIGINT)))) AS sampled_at
@@ -297,4 +363,5 @@ def write_coverage(con: duckdb.DuckDBPyConnection, start: datetime, end: datetim
                  AND h.location_id = e.location_id AND h.evse_uid = e.evse_uid AND t.sampled_at >= h.status_at
         )
         SELECT sampled_at, status, count(*) AS evses, $now AS computed_at FROM states GROUP BY ALL ORDER BY ALL""",
-        {"start": start, "end": end, "step": step_minutes, "now": now})
+        {"start": start, "end": end, "step": step_minutes, "now": now},
+    )

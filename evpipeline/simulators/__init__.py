@@ -52,7 +52,10 @@ SIMULATORS: dict[str, SimSpec] = {
             "NDW_PUSH_BASE_URL": f"{s.url}/ocpi/2.2.1",
             "NDW_TOKEN_URL": f"{s.url}/auth/realms/ndw/protocol/openid-connect/token",
         },
-        lambda: {"client_id": settings.get("NDW_CLIENT_ID"), "client_secret": settings.get("NDW_CLIENT_SECRET")},
+        lambda: {
+            "client_id": settings.get("NDW_CLIENT_ID"),
+            "client_secret": settings.get("NDW_CLIENT_SECRET"),
+        },
     ),
     "datex2": SimSpec(
         "evpipeline.simulators.datex2",
@@ -79,14 +82,28 @@ SIMULATORS: dict[str, SimSpec] = {
 }
 
 
-def build(name: str, *, scale: float = 1.0, port: int = 0, clock: SimClock | None = None, seed: int = 7, **options: Any) -> SimServer:
+def build(
+    name: str,
+    *,
+    scale: float = 1.0,
+    port: int = 0,
+    clock: SimClock | None = None,
+    seed: int = 7,
+    **options: Any,
+) -> SimServer:
     spec = SIMULATORS[name]
     cls = getattr(importlib.import_module(spec.module), spec.cls)
     return cls(scale=scale, port=port, clock=clock, seed=seed, **{**spec.options(), **options})
 
 
-def start_all(*, scale: float = 1.0, fixed_ports: bool = False, live: bool = False, seed: int = 7,
-              ports: dict[str, int] | None = None) -> dict[str, SimServer]:
+def start_all(
+    *,
+    scale: float = 1.0,
+    fixed_ports: bool = False,
+    live: bool = False,
+    seed: int = 7,
+    ports: dict[str, int] | None = None,
+) -> dict[str, SimServer]:
     """Start every simulator: on `ports` (name -> port), else the fixed development ports for
     `simulate`/`dev` (`fixed_ports`), else free ports."""
     started: dict[str, SimServer] = {}
@@ -94,8 +111,14 @@ def start_all(*, scale: float = 1.0, fixed_ports: bool = False, live: bool = Fal
     # TomTom last: its POIs are the places every other simulator describes.
     for name in sorted(SIMULATORS, key=lambda n: n == "tomtom"):
         port = chosen.get(name, 0)
-        extra = {"parks": [p for sim in started.values() for p in sim.charging_parks()]} if name == "tomtom" else {}
-        started[name] = build(name, scale=scale, port=port, clock=SimClock(live=live), seed=seed, **extra).start()
+        extra = (
+            {"parks": [p for sim in started.values() for p in sim.charging_parks()]}
+            if name == "tomtom"
+            else {}
+        )
+        started[name] = build(
+            name, scale=scale, port=port, clock=SimClock(live=live), seed=seed, **extra
+        ).start()
     return started
 
 

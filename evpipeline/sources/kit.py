@@ -58,8 +58,13 @@ class SyncReport:
         extra = {**self.extra, **self.per_table.get(table.name, {})}
         if table.name not in self.outcome.tables:  # nothing fetched for it this time
             return {"fetched": 0, "requests": self.requests, **extra}
-        return table_metadata(self.outcome[table.name], requests=self.requests, watermark=self.outcome.watermark,
-                              preview_columns=table.preview, extra=extra)
+        return table_metadata(
+            self.outcome[table.name],
+            requests=self.requests,
+            watermark=self.outcome.watermark,
+            preview_columns=table.preview,
+            extra=extra,
+        )
 
 
 def sync_asset(
@@ -83,31 +88,53 @@ def sync_asset(
     group = tables[0].name.split(".")[0]
     how = description or inspect.getdoc(sync) or ""
     code = _code_reference(sync)
-    specs = [dg.AssetSpec(t.key, description=f"{t.description}\n\n{how}".strip(), kinds={"duckdb", "python"}, deps=deps,
-                          skippable=len(tables) > 1, metadata=code)
-             for t in tables]
+    specs = [
+        dg.AssetSpec(
+            t.key,
+            description=f"{t.description}\n\n{how}".strip(),
+            kinds={"duckdb", "python"},
+            deps=deps,
+            skippable=len(tables) > 1,
+            metadata=code,
+        )
+        for t in tables
+    ]
 
     def body(context: dg.AssetExecutionContext, **kwargs: Any) -> Iterator[dg.MaterializeResult]:
-        args = [kwargs[resource_key], kwargs["warehouse"]] + ([kwargs["config"]] if config is not None else [])
+        args = [kwargs[resource_key], kwargs["warehouse"]] + (
+            [kwargs["config"]] if config is not None else []
+        )
         report = sync(context, *args)
         selected = [table for table in tables if table.key in context.selected_asset_keys]
         with kwargs["warehouse"].get_connection() as con:  # right after the write: live rows and columns now
             catalog_metadata = {table.name: catalog.table_metadata(con, table.name) for table in selected}
         for table in selected:
-            yield dg.MaterializeResult(asset_key=table.key, metadata={**report.metadata(table), **catalog_metadata[table.name]})
+            yield dg.MaterializeResult(
+                asset_key=table.key, metadata={**report.metadata(table), **catalog_metadata[table.name]}
+            )
         if report.failure:
             raise dg.Failure(description=report.failure)
 
     # Dagster reads resources and config from the function's annotated parameters: declare them.
-    params = [inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=dg.AssetExecutionContext)]
+    params = [
+        inspect.Parameter(
+            "context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=dg.AssetExecutionContext
+        )
+    ]
     if config is not None:
         params.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=config))
-    params += [inspect.Parameter(resource_key, inspect.Parameter.KEYWORD_ONLY, annotation=resource_type),
-               inspect.Parameter("warehouse", inspect.Parameter.KEYWORD_ONLY, annotation=WarehouseResource)]
+    params += [
+        inspect.Parameter(resource_key, inspect.Parameter.KEYWORD_ONLY, annotation=resource_type),
+        inspect.Parameter("warehouse", inspect.Parameter.KEYWORD_ONLY, annotation=WarehouseResource),
+    ]
     body.__signature__ = inspect.Signature(params, return_annotation=Iterator[dg.MaterializeResult])  # type: ignore[attr-defined]  # a function has no declared __signature__; inspect reads it
     body.__name__ = name
     return dg.multi_asset(
-        name=name, specs=specs, group_name=group, pool=sync_pool(), can_subset=len(tables) > 1,
+        name=name,
+        specs=specs,
+        group_name=group,
+        pool=sync_pool(),
+        can_subset=len(tables) > 1,
     )(body)
 
 
@@ -119,8 +146,11 @@ def _code_reference(fn: Callable[..., Any]) -> dict[str, Any]:
         return {}
     if path is None:
         return {}
-    return {"dagster/code_references": dg.CodeReferencesMetadataValue(
-        code_references=[dg.LocalFileCodeReference(file_path=path, line_number=line, label=fn.__name__)])}
+    return {
+        "dagster/code_references": dg.CodeReferencesMetadataValue(
+            code_references=[dg.LocalFileCodeReference(file_path=path, line_number=line, label=fn.__name__)]
+        )
+    }
 
 
 def asset_tables(assets: Sequence[dg.AssetsDefinition]) -> list[tuple[dg.AssetKey, str]]:
@@ -138,18 +168,26 @@ class Run:
     description: str
     assets: Sequence[dg.AssetsDefinition] | None = None
     config: Mapping[str, Any] | None = None
-    full: bool = False  # a full pull: what `evpipeline sync SOURCE --full` runs (the other runs are the plain sync)
+    full: bool = (
+        False  # a full pull: what `evpipeline sync SOURCE --full` runs (the other runs are the plain sync)
+    )
 
-    def definitions(self, source_assets: Sequence[dg.AssetsDefinition]) -> tuple[dg.UnresolvedAssetJobDefinition,
-                                                                                  dg.ScheduleDefinition]:
+    def definitions(
+        self, source_assets: Sequence[dg.AssetsDefinition]
+    ) -> tuple[dg.UnresolvedAssetJobDefinition, dg.ScheduleDefinition]:
         assets = list(self.assets or source_assets)
         job = dg.define_asset_job(
-            self.job, selection=dg.AssetSelection.assets(*assets), description=self.description,
+            self.job,
+            selection=dg.AssetSelection.assets(*assets),
+            description=self.description,
             config=op_config(assets, **self.config) if self.config else None,
         )
         cron = settings.get(self.cron_setting)
         schedule = dg.ScheduleDefinition(
-            name=self.schedule, job=job, cron_schedule=cron, execution_timezone="UTC",
+            name=self.schedule,
+            job=job,
+            cron_schedule=cron,
+            execution_timezone="UTC",
             default_status=dg.DefaultScheduleStatus.RUNNING,
             description=f"{self.description} `{cron}` UTC by default ({self.cron_setting}).",
         )

@@ -19,6 +19,7 @@ def sync_pool() -> str | None:
 
     return None if Backend(settings.warehouse_path()).is_lake else WRITER_POOL
 
+
 __all__ = [
     "MergeCounts",
     "Migration",

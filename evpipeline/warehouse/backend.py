@@ -52,7 +52,7 @@ class Backend:
         """`postgres`, `sqlite` or `duckdb` for a DuckLake (what holds its catalog); None for a file."""
         if not self.is_lake:
             return None
-        rest = self.database[len(LAKE_PREFIX):]
+        rest = self.database[len(LAKE_PREFIX) :]
         for kind in ("postgres", "sqlite"):
             if rest.startswith(kind + ":"):
                 return kind
@@ -63,7 +63,10 @@ class Backend:
         kind = self.catalog_kind
         if kind is None:
             return ()
-        return ("ducklake", *({"postgres": ("postgres_scanner",), "sqlite": ("sqlite_scanner",)}.get(kind, ())))
+        return (
+            "ducklake",
+            *({"postgres": ("postgres_scanner",), "sqlite": ("sqlite_scanner",)}.get(kind, ())),
+        )
 
     @property
     def local_path(self) -> Path | None:
@@ -75,8 +78,8 @@ class Backend:
         kind = self.catalog_kind
         if kind == "postgres":
             return None
-        rest = self.database[len(LAKE_PREFIX):]
-        return Path(rest[len("sqlite:"):] if kind == "sqlite" else rest)
+        rest = self.database[len(LAKE_PREFIX) :]
+        return Path(rest[len("sqlite:") :] if kind == "sqlite" else rest)
 
     def data_path(self) -> str:
         """Where a DuckLake writes its Parquet files (a directory; always ends with `/`)."""
@@ -93,7 +96,9 @@ class Backend:
             if snapshot_version is not None:
                 options.append(f"SNAPSHOT_VERSION {int(snapshot_version)}")
         elif snapshot_version is not None:
-            raise ValueError("time travel needs the DuckLake warehouse backend (EVPIPELINE_WAREHOUSE=ducklake:...)")
+            raise ValueError(
+                "time travel needs the DuckLake warehouse backend (EVPIPELINE_WAREHOUSE=ducklake:...)"
+            )
         if read_only or snapshot_version is not None:
             options.append("READ_ONLY")
         suffix = f" ({', '.join(options)})" if options else ""
@@ -119,20 +124,26 @@ def extension_path(name: str) -> str:
     package = f"duckdb_extension_{name}"
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise ExtensionMissing(f"the DuckDB extension {name!r} is not installed: pip install duckdb-extension-{name.replace('_', '-')}"
-                               f"=={duckdb.__version__}")
+        raise ExtensionMissing(
+            f"the DuckDB extension {name!r} is not installed: pip install duckdb-extension-{name.replace('_', '-')}"
+            f"=={duckdb.__version__}"
+        )
     root = Path(spec.origin).parent / "extensions"
     exact = root / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if exact.exists():
         return str(exact)
     found = sorted(root.glob(f"*/{name}.duckdb_extension"))
-    raise ExtensionMissing(f"the DuckDB extension {name!r} wheel does not match DuckDB {duckdb.__version__} "
-                           f"(has {[p.parent.name for p in found]}); pin both to the same version")
+    raise ExtensionMissing(
+        f"the DuckDB extension {name!r} wheel does not match DuckDB {duckdb.__version__} "
+        f"(has {[p.parent.name for p in found]}); pin both to the same version"
+    )
 
 
 def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the connection's current catalog is a DuckLake."""
-    row = con.execute("SELECT type FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    row = con.execute(
+        "SELECT type FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
     return row is not None and row[0] == "ducklake"
 
 

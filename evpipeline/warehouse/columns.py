@@ -19,7 +19,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "source": _WRITER,
         "stream": _STREAM,
         "watermark": "Where the next delta starts (the stream's watermark rule, docs/sources.md); never moves "
-                     "backwards and commits with the data it covers.",
+        "backwards and commits with the data it covers.",
         "cursor": "Stream-specific position as JSON (e.g. the last inbox message id a feed merged).",
         "updated_at": "When the state last changed (UTC).",
         "run_id": "The run that last changed it.",

@@ -46,8 +46,12 @@ class MaintenanceResult:
 
 def lake_files(con: duckdb.DuckDBPyConnection) -> LakeFiles:
     meta = LAKE_METADATA_CATALOG
-    data = con.execute(f"SELECT count(*), coalesce(sum(file_size_bytes), 0) FROM {meta}.ducklake_data_file").fetchone()
-    deletes = con.execute(f"SELECT count(*), coalesce(sum(file_size_bytes), 0) FROM {meta}.ducklake_delete_file").fetchone()
+    data = con.execute(
+        f"SELECT count(*), coalesce(sum(file_size_bytes), 0) FROM {meta}.ducklake_data_file"
+    ).fetchone()
+    deletes = con.execute(
+        f"SELECT count(*), coalesce(sum(file_size_bytes), 0) FROM {meta}.ducklake_delete_file"
+    ).fetchone()
     snapshots = con.execute(f"SELECT count(*) FROM ducklake_snapshots('{CATALOG}')").fetchone()
     assert data is not None and deletes is not None and snapshots is not None
     return LakeFiles(int(data[0]), int(data[1]), int(deletes[0]), int(deletes[1]), int(snapshots[0]))

@@ -32,8 +32,16 @@ import pandas as pd
 from evpipeline.warehouse.backend import is_lake
 from evpipeline.warehouse.rows import scalar
 
-LINEAGE_COLUMNS = ("_observed_at", "_observed_seq", "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change",
-                   "_prev_status")
+LINEAGE_COLUMNS = (
+    "_observed_at",
+    "_observed_seq",
+    "_row_hash",
+    "_ingested_at",
+    "_run_id",
+    "_lineage",
+    "_change",
+    "_prev_status",
+)
 # Not part of the content hash: they describe when/how we saw a row, or are derived by the merge.
 _NOT_CONTENT = {"last_updated", "is_deleted", "deleted_at", *LINEAGE_COLUMNS}
 
@@ -163,13 +171,33 @@ def merge(
         f"_prev_status = {prev_status}",
     ]
     updates = ", ".join(assignments)
-    insert_cols = [*content, "last_updated", "is_deleted", "deleted_at", "_observed_at", *(["_observed_seq"] if versioned else []),
-                   "_row_hash", "_ingested_at", "_run_id", "_lineage", "_change", "_prev_status"]
+    insert_cols = [
+        *content,
+        "last_updated",
+        "is_deleted",
+        "deleted_at",
+        "_observed_at",
+        *(["_observed_seq"] if versioned else []),
+        "_row_hash",
+        "_ingested_at",
+        "_run_id",
+        "_lineage",
+        "_change",
+        "_prev_status",
+    ]
     insert_vals = [
         *(f"d.{_ident(c)}" for c in content),
-        "d.last_updated", "d.is_deleted",
+        "d.last_updated",
+        "d.is_deleted",
         "CASE WHEN d.is_deleted THEN coalesce(d._src_deleted_at, d._as_of) END",
-        "d._as_of", *(["d._seq"] if versioned else []), "d._row_hash", "$stamp", "$run_id", "$lineage", "'insert'", "NULL",
+        "d._as_of",
+        *(["d._seq"] if versioned else []),
+        "d._row_hash",
+        "$stamp",
+        "$run_id",
+        "$lineage",
+        "'insert'",
+        "NULL",
     ]
     source_rows = f"""
         SELECT {", ".join(f"{cast(c)} AS {_ident(c)}" for c in content)},
@@ -189,11 +217,20 @@ def merge(
     if is_lake(con):
         # DuckLake's MERGE takes one UPDATE action; its updates rewrite whole rows anyway, so the
         # as-of bump of unchanged rows is folded into the content update column by column.
-        folded = ", ".join(_keep_unless(assignment, changed) for assignment in assignments
-                           if not assignment.startswith(("_observed_at", "_observed_seq")))
-        matched = (f"WHEN MATCHED AND (({changed}) OR {newer}) THEN UPDATE SET {folded}, "
-                   f"_observed_at = CASE WHEN ({changed}) OR {newer} THEN d._as_of ELSE t._observed_at END"
-                   + (f", _observed_seq = CASE WHEN ({changed}) OR {newer} THEN d._seq ELSE t._observed_seq END" if versioned else ""))
+        folded = ", ".join(
+            _keep_unless(assignment, changed)
+            for assignment in assignments
+            if not assignment.startswith(("_observed_at", "_observed_seq"))
+        )
+        matched = (
+            f"WHEN MATCHED AND (({changed}) OR {newer}) THEN UPDATE SET {folded}, "
+            f"_observed_at = CASE WHEN ({changed}) OR {newer} THEN d._as_of ELSE t._observed_at END"
+            + (
+                f", _observed_seq = CASE WHEN ({changed}) OR {newer} THEN d._seq ELSE t._observed_seq END"
+                if versioned
+                else ""
+            )
+        )
     else:
         matched = f"WHEN MATCHED AND {changed} THEN UPDATE SET {updates}\n            WHEN MATCHED AND {newer} THEN UPDATE SET {bump}"
     con.register("_evp_incoming", frame)
@@ -211,7 +248,11 @@ def merge(
     finally:
         con.unregister("_evp_incoming")
 
-    written = dict(con.execute(f"SELECT _change, count(*) FROM {table} WHERE _ingested_at = $stamp GROUP BY 1", {"stamp": stamp}).fetchall())
+    written = dict(
+        con.execute(
+            f"SELECT _change, count(*) FROM {table} WHERE _ingested_at = $stamp GROUP BY 1", {"stamp": stamp}
+        ).fetchall()
+    )
     counts.inserted = written.get("insert", 0)
     counts.updated = written.get("update", 0)
     counts.deleted = written.get("delete", 0)
@@ -219,16 +260,24 @@ def merge(
     counts.unchanged = considered - counts.changed
 
     if status_column and counts.changed:
-        counts.status_changes = scalar(con.execute(
-            f"""
+        counts.status_changes = scalar(
+            con.execute(
+                f"""
             INSERT INTO ops.status_history
             SELECT $source, $table, {entity_key_sql(keys)}, $column, _prev_status,
                    CAST({_ident(status_column)} AS VARCHAR), last_updated, now(), $run_id
             FROM {table}
             WHERE _ingested_at = $stamp AND CAST({_ident(status_column)} AS VARCHAR) IS DISTINCT FROM _prev_status
             """,
-            {"source": source or table.split(".")[0], "table": table, "column": status_column, "stamp": stamp, "run_id": run_id},
-        ))
+                {
+                    "source": source or table.split(".")[0],
+                    "table": table,
+                    "column": status_column,
+                    "stamp": stamp,
+                    "run_id": run_id,
+                },
+            )
+        )
     return counts
 
 
@@ -266,9 +315,11 @@ def flag_missing(
     scope = ""
     if scope_keys is not None:
         con.register("_evp_scope", scope_keys.drop_duplicates())
-        scope = "AND EXISTS (SELECT 1 FROM _evp_scope s WHERE " + " AND ".join(
-            f"s.{_ident(k)} = {table}.{_ident(k)}" for k in scope_keys.columns
-        ) + ")"
+        scope = (
+            "AND EXISTS (SELECT 1 FROM _evp_scope s WHERE "
+            + " AND ".join(f"s.{_ident(k)} = {table}.{_ident(k)}" for k in scope_keys.columns)
+            + ")"
+        )
     try:
         match = " AND ".join(f"p.{_ident(k)} = {table}.{_ident(k)}" for k in keys)
         row = con.execute(

@@ -37,9 +37,13 @@ def register(*migrations: Migration) -> None:
             existing = _REGISTRY.get(key)
             if existing is not None:
                 if existing.sql != migration.sql:
-                    raise ValueError(f"migration {key} registered twice with different SQL; add a new version instead")
+                    raise ValueError(
+                        f"migration {key} registered twice with different SQL; add a new version instead"
+                    )
                 continue
-            _REGISTRY[key] = Migration(migration.component, migration.version, migration.name, migration.sql, next(_SEQ))
+            _REGISTRY[key] = Migration(
+                migration.component, migration.version, migration.name, migration.sql, next(_SEQ)
+            )
 
 
 def registered() -> list[Migration]:

@@ -41,7 +41,11 @@ class WarehouseUnavailable(RuntimeError):
 
 
 def attach(
-    database: str, *, read_only: bool = False, config: dict[str, Any] | None = None, snapshot_version: int | None = None
+    database: str,
+    *,
+    read_only: bool = False,
+    config: dict[str, Any] | None = None,
+    snapshot_version: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """The warehouse attached under a fixed catalog name.
 
@@ -88,16 +92,24 @@ def lock_holder(error: str, data_dir: str | os.PathLike[str] | None = None) -> s
     if beat is not None and beat.get("pid") == pid and beat.get("state") == "running":
         return f"the real-time lane (run {str(beat.get('run_id'))[:8]}, PID {pid}), between two of its cycles"
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        command = (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        )
     except OSError:
         command = found["program"]
     return f"PID {pid} ({command[:160]})"
 
 
 def attach_waiting(
-    database: str, *, read_only: bool = False, config: dict[str, Any] | None = None, snapshot_version: int | None = None,
-    wait_seconds: float = LOCK_WAIT_SECONDS, clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep, logger: Any = None,
+    database: str,
+    *,
+    read_only: bool = False,
+    config: dict[str, Any] | None = None,
+    snapshot_version: int | None = None,
+    wait_seconds: float = LOCK_WAIT_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    logger: Any = None,
 ) -> duckdb.DuckDBPyConnection:
     """`attach`, waiting out another process's lock on the DuckDB file (DuckDB lets one process write a
     file and nobody else open it meanwhile) for up to `wait_seconds`. A wait of more than a moment is
@@ -115,9 +127,16 @@ def attach_waiting(
             waited = clock() - started
             if waited >= wait_seconds:
                 raise
-            if (said is None and waited >= LOCK_SAY_AFTER) or (said is not None and clock() - said >= LOCK_SAY_EVERY):
-                say.info("waiting for the warehouse %s, held by %s: %s so far (giving up after %s)", redact(database),
-                         lock_holder(str(exc)), duration(waited), duration(wait_seconds))
+            if (said is None and waited >= LOCK_SAY_AFTER) or (
+                said is not None and clock() - said >= LOCK_SAY_EVERY
+            ):
+                say.info(
+                    "waiting for the warehouse %s, held by %s: %s so far (giving up after %s)",
+                    redact(database),
+                    lock_holder(str(exc)),
+                    duration(waited),
+                    duration(wait_seconds),
+                )
                 said = clock()
             sleep(pause)
             pause = min(pause * 2, LOCK_POLL_SECONDS)
@@ -128,7 +147,11 @@ def attach_waiting(
 
 
 def connect(
-    database: str, config: dict[str, Any] | None = None, *, read_only: bool = False, snapshot_version: int | None = None
+    database: str,
+    config: dict[str, Any] | None = None,
+    *,
+    read_only: bool = False,
+    snapshot_version: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, waiting out another process's write lock, in UTC, migrated.
 
@@ -147,10 +170,21 @@ def connect(
             local.parent.mkdir(parents=True, exist_ok=True)
             fresh = not local.exists()
         if backend.is_lake:
-            con = backoff(fn=attach, retry_on=(RuntimeError, duckdb.IOException), max_retries=2, kwargs={
-                "database": database, "read_only": read_only, "config": settings, "snapshot_version": snapshot_version})
+            con = backoff(
+                fn=attach,
+                retry_on=(RuntimeError, duckdb.IOException),
+                max_retries=2,
+                kwargs={
+                    "database": database,
+                    "read_only": read_only,
+                    "config": settings,
+                    "snapshot_version": snapshot_version,
+                },
+            )
         else:
-            con = attach_waiting(database, read_only=read_only, config=settings, snapshot_version=snapshot_version)
+            con = attach_waiting(
+                database, read_only=read_only, config=settings, snapshot_version=snapshot_version
+            )
     con.execute("SET TimeZone = 'UTC'")
     read_only = read_only or snapshot_version is not None
     if not read_only:
@@ -173,9 +207,13 @@ def redo_on_conflict(work: Callable[[], T], *, what: str) -> T:
         except duckdb.Error as exc:
             if not is_write_conflict(exc) or attempt == WRITE_ATTEMPTS:
                 raise
-            log.info("%s: commit lost a race with another writer; redoing it (attempt %d of %d)", what, attempt + 1,
-                     WRITE_ATTEMPTS)
-            time.sleep(min(0.05 * 2 ** attempt, 2.0))
+            log.info(
+                "%s: commit lost a race with another writer; redoing it (attempt %d of %d)",
+                what,
+                attempt + 1,
+                WRITE_ATTEMPTS,
+            )
+            time.sleep(min(0.05 * 2**attempt, 2.0))
     raise AssertionError("unreachable")
 
 
@@ -192,8 +230,12 @@ def _lake_connection(database: str, settings: dict[str, Any]) -> duckdb.DuckDBPy
     with _LAKES_LOCK:
         base = _LAKES.get(key)
         if base is None:
-            base = backoff(fn=attach, retry_on=(duckdb.IOException,), kwargs={"database": database, "config": settings},
-                           max_retries=2)
+            base = backoff(
+                fn=attach,
+                retry_on=(duckdb.IOException,),
+                kwargs={"database": database, "config": settings},
+                max_retries=2,
+            )
             _LAKES[key] = base
             while len(_LAKES) > _LAKES_KEPT:
                 _LAKES.popitem(last=False)[1].close()
@@ -267,4 +309,3 @@ def warehouse_from_env() -> WarehouseResource:
     from evpipeline import settings
 
     return WarehouseResource(database=settings.warehouse_path())
-

@@ -99,7 +99,9 @@ RETAINED: dict[str, RetentionRule] = {
     ),
     "ops.runs": RetentionRule("committed_at", "EVPIPELINE_HISTORY_KEEP_DAYS", 90),
     # the timeliness report reads the reading in force when a change was recorded: the newest stays
-    "ops.source_clocks": RetentionRule("measured_at", "EVPIPELINE_HISTORY_KEEP_DAYS", 90, keep_latest_by=("source",)),
+    "ops.source_clocks": RetentionRule(
+        "measured_at", "EVPIPELINE_HISTORY_KEEP_DAYS", 90, keep_latest_by=("source",)
+    ),
 }
 
 
@@ -120,13 +122,13 @@ class TrimResult:
     table: str
     keep_days: int
     cutoff: datetime
-    skipped: bool = False                   # the table (or its schema) does not exist yet
+    skipped: bool = False  # the table (or its schema) does not exist yet
     days_archived: int = 0
     rows_archived: int = 0
     rows_deleted: int = 0
     archive_bytes: int = 0
     oldest_remaining: datetime | None = None
-    parts_recovered: int = 0                # parts of an interrupted earlier run renamed into place
+    parts_recovered: int = 0  # parts of an interrupted earlier run renamed into place
 
 
 def cutoff_for(now: datetime, keep_days: int) -> datetime:
@@ -172,11 +174,14 @@ def archive_and_trim(
     if keep_latest_by:
         same_key = " AND ".join(f"n.{_quote(c)} IS NOT DISTINCT FROM x.{_quote(c)}" for c in keep_latest_by)
         latest = f" AND {ts} < (SELECT max(n.{_quote(time_column)}) FROM {target} AS n WHERE {same_key})"
-    days = [d for (d,) in con.execute(
-        f"SELECT DISTINCT CAST(timezone('UTC', {ts}) AS DATE) FROM {target} AS x "
-        f"WHERE {ts} < $cutoff{latest} ORDER BY 1",
-        {"cutoff": result.cutoff},
-    ).fetchall()]
+    days = [
+        d
+        for (d,) in con.execute(
+            f"SELECT DISTINCT CAST(timezone('UTC', {ts}) AS DATE) FROM {target} AS x "
+            f"WHERE {ts} < $cutoff{latest} ORDER BY 1",
+            {"cutoff": result.cutoff},
+        ).fetchall()
+    ]
     eligible = f"{ts} >= $start AND {ts} < $end{latest}"
     for day in days:
         rows, size = _archive_day(con, table, target, time_column, eligible, day, root, run_id)
@@ -204,16 +209,28 @@ def trim_all(
         raise ValueError(f"no retention rule for {unknown}")
     return [
         archive_and_trim(
-            con, table, rule.time_column, overrides.get(table, rule.default_keep_days), archive_dir, now,
-            keep_latest_by=rule.keep_latest_by, run_id=run_id,
+            con,
+            table,
+            rule.time_column,
+            overrides.get(table, rule.default_keep_days),
+            archive_dir,
+            now,
+            keep_latest_by=rule.keep_latest_by,
+            run_id=run_id,
         )
         for table, rule in RETAINED.items()
     ]
 
 
 def _archive_day(
-    con: duckdb.DuckDBPyConnection, table: str, target: str, time_column: str, eligible: str, day: date,
-    root: Path, run_id: str | None,
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    target: str,
+    time_column: str,
+    eligible: str,
+    day: date,
+    root: Path,
+    run_id: str | None,
 ) -> tuple[int, int]:
     """One day: stage, delete + record in one transaction, then rename into place. (rows, bytes)."""
     schema, _, name = table.rpartition(".")
@@ -229,11 +246,13 @@ def _archive_day(
     try:
         part = _next_part(con, table, day, day_dir)
         staged = staging_dir / f"day={day.isoformat()}.part-{part}.{uuid.uuid4().hex[:12]}.tmp"
-        copied = scalar(con.execute(
-            f"COPY (SELECT * FROM {target} AS x WHERE {eligible} ORDER BY x.{_quote(time_column)}) "
-            f"TO '{_sql_path(staged)}' (FORMAT parquet, COMPRESSION zstd)",
-            window,
-        ))
+        copied = scalar(
+            con.execute(
+                f"COPY (SELECT * FROM {target} AS x WHERE {eligible} ORDER BY x.{_quote(time_column)}) "
+                f"TO '{_sql_path(staged)}' (FORMAT parquet, COMPRESSION zstd)",
+                window,
+            )
+        )
         if not copied:
             con.execute("ROLLBACK")
             staged.unlink(missing_ok=True)
@@ -243,17 +262,27 @@ def _archive_day(
         _fsync_dir(staging_dir)
         size = staged.stat().st_size
         column = f"x.{_quote(time_column)}"
-        low, high = one_row(con.execute(
-            f"SELECT min({column}), max({column}) FROM {target} AS x WHERE {eligible}", window
-        ))
+        low, high = one_row(
+            con.execute(f"SELECT min({column}), max({column}) FROM {target} AS x WHERE {eligible}", window)
+        )
         deleted = _delete_rows(con, target, eligible, window)
         if deleted != copied:
             raise RuntimeError(f"{table} {day}: archived {copied} rows but the delete matched {deleted}")
         final = day_dir / f"part-{part}.parquet"
         con.execute(
             f"INSERT INTO {PARTS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
-            [table, day, part, final.relative_to(root).as_posix(), staged.relative_to(root).as_posix(),
-             copied, size, low, high, run_id],
+            [
+                table,
+                day,
+                part,
+                final.relative_to(root).as_posix(),
+                staged.relative_to(root).as_posix(),
+                copied,
+                size,
+                low,
+                high,
+                run_id,
+            ],
         )
         committing = True
         con.execute("COMMIT")
@@ -290,10 +319,12 @@ def _recover(con: duckdb.DuckDBPyConnection, table: str, root: Path, staging_dir
     leftovers = {p.relative_to(root).as_posix(): p for p in staging_dir.iterdir() if p.is_file()}
     if not leftovers:
         return 0
-    committed = dict(con.execute(
-        f"SELECT staging, file FROM {PARTS} WHERE table_name = ? AND list_contains(?, staging)",
-        [table, list(leftovers)],
-    ).fetchall())
+    committed = dict(
+        con.execute(
+            f"SELECT staging, file FROM {PARTS} WHERE table_name = ? AND list_contains(?, staging)",
+            [table, list(leftovers)],
+        ).fetchall()
+    )
     promoted = 0
     for name, path in sorted(leftovers.items()):
         if name in committed:
@@ -307,19 +338,26 @@ def _recover(con: duckdb.DuckDBPyConnection, table: str, root: Path, staging_dir
 
 def _next_part(con: duckdb.DuckDBPyConnection, table: str, day: date, day_dir: Path) -> int:
     """One more than any part recorded or on disk, so a part in place is never overwritten."""
-    logged = scalar(con.execute(
-        f"SELECT coalesce(max(part), 0) FROM {PARTS} WHERE table_name = ? AND day = ?", [table, day]
-    ))
+    logged = scalar(
+        con.execute(
+            f"SELECT coalesce(max(part), 0) FROM {PARTS} WHERE table_name = ? AND day = ?", [table, day]
+        )
+    )
     on_disk = [int(m.group(1)) for p in day_dir.glob("part-*.parquet") if (m := _PART_FILE.fullmatch(p.name))]
     return max([logged, *on_disk]) + 1
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    return scalar(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
-        "AND table_schema = ? AND table_name = ? AND table_type = 'BASE TABLE'",
-        [schema, name],
-    )) > 0
+    return (
+        scalar(
+            con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+                "AND table_schema = ? AND table_name = ? AND table_type = 'BASE TABLE'",
+                [schema, name],
+            )
+        )
+        > 0
+    )
 
 
 def _columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> set[str]:

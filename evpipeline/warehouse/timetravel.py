@@ -46,12 +46,16 @@ def snapshot_at(con: duckdb.DuckDBPyConnection, when: datetime) -> int:
 
 
 def snapshot_exists(con: duckdb.DuckDBPyConnection, snapshot: int) -> bool:
-    row = con.execute(f"SELECT count(*) FROM ducklake_snapshots('{CATALOG}') WHERE snapshot_id = ?", [snapshot]).fetchone()
+    row = con.execute(
+        f"SELECT count(*) FROM ducklake_snapshots('{CATALOG}') WHERE snapshot_id = ?", [snapshot]
+    ).fetchone()
     return bool(row and row[0])
 
 
 @contextmanager
-def reading(warehouse: object, *, cutoff: datetime | None = None, snapshot: int | None = None) -> Iterator[Reading]:
+def reading(
+    warehouse: object, *, cutoff: datetime | None = None, snapshot: int | None = None
+) -> Iterator[Reading]:
     """The warehouse as of `cutoff` (or exactly at `snapshot`): pinned on a DuckLake, as it is now on a file.
 
     `warehouse` is a `WarehouseResource` (not imported: it imports this module's package)."""
@@ -60,7 +64,9 @@ def reading(warehouse: object, *, cutoff: datetime | None = None, snapshot: int 
     assert isinstance(warehouse, WarehouseResource)
     if not warehouse.backend.is_lake:
         if snapshot is not None:
-            raise SnapshotUnavailable("a DuckDB file keeps no snapshots: time travel needs the DuckLake backend")
+            raise SnapshotUnavailable(
+                "a DuckDB file keeps no snapshots: time travel needs the DuckLake backend"
+            )
         with warehouse.get_connection() as con:
             yield Reading(con, None)
         return
@@ -70,6 +76,8 @@ def reading(warehouse: object, *, cutoff: datetime | None = None, snapshot: int 
     else:
         with warehouse.get_connection() as con:
             if not snapshot_exists(con, snapshot):
-                raise SnapshotUnavailable(f"snapshot {snapshot} is not in the warehouse (expired by maintenance?)")
+                raise SnapshotUnavailable(
+                    f"snapshot {snapshot} is not in the warehouse (expired by maintenance?)"
+                )
     with warehouse.at_snapshot(snapshot) as con:
         yield Reading(con, snapshot)

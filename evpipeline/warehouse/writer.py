@@ -39,7 +39,9 @@ class QuarantineRecord:
         return hashlib.sha256(self.raw_json.encode()).hexdigest()[:32]
 
 
-def read_sync_state(con: duckdb.DuckDBPyConnection, source: str, stream: str) -> tuple[datetime | None, dict[str, Any]]:
+def read_sync_state(
+    con: duckdb.DuckDBPyConnection, source: str, stream: str
+) -> tuple[datetime | None, dict[str, Any]]:
     """(watermark, cursor) of a source stream; (None, {}) before its first sync."""
     row = con.execute(
         "SELECT watermark, cursor FROM ops.sync_state WHERE source = ? AND stream = ?", [source, stream]
@@ -70,16 +72,31 @@ class Writer:
         lineage: str | None = None,
     ) -> MergeCounts:
         result = merge(
-            self.con, frame, table, keys, status_column=status_column, source=self.source, run_id=self.run_id, lineage=lineage
+            self.con,
+            frame,
+            table,
+            keys,
+            status_column=status_column,
+            source=self.source,
+            run_id=self.run_id,
+            lineage=lineage,
         )
         self.counts.setdefault(table, MergeCounts(table))
         self.counts[table] += result
         return result
 
     def flag_missing(
-        self, table: str, keys: Sequence[str], present: pd.DataFrame, as_of: datetime, *, scope_keys: pd.DataFrame | None = None
+        self,
+        table: str,
+        keys: Sequence[str],
+        present: pd.DataFrame,
+        as_of: datetime,
+        *,
+        scope_keys: pd.DataFrame | None = None,
     ) -> int:
-        flagged = flag_missing(self.con, table, keys, present, as_of, scope_keys=scope_keys, run_id=self.run_id)
+        flagged = flag_missing(
+            self.con, table, keys, present, as_of, scope_keys=scope_keys, run_id=self.run_id
+        )
         self.counts.setdefault(table, MergeCounts(table)).deleted += flagged
         return flagged
 
@@ -139,7 +156,12 @@ class Writer:
         return int(row[0]) if row else 0
 
     def update_matching(
-        self, table: str, keys: Sequence[str], values: pd.DataFrame, *, constants: Mapping[str, Any] | None = None
+        self,
+        table: str,
+        keys: Sequence[str],
+        values: pd.DataFrame,
+        *,
+        constants: Mapping[str, Any] | None = None,
     ) -> int:
         """UPDATE rows matching `values` on the `keys` columns: SET its other columns, plus `constants`
         (the same value on every row, e.g. a run id); returns the count."""
@@ -152,7 +174,9 @@ class Writer:
         sets += [f"{_ident(c)} = ${name}" for c, name in zip(constants, params, strict=True)]
         match = " AND ".join(f"t.{_ident(c)} = v.{_ident(c)}" for c in keys)
         with self._registered(values) as view:
-            row = self.con.execute(f"UPDATE {table} t SET {', '.join(sets)} FROM {view} v WHERE {match}", params).fetchone()
+            row = self.con.execute(
+                f"UPDATE {table} t SET {', '.join(sets)} FROM {view} v WHERE {match}", params
+            ).fetchone()
         return int(row[0]) if row else 0
 
     @contextmanager
@@ -165,7 +189,9 @@ class Writer:
         finally:
             self.con.unregister(name)
 
-    def set_sync_state(self, stream: str, watermark: datetime | None, cursor: dict[str, Any] | None = None) -> None:
+    def set_sync_state(
+        self, stream: str, watermark: datetime | None, cursor: dict[str, Any] | None = None
+    ) -> None:
         """Advance a stream's watermark (never backwards) in the same transaction as the data."""
         self.con.execute(
             """
@@ -189,16 +215,35 @@ class Writer:
         )
         self.watermarks[stream] = watermark
 
-    def log_run(self, stream: str, *, requests: int | None = None, watermark: datetime | None = None, details: dict[str, Any] | None = None) -> None:
+    def log_run(
+        self,
+        stream: str,
+        *,
+        requests: int | None = None,
+        watermark: datetime | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         total = MergeCounts("*")
         for c in self.counts.values():
             total += c
         self.con.execute(
             "INSERT INTO ops.runs VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                self.run_id, self.source, stream, requests, total.fetched, total.inserted, total.updated,
-                total.deleted, total.unchanged, self.quarantined, watermark,
-                json.dumps({"tables": {t: c.as_dict() for t, c in self.counts.items()}, **(details or {})}, default=str),
+                self.run_id,
+                self.source,
+                stream,
+                requests,
+                total.fetched,
+                total.inserted,
+                total.updated,
+                total.deleted,
+                total.unchanged,
+                self.quarantined,
+                watermark,
+                json.dumps(
+                    {"tables": {t: c.as_dict() for t, c in self.counts.items()}, **(details or {})},
+                    default=str,
+                ),
             ],
         )
 

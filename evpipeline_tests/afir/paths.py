@@ -16,7 +16,12 @@ from evpipeline.afir.annex import NDW_RULES, NdwRule
 from evpipeline.ocpi.definition import AFIR_FIELDS, Kind, model_for
 
 PROFILE = Path(__file__).resolve().parents[2] / "evpipeline" / "simulators" / "datex2" / "profile"
-ROOTS: dict[str, Kind] = {"Location": "location", "EVSE": "evse", "Connector": "connector", "Tariff": "tariff"}
+ROOTS: dict[str, Kind] = {
+    "Location": "location",
+    "EVSE": "evse",
+    "Connector": "connector",
+    "Tariff": "tariff",
+}
 
 
 # -- OCPI ---------------------------------------------------------------------------------------------
@@ -76,7 +81,9 @@ class ProfileSchemas:
     """One vendored schema set (static or status): its definitions, walked by property names."""
 
     def __init__(self, directory: Path) -> None:
-        self.files = {p.name: json.loads(p.read_text()).get("definitions", {}) for p in sorted(directory.glob("*.json"))}
+        self.files = {
+            p.name: json.loads(p.read_text()).get("definitions", {}) for p in sorted(directory.glob("*.json"))
+        }
 
     def types(self, name: str) -> list[Node]:
         return [Node(f, name) for f, defs in self.files.items() if name in defs]
@@ -110,7 +117,9 @@ class ProfileSchemas:
         """Where property `name` of `node` (or of what it steps through) leads; empty if nowhere."""
         seen: set[Node] = set()
         frontier, found = [node], []
-        for _ in range(4):  # wrappers nest at most a few deep (LocationReferenceG -> PointLocation -> extension)
+        for _ in range(
+            4
+        ):  # wrappers nest at most a few deep (LocationReferenceG -> PointLocation -> extension)
             nxt = []
             for current in frontier:
                 if current in seen:

@@ -61,7 +61,9 @@ def ocpi_problems(annex: afir.Annex) -> list[str]:
             found.append(f"{row.id}: {error}")
             continue
         if row.ndw != ndw_rule(row.ocpi):
-            found.append(f"{row.id}: ndw is {row.ndw!r} but NDW's profile makes {row.ocpi} {ndw_rule(row.ocpi)!r}")
+            found.append(
+                f"{row.id}: ndw is {row.ndw!r} but NDW's profile makes {row.ocpi} {ndw_rule(row.ocpi)!r}"
+            )
     return found
 
 
@@ -82,7 +84,12 @@ def test_every_row_is_mapped_or_explained() -> None:
         assert row.mapped != bool(row.not_carried), row.id
         assert row.mandatory, row.id  # Art. 3(1)(a): every data type of the Annex
     assert {r.id for r in ANNEX.rows if not r.mapped} == {
-        "vehicle_specifications", "parking_spaces", "payment_providers", "mobility_service_providers", "plug_and_charge"}
+        "vehicle_specifications",
+        "parking_spaces",
+        "payment_providers",
+        "mobility_service_providers",
+        "plug_and_charge",
+    }
 
 
 def test_a_row_neither_mapped_nor_explained_is_refused() -> None:
@@ -100,7 +107,11 @@ def test_a_row_neither_mapped_nor_explained_is_refused() -> None:
     with pytest.raises(afir.AnnexError, match="datex2_gap explains a datex2 path"):
         afir.parse(_with_row({"datex2": None, "datex2_gap": "nothing to explain"}))
     with pytest.raises(afir.AnnexError, match="datex2_gap explains a datex2 path"):
-        afir.parse(_with_row({"model": None, "ocpi": None, "ndw": None, "not_carried": "no source", "datex2_gap": "x"}))
+        afir.parse(
+            _with_row(
+                {"model": None, "ocpi": None, "ndw": None, "not_carried": "no source", "datex2_gap": "x"}
+            )
+        )
 
 
 def test_ids_and_numbers_are_unique() -> None:
@@ -140,7 +151,9 @@ def test_a_misspelt_model_column_is_caught(warehouse: WarehouseResource) -> None
 def test_every_ocpi_path_exists_in_our_definition_with_ndws_rule() -> None:
     assert ocpi_problems(ANNEX) == []
     assert ndw_rule(("Location.energy_mix.is_green_energy",)) == "afir-mandatory"
-    assert ndw_rule(("Location.operator.name",)) == "optional"  # operator is optional, name required inside it
+    assert (
+        ndw_rule(("Location.operator.name",)) == "optional"
+    )  # operator is optional, name required inside it
     assert ndw_rule(("Location.coordinates",)) == "required"
 
 
@@ -148,7 +161,9 @@ def test_a_misspelt_ocpi_path_or_wrong_ndw_rule_is_caught() -> None:
     typo = afir.parse(_with_row({"ocpi": "Location.coordinate"}))
     assert any("no field 'coordinate'" in p for p in ocpi_problems(typo))
     wrong = afir.parse(_with_row({"ndw": "optional"}))
-    assert ocpi_problems(wrong) == ["coordinates: ndw is 'optional' but NDW's profile makes ('Location.coordinates',) 'required'"]
+    assert ocpi_problems(wrong) == [
+        "coordinates: ndw is 'optional' but NDW's profile makes ('Location.coordinates',) 'required'"
+    ]
 
 
 # -- DATEX II paths --------------------------------------------------------------------------------------------
@@ -157,17 +172,31 @@ def test_a_misspelt_ocpi_path_or_wrong_ndw_rule_is_caught() -> None:
 def test_every_datex2_path_exists_in_the_vendored_profile() -> None:
     assert datex2_problems(ANNEX) == []
     # the brief's examples: through OrganisationG, extensions (FacilityLocation), and the status set
-    for path in ("EnergyInfrastructureStation/totalMaximumPower", "ElectricChargingPoint/availableChargingPower",
-                 "EnergyInfrastructureSite/operator", "AnOrganisation/legalName", "ElectricChargingPointStatus/status",
-                 "EnergyRate/energyPrice", "PointLocation/FacilityLocation/nutsArea/nutsCode"):
+    for path in (
+        "EnergyInfrastructureStation/totalMaximumPower",
+        "ElectricChargingPoint/availableChargingPower",
+        "EnergyInfrastructureSite/operator",
+        "AnOrganisation/legalName",
+        "ElectricChargingPointStatus/status",
+        "EnergyRate/energyPrice",
+        "PointLocation/FacilityLocation/nutsArea/nutsCode",
+    ):
         assert datex2_exists(path), path
 
 
 def test_a_misspelt_datex2_path_is_caught() -> None:
-    typo = afir.parse(_with_row({"datex2": "EnergyInfrastructureStation/locationReference/pointByCoordinate/pointCoordinates"}))
-    assert datex2_problems(typo) == ["coordinates: EnergyInfrastructureStation/locationReference/pointByCoordinate/pointCoordinates"]
+    typo = afir.parse(
+        _with_row(
+            {"datex2": "EnergyInfrastructureStation/locationReference/pointByCoordinate/pointCoordinates"}
+        )
+    )
+    assert datex2_problems(typo) == [
+        "coordinates: EnergyInfrastructureStation/locationReference/pointByCoordinate/pointCoordinates"
+    ]
     assert not datex2_exists("EnergyInfrastructureStation/totalMaximumPowr")
-    assert not datex2_exists("ElectricChargingPoint/status")  # the status lives in the status publication's type
+    assert not datex2_exists(
+        "ElectricChargingPoint/status"
+    )  # the status lives in the status publication's type
     assert not datex2_exists("EnergyInfrastructurePool/totalMaximumPower")
 
 
@@ -176,7 +205,8 @@ def test_a_misspelt_datex2_path_is_caught() -> None:
 
 def test_docs_afir_md_is_generated_from_the_map() -> None:
     assert Path(DOC).read_text() == render_markdown(), (
-        "docs/afir.md is stale: run `python -m evpipeline.afir.render --write`")
+        "docs/afir.md is stale: run `python -m evpipeline.afir.render --write`"
+    )
     for row in ANNEX.rows:
         assert f"| {row.number} | `{row.id}` |" in render_markdown()
 

@@ -77,7 +77,9 @@ def _xml_value(element: ET.Element) -> Any:
     """The value an element holds (its own tag is the caller's key)."""
     attrs = {k: v for k, v in element.attrib.items() if k != XSI_TYPE}
     if "_extendedValue" in attrs:
-        assert (element.text or "") == "_extended" and len(attrs) == 1 and not len(element), ET.tostring(element)
+        assert (element.text or "") == "_extended" and len(attrs) == 1 and not len(element), ET.tostring(
+            element
+        )
         return f"extendedG:{attrs['_extendedValue']}"
     children = list(element)
     if not children and not attrs and element.text is not None:
@@ -126,7 +128,9 @@ def xml_tree(document: bytes) -> Tree:
     publication: Tree = {"lang": [leaf(attrs.pop("lang"))]}
     for child in root:
         _xml_child(publication, child)
-    payload: Tree = {f"{key}G": [leaf(attrs.pop(key))] for key in ("modelBaseVersion", "profileName", "profileVersion")}
+    payload: Tree = {
+        f"{key}G": [leaf(attrs.pop(key))] for key in ("modelBaseVersion", "profileName", "profileVersion")
+    }
     payload[_wrapper(attrs.pop(XSI_TYPE))] = [publication]
     assert not attrs, f"unexpected root attributes {attrs}"
     return {"payload": [payload]}

@@ -41,7 +41,7 @@ def json_errors(kind: str, document: bytes | dict[str, Any]) -> list[str]:
     if kind == "static":
         return profile.schema_errors("static", body)
     if set(body) != {"messageContainer"}:
-        return [f"$: the status body is {{\"messageContainer\": ...}}, not {sorted(body)}"]
+        return [f'$: the status body is {{"messageContainer": ...}}, not {sorted(body)}']
     return profile.schema_errors("status", body["messageContainer"], "$.messageContainer")
 
 

@@ -70,8 +70,14 @@ def nap(_receiver: Datex2Simulator, clock: SimClock) -> Datex2Simulator:
 @pytest.fixture
 def datex2(nap: Datex2Simulator) -> Datex2PushResource:
     # Short backoffs: a test of a failing receiver must not wait out production's.
-    return Datex2PushResource(push_url=nap.base_url, token=TOKEN, publication_creator="NL:delivery-test",
-                              backoff_base=0.01, backoff_max=0.05, read_timeout=5.0)
+    return Datex2PushResource(
+        push_url=nap.base_url,
+        token=TOKEN,
+        publication_creator="NL:delivery-test",
+        backoff_base=0.01,
+        backoff_max=0.05,
+        read_timeout=5.0,
+    )
 
 
 @pytest.fixture
@@ -85,12 +91,22 @@ def mart(warehouse: WarehouseResource, fleet: MartRows) -> WarehouseResource:
     return warehouse
 
 
-def received(nap: Datex2Simulator, protocol: str | None = None, *, kind: str | None = None,
-             accepted: bool | None = None) -> list[Received]:
+def received(
+    nap: Datex2Simulator,
+    protocol: str | None = None,
+    *,
+    kind: str | None = None,
+    accepted: bool | None = None,
+) -> list[Received]:
     """The receiver's deliveries, oldest first (`protocol`: snapshotPush or deltaPush as the message
     said; `kind`: static or status, which also covers an injected fault that read no message)."""
-    return [d for d in nap.deliveries() if (protocol is None or d.protocol == protocol)
-            and (kind is None or d.kind == kind) and (accepted is None or d.accepted == accepted)]
+    return [
+        d
+        for d in nap.deliveries()
+        if (protocol is None or d.protocol == protocol)
+        and (kind is None or d.kind == kind)
+        and (accepted is None or d.accepted == accepted)
+    ]
 
 
 def points_in(document: Any) -> dict[str, dict[str, Any]]:
@@ -121,15 +137,24 @@ def initial_sync(warehouse: WarehouseResource, datex2: Datex2PushResource) -> tu
 
 
 def test_initial_static_and_snapshot_are_accepted_and_the_snapshot_references_the_static_ids_and_versions(
-        mart: WarehouseResource, datex2: Datex2PushResource, nap: Datex2Simulator) -> None:
+    mart: WarehouseResource, datex2: Datex2PushResource, nap: Datex2Simulator
+) -> None:
     static, snapshot = initial_sync(mart, datex2)
 
     assert (static.outcome.outcome, static.outcome.http_status) == ("accepted", 200), static.outcome.message
-    assert (snapshot.outcome.outcome, snapshot.outcome.http_status) == ("accepted", 200), snapshot.outcome.message
-    table_push, status_push = received(nap)  # exactly these two deliveries, both passing the receiver's checks
+    assert (snapshot.outcome.outcome, snapshot.outcome.http_status) == ("accepted", 200), (
+        snapshot.outcome.message
+    )
+    table_push, status_push = received(
+        nap
+    )  # exactly these two deliveries, both passing the receiver's checks
     assert (table_push.kind, table_push.accepted, table_push.errors) == ("static", True, [])
     assert (status_push.kind, status_push.protocol, status_push.accepted, status_push.errors) == (
-        "status", "snapshotPush", True, [])
+        "status",
+        "snapshotPush",
+        True,
+        [],
+    )
 
     held = present(nap.accepted_static())
     assert held["tables"] == {TABLE_ID: {"versionG": "1"}}
@@ -138,41 +163,69 @@ def test_initial_static_and_snapshot_are_accepted_and_the_snapshot_references_th
     # static table the receiver accepted, as a consumer joining the two would need.
     document = status_push.document
     assert status_publication(document)["tableReference"] == [
-        {"targetClass": "EnergyInfrastructureTable", "idG": TABLE_ID, "versionG": "1"}]
+        {"targetClass": "EnergyInfrastructureTable", "idG": TABLE_ID, "versionG": "1"}
+    ]
     assert reference_problems(nap.static_document(), document) == []
     assert {p: s["reference"]["versionG"] for p, s in points_in(document).items()} == {
-        L1E1: "1", L1E2: "1", L2E1: "1", L2E2: "1"}
+        L1E1: "1",
+        L1E2: "1",
+        L2E1: "1",
+        L2E2: "1",
+    }
     # The receiver now holds every point's status (OCPI CHARGING -> charging, AVAILABLE -> available).
     assert {p: s["status"] for p, s in nap.point_statuses().items()} == {
-        L1E1: "available", L1E2: "charging", L2E1: "available", L2E2: "available"}
+        L1E1: "available",
+        L1E2: "charging",
+        L2E1: "available",
+        L2E2: "available",
+    }
     # And our ledger says what the receiver holds: the table version each point's status references.
     assert query(mart, "SELECT point_id, table_version, status FROM ops.datex2_held ORDER BY 1") == [
-        (L1E1, "1", "available"), (L1E2, "1", "charging"), (L2E1, "1", "available"), (L2E2, "1", "available")]
+        (L1E1, "1", "available"),
+        (L1E2, "1", "charging"),
+        (L2E1, "1", "available"),
+        (L2E2, "1", "available"),
+    ]
 
 
 def test_a_refused_static_table_is_not_rebuilt_or_sent_again_until_its_content_changes(
-        mart: WarehouseResource, datex2: Datex2PushResource, nap: Datex2Simulator, fleet: MartRows,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    mart: WarehouseResource,
+    datex2: Datex2PushResource,
+    nap: Datex2Simulator,
+    fleet: MartRows,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A 413 is a verdict: sending the same table every 15 minutes would only be refused again."""
     monkeypatch.setattr(nap, "max_body_bytes", 1_000)  # the table of four points is larger
     first = present(push_static(mart, datex2, COUNTRIES, run_id="static-1"))
     assert (first.outcome.outcome, first.outcome.http_status, first.pushed) == ("refused", 413, True)
 
     again = present(push_static(mart, datex2, COUNTRIES, run_id="static-2"))
-    assert (again.outcome.outcome, again.outcome.http_status, again.pushed, again.outcome.ok) == ("refused", 413, False, False)
+    assert (again.outcome.outcome, again.outcome.http_status, again.pushed, again.outcome.ok) == (
+        "refused",
+        413,
+        False,
+        False,
+    )
     assert again.outcome.message.startswith("not resent: the receiver refused this same table at ")
     assert "this receiver takes at most 1000" in again.outcome.message  # the receiver's own reason, kept
     assert len(received(nap, kind="static")) == 1  # nothing went over the wire the second time
 
-    forced = present(push_static(mart, datex2, COUNTRIES, run_id="static-3", force=True))  # on demand: sent anyway
-    assert (forced.outcome.outcome, forced.pushed) == ("refused", True) and len(received(nap, kind="static")) == 2
+    forced = present(
+        push_static(mart, datex2, COUNTRIES, run_id="static-3", force=True)
+    )  # on demand: sent anyway
+    assert (forced.outcome.outcome, forced.pushed) == ("refused", True) and len(
+        received(nap, kind="static")
+    ) == 2
 
     # New content is a new document: sent (and, the receiver fixed, accepted).
     monkeypatch.setattr(nap, "max_body_bytes", 64 * 1024 * 1024)
     [location] = [row for row in fleet.locations if row["location_id"] == "LOC-0002"]
     MartRows(locations=[updated(location, 30, name="Laadplein Noord")]).write(mart, run_id="rename")
     renamed = present(push_static(mart, datex2, COUNTRIES, run_id="static-4"))
-    assert (renamed.outcome.outcome, renamed.pushed) == ("accepted", True) and len(received(nap, kind="static")) == 3
+    assert (renamed.outcome.outcome, renamed.pushed) == ("accepted", True) and len(
+        received(nap, kind="static")
+    ) == 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,7 +233,8 @@ def test_a_refused_static_table_is_not_rebuilt_or_sent_again_until_its_content_c
 
 
 def test_a_status_change_goes_out_as_a_delta_of_that_point_alone_and_a_cycle_without_change_sends_nothing(
-        mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator) -> None:
+    mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator
+) -> None:
     initial_sync(mart, datex2)
     lane = Datex2Lane(mart, datex2, COUNTRIES)
     l2e1, l2e2 = fleet.evses[2], fleet.evses[3]
@@ -197,7 +251,11 @@ def test_a_status_change_goes_out_as_a_delta_of_that_point_alone_and_a_cycle_wit
     assert carried[L2E1]["status"] == {"value": "outOfOrder"}
     assert carried[L2E1]["lastUpdated"] == "2026-11-01T08:05:00Z"
     assert {p: s["status"] for p, s in nap.point_statuses().items()} == {
-        L1E1: "available", L1E2: "charging", L2E1: "outOfOrder", L2E2: "available"}
+        L1E1: "available",
+        L1E2: "charging",
+        L2E1: "outOfOrder",
+        L2E2: "available",
+    }
 
     # The next cycle with the mart where it was: nothing to look at.
     assert lane.cycle("lane-2", newest(mart)) is None
@@ -215,7 +273,8 @@ def test_a_status_change_goes_out_as_a_delta_of_that_point_alone_and_a_cycle_wit
 
 
 def test_an_ad_hoc_tariff_change_goes_out_as_an_energy_rate_update_of_the_points_on_that_tariff(
-        mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator) -> None:
+    mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator
+) -> None:
     initial_sync(mart, datex2)
     # No overlap: the cycle's scope is the tariff change alone (no location, EVSE or connector row
     # changed), so the points must be found through the rate the receiver holds for them, not
@@ -228,7 +287,9 @@ def test_an_ad_hoc_tariff_change_goes_out_as_an_energy_rate_update_of_the_points
     MartRows(tariffs=[updated(fast, 5, elements=json.dumps(elements))]).write(mart, "feed-1")
     report = present(lane.cycle("lane-1", newest(mart)))
 
-    assert report.delivery is not None, f"no deltaPush: the tariff change found no point ({report.scope} locations in scope)"
+    assert report.delivery is not None, (
+        f"no deltaPush: the tariff change found no point ({report.scope} locations in scope)"
+    )
     assert report.delivery.outcome.ok, report.delivery.outcome.message
     (delta,) = received(nap, "deltaPush")
     assert (delta.accepted, delta.errors) == (True, [])
@@ -236,13 +297,19 @@ def test_an_ad_hoc_tariff_change_goes_out_as_an_energy_rate_update_of_the_points
     assert list(carried) == [L1E2]  # the only point on T-FAST; the T-STD points keep their price
     (rate_update,) = carried[L1E2]["energyRateUpdate"]
     assert rate_update["energyRateReference"]["idG"] == FAST_RATE
-    assert rate_update["energyPrice"] == [{"priceType": {"value": "pricePerKWh"}, "value": 0.49, "taxIncluded": False,
-                                           "taxRate": 21.0}]
+    assert rate_update["energyPrice"] == [
+        {"priceType": {"value": "pricePerKWh"}, "value": 0.49, "taxIncluded": False, "taxRate": 21.0}
+    ]
     assert carried[L1E2]["status"] == {"value": "charging"}  # the status it had, repeated
     # The receiver now quotes the new ad hoc price for that point (it had the snapshot's 0,35).
-    assert present(nap.energy_rate(FAST_RATE))["updates"] == {f"point {L1E2}": {
-        "lastUpdated": "2026-11-01T08:05:00Z",
-        "energyPrice": [{"priceType": {"value": "pricePerKWh"}, "value": 0.49, "taxIncluded": False, "taxRate": 21.0}]}}
+    assert present(nap.energy_rate(FAST_RATE))["updates"] == {
+        f"point {L1E2}": {
+            "lastUpdated": "2026-11-01T08:05:00Z",
+            "energyPrice": [
+                {"priceType": {"value": "pricePerKWh"}, "value": 0.49, "taxIncluded": False, "taxRate": 21.0}
+            ],
+        }
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,12 +336,20 @@ def lane_cursor(warehouse: WarehouseResource) -> datetime | None:
 
 
 def test_a_delta_the_receiver_fails_is_delivered_once_by_a_later_cycle_and_the_cursor_waits_for_it(
-        mart: WarehouseResource, fleet: MartRows, nap: Datex2Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    mart: WarehouseResource, fleet: MartRows, nap: Datex2Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = LaneTime()
     monkeypatch.setattr(delivery, "time", clock)
     # Two tries per push (the HTTP layer retries a 500 once), so two injected 500s fail it for good.
-    datex2 = Datex2PushResource(push_url=nap.base_url, token=TOKEN, publication_creator="NL:delivery-test",
-                                max_attempts=2, backoff_base=0.01, backoff_max=0.05, read_timeout=5.0)
+    datex2 = Datex2PushResource(
+        push_url=nap.base_url,
+        token=TOKEN,
+        publication_creator="NL:delivery-test",
+        max_attempts=2,
+        backoff_base=0.01,
+        backoff_max=0.05,
+        read_timeout=5.0,
+    )
     initial_sync(mart, datex2)
     lane = Datex2Lane(mart, datex2, COUNTRIES)
     before = lane_cursor(mart)
@@ -285,7 +360,10 @@ def test_a_delta_the_receiver_fails_is_delivered_once_by_a_later_cycle_and_the_c
 
     assert failed.delivery is not None and failed.delivery.outcome.outcome == "failed"
     assert failed.delivery.outcome.http_status == 500 and not failed.advanced
-    assert [(d.http_status, d.accepted) for d in received(nap, kind="status")[1:]] == [(500, False), (500, False)]
+    assert [(d.http_status, d.accepted) for d in received(nap, kind="status")[1:]] == [
+        (500, False),
+        (500, False),
+    ]
     # Nothing moved past the undelivered change: the cursor, and what we believe the receiver holds.
     assert lane_cursor(mart) == before
     assert query(mart, "SELECT status FROM ops.datex2_held WHERE point_id = ?", [L2E1]) == [("available",)]
@@ -307,9 +385,11 @@ def test_a_delta_the_receiver_fails_is_delivered_once_by_a_later_cycle_and_the_c
     MartRows(evses=[updated(fleet.evses[3], 6)]).write(mart, "feed-2")  # the mart moves, DATEX II unchanged
     assert present(lane.cycle("lane-5", newest(mart))).delivery is None
     assert len(received(nap, "deltaPush")) == 1
-    assert query(mart, "SELECT run_id, protocol, outcome, http_status, attempts, points FROM ops.datex2_pushes "
-                       "WHERE protocol = 'deltaPush' ORDER BY pushed_at") == [
-        ("lane-1", "deltaPush", "failed", 500, 2, 1), ("lane-3", "deltaPush", "accepted", 200, 1, 1)]
+    assert query(
+        mart,
+        "SELECT run_id, protocol, outcome, http_status, attempts, points FROM ops.datex2_pushes "
+        "WHERE protocol = 'deltaPush' ORDER BY pushed_at",
+    ) == [("lane-1", "deltaPush", "failed", 500, 2, 1), ("lane-3", "deltaPush", "accepted", 200, 1, 1)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,15 +400,21 @@ WRONG_TOKEN = "wrong-datex2-token-5f0c9e"
 
 
 def test_a_wrong_push_token_fails_with_a_specific_error_that_names_the_setting_and_no_secret(
-        mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator,
-        caplog: pytest.LogCaptureFixture) -> None:
+    mart: WarehouseResource,
+    fleet: MartRows,
+    datex2: Datex2PushResource,
+    nap: Datex2Simulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = datex2.model_copy(update={"token": WRONG_TOKEN})
 
     # The static push (the first thing a deployment sends) fails the run, loudly and specifically.
     with pytest.raises(Datex2AuthError) as static_error:
         push_static(mart, wrong, COUNTRIES, run_id="static-1")
-    assert str(static_error.value).startswith("the DATEX II receiver answered HTTP 401: check DATEX2_PUSH_TOKEN")
+    assert str(static_error.value).startswith(
+        "the DATEX II receiver answered HTTP 401: check DATEX2_PUSH_TOKEN"
+    )
     assert static_error.value.status == 401
     assert nap.accepted_static() is None and query(mart, "SELECT count(*) FROM ops.datex2_held") == [(0,)]
 
@@ -341,7 +427,10 @@ def test_a_wrong_push_token_fails_with_a_specific_error_that_names_the_setting_a
         Datex2Lane(mart, wrong, COUNTRIES).cycle("lane-1", newest(mart))
     assert "HTTP 401: check DATEX2_PUSH_TOKEN" in str(lane_error.value)
     assert lane_cursor(mart) == cursor
-    assert [(d.kind, d.http_status) for d in received(nap, accepted=False)] == [("static", 401), ("status", 401)]
+    assert [(d.kind, d.http_status) for d in received(nap, accepted=False)] == [
+        ("static", 401),
+        ("status", 401),
+    ]
 
     # No secret anywhere we say it: the error (and its chain), its repr, the log.
     for error in (static_error.value, lane_error.value):

@@ -72,46 +72,115 @@ HAND_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
  </egi:energyInfrastructureTable>
 </d2:payload>"""
 
-HAND_JSON: dict[str, Any] = {"payload": {
-    "modelBaseVersionG": "3", "profileNameG": "AFIR Energy Infrastructure", "profileVersionG": "01-00-00",
-    "aegiEnergyInfrastructureTablePublication": {
-        "lang": "nl", "publicationTime": "2026-11-02T03:00:00Z",
-        "energyInfrastructureTable": [{"idG": "T", "versionG": "4", "energyInfrastructureSite": [{
-            "idG": "S", "versionG": "2", "name": {"values": [{"lang": "nl", "value": "Laadplein"}]},
-            "operatingHours": {"afacOpenAllHours": {}},
-            "locationReference": {"locPointLocation": {
-                "locLocationExtensionG": {"FacilityLocation": {
-                    "timeZone": "+01:00", "nutsArea": [{"nutsCodeType": {"value": "nuts1Code"}, "nutsCode": "NL3"}]}},
-                "pointByCoordinates": {"pointCoordinates": {"latitude": 52.1}}}},
-            "operator": {"afacOrganisationByReference": {"organisationReference": {
-                "targetClass": "ReferenceableOrganisation", "idG": "O", "versionG": "1"}}},
-            "energyInfrastructureStation": [{"idG": "ST", "versionG": "1", "refillPoint": [{"aegiElectricChargingPoint": {
-                "idG": "P", "versionG": "3",
-                "externalIdentifier": [{"identifier": "NL*ALF*E1", "typeOfIdentifier": {"value": "extendedG", "extendedValueG": "evseId"}}],
-                "currentType": {"value": "ac"},
-                "connector": [{"maxPowerAtSocket": 22000}, {"maxPowerAtSocket": 11000.0}],
-                "electricEnergy": [{"isGreenEnergy": True, "energyRateByReference": [{"targetClass": "EnergyRate", "idG": "R"}]}],
-            }}]}],
-        }]}],
-    }}}
+HAND_JSON: dict[str, Any] = {
+    "payload": {
+        "modelBaseVersionG": "3",
+        "profileNameG": "AFIR Energy Infrastructure",
+        "profileVersionG": "01-00-00",
+        "aegiEnergyInfrastructureTablePublication": {
+            "lang": "nl",
+            "publicationTime": "2026-11-02T03:00:00Z",
+            "energyInfrastructureTable": [
+                {
+                    "idG": "T",
+                    "versionG": "4",
+                    "energyInfrastructureSite": [
+                        {
+                            "idG": "S",
+                            "versionG": "2",
+                            "name": {"values": [{"lang": "nl", "value": "Laadplein"}]},
+                            "operatingHours": {"afacOpenAllHours": {}},
+                            "locationReference": {
+                                "locPointLocation": {
+                                    "locLocationExtensionG": {
+                                        "FacilityLocation": {
+                                            "timeZone": "+01:00",
+                                            "nutsArea": [
+                                                {"nutsCodeType": {"value": "nuts1Code"}, "nutsCode": "NL3"}
+                                            ],
+                                        }
+                                    },
+                                    "pointByCoordinates": {"pointCoordinates": {"latitude": 52.1}},
+                                }
+                            },
+                            "operator": {
+                                "afacOrganisationByReference": {
+                                    "organisationReference": {
+                                        "targetClass": "ReferenceableOrganisation",
+                                        "idG": "O",
+                                        "versionG": "1",
+                                    }
+                                }
+                            },
+                            "energyInfrastructureStation": [
+                                {
+                                    "idG": "ST",
+                                    "versionG": "1",
+                                    "refillPoint": [
+                                        {
+                                            "aegiElectricChargingPoint": {
+                                                "idG": "P",
+                                                "versionG": "3",
+                                                "externalIdentifier": [
+                                                    {
+                                                        "identifier": "NL*ALF*E1",
+                                                        "typeOfIdentifier": {
+                                                            "value": "extendedG",
+                                                            "extendedValueG": "evseId",
+                                                        },
+                                                    }
+                                                ],
+                                                "currentType": {"value": "ac"},
+                                                "connector": [
+                                                    {"maxPowerAtSocket": 22000},
+                                                    {"maxPowerAtSocket": 11000.0},
+                                                ],
+                                                "electricEnergy": [
+                                                    {
+                                                        "isGreenEnergy": True,
+                                                        "energyRateByReference": [
+                                                            {"targetClass": "EnergyRate", "idG": "R"}
+                                                        ],
+                                                    }
+                                                ],
+                                            }
+                                        }
+                                    ],
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+        },
+    }
+}
 
 
 def test_the_normaliser_reads_a_hand_written_pair_as_the_same_tree() -> None:
     assert first_difference(xml_tree(HAND_XML), json_tree(HAND_JSON)) is None
-    assert xml_tree(HAND_XML)["payload"][0]["aegiEnergyInfrastructureTablePublication"][0]["energyInfrastructureTable"][0][
-        "energyInfrastructureSite"][0]["locationReference"][0]["locPointLocation"][0]["FacilityLocation"] == [
-        {"timeZone": ["+01:00"], "nutsArea": [{"nutsCodeType": ["nuts1Code"], "nutsCode": ["NL3"]}]}]
+    assert xml_tree(HAND_XML)["payload"][0]["aegiEnergyInfrastructureTablePublication"][0][
+        "energyInfrastructureTable"
+    ][0]["energyInfrastructureSite"][0]["locationReference"][0]["locPointLocation"][0][
+        "FacilityLocation"
+    ] == [{"timeZone": ["+01:00"], "nutsArea": [{"nutsCodeType": ["nuts1Code"], "nutsCode": ["NL3"]}]}]
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    (b"<afir:currentType>ac<", b"<afir:currentType>dc<"),                       # a value
-    (b'<com:value lang="nl">', b'<com:value lang="en">'),                     # a language
-    (b'id="P" version="3"', b'id="P" version="4"'),                           # a version
-    (b'xsi:type="fac:OpenAllHours"', b'xsi:type="fac:UnknownOperatingHours"'),  # a subtype
-    (b'_extendedValue="evseId"', b'_extendedValue="stationId"'),              # an extended value
-    (b"<afir:nutsCode>NL3</afir:nutsCode>", b""),                             # a missing element
-    (b"<egi:connector><egi:maxPowerAtSocket>11000</egi:maxPowerAtSocket></egi:connector>", b""),  # a missing list item
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"<afir:currentType>ac<", b"<afir:currentType>dc<"),  # a value
+        (b'<com:value lang="nl">', b'<com:value lang="en">'),  # a language
+        (b'id="P" version="3"', b'id="P" version="4"'),  # a version
+        (b'xsi:type="fac:OpenAllHours"', b'xsi:type="fac:UnknownOperatingHours"'),  # a subtype
+        (b'_extendedValue="evseId"', b'_extendedValue="stationId"'),  # an extended value
+        (b"<afir:nutsCode>NL3</afir:nutsCode>", b""),  # a missing element
+        (
+            b"<egi:connector><egi:maxPowerAtSocket>11000</egi:maxPowerAtSocket></egi:connector>",
+            b"",
+        ),  # a missing list item
+    ],
+)
 def test_the_normaliser_finds_a_difference(old: bytes, new: bytes) -> None:
     assert old in HAND_XML
     assert first_difference(xml_tree(HAND_XML.replace(old, new)), json_tree(HAND_JSON)) is not None
@@ -134,9 +203,14 @@ def test_xml_and_json_carry_the_same_content(documents: dict[str, Published], ma
 # ------------------------------------------------------------------------------------------------
 # Where the XML puts what
 
-NS = {"d2": "http://datex2.eu/schema/3/d2Payload", "com": "http://datex2.eu/schema/3/common",
-      "egi": "http://datex2.eu/schema/3/energyInfrastructure", "fac": "http://datex2.eu/schema/3/facilities",
-      "loc": "http://datex2.eu/schema/3/locationReferencing", "locx": "http://datex2.eu/schema/3/locationExtension"}
+NS = {
+    "d2": "http://datex2.eu/schema/3/d2Payload",
+    "com": "http://datex2.eu/schema/3/common",
+    "egi": "http://datex2.eu/schema/3/energyInfrastructure",
+    "fac": "http://datex2.eu/schema/3/facilities",
+    "loc": "http://datex2.eu/schema/3/locationReferencing",
+    "locx": "http://datex2.eu/schema/3/locationExtension",
+}
 AFIR = "urn:evpipeline:datex2:afir:01-00-00"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 
@@ -156,13 +230,19 @@ def placement(document: bytes) -> tuple[set[tuple[str, str]], set[str]]:
     def walk(element: ET.Element, xtype: Any) -> None:
         if XSI_TYPE in element.attrib:
             xtype = schema.maps.types[_qname(element.attrib[XSI_TYPE])]
-        names = {e.name: e for e in xtype.content.iter_elements()} if xtype.is_complex() and not xtype.has_simple_content() else {}
+        names = (
+            {e.name: e for e in xtype.content.iter_elements()}
+            if xtype.is_complex() and not xtype.has_simple_content()
+            else {}
+        )
         for child in element:
             local = child.tag.rsplit("}", 1)[-1]
             if local.startswith("_") and local.endswith("Extension"):
                 for inner in child:
                     inner_local = inner.tag.rsplit("}", 1)[-1]
-                    if inner.tag.startswith(f"{{{AFIR}}}") and any(n and n.rsplit("}", 1)[-1] == inner_local for n in names):
+                    if inner.tag.startswith(f"{{{AFIR}}}") and any(
+                        n and n.rsplit("}", 1)[-1] == inner_local for n in names
+                    ):
                         shared.add((str(xtype.local_name), inner_local))
                 continue
             namespaces.add(child.tag.split("}")[0][1:])
@@ -175,15 +255,21 @@ def placement(document: bytes) -> tuple[set[tuple[str, str]], set[str]]:
     return shared, namespaces
 
 
-def test_profile_properties_go_into_extensions_only_where_3_7_has_no_place_for_them(documents: dict[str, Published]) -> None:
+def test_profile_properties_go_into_extensions_only_where_3_7_has_no_place_for_them(
+    documents: dict[str, Published],
+) -> None:
     shared, namespaces = placement(documents["generated"].documents[("static", "xml")])
     # The only profile properties in an extension although 3.7's type has an element of that name: 3.7's
     # is of another type (externalIdentifier: a string, not the profile's typed identifier list; operator:
     # an organisation without the profile's referenceable/by-reference choice; supplementalFacility: 3.7's
     # is abstract and the 3.7 schema set has no concrete type for a service facility or equipment).
-    assert shared == {("EnergyInfrastructureSite", "externalIdentifier"), ("EnergyInfrastructureStation", "externalIdentifier"),
-                      ("ElectricChargingPoint", "externalIdentifier"), ("EnergyInfrastructureSite", "operator"),
-                      ("EnergyInfrastructureSite", "supplementalFacility")}
+    assert shared == {
+        ("EnergyInfrastructureSite", "externalIdentifier"),
+        ("EnergyInfrastructureStation", "externalIdentifier"),
+        ("ElectricChargingPoint", "externalIdentifier"),
+        ("EnergyInfrastructureSite", "operator"),
+        ("EnergyInfrastructureSite", "supplementalFacility"),
+    }
     assert AFIR not in namespaces  # outside the extensions, nothing but 3.7
     text = documents["generated"].documents[("static", "xml")].decode()
     assert "<afir:nutsArea>" in text and text.count("<afir:nutsArea>") == text.count("<loc:facilityLocation>")
@@ -200,10 +286,19 @@ TIME_OF_DAY = re.compile(r"^\d{2}:\d{2}:\d{2}Z$")  # the profile's technical Z: 
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_times_are_utc_seconds_and_times_of_day_carry_the_technical_z(documents: dict[str, Published], kind: str) -> None:
+def test_times_are_utc_seconds_and_times_of_day_carry_the_technical_z(
+    documents: dict[str, Published], kind: str
+) -> None:
     stamps: dict[str, list[str]] = {"datetime": [], "time": []}
-    date_keys = ("lastUpdated", "publicationTime", "overallStartTime", "overallEndTime", "startOfPeriod", "endOfPeriod",
-                 "messageGenerationTimestamp")
+    date_keys = (
+        "lastUpdated",
+        "publicationTime",
+        "overallStartTime",
+        "overallEndTime",
+        "startOfPeriod",
+        "endOfPeriod",
+        "messageGenerationTimestamp",
+    )
     for published in documents.values():
         for element in ET.fromstring(published.documents[(kind, "xml")]).iter():
             local = element.tag.rsplit("}", 1)[-1]
@@ -214,7 +309,13 @@ def test_times_are_utc_seconds_and_times_of_day_carry_the_technical_z(documents:
         text = published.documents[(kind, "json")].decode()
         stamps["datetime"] += re.findall(rf'"(?:{"|".join(date_keys)})":"([^"]*)"', text)
         stamps["time"] += re.findall(r'"(?:startTimeOfPeriod|endTimeOfPeriod)":"([^"]*)"', text)
-    assert stamps["datetime"] and all(DATETIME.match(s) for s in stamps["datetime"]), [s for s in stamps["datetime"] if not DATETIME.match(s)][:5]
-    assert all(TIME_OF_DAY.match(s) for s in stamps["time"]), [s for s in stamps["time"] if not TIME_OF_DAY.match(s)][:5]
+    assert stamps["datetime"] and all(DATETIME.match(s) for s in stamps["datetime"]), [
+        s for s in stamps["datetime"] if not DATETIME.match(s)
+    ][:5]
+    assert all(TIME_OF_DAY.match(s) for s in stamps["time"]), [
+        s for s in stamps["time"] if not TIME_OF_DAY.match(s)
+    ][:5]
     if kind == "static":
-        assert "22:00:00Z" in stamps["time"] and "12:30:00Z" in stamps["time"]  # a tariff's and an opening time
+        assert (
+            "22:00:00Z" in stamps["time"] and "12:30:00Z" in stamps["time"]
+        )  # a tariff's and an opening time

@@ -25,7 +25,12 @@ from evpipeline_tests.datex2.fleet import generated_mart, point_statuses, points
 
 LOSSES = Path(ocpi.__file__).resolve().parents[1] / "datex2" / "losses.json"
 DOCS = Path(ocpi.__file__).resolve().parents[2] / "docs" / "datex2.md"
-ROOTS: dict[str, type[BaseModel]] = {"Location": ocpi.Location, "EVSE": ocpi.EVSE, "Connector": ocpi.Connector, "Tariff": ocpi.Tariff}
+ROOTS: dict[str, type[BaseModel]] = {
+    "Location": ocpi.Location,
+    "EVSE": ocpi.EVSE,
+    "Connector": ocpi.Connector,
+    "Tariff": ocpi.Tariff,
+}
 
 
 def losses() -> dict[str, Any]:
@@ -98,12 +103,15 @@ def test_every_profile_path_exists_in_the_vendored_profile() -> None:
     assert not missing, f"not in the vendored profile schemas: {missing}"
 
 
-@pytest.mark.parametrize("bad", [
-    "EnergyInfrastructureSite/nonsense",
-    "EnergyInfrastructureSite/operator/rateTable",
-    "Connector/connectorType/deeper",
-    "NoSuchType/name",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "EnergyInfrastructureSite/nonsense",
+        "EnergyInfrastructureSite/operator/rateTable",
+        "Connector/connectorType/deeper",
+        "NoSuchType/name",
+    ],
+)
 def test_the_path_check_rejects_paths_the_profile_does_not_have(bad: str) -> None:
     assert not datex2_exists(bad)
 
@@ -113,13 +121,24 @@ def test_value_losses_are_the_rules_losses() -> None:
     assert values["Connector.power_type"] == {k for k, v in rules.CHARGING_MODES.items() if v is None}
     assert values["EVSE.capabilities"] == {k for k, v in rules.AUTHENTICATION_METHODS.items() if v is None}
     assert values["Connector.standard"] == set(rules.LOSSY_CONNECTOR_TYPES)
-    assert values["Connector.format"] == {f"{f} with {c}" for (f, c), v in rules.CONNECTOR_FORMATS.items() if v == "otherCable"}
-    assert values["Tariff.type"] == set(typing.get_args(ocpi.TariffType)) - {t for t in rates.AD_HOC_TYPES if t}
-    assert values["Tariff.elements.price_components.type"] == set(typing.get_args(ocpi.TariffDimensionType)) - set(rates.PRICE_TYPES)
-    assert values["EVSE.status"] == set(typing.get_args(ocpi.Status)) - set(rules.REFILL_POINT_STATUSES)  # none: every status carries
-    assert values["Location.facilities"] == {k for k, v in {**rules.SERVICE_FACILITIES, **rules.EQUIPMENT_FACILITIES}.items() if v is None}
+    assert values["Connector.format"] == {
+        f"{f} with {c}" for (f, c), v in rules.CONNECTOR_FORMATS.items() if v == "otherCable"
+    }
+    assert values["Tariff.type"] == set(typing.get_args(ocpi.TariffType)) - {
+        t for t in rates.AD_HOC_TYPES if t
+    }
+    assert values["Tariff.elements.price_components.type"] == set(
+        typing.get_args(ocpi.TariffDimensionType)
+    ) - set(rates.PRICE_TYPES)
+    assert values["EVSE.status"] == set(typing.get_args(ocpi.Status)) - set(
+        rules.REFILL_POINT_STATUSES
+    )  # none: every status carries
+    assert values["Location.facilities"] == {
+        k for k, v in {**rules.SERVICE_FACILITIES, **rules.EQUIPMENT_FACILITIES}.items() if v is None
+    }
     assert values["EVSE.parking_restrictions"] == set(typing.get_args(ocpi.ParkingRestriction)) - set(
-        rules.VEHICLE_FUEL_TYPES) - set(rules.VEHICLE_TYPES) - set(rules.PARKING_USERS)
+        rules.VEHICLE_FUEL_TYPES
+    ) - set(rules.VEHICLE_TYPES) - set(rules.PARKING_USERS)
 
 
 def test_the_mapping_document_names_every_loss() -> None:
@@ -147,12 +166,18 @@ def instances(static: dict[str, Any], status: dict[str, Any]) -> dict[str, list[
     rate_list = [r for e in energy for r in e.get("energyRate", [])]
     point_status = [p for _, _, p in point_statuses(status)]
     return {
-        "EnergyInfrastructureSite": site_list, "EnergyInfrastructureStation": station_list, "ElectricChargingPoint": point_list,
-        "Connector": [c for p in point_list for c in p.get("connector", [])], "ElectricEnergy": energy, "EnergyRate": rate_list,
+        "EnergyInfrastructureSite": site_list,
+        "EnergyInfrastructureStation": station_list,
+        "ElectricChargingPoint": point_list,
+        "Connector": [c for p in point_list for c in p.get("connector", [])],
+        "ElectricEnergy": energy,
+        "EnergyRate": rate_list,
         "EnergyPrice": [x for r in rate_list for x in r.get("energyPrice", [])],
         "DedicatedParkingSpaces": [d for st in station_list for d in st.get("dedicatedParkingSpaces", [])],
-        "FacilityLocation": [o["locationReference"]["locPointLocation"]["locLocationExtensionG"]["FacilityLocation"]
-                             for o in site_list + station_list],
+        "FacilityLocation": [
+            o["locationReference"]["locPointLocation"]["locLocationExtensionG"]["FacilityLocation"]
+            for o in site_list + station_list
+        ],
         "ElectricChargingPointStatus": point_status,
         "EnergyRateUpdate": [u for p in point_status for u in p.get("energyRateUpdate", [])],
     }
@@ -188,29 +213,50 @@ def fleet_objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[di
     return instances(published.json("static"), published.json("status"))
 
 
-def test_every_mapped_path_occurs_in_the_generated_fleets_publications(fleet_objects: dict[str, list[dict[str, Any]]]) -> None:
+def test_every_mapped_path_occurs_in_the_generated_fleets_publications(
+    fleet_objects: dict[str, list[dict[str, Any]]],
+) -> None:
     data = losses()
-    missing = [f"{e.get('ocpi', e.get('mart'))} -> {e['datex2']}" for e in data["mapped"] + data["reference_data"]
-               if not occurs(e["datex2"], fleet_objects)]
+    missing = [
+        f"{e.get('ocpi', e.get('mart'))} -> {e['datex2']}"
+        for e in data["mapped"] + data["reference_data"]
+        if not occurs(e["datex2"], fleet_objects)
+    ]
     assert not missing, "listed as mapped but not in the fleet's publications:\n" + "\n".join(missing)
 
 
-def test_the_occurrence_check_finds_a_path_the_builder_does_not_write(fleet_objects: dict[str, list[dict[str, Any]]]) -> None:
-    for path in ("EnergyInfrastructureSite/brand", "ElectricChargingPoint/smartRechargingServices", "EnergyPrice/priceCap",
-                 "EnergyInfrastructureSite/typeOfSite"):
+def test_the_occurrence_check_finds_a_path_the_builder_does_not_write(
+    fleet_objects: dict[str, list[dict[str, Any]]],
+) -> None:
+    for path in (
+        "EnergyInfrastructureSite/brand",
+        "ElectricChargingPoint/smartRechargingServices",
+        "EnergyPrice/priceCap",
+        "EnergyInfrastructureSite/typeOfSite",
+    ):
         assert not occurs(path, fleet_objects), path
     assert occurs("FacilityLocation/nutsArea/nutsCode", fleet_objects)
-    assert occurs("EnergyInfrastructureSite/operatingHours/overallPeriod/validPeriod/recurringDayWeekMonthPeriod/applicableDay", fleet_objects)
+    assert occurs(
+        "EnergyInfrastructureSite/operatingHours/overallPeriod/validPeriod/recurringDayWeekMonthPeriod/applicableDay",
+        fleet_objects,
+    )
 
 
 # -- the AFIR annex map's DATEX II paths are what the builder writes ----------------------------------
 
 
 def test_every_annex_row_carried_in_datex2_occurs_in_the_generated_fleets_publications(
-        fleet_objects: dict[str, list[dict[str, Any]]]) -> None:
+    fleet_objects: dict[str, list[dict[str, Any]]],
+) -> None:
     """A row of evpipeline/afir/annex.yaml that the model carries (not `not_carried`) and whose DATEX II
     path the publication does not write says why (`datex2_gap`); every other path occurs in the fleet."""
-    missing = [f"{row.number} {row.id}: {path}" for row in afir_annex.load().rows
-               if row.model and not row.not_carried and not row.datex2_gap
-               for path in row.datex2 if not occurs(path, fleet_objects)]
-    assert not missing, "the annex says DATEX II carries these, the fleet's publications do not:\n" + "\n".join(missing)
+    missing = [
+        f"{row.number} {row.id}: {path}"
+        for row in afir_annex.load().rows
+        if row.model and not row.not_carried and not row.datex2_gap
+        for path in row.datex2
+        if not occurs(path, fleet_objects)
+    ]
+    assert not missing, (
+        "the annex says DATEX II carries these, the fleet's publications do not:\n" + "\n".join(missing)
+    )

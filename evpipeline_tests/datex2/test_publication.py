@@ -78,7 +78,9 @@ def test_the_profiles_official_examples_validate_with_our_wiring() -> None:
 
 def test_a_misspelt_key_fails_the_wiring() -> None:
     static = example(STATIC_EXAMPLE)
-    site = static["payload"]["aegiEnergyInfrastructureTablePublication"]["energyInfrastructureTable"][0]["energyInfrastructureSite"][0]
+    site = static["payload"]["aegiEnergyInfrastructureTablePublication"]["energyInfrastructureTable"][0][
+        "energyInfrastructureSite"
+    ][0]
     site["lastUpdate"] = site.pop("lastUpdated")
     found = json_errors("static", static)
     assert found and any("lastUpdate" in e for e in found), found
@@ -93,7 +95,9 @@ def test_a_misspelt_key_fails_the_wiring() -> None:
 def test_the_xml_checks_are_real(fleet: Published) -> None:
     static = fleet.documents[("static", "xml")]
     assert xml_errors(static) == []
-    broken = static.replace(b"<egi:connectorType>", b"<egi:connectorKind>", 1).replace(b"</egi:connectorType>", b"</egi:connectorKind>", 1)
+    broken = static.replace(b"<egi:connectorType>", b"<egi:connectorKind>", 1).replace(
+        b"</egi:connectorType>", b"</egi:connectorKind>", 1
+    )
     assert xml_errors(broken)
     status = fleet.documents[("status", "xml")]
     assert status_xml_errors(status) == []
@@ -132,32 +136,86 @@ def test_the_generated_fleet_carries_every_value(fleet: Published) -> None:
     # Every OCPI standard in the fleet, as DATEX II names it (literals: the schema's ConnectorTypeEnum
     # spelling of the same plug); GB/T, ChaoJi and the NEMA sockets have no value and are `other`.
     assert {c["connectorType"]["value"] for c in connectors} == {
-        "chademo", "domesticA", "domesticB", "domesticC", "domesticD", "domesticE", "domesticF", "domesticG", "domesticH",
-        "domesticI", "domesticJ", "domesticK", "domesticL", "domesticM", "domesticN", "domesticO",
-        "iec60309x2single16", "iec60309x2three16", "iec60309x2three32", "iec60309x2three64",
-        "iec62196T1", "iec62196T1COMBO", "iec62196T2", "iec62196T2COMBO", "iec62196T3A", "iec62196T3C",
-        "pantographBottomUp", "pantographTopDown", "teslaR", "teslaS", "other"}
+        "chademo",
+        "domesticA",
+        "domesticB",
+        "domesticC",
+        "domesticD",
+        "domesticE",
+        "domesticF",
+        "domesticG",
+        "domesticH",
+        "domesticI",
+        "domesticJ",
+        "domesticK",
+        "domesticL",
+        "domesticM",
+        "domesticN",
+        "domesticO",
+        "iec60309x2single16",
+        "iec60309x2three16",
+        "iec60309x2three32",
+        "iec60309x2three64",
+        "iec62196T1",
+        "iec62196T1COMBO",
+        "iec62196T2",
+        "iec62196T2COMBO",
+        "iec62196T3A",
+        "iec62196T3C",
+        "pantographBottomUp",
+        "pantographTopDown",
+        "teslaR",
+        "teslaS",
+        "other",
+    }
     assert {c["connectorFormat"]["value"] for c in connectors} == {"socket", "cableMode3", "otherCable"}
     assert {p["currentType"]["value"] for p in all_points} == {"ac", "dc"}
     assert {p["chargingMode"]["value"] for p in all_points if "chargingMode" in p} == {"mode3AC3p", "mode4DC"}
     assert {s["status"]["value"] for _, _, s in point_statuses(status)} == {
-        "available", "blocked", "charging", "inoperative", "outOfOrder", "planned", "removed", "reserved", "unknown"}
-    assert {a["value"] for _, st in stations(static) for a in st.get("authenticationAndIdentificationMethods", [])} == {
-        "rfid", "creditCard", "debitCard", "nfc", "pinpad", "apps"}
+        "available",
+        "blocked",
+        "charging",
+        "inoperative",
+        "outOfOrder",
+        "planned",
+        "removed",
+        "reserved",
+        "unknown",
+    }
+    assert {
+        a["value"] for _, st in stations(static) for a in st.get("authenticationAndIdentificationMethods", [])
+    } == {"rfid", "creditCard", "debitCard", "nfc", "pinpad", "apps"}
     assert Counter(st["numberOfRefillPoints"] for _, st in stations(static)) == {1: 38, 2: 18}
     # The four opening-hours shapes.
     hours = [s["operatingHours"] for s in sites(static)]
     assert {"afacOpenAllHours": {}} in hours
-    specs = [h["afacOperatingHoursSpecification"]["overallPeriod"] for h in hours if "afacOperatingHoursSpecification" in h]
-    assert any("exceptionPeriod" in p and "validPeriod" not in p for p in specs)            # 24/7 with a closing
-    assert any(len(p.get("validPeriod", [])) == 1 and "exceptionPeriod" not in p for p in specs)  # every day 07-23
-    assert any(len(p.get("validPeriod", [])) == 4 and "exceptionPeriod" in p for p in specs)      # split + opening + closing
+    specs = [
+        h["afacOperatingHoursSpecification"]["overallPeriod"]
+        for h in hours
+        if "afacOperatingHoursSpecification" in h
+    ]
+    assert any("exceptionPeriod" in p and "validPeriod" not in p for p in specs)  # 24/7 with a closing
+    assert any(
+        len(p.get("validPeriod", [])) == 1 and "exceptionPeriod" not in p for p in specs
+    )  # every day 07-23
+    assert any(
+        len(p.get("validPeriod", [])) == 4 and "exceptionPeriod" in p for p in specs
+    )  # split + opening + closing
     # Every tariff shape: the price types, VAT or none, periods, applicabilities, fees, parking fee.
-    prices = [price for _, _, p in points(static) for e in p["electricEnergy"] for r in e.get("energyRate", [])
-              for price in r["energyPrice"]]
+    prices = [
+        price
+        for _, _, p in points(static)
+        for e in p["electricEnergy"]
+        for r in e.get("energyRate", [])
+        for price in r["energyPrice"]
+    ]
     assert {p["priceType"]["value"] for p in prices} == {"pricePerKWh", "pricePerMinute", "basePrice"}
     assert {(p["taxIncluded"], p.get("taxRate")) for p in prices} == {(False, 21.0), (True, None)}
-    assert {key for p in prices for key in p} >= {"overallPeriod", "timeBasedApplicability", "energyBasedApplicability"}
+    assert {key for p in prices for key in p} >= {
+        "overallPeriod",
+        "timeBasedApplicability",
+        "energyBasedApplicability",
+    }
     assert any("exceptionPeriod" in p.get("overallPeriod", {}) for p in prices)
     rates = [r for _, _, p in points(static) for e in p["electricEnergy"] for r in e.get("energyRate", [])]
     assert any(r.get("combinationWithParkingFee") for r in rates)
@@ -166,19 +224,55 @@ def test_the_generated_fleet_carries_every_value(fleet: Published) -> None:
 
 def test_the_generated_fleet_leaves_out_exactly_its_two_unpublishable_points(fleet: Published) -> None:
     assert [(r.object, r.location_id, r.evse_uid, r.reasons) for r in fleet.rejections] == [
-        ("EVSE", "LOC-0901", "LOC-0901-E1", ("ad hoc tariff T-BAD has no DATEX II form: element 1 is restricted by max_power, "
-                                             "which DATEX II prices cannot express",)),
-        ("EVSE", "LOC-0902", "LOC-0902-E1", ("no ad hoc price: none of its tariffs is AD_HOC_PAYMENT or untyped (AFIR: ad hoc price)",)),
+        (
+            "EVSE",
+            "LOC-0901",
+            "LOC-0901-E1",
+            (
+                "ad hoc tariff T-BAD has no DATEX II form: element 1 is restricted by max_power, "
+                "which DATEX II prices cannot express",
+            ),
+        ),
+        (
+            "EVSE",
+            "LOC-0902",
+            "LOC-0902-E1",
+            ("no ad hoc price: none of its tariffs is AD_HOC_PAYMENT or untyped (AFIR: ad hoc price)",),
+        ),
     ]
-    kept = {s["idG"]: [st["idG"] for st in s["energyInfrastructureStation"]] for s in sites(fleet.json("static"))}
+    kept = {
+        s["idG"]: [st["idG"] for st in s["energyInfrastructureStation"]] for s in sites(fleet.json("static"))
+    }
     assert kept["NL:ALF:LOC-0901"] == ["NL:ALF:LOC-0901:station:LOC-0901-E2"]
     assert kept["NL:ALF:LOC-0902"] == ["NL:ALF:LOC-0902:station:LOC-0902-E2"]
     # The parking fee each CPO's T-PARK loses is counted, with the values 3.7 and the profile have no rule for.
     unmapped = fleet.stats[("static", "json")].unmapped
-    assert unmapped[("tariff.price_component", "PARKING_TIME price (no DATEX II price type; combinationWithParkingFee set)")] == 2
-    assert {v for f, v in unmapped if f == "connector.power_type"} == {"AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT"}
+    assert (
+        unmapped[
+            (
+                "tariff.price_component",
+                "PARKING_TIME price (no DATEX II price type; combinationWithParkingFee set)",
+            )
+        ]
+        == 2
+    )
+    assert {v for f, v in unmapped if f == "connector.power_type"} == {
+        "AC_1_PHASE",
+        "AC_2_PHASE",
+        "AC_2_PHASE_SPLIT",
+    }
     assert {v for f, v in unmapped if f == "connector.standard"} == {
-        "CHAOJI", "GBT_AC", "GBT_DC", "NEMA_5_20", "NEMA_6_30", "NEMA_6_50", "NEMA_10_30", "NEMA_10_50", "NEMA_14_30", "NEMA_14_50"}
+        "CHAOJI",
+        "GBT_AC",
+        "GBT_DC",
+        "NEMA_5_20",
+        "NEMA_6_30",
+        "NEMA_6_50",
+        "NEMA_10_30",
+        "NEMA_10_50",
+        "NEMA_14_30",
+        "NEMA_14_50",
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -195,8 +289,12 @@ def test_every_reference_resolves(warehouse: WarehouseResource, fleet: Published
     static, status = published.json("static"), published.json("status")
     assert reference_problems(static, status) == []
     # Every published point has its status, once; the status references the points the static table holds.
-    assert sorted(p["reference"]["idG"] for _, _, p in point_statuses(status)) == sorted(p["idG"] for _, _, p in points(static))
-    assert sum(1 for path, _ in walk(static) if path[-1:] == ("energyRateByReference",)) > 0  # references were checked
+    assert sorted(p["reference"]["idG"] for _, _, p in point_statuses(status)) == sorted(
+        p["idG"] for _, _, p in points(static)
+    )
+    assert (
+        sum(1 for path, _ in walk(static) if path[-1:] == ("energyRateByReference",)) > 0
+    )  # references were checked
     assert sum(1 for path, _ in walk(static) if path[-1:] == ("organisationReference",)) > 0
 
 
@@ -208,8 +306,15 @@ def test_the_reference_check_finds_what_a_receiver_refuses(fleet: Published) -> 
     assert len(reference_problems(static, broken)) == 2
     moved = copy.deepcopy(static)
     first = sites(moved)[0]
-    first["operator"] = {"afacOrganisationByReference": {"organisationReference": {
-        "targetClass": "ReferenceableOrganisation", "idG": "NL:ALF:operator", "versionG": "1"}}}
+    first["operator"] = {
+        "afacOrganisationByReference": {
+            "organisationReference": {
+                "targetClass": "ReferenceableOrganisation",
+                "idG": "NL:ALF:operator",
+                "versionG": "1",
+            }
+        }
+    }
     assert reference_problems(moved, status)  # the definition now comes after its first reference (or never)
 
 
@@ -225,34 +330,65 @@ def test_ids_are_distinct_per_kind(warehouse: WarehouseResource, fleet: Publishe
     assert not set(ids["station"]) & set(ids["point"])
     counts = {k: len(v) for k, v in ids.items()}
     if mart == "standard":  # one CPO, two ad hoc tariffs in use (T-STD, T-FAST), 24/7 everywhere
-        assert counts == {"table": 1, "site": 8, "station": 14, "point": 14, "operator": 1, "helpdesk": 1, "rate": 2, "hours": 0}
+        assert counts == {
+            "table": 1,
+            "site": 8,
+            "station": 14,
+            "point": 14,
+            "operator": 1,
+            "helpdesk": 1,
+            "rate": 2,
+            "hours": 0,
+        }
     else:  # two CPOs, each using all eight tariff shapes; 27 of 38 sites have an hours specification
-        assert counts == {"table": 1, "site": 38, "station": 56, "point": 74, "operator": 2, "helpdesk": 2, "rate": 18, "hours": 27}
+        assert counts == {
+            "table": 1,
+            "site": 38,
+            "station": 56,
+            "point": 74,
+            "operator": 2,
+            "helpdesk": 2,
+            "rate": 18,
+            "hours": 27,
+        }
 
 
 # ------------------------------------------------------------------------------------------------
 # Rule tables: only the schemas' values
 
 
-@pytest.mark.parametrize(("table_", "enum", "xsd"), [
-    (rules.CONNECTOR_TYPES, "ConnectorTypeEnum", ("energyInfrastructure", "ConnectorTypeEnum")),
-    (rules.CONNECTOR_FORMATS, "ConnectorFormatTypeEnum", ("energyInfrastructure", "ConnectorFormatTypeEnum")),
-    (rules.AUTHENTICATION_METHODS, "AuthenticationAndIdentificationEnum", ("energyInfrastructure", "AuthenticationAndIdentificationEnum")),
-    (rules.WEEKDAYS, "DayEnum", ("common", "DayEnum")),
-    (rates_module.WEEKDAYS, "DayEnum", ("common", "DayEnum")),
-    # In the extension (profile only), though 3.7 knows the enumeration on its Connector.
-    (rules.CHARGING_MODES, "ChargingModeEnum", ("energyInfrastructure", "ChargingModeEnum")),
-    # Profile only (no 3.7 element): the status publication, prices, payment means.
-    (rules.REFILL_POINT_STATUSES, "RefillPointStatusEnum", None),
-    (rules.SERVICE_FACILITIES, "ServiceFacilityTypeEnum", None),
-    (rules.EQUIPMENT_FACILITIES, "EquipmentTypeEnum", None),
-    (rules.VEHICLE_FUEL_TYPES, "FuelTypeEnum", ("common", "FuelTypeEnum")),
-    (rules.VEHICLE_TYPES, "VehicleTypeEnum", ("common", "VehicleTypeEnum")),
-    (rules.PARKING_USERS, "UserTypeEnum", None),
-    ({k: v for k, (v, _) in rates_module.PRICE_TYPES.items()}, "PriceTypeEnum", None),
-    (dict.fromkeys(PAYMENT_MEANS, "x") and {m: m for m in PAYMENT_MEANS}, "MeansOfPaymentEnum", None),
-])
-def test_rule_tables_only_use_the_schemas_enumerations(table_: dict[Any, str | None], enum: str, xsd: tuple[str, str] | None) -> None:
+@pytest.mark.parametrize(
+    ("table_", "enum", "xsd"),
+    [
+        (rules.CONNECTOR_TYPES, "ConnectorTypeEnum", ("energyInfrastructure", "ConnectorTypeEnum")),
+        (
+            rules.CONNECTOR_FORMATS,
+            "ConnectorFormatTypeEnum",
+            ("energyInfrastructure", "ConnectorFormatTypeEnum"),
+        ),
+        (
+            rules.AUTHENTICATION_METHODS,
+            "AuthenticationAndIdentificationEnum",
+            ("energyInfrastructure", "AuthenticationAndIdentificationEnum"),
+        ),
+        (rules.WEEKDAYS, "DayEnum", ("common", "DayEnum")),
+        (rates_module.WEEKDAYS, "DayEnum", ("common", "DayEnum")),
+        # In the extension (profile only), though 3.7 knows the enumeration on its Connector.
+        (rules.CHARGING_MODES, "ChargingModeEnum", ("energyInfrastructure", "ChargingModeEnum")),
+        # Profile only (no 3.7 element): the status publication, prices, payment means.
+        (rules.REFILL_POINT_STATUSES, "RefillPointStatusEnum", None),
+        (rules.SERVICE_FACILITIES, "ServiceFacilityTypeEnum", None),
+        (rules.EQUIPMENT_FACILITIES, "EquipmentTypeEnum", None),
+        (rules.VEHICLE_FUEL_TYPES, "FuelTypeEnum", ("common", "FuelTypeEnum")),
+        (rules.VEHICLE_TYPES, "VehicleTypeEnum", ("common", "VehicleTypeEnum")),
+        (rules.PARKING_USERS, "UserTypeEnum", None),
+        ({k: v for k, (v, _) in rates_module.PRICE_TYPES.items()}, "PriceTypeEnum", None),
+        (dict.fromkeys(PAYMENT_MEANS, "x") and {m: m for m in PAYMENT_MEANS}, "MeansOfPaymentEnum", None),
+    ],
+)
+def test_rule_tables_only_use_the_schemas_enumerations(
+    table_: dict[Any, str | None], enum: str, xsd: tuple[str, str] | None
+) -> None:
     values = {v for v in table_.values() if v is not None}
     assert values <= set(profile_enumeration(enum)), values - set(profile_enumeration(enum))
     if xsd:
@@ -261,27 +397,54 @@ def test_rule_tables_only_use_the_schemas_enumerations(table_: dict[Any, str | N
 
 def test_the_fixed_values_written_are_the_profiles() -> None:
     """Values the declarations write as literals, and the extended identifier types."""
-    for value, enum in (("kWh", "DeliveryUnitEnum"), ("ac", "CurrentTypeEnum"), ("dc", "CurrentTypeEnum"),
-                        ("adHoc", "RatePolicyEnum"), ("physicalAttendance", "ServiceTypeEnum"), ("unattended", "ServiceTypeEnum"),
-                        ("street", "AddressLineTypeEnum"), ("houseNumber", "AddressLineTypeEnum"), ("nuts1Code", "NutsCodeTypeEnum")):
+    for value, enum in (
+        ("kWh", "DeliveryUnitEnum"),
+        ("ac", "CurrentTypeEnum"),
+        ("dc", "CurrentTypeEnum"),
+        ("adHoc", "RatePolicyEnum"),
+        ("physicalAttendance", "ServiceTypeEnum"),
+        ("unattended", "ServiceTypeEnum"),
+        ("street", "AddressLineTypeEnum"),
+        ("houseNumber", "AddressLineTypeEnum"),
+        ("nuts1Code", "NutsCodeTypeEnum"),
+    ):
         assert value in profile_enumeration(enum), (value, enum)
     # TypeOfIdentifierEnum has no value of its own: the profile's identifier types are extended values.
     assert profile_enumeration("TypeOfIdentifierEnum") == []
-    assert document_module.TYPES_OF_IDENTIFIER == ("evseId", "stationIdBNetzA", "operatorIdBNetzA", "operatorId", "providerId")
-    assert tuple(sorted(profile_enumeration("RefillPointStatusEnum"), key=str.lower)) == rules.REFILL_POINT_STATUS_VALUES
+    assert document_module.TYPES_OF_IDENTIFIER == (
+        "evseId",
+        "stationIdBNetzA",
+        "operatorIdBNetzA",
+        "operatorId",
+        "providerId",
+    )
+    assert (
+        tuple(sorted(profile_enumeration("RefillPointStatusEnum"), key=str.lower))
+        == rules.REFILL_POINT_STATUS_VALUES
+    )
 
 
-@pytest.mark.parametrize(("table_", "values"), [
-    (rules.CONNECTOR_TYPES, ocpi.ConnectorType), (rules.CHARGING_MODES, ocpi.PowerType),
-    (rules.REFILL_POINT_STATUSES, ocpi.Status), (rules.AUTHENTICATION_METHODS, ocpi.Capability),
-])
+@pytest.mark.parametrize(
+    ("table_", "values"),
+    [
+        (rules.CONNECTOR_TYPES, ocpi.ConnectorType),
+        (rules.CHARGING_MODES, ocpi.PowerType),
+        (rules.REFILL_POINT_STATUSES, ocpi.Status),
+        (rules.AUTHENTICATION_METHODS, ocpi.Capability),
+    ],
+)
 def test_every_model_value_has_an_explicit_rule(table_: dict[str, str | None], values: Any) -> None:
     assert set(table_) == set(get_args(values))
     assert {f for f, _ in rules.CONNECTOR_FORMATS} == set(get_args(ocpi.ConnectorFormat))
     assert set(rates_module.WEEKDAYS) == set(get_args(ocpi.DayOfWeek))
     assert not set(rules.SERVICE_FACILITIES) & set(rules.EQUIPMENT_FACILITIES)
     assert set(rules.SERVICE_FACILITIES) | set(rules.EQUIPMENT_FACILITIES) == set(get_args(ocpi.Facility))
-    restrictions = [rules.VEHICLE_FUEL_TYPES, rules.VEHICLE_TYPES, rules.PARKING_USERS, rules.PARKING_WITHOUT_ELEMENT]
+    restrictions = [
+        rules.VEHICLE_FUEL_TYPES,
+        rules.VEHICLE_TYPES,
+        rules.PARKING_USERS,
+        rules.PARKING_WITHOUT_ELEMENT,
+    ]
     assert sum(len(r) for r in restrictions) == len(get_args(ocpi.ParkingRestriction))
     assert set().union(*restrictions) == set(get_args(ocpi.ParkingRestriction))
 
@@ -295,11 +458,20 @@ def test_rejections_are_the_ocpi_exports_and_datex_iis_own(warehouse: WarehouseR
     m.connector(m.evse(m.location(301), 1), 1, max_electric_power=None)
     m.write(warehouse)
     published = publish(warehouse)
-    reasons = {(r.object, r.location_id, r.evse_uid, r.connector_id, r.tariff_id): r.reasons for r in published.rejections}
+    reasons = {
+        (r.object, r.location_id, r.evse_uid, r.connector_id, r.tariff_id): r.reasons
+        for r in published.rejections
+    }
     assert reasons == {
-        ("Connector", "LOC-0103", "LOC-0103-E1", "2", None): ("standard unmapped (see mart.unmapped_values)",),
-        ("Connector", "LOC-0103", "LOC-0103-E1", "3", None): ("tariff_ids reference tariffs not in tariffs.json: T-GHOST",),
-        ("Connector", "LOC-0104", "LOC-0104-E1", "1", None): ("tariff_ids reference tariffs not in tariffs.json: T-BROKEN",),
+        ("Connector", "LOC-0103", "LOC-0103-E1", "2", None): (
+            "standard unmapped (see mart.unmapped_values)",
+        ),
+        ("Connector", "LOC-0103", "LOC-0103-E1", "3", None): (
+            "tariff_ids reference tariffs not in tariffs.json: T-GHOST",
+        ),
+        ("Connector", "LOC-0104", "LOC-0104-E1", "1", None): (
+            "tariff_ids reference tariffs not in tariffs.json: T-BROKEN",
+        ),
         ("Connector", "LOC-0301", "LOC-0301-E1", "1", None): ("max_electric_power missing (AFIR-mandatory)",),
         ("EVSE", "LOC-0102", "LOC-0102-E2", None, None): ("parking_restrictions missing (AFIR-mandatory)",),
         ("EVSE", "LOC-0104", "LOC-0104-E1", None, None): ("no valid connectors",),
@@ -311,13 +483,18 @@ def test_rejections_are_the_ocpi_exports_and_datex_iis_own(warehouse: WarehouseR
         ("Tariff", None, None, None, "T-BROKEN"): ("no tariff elements",),
     }
     assert {s["idG"] for s in sites(published.json("static"))} == {
-        "NL:ALF:LOC-0001", "NL:ALF:LOC-0102", "NL:ALF:LOC-0103", "NL:ALF:LOC-0106"}
+        "NL:ALF:LOC-0001",
+        "NL:ALF:LOC-0102",
+        "NL:ALF:LOC-0103",
+        "NL:ALF:LOC-0106",
+    }
     with warehouse.get_connection() as con:
         assert rejections(con, ["NLD"], CREATOR) == published.rejections
 
 
-def test_nothing_publishable_raises_and_leaves_nothing_behind(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch,
-                                                              tmp_path: Path) -> None:
+def test_nothing_publishable_raises_and_leaves_nothing_behind(
+    warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     standard_mart().write(warehouse)
     staging = tmp_path / "staging"
     staging.mkdir()
@@ -328,10 +505,15 @@ def test_nothing_publishable_raises_and_leaves_nothing_behind(warehouse: Warehou
         con.execute("UPDATE mart.locations SET energy_mix = NULL")
         with pytest.raises(EmptyPublicationError):
             write_publication(con, "status", "json", io.BytesIO(), countries=["NLD"], creator=CREATOR)
-        assert {r.reason for r in rejections(con, ["NLD"], CREATOR) if r.object == "Location"} >= {"energy_mix missing (AFIR-mandatory)"}
+        assert {r.reason for r in rejections(con, ["NLD"], CREATOR) if r.object == "Location"} >= {
+            "energy_mix missing (AFIR-mandatory)"
+        }
         # The chunks' rows and render input are dropped (the small lookups go with the connection).
-        assert con.execute("""SELECT list(table_name) FROM duckdb_tables() WHERE regexp_matches(table_name,
-                              '^_dx_(points|stations|sites)_\\d+$|^_dx_(chunk_of|locations|evses|connectors)$')""").fetchone() == (None,)
+        assert (
+            con.execute("""SELECT list(table_name) FROM duckdb_tables() WHERE regexp_matches(table_name,
+                              '^_dx_(points|stations|sites)_\\d+$|^_dx_(chunk_of|locations|evses|connectors)$')""").fetchone()
+            == (None,)
+        )
     assert list(staging.iterdir()) == []
 
 
@@ -349,7 +531,9 @@ class Writes(io.BytesIO):
         return super().write(data)
 
 
-def test_the_writer_streams_in_batches_one_site_per_write(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_writer_streams_in_batches_one_site_per_write(
+    warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
     generated_mart(12).write(warehouse)
     monkeypatch.setattr(publication_module, "BATCH_ROWS", 5)
     fetched: list[int] = []
@@ -368,6 +552,7 @@ def test_the_writer_streams_in_batches_one_site_per_write(warehouse: WarehouseRe
                     rows = cursor.fetchmany(size)
                     fetched.append(len(rows))
                     return rows
+
             return Cursor()
 
     monkeypatch.setattr(publication_module, "_batches", lambda con, sql: real(cast(Any, Counting(con)), sql))
@@ -392,7 +577,9 @@ class Discard(io.RawIOBase):
         return len(data)
 
 
-def test_peak_memory_stays_bounded_on_a_large_fleet(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_peak_memory_stays_bounded_on_a_large_fleet(
+    warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Python's peak is one batch of rows (20 sites here) and one site, not the document (6 MB here)."""
     monkeypatch.setattr(publication_module, "BATCH_ROWS", 20)
     generated_mart(600).write(warehouse)
@@ -426,8 +613,9 @@ def chunked_mart() -> MartRows:
 
 
 @pytest.mark.parametrize("rows_from", ["mart", "staged"])
-def test_chunks_write_the_whole_fleets_bytes(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                             rows_from: str) -> None:
+def test_chunks_write_the_whole_fleets_bytes(
+    warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rows_from: str
+) -> None:
     """Chunks reading their rows from the mart, or from Parquet staged once (more chunks than DIRECT_CHUNKS)."""
     chunked_mart().write(warehouse)
     whole = publish(warehouse)  # one chunk
@@ -436,8 +624,13 @@ def test_chunks_write_the_whole_fleets_bytes(warehouse: WarehouseResource, monke
 
     def select(con: Any, countries: list[str]) -> None:
         real_select(con, countries)
-        selected.append((con.execute("SELECT count(*) FROM _dx_locations").fetchone()[0],
-                         con.execute("SELECT count(*) FROM _ndw_locations WHERE len(reasons) = 0").fetchone()[0]))
+        selected.append(
+            (
+                con.execute("SELECT count(*) FROM _dx_locations").fetchone()[0],
+                con.execute("SELECT count(*) FROM _ndw_locations WHERE len(reasons) = 0").fetchone()[0],
+            )
+        )
+
     monkeypatch.setattr(selection_module, "select_chunk", select)
     monkeypatch.setattr(selection_module, "CHUNK_LOCATIONS", 4)
     monkeypatch.setattr(selection_module, "DIRECT_CHUNKS", 100 if rows_from == "mart" else 1)
@@ -446,8 +639,12 @@ def test_chunks_write_the_whole_fleets_bytes(warehouse: WarehouseResource, monke
     real_iter = selection_module.Chunks.__iter__
 
     def iterate(chunks: Any) -> Any:
-        staged.append(chunks.staged and any((chunks.directory / t).is_dir() for t in ("locations", "evses", "connectors")))
+        staged.append(
+            chunks.staged
+            and any((chunks.directory / t).is_dir() for t in ("locations", "evses", "connectors"))
+        )
         return real_iter(chunks)
+
     monkeypatch.setattr(selection_module.Chunks, "__iter__", iterate)
     staging = tmp_path / "staging"
     staging.mkdir()
@@ -460,19 +657,24 @@ def test_chunks_write_the_whole_fleets_bytes(warehouse: WarehouseResource, monke
     for document in DOCUMENTS:
         assert chunked.documents[document] == whole.documents[document], document
     assert chunked.rejections == whole.rejections
-    assert {d: (s.sites, s.stations, s.points, s.connectors, s.unmapped) for d, s in chunked.stats.items()} == {
-        d: (s.sites, s.stations, s.points, s.connectors, s.unmapped) for d, s in whole.stats.items()}
+    assert {
+        d: (s.sites, s.stations, s.points, s.connectors, s.unmapped) for d, s in chunked.stats.items()
+    } == {d: (s.sites, s.stations, s.points, s.connectors, s.unmapped) for d, s in whole.stats.items()}
     assert (chunked.table_id, chunked.table_version) == (whole.table_id, whole.table_version)
     assert list(staging.iterdir()) == []  # the staged chunks and kept render input are removed
 
 
-def test_one_selection_serves_every_document(warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_selection_serves_every_document(
+    warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
     generated_mart(8).write(warehouse)
     alone = {}
     with warehouse.get_connection() as con:
         for kind, fmt in DOCUMENTS:
             out = io.BytesIO()
-            write_publication(con, kind, fmt, out, countries=["NLD"], creator=CREATOR, published_at=PUBLISHED_AT)
+            write_publication(
+                con, kind, fmt, out, countries=["NLD"], creator=CREATOR, published_at=PUBLISHED_AT
+            )
             alone[(kind, fmt)] = out.getvalue()
     calls: list[list[str]] = []
     real_select = selection_module.select_chunk
@@ -480,6 +682,7 @@ def test_one_selection_serves_every_document(warehouse: WarehouseResource, monke
     def select(con: Any, countries: list[str]) -> None:
         calls.append(countries)
         real_select(con, countries)
+
     monkeypatch.setattr(selection_module, "select_chunk", select)
     together = publish(warehouse)
     assert calls == [["NLD"]]

@@ -92,8 +92,10 @@ def test_profile_puts_every_storage_in_postgres_with_the_dev_instance_settings(d
 def test_a_multiprocess_run_lands_in_postgres_and_other_processes_see_it(
     dagster_home: Path, pg_database: str, tmp_path: Path
 ) -> None:
-    with dg.DagsterInstance.get() as instance, \
-            dg.execute_job(dg.reconstructable(two_processes), instance=instance) as result:
+    with (
+        dg.DagsterInstance.get() as instance,
+        dg.execute_job(dg.reconstructable(two_processes), instance=instance) as result,
+    ):
         assert result.success
         run_id = result.run_id
         returned = {step: result.output_for_node(step) for step in ("left", "right")}
@@ -106,8 +108,10 @@ def test_a_multiprocess_run_lands_in_postgres_and_other_processes_see_it(
     with closing(connect(pg_database)) as con, con.cursor() as cur:
         cur.execute("SELECT pipeline_name, status FROM runs WHERE run_id = %s", (run_id,))
         assert cur.fetchall() == [("two_processes", "SUCCESS")]
-        cur.execute("SELECT step_key, event FROM event_logs WHERE run_id = %s AND dagster_event_type = %s",
-                    (run_id, dg.DagsterEventType.STEP_SUCCESS.value))
+        cur.execute(
+            "SELECT step_key, event FROM event_logs WHERE run_id = %s AND dagster_event_type = %s",
+            (run_id, dg.DagsterEventType.STEP_SUCCESS.value),
+        )
         rows = cur.fetchall()
     recorded = {}
     for step_key, body in rows:
@@ -124,11 +128,19 @@ def test_a_multiprocess_run_lands_in_postgres_and_other_processes_see_it(
         assert sorted(record.event_log_entry.step_key or "" for record in steps) == ["left", "right"]
 
     # And so does another Python process that only knows DAGSTER_HOME (and the DAGSTER_PG_* variables).
-    code = ("import sys, dagster as dg\n"
-            "with dg.DagsterInstance.get() as instance:\n"
-            "    run = instance.get_run_by_id(sys.argv[1])\n"
-            "    print(type(instance.run_storage).__name__, run.status.value if run else None)\n")
-    done = subprocess.run([sys.executable, "-c", code, run_id], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60, check=False)
+    code = (
+        "import sys, dagster as dg\n"
+        "with dg.DagsterInstance.get() as instance:\n"
+        "    run = instance.get_run_by_id(sys.argv[1])\n"
+        "    print(type(instance.run_storage).__name__, run.status.value if run else None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, run_id],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["PostgresRunStorage", "SUCCESS"]

@@ -46,8 +46,14 @@ def test_env_example_sets_every_secret_and_every_variable_the_instance_reads() -
     assert len(names) == len(set(names))
     read_by_instance = env_references(load("dagster.yaml"))
     assert read_by_instance == {f"DAGSTER_PG_{part}" for part in ("HOST", "PORT", "USER", "PASSWORD", "DB")}
-    wanted = {*settings.secret_names(), *read_by_instance, "DAGSTER_HOME", "EVPIPELINE_WAREHOUSE",
-              "EVPIPELINE_LAKE_DATA", "EVPIPELINE_DATA_DIR"}
+    wanted = {
+        *settings.secret_names(),
+        *read_by_instance,
+        "DAGSTER_HOME",
+        "EVPIPELINE_WAREHOUSE",
+        "EVPIPELINE_LAKE_DATA",
+        "EVPIPELINE_DATA_DIR",
+    }
     assert wanted - set(names) == set()
 
 

@@ -49,8 +49,17 @@ ZAPTEC_USER, ZAPTEC_PASSWORD = "fleet@example.com", "lane-password"
 GREENFLUX_TOKEN = "lane-greenflux-token"
 EVROAM_KEY, WEBHOOK_KEY = "lane-evroam-key", "lane-hook-key"
 DATEX2_TOKEN = "lane-datex2-token"
-SOURCE_ASSETS = [zaptec_installations, zaptec_circuits, zaptec_chargers, zaptec_charger_states,
-                 greenflux_locations, greenflux_charge_stations, greenflux_tariffs, evroam_sites, evroam_stations]
+SOURCE_ASSETS = [
+    zaptec_installations,
+    zaptec_circuits,
+    zaptec_chargers,
+    zaptec_charger_states,
+    greenflux_locations,
+    greenflux_charge_stations,
+    greenflux_tariffs,
+    evroam_sites,
+    evroam_stations,
+]
 
 
 @dataclass
@@ -74,7 +83,9 @@ class Deployment:
     def definitions(self) -> dg.Definitions:
         return dg.Definitions(
             assets=[*SOURCE_ASSETS, mart_model, reference_operator_data, ndw_push],
-            jobs=[realtime_lane_job], sensors=[realtime_lane_sensor], resources=self.resources,
+            jobs=[realtime_lane_job],
+            sensors=[realtime_lane_sensor],
+            resources=self.resources,
         )
 
     def bootstrap(self) -> None:
@@ -84,20 +95,37 @@ class Deployment:
         materialize([mart_model], self.resources)
         materialize([ndw_push], self.resources)
 
-    def run_lane(self, instance: dg.DagsterInstance, request: dg.RunRequest | None = None, seconds: float = 4.0,
-                 **config: Any) -> dg.ExecuteInProcessResult:
+    def run_lane(
+        self,
+        instance: dg.DagsterInstance,
+        request: dg.RunRequest | None = None,
+        seconds: float = 4.0,
+        **config: Any,
+    ) -> dg.ExecuteInProcessResult:
         """Execute what the supervisor requested, as the daemon would, for `seconds`."""
         job = self.definitions().get_job_def("realtime_lane")
-        settings = {"max_seconds": seconds, "interval_seconds": 0.1, "report_every_seconds": 0.5, "lock_wait_seconds": 5.0,
-                    **config}
+        settings = {
+            "max_seconds": seconds,
+            "interval_seconds": 0.1,
+            "report_every_seconds": 0.5,
+            "lock_wait_seconds": 5.0,
+            **config,
+        }
         return job.execute_in_process(
-            run_config={**op_config([lane_loop], **settings),
-                        "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            instance=instance, tags=(request.tags if request else None),
+            run_config={
+                **op_config([lane_loop], **settings),
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            },
+            instance=instance,
+            tags=(request.tags if request else None),
         )
 
     def patches(self, uid: str) -> list[PushRecord]:
-        return [p for p in self.ndw_sim.accepted_pushes() if p.method == "PATCH" and p.path.rstrip("/").endswith(f"/{uid}")]
+        return [
+            p
+            for p in self.ndw_sim.accepted_pushes()
+            if p.method == "PATCH" and p.path.rstrip("/").endswith(f"/{uid}")
+        ]
 
 
 @pytest.fixture
@@ -105,10 +133,20 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Depl
     monkeypatch.setenv("EVPIPELINE_DATA_DIR", str(tmp_path))
     clock = SimClock()
     with (
-        running(ZaptecSimulator(chargers=24, clock=clock, username=ZAPTEC_USER, password=ZAPTEC_PASSWORD, rate=1000.0,
-                                burst=1000.0)) as zaptec_sim,
+        running(
+            ZaptecSimulator(
+                chargers=24,
+                clock=clock,
+                username=ZAPTEC_USER,
+                password=ZAPTEC_PASSWORD,
+                rate=1000.0,
+                burst=1000.0,
+            )
+        ) as zaptec_sim,
         running(GreenFluxSimulator(scale=0.1, clock=clock, token=GREENFLUX_TOKEN, seed=5)) as greenflux_sim,
-        running(EVRoamSimulator(scale=0.3, clock=clock, page_size=50, subscription_key=EVROAM_KEY)) as evroam_sim,
+        running(
+            EVRoamSimulator(scale=0.3, clock=clock, page_size=50, subscription_key=EVROAM_KEY)
+        ) as evroam_sim,
         running(NdwSimulator(clock=clock, client_id=NDW_CLIENT, client_secret=NDW_SECRET)) as ndw_sim,
         running(Datex2Simulator(clock=clock, token=DATEX2_TOKEN)) as datex2_sim,
     ):
@@ -117,18 +155,56 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Depl
             resources = {
                 "warehouse": WarehouseResource(database=str(tmp_path / "warehouse.duckdb")),
                 "inbox": inbox,
-                "zaptec": ZaptecResource(base_url=zaptec_sim.url, username=ZAPTEC_USER, password=ZAPTEC_PASSWORD,
-                                         user_group_id=zaptec_sim.user_group_id, requests_per_second=500.0, burst=50.0,
-                                         backoff_base=0.01, read_timeout=2.0),
-                "greenflux": GreenFluxResource(base_url=greenflux_sim.url, token=GREENFLUX_TOKEN, requests_per_second=500.0,
-                                               backoff_base=0.01),
-                "evroam": EVRoamResource(base_url=f"{evroam_sim.url}/consumer/api", subscription_key=EVROAM_KEY,
-                                         allowed_push_hosts=evroam_sim.url, requests_per_second=500, backoff_base=0.01,
-                                         read_timeout=2.0),
-                "ndw": NdwPushResource(push_base_url=f"{ndw_sim.url}/ocpi/2.2.1", token_url=f"{ndw_sim.url}{TOKEN_PATH}",
-                                       client_id=NDW_CLIENT, client_secret=NDW_SECRET, backoff_base=0.01, backoff_max=0.05,
-                                       read_timeout=5.0),
-                "datex2": Datex2PushResource(push_url=datex2_sim.base_url, token=DATEX2_TOKEN, publication_creator="NL:lane-test",
-                                             backoff_base=0.01, backoff_max=0.05, read_timeout=5.0),
+                "zaptec": ZaptecResource(
+                    base_url=zaptec_sim.url,
+                    username=ZAPTEC_USER,
+                    password=ZAPTEC_PASSWORD,
+                    user_group_id=zaptec_sim.user_group_id,
+                    requests_per_second=500.0,
+                    burst=50.0,
+                    backoff_base=0.01,
+                    read_timeout=2.0,
+                ),
+                "greenflux": GreenFluxResource(
+                    base_url=greenflux_sim.url,
+                    token=GREENFLUX_TOKEN,
+                    requests_per_second=500.0,
+                    backoff_base=0.01,
+                ),
+                "evroam": EVRoamResource(
+                    base_url=f"{evroam_sim.url}/consumer/api",
+                    subscription_key=EVROAM_KEY,
+                    allowed_push_hosts=evroam_sim.url,
+                    requests_per_second=500,
+                    backoff_base=0.01,
+                    read_timeout=2.0,
+                ),
+                "ndw": NdwPushResource(
+                    push_base_url=f"{ndw_sim.url}/ocpi/2.2.1",
+                    token_url=f"{ndw_sim.url}{TOKEN_PATH}",
+                    client_id=NDW_CLIENT,
+                    client_secret=NDW_SECRET,
+                    backoff_base=0.01,
+                    backoff_max=0.05,
+                    read_timeout=5.0,
+                ),
+                "datex2": Datex2PushResource(
+                    push_url=datex2_sim.base_url,
+                    token=DATEX2_TOKEN,
+                    publication_creator="NL:lane-test",
+                    backoff_base=0.01,
+                    backoff_max=0.05,
+                    read_timeout=5.0,
+                ),
             }
-            yield Deployment(clock, zaptec_sim, greenflux_sim, evroam_sim, ndw_sim, datex2_sim, receiver, resources, tmp_path)
+            yield Deployment(
+                clock,
+                zaptec_sim,
+                greenflux_sim,
+                evroam_sim,
+                ndw_sim,
+                datex2_sim,
+                receiver,
+                resources,
+                tmp_path,
+            )

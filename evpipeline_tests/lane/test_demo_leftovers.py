@@ -24,15 +24,23 @@ DEMO_PORT = 39111  # the demo's simulator, stopped: nothing listens here
 
 def _notification(n: int) -> tuple[str, str, dict[str, object]]:
     url = f"http://127.0.0.1:{DEMO_PORT}/files/ChargingStation-{n}.json?sig=x"
-    return ("ChargingStation", f"evt-{n}", {"id": f"evt-{n}", "eventTime": "2026-01-01T00:00:00Z", "data": {"url": url}})
+    return (
+        "ChargingStation",
+        f"evt-{n}",
+        {"id": f"evt-{n}", "eventTime": "2026-01-01T00:00:00Z", "data": {"url": url}},
+    )
 
 
 @pytest.fixture
 def parts(tmp_path: Path) -> tuple[PushInboxResource, WarehouseResource]:
-    return PushInboxResource(directory=str(tmp_path / "inbox")), WarehouseResource(database=str(tmp_path / "wh.duckdb"))
+    return PushInboxResource(directory=str(tmp_path / "inbox")), WarehouseResource(
+        database=str(tmp_path / "wh.duckdb")
+    )
 
 
-def test_the_demo_discards_what_its_lane_did_not_reach(parts: tuple[PushInboxResource, WarehouseResource]) -> None:
+def test_the_demo_discards_what_its_lane_did_not_reach(
+    parts: tuple[PushInboxResource, WarehouseResource],
+) -> None:
     inbox_resource, warehouse = parts
     inbox = inbox_resource.open()
     inbox.put_many("evroam", [_notification(n) for n in range(3)])
@@ -44,13 +52,18 @@ def test_the_demo_discards_what_its_lane_did_not_reach(parts: tuple[PushInboxRes
     assert settle_inbox(inbox, warehouse) == 0
 
 
-def test_a_leftover_for_a_dead_port_is_dead_lettered_once(parts: tuple[PushInboxResource, WarehouseResource],
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_a_leftover_for_a_dead_port_is_dead_lettered_once(
+    parts: tuple[PushInboxResource, WarehouseResource], caplog: pytest.LogCaptureFixture
+) -> None:
     inbox_resource, warehouse = parts
     inbox = inbox_resource.open()
     inbox.put_many("evroam", [_notification(n) for n in range(5)])
-    evroam = EVRoamResource(base_url="http://127.0.0.1:8701/consumer/api", subscription_key="k",
-                            allowed_push_hosts="http://127.0.0.1:8701", backoff_base=0.01)
+    evroam = EVRoamResource(
+        base_url="http://127.0.0.1:8701/consumer/api",
+        subscription_key="k",
+        allowed_push_hosts="http://127.0.0.1:8701",
+        backoff_base=0.01,
+    )
     feed = EVRoamFeed(evroam, inbox_resource, warehouse)
     logger = logging.getLogger("test.lane")
     with caplog.at_level(logging.WARNING, logger="test.lane"):

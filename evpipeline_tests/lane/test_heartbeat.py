@@ -39,7 +39,9 @@ def test_a_window_left_out_of_sync_records_no_heartbeat() -> None:
     window.add(failed)  # in_sync stays False
     events = list(_live_events(window, {"via": "realtime_lane"}))
     assert [type(e) for e in events] == [dg.AssetObservation]
-    assert events[0].metadata["in_sync"].value is False and "NDW unreachable" in str(events[0].metadata["reason"].value)
+    assert events[0].metadata["in_sync"].value is False and "NDW unreachable" in str(
+        events[0].metadata["reason"].value
+    )
 
     recovered = CycleReport(started=time.time(), in_sync=True)
     window.add(recovered)

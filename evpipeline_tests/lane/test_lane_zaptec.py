@@ -12,10 +12,13 @@ from evpipeline_tests.typed import present, run_requests
 
 def public_nl_evses(deployment: Deployment) -> list[tuple[str, str]]:
     """(evse_uid, status) of the Zaptec EVSEs NDW holds."""
-    return query(deployment.warehouse, """
+    return query(
+        deployment.warehouse,
+        """
         SELECT e.evse_uid, e.status FROM mart.evses e
         JOIN ops.ndw_pushed p ON p.kind = 'evse' AND p.object_id = e.location_id AND p.evse_uid = e.evse_uid
-        WHERE e.source = 'zaptec' ORDER BY 1""")
+        WHERE e.source = 'zaptec' ORDER BY 1""",
+    )
 
 
 def test_zaptec_message_reaches_ndw_as_a_patch(deployment: Deployment) -> None:
@@ -36,9 +39,14 @@ def test_zaptec_message_reaches_ndw_as_a_patch(deployment: Deployment) -> None:
     keys = {present(e.asset_key).to_user_string() for e in run.get_asset_materialization_events()}
     assert {"zaptec/charger_states", "mart/evses", "ndw/live"} <= keys
     # Like a sync's, the lane's table materializations carry the table's live row count and columns.
-    evses = [present(e.materialization).metadata for e in run.get_asset_materialization_events()
-             if present(e.asset_key).to_user_string() == "mart/evses"]
+    evses = [
+        present(e.materialization).metadata
+        for e in run.get_asset_materialization_events()
+        if present(e.asset_key).to_user_string() == "mart/evses"
+    ]
     live = query(deployment.warehouse, "SELECT count(*) FROM mart.evses WHERE NOT is_deleted")[0][0]
     row_count, columns = evses[-1]["dagster/row_count"], evses[-1]["dagster/column_schema"]
     assert isinstance(row_count, dg.IntMetadataValue) and row_count.value == live
-    assert isinstance(columns, dg.TableSchemaMetadataValue) and "status" in {c.name for c in columns.value.columns}
+    assert isinstance(columns, dg.TableSchemaMetadataValue) and "status" in {
+        c.name for c in columns.value.columns
+    }

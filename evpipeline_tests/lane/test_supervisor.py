@@ -40,10 +40,25 @@ def tick(instance: dg.DagsterInstance) -> dg.SensorResult:
     return sensor_result(realtime_lane_sensor(dg.build_sensor_context(instance=instance)))
 
 
-def beat(data_dir: Path, *, age: float = 0.0, expires_in: float = 3000.0, state: str = "running", run_id: str = "r1") -> None:
+def beat(
+    data_dir: Path,
+    *,
+    age: float = 0.0,
+    expires_in: float = 3000.0,
+    state: str = "running",
+    run_id: str = "r1",
+) -> None:
     now = time.time()
-    write_heartbeat(lane_dir(data_dir) / "heartbeat.json", {
-        "run_id": run_id, "started_at": now - 60, "beat_at": now - age, "expires_at": now + expires_in, "state": state})
+    write_heartbeat(
+        lane_dir(data_dir) / "heartbeat.json",
+        {
+            "run_id": run_id,
+            "started_at": now - 60,
+            "beat_at": now - age,
+            "expires_at": now + expires_in,
+            "state": state,
+        },
+    )
 
 
 def test_no_lane_alive_starts_one(data_dir: Path) -> None:
@@ -54,7 +69,9 @@ def test_no_lane_alive_starts_one(data_dir: Path) -> None:
 def test_a_healthy_lane_is_left_alone(data_dir: Path) -> None:
     beat(data_dir)
     result = tick(dg.DagsterInstance.ephemeral())
-    assert result.run_requests == [] and "alive" in ((result.skip_reason.skip_message or "") if result.skip_reason else "")
+    assert result.run_requests == [] and "alive" in (
+        (result.skip_reason.skip_message or "") if result.skip_reason else ""
+    )
 
 
 @pytest.mark.parametrize("age, state", [(STALE_AFTER_SECONDS + 5, "running"), (0.0, "stopped")])
@@ -75,9 +92,15 @@ def test_nothing_is_requested_while_a_lane_run_is_starting(data_dir: Path) -> No
     from dagster._core.storage.dagster_run import DagsterRun
 
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_run(DagsterRun(job_name=realtime_lane_job.name, run_id="starting-lane", status=dg.DagsterRunStatus.NOT_STARTED))
+    instance.add_run(
+        DagsterRun(
+            job_name=realtime_lane_job.name, run_id="starting-lane", status=dg.DagsterRunStatus.NOT_STARTED
+        )
+    )
     result = tick(instance)
-    assert result.run_requests == [] and "starting" in ((result.skip_reason.skip_message or "") if result.skip_reason else "")
+    assert result.run_requests == [] and "starting" in (
+        (result.skip_reason.skip_message or "") if result.skip_reason else ""
+    )
 
 
 def test_only_one_lane_host_holds_the_lock(tmp_path: Path) -> None:
@@ -107,7 +130,9 @@ def test_nothing_is_requested_while_a_started_lane_run_has_not_beaten_yet(data_d
     from dagster._core.storage.dagster_run import DagsterRun
 
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_run(DagsterRun(job_name=realtime_lane_job.name, run_id="loading-lane", status=dg.DagsterRunStatus.STARTED))
+    instance.add_run(
+        DagsterRun(job_name=realtime_lane_job.name, run_id="loading-lane", status=dg.DagsterRunStatus.STARTED)
+    )
     result = tick(instance)
     assert result.run_requests == []
     assert "has not beaten yet" in ((result.skip_reason.skip_message or "") if result.skip_reason else "")
@@ -122,10 +147,17 @@ def test_a_stop_request_stops_the_supervisor_and_a_lane_waiting_for_the_lock(dat
     request_stop(data_dir, "evpipeline dev is stopping")
     result = tick(dg.DagsterInstance.ephemeral())
     assert result.run_requests == [] and "evpipeline dev is stopping" in (
-        (result.skip_reason.skip_message or "") if result.skip_reason else "")
+        (result.skip_reason.skip_message or "") if result.skip_reason else ""
+    )
     with exclusive(lane_dir(data_dir) / "lane.lock", 0.0):  # another lane holds the lock
-        outcome = run_lane(None, data_dir=data_dir, run_id="r", report=lambda _: None, logger=None,  # type: ignore[arg-type]  # never reached: the lane gives up before using them
-                           lock_wait_seconds=60.0)
+        outcome = run_lane(
+            None,  # type: ignore[arg-type]  # never reached: the lane gives up before using it
+            data_dir=data_dir,
+            run_id="r",
+            report=lambda _: None,
+            logger=None,
+            lock_wait_seconds=60.0,
+        )
     assert (outcome.acquired, outcome.stopped_by) == (False, "evpipeline dev is stopping")
     clear_stop(data_dir)
     assert stop_requested(data_dir) is None and len(run_requests(tick(dg.DagsterInstance.ephemeral()))) == 1

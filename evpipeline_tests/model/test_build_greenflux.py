@@ -32,15 +32,27 @@ def build(warehouse: WarehouseResource) -> Any:
         return build_mart(con, run_id="b")
 
 
-def test_locations_map_to_the_cpo_party_and_ocpi_2_2_1(sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+def test_locations_map_to_the_cpo_party_and_ocpi_2_2_1(
+    sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     sync(resource(sim), warehouse)
     build(warehouse)
-    mart = {r[2]: r for r in query(warehouse, "SELECT country_code, party_id, location_id, publish, parking_type, energy_mix, operator FROM mart.locations")}
+    mart = {
+        r[2]: r
+        for r in query(
+            warehouse,
+            "SELECT country_code, party_id, location_id, publish, parking_type, energy_mix, operator FROM mart.locations",
+        )
+    }
     for loc in sim.locations():
         cc, pid, _, publish, parking_type, energy_mix, operator = mart[loc["id"]]
         assert (cc, pid) == (loc["cpo_id"][:2], loc["cpo_id"][2:5])
         assert publish == (bool(loc["publish"]) and loc["access_type"] != "PRIVATE")
-        assert parking_type == (loc["type"] if loc["type"] in ("ON_STREET", "PARKING_GARAGE", "UNDERGROUND_GARAGE", "PARKING_LOT") else None)
+        assert parking_type == (
+            loc["type"]
+            if loc["type"] in ("ON_STREET", "PARKING_GARAGE", "UNDERGROUND_GARAGE", "PARKING_LOT")
+            else None
+        )
         if loc["energy_mix"]:
             mix = json.loads(energy_mix)
             assert "energy_mix_profile_id" not in mix  # GreenFlux's own field stays in the source table
@@ -48,12 +60,17 @@ def test_locations_map_to_the_cpo_party_and_ocpi_2_2_1(sim: GreenFluxSimulator, 
                 assert set(impact) == {"category", "amount"}  # 2.1.1 `source` renamed
         if operator:
             assert set(json.loads(operator)) <= {"name", "website", "logo"}  # no 2.1.1 phone_number
-    rows = query(warehouse, """SELECT m.tariff_ids, g.tariff_id FROM mart.connectors m
-                               JOIN greenflux.connectors g USING (location_id, evse_uid, connector_id)""")
+    rows = query(
+        warehouse,
+        """SELECT m.tariff_ids, g.tariff_id FROM mart.connectors m
+                               JOIN greenflux.connectors g USING (location_id, evse_uid, connector_id)""",
+    )
     assert rows and all((json.loads(m) if m else None) == ([t] if t else None) for m, t in rows)
 
 
-def test_exported_greenflux_objects_meet_the_ndw_definition(sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+def test_exported_greenflux_objects_meet_the_ndw_definition(
+    sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     sync(resource(sim), warehouse)
     build(warehouse)
     with warehouse.get_connection() as con:
@@ -65,13 +82,19 @@ def test_exported_greenflux_objects_meet_the_ndw_definition(sim: GreenFluxSimula
         assert ocpi.validate_tariff(json.loads(body), profile="ndw") == []
 
 
-def test_moved_evse_is_removed_in_the_old_location_and_live_in_the_new(sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+def test_moved_evse_is_removed_in_the_old_location_and_live_in_the_new(
+    sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     gf = resource(sim)
     sync(gf, warehouse)
     build(warehouse)
     station = next(cs for cs in sim.charge_stations() if cs["deploy_state"] == "Production")
     old = station["location_id"]
-    new = next(loc["id"] for loc in sim.locations() if loc["cpo_id"] == sim.location(old)["cpo_id"] and loc["id"] != old)
+    new = next(
+        loc["id"]
+        for loc in sim.locations()
+        if loc["cpo_id"] == sim.location(old)["cpo_id"] and loc["id"] != old
+    )
     uid = station["evses"][0]["uid"]
     sim.clock.advance(60)
     sim.move_charge_station(station["charge_station_id"], new)
@@ -79,10 +102,19 @@ def test_moved_evse_is_removed_in_the_old_location_and_live_in_the_new(sim: Gree
     build(warehouse)
     statuses = dict(query(warehouse, "SELECT location_id, status FROM mart.evses WHERE evse_uid = ?", [uid]))
     assert statuses[old] == "REMOVED" and statuses[new] != "REMOVED"
-    assert scalar(warehouse, "SELECT count(*) FROM mart.evse_status_history WHERE evse_uid = ? AND location_id = ? AND new_status = 'REMOVED'", [uid, old]) == 1
+    assert (
+        scalar(
+            warehouse,
+            "SELECT count(*) FROM mart.evse_status_history WHERE evse_uid = ? AND location_id = ? AND new_status = 'REMOVED'",
+            [uid, old],
+        )
+        == 1
+    )
 
 
-def test_values_outside_ocpi_are_reported_or_quarantined(sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+def test_values_outside_ocpi_are_reported_or_quarantined(
+    sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     evse = sim.locations()[0]["evses"][0]
     sim.edit_connector(evse["uid"], evse["connectors"][0]["id"], standard="IEC_62196_T9")
     sim.edit_evse(evse["uid"], capabilities=["RFID_READER", "TELEPORT"])
@@ -91,16 +123,28 @@ def test_values_outside_ocpi_are_reported_or_quarantined(sim: GreenFluxSimulator
     unmapped = {(r["field"], r["value"]) for r in result.unmapped.to_dict("records")}
     # A capability outside OCPI's list passes the source layer (an open list there) and is reported here.
     assert ("evse.capabilities", "TELEPORT") in unmapped
-    assert json.loads(scalar(warehouse, "SELECT capabilities FROM mart.evses WHERE evse_uid = ?", [evse["uid"]])) == ["RFID_READER"]
+    assert json.loads(
+        scalar(warehouse, "SELECT capabilities FROM mart.evses WHERE evse_uid = ?", [evse["uid"]])
+    ) == ["RFID_READER"]
     # An unknown connector standard already fails GreenFlux's own schema (a closed OCPI enum there):
     # quarantined with its reason, so it never reaches the model at all.
-    reasons = scalar(warehouse, "SELECT failed_checks FROM ops.quarantine WHERE table_name = 'greenflux.connectors'")
+    reasons = scalar(
+        warehouse, "SELECT failed_checks FROM ops.quarantine WHERE table_name = 'greenflux.connectors'"
+    )
     assert "standard" in reasons and "IEC_62196_T9" in reasons
-    assert query(warehouse, "SELECT 1 FROM mart.connectors WHERE evse_uid = ? AND connector_id = ?",
-                 [evse["uid"], evse["connectors"][0]["id"]]) == []
+    assert (
+        query(
+            warehouse,
+            "SELECT 1 FROM mart.connectors WHERE evse_uid = ? AND connector_id = ?",
+            [evse["uid"], evse["connectors"][0]["id"]],
+        )
+        == []
+    )
 
 
-@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the incremental scope is SQL above the backend
+@pytest.mark.parametrize(
+    "any_warehouse", ["duckdb"], indirect=True
+)  # the incremental scope is SQL above the backend
 def test_an_incremental_build_rebuilds_the_location_a_moved_evse_left(
     sim: GreenFluxSimulator, warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -114,7 +158,11 @@ def test_an_incremental_build_rebuilds_the_location_a_moved_evse_left(
     assert build(warehouse).mode == "full"  # the first build
     station = next(cs for cs in sim.charge_stations() if cs["deploy_state"] == "Production")
     old = station["location_id"]
-    new = next(loc["id"] for loc in sim.locations() if loc["cpo_id"] == sim.location(old)["cpo_id"] and loc["id"] != old)
+    new = next(
+        loc["id"]
+        for loc in sim.locations()
+        if loc["cpo_id"] == sim.location(old)["cpo_id"] and loc["id"] != old
+    )
     uid = station["evses"][0]["uid"]
     sim.clock.advance(60)
     sim.move_charge_station(station["charge_station_id"], new)

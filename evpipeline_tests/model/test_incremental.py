@@ -38,15 +38,24 @@ class Fleet:
     def __init__(self, clock: SimClock, tmp_path: Path, seed: int) -> None:
         self.rng = random.Random(seed)
         self.clock = clock
-        self.greenflux = sim_as(GreenFluxSimulator(scale=0.1, clock=clock, token=TOKEN, seed=seed).start(), GreenFluxSimulator)
+        self.greenflux = sim_as(
+            GreenFluxSimulator(scale=0.1, clock=clock, token=TOKEN, seed=seed).start(), GreenFluxSimulator
+        )
         self.zaptec = sim_as(simulator(clock, chargers=24, seed=seed).start(), ZaptecSimulator)
-        self.evroam = sim_as(EVRoamSimulator(scale=0.3, clock=clock, page_size=50, subscription_key="k", seed=seed).start(),
-                             EVRoamSimulator)
+        self.evroam = sim_as(
+            EVRoamSimulator(scale=0.3, clock=clock, page_size=50, subscription_key="k", seed=seed).start(),
+            EVRoamSimulator,
+        )
         self.inbox = PushInboxResource(directory=str(tmp_path / "inbox"))
         self.greenflux_resource = greenflux_resource(self.greenflux)
         self.zaptec_resource = resource_for(self.zaptec)
-        self.evroam_resource = EVRoamResource(base_url=f"{self.evroam.url}/consumer/api", subscription_key="k",
-                                              allowed_push_hosts=self.evroam.url, requests_per_second=500, backoff_base=0.01)
+        self.evroam_resource = EVRoamResource(
+            base_url=f"{self.evroam.url}/consumer/api",
+            subscription_key="k",
+            allowed_push_hosts=self.evroam.url,
+            requests_per_second=500,
+            backoff_base=0.01,
+        )
 
     def sync(self, warehouse: WarehouseResource) -> None:
         greenflux_sync(self.greenflux_resource, warehouse)
@@ -57,11 +66,27 @@ class Fleet:
         """One random change somewhere, as the world (or a replay) would make it."""
         rng, g = self.rng, self.greenflux
         self.clock.advance(rng.randint(5, 90))
-        action = rng.choice(["gf_status", "gf_move", "gf_evolve", "gf_tariff", "gf_new", "zaptec", "zaptec_remove",
-                             "evroam_status", "evroam_delete", "replay"])
+        action = rng.choice(
+            [
+                "gf_status",
+                "gf_move",
+                "gf_evolve",
+                "gf_tariff",
+                "gf_new",
+                "zaptec",
+                "zaptec_remove",
+                "evroam_status",
+                "evroam_delete",
+                "replay",
+            ]
+        )
         if action == "gf_status":
-            uids = [r[0] for r in query(warehouse, "SELECT DISTINCT evse_uid FROM greenflux.evses ORDER BY 1")]
-            g.set_evse_status(rng.choice(uids), rng.choice(["AVAILABLE", "CHARGING", "OUTOFORDER", "BLOCKED"]))
+            uids = [
+                r[0] for r in query(warehouse, "SELECT DISTINCT evse_uid FROM greenflux.evses ORDER BY 1")
+            ]
+            g.set_evse_status(
+                rng.choice(uids), rng.choice(["AVAILABLE", "CHARGING", "OUTOFORDER", "BLOCKED"])
+            )
         elif action == "gf_move":
             j = rng.randrange(g.n_charge_stations)
             g.move_charge_station(g.charge_station_id(j), g.location_id(rng.randrange(g.n_locations)))
@@ -69,7 +94,16 @@ class Fleet:
             g.evolve(rng.choice([60, 300, 600]))
         elif action == "gf_tariff":
             tariff = rng.choice(sorted(g.tariffs))
-            g.edit_tariff(tariff, elements=[{"price_components": [{"type": "ENERGY", "price": rng.randint(20, 70) / 100, "step_size": 1}]}])
+            g.edit_tariff(
+                tariff,
+                elements=[
+                    {
+                        "price_components": [
+                            {"type": "ENERGY", "price": rng.randint(20, 70) / 100, "step_size": 1}
+                        ]
+                    }
+                ],
+            )
         elif action == "gf_new":
             g.add_location()
         elif action == "zaptec":
@@ -81,14 +115,18 @@ class Fleet:
         elif action == "evroam_status":
             station = rng.choice(sorted(self.evroam.stations))
             for connector in self.evroam.stations[station].body["connectors"]:
-                self.evroam.set_connector_status(station, connector["connectorId"], rng.choice(["Operative", "Inoperative"]))
+                self.evroam.set_connector_status(
+                    station, connector["connectorId"], rng.choice(["Operative", "Inoperative"])
+                )
         elif action == "evroam_delete":
             self.evroam.soft_delete_station(rng.choice(sorted(self.evroam.stations)))
         elif action == "replay":
             # Replayed data: every source stream is read again from an hour before its watermark.
             with warehouse.get_connection() as con:
-                con.execute("UPDATE ops.sync_state SET watermark = watermark - INTERVAL 1 HOUR "
-                            "WHERE source IN ('greenflux', 'evroam')")
+                con.execute(
+                    "UPDATE ops.sync_state SET watermark = watermark - INTERVAL 1 HOUR "
+                    "WHERE source IN ('greenflux', 'evroam')"
+                )
         return action
 
     def stop(self) -> None:
@@ -110,7 +148,9 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_mix(
         first = build(warehouse)
         assert (first.mode, first.reason) == ("full", "first build")
         # A first build is no reconciliation: its check must not count every new row as wrong.
-        assert first.mismatches is None and all(c.passed for _, _, checks in mart_results(first) for c in checks)
+        assert first.mismatches is None and all(
+            c.passed for _, _, checks in mart_results(first) for c in checks
+        )
         fleet_size = query(warehouse, "SELECT count(*) FROM mart.locations")[0][0]
         actions, scopes = [], []
         for _ in range(10):
@@ -135,8 +175,10 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_mix(
         fleet.sync(fresh)
         materialize([reference_operator_data], {"warehouse": fresh})
         build(fresh, full=True)
-        live = ("SELECT * EXCLUDE (last_updated, source_last_updated, deleted_at, _observed_at, _observed_seq, _row_hash, "
-                "_ingested_at, _run_id, _lineage, _change, _prev_status) FROM {} WHERE NOT is_deleted ORDER BY ALL")
+        live = (
+            "SELECT * EXCLUDE (last_updated, source_last_updated, deleted_at, _observed_at, _observed_seq, _row_hash, "
+            "_ingested_at, _run_id, _lineage, _change, _prev_status) FROM {} WHERE NOT is_deleted ORDER BY ALL"
+        )
         for table in ("mart.locations", "mart.evses", "mart.connectors", "mart.tariffs"):
             rows = query(warehouse, live.format(table))
             assert rows and rows == query(fresh, live.format(table)), table

@@ -35,7 +35,9 @@ def test_walk_follows_ctes_subqueries_stars_and_rule_lookups() -> None:
         "name": frozenset({("src.sites", "name")}),
         "address": frozenset({("src.sites", "address")}),
         "evse_uid": frozenset({("src.stations", "station_id")}),
-        "status": frozenset({("src.stations", "status")}),  # through the rule table, joined on the station's status
+        "status": frozenset(
+            {("src.stations", "status")}
+        ),  # through the rule table, joined on the station's status
         "codes": frozenset({("src.stations", "codes")}),  # the lambda's parameter is no column
         "party_id": frozenset({("src.sites", "operator")}),
     }
@@ -48,10 +50,14 @@ def test_walk_skips_ambiguous_columns_and_leaves_unknown_constructs_unresolved()
     """)
     assert found["either"] == frozenset()  # both tables have site_id: skipped, not guessed
     assert found["name"] == frozenset()  # `scratch` is no warehouse table: it may hold `name` too
-    assert found["status"] == frozenset({("src.stations", "status")})  # q.note: not a warehouse column, nothing to record
+    assert found["status"] == frozenset(
+        {("src.stations", "status")}
+    )  # q.note: not a warehouse column, nothing to record
     assert found["renamed"] is None  # t(a) renames by position: not followed
     assert walk("SELECT z.name FROM src.sites s")["name"] is None  # no relation (nor column) z in scope
-    assert walk("SELECT codes.first AS f FROM src.stations")["f"] == frozenset({("src.stations", "codes")})  # a struct field
+    assert walk("SELECT codes.first AS f FROM src.stations")["f"] == frozenset(
+        {("src.stations", "codes")}
+    )  # a struct field
 
 
 def test_walk_refuses_what_is_not_one_select() -> None:
@@ -79,15 +85,27 @@ def test_known_lineage_of_the_mappings(registered: None) -> None:
         ("zaptec.charger_states", "operation_mode"),  # through rules_zaptec_modes
         ("zaptec.chargers", "active"),
     }
-    assert deps("mart.locations", "name") == {("evroam.sites", "name"), ("greenflux.locations", "name"),
-                                              ("zaptec.installations", "name")}
-    assert deps("mart.locations", "postal_code") == {("evroam.sites", "address"), ("greenflux.locations", "postal_code"),
-                                                     ("zaptec.installations", "zip_code")}
-    assert deps("mart.connectors", "standard") == {("evroam.connectors", "connector_type"),
-                                                   ("greenflux.connectors", "standard"), ("zaptec.chargers", "model")}
+    assert deps("mart.locations", "name") == {
+        ("evroam.sites", "name"),
+        ("greenflux.locations", "name"),
+        ("zaptec.installations", "name"),
+    }
+    assert deps("mart.locations", "postal_code") == {
+        ("evroam.sites", "address"),
+        ("greenflux.locations", "postal_code"),
+        ("zaptec.installations", "zip_code"),
+    }
+    assert deps("mart.connectors", "standard") == {
+        ("evroam.connectors", "connector_type"),
+        ("greenflux.connectors", "standard"),
+        ("zaptec.chargers", "model"),
+    }
     assert ("evroam.sites", "operator") in deps("mart.evses", "party_id")  # through rules_operators
     assert ("reference.parties", "party_id") in deps("mart.locations", "party_id")  # GreenFlux's assignment
-    assert deps("mart.tariffs", "currency") == {("greenflux.tariffs", "currency"), ("reference.tariffs", "currency")}
+    assert deps("mart.tariffs", "currency") == {
+        ("greenflux.tariffs", "currency"),
+        ("reference.tariffs", "currency"),
+    }
     assert deps("mart.evses", "capabilities") == {("greenflux.evses", "capabilities")}  # EVRoam/Zaptec: NULL
 
 
@@ -95,12 +113,18 @@ def test_dagster_lineage_names_upstream_assets(registered: None) -> None:
     evses = catalog.mart_column_lineage("mart.evses")
     assert evses is not None
     status = evses.deps_by_column["status"]
-    for key, column in ((["greenflux", "evses"], "status"), (["evroam", "availability"], "availability_status"),
-                        (["zaptec", "charger_states"], "operation_mode")):
+    for key, column in (
+        (["greenflux", "evses"], "status"),
+        (["evroam", "availability"], "availability_status"),
+        (["zaptec", "charger_states"], "operation_mode"),
+    ):
         assert dg.TableColumnDep(dg.AssetKey(key), column) in status
     tariffs = catalog.mart_column_lineage("mart.tariffs")
     assert tariffs is not None  # reference/operator_data loads several tables: its columns say which
-    assert dg.TableColumnDep(dg.AssetKey(["reference", "operator_data"]), "tariffs.currency") in tariffs.deps_by_column["currency"]
+    assert (
+        dg.TableColumnDep(dg.AssetKey(["reference", "operator_data"]), "tariffs.currency")
+        in tariffs.deps_by_column["currency"]
+    )
 
 
 def test_every_dependency_is_a_declared_column_of_an_upstream_asset(registered: None) -> None:
@@ -112,10 +136,17 @@ def test_every_dependency_is_a_declared_column_of_an_upstream_asset(registered: 
             assert set(by_column) == {c.name for c in schemas[table].columns}, (table, source)
             for column, found in by_column.items():
                 for dep_table, dep_column in found:
-                    assert dep_column in {c.name.lower() for c in schemas[dep_table].columns}, (table, column, dep_table)
+                    assert dep_column in {c.name.lower() for c in schemas[dep_table].columns}, (
+                        table,
+                        column,
+                        dep_table,
+                    )
         mart = catalog.mart_column_lineage(table)
         assert mart is not None
-        assert {d.asset_key for ds in mart.deps_by_column.values() for d in ds} <= {*SOURCE_INPUTS, REFERENCE_KEY}
+        assert {d.asset_key for ds in mart.deps_by_column.values() for d in ds} <= {
+            *SOURCE_INPUTS,
+            REFERENCE_KEY,
+        }
     assert catalog.mart_lineage("mart.evses") is catalog.mart_lineage("mart.evses")  # parsed once, cached
 
 
@@ -138,7 +169,9 @@ def coverage(source: str) -> tuple[int, int, int]:
 def test_lineage_covers_more_mart_columns_than_same_names(registered: None) -> None:
     found = {source: coverage(source) for source in ("evroam", "greenflux", "zaptec", "reference")}
     for source, (before, after, total) in found.items():
-        print(f"mart column lineage {source}: {before}/{total} columns before (same name), {after}/{total} from the SQL")
+        print(
+            f"mart column lineage {source}: {before}/{total} columns before (same name), {after}/{total} from the SQL"
+        )
     for source in ("evroam", "zaptec"):
         assert found[source][1] > found[source][0], source
     assert found["greenflux"][1] > found["greenflux"][0]

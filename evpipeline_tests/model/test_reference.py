@@ -65,23 +65,43 @@ def _broken(mutate: Any) -> dict[str, Any]:
 
 
 BAD_FILES = [
-    (lambda d: d["rules"][0]["opening_times"].update(twentyfourseven=False),
-     "rules[0] (id 'zaptec-nl-public'): opening_times: regular_hours must contain at least one entry"),
-    (lambda d: d["rules"][0].update(parking_restrictions=["EV_ONLY", "VIP"]),
-     "rules[0] (id 'zaptec-nl-public'): parking_restrictions[1]:"),
-    (lambda d: d["rules"][1]["match"].update(country_code=False),  # what YAML makes of an unquoted NO
-     'match.country_code must be a string (quote values such as "NO")'),
-    (lambda d: d["rules"][0].update(colour="green"), "rules[0] (id 'zaptec-nl-public'): unknown key(s) ['colour']"),
-    (lambda d: d["rules"][0].update(tariff_ids=["NOPE"]), "tariff_ids ['NOPE'] are not tariffs of NL/ZPT in this file"),
-    (lambda d: d["rules"][2].update(tariff_ids=["NZ-DC-STANDARD"]), "its match must name country_code and party_id"),
-    (lambda d: d["rules"].append({**d["rules"][0]}), "id 'zaptec-nl-public' is already used by an earlier rule"),
+    (
+        lambda d: d["rules"][0]["opening_times"].update(twentyfourseven=False),
+        "rules[0] (id 'zaptec-nl-public'): opening_times: regular_hours must contain at least one entry",
+    ),
+    (
+        lambda d: d["rules"][0].update(parking_restrictions=["EV_ONLY", "VIP"]),
+        "rules[0] (id 'zaptec-nl-public'): parking_restrictions[1]:",
+    ),
+    (
+        lambda d: d["rules"][1]["match"].update(country_code=False),  # what YAML makes of an unquoted NO
+        'match.country_code must be a string (quote values such as "NO")',
+    ),
+    (
+        lambda d: d["rules"][0].update(colour="green"),
+        "rules[0] (id 'zaptec-nl-public'): unknown key(s) ['colour']",
+    ),
+    (
+        lambda d: d["rules"][0].update(tariff_ids=["NOPE"]),
+        "tariff_ids ['NOPE'] are not tariffs of NL/ZPT in this file",
+    ),
+    (
+        lambda d: d["rules"][2].update(tariff_ids=["NZ-DC-STANDARD"]),
+        "its match must name country_code and party_id",
+    ),
+    (
+        lambda d: d["rules"].append({**d["rules"][0]}),
+        "id 'zaptec-nl-public' is already used by an earlier rule",
+    ),
     (lambda d: d["tariffs"][0].pop("currency"), "tariffs[0] (id 'ZPT-NL-AC'): currency"),
     (lambda d: d["tariffs"][0].update(elements=[]), "tariffs[0] (id 'ZPT-NL-AC'): elements"),
 ]
 
 
 @pytest.mark.parametrize("mutate, message", BAD_FILES)
-def test_a_bad_file_is_refused_with_one_line_naming_the_entry(tmp_path: Path, mutate: Any, message: str) -> None:
+def test_a_bad_file_is_refused_with_one_line_naming_the_entry(
+    tmp_path: Path, mutate: Any, message: str
+) -> None:
     path = write(tmp_path, _broken(mutate))
     with pytest.raises(ReferenceError) as caught:
         load_reference(path)
@@ -107,21 +127,33 @@ def test_reference_fills_what_zaptec_lacks_and_makes_it_exportable(
     load(warehouse, Path(default_file()), monkeypatch)
     result = build(warehouse)
     assert result.mode == "full" and result.reason == "operator reference rules changed"
-    rows = query(warehouse, """SELECT l.opening_times, l.energy_mix, l.reference_fields, e.parking_restrictions,
+    rows = query(
+        warehouse,
+        """SELECT l.opening_times, l.energy_mix, l.reference_fields, e.parking_restrictions,
                                       e.reference_fields, c.tariff_ids, c.reference_fields
                                FROM mart.locations l JOIN mart.evses e USING (country_code, party_id, location_id)
                                JOIN mart.connectors c USING (country_code, party_id, location_id, evse_uid)
-                               WHERE l.source = 'zaptec' AND l.country_code = 'NL'""")
+                               WHERE l.source = 'zaptec' AND l.country_code = 'NL'""",
+    )
     assert rows
     for hours, mix, loc_lineage, parking, evse_lineage, tariffs, conn_lineage in rows:
-        assert json.loads(hours) == {"twentyfourseven": True} and json.loads(mix)["supplier_name"] == "Vandebron"
+        assert (
+            json.loads(hours) == {"twentyfourseven": True} and json.loads(mix)["supplier_name"] == "Vandebron"
+        )
         assert json.loads(parking) == ["EV_ONLY"] and json.loads(tariffs) == ["ZPT-NL-AC"]
         # Lineage: which fields the operator supplied, and by which rule or operator entry.
-        assert json.loads(loc_lineage) == {"opening_times": "zaptec-nl-public", "energy_mix": "zaptec-nl-public",
-                                           "charging_when_closed": "zaptec-nl-public", "operator": "operators/NL/ZPT",
-                                           "nuts_code": "operators/NL/ZPT"}
-        assert json.loads(evse_lineage) == {"parking_restrictions": "zaptec-nl-public", "capabilities": "zaptec-nl-public",
-                                            "evse_id": "operators/NL/ZPT"}
+        assert json.loads(loc_lineage) == {
+            "opening_times": "zaptec-nl-public",
+            "energy_mix": "zaptec-nl-public",
+            "charging_when_closed": "zaptec-nl-public",
+            "operator": "operators/NL/ZPT",
+            "nuts_code": "operators/NL/ZPT",
+        }
+        assert json.loads(evse_lineage) == {
+            "parking_restrictions": "zaptec-nl-public",
+            "capabilities": "zaptec-nl-public",
+            "evse_id": "operators/NL/ZPT",
+        }
         assert json.loads(conn_lineage) == {"tariff_ids": "zaptec-nl-public"}
     with warehouse.get_connection() as con:
         after = build_export(con)
@@ -139,24 +171,57 @@ def test_a_source_value_wins_unless_the_rule_overrides_it(
     with running(GreenFluxSimulator(scale=0.1, clock=clock, token=TOKEN, seed=3)) as sim:
         greenflux_sync(greenflux_resource(sim), warehouse)
     build(warehouse)
-    [(cc, party, location, source_hours)] = query(warehouse, """SELECT country_code, party_id, location_id, opening_times
-        FROM mart.locations WHERE source = 'greenflux' AND opening_times IS NOT NULL ORDER BY location_id LIMIT 1""")
-    office = {"twentyfourseven": False, "regular_hours": [{"weekday": d, "period_begin": "08:00", "period_end": "18:00"} for d in range(1, 6)]}
-    document = {"rules": [
-        {"id": "party-hours", "match": {"source": "greenflux", "country_code": cc, "party_id": party}, "opening_times": office},
-    ]}
+    [(cc, party, location, source_hours)] = query(
+        warehouse,
+        """SELECT country_code, party_id, location_id, opening_times
+        FROM mart.locations WHERE source = 'greenflux' AND opening_times IS NOT NULL ORDER BY location_id LIMIT 1""",
+    )
+    office = {
+        "twentyfourseven": False,
+        "regular_hours": [
+            {"weekday": d, "period_begin": "08:00", "period_end": "18:00"} for d in range(1, 6)
+        ],
+    }
+    document = {
+        "rules": [
+            {
+                "id": "party-hours",
+                "match": {"source": "greenflux", "country_code": cc, "party_id": party},
+                "opening_times": office,
+            },
+        ]
+    }
     load(warehouse, write(tmp_path, document), monkeypatch)
     build(warehouse)
-    hours, lineage = query(warehouse, "SELECT opening_times, reference_fields FROM mart.locations WHERE location_id = ?", [location])[0]
+    hours, lineage = query(
+        warehouse,
+        "SELECT opening_times, reference_fields FROM mart.locations WHERE location_id = ?",
+        [location],
+    )[0]
     assert json.loads(hours) == json.loads(source_hours) and lineage is None  # the source said it: it stands
 
-    nights = {"twentyfourseven": False, "regular_hours": [{"weekday": 1, "period_begin": "18:00", "period_end": "23:00"}]}
-    document["rules"].append({"id": "this-location", "match": {"location_id": location}, "opening_times": nights,
-                              "override": ["opening_times"]})
+    nights = {
+        "twentyfourseven": False,
+        "regular_hours": [{"weekday": 1, "period_begin": "18:00", "period_end": "23:00"}],
+    }
+    document["rules"].append(
+        {
+            "id": "this-location",
+            "match": {"location_id": location},
+            "opening_times": nights,
+            "override": ["opening_times"],
+        }
+    )
     load(warehouse, write(tmp_path, document), monkeypatch)
     build(warehouse)
-    hours, lineage = query(warehouse, "SELECT opening_times, reference_fields FROM mart.locations WHERE location_id = ?", [location])[0]
-    assert json.loads(hours) == nights and json.loads(lineage) == {"opening_times": "this-location"}  # the most specific rule
+    hours, lineage = query(
+        warehouse,
+        "SELECT opening_times, reference_fields FROM mart.locations WHERE location_id = ?",
+        [location],
+    )[0]
+    assert json.loads(hours) == nights and json.loads(lineage) == {
+        "opening_times": "this-location"
+    }  # the most specific rule
 
 
 def test_a_bad_file_changes_nothing_downstream(
@@ -167,7 +232,10 @@ def test_a_bad_file_changes_nothing_downstream(
     load(warehouse, Path(default_file()), monkeypatch)
     build(warehouse)
     snapshot = "SELECT * EXCLUDE (_ingested_at, _observed_at, _run_id) FROM mart.tariffs ORDER BY ALL"
-    rules_before, tariffs_before = query(warehouse, "SELECT count(*) FROM reference.rules")[0], query(warehouse, snapshot)
+    rules_before, tariffs_before = (
+        query(warehouse, "SELECT count(*) FROM reference.rules")[0],
+        query(warehouse, snapshot),
+    )
 
     broken = _broken(lambda d: d["tariffs"][0].update(currency="EURO"))
     result = load(warehouse, write(tmp_path, broken), monkeypatch, raise_on_error=False)
@@ -193,44 +261,84 @@ def test_a_feed_without_cpo_id_reaches_the_mart_through_an_assigned_party(
             sim.edit_location(location, cpo_id=None)
         greenflux_sync(greenflux_resource(sim), warehouse)
     build(warehouse, full=True)
-    assert query(warehouse, "SELECT count(*) FROM mart.locations WHERE location_id IN (?, ?)", [bare, other]) == [(0,)]
-    [(field, rows)] = query(warehouse, "SELECT field, rows FROM mart.unmapped_values WHERE field LIKE 'location.cpo_id%'")
+    assert query(
+        warehouse, "SELECT count(*) FROM mart.locations WHERE location_id IN (?, ?)", [bare, other]
+    ) == [(0,)]
+    [(field, rows)] = query(
+        warehouse, "SELECT field, rows FROM mart.unmapped_values WHERE field LIKE 'location.cpo_id%'"
+    )
     assert rows == 2 and "none assigned" in field  # reported, not guessed
 
     document = default()
-    document["parties"] = [{"id": "this-one", "match": {"source": "greenflux", "location_id": bare},
-                            "country_code": "NL", "party_id": "GFX"}]
+    document["parties"] = [
+        {
+            "id": "this-one",
+            "match": {"source": "greenflux", "location_id": bare},
+            "country_code": "NL",
+            "party_id": "GFX",
+        }
+    ]
     load(warehouse, write(tmp_path, document), monkeypatch)
     build(warehouse)  # the assignment changed: a full build
-    assert query(warehouse, "SELECT country_code, party_id FROM mart.locations WHERE location_id = ?", [bare]) == [("NL", "GFX")]
-    assert query(warehouse, "SELECT count(*) FROM mart.evses WHERE location_id = ? AND party_id = 'GFX'", [bare])[0][0] > 0
-    assert query(warehouse, "SELECT rows FROM mart.unmapped_values WHERE field LIKE 'location.cpo_id%'") == [(1,)]  # what remains
+    assert query(
+        warehouse, "SELECT country_code, party_id FROM mart.locations WHERE location_id = ?", [bare]
+    ) == [("NL", "GFX")]
+    assert (
+        query(
+            warehouse, "SELECT count(*) FROM mart.evses WHERE location_id = ? AND party_id = 'GFX'", [bare]
+        )[0][0]
+        > 0
+    )
+    assert query(warehouse, "SELECT rows FROM mart.unmapped_values WHERE field LIKE 'location.cpo_id%'") == [
+        (1,)
+    ]  # what remains
 
 
 def test_party_assignments_are_validated(tmp_path: Path) -> None:
     document = default()
-    document["parties"] = [{"id": "p", "match": {"source": "greenflux"}, "country_code": "nl", "party_id": "GFX"}]
-    with pytest.raises(ReferenceError, match=r"parties\[0\] \(id 'p'\): country_code must be ISO 3166 alpha-2"):
+    document["parties"] = [
+        {"id": "p", "match": {"source": "greenflux"}, "country_code": "nl", "party_id": "GFX"}
+    ]
+    with pytest.raises(
+        ReferenceError, match=r"parties\[0\] \(id 'p'\): country_code must be ISO 3166 alpha-2"
+    ):
         load_reference(write(tmp_path, document))
 
 
-@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the rule choice is SQL above the backend
+@pytest.mark.parametrize(
+    "any_warehouse", ["duckdb"], indirect=True
+)  # the rule choice is SQL above the backend
 @pytest.mark.parametrize("specific_first", [True, False], ids=["specific-first", "specific-last"])
 def test_the_most_specific_rule_wins_whatever_its_place_in_the_file(
     warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, specific_first: bool
 ) -> None:
     # Three match fields (source 1 + country 2 + party 4 = 7) are still less specific than a location (8).
-    party = {"id": "party-wide", "match": {"source": "greenflux", "country_code": "NL", "party_id": "GFX"},
-             "time_zone": "Europe/Brussels"}
+    party = {
+        "id": "party-wide",
+        "match": {"source": "greenflux", "country_code": "NL", "party_id": "GFX"},
+        "time_zone": "Europe/Brussels",
+    }
     location = {"id": "this-location", "match": {"location_id": "L1"}, "time_zone": "Europe/Amsterdam"}
-    load(warehouse, write(tmp_path, {"rules": [location, party] if specific_first else [party, location]}), monkeypatch)
+    load(
+        warehouse,
+        write(tmp_path, {"rules": [location, party] if specific_first else [party, location]}),
+        monkeypatch,
+    )
     rows = """SELECT * FROM (VALUES ('greenflux', 'NL', 'GFX', 'L1', NULL::VARCHAR), ('greenflux', 'NL', 'GFX', 'L2', NULL::VARCHAR))
               AS t(source, country_code, party_id, location_id, time_zone)"""
-    applied = apply_rules("locations", rows, ["source", "country_code", "party_id", "location_id", "time_zone"])
+    applied = apply_rules(
+        "locations", rows, ["source", "country_code", "party_id", "location_id", "time_zone"]
+    )
     with warehouse.get_connection() as con:
-        result = con.execute(f"SELECT location_id, time_zone, reference_fields FROM ({applied}) ORDER BY 1").fetchall()
+        result = con.execute(
+            f"SELECT location_id, time_zone, reference_fields FROM ({applied}) ORDER BY 1"
+        ).fetchall()
     assert [(loc, zone, json.loads(lineage)) for loc, zone, lineage in result] == [
-        ("L1", "Europe/Amsterdam", {"time_zone": "this-location"}),  # both match: the location rule, listed first or last
+        (
+            "L1",
+            "Europe/Amsterdam",
+            {"time_zone": "this-location"},
+        ),  # both match: the location rule, listed first or last
         ("L2", "Europe/Brussels", {"time_zone": "party-wide"}),  # only the party rule matches
     ]
 
@@ -241,10 +349,18 @@ def test_the_most_specific_party_assignment_wins_whatever_its_place_in_the_file(
 ) -> None:
     # A location_id (2) is narrower than an operator name (1), which is narrower than the source alone (0).
     feed = {"id": "whole-feed", "match": {"source": "greenflux"}, "country_code": "NL", "party_id": "FED"}
-    operator = {"id": "by-operator", "match": {"source": "greenflux", "operator": "Gemeente Utrecht"},
-                "country_code": "NL", "party_id": "UTR"}
-    location = {"id": "one-location", "match": {"source": "greenflux", "location_id": "L1"},
-                "country_code": "NL", "party_id": "LOC"}
+    operator = {
+        "id": "by-operator",
+        "match": {"source": "greenflux", "operator": "Gemeente Utrecht"},
+        "country_code": "NL",
+        "party_id": "UTR",
+    }
+    location = {
+        "id": "one-location",
+        "match": {"source": "greenflux", "location_id": "L1"},
+        "country_code": "NL",
+        "party_id": "LOC",
+    }
     ordered = [location, operator, feed] if specific_first else [feed, operator, location]
     load(warehouse, write(tmp_path, {**default(), "parties": ordered}), monkeypatch)
     with warehouse.get_connection() as con:
@@ -260,8 +376,18 @@ def test_the_most_specific_party_assignment_wins_whatever_its_place_in_the_file(
 def test_among_equally_specific_party_assignments_the_later_one_wins(
     warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    earlier = {"id": "earlier", "match": {"source": "greenflux", "location_id": "L1"}, "country_code": "NL", "party_id": "OLD"}
-    later = {"id": "later", "match": {"source": "greenflux", "location_id": "L1"}, "country_code": "NL", "party_id": "NEW"}
+    earlier = {
+        "id": "earlier",
+        "match": {"source": "greenflux", "location_id": "L1"},
+        "country_code": "NL",
+        "party_id": "OLD",
+    }
+    later = {
+        "id": "later",
+        "match": {"source": "greenflux", "location_id": "L1"},
+        "country_code": "NL",
+        "party_id": "NEW",
+    }
     load(warehouse, write(tmp_path, {**default(), "parties": [earlier, later]}), monkeypatch)
     with warehouse.get_connection() as con:
         found = con.execute(f"""SELECT p.party_id FROM (VALUES ('L1', 'x')) AS t(location_id, operator),

@@ -53,15 +53,22 @@ print(json.dumps({{
 """
 
 
-def test_a_moved_snapshot_reads_from_another_process(published: tuple[WarehouseResource, Path], tmp_path: Path) -> None:
+def test_a_moved_snapshot_reads_from_another_process(
+    published: tuple[WarehouseResource, Path], tmp_path: Path
+) -> None:
     _, directory = published
     moved = tmp_path / "mounted" / "bi"
     moved.parent.mkdir()
     shutil.move(str(directory), moved)  # the original path no longer exists
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    done = subprocess.run([sys.executable, "-c", READ.format(recipe=recipe(moved))], cwd=elsewhere,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", READ.format(recipe=recipe(moved))],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == {"publication": 1, "locations": 14, "evses": 21, "history": 21}
 
@@ -78,10 +85,17 @@ for _ in sys.stdin:  # one line: open a new connection (keeping the earlier ones
 
 
 def test_a_new_connection_in_a_long_lived_process_sees_the_newest_publication(
-        published: tuple[WarehouseResource, Path], tmp_path: Path) -> None:
+    published: tuple[WarehouseResource, Path], tmp_path: Path
+) -> None:
     warehouse, directory = published
-    reader = subprocess.Popen([sys.executable, "-c", LONG_LIVED.format(recipe=textwrap.indent(recipe(directory), "    "))],
-                              cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", LONG_LIVED.format(recipe=textwrap.indent(recipe(directory), "    "))],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert reader.stdin is not None and reader.stdout is not None
     try:
         reader.stdin.write("open\n")

@@ -51,7 +51,13 @@ _DC_EVSE: dict[str, Any] = {
     "uid": "UTR-WESTRAVEN-2",
     "evse_id": "NL*EVB*E000123002",
     "status": "CHARGING",
-    "status_schedule": [{"period_begin": "2026-11-20T06:00:00Z", "period_end": "2026-11-20T10:00:00Z", "status": "INOPERATIVE"}],
+    "status_schedule": [
+        {
+            "period_begin": "2026-11-20T06:00:00Z",
+            "period_end": "2026-11-20T10:00:00Z",
+            "status": "INOPERATIVE",
+        }
+    ],
     "capabilities": ["CREDIT_CARD_PAYABLE", "DEBIT_CARD_PAYABLE", "PED_TERMINAL", "RFID_READER"],
     "connectors": [_DC_CONNECTOR],
     "floor_level": "0",
@@ -74,22 +80,43 @@ _LOCATION: dict[str, Any] = {
     "state": "Utrecht",
     "country": "NLD",
     "coordinates": {"latitude": "52.066910", "longitude": "5.104430"},
-    "related_locations": [{"latitude": "52.067300", "longitude": "5.105100", "name": {"language": "nl", "text": "Ingang P+R"}}],
+    "related_locations": [
+        {"latitude": "52.067300", "longitude": "5.105100", "name": {"language": "nl", "text": "Ingang P+R"}}
+    ],
     "parking_type": "PARKING_LOT",
     "evses": [_AC_EVSE, _DC_EVSE],
     "directions": [{"language": "nl", "text": "Volg de borden P+R Westraven"}],
-    "operator": {"name": "EV-Box Laadnetwerk", "website": "https://laadpunt.example.nl",
-                 "logo": {"url": "https://laadpunt.example.nl/logo.png", "category": "OPERATOR", "type": "png", "width": 512, "height": 512}},
+    "operator": {
+        "name": "EV-Box Laadnetwerk",
+        "website": "https://laadpunt.example.nl",
+        "logo": {
+            "url": "https://laadpunt.example.nl/logo.png",
+            "category": "OPERATOR",
+            "type": "png",
+            "width": 512,
+            "height": 512,
+        },
+    },
     "owner": {"name": "Gemeente Utrecht"},
     "facilities": ["PARKING_LOT", "BUS_STOP", "TRAM_STOP"],
     "time_zone": "Europe/Amsterdam",
     "opening_times": {
         "twentyfourseven": True,
-        "exceptional_closings": [{"period_begin": "2026-12-31T20:00:00Z", "period_end": "2027-01-01T06:00:00Z"}],
+        "exceptional_closings": [
+            {"period_begin": "2026-12-31T20:00:00Z", "period_end": "2027-01-01T06:00:00Z"}
+        ],
     },
     "charging_when_closed": True,
-    "images": [{"url": "https://laadpunt.example.nl/westraven.jpg", "thumbnail": "https://laadpunt.example.nl/westraven-t.jpg",
-                "category": "LOCATION", "type": "jpeg", "width": 1600, "height": 900}],
+    "images": [
+        {
+            "url": "https://laadpunt.example.nl/westraven.jpg",
+            "thumbnail": "https://laadpunt.example.nl/westraven-t.jpg",
+            "category": "LOCATION",
+            "type": "jpeg",
+            "width": 1600,
+            "height": 900,
+        }
+    ],
     "energy_mix": {
         "is_green_energy": True,
         "energy_sources": [{"source": "WIND", "percentage": 62.5}, {"source": "SOLAR", "percentage": 37.5}],
@@ -107,13 +134,19 @@ _TARIFFS: dict[str, dict[str, Any]] = {
         "id": "AC-STANDARD",
         "currency": "EUR",
         "type": "AD_HOC_PAYMENT",
-        "tariff_alt_text": [{"language": "nl", "text": "€ 0,39 per kWh incl. btw; 's nachts parkeren € 1,21 per uur"}],
+        "tariff_alt_text": [
+            {"language": "nl", "text": "€ 0,39 per kWh incl. btw; 's nachts parkeren € 1,21 per uur"}
+        ],
         "tariff_alt_url": "https://laadpunt.example.nl/tarieven",
         "elements": [
             {"price_components": [{"type": "ENERGY", "price": 0.3223, "vat": 21.0, "step_size": 1}]},
             {
                 "price_components": [{"type": "PARKING_TIME", "price": 1.0, "vat": 21.0, "step_size": 60}],
-                "restrictions": {"start_time": "22:00", "end_time": "07:00", "day_of_week": ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"]},
+                "restrictions": {
+                    "start_time": "22:00",
+                    "end_time": "07:00",
+                    "day_of_week": ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"],
+                },
             },
         ],
         "last_updated": UPDATED,
@@ -127,8 +160,10 @@ _TARIFFS: dict[str, dict[str, Any]] = {
         "min_price": {"excl_vat": 0.5, "incl_vat": 0.605},
         "elements": [
             {"price_components": [{"type": "FLAT", "price": 0.5, "vat": 21.0, "step_size": 1}]},
-            {"price_components": [{"type": "ENERGY", "price": 0.4876, "vat": 21.0, "step_size": 1}],
-             "restrictions": {"max_power": 150.0, "start_date": "2026-01-01"}},
+            {
+                "price_components": [{"type": "ENERGY", "price": 0.4876, "vat": 21.0, "step_size": 1}],
+                "restrictions": {"max_power": 150.0, "start_date": "2026-01-01"},
+            },
         ],
         "start_date_time": "2026-01-01T00:00:00Z",
         "last_updated": UPDATED,

@@ -28,8 +28,13 @@ from evpipeline_tests.datex2.schemas import assert_valid
 from evpipeline_tests.mart_fixture import MartRows, later, standard_mart
 from evpipeline_tests.ndw.test_server import B64, CLIENT_ID, CLIENT_SECRET, SETTINGS, TOKEN
 
-DOCS = {"static.xml": "application/xml", "static.json": "application/json", "status.xml": "application/xml",
-        "status.json": "application/json", "rejections.json": "application/json"}
+DOCS = {
+    "static.xml": "application/xml",
+    "static.json": "application/json",
+    "status.xml": "application/xml",
+    "status.json": "application/json",
+    "rejections.json": "application/json",
+}
 PREFIX = "/datex2/v3.7/"
 
 
@@ -43,7 +48,12 @@ class Served:
 
 def store_for(root: Path) -> SnapshotStore:
     loader = functools.partial(load_snapshot, countries=["NLD"], creator=CREATOR)
-    return SnapshotStore(root / "snapshots" / SNAPSHOT_NAME, poll_interval=60, publications=root / "snapshots" / "datex2", loader=loader)
+    return SnapshotStore(
+        root / "snapshots" / SNAPSHOT_NAME,
+        poll_interval=60,
+        publications=root / "snapshots" / "datex2",
+        loader=loader,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +82,12 @@ def test_auth_like_the_ocpi_routes(served: Served) -> None:
     for name in DOCS:
         assert get(served.url, name, auth=None).status_code == 401
         assert get(served.url, name, auth="Token wrong").status_code == 401
-    token = requests.post(served.url + "/oauth/token", data={"grant_type": "client_credentials"},
-                          auth=(CLIENT_ID, CLIENT_SECRET), timeout=10).json()["access_token"]
+    token = requests.post(
+        served.url + "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(CLIENT_ID, CLIENT_SECRET),
+        timeout=10,
+    ).json()["access_token"]
     assert get(served.url, "static.xml", auth=f"Bearer {token}").status_code == 200
     assert get(served.url, "nonsense.xml").status_code == 404
 
@@ -93,11 +107,18 @@ def test_the_four_documents_of_the_served_version(served: Served, tmp_path: Path
     # They are the publisher's documents of the served state, published when the snapshot loaded.
     when = publication_time(answers["static.json"].content)
     with served.warehouse.get_connection() as con:
-        daily = write_publications(con, tmp_path / "day", countries=["NLD"], creator=CREATOR, published_at=when)
+        daily = write_publications(
+            con, tmp_path / "day", countries=["NLD"], creator=CREATOR, published_at=when
+        )
     for name in DOCS:
         assert answers[name].content == (daily.directory / name).read_bytes(), name
     # The OCPI routes serve the same version: its pinned next link names the token the DATEX II routes report.
-    ocpi = requests.get(served.url + "/ocpi/2.2.1/locations", headers={"Authorization": B64}, params={"limit": "1"}, timeout=10)
+    ocpi = requests.get(
+        served.url + "/ocpi/2.2.1/locations",
+        headers={"Authorization": B64},
+        params={"limit": "1"},
+        timeout=10,
+    )
     assert f"snapshot={version.token}" in ocpi.headers["Link"]
     assert len(sites(json.loads(answers["static.json"].content))) == int(ocpi.headers["X-Total-Count"]) == 8
 
@@ -123,11 +144,17 @@ def test_a_new_snapshot_is_served_and_the_old_files_go(served: Served) -> None:
     assert new is not None and new.token != old.token
     r = get(served.url, "status.json")
     assert r.headers["X-Data-Version"] == new.token and r.content != first
-    (point,) = [p for _, _, p in point_statuses(json.loads(r.content)) if p["reference"]["idG"] == "NL:ALF:LOC-0001:LOC-0001-E1"]
+    (point,) = [
+        p
+        for _, _, p in point_statuses(json.loads(r.content))
+        if p["reference"]["idG"] == "NL:ALF:LOC-0001:LOC-0001-E1"
+    ]
     assert (point["status"], point["lastUpdated"]) == ({"value": "outOfOrder"}, "2026-11-01T09:00:00Z")
     expected = io.BytesIO()
     with served.warehouse.get_connection() as con, Publisher(con, ["NLD"], CREATOR) as publisher:
-        publisher.write("status", "json", expected, published_at=publication_time(get(served.url, "static.json").content))
+        publisher.write(
+            "status", "json", expected, published_at=publication_time(get(served.url, "static.json").content)
+        )
     assert r.content == expected.getvalue()
     # The previous version stays reachable for pinned readers while it is retained...
     pinned = get(served.url, "status.json", snapshot=old.token)
@@ -141,8 +168,13 @@ def test_a_new_snapshot_is_served_and_the_old_files_go(served: Served) -> None:
     while old.publications.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not old.publications.exists()
-    assert sorted(p.name for p in (served.root / "snapshots" / "datex2").iterdir() if not p.name.startswith(".")) == sorted(
-        v.publications.name for v in (served.store.current, served.store.version(new.token)) if v and v.publications)
+    assert sorted(
+        p.name for p in (served.root / "snapshots" / "datex2").iterdir() if not p.name.startswith(".")
+    ) == sorted(
+        v.publications.name
+        for v in (served.store.current, served.store.version(new.token))
+        if v and v.publications
+    )
 
 
 def test_the_creator_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,11 +45,27 @@ def walk(value: Any, path: str = "") -> Any:
 
 def test_only_public_dutch_live_locations_with_complete_objects(exported: Any) -> None:
     locs = locations(exported)
-    assert set(locs) == {"LOC-0001", "LOC-0002", "LOC-0003", "LOC-0004", "LOC-0005", "LOC-0102", "LOC-0103", "LOC-0106"}
-    assert exported.candidates == 11  # 5 good + 6 defective NL public live ones; private, BE, deleted never considered
-    assert [e["uid"] for e in locs["LOC-0102"]["evses"]] == ["LOC-0102-E1"]  # the EVSE without parking_restrictions left out
+    assert set(locs) == {
+        "LOC-0001",
+        "LOC-0002",
+        "LOC-0003",
+        "LOC-0004",
+        "LOC-0005",
+        "LOC-0102",
+        "LOC-0103",
+        "LOC-0106",
+    }
+    assert (
+        exported.candidates == 11
+    )  # 5 good + 6 defective NL public live ones; private, BE, deleted never considered
+    assert [e["uid"] for e in locs["LOC-0102"]["evses"]] == [
+        "LOC-0102-E1"
+    ]  # the EVSE without parking_restrictions left out
     assert [c["id"] for c in locs["LOC-0103"]["evses"][0]["connectors"]] == ["1"]
-    assert {e["uid"]: e["status"] for e in locs["LOC-0106"]["evses"]} == {"LOC-0106-E1": "REMOVED", "LOC-0106-E2": "AVAILABLE"}
+    assert {e["uid"]: e["status"] for e in locs["LOC-0106"]["evses"]} == {
+        "LOC-0106-E1": "REMOVED",
+        "LOC-0106-E2": "AVAILABLE",
+    }
     assert [t["id"] for t in map(json.loads, exported.tariffs)] == ["T-FAST", "T-STD"]
     assert exported.evses == 14 and exported.connectors == 24
 
@@ -69,16 +85,32 @@ def test_every_rejected_location_also_fails_the_definition(warehouse: WarehouseR
 
     standard_mart().write(warehouse)
     with warehouse.get_connection() as con:
-        con.execute("UPDATE mart.connectors SET tariff_ids = NULL WHERE location_id = 'LOC-0001' AND connector_id = '1'")
+        con.execute(
+            "UPDATE mart.connectors SET tariff_ids = NULL WHERE location_id = 'LOC-0001' AND connector_id = '1'"
+        )
         export = build_export(con)
         rows = con.execute("SELECT * FROM mart.locations WHERE location_id = 'LOC-0101'").df()
-    assert ocpi.validate_location({"country_code": "NL", "party_id": "ALF", "id": "x", "publish": True, "address": "a", "city": "b",
-                                    "country": "NLD", "coordinates": {"latitude": "52.000000", "longitude": "5.000000"},
-                                    "time_zone": "Europe/Amsterdam", "opening_times": {"twentyfourseven": True},
-                                    "last_updated": "2026-11-01T08:00:00Z"}, profile="ndw")  # no energy_mix: rejected by both
+    assert ocpi.validate_location(
+        {
+            "country_code": "NL",
+            "party_id": "ALF",
+            "id": "x",
+            "publish": True,
+            "address": "a",
+            "city": "b",
+            "country": "NLD",
+            "coordinates": {"latitude": "52.000000", "longitude": "5.000000"},
+            "time_zone": "Europe/Amsterdam",
+            "opening_times": {"twentyfourseven": True},
+            "last_updated": "2026-11-01T08:00:00Z",
+        },
+        profile="ndw",
+    )  # no energy_mix: rejected by both
     assert len(rows) == 1
     loc = {json.loads(b)["id"]: json.loads(b) for b in export.locations}["LOC-0001"]
-    assert [c["id"] for c in loc["evses"][0]["connectors"]] == ["2"]  # the connector without tariffs was left out
+    assert [c["id"] for c in loc["evses"][0]["connectors"]] == [
+        "2"
+    ]  # the connector without tariffs was left out
 
 
 def test_a_connector_with_empty_tariff_ids_is_never_exported(warehouse: WarehouseResource) -> None:
@@ -95,25 +127,46 @@ def test_a_connector_with_empty_tariff_ids_is_never_exported(warehouse: Warehous
     with warehouse.get_connection() as con:
         export = build_export(con)
     [body] = export.locations
-    assert [(e["uid"], [c["id"] for c in e["connectors"]]) for e in json.loads(body)["evses"]] == [("LOC-0001-E1", ["2"])]
-    reasons = {(r["object"], r.get("evse_uid"), r.get("connector_id")): r["reasons"] for r in export.rejections}
+    assert [(e["uid"], [c["id"] for c in e["connectors"]]) for e in json.loads(body)["evses"]] == [
+        ("LOC-0001-E1", ["2"])
+    ]
+    reasons = {
+        (r["object"], r.get("evse_uid"), r.get("connector_id")): r["reasons"] for r in export.rejections
+    }
     assert reasons[("Connector", "LOC-0001-E1", "1")] == ["tariff_ids missing (AFIR-mandatory)"]
     assert reasons[("Connector", "LOC-0001-E2", "1")] == ["tariff_ids missing (AFIR-mandatory)"]
     assert reasons[("EVSE", "LOC-0001-E2", None)] == ["no valid connectors"]
 
 
 def test_rejections_name_object_and_reason(exported: Any) -> None:
-    reasons = {(r["object"], r.get("location_id"), r.get("evse_uid"), r.get("connector_id"), r.get("tariff_id")): r["reasons"] for r in exported.rejections}
+    reasons = {
+        (r["object"], r.get("location_id"), r.get("evse_uid"), r.get("connector_id"), r.get("tariff_id")): r[
+            "reasons"
+        ]
+        for r in exported.rejections
+    }
     assert reasons[("Location", "LOC-0101", None, None, None)] == ["energy_mix missing (AFIR-mandatory)"]
-    assert reasons[("EVSE", "LOC-0102", "LOC-0102-E2", None, None)] == ["parking_restrictions missing (AFIR-mandatory)"]
-    assert reasons[("Connector", "LOC-0103", "LOC-0103-E1", "2", None)] == ["standard unmapped (see mart.unmapped_values)"]
-    assert reasons[("Connector", "LOC-0103", "LOC-0103-E1", "3", None)] == ["tariff_ids reference tariffs not in tariffs.json: T-GHOST"]
+    assert reasons[("EVSE", "LOC-0102", "LOC-0102-E2", None, None)] == [
+        "parking_restrictions missing (AFIR-mandatory)"
+    ]
+    assert reasons[("Connector", "LOC-0103", "LOC-0103-E1", "2", None)] == [
+        "standard unmapped (see mart.unmapped_values)"
+    ]
+    assert reasons[("Connector", "LOC-0103", "LOC-0103-E1", "3", None)] == [
+        "tariff_ids reference tariffs not in tariffs.json: T-GHOST"
+    ]
     assert reasons[("Tariff", None, None, None, "T-BROKEN")] == ["no tariff elements"]
-    assert reasons[("Connector", "LOC-0104", "LOC-0104-E1", "1", None)] == ["tariff_ids reference tariffs not in tariffs.json: T-BROKEN"]
+    assert reasons[("Connector", "LOC-0104", "LOC-0104-E1", "1", None)] == [
+        "tariff_ids reference tariffs not in tariffs.json: T-BROKEN"
+    ]
     assert reasons[("EVSE", "LOC-0104", "LOC-0104-E1", None, None)] == ["no valid connectors"]
     assert reasons[("Location", "LOC-0104", None, None, None)] == ["no valid EVSEs"]
-    assert reasons[("Location", "LOC-0105", None, None, None)] == ["address missing or longer than 45 characters"]
-    assert not any("LOC-02" in str(k) for k in reasons)  # private/BE/deleted are not candidates, not rejections
+    assert reasons[("Location", "LOC-0105", None, None, None)] == [
+        "address missing or longer than 45 characters"
+    ]
+    assert not any(
+        "LOC-02" in str(k) for k in reasons
+    )  # private/BE/deleted are not candidates, not rejections
 
 
 def test_exact_wire_format(exported: Any) -> None:
@@ -161,7 +214,10 @@ def test_same_state_same_bytes(exported: Any, tmp_path: Path, warehouse: Warehou
     assert manifest["counts"]["locations"] == 8 and manifest["generated_at"] == "2026-11-01T08:00:00Z"
     import hashlib
 
-    assert manifest["files"]["locations.json"]["sha256"] == hashlib.sha256((tmp_path / "a" / "locations.json").read_bytes()).hexdigest()
+    assert (
+        manifest["files"]["locations.json"]["sha256"]
+        == hashlib.sha256((tmp_path / "a" / "locations.json").read_bytes()).hexdigest()
+    )
     assert first.body == second.body
 
 
@@ -169,17 +225,28 @@ def test_partitioned_asset_backfill_and_check(warehouse: WarehouseResource, tmp_
     standard_mart().write(warehouse)
     results = []
     for day in ("2026-11-02", "2026-11-03"):
-        results.append(materialize(
-            [ndw_ocpi_export], {"warehouse": warehouse}, partition_key=day,
-            run_config=op_config([ndw_ocpi_export], directory=str(tmp_path), max_rejected_ratio=0.5),
-        ))
+        results.append(
+            materialize(
+                [ndw_ocpi_export],
+                {"warehouse": warehouse},
+                partition_key=day,
+                run_config=op_config([ndw_ocpi_export], directory=str(tmp_path), max_rejected_ratio=0.5),
+            )
+        )
     for day in ("2026-11-02", "2026-11-03"):
         assert json.loads((tmp_path / day / "manifest.json").read_text())["partition"] == day
-    assert (tmp_path / "2026-11-02" / "locations.json").read_bytes() == (tmp_path / "2026-11-03" / "locations.json").read_bytes()
+    assert (tmp_path / "2026-11-02" / "locations.json").read_bytes() == (
+        tmp_path / "2026-11-03" / "locations.json"
+    ).read_bytes()
     [check] = results[0].get_asset_check_evaluations()
-    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN  # 3 of 11 locations rejected, under 50 %
+    assert (
+        not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    )  # 3 of 11 locations rejected, under 50 %
     strict = materialize(
-        [ndw_ocpi_export], {"warehouse": warehouse}, partition_key="2026-11-04", raise_on_error=False,
+        [ndw_ocpi_export],
+        {"warehouse": warehouse},
+        partition_key="2026-11-04",
+        raise_on_error=False,
         run_config=op_config([ndw_ocpi_export], directory=str(tmp_path), max_rejected_ratio=0.1),
     )
     [check] = strict.get_asset_check_evaluations()

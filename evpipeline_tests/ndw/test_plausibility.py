@@ -35,7 +35,9 @@ POWER_CASES = [
 
 
 def connector(power_type: str, volts: int, amps: int, watts: int) -> dict[str, Any]:
-    return samples.connector(power_type=power_type, max_voltage=volts, max_amperage=amps, max_electric_power=watts)
+    return samples.connector(
+        power_type=power_type, max_voltage=volts, max_amperage=amps, max_electric_power=watts
+    )
 
 
 @pytest.mark.parametrize(("power_type", "volts", "amps", "watts", "possible"), POWER_CASES)
@@ -48,8 +50,10 @@ def test_the_definition_refuses_a_connector_above_volts_amps_phases_naming_the_f
             assert errors == []
         else:
             phases = ocpi.PHASES[power_type]
-            assert errors == [f"(root): max_electric_power {watts} W exceeds max_voltage {volts} V x max_amperage {amps} A x "
-                              f"{phases} phase(s) ({power_type}) = {volts * amps * phases} W"]
+            assert errors == [
+                f"(root): max_electric_power {watts} W exceeds max_voltage {volts} V x max_amperage {amps} A x "
+                f"{phases} phase(s) ({power_type}) = {volts * amps * phases} W"
+            ]
 
 
 def test_the_ndw_profile_wants_an_emi3_evse_id_and_an_operator() -> None:
@@ -57,30 +61,49 @@ def test_the_ndw_profile_wants_an_emi3_evse_id_and_an_operator() -> None:
     assert ocpi.validate_evse(evse) == []
     assert ocpi.validate_evse({**evse, "evse_id": "NLEVBE1"}) == []  # the separators are optional
     del evse["evse_id"]
-    assert ocpi.validate_evse(evse) == ["evse_id: required field is missing (mandatory for AFIR: the eMI3 EVSE ID)"]
+    assert ocpi.validate_evse(evse) == [
+        "evse_id: required field is missing (mandatory for AFIR: the eMI3 EVSE ID)"
+    ]
     assert ocpi.validate_evse(evse, "ocpi") == []  # optional in plain OCPI
-    assert ocpi.validate_evse({**evse, "evse_id": "NL-EVB-000123001"})[0].startswith("evse_id: must be an eMI3 EVSE ID")
-    assert ocpi.validate_evse({**evse, "evse_id": "NL*EVB*E" + "1" * 31})[0].startswith("evse_id: must be an eMI3 EVSE ID")
+    assert ocpi.validate_evse({**evse, "evse_id": "NL-EVB-000123001"})[0].startswith(
+        "evse_id: must be an eMI3 EVSE ID"
+    )
+    assert ocpi.validate_evse({**evse, "evse_id": "NL*EVB*E" + "1" * 31})[0].startswith(
+        "evse_id: must be an eMI3 EVSE ID"
+    )
     location = samples.location()
     del location["operator"]
-    assert ocpi.validate_location(location) == ["operator: required field is missing (mandatory for AFIR: the operator)"]
+    assert ocpi.validate_location(location) == [
+        "operator: required field is missing (mandatory for AFIR: the operator)"
+    ]
     assert ocpi.validate_location(location, "ocpi") == []
-    assert ocpi.validate_patch("evse", {"status": "CHARGING", "last_updated": samples.UPDATED}) == []  # a status PATCH carries neither
+    assert (
+        ocpi.validate_patch("evse", {"status": "CHARGING", "last_updated": samples.UPDATED}) == []
+    )  # a status PATCH carries neither
 
 
 def _mart() -> MartRows:
     m = MartRows()
     m.tariff("T-STD")
     for n, (power_type, volts, amps, watts, _possible) in enumerate(POWER_CASES, 1):
-        m.connector(m.evse(m.location(n), 1), 1, power_type=power_type, max_voltage=volts, max_amperage=amps,
-                    max_electric_power=watts, tariffs=["T-STD"])
+        m.connector(
+            m.evse(m.location(n), 1),
+            1,
+            power_type=power_type,
+            max_voltage=volts,
+            max_amperage=amps,
+            max_electric_power=watts,
+            tariffs=["T-STD"],
+        )
     m.connector(m.evse(m.location(50), 1, evse_id=None), 1)
     m.connector(m.evse(m.location(51), 1, evse_id="NL-ALF-0051"), 1)
     m.connector(m.evse(m.location(52, operator=None), 1), 1)
     return m
 
 
-def test_the_ndw_selection_rejects_the_same_objects_with_the_reason_and_counts_them(warehouse: WarehouseResource) -> None:
+def test_the_ndw_selection_rejects_the_same_objects_with_the_reason_and_counts_them(
+    warehouse: WarehouseResource,
+) -> None:
     _mart().write(warehouse)
     with warehouse.get_connection() as con:
         export = build_export(con)
@@ -93,13 +116,16 @@ def test_the_ndw_selection_rejects_the_same_objects_with_the_reason_and_counts_t
         else:
             assert location not in exported
             assert reasons[("Connector", location)] == [
-                ocpi.power_problem(power_type, volts, amps, watts)]  # the definition's own words and figures
+                ocpi.power_problem(power_type, volts, amps, watts)
+            ]  # the definition's own words and figures
             assert reasons[("Location", location)] == ["no valid EVSEs"]
     assert reasons[("EVSE", "LOC-0050")] == ["evse_id missing (AFIR: the eMI3 EVSE ID)"]
     assert reasons[("EVSE", "LOC-0051")] == ["evse_id NL-ALF-0051 is not an eMI3 EVSE ID"]
     assert reasons[("Location", "LOC-0052")] == ["operator missing (AFIR: the operator's name)"]
     impossible = sum(1 for *_, possible in POWER_CASES if not possible)
-    assert sum(1 for r in export.rejections if r["object"] == "Location") == impossible + 3  # counted like the others
+    assert (
+        sum(1 for r in export.rejections if r["object"] == "Location") == impossible + 3
+    )  # counted like the others
     assert export.candidates == len(POWER_CASES) + 3
     for body in export.locations:  # what the selection keeps, the definition accepts
         assert ocpi.validate_location(json.loads(body)) == []
@@ -111,11 +137,22 @@ CLIENT_ID, CLIENT_SECRET = "plausibility-client", "plausibility-secret"
 @pytest.fixture
 def ndw() -> Iterator[tuple[NdwSimulator, NdwPushResource]]:
     with running(NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET)) as sim:
-        yield sim, NdwPushResource(push_base_url=f"{sim.url}/ocpi/2.2.1", token_url=f"{sim.url}{TOKEN_PATH}",
-                                   client_id=CLIENT_ID, client_secret=CLIENT_SECRET, backoff_base=0.01, backoff_max=0.05)
+        yield (
+            sim,
+            NdwPushResource(
+                push_base_url=f"{sim.url}/ocpi/2.2.1",
+                token_url=f"{sim.url}{TOKEN_PATH}",
+                client_id=CLIENT_ID,
+                client_secret=CLIENT_SECRET,
+                backoff_base=0.01,
+                backoff_max=0.05,
+            ),
+        )
 
 
-def test_the_ndw_simulator_refuses_a_physically_impossible_connector(ndw: tuple[NdwSimulator, NdwPushResource]) -> None:
+def test_the_ndw_simulator_refuses_a_physically_impossible_connector(
+    ndw: tuple[NdwSimulator, NdwPushResource],
+) -> None:
     for power_type, volts, amps, watts, possible in POWER_CASES:
         errors = check("connector", connector(power_type, volts, amps, watts))
         assert (errors == []) is possible, (power_type, watts, errors)
@@ -128,5 +165,8 @@ def test_the_ndw_simulator_refuses_a_physically_impossible_connector(ndw: tuple[
     finally:
         client.close()
     assert (outcome.outcome, outcome.http_status, outcome.ocpi_status) == ("rejected", 200, 2001)
-    assert "evses.0.connectors.0.max_electric_power: 22080 W is physically impossible at 230 V x 32 A x 1" in outcome.message
+    assert (
+        "evses.0.connectors.0.max_electric_power: 22080 W is physically impossible at 230 V x 32 A x 1"
+        in outcome.message
+    )
     assert sim.location("NL", "EVB", location["id"]) is None

@@ -43,8 +43,14 @@ def sim(_ndw_server: NdwSimulator, clock: SimClock) -> NdwSimulator:
 def resource(sim: NdwSimulator, **overrides: Any) -> NdwPushResource:
     # One push in flight keeps the order of arrival (and so which push a knob hits) deterministic.
     settings: dict[str, Any] = {
-        "push_base_url": f"{sim.url}/ocpi/2.2.1", "token_url": f"{sim.url}{TOKEN_PATH}", "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET, "backoff_base": 0.01, "backoff_max": 0.05, "read_timeout": 5.0, "concurrency": 1,
+        "push_base_url": f"{sim.url}/ocpi/2.2.1",
+        "token_url": f"{sim.url}{TOKEN_PATH}",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "backoff_base": 0.01,
+        "backoff_max": 0.05,
+        "read_timeout": 5.0,
+        "concurrency": 1,
     }
     return NdwPushResource(**{**settings, **overrides})
 
@@ -61,9 +67,15 @@ def mart(warehouse: WarehouseResource) -> MartRows:
     return rows
 
 
-def push(warehouse: WarehouseResource, ndw: NdwPushResource, *, static: bool = True, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    return materialize([ndw_push], {"warehouse": warehouse, "ndw": ndw}, raise_on_error=raise_on_error,
-                       run_config=op_config([ndw_push], static=static))
+def push(
+    warehouse: WarehouseResource, ndw: NdwPushResource, *, static: bool = True, raise_on_error: bool = True
+) -> dg.ExecuteInProcessResult:
+    return materialize(
+        [ndw_push],
+        {"warehouse": warehouse, "ndw": ndw},
+        raise_on_error=raise_on_error,
+        run_config=op_config([ndw_push], static=static),
+    )
 
 
 def check_passed(result: dg.ExecuteInProcessResult) -> bool:
@@ -71,7 +83,9 @@ def check_passed(result: dg.ExecuteInProcessResult) -> bool:
     return evaluation.passed
 
 
-def change_evse(warehouse: WarehouseResource, location: int, evse: int, status: str, minutes: int, **overrides: Any) -> None:
+def change_evse(
+    warehouse: WarehouseResource, location: int, evse: int, status: str, minutes: int, **overrides: Any
+) -> None:
     """Merge one EVSE row of the standard mart with a new status (the merge records the transition)."""
     rows = MartRows()
     rows.evse(rows.location(location), evse, status=status, updated=later(minutes), **overrides)
@@ -84,7 +98,11 @@ def path_ids(record: PushRecord) -> list[str]:
 
 
 def held(warehouse: WarehouseResource, kind: str) -> set[str]:
-    rows = query(warehouse, "SELECT country_code, party_id, object_id, evse_uid FROM ops.ndw_pushed WHERE kind = ?", [kind])
+    rows = query(
+        warehouse,
+        "SELECT country_code, party_id, object_id, evse_uid FROM ops.ndw_pushed WHERE kind = ?",
+        [kind],
+    )
     return {"/".join(p for p in row if p) for row in rows}
 
 
@@ -114,9 +132,20 @@ def test_full_push_leaves_ndw_holding_exactly_the_export(
     kinds = [record.kind for record in sim.pushes]
     assert kinds == ["tariff"] * 2 + ["location"] * 8  # tariffs first: connectors reference them
     meta = metadata(result, "ndw/push")
-    assert (meta["pushes"], meta["pushes_accepted"], meta["location_puts"], meta["tariff_puts"]) == (10, 10, 8, 2)
+    assert (meta["pushes"], meta["pushes_accepted"], meta["location_puts"], meta["tariff_puts"]) == (
+        10,
+        10,
+        8,
+        2,
+    )
     assert check_passed(result)
-    assert scalar(warehouse, "SELECT count(*) FROM ops.ndw_pushes WHERE ok AND outcome = 'accepted' AND http_status = 201") == 10
+    assert (
+        scalar(
+            warehouse,
+            "SELECT count(*) FROM ops.ndw_pushes WHERE ok AND outcome = 'accepted' AND http_status = 201",
+        )
+        == 10
+    )
     assert held(warehouse, "location") == {"/".join(k) for k in export.location_keys}
 
     again = push(warehouse, resource(sim))
@@ -128,8 +157,14 @@ def test_full_push_leaves_ndw_holding_exactly_the_export(
 
 def test_urls_are_built_from_the_object_and_ids_never_change(sim: NdwSimulator, ndw: NdwPushResource) -> None:
     client = ndw.client()
-    tariff = {"country_code": "NL", "party_id": "ALF", "id": "AC 11/kWh", "currency": "EUR", "elements": TARIFF_ELEMENTS,
-              "last_updated": "2026-11-01T08:00:00Z"}
+    tariff = {
+        "country_code": "NL",
+        "party_id": "ALF",
+        "id": "AC 11/kWh",
+        "currency": "EUR",
+        "elements": TARIFF_ELEMENTS,
+        "last_updated": "2026-11-01T08:00:00Z",
+    }
     outcome = client.put_tariff(tariff)
     assert outcome.ok and outcome.path == "tariffs/NL/ALF/AC%2011%2FkWh"
     assert sim.tariff("NL", "ALF", "AC 11/kWh") == tariff
@@ -162,7 +197,9 @@ def test_status_change_reaches_ndw_as_one_patch_on_the_lane(
     change_evse(warehouse, 1, 1, "CHARGING", 5)
     change_evse(warehouse, 1, 1, "OUTOFORDER", 6)
     committed = time.monotonic()
-    assert scalar(warehouse, "SELECT count(*) FROM mart.evse_status_history WHERE run_id LIKE 'change-%'") == 2
+    assert (
+        scalar(warehouse, "SELECT count(*) FROM mart.evse_status_history WHERE run_id LIKE 'change-%'") == 2
+    )
 
     report = lane_cycle(warehouse, ndw)
     assert report.push is not None and report.push.advanced
@@ -175,9 +212,12 @@ def test_status_change_reaches_ndw_as_one_patch_on_the_lane(
     assert present(sim.evse("NL", "ALF", "LOC-0001", "LOC-0001-E1"))["status"] == "OUTOFORDER"
     assert lag < 30, f"warehouse commit -> NDW took {lag:.1f}s"
     [(recorded_lag, reason, method)] = query(
-        warehouse, "SELECT lag_seconds, reason, method FROM ops.ndw_pushes WHERE kind = 'evse'")
+        warehouse, "SELECT lag_seconds, reason, method FROM ops.ndw_pushes WHERE kind = 'evse'"
+    )
     assert 0 < recorded_lag < 30 and (reason, method) == ("status", "PATCH")
-    assert scalar(warehouse, "SELECT status FROM ops.ndw_pushed WHERE evse_uid = 'LOC-0001-E1'") == "OUTOFORDER"
+    assert (
+        scalar(warehouse, "SELECT status FROM ops.ndw_pushed WHERE evse_uid = 'LOC-0001-E1'") == "OUTOFORDER"
+    )
 
     # Nothing new: the next cycle sends nothing, and neither does a full diff.
     assert lane_cycle(warehouse, ndw).push is None
@@ -193,16 +233,23 @@ def test_a_status_patch_never_sends_a_last_updated_older_than_ndw_holds(
     # NDW holds a later stamp for the EVSE than the mart's next change carries (as after a REMOVED it
     # was sent at push time, or a connector since deleted): OCPI's last_updated must not go backwards.
     with warehouse.get_connection() as con:
-        con.execute("UPDATE ops.ndw_pushed SET last_updated = '2026-11-01T09:00:00Z' "
-                    "WHERE kind = 'evse' AND evse_uid = 'LOC-0001-E1'")
+        con.execute(
+            "UPDATE ops.ndw_pushed SET last_updated = '2026-11-01T09:00:00Z' "
+            "WHERE kind = 'evse' AND evse_uid = 'LOC-0001-E1'"
+        )
     change_evse(warehouse, 1, 1, "CHARGING", 5)  # the mart's EVSE now says 08:05
 
     lane_cycle(warehouse, ndw)
     [patch] = sim.pushes[before:]
     assert (patch.method, patch.kind) == ("PATCH", "evse")
     assert patch.body == {"status": "CHARGING", "last_updated": "2026-11-01T09:00:00Z"}  # NDW's, not 08:05
-    assert scalar(warehouse, "SELECT last_updated FROM ops.ndw_pushed WHERE kind = 'evse' AND evse_uid = 'LOC-0001-E1'") \
+    assert (
+        scalar(
+            warehouse,
+            "SELECT last_updated FROM ops.ndw_pushed WHERE kind = 'evse' AND evse_uid = 'LOC-0001-E1'",
+        )
         == "2026-11-01T09:00:00Z"
+    )
 
 
 def test_a_location_ndw_lacks_is_put_by_the_lane_with_its_status(
@@ -272,11 +319,16 @@ def test_tariff_change_is_put_and_a_withdrawn_tariff_deleted_with_204(
     sent = sim.pushes[before:]
     assert [(p.method, p.kind) for p in sent] == [("PUT", "location")] * 5 + [("DELETE", "tariff")]
     delete = sent[-1]
-    assert (delete.path, delete.http_status, delete.accepted, delete.warnings) == ("/ocpi/2.2.1/tariffs/NL/ALF/T-FAST", 204, True, [])
+    assert (delete.path, delete.http_status, delete.accepted, delete.warnings) == (
+        "/ocpi/2.2.1/tariffs/NL/ALF/T-FAST",
+        204,
+        True,
+        [],
+    )
     assert sim.tariff("NL", "ALF", "T-FAST") is None and sim.tariff("NL", "ALF", "T-STD") is not None
-    assert query(warehouse, "SELECT http_status, ok, outcome, reason FROM ops.ndw_pushes WHERE method = 'DELETE'") == [
-        (204, True, "accepted", "removed")
-    ]
+    assert query(
+        warehouse, "SELECT http_status, ok, outcome, reason FROM ops.ndw_pushes WHERE method = 'DELETE'"
+    ) == [(204, True, "accepted", "removed")]
     assert held(warehouse, "tariff") == {"NL/ALF/T-STD"}
     assert metadata(result, "ndw/push")["tariff_deletes"] == 1 and check_passed(result)
     push(warehouse, ndw)
@@ -299,15 +351,20 @@ def test_location_gone_from_the_mart_is_put_with_every_evse_removed(
     push(warehouse, ndw)
     sent = sim.pushes[before:]
     assert sorted((p.method, p.path) for p in sent) == [
-        ("PUT", "/ocpi/2.2.1/locations/NL/ALF/LOC-0002"), ("PUT", "/ocpi/2.2.1/locations/NL/ALF/LOC-0003")
+        ("PUT", "/ocpi/2.2.1/locations/NL/ALF/LOC-0002"),
+        ("PUT", "/ocpi/2.2.1/locations/NL/ALF/LOC-0003"),
     ]
     assert {e["uid"]: e["status"] for e in present(sim.location("NL", "ALF", "LOC-0002"))["evses"]} == {
-        "LOC-0002-E1": "REMOVED", "LOC-0002-E2": "REMOVED"
+        "LOC-0002-E1": "REMOVED",
+        "LOC-0002-E2": "REMOVED",
     }
     assert {e["uid"]: e["status"] for e in present(sim.location("NL", "ALF", "LOC-0003"))["evses"]} == {
-        "LOC-0003-E1": "AVAILABLE", "LOC-0003-E2": "REMOVED"
+        "LOC-0003-E1": "AVAILABLE",
+        "LOC-0003-E2": "REMOVED",
     }
-    assert scalar(warehouse, "SELECT withdrawn FROM ops.ndw_pushed WHERE kind = 'location' AND object_id = 'LOC-0002'")
+    assert scalar(
+        warehouse, "SELECT withdrawn FROM ops.ndw_pushed WHERE kind = 'location' AND object_id = 'LOC-0002'"
+    )
     push(warehouse, ndw)
     push(warehouse, ndw, static=False)
     assert len(sim.pushes) == before + 2
@@ -326,9 +383,10 @@ def test_rejected_content_is_recorded_not_retried_and_fails_the_check(
     meta = metadata(result, "ndw/push")
     assert (meta["pushes_rejected"], meta["pushes_accepted"]) == (1, 9)
     assert "tariff_alt_text: not allowed here" in meta["rejected"]
-    assert query(warehouse, "SELECT path, http_status, ocpi_status, message, attempts, ok FROM ops.ndw_pushes WHERE outcome = 'rejected'") == [
-        ("tariffs/NL/ALF/T-FAST", 200, 2001, "tariff_alt_text: not allowed here", 1, False)
-    ]
+    assert query(
+        warehouse,
+        "SELECT path, http_status, ocpi_status, message, attempts, ok FROM ops.ndw_pushes WHERE outcome = 'rejected'",
+    ) == [("tariffs/NL/ALF/T-FAST", 200, 2001, "tariff_alt_text: not allowed here", 1, False)]
     fast = "/ocpi/2.2.1/tariffs/NL/ALF/T-FAST"
     assert [p.path for p in sim.pushes].count(fast) == 1
     assert held(warehouse, "tariff") == {"NL/ALF/T-STD"}
@@ -351,7 +409,9 @@ def test_an_object_our_definition_refuses_is_held_back_never_sent(
 ) -> None:
     """The push guards NDW like the export does: what fails our definition stays here, with the reason."""
     rows = MartRows()
-    rows.location(1, time_zone="Mars/Olympus_Mons", updated=later(5))  # selected by the export SQL, refused by the definition
+    rows.location(
+        1, time_zone="Mars/Olympus_Mons", updated=later(5)
+    )  # selected by the export SQL, refused by the definition
     rows.write(warehouse, run_id="bad-zone")
     result = push(warehouse, ndw)
     meta = metadata(result, "ndw/push")
@@ -367,7 +427,9 @@ def test_one_401_fetches_a_new_token_and_succeeds(
     result = push(warehouse, ndw)
     assert check_passed(result) and sim.tokens_issued == 2
     assert [p.http_status for p in sim.pushes[:2]] == [401, 201]
-    assert query(warehouse, "SELECT attempts, outcome FROM ops.ndw_pushes ORDER BY pushed_at LIMIT 1") == [(2, "accepted")]
+    assert query(warehouse, "SELECT attempts, outcome FROM ops.ndw_pushes ORDER BY pushed_at LIMIT 1") == [
+        (2, "accepted")
+    ]
     assert scalar(warehouse, "SELECT count(*) FROM ops.ndw_pushes WHERE ok") == 10
 
 
@@ -384,7 +446,9 @@ def test_persistent_401_fails_the_run_clearly_and_records_only_what_happened(
     assert "push API answered HTTP 401 (no access) even to a fresh token" in error.message
     assert CLIENT_SECRET not in error.message and CLIENT_ID not in error.message
     assert len(sim.pushes) == 2 and sim.tokens_issued == 2  # one refresh, then stop: no other push tried
-    assert query(warehouse, "SELECT outcome, http_status, attempts, ok FROM ops.ndw_pushes") == [("unauthorized", 401, 2, False)]
+    assert query(warehouse, "SELECT outcome, http_status, attempts, ok FROM ops.ndw_pushes") == [
+        ("unauthorized", 401, 2, False)
+    ]
     assert scalar(warehouse, "SELECT count(*) FROM ops.ndw_pushed") == 0
 
 
@@ -399,11 +463,19 @@ def test_wrong_client_secret_is_a_clear_auth_error_without_the_secret(sim: NdwSi
     assert sim.pushes == []
 
 
-def test_token_is_cached_then_fetched_again_before_and_after_expiry(sim: NdwSimulator, ndw: NdwPushResource) -> None:
+def test_token_is_cached_then_fetched_again_before_and_after_expiry(
+    sim: NdwSimulator, ndw: NdwPushResource
+) -> None:
     now = [1000.0]
     client = ndw.client(clock=lambda: now[0])
-    tariff = {"country_code": "NL", "party_id": "ALF", "id": "T-1", "currency": "EUR", "elements": TARIFF_ELEMENTS,
-              "last_updated": "2026-11-01T08:00:00Z"}
+    tariff = {
+        "country_code": "NL",
+        "party_id": "ALF",
+        "id": "T-1",
+        "currency": "EUR",
+        "elements": TARIFF_ELEMENTS,
+        "last_updated": "2026-11-01T08:00:00Z",
+    }
     assert client.put_tariff(tariff).ok and sim.tokens_issued == 1
     now[0] += 1100
     sim.clock.advance(1100)  # well within the token's 1800 s: cached
@@ -423,8 +495,14 @@ def test_transient_failures_are_retried_and_a_down_ndw_defers_the_rest(
     sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows
 ) -> None:
     client = resource(sim).client()
-    tariff = {"country_code": "NL", "party_id": "ALF", "id": "T-1", "currency": "EUR", "elements": TARIFF_ELEMENTS,
-              "last_updated": "2026-11-01T08:00:00Z"}
+    tariff = {
+        "country_code": "NL",
+        "party_id": "ALF",
+        "id": "T-1",
+        "currency": "EUR",
+        "elements": TARIFF_ELEMENTS,
+        "last_updated": "2026-11-01T08:00:00Z",
+    }
     sim.faults.inject("503", 2, path="/ocpi/")
     sim.faults.inject("disconnect", 1, path="/ocpi/")
     outcome = client.put_tariff(tariff)
@@ -433,7 +511,10 @@ def test_transient_failures_are_retried_and_a_down_ndw_defers_the_rest(
 
     sim.faults.inject("503", 100, path="/auth/")  # NDW's IAM down: a transient failure, not an auth error
     unreachable = resource(sim, max_attempts=2).client().put_tariff(tariff)
-    assert (unreachable.outcome, unreachable.http_status) == ("failed", 503) and "ndw-iam" in unreachable.message
+    assert (unreachable.outcome, unreachable.http_status) == (
+        "failed",
+        503,
+    ) and "ndw-iam" in unreachable.message
 
     sim.reset(sim.clock)
     sim.faults.inject("502", 100, path="/ocpi/")
@@ -442,7 +523,10 @@ def test_transient_failures_are_retried_and_a_down_ndw_defers_the_rest(
     assert result.success and not check_passed(result)
     meta = metadata(result, "ndw/push")
     assert (meta["pushes_failed"], meta["deferred"]) == (2, 8)
-    assert query(warehouse, "SELECT outcome, http_status, attempts FROM ops.ndw_pushes") == [("failed", 502, 2)] * 2
+    assert (
+        query(warehouse, "SELECT outcome, http_status, attempts FROM ops.ndw_pushes")
+        == [("failed", 502, 2)] * 2
+    )
     assert scalar(warehouse, "SELECT count(*) FROM ops.ndw_pushed") == 0
     sim.faults.clear()
     recovered = push(warehouse, down)  # no queue: the next run's diff sends everything again
@@ -458,7 +542,9 @@ def test_patch_404_makes_the_next_full_run_put_the_location_again(
     change_evse(warehouse, 4, 1, "CHARGING", 5)
     result = push(warehouse, ndw, static=False)
     assert not check_passed(result)
-    assert query(warehouse, "SELECT method, outcome, http_status FROM ops.ndw_pushes WHERE NOT ok") == [("PATCH", "not_found", 404)]
+    assert query(warehouse, "SELECT method, outcome, http_status FROM ops.ndw_pushes WHERE NOT ok") == [
+        ("PATCH", "not_found", 404)
+    ]
     assert "NL/ALF/LOC-0004" not in held(warehouse, "location")
     before = len(sim.pushes)
     push(warehouse, ndw)
@@ -490,8 +576,13 @@ def test_a_restarted_dev_ndw_is_seeded_so_the_lanes_first_patch_finds_its_evse(
 
     push(warehouse, ndw)  # an earlier session (`make demo`) pushed everything; then its NDW simulator stopped
     change_evse(warehouse, 1, 1, "CHARGING", 5)
-    with running(NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET)) as restarted:
-        assert seed_dev_ndw(restarted, warehouse.database) == (8, 2)  # locations, tariffs (T-BROKEN is refused)
+    with running(
+        NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    ) as restarted:
+        assert seed_dev_ndw(restarted, warehouse.database) == (
+            8,
+            2,
+        )  # locations, tariffs (T-BROKEN is refused)
         assert restarted.location("NL", "ALF", "LOC-0002") == sim.location("NL", "ALF", "LOC-0002")
         assert restarted.tariff("NL", "ALF", "T-FAST") == sim.tariff("NL", "ALF", "T-FAST")
         assert restarted.pushes == []  # seeding is no push
@@ -502,7 +593,9 @@ def test_a_restarted_dev_ndw_is_seeded_so_the_lanes_first_patch_finds_its_evse(
         assert present(restarted.evse("NL", "ALF", "LOC-0001", "LOC-0001-E1"))["status"] == "CHARGING"
 
 
-def test_seeding_a_dev_ndw_from_a_warehouse_that_pushed_nothing_holds_nothing(sim: NdwSimulator, warehouse: WarehouseResource) -> None:
+def test_seeding_a_dev_ndw_from_a_warehouse_that_pushed_nothing_holds_nothing(
+    sim: NdwSimulator, warehouse: WarehouseResource
+) -> None:
     from evpipeline.cli import seed_dev_ndw
 
     assert seed_dev_ndw(sim, warehouse.database) == (0, 0)  # not even created yet

@@ -80,7 +80,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield Served(server.url, export_of(warehouse), root, store)
 
 
-def get(served: Served, path: str, auth: str | None = B64, headers: dict[str, str] | None = None, **params: Any) -> requests.Response:
+def get(
+    served: Served, path: str, auth: str | None = B64, headers: dict[str, str] | None = None, **params: Any
+) -> requests.Response:
     sent = {**({"Authorization": auth} if auth is not None else {}), **(headers or {})}
     return requests.get(served.url + path, params=params, headers=sent, timeout=10)
 
@@ -114,7 +116,9 @@ def test_crawl_returns_exactly_the_export_and_the_daily_file(served: Served, tmp
     manifest = write_export(served.export, tmp_path, "2026-11-02")
     daily_locations = json.loads((manifest.directory / "locations.json").read_text())
     daily_tariffs = json.loads((manifest.directory / "tariffs.json").read_text())
-    assert len(served.export.locations) == 21 and len(served.export.tariffs) == 3  # 17 good, LOC-0102/0103/0106, BET's LOC-0001
+    assert (
+        len(served.export.locations) == 21 and len(served.export.tariffs) == 3
+    )  # 17 good, LOC-0102/0103/0106, BET's LOC-0001
 
     result = crawl(served.url, token=TOKEN)  # checks echoes, X-Total-Count, X-Limit, uniqueness, NDW profile
     assert result.objects == objects(served.export.locations) == daily_locations
@@ -128,9 +132,13 @@ def test_crawl_returns_exactly_the_export_and_the_daily_file(served: Served, tmp
     # the same through OAuth2, with the raw-token compatibility form, and with filters carried along
     oauth = crawl(served.url, oauth=(served.url + "/oauth/token", CLIENT_ID, CLIENT_SECRET), limit=4)
     assert oauth.objects == daily_locations
-    raw = crawl(served.url, token=TOKEN, base64_token=False, limit=3, params={"date_from": "2026-11-01T08:30:00Z"})
+    raw = crawl(
+        served.url, token=TOKEN, base64_token=False, limit=3, params={"date_from": "2026-11-01T08:30:00Z"}
+    )
     assert raw.objects == [o for o in daily_locations if o["last_updated"] >= "2026-11-01T08:30:00Z"]
-    assert len(raw.urls) == 5 and all("date_from=2026-11-01T08:30:00Z" in u for u in raw.urls[1:])  # crawl checks them too
+    assert len(raw.urls) == 5 and all(
+        "date_from=2026-11-01T08:30:00Z" in u for u in raw.urls[1:]
+    )  # crawl checks them too
 
 
 def test_pages_are_stable_and_in_export_order(served: Served) -> None:
@@ -184,43 +192,84 @@ def test_empty_window(served: Served) -> None:
 
 def test_date_from_inclusive_date_to_exclusive_on_exact_timestamps(served: Served) -> None:
     stamp = later(20).strftime(OCPI_TS)  # LOC-0003 and LOC-0004 were updated exactly then
-    expected_from = [json.loads(b)["id"] for b in served.export.locations if json.loads(b)["last_updated"] >= stamp]
-    expected_to = [json.loads(b)["id"] for b in served.export.locations if json.loads(b)["last_updated"] < stamp]
+    expected_from = [
+        json.loads(b)["id"] for b in served.export.locations if json.loads(b)["last_updated"] >= stamp
+    ]
+    expected_to = [
+        json.loads(b)["id"] for b in served.export.locations if json.loads(b)["last_updated"] < stamp
+    ]
 
-    assert ids(get(served, LOCATIONS, date_from=stamp, date_to=later(21).strftime(OCPI_TS))) == ["LOC-0003", "LOC-0004"]
+    assert ids(get(served, LOCATIONS, date_from=stamp, date_to=later(21).strftime(OCPI_TS))) == [
+        "LOC-0003",
+        "LOC-0004",
+    ]
     assert ids(get(served, LOCATIONS, date_from=stamp, date_to=stamp)) == []
     assert collect(served, date_from=stamp) == (expected_from, len(expected_from))
     assert "LOC-0003" in expected_from and "LOC-0003" not in expected_to
     assert collect(served, date_to=stamp) == (expected_to, len(expected_to))
-    assert {"LOC-0001", "LOC-0002", "LOC-0102"} <= set(expected_to) and len(expected_to) + len(expected_from) == 21
+    assert {"LOC-0001", "LOC-0002", "LOC-0102"} <= set(expected_to) and len(expected_to) + len(
+        expected_from
+    ) == 21
     # one second later excludes them; fractions and offsets are compared exactly
     assert collect(served, date_from=later(20).replace(second=1).strftime(OCPI_TS))[0] == expected_from[2:]
-    assert ids(get(served, LOCATIONS, date_from="2026-11-01T08:19:59.5Z", date_to="2026-11-01T08:20:00.5Z")) == ["LOC-0003", "LOC-0004"]
-    assert ids(get(served, LOCATIONS, date_from="2026-11-01T09:20:00+01:00", date_to="2026-11-01T08:20:01")) == ["LOC-0003", "LOC-0004"]
+    assert ids(
+        get(served, LOCATIONS, date_from="2026-11-01T08:19:59.5Z", date_to="2026-11-01T08:20:00.5Z")
+    ) == ["LOC-0003", "LOC-0004"]
+    assert ids(
+        get(served, LOCATIONS, date_from="2026-11-01T09:20:00+01:00", date_to="2026-11-01T08:20:01")
+    ) == ["LOC-0003", "LOC-0004"]
 
 
 def test_next_links_carry_the_original_filters(served: Served) -> None:
-    r = get(served, LOCATIONS, date_from="2026-11-01T08:00:00Z", date_to="2026-11-01T09:00:00Z", limit=3, foo="bar")
+    r = get(
+        served,
+        LOCATIONS,
+        date_from="2026-11-01T08:00:00Z",
+        date_to="2026-11-01T09:00:00Z",
+        limit=3,
+        foo="bar",
+    )
     link = next_link(r)
-    assert link is not None and "date_from=2026-11-01T08:00:00Z" in link and "date_to=2026-11-01T09:00:00Z" in link
+    assert (
+        link is not None
+        and "date_from=2026-11-01T08:00:00Z" in link
+        and "date_to=2026-11-01T09:00:00Z" in link
+    )
     assert "foo" not in link
     seen = ids(r)
     while link:
         r = requests.get(link, headers={"Authorization": B64}, timeout=10)
         seen += ids(r)
         link = next_link(r)
-    expected = [json.loads(b)["id"] for b in served.export.locations
-                if "2026-11-01T08:00:00Z" <= json.loads(b)["last_updated"] < "2026-11-01T09:00:00Z"]
+    expected = [
+        json.loads(b)["id"]
+        for b in served.export.locations
+        if "2026-11-01T08:00:00Z" <= json.loads(b)["last_updated"] < "2026-11-01T09:00:00Z"
+    ]
     assert seen == expected and len(seen) == int(r.headers["X-Total-Count"]) > 3
 
 
-@pytest.mark.parametrize("params", [
-    {"offset": "-1"}, {"offset": "abc"}, {"offset": "1.5"}, {"limit": "0"}, {"limit": "-5"}, {"limit": "ten"},
-    {"limit": "1e3"}, {"date_from": "yesterday"}, {"date_from": "2026-13-01T00:00:00Z"}, {"date_to": "2026-11-01"},
-    {"date_to": "2026-11-31T00:00:00Z"}, {"date_from": "2026-11-01T08:00:00+0100"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"offset": "-1"},
+        {"offset": "abc"},
+        {"offset": "1.5"},
+        {"limit": "0"},
+        {"limit": "-5"},
+        {"limit": "ten"},
+        {"limit": "1e3"},
+        {"date_from": "yesterday"},
+        {"date_from": "2026-13-01T00:00:00Z"},
+        {"date_to": "2026-11-01"},
+        {"date_to": "2026-11-31T00:00:00Z"},
+        {"date_from": "2026-11-01T08:00:00+0100"},
+    ],
+)
 def test_bad_parameters_are_400_with_2001(served: Served, params: dict[str, str]) -> None:
-    r = requests.get(served.url + LOCATIONS, params=params, headers={"Authorization": B64}, timeout=10)  # as get(), but no param can land in its auth/headers
+    r = requests.get(
+        served.url + LOCATIONS, params=params, headers={"Authorization": B64}, timeout=10
+    )  # as get(), but no param can land in its auth/headers
     body = r.json()
     assert r.status_code == 400 and body["status_code"] == 2001 and "data" not in body
     assert next(iter(params)) in body["status_message"]
@@ -230,19 +279,33 @@ def test_bad_parameters_are_400_with_2001(served: Served, params: dict[str, str]
 
 
 def test_location_evse_and_connector_sub_paths(served: Served) -> None:
-    exported = {json.loads(b)["id"]: json.loads(b) for b in served.export.locations if json.loads(b)["party_id"] == "ALF"}
+    exported = {
+        json.loads(b)["id"]: json.loads(b)
+        for b in served.export.locations
+        if json.loads(b)["party_id"] == "ALF"
+    }
     location = get(served, f"{LOCATIONS}/LOC-0002")
     assert location.status_code == 200 and location.json()["data"] == exported["LOC-0002"]
     evse = get(served, f"{LOCATIONS}/LOC-0002/LOC-0002-E2").json()["data"]
     assert evse == exported["LOC-0002"]["evses"][1]
     connector = get(served, f"{LOCATIONS}/LOC-0002/LOC-0002-E2/2/").json()["data"]
     assert connector == exported["LOC-0002"]["evses"][1]["connectors"][1]
-    assert get(served, f"{LOCATIONS}/loc-0106/loc-0106-e1").json()["data"]["status"] == "REMOVED"  # CiString ids
+    assert (
+        get(served, f"{LOCATIONS}/loc-0106/loc-0106-e1").json()["data"]["status"] == "REMOVED"
+    )  # CiString ids
 
 
-@pytest.mark.parametrize("path", [
-    "/NOPE", "/LOC-0101", "/LOC-0201", "/LOC-0102/LOC-0102-E2", "/LOC-0002/LOC-0002-E9", "/LOC-0002/LOC-0002-E1/9",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/NOPE",
+        "/LOC-0101",
+        "/LOC-0201",
+        "/LOC-0102/LOC-0102-E2",
+        "/LOC-0002/LOC-0002-E9",
+        "/LOC-0002/LOC-0002-E1/9",
+    ],
+)
 def test_unknown_ids_are_404(served: Served, path: str) -> None:
     r = get(served, LOCATIONS + path)  # 0101 rejected, 0201 private, 0102-E2 left out: not exported = unknown
     assert r.status_code == 404 and r.json()["status_code"] == 2003 and "data" not in r.json()
@@ -258,7 +321,9 @@ def test_unknown_paths_and_methods(served: Served) -> None:
 def test_a_location_id_used_by_two_cpos_needs_the_routing_headers(served: Served) -> None:
     ambiguous = get(served, f"{LOCATIONS}/LOC-0001")
     assert ambiguous.status_code == 409 and ambiguous.json()["status_code"] == 2002
-    bet = get(served, f"{LOCATIONS}/LOC-0001", headers={"OCPI-to-country-code": "NL", "OCPI-to-party-id": "bet"})
+    bet = get(
+        served, f"{LOCATIONS}/LOC-0001", headers={"OCPI-to-country-code": "NL", "OCPI-to-party-id": "bet"}
+    )
     assert bet.status_code == 200 and bet.json()["data"]["party_id"] == "BET"
     alf = get(served, f"{LOCATIONS}/LOC-0001/LOC-0001-E2", headers={"OCPI-to-party-id": "ALF"})
     assert alf.status_code == 200 and alf.json()["data"]["uid"] == "LOC-0001-E2"
@@ -268,10 +333,13 @@ def test_versions_and_details(served: Served) -> None:
     versions = get(served, "/ocpi/versions").json()
     assert versions["data"] == [{"version": "2.2.1", "url": f"{served.url}/ocpi/2.2.1"}]
     details = get(served, "/ocpi/2.2.1").json()["data"]
-    assert details == {"version": "2.2.1", "endpoints": [
-        {"identifier": "locations", "role": "SENDER", "url": f"{served.url}/ocpi/2.2.1/locations"},
-        {"identifier": "tariffs", "role": "SENDER", "url": f"{served.url}/ocpi/2.2.1/tariffs"},
-    ]}
+    assert details == {
+        "version": "2.2.1",
+        "endpoints": [
+            {"identifier": "locations", "role": "SENDER", "url": f"{served.url}/ocpi/2.2.1/locations"},
+            {"identifier": "tariffs", "role": "SENDER", "url": f"{served.url}/ocpi/2.2.1/tariffs"},
+        ],
+    }
     assert get(served, "/ocpi/versions", auth=None).status_code == 401
     assert get(served, "/ocpi/2.2.1", auth="Token nope").status_code == 401
 
@@ -281,8 +349,12 @@ def test_public_url_is_used_in_links_and_versions(served: Served) -> None:
     settings = OcpiServerSettings(token=TOKEN, page_cap=CAP, public_url="https://ocpi.example.nl/evp/")
     with BackgroundServer(create_ocpi_app(store, settings)) as server:
         headers = {"Authorization": B64}
-        r = requests.get(server.url + LOCATIONS, params={"date_to": "2027-01-01T00:00:00Z"}, headers=headers, timeout=10)
-        assert (next_link(r) or "").startswith("https://ocpi.example.nl/evp/ocpi/2.2.1/locations?offset=5&limit=5&date_to=")
+        r = requests.get(
+            server.url + LOCATIONS, params={"date_to": "2027-01-01T00:00:00Z"}, headers=headers, timeout=10
+        )
+        assert (next_link(r) or "").startswith(
+            "https://ocpi.example.nl/evp/ocpi/2.2.1/locations?offset=5&limit=5&date_to="
+        )
         versions = requests.get(server.url + "/ocpi/versions", headers=headers, timeout=10).json()["data"]
         assert versions == [{"version": "2.2.1", "url": "https://ocpi.example.nl/evp/ocpi/2.2.1"}]
 
@@ -290,18 +362,33 @@ def test_public_url_is_used_in_links_and_versions(served: Served) -> None:
 # -- auth -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header", [
-    B64, f"Token {TOKEN}", f"token   {base64.b64encode(TOKEN.encode()).decode()}", f"TOKEN {TOKEN}",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        B64,
+        f"Token {TOKEN}",
+        f"token   {base64.b64encode(TOKEN.encode()).decode()}",
+        f"TOKEN {TOKEN}",
+    ],
+)
 def test_token_forms_accepted(served: Served, header: str) -> None:
     assert get(served, LOCATIONS, auth=header).status_code == 200
 
 
-@pytest.mark.parametrize("header", [
-    None, "", "Token", "Token wrong", f"Token {base64.b64encode((TOKEN + chr(10)).encode()).decode()}",  # the spec example's bug
-    f"Token {TOKEN}x", f"Basic {base64.b64encode(f'{CLIENT_ID}:{CLIENT_SECRET}'.encode()).decode()}", f"Bearer {TOKEN}",
-    f"{TOKEN}",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Token",
+        "Token wrong",
+        f"Token {base64.b64encode((TOKEN + chr(10)).encode()).decode()}",  # the spec example's bug
+        f"Token {TOKEN}x",
+        f"Basic {base64.b64encode(f'{CLIENT_ID}:{CLIENT_SECRET}'.encode()).decode()}",
+        f"Bearer {TOKEN}",
+        f"{TOKEN}",
+    ],
+)
 def test_token_refusals_are_401(served: Served, header: str | None) -> None:
     for path in (LOCATIONS, TARIFFS, f"{LOCATIONS}/LOC-0002", "/ocpi/versions"):
         r = get(served, path, auth=header)
@@ -316,7 +403,10 @@ def token_request(served: Served, **kwargs: Any) -> requests.Response:
 
 
 def test_oauth2_client_credentials(served: Served) -> None:
-    form = token_request(served, data={"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    form = token_request(
+        served,
+        data={"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+    )
     assert form.status_code == 200 and form.headers["Cache-Control"] == "no-store"
     grant = form.json()
     assert grant["token_type"] == "Bearer" and grant["expires_in"] == 3600
@@ -330,16 +420,49 @@ def test_oauth2_client_credentials(served: Served) -> None:
         assert r.status_code == 200 and len(r.json()["data"]) == 2
 
 
-@pytest.mark.parametrize(("kwargs", "status", "error"), [
-    ({"data": {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": "wrong"}}, 401, "invalid_client"),
-    ({"data": {"grant_type": "client_credentials", "client_id": "someone", "client_secret": CLIENT_SECRET}}, 401, "invalid_client"),
-    ({"data": {"grant_type": "client_credentials"}, "auth": (CLIENT_ID, "wrong")}, 401, "invalid_client"),
-    ({"data": {"grant_type": "client_credentials"}}, 401, "invalid_client"),
-    ({"data": {"grant_type": "password", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}, 400, "unsupported_grant_type"),
-    ({"data": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}, 400, "invalid_request"),
-    ({"json": {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}, 400, "invalid_request"),
-])
-def test_oauth2_token_endpoint_refusals(served: Served, kwargs: dict[str, Any], status: int, error: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "status", "error"),
+    [
+        (
+            {"data": {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": "wrong"}},
+            401,
+            "invalid_client",
+        ),
+        (
+            {
+                "data": {
+                    "grant_type": "client_credentials",
+                    "client_id": "someone",
+                    "client_secret": CLIENT_SECRET,
+                }
+            },
+            401,
+            "invalid_client",
+        ),
+        ({"data": {"grant_type": "client_credentials"}, "auth": (CLIENT_ID, "wrong")}, 401, "invalid_client"),
+        ({"data": {"grant_type": "client_credentials"}}, 401, "invalid_client"),
+        (
+            {"data": {"grant_type": "password", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}},
+            400,
+            "unsupported_grant_type",
+        ),
+        ({"data": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}, 400, "invalid_request"),
+        (
+            {
+                "json": {
+                    "grant_type": "client_credentials",
+                    "client_id": CLIENT_ID,
+                    "client_secret": CLIENT_SECRET,
+                }
+            },
+            400,
+            "invalid_request",
+        ),
+    ],
+)
+def test_oauth2_token_endpoint_refusals(
+    served: Served, kwargs: dict[str, Any], status: int, error: str
+) -> None:
     r = token_request(served, **kwargs)
     assert r.status_code == status and r.json()["error"] == error and "access_token" not in r.json()
 
@@ -365,7 +488,9 @@ def test_bearer_refusals_are_401(served: Served) -> None:
         "other client": issue_token(OcpiServerSettings(client_id="someone", client_secret=CLIENT_SECRET)),
         "wrong audience": jwt.encode({**claims, "aud": "elsewhere"}, SETTINGS.jwt_key(), algorithm="HS256"),
         "wrong issuer": jwt.encode({**claims, "iss": "elsewhere"}, SETTINGS.jwt_key(), algorithm="HS256"),
-        "no exp": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, SETTINGS.jwt_key(), algorithm="HS256"),
+        "no exp": jwt.encode(
+            {k: v for k, v in claims.items() if k != "exp"}, SETTINGS.jwt_key(), algorithm="HS256"
+        ),
         "alg none": jwt.encode(claims, None, algorithm="none"),
         "garbage": "not.a.jwt",
     }
@@ -381,7 +506,10 @@ def test_jwt_key_derivation() -> None:
     assert len(derived) == 32 and derived == OcpiServerSettings(client_id="c", client_secret="s").jwt_key()
     assert derived != OcpiServerSettings(client_id="c", client_secret="s2").jwt_key()
     explicit = OcpiServerSettings(client_id="c", client_secret="s", jwt_secret="k").jwt_key()
-    assert explicit != derived and explicit == OcpiServerSettings(client_id="c", client_secret="other", jwt_secret="k").jwt_key()
+    assert (
+        explicit != derived
+        and explicit == OcpiServerSettings(client_id="c", client_secret="other", jwt_secret="k").jwt_key()
+    )
 
 
 def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -396,10 +524,25 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_disabled_schemes_refuse_everything(served: Served) -> None:
     store = SnapshotStore.from_export(served.export)
-    with BackgroundServer(create_ocpi_app(store, OcpiServerSettings(token="", client_id="", client_secret=""))) as server:
-        for header in ("Token ", "Token " + base64.b64encode(b"").decode(), "Bearer " + issue_token(OcpiServerSettings())):
-            assert requests.get(server.url + LOCATIONS, headers={"Authorization": header}, timeout=10).status_code == 401
-        r = requests.post(server.url + "/oauth/token", data={"grant_type": "client_credentials", "client_id": "", "client_secret": ""}, timeout=10)
+    with BackgroundServer(
+        create_ocpi_app(store, OcpiServerSettings(token="", client_id="", client_secret=""))
+    ) as server:
+        for header in (
+            "Token ",
+            "Token " + base64.b64encode(b"").decode(),
+            "Bearer " + issue_token(OcpiServerSettings()),
+        ):
+            assert (
+                requests.get(
+                    server.url + LOCATIONS, headers={"Authorization": header}, timeout=10
+                ).status_code
+                == 401
+            )
+        r = requests.post(
+            server.url + "/oauth/token",
+            data={"grant_type": "client_credentials", "client_id": "", "client_secret": ""},
+            timeout=10,
+        )
         assert r.status_code == 401
 
 
@@ -407,15 +550,24 @@ def test_disabled_schemes_refuse_everything(served: Served) -> None:
 
 
 def test_request_and_correlation_ids_echoed_or_generated(served: Served) -> None:
-    for auth, path, status in ((B64, LOCATIONS, 200), (None, LOCATIONS, 401), (B64, f"{LOCATIONS}/NOPE", 404),
-                               (B64, LOCATIONS + "?limit=0", 400)):
+    for auth, path, status in (
+        (B64, LOCATIONS, 200),
+        (None, LOCATIONS, 401),
+        (B64, f"{LOCATIONS}/NOPE", 404),
+        (B64, LOCATIONS + "?limit=0", 400),
+    ):
         sent = {"X-Request-ID": str(uuid.uuid4()), "X-Correlation-ID": str(uuid.uuid4())}
         r = get(served, path, auth=auth, headers=sent)
         assert r.status_code == status
-        assert r.headers["X-Request-ID"] == sent["X-Request-ID"] and r.headers["X-Correlation-ID"] == sent["X-Correlation-ID"]
+        assert (
+            r.headers["X-Request-ID"] == sent["X-Request-ID"]
+            and r.headers["X-Correlation-ID"] == sent["X-Correlation-ID"]
+        )
     generated = get(served, LOCATIONS)
     assert uuid.UUID(generated.headers["X-Request-ID"]) != uuid.UUID(generated.headers["X-Correlation-ID"])
-    token = token_request(served, data={"grant_type": "client_credentials"}, headers={"X-Request-ID": "abc-1"})
+    token = token_request(
+        served, data={"grant_type": "client_credentials"}, headers={"X-Request-ID": "abc-1"}
+    )
     assert token.headers["X-Request-ID"] == "abc-1"
 
 
@@ -437,7 +589,11 @@ def test_reload_mid_crawl_keeps_the_crawl_consistent(tmp_path: Path) -> None:
         auth = {"Authorization": B64}
         # no snapshot yet: 503, never an empty set (which NDW would take as "everything is gone")
         early = requests.get(server.url + LOCATIONS, headers=auth, timeout=10)
-        assert early.status_code == 503 and early.json()["status_code"] == 3000 and "Retry-After" in early.headers
+        assert (
+            early.status_code == 503
+            and early.json()["status_code"] == 3000
+            and "Retry-After" in early.headers
+        )
         assert requests.get(server.url + "/health", timeout=10).status_code == 503
 
         standard_mart(n_good=6).write(warehouse)
@@ -483,7 +639,9 @@ def test_reload_mid_crawl_keeps_the_crawl_consistent(tmp_path: Path) -> None:
         current = present(store.current).token
         reloads = store.reloads
         publish(warehouse, snapshots, "run3")
-        assert store.refresh() is False and present(store.current).token == current and store.reloads == reloads
+        assert (
+            store.refresh() is False and present(store.current).token == current and store.reloads == reloads
+        )
 
         # a broken file is not served; the last good version stays
         broken = snapshots / ".broken"
@@ -497,8 +655,12 @@ def test_previous_versions_expire() -> None:
     now = [1000.0]
     store = SnapshotStore(None, keep_previous=1, retain_seconds=600, clock=lambda: now[0])
     one, two, three = (
-        OcpiExport(locations=[json.dumps({"id": str(i)})], location_keys=[("NL", "ALF", str(i))],
-                   location_updated=[later(i)]) for i in range(3)
+        OcpiExport(
+            locations=[json.dumps({"id": str(i)})],
+            location_keys=[("NL", "ALF", str(i))],
+            location_updated=[later(i)],
+        )
+        for i in range(3)
     )
     versions = [DataVersion.from_export(e) for e in (one, two, three)]
     for v in versions:

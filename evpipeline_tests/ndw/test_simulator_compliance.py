@@ -28,8 +28,14 @@ def sim() -> Iterator[NdwSimulator]:
 @pytest.fixture
 def ndw(sim: NdwSimulator) -> NdwPushResource:
     sim.reset()
-    return NdwPushResource(push_base_url=f"{sim.url}/ocpi/2.2.1", token_url=f"{sim.url}{TOKEN_PATH}",
-                           client_id=CLIENT_ID, client_secret=CLIENT_SECRET, backoff_base=0.01, backoff_max=0.05)
+    return NdwPushResource(
+        push_base_url=f"{sim.url}/ocpi/2.2.1",
+        token_url=f"{sim.url}{TOKEN_PATH}",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        backoff_base=0.01,
+        backoff_max=0.05,
+    )
 
 
 def test_the_simulator_never_imports_our_definition() -> None:
@@ -44,12 +50,18 @@ def test_samples_pass_the_independent_check() -> None:
     assert check("evse", {"status": "CHARGING", "last_updated": "2026-11-01T12:00:00Z"}, patch=True) == []
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"parking_type": "CAR_PARK"}, "parking_type"),  # not an OCPI ParkingType value (schema enum)
-    ({"last_updated": "2026-11-01T12:00:00+00:00"}, "last_updated"),  # NDW wants Z (schema pattern)
-    ({"surprise": 1}, "surprise"),  # unknown field (schema additionalProperties)
-    ({"publish_allowed_to": [{"uid": "04A1B2C3", "type": "RFID"}]}, "publish_allowed_to"),  # receiver rule
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"parking_type": "CAR_PARK"}, "parking_type"),  # not an OCPI ParkingType value (schema enum)
+        ({"last_updated": "2026-11-01T12:00:00+00:00"}, "last_updated"),  # NDW wants Z (schema pattern)
+        ({"surprise": 1}, "surprise"),  # unknown field (schema additionalProperties)
+        (
+            {"publish_allowed_to": [{"uid": "04A1B2C3", "type": "RFID"}]},
+            "publish_allowed_to",
+        ),  # receiver rule
+    ],
+)
 def test_a_push_that_breaks_the_contract_is_rejected_with_a_reason(
     ndw: NdwPushResource, sim: NdwSimulator, change: dict[str, object], field: str
 ) -> None:

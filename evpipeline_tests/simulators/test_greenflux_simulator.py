@@ -19,24 +19,122 @@ START = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 TOKEN = "sim-test-token"
 AUTH = {"Authorization": f"Token {TOKEN}"}
 LOCATION_FIELDS = {
-    "id", "type", "publish", "access_type", "name", "address", "address_line_2", "city", "postal_code", "country", "coordinates",
-    "evses", "directions", "facilities", "operator", "suboperator", "owner", "auth_rules", "time_zone", "opening_times",
-    "charging_when_closed", "energy_mix", "custom_groups", "maintenance_info", "remarks", "payment_provider", "wallet_id",
-    "cpo_id", "cpo_customer_external_id", "etag", "created_by", "modified_by", "customised_fields", "created", "modified", "last_updated",
+    "id",
+    "type",
+    "publish",
+    "access_type",
+    "name",
+    "address",
+    "address_line_2",
+    "city",
+    "postal_code",
+    "country",
+    "coordinates",
+    "evses",
+    "directions",
+    "facilities",
+    "operator",
+    "suboperator",
+    "owner",
+    "auth_rules",
+    "time_zone",
+    "opening_times",
+    "charging_when_closed",
+    "energy_mix",
+    "custom_groups",
+    "maintenance_info",
+    "remarks",
+    "payment_provider",
+    "wallet_id",
+    "cpo_id",
+    "cpo_customer_external_id",
+    "etag",
+    "created_by",
+    "modified_by",
+    "customised_fields",
+    "created",
+    "modified",
+    "last_updated",
 }
-EVSE_FIELDS = {"uid", "evse_id", "status", "status_schedule", "capabilities", "connectors", "floor_level", "coordinates",
-               "physical_reference", "directions", "parking_restrictions", "images", "last_updated", "evse_sequence_number"}
-CONNECTOR_FIELDS = {"id", "standard", "format", "power_type", "voltage", "amperage", "max_electric_power", "tariff_id",
-                    "terms_and_conditions", "last_updated", "reimbursement_tariff_id"}
+EVSE_FIELDS = {
+    "uid",
+    "evse_id",
+    "status",
+    "status_schedule",
+    "capabilities",
+    "connectors",
+    "floor_level",
+    "coordinates",
+    "physical_reference",
+    "directions",
+    "parking_restrictions",
+    "images",
+    "last_updated",
+    "evse_sequence_number",
+}
+CONNECTOR_FIELDS = {
+    "id",
+    "standard",
+    "format",
+    "power_type",
+    "voltage",
+    "amperage",
+    "max_electric_power",
+    "tariff_id",
+    "terms_and_conditions",
+    "last_updated",
+    "reimbursement_tariff_id",
+}
 STATION_FIELDS = {
-    "charge_station_id", "location_id", "name", "deploy_state", "installation_date", "default_charge_station_reimbursement_tariff_id",
-    "default_charge_station_tariff_id", "default_charge_station_directions", "default_charge_station_floor_level", "driver_id",
-    "customer_id", "evses", "maintenance_info", "remarks", "contactless_terminal_serial_number", "contactless_terminal_auth_amount",
-    "status_schedule", "auth_rules", "contactless_type", "tap_to_stop", "stop_on_parking", "grid_connection_id",
-    "dynamic_time_based_tariffs", "time_of_use_tariffs", "exclude_vat", "charger_type", "charge_station_template_id", "etag",
-    "created_by", "modified_by", "status", "charging_speed", "created", "modified", "heartbeat_interval", "charge_point_model",
-    "charge_point_vendor", "charge_point_serial_number", "charge_box_serial_number", "client_ip_address", "firmware_version",
-    "iccid", "imsi", "meter_serial_number", "meter_type", "remote_manageable", "connectivity_status", "protocol_version", "endpoint",
+    "charge_station_id",
+    "location_id",
+    "name",
+    "deploy_state",
+    "installation_date",
+    "default_charge_station_reimbursement_tariff_id",
+    "default_charge_station_tariff_id",
+    "default_charge_station_directions",
+    "default_charge_station_floor_level",
+    "driver_id",
+    "customer_id",
+    "evses",
+    "maintenance_info",
+    "remarks",
+    "contactless_terminal_serial_number",
+    "contactless_terminal_auth_amount",
+    "status_schedule",
+    "auth_rules",
+    "contactless_type",
+    "tap_to_stop",
+    "stop_on_parking",
+    "grid_connection_id",
+    "dynamic_time_based_tariffs",
+    "time_of_use_tariffs",
+    "exclude_vat",
+    "charger_type",
+    "charge_station_template_id",
+    "etag",
+    "created_by",
+    "modified_by",
+    "status",
+    "charging_speed",
+    "created",
+    "modified",
+    "heartbeat_interval",
+    "charge_point_model",
+    "charge_point_vendor",
+    "charge_point_serial_number",
+    "charge_box_serial_number",
+    "client_ip_address",
+    "firmware_version",
+    "iccid",
+    "imsi",
+    "meter_serial_number",
+    "meter_type",
+    "remote_manageable",
+    "connectivity_status",
+    "protocol_version",
+    "endpoint",
 }
 
 
@@ -46,8 +144,12 @@ def sim() -> Iterator[GreenFluxSimulator]:
         yield server
 
 
-def get(sim: GreenFluxSimulator, path: str, headers: dict[str, str] | None = None, **params: Any) -> requests.Response:
-    return requests.get(f"{sim.url}{path}", params=params, headers=AUTH if headers is None else headers, timeout=10)
+def get(
+    sim: GreenFluxSimulator, path: str, headers: dict[str, str] | None = None, **params: Any
+) -> requests.Response:
+    return requests.get(
+        f"{sim.url}{path}", params=params, headers=AUTH if headers is None else headers, timeout=10
+    )
 
 
 def everything(sim: GreenFluxSimulator, path: str, **params: Any) -> list[dict[str, Any]]:
@@ -73,7 +175,11 @@ def test_objects_have_the_documented_shapes(sim: GreenFluxSimulator) -> None:
     stations = everything(sim, "/api/2.0/ChargeStations")
     assert len(stations) == sim.n_charge_stations and all(set(cs) == STATION_FIELDS for cs in stations)
     assert {e["uid"] for cs in stations for e in cs["evses"]} == {e["uid"] for e in evses}
-    assert all(re.fullmatch(r"-?\d{1,3}\.\d{6}", loc["coordinates"][axis]) for loc in locations for axis in ("latitude", "longitude"))
+    assert all(
+        re.fullmatch(r"-?\d{1,3}\.\d{6}", loc["coordinates"][axis])
+        for loc in locations
+        for axis in ("latitude", "longitude")
+    )
     one = get(sim, f"/api/2.0/Locations/{locations[7]['id']}").json()["data"]
     assert one == locations[7]
     assert get(sim, "/api/2.0/Locations/not-a-location").status_code == 404
@@ -94,11 +200,17 @@ def test_fleet_is_dutch_and_belgian_cpos_with_realistic_gaps(sim: GreenFluxSimul
         return sum(1 for item in items if missing(item)) / len(items)
 
     # Most carry what NDW needs; a realistic share lacks one of them.
-    for gap in (share(locations, lambda loc: loc["opening_times"] is None), share(locations, lambda loc: loc["energy_mix"] is None),
-                share(evses, lambda e: not e["parking_restrictions"]), share(connectors, lambda c: c["tariff_id"] is None)):
+    for gap in (
+        share(locations, lambda loc: loc["opening_times"] is None),
+        share(locations, lambda loc: loc["energy_mix"] is None),
+        share(evses, lambda e: not e["parking_restrictions"]),
+        share(connectors, lambda c: c["tariff_id"] is None),
+    ):
         assert 0.01 < gap < 0.2
     tariffs = {t["id"]: t for t in get(sim, "/api/1.0/tariffs", limit=100).json()["data"]}
-    assert {c["tariff_id"] for c in connectors if c["tariff_id"]} <= set(tariffs)  # every referenced tariff exists
+    assert {c["tariff_id"] for c in connectors if c["tariff_id"]} <= set(
+        tariffs
+    )  # every referenced tariff exists
     assert all(t["elements"] and t["currency"] == "EUR" for t in tariffs.values())
     assert any(e["status"] == "REMOVED" for e in evses)  # deprecated stations share their EVSEs as REMOVED
     assert any(not loc["publish"] for loc in locations)  # private (home) locations exist, unpublished
@@ -123,8 +235,12 @@ def test_date_filters_and_exclude_evses_modified(sim: GreenFluxSimulator) -> Non
     changed = [loc["id"] for loc in everything(sim, "/api/2.0/Locations", date_from=stamp)]
     assert locations[0]["id"] in changed and len(changed) == 2  # date_from inclusive; an EVSE change counts
     assert everything(sim, "/api/2.0/Locations", date_to=stamp) == [
-        loc for loc in everything(sim, "/api/2.0/Locations") if loc["id"] not in changed]  # date_to exclusive
-    own = [loc["id"] for loc in everything(sim, "/api/2.0/Locations", date_from=stamp, exclude_evses_modified="true")]
+        loc for loc in everything(sim, "/api/2.0/Locations") if loc["id"] not in changed
+    ]  # date_to exclusive
+    own = [
+        loc["id"]
+        for loc in everything(sim, "/api/2.0/Locations", date_from=stamp, exclude_evses_modified="true")
+    ]
     assert own == [locations[0]["id"]]  # only the Location object's own edits
     # A charge station's `modified` ignores EVSE status changes (the Charge Stations page).
     assert everything(sim, "/api/2.0/ChargeStations", date_from=stamp) == []
@@ -135,19 +251,30 @@ def test_date_filters_and_exclude_evses_modified(sim: GreenFluxSimulator) -> Non
 def test_moved_station_leaves_removed_copies_without_timestamp_change(sim: GreenFluxSimulator) -> None:
     station = everything(sim, "/api/2.0/ChargeStations")[0]
     origin = sim.location(station["location_id"])
-    target = next(loc for loc in everything(sim, "/api/2.0/Locations") if loc["cpo_id"] == origin["cpo_id"] and loc["id"] != origin["id"])
+    target = next(
+        loc
+        for loc in everything(sim, "/api/2.0/Locations")
+        if loc["cpo_id"] == origin["cpo_id"] and loc["id"] != origin["id"]
+    )
     sim.clock.advance(300)
     sim.move_charge_station(station["charge_station_id"], target["id"])
     uids = {e["uid"] for e in station["evses"]}
     left = [e for e in sim.location(origin["id"])["evses"] if e["uid"] in uids]
     arrived = [e for e in sim.location(target["id"])["evses"] if e["uid"] in uids]
     assert {e["status"] for e in left} == {"REMOVED"}
-    assert {e["last_updated"] for e in left} == {e["last_updated"] for e in station["evses"]}  # timestamps untouched
+    assert {e["last_updated"] for e in left} == {
+        e["last_updated"] for e in station["evses"]
+    }  # timestamps untouched
     assert sim.location(origin["id"])["last_updated"] == origin["last_updated"]
     assert len(arrived) == len(uids) and all(e["status"] != "REMOVED" for e in arrived)
     assert sim.location(target["id"])["last_updated"] == sim.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
     assert sim.charge_station(station["charge_station_id"])["location_id"] == target["id"]
-    live = [e for loc in everything(sim, "/api/2.0/Locations") for e in loc["evses"] if e["uid"] in uids and e["status"] != "REMOVED"]
+    live = [
+        e
+        for loc in everything(sim, "/api/2.0/Locations")
+        for e in loc["evses"]
+        if e["uid"] in uids and e["status"] != "REMOVED"
+    ]
     assert len(live) == len(uids)  # only one copy of each is ever live
 
 
@@ -167,16 +294,31 @@ def test_rate_limits_answer_in_the_body_or_as_http_429(sim: GreenFluxSimulator) 
 def test_bare_lists_and_server_side_limit_cap(sim: GreenFluxSimulator) -> None:
     sim.bare_lists, sim.max_limit = True, 50
     response = get(sim, "/api/2.0/Locations", limit=500)
-    assert isinstance(response.json(), list) and len(response.json()) == 50 and response.headers["X-Limit"] == "50"
+    assert (
+        isinstance(response.json(), list)
+        and len(response.json()) == 50
+        and response.headers["X-Limit"] == "50"
+    )
 
 
 def test_charging_parks_map_connectors_to_tomtom_types(sim: GreenFluxSimulator) -> None:
     parks = sim.charging_parks()
-    public = [loc for loc in sim.locations() if loc["access_type"] == "PUBLIC" and any(e["status"] != "REMOVED" for e in loc["evses"])]
+    public = [
+        loc
+        for loc in sim.locations()
+        if loc["access_type"] == "PUBLIC" and any(e["status"] != "REMOVED" for e in loc["evses"])
+    ]
     assert {p.ref for p in parks} == {loc["id"] for loc in public}
     kinds = {kind for park in parks for kind, _, _ in park.connectors}
     assert {"IEC62196Type2Outlet", "IEC62196Type2CCS"} <= kinds
-    assert kinds <= {"IEC62196Type2Outlet", "IEC62196Type2CableAttached", "IEC62196Type2CCS", "Chademo", "IEC62196Type1", "IEC62196Type1CCS"}
+    assert kinds <= {
+        "IEC62196Type2Outlet",
+        "IEC62196Type2CableAttached",
+        "IEC62196Type2CCS",
+        "Chademo",
+        "IEC62196Type1",
+        "IEC62196Type1CCS",
+    }
     park, location = parks[0], sim.location(parks[0].ref)
     plugs = sum(len(e["connectors"]) for e in location["evses"] if e["status"] != "REMOVED")
     assert sum(n for _, _, n in park.connectors) == plugs and park.country in ("NLD", "BEL")

@@ -38,8 +38,14 @@ def ndw(_ndw_server: NdwSimulator, clock: SimClock) -> NdwSimulator:
     return _ndw_server
 
 
-def get_token(sim: NdwSimulator, secret: str = CLIENT_SECRET, grant: str = "client_credentials") -> requests.Response:
-    return requests.post(f"{sim.url}{TOKEN_PATH}", data={"client_id": CLIENT_ID, "client_secret": secret, "grant_type": grant}, timeout=5)
+def get_token(
+    sim: NdwSimulator, secret: str = CLIENT_SECRET, grant: str = "client_credentials"
+) -> requests.Response:
+    return requests.post(
+        f"{sim.url}{TOKEN_PATH}",
+        data={"client_id": CLIENT_ID, "client_secret": secret, "grant_type": grant},
+        timeout=5,
+    )
 
 
 @pytest.fixture
@@ -47,9 +53,20 @@ def token(ndw: NdwSimulator) -> str:
     return str(get_token(ndw).json()["access_token"])
 
 
-def push(sim: NdwSimulator, method: str, path: str, body: Any = None, token: str | None = None, raw: bytes | None = None,
-         headers: dict[str, str] | None = None) -> requests.Response:
-    sent = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
+def push(
+    sim: NdwSimulator,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    sent = {
+        "Content-Type": "application/json",
+        **({"Authorization": f"Bearer {token}"} if token else {}),
+        **(headers or {}),
+    }
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     return requests.request(method, f"{sim.url}{path}", data=data, headers=sent, timeout=5)
 
@@ -66,8 +83,16 @@ def test_token_grant_has_ndw_shape(ndw: NdwSimulator) -> None:
     response = get_token(ndw)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"access_token", "expires_in", "refresh_expires_in", "refresh_token", "token_type",
-                         "not-before-policy", "session_state", "scope"}
+    assert set(body) == {
+        "access_token",
+        "expires_in",
+        "refresh_expires_in",
+        "refresh_token",
+        "token_type",
+        "not-before-policy",
+        "session_state",
+        "scope",
+    }
     assert (body["expires_in"], body["refresh_expires_in"], body["token_type"]) == (1800, 3600, "Bearer")
     assert body["access_token"] and ndw.tokens_issued == 1
 
@@ -79,7 +104,12 @@ def test_token_rejects_bad_credentials_and_grants(ndw: NdwSimulator) -> None:
     missing = requests.post(f"{ndw.url}{TOKEN_PATH}", data={"client_id": CLIENT_ID}, timeout=5)
     assert (missing.status_code, missing.json()["error"]) == (400, "invalid_request")
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-    ok = requests.post(f"{ndw.url}{TOKEN_PATH}", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"}, timeout=5)
+    ok = requests.post(
+        f"{ndw.url}{TOKEN_PATH}",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+        timeout=5,
+    )
     assert ok.status_code == 200
     assert ndw.tokens_issued == 1
 
@@ -132,7 +162,9 @@ def test_forced_401_then_recovery(ndw: NdwSimulator, token: str) -> None:
 
 def test_put_compliant_location_is_stored(ndw: NdwSimulator, token: str) -> None:
     location = samples.location()
-    response = push(ndw, "PUT", LOC, location, token, headers={"X-Request-ID": "req-1", "X-Correlation-ID": "corr-1"})
+    response = push(
+        ndw, "PUT", LOC, location, token, headers={"X-Request-ID": "req-1", "X-Correlation-ID": "corr-1"}
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["status_code"] == 1000 and body["timestamp"] == ocpi.ocpi_datetime(ndw.clock.now())
@@ -142,7 +174,12 @@ def test_put_compliant_location_is_stored(ndw: NdwSimulator, token: str) -> None
     assert (again.status_code, ocpi_code(again)) == (200, 1000)
     assert present(ndw.location("NL", "EVB", "LOC-UTR-000123"))["name"] == "P+R Westraven Utrecht"
     record = ndw.pushes[0]
-    assert (record.kind, record.accepted, record.request_id, record.at) == ("location", True, "req-1", ndw.clock.now())
+    assert (record.kind, record.accepted, record.request_id, record.at) == (
+        "location",
+        True,
+        "req-1",
+        ndw.clock.now(),
+    )
 
 
 def test_non_compliant_location_is_refused_with_2xxx(ndw: NdwSimulator, token: str) -> None:
@@ -155,12 +192,17 @@ def test_non_compliant_location_is_refused_with_2xxx(ndw: NdwSimulator, token: s
     assert [(p.accepted, p.status_code) for p in ndw.pushes] == [(False, 2001)]
 
 
-@pytest.mark.parametrize(("path", "change"), [
-    ("/ocpi/2.2.1/locations/NL/EVB/OTHER-ID", {}),
-    ("/ocpi/2.2.1/locations/NL/XYZ/LOC-UTR-000123", {}),
-    ("/ocpi/2.2.1/locations/BE/EVB/LOC-UTR-000123", {}),
-])
-def test_url_and_body_ids_must_agree(ndw: NdwSimulator, token: str, path: str, change: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        ("/ocpi/2.2.1/locations/NL/EVB/OTHER-ID", {}),
+        ("/ocpi/2.2.1/locations/NL/XYZ/LOC-UTR-000123", {}),
+        ("/ocpi/2.2.1/locations/BE/EVB/LOC-UTR-000123", {}),
+    ],
+)
+def test_url_and_body_ids_must_agree(
+    ndw: NdwSimulator, token: str, path: str, change: dict[str, Any]
+) -> None:
     response = push(ndw, "PUT", path, samples.location(**change), token)
     assert (response.status_code, ocpi_code(response)) == (200, 2001)
     assert "differs" in response.json()["status_message"]
@@ -194,7 +236,9 @@ def test_unknown_resources_are_404(ndw: NdwSimulator, token: str) -> None:
     assert push(ndw, "DELETE", TARIFF, token=token).status_code == 404
     push(ndw, "PUT", LOC, samples.location(), token)
     assert push(ndw, "PATCH", f"{LOC}/UTR-WESTRAVEN-7", patch, token).status_code == 404  # EVSE never PUT
-    assert push(ndw, "PATCH", f"{LOC}/UTR-WESTRAVEN-1/9", patch, token).status_code == 404  # connector never PUT
+    assert (
+        push(ndw, "PATCH", f"{LOC}/UTR-WESTRAVEN-1/9", patch, token).status_code == 404
+    )  # connector never PUT
     not_found = push(ndw, "PUT", "/ocpi/2.2.1/sessions/NL/EVB/1", {}, token).json()
     assert not_found["status_code"] == 2000 and not_found["timestamp"]
 
@@ -203,7 +247,9 @@ def test_patch_evse_status_merges_into_the_location(ndw: NdwSimulator, token: st
     push(ndw, "PUT", LOC, samples.location(), token)
     ndw.clock.advance(30)
     stamp = ocpi.ocpi_datetime(ndw.clock.now())
-    response = push(ndw, "PATCH", f"{LOC}/UTR-WESTRAVEN-1", {"status": "CHARGING", "last_updated": stamp}, token)
+    response = push(
+        ndw, "PATCH", f"{LOC}/UTR-WESTRAVEN-1", {"status": "CHARGING", "last_updated": stamp}, token
+    )
     assert (response.status_code, ocpi_code(response)) == (200, 1000)
     stored = ndw.location("NL", "EVB", "LOC-UTR-000123")
     assert stored is not None
@@ -228,7 +274,13 @@ def test_patch_that_breaks_ndw_rules_is_refused(ndw: NdwSimulator, token: str) -
     empty = push(ndw, "PATCH", f"{LOC}/UTR-WESTRAVEN-1/1", {"tariff_ids": [], "last_updated": stamp}, token)
     assert ocpi_code(empty) == 2001 and "tariff_ids" in empty.json()["status_message"]
     # Valid alone, invalid once merged: publish_allowed_to needs publish=false.
-    merged = push(ndw, "PATCH", LOC, {"publish_allowed_to": [{"uid": "04A1B2C3", "type": "RFID"}], "last_updated": stamp}, token)
+    merged = push(
+        ndw,
+        "PATCH",
+        LOC,
+        {"publish_allowed_to": [{"uid": "04A1B2C3", "type": "RFID"}], "last_updated": stamp},
+        token,
+    )
     assert ocpi_code(merged) == 2001 and "publish_allowed_to" in merged.json()["status_message"]
     assert ndw.location("NL", "EVB", "LOC-UTR-000123") == samples.location()
 
@@ -238,7 +290,9 @@ def test_patch_location_fields_and_put_connector(ndw: NdwSimulator, token: str) 
     later = "2026-11-01T12:05:00Z"
     response = push(ndw, "PATCH", LOC, {"name": "P+R Westraven (Utrecht)", "last_updated": later}, token)
     assert ocpi_code(response) == 1000
-    connector = samples.connector(id="2", standard="IEC_62196_T2", format="CABLE", last_updated="2026-11-01T12:10:00Z")
+    connector = samples.connector(
+        id="2", standard="IEC_62196_T2", format="CABLE", last_updated="2026-11-01T12:10:00Z"
+    )
     created = push(ndw, "PUT", f"{LOC}/UTR-WESTRAVEN-1/2", connector, token)
     assert (created.status_code, ocpi_code(created)) == (201, 1000)
     stored = ndw.location("NL", "EVB", "LOC-UTR-000123")
@@ -262,7 +316,9 @@ def test_tariff_deletion_warns_when_still_referenced(ndw: NdwSimulator, token: s
     push(ndw, "PUT", TARIFF, samples.tariff(), token)
     push(ndw, "PUT", LOC, samples.location(), token)
     assert push(ndw, "DELETE", TARIFF, token=token).status_code == 204
-    assert ndw.pushes[-1].warnings == ["deleted tariff is still referenced by connector LOC-UTR-000123/UTR-WESTRAVEN-1/1"]
+    assert ndw.pushes[-1].warnings == [
+        "deleted tariff is still referenced by connector LOC-UTR-000123/UTR-WESTRAVEN-1/1"
+    ]
 
 
 def test_non_compliant_tariff_is_refused(ndw: NdwSimulator, token: str) -> None:
@@ -307,12 +363,20 @@ def test_injected_faults_answer_with_an_envelope(ndw: NdwSimulator, token: str) 
 def test_push_log_records_when_ndw_got_what(ndw: NdwSimulator, token: str) -> None:
     push(ndw, "PUT", LOC, samples.location(), token)
     ndw.clock.advance(45)
-    push(ndw, "PATCH", f"{LOC}/UTR-WESTRAVEN-2", {"status": "AVAILABLE", "last_updated": ocpi.ocpi_datetime(ndw.clock.now())}, token)
+    push(
+        ndw,
+        "PATCH",
+        f"{LOC}/UTR-WESTRAVEN-2",
+        {"status": "AVAILABLE", "last_updated": ocpi.ocpi_datetime(ndw.clock.now())},
+        token,
+    )
     first, second = ndw.pushes
     assert (second.at - first.at).total_seconds() == 45
     assert second.mono >= first.mono
     assert [(p.method, p.kind, p.http_status, p.status_code) for p in ndw.accepted_pushes()] == [
-        ("PUT", "location", 201, 1000), ("PATCH", "evse", 200, 1000)]
+        ("PUT", "location", 201, 1000),
+        ("PATCH", "evse", 200, 1000),
+    ]
 
 
 def test_registry_points_the_pipeline_at_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,9 +385,19 @@ def test_registry_points_the_pipeline_at_the_simulator(monkeypatch: pytest.Monke
     sim = simulators.build("ndw", clock=SimClock())
     with sim:
         env = simulators.env_for({"ndw": sim})
-        assert env == {"NDW_PUSH_BASE_URL": f"{sim.url}/ocpi/2.2.1", "NDW_TOKEN_URL": f"{sim.url}{TOKEN_PATH}"}
-        granted = requests.post(env["NDW_TOKEN_URL"], data={"client_id": "from-settings", "client_secret": "secret-from-settings",
-                                                            "grant_type": "client_credentials"}, timeout=5)
+        assert env == {
+            "NDW_PUSH_BASE_URL": f"{sim.url}/ocpi/2.2.1",
+            "NDW_TOKEN_URL": f"{sim.url}{TOKEN_PATH}",
+        }
+        granted = requests.post(
+            env["NDW_TOKEN_URL"],
+            data={
+                "client_id": "from-settings",
+                "client_secret": "secret-from-settings",
+                "grant_type": "client_credentials",
+            },
+            timeout=5,
+        )
         assert granted.status_code == 200
 
 
@@ -336,7 +410,9 @@ class FakeOcpiServer(SimServer):
 
     name = "fake-ocpi"
 
-    def __init__(self, objects: list[dict[str, Any]], *, max_limit: int = 3, token: str = "pull-token", **kwargs: Any) -> None:
+    def __init__(
+        self, objects: list[dict[str, Any]], *, max_limit: int = 3, token: str = "pull-token", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.objects, self.max_limit, self.token = objects, max_limit, token
         self.echo = self.keep_filters = True
@@ -358,31 +434,60 @@ class FakeOcpiServer(SimServer):
 
     def list_objects(self, request: Request) -> Response:
         auth = request.header("Authorization") or ""
-        valid = {f"Token {base64.b64encode(self.token.encode()).decode()}", *(f"Bearer {b}" for b in self.bearers)}
+        valid = {
+            f"Token {base64.b64encode(self.token.encode()).decode()}",
+            *(f"Bearer {b}" for b in self.bearers),
+        }
         with self._lock:
-            self.seen.append({**{k: v for k, v in request.headers.items() if k.startswith("x-") or k == "authorization"},
-                              **{f"?{k}": v[0] for k, v in request.query.items()}})
+            self.seen.append(
+                {
+                    **{
+                        k: v for k, v in request.headers.items() if k.startswith("x-") or k == "authorization"
+                    },
+                    **{f"?{k}": v[0] for k, v in request.query.items()},
+                }
+            )
         if auth not in valid:
-            raise HttpReply(Response.json({"status_code": 2000, "status_message": "Unauthorized", "timestamp": "2026-11-01T12:00:00Z"}, 401))
+            raise HttpReply(
+                Response.json(
+                    {
+                        "status_code": 2000,
+                        "status_message": "Unauthorized",
+                        "timestamp": "2026-11-01T12:00:00Z",
+                    },
+                    401,
+                )
+            )
         offset = int(request.arg("offset", "0") or 0)
         limit = min(int(request.arg("limit", str(self.max_limit)) or self.max_limit), self.max_limit)
         date_from = request.arg("date_from")
         items = [o for o in self.objects if date_from is None or o["last_updated"] >= date_from]
-        page = items[offset: offset + limit + (1 if self.overfill else 0)]
+        page = items[offset : offset + limit + (1 if self.overfill else 0)]
         if self.duplicate_first and offset > 0:
             page = [items[0], *page[1:]]
         headers = {"X-Total-Count": str(len(items)), "X-Limit": str(self.max_limit)}
         if self.echo:
             headers.update({h: request.header(h) or "" for h in ("X-Request-ID", "X-Correlation-ID")})
         if offset + limit < len(items):
-            query = {"offset": offset + limit, "limit": limit, **({"date_from": date_from} if date_from and self.keep_filters else {})}
+            query = {
+                "offset": offset + limit,
+                "limit": limit,
+                **({"date_from": date_from} if date_from and self.keep_filters else {}),
+            }
             headers["Link"] = f'<{self.url}{request.path}?{urlencode(query)}>; rel="next"'
-        body = {"data": page, "status_code": 1000, "status_message": "Success", "timestamp": "2026-11-01T12:00:00Z"}
+        body = {
+            "data": page,
+            "status_code": 1000,
+            "status_message": "Success",
+            "timestamp": "2026-11-01T12:00:00Z",
+        }
         return Response.json(body, headers=headers)
 
 
 def _locations(n: int) -> list[dict[str, Any]]:
-    return [samples.location(id=f"LOC-{i:03d}", last_updated=f"2026-10-{i + 1:02d}T08:00:00Z") for i in range(n)]
+    return [
+        samples.location(id=f"LOC-{i:03d}", last_updated=f"2026-10-{i + 1:02d}T08:00:00Z") for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -410,7 +515,9 @@ def test_crawl_follows_links_to_the_last_page(supplier: FakeOcpiServer) -> None:
     assert "Link" in result.headers_seen[0] and "Link" not in result.headers_seen[-1]
     assert [h["X-Total-Count"] for h in result.headers_seen] == ["7", "7", "7"]
     assert [s.get("?offset") for s in supplier.seen] == [None, "3", "6"]
-    assert {s["authorization"] for s in supplier.seen} == {"Token " + base64.b64encode(b"pull-token").decode()}
+    assert {s["authorization"] for s in supplier.seen} == {
+        "Token " + base64.b64encode(b"pull-token").decode()
+    }
     ids = [s["x-request-id"] for s in supplier.seen] + [s["x-correlation-id"] for s in supplier.seen]
     assert len(set(ids)) == 6
 

@@ -19,9 +19,22 @@ from evpipeline_tests.typed import present, running
 
 KEY = "sim-test-key"
 PARKS = [
-    ChargingPark("p1", "Queen Street Carpark", -36.8485, 174.7633, "NZL",
-                 (("IEC62196Type2CCS", 50.0, 2), ("IEC62196Type2CCS", 150.0, 2), ("IEC62196Type2Outlet", 22.0, 3))),
-    ChargingPark("p2", "Stationsplein", 52.0907, 5.1214, "NLD", (("Chademo", 50.0, 1), ("IEC62196Type2Outlet", 11.0, 4))),
+    ChargingPark(
+        "p1",
+        "Queen Street Carpark",
+        -36.8485,
+        174.7633,
+        "NZL",
+        (("IEC62196Type2CCS", 50.0, 2), ("IEC62196Type2CCS", 150.0, 2), ("IEC62196Type2Outlet", 22.0, 3)),
+    ),
+    ChargingPark(
+        "p2",
+        "Stationsplein",
+        52.0907,
+        5.1214,
+        "NLD",
+        (("Chademo", 50.0, 1), ("IEC62196Type2Outlet", 11.0, 4)),
+    ),
 ]
 
 
@@ -31,8 +44,15 @@ def sim(clock: SimClock) -> Iterator[TomTomSimulator]:
         yield s
 
 
-def get(sim: TomTomSimulator, ext: str = "json", headers: dict[str, str] | None = None, **params: Any) -> requests.Response:
-    return requests.get(f"{sim.url}/search/2/chargingAvailability.{ext}", params={"key": KEY, **params}, headers=headers, timeout=5)
+def get(
+    sim: TomTomSimulator, ext: str = "json", headers: dict[str, str] | None = None, **params: Any
+) -> requests.Response:
+    return requests.get(
+        f"{sim.url}/search/2/chargingAvailability.{ext}",
+        params={"key": KEY, **params},
+        headers=headers,
+        timeout=5,
+    )
 
 
 def aid(sim: TomTomSimulator, ref: str = "p1") -> str:
@@ -45,13 +65,19 @@ def test_availability_shape_and_counts_add_up(sim: TomTomSimulator) -> None:
     response = get(sim, chargingAvailability=aid(sim))
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
-    assert response.headers["Access-Control-Allow-Origin"] == "*" and response.headers["Cache-Control"] == "no-cache"
+    assert (
+        response.headers["Access-Control-Allow-Origin"] == "*"
+        and response.headers["Cache-Control"] == "no-cache"
+    )
     body = response.json()
     assert list(body) == ["connectors", "chargingAvailability"] and body["chargingAvailability"] == aid(sim)
     by_type = {c["type"]: c for c in body["connectors"]}
     assert set(by_type) == {"IEC62196Type2CCS", "IEC62196Type2Outlet"}
     ccs = by_type["IEC62196Type2CCS"]
-    assert ccs["total"] == 4 and [lv["powerKW"] for lv in ccs["availability"]["perPowerLevel"]] == [50.0, 150.0]
+    assert ccs["total"] == 4 and [lv["powerKW"] for lv in ccs["availability"]["perPowerLevel"]] == [
+        50.0,
+        150.0,
+    ]
     for connector in body["connectors"]:
         current, levels = connector["availability"]["current"], connector["availability"]["perPowerLevel"]
         assert list(current) == list(STATES) and all(isinstance(v, int) for v in current.values())
@@ -83,7 +109,10 @@ def test_missing_parameter_gives_the_documented_error_body(sim: TomTomSimulator)
     assert response.status_code == 400
     assert response.json() == {
         "message": "Missing parameter 'chargingAvailability'",
-        "detailedError": {"code": "MissingParameter", "message": "Missing required parameter 'chargingAvailability'."},
+        "detailedError": {
+            "code": "MissingParameter",
+            "message": "Missing required parameter 'chargingAvailability'.",
+        },
         "httpStatusCode": "400",
     }
     xml = ET.fromstring(get(sim, "xml").content)
@@ -107,16 +136,21 @@ def test_bad_parameters_are_400(sim: TomTomSimulator) -> None:
     assert get(sim, "JSON", chargingAvailability=aid(sim)).status_code == 400  # case-sensitive
     bad_set = get(sim, chargingAvailability=aid(sim), connectorSet="IEC62196Type2CCS,Type2")
     assert bad_set.status_code == 400 and "Type2" in bad_set.json()["detailedError"]["message"]
-    assert get(sim, chargingAvailability=aid(sim), minPowerKW="fast").json()["detailedError"]["code"] == "InvalidParameter"
+    assert (
+        get(sim, chargingAvailability=aid(sim), minPowerKW="fast").json()["detailedError"]["code"]
+        == "InvalidParameter"
+    )
 
 
 def test_filters_connector_set_and_closed_power_interval(sim: TomTomSimulator) -> None:
     only_outlet = get(sim, chargingAvailability=aid(sim), connectorSet="IEC62196Type2Outlet,Chademo").json()
     assert [c["type"] for c in only_outlet["connectors"]] == ["IEC62196Type2Outlet"]
-    exact = get(sim, chargingAvailability=aid(sim), minPowerKW="50", maxPowerKW="50").json()  # closed at both ends
-    assert [(c["type"], [lv["powerKW"] for lv in c["availability"]["perPowerLevel"]]) for c in exact["connectors"]] == [
-        ("IEC62196Type2CCS", [50.0])
-    ]
+    exact = get(
+        sim, chargingAvailability=aid(sim), minPowerKW="50", maxPowerKW="50"
+    ).json()  # closed at both ends
+    assert [
+        (c["type"], [lv["powerKW"] for lv in c["availability"]["perPowerLevel"]]) for c in exact["connectors"]
+    ] == [("IEC62196Type2CCS", [50.0])]
     assert exact["connectors"][0]["total"] == 2  # counts describe the filtered set
     fast = get(sim, chargingAvailability=aid(sim), minPowerKW="50.1").json()
     assert [lv["powerKW"] for c in fast["connectors"] for lv in c["availability"]["perPowerLevel"]] == [150.0]
@@ -127,7 +161,9 @@ def test_filters_connector_set_and_closed_power_interval(sim: TomTomSimulator) -
 
 def test_tracking_id_echoed_generated_and_validated(sim: TomTomSimulator) -> None:
     mine = "9ac68072-c7a4-11e8-a8d5-f2801f1b9fd1"
-    assert get(sim, headers={"Tracking-ID": mine}, chargingAvailability=aid(sim)).headers["Tracking-ID"] == mine
+    assert (
+        get(sim, headers={"Tracking-ID": mine}, chargingAvailability=aid(sim)).headers["Tracking-ID"] == mine
+    )
     generated = get(sim, chargingAvailability=aid(sim)).headers["Tracking-ID"]
     assert re.fullmatch(r"[a-zA-Z0-9-]{1,100}", generated)
     bad = get(sim, headers={"Tracking-ID": "not valid!"}, chargingAvailability=aid(sim))
@@ -139,13 +175,17 @@ def test_tracking_id_echoed_generated_and_validated(sim: TomTomSimulator) -> Non
 
 def test_other_methods_are_405(sim: TomTomSimulator) -> None:
     for method in ("POST", "PUT", "DELETE"):
-        response = requests.request(method, f"{sim.url}/search/2/chargingAvailability.json", params={"key": KEY}, timeout=5)
+        response = requests.request(
+            method, f"{sim.url}/search/2/chargingAvailability.json", params={"key": KEY}, timeout=5
+        )
         assert response.status_code == 405 and response.headers["Allow"] == "GET"
 
 
 def test_gzip_when_asked(sim: TomTomSimulator) -> None:
     response = get(sim, headers={"Accept-Encoding": "gzip"}, chargingAvailability=aid(sim))
-    assert response.headers.get("Content-Encoding") == "gzip" and response.json()["chargingAvailability"] == aid(sim)
+    assert response.headers.get("Content-Encoding") == "gzip" and response.json()[
+        "chargingAvailability"
+    ] == aid(sim)
 
 
 def test_counts_change_over_time_and_still_add_up(sim: TomTomSimulator) -> None:
@@ -188,7 +228,9 @@ def test_pois_sit_a_few_metres_from_their_parks_among_decoys(sim: TomTomSimulato
     kinds = {p.kind for p in synthetic.pois}
     assert {"park", "decoy", "other"} <= kinds
     live = [p for p in synthetic.pois if p.kind == "park" and p.availability_id]
-    assert 0.7 < len(live) / sum(p.kind == "park" for p in synthetic.pois) < 1  # most, not all, have live data
+    assert (
+        0.7 < len(live) / sum(p.kind == "park" for p in synthetic.pois) < 1
+    )  # most, not all, have live data
     assert all(lv.connector_type in CONNECTOR_TYPES for p in synthetic.pois for lv in p.levels)
     # Deterministic: the same seed builds the same fleet and ids.
     assert TomTomSimulator(scale=0.5).availability_ids() == synthetic.availability_ids()
@@ -198,19 +240,40 @@ def test_category_search_shape(sim: TomTomSimulator) -> None:
     park = PARKS[0]
     decoy = sim.add_charging_poi(park.latitude + 0.0009, park.longitude, [("Tesla", 250.0, 4)], live=False)
     url = f"{sim.url}/search/2/categorySearch/electric%20vehicle%20station.json"
-    params: dict[str, str | float] = {"key": KEY, "lat": park.latitude, "lon": park.longitude, "radius": 150, "categorySet": 7309}
+    params: dict[str, str | float] = {
+        "key": KEY,
+        "lat": park.latitude,
+        "lon": park.longitude,
+        "radius": 150,
+        "categorySet": 7309,
+    }
     body = requests.get(url, params=params, timeout=5).json()
     assert body["summary"]["query"] == "electric vehicle station"
     assert body["summary"]["numResults"] == len(body["results"]) == body["summary"]["totalResults"]
     results = body["results"]
-    assert [r["dist"] for r in results] == sorted(r["dist"] for r in results) and all(r["dist"] <= 150 for r in results)
+    assert [r["dist"] for r in results] == sorted(r["dist"] for r in results) and all(
+        r["dist"] <= 150 for r in results
+    )
     first = results[0]
     assert first["id"] == present(sim.poi_for("p1")).id
-    assert set(first) >= {"type", "id", "score", "dist", "poi", "address", "position", "chargingPark", "dataSources"}
+    assert set(first) >= {
+        "type",
+        "id",
+        "score",
+        "dist",
+        "poi",
+        "address",
+        "position",
+        "chargingPark",
+        "dataSources",
+    }
     assert "chargingPark" not in first["poi"]  # beside poi, not inside it
     assert first["poi"]["categorySet"] == [{"id": 7309}]
     assert first["dataSources"]["chargingAvailability"]["id"] == aid(sim)
-    assert {c["connectorType"] for c in first["chargingPark"]["connectors"]} == {"IEC62196Type2CCS", "IEC62196Type2Outlet"}
+    assert {c["connectorType"] for c in first["chargingPark"]["connectors"]} == {
+        "IEC62196Type2CCS",
+        "IEC62196Type2Outlet",
+    }
     assert {c["currentType"] for c in first["chargingPark"]["connectors"]} <= {"AC1", "AC3", "DC"}
     assert first["address"]["countryCode"] == "NZ" and first["address"]["countryCodeISO3"] == "NZL"
     found_decoy = next(r for r in results if r["id"] == decoy.id)
@@ -220,7 +283,10 @@ def test_category_search_shape(sim: TomTomSimulator) -> None:
     assert all(r["poi"]["categorySet"] == [{"id": 7309}] for r in results)
     assert len(everything) >= len(results)
     assert requests.get(url, params={**params, "key": "nope"}, timeout=5).status_code == 403
-    assert requests.get(url, params={k: v for k, v in params.items() if k != "lat"}, timeout=5).status_code == 400
+    assert (
+        requests.get(url, params={k: v for k, v in params.items() if k != "lat"}, timeout=5).status_code
+        == 400
+    )
 
 
 def test_start_all_starts_tomtom_last_with_every_other_simulators_parks() -> None:

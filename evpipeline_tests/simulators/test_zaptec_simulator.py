@@ -31,14 +31,25 @@ ZONELESS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?$")
 @pytest.fixture
 def sim() -> Iterator[ZaptecSimulator]:
     clock = SimClock(start=datetime(2026, 11, 1, 12, tzinfo=UTC))
-    zaptec = ZaptecSimulator(chargers=40, clock=clock, username=USER, password=PASSWORD,
-                             rate=1000.0, burst=1000.0, token_rate=1000.0, token_burst=1000.0)  # shapes, not limits, here
+    zaptec = ZaptecSimulator(
+        chargers=40,
+        clock=clock,
+        username=USER,
+        password=PASSWORD,
+        rate=1000.0,
+        burst=1000.0,
+        token_rate=1000.0,
+        token_burst=1000.0,
+    )  # shapes, not limits, here
     with running(zaptec) as s:
         yield s
 
 
 def login(sim: ZaptecSimulator, password: str = PASSWORD, **form: str) -> requests.Response:
-    return requests.post(f"{sim.url}/oauth/token", data={"grant_type": "password", "username": USER, "password": password, **form})
+    return requests.post(
+        f"{sim.url}/oauth/token",
+        data={"grant_type": "password", "username": USER, "password": password, **form},
+    )
 
 
 def api(sim: ZaptecSimulator, path: str, token: str, **params: Any) -> requests.Response:
@@ -54,10 +65,19 @@ def test_password_grant_and_its_failures(sim: ZaptecSimulator) -> None:
     granted = login(sim)
     assert granted.status_code == 200
     body = granted.json()
-    assert body["token_type"] == "Bearer" and body["expires_in"] == 86400 and body["access_token"].startswith("eyJ")
-    assert login(sim, password="wrong").json() == {"error": "invalid_grant", "error_description": "The user name or password is incorrect."}
+    assert (
+        body["token_type"] == "Bearer"
+        and body["expires_in"] == 86400
+        and body["access_token"].startswith("eyJ")
+    )
+    assert login(sim, password="wrong").json() == {
+        "error": "invalid_grant",
+        "error_description": "The user name or password is incorrect.",
+    }
     assert login(sim, password="wrong").status_code == 400
-    as_json = requests.post(f"{sim.url}/oauth/token", json={"grant_type": "password", "username": USER, "password": PASSWORD})
+    as_json = requests.post(
+        f"{sim.url}/oauth/token", json={"grant_type": "password", "username": USER, "password": PASSWORD}
+    )
     assert as_json.status_code == 400 and as_json.json()["error"] == "invalid_request"  # form-encoded only
     assert login(sim, grant_type="client_credentials").json()["error"] == "unsupported_grant_type"
 
@@ -78,10 +98,30 @@ def test_paged_lists_are_pascal_case_zero_based_and_capped_at_100(sim: ZaptecSim
     capped = api(sim, "chargers", token, PageIndex=0, PageSize=500).json()
     assert capped["Pages"] == 1 and len(capped["Data"]) == 40  # 500 is served as 100 per page
     charger = first["Data"][0]
-    assert {"Id", "DeviceId", "MID", "Name", "CircuitId", "InstallationId", "OperatingMode", "IsOnline", "DeviceType", "Active"} <= set(charger)
+    assert {
+        "Id",
+        "DeviceId",
+        "MID",
+        "Name",
+        "CircuitId",
+        "InstallationId",
+        "OperatingMode",
+        "IsOnline",
+        "DeviceType",
+        "Active",
+    } <= set(charger)
     installation = api(sim, "installation", token, PageIndex=0, PageSize=100).json()["Data"][0]
-    assert {"Id", "Active", "AuthenticationType", "CurrentUserRoles", "InstallationType", "NetworkType",
-            "IsRequiredAuthentication", "TimeZoneIanaName", "CountryId"} <= set(installation)
+    assert {
+        "Id",
+        "Active",
+        "AuthenticationType",
+        "CurrentUserRoles",
+        "InstallationType",
+        "NetworkType",
+        "IsRequiredAuthentication",
+        "TimeZoneIanaName",
+        "CountryId",
+    } <= set(installation)
     assert ZONELESS.match(installation["CreatedOnDate"]) and ZONELESS.match(charger["CreatedOnDate"])
     assert api(sim, "chargers", token, PageIndex="x").status_code == 400
 
@@ -90,7 +130,10 @@ def test_state_observations_are_strings_with_zoneless_timestamps(sim: ZaptecSimu
     charger = next(c for c in sim.chargers.values() if c.value(710) == "3")
     observations = api(sim, f"chargers/{charger.id}/state", token).json()
     by_id = {o["StateId"]: o for o in observations}
-    assert all(set(o) <= {"ChargerId", "StateId", "Timestamp", "ValueAsString"} and o["ChargerId"] == charger.id for o in observations)
+    assert all(
+        set(o) <= {"ChargerId", "StateId", "Timestamp", "ValueAsString"} and o["ChargerId"] == charger.id
+        for o in observations
+    )
     assert all(ZONELESS.match(o["Timestamp"]) for o in observations)
     assert all(isinstance(o["ValueAsString"], str) for o in observations if o["StateId"] != PULSE)
     assert "ValueAsString" not in by_id[PULSE]
@@ -122,8 +165,14 @@ def test_fleet_mixes_private_homes_and_public_sites_in_two_countries(sim: Zaptec
     public = {i.body["Id"] for i in sim.installations.values() if i.public}
     assert {p.ref for p in parks} == public  # homes are never on a map
     # 16 or 32 A on 3 phases of a TN grid (11, 22 kW), of an IT grid (230 V between lines: 6, 13 kW), or on one (4, 7 kW)
-    assert all(kind == "IEC62196Type2Outlet" and kw in (11.0, 22.0, 6.0, 13.0, 4.0, 7.0) for p in parks for kind, kw, _ in p.connectors)
-    assert sum(n for p in parks for *_, n in p.connectors) == sum(len(sim.installations[r].charger_ids) for r in public)
+    assert all(
+        kind == "IEC62196Type2Outlet" and kw in (11.0, 22.0, 6.0, 13.0, 4.0, 7.0)
+        for p in parks
+        for kind, kw, _ in p.connectors
+    )
+    assert sum(n for p in parks for *_, n in p.connectors) == sum(
+        len(sim.installations[r].charger_ids) for r in public
+    )
 
 
 def test_constants_are_served_without_a_token_and_list_every_country_id(sim: ZaptecSimulator) -> None:
@@ -168,14 +217,18 @@ def test_rate_limits_are_enforced_per_account_and_on_the_token_endpoint() -> Non
 
 def sas(resource: str, key_name: str, key: str, expiry: int) -> str:
     encoded = quote_plus(resource)
-    signature = base64.b64encode(hmac.new(key.encode(), f"{encoded}\n{expiry}".encode(), hashlib.sha256).digest()).decode()
+    signature = base64.b64encode(
+        hmac.new(key.encode(), f"{encoded}\n{expiry}".encode(), hashlib.sha256).digest()
+    ).decode()
     return f"SharedAccessSignature sr={encoded}&sig={quote(signature, safe='')}&se={expiry}&skn={key_name}"
 
 
 def test_messages_over_the_service_bus_rest_protocol(sim: ZaptecSimulator, token: str) -> None:
     details = api(sim, f"userGroups/{sim.user_group_id}/messagingConnectionDetails", token).json()
     assert set(details) == {"Type", "Host", "Port", "UseSSL", "Username", "Password", "Topic", "Subscription"}
-    legacy = api(sim, f"installation/{next(iter(sim.installations))}/messagingConnectionDetails", token).json()
+    legacy = api(
+        sim, f"installation/{next(iter(sim.installations))}/messagingConnectionDetails", token
+    ).json()
     assert legacy == details
     base = f"http://{details['Host']}:{details['Port']}/{details['Topic']}"
     head = f"{base}/subscriptions/{details['Subscription']}/messages/head"
@@ -197,18 +250,30 @@ def test_messages_over_the_service_bus_rest_protocol(sim: ZaptecSimulator, token
     assert requests.delete(locked.headers["Location"], headers=auth).status_code == 404  # gone
 
     destructive = requests.delete(head, params={"timeout": 0}, headers=auth)  # receive-and-delete
-    assert destructive.status_code == 200 and json.loads(destructive.headers["BrokerProperties"])["SequenceNumber"] == 2
+    assert (
+        destructive.status_code == 200
+        and json.loads(destructive.headers["BrokerProperties"])["SequenceNumber"] == 2
+    )
     while requests.delete(head, params={"timeout": 0}, headers=auth).status_code == 200:
         pass
     assert requests.post(head, params={"timeout": 0}, headers=auth).status_code == 204  # empty
 
-    sim.publish_raw({"ChargerId": EMPTY_CHARGER_ID, "StateId": 1, "Timestamp": "2026-11-01T12:00:00", "ValueAsString": "0"})
+    sim.publish_raw(
+        {
+            "ChargerId": EMPTY_CHARGER_ID,
+            "StateId": 1,
+            "Timestamp": "2026-11-01T12:00:00",
+            "ValueAsString": "0",
+        }
+    )
     sim.subscription_idle_seconds = 60
     sim.clock.advance(120)  # unused for longer than the idle limit: Service Bus deletes it
     assert requests.post(head, params={"timeout": 0}, headers=auth).status_code == 404
     assert sim.messages_lost == 1
-    recreated = requests.post(f"{sim.url}/api/userGroups/{sim.user_group_id}/messagingSubscription",
-                              headers={"Authorization": f"Bearer {token}"})
+    recreated = requests.post(
+        f"{sim.url}/api/userGroups/{sim.user_group_id}/messagingSubscription",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert recreated.status_code == 201 and recreated.json()["Subscription"] != details["Subscription"]
 
 
@@ -218,7 +283,9 @@ def test_long_poll_returns_as_soon_as_a_message_is_published(sim: ZaptecSimulato
     auth = {"Authorization": sas(base, details["Username"], details["Password"], int(time.time()) + 600)}
     charger = next(iter(sim.chargers))
     threading.Timer(0.2, lambda: sim.set_state(charger, -2, "0")).start()
-    received = requests.post(f"{base}/subscriptions/{details['Subscription']}/messages/head", params={"timeout": 30}, headers=auth)
+    received = requests.post(
+        f"{base}/subscriptions/{details['Subscription']}/messages/head", params={"timeout": 30}, headers=auth
+    )
     assert received.status_code == 201 and json.loads(received.content)["StateId"] == -2
 
 
@@ -231,7 +298,9 @@ def test_toolkit_server_sends_without_nagle_delay() -> None:
             seen.append(request.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
             self.shutdown_request(request)
 
-    server = Probe(("127.0.0.1", 0), socketserver.BaseRequestHandler)  # never used: process_request is replaced
+    server = Probe(
+        ("127.0.0.1", 0), socketserver.BaseRequestHandler
+    )  # never used: process_request is replaced
     with socket.create_connection(("127.0.0.1", server.server_address[1])):
         server.handle_request()
     server.server_close()

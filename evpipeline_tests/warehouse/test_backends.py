@@ -38,13 +38,18 @@ def test_lake_ddl_drops_key_constraints_and_indexes_only() -> None:
     assert lake_ddl(ddl).split() == expected.split()
 
 
-@pytest.mark.parametrize(("database", "kind", "extensions"), [
-    ("data/warehouse.duckdb", None, ()),
-    ("ducklake:postgres:dbname=lake host=db", "postgres", ("ducklake", "postgres_scanner")),
-    ("ducklake:sqlite:/srv/lake.sqlite", "sqlite", ("ducklake", "sqlite_scanner")),
-    ("ducklake:/srv/lake.ducklake", "duckdb", ("ducklake",)),
-])
-def test_the_warehouse_setting_names_the_backend(database: str, kind: str | None, extensions: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("database", "kind", "extensions"),
+    [
+        ("data/warehouse.duckdb", None, ()),
+        ("ducklake:postgres:dbname=lake host=db", "postgres", ("ducklake", "postgres_scanner")),
+        ("ducklake:sqlite:/srv/lake.sqlite", "sqlite", ("ducklake", "sqlite_scanner")),
+        ("ducklake:/srv/lake.ducklake", "duckdb", ("ducklake",)),
+    ],
+)
+def test_the_warehouse_setting_names_the_backend(
+    database: str, kind: str | None, extensions: tuple[str, ...]
+) -> None:
     backend = Backend(database)
     assert backend.catalog_kind == kind and backend.extensions == extensions
     for name in extensions:  # from the pinned wheels, for this DuckDB version: nothing is downloaded
@@ -71,7 +76,9 @@ def test_a_sqlite_catalog_works_like_the_others(tmp_path: Path, monkeypatch: pyt
 
 def _state(warehouse: WarehouseResource, source: str) -> dict[str, Any]:
     return {
-        "rows": query(warehouse, f"SELECT item_id, value, status, is_deleted FROM {source}.items ORDER BY item_id"),
+        "rows": query(
+            warehouse, f"SELECT item_id, value, status, is_deleted FROM {source}.items ORDER BY item_id"
+        ),
         "watermark": query(warehouse, "SELECT watermark FROM ops.sync_state WHERE source = ?", [source]),
     }
 
@@ -90,8 +97,11 @@ def test_two_writers_at_once_both_commit_on_ducklake(lake_database: str) -> None
         if len(attempts) == 1:  # the first attempt holds its transaction open across beta's commit
             assert beta_committed.wait(60)
 
-    alpha = threading.Thread(target=writers.write_round, args=(warehouse, "alpha", 2, 200),
-                             kwargs={"before_commit": alpha_waits_for_beta})
+    alpha = threading.Thread(
+        target=writers.write_round,
+        args=(warehouse, "alpha", 2, 200),
+        kwargs={"before_commit": alpha_waits_for_beta},
+    )
     alpha.start()
     while not attempts:
         time.sleep(0.01)
@@ -103,7 +113,9 @@ def test_two_writers_at_once_both_commit_on_ducklake(lake_database: str) -> None
     for source, count in (("alpha", 200), ("beta", 300)):
         expected = writers.items(2, count)
         state = _state(warehouse, source)
-        assert [(r[0], r[1]) for r in state["rows"]] == list(zip(expected["item_id"], expected["value"], strict=True))
+        assert [(r[0], r[1]) for r in state["rows"]] == list(
+            zip(expected["item_id"], expected["value"], strict=True)
+        )
         assert state["watermark"] == [(writers.START.replace(minute=2),)]
     assert scalar(warehouse, "SELECT count(*) FROM ops.runs") == 4  # the lost attempt logged nothing
 
@@ -125,8 +137,9 @@ def test_readers_see_only_committed_snapshots_on_ducklake(lake_database: str) ->
 
 
 @pytest.mark.parametrize("fraction", [0.35, 0.7, 0.95])
-def test_kill_9_during_a_commit_then_rerun_converges(any_warehouse: WarehouseResource, tmp_path: Path,
-                                                     fraction: float) -> None:
+def test_kill_9_during_a_commit_then_rerun_converges(
+    any_warehouse: WarehouseResource, tmp_path: Path, fraction: float
+) -> None:
     """A writer killed (SIGKILL) somewhere in its write leaves round 1 or round 2 whole, never a mix;
     running the write again gives exactly what an uninterrupted run gives."""
     count = 20_000
@@ -138,8 +151,18 @@ def test_kill_9_during_a_commit_then_rerun_converges(any_warehouse: WarehouseRes
     duration = (time.perf_counter() - started) / 2  # about what one round takes here
 
     child = subprocess.Popen(
-        [sys.executable, "-m", "evpipeline_tests.warehouse.writers", any_warehouse.database, "alpha", "2", str(count)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "evpipeline_tests.warehouse.writers",
+            any_warehouse.database,
+            "alpha",
+            "2",
+            str(count),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert child.stdout is not None and child.stdout.readline().strip() == "writing"
     time.sleep(duration * fraction)
@@ -150,11 +173,15 @@ def test_kill_9_during_a_commit_then_rerun_converges(any_warehouse: WarehouseRes
     rounds = {value // 1_000_000 for _, value, _, _ in after_kill["rows"]}
     assert len(rounds) == 1 and len(after_kill["rows"]) == count, "a partial write became visible"
     (data_round,) = rounds
-    assert after_kill["watermark"] == [(writers.START.replace(minute=data_round),)], "data and watermark disagree"
+    assert after_kill["watermark"] == [(writers.START.replace(minute=data_round),)], (
+        "data and watermark disagree"
+    )
 
     writers.write_round(any_warehouse, "alpha", 2, count)
     assert _state(any_warehouse, "alpha") == _state(clean, "alpha")
-    runs = json.loads(scalar(any_warehouse, "SELECT details FROM ops.runs ORDER BY committed_at DESC LIMIT 1"))
+    runs = json.loads(
+        scalar(any_warehouse, "SELECT details FROM ops.runs ORDER BY committed_at DESC LIMIT 1")
+    )
     assert runs["tables"]["alpha.items"]["fetched"] == count
 
 
@@ -170,9 +197,18 @@ def test_source_syncs_leave_the_single_writer_pool_only_on_ducklake(tmp_path: Pa
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVPIPELINE_WAREHOUSE")}
     pools = {}
-    for backend, database in (("file", str(tmp_path / "w.duckdb")), ("lake", "ducklake:postgres:dbname=unused host=127.0.0.1")):
-        done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                              env={**env, "EVPIPELINE_WAREHOUSE": database, "EVPIPELINE_DATA_DIR": str(tmp_path)})
+    for backend, database in (
+        ("file", str(tmp_path / "w.duckdb")),
+        ("lake", "ducklake:postgres:dbname=unused host=127.0.0.1"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, "EVPIPELINE_WAREHOUSE": database, "EVPIPELINE_DATA_DIR": str(tmp_path)},
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         pools[backend] = json.loads(done.stdout.strip().splitlines()[-1])
     syncs = [name for name, (_pool, groups) in pools["file"].items() if set(groups) <= set(source_names())]

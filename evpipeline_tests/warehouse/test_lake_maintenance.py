@@ -42,15 +42,20 @@ def test_maintenance_merges_small_files_and_expires_old_snapshots(lake_database:
 def test_the_asset_reports_files_and_bytes_before_and_after(any_warehouse: WarehouseResource) -> None:
     for round_no in range(1, 4):
         writers.write_round(any_warehouse, "alpha", round_no, 100)
-    result = materialize([lake_maintenance], {"warehouse": any_warehouse},
-                         run_config=op_config([lake_maintenance], keep_days=0))
+    result = materialize(
+        [lake_maintenance],
+        {"warehouse": any_warehouse},
+        run_config=op_config([lake_maintenance], keep_days=0),
+    )
     [materialization] = result.asset_materializations_for_node(lake_maintenance.op.name)
     meta = {k: v.value for k, v in materialization.metadata.items()}
     if not any_warehouse.backend.is_lake:
         assert meta["skipped"] is True
         return
-    count = {k: int(str(meta[k])) for k in ("files_before", "files_after", "bytes_before", "snapshots_before",
-                                            "snapshots_after")}
+    count = {
+        k: int(str(meta[k]))
+        for k in ("files_before", "files_after", "bytes_before", "snapshots_before", "snapshots_after")
+    }
     assert str(meta["snapshots_expired_before"]).startswith("20")  # an ISO timestamp
     assert count["files_after"] < count["files_before"] and count["bytes_before"] > 0
     assert count["snapshots_after"] < count["snapshots_before"]

@@ -38,8 +38,12 @@ def holder(warehouse: WarehouseResource) -> Iterator[subprocess.Popen[str]]:
         pytest.skip("a DuckLake has no file another process could lock")
     with warehouse.get_connection():
         pass  # the file exists, migrated
-    process = subprocess.Popen([sys.executable, "-c", HOLD, warehouse.database], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, warehouse.database],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout is not None and process.stdout.readline() == "held\n"
     yield process
     if process.poll() is None:
@@ -64,8 +68,9 @@ def _wait(warehouse: WarehouseResource, holder: subprocess.Popen[str], release_a
     return log.lines
 
 
-def test_a_wait_for_the_file_is_logged_with_its_holder_and_how_long(warehouse: WarehouseResource,
-                                                                    holder: subprocess.Popen[str]) -> None:
+def test_a_wait_for_the_file_is_logged_with_its_holder_and_how_long(
+    warehouse: WarehouseResource, holder: subprocess.Popen[str]
+) -> None:
     command = Path(f"/proc/{holder.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()[:160]
     lines = _wait(warehouse, holder, release_after=20.0)
     # Pauses 0.05, 0.1, 0.2, 0.4, 0.8 s, then every second: said at 2.55 s, 17.55 s; the lock goes at 20.55 s.
@@ -78,13 +83,22 @@ def test_a_wait_for_the_file_is_logged_with_its_holder_and_how_long(warehouse: W
     ]
 
 
-def test_the_real_time_lane_is_named_when_it_holds_the_file(warehouse: WarehouseResource, holder: subprocess.Popen[str],
-                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_real_time_lane_is_named_when_it_holds_the_file(
+    warehouse: WarehouseResource,
+    holder: subprocess.Popen[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("EVPIPELINE_DATA_DIR", str(tmp_path))
-    write_heartbeat(lane_dir(tmp_path) / "heartbeat.json", {"pid": holder.pid, "run_id": "5f3a9c1e-lane", "state": "running"})
+    write_heartbeat(
+        lane_dir(tmp_path) / "heartbeat.json",
+        {"pid": holder.pid, "run_id": "5f3a9c1e-lane", "state": "running"},
+    )
     [waiting, got] = _wait(warehouse, holder, release_after=5.0)
-    assert waiting == (f"waiting for the warehouse {warehouse.database}, held by the real-time lane (run 5f3a9c1e, "
-                       f"PID {holder.pid}), between two of its cycles: 3 s so far (giving up after 6 min 50 s)")
+    assert waiting == (
+        f"waiting for the warehouse {warehouse.database}, held by the real-time lane (run 5f3a9c1e, "
+        f"PID {holder.pid}), between two of its cycles: 3 s so far (giving up after 6 min 50 s)"
+    )
     assert got == f"got the warehouse {warehouse.database} after waiting 6 s"
 
 

@@ -18,14 +18,19 @@ register(
         1,
         "things",
         "CREATE SCHEMA IF NOT EXISTS testsrc;"
-        + source_table("testsrc.things", "thing_id VARCHAR NOT NULL, part INTEGER NOT NULL, status VARCHAR, power DOUBLE, tags JSON"),
+        + source_table(
+            "testsrc.things",
+            "thing_id VARCHAR NOT NULL, part INTEGER NOT NULL, status VARCHAR, power DOUBLE, tags JSON",
+        ),
     )
 )
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KEYS = ["thing_id", "part"]
 
 
-def frame(rows: list[tuple[str, int, str, float, datetime]], deleted: list[bool] | None = None) -> pd.DataFrame:
+def frame(
+    rows: list[tuple[str, int, str, float, datetime]], deleted: list[bool] | None = None
+) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["thing_id", "part", "status", "power", "last_updated"])
     df["last_updated"] = pd.to_datetime(df["last_updated"], utc=True)
     df["is_deleted"] = deleted or [False] * len(rows)
@@ -38,13 +43,18 @@ def merge(warehouse: WarehouseResource, df: pd.DataFrame, run_id: str = "r1") ->
 
 
 def rows(warehouse: WarehouseResource) -> list[tuple]:
-    return query(warehouse, "SELECT thing_id, part, status, power, is_deleted FROM testsrc.things ORDER BY 1, 2")
+    return query(
+        warehouse, "SELECT thing_id, part, status, power, is_deleted FROM testsrc.things ORDER BY 1, 2"
+    )
 
 
 def test_insert_update_unchanged_counts(warehouse: WarehouseResource) -> None:
     c = merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, T0), ("b", 1, "CHARGING", 22.0, T0)]))
     assert (c.inserted, c.updated, c.unchanged, c.status_changes) == (2, 0, 0, 2)
-    c = merge(warehouse, frame([("a", 1, "CHARGING", 11.0, T0 + timedelta(minutes=1)), ("b", 1, "CHARGING", 22.0, T0)]))
+    c = merge(
+        warehouse,
+        frame([("a", 1, "CHARGING", 11.0, T0 + timedelta(minutes=1)), ("b", 1, "CHARGING", 22.0, T0)]),
+    )
     assert (c.inserted, c.updated, c.unchanged, c.status_changes) == (0, 1, 1, 1)
     assert rows(warehouse) == [("a", 1, "CHARGING", 11.0, False), ("b", 1, "CHARGING", 22.0, False)]
 
@@ -56,7 +66,9 @@ def test_replay_changes_nothing(warehouse: WarehouseResource) -> None:
     history = scalar(warehouse, "SELECT count(*) FROM ops.status_history")
     c = merge(warehouse, data, run_id="r2")
     assert (c.inserted, c.updated, c.deleted, c.unchanged) == (0, 0, 0, 2)
-    assert query(warehouse, "SELECT * EXCLUDE (_ingested_at, _run_id) FROM testsrc.things ORDER BY 1") == before
+    assert (
+        query(warehouse, "SELECT * EXCLUDE (_ingested_at, _run_id) FROM testsrc.things ORDER BY 1") == before
+    )
     assert scalar(warehouse, "SELECT count(*) FROM ops.status_history") == history
 
 
@@ -101,7 +113,9 @@ def test_soft_delete_is_a_flag_with_deleted_at(warehouse: WarehouseResource) -> 
     assert c.deleted == 0 and c.unchanged == 1  # still deleted: nothing new
     assert scalar(warehouse, "SELECT deleted_at FROM testsrc.things") == later  # first deletion time kept
     c = merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, later + timedelta(minutes=9))]))
-    assert c.updated == 1 and query(warehouse, "SELECT is_deleted, deleted_at FROM testsrc.things") == [(False, None)]
+    assert c.updated == 1 and query(warehouse, "SELECT is_deleted, deleted_at FROM testsrc.things") == [
+        (False, None)
+    ]
 
 
 def test_flag_missing_marks_hard_deletes_within_scope(warehouse: WarehouseResource) -> None:
@@ -109,7 +123,9 @@ def test_flag_missing_marks_hard_deletes_within_scope(warehouse: WarehouseResour
     snapshot = pd.DataFrame({"thing_id": ["a"], "part": [1]})
     as_of = T0 + timedelta(hours=1)
     with warehouse.writer("testsrc") as w:
-        flagged = w.flag_missing("testsrc.things", KEYS, snapshot, as_of, scope_keys=pd.DataFrame({"thing_id": ["a"]}))
+        flagged = w.flag_missing(
+            "testsrc.things", KEYS, snapshot, as_of, scope_keys=pd.DataFrame({"thing_id": ["a"]})
+        )
     assert flagged == 1  # a/2 vanished; b is outside the snapshot's scope
     assert [(r[0], r[1], r[4]) for r in rows(warehouse)] == [("a", 1, False), ("a", 2, True), ("b", 1, False)]
     with warehouse.writer("testsrc") as w:
@@ -119,7 +135,12 @@ def test_flag_missing_marks_hard_deletes_within_scope(warehouse: WarehouseResour
 def test_flag_missing_spares_rows_observed_after_the_snapshot(warehouse: WarehouseResource) -> None:
     merge(warehouse, frame([("late", 1, "X", 1.0, T0 + timedelta(hours=2))]))
     with warehouse.writer("testsrc") as w:
-        assert w.flag_missing("testsrc.things", KEYS, pd.DataFrame({"thing_id": [], "part": []}), T0 + timedelta(hours=1)) == 0
+        assert (
+            w.flag_missing(
+                "testsrc.things", KEYS, pd.DataFrame({"thing_id": [], "part": []}), T0 + timedelta(hours=1)
+            )
+            == 0
+        )
 
 
 def test_crash_before_commit_leaves_everything_untouched(warehouse: WarehouseResource) -> None:
@@ -127,7 +148,12 @@ def test_crash_before_commit_leaves_everything_untouched(warehouse: WarehouseRes
     with warehouse.writer("testsrc") as w:
         w.set_sync_state("things", T0)
     with pytest.raises(RuntimeError), warehouse.writer("testsrc", "crashing") as w:
-        w.merge(frame([("a", 1, "CHARGING", 11.0, T0 + timedelta(hours=1)), ("z", 1, "NEW", 1.0, T0)]), "testsrc.things", KEYS, status_column="status")
+        w.merge(
+            frame([("a", 1, "CHARGING", 11.0, T0 + timedelta(hours=1)), ("z", 1, "NEW", 1.0, T0)]),
+            "testsrc.things",
+            KEYS,
+            status_column="status",
+        )
         w.quarantine([QuarantineRecord("testsrc.things", "q", "bad", {"x": 1})])
         w.set_sync_state("things", T0 + timedelta(hours=1))
         raise RuntimeError("killed between merge and commit")
@@ -150,17 +176,17 @@ def test_quarantine_is_idempotent_per_payload(warehouse: WarehouseResource) -> N
     for run in ("r1", "r2"):
         with warehouse.writer("testsrc", run) as w:
             w.quarantine([record])
-    assert query(warehouse, "SELECT entity_key, occurrences, first_run_id, last_run_id, raw_json FROM ops.quarantine") == [
-        ("k1", 2, "r1", "r2", '{"id": "k1", "power": -1}')
-    ]
+    assert query(
+        warehouse, "SELECT entity_key, occurrences, first_run_id, last_run_id, raw_json FROM ops.quarantine"
+    ) == [("k1", 2, "r1", "r2", '{"id": "k1", "power": -1}')]
 
 
 def test_status_history_records_transitions(warehouse: WarehouseResource) -> None:
     for minute, status in enumerate(["AVAILABLE", "CHARGING", "CHARGING", "AVAILABLE"]):
         merge(warehouse, frame([("a", 1, status, 11.0, T0 + timedelta(minutes=minute))]))
-    assert query(warehouse, "SELECT entity_key, old_status, new_status FROM ops.status_history ORDER BY status_at") == [
-        ("a|1", None, "AVAILABLE"), ("a|1", "AVAILABLE", "CHARGING"), ("a|1", "CHARGING", "AVAILABLE")
-    ]
+    assert query(
+        warehouse, "SELECT entity_key, old_status, new_status FROM ops.status_history ORDER BY status_at"
+    ) == [("a|1", None, "AVAILABLE"), ("a|1", "AVAILABLE", "CHARGING"), ("a|1", "CHARGING", "AVAILABLE")]
 
 
 def test_unknown_columns_are_rejected(warehouse: WarehouseResource) -> None:
@@ -184,7 +210,9 @@ def sequenced(rows: list[tuple[str, int, str, float, datetime]], seqs: list[int]
 
 
 @pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)
-def test_equal_stamps_are_ordered_by_the_observation_sequence_against_the_stored_row(warehouse: WarehouseResource) -> None:
+def test_equal_stamps_are_ordered_by_the_observation_sequence_against_the_stored_row(
+    warehouse: WarehouseResource,
+) -> None:
     merge(warehouse, sequenced([("a", 1, "SEEN-5", 1.0, T0)], [5]))
     # Same stamp, an earlier fetch (a replay, a slow run): older, ignored.
     c = merge(warehouse, sequenced([("a", 1, "SEEN-3", 1.0, T0)], [3]))
@@ -200,7 +228,12 @@ def test_equal_stamps_are_ordered_by_the_observation_sequence_against_the_stored
 def test_equal_stamps_in_one_frame_collapse_to_the_highest_sequence(warehouse: WarehouseResource) -> None:
     # The same two contents per key, the later fetch holding X for a and Y for b: any fallback order
     # (content hash, row position) picks the same content for both keys, so it gets one of them wrong.
-    versions = [("a", 1, "X", 1.0, T0), ("a", 1, "Y", 2.0, T0), ("b", 1, "X", 1.0, T0), ("b", 1, "Y", 2.0, T0)]
+    versions = [
+        ("a", 1, "X", 1.0, T0),
+        ("a", 1, "Y", 2.0, T0),
+        ("b", 1, "X", 1.0, T0),
+        ("b", 1, "Y", 2.0, T0),
+    ]
     c = merge(warehouse, sequenced(versions, [2, 1, 1, 2]))
     assert c.inserted == 2
     assert rows(warehouse) == [("a", 1, "X", 1.0, False), ("b", 1, "Y", 2.0, False)]

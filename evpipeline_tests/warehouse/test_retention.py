@@ -57,18 +57,24 @@ def archive_glob(root: Path, table: str) -> str:
 
 
 def archived(warehouse: WarehouseResource, root: Path, table: str = HISTORY) -> Rows:
-    return query(warehouse, f"SELECT * EXCLUDE (day) FROM read_parquet('{archive_glob(root, table)}', "
-                            "hive_partitioning = true, union_by_name = true) ORDER BY ALL")
+    return query(
+        warehouse,
+        f"SELECT * EXCLUDE (day) FROM read_parquet('{archive_glob(root, table)}', "
+        "hive_partitioning = true, union_by_name = true) ORDER BY ALL",
+    )
 
 
 def archive_and_hot(warehouse: WarehouseResource, root: Path, table: str = HISTORY) -> Rows:
     """The BI query: archive and hot rows together."""
-    return query(warehouse, f"""
+    return query(
+        warehouse,
+        f"""
         SELECT * EXCLUDE (day)
         FROM read_parquet('{archive_glob(root, table)}', hive_partitioning = true, union_by_name = true)
         UNION ALL BY NAME
         SELECT * FROM {table}
-        ORDER BY ALL""")
+        ORDER BY ALL""",
+    )
 
 
 def trim(warehouse: WarehouseResource, root: Path, table: str = HISTORY, keep_days: int = 90) -> TrimResult:
@@ -261,7 +267,8 @@ def test_ndw_pushes_keep_each_objects_latest_push(warehouse: WarehouseResource, 
     result = trim(warehouse, root, "ops.ndw_pushes")
     assert result.rows_archived == 1
     assert query(warehouse, "SELECT key, outcome FROM ops.ndw_pushes ORDER BY ALL") == [
-        ("A", "accepted"), ("B", "rejected")
+        ("A", "accepted"),
+        ("B", "rejected"),
     ]
     with warehouse.get_connection() as con:
         assert push_sync._last_rejected(con) == {("evse", "B"): "h-B"}
@@ -269,7 +276,8 @@ def test_ndw_pushes_keep_each_objects_latest_push(warehouse: WarehouseResource, 
     push(NOW, "B", "accepted")  # now B's old push is history like any other
     assert trim(warehouse, root, "ops.ndw_pushes").rows_archived == 1
     assert query(warehouse, "SELECT key, outcome FROM ops.ndw_pushes ORDER BY ALL") == [
-        ("A", "accepted"), ("B", "accepted")
+        ("A", "accepted"),
+        ("B", "accepted"),
     ]
     assert len(archive_and_hot(warehouse, root, "ops.ndw_pushes")) == 4
 
@@ -278,7 +286,11 @@ def test_defaults_come_from_the_environment(
     warehouse: WarehouseResource, history: Rows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert {t: r.default_keep_days for t, r in RETAINED.items()} == {
-        HISTORY: 90, "tomtom.availability_snapshots": 14, "ops.ndw_pushes": 90, "ops.runs": 90, "ops.source_clocks": 90,
+        HISTORY: 90,
+        "tomtom.availability_snapshots": 14,
+        "ops.ndw_pushes": 90,
+        "ops.runs": 90,
+        "ops.source_clocks": 90,
     }
     monkeypatch.setenv("EVPIPELINE_HISTORY_KEEP_DAYS", "120")
     with warehouse.get_connection() as con:
@@ -298,19 +310,27 @@ def test_the_asset_materializes_and_reports_what_it_moved(
     now = utcnow()
     insert_history(warehouse, [now - timedelta(days=200), now - timedelta(days=100), now - timedelta(days=1)])
     with warehouse.get_connection() as con:
-        con.execute("INSERT INTO ops.runs (run_id, source, stream, committed_at, details) VALUES "
-                    "('r1', 'evroam', 'delta', ?, '{\"a\": 1}'), ('r2', 'evroam', 'delta', ?, NULL)",
-                    [now - timedelta(days=95), now])
-        con.execute("""
+        con.execute(
+            "INSERT INTO ops.runs (run_id, source, stream, committed_at, details) VALUES "
+            "('r1', 'evroam', 'delta', ?, '{\"a\": 1}'), ('r2', 'evroam', 'delta', ?, NULL)",
+            [now - timedelta(days=95), now],
+        )
+        con.execute(
+            """
             INSERT INTO tomtom.availability_snapshots
                 (availability_id, connector_type, power_kw, polled_at, total,
                  last_updated, _observed_at, _row_hash, _ingested_at)
             SELECT 'av-' || i, 'IEC62196Type2CCS', 150.0, ts, 4, ts, ts, hash(i), ts
             FROM (SELECT i, CAST(? AS TIMESTAMPTZ) - to_days(CAST(i AS INTEGER)) AS ts FROM range(30) t(i))
-        """, [now])
+        """,
+            [now],
+        )
 
-    result = materialize([history_retention], {"warehouse": warehouse},
-                         run_config=op_config([history_retention], runs_keep_days=30))
+    result = materialize(
+        [history_retention],
+        {"warehouse": warehouse},
+        run_config=op_config([history_retention], runs_keep_days=30),
+    )
     meta = metadata(result, RETENTION_KEY.to_user_string())
     root = tmp_path / "data" / "archive"
     assert meta["dagster/uri"] == root.resolve().as_uri()

@@ -23,9 +23,13 @@ START = datetime(2026, 11, 1, tzinfo=UTC)
 register(
     *(
         Migration(
-            f"writers_{source}", 1, f"{source} test table",
+            f"writers_{source}",
+            1,
+            f"{source} test table",
             f"CREATE SCHEMA IF NOT EXISTS {source};\n"
-            + source_table(f"{source}.items", "item_id VARCHAR NOT NULL,\n    value BIGINT NOT NULL,\n    status VARCHAR"),
+            + source_table(
+                f"{source}.items", "item_id VARCHAR NOT NULL,\n    value BIGINT NOT NULL,\n    status VARCHAR"
+            ),
         )
         for source in SOURCES
     )
@@ -45,22 +49,36 @@ SCHEMA = pa.DataFrameSchema(
 def items(round_no: int, count: int) -> pd.DataFrame:
     """Round `round_no` of `count` items: every item's value and status change each round."""
     stamp = START + timedelta(minutes=round_no)
-    return pd.DataFrame({
-        "item_id": [f"item-{i:06d}" for i in range(count)],
-        "value": pd.array([round_no * 1_000_000 + i for i in range(count)], dtype="Int64"),
-        "status": ["AVAILABLE" if (i + round_no) % 2 else "CHARGING" for i in range(count)],
-        "last_updated": pd.Series([stamp] * count, dtype="datetime64[ns, UTC]"),
-    })
+    return pd.DataFrame(
+        {
+            "item_id": [f"item-{i:06d}" for i in range(count)],
+            "value": pd.array([round_no * 1_000_000 + i for i in range(count)], dtype="Int64"),
+            "status": ["AVAILABLE" if (i + round_no) % 2 else "CHARGING" for i in range(count)],
+            "last_updated": pd.Series([stamp] * count, dtype="datetime64[ns, UTC]"),
+        }
+    )
 
 
-def write_round(warehouse: WarehouseResource, source: str, round_no: int, count: int, *, run_id: str | None = None,
-                before_commit: Callable[[Any, dict[str, pd.DataFrame]], None] | None = None) -> None:
+def write_round(
+    warehouse: WarehouseResource,
+    source: str,
+    round_no: int,
+    count: int,
+    *,
+    run_id: str | None = None,
+    before_commit: Callable[[Any, dict[str, pd.DataFrame]], None] | None = None,
+) -> None:
     """One sync of `source`: a round of items merged, its watermark advanced, the run logged; one transaction."""
     frame = items(round_no, count)
     write_sync(
-        warehouse, source=source, stream="items", run_id=run_id or f"{source}-{round_no}",
+        warehouse,
+        source=source,
+        stream="items",
+        run_id=run_id or f"{source}-{round_no}",
         tables=[TableRows(f"{source}.items", frame, SCHEMA, ["item_id"], status_column="status")],
-        watermark=START + timedelta(minutes=round_no), lineage=f"round {round_no}", before_commit=before_commit,
+        watermark=START + timedelta(minutes=round_no),
+        lineage=f"round {round_no}",
+        before_commit=before_commit,
     )
 
 

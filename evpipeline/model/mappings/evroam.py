@@ -140,6 +140,7 @@ def connectors(scope: Scope) -> str:
     FROM typed
 """
 
+
 UNMAPPED = """
     SELECT 'evroam' AS source, 'site.operator' AS field, s.operator AS value, count(*) AS rows
     FROM evroam.sites s LEFT JOIN rules_operators p ON p.source = 'evroam' AND p.operator = s.operator

@@ -51,8 +51,11 @@ def _parties(scope: Scope) -> str:
 def _stations(scope: Scope) -> str:
     """The charge station of each EVSE uid in scope: the one whose `evses` list it (the lowest id, should
     two ever list the same uid). By uid, not location: a moved EVSE's REMOVED copy keeps its station."""
-    in_scope = "true" if not scope.incremental else \
-        f"uid IN (SELECT evse_uid FROM greenflux.evses WHERE {scope.locations('location_id')})"
+    in_scope = (
+        "true"
+        if not scope.incremental
+        else f"uid IN (SELECT evse_uid FROM greenflux.evses WHERE {scope.locations('location_id')})"
+    )
     return f"""
     SELECT uid AS evse_uid, min(cs.charge_station_id) AS charge_station_id
     FROM greenflux.charge_stations cs, unnest(CAST(cs.evse_uids AS VARCHAR[])) AS u(uid)
@@ -104,6 +107,7 @@ def locations(scope: Scope) -> str:
     WHERE {scope.locations("l.location_id")}
 """
 
+
 def evses(scope: Scope) -> str:
     return f"""
     SELECT pa.country_code, pa.party_id, e.location_id, e.evse_uid, e.evse_id,
@@ -122,6 +126,7 @@ def evses(scope: Scope) -> str:
     WHERE {scope.locations("e.location_id")}
 """
 
+
 def connectors(scope: Scope) -> str:
     return f"""
     SELECT pa.country_code, pa.party_id, c.location_id, c.evse_uid, c.connector_id,
@@ -137,6 +142,7 @@ def connectors(scope: Scope) -> str:
     JOIN ({_parties(scope)}) pa ON pa.location_id = c.location_id
     WHERE {scope.locations("c.location_id")}
 """
+
 
 def tariffs(scope: Scope) -> str:
     return f"""
@@ -155,6 +161,7 @@ def tariffs(scope: Scope) -> str:
                  AND location_id IS NULL AND operator IS NULL) fallback ON true
     WHERE {scope.tariffs("t.tariff_id")}
 """
+
 
 UNMAPPED = f"""
     SELECT 'greenflux' AS source, 'location.cpo_id (no CPO party, none assigned)' AS field,
@@ -186,7 +193,9 @@ UNMAPPED = f"""
 
 # A moved EVSE appears as a new (location, uid) row and its old copy turns REMOVED: both rows change.
 # A charge station that changed may have gained or lost EVSEs: the locations of both are touched.
-_CHANGED_STATIONS = "SELECT charge_station_id, evse_uids FROM greenflux.charge_stations WHERE _ingested_at > $since"
+_CHANGED_STATIONS = (
+    "SELECT charge_station_id, evse_uids FROM greenflux.charge_stations WHERE _ingested_at > $since"
+)
 CHANGED_LOCATIONS = f"""
     SELECT location_id FROM greenflux.locations WHERE _ingested_at > $since
     UNION SELECT location_id FROM greenflux.evses WHERE _ingested_at > $since
@@ -200,10 +209,21 @@ CHANGED_LOCATIONS = f"""
 
 MAPPING = SourceMapping(
     source="greenflux",
-    requires=("greenflux.locations", "greenflux.evses", "greenflux.connectors", "greenflux.charge_stations",
-              "greenflux.tariffs", "reference.parties"),
-    inputs=("greenflux/locations", "greenflux/evses", "greenflux/connectors", "greenflux/charge_stations",
-            "greenflux/tariffs"),
+    requires=(
+        "greenflux.locations",
+        "greenflux.evses",
+        "greenflux.connectors",
+        "greenflux.charge_stations",
+        "greenflux.tariffs",
+        "reference.parties",
+    ),
+    inputs=(
+        "greenflux/locations",
+        "greenflux/evses",
+        "greenflux/connectors",
+        "greenflux/charge_stations",
+        "greenflux/tariffs",
+    ),
     locations=locations,
     evses=evses,
     connectors=connectors,

@@ -109,6 +109,7 @@ def evses(scope: Scope) -> str:
     LEFT JOIN rules_zaptec_modes r ON r.value = c.operation_mode
 """
 
+
 def connectors(scope: Scope) -> str:
     # Phases: those the installation's grid brings, or fewer when the charger's MaxPhases (520) says so;
     # the volts across each follow from the grid (on IT's 3 phases 230 / sqrt(3) V, OCPI being line to
@@ -135,6 +136,7 @@ def connectors(scope: Scope) -> str:
            is_deleted
     FROM rated
 """
+
 
 UNMAPPED = """
     SELECT 'zaptec' AS source, 'installation.country (no CPO party)' AS field, coalesce(i.country, 'unknown') AS value, count(*) AS rows

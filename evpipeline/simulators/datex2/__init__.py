@@ -36,7 +36,16 @@ from evpipeline.simulators.datex2.rules import check_static, check_status
 from evpipeline.simulators.datex2.schemas import schema_errors
 from evpipeline.simulators.datex2.state import BASE, CONTROL, DEFAULT_TOKEN, Delivery
 
-__all__ = ["BASE", "CONTROL", "DEFAULT_TOKEN", "Datex2Simulator", "Delivery", "check_static", "check_status", "schema_errors"]
+__all__ = [
+    "BASE",
+    "CONTROL",
+    "DEFAULT_TOKEN",
+    "Datex2Simulator",
+    "Delivery",
+    "check_static",
+    "check_status",
+    "schema_errors",
+]
 
 
 class Datex2Simulator(Datex2Receiver):

@@ -84,5 +84,10 @@ class Datex2Control(Datex2State):
                 self.set_retry_after(float(spec["retry_after"]))
         except (TypeError, ValueError) as exc:
             return Response.json({"errors": [str(exc)]}, 400)
-        return Response.json({"pending_faults": self.faults.pending, "latency": self.delivery_latency,
-                              "retry_after": self.faults.retry_after})
+        return Response.json(
+            {
+                "pending_faults": self.faults.pending,
+                "latency": self.delivery_latency,
+                "retry_after": self.faults.retry_after,
+            }
+        )

@@ -49,7 +49,9 @@ def parse_body(body: bytes) -> Any:
     try:
         return json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
-        raise Refusal(400, [f"$: malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]) from None
+        raise Refusal(
+            400, [f"$: malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
+        ) from None
     except ValueError as exc:
         raise Refusal(400, [f"$: malformed JSON: {exc}"]) from None
     except RecursionError:
@@ -67,8 +69,17 @@ class Datex2Receiver(Datex2Control):
         errors = [f"$: injected fault: HTTP {status}"]
         if request.path.startswith(f"{BASE}/"):
             kind = self._kind_of(request)
-            record = Delivery(self._next_id(kind), kind, None, status, False, errors, self.clock.now(), time.monotonic(),
-                              len(request.body))
+            record = Delivery(
+                self._next_id(kind),
+                kind,
+                None,
+                status,
+                False,
+                errors,
+                self.clock.now(),
+                time.monotonic(),
+                len(request.body),
+            )
             with self.lock:
                 self._deliveries.append(record)
         return Response.json({"accepted": False, "errors": errors}, status, headers)
@@ -81,11 +92,16 @@ class Datex2Receiver(Datex2Control):
         return self._injected(request, status, headers)
 
     def not_found(self, request: Request) -> Response:
-        return Response.json({"accepted": False, "errors": [f"$: no such endpoint: {request.method} {request.path}"]}, 404)
+        return Response.json(
+            {"accepted": False, "errors": [f"$: no such endpoint: {request.method} {request.path}"]}, 404
+        )
 
     def method_not_allowed(self, request: Request, allowed: list[str]) -> Response:
-        return Response.json({"accepted": False, "errors": [f"$: {request.method} is not allowed here"]}, 405,
-                             {"Allow": ", ".join(sorted(set(allowed)))})
+        return Response.json(
+            {"accepted": False, "errors": [f"$: {request.method} is not allowed here"]},
+            405,
+            {"Allow": ", ".join(sorted(set(allowed)))},
+        )
 
     # -- delivery endpoints --------------------------------------------------------------------
     def _post_static(self, request: Request) -> Response:
@@ -95,7 +111,17 @@ class Datex2Receiver(Datex2Control):
         return self._deliver(request, "status")
 
     def _deliver(self, request: Request, kind: str) -> Response:
-        record = Delivery(self._next_id(kind), kind, None, 0, False, [], self.clock.now(), time.monotonic(), len(request.body))
+        record = Delivery(
+            self._next_id(kind),
+            kind,
+            None,
+            0,
+            False,
+            [],
+            self.clock.now(),
+            time.monotonic(),
+            len(request.body),
+        )
         latency = self.delivery_latency
         if latency:
             time.sleep(latency)
@@ -111,7 +137,11 @@ class Datex2Receiver(Datex2Control):
             record.http_status, record.accepted = 200, True
             body: dict[str, Any] = {"accepted": True, "delivery": record.id}
         except Refusal as refusal:
-            record.http_status, record.errors, headers = refusal.http_status, capped(refusal.errors), refusal.headers
+            record.http_status, record.errors, headers = (
+                refusal.http_status,
+                capped(refusal.errors),
+                refusal.headers,
+            )
             body = {"accepted": False, "errors": record.errors, "delivery": record.id}
         with self.lock:
             self._deliveries.append(record)
@@ -122,10 +152,18 @@ class Datex2Receiver(Datex2Control):
         scheme, _, presented = (request.header("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not self.credential_ok(presented.strip(), self.token):
             # The answer never repeats what was presented.
-            raise Refusal(401, ["Authorization: a valid bearer token is required (Authorization: Bearer <token>)"],
-                          {"WWW-Authenticate": 'Bearer realm="datex2"'})
+            raise Refusal(
+                401,
+                ["Authorization: a valid bearer token is required (Authorization: Bearer <token>)"],
+                {"WWW-Authenticate": 'Bearer realm="datex2"'},
+            )
         if len(request.body) > self.max_body_bytes:
-            raise Refusal(413, [f"$: the body has {len(request.body)} bytes; this receiver takes at most {self.max_body_bytes}"])
+            raise Refusal(
+                413,
+                [
+                    f"$: the body has {len(request.body)} bytes; this receiver takes at most {self.max_body_bytes}"
+                ],
+            )
         media_type, *params = [p.strip().lower() for p in (request.header("Content-Type") or "").split(";")]
         charset = next((p.partition("=")[2].strip('"') for p in params if p.startswith("charset=")), "utf-8")
         if media_type != "application/json" or charset != "utf-8":
@@ -144,7 +182,9 @@ class Datex2Receiver(Datex2Control):
             self.static = AcceptedStatic(record.id, record.received_at, reading.index, document)
             # A static delivery replaces the previous one: statuses of points it no longer has go.
             self.points = {p: s for p, s in self.points.items() if reading.index.find(rules.POINT, p)}
-            self.station_rates = {s: r for s, r in self.station_rates.items() if reading.index.find(rules.STATION, s)}
+            self.station_rates = {
+                s: r for s, r in self.station_rates.items() if reading.index.find(rules.STATION, s)
+            }
 
     def _receive_status(self, document: Any, record: Delivery) -> None:
         envelope: list[str] = []
@@ -152,10 +192,17 @@ class Datex2Receiver(Datex2Control):
             raise Refusal(400, ['$: the body is a JSON object {"messageContainer": {...}}'])
         if "messageContainer" not in document:
             envelope.append("$.messageContainer: required property is missing")
-        envelope += [f"$.{key}: unexpected member; the body is {{\"messageContainer\": {{...}}}}"
-                     for key in document if key != "messageContainer"]
+        envelope += [
+            f'$.{key}: unexpected member; the body is {{"messageContainer": {{...}}}}'
+            for key in document
+            if key != "messageContainer"
+        ]
         container = document.get("messageContainer")
-        schema = schemas.schema_errors("status", container, "$.messageContainer") if "messageContainer" in document else []
+        schema = (
+            schemas.schema_errors("status", container, "$.messageContainer")
+            if "messageContainer" in document
+            else []
+        )
         with self.lock:  # checked against, and applied to, the same state
             held = {p: s.get("lastUpdated") for p, s in self.points.items()}
             reading = rules.check_status(container, self.static.index if self.static else None, held)
@@ -176,9 +223,15 @@ class Datex2Receiver(Datex2Control):
             # A delta names a point's new status; ad-hoc price overrides it does not repeat stay.
             rates = {**(held["energyRateUpdates"] if held else {}), **update.rate_updates}
             points[update.id] = {
-                "idG": update.id, "versionG": update.version, "station": update.station, "site": update.site,
-                "status": update.status, "lastUpdated": update.last_updated, "energyRateUpdates": rates,
-                "delivery": record.id, "received_at": at,
+                "idG": update.id,
+                "versionG": update.version,
+                "station": update.station,
+                "site": update.site,
+                "status": update.status,
+                "lastUpdated": update.last_updated,
+                "energyRateUpdates": rates,
+                "delivery": record.id,
+                "received_at": at,
             }
         for station, rates in reading.station_rates.items():
             station_rates.setdefault(station, {}).update(rates)

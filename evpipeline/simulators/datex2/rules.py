@@ -169,9 +169,13 @@ class StaticIndex:
     def counts(self) -> dict[str, int]:
         connectors = sum(len(_list(d.obj.get("connector"))) for d in self.objects[POINT].values())
         return {
-            "tables": len(self.objects[TABLE]), "sites": len(self.objects[SITE]), "stations": len(self.objects[STATION]),
-            "charging_points": len(self.objects[POINT]), "connectors": connectors,
-            "energy_rates": len(self.objects[RATE]), "organisations": len(self.objects[ORGANISATION]),
+            "tables": len(self.objects[TABLE]),
+            "sites": len(self.objects[SITE]),
+            "stations": len(self.objects[STATION]),
+            "charging_points": len(self.objects[POINT]),
+            "connectors": connectors,
+            "energy_rates": len(self.objects[RATE]),
+            "organisations": len(self.objects[ORGANISATION]),
         }
 
 
@@ -205,7 +209,9 @@ def _profile(payload: dict[str, Any], path: str) -> Iterator[str]:
 class _StaticReader:
     def __init__(self) -> None:
         self.index = StaticIndex()
-        self.rule_errors: dict[str, list[str]] = {r: [] for r in ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "P1", "P2")}
+        self.rule_errors: dict[str, list[str]] = {
+            r: [] for r in ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "P1", "P2")
+        }
         self.references: list[tuple[str, str, dict[str, Any]]] = []  # (kind, path, reference)
         self.stamps: list[tuple[str, Any]] = []  # every lastUpdated: (path, value)
 
@@ -223,8 +229,11 @@ class _StaticReader:
             known[object_id] = Defined(kind, object_id, version, path, obj, parent)
         elif kind == ORGANISATION:  # S4
             same = "identical content" if first.obj == obj else "different content"
-            self.error("S4", f"{path}.idG: {kind} '{object_id}' is defined again ({same}; first at {first.path}): "
-                             "define it once and refer to it with afacOrganisationByReference")
+            self.error(
+                "S4",
+                f"{path}.idG: {kind} '{object_id}' is defined again ({same}; first at {first.path}): "
+                "define it once and refer to it with afacOrganisationByReference",
+            )
         else:  # S2
             self.error("S2", f"{path}.idG: {kind} id '{object_id}' is not unique (also at {first.path})")
         return object_id
@@ -247,43 +256,67 @@ class _StaticReader:
         for r, item in enumerate(refill):
             point = _dict(item).get("aegiElectricChargingPoint")
             if isinstance(point, dict):
-                point_id = self.define(POINT, point, f"{path}.refillPoint[{r}].aegiElectricChargingPoint", station_id)
+                point_id = self.define(
+                    POINT, point, f"{path}.refillPoint[{r}].aegiElectricChargingPoint", station_id
+                )
                 if point_id is not None:
                     points.append(point_id)
                 self.point(point, f"{path}.refillPoint[{r}].aegiElectricChargingPoint")
         by_reference = _list(station.get("refillPointByReference"))
-        points += [ref["idG"] for ref in by_reference if isinstance(ref, dict) and isinstance(ref.get("idG"), str)]
+        points += [
+            ref["idG"] for ref in by_reference if isinstance(ref, dict) and isinstance(ref.get("idG"), str)
+        ]
         if station_id is not None:
             self.index.station_points.setdefault(station_id, []).extend(points)
         declared = station.get("numberOfRefillPoints")
         present = len(refill) + len(by_reference)
         if isinstance(declared, int) and not isinstance(declared, bool) and declared != present:  # S7
-            self.error("S7", f"{path}.numberOfRefillPoints: {declared}, but the station has {present} refill point"
-                             f"{'s' if present != 1 else ''} (refillPoint + refillPointByReference)")
+            self.error(
+                "S7",
+                f"{path}.numberOfRefillPoints: {declared}, but the station has {present} refill point"
+                f"{'s' if present != 1 else ''} (refillPoint + refillPointByReference)",
+            )
 
     def point(self, point: dict[str, Any], path: str) -> None:
-        powers = [(k, p) for k, v in enumerate(_list(point.get("availableChargingPower"))) if (p := _number(v)) is not None]
+        powers = [
+            (k, p)
+            for k, v in enumerate(_list(point.get("availableChargingPower")))
+            if (p := _number(v)) is not None
+        ]
         if powers and powers[0][1] < max(p for _, p in powers):  # S5
-            self.error("S5", f"{path}.availableChargingPower: the first value ({_g(powers[0][1])}) must be the maximum "
-                             f"({_g(max(p for _, p in powers))})")
+            self.error(
+                "S5",
+                f"{path}.availableChargingPower: the first value ({_g(powers[0][1])}) must be the maximum "
+                f"({_g(max(p for _, p in powers))})",
+            )
         for k, p in powers:  # P2
             if p <= 0:
-                self.error("P2", f"{path}.availableChargingPower[{k}]: {_g(p)} W; charging power must be greater than 0")
+                self.error(
+                    "P2",
+                    f"{path}.availableChargingPower[{k}]: {_g(p)} W; charging power must be greater than 0",
+                )
         if "currentType" not in point:  # S6
-            self.error("S6", f"{path}.currentType: required property is missing (every charging point says ac or dc)")
+            self.error(
+                "S6", f"{path}.currentType: required property is missing (every charging point says ac or dc)"
+            )
         mode = _value(point.get("chargingMode"))
         ac = _value(point.get("currentType")) == "ac"
         phases = 3 if ac and mode in _THREE_PHASE else 1
         for c, connector in enumerate(_list(point.get("connector"))):  # P1
             connector = _dict(connector)
-            power, volts, amps = (_number(connector.get(n)) for n in ("maxPowerAtSocket", "voltage", "maximumCurrent"))
+            power, volts, amps = (
+                _number(connector.get(n)) for n in ("maxPowerAtSocket", "voltage", "maximumCurrent")
+            )
             if power is None or volts is None or amps is None:
                 continue
             bound = volts * amps * phases
             if power > bound * (1 + TOLERANCE):
-                self.error("P1", f"{path}.connector[{c}].maxPowerAtSocket: {_g(power)} W is above voltage x maximumCurrent x "
-                                 f"phases = {_g(volts)} V x {_g(amps)} A x {phases} = {_g(bound)} W "
-                                 f"(chargingMode {mode or 'absent'}, currentType {_value(point.get('currentType'))}; 1 % tolerance)")
+                self.error(
+                    "P1",
+                    f"{path}.connector[{c}].maxPowerAtSocket: {_g(power)} W is above voltage x maximumCurrent x "
+                    f"phases = {_g(volts)} V x {_g(amps)} A x {phases} = {_g(bound)} W "
+                    f"(chargingMode {mode or 'absent'}, currentType {_value(point.get('currentType'))}; 1 % tolerance)",
+                )
 
     # -- everything found anywhere: energy rates, organisations, references, coordinates, stamps --
     def walk(self, node: Any, path: str) -> None:
@@ -309,12 +342,17 @@ class _StaticReader:
                 refs = value.get(member) if member and isinstance(value, dict) else value
                 where = f"{here}.{member}" if member else here
                 if isinstance(refs, list):
-                    self.references += [(kind, f"{where}[{i}]", r) for i, r in enumerate(refs) if isinstance(r, dict)]
+                    self.references += [
+                        (kind, f"{where}[{i}]", r) for i, r in enumerate(refs) if isinstance(r, dict)
+                    ]
                 elif isinstance(refs, dict):
                     self.references.append((kind, where, refs))
             elif key in _ELSEWHERE:
-                self.error("S3", f"{here}: points into {_ELSEWHERE[key]}, which this receiver does not hold; "
-                                 "define the object in this publication")
+                self.error(
+                    "S3",
+                    f"{here}: points into {_ELSEWHERE[key]}, which this receiver does not hold; "
+                    "define the object in this publication",
+                )
             elif key.endswith("ByReference"):
                 self.error("S3", f"{here}: this receiver cannot resolve {key}")
             self.walk(value, here)
@@ -323,7 +361,9 @@ class _StaticReader:
         for name, bound in (("latitude", 90.0), ("longitude", 180.0)):
             value = _number(node.get(name))
             if value is not None and not -bound <= value <= bound:
-                self.error("S8", f"{path}.{name}: {_g(value)} is outside the WGS84 range -{_g(bound)}..{_g(bound)}")
+                self.error(
+                    "S8", f"{path}.{name}: {_g(value)} is outside the WGS84 range -{_g(bound)}..{_g(bound)}"
+                )
         pos_list = node.get("posList")
         if isinstance(pos_list, str) and node.get("srsDimension", 2) == 2:
             try:
@@ -335,7 +375,9 @@ class _StaticReader:
                 self.error("S8", f"{path}.posList: {len(numbers)} values, not latitude/longitude pairs")
             for i, (lat, lon) in enumerate(zip(numbers[::2], numbers[1::2], strict=False)):
                 if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                    self.error("S8", f"{path}.posList: pair {i} ({_g(lat)} {_g(lon)}) is outside the WGS84 ranges")
+                    self.error(
+                        "S8", f"{path}.posList: pair {i} ({_g(lat)} {_g(lon)}) is outside the WGS84 ranges"
+                    )
 
     def resolve(self) -> None:  # S3
         for kind, path, ref in self.references:
@@ -344,28 +386,42 @@ class _StaticReader:
                 continue
             target = self.index.find(kind, target_id)
             if target is None:
-                self.error("S3", f"{path}.idG: refers to {kind} '{target_id}', which is not defined in this publication")
+                self.error(
+                    "S3",
+                    f"{path}.idG: refers to {kind} '{target_id}', which is not defined in this publication",
+                )
             elif isinstance(ref.get("versionG"), str) and ref["versionG"] != target.version:
-                self.error("S3", f"{path}.versionG: refers to version '{ref['versionG']}' of {kind} '{target_id}', "
-                                 f"but this publication defines version '{target.version}' (at {target.path})")
+                self.error(
+                    "S3",
+                    f"{path}.versionG: refers to version '{ref['versionG']}' of {kind} '{target_id}', "
+                    f"but this publication defines version '{target.version}' (at {target.path})",
+                )
 
     def times(self, publication: dict[str, Any], path: str) -> None:  # S9
         created_text = publication.get("publicationTime")
         created = parse_time(created_text)
         if isinstance(created_text, str) and created is None:
-            self.error("S9", f"{path}.publicationTime: {json.dumps(created_text)} is not a date-time with a UTC offset (RFC 3339)")
+            self.error(
+                "S9",
+                f"{path}.publicationTime: {json.dumps(created_text)} is not a date-time with a UTC offset (RFC 3339)",
+            )
         newest: tuple[datetime, str, str] | None = None
         for where, text in self.stamps:
             stamp = parse_time(text)
             if stamp is None:
                 if isinstance(text, str):
-                    self.error("S9", f"{where}: {json.dumps(text)} is not a date-time with a UTC offset (RFC 3339)")
+                    self.error(
+                        "S9", f"{where}: {json.dumps(text)} is not a date-time with a UTC offset (RFC 3339)"
+                    )
                 continue
             if newest is None or stamp > newest[0]:
                 newest = (stamp, text, where)
         if created is not None and newest is not None and created < newest[0]:
-            self.error("S9", f"{path}.publicationTime: {created_text} is before the newest lastUpdated in the document "
-                             f"({newest[1]} at {newest[2]}); publicationTime is when the publication was created")
+            self.error(
+                "S9",
+                f"{path}.publicationTime: {created_text} is before the newest lastUpdated in the document "
+                f"({newest[1]} at {newest[2]}); publicationTime is when the publication was created",
+            )
 
 
 def check_static(document: Any) -> StaticReading:
@@ -381,7 +437,11 @@ def check_static(document: Any) -> StaticReading:
         if publication is None:
             reader.error("S1", f"{path}: required property is missing")
         elif isinstance(publication, dict):
-            reader.index.publication_time = publication.get("publicationTime") if isinstance(publication.get("publicationTime"), str) else None
+            reader.index.publication_time = (
+                publication.get("publicationTime")
+                if isinstance(publication.get("publicationTime"), str)
+                else None
+            )
             reader.hierarchy(publication, path)
             reader.walk(publication, path)
             reader.resolve()
@@ -414,7 +474,9 @@ class StatusReading:
     protocol: str | None
     errors: list[str]
     points: list[PointUpdate] = field(default_factory=list)
-    station_rates: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # station -> rate -> update
+    station_rates: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=dict
+    )  # station -> rate -> update
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -440,11 +502,15 @@ class _StatusReader:
             return None
         version = ref.get("versionG")
         if version is None:
-            self.errors.append(f"{path}.versionG: required: a status names the version of the static {kind} it refers to "
-                               f"(the accepted static publication has version '{target.version}')")
+            self.errors.append(
+                f"{path}.versionG: required: a status names the version of the static {kind} it refers to "
+                f"(the accepted static publication has version '{target.version}')"
+            )
         elif version != target.version:
-            self.errors.append(f"{path}.versionG: {kind} '{target_id}' is version '{version}' here, but version "
-                               f"'{target.version}' in the accepted static publication")
+            self.errors.append(
+                f"{path}.versionG: {kind} '{target_id}' is version '{version}' here, but version "
+                f"'{target.version}' in the accepted static publication"
+            )
         return target
 
     def rate_updates(self, updates: Any, path: str) -> dict[str, dict[str, Any]]:
@@ -458,10 +524,15 @@ class _StatusReader:
                 continue
             self.counts["energy_rate_updates"] += 1
             if self.static.find(RATE, rate_id) is None:
-                self.errors.append(f"{path}.energyRateUpdate[{k}].energyRateReference.idG: energy rate '{rate_id}' was not "
-                                   "declared in the accepted static publication")
+                self.errors.append(
+                    f"{path}.energyRateUpdate[{k}].energyRateReference.idG: energy rate '{rate_id}' was not "
+                    "declared in the accepted static publication"
+                )
                 continue
-            found[rate_id] = {"lastUpdated": update.get("lastUpdated"), "energyPrice": update.get("energyPrice", [])}
+            found[rate_id] = {
+                "lastUpdated": update.get("lastUpdated"),
+                "energyPrice": update.get("energyPrice", []),
+            }
         return found
 
     def publication(self, publication: dict[str, Any], path: str) -> None:
@@ -477,8 +548,10 @@ class _StatusReader:
             self.counts["sites"] += 1
             site = self.resolve(SITE, site_status.get("reference"), f"{spath}.reference")
             if site is not None and tables and site.parent not in tables:
-                self.errors.append(f"{spath}.reference.idG: site '{site.id}' is in table '{site.parent}', which "
-                                   "tableReference does not name")
+                self.errors.append(
+                    f"{spath}.reference.idG: site '{site.id}' is in table '{site.parent}', which "
+                    "tableReference does not name"
+                )
             for n, station_status in enumerate(_list(site_status.get("energyInfrastructureStationStatus"))):
                 self.station(_dict(station_status), f"{spath}.energyInfrastructureStationStatus[{n}]", site)
 
@@ -487,8 +560,10 @@ class _StatusReader:
         self.counts["stations"] += 1
         station = self.resolve(STATION, station_status.get("reference"), f"{path}.reference")
         if station is not None and site is not None and station.parent != site.id:
-            self.errors.append(f"{path}.reference.idG: station '{station.id}' belongs to site '{station.parent}', "
-                               f"not to site '{site.id}'")
+            self.errors.append(
+                f"{path}.reference.idG: station '{station.id}' belongs to site '{station.parent}', "
+                f"not to site '{site.id}'"
+            )
         rates = self.rate_updates(station_status.get("energyRateUpdate"), path)
         if station is not None and rates:
             self.station_rates.setdefault(station.id, {}).update(rates)
@@ -498,7 +573,9 @@ class _StatusReader:
                 if isinstance(item.get(member), dict):
                     self.point(item[member], f"{path}.refillPointStatus[{r}].{member}", station, site)
 
-    def point(self, point_status: dict[str, Any], path: str, station: Defined | None, site: Defined | None) -> None:
+    def point(
+        self, point_status: dict[str, Any], path: str, station: Defined | None, site: Defined | None
+    ) -> None:
         assert self.static is not None
         self.counts["charging_points"] += 1
         point = self.resolve(POINT, point_status.get("reference"), f"{path}.reference")
@@ -506,26 +583,42 @@ class _StatusReader:
         if point is None:
             return
         if station is not None and point.id not in self.static.station_points.get(station.id, []):
-            self.errors.append(f"{path}.reference.idG: charging point '{point.id}' is not a refill point of station "
-                               f"'{station.id}' (static: station '{point.parent}')")
+            self.errors.append(
+                f"{path}.reference.idG: charging point '{point.id}' is not a refill point of station "
+                f"'{station.id}' (static: station '{point.parent}')"
+            )
         if point.id in self.seen:
-            self.errors.append(f"{path}.reference.idG: charging point '{point.id}' is named twice in this delivery "
-                               f"(first at {self.seen[point.id]})")
+            self.errors.append(
+                f"{path}.reference.idG: charging point '{point.id}' is named twice in this delivery "
+                f"(first at {self.seen[point.id]})"
+            )
             return
         self.seen[point.id] = path
         text = point_status.get("lastUpdated")
         stamp = parse_time(text)
         if isinstance(text, str) and stamp is None:
-            self.errors.append(f"{path}.lastUpdated: {json.dumps(text)} is not a date-time with a UTC offset (RFC 3339)")
+            self.errors.append(
+                f"{path}.lastUpdated: {json.dumps(text)} is not a date-time with a UTC offset (RFC 3339)"
+            )
         held_text = self.held.get(point.id)
         held = parse_time(held_text)
         if stamp is not None and held is not None and stamp < held:  # T6
-            self.errors.append(f"{path}.lastUpdated: {text} is before {held_text}, the lastUpdated of the status the receiver "
-                               f"holds for charging point '{point.id}' (lastUpdated never goes backwards)")
-        self.points.append(PointUpdate(
-            point.id, point.version, station.id if station else point.parent, site.id if site else None,
-            _value(point_status.get("status")), text if isinstance(text, str) else None, rates, point_status,
-        ))
+            self.errors.append(
+                f"{path}.lastUpdated: {text} is before {held_text}, the lastUpdated of the status the receiver "
+                f"holds for charging point '{point.id}' (lastUpdated never goes backwards)"
+            )
+        self.points.append(
+            PointUpdate(
+                point.id,
+                point.version,
+                station.id if station else point.parent,
+                site.id if site else None,
+                _value(point_status.get("status")),
+                text if isinstance(text, str) else None,
+                rates,
+                point_status,
+            )
+        )
 
 
 def check_status(container: Any, static: StaticIndex | None, held: Mapping[str, str | None]) -> StatusReading:
@@ -537,21 +630,27 @@ def check_status(container: Any, static: StaticIndex | None, held: Mapping[str, 
     exchange = _dict(container.get("exchangeInformation"))
     protocol = _value(_dict(exchange.get("exchangeContext")).get("codedExchangeProtocol"))
     if isinstance(protocol, str) and protocol not in PROTOCOLS:  # T1
-        reader.errors.append(f"{prefix}.exchangeInformation.exchangeContext.codedExchangeProtocol.value: {json.dumps(protocol)}; "
-                             "this receiver takes snapshotPush (the complete state) or deltaPush (the points it names)")
+        reader.errors.append(
+            f"{prefix}.exchangeInformation.exchangeContext.codedExchangeProtocol.value: {json.dumps(protocol)}; "
+            "this receiver takes snapshotPush (the complete state) or deltaPush (the points it names)"
+        )
     dynamic = _dict(exchange.get("dynamicInformation"))
     generated = dynamic.get("messageGenerationTimestamp")
     where = f"{prefix}.exchangeInformation.dynamicInformation.messageGenerationTimestamp"
     if "dynamicInformation" in exchange and generated is None:
         reader.errors.append(f"{where}: required property is missing")
     elif isinstance(generated, str) and parse_time(generated) is None:
-        reader.errors.append(f"{where}: {json.dumps(generated)} is not a date-time with a UTC offset (RFC 3339)")
+        reader.errors.append(
+            f"{where}: {json.dumps(generated)} is not a date-time with a UTC offset (RFC 3339)"
+        )
     payload = container.get("payload")
     if "exchangeInformation" in container and not _list(payload):
         reader.errors.append(f"{prefix}.payload: no status publication in the message")
     if static is None:  # T3
-        reader.errors.append(f"{prefix}: no static publication has been accepted yet; a status refers to one "
-                             "(POST the static publication first)")
+        reader.errors.append(
+            f"{prefix}: no static publication has been accepted yet; a status refers to one "
+            "(POST the static publication first)"
+        )
     for i, item in enumerate(_list(payload)):
         path = f"{prefix}.payload[{i}]"
         if not isinstance(item, dict):
@@ -562,12 +661,33 @@ def check_status(container: Any, static: StaticIndex | None, held: Mapping[str, 
             reader.errors.append(f"{path}.{STATUS_PUB}: required property is missing")
         elif isinstance(publication, dict) and static is not None:
             reader.publication(publication, f"{path}.{STATUS_PUB}")
-    return StatusReading(protocol if isinstance(protocol, str) else None, reader.errors, reader.points,
-                         reader.station_rates, reader.counts)
+    return StatusReading(
+        protocol if isinstance(protocol, str) else None,
+        reader.errors,
+        reader.points,
+        reader.station_rates,
+        reader.counts,
+    )
 
 
 __all__ = [
-    "HOURS", "KINDS", "ORGANISATION", "POINT", "PROFILE", "PROTOCOLS", "RATE", "SITE", "STATION", "TABLE",
-    "Defined", "PointUpdate", "StaticIndex", "StaticReading", "StatusReading", "check_static", "check_status",
-    "merge", "parse_time",
+    "HOURS",
+    "KINDS",
+    "ORGANISATION",
+    "POINT",
+    "PROFILE",
+    "PROTOCOLS",
+    "RATE",
+    "SITE",
+    "STATION",
+    "TABLE",
+    "Defined",
+    "PointUpdate",
+    "StaticIndex",
+    "StaticReading",
+    "StatusReading",
+    "check_static",
+    "check_status",
+    "merge",
+    "parse_time",
 ]

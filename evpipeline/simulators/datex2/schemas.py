@@ -64,8 +64,14 @@ def _describe(error: jsonschema.ValidationError, prefix: str) -> str:
     parts = list(error.absolute_path)
     if error.validator == "required" and isinstance(error.validator_value, list):
         # Name the missing member itself (the message says "'x' is a required property").
-        missing = next((name for name in error.validator_value
-                        if isinstance(error.instance, dict) and name not in error.instance), None)
+        missing = next(
+            (
+                name
+                for name in error.validator_value
+                if isinstance(error.instance, dict) and name not in error.instance
+            ),
+            None,
+        )
         if missing is not None:
             return f"{json_path(prefix, [*parts, missing])}: required property is missing"
     return f"{json_path(prefix, parts)}: {error.message}"

@@ -45,9 +45,15 @@ class Delivery:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "delivery": self.id, "kind": self.kind, "protocol": self.protocol, "http_status": self.http_status,
-            "accepted": self.accepted, "errors": list(self.errors), "received_at": iso_z(self.received_at, millis=True),
-            "size": self.size, "counts": dict(self.counts),
+            "delivery": self.id,
+            "kind": self.kind,
+            "protocol": self.protocol,
+            "http_status": self.http_status,
+            "accepted": self.accepted,
+            "errors": list(self.errors),
+            "received_at": iso_z(self.received_at, millis=True),
+            "size": self.size,
+            "counts": dict(self.counts),
         }
 
 
@@ -71,14 +77,30 @@ class AcceptedStatic:
             "counts": self.index.counts(),
             "tables": versions(TABLE),
             "sites": {i: {"versionG": d.version, "table": d.parent} for i, d in objects[SITE].items()},
-            "stations": {i: {"versionG": d.version, "site": d.parent, "chargingPoints": list(self.index.station_points.get(i, []))}
-                         for i, d in objects[STATION].items()},
-            "chargingPoints": {i: {"versionG": d.version, "station": d.parent,
-                                   "currentType": (d.obj.get("currentType") or {}).get("value")}
-                               for i, d in objects[POINT].items()},
-            "energyRates": {i: {k: copy.deepcopy(d.obj[k]) for k in ("ratePolicy", "lastUpdated", "applicableCurrency", "energyPrice")
-                                if k in d.obj}
-                            for i, d in objects[RATE].items()},
+            "stations": {
+                i: {
+                    "versionG": d.version,
+                    "site": d.parent,
+                    "chargingPoints": list(self.index.station_points.get(i, [])),
+                }
+                for i, d in objects[STATION].items()
+            },
+            "chargingPoints": {
+                i: {
+                    "versionG": d.version,
+                    "station": d.parent,
+                    "currentType": (d.obj.get("currentType") or {}).get("value"),
+                }
+                for i, d in objects[POINT].items()
+            },
+            "energyRates": {
+                i: {
+                    k: copy.deepcopy(d.obj[k])
+                    for k in ("ratePolicy", "lastUpdated", "applicableCurrency", "energyPrice")
+                    if k in d.obj
+                }
+                for i, d in objects[RATE].items()
+            },
             "organisations": versions(ORGANISATION),
             "operatingHours": versions(HOURS),
         }
@@ -167,9 +189,16 @@ class Datex2State(SimServer):
             defined = self.static.index.find(RATE, rate_id) if self.static else None
             if defined is None:
                 return None
-            updates = {f"point {p}": copy.deepcopy(s["energyRateUpdates"][rate_id])
-                       for p, s in self.points.items() if rate_id in s["energyRateUpdates"]}
-            updates |= {f"station {s}": copy.deepcopy(rates[rate_id]) for s, rates in self.station_rates.items() if rate_id in rates}
+            updates = {
+                f"point {p}": copy.deepcopy(s["energyRateUpdates"][rate_id])
+                for p, s in self.points.items()
+                if rate_id in s["energyRateUpdates"]
+            }
+            updates |= {
+                f"station {s}": copy.deepcopy(rates[rate_id])
+                for s, rates in self.station_rates.items()
+                if rate_id in rates
+            }
             return {**copy.deepcopy(defined.obj), "updates": updates}
 
     def state(self) -> dict[str, Any]:
@@ -178,7 +207,9 @@ class Datex2State(SimServer):
             return {
                 "static": self.static.summary() if self.static else None,
                 "points": copy.deepcopy(self.points),
-                "stations": copy.deepcopy({s: {"energyRateUpdates": r} for s, r in self.station_rates.items()}),
+                "stations": copy.deepcopy(
+                    {s: {"energyRateUpdates": r} for s, r in self.station_rates.items()}
+                ),
                 "deliveries": len(self._deliveries),
                 "accepted": sum(d.accepted for d in self._deliveries),
                 "now": iso_z(self.clock.now()),

@@ -4,5 +4,6 @@ from evpipeline.simulators.evroam.fleet import Record
 from evpipeline.simulators.evroam.simulator import EVRoamSimulator
 
 __all__ = [
-    "EVRoamSimulator", "Record",
+    "EVRoamSimulator",
+    "Record",
 ]

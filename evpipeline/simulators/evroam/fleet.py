@@ -92,9 +92,13 @@ class EVRoamFleet(SimServer):
             "current": current,
             "hasChargingCost": rng.random() < 0.85,
             "kwRated": rng.choice(KW_BY_CURRENT[current]),
-            "dateFirstOperational": (self.clock.now() - timedelta(days=rng.randint(30, 2500))).strftime("%Y-%m-%dT00:00:00Z"),
+            "dateFirstOperational": (self.clock.now() - timedelta(days=rng.randint(30, 2500))).strftime(
+                "%Y-%m-%dT00:00:00Z"
+            ),
             "nextPlannedOutage": None,
-            "installationStatus": weighted(rng, [("Commissioned", 92), ("Planned", 3), ("Under Construction", 3), ("Decommissioned", 2)]),
+            "installationStatus": weighted(
+                rng, [("Commissioned", 92), ("Planned", 3), ("Under Construction", 3), ("Decommissioned", 2)]
+            ),
             "floorLevel": rng.choice(["Ground", "Ground", "Ground", "1", "UG"]),
             "manufacturer": rng.choice(["ABB", "Tritium", "Kempower", "Delta", "Schneider", None]),
             "model": rng.choice(["MD_TERRA_53", "RT50", "T-Series", None]),
@@ -103,13 +107,18 @@ class EVRoamFleet(SimServer):
                 {
                     "connectorId": det_uuid(rng),
                     "connectorType": weighted(rng, DC_CONNECTORS if current == "DC" else AC_CONNECTORS),
-                    "operationStatus": weighted(rng, [("Operative", 85), ("Inoperative", 5), ("Unknown", 10)]),
+                    "operationStatus": weighted(
+                        rng, [("Operative", 85), ("Inoperative", 5), ("Unknown", 10)]
+                    ),
                     "providerDeleted": False,
                 }
                 for _ in range(weighted(rng, [(1, 35), (2, 55), (3, 10)]))
             ],
             "providerDeleted": False,
-            "location": {"lat": round(loc["lat"] + rng.uniform(-2e-4, 2e-4), 6), "lon": round(loc["lon"] + rng.uniform(-2e-4, 2e-4), 6)},
+            "location": {
+                "lat": round(loc["lat"] + rng.uniform(-2e-4, 2e-4), 6),
+                "lon": round(loc["lon"] + rng.uniform(-2e-4, 2e-4), 6),
+            },
         }
         if site["operator"] in ("ChargeNet NZ", "Z Energy"):
             # Some providers send live availability inside the station record.
@@ -138,10 +147,14 @@ class EVRoamFleet(SimServer):
                     body.update(self._availability_fields(rng, body))
                     self._touch_availability(body, now)
                 elif body["operator"] == "Vector" or rng.random() < 0.3:
-                    self._touch_availability({**body, **self._availability_fields(rng, body)}, now, standalone=True)
+                    self._touch_availability(
+                        {**body, **self._availability_fields(rng, body)}, now, standalone=True
+                    )
                     continue
                 connector = rng.choice(body["connectors"])
-                connector["operationStatus"] = weighted(rng, [("Operative", 80), ("Inoperative", 12), ("Unknown", 8)])
+                connector["operationStatus"] = weighted(
+                    rng, [("Operative", 80), ("Inoperative", 12), ("Unknown", 8)]
+                )
                 record.modified = now
             if rng.random() < 0.15:
                 self._add_station(rng, now)
@@ -183,8 +196,11 @@ class EVRoamFleet(SimServer):
                 del table[key]
 
     TOMTOM_TYPES = {
-        "Type 2 Socketed": "IEC62196Type2Outlet", "Type 2 Tethered": "IEC62196Type2CableAttached",
-        "Type 1 Tethered": "IEC62196Type1", "Type 2 CCS": "IEC62196Type2CCS", "CHAdeMO": "Chademo",
+        "Type 2 Socketed": "IEC62196Type2Outlet",
+        "Type 2 Tethered": "IEC62196Type2CableAttached",
+        "Type 1 Tethered": "IEC62196Type1",
+        "Type 2 CCS": "IEC62196Type2CCS",
+        "CHAdeMO": "Chademo",
     }
 
     def charging_parks(self) -> list[ChargingPark]:
@@ -205,6 +221,14 @@ class EVRoamFleet(SimServer):
                 location = (site.get("accessLocations") or [{}])[0]
                 if site["providerDeleted"] or site_id not in by_site or "lat" not in location:
                     continue
-                parks.append(ChargingPark(site_id, site["name"], location["lat"], location["lon"], "NZL",
-                                          park_connectors(by_site[site_id])))
+                parks.append(
+                    ChargingPark(
+                        site_id,
+                        site["name"],
+                        location["lat"],
+                        location["lon"],
+                        "NZL",
+                        park_connectors(by_site[site_id]),
+                    )
+                )
             return parks

@@ -29,9 +29,25 @@ class EVRoamHandlers(EVRoamPush):
     def _authorize(self, request: Request) -> None:
         key = request.header("Ocp-Apim-Subscription-Key") or request.arg("subscription-key")
         if not key:
-            raise HttpReply(Response.json({"statusCode": 401, "message": "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API."}, 401))
+            raise HttpReply(
+                Response.json(
+                    {
+                        "statusCode": 401,
+                        "message": "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.",
+                    },
+                    401,
+                )
+            )
         if not self.credential_ok(key, self.subscription_key):
-            raise HttpReply(Response.json({"statusCode": 401, "message": "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription."}, 401))
+            raise HttpReply(
+                Response.json(
+                    {
+                        "statusCode": 401,
+                        "message": "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.",
+                    },
+                    401,
+                )
+            )
 
     def _since(self, request: Request) -> datetime | None:
         value = request.header("If-Modified-Since")
@@ -40,7 +56,9 @@ class EVRoamHandlers(EVRoamPush):
         try:
             since = parsedate_to_datetime(value)
         except (TypeError, ValueError):
-            raise HttpReply(Response.json({"statusCode": 400, "message": "Invalid If-Modified-Since header."}, 400)) from None
+            raise HttpReply(
+                Response.json({"statusCode": 400, "message": "Invalid If-Modified-Since header."}, 400)
+            ) from None
         return since if since.tzinfo else since.replace(tzinfo=UTC)
 
     def _page(self, request: Request, table: dict[str, Record], key: str) -> Response:

@@ -54,16 +54,18 @@ class EVRoamPush(EVRoamFleet):
 
     def _handshake(self, subscription: Subscription) -> None:
         code = det_uuid(self.rng)
-        event = [{
-            "id": det_uuid(self.rng),
-            "topic": TOPIC,
-            "subject": "",
-            "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
-            "eventTime": iso_z(self.clock.now()),
-            "data": {"validationCode": code, "validationUrl": f"{self.url}/_sim/validate?code={code}"},
-            "dataVersion": "2",
-            "metadataVersion": "1",
-        }]
+        event = [
+            {
+                "id": det_uuid(self.rng),
+                "topic": TOPIC,
+                "subject": "",
+                "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+                "eventTime": iso_z(self.clock.now()),
+                "data": {"validationCode": code, "validationUrl": f"{self.url}/_sim/validate?code={code}"},
+                "dataVersion": "2",
+                "metadataVersion": "1",
+            }
+        ]
         status, body = self._post(subscription.endpoint, event)
         try:
             subscription.validated = status == 200 and json.loads(body).get("validationResponse") == code
@@ -72,7 +74,12 @@ class EVRoamPush(EVRoamFleet):
 
     def _post(self, url: str, payload: Any) -> tuple[int, bytes]:
         data = json.dumps(payload).encode()
-        request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json", "aeg-event-type": "Notification"})
+        request = urllib.request.Request(
+            url,
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json", "aeg-event-type": "Notification"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status, response.read()

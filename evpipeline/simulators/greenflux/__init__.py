@@ -4,5 +4,6 @@ from evpipeline.simulators.greenflux.records import CPOS
 from evpipeline.simulators.greenflux.simulator import GreenFluxSimulator
 
 __all__ = [
-    "CPOS", "GreenFluxSimulator",
+    "CPOS",
+    "GreenFluxSimulator",
 ]

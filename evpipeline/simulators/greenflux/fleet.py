@@ -109,13 +109,21 @@ class GreenFluxFleet(GreenFluxRecords):
         base, ctx = self._loc_base(i)
         body = dict(self._loc_over.get(i, base))
         modified = int(self._loc_modified[i])
-        body.update(created=iso(int(self._loc_created[i])), modified=iso(modified), last_updated=iso(int(self._loc_updated[i])),
-                    etag=etag(modified))
+        body.update(
+            created=iso(int(self._loc_created[i])),
+            modified=iso(modified),
+            last_updated=iso(int(self._loc_updated[i])),
+            etag=etag(modified),
+        )
         body.update(self._loc_pinned.get(i, {}))
         if not evses:
             body.pop("evses", None)
             return body
-        live = [e for j in self._members(i) for e in self._evses_of_cs(j, ctx if int(self._cs_base_loc[j]) == i else None)]
+        live = [
+            e
+            for j in self._members(i)
+            for e in self._evses_of_cs(j, ctx if int(self._cs_base_loc[j]) == i else None)
+        ]
         body["evses"] = live + list(self._removed.get(i, {}).values())
         return body
 
@@ -125,8 +133,11 @@ class GreenFluxFleet(GreenFluxRecords):
         evses = self._evses_of_cs(j)
         live = [e["status"] for e in evses if e["status"] != "REMOVED"]
         body.update(
-            location_id=self.location_id(int(self._cs_loc[j])), evses=evses, etag=etag(modified),
-            created=iso(int(self._loc_created[int(self._cs_base_loc[j])])), modified=iso(modified),
+            location_id=self.location_id(int(self._cs_loc[j])),
+            evses=evses,
+            etag=etag(modified),
+            created=iso(int(self._loc_created[int(self._cs_base_loc[j])])),
+            modified=iso(modified),
             status=("CHARGING" if "CHARGING" in live else live[0]) if live else "REMOVED",
         )
         return body
@@ -185,7 +196,11 @@ class GreenFluxFleet(GreenFluxRecords):
 
     def _add_location(self, rng: random.Random, now: int, cpo_id: str | None = None) -> str:
         i = self.n_locations
-        cpo = [c.cpo_id for c in CPOS].index(cpo_id) if cpo_id else CPOS.index(weighted(rng, [(c, c.weight) for c in CPOS]))
+        cpo = (
+            [c.cpo_id for c in CPOS].index(cpo_id)
+            if cpo_id
+            else CPOS.index(weighted(rng, [(c, c.weight) for c in CPOS]))
+        )
         n_cs = weighted(rng, [(1, 60), (2, 40)])
         first_cs, first_evse = self.n_charge_stations, self.n_evses
         self._loc_cpo.append([cpo])
@@ -199,7 +214,9 @@ class GreenFluxFleet(GreenFluxRecords):
         self._cs_loc.append([i] * n_cs)
         self._cs_dc.append(dc)
         self._cs_nevse.append(n_evse)
-        self._cs_first_evse.append(list(first_evse + np.concatenate([[0], np.cumsum(n_evse)[:-1]]).astype(np.int64)))
+        self._cs_first_evse.append(
+            list(first_evse + np.concatenate([[0], np.cumsum(n_evse)[:-1]]).astype(np.int64))
+        )
         self._cs_modified.append([now] * n_cs)
         self._evse_cs.append(np.repeat(np.arange(first_cs, first_cs + n_cs), n_evse))
         return self.location_id(i)
@@ -215,7 +232,9 @@ class GreenFluxFleet(GreenFluxRecords):
                 evse = self._evse_mut(g)
                 if evse["status"] == "REMOVED":  # a deprecated station's EVSE: nothing reports on it
                     continue
-                evse["status"] = weighted(rng, [(s, w) for s, w in STATUSES if s not in (evse["status"], "PLANNED")])
+                evse["status"] = weighted(
+                    rng, [(s, w) for s, w in STATUSES if s not in (evse["status"], "PLANNED")]
+                )
                 self._touch_evse(g, evse, now)
             if rng.random() < 0.05:
                 j = rng.randrange(self.n_charge_stations)
@@ -226,7 +245,14 @@ class GreenFluxFleet(GreenFluxRecords):
                 self._add_location(rng, now)
             if rng.random() < 0.1:
                 i = rng.randrange(self.n_locations)
-                self._loc_mut(i)["remarks"] = rng.choice(["Laadpaal verplaatst", "Nieuwe belijning", "Tijdelijk afgezet wegens werkzaamheden", None])
+                self._loc_mut(i)["remarks"] = rng.choice(
+                    [
+                        "Laadpaal verplaatst",
+                        "Nieuwe belijning",
+                        "Tijdelijk afgezet wegens werkzaamheden",
+                        None,
+                    ]
+                )
                 self._loc_modified[i] = self._loc_updated[i] = now
             if rng.random() < 0.3:
                 j = rng.randrange(self.n_charge_stations)
@@ -257,8 +283,14 @@ class GreenFluxFleet(GreenFluxRecords):
                         if kind:
                             pairs.append((kind, round(float(connector["max_electric_power"] or 0) / 1000, 1)))
                 if pairs:
-                    parks.append(ChargingPark(
-                        location["id"], location["name"], float(location["coordinates"]["latitude"]),
-                        float(location["coordinates"]["longitude"]), location["country"], park_connectors(pairs),
-                    ))
+                    parks.append(
+                        ChargingPark(
+                            location["id"],
+                            location["name"],
+                            float(location["coordinates"]["latitude"]),
+                            float(location["coordinates"]["longitude"]),
+                            location["country"],
+                            park_connectors(pairs),
+                        )
+                    )
         return parks

@@ -47,7 +47,9 @@ class GreenFluxHandlers(GreenFluxFleet):
         """GreenFlux says "slow down" either as HTTP 429 + Retry-After or inside an HTTP 200."""
         self._throttled += 1
         seconds = max(0, math.ceil(retry_after))
-        in_body = self.rate_limit_style == "body" or (self.rate_limit_style == "alternate" and self._throttled % 2 == 1)
+        in_body = self.rate_limit_style == "body" or (
+            self.rate_limit_style == "alternate" and self._throttled % 2 == 1
+        )
         payload = self._envelope(None, 2000, f"API rate limit exceeded. Try again in {seconds} seconds.")
         if in_body:
             return Response.json(payload)
@@ -84,21 +86,27 @@ class GreenFluxHandlers(GreenFluxFleet):
             if offset < 0 or limit < 1:
                 raise ValueError
         except ValueError:
-            raise self._ocpi_reply(2001, "Invalid or missing parameters: offset and limit must be non-negative integers") from None
+            raise self._ocpi_reply(
+                2001, "Invalid or missing parameters: offset and limit must be non-negative integers"
+            ) from None
         bounds = []
         for name in ("date_from", "date_to"):
             value = request.arg(name)
             try:
                 bounds.append(parse_time(value) if value else None)
             except ValueError:
-                raise self._ocpi_reply(2001, f"Invalid or missing parameters: {name} must be yyyy-MM-ddTHH:mm:ssZ") from None
+                raise self._ocpi_reply(
+                    2001, f"Invalid or missing parameters: {name} must be yyyy-MM-ddTHH:mm:ssZ"
+                ) from None
         return offset, min(limit, self.max_limit), bounds[0], bounds[1]
 
     @staticmethod
     def _flag(request: Request, name: str) -> bool:
         return (request.arg(name) or "").lower() in ("true", "1", "yes")
 
-    def _select(self, stamps: np.ndarray, date_from: int | None, date_to: int | None, extra: np.ndarray | None = None) -> np.ndarray | None:
+    def _select(
+        self, stamps: np.ndarray, date_from: int | None, date_to: int | None, extra: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """Indices matching the filters (creation order); None when nothing filters (all of them)."""
         if date_from is None and date_to is None and extra is None:
             return None
@@ -109,10 +117,16 @@ class GreenFluxHandlers(GreenFluxFleet):
             mask &= stamps < date_to  # exclusive
         return np.flatnonzero(mask)
 
-    def _list(self, request: Request, total_count: int, matching: np.ndarray | None, render: Any, bare: bool) -> Response:
+    def _list(
+        self, request: Request, total_count: int, matching: np.ndarray | None, render: Any, bare: bool
+    ) -> Response:
         offset, limit, _, _ = self._paging(request)
         total = total_count if matching is None else len(matching)
-        chunk = range(offset, min(total, offset + limit)) if matching is None else matching[offset : offset + limit]
+        chunk = (
+            range(offset, min(total, offset + limit))
+            if matching is None
+            else matching[offset : offset + limit]
+        )
         data = [render(int(k)) for k in chunk]
         headers = {"X-Total-Count": str(total), "X-Limit": str(limit)}
         if offset + len(data) < total:
@@ -127,19 +141,28 @@ class GreenFluxHandlers(GreenFluxFleet):
         # exclude_evses_modified: only changes of the Location object itself count.
         with_evses = not self._flag(request, "exclude_evses")
         with self.lock:
-            stamps = (self._loc_modified if self._flag(request, "exclude_evses_modified") else self._loc_updated).view
+            stamps = (
+                self._loc_modified if self._flag(request, "exclude_evses_modified") else self._loc_updated
+            ).view
             cpo = request.arg("cpoId")
             extra = np.isin(self._loc_cpo.view, self._cpo_indices(cpo)) if cpo else None
             matching = self._select(stamps, date_from, date_to, extra)
-            return self._list(request, self.n_locations, matching, lambda i: self._location(i, with_evses), self.bare_lists)
+            return self._list(
+                request, self.n_locations, matching, lambda i: self._location(i, with_evses), self.bare_lists
+            )
 
     @staticmethod
     def _cpo_indices(cpo_id: str) -> list[int]:
         """Indices into CPOS of a `cpoId` filter (GreenFlux matches it case-insensitively)."""
         return [n for n, c in enumerate(CPOS) if c.cpo_id.lower() == cpo_id.lower()]
 
-    def _get_one(self, request: Request, what: str, index: Callable[[str], int | None],
-                 render: Callable[[int], dict[str, Any]]) -> Response:
+    def _get_one(
+        self,
+        request: Request,
+        what: str,
+        index: Callable[[str], int | None],
+        render: Callable[[int], dict[str, Any]],
+    ) -> Response:
         """One object by id, enveloped; OCPI 2003 + HTTP 404 for an unknown id."""
         self._authorize(request)
         with self.lock:
@@ -149,8 +172,12 @@ class GreenFluxHandlers(GreenFluxFleet):
             return Response.json(self._envelope(render(k)))
 
     def _get_location(self, request: Request) -> Response:
-        return self._get_one(request, "location", self.location_index,
-                             lambda i: self._location(i, not self._flag(request, "excludeEvses")))
+        return self._get_one(
+            request,
+            "location",
+            self.location_index,
+            lambda i: self._location(i, not self._flag(request, "excludeEvses")),
+        )
 
     def _list_charge_stations(self, request: Request) -> Response:
         self._authorize(request)
@@ -159,13 +186,17 @@ class GreenFluxHandlers(GreenFluxFleet):
             extra = None
             location = request.arg("location_id")
             if location:
-                extra = self._cs_loc.view == (self.location_index(location) if self.location_index(location) is not None else -1)
+                extra = self._cs_loc.view == (
+                    self.location_index(location) if self.location_index(location) is not None else -1
+                )
             cpo = request.arg("cpoId")
             if cpo:
                 by_cpo = np.isin(self._loc_cpo.view[self._cs_loc.view], self._cpo_indices(cpo))
                 extra = by_cpo if extra is None else extra & by_cpo
             matching = self._select(self._cs_modified.view, date_from, date_to, extra)
-            return self._list(request, self.n_charge_stations, matching, self._charge_station, self.bare_lists)
+            return self._list(
+                request, self.n_charge_stations, matching, self._charge_station, self.bare_lists
+            )
 
     def _get_charge_station(self, request: Request) -> Response:
         return self._get_one(request, "charge station", self.charge_station_index, self._charge_station)
@@ -178,4 +209,6 @@ class GreenFluxHandlers(GreenFluxFleet):
             tariffs = sorted(self.tariffs.values(), key=lambda t: int(t["id"]))
             stamps = np.array([parse_time(t["last_updated"]) for t in tariffs], dtype=np.int64)
             matching = self._select(stamps, date_from, date_to)
-            return self._list(request, len(tariffs), matching, lambda k: copy.deepcopy(tariffs[k]), bare=False)
+            return self._list(
+                request, len(tariffs), matching, lambda k: copy.deepcopy(tariffs[k]), bare=False
+            )

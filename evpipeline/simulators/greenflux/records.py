@@ -27,7 +27,9 @@ class Cpo:
     country: str  # ISO 3166 alpha-3 of its locations
     weight: float
     website: str
-    region: str | None = None  # NUTS-1 region all its locations are in (toolkit NUTS1_CITIES); None: anywhere in `country`
+    region: str | None = (
+        None  # NUTS-1 region all its locations are in (toolkit NUTS1_CITIES); None: anywhere in `country`
+    )
 
     @property
     def country_code(self) -> str:
@@ -50,17 +52,59 @@ CPOS = (
 )
 TARIFFS_PER_CPO = 4  # AC standard, AC reduced, DC fast, free
 
-LOCATION_TYPES = [("ON_STREET", 45), ("PARKING_LOT", 25), ("PARKING_GARAGE", 12), ("UNDERGROUND_GARAGE", 8), ("OTHER", 7), ("UNKNOWN", 3)]
-FACILITIES = ["HOTEL", "RESTAURANT", "CAFE", "MALL", "SUPERMARKET", "SPORT", "RECREATION_AREA", "NATURE", "MUSEUM",
-              "BUS_STOP", "TAXI_STAND", "TRAIN_STATION", "AIRPORT", "CARPOOL_PARKING", "FUEL_STATION", "WIFI"]
-STATUSES = [("AVAILABLE", 58), ("CHARGING", 27), ("BLOCKED", 2), ("INOPERATIVE", 3), ("OUTOFORDER", 3),
-            ("RESERVED", 1), ("UNKNOWN", 5), ("PLANNED", 1)]
-AC_VENDORS = [("Alfen BV", "NG920-60503", "6.3.0-4150", "Inepro PRO380"), ("EVBox", "BusinessLine", "4.12.1", "Eastron SDM630"),
-              ("Ecotap", "EVC 3.0", "2.1.7", "Inepro PRO380"), ("Alfen BV", "NG910-60023", "6.1.2-4055", "Eastron SDM72")]
-DC_VENDORS = [("ABB", "Terra 54 CJG", "1.8.27", "Lem DCBM"), ("Kempower", "S-Series", "1.33.2", "Isabellenhuette IEM-DCC"),
-              ("Alpitronic", "HYC300", "2.4.1", "Lem DCBM 400")]
+LOCATION_TYPES = [
+    ("ON_STREET", 45),
+    ("PARKING_LOT", 25),
+    ("PARKING_GARAGE", 12),
+    ("UNDERGROUND_GARAGE", 8),
+    ("OTHER", 7),
+    ("UNKNOWN", 3),
+]
+FACILITIES = [
+    "HOTEL",
+    "RESTAURANT",
+    "CAFE",
+    "MALL",
+    "SUPERMARKET",
+    "SPORT",
+    "RECREATION_AREA",
+    "NATURE",
+    "MUSEUM",
+    "BUS_STOP",
+    "TAXI_STAND",
+    "TRAIN_STATION",
+    "AIRPORT",
+    "CARPOOL_PARKING",
+    "FUEL_STATION",
+    "WIFI",
+]
+STATUSES = [
+    ("AVAILABLE", 58),
+    ("CHARGING", 27),
+    ("BLOCKED", 2),
+    ("INOPERATIVE", 3),
+    ("OUTOFORDER", 3),
+    ("RESERVED", 1),
+    ("UNKNOWN", 5),
+    ("PLANNED", 1),
+]
+AC_VENDORS = [
+    ("Alfen BV", "NG920-60503", "6.3.0-4150", "Inepro PRO380"),
+    ("EVBox", "BusinessLine", "4.12.1", "Eastron SDM630"),
+    ("Ecotap", "EVC 3.0", "2.1.7", "Inepro PRO380"),
+    ("Alfen BV", "NG910-60023", "6.1.2-4055", "Eastron SDM72"),
+]
+DC_VENDORS = [
+    ("ABB", "Terra 54 CJG", "1.8.27", "Lem DCBM"),
+    ("Kempower", "S-Series", "1.33.2", "Isabellenhuette IEM-DCC"),
+    ("Alpitronic", "HYC300", "2.4.1", "Lem DCBM 400"),
+]
 # (power_type, voltage, amperage, nominal W) per AC rating; DC ratings in kW.
-AC_RATINGS = [(("AC_3_PHASE", 230, 16, 11000), 35), (("AC_3_PHASE", 230, 32, 22000), 55), (("AC_1_PHASE", 230, 32, 7400), 10)]
+AC_RATINGS = [
+    (("AC_3_PHASE", 230, 16, 11000), 35),
+    (("AC_3_PHASE", 230, 32, 22000), 55),
+    (("AC_1_PHASE", 230, 32, 7400), 10),
+]
 DC_RATINGS = [(50, 30), (150, 45), (300, 25)]
 TOMTOM_TYPES = {
     ("IEC_62196_T2", "SOCKET"): "IEC62196Type2Outlet",
@@ -193,9 +237,17 @@ class GreenFluxRecords(SimServer):
             plans = [
                 (ids[0], [self._element("ENERGY", ac)], f"€{ac:.2f} per kWh"),
                 (ids[1], [self._element("ENERGY", reduced)], f"€{reduced:.2f} per kWh (bewoners)"),
-                (ids[2], [self._element("ENERGY", dc), {"price_components": [{"type": "TIME", "price": 6.0, "step_size": 60}],
-                                                        "restrictions": {"min_duration": 2700}}],
-                 f"€{dc:.2f} per kWh, €6.00 per hour after 45 minutes"),
+                (
+                    ids[2],
+                    [
+                        self._element("ENERGY", dc),
+                        {
+                            "price_components": [{"type": "TIME", "price": 6.0, "step_size": 60}],
+                            "restrictions": {"min_duration": 2700},
+                        },
+                    ],
+                    f"€{dc:.2f} per kWh, €6.00 per hour after 45 minutes",
+                ),
                 (ids[3], [self._element("FLAT", 0.0)], "Gratis laden"),
             ]
             for k, (tariff_id, elements, text) in enumerate(plans):
@@ -262,8 +314,15 @@ class GreenFluxRecords(SimServer):
         opening = _pick(rng, OPENING)
         mix = _pick(rng, MIX)
         city_code = place.city[:3].upper()
-        ctx = _Ctx(cpo, place.latitude, place.longitude, name, access == "PUBLIC",
-                   parking=rng.random() >= 0.07, ts=int(self._loc_base_ts[i]))
+        ctx = _Ctx(
+            cpo,
+            place.latitude,
+            place.longitude,
+            name,
+            access == "PUBLIC",
+            parking=rng.random() >= 0.07,
+            ts=int(self._loc_base_ts[i]),
+        )
         body: dict[str, Any] = {
             "id": self.location_id(i),
             "type": _pick(rng, TYPE_TABLE),
@@ -277,20 +336,41 @@ class GreenFluxRecords(SimServer):
             "country": cpo.country,
             "coordinates": {"latitude": f"{place.latitude:.6f}", "longitude": f"{place.longitude:.6f}"},
             "evses": [],
-            "directions": [{"language": "nl", "text": rng.choice(["Ingang via de achterzijde", "Naast de fietsenstalling", "Niveau -1, vak 12-16"])}]
-            if rng.random() < 0.2 else [],
+            "directions": [
+                {
+                    "language": "nl",
+                    "text": rng.choice(
+                        ["Ingang via de achterzijde", "Naast de fietsenstalling", "Niveau -1, vak 12-16"]
+                    ),
+                }
+            ]
+            if rng.random() < 0.2
+            else [],
             "facilities": facilities,
-            "operator": {"name": cpo.name, "website": cpo.website, "logo": None, "phone_number": "+31 85 000 1234" if cpo.country == "NLD" else "+32 2 000 12 34"},
+            "operator": {
+                "name": cpo.name,
+                "website": cpo.website,
+                "logo": None,
+                "phone_number": "+31 85 000 1234" if cpo.country == "NLD" else "+32 2 000 12 34",
+            },
             "suboperator": None,
-            "owner": {"name": f"Gemeente {place.city}", "website": None, "logo": None, "phone_number": None} if rng.random() < 0.2 else None,
+            "owner": {"name": f"Gemeente {place.city}", "website": None, "logo": None, "phone_number": None}
+            if rng.random() < 0.2
+            else None,
             "auth_rules": self._auth_rules(rng, access),
             "time_zone": TIME_ZONES[cpo.country],
             "opening_times": self._opening_times(opening),
             "charging_when_closed": opening != "hours" or rng.random() < 0.5,
             "energy_mix": self._energy_mix(cpo, mix),
-            "custom_groups": [{"name": f"Gemeente {place.city}", "external_id": f"MUN-{city_code}"}] if rng.random() < 0.35 else [],
-            "maintenance_info": rng.choice([None, None, None, "Jaarlijkse inspectie gepland", "Kabelhouder vervangen"]),
-            "remarks": rng.choice([None, None, None, "Vak 3 vaak bezet door niet-EV", "Slagboom: bel de parkeerwachter"]),
+            "custom_groups": [{"name": f"Gemeente {place.city}", "external_id": f"MUN-{city_code}"}]
+            if rng.random() < 0.35
+            else [],
+            "maintenance_info": rng.choice(
+                [None, None, None, "Jaarlijkse inspectie gepland", "Kabelhouder vervangen"]
+            ),
+            "remarks": rng.choice(
+                [None, None, None, "Vak 3 vaak bezet door niet-EV", "Slagboom: bel de parkeerwachter"]
+            ),
             "payment_provider": None,
             "wallet_id": None,
             "cpo_id": cpo.cpo_id,
@@ -298,7 +378,9 @@ class GreenFluxRecords(SimServer):
             "etag": None,
             "created_by": rng.choice(["portal@greenflux.example", "api@cpo.example"]),
             "modified_by": rng.choice(["portal@greenflux.example", "api@cpo.example"]),
-            "customised_fields": [{"type": "SiteCode", "value": f"{city_code}-{i:05d}"}] if rng.random() < 0.5 else [],
+            "customised_fields": [{"type": "SiteCode", "value": f"{city_code}-{i:05d}"}]
+            if rng.random() < 0.5
+            else [],
             "created": None,
             "modified": None,
             "last_updated": None,
@@ -310,8 +392,10 @@ class GreenFluxRecords(SimServer):
         if access == "PRIVATE":
             return [{"type": "HomeToken", "value": f"NL-GFX-C{rng.randint(10_000_000, 99_999_999)}"}]
         if access == "RESTRICTED" or rng.random() < 0.05:
-            return [{"type": "ClosedGroups", "value": rng.choice(["staff-cards", "fleet-cards"])},
-                    {"type": "CustomerExternalId", "value": f"CUST-{rng.randint(1, 9999):04d}"}]
+            return [
+                {"type": "ClosedGroups", "value": rng.choice(["staff-cards", "fleet-cards"])},
+                {"type": "CustomerExternalId", "value": f"CUST-{rng.randint(1, 9999):04d}"},
+            ]
         return []
 
     @staticmethod
@@ -319,10 +403,20 @@ class GreenFluxRecords(SimServer):
         if kind is None:
             return None  # a realistic gap: not every CPO fills it in
         if kind == "24/7":
-            return {"regular_hours": [], "twentyfourseven": True, "exceptional_openings": [], "exceptional_closings": []}
+            return {
+                "regular_hours": [],
+                "twentyfourseven": True,
+                "exceptional_openings": [],
+                "exceptional_closings": [],
+            }
         hours = [{"weekday": d, "period_begin": "07:00", "period_end": "22:00"} for d in range(1, 7)]
         hours.append({"weekday": 7, "period_begin": "09:00", "period_end": "18:00"})
-        return {"regular_hours": hours, "twentyfourseven": False, "exceptional_openings": [], "exceptional_closings": []}
+        return {
+            "regular_hours": hours,
+            "twentyfourseven": False,
+            "exceptional_openings": [],
+            "exceptional_closings": [],
+        }
 
     @staticmethod
     def _energy_mix(cpo: Cpo, kind: str | None) -> dict[str, Any] | None:
@@ -330,15 +424,33 @@ class GreenFluxRecords(SimServer):
             return None
         party = cpo.party_id.lower()
         if kind == "green":
-            return {"energy_mix_profile_id": f"emp-{party}-green", "is_green_energy": True,
-                    "energy_sources": [{"source": "WIND", "percentage": 70.0}, {"source": "SOLAR", "percentage": 30.0}],
-                    "environ_impact": [{"source": "CARBON_DIOXIDE", "amount": 0.0}],
-                    "supplier_name": "Eneco" if cpo.country == "NLD" else "Engie", "energy_product_name": "HollandseWind"}
-        return {"energy_mix_profile_id": f"emp-{party}-mix", "is_green_energy": False,
-                "energy_sources": [{"source": "GENERAL_FOSSIL", "percentage": 45.0}, {"source": "GAS", "percentage": 25.0},
-                                   {"source": "NUCLEAR", "percentage": 5.0}, {"source": "GENERAL_GREEN", "percentage": 25.0}],
-                "environ_impact": [{"source": "CARBON_DIOXIDE", "amount": 320.0}, {"source": "NUCLEAR_WASTE", "amount": 0.0006}],
-                "supplier_name": "Vattenfall", "energy_product_name": "Stroom Mix"}
+            return {
+                "energy_mix_profile_id": f"emp-{party}-green",
+                "is_green_energy": True,
+                "energy_sources": [
+                    {"source": "WIND", "percentage": 70.0},
+                    {"source": "SOLAR", "percentage": 30.0},
+                ],
+                "environ_impact": [{"source": "CARBON_DIOXIDE", "amount": 0.0}],
+                "supplier_name": "Eneco" if cpo.country == "NLD" else "Engie",
+                "energy_product_name": "HollandseWind",
+            }
+        return {
+            "energy_mix_profile_id": f"emp-{party}-mix",
+            "is_green_energy": False,
+            "energy_sources": [
+                {"source": "GENERAL_FOSSIL", "percentage": 45.0},
+                {"source": "GAS", "percentage": 25.0},
+                {"source": "NUCLEAR", "percentage": 5.0},
+                {"source": "GENERAL_GREEN", "percentage": 25.0},
+            ],
+            "environ_impact": [
+                {"source": "CARBON_DIOXIDE", "amount": 320.0},
+                {"source": "NUCLEAR_WASTE", "amount": 0.0006},
+            ],
+            "supplier_name": "Vattenfall",
+            "energy_product_name": "Stroom Mix",
+        }
 
     def _cs_base(self, j: int, ctx: _Ctx, i: int) -> dict[str, Any]:
         rng = self._rng("C", j)
@@ -354,7 +466,8 @@ class GreenFluxRecords(SimServer):
             "location_id": None,
             "name": f"{ctx.name} #{position}",
             "deploy_state": "Deprecated" if deprecated else "Production",
-            "installation_date": iso(int(self._loc_created[i]) - 86400 * rng.randint(0, 20))[:10] + "T00:00:00Z",
+            "installation_date": iso(int(self._loc_created[i]) - 86400 * rng.randint(0, 20))[:10]
+            + "T00:00:00Z",
             "default_charge_station_tariff_id": tariffs[2] if dc else tariffs[0],
             "default_charge_station_reimbursement_tariff_id": None if ctx.public else tariffs[1],
             "default_charge_station_directions": [],
@@ -381,7 +494,9 @@ class GreenFluxRecords(SimServer):
             "created_by": "portal@greenflux.example",
             "modified_by": rng.choice(["portal@greenflux.example", "installer-app@greenflux.example"]),
             "status": None,
-            "charging_speed": ("Rapid" if rating >= 150 else "Fast") if dc else ("Fast" if rating[2] == 32 and rating[0] == "AC_3_PHASE" else "Slow"),
+            "charging_speed": ("Rapid" if rating >= 150 else "Fast")
+            if dc
+            else ("Fast" if rating[2] == 32 and rating[0] == "AC_3_PHASE" else "Slow"),
             "created": None,
             "modified": None,
             "heartbeat_interval": 900,
@@ -418,17 +533,38 @@ class GreenFluxRecords(SimServer):
             standard = "IEC_62196_T1" if rng.random() < 0.02 else "IEC_62196_T2"
             choice = _pick(rng, AC_TARIFF)
             tariff = None if choice is None else tariffs[choice]
-            plugs = [(standard, "CABLE" if cable or standard == "IEC_62196_T1" else "SOCKET", power_type, voltage, amperage,
-                      watts, tariff)]
+            plugs = [
+                (
+                    standard,
+                    "CABLE" if cable or standard == "IEC_62196_T1" else "SOCKET",
+                    power_type,
+                    voltage,
+                    amperage,
+                    watts,
+                    tariff,
+                )
+            ]
         else:
             kw = int(rating)
             tariff = tariffs[2] if rng.random() >= 0.05 else None
             combo = "IEC_62196_T1_COMBO" if rng.random() < 0.01 else "IEC_62196_T2_COMBO"
-            plugs = [(combo, "CABLE", "DC", 920 if kw > 50 else 500, int(kw * 1000 / (920 if kw > 50 else 500)), kw * 1000, tariff)]
+            plugs = [
+                (
+                    combo,
+                    "CABLE",
+                    "DC",
+                    920 if kw > 50 else 500,
+                    int(kw * 1000 / (920 if kw > 50 else 500)),
+                    kw * 1000,
+                    tariff,
+                )
+            ]
             if kw == 50 and rng.random() < 0.6:
                 plugs.append(("CHADEMO", "CABLE", "DC", 500, 125, 50000, tariff))
         restrictions = (["EV_ONLY"] + (["DISABLED"] if rng.random() < 0.05 else [])) if ctx.parking else []
-        capabilities = ["RFID_READER", "REMOTE_START_STOP_CAPABLE"] + (["CREDIT_CARD_PAYABLE"] if not isinstance(rating, tuple) else [])
+        capabilities = ["RFID_READER", "REMOTE_START_STOP_CAPABLE"] + (
+            ["CREDIT_CARD_PAYABLE"] if not isinstance(rating, tuple) else []
+        )
         return {
             "uid": evse_id.replace("*", "-"),
             "evse_id": evse_id,
@@ -437,14 +573,25 @@ class GreenFluxRecords(SimServer):
             "capabilities": capabilities,
             "connectors": [
                 {
-                    "id": str(n + 1), "standard": std, "format": fmt, "power_type": pt, "voltage": v, "amperage": a,
-                    "max_electric_power": p, "tariff_id": t, "terms_and_conditions": None, "last_updated": stamp,
+                    "id": str(n + 1),
+                    "standard": std,
+                    "format": fmt,
+                    "power_type": pt,
+                    "voltage": v,
+                    "amperage": a,
+                    "max_electric_power": p,
+                    "tariff_id": t,
+                    "terms_and_conditions": None,
+                    "last_updated": stamp,
                     "reimbursement_tariff_id": cs["default_charge_station_reimbursement_tariff_id"],
                 }
                 for n, (std, fmt, pt, v, a, p, t) in enumerate(plugs)
             ],
             "floor_level": cs["default_charge_station_floor_level"],
-            "coordinates": {"latitude": f"{ctx.lat + rng.uniform(-5e-5, 5e-5):.6f}", "longitude": f"{ctx.lon + rng.uniform(-5e-5, 5e-5):.6f}"},
+            "coordinates": {
+                "latitude": f"{ctx.lat + rng.uniform(-5e-5, 5e-5):.6f}",
+                "longitude": f"{ctx.lon + rng.uniform(-5e-5, 5e-5):.6f}",
+            },
             "physical_reference": f"{position}" if rng.random() < 0.8 else None,
             "directions": [],
             "parking_restrictions": restrictions,

@@ -57,8 +57,14 @@ class GreenFluxSimulator(GreenFluxControl):
         self.token = token
         self.max_limit, self.default_limit = max_limit, default_limit
         self.bare_lists = bare_lists  # CLM lists as a bare JSON array instead of the envelope
-        self.rate_limit_style = rate_limit_style  # "http" (429), "body" (HTTP 200 + status_code) or "alternate"
-        self.server_limit = ServerRateLimit(requests_per_second, max(1.0, requests_per_second)) if requests_per_second else None
+        self.rate_limit_style = (
+            rate_limit_style  # "http" (429), "body" (HTTP 200 + status_code) or "alternate"
+        )
+        self.server_limit = (
+            ServerRateLimit(requests_per_second, max(1.0, requests_per_second))
+            if requests_per_second
+            else None
+        )
         self._throttled = 0
         self._ocpi_script: Script[tuple[int, str]] = Script()  # OCPI errors tests queued
         self._id_mask = random.Random(f"greenflux:{seed}:ids").getrandbits(32)

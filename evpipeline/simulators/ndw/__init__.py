@@ -35,7 +35,15 @@ from evpipeline.simulators.ndw.receiver import NdwReceiver
 from evpipeline.simulators.ndw.state import OCPI_BASE, TOKEN_PATH, IssuedToken, PushRecord
 
 __all__ = [
-    "OCPI_BASE", "TOKEN_PATH", "CrawlError", "CrawlResult", "IssuedToken", "NdwSimulator", "PushRecord", "check", "crawl",
+    "OCPI_BASE",
+    "TOKEN_PATH",
+    "CrawlError",
+    "CrawlResult",
+    "IssuedToken",
+    "NdwSimulator",
+    "PushRecord",
+    "check",
+    "crawl",
 ]
 
 _SEG = r"[^/]+"

@@ -99,7 +99,11 @@ def _missing_afir(kind: str, obj: dict[str, Any], where: str) -> Iterator[str]:
             yield f"{where}{name}: required by NDW (AFIR)"
     if kind == "connector" and obj.get("tariff_ids") == []:
         yield f"{where}tariff_ids: NDW needs at least one tariff (AFIR price transparency)"
-    if kind == "connector" and isinstance(obj.get("max_electric_power"), int | float) and obj["max_electric_power"] <= 0:
+    if (
+        kind == "connector"
+        and isinstance(obj.get("max_electric_power"), int | float)
+        and obj["max_electric_power"] <= 0
+    ):
         yield f"{where}max_electric_power: must be greater than 0"
 
 
@@ -118,8 +122,10 @@ def _physics(connector: dict[str, Any], where: str) -> Iterator[str]:
         watts, volts, amps = numbers
         possible = volts * amps * conductors
         if watts > possible * ROUNDING:
-            yield (f"{where}max_electric_power: {watts} W is physically impossible at {volts} V x {amps} A x "
-                   f"{conductors} ({connector['power_type']}) = {possible} W")
+            yield (
+                f"{where}max_electric_power: {watts} W is physically impossible at {volts} V x {amps} A x "
+                f"{conductors} ({connector['power_type']}) = {possible} W"
+            )
 
 
 def _unique(items: list[Any], name: str, where: str) -> Iterator[str]:
@@ -141,7 +147,9 @@ def _opening_times(hours: Any, where: str) -> Iterator[str]:
     if hours.get("twentyfourseven") is False and not regular:
         yield f"{where}opening_times: regular_hours needs an entry when twentyfourseven is false"
     for i, period in enumerate(regular):
-        if isinstance(period, dict) and str(period.get("period_end", "")) <= str(period.get("period_begin", "")):
+        if isinstance(period, dict) and str(period.get("period_end", "")) <= str(
+            period.get("period_begin", "")
+        ):
             yield f"{where}opening_times.regular_hours.{i}: period_end must be later than period_begin"
 
 
@@ -174,7 +182,11 @@ def _place(location: dict[str, Any]) -> Iterator[str]:
 def _energy_mix(mix: Any, where: str) -> Iterator[str]:
     sources = mix.get("energy_sources") if isinstance(mix, dict) else None
     if sources:
-        total = sum(s.get("percentage", 0) for s in sources if isinstance(s, dict) and isinstance(s.get("percentage"), int | float))
+        total = sum(
+            s.get("percentage", 0)
+            for s in sources
+            if isinstance(s, dict) and isinstance(s.get("percentage"), int | float)
+        )
         if abs(total - 100) > 0.01:
             yield f"{where}energy_mix.energy_sources: percentages add up to {total:g}, not 100"
 
@@ -221,4 +233,6 @@ def check(kind: Kind, obj: Any, profile: Profile = "ndw", *, patch: bool = False
     (a field the schema already named is not named twice)."""
     errors = schema_errors(kind, obj, profile, patch=patch)
     named = {e.partition(":")[0] for e in errors}
-    return errors + [e for e in receiver_errors(kind, obj, profile, patch=patch) if e.partition(":")[0] not in named]
+    return errors + [
+        e for e in receiver_errors(kind, obj, profile, patch=patch) if e.partition(":")[0] not in named
+    ]

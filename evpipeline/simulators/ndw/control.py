@@ -10,7 +10,9 @@ from evpipeline.simulators.toolkit import Request, Response
 class NdwControl(NdwState):
     """Knobs a test turns to make NDW misbehave the way the real one can."""
 
-    def reject_content(self, count: int = 1, code: int = 2000, message: str = "rejected by simulator knob") -> None:
+    def reject_content(
+        self, count: int = 1, code: int = 2000, message: str = "rejected by simulator knob"
+    ) -> None:
         """Answer the next `count` pushes with HTTP 200 + OCPI `code` (2xxx) and store nothing."""
         if not 2000 <= code <= 2999:
             raise ValueError("content rejections are OCPI 2xxx codes")
@@ -40,9 +42,11 @@ class NdwControl(NdwState):
 
     def _admin_state(self, request: Request) -> Response:
         with self.lock:
-            return Response.json({
-                "locations": list(self.locations.values()),
-                "tariffs": list(self.tariffs.values()),
-                "pushes": len(self.pushes),
-                "accepted": sum(p.accepted for p in self.pushes),
-            })
+            return Response.json(
+                {
+                    "locations": list(self.locations.values()),
+                    "tariffs": list(self.tariffs.values()),
+                    "pushes": len(self.pushes),
+                    "accepted": sum(p.accepted for p in self.pushes),
+                }
+            )

@@ -31,7 +31,9 @@ class CrawlError(Exception):
     """The supplier's server broke the pull contract; `problems` says how."""
 
     def __init__(self, problems: list[str], result: CrawlResult | None = None) -> None:
-        super().__init__("; ".join(problems[:10]) + (f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""))
+        super().__init__(
+            "; ".join(problems[:10]) + (f" (+{len(problems) - 10} more)" if len(problems) > 10 else "")
+        )
         self.problems, self.result = problems, result
 
 
@@ -39,10 +41,23 @@ _FILTERS_KEPT_OUT = {"offset", "limit"}
 
 
 class _Auth:
-    def __init__(self, session: requests.Session, token: str | None, oauth: tuple[str, str, str] | None, base64_token: bool, timeout: float) -> None:
+    def __init__(
+        self,
+        session: requests.Session,
+        token: str | None,
+        oauth: tuple[str, str, str] | None,
+        base64_token: bool,
+        timeout: float,
+    ) -> None:
         if (token is None) == (oauth is None):
             raise ValueError("give exactly one of token= or oauth=(token_url, client_id, client_secret)")
-        self.session, self.token, self.oauth, self.b64, self.timeout = session, token, oauth, base64_token, timeout
+        self.session, self.token, self.oauth, self.b64, self.timeout = (
+            session,
+            token,
+            oauth,
+            base64_token,
+            timeout,
+        )
         self.bearer: str | None = None
         self.requests = 0
 
@@ -59,7 +74,8 @@ class _Auth:
         token_url, client_id, client_secret = self.oauth
         self.requests += 1
         r = self.session.post(
-            token_url, data={"client_id": client_id, "client_secret": client_secret, "grant_type": "client_credentials"},
+            token_url,
+            data={"client_id": client_id, "client_secret": client_secret, "grant_type": "client_credentials"},
             timeout=self.timeout,
         )
         try:
@@ -95,7 +111,9 @@ def crawl(
     auth = _Auth(session, token, oauth, base64_token, timeout)
     filters = {k: str(v) for k, v in (params or {}).items()}
     query = {**filters, **({"limit": str(limit)} if limit is not None else {})}
-    url: str | None = f"{base_url.rstrip('/')}{path_prefix}/{module}" + (f"?{urlencode(query)}" if query else "")
+    url: str | None = f"{base_url.rstrip('/')}{path_prefix}/{module}" + (
+        f"?{urlencode(query)}" if query else ""
+    )
     result = CrawlResult(objects=[], pages=0, requests=0, headers_seen=[])
     problems = result.problems
     seen: set[Key] = set()
@@ -119,9 +137,13 @@ def crawl(
                 if not isinstance(obj, dict):
                     problems.append(f"{where}: not a JSON object")
                     continue
-                found = object_key(str(obj.get("country_code", "")), str(obj.get("party_id", "")), str(obj.get("id", "")))
+                found = object_key(
+                    str(obj.get("country_code", "")), str(obj.get("party_id", "")), str(obj.get("id", ""))
+                )
                 if found in seen:
-                    problems.append(f"{where}: duplicate object {'/'.join(found)} (already on an earlier page)")
+                    problems.append(
+                        f"{where}: duplicate object {'/'.join(found)} (already on an earlier page)"
+                    )
                 seen.add(found)
                 result.objects.append(obj)
                 if profile is not None:
@@ -145,11 +167,17 @@ def crawl(
     return result
 
 
-def _get(session: requests.Session, url: str, auth: _Auth, result: CrawlResult, timeout: float) -> requests.Response:
+def _get(
+    session: requests.Session, url: str, auth: _Auth, result: CrawlResult, timeout: float
+) -> requests.Response:
     for attempt in (1, 2):
         request_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
-        headers = {"Authorization": auth.header(), "X-Request-ID": request_id, "X-Correlation-ID": correlation_id,
-                   "Accept": "application/json"}
+        headers = {
+            "Authorization": auth.header(),
+            "X-Request-ID": request_id,
+            "X-Correlation-ID": correlation_id,
+            "Accept": "application/json",
+        }
         result.requests += 1
         response = session.get(url, headers=headers, timeout=timeout)
         if response.status_code == 401 and auth.oauth is not None and attempt == 1:
@@ -159,7 +187,9 @@ def _get(session: requests.Session, url: str, auth: _Auth, result: CrawlResult, 
             raise CrawlError([f"GET {url} -> HTTP {response.status_code}: {response.text[:200]}"], result)
         for name, sent in (("X-Request-ID", request_id), ("X-Correlation-ID", correlation_id)):
             if response.headers.get(name) != sent:
-                result.problems.append(f"GET {url}: {name} not echoed (sent {sent}, got {response.headers.get(name)!r})")
+                result.problems.append(
+                    f"GET {url}: {name} not echoed (sent {sent}, got {response.headers.get(name)!r})"
+                )
         return response
     raise AssertionError("unreachable")
 
@@ -172,7 +202,9 @@ def _check_page(response: requests.Response, url: str, limit: int | None, proble
     if not isinstance(body, dict) or not isinstance(body.get("status_code"), int):
         raise CrawlError([f"GET {url}: not an OCPI envelope"])
     if not 1000 <= body["status_code"] <= 1999:
-        raise CrawlError([f"GET {url}: OCPI status_code {body['status_code']} {body.get('status_message', '')}"])
+        raise CrawlError(
+            [f"GET {url}: OCPI status_code {body['status_code']} {body.get('status_message', '')}"]
+        )
     if not isinstance(body.get("timestamp"), str) or not DATETIME_Z.match(body["timestamp"]):
         problems.append(f"GET {url}: envelope timestamp {body.get('timestamp')!r} is not an OCPI DateTime")
     data = body.get("data")

@@ -37,15 +37,29 @@ def summary(prefix: str, errors: list[str], limit: int = 5) -> str:
 
 def kind_of(params: Mapping[str, str]) -> Kind:
     """What a push URL addresses, from its path parameters."""
-    return "tariff" if "tid" in params else "connector" if "conn" in params else "evse" if "evse" in params else "location"
+    return (
+        "tariff"
+        if "tid" in params
+        else "connector"
+        if "conn" in params
+        else "evse"
+        if "evse" in params
+        else "location"
+    )
 
 
 class NdwReceiver(NdwControl):
     """Token endpoint and push receiver; the routes are wired in `NdwSimulator.__init__`."""
 
     # -- OCPI envelope -----------------------------------------------------------------------
-    def envelope(self, http_status: int, status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
-        body = {"status_code": status_code, "status_message": message, "timestamp": ocpi_datetime(self.clock.now())}
+    def envelope(
+        self, http_status: int, status_code: int, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        body = {
+            "status_code": status_code,
+            "status_message": message,
+            "timestamp": ocpi_datetime(self.clock.now()),
+        }
         return Response.json(body, http_status, headers)
 
     def too_many_requests(self, request: Request, retry_after: float) -> Response:
@@ -58,7 +72,9 @@ class NdwReceiver(NdwControl):
         return self.envelope(404, 2000, "Invalid resource")
 
     def method_not_allowed(self, request: Request, allowed: list[str]) -> Response:
-        return self.envelope(405, 2000, "Method not supported by NDW", {"Allow": ", ".join(sorted(set(allowed)))})
+        return self.envelope(
+            405, 2000, "Method not supported by NDW", {"Allow": ", ".join(sorted(set(allowed)))}
+        )
 
     # -- token endpoint ----------------------------------------------------------------------
     def _token(self, request: Request) -> Response:
@@ -69,26 +85,42 @@ class NdwReceiver(NdwControl):
             with contextlib.suppress(binascii.Error, UnicodeDecodeError):
                 client_id, _, client_secret = base64.b64decode(basic[6:]).decode().partition(":")
         if "grant_type" not in form:
-            return Response.json({"error": "invalid_request", "error_description": "Missing form parameter: grant_type"}, 400)
+            return Response.json(
+                {"error": "invalid_request", "error_description": "Missing form parameter: grant_type"}, 400
+            )
         if form["grant_type"] != "client_credentials":
-            return Response.json({"error": "unsupported_grant_type", "error_description": "Unsupported grant_type"}, 400)
-        valid = hmac.compare_digest(client_id, self.client_id) and hmac.compare_digest(client_secret, self.client_secret)
+            return Response.json(
+                {"error": "unsupported_grant_type", "error_description": "Unsupported grant_type"}, 400
+            )
+        valid = hmac.compare_digest(client_id, self.client_id) and hmac.compare_digest(
+            client_secret, self.client_secret
+        )
         if self.faults.bad_auth or not valid:
-            return Response.json({"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"}, 401)
+            return Response.json(
+                {
+                    "error": "invalid_client",
+                    "error_description": "Invalid client or Invalid client credentials",
+                },
+                401,
+            )
         token = secrets.token_urlsafe(32)
         with self.lock:
-            self.tokens[token] = IssuedToken(client_id, self.clock.now() + timedelta(seconds=self.token_lifetime))
+            self.tokens[token] = IssuedToken(
+                client_id, self.clock.now() + timedelta(seconds=self.token_lifetime)
+            )
             self.tokens_issued += 1
-        return Response.json({
-            "access_token": token,
-            "expires_in": int(self.token_lifetime),
-            "refresh_expires_in": int(self.refresh_lifetime),
-            "refresh_token": "",
-            "token_type": "Bearer",
-            "not-before-policy": 0,
-            "session_state": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
-            "scope": "profile email",
-        })
+        return Response.json(
+            {
+                "access_token": token,
+                "expires_in": int(self.token_lifetime),
+                "refresh_expires_in": int(self.refresh_lifetime),
+                "refresh_token": "",
+                "token_type": "Bearer",
+                "not-before-policy": 0,
+                "session_state": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+                "scope": "profile email",
+            }
+        )
 
     def _authorize(self, request: Request) -> None:
         scheme, _, token = (request.header("Authorization") or "").partition(" ")
@@ -109,11 +141,21 @@ class NdwReceiver(NdwControl):
     def _push_tariff(self, request: Request) -> Response:
         return self._push(request, self._apply_tariff)
 
-    def _push(self, request: Request, apply: Callable[[str, dict[str, str], Any, PushRecord], tuple[int, str]]) -> Response:
+    def _push(
+        self, request: Request, apply: Callable[[str, dict[str, str], Any, PushRecord], tuple[int, str]]
+    ) -> Response:
         params = {k: unquote(v) for k, v in request.params.items()}
         kind = kind_of(params)
         record = PushRecord(
-            request.method, request.path, kind, 0, None, "", False, self.clock.now(), time.monotonic(),
+            request.method,
+            request.path,
+            kind,
+            0,
+            None,
+            "",
+            False,
+            self.clock.now(),
+            time.monotonic(),
             request.header("X-Request-ID"),
         )
         echo = {h: v for h in ("X-Request-ID", "X-Correlation-ID") if (v := request.header(h))}
@@ -136,8 +178,15 @@ class NdwReceiver(NdwControl):
                 record.http_status, record.status_code, record.status_message = http_status, 1000, message
                 response = self.envelope(http_status, 1000, message, echo)
         except Reply as reply:
-            record.http_status, record.status_code, record.status_message = reply.http_status, reply.status_code, reply.message
-            headers = {**echo, **({"WWW-Authenticate": 'Bearer error="invalid_token"'} if reply.http_status == 401 else {})}
+            record.http_status, record.status_code, record.status_message = (
+                reply.http_status,
+                reply.status_code,
+                reply.message,
+            )
+            headers = {
+                **echo,
+                **({"WWW-Authenticate": 'Bearer error="invalid_token"'} if reply.http_status == 401 else {}),
+            }
             response = self.envelope(reply.http_status, reply.status_code or 2000, reply.message, headers)
         with self.lock:
             self.pushes.append(record)
@@ -152,14 +201,18 @@ class NdwReceiver(NdwControl):
             raise Reply(200, 2001, "The body must be a JSON object")
         for name, expected in ids.items():
             if name in body and not same(body[name], expected):  # a missing id is a schema error below
-                raise Reply(200, 2001, f"{name} {body.get(name)!r} in the body differs from {expected!r} in the URL")
+                raise Reply(
+                    200, 2001, f"{name} {body.get(name)!r} in the body differs from {expected!r} in the URL"
+                )
         if patch and "last_updated" not in body:
             raise Reply(200, 2001, "A PATCH must contain last_updated")
         errors = check(kind, body, self.profile, patch=patch)
         if errors:
             raise Reply(200, 2001, summary("Not compliant", errors))
 
-    def _apply_location(self, method: str, p: dict[str, str], body: Any, record: PushRecord) -> tuple[int, str]:
+    def _apply_location(
+        self, method: str, p: dict[str, str], body: Any, record: PushRecord
+    ) -> tuple[int, str]:
         key = object_key(p["cc"], p["pid"], p["loc"])
         stored = self.locations.get(key)
         kind = kind_of(p)  # what record.kind says: a location, evse or connector URL
@@ -169,7 +222,11 @@ class NdwReceiver(NdwControl):
         target = {"location": stored, "evse": evse, "connector": conn}[kind]
         parent = {"location": True, "evse": stored, "connector": evse}[kind]
         if (patch and target is None) or parent is None:
-            raise Reply(404, 2003 if stored is None else 2000, f"Invalid resource: unknown {kind if patch else 'parent'}")
+            raise Reply(
+                404,
+                2003 if stored is None else 2000,
+                f"Invalid resource: unknown {kind if patch else 'parent'}",
+            )
 
         ids = {
             "location": {"country_code": p["cc"], "party_id": p["pid"], "id": p["loc"]},
@@ -207,7 +264,9 @@ class NdwReceiver(NdwControl):
             del self.tariffs[key]
             record.warnings = self._tariff_references(p["tid"])
             return 204, "tariff deleted"
-        self._content_checks(body, "tariff", False, {"country_code": p["cc"], "party_id": p["pid"], "id": p["tid"]})
+        self._content_checks(
+            body, "tariff", False, {"country_code": p["cc"], "party_id": p["pid"], "id": p["tid"]}
+        )
         created = key not in self.tariffs
         self.tariffs[key] = body
         return (201, "tariff created") if created else (200, "tariff updated")

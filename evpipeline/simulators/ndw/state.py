@@ -118,7 +118,9 @@ class NdwState(SimServer):
         warehouse says it holds); nothing is judged or logged as a push."""
         with self.lock:
             for obj in locations:
-                self.locations[object_key(obj["country_code"], obj["party_id"], obj["id"])] = copy.deepcopy(obj)
+                self.locations[object_key(obj["country_code"], obj["party_id"], obj["id"])] = copy.deepcopy(
+                    obj
+                )
             for obj in tariffs:
                 self.tariffs[object_key(obj["country_code"], obj["party_id"], obj["id"])] = copy.deepcopy(obj)
 
@@ -128,11 +130,15 @@ class NdwState(SimServer):
             found = self.locations.get(object_key(country_code, party_id, location_id))
             return copy.deepcopy(found)
 
-    def evse(self, country_code: str, party_id: str, location_id: str, evse_uid: str) -> dict[str, Any] | None:
+    def evse(
+        self, country_code: str, party_id: str, location_id: str, evse_uid: str
+    ) -> dict[str, Any] | None:
         found = self.location(country_code, party_id, location_id)
         return find(found.get("evses", []), "uid", evse_uid) if found else None
 
-    def connector(self, country_code: str, party_id: str, location_id: str, evse_uid: str, connector_id: str) -> dict[str, Any] | None:
+    def connector(
+        self, country_code: str, party_id: str, location_id: str, evse_uid: str, connector_id: str
+    ) -> dict[str, Any] | None:
         found = self.evse(country_code, party_id, location_id, evse_uid)
         return find(found["connectors"], "id", connector_id) if found else None
 

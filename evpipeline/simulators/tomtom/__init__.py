@@ -5,5 +5,10 @@ from evpipeline.simulators.tomtom.handlers import availability_xml
 from evpipeline.simulators.tomtom.simulator import TomTomSimulator
 
 __all__ = [
-    "CONNECTOR_TYPES", "STATES", "TomTomSimulator", "availability_xml", "distance_m", "offset",
+    "CONNECTOR_TYPES",
+    "STATES",
+    "TomTomSimulator",
+    "availability_xml",
+    "distance_m",
+    "offset",
 ]

@@ -22,23 +22,55 @@ from evpipeline.simulators.toolkit import (
 )
 
 CONNECTOR_TYPES = (
-    "StandardHouseholdCountrySpecific", "IEC62196Type1", "IEC62196Type1CCS", "IEC62196Type2CableAttached",
-    "IEC62196Type2Outlet", "IEC62196Type2CCS", "IEC62196Type3", "Chademo", "GBT20234Part2", "GBT20234Part3",
-    "IEC60309AC3PhaseRed", "IEC60309AC1PhaseBlue", "IEC60309DCWhite", "Tesla",
+    "StandardHouseholdCountrySpecific",
+    "IEC62196Type1",
+    "IEC62196Type1CCS",
+    "IEC62196Type2CableAttached",
+    "IEC62196Type2Outlet",
+    "IEC62196Type2CCS",
+    "IEC62196Type3",
+    "Chademo",
+    "GBT20234Part2",
+    "GBT20234Part3",
+    "IEC60309AC3PhaseRed",
+    "IEC60309AC1PhaseBlue",
+    "IEC60309DCWhite",
+    "Tesla",
 )
 DC_TYPES = {"IEC62196Type1CCS", "IEC62196Type2CCS", "Chademo", "GBT20234Part3", "IEC60309DCWhite"}
 STATES = ("available", "occupied", "reserved", "unknown", "outOfService")
 EV_CATEGORY = 7309
 OTHER_CATEGORIES = [
-    (7311, "petrol station", "PETROL_STATION"), (7313, "parking garage", "PARKING_GARAGE"),
-    (7315, "restaurant", "RESTAURANT"), (7332, "market", "MARKET"),
+    (7311, "petrol station", "PETROL_STATION"),
+    (7313, "parking garage", "PARKING_GARAGE"),
+    (7315, "restaurant", "RESTAURANT"),
+    (7332, "market", "MARKET"),
 ]
-BRANDS = ["Fastned", "Shell Recharge", "Allego", "Ionity", "Vattenfall InCharge", "TotalEnergies", "Tesla", "EVBox", "ChargeNet"]
+BRANDS = [
+    "Fastned",
+    "Shell Recharge",
+    "Allego",
+    "Ionity",
+    "Vattenfall InCharge",
+    "TotalEnergies",
+    "Tesla",
+    "EVBox",
+    "ChargeNet",
+]
 # Synthetic fleets: (type, weight) and the ratings each type comes in.
 SYNTHETIC_TYPES = [
-    ("IEC62196Type2Outlet", 34), ("IEC62196Type2CCS", 25), ("IEC62196Type2CableAttached", 12), ("Chademo", 8),
-    ("StandardHouseholdCountrySpecific", 5), ("Tesla", 5), ("IEC62196Type1", 3), ("IEC62196Type1CCS", 2),
-    ("IEC60309AC3PhaseRed", 2), ("IEC62196Type3", 1), ("GBT20234Part2", 1), ("GBT20234Part3", 1),
+    ("IEC62196Type2Outlet", 34),
+    ("IEC62196Type2CCS", 25),
+    ("IEC62196Type2CableAttached", 12),
+    ("Chademo", 8),
+    ("StandardHouseholdCountrySpecific", 5),
+    ("Tesla", 5),
+    ("IEC62196Type1", 3),
+    ("IEC62196Type1CCS", 2),
+    ("IEC60309AC3PhaseRed", 2),
+    ("IEC62196Type3", 1),
+    ("GBT20234Part2", 1),
+    ("GBT20234Part3", 1),
     ("IEC60309AC1PhaseBlue", 1),
 ]
 RATINGS = {"DC": [50.0, 75.0, 150.0, 300.0], "AC": [3.7, 11.0, 22.0], "Tesla": [150.0, 250.0]}
@@ -57,7 +89,10 @@ EARTH_M = 6_371_000.0
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance in metres."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    a = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
     return 2 * EARTH_M * math.asin(min(1.0, math.sqrt(a)))
 
 
@@ -126,10 +161,20 @@ class TomTomFleet(SimServer):
             pairs: list[tuple[str, float]] = []
             for _ in range(weighted(rng, [(1, 45), (2, 40), (3, 15)])):
                 kind = weighted(rng, SYNTHETIC_TYPES)
-                power = rng.choice(RATINGS["Tesla" if kind == "Tesla" else "DC" if kind in DC_TYPES else "AC"])
+                power = rng.choice(
+                    RATINGS["Tesla" if kind == "Tesla" else "DC" if kind in DC_TYPES else "AC"]
+                )
                 pairs.extend([(kind, power)] * rng.randint(1, 4))  # 1-4 points of this type and rating
-            parks.append(ChargingPark(f"synthetic-{i}", f"{place.city} {place.street}", place.latitude, place.longitude,
-                                      country, park_connectors(pairs)))
+            parks.append(
+                ChargingPark(
+                    f"synthetic-{i}",
+                    f"{place.city} {place.street}",
+                    place.latitude,
+                    place.longitude,
+                    country,
+                    park_connectors(pairs),
+                )
+            )
         return parks
 
     def _build_fleet(self, parks: list[ChargingPark]) -> None:
@@ -140,17 +185,31 @@ class TomTomFleet(SimServer):
             lat, lon = offset(park.latitude, park.longitude, rng.uniform(1.0, 12.0), rng.uniform(0, 360))
             types = {kind for kind, _, _ in park.connectors}
             # TomTom lists a place once, however many providers describe it.
-            twin = next((p for p in self._near(lat, lon, 15.0) if p.kind == "park" and p.connector_types == types), None)
+            twin = next(
+                (p for p in self._near(lat, lon, 15.0) if p.kind == "park" and p.connector_types == types),
+                None,
+            )
             if twin is not None:
                 self.by_ref[park.ref] = twin
                 continue
             live = rng.random() < self.live_share
-            poi = self._add(Poi(
-                id=self._poi_id(park.ref), name=self._tomtom_name(rng, park), latitude=lat, longitude=lon,
-                country=park.country, address=self._address(rng, park.country, lat, lon),
-                levels=[PowerLevel(kind, float(kw), self._initial_states(rng, count)) for kind, kw, count in park.connectors],
-                availability_id=self._availability_id(park.ref) if live else None, ref=park.ref, kind="park",
-            ))
+            poi = self._add(
+                Poi(
+                    id=self._poi_id(park.ref),
+                    name=self._tomtom_name(rng, park),
+                    latitude=lat,
+                    longitude=lon,
+                    country=park.country,
+                    address=self._address(rng, park.country, lat, lon),
+                    levels=[
+                        PowerLevel(kind, float(kw), self._initial_states(rng, count))
+                        for kind, kw, count in park.connectors
+                    ],
+                    availability_id=self._availability_id(park.ref) if live else None,
+                    ref=park.ref,
+                    kind="park",
+                )
+            )
             self.by_ref[park.ref] = poi
             self._decoys(rng, poi, park)
 
@@ -158,21 +217,55 @@ class TomTomFleet(SimServer):
         """Nearby POIs that a match by distance alone would pick wrongly."""
         types = sorted(poi.connector_types)
         if rng.random() < 0.6:  # another charging park 100-400 m away with other connectors
-            others = [t for t in ("IEC62196Type2Outlet", "IEC62196Type2CCS", "Chademo", "IEC62196Type2CableAttached",
-                                  "StandardHouseholdCountrySpecific", "Tesla") if t not in types]
+            others = [
+                t
+                for t in (
+                    "IEC62196Type2Outlet",
+                    "IEC62196Type2CCS",
+                    "Chademo",
+                    "IEC62196Type2CableAttached",
+                    "StandardHouseholdCountrySpecific",
+                    "Tesla",
+                )
+                if t not in types
+            ]
             kind = rng.choice(others)
             lat, lon = offset(poi.latitude, poi.longitude, rng.uniform(100, 400), rng.uniform(0, 360))
-            self.add_charging_poi(lat, lon, [(kind, 22.0 if kind not in DC_TYPES else 50.0, rng.randint(1, 4))],
-                                  live=rng.random() < self.live_share, country=park.country, kind="decoy", rng=rng)
+            self.add_charging_poi(
+                lat,
+                lon,
+                [(kind, 22.0 if kind not in DC_TYPES else 50.0, rng.randint(1, 4))],
+                live=rng.random() < self.live_share,
+                country=park.country,
+                kind="decoy",
+                rng=rng,
+            )
         if rng.random() < 0.03:  # a second operator in the same car park, same connectors
             lat, lon = offset(poi.latitude, poi.longitude, rng.uniform(12, 30), rng.uniform(0, 360))
-            self.add_charging_poi(lat, lon, [(lv.connector_type, lv.power_kw, len(lv.states)) for lv in poi.levels],
-                                  live=True, country=park.country, kind="twin", rng=rng)
+            self.add_charging_poi(
+                lat,
+                lon,
+                [(lv.connector_type, lv.power_kw, len(lv.states)) for lv in poi.levels],
+                live=True,
+                country=park.country,
+                kind="twin",
+                rng=rng,
+            )
         for _ in range(weighted(rng, [(0, 40), (1, 40), (2, 20)])):  # shops, fuel, parking around it
             category, label, _code = rng.choice(OTHER_CATEGORIES)
             lat, lon = offset(poi.latitude, poi.longitude, rng.uniform(5, 150), rng.uniform(0, 360))
-            self._add(Poi(self._poi_id(f"{park.ref}:other:{len(self.pois)}"), f"{label.title()} {rng.randint(1, 99)}",
-                          lat, lon, park.country, self._address(rng, park.country, lat, lon), category=category, kind="other"))
+            self._add(
+                Poi(
+                    self._poi_id(f"{park.ref}:other:{len(self.pois)}"),
+                    f"{label.title()} {rng.randint(1, 99)}",
+                    lat,
+                    lon,
+                    park.country,
+                    self._address(rng, park.country, lat, lon),
+                    category=category,
+                    kind="other",
+                )
+            )
 
     def add_charging_poi(
         self,
@@ -191,12 +284,21 @@ class TomTomFleet(SimServer):
         ref = f"{kind}:{len(self.pois)}:{latitude:.6f},{longitude:.6f}"
         address = self._address(rng, country, latitude, longitude)
         with self.lock:
-            return self._add(Poi(
-                id=self._poi_id(ref), name=name or f"{rng.choice(BRANDS)} {address.rpartition(', ')[2]}",
-                latitude=latitude, longitude=longitude, country=country, address=address,
-                levels=[PowerLevel(t, float(kw), self._initial_states(rng, n)) for t, kw, n in connectors],
-                availability_id=self._availability_id(ref) if live else None, kind=kind,
-            ))
+            return self._add(
+                Poi(
+                    id=self._poi_id(ref),
+                    name=name or f"{rng.choice(BRANDS)} {address.rpartition(', ')[2]}",
+                    latitude=latitude,
+                    longitude=longitude,
+                    country=country,
+                    address=address,
+                    levels=[
+                        PowerLevel(t, float(kw), self._initial_states(rng, n)) for t, kw, n in connectors
+                    ],
+                    availability_id=self._availability_id(ref) if live else None,
+                    kind=kind,
+                )
+            )
 
     def _add(self, poi: Poi) -> Poi:
         self.pois.append(poi)
@@ -208,7 +310,10 @@ class TomTomFleet(SimServer):
         return poi
 
     def _poi_id(self, ref: str) -> str:
-        return str(528_009_000_000_000 + int.from_bytes(_digest("tomtom", self.seed, "poi", ref)[:6]) % 999_999_999_999)
+        return str(
+            528_009_000_000_000
+            + int.from_bytes(_digest("tomtom", self.seed, "poi", ref)[:6]) % 999_999_999_999
+        )
 
     def _availability_id(self, ref: str) -> str:
         return str(uuid.UUID(bytes=_digest("tomtom", self.seed, "availability", ref)[:16]))
@@ -242,8 +347,12 @@ class TomTomFleet(SimServer):
             span_lat = int(math.ceil(radius / 1_100)) + 1
             span_lon = int(math.ceil(radius / (1_100 * max(0.05, math.cos(math.radians(lat)))))) + 1
             clat, clon = self._cell(lat, lon)
-            candidates = [p for dl in range(-span_lat, span_lat + 1) for dn in range(-span_lon, span_lon + 1)
-                          for p in self._grid.get((clat + dl, clon + dn), ())]
+            candidates = [
+                p
+                for dl in range(-span_lat, span_lat + 1)
+                for dn in range(-span_lon, span_lon + 1)
+                for p in self._grid.get((clat + dl, clon + dn), ())
+            ]
         return [p for p in candidates if distance_m(lat, lon, p.latitude, p.longitude) <= radius]
 
     # -- change process ----------------------------------------------------------------------

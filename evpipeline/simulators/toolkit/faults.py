@@ -73,8 +73,13 @@ class ServerRateLimit:
     """Enforced API limit: a token bucket per account (an empty bucket answers 429), plus optional
     budgets per endpoint class: at most `count` requests in any `seconds` (`windows`)."""
 
-    def __init__(self, rate: float, burst: float, retry_after: float | None = None,
-                 windows: dict[str, list[tuple[int, float]]] | None = None) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        retry_after: float | None = None,
+        windows: dict[str, list[tuple[int, float]]] | None = None,
+    ) -> None:
         self.rate, self.burst, self.retry_after = rate, burst, retry_after
         self.windows = windows or {}
         self._buckets: dict[str, tuple[float, float]] = {}

@@ -143,8 +143,12 @@ class SimServer:
 
         self._server = _QuietServer((self.host, self._port), _Handler)
         # A short poll interval: `stop()` waits up to one interval, and every test stops a server.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"sim-{self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sim-{self.name}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -196,7 +200,9 @@ class SimServer:
         )
         admin = parts.path.startswith("/_sim/")
         # Logged on arrival (status filled in after), so a stalled request is already counted.
-        entry = LoggedRequest(request.method, request.path, request.query, 0, arrived, "" if admin else self.account_of(request))
+        entry = LoggedRequest(
+            request.method, request.path, request.query, 0, arrived, "" if admin else self.account_of(request)
+        )
         if not admin:
             with self.lock:
                 self.requests.append(entry)
@@ -244,7 +250,9 @@ class SimServer:
         return self.not_found(request)
 
     def method_not_allowed(self, request: Request, allowed: list[str]) -> Response:
-        return Response.json({"message": "Method Not Allowed"}, 405, {"Allow": ", ".join(sorted(set(allowed)))})
+        return Response.json(
+            {"message": "Method Not Allowed"}, 405, {"Allow": ", ".join(sorted(set(allowed)))}
+        )
 
     def not_found(self, request: Request) -> Response:
         return Response.json({"message": "Resource not found"}, 404)
@@ -256,7 +264,11 @@ class SimServer:
         try:
             # send_response_only: the Date header must come from the simulated clock, once.
             h.send_response_only(response.status)
-            headers = {"Date": http_date(self.clock.now()), "Server": f"evpipeline-sim/{self.name}", **response.headers}
+            headers = {
+                "Date": http_date(self.clock.now()),
+                "Server": f"evpipeline-sim/{self.name}",
+                **response.headers,
+            }
             for name, value in headers.items():
                 h.send_header(name, value)
             # "disconnect" promises the whole body, then hangs up halfway.
@@ -291,12 +303,16 @@ class SimServer:
             statuses: dict[str, int] = {}
             for r in self.requests:
                 statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
-            return Response.json({"requests": len(self.requests), "statuses": statuses, "now": iso_z(self.clock.now())})
+            return Response.json(
+                {"requests": len(self.requests), "statuses": statuses, "now": iso_z(self.clock.now())}
+            )
 
     # -- helpers for tests and benchmarks ----------------------------------------------------
     def requests_to(self, path_part: str, method: str | None = None) -> list[LoggedRequest]:
         with self.lock:
-            return [r for r in self.requests if path_part in r.path and (method is None or r.method == method)]
+            return [
+                r for r in self.requests if path_part in r.path and (method is None or r.method == method)
+            ]
 
     def max_rate(self, window: float = 1.0, path_part: str = "") -> int:
         """Most requests seen in any `window`-second span (to prove a client stayed under a limit)."""

@@ -49,7 +49,13 @@ class Response:
         return cls(status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
 
     @classmethod
-    def text(cls, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8", headers: dict[str, str] | None = None) -> Response:
+    def text(
+        cls,
+        text: str,
+        status: int = 200,
+        content_type: str = "text/plain; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         return cls(status, text.encode(), {"Content-Type": content_type, **(headers or {})})
 
     @classmethod

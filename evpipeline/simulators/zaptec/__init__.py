@@ -4,5 +4,10 @@ from evpipeline.simulators.zaptec.fleet import COUNTRY_IDS, EMPTY_CHARGER_ID, LA
 from evpipeline.simulators.zaptec.simulator import ZaptecSimulator
 
 __all__ = [
-    "COUNTRY_IDS", "EMPTY_CHARGER_ID", "LARGE_STATE", "PULSE", "ZaptecSimulator", "dotnet",
+    "COUNTRY_IDS",
+    "EMPTY_CHARGER_ID",
+    "LARGE_STATE",
+    "PULSE",
+    "ZaptecSimulator",
+    "dotnet",
 ]

@@ -44,8 +44,14 @@ class BusSubscription:
     def descriptor(self, host: str, port: int) -> dict[str, Any]:
         # Real: Host "zapcloud-messaging.servicebus.windows.net", Port 5671 (AMQPS), UseSSL true.
         return {
-            "Type": 0, "Host": host, "Port": port, "UseSSL": False, "Username": self.key_name,
-            "Password": self.key, "Topic": self.topic, "Subscription": self.name,
+            "Type": 0,
+            "Host": host,
+            "Port": port,
+            "UseSSL": False,
+            "Username": self.key_name,
+            "Password": self.key,
+            "Topic": self.topic,
+            "Subscription": self.name,
         }
 
 
@@ -117,7 +123,11 @@ class ZaptecBus(SimServer):
 
     def pending_messages(self) -> int:
         with self.lock:
-            return 0 if self.subscription is None else len(self.subscription.queue) + len(self.subscription.locked)
+            return (
+                0
+                if self.subscription is None
+                else len(self.subscription.queue) + len(self.subscription.locked)
+            )
 
     def _bus_error(self, status: int, detail: str) -> Response:
         xml = f"<Error><Code>{status}</Code><Detail>{detail}</Detail></Error>"
@@ -139,17 +149,22 @@ class ZaptecBus(SimServer):
         header = request.header("Authorization") or ""
         if not header.startswith("SharedAccessSignature "):
             raise HttpReply(self._bus_error(401, "MalformedToken: no SharedAccessSignature."))
-        parts = dict(p.split("=", 1) for p in header[len("SharedAccessSignature "):].split("&") if "=" in p)
+        parts = dict(p.split("=", 1) for p in header[len("SharedAccessSignature ") :].split("&") if "=" in p)
         resource, expiry, key_name = parts.get("sr", ""), parts.get("se", ""), parts.get("skn", "")
-        expected = base64.b64encode(hmac.new(sub.key.encode(), f"{resource}\n{expiry}".encode(), hashlib.sha256).digest()).decode()
+        expected = base64.b64encode(
+            hmac.new(sub.key.encode(), f"{resource}\n{expiry}".encode(), hashlib.sha256).digest()
+        ).decode()
         valid = (
             key_name == sub.key_name
             and hmac.compare_digest(unquote(parts.get("sig", "")), expected)
-            and expiry.isdigit() and int(expiry) > time.time()  # SAS expiry is real time, not simulated
+            and expiry.isdigit()
+            and int(expiry) > time.time()  # SAS expiry is real time, not simulated
             and urlsplit(unquote_plus(resource)).path.strip("/").startswith(sub.topic)
         )
         if not valid:
-            raise HttpReply(self._bus_error(401, "InvalidSignature: the token has an invalid signature or expired."))
+            raise HttpReply(
+                self._bus_error(401, "InvalidSignature: the token has an invalid signature or expired.")
+            )
 
     def _release_expired_locks(self, sub: BusSubscription) -> None:
         now = self.clock.now()
@@ -184,8 +199,13 @@ class ZaptecBus(SimServer):
         }
         headers = {"Content-Type": "application/json; charset=utf-8"}  # real bodies: MC-NBFX binary
         if message.lock_token:  # peek-lock: where to complete or unlock it
-            properties.update(LockToken=message.lock_token, LockedUntilUtc=http_date(message.locked_until or self.clock.now()))
-            headers["Location"] = f"{self.url}/{sub.topic}/subscriptions/{sub.name}/messages/{message.message_id}/{message.lock_token}"
+            properties.update(
+                LockToken=message.lock_token,
+                LockedUntilUtc=http_date(message.locked_until or self.clock.now()),
+            )
+            headers["Location"] = (
+                f"{self.url}/{sub.topic}/subscriptions/{sub.name}/messages/{message.message_id}/{message.lock_token}"
+            )
         return Response(status, message.body, {**headers, "BrokerProperties": json.dumps(properties)})
 
     def _peek_lock(self, request: Request) -> Response:
@@ -213,7 +233,11 @@ class ZaptecBus(SimServer):
         self._release_expired_locks(sub)
         message = sub.locked.get(request.params["mid"])
         if message is None or message.lock_token != request.params["lock"]:
-            raise HttpReply(self._bus_error(404, "The lock supplied is invalid: it expired or the message was already removed."))
+            raise HttpReply(
+                self._bus_error(
+                    404, "The lock supplied is invalid: it expired or the message was already removed."
+                )
+            )
         return sub, message
 
     def _complete(self, request: Request) -> Response:

@@ -36,7 +36,15 @@ class ZaptecControl(ZaptecHandlers):
                 installation.body["CountryId"] = country_id
             return str(installation.body["Id"])
 
-    def set_state(self, charger_id: str, state_id: int, value: str | None, when: datetime | None = None, *, publish: bool = True) -> None:
+    def set_state(
+        self,
+        charger_id: str,
+        state_id: int,
+        value: str | None,
+        when: datetime | None = None,
+        *,
+        publish: bool = True,
+    ) -> None:
         """Change one observation now (tests)."""
         with self.lock:
             charger = self.chargers[charger_id]

@@ -44,8 +44,14 @@ ZONE_NAMES = {
 # The fleet account's Dutch installations are all in West-Nederland (NUTS-1 NL3), as the CPO's
 # operator entry in the reference data states; Norway is one NUTS-1 region anyway.
 NUTS1_REGIONS = {"NLD": "NL3"}
-HOME_NAMES = {"NOR": ["Hjemme", "Hjemme", "Hjemme", "Hytta", "Hjem"], "NLD": ["Thuis", "Thuis", "Huis", "Woning"]}
-HOME_CHARGERS = {"NOR": ["Garasje", "Carport", "Innkjørsel", "Zaptec Go"], "NLD": ["Oprit", "Carport", "Garage", "Zaptec Go"]}
+HOME_NAMES = {
+    "NOR": ["Hjemme", "Hjemme", "Hjemme", "Hytta", "Hjem"],
+    "NLD": ["Thuis", "Thuis", "Huis", "Woning"],
+}
+HOME_CHARGERS = {
+    "NOR": ["Garasje", "Carport", "Innkjørsel", "Zaptec Go"],
+    "NLD": ["Oprit", "Carport", "Garage", "Zaptec Go"],
+}
 BUSINESSES = {
     "NOR": ["Circle K", "Rema 1000", "Coop Extra", "Europark", "Scandic", "Thon Hotel", "Storsenter"],
     "NLD": ["Albert Heijn", "Q-Park", "Van der Valk", "Jumbo", "Bedrijvenpark", "Gemeente"],
@@ -67,19 +73,38 @@ LARGE_STATE = 980  # one of the blobs integrations exclude as too large
 
 # A realistic subset of /api/constants besides Countries (the enums the pipeline documents).
 OBSERVATION_IDS = {
-    "IsOcppConnected": IS_OCPP_CONNECTED, "IsOnline": IS_ONLINE, "Pulse": PULSE, "CommunicationMode": 150,
-    "PermanentCableLock": 151, "TemperatureInternal5": 201, "VoltagePhase1": 501, "VoltagePhase2": 502,
-    "VoltagePhase3": 503, "CurrentPhase1": 507, "CurrentPhase2": 508, "CurrentPhase3": 509,
-    "ChargerMaxCurrent": 510, "ChargerMinCurrent": 511, "TotalChargePower": TOTAL_CHARGE_POWER,
-    "MaxPhases": 520, "TotalChargePowerSession": SESSION_ENERGY, "SignedMeterValue": 554,
-    "ChargeCurrentSet": 708, "ChargerOperationMode": OPERATION_MODE, "IsEnabled": 711,
-    "FinalStopActive": FINAL_STOP_ACTIVE, "InstallationId": 800,
+    "IsOcppConnected": IS_OCPP_CONNECTED,
+    "IsOnline": IS_ONLINE,
+    "Pulse": PULSE,
+    "CommunicationMode": 150,
+    "PermanentCableLock": 151,
+    "TemperatureInternal5": 201,
+    "VoltagePhase1": 501,
+    "VoltagePhase2": 502,
+    "VoltagePhase3": 503,
+    "CurrentPhase1": 507,
+    "CurrentPhase2": 508,
+    "CurrentPhase3": 509,
+    "ChargerMaxCurrent": 510,
+    "ChargerMinCurrent": 511,
+    "TotalChargePower": TOTAL_CHARGE_POWER,
+    "MaxPhases": 520,
+    "TotalChargePowerSession": SESSION_ENERGY,
+    "SignedMeterValue": 554,
+    "ChargeCurrentSet": 708,
+    "ChargerOperationMode": OPERATION_MODE,
+    "IsEnabled": 711,
+    "FinalStopActive": FINAL_STOP_ACTIVE,
+    "InstallationId": 800,
     "SmartComputerSoftwareApplicationVersion": 908,
 }
 ENUMS: dict[str, Any] = {
     "ChargerOperationModes": {
-        "Unknown": 0, "Disconnected": DISCONNECTED, "Connected_Requesting": REQUESTING,
-        "Connected_Charging": CHARGING, "Connected_Finished": FINISHED,
+        "Unknown": 0,
+        "Disconnected": DISCONNECTED,
+        "Connected_Requesting": REQUESTING,
+        "Connected_Charging": CHARGING,
+        "Connected_Finished": FINISHED,
     },
     "DeviceTypes": {"Unknown": 0, "Smart": 1, "Apollo": 4},
     "InstallationTypes": {"Pro": {"Id": 0, "Name": "Pro"}, "Smart": {"Id": 1, "Name": "Smart"}},
@@ -162,7 +187,9 @@ class ZaptecFleet(ZaptecBus):
         now = self.clock.now()
         place = random_place(rng, country, spread_km=15, region=NUTS1_REGIONS.get(country))
         iid = det_uuid(rng)
-        created = now - timedelta(days=rng.randint(30, 1500), seconds=rng.randint(0, 86399), milliseconds=rng.randint(0, 999))
+        created = now - timedelta(
+            days=rng.randint(30, 1500), seconds=rng.randint(0, 86399), milliseconds=rng.randint(0, 999)
+        )
         tz_name, tz_iana = TIME_ZONES[country]
         if time_zone is not None:
             tz_name, tz_iana = ZONE_NAMES.get(time_zone, f"(UTC) {time_zone}"), time_zone
@@ -203,7 +230,9 @@ class ZaptecFleet(ZaptecBus):
             "Active": True,
             "NetworkType": network,
             "CreatedOnDate": dotnet(created),
-            "UpdatedOn": dotnet(created + timedelta(days=rng.randint(0, 20), milliseconds=rng.randint(0, 999))),
+            "UpdatedOn": dotnet(
+                created + timedelta(days=rng.randint(0, 20), milliseconds=rng.randint(0, 999))
+            ),
             "CurrentUserRoles": roles,
             "AuthenticationType": rng.choice([0, 2]) if public else 0,
             "MessagingEnabled": True,
@@ -216,17 +245,28 @@ class ZaptecFleet(ZaptecBus):
         installation = Installation(body, country, public)
         circuit_word = "Kurs" if country == "NOR" else "Groep"
         for c in range(1 if not public else min(size, rng.randint(1, 3))):
-            installation.circuits.append({
-                "Id": det_uuid(rng), "Name": f"{circuit_word} {c + 1}",
-                "MaxCurrent": rng.choice([32.0, 40.0, 63.0]) if public else max_current, "IsActive": True,
-            })
+            installation.circuits.append(
+                {
+                    "Id": det_uuid(rng),
+                    "Name": f"{circuit_word} {c + 1}",
+                    "MaxCurrent": rng.choice([32.0, 40.0, 63.0]) if public else max_current,
+                    "IsActive": True,
+                }
+            )
         self.installations[iid] = installation
         for n in range(size):
             circuit = installation.circuits[n % len(installation.circuits)]
             self._add_charger(rng, installation, circuit, n, created)
         return installation
 
-    def _add_charger(self, rng: random.Random, installation: Installation, circuit: dict[str, Any], n: int, created: datetime) -> Charger:
+    def _add_charger(
+        self,
+        rng: random.Random,
+        installation: Installation,
+        circuit: dict[str, Any],
+        n: int,
+        created: datetime,
+    ) -> Charger:
         public, country = installation.public, installation.country
         if public or installation.body["InstallationType"] == 0:
             device_id, device_type = f"ZPR{rng.randint(100000, 999999)}", 1  # Zaptec Pro
@@ -244,7 +284,9 @@ class ZaptecFleet(ZaptecBus):
             "DeviceId": device_id,
             "SerialNo": name,  # sic: the API echoes the charger's name here
             "Name": name,
-            "CreatedOnDate": dotnet(created + timedelta(minutes=rng.randint(5, 600), milliseconds=rng.randint(0, 999))),
+            "CreatedOnDate": dotnet(
+                created + timedelta(minutes=rng.randint(5, 600), milliseconds=rng.randint(0, 999))
+            ),
             "CircuitId": circuit["Id"],
             "Active": True,
             "CurrentUserRoles": installation.body["CurrentUserRoles"],
@@ -265,7 +307,14 @@ class ZaptecFleet(ZaptecBus):
         network = int(installation.body["NetworkType"])
         phases = min(wanted, GRID_PHASES.get(network, wanted))
         volts = NOMINAL_VOLTS / math.sqrt(3) if network == IT_THREE_PHASE and phases == 3 else NOMINAL_VOLTS
-        charger = Charger(body, installation.body["Id"], max_current, phases, volts, meter_kwh=round(rng.uniform(50, 9000), 3))
+        charger = Charger(
+            body,
+            installation.body["Id"],
+            max_current,
+            phases,
+            volts,
+            meter_kwh=round(rng.uniform(50, 9000), 3),
+        )
         installation.charger_ids.append(cid)
         self.chargers[cid] = charger
         self._initial_states(rng, charger, public)
@@ -282,10 +331,14 @@ class ZaptecFleet(ZaptecBus):
         values: dict[int, str | None] = {
             IS_ONLINE: "1",
             PULSE: None,
-            150: rng.choice(["Wifi", "Wifi", "LTE"]) if not public else rng.choice(["LTE", "Ethernet", "Wifi"]),
+            150: rng.choice(["Wifi", "Wifi", "LTE"])
+            if not public
+            else rng.choice(["LTE", "Ethernet", "Wifi"]),
             151: "0",
             201: num(rng.uniform(8, 30), 1),
-            501: num(volts[0]), 502: num(volts[1]), 503: num(volts[2]),
+            501: num(volts[0]),
+            502: num(volts[1]),
+            503: num(volts[2]),
             510: num(charger.max_current),
             511: num(6.0),
             520: str(charger.phases),
@@ -303,18 +356,38 @@ class ZaptecFleet(ZaptecBus):
         self._apply_mode(charger, mode, at(), publish=False, rng=rng)
         if mode in (CHARGING, FINISHED):
             charger.states[SESSION_ENERGY] = (num(rng.uniform(0.5, 30)), charger.states[OPERATION_MODE][1])
-        charger.states[554] = (self._ocmf(charger, charger.states[OPERATION_MODE][1]), charger.states[OPERATION_MODE][1])
+        charger.states[554] = (
+            self._ocmf(charger, charger.states[OPERATION_MODE][1]),
+            charger.states[OPERATION_MODE][1],
+        )
 
     def _ocmf(self, charger: Charger, when: datetime) -> str:
-        reading = {"TM": when.strftime("%Y-%m-%dT%H:%M:%S,000+00:00") + " R", "RV": round(charger.meter_kwh, 4),
-                   "RI": "1-0:1.8.0", "RU": "kWh", "RT": "AC", "ST": "G"}
-        return "OCMF|" + json.dumps({"FV": "1.0", "GI": "ZAPTEC", "GS": charger.body["DeviceId"], "GV": "0.0.4.0",
-                                     "PG": "F1", "RD": [reading]}, separators=(",", ":"))
+        reading = {
+            "TM": when.strftime("%Y-%m-%dT%H:%M:%S,000+00:00") + " R",
+            "RV": round(charger.meter_kwh, 4),
+            "RI": "1-0:1.8.0",
+            "RU": "kWh",
+            "RT": "AC",
+            "ST": "G",
+        }
+        return "OCMF|" + json.dumps(
+            {
+                "FV": "1.0",
+                "GI": "ZAPTEC",
+                "GS": charger.body["DeviceId"],
+                "GV": "0.0.4.0",
+                "PG": "F1",
+                "RD": [reading],
+            },
+            separators=(",", ":"),
+        )
 
     def _power_w(self, charger: Charger, rng: random.Random) -> float:
         return rated_w(charger) * rng.uniform(0.55, 1.0)
 
-    def _set(self, charger: Charger, state_id: int, value: str | None, when: datetime, *, publish: bool = True) -> bool:
+    def _set(
+        self, charger: Charger, state_id: int, value: str | None, when: datetime, *, publish: bool = True
+    ) -> bool:
         """Record an observation; a changed value is published to the message subscription."""
         if charger.value(state_id) == value and state_id in charger.states:
             return False
@@ -323,7 +396,15 @@ class ZaptecFleet(ZaptecBus):
             self._publish(charger, state_id, value, when)
         return True
 
-    def _apply_mode(self, charger: Charger, mode: int, when: datetime, *, publish: bool = True, rng: random.Random | None = None) -> None:
+    def _apply_mode(
+        self,
+        charger: Charger,
+        mode: int,
+        when: datetime,
+        *,
+        publish: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
         rng = rng or self.rng
         self._set(charger, OPERATION_MODE, str(mode), when, publish=publish)
         charger.body["OperatingMode"] = mode
@@ -343,7 +424,9 @@ class ZaptecFleet(ZaptecBus):
         steps = max(1, min(60, int(seconds // 60)))  # long jumps are sampled, not replayed minute by minute
         step = seconds / steps
         for i in range(steps):
-            when = now - timedelta(seconds=step * (steps - 1 - i)) - timedelta(milliseconds=rng.randint(0, 999))
+            when = (
+                now - timedelta(seconds=step * (steps - 1 - i)) - timedelta(milliseconds=rng.randint(0, 999))
+            )
             for charger in self.chargers.values():
                 self._step(charger, rng, when, step)
         self._expire_idle_subscription(now)
@@ -390,15 +473,25 @@ class ZaptecFleet(ZaptecBus):
                     charger = self.chargers[cid]
                     pairs.append(("IEC62196Type2Outlet", float(round(rated_w(charger) / 1000))))
                 body = installation.body
-                parks.append(ChargingPark(
-                    body["Id"], body["Name"], body["Latitude"], body["Longitude"], installation.country,
-                    park_connectors(pairs),
-                ))
+                parks.append(
+                    ChargingPark(
+                        body["Id"],
+                        body["Name"],
+                        body["Latitude"],
+                        body["Longitude"],
+                        installation.country,
+                        park_connectors(pairs),
+                    )
+                )
             return parks
 
     def _publish(self, charger: Charger, state_id: int, value: str | None, when: datetime) -> None:
         body = {
-            "ChargerId": charger.id, "DeviceId": charger.body["DeviceId"], "DeviceType": charger.body["DeviceType"],
-            "StateId": state_id, "Timestamp": dotnet(when), "ValueAsString": value,
+            "ChargerId": charger.id,
+            "DeviceId": charger.body["DeviceId"],
+            "DeviceType": charger.body["DeviceType"],
+            "StateId": state_id,
+            "Timestamp": dotnet(when),
+            "ValueAsString": value,
         }
         self.publish_raw(body)

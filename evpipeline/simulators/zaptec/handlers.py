@@ -49,8 +49,14 @@ class _Limits(ServerRateLimit):
     The Service Bus is another service: it is not counted against the API limit.
     """
 
-    def __init__(self, rate: float, burst: float, token_rate: float, token_burst: float,
-                 list_limits: list[tuple[int, float]]) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        token_rate: float,
+        token_burst: float,
+        list_limits: list[tuple[int, float]],
+    ) -> None:
         super().__init__(rate, burst, windows={"list": list_limits})
         self.token = ServerRateLimit(token_rate, token_burst)
 
@@ -88,12 +94,20 @@ class ZaptecHandlers(ZaptecFleet):
         self.route("GET", r"/api/installation", self._list_installations)
         self.route("GET", r"/api/installation/(?P<id>[\w\-]+)", self._installation)
         self.route("GET", r"/api/installation/(?P<id>[\w\-]+)/hierarchy", self._hierarchy)
-        self.route("GET", r"/api/installation/(?P<id>[\w\-]+)/messagingConnectionDetails", self._legacy_connection_details)
+        self.route(
+            "GET",
+            r"/api/installation/(?P<id>[\w\-]+)/messagingConnectionDetails",
+            self._legacy_connection_details,
+        )
         self.route("GET", r"/api/chargers", self._list_chargers)
         self.route("GET", r"/api/chargers/(?P<id>[\w\-]+)", self._charger)
         self.route("GET", r"/api/chargers/(?P<id>[\w\-]+)/state", self._state)
-        self.route("GET", r"/api/userGroups/(?P<id>[\w\-]+)/messagingConnectionDetails", self._connection_details)
-        self.route("POST", r"/api/userGroups/(?P<id>[\w\-]+)/messagingSubscription", self._recreate_subscription)
+        self.route(
+            "GET", r"/api/userGroups/(?P<id>[\w\-]+)/messagingConnectionDetails", self._connection_details
+        )
+        self.route(
+            "POST", r"/api/userGroups/(?P<id>[\w\-]+)/messagingSubscription", self._recreate_subscription
+        )
         self._add_bus_routes()
 
     # -- auth and limits ---------------------------------------------------------------------
@@ -111,12 +125,14 @@ class ZaptecHandlers(ZaptecFleet):
             return f"oauth:{request.client}"
         if not request.path.startswith("/api/"):
             return "bus:"
-        token = self.tokens.get((request.header("Authorization") or "")[len("Bearer "):])
+        token = self.tokens.get((request.header("Authorization") or "")[len("Bearer ") :])
         return f"api:{token.subject}" if token else f"api:{request.client}"
 
     def _token(self, request: Request) -> Response:
         if "application/x-www-form-urlencoded" not in (request.header("Content-Type") or ""):
-            return Response.json({"error": "invalid_request", "error_description": "The request must be form-encoded."}, 400)
+            return Response.json(
+                {"error": "invalid_request", "error_description": "The request must be form-encoded."}, 400
+            )
         form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8", "replace")).items()}
         if form.get("grant_type") != "password":
             return Response.json({"error": "unsupported_grant_type"}, 400)
@@ -125,12 +141,20 @@ class ZaptecHandlers(ZaptecFleet):
         if self.faults.bad_auth or not (user_ok and password_ok):
             return Response.json(_BAD_CREDENTIALS, 400)
         with self.lock:
-            claims = {"sub": self.username, "jti": len(self.tokens) + 1, "iat": int(self.clock.now().timestamp())}
+            claims = {
+                "sub": self.username,
+                "jti": len(self.tokens) + 1,
+                "iat": int(self.clock.now().timestamp()),
+            }
             payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
             signature = hashlib.sha256(f"{payload}:{self.seed}".encode()).hexdigest()[:43]
             token = f"eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.{payload}.{signature}"
-            self.tokens[token] = Token(self.username, self.clock.now() + timedelta(seconds=self.token_lifetime))
-        return Response.json({"access_token": token, "token_type": "Bearer", "expires_in": int(self.token_lifetime)})
+            self.tokens[token] = Token(
+                self.username, self.clock.now() + timedelta(seconds=self.token_lifetime)
+            )
+        return Response.json(
+            {"access_token": token, "token_type": "Bearer", "expires_in": int(self.token_lifetime)}
+        )
 
     def _authorize(self, request: Request) -> str:
         header = request.header("Authorization") or ""
@@ -143,9 +167,13 @@ class ZaptecHandlers(ZaptecFleet):
                     self._expire_countdown = None
                 else:
                     self._expire_countdown -= 1
-            token = self.tokens.get(header[len("Bearer "):]) if header.startswith("Bearer ") else None
+            token = self.tokens.get(header[len("Bearer ") :]) if header.startswith("Bearer ") else None
             if token is None or self.clock.now() >= token.expires_at or self.reject_tokens:
-                error = "invalid_token" if token is None else 'invalid_token", error_description="The token expired'
+                error = (
+                    "invalid_token"
+                    if token is None
+                    else 'invalid_token", error_description="The token expired'
+                )
                 raise HttpReply(Response.json(_DENIED, 401, {"WWW-Authenticate": f'Bearer error="{error}"'}))
             return token.subject
 
@@ -158,11 +186,21 @@ class ZaptecHandlers(ZaptecFleet):
             index = request.int_arg("PageIndex", 0)
             size = request.int_arg("PageSize", PAGE_SIZE_DEFAULT)
         except ValueError:
-            return Response.json({"Message": "The request is invalid: PageIndex and PageSize must be integers."}, 400)
+            return Response.json(
+                {"Message": "The request is invalid: PageIndex and PageSize must be integers."}, 400
+            )
         if index < 0 or size < 1:
-            return Response.json({"Message": "The request is invalid: PageIndex must be >= 0 and PageSize >= 1."}, 400)
+            return Response.json(
+                {"Message": "The request is invalid: PageIndex must be >= 0 and PageSize >= 1."}, 400
+            )
         size = min(size, PAGE_SIZE_MAX)
-        return Response.json({"Pages": math.ceil(len(items) / size), "Data": paginate(items, index * size, size), "Message": None})
+        return Response.json(
+            {
+                "Pages": math.ceil(len(items) / size),
+                "Data": paginate(items, index * size, size),
+                "Message": None,
+            }
+        )
 
     def _constants(self, request: Request) -> Response:
         """Zaptec serves its constants anonymously: no token is checked."""
@@ -190,7 +228,10 @@ class ZaptecHandlers(ZaptecFleet):
         with self.lock:
             installation = self._find_installation(request)
             # The single-installation model is large: it embeds the support group's logo.
-            body = {**installation.body, "SupportGroup": {"Name": "Zaptec Support", "LogoBase64": "iVBORw0KGgo" + "A" * 4096}}
+            body = {
+                **installation.body,
+                "SupportGroup": {"Name": "Zaptec Support", "LogoBase64": "iVBORw0KGgo" + "A" * 4096},
+            }
         return Response.json(body)
 
     def _forbid(self, request: Request) -> None:
@@ -207,13 +248,36 @@ class ZaptecHandlers(ZaptecFleet):
             body = installation.body
             circuits = []
             for circuit in installation.circuits:
-                chargers = [self.chargers[cid].body for cid in installation.charger_ids if self.chargers[cid].body["CircuitId"] == circuit["Id"]]
-                circuits.append({
-                    **circuit, "InstallationId": body["Id"], "InstallationName": body["Name"],
-                    "Chargers": [{"Id": c["Id"], "DeviceId": c["DeviceId"], "Name": c["Name"], "Active": c["Active"],
-                                  "DeviceType": c["DeviceType"]} for c in chargers],
-                })
-            return Response.json({"Id": body["Id"], "Name": body["Name"], "NetworkType": body["NetworkType"], "Circuits": circuits})
+                chargers = [
+                    self.chargers[cid].body
+                    for cid in installation.charger_ids
+                    if self.chargers[cid].body["CircuitId"] == circuit["Id"]
+                ]
+                circuits.append(
+                    {
+                        **circuit,
+                        "InstallationId": body["Id"],
+                        "InstallationName": body["Name"],
+                        "Chargers": [
+                            {
+                                "Id": c["Id"],
+                                "DeviceId": c["DeviceId"],
+                                "Name": c["Name"],
+                                "Active": c["Active"],
+                                "DeviceType": c["DeviceType"],
+                            }
+                            for c in chargers
+                        ],
+                    }
+                )
+            return Response.json(
+                {
+                    "Id": body["Id"],
+                    "Name": body["Name"],
+                    "NetworkType": body["NetworkType"],
+                    "Circuits": circuits,
+                }
+            )
 
     def _find_charger(self, request: Request) -> Charger:
         return _found(self.chargers.get(request.params["id"]), "Charger")
@@ -230,7 +294,11 @@ class ZaptecHandlers(ZaptecFleet):
             charger = self._find_charger(request)
             observations = []
             for state_id, (value, when) in sorted(charger.states.items()):
-                observation: dict[str, Any] = {"ChargerId": charger.id, "StateId": state_id, "Timestamp": dotnet(when)}
+                observation: dict[str, Any] = {
+                    "ChargerId": charger.id,
+                    "StateId": state_id,
+                    "Timestamp": dotnet(when),
+                }
                 if state_id != PULSE:  # Pulse carries no ValueAsString at all
                     observation["ValueAsString"] = value
                 observations.append(observation)

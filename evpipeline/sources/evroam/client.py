@@ -46,15 +46,23 @@ class EVRoamClient:
         records: list[dict[str, Any]] = []
         server_time: datetime | None = None
         pages = 0
-        for page in self.api.paginate(stream, PAGING, select=key, what=f"an object with a {key!r} list",
-                                      headers=headers, ok=(200, 202, 304)):
+        for page in self.api.paginate(
+            stream,
+            PAGING,
+            select=key,
+            what=f"an object with a {key!r} list",
+            headers=headers,
+            ok=(200, 202, 304),
+        ):
             if server_time is None:  # the first response's time: the next delta's watermark
                 server_time = parse_http_date(page.response.headers.get("Date")) or utcnow()
             records.extend(page.records)
             pages = page.number
         return Pull(records, server_time or utcnow(), pages)
 
-    def subscribe(self, webhook_url: str, *, sites: bool = True, stations: bool = True, availability: bool = True) -> str:
+    def subscribe(
+        self, webhook_url: str, *, sites: bool = True, stations: bool = True, availability: bool = True
+    ) -> str:
         """Register our webhook (one per API key; registering again replaces it)."""
         response = self.api.request(
             "POST",
@@ -76,7 +84,9 @@ class EVRoamClient:
             body, response = self.files.get_json(target, allow_redirects=False)
         except ClientError as exc:
             if exc.status is not None and 300 <= exc.status < 400:
-                raise PushUrlRefused(f"the file URL answered a redirect (HTTP {exc.status}); redirects are refused") from None
+                raise PushUrlRefused(
+                    f"the file URL answered a redirect (HTTP {exc.status}); redirects are refused"
+                ) from None
             if exc.status in (403, 404, 410):
                 raise PushFileGone(f"push file no longer available (HTTP {exc.status})") from None
             raise
@@ -100,7 +110,9 @@ class EVRoamResource(ApiResource):
             "evroam",
             self.base_url,
             auth=HeaderKeyAuth("Ocp-Apim-Subscription-Key", self.subscription_key),
-            limiter=shared_limiter(f"evroam:{self.base_url}", self.requests_per_second, burst=max(1.0, self.requests_per_second)),
+            limiter=shared_limiter(
+                f"evroam:{self.base_url}", self.requests_per_second, burst=max(1.0, self.requests_per_second)
+            ),
             retry=retry,
             timeout=timeout,
         )

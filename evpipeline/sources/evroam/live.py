@@ -42,7 +42,9 @@ class EVRoamFeed:
     name = SOURCE
     assets = TABLE_ASSETS
 
-    def __init__(self, evroam: EVRoamResource, inbox: PushInboxResource, warehouse: WarehouseResource) -> None:
+    def __init__(
+        self, evroam: EVRoamResource, inbox: PushInboxResource, warehouse: WarehouseResource
+    ) -> None:
         self.resource, self.warehouse = evroam, warehouse
         self.store = inbox.open()
         self.inbox = InboxFeed(SOURCE, self.store, warehouse)
@@ -72,8 +74,14 @@ class EVRoamFeed:
                 records = client.download((data if isinstance(data, dict) else {}).get("url"))
                 as_of = pd.Timestamp(str(event.get("eventTime") or message.received_at)).to_pydatetime()
                 outcome = merge_records(
-                    self.warehouse, message.kind, records, as_of, run_id=run_id, stream=f"push:{message.kind}",
-                    lineage=f"push:{message.id}-{message.kind}", requests=client.files.stats.requests,
+                    self.warehouse,
+                    message.kind,
+                    records,
+                    as_of,
+                    run_id=run_id,
+                    stream=f"push:{message.kind}",
+                    lineage=f"push:{message.id}-{message.kind}",
+                    requests=client.files.stats.requests,
                     before_commit=functools.partial(self.inbox.advance, message_id=message.id),
                 )
             except PushUrlRefused as exc:
@@ -91,15 +99,22 @@ class EVRoamFeed:
                 continue
             except Exception as exc:  # a poison notification: dead-lettered, the rest go on
                 self.inbox.dead_letter(message, "failed", f"{type(exc).__name__}: {exc}", run_id, report)
-                log.warning("EVRoam notification %s dead-lettered: %s: %s", message.id, type(exc).__name__, exc)
+                log.warning(
+                    "EVRoam notification %s dead-lettered: %s: %s", message.id, type(exc).__name__, exc
+                )
                 fallback.append(message.kind)
                 continue
             self.inbox.committed(message.id)
             self.store.mark(message.id, "merged", f"{len(records)} records")
             report.outcomes.append(outcome)
         for reason, ids in refused.items():
-            log.warning("EVRoam: %d notification(s) refused and dead-lettered (ids %s): %s (EVROAM_PUSH_ALLOWED_HOSTS); "
-                        "a delta pull covers them", len(ids), _span(ids), reason)
+            log.warning(
+                "EVRoam: %d notification(s) refused and dead-lettered (ids %s): %s (EVROAM_PUSH_ALLOWED_HOSTS); "
+                "a delta pull covers them",
+                len(ids),
+                _span(ids),
+                reason,
+            )
         if fallback:
             report.notes.append(f"{len(fallback)} file(s) gone or refused: delta pull instead")
             report.outcomes.extend(self._fallback(client, run_id, log))

@@ -17,11 +17,42 @@ from evpipeline.normalize import Rows, extra_json, json_text, object_or_empty, s
 from evpipeline.timeutil import parse_utc
 from evpipeline.validation import flag_invalid
 
-SITE_KEYS = {"siteId", "name", "operator", "address", "is24Hours", "carParkCount", "hasCarparkCost", "maxTimeLimit",
-             "hasTouristAttraction", "accessLocations", "providerDeleted"}
-STATION_KEYS = {"chargingStationId", "siteId", "operator", "owner", "assetId", "current", "hasChargingCost", "kwRated",
-                "dateFirstOperational", "nextPlannedOutage", "installationStatus", "floorLevel", "manufacturer", "model",
-                "images", "connectors", "providerDeleted", "location", "availabilityStatus", "kwAvailable", "availabilityTime"}
+SITE_KEYS = {
+    "siteId",
+    "name",
+    "operator",
+    "address",
+    "is24Hours",
+    "carParkCount",
+    "hasCarparkCost",
+    "maxTimeLimit",
+    "hasTouristAttraction",
+    "accessLocations",
+    "providerDeleted",
+}
+STATION_KEYS = {
+    "chargingStationId",
+    "siteId",
+    "operator",
+    "owner",
+    "assetId",
+    "current",
+    "hasChargingCost",
+    "kwRated",
+    "dateFirstOperational",
+    "nextPlannedOutage",
+    "installationStatus",
+    "floorLevel",
+    "manufacturer",
+    "model",
+    "images",
+    "connectors",
+    "providerDeleted",
+    "location",
+    "availabilityStatus",
+    "kwAvailable",
+    "availabilityTime",
+}
 CONNECTOR_KEYS = {"connectorId", "connectorType", "operationStatus", "providerDeleted"}
 
 
@@ -74,7 +105,10 @@ def stations(records: list[dict[str, Any]], as_of: datetime) -> StationRows:
             "current": [r.get("current") for r in records],
             "has_charging_cost": [r.get("hasChargingCost") for r in records],
             "kw_rated": [r.get("kwRated") for r in records],
-            "next_planned_outage": [None if r.get("nextPlannedOutage") is None else str(r.get("nextPlannedOutage")) for r in records],
+            "next_planned_outage": [
+                None if r.get("nextPlannedOutage") is None else str(r.get("nextPlannedOutage"))
+                for r in records
+            ],
             "installation_status": [r.get("installationStatus") for r in records],
             "floor_level": [r.get("floorLevel") for r in records],
             "manufacturer": [r.get("manufacturer") for r in records],
@@ -98,18 +132,27 @@ def stations(records: list[dict[str, Any]], as_of: datetime) -> StationRows:
             if not isinstance(connector, dict):
                 continue
             connector_raw.append({"chargingStationId": record.get("chargingStationId"), **connector})
-            connector_rows.append((
-                record.get("chargingStationId"),
-                connector.get("connectorId"),
-                connector.get("connectorType"),
-                connector.get("operationStatus"),
-                extra_json(connector, CONNECTOR_KEYS),
-                # A deleted station takes its connectors with it.
-                station_deleted or bool(connector.get("providerDeleted", False)),
-            ))
+            connector_rows.append(
+                (
+                    record.get("chargingStationId"),
+                    connector.get("connectorId"),
+                    connector.get("connectorType"),
+                    connector.get("operationStatus"),
+                    extra_json(connector, CONNECTOR_KEYS),
+                    # A deleted station takes its connectors with it.
+                    station_deleted or bool(connector.get("providerDeleted", False)),
+                )
+            )
     connector_frame = pd.DataFrame(
         connector_rows,
-        columns=["charging_station_id", "connector_id", "connector_type", "operation_status", "extra", "is_deleted"],
+        columns=[
+            "charging_station_id",
+            "connector_id",
+            "connector_type",
+            "operation_status",
+            "extra",
+            "is_deleted",
+        ],
     )
     embedded = [r for r in records if r.get("availabilityStatus") is not None]
     return StationRows(
@@ -133,7 +176,16 @@ def availabilities(records: list[dict[str, Any]]) -> Rows:
     flag_invalid(frame, bad, "availabilityTime: not an ISO-8601 timestamp")
     frame["last_updated"] = frame["availability_time"]
     raw = [
-        {k: r.get(k) for k in ("operator", "chargingStationId", "availabilityStatus", "kwAvailable", "availabilityTime")}
+        {
+            k: r.get(k)
+            for k in (
+                "operator",
+                "chargingStationId",
+                "availabilityStatus",
+                "kwAvailable",
+                "availabilityTime",
+            )
+        }
         for r in records
     ]
     return Rows(frame, raw)

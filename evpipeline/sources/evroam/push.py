@@ -47,12 +47,16 @@ async def _read_body(request: Request) -> bytes:
     """The body, or Refused(413) as soon as it is larger than a real delivery can be."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise Refused(413, f"body of {int(declared):,} bytes; Event Grid deliveries are at most {MAX_BODY_BYTES:,}")
+        raise Refused(
+            413, f"body of {int(declared):,} bytes; Event Grid deliveries are at most {MAX_BODY_BYTES:,}"
+        )
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
-            raise Refused(413, f"body larger than {MAX_BODY_BYTES:,} bytes; Event Grid deliveries are at most that")
+            raise Refused(
+                413, f"body larger than {MAX_BODY_BYTES:,} bytes; Event Grid deliveries are at most that"
+            )
     return bytes(body)
 
 
@@ -83,7 +87,9 @@ def create_webhook_app(inbox: Inbox, key: str) -> Starlette:
     """The ASGI app NZTA's Event Grid delivers to: POST /api/evroam_listener?code=<key>."""
 
     def store(events: list[dict[str, Any]]) -> int:
-        items = [(kind, str(e["id"]), e) for e in events if (kind := event_kind(e)) is not None and e.get("id")]
+        items = [
+            (kind, str(e["id"]), e) for e in events if (kind := event_kind(e)) is not None and e.get("id")
+        ]
         return inbox.put_many("evroam", items) if items else 0
 
     async def listener(request: Request) -> JSONResponse:
@@ -103,4 +109,6 @@ def create_webhook_app(inbox: Inbox, key: str) -> Starlette:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/api/evroam_listener", listener, methods=["POST"]), Route("/health", health)])
+    return Starlette(
+        routes=[Route("/api/evroam_listener", listener, methods=["POST"]), Route("/health", health)]
+    )

@@ -46,12 +46,20 @@ def parse_origins(text: str) -> list[Origin]:
         if not entry:
             continue
         if "://" not in entry:
-            raise ValueError(f"EVROAM_PUSH_ALLOWED_HOSTS entry {entry!r}: write scheme://host[:port], "
-                             f"e.g. https://{entry}")
+            raise ValueError(
+                f"EVROAM_PUSH_ALLOWED_HOSTS entry {entry!r}: write scheme://host[:port], e.g. https://{entry}"
+            )
         parts = urlsplit(entry)
-        if parts.scheme not in DEFAULT_PORTS or not parts.hostname or parts.username or parts.path not in ("", "/"):
+        if (
+            parts.scheme not in DEFAULT_PORTS
+            or not parts.hostname
+            or parts.username
+            or parts.path not in ("", "/")
+        ):
             raise ValueError(f"EVROAM_PUSH_ALLOWED_HOSTS entry {entry!r}: only http(s)://host[:port]")
-        origins.append(Origin(parts.scheme, parts.hostname.lower(), parts.port or DEFAULT_PORTS[parts.scheme]))
+        origins.append(
+            Origin(parts.scheme, parts.hostname.lower(), parts.port or DEFAULT_PORTS[parts.scheme])
+        )
     return origins
 
 

@@ -9,7 +9,14 @@ import pandas as pd
 import pandera.pandas as pa
 
 UTC_TS = pd.DatetimeTZDtype("ns", "UTC")
-INSTALLATION_STATUSES = ["Proposed", "Planned", "Under Construction", "Commissioned", "Decommissioned", "Abandoned"]
+INSTALLATION_STATUSES = [
+    "Proposed",
+    "Planned",
+    "Under Construction",
+    "Commissioned",
+    "Decommissioned",
+    "Abandoned",
+]
 
 
 def _text(nullable: bool = True, checks: pa.Check | None = None) -> pa.Column:

@@ -87,15 +87,15 @@ COLUMNS: dict[str, dict[str, str]] = {
         "site_id": "EVRoam `siteId` (a UUID): the site, the mart Location id.",
         "name": "Site name (`name`); the mart Location name.",
         "operator": "Operator name (`operator`, e.g. ChargeNet NZ); gives the CPO party through "
-                    "evpipeline/model/operators.csv (unknown operators are reported in mart.unmapped_values).",
-        "address": "Address as one string (`address`, \"street, city postcode, NZ\"); the mart splits it "
-                   "into address, city and postal_code.",
+        "evpipeline/model/operators.csv (unknown operators are reported in mart.unmapped_values).",
+        "address": 'Address as one string (`address`, "street, city postcode, NZ"); the mart splits it '
+        "into address, city and postal_code.",
         "is_24_hours": "Open around the clock (`is24Hours`); true becomes OCPI opening_times twentyfourseven.",
         "car_park_count": "Number of parking spaces at the site (`carParkCount`).",
         "has_carpark_cost": "Parking is paid (`hasCarparkCost`).",
-        "max_time_limit": "Maximum parking/charging stay as free text (`maxTimeLimit`, e.g. \"Unlimited\", \"60 minutes\").",
+        "max_time_limit": 'Maximum parking/charging stay as free text (`maxTimeLimit`, e.g. "Unlimited", "60 minutes").',
         "has_tourist_attraction": "A tourist attraction is nearby (`hasTouristAttraction`); true becomes OCPI "
-                                  "facility RECREATION_AREA.",
+        "facility RECREATION_AREA.",
         "latitude": "WGS84 latitude of the first access location (`accessLocations[0].lat`).",
         "longitude": "WGS84 longitude of the first access location (`accessLocations[0].lon`).",
         "access_locations": "Every access point of the site as sent (`accessLocations`, JSON list of {lat, lon}).",
@@ -113,10 +113,10 @@ COLUMNS: dict[str, dict[str, str]] = {
         "date_first_operational": "When the station first went into service (`dateFirstOperational`, UTC).",
         "next_planned_outage": "Next planned outage as sent (`nextPlannedOutage`, as text).",
         "installation_status": "`installationStatus`: Proposed, Planned, Under Construction, Commissioned, "
-                               "Decommissioned or Abandoned; planned ones become OCPI PLANNED, "
-                               "decommissioned/abandoned REMOVED.",
+        "Decommissioned or Abandoned; planned ones become OCPI PLANNED, "
+        "decommissioned/abandoned REMOVED.",
         "floor_level": "Floor as free text (`floorLevel`, e.g. Ground, 1, UG); the mart keeps values of up to 4 "
-                       "characters and maps longer ones by rule (Ground -> 0, Basement -> -1, Rooftop -> R).",
+        "characters and maps longer ones by rule (Ground -> 0, Basement -> -1, Rooftop -> R).",
         "manufacturer": "Charger manufacturer (`manufacturer`).",
         "model": "Charger model (`model`).",
         "images": "Image URLs of the station (`images`, JSON list).",
@@ -128,21 +128,21 @@ COLUMNS: dict[str, dict[str, str]] = {
         "charging_station_id": "The station the connector belongs to (`chargingStationId`).",
         "connector_id": "EVRoam `connectorId` (a UUID), unique within its station.",
         "connector_type": "Connector type as sent (`connectorType`, an open list: Type 2 Socketed, Type 2 Tethered, "
-                          "Type 1 Tethered, Type 2 CCS, CHAdeMO, ...); mapped to OCPI standard/format by rule, "
-                          "unknown types reported in mart.unmapped_values.",
+        "Type 1 Tethered, Type 2 CCS, CHAdeMO, ...); mapped to OCPI standard/format by rule, "
+        "unknown types reported in mart.unmapped_values.",
         "operation_status": "`operationStatus`: Operative, Inoperative or Unknown; a station whose live "
-                            "connectors are all Inoperative is an INOPERATIVE EVSE (unless deleted or not "
-                            "commissioned). Transitions in ops.status_history.",
+        "connectors are all Inoperative is an INOPERATIVE EVSE (unless deleted or not "
+        "commissioned). Transitions in ops.status_history.",
         "extra": "Connector keys the pipeline does not model, as JSON; NULL when there are none.",
     },
     AVAILABILITY: {
         "charging_station_id": "The station (`chargingStationId`); one row per station, its latest availability.",
         "operator": "Operator name as sent with the availability (`operator`).",
         "availability_status": "`availabilityStatus` (Available, Occupied, Unavailable, Unknown); becomes the mart "
-                               "EVSE status (Occupied -> CHARGING, Unavailable -> OUTOFORDER). Transitions in "
-                               "ops.status_history.",
+        "EVSE status (Occupied -> CHARGING, Unavailable -> OUTOFORDER). Transitions in "
+        "ops.status_history.",
         "kw_available": "Power available at the station now, in kW (`kwAvailable`).",
         "availability_time": "When the provider observed this availability (`availabilityTime`, UTC); also the "
-                             "row's last_updated. From push files or fields embedded in station records.",
+        "row's last_updated. From push files or fields embedded in station records.",
     },
 }

@@ -65,8 +65,14 @@ class GreenFluxClient:
         self.paging = OffsetPaginator(limit)  # offset/limit until a short page, honouring X-Limit
         self._check = ocpi_check(api)
 
-    def pages(self, path: str, *, since: datetime | None = None, until: datetime | None = None,
-              params: dict[str, Any] | None = None) -> Iterator[Page]:
+    def pages(
+        self,
+        path: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Iterator[Page]:
         """Every object of a list endpoint (changed since `since`), page by page until a short page.
 
         Pages are yielded as they arrive so the caller can normalize and drop each one. The
@@ -78,8 +84,14 @@ class GreenFluxClient:
             query["date_from"] = date_param(since)
         if until is not None:
             query["date_to"] = date_param(until)
-        for page in self.api.paginate(path, self.paging, params=query, select=ocpi_data,
-                                      what="a list of objects (an OCPI envelope's data, or a bare array)", check=self._check):
+        for page in self.api.paginate(
+            path,
+            self.paging,
+            params=query,
+            select=ocpi_data,
+            what="a list of objects (an OCPI envelope's data, or a bare array)",
+            check=self._check,
+        ):
             yield Page(page.records, page.query["offset"], page_time(page.body, page.response))
 
     def locations(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Page]:
@@ -104,10 +116,17 @@ class GreenFluxResource(ApiResource):
 
     base_url: str = Field(description="Platform base URL, e.g. https://platform.greenflux.com")
     token: str = Field(description="API token, sent as `Authorization: Token …` (secret: use dg.EnvVar)")
-    page_limit: int = Field(default=1000, description="Objects per page (`limit`); large pages keep a bootstrap short")
-    tariffs_path: str = Field(default=TARIFFS, description="Tariffs list endpoint (an assumption, see docs/sources.md)")
+    page_limit: int = Field(
+        default=1000, description="Objects per page (`limit`); large pages keep a bootstrap short"
+    )
+    tariffs_path: str = Field(
+        default=TARIFFS, description="Tariffs list endpoint (an assumption, see docs/sources.md)"
+    )
     requests_per_second: float = Field(default=10.0, description="Proactive client-side rate limit")
-    live_poll_seconds: float = Field(default=30.0, description="Real-time lane: seconds between Locations/tariffs deltas (0: off); keeps change -> NDW under a minute")
+    live_poll_seconds: float = Field(
+        default=30.0,
+        description="Real-time lane: seconds between Locations/tariffs deltas (0: off); keeps change -> NDW under a minute",
+    )
     read_timeout: float = Field(default=60.0, description="Seconds to wait for an answer (large pages)")
     max_attempts: int = 6
 
@@ -116,9 +135,12 @@ class GreenFluxResource(ApiResource):
             "greenflux",
             self.base_url,
             auth=TokenAuth(self.token),  # OCPI 2.1.1 style: the raw token, not base64
-            limiter=shared_limiter(f"greenflux:{self.base_url}", self.requests_per_second, burst=max(1.0, self.requests_per_second)),
+            limiter=shared_limiter(
+                f"greenflux:{self.base_url}",
+                self.requests_per_second,
+                burst=max(1.0, self.requests_per_second),
+            ),
             retry=self.retry_policy(),
             timeout=self.timeouts(),
         )
         return GreenFluxClient(api, self.page_limit, self.tariffs_path)
-

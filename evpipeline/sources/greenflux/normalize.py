@@ -22,40 +22,118 @@ from evpipeline.validation import flag_invalid
 TEXT, VALUE, JSON, TIME = "text", "value", "json", "time"
 
 LOCATION_FIELDS = {
-    "cpo_id": TEXT, "type": TEXT, "publish": VALUE, "access_type": TEXT, "name": TEXT, "address": TEXT,
-    "address_line_2": TEXT, "city": TEXT, "postal_code": TEXT, "country": TEXT, "time_zone": TEXT,
-    "opening_times": JSON, "charging_when_closed": VALUE, "energy_mix": JSON, "directions": JSON,
-    "facilities": JSON, "operator": JSON, "suboperator": JSON, "owner": JSON, "auth_rules": JSON,
-    "custom_groups": JSON, "customised_fields": JSON, "maintenance_info": TEXT, "remarks": TEXT,
-    "payment_provider": JSON, "wallet_id": TEXT, "cpo_customer_external_id": TEXT, "etag": TEXT,
-    "created_by": TEXT, "modified_by": TEXT, "created": TIME, "modified": TIME,
+    "cpo_id": TEXT,
+    "type": TEXT,
+    "publish": VALUE,
+    "access_type": TEXT,
+    "name": TEXT,
+    "address": TEXT,
+    "address_line_2": TEXT,
+    "city": TEXT,
+    "postal_code": TEXT,
+    "country": TEXT,
+    "time_zone": TEXT,
+    "opening_times": JSON,
+    "charging_when_closed": VALUE,
+    "energy_mix": JSON,
+    "directions": JSON,
+    "facilities": JSON,
+    "operator": JSON,
+    "suboperator": JSON,
+    "owner": JSON,
+    "auth_rules": JSON,
+    "custom_groups": JSON,
+    "customised_fields": JSON,
+    "maintenance_info": TEXT,
+    "remarks": TEXT,
+    "payment_provider": JSON,
+    "wallet_id": TEXT,
+    "cpo_customer_external_id": TEXT,
+    "etag": TEXT,
+    "created_by": TEXT,
+    "modified_by": TEXT,
+    "created": TIME,
+    "modified": TIME,
 }
 EVSE_FIELDS = {
-    "evse_id": TEXT, "status": TEXT, "status_schedule": JSON, "capabilities": JSON, "floor_level": TEXT,
-    "physical_reference": TEXT, "directions": JSON, "parking_restrictions": JSON, "images": JSON,
+    "evse_id": TEXT,
+    "status": TEXT,
+    "status_schedule": JSON,
+    "capabilities": JSON,
+    "floor_level": TEXT,
+    "physical_reference": TEXT,
+    "directions": JSON,
+    "parking_restrictions": JSON,
+    "images": JSON,
     "evse_sequence_number": VALUE,
 }
 CONNECTOR_FIELDS = {
-    "standard": TEXT, "format": TEXT, "power_type": TEXT, "voltage": VALUE, "amperage": VALUE,
-    "max_electric_power": VALUE, "tariff_id": TEXT, "reimbursement_tariff_id": TEXT, "terms_and_conditions": TEXT,
+    "standard": TEXT,
+    "format": TEXT,
+    "power_type": TEXT,
+    "voltage": VALUE,
+    "amperage": VALUE,
+    "max_electric_power": VALUE,
+    "tariff_id": TEXT,
+    "reimbursement_tariff_id": TEXT,
+    "terms_and_conditions": TEXT,
 }
 CHARGE_STATION_FIELDS = {
-    "location_id": TEXT, "name": TEXT, "deploy_state": TEXT, "installation_date": TIME,
-    "default_charge_station_tariff_id": TEXT, "default_charge_station_reimbursement_tariff_id": TEXT,
-    "default_charge_station_directions": JSON, "default_charge_station_floor_level": TEXT, "driver_id": TEXT,
-    "customer_id": TEXT, "evses": JSON, "maintenance_info": TEXT, "remarks": TEXT,
-    "contactless_terminal_serial_number": TEXT, "contactless_terminal_auth_amount": VALUE, "contactless_type": TEXT,
-    "status_schedule": JSON, "auth_rules": JSON, "tap_to_stop": VALUE, "stop_on_parking": VALUE,
-    "grid_connection_id": TEXT, "dynamic_time_based_tariffs": VALUE, "time_of_use_tariffs": VALUE,
-    "exclude_vat": VALUE, "charger_type": TEXT, "charge_station_template_id": TEXT, "etag": TEXT,
-    "created_by": TEXT, "modified_by": TEXT, "status": TEXT, "charging_speed": TEXT, "created": TIME,
-    "heartbeat_interval": VALUE, "charge_point_model": TEXT, "charge_point_vendor": TEXT,
-    "charge_point_serial_number": TEXT, "charge_box_serial_number": TEXT, "client_ip_address": TEXT,
-    "firmware_version": TEXT, "iccid": TEXT, "imsi": TEXT, "meter_serial_number": TEXT, "meter_type": TEXT,
-    "remote_manageable": VALUE, "connectivity_status": TEXT, "protocol_version": TEXT, "endpoint": TEXT,
+    "location_id": TEXT,
+    "name": TEXT,
+    "deploy_state": TEXT,
+    "installation_date": TIME,
+    "default_charge_station_tariff_id": TEXT,
+    "default_charge_station_reimbursement_tariff_id": TEXT,
+    "default_charge_station_directions": JSON,
+    "default_charge_station_floor_level": TEXT,
+    "driver_id": TEXT,
+    "customer_id": TEXT,
+    "evses": JSON,
+    "maintenance_info": TEXT,
+    "remarks": TEXT,
+    "contactless_terminal_serial_number": TEXT,
+    "contactless_terminal_auth_amount": VALUE,
+    "contactless_type": TEXT,
+    "status_schedule": JSON,
+    "auth_rules": JSON,
+    "tap_to_stop": VALUE,
+    "stop_on_parking": VALUE,
+    "grid_connection_id": TEXT,
+    "dynamic_time_based_tariffs": VALUE,
+    "time_of_use_tariffs": VALUE,
+    "exclude_vat": VALUE,
+    "charger_type": TEXT,
+    "charge_station_template_id": TEXT,
+    "etag": TEXT,
+    "created_by": TEXT,
+    "modified_by": TEXT,
+    "status": TEXT,
+    "charging_speed": TEXT,
+    "created": TIME,
+    "heartbeat_interval": VALUE,
+    "charge_point_model": TEXT,
+    "charge_point_vendor": TEXT,
+    "charge_point_serial_number": TEXT,
+    "charge_box_serial_number": TEXT,
+    "client_ip_address": TEXT,
+    "firmware_version": TEXT,
+    "iccid": TEXT,
+    "imsi": TEXT,
+    "meter_serial_number": TEXT,
+    "meter_type": TEXT,
+    "remote_manageable": VALUE,
+    "connectivity_status": TEXT,
+    "protocol_version": TEXT,
+    "endpoint": TEXT,
 }
 TARIFF_FIELDS = {
-    "cpo_id": TEXT, "currency": TEXT, "tariff_alt_text": JSON, "tariff_alt_url": TEXT, "elements": JSON, "energy_mix": JSON,
+    "cpo_id": TEXT,
+    "currency": TEXT,
+    "tariff_alt_text": JSON,
+    "tariff_alt_url": TEXT,
+    "elements": JSON,
+    "energy_mix": JSON,
 }
 # Keys read into dedicated columns (or child tables), so they are not repeated in `extra`.
 LOCATION_KEYS = {"id", "coordinates", "evses", "last_updated", *LOCATION_FIELDS}
@@ -78,7 +156,12 @@ def _text(value: Any) -> Any:
 
 
 def _columns(records: list[dict[str, Any]], fields: dict[str, str]) -> dict[str, Any]:
-    convert: dict[str, Callable[[Any], Any]] = {TEXT: _text, VALUE: lambda v: v, JSON: json_text, TIME: lambda v: v}
+    convert: dict[str, Callable[[Any], Any]] = {
+        TEXT: _text,
+        VALUE: lambda v: v,
+        JSON: json_text,
+        TIME: lambda v: v,
+    }
     return {name: [convert[kind](r.get(name)) for r in records] for name, kind in fields.items()}
 
 
@@ -93,7 +176,9 @@ def _times(frame: pd.DataFrame, fields: dict[str, str], what: str) -> None:
 def _stamp(frame: pd.DataFrame, values: list[Any], source_field: str) -> None:
     """`last_updated` column: the object's own change time (from `source_field`), required."""
     frame["last_updated"], bad = parse_utc(values)
-    flag_invalid(frame, bad | frame["last_updated"].isna(), f"{source_field}: missing or not an ISO-8601 timestamp")
+    flag_invalid(
+        frame, bad | frame["last_updated"].isna(), f"{source_field}: missing or not an ISO-8601 timestamp"
+    )
 
 
 def _coordinates(frame: pd.DataFrame, records: list[dict[str, Any]], what: str) -> None:
@@ -107,7 +192,9 @@ def _coordinates(frame: pd.DataFrame, records: list[dict[str, Any]], what: str) 
 
 def locations(records: list[dict[str, Any]]) -> LocationRows:
     """Locations, and the EVSEs and connectors nested in them (one page at a time)."""
-    frame = pd.DataFrame({"location_id": [_text(r.get("id")) for r in records], **_columns(records, LOCATION_FIELDS)})
+    frame = pd.DataFrame(
+        {"location_id": [_text(r.get("id")) for r in records], **_columns(records, LOCATION_FIELDS)}
+    )
     mixes = [object_or_empty(r.get("energy_mix")) for r in records]
     frame["energy_mix_profile_id"] = [_text(m.get("energy_mix_profile_id")) for m in mixes]
     frame["is_green_energy"] = [m.get("is_green_energy") for m in mixes]
@@ -140,8 +227,11 @@ def locations(records: list[dict[str, Any]]) -> LocationRows:
                 connector_records.append(connector)
                 connector_raw.append({"location_id": location_id, "evse_uid": evse.get("uid"), **connector})
                 connector_parents.append((location_id, _text(evse.get("uid")), evse_stamp))
-    return LocationRows(Rows(frame, list(records)), _evses(evse_records, evse_parents, evse_raw),
-                        _connectors(connector_records, connector_parents, connector_raw))
+    return LocationRows(
+        Rows(frame, list(records)),
+        _evses(evse_records, evse_parents, evse_raw),
+        _connectors(connector_records, connector_parents, connector_raw),
+    )
 
 
 def _evses(records: list[dict[str, Any]], parents: list[tuple[Any, Any]], raw: list[dict[str, Any]]) -> Rows:
@@ -156,11 +246,17 @@ def _evses(records: list[dict[str, Any]], parents: list[tuple[Any, Any]], raw: l
     frame["is_deleted"] = False  # REMOVED is a status, not a delete: the copy stays in its location
     _coordinates(frame, records, "evse")
     # An EVSE without its own time takes its location's (OCPI requires it; not every CPO sends it).
-    _stamp(frame, [r.get("last_updated") or p[1] for r, p in zip(records, parents, strict=True)], "evse.last_updated")
+    _stamp(
+        frame,
+        [r.get("last_updated") or p[1] for r, p in zip(records, parents, strict=True)],
+        "evse.last_updated",
+    )
     return Rows(frame, raw)
 
 
-def _connectors(records: list[dict[str, Any]], parents: list[tuple[Any, Any, Any]], raw: list[dict[str, Any]]) -> Rows:
+def _connectors(
+    records: list[dict[str, Any]], parents: list[tuple[Any, Any, Any]], raw: list[dict[str, Any]]
+) -> Rows:
     frame = pd.DataFrame(
         {
             "location_id": [p[0] for p in parents],
@@ -171,17 +267,26 @@ def _connectors(records: list[dict[str, Any]], parents: list[tuple[Any, Any, Any
         }
     )
     frame["is_deleted"] = False
-    _stamp(frame, [r.get("last_updated") or p[2] for r, p in zip(records, parents, strict=True)], "connector.last_updated")
+    _stamp(
+        frame,
+        [r.get("last_updated") or p[2] for r, p in zip(records, parents, strict=True)],
+        "connector.last_updated",
+    )
     return Rows(frame, raw)
 
 
 def charge_stations(records: list[dict[str, Any]]) -> Rows:
     """Charge stations; their EVSEs stay as JSON (statuses come from the Locations, see docs)."""
     frame = pd.DataFrame(
-        {"charge_station_id": [_text(r.get("charge_station_id")) for r in records], **_columns(records, CHARGE_STATION_FIELDS)}
+        {
+            "charge_station_id": [_text(r.get("charge_station_id")) for r in records],
+            **_columns(records, CHARGE_STATION_FIELDS),
+        }
     )
     frame["evse_uids"] = [
-        json_text([e.get("uid") for e in r["evses"] if isinstance(e, dict)]) if isinstance(r.get("evses"), list) else None
+        json_text([e.get("uid") for e in r["evses"] if isinstance(e, dict)])
+        if isinstance(r.get("evses"), list)
+        else None
         for r in records
     ]
     frame["extra"] = [extra_json(r, CHARGE_STATION_KEYS) for r in records]
@@ -192,7 +297,9 @@ def charge_stations(records: list[dict[str, Any]]) -> Rows:
 
 
 def tariffs(records: list[dict[str, Any]]) -> Rows:
-    frame = pd.DataFrame({"tariff_id": [_text(r.get("id")) for r in records], **_columns(records, TARIFF_FIELDS)})
+    frame = pd.DataFrame(
+        {"tariff_id": [_text(r.get("id")) for r in records], **_columns(records, TARIFF_FIELDS)}
+    )
     frame["extra"] = [extra_json(r, TARIFF_KEYS) for r in records]
     frame["is_deleted"] = False
     _stamp(frame, [r.get("last_updated") for r in records], "tariff.last_updated")

@@ -193,22 +193,22 @@ register(
 # backticks (OCPI 2.1.1 names where GreenFlux follows OCPI). Allowed values are those schemas.py enforces.
 _EVSE_COLUMNS = {
     "location_id": "The Location this copy of the EVSE is in (Location `id`); a moved EVSE has a REMOVED copy in "
-                   "its old location.",
+    "its old location.",
     "evse_uid": "EVSE `uid`, GreenFlux's stable id of the EVSE (derived from its evse_id); the mart EVSE uid.",
     "evse_id": "eMI3 EVSE id (`evse_id`, e.g. NL*ALF*E1000042).",
     "status": "OCPI EVSE `status`: AVAILABLE, BLOCKED, CHARGING, INOPERATIVE, OUTOFORDER, PLANNED, REMOVED, "
-              "RESERVED or UNKNOWN (REMOVED also marks the old copy of a moved EVSE). Transitions in "
-              "ops.status_history.",
+    "RESERVED or UNKNOWN (REMOVED also marks the old copy of a moved EVSE). Transitions in "
+    "ops.status_history.",
     "status_schedule": "Planned future statuses (`status_schedule`, JSON list of OCPI StatusSchedule).",
     "capabilities": "`capabilities` as sent (JSON list of OCPI Capability); values outside OCPI's list are "
-                    "left out of the mart and reported.",
+    "left out of the mart and reported.",
     "floor_level": "Floor the EVSE is on (`floor_level`).",
     "latitude": "WGS84 latitude of the EVSE (`coordinates.latitude`, sent as a decimal string).",
     "longitude": "WGS84 longitude of the EVSE (`coordinates.longitude`, sent as a decimal string).",
     "physical_reference": "Number or label printed on the charger (`physical_reference`).",
     "directions": "How to find the EVSE (`directions`, JSON list of DisplayText {language, text}).",
     "parking_restrictions": "`parking_restrictions` (JSON list of OCPI ParkingRestriction: EV_ONLY, PLUGGED, "
-                            "DISABLED, CUSTOMERS, MOTORCYCLES).",
+    "DISABLED, CUSTOMERS, MOTORCYCLES).",
     "images": "`images` (JSON list of OCPI Image).",
     "evse_sequence_number": "GreenFlux `evse_sequence_number`: the EVSE's sequence number on its charge station.",
     "extra": "EVSE keys the pipeline does not model, as JSON; NULL when there are none.",
@@ -218,9 +218,9 @@ COLUMNS: dict[str, dict[str, str]] = {
     LOCATIONS: {
         "location_id": "Location `id`, GreenFlux's stable id; the mart Location id.",
         "type": "OCPI 2.1.1 location `type`: ON_STREET, PARKING_GARAGE, UNDERGROUND_GARAGE, PARKING_LOT, OTHER or "
-                "UNKNOWN; becomes the mart parking_type (OTHER/UNKNOWN have none).",
+        "UNKNOWN; becomes the mart parking_type (OTHER/UNKNOWN have none).",
         "publish": "GreenFlux publishes the location (`publish`); the mart publishes it only when this is true "
-                   "and access_type is not PRIVATE.",
+        "and access_type is not PRIVATE.",
         "access_type": "`access_type`: PUBLIC, RESTRICTED or PRIVATE (PRIVATE locations are never published).",
         "name": "Location name (`name`).",
         "address": "Street and number (`address`).",
@@ -233,12 +233,12 @@ COLUMNS: dict[str, dict[str, str]] = {
         "opening_times": "Opening hours (`opening_times`, JSON OCPI Hours: twentyfourseven or regular_hours).",
         "charging_when_closed": "Charging is possible outside the opening times (`charging_when_closed`).",
         "energy_mix": "Energy supplied (`energy_mix`, JSON OCPI 2.1.1 EnergyMix with GreenFlux's "
-                      "energy_mix_profile_id); the mart renames environ_impact[].source to category.",
+        "energy_mix_profile_id); the mart renames environ_impact[].source to category.",
         "energy_mix_profile_id": "GreenFlux's energy mix profile (`energy_mix.energy_mix_profile_id`).",
         "is_green_energy": "100 % renewable energy (`energy_mix.is_green_energy`).",
         "directions": "How to find the location (`directions`, JSON list of DisplayText).",
         "facilities": "Facilities nearby (`facilities`, JSON list of OCPI Facility); values outside OCPI's list "
-                      "are left out of the mart and reported.",
+        "are left out of the mart and reported.",
         "operator": "Operator (`operator`, JSON OCPI 2.1.1 BusinessDetails: name, website, logo, phone_number).",
         "suboperator": "Suboperator (`suboperator`, JSON BusinessDetails).",
         "owner": "Owner (`owner`, JSON BusinessDetails).",
@@ -250,7 +250,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "payment_provider": "GreenFlux `payment_provider`, as sent (JSON).",
         "wallet_id": "GreenFlux `wallet_id`, as sent.",
         "cpo_customer_external_id": "The CPO's external customer id for the location (GreenFlux "
-                                    "`cpo_customer_external_id`).",
+        "`cpo_customer_external_id`).",
         "etag": "GreenFlux `etag`: version tag of the object.",
         "created_by": "Who created the location in GreenFlux (`created_by`).",
         "modified_by": "Who last modified the location in GreenFlux (`modified_by`).",
@@ -264,15 +264,15 @@ COLUMNS: dict[str, dict[str, str]] = {
         "evse_uid": "The EVSE the connector belongs to (EVSE `uid`).",
         "connector_id": "Connector `id`, unique within its EVSE; the mart connector id.",
         "standard": "OCPI ConnectorType (`standard`, validated against OCPI's list, e.g. IEC_62196_T2, "
-                    "IEC_62196_T2_COMBO, CHADEMO).",
+        "IEC_62196_T2_COMBO, CHADEMO).",
         "format": "`format`: SOCKET or CABLE.",
         "power_type": "`power_type`: AC_1_PHASE, AC_2_PHASE, AC_2_PHASE_SPLIT, AC_3_PHASE or DC.",
         "voltage": "Maximum voltage in V (OCPI 2.1.1 `voltage`); the mart max_voltage.",
         "amperage": "Maximum current in A (OCPI 2.1.1 `amperage`); the mart max_amperage.",
         "tariff_id": "The connector's tariff (OCPI 2.1.1 `tariff_id`, one id; a greenflux.tariffs id); becomes the "
-                     "mart tariff_ids [tariff_id].",
+        "mart tariff_ids [tariff_id].",
         "reimbursement_tariff_id": "GreenFlux `reimbursement_tariff_id`: the tariff used for reimbursement; not "
-                                   "carried into the mart.",
+        "carried into the mart.",
         "terms_and_conditions": "URL of the terms and conditions (`terms_and_conditions`).",
         "extra": "Connector keys the pipeline does not model, as JSON; NULL when there are none.",
     },
@@ -283,21 +283,21 @@ COLUMNS: dict[str, dict[str, str]] = {
         "deploy_state": "`deploy_state`: Stock, Production or Deprecated.",
         "installation_date": "When the station was installed (`installation_date`, UTC).",
         "default_charge_station_tariff_id": "Default tariff of the station's connectors "
-                                            "(`default_charge_station_tariff_id`).",
+        "(`default_charge_station_tariff_id`).",
         "default_charge_station_reimbursement_tariff_id": "Default reimbursement tariff of the station "
-                                                          "(`default_charge_station_reimbursement_tariff_id`).",
+        "(`default_charge_station_reimbursement_tariff_id`).",
         "default_charge_station_directions": "Default directions for the station's EVSEs "
-                                             "(`default_charge_station_directions`, JSON list of DisplayText).",
+        "(`default_charge_station_directions`, JSON list of DisplayText).",
         "default_charge_station_floor_level": "Default floor level for the station's EVSEs "
-                                              "(`default_charge_station_floor_level`).",
+        "(`default_charge_station_floor_level`).",
         "driver_id": "GreenFlux `driver_id`: the driver the station is assigned to, if any.",
         "customer_id": "GreenFlux `customer_id`: the customer the station is assigned to, if any.",
         "maintenance_info": "Maintenance note (`maintenance_info`, free text).",
         "remarks": "Remarks (`remarks`, free text).",
         "contactless_terminal_serial_number": "Serial number of the station's contactless payment terminal "
-                                              "(`contactless_terminal_serial_number`).",
+        "(`contactless_terminal_serial_number`).",
         "contactless_terminal_auth_amount": "Amount the contactless terminal pre-authorizes "
-                                            "(`contactless_terminal_auth_amount`, >= 0).",
+        "(`contactless_terminal_auth_amount`, >= 0).",
         "contactless_type": "Kind of contactless payment terminal (`contactless_type`).",
         "status_schedule": "Planned statuses of the station (`status_schedule`, JSON).",
         "auth_rules": "Who may charge at the station (`auth_rules`, JSON list of type/value rules).",
@@ -309,7 +309,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "exclude_vat": "GreenFlux `exclude_vat` setting of the station.",
         "charger_type": "`charger_type`: Public, Home or Business.",
         "charge_station_template_id": "The GreenFlux template the station was configured from "
-                                      "(`charge_station_template_id`).",
+        "(`charge_station_template_id`).",
         "etag": "GreenFlux `etag`: version tag of the object.",
         "created_by": "Who created the station in GreenFlux (`created_by`).",
         "modified_by": "Who last modified the station in GreenFlux (`modified_by`).",
@@ -330,7 +330,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "remote_manageable": "The station can be managed remotely (`remote_manageable`).",
         "connectivity_status": "`connectivity_status`: Online or Offline; transitions in ops.status_history.",
         "protocol_version": "OCPP version the station speaks (`protocol_version`: Ocpp15, Ocpp15Soap, Ocpp16, "
-                            "Ocpp201).",
+        "Ocpp201).",
         "endpoint": "OCPP endpoint the station connects to (`endpoint`).",
         "extra": "Station keys the pipeline does not model, as JSON; NULL when there are none.",
     },

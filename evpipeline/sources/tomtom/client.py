@@ -63,7 +63,9 @@ class PollBatch:
 class TomTomClient:
     """Calls TomTom Search and EV Charging Stations Availability v2 through the shared HTTP layer."""
 
-    def __init__(self, api: HttpClient, *, concurrency: int = 8, search_radius_m: float = 150.0, search_limit: int = 20) -> None:
+    def __init__(
+        self, api: HttpClient, *, concurrency: int = 8, search_radius_m: float = 150.0, search_limit: int = 20
+    ) -> None:
         self.api, self.concurrency = api, max(1, concurrency)
         self.search_radius_m, self.search_limit = search_radius_m, search_limit
 
@@ -95,31 +97,55 @@ class TomTomClient:
             try:
                 body = parse_availability_xml(response.content) if wire_format == "xml" else response.json()
             except ValueError as exc:  # truncated or malformed in transit: ask again
-                raise RetryableResponse(f"malformed {wire_format}: {exc}", give_up=ResponseFormatError) from None
-            self.api.expect(select_data(body, "connectors"), list, "an object with a 'connectors' list", response)
+                raise RetryableResponse(
+                    f"malformed {wire_format}: {exc}", give_up=ResponseFormatError
+                ) from None
+            self.api.expect(
+                select_data(body, "connectors"), list, "an object with a 'connectors' list", response
+            )
             parsed = body
 
         try:
             response = self.api.request(
-                "GET", AVAILABILITY_PATH.format(ext=wire_format), params=params,
-                headers={"Tracking-ID": tracking_id, "Accept": f"application/{wire_format}"}, check=parse,
+                "GET",
+                AVAILABILITY_PATH.format(ext=wire_format),
+                params=params,
+                headers={"Tracking-ID": tracking_id, "Accept": f"application/{wire_format}"},
+                check=parse,
             )
         except HttpError as exc:
-            log.warning("chargingAvailability %s failed (Tracking-ID %s): %s", availability_id, tracking_id, exc)
+            log.warning(
+                "chargingAvailability %s failed (Tracking-ID %s): %s", availability_id, tracking_id, exc
+            )
             raise
         echoed = response.headers.get("Tracking-ID")
         if echoed and echoed != tracking_id:
-            log.warning("chargingAvailability %s: sent Tracking-ID %s, server echoed %s", availability_id, tracking_id, echoed)
+            log.warning(
+                "chargingAvailability %s: sent Tracking-ID %s, server echoed %s",
+                availability_id,
+                tracking_id,
+                echoed,
+            )
         body = parsed
-        log.debug("chargingAvailability %s Tracking-ID %s -> %d, %d connector type(s)",
-                  availability_id, tracking_id, response.status_code, len(body["connectors"]))
+        log.debug(
+            "chargingAvailability %s Tracking-ID %s -> %d, %d connector type(s)",
+            availability_id,
+            tracking_id,
+            response.status_code,
+            len(body["connectors"]),
+        )
         return Poll(
-            availability_id=availability_id, tracking_id=tracking_id,
+            availability_id=availability_id,
+            tracking_id=tracking_id,
             polled_at=parse_http_date(response.headers.get("Date")) or utcnow(),
-            wire_format=wire_format, http_status=response.status_code, body=body,
+            wire_format=wire_format,
+            http_status=response.status_code,
+            body=body,
         )
 
-    def poll_many(self, availability_ids: Iterable[str], *, wire_format: WireFormat = "json", **filters: Any) -> PollBatch:
+    def poll_many(
+        self, availability_ids: Iterable[str], *, wire_format: WireFormat = "json", **filters: Any
+    ) -> PollBatch:
         """Poll every id concurrently within QPS. A failing id is recorded, not fatal; a 403 stops everything."""
         ids = list(dict.fromkeys(availability_ids))  # each id once, in the given order
         tracking = {aid: str(uuid.uuid4()) for aid in ids}
@@ -137,19 +163,34 @@ class TomTomClient:
         return PollBatch([polls[aid] for aid in ids if aid in polls], time.monotonic() - started)
 
     # -- search ------------------------------------------------------------------------------
-    def search(self, latitude: float, longitude: float, radius_m: float | None = None) -> list[dict[str, Any]]:
+    def search(
+        self, latitude: float, longitude: float, radius_m: float | None = None
+    ) -> list[dict[str, Any]]:
         """Charging POIs (category 7309) within `radius_m` of a point, nearest first."""
         params = {
-            "lat": f"{latitude:.7f}", "lon": f"{longitude:.7f}", "radius": int(round(radius_m or self.search_radius_m)),
-            "categorySet": EV_CATEGORY, "limit": self.search_limit,
+            "lat": f"{latitude:.7f}",
+            "lon": f"{longitude:.7f}",
+            "radius": int(round(radius_m or self.search_radius_m)),
+            "categorySet": EV_CATEGORY,
+            "limit": self.search_limit,
         }
         tracking_id = str(uuid.uuid4())
         body, response = self.api.get_json(SEARCH_PATH, params=params, headers={"Tracking-ID": tracking_id})
-        results = self.api.expect(select_data(body, "results"), list, "an object with a 'results' list", response)
-        log.debug("categorySearch %.6f,%.6f Tracking-ID %s -> %d result(s)", latitude, longitude, tracking_id, len(results))
+        results = self.api.expect(
+            select_data(body, "results"), list, "an object with a 'results' list", response
+        )
+        log.debug(
+            "categorySearch %.6f,%.6f Tracking-ID %s -> %d result(s)",
+            latitude,
+            longitude,
+            tracking_id,
+            len(results),
+        )
         return results
 
-    def search_many(self, points: Mapping[K, tuple[float, float]]) -> tuple[dict[K, list[dict[str, Any]]], dict[K, HttpError]]:
+    def search_many(
+        self, points: Mapping[K, tuple[float, float]]
+    ) -> tuple[dict[K, list[dict[str, Any]]], dict[K, HttpError]]:
         """Search around many points concurrently within QPS: (results per key, errors per key)."""
         errors: dict[K, HttpError] = {}
 
@@ -166,8 +207,14 @@ class TomTomClient:
         return {k: v for k, v in found.items() if v is not None}, errors
 
     # -- concurrency -------------------------------------------------------------------------
-    def _concurrently(self, keys: list[Any], work: Callable[[Any], Any], *, what: str = "tomtom requests",
-                      unit: str = "requests") -> dict[Any, Any]:
+    def _concurrently(
+        self,
+        keys: list[Any],
+        work: Callable[[Any], Any],
+        *,
+        what: str = "tomtom requests",
+        unit: str = "requests",
+    ) -> dict[Any, Any]:
         """Run `work` per key on the pool (the limiter paces them); the first AuthError cancels the rest.
         Logs progress (done, rate, ETA) every few seconds on long batches."""
         results: dict[Any, Any] = {}
@@ -202,9 +249,12 @@ class TomTomResource(ApiResource):
     api_key: str = Field(description="TomTom API key, sent as ?key= (secret: use dg.EnvVar)")
     qps: float = Field(default=20.0, description="Queries per second the key allows (TOMTOM_QPS)")
     qps_headroom: float = Field(
-        default=0.05, description="Fraction of QPS left unused so network jitter never pushes a second over the limit"
+        default=0.05,
+        description="Fraction of QPS left unused so network jitter never pushes a second over the limit",
     )
-    concurrency: int = Field(default=8, description="Requests in flight at once (the limiter still paces them)")
+    concurrency: int = Field(
+        default=8, description="Requests in flight at once (the limiter still paces them)"
+    )
     search_radius_m: float = Field(default=150.0, description="Radius of the search around each location")
     read_timeout: float = Field(default=10.0, description="Seconds to wait for an answer")
 

@@ -9,8 +9,11 @@ from evpipeline.sources.tomtom.client import TomTomResource
 
 defs = source_definitions(
     "tomtom",
-    TomTomResource(base_url=dg.EnvVar("TOMTOM_BASE_URL"), api_key=dg.EnvVar("TOMTOM_API_KEY"),
-                   qps=float(settings.get("TOMTOM_QPS"))),
+    TomTomResource(
+        base_url=dg.EnvVar("TOMTOM_BASE_URL"),
+        api_key=dg.EnvVar("TOMTOM_API_KEY"),
+        qps=float(settings.get("TOMTOM_QPS")),
+    ),
     assets=ASSETS,
     runs=RUNS,
 )

@@ -25,9 +25,20 @@ from typing import Any
 EARTH_M = 6_371_000.0
 EV_CATEGORY = 7309
 CONNECTOR_TYPES = (
-    "StandardHouseholdCountrySpecific", "IEC62196Type1", "IEC62196Type1CCS", "IEC62196Type2CableAttached",
-    "IEC62196Type2Outlet", "IEC62196Type2CCS", "IEC62196Type3", "Chademo", "GBT20234Part2", "GBT20234Part3",
-    "IEC60309AC3PhaseRed", "IEC60309AC1PhaseBlue", "IEC60309DCWhite", "Tesla",
+    "StandardHouseholdCountrySpecific",
+    "IEC62196Type1",
+    "IEC62196Type1CCS",
+    "IEC62196Type2CableAttached",
+    "IEC62196Type2Outlet",
+    "IEC62196Type2CCS",
+    "IEC62196Type3",
+    "Chademo",
+    "GBT20234Part2",
+    "GBT20234Part3",
+    "IEC60309AC3PhaseRed",
+    "IEC60309AC1PhaseBlue",
+    "IEC60309DCWhite",
+    "Tesla",
 )
 # OCPI ConnectorType -> TomTom connector type; Type 2 depends on the format (socket or tethered cable).
 OCPI_TO_TOMTOM: dict[str, str] = {
@@ -63,7 +74,10 @@ def tomtom_type(standard: str | None, connector_format: str | None) -> str | Non
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance in metres."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    a = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
     return 2 * EARTH_M * math.asin(min(1.0, math.sqrt(a)))
 
 
@@ -101,7 +115,12 @@ class Location:
     @property
     def position(self) -> tuple[float, float] | None:
         """(latitude, longitude), or None when either is missing or NaN."""
-        if self.latitude is None or self.longitude is None or math.isnan(self.latitude) or math.isnan(self.longitude):
+        if (
+            self.latitude is None
+            or self.longitude is None
+            or math.isnan(self.latitude)
+            or math.isnan(self.longitude)
+        ):
             return None
         return self.latitude, self.longitude
 
@@ -144,44 +163,96 @@ def candidates(location: Location, results: Sequence[dict[str, Any]], rules: Mat
         position = result.get("position") or {}
         if EV_CATEGORY not in categories and not isinstance(park, dict):
             continue  # a shop or a fuel station next door, not a charging park
-        if not isinstance(position.get("lat"), int | float) or not isinstance(position.get("lon"), int | float):
+        if not isinstance(position.get("lat"), int | float) or not isinstance(
+            position.get("lon"), int | float
+        ):
             continue
         types = frozenset(
-            kind for c in (park or {}).get("connectors") or [] if isinstance(c, dict) and (kind := c.get("connectorType"))
+            kind
+            for c in (park or {}).get("connectors") or []
+            if isinstance(c, dict) and (kind := c.get("connectorType"))
         )
         distance = distance_m(location.latitude, location.longitude, position["lat"], position["lon"])
         share = overlap(location.connector_types, types)
         score = share * max(0.0, 1 - distance / rules.max_distance_m)
         availability_id = ((result.get("dataSources") or {}).get("chargingAvailability") or {}).get("id")
-        found.append(Candidate(str(result.get("id")), poi.get("name"), float(position["lat"]), float(position["lon"]),
-                               distance, types, availability_id or None, share, score))
+        found.append(
+            Candidate(
+                str(result.get("id")),
+                poi.get("name"),
+                float(position["lat"]),
+                float(position["lon"]),
+                distance,
+                types,
+                availability_id or None,
+                share,
+                score,
+            )
+        )
     return sorted(found, key=lambda c: (-c.score, c.distance_m, c.poi_id))
 
 
-def decide(location: Location, results: Sequence[dict[str, Any]] | None, rules: MatchRules = MatchRules(), radius_m: float = 150.0) -> Match:
+def decide(
+    location: Location,
+    results: Sequence[dict[str, Any]] | None,
+    rules: MatchRules = MatchRules(),
+    radius_m: float = 150.0,
+) -> Match:
     """Apply the rules above to one location and the results of a search around it."""
     if not location.has_position:
         return Match(location, "unmatched", reason="the location has no coordinates")
     if not location.connector_types:
-        return Match(location, "unmatched", reason="the location has no connector type TomTom knows; not matched on distance alone")
+        return Match(
+            location,
+            "unmatched",
+            reason="the location has no connector type TomTom knows; not matched on distance alone",
+        )
     found = candidates(location, results or [], rules)
-    eligible = [c for c in found if c.distance_m <= rules.max_distance_m and c.overlap >= rules.min_overlap and c.score >= rules.min_score]
+    eligible = [
+        c
+        for c in found
+        if c.distance_m <= rules.max_distance_m
+        and c.overlap >= rules.min_overlap
+        and c.score >= rules.min_score
+    ]
     if not eligible:
         if not found:
-            return Match(location, "unmatched", candidates=0, reason=f"no charging POI within {radius_m:.0f} m")
+            return Match(
+                location, "unmatched", candidates=0, reason=f"no charging POI within {radius_m:.0f} m"
+            )
         closest = found[0]  # the best score, else the nearest
-        return Match(location, "unmatched", runner_up=closest, candidates=len(found), reason=(
-            f"best charging POI {closest.poi_id} is {closest.distance_m:.0f} m away with {closest.overlap:.0%} connector overlap, "
-            f"score {closest.score:.2f} (needs <= {rules.max_distance_m:.0f} m, >= {rules.min_overlap:.0%} overlap "
-            f"and score >= {rules.min_score:.2f})"
-        ))
+        return Match(
+            location,
+            "unmatched",
+            runner_up=closest,
+            candidates=len(found),
+            reason=(
+                f"best charging POI {closest.poi_id} is {closest.distance_m:.0f} m away with {closest.overlap:.0%} connector overlap, "
+                f"score {closest.score:.2f} (needs <= {rules.max_distance_m:.0f} m, >= {rules.min_overlap:.0%} overlap "
+                f"and score >= {rules.min_score:.2f})"
+            ),
+        )
     best = eligible[0]
     runner_up = eligible[1] if len(eligible) > 1 else None
     if runner_up is not None and best.score - runner_up.score < rules.min_margin:
-        return Match(location, "ambiguous", best, runner_up, len(found), reason=(
-            f"{best.poi_id} ({best.distance_m:.0f} m, {best.overlap:.0%}) and {runner_up.poi_id} "
-            f"({runner_up.distance_m:.0f} m, {runner_up.overlap:.0%}) fit almost equally well"
-        ))
+        return Match(
+            location,
+            "ambiguous",
+            best,
+            runner_up,
+            len(found),
+            reason=(
+                f"{best.poi_id} ({best.distance_m:.0f} m, {best.overlap:.0%}) and {runner_up.poi_id} "
+                f"({runner_up.distance_m:.0f} m, {runner_up.overlap:.0%}) fit almost equally well"
+            ),
+        )
     if best.availability_id is None:
-        return Match(location, "no_live_data", best, runner_up, len(found), reason="the matching POI has no live availability data")
+        return Match(
+            location,
+            "no_live_data",
+            best,
+            runner_up,
+            len(found),
+            reason="the matching POI has no live availability data",
+        )
     return Match(location, "matched", best, runner_up, len(found))

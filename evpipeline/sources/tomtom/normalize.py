@@ -20,13 +20,26 @@ from evpipeline.validation import flag_invalid
 if TYPE_CHECKING:
     from evpipeline.sources.tomtom.matching import Match
 
-COLUMNS = {"available": "available", "occupied": "occupied", "reserved": "reserved", "unknown": "unknown", "outOfService": "out_of_service"}
+COLUMNS = {
+    "available": "available",
+    "occupied": "occupied",
+    "reserved": "reserved",
+    "unknown": "unknown",
+    "outOfService": "out_of_service",
+}
 COUNT_COLUMNS = ["total", *COLUMNS.values()]
 
 
 # -- availability ----------------------------------------------------------------------------
 
-SNAPSHOT_COLUMNS = ["availability_id", "connector_type", "power_kw", "polled_at", "tracking_id", *COUNT_COLUMNS]
+SNAPSHOT_COLUMNS = [
+    "availability_id",
+    "connector_type",
+    "power_kw",
+    "polled_at",
+    "tracking_id",
+    *COUNT_COLUMNS,
+]
 
 
 def _int(value: Any) -> int | None:
@@ -53,21 +66,29 @@ def snapshots(polls: Sequence[Poll]) -> Rows:
             current = object_or_empty(availability.get("current"))
             levels = [lv for lv in availability.get("perPowerLevel") or [] if isinstance(lv, dict)]
             problem = _inconsistency(connector, current, levels)
-            payload = {"chargingAvailability": poll.availability_id, "trackingId": poll.tracking_id, **connector}
+            payload = {
+                "chargingAvailability": poll.availability_id,
+                "trackingId": poll.tracking_id,
+                **connector,
+            }
             for level in levels or [{}]:
                 counts = {COLUMNS[s]: _int(level.get(s)) for s in STATES}
                 known = [v for v in counts.values() if v is not None]
-                rows.append({
-                    "availability_id": poll.availability_id,
-                    "connector_type": connector.get("type"),
-                    "power_kw": level.get("powerKW"),
-                    "polled_at": pd.Timestamp(poll.polled_at),
-                    "tracking_id": poll.tracking_id,
-                    "total": sum(known) if len(known) == len(counts) else None,
-                    **counts,
-                })
+                rows.append(
+                    {
+                        "availability_id": poll.availability_id,
+                        "connector_type": connector.get("type"),
+                        "power_kw": level.get("powerKW"),
+                        "polled_at": pd.Timestamp(poll.polled_at),
+                        "tracking_id": poll.tracking_id,
+                        "total": sum(known) if len(known) == len(counts) else None,
+                        **counts,
+                    }
+                )
                 raw.append(payload)
-                reasons.append("perPowerLevel missing: no power level to key the row on" if not levels else problem)
+                reasons.append(
+                    "perPowerLevel missing: no power level to key the row on" if not levels else problem
+                )
     frame = pd.DataFrame(rows, columns=SNAPSHOT_COLUMNS)
     frame["power_kw"] = pd.to_numeric(frame["power_kw"], errors="coerce")
     frame["polled_at"] = pd.to_datetime(frame["polled_at"], utc=True)
@@ -79,7 +100,9 @@ def snapshots(polls: Sequence[Poll]) -> Rows:
     return Rows(frame, raw)
 
 
-def _inconsistency(connector: dict[str, Any], current: dict[str, Any], levels: list[dict[str, Any]]) -> str | None:
+def _inconsistency(
+    connector: dict[str, Any], current: dict[str, Any], levels: list[dict[str, Any]]
+) -> str | None:
     if not levels:
         return None
     for state in STATES:
@@ -128,12 +151,23 @@ def poll_log(polls: Sequence[Poll]) -> Rows:
             "wire_format": [p.wire_format for p in polls],
             "http_status": pd.array([p.http_status for p in polls], dtype="Int64"),
             "outcome": [p.outcome for p in polls],
-            "connector_types": pd.array([len((p.body or {}).get("connectors") or []) if p.body is not None else None for p in polls], dtype="Int64"),
+            "connector_types": pd.array(
+                [len((p.body or {}).get("connectors") or []) if p.body is not None else None for p in polls],
+                dtype="Int64",
+            ),
             "error": [p.error for p in polls],
         }
     )
     frame["last_updated"] = frame["polled_at"]
-    raw = [{"chargingAvailability": p.availability_id, "trackingId": p.tracking_id, "outcome": p.outcome, "error": p.error} for p in polls]
+    raw = [
+        {
+            "chargingAvailability": p.availability_id,
+            "trackingId": p.tracking_id,
+            "outcome": p.outcome,
+            "error": p.error,
+        }
+        for p in polls
+    ]
     return Rows(frame, raw)
 
 
@@ -146,34 +180,59 @@ def mapping(matches: Sequence[Match], searched_at: Any) -> Rows:
     rows = []
     for m in matches:
         loc, best, runner = m.location, m.best, m.runner_up
-        rows.append({
-            "country_code": loc.country_code,
-            "party_id": loc.party_id,
-            "location_id": loc.location_id,
-            "source": loc.source,
-            "location_name": loc.name,
-            "latitude": loc.latitude,
-            "longitude": loc.longitude,
-            "connector_types": json.dumps(sorted(loc.connector_types)),
-            "match_status": m.status,
-            "availability_id": best.availability_id if best is not None and m.status == "matched" else None,
-            "poi_id": best.poi_id if best is not None else None,
-            "poi_name": best.name if best is not None else None,
-            "poi_latitude": best.latitude if best is not None else None,
-            "poi_longitude": best.longitude if best is not None else None,
-            "distance_m": round(best.distance_m, 2) if best is not None else None,
-            "connector_overlap": round(best.overlap, 4) if best is not None else None,
-            "candidates": m.candidates,
-            "runner_up_poi_id": runner.poi_id if runner is not None else None,
-            "runner_up_distance_m": round(runner.distance_m, 2) if runner is not None else None,
-            "reason": m.reason,
-            "searched_at": stamp,
-        })
-    frame = pd.DataFrame(rows, columns=[
-        "country_code", "party_id", "location_id", "source", "location_name", "latitude", "longitude", "connector_types",
-        "match_status", "availability_id", "poi_id", "poi_name", "poi_latitude", "poi_longitude", "distance_m",
-        "connector_overlap", "candidates", "runner_up_poi_id", "runner_up_distance_m", "reason", "searched_at",
-    ])
+        rows.append(
+            {
+                "country_code": loc.country_code,
+                "party_id": loc.party_id,
+                "location_id": loc.location_id,
+                "source": loc.source,
+                "location_name": loc.name,
+                "latitude": loc.latitude,
+                "longitude": loc.longitude,
+                "connector_types": json.dumps(sorted(loc.connector_types)),
+                "match_status": m.status,
+                "availability_id": best.availability_id
+                if best is not None and m.status == "matched"
+                else None,
+                "poi_id": best.poi_id if best is not None else None,
+                "poi_name": best.name if best is not None else None,
+                "poi_latitude": best.latitude if best is not None else None,
+                "poi_longitude": best.longitude if best is not None else None,
+                "distance_m": round(best.distance_m, 2) if best is not None else None,
+                "connector_overlap": round(best.overlap, 4) if best is not None else None,
+                "candidates": m.candidates,
+                "runner_up_poi_id": runner.poi_id if runner is not None else None,
+                "runner_up_distance_m": round(runner.distance_m, 2) if runner is not None else None,
+                "reason": m.reason,
+                "searched_at": stamp,
+            }
+        )
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "country_code",
+            "party_id",
+            "location_id",
+            "source",
+            "location_name",
+            "latitude",
+            "longitude",
+            "connector_types",
+            "match_status",
+            "availability_id",
+            "poi_id",
+            "poi_name",
+            "poi_latitude",
+            "poi_longitude",
+            "distance_m",
+            "connector_overlap",
+            "candidates",
+            "runner_up_poi_id",
+            "runner_up_distance_m",
+            "reason",
+            "searched_at",
+        ],
+    )
     frame["candidates"] = frame["candidates"].astype("Int64")
     frame["searched_at"] = pd.to_datetime(frame["searched_at"], utc=True)
     frame["last_updated"] = frame["searched_at"]

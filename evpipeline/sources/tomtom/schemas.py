@@ -26,7 +26,9 @@ def _count() -> pa.Column:
     return pa.Column(pd.Int64Dtype(), pa.Check.ge(0), nullable=False, coerce=True)
 
 
-_COUNTS = {name: _count() for name in ("total", "available", "occupied", "reserved", "unknown", "out_of_service")}
+_COUNTS = {
+    name: _count() for name in ("total", "available", "occupied", "reserved", "unknown", "out_of_service")
+}
 _POWER = pa.Column(float, pa.Check.ge(0), nullable=False, coerce=True)
 _LAT = pa.Column(float, pa.Check.in_range(-90, 90), nullable=True, coerce=True)
 _LON = pa.Column(float, pa.Check.in_range(-180, 180), nullable=True, coerce=True)

@@ -130,7 +130,7 @@ register(
 # The views repeat the columns of the tables they read, so they share these descriptions.
 _COUNT_COLUMNS = {
     "total": "Charging points of this connector type at this power level: the sum of the five state counts "
-             "(NULL when one is missing).",
+    "(NULL when one is missing).",
     "available": "Charging points available (`perPowerLevel[].available`).",
     "occupied": "Charging points occupied (`perPowerLevel[].occupied`).",
     "reserved": "Charging points reserved (`perPowerLevel[].reserved`).",
@@ -139,9 +139,9 @@ _COUNT_COLUMNS = {
 }
 _LEVEL_COLUMNS = {
     "availability_id": "TomTom charging availability id (the search result's `dataSources.chargingAvailability.id`, "
-                       "the `chargingAvailability` parameter of the availability request).",
+    "the `chargingAvailability` parameter of the availability request).",
     "connector_type": "TomTom connector type (`connectors[].type`, e.g. IEC62196Type2Outlet, IEC62196Type2CCS, "
-                      "Chademo; an open list).",
+    "Chademo; an open list).",
     "power_kw": "Power level in kW (`perPowerLevel[].powerKW`); the counts are per level.",
 }
 _MAPPED_LOCATION = {
@@ -149,8 +149,10 @@ _MAPPED_LOCATION = {
     "party_id": "Party id of the mapped mart location's CPO.",
     "location_id": "The mapped mart location (mart.locations.location_id).",
 }
-_STATUS = ("Most useful state of the level: AVAILABLE if any point is available, else OCCUPIED, RESERVED, "
-           "OUT_OF_SERVICE, UNKNOWN (derived from the counts).")
+_STATUS = (
+    "Most useful state of the level: AVAILABLE if any point is available, else OCCUPIED, RESERVED, "
+    "OUT_OF_SERVICE, UNKNOWN (derived from the counts)."
+)
 _MAPPING_COLUMNS = {  # those the table's DDL leaves undescribed
     "party_id": _MAPPED_LOCATION["party_id"],
     "location_id": _MAPPED_LOCATION["location_id"],
@@ -162,28 +164,39 @@ _MAPPING_COLUMNS = {  # those the table's DDL leaves undescribed
     "poi_longitude": "Longitude of that POI (`position.lon`).",
     "distance_m": "Great-circle distance from the location to that POI, in m.",
     "runner_up_poi_id": "The second eligible POI; for an unmatched location, the best candidate that missed the "
-                        "thresholds.",
+    "thresholds.",
     "runner_up_distance_m": "Distance to the runner-up POI, in m.",
     "searched_at": "When the search ran (our clock); ambiguous and unmatched locations are searched again after "
-                   "retry_unmatched_after_minutes.",
+    "retry_unmatched_after_minutes.",
 }
 
 COLUMNS: dict[str, dict[str, str]] = {
     MAPPING: _MAPPING_COLUMNS,
     "tomtom.unmatched_locations": {
         **_MAPPED_LOCATION,
-        **{k: _MAPPING_COLUMNS[k] for k in ("location_name", "longitude", "poi_id", "distance_m", "runner_up_poi_id",
-                                            "runner_up_distance_m", "searched_at")},
+        **{
+            k: _MAPPING_COLUMNS[k]
+            for k in (
+                "location_name",
+                "longitude",
+                "poi_id",
+                "distance_m",
+                "runner_up_poi_id",
+                "runner_up_distance_m",
+                "searched_at",
+            )
+        },
         "latitude": "Latitude searched around (the mart location's, when it was searched).",
         "connector_types": "The location's connector types in TomTom terms (JSON sorted list, from the OCPI standard "
-                           "and format of its live connectors).",
+        "and format of its live connectors).",
         "match_status": "ambiguous (two POIs fit almost equally well) or unmatched (no POI fits).",
         "reason": "Why the location is not matched, with the distances, overlaps and scores that decided it.",
         "candidates": "Charging POIs the search found within its radius (150 m by default).",
     },
     SNAPSHOTS: {**_LEVEL_COLUMNS, **_COUNT_COLUMNS},
     LATEST: {
-        **_LEVEL_COLUMNS, **_COUNT_COLUMNS,
+        **_LEVEL_COLUMNS,
+        **_COUNT_COLUMNS,
         "last_updated": "When the counts last changed (the poll that first saw them; _observed_at is the newest poll).",
     },
     POLLS: {
@@ -196,19 +209,27 @@ COLUMNS: dict[str, dict[str, str]] = {
         "error": "What went wrong (outcome error only).",
     },
     "tomtom.location_availability": {
-        **_MAPPED_LOCATION, **_LEVEL_COLUMNS, "status": _STATUS, **_COUNT_COLUMNS,
+        **_MAPPED_LOCATION,
+        **_LEVEL_COLUMNS,
+        "status": _STATUS,
+        **_COUNT_COLUMNS,
         "changed_at": "When the counts last changed (the latest state's last_updated).",
         "observed_at": "The newest poll that saw these counts (the latest state's _observed_at).",
     },
     "mart.availability": {
-        **_MAPPED_LOCATION, **_LEVEL_COLUMNS, "status": _STATUS, **_COUNT_COLUMNS,
+        **_MAPPED_LOCATION,
+        **_LEVEL_COLUMNS,
+        "status": _STATUS,
+        **_COUNT_COLUMNS,
         "observed_at": "The newest poll that saw these counts.",
         "source": "Always tomtom.",
         "source_id": "The TomTom availability id.",
         "source_last_updated": "When the counts last changed (tomtom.availability_latest.last_updated).",
     },
     "mart.availability_history": {
-        **_MAPPED_LOCATION, **_LEVEL_COLUMNS, **_COUNT_COLUMNS,
+        **_MAPPED_LOCATION,
+        **_LEVEL_COLUMNS,
+        **_COUNT_COLUMNS,
         "polled_at": "When TomTom answered the poll (the response's Date); one row per poll, append-only.",
         "source": "Always tomtom.",
         "source_id": "The TomTom availability id.",

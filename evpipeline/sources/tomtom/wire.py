@@ -60,12 +60,14 @@ def parse_availability_xml(content: bytes | str) -> dict[str, Any]:
         # The documented form repeats <perPowerLevel> with one <power> each; accept several per element too.
         for power in availability.iterfind("perPowerLevel/power") if availability is not None else []:
             levels.append({"powerKW": _number(power.findtext("powerKW"), float), **_counts(power)})
-        connectors.append({
-            "type": item.findtext("type"),
-            "total": _number(item.findtext("total"), int),
-            "availability": {
-                "current": _counts(availability.find("current") if availability is not None else None),
-                "perPowerLevel": levels,
-            },
-        })
+        connectors.append(
+            {
+                "type": item.findtext("type"),
+                "total": _number(item.findtext("total"), int),
+                "availability": {
+                    "current": _counts(availability.find("current") if availability is not None else None),
+                    "perPowerLevel": levels,
+                },
+            }
+        )
     return {"connectors": connectors, "chargingAvailability": root.findtext("chargingAvailability")}

@@ -109,8 +109,15 @@ class ConnectionDetails:
         if not isinstance(body, dict) or any(body.get(k) is None for k in fields):
             missing = [k for k in fields if not isinstance(body, dict) or body.get(k) is None]
             raise ValueError(f"ConnectionDescriptor lacks {missing}")
-        return cls(str(body["Host"]), int(body["Port"]), bool(body["UseSSL"]), str(body["Username"]),
-                   str(body["Password"]), str(body["Topic"]), str(body["Subscription"]))
+        return cls(
+            str(body["Host"]),
+            int(body["Port"]),
+            bool(body["UseSSL"]),
+            str(body["Username"]),
+            str(body["Password"]),
+            str(body["Topic"]),
+            str(body["Subscription"]),
+        )
 
     @property
     def base_url(self) -> str:
@@ -135,7 +142,9 @@ class SasAuth:
             now = int(time.time())
             if now > self._expires - 300:
                 self._expires = now + self.lifetime
-                signed = hmac.new(self.key.encode(), f"{self.resource}\n{self._expires}".encode(), hashlib.sha256)
+                signed = hmac.new(
+                    self.key.encode(), f"{self.resource}\n{self._expires}".encode(), hashlib.sha256
+                )
                 signature = quote(base64.b64encode(signed.digest()).decode(), safe="")
                 self._token = f"SharedAccessSignature sr={self.resource}&sig={signature}&se={self._expires}&skn={self.key_name}"
             return self._token
@@ -186,7 +195,9 @@ def decode_body(body: bytes) -> Any:
 class ServiceBusReceiver:
     """Receives from one topic subscription through Service Bus's REST API (peek-lock, then complete)."""
 
-    def __init__(self, details: ConnectionDetails, *, retry: RetryPolicy, timeout: tuple[float, float]) -> None:
+    def __init__(
+        self, details: ConnectionDetails, *, retry: RetryPolicy, timeout: tuple[float, float]
+    ) -> None:
         self.details = details
         base = details.base_url
         auth = SasAuth(f"{base}/{details.topic}", details.username, details.password)
@@ -203,7 +214,10 @@ class ServiceBusReceiver:
         """The next message, locked for us; None when none arrived within `wait_seconds`."""
         try:
             response = self.http.request(
-                "POST", f"{self.path}/head", params={"timeout": int(wait_seconds)}, ok=(201, 204),
+                "POST",
+                f"{self.path}/head",
+                params={"timeout": int(wait_seconds)},
+                ok=(201, 204),
                 timeout=(self._timeout[0], self._timeout[1] + wait_seconds),
             )
         except ClientError as exc:
@@ -216,7 +230,11 @@ class ServiceBusReceiver:
             properties = json.loads(response.headers.get("BrokerProperties") or "{}")
         except ValueError:
             properties = {}
-        return BusMessage(response.content, properties if isinstance(properties, dict) else {}, response.headers.get("Location"))
+        return BusMessage(
+            response.content,
+            properties if isinstance(properties, dict) else {},
+            response.headers.get("Location"),
+        )
 
     def complete(self, message: BusMessage) -> bool:
         """Delete a locked message; False when the lock was lost (it will be delivered again)."""
@@ -267,8 +285,15 @@ class ZaptecClient:
         records: list[dict[str, Any]] = []
         server_time: datetime | None = None
         pages = 0
-        for page in self.api.paginate(path, self.paging, params=params, select="Data", what="PagedData {Pages, Data, Message}",
-                                      priority=priority, endpoint_class=LIST if path in LIST_PATHS else None):
+        for page in self.api.paginate(
+            path,
+            self.paging,
+            params=params,
+            select="Data",
+            what="PagedData {Pages, Data, Message}",
+            priority=priority,
+            endpoint_class=LIST if path in LIST_PATHS else None,
+        ):
             if server_time is None:  # the first page's time: the as-of of the snapshot
                 server_time = self._server_time(page.response)
             records.extend(page.records)
@@ -320,21 +345,30 @@ class ZaptecClient:
             if isinstance(guid, str) and isinstance(code, str) and _ALPHA3.fullmatch(code.strip().upper()):
                 countries[guid.strip().lower()] = code.strip().upper()
         if len(countries) < len(listed):
-            log.warning("Zaptec /api/constants: %d of %d Countries lack an Id or alpha-3 Code; skipped",
-                        len(listed) - len(countries), len(listed))
+            log.warning(
+                "Zaptec /api/constants: %d of %d Countries lack an Id or alpha-3 Code; skipped",
+                len(listed) - len(countries),
+                len(listed),
+            )
         return countries
 
-    def hierarchy(self, installation_id: str, priority: int = STATIC) -> tuple[dict[str, Any] | None, datetime]:
+    def hierarchy(
+        self, installation_id: str, priority: int = STATIC
+    ) -> tuple[dict[str, Any] | None, datetime]:
         """An installation's circuits and chargers; None when the account may not see it (204, formerly 403)."""
         try:
-            body, response = self.api.get_json(f"api/installation/{quote(installation_id)}/hierarchy", ok=(200, 204), priority=priority)
+            body, response = self.api.get_json(
+                f"api/installation/{quote(installation_id)}/hierarchy", ok=(200, 204), priority=priority
+            )
         except AuthError as exc:  # the shared layer types 401/403 as auth errors
             if exc.status == 403:
                 return None, utcnow()
             raise
         if response.status_code == 204 or body is None:
             return None, self._server_time(response)
-        self.api.expect(select_data(body, "Circuits"), list, "an InstallationTreeModel with Circuits", response)
+        self.api.expect(
+            select_data(body, "Circuits"), list, "an InstallationTreeModel with Circuits", response
+        )
         return body, self._server_time(response)
 
     def state(self, charger_id: str, priority: int = POLL) -> tuple[list[dict[str, Any]], datetime]:
@@ -344,7 +378,9 @@ class ZaptecClient:
         observations = [{"ChargerId": charger_id, **o} if isinstance(o, dict) else o for o in body]
         return observations, self._server_time(response)
 
-    def poll_states(self, charger_ids: Iterable[str], *, priority: int = POLL, max_failed_ratio: float = 0.1) -> StatePoll:
+    def poll_states(
+        self, charger_ids: Iterable[str], *, priority: int = POLL, max_failed_ratio: float = 0.1
+    ) -> StatePoll:
         """Poll every charger's state on `concurrency` threads sharing the account's rate limit.
 
         A charger that answers 403/404 is skipped (removed, or access revoked since the last static
@@ -391,7 +427,9 @@ class ZaptecClient:
         result.seconds = time.monotonic() - started
         if ids and len(result.failed) > max(1, max_failed_ratio * len(ids)):
             first = next(iter(result.failed.values()))
-            raise RuntimeError(f"{len(result.failed)} of {len(ids)} charger state polls failed; first: {first}")
+            raise RuntimeError(
+                f"{len(result.failed)} of {len(ids)} charger state polls failed; first: {first}"
+            )
         return result
 
     # -- messaging ---------------------------------------------------------------------------
@@ -404,8 +442,12 @@ class ZaptecClient:
         if self.user_group_id:
             path = f"api/userGroups/{quote(self.user_group_id)}/messagingConnectionDetails"
         else:
-            body, _ = self.api.get_json("api/installation", params={"PageIndex": 0, "PageSize": self.page_size}, priority=POLL)
-            enabled = [i for i in (body or {}).get("Data") or [] if isinstance(i, dict) and i.get("MessagingEnabled")]
+            body, _ = self.api.get_json(
+                "api/installation", params={"PageIndex": 0, "PageSize": self.page_size}, priority=POLL
+            )
+            enabled = [
+                i for i in (body or {}).get("Data") or [] if isinstance(i, dict) and i.get("MessagingEnabled")
+            ]
             if not enabled:
                 raise SubscriptionGone("no installation has Service Bus messaging enabled; polling only")
             path = f"api/installation/{quote(str(enabled[0]['Id']))}/messagingConnectionDetails"
@@ -413,7 +455,9 @@ class ZaptecClient:
             body, response = self.api.get_json(path, priority=POLL)
         except (ClientError, AuthError) as exc:
             if exc.status in (403, 404):
-                raise SubscriptionGone(f"Service Bus messaging is not enabled (HTTP {exc.status} from {path})") from None
+                raise SubscriptionGone(
+                    f"Service Bus messaging is not enabled (HTTP {exc.status} from {path})"
+                ) from None
             raise
         try:
             return ConnectionDetails.from_descriptor(body)
@@ -427,14 +471,20 @@ class ZaptecClient:
         portal); `POST api/userGroups/{id}/messagingSubscription` exists only in the simulator.
         Against the real API it fails, and SubscriptionGone says what a person has to do.
         """
-        advice = ("Zaptec removes message subscriptions unused for 14 days; ask Zaptec support to re-enable "
-                  "Service Bus messaging for user group " + (self.user_group_id or "(ZAPTEC_USER_GROUP_ID unset)")
-                  + ". State polling continues meanwhile.")
+        advice = (
+            "Zaptec removes message subscriptions unused for 14 days; ask Zaptec support to re-enable "
+            "Service Bus messaging for user group "
+            + (self.user_group_id or "(ZAPTEC_USER_GROUP_ID unset)")
+            + ". State polling continues meanwhile."
+        )
         if not self.user_group_id:
             raise SubscriptionGone(advice)
         try:
             response = self.api.request(
-                "POST", f"api/userGroups/{quote(self.user_group_id)}/messagingSubscription", ok=(200, 201), priority=POLL
+                "POST",
+                f"api/userGroups/{quote(self.user_group_id)}/messagingSubscription",
+                ok=(200, 201),
+                priority=POLL,
             )
         except (ClientError, AuthError) as exc:  # 404/405 from the real API, 403 without the right role
             raise SubscriptionGone(f"{advice} (re-creation via API: HTTP {exc.status})") from None
@@ -457,18 +507,28 @@ class ZaptecResource(ApiResource):
     base_url: str = Field(description="API base, e.g. https://api.zaptec.com")
     username: str = Field(description="Zaptec portal username (secret: use dg.EnvVar)")
     password: str = Field(description="Zaptec portal password (secret: use dg.EnvVar)")
-    user_group_id: str = Field(default="", description="User group whose Service Bus messaging connection details to use")
+    user_group_id: str = Field(
+        default="", description="User group whose Service Bus messaging connection details to use"
+    )
     requests_per_second: float = Field(
         default=9.5, description="Proactive limit for all API calls of this account (Zaptec allows 10/s)"
     )
-    burst: float = Field(default=1.0, description="Token-bucket burst; 1 spaces requests evenly, so no 1 s window exceeds the limit")
+    burst: float = Field(
+        default=1.0,
+        description="Token-bucket burst; 1 spaces requests evenly, so no 1 s window exceeds the limit",
+    )
     token_requests_per_second: float = Field(
-        default=0.9, description="Limit on the token endpoint (Zaptec allows about 1/s; kept under it for jitter)"
+        default=0.9,
+        description="Limit on the token endpoint (Zaptec allows about 1/s; kept under it for jitter)",
     )
     concurrency: int = Field(default=4, description="Threads polling charger states (they share the limit)")
     page_size: int = Field(default=PAGE_SIZE_MAX, description="PageSize of paged lists (at most 100)")
-    listen: bool = Field(default=True, description="Let the real-time lane long-poll the Service Bus message subscription")
-    list_per_minute: int = Field(default=30, description="Zaptec's cap on list calls (/api/chargers, /api/installation) per minute")
+    listen: bool = Field(
+        default=True, description="Let the real-time lane long-poll the Service Bus message subscription"
+    )
+    list_per_minute: int = Field(
+        default=30, description="Zaptec's cap on list calls (/api/chargers, /api/installation) per minute"
+    )
     list_per_30_minutes: int = Field(default=150, description="... and per 30 minutes")
     country_ids: str = Field(
         default="",
@@ -483,12 +543,18 @@ class ZaptecResource(ApiResource):
             login = _LOGINS.get(key)
             if login is None:
                 token_client = HttpClient(
-                    "zaptec-auth", self.base_url, retry=retry, timeout=timeout,
-                    limiter=shared_limiter(f"zaptec-token:{self.base_url}", self.token_requests_per_second, 1.0),
+                    "zaptec-auth",
+                    self.base_url,
+                    retry=retry,
+                    timeout=timeout,
+                    limiter=shared_limiter(
+                        f"zaptec-token:{self.base_url}", self.token_requests_per_second, 1.0
+                    ),
                 )
                 # Zaptec answers wrong credentials with 400 invalid_grant: an AuthError naming the settings.
                 login = _LOGINS[key] = OAuth2Bearer(
-                    token_client, "oauth/token",
+                    token_client,
+                    "oauth/token",
                     {"grant_type": "password", "username": self.username, "password": self.password},
                     credentials="ZAPTEC_USERNAME and ZAPTEC_PASSWORD",
                 )
@@ -501,8 +567,12 @@ class ZaptecResource(ApiResource):
             "zaptec",
             self.base_url,
             auth=self._login(retry, timeout),
-            limiter=shared_limiter(f"zaptec:{self.base_url}:{account}", self.requests_per_second, self.burst,
-                                   windows={LIST: [(self.list_per_minute, 60.0), (self.list_per_30_minutes, 1800.0)]}),
+            limiter=shared_limiter(
+                f"zaptec:{self.base_url}:{account}",
+                self.requests_per_second,
+                self.burst,
+                windows={LIST: [(self.list_per_minute, 60.0), (self.list_per_30_minutes, 1800.0)]},
+            ),
             retry=retry,
             timeout=timeout,
             pool_size=max(16, 2 * self.concurrency),
@@ -512,6 +582,11 @@ class ZaptecResource(ApiResource):
         # Read here, not through `settings`: a deployment-specific fix-up without a simulator default.
         pinned = parse_country_ids(self.country_ids or os.environ.get(COUNTRY_IDS_ENV, ""))
         return ZaptecClient(
-            api, page_size=self.page_size, concurrency=self.concurrency, user_group_id=self.user_group_id,
-            retry=retry, bus_timeout=timeout, pinned_countries=pinned,
+            api,
+            page_size=self.page_size,
+            concurrency=self.concurrency,
+            user_group_id=self.user_group_id,
+            retry=retry,
+            bus_timeout=timeout,
+            pinned_countries=pinned,
         )

@@ -40,8 +40,14 @@ class ZaptecFeed:
     name = SOURCE
     assets = {STATES: STATES_KEY}
 
-    def __init__(self, zaptec: ZaptecResource, inbox: PushInboxResource, warehouse: WarehouseResource,
-                 *, wait_seconds: int = 20) -> None:
+    def __init__(
+        self,
+        zaptec: ZaptecResource,
+        inbox: PushInboxResource,
+        warehouse: WarehouseResource,
+        *,
+        wait_seconds: int = 20,
+    ) -> None:
         self.resource, self.warehouse, self.wait_seconds = zaptec, warehouse, wait_seconds
         self.store = inbox.open()
         self.inbox = InboxFeed(SOURCE, self.store, warehouse)
@@ -59,7 +65,9 @@ class ZaptecFeed:
         self._wake = wake
         if not self.resource.listen or self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._listen, args=(wake,), name="zaptec-listener", daemon=True)
+        self._thread = threading.Thread(
+            target=self._listen, args=(wake,), name="zaptec-listener", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -74,8 +82,16 @@ class ZaptecFeed:
         pause = 1.0
         while not self._stop.is_set():
             try:
-                result = drain(client, self.store, max_messages=10_000, wait_seconds=self.wait_seconds,
-                               deadline_seconds=self.wait_seconds * 3, receivers=1, logger=log, on_stored=wake.set)
+                result = drain(
+                    client,
+                    self.store,
+                    max_messages=10_000,
+                    wait_seconds=self.wait_seconds,
+                    deadline_seconds=self.wait_seconds * 3,
+                    receivers=1,
+                    logger=log,
+                    on_stored=wake.set,
+                )
                 if result.resubscribed:
                     self._catch_up.set()
                     wake.set()
@@ -103,7 +119,12 @@ class ZaptecFeed:
         try:
             report.outcomes.append(self._merge(messages, run_id))
         except Exception as exc:  # one bad message must not wedge the rest: merge them one by one
-            log.warning("Zaptec batch %s-%s failed (%s); merging message by message", messages[0].id, messages[-1].id, exc)
+            log.warning(
+                "Zaptec batch %s-%s failed (%s); merging message by message",
+                messages[0].id,
+                messages[-1].id,
+                exc,
+            )
             for message in messages:
                 try:
                     report.outcomes.append(self._merge([message], run_id))
@@ -114,7 +135,10 @@ class ZaptecFeed:
     def _merge(self, messages: Sequence[Message], run_id: str | None) -> Any:
         last = messages[-1].id
         outcome = merge_observations(
-            self.warehouse, [m.payload for m in messages], run_id=run_id, stream="push",
+            self.warehouse,
+            [m.payload for m in messages],
+            run_id=run_id,
+            stream="push",
             lineage=f"push:inbox {messages[0].id}-{last}",
             before_commit=lambda writer, _valid: self.inbox.advance(writer, last),
         )
@@ -123,9 +147,19 @@ class ZaptecFeed:
 
     def _start_catch_up(self, log: Any) -> None:
         with self.warehouse.get_connection() as con:
-            charger_ids = [r[0] for r in con.execute(f"SELECT charger_id FROM {CHARGERS} WHERE NOT is_deleted ORDER BY 1").fetchall()]
-        log.warning("Zaptec subscription re-created: polling %d charger(s) for the changes published meanwhile", len(charger_ids))
-        self.catch_up_thread = threading.Thread(target=self._catch_up_poll, args=(charger_ids,), name="zaptec-catch-up", daemon=True)
+            charger_ids = [
+                r[0]
+                for r in con.execute(
+                    f"SELECT charger_id FROM {CHARGERS} WHERE NOT is_deleted ORDER BY 1"
+                ).fetchall()
+            ]
+        log.warning(
+            "Zaptec subscription re-created: polling %d charger(s) for the changes published meanwhile",
+            len(charger_ids),
+        )
+        self.catch_up_thread = threading.Thread(
+            target=self._catch_up_poll, args=(charger_ids,), name="zaptec-catch-up", daemon=True
+        )
         self.catch_up_thread.start()
 
     def _catch_up_poll(self, charger_ids: list[str]) -> None:
@@ -136,7 +170,9 @@ class ZaptecFeed:
             log.warning("Zaptec catch-up poll failed; the scheduled state poll covers the gap: %s", exc)
             return
         stamp = int(time.time())
-        self.store.put_many(SOURCE, [("poll", f"catch-up:{stamp}:{n}", o) for n, o in enumerate(poll.observations)])
+        self.store.put_many(
+            SOURCE, [("poll", f"catch-up:{stamp}:{n}", o) for n, o in enumerate(poll.observations)]
+        )
         if self._wake is not None:
             self._wake.set()
 

@@ -25,25 +25,87 @@ from evpipeline.validation import flag_invalid
 EMPTY_CHARGER_ID = "00000000-0000-0000-0000-000000000000"
 
 # ChargerOperationMode (state 710; the charger list calls it OperatingMode). 4 is unused.
-OPERATION_MODES = {0: "Unknown", 1: "Disconnected", 2: "Connected_Requesting", 3: "Connected_Charging", 5: "Connected_Finished"}
+OPERATION_MODES = {
+    0: "Unknown",
+    1: "Disconnected",
+    2: "Connected_Requesting",
+    3: "Connected_Charging",
+    5: "Connected_Finished",
+}
 STATE_NAMES = {
-    -3: "IsOcppConnected", -2: "IsOnline", -1: "Pulse", 1: "OfflineMode", 120: "AuthenticationRequired",
-    150: "CommunicationMode", 151: "PermanentCableLock", 201: "TemperatureInternal5", 202: "TemperatureInternal6",
-    270: "Humidity", 501: "VoltagePhase1", 502: "VoltagePhase2", 503: "VoltagePhase3", 507: "CurrentPhase1",
-    508: "CurrentPhase2", 509: "CurrentPhase3", 510: "ChargerMaxCurrent", 511: "ChargerMinCurrent", 512: "ActivePhases",
-    513: "TotalChargePower", 519: "SetPhases", 520: "MaxPhases", 522: "ChargerOfflinePhase", 523: "ChargerOfflineCurrent",
-    553: "TotalChargePowerSession", 554: "SignedMeterValue", 555: "SignedMeterValueInterval", 702: "ChargeMode",
-    707: "ChargeCurrentInstallationMaxLimit", 708: "ChargeCurrentSet", 710: "ChargerOperationMode", 711: "IsEnabled",
-    712: "IsStandAlone", 714: "CableType", 715: "NetworkType", 716: "DetectedCar", 718: "FinalStopActive",
-    721: "SessionIdentifier", 722: "ChargerCurrentUserUuid", 723: "CompletedSession", 751: "AuthenticationListVersion",
-    760: "Location", 761: "TimeZone", 763: "NextScheduleEvent", 800: "InstallationId", 804: "Warnings",
-    809: "CommunicationSignalStrength", 908: "SmartComputerSoftwareApplicationVersion",
+    -3: "IsOcppConnected",
+    -2: "IsOnline",
+    -1: "Pulse",
+    1: "OfflineMode",
+    120: "AuthenticationRequired",
+    150: "CommunicationMode",
+    151: "PermanentCableLock",
+    201: "TemperatureInternal5",
+    202: "TemperatureInternal6",
+    270: "Humidity",
+    501: "VoltagePhase1",
+    502: "VoltagePhase2",
+    503: "VoltagePhase3",
+    507: "CurrentPhase1",
+    508: "CurrentPhase2",
+    509: "CurrentPhase3",
+    510: "ChargerMaxCurrent",
+    511: "ChargerMinCurrent",
+    512: "ActivePhases",
+    513: "TotalChargePower",
+    519: "SetPhases",
+    520: "MaxPhases",
+    522: "ChargerOfflinePhase",
+    523: "ChargerOfflineCurrent",
+    553: "TotalChargePowerSession",
+    554: "SignedMeterValue",
+    555: "SignedMeterValueInterval",
+    702: "ChargeMode",
+    707: "ChargeCurrentInstallationMaxLimit",
+    708: "ChargeCurrentSet",
+    710: "ChargerOperationMode",
+    711: "IsEnabled",
+    712: "IsStandAlone",
+    714: "CableType",
+    715: "NetworkType",
+    716: "DetectedCar",
+    718: "FinalStopActive",
+    721: "SessionIdentifier",
+    722: "ChargerCurrentUserUuid",
+    723: "CompletedSession",
+    751: "AuthenticationListVersion",
+    760: "Location",
+    761: "TimeZone",
+    763: "NextScheduleEvent",
+    800: "InstallationId",
+    804: "Warnings",
+    809: "CommunicationSignalStrength",
+    908: "SmartComputerSoftwareApplicationVersion",
     911: "SmartMainboardSoftwareApplicationVersion",
 }
 # Numeric observations and their unit (None: a count or code).
 NUMERIC: dict[int, str | None] = {
-    201: "Cel", 202: "Cel", 270: "%", 501: "V", 502: "V", 503: "V", 507: "A", 508: "A", 509: "A", 510: "A", 511: "A",
-    512: None, 513: "W", 519: None, 520: None, 522: None, 523: "A", 553: "kWh", 707: "A", 708: "A", 809: "dBm",
+    201: "Cel",
+    202: "Cel",
+    270: "%",
+    501: "V",
+    502: "V",
+    503: "V",
+    507: "A",
+    508: "A",
+    509: "A",
+    510: "A",
+    511: "A",
+    512: None,
+    513: "W",
+    519: None,
+    520: None,
+    522: None,
+    523: "A",
+    553: "kWh",
+    707: "A",
+    708: "A",
+    809: "dBm",
 }
 BOOLEAN = {-3, -2, 1, 120, 151, 711, 712, 718}
 OPERATION_MODE = 710
@@ -54,25 +116,72 @@ EXCLUDED_STATES = {854, 877, 900, 980}
 # (Zaptec's own GUID) is not in the Countries of /api/constants. A zone is configured, not located:
 # a Dutch site may well run on Brussels time.
 COUNTRY_BY_ZONE = {
-    "Europe/Oslo": "NOR", "Europe/Amsterdam": "NLD", "Europe/Stockholm": "SWE", "Europe/Copenhagen": "DNK",
-    "Europe/Helsinki": "FIN", "Europe/Berlin": "DEU", "Europe/Brussels": "BEL", "Europe/Luxembourg": "LUX",
-    "Europe/Paris": "FRA", "Europe/Zurich": "CHE", "Europe/Vienna": "AUT", "Europe/London": "GBR",
-    "Europe/Dublin": "IRL", "Atlantic/Reykjavik": "ISL", "Europe/Madrid": "ESP", "Europe/Rome": "ITA",
+    "Europe/Oslo": "NOR",
+    "Europe/Amsterdam": "NLD",
+    "Europe/Stockholm": "SWE",
+    "Europe/Copenhagen": "DNK",
+    "Europe/Helsinki": "FIN",
+    "Europe/Berlin": "DEU",
+    "Europe/Brussels": "BEL",
+    "Europe/Luxembourg": "LUX",
+    "Europe/Paris": "FRA",
+    "Europe/Zurich": "CHE",
+    "Europe/Vienna": "AUT",
+    "Europe/London": "GBR",
+    "Europe/Dublin": "IRL",
+    "Atlantic/Reykjavik": "ISL",
+    "Europe/Madrid": "ESP",
+    "Europe/Rome": "ITA",
 }
 MODELS = {
-    "Pro": ("ZCS", "ZPR", "ZCH", "ZPG"), "Go": ("ZAP", "ZGB", "ZAG"), "Go2": ("GPN", "GPG"), "Sense": ("APH", "APG", "APM"),
+    "Pro": ("ZCS", "ZPR", "ZCH", "ZPG"),
+    "Go": ("ZAP", "ZGB", "ZAG"),
+    "Go2": ("GPN", "GPG"),
+    "Sense": ("APH", "APG", "APM"),
 }
 
 INSTALLATION_KEYS = {
-    "Id", "Name", "Address", "ZipCode", "City", "CountryId", "InstallationType", "NetworkType", "AuthenticationType",
-    "IsRequiredAuthentication", "CurrentUserRoles", "Active", "MaxCurrent", "AvailableCurrentPhase1",
-    "AvailableCurrentPhase2", "AvailableCurrentPhase3", "UseLoadBalancing", "MessagingEnabled", "TimeZoneIanaName",
-    "ActiveChargerCount", "CreatedOnDate", "UpdatedOn", "Latitude", "Longitude",
+    "Id",
+    "Name",
+    "Address",
+    "ZipCode",
+    "City",
+    "CountryId",
+    "InstallationType",
+    "NetworkType",
+    "AuthenticationType",
+    "IsRequiredAuthentication",
+    "CurrentUserRoles",
+    "Active",
+    "MaxCurrent",
+    "AvailableCurrentPhase1",
+    "AvailableCurrentPhase2",
+    "AvailableCurrentPhase3",
+    "UseLoadBalancing",
+    "MessagingEnabled",
+    "TimeZoneIanaName",
+    "ActiveChargerCount",
+    "CreatedOnDate",
+    "UpdatedOn",
+    "Latitude",
+    "Longitude",
 }
 CIRCUIT_KEYS = {"Id", "Name", "MaxCurrent", "IsActive", "InstallationId", "Chargers"}
 CHARGER_KEYS = {
-    "Id", "InstallationId", "CircuitId", "DeviceId", "MID", "SerialNo", "Name", "DeviceType", "Active",
-    "IsAuthorizationRequired", "AuthenticationType", "CurrentUserRoles", "InstallationName", "CreatedOnDate",
+    "Id",
+    "InstallationId",
+    "CircuitId",
+    "DeviceId",
+    "MID",
+    "SerialNo",
+    "Name",
+    "DeviceType",
+    "Active",
+    "IsAuthorizationRequired",
+    "AuthenticationType",
+    "CurrentUserRoles",
+    "InstallationName",
+    "CreatedOnDate",
 }
 LIVE_CHARGER_KEYS = {"OperatingMode", "IsOnline", "SignedMeterValueKwh", "SignedMeterValue"}
 
@@ -157,18 +266,31 @@ def circuits(trees: Iterable[tuple[str, dict[str, Any]]], as_of: datetime) -> Ro
             if not isinstance(circuit, dict):
                 continue
             chargers = list_or_empty(circuit.get("Chargers"))
-            rows.append({
-                "circuit_id": circuit.get("Id"),
-                "installation_id": circuit.get("InstallationId") or installation_id,
-                "name": circuit.get("Name"),
-                "max_current": circuit.get("MaxCurrent"),
-                "is_active": circuit.get("IsActive"),
-                "charger_ids": json.dumps(sorted(str(c.get("Id")) for c in chargers if isinstance(c, dict))),
-                "extra": extra_json(circuit, CIRCUIT_KEYS | {"InstallationName"}),
-                "is_deleted": False,
-            })
+            rows.append(
+                {
+                    "circuit_id": circuit.get("Id"),
+                    "installation_id": circuit.get("InstallationId") or installation_id,
+                    "name": circuit.get("Name"),
+                    "max_current": circuit.get("MaxCurrent"),
+                    "is_active": circuit.get("IsActive"),
+                    "charger_ids": json.dumps(
+                        sorted(str(c.get("Id")) for c in chargers if isinstance(c, dict))
+                    ),
+                    "extra": extra_json(circuit, CIRCUIT_KEYS | {"InstallationName"}),
+                    "is_deleted": False,
+                }
+            )
             raw.append(circuit)
-    columns = ["circuit_id", "installation_id", "name", "max_current", "is_active", "charger_ids", "extra", "is_deleted"]
+    columns = [
+        "circuit_id",
+        "installation_id",
+        "name",
+        "max_current",
+        "is_active",
+        "charger_ids",
+        "extra",
+        "is_deleted",
+    ]
     return Rows(stamp(pd.DataFrame(rows, columns=columns), as_of), raw)
 
 
@@ -272,19 +394,32 @@ def observations(records: Iterable[Any]) -> Rows:
             number, flag, mode, problem = decode(state_id, text)
         if not record.get("Timestamp"):
             problem = "; ".join(p for p in (problem, "Timestamp: missing") if p)
-        rows.append({
-            "charger_id": None if charger_id is None else str(charger_id),
-            "state_id": state_id,
-            "state_name": STATE_NAMES.get(state_id) if state_id is not None else None,
-            "value_as_string": text,
-            "value_number": number,
-            "value_bool": flag,
-            "unit": NUMERIC.get(state_id) if state_id is not None and number is not None and state_id != OPERATION_MODE else None,
-            "operation_mode": mode,
-        })
+        rows.append(
+            {
+                "charger_id": None if charger_id is None else str(charger_id),
+                "state_id": state_id,
+                "state_name": STATE_NAMES.get(state_id) if state_id is not None else None,
+                "value_as_string": text,
+                "value_number": number,
+                "value_bool": flag,
+                "unit": NUMERIC.get(state_id)
+                if state_id is not None and number is not None and state_id != OPERATION_MODE
+                else None,
+                "operation_mode": mode,
+            }
+        )
         raw.append({k: v for k, v in record.items() if not k.startswith("_message")})
         problems.append(problem)
-    columns = ["charger_id", "state_id", "state_name", "value_as_string", "value_number", "value_bool", "unit", "operation_mode"]
+    columns = [
+        "charger_id",
+        "state_id",
+        "state_name",
+        "value_as_string",
+        "value_number",
+        "value_bool",
+        "unit",
+        "operation_mode",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     frame["state_id"] = frame["state_id"].astype("Int64")
     frame["value_bool"] = frame["value_bool"].astype("boolean")

@@ -70,21 +70,33 @@ def store(inbox: Inbox, message: BusMessage) -> str:
     return "undecodable" if kind == "undecodable" else "stored"
 
 
-def _reconnect(client: ZaptecClient, old: ConnectionDetails, *, gone: bool, logger: Any) -> tuple[ConnectionDetails, bool]:
+def _reconnect(
+    client: ZaptecClient, old: ConnectionDetails, *, gone: bool, logger: Any
+) -> tuple[ConnectionDetails, bool]:
     """Fresh connection details; a new subscription when ours was removed. (details, resubscribed)."""
     fresh = client.connection_details()
     if not gone:
         return fresh, False  # keys rotated: same subscription, new credentials
     if (fresh.topic, fresh.subscription) != (old.topic, old.subscription):
-        logger.warning("Zaptec message subscription %s was replaced by %s", old.subscription, fresh.subscription)
+        logger.warning(
+            "Zaptec message subscription %s was replaced by %s", old.subscription, fresh.subscription
+        )
         return fresh, True
     logger.warning("Zaptec message subscription %s/%s is gone; re-creating it", old.topic, old.subscription)
     return client.recreate_subscription(), True
 
 
 def _receive(
-    client: ZaptecClient, details: ConnectionDetails, inbox: Inbox, result: DrainResult,
-    *, max_messages: int, wait_seconds: int, deadline: float, receivers: int, on_stored: Callable[[], None] | None,
+    client: ZaptecClient,
+    details: ConnectionDetails,
+    inbox: Inbox,
+    result: DrainResult,
+    *,
+    max_messages: int,
+    wait_seconds: int,
+    deadline: float,
+    receivers: int,
+    on_stored: Callable[[], None] | None,
 ) -> None:
     """Several peek-lock receivers on one subscription (each message is locked to one of them)."""
     lock = threading.Lock()
@@ -140,8 +152,17 @@ def drain(
     retried_auth = False
     while True:
         try:
-            _receive(client, details, inbox, result, max_messages=max_messages, wait_seconds=wait_seconds,
-                     deadline=deadline, receivers=receivers, on_stored=on_stored)
+            _receive(
+                client,
+                details,
+                inbox,
+                result,
+                max_messages=max_messages,
+                wait_seconds=wait_seconds,
+                deadline=deadline,
+                receivers=receivers,
+                on_stored=on_stored,
+            )
             break
         except (SubscriptionGone, AuthError) as exc:
             gone = isinstance(exc, SubscriptionGone)

@@ -143,7 +143,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "latitude": "WGS84 latitude (`Latitude`).",
         "longitude": "WGS84 longitude (`Longitude`).",
         "is_required_authentication": "Drivers must authenticate to charge (`IsRequiredAuthentication`); with "
-                                      "installation_type 0 this makes the installation public.",
+        "installation_type 0 this makes the installation public.",
         "active": "The installation is active (`Active`); an inactive one is a deleted Location in the mart.",
         "max_current": "Maximum current of the installation in A (`MaxCurrent`).",
         "available_current_phase1": "Current available to the installation on phase 1, in A (`AvailableCurrentPhase1`).",
@@ -154,8 +154,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "active_charger_count": "Active chargers in the installation (`ActiveChargerCount`).",
         "created_on": "When the installation was created (`CreatedOnDate`, UTC).",
         "updated_on": "When Zaptec last updated the installation (`UpdatedOn`, UTC).",
-        "visibility_reason": "Why the installation is public or private (e.g. \"private: Zaptec Home/Smart "
-                             "installation\").",
+        "visibility_reason": 'Why the installation is public or private (e.g. "private: Zaptec Home/Smart '
+        'installation").',
         "extra": "Installation keys the pipeline does not model, as JSON; NULL when there are none.",
     },
     CIRCUITS: {
@@ -182,22 +182,22 @@ COLUMNS: dict[str, dict[str, str]] = {
         "installation_name": "Name of the charger's installation (`InstallationName`).",
         "created_on": "When the charger was created (`CreatedOnDate`, UTC).",
         "extra": "Charger keys the pipeline does not model, as JSON (live fields such as OperatingMode and IsOnline "
-                 "are left out: they are state); NULL when there are none.",
+        "are left out: they are state); NULL when there are none.",
     },
     STATES: {
         "charger_id": "The charger (`ChargerId`).",
         "state_id": "Observation id (`StateId`, e.g. -2 IsOnline, 510 ChargerMaxCurrent, 513 TotalChargePower, "
-                    "553 TotalChargePowerSession, 710 ChargerOperationMode, 718 FinalStopActive); one row per "
-                    "charger and id, its latest value.",
+        "553 TotalChargePowerSession, 710 ChargerOperationMode, 718 FinalStopActive); one row per "
+        "charger and id, its latest value.",
         "state_name": "Name of the observation id (NULL for ids the pipeline does not know).",
         "unit": "Unit of value_number (V, A, W, kWh, Cel, %, dBm); NULL for counts, codes and non-numeric values.",
         "operation_mode": "ChargerOperationMode name (state 710 only): Unknown, Disconnected, Connected_Requesting, "
-                          "Connected_Charging or Connected_Finished. Transitions in ops.status_history.",
+        "Connected_Charging or Connected_Finished. Transitions in ops.status_history.",
     },
     "zaptec.charger_live": {
         "charger_id": "The charger (zaptec.charger_states.charger_id).",
         "operation_mode": "ChargerOperationMode (state 710): Unknown, Disconnected, Connected_Requesting, "
-                          "Connected_Charging or Connected_Finished.",
+        "Connected_Charging or Connected_Finished.",
         "operation_mode_since": "Timestamp of the observation that set the current operation mode (UTC).",
         "is_online": "The charger is online (state -2 IsOnline).",
         "power_w": "Charging power now, in W (state 513 TotalChargePower).",

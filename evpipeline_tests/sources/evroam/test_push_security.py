@@ -36,11 +36,19 @@ class Hostile:
         self.internal_hits: list[str] = []
         internal = Starlette(routes=[Route("/secret", self._secret)])
         self.internal = BackgroundServer(internal).start()
-        app = Starlette(routes=[
-            Route("/file.json", lambda r: self._hit(r, JSONResponse(RECORDS))),
-            Route("/redirect", lambda r: self._hit(r, RedirectResponse(f"{self.internal.url}/secret", status_code=302))),
-            Route("/redirect-same-host", lambda r: self._hit(r, RedirectResponse("/file.json", status_code=301))),
-        ])
+        app = Starlette(
+            routes=[
+                Route("/file.json", lambda r: self._hit(r, JSONResponse(RECORDS))),
+                Route(
+                    "/redirect",
+                    lambda r: self._hit(r, RedirectResponse(f"{self.internal.url}/secret", status_code=302)),
+                ),
+                Route(
+                    "/redirect-same-host",
+                    lambda r: self._hit(r, RedirectResponse("/file.json", status_code=301)),
+                ),
+            ]
+        )
         self.server = BackgroundServer(app).start()
 
     def _hit(self, request: Request, response: Response) -> Response:
@@ -68,8 +76,14 @@ def hostile() -> Iterator[Hostile]:
 
 
 def client_for(allowed: str) -> EVRoamClient:
-    return EVRoamResource(base_url="http://127.0.0.1:9/consumer/api", subscription_key="k", allowed_push_hosts=allowed,
-                          backoff_base=0.01, max_attempts=1, read_timeout=2.0).client()
+    return EVRoamResource(
+        base_url="http://127.0.0.1:9/consumer/api",
+        subscription_key="k",
+        allowed_push_hosts=allowed,
+        backoff_base=0.01,
+        max_attempts=1,
+        read_timeout=2.0,
+    ).client()
 
 
 def test_a_plain_allowed_url_is_fetched(hostile: Hostile) -> None:
@@ -85,22 +99,27 @@ def test_redirects_are_refused_never_followed(hostile: Hostile, path: str) -> No
     assert hostile.internal_hits == [] and hostile.hits == [path]  # asked once, the Location never followed
 
 
-@pytest.mark.parametrize("url, reason", [
-    ("http://evil:80\\@127.0.0.1:{port}/file.json", "backslash"),
-    ("http://evil@127.0.0.1:{port}/file.json", "user info"),
-    ("http://127.0.0.1:{port}@evil.example/file.json", "user info"),
-    ("http://127.0.0.1:{other}/file.json", "not an allowed push-file origin"),
-    ("https://127.0.0.1:{port}/file.json", "not an allowed push-file origin"),
-    ("ftp://127.0.0.1:{port}/file.json", "scheme"),
-    ("http://127.0.0.1:{port}/file.json#x", "fragment"),
-    (" http://127.0.0.1:{port}/file.json", "whitespace"),
-    ("http://127.0.0.1:{port}/fïle.json", "non-ASCII"),
-    ("http://127.0.0.1:99999/file.json", "port"),
-    ("http://[::1]:{port}/file.json", "not an allowed push-file origin"),
-    ("http://169.254.169.254/latest/meta-data", "not an allowed push-file origin"),
-    (None, "no file URL"),
-])
-def test_urls_that_two_parsers_could_read_differently_are_refused_unfetched(hostile: Hostile, url: str | None, reason: str) -> None:
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("http://evil:80\\@127.0.0.1:{port}/file.json", "backslash"),
+        ("http://evil@127.0.0.1:{port}/file.json", "user info"),
+        ("http://127.0.0.1:{port}@evil.example/file.json", "user info"),
+        ("http://127.0.0.1:{other}/file.json", "not an allowed push-file origin"),
+        ("https://127.0.0.1:{port}/file.json", "not an allowed push-file origin"),
+        ("ftp://127.0.0.1:{port}/file.json", "scheme"),
+        ("http://127.0.0.1:{port}/file.json#x", "fragment"),
+        (" http://127.0.0.1:{port}/file.json", "whitespace"),
+        ("http://127.0.0.1:{port}/fïle.json", "non-ASCII"),
+        ("http://127.0.0.1:99999/file.json", "port"),
+        ("http://[::1]:{port}/file.json", "not an allowed push-file origin"),
+        ("http://169.254.169.254/latest/meta-data", "not an allowed push-file origin"),
+        (None, "no file URL"),
+    ],
+)
+def test_urls_that_two_parsers_could_read_differently_are_refused_unfetched(
+    hostile: Hostile, url: str | None, reason: str
+) -> None:
     client = client_for(hostile.server.url)
     target = url.format(port=hostile.port, other=hostile.internal.port) if url else url
     with pytest.raises(PushUrlRefused, match=reason):
@@ -111,15 +130,23 @@ def test_urls_that_two_parsers_could_read_differently_are_refused_unfetched(host
 def test_the_url_fetched_is_the_one_judged() -> None:
     origins = parse_origins("https://evroamstore.blob.core.windows.net")
     url = "https://EVROAMSTORE.blob.core.windows.net/notifications/sites-1.json?sv=1&sig=abc"
-    assert vet(url, origins) == "https://evroamstore.blob.core.windows.net/notifications/sites-1.json?sv=1&sig=abc"
+    assert (
+        vet(url, origins)
+        == "https://evroamstore.blob.core.windows.net/notifications/sites-1.json?sv=1&sig=abc"
+    )
 
 
 def test_allow_list_entries_pin_scheme_host_and_port() -> None:
     [store] = parse_origins(DEFAULT_PUSH_ORIGIN)
     assert store == Origin("https", "evroamstore.blob.core.windows.net", 443)
-    assert ENVIRONMENT["EVROAM_PUSH_ALLOWED_HOSTS"][0] == DEFAULT_PUSH_ORIGIN  # no loopback, no other storage account
-    for refused in ("https://other.blob.core.windows.net/f.json", "https://evroamstore.blob.core.windows.net:8443/f.json",
-                    "http://evroamstore.blob.core.windows.net/f.json"):
+    assert (
+        ENVIRONMENT["EVROAM_PUSH_ALLOWED_HOSTS"][0] == DEFAULT_PUSH_ORIGIN
+    )  # no loopback, no other storage account
+    for refused in (
+        "https://other.blob.core.windows.net/f.json",
+        "https://evroamstore.blob.core.windows.net:8443/f.json",
+        "http://evroamstore.blob.core.windows.net/f.json",
+    ):
         with pytest.raises(PushUrlRefused):
             vet(refused, [store])
     [wildcard] = parse_origins("https://*.blob.core.windows.net")  # only when asked for, explicitly
@@ -141,18 +168,29 @@ def receiver(tmp_path: Path) -> Iterator[tuple[BackgroundServer, Inbox]]:
 
 
 def event(n: int, **extra: object) -> dict[str, object]:
-    return {"id": f"e-{n}", "eventType": "EVRoam.ChargingStationChanges", "eventTime": "2026-11-01T12:00:00Z",
-            "subject": f"chargingstations-{n}.json", "data": {"url": f"https://evroamstore.blob.core.windows.net/n/chargingstations-{n}.json"},
-            **extra}
+    return {
+        "id": f"e-{n}",
+        "eventType": "EVRoam.ChargingStationChanges",
+        "eventTime": "2026-11-01T12:00:00Z",
+        "subject": f"chargingstations-{n}.json",
+        "data": {"url": f"https://evroamstore.blob.core.windows.net/n/chargingstations-{n}.json"},
+        **extra,
+    }
 
 
 def post(server: BackgroundServer, body: bytes | object) -> requests.Response:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return requests.post(f"{server.url}/api/evroam_listener?code={KEY}", data=data,
-                         headers={"Content-Type": "application/json"}, timeout=30)
+    return requests.post(
+        f"{server.url}/api/evroam_listener?code={KEY}",
+        data=data,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
 
 
-def test_oversized_deliveries_are_refused_fast_and_health_stays_up(receiver: tuple[BackgroundServer, Inbox]) -> None:
+def test_oversized_deliveries_are_refused_fast_and_health_stays_up(
+    receiver: tuple[BackgroundServer, Inbox],
+) -> None:
     server, inbox = receiver
     huge = json.dumps([event(n) for n in range(100_000)]).encode()  # ~20 MB, 100,000 events
     health: list[float] = []
@@ -191,11 +229,15 @@ def test_too_many_events_is_413(receiver: tuple[BackgroundServer, Inbox]) -> Non
     assert inbox.count("evroam") == 0
 
 
-def test_exactly_5000_events_are_one_delivery_and_5001_are_not(receiver: tuple[BackgroundServer, Inbox]) -> None:
+def test_exactly_5000_events_are_one_delivery_and_5001_are_not(
+    receiver: tuple[BackgroundServer, Inbox],
+) -> None:
     """Event Grid batches at most 5,000 events: the limit itself is a real delivery (stored whole),
     one more is not Event Grid (refused, nothing stored)."""
     server, inbox = receiver
-    small = [{"id": f"e-{n}", "subject": f"sites-{n}.json"} for n in range(5001)]  # ~230 kB: far below the byte cap
+    small = [
+        {"id": f"e-{n}", "subject": f"sites-{n}.json"} for n in range(5001)
+    ]  # ~230 kB: far below the byte cap
     assert len(json.dumps(small).encode()) < 1024 * 1024
     refused = post(server, small)
     assert refused.status_code == 413
@@ -205,7 +247,9 @@ def test_exactly_5000_events_are_one_delivery_and_5001_are_not(receiver: tuple[B
     assert inbox.count("evroam") == 5000
 
 
-def test_a_chunked_body_over_1_mb_is_refused_before_it_is_all_sent(receiver: tuple[BackgroundServer, Inbox]) -> None:
+def test_a_chunked_body_over_1_mb_is_refused_before_it_is_all_sent(
+    receiver: tuple[BackgroundServer, Inbox],
+) -> None:
     """Without a Content-Length there is nothing to refuse up front: the receiver counts while it
     reads and answers 413 as soon as the body passes 1 MiB (1,048,576 bytes), so a sender cannot make
     it buffer an endless body. The client sends exactly one byte past the cap and then nothing (no
@@ -214,9 +258,13 @@ def test_a_chunked_body_over_1_mb_is_refused_before_it_is_all_sent(receiver: tup
     server, inbox = receiver
     piece = b" " * 65536
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
-        sock.sendall(f"POST /api/evroam_listener?code={KEY} HTTP/1.1\r\nHost: {server.host}\r\n"
-                     "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
-        sock.sendall(b"1\r\n[\r\n")  # the JSON's start, then whitespace: 16 x 64 KiB - 1 brings it to the cap exactly
+        sock.sendall(
+            f"POST /api/evroam_listener?code={KEY} HTTP/1.1\r\nHost: {server.host}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        sock.sendall(
+            b"1\r\n[\r\n"
+        )  # the JSON's start, then whitespace: 16 x 64 KiB - 1 brings it to the cap exactly
         for n in range(16):
             chunk = piece if n < 15 else piece[:-1]
             sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
@@ -229,23 +277,32 @@ def test_a_chunked_body_over_1_mb_is_refused_before_it_is_all_sent(receiver: tup
                     break
                 answer += received
         except TimeoutError:
-            pytest.fail(f"no answer while the body was incomplete (the receiver waits to read it whole); got {answer!r}")
+            pytest.fail(
+                f"no answer while the body was incomplete (the receiver waits to read it whole); got {answer!r}"
+            )
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413 "), head
-    assert json.loads(body) == {"error": "body larger than 1,048,576 bytes; Event Grid deliveries are at most that"}
+    assert json.loads(body) == {
+        "error": "body larger than 1,048,576 bytes; Event Grid deliveries are at most that"
+    }
     assert inbox.count("evroam") == 0
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
-    (b"{not json", "not JSON"),
-    ([event(1, data="https://example.net/x")], "`data` is not an object"),
-    ([event(1, data=[1, 2])], "`data` is not an object"),
-    ([event(1), 7], "event 1 is not an object"),
-    ([event(1, id=["x"])], "`id` is not a string"),
-    ("a string", "expected an array"),
-])
-def test_malformed_deliveries_are_400_with_the_reason(receiver: tuple[BackgroundServer, Inbox], body: object, message: str) -> None:
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
+        (b"{not json", "not JSON"),
+        ([event(1, data="https://example.net/x")], "`data` is not an object"),
+        ([event(1, data=[1, 2])], "`data` is not an object"),
+        ([event(1), 7], "event 1 is not an object"),
+        ([event(1, id=["x"])], "`id` is not a string"),
+        ("a string", "expected an array"),
+    ],
+)
+def test_malformed_deliveries_are_400_with_the_reason(
+    receiver: tuple[BackgroundServer, Inbox], body: object, message: str
+) -> None:
     server, inbox = receiver
     answer = post(server, body)
     assert answer.status_code == 400 and message in answer.json()["error"]
@@ -254,7 +311,12 @@ def test_malformed_deliveries_are_400_with_the_reason(receiver: tuple[Background
 
 def test_the_receiver_still_requires_its_key(receiver: tuple[BackgroundServer, Inbox]) -> None:
     server, _ = receiver
-    assert requests.post(f"{server.url}/api/evroam_listener?code=wrong", data=b"x" * (2 * MAX_BODY_BYTES)).status_code == 401
+    assert (
+        requests.post(
+            f"{server.url}/api/evroam_listener?code=wrong", data=b"x" * (2 * MAX_BODY_BYTES)
+        ).status_code
+        == 401
+    )
 
 
 # -- the URL rules as pure logic: each refusal with its exact reason (what a dead letter shows) -----
@@ -263,19 +325,22 @@ def test_the_receiver_still_requires_its_key(receiver: tuple[BackgroundServer, I
 STORE = "https://evroamstore.blob.core.windows.net"
 
 
-@pytest.mark.parametrize("url, reason", [
-    (None, "notification has no file URL"),
-    ("", "notification has no file URL"),
-    (123, "notification has no file URL"),
-    (f"{STORE}/a\x01b.json", "URL contains a backslash, whitespace, control or non-ASCII character"),
-    (f"{STORE}/a\x7fb.json", "URL contains a backslash, whitespace, control or non-ASCII character"),
-    ("https://user@evroamstore.blob.core.windows.net/f.json", "URL carries user info (user@host)"),
-    (f"{STORE}/f.json#part", "URL carries a fragment"),
-    ("https://evroamstore.blob.core.windows.net:http/f.json", "port is not a number from 0 to 65535"),
-    ("https:///f.json", "URL has no host"),
-    ("gopher://evroamstore.blob.core.windows.net/f.json", "scheme 'gopher' is not http(s)"),
-    ("https://other.example/f.json", "https://other.example:443 is not an allowed push-file origin"),
-])
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        (None, "notification has no file URL"),
+        ("", "notification has no file URL"),
+        (123, "notification has no file URL"),
+        (f"{STORE}/a\x01b.json", "URL contains a backslash, whitespace, control or non-ASCII character"),
+        (f"{STORE}/a\x7fb.json", "URL contains a backslash, whitespace, control or non-ASCII character"),
+        ("https://user@evroamstore.blob.core.windows.net/f.json", "URL carries user info (user@host)"),
+        (f"{STORE}/f.json#part", "URL carries a fragment"),
+        ("https://evroamstore.blob.core.windows.net:http/f.json", "port is not a number from 0 to 65535"),
+        ("https:///f.json", "URL has no host"),
+        ("gopher://evroamstore.blob.core.windows.net/f.json", "scheme 'gopher' is not http(s)"),
+        ("https://other.example/f.json", "https://other.example:443 is not an allowed push-file origin"),
+    ],
+)
 def test_each_refused_url_names_its_reason_exactly(url: object, reason: str) -> None:
     with pytest.raises(PushUrlRefused) as refused:
         vet(url, parse_origins(STORE))
@@ -284,16 +349,22 @@ def test_each_refused_url_names_its_reason_exactly(url: object, reason: str) -> 
 
 def test_a_url_without_a_path_is_fetched_at_the_root_with_its_query() -> None:
     assert vet(f"{STORE}?sv=1", parse_origins(STORE)) == f"{STORE}/?sv=1"
-    assert vet(f"{STORE}:443/f.json", parse_origins(STORE)) == f"{STORE}:443/f.json"  # a port given stays given
+    assert (
+        vet(f"{STORE}:443/f.json", parse_origins(STORE)) == f"{STORE}:443/f.json"
+    )  # a port given stays given
 
 
 def test_the_allow_list_is_a_comma_list_whose_empty_entries_are_skipped() -> None:
     assert parse_origins(" https://a.example ,, http://127.0.0.1:8701, ") == [
-        Origin("https", "a.example", 443), Origin("http", "127.0.0.1", 8701)]
+        Origin("https", "a.example", 443),
+        Origin("http", "127.0.0.1", 8701),
+    ]
     assert parse_origins("") == []
 
 
-@pytest.mark.parametrize("entry", ["https://user@a.example", "https://a.example/files", "ftp://a.example", "https://:443"])
+@pytest.mark.parametrize(
+    "entry", ["https://user@a.example", "https://a.example/files", "ftp://a.example", "https://:443"]
+)
 def test_an_allow_list_entry_is_an_origin_only(entry: str) -> None:
     with pytest.raises(ValueError) as bad:
         parse_origins(entry)

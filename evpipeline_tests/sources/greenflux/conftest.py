@@ -41,19 +41,35 @@ def greenflux(greenflux_sim: GreenFluxSimulator) -> GreenFluxResource:
 
 
 def resource(sim: GreenFluxSimulator, **overrides: Any) -> GreenFluxResource:
-    options: dict[str, Any] = {"page_limit": PAGE, "requests_per_second": 500, "backoff_base": 0.01, "read_timeout": 2.0}
-    return GreenFluxResource(base_url=sim.url, token=overrides.pop("token", TOKEN), **{**options, **overrides})
+    options: dict[str, Any] = {
+        "page_limit": PAGE,
+        "requests_per_second": 500,
+        "backoff_base": 0.01,
+        "read_timeout": 2.0,
+    }
+    return GreenFluxResource(
+        base_url=sim.url, token=overrides.pop("token", TOKEN), **{**options, **overrides}
+    )
 
 
 def sync(
-    greenflux: GreenFluxResource, warehouse: WarehouseResource, mode: str = "delta", overlap_seconds: int = 120,
-    selection: Any = None, raise_on_error: bool = True,
+    greenflux: GreenFluxResource,
+    warehouse: WarehouseResource,
+    mode: str = "delta",
+    overlap_seconds: int = 120,
+    selection: Any = None,
+    raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
     """One run of the GreenFlux assets through Dagster."""
     chosen = ASSETS if selection is None else [a for a in ASSETS if set(selection) & set(a.keys)]
     config = op_config(chosen, mode=mode, overlap_seconds=overlap_seconds)
-    return materialize(ASSETS, {"greenflux": greenflux, "warehouse": warehouse}, run_config=config,
-                       selection=selection, raise_on_error=raise_on_error)
+    return materialize(
+        ASSETS,
+        {"greenflux": greenflux, "warehouse": warehouse},
+        run_config=config,
+        selection=selection,
+        raise_on_error=raise_on_error,
+    )
 
 
 def step_error(result: dg.ExecuteInProcessResult, cls_name: str) -> SerializableErrorInfo:

@@ -51,10 +51,17 @@ def warehouse_evses(warehouse: WarehouseResource) -> dict[tuple[str, str], str]:
 
 def live_copy(sim: GreenFluxSimulator, uid: str) -> str:
     """The location where the simulator has this EVSE live."""
-    return next(loc["id"] for loc in sim.locations() for e in loc["evses"] if e["uid"] == uid and e["status"] != "REMOVED")
+    return next(
+        loc["id"]
+        for loc in sim.locations()
+        for e in loc["evses"]
+        if e["uid"] == uid and e["status"] != "REMOVED"
+    )
 
 
-def test_bootstrap_then_deltas_with_minimum_requests(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+def test_bootstrap_then_deltas_with_minimum_requests(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     sim = greenflux_sim
     result = sync(greenflux, warehouse)
     assert metadata(result, "greenflux/locations")["requests"] == pages(sim.n_locations)
@@ -83,7 +90,10 @@ def test_bootstrap_then_deltas_with_minimum_requests(greenflux: GreenFluxResourc
     # The warehouse mirrors the simulator: statuses, moved EVSEs' REMOVED copies, new locations.
     assert warehouse_evses(warehouse) == sim_evses(sim)
     stations = {(cs["charge_station_id"], cs["location_id"]) for cs in sim.charge_stations()}
-    assert set(query(warehouse, "SELECT charge_station_id, location_id FROM greenflux.charge_stations")) == stations
+    assert (
+        set(query(warehouse, "SELECT charge_station_id, location_id FROM greenflux.charge_stations"))
+        == stations
+    )
 
     # Time passes, nothing changes: one request per stream, nothing written.
     sim.clock.advance(3600)
@@ -94,7 +104,9 @@ def test_bootstrap_then_deltas_with_minimum_requests(greenflux: GreenFluxResourc
         assert meta["inserted"] == meta["updated"] == meta["deleted"] == 0
 
 
-def test_date_from_is_inclusive_and_date_to_exclusive(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator) -> None:
+def test_date_from_is_inclusive_and_date_to_exclusive(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator
+) -> None:
     sim, client = greenflux_sim, greenflux.client()
     ids = [lid for lid, _ in sim.location_updated()]
     sim.clock.advance(3600)
@@ -114,7 +126,9 @@ def test_date_from_is_inclusive_and_date_to_exclusive(greenflux: GreenFluxResour
     assert read(since=t2 + timedelta(seconds=1)) == []
 
 
-def test_boundary_second_is_reread_without_duplicates(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+def test_boundary_second_is_reread_without_duplicates(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     sim = greenflux_sim
     ids = [lid for lid, _ in sim.location_updated()]
     sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
@@ -125,14 +139,25 @@ def test_boundary_second_is_reread_without_duplicates(greenflux: GreenFluxResour
     assert watermark == sim.clock.now()
     sim.edit_location(ids[2], remarks="same second as the watermark")  # the clock has not moved
     result = sync(greenflux, warehouse, overlap_seconds=0, selection=LOCATIONS_ONLY)
-    assert metadata(result, "greenflux/locations")["fetched"] == 2  # date_from inclusive: both edits of that second
-    assert scalar(warehouse, "SELECT remarks FROM greenflux.locations WHERE location_id = ?", [ids[2]]) == "same second as the watermark"
+    assert (
+        metadata(result, "greenflux/locations")["fetched"] == 2
+    )  # date_from inclusive: both edits of that second
+    assert (
+        scalar(warehouse, "SELECT remarks FROM greenflux.locations WHERE location_id = ?", [ids[2]])
+        == "same second as the watermark"
+    )
     assert scalar(warehouse, "SELECT count(*) FROM greenflux.locations") == sim.n_locations
-    assert scalar(warehouse, "SELECT count(*) - count(DISTINCT (location_id, evse_uid)) FROM greenflux.evses") == 0
+    assert (
+        scalar(warehouse, "SELECT count(*) - count(DISTINCT (location_id, evse_uid)) FROM greenflux.evses")
+        == 0
+    )
 
 
 def test_records_watermark_is_capped_at_the_first_pages_server_time(
-    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
+    greenflux: GreenFluxResource,
+    greenflux_sim: GreenFluxSimulator,
+    warehouse: WarehouseResource,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Paging takes time: a location changed after page 1 was served may sit on a page already read
     (offset paging in creation order), so the watermark may not pass the time the first page was
@@ -143,7 +168,11 @@ def test_records_watermark_is_capped_at_the_first_pages_server_time(
 
     def between_pages(request: Request) -> None:
         # Before the second page: a minute passes and a location changes (the frozen clock stands still otherwise).
-        if request.path == "/api/2.0/Locations" and request.query.get("offset", ["0"]) != ["0"] and not changed:
+        if (
+            request.path == "/api/2.0/Locations"
+            and request.query.get("offset", ["0"]) != ["0"]
+            and not changed
+        ):
             sim.clock.advance(60)
             sim.edit_location(last_id, remarks="edited while paging")
             changed.append(last_id)
@@ -153,28 +182,41 @@ def test_records_watermark_is_capped_at_the_first_pages_server_time(
 
     requests = sim.requests_to("/api/2.0/Locations")
     assert changed and len(requests) == pages(sim.n_locations) > 2  # several pages, the later ones at 12:01
-    assert scalar(warehouse, "SELECT remarks FROM greenflux.locations WHERE location_id = ?", [last_id]) == "edited while paging"
+    assert (
+        scalar(warehouse, "SELECT remarks FROM greenflux.locations WHERE location_id = ?", [last_id])
+        == "edited while paging"
+    )
     watermark, _ = warehouse.sync_state("greenflux", "Locations")
     # The clock fixture starts at 12:00:00 and page 1 was served then; the last page and the newest
     # record (the edit) are from 12:01:00.
     assert watermark == datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
-def test_ocpi_client_error_inside_http_200_fails_clearly(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+@pytest.mark.parametrize(
+    "any_warehouse", ["duckdb"], indirect=True
+)  # the protocol, not the backend, is tested
+def test_ocpi_client_error_inside_http_200_fails_clearly(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     greenflux_sim.inject_ocpi(2001, "Invalid or missing parameters: cpoId", path="/Locations")
     result = sync(greenflux, warehouse, selection=LOCATIONS_ONLY, raise_on_error=False)
     assert not result.success
     error = step_error(result, OcpiError.__name__)
     assert error.cls_name == OcpiError.__name__
     assert "2001" in error.message and "Invalid or missing parameters" in error.message
-    assert "greenflux GET" in error.message and "/api/2.0/Locations" in error.message and "HTTP 200" in error.message
+    assert (
+        "greenflux GET" in error.message
+        and "/api/2.0/Locations" in error.message
+        and "HTTP 200" in error.message
+    )
     assert len(greenflux_sim.requests_to("/api/2.0/Locations")) == 1  # a client error is not retried
     assert scalar(warehouse, "SELECT count(*) FROM ops.sync_state") == 0
     assert scalar(warehouse, "SELECT count(*) FROM greenflux.locations") == 0
 
 
-@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
+@pytest.mark.parametrize(
+    "any_warehouse", ["duckdb"], indirect=True
+)  # the protocol, not the backend, is tested
 @pytest.mark.parametrize("fault", ["ocpi-3000", "rate-limit-in-200", "http-429"])
 def test_server_errors_and_rate_limits_are_retried(
     greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource, fault: str
@@ -193,28 +235,55 @@ def test_server_errors_and_rate_limits_are_retried(
     assert scalar(warehouse, "SELECT count(*) FROM greenflux.locations") == sim.n_locations
 
 
-def test_moved_evse_ends_up_in_its_new_location(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+def test_moved_evse_ends_up_in_its_new_location(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     sim = greenflux_sim
     sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
     station = next(cs for cs in sim.charge_stations() if cs["deploy_state"] == "Production")
     old = station["location_id"]
     old_updated = sim.location(old)["last_updated"]
-    new = next(loc["id"] for loc in sim.locations() if loc["cpo_id"] == sim.location(old)["cpo_id"] and loc["id"] != old)
+    new = next(
+        loc["id"]
+        for loc in sim.locations()
+        if loc["cpo_id"] == sim.location(old)["cpo_id"] and loc["id"] != old
+    )
     uids = [e["uid"] for e in station["evses"]]
     sim.clock.advance(60)
     sim.move_charge_station(station["charge_station_id"], new)
     assert sim.location(old)["last_updated"] == old_updated  # REMOVED without a timestamp change
 
     result = sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
-    fetched = {r[0] for r in query(warehouse, "SELECT location_id FROM greenflux.locations WHERE _run_id = ?", [result.run_id])}
+    fetched = {
+        r[0]
+        for r in query(
+            warehouse, "SELECT location_id FROM greenflux.locations WHERE _run_id = ?", [result.run_id]
+        )
+    }
     assert old not in fetched  # the delta never returned the old location ...
-    current = dict(query(warehouse, f"SELECT evse_uid, location_id FROM greenflux.current_evses WHERE evse_uid IN ({', '.join('?' * len(uids))})", uids))
+    current = dict(
+        query(
+            warehouse,
+            f"SELECT evse_uid, location_id FROM greenflux.current_evses WHERE evse_uid IN ({', '.join('?' * len(uids))})",
+            uids,
+        )
+    )
     assert current == dict.fromkeys(uids, new)  # ... yet the EVSEs are where they are now
-    copies = query(warehouse, "SELECT location_id, status FROM greenflux.evses WHERE evse_uid = ? ORDER BY location_id = ?", [uids[0], new])
+    copies = query(
+        warehouse,
+        "SELECT location_id, status FROM greenflux.evses WHERE evse_uid = ? ORDER BY location_id = ?",
+        [uids[0], new],
+    )
     assert [c[0] for c in copies] == [old, new] and copies[0][1] == "REMOVED" and copies[1][1] != "REMOVED"
-    history = query(warehouse, "SELECT entity_key, old_status, new_status FROM ops.status_history WHERE entity_key LIKE ? AND run_id = ?",
-                    [f"%|{uids[0]}", result.run_id])
-    assert {(key.split("|")[0], new_status) for key, _, new_status in history} == {(old, "REMOVED"), (new, copies[1][1])}
+    history = query(
+        warehouse,
+        "SELECT entity_key, old_status, new_status FROM ops.status_history WHERE entity_key LIKE ? AND run_id = ?",
+        [f"%|{uids[0]}", result.run_id],
+    )
+    assert {(key.split("|")[0], new_status) for key, _, new_status in history} == {
+        (old, "REMOVED"),
+        (new, copies[1][1]),
+    }
 
     # A full pull sees the API's own REMOVED copy: it agrees, nothing changes.
     result = sync(greenflux, warehouse, mode="full", selection=LOCATIONS_ONLY)
@@ -225,11 +294,17 @@ def test_moved_evse_ends_up_in_its_new_location(greenflux: GreenFluxResource, gr
     sim.clock.advance(60)
     sim.move_charge_station(station["charge_station_id"], old)
     sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
-    assert scalar(warehouse, "SELECT location_id FROM greenflux.current_evses WHERE evse_uid = ?", [uids[0]]) == old == live_copy(sim, uids[0])
+    assert (
+        scalar(warehouse, "SELECT location_id FROM greenflux.current_evses WHERE evse_uid = ?", [uids[0]])
+        == old
+        == live_copy(sim, uids[0])
+    )
     assert warehouse_evses(warehouse) == sim_evses(sim)
 
 
-def test_evse_status_changes_reach_the_warehouse_and_history(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+def test_evse_status_changes_reach_the_warehouse_and_history(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     sim = greenflux_sim
     streams = [*LOCATIONS_ONLY, CHARGE_STATIONS_KEY]
     sync(greenflux, warehouse, selection=streams)
@@ -239,25 +314,56 @@ def test_evse_status_changes_reach_the_warehouse_and_history(greenflux: GreenFlu
     sim.clock.advance(120)
     sim.set_evse_status(evse["uid"], "CHARGING")
     result = sync(greenflux, warehouse, selection=streams)
-    assert scalar(warehouse, "SELECT status FROM greenflux.evses WHERE evse_uid = ?", [evse["uid"]]) == "CHARGING"
-    assert query(warehouse, "SELECT old_status, new_status FROM ops.status_history WHERE entity_key = ? AND run_id = ?",
-                 [f"{location['id']}|{evse['uid']}", result.run_id]) == [("AVAILABLE", "CHARGING")]
+    assert (
+        scalar(warehouse, "SELECT status FROM greenflux.evses WHERE evse_uid = ?", [evse["uid"]])
+        == "CHARGING"
+    )
+    assert query(
+        warehouse,
+        "SELECT old_status, new_status FROM ops.status_history WHERE entity_key = ? AND run_id = ?",
+        [f"{location['id']}|{evse['uid']}", result.run_id],
+    ) == [("AVAILABLE", "CHARGING")]
     # The Location's own `modified` did not move (only last_updated); the charge station's neither.
-    assert scalar(warehouse, "SELECT modified FROM greenflux.locations WHERE location_id = ?", [location["id"]]).strftime(
-        "%Y-%m-%dT%H:%M:%SZ") == location["modified"]
-    assert scalar(warehouse, "SELECT count(*) FROM greenflux.charge_stations WHERE _run_id = ?", [result.run_id]) == 0
-    stored = json.loads(scalar(warehouse, "SELECT evses FROM greenflux.charge_stations WHERE charge_station_id = ?", [station["charge_station_id"]]))
-    assert {e["uid"]: e["status"] for e in stored}[evse["uid"]] == "AVAILABLE"  # as of the station's own last change
+    assert (
+        scalar(
+            warehouse, "SELECT modified FROM greenflux.locations WHERE location_id = ?", [location["id"]]
+        ).strftime("%Y-%m-%dT%H:%M:%SZ")
+        == location["modified"]
+    )
+    assert (
+        scalar(warehouse, "SELECT count(*) FROM greenflux.charge_stations WHERE _run_id = ?", [result.run_id])
+        == 0
+    )
+    stored = json.loads(
+        scalar(
+            warehouse,
+            "SELECT evses FROM greenflux.charge_stations WHERE charge_station_id = ?",
+            [station["charge_station_id"]],
+        )
+    )
+    assert {e["uid"]: e["status"] for e in stored}[
+        evse["uid"]
+    ] == "AVAILABLE"  # as of the station's own last change
 
 
-@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
-def test_custom_fields_survive(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+@pytest.mark.parametrize(
+    "any_warehouse", ["duckdb"], indirect=True
+)  # the protocol, not the backend, is tested
+def test_custom_fields_survive(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     sim = greenflux_sim
     location = next(loc for loc in sim.locations() if loc["energy_mix"] and loc["evses"])
     custom = {
-        "auth_rules": [{"type": "ClosedGroups", "value": "staff-cards"}, {"type": "CustomerExternalId", "value": "CUST-0042"}],
+        "auth_rules": [
+            {"type": "ClosedGroups", "value": "staff-cards"},
+            {"type": "CustomerExternalId", "value": "CUST-0042"},
+        ],
         "custom_groups": [{"name": "Municipality Utrecht", "external_id": "MUN-UTR"}],
-        "customised_fields": [{"type": "SiteCode", "value": "UTR-001"}, {"type": "Contract", "value": "C-77"}],
+        "customised_fields": [
+            {"type": "SiteCode", "value": "UTR-001"},
+            {"type": "Contract", "value": "C-77"},
+        ],
         "maintenance_info": "Annual inspection due 2027-09",
         "remarks": "Bay 3 often ICE'd",
         "gfx_parking_operator": {"name": "Q-Park", "contract": 12},  # a field nobody modelled yet
@@ -267,35 +373,77 @@ def test_custom_fields_survive(greenflux: GreenFluxResource, greenflux_sim: Gree
     sim.edit_evse(uid, gfx_hardware_ref="HW-991")
     sync(greenflux, warehouse)
     served = sim.location(location["id"])
-    row = dict(zip(
-        ["auth_rules", "custom_groups", "customised_fields", "maintenance_info", "remarks", "energy_mix", "energy_mix_profile_id",
-         "is_green_energy", "cpo_id", "etag", "created", "modified", "extra"],
-        query(warehouse, "SELECT auth_rules, custom_groups, customised_fields, maintenance_info, remarks, energy_mix, energy_mix_profile_id, "
-                         "is_green_energy, cpo_id, etag, created, modified, extra FROM greenflux.locations WHERE location_id = ?", [location["id"]])[0],
-        strict=True,
-    ))
+    row = dict(
+        zip(
+            [
+                "auth_rules",
+                "custom_groups",
+                "customised_fields",
+                "maintenance_info",
+                "remarks",
+                "energy_mix",
+                "energy_mix_profile_id",
+                "is_green_energy",
+                "cpo_id",
+                "etag",
+                "created",
+                "modified",
+                "extra",
+            ],
+            query(
+                warehouse,
+                "SELECT auth_rules, custom_groups, customised_fields, maintenance_info, remarks, energy_mix, energy_mix_profile_id, "
+                "is_green_energy, cpo_id, etag, created, modified, extra FROM greenflux.locations WHERE location_id = ?",
+                [location["id"]],
+            )[0],
+            strict=True,
+        )
+    )
     for name in ("auth_rules", "custom_groups", "customised_fields", "energy_mix"):
         assert json.loads(row[name]) == served[name]
     assert (row["maintenance_info"], row["remarks"], row["cpo_id"], row["etag"]) == (
-        custom["maintenance_info"], custom["remarks"], served["cpo_id"], served["etag"])
+        custom["maintenance_info"],
+        custom["remarks"],
+        served["cpo_id"],
+        served["etag"],
+    )
     assert row["energy_mix_profile_id"] == served["energy_mix"]["energy_mix_profile_id"]
     assert row["is_green_energy"] == served["energy_mix"]["is_green_energy"]
-    assert row["created"].strftime("%Y-%m-%dT%H:%M:%SZ") == served["created"] and row["modified"].strftime("%Y-%m-%dT%H:%M:%SZ") == served["modified"]
+    assert (
+        row["created"].strftime("%Y-%m-%dT%H:%M:%SZ") == served["created"]
+        and row["modified"].strftime("%Y-%m-%dT%H:%M:%SZ") == served["modified"]
+    )
     assert json.loads(row["extra"]) == {"gfx_parking_operator": custom["gfx_parking_operator"]}
-    assert json.loads(scalar(warehouse, "SELECT extra FROM greenflux.evses WHERE evse_uid = ?", [uid])) == {"gfx_hardware_ref": "HW-991"}
+    assert json.loads(scalar(warehouse, "SELECT extra FROM greenflux.evses WHERE evse_uid = ?", [uid])) == {
+        "gfx_hardware_ref": "HW-991"
+    }
     # Charge stations keep their hardware, deploy and tariff fields; tariffs their elements.
     station = sim.charge_stations()[0]
-    stored = query(warehouse, "SELECT deploy_state, connectivity_status, default_charge_station_tariff_id, charge_point_vendor, "
-                              "charge_point_model, firmware_version, evse_uids FROM greenflux.charge_stations WHERE charge_station_id = ?",
-                   [station["charge_station_id"]])[0]
-    assert stored[:6] == (station["deploy_state"], station["connectivity_status"], station["default_charge_station_tariff_id"],
-                          station["charge_point_vendor"], station["charge_point_model"], station["firmware_version"])
+    stored = query(
+        warehouse,
+        "SELECT deploy_state, connectivity_status, default_charge_station_tariff_id, charge_point_vendor, "
+        "charge_point_model, firmware_version, evse_uids FROM greenflux.charge_stations WHERE charge_station_id = ?",
+        [station["charge_station_id"]],
+    )[0]
+    assert stored[:6] == (
+        station["deploy_state"],
+        station["connectivity_status"],
+        station["default_charge_station_tariff_id"],
+        station["charge_point_vendor"],
+        station["charge_point_model"],
+        station["firmware_version"],
+    )
     assert json.loads(stored[6]) == [e["uid"] for e in station["evses"]]
     tariff = sim.tariffs["13"]
-    assert json.loads(scalar(warehouse, "SELECT elements FROM greenflux.tariffs WHERE tariff_id = '13'")) == tariff["elements"]
+    assert (
+        json.loads(scalar(warehouse, "SELECT elements FROM greenflux.tariffs WHERE tariff_id = '13'"))
+        == tariff["elements"]
+    )
 
 
-def test_invalid_objects_are_quarantined_while_valid_ones_merge(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+def test_invalid_objects_are_quarantined_while_valid_ones_merge(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     sim = greenflux_sim
     located = [loc for loc in sim.locations() if loc["evses"]]
     bad_country, bad_latitude, bad_time = located[0]["id"], located[1]["id"], located[2]["id"]
@@ -310,21 +458,45 @@ def test_invalid_objects_are_quarantined_while_valid_ones_merge(greenflux: Green
     assert result.success
     meta = metadata(result, "greenflux/locations")
     assert meta["quarantined"] == 3 and meta["inserted"] == sim.n_locations - 3
-    reasons = dict(query(warehouse, "SELECT entity_key, failed_checks FROM ops.quarantine WHERE table_name = 'greenflux.locations'"))
+    reasons = dict(
+        query(
+            warehouse,
+            "SELECT entity_key, failed_checks FROM ops.quarantine WHERE table_name = 'greenflux.locations'",
+        )
+    )
     assert "country" in reasons[bad_country] and "str_matches" in reasons[bad_country]
     assert "latitude" in reasons[bad_latitude] and "in_range" in reasons[bad_latitude]
     assert "location.last_updated" in reasons[bad_time]
-    assert "last tuesday" in scalar(warehouse, "SELECT raw_json FROM ops.quarantine WHERE entity_key = ?", [bad_time])
-    evse_reasons = dict(query(warehouse, "SELECT entity_key, failed_checks FROM ops.quarantine WHERE table_name = 'greenflux.evses'"))
-    assert list(evse_reasons) == [f"{located[3]['id']}|{bad_status}"] and "status" in evse_reasons[f"{located[3]['id']}|{bad_status}"]
-    plug_reasons = scalar(warehouse, "SELECT failed_checks FROM ops.quarantine WHERE table_name = 'greenflux.connectors'")
+    assert "last tuesday" in scalar(
+        warehouse, "SELECT raw_json FROM ops.quarantine WHERE entity_key = ?", [bad_time]
+    )
+    evse_reasons = dict(
+        query(
+            warehouse,
+            "SELECT entity_key, failed_checks FROM ops.quarantine WHERE table_name = 'greenflux.evses'",
+        )
+    )
+    assert (
+        list(evse_reasons) == [f"{located[3]['id']}|{bad_status}"]
+        and "status" in evse_reasons[f"{located[3]['id']}|{bad_status}"]
+    )
+    plug_reasons = scalar(
+        warehouse, "SELECT failed_checks FROM ops.quarantine WHERE table_name = 'greenflux.connectors'"
+    )
     assert "standard" in plug_reasons
     # The quarantined location's EVSEs are valid on their own and merged; nothing valid was held back.
-    assert scalar(warehouse, "SELECT count(*) FROM greenflux.evses WHERE location_id = ?", [bad_country]) == len(located[0]["evses"])
-    assert scalar(warehouse, "SELECT count(*) FROM greenflux.evses") == sum(len(loc["evses"]) for loc in sim.locations()) - 1
+    assert scalar(
+        warehouse, "SELECT count(*) FROM greenflux.evses WHERE location_id = ?", [bad_country]
+    ) == len(located[0]["evses"])
+    assert (
+        scalar(warehouse, "SELECT count(*) FROM greenflux.evses")
+        == sum(len(loc["evses"]) for loc in sim.locations()) - 1
+    )
 
 
-@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
+@pytest.mark.parametrize(
+    "any_warehouse", ["duckdb"], indirect=True
+)  # the protocol, not the backend, is tested
 def test_bad_token_fails_clearly(greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
     bad = resource(greenflux_sim, token="not-the-token-123")
     result = sync(bad, warehouse, selection=LOCATIONS_ONLY, raise_on_error=False)
@@ -336,8 +508,12 @@ def test_bad_token_fails_clearly(greenflux_sim: GreenFluxSimulator, warehouse: W
     assert scalar(warehouse, "SELECT count(*) FROM ops.sync_state") == 0
 
 
-@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the protocol, not the backend, is tested
-def test_bare_array_lists_and_a_server_page_cap(greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+@pytest.mark.parametrize(
+    "any_warehouse", ["duckdb"], indirect=True
+)  # the protocol, not the backend, is tested
+def test_bare_array_lists_and_a_server_page_cap(
+    greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     sim = greenflux_sim
     sim.bare_lists = True  # as one GreenFlux SDK documents the CLM lists
     sim.max_limit = 15  # the server serves fewer than asked and says so in X-Limit
@@ -346,21 +522,33 @@ def test_bare_array_lists_and_a_server_page_cap(greenflux_sim: GreenFluxSimulato
     assert scalar(warehouse, "SELECT count(*) FROM greenflux.locations") == sim.n_locations
     assert scalar(warehouse, "SELECT count(*) FROM greenflux.charge_stations") == sim.n_charge_stations
     watermark, _ = warehouse.sync_state("greenflux", "Locations")
-    assert watermark is not None and watermark <= sim.clock.now()  # from the Date header when there is no envelope
+    assert (
+        watermark is not None and watermark <= sim.clock.now()
+    )  # from the Date header when there is no envelope
 
 
-def test_connector_dropped_from_an_evse_is_flagged_deleted(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+def test_connector_dropped_from_an_evse_is_flagged_deleted(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     sim = greenflux_sim
     sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
     evse = next(e for loc in sim.locations() for e in loc["evses"] if len(e["connectors"]) == 2)
     sim.clock.advance(60)
     sim.edit_evse(evse["uid"], connectors=evse["connectors"][:1])
     sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
-    flags = dict(query(warehouse, "SELECT connector_id, is_deleted FROM greenflux.connectors WHERE evse_uid = ?", [evse["uid"]]))
+    flags = dict(
+        query(
+            warehouse,
+            "SELECT connector_id, is_deleted FROM greenflux.connectors WHERE evse_uid = ?",
+            [evse["uid"]],
+        )
+    )
     assert flags == {"1": False, "2": True}
 
 
-def test_full_pull_flags_a_vanished_tariff(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource) -> None:
+def test_full_pull_flags_a_vanished_tariff(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     sync(greenflux, warehouse, selection=[TARIFFS_KEY])
     greenflux_sim.delete_tariff("14")
     greenflux_sim.clock.advance(60)
@@ -372,7 +560,11 @@ def test_full_pull_flags_a_vanished_tariff(greenflux: GreenFluxResource, greenfl
 
 
 def test_crash_before_commit_writes_nothing_and_a_rerun_converges(
-    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    greenflux: GreenFluxResource,
+    greenflux_sim: GreenFluxSimulator,
+    warehouse: WarehouseResource,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
 ) -> None:
     sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
     greenflux_sim.advance(900)
@@ -404,7 +596,11 @@ def test_definitions_schedule_every_fifteen_minutes_by_default() -> None:
     assert schedules["greenflux_delta"].cron_schedule == settings.get("GREENFLUX_CRON")
     assert schedules["greenflux_daily_full"].cron_schedule == settings.get("GREENFLUX_FULL_CRON")
     assets = all_of(defs.assets, dg.AssetsDefinition)
-    assert {a.op.name for a in assets} == {"greenflux_locations", "greenflux_charge_stations", "greenflux_tariffs"}
+    assert {a.op.name for a in assets} == {
+        "greenflux_locations",
+        "greenflux_charge_stations",
+        "greenflux_tariffs",
+    }
     assert dg.AssetKey(["greenflux", "evses"]) in {k for a in assets for k in a.keys}
 
 
@@ -417,31 +613,63 @@ def _fetch(greenflux: GreenFluxResource) -> list[Any]:
     batches = []
     for page in greenflux.client().locations(None):
         rows = normalize.locations(page.records)
-        batches.append(Batch([
-            TableRows(LOCATIONS, rows.locations.frame, schemas.LOCATIONS, KEYS[LOCATIONS], rows.locations.raw),
-            TableRows(EVSES, rows.evses.frame, schemas.EVSES, KEYS[EVSES], rows.evses.raw, STATUS[EVSES]),
-            TableRows(CONNECTORS, rows.connectors.frame, schemas.CONNECTORS, KEYS[CONNECTORS], rows.connectors.raw),
-        ], as_of=page.server_time, lineage=f"offset={page.offset}"))
+        batches.append(
+            Batch(
+                [
+                    TableRows(
+                        LOCATIONS,
+                        rows.locations.frame,
+                        schemas.LOCATIONS,
+                        KEYS[LOCATIONS],
+                        rows.locations.raw,
+                    ),
+                    TableRows(
+                        EVSES, rows.evses.frame, schemas.EVSES, KEYS[EVSES], rows.evses.raw, STATUS[EVSES]
+                    ),
+                    TableRows(
+                        CONNECTORS,
+                        rows.connectors.frame,
+                        schemas.CONNECTORS,
+                        KEYS[CONNECTORS],
+                        rows.connectors.raw,
+                    ),
+                ],
+                as_of=page.server_time,
+                lineage=f"offset={page.offset}",
+            )
+        )
     return batches
 
 
 def _merge(warehouse: WarehouseResource, batches: list[Any], run_id: str) -> None:
     from evpipeline.sync import write_sync_batches
 
-    write_sync_batches(warehouse, source="greenflux", stream="replay-test", run_id=run_id, batches=batches, watermark=None,
-                       version_by_fetch=True)
+    write_sync_batches(
+        warehouse,
+        source="greenflux",
+        stream="replay-test",
+        run_id=run_id,
+        batches=batches,
+        watermark=None,
+        version_by_fetch=True,
+    )
 
 
-def test_an_older_fetch_never_wins_a_tie_with_a_newer_one(greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator,
-                                                          warehouse: WarehouseResource) -> None:
+def test_an_older_fetch_never_wins_a_tie_with_a_newer_one(
+    greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
+) -> None:
     """GreenFlux moves EVSEs without touching any timestamp, and the frozen clock puts both fetches in
     the same server second: only our fetch sequence can order them."""
     sim = greenflux_sim
     older = _fetch(greenflux)
     moved = [cs for cs in sim.charge_stations() if cs["deploy_state"] == "Production"][:3]
     for station in moved:
-        target = next(loc["id"] for loc in sim.locations()
-                      if loc["cpo_id"] == sim.location(station["location_id"])["cpo_id"] and loc["id"] != station["location_id"])
+        target = next(
+            loc["id"]
+            for loc in sim.locations()
+            if loc["cpo_id"] == sim.location(station["location_id"])["cpo_id"]
+            and loc["id"] != station["location_id"]
+        )
         sim.move_charge_station(station["charge_station_id"], target)
     newer = _fetch(greenflux)
     assert {b.as_of for b in older} == {b.as_of for b in newer}  # the same second
@@ -453,11 +681,15 @@ def test_an_older_fetch_never_wins_a_tie_with_a_newer_one(greenflux: GreenFluxRe
 
     _merge(warehouse, older, "replay")  # the older fetch merged again, late (a slow run, a retry)
     assert warehouse_evses(warehouse) == after_newer  # nothing reverted ...
-    assert scalar(warehouse, "SELECT count(*) FROM ops.status_history WHERE run_id = 'replay'") == 0  # ... no false history
+    assert (
+        scalar(warehouse, "SELECT count(*) FROM ops.status_history WHERE run_id = 'replay'") == 0
+    )  # ... no false history
     assert scalar(warehouse, "SELECT count(*) FROM greenflux.evses WHERE _run_id = 'replay'") == 0
 
 
-@pytest.mark.parametrize("any_warehouse", ["duckdb"], indirect=True)  # the source's setting, not the backend, is tested
+@pytest.mark.parametrize(
+    "any_warehouse", ["duckdb"], indirect=True
+)  # the source's setting, not the backend, is tested
 def test_greenflux_versions_follow_our_fetch_not_its_last_updated(
     greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
 ) -> None:
@@ -465,10 +697,18 @@ def test_greenflux_versions_follow_our_fetch_not_its_last_updated(
     later with an older stamp than the one we hold still lands, because our fetch time is the clock."""
     sim = greenflux_sim
     sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
-    location, uid, status, stamp = query(warehouse, """SELECT location_id, evse_uid, status, last_updated FROM greenflux.evses
-                                                      WHERE status = 'AVAILABLE' ORDER BY evse_uid LIMIT 1""")[0]
+    location, uid, status, stamp = query(
+        warehouse,
+        """SELECT location_id, evse_uid, status, last_updated FROM greenflux.evses
+                                                      WHERE status = 'AVAILABLE' ORDER BY evse_uid LIMIT 1""",
+    )[0]
     sim.clock.advance(60)
-    sim.edit_evse(uid, status="OUTOFORDER", last_updated=(stamp - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    sim.edit_evse(
+        uid, status="OUTOFORDER", last_updated=(stamp - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
     sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
-    assert query(warehouse, "SELECT status FROM greenflux.evses WHERE location_id = ? AND evse_uid = ?",
-                 [location, uid]) == [("OUTOFORDER",)]
+    assert query(
+        warehouse,
+        "SELECT status FROM greenflux.evses WHERE location_id = ? AND evse_uid = ?",
+        [location, uid],
+    ) == [("OUTOFORDER",)]

@@ -42,8 +42,15 @@ def tomtom_sim(parks: list[ChargingPark], clock: SimClock) -> Iterator[TomTomSim
 
 
 def resource(sim: TomTomSimulator, **overrides: Any) -> TomTomResource:
-    options: dict[str, Any] = {"base_url": sim.url, "api_key": KEY, "qps": 1000, "concurrency": 4,
-                               "backoff_base": 0.01, "read_timeout": 2.0, **overrides}
+    options: dict[str, Any] = {
+        "base_url": sim.url,
+        "api_key": KEY,
+        "qps": 1000,
+        "concurrency": 4,
+        "backoff_base": 0.01,
+        "read_timeout": 2.0,
+        **overrides,
+    }
     return TomTomResource(**options)
 
 
@@ -52,26 +59,70 @@ def tomtom(tomtom_sim: TomTomSimulator) -> TomTomResource:
     return resource(tomtom_sim)
 
 
-def location_rows(parks: Sequence[ChargingPark], *, when: pd.Timestamp = NOW, **overrides: Any) -> pd.DataFrame:
-    return pd.DataFrame([
-        {"country_code": "NZ", "party_id": "EVR", "location_id": p.ref, "publish": True, "name": p.name,
-         "latitude": p.latitude, "longitude": p.longitude, "source": "evroam", "source_id": p.ref,
-         "last_updated": when, "is_deleted": False, **overrides}
-        for p in parks
-    ])
+def location_rows(
+    parks: Sequence[ChargingPark], *, when: pd.Timestamp = NOW, **overrides: Any
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "country_code": "NZ",
+                "party_id": "EVR",
+                "location_id": p.ref,
+                "publish": True,
+                "name": p.name,
+                "latitude": p.latitude,
+                "longitude": p.longitude,
+                "source": "evroam",
+                "source_id": p.ref,
+                "last_updated": when,
+                "is_deleted": False,
+                **overrides,
+            }
+            for p in parks
+        ]
+    )
 
 
 def connector_rows(parks: Sequence[ChargingPark], *, when: pd.Timestamp = NOW) -> pd.DataFrame:
-    return pd.DataFrame([
-        {"country_code": "NZ", "party_id": "EVR", "location_id": p.ref, "evse_uid": f"{p.ref}-{i}", "connector_id": "1",
-         "standard": OCPI[kind][0], "format": OCPI[kind][1], "power_type": "DC" if kw > 22 else "AC_3_PHASE",
-         "max_electric_power": int(kw * 1000), "source": "evroam", "source_id": p.ref, "last_updated": when}
-        for p in parks for i, (kind, kw, _count) in enumerate(p.connectors)
-    ], columns=["country_code", "party_id", "location_id", "evse_uid", "connector_id", "standard", "format", "power_type",
-                "max_electric_power", "source", "source_id", "last_updated"])
+    return pd.DataFrame(
+        [
+            {
+                "country_code": "NZ",
+                "party_id": "EVR",
+                "location_id": p.ref,
+                "evse_uid": f"{p.ref}-{i}",
+                "connector_id": "1",
+                "standard": OCPI[kind][0],
+                "format": OCPI[kind][1],
+                "power_type": "DC" if kw > 22 else "AC_3_PHASE",
+                "max_electric_power": int(kw * 1000),
+                "source": "evroam",
+                "source_id": p.ref,
+                "last_updated": when,
+            }
+            for p in parks
+            for i, (kind, kw, _count) in enumerate(p.connectors)
+        ],
+        columns=[
+            "country_code",
+            "party_id",
+            "location_id",
+            "evse_uid",
+            "connector_id",
+            "standard",
+            "format",
+            "power_type",
+            "max_electric_power",
+            "source",
+            "source_id",
+            "last_updated",
+        ],
+    )
 
 
-def fill_mart(warehouse: WarehouseResource, parks: Sequence[ChargingPark], *, when: pd.Timestamp = NOW, **overrides: Any) -> None:
+def fill_mart(
+    warehouse: WarehouseResource, parks: Sequence[ChargingPark], *, when: pd.Timestamp = NOW, **overrides: Any
+) -> None:
     """Write mart.locations/connectors for `parks` through the shared merge (what the model asset will do)."""
     with warehouse.writer("test") as writer:
         writer.merge(location_rows(parks, when=when, **overrides), LOCATIONS, KEYS[LOCATIONS])

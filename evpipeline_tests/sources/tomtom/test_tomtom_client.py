@@ -53,11 +53,17 @@ def test_filters_are_honoured(tomtom: TomTomResource, tomtom_sim: TomTomSimulato
         assert levels and all((low is None or kw >= low) and (high is None or kw <= high) for kw in levels)
         if kind_set:
             assert {c["type"] for c in poll.body["connectors"]} == kind_set
-    sent = tomtom_sim.requests_to("/chargingAvailability")[-len(cases):]
-    assert sent[0].query["connectorSet"] == [kinds[0]] and "minPowerKW" in sent[3].query and "maxPowerKW" in sent[3].query
+    sent = tomtom_sim.requests_to("/chargingAvailability")[-len(cases) :]
+    assert (
+        sent[0].query["connectorSet"] == [kinds[0]]
+        and "minPowerKW" in sent[3].query
+        and "maxPowerKW" in sent[3].query
+    )
 
 
-def test_unknown_id_is_an_empty_snapshot_not_an_error(tomtom: TomTomResource, tomtom_sim: TomTomSimulator) -> None:
+def test_unknown_id_is_an_empty_snapshot_not_an_error(
+    tomtom: TomTomResource, tomtom_sim: TomTomSimulator
+) -> None:
     known = tomtom_sim.availability_ids()[0]
     batch = tomtom.client().poll_many([known, "00000000-0000-0000-0000-000000000000"])
     assert [p.outcome for p in batch.polls] == ["data", "no_data"] and batch.failures == []
@@ -85,21 +91,57 @@ def test_xml_and_json_produce_identical_frames(tomtom: TomTomResource, tomtom_si
     pd.testing.assert_frame_equal(*frames)
     latest = [normalize.latest(normalize.snapshots(b.polls)).frame for b in (as_json, as_xml)]
     pd.testing.assert_frame_equal(*latest)
-    assert {r.path.rsplit(".", 1)[1] for r in tomtom_sim.requests_to("/chargingAvailability")} == {"json", "xml"}
+    assert {r.path.rsplit(".", 1)[1] for r in tomtom_sim.requests_to("/chargingAvailability")} == {
+        "json",
+        "xml",
+    }
 
 
 def test_xml_parser_handles_several_levels_per_element_and_empty_lists() -> None:
-    body = {"connectors": [{"type": "Chademo", "total": 3, "availability": {
-        "current": {"available": 1, "occupied": 2, "reserved": 0, "unknown": 0, "outOfService": 0},
-        "perPowerLevel": [{"powerKW": 50.0, "available": 1, "occupied": 0, "reserved": 0, "unknown": 0, "outOfService": 0},
-                          {"powerKW": 100.0, "available": 0, "occupied": 2, "reserved": 0, "unknown": 0, "outOfService": 0}]}}],
-        "chargingAvailability": "abc"}
+    body = {
+        "connectors": [
+            {
+                "type": "Chademo",
+                "total": 3,
+                "availability": {
+                    "current": {
+                        "available": 1,
+                        "occupied": 2,
+                        "reserved": 0,
+                        "unknown": 0,
+                        "outOfService": 0,
+                    },
+                    "perPowerLevel": [
+                        {
+                            "powerKW": 50.0,
+                            "available": 1,
+                            "occupied": 0,
+                            "reserved": 0,
+                            "unknown": 0,
+                            "outOfService": 0,
+                        },
+                        {
+                            "powerKW": 100.0,
+                            "available": 0,
+                            "occupied": 2,
+                            "reserved": 0,
+                            "unknown": 0,
+                            "outOfService": 0,
+                        },
+                    ],
+                },
+            }
+        ],
+        "chargingAvailability": "abc",
+    }
     xml = availability_xml(body)
     assert wire.parse_availability_xml(xml) == body
     merged = re.sub(r"</perPowerLevel><perPowerLevel>", "", xml)  # both <power> inside one <perPowerLevel>
     assert merged != xml and wire.parse_availability_xml(merged) == body
     assert wire.parse_availability_xml(availability_xml({"connectors": [], "chargingAvailability": "1"})) == {
-        "connectors": [], "chargingAvailability": "1"}
+        "connectors": [],
+        "chargingAvailability": "1",
+    }
     with pytest.raises(ValueError):
         wire.parse_availability_xml(xml[: len(xml) // 2])
 
@@ -108,7 +150,11 @@ def test_403_is_an_auth_error_without_retries(tomtom_sim: TomTomSimulator) -> No
     client = resource(tomtom_sim, api_key="wrong-key-456", concurrency=2).client()
     with pytest.raises(AuthError) as raised:
         client.poll_many(tomtom_sim.availability_ids())
-    assert raised.value.status == 403 and "wrong-key-456" not in str(raised.value) and "key=***" in str(raised.value)
+    assert (
+        raised.value.status == 403
+        and "wrong-key-456" not in str(raised.value)
+        and "key=***" in str(raised.value)
+    )
     # Stopped at once: at most one request per worker, none retried.
     assert 1 <= len(tomtom_sim.requests_to("/chargingAvailability")) <= 2
 
@@ -121,7 +167,9 @@ def test_429_backs_off_as_retry_after_says(tomtom: TomTomResource, tomtom_sim: T
     assert poll.outcome == "data"
     assert [r.status for r in tomtom_sim.requests_to("/chargingAvailability")] == [429, 200]
     assert client.api.stats.throttled == 1 and client.api.stats.retries == 1
-    assert client.api.stats.backoff_seconds >= 1.0  # waited what Retry-After asked, not the 10 ms base backoff
+    assert (
+        client.api.stats.backoff_seconds >= 1.0
+    )  # waited what Retry-After asked, not the 10 ms base backoff
 
 
 def test_over_qps_client_is_throttled_then_recovers(clock: SimClock, parks: list) -> None:
@@ -145,13 +193,23 @@ def test_5xx_retried_then_a_clear_error(tomtom_sim: TomTomSimulator) -> None:
     failed = batch.failures
     assert [p.availability_id for p in failed] == [first] and batch.polls[1].outcome == "data"
     assert failed[0].http_status == 500 and "gave up after retries" in (failed[0].error or "")
-    assert [r.status for r in tomtom_sim.requests_to("/chargingAvailability")] == [503, 503, 200, 500, 500, 500, 200]
+    assert [r.status for r in tomtom_sim.requests_to("/chargingAvailability")] == [
+        503,
+        503,
+        200,
+        500,
+        500,
+        500,
+        200,
+    ]
     with pytest.raises(ServerError):
         tomtom_sim.faults.inject("502", count=3, path="/chargingAvailability")
         client.availability(first)
 
 
-def test_tracking_ids_are_logged_for_support(tomtom: TomTomResource, tomtom_sim: TomTomSimulator, caplog: pytest.LogCaptureFixture) -> None:
+def test_tracking_ids_are_logged_for_support(
+    tomtom: TomTomResource, tomtom_sim: TomTomSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG, logger="evpipeline.sources.tomtom"):
         poll = tomtom.client().availability(tomtom_sim.availability_ids()[0])
     assert any(poll.tracking_id in message for message in caplog.messages)

@@ -23,18 +23,28 @@ from evpipeline_tests.typed import present
 SEARCH = "/categorySearch/"
 
 
-def map_locations(tomtom: TomTomResource, warehouse: WarehouseResource, **config: Any) -> dg.ExecuteInProcessResult:
+def map_locations(
+    tomtom: TomTomResource, warehouse: WarehouseResource, **config: Any
+) -> dg.ExecuteInProcessResult:
     run_config = op_config([tomtom_location_mapping], **config) if config else None
-    return materialize([tomtom_location_mapping], {"tomtom": tomtom, "warehouse": warehouse}, run_config=run_config)
+    return materialize(
+        [tomtom_location_mapping], {"tomtom": tomtom, "warehouse": warehouse}, run_config=run_config
+    )
 
 
 def mapping(warehouse: WarehouseResource) -> dict[str, tuple[str, str | None]]:
-    rows = query(warehouse, "SELECT location_id, match_status, availability_id FROM tomtom.location_mapping WHERE NOT is_deleted")
+    rows = query(
+        warehouse,
+        "SELECT location_id, match_status, availability_id FROM tomtom.location_mapping WHERE NOT is_deleted",
+    )
     return {lid: (status, aid) for lid, status, aid in rows}
 
 
 def test_every_location_maps_to_its_own_poi_or_is_reported(
-    tomtom: TomTomResource, tomtom_sim: TomTomSimulator, warehouse: WarehouseResource, parks: list[ChargingPark]
+    tomtom: TomTomResource,
+    tomtom_sim: TomTomSimulator,
+    warehouse: WarehouseResource,
+    parks: list[ChargingPark],
 ) -> None:
     fill_mart(warehouse, parks)
     result = map_locations(tomtom, warehouse)
@@ -58,16 +68,26 @@ def test_every_location_maps_to_its_own_poi_or_is_reported(
     assert meta["matched"] == len(matched) and meta["no_live_data"] == len(parks) - len(live)
     # Decoys were really in the way: some searches returned more than the right POI.
     assert scalar(warehouse, "SELECT count(*) FROM tomtom.location_mapping WHERE candidates > 1") > 0
-    assert scalar(warehouse, "SELECT max(distance_m) FROM tomtom.location_mapping WHERE match_status = 'matched'") <= 15
+    assert (
+        scalar(
+            warehouse, "SELECT max(distance_m) FROM tomtom.location_mapping WHERE match_status = 'matched'"
+        )
+        <= 15
+    )
 
 
 def test_connector_types_beat_a_closer_decoy_and_twins_are_ambiguous(
-    tomtom: TomTomResource, tomtom_sim: TomTomSimulator, warehouse: WarehouseResource, parks: list[ChargingPark]
+    tomtom: TomTomResource,
+    tomtom_sim: TomTomSimulator,
+    warehouse: WarehouseResource,
+    parks: list[ChargingPark],
 ) -> None:
     decoyed, twinned = parks[0], parks[1]
     true_poi = tomtom_sim.poi_for(decoyed.ref)
     assert true_poi is not None
-    other_types = [t for t in ("Tesla", "StandardHouseholdCountrySpecific") if t not in true_poi.connector_types]
+    other_types = [
+        t for t in ("Tesla", "StandardHouseholdCountrySpecific") if t not in true_poi.connector_types
+    ]
     # A charging park right on the location's coordinates, but with other connectors.
     tomtom_sim.add_charging_poi(decoyed.latitude, decoyed.longitude, [(other_types[0], 150.0, 4)])
     # Another operator's park with the same connectors, as close as TomTom's own POI: no clear winner.
@@ -75,13 +95,21 @@ def test_connector_types_beat_a_closer_decoy_and_twins_are_ambiguous(
     assert twin_poi is not None
     here = distance_m(twinned.latitude, twinned.longitude, twin_poi.latitude, twin_poi.longitude)
     lat, lon = offset(twinned.latitude, twinned.longitude, here + 2, 90)
-    tomtom_sim.add_charging_poi(lat, lon, [(lv.connector_type, lv.power_kw, len(lv.states)) for lv in twin_poi.levels])
+    tomtom_sim.add_charging_poi(
+        lat, lon, [(lv.connector_type, lv.power_kw, len(lv.states)) for lv in twin_poi.levels]
+    )
     fill_mart(warehouse, parks[:2])
     result = map_locations(tomtom, warehouse)
     found = mapping(warehouse)
-    assert found[decoyed.ref][0] in ("matched", "no_live_data") and found[decoyed.ref][1] == true_poi.availability_id
+    assert (
+        found[decoyed.ref][0] in ("matched", "no_live_data")
+        and found[decoyed.ref][1] == true_poi.availability_id
+    )
     assert found[twinned.ref] == ("ambiguous", None)
-    reported = query(warehouse, "SELECT location_id, match_status, reason, poi_id, runner_up_poi_id FROM tomtom.unmatched_locations")
+    reported = query(
+        warehouse,
+        "SELECT location_id, match_status, reason, poi_id, runner_up_poi_id FROM tomtom.unmatched_locations",
+    )
     assert [(r[0], r[1]) for r in reported] == [(twinned.ref, "ambiguous")]
     assert "fit almost equally well" in reported[0][2] and reported[0][3] and reported[0][4]
     meta = metadata(result, "tomtom/location_mapping")
@@ -89,16 +117,23 @@ def test_connector_types_beat_a_closer_decoy_and_twins_are_ambiguous(
 
 
 def test_unmatched_locations_are_reported_not_guessed(
-    tomtom: TomTomResource, tomtom_sim: TomTomSimulator, warehouse: WarehouseResource, parks: list[ChargingPark]
+    tomtom: TomTomResource,
+    tomtom_sim: TomTomSimulator,
+    warehouse: WarehouseResource,
+    parks: list[ChargingPark],
 ) -> None:
     park = parks[0]
-    lat, lon = offset(park.latitude, park.longitude, 110, 0)  # inside the search radius, beyond the max distance
+    lat, lon = offset(
+        park.latitude, park.longitude, 110, 0
+    )  # inside the search radius, beyond the max distance
     nowhere = ChargingPark("in-a-field", "Nowhere", -44.5, 169.0, "NZL", (("IEC62196Type2CCS", 50.0, 1),))
     too_far = replace(park, ref="too-far", latitude=lat, longitude=lon)
     unknown_plug = replace(park, ref="no-known-connector")
     fill_mart(warehouse, [nowhere, too_far, unknown_plug])
     with warehouse.writer("test") as writer:  # a connector TomTom has no type for
-        writer.con.execute("UPDATE mart.connectors SET standard = 'PANTOGRAPH_TOP_DOWN' WHERE location_id = 'no-known-connector'")
+        writer.con.execute(
+            "UPDATE mart.connectors SET standard = 'PANTOGRAPH_TOP_DOWN' WHERE location_id = 'no-known-connector'"
+        )
     result = map_locations(tomtom, warehouse)
     reasons = dict(query(warehouse, "SELECT location_id, reason FROM tomtom.unmatched_locations"))
     assert set(reasons) == {"in-a-field", "too-far", "no-known-connector"}
@@ -106,11 +141,17 @@ def test_unmatched_locations_are_reported_not_guessed(
     assert "needs <= 100 m" in reasons["too-far"]
     assert "no connector type TomTom knows" in reasons["no-known-connector"]
     assert metadata(result, "tomtom/location_mapping")["searched"] == 2  # nothing to compare: not searched
-    assert scalar(warehouse, "SELECT count(*) FROM tomtom.location_mapping WHERE availability_id IS NOT NULL") == 0
+    assert (
+        scalar(warehouse, "SELECT count(*) FROM tomtom.location_mapping WHERE availability_id IS NOT NULL")
+        == 0
+    )
 
 
 def test_only_new_moved_or_unmatched_locations_are_searched_again(
-    tomtom: TomTomResource, tomtom_sim: TomTomSimulator, warehouse: WarehouseResource, parks: list[ChargingPark]
+    tomtom: TomTomResource,
+    tomtom_sim: TomTomSimulator,
+    warehouse: WarehouseResource,
+    parks: list[ChargingPark],
 ) -> None:
     some = parks[:12]
     fill_mart(warehouse, some)
@@ -132,8 +173,15 @@ def test_only_new_moved_or_unmatched_locations_are_searched_again(
     assert len(tomtom_sim.requests_to(SEARCH)) == 2  # the moved and the new one
     meta = metadata(result, "tomtom/location_mapping")
     assert meta["searched"] == 2 and meta["deleted"] == 2
-    assert scalar(warehouse, "SELECT match_status FROM tomtom.location_mapping WHERE location_id = ?", [some[0].ref]) == "unmatched"
-    flagged = {r[0] for r in query(warehouse, "SELECT location_id FROM tomtom.location_mapping WHERE is_deleted")}
+    assert (
+        scalar(
+            warehouse, "SELECT match_status FROM tomtom.location_mapping WHERE location_id = ?", [some[0].ref]
+        )
+        == "unmatched"
+    )
+    flagged = {
+        r[0] for r in query(warehouse, "SELECT location_id FROM tomtom.location_mapping WHERE is_deleted")
+    }
     assert flagged == {some[1].ref, some[2].ref}
 
     # Unmatched locations are searched again once their retry interval has passed (here: every run).
@@ -166,8 +214,12 @@ def test_ocpi_connector_to_tomtom_type(standard: str | None, fmt: str | None, ex
 
 
 def _result(poi_id: str, lat: float, lon: float, types: list[str], live: bool = True) -> dict[str, Any]:
-    result: dict[str, Any] = {"id": poi_id, "poi": {"name": poi_id, "categorySet": [{"id": 7309}]}, "position": {"lat": lat, "lon": lon},
-                              "chargingPark": {"connectors": [{"connectorType": t} for t in types]}}
+    result: dict[str, Any] = {
+        "id": poi_id,
+        "poi": {"name": poi_id, "categorySet": [{"id": 7309}]},
+        "position": {"lat": lat, "lon": lon},
+        "chargingPark": {"connectors": [{"connectorType": t} for t in types]},
+    }
     if live:
         result["dataSources"] = {"chargingAvailability": {"id": f"aid-{poi_id}"}}
     return result
@@ -180,18 +232,55 @@ def test_decide_rules() -> None:
     assert decide(loc, [_result("near", *at(5), ["IEC62196Type2CCS", "Chademo"])]).status == "matched"
     # Half the types in common is enough; a third is not.
     assert decide(loc, [_result("half", *at(5), ["IEC62196Type2CCS"])]).status == "matched"
-    assert decide(loc, [_result("third", *at(5), ["IEC62196Type2CCS", "Tesla", "IEC62196Type2Outlet"])]).status == "unmatched"
+    assert (
+        decide(loc, [_result("third", *at(5), ["IEC62196Type2CCS", "Tesla", "IEC62196Type2Outlet"])]).status
+        == "unmatched"
+    )
     # A clearly better candidate wins; two similar ones are ambiguous.
-    clear = decide(loc, [_result("a", *at(5), ["IEC62196Type2CCS", "Chademo"]), _result("b", *at(60), ["IEC62196Type2CCS", "Chademo"])])
-    assert clear.status == "matched" and present(clear.best).poi_id == "a" and present(clear.runner_up).poi_id == "b"
-    tied = decide(loc, [_result("a", *at(5), ["IEC62196Type2CCS", "Chademo"]), _result("b", *at(15), ["IEC62196Type2CCS", "Chademo"])])
+    clear = decide(
+        loc,
+        [
+            _result("a", *at(5), ["IEC62196Type2CCS", "Chademo"]),
+            _result("b", *at(60), ["IEC62196Type2CCS", "Chademo"]),
+        ],
+    )
+    assert (
+        clear.status == "matched"
+        and present(clear.best).poi_id == "a"
+        and present(clear.runner_up).poi_id == "b"
+    )
+    tied = decide(
+        loc,
+        [
+            _result("a", *at(5), ["IEC62196Type2CCS", "Chademo"]),
+            _result("b", *at(15), ["IEC62196Type2CCS", "Chademo"]),
+        ],
+    )
     assert tied.status == "ambiguous"
-    assert decide(loc, [_result("a", *at(5), ["Chademo", "IEC62196Type2CCS"], live=False)]).status == "no_live_data"
+    assert (
+        decide(loc, [_result("a", *at(5), ["Chademo", "IEC62196Type2CCS"], live=False)]).status
+        == "no_live_data"
+    )
     assert decide(loc, [_result("far", *at(120), ["IEC62196Type2CCS", "Chademo"])]).status == "unmatched"
-    shop = {"id": "s", "poi": {"name": "Shop", "categorySet": [{"id": 9361}]}, "position": {"lat": 52.0, "lon": 5.0}}
+    shop = {
+        "id": "s",
+        "poi": {"name": "Shop", "categorySet": [{"id": 9361}]},
+        "position": {"lat": 52.0, "lon": 5.0},
+    }
     assert decide(loc, [shop]).candidates == 0
-    assert decide(loc, [_result("weak", *at(80), ["IEC62196Type2CCS", "Chademo"])]).status == "unmatched"  # score 0.2
+    assert (
+        decide(loc, [_result("weak", *at(80), ["IEC62196Type2CCS", "Chademo"])]).status == "unmatched"
+    )  # score 0.2
     strict = MatchRules(max_distance_m=100, min_overlap=0.5, min_score=0.3, min_margin=0.9)
-    assert decide(loc, clear_results := [_result("a", *at(5), ["IEC62196Type2CCS", "Chademo"]),
-                                         _result("b", *at(60), ["IEC62196Type2CCS", "Chademo"])], strict).status == "ambiguous"
+    assert (
+        decide(
+            loc,
+            clear_results := [
+                _result("a", *at(5), ["IEC62196Type2CCS", "Chademo"]),
+                _result("b", *at(60), ["IEC62196Type2CCS", "Chademo"]),
+            ],
+            strict,
+        ).status
+        == "ambiguous"
+    )
     assert len(clear_results) == 2

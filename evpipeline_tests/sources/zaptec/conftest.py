@@ -28,18 +28,28 @@ STATIC = [dg.AssetKey(["zaptec", n]) for n in ("installations", "circuits", "cha
 STATES = [dg.AssetKey(["zaptec", "charger_states"])]
 
 
-def simulator(clock: SimClock, chargers: int = 24, *, limited: bool = False, **kwargs: Any) -> ZaptecSimulator:
+def simulator(
+    clock: SimClock, chargers: int = 24, *, limited: bool = False, **kwargs: Any
+) -> ZaptecSimulator:
     """A simulator; unless `limited`, its API limit is lifted (tests about data, not about limits)."""
     limits: dict[str, Any] = {} if limited else {"rate": 1000.0, "burst": 1000.0}
-    return ZaptecSimulator(chargers=chargers, clock=clock, username=USER, password=PASSWORD, **limits, **kwargs)
+    return ZaptecSimulator(
+        chargers=chargers, clock=clock, username=USER, password=PASSWORD, **limits, **kwargs
+    )
 
 
 def resource_for(sim: ZaptecSimulator, *, limited: bool = False, **overrides: Any) -> ZaptecResource:
     """The resource as deployed (limited) or with the client-side limit lifted too."""
     fast = {} if limited else {"requests_per_second": 500.0, "burst": 50.0}
     settings: dict[str, Any] = {
-        "base_url": sim.url, "username": USER, "password": PASSWORD, "user_group_id": sim.user_group_id,
-        "backoff_base": 0.01, "read_timeout": 2.0, **fast, **overrides,
+        "base_url": sim.url,
+        "username": USER,
+        "password": PASSWORD,
+        "user_group_id": sim.user_group_id,
+        "backoff_base": 0.01,
+        "read_timeout": 2.0,
+        **fast,
+        **overrides,
     }
     return ZaptecResource(**settings)
 
@@ -60,18 +70,26 @@ def inbox(tmp_path: Any) -> PushInboxResource:
     return PushInboxResource(directory=str(tmp_path / "inbox"))
 
 
-def resources(zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource) -> dict[str, Any]:
+def resources(
+    zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource
+) -> dict[str, Any]:
     return {"zaptec": zaptec, "warehouse": warehouse, "inbox": inbox}
 
 
-def sync_static(zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource, **kwargs: Any) -> dg.ExecuteInProcessResult:
+def sync_static(
+    zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource, **kwargs: Any
+) -> dg.ExecuteInProcessResult:
     return materialize(ASSETS, resources(zaptec, warehouse, inbox), selection=STATIC, **kwargs)
 
 
-def sync_states(zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource, **kwargs: Any) -> dg.ExecuteInProcessResult:
+def sync_states(
+    zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource, **kwargs: Any
+) -> dg.ExecuteInProcessResult:
     return materialize(ASSETS, resources(zaptec, warehouse, inbox), selection=STATES, **kwargs)
 
 
-def sync_everything(zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource) -> dg.ExecuteInProcessResult:
+def sync_everything(
+    zaptec: ZaptecResource, warehouse: WarehouseResource, inbox: PushInboxResource
+) -> dg.ExecuteInProcessResult:
     """Static refresh then a state poll, in one run (the states asset depends on the chargers)."""
     return materialize(ASSETS, resources(zaptec, warehouse, inbox))

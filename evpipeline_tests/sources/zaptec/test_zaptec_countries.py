@@ -25,7 +25,9 @@ def stored(warehouse: WarehouseResource) -> dict[str, tuple[str | None, str | No
 
 
 def test_a_dutch_site_on_brussels_time_is_in_the_netherlands(
-    zaptec: ZaptecResource, zaptec_sim: ZaptecSimulator, warehouse: WarehouseResource,
+    zaptec: ZaptecResource,
+    zaptec_sim: ZaptecSimulator,
+    warehouse: WarehouseResource,
     inbox: PushInboxResource,
 ) -> None:
     dutch = zaptec_sim.add_installation("NLD", time_zone="Europe/Brussels")
@@ -40,7 +42,9 @@ def test_a_dutch_site_on_brussels_time_is_in_the_netherlands(
 
 
 def test_an_unknown_country_id_falls_back_to_the_time_zone(
-    zaptec: ZaptecResource, zaptec_sim: ZaptecSimulator, warehouse: WarehouseResource,
+    zaptec: ZaptecResource,
+    zaptec_sim: ZaptecSimulator,
+    warehouse: WarehouseResource,
     inbox: PushInboxResource,
 ) -> None:
     unlisted = zaptec_sim.add_installation("NLD", country_id=str(uuid.uuid4()))
@@ -54,8 +58,11 @@ def test_an_unknown_country_id_falls_back_to_the_time_zone(
 
 
 def test_constants_failing_still_syncs_installations_with_the_fallback(
-    zaptec: ZaptecResource, zaptec_sim: ZaptecSimulator, warehouse: WarehouseResource,
-    inbox: PushInboxResource, caplog: pytest.LogCaptureFixture,
+    zaptec: ZaptecResource,
+    zaptec_sim: ZaptecSimulator,
+    warehouse: WarehouseResource,
+    inbox: PushInboxResource,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     dutch = zaptec_sim.add_installation("NLD", time_zone="Europe/Brussels")
     zaptec_sim.faults.inject("500", count=zaptec.max_attempts, path="/api/constants")  # every retry fails too

@@ -31,24 +31,49 @@ from evpipeline.sources.zaptec.normalize import (
         (12345, "anything", (None, None, None, None)),  # unknown ids are data, not errors
     ],
 )
-def test_values_are_decoded_by_observation_type(state_id: int, text: str, expected: tuple[object, ...]) -> None:
+def test_values_are_decoded_by_observation_type(
+    state_id: int, text: str, expected: tuple[object, ...]
+) -> None:
     assert decode(state_id, text) == expected
 
 
-@pytest.mark.parametrize(("state_id", "text"), [(710, "4"), (710, "charging"), (513, "n/a"), (-2, "yes"), (553, "inf")])
+@pytest.mark.parametrize(
+    ("state_id", "text"), [(710, "4"), (710, "charging"), (513, "n/a"), (-2, "yes"), (553, "inf")]
+)
 def test_values_that_do_not_parse_are_problems(state_id: int, text: str) -> None:
     *_, problem = decode(state_id, text)
     assert problem is not None and repr(text) in problem
 
 
 def test_observations_parse_zoneless_timestamps_as_utc_and_skip_what_integrations_skip() -> None:
-    rows = observations([
-        {"ChargerId": "c1", "StateId": 710, "Timestamp": "2023-06-09T13:02:11.4", "ValueAsString": "3"},
-        {"ChargerId": "c1", "StateId": -1, "Timestamp": "2023-06-09T13:40:01.12"},  # Pulse: no value at all
-        {"ChargerId": "c1", "StateId": "513", "Timestamp": "2023-06-09T13:39:55", "ValueAsString": "7360.000"},
-        {"ChargerId": "c1", "StateId": 980, "Timestamp": "2023-06-09T13:39:55", "ValueAsString": "x" * 5000},
-        {"ChargerId": EMPTY_CHARGER_ID, "StateId": 800, "Timestamp": "2023-06-09T13:39:55", "ValueAsString": "i"},
-    ])
+    rows = observations(
+        [
+            {"ChargerId": "c1", "StateId": 710, "Timestamp": "2023-06-09T13:02:11.4", "ValueAsString": "3"},
+            {
+                "ChargerId": "c1",
+                "StateId": -1,
+                "Timestamp": "2023-06-09T13:40:01.12",
+            },  # Pulse: no value at all
+            {
+                "ChargerId": "c1",
+                "StateId": "513",
+                "Timestamp": "2023-06-09T13:39:55",
+                "ValueAsString": "7360.000",
+            },
+            {
+                "ChargerId": "c1",
+                "StateId": 980,
+                "Timestamp": "2023-06-09T13:39:55",
+                "ValueAsString": "x" * 5000,
+            },
+            {
+                "ChargerId": EMPTY_CHARGER_ID,
+                "StateId": 800,
+                "Timestamp": "2023-06-09T13:39:55",
+                "ValueAsString": "i",
+            },
+        ]
+    )
     frame = rows.frame
     assert list(frame["state_id"]) == [710, -1, 513] and "_invalid" not in frame.columns
     assert list(frame["last_updated"]) == [
@@ -63,10 +88,14 @@ def test_observations_parse_zoneless_timestamps_as_utc_and_skip_what_integration
 def test_public_only_when_positively_a_business_site() -> None:
     assert classify({"InstallationType": 0, "IsRequiredAuthentication": True})[0] is True
     assert classify({"InstallationType": 1, "IsRequiredAuthentication": True})[0] is False  # Home/Smart
-    assert classify({"InstallationType": 0, "IsRequiredAuthentication": False})[0] is False  # anyone may charge: a home
+    assert (
+        classify({"InstallationType": 0, "IsRequiredAuthentication": False})[0] is False
+    )  # anyone may charge: a home
     assert classify({})[0] is False  # unknown is private
-    frame = installations([{"Id": "i1", "TimeZoneIanaName": "Europe/Oslo"}, {"Id": "i2", "TimeZoneIanaName": "Asia/Tokyo"}],
-                          datetime(2026, 1, 1, tzinfo=UTC)).frame
+    frame = installations(
+        [{"Id": "i1", "TimeZoneIanaName": "Europe/Oslo"}, {"Id": "i2", "TimeZoneIanaName": "Asia/Tokyo"}],
+        datetime(2026, 1, 1, tzinfo=UTC),
+    ).frame
     assert list(frame["country"]) == ["NOR", None] and list(frame["is_public"]) == [False, False]
 
 
@@ -79,9 +108,21 @@ def test_message_bodies_plain_or_wrapped() -> None:
 
 
 def test_connection_descriptor_maps_amqp_port_to_rest_over_https() -> None:
-    real = ConnectionDetails.from_descriptor({"Type": 0, "Host": "zapcloud-messaging.servicebus.windows.net", "Port": 5671,
-                                              "UseSSL": True, "Username": "listen", "Password": "k", "Topic": "t", "Subscription": "s"})
+    real = ConnectionDetails.from_descriptor(
+        {
+            "Type": 0,
+            "Host": "zapcloud-messaging.servicebus.windows.net",
+            "Port": 5671,
+            "UseSSL": True,
+            "Username": "listen",
+            "Password": "k",
+            "Topic": "t",
+            "Subscription": "s",
+        }
+    )
     assert real.base_url == "https://zapcloud-messaging.servicebus.windows.net"
     assert "k" not in repr(real)
     with pytest.raises(ValueError, match="Topic"):
-        ConnectionDetails.from_descriptor({"Host": "h", "Port": 1, "UseSSL": False, "Username": "u", "Password": "p", "Subscription": "s"})
+        ConnectionDetails.from_descriptor(
+            {"Host": "h", "Port": 1, "UseSSL": False, "Username": "u", "Password": "p", "Subscription": "s"}
+        )

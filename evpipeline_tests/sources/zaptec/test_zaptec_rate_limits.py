@@ -24,7 +24,9 @@ def test_a_client_without_the_limiter_is_answered_429(clock: SimClock) -> None:
         charger = next(iter(sim.chargers))
         statuses = []
         for _ in range(40):
-            response = greedy.session.get(f"{sim.url}/api/chargers/{charger}/state", headers={"Authorization": f"Bearer {token}"})
+            response = greedy.session.get(
+                f"{sim.url}/api/chargers/{charger}/state", headers={"Authorization": f"Bearer {token}"}
+            )
             statuses.append(response.status_code)
             if response.status_code == 429:
                 assert int(response.headers["Retry-After"]) >= 1
@@ -59,7 +61,9 @@ def test_state_polls_are_served_before_a_bulk_static_refresh(clock: SimClock) ->
     assert sim.max_rate(1.0, "/api/") <= 10
 
 
-def test_429_is_retried_after_the_servers_retry_after(zaptec: ZaptecResource, zaptec_sim: ZaptecSimulator) -> None:
+def test_429_is_retried_after_the_servers_retry_after(
+    zaptec: ZaptecResource, zaptec_sim: ZaptecSimulator
+) -> None:
     zaptec_sim.faults.retry_after = 1
     zaptec_sim.faults.inject("429", count=1, path="/state")
     client = zaptec.client()
@@ -81,9 +85,11 @@ def test_500_chargers_sync_without_a_single_429(tmp_path: object) -> None:
     assert result.max_sent_per_second <= 10  # our limiter never let more than 10 go in any second
     assert result.token_requests == 1
     assert result.rows > 500 * 15  # every charger's observations landed
-    print(f"\nzaptec 500-charger state sync: {result.requests} requests in {result.seconds:.1f}s = "
-          f"{result.rate:.2f}/s ({result.fraction_of_limit:.0%} of 10/s), {result.http_429} x 429, "
-          f"max {result.max_sent_per_second} sent / {result.max_per_second} received in any 1 s, merge {result.merge_seconds:.2f}s")
+    print(
+        f"\nzaptec 500-charger state sync: {result.requests} requests in {result.seconds:.1f}s = "
+        f"{result.rate:.2f}/s ({result.fraction_of_limit:.0%} of 10/s), {result.http_429} x 429, "
+        f"max {result.max_sent_per_second} sent / {result.max_per_second} received in any 1 s, merge {result.merge_seconds:.2f}s"
+    )
 
 
 def test_the_simulator_caps_list_endpoints_and_requires_a_user_agent(clock: SimClock) -> None:
@@ -94,10 +100,17 @@ def test_the_simulator_caps_list_endpoints_and_requires_a_user_agent(clock: SimC
         token = client.api.auth.token()  # type: ignore[attr-defined]  # HttpClient.auth is the Auth base; Zaptec's has token()
         headers = {"Authorization": f"Bearer {token}", "User-Agent": "test"}
         answers = [requests.get(f"{sim.url}/api/chargers", headers=headers, timeout=5) for _ in range(3)]
-        assert [a.status_code for a in answers] == [200, 200, 429] and int(answers[-1].headers["Retry-After"]) > 20
+        assert [a.status_code for a in answers] == [200, 200, 429] and int(
+            answers[-1].headers["Retry-After"]
+        ) > 20
         charger = next(iter(sim.chargers))
-        assert requests.get(f"{sim.url}/api/chargers/{charger}/state", headers=headers, timeout=5).status_code == 200
-        anonymous = requests.get(f"{sim.url}/api/chargers/{charger}/state", headers={**headers, "User-Agent": ""}, timeout=5)
+        assert (
+            requests.get(f"{sim.url}/api/chargers/{charger}/state", headers=headers, timeout=5).status_code
+            == 200
+        )
+        anonymous = requests.get(
+            f"{sim.url}/api/chargers/{charger}/state", headers={**headers, "User-Agent": ""}, timeout=5
+        )
         assert anonymous.status_code == 403 and "User-Agent" in anonymous.text
 
 
@@ -124,7 +137,9 @@ def test_the_client_paces_list_calls_to_zaptecs_caps(clock: SimClock) -> None:
         client.installations()  # 1 page
         client.chargers()  # 2 pages of 100: the cap reached, not exceeded
         limiter = client.api.limiter
-        assert limiter is not None and limiter._class_wait("list", time.monotonic()) > 30  # the next one would wait
+        assert (
+            limiter is not None and limiter._class_wait("list", time.monotonic()) > 30
+        )  # the next one would wait
         assert {r.status for r in sim.requests if r.path in ("/api/chargers", "/api/installation")} == {200}
 
 
@@ -135,14 +150,20 @@ def test_the_151st_list_call_within_half_an_hour_waits_for_the_30_minute_window(
     from evpipeline.sources.zaptec.client import LIST
 
     # The windows exactly as the deployed resource configures them (defaults: no overrides).
-    deployed = ZaptecResource(base_url="http://zaptec.invalid", username=USER, password=PASSWORD).client().api.limiter
+    deployed = (
+        ZaptecResource(base_url="http://zaptec.invalid", username=USER, password=PASSWORD)
+        .client()
+        .api.limiter
+    )
     assert deployed is not None
     now = [0.0]  # an injected clock: waiting advances it, no real sleep
 
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    limiter = RateLimiter(deployed.rate, deployed.burst, windows=deployed.windows, clock=lambda: now[0], sleep=sleep)
+    limiter = RateLimiter(
+        deployed.rate, deployed.burst, windows=deployed.windows, clock=lambda: now[0], sleep=sleep
+    )
     granted = []
     for _ in range(151):
         limiter.acquire(STATIC, LIST)
