@@ -672,3 +672,70 @@ def test_previous_versions_expire() -> None:
     now[0] += 1
     assert store.version(versions[1].token) is versions[2]  # expired
     assert store.version(None) is versions[2] and store.current is versions[2]
+
+
+GOOD_FORM = f"grant_type=client_credentials&client_id={CLIENT_ID}&client_secret={CLIENT_SECRET}"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "error", "description"),
+    [
+        (
+            GOOD_FORM.replace("client_secret=", "client_secret=x"),
+            {},
+            401,
+            "invalid_client",
+            "client authentication failed",
+        ),
+        ("client_id=a&client_secret=b", {}, 400, "invalid_request", "grant_type is missing"),
+        ("grant_type=password", {}, 400, "unsupported_grant_type", "only client_credentials is supported"),
+        (GOOD_FORM + "&grant_type=client_credentials", {}, 400, "invalid_request", "a parameter is repeated"),
+        (
+            GOOD_FORM,
+            {"Authorization": "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()},
+            400,
+            "invalid_request",
+            "use one client authentication method, not two",
+        ),
+        (
+            GOOD_FORM,
+            {"Content-Type": "text/plain"},
+            400,
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        ),
+        (
+            b"grant_type=client_credentials&client_id=\xff",
+            {},
+            400,
+            "invalid_request",
+            "the body is not UTF-8",
+        ),
+        (
+            "grant_type=client_credentials&pad=" + "x" * 20_000,
+            {},
+            400,
+            "invalid_request",
+            "request body too large",
+        ),
+    ],
+)
+def test_each_token_refusal_says_why_and_is_never_cached(
+    served: Served, body: str | bytes, headers: dict[str, str], status: int, error: str, description: str
+) -> None:
+    """RFC 6749 5.2: the error and its description, `no-store`; a 401 names the scheme to use."""
+    sent = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+    r = token_request(served, data=body, headers=sent)
+    assert (r.status_code, r.json()) == (status, {"error": error, "error_description": description})
+    assert (r.headers["Cache-Control"], r.headers["Pragma"]) == ("no-store", "no-cache")
+    assert r.headers.get("WWW-Authenticate") == ('Basic realm="ocpi"' if status == 401 else None)
+
+
+def test_a_granted_token_is_never_cached_and_names_its_scope(served: Served) -> None:
+    r = token_request(served, data=GOOD_FORM, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert (r.headers["Cache-Control"], r.headers["Pragma"]) == ("no-store", "no-cache")
+    assert {k: v for k, v in r.json().items() if k != "access_token"} == {
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "scope": "ocpi:pull",
+    }
