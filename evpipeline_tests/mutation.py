@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         scores.append(score)
-    write_doc(scores)
+        write_doc(scores)  # after each group: a long run stopped halfway keeps what it measured
     print(f"wrote {DOC}")
     return 0 if all(s.score >= GOAL for s in scores) else 1
 
