@@ -83,3 +83,94 @@ def test_versions_with_different_last_updated_are_a_history_not_a_conflict() -> 
     assert (
         result.quarantined == [] and len(result.valid) == 2
     )  # the merge keeps the newest (tested in warehouse)
+
+
+def test_every_reason_of_a_row_is_kept_sorted_with_the_value_it_got() -> None:
+    df = pd.DataFrame({"k": ["a", "b"], "kw": [-1.0, 1.0], "st": ["Z", "A"], "t": [None, None]})
+    flag_invalid(df, pd.Series([False, True]), "t: unparseable")
+    flag_invalid(df, pd.Series([False, True]), "kw: out of range")  # a second problem adds to the first
+    assert list(df["_invalid"]) == [None, "t: unparseable; kw: out of range"]
+    result = validate(df, SCHEMA, table="x", keys=["k"], raw=[{"row": 0}, {"row": 1}])
+    assert len(result.valid) == 0
+    assert [(q.entity_key, q.failed_checks, q.raw) for q in result.quarantined] == [
+        ("a", "kw: greater_than_or_equal_to(0) (got -1.0); st: isin(['A', 'B']) (got 'Z')", {"row": 0}),
+        ("b", "t: unparseable; kw: out of range", {"row": 1}),  # the normalizer's reasons, in their order
+    ]
+
+
+def test_a_quarantined_row_without_a_payload_keeps_its_own_values() -> None:
+    df = pd.DataFrame({"k": ["a"], "kw": [1.0], "st": ["Z"], "t": [None]})
+    [record] = validate(df, SCHEMA, table="x", keys=["k"]).quarantined
+    assert record.raw == {"k": "a", "kw": 1.0, "st": "Z", "t": None}
+    assert record.table_name == "x"
+
+
+def test_an_empty_frame_is_valid_and_has_no_invalid_column() -> None:
+    df = pd.DataFrame({"k": pd.Series([], dtype=str), "_invalid": pd.Series([], dtype=object)})
+    result = validate(df, SCHEMA, table="x", keys=["k"])
+    assert list(result.valid.columns) == ["k"] and result.quarantined == []
+
+
+def test_a_frame_level_break_names_the_table_and_each_problem() -> None:
+    df = pd.DataFrame(
+        {
+            "k": ["a"],
+            "kw": [1.0],
+            "st": ["A"],
+            "t": pd.Series([pd.NaT], dtype="datetime64[ns, UTC]"),
+            "extra": [1],
+        }
+    )
+    with pytest.raises(ContractError) as broken:
+        validate(df, SCHEMA, table="evroam.sites", keys=["k"])
+    assert str(broken.value) == "evroam.sites: frame violates its schema: column_in_schema (extra)"
+
+
+def test_each_key_with_two_versions_at_one_stamp_is_judged_on_its_own_and_a_composite_key_names_both_parts() -> (
+    None
+):
+    t = pd.Timestamp("2026-11-01T12:00:00Z")
+    schema = pa.DataFrameSchema(
+        {
+            "k": pa.Column(str),
+            "n": pa.Column(str),
+            "v": pa.Column(str),
+            "last_updated": pa.Column(pd.DatetimeTZDtype("ns", "UTC"), nullable=True),
+        }
+    )
+    later = pd.Timestamp("2026-11-01T12:05:00Z")
+    df = pd.DataFrame(
+        {
+            "k": ["h", "h", "same", "same", "x", "x", "y", "y"],
+            "n": ["0", "0", "1", "1", "2", "2", "3", "3"],
+            "v": ["v1", "v2", "one", "one", "old", "new", "p", "q"],
+            "last_updated": [
+                t,
+                later,
+                t,
+                t,
+                t,
+                t,
+                None,
+                None,
+            ],  # h: a history; y: no stamp at all is one stamp too
+        }
+    )
+    result = validate(df, schema, table="x", keys=["k", "n"])
+    assert sorted(zip(result.valid["k"], result.valid["v"], strict=True)) == [
+        ("h", "v1"),
+        ("h", "v2"),
+        ("same", "one"),
+        ("x", "new"),
+        ("y", "q"),
+    ]
+    assert [(q.entity_key, q.failed_checks) for q in result.quarantined] == [
+        (
+            "x|2",
+            "duplicate key in one batch with the same last_updated: a different version (row 5) was kept",
+        ),
+        (
+            "y|3",
+            "duplicate key in one batch with the same last_updated: a different version (row 7) was kept",
+        ),
+    ]
