@@ -20,14 +20,13 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.harness import Result, Scale, fmt_seconds
-from evpipeline.serving import free_port
 
 TOKEN = "bench-token"
 SIMULATOR = """
 import sys, time
 from evpipeline.simulators.greenflux import GreenFluxSimulator
-sim = GreenFluxSimulator(scale=float(sys.argv[2]), token=sys.argv[3], port=int(sys.argv[1]), rate_limit_style="http").start()
-print(sim.n_locations, flush=True)
+sim = GreenFluxSimulator(scale=float(sys.argv[1]), token=sys.argv[2], rate_limit_style="http").start()
+print(sim.url, flush=True)  # its own free port: no race with another process for a port chosen before
 while True:
     time.sleep(3600)
 """
@@ -82,14 +81,20 @@ def _child(code: str, *args: str) -> dict:
 def run(scale: Scale) -> list[Result]:
     sim_scale = scale.pick(1165, 5)  # 300 locations per scale unit, ~2.9 EVSEs each
     work = Path(tempfile.mkdtemp(prefix="evp-bootstrap-"))
-    port = free_port()
+    log = (work / "simulator.log").open("w")  # not our stderr: a pipe a caller waits on must close with us
     sim = subprocess.Popen(
-        [sys.executable, "-c", SIMULATOR, str(port), str(sim_scale), TOKEN], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", SIMULATOR, str(sim_scale), TOKEN],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
     )
     try:
         assert sim.stdout is not None  # stdout=PIPE
-        sim.stdout.readline()  # the fleet is built
-        url = f"http://127.0.0.1:{port}"
+        url = sim.stdout.readline().strip()  # once the fleet is built and the server listens
+        if not url:
+            raise RuntimeError(
+                f"the GreenFlux simulator exited: {(work / 'simulator.log').read_text()[-800:]}"
+            )
         for _ in range(100):
             try:
                 urllib.request.urlopen(f"{url}/_sim/stats", timeout=1)
@@ -99,8 +104,9 @@ def run(scale: Scale) -> list[Result]:
         ours = _child(PIPELINE, url, TOKEN, str(work / "warehouse.duckdb"))
         floor = _child(FETCH_ONLY, url, TOKEN)
     finally:
-        sim.terminate()
+        sim.kill()
         sim.wait(timeout=30)
+        log.close()
         shutil.rmtree(work, ignore_errors=True)
     evses = ours["meta"].get("greenflux/evses", {}).get("inserted", 0)
     share = ours["pandera"] / ours["seconds"]

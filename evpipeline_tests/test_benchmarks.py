@@ -34,31 +34,33 @@ ROWS = {
 
 def _quick(module: str, output: Path) -> list[str]:
     """Rows of the table `evpipeline bench --quick --only <module>` writes; fails with the crashed rows shown."""
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "evpipeline.cli",
-            "bench",
-            "--quick",
-            "--repeats",
-            "1",
-            "--only",
-            module,
-            "--output",
-            str(output),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
+    # Output to a file, not a pipe: a server process a measurement leaves behind would hold a pipe open
+    # and the test would wait for it instead of for the command.
+    log = output.with_suffix(".log")
+    with log.open("w") as sink:
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "evpipeline.cli",
+                "bench",
+                "--quick",
+                "--repeats",
+                "1",
+                "--only",
+                module,
+                "--output",
+                str(output),
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            timeout=540,
+        )
     # A crashed measurement is a table row whose note carries the exception.
     crashed = (
         [line for line in output.read_text().splitlines() if "| error |" in line] if output.exists() else []
     )
-    assert completed.returncode == 0, (
-        "\n".join(crashed) or completed.stdout[-2000:] + completed.stderr[-2000:]
-    )
+    assert completed.returncode == 0, "\n".join(crashed) or log.read_text()[-4000:]
     return [line for line in output.read_text().splitlines() if line.startswith("| ")]
 
 
