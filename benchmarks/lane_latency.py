@@ -126,6 +126,9 @@ class Deployment:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            # Started from a process that ignores SIGINT (a pytest-xdist worker, nohup), `dagster dev` would
+            # inherit that and ignore our SIGINT and SIGTERM: stop() would wait out its 60 s.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self._wait_for_lane(data)
 

@@ -109,6 +109,9 @@ def dagster_dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: webserver, daemon, code servers, runs
+                # A pytest-xdist worker ignores SIGINT; inherited, `dagster dev` would then ignore SIGTERM
+                # too and every teardown would wait out the 20 s before SIGKILL.
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
         try:
             wait_for_location(port, process, log)
