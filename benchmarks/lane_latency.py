@@ -116,7 +116,7 @@ class Deployment:
         ).start()
         self._bootstrap()
         shutil.copy(ROOT / "evpipeline" / "dagster.yaml", home / "dagster.yaml")
-        from evpipeline.serving import free_port
+        from evpipeline.serving import default_interrupts, free_port
 
         dagster = Path(sys.executable).with_name("dagster")
         self.process = subprocess.Popen(
@@ -126,9 +126,7 @@ class Deployment:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            # Started from a process that ignores SIGINT (a pytest-xdist worker, nohup), `dagster dev` would
-            # inherit that and ignore our SIGINT and SIGTERM: stop() would wait out its 60 s.
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            preexec_fn=default_interrupts,  # else stopping it waits out the SIGKILL timeout
         )
         self._wait_for_lane(data)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -14,6 +15,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def default_interrupts() -> None:
+    """`preexec_fn` for a server process we stop by signal (`dagster dev`): started from a process that
+    ignores SIGINT (a pytest-xdist worker, nohup), it would inherit that, and `dagster dev` then ignores
+    SIGTERM too; the child gets the default disposition back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def serve_forever(app: Any, host: str, port: int, *, workers: int = 1, log_level: str = "info") -> None:

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 
 from evpipeline import dagster_home, settings, simulators
+from evpipeline.serving import default_interrupts, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = "greenflux_sync"  # a small source job: one simulator, a few requests
@@ -31,12 +31,6 @@ LOAD_TIMEOUT = 90.0
 RUN_TIMEOUT = 90.0
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow, pytest.mark.timeout(240)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def graphql(
@@ -109,9 +103,7 @@ def dagster_dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: webserver, daemon, code servers, runs
-                # A pytest-xdist worker ignores SIGINT; inherited, `dagster dev` would then ignore SIGTERM
-                # too and every teardown would wait out the 20 s before SIGKILL.
-                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                preexec_fn=default_interrupts,  # else stopping it waits out the SIGKILL timeout
             )
         try:
             wait_for_location(port, process, log)

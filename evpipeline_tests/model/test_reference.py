@@ -343,53 +343,51 @@ def test_the_most_specific_rule_wins_whatever_its_place_in_the_file(
     ]
 
 
-@pytest.mark.parametrize("specific_first", [True, False], ids=["specific-first", "specific-last"])
-def test_the_most_specific_party_assignment_wins_whatever_its_place_in_the_file(
-    warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, specific_first: bool
-) -> None:
-    # A location_id (2) is narrower than an operator name (1), which is narrower than the source alone (0).
-    feed = {"id": "whole-feed", "match": {"source": "greenflux"}, "country_code": "NL", "party_id": "FED"}
-    operator = {
-        "id": "by-operator",
-        "match": {"source": "greenflux", "operator": "Gemeente Utrecht"},
+def party(rule_id: str, party_id: str, **match: str) -> dict[str, Any]:
+    """A `parties` entry for GreenFlux locations matching `match` (location_id, operator)."""
+    return {
+        "id": rule_id,
+        "match": {"source": "greenflux", **match},
         "country_code": "NL",
-        "party_id": "UTR",
+        "party_id": party_id,
     }
-    location = {
-        "id": "one-location",
-        "match": {"source": "greenflux", "location_id": "L1"},
-        "country_code": "NL",
-        "party_id": "LOC",
-    }
-    ordered = [location, operator, feed] if specific_first else [feed, operator, location]
-    load(warehouse, write(tmp_path, {**default(), "parties": ordered}), monkeypatch)
+
+
+def assigned(
+    warehouse: WarehouseResource,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    parties: list[dict[str, Any]],
+) -> list[tuple[str, str, str]]:
+    """(location_id, party_id, rule_id) that `assigned_party` gives three GreenFlux locations under `parties`."""
+    load(warehouse, write(tmp_path, {**default(), "parties": parties}), monkeypatch)
     with warehouse.get_connection() as con:
-        found = con.execute(f"""
+        return con.execute(f"""
             SELECT t.location_id, p.party_id, p.rule_id
             FROM (VALUES ('L1', 'Gemeente Utrecht'), ('L2', 'Gemeente Utrecht'), ('L3', 'Elders'))
                  AS t(location_id, operator),
                  LATERAL {assigned_party("greenflux", "t.location_id", "t.operator")} AS p
             ORDER BY 1""").fetchall()
-    assert found == [("L1", "LOC", "one-location"), ("L2", "UTR", "by-operator"), ("L3", "FED", "whole-feed")]
+
+
+@pytest.mark.parametrize("specific_first", [True, False], ids=["specific-first", "specific-last"])
+def test_the_most_specific_party_assignment_wins_whatever_its_place_in_the_file(
+    warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, specific_first: bool
+) -> None:
+    # A location_id (2) is narrower than an operator name (1), which is narrower than the source alone (0).
+    feed = party("whole-feed", "FED")
+    operator = party("by-operator", "UTR", operator="Gemeente Utrecht")
+    location = party("one-location", "LOC", location_id="L1")
+    ordered = [location, operator, feed] if specific_first else [feed, operator, location]
+    assert assigned(warehouse, tmp_path, monkeypatch, ordered) == [
+        ("L1", "LOC", "one-location"),
+        ("L2", "UTR", "by-operator"),
+        ("L3", "FED", "whole-feed"),
+    ]
 
 
 def test_among_equally_specific_party_assignments_the_later_one_wins(
     warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    earlier = {
-        "id": "earlier",
-        "match": {"source": "greenflux", "location_id": "L1"},
-        "country_code": "NL",
-        "party_id": "OLD",
-    }
-    later = {
-        "id": "later",
-        "match": {"source": "greenflux", "location_id": "L1"},
-        "country_code": "NL",
-        "party_id": "NEW",
-    }
-    load(warehouse, write(tmp_path, {**default(), "parties": [earlier, later]}), monkeypatch)
-    with warehouse.get_connection() as con:
-        found = con.execute(f"""SELECT p.party_id FROM (VALUES ('L1', 'x')) AS t(location_id, operator),
-                                LATERAL {assigned_party("greenflux", "t.location_id", "t.operator")} AS p""").fetchall()
-    assert found == [("NEW",)]
+    parties = [party("earlier", "OLD", location_id="L1"), party("later", "NEW", location_id="L1")]
+    assert assigned(warehouse, tmp_path, monkeypatch, parties)[0] == ("L1", "NEW", "later")
