@@ -14,7 +14,7 @@ import pandas as pd
 
 from evpipeline import settings
 from evpipeline.datex2.client import Datex2PushResource
-from evpipeline.datex2.delivery import Delivery, push_static, push_statuses
+from evpipeline.datex2.delivery import Delivery, push_static, push_statuses, status_lock
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.ndw.export import nap_countries
 from evpipeline.sync import markdown_preview
@@ -103,7 +103,14 @@ def datex2_static_push(
     if (
         delivery is not None and delivery.outcome.ok
     ):  # new points get their status at once, not at the next change
-        catch_up = push_statuses(warehouse, datex2, countries, run_id=context.run.run_id, snapshot=False)
+        catch_up = push_statuses(
+            warehouse,
+            datex2,
+            countries,
+            run_id=context.run.run_id,
+            snapshot=False,
+            lock=status_lock(settings.data_dir()),
+        )
         if catch_up is not None:
             result.metadata["catch_up_points"] = catch_up.stats.points if catch_up.stats else 0  # type: ignore[index]
             result.metadata["catch_up_outcome"] = catch_up.outcome.outcome  # type: ignore[index]
@@ -126,7 +133,14 @@ def datex2_status_snapshot(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datex2: Datex2PushResource
 ) -> dg.MaterializeResult:
     """Every charging point's status and ad hoc price to the DATEX II receiver (snapshotPush)."""
-    delivery = push_statuses(warehouse, datex2, nap_countries(), run_id=context.run.run_id, snapshot=True)
+    delivery = push_statuses(
+        warehouse,
+        datex2,
+        nap_countries(),
+        run_id=context.run.run_id,
+        snapshot=True,
+        lock=status_lock(settings.data_dir()),  # never crosses a lane delta in flight
+    )
     return _result(delivery, "the receiver holds no static table yet")
 
 

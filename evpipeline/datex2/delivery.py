@@ -16,6 +16,11 @@
   24 hours). After a static push that brought new points, the same diff over the whole fleet goes
   out as a `deltaPush` (`push_statuses(snapshot=False)`), so new points get their status at once.
 
+Status pushes are serialized on this host (`status_lock`, a file lock in the data directory): a
+snapshot read before a lane delta but arriving after it would carry an older `lastUpdated` than the
+receiver then holds, and be refused (lastUpdated never goes backwards). The snapshot waits for the
+lane's push in flight; the lane skips its step while a snapshot is in flight and diffs it next cycle.
+
 Like NDW's pushes this is a diff, not a queue: every push is logged in `ops.datex2_pushes`, and what
 the receiver holds changes only with an accepted push, in one transaction with the log (and the
 lane's cursor). A push that failed (receiver down, 5xx) is diffed and sent again by the next run or
@@ -38,6 +43,7 @@ import pyarrow as pa
 from evpipeline.datex2 import versions
 from evpipeline.datex2.client import Datex2Outcome, Datex2PushResource
 from evpipeline.datex2.publication import PublicationStats, Publisher
+from evpipeline.locks import exclusive
 from evpipeline.ndw.push_sync import mart_newest
 from evpipeline.warehouse import Migration, WarehouseResource, Writer, read_sync_state, register
 
@@ -49,6 +55,19 @@ HELD = "ops.datex2_held"
 PUSHES = "ops.datex2_pushes"
 SCOPE = "_dx_scope"
 OVERLAP = timedelta(seconds=1)  # re-diff this much before the cursor (harmless: a diff)
+SNAPSHOT_LOCK_WAIT_SECONDS = (
+    300.0  # a lane push holds the lock for one delta; a wait this long is a stuck holder
+)
+
+
+def status_lock(data_dir: str | Path) -> Path:
+    """The file every status push of this data directory holds while it reads, sends and records."""
+    return Path(data_dir) / "datex2" / "status.lock"
+
+
+class StatusPushBusy(RuntimeError):
+    """Another status push held the lock longer than a snapshot waits."""
+
 
 register(
     Migration(
@@ -353,13 +372,34 @@ def push_statuses(
     *,
     run_id: str | None,
     snapshot: bool,
+    lock: Path,
+    lock_wait_seconds: float = SNAPSHOT_LOCK_WAIT_SECONDS,
     published_at: datetime | None = None,
 ) -> Delivery | None:
     """Push the held charging points' statuses and prices: every one (`snapshot`: a `snapshotPush`)
     or those that differ from what the receiver holds (a `deltaPush` of the whole fleet's diff: the
     catch-up after a static push brought new points). None when there is nothing to send. An
     accepted push moves the lane's cursor to the mart state it covered (never back), so the lane
-    goes on from there."""
+    goes on from there. Holds `lock` (see `status_lock`) from the read to the record."""
+    with exclusive(lock, lock_wait_seconds) as acquired:
+        if not acquired:
+            raise StatusPushBusy(
+                f"another DATEX II status push held {lock.name} for {lock_wait_seconds:.0f} s"
+            )
+        return _push_statuses(
+            warehouse, resource, countries, run_id=run_id, snapshot=snapshot, published_at=published_at
+        )
+
+
+def _push_statuses(
+    warehouse: WarehouseResource,
+    resource: Datex2PushResource,
+    countries: list[str],
+    *,
+    run_id: str | None,
+    snapshot: bool,
+    published_at: datetime | None,
+) -> Delivery | None:
     started = time.perf_counter()
     protocol = "snapshotPush" if snapshot else "deltaPush"
     with tempfile.TemporaryDirectory(prefix="evp-datex2-push-") as tmp:
@@ -388,6 +428,7 @@ class LaneDelta:
 
     scope: int  # locations looked at
     delivery: Delivery | None = None
+    busy: bool = False  # a snapshot held the status lock: nothing diffed, the next cycle does it
     advanced: bool = False
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
@@ -402,17 +443,26 @@ class Datex2Lane:
         resource: Datex2PushResource,
         countries: list[str],
         *,
+        lock: Path,
         overlap: timedelta = OVERLAP,
     ) -> None:
         self.warehouse, self.resource, self.countries, self.overlap = warehouse, resource, countries, overlap
+        self.lock = lock
         self._failures = 0
         self._retry_at = 0.0
 
     def cycle(self, run_id: str | None, newest: datetime | None) -> LaneDelta | None:
         """Diff the changes since the cursor and push them; `newest`: the mart's newest change
-        (the lane knows it). None when there was nothing to look at (or a retry is not due)."""
+        (the lane knows it). None when there was nothing to look at (or a retry is not due). A
+        snapshot holding the status lock is not waited for: the cycle reports `busy`."""
         if newest is None or time.time() < self._retry_at:
             return None
+        with exclusive(self.lock, 0.0) as acquired:
+            if not acquired:
+                return LaneDelta(scope=0, busy=True)
+            return self._cycle(run_id, newest)
+
+    def _cycle(self, run_id: str | None, newest: datetime) -> LaneDelta | None:
         started = time.perf_counter()
         prepared: _Prepared | None = None
         with tempfile.TemporaryDirectory(prefix="evp-datex2-lane-") as tmp:

@@ -23,7 +23,7 @@ from pydantic import Field
 from evpipeline import catalog, settings
 from evpipeline.catalog import TABLE_NAME
 from evpipeline.datex2.assets import LIVE_KEY as DATEX2_LIVE_KEY
-from evpipeline.datex2.delivery import Datex2Lane
+from evpipeline.datex2.delivery import Datex2Lane, status_lock
 from evpipeline.lane.cycle import Lane
 from evpipeline.lane.feeds import Feed, discover, required_resources
 from evpipeline.lane.service import Window, lane_dir, read_heartbeat, run_lane, stop_requested
@@ -286,7 +286,9 @@ def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[d
         key: getattr(context.resources, key) for key in ("warehouse", "ndw", "datex2", *required_resources())
     }
     feeds = discover(resources)
-    datex2 = Datex2Lane(resources["warehouse"], resources["datex2"], nap_countries())
+    datex2 = Datex2Lane(
+        resources["warehouse"], resources["datex2"], nap_countries(), lock=status_lock(settings.data_dir())
+    )
     lane = Lane(resources["warehouse"], resources["ndw"], feeds, datex2=datex2)
 
     def report(window: Window) -> None:

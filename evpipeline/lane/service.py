@@ -13,20 +13,19 @@ tells the supervisor to start none until `clear_stop`.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evpipeline.lane.cycle import CycleReport, Lane
+from evpipeline.locks import exclusive
 
 SLOW_CYCLE_SECONDS = 5.0  # a cycle this long is logged with its steps (and kept in the heartbeat)
 
@@ -65,30 +64,6 @@ def stop_requested(data_dir: str | Path) -> str | None:
 
 def clear_stop(data_dir: str | Path) -> None:
     (Path(data_dir) / "lane" / STOP_FILE).unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def exclusive(path: Path, wait_seconds: float, give_up: Callable[[], bool] = lambda: False) -> Iterator[bool]:
-    """Hold an exclusive lock on `path` (waiting up to `wait_seconds`, or until `give_up()`); yields False
-    when it was not free."""
-    handle = path.open("a+")
-    deadline = time.monotonic() + wait_seconds
-    try:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline or give_up():
-                    yield False
-                    return
-                time.sleep(0.2)
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    finally:
-        handle.close()
 
 
 def write_heartbeat(path: Path, body: dict[str, Any]) -> None:

@@ -9,17 +9,28 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from evpipeline.datex2 import delivery
 from evpipeline.datex2.client import Datex2AuthError, Datex2PushResource
-from evpipeline.datex2.delivery import Datex2Lane, Delivery, push_static, push_statuses
+from evpipeline.datex2.delivery import (
+    Datex2Lane,
+    Delivery,
+    StatusPushBusy,
+    push_static,
+    push_statuses,
+    status_lock,
+)
+from evpipeline.locks import exclusive
 from evpipeline.ndw.push_sync import mart_newest
+from evpipeline.serving import free_port
 from evpipeline.simulators.datex2 import Datex2Simulator
 from evpipeline.simulators.datex2 import Delivery as Received
 from evpipeline.simulators.toolkit import SimClock
@@ -81,6 +92,12 @@ def datex2(nap: Datex2Simulator) -> Datex2PushResource:
 
 
 @pytest.fixture
+def lock(tmp_path: Path) -> Path:
+    """The status pushes' lock file, one per test (as one per data directory in a deployment)."""
+    return status_lock(tmp_path)
+
+
+@pytest.fixture
 def fleet() -> MartRows:
     return small_fleet()
 
@@ -125,10 +142,14 @@ def updated(row: dict[str, Any], minutes: int, **changes: Any) -> dict[str, Any]
     return {**row, **changes, "last_updated": later(minutes), "source_last_updated": later(minutes)}
 
 
-def initial_sync(warehouse: WarehouseResource, datex2: Datex2PushResource) -> tuple[Delivery, Delivery]:
+def initial_sync(
+    warehouse: WarehouseResource, datex2: Datex2PushResource, lock: Path
+) -> tuple[Delivery, Delivery]:
     """What a new deployment does first: the static table, then every status (snapshotPush)."""
     static = present(push_static(warehouse, datex2, COUNTRIES, run_id="static-1"))
-    snapshot = present(push_statuses(warehouse, datex2, COUNTRIES, run_id="snapshot-1", snapshot=True))
+    snapshot = present(
+        push_statuses(warehouse, datex2, COUNTRIES, run_id="snapshot-1", snapshot=True, lock=lock)
+    )
     return static, snapshot
 
 
@@ -137,9 +158,9 @@ def initial_sync(warehouse: WarehouseResource, datex2: Datex2PushResource) -> tu
 
 
 def test_initial_static_and_snapshot_are_accepted_and_the_snapshot_references_the_static_ids_and_versions(
-    mart: WarehouseResource, datex2: Datex2PushResource, nap: Datex2Simulator
+    mart: WarehouseResource, datex2: Datex2PushResource, nap: Datex2Simulator, lock: Path
 ) -> None:
-    static, snapshot = initial_sync(mart, datex2)
+    static, snapshot = initial_sync(mart, datex2, lock)
 
     assert (static.outcome.outcome, static.outcome.http_status) == ("accepted", 200), static.outcome.message
     assert (snapshot.outcome.outcome, snapshot.outcome.http_status) == ("accepted", 200), (
@@ -233,10 +254,10 @@ def test_a_refused_static_table_is_not_rebuilt_or_sent_again_until_its_content_c
 
 
 def test_a_status_change_goes_out_as_a_delta_of_that_point_alone_and_a_cycle_without_change_sends_nothing(
-    mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator
+    mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator, lock: Path
 ) -> None:
-    initial_sync(mart, datex2)
-    lane = Datex2Lane(mart, datex2, COUNTRIES)
+    initial_sync(mart, datex2, lock)
+    lane = Datex2Lane(mart, datex2, COUNTRIES, lock=lock)
     l2e1, l2e2 = fleet.evses[2], fleet.evses[3]
     assert (l2e1["evse_uid"], l2e2["evse_uid"]) == ("LOC-0002-E1", "LOC-0002-E2")
 
@@ -273,13 +294,13 @@ def test_a_status_change_goes_out_as_a_delta_of_that_point_alone_and_a_cycle_wit
 
 
 def test_an_ad_hoc_tariff_change_goes_out_as_an_energy_rate_update_of_the_points_on_that_tariff(
-    mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator
+    mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator, lock: Path
 ) -> None:
-    initial_sync(mart, datex2)
+    initial_sync(mart, datex2, lock)
     # No overlap: the cycle's scope is the tariff change alone (no location, EVSE or connector row
     # changed), so the points must be found through the rate the receiver holds for them, not
     # because the overlap happened to re-read the fixture's rows.
-    lane = Datex2Lane(mart, datex2, COUNTRIES, overlap=timedelta(0))
+    lane = Datex2Lane(mart, datex2, COUNTRIES, lock=lock, overlap=timedelta(0))
     fast = fleet.tariffs[1]
     assert fast["tariff_id"] == "T-FAST"
     elements = [{"price_components": [{"type": "ENERGY", "price": 0.49, "vat": 21.0, "step_size": 1}]}]
@@ -336,7 +357,11 @@ def lane_cursor(warehouse: WarehouseResource) -> datetime | None:
 
 
 def test_a_delta_the_receiver_fails_is_delivered_once_by_a_later_cycle_and_the_cursor_waits_for_it(
-    mart: WarehouseResource, fleet: MartRows, nap: Datex2Simulator, monkeypatch: pytest.MonkeyPatch
+    mart: WarehouseResource,
+    fleet: MartRows,
+    nap: Datex2Simulator,
+    monkeypatch: pytest.MonkeyPatch,
+    lock: Path,
 ) -> None:
     clock = LaneTime()
     monkeypatch.setattr(delivery, "time", clock)
@@ -350,8 +375,8 @@ def test_a_delta_the_receiver_fails_is_delivered_once_by_a_later_cycle_and_the_c
         backoff_max=0.05,
         read_timeout=5.0,
     )
-    initial_sync(mart, datex2)
-    lane = Datex2Lane(mart, datex2, COUNTRIES)
+    initial_sync(mart, datex2, lock)
+    lane = Datex2Lane(mart, datex2, COUNTRIES, lock=lock)
     before = lane_cursor(mart)
     MartRows(evses=[updated(fleet.evses[2], 5, status="OUTOFORDER")]).write(mart, "feed-1")
     nap.fail_next(2, status=500, endpoint="status")
@@ -393,7 +418,148 @@ def test_a_delta_the_receiver_fails_is_delivered_once_by_a_later_cycle_and_the_c
 
 
 # --------------------------------------------------------------------------------------------
-# 5. A wrong DATEX2_PUSH_TOKEN
+# 5. The daily snapshot and the lane's deltas never cross
+
+
+def test_a_lane_delta_waits_for_a_snapshot_in_flight_so_the_snapshot_is_not_refused_for_going_backwards(
+    mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator, lock: Path
+) -> None:
+    """The snapshot reads every status, then POSTs; a delta of a newer change accepted in between
+    would make the snapshot's older lastUpdated go backwards (the receiver refuses it: rule T6)."""
+    initial_sync(mart, datex2, lock)
+    lane = Datex2Lane(mart, datex2, COUNTRIES, lock=lock)
+    gate = nap.hold_next("status")  # the snapshot's POST waits at the receiver, already read
+    result: dict[str, Delivery | BaseException | None] = {}
+
+    def snapshot() -> None:
+        try:
+            result["snapshot"] = push_statuses(
+                mart, datex2, COUNTRIES, run_id="snapshot-2", snapshot=True, lock=lock
+            )
+        except BaseException as exc:  # handed to the test thread
+            result["snapshot"] = exc
+
+    thread = threading.Thread(target=snapshot)
+    thread.start()
+    try:
+        assert gate.arrived.wait(10), "the snapshot never reached the receiver"
+        # A newer change lands while the snapshot is in flight; the lane's cycle must not overtake it.
+        MartRows(evses=[updated(fleet.evses[2], 5, status="OUTOFORDER")]).write(mart, "feed-1")
+        busy = present(lane.cycle("lane-1", newest(mart)))
+        assert (busy.busy, busy.delivery, busy.advanced) == (True, None, False)
+    finally:
+        gate.release.set()
+        thread.join(30)
+    snapshot_delivery = result["snapshot"]
+    assert isinstance(snapshot_delivery, Delivery), snapshot_delivery
+    assert snapshot_delivery.outcome.ok, snapshot_delivery.outcome.message
+
+    # The next cycle sends the change, on top of the snapshot the receiver now holds.
+    report = present(lane.cycle("lane-2", newest(mart)))
+    assert report.delivery is not None and report.delivery.outcome.ok, report.delivery
+    assert [(d.protocol, d.accepted) for d in received(nap, kind="status")] == [
+        ("snapshotPush", True),
+        ("snapshotPush", True),
+        ("deltaPush", True),
+    ]
+    assert present(nap.point_status(L2E1))["status"] == "outOfOrder"
+    assert present(nap.point_status(L2E1))["lastUpdated"] == "2026-11-01T08:05:00Z"
+
+
+def test_a_snapshot_gives_up_with_a_specific_error_when_the_status_lock_stays_held(
+    mart: WarehouseResource, datex2: Datex2PushResource, nap: Datex2Simulator, lock: Path
+) -> None:
+    initial_sync(mart, datex2, lock)
+    with exclusive(lock, 0.0) as held:  # a stuck holder
+        assert held
+        with pytest.raises(StatusPushBusy, match=r"another DATEX II status push held status.lock for 0 s"):
+            push_statuses(
+                mart, datex2, COUNTRIES, run_id="snapshot-2", snapshot=True, lock=lock, lock_wait_seconds=0.0
+            )
+    assert len(received(nap, kind="status")) == 1  # only the initial snapshot went out
+
+
+def test_a_static_change_bumps_the_point_version_and_later_deltas_reference_the_new_versions(
+    mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator, lock: Path
+) -> None:
+    """A consumer joins statuses to the static table by id and version: once the receiver holds a new
+    version of a point, every later status of it must name that version (and the new table's)."""
+    initial_sync(mart, datex2, lock)
+    lane = Datex2Lane(mart, datex2, COUNTRIES, lock=lock)
+    l2e1_connector = fleet.connectors[2]
+    assert l2e1_connector["evse_uid"] == "LOC-0002-E1"
+    # 16 A instead of 32 A on three phases: 11 kW (230 V x 16 A x 3), a new charging point content.
+    MartRows(connectors=[updated(l2e1_connector, 5, max_amperage=16, max_electric_power=11040)]).write(
+        mart, "feed-1"
+    )
+    static = present(push_static(mart, datex2, COUNTRIES, run_id="static-2"))
+    assert static.outcome.ok, static.outcome.message
+    held = present(nap.accepted_static())
+    # The table's own content (its id, its sites by id) did not change: its version did not either.
+    assert held["tables"] == {TABLE_ID: {"versionG": "1"}}
+    assert {p: v["versionG"] for p, v in held["chargingPoints"].items()} == {
+        L1E1: "1",
+        L1E2: "1",
+        L2E1: "2",
+        L2E2: "1",
+    }
+
+    MartRows(evses=[updated(fleet.evses[2], 10, status="OUTOFORDER")]).write(mart, "feed-2")
+    report = present(lane.cycle("lane-1", newest(mart)))
+
+    assert report.delivery is not None and report.delivery.outcome.ok, report.delivery
+    delta = received(nap, "deltaPush")[-1]
+    assert (delta.accepted, delta.errors) == (True, [])
+    assert status_publication(delta.document)["tableReference"] == [
+        {"targetClass": "EnergyInfrastructureTable", "idG": TABLE_ID, "versionG": "1"}
+    ]
+    assert {p: s["reference"]["versionG"] for p, s in points_in(delta.document).items()} == {L2E1: "2"}
+    assert reference_problems(nap.static_document(), delta.document) == []
+    assert query(
+        mart, "SELECT point_version, table_version, status FROM ops.datex2_held WHERE point_id = ?", [L2E1]
+    ) == [("2", "1", "outOfOrder")]
+
+
+def test_a_receiver_that_is_down_fails_the_push_holds_nothing_new_and_the_next_push_delivers_it(
+    mart: WarehouseResource, fleet: MartRows, datex2: Datex2PushResource, nap: Datex2Simulator, lock: Path
+) -> None:
+    """Connection refused is an outage, not a verdict: logged as failed, retried, never taken as held."""
+    down = datex2.model_copy(update={"push_url": f"http://127.0.0.1:{free_port()}/datex2", "max_attempts": 2})
+
+    static = present(push_static(mart, down, COUNTRIES, run_id="static-1"))
+
+    assert (static.outcome.outcome, static.outcome.http_status, static.outcome.ok, static.pushed) == (
+        "failed",
+        None,
+        False,
+        True,
+    )
+    assert static.outcome.attempts == 2  # the connection was tried again before giving up
+    assert "connection" in static.outcome.message.lower(), static.outcome.message
+    assert query(mart, "SELECT count(*) FROM ops.datex2_held") == [(0,)]
+    assert query(mart, "SELECT document, outcome, ok, http_status, attempts FROM ops.datex2_pushes") == [
+        ("static", "failed", False, None, 2)
+    ]
+    # Back up: the same table goes out (nothing recorded it as delivered or refused).
+    again = present(push_static(mart, datex2, COUNTRIES, run_id="static-2"))
+    assert again.outcome.ok and len(received(nap, kind="static", accepted=True)) == 1
+
+    # The lane's delta to a receiver that is down: failed, cursor kept, nothing taken as held.
+    present(push_statuses(mart, datex2, COUNTRIES, run_id="snapshot-1", snapshot=True, lock=lock))
+    cursor = lane_cursor(mart)
+    MartRows(evses=[updated(fleet.evses[2], 5, status="OUTOFORDER")]).write(mart, "feed-1")
+    failed = present(Datex2Lane(mart, down, COUNTRIES, lock=lock).cycle("lane-1", newest(mart)))
+    assert failed.delivery is not None and failed.delivery.outcome.outcome == "failed"
+    assert not failed.advanced and lane_cursor(mart) == cursor
+    assert query(mart, "SELECT status FROM ops.datex2_held WHERE point_id = ?", [L2E1]) == [("available",)]
+    # The receiver reachable again, a lane delivers the change.
+    delivered = present(Datex2Lane(mart, datex2, COUNTRIES, lock=lock).cycle("lane-2", newest(mart)))
+    assert delivered.delivery is not None and delivered.delivery.outcome.ok and delivered.advanced
+    assert present(nap.point_status(L2E1))["status"] == "outOfOrder"
+
+
+# --------------------------------------------------------------------------------------------
+# 6. A wrong DATEX2_PUSH_TOKEN
 
 
 WRONG_TOKEN = "wrong-datex2-token-5f0c9e"
@@ -405,6 +571,7 @@ def test_a_wrong_push_token_fails_with_a_specific_error_that_names_the_setting_a
     datex2: Datex2PushResource,
     nap: Datex2Simulator,
     caplog: pytest.LogCaptureFixture,
+    lock: Path,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = datex2.model_copy(update={"token": WRONG_TOKEN})
@@ -420,11 +587,11 @@ def test_a_wrong_push_token_fails_with_a_specific_error_that_names_the_setting_a
 
     # The lane's delta too: it raises (the lane reports it as its DATEX II step's error) and its
     # cursor stays where the change is still ahead of it.
-    initial_sync(mart, datex2)
+    initial_sync(mart, datex2, lock)
     cursor = lane_cursor(mart)
     MartRows(evses=[updated(fleet.evses[2], 5, status="OUTOFORDER")]).write(mart, "feed-1")
     with pytest.raises(Datex2AuthError) as lane_error:
-        Datex2Lane(mart, wrong, COUNTRIES).cycle("lane-1", newest(mart))
+        Datex2Lane(mart, wrong, COUNTRIES, lock=lock).cycle("lane-1", newest(mart))
     assert "HTTP 401: check DATEX2_PUSH_TOKEN" in str(lane_error.value)
     assert lane_cursor(mart) == cursor
     assert [(d.kind, d.http_status) for d in received(nap, accepted=False)] == [

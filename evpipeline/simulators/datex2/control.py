@@ -11,13 +11,15 @@ Faults use the toolkit's script, limited to the delivery paths so the control su
 answering: `fail_next` answers the next N deliveries with 503/429 (+ Retry-After) before anything is
 read or stored; `drop_connections` lets the next N deliveries be processed (and recorded) and then
 hangs up halfway through the answer, as a proxy dropping the line after the receiver committed.
+`hold_next` (Python only) holds the next delivery to an endpoint before it is judged until the test
+releases it, so a test can put a second delivery ahead of one already in flight.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from evpipeline.simulators.datex2.state import BASE, Datex2State
+from evpipeline.simulators.datex2.state import BASE, Datex2State, Gate
 from evpipeline.simulators.toolkit import Request, Response
 
 FAIL_STATUSES = (429, 500, 502, 503, 504)
@@ -45,6 +47,16 @@ class Datex2Control(Datex2State):
         """Delay every delivery by `seconds` (0 turns it off); the control surface is not delayed."""
         with self.lock:
             self.delivery_latency = max(0.0, float(seconds))
+
+    def hold_next(self, endpoint: str) -> Gate:
+        """Hold the next delivery to `endpoint` ('static' or 'status') before it is judged, until the
+        returned gate's `release` is set: a test orders two deliveries in flight without sleeping."""
+        if endpoint not in ("static", "status"):
+            raise ValueError(f"endpoint is 'static' or 'status', not {endpoint!r}")
+        gate = Gate()
+        with self.lock:
+            self.gates[endpoint] = gate
+        return gate
 
     def set_retry_after(self, seconds: float) -> None:
         """The Retry-After (seconds) sent with injected 429/503 answers."""

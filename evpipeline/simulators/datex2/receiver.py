@@ -20,6 +20,9 @@ from evpipeline.simulators.toolkit import Request, Response, iso_z, retry_after
 MAX_ERRORS = 500  # a systematic mistake in a large document is said this many times, then counted
 
 
+GATE_TIMEOUT_SECONDS = 30.0  # a held delivery whose test died goes on by itself
+
+
 class Refusal(Exception):  # control flow inside a delivery handler
     def __init__(self, http_status: int, errors: list[str], headers: dict[str, str] | None = None) -> None:
         super().__init__(errors[0] if errors else str(http_status))
@@ -125,6 +128,11 @@ class Datex2Receiver(Datex2Control):
         latency = self.delivery_latency
         if latency:
             time.sleep(latency)
+        with self.lock:
+            gate = self.gates.pop(kind, None)
+        if gate is not None:
+            gate.arrived.set()
+            gate.release.wait(GATE_TIMEOUT_SECONDS)
         headers: dict[str, str] = {}
         try:
             self._admit(request)

@@ -5,6 +5,7 @@ charging point, and every delivery with its outcome. Reads return copies, taken 
 from __future__ import annotations
 
 import copy
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -106,6 +107,14 @@ class AcceptedStatic:
         }
 
 
+@dataclass
+class Gate:
+    """A delivery held before it is judged: `arrived` when it is there, judged once `release` is set."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
 class Datex2State(SimServer):
     """The receiver's memory, guarded by the server lock."""
 
@@ -125,6 +134,7 @@ class Datex2State(SimServer):
         self.token = token
         self.max_body_bytes = max_body_bytes
         self.delivery_latency = 0.0  # seconds added to every delivery (the control surface's knob)
+        self.gates: dict[str, Gate] = {}  # kind -> the gate its next delivery waits at (`hold_next`)
         self.static: AcceptedStatic | None = None
         self.points: dict[str, dict[str, Any]] = {}  # charging point id -> the status held
         self.station_rates: dict[str, dict[str, dict[str, Any]]] = {}  # station id -> rate id -> its update
@@ -140,6 +150,9 @@ class Datex2State(SimServer):
             self._deliveries.clear()
             self._sequence = 0
             self.delivery_latency = 0.0
+            for gate in self.gates.values():
+                gate.release.set()
+            self.gates.clear()
             self.faults.clear()
             self.requests.clear()
             if clock is not None:
