@@ -46,6 +46,7 @@ COLUMN_MODULES = (
     "evpipeline.warehouse.columns",  # the tables evpipeline.warehouse creates itself (ops, retention)
     "evpipeline.model.tables",
     "evpipeline.model.reference",
+    "evpipeline.model.identity",
     "evpipeline.quality.tables",
     "evpipeline.lane.feeds",
     "evpipeline.ndw.push_sync",

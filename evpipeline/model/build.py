@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from evpipeline.model.identity import IdentityUpdate, update_identity
 from evpipeline.model.mappings import LOCATION_SCOPE, TARIFF_SCOPE, Scope, SourceMapping, registry
 from evpipeline.model.reference import OPERATORS, PARTIES, RULES, apply_operators, apply_rules
 from evpipeline.model.rules import register_rules, rules_digest
@@ -70,6 +71,7 @@ class MartBuild:
     seconds: float = 0.0
     # Incremental builds: the verdict of the latest full build (when, rows wrong per table).
     last_full: tuple[datetime, dict[str, int]] | None = None
+    identity: IdentityUpdate | None = None  # the cross-source matching this build did
 
     @property
     def changed(self) -> int:
@@ -305,6 +307,8 @@ def _build(
         frame["_observed_at"], frame["_observed_seq"] = as_of, time.time_ns()
         writer.merge(frame, table, KEYS[table], status_column="status" if table == EVSES else None)
         result.removed[table] = _sweep(con, writer, table, frame, mappings, incremental, as_of)
+    # One physical location, published once: the pairs touching what this build changed (all, when full).
+    result.identity = update_identity(con, as_of, scope=LOCATION_SCOPE if incremental else None)
     if not incremental:
         _record_unmapped(con, mappings, result, writer.run_id)
 

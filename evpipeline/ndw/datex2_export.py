@@ -27,6 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from evpipeline.datex2 import Creator, EmptyPublicationError, PublicationStats, Publisher
+from evpipeline.model.identity import not_a_duplicate
 from evpipeline.ndw.export import OCPI_TS, candidate
 from evpipeline.ndw.files import (
     ChecksumSink,
@@ -75,7 +76,9 @@ class Datex2Files:
 
 
 def candidate_locations(con: duckdb.DuckDBPyConnection, countries: list[str]) -> int:
-    row = con.execute(f"SELECT count(*) FROM mart.locations l WHERE {candidate(countries)}").fetchone()
+    row = con.execute(
+        f"SELECT count(*) FROM mart.locations l WHERE {candidate(countries)} AND {not_a_duplicate(con)}"
+    ).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -1,7 +1,8 @@
 """Build NDW's OCPI 2.2.1 objects from `mart`, inside DuckDB, and write the daily export.
 
 What is exported: public (`publish`) locations in the access point's countries
-(`EVPIPELINE_NAP_COUNTRIES`, NDW: `NLD`) that are not deleted, with their EVSEs (removed ones as status REMOVED) and Connectors, and the tariffs those
+(`EVPIPELINE_NAP_COUNTRIES`, NDW: `NLD`) that are not deleted and not another source's duplicate of
+one (`mart.identity`, evpipeline/model/identity.py), with their EVSEs (removed ones as status REMOVED) and Connectors, and the tariffs those
 connectors reference. Every object must carry NDW's AFIR-mandatory fields (Location
 `opening_times`, `energy_mix`; EVSE `parking_restrictions`; Connector `max_electric_power`,
 `tariff_ids` pointing at exported tariffs) and respect OCPI lengths; an object that cannot is left
@@ -25,6 +26,7 @@ from typing import Any
 import duckdb
 
 from evpipeline import settings
+from evpipeline.model.identity import not_a_duplicate
 from evpipeline.ndw.files import canonical_json, write_file, write_manifest
 from evpipeline.ocpi import definition as ocpi
 from evpipeline.warehouse.rows import one_row, scalar
@@ -213,11 +215,12 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
         if scoped
         else ""
     )
+    unique = not_a_duplicate(con)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ndw_locations AS
         SELECT l.country_code, l.party_id, l.location_id, {_reasons(LOCATION_RULES)} AS reasons
         FROM {model.locations} l {location_scope}
-        WHERE {candidate(countries)};
+        WHERE {candidate(countries)} AND {unique};  -- one physical location, published once (model/identity.py)
 
         CREATE OR REPLACE TEMP TABLE _ndw_connectors AS
         SELECT c.country_code, c.party_id, c.location_id, c.evse_uid, c.connector_id, c.tariff_ids, c.standard,

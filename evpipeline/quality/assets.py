@@ -31,6 +31,9 @@ RELIABILITY_KEY = dg.AssetKey(["quality", "reliability"])
 TIMELINE_KEY = dg.AssetKey(["quality", "status_timeline"])
 COVERAGE_KEY = dg.AssetKey(["quality", "coverage"])
 KEYS = [COMPLETENESS_KEY, TIMELINESS_KEY, RELIABILITY_KEY, TIMELINE_KEY, COVERAGE_KEY]
+IDENTITY_KEY = dg.AssetKey(
+    ["quality", "identity"]
+)  # the cross-source matching's report (quality/identity.py)
 # Daily: a day plus the run's time before the catalog calls it stale.
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=catalog.DAILY_WINDOW)
 
@@ -357,8 +360,9 @@ ASSETS = [afir_completeness, timeliness, reliability, status_timeline, coverage]
 
 quality_report_job = dg.define_asset_job(
     "quality_report",
-    selection=dg.AssetSelection.assets(*KEYS),
-    description="The AFIR quality report: completeness, timeliness, reliability, status timeline and coverage.",
+    selection=dg.AssetSelection.assets(*KEYS, IDENTITY_KEY),
+    description="The AFIR quality report: completeness, timeliness, reliability, status timeline and coverage, "
+    "and the cross-source matching.",
 )
 quality_report_schedule = dg.ScheduleDefinition(
     name="quality_daily_report",

@@ -324,3 +324,41 @@ def coverage_figure(frame: pd.DataFrame, window: Window) -> Figure:
 
 def coverage(frame: pd.DataFrame, path: Path, window: Window) -> Path:
     return _save(coverage_figure(frame, window), path)
+
+
+DECISION_COLORS = {"same": "#2ca02c", "review": "#ff7f0e", "not_same": "#7f7f7f"}
+
+
+def identity_scores_figure(frame: pd.DataFrame, window: Window, same_at: float, review_from: float) -> Figure:
+    """Histogram of the candidate pairs' scores, stacked by decision, with the two thresholds: the pairs
+    near the `same` line are the ones worth an operator's look (or an override)."""
+    fig = Figure(figsize=(9, 4.5))
+    ax = fig.add_subplot()
+    ax.set_title(f"Cross-source candidate pairs by score, {window.as_of}")
+    if frame.empty:
+        _empty(ax, "no candidate pairs: no two sources report locations near each other")
+        return fig
+    bins = [i / 40 for i in range(41)]
+    order = [d for d in DECISION_COLORS if d in set(frame["decision"])]
+    ax.hist(
+        [frame.loc[frame["decision"] == d, "score"].to_numpy() for d in order],
+        bins=bins,
+        stacked=True,
+        color=[DECISION_COLORS[d] for d in order],
+        label=[f"{d} ({int((frame['decision'] == d).sum()):,})" for d in order],
+    )
+    for x, label in ((review_from, "review from"), (same_at, "same at")):
+        ax.axvline(x, color="#333333", linestyle="--", linewidth=1)
+        ax.text(x, ax.get_ylim()[1] * 0.95, f" {label} {x:g}", fontsize=8, va="top")
+    ax.set_xlabel(
+        "score (distance, address, name, EVSE count, connectors; an eMI3 EVSE id match decides alone)"
+    )
+    ax.set_ylabel("pairs")
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def identity_scores(
+    frame: pd.DataFrame, path: Path, window: Window, same_at: float, review_from: float
+) -> Path:
+    return _save(identity_scores_figure(frame, window, same_at, review_from), path)
