@@ -50,7 +50,12 @@ class MatchPolicy:
     """Every threshold and weight of the matching, in one place."""
 
     radius_m: float = 150.0  # candidates: locations of two sources at most this far apart
-    cell_deg: float = 0.002  # blocking grid: ~220 m of latitude (longitude cells scaled by 1.7)
+    cell_deg: float = (
+        0.002  # blocking grid: ~220 m of latitude; longitude cells `lon_cell_factor` times wider
+    )
+    # A cell must be at least radius_m wide everywhere we publish: 0.0064 deg of longitude is 220 m at
+    # 71.8 N (North Cape, the fleet's northernmost), 440 m in the Netherlands (more pairs compared, none missed).
+    lon_cell_factor: float = 3.2
     w_distance: float = 0.35  # 1 at 0 m, 0 at radius_m
     w_address: float = 0.30  # half street similarity, half house number equality
     w_name: float = 0.10
@@ -154,7 +159,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "members": "Source locations in this physical location.",
         "rule": "The rule of the strongest pair linking this location into the cluster.",
         "score": "The score of that pair.",
-        "decided_at": "When the cluster was last decided (UTC).",
+        "decided_at": "When this row's decision (identity, canonical, members, rule, score) last changed (UTC).",
     },
     OVERRIDES: {
         "a_country_code": "First location: its CPO's country code.",
@@ -192,31 +197,56 @@ def _street_words(expr: str) -> str:
     return out
 
 
-def _features(con: duckdb.DuckDBPyConnection, policy: MatchPolicy) -> None:
-    """One row per live location with what matching compares, and its blocking cell."""
+def _cell(policy: MatchPolicy, lat: str, lon: str) -> tuple[str, str]:
+    """SQL: the blocking cell (row, column) of a position."""
+    return (
+        f"CAST(floor({lat} / {policy.cell_deg}) AS BIGINT)",
+        f"CAST(floor({lon} / {policy.cell_deg * policy.lon_cell_factor}) AS BIGINT)",
+    )
+
+
+def _features(con: duckdb.DuckDBPyConnection, policy: MatchPolicy, scoped: bool) -> None:
+    """One row per live location with what matching compares, and its blocking cell; `scoped`: only
+    the locations in the 3 x 3 cells around the scope's (all a scoped pass can pair), so the cost of
+    an incremental pass follows the changes, not the fleet."""
+    cy, cx = _cell(policy, "latitude", "longitude")
+    near = ""
+    if scoped:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _id_cells AS
+            SELECT DISTINCT {cy} + dy AS cy, {cx} + dx AS cx
+            FROM {LOCATIONS} l SEMI JOIN {_SCOPE} s USING (country_code, party_id, location_id),
+                 (VALUES (-1), (0), (1)) y(dy), (VALUES (-1), (0), (1)) x(dx)
+            WHERE latitude IS NOT NULL AND longitude IS NOT NULL""")
+        near = f"AND ({cy}, {cx}) IN (SELECT (cy, cx) FROM _id_cells)"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _id_live AS
+        SELECT country_code, party_id, location_id, source, latitude AS lat, longitude AS lon, name, address
+        FROM {LOCATIONS}
+        WHERE NOT is_deleted AND latitude IS NOT NULL AND longitude IS NOT NULL {near}""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {_FEATURES} AS
         WITH addr AS (
-            SELECT country_code, party_id, location_id, source, latitude AS lat, longitude AS lon,
+            SELECT country_code, party_id, location_id, source, lat, lon,
                    {_norm("name")} AS name_n, {_street_words("address")} AS addr_n
-            FROM {LOCATIONS}
-            WHERE NOT is_deleted AND latitude IS NOT NULL AND longitude IS NOT NULL),
+            FROM _id_live),
         evses AS (
             SELECT country_code, party_id, location_id, CAST(count(*) AS INTEGER) AS evses,
                    list_distinct(list(upper(regexp_replace(evse_id, '[^A-Za-z0-9]', '', 'g')))
                                  FILTER (WHERE evse_id IS NOT NULL)) AS evse_ids
-            FROM {EVSES} WHERE NOT is_deleted AND status <> 'REMOVED' GROUP BY ALL),
+            FROM {EVSES} SEMI JOIN _id_live USING (country_code, party_id, location_id)
+            WHERE NOT is_deleted AND status <> 'REMOVED' GROUP BY ALL),
         connectors AS (
             SELECT country_code, party_id, location_id,
                    list_distinct(list(standard || ':' || CAST(round(coalesce(max_electric_power, 0) / 1000.0) AS INTEGER)))
                        AS signature
-            FROM {CONNECTORS} WHERE NOT is_deleted GROUP BY ALL)
+            FROM {CONNECTORS} SEMI JOIN _id_live USING (country_code, party_id, location_id)
+            WHERE NOT is_deleted GROUP BY ALL)
         SELECT a.*, trim(regexp_replace(a.addr_n, '\\d.*$', '')) AS street,
                nullif(regexp_extract(a.addr_n, '\\b(\\d+)(?: ([a-z])\\b|([a-z])\\b)?', 1)
                       || coalesce(nullif(regexp_extract(a.addr_n, '\\b(\\d+)(?: ([a-z])\\b|([a-z])\\b)?', 2), ''),
                                   regexp_extract(a.addr_n, '\\b(\\d+)(?: ([a-z])\\b|([a-z])\\b)?', 3)), '') AS house,
-               CAST(floor(a.lat / {policy.cell_deg}) AS BIGINT) AS cy,
-               CAST(floor(a.lon / {policy.cell_deg * 1.7}) AS BIGINT) AS cx,
+               {_cell(policy, "a.lat", "a.lon")[0]} AS cy, {_cell(policy, "a.lat", "a.lon")[1]} AS cx,
                coalesce(e.evses, 0) AS evses, coalesce(e.evse_ids, []) AS evse_ids,
                coalesce(c.signature, []) AS signature
         FROM addr a
@@ -335,19 +365,23 @@ def update_identity(
         keys = _scope_keys(con, scope)
         if not keys:
             return IdentityUpdate(mode="idle")
-    _features(con, policy)
+    _features(con, policy, scoped=scope is not None)
     if scope is None:
         con.execute(f"DELETE FROM {CANDIDATES}")
         result = IdentityUpdate(mode="full", scope=_count(con, _FEATURES))
     else:
+        scope_keys = f"SELECT country_code || ':' || party_id || ':' || location_id FROM {_SCOPE}"
         con.execute(f"""
-            DELETE FROM {CANDIDATES} c WHERE EXISTS (
-                SELECT 1 FROM {_SCOPE} s WHERE (s.country_code, s.party_id, s.location_id)
-                    IN ((c.a_country_code, c.a_party_id, c.a_location_id), (c.b_country_code, c.b_party_id, c.b_location_id)))""")
+            DELETE FROM {CANDIDATES}
+            WHERE a_country_code || ':' || a_party_id || ':' || a_location_id IN ({scope_keys})
+               OR b_country_code || ':' || b_party_id || ':' || b_location_id IN ({scope_keys})""")
         result = IdentityUpdate(mode="incremental", scope=keys)
     result.pairs = _score_pairs(con, policy, scope is not None, now)
-    _decide_clusters(con, now, policy, result)
-    con.execute(f"DROP TABLE IF EXISTS {_FEATURES}; DROP TABLE IF EXISTS {_SCOPE}")
+    _decide_clusters(con, now, policy, result, scoped=scope is not None)
+    con.execute(
+        f"DROP TABLE IF EXISTS {_FEATURES}; DROP TABLE IF EXISTS {_SCOPE}; DROP TABLE IF EXISTS _id_live; "
+        "DROP TABLE IF EXISTS _id_cells; DROP TABLE IF EXISTS _id_keys"
+    )
     return result
 
 
@@ -367,15 +401,50 @@ def _scope_keys(con: duckdb.DuckDBPyConnection, scope: str) -> int:
     return _count(con, _SCOPE)
 
 
+_KEY_A = "a_country_code || ':' || a_party_id || ':' || a_location_id"
+_KEY_B = "b_country_code || ':' || b_party_id || ':' || b_location_id"
+_KEY = "country_code || ':' || party_id || ':' || location_id"
+
+
+def _affected(con: duckdb.DuckDBPyConnection, scoped: bool) -> None:
+    """`_id_keys`: the locations whose cluster a pass must decide again. Scoped: the scope, the
+    members of their clusters before, and everything `same` pairs link to those (transitively), so
+    the work follows the changes; full: every location in a `same` pair or in the table."""
+    if not scoped:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _id_keys AS
+            SELECT {_KEY_A} AS k FROM {CANDIDATES} WHERE decision = 'same'
+            UNION SELECT {_KEY_B} FROM {CANDIDATES} WHERE decision = 'same'
+            UNION SELECT {_KEY} FROM {IDENTITY}""")
+        return
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _id_keys AS
+        SELECT {_KEY} AS k FROM {_SCOPE}
+        UNION SELECT {_KEY} FROM {IDENTITY}
+              WHERE identity_id IN (SELECT identity_id FROM {IDENTITY} SEMI JOIN {_SCOPE} USING (country_code, party_id, location_id))""")
+    while True:  # clusters are small: one or two rounds
+        added = con.execute(f"""
+            INSERT INTO _id_keys
+            SELECT DISTINCT k FROM (
+                SELECT {_KEY_A} AS k FROM {CANDIDATES} WHERE decision = 'same' AND {_KEY_B} IN (SELECT k FROM _id_keys)
+                UNION SELECT {_KEY_B} FROM {CANDIDATES} WHERE decision = 'same' AND {_KEY_A} IN (SELECT k FROM _id_keys))
+            WHERE k NOT IN (SELECT k FROM _id_keys)""").fetchone()[0]  # type: ignore[index]
+        if not added:
+            return
+
+
 def _decide_clusters(
-    con: duckdb.DuckDBPyConnection, now: datetime, policy: MatchPolicy, result: IdentityUpdate
+    con: duckdb.DuckDBPyConnection, now: datetime, policy: MatchPolicy, result: IdentityUpdate, scoped: bool
 ) -> None:
-    """Connected components of the `same` pairs, each with its canonical member (see the module)."""
+    """Connected components of the `same` pairs, each with its canonical member (see the module), for
+    the locations `_affected` names; only rows whose decision changed are written."""
+    _affected(con, scoped)
+    # Strongest pair first (then by key): which pair a member is linked by does not depend on the order rows come in.
     pairs = con.execute(f"""
-        SELECT a_country_code || ':' || a_party_id || ':' || a_location_id AS a, a_source,
-               b_country_code || ':' || b_party_id || ':' || b_location_id AS b, b_source, rule, score
-        FROM {CANDIDATES} WHERE decision = 'same'""").fetchall()
-    result.same = len(pairs)
+        SELECT {_KEY_A} AS a, a_source, {_KEY_B} AS b, b_source, rule, score
+        FROM {CANDIDATES} WHERE decision = 'same' AND {_KEY_A} IN (SELECT k FROM _id_keys)
+        ORDER BY score DESC, a, b""").fetchall()
+    result.same = int(con.execute(f"SELECT count(*) FROM {CANDIDATES} WHERE decision = 'same'").fetchone()[0])  # type: ignore[index]
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -389,9 +458,8 @@ def _decide_clusters(
     link: dict[str, tuple[str, float]] = {}  # member -> (rule, score) of its strongest same pair
     for a, a_source, b, b_source, rule, score in pairs:
         source[a], source[b] = a_source, b_source
-        for member in (a, b):
-            if member not in link or score > link[member][1]:
-                link[member] = (rule, score)
+        link.setdefault(a, (rule, score))
+        link.setdefault(b, (rule, score))
         root_a, root_b = find(a), find(b)
         if root_a != root_b:
             parent[max(root_a, root_b)] = min(root_a, root_b)
@@ -401,7 +469,7 @@ def _decide_clusters(
     before = {
         key
         for (key,) in con.execute(
-            f"SELECT country_code || ':' || party_id || ':' || location_id FROM {IDENTITY} WHERE canonical"
+            f"SELECT {_KEY} FROM {IDENTITY} WHERE canonical AND {_KEY} IN (SELECT k FROM _id_keys)"
         ).fetchall()
     }
     published = _published(con)
@@ -437,19 +505,36 @@ def _decide_clusters(
             "score",
         ],
     )
-    result.clusters = len(clusters)
-    result.duplicates = int((~frame["canonical"]).sum()) if len(frame) else 0
-    con.execute(f"DELETE FROM {IDENTITY}")
-    if len(frame):
-        con.register("_id_rows", frame)
-        try:
-            con.execute(
-                f"INSERT INTO {IDENTITY} SELECT country_code, party_id, location_id, source, identity_id, canonical, "
-                "CAST(members AS INTEGER), rule, score, $now FROM _id_rows",
-                {"now": now},
-            )
-        finally:
-            con.unregister("_id_rows")
+    # Typed, so an empty frame compares as well.
+    frame = frame.astype({"canonical": "bool", "members": "int64", "score": "float64"})
+    # Only what changed is written: a pass that decides nothing new writes nothing (and `decided_at`
+    # says when a row's decision last changed). Rows compare by every decided column.
+    same_row = (
+        """i.country_code = r.country_code AND i.party_id = r.party_id AND i.location_id = r.location_id"""
+    )
+    decided = """i.source = r.source AND i.identity_id = r.identity_id AND i.canonical = r.canonical
+                 AND i.members = r.members AND i.rule = r.rule AND i.score IS NOT DISTINCT FROM r.score"""
+    con.register("_id_rows", frame)
+    try:
+        con.execute(
+            f"""DELETE FROM {IDENTITY} i WHERE {_KEY} IN (SELECT k FROM _id_keys)
+                AND NOT EXISTS (SELECT 1 FROM _id_rows r WHERE {same_row} AND {decided})"""
+        )
+        con.execute(
+            f"""INSERT INTO {IDENTITY}
+                SELECT r.country_code, r.party_id, r.location_id, r.source, r.identity_id, r.canonical,
+                       CAST(r.members AS INTEGER), r.rule, r.score, $now
+                FROM _id_rows r WHERE NOT EXISTS (SELECT 1 FROM {IDENTITY} i WHERE {same_row})""",
+            {"now": now},
+        )
+    finally:
+        con.unregister("_id_rows")
+    result.clusters, result.duplicates = (
+        int(x)
+        for x in con.execute(  # type: ignore[union-attr]
+            f"SELECT count(DISTINCT identity_id), count(*) FILTER (WHERE NOT canonical) FROM {IDENTITY}"
+        ).fetchone()
+    )
 
 
 def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
@@ -469,7 +554,8 @@ def _published(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {
         key
         for (key,) in con.execute(
-            "SELECT DISTINCT country_code || ':' || party_id || ':' || object_id FROM ops.ndw_pushed WHERE kind = 'location'"
+            "SELECT DISTINCT country_code || ':' || party_id || ':' || object_id AS k FROM ops.ndw_pushed "
+            "WHERE kind = 'location' AND k IN (SELECT k FROM _id_keys)"
         ).fetchall()
     }
 
