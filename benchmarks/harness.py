@@ -78,6 +78,7 @@ MEASUREMENTS = [
     "benchmarks.cycle_cost",
     "benchmarks.lane_latency",
     "benchmarks.lake_bench",
+    "benchmarks.identity_bench",
 ]
 
 

@@ -29,6 +29,7 @@ ROWS = {
     "lane_latency": "9",
     "datex2_bench": "10",
     "lake_bench": "11",
+    "identity_bench": "13",
 }
 
 

@@ -275,6 +275,14 @@ def reference_operator_data(
                 frame, table, reference.KEYS[table], lineage=f"file:{Path(path).name} sha256:{data.digest}"
             )
             writer.flag_missing(table, reference.KEYS[table], frame, now)
+        # The matching's overrides: a small table the file replaces whole (the next mart build applies it).
+        writer.con.execute(f"DELETE FROM {reference.IDENTITY_OVERRIDES}")
+        if len(data.identity):
+            writer.con.register("_evp_identity", data.identity)
+            try:
+                writer.con.execute(f"INSERT INTO {reference.IDENTITY_OVERRIDES} SELECT * FROM _evp_identity")
+            finally:
+                writer.con.unregister("_evp_identity")
         writer.set_sync_state("file", now, {"path": path, "sha256": data.digest})
         writer.log_run("file", details={"path": path, "sha256": data.digest, **data.counts})
     counts = writer.counts

@@ -36,13 +36,13 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from evpipeline.model import reference  # noqa: F401  (registered first: the overrides table lives in its schema)
+from evpipeline.model import reference
 from evpipeline.model.tables import CONNECTORS, EVSES, LOCATIONS
 from evpipeline.warehouse import Migration, register
 
 IDENTITY = "mart.identity"
 CANDIDATES = "mart.identity_candidates"
-OVERRIDES = "reference.identity_overrides"
+OVERRIDES = reference.IDENTITY_OVERRIDES  # the operator's `identity` entries of the reference file
 
 
 @dataclass(frozen=True)
@@ -111,18 +111,8 @@ register(
             decided_at TIMESTAMPTZ NOT NULL,
             PRIMARY KEY (country_code, party_id, location_id)
         );
-        CREATE TABLE {OVERRIDES} (
-            a_country_code VARCHAR NOT NULL,
-            a_party_id VARCHAR NOT NULL,
-            a_location_id VARCHAR NOT NULL,
-            b_country_code VARCHAR NOT NULL,
-            b_party_id VARCHAR NOT NULL,
-            b_location_id VARCHAR NOT NULL,
-            decision VARCHAR NOT NULL,
-            note VARCHAR
-        );
         """,
-    )
+    ),
 )
 
 COLUMNS: dict[str, dict[str, str]] = {
@@ -160,16 +150,6 @@ COLUMNS: dict[str, dict[str, str]] = {
         "rule": "The rule of the strongest pair linking this location into the cluster.",
         "score": "The score of that pair.",
         "decided_at": "When this row's decision (identity, canonical, members, rule, score) last changed (UTC).",
-    },
-    OVERRIDES: {
-        "a_country_code": "First location: its CPO's country code.",
-        "a_party_id": "First location: its CPO's party id.",
-        "a_location_id": "First location: its OCPI id.",
-        "b_country_code": "Second location: its CPO's country code.",
-        "b_party_id": "Second location: its CPO's party id.",
-        "b_location_id": "Second location: its OCPI id.",
-        "decision": "same or not_same: wins over the score (and over different_cpo).",
-        "note": "Why the operator says so.",
     },
 }
 
@@ -370,11 +350,13 @@ def update_identity(
         con.execute(f"DELETE FROM {CANDIDATES}")
         result = IdentityUpdate(mode="full", scope=_count(con, _FEATURES))
     else:
-        scope_keys = f"SELECT country_code || ':' || party_id || ':' || location_id FROM {_SCOPE}"
+        # Equality semi-joins on the key columns: no key text built for every stored pair.
         con.execute(f"""
-            DELETE FROM {CANDIDATES}
-            WHERE a_country_code || ':' || a_party_id || ':' || a_location_id IN ({scope_keys})
-               OR b_country_code || ':' || b_party_id || ':' || b_location_id IN ({scope_keys})""")
+            DELETE FROM {CANDIDATES} c
+            WHERE EXISTS (SELECT 1 FROM {_SCOPE} s WHERE s.country_code = c.a_country_code
+                          AND s.party_id = c.a_party_id AND s.location_id = c.a_location_id)
+               OR EXISTS (SELECT 1 FROM {_SCOPE} s WHERE s.country_code = c.b_country_code
+                          AND s.party_id = c.b_party_id AND s.location_id = c.b_location_id)""")
         result = IdentityUpdate(mode="incremental", scope=keys)
     result.pairs = _score_pairs(con, policy, scope is not None, now)
     _decide_clusters(con, now, policy, result, scoped=scope is not None)
@@ -397,7 +379,13 @@ def _scope_keys(con: duckdb.DuckDBPyConnection, scope: str) -> int:
     else:
         select = f"""SELECT DISTINCT l.country_code, l.party_id, l.location_id
                      FROM {LOCATIONS} l SEMI JOIN {scope} s ON s.source = l.source AND s.location_id = l.location_id"""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_SCOPE} AS {select}")
+    # The overrides' locations are always re-decided: an override added, changed or withdrawn in the
+    # reference file takes effect at the next pass, whatever changed in the sources (a few rows).
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {_SCOPE} AS
+        {select}
+        UNION SELECT a_country_code, a_party_id, a_location_id FROM {OVERRIDES}
+        UNION SELECT b_country_code, b_party_id, b_location_id FROM {OVERRIDES}""")
     return _count(con, _SCOPE)
 
 

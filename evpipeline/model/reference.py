@@ -47,6 +47,7 @@ RULES = "reference.rules"
 TARIFFS = "reference.tariffs"
 PARTIES = "reference.parties"
 OPERATORS = "reference.operators"
+IDENTITY_OVERRIDES = "reference.identity_overrides"  # read by the matching (model/identity.py)
 KEYS = {
     RULES: ("rule_id", "level", "field"),
     TARIFFS: ("country_code", "party_id", "tariff_id"),
@@ -196,6 +197,28 @@ register(
 )
 
 
+register(
+    Migration(
+        "reference",
+        4,
+        "operator overrides of the cross-source matching",
+        f"""
+        CREATE TABLE {IDENTITY_OVERRIDES} (
+            a_country_code VARCHAR NOT NULL,
+            a_party_id VARCHAR NOT NULL,
+            a_location_id VARCHAR NOT NULL,
+            b_country_code VARCHAR NOT NULL,
+            b_party_id VARCHAR NOT NULL,
+            b_location_id VARCHAR NOT NULL,
+            decision VARCHAR NOT NULL,
+            note VARCHAR,
+            reference_file VARCHAR
+        );
+        """,
+    )
+)
+
+
 # What each column means, for the Dagster catalog (`evpipeline.catalog`); keys of the reference file in backticks.
 _FILE = "The reference file the row was loaded from (seed_data/reference.yaml or EVPIPELINE_REFERENCE_FILE)."
 # The file's `operators` entries, in the table and in its BI view (one row per CPO).
@@ -269,6 +292,17 @@ COLUMNS: dict[str, dict[str, str]] = {
         "mobileAccount, prepay, paymentValueCard, cashCoinsAndBills).",
         "last_updated": "When the entry last changed (UTC): the load of the reference file that changed it.",
     },
+    IDENTITY_OVERRIDES: {
+        "a_country_code": "`a`: the first location's CPO country code.",
+        "a_party_id": "`a`: the first location's CPO party id.",
+        "a_location_id": "`a`: the first location's OCPI id.",
+        "b_country_code": "`b`: the second location's CPO country code.",
+        "b_party_id": "`b`: the second location's CPO party id.",
+        "b_location_id": "`b`: the second location's OCPI id.",
+        "decision": "`decision`: same or not_same; wins over the matching's score (and over different CPOs).",
+        "note": "`note`: why the operator says so.",
+        "reference_file": _FILE,
+    },
 }
 
 
@@ -284,6 +318,7 @@ class ReferenceData:
     tariffs: pd.DataFrame
     parties: pd.DataFrame
     operators: pd.DataFrame
+    identity: pd.DataFrame
 
     @property
     def counts(self) -> dict[str, int]:
@@ -293,6 +328,7 @@ class ReferenceData:
             "tariffs": len(self.tariffs),
             "parties": len(self.parties),
             "operators": len(self.operators),
+            "identity_overrides": len(self.identity),
         }
 
 
@@ -411,9 +447,15 @@ def load_reference(path: str | Path | None = None) -> ReferenceData:
         raise ReferenceError(
             f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})"
         ) from None
-    if not isinstance(document, Mapping) or set(document) - {"rules", "tariffs", "parties", "operators"}:
+    if not isinstance(document, Mapping) or set(document) - {
+        "rules",
+        "tariffs",
+        "parties",
+        "operators",
+        "identity",
+    }:
         raise ReferenceError(
-            f"{path}: expected a mapping with `rules`, `tariffs`, `parties` and/or `operators`"
+            f"{path}: expected a mapping with `rules`, `tariffs`, `parties`, `operators` and/or `identity`"
         )
     rules: list[dict[str, Any]] = []
     for i, rule in enumerate(document.get("rules") or []):
@@ -463,6 +505,13 @@ def load_reference(path: str | Path | None = None) -> ReferenceData:
     operator_frame = pd.DataFrame(operators, columns=list(OPERATOR_COLUMNS))
     operator_frame["reference_file"] = path
     operator_frame["last_updated"] = now
+    overrides = [_identity_row(i, entry, path) for i, entry in enumerate(document.get("identity") or [])]
+    pairs = [frozenset((r[:3], r[3:6])) for r in overrides]
+    if len(set(pairs)) != len(pairs):
+        i = next(i for i, p in enumerate(pairs) if pairs.count(p) > 1)
+        raise ReferenceError(f"{path}: identity[{i}]: this pair is already listed")
+    identity_frame = pd.DataFrame(overrides, columns=[*IDENTITY_COLUMNS, "decision", "note"])
+    identity_frame["reference_file"] = path
     return ReferenceData(
         path,
         hashlib.sha256(text.encode()).hexdigest()[:16],
@@ -470,7 +519,41 @@ def load_reference(path: str | Path | None = None) -> ReferenceData:
         tariff_frame,
         party_frame,
         operator_frame,
+        identity_frame,
     )
+
+
+IDENTITY_COLUMNS = (
+    "a_country_code",
+    "a_party_id",
+    "a_location_id",
+    "b_country_code",
+    "b_party_id",
+    "b_location_id",
+)
+LOCATION_KEY = re.compile(r"^([A-Z]{2}):([A-Z0-9]{3}):([^:\s][^\s]{0,35})$")
+
+
+def _identity_row(index: int, entry: Any, path: str) -> tuple[Any, ...]:
+    """An `identity` entry: `{a: CC:PID:location_id, b: ..., decision: same | not_same, note: ...}`."""
+    where = f"{path}: identity[{index}]"
+    if not isinstance(entry, Mapping) or set(entry) - {"a", "b", "decision", "note"}:
+        raise ReferenceError(f"{where}: expected `a`, `b`, `decision` and optionally `note`")
+    keys: list[str] = []
+    for side in ("a", "b"):
+        match = LOCATION_KEY.match(str(entry.get(side) or ""))
+        if not match:
+            raise ReferenceError(
+                f"{where}: `{side}` must be a location as country_code:party_id:location_id (e.g. NL:ZPT:1234)"
+            )
+        keys.extend(match.groups())
+    if keys[:3] == keys[3:]:
+        raise ReferenceError(f"{where}: `a` and `b` are the same location")
+    decision = entry.get("decision")
+    if decision not in ("same", "not_same"):
+        raise ReferenceError(f"{where}: `decision` must be same or not_same, not {decision!r}")
+    note = entry.get("note")
+    return (*keys, decision, None if note is None else str(note))
 
 
 def _party_row(index: int, entry: Any, path: str) -> dict[str, Any]:

@@ -10,8 +10,11 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
+import yaml
 
+from evpipeline.model.assets import reference_operator_data
 from evpipeline.model.identity import CANDIDATES, IDENTITY, OVERRIDES, IdentityUpdate, update_identity
+from evpipeline.model.reference import default_file
 from evpipeline.quality.identity import identity
 from evpipeline.run_config import op_config
 from evpipeline.warehouse import WarehouseResource
@@ -32,7 +35,8 @@ def match(
         w.con.execute(
             "CREATE OR REPLACE TEMP TABLE _test_scope (country_code VARCHAR, party_id VARCHAR, location_id VARCHAR)"
         )
-        w.con.executemany("INSERT INTO _test_scope VALUES (?, ?, ?)", [k.split(":", 2) for k in scope])
+        if scope:
+            w.con.executemany("INSERT INTO _test_scope VALUES (?, ?, ?)", [k.split(":", 2) for k in scope])
         return update_identity(w.con, now, scope="_test_scope")
 
 
@@ -148,7 +152,7 @@ def test_each_rule_decides_in_its_order_and_overrides_win(warehouse: WarehouseRe
     rows.write(warehouse)
     with warehouse.writer("reference", "overrides") as w:
         w.con.executemany(
-            f"INSERT INTO {OVERRIDES} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {OVERRIDES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             [
                 (*vetoed[1].split(":"), *vetoed[0].split(":"), "not_same", "two chargers, one address"),
                 (*forced[0].split(":"), *forced[1].split(":"), "same", "GreenFlux reports ZPT under OTH"),
@@ -312,3 +316,32 @@ def test_the_identity_asset_reports_the_decisions_draws_the_scores_and_checks_th
     assert (check.check_name, check.passed) == ("near_threshold", False)
     [check] = lenient.get_asset_check_evaluations()
     assert check.passed, check.metadata  # a few of ~100 pairs: within the default 5 %
+
+
+def test_an_override_in_the_reference_file_reaches_the_next_incremental_pass(
+    warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator writes `identity:` entries in the reference file; the reference asset loads them
+    and the next pass re-decides those pairs although no source changed them."""
+    rows = MartRows()
+    twin = _pair(rows, 1)
+    rows.write(warehouse)
+    match(warehouse)
+    assert decisions(warehouse)[frozenset(twin)] == ("same", "score")
+    document = yaml.safe_load(Path(default_file()).read_text())
+    document["identity"] = [
+        {"a": twin[1], "b": twin[0], "decision": "not_same", "note": "two poles, one address"}
+    ]
+    path = tmp_path / "reference.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    monkeypatch.setenv("EVPIPELINE_REFERENCE_FILE", str(path))
+
+    materialize([reference_operator_data], {"warehouse": warehouse})
+    report = match(warehouse, scope=[])  # an incremental pass with nothing changed in the sources
+
+    assert report.mode == "incremental" and report.scope == 2  # the override's two locations
+    assert decisions(warehouse)[frozenset(twin)] == ("not_same", "override")
+    assert merged_pairs(warehouse) == set()
+    assert query(warehouse, f"SELECT decision, note FROM {OVERRIDES}") == [
+        ("not_same", "two poles, one address")
+    ]

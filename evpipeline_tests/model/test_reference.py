@@ -53,7 +53,14 @@ def load(warehouse: WarehouseResource, path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_the_shipped_file_is_valid_ocpi() -> None:
     data = load_reference()
-    assert data.counts == {"rules": 5, "rule_fields": 14, "tariffs": 3, "parties": 0, "operators": 8}
+    assert data.counts == {
+        "rules": 5,
+        "rule_fields": 14,
+        "tariffs": 3,
+        "parties": 0,
+        "operators": 8,
+        "identity_overrides": 0,
+    }
     for row in data.tariffs.to_dict("records"):
         assert row["currency"] in ("EUR", "NOK", "NZD")
 
@@ -95,6 +102,27 @@ BAD_FILES = [
     ),
     (lambda d: d["tariffs"][0].pop("currency"), "tariffs[0] (id 'ZPT-NL-AC'): currency"),
     (lambda d: d["tariffs"][0].update(elements=[]), "tariffs[0] (id 'ZPT-NL-AC'): elements"),
+    (
+        lambda d: d.update(identity=[{"a": "NL:ZPT:1", "b": "NL-ZPT-2", "decision": "same"}]),
+        "identity[0]: `b` must be a location as country_code:party_id:location_id",
+    ),
+    (
+        lambda d: d.update(identity=[{"a": "NL:ZPT:1", "b": "NL:ZPT:2", "decision": "maybe"}]),
+        "identity[0]: `decision` must be same or not_same, not 'maybe'",
+    ),
+    (
+        lambda d: d.update(identity=[{"a": "NL:ZPT:1", "b": "NL:ZPT:1", "decision": "same"}]),
+        "identity[0]: `a` and `b` are the same location",
+    ),
+    (
+        lambda d: d.update(
+            identity=[
+                {"a": "NL:ZPT:1", "b": "NL:GFX:2", "decision": "same"},
+                {"a": "NL:GFX:2", "b": "NL:ZPT:1", "decision": "not_same"},
+            ]
+        ),
+        "identity[0]: this pair is already listed",
+    ),
 ]
 
 
