@@ -18,9 +18,11 @@ from types import ModuleType
 from typing import Any, Protocol
 
 import dagster as dg
+import pandas as pd
 
 from evpipeline.inbox import Inbox, Message
 from evpipeline.sync import SyncOutcome
+from evpipeline.timeutil import utcnow
 from evpipeline.warehouse import Migration, WarehouseResource, Writer, register
 
 DEAD_LETTERS = "ops.dead_letters"
@@ -161,26 +163,57 @@ class InboxFeed:
         self, message: Message, status: str, reason: str, run_id: str | None, report: FeedReport
     ) -> None:
         """One delivery that cannot be merged: recorded (table, inbox, report) and passed, never blocking the rest."""
-        self.inbox.mark(message.id, status, reason)
+        self.dead_letter_many([(message, status, reason)], run_id, report)
+
+    def dead_letter_many(
+        self,
+        letters: Sequence[tuple[Message, str, str]],
+        run_id: str | None,
+        report: FeedReport,
+    ) -> None:
+        """Deliveries that cannot be merged, (message, status, reason) in inbox order: recorded in ONE
+        transaction with the cursor (a flood of refusals costs one commit, not one each) and passed.
+
+        DELETE then INSERT, not `INSERT OR REPLACE`: a DuckLake table has no key constraint to
+        replace on, and that statement failing stopped the feed for good (issue 25)."""
+        if not letters:
+            return
+        self.inbox.mark_many([(m.id, status, reason) for m, status, reason in letters])
+        rows = pd.DataFrame(
+            {
+                "source": self.source,
+                "message_id": [m.id for m, _, _ in letters],
+                "kind": [m.kind for m, _, _ in letters],
+                "status": [status for _, status, _ in letters],
+                "reason": [reason[:2000] for _, _, reason in letters],
+                "payload": [_payload_text(m) for m, _, _ in letters],
+                "received_at": pd.to_datetime(
+                    [m.received_at for m, _, _ in letters], utc=True, errors="coerce"
+                ),
+                "dead_at": utcnow(),
+                "run_id": run_id,
+            }
+        ).drop_duplicates(["source", "message_id"], keep="last")
+        last = max(max(m.id for m, _, _ in letters), self.cursor())  # read before the writer opens
         with self.warehouse.writer(self.source, run_id) as writer:
-            writer.con.execute(
-                f"INSERT OR REPLACE INTO {DEAD_LETTERS} VALUES (?, ?, ?, ?, ?, ?, ?, now(), ?)",
-                [
-                    self.source,
-                    message.id,
-                    message.kind,
-                    status,
-                    reason[:2000],
-                    json.dumps(message.payload, default=str)[:100_000],
-                    message.received_at,
-                    run_id,
-                ],
-            )
-            self.advance(writer, max(message.id, self.cursor()))
-        self.committed(message.id)
-        report.dead_letters.append(
-            {"message_id": message.id, "kind": message.kind, "status": status, "reason": reason}
+            writer.delete_matching(DEAD_LETTERS, rows[["source", "message_id"]])
+            writer.append(DEAD_LETTERS, rows)
+            self.advance(writer, last)
+        self.committed(last)
+        report.dead_letters.extend(
+            {"message_id": m.id, "kind": m.kind, "status": status, "reason": reason}
+            for m, status, reason in letters
         )
+
+
+def _payload_text(message: Message) -> str:
+    """The delivery as received, for the operator (bounded; never raises on a payload we could not parse)."""
+    if message.raw is not None:
+        return message.raw[:100_000]
+    try:
+        return json.dumps(message.payload, default=str)[:100_000]
+    except (ValueError, RecursionError):
+        return repr(message.payload)[:100_000]
 
 
 def seen_at(messages: Sequence[Message]) -> float | None:
