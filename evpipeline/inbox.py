@@ -136,6 +136,47 @@ class Inbox:
             )
             con.execute("COMMIT")
 
+    def attempt(self, message_id: int, note: str) -> int:
+        """Count one failed try of a message (kept across lane restarts); returns the tries so far."""
+        with self._lock, self._connect() as con:
+            row = con.execute(
+                "UPDATE messages SET attempts = attempts + 1, note = ? WHERE id = ? RETURNING attempts",
+                (note, message_id),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def get(self, message_ids: list[int]) -> list[Message]:
+        """The messages with these ids (any source), in id order."""
+        if not message_ids:
+            return []
+        marks = ",".join("?" * len(message_ids))
+        with self._connect() as con:
+            rows = con.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE id IN ({marks}) ORDER BY id", message_ids
+            ).fetchall()
+        return [_message(r) for r in rows]
+
+    def requeue(self, message_id: int) -> int:
+        """Store a message again as a new delivery (a new id, past every cursor) so the lane tries it
+        once more; the original keeps its id and becomes `retried`. Returns the new id."""
+        now = datetime.now(UTC).isoformat()
+        with self._lock, self._connect() as con:
+            con.execute("BEGIN")
+            row = con.execute(
+                "INSERT INTO messages (source, kind, dedupe_key, payload, received_at) "
+                "SELECT source, kind, dedupe_key || '#retry-' || ?, payload, ? FROM messages WHERE id = ? "
+                "RETURNING id",
+                (now, now, message_id),
+            ).fetchone()
+            if row is None:
+                con.execute("ROLLBACK")
+                raise KeyError(f"no inbox message {message_id}")
+            con.execute(
+                "UPDATE messages SET status = 'retried', note = ? WHERE id = ?", (f"as {row[0]}", message_id)
+            )
+            con.execute("COMMIT")
+        return int(row[0])
+
     def count(self, source: str, status: str | None = None) -> int:
         with self._connect() as con:
             if status is None:

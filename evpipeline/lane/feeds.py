@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from evpipeline.inbox import Inbox, Message
@@ -26,6 +27,9 @@ from evpipeline.timeutil import utcnow
 from evpipeline.warehouse import Migration, WarehouseResource, Writer, register
 
 DEAD_LETTERS = "ops.dead_letters"
+# A delivery whose merge failed this many times is dead-lettered (a transient fault, e.g. the
+# backend restarting, gets as many tries; a delivery that fails every time stops holding the rest).
+MAX_ATTEMPTS = 5
 register(
     Migration(
         "lane",
@@ -158,6 +162,21 @@ class InboxFeed:
 
     def committed(self, message_id: int) -> None:
         self._cursor = max(self.cursor(), message_id)
+
+    def try_again(self, message: Message, exc: Exception) -> bool:
+        """After `message` failed with `exc`: True to leave it for the next cycle (a warehouse fault,
+        which passes: the backend restarting, a lost commit race), counted in the inbox, until it
+        failed MAX_ATTEMPTS times; False to dead-letter it now (anything else fails the same way
+        every time: trying again would only hold up the messages behind it)."""
+        if not isinstance(exc, duckdb.Error | OSError):
+            return False
+        return self.inbox.attempt(message.id, f"{type(exc).__name__}: {exc}") < MAX_ATTEMPTS
+
+    @staticmethod
+    def reason(exc: Exception) -> str:
+        """A dead letter's reason for `exc` (saying how many tries a warehouse fault had)."""
+        tries = f"{MAX_ATTEMPTS} attempts, the last: " if isinstance(exc, duckdb.Error | OSError) else ""
+        return f"{tries}{type(exc).__name__}: {exc}"
 
     def dead_letter(
         self, message: Message, status: str, reason: str, run_id: str | None, report: FeedReport

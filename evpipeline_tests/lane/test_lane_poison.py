@@ -123,3 +123,180 @@ def test_a_refused_notification_never_stops_the_feed_on_either_backend(push: Pus
     assert query(
         push.warehouse, "SELECT status, reason FROM ops.dead_letters WHERE message_id = ?", [message_id]
     ) == [("failed", "tried again")]
+
+
+# -- poison containment: bounded nesting at the receiver, one row at a time in the lane -----------
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[tuple[BackgroundServer, Inbox]]:
+    inbox = Inbox(tmp_path / "inbox" / "push.sqlite")
+    with BackgroundServer(create_webhook_app(inbox, KEY)) as server:
+        yield server, inbox
+
+
+def nested(depth: int) -> bytes:
+    """One notification whose `data` holds a list nested `depth` levels deep."""
+    return (
+        b'[{"id": "deep", "eventType": "EVRoam.ChargingStationChanges", "subject": "chargingstations-d.json", '
+        b'"data": {"url": "http://127.0.0.1/chargingstations.json", "x": '
+        + b"[" * depth
+        + b"]" * depth
+        + b"}}]"
+    )
+
+
+@pytest.mark.parametrize("depth", [62, 950, 988, 5000])
+def test_json_nested_too_deep_is_400_with_the_reason_and_never_stored(
+    receiver: tuple[BackgroundServer, Inbox], depth: int
+) -> None:
+    """950 levels were stored (then broke every lane cycle); 988 answered 500."""
+    server, inbox = receiver
+    response = requests.post(
+        f"{server.url}/api/evroam_listener?code={KEY}",
+        data=nested(depth),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 400 and "nests" in response.json()["error"], response.text
+    assert inbox.count("evroam") == 0
+    # The bound leaves a real notification's room: 64 levels deep in all are accepted.
+    ok = requests.post(
+        f"{server.url}/api/evroam_listener?code={KEY}",
+        data=nested(60),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert ok.json() == {"stored": 1}
+
+
+def store_unreadable(push: Push, depth: int = 3000) -> int:
+    """A row as the receiver stored it before nesting was bounded: json.loads cannot read it."""
+    import sqlite3
+
+    with sqlite3.connect(push.store.path) as con:
+        cursor = con.execute(
+            "INSERT INTO messages (source, kind, dedupe_key, payload, received_at) VALUES (?, ?, ?, ?, ?)",
+            ("evroam", "chargingstations", "deep-1", nested(depth).decode(), "2026-11-01T12:00:00+00:00"),
+        )
+        return int(cursor.lastrowid or 0)
+
+
+def cli(push: Push, *args: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    from evpipeline_tests.test_settings import clean_env
+
+    extra = {"EVPIPELINE_WAREHOUSE": push.warehouse.database}
+    if os.environ.get("EVPIPELINE_LAKE_DATA"):
+        extra["EVPIPELINE_LAKE_DATA"] = os.environ["EVPIPELINE_LAKE_DATA"]
+    data_dir = Path(push.inbox.directory).parent
+    return subprocess.run(
+        [sys.executable, "-m", "evpipeline.cli", "dead-letters", *args, "--data-dir", str(data_dir)],
+        env=clean_env(data_dir, **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_an_unreadable_inbox_row_is_dead_lettered_alone_and_an_operator_releases_it(push: Push) -> None:
+    """The lane read its batch with one json.loads per row inside one list: one row too deep for it
+    failed every cycle, and the good change behind it waited forever."""
+    deep = store_unreadable(push)
+    connector, status = push.good_change()
+
+    report = collect(push)
+
+    assert push.status_of(connector) == status
+    assert push.cursor() == push.store.newest_id("evroam")
+    assert [(d["message_id"], d["status"]) for d in report.dead_letters] == [(deep, "failed")]
+    listed = cli(push, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("\t")[:4] for line in listed.stdout.splitlines()] == [
+        [str(deep), "evroam", "chargingstations", "failed"]
+    ]
+    assert "nests too deeply" in listed.stdout
+    released = cli(push, "release", str(deep))
+    assert released.returncode == 0 and "released 1" in released.stdout, released.stderr
+    assert cli(push, "list").stdout == ""
+    [message] = push.store.get([deep])
+    assert message.status == "released"
+    unknown = cli(push, "release", str(deep))  # no longer a dead letter: said so, exit 2
+    assert unknown.returncode == 2 and f"not dead letters: {deep}" in unknown.stderr
+
+
+def test_a_merge_fault_is_retried_and_a_lasting_one_dead_lettered_after_max_attempts(
+    push: Push, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge that fails once (the backend restarting) is tried again, not dead-lettered at once;
+    one that fails every time holds the changes behind it for MAX_ATTEMPTS cycles at most."""
+    import duckdb
+
+    from evpipeline.lane.feeds import MAX_ATTEMPTS
+    from evpipeline.sources.evroam import live
+
+    connector, status = push.good_change()
+    [first] = push.store.after("evroam", 0)
+    faults = {"left": 1}
+    real = live.merge_records
+
+    def merge_records(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["lineage"].startswith(f"push:{first.id}-") and faults["left"]:
+            faults["left"] -= 1
+            raise duckdb.IOException("IO Error: Could not connect to the catalog (injected)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(live, "merge_records", merge_records)
+    feed = EVRoamFeed(push.evroam, push.inbox, push.warehouse)
+    collect(push, feed)  # the fault: not merged, not dead
+    assert push.cursor() < first.id and push.store.get([first.id])[0].attempts == 1
+    report = collect(push, feed)  # the next cycle merges it
+    assert report.dead_letters == [] and push.status_of(connector) == status
+    assert push.store.get([first.id])[0].status == "merged"
+
+    # A lasting fault: dead-lettered on its MAX_ATTEMPTS-th try, and the change behind it lands.
+    connector, status = push.good_change()
+    [second] = push.store.after("evroam", first.id)
+    first = second
+    faults["left"] = 10**6
+    reports = [collect(push, feed) for _ in range(MAX_ATTEMPTS)]
+    assert [len(r.dead_letters) for r in reports] == [0] * (MAX_ATTEMPTS - 1) + [1]
+    [(reason,)] = query(
+        push.warehouse, "SELECT reason FROM ops.dead_letters WHERE message_id = ?", [second.id]
+    )
+    assert reason.startswith(f"{MAX_ATTEMPTS} attempts, the last: IOException")
+    assert push.status_of(connector) == status  # by the delta pull that covers the dead letter
+    assert push.cursor() == push.store.newest_id("evroam")
+
+
+def test_an_operator_retries_a_dead_letter_and_the_lane_merges_it(
+    push: Push, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evpipeline.sources.evroam.client import EVRoamClient
+
+    connector, status = push.good_change()
+    real = EVRoamClient.download
+    poisoned = {"on": True}
+
+    def download(self: EVRoamClient, url: object) -> list[dict[str, Any]]:
+        if poisoned["on"]:
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "unexpected byte")  # a file it chokes on
+        return real(self, url)
+
+    monkeypatch.setattr(EVRoamClient, "download", download)
+    [dead] = collect(push).dead_letters
+    poisoned["on"] = False  # the cause fixed (a new release), the operator retries
+    retried = cli(push, "retry", "--all")
+    assert retried.returncode == 0 and "retried 1" in retried.stdout, retried.stderr
+    assert cli(push, "list").stdout == ""
+    report = collect(push)
+    assert report.dead_letters == [] and len(report.outcomes) == 1
+    statuses = [
+        (m.dedupe_key.split("#")[1][:5] if "#" in m.dedupe_key else "", m.status)
+        for m in push.store.after("evroam", 0)
+    ]
+    assert statuses == [("", "retried"), ("retry", "merged")]
+    assert push.status_of(connector) == status
