@@ -300,3 +300,28 @@ def test_an_operator_retries_a_dead_letter_and_the_lane_merges_it(
     ]
     assert statuses == [("", "retried"), ("retry", "merged")]
     assert push.status_of(connector) == status
+
+
+# -- refusals in bulk are cheap ------------------------------------------------------------------
+
+
+def test_5000_refused_notifications_in_one_delivery_cost_one_cycle_and_one_delta_pull(push: Push) -> None:
+    """Each refusal was its own warehouse commit, and a cycle judged 50 notifications and pulled a
+    delta each time: 5,000 refusals took 100 cycles and 100 delta pulls before the good change."""
+    flood = [
+        {"id": f"r{n}", "eventType": "E", "subject": "chargingstations", "data": {"url": "http://10.0.0.1/c"}}
+        for n in range(5000)
+    ]
+    assert push.post(flood).json() == {"stored": 5000}
+    connector, status = push.good_change()
+    pulled = len(push.sim.requests_to("/consumer/api/", "GET"))
+
+    report = collect(push)
+
+    assert push.status_of(connector) == status
+    assert push.cursor() == push.store.newest_id("evroam")
+    assert len(report.dead_letters) == 5000 and push.store.count("evroam", "refused") == 5000
+    assert scalar(push.warehouse, "SELECT count(*) FROM ops.dead_letters WHERE status = 'refused'") == 5000
+    # One delta pull covers them all: one request per stream (the change is one page).
+    delta = [r.path.rsplit("/", 1)[-1] for r in push.sim.requests_to("/consumer/api/", "GET")[pulled:]]
+    assert sorted(delta) == ["ChargingStation", "Site"]

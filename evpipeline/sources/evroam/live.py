@@ -34,7 +34,8 @@ from evpipeline.warehouse import WarehouseResource
 
 RESOURCES = ("evroam", "inbox", "warehouse")
 MESSAGES_PER_CYCLE = 50  # downloads per cycle: keep a cycle short; the rest follow in the next one
-SCAN_PER_CYCLE = 5000  # notifications judged per cycle (one Event Grid delivery at most)
+# Notifications judged per cycle: a full Event Grid delivery (5,000) and what follows it.
+SCAN_PER_CYCLE = 10_000
 log = logging.getLogger("evpipeline.lane.evroam")
 
 
