@@ -8,6 +8,7 @@ the inbox cursor passed both, and the bad input sits in the dead letters with it
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,3 +326,39 @@ def test_5000_refused_notifications_in_one_delivery_cost_one_cycle_and_one_delta
     # One delta pull covers them all: one request per stream (the change is one page).
     delta = [r.path.rsplit("/", 1)[-1] for r in push.sim.requests_to("/consumer/api/", "GET")[pulled:]]
     assert sorted(delta) == ["ChargingStation", "Site"]
+
+
+# -- deadlines: a slow push-file origin costs one deadline, then the delta pull -----------------
+
+
+def test_a_push_file_that_trickles_misses_its_deadline_and_the_delta_pull_brings_the_change(
+    push: Push,
+) -> None:
+    """Each byte came within the 30 s per-read timeout, so one slow file held the lane's cycle for
+    as long as the origin liked (82 s measured). Now: one deadline, then the fallback path."""
+    evroam = EVRoamResource(
+        base_url=f"{push.sim.url}/consumer/api",
+        subscription_key="test-key",
+        allowed_push_hosts=push.sim.url,
+        requests_per_second=500,
+        backoff_base=0.01,
+        read_timeout=1.0,
+        push_file_deadline=0.5,
+    )
+    push.sim.faults.trickle_seconds = 0.05  # a file of ~1 KB takes a minute; each byte comes at once
+    push.sim.faults.inject("trickle", count=100, path="/notifications/")
+    push.good_change()  # its file(s) trickle ...
+    connector, status = push.good_change()  # ... and a second delivery's: not waited for in this cycle
+    files = len(push.sim.requests_to("/notifications/"))
+    started = time.monotonic()
+
+    report = EVRoamFeed(evroam, push.inbox, push.warehouse).collect("lane", logging.getLogger("test.lane"))
+
+    assert time.monotonic() - started < 15.0  # one 0.5 s deadline and a delta pull; not minutes
+    assert len(push.sim.requests_to("/notifications/")) - files == 1
+    assert push.status_of(connector) == status  # by the delta pull
+    assert push.cursor() == push.store.newest_id("evroam")
+    notes = [m.note or "" for m in push.store.after("evroam", 0)]
+    assert {m.status for m in push.store.after("evroam", 0)} == {"fallback"}
+    assert "deadline" in notes[0] and all(n.startswith("not downloaded:") for n in notes[1:])
+    assert report.dead_letters == [] and "delta pull instead" in " ".join(report.notes)

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from evpipeline.http import HttpError
+from evpipeline.http import DeadlineExceeded, HttpError
 from evpipeline.inbox import Message
 from evpipeline.lane.feeds import FeedReport, InboxFeed, seen_at
 from evpipeline.resources import PushInboxResource
@@ -75,6 +75,8 @@ class EVRoamFeed:
         dead: list[tuple[Message, str, str]] = []  # written (one transaction) before the cursor passes them
         refused: dict[str, list[int]] = {}
         downloads, handled = 0, self.inbox.cursor()
+        slow: str | None = None  # a download that missed its deadline, this cycle
+        skipped: list[tuple[int, str, str | None]] = []  # marked in one inbox transaction
         for message in messages:
             url = _url(message)
             try:
@@ -94,6 +96,10 @@ class EVRoamFeed:
                 continue
             if downloads >= MESSAGES_PER_CYCLE:
                 break  # keep a cycle short; the rest follow in the next one
+            if slow is not None:  # the origin missed a deadline this cycle: the delta pull covers the rest
+                skipped.append((message.id, "fallback", f"not downloaded: {slow}"))
+                fallback, handled = fallback + 1, message.id
+                continue
             downloads += 1
             try:
                 records = client.download(url)
@@ -105,8 +111,10 @@ class EVRoamFeed:
                 fallback, handled = fallback + 1, message.id
                 continue
             except (PushFileGone, HttpError) as exc:
-                # Expired, deleted, unreachable or too slow: the records are still upstream; a delta fetches them.
+                # Expired, deleted, unreachable, too large or too slow: the records are still upstream;
+                # a delta fetches them. A slow origin is not waited for again in this cycle.
                 self._settle(message.id, "fallback", str(exc), log)
+                slow = str(exc) if isinstance(exc, DeadlineExceeded) else slow
                 fallback, handled = fallback + 1, message.id
                 continue
             except Exception as exc:  # a poison file: the same every time; dead-lettered, the rest go on
@@ -149,6 +157,7 @@ class EVRoamFeed:
             report.outcomes.append(outcome)
             handled = message.id
         self.inbox.dead_letter_many(dead, run_id, report)
+        self.store.mark_many(skipped)
         for reason, ids in refused.items():
             log.warning(
                 "EVRoam: %d notification(s) refused and dead-lettered (ids %s): %s (EVROAM_PUSH_ALLOWED_HOSTS); "
