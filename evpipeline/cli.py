@@ -366,6 +366,46 @@ def _webhook(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_letters(args: argparse.Namespace) -> int:
+    """List, release or retry the lane's dead letters (`ops.dead_letters` and the push inbox)."""
+    from evpipeline import settings
+    from evpipeline.inbox import Inbox
+    from evpipeline.lane import dead_letters
+    from evpipeline.warehouse import warehouse_from_env
+
+    data = usable_data_dir(args.data_dir)
+    os.environ["EVPIPELINE_DATA_DIR"] = str(data)
+    settings.apply_defaults()
+    warehouse = warehouse_from_env()
+    if args.action == "list":
+        letters = dead_letters.listing(warehouse, source=args.source, status=args.status)
+        for d in letters:
+            reason = " ".join(d.reason.split())[:200]  # one line each, whatever the reason holds
+            print(
+                f"{d.message_id}\t{d.source}\t{d.kind}\t{d.status}\t{d.dead_at:%Y-%m-%d %H:%M:%S}\t{reason}"
+            )
+        print(f"{len(letters)} dead letter(s)", file=sys.stderr)
+        return 0
+    if bool(args.ids) == bool(args.all):
+        raise CliError(f"{args.action}: name the message ids, or --all (not both)", code=2)
+    ids = args.ids or [
+        d.message_id for d in dead_letters.listing(warehouse, source=args.source, status=args.status)
+    ]
+    inbox = Inbox(data / "inbox" / "push.sqlite")
+    try:
+        if args.action == "release":
+            released = dead_letters.release(warehouse, inbox, ids)
+            print(f"released {len(released)} dead letter(s)")
+        else:
+            retried = dead_letters.retry(warehouse, inbox, ids)
+            for d, new_id in retried:
+                print(f"{d.message_id} stored again as {new_id}: the lane tries it in its next cycle")
+            print(f"retried {len(retried)} dead letter(s)")
+    except KeyError as exc:
+        raise CliError(str(exc.args[0]), code=2) from None
+    return 0
+
+
 def _rebuild_export(args: argparse.Namespace) -> int:
     """A past day's OCPI export and DATEX II publications again, from the snapshot each read (DuckLake)."""
     from evpipeline import settings
@@ -739,6 +779,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="most objects per page, X-Limit (default: %(default)s)",
     )
     serve_ocpi.set_defaults(func=_serve_ocpi)
+
+    dead = command(
+        "dead-letters",
+        "list the push deliveries the real-time lane dead-lettered, release them or retry them",
+    )
+    dead.add_argument(
+        "action",
+        choices=["list", "release", "retry"],
+        help="list them; release: let them go (their records came by a delta pull); retry: store them "
+        "again for the lane's next cycle",
+    )
+    dead.add_argument("ids", nargs="*", type=int, metavar="ID", help="inbox message ids (from `list`)")
+    dead.add_argument(
+        "--all", action="store_true", help="release or retry every listed one (with the filters)"
+    )
+    dead.add_argument(
+        "--source", default=None, help="only this source's, e.g. evroam (default: every source)"
+    )
+    dead.add_argument(
+        "--status",
+        default=None,
+        choices=["refused", "failed"],
+        help="only refused or failed ones (default: both)",
+    )
+    dead.add_argument(
+        "--data-dir",
+        default=data_default,
+        help="where the warehouse and the push inbox are (default: $EVPIPELINE_DATA_DIR or %(default)s)",
+    )
+    dead.set_defaults(func=_dead_letters)
 
     rebuild = command(
         "rebuild-export",

@@ -93,6 +93,15 @@ class TransportError(HttpError):
     """Connection errors or timeouts that persisted through the retries."""
 
 
+class DeadlineExceeded(TransportError):
+    """No complete answer within the request's overall deadline (retries included): a slow origin.
+    Not retried: the deadline is the whole request's budget."""
+
+
+class ResponseTooLarge(HttpError):
+    """The body grew past the client's size cap; the rest was not read."""
+
+
 class ResponseFormatError(HttpError):
     """The body is not what the API promises (malformed or truncated JSON, wrong shape)."""
 
@@ -533,8 +542,14 @@ class HttpClient:
         pool_size: int = 16,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`timeout` bounds each connect and each read; `deadline` (seconds) bounds a whole logical
+        request, retries and a body that trickles in included; `max_bytes` caps a body (decoded)."""
         self.api = api
+        self.deadline, self.max_bytes, self._monotonic = deadline, max_bytes, monotonic
         self.base_url = base_url.rstrip("/")
         self.auth: Auth = auth or NoAuth()
         self.limiter = limiter
@@ -589,6 +604,7 @@ class HttpClient:
         url = self.url_for(path)
         ok_statuses = frozenset(ok)
         attempt, refreshed = 0, False
+        deadline_at = None if self.deadline is None else self._monotonic() + self.deadline
         while True:
             attempt += 1
             req_headers = dict(headers or {})
@@ -599,8 +615,17 @@ class HttpClient:
                 requests.Request(method, url, params=req_params).prepare().url or url, self.auth.secrets()
             )
             if self.limiter is not None:
+                waited = self._monotonic()
                 self.limiter.acquire(priority, endpoint_class)
+                if deadline_at is not None:  # our own pacing is not the origin's slowness
+                    deadline_at += self._monotonic() - waited
             retry_after: float | None = None
+            connect_timeout, read_timeout = timeout or self.timeout
+            if deadline_at is not None:
+                # No single connect or read may outlast the deadline; the body is read piecewise
+                # below, the deadline checked between pieces: a trickle cannot hold us longer.
+                left = self._left(deadline_at, method, safe_url, attempt)
+                connect_timeout, read_timeout = min(connect_timeout, left), min(read_timeout, left)
             body = data() if callable(data) else data
             try:
                 sent = time.time()
@@ -611,14 +636,19 @@ class HttpClient:
                     headers=req_headers,
                     json=json_body,
                     data=body,
-                    timeout=timeout or self.timeout,
+                    timeout=(connect_timeout, read_timeout),
                     allow_redirects=allow_redirects,
+                    stream=True,
                 )
-                size = len(response.content)  # reads the body now: a truncated stream fails here
+                size = self._read_body(response, deadline_at, method, safe_url, attempt)
                 # The provider's clock, read against ours around the headers' arrival (evpipeline/clocks.py).
                 clocks.observe(
                     self.api, response.headers.get("Date"), sent, sent + response.elapsed.total_seconds()
                 )
+            except (DeadlineExceeded, ResponseTooLarge):
+                _close(body, data)
+                self.stats.record(None, 0)
+                raise
             except (
                 requests.ConnectionError,
                 requests.Timeout,
@@ -631,7 +661,7 @@ class HttpClient:
                     raise TransportError(
                         f"{reason} after retries", api=self.api, method=method, url=safe_url, attempts=attempt
                     ) from None
-                self._backoff(attempt, None, f"{reason}", method, safe_url)
+                self._backoff(attempt, None, f"{reason}", method, safe_url, deadline_at)
                 continue
             _close(body, data)
             self.stats.record(response.status_code, size)
@@ -654,7 +684,7 @@ class HttpClient:
                             body=self.excerpt(response),
                             attempts=attempt,
                         ) from None
-                    self._backoff(attempt, signal.retry_after, signal.reason, method, safe_url)
+                    self._backoff(attempt, signal.retry_after, signal.reason, method, safe_url, deadline_at)
                     continue
 
             if status == 401 and auth_required and not refreshed and self.auth.refresh():
@@ -674,7 +704,7 @@ class HttpClient:
                         body=self.excerpt(response),
                         attempts=attempt,
                     )
-                self._backoff(attempt, retry_after, f"HTTP {status}", method, safe_url)
+                self._backoff(attempt, retry_after, f"HTTP {status}", method, safe_url, deadline_at)
                 continue
             cls = AuthError if status in (401, 403) else ServerError if status >= 500 else ClientError
             raise cls(
@@ -687,10 +717,90 @@ class HttpClient:
                 attempts=attempt,
             )
 
+    def _left(self, deadline_at: float, method: str, safe_url: str, attempt: int) -> float:
+        """Seconds left before `deadline_at`, or DeadlineExceeded."""
+        left = deadline_at - self._monotonic()
+        if left <= 0:
+            raise DeadlineExceeded(
+                f"no complete answer within the {self.deadline:g} s deadline",
+                api=self.api,
+                method=method,
+                url=safe_url,
+                attempts=attempt,
+            )
+        return left
+
+    def _read_body(
+        self,
+        response: requests.Response,
+        deadline_at: float | None,
+        method: str,
+        safe_url: str,
+        attempt: int,
+    ) -> int:
+        """Read the whole body now (a truncated stream fails here), piece by piece: each piece as soon
+        as it arrives (`read1`), the deadline and the size cap checked between pieces. Stored where
+        `response.content` finds it; returns its size."""
+        import urllib3
+
+        body = bytearray()
+        try:
+            while True:
+                if deadline_at is not None:
+                    try:
+                        self._left(deadline_at, method, safe_url, attempt)
+                    except DeadlineExceeded:
+                        response.close()
+                        raise
+                try:
+                    piece = response.raw.read1(65536, decode_content=True)
+                except urllib3.exceptions.ReadTimeoutError as exc:
+                    raise requests.exceptions.ReadTimeout(str(exc)) from None
+                except urllib3.exceptions.DecodeError as exc:
+                    raise requests.exceptions.ContentDecodingError(str(exc)) from None
+                except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError) as exc:
+                    raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
+                if not piece:
+                    break
+                body += piece
+                if self.max_bytes is not None and len(body) > self.max_bytes:
+                    response.close()
+                    raise ResponseTooLarge(
+                        f"body larger than {self.max_bytes:,} bytes; not read further",
+                        api=self.api,
+                        method=method,
+                        url=safe_url,
+                        status=response.status_code,
+                        attempts=attempt,
+                    )
+        except BaseException:
+            response.close()
+            raise
+        response._content = bytes(body)  # what `response.content` returns from now on
+        response._content_consumed = True  # type: ignore[attr-defined]  # requests' own flag
+        response.raw.release_conn()
+        return len(body)
+
     def _backoff(
-        self, attempt: int, retry_after: float | None, reason: str, method: str, safe_url: str
+        self,
+        attempt: int,
+        retry_after: float | None,
+        reason: str,
+        method: str,
+        safe_url: str,
+        deadline_at: float | None = None,
     ) -> None:
         pause = self.retry.delay(attempt, retry_after, self._rng)
+        # Never sleep past the deadline: give up now instead.
+        if deadline_at is not None and pause >= deadline_at - self._monotonic():
+            raise DeadlineExceeded(
+                f"no complete answer within the {self.deadline:g} s deadline ({reason}; the next "
+                f"retry would start after it)",
+                api=self.api,
+                method=method,
+                url=safe_url,
+                attempts=attempt,
+            )
         with self.stats._lock:
             self.stats.retries += 1
             self.stats.backoff_seconds += pause

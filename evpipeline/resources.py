@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -23,6 +24,15 @@ class ApiResource(dg.ConfigurableResource):
         default=0.5, description="First backoff in seconds (exponential, full jitter)"
     )
 
+    request_deadline: float = Field(
+        default=600.0,
+        description="Seconds one request may take in all: retries, backoffs and a body that trickles in "
+        "(a read timeout alone never ends a slow but steady answer)",
+    )
+    max_response_bytes: int = Field(
+        default=512 * 1024 * 1024, description="Largest response body read (decoded); larger ones fail"
+    )
+
     def retry_policy(self) -> RetryPolicy:
         # Every provider answers 500 when its backend fails for a moment (docs/sources.md): retried.
         return RetryPolicy(
@@ -31,6 +41,10 @@ class ApiResource(dg.ConfigurableResource):
 
     def timeouts(self) -> tuple[float, float]:
         return (self.connect_timeout, self.read_timeout)
+
+    def limits(self) -> dict[str, Any]:
+        """`HttpClient` keyword arguments: the overall deadline and the size cap of one request."""
+        return {"deadline": self.request_deadline, "max_bytes": self.max_response_bytes}
 
 
 class PushInboxResource(dg.ConfigurableResource):

@@ -9,6 +9,58 @@ import time
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+# A connection must have sent its request's headers this long after it opened (or after the first
+# byte of its next request): uvicorn has no such limit, and 1,100 idle or slow-header connections
+# (slowloris) stayed open on the receiver after 30 s. Idle keep-alive connections between requests
+# are closed by uvicorn's own `timeout_keep_alive` (5 s).
+HEADER_TIMEOUT_SECONDS = 10.0
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus a deadline for a request's headers (the config's
+    `header_timeout`, else HEADER_TIMEOUT_SECONDS): a connection that misses it is closed."""
+
+    _header_timer: Any = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        seconds = float(getattr(self.config, "header_timeout", HEADER_TIMEOUT_SECONDS))
+        self._header_timer = self.loop.call_later(seconds, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
+            self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def _config(app: Any, header_timeout: float, **kwargs: Any) -> uvicorn.Config:
+    config = uvicorn.Config(app, http=HeaderDeadlineProtocol, **kwargs)
+    setattr(config, "header_timeout", header_timeout)  # noqa: B010  # read by HeaderDeadlineProtocol
+    return config
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -25,17 +77,38 @@ def default_interrupts() -> None:
 
 
 def serve_forever(app: Any, host: str, port: int, *, workers: int = 1, log_level: str = "info") -> None:
-    """Run in the foreground (CLI)."""
-    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=workers, access_log=False)
+    """Run in the foreground (CLI); request headers within HEADER_TIMEOUT_SECONDS."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        workers=workers,
+        access_log=False,
+        http=HeaderDeadlineProtocol,
+    )
 
 
 class BackgroundServer:
     """Run an ASGI app in a thread on loopback (tests, `make dev`, the demo)."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+    ) -> None:
         self.host, self.port = host, port or free_port(host)
-        config = uvicorn.Config(
-            app, host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="on"
+        config = _config(
+            app,
+            header_timeout,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=f"asgi-{self.port}", daemon=True)

@@ -480,3 +480,60 @@ def test_select_data_and_expect() -> None:
     assert select_data(body, "a.x") is None and select_data([1], "a") is None
     assert select_data(body, None) is body
     assert select_data(body, lambda b: b["c"]) == 3
+
+
+# -- overall deadline and size cap (issue 25): a read timeout alone never ends a steady trickle --
+
+
+def test_a_trickling_body_ends_at_the_overall_deadline(server: EchoServer) -> None:
+    """Every byte arrives well within the read timeout (0.5 s), the whole body would take ~15 s:
+    only the deadline ends it, not retried (it is the whole request's budget)."""
+    from evpipeline.http import DeadlineExceeded
+
+    server.faults.trickle_seconds = 0.05
+    server.faults.inject("trickle", count=10)
+    http = client(server, deadline=0.6)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match=r"within the 0.6 s deadline") as raised:
+        http.get_json("data")
+    assert time.monotonic() - started < 5.0
+    assert raised.value.attempts == 1 and server.faults.pending == 9
+    assert isinstance(raised.value, TransportError)  # callers' fallbacks for an unreachable origin apply
+
+
+def test_retries_stop_at_the_deadline_and_never_sleep_past_it(server: EchoServer) -> None:
+    """The clock is injected: each backoff advances it; 503s keep coming. Without a deadline the
+    client tries max_attempts times; with one it gives up before a backoff would cross it."""
+    from evpipeline.http import DeadlineExceeded
+
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    sleeps: list[float] = []
+    server.faults.inject("503", count=100)
+    http = HttpClient(
+        "echo",
+        server.url,
+        retry=RetryPolicy(max_attempts=50, backoff_base=1.0, backoff_max=4.0),
+        timeout=(1.0, 0.5),
+        sleep=sleep,
+        seed=1,
+        deadline=10.0,
+        monotonic=lambda: now[0],
+    )
+    with pytest.raises(DeadlineExceeded, match="the next retry would start after it"):
+        http.get_json("data")
+    assert sum(sleeps) < 10.0 and 2 <= http.stats.requests < 50
+
+
+def test_a_body_over_the_size_cap_is_not_read_further(server: EchoServer) -> None:
+    from evpipeline.http import ResponseTooLarge
+
+    http = client(server, max_bytes=64)
+    with pytest.raises(ResponseTooLarge, match="larger than 64 bytes") as raised:
+        http.get_json("data")
+    assert raised.value.attempts == 1
+    assert client(server, max_bytes=10_000).get_json("data")[0]["items"] == list(range(50))

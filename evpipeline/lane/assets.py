@@ -183,6 +183,8 @@ def _live_events(
     sync: dict[str, Any] = {"in_sync": in_sync, "cycles_in_window": window.seen}
     if in_sync:
         sync["in_sync_as_of"] = dg.MetadataValue.timestamp(window.synced_at or 0.0)
+    if window.unhealthy:  # which feed (or step) failed its latest run, as the heartbeat says
+        sync["unhealthy"] = ", ".join(window.unhealthy)
     if results:
         problems = [
             {"method": o.method, "key": o.key, "outcome": o.outcome, "message": o.message}

@@ -68,6 +68,35 @@ class PushReport:
 
 
 @dataclass
+class StepHealth:
+    """One feed's (or step's) progress as the heartbeat tells it: its last success, not the loop's
+    liveness (a loop that fails every cycle is alive and useless)."""
+
+    ok_at: float | None = None  # time.time() of its last successful run
+    failures: int = 0  # consecutive failed runs
+    error: str | None = None  # the latest failure
+    error_at: float | None = None
+
+    def succeeded(self, now: float) -> None:
+        self.ok_at, self.failures = now, 0
+
+    def failed(self, now: float, error: str) -> None:
+        self.failures, self.error, self.error_at = self.failures + 1, error[:300], now
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "healthy": self.failures == 0,
+            "failures": self.failures,
+            "last_ok_seconds_ago": None if self.ok_at is None else round(now - self.ok_at, 1),
+            **(
+                {"error": self.error, "error_seconds_ago": round(now - (self.error_at or now), 1)}
+                if self.error
+                else {}
+            ),
+        }
+
+
+@dataclass
 class CycleReport:
     started: float
     feeds: list[FeedReport] = field(default_factory=list)
@@ -81,6 +110,7 @@ class CycleReport:
     # NDW holds what `mart` holds at the end of this cycle: no step failed and no push waits for a
     # retry (an idle cycle qualifies: the warehouse files did not change since the lane last looked).
     in_sync: bool = False
+    unhealthy: list[str] = field(default_factory=list)  # feeds/steps whose latest run failed
 
     @property
     def idle(self) -> bool:
@@ -140,6 +170,23 @@ class Lane:
         self._last_look = 0.0
         self._push_retry_at = 0.0
         self._push_failures = 0
+        # Per feed, and the model/push and DATEX II steps: what the heartbeat says of each.
+        self.health: dict[str, StepHealth] = {f.name: StepHealth() for f in feeds}
+
+    def _health(self, step: str, error: str | None = None) -> None:
+        health = self.health.setdefault(step, StepHealth())
+        if error is None:
+            health.succeeded(time.time())
+        else:
+            health.failed(time.time(), error)
+
+    def health_report(self) -> dict[str, dict[str, Any]]:
+        """Each feed's and step's health, for the heartbeat."""
+        now = time.time()
+        return {name: health.as_dict(now) for name, health in sorted(self.health.items())}
+
+    def unhealthy(self) -> list[str]:
+        return sorted(name for name, health in self.health.items() if health.failures)
 
     def cycle(self, run_id: str | None, logger: Any = log) -> CycleReport:
         report = CycleReport(started=time.time())
@@ -153,8 +200,10 @@ class Lane:
                 report.steps[feed.name] = time.perf_counter() - started
             except Exception as exc:  # one feed's trouble never holds back the others
                 report.errors.append((feed.name, f"{type(exc).__name__}: {exc}"))
+                self._health(feed.name, f"{type(exc).__name__}: {exc}")
                 logger.warning("lane: %s feed failed: %s", feed.name, exc)
                 continue
+            self._health(feed.name)
             report.feeds.append(collected)
             report.touched_warehouse = report.touched_warehouse or bool(collected.outcomes)
         retry_due = self._push_failures > 0 and now >= self._push_retry_at
@@ -176,8 +225,10 @@ class Lane:
                 started = time.perf_counter()
                 report.push = self.push(run_id, logger)
                 report.steps["push"] = time.perf_counter() - started
+                self._health("model/push")
             except Exception as exc:
                 report.errors.append(("model/push", f"{type(exc).__name__}: {exc}"))
+                self._health("model/push", f"{type(exc).__name__}: {exc}")
                 logger.error("lane: model or push step failed: %s", exc)
             if self.datex2 is not None:
                 try:  # NDW's pushes never wait for the DATEX II receiver, nor the other way round
@@ -185,11 +236,14 @@ class Lane:
                     newest = self._newest()
                     report.datex2 = self.datex2.cycle(run_id, newest)
                     report.steps["datex2"] = time.perf_counter() - started
+                    self._health("datex2")
                 except Exception as exc:
                     report.errors.append(("datex2", f"{type(exc).__name__}: {exc}"))
+                    self._health("datex2", f"{type(exc).__name__}: {exc}")
                     logger.error("lane: DATEX II step failed: %s", exc)
             self.watch.remember()
         report.seconds = time.time() - report.started
+        report.unhealthy = self.unhealthy()
         report.in_sync = not report.errors and self._push_failures == 0
         return report
 

@@ -18,12 +18,18 @@ from types import ModuleType
 from typing import Any, Protocol
 
 import dagster as dg
+import duckdb
+import pandas as pd
 
 from evpipeline.inbox import Inbox, Message
 from evpipeline.sync import SyncOutcome
+from evpipeline.timeutil import utcnow
 from evpipeline.warehouse import Migration, WarehouseResource, Writer, register
 
 DEAD_LETTERS = "ops.dead_letters"
+# A delivery whose merge failed this many times is dead-lettered (a transient fault, e.g. the
+# backend restarting, gets as many tries; a delivery that fails every time stops holding the rest).
+MAX_ATTEMPTS = 5
 register(
     Migration(
         "lane",
@@ -157,30 +163,76 @@ class InboxFeed:
     def committed(self, message_id: int) -> None:
         self._cursor = max(self.cursor(), message_id)
 
+    def try_again(self, message: Message, exc: Exception) -> bool:
+        """After `message` failed with `exc`: True to leave it for the next cycle (a warehouse fault,
+        which passes: the backend restarting, a lost commit race), counted in the inbox, until it
+        failed MAX_ATTEMPTS times; False to dead-letter it now (anything else fails the same way
+        every time: trying again would only hold up the messages behind it)."""
+        if not isinstance(exc, duckdb.Error | OSError):
+            return False
+        return self.inbox.attempt(message.id, f"{type(exc).__name__}: {exc}") < MAX_ATTEMPTS
+
+    @staticmethod
+    def reason(exc: Exception) -> str:
+        """A dead letter's reason for `exc` (saying how many tries a warehouse fault had)."""
+        tries = f"{MAX_ATTEMPTS} attempts, the last: " if isinstance(exc, duckdb.Error | OSError) else ""
+        return f"{tries}{type(exc).__name__}: {exc}"
+
     def dead_letter(
         self, message: Message, status: str, reason: str, run_id: str | None, report: FeedReport
     ) -> None:
         """One delivery that cannot be merged: recorded (table, inbox, report) and passed, never blocking the rest."""
-        self.inbox.mark(message.id, status, reason)
+        self.dead_letter_many([(message, status, reason)], run_id, report)
+
+    def dead_letter_many(
+        self,
+        letters: Sequence[tuple[Message, str, str]],
+        run_id: str | None,
+        report: FeedReport,
+    ) -> None:
+        """Deliveries that cannot be merged, (message, status, reason) in inbox order: recorded in ONE
+        transaction with the cursor (a flood of refusals costs one commit, not one each) and passed.
+
+        DELETE then INSERT, not `INSERT OR REPLACE`: a DuckLake table has no key constraint to
+        replace on, and that statement failing stopped the feed for good (issue 25)."""
+        if not letters:
+            return
+        self.inbox.mark_many([(m.id, status, reason) for m, status, reason in letters])
+        rows = pd.DataFrame(
+            {
+                "source": self.source,
+                "message_id": [m.id for m, _, _ in letters],
+                "kind": [m.kind for m, _, _ in letters],
+                "status": [status for _, status, _ in letters],
+                "reason": [reason[:2000] for _, _, reason in letters],
+                "payload": [_payload_text(m) for m, _, _ in letters],
+                "received_at": pd.to_datetime(
+                    [m.received_at for m, _, _ in letters], utc=True, errors="coerce"
+                ),
+                "dead_at": utcnow(),
+                "run_id": run_id,
+            }
+        ).drop_duplicates(["source", "message_id"], keep="last")
+        last = max(max(m.id for m, _, _ in letters), self.cursor())  # read before the writer opens
         with self.warehouse.writer(self.source, run_id) as writer:
-            writer.con.execute(
-                f"INSERT OR REPLACE INTO {DEAD_LETTERS} VALUES (?, ?, ?, ?, ?, ?, ?, now(), ?)",
-                [
-                    self.source,
-                    message.id,
-                    message.kind,
-                    status,
-                    reason[:2000],
-                    json.dumps(message.payload, default=str)[:100_000],
-                    message.received_at,
-                    run_id,
-                ],
-            )
-            self.advance(writer, max(message.id, self.cursor()))
-        self.committed(message.id)
-        report.dead_letters.append(
-            {"message_id": message.id, "kind": message.kind, "status": status, "reason": reason}
+            writer.delete_matching(DEAD_LETTERS, rows[["source", "message_id"]])
+            writer.append(DEAD_LETTERS, rows)
+            self.advance(writer, last)
+        self.committed(last)
+        report.dead_letters.extend(
+            {"message_id": m.id, "kind": m.kind, "status": status, "reason": reason}
+            for m, status, reason in letters
         )
+
+
+def _payload_text(message: Message) -> str:
+    """The delivery as received, for the operator (bounded; never raises on a payload we could not parse)."""
+    if message.raw is not None:
+        return message.raw[:100_000]
+    try:
+        return json.dumps(message.payload, default=str)[:100_000]
+    except (ValueError, RecursionError):
+        return repr(message.payload)[:100_000]
 
 
 def seen_at(messages: Sequence[Message]) -> float | None:

@@ -87,9 +87,11 @@ class Window:
     opened: float = field(default_factory=time.time)
     seen: int = 0  # cycles run in the window, idle ones included
     synced_at: float | None = None  # end of the latest cycle, when it left NDW in sync (else None)
+    unhealthy: list[str] = field(default_factory=list)  # the latest cycle's failing feeds/steps
 
     def add(self, report: CycleReport) -> None:
         self.seen += 1
+        self.unhealthy = report.unhealthy
         self.synced_at = report.started + report.seconds if report.in_sync else None
         if not report.idle or any(f.dead_letters for f in report.feeds):
             self.cycles.append(report)
@@ -198,6 +200,10 @@ def run_lane(
                         "cycles": result.cycles,
                         "last_cycle_seconds": round(cycle.seconds, 3),
                         "slow_cycles": slow,
+                        # Progress per feed and step, not loop liveness: the loop beats while a
+                        # feed (or the backend) fails every cycle.
+                        "health": lane.health_report(),
+                        "unhealthy": cycle.unhealthy,
                     },
                 )
                 # Every window is reported, a quiet one too: its report is the heartbeat that says
@@ -225,6 +231,13 @@ def run_lane(
                 result.reports += 1
             write_heartbeat(
                 directory / "heartbeat.json",
-                {**beat, "beat_at": time.time(), "cycles": result.cycles, "state": "stopped"},
+                {
+                    **beat,
+                    "beat_at": time.time(),
+                    "cycles": result.cycles,
+                    "state": "stopped",
+                    "health": lane.health_report(),
+                    "unhealthy": lane.unhealthy(),
+                },
             )
         return result

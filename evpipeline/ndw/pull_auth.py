@@ -7,6 +7,7 @@ import base64
 import binascii
 import hmac
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -59,9 +60,27 @@ def _bearer_ok(presented: str, settings: OcpiServerSettings, key: bytes) -> str 
         return "token expired"
     except jwt.InvalidTokenError as exc:
         return f"invalid token ({type(exc).__name__})"
+    except (OverflowError, ValueError, TypeError) as exc:  # a claim PyJWT cannot convert: a 401, never a 500
+        return f"invalid token ({type(exc).__name__} reading a claim)"
     if not hmac.compare_digest(str(claims.get("sub", "")).encode(), settings.client_id.encode()):
         return "token issued to another client"
+    # PyJWT reads a NumericDate with int(): "9999999999" (a string), true or 10**400 passed. We issue
+    # plain numbers (`issue_token`), so anything else was not issued by us, however it is signed.
+    for name in ("exp", "iat", "nbf"):
+        if name in claims and not _numeric_date(claims[name]):
+            return f"invalid token ({name} is not a NumericDate)"
+    if claims["exp"] - claims["iat"] > settings.token_lifetime + settings.jwt_leeway:
+        return "invalid token (valid for longer than we issue tokens)"
+    if claims["iat"] > time.time() + settings.jwt_leeway:
+        return "invalid token (issued in the future)"
     return None
+
+
+def _numeric_date(value: object) -> bool:
+    """A JSON number (not a bool, not a string), finite, between 1970 and 2242."""
+    if type(value) is int:  # type(), not isinstance: True is an int too; never float() a 10**400
+        return 0 <= value < 2**33
+    return type(value) is float and math.isfinite(value) and 0 <= value < 2**33
 
 
 def issue_token(settings: OcpiServerSettings, key: bytes | None = None, now: float | None = None) -> str:

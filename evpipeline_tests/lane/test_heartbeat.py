@@ -7,7 +7,9 @@ saying why."""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -47,3 +49,77 @@ def test_a_window_left_out_of_sync_records_no_heartbeat() -> None:
     window.add(recovered)
     [heartbeat] = list(_live_events(window, {"via": "realtime_lane"}))
     assert isinstance(heartbeat, dg.AssetMaterialization) and heartbeat.metadata["in_sync"].value is True
+
+
+class _Feed:
+    """A feed with nothing to merge, failing while `broken` says so (the lane's Feed protocol)."""
+
+    def __init__(self, name: str, broken: bool = False) -> None:
+        self.name, self.broken = name, broken
+        self.assets: Mapping[str, dg.AssetKey] = {}
+
+    def start(self, wake: Any) -> None:
+        """No listener."""
+
+    def stop(self) -> None:
+        """No listener."""
+
+    def due(self, now: float) -> bool:
+        return True
+
+    def collect(self, run_id: str | None, log: Any) -> Any:
+        from evpipeline.lane.feeds import FeedReport
+
+        if self.broken:
+            raise ConnectionError("origin unreachable (injected)")
+        return FeedReport(self.name)
+
+
+def test_the_heartbeat_names_the_failing_feed_and_not_the_others(tmp_path: Any) -> None:
+    """The heartbeat used to say only that the loop was alive: fresh while one feed (or the backend)
+    failed every cycle. Now it carries each feed's and step's latest outcome."""
+    from evpipeline.lane.cycle import Lane
+    from evpipeline.lane.service import read_heartbeat, run_lane
+    from evpipeline.ndw.push import NdwPushResource
+    from evpipeline.warehouse import WarehouseResource
+
+    broken, fine = _Feed("evroam", broken=True), _Feed("zaptec")
+    lane = Lane(
+        WarehouseResource(database=str(tmp_path / "warehouse.duckdb")),
+        NdwPushResource(
+            push_base_url="http://127.0.0.1:9/ocpi",
+            token_url="http://127.0.0.1:9/t",
+            client_id="c",
+            client_secret="s",
+        ),
+        [broken, fine],
+    )
+    windows: list[Window] = []
+
+    def run(cycles: int) -> dict[str, Any]:
+        run_lane(
+            lane,
+            data_dir=tmp_path,
+            run_id="r",
+            report=windows.append,
+            logger=logging.getLogger("t"),
+            max_cycles=cycles,
+            interval=0.0,
+        )
+        beat = read_heartbeat(tmp_path / "lane" / "heartbeat.json")
+        assert beat is not None
+        return beat
+
+    beat = run(3)
+    health = beat["health"]
+    assert health["evroam"]["healthy"] is False and health["evroam"]["failures"] == 3
+    assert "origin unreachable" in health["evroam"]["error"]
+    assert health["zaptec"]["healthy"] is True and health["zaptec"]["last_ok_seconds_ago"] is not None
+    assert health["model/push"]["healthy"] is True
+    assert beat["unhealthy"] == ["evroam"] and windows[-1].unhealthy == ["evroam"]
+    events = list(_live_events(windows[-1], {"via": "realtime_lane"}))  # what the Dagster UI shows
+    assert [e.metadata["unhealthy"].value for e in events] == ["evroam"]
+
+    broken.broken = False  # the origin is back: one good run makes the feed healthy again
+    beat = run(1)
+    assert beat["unhealthy"] == [] and beat["health"]["evroam"]["healthy"] is True

@@ -492,6 +492,20 @@ def test_bearer_refusals_are_401(served: Served) -> None:
             {k: v for k, v in claims.items() if k != "exp"}, SETTINGS.jwt_key(), algorithm="HS256"
         ),
         "alg none": jwt.encode(claims, None, algorithm="none"),
+        # Signed with our key, yet not a token we issue: NumericDates typed loosely or absurd.
+        "exp a numeric string": jwt.encode(
+            {**claims, "exp": str(int(now) + 60)}, SETTINGS.jwt_key(), algorithm="HS256"
+        ),
+        "exp 10**400": jwt.encode({**claims, "exp": 10**400}, SETTINGS.jwt_key(), algorithm="HS256"),
+        "exp true": jwt.encode({**claims, "exp": True, "iat": True}, SETTINGS.jwt_key(), algorithm="HS256"),
+        "iat a string": jwt.encode({**claims, "iat": str(int(now))}, SETTINGS.jwt_key(), algorithm="HS256"),
+        "nbf a string": jwt.encode({**claims, "nbf": "0"}, SETTINGS.jwt_key(), algorithm="HS256"),
+        "valid for ten years": jwt.encode(
+            {**claims, "exp": int(now) + 10 * 365 * 86400}, SETTINGS.jwt_key(), algorithm="HS256"
+        ),
+        "issued in the future": jwt.encode(
+            {**claims, "iat": int(now) + 3600, "exp": int(now) + 3660}, SETTINGS.jwt_key(), algorithm="HS256"
+        ),
         "garbage": "not.a.jwt",
     }
     assert get(served, LOCATIONS, auth=f"Bearer {good}").status_code == 200

@@ -47,9 +47,10 @@ class Faults:
     bad_auth: bool = False  # reject every credential
     timeout_seconds: float = 5.0  # how long a "timeout" fault stalls before answering
     retry_after: float = 1.0  # Retry-After sent with injected 429s
+    trickle_seconds: float = 0.2  # a "trickle" fault sends its body a byte at a time, this far apart
     _script: Script[str] = field(default_factory=Script, repr=False)
 
-    KINDS = ("429", "500", "502", "503", "504", "timeout", "truncate", "disconnect")
+    KINDS = ("429", "500", "502", "503", "504", "timeout", "truncate", "disconnect", "trickle")
 
     def inject(self, kind: str, count: int = 1, path: str | None = None) -> None:
         """Queue `count` faults of `kind` for the next requests whose path contains `path`."""

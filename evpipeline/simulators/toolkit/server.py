@@ -274,7 +274,14 @@ class SimServer:
             # "disconnect" promises the whole body, then hangs up halfway.
             h.send_header("Content-Length", str(len(body)))
             h.end_headers()
-            if h.command != "HEAD":
+            if h.command != "HEAD" and fault == "trickle":
+                # Slow, never silent: every read is answered well within a per-read timeout, the
+                # whole body takes len(body) * trickle_seconds (what only an overall deadline stops).
+                for i in range(len(body)):
+                    h.wfile.write(body[i : i + 1])
+                    h.wfile.flush()
+                    time.sleep(self.faults.trickle_seconds)
+            elif h.command != "HEAD":
                 h.wfile.write(body[: len(body) // 2] if fault == "disconnect" else body)
             if fault == "disconnect":
                 h.close_connection = True
@@ -293,7 +300,7 @@ class SimServer:
         spec = request.json() or {}
         for kind, count in (spec.get("inject") or {}).items():
             self.faults.inject(kind, int(count), spec.get("path"))
-        for knob in ("latency", "bad_auth", "timeout_seconds", "retry_after"):
+        for knob in ("latency", "bad_auth", "timeout_seconds", "retry_after", "trickle_seconds"):
             if knob in spec:
                 setattr(self.faults, knob, spec[knob])
         return Response.json({"pending": self.faults.pending})

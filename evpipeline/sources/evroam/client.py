@@ -103,6 +103,15 @@ class EVRoamResource(ApiResource):
         description="Comma list of origins (scheme://host[:port]) push files may be downloaded from; `*.` for subdomains",
     )
     requests_per_second: float = Field(default=5.0, description="Proactive client-side rate limit")
+    push_file_deadline: float = Field(
+        default=10.0,
+        description="Seconds one push-file download may take in all; a file that misses it is replaced "
+        "by a delta pull, like an expired one (the lane's cycle waits for nothing slower)",
+    )
+    push_file_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        description="Largest push file read; a larger one is replaced by a delta pull",
+    )
 
     def client(self) -> EVRoamClient:
         retry, timeout = self.retry_policy(), self.timeouts()
@@ -115,7 +124,16 @@ class EVRoamResource(ApiResource):
             ),
             retry=retry,
             timeout=timeout,
+            **self.limits(),
         )
         # Push files live on blob storage behind their own SAS signature: never send the API key there.
-        files = HttpClient("evroam-push-files", "", auth=NoAuth(), retry=retry, timeout=timeout)
+        files = HttpClient(
+            "evroam-push-files",
+            "",
+            auth=NoAuth(),
+            retry=retry,
+            timeout=timeout,
+            deadline=self.push_file_deadline,
+            max_bytes=self.push_file_max_bytes,
+        )
         return EVRoamClient(api, files, parse_origins(self.allowed_push_hosts))

@@ -24,6 +24,23 @@ KINDS = ("availabilities", "chargingstations", "sites")
 # is not Event Grid, and reading or storing it must not cost us more than a real delivery.
 MAX_BODY_BYTES = 1024 * 1024
 MAX_EVENTS = 5000
+# A real notification nests 3 levels (array, event, data); anything near Python's recursion limit
+# (~1,000) was accepted, then broke every reader (json.dumps here: a 500; json.loads in the lane).
+MAX_DEPTH = 64
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Does `value` nest lists/objects more than `limit` levels deep? (iterative: never recurses)"""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def event_kind(event: dict[str, Any]) -> str | None:
@@ -66,6 +83,8 @@ def _parse(body: bytes) -> list[dict[str, Any]]:
         events = json.loads(body)
     except (ValueError, RecursionError):
         raise Refused(400, "body is not JSON (or nests too deeply)") from None
+    if deeper_than(events, MAX_DEPTH):
+        raise Refused(400, f"body nests more than {MAX_DEPTH} levels deep; Event Grid events nest 3")
     if isinstance(events, dict):
         events = [events]
     if not isinstance(events, list):

@@ -69,7 +69,10 @@ def vet(url: object, origins: list[Origin]) -> str:
         raise PushUrlRefused("notification has no file URL")
     if not url.isascii() or any(c.isspace() or ord(c) < 0x20 or c == "\x7f" or c == "\\" for c in url):
         raise PushUrlRefused("URL contains a backslash, whitespace, control or non-ASCII character")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. a bracketed IPv4 host, an unclosed `[`: a verdict, not a bug
+        raise PushUrlRefused(f"URL does not parse ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise PushUrlRefused(f"scheme {parts.scheme!r} is not http(s)")

@@ -142,5 +142,6 @@ class GreenFluxResource(ApiResource):
             ),
             retry=self.retry_policy(),
             timeout=self.timeouts(),
+            **self.limits(),
         )
         return GreenFluxClient(api, self.page_limit, self.tariffs_path)

@@ -268,6 +268,7 @@ class TomTomResource(ApiResource):
             limiter=shared_limiter(f"tomtom:{self.base_url}", rate, burst=1.0),
             retry=self.retry_policy(),
             timeout=self.timeouts(),
+            **self.limits(),
             pool_size=max(self.concurrency, 1),
         )
         return TomTomClient(api, concurrency=self.concurrency, search_radius_m=self.search_radius_m)

@@ -575,6 +575,7 @@ class ZaptecResource(ApiResource):
             ),
             retry=retry,
             timeout=timeout,
+            **self.limits(),
             pool_size=max(16, 2 * self.concurrency),
             # Zaptec's fair-use policy asks for a descriptive User-Agent.
             user_agent="evpipeline/0.1 (EV charging data pipeline; Zaptec API integration)",

@@ -117,6 +117,8 @@ class ZaptecFeed:
             return report
         report.messages, report.seen_at = len(messages), seen_at(messages)
         try:
+            if any(m.error is not None for m in messages):
+                raise ValueError("an unreadable message in the batch")  # judged one by one below
             report.outcomes.append(self._merge(messages, run_id))
         except Exception as exc:  # one bad message must not wedge the rest: merge them one by one
             log.warning(
@@ -126,10 +128,20 @@ class ZaptecFeed:
                 exc,
             )
             for message in messages:
+                if message.error is not None:  # unreadable: the same every time, dead at once
+                    self.inbox.dead_letter(message, "failed", message.error, run_id, report)
+                    continue
                 try:
                     report.outcomes.append(self._merge([message], run_id))
                 except Exception as one:
-                    self.inbox.dead_letter(message, "failed", f"{type(one).__name__}: {one}", run_id, report)
+                    # A warehouse fault passes: tried again next cycle (up to MAX_ATTEMPTS times);
+                    # anything else fails the same way every time: dead-lettered now.
+                    if self.inbox.try_again(message, one):
+                        log.warning(
+                            "Zaptec message %s not merged (tried again next cycle): %s", message.id, one
+                        )
+                        break
+                    self.inbox.dead_letter(message, "failed", self.inbox.reason(one), run_id, report)
         return report
 
     def _merge(self, messages: Sequence[Message], run_id: str | None) -> Any:

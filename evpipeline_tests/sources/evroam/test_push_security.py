@@ -339,6 +339,9 @@ STORE = "https://evroamstore.blob.core.windows.net"
         ("https:///f.json", "URL has no host"),
         ("gopher://evroamstore.blob.core.windows.net/f.json", "scheme 'gopher' is not http(s)"),
         ("https://other.example/f.json", "https://other.example:443 is not an allowed push-file origin"),
+        # urlsplit raises ValueError on these: they were dead-lettered as `failed` (a bug), not refused.
+        ("https://[127.0.0.1]/f.json", "URL does not parse (An IPv4 address cannot be in brackets)"),
+        ("https://[evroamstore.blob.core.windows.net/f.json", "URL does not parse (Invalid IPv6 URL)"),
     ],
 )
 def test_each_refused_url_names_its_reason_exactly(url: object, reason: str) -> None:
@@ -369,3 +372,21 @@ def test_an_allow_list_entry_is_an_origin_only(entry: str) -> None:
     with pytest.raises(ValueError) as bad:
         parse_origins(entry)
     assert str(bad.value) == f"EVROAM_PUSH_ALLOWED_HOSTS entry {entry!r}: only http(s)://host[:port]"
+
+
+def test_idle_and_slow_header_connections_are_closed_after_the_header_timeout(tmp_path: Path) -> None:
+    """uvicorn closes idle keep-alive connections, but not one that never completes its headers:
+    1,100 such connections were still open after 30 s. The server hangs up on each at the timeout;
+    the socket's own timeout (5 s) only bounds the test's wait for that."""
+    inbox = Inbox(tmp_path / "push.sqlite")
+    with BackgroundServer(create_webhook_app(inbox, KEY), header_timeout=0.5) as server:
+        idle = socket.create_connection((server.host, server.port), timeout=5)
+        slow = socket.create_connection((server.host, server.port), timeout=5)
+        slow.sendall(b"POST /api/evroam_listener?code=" + KEY.encode() + b" HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        for conn in (idle, slow):
+            with conn:
+                assert conn.recv(1024) == b""  # closed by the server (a socket.timeout fails the test)
+        assert time.monotonic() - started < 4.0
+        # A request that completes its headers in time is served as always, on a new connection.
+        assert requests.get(f"{server.url}/health", timeout=5).json() == {"status": "ok"}
