@@ -71,6 +71,11 @@ GROUPS = [
         ("evpipeline_tests/sources/evroam/test_push_security.py",),
     ),
     Group(
+        "cross-source identity",
+        ("evpipeline/model/identity.py",),
+        ("evpipeline_tests/model/test_identity.py", "evpipeline_tests/ndw/test_identity_publishing.py"),
+    ),
+    Group(
         "pull auth and paging",
         ("evpipeline/ndw/pull_auth.py", "evpipeline/ndw/pull_paging.py"),
         ("evpipeline_tests/ndw/test_server.py",),

@@ -124,8 +124,13 @@ class GreenFluxResource(ApiResource):
     )
     requests_per_second: float = Field(default=10.0, description="Proactive client-side rate limit")
     live_poll_seconds: float = Field(
-        default=30.0,
-        description="Real-time lane: seconds between Locations/tariffs deltas (0: off); keeps change -> NDW under a minute",
+        default=5.0,
+        description="Real-time lane: seconds between Locations deltas (0: off); a status change reaches NDW "
+        "within this plus a cycle (goal: 10 s p95); one request when quiet",
+    )
+    live_tariff_poll_seconds: float = Field(
+        default=60.0,
+        description="Real-time lane: seconds between tariff deltas (ad hoc prices change rarely; AFIR allows a minute)",
     )
     read_timeout: float = Field(default=60.0, description="Seconds to wait for an answer (large pages)")
     max_attempts: int = 6
