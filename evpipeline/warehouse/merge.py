@@ -44,6 +44,9 @@ LINEAGE_COLUMNS = (
 )
 # Not part of the content hash: they describe when/how we saw a row, or are derived by the merge.
 _NOT_CONTENT = {"last_updated", "is_deleted", "deleted_at", *LINEAGE_COLUMNS}
+# The merge's one pass over the delta (a temporary table of this connection), and the `_change`s it writes.
+_STAGE = "_evp_stage"
+_WRITTEN = "('insert', 'update', 'delete')"
 
 _stamp_lock = threading.Lock()
 _last_stamp = datetime.min.replace(tzinfo=UTC)
@@ -91,15 +94,15 @@ def _ident(name: str) -> str:
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     """Column name -> DuckDB type, in table order."""
-    schema, _, name = table.rpartition(".")
-    rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        [schema or "main", name],
-    ).fetchall()
+    try:
+        # DESCRIBE binds the one table; information_schema.columns builds every table's columns first
+        # (0.3 ms against 2-7 ms per call, once per merge).
+        rows = con.execute(f"DESCRIBE {table}").fetchall()
+    except duckdb.CatalogException:
+        rows = []
     if not rows:
         raise ValueError(f"table {table} does not exist (missing migration?)")
-    return dict(rows)
+    return {row[0]: row[1] for row in rows}
 
 
 def entity_key_sql(keys: Sequence[str], alias: str = "") -> str:
@@ -214,6 +217,31 @@ def merge(
     """
     changed = f"{not_older} AND NOT ({same_content})"
     bump = f"_observed_at = d._as_of{', _observed_seq = d._seq' if versioned else ''}"
+    history = {
+        "source": source or table.split(".")[0],
+        "table": table,
+        "column": status_column,
+        "run_id": run_id,
+    }
+    if not is_lake(con):
+        return _merge_staged(
+            con,
+            frame,
+            table,
+            keys,
+            counts,
+            source_rows=source_rows,
+            on=" AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in keys),
+            change=f"CASE WHEN t.rowid IS NULL THEN 'insert' WHEN {changed} THEN {change} WHEN {newer} THEN 'bump' END",
+            prev_status=prev_status,
+            content=content,
+            insert_cols=insert_cols,
+            carried=[c for c in target if c not in insert_cols],
+            versioned=versioned,
+            history_sql=_history_sql(keys, status_column, _STAGE) if status_column else None,
+            params={"stamp": stamp, "run_id": run_id, "lineage": lineage},
+            history=history,
+        )
     if is_lake(con):
         # DuckLake's MERGE takes one UPDATE action; its updates rewrite whole rows anyway, so the
         # as-of bump of unchanged rows is folded into the content update column by column.
@@ -279,6 +307,121 @@ def merge(
             )
         )
     return counts
+
+
+def _merge_staged(
+    con: duckdb.DuckDBPyConnection,
+    frame: pd.DataFrame | Any,
+    table: str,
+    keys: Sequence[str],
+    counts: MergeCounts,
+    *,
+    source_rows: str,
+    on: str,
+    change: str,
+    prev_status: str,
+    content: list[str],
+    insert_cols: list[str],
+    carried: list[str],
+    versioned: bool,
+    history_sql: str | None,
+    params: dict[str, Any],
+    history: dict[str, Any],
+) -> MergeCounts:
+    """The merge on a DuckDB file: one pass over the delta joined to the table, then plain writes.
+
+    The pass (`_evp_stage`, a temporary table of the delta's rows) decides each row's fate, the
+    `_change` it will record (`insert`, `update`, `delete`, `bump`: newer as-of, same content;
+    NULL: stale or a replay), and carries what the write needs from the stored row: its rowid,
+    previous status and `deleted_at`, and any column the frame does not set. From it: a changed
+    row is deleted by rowid and written again whole, beside the new rows, in one append (DuckDB
+    updates column by column: a 17-column UPDATE costs twice a 7-column one and its checkpoint
+    rewrites every touched column; an append of whole rows is cheaper than either); a bump updates
+    the two version columns in place; counts and status history are read from the pass, not from
+    a second scan of the table.
+    """
+    old = {c: _ident("_evp_old_" + c) for c in carried}
+    con.register("_evp_incoming", frame)
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {_STAGE} AS
+            SELECT d.*, t.rowid AS _evp_rid, {prev_status} AS _evp_prev_status, t.deleted_at AS _evp_deleted_at,
+                   {"".join(f"t.{_ident(c)} AS {old[c]}, " for c in carried)}{change} AS _evp_change
+            FROM ({source_rows}) AS d LEFT JOIN {table} AS t ON {on}
+            """
+        )
+    finally:
+        con.unregister("_evp_incoming")
+    done: dict[str | None, int] = dict(
+        con.execute(f"SELECT _evp_change, count(*) FROM {_STAGE} GROUP BY ALL").fetchall()
+    )
+    counts.inserted = done.get("insert", 0)
+    counts.updated = done.get("update", 0)
+    counts.deleted = done.get("delete", 0)
+    counts.unchanged = sum(done.values()) - counts.changed
+    replaced = counts.updated + counts.deleted
+
+    if done.get("bump"):
+        con.execute(
+            f"UPDATE {table} AS t SET _observed_at = s._as_of{', _observed_seq = s._seq' if versioned else ''} "
+            f"FROM {_STAGE} AS s WHERE t.rowid = s._evp_rid AND s._evp_change = 'bump'"
+        )
+    if replaced:
+        con.execute(
+            f"DELETE FROM {table} WHERE rowid IN "
+            f"(SELECT _evp_rid FROM {_STAGE} WHERE _evp_change IN ('update', 'delete'))"
+        )
+    values = [
+        *(_ident(c) for c in content),
+        "last_updated",
+        "is_deleted",
+        "CASE WHEN is_deleted THEN coalesce(_evp_deleted_at, _src_deleted_at, _as_of) END",
+        "_as_of",
+        *(["_seq"] if versioned else []),
+        "_row_hash",
+        "$stamp",
+        "$run_id",
+        "$lineage",
+        "_evp_change",
+        "_evp_prev_status",
+    ]
+    columns = ", ".join(_ident(c) for c in insert_cols)
+    if carried and replaced:
+        # A replaced row keeps the columns the frame does not set; a new row takes their defaults.
+        con.execute(
+            f"INSERT INTO {table} ({columns}, {', '.join(_ident(c) for c in carried)}) "
+            f"SELECT {', '.join(values)}, {', '.join(old.values())} FROM {_STAGE} "
+            "WHERE _evp_change IN ('update', 'delete')",
+            params,
+        )
+        if counts.inserted:
+            con.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {', '.join(values)} FROM {_STAGE} "
+                "WHERE _evp_change = 'insert'",
+                params,
+            )
+    elif counts.changed:
+        con.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {', '.join(values)} FROM {_STAGE} "
+            f"WHERE _evp_change IN {_WRITTEN}",
+            params,
+        )
+    if history_sql and counts.changed:
+        counts.status_changes = scalar(con.execute(history_sql, history))
+    con.execute(f"DROP TABLE {_STAGE}")
+    return counts
+
+
+def _history_sql(keys: Sequence[str], status_column: str, rows: str) -> str:
+    """ops.status_history rows for the written rows of `rows` whose status differs from the stored one."""
+    status = f"CAST({_ident(status_column)} AS VARCHAR)"
+    return f"""
+        INSERT INTO ops.status_history
+        SELECT $source, $table, {entity_key_sql(keys)}, $column, _evp_prev_status, {status}, last_updated, now(), $run_id
+        FROM {rows}
+        WHERE _evp_change IN {_WRITTEN} AND {status} IS DISTINCT FROM _evp_prev_status
+    """
 
 
 def _keep_unless(assignment: str, condition: str) -> str:
