@@ -47,7 +47,7 @@ _NOT_CONTENT = {"last_updated", "is_deleted", "deleted_at", *LINEAGE_COLUMNS}
 # The merge's one pass over the delta (a temporary table of this connection), and the `_change`s it writes.
 _STAGE = "_evp_stage"
 _WRITTEN = "('insert', 'update', 'delete')"
-# Frames this long or longer are checked for duplicate keys before collapsing them (see merge()).
+# Frames this long or longer are staged before duplicate keys are looked for (see _merge_staged).
 _DEDUPE_CHECK_FROM = 1_000
 
 _stamp_lock = threading.Lock()
@@ -228,17 +228,6 @@ def merge(
     }
     con.register("_evp_incoming", frame)
     try:
-        # Collapsing duplicate keys is a window over the whole delta (40% of the pass at 55k rows);
-        # a large frame whose keys are already unique (the usual case) is checked instead, exactly
-        # as the window would see them (cast to the table's types; a NULL key counts as a duplicate).
-        if len(frame) < _DEDUPE_CHECK_FROM or not scalar(
-            con.execute(
-                "SELECT count(*) = count(DISTINCT "
-                + (key_values[0] if len(key_values) == 1 else f"row({', '.join(key_values)})")
-                + ") FROM _evp_incoming i"
-            )
-        ):
-            source_rows += newest_per_key
         return _merge_in(
             con,
             frame,
@@ -246,6 +235,7 @@ def merge(
             keys,
             counts,
             source_rows=source_rows,
+            newest_per_key=newest_per_key,
             changed=changed,
             newer=newer,
             change=change,
@@ -274,6 +264,7 @@ def _merge_in(
     counts: MergeCounts,
     *,
     source_rows: str,
+    newest_per_key: str,
     changed: str,
     newer: str,
     change: str,
@@ -298,6 +289,8 @@ def _merge_in(
             keys,
             counts,
             source_rows=source_rows,
+            newest_per_key=newest_per_key,
+            rows=len(frame),
             on=" AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in keys),
             change=f"CASE WHEN t.rowid IS NULL THEN 'insert' WHEN {changed} THEN {change} WHEN {newer} THEN 'bump' END",
             prev_status=prev_status,
@@ -320,7 +313,7 @@ def _merge_in(
     con.execute(
         f"""
         MERGE INTO {table} AS t
-        USING ({source_rows}) AS d
+        USING ({source_rows} {newest_per_key}) AS d
         ON {" AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in keys)}
         WHEN MATCHED AND ({versions}) THEN UPDATE SET {folded},
             _observed_at = CASE WHEN {versions} THEN d._as_of ELSE t._observed_at END
@@ -364,6 +357,8 @@ def _merge_staged(
     counts: MergeCounts,
     *,
     source_rows: str,
+    newest_per_key: str,
+    rows: int,
     on: str,
     change: str,
     prev_status: str,
@@ -388,14 +383,28 @@ def _merge_staged(
     a second scan of the table.
     """
     old = {c: _ident("_evp_old_" + c) for c in carried}
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {_STAGE} AS
-        SELECT d.*, t.rowid AS _evp_rid, {prev_status} AS _evp_prev_status, t.deleted_at AS _evp_deleted_at,
-               {"".join(f"t.{_ident(c)} AS {old[c]}, " for c in carried)}{change} AS _evp_change
-        FROM ({source_rows}) AS d LEFT JOIN {table} AS t ON {on}
-        """
-    )
+
+    def stage(collapse: str) -> None:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {_STAGE} AS
+            SELECT d.*, t.rowid AS _evp_rid, {prev_status} AS _evp_prev_status, t.deleted_at AS _evp_deleted_at,
+                   {"".join(f"t.{_ident(c)} AS {old[c]}, " for c in carried)}{change} AS _evp_change
+            FROM ({source_rows} {collapse}) AS d LEFT JOIN {table} AS t ON {on}
+            """
+        )
+
+    if rows < _DEDUPE_CHECK_FROM:
+        stage(newest_per_key)
+    else:
+        # Collapsing duplicate keys is a window over the whole delta (40% of the pass at 55k rows),
+        # and a long frame's keys are almost always unique: staged as they come, then checked on the
+        # stage, exactly as the window sees them (cast to the table's types; a NULL key counts as a
+        # duplicate); staged again, collapsed, only if two rows share a key.
+        stage("")
+        key = _ident(keys[0]) if len(keys) == 1 else f"row({', '.join(_ident(k) for k in keys)})"
+        if not scalar(con.execute(f"SELECT count(*) = count(DISTINCT {key}) FROM {_STAGE}")):
+            stage(newest_per_key)
     done: dict[str | None, int] = dict(
         con.execute(f"SELECT _evp_change, count(*) FROM {_STAGE} GROUP BY ALL").fetchall()
     )
