@@ -13,9 +13,10 @@ Rules, the same for every table:
 - `is_deleted` turning true is a *delete*: the row stays, flagged, with `deleted_at`;
 - a change of the table's status column appends to `ops.status_history`.
 
-It is one `MERGE` statement over the target (the expensive part, scanning the table once). Each
-written row records what happened to it (`_change`, `_prev_status`) and carries this merge's own
-`_ingested_at` stamp, so counts and history come from a cheap filtered scan, not a second join.
+On a DuckDB file the table is scanned once: one pass joins the delta to it and decides every row
+(see `_merge_staged`); the writes, the counts and the status history all come from that pass. On a
+DuckLake it is one `MERGE`. Either way each written row records what happened to it (`_change`,
+`_prev_status`) and carries this merge's own `_ingested_at` stamp.
 """
 
 from __future__ import annotations
