@@ -237,3 +237,53 @@ def test_equal_stamps_in_one_frame_collapse_to_the_highest_sequence(warehouse: W
     c = merge(warehouse, sequenced(versions, [2, 1, 1, 2]))
     assert c.inserted == 2
     assert rows(warehouse) == [("a", 1, "X", 1.0, False), ("b", 1, "Y", 2.0, False)]
+
+
+def test_a_long_frame_with_duplicate_keys_collapses_to_the_newest(warehouse: WarehouseResource) -> None:
+    # 1,200 keys; the first 300 come twice, the second copy a minute newer with another status.
+    first = [(f"t{i:04d}", i % 3, "OLD", float(i), T0) for i in range(1200)]
+    again = [(f"t{i:04d}", i % 3, "NEW", float(i), T0 + timedelta(minutes=1)) for i in range(300)]
+    data = frame(first + again)
+    c = merge(warehouse, data)
+    assert (c.fetched, c.inserted, c.updated, c.unchanged, c.status_changes) == (1500, 1200, 0, 0, 1200)
+    assert query(warehouse, "SELECT status, count(*) FROM testsrc.things GROUP BY 1 ORDER BY 1") == [
+        ("NEW", 300),
+        ("OLD", 900),
+    ]
+    assert query(warehouse, "SELECT status FROM testsrc.things WHERE thing_id = 't0299'") == [("NEW",)]
+    c = merge(warehouse, data, run_id="r2")  # the same delivery again: nothing to do
+    assert (c.inserted, c.updated, c.deleted, c.unchanged, c.status_changes) == (0, 0, 0, 1200, 0)
+    assert scalar(warehouse, "SELECT count(*) FROM testsrc.things") == 1200
+
+
+def test_a_long_frame_with_unique_compound_keys_is_merged_row_by_row(warehouse: WarehouseResource) -> None:
+    # One thing_id per two parts: unique only as (thing_id, part).
+    rows_ = [(f"t{i // 2:04d}", i % 2, "AVAILABLE", float(i), T0) for i in range(1200)]
+    assert merge(warehouse, frame(rows_)).inserted == 1200
+    changed = [(t, p, "CHARGING" if p else s, w, T0 + timedelta(minutes=1)) for t, p, s, w, _ in rows_]
+    c = merge(warehouse, frame(changed), run_id="r2")
+    # Part 1 changed status; part 0 only got a newer observation.
+    assert (c.inserted, c.updated, c.unchanged, c.status_changes) == (0, 600, 600, 600)
+    assert query(warehouse, "SELECT part, status, count(*) FROM testsrc.things GROUP BY 1, 2 ORDER BY 1") == [
+        (0, "AVAILABLE", 600),
+        (1, "CHARGING", 600),
+    ]
+    # Both moved the observation forward.
+    assert query(warehouse, "SELECT DISTINCT _observed_at FROM testsrc.things") == [
+        (T0 + timedelta(minutes=1),)
+    ]
+
+
+def test_columns_the_frame_lacks_keep_their_values_on_update(warehouse: WarehouseResource) -> None:
+    merge(warehouse, frame([("a", 1, "AVAILABLE", 11.0, T0)]).assign(tags='["x"]'))
+    c = merge(
+        warehouse,
+        frame([("a", 1, "CHARGING", 11.0, T0 + timedelta(minutes=1)), ("b", 1, "CHARGING", 7.0, T0)]),
+    )
+    assert (c.inserted, c.updated) == (1, 1)
+    assert query(
+        warehouse, "SELECT thing_id, status, CAST(tags AS VARCHAR) FROM testsrc.things ORDER BY 1"
+    ) == [
+        ("a", "CHARGING", '["x"]'),
+        ("b", "CHARGING", None),
+    ]
