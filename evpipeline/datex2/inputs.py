@@ -580,11 +580,9 @@ def _impact(category: str) -> str:
     )
 
 
-def chunk_input(
-    con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: Declarations | None = None
-) -> ChunkInput:
-    """Build the chunk's points, stations and sites (content hashes, versions) as temp tables; with
-    `doc`, each site's facility location rendered in both formats (`facility_json`, `facility_xml`)."""
+def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool) -> ChunkInput:
+    """Build the chunk's points, stations and sites (content hashes, versions) as temp tables (a
+    site's facility location is rendered by the render query, in the one format it writes)."""
     points, stations, sites = f"_dx_points_{chunk}", f"_dx_stations_{chunk}", f"_dx_sites_{chunk}"
     _published_connectors(con)
     con.execute(f"""
@@ -709,11 +707,6 @@ def chunk_input(
     versions.versioned(
         con, sites, "hours", "hours_id", "hours_hash", "data_updated", ledger=ledger, prefix="hours"
     )
-    if doc is not None:
-        facility = doc.facility_location()
-        con.execute(f"""ALTER TABLE {sites} ADD COLUMN facility_json VARCHAR; ALTER TABLE {sites} ADD COLUMN facility_xml VARCHAR;
-                        UPDATE {sites} SET facility_json = {render(facility, "json")},
-                                           facility_xml = {render(facility, "xml", "loc:_locationReferenceExtension")}""")
     return ChunkInput(points, stations, sites)
 
 

@@ -125,14 +125,16 @@ def _static_sql(doc: Declarations, fmt: Format, data: ChunkInput, first: int, la
     point = render(doc.charging_point(), fmt, "egi:refillPoint")
     station = render(doc.station(), fmt, "egi:energyInfrastructureStation")
     site = render(doc.site(), fmt, "egi:energyInfrastructureSite")
+    # The facility location, rendered here in the one format written (the site and its stations repeat it).
+    facility = render(doc.facility_location(), fmt, "loc:_locationReferenceExtension")
     return f"""
         WITH site AS (
-            SELECT s.*, s.facility_{fmt} AS facility, o.op_definition_{fmt} AS op_definition, o.op_reference_{fmt} AS op_reference,
+            SELECT s.*, o.op_definition_{fmt} AS op_definition, o.op_reference_{fmt} AS op_reference,
                    o.hd_definition_{fmt} AS hd_definition, o.hd_reference_{fmt} AS hd_reference,
                    h.valid_{fmt} AS hours_valid_rendered, h.exceptions_{fmt} AS hours_exceptions_rendered
-            FROM {data.sites} s JOIN _dx_orgs o USING (country_code, party_id)
-            LEFT JOIN {HOURS} h ON h.opening_times = s.hours_key
-            WHERE s.site_no BETWEEN {first} AND {last}),
+            FROM (SELECT *, {facility} AS facility FROM {data.sites} WHERE site_no BETWEEN {first} AND {last}) s
+            JOIN _dx_orgs o USING (country_code, party_id)
+            LEFT JOIN {HOURS} h ON h.opening_times = s.hours_key),
         batch AS (SELECT * FROM {data.points} WHERE site_no BETWEEN {first} AND {last}),
         definitions AS (
             SELECT b.point_id, {_joined(f"r.def_{fmt}", "r.rate_id", sep)} AS rate_defs
@@ -386,9 +388,7 @@ class Publisher:
             survey.unmapped["static"][("tariff.price_component", loss)] += count
         for chunk in self._chunks:
             survey.rejected += chunk_rejections(self.con)
-            data = chunk_input(
-                self.con, chunk, self.lookups.ledger, None if self.pushed_status_only else self.doc
-            )
+            data = chunk_input(self.con, chunk, self.lookups.ledger)
             sites = int(self.con.execute(f"SELECT count(*) FROM {data.sites}").fetchone()[0])  # type: ignore[index]
             if not sites:
                 self.con.execute(
