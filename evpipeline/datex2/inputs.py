@@ -580,11 +580,9 @@ def _impact(category: str) -> str:
     )
 
 
-def chunk_input(
-    con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool, doc: Declarations | None = None
-) -> ChunkInput:
-    """Build the chunk's points, stations and sites (content hashes, versions) as temp tables; with
-    `doc`, each site's facility location rendered in both formats (`facility_json`, `facility_xml`)."""
+def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool) -> ChunkInput:
+    """Build the chunk's points, stations and sites (content hashes, versions) as temp tables (a
+    site's facility location is rendered by the render query, in the one format it writes)."""
     points, stations, sites = f"_dx_points_{chunk}", f"_dx_stations_{chunk}", f"_dx_sites_{chunk}"
     _published_connectors(con)
     con.execute(f"""
@@ -604,18 +602,25 @@ def chunk_input(
                    list_distinct(flatten(list(coalesce(CAST(tariff_ids AS VARCHAR[]), [])))) AS tariff_ids,
                    max(last_updated) AS c_updated
             FROM {PUBLISHED} GROUP BY ALL),
-        point_rates AS (
-            SELECT p.country_code, p.party_id, p.location_id, p.evse_uid, list_sort(list_distinct(list(r.rate_id))) AS rate_ids
-            FROM per_evse p, unnest(p.tariff_ids) t(tariff_id)
+        -- Each distinct tariff list's rate ids, worked out once (a fleet has few lists, many points).
+        tariff_lists AS (SELECT DISTINCT country_code, party_id, tariff_ids FROM per_evse),
+        list_rates AS (
+            SELECT p.country_code, p.party_id, p.tariff_ids, list_sort(list_distinct(list(r.rate_id))) AS rate_ids
+            FROM tariff_lists p, unnest(p.tariff_ids) t(tariff_id)
             JOIN {RATES} r ON r.country_code = p.country_code AND r.party_id = p.party_id AND r.tariff_id = t.tariff_id
-            GROUP BY ALL),
+            GROUP BY p.country_code, p.party_id, p.tariff_ids),
+        -- Sites numbered in key order from the chunk's distinct locations (a window over every point sorts wide rows).
+        site_nos AS (
+            SELECT country_code, party_id, location_id,
+                   row_number() OVER (ORDER BY country_code, party_id, location_id) AS site_no
+            FROM (SELECT DISTINCT country_code, party_id, location_id FROM per_evse)),
         -- The location's energy mix in DATEX II terms, worked out once per distinct value.
         mixes AS (
             SELECT energy_mix, CAST(energy_mix ->> 'is_green_energy' AS BOOLEAN) AS green,
                    energy_mix ->> 'energy_product_name' AS product_name,
                    {_impact("CARBON_DIOXIDE")} AS co2, {_impact("NUCLEAR_WASTE")} AS nuclear_waste
             FROM (SELECT DISTINCT energy_mix FROM {CHUNK.locations} WHERE energy_mix IS NOT NULL))
-        SELECT dense_rank() OVER (ORDER BY e.country_code, e.party_id, e.location_id) AS site_no,
+        SELECT sn.site_no,
                e.country_code, e.party_id, e.location_id, {_site_id("e.")} AS site_id,
                coalesce(e.station_id, e.evse_uid) AS station_ref,
                {_site_id("e.")} || ':station:' || coalesce(e.station_id, e.evse_uid) AS station_id,
@@ -633,8 +638,9 @@ def chunk_input(
         FROM {CHUNK.evses} e
         JOIN per_evse pe USING (country_code, party_id, location_id, evse_uid)
         JOIN {CHUNK.locations} l USING (country_code, party_id, location_id)
+        JOIN site_nos sn USING (country_code, party_id, location_id)
         LEFT JOIN mixes m ON m.energy_mix = l.energy_mix
-        LEFT JOIN point_rates pr USING (country_code, party_id, location_id, evse_uid)
+        LEFT JOIN list_rates pr ON pr.country_code = pe.country_code AND pr.party_id = pe.party_id AND pr.tariff_ids = pe.tariff_ids
         LEFT JOIN {RULE_MODES} cm ON cm.k = pe.power_type
         LEFT JOIN {RULE_STATUSES} st ON st.k = CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END
     """)
@@ -709,11 +715,6 @@ def chunk_input(
     versions.versioned(
         con, sites, "hours", "hours_id", "hours_hash", "data_updated", ledger=ledger, prefix="hours"
     )
-    if doc is not None:
-        facility = doc.facility_location()
-        con.execute(f"""ALTER TABLE {sites} ADD COLUMN facility_json VARCHAR; ALTER TABLE {sites} ADD COLUMN facility_xml VARCHAR;
-                        UPDATE {sites} SET facility_json = {render(facility, "json")},
-                                           facility_xml = {render(facility, "xml", "loc:_locationReferenceExtension")}""")
     return ChunkInput(points, stations, sites)
 
 
