@@ -1,7 +1,12 @@
-"""`evpipeline dev` (`make dev`) as a new user meets it, in a subprocess: the header names the UI, the
-daemon starts exactly one real-time lane, Dagster's beta/preview notices stay out of the terminal, and
-Ctrl-C (SIGINT to the terminal's process group) stops everything in order: the lane run ends successfully,
-no trace is printed, nothing keeps listening. Marker `ui` (`make ui-check`); about two minutes."""
+"""`evpipeline dev` (`make dev`) as a new user meets it, in a subprocess: the header names the UI; the
+Dagster UI (`dagster dev` on the project's workspace) shows every asset, asset check, schedule and sensor
+and runs a source job launched through GraphQL (as the UI's "Materialize" does); the daemon starts exactly
+one real-time lane; Dagster's beta/preview notices stay out of the terminal; and Ctrl-C (SIGINT to the
+terminal's process group) stops everything in order: the lane run ends successfully, no trace is printed,
+nothing keeps listening. Marker `ui` (`make ui-check`); about two minutes.
+
+One `dagster dev` for all of it (the UI checks run while the lane is watched for a second run): each
+start of it costs half a minute of code-location loading on two cores."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,13 +29,40 @@ import pytest
 
 from evpipeline.cli import dev_ports
 from evpipeline_tests.test_settings import clean_env
-from evpipeline_tests.test_ui import graphql
 
 ROOT = Path(__file__).resolve().parents[1]
+JOB = "greenflux_sync"  # a small source job: one simulator, a few requests
+RUN_TIMEOUT = 90.0
 LANE_RUNS = """{ runsOrError(filter: {pipelineName: "realtime_lane"}) { ... on Runs { results { runId status } } } }"""
 WATCH_SECONDS = 30.0  # after the lane beats: six sensor ticks (every 5 s) that must start no second lane
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow, pytest.mark.timeout(420)]
+
+
+def graphql(
+    port: int, query: str, variables: dict[str, Any] | None = None, timeout: float = 30.0
+) -> dict[str, Any]:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        answer = json.loads(response.read())
+    assert "errors" not in answer, answer["errors"]
+    return answer["data"]
+
+
+LOCATIONS = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+ASSETS = """{ assetNodes { assetKey { path } assetChecksOrError { __typename ... on AssetChecks { checks { name } } } } }"""
+REPOSITORIES = """{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { name location { name }
+  schedules { name scheduleState { status } } sensors { name sensorState { status } } jobs { name } } } } }"""
+LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }"""
+RUN = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"""
+FAILURE = """query($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection { events { __typename
+  ... on ExecutionStepFailureEvent { stepKey error { message } } } } } }"""
 
 
 def free(port: int) -> bool:
@@ -121,6 +154,75 @@ def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, i
         _kill_leftovers(home)
 
 
+def expected() -> dict[str, set[str]]:
+    from evpipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    return {
+        "assets": {key.to_user_string() for key in graph.get_all_asset_keys()},
+        "checks": {f"{check.asset_key.to_user_string()}:{check.name}" for check in graph.asset_check_keys},
+        "schedules": {s.name for s in defs.schedules or []},
+        "sensors": {s.name for s in defs.sensors or []},
+    }
+
+
+def check_the_ui(port: int) -> None:
+    """Every asset, asset check, schedule and sensor is shown (schedules and sensors on from the start);
+    a source job launched through GraphQL, as the UI's "Materialize" does, succeeds."""
+    entries = graphql(port, LOCATIONS)["workspaceOrError"]["locationEntries"]
+    [location] = [e for e in entries if e["name"] == "evpipeline"]
+    assert location["loadStatus"] == "LOADED", location
+    assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
+    want = expected()
+
+    nodes = graphql(port, ASSETS)["assetNodes"]
+    assets = {"/".join(node["assetKey"]["path"]) for node in nodes}
+    checks = {
+        f"{'/'.join(node['assetKey']['path'])}:{check['name']}"
+        for node in nodes
+        if node["assetChecksOrError"]["__typename"] == "AssetChecks"
+        for check in node["assetChecksOrError"]["checks"]
+    }
+    assert want["assets"] - assets == set()
+    assert want["checks"] - checks == set()
+    assert want["checks"], "every source table has a quarantine-rate check"
+
+    [repository] = [
+        r
+        for r in graphql(port, REPOSITORIES)["repositoriesOrError"]["nodes"]
+        if r["location"]["name"] == "evpipeline"
+    ]
+    schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
+    sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
+    assert set(schedules) == want["schedules"] and set(sensors) == want["sensors"]
+    assert set(schedules.values()) == {"RUNNING"} and set(sensors.values()) == {
+        "RUNNING"
+    }  # on from the start
+    assert JOB in {j["name"] for j in repository["jobs"]}
+
+    params = {
+        "selector": {
+            "repositoryLocationName": "evpipeline",
+            "repositoryName": repository["name"],
+            "jobName": JOB,
+        },
+        "runConfigData": {},
+    }
+    launched = graphql(port, LAUNCH, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline, status = time.monotonic() + RUN_TIMEOUT, "?"
+    while time.monotonic() < deadline:
+        status = graphql(port, RUN, {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(1)
+    if status != "SUCCESS":
+        events = graphql(port, FAILURE, {"id": run_id})["logsForRun"].get("events", [])
+        failures = [e for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
+        raise AssertionError(f"{JOB} run {run_id}: {status} {failures[:3]}")
+
+
 def _kill_leftovers(home: Path) -> list[str]:
     """Processes this test started that outlived `dev` (Dagster's, in their own session): killed by pid."""
     left = []
@@ -140,7 +242,7 @@ def _kill_leftovers(home: Path) -> list[str]:
     return left
 
 
-def test_dev_runs_one_lane_and_ctrl_c_stops_it_cleanly(
+def test_dev_shows_everything_runs_a_job_and_one_lane_and_ctrl_c_stops_it_cleanly(
     dev: tuple[subprocess.Popen[bytes], Path, Path, int], tmp_path: Path
 ) -> None:
     process, data, log, port = dev
@@ -155,6 +257,7 @@ def test_dev_runs_one_lane_and_ctrl_c_stops_it_cleanly(
     until("the lane's heartbeat", lambda: (heartbeat(data) or {}).get("state") == "running", start + 240, log)
     seen: dict[str, str] = {}
     watch = time.monotonic() + WATCH_SECONDS
+    check_the_ui(port)  # meanwhile (the lane runs list keeps every run: none is missed)
     while time.monotonic() < watch:
         seen.update(lane_runs(port))
         time.sleep(2)

@@ -73,20 +73,23 @@ def test_429_is_retried_after_the_servers_retry_after(
     assert client.api.stats.backoff_seconds >= 1.0  # the wait honoured Retry-After: 1 (plus jitter)
 
 
-@pytest.mark.slow  # a real-time minute: 505 requests at Zaptec's 10/s
-@pytest.mark.timeout(240)
-def test_500_chargers_sync_without_a_single_429(tmp_path: object) -> None:
-    """The fleet the issue names, under the real limits. The achieved rate is reported by the
-    benchmark (`benchmarks.zaptec_polling`); here only what must hold is asserted."""
-    result = measure_state_sync(500, latency=0.02, warehouse_dir=str(tmp_path))
-    assert result.chargers == 500
-    assert result.requests == 5 + 500  # five pages of 100 chargers, one /state per charger
+@pytest.mark.timeout(120)
+def test_a_fleet_state_sync_stays_under_zaptecs_10_per_second_without_a_single_429(tmp_path: object) -> None:
+    """A fleet under the real limits (10 requests/s per account, enforced by the simulator), for about
+    15 real seconds: 150 chargers, two list pages (the second one partial) and 150 state polls, far past
+    the burst of 5, so the limiter's steady rate is what is measured (a doubled refill in the limiter
+    sends more than 10 in some second: seen failing). The 500-charger fleet the issue names is the benchmark's
+    (`benchmarks.zaptec_polling`, row 4): its achieved rate is a figure, not a test; here only what must
+    hold is asserted."""
+    result = measure_state_sync(150, latency=0.02, warehouse_dir=str(tmp_path))
+    assert result.chargers == 150
+    assert result.requests == 2 + 150  # two pages of at most 100 chargers, one /state per charger
     assert result.http_429 == 0  # the simulator enforces Zaptec's 10/s and never had to refuse
     assert result.max_sent_per_second <= 10  # our limiter never let more than 10 go in any second
     assert result.token_requests == 1
-    assert result.rows > 500 * 15  # every charger's observations landed
+    assert result.rows > 150 * 15  # every charger's observations landed
     print(
-        f"\nzaptec 500-charger state sync: {result.requests} requests in {result.seconds:.1f}s = "
+        f"\nzaptec 150-charger state sync: {result.requests} requests in {result.seconds:.1f}s = "
         f"{result.rate:.2f}/s ({result.fraction_of_limit:.0%} of 10/s), {result.http_429} x 429, "
         f"max {result.max_sent_per_second} sent / {result.max_per_second} received in any 1 s, merge {result.merge_seconds:.2f}s"
     )
