@@ -4,49 +4,18 @@ of the duplicate's source does not reach NDW as a second location."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-
-import pytest
 
 from evpipeline.model.identity import update_identity
 from evpipeline.ndw.export import build_export
 from evpipeline.ndw.push import NdwPushResource
-from evpipeline.simulators.ndw import TOKEN_PATH, NdwSimulator
-from evpipeline.simulators.toolkit import SimClock
+from evpipeline.simulators.ndw import NdwSimulator
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import query
 from evpipeline_tests.mart_fixture import MartRows, later
-from evpipeline_tests.ndw.test_push import CLIENT_ID, CLIENT_SECRET, push
-from evpipeline_tests.typed import running
+from evpipeline_tests.ndw.test_push import push
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def _ndw_server() -> Iterator[NdwSimulator]:
-    with running(NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET)) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(_ndw_server: NdwSimulator, clock: SimClock) -> NdwSimulator:
-    _ndw_server.reset(clock)
-    return _ndw_server
-
-
-@pytest.fixture
-def ndw(sim: NdwSimulator) -> NdwPushResource:
-    return NdwPushResource(
-        push_base_url=f"{sim.url}/ocpi/2.2.1",
-        token_url=f"{sim.url}{TOKEN_PATH}",
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        backoff_base=0.01,
-        backoff_max=0.05,
-        read_timeout=5.0,
-        concurrency=1,
-    )
 
 
 def site(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote
@@ -17,47 +16,13 @@ from evpipeline.ndw.export import build_export
 from evpipeline.ndw.push import NdwAuthError, NdwPushResource
 from evpipeline.ndw.push_assets import ndw_push, ndw_push_full_job
 from evpipeline.run_config import op_config
-from evpipeline.simulators.ndw import TOKEN_PATH, NdwSimulator, PushRecord
+from evpipeline.simulators.ndw import NdwSimulator, PushRecord
 from evpipeline.simulators.toolkit import SimClock
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import materialize, metadata, query, scalar
 from evpipeline_tests.mart_fixture import TARIFF_ELEMENTS, MartRows, later, standard_mart
+from evpipeline_tests.ndw.conftest import CLIENT_ID, CLIENT_SECRET, resource
 from evpipeline_tests.typed import present, running
-
-CLIENT_ID, CLIENT_SECRET = "push-test-client", "push-test-secret-9f3a"
-
-
-@pytest.fixture(scope="module")
-def _ndw_server() -> Iterator[NdwSimulator]:
-    with running(NdwSimulator(clock=SimClock(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET)) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(_ndw_server: NdwSimulator, clock: SimClock) -> NdwSimulator:
-    _ndw_server.reset(clock)
-    _ndw_server.token_lifetime = 1800.0
-    return _ndw_server
-
-
-def resource(sim: NdwSimulator, **overrides: Any) -> NdwPushResource:
-    # One push in flight keeps the order of arrival (and so which push a knob hits) deterministic.
-    settings: dict[str, Any] = {
-        "push_base_url": f"{sim.url}/ocpi/2.2.1",
-        "token_url": f"{sim.url}{TOKEN_PATH}",
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "backoff_base": 0.01,
-        "backoff_max": 0.05,
-        "read_timeout": 5.0,
-        "concurrency": 1,
-    }
-    return NdwPushResource(**{**settings, **overrides})
-
-
-@pytest.fixture
-def ndw(sim: NdwSimulator) -> NdwPushResource:
-    return resource(sim)
 
 
 @pytest.fixture
