@@ -45,6 +45,7 @@ def sync_env(tmp_path: Path, url: str, token: str = TOKEN) -> dict[str, str]:
     return clean_env(tmp_path, GREENFLUX_BASE_URL=url, GREENFLUX_TOKEN=token, EVPIPELINE_PROGRESS_SECONDS="0")
 
 
+@pytest.mark.slow
 def test_sync_prints_one_line_and_progress(tmp_path: Path, greenflux_url: str) -> None:
     run = cli("sync", "greenflux", "--data-dir", str(tmp_path), env=sync_env(tmp_path, greenflux_url))
     assert run.returncode == 0, run.stderr[-3000:]
@@ -65,6 +66,7 @@ def test_sync_prints_one_line_and_progress(tmp_path: Path, greenflux_url: str) -
     assert full.returncode == 0 and full.stdout.startswith("greenflux_full: ok in "), full.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_sync_failure_is_one_line_and_verbose_shows_the_trace(tmp_path: Path, greenflux_url: str) -> None:
     env = sync_env(tmp_path, greenflux_url, token="wrong-token")
     run = cli("sync", "greenflux", "--data-dir", str(tmp_path), env=env)
@@ -86,12 +88,14 @@ def test_sync_failure_is_one_line_and_verbose_shows_the_trace(tmp_path: Path, gr
     assert 'evpipeline/http.py", line' in verbose.stderr  # the trace, down to where the error was raised
 
 
+@pytest.mark.slow
 def test_sync_without_settings_names_them(tmp_path: Path) -> None:
     run = cli("sync", "greenflux", "--data-dir", str(tmp_path), env=clean_env(tmp_path))
     assert run.returncode == 2 and "GREENFLUX_TOKEN" in run.stderr and "Traceback" not in run.stderr
     assert "TOMTOM_API_KEY" not in run.stderr  # a sync needs its own source's settings only
 
 
+@pytest.mark.slow
 def test_sync_usage_errors(tmp_path: Path) -> None:
     unknown = cli("sync", "nosuchsource", env=clean_env(tmp_path))
     assert unknown.returncode == 2 and "usage:" in unknown.stderr
@@ -100,6 +104,7 @@ def test_sync_usage_errors(tmp_path: Path) -> None:
     assert no_full.returncode == 2 and "no full pull" in no_full.stderr and "Traceback" not in no_full.stderr
 
 
+@pytest.mark.slow
 def test_bad_data_dir_is_one_line(tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("x")
@@ -120,6 +125,7 @@ def test_bad_data_dir_is_one_line(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_serve_ocpi_without_a_snapshot_and_a_busy_port(tmp_path: Path) -> None:
     env = clean_env(tmp_path, OCPI_TOKEN="a-token-for-the-test", EVROAM_WEBHOOK_KEY="a-key-for-the-test")
     no_snapshot = cli("serve-ocpi", "--port", "0", "--data-dir", str(tmp_path), env=env)
@@ -144,6 +150,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
     return dict(action.choices)
 
 
+@pytest.mark.slow
 def test_help_lists_every_command_and_every_option_says_its_default(tmp_path: Path) -> None:
     parser = build_parser()
     commands = _subcommands(parser)
@@ -212,6 +219,7 @@ def test_scale_must_be_a_positive_number(
     assert build_parser().parse_args([command, "--scale", "0.25"]).scale == 0.25
 
 
+@pytest.mark.slow
 def test_rebuild_export_checks_its_date(tmp_path: Path) -> None:
     for day, says in (
         ("2026-13-01", "2026-13-01 is no calendar day (month must be in 1..12)"),
@@ -221,6 +229,7 @@ def test_rebuild_export_checks_its_date(tmp_path: Path) -> None:
         assert run.returncode == 2 and says in run.stderr and "Traceback" not in run.stderr, run.stderr
 
 
+@pytest.mark.slow
 def test_missing_settings_are_one_line_and_verbose_says_what_each_is(tmp_path: Path) -> None:
     run = cli("sync", "greenflux", "--data-dir", str(tmp_path), env=clean_env(tmp_path))
     assert run.returncode == 2
@@ -235,6 +244,7 @@ def test_missing_settings_are_one_line_and_verbose_says_what_each_is(tmp_path: P
     )
 
 
+@pytest.mark.slow
 def test_serve_ocpi_data_dir_is_the_data_directory_as_everywhere(tmp_path: Path) -> None:
     """`--data-dir` (default $EVPIPELINE_DATA_DIR) names the data directory; the snapshot served is its
     warehouse's, where `mart/bi_snapshot` publishes it; messages name the directory used."""

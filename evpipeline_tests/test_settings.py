@@ -47,6 +47,7 @@ def test_require_names_every_missing_setting_with_its_meaning() -> None:
     assert "GreenFlux API token" in str(raised.value) and "TomTom API key" in str(raised.value)
 
 
+@pytest.mark.slow
 def test_a_deployment_missing_a_secret_stops_loading_and_names_it(tmp_path: Path) -> None:
     """The code location refuses to load, naming every secret, instead of failing in a later run."""
     env = clean_env(tmp_path, GREENFLUX_TOKEN="set-by-the-operator")
@@ -96,6 +97,7 @@ def test_a_deployment_missing_a_secret_stops_loading_and_names_it(tmp_path: Path
         ("serve-ocpi", ["OCPI_TOKEN", "OCPI_CLIENT_ID", "OCPI_CLIENT_SECRET"]),
     ],
 )
+@pytest.mark.slow
 def test_a_server_without_its_credentials_says_what_to_set(
     tmp_path: Path, command: str, names: list[str]
 ) -> None:

@@ -613,6 +613,7 @@ def chunked_mart() -> MartRows:
 
 
 @pytest.mark.parametrize("rows_from", ["mart", "staged"])
+@pytest.mark.slow
 def test_chunks_write_the_whole_fleets_bytes(
     warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rows_from: str
 ) -> None:

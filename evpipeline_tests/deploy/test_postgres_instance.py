@@ -89,6 +89,7 @@ def test_profile_puts_every_storage_in_postgres_with_the_dev_instance_settings(d
         assert instance.freshness_enabled
 
 
+@pytest.mark.slow
 def test_a_multiprocess_run_lands_in_postgres_and_other_processes_see_it(
     dagster_home: Path, pg_database: str, tmp_path: Path
 ) -> None:

@@ -64,6 +64,7 @@ def nz_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("EVPIPELINE_REFERENCE_FILE", str(path))
 
 
+@pytest.mark.slow
 def test_every_source_reaches_ndw_through_the_supervised_lane(
     deployment: Deployment, nz_too: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

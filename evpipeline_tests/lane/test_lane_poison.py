@@ -203,6 +203,7 @@ def cli(push: Push, *args: str) -> Any:
     )
 
 
+@pytest.mark.slow
 def test_an_unreadable_inbox_row_is_dead_lettered_alone_and_an_operator_releases_it(push: Push) -> None:
     """The lane read its batch with one json.loads per row inside one list: one row too deep for it
     failed every cycle, and the good change behind it waited forever."""
@@ -273,6 +274,7 @@ def test_a_merge_fault_is_retried_and_a_lasting_one_dead_lettered_after_max_atte
     assert push.cursor() == push.store.newest_id("evroam")
 
 
+@pytest.mark.slow
 def test_an_operator_retries_a_dead_letter_and_the_lane_merges_it(
     push: Push, monkeypatch: pytest.MonkeyPatch
 ) -> None:

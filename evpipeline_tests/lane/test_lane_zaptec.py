@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from evpipeline.lane.assets import realtime_lane_sensor
 from evpipeline_tests.conftest import query
@@ -21,6 +22,7 @@ def public_nl_evses(deployment: Deployment) -> list[tuple[str, str]]:
     )
 
 
+@pytest.mark.slow
 def test_zaptec_message_reaches_ndw_as_a_patch(deployment: Deployment) -> None:
     deployment.bootstrap()
     held = public_nl_evses(deployment)

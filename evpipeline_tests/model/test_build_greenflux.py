@@ -68,6 +68,7 @@ def test_locations_map_to_the_cpo_party_and_ocpi_2_2_1(
     assert rows and all((json.loads(m) if m else None) == ([t] if t else None) for m, t in rows)
 
 
+@pytest.mark.slow
 def test_exported_greenflux_objects_meet_the_ndw_definition(
     sim: GreenFluxSimulator, warehouse: WarehouseResource
 ) -> None:
@@ -82,6 +83,7 @@ def test_exported_greenflux_objects_meet_the_ndw_definition(
         assert ocpi.validate_tariff(json.loads(body), profile="ndw") == []
 
 
+@pytest.mark.slow
 def test_moved_evse_is_removed_in_the_old_location_and_live_in_the_new(
     sim: GreenFluxSimulator, warehouse: WarehouseResource
 ) -> None:
@@ -112,6 +114,7 @@ def test_moved_evse_is_removed_in_the_old_location_and_live_in_the_new(
     )
 
 
+@pytest.mark.slow
 def test_values_outside_ocpi_are_reported_or_quarantined(
     sim: GreenFluxSimulator, warehouse: WarehouseResource
 ) -> None:
@@ -145,6 +148,7 @@ def test_values_outside_ocpi_are_reported_or_quarantined(
 @pytest.mark.parametrize(
     "any_warehouse", ["duckdb"], indirect=True
 )  # the incremental scope is SQL above the backend
+@pytest.mark.slow
 def test_an_incremental_build_rebuilds_the_location_a_moved_evse_left(
     sim: GreenFluxSimulator, warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -186,6 +186,7 @@ def _zaptec(clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, inbox
         sync_everything(resource_for(sim), warehouse, PushInboxResource(directory=str(tmp_path / inbox)))
 
 
+@pytest.mark.slow
 def test_nuts_code_from_a_rule_then_the_operator_entry_then_a_single_region_country_else_null(
     clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -249,6 +250,7 @@ def test_nuts_code_from_a_rule_then_the_operator_entry_then_a_single_region_coun
     }
 
 
+@pytest.mark.slow
 def test_operator_and_evse_id_are_filled_only_where_the_source_is_silent_and_stay_stable(
     clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -322,6 +324,7 @@ def test_operator_and_evse_id_are_filled_only_where_the_source_is_silent_and_sta
     assert evses > 0 and (with_id, with_operator) == (0, 0)
 
 
+@pytest.mark.slow
 def test_station_id_is_the_physical_station_of_each_source_and_incremental_equals_full(
     clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

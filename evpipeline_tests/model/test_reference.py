@@ -143,6 +143,7 @@ def test_yaml_syntax_errors_name_the_line(tmp_path: Path) -> None:
         load_reference(path)
 
 
+@pytest.mark.slow
 def test_reference_fills_what_zaptec_lacks_and_makes_it_exportable(
     clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -190,6 +191,7 @@ def test_reference_fills_what_zaptec_lacks_and_makes_it_exportable(
     assert ("NL", "ZPT", "ZPT-NL-AC") in after.tariff_keys
 
 
+@pytest.mark.slow
 def test_a_source_value_wins_unless_the_rule_overrides_it(
     clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -252,6 +254,7 @@ def test_a_source_value_wins_unless_the_rule_overrides_it(
     }  # the most specific rule
 
 
+@pytest.mark.slow
 def test_a_bad_file_changes_nothing_downstream(
     clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,6 +279,7 @@ def test_a_bad_file_changes_nothing_downstream(
     assert query(warehouse, snapshot) == tariffs_before
 
 
+@pytest.mark.slow
 def test_a_feed_without_cpo_id_reaches_the_mart_through_an_assigned_party(
     clock: SimClock, warehouse: WarehouseResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

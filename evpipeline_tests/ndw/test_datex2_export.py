@@ -33,6 +33,7 @@ DATEX2 = Datex2PushResource(
 )
 
 
+@pytest.mark.slow
 def test_files_manifest_and_same_state_same_bytes(warehouse: WarehouseResource, tmp_path: Path) -> None:
     standard_mart().write(warehouse)
     with warehouse.get_connection() as con:
@@ -170,6 +171,7 @@ def _datex2_asset(
     )
 
 
+@pytest.mark.slow
 def test_the_daily_asset_check_and_recorded_versions(warehouse: WarehouseResource, tmp_path: Path) -> None:
     standard_mart().write(warehouse)
     before = datetime.now(UTC).replace(microsecond=0)

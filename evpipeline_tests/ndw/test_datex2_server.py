@@ -132,6 +132,7 @@ def change(served: Served, status: str, minutes: int) -> None:
     m.write(served.warehouse, run_id=f"change-{minutes}")
 
 
+@pytest.mark.slow
 def test_a_new_snapshot_is_served_and_the_old_files_go(served: Served) -> None:
     old = served.store.current
     assert old is not None and old.publications is not None
@@ -177,6 +178,7 @@ def test_a_new_snapshot_is_served_and_the_old_files_go(served: Served) -> None:
     )
 
 
+@pytest.mark.slow
 def test_the_creator_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     warehouse = WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
     standard_mart().write(warehouse)

@@ -233,6 +233,7 @@ def test_a_location_ndw_lacks_is_put_by_the_lane_with_its_status(
     assert present(sim.evse("NL", "ALF", "LOC-0007", "LOC-0007-E1"))["status"] == "CHARGING"
 
 
+@pytest.mark.slow
 def test_a_failed_push_keeps_the_cursor_and_is_retried_after_a_backoff(
     sim: NdwSimulator, warehouse: WarehouseResource, mart: MartRows, ndw: NdwPushResource
 ) -> None:

@@ -58,6 +58,7 @@ def _files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
 
+@pytest.mark.slow
 def test_a_delivered_day_is_rebuilt_byte_for_byte_after_the_warehouse_moved_on(
     lake_database: str, tmp_path: Path
 ) -> None:
@@ -112,6 +113,7 @@ def test_a_delivered_day_is_rebuilt_byte_for_byte_after_the_warehouse_moved_on(
         ).fetchone() == ("CHARGING",)
 
 
+@pytest.mark.slow
 def test_rebuild_export_command_compares_with_the_delivery(
     lake_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

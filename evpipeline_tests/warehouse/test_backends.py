@@ -66,6 +66,7 @@ def test_a_catalog_password_never_reaches_an_error(tmp_path: Path, monkeypatch: 
     assert redact("dbname=x password='a b' host=y") == "dbname=x password=*** host=y"
 
 
+@pytest.mark.slow
 def test_a_sqlite_catalog_works_like_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVPIPELINE_LAKE_DATA", str(tmp_path / "lake") + "/")
     warehouse = WarehouseResource(database=f"ducklake:sqlite:{tmp_path / 'catalog.sqlite'}")
@@ -137,6 +138,7 @@ def test_readers_see_only_committed_snapshots_on_ducklake(lake_database: str) ->
 
 
 @pytest.mark.parametrize("fraction", [0.35, 0.7, 0.95])
+@pytest.mark.slow
 def test_kill_9_during_a_commit_then_rerun_converges(
     any_warehouse: WarehouseResource, tmp_path: Path, fraction: float
 ) -> None:

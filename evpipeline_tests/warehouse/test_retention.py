@@ -201,6 +201,7 @@ def crash(warehouse: WarehouseResource, root: Path, at: str) -> None:
     assert completed.returncode == 17, completed.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_a_crash_before_the_delete_commits_leaves_the_rows_hot(
     warehouse: WarehouseResource, history: Rows, tmp_path: Path
 ) -> None:
@@ -217,6 +218,7 @@ def test_a_crash_before_the_delete_commits_leaves_the_rows_hot(
     assert archive_and_hot(warehouse, root) == history
 
 
+@pytest.mark.slow
 def test_a_crash_after_the_delete_committed_is_finished_by_the_rerun(
     warehouse: WarehouseResource, history: Rows, tmp_path: Path
 ) -> None:

@@ -188,6 +188,7 @@ def post(server: BackgroundServer, body: bytes | object) -> requests.Response:
     )
 
 
+@pytest.mark.slow
 def test_oversized_deliveries_are_refused_fast_and_health_stays_up(
     receiver: tuple[BackgroundServer, Inbox],
 ) -> None:

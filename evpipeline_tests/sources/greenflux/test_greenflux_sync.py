@@ -59,6 +59,7 @@ def live_copy(sim: GreenFluxSimulator, uid: str) -> str:
     )
 
 
+@pytest.mark.slow
 def test_bootstrap_then_deltas_with_minimum_requests(
     greenflux: GreenFluxResource, greenflux_sim: GreenFluxSimulator, warehouse: WarehouseResource
 ) -> None:
@@ -559,6 +560,7 @@ def test_full_pull_flags_a_vanished_tariff(
     assert scalar(warehouse, "SELECT is_deleted FROM greenflux.tariffs WHERE tariff_id = '14'")
 
 
+@pytest.mark.slow
 def test_crash_before_commit_writes_nothing_and_a_rerun_converges(
     greenflux: GreenFluxResource,
     greenflux_sim: GreenFluxSimulator,

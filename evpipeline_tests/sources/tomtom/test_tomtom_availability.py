@@ -77,6 +77,7 @@ def failure_message(result: dg.ExecuteInProcessResult) -> tuple[str | None, str]
     return error.cls_name, error.message
 
 
+@pytest.mark.slow
 def test_time_series_grows_and_latest_stays_one_row_per_key(
     tomtom: TomTomResource,
     tomtom_sim: TomTomSimulator,

@@ -74,6 +74,7 @@ def test_429_is_retried_after_the_servers_retry_after(
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_a_fleet_state_sync_stays_under_zaptecs_10_per_second_without_a_single_429(tmp_path: object) -> None:
     """A fleet under the real limits (10 requests/s per account, enforced by the simulator), for about
     15 real seconds: 150 chargers, two list pages (the second one partial) and 150 state polls, far past
