@@ -30,7 +30,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from evpipeline.warehouse.rows import one_row, scalar
+from evpipeline.warehouse.rows import one_row, over_frames, scalar
 
 LINEAGE_COLUMNS = (
     "_observed_at",
@@ -44,7 +44,8 @@ LINEAGE_COLUMNS = (
 )
 # Not part of the content hash: they describe when/how we saw a row, or are derived by the merge.
 _NOT_CONTENT = {"last_updated", "is_deleted", "deleted_at", *LINEAGE_COLUMNS}
-# The merge's one pass over the delta (a temporary table of this connection), and the `_change`s it writes.
+# The merge's one pass over the delta (an Arrow table in memory, read by name; see `over_frames`), and the
+# `_change`s it writes.
 _STAGE = "_evp_stage"
 _WRITTEN = "('insert', 'update', 'delete')"
 
@@ -234,35 +235,31 @@ def merge(
         "column": status_column,
         "run_id": run_id,
     }
-    con.register("_evp_incoming", frame)
-    try:
-        return _merge_in(
-            con,
-            frame,
-            table,
-            keys,
-            counts,
-            source_rows=source_rows,
-            newest_per_key=newest_per_key,
-            lake=lake,
-            changed=changed,
-            newer=newer,
-            change=change,
-            prev_status=prev_status,
-            assignments=assignments,
-            content=content,
-            insert_cols=insert_cols,
-            insert_vals=insert_vals,
-            target=target,
-            versioned=versioned,
-            status_column=status_column,
-            stamp=stamp,
-            run_id=run_id,
-            lineage=lineage,
-            history=history,
-        )
-    finally:
-        con.unregister("_evp_incoming")
+    return _merge_in(
+        con,
+        frame,
+        table,
+        keys,
+        counts,
+        source_rows=source_rows,
+        newest_per_key=newest_per_key,
+        lake=lake,
+        changed=changed,
+        newer=newer,
+        change=change,
+        prev_status=prev_status,
+        assignments=assignments,
+        content=content,
+        insert_cols=insert_cols,
+        insert_vals=insert_vals,
+        target=target,
+        versioned=versioned,
+        status_column=status_column,
+        stamp=stamp,
+        run_id=run_id,
+        lineage=lineage,
+        history=history,
+    )
 
 
 def _merge_in(
@@ -291,10 +288,11 @@ def _merge_in(
     lineage: str | None,
     history: dict[str, Any],
 ) -> MergeCounts:
-    """The writes, with the frame registered as `_evp_incoming`: staged on a file, one MERGE on a DuckLake."""
+    """The writes, the frame read as `_evp_incoming`: staged on a file, one MERGE on a DuckLake."""
     if not lake:
         return _merge_staged(
             con,
+            frame,
             table,
             keys,
             counts,
@@ -319,7 +317,8 @@ def _merge_in(
         if not assignment.startswith(("_observed_at", "_observed_seq"))
     )
     versions = f"({changed}) OR {newer}"
-    con.execute(
+    over_frames(
+        con,
         f"""
         MERGE INTO {table} AS t
         USING ({source_rows} {newest_per_key}) AS d
@@ -330,6 +329,7 @@ def _merge_in(
         WHEN NOT MATCHED THEN INSERT ({", ".join(_ident(c) for c in insert_cols)}) VALUES ({", ".join(insert_vals)})
         """,
         {"stamp": stamp, "run_id": run_id, "lineage": lineage},
+        _evp_incoming=frame,
     )
 
     written = dict(
@@ -361,6 +361,7 @@ def _merge_in(
 
 def _merge_staged(
     con: duckdb.DuckDBPyConnection,
+    frame: pd.DataFrame | Any,
     table: str,
     keys: Sequence[str],
     counts: MergeCounts,
@@ -380,7 +381,8 @@ def _merge_staged(
 ) -> MergeCounts:
     """The merge on a DuckDB file: one pass over the delta joined to the table, then plain writes.
 
-    The pass (`_evp_stage`, a temporary table of the delta's rows) decides each row's fate, the
+    The pass (`_evp_stage`, the delta's rows as an Arrow table: no temporary table, which a long
+    transaction would keep until its end; see `over_frames`) decides each row's fate, the
     `_change` it will record (`insert`, `update`, `delete`, `bump`: newer as-of, same content;
     NULL: stale or a replay), and carries what the write needs from the stored row: its rowid,
     previous status and `deleted_at`, and any column the frame does not set. From it: a changed
@@ -392,15 +394,16 @@ def _merge_staged(
     """
     old = {c: _ident("_evp_old_" + c) for c in carried}
 
-    def stage(collapse: str) -> None:
-        con.execute(
+    def stage(collapse: str) -> Any:
+        return over_frames(
+            con,
             f"""
-            CREATE OR REPLACE TEMP TABLE {_STAGE} AS
             SELECT d.*, t.rowid AS _evp_rid, {prev_status} AS _evp_prev_status, t.deleted_at AS _evp_deleted_at,
                    {"".join(f"t.{_ident(c)} AS {old[c]}, " for c in carried)}{change} AS _evp_change
             FROM ({source_rows} {collapse}) AS d LEFT JOIN {table} AS t ON {on}
-            """
-        )
+            """,
+            _evp_incoming=frame,
+        ).to_arrow_table()
 
     # Collapsing duplicate keys is a window over the whole delta (40% of the pass at 55k rows, half
     # of it at 20), and a frame's keys are almost always unique: staged as they come, then checked
@@ -408,35 +411,41 @@ def _merge_staged(
     # a duplicate); staged again, collapsed, only if two rows share a key.
     key = _ident(keys[0]) if len(keys) == 1 else f"row({', '.join(_ident(k) for k in keys)})"
 
-    def tally() -> tuple[Any, ...]:
+    def tally(staged: Any) -> tuple[Any, ...]:
         """(keys unique?, then how many rows of each `_change`, then all rows) of the stage."""
         return one_row(
-            con.execute(
+            over_frames(
+                con,
                 f"SELECT count(*) = count(DISTINCT {key}), "
                 + "".join(
                     f"count(*) FILTER (_evp_change = '{c}'), " for c in ("insert", "update", "delete", "bump")
                 )
-                + f"count(*) FROM {_STAGE}"
+                + f"count(*) FROM {_STAGE}",
+                _evp_stage=staged,
             )
         )
 
-    stage("")
-    unique, counts.inserted, counts.updated, counts.deleted, bumps, considered = tally()
+    staged = stage("")
+    unique, counts.inserted, counts.updated, counts.deleted, bumps, considered = tally(staged)
     if not unique:
-        stage(newest_per_key)
-        _, counts.inserted, counts.updated, counts.deleted, bumps, considered = tally()
+        staged = stage(newest_per_key)
+        _, counts.inserted, counts.updated, counts.deleted, bumps, considered = tally(staged)
     counts.unchanged = considered - counts.changed
     replaced = counts.updated + counts.deleted
 
     if bumps:
-        con.execute(
+        over_frames(
+            con,
             f"UPDATE {table} AS t SET _observed_at = s._as_of{', _observed_seq = s._seq' if versioned else ''} "
-            f"FROM {_STAGE} AS s WHERE t.rowid = s._evp_rid AND s._evp_change = 'bump'"
+            f"FROM {_STAGE} AS s WHERE t.rowid = s._evp_rid AND s._evp_change = 'bump'",
+            _evp_stage=staged,
         )
     if replaced:
-        con.execute(
+        over_frames(
+            con,
             f"DELETE FROM {table} WHERE rowid IN "
-            f"(SELECT _evp_rid FROM {_STAGE} WHERE _evp_change IN ('update', 'delete'))"
+            f"(SELECT _evp_rid FROM {_STAGE} WHERE _evp_change IN ('update', 'delete'))",
+            _evp_stage=staged,
         )
     values = [
         *(_ident(c) for c in content),
@@ -455,27 +464,32 @@ def _merge_staged(
     columns = ", ".join(_ident(c) for c in insert_cols)
     if carried and replaced:
         # A replaced row keeps the columns the frame does not set; a new row takes their defaults.
-        con.execute(
+        over_frames(
+            con,
             f"INSERT INTO {table} ({columns}, {', '.join(_ident(c) for c in carried)}) "
             f"SELECT {', '.join(values)}, {', '.join(old.values())} FROM {_STAGE} "
             "WHERE _evp_change IN ('update', 'delete')",
             params,
+            _evp_stage=staged,
         )
         if counts.inserted:
-            con.execute(
+            over_frames(
+                con,
                 f"INSERT INTO {table} ({columns}) SELECT {', '.join(values)} FROM {_STAGE} "
                 "WHERE _evp_change = 'insert'",
                 params,
+                _evp_stage=staged,
             )
     elif counts.changed:
-        con.execute(
+        over_frames(
+            con,
             f"INSERT INTO {table} ({columns}) SELECT {', '.join(values)} FROM {_STAGE} "
             f"WHERE _evp_change IN {_WRITTEN}",
             params,
+            _evp_stage=staged,
         )
     if history_sql and counts.changed:
-        counts.status_changes = scalar(con.execute(history_sql, history))
-    con.execute(f"DROP TABLE {_STAGE}")
+        counts.status_changes = scalar(over_frames(con, history_sql, history, _evp_stage=staged))
     return counts
 
 
@@ -520,19 +534,17 @@ def flag_missing(
     stations just fetched. Rows observed after the snapshot began (e.g. by a push) are left alone.
     """
     key_frame = present[list(keys)].drop_duplicates()
-    con.register("_evp_present", key_frame)
     scope = ""
     if scope_keys is not None:
-        con.register("_evp_scope", scope_keys.drop_duplicates())
         scope = (
             "AND EXISTS (SELECT 1 FROM _evp_scope s WHERE "
             + " AND ".join(f"s.{_ident(k)} = {table}.{_ident(k)}" for k in scope_keys.columns)
             + ")"
         )
-    try:
-        match = " AND ".join(f"p.{_ident(k)} = {table}.{_ident(k)}" for k in keys)
-        row = con.execute(
-            f"""
+    match = " AND ".join(f"p.{_ident(k)} = {table}.{_ident(k)}" for k in keys)
+    row = over_frames(
+        con,
+        f"""
             UPDATE {table}
             SET is_deleted = true, deleted_at = coalesce(deleted_at, CAST($as_of AS TIMESTAMPTZ)),
                 last_updated = greatest(last_updated, CAST($as_of AS TIMESTAMPTZ)),
@@ -543,10 +555,8 @@ def flag_missing(
               AND NOT EXISTS (SELECT 1 FROM _evp_present p WHERE {match})
               {scope}
             """,
-            {"as_of": as_of, "run_id": run_id},
-        ).fetchone()
-    finally:
-        con.unregister("_evp_present")
-        if scope_keys is not None:
-            con.unregister("_evp_scope")
+        {"as_of": as_of, "run_id": run_id},
+        _evp_present=key_frame,
+        _evp_scope=None if scope_keys is None else scope_keys.drop_duplicates(),
+    ).fetchone()
     return int(row[0]) if row else 0
