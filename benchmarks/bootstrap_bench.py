@@ -53,9 +53,11 @@ result = dg.materialize([greenflux_locations], resources={
     "warehouse": WarehouseResource(database=db)},
     run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
 seconds = time.perf_counter() - started
-meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items() if k in ("fetched", "inserted", "requests", "quarantined")}
+meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()
+                                       if k in ("fetched", "inserted", "requests", "quarantined")}
         for e in result.get_asset_materialization_events()}
-print(json.dumps({"seconds": seconds, "pandera": spent[0], "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "meta": meta}))
+print(json.dumps({"seconds": seconds, "pandera": spent[0],
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "meta": meta}))
 """
 FETCH_ONLY = """
 import json, resource, sys, time
@@ -64,7 +66,8 @@ url, token = sys.argv[1:3]
 client = GreenFluxResource(base_url=url, token=token, requests_per_second=1000).client()
 started = time.perf_counter()
 objects = sum(len(page.records) for page in client.locations())
-print(json.dumps({"seconds": time.perf_counter() - started, "objects": objects, "requests": client.api.stats.requests,
+print(json.dumps({"seconds": time.perf_counter() - started, "objects": objects,
+                  "requests": client.api.stats.requests,
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -118,7 +121,9 @@ def run(scale: Scale) -> list[Result]:
             f"{ours['seconds'] / floor['seconds']:.2f}x",
             "peak RSS <= 2 GiB",
             ours["rss_mib"] <= 2048,
-            f"{evses:,} EVSEs in {floor['objects']:,} locations, {ours['meta'].get('greenflux/locations', {}).get('requests', '?')} requests; "
-            f"pandera {share:.0%} of the time ({fmt_seconds(ours['pandera'])}); one transaction with history and watermark",
+            f"{evses:,} EVSEs in {floor['objects']:,} locations, "
+            f"{ours['meta'].get('greenflux/locations', {}).get('requests', '?')} requests; "
+            f"pandera {share:.0%} of the time ({fmt_seconds(ours['pandera'])}); "
+            "one transaction with history and watermark",
         )
     ]

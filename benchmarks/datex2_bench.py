@@ -2,11 +2,12 @@
 fleet, at several fleet sizes.
 
 Each figure runs in a fresh process on the same warehouse, OCPI first, then the DATEX II static
-publication as JSON (the profile's form, what the access point takes) and as XML, streamed to a file. Peak RSS is sampled (/proc/self/statm every
-5 ms) while the work runs, against the process's RSS just before it (imports and the DuckDB
-connection), so start-up peaks do not hide the work's own. Targets (issue 15): DATEX II static <= 1.5x the OCPI export's time, and memory flat in
-fleet size: peak RSS above the process's baseline at the largest fleet <= 1.5x that at the smallest
-(the OCPI export holds every object in memory; the DATEX II writer holds one chunk of locations).
+publication as JSON (the profile's form, what the access point takes) and as XML, streamed to a file. Peak RSS
+is sampled (/proc/self/statm every 5 ms) while the work runs, against the process's RSS just before it
+(imports and the DuckDB connection), so start-up peaks do not hide the work's own. Targets (issue 15): DATEX
+II static <= 1.5x the OCPI export's time, and memory flat in fleet size: peak RSS above the process's baseline
+at the largest fleet <= 1.5x that at the smallest (the OCPI export holds every object in memory;
+the DATEX II writer holds one chunk of locations).
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ stop.set()
 sampler.join()
 peak[0] = max(peak[0], rss_mib())
 con.close()
-print(json.dumps({"seconds": statistics.median(samples), "rss_mib": peak[0], "baseline_mib": baseline, "bytes": size,
+print(json.dumps({"seconds": statistics.median(samples), "rss_mib": peak[0], "baseline_mib": baseline,
+                  "bytes": size,
                   "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -129,9 +131,10 @@ def run(scale: Scale) -> list[Result]:
                     f"{ratio:.2f}x",
                     "<= 1.5x OCPI; RSS growth flat in fleet size" if last else "<= 1.5x OCPI",
                     ratio <= 1.5 and (flat <= 1.5 if last else True),
-                    f"XML {fmt_seconds(xml['seconds'])} ({xml['seconds'] / ocpi['seconds']:.2f}x, +{_growth(xml):,.0f} MiB); "
-                    f"JSON {js['bytes'] / 1e6:.0f} MB, XML {xml['bytes'] / 1e6:.0f} MB, OCPI locations.json "
-                    f"{ocpi['bytes'] / 1e6:.0f} MB; RSS is above the process baseline ({js['baseline_mib']:,.0f} MiB: interpreter, "
+                    f"XML {fmt_seconds(xml['seconds'])} ({xml['seconds'] / ocpi['seconds']:.2f}x, "
+                    f"+{_growth(xml):,.0f} MiB); JSON {js['bytes'] / 1e6:.0f} MB, "
+                    f"XML {xml['bytes'] / 1e6:.0f} MB, OCPI locations.json {ocpi['bytes'] / 1e6:.0f} MB; "
+                    f"RSS is above the process baseline ({js['baseline_mib']:,.0f} MiB: interpreter, "
                     "imports, DuckDB connection)"
                     + (
                         f"; DATEX II RSS growth {large:,} vs {small:,} locations: {flat:.2f}x" if last else ""

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from benchmarks.harness import Result, Scale, fmt_seconds
 
-# Provider settings of the calling environment are left out: the demo starts and configures its own simulators.
+# Provider settings of the calling environment are left out: the demo starts and configures its own
+# simulators.
 PROVIDER_SETTINGS = ("EVPIPELINE_", "EVROAM_", "GREENFLUX_", "ZAPTEC_", "TOMTOM_", "NDW_", "OCPI_")
 
 
@@ -51,7 +52,8 @@ def row(completed: subprocess.CompletedProcess[str], seconds: float, demo_scale:
         "-",
         "< 60 s",
         seconds < 60,
-        f"scale {demo_scale}; {len(steps(completed))} Dagster runs (bootstrap, push, delta, export) incl. interpreter start-up",
+        f"scale {demo_scale}; {len(steps(completed))} Dagster runs (bootstrap, push, delta, "
+        "export) incl. interpreter start-up",
     )
 
 

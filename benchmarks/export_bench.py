@@ -21,17 +21,21 @@ COPY (
     WITH c AS (
         SELECT country_code, party_id, location_id, evse_uid,
                list({{'id': connector_id, 'standard': standard, 'format': format, 'power_type': power_type,
-                      'max_voltage': max_voltage, 'max_amperage': max_amperage, 'max_electric_power': max_electric_power,
-                      'tariff_ids': tariff_ids, 'last_updated': last_updated}} ORDER BY connector_id) AS connectors
+                      'max_voltage': max_voltage, 'max_amperage': max_amperage,
+                      'max_electric_power': max_electric_power,
+                      'tariff_ids': tariff_ids, 'last_updated': last_updated}}
+                          ORDER BY connector_id) AS connectors
         FROM mart.connectors GROUP BY ALL),
     e AS (
         SELECT e.country_code, e.party_id, e.location_id,
-               list({{'uid': e.evse_uid, 'evse_id': e.evse_id, 'status': e.status, 'capabilities': e.capabilities,
-                      'connectors': c.connectors, 'floor_level': e.floor_level,
-                      'parking_restrictions': e.parking_restrictions, 'last_updated': e.last_updated}} ORDER BY e.evse_uid) AS evses
+               list({{'uid': e.evse_uid, 'evse_id': e.evse_id, 'status': e.status,
+                      'capabilities': e.capabilities, 'connectors': c.connectors,
+                      'floor_level': e.floor_level, 'parking_restrictions': e.parking_restrictions,
+                      'last_updated': e.last_updated}} ORDER BY e.evse_uid) AS evses
         FROM mart.evses e JOIN c USING (country_code, party_id, location_id, evse_uid) GROUP BY ALL)
-    SELECT l.country_code, l.party_id, l.location_id AS id, l.publish, l.name, l.address, l.city, l.postal_code,
-           l.country, {{'latitude': l.latitude, 'longitude': l.longitude}} AS coordinates, l.parking_type, e.evses,
+    SELECT l.country_code, l.party_id, l.location_id AS id, l.publish, l.name, l.address, l.city,
+           l.postal_code, l.country, {{'latitude': l.latitude, 'longitude': l.longitude}} AS coordinates,
+           l.parking_type, e.evses,
            l.operator, l.facilities, l.time_zone, l.opening_times, l.energy_mix, l.last_updated
     FROM mart.locations l JOIN e USING (country_code, party_id, location_id)
     ORDER BY l.country_code, l.party_id, l.location_id
@@ -71,8 +75,8 @@ def run(scale: Scale) -> list[Result]:
                 f"{o / r:.2f}x",
                 "<= 1.5x",
                 o / r <= 1.5,
-                f"{locations:,} locations x 3 EVSEs x 2 connectors; ours {out['bytes'] / 1e6:.0f} MB, reference "
-                f"{(work / 'reference.json').stat().st_size / 1e6:.0f} MB",
+                f"{locations:,} locations x 3 EVSEs x 2 connectors; ours {out['bytes'] / 1e6:.0f} MB, "
+                f"reference {(work / 'reference.json').stat().st_size / 1e6:.0f} MB",
             )
         ]
     finally:

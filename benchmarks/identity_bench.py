@@ -85,9 +85,10 @@ for rep in range(repeats):
         z = fleet.zaptec[i]
         stamp = later(60 + rep)
         if n % 3 == 0:  # a new duplicate next to it
-            g = changes.location(0, party="ZPT", location_id=f"NEW-{i}", source_id=f"NEW-{i}", source="greenflux",
-                                 latitude=z["latitude"] + 5 / 111_320, longitude=z["longitude"], address=z["address"],
-                                 name=z["name"], updated=stamp)
+            g = changes.location(0, party="ZPT", location_id=f"NEW-{i}", source_id=f"NEW-{i}",
+                                 source="greenflux", latitude=z["latitude"] + 5 / 111_320,
+                                 longitude=z["longitude"], address=z["address"], name=z["name"],
+                                 updated=stamp)
             evse = changes.evse(g, 1, source="greenflux", evse_id=None, updated=stamp)
             changes.connector(evse, 1, source="greenflux", updated=stamp)
             changed.append(key(g))
@@ -99,7 +100,8 @@ for rep in range(repeats):
     changes.write(warehouse, f"cycle-{rep}")
     merges.append(time.perf_counter() - started)
     with warehouse.writer("mart", "bench") as w:
-        w.con.execute("CREATE OR REPLACE TEMP TABLE _bench_scope (country_code VARCHAR, party_id VARCHAR, location_id VARCHAR)")
+        w.con.execute("CREATE OR REPLACE TEMP TABLE _bench_scope "
+                      "(country_code VARCHAR, party_id VARCHAR, location_id VARCHAR)")
         w.con.executemany("INSERT INTO _bench_scope VALUES (?, ?, ?)", [k.split(":", 2) for k in changed])
         started = time.perf_counter()
         update_identity(w.con, datetime.now(UTC) + timedelta(minutes=rep), scope="_bench_scope")
@@ -107,7 +109,8 @@ for rep in range(repeats):
 print(json.dumps({
     "sites": sites, "evses": len(fleet.rows.evses), "locations": len(fleet.rows.locations),
     "truth": len(fleet.truth), "precision": found / len(predicted) if predicted else 1.0,
-    "recall": found / len(fleet.truth) if fleet.truth else 1.0, "near_misses_merged": len(predicted & fleet.near_misses),
+    "recall": found / len(fleet.truth) if fleet.truth else 1.0,
+    "near_misses_merged": len(predicted & fleet.near_misses),
     "full_seconds": full, "rss_growth_mib": max(0.0, peak - before),
     "merge_seconds": statistics.median(merges), "match_seconds": statistics.median(matches),
 }))
@@ -136,14 +139,14 @@ def run(scale: Scale) -> list[Result]:
         results.append(
             Result(
                 f"13. Cross-source matching, {r['evses']:,} EVSEs ({r['locations']:,} locations)",
-                f"20 changes: matching {fmt_seconds(r['match_seconds'])}; full: {fmt_seconds(r['full_seconds'])}, "
-                f"+{r['rss_growth_mib']:,.0f} MiB",
+                f"20 changes: matching {fmt_seconds(r['match_seconds'])}; full: "
+                f"{fmt_seconds(r['full_seconds'])}, +{r['rss_growth_mib']:,.0f} MiB",
                 f"the merge of the same 20 changes {fmt_seconds(r['merge_seconds'])}",
                 f"{cycle:.2f}x",
                 "merge + matching <= 1.2x the merge; precision >= 0.99, recall >= 0.95",
                 cycle <= 1.2 and r["precision"] >= 0.99 and r["recall"] >= 0.95,
-                f"precision {r['precision']:.4f}, recall {r['recall']:.4f} against {r['truth']:,} true pairs; "
-                f"near misses merged: {r['near_misses_merged']}",
+                f"precision {r['precision']:.4f}, recall {r['recall']:.4f} against {r['truth']:,} "
+                f"true pairs; near misses merged: {r['near_misses_merged']}",
                 raw=r,
             )
         )

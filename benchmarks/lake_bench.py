@@ -326,7 +326,8 @@ def merge_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templates)
             lake_s.append(sample)
             written["files"] = catalogs.catalog_rows(
                 name,
-                "SELECT (SELECT count(*) FROM ducklake_data_file), (SELECT count(*) FROM ducklake_delete_file)",
+                "SELECT (SELECT count(*) FROM ducklake_data_file), (SELECT count(*) "
+                "FROM ducklake_delete_file)",
             )[0]
         finally:
             catalogs.drop(name)
@@ -373,16 +374,18 @@ def merge_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templates)
             REPORT,
             None if same else False,
             f"measurement 1's write path on a copy of the same loaded table, median of {scale.repeats} "
-            f"({c_lake.updated:,} updated, {c_lake.inserted:,} inserted, {c_lake.status_changes:,} status changes"
+            f"({c_lake.updated:,} updated, {c_lake.inserted:,} inserted, {c_lake.status_changes:,} "
+            "status changes"
             + (
                 ""
                 if same
                 else f"; **the file wrote {c_file.updated:,}/{c_file.inserted:,}/{c_file.status_changes:,}**"
             )
             + ("; the file's COMMIT includes DuckDB's automatic checkpoint" if all(checkpointed) else "")
-            + f"); the lake's transaction sent {lake_s[0].queries} queries to its PostgreSQL catalog and took the table "
-            f"from {files_before} to {data_files} data files + {delete_files} delete files; loading the {rows:,} rows "
-            f"(untimed setup) took {fmt_seconds(load_lake)} on the lake vs {fmt_seconds(load_file)}",
+            + f"); the lake's transaction sent {lake_s[0].queries} queries to its PostgreSQL catalog and "
+            f"took the table from {files_before} to {data_files} data files + {delete_files} "
+            f"delete files; loading the {rows:,} rows (untimed setup) took {fmt_seconds(load_lake)} "
+            f"on the lake vs {fmt_seconds(load_file)}",
             raw=raw,
         ),
         Result(
@@ -392,10 +395,11 @@ def merge_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templates)
             f"lake / file {_ratio(l_small, f_small)}",
             REPORT,
             None,
-            f"median of {small_commits} per run, {scale.repeats} runs; what any write pays: on the lake "
-            f"{lake_s[-1].small_queries} catalog queries (snapshot, table stats, inlined rows, the new snapshot's rows), "
-            f"on the file a WAL write; migrating a new warehouse (every component's tables, untimed setup) "
-            f"took {fmt_seconds(base.lake_s)} on the lake vs {fmt_seconds(base.file_s)}",
+            f"median of {small_commits} per run, {scale.repeats} runs; what any write pays: "
+            f"on the lake {lake_s[-1].small_queries} catalog queries (snapshot, table stats, inlined rows, "
+            "the new snapshot's rows), on the file a WAL write; migrating a new warehouse (every "
+            f"component's tables, untimed setup) took {fmt_seconds(base.lake_s)} "
+            f"on the lake vs {fmt_seconds(base.file_s)}",
         ),
     ]
 
@@ -426,7 +430,8 @@ try:
 except (OSError, StopIteration):
     pass
 print(json.dumps({"steps": steps, "attach": attach, "rss_mib": rss, "scope": build.scope,
-                  "patches": sum(1 for p, o in push.run.results if p.kind == "evse" and o.ok) if push else 0}))
+                  "patches": sum(1 for p, o in push.run.results if p.kind == "evse" and o.ok)
+                  if push else 0}))
 """
     )
 
@@ -525,10 +530,12 @@ def cycle_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templates)
             f"lake / file {_ratio(l_cycle, f_cycle)}",
             REPORT,
             None if same_fleet else False,
-            f"measurement 8's cycle in a fresh process, median of {measured}; attaching before it (not in the cycle: the lane "
-            f"daemon attaches once) {fmt_seconds(lake_run.median(lambda c: c['attach']))} lake vs "
-            f"{fmt_seconds(file_run.median(lambda c: c['attach']))} file; {lake_run.cycles[-1]['patches']} PATCHes; "
-            f"bootstrap (untimed setup) {fmt_seconds(lake_run.setup_s)} lake vs {fmt_seconds(file_run.setup_s)} file"
+            f"measurement 8's cycle in a fresh process, median of {measured}; "
+            "attaching before it (not in the cycle: the lane daemon attaches once) "
+            f"{fmt_seconds(lake_run.median(lambda c: c['attach']))} lake vs "
+            f"{fmt_seconds(file_run.median(lambda c: c['attach']))} file; {lake_run.cycles[-1]['patches']} "
+            f"PATCHes; bootstrap (untimed setup) {fmt_seconds(lake_run.setup_s)} "
+            f"lake vs {fmt_seconds(file_run.setup_s)} file"
             + (
                 ""
                 if same_fleet
@@ -675,7 +682,8 @@ def warehouse_state(database: str) -> dict[str, Any]:
         marks = {
             f"{s}/{st}": str(w)
             for s, st, w in con.execute(
-                "SELECT source, stream, watermark FROM ops.sync_state WHERE source IN ('greenflux', 'evroam') ORDER BY 1, 2"
+                "SELECT source, stream, watermark FROM ops.sync_state WHERE source IN ('greenflux', "
+                "'evroam') ORDER BY 1, 2"
             ).fetchall()
         }
         runs = dict(
@@ -766,20 +774,23 @@ def parallel_results(scale: Scale, work: Path, catalogs: Catalogs, base: Templat
     return [
         Result(
             "11. lake: two sources at once vs serialized on the file",
-            f"{fmt_seconds(lake_t)} DuckLake, 2 threads ({each('lake parallel')}); {retries['lake parallel']} commits redone",
+            f"{fmt_seconds(lake_t)} DuckLake, 2 threads ({each('lake parallel')}); "
+            f"{retries['lake parallel']} commits redone",
             f"{fmt_seconds(file_t)} DuckDB file, one after the other ({each('file serial')})",
             f"lake / file {_ratio(lake_t, file_t)}",
             "rows + watermarks complete",
             verified,
-            f"GreenFlux Locations bootstrap ({rows[GF.EVSES]:,} EVSEs, {rows[GF.CONNECTORS]:,} connectors) and "
-            f"EVRoam Site + ChargingStation bootstraps ({rows[EV.STATIONS]:,} stations, {rows[EV.CONNECTORS]:,} "
-            f"connectors), simulators in this process, median of {runs}; the same two serialized on the lake: "
-            f"{fmt_seconds(lake_serial_t)} ({each('lake serial')}; lake serial / file {_ratio(lake_serial_t, file_t)}); "
-            f"after every run rows, run log and all 3 watermarks "
+            f"GreenFlux Locations bootstrap ({rows[GF.EVSES]:,} EVSEs, {rows[GF.CONNECTORS]:,} "
+            f"connectors) and EVRoam Site + ChargingStation bootstraps ({rows[EV.STATIONS]:,} stations, "
+            f"{rows[EV.CONNECTORS]:,} connectors), simulators in this process, median of {runs}; "
+            f"the same two serialized on the lake: {fmt_seconds(lake_serial_t)} ({each('lake serial')}; "
+            f"lake serial / file {_ratio(lake_serial_t, file_t)}); after every run rows, "
+            "run log and all 3 watermarks "
             + (
                 "equal the file's and the simulators'"
                 if verified
-                else f"**differ**: {', '.join(mismatched) or 'reference incomplete'}; reference {json.dumps(reference)[:200]}"
+                else f"**differ**: {', '.join(mismatched) or 'reference incomplete'}; "
+                f"reference {json.dumps(reference)[:200]}"
             ),
             raw={
                 "samples": samples,

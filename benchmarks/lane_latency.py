@@ -55,7 +55,8 @@ DATEX_STATUS = {
     "INOPERATIVE": "inoperative",
     "OUTOFORDER": "outOfOrder",
 }
-# The static table of the large fleet is far above the receiver's default 64 MiB limit (a benchmark, not a test of it).
+# The static table of the large fleet is far above the receiver's default 64 MiB limit (a benchmark,
+# not a test of it).
 DATEX2_MAX_BODY = 1024 * 1024 * 1024
 
 
@@ -67,7 +68,10 @@ def _percentile(values: list[float], q: float) -> float:
 def _summary(values: list[float]) -> str:
     if not values:
         return "no samples"
-    return f"p50 {statistics.median(values):.1f} s, p95 {_percentile(values, 0.95):.1f} s, max {max(values):.1f} s"
+    return (
+        f"p50 {statistics.median(values):.1f} s, p95 {_percentile(values, 0.95):.1f} s, "
+        f"max {max(values):.1f} s"
+    )
 
 
 class Deployment:
@@ -438,7 +442,10 @@ def run(scale: Scale) -> list[Result]:
             lost = len(flips) - len([f for f in flips if "patched" in f])
             extra = ""
             if source == "greenflux":
-                extra = f"; from the flip (30 s poll interval included): {_summary([f['patched'] - f['flipped'] for f in done])}"
+                extra = (
+                    "; from the flip (30 s poll interval included): "
+                    f"{_summary([f['patched'] - f['flipped'] for f in done])}"
+                )
             results.append(
                 Result(
                     f"9. deployment latency, {source}, {row['evses']:,} EVSEs",
@@ -460,7 +467,8 @@ def run(scale: Scale) -> list[Result]:
 
 
 def _datex2_rows(row: dict[str, Any]) -> list[Result]:
-    """Row 12 per source: the same flips, visible -> the DATEX II receiver accepted a delta carrying the point.
+    """Row 12 per source: the same flips, visible -> the DATEX II receiver accepted a delta carrying the
+    point.
     A flip of a point the DATEX II publication withholds (EVRoam's New Zealand fleet: outside AFIR's area, no
     NUTS-1 region) can reach no receiver: it is counted apart, not as lost; a source with only such flips is
     not measured."""
@@ -475,7 +483,8 @@ def _datex2_rows(row: dict[str, Any]) -> list[Result]:
         ndw = [f["patched"] - f["visible"] for f in flips if "patched" in f and f["visible"] is not None]
         name = f"12. DATEX II delta latency, {source}, {row['evses']:,} EVSEs"
         why = (
-            f"{len(flips) - len(measured)} changed points withheld by the DATEX II publication: {'; '.join(withheld)[:200]}"
+            f"{len(flips) - len(measured)} changed points withheld by the DATEX II publication: "
+            f"{'; '.join(withheld)[:200]}"
             if withheld
             else ""
         )
@@ -495,7 +504,10 @@ def _datex2_rows(row: dict[str, Any]) -> list[Result]:
             continue
         extra = ""
         if source == "greenflux":
-            extra = f"; from the flip (30 s poll interval included): {_summary([f['datex2'] - f['flipped'] for f in done])}"
+            extra = (
+                "; from the flip (30 s poll interval included): "
+                f"{_summary([f['datex2'] - f['flipped'] for f in done])}"
+            )
         p95 = _percentile(visible, 0.95) if visible else float("nan")
         results.append(
             Result(
@@ -505,9 +517,10 @@ def _datex2_rows(row: dict[str, Any]) -> list[Result]:
                 f"p95 {p95:.1f} s",
                 "p95 <= 10 s, 0 lost",
                 bool(visible) and p95 <= 10 and lost == 0,
-                "daemon + run launcher (`dagster dev`), visible -> deltaPush accepted by the DATEX II receiver carrying the "
-                f"point with its new status (the lane's DATEX II step follows NDW's pushes in the same cycle); the receiver "
-                f"holds {row['datex2_held']:,} points" + (f"; {why}" if why else ""),
+                "daemon + run launcher (`dagster dev`), visible -> deltaPush accepted by the DATEX II "
+                "receiver carrying the point with its new status (the lane's DATEX II step follows NDW's "
+                f"pushes in the same cycle); the receiver holds {row['datex2_held']:,} points"
+                + (f"; {why}" if why else ""),
                 raw={"flips": flips},
             )
         )

@@ -133,9 +133,10 @@ def run(scale: Scale) -> list[Result]:
                 f"{ratio:.2f}x",
                 "<= 1.5x",
                 ratio <= 1.5,
-                f"{len(delta):,} rows into {rows:,} ({c.updated:,} updated, {c.inserted:,} inserted, {c.status_changes:,} status changes); "
-                "ours also checks staleness and content hash, records previous status, history, watermark and run log; "
-                f"median of {len(ours_s)} interleaved rounds' ratios",
+                f"{len(delta):,} rows into {rows:,} ({c.updated:,} updated, {c.inserted:,} inserted, "
+                f"{c.status_changes:,} status changes); ours also checks staleness and content hash, "
+                f"records previous status, history, watermark and run log; median of {len(ours_s)} "
+                "interleaved rounds' ratios",
             )
         ]
         results.append(dlt_merge(work, base, delta, ours_t, scale))

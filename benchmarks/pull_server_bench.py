@@ -71,7 +71,8 @@ def run(scale: Scale) -> list[Result]:
             f"{ours['requests_per_second'] / ref['rps']:.0%} of floor throughput",
             "report",
             None,
-            f"{locations:,} locations, {int(ours['mean_bytes']) // 1000} kB pages, 2 load processes on loopback, "
-            f"{ours['errors']} errors; snapshot load {ours.get('server_start_and_load_s', '?')} s",
+            f"{locations:,} locations, {int(ours['mean_bytes']) // 1000} kB pages, "
+            f"2 load processes on loopback, {ours['errors']} errors; snapshot load "
+            f"{ours.get('server_start_and_load_s', '?')} s",
         )
     ]

@@ -2,9 +2,10 @@
 
 `python -m benchmarks.pull_server_load --locations 100000 --duration 20 --clients 2` (from the
 repository root) fills a mart with `benchmarks.mart_data` (every location exportable), publishes
-the snapshot, starts `evpipeline serve-ocpi` as a subprocess and GETs `/ocpi/2.2.1/locations?limit=100&offset=<random
-page>` from `clients` worker processes over keep-alive loopback connections, printing requests/s
-and latency percentiles as JSON. The benchmark harness calls `measure()` (or `start_server_process`
+the snapshot, starts `evpipeline serve-ocpi` as a subprocess and GETs
+`/ocpi/2.2.1/locations?limit=100&offset=<random page>` from `clients` worker processes over keep-alive
+loopback connections, printing requests/s and latency percentiles as JSON.
+The benchmark harness calls `measure()` (or `start_server_process`
 + `load_test` on data of its own).
 """
 
@@ -159,7 +160,8 @@ def load_test(
     duration: float = 10.0,
     warmup: float = 2.0,
 ) -> LoadResult:
-    """GET random `limit`-pages of `path` from `clients` processes for `duration` s; throughput and latency."""
+    """GET random `limit`-pages of `path` from `clients` processes for `duration` s;
+    throughput and latency."""
     headers = {
         "Authorization": "Token " + base64.b64encode(token.encode()).decode(),
         "Accept": "application/json",

@@ -22,7 +22,8 @@ def tomtom(scale: Scale) -> Result:
         f"{b.fraction_of_limit:.0%} of limit",
         ">= 90 %, zero 429",
         b.fraction_of_limit >= 0.9 and b.http_429 == 0,
-        f"{b.ids:,} ids in {b.seconds:.1f} s, max {b.max_per_second} requests in any 1 s window, concurrent within the limit",
+        f"{b.ids:,} ids in {b.seconds:.1f} s, max {b.max_per_second} requests in any 1 s window, "
+        "concurrent within the limit",
     )
 
 
@@ -39,7 +40,8 @@ def zaptec(scale: Scale) -> Result:
         f"{fraction:.0%} of limit",
         ">= 90 %, zero 429",
         fraction >= 0.9 and m.http_429 == 0,
-        f"{chargers} chargers: {m.requests} requests in {m.seconds:.1f} s, at most {m.max_sent_per_second} sent ({m.max_per_second} received) in any 1 s window; simulator latency 20 ms",
+        f"{chargers} chargers: {m.requests} requests in {m.seconds:.1f} s, at most {m.max_sent_per_second} "
+        f"sent ({m.max_per_second} received) in any 1 s window; simulator latency 20 ms",
     )
 
 

@@ -41,7 +41,8 @@ KEY = "flood-hook-key"
 
 
 def run(refused: int, database: str | None, max_seconds: float) -> dict[str, Any]:
-    """The measurement; the warehouse is a DuckDB file in a temporary directory unless `database` names one."""
+    """The measurement; the warehouse is a DuckDB file in a temporary directory unless `database` names
+    one."""
     directory = Path(tempfile.mkdtemp(prefix="refusal-flood-"))
     warehouse = WarehouseResource(database=database or str(directory / "warehouse.duckdb"))
     inbox = PushInboxResource(directory=str(directory / "inbox"))

@@ -60,7 +60,8 @@ def evroam(scale: Scale, work: Path) -> Result:
             f"{made / minimum:.2f}",
             "1.00",
             made == minimum,
-            f"{len(sim.stations):,} stations; {changed_stations} stations + {changed_sites} sites changed; page size {sim.page_size}",
+            f"{len(sim.stations):,} stations; {changed_stations} stations + {changed_sites} sites changed; "
+            f"page size {sim.page_size}",
         )
 
 
@@ -119,7 +120,8 @@ def greenflux(scale: Scale, work: Path) -> Result:
 
 
 def zaptec(scale: Scale, work: Path) -> Result:
-    """Zaptec has no delta API: a state poll needs one /state per cached charger, plus a token if none is cached."""
+    """Zaptec has no delta API: a state poll needs one /state per cached charger,
+    plus a token if none is cached."""
     from evpipeline.resources import PushInboxResource
     from evpipeline.simulators.toolkit import SimClock
     from evpipeline.simulators.zaptec import ZaptecSimulator
@@ -171,12 +173,14 @@ def zaptec(scale: Scale, work: Path) -> Result:
             f"{made / minimum:.2f}",
             "1.00",
             made == minimum,
-            f"{chargers} cached chargers: {states} /state + {tokens} token (no delta API; push messages make polls rare)",
+            f"{chargers} cached chargers: {states} /state + {tokens} token (no delta API; "
+            "push messages make polls rare)",
         )
 
 
 def tomtom(scale: Scale, work: Path) -> Result:
-    """TomTom has no batch call: a poll needs one request per mapped id; unchanged locations are not searched again."""
+    """TomTom has no batch call: a poll needs one request per mapped id;
+    unchanged locations are not searched again."""
     from evpipeline.model.assets import mart_model
     from evpipeline.simulators.evroam import EVRoamSimulator
     from evpipeline.simulators.tomtom import TomTomSimulator
@@ -212,7 +216,8 @@ def tomtom(scale: Scale, work: Path) -> Result:
         with warehouse.get_connection() as con:
             mapped = scalar(
                 con.execute(
-                    "SELECT count(*) FROM tomtom.location_mapping WHERE match_status = 'matched' AND NOT is_deleted"
+                    "SELECT count(*) FROM tomtom.location_mapping WHERE match_status = 'matched' "
+                    "AND NOT is_deleted"
                 )
             )
         searches = len(sim.requests_to("/categorySearch"))
@@ -225,7 +230,8 @@ def tomtom(scale: Scale, work: Path) -> Result:
             f"{made / minimum:.2f}",
             "1.00",
             made == minimum,
-            f"{mapped} mapped locations: {polls} polls + {searches} searches (locations unchanged: none re-searched)",
+            f"{mapped} mapped locations: {polls} polls + {searches} searches (locations unchanged: "
+            "none re-searched)",
         )
 
 

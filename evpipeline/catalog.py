@@ -323,7 +323,8 @@ def _asset_column(table: str, column: str) -> dg.TableColumnDep | None:
 
 
 def mart_column_lineage(table: str) -> dg.TableColumnLineage | None:
-    """Each mart column's upstream columns, from every source mapping that writes the table (`mart_lineage`)."""
+    """Each mart column's upstream columns, from every source mapping that writes the table
+    (`mart_lineage`)."""
     deps: dict[str, list[dg.TableColumnDep]] = {}
     for by_column in mart_lineage(table).values():
         for column, found in by_column.items():

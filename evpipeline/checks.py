@@ -26,7 +26,8 @@ def quarantine_check(asset: dg.AssetKey, table: str, *, max_ratio: float = 0.05)
         with warehouse.get_connection() as con:
             quarantined, open_total = one_row(
                 con.execute(
-                    "SELECT count(*) FILTER (WHERE last_run_id = ?), count(*) FROM ops.quarantine WHERE table_name = ?",
+                    "SELECT count(*) FILTER (WHERE last_run_id = ?), count(*) FROM ops.quarantine "
+                    "WHERE table_name = ?",
                     [event.run_id, table],
                 )
             )

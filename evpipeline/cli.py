@@ -289,7 +289,8 @@ DEV_PORT_BASE = (
 
 
 def dev_ports(base: int = DEV_PORT_BASE) -> dict[str, int]:
-    """Where `dev` and `simulate` listen: every simulator, `webhook` and `ocpi` at their offset from `base`."""
+    """Where `dev` and `simulate` listen: every simulator, `webhook` and `ocpi` at their offset from
+    `base`."""
     from evpipeline.settings import OCPI_SERVER_PORT, SIMULATOR_PORTS, WEBHOOK_PORT
 
     fixed = {**SIMULATOR_PORTS, "webhook": WEBHOOK_PORT, "ocpi": OCPI_SERVER_PORT}
@@ -431,8 +432,8 @@ def _rebuild_export(args: argparse.Namespace) -> int:
     for r in results:
         verdict = "identical to" if r.same else f"DIFFERENT ({', '.join(r.different)}) from"
         print(
-            f"{r.name} {args.partition}: rebuilt from snapshot {r.snapshot} into {r.rebuilt}, {len(r.identical)} file(s) "
-            f"{verdict} the delivery"
+            f"{r.name} {args.partition}: rebuilt from snapshot {r.snapshot} into {r.rebuilt}, "
+            f"{len(r.identical)} file(s) {verdict} the delivery"
         )
     return 0 if all(r.same for r in results) else 1
 
@@ -528,15 +529,17 @@ def _dev(args: argparse.Namespace) -> int:
         print(
             "\n".join(
                 [
-                    f"evpipeline dev: Dagster UI {ui} (ready when the code location has loaded, about half a minute)",
+                    f"evpipeline dev: Dagster UI {ui} (ready when the code location has loaded, "
+                    "about half a minute)",
                     f"  data dir      {data} (--data-dir)",
                     f"  Dagster home  {home} (--dagster-home)",
                     *(f"  {name:<13} {sim.url}" for name, sim in sims.items()),
                     f"  {'webhook':<13} {receiver.url}",
                     f"  {'ocpi pull':<13} {ocpi.url}/ocpi/versions",
-                    f"  NDW simulator holds {held[0]} locations and {held[1]} tariffs: what the warehouse's push mirror "
-                    "(ops.ndw_pushed) says NDW holds",
-                    "  Ctrl-C stops the real-time lane after its cycle, then Dagster, the servers and the simulators",
+                    f"  NDW simulator holds {held[0]} locations and {held[1]} tariffs: "
+                    "what the warehouse's push mirror (ops.ndw_pushed) says NDW holds",
+                    "  Ctrl-C stops the real-time lane after its cycle, then Dagster, "
+                    "the servers and the simulators",
                 ]
             ),
             flush=True,
@@ -584,7 +587,8 @@ def stop_dagster_dev(
     from evpipeline.lane.service import request_stop
 
     print(
-        "stopping: the real-time lane ends its cycle and the runs in flight finish; Ctrl-C again stops at once",
+        "stopping: the real-time lane ends its cycle and the runs in flight finish; "
+        "Ctrl-C again stops at once",
         flush=True,
     )
     request_stop(data, "evpipeline dev is stopping (Ctrl-C)")
@@ -849,7 +853,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--dagster-home",
         default=DEFAULT_HOME,
-        help="Dagster instance (runs, schedules, sensors), shared with `evpipeline demo` (default: %(default)s)",
+        help="Dagster instance (runs, schedules, sensors), shared with `evpipeline demo` (default: "
+        "%(default)s)",
     )
     dev.add_argument(
         "--port-base",

@@ -40,10 +40,13 @@ register(
         "provider clock skew measured from the Date header of each source's answers",
         f"""
         CREATE TABLE {TABLE} (
-            source VARCHAR NOT NULL,            -- the source whose hosts answered (evroam, greenflux, zaptec, tomtom)
+            source VARCHAR NOT NULL,            -- the source whose hosts answered
+                                                -- (evroam, greenflux, zaptec, tomtom)
             measured_at TIMESTAMPTZ NOT NULL,   -- our clock at the newest measurement the row summarises
-            skew_seconds DOUBLE NOT NULL,       -- provider clock minus ours (median of the measurements), positive: provider ahead
-            uncertainty_seconds DOUBLE NOT NULL,  -- half a second (Date is whole seconds) plus half the round trip (median)
+            skew_seconds DOUBLE NOT NULL,       -- provider clock minus ours (median of the measurements),
+                                                -- positive: provider ahead
+            uncertainty_seconds DOUBLE NOT NULL,  -- half a second (Date is whole seconds) plus half the round
+                                                  -- trip (median)
             samples INTEGER NOT NULL,           -- answers measured since the previous row
             min_skew_seconds DOUBLE NOT NULL,   -- smallest skew of those answers
             max_skew_seconds DOUBLE NOT NULL    -- largest skew of those answers
@@ -63,7 +66,8 @@ class Sample:
 
 
 def measure(date_header: str | None, sent: float, received: float) -> Sample | None:
-    """The reading of one answer (`sent`/`received`: our `time.time()` around the request); None without a `Date`."""
+    """The reading of one answer (`sent`/`received`: our `time.time()` around the request);
+    None without a `Date`."""
     stamped = parse_http_date(date_header)
     if stamped is None or received < sent:
         return None
@@ -131,8 +135,8 @@ def flush(con: duckdb.DuckDBPyConnection, source: str) -> int:
     if (
         not samples
         or not con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'ops' "
-            "AND table_name = 'source_clocks'"
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'ops' AND table_name = 'source_clocks'"
         ).fetchone()[0]  # type: ignore[index]  # count(*) always returns a row
     ):
         return 0

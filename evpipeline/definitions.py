@@ -1,4 +1,5 @@
-"""The one `dg.Definitions` of evpipeline: every source, the canonical model, NDW delivery and the AFIR quality report.
+"""The one `dg.Definitions` of evpipeline: every source, the canonical model,
+NDW delivery and the AFIR quality report.
 
 Every package under `evpipeline/sources/` is a source and is loaded by being there: its
 `definitions.py` declares its resource (secrets as `dg.EnvVar`), assets, checks, jobs and
@@ -56,7 +57,8 @@ def shared_resources() -> dict[str, dg.ConfigurableResource]:
 sync_all_job = dg.define_asset_job(
     "sync_all",
     selection=dg.AssetSelection.groups(*SOURCE_GROUPS),
-    description="Every source's delta sync (bootstraps on the first run); the real-time lane carries the changes on.",
+    description="Every source's delta sync (bootstraps on the first run); "
+    "the real-time lane carries the changes on.",
 )
 
 # Dagster's default automation sensor starts stopped; the assets with automation conditions (BI

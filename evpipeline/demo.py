@@ -93,7 +93,8 @@ def run_demo(
     say: Callable[[str], None] = print,
     dagster_home: str | Path = DEFAULT_HOME,
 ) -> DemoReport:
-    """The whole pipeline once; its runs are recorded in `dagster_home`, the instance `evpipeline dev` shows."""
+    """The whole pipeline once; its runs are recorded in `dagster_home`,
+    the instance `evpipeline dev` shows."""
     started = time.monotonic()
     data = Path(data_dir).expanduser().resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,8 @@ def run_demo(
 
     instance = dagster_instance(dagster_home)  # `make dev`'s UI shows these runs afterwards
     say(
-        f"dagster runs recorded in {os.environ['DAGSTER_HOME']} (`{dev_command(data, dagster_home)}` shows them)"
+        f"dagster runs recorded in {os.environ['DAGSTER_HOME']} (`{dev_command(data, dagster_home)}` shows "
+        "them)"
     )
     with dg.build_resources(dict(defs.resources or {})) as initialized:
         inbox, evroam = initialized.inbox.open(), initialized.evroam.client()
@@ -199,7 +201,8 @@ def run_demo(
         )
         deltas = [d for d in sims["datex2"].deliveries()[deliveries_before:] if d.protocol == "deltaPush"]  # type: ignore[attr-defined]  # that simulator, as above
         say(
-            f"     the DATEX II receiver accepted {sum(d.accepted for d in deltas)} of {len(deltas)} deltaPush(es) from the lane"
+            f"     the DATEX II receiver accepted {sum(d.accepted for d in deltas)} of {len(deltas)} "
+            "deltaPush(es) from the lane"
         )
 
         say("delta: what changed since the watermark, then the daily deliveries")
@@ -216,14 +219,15 @@ def run_demo(
 
         if left := settle_inbox(inbox, WarehouseResource(database=os.environ["EVPIPELINE_WAREHOUSE"])):
             say(
-                f"     {left} push delivery(ies) the lane did not reach discarded: they name this demo's stopped simulators"
+                f"     {left} push delivery(ies) the lane did not reach discarded: "
+                "they name this demo's stopped simulators"
             )
 
     with connect(os.environ["EVPIPELINE_WAREHOUSE"], read_only=True) as con:
         for schema, table in con.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_catalog = current_database() AND table_schema NOT IN ('information_schema', 'pg_catalog') "
-            "AND table_type = 'BASE TABLE' ORDER BY 1, 2"
+            "WHERE table_catalog = current_database() AND table_schema NOT IN ('information_schema', "
+            "'pg_catalog') AND table_type = 'BASE TABLE' ORDER BY 1, 2"
         ).fetchall():
             report.tables[f"{schema}.{table}"] = scalar(
                 con.execute(f'SELECT count(*) FROM "{schema}"."{table}"')
@@ -326,8 +330,9 @@ def crawl_pull_server() -> Any:
 
     same = [o["id"] for o in locations.objects] == [o["id"] for o in json.loads(exported.read_text())]
     print(
-        f"     crawled {len(locations.objects)} locations in {locations.pages} pages and {len(tariffs.objects)} tariffs; "
-        f"{'identical to' if same else 'DIFFERENT from'} the daily export"
+        f"     crawled {len(locations.objects)} locations in {locations.pages} "
+        f"pages and {len(tariffs.objects)} tariffs; {'identical to' if same else 'DIFFERENT from'} "
+        "the daily export"
     )
     return type("Crawl", (), {"success": same})()
 
@@ -353,8 +358,9 @@ def print_report(report: DemoReport, say: Callable[[str], None] = print) -> None
     from evpipeline.model.snapshot import SNAPSHOT_NAME, snapshot_dir
 
     say(
-        f"explore: `{dev_command(report.data_dir, report.dagster_home)}` opens the Dagster UI on these runs and this data; "
-        f"BI tools read {snapshot_dir(os.environ['EVPIPELINE_WAREHOUSE']) / SNAPSHOT_NAME} (docs/mart.md)."
+        f"explore: `{dev_command(report.data_dir, report.dagster_home)}` opens the Dagster UI on these runs "
+        f"and this data; BI tools read {snapshot_dir(os.environ['EVPIPELINE_WAREHOUSE']) / SNAPSHOT_NAME} "
+        "(docs/mart.md)."
     )
 
 

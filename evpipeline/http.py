@@ -199,7 +199,8 @@ class RateLimiter:
                 self._refill(now)
                 if self._waiters[0] == ticket and self._tokens >= 1:
                     if self._class_wait(endpoint_class, now) > 0:
-                        # Another request of the class took the last slot meanwhile: wait again, out of the queue.
+                        # Another request of the class took the last slot meanwhile: wait again,
+                        # out of the queue.
                         heapq.heappop(self._waiters)
                         return self.acquire(priority, endpoint_class) + (now - started)
                     heapq.heappop(self._waiters)
@@ -954,7 +955,8 @@ def select_data(body: Any, selector: Selector) -> Any:
 
 @dataclass
 class Page:
-    """One fetched page: its records, the paging query that asked for it, the decoded body and the response."""
+    """One fetched page: its records, the paging query that asked for it,
+    the decoded body and the response."""
 
     records: list[Any]
     query: dict[str, Any]

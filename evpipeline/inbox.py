@@ -86,7 +86,8 @@ class Inbox:
         """Store a delivery; False when the same one (same provider id) was already stored."""
         with self._lock, self._connect() as con:
             cursor = con.execute(
-                "INSERT OR IGNORE INTO messages (source, kind, dedupe_key, payload, received_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO messages (source, kind, dedupe_key, payload, received_at) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (source, kind, dedupe_key, json.dumps(payload), datetime.now(UTC).isoformat()),
             )
             return cursor.rowcount == 1
@@ -98,7 +99,8 @@ class Inbox:
             con.execute("BEGIN")
             before = con.total_changes
             con.executemany(
-                "INSERT OR IGNORE INTO messages (source, kind, dedupe_key, payload, received_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO messages (source, kind, dedupe_key, payload, received_at) "
+                "VALUES (?, ?, ?, ?, ?)",
                 [(source, kind, key, json.dumps(payload), now) for kind, key, payload in items],
             )
             con.execute("COMMIT")

@@ -1,4 +1,5 @@
-"""The one way we run the HTTP servers we expose (webhook receiver, OCPI pull server): Starlette on uvicorn."""
+"""The one way we run the HTTP servers we expose (webhook receiver, OCPI pull server):
+Starlette on uvicorn."""
 
 from __future__ import annotations
 

@@ -37,22 +37,27 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "EVPIPELINE_WAREHOUSE": (
         "",
         False,
-        "The warehouse: a DuckDB file path (default: $EVPIPELINE_DATA_DIR/warehouse.duckdb; `md:` for MotherDuck) or a DuckLake attach string (`ducklake:postgres:dbname=NAME host=HOST`, `ducklake:sqlite:PATH`, `ducklake:PATH`); docs/warehouse.md.",
+        "The warehouse: a DuckDB file path (default: $EVPIPELINE_DATA_DIR/warehouse.duckdb; "
+        "`md:` for MotherDuck) or a DuckLake attach string (`ducklake:postgres:dbname=NAME host=HOST`, "
+        "`ducklake:sqlite:PATH`, `ducklake:PATH`); docs/warehouse.md.",
     ),
     "EVPIPELINE_LAKE_DATA": (
         "",
         False,
-        "Where a DuckLake warehouse keeps its Parquet files (default: $EVPIPELINE_DATA_DIR/lake/; shared storage when runs are on several machines).",
+        "Where a DuckLake warehouse keeps its Parquet files (default: $EVPIPELINE_DATA_DIR/lake/; "
+        "shared storage when runs are on several machines).",
     ),
     "EVPIPELINE_REFERENCE_FILE": (
         "",
         False,
-        "Operator reference data (tariffs, opening times, energy mix, parking restrictions; YAML) (default: the demo CPOs' file in the package).",
+        "Operator reference data (tariffs, opening times, energy mix, parking restrictions; YAML) (default: "
+        "the demo CPOs' file in the package).",
     ),
     "EVPIPELINE_NAP_COUNTRIES": (
         "NLD",
         False,
-        "Countries (ISO 3166 alpha-3, comma list) whose public locations are delivered to the national access point (NDW: NLD).",
+        "Countries (ISO 3166 alpha-3, comma list) whose public locations are delivered to the national "
+        "access point (NDW: NLD).",
     ),
     "EVPIPELINE_BI_PUBLISH_CRON": (
         "*/15 * * * *",
@@ -62,7 +67,8 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "EVPIPELINE_HISTORY_KEEP_DAYS": (
         "90",
         False,
-        "Whole UTC days of ops.status_history, ops.ndw_pushes and ops.runs kept in DuckDB; older days move to the Parquet archive.",
+        "Whole UTC days of ops.status_history, ops.ndw_pushes and ops.runs kept in DuckDB; "
+        "older days move to the Parquet archive.",
     ),
     "EVPIPELINE_SNAPSHOTS_KEEP_DAYS": (
         "14",
@@ -72,12 +78,14 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "EVPIPELINE_LAKE_KEEP_DAYS": (
         "30",
         False,
-        "DuckLake snapshots kept (days): how far back deliveries can be rebuilt (`evpipeline rebuild-export`); older ones are expired by ops/lake_maintenance.",
+        "DuckLake snapshots kept (days): how far back deliveries can be rebuilt (`evpipeline "
+        "rebuild-export`); older ones are expired by ops/lake_maintenance.",
     ),
     "EVPIPELINE_LAKE_MAINTENANCE_CRON": (
         "45 4 * * *",
         False,
-        "When ops/lake_maintenance merges small files and expires old snapshots of a DuckLake warehouse (UTC).",
+        "When ops/lake_maintenance merges small files and expires old snapshots of a DuckLake warehouse "
+        "(UTC).",
     ),
     "EVPIPELINE_ARCHIVE_DIR": (
         "",
@@ -97,14 +105,16 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "EVPIPELINE_PROGRESS_SECONDS": (
         "5",
         False,
-        "Long pulls, polls and writes log pages/rows done, rate and ETA at most this often (seconds; run log and terminal).",
+        "Long pulls, polls and writes log pages/rows done, rate and ETA at most this often (seconds; "
+        "run log and terminal).",
     ),
     "EVROAM_BASE_URL": ("https://evroam.azure-api.net/consumer/api", False, "EVRoam Consumer API base URL."),
     "EVROAM_SUBSCRIPTION_KEY": ("", True, "EVRoam APIM subscription key (Ocp-Apim-Subscription-Key)."),
     "EVROAM_PUSH_ALLOWED_HOSTS": (
         "https://evroamstore.blob.core.windows.net",
         False,
-        "Origins (scheme://host[:port], comma list) push-notification files may be downloaded from; https unless an entry says http.",
+        "Origins (scheme://host[:port], comma list) push-notification files may be downloaded from; "
+        "https unless an entry says http.",
     ),
     "EVROAM_WEBHOOK_KEY": ("", True, "Key the EVRoam webhook receiver requires as `?code=` on deliveries."),
     "EVROAM_WEBHOOK_PUBLIC_URL": ("", False, "Public URL of our webhook receiver, registered with EVRoam."),
@@ -128,12 +138,14 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "ZAPTEC_USER_GROUP_ID": (
         "",
         False,
-        "Zaptec user group whose Service Bus messaging to consume (empty: first installation with messaging).",
+        "Zaptec user group whose Service Bus messaging to consume (empty: "
+        "first installation with messaging).",
     ),
     "ZAPTEC_COUNTRY_IDS": (
         "",
         False,
-        "Pinned `<CountryId>=<ISO alpha-3>` pairs (comma list) over the Countries of Zaptec's /api/constants.",
+        "Pinned `<CountryId>=<ISO alpha-3>` pairs (comma list) over the Countries of Zaptec's "
+        "/api/constants.",
     ),
     "ZAPTEC_STATE_CRON": ("*/15 * * * *", False, "Zaptec charger-state poll (fallback to pushed messages)."),
     "ZAPTEC_STATIC_CRON": ("0 * * * *", False, "Zaptec static refresh (installations, circuits, chargers)."),
@@ -152,13 +164,15 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "DATEX2_PUSH_URL": (
         "",
         False,
-        "Base URL of the national access point's DATEX II receiver (AFIR static and status publications are POSTed to {base}/static and {base}/status; from the access point on onboarding).",
+        "Base URL of the national access point's DATEX II receiver (AFIR static and status publications are "
+        "POSTed to {base}/static and {base}/status; from the access point on onboarding).",
     ),
     "DATEX2_PUSH_TOKEN": ("", True, "Bearer token for the DATEX II receiver (Authorization: Bearer ...)."),
     "DATEX2_PUBLICATION_CREATOR": (
         "",
         False,
-        "Who publishes the DATEX II documents (publicationCreator), as CC:identifier: the identifier the access point gave us (e.g. NL:<id>).",
+        "Who publishes the DATEX II documents (publicationCreator), as CC:identifier: "
+        "the identifier the access point gave us (e.g. NL:<id>).",
     ),
     "DATEX2_STATIC_CRON": (
         "*/15 * * * *",
@@ -168,7 +182,8 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "DATEX2_SNAPSHOT_CRON": (
         "15 3 * * *",
         False,
-        "When every status is pushed as a DATEX II snapshotPush (UTC cron; the profile wants one at least every 24 h).",
+        "When every status is pushed as a DATEX II snapshotPush (UTC cron; "
+        "the profile wants one at least every 24 h).",
     ),
     "OCPI_TOKEN": ("", True, "Token NDW presents to our OCPI pull server (Authorization: Token ...)."),
     "OCPI_CLIENT_ID": ("", True, "OAuth2 client id NDW uses against our pull server's token endpoint."),
@@ -181,7 +196,8 @@ ENVIRONMENT: dict[str, tuple[str, bool, str]] = {
     "OCPI_PUBLIC_URL": (
         "",
         False,
-        "Public base URL of our OCPI pull server for Link headers and version details (default: the request's own base URL).",
+        "Public base URL of our OCPI pull server for Link headers and version details (default: "
+        "the request's own base URL).",
     ),
 }
 

@@ -151,6 +151,7 @@ def _one_version_per_key(
             drop.append(int(position))
             if not group.loc[position].astype(str).equals(kept):
                 reasons.setdefault(int(position), []).append(
-                    f"duplicate key in one batch with the same last_updated: a different version (row {winner}) was kept"
+                    "duplicate key in one batch with the same last_updated: "
+                    f"a different version (row {winner}) was kept"
                 )
     return valid.drop(index=drop)

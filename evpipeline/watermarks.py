@@ -1,4 +1,5 @@
-"""Watermark rules: where a stream's "changed since" comes from, how far it re-reads, and that it never goes back.
+"""Watermark rules: where a stream's "changed since" comes from, how far it re-reads,
+and that it never goes back.
 
 Every stream keeps one watermark in `ops.sync_state`, written in the transaction of the rows it
 covers. What differs per source is only which clock it follows; each source declares that as a

@@ -183,7 +183,8 @@ class MartRows:
     def operator(
         self, party: str = "ALF", *, country_code: str = "NL", updated: datetime = T0, **overrides: object
     ) -> dict:
-        """A CPO's operator entry (AFIR operator data), as the reference loader stores the file's `operators`."""
+        """A CPO's operator entry (AFIR operator data), as the reference loader stores the file's
+        `operators`."""
         row: dict[str, object] = {
             "country_code": country_code,
             "party_id": party,

@@ -178,13 +178,15 @@ def _case_only(mutmut: str, copy: Path, name: str) -> bool:
 
 def table(scores: list[Score]) -> str:
     lines = [
-        "| group | mutants | killed | survived | no test reaches it | case-only SQL (equivalent, not counted) | score | goal | run |",
+        "| group | mutants | killed | survived | no test reaches it | case-only SQL (equivalent, "
+        "not counted) | score | goal | run |",
         "|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for s in scores:
         lines.append(
-            f"| {s.group} | {s.mutants} | {s.killed} | {s.survived} | {s.no_tests} | {s.equivalent} | {s.score:.0%} | "
-            f"{'met' if s.score >= GOAL else '**missed**'} (>= {GOAL:.0%}) | {s.seconds / 60:.0f} min |"
+            f"| {s.group} | {s.mutants} | {s.killed} | {s.survived} | {s.no_tests} | {s.equivalent} "
+            f"| {s.score:.0%} | {'met' if s.score >= GOAL else '**missed**'} "
+            f"(>= {GOAL:.0%}) | {s.seconds / 60:.0f} min |"
         )
     return "\n".join(lines)
 

@@ -34,7 +34,8 @@ ROWS = {
 
 
 def _quick(module: str, output: Path) -> list[str]:
-    """Rows of the table `evpipeline bench --quick --only <module>` writes; fails with the crashed rows shown."""
+    """Rows of the table `evpipeline bench --quick --only <module>` writes;
+    fails with the crashed rows shown."""
     # Output to a file, not a pipe: a server process a measurement leaves behind would hold a pipe open
     # and the test would wait for it instead of for the command.
     log = output.with_suffix(".log")
@@ -95,7 +96,8 @@ def test_quick_benchmark_writes_its_measurement(module: str, tmp_path: Path) -> 
         # A source none of whose EVSEs NDW takes measures nothing: that is a broken benchmark, not a figure.
         assert not any("(0 samples" in line for line in latency), latency
         # The same changes reached the DATEX II receiver as deltaPush publications (row 12): every Zaptec and
-        # GreenFlux one (EVRoam's New Zealand fleet has no NUTS-1 region: the DATEX II publication withholds it).
+        # GreenFlux one (EVRoam's New Zealand fleet has no NUTS-1 region:
+        # the DATEX II publication withholds it).
         datex2 = [line for line in rows if line.startswith("| 12. DATEX II delta latency, ")]
         measured = [line for line in datex2 if "| not measured: " not in line]
         assert len(datex2) == 3 and all(
@@ -108,7 +110,8 @@ def test_quick_benchmark_writes_its_measurement(module: str, tmp_path: Path) -> 
         # The incremental model equals a full rebuild on the benchmark fleets.
         assert all("mismatches vs full 0" in line for line in rows if line.startswith("| 8. cycle cost, "))
     if module == "lake_bench":
-        # DuckLake vs the file ("not measured" without PostgreSQL): run at once, both sources' rows and watermarks arrived.
+        # DuckLake vs the file ("not measured" without PostgreSQL): run at once,
+        # both sources' rows and watermarks arrived.
         lake = [line for line in rows if line.startswith("| 11. lake")]
         assert lake and not any("| **no** |" in line for line in lake), lake
 

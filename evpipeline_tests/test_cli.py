@@ -256,8 +256,9 @@ def test_serve_ocpi_data_dir_is_the_data_directory_as_everywhere(tmp_path: Path)
     (tmp_path / "default").mkdir()
     missing = cli("serve-ocpi", "--port", "0", env=env)  # no --data-dir: $EVPIPELINE_DATA_DIR
     assert missing.returncode == 1 and missing.stderr.startswith(
-        f"evpipeline serve-ocpi: no warehouse snapshot at {tmp_path / 'default' / 'snapshots' / 'warehouse.duckdb'} "
-        f"(--data-dir {tmp_path / 'default'}): publish one first"
+        "evpipeline serve-ocpi: no warehouse snapshot at "
+        f"{tmp_path / 'default' / 'snapshots' / 'warehouse.duckdb'} (--data-dir {tmp_path / 'default'}): "
+        "publish one first"
     ), missing.stderr
     nowhere = cli("serve-ocpi", "--port", "0", "--data-dir", str(tmp_path / "nowhere"), env=env)
     assert (

@@ -1,4 +1,5 @@
-"""The code location loads the way `dagster dev` and the code server load it, with every job, schedule and sensor."""
+"""The code location loads the way `dagster dev` and the code server load it, with every job,
+schedule and sensor."""
 
 from __future__ import annotations
 

@@ -132,8 +132,8 @@ def test_the_summary_names_the_data_dir_and_dagster_home_the_demo_used(
     print_report(DemoReport(tmp_path / "demo", tmp_path / "home"), say=lines.append)
     assert lines[-1] == (
         f"explore: `evpipeline dev --data-dir {tmp_path / 'demo'} --dagster-home {tmp_path / 'home'}` opens "
-        f"the Dagster UI on these runs and this data; BI tools read {tmp_path / 'demo' / 'snapshots' / 'warehouse.duckdb'} "
-        "(docs/mart.md)."
+        "the Dagster UI on these runs and this data; BI tools read "
+        f"{tmp_path / 'demo' / 'snapshots' / 'warehouse.duckdb'} (docs/mart.md)."
     )
     monkeypatch.chdir(tmp_path)  # the defaults: ./data and ./.dagster_home, what `make dev` uses
     monkeypatch.setenv("EVPIPELINE_WAREHOUSE", str(tmp_path / "data" / "warehouse.duckdb"))

@@ -33,7 +33,8 @@ from evpipeline_tests.test_settings import clean_env
 ROOT = Path(__file__).resolve().parents[1]
 JOB = "greenflux_sync"  # a small source job: one simulator, a few requests
 RUN_TIMEOUT = 90.0
-LANE_RUNS = """{ runsOrError(filter: {pipelineName: "realtime_lane"}) { ... on Runs { results { runId status } } } }"""
+LANE_RUNS = """{ runsOrError(filter: {pipelineName: "realtime_lane"})
+  { ... on Runs { results { runId status } } } }"""
 WATCH_SECONDS = 30.0  # after the lane beats: six sensor ticks (every 5 s) that must start no second lane
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -54,14 +55,17 @@ def graphql(
 
 LOCATIONS = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
-ASSETS = """{ assetNodes { assetKey { path } assetChecksOrError { __typename ... on AssetChecks { checks { name } } } } }"""
-REPOSITORIES = """{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { name location { name }
+ASSETS = """{ assetNodes { assetKey { path }
+  assetChecksOrError { __typename ... on AssetChecks { checks { name } } } } }"""
+REPOSITORIES = """{ repositoriesOrError { __typename ... on RepositoryConnection {
+  nodes { name location { name }
   schedules { name scheduleState { status } } sensors { name sensorState { status } } jobs { name } } } } }"""
 LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
   ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }"""
 RUN = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"""
-FAILURE = """query($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection { events { __typename
+FAILURE = """query($id: ID!) { logsForRun(runId: $id) { __typename
+  ... on EventConnection { events { __typename
   ... on ExecutionStepFailureEvent { stepKey error { message } } } } } }"""
 
 
@@ -116,7 +120,8 @@ def lane_runs(port: int) -> dict[str, str]:
 
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, int]]:
-    """`evpipeline dev` in a process group of its own (as a terminal runs it); yields (process, data, log, UI port)."""
+    """`evpipeline dev` in a process group of its own (as a terminal runs it); yields (process, data, log,
+    UI port)."""
     base, port = free_ports()
     data, home, log = tmp_path / "data", tmp_path / "home", tmp_path / "dev.log"
     with log.open("wb") as out:

@@ -351,7 +351,8 @@ def test_concurrent_401s_renew_the_token_once(server: EchoServer) -> None:
 
 
 class PagingServer(SimServer):
-    """One list of records served three ways: page number + has-more flag, offset/limit, page index + count."""
+    """One list of records served three ways: page number + has-more flag, offset/limit,
+    page index + count."""
 
     name = "paging"
 

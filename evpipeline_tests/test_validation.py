@@ -126,7 +126,7 @@ def test_a_frame_level_break_names_the_table_and_each_problem() -> None:
     assert str(broken.value) == "evroam.sites: frame violates its schema: column_in_schema (extra)"
 
 
-def test_each_key_with_two_versions_at_one_stamp_is_judged_on_its_own_and_a_composite_key_names_both_parts() -> (
+def test_each_key_with_two_versions_at_one_stamp_is_judged_on_its_own_and_a_composite_key_names_both_parts() -> (  # noqa: E501 (the test's name)
     None
 ):
     t = pd.Timestamp("2026-11-01T12:00:00Z")

@@ -217,7 +217,8 @@ def _row_problems(
     carried = bool(model) and bool(ocpi or datex2)
     if not carried and not reason:
         found.append(
-            f"{label}: neither mapped (a model column plus an ocpi or datex2 path) nor explained (not_carried)"
+            f"{label}: neither mapped (a model column plus an ocpi or datex2 path) nor explained "
+            "(not_carried)"
         )
     if carried and reason:
         found.append(f"{label}: mapped and not_carried at once; say what a mapped row lacks in `note`")

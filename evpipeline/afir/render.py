@@ -29,14 +29,15 @@ def _carried(row: Row) -> str:
 
 def _table(rows: list[Row]) -> list[str]:
     lines = [
-        "| No. | id | Data type (Annex) | Annex level | our level | model | OCPI 2.2.1 | NDW | DATEX II (AFIR profile) | carried |",
+        "| No. | id | Data type (Annex) | Annex level | our level | model | OCPI 2.2.1 | NDW | DATEX II "
+        "(AFIR profile) | carried |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r.number} | `{r.id}` | {_cell(r.element)} | {r.data_level} | {r.level} | {_code(r.model)} | "
-            f"{_code(r.ocpi)} | {r.ndw or '-'} | {_code(r.datex2)}{' (not written yet)' if r.datex2_gap else ''} | "
-            f"{_carried(r)} |"
+            f"| {r.number} | `{r.id}` | {_cell(r.element)} | {r.data_level} | {r.level} | {_code(r.model)} "
+            f"| {_code(r.ocpi)} | {r.ndw or '-'} | "
+            f"{_code(r.datex2)}{' (not written yet)' if r.datex2_gap else ''} | {_carried(r)} |"
         )
     return lines
 
@@ -62,27 +63,42 @@ def render_markdown(annex: Annex | None = None) -> str:
     out = [
         "# AFIR data elements: the Annex map",
         "",
-        "<!-- Generated from evpipeline/afir/annex.yaml by `python -m evpipeline.afir.render --write`; do not edit. -->",
+        "<!-- Generated from evpipeline/afir/annex.yaml by `python -m evpipeline.afir.render --write`; "
+        "do not edit. -->",
         "",
-        f"Every data element of the Annex to {annex.regulation}, for recharging infrastructure, and where we carry it:",
-        "our model (`mart`), our OCPI 2.2.1 definition (`evpipeline/ocpi/definition.py`) and NDW's rule for that field,",
-        "and the AFIR DATEX II profile (`evpipeline/simulators/datex2/profile/`). The machine-readable map is",
-        "`evpipeline/afir/annex.yaml` (loader `evpipeline.afir.annex`); `evpipeline_tests/afir/test_annex.py` checks that",
+        f"Every data element of the Annex to {annex.regulation}, for recharging infrastructure, "
+        "and where we carry it:",
+        "our model (`mart`), our OCPI 2.2.1 definition (`evpipeline/ocpi/definition.py`) and NDW's rule for "
+        "that field,",
+        "and the AFIR DATEX II profile (`evpipeline/simulators/datex2/profile/`). The machine-readable map "
+        "is",
+        "`evpipeline/afir/annex.yaml` (loader `evpipeline.afir.annex`); "
+        "`evpipeline_tests/afir/test_annex.py` checks that",
         "every row is mapped or explained and that every column, field and profile element it names exists.",
         "",
-        f"{len(annex.rows)} data elements: {len(mapped)} carried, {len(annex.rows) - len(mapped)} not carried.",
-        "Every one is mandatory: Article 3(1)(a) requires all data types of the Annex, which has no optional column.",
+        f"{len(annex.rows)} data elements: {len(mapped)} carried, {len(annex.rows) - len(mapped)} "
+        "not carried.",
+        "Every one is mandatory: Article 3(1)(a) requires all data types of the Annex, "
+        "which has no optional column.",
         "",
-        "**Where the rows come from.** The stored full text of the regulation gives its Articles but not the Annex",
-        "tables, so the rows are reconstructed from the sources listed at the end: numbering, grouping and levels from",
-        "the IRVE correspondence table, wording from the sources each note names. Check the wording against the",
+        "**Where the rows come from.** The stored full text of the regulation gives its Articles but not "
+        "the Annex",
+        "tables, so the rows are reconstructed from the sources listed at the end: numbering, "
+        "grouping and levels from",
+        "the IRVE correspondence table, wording from the sources each note names. Check the wording against "
+        "the",
         "Official Journal before quoting it.",
         "",
-        "Columns: *Annex level* is the regulation's (recharging station or point); *our level* is where the model",
-        "holds the value and what the completeness report counts (a station is the EVSEs sharing `station_id`,",
-        "`operator` the CPO); *NDW* is what NDW's OCPI profile makes of the field (`afir-mandatory`: one of NDW's five",
-        "AFIR fields, `required`: required by OCPI, `optional`); a DATEX II path is `Type/property/...` in the",
-        "profile's names, and for an element not carried it names the element that would carry it. Completeness per",
+        "Columns: *Annex level* is the regulation's (recharging station or point); "
+        "*our level* is where the model",
+        "holds the value and what the completeness report counts (a station is the EVSEs sharing "
+        "`station_id`,",
+        "`operator` the CPO); *NDW* is what NDW's OCPI profile makes of the field (`afir-mandatory`: "
+        "one of NDW's five",
+        "AFIR fields, `required`: required by OCPI, `optional`); a DATEX II path is `Type/property/...` in "
+        "the",
+        "profile's names, and for an element not carried it names the element that would carry it. "
+        "Completeness per",
         "CPO and row: docs/quality.md (`quality.afir_annex_completeness`).",
     ]
     for group in annex.groups:

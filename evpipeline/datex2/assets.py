@@ -42,8 +42,8 @@ live_spec = dg.AssetSpec(
             ]
         )
     },
-    description="The DATEX II receiver's copy of our dynamic data (status, ad hoc price), kept within a minute by the "
-    "real-time lane's deltaPush publications.",
+    description="The DATEX II receiver's copy of our dynamic data (status, ad hoc price), "
+    "kept within a minute by the real-time lane's deltaPush publications.",
 )
 
 
@@ -168,5 +168,6 @@ datex2_snapshot_schedule = dg.ScheduleDefinition(
     cron_schedule=settings.get("DATEX2_SNAPSHOT_CRON"),
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="A snapshotPush of every status at least every 24 hours (the profile's rule); deltas come from the lane.",
+    description="A snapshotPush of every status at least every 24 hours (the profile's rule); "
+    "deltas come from the lane.",
 )

@@ -16,7 +16,7 @@ comes back as a `Datex2Outcome`:
 
 Bodies are streamed from a file (a static table of a national fleet is hundreds of MB) and sent
 again from the start on a retry.
-"""
+"""  # noqa: E501 (Markdown table rows cannot wrap)
 
 from __future__ import annotations
 

@@ -125,8 +125,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "run_id": "The run that pushed (a DATEX II push job or the real-time lane).",
         "document": "static (the table publication) or status (a message container).",
         "protocol": "table (a static table), snapshotPush (every status) or deltaPush (changed points only).",
-        "outcome": "accepted, refused (the receiver's 4xx: not resent until the content changes), failed (5xx, 429, "
-        "connection after retries: diffed again) or unauthorized.",
+        "outcome": "accepted, refused (the receiver's 4xx: not resent until the content changes), "
+        "failed (5xx, 429, connection after retries: diffed again) or unauthorized.",
         "ok": "The receiver accepted it.",
         "http_status": "HTTP status of the receiver's last answer (NULL when none arrived).",
         "message": "The receiver's errors (the first ones) or why the push failed.",
@@ -232,7 +232,8 @@ def push_static(
             changes = publisher.version_changes()
             _, refused = read_sync_state(con, SOURCE, REFUSED_STATIC_STREAM)
             unchanged = not publisher.sites or (digest == _last_static_digest(con) and not force)
-            # The same document would be refused again (400/413/415 are verdicts, not outages): not rebuilt, not sent.
+            # The same document would be refused again (400/413/415 are verdicts, not outages): not rebuilt,
+            # not sent.
             refused_before = not unchanged and refused.get("digest") == digest and not force
             stats, held = None, None
             if not unchanged and not refused_before:
@@ -296,13 +297,17 @@ def _hold_static(writer: Writer, held: pa.Table, table_version: str, accepted_at
         con.execute(
             f"""
             MERGE INTO {HELD} h USING _dx_static s ON h.point_id = s.point_id
-            WHEN MATCHED THEN UPDATE SET country_code = s.country_code, party_id = s.party_id, location_id = s.location_id,
+            WHEN MATCHED THEN UPDATE SET country_code = s.country_code, party_id = s.party_id,
+                 location_id = s.location_id,
                  site_id = s.site_id, site_version = s.site_version, station_id = s.station_id,
-                 station_version = s.station_version, point_version = s.point_version, table_version = $table_version,
+                 station_version = s.station_version, point_version = s.point_version,
+                     table_version = $table_version,
                  rate_ids = s.rate_ids, static_at = $at, run_id = $run_id
-            WHEN NOT MATCHED THEN INSERT (point_id, country_code, party_id, location_id, site_id, site_version, station_id,
+            WHEN NOT MATCHED THEN INSERT (point_id, country_code, party_id, location_id, site_id,
+                 site_version, station_id,
                  station_version, point_version, table_version, rate_ids, static_at, run_id)
-                 VALUES (s.point_id, s.country_code, s.party_id, s.location_id, s.site_id, s.site_version, s.station_id,
+                 VALUES (s.point_id, s.country_code, s.party_id, s.location_id, s.site_id, s.site_version,
+                         s.station_id,
                          s.station_version, s.point_version, $table_version, s.rate_ids, $at, $run_id)""",
             {"table_version": table_version, "at": accepted_at, "run_id": writer.run_id},
         )
@@ -517,9 +522,12 @@ def _fill_scope(con: Any, since: datetime) -> int:
         SELECT DISTINCT country_code, party_id, location_id FROM (
             SELECT country_code, party_id, location_id FROM mart.locations WHERE _ingested_at > $since
             UNION ALL SELECT country_code, party_id, location_id FROM mart.evses WHERE _ingested_at > $since
-            UNION ALL SELECT country_code, party_id, location_id FROM mart.connectors WHERE _ingested_at > $since
-            UNION ALL SELECT h.country_code, h.party_id, h.location_id FROM {HELD} h WHERE list_has_any(h.rate_ids, (
-                SELECT list(t.country_code || ':' || t.party_id || ':rate:' || t.tariff_id) FROM mart.tariffs t
+            UNION ALL SELECT country_code, party_id, location_id FROM mart.connectors
+                WHERE _ingested_at > $since
+            UNION ALL SELECT h.country_code, h.party_id, h.location_id FROM {HELD} h
+                WHERE list_has_any(h.rate_ids, (
+                SELECT list(t.country_code || ':' || t.party_id || ':rate:' || t.tariff_id)
+                FROM mart.tariffs t
                 WHERE t._ingested_at > $since)))""",
         {"since": since},
     )

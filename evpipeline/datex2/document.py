@@ -71,7 +71,8 @@ class Declarations:
 
     @staticmethod
     def period(var: str) -> Obj:
-        """A com:Period from a struct `var` {start_of, end_of, tstart, tend, days} (NULL/empty parts absent)."""
+        """A com:Period from a struct `var` {start_of, end_of, tstart, tend, days}
+        (NULL/empty parts absent)."""
         return Obj(
             [
                 Prop("startOfPeriod", Text(f"{var}.start_of"), "com:startOfPeriod"),

@@ -35,7 +35,8 @@ from typing import Literal
 from xml.sax.saxutils import escape
 
 Format = Literal["json", "xml"]
-AFIR_NS = "urn:evpipeline:datex2:afir:01-00-00"  # profile elements in 3.7's extension points (the profile has no XSD)
+# Profile elements in 3.7's extension points (the profile has no XSD).
+AFIR_NS = "urn:evpipeline:datex2:afir:01-00-00"
 XML_NAMESPACES = {
     "d2": "http://datex2.eu/schema/3/d2Payload",
     "com": "http://datex2.eu/schema/3/common",
@@ -78,7 +79,10 @@ def xml_text(expr: str) -> str:
     """`expr` escaped for XML character data (and attribute values in double quotes)."""
     if (text := constant(expr)) is not None:
         return literal(escape(text, {'"': "&quot;"}))
-    return f"replace(replace(replace(replace(CAST({expr} AS VARCHAR), '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '\"', '&quot;')"
+    return (
+        f"replace(replace(replace(replace(CAST({expr} AS VARCHAR), '&', '&amp;'), '<', '&lt;'), '>', "
+        "'&gt;'), '\"', '&quot;')"
+    )
 
 
 def number(expr: str) -> str:
@@ -188,14 +192,15 @@ class Multilingual(Node):
 
     def json(self) -> str:
         return (
-            f"""'{{"values":[{{"lang":' || {json_string(self.lang)} || ',"value":' || {json_string(self.expr)}"""
+            f"""'{{"values":[{{"lang":' || {json_string(self.lang)} """
+            f"""|| ',"value":' || {json_string(self.expr)}"""
             f""" || '}}]}}'"""
         )
 
     def xml(self, tag: str, native: bool) -> str:
         return (
-            f"'<{tag}><com:values><com:value lang=\"' || {xml_text(self.lang)} || '\">' || {xml_text(self.expr)}"
-            f" || '</com:value></com:values></{tag}>'"
+            f"'<{tag}><com:values><com:value lang=\"' || {xml_text(self.lang)} "
+            f"|| '\">' || {xml_text(self.expr)} || '</com:value></com:values></{tag}>'"
         )
 
 
@@ -312,7 +317,10 @@ class When(Node):
     otherwise: Node | None = None
 
     def json(self) -> str:
-        return f"(CASE WHEN {self.condition} THEN {self.then.json()}{self._else(self.otherwise.json() if self.otherwise else None)} END)"
+        return (
+            f"(CASE WHEN {self.condition} THEN "
+            f"{self.then.json()}{self._else(self.otherwise.json() if self.otherwise else None)} END)"
+        )
 
     def xml(self, tag: str, native: bool) -> str:
         other = self.otherwise.xml(tag, native) if self.otherwise else None
@@ -332,10 +340,16 @@ class ListOf(Node):
     item: Node
 
     def json(self) -> str:
-        return f"'[' || nullif(array_to_string(list_transform({self.expr}, lambda {self.var}: {self.item.json()}), ','), '') || ']'"
+        return (
+            f"'[' || nullif(array_to_string(list_transform({self.expr}, lambda {self.var}: "
+            f"{self.item.json()}), ','), '') || ']'"
+        )
 
     def xml(self, tag: str, native: bool) -> str:
-        return f"nullif(array_to_string(list_transform({self.expr}, lambda {self.var}: {self.item.xml(tag, native)}), ''), '')"
+        return (
+            f"nullif(array_to_string(list_transform({self.expr}, lambda {self.var}: "
+            f"{self.item.xml(tag, native)}), ''), '')"
+        )
 
 
 @dataclass(frozen=True)

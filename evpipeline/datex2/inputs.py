@@ -231,21 +231,24 @@ def _render_periods(
     for fmt in formats:
         for kind, tag in (("valid", "validPeriod"), ("exceptions", "exceptionPeriod")):
             fragment = period.json() if fmt == "json" else period.xml(f"{prefix}:{tag}", native)
+            where = f"kind = {chr(39)}{kind}{chr(39)}"
             columns.append(
-                f"{_aggregate(fragment, 'n', ',' if fmt == 'json' else '', f'kind = {chr(39)}{kind}{chr(39)}')} AS {kind}_{fmt}"
+                f"{_aggregate(fragment, 'n', ',' if fmt == 'json' else '', where)} AS {kind}_{fmt}"
             )
     return f"SELECT {keys}, {', '.join(columns)} FROM {source} GROUP BY {keys}"
 
 
 def _periods_of(table: str, keys: str, valid: str, exceptions: str) -> str:
     return (
-        f"SELECT {keys}, 'valid' AS kind, unnest(range(1, len({valid}) + 1)) AS n, unnest({valid}) AS q FROM {table} "
-        f"UNION ALL SELECT {keys}, 'exceptions', unnest(range(1, len({exceptions}) + 1)), unnest({exceptions}) FROM {table}"
+        f"SELECT {keys}, 'valid' AS kind, unnest(range(1, len({valid}) + 1)) AS n, unnest({valid}) AS q "
+        f"FROM {table} UNION ALL SELECT {keys}, 'exceptions', unnest(range(1, len({exceptions}) + 1)), "
+        f"unnest({exceptions}) FROM {table}"
     )
 
 
 def _render_hours(con: duckdb.DuckDBPyConnection, doc: Declarations) -> None:
-    """Each distinct opening-hours value's periods, rendered (3.7 placement: they sit in fac:operatingHours)."""
+    """Each distinct opening-hours value's periods, rendered (3.7 placement:
+    they sit in fac:operatingHours)."""
     rendered = _render_periods(
         con,
         doc,
@@ -254,8 +257,10 @@ def _render_hours(con: duckdb.DuckDBPyConnection, doc: Declarations) -> None:
         native=False,
     )
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {HOURS} AS
-                    SELECT h.*, coalesce(r.valid_json, '') AS valid_json, coalesce(r.valid_xml, '') AS valid_xml,
-                           coalesce(r.exceptions_json, '') AS exceptions_json, coalesce(r.exceptions_xml, '') AS exceptions_xml
+                    SELECT h.*, coalesce(r.valid_json, '') AS valid_json,
+                           coalesce(r.valid_xml, '') AS valid_xml,
+                           coalesce(r.exceptions_json, '') AS exceptions_json,
+                           coalesce(r.exceptions_xml, '') AS exceptions_xml
                     FROM {HOURS} h LEFT JOIN ({rendered}) r USING (opening_times)""")
 
 
@@ -266,8 +271,8 @@ def _render_rates(
     status price update (`upd_<fmt>`), for each of `formats`, its prices and their periods first
     (profile-native XML: rates live in extensions)."""
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _dx_price_rows AS SELECT rate_id, unnest(range(1, len(prices) + 1)) AS price_no, "
-        f"unnest(prices) AS p FROM {RATES}"
+        "CREATE OR REPLACE TEMP TABLE _dx_price_rows AS SELECT rate_id, unnest(range(1, "
+        f"len(prices) + 1)) AS price_no, unnest(prices) AS p FROM {RATES}"
     )
     periods = _render_periods(
         con,
@@ -285,8 +290,10 @@ def _render_rates(
         fragment = price.json() if fmt == "json" else price.xml("afir:energyPrice", True)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _dx_prices_{fmt} AS
-            SELECT rate_id, {_aggregate(fragment, "price_no", "," if fmt == "json" else "")} AS prices_rendered
-            FROM (SELECT pr.*, coalesce(pp.valid_{fmt}, '') AS valid, coalesce(pp.exceptions_{fmt}, '') AS exceptions
+            SELECT rate_id, {_aggregate(fragment, "price_no", "," if fmt == "json" else "")}
+                AS prices_rendered
+            FROM (SELECT pr.*, coalesce(pp.valid_{fmt}, '') AS valid,
+                  coalesce(pp.exceptions_{fmt}, '') AS exceptions
                   FROM _dx_price_rows pr LEFT JOIN _dx_price_periods pp USING (rate_id, price_no))
             GROUP BY rate_id""")
     for fmt in formats:
@@ -299,7 +306,8 @@ def _render_rates(
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {RATES} AS
             SELECT r.* EXCLUDE (prices_rendered), {columns}
-            FROM (SELECT r.*, x.prices_rendered FROM {RATES} r LEFT JOIN _dx_prices_{fmt} x USING (rate_id)) r;
+            FROM (SELECT r.*, x.prices_rendered FROM {RATES} r LEFT JOIN _dx_prices_{fmt} x
+                USING (rate_id)) r;
             DROP TABLE _dx_prices_{fmt}""")
     con.execute("DROP TABLE _dx_price_rows; DROP TABLE _dx_price_periods")
 
@@ -384,14 +392,16 @@ def versions_hash(text: str) -> str:
 def _create_orgs(con: duckdb.DuckDBPyConnection, ledger: bool) -> None:
     """Each CPO's operator and helpdesk organisation (operator reference data), with versions."""
     has_view = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'mart' AND table_name = 'operators'"
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'mart' "
+        "AND table_name = 'operators'"
     ).fetchone()
     source = (
         "mart.operators"
         if has_view and has_view[0]
         else (
-            "(SELECT NULL::VARCHAR AS country_code, NULL::VARCHAR AS party_id, NULL::VARCHAR AS operator_id, NULL::VARCHAR AS name, "
-            "NULL::VARCHAR AS legal_name, NULL::VARCHAR AS website, NULL::VARCHAR AS helpdesk_phone, NULL::VARCHAR AS helpdesk_email, "
+            "(SELECT NULL::VARCHAR AS country_code, NULL::VARCHAR AS party_id, NULL::VARCHAR AS operator_id, "
+            "NULL::VARCHAR AS name, NULL::VARCHAR AS legal_name, NULL::VARCHAR AS website, "
+            "NULL::VARCHAR AS helpdesk_phone, NULL::VARCHAR AS helpdesk_email, "
             "NULL::VARCHAR AS helpdesk_name, NULL::BOOLEAN AS staffed, NULL::VARCHAR[] AS payment_means, "
             "NULL::TIMESTAMPTZ AS last_updated WHERE false)"
         )
@@ -399,15 +409,22 @@ def _create_orgs(con: duckdb.DuckDBPyConnection, ledger: bool) -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ORGS} AS
         SELECT country_code, party_id, country_code || ':' || party_id AS party,
-               country_code || ':' || party_id || ':operator' AS op_id, name AS op_name, legal_name AS op_legal_name,
+               country_code || ':' || party_id || ':operator' AS op_id, name AS op_name,
+               legal_name AS op_legal_name,
                website AS op_website, operator_id AS op_operator_id,
-               country_code || ':' || party_id || ':helpdesk' AS hd_id, coalesce(helpdesk_name, name) AS hd_name,
+               country_code || ':' || party_id || ':helpdesk' AS hd_id,
+                   coalesce(helpdesk_name, name) AS hd_name,
                helpdesk_phone AS hd_phone, helpdesk_email AS hd_email,
                staffed, CAST(payment_means AS VARCHAR[]) AS payment_means, last_updated AS data_updated
         FROM {source}""")
-    con.execute(f"""ALTER TABLE {ORGS} ADD COLUMN op_hash VARCHAR; ALTER TABLE {ORGS} ADD COLUMN hd_hash VARCHAR;
-                    UPDATE {ORGS} SET op_hash = {versions.hash_sql(("op_id", "op_name", "op_legal_name", "op_website", "op_operator_id"))},
-                                      hd_hash = {versions.hash_sql(("hd_id", "hd_name", "hd_phone", "hd_email"))}""")
+    con.execute(f"""ALTER TABLE {ORGS} ADD COLUMN op_hash VARCHAR;
+                    ALTER TABLE {ORGS} ADD COLUMN hd_hash VARCHAR;
+                    UPDATE {ORGS} SET op_hash = {
+        versions.hash_sql(("op_id", "op_name", "op_legal_name", "op_website", "op_operator_id"))
+    },
+                                      hd_hash = {
+        versions.hash_sql(("hd_id", "hd_name", "hd_phone", "hd_email"))
+    }""")
     versions.versioned(con, ORGS, "operator", "op_id", "op_hash", "data_updated", ledger=ledger, prefix="op")
     versions.versioned(con, ORGS, "helpdesk", "hd_id", "hd_hash", "data_updated", ledger=ledger, prefix="hd")
 
@@ -431,7 +448,8 @@ def _create_rates(con: duckdb.DuckDBPyConnection, lang: str) -> dict[str, int]:
     cur = con.execute("""
         SELECT t.country_code, t.party_id, t.tariff_id, t.currency, CAST(t.elements AS VARCHAR) AS elements,
                CAST(t.min_price AS VARCHAR) AS min_price, CAST(t.max_price AS VARCHAR) AS max_price,
-               CAST(t.tariff_alt_text AS VARCHAR) AS tariff_alt_text, t.start_date_time, t.end_date_time, t.last_updated
+               CAST(t.tariff_alt_text AS VARCHAR) AS tariff_alt_text, t.start_date_time, t.end_date_time,
+                   t.last_updated
         FROM mart.tariffs t WHERE NOT t.is_deleted AND (t.type IS NULL OR t.type = 'AD_HOC_PAYMENT')
         ORDER BY t.country_code, t.party_id, t.tariff_id""")
     names = [d[0] for d in cur.description]
@@ -560,14 +578,16 @@ def _published_connectors(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {PUBLISHED} AS
         SELECT c.*, ct.v AS connector_type, cf.v AS connector_format,
-               CASE WHEN c.power_type = 'DC' THEN 'dc' WHEN starts_with(c.power_type, 'AC_') THEN 'ac' END AS current_type
+               CASE WHEN c.power_type = 'DC' THEN 'dc' WHEN starts_with(c.power_type, 'AC_') THEN 'ac'
+               END AS current_type
         FROM {CHUNK.connectors} c
         JOIN _ndw_connectors vc USING (country_code, party_id, location_id, evse_uid, connector_id)
         JOIN _ndw_evses ve USING (country_code, party_id, location_id, evse_uid)
         JOIN _ndw_locations vl USING (country_code, party_id, location_id)
         LEFT JOIN {CONNECTOR_TYPES} ct ON ct.k = c.standard
         LEFT JOIN {RULE_FORMATS} cf ON cf.format = c.format
-             AND cf.current = CASE WHEN c.power_type = 'DC' THEN 'DC' WHEN starts_with(c.power_type, 'AC_') THEN 'AC' END
+             AND cf.current = CASE WHEN c.power_type = 'DC' THEN 'DC' WHEN starts_with(c.power_type, 'AC_')
+             THEN 'AC' END
         WHERE len(vc.reasons) = 0 AND len(ve.reasons) = 0 AND len(vl.reasons) = 0""")
 
 
@@ -575,8 +595,9 @@ def _impact(category: str) -> str:
     """SQL: an OCPI energy mix's environmental impact of `category` (g/kWh), from `energy_mix`
     (OCPI 2.2.1 names it `category`, 2.1.1 feeds `source`)."""
     return (
-        f"list_max(list_transform(list_filter(coalesce(CAST(json_extract(energy_mix, '$.environ_impact') AS JSON[]), []), "
-        f"lambda _x: coalesce(_x ->> 'category', _x ->> 'source') = '{category}'), lambda _x: CAST(_x ->> 'amount' AS DOUBLE)))"
+        "list_max(list_transform(list_filter(coalesce(CAST(json_extract(energy_mix, "
+        "'$.environ_impact') AS JSON[]), []), lambda _x: coalesce(_x ->> 'category', "
+        f"_x ->> 'source') = '{category}'), lambda _x: CAST(_x ->> 'amount' AS DOUBLE)))"
     )
 
 
@@ -589,12 +610,16 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool) -> Chu
         CREATE OR REPLACE TEMP TABLE {points} AS
         WITH per_evse AS (
             SELECT country_code, party_id, location_id, evse_uid,
-                   -- Sorted lists, not ordered/DISTINCT aggregates: those sort each group (measured 10x slower here).
+                   -- Sorted lists, not ordered/DISTINCT aggregates: those sort each group
+                   -- (measured 10x slower here).
                    -- A struct sorts by its first field: the connectors come out in connector_id order.
                    list_sort(list({{'connector_id': connector_id, 'connector_type': connector_type,
-                                   'connector_format': connector_format, 'power': CAST(max_electric_power AS DOUBLE),
-                                   'voltage': CAST(max_voltage AS DOUBLE), 'current': CAST(max_amperage AS DOUBLE),
-                                   'connector_ref': {_site_id("")} || ':' || evse_uid || ':' || connector_id}})) AS connectors,
+                                   'connector_format': connector_format,
+                                   'power': CAST(max_electric_power AS DOUBLE),
+                                   'voltage': CAST(max_voltage AS DOUBLE),
+                                   'current': CAST(max_amperage AS DOUBLE),
+                                   'connector_ref': {_site_id("")} || ':' || evse_uid || ':'
+                                                    || connector_id}})) AS connectors,
                    list_reverse(list_sort(list_distinct(list(CAST(max_voltage AS DOUBLE))))) AS voltages,
                    list_reverse(list_sort(list_distinct(list(CAST(max_electric_power AS DOUBLE))))) AS powers,
                    any_value(current_type) AS current_type,
@@ -605,11 +630,14 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool) -> Chu
         -- Each distinct tariff list's rate ids, worked out once (a fleet has few lists, many points).
         tariff_lists AS (SELECT DISTINCT country_code, party_id, tariff_ids FROM per_evse),
         list_rates AS (
-            SELECT p.country_code, p.party_id, p.tariff_ids, list_sort(list_distinct(list(r.rate_id))) AS rate_ids
+            SELECT p.country_code, p.party_id, p.tariff_ids, list_sort(list_distinct(list(r.rate_id)))
+            AS rate_ids
             FROM tariff_lists p, unnest(p.tariff_ids) t(tariff_id)
-            JOIN {RATES} r ON r.country_code = p.country_code AND r.party_id = p.party_id AND r.tariff_id = t.tariff_id
+            JOIN {RATES} r ON r.country_code = p.country_code AND r.party_id = p.party_id
+                AND r.tariff_id = t.tariff_id
             GROUP BY p.country_code, p.party_id, p.tariff_ids),
-        -- Sites numbered in key order from the chunk's distinct locations (a window over every point sorts wide rows).
+        -- Sites numbered in key order from the chunk's distinct locations (a window over every point sorts
+        -- wide rows).
         site_nos AS (
             SELECT country_code, party_id, location_id,
                    row_number() OVER (ORDER BY country_code, party_id, location_id) AS site_no
@@ -629,7 +657,8 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool) -> Chu
                e.is_deleted OR e.status = 'REMOVED' AS removed,
                m.green, m.product_name, m.co2, m.nuclear_waste,
                coalesce(pr.rate_ids, []) AS rate_ids,
-               e.capabilities, coalesce(e.latitude, l.latitude) AS lat, coalesce(e.longitude, l.longitude) AS lon,
+               e.capabilities, coalesce(e.latitude, l.latitude) AS lat,
+                   coalesce(e.longitude, l.longitude) AS lon,
                nullif(trim(e.floor_level), '') AS floor_level,
                CAST(e.parking_restrictions AS VARCHAR[]) AS parking_restrictions,
                coalesce(st.v, 'unknown') AS status, e.last_updated AS status_time,
@@ -640,7 +669,8 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool) -> Chu
         JOIN {CHUNK.locations} l USING (country_code, party_id, location_id)
         JOIN site_nos sn USING (country_code, party_id, location_id)
         LEFT JOIN mixes m ON m.energy_mix = l.energy_mix
-        LEFT JOIN list_rates pr ON pr.country_code = pe.country_code AND pr.party_id = pe.party_id AND pr.tariff_ids = pe.tariff_ids
+        LEFT JOIN list_rates pr ON pr.country_code = pe.country_code AND pr.party_id = pe.party_id
+            AND pr.tariff_ids = pe.tariff_ids
         LEFT JOIN {RULE_MODES} cm ON cm.k = pe.power_type
         LEFT JOIN {RULE_STATUSES} st ON st.k = CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END
     """)
@@ -660,17 +690,20 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool) -> Chu
                sum(p.powers[1]) AS total_power, count(*) AS n_points,
                coalesce(any_value(a.auth_methods), []) AS auth_methods, any_value(o.staffed) AS staffed,
                list(p.point_id ORDER BY p.point_id) AS point_ids,
-               nullif(array_to_string(list_sort(list_distinct(list(p.floor_level))), ', '), '') AS floor_levels,
+               nullif(array_to_string(list_sort(list_distinct(list(p.floor_level))), ', '),
+                   '') AS floor_levels,
                {_restricted_to(rules.VEHICLE_FUEL_TYPES)} AS fuel_types,
                {_restricted_to(rules.VEHICLE_TYPES)} AS vehicle_types,
                {_parking_spaces()} AS parking_spaces,
                -- the site's facility location (address, time zone, NUTS region), which the station repeats
-               any_value({{'address': l.address, 'postal_code': l.postal_code, 'city': l.city, 'country': l.country,
+               any_value({{'address': l.address, 'postal_code': l.postal_code, 'city': l.city,
+                          'country': l.country,
                           'time_zone': l.time_zone, 'nuts_code': l.nuts_code}}) AS facility_source,
                greatest(max(p.data_updated), any_value(l.last_updated)) AS data_updated
         FROM {points} p LEFT JOIN auth a USING (station_id)
         JOIN {ORGS} o ON o.country_code = p.country_code AND o.party_id = p.party_id
-        JOIN {CHUNK.locations} l ON l.country_code = p.country_code AND l.party_id = p.party_id AND l.location_id = p.location_id
+        JOIN {CHUNK.locations} l ON l.country_code = p.country_code AND l.party_id = p.party_id
+            AND l.location_id = p.location_id
         GROUP BY p.site_no, p.site_id, p.station_id""")
     _hash(con, stations, "station_hash", STATION_NOT_CONTENT)
     versions.versioned(
@@ -686,23 +719,27 @@ def chunk_input(con: duckdb.DuckDBPyConnection, chunk: int, ledger: bool) -> Chu
 
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {sites} AS
-        SELECT s.site_no, s.site_id, l.location_id, l.country_code, l.party_id, l.country_code || ':' || l.party_id AS party,
+        SELECT s.site_no, s.site_id, l.location_id, l.country_code, l.party_id,
+               l.country_code || ':' || l.party_id AS party,
                l.name, l.latitude AS lat, l.longitude AS lon, {_address_lines("l.address")} AS address_lines,
                l.postal_code, l.city, cc.v AS country2, z.tz_offset, l.nuts_code,
                coalesce(h.open_all, false) AS hours_open_all,
                CASE WHEN NOT h.open_all THEN s.site_id || ':hours' END AS hours_id,
                h.opening_times AS hours_key, h.hash AS hours_hash,
-               o.op_id, o.hd_id, st.station_ids, coalesce(f.facilities, []) AS facilities, l.last_updated AS data_updated,
+               o.op_id, o.hd_id, st.station_ids, coalesce(f.facilities, []) AS facilities,
+                   l.last_updated AS data_updated,
                false AS defines_orgs  -- set by the publication: this site defines its party's organisations
         FROM (SELECT DISTINCT site_no, site_id, country_code, party_id, location_id FROM {points}) s
         JOIN {CHUNK.locations} l USING (country_code, party_id, location_id)
-        JOIN (SELECT site_no, list(station_id ORDER BY station_id) AS station_ids FROM {stations} GROUP BY site_no) st USING (site_no)
+        JOIN (SELECT site_no, list(station_id ORDER BY station_id) AS station_ids FROM {stations}
+            GROUP BY site_no) st USING (site_no)
         JOIN {ORGS} o ON o.country_code = l.country_code AND o.party_id = l.party_id
         LEFT JOIN {HOURS} h ON h.opening_times = CAST(l.opening_times AS VARCHAR)
         LEFT JOIN (
             SELECT l.country_code, l.party_id, l.location_id,
                    list_sort(list_distinct(list({{'kind': r.kind, 'value': r.v,
-                                                  'id': {_site_id("l.")} || ':facility:' || r.v}}))) AS facilities
+                                                  'id': {_site_id("l.")} || ':facility:' || r.v}})))
+                                                  AS facilities
             FROM {CHUNK.locations} l, unnest(coalesce(CAST(l.facilities AS VARCHAR[]), [])) u(facility)
             JOIN {RULE_FACILITIES} r ON r.k = u.facility WHERE r.v IS NOT NULL GROUP BY ALL) f
              USING (country_code, party_id, location_id)
@@ -722,7 +759,8 @@ def _restricted_to(table: Mapping[str, str]) -> str:
     """SQL aggregate over a station's points: the values of `table` whose parking restriction every
     point's bay has (sorted; empty when one bay is unrestricted)."""
     values = [
-        f"CASE WHEN bool_and(list_contains(coalesce(p.parking_restrictions, []), {sql_literal(k)})) THEN {sql_literal(v)} END"
+        f"CASE WHEN bool_and(list_contains(coalesce(p.parking_restrictions, []), {sql_literal(k)})) "
+        f"THEN {sql_literal(v)} END"
         for k, v in sorted(table.items())
     ]
     return (
@@ -736,8 +774,8 @@ def _parking_spaces() -> str:
     """SQL aggregate over a station's points: one {user, spaces, id} per user type of
     `rules.PARKING_USERS` some point's bay is restricted to, counting those bays."""
     spaces = [
-        f"{{'user': {sql_literal(v)}, 'spaces': CAST(count_if(list_contains(coalesce(p.parking_restrictions, []), {sql_literal(k)})) AS INTEGER), "
-        f"'id': p.station_id || ':parking:' || {sql_literal(v)}}}"
+        f"{{'user': {sql_literal(v)}, 'spaces': CAST(count_if(list_contains(coalesce(p.parking_restrictions, "
+        f"[]), {sql_literal(k)})) AS INTEGER), 'id': p.station_id || ':parking:' || {sql_literal(v)}}}"
         for k, v in sorted(rules.PARKING_USERS.items())
     ]
     return f"list_filter([{', '.join(spaces)}], lambda _x: _x.spaces > 0)"
@@ -754,8 +792,10 @@ def _address_lines(address: str) -> str:
     pattern = sql_literal(r"^(.*\D)\s+(\d.*)$")
     return f"""(CASE WHEN nullif(trim({address}), '') IS NULL THEN []
                     WHEN regexp_matches({address}, {pattern}) THEN [
-                        {{'line_order': 0, 'line_type': 'street', 'line_text': regexp_extract({address}, {pattern}, 1)}},
-                        {{'line_order': 1, 'line_type': 'houseNumber', 'line_text': regexp_extract({address}, {pattern}, 2)}}]
+                        {{'line_order': 0, 'line_type': 'street', 'line_text': regexp_extract({address},
+                        {pattern}, 1)}},
+                        {{'line_order': 1, 'line_type': 'houseNumber',
+                            'line_text': regexp_extract({address}, {pattern}, 2)}}]
                     ELSE [{{'line_order': 0, 'line_type': 'street', 'line_text': trim({address})}}] END)"""
 
 
@@ -766,5 +806,6 @@ def _hash(con: duckdb.DuckDBPyConnection, table: str, column: str, not_content: 
         name for (name, *_rest) in con.execute(f"DESCRIBE {table}").fetchall() if name not in not_content
     ]
     con.execute(
-        f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR; UPDATE {table} SET {column} = {versions.hash_sql(names)}"
+        f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR; UPDATE {table} "
+        f"SET {column} = {versions.hash_sql(names)}"
     )

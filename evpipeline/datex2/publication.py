@@ -81,7 +81,8 @@ class Creator:
         country, sep, identifier = text.partition(":")
         if not sep or len(country) != 2 or not identifier:
             raise ValueError(
-                f"publication creator {text!r}: expected CC:identifier (ISO 3166 alpha-2, then the identifier)"
+                f"publication creator {text!r}: expected CC:identifier (ISO 3166 alpha-2, "
+                "then the identifier)"
             )
         return cls(country.upper(), identifier)
 
@@ -134,19 +135,22 @@ def _static_sql(doc: Declarations, fmt: Format, data: ChunkInput, first: int, la
             SELECT s.*, o.op_definition_{fmt} AS op_definition, o.op_reference_{fmt} AS op_reference,
                    o.hd_definition_{fmt} AS hd_definition, o.hd_reference_{fmt} AS hd_reference,
                    h.valid_{fmt} AS hours_valid_rendered, h.exceptions_{fmt} AS hours_exceptions_rendered
-            FROM (SELECT *, {facility} AS facility FROM {data.sites} WHERE site_no BETWEEN {first} AND {last}) s
+            FROM (SELECT *, {facility} AS facility FROM {data.sites}
+                WHERE site_no BETWEEN {first} AND {last}) s
             JOIN _dx_orgs o USING (country_code, party_id)
             LEFT JOIN {HOURS} h ON h.opening_times = s.hours_key),
         batch AS (SELECT * FROM {data.points} WHERE site_no BETWEEN {first} AND {last}),
         definitions AS (
             SELECT b.point_id, {_joined(f"r.def_{fmt}", "r.rate_id", sep)} AS rate_defs
-            FROM batch b, unnest(b.rate_def_ids) u(rate_id) JOIN {RATES} r USING (rate_id) GROUP BY b.point_id),
+            FROM batch b, unnest(b.rate_def_ids) u(rate_id) JOIN {RATES} r USING (rate_id)
+                GROUP BY b.point_id),
         point AS (
             SELECT b.*, d.rate_defs,
                    list_filter(b.rate_ids, lambda _x: NOT list_contains(b.rate_def_ids, _x)) AS rate_refs
             FROM batch b LEFT JOIN definitions d USING (point_id)),
         points_f AS (
-            SELECT site_no, station_id, {_joined(point, "point_id", sep)} AS points, sum(len(connectors)) AS n_connectors
+            SELECT site_no, station_id, {_joined(point, "point_id", sep)} AS points,
+            sum(len(connectors)) AS n_connectors
             FROM point GROUP BY site_no, station_id),
         station AS (
             SELECT st.*, site.facility, pf.points, pf.n_connectors
@@ -183,18 +187,21 @@ def _status_sql(doc: Declarations, fmt: Format, data: ChunkInput, first: int, la
             SELECT b.*, u.rate_updates, strftime(timezone('UTC', b.status_time), '{TS}') AS status_updated
             FROM batch b LEFT JOIN updates u USING (point_id)),
         points_f AS (
-            SELECT site_no, station_id, {_joined(point, "point_id", sep)} AS points, max(status_time) AS newest, count(*) AS n_points
+            SELECT site_no, station_id, {_joined(point, "point_id", sep)} AS points,
+            max(status_time) AS newest, count(*) AS n_points
             FROM point GROUP BY site_no, station_id),
         station AS (
             SELECT st.site_no, st.station_id, st.station_version, pf.points, pf.n_points, pf.newest,
                    strftime(timezone('UTC', pf.newest), '{TS}') AS station_status_updated
             FROM {data.stations} st JOIN points_f pf USING (site_no, station_id)),
         stations_f AS (
-            SELECT site_no, {_joined(station, "station_id", sep)} AS stations, count(*) AS n_stations, sum(n_points) AS n_points,
+            SELECT site_no, {_joined(station, "station_id", sep)} AS stations, count(*) AS n_stations,
+                   sum(n_points) AS n_points,
                    strftime(timezone('UTC', max(newest)), '{TS}') AS site_status_updated
             FROM station GROUP BY site_no)
         SELECT {site} AS fragment, n_stations, n_points, 0 AS n_connectors
-        FROM (SELECT * FROM {data.sites} WHERE site_no BETWEEN {first} AND {last}) JOIN stations_f USING (site_no)
+        FROM (SELECT * FROM {data.sites} WHERE site_no BETWEEN {first} AND {last}) JOIN stations_f
+            USING (site_no)
         ORDER BY site_no"""
 
 
@@ -243,7 +250,8 @@ _BUMPS = {  # (table attribute, kind, id column, prefix)
 
 
 def _bumps(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> pa.Table:
-    """The chunk's objects whose version this publication raises (kind, object_id, hash, version, changed_at)."""
+    """The chunk's objects whose version this publication raises (kind, object_id, hash, version,
+    changed_at)."""
     parts = [
         f"SELECT '{kind}' AS kind, {column} AS object_id, {prefix}_hash AS content_hash, "
         f"CAST({prefix}_version AS INTEGER) AS version, {prefix}_changed AS changed_at "
@@ -251,8 +259,8 @@ def _bumps(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> pa.Table:
         for attr, (kind, column, prefix) in _BUMPS.items()
     ]
     parts.append(
-        f"SELECT 'hours', hours_id, hours_hash, CAST(hours_version AS INTEGER), hours_changed FROM {data.sites} "
-        "WHERE hours_id IS NOT NULL AND hours_bumped"
+        "SELECT 'hours', hours_id, hours_hash, CAST(hours_version AS INTEGER), hours_changed "
+        f"FROM {data.sites} WHERE hours_id IS NOT NULL AND hours_bumped"
     )
     return con.execute(" UNION ALL ".join(parts)).fetch_arrow_table()
 
@@ -274,7 +282,8 @@ def _define_once(
         FROM (SELECT point_id, list(rate_id ORDER BY rate_id) AS ids FROM (
                   SELECT rate_id, arg_min(point_id, (site_no, station_id, point_id)) AS point_id
                   FROM (SELECT site_no, station_id, point_id, unnest(rate_ids) AS rate_id FROM {data.points})
-                  WHERE NOT list_contains(CAST($defined AS VARCHAR[]), rate_id) GROUP BY rate_id) GROUP BY point_id) f
+                  WHERE NOT list_contains(CAST($defined AS VARCHAR[]), rate_id) GROUP BY rate_id)
+                      GROUP BY point_id) f
         WHERE f.point_id = p.point_id""",
         {"defined": sorted(rate_ids)},
     )
@@ -286,11 +295,13 @@ def _define_once(
 def _versions_text(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> str:
     """Every object of the chunk as `kind:id@version`, one per line, in a fixed order."""
     row = con.execute(f"""
-        SELECT coalesce(array_to_string(list_sort(list(x)), '\n'), '') FROM (  -- a sorted list: an ordered string_agg is slower
+        SELECT coalesce(array_to_string(list_sort(list(x)), '\n'), '') FROM (  -- a sorted list: an ordered
+                                                                               -- string_agg is slower
             SELECT 'point:' || point_id || '@' || point_version AS x FROM {data.points}
             UNION ALL SELECT 'station:' || station_id || '@' || station_version FROM {data.stations}
             UNION ALL SELECT 'site:' || site_id || '@' || site_version FROM {data.sites}
-            UNION ALL SELECT 'hours:' || hours_id || '@' || hours_version FROM {data.sites} WHERE hours_id IS NOT NULL)""").fetchone()
+            UNION ALL SELECT 'hours:' || hours_id || '@' || hours_version FROM {data.sites}
+                WHERE hours_id IS NOT NULL)""").fetchone()
     return str(row[0]) if row else ""
 
 
@@ -304,18 +315,24 @@ def _unmapped(con: duckdb.DuckDBPyConnection, data: ChunkInput) -> dict[str, Cou
     )
     no_parking = ", ".join(f"'{k}'" for k in sorted(rules.PARKING_WITHOUT_ELEMENT))
     static = con.execute(f"""
-        SELECT 'connector.standard', standard, count(*) FROM {PUBLISHED} WHERE standard IN ({lossy}) GROUP BY ALL
-        UNION ALL SELECT 'connector.power_type', power_type, count(*) FROM {PUBLISHED} WHERE power_type IN ({no_mode}) GROUP BY ALL
+        SELECT 'connector.standard', standard, count(*) FROM {PUBLISHED} WHERE standard IN ({lossy})
+            GROUP BY ALL
+        UNION ALL SELECT 'connector.power_type', power_type, count(*) FROM {PUBLISHED}
+            WHERE power_type IN ({no_mode}) GROUP BY ALL
         UNION ALL SELECT 'evse.capabilities', cap, count(*) FROM (
-            SELECT unnest(CAST(capabilities AS VARCHAR[])) AS cap FROM {data.points}) WHERE cap IN ({silent}) GROUP BY ALL
+            SELECT unnest(CAST(capabilities AS VARCHAR[])) AS cap FROM {data.points}) WHERE cap IN ({silent})
+            GROUP BY ALL
         UNION ALL SELECT 'evse.parking_restrictions', r, count(*) FROM (
-            SELECT unnest(parking_restrictions) AS r FROM {data.points}) WHERE r IN ({no_parking}) GROUP BY ALL
+            SELECT unnest(parking_restrictions) AS r FROM {data.points}) WHERE r IN ({no_parking})
+            GROUP BY ALL
         UNION ALL SELECT 'location.facilities', f, count(*) FROM (
             SELECT unnest(CAST(l.facilities AS VARCHAR[])) AS f FROM {CHUNK.locations} l
-            SEMI JOIN {data.sites} s USING (country_code, party_id, location_id)) WHERE f IN ({no_facility}) GROUP BY ALL
+            SEMI JOIN {data.sites} s USING (country_code, party_id, location_id)) WHERE f IN ({no_facility})
+                GROUP BY ALL
         UNION ALL SELECT 'energy_mix.energy_sources', 'not in the profile', count(*) FROM {CHUNK.locations} l
             SEMI JOIN {data.sites} s USING (country_code, party_id, location_id)
-            WHERE json_array_length(json_extract(l.energy_mix, '$.energy_sources')) > 0 HAVING count(*) > 0""").fetchall()
+            WHERE json_array_length(json_extract(l.energy_mix, '$.energy_sources')) > 0
+                HAVING count(*) > 0""").fetchall()
     known = ", ".join(f"'{k}'" for k in rules.REFILL_POINT_STATUSES)
     status = con.execute(f"""
         SELECT 'evse.status', status, count(*) FROM {CHUNK.evses} e
@@ -359,7 +376,8 @@ class Publisher:
         pushed_status_only: bool = False,
     ) -> None:
         """`scope`: only the locations in this table (keys); `pushed_status_only`: only what a pushed
-        status publication needs (`select_held`, `write_held` in JSON): the lane's and the snapshot push's case."""
+        status publication needs (`select_held`, `write_held` in JSON):
+        the lane's and the snapshot push's case."""
         self.con, self.countries, self.creator = con, countries, creator
         self.pushed_status_only = pushed_status_only
         self.lang = LANGUAGES.get(countries[0], "en") if countries else "en"
@@ -414,9 +432,10 @@ class Publisher:
         survey.rejected = merged(survey.rejected)
         survey.bumped.append(
             self.con.execute(
-                "SELECT 'operator' AS kind, op_id AS object_id, op_hash AS content_hash, CAST(op_version AS INTEGER) AS version, "
-                "op_changed AS changed_at FROM _dx_orgs WHERE op_bumped "
-                "UNION ALL SELECT 'helpdesk', hd_id, hd_hash, CAST(hd_version AS INTEGER), hd_changed FROM _dx_orgs WHERE hd_bumped"
+                "SELECT 'operator' AS kind, op_id AS object_id, op_hash AS content_hash, "
+                "CAST(op_version AS INTEGER) AS version, op_changed AS changed_at FROM _dx_orgs "
+                "WHERE op_bumped UNION ALL SELECT 'helpdesk', hd_id, hd_hash, CAST(hd_version AS INTEGER), "
+                "hd_changed FROM _dx_orgs WHERE hd_bumped"
             ).fetch_arrow_table()
         )
         self._version_table(survey)
@@ -424,8 +443,9 @@ class Publisher:
             return survey
         survey.digest.update(
             self.con.execute(
-                "SELECT coalesce(string_agg(op_id || '@' || op_version || ',' || hd_id || '@' || hd_version, '\n' ORDER BY op_id), '') "
-                "|| coalesce((SELECT string_agg(def_json, '\n' ORDER BY rate_id) FROM _dx_rates), '') FROM _dx_orgs"
+                "SELECT coalesce(string_agg(op_id || '@' || op_version || ',' || hd_id || '@' || hd_version, "
+                "'\n' ORDER BY op_id), '') || coalesce((SELECT string_agg(def_json, '\n' ORDER BY rate_id) "
+                "FROM _dx_rates), '') FROM _dx_orgs"
             )
             .fetchone()[0]  # type: ignore[index]  # an aggregate always returns a row
             .encode()
@@ -499,9 +519,11 @@ class Publisher:
         """Each published charging point with the versions of it, its station and site, and its rates:
         what a receiver holds once it accepted this static publication."""
         parts = [
-            f"""SELECT p.point_id, p.country_code, p.party_id, p.location_id, p.site_id, s.site_version, p.station_id,
+            f"""SELECT p.point_id, p.country_code, p.party_id, p.location_id, p.site_id, s.site_version,
+                                p.station_id,
                             st.station_version, p.point_version, p.rate_ids
-                     FROM {data.points} p JOIN {data.stations} st USING (station_id) JOIN {data.sites} s ON s.site_id = p.site_id"""
+                     FROM {data.points} p JOIN {data.stations} st USING (station_id) JOIN {data.sites} s
+                         ON s.site_id = p.site_id"""
             for _, data in self._survey.kept
         ]
         if not parts:
@@ -514,8 +536,8 @@ class Publisher:
         differs from what it holds; returns how many. `write_held` writes them."""
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE _dx_send (point_id VARCHAR, site_id VARCHAR, site_version VARCHAR, "
-            "station_id VARCHAR, station_version VARCHAR, point_version VARCHAR, table_version VARCHAR, status VARCHAR, "
-            "price_hash VARCHAR, status_time TIMESTAMPTZ, rate_ids VARCHAR[])"
+            "station_id VARCHAR, station_version VARCHAR, point_version VARCHAR, table_version VARCHAR, "
+            "status VARCHAR, price_hash VARCHAR, status_time TIMESTAMPTZ, rate_ids VARCHAR[])"
         )
         diff = (
             "WHERE p.status IS DISTINCT FROM h.status OR ph.price_hash IS DISTINCT FROM h.price_hash"
@@ -527,10 +549,13 @@ class Publisher:
                 INSERT INTO _dx_send
                 WITH ph AS (
                     SELECT p.point_id, md5(string_agg(r.upd_json, '|' ORDER BY r.rate_id)) AS price_hash
-                    FROM {data.points} p, unnest(p.rate_ids) u(rate_id) JOIN {RATES} r USING (rate_id) GROUP BY p.point_id)
-                SELECT p.point_id, h.site_id, h.site_version, h.station_id, h.station_version, h.point_version, h.table_version,
+                    FROM {data.points} p, unnest(p.rate_ids) u(rate_id) JOIN {RATES} r USING (rate_id)
+                        GROUP BY p.point_id)
+                SELECT p.point_id, h.site_id, h.site_version, h.station_id, h.station_version,
+                       h.point_version, h.table_version,
                        p.status, ph.price_hash,
-                       greatest(p.status_time, h.status_time),  -- a status's lastUpdated never goes back on the receiver
+                       greatest(p.status_time, h.status_time),  -- a status's lastUpdated never goes back on
+                                                                -- the receiver
                        p.rate_ids
                 FROM {data.points} p JOIN {held} h USING (point_id) LEFT JOIN ph USING (point_id) {diff}""")
         return int(self.con.execute("SELECT count(*) FROM _dx_send").fetchone()[0])  # type: ignore[index]
@@ -643,11 +668,14 @@ class Publisher:
         declarations = " ".join(f'xmlns:{p}="{u}"' for p, u in XML_NAMESPACES.items())
         head = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<d2:payload {declarations} xsi:type="egi:EnergyInfrastructureTablePublication" lang="{self.lang}"'
-            f' modelBaseVersion="{rules.MODEL_BASE_VERSION}" profileName="{rules.PROFILE_NAME}" profileVersion="{rules.PROFILE_VERSION}">'
+            f'<d2:payload {declarations} xsi:type="egi:EnergyInfrastructureTablePublication"'
+            f' lang="{self.lang}"'
+            f' modelBaseVersion="{rules.MODEL_BASE_VERSION}" profileName="{rules.PROFILE_NAME}"'
+            f' profileVersion="{rules.PROFILE_VERSION}">'
             f"<com:publicationTime>{stamp}</com:publicationTime>{_xml_creator('com', self._creator())}"
             f"<com:_payloadPublicationExtension>{_xml_header(self._header())}</com:_payloadPublicationExtension>"
-            f"<egi:energyInfrastructureTable id={quoteattr(self.table_id)} version={quoteattr(self.table_version)}>\n"
+            f"<egi:energyInfrastructureTable id={quoteattr(self.table_id)} "
+            f"version={quoteattr(self.table_version)}>\n"
         )
         return head, "</egi:energyInfrastructureTable></d2:payload>\n"
 
@@ -698,10 +726,12 @@ class Publisher:
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<afir:messageContainer {declarations}><afir:payload>"
             f"<afir:modelBaseVersionG>{rules.MODEL_BASE_VERSION}</afir:modelBaseVersionG>"
-            f"<afir:profileNameG>{rules.PROFILE_NAME}</afir:profileNameG><afir:profileVersionG>{rules.PROFILE_VERSION}</afir:profileVersionG>"
+            f"<afir:profileNameG>{rules.PROFILE_NAME}</afir:profileNameG>"
+            f"<afir:profileVersionG>{rules.PROFILE_VERSION}</afir:profileVersionG>"
             f"<afir:aegiEnergyInfrastructureStatusPublication><afir:lang>{self.lang}</afir:lang>"
             f"<afir:publicationTime>{stamp}</afir:publicationTime>"
-            f'<afir:tableReference targetClass="EnergyInfrastructureTable" id={quoteattr(self.table_id)} version={quoteattr(table_version)}/>'
+            f'<afir:tableReference targetClass="EnergyInfrastructureTable" id={quoteattr(self.table_id)} '
+            f"version={quoteattr(table_version)}/>"
             f"{_xml_creator('afir', self._creator())}{_xml_header(self._header())}\n"
         )
         tail = (

@@ -80,7 +80,10 @@ class Rejection:
         return "; ".join(self.reasons)
 
 
-_EVSE_KEY = "e.country_code = c.country_code AND e.party_id = c.party_id AND e.location_id = c.location_id AND e.evse_uid = c.evse_uid"
+_EVSE_KEY = (
+    "e.country_code = c.country_code AND e.party_id = c.party_id AND e.location_id = c.location_id AND "
+    "e.evse_uid = c.evse_uid"
+)
 _PUBLISHED_CONNECTORS = f"_ndw_connectors c WHERE {_EVSE_KEY} AND len(c.reasons) = 0"
 _FACTS = (
     "_dx_evse_facts"  # per EVSE: its valid connectors' current types, ad hoc rates, inexpressible tariffs
@@ -105,7 +108,8 @@ EVSE_RULES: tuple[tuple[str, str], ...] = (
 )
 LOCATION_RULES: tuple[tuple[str, str], ...] = (
     (
-        f"NOT EXISTS (SELECT 1 FROM {ORGS} o WHERE o.country_code = l.country_code AND o.party_id = l.party_id)",
+        f"NOT EXISTS (SELECT 1 FROM {ORGS} o WHERE o.country_code = l.country_code "
+        "AND o.party_id = l.party_id)",
         "'no operator entry in the reference data for ' || l.country_code || '/' || l.party_id"
         " || ' (AFIR: operator id, legal name, helpdesk)'",
     ),
@@ -123,20 +127,28 @@ def _evse_facts(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {_FACTS} AS
         WITH valid AS (
-            SELECT c.country_code, c.party_id, c.location_id, c.evse_uid, p.power_type, CAST(c.tariff_ids AS VARCHAR[]) AS tariff_ids
-            FROM _ndw_connectors c JOIN {CHUNK.connectors} p USING (country_code, party_id, location_id, evse_uid, connector_id)
+            SELECT c.country_code, c.party_id, c.location_id, c.evse_uid, p.power_type,
+            CAST(c.tariff_ids AS VARCHAR[]) AS tariff_ids
+            FROM _ndw_connectors c JOIN {CHUNK.connectors} p USING (country_code, party_id, location_id,
+                evse_uid, connector_id)
             WHERE len(c.reasons) = 0),
-        refs AS (SELECT DISTINCT country_code, party_id, location_id, evse_uid, unnest(coalesce(tariff_ids, [])) AS tariff_id FROM valid),
+        refs AS (SELECT DISTINCT country_code, party_id, location_id, evse_uid,
+            unnest(coalesce(tariff_ids, [])) AS tariff_id FROM valid),
         rates AS (
-            SELECT r.country_code, r.party_id, r.location_id, r.evse_uid, bool_or(x.rate_id IS NOT NULL) AS has_rate,
-                   string_agg(DISTINCT CASE WHEN q.reason IS NOT NULL THEN r.tariff_id || ' has no DATEX II form: ' || q.reason END, '; ')
+            SELECT r.country_code, r.party_id, r.location_id, r.evse_uid,
+                   bool_or(x.rate_id IS NOT NULL) AS has_rate,
+                   string_agg(DISTINCT CASE WHEN q.reason IS NOT NULL
+                       THEN r.tariff_id || ' has no DATEX II form: ' || q.reason END, '; ')
                        AS rate_problems
             FROM refs r
-            LEFT JOIN {RATES} x ON x.country_code = r.country_code AND x.party_id = r.party_id AND x.tariff_id = r.tariff_id
-            LEFT JOIN {RATE_PROBLEMS} q ON q.country_code = r.country_code AND q.party_id = r.party_id AND q.tariff_id = r.tariff_id
+            LEFT JOIN {RATES} x ON x.country_code = r.country_code AND x.party_id = r.party_id
+                AND x.tariff_id = r.tariff_id
+            LEFT JOIN {RATE_PROBLEMS} q ON q.country_code = r.country_code AND q.party_id = r.party_id
+                AND q.tariff_id = r.tariff_id
             GROUP BY ALL)
         SELECT v.country_code, v.party_id, v.location_id, v.evse_uid,
-               count(DISTINCT CASE WHEN v.power_type = 'DC' THEN 'dc' WHEN starts_with(v.power_type, 'AC_') THEN 'ac' END) AS currents,
+               count(DISTINCT CASE WHEN v.power_type = 'DC' THEN 'dc' WHEN starts_with(v.power_type, 'AC_')
+               THEN 'ac' END) AS currents,
                coalesce(any_value(r.has_rate), false) AS has_rate, any_value(r.rate_problems) AS rate_problems
         FROM valid v LEFT JOIN rates r USING (country_code, party_id, location_id, evse_uid)
         GROUP BY ALL""")
@@ -146,17 +158,20 @@ def _apply_datex_rules(con: duckdb.DuckDBPyConnection) -> None:
     """Add DATEX II's own reasons to the OCPI selection's verdicts and cascade them upwards."""
     for condition, reason in CONNECTOR_RULES:
         con.execute(
-            f"UPDATE _ndw_connectors c SET reasons = list_append(reasons, {reason}) WHERE len(reasons) = 0 AND {condition}"
+            f"UPDATE _ndw_connectors c SET reasons = list_append(reasons, {reason}) WHERE len(reasons) = 0 "
+            f"AND {condition}"
         )
     _cascade_to_evses(con)
     _evse_facts(con)
     for condition, reason in EVSE_RULES:
         con.execute(f"""UPDATE _ndw_evses e SET reasons = list_append(e.reasons, {reason}) FROM {_FACTS} f
-                        WHERE f.country_code = e.country_code AND f.party_id = e.party_id AND f.location_id = e.location_id
+                        WHERE f.country_code = e.country_code AND f.party_id = e.party_id
+                          AND f.location_id = e.location_id
                           AND f.evse_uid = e.evse_uid AND len(e.reasons) = 0 AND {condition}""")
     for condition, reason in LOCATION_RULES:
         con.execute(f"""UPDATE _ndw_locations l SET reasons = list_append(l.reasons, {reason})
-                        FROM {CHUNK.locations} m WHERE m.country_code = l.country_code AND m.party_id = l.party_id
+                        FROM {CHUNK.locations} m WHERE m.country_code = l.country_code
+                          AND m.party_id = l.party_id
                           AND m.location_id = l.location_id AND len(l.reasons) = 0 AND {condition}""")
     con.execute(f"""
         DROP TABLE {_FACTS};
@@ -223,7 +238,8 @@ class Chunks:
         try:
             for table in _STAGED:
                 self.con.execute(f"""
-                    COPY (SELECT t.* EXCLUDE ({", ".join(_BOOKKEEPING)}), k.chunk FROM mart.{table} t JOIN _dx_chunk_of k USING ({KEYS}))
+                    COPY (SELECT t.* EXCLUDE ({", ".join(_BOOKKEEPING)}), k.chunk FROM mart.{table} t
+                        JOIN _dx_chunk_of k USING ({KEYS}))
                     TO {sql_literal(str(self.directory / table))} (FORMAT parquet, PARTITION_BY (chunk))""")
         finally:
             self.con.execute(f"SET partitioned_write_flush_threshold = {int(flush)}")
@@ -257,8 +273,8 @@ class Chunks:
         columns = f"* EXCLUDE ({', '.join(_BOOKKEEPING)})"
         if not self.staged:  # one pass over the mart table, probing only the chunk's keys
             return (
-                f"SELECT {columns} FROM mart.{table} SEMI JOIN (SELECT {KEYS} FROM _dx_chunk_of WHERE chunk = {chunk}) k "
-                f"USING ({KEYS})"
+                f"SELECT {columns} FROM mart.{table} SEMI JOIN (SELECT {KEYS} FROM _dx_chunk_of "
+                f"WHERE chunk = {chunk}) k USING ({KEYS})"
             )
         files = self.directory / table / f"chunk={chunk}"
         if not files.is_dir():  # no row of this table in the chunk (locations without EVSEs)

@@ -46,7 +46,8 @@ register(
 
 COLUMNS: dict[str, dict[str, str]] = {
     LEDGER: {
-        "kind": "Object kind: table, site, hours (opening hours), station, point (charging point), operator, helpdesk.",
+        "kind": "Object kind: table, site, hours (opening hours), station, point (charging point), "
+        "operator, helpdesk.",
         "object_id": "The object's DATEX II idG (stable: built from the OCPI keys, docs/datex2.md).",
         "content_hash": "md5 of the columns the object is rendered from, without versions and timestamps.",
         "version": "The object's versionG: 1 when first published, +1 each time its content hash changes.",
@@ -91,21 +92,24 @@ def versioned(
         ALTER TABLE {table} ADD COLUMN {prefix}_bumped BOOLEAN;""")
     if not ledger:  # nothing was ever recorded (an old snapshot): every object is new
         con.execute(
-            f"UPDATE {table} SET {prefix}_version = '1', {prefix}_changed = {updated_column}, {prefix}_bumped = true "
-            f"WHERE {id_column} IS NOT NULL"
+            f"UPDATE {table} SET {prefix}_version = '1', {prefix}_changed = {updated_column}, "
+            f"{prefix}_bumped = true WHERE {id_column} IS NOT NULL"
         )
     else:
         con.execute(f"""
             UPDATE {table} t SET
-                {prefix}_version = CAST(coalesce(l.version, 0) + CASE WHEN l.content_hash = t.{hash_column} THEN 0 ELSE 1 END AS VARCHAR),
-                {prefix}_changed = CASE WHEN l.content_hash = t.{hash_column} THEN l.changed_at ELSE t.{updated_column} END,
+                {prefix}_version = CAST(coalesce(l.version, 0) + CASE WHEN l.content_hash = t.{hash_column}
+                THEN 0 ELSE 1 END AS VARCHAR),
+                {prefix}_changed = CASE WHEN l.content_hash = t.{hash_column} THEN l.changed_at
+                    ELSE t.{updated_column} END,
                 {prefix}_bumped = l.content_hash IS DISTINCT FROM t.{hash_column}
             FROM (SELECT x.{id_column} AS object_id, v.version, v.content_hash, v.changed_at
                   FROM (SELECT DISTINCT {id_column} FROM {table} WHERE {id_column} IS NOT NULL) x
                   LEFT JOIN {LEDGER} v ON v.kind = '{kind}' AND v.object_id = x.{id_column}) l
             WHERE l.object_id = t.{id_column}""")
     con.execute(f"""ALTER TABLE {table} ADD COLUMN {prefix}_updated VARCHAR;
-                    UPDATE {table} SET {prefix}_updated = strftime(timezone('UTC', {prefix}_changed), '%Y-%m-%dT%H:%M:%SZ')""")
+                    UPDATE {table} SET {prefix}_updated = strftime(timezone('UTC', {prefix}_changed),
+                        '%Y-%m-%dT%H:%M:%SZ')""")
 
 
 def record(writer: Writer, published: pa.Table) -> int:
@@ -123,7 +127,8 @@ def record(writer: Writer, published: pa.Table) -> int:
         con.execute(f"""
             MERGE INTO {LEDGER} l USING (SELECT *, now() AS recorded_at FROM _dx_published) p
             ON l.kind = p.kind AND l.object_id = p.object_id
-            WHEN MATCHED AND p.version > l.version THEN UPDATE SET content_hash = p.content_hash, version = p.version,
+            WHEN MATCHED AND p.version > l.version THEN UPDATE
+                 SET content_hash = p.content_hash, version = p.version,
                  changed_at = p.changed_at, recorded_at = p.recorded_at
             WHEN NOT MATCHED THEN INSERT (kind, object_id, content_hash, version, changed_at, recorded_at)
                  VALUES (p.kind, p.object_id, p.content_hash, p.version, p.changed_at, p.recorded_at)""")

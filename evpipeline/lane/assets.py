@@ -50,8 +50,8 @@ live_spec = dg.AssetSpec(
             code_references=[dg.LocalFileCodeReference(file_path=__file__, label="realtime_lane: lane_loop")]
         )
     },
-    description="NDW's copy of our dynamic data, kept within a minute by the real-time lane: EVSE status PATCHes, "
-    "changed tariffs (ad-hoc prices) and locations PUT as they change.",
+    description="NDW's copy of our dynamic data, kept within a minute by the real-time lane: "
+    "EVSE status PATCHes, changed tariffs (ad-hoc prices) and locations PUT as they change.",
 )
 
 
@@ -327,7 +327,8 @@ def lane_loop(context: dg.OpExecutionContext, config: LaneConfig) -> dg.Output[d
 
 @dg.job(
     name=JOB,
-    description="The real-time lane: every status and price change to NDW within seconds (started by its sensor).",
+    description="The real-time lane: every status and price change to NDW within seconds (started by its "
+    "sensor).",
     tags={"evpipeline/lane": "true"},
 )
 def realtime_lane_job() -> None:
@@ -376,10 +377,12 @@ def lane_starting(instance: dg.DagsterInstance, now: float, beating: str | None 
     job=realtime_lane_job,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Keeps exactly one real-time lane running: starts one when none is alive, and its successor before it ends.",
+    description="Keeps exactly one real-time lane running: starts one when none is alive, "
+    "and its successor before it ends.",
 )
 def realtime_lane_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Start a lane run when the heartbeat is stale (and none is starting) or the current one is about to end."""
+    """Start a lane run when the heartbeat is stale (and none is starting) or the current one is about to
+    end."""
     import time
 
     now = time.time()

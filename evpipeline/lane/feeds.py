@@ -55,8 +55,8 @@ register(
 COLUMNS: dict[str, dict[str, str]] = {
     DEAD_LETTERS: {
         "source": "The source that pushed the delivery (evroam or zaptec).",
-        "kind": "What the delivery holds: EVRoam availabilities, chargingstations or sites (the file named in the "
-        "notification); Zaptec state or undecodable.",
+        "kind": "What the delivery holds: EVRoam availabilities, chargingstations or sites (the file named "
+        "in the notification); Zaptec state or undecodable.",
         "reason": "Why it was not merged: the refusal, or the error it raised.",
         "received_at": "When our receiver stored the delivery in the inbox (UTC).",
         "dead_at": "When it was dead-lettered (UTC).",
@@ -181,7 +181,8 @@ class InboxFeed:
     def dead_letter(
         self, message: Message, status: str, reason: str, run_id: str | None, report: FeedReport
     ) -> None:
-        """One delivery that cannot be merged: recorded (table, inbox, report) and passed, never blocking the rest."""
+        """One delivery that cannot be merged: recorded (table, inbox, report) and passed,
+        never blocking the rest."""
         self.dead_letter_many([(message, status, reason)], run_id, report)
 
     def dead_letter_many(

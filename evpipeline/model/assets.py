@@ -33,16 +33,22 @@ from evpipeline.warehouse.resource import redo_on_conflict
 
 DESCRIPTIONS = {
     LOCATIONS: "OCPI Locations from every source, with the owning CPO's country_code/party_id and lineage.",
-    EVSES: "OCPI EVSEs; removed ones stay with status REMOVED; status transitions in mart.evse_status_history.",
+    EVSES: "OCPI EVSEs; removed ones stay with status REMOVED; status transitions in "
+    "mart.evse_status_history.",
     CONNECTORS: "OCPI Connectors (standard, format, power) mapped by rule; unmappable values are reported.",
-    "mart.tariffs": "OCPI Tariffs referenced by connectors (from the sources and the operator reference data).",
+    "mart.tariffs": "OCPI Tariffs referenced by connectors (from the sources and the operator reference "
+    "data).",
 }
 REFERENCE_KEY = dg.AssetKey(["reference", "operator_data"])
 SOURCE_INPUTS = sorted(
     {dg.AssetKey(key.split("/")) for mapping in registry() for key in mapping.inputs}, key=str
 )
 MATCHES_FULL = "matches_full_rebuild"
-BUILD = "Maintained by the incremental mart build (the real-time lane, or `mart_model` from the UI): every source's changes since the last build, mapped into the canonical OCPI-shaped tables in one transaction."
+BUILD = (
+    "Maintained by the incremental mart build (the real-time lane, or `mart_model` from the UI): "
+    "every source's changes since the last build, mapped into the canonical OCPI-shaped tables in one "
+    "transaction."
+)
 
 
 class MartBuildConfig(dg.Config):
@@ -50,7 +56,8 @@ class MartBuildConfig(dg.Config):
 
     full: bool = Field(
         default=False,
-        description="Map every location and tariff and report what the incremental builds had wrong; default: only what changed",
+        description="Map every location and tariff and report what the incremental builds had wrong; "
+        "default: only what changed",
     )
 
 
@@ -84,7 +91,8 @@ def mart_results(build: MartBuild) -> Iterator[tuple[dg.AssetKey, dict[str, Any]
 
 
 def _matches_full(build: MartBuild, table: str, key: dg.AssetKey) -> dg.AssetCheckResult:
-    """A full build compares before it writes; an incremental build repeats the latest full build's verdict."""
+    """A full build compares before it writes; an incremental build repeats the latest full build's
+    verdict."""
     if build.mismatches is not None:
         wrong = build.mismatches.get(table, 0)
         sample = [s for s in build.mismatch_sample if s["table"] == table]
@@ -194,7 +202,8 @@ mart_reconcile_job = dg.define_asset_job(
     "mart_reconcile",
     selection=dg.AssetSelection.assets(*MART_KEYS.values()),
     config=op_config([mart_model], full=True),
-    description="Full rebuild of the canonical model: checks the incremental builds and refreshes the unmapped-values report.",
+    description="Full rebuild of the canonical model: checks the incremental builds and refreshes the "
+    "unmapped-values report.",
 )
 mart_reconcile_schedule = dg.ScheduleDefinition(
     name="mart_daily_reconcile",
@@ -247,14 +256,16 @@ def _bump_changed_tariffs(current: pd.DataFrame, stored: pd.DataFrame, now: date
 def reference_operator_data(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """The CPO's reference data (tariffs, opening times, energy mix, parking restrictions, operator entries), validated and loaded."""
+    """The CPO's reference data (tariffs, opening times, energy mix, parking restrictions, operator entries),
+    validated and loaded."""
     from evpipeline.model import reference
 
     path = reference_file()
     try:
         data = load_reference(path)
     except ReferenceError as exc:
-        # One line naming the entry; the warehouse keeps the last valid reference, so nothing from this file is published.
+        # One line naming the entry; the warehouse keeps the last valid reference,
+        # so nothing from this file is published.
         raise dg.Failure(description=str(exc)) from None
     now = utcnow()
     with warehouse.writer("reference", context.run.run_id) as writer:
@@ -316,7 +327,8 @@ def file_digest(path: str) -> str | None:
 reference_data_job = dg.define_asset_job(
     "reference_data",
     selection=dg.AssetSelection.assets(REFERENCE_KEY),
-    description="Validate and load the operator reference file (requested by its sensor when the file changes).",
+    description="Validate and load the operator reference file (requested by its sensor when the file "
+    "changes).",
 )
 
 
@@ -360,7 +372,8 @@ def after_changes_every(cron: str) -> dg.AutomationCondition:
     automation_condition=after_changes_every(settings.get("EVPIPELINE_BI_PUBLISH_CRON")),
 )
 def bi_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Consistent read-only DuckDB catalog (views over Parquet) for BI tools and the pull server, published incrementally."""
+    """Consistent read-only DuckDB catalog (views over Parquet) for BI tools and the pull server,
+    published incrementally."""
     directory = snapshot_dir(warehouse.database)
     with warehouse.get_connection() as con:
         snapshot = publish_snapshot(con, directory, context.run.run_id[:8])
@@ -386,5 +399,6 @@ def bi_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 bi_publish_job = dg.define_asset_job(
     "bi_publish",
     selection=dg.AssetSelection.assets(["mart", "bi_snapshot"]),
-    description="Publish the BI snapshot now (automation publishes it after changes, every EVPIPELINE_BI_PUBLISH_CRON).",
+    description="Publish the BI snapshot now (automation publishes it after changes, "
+    "every EVPIPELINE_BI_PUBLISH_CRON).",
 )

@@ -158,7 +158,8 @@ def _fill_scope(
             or f"SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS {column} WHERE false"
         )
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT * FROM ({body}) WHERE {column} IS NOT NULL",
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT * FROM ({body}) "
+            f"WHERE {column} IS NOT NULL",
             {"since": since} if selects else None,
         )
         sizes[column] = scalar(con.execute(f"SELECT count(*) FROM {name}"))
@@ -166,7 +167,8 @@ def _fill_scope(
 
 
 def _rules_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:
-    """Operator rules, party assignments or operator entries changed: they may touch any location, so the build is full."""
+    """Operator rules, party assignments or operator entries changed: they may touch any location,
+    so the build is full."""
     counts = " + ".join(
         f"(SELECT count(*) FROM {t} WHERE _ingested_at > $since)" for t in (RULES, PARTIES, OPERATORS)
     )
@@ -176,7 +178,8 @@ def _rules_changed(con: duckdb.DuckDBPyConnection, since: datetime) -> bool:
 def _mismatches(
     con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, sources: list[str]
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Rows the mart holds differently from a full mapping: missing, different, or live when they should be gone."""
+    """Rows the mart holds differently from a full mapping: missing, different,
+    or live when they should be gone."""
     columns = table_columns(con, table)
     compared = [c for c in columns if c not in _NOT_COMPARED and c in frame.columns]
     keys = list(KEYS[table])
@@ -264,10 +267,12 @@ def build_mart(
 
 
 def last_reconciliation(con: duckdb.DuckDBPyConnection) -> tuple[datetime, dict[str, int]] | None:
-    """When the latest full build ran and how many rows per table it found the incremental builds had wrong."""
+    """When the latest full build ran and how many rows per table it found the incremental builds had
+    wrong."""
     row = con.execute(f"""
         SELECT committed_at, details->'mismatches' FROM ops.runs
-        WHERE source = '{SOURCE}' AND stream = '{STREAM}' AND (details->>'mode') = 'full' AND (details->>'reason') = 'requested'
+        WHERE source = '{SOURCE}' AND stream = '{STREAM}' AND (details->>'mode') = 'full'
+            AND (details->>'reason') = 'requested'
         ORDER BY committed_at DESC LIMIT 1
     """).fetchone()
     if row is None or row[1] is None:
@@ -322,7 +327,8 @@ def _sweep(
     incremental: bool,
     as_of: datetime,
 ) -> int:
-    """Flag rows the mappings no longer produce, within what this build covered: an EVSE reads REMOVED, never vanishes."""
+    """Flag rows the mappings no longer produce, within what this build covered: an EVSE reads REMOVED,
+    never vanishes."""
     if incremental:
         scope_table, column = (
             (TARIFF_SCOPE, "tariff_id") if table == TARIFFS else (LOCATION_SCOPE, "location_id")
@@ -354,7 +360,8 @@ def _record_unmapped(
         con.register("_evp_unmapped", result.unmapped)
         try:
             con.execute(
-                f"INSERT INTO {UNMAPPED} SELECT source, field, CAST(value AS VARCHAR), rows, ?, now() FROM _evp_unmapped",
+                f"INSERT INTO {UNMAPPED} SELECT source, field, CAST(value AS VARCHAR), rows, ?, now() "
+                "FROM _evp_unmapped",
                 [run_id],
             )
         finally:

@@ -1,4 +1,5 @@
-"""Checks on the canonical model: unique keys, references that resolve, exported objects that pass our definition.
+"""Checks on the canonical model: unique keys, references that resolve,
+exported objects that pass our definition.
 
 Each is an ERROR when it fails, and blocking: a run that builds `mart` and goes on to deliver
 (export, push) stops before delivering a model with duplicate keys, orphans or invalid objects.
@@ -44,7 +45,8 @@ _MISSING_TARIFFS = f"""
     SELECT c.country_code, c.party_id, c.location_id, c.evse_uid, c.connector_id, t.tariff_id
     FROM {CONNECTORS} c, unnest(CAST(c.tariff_ids AS VARCHAR[])) AS t(tariff_id)
     WHERE NOT c.is_deleted AND c.tariff_ids IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM {TARIFFS} x WHERE x.country_code = c.country_code AND x.party_id = c.party_id
+      AND NOT EXISTS (SELECT 1 FROM {TARIFFS} x WHERE x.country_code = c.country_code
+                      AND x.party_id = c.party_id
                       AND x.tariff_id = t.tariff_id AND NOT x.is_deleted)
 """
 
@@ -60,8 +62,8 @@ DESCRIPTIONS = {
     LOCATION_EXISTS: "Every live EVSE belongs to an existing location (no orphan EVSEs).",
     EVSE_EXISTS: "Every live connector belongs to an existing EVSE.",
     TARIFFS_EXIST: "Every tariff id a live connector names is a live tariff of the same CPO.",
-    OCPI_DEFINITION: "Every object selected for NDW (export and push) passes our OCPI 2.2.1 + AFIR definition "
-    "(evpipeline.ocpi.definition); failing objects would otherwise be sent.",
+    OCPI_DEFINITION: "Every object selected for NDW (export and push) passes our OCPI 2.2.1 + AFIR "
+    "definition (evpipeline.ocpi.definition); failing objects would otherwise be sent.",
 }
 
 

@@ -54,7 +54,8 @@ class MatchPolicy:
         0.002  # blocking grid: ~220 m of latitude; longitude cells `lon_cell_factor` times wider
     )
     # A cell must be at least radius_m wide everywhere we publish: 0.0064 deg of longitude is 220 m at
-    # 71.8 N (North Cape, the fleet's northernmost), 440 m in the Netherlands (more pairs compared, none missed).
+    # 71.8 N (North Cape, the fleet's northernmost), 440 m in the Netherlands (more pairs compared,
+    # none missed).
     lon_cell_factor: float = 3.2
     w_distance: float = 0.35  # 1 at 0 m, 0 at radius_m
     w_address: float = 0.30  # half street similarity, half house number equality
@@ -149,7 +150,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "members": "Source locations in this physical location.",
         "rule": "The rule of the strongest pair linking this location into the cluster.",
         "score": "The score of that pair.",
-        "decided_at": "When this row's decision (identity, canonical, members, rule, score) last changed (UTC).",
+        "decided_at": "When this row's decision (identity, canonical, members, rule, "
+        "score) last changed (UTC).",
     },
 }
 
@@ -218,14 +220,17 @@ def _features(con: duckdb.DuckDBPyConnection, policy: MatchPolicy, scoped: bool)
             WHERE NOT is_deleted AND status <> 'REMOVED' GROUP BY ALL),
         connectors AS (
             SELECT country_code, party_id, location_id,
-                   list_distinct(list(standard || ':' || CAST(round(coalesce(max_electric_power, 0) / 1000.0) AS INTEGER)))
+                   list_distinct(list(standard || ':'
+                                      || CAST(round(coalesce(max_electric_power, 0) / 1000.0) AS INTEGER)))
                        AS signature
             FROM {CONNECTORS} SEMI JOIN _id_live USING (country_code, party_id, location_id)
             WHERE NOT is_deleted GROUP BY ALL)
         SELECT a.*, trim(regexp_replace(a.addr_n, '\\d.*$', '')) AS street,
                nullif(regexp_extract(a.addr_n, '\\b(\\d+)(?: ([a-z])\\b|([a-z])\\b)?', 1)
-                      || coalesce(nullif(regexp_extract(a.addr_n, '\\b(\\d+)(?: ([a-z])\\b|([a-z])\\b)?', 2), ''),
-                                  regexp_extract(a.addr_n, '\\b(\\d+)(?: ([a-z])\\b|([a-z])\\b)?', 3)), '') AS house,
+                      || coalesce(
+                             nullif(regexp_extract(a.addr_n, '\\b(\\d+)(?: ([a-z])\\b|([a-z])\\b)?', 2), ''),
+                             regexp_extract(a.addr_n, '\\b(\\d+)(?: ([a-z])\\b|([a-z])\\b)?', 3)),
+                         '') AS house,
                {_cell(policy, "a.lat", "a.lon")[0]} AS cy, {_cell(policy, "a.lat", "a.lon")[1]} AS cx,
                coalesce(e.evses, 0) AS evses, coalesce(e.evse_ids, []) AS evse_ids,
                coalesce(c.signature, []) AS signature
@@ -247,7 +252,8 @@ def _score_pairs(con: duckdb.DuckDBPyConnection, policy: MatchPolicy, scoped: bo
     `scoped`) into the candidates table; returns how many."""
     near = f"""
         SELECT f.*, f.cy + dy AS ny, f.cx + dx AS nx
-        FROM {_FEATURES} f {f"SEMI JOIN {_SCOPE} s USING (country_code, party_id, location_id)" if scoped else ""},
+        FROM {_FEATURES} f
+             {f"SEMI JOIN {_SCOPE} s USING (country_code, party_id, location_id)" if scoped else ""},
              (VALUES (-1), (0), (1)) y(dy), (VALUES (-1), (0), (1)) x(dx)"""
     key_a = "p.country_code || ':' || p.party_id || ':' || p.location_id"
     key_b = "q.country_code || ':' || q.party_id || ':' || q.location_id"
@@ -270,28 +276,36 @@ def _score_pairs(con: duckdb.DuckDBPyConnection, policy: MatchPolicy, scoped: bo
             SELECT a.country_code AS a_cc, a.party_id AS a_pid, a.location_id AS a_loc, a.source AS a_source,
                    b.country_code AS b_cc, b.party_id AS b_pid, b.location_id AS b_loc, b.source AS b_source,
                    {_distance("a", "b")} AS distance_m,
-                   CASE WHEN a.street <> '' AND b.street <> '' THEN jaro_winkler_similarity(a.street, b.street) END AS street_sim,
-                   CASE WHEN a.house IS NOT NULL AND b.house IS NOT NULL THEN a.house = b.house END AS same_house,
-                   CASE WHEN a.name_n <> '' AND b.name_n <> '' THEN jaro_winkler_similarity(a.name_n, b.name_n) END AS name_sim,
+                   CASE WHEN a.street <> '' AND b.street <> ''
+                       THEN jaro_winkler_similarity(a.street, b.street) END AS street_sim,
+                   CASE WHEN a.house IS NOT NULL AND b.house IS NOT NULL THEN a.house = b.house
+                       END AS same_house,
+                   CASE WHEN a.name_n <> '' AND b.name_n <> ''
+                       THEN jaro_winkler_similarity(a.name_n, b.name_n) END AS name_sim,
                    a.evses AS evses_a, b.evses AS evses_b,
                    CASE WHEN len(a.signature) + len(b.signature) > 0
-                        THEN len(list_intersect(a.signature, b.signature)) / len(list_distinct(list_concat(a.signature, b.signature)))
+                        THEN len(list_intersect(a.signature, b.signature))
+                        / len(list_distinct(list_concat(a.signature, b.signature)))
                    END AS conn_sim,
                    CAST(len(list_intersect(a.evse_ids, b.evse_ids)) AS INTEGER) AS shared_ids,
                    (a.country_code, a.party_id) = (b.country_code, b.party_id) AS same_cpo
             FROM pairs p
             JOIN {_FEATURES} a ON a.country_code = p.a_cc AND a.party_id = p.a_pid AND a.location_id = p.a_loc
-            JOIN {_FEATURES} b ON b.country_code = p.b_cc AND b.party_id = p.b_pid AND b.location_id = p.b_loc),
+            JOIN {_FEATURES} b ON b.country_code = p.b_cc AND b.party_id = p.b_pid
+                AND b.location_id = p.b_loc),
         scored AS (
             SELECT *, {w.w_distance} * greatest(0, 1 - distance_m / {w.radius_m})
-                      + {w.w_address} * (0.5 * coalesce(street_sim, 0) + 0.5 * CAST(coalesce(same_house, false) AS INTEGER))
+                      + {w.w_address} * (0.5 * coalesce(street_sim, 0)
+                                         + 0.5 * CAST(coalesce(same_house, false) AS INTEGER))
                       + {w.w_name} * coalesce(name_sim, 0)
                       + {w.w_evses} * CASE WHEN greatest(evses_a, evses_b) > 0
-                                           THEN least(evses_a, evses_b) / greatest(evses_a, evses_b) ELSE 0 END
+                                           THEN least(evses_a, evses_b) / greatest(evses_a, evses_b) ELSE 0
+                                           END
                       + {w.w_connectors} * coalesce(conn_sim, 0) AS score
             FROM featured)
         SELECT s.a_cc, s.a_pid, s.a_loc, s.a_source, s.b_cc, s.b_pid, s.b_loc, s.b_source,
-               s.distance_m, s.street_sim, s.same_house, s.name_sim, s.evses_a, s.evses_b, s.conn_sim, s.shared_ids,
+               s.distance_m, s.street_sim, s.same_house, s.name_sim, s.evses_a, s.evses_b, s.conn_sim,
+               s.shared_ids,
                s.score,
                CASE WHEN o.decision IS NOT NULL THEN o.decision
                     WHEN NOT s.same_cpo THEN 'not_same'
@@ -307,10 +321,12 @@ def _score_pairs(con: duckdb.DuckDBPyConnection, policy: MatchPolicy, scoped: bo
                $now
         FROM scored s
         LEFT JOIN (
-            SELECT a_country_code, a_party_id, a_location_id, b_country_code, b_party_id, b_location_id, decision
+            SELECT a_country_code, a_party_id, a_location_id, b_country_code, b_party_id, b_location_id,
+            decision
             FROM {OVERRIDES}
             UNION ALL  -- an override names the pair in either order
-            SELECT b_country_code, b_party_id, b_location_id, a_country_code, a_party_id, a_location_id, decision
+            SELECT b_country_code, b_party_id, b_location_id, a_country_code, a_party_id, a_location_id,
+                decision
             FROM {OVERRIDES}) o
           ON o.a_country_code = s.a_cc AND o.a_party_id = s.a_pid AND o.a_location_id = s.a_loc
          AND o.b_country_code = s.b_cc AND o.b_party_id = s.b_pid AND o.b_location_id = s.b_loc""",
@@ -378,7 +394,8 @@ def _scope_keys(con: duckdb.DuckDBPyConnection, scope: str) -> int:
         select = f"SELECT DISTINCT country_code, party_id, location_id FROM {scope}"
     else:
         select = f"""SELECT DISTINCT l.country_code, l.party_id, l.location_id
-                     FROM {LOCATIONS} l SEMI JOIN {scope} s ON s.source = l.source AND s.location_id = l.location_id"""
+                     FROM {LOCATIONS} l SEMI JOIN {scope} s ON s.source = l.source
+                         AND s.location_id = l.location_id"""
     # The overrides' locations are always re-decided: an override added, changed or withdrawn in the
     # reference file takes effect at the next pass, whatever changed in the sources (a few rows).
     con.execute(f"""
@@ -409,13 +426,16 @@ def _affected(con: duckdb.DuckDBPyConnection, scoped: bool) -> None:
         CREATE OR REPLACE TEMP TABLE _id_keys AS
         SELECT {_KEY} AS k FROM {_SCOPE}
         UNION SELECT {_KEY} FROM {IDENTITY}
-              WHERE identity_id IN (SELECT identity_id FROM {IDENTITY} SEMI JOIN {_SCOPE} USING (country_code, party_id, location_id))""")
+              WHERE identity_id IN (SELECT identity_id FROM {IDENTITY} SEMI JOIN {_SCOPE}
+              USING (country_code, party_id, location_id))""")
     while True:  # clusters are small: one or two rounds
         added = con.execute(f"""
             INSERT INTO _id_keys
             SELECT DISTINCT k FROM (
-                SELECT {_KEY_A} AS k FROM {CANDIDATES} WHERE decision = 'same' AND {_KEY_B} IN (SELECT k FROM _id_keys)
-                UNION SELECT {_KEY_B} FROM {CANDIDATES} WHERE decision = 'same' AND {_KEY_A} IN (SELECT k FROM _id_keys))
+                SELECT {_KEY_A} AS k FROM {CANDIDATES} WHERE decision = 'same'
+                AND {_KEY_B} IN (SELECT k FROM _id_keys)
+                UNION SELECT {_KEY_B} FROM {CANDIDATES} WHERE decision = 'same'
+                    AND {_KEY_A} IN (SELECT k FROM _id_keys))
             WHERE k NOT IN (SELECT k FROM _id_keys)""").fetchone()[0]  # type: ignore[index]
         if not added:
             return
@@ -427,7 +447,8 @@ def _decide_clusters(
     """Connected components of the `same` pairs, each with its canonical member (see the module), for
     the locations `_affected` names; only rows whose decision changed are written."""
     _affected(con, scoped)
-    # Strongest pair first (then by key): which pair a member is linked by does not depend on the order rows come in.
+    # Strongest pair first (then by key): which pair a member is linked by does not depend on the order rows
+    # come in.
     pairs = con.execute(f"""
         SELECT {_KEY_A} AS a, a_source, {_KEY_B} AS b, b_source, rule, score
         FROM {CANDIDATES} WHERE decision = 'same' AND {_KEY_A} IN (SELECT k FROM _id_keys)
@@ -554,5 +575,7 @@ def not_a_duplicate(con: duckdb.DuckDBPyConnection, alias: str = "l") -> str:
     them in `mart.identity`. Empty where the table does not exist (a snapshot older than it)."""
     if not _exists(con, "mart", "identity"):
         return "true"
-    return f"""NOT EXISTS (SELECT 1 FROM {IDENTITY} i WHERE NOT i.canonical AND i.country_code = {alias}.country_code
-                                   AND i.party_id = {alias}.party_id AND i.location_id = {alias}.location_id)"""
+    return f"""NOT EXISTS (SELECT 1 FROM {IDENTITY} i WHERE NOT i.canonical
+                                       AND i.country_code = {alias}.country_code
+                                   AND i.party_id = {alias}.party_id AND i.location_id
+                                       = {alias}.location_id)"""

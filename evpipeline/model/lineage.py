@@ -32,7 +32,8 @@ class Unresolved(Exception):
 
 @dataclass
 class Table:
-    """A base table: a warehouse table (known columns) or a lookup (rules, temp) standing for its join keys."""
+    """A base table: a warehouse table (known columns) or a lookup (rules,
+    temp) standing for its join keys."""
 
     name: str
     columns: frozenset[str] | None
@@ -178,7 +179,8 @@ def _from(node: Node | None, ctes: Mapping[str, Relation], outer: Scope, columns
 
 
 def _join(node: Node, ctes: Mapping[str, Relation], outer: Scope, columns_of: ColumnsOf) -> Scope:
-    """Both sides of a join; a lookup side (a table that is not a warehouse table) takes the join keys of the other."""
+    """Both sides of a join; a lookup side (a table that is not a warehouse table) takes the join keys of the
+    other."""
     left = _from(node["left"], ctes, outer, columns_of)
     right = _from(node["right"], ctes, outer, columns_of)
     for lookup, other in ((right, left), (left, right)):
@@ -267,7 +269,8 @@ def _unqualified(column: str, scope: Scope) -> Deps | None:
 
 
 def _refs(node: Any, bound: frozenset[str] = frozenset()) -> Iterator[tuple[list[str], frozenset[str]]]:
-    """Every COLUMN_REF in an expression with the lambda parameters bound around it (not entering subqueries)."""
+    """Every COLUMN_REF in an expression with the lambda parameters bound around it
+    (not entering subqueries)."""
     if isinstance(node, list):
         for item in node:
             yield from _refs(item, bound)

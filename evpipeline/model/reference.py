@@ -190,7 +190,8 @@ register(
         CREATE SCHEMA IF NOT EXISTS mart;
         CREATE VIEW mart.operators AS
         SELECT country_code, party_id, operator_id, name, legal_name, website, helpdesk_phone, helpdesk_email,
-               helpdesk_name, staffed, CAST(payment_means AS VARCHAR[]) AS payment_means, nuts_code, last_updated
+               helpdesk_name, staffed, CAST(payment_means AS VARCHAR[]) AS payment_means, nuts_code,
+               last_updated
         FROM {OPERATORS} WHERE NOT is_deleted;
         """,
     )
@@ -219,22 +220,24 @@ register(
 )
 
 
-# What each column means, for the Dagster catalog (`evpipeline.catalog`); keys of the reference file in backticks.
+# What each column means, for the Dagster catalog (`evpipeline.catalog`);
+# keys of the reference file in backticks.
 _FILE = "The reference file the row was loaded from (seed_data/reference.yaml or EVPIPELINE_REFERENCE_FILE)."
 # The file's `operators` entries, in the table and in its BI view (one row per CPO).
 _OPERATOR = {
     "country_code": "ISO 3166 alpha-2 country code of the CPO (OCPI `country_code`; with party_id, the key).",
     "party_id": "Party id of the CPO (OCPI `party_id`).",
-    "operator_id": "`operator_id`: the CPO's eMI3 operator id (e.g. NL*ALF): country code, optional *, 3 capitals or "
-    "digits; the prefix of the EVSE ids derived where a source has none.",
-    "name": "`name`: the operator's commercial name (AFIR), given as the OCPI `operator` of its locations whose "
-    "source names none.",
+    "operator_id": "`operator_id`: the CPO's eMI3 operator id (e.g. NL*ALF): country code, optional *, "
+    "3 capitals or digits; the prefix of the EVSE ids derived where a source has none.",
+    "name": "`name`: the operator's commercial name (AFIR), given as the OCPI `operator` of its locations "
+    "whose source names none.",
     "legal_name": "`legal_name`: the operator's legal (registered) name (AFIR).",
     "website": "`website`: the operator's website (http(s) URL); NULL when not given.",
     "helpdesk_phone": "`helpdesk.phone`: the helpdesk telephone number in international form (+ and digits), "
     "AFIR's required contact.",
     "helpdesk_email": "`helpdesk.email`: the helpdesk e-mail address; NULL when not given.",
-    "helpdesk_name": "`helpdesk.name`: the helpdesk's name (e.g. the customer service's); NULL when not given.",
+    "helpdesk_name": "`helpdesk.name`: the helpdesk's name (e.g. the customer service's); "
+    "NULL when not given.",
     "staffed": "`staffed`: true when personnel is on site at the operator's points (AFIR service support).",
     "nuts_code": "`nuts_code`: the NUTS-1 region of all the CPO's locations (e.g. NL3); NULL when not given.",
 }
@@ -260,7 +263,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "tariff_alt_url": "URL of a web page describing the tariff (OCPI `tariff_alt_url`).",
         "min_price": "Minimum price of a session (OCPI `min_price`, JSON Price: excl_vat, incl_vat).",
         "max_price": "Maximum price of a session (OCPI `max_price`, JSON Price).",
-        "elements": "Price elements (OCPI `elements`, JSON list of TariffElement: price_components, restrictions).",
+        "elements": "Price elements (OCPI `elements`, JSON list of TariffElement: price_components, "
+        "restrictions).",
         "start_date_time": "When the tariff becomes valid (OCPI `start_date_time`, UTC).",
         "end_date_time": "When the tariff stops being valid (OCPI `end_date_time`, UTC).",
         "energy_mix": "Energy supplied under this tariff (OCPI `energy_mix`, JSON EnergyMix).",
@@ -280,9 +284,9 @@ COLUMNS: dict[str, dict[str, str]] = {
     OPERATORS: {
         **_OPERATOR,
         "position": "Order of the entry in the file's `operators`.",
-        "payment_means": "`payment_means`: the ad hoc payment means accepted at its points, as a JSON list of DATEX II "
-        "MeansOfPaymentEnum values (paymentCreditCard, paymentDebitCard, nfc, emv, qrCode, website, "
-        "mobileAccount, prepay, paymentValueCard, cashCoinsAndBills).",
+        "payment_means": "`payment_means`: the ad hoc payment means accepted at its points, "
+        "as a JSON list of DATEX II MeansOfPaymentEnum values (paymentCreditCard, paymentDebitCard, nfc, "
+        "emv, qrCode, website, mobileAccount, prepay, paymentValueCard, cashCoinsAndBills).",
         "reference_file": _FILE,
     },
     "mart.operators": {
@@ -544,7 +548,8 @@ def _identity_row(index: int, entry: Any, path: str) -> tuple[Any, ...]:
         match = LOCATION_KEY.match(str(entry.get(side) or ""))
         if not match:
             raise ReferenceError(
-                f"{where}: `{side}` must be a location as country_code:party_id:location_id (e.g. NL:ZPT:1234)"
+                f"{where}: `{side}` must be a location as country_code:party_id:location_id (e.g. "
+                "NL:ZPT:1234)"
             )
         keys.extend(match.groups())
     if keys[:3] == keys[3:]:
@@ -557,7 +562,8 @@ def _identity_row(index: int, entry: Any, path: str) -> tuple[Any, ...]:
 
 
 def _party_row(index: int, entry: Any, path: str) -> dict[str, Any]:
-    """`parties`: the CPO of locations whose source names none (e.g. GreenFlux feeds shaped like OCPI 2.1.1)."""
+    """`parties`: the CPO of locations whose source names none (e.g. GreenFlux feeds shaped like OCPI
+    2.1.1)."""
     label = f"parties[{index}]" + (
         f" (id {entry.get('id')!r})" if isinstance(entry, Mapping) and entry.get("id") else ""
     )
@@ -571,7 +577,8 @@ def _party_row(index: int, entry: Any, path: str) -> dict[str, Any]:
         or "source" not in match
     ):
         raise ReferenceError(
-            f"{path}: {label}: needs an `id` and a `match` with `source` (and optionally {list(PARTY_MATCH[1:])})"
+            f"{path}: {label}: needs an `id` and a `match` with `source` (and optionally "
+            f"{list(PARTY_MATCH[1:])})"
         )
     if any(not isinstance(v, str) for v in match.values()):
         raise ReferenceError(f"{path}: {label}: match values must be strings")
@@ -634,8 +641,8 @@ _OPERATOR_REQUIRED = (
     "staffed",
     "payment_means",
 )
-# Ad hoc payment means an operator may state: the values of the AFIR profile's MeansOfPaymentEnum (3.7's lacks nfc, emv,
-# qrCode and website; the rates that carry them sit in the profile-only part of the XML).
+# Ad hoc payment means an operator may state: the values of the AFIR profile's MeansOfPaymentEnum (3.7's lacks
+# nfc, emv, qrCode and website; the rates that carry them sit in the profile-only part of the XML).
 PAYMENT_MEANS = (
     "paymentCreditCard",
     "paymentDebitCard",
@@ -792,7 +799,8 @@ def _check_tariff_refs(rules: list[dict[str, Any]], tariffs: set[tuple[str, str,
             continue
         if row["party_id"] is None or row["country_code"] is None:
             raise ReferenceError(
-                f"{path}: rule {row['rule_id']!r} sets tariff_ids: its match must name country_code and party_id"
+                f"{path}: rule {row['rule_id']!r} sets tariff_ids: its match must name country_code and "
+                "party_id"
             )
         missing = [
             t for t in json.loads(row["value"]) if (row["country_code"], row["party_id"], t) not in tariffs
@@ -837,8 +845,9 @@ def apply_rules(kind: str, rows_sql: str, columns: list[str]) -> str:
     key_list = ", ".join(f"u.{k}" for k in keys)
     picked = ", ".join(
         f"arg_max(r.value, r.specificity * 100000 + r.position) FILTER (WHERE r.field = '{f}') AS \"v_{f}\", "
-        f"arg_max(r.override, r.specificity * 100000 + r.position) FILTER (WHERE r.field = '{f}') AS \"o_{f}\", "
-        f"arg_max(r.rule_id, r.specificity * 100000 + r.position) FILTER (WHERE r.field = '{f}') AS \"r_{f}\""
+        f"arg_max(r.override, r.specificity * 100000 + r.position) FILTER (WHERE r.field = '{f}') AS "
+        f"\"o_{f}\", arg_max(r.rule_id, r.specificity * 100000 + r.position) FILTER (WHERE r.field = '{f}') "
+        f'AS "r_{f}"'
         for f in fields
     )
     value = {f: f'b."v_{f}"' for f in fields}
@@ -853,7 +862,8 @@ def apply_rules(kind: str, rows_sql: str, columns: list[str]) -> str:
         WITH u AS ({rows_sql}),
         b AS (
             SELECT {key_list}, u.source, {picked}
-            FROM u JOIN {RULES} r ON NOT r.is_deleted AND r.level = '{level}' AND {conditions} AND {unmatchable}
+            FROM u JOIN {RULES} r ON NOT r.is_deleted AND r.level = '{level}' AND {conditions}
+                AND {unmatchable}
             GROUP BY ALL
         )
         SELECT u.* REPLACE ({replaced}),
@@ -895,7 +905,10 @@ def _add_lineage(existing: str, fields: dict[str, str]) -> str:
     added = (
         f"json_merge_patch('{{}}', json_object({pairs}))"  # drops the NULL members: only fields supplied here
     )
-    return f"CAST(nullif(CAST(json_merge_patch(coalesce({existing}, '{{}}'), {added}) AS VARCHAR), '{{}}') AS JSON)"
+    return (
+        f"CAST(nullif(CAST(json_merge_patch(coalesce({existing}, '{{}}'), {added}) AS VARCHAR), "
+        "'{}') AS JSON)"
+    )
 
 
 def apply_operators(kind: str, rows_sql: str) -> str:
@@ -910,12 +923,15 @@ def apply_operators(kind: str, rows_sql: str) -> str:
       EVRoam's station GUID, ...) as `id_part` writes it; none when that is not 1-30 characters.
       `point_ref` is dropped here: it is no mart column.
     """
-    operator = f"""LEFT JOIN {OPERATORS} o ON NOT o.is_deleted AND o.country_code = r.country_code AND o.party_id = r.party_id"""
+    operator = f"""LEFT JOIN {OPERATORS} o ON NOT o.is_deleted AND o.country_code = r.country_code
+        AND o.party_id = r.party_id"""
     if kind == "locations":
         entry_nuts = "CASE WHEN left(o.nuts_code, 2) = n.nuts_country THEN o.nuts_code END"
         fill_operator = "r.operator IS NULL AND o.name IS NOT NULL"
-        nuts_from = f"""CASE WHEN r.nuts_code IS NULL THEN CASE WHEN {entry_nuts} IS NOT NULL THEN {OPERATOR_ENTRY}
-                                                                WHEN n.single_region IS NOT NULL THEN {SINGLE_REGION_ENTRY} END END"""
+        nuts_from = f"""CASE WHEN r.nuts_code IS NULL THEN CASE WHEN {entry_nuts} IS NOT NULL
+                                                                    THEN {OPERATOR_ENTRY}
+                                                                WHEN n.single_region IS NOT NULL
+                                                                    THEN {SINGLE_REGION_ENTRY} END END"""
         return f"""
             WITH r AS ({rows_sql})
             SELECT r.* REPLACE (
@@ -933,12 +949,17 @@ def apply_operators(kind: str, rows_sql: str) -> str:
             LEFT JOIN rules_nuts_countries n ON n.country = r.country
         """
     if kind == "evses":
-        derive = f"r.evse_id IS NULL AND o.operator_id IS NOT NULL AND length(r._id_part) BETWEEN 1 AND {EVSE_ID_PART}"
+        derive = (
+            "r.evse_id IS NULL AND o.operator_id IS NOT NULL AND length(r._id_part) BETWEEN 1 AND "
+            f"{EVSE_ID_PART}"
+        )
         return f"""
             WITH r AS (SELECT *, {id_part("point_ref")} AS _id_part FROM ({rows_sql}))
             SELECT r.* EXCLUDE (point_ref, _id_part) REPLACE (
                 CASE WHEN {derive} THEN o.operator_id || '*E' || r._id_part ELSE r.evse_id END AS evse_id,
-                {_add_lineage("r.reference_fields", {"evse_id": f"CASE WHEN {derive} THEN {OPERATOR_ENTRY} END"})}
+                {
+            _add_lineage("r.reference_fields", {"evse_id": f"CASE WHEN {derive} THEN {OPERATOR_ENTRY} END"})
+        }
                     AS reference_fields)
             FROM r {operator}
         """

@@ -191,31 +191,34 @@ _LONGITUDE = "WGS84 longitude in decimal degrees (OCPI `coordinates.longitude`, 
 
 COLUMNS: dict[str, dict[str, str]] = {
     LOCATIONS: {
-        "name": "Display name (OCPI `name`): EVRoam site `name`, GreenFlux `name`, Zaptec installation `Name`.",
+        "name": "Display name (OCPI `name`): EVRoam site `name`, GreenFlux `name`, "
+        "Zaptec installation `Name`.",
         "address": "Street and number (OCPI `address`): EVRoam the part of `address` before the first comma, "
         "GreenFlux `address`, Zaptec `Address`.",
-        "city": "City or town (OCPI `city`): EVRoam the locality of `address` without its postcode, GreenFlux "
-        "`city`, Zaptec `City`.",
-        "postal_code": "Postal code (OCPI `postal_code`): EVRoam the 4-digit postcode in `address`, GreenFlux "
-        "`postal_code`, Zaptec `ZipCode`.",
+        "city": "City or town (OCPI `city`): EVRoam the locality of `address` without its postcode, "
+        "GreenFlux `city`, Zaptec `City`.",
+        "postal_code": "Postal code (OCPI `postal_code`): EVRoam the 4-digit postcode in `address`, "
+        "GreenFlux `postal_code`, Zaptec `ZipCode`.",
         "state": "State or province (OCPI `state`); no source provides one: NULL.",
         "latitude": f"{_LATITUDE}: EVRoam the site's first access location, GreenFlux `coordinates`, Zaptec "
         "`Latitude`.",
-        "longitude": f"{_LONGITUDE}: EVRoam the site's first access location, GreenFlux `coordinates`, Zaptec "
-        "`Longitude`.",
-        "parking_type": "OCPI ParkingType: ALONG_MOTORWAY, PARKING_GARAGE, PARKING_LOT, ON_DRIVEWAY, ON_STREET or "
-        "UNDERGROUND_GARAGE; GreenFlux `type` by rule (OTHER/UNKNOWN: NULL), else a reference rule.",
-        "time_zone": "IANA time zone (OCPI `time_zone`): EVRoam Pacific/Auckland, GreenFlux `time_zone`, Zaptec "
-        "`TimeZoneIanaName`, or a reference rule.",
-        "charging_when_closed": "Charging is possible outside the opening times (OCPI `charging_when_closed`): "
-        "GreenFlux `charging_when_closed` or a reference rule.",
-        "suboperator": "Suboperator (OCPI `suboperator`, JSON BusinessDetails: name, website, logo): GreenFlux "
-        "`suboperator` without 2.1.1's phone_number.",
+        "longitude": f"{_LONGITUDE}: EVRoam the site's first access location, GreenFlux `coordinates`, "
+        "Zaptec `Longitude`.",
+        "parking_type": "OCPI ParkingType: ALONG_MOTORWAY, PARKING_GARAGE, PARKING_LOT, ON_DRIVEWAY, "
+        "ON_STREET or UNDERGROUND_GARAGE; GreenFlux `type` by rule (OTHER/UNKNOWN: NULL), "
+        "else a reference rule.",
+        "time_zone": "IANA time zone (OCPI `time_zone`): EVRoam Pacific/Auckland, GreenFlux `time_zone`, "
+        "Zaptec `TimeZoneIanaName`, or a reference rule.",
+        "charging_when_closed": "Charging is possible outside the opening times (OCPI "
+        "`charging_when_closed`): GreenFlux `charging_when_closed` or a reference rule.",
+        "suboperator": "Suboperator (OCPI `suboperator`, JSON BusinessDetails: name, website, logo): "
+        "GreenFlux `suboperator` without 2.1.1's phone_number.",
         "owner": "Owner (OCPI `owner`, JSON BusinessDetails): GreenFlux `owner`, or a reference rule.",
         "images": "Images of the location (OCPI `images`, JSON list of Image); no source maps any yet: NULL.",
-        "nuts_code": "NUTS-1 region (AFIR; e.g. NL3): no source gives one, so a reference rule's `nuts_code`, else the "
-        "CPO's operator entry's when the location is in that entry's country, else the region of a country "
-        "that is one NUTS-1 region (evpipeline/model/nuts.py); NULL otherwise, never guessed.",
+        "nuts_code": "NUTS-1 region (AFIR; e.g. NL3): no source gives one, "
+        "so a reference rule's `nuts_code`, else the CPO's operator entry's when the location is in that "
+        "entry's country, else the region of a country that is one NUTS-1 region "
+        "(evpipeline/model/nuts.py); NULL otherwise, never guessed.",
         "reference_fields": _REFERENCE_FIELDS,
     },
     EVSES: {
@@ -223,56 +226,63 @@ COLUMNS: dict[str, dict[str, str]] = {
         "location_id": _LOCATION_ID,
         "capabilities": "OCPI Capability list (JSON, e.g. RFID_READER, REMOTE_START_STOP_CAPABLE, "
         "CREDIT_CARD_PAYABLE): GreenFlux `capabilities` within OCPI's list, or a reference rule.",
-        "floor_level": "Floor (OCPI `floor_level`, at most 4 characters): EVRoam `floorLevel` (longer values by "
-        "rule), GreenFlux `floor_level`.",
-        "latitude": f"{_LATITUDE}: EVRoam the station's `location`, GreenFlux EVSE `coordinates`; NULL for Zaptec.",
-        "longitude": f"{_LONGITUDE}: EVRoam the station's `location`, GreenFlux EVSE `coordinates`; NULL for Zaptec.",
-        "physical_reference": "Label on the charger (OCPI `physical_reference`, at most 16 characters): GreenFlux "
-        "`physical_reference`, Zaptec the first 16 characters of the charger `Name`.",
+        "floor_level": "Floor (OCPI `floor_level`, at most 4 characters): "
+        "EVRoam `floorLevel` (longer values by rule), GreenFlux `floor_level`.",
+        "latitude": f"{_LATITUDE}: EVRoam the station's `location`, GreenFlux EVSE `coordinates`; "
+        "NULL for Zaptec.",
+        "longitude": f"{_LONGITUDE}: EVRoam the station's `location`, GreenFlux EVSE `coordinates`; "
+        "NULL for Zaptec.",
+        "physical_reference": "Label on the charger (OCPI `physical_reference`, at most 16 characters): "
+        "GreenFlux `physical_reference`, Zaptec the first 16 characters of the charger `Name`.",
         "directions": "How to find the EVSE (OCPI `directions`, JSON list of DisplayText): GreenFlux EVSE "
         "`directions`.",
         "images": "Images of the EVSE (OCPI `images`, JSON list of Image): GreenFlux EVSE `images`.",
-        "station_id": "The physical charging station the EVSE belongs to (AFIR), stable: GreenFlux the charge station "
-        "(`charge_station_id`) listing the EVSE's uid, Zaptec the charger (one EVSE each), EVRoam "
-        "`chargingStationId`; the EVSE's own uid when the source names none.",
+        "station_id": "The physical charging station the EVSE belongs to (AFIR), stable: "
+        "GreenFlux the charge station (`charge_station_id`) listing the EVSE's uid, "
+        "Zaptec the charger (one EVSE each), EVRoam `chargingStationId`; "
+        "the EVSE's own uid when the source names none.",
         "reference_fields": _REFERENCE_FIELDS,
     },
     CONNECTORS: {
         **_PARTY,
         "location_id": _LOCATION_ID,
         "evse_uid": _EVSE_UID,
-        "connector_id": "The connector (OCPI Connector.id): EVRoam `connectorId`, GreenFlux connector `id`, Zaptec "
-        "always 1 (one socket per charger).",
-        "max_voltage": "Maximum voltage in V, line to neutral for AC (OCPI `max_voltage`): GreenFlux `voltage`; "
-        "EVRoam AC 230, DC 500 up to 100 kW else 920; Zaptec 230.",
-        "max_amperage": "Maximum current in A (OCPI `max_amperage`): GreenFlux `amperage`; EVRoam power / voltage "
-        "rounded up (3 x 230 V for AC three-phase); Zaptec ChargerMaxCurrent (state 510), else "
-        "the model's 32 A.",
+        "connector_id": "The connector (OCPI Connector.id): EVRoam `connectorId`, GreenFlux connector `id`, "
+        "Zaptec always 1 (one socket per charger).",
+        "max_voltage": "Maximum voltage in V, line to neutral for AC (OCPI `max_voltage`): "
+        "GreenFlux `voltage`; EVRoam AC 230, DC 500 up to 100 kW else 920; Zaptec 230.",
+        "max_amperage": "Maximum current in A (OCPI `max_amperage`): GreenFlux `amperage`; "
+        "EVRoam power / voltage rounded up (3 x 230 V for AC three-phase); "
+        "Zaptec ChargerMaxCurrent (state 510), else the model's 32 A.",
         "terms_and_conditions": "URL of the terms and conditions (OCPI `terms_and_conditions`): GreenFlux "
         "`terms_and_conditions`, or a reference rule.",
         "reference_fields": _REFERENCE_FIELDS,
     },
     TARIFFS: {
-        "country_code": "ISO 3166 alpha-2 country code of the CPO the tariff belongs to (OCPI `country_code`).",
-        "party_id": "Party id of that CPO (OCPI `party_id`): GreenFlux `cpo_id` or the feed's reference party; "
-        "reference tariffs name their own.",
-        "tariff_id": "The tariff (OCPI Tariff.id), referenced by mart.connectors.tariff_ids: GreenFlux tariff `id` "
-        "or the reference file's tariff `id`.",
+        "country_code": "ISO 3166 alpha-2 country code of the CPO the tariff belongs to (OCPI "
+        "`country_code`).",
+        "party_id": "Party id of that CPO (OCPI `party_id`): GreenFlux `cpo_id` or the feed's reference "
+        "party; reference tariffs name their own.",
+        "tariff_id": "The tariff (OCPI Tariff.id), referenced by mart.connectors.tariff_ids: "
+        "GreenFlux tariff `id` or the reference file's tariff `id`.",
         "currency": "ISO 4217 currency code (OCPI `currency`, e.g. EUR).",
-        "type": "OCPI TariffType: AD_HOC_PAYMENT, PROFILE_CHEAP, PROFILE_FAST, PROFILE_GREEN or REGULAR (reference "
-        "tariffs; NULL for GreenFlux).",
+        "type": "OCPI TariffType: AD_HOC_PAYMENT, PROFILE_CHEAP, PROFILE_FAST, "
+        "PROFILE_GREEN or REGULAR (reference tariffs; NULL for GreenFlux).",
         "tariff_alt_text": "Human-readable description (OCPI `tariff_alt_text`, JSON list of DisplayText).",
         "tariff_alt_url": "URL of a web page describing the tariff (OCPI `tariff_alt_url`).",
-        "min_price": "Minimum price of a session (OCPI `min_price`, JSON Price: excl_vat, incl_vat); reference "
-        "tariffs only.",
+        "min_price": "Minimum price of a session (OCPI `min_price`, JSON Price: excl_vat, incl_vat); "
+        "reference tariffs only.",
         "max_price": "Maximum price of a session (OCPI `max_price`, JSON Price); reference tariffs only.",
-        "start_date_time": "When the tariff becomes valid (OCPI `start_date_time`, UTC); reference tariffs only.",
-        "end_date_time": "When the tariff stops being valid (OCPI `end_date_time`, UTC); reference tariffs only.",
+        "start_date_time": "When the tariff becomes valid (OCPI `start_date_time`, UTC); "
+        "reference tariffs only.",
+        "end_date_time": "When the tariff stops being valid (OCPI `end_date_time`, UTC); "
+        "reference tariffs only.",
         "energy_mix": "Energy supplied under this tariff (OCPI `energy_mix`, JSON EnergyMix).",
     },
     UNMAPPED: {
         "source": "The source whose value has no rule (evroam, greenflux, zaptec).",
-        "field": "The source field whose value has no mapping rule (e.g. connector.connectorType, site.operator).",
+        "field": "The source field whose value has no mapping rule (e.g. connector.connectorType, "
+        "site.operator).",
         "value": "The value no rule maps, as text.",
         "rows": "Source rows carrying it.",
         "run_id": "The mart build (Dagster run) that wrote the report.",
@@ -283,8 +293,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "location_id": _LOCATION_ID,
         "evse_uid": _EVSE_UID,
         "old_status": "OCPI EVSE status before the transition (NULL for the EVSE's first).",
-        "new_status": "OCPI EVSE status after it: AVAILABLE, BLOCKED, CHARGING, INOPERATIVE, OUTOFORDER, PLANNED, "
-        "REMOVED, RESERVED or UNKNOWN.",
+        "new_status": "OCPI EVSE status after it: AVAILABLE, BLOCKED, CHARGING, INOPERATIVE, OUTOFORDER, "
+        "PLANNED, REMOVED, RESERVED or UNKNOWN.",
         "status_at": "Source time of the change (the EVSE row's last_updated, UTC).",
         "recorded_at": "When the warehouse recorded it (UTC).",
         "run_id": "The run that recorded it.",

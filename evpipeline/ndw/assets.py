@@ -115,7 +115,8 @@ def _delivered(
 
 
 def invalid_objects(export: OcpiExport) -> list[dict[str, str]]:
-    """Selected objects that fail `evpipeline.ocpi.definition` (the SQL selection and the definition disagree)."""
+    """Selected objects that fail `evpipeline.ocpi.definition` (the SQL selection and the definition
+    disagree)."""
     import json
 
     from evpipeline.ocpi.definition import validate_location, validate_tariff
@@ -165,7 +166,8 @@ def ndw_datex2_export(
     warehouse: WarehouseResource,
     datex2: Datex2PushResource,
 ) -> dg.MaterializeResult:
-    """Daily AFIR DATEX II static and status publications (profile JSON, DATEX II 3.7 XML) of the objects sent to NDW as OCPI."""
+    """Daily AFIR DATEX II static and status publications (profile JSON,
+    DATEX II 3.7 XML) of the objects sent to NDW as OCPI."""
     partition = context.partition_key
     with reading(warehouse, cutoff=cutoff(partition)) as read:
         published = write_publications(

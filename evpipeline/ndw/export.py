@@ -2,9 +2,9 @@
 
 What is exported: public (`publish`) locations in the access point's countries
 (`EVPIPELINE_NAP_COUNTRIES`, NDW: `NLD`) that are not deleted and not another source's duplicate of
-one (`mart.identity`, evpipeline/model/identity.py), with their EVSEs (removed ones as status REMOVED) and Connectors, and the tariffs those
-connectors reference. Every object must carry NDW's AFIR-mandatory fields (Location
-`opening_times`, `energy_mix`; EVSE `parking_restrictions`; Connector `max_electric_power`,
+one (`mart.identity`, evpipeline/model/identity.py), with their EVSEs (removed ones as status REMOVED) and
+Connectors, and the tariffs those connectors reference. Every object must carry NDW's AFIR-mandatory fields
+(Location `opening_times`, `energy_mix`; EVSE `parking_restrictions`; Connector `max_electric_power`,
 `tariff_ids` pointing at exported tariffs) and respect OCPI lengths; an object that cannot is left
 out and listed with its reasons (a connector that fails takes nothing else with it; an EVSE without
 valid connectors and a location without valid EVSEs are left out too).
@@ -136,11 +136,15 @@ def _reasons(rules: list[tuple[str, str]]) -> str:
 
 
 def _coordinates(lat: str, lon: str) -> str:
-    return f"CASE WHEN {lat} IS NOT NULL AND {lon} IS NOT NULL THEN {{'latitude': printf('%.6f', {lat}), 'longitude': printf('%.6f', {lon})}} END"
+    return (
+        f"CASE WHEN {lat} IS NOT NULL AND {lon} IS NOT NULL THEN {{'latitude': printf('%.6f', {lat}), "
+        f"'longitude': printf('%.6f', {lon})}} END"
+    )
 
 
 def _own_json(struct: str) -> str:
-    """JSON text of a flat struct with null-valued fields omitted (OCPI optional fields are absent, not null)."""
+    """JSON text of a flat struct with null-valued fields omitted (OCPI optional fields are absent,
+    not null)."""
     return f"CAST(json_merge_patch('{{}}', to_json({struct})) AS VARCHAR)"
 
 
@@ -210,7 +214,8 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
     tariff_scope = (
         f"""OR (EXISTS (SELECT 1 FROM {SCOPE_TARIFFS} s WHERE s.country_code = t.country_code
                                   AND s.party_id = t.party_id AND s.tariff_id = t.tariff_id)
-                       AND EXISTS (SELECT 1 FROM ops.ndw_pushed p WHERE p.kind = 'tariff' AND p.country_code = t.country_code
+                       AND EXISTS (SELECT 1 FROM ops.ndw_pushed p WHERE p.kind = 'tariff'
+                                  AND p.country_code = t.country_code
                                   AND p.party_id = t.party_id AND p.object_id = t.tariff_id))"""
         if scoped
         else ""
@@ -220,10 +225,12 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
         CREATE OR REPLACE TEMP TABLE _ndw_locations AS
         SELECT l.country_code, l.party_id, l.location_id, {_reasons(LOCATION_RULES)} AS reasons
         FROM {model.locations} l {location_scope}
-        WHERE {candidate(countries)} AND {unique};  -- one physical location, published once (model/identity.py)
+        WHERE {candidate(countries)} AND {unique};  -- one physical location, published once
+                                                    -- (model/identity.py)
 
         CREATE OR REPLACE TEMP TABLE _ndw_connectors AS
-        SELECT c.country_code, c.party_id, c.location_id, c.evse_uid, c.connector_id, c.tariff_ids, c.standard,
+        SELECT c.country_code, c.party_id, c.location_id, c.evse_uid, c.connector_id, c.tariff_ids,
+               c.standard,
                {_reasons(CONNECTOR_RULES)} AS reasons
         FROM {model.connectors} c
         JOIN _ndw_locations l USING (country_code, party_id, location_id)
@@ -241,10 +248,12 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
         FROM {model.tariffs} t
         WHERE NOT t.is_deleted
           AND (EXISTS (SELECT 1 FROM _ndw_tariff_refs r
-                       WHERE r.country_code = t.country_code AND r.party_id = t.party_id AND r.tariff_id = t.tariff_id)
+                       WHERE r.country_code = t.country_code AND r.party_id = t.party_id
+                       AND r.tariff_id = t.tariff_id)
                {tariff_scope});
 
-        UPDATE _ndw_connectors c SET reasons = list_append(c.reasons, 'tariff_ids reference tariffs not in tariffs.json: ' || bad.ids)
+        UPDATE _ndw_connectors c SET reasons = list_append(c.reasons,
+            'tariff_ids reference tariffs not in tariffs.json: ' || bad.ids)
         FROM (
             SELECT r.country_code, r.party_id, r.location_id, r.evse_uid, r.connector_id,
                    string_agg(r.tariff_id, ', ' ORDER BY r.tariff_id) AS ids
@@ -254,11 +263,13 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
             WHERE t.tariff_id IS NULL
             GROUP BY ALL
         ) bad
-        WHERE c.country_code = bad.country_code AND c.party_id = bad.party_id AND c.location_id = bad.location_id
+        WHERE c.country_code = bad.country_code AND c.party_id = bad.party_id
+          AND c.location_id = bad.location_id
           AND c.evse_uid = bad.evse_uid AND c.connector_id = bad.connector_id;
 
         CREATE OR REPLACE TEMP TABLE _ndw_evses AS
-        WITH good AS (SELECT DISTINCT country_code, party_id, location_id, evse_uid FROM _ndw_connectors WHERE len(reasons) = 0)
+        WITH good AS (SELECT DISTINCT country_code, party_id, location_id, evse_uid FROM _ndw_connectors
+            WHERE len(reasons) = 0)
         SELECT e.country_code, e.party_id, e.location_id, e.evse_uid,
                list_concat({_reasons(EVSE_RULES)},
                            CASE WHEN g.evse_uid IS NULL THEN ['no valid connectors'] ELSE [] END) AS reasons
@@ -267,7 +278,8 @@ def _validate(con: duckdb.DuckDBPyConnection, countries: list[str], scoped: bool
         LEFT JOIN good g USING (country_code, party_id, location_id, evse_uid);
 
         UPDATE _ndw_locations l SET reasons = list_append(l.reasons, 'no valid EVSEs')
-        WHERE NOT EXISTS (SELECT 1 FROM _ndw_evses e WHERE e.country_code = l.country_code AND e.party_id = l.party_id
+        WHERE NOT EXISTS (SELECT 1 FROM _ndw_evses e WHERE e.country_code = l.country_code
+                          AND e.party_id = l.party_id
                           AND e.location_id = l.location_id AND len(e.reasons) = 0);
     """)
 
@@ -304,7 +316,8 @@ def build_export(
     select_objects(con, countries, scoped=scoped)
     connector = _own_json(f"""{{
         'id': c.connector_id, 'standard': c.standard, 'format': c.format, 'power_type': c.power_type,
-        'max_voltage': c.max_voltage, 'max_amperage': c.max_amperage, 'max_electric_power': c.max_electric_power,
+        'max_voltage': c.max_voltage, 'max_amperage': c.max_amperage,
+        'max_electric_power': c.max_electric_power,
         'tariff_ids': c.tariff_ids, 'terms_and_conditions': c.terms_and_conditions,
         'last_updated': strftime(c.last_updated, '{OCPI_TS}')}}""")
     evse = _own_json(f"""{{
@@ -334,7 +347,8 @@ def build_export(
             GROUP BY ALL
         ), evses AS (
             SELECT e.country_code, e.party_id, e.location_id,
-                   '[' || string_agg({_with_child(evse, "connectors", "c.body")}, ',' ORDER BY e.evse_uid) || ']' AS body,
+                   '[' || string_agg({_with_child(evse, "connectors", "c.body")}, ','
+                   ORDER BY e.evse_uid) || ']' AS body,
                    max(greatest(e.last_updated, c.newest)) AS newest
             FROM mart.evses e
             JOIN connectors c USING (country_code, party_id, location_id, evse_uid)
@@ -368,12 +382,14 @@ def build_export(
         'country_code': t.country_code, 'party_id': t.party_id, 'id': t.tariff_id, 'currency': t.currency,
         'type': t.type, 'tariff_alt_text': t.tariff_alt_text, 'tariff_alt_url': t.tariff_alt_url,
         'min_price': t.min_price, 'max_price': t.max_price, 'elements': t.elements,
-        'start_date_time': strftime(t.start_date_time, '{OCPI_TS}'), 'end_date_time': strftime(t.end_date_time, '{OCPI_TS}'),
+        'start_date_time': strftime(t.start_date_time, '{OCPI_TS}'),
+        'end_date_time': strftime(t.end_date_time, '{OCPI_TS}'),
         'energy_mix': t.energy_mix, 'last_updated': strftime(t.last_updated, '{OCPI_TS}')}}""")
     for cc, pid, tid, updated, body in con.execute(f"""
         SELECT country_code, party_id, tariff_id, date_trunc('second', last_updated), {tariff}
         FROM mart.tariffs t
-        WHERE EXISTS (SELECT 1 FROM _ndw_tariffs v WHERE v.country_code = t.country_code AND v.party_id = t.party_id
+        WHERE EXISTS (SELECT 1 FROM _ndw_tariffs v WHERE v.country_code = t.country_code
+                      AND v.party_id = t.party_id
                       AND v.tariff_id = t.tariff_id AND len(v.reasons) = 0)
         ORDER BY country_code, party_id, tariff_id
     """).fetchall():
@@ -386,7 +402,8 @@ def build_export(
 
 def _rejections(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     rows = con.execute("""
-        SELECT 'Location' AS object, country_code, party_id, location_id, NULL AS evse_uid, NULL AS connector_id,
+        SELECT 'Location' AS object, country_code, party_id, location_id, NULL AS evse_uid,
+               NULL AS connector_id,
                NULL AS tariff_id, reasons FROM _ndw_locations WHERE len(reasons) > 0
         UNION ALL
         SELECT 'EVSE', country_code, party_id, location_id, evse_uid, NULL, NULL, reasons

@@ -17,7 +17,7 @@ down (5xx, connection) is a transient `failed`, like NDW being down.
 
 URLs are built from the object's own `country_code`/`party_id`/`id` (rules §2.5: they must equal
 the object's, and ids never change), each segment percent-encoded.
-"""
+"""  # noqa: E501 (Markdown table rows cannot wrap)
 
 import json
 import threading

@@ -36,7 +36,8 @@ class NdwPushConfig(dg.Config):
 
     static: bool = Field(
         default=True,
-        description="Also diff the export and PUT/DELETE changed Locations and Tariffs (hourly); false: EVSE status PATCHes only",
+        description="Also diff the export and PUT/DELETE changed Locations and Tariffs (hourly); false: "
+        "EVSE status PATCHes only",
     )
 
 
@@ -60,7 +61,8 @@ def ndw_push(
     warehouse: WarehouseResource,
     ndw: NdwPushResource,
 ) -> dg.MaterializeResult:
-    """Push changes to NDW (OCPI 2.2.1): EVSE status PATCHes; with `static`, Location/Tariff PUTs and tariff DELETEs."""
+    """Push changes to NDW (OCPI 2.2.1): EVSE status PATCHes; with `static`,
+    Location/Tariff PUTs and tariff DELETEs."""
     with warehouse.get_connection() as con:
         plan = plan_pushes(con, static=config.static, now=utcnow(), max_static_pushes=ndw.max_static_pushes)
     client = ndw.client()
@@ -164,7 +166,8 @@ ndw_push_full_job = dg.define_asset_job(
     "ndw_push_full",
     selection=[PUSH_KEY],
     config=op_config([ndw_push], static=True),
-    description="PUT new/changed Locations and Tariffs, DELETE withdrawn Tariffs, PATCH statuses: NDW in step with the export.",
+    description="PUT new/changed Locations and Tariffs, DELETE withdrawn Tariffs, PATCH statuses: "
+    "NDW in step with the export.",
     tags={"ndw/push": "full"},
 )
 ndw_push_schedule = dg.ScheduleDefinition(
@@ -174,5 +177,6 @@ ndw_push_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC",
     # Running by default: NDW's 24-hour rule for static changes is a delivery obligation.
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Static changes to NDW every hour (NDW allows 24 h); also re-sends anything a status run could not.",
+    description="Static changes to NDW every hour (NDW allows 24 h); also re-sends anything a status run "
+    "could not.",
 )

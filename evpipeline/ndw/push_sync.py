@@ -68,16 +68,20 @@ register(
             method VARCHAR NOT NULL,            -- PUT | PATCH | DELETE
             path VARCHAR NOT NULL,              -- below NDW_PUSH_BASE_URL
             key VARCHAR NOT NULL,               -- country_code/party_id/id[/evse_uid]
-            reason VARCHAR,                     -- why: new | changed | republished | status | withdrawn | removed
-            outcome VARCHAR NOT NULL,           -- accepted | rejected | invalid_json | not_found | unauthorized | failed
+            reason VARCHAR,                     -- why: new | changed | republished | status | withdrawn |
+                                                -- removed
+            outcome VARCHAR NOT NULL,           -- accepted | rejected | invalid_json | not_found |
+                                                -- unauthorized | failed
             ok BOOLEAN NOT NULL,
             http_status INTEGER,
             ocpi_status INTEGER,
             message VARCHAR,                    -- NDW's status_message (never a secret)
             attempts INTEGER NOT NULL,
             elapsed_ms DOUBLE,
-            lag_seconds DOUBLE,                 -- status PATCHes: pushed_at minus when the warehouse recorded the change
-            content_hash VARCHAR,               -- what was sent, without last_updated (rejected content is not resent)
+            lag_seconds DOUBLE,                 -- status PATCHes: pushed_at minus when the warehouse recorded
+                                                -- the change
+            content_hash VARCHAR,               -- what was sent, without last_updated
+                                                -- (rejected content is not resent)
             request_id VARCHAR                  -- our X-Request-ID, for NDW's servicedesk
         );
         CREATE TABLE ops.ndw_pushed (
@@ -218,7 +222,8 @@ class PushPlan:
     )
 
     def phases(self) -> list[tuple[str, list[PlannedPush]]]:
-        """Tariffs before the Locations that reference them; DELETEs after Locations stopped referencing them."""
+        """Tariffs before the Locations that reference them; DELETEs after Locations stopped referencing
+        them."""
         return [
             ("tariff_puts", self.tariff_puts),
             ("status_patches", self.status_patches),
@@ -240,13 +245,14 @@ class _Held:
 
 
 def _in_scope(alias: str, kind: str, scoped: bool) -> str:
-    """SQL condition: the row (country_code, party_id, object id) is in the lane's scope (always true unscoped)."""
+    """SQL condition: the row (country_code, party_id, object id) is in the lane's scope
+    (always true unscoped)."""
     if not scoped:
         return "true"
     table, column = (SCOPE_TARIFFS, "tariff_id") if kind == "tariff" else (SCOPE_LOCATIONS, "location_id")
     return (
-        f"EXISTS (SELECT 1 FROM {table} s WHERE s.country_code = {alias}.country_code AND s.party_id = {alias}.party_id "
-        f"AND s.{column} = {alias}.object_id)"
+        f"EXISTS (SELECT 1 FROM {table} s WHERE s.country_code = {alias}.country_code "
+        f"AND s.party_id = {alias}.party_id AND s.{column} = {alias}.object_id)"
     )
 
 
@@ -261,11 +267,15 @@ def _held(con: duckdb.DuckDBPyConnection, kind: str, scoped: bool = False) -> di
 
 def _last_rejected(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> dict[tuple[str, str], str]:
     """(kind, key) -> content hash, for objects whose latest push NDW rejected (OCPI 2xxx)."""
-    parts = "split_part(key, '/', 1) AS country_code, split_part(key, '/', 2) AS party_id, split_part(key, '/', 3) AS object_id"
+    parts = (
+        "split_part(key, '/', 1) AS country_code, split_part(key, '/', 2) AS party_id, split_part(key, '/', "
+        "3) AS object_id"
+    )
     rows = con.execute(f"""
         WITH pushes AS (SELECT *, {parts} FROM ops.ndw_pushes)
         SELECT kind, key, content_hash, outcome FROM pushes p
-        WHERE (kind = 'tariff' AND {_in_scope("p", "tariff", scoped)}) OR (kind <> 'tariff' AND {_in_scope("p", "location", scoped)})
+        WHERE (kind = 'tariff' AND {_in_scope("p", "tariff", scoped)})
+            OR (kind <> 'tariff' AND {_in_scope("p", "location", scoped)})
         QUALIFY row_number() OVER (PARTITION BY kind, key ORDER BY pushed_at DESC) = 1
     """).fetchall()
     return {(kind, key): h for kind, key, h, outcome in rows if outcome == "rejected" and h}
@@ -281,7 +291,8 @@ def _held_evses(
                CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END,
                strftime(e.last_updated, '{OCPI_TS}')
         FROM mart.evses e
-        JOIN ops.ndw_pushed p ON p.kind = 'evse' AND p.country_code = e.country_code AND p.party_id = e.party_id
+        JOIN ops.ndw_pushed p ON p.kind = 'evse' AND p.country_code = e.country_code
+                             AND p.party_id = e.party_id
                              AND p.object_id = e.location_id AND p.evse_uid = e.evse_uid
         WHERE {_in_scope("p", "location", scoped)}
     """).fetchall()
@@ -354,7 +365,8 @@ def held_copy(con: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], lis
     tariffs = [
         json.loads(body)
         for (body,) in con.execute(
-            "SELECT body FROM ops.ndw_pushed WHERE kind = 'tariff' AND body IS NOT NULL ORDER BY country_code, party_id, object_id"
+            "SELECT body FROM ops.ndw_pushed WHERE kind = 'tariff' AND body IS NOT NULL "
+            "ORDER BY country_code, party_id, object_id"
         ).fetchall()
     ]
     return locations, tariffs
@@ -554,7 +566,8 @@ def _why_not_exported(
     con.register("_ndw_gone", frame)
     try:
         rows = con.execute("""
-            SELECT g.country_code, g.party_id, g.location_id, l.location_id IS NOT NULL, l.is_deleted, l.publish, l.country
+            SELECT g.country_code, g.party_id, g.location_id, l.location_id IS NOT NULL, l.is_deleted,
+                l.publish, l.country
             FROM _ndw_gone g LEFT JOIN mart.locations l USING (country_code, party_id, location_id)
         """).fetchall()
     finally:
@@ -597,7 +610,8 @@ def _cap(plan: PushPlan, limit: int) -> None:
 
 
 def _status_diff(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> Iterator[PlannedPush]:
-    """One PATCH per EVSE NDW holds whose wire status differs from NDW's, for public locations in the NAP's countries."""
+    """One PATCH per EVSE NDW holds whose wire status differs from NDW's,
+    for public locations in the NAP's countries."""
     scope = f"SEMI JOIN {SCOPE_LOCATIONS} s USING (country_code, party_id, location_id)" if scoped else ""
     rows = con.execute(f"""
         WITH changed AS (
@@ -605,11 +619,14 @@ def _status_diff(con: duckdb.DuckDBPyConnection, scoped: bool = False) -> Iterat
                    CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END AS status,
                    e.last_updated, h.last_updated AS held_last_updated
             FROM mart.evses e {scope}
-            JOIN ops.ndw_pushed h ON h.kind = 'evse' AND h.country_code = e.country_code AND h.party_id = e.party_id
+            JOIN ops.ndw_pushed h ON h.kind = 'evse' AND h.country_code = e.country_code
+                                 AND h.party_id = e.party_id
                                  AND h.object_id = e.location_id AND h.evse_uid = e.evse_uid
-            JOIN ops.ndw_pushed p ON p.kind = 'location' AND NOT p.withdrawn AND p.country_code = e.country_code
+            JOIN ops.ndw_pushed p ON p.kind = 'location' AND NOT p.withdrawn
+                                 AND p.country_code = e.country_code
                                  AND p.party_id = e.party_id AND p.object_id = e.location_id
-            JOIN mart.locations l ON l.country_code = e.country_code AND l.party_id = e.party_id AND l.location_id = e.location_id
+            JOIN mart.locations l ON l.country_code = e.country_code AND l.party_id = e.party_id
+                AND l.location_id = e.location_id
             WHERE {candidate(nap_countries())}
               AND (CASE WHEN e.is_deleted THEN 'REMOVED' ELSE e.status END) IS DISTINCT FROM h.status
         ), keyed AS (

@@ -111,7 +111,10 @@ def create_ocpi_app(store: SnapshotStore, settings: OcpiServerSettings) -> Starl
                     **query.filters,
                     "snapshot": version.token,
                 }
-                url = f"{base_url(request)}{BASE_PATH}/{module}?{urlencode(next_query, safe=':', quote_via=quote)}"
+                url = (
+                    f"{base_url(request)}{BASE_PATH}/{module}"
+                    f"?{urlencode(next_query, safe=':', quote_via=quote)}"
+                )
                 headers["Link"] = f'<{url}>; rel="next"'
             return ocpi_response(b"[" + b",".join(page) + b"]", headers=headers)
 

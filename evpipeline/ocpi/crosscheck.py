@@ -133,7 +133,8 @@ PROBES: tuple[Probe, ...] = (
         "location",
         "DateTime with +00:00",
         _set("last_updated", "2015-06-29T20:39:09+00:00"),
-        "DateTime: 'NOTE: +00:00 is not the same as UTC'; OpenAPI format date-time accepts any RFC 3339 offset",
+        "DateTime: 'NOTE: +00:00 is not the same as UTC'; OpenAPI format date-time accepts any RFC 3339 "
+        "offset",
     ),
     Probe(
         "location",
@@ -145,7 +146,8 @@ PROBES: tuple[Probe, ...] = (
         "location",
         "zone-less DateTime (spec-legal)",
         _set("last_updated", "2015-06-29T20:39:09"),
-        "rules text allows it ('absence of the timezone designator implies UTC'); RFC 3339 date-time needs an offset; NDW profile rejects",
+        "rules text allows it ('absence of the timezone designator implies UTC'); "
+        "RFC 3339 date-time needs an offset; NDW profile rejects",
     ),
     Probe(
         "location",
@@ -374,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         openapi = OpenApi(args.reference / "ocpi-2.2.1")
         print(
-            f"OpenAPI schemas: {openapi.root} (formats checked: {', '.join(openapi.formats_checked) or 'none'})"
+            f"OpenAPI schemas: {openapi.root} (formats checked: "
+            f"{', '.join(openapi.formats_checked) or 'none'})"
         )
     except ImportError:
         print(MISSING_JSONSCHEMA)
@@ -397,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             objects = load_objects(path)
             rejected, lines = check_objects(kind, objects, args.profile, openapi)
             print(
-                f"\n{path}: {len(objects) - rejected}/{len(objects)} {kind}s pass our {args.profile!r} profile"
+                f"\n{path}: {len(objects) - rejected}/{len(objects)} {kind}s pass our {args.profile!r} "
+                "profile"
             )
             print("\n".join(lines))
             failures += rejected

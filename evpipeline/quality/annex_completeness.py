@@ -46,7 +46,8 @@ DEPTH: dict[str, int] = {
 _CANDIDATES = """
     cand_l AS (SELECT * FROM mart.locations WHERE publish AND NOT is_deleted),
     cand_e AS (SELECT e.*, {station} AS _station FROM mart.evses e
-               JOIN cand_l l ON l.country_code = e.country_code AND l.party_id = e.party_id AND l.location_id = e.location_id
+               JOIN cand_l l ON l.country_code = e.country_code AND l.party_id = e.party_id
+               AND l.location_id = e.location_id
                WHERE NOT e.is_deleted AND e.status <> 'REMOVED'),
     cand_c AS (SELECT c.*, e._station FROM mart.connectors c
                JOIN cand_e e ON e.country_code = c.country_code AND e.party_id = c.party_id
@@ -78,8 +79,10 @@ _OBJECTS: dict[Level, tuple[str, str]] = {
     "tariff": (
         "t",
         """(SELECT * FROM mart.tariffs x WHERE NOT x.is_deleted AND EXISTS (
-                          SELECT 1 FROM cand_c c WHERE c.country_code = x.country_code AND c.party_id = x.party_id
-                                                 AND list_contains(CAST(c.tariff_ids AS VARCHAR[]), x.tariff_id))) t""",
+                          SELECT 1 FROM cand_c c WHERE c.country_code = x.country_code
+                                                 AND c.party_id = x.party_id
+                                                 AND list_contains(CAST(c.tariff_ids AS VARCHAR[]),
+                                                 x.tariff_id))) t""",
     ),
 }
 # Objects below a level: their candidate relation and how they join the object above.
@@ -106,7 +109,8 @@ def by_type(alias: str, column: str, data_type: str) -> str:
     if kind == "JSON":
         return (
             f"({ref} IS NOT NULL AND CASE json_type({ref}) WHEN 'NULL' THEN false "  # SQL NULL or JSON null
-            f"WHEN 'ARRAY' THEN json_array_length({ref}) > 0 WHEN 'OBJECT' THEN len(json_keys({ref})) > 0 ELSE true END)"
+            f"WHEN 'ARRAY' THEN json_array_length({ref}) > 0 WHEN 'OBJECT' THEN len(json_keys({ref})) > 0 "
+            "ELSE true END)"
         )
     if kind.endswith("[]"):
         return f"coalesce(len({ref}) > 0, false)"
@@ -126,8 +130,9 @@ def column_condition(row: Row, column: str, types: dict[tuple[str, str], str]) -
         )
     if table == "mart.tariffs" and row.level == "connector":  # a live tariff the connector names
         return (
-            f"EXISTS (SELECT 1 FROM mart.tariffs t WHERE NOT t.is_deleted AND t.country_code = c.country_code "
-            f"AND t.party_id = c.party_id AND list_contains(CAST(c.tariff_ids AS VARCHAR[]), t.tariff_id) AND ({cond}))"
+            "EXISTS (SELECT 1 FROM mart.tariffs t WHERE NOT t.is_deleted AND t.country_code = c.country_code "
+            "AND t.party_id = c.party_id AND list_contains(CAST(c.tariff_ids AS VARCHAR[]), t.tariff_id) "
+            f"AND ({cond}))"
         )
     if table == "mart.tariffs" or DEPTH[table] <= DEPTH[row.level]:  # the object itself or one above it
         return f"coalesce({cond}, false)"
@@ -170,7 +175,8 @@ def write_annex_completeness(
     """Rewrite quality.afir_annex_completeness: every CPO x every Annex row."""
     annex = annex or load()
     types = column_types(con)
-    con.execute("""CREATE OR REPLACE TEMP TABLE _annex_rows (annex_id VARCHAR, annex_number VARCHAR, annex_group VARCHAR,
+    con.execute("""CREATE OR REPLACE TEMP TABLE _annex_rows (annex_id VARCHAR, annex_number VARCHAR,
+                       annex_group VARCHAR,
                    position INTEGER, element VARCHAR, level VARCHAR, model VARCHAR, reason VARCHAR)""")
     con.executemany(
         "INSERT INTO _annex_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -193,15 +199,18 @@ def write_annex_completeness(
         INSERT INTO {tables.ANNEX_COMPLETENESS} BY NAME
         WITH {_CANDIDATES.format(station=station)},
         measured AS ({rows})
-        SELECT p.country_code, p.party_id, r.annex_id, r.annex_number, r.annex_group, r.position, r.element, r.level,
+        SELECT p.country_code, p.party_id, r.annex_id, r.annex_number, r.annex_group, r.position, r.element,
+               r.level,
                r.model,
                CASE WHEN r.reason IS NULL THEN coalesce(m.objects, 0) END AS objects,
                CASE WHEN r.reason IS NULL THEN coalesce(m.present, 0) END AS present,
                CASE WHEN r.reason IS NULL AND m.objects > 0 THEN m.present / m.objects END AS share,
-               coalesce(r.reason, CASE WHEN coalesce(m.objects, 0) = 0 THEN 'no ' || r.level || ' objects' END) AS reason,
+               coalesce(r.reason, CASE WHEN coalesce(m.objects, 0) = 0 THEN 'no ' || r.level || ' objects'
+                   END) AS reason,
                $now AS computed_at
         FROM cpos p CROSS JOIN _annex_rows r
-        LEFT JOIN measured m ON m.annex_id = r.annex_id AND m.country_code = p.country_code AND m.party_id = p.party_id
+        LEFT JOIN measured m ON m.annex_id = r.annex_id AND m.country_code = p.country_code
+            AND m.party_id = p.party_id
         ORDER BY p.country_code, p.party_id, r.position""",
         {"now": now},
     )

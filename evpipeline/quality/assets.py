@@ -140,8 +140,8 @@ def afir_completeness(
 ) -> dg.MaterializeResult:
     """Per CPO (party_id) and source: share of published locations/EVSEs/connectors carrying each AFIR data
     element (NDW-mandatory fields from our NDW definition, plus AFIR static data OCPI can carry); per CPO and
-    row of the AFIR Annex map in quality.afir_annex_completeness; the NDW export's rejection reasons counted in
-    quality.afir_rejections (the current mart; `as_of` names the report's day)."""
+    row of the AFIR Annex map in quality.afir_annex_completeness; the NDW export's rejection reasons counted
+    in quality.afir_rejections (the current mart; `as_of` names the report's day)."""
     start, end = config.window()
     now = utcnow()
 
@@ -208,9 +208,10 @@ def afir_completeness(
 def timeliness(
     context: dg.AssetExecutionContext, config: WindowConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Per CPO, source, data class and publication (first | change): delay from when a change became observable to
-    us (its source time with the provider's measured clock skew taken off; a first publication from when we recorded
-    the object) to NDW accepting it, p50/p95/max and the share within 1 min (dynamic: status PATCHes) / 24 h (static:
+    """Per CPO, source, data class and publication (first | change): delay from when a change became
+    observable to us (its source time with the provider's measured clock skew taken off; a first publication
+    from when we recorded the object) to NDW accepting it, p50/p95/max and the share within 1 min (dynamic:
+    status PATCHes) / 24 h (static:
     PUTs); per push in quality.ndw_delays."""
     start, end = config.window()
     now = utcnow()
@@ -253,16 +254,18 @@ def reliability(
     context: dg.AssetExecutionContext, config: WindowConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Per EVSE of the access point's countries (EVPIPELINE_NAP_COUNTRIES) over the window (default 30 days):
-    time-weighted share of in-service time in AVAILABLE/CHARGING/RESERVED from the status history; rapid chargers
-    (>= 50 kW) under 99 % flagged."""
+    time-weighted share of in-service time in AVAILABLE/CHARGING/RESERVED from the status history; rapid
+    chargers (>= 50 kW) under 99 % flagged."""
     start, end = config.window()
     now = utcnow()
 
     def compute(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         report.write_reliability(con, start, end, now)
         summary = con.execute(f"""
-            SELECT country_code, party_id, source, count(*) AS evses, round(avg(working_share), 4) AS mean_working_share,
-                   count(*) FILTER (WHERE rapid) AS rapid, count(*) FILTER (WHERE below_target) AS rapid_below_99
+            SELECT country_code, party_id, source, count(*) AS evses,
+                   round(avg(working_share), 4) AS mean_working_share,
+                   count(*) FILTER (WHERE rapid) AS rapid, count(*) FILTER (WHERE below_target)
+                   AS rapid_below_99
             FROM {tables.RELIABILITY} GROUP BY ALL ORDER BY ALL""").df()
         return {
             "rapid_below_target": int(summary["rapid_below_99"].sum()) if len(summary) else 0,
@@ -297,8 +300,8 @@ def reliability(
 def status_timeline(
     context: dg.AssetExecutionContext, config: TimelineConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Status periods of one location's EVSEs over the window (config `location_id`; default the location of the
-    access point's countries with the most status transitions), drawn as a timeline named by EVSE id."""
+    """Status periods of one location's EVSEs over the window (config `location_id`; default the location of
+    the access point's countries with the most status transitions), drawn as a timeline named by EVSE id."""
     start, end = config.window()
     now = utcnow()
     chosen: list[str | None] = [config.location_id]
@@ -332,7 +335,8 @@ def coverage(
     context: dg.AssetExecutionContext, config: CoverageConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """EVSEs of the access point's countries by status over the window, sampled every `step_minutes` (map-free
-    coverage), as a stacked area; EVSEs the pipeline first saw later are drawn as a hatched band until then."""
+    coverage), as a stacked area; EVSEs the pipeline first saw later are drawn as a hatched band until
+    then."""
     start, end = config.window()
     now = utcnow()
 
@@ -361,8 +365,8 @@ ASSETS = [afir_completeness, timeliness, reliability, status_timeline, coverage]
 quality_report_job = dg.define_asset_job(
     "quality_report",
     selection=dg.AssetSelection.assets(*KEYS, IDENTITY_KEY),
-    description="The AFIR quality report: completeness, timeliness, reliability, status timeline and coverage, "
-    "and the cross-source matching.",
+    description="The AFIR quality report: completeness, timeliness, reliability, "
+    "status timeline and coverage, and the cross-source matching.",
 )
 quality_report_schedule = dg.ScheduleDefinition(
     name="quality_daily_report",

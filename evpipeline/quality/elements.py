@@ -33,7 +33,8 @@ PRESENCE: dict[tuple[Kind, str], str] = {
         "evse",
         "connectors",
     ): """EXISTS (SELECT 1 FROM mart.connectors x WHERE NOT x.is_deleted AND x.country_code = e.country_code
-                               AND x.party_id = e.party_id AND x.location_id = e.location_id AND x.evse_uid = e.evse_uid)""",
+                               AND x.party_id = e.party_id AND x.location_id = e.location_id
+                                   AND x.evse_uid = e.evse_uid)""",
     ("evse", "parking_restrictions"): "e.parking_restrictions IS NOT NULL",  # [] states "no restrictions"
     ("connector", "standard"): "c.standard IS NOT NULL",
     ("connector", "format"): "c.format IS NOT NULL",
@@ -49,7 +50,8 @@ AFIR_STATIC: dict[tuple[Kind, str], str] = {
     ("location", "operator"): "l.operator IS NOT NULL",
     ("evse", "evse_id"): "e.evse_id IS NOT NULL",
     ("evse", "payment_methods"): """list_has_any(CAST(e.capabilities AS VARCHAR[]),
-                                    ['CREDIT_CARD_PAYABLE', 'DEBIT_CARD_PAYABLE', 'CONTACTLESS_CARD_SUPPORT'])""",
+                                    ['CREDIT_CARD_PAYABLE', 'DEBIT_CARD_PAYABLE',
+                                        'CONTACTLESS_CARD_SUPPORT'])""",
 }
 
 

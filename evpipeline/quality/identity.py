@@ -51,7 +51,8 @@ def identity(
     with warehouse.get_connection() as con:
         pairs = con.execute(f"SELECT score, decision, rule FROM {matching.CANDIDATES}").df()
         clusters, duplicates = con.execute(
-            f"SELECT count(DISTINCT identity_id), count(*) FILTER (WHERE NOT canonical) FROM {matching.IDENTITY}"
+            "SELECT count(DISTINCT identity_id), count(*) FILTER (WHERE NOT canonical) "
+            f"FROM {matching.IDENTITY}"
         ).fetchone()  # type: ignore[misc]
         sample = con.execute(
             f"SELECT * EXCLUDE (scored_at) FROM {matching.CANDIDATES} "

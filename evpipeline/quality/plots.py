@@ -34,9 +34,9 @@ STATUS_COLORS = {
 }
 DPI = 100
 TIMELINESS_DEFINITION = (
-    "delay = NDW accepted (our clock) - change observable to us: the source's change time with the provider's measured "
-    "clock skew taken off,\nor our recording of it when that time is unusable (a first publication; a source time after our "
-    "recording; an unchanged source). Never negative."
+    "delay = NDW accepted (our clock) - change observable to us: the source's change time with the "
+    "provider's measured clock skew taken off,\nor our recording of it when that time is unusable (a first "
+    "publication; a source time after our recording; an unchanged source). Never negative."
 )
 NOT_YET_KNOWN = "no status known yet"
 
@@ -185,7 +185,8 @@ def timeliness(delays: pd.DataFrame, path: Path, window: Window) -> Path:
 
 
 def reliability_figure(frame: pd.DataFrame, window: Window) -> Figure:
-    """Histogram of the per-EVSE working share (rapid chargers apart) on a 0-100 % axis with the 99 % target."""
+    """Histogram of the per-EVSE working share (rapid chargers apart) on a 0-100 % axis with the 99 %
+    target."""
     fig = Figure(figsize=(9, 4.5))
     ax = fig.add_subplot()
     title = f"EVSE reliability, {window.scope or 'all EVSEs'}, {window.span}"
@@ -255,7 +256,8 @@ def timeline_figure(frame: pd.DataFrame, location_id: str | None, window: Window
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_title(
-        f"EVSE status timeline: {name} ({first['country_code']}/{first['party_id']}, location {location_id})\n"
+        f"EVSE status timeline: {name} ({first['country_code']}/{first['party_id']}, "
+        f"location {location_id})\n"
         f"{window.span}",
         fontsize=10,
     )

@@ -33,7 +33,8 @@ _SCOPES = {
     "connector": """mart.connectors c
                JOIN mart.evses e USING (country_code, party_id, location_id, evse_uid)
                JOIN mart.locations l USING (country_code, party_id, location_id)
-               WHERE l.publish AND NOT l.is_deleted AND NOT e.is_deleted AND e.status <> 'REMOVED' AND NOT c.is_deleted""",
+               WHERE l.publish AND NOT l.is_deleted AND NOT e.is_deleted AND e.status <> 'REMOVED'
+                   AND NOT c.is_deleted""",
 }
 
 
@@ -48,7 +49,8 @@ def write_completeness(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
     for el in elements():
         a = ALIAS[el.object]
         parts.append(f"""
-            SELECT {a}.country_code, {a}.party_id, {a}.source, '{el.object}' AS object, '{el.name}' AS element,
+            SELECT {a}.country_code, {a}.party_id, {a}.source, '{el.object}' AS object,
+                   '{el.name}' AS element,
                    '{el.requirement}' AS requirement, count(*) AS objects,
                    count(*) FILTER (WHERE {el.present}) AS present
             FROM {_SCOPES[el.object]}
@@ -68,8 +70,9 @@ def write_rejections(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
     select_objects(con)
     rows = rejection_rows(con)
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _quality_rejections (object VARCHAR, country_code VARCHAR, party_id VARCHAR, "
-        "location_id VARCHAR, evse_uid VARCHAR, connector_id VARCHAR, tariff_id VARCHAR, reasons VARCHAR[])"
+        "CREATE OR REPLACE TEMP TABLE _quality_rejections (object VARCHAR, country_code VARCHAR, "
+        "party_id VARCHAR, location_id VARCHAR, evse_uid VARCHAR, connector_id VARCHAR, tariff_id VARCHAR, "
+        "reasons VARCHAR[])"
     )
     if rows:
         con.executemany(
@@ -97,12 +100,16 @@ def write_rejections(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
                                       WHEN 'Connector' THEN c.source ELSE t.source END, 'unknown') AS source,
                r.object, r.reason, count(*) AS objects, $now AS computed_at
         FROM (SELECT * EXCLUDE (reasons), unnest(reasons) AS reason FROM _quality_rejections) r
-        LEFT JOIN mart.locations l ON l.country_code = r.country_code AND l.party_id = r.party_id AND l.location_id = r.location_id
-        LEFT JOIN mart.evses e ON e.country_code = r.country_code AND e.party_id = r.party_id AND e.location_id = r.location_id
+        LEFT JOIN mart.locations l ON l.country_code = r.country_code AND l.party_id = r.party_id
+            AND l.location_id = r.location_id
+        LEFT JOIN mart.evses e ON e.country_code = r.country_code AND e.party_id = r.party_id
+                              AND e.location_id = r.location_id
                               AND e.evse_uid = r.evse_uid
         LEFT JOIN mart.connectors c ON c.country_code = r.country_code AND c.party_id = r.party_id
-                              AND c.location_id = r.location_id AND c.evse_uid = r.evse_uid AND c.connector_id = r.connector_id
-        LEFT JOIN mart.tariffs t ON t.country_code = r.country_code AND t.party_id = r.party_id AND t.tariff_id = r.tariff_id
+                              AND c.location_id = r.location_id AND c.evse_uid = r.evse_uid
+                              AND c.connector_id = r.connector_id
+        LEFT JOIN mart.tariffs t ON t.country_code = r.country_code AND t.party_id = r.party_id
+            AND t.tariff_id = r.tariff_id
         GROUP BY ALL ORDER BY ALL""",
         {"now": now},
     )
@@ -124,11 +131,13 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
                    split_part(key, '/', 3) AS object_id, split_part(key, '/', 4) AS evse_uid,
                    lag(pushed_at) OVER (PARTITION BY kind, method, key ORDER BY pushed_at) AS previous_push_at
             FROM ops.ndw_pushes
-            WHERE ok AND ((method = 'PATCH' AND kind = 'evse') OR (method = 'PUT' AND kind IN ('location', 'tariff')))
+            WHERE ok AND ((method = 'PATCH' AND kind = 'evse')
+                OR (method = 'PUT' AND kind IN ('location', 'tariff')))
         ), pushes AS (
             SELECT * FROM accepted WHERE pushed_at >= $start AND pushed_at < $end
         ), history AS (
-            SELECT country_code, party_id, location_id, evse_uid, status_at, recorded_at FROM mart.evse_status_history
+            SELECT country_code, party_id, location_id, evse_uid, status_at, recorded_at
+            FROM mart.evse_status_history
         ), dynamic AS (
             -- a status PATCH carries the EVSE's latest transition the warehouse had recorded when it was sent
             SELECT p.*, h.status_at AS changed_at, h.recorded_at AS observed_at
@@ -139,12 +148,16 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
         ), stamps AS (
             -- a Location PUT carries its own, its EVSEs' and its connectors' static data
             SELECT country_code, party_id, location_id AS object_id, 'location' AS kind,
-                   coalesce(source_last_updated, last_updated) AS changed_at, _ingested_at AS observed_at FROM mart.locations
-            UNION ALL SELECT country_code, party_id, location_id, 'location', coalesce(source_last_updated, last_updated),
+                   coalesce(source_last_updated, last_updated) AS changed_at, _ingested_at AS observed_at
+                   FROM mart.locations
+            UNION ALL SELECT country_code, party_id, location_id, 'location',
+                   coalesce(source_last_updated, last_updated),
                    _ingested_at FROM mart.evses
-            UNION ALL SELECT country_code, party_id, location_id, 'location', coalesce(source_last_updated, last_updated),
+            UNION ALL SELECT country_code, party_id, location_id, 'location',
+                   coalesce(source_last_updated, last_updated),
                    _ingested_at FROM mart.connectors
-            UNION ALL SELECT country_code, party_id, tariff_id, 'tariff', coalesce(source_last_updated, last_updated),
+            UNION ALL SELECT country_code, party_id, tariff_id, 'tariff',
+                   coalesce(source_last_updated, last_updated),
                    _ingested_at FROM mart.tariffs
         ), static AS (
             SELECT p.*, max(s.changed_at) FILTER (WHERE s.changed_at <= p.pushed_at) AS changed_at,
@@ -158,12 +171,16 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
             SELECT *, 'dynamic' AS data_class, $dyn AS target_seconds FROM dynamic
             UNION ALL BY NAME SELECT *, 'static' AS data_class, $stat AS target_seconds FROM static
         ), sourced AS (
-            SELECT d.*, coalesce(CASE d.kind WHEN 'tariff' THEN t.source ELSE l.source END, 'unknown') AS source,
-                   CASE WHEN d.method = 'PUT' AND d.reason = 'new' THEN 'first' ELSE 'change' END AS publication
+            SELECT d.*, coalesce(CASE d.kind WHEN 'tariff' THEN t.source ELSE l.source
+                   END, 'unknown') AS source,
+                   CASE WHEN d.method = 'PUT' AND d.reason = 'new' THEN 'first' ELSE 'change'
+                   END AS publication
             FROM delays d
-            LEFT JOIN mart.locations l ON d.kind <> 'tariff' AND l.country_code = d.country_code AND l.party_id = d.party_id
+            LEFT JOIN mart.locations l ON d.kind <> 'tariff' AND l.country_code = d.country_code
+                                      AND l.party_id = d.party_id
                                       AND l.location_id = d.object_id
-            LEFT JOIN mart.tariffs t ON d.kind = 'tariff' AND t.country_code = d.country_code AND t.party_id = d.party_id
+            LEFT JOIN mart.tariffs t ON d.kind = 'tariff' AND t.country_code = d.country_code
+                                    AND t.party_id = d.party_id
                                     AND t.tariff_id = d.object_id
         ), clocks AS (
             -- the provider's clock reading in force when we recorded the change (else the first one after)
@@ -172,25 +189,31 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
             ASOF LEFT JOIN {CLOCKS} b ON b.source = s.source AND s.observed_at >= b.measured_at
             ASOF LEFT JOIN {CLOCKS} a ON a.source = s.source AND s.observed_at <= a.measured_at
         ), local AS (
-            SELECT *, changed_at - to_microseconds(CAST(round(coalesce(clock_skew_seconds, 0) * 1e6) AS BIGINT)) AS changed_local
+            SELECT *, changed_at - to_microseconds(CAST(round(coalesce(clock_skew_seconds,
+            0) * 1e6) AS BIGINT)) AS changed_local
             FROM clocks
         ), judged AS (
             SELECT *,
                    CASE WHEN publication = 'first' THEN 'first publication: from our recording'
                         WHEN changed_local > observed_at THEN
-                            'source time ' || round(epoch(changed_local - observed_at), 1) || ' s after our recording'
-                            || CASE WHEN clock_skew_seconds IS NULL THEN ' (provider clock not measured)' ELSE '' END
+                            'source time ' || round(epoch(changed_local - observed_at),
+                            1) || ' s after our recording'
+                            || CASE WHEN clock_skew_seconds IS NULL THEN ' (provider clock not measured)'
+                                ELSE '' END
                             || ': from our recording'
                         WHEN data_class = 'static' AND changed_local <= previous_push_at THEN
                             'source unchanged since the previous push: from our recording'
-                        WHEN clock_skew_seconds IS NULL AND changed_at IS NOT NULL THEN 'provider clock not measured'
+                        WHEN clock_skew_seconds IS NULL AND changed_at IS NOT NULL
+                            THEN 'provider clock not measured'
                    END AS clock_note
             FROM local
         )
         SELECT pushed_at, data_class, publication, kind, method, push_key, country_code, party_id, source,
                changed_at, clock_skew_seconds, observed_at,
-               CASE WHEN clock_note LIKE '%from our recording' THEN observed_at ELSE changed_local END AS observable_at,
-               epoch(pushed_at - CASE WHEN clock_note LIKE '%from our recording' THEN observed_at ELSE changed_local END)
+               CASE WHEN clock_note LIKE '%from our recording' THEN observed_at ELSE changed_local
+                   END AS observable_at,
+               epoch(pushed_at - CASE WHEN clock_note LIKE '%from our recording' THEN observed_at
+                   ELSE changed_local END)
                    AS delay_seconds,
                epoch(pushed_at - observed_at) AS observed_delay_seconds,
                clock_note, target_seconds, $now AS computed_at
@@ -202,12 +225,14 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
         con,
         tables.TIMELINESS,
         f"""
-        SELECT country_code, party_id, source, data_class, publication, any_value(target_seconds) AS target_seconds,
+        SELECT country_code, party_id, source, data_class, publication,
+               any_value(target_seconds) AS target_seconds,
                count(delay_seconds) AS pushes,
                quantile_cont(delay_seconds, 0.5) AS p50_seconds,
                quantile_cont(delay_seconds, 0.95) AS p95_seconds,
                max(delay_seconds) AS max_seconds,
-               avg(CASE WHEN delay_seconds <= target_seconds THEN 1.0 ELSE 0.0 END) FILTER (WHERE delay_seconds IS NOT NULL)
+               avg(CASE WHEN delay_seconds <= target_seconds THEN 1.0 ELSE 0.0
+                   END) FILTER (WHERE delay_seconds IS NOT NULL)
                    AS within_target_share,
                quantile_cont(observed_delay_seconds, 0.5) AS observed_p50_seconds,
                quantile_cont(observed_delay_seconds, 0.95) AS observed_p95_seconds,
@@ -226,7 +251,8 @@ def write_timeliness(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
 
 def _intervals(start_param: str = "$start", end_param: str = "$end") -> str:
     """Every EVSE status period clipped to the window (a period starts at a transition's source time
-    and lasts until the next one, or the window's end); time before an EVSE's first known status is not counted."""
+    and lasts until the next one, or the window's end); time before an EVSE's first known status is not
+    counted."""
     return f"""
         WITH h AS (
             SELECT country_code, party_id, location_id, evse_uid, new_status AS status, status_at,
@@ -270,12 +296,15 @@ def write_reliability(
         tables.RELIABILITY,
         f"""
         WITH scope AS ({_scope(countries)}),
-        periods AS (SELECT * FROM ({_intervals()}) SEMI JOIN scope USING (country_code, party_id, location_id, evse_uid)),
+        periods AS (SELECT * FROM ({_intervals()}) SEMI JOIN scope
+            USING (country_code, party_id, location_id, evse_uid)),
         per_evse AS (
             SELECT country_code, party_id, location_id, evse_uid,
-                   coalesce(sum(epoch(period_end - period_start)) FILTER (WHERE status NOT IN ({_NOT_IN_SERVICE})), 0)
+                   coalesce(sum(epoch(period_end - period_start)) FILTER
+                       (WHERE status NOT IN ({_NOT_IN_SERVICE})), 0)
                        AS observed_seconds,
-                   coalesce(sum(epoch(period_end - period_start)) FILTER (WHERE status IN ({_WORKING})), 0) AS working_seconds,
+                   coalesce(sum(epoch(period_end - period_start)) FILTER (WHERE status IN ({_WORKING})),
+                       0) AS working_seconds,
                    count(*) FILTER (WHERE transition_in_window) AS transitions
             FROM periods GROUP BY ALL
         ), power AS (
@@ -284,10 +313,12 @@ def write_reliability(
         )
         SELECT p.country_code, p.party_id, coalesce(e.source, 'unknown') AS source, p.location_id, p.evse_uid,
                $start AS window_start, $end AS window_end, p.observed_seconds, p.working_seconds,
-               CASE WHEN p.observed_seconds > 0 THEN p.working_seconds / p.observed_seconds END AS working_share,
+               CASE WHEN p.observed_seconds > 0 THEN p.working_seconds / p.observed_seconds
+                   END AS working_share,
                p.transitions, w.max_power_w,
                coalesce(w.max_power_w >= {RAPID_W}, false) AS rapid,
-               coalesce(w.max_power_w >= {RAPID_W} AND p.working_seconds / nullif(p.observed_seconds, 0) < {RELIABILITY_TARGET},
+               coalesce(w.max_power_w >= {RAPID_W} AND p.working_seconds / nullif(p.observed_seconds,
+                        0) < {RELIABILITY_TARGET},
                         false) AS below_target,
                $now AS computed_at
         FROM per_evse p
@@ -317,7 +348,8 @@ def busiest_location(
 def write_timeline(
     con: duckdb.DuckDBPyConnection, location_id: str, start: datetime, end: datetime, now: datetime
 ) -> None:
-    """Every status period of the location's EVSEs in the window, with the location's name and each EVSE's id."""
+    """Every status period of the location's EVSEs in the window, with the location's name and each EVSE's
+    id."""
     _replace(
         con,
         tables.TIMELINE,
@@ -354,7 +386,8 @@ def write_coverage(
             SELECT DISTINCT country_code, party_id, location_id, evse_uid FROM mart.evse_status_history
             SEMI JOIN ({_scope(countries)}) s USING (country_code, party_id, location_id, evse_uid)
         ), history AS (
-            SELECT country_code, party_id, location_id, evse_uid, new_status, status_at FROM mart.evse_status_history
+            SELECT country_code, party_id, location_id, evse_uid, new_status, status_at
+            FROM mart.evse_status_history
             WHERE new_status IS NOT NULL
         ), states AS (
             SELECT t.sampled_at, h.new_status AS status
@@ -362,6 +395,7 @@ def write_coverage(
             ASOF JOIN history h ON h.country_code = e.country_code AND h.party_id = e.party_id
                  AND h.location_id = e.location_id AND h.evse_uid = e.evse_uid AND t.sampled_at >= h.status_at
         )
-        SELECT sampled_at, status, count(*) AS evses, $now AS computed_at FROM states GROUP BY ALL ORDER BY ALL""",
+        SELECT sampled_at, status, count(*) AS evses, $now AS computed_at FROM states GROUP BY ALL
+            ORDER BY ALL""",
         {"start": start, "end": end, "step": step_minutes, "now": now},
     )

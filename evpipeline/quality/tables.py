@@ -120,17 +120,26 @@ register(
             country_code VARCHAR NOT NULL,      -- ISO 3166 alpha-2 country code of the CPO
             party_id VARCHAR NOT NULL,          -- party id of the CPO (a CPO with a published, live location)
             annex_id VARCHAR NOT NULL,          -- the row's id in evpipeline/afir/annex.yaml (docs/afir.md)
-            annex_number VARCHAR NOT NULL,      -- the Annex's number of the data element (A1..A24, B1..B10, F1..F3)
-            annex_group VARCHAR NOT NULL,       -- the Annex's table: static-general | static-recharging | dynamic-recharging
+            annex_number VARCHAR NOT NULL,      -- the Annex's number of the data element (A1..A24, B1..B10,
+                                                -- F1..F3)
+            annex_group VARCHAR NOT NULL,       -- the Annex's table: static-general | static-recharging |
+                                                -- dynamic-recharging
             position INTEGER NOT NULL,          -- the row's place in the Annex map (report order)
             element VARCHAR NOT NULL,           -- the data element in the Annex's wording
-            level VARCHAR NOT NULL,             -- what is counted: operator (the CPO) | location | station | evse | connector | tariff
-            model VARCHAR,                      -- the mart columns presence is measured from, comma-separated; NULL when none
-            objects BIGINT,                     -- published-candidate objects of that level (public, live); NULL when not measured
-            present BIGINT,                     -- of those, how many carry a value in every model column; NULL when not measured
-            share DOUBLE,                       -- present / objects; NULL when not measured or without objects
-            reason VARCHAR,                     -- why share is NULL: the row's not_carried reason, a missing column, or no objects
-            computed_at TIMESTAMPTZ NOT NULL    -- when the report was computed (UTC); each run rewrites the table
+            level VARCHAR NOT NULL,             -- what is counted: operator (the CPO) | location | station |
+                                                -- evse | connector | tariff
+            model VARCHAR,                      -- the mart columns presence is measured from,
+                                                -- comma-separated; NULL when none
+            objects BIGINT,                     -- published-candidate objects of that level (public, live);
+                                                -- NULL when not measured
+            present BIGINT,                     -- of those, how many carry a value in every model column;
+                                                -- NULL when not measured
+            share DOUBLE,                       -- present / objects; NULL when not measured or without
+                                                -- objects
+            reason VARCHAR,                     -- why share is NULL: the row's not_carried reason, a missing
+                                                -- column, or no objects
+            computed_at TIMESTAMPTZ NOT NULL    -- when the report was computed (UTC); each run rewrites the
+                                                -- table
         );
         """,
     )
@@ -146,20 +155,25 @@ register(
         CREATE TABLE {DELAYS} (
             pushed_at TIMESTAMPTZ NOT NULL,     -- when NDW accepted the push (our clock)
             data_class VARCHAR NOT NULL,        -- dynamic (status PATCH) | static (PUT)
-            publication VARCHAR NOT NULL,       -- first (NDW did not hold the object: a PUT with reason new) | change
+            publication VARCHAR NOT NULL,       -- first (NDW did not hold the object: a PUT with reason new)
+                                                -- | change
             kind VARCHAR NOT NULL,              -- location | evse | tariff
             method VARCHAR NOT NULL,
             push_key VARCHAR NOT NULL,          -- country_code/party_id/id[/evse_uid]
             country_code VARCHAR NOT NULL,
             party_id VARCHAR NOT NULL,
             source VARCHAR NOT NULL,
-            changed_at TIMESTAMPTZ,             -- the source's time of the change the push carried (provider clock)
-            clock_skew_seconds DOUBLE,          -- the provider's clock minus ours when we recorded the change (ops.source_clocks); NULL: not measured
+            changed_at TIMESTAMPTZ,             -- the source's time of the change the push carried (provider
+                                                -- clock)
+            clock_skew_seconds DOUBLE,          -- the provider's clock minus ours when we recorded the change
+                                                -- (ops.source_clocks); NULL: not measured
             observed_at TIMESTAMPTZ,            -- when the warehouse recorded that change (our clock)
-            observable_at TIMESTAMPTZ,          -- when the change became observable to us: changed_at minus the skew, else observed_at (clock_note)
+            observable_at TIMESTAMPTZ,          -- when the change became observable to us: changed_at minus
+                                                -- the skew, else observed_at (clock_note)
             delay_seconds DOUBLE,               -- pushed_at - observable_at; never negative
             observed_delay_seconds DOUBLE,      -- pushed_at - observed_at (our own part)
-            clock_note VARCHAR,                 -- why observable_at is our recording, or that the provider clock was not measured; NULL otherwise
+            clock_note VARCHAR,                 -- why observable_at is our recording, or that the provider
+                                                -- clock was not measured; NULL otherwise
             target_seconds DOUBLE NOT NULL,     -- 60 (dynamic) or 86400 (static)
             computed_at TIMESTAMPTZ NOT NULL
         );
@@ -179,8 +193,10 @@ register(
             observed_p50_seconds DOUBLE,        -- warehouse recorded -> NDW accepted, median
             observed_p95_seconds DOUBLE,
             observed_within_target_share DOUBLE,
-            clock_skew_seconds DOUBLE,          -- median provider clock skew taken off the source times used (provider minus ours); NULL: none used
-            measured_from_recording BIGINT,     -- pushes measured from our recording, not the source's change time (clock_note)
+            clock_skew_seconds DOUBLE,          -- median provider clock skew taken off the source times used
+                                                -- (provider minus ours); NULL: none used
+            measured_from_recording BIGINT,     -- pushes measured from our recording, not the source's change
+                                                -- time (clock_note)
             window_start TIMESTAMPTZ NOT NULL,
             window_end TIMESTAMPTZ NOT NULL,
             computed_at TIMESTAMPTZ NOT NULL
@@ -228,7 +244,8 @@ COLUMNS: dict[str, dict[str, str]] = {
     TIMELINESS: {
         **_CPO,
         "target_seconds": "The AFIR target: 60 (dynamic) or 86400 (static).",
-        "p95_seconds": "Change observable to us -> NDW accepted, 95th percentile (linear interpolation), in s.",
+        "p95_seconds": "Change observable to us -> NDW accepted, 95th percentile (linear interpolation), "
+        "in s.",
         "max_seconds": "Change observable to us -> NDW accepted, longest, in s.",
         "observed_p95_seconds": "Warehouse recorded -> NDW accepted, 95th percentile, in s.",
         "observed_within_target_share": "Share of pushes with an observed delay <= target_seconds.",

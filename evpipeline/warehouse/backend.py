@@ -125,8 +125,8 @@ def extension_path(name: str) -> str:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         raise ExtensionMissing(
-            f"the DuckDB extension {name!r} is not installed: pip install duckdb-extension-{name.replace('_', '-')}"
-            f"=={duckdb.__version__}"
+            f"the DuckDB extension {name!r} is not installed: pip install "
+            f"duckdb-extension-{name.replace('_', '-')}=={duckdb.__version__}"
         )
     root = Path(spec.origin).parent / "extensions"
     exact = root / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"

@@ -6,7 +6,10 @@ ops migration 1; `retention.py`: retention migration 1). `evpipeline.catalog` co
 """
 
 _WRITER = "Who wrote it: a source (evroam, greenflux, zaptec, tomtom) or a component (mart, reference, ndw)."
-_STREAM = "What of the source was synced: an endpoint, feed or cursor (e.g. Locations, installations, inbox, model)."
+_STREAM = (
+    "What of the source was synced: an endpoint, feed or cursor (e.g. Locations, installations, inbox, "
+    "model)."
+)
 
 COLUMNS: dict[str, dict[str, str]] = {
     "ops.schema_migrations": {
@@ -18,8 +21,8 @@ COLUMNS: dict[str, dict[str, str]] = {
     "ops.sync_state": {
         "source": _WRITER,
         "stream": _STREAM,
-        "watermark": "Where the next delta starts (the stream's watermark rule, docs/sources.md); never moves "
-        "backwards and commits with the data it covers.",
+        "watermark": "Where the next delta starts (the stream's watermark rule, docs/sources.md); "
+        "never moves backwards and commits with the data it covers.",
         "cursor": "Stream-specific position as JSON (e.g. the last inbox message id a feed merged).",
         "updated_at": "When the state last changed (UTC).",
         "run_id": "The run that last changed it.",
@@ -39,7 +42,8 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "ops.status_history": {
         "source": "Who wrote the change: the source, or mart for the canonical model.",
-        "table_name": "The table whose status column changed (schema.table, e.g. mart.evses, greenflux.evses).",
+        "table_name": "The table whose status column changed (schema.table, e.g. mart.evses, "
+        "greenflux.evses).",
         "entity_key": "The row's natural key, its parts joined by | (e.g. NL|ALF|LOC-1|EVSE-1).",
         "status_column": "The status column that changed (e.g. status, operation_mode, connectivity_status).",
         "old_status": "Value before the change (NULL for the row's first).",

@@ -218,15 +218,16 @@ def merge(
                {as_of} AS _as_of,
                coalesce({seq}, 0) AS _seq,
                {cast("is_deleted") if "is_deleted" in incoming else "false"} AS is_deleted,
-               {cast("deleted_at") if "deleted_at" in incoming else "CAST(NULL AS TIMESTAMPTZ)"} AS _src_deleted_at,
+               {cast("deleted_at") if "deleted_at" in incoming else "CAST(NULL AS TIMESTAMPTZ)"}
+                   AS _src_deleted_at,
                {row_hash} AS _row_hash
         FROM _evp_incoming i
     """
     key_values = [cast(k) for k in keys]
     newest_per_key = f"""
         QUALIFY row_number() OVER (PARTITION BY {", ".join(key_values)}
-                                   ORDER BY {as_of} DESC, coalesce({seq}, 0) DESC, {cast("last_updated")} DESC,
-                                            {row_hash} DESC) = 1
+                                   ORDER BY {as_of} DESC, coalesce({seq}, 0) DESC,
+                                            {cast("last_updated")} DESC, {row_hash} DESC) = 1
     """
     changed = f"{not_older} AND NOT ({same_content})"
     history = {
@@ -299,7 +300,8 @@ def _merge_in(
             source_rows=source_rows,
             newest_per_key=newest_per_key,
             on=" AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in keys),
-            change=f"CASE WHEN t.rowid IS NULL THEN 'insert' WHEN {changed} THEN {change} WHEN {newer} THEN 'bump' END",
+            change=f"CASE WHEN t.rowid IS NULL THEN 'insert' WHEN {changed} THEN {change} WHEN {newer} "
+            "THEN 'bump' END",
             prev_status=prev_status,
             content=content,
             insert_cols=insert_cols,
@@ -325,8 +327,13 @@ def _merge_in(
         ON {" AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in keys)}
         WHEN MATCHED AND ({versions}) THEN UPDATE SET {folded},
             _observed_at = CASE WHEN {versions} THEN d._as_of ELSE t._observed_at END
-            {f", _observed_seq = CASE WHEN {versions} THEN d._seq ELSE t._observed_seq END" if versioned else ""}
-        WHEN NOT MATCHED THEN INSERT ({", ".join(_ident(c) for c in insert_cols)}) VALUES ({", ".join(insert_vals)})
+            {
+            f", _observed_seq = CASE WHEN {versions} THEN d._seq ELSE t._observed_seq END"
+            if versioned
+            else ""
+        }
+        WHEN NOT MATCHED THEN INSERT ({", ".join(_ident(c) for c in insert_cols)})
+            VALUES ({", ".join(insert_vals)})
         """,
         {"stamp": stamp, "run_id": run_id, "lineage": lineage},
         _evp_incoming=frame,
@@ -351,7 +358,8 @@ def _merge_in(
             SELECT $source, $table, {entity_key_sql(keys)}, $column, _prev_status,
                    CAST({_ident(status_column)} AS VARCHAR), last_updated, now(), $run_id
             FROM {table}
-            WHERE _ingested_at = $stamp AND CAST({_ident(status_column)} AS VARCHAR) IS DISTINCT FROM _prev_status
+            WHERE _ingested_at = $stamp AND CAST({_ident(status_column)} AS VARCHAR) IS DISTINCT
+                FROM _prev_status
             """,
                 {**history, "stamp": stamp},
             )
@@ -398,7 +406,8 @@ def _merge_staged(
         return over_frames(
             con,
             f"""
-            SELECT d.*, t.rowid AS _evp_rid, {prev_status} AS _evp_prev_status, t.deleted_at AS _evp_deleted_at,
+            SELECT d.*, t.rowid AS _evp_rid, {prev_status} AS _evp_prev_status,
+                   t.deleted_at AS _evp_deleted_at,
                    {"".join(f"t.{_ident(c)} AS {old[c]}, " for c in carried)}{change} AS _evp_change
             FROM ({source_rows} {collapse}) AS d LEFT JOIN {table} AS t ON {on}
             """,
@@ -436,8 +445,9 @@ def _merge_staged(
     if bumps:
         over_frames(
             con,
-            f"UPDATE {table} AS t SET _observed_at = s._as_of{', _observed_seq = s._seq' if versioned else ''} "
-            f"FROM {_STAGE} AS s WHERE t.rowid = s._evp_rid AND s._evp_change = 'bump'",
+            f"UPDATE {table} AS t SET _observed_at = "
+            f"s._as_of{', _observed_seq = s._seq' if versioned else ''} FROM {_STAGE} AS s "
+            "WHERE t.rowid = s._evp_rid AND s._evp_change = 'bump'",
             _evp_stage=staged,
         )
     if replaced:
@@ -498,7 +508,8 @@ def _history_sql(keys: Sequence[str], status_column: str, rows: str) -> str:
     status = f"CAST({_ident(status_column)} AS VARCHAR)"
     return f"""
         INSERT INTO ops.status_history
-        SELECT $source, $table, {entity_key_sql(keys)}, $column, _evp_prev_status, {status}, last_updated, now(), $run_id
+        SELECT $source, $table, {entity_key_sql(keys)}, $column, _evp_prev_status, {status}, last_updated,
+            now(), $run_id
         FROM {rows}
         WHERE _evp_change IN {_WRITTEN} AND {status} IS DISTINCT FROM _evp_prev_status
     """

@@ -75,7 +75,8 @@ def _standard_columns_in_step(con: duckdb.DuckDBPyConnection) -> None:
         SELECT c.table_schema, c.table_name FROM information_schema.columns c
         JOIN information_schema.tables t USING (table_catalog, table_schema, table_name)
         WHERE t.table_type = 'BASE TABLE' AND c.table_catalog = current_database()
-        GROUP BY ALL HAVING bool_or(c.column_name = '_row_hash') AND NOT bool_or(c.column_name = '_observed_seq')
+        GROUP BY ALL HAVING bool_or(c.column_name = '_row_hash')
+            AND NOT bool_or(c.column_name = '_observed_seq')
     """).fetchall()
     for schema, table in missing:
         con.execute(f'ALTER TABLE "{schema}"."{table}" ADD COLUMN _observed_seq BIGINT')

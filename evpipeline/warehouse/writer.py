@@ -125,7 +125,8 @@ class Writer:
                 WHEN MATCHED THEN UPDATE SET
                     last_run_id = $run_id, last_seen = now(), failed_checks = n.failed_checks,
                     occurrences = q.occurrences + 1
-                WHEN NOT MATCHED THEN INSERT (source, table_name, entity_key, payload_hash, failed_checks, raw_json,
+                WHEN NOT MATCHED THEN INSERT (source, table_name, entity_key, payload_hash, failed_checks,
+                                              raw_json,
                                               first_run_id, last_run_id, first_seen, last_seen, occurrences)
                     VALUES (n.source, n.table_name, n.entity_key, n.payload_hash, n.failed_checks, n.raw_json,
                             $run_id, $run_id, now(), now(), 1)
@@ -200,7 +201,8 @@ class Writer:
                           CAST($cursor AS VARCHAR) AS cursor) AS n
             ON s.source = n.source AND s.stream = n.stream
             WHEN MATCHED THEN UPDATE SET
-                watermark = CASE WHEN s.watermark IS NULL OR n.watermark > s.watermark THEN n.watermark ELSE s.watermark END,
+                watermark = CASE WHEN s.watermark IS NULL OR n.watermark > s.watermark THEN n.watermark
+                ELSE s.watermark END,
                 cursor = coalesce(n.cursor, s.cursor), updated_at = now(), run_id = $run_id
             WHEN NOT MATCHED THEN INSERT (source, stream, watermark, cursor, updated_at, run_id)
                 VALUES (n.source, n.stream, n.watermark, n.cursor, now(), $run_id)

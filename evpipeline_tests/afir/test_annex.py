@@ -72,7 +72,7 @@ def datex2_problems(annex: afir.Annex) -> list[str]:
     return [f"{row.id}: {path}" for row in annex.rows for path in row.datex2 if not datex2_exists(path, sets)]
 
 
-# -- every row mapped or explained, ids unique ----------------------------------------------------------------
+# -- every row mapped or explained, ids unique ---------------------------------------------------------------
 
 
 def test_every_row_is_mapped_or_explained() -> None:
@@ -130,7 +130,7 @@ def test_rows_name_known_levels_groups_and_reachable_tables() -> None:
         afir.parse(_with_row({"ndw": None}))
 
 
-# -- model columns ---------------------------------------------------------------------------------------------
+# -- model columns -------------------------------------------------------------------------------------------
 
 
 def test_every_model_column_exists_in_a_freshly_migrated_warehouse(warehouse: WarehouseResource) -> None:
@@ -166,7 +166,7 @@ def test_a_misspelt_ocpi_path_or_wrong_ndw_rule_is_caught() -> None:
     ]
 
 
-# -- DATEX II paths --------------------------------------------------------------------------------------------
+# -- DATEX II paths ------------------------------------------------------------------------------------------
 
 
 def test_every_datex2_path_exists_in_the_vendored_profile() -> None:
@@ -200,7 +200,7 @@ def test_a_misspelt_datex2_path_is_caught() -> None:
     assert not datex2_exists("EnergyInfrastructurePool/totalMaximumPower")
 
 
-# -- docs ------------------------------------------------------------------------------------------------------
+# -- docs ----------------------------------------------------------------------------------------------------
 
 
 def test_docs_afir_md_is_generated_from_the_map() -> None:

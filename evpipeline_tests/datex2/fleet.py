@@ -6,8 +6,8 @@ EVSE status and capability, the four opening-hours shapes OCPI allows, and one t
 the ad hoc price conversion knows (ENERGY, TIME, FLAT without VAT, PARKING_TIME, times of day and
 weekdays with a fallback element, kWh and duration bounds, minimum and maximum price, a date range),
 facilities, floor levels and parking restrictions of each kind;
-two CPOs with operator entries; stations of one and of two charging points. Two EVSEs are unpublishable on purpose:
-one whose only tariff DATEX II cannot express (`T-BAD`, restricted by power) and one with a REGULAR
+two CPOs with operator entries; stations of one and of two charging points. Two EVSEs are unpublishable on
+purpose: one whose only tariff DATEX II cannot express (`T-BAD`, restricted by power) and one with a REGULAR
 (contract) tariff only.
 """
 
@@ -268,7 +268,8 @@ def publish(
     published_at: datetime = PUBLISHED_AT,
     documents_: tuple[tuple[Kind, Fmt], ...] = DOCUMENTS,
 ) -> Published:
-    """The four documents (or `documents_`) from one Publisher (one selection), as the daily export writes them."""
+    """The four documents (or `documents_`) from one Publisher (one selection),
+    as the daily export writes them."""
     with warehouse.get_connection() as con, Publisher(con, countries or ["NLD"], creator) as publisher:
         documents: dict[tuple[str, str], bytes] = {}
         stats: dict[tuple[str, str], Any] = {}
@@ -382,7 +383,8 @@ def reference_problems(static: dict[str, Any], status: dict[str, Any]) -> list[s
             problems.append(f"energyRateByReference {obj['idG']} before (or without) its definition")
         elif path[-1:] == ("organisationReference",) and organisations.get(obj["idG"]) != obj.get("versionG"):
             problems.append(
-                f"{path[-3]} reference {obj['idG']}@{obj.get('versionG')} defined as {organisations.get(obj['idG'])}"
+                f"{path[-3]} reference {obj['idG']}@{obj.get('versionG')} defined as "
+                f"{organisations.get(obj['idG'])}"
             )
     held = {
         (s["idG"], s["versionG"]): {

@@ -84,5 +84,6 @@ def profile_definitions() -> dict[str, dict[str, Any]]:
 
 
 def profile_enumeration(name: str) -> list[str]:
-    """The values of one of the profile's enumerations (without `extendedG`, the escape to an extended value)."""
+    """The values of one of the profile's enumerations (without `extendedG`,
+    the escape to an extended value)."""
     return [str(v) for v in profile_definitions()[name]["enum"] if v != "extendedG"]

@@ -141,7 +141,8 @@ def test_a_second_bay_for_people_with_disabilities_is_counted(
 def test_the_xml_carries_them_in_the_extensions(warehouse: WarehouseResource, published: Published) -> None:
     text = publish(warehouse, documents_=(("static", "xml"),)).documents[("static", "xml")].decode()
     assert (
-        f'<afir:supplementalFacility><afir:afacSupplementalEquipment id="{SITE}:facility:internetWireless" version="1">'
+        f'<afir:supplementalFacility><afir:afacSupplementalEquipment id="{SITE}:facility:internetWireless" '
+        'version="1">'
         "<afir:equipmentType>internetWireless</afir:equipmentType>"
     ) in text
     assert (

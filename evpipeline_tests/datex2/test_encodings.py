@@ -36,7 +36,8 @@ HAND_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
   xmlns:egi="http://datex2.eu/schema/3/energyInfrastructure" xmlns:fac="http://datex2.eu/schema/3/facilities"
   xmlns:loc="http://datex2.eu/schema/3/locationReferencing" xmlns:locx="http://datex2.eu/schema/3/locationExtension"
   xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:afir="urn:evpipeline:datex2:afir:01-00-00"
-  xsi:type="egi:EnergyInfrastructureTablePublication" lang="nl" modelBaseVersion="3" profileName="AFIR Energy Infrastructure"
+  xsi:type="egi:EnergyInfrastructureTablePublication" lang="nl" modelBaseVersion="3"
+  profileName="AFIR Energy Infrastructure"
   profileVersion="01-00-00">
  <com:publicationTime>2026-11-02T03:00:00Z</com:publicationTime>
  <egi:energyInfrastructureTable id="T" version="4">
@@ -56,7 +57,8 @@ HAND_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
      <egi:connector><egi:maxPowerAtSocket>11000</egi:maxPowerAtSocket></egi:connector>
      <egi:_electricChargingPointExtension>
       <afir:externalIdentifier><afir:identifier>NL*ALF*E1</afir:identifier>
-       <afir:typeOfIdentifier _extendedValue="evseId">_extended</afir:typeOfIdentifier></afir:externalIdentifier>
+       <afir:typeOfIdentifier _extendedValue="evseId">_extended</afir:typeOfIdentifier>
+      </afir:externalIdentifier>
       <afir:currentType>ac</afir:currentType>
       <afir:electricEnergy><afir:isGreenEnergy>true</afir:isGreenEnergy>
        <afir:energyRateByReference targetClass="EnergyRate" id="R"/></afir:electricEnergy>

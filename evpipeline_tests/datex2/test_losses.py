@@ -142,7 +142,8 @@ def test_value_losses_are_the_rules_losses() -> None:
 
 
 def test_the_mapping_document_names_every_loss() -> None:
-    """docs/datex2.md names every lost OCPI field, every profile element we cannot fill and every value loss."""
+    """docs/datex2.md names every lost OCPI field, every profile element we cannot fill and every value
+    loss."""
     text = DOCS.read_text()
     data = losses()
     absent = [e["ocpi"] for e in data["ocpi_without_datex2"] if f"`{e['ocpi']}`" not in text]

@@ -99,7 +99,8 @@ def test_powers_currents_and_evse_ids_are_the_connectors_and_the_exports(
         power_types = {
             f"{cc}:{p}:{loc}:{uid}": set(types)
             for cc, p, loc, uid, types in con.execute(
-                "SELECT country_code, party_id, location_id, evse_uid, list(DISTINCT power_type) FROM mart.connectors GROUP BY ALL"
+                "SELECT country_code, party_id, location_id, evse_uid, list(DISTINCT power_type) "
+                "FROM mart.connectors GROUP BY ALL"
             ).fetchall()
         }
     for site, _, point in points(published.json("static")):

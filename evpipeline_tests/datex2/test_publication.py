@@ -114,7 +114,8 @@ def test_standard_mart_publications_validate(warehouse: WarehouseResource, kind:
     published = publish(warehouse)
     assert_valid(kind, fmt, published.documents[(kind, fmt)])
     stats = published.stats[(kind, fmt)]
-    # 5 good locations of 2 EVSEs x 2 connectors, LOC-0102 (1 EVSE), LOC-0103 (1 connector), LOC-0106 (2 EVSEs).
+    # 5 good locations of 2 EVSEs x 2 connectors, LOC-0102 (1 EVSE), LOC-0103 (1 connector), LOC-0106
+    # (2 EVSEs).
     assert (stats.sites, stats.stations, stats.points) == (8, 14, 14)
     assert stats.connectors == (24 if kind == "static" else 0)
     assert stats.bytes == len(published.documents[(kind, fmt)])
@@ -245,7 +246,8 @@ def test_the_generated_fleet_leaves_out_exactly_its_two_unpublishable_points(fle
     }
     assert kept["NL:ALF:LOC-0901"] == ["NL:ALF:LOC-0901:station:LOC-0901-E2"]
     assert kept["NL:ALF:LOC-0902"] == ["NL:ALF:LOC-0902:station:LOC-0902-E2"]
-    # The parking fee each CPO's T-PARK loses is counted, with the values 3.7 and the profile have no rule for.
+    # The parking fee each CPO's T-PARK loses is counted, with the values 3.7 and the profile have no rule
+    # for.
     unmapped = fleet.stats[("static", "json")].unmapped
     assert (
         unmapped[
@@ -617,7 +619,8 @@ def chunked_mart() -> MartRows:
 def test_chunks_write_the_whole_fleets_bytes(
     warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rows_from: str
 ) -> None:
-    """Chunks reading their rows from the mart, or from Parquet staged once (more chunks than DIRECT_CHUNKS)."""
+    """Chunks reading their rows from the mart, or from Parquet staged once
+    (more chunks than DIRECT_CHUNKS)."""
     chunked_mart().write(warehouse)
     whole = publish(warehouse)  # one chunk
     selected: list[tuple[int, int]] = []  # per chunk: locations in its rows, locations published

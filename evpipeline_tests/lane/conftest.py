@@ -89,7 +89,8 @@ class Deployment:
         )
 
     def bootstrap(self) -> None:
-        """What a deployment has before the lane matters: sources synced, reference loaded, NDW holding the fleet."""
+        """What a deployment has before the lane matters: sources synced, reference loaded,
+        NDW holding the fleet."""
         materialize([*SOURCE_ASSETS], self.resources)
         materialize([reference_operator_data], self.resources)
         materialize([mart_model], self.resources)

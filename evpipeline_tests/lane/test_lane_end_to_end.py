@@ -92,7 +92,8 @@ def test_every_source_reaches_ndw_through_the_supervised_lane(
         WITH held AS (SELECT object_id FROM ops.ndw_pushed WHERE kind = 'tariff')
         SELECT c.tariff_ids->>0, c.location_id, c.evse_uid, c.connector_id
         FROM mart.connectors c JOIN ops.ndw_pushed p ON p.kind = 'location' AND p.object_id = c.location_id
-        WHERE c.source = 'greenflux' AND (c.tariff_ids->>0) IN (SELECT object_id FROM held) AND c.location_id <> ?
+        WHERE c.source = 'greenflux' AND (c.tariff_ids->>0) IN (SELECT object_id FROM held)
+            AND c.location_id <> ?
         ORDER BY 2, 3, 4 LIMIT 1""",
         [greenflux_location],
     )
@@ -155,8 +156,10 @@ def test_every_source_reaches_ndw_through_the_supervised_lane(
     unreferenced = query(
         d.warehouse,
         """SELECT tariff_id FROM mart.tariffs t WHERE tariff_id = ? AND NOT EXISTS (
-                                             SELECT 1 FROM mart.connectors c WHERE c.party_id = t.party_id AND NOT c.is_deleted
-                                             AND list_contains(CAST(c.tariff_ids AS VARCHAR[]), t.tariff_id))""",
+                                             SELECT 1 FROM mart.connectors c WHERE c.party_id = t.party_id
+                                                 AND NOT c.is_deleted
+                                             AND list_contains(CAST(c.tariff_ids AS VARCHAR[]),
+                                                 t.tariff_id))""",
         [gf_tariff],
     )
     assert left == ([("DELETE", gf_tariff)] if unreferenced else [])

@@ -139,8 +139,8 @@ def receiver(tmp_path: Path) -> Iterator[tuple[BackgroundServer, Inbox]]:
 def nested(depth: int) -> bytes:
     """One notification whose `data` holds a list nested `depth` levels deep."""
     return (
-        b'[{"id": "deep", "eventType": "EVRoam.ChargingStationChanges", "subject": "chargingstations-d.json", '
-        b'"data": {"url": "http://127.0.0.1/chargingstations.json", "x": '
+        b'[{"id": "deep", "eventType": "EVRoam.ChargingStationChanges", "subject": '
+        b'"chargingstations-d.json", "data": {"url": "http://127.0.0.1/chargingstations.json", "x": '
         + b"[" * depth
         + b"]" * depth
         + b"}}]"

@@ -134,7 +134,8 @@ def test_site_becomes_location_with_owner_party_and_parsed_address(warehouse: Wa
     build(warehouse)
     row = query(
         warehouse,
-        "SELECT country_code, party_id, location_id, address, city, postal_code, country, opening_times, time_zone, source, source_id FROM mart.locations",
+        "SELECT country_code, party_id, location_id, address, city, postal_code, country, opening_times, "
+        "time_zone, source, source_id FROM mart.locations",
     )
     assert row == [
         (
@@ -173,7 +174,8 @@ def test_connector_and_power_rules(warehouse: WarehouseResource) -> None:
         r[0]: r[1:]
         for r in query(
             warehouse,
-            "SELECT connector_id, standard, format, power_type, max_voltage, max_amperage, max_electric_power FROM mart.connectors",
+            "SELECT connector_id, standard, format, power_type, max_voltage, max_amperage, "
+            "max_electric_power FROM mart.connectors",
         )
     }
     assert rows["dc-c1"] == ("CHADEMO", "CABLE", "DC", 500, 100, 50000)

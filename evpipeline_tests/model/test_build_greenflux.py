@@ -41,7 +41,8 @@ def test_locations_map_to_the_cpo_party_and_ocpi_2_2_1(
         r[2]: r
         for r in query(
             warehouse,
-            "SELECT country_code, party_id, location_id, publish, parking_type, energy_mix, operator FROM mart.locations",
+            "SELECT country_code, party_id, location_id, publish, parking_type, energy_mix, operator "
+            "FROM mart.locations",
         )
     }
     for loc in sim.locations():
@@ -107,7 +108,8 @@ def test_moved_evse_is_removed_in_the_old_location_and_live_in_the_new(
     assert (
         scalar(
             warehouse,
-            "SELECT count(*) FROM mart.evse_status_history WHERE evse_uid = ? AND location_id = ? AND new_status = 'REMOVED'",
+            "SELECT count(*) FROM mart.evse_status_history WHERE evse_uid = ? AND location_id = ? "
+            "AND new_status = 'REMOVED'",
             [uid, old],
         )
         == 1

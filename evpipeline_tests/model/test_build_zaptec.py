@@ -41,7 +41,8 @@ def test_installations_chargers_and_statuses_map_by_rule(
             r[0]: r[1:]
             for r in query(
                 warehouse,
-                "SELECT location_id, country_code, party_id, publish FROM mart.locations WHERE source = 'zaptec'",
+                "SELECT location_id, country_code, party_id, publish FROM mart.locations "
+                "WHERE source = 'zaptec'",
             )
         }
         for installation_id, country, public in query(
@@ -68,7 +69,8 @@ def test_installations_chargers_and_statuses_map_by_rule(
         for amps, volts, max_phases, network, watts, power_type in query(
             warehouse,
             """
-                SELECT c.max_amperage, c.max_voltage, s.max_phases, i.network_type, c.max_electric_power, c.power_type
+                SELECT c.max_amperage, c.max_voltage, s.max_phases, i.network_type, c.max_electric_power,
+                    c.power_type
                 FROM mart.connectors c JOIN zaptec.installations i ON i.installation_id = c.location_id
                 LEFT JOIN (SELECT charger_id, max(value_number) FILTER (WHERE state_id = 520) AS max_phases
                            FROM zaptec.charger_states GROUP BY 1) s ON s.charger_id = c.evse_uid
@@ -92,7 +94,8 @@ def test_installations_chargers_and_statuses_map_by_rule(
             ("UNKNOWN",)
         ]
 
-        # Zaptec has no opening hours or energy mix: its public locations are rejected by the NDW export with that reason.
+        # Zaptec has no opening hours or energy mix: its public locations are rejected by the NDW export with
+        # that reason.
         with warehouse.get_connection() as con:
             export = build_export(con)
         zaptec_ids = set(locations)
@@ -106,8 +109,9 @@ def test_installations_chargers_and_statuses_map_by_rule(
 def test_zaptec_connectors_are_physically_plausible_end_to_end(
     clock: SimClock, warehouse: WarehouseResource, tmp_path: Any, monkeypatch: Any
 ) -> None:
-    """Zaptec over HTTP -> mart -> NDW selection: each connector's power type and power are the charger's phases x
-    the volts its grid gives each phase x its maximum current, and no connector is left out for physics."""
+    """Zaptec over HTTP -> mart -> NDW selection: each connector's power type and power are the charger's
+    phases x the volts its grid gives each phase x its maximum current,
+    and no connector is left out for physics."""
     from evpipeline.model.reference import default_file
     from evpipeline.simulators.zaptec.fleet import rated_w
     from evpipeline_tests.model.test_reference import load

@@ -33,7 +33,8 @@ def match(
         if scope is None:
             return update_identity(w.con, now)
         w.con.execute(
-            "CREATE OR REPLACE TEMP TABLE _test_scope (country_code VARCHAR, party_id VARCHAR, location_id VARCHAR)"
+            "CREATE OR REPLACE TEMP TABLE _test_scope (country_code VARCHAR, party_id VARCHAR, "
+            "location_id VARCHAR)"
         )
         if scope:
             w.con.executemany("INSERT INTO _test_scope VALUES (?, ?, ?)", [k.split(":", 2) for k in scope])
@@ -97,9 +98,9 @@ def test_matching_finds_the_duplicates_and_none_of_the_near_misses_at_1k_evses(
         frozenset((a, b)): (street, house)
         for a, b, street, house in query(
             warehouse,
-            f"SELECT a_country_code || ':' || a_party_id || ':' || a_location_id, "
-            f"b_country_code || ':' || b_party_id || ':' || b_location_id, street_similarity, same_house_number "
-            f"FROM {CANDIDATES}",
+            "SELECT a_country_code || ':' || a_party_id || ':' || a_location_id, "
+            "b_country_code || ':' || b_party_id || ':' || b_location_id, street_similarity, "
+            f"same_house_number FROM {CANDIDATES}",
         )
     }
     assert {features[pair] for pair in o.truth} == {(1.0, True)}

@@ -176,8 +176,9 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_mix(
         materialize([reference_operator_data], {"warehouse": fresh})
         build(fresh, full=True)
         live = (
-            "SELECT * EXCLUDE (last_updated, source_last_updated, deleted_at, _observed_at, _observed_seq, _row_hash, "
-            "_ingested_at, _run_id, _lineage, _change, _prev_status) FROM {} WHERE NOT is_deleted ORDER BY ALL"
+            "SELECT * EXCLUDE (last_updated, source_last_updated, deleted_at, _observed_at, _observed_seq, "
+            "_row_hash, _ingested_at, _run_id, _lineage, _change, _prev_status) FROM {} WHERE NOT is_deleted "
+            "ORDER BY ALL"
         )
         for table in ("mart.locations", "mart.evses", "mart.connectors", "mart.tariffs"):
             rows = query(warehouse, live.format(table))

@@ -170,7 +170,8 @@ def test_lineage_covers_more_mart_columns_than_same_names(registered: None) -> N
     found = {source: coverage(source) for source in ("evroam", "greenflux", "zaptec", "reference")}
     for source, (before, after, total) in found.items():
         print(
-            f"mart column lineage {source}: {before}/{total} columns before (same name), {after}/{total} from the SQL"
+            f"mart column lineage {source}: {before}/{total} columns before (same name), "
+            f"{after}/{total} from the SQL"
         )
     for source in ("evroam", "zaptec"):
         assert found[source][1] > found[source][0], source

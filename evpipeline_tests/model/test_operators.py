@@ -284,8 +284,10 @@ def test_operator_and_evse_id_are_filled_only_where_the_source_is_silent_and_sta
         warehouse,
         """SELECT e.source, e.country_code, e.party_id, e.evse_uid, e.evse_id, e.reference_fields->>'evse_id',
                                      g.evse_id, z.device_id
-                              FROM mart.evses e LEFT JOIN greenflux.evses g ON e.source = 'greenflux' AND g.evse_uid = e.evse_uid
-                              LEFT JOIN zaptec.chargers z ON e.source = 'zaptec' AND z.charger_id = e.evse_uid""",
+                              FROM mart.evses e LEFT JOIN greenflux.evses g ON e.source = 'greenflux'
+                                  AND g.evse_uid = e.evse_uid
+                              LEFT JOIN zaptec.chargers z ON e.source = 'zaptec'
+                                  AND z.charger_id = e.evse_uid""",
     )
     assert {r[0] for r in ids} == {"greenflux", "zaptec"}
     for source, cc, _party, uid, evse_id, lineage, source_id, device in ids:
@@ -319,7 +321,8 @@ def test_operator_and_evse_id_are_filled_only_where_the_source_is_silent_and_sta
     [(evses, with_id, with_operator)] = query(
         warehouse,
         """SELECT count(*), count(e.evse_id), count(l.operator)
-        FROM mart.evses e JOIN mart.locations l USING (country_code, party_id, location_id) WHERE e.country_code = 'NO'""",
+        FROM mart.evses e JOIN mart.locations l USING (country_code, party_id, location_id)
+            WHERE e.country_code = 'NO'""",
     )
     assert evses > 0 and (with_id, with_operator) == (0, 0)
 

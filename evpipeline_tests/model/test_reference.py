@@ -160,7 +160,8 @@ def test_reference_fills_what_zaptec_lacks_and_makes_it_exportable(
         warehouse,
         """SELECT l.opening_times, l.energy_mix, l.reference_fields, e.parking_restrictions,
                                       e.reference_fields, c.tariff_ids, c.reference_fields
-                               FROM mart.locations l JOIN mart.evses e USING (country_code, party_id, location_id)
+                               FROM mart.locations l JOIN mart.evses e USING (country_code, party_id,
+                                   location_id)
                                JOIN mart.connectors c USING (country_code, party_id, location_id, evse_uid)
                                WHERE l.source = 'zaptec' AND l.country_code = 'NL'""",
     )
@@ -204,7 +205,8 @@ def test_a_source_value_wins_unless_the_rule_overrides_it(
     [(cc, party, location, source_hours)] = query(
         warehouse,
         """SELECT country_code, party_id, location_id, opening_times
-        FROM mart.locations WHERE source = 'greenflux' AND opening_times IS NOT NULL ORDER BY location_id LIMIT 1""",
+        FROM mart.locations WHERE source = 'greenflux' AND opening_times IS NOT NULL ORDER BY location_id
+            LIMIT 1""",
     )
     office = {
         "twentyfourseven": False,
@@ -356,7 +358,8 @@ def test_the_most_specific_rule_wins_whatever_its_place_in_the_file(
         write(tmp_path, {"rules": [location, party] if specific_first else [party, location]}),
         monkeypatch,
     )
-    rows = """SELECT * FROM (VALUES ('greenflux', 'NL', 'GFX', 'L1', NULL::VARCHAR), ('greenflux', 'NL', 'GFX', 'L2', NULL::VARCHAR))
+    rows = """SELECT * FROM (VALUES ('greenflux', 'NL', 'GFX', 'L1', NULL::VARCHAR), ('greenflux', 'NL',
+                  'GFX', 'L2', NULL::VARCHAR))
               AS t(source, country_code, party_id, location_id, time_zone)"""
     applied = apply_rules(
         "locations", rows, ["source", "country_code", "party_id", "location_id", "time_zone"]
@@ -391,7 +394,8 @@ def assigned(
     monkeypatch: pytest.MonkeyPatch,
     parties: list[dict[str, Any]],
 ) -> list[tuple[str, str, str]]:
-    """(location_id, party_id, rule_id) that `assigned_party` gives three GreenFlux locations under `parties`."""
+    """(location_id, party_id, rule_id) that `assigned_party` gives three GreenFlux locations under
+    `parties`."""
     load(warehouse, write(tmp_path, {**default(), "parties": parties}), monkeypatch)
     with warehouse.get_connection() as con:
         return con.execute(f"""

@@ -162,7 +162,8 @@ def test_compaction_keeps_the_catalog_equal_to_the_warehouse(
 ) -> None:
     publish(mart, directory)
     base = len(standard_mart().evses)
-    # A ratio that folds after two deltas instead of six: the rule is the same, each publication costs seconds.
+    # A ratio that folds after two deltas instead of six: the rule is the same,
+    # each publication costs seconds.
     monkeypatch.setattr(snap, "COMPACT_RATIO", 1.5 / base)
     compacted_at = None
     statuses = ["CHARGING", "AVAILABLE", "BLOCKED", "CHARGING", "AVAILABLE", "OUT_OF_ORDER"]

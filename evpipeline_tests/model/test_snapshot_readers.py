@@ -24,7 +24,8 @@ DOC = ROOT / "docs" / "mart.md"
 
 
 def recipe(directory: Path) -> str:
-    """The Python block of docs/mart.md, pointed at `directory` instead of data/snapshots (and without its print)."""
+    """The Python block of docs/mart.md, pointed at `directory` instead of data/snapshots
+    (and without its print)."""
     block = re.search(r"```python\n(import duckdb\n.*?)```", DOC.read_text(), re.S)
     assert block is not None, "docs/mart.md gives no Python recipe for reading the snapshot"
     code = block.group(1).replace("'data/snapshots'", repr(str(directory)))
@@ -80,7 +81,8 @@ for _ in sys.stdin:  # one line: open a new connection (keeping the earlier ones
 {recipe}
     held.append(con)
     print(json.dumps([[c.execute("SELECT publication FROM main.snapshot_publication").fetchone()[0],
-                       c.execute("SELECT count(*) FROM mart.evses").fetchone()[0]] for c in held]), flush=True)
+                       c.execute("SELECT count(*) FROM mart.evses").fetchone()[0]] for c in held]),
+          flush=True)
 """
 
 

@@ -78,7 +78,8 @@ def test_files_manifest_and_same_state_same_bytes(warehouse: WarehouseResource, 
         "generated_at": "2026-11-02T03:00:00Z",
         "table": {"id": "NL:evpipeline-test:table:NLD", "version": "1"},
     }
-    # The OCPI export's objects (8 locations, 14 EVSEs, 24 connectors), nothing left out by DATEX II's own rules.
+    # The OCPI export's objects (8 locations, 14 EVSEs, 24 connectors),
+    # nothing left out by DATEX II's own rules.
     assert manifest["counts"] == {
         "sites": 8,
         "stations": 14,

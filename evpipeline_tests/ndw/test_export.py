@@ -86,7 +86,8 @@ def test_every_rejected_location_also_fails_the_definition(warehouse: WarehouseR
     standard_mart().write(warehouse)
     with warehouse.get_connection() as con:
         con.execute(
-            "UPDATE mart.connectors SET tariff_ids = NULL WHERE location_id = 'LOC-0001' AND connector_id = '1'"
+            "UPDATE mart.connectors SET tariff_ids = NULL WHERE location_id = 'LOC-0001' "
+            "AND connector_id = '1'"
         )
         export = build_export(con)
         rows = con.execute("SELECT * FROM mart.locations WHERE location_id = 'LOC-0101'").df()

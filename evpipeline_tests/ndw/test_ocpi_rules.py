@@ -490,7 +490,8 @@ def test_zone_less_datetime_is_legal_ocpi_but_not_ndw() -> None:
     loc = samples.location(last_updated="2026-11-01T11:58:00")
     assert errors_of("location", loc, "ocpi") == []
     assert errors_of("location", loc, "ndw") == [
-        "last_updated: must end in Z (UTC); the zone-less form is OCPI-legal but not accepted by NDW's schemas"
+        "last_updated: must end in Z (UTC); the zone-less form is OCPI-legal but not accepted by NDW's "
+        "schemas"
     ]
     assert errors_of("location", samples.location(last_updated="2026-11-01T11:58:00+00:00"), "ocpi") != []
 

@@ -20,7 +20,8 @@ from evpipeline_tests.mart_fixture import MartRows
 from evpipeline_tests.ndw import ocpi_samples as samples
 from evpipeline_tests.typed import running
 
-# (power_type, volts, amps, watts, possible): at the limit, within 1 % rounding, above it; DC counts one phase.
+# (power_type, volts, amps, watts, possible): at the limit, within 1 % rounding, above it;
+# DC counts one phase.
 POWER_CASES = [
     ("AC_1_PHASE", 230, 32, 7360, True),  # exactly V x A x 1
     ("AC_1_PHASE", 230, 32, 7400, True),  # a nominal 7.4 kW, rounded: within 1 %
@@ -51,8 +52,8 @@ def test_the_definition_refuses_a_connector_above_volts_amps_phases_naming_the_f
         else:
             phases = ocpi.PHASES[power_type]
             assert errors == [
-                f"(root): max_electric_power {watts} W exceeds max_voltage {volts} V x max_amperage {amps} A x "
-                f"{phases} phase(s) ({power_type}) = {volts * amps * phases} W"
+                f"(root): max_electric_power {watts} W exceeds max_voltage {volts} V x max_amperage {amps} "
+                f"A x {phases} phase(s) ({power_type}) = {volts * amps * phases} W"
             ]
 
 

@@ -351,7 +351,8 @@ def test_rejected_content_is_recorded_not_retried_and_fails_the_check(
     assert "tariff_alt_text: not allowed here" in meta["rejected"]
     assert query(
         warehouse,
-        "SELECT path, http_status, ocpi_status, message, attempts, ok FROM ops.ndw_pushes WHERE outcome = 'rejected'",
+        "SELECT path, http_status, ocpi_status, message, attempts, ok FROM ops.ndw_pushes "
+        "WHERE outcome = 'rejected'",
     ) == [("tariffs/NL/ALF/T-FAST", 200, 2001, "tariff_alt_text: not allowed here", 1, False)]
     fast = "/ocpi/2.2.1/tariffs/NL/ALF/T-FAST"
     assert [p.path for p in sim.pushes].count(fast) == 1

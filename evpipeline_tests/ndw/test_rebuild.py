@@ -77,7 +77,8 @@ def test_a_delivered_day_is_rebuilt_byte_for_byte_after_the_warehouse_moved_on(
     assert _files(tmp_path / "now-ndw" / today)["locations.json"] != delivered["ndw"]["locations.json"]
     now_static = json.loads(_files(tmp_path / "now-datex2" / today)["static.json"])
     then_static = json.loads(delivered["datex2"]["static.json"])
-    # Now: the renamed site at version 2 (the first delivery recorded version 1); then: version 1, the old name.
+    # Now: the renamed site at version 2 (the first delivery recorded version 1); then: version 1,
+    # the old name.
     assert [
         (s["versionG"], s["name"]["values"][0]["value"])
         for s in sites(now_static)

@@ -39,7 +39,10 @@ def ndw(sim: NdwSimulator) -> NdwPushResource:
 
 
 def test_the_simulator_never_imports_our_definition() -> None:
-    code = "import sys, evpipeline.simulators.ndw; print(sorted(m for m in sys.modules if m.startswith('evpipeline.ocpi')))"
+    code = (
+        "import sys, evpipeline.simulators.ndw; print(sorted(m for m in sys.modules if "
+        "m.startswith('evpipeline.ocpi')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -95,7 +95,8 @@ def test_a_column_the_warehouse_lacks_is_listed_not_counted(mart: WarehouseResou
 def test_values_below_the_object_must_all_be_there(mart: WarehouseResource) -> None:
     with mart.get_connection() as con:
         con.execute(
-            "UPDATE mart.connectors SET max_electric_power = 0 WHERE evse_uid = 'LOC-0001-E1' AND connector_id = '2'"
+            "UPDATE mart.connectors SET max_electric_power = 0 WHERE evse_uid = 'LOC-0001-E1' "
+            "AND connector_id = '2'"
         )
         con.execute("UPDATE mart.evses SET status = 'UNKNOWN' WHERE evse_uid = 'LOC-0002-E1'")
     got = _report(mart)
@@ -114,7 +115,8 @@ def test_stations_are_the_evses_sharing_a_station_id(mart: WarehouseResource) ->
         con.execute("""UPDATE mart.evses SET station_id = CASE WHEN location_id IN ('LOC-0001', 'LOC-0002')
                        THEN 'S-' || location_id ELSE 'S-' || evse_uid END""")
         con.execute(
-            "UPDATE mart.connectors SET max_electric_power = 0 WHERE evse_uid = 'LOC-0001-E2' AND connector_id = '1'"
+            "UPDATE mart.connectors SET max_electric_power = 0 WHERE evse_uid = 'LOC-0001-E2' "
+            "AND connector_id = '1'"
         )
         nullable = con.execute("""SELECT is_nullable FROM duckdb_columns() WHERE schema_name = 'mart'
                                   AND table_name = 'evses' AND column_name = 'station_id'""").fetchone()
@@ -136,11 +138,15 @@ def test_operator_level_rows_read_the_cpos_operator_rows(mart: WarehouseResource
             "SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'mart' AND table_name = 'operators'"
         ).fetchone()
         if not exists or not exists[0]:  # until the model's mart.operators view is merged (afir-model)
-            con.execute("""CREATE TABLE mart.operators (country_code VARCHAR, party_id VARCHAR, operator_id VARCHAR,
-                name VARCHAR, legal_name VARCHAR, website VARCHAR, helpdesk_phone VARCHAR, helpdesk_email VARCHAR,
+            con.execute("""CREATE TABLE mart.operators (country_code VARCHAR, party_id VARCHAR,
+                    operator_id VARCHAR,
+                name VARCHAR, legal_name VARCHAR, website VARCHAR, helpdesk_phone VARCHAR,
+                    helpdesk_email VARCHAR,
                 helpdesk_name VARCHAR, staffed BOOLEAN, payment_means VARCHAR[], nuts_code VARCHAR)""")
-            con.execute("""INSERT INTO mart.operators (country_code, party_id, operator_id, name, legal_name, staffed)
-                           VALUES ('NL', 'ALF', 'NL*ALF', 'Allego', 'Allego B.V.', false), ('BE', 'BEC', 'BE*BEC', 'Bec', ' ', NULL)""")
+            con.execute("""INSERT INTO mart.operators (country_code, party_id, operator_id, name, legal_name,
+                               staffed)
+                           VALUES ('NL', 'ALF', 'NL*ALF', 'Allego', 'Allego B.V.', false), ('BE', 'BEC',
+                               'BE*BEC', 'Bec', ' ', NULL)""")
     got = _report(mart)
     for party in ("ALF", "BEC"):
         carried = (

@@ -175,13 +175,15 @@ def test_timeliness_prints_its_definition_the_clock_skew_and_first_publications_
 
 @pytest.fixture
 def mixed(warehouse: WarehouseResource) -> WarehouseResource:
-    """The standard mart (a Belgian location beside the Dutch ones); one EVSE in each country AVAILABLE for 10 days."""
+    """The standard mart (a Belgian location beside the Dutch ones); one EVSE in each country AVAILABLE for 10
+    days."""
     standard_mart().write(warehouse)
     with warehouse.get_connection() as con:
         con.execute("DELETE FROM ops.status_history")
         for key in ("NL|ALF|LOC-0001|LOC-0001-E1", "BE|BEC|LOC-0202|LOC-0202-E1"):
             con.execute(
-                "INSERT INTO ops.status_history VALUES ('mart', 'mart.evses', ?, 'status', NULL, 'AVAILABLE', ?, ?, 't')",
+                "INSERT INTO ops.status_history VALUES ('mart', 'mart.evses', ?, 'status', NULL, "
+                "'AVAILABLE', ?, ?, 't')",
                 [key, T0, T0],
             )
     return warehouse

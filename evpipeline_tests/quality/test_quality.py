@@ -29,7 +29,8 @@ def _history(warehouse: WarehouseResource, rows: list[tuple[str, str, datetime]]
         for uid, status, at in rows:
             loc = uid.rsplit("-", 1)[0]
             con.execute(
-                "INSERT INTO ops.status_history VALUES ('mart', 'mart.evses', ?, 'status', NULL, ?, ?, ?, 'test')",
+                "INSERT INTO ops.status_history VALUES ('mart', 'mart.evses', ?, 'status', NULL, ?, ?, ?, "
+                "'test')",
                 [f"NL|ALF|{loc}|{uid}", status, at, at + timedelta(seconds=5)],
             )
 
@@ -95,10 +96,12 @@ def test_completeness_shares_per_cpo_and_source(mart: WarehouseResource) -> None
         (cc, obj, el): (objects, present, share)
         for cc, obj, el, objects, present, share in query(
             mart,
-            f"SELECT country_code, object, element, objects, present, share FROM {tables.COMPLETENESS} WHERE party_id IN ('ALF', 'BEC')",
+            f"SELECT country_code, object, element, objects, present, share FROM {tables.COMPLETENESS} "
+            "WHERE party_id IN ('ALF', 'BEC')",
         )
     }
-    # 11 published live NL locations (5 good + 6 defects; private and deleted are not counted), one without energy mix.
+    # 11 published live NL locations (5 good + 6 defects; private and deleted are not counted),
+    # one without energy mix.
     assert shares[("NL", "location", "energy_mix")] == (11, 10, 10 / 11)
     assert shares[("NL", "location", "opening_times")] == (11, 11, 1.0)
     # 17 live EVSEs (the REMOVED one is not counted), one without parking restrictions.
@@ -139,7 +142,8 @@ def test_timeliness_percentiles_and_share_within_target(mart: WarehouseResource)
         for r in query(
             mart,
             f"""
-        SELECT data_class, pushes, p50_seconds, p95_seconds, max_seconds, within_target_share, observed_p50_seconds, source
+        SELECT data_class, pushes, p50_seconds, p95_seconds, max_seconds, within_target_share,
+            observed_p50_seconds, source
         FROM {tables.TIMELINESS} WHERE party_id = 'ALF'""",
         )
     }
@@ -158,7 +162,8 @@ def test_reliability_time_weighted_shares_and_rapid_flag(history: WarehouseResou
         for r in query(
             history,
             f"""
-        SELECT evse_uid, working_share, observed_seconds, rapid, below_target, transitions FROM {tables.RELIABILITY}""",
+        SELECT evse_uid, working_share, observed_seconds, rapid, below_target, transitions
+            FROM {tables.RELIABILITY}""",
         )
     }
     assert got["LOC-0001-E1"][0] == pytest.approx(0.9)

@@ -42,15 +42,18 @@ def skewed(warehouse: WarehouseResource) -> WarehouseResource:
             ("LOC-0001-E2", T0 + DAY + 400 * S, T0 + DAY + 10 * S, T0 + DAY + 30 * S),
         ):
             con.execute(
-                "INSERT INTO ops.status_history VALUES ('mart', 'mart.evses', ?, 'status', 'AVAILABLE', 'CHARGING', ?, ?, 't')",
+                "INSERT INTO ops.status_history VALUES ('mart', 'mart.evses', ?, 'status', 'AVAILABLE', "
+                "'CHARGING', ?, ?, 't')",
                 [f"NL|ALF|LOC-0001|{uid}", status_at, recorded_at],
             )
             _push(con, pushed_at, "evse", "PATCH", f"NL/ALF/LOC-0001/{uid}", "status")
-        # LOC-0002: source stamps of T0, first seen (written to the mart) 30 days later, first PUT 12 s after that.
+        # LOC-0002: source stamps of T0, first seen (written to the mart) 30 days later,
+        # first PUT 12 s after that.
         for table in ("mart.locations", "mart.evses", "mart.connectors"):
             con.execute(f"UPDATE {table} SET _ingested_at = ? WHERE location_id = 'LOC-0002'", [NOTICED])
         _push(con, NOTICED + 12 * S, "location", "PUT", "NL/ALF/LOC-0002", "new")
-        # T-STD: published first, then PUT again without a newer source stamp (a change of ours, 40 s after we wrote it).
+        # T-STD: published first, then PUT again without a newer source stamp (a change of ours,
+        # 40 s after we wrote it).
         con.execute("UPDATE mart.tariffs SET _ingested_at = ? WHERE tariff_id = 'T-STD'", [NOTICED + 100 * S])
         _push(con, NOTICED + 2 * S, "tariff", "PUT", "NL/ALF/T-STD", "new")
         _push(con, NOTICED + 140 * S, "tariff", "PUT", "NL/ALF/T-STD", "changed")
@@ -74,8 +77,9 @@ def test_a_status_change_is_measured_on_our_clock_with_the_provider_skew_taken_o
 ) -> None:
     rows = query(
         skewed,
-        f"""SELECT push_key, publication, clock_skew_seconds, observable_at, delay_seconds, observed_delay_seconds,
-                                    clock_note FROM {tables.DELAYS} WHERE data_class = 'dynamic' ORDER BY push_key""",
+        f"""SELECT push_key, publication, clock_skew_seconds, observable_at, delay_seconds,
+                                    observed_delay_seconds, clock_note FROM {tables.DELAYS}
+                                    WHERE data_class = 'dynamic' ORDER BY push_key""",
     )
     assert rows == [
         ("NL/ALF/LOC-0001/LOC-0001-E1", "change", 300.0, T0 + DAY, 8.0, 3.0, None),

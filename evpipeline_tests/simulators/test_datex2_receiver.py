@@ -334,7 +334,8 @@ def test_a_misspelt_key_in_each_example_is_refused_by_the_schema(nap: Datex2Simu
     container = official_status()["messageContainer"]
     del container["exchangeInformation"]["dynamicInformation"]["messageGenerationTimestamp"]
     assert schema_errors("status", container, "$.messageContainer") == [
-        "$.messageContainer.exchangeInformation.dynamicInformation.messageGenerationTimestamp: required property is missing"
+        "$.messageContainer.exchangeInformation.dynamicInformation.messageGenerationTimestamp: "
+        "required property is missing"
     ]
 
 
@@ -356,11 +357,15 @@ def test_the_official_static_example_is_schema_valid_but_refused_for_two_meaning
         "accepted": False,
         "delivery": "static-000001",
         "errors": [
-            f"{SITE0}.energyInfrastructureStation[0].energyDistributor.afacOrganisationByReference.organisationReference.idG: "
-            "refers to referenceable organisation '01B5CCA0-E746-4084-9EEB-47F0DB297AB0', which is not defined in this publication",
-            f"{PUB}.publicationTime: 2025-01-10T11:13:51+01:00 is before the newest lastUpdated in the document "
-            f"(2025-06-01T11:30:51+02:00 at {SITE0}.energyInfrastructureStation[1].refillPoint[0].aegiElectricChargingPoint"
-            ".electricEnergy[1].energyRate[1].lastUpdated); publicationTime is when the publication was created",
+            f"{SITE0}.energyInfrastructureStation[0].energyDistributor.afacOrganisationByReference"
+            ".organisationReference.idG: "
+            "refers to referenceable organisation '01B5CCA0-E746-4084-9EEB-47F0DB297AB0', "
+            "which is not defined in this publication",
+            f"{PUB}.publicationTime: 2025-01-10T11:13:51+01:00 is before the newest lastUpdated in the "
+            "document (2025-06-01T11:30:51+02:00 at "
+            f"{SITE0}.energyInfrastructureStation[1].refillPoint[0].aegiElectricChargingPoint"
+            ".electricEnergy[1].energyRate[1].lastUpdated); "
+            "publicationTime is when the publication was created",
         ],
     }
     assert nap.accepted_static() is None
@@ -481,17 +486,19 @@ def test_static_meaning_rules_name_every_problem(nap: Datex2Simulator) -> None:
     assert response.json()["errors"] == [
         f"{POINT1}.currentType: required property is missing",
         f"{POINT1}.idG: charging point id 'NL*EVB*E1' is not unique (also at {POINT0})",
-        f"{STATION0}.operator.afacOrganisationByReference.organisationReference.versionG: refers to version '2' of "
-        f"referenceable organisation 'OP-EVB', but this publication defines version '1' (at {SITE0}.operator.afacReferenceableOrganisation)",
-        f"{POINT1}.electricEnergy[0].energyRateByReference[0].idG: refers to energy rate 'RATE-NOWHERE', which is not "
-        "defined in this publication",
-        f"{STATION0}.helpdesk.afacReferenceableOrganisation.idG: referenceable organisation 'OP-EVB' is defined again "
-        f"(identical content; first at {SITE0}.operator.afacReferenceableOrganisation): define it once and refer to it "
-        "with afacOrganisationByReference",
+        f"{STATION0}.operator.afacOrganisationByReference.organisationReference.versionG: "
+        "refers to version '2' of referenceable organisation 'OP-EVB', "
+        f"but this publication defines version '1' (at {SITE0}.operator.afacReferenceableOrganisation)",
+        f"{POINT1}.electricEnergy[0].energyRateByReference[0].idG: refers to energy rate 'RATE-NOWHERE', "
+        "which is not defined in this publication",
+        f"{STATION0}.helpdesk.afacReferenceableOrganisation.idG: referenceable organisation 'OP-EVB' is "
+        f"defined again (identical content; first at {SITE0}.operator.afacReferenceableOrganisation): "
+        "define it once and refer to it with afacOrganisationByReference",
         f"{POINT0}.availableChargingPower: the first value (11000) must be the maximum (22000)",
-        f"{STATION0}.numberOfRefillPoints: 3, but the station has 2 refill points (refillPoint + refillPointByReference)",
-        f"{SITE0}.locationReference.locPointLocation.pointByCoordinates.pointCoordinates.longitude: 185.5 is outside "
-        "the WGS84 range -180..180",
+        f"{STATION0}.numberOfRefillPoints: 3, but the station has 2 refill points (refillPoint + "
+        "refillPointByReference)",
+        f"{SITE0}.locationReference.locPointLocation.pointByCoordinates.pointCoordinates.longitude: "
+        "185.5 is outside the WGS84 range -180..180",
     ]
     assert nap.accepted_static() is None
 
@@ -530,7 +537,8 @@ def test_publication_time_and_profile_identity(nap: Datex2Simulator) -> None:
         "2026-10-31T08:59:59+00:00"
     )
     assert post(nap, "static", doc).json()["errors"] == [
-        '$.payload.profileVersionG: "01-01-00", but this receiver takes the profile with profileVersionG "01-00-00"',
+        '$.payload.profileVersionG: "01-01-00", but this receiver takes the profile with profileVersionG '
+        '"01-00-00"',
         f"{PUB}.publicationTime: 2026-10-31T08:59:59+00:00 is before the newest lastUpdated in the document "
         f"(2026-10-31T09:00:00Z at {SITE0}.lastUpdated); publicationTime is when the publication was created",
     ]
@@ -658,28 +666,30 @@ def test_a_snapshot_push_replaces_every_status(nap: Datex2Simulator) -> None:
         (
             [point_status(version="3")],
             [
-                f"{STATUS_POINT}.reference.versionG: charging point 'NL*EVB*E1' is version '3' here, but version '4' in the "
-                "accepted static publication"
+                f"{STATUS_POINT}.reference.versionG: charging point 'NL*EVB*E1' is version '3' here, "
+                "but version '4' in the accepted static publication"
             ],
         ),
         (
             [point_status("NL*EVB*E9", "1")],
             [
-                f"{STATUS_POINT}.reference.idG: no charging point 'NL*EVB*E9' in the accepted static publication"
+                f"{STATUS_POINT}.reference.idG: no charging point 'NL*EVB*E9' in the accepted static "
+                "publication"
             ],
         ),
         (
             [point_status(rate="RATE-SECRET")],
             [
-                f"{STATUS_POINT}.energyRateUpdate[0].energyRateReference.idG: energy rate 'RATE-SECRET' was not declared in the "
-                "accepted static publication"
+                f"{STATUS_POINT}.energyRateUpdate[0].energyRateReference.idG: "
+                "energy rate 'RATE-SECRET' was not declared in the accepted static publication"
             ],
         ),
         (
             [point_status(last_updated="2026-11-01T11:59:59Z")],
             [
-                f"{STATUS_POINT}.lastUpdated: 2026-11-01T11:59:59Z is before 2026-11-01T12:00:00Z, the lastUpdated of the status "
-                "the receiver holds for charging point 'NL*EVB*E1' (lastUpdated never goes backwards)"
+                f"{STATUS_POINT}.lastUpdated: 2026-11-01T11:59:59Z is before 2026-11-01T12:00:00Z, "
+                "the lastUpdated of the status the receiver holds for charging point 'NL*EVB*E1' "
+                "(lastUpdated never goes backwards)"
             ],
         ),
     ],
@@ -713,10 +723,11 @@ def test_a_wrong_table_version_and_an_unknown_protocol_are_refused(nap: Datex2Si
     post(nap, "static", small_static())
     response = post(nap, "status", status_message(point_status(), protocol="statefulPush", table_version="2"))
     assert response.json()["errors"] == [
-        '$.messageContainer.exchangeInformation.exchangeContext.codedExchangeProtocol.value: "statefulPush"; this receiver '
-        "takes snapshotPush (the complete state) or deltaPush (the points it names)",
-        f"{STATUS_PUB}.tableReference[0].versionG: table 'TABLE-NL' is version '2' here, but version '3' in the accepted "
-        "static publication",
+        "$.messageContainer.exchangeInformation.exchangeContext.codedExchangeProtocol.value: "
+        '"statefulPush"; this receiver takes snapshotPush (the complete state) or deltaPush (the points it '
+        "names)",
+        f"{STATUS_PUB}.tableReference[0].versionG: table 'TABLE-NL' is version '2' here, "
+        "but version '3' in the accepted static publication",
     ]
 
 

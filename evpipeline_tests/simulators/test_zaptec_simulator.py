@@ -164,7 +164,8 @@ def test_fleet_mixes_private_homes_and_public_sites_in_two_countries(sim: Zaptec
     parks = sim.charging_parks()
     public = {i.body["Id"] for i in sim.installations.values() if i.public}
     assert {p.ref for p in parks} == public  # homes are never on a map
-    # 16 or 32 A on 3 phases of a TN grid (11, 22 kW), of an IT grid (230 V between lines: 6, 13 kW), or on one (4, 7 kW)
+    # 16 or 32 A on 3 phases of a TN grid (11, 22 kW), of an IT grid (230 V between lines: 6, 13 kW),
+    # or on one (4, 7 kW)
     assert all(
         kind == "IEC62196Type2Outlet" and kw in (11.0, 22.0, 6.0, 13.0, 4.0, 7.0)
         for p in parks
@@ -315,7 +316,8 @@ def test_chargers_never_use_more_phases_or_power_than_their_grid_brings(sim: Zap
         networks.add(network)
         phases = int(charger.value(520) or 0)
         assert 1 <= phases <= grid_phases[network]
-        # Line to neutral: 230 V on TN; an IT grid has 230 V between lines, so its 3 phases give sqrt(3) x 230 V x I.
+        # Line to neutral: 230 V on TN; an IT grid has 230 V between lines,
+        # so its 3 phases give sqrt(3) x 230 V x I.
         volts = 230 / 3**0.5 if network == 2 and phases == 3 else 230
         assert float(charger.value(513) or 0) <= phases * volts * float(charger.value(510) or 0) + 0.01
     assert {2, 3, 4} <= networks  # the fleet has IT and TN, 1- and 3-phase grids

@@ -59,7 +59,10 @@ def test_the_warehouse_setting_names_the_backend(
 
 def test_a_catalog_password_never_reaches_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVPIPELINE_LAKE_DATA", str(tmp_path / "lake") + "/")
-    url = "ducklake:postgres:dbname=evp_no_such_database host=127.0.0.1 user=postgres password=s3cret-pw connect_timeout=2"
+    url = (
+        "ducklake:postgres:dbname=evp_no_such_database host=127.0.0.1 user=postgres password=s3cret-pw "
+        "connect_timeout=2"
+    )
     with pytest.raises(WarehouseUnavailable) as raised:
         connect(url)
     assert "s3cret-pw" not in str(raised.value) and "password=***" in str(raised.value)
@@ -191,11 +194,10 @@ def test_source_syncs_leave_the_single_writer_pool_only_on_ducklake(tmp_path: Pa
     """On a DuckLake the sources' sync assets run side by side (no pool); the model and the exports
     stay one at a time on both backends. Read from a freshly loaded code location."""
     script = (
-        "import json, warnings; warnings.simplefilter('ignore');"
-        "from evpipeline import settings; settings.apply_dev_defaults();"
-        "from evpipeline.definitions import defs;"
-        "pools = {a.op.name: [a.op.pool, sorted(set(a.group_names_by_key.values()))] for a in defs.assets if hasattr(a, 'op')};"
-        "print(json.dumps(pools))"
+        "import json, warnings; warnings.simplefilter('ignore');from evpipeline import settings; "
+        "settings.apply_dev_defaults();from evpipeline.definitions import defs;pools = {a.op.name: "
+        "[a.op.pool, sorted(set(a.group_names_by_key.values()))] for a in defs.assets if hasattr(a, "
+        "'op')};print(json.dumps(pools))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVPIPELINE_WAREHOUSE")}
     pools = {}

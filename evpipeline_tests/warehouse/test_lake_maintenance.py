@@ -1,4 +1,5 @@
-"""ops/lake_maintenance: small files merged, old snapshots expired, unreferenced files deleted, data unchanged."""
+"""ops/lake_maintenance: small files merged, old snapshots expired, unreferenced files deleted,
+data unchanged."""
 
 from __future__ import annotations
 

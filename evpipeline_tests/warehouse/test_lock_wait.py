@@ -52,7 +52,8 @@ def holder(warehouse: WarehouseResource) -> Iterator[subprocess.Popen[str]]:
 
 
 def _wait(warehouse: WarehouseResource, holder: subprocess.Popen[str], release_after: float) -> list[str]:
-    """Attach on a clock that only the pauses move; the holder lets go once `release_after` seconds have passed."""
+    """Attach on a clock that only the pauses move; the holder lets go once `release_after` seconds have
+    passed."""
     now = [0.0]
 
     def sleep(seconds: float) -> None:

@@ -42,7 +42,8 @@ def test_append_by_name_with_defaults(con: duckdb.DuckDBPyConnection) -> None:
 
 def test_delete_matching_only_exact_key_rows(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
-        "INSERT INTO ops.held (kind, \"key\") VALUES ('evse', '1'), ('evse', '2'), ('location', '1'), ('tariff', '1')"
+        "INSERT INTO ops.held (kind, \"key\") VALUES ('evse', '1'), ('evse', '2'), ('location', '1'), "
+        "('tariff', '1')"
     )
     keys = pd.DataFrame(
         {"kind": ["evse", "location", "evse"], "key": ["1", "1", "1"]}
@@ -55,7 +56,8 @@ def test_delete_matching_only_exact_key_rows(con: duckdb.DuckDBPyConnection) -> 
 
 def test_update_matching_sets_other_columns_and_constants(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
-        "INSERT INTO ops.held (kind, \"key\", status) VALUES ('evse', '1', 'A'), ('evse', '2', 'A'), ('location', '1', 'A')"
+        "INSERT INTO ops.held (kind, \"key\", status) VALUES ('evse', '1', 'A'), ('evse', '2', 'A'), "
+        "('location', '1', 'A')"
     )
     values = pd.DataFrame(
         {"kind": ["evse", "evse"], "key": ["1", "9"], "status": ["B", "C"]}

@@ -68,7 +68,8 @@ def write_round(
     run_id: str | None = None,
     before_commit: Callable[[Any, dict[str, pd.DataFrame]], None] | None = None,
 ) -> None:
-    """One sync of `source`: a round of items merged, its watermark advanced, the run logged; one transaction."""
+    """One sync of `source`: a round of items merged, its watermark advanced, the run logged;
+    one transaction."""
     frame = items(round_no, count)
     write_sync(
         warehouse,

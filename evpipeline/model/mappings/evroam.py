@@ -60,7 +60,10 @@ def _station_in(scope: Scope, column: str) -> str:
     """A station id column limited to the stations of the sites in scope."""
     if not scope.incremental:
         return "true"
-    return f"{column} IN (SELECT charging_station_id FROM evroam.charging_stations WHERE {scope.locations('site_id')})"
+    return (
+        f"{column} IN (SELECT charging_station_id FROM evroam.charging_stations "
+        f"WHERE {scope.locations('site_id')})"
+    )
 
 
 def _stations(scope: Scope) -> str:
@@ -130,7 +133,8 @@ def connectors(scope: Scope) -> str:
            CAST(CASE WHEN power_type = 'DC' THEN CASE WHEN watts <= 100000 THEN 500 ELSE 920 END
                      WHEN power_type IS NOT NULL THEN 230 END AS INTEGER) AS max_voltage,
            CAST(ceil(watts / CASE power_type WHEN 'DC' THEN CASE WHEN watts <= 100000 THEN 500 ELSE 920 END
-                                             WHEN 'AC_1_PHASE' THEN 230 WHEN 'AC_3_PHASE' THEN 690 END) AS INTEGER) AS max_amperage,
+                                             WHEN 'AC_1_PHASE' THEN 230 WHEN 'AC_3_PHASE' THEN 690
+                                             END) AS INTEGER) AS max_amperage,
            CAST(watts AS INTEGER) AS max_electric_power,
            CAST(NULL AS JSON) AS tariff_ids,
            CAST(NULL AS VARCHAR) AS terms_and_conditions,

@@ -66,12 +66,18 @@ def _stations(scope: Scope) -> str:
 
 def _business(column: str) -> str:
     return f"""CASE WHEN {column} IS NOT NULL THEN json_object(
-        'name', json_extract_string({column}, '$.name'), 'website', json_extract_string({column}, '$.website'),
-        'logo', CASE WHEN json_extract({column}, '$.logo') IS NOT NULL AND json_type(json_extract({column}, '$.logo')) = 'OBJECT' THEN json_extract({column}, '$.logo') END) END"""
+        'name', json_extract_string({column}, '$.name'), 'website',
+            json_extract_string({column}, '$.website'),
+        'logo', CASE WHEN json_extract({column}, '$.logo') IS NOT NULL
+            AND json_type(json_extract({column}, '$.logo')) = 'OBJECT' THEN json_extract({column}, '$.logo')
+            END) END"""
 
 
 def _enum_list(column: str, kind: str) -> str:
-    return f"CASE WHEN {column} IS NOT NULL THEN to_json(list_filter(CAST({column} AS VARCHAR[]), lambda x: list_contains({sql_values(kind)}, x))) END"
+    return (
+        f"CASE WHEN {column} IS NOT NULL THEN to_json(list_filter(CAST({column} AS VARCHAR[]), lambda x: "
+        f"list_contains({sql_values(kind)}, x))) END"
+    )
 
 
 def locations(scope: Scope) -> str:
@@ -85,13 +91,18 @@ def locations(scope: Scope) -> str:
            l.opening_times,
            l.charging_when_closed,
            CASE WHEN l.energy_mix IS NOT NULL THEN json_object(
-               'is_green_energy', coalesce(CAST(json_extract_string(l.energy_mix, '$.is_green_energy') AS BOOLEAN), l.is_green_energy),
+               'is_green_energy', coalesce(CAST(json_extract_string(l.energy_mix,
+               '$.is_green_energy') AS BOOLEAN), l.is_green_energy),
                'energy_sources', json_extract(l.energy_mix, '$.energy_sources'),
-               'environ_impact', CASE WHEN json_extract(l.energy_mix, '$.environ_impact') IS NOT NULL THEN to_json(list_transform(
+               'environ_impact', CASE WHEN json_extract(l.energy_mix, '$.environ_impact') IS NOT NULL
+                   THEN to_json(list_transform(
                    CAST(json_extract(l.energy_mix, '$.environ_impact') AS JSON[]),
-                   lambda x: json_object('category', coalesce(json_extract_string(x, '$.category'), json_extract_string(x, '$.source')), 'amount', CAST(json_extract_string(x, '$.amount') AS DOUBLE)))) END,
+                   lambda x: json_object('category', coalesce(json_extract_string(x, '$.category'),
+                       json_extract_string(x, '$.source')), 'amount',
+                       CAST(json_extract_string(x, '$.amount') AS DOUBLE)))) END,
                'supplier_name', json_extract_string(l.energy_mix, '$.supplier_name'),
-               'energy_product_name', json_extract_string(l.energy_mix, '$.energy_product_name')) END AS energy_mix,
+               'energy_product_name', json_extract_string(l.energy_mix, '$.energy_product_name'))
+                   END AS energy_mix,
            {_enum_list("l.facilities", "facility")} AS facilities,
            l.directions,
            {_business("l.operator")} AS operator,
@@ -111,7 +122,8 @@ def locations(scope: Scope) -> str:
 def evses(scope: Scope) -> str:
     return f"""
     SELECT pa.country_code, pa.party_id, e.location_id, e.evse_uid, e.evse_id,
-           CASE WHEN list_contains({sql_values("status")}, e.status) THEN e.status ELSE 'UNKNOWN' END AS status,
+           CASE WHEN list_contains({sql_values("status")}, e.status) THEN e.status ELSE 'UNKNOWN'
+           END AS status,
            {_enum_list("e.capabilities", "capability")} AS capabilities,
            e.floor_level, e.latitude, e.longitude, e.physical_reference,
            {_enum_list("e.parking_restrictions", "parking_restriction")} AS parking_restrictions,
@@ -132,7 +144,8 @@ def connectors(scope: Scope) -> str:
     SELECT pa.country_code, pa.party_id, c.location_id, c.evse_uid, c.connector_id,
            CASE WHEN list_contains({sql_values("standard")}, c.standard) THEN c.standard END AS standard,
            CASE WHEN list_contains({sql_values("format")}, c.format) THEN c.format END AS format,
-           CASE WHEN list_contains({sql_values("power_type")}, c.power_type) THEN c.power_type END AS power_type,
+           CASE WHEN list_contains({sql_values("power_type")}, c.power_type) THEN c.power_type
+               END AS power_type,
            c.voltage AS max_voltage, c.amperage AS max_amperage, c.max_electric_power,
            CASE WHEN c.tariff_id IS NOT NULL THEN to_json([c.tariff_id]) END AS tariff_ids,
            c.terms_and_conditions,
@@ -146,11 +159,15 @@ def connectors(scope: Scope) -> str:
 
 def tariffs(scope: Scope) -> str:
     return f"""
-    SELECT CASE WHEN {_PARTY_OK.format(t="t")} THEN upper(left(t.cpo_id, 2)) ELSE fallback.country_code END AS country_code,
-           CASE WHEN {_PARTY_OK.format(t="t")} THEN upper(substr(t.cpo_id, 3, 3)) ELSE fallback.party_id END AS party_id,
+    SELECT CASE WHEN {_PARTY_OK.format(t="t")} THEN upper(left(t.cpo_id, 2)) ELSE fallback.country_code
+           END AS country_code,
+           CASE WHEN {_PARTY_OK.format(t="t")} THEN upper(substr(t.cpo_id, 3, 3)) ELSE fallback.party_id
+           END AS party_id,
            t.tariff_id, t.currency, CAST(NULL AS VARCHAR) AS type,
-           t.tariff_alt_text, t.tariff_alt_url, CAST(NULL AS JSON) AS min_price, CAST(NULL AS JSON) AS max_price,
-           t.elements, CAST(NULL AS TIMESTAMPTZ) AS start_date_time, CAST(NULL AS TIMESTAMPTZ) AS end_date_time,
+           t.tariff_alt_text, t.tariff_alt_url, CAST(NULL AS JSON) AS min_price,
+               CAST(NULL AS JSON) AS max_price,
+           t.elements, CAST(NULL AS TIMESTAMPTZ) AS start_date_time,
+               CAST(NULL AS TIMESTAMPTZ) AS end_date_time,
            t.energy_mix,
            'greenflux' AS source, t.tariff_id AS source_id, t.last_updated AS source_last_updated,
            t.last_updated, t.is_deleted
@@ -174,20 +191,25 @@ UNMAPPED = f"""
     WHERE l.type IS NOT NULL AND p.parking_type IS NULL GROUP BY ALL
     UNION ALL
     SELECT 'greenflux', 'connector.' || field, value, count(*) FROM (
-        SELECT 'standard' AS field, standard AS value FROM greenflux.connectors WHERE NOT list_contains({sql_values("standard")}, standard)
-        UNION ALL SELECT 'format', format FROM greenflux.connectors WHERE NOT list_contains({sql_values("format")}, format)
-        UNION ALL SELECT 'power_type', power_type FROM greenflux.connectors WHERE NOT list_contains({sql_values("power_type")}, power_type)
+        SELECT 'standard' AS field, standard AS value FROM greenflux.connectors
+        WHERE NOT list_contains({sql_values("standard")}, standard)
+        UNION ALL SELECT 'format', format FROM greenflux.connectors
+            WHERE NOT list_contains({sql_values("format")}, format)
+        UNION ALL SELECT 'power_type', power_type FROM greenflux.connectors
+            WHERE NOT list_contains({sql_values("power_type")}, power_type)
     ) GROUP BY ALL
     UNION ALL
     SELECT 'greenflux', 'evse.status', status, count(*) FROM greenflux.evses
     WHERE NOT list_contains({sql_values("status")}, status) GROUP BY ALL
     UNION ALL
     SELECT 'greenflux', 'evse.capabilities', v, count(*)
-    FROM (SELECT unnest(CAST(capabilities AS VARCHAR[])) AS v FROM greenflux.evses WHERE capabilities IS NOT NULL)
+    FROM (SELECT unnest(CAST(capabilities AS VARCHAR[])) AS v FROM greenflux.evses
+        WHERE capabilities IS NOT NULL)
     WHERE NOT list_contains({sql_values("capability")}, v) GROUP BY ALL
     UNION ALL
     SELECT 'greenflux', 'location.facilities', v, count(*)
-    FROM (SELECT unnest(CAST(facilities AS VARCHAR[])) AS v FROM greenflux.locations WHERE facilities IS NOT NULL)
+    FROM (SELECT unnest(CAST(facilities AS VARCHAR[])) AS v FROM greenflux.locations
+        WHERE facilities IS NOT NULL)
     WHERE NOT list_contains({sql_values("facility")}, v) GROUP BY ALL
 """
 

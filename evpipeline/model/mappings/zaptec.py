@@ -63,7 +63,8 @@ def _chargers(scope: Scope) -> str:
     # The live fields as `zaptec.charger_live` defines them, aggregated here over the chargers in
     # scope only (the view would aggregate every charger's states on every incremental build).
     return f"""
-    SELECT c.*, i.country_code, i.party_id, i.network_type, m.standard, m.format, m.amperage AS rated_amperage,
+    SELECT c.*, i.country_code, i.party_id, i.network_type, m.standard, m.format,
+           m.amperage AS rated_amperage,
            coalesce(m.not_a_charger, false) AS not_a_charger,
            st.operation_mode, st.operation_mode_since, st.is_online,
            st.max_current, st.max_phases, st.observed_updated
@@ -122,7 +123,8 @@ def connectors(scope: Scope) -> str:
                coalesce(c.max_current, c.rated_amperage) AS amps
         FROM ({_chargers(scope)}) c
         LEFT JOIN rules_zaptec_networks n ON n.value = c.network_type
-        LEFT JOIN rules_zaptec_power_types p ON n.value IS NOT NULL AND p.phases = least(n.phases, CAST(c.max_phases AS INTEGER))
+        LEFT JOIN rules_zaptec_power_types p ON n.value IS NOT NULL
+            AND p.phases = least(n.phases, CAST(c.max_phases AS INTEGER))
     )
     SELECT country_code, party_id, installation_id AS location_id, charger_id AS evse_uid,
            '1' AS connector_id, standard, format, power_type,
@@ -139,7 +141,8 @@ def connectors(scope: Scope) -> str:
 
 
 UNMAPPED = """
-    SELECT 'zaptec' AS source, 'installation.country (no CPO party)' AS field, coalesce(i.country, 'unknown') AS value, count(*) AS rows
+    SELECT 'zaptec' AS source, 'installation.country (no CPO party)' AS field,
+        coalesce(i.country, 'unknown') AS value, count(*) AS rows
     FROM zaptec.installations i LEFT JOIN rules_operators p ON p.source = 'zaptec' AND p.operator = i.country
     WHERE p.party_id IS NULL GROUP BY ALL
     UNION ALL
@@ -156,7 +159,8 @@ UNMAPPED = """
     UNION ALL
     SELECT 'zaptec', 'charger_states.max_phases (MaxPhases 520)', CAST(s.value_number AS VARCHAR), count(*)
     FROM zaptec.charger_states s LEFT JOIN rules_zaptec_power_types p ON p.phases = s.value_number
-    WHERE s.state_id = 520 AND NOT s.is_deleted AND s.value_number IS NOT NULL AND p.phases IS NULL GROUP BY ALL
+    WHERE s.state_id = 520 AND NOT s.is_deleted AND s.value_number IS NOT NULL AND p.phases IS NULL
+        GROUP BY ALL
     UNION ALL
     SELECT 'zaptec', 'charger_states.operation_mode', s.operation_mode, count(*)
     FROM zaptec.charger_live s LEFT JOIN rules_zaptec_modes r ON r.value = s.operation_mode

@@ -169,7 +169,8 @@ class Datex2Receiver(Datex2Control):
             raise Refusal(
                 413,
                 [
-                    f"$: the body has {len(request.body)} bytes; this receiver takes at most {self.max_body_bytes}"
+                    f"$: the body has {len(request.body)} bytes; this receiver takes at most "
+                    f"{self.max_body_bytes}"
                 ],
             )
         media_type, *params = [p.strip().lower() for p in (request.header("Content-Type") or "").split(";")]

@@ -199,7 +199,10 @@ def _profile(payload: dict[str, Any], path: str) -> Iterator[str]:
         got = payload.get(name)
         if got != expected:
             said = "missing" if got is None else json.dumps(got)
-            yield f"{path}.{name}: {said}, but this receiver takes the profile with {name} {json.dumps(expected)}"
+            yield (
+                f"{path}.{name}: {said}, but this receiver takes the profile with {name} "
+                f"{json.dumps(expected)}"
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,9 +316,10 @@ class _StaticReader:
             if power > bound * (1 + TOLERANCE):
                 self.error(
                     "P1",
-                    f"{path}.connector[{c}].maxPowerAtSocket: {_g(power)} W is above voltage x maximumCurrent x "
-                    f"phases = {_g(volts)} V x {_g(amps)} A x {phases} = {_g(bound)} W "
-                    f"(chargingMode {mode or 'absent'}, currentType {_value(point.get('currentType'))}; 1 % tolerance)",
+                    f"{path}.connector[{c}].maxPowerAtSocket: {_g(power)} "
+                    f"W is above voltage x maximumCurrent x phases = {_g(volts)} V x {_g(amps)} "
+                    f"A x {phases} = {_g(bound)} W (chargingMode {mode or 'absent'}, "
+                    f"currentType {_value(point.get('currentType'))}; 1 % tolerance)",
                 )
 
     # -- everything found anywhere: energy rates, organisations, references, coordinates, stamps --
@@ -403,7 +407,8 @@ class _StaticReader:
         if isinstance(created_text, str) and created is None:
             self.error(
                 "S9",
-                f"{path}.publicationTime: {json.dumps(created_text)} is not a date-time with a UTC offset (RFC 3339)",
+                f"{path}.publicationTime: {json.dumps(created_text)} is not a date-time with a UTC offset "
+                "(RFC 3339)",
             )
         newest: tuple[datetime, str, str] | None = None
         for where, text in self.stamps:
@@ -604,8 +609,8 @@ class _StatusReader:
         held = parse_time(held_text)
         if stamp is not None and held is not None and stamp < held:  # T6
             self.errors.append(
-                f"{path}.lastUpdated: {text} is before {held_text}, the lastUpdated of the status the receiver "
-                f"holds for charging point '{point.id}' (lastUpdated never goes backwards)"
+                f"{path}.lastUpdated: {text} is before {held_text}, the lastUpdated of the status the "
+                f"receiver holds for charging point '{point.id}' (lastUpdated never goes backwards)"
             )
         self.points.append(
             PointUpdate(
@@ -631,8 +636,9 @@ def check_status(container: Any, static: StaticIndex | None, held: Mapping[str, 
     protocol = _value(_dict(exchange.get("exchangeContext")).get("codedExchangeProtocol"))
     if isinstance(protocol, str) and protocol not in PROTOCOLS:  # T1
         reader.errors.append(
-            f"{prefix}.exchangeInformation.exchangeContext.codedExchangeProtocol.value: {json.dumps(protocol)}; "
-            "this receiver takes snapshotPush (the complete state) or deltaPush (the points it names)"
+            f"{prefix}.exchangeInformation.exchangeContext.codedExchangeProtocol.value: "
+            f"{json.dumps(protocol)}; this receiver takes snapshotPush (the complete state) or deltaPush "
+            "(the points it names)"
         )
     dynamic = _dict(exchange.get("dynamicInformation"))
     generated = dynamic.get("messageGenerationTimestamp")

@@ -33,7 +33,8 @@ class EVRoamHandlers(EVRoamPush):
                 Response.json(
                     {
                         "statusCode": 401,
-                        "message": "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.",
+                        "message": "Access denied due to missing subscription key. Make sure to include "
+                        "subscription key when making requests to an API.",
                     },
                     401,
                 )
@@ -43,7 +44,8 @@ class EVRoamHandlers(EVRoamPush):
                 Response.json(
                     {
                         "statusCode": 401,
-                        "message": "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.",
+                        "message": "Access denied due to invalid subscription key. Make sure to provide a "
+                        "valid key for an active subscription.",
                     },
                     401,
                 )
@@ -116,5 +118,8 @@ class EVRoamHandlers(EVRoamPush):
         return Response.json(body)
 
     def _blob_error(self, status: int, code: str, message: str) -> Response:
-        xml = f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
+        xml = (
+            '<?xml version="1.0" '
+            f'encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
+        )
         return Response.text(xml, status, "application/xml")

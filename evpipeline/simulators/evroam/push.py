@@ -123,7 +123,10 @@ class EVRoamPush(EVRoamFleet):
         expiry = now + timedelta(seconds=self.file_lifetime)
         expiry_text = iso_z(expiry)
         self.files[name] = (json.dumps(records).encode(), expiry)
-        url = f"{self.url}/notifications/{name}?sv=2021-08-06&se={expiry_text}&sr=b&sp=r&sig={self._sign(name, expiry_text)}"
+        url = (
+            f"{self.url}/notifications/{name}?sv=2021-08-06&se={expiry_text}&sr=b&sp=r"
+            f"&sig={self._sign(name, expiry_text)}"
+        )
         return {
             "id": det_uuid(self.rng),
             "topic": TOPIC,

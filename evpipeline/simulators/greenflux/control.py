@@ -16,7 +16,8 @@ class GreenFluxControl(GreenFluxHandlers):
     TIME_FIELDS = frozenset({"created", "modified", "last_updated", "etag"})
 
     def inject_ocpi(self, code: int, message: str, count: int = 1, path: str | None = None) -> None:
-        """Answer the next `count` API requests (whose path contains `path`) with HTTP 200 + this OCPI status."""
+        """Answer the next `count` API requests (whose path contains `path`) with HTTP 200 + this OCPI
+        status."""
         self._ocpi_script.add((code, message), count, path)
 
     def set_evse_status(self, uid: str, status: str) -> None:
@@ -72,7 +73,8 @@ class GreenFluxControl(GreenFluxHandlers):
             self.tariffs.pop(tariff_id)
 
     def move_charge_station(self, cs_id: str, to_location_id: str) -> None:
-        """Move a charge station: its EVSEs stay behind as REMOVED (timestamps untouched) and reappear live."""
+        """Move a charge station: its EVSEs stay behind as REMOVED (timestamps untouched) and reappear
+        live."""
         with self.lock:
             j = self._require(self.charge_station_index(cs_id), "charge station", cs_id)
             to = self._require(self.location_index(to_location_id), "location", to_location_id)

@@ -55,7 +55,10 @@ class NdwSimulator(NdwReceiver):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.route("POST", TOKEN_PATH, self._token)
-        loc = f"{OCPI_BASE}/locations/(?P<cc>{_SEG})/(?P<pid>{_SEG})/(?P<loc>{_SEG})(?:/(?P<evse>{_SEG}))?(?:/(?P<conn>{_SEG}))?/?"
+        loc = (
+            f"{OCPI_BASE}/locations/(?P<cc>{_SEG})/(?P<pid>{_SEG})/(?P<loc>{_SEG})"
+            f"(?:/(?P<evse>{_SEG}))?(?:/(?P<conn>{_SEG}))?/?"
+        )
         tariff = f"{OCPI_BASE}/tariffs/(?P<cc>{_SEG})/(?P<pid>{_SEG})/(?P<tid>{_SEG})/?"
         for method in ("PUT", "PATCH"):
             self.route(method, loc, self._push_location)

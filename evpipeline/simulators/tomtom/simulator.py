@@ -15,7 +15,7 @@ TomTom's database lists the same places the other providers describe: one POI pe
 sit decoys: other charging parks 100-400 m away with different connectors, the odd second
 operator's park in the same car park with the same connectors, and non-charging POIs. With no
 parks given, a synthetic fleet (`scale`) stands in. Counts change in `evolve`.
-"""
+"""  # noqa: E501 (a URL template cannot wrap)
 
 from __future__ import annotations
 

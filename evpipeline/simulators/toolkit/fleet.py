@@ -164,7 +164,8 @@ class Place:
 def random_place(
     rng: random.Random, country: str, spread_km: float = 6.0, region: str | None = None
 ) -> Place:
-    """A place in `country`; with a NUTS-1 `region` (NUTS1_CITIES), in that region (within REGION_SPREAD_KM of a city)."""
+    """A place in `country`; with a NUTS-1 `region` (NUTS1_CITIES), in that region
+    (within REGION_SPREAD_KM of a city)."""
     if region is not None:
         spread_km = min(spread_km, REGION_SPREAD_KM)
     city, lat, lon = rng.choice(NUTS1_CITIES[region] if region is not None else REGIONS[country])

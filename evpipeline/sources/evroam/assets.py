@@ -54,7 +54,8 @@ TABLE_ASSETS = {t.name: t.key for t in (SITES_TABLE, *STATION_TABLES)}
 
 
 class EVRoamSyncConfig(dg.Config):
-    """How a run syncs: `delta` (default; bootstraps when there is no watermark) or `repair` (full, finds hard deletes)."""
+    """How a run syncs: `delta` (default; bootstraps when there is no watermark) or `repair` (full,
+    finds hard deletes)."""
 
     mode: Literal["delta", "repair"] = "delta"
     overlap_seconds: int = Field(
@@ -164,7 +165,8 @@ def pull(
     run_id: str | None,
     log: Logger,
 ) -> SyncOutcome:
-    """A delta (or, first and in repair mode, complete) pull of one EVRoam stream, merged in one transaction."""
+    """A delta (or, first and in repair mode, complete) pull of one EVRoam stream,
+    merged in one transaction."""
     stored, _ = warehouse.sync_state(SOURCE, stream)
     since = WATERMARK.since(stored, full=config.mode == "repair", overlap_seconds=config.overlap_seconds)
     mark = WATERMARK.tracker(stored)

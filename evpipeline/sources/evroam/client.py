@@ -100,7 +100,8 @@ class EVRoamResource(ApiResource):
     subscription_key: str = Field(description="Ocp-Apim-Subscription-Key (secret: use dg.EnvVar)")
     allowed_push_hosts: str = Field(
         default=DEFAULT_PUSH_ORIGIN,
-        description="Comma list of origins (scheme://host[:port]) push files may be downloaded from; `*.` for subdomains",
+        description="Comma list of origins (scheme://host[:port]) push files may be downloaded from; "
+        "`*.` for subdomains",
     )
     requests_per_second: float = Field(default=5.0, description="Proactive client-side rate limit")
     push_file_deadline: float = Field(

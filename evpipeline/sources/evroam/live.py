@@ -160,8 +160,8 @@ class EVRoamFeed:
         self.store.mark_many(skipped)
         for reason, ids in refused.items():
             log.warning(
-                "EVRoam: %d notification(s) refused and dead-lettered (ids %s): %s (EVROAM_PUSH_ALLOWED_HOSTS); "
-                "a delta pull covers them",
+                "EVRoam: %d notification(s) refused and dead-lettered (ids %s): "
+                "%s (EVROAM_PUSH_ALLOWED_HOSTS); a delta pull covers them",
                 len(ids),
                 _span(ids),
                 reason,

@@ -163,7 +163,8 @@ def stations(records: list[dict[str, Any]], as_of: datetime) -> StationRows:
 
 
 def availabilities(records: list[dict[str, Any]]) -> Rows:
-    """Availability records (push files, or fields embedded in station records); their own time is the as-of."""
+    """Availability records (push files, or fields embedded in station records);
+    their own time is the as-of."""
     frame = pd.DataFrame(
         {
             "charging_station_id": [r.get("chargingStationId") for r in records],

@@ -40,7 +40,8 @@ class Origin:
 
 
 def parse_origins(text: str) -> list[Origin]:
-    """`https://evroamstore.blob.core.windows.net, http://127.0.0.1:8701` -> origins; ValueError on a bad entry."""
+    """`https://evroamstore.blob.core.windows.net, http://127.0.0.1:8701` -> origins;
+    ValueError on a bad entry."""
     origins = []
     for entry in (e.strip() for e in text.split(",")):
         if not entry:

@@ -69,7 +69,10 @@ TARIFFS_TABLE = Table(
 )
 LOCATIONS_KEY, EVSES_KEY, CONNECTORS_KEY = (t.key for t in LOCATIONS_TABLES)
 CHARGE_STATIONS_KEY, TARIFFS_KEY = CHARGE_STATIONS_TABLE.key, TARIFFS_TABLE.key
-SUPERSEDED = "inferred REMOVED: the EVSE is live in a newer location (GreenFlux leaves the old copy's timestamps unchanged)"
+SUPERSEDED = (
+    "inferred REMOVED: the EVSE is live in a newer location (GreenFlux leaves the old copy's timestamps "
+    "unchanged)"
+)
 
 
 class GreenFluxSyncConfig(dg.Config):
@@ -124,7 +127,8 @@ def supersede_moved_evses(writer: Writer) -> int:
         f"""
         WITH live AS (
             SELECT location_id, evse_uid,
-                   row_number() OVER (PARTITION BY evse_uid ORDER BY last_updated DESC, _observed_at DESC, location_id) AS rank,
+                   row_number() OVER (PARTITION BY evse_uid ORDER BY last_updated DESC, _observed_at DESC,
+                   location_id) AS rank,
                    max(_observed_at) OVER (PARTITION BY evse_uid) AS newest_seen
             FROM {EVSES}
             WHERE status <> 'REMOVED' AND NOT is_deleted
@@ -333,7 +337,8 @@ def sync_tariffs(
     run_id: str | None,
     log: Logger,
 ) -> SyncOutcome:
-    """Tariffs since the watermark (or all): a changed tariff is an ad-hoc price change (AFIR dynamic data)."""
+    """Tariffs since the watermark (or all): a changed tariff is an ad-hoc price change
+    (AFIR dynamic data)."""
     return _sync_list(
         warehouse,
         client,

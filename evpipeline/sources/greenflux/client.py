@@ -130,7 +130,8 @@ class GreenFluxResource(ApiResource):
     )
     live_tariff_poll_seconds: float = Field(
         default=60.0,
-        description="Real-time lane: seconds between tariff deltas (ad hoc prices change rarely; AFIR allows a minute)",
+        description="Real-time lane: seconds between tariff deltas (ad hoc prices change rarely; "
+        "AFIR allows a minute)",
     )
     read_timeout: float = Field(default=60.0, description="Seconds to wait for an answer (large pages)")
     max_attempts: int = 6

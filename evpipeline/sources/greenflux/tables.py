@@ -72,7 +72,8 @@ register(
             created_by VARCHAR,
             modified_by VARCHAR,
             created TIMESTAMPTZ,
-            modified TIMESTAMPTZ,               -- the Location object's own edits (last_updated includes EVSEs)
+            modified TIMESTAMPTZ,               -- the Location object's own edits (last_updated includes
+                                                -- EVSEs)
             extra JSON""",
         )
         + source_table(
@@ -183,7 +184,8 @@ register(
         SELECT * FROM {EVSES}
         WHERE NOT is_deleted
         QUALIFY row_number() OVER (
-            PARTITION BY evse_uid ORDER BY status = 'REMOVED', last_updated DESC, _observed_at DESC, location_id
+            PARTITION BY evse_uid ORDER BY status = 'REMOVED', last_updated DESC, _observed_at DESC,
+            location_id
         ) = 1;
         """,
     )
@@ -192,9 +194,10 @@ register(
 # What each column means, for the Dagster catalog (`evpipeline.catalog`); GreenFlux field names in
 # backticks (OCPI 2.1.1 names where GreenFlux follows OCPI). Allowed values are those schemas.py enforces.
 _EVSE_COLUMNS = {
-    "location_id": "The Location this copy of the EVSE is in (Location `id`); a moved EVSE has a REMOVED copy in "
-    "its old location.",
-    "evse_uid": "EVSE `uid`, GreenFlux's stable id of the EVSE (derived from its evse_id); the mart EVSE uid.",
+    "location_id": "The Location this copy of the EVSE is in (Location `id`); "
+    "a moved EVSE has a REMOVED copy in its old location.",
+    "evse_uid": "EVSE `uid`, GreenFlux's stable id of the EVSE (derived from its evse_id); "
+    "the mart EVSE uid.",
     "evse_id": "eMI3 EVSE id (`evse_id`, e.g. NL*ALF*E1000042).",
     "status": "OCPI EVSE `status`: AVAILABLE, BLOCKED, CHARGING, INOPERATIVE, OUTOFORDER, PLANNED, REMOVED, "
     "RESERVED or UNKNOWN (REMOVED also marks the old copy of a moved EVSE). Transitions in "
@@ -210,40 +213,46 @@ _EVSE_COLUMNS = {
     "parking_restrictions": "`parking_restrictions` (JSON list of OCPI ParkingRestriction: EV_ONLY, PLUGGED, "
     "DISABLED, CUSTOMERS, MOTORCYCLES).",
     "images": "`images` (JSON list of OCPI Image).",
-    "evse_sequence_number": "GreenFlux `evse_sequence_number`: the EVSE's sequence number on its charge station.",
+    "evse_sequence_number": "GreenFlux `evse_sequence_number`: the EVSE's sequence number on its charge "
+    "station.",
     "extra": "EVSE keys the pipeline does not model, as JSON; NULL when there are none.",
 }
 
 COLUMNS: dict[str, dict[str, str]] = {
     LOCATIONS: {
         "location_id": "Location `id`, GreenFlux's stable id; the mart Location id.",
-        "type": "OCPI 2.1.1 location `type`: ON_STREET, PARKING_GARAGE, UNDERGROUND_GARAGE, PARKING_LOT, OTHER or "
-        "UNKNOWN; becomes the mart parking_type (OTHER/UNKNOWN have none).",
-        "publish": "GreenFlux publishes the location (`publish`); the mart publishes it only when this is true "
-        "and access_type is not PRIVATE.",
-        "access_type": "`access_type`: PUBLIC, RESTRICTED or PRIVATE (PRIVATE locations are never published).",
+        "type": "OCPI 2.1.1 location `type`: ON_STREET, PARKING_GARAGE, UNDERGROUND_GARAGE, PARKING_LOT, "
+        "OTHER or UNKNOWN; becomes the mart parking_type (OTHER/UNKNOWN have none).",
+        "publish": "GreenFlux publishes the location (`publish`); the mart publishes it only when this is "
+        "true and access_type is not PRIVATE.",
+        "access_type": "`access_type`: PUBLIC, RESTRICTED or PRIVATE (PRIVATE locations are never "
+        "published).",
         "name": "Location name (`name`).",
         "address": "Street and number (`address`).",
         "address_line_2": "Second address line (`address_line_2`); not carried into the mart.",
         "city": "City (`city`).",
         "postal_code": "Postal code (`postal_code`).",
-        "latitude": "WGS84 latitude (`coordinates.latitude`, sent as a decimal string; unparseable -> quarantine).",
+        "latitude": "WGS84 latitude (`coordinates.latitude`, sent as a decimal string; "
+        "unparseable -> quarantine).",
         "longitude": "WGS84 longitude (`coordinates.longitude`, sent as a decimal string).",
         "time_zone": "IANA time zone of the location (`time_zone`, e.g. Europe/Amsterdam).",
-        "opening_times": "Opening hours (`opening_times`, JSON OCPI Hours: twentyfourseven or regular_hours).",
+        "opening_times": "Opening hours (`opening_times`, JSON OCPI Hours: "
+        "twentyfourseven or regular_hours).",
         "charging_when_closed": "Charging is possible outside the opening times (`charging_when_closed`).",
         "energy_mix": "Energy supplied (`energy_mix`, JSON OCPI 2.1.1 EnergyMix with GreenFlux's "
         "energy_mix_profile_id); the mart renames environ_impact[].source to category.",
         "energy_mix_profile_id": "GreenFlux's energy mix profile (`energy_mix.energy_mix_profile_id`).",
         "is_green_energy": "100 % renewable energy (`energy_mix.is_green_energy`).",
         "directions": "How to find the location (`directions`, JSON list of DisplayText).",
-        "facilities": "Facilities nearby (`facilities`, JSON list of OCPI Facility); values outside OCPI's list "
-        "are left out of the mart and reported.",
-        "operator": "Operator (`operator`, JSON OCPI 2.1.1 BusinessDetails: name, website, logo, phone_number).",
+        "facilities": "Facilities nearby (`facilities`, JSON list of OCPI Facility); "
+        "values outside OCPI's list are left out of the mart and reported.",
+        "operator": "Operator (`operator`, JSON OCPI 2.1.1 BusinessDetails: name, website, logo, "
+        "phone_number).",
         "suboperator": "Suboperator (`suboperator`, JSON BusinessDetails).",
         "owner": "Owner (`owner`, JSON BusinessDetails).",
         "auth_rules": "GreenFlux `auth_rules`: who may charge here (JSON list of type/value rules).",
-        "custom_groups": "GreenFlux `custom_groups`: groups the location is in (JSON list of name/external_id).",
+        "custom_groups": "GreenFlux `custom_groups`: groups the location is in (JSON list of "
+        "name/external_id).",
         "customised_fields": "GreenFlux `customised_fields`: the CPO's own fields (JSON list of type/value).",
         "maintenance_info": "Maintenance note (GreenFlux `maintenance_info`, free text).",
         "remarks": "Remarks (GreenFlux `remarks`, free text).",
@@ -269,10 +278,10 @@ COLUMNS: dict[str, dict[str, str]] = {
         "power_type": "`power_type`: AC_1_PHASE, AC_2_PHASE, AC_2_PHASE_SPLIT, AC_3_PHASE or DC.",
         "voltage": "Maximum voltage in V (OCPI 2.1.1 `voltage`); the mart max_voltage.",
         "amperage": "Maximum current in A (OCPI 2.1.1 `amperage`); the mart max_amperage.",
-        "tariff_id": "The connector's tariff (OCPI 2.1.1 `tariff_id`, one id; a greenflux.tariffs id); becomes the "
-        "mart tariff_ids [tariff_id].",
-        "reimbursement_tariff_id": "GreenFlux `reimbursement_tariff_id`: the tariff used for reimbursement; not "
-        "carried into the mart.",
+        "tariff_id": "The connector's tariff (OCPI 2.1.1 `tariff_id`, one id; a greenflux.tariffs id); "
+        "becomes the mart tariff_ids [tariff_id].",
+        "reimbursement_tariff_id": "GreenFlux `reimbursement_tariff_id`: the tariff used for reimbursement; "
+        "not carried into the mart.",
         "terms_and_conditions": "URL of the terms and conditions (`terms_and_conditions`).",
         "extra": "Connector keys the pipeline does not model, as JSON; NULL when there are none.",
     },
@@ -313,7 +322,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "etag": "GreenFlux `etag`: version tag of the object.",
         "created_by": "Who created the station in GreenFlux (`created_by`).",
         "modified_by": "Who last modified the station in GreenFlux (`modified_by`).",
-        "status": "Station status (`status`, OCPI EVSE status values); EVSE statuses come from greenflux.evses.",
+        "status": "Station status (`status`, OCPI EVSE status values); EVSE statuses come from "
+        "greenflux.evses.",
         "charging_speed": "`charging_speed`: Slow, Fast, Rapid, Mix_AC_DC or Mix_DC.",
         "created": "When the station was created in GreenFlux (`created`, UTC).",
         "heartbeat_interval": "OCPP heartbeat interval of the station in seconds (`heartbeat_interval`).",
@@ -329,8 +339,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "meter_type": "Type of the energy meter (`meter_type`).",
         "remote_manageable": "The station can be managed remotely (`remote_manageable`).",
         "connectivity_status": "`connectivity_status`: Online or Offline; transitions in ops.status_history.",
-        "protocol_version": "OCPP version the station speaks (`protocol_version`: Ocpp15, Ocpp15Soap, Ocpp16, "
-        "Ocpp201).",
+        "protocol_version": "OCPP version the station speaks (`protocol_version`: Ocpp15, Ocpp15Soap, "
+        "Ocpp16, Ocpp201).",
         "endpoint": "OCPP endpoint the station connects to (`endpoint`).",
         "extra": "Station keys the pipeline does not model, as JSON; NULL when there are none.",
     },
@@ -340,7 +350,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "currency": "ISO 4217 currency code (`currency`, e.g. EUR).",
         "tariff_alt_text": "Human-readable tariff description (`tariff_alt_text`, JSON list of DisplayText).",
         "tariff_alt_url": "URL of a web page describing the tariff (`tariff_alt_url`).",
-        "elements": "Price elements (`elements`, JSON list of OCPI TariffElement: price_components, restrictions).",
+        "elements": "Price elements (`elements`, JSON list of OCPI TariffElement: price_components, "
+        "restrictions).",
         "energy_mix": "Energy supplied under this tariff (`energy_mix`, JSON EnergyMix).",
         "extra": "Tariff keys the pipeline does not model, as JSON; NULL when there are none.",
     },

@@ -34,7 +34,8 @@ MAPPING_WATERMARK = WatermarkRule(Clock.LOCAL)
 AVAILABILITY_WATERMARK = WatermarkRule(Clock.OBSERVED)
 MAPPING_TABLE = Table(
     MAPPING,
-    "Canonical charging locations linked to TomTom availability ids (unmatched ones reported, never guessed).",
+    "Canonical charging locations linked to TomTom availability ids (unmatched ones reported, "
+    "never guessed).",
     ["location_id", "match_status", "availability_id", "distance_m", "connector_overlap", "reason"],
 )
 AVAILABILITY_TABLES = [
@@ -95,7 +96,8 @@ def read_locations(warehouse: WarehouseResource) -> list[Location]:
         rows = con.execute(
             f"""
             SELECT l.country_code, l.party_id, l.location_id, l.source, l.name, l.latitude, l.longitude,
-                   list(DISTINCT [c.standard, c.format]) FILTER (WHERE c.connector_id IS NOT NULL AND NOT c.is_deleted)
+                   list(DISTINCT [c.standard, c.format]) FILTER (WHERE c.connector_id IS NOT NULL
+                   AND NOT c.is_deleted)
             FROM {MART_LOCATIONS} l
             LEFT JOIN {MART_CONNECTORS} c USING (country_code, party_id, location_id)
             WHERE l.publish AND NOT l.is_deleted
@@ -113,7 +115,7 @@ def read_locations(warehouse: WarehouseResource) -> list[Location]:
 def read_mapping(warehouse: WarehouseResource) -> dict[tuple[str, str, str], dict[str, Any]]:
     with warehouse.get_connection() as con:
         frame = con.execute(
-            f"SELECT country_code, party_id, location_id, latitude, longitude, connector_types, match_status, "
+            "SELECT country_code, party_id, location_id, latitude, longitude, connector_types, match_status, "
             f"searched_at, is_deleted FROM {MAPPING}"
         ).df()
     return {(r["country_code"], r["party_id"], r["location_id"]): r for r in frame.to_dict("records")}

@@ -1,4 +1,5 @@
-"""TomTom client: category search near a point, and charging availability per id, polled concurrently within QPS.
+"""TomTom client: category search near a point, and charging availability per id,
+polled concurrently within QPS.
 
 The API has no batch call, so a poll is one request per availability id. They run on a small
 thread pool whose workers all wait on one token bucket (`shared_limiter`, burst 1) set a little
@@ -146,7 +147,8 @@ class TomTomClient:
     def poll_many(
         self, availability_ids: Iterable[str], *, wire_format: WireFormat = "json", **filters: Any
     ) -> PollBatch:
-        """Poll every id concurrently within QPS. A failing id is recorded, not fatal; a 403 stops everything."""
+        """Poll every id concurrently within QPS. A failing id is recorded, not fatal;
+        a 403 stops everything."""
         ids = list(dict.fromkeys(availability_ids))  # each id once, in the given order
         tracking = {aid: str(uuid.uuid4()) for aid in ids}
 

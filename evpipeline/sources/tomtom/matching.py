@@ -227,9 +227,10 @@ def decide(
             runner_up=closest,
             candidates=len(found),
             reason=(
-                f"best charging POI {closest.poi_id} is {closest.distance_m:.0f} m away with {closest.overlap:.0%} connector overlap, "
-                f"score {closest.score:.2f} (needs <= {rules.max_distance_m:.0f} m, >= {rules.min_overlap:.0%} overlap "
-                f"and score >= {rules.min_score:.2f})"
+                f"best charging POI {closest.poi_id} is {closest.distance_m:.0f} "
+                f"m away with {closest.overlap:.0%} connector overlap, score {closest.score:.2f} "
+                f"(needs <= {rules.max_distance_m:.0f} m, >= {rules.min_overlap:.0%} "
+                f"overlap and score >= {rules.min_score:.2f})"
             ),
         )
     best = eligible[0]

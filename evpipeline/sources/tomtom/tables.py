@@ -70,7 +70,8 @@ register(
             availability_id VARCHAR NOT NULL,
             connector_type VARCHAR NOT NULL,
             power_kw DOUBLE NOT NULL,
-            status VARCHAR,                     -- AVAILABLE | OCCUPIED | RESERVED | OUT_OF_SERVICE | UNKNOWN,{_COUNTS}""",
+            status VARCHAR,                     -- AVAILABLE | OCCUPIED | RESERVED | OUT_OF_SERVICE |
+                                                -- UNKNOWN,{_COUNTS}""",
         )
         + source_table(
             POLLS,
@@ -86,12 +87,14 @@ register(
         )
         + f"""
         CREATE VIEW tomtom.unmatched_locations AS
-            SELECT country_code, party_id, location_id, source, location_name, latitude, longitude, connector_types,
-                   match_status, reason, candidates, poi_id, distance_m, runner_up_poi_id, runner_up_distance_m, searched_at
+            SELECT country_code, party_id, location_id, source, location_name, latitude, longitude,
+                   connector_types, match_status, reason, candidates, poi_id, distance_m, runner_up_poi_id,
+                   runner_up_distance_m, searched_at
             FROM {MAPPING}
             WHERE NOT is_deleted AND match_status IN ('ambiguous', 'unmatched');
         CREATE VIEW tomtom.location_availability AS
-            SELECT m.country_code, m.party_id, m.location_id, l.availability_id, l.connector_type, l.power_kw, l.status,
+            SELECT m.country_code, m.party_id, m.location_id, l.availability_id, l.connector_type, l.power_kw,
+                   l.status,
                    l.total, l.available, l.occupied, l.reserved, l.unknown, l.out_of_service,
                    l.last_updated AS changed_at, l._observed_at AS observed_at
             FROM {MAPPING} m JOIN {LATEST} l USING (availability_id)
@@ -119,7 +122,8 @@ register(
         CREATE VIEW mart.availability_history AS
             SELECT m.country_code, m.party_id, m.location_id, s.availability_id, s.connector_type, s.power_kw,
                    s.polled_at, s.total, s.available, s.occupied, s.reserved, s.unknown, s.out_of_service,
-                   'tomtom' AS source, s.availability_id AS source_id, s.polled_at AS source_last_updated, s._ingested_at
+                   'tomtom' AS source, s.availability_id AS source_id, s.polled_at AS source_last_updated,
+                       s._ingested_at
             FROM {SNAPSHOTS} s JOIN {MAPPING} m USING (availability_id)
             WHERE m.match_status = 'matched';
         """,
@@ -138,10 +142,11 @@ _COUNT_COLUMNS = {
     "out_of_service": "Charging points out of service (`perPowerLevel[].outOfService`).",
 }
 _LEVEL_COLUMNS = {
-    "availability_id": "TomTom charging availability id (the search result's `dataSources.chargingAvailability.id`, "
-    "the `chargingAvailability` parameter of the availability request).",
-    "connector_type": "TomTom connector type (`connectors[].type`, e.g. IEC62196Type2Outlet, IEC62196Type2CCS, "
-    "Chademo; an open list).",
+    "availability_id": "TomTom charging availability id (the search result's "
+    "`dataSources.chargingAvailability.id`, the `chargingAvailability` parameter of the availability "
+    "request).",
+    "connector_type": "TomTom connector type (`connectors[].type`, e.g. IEC62196Type2Outlet, "
+    "IEC62196Type2CCS, Chademo; an open list).",
     "power_kw": "Power level in kW (`perPowerLevel[].powerKW`); the counts are per level.",
 }
 _MAPPED_LOCATION = {
@@ -163,11 +168,11 @@ _MAPPING_COLUMNS = {  # those the table's DDL leaves undescribed
     "poi_latitude": "Latitude of that POI (`position.lat`).",
     "poi_longitude": "Longitude of that POI (`position.lon`).",
     "distance_m": "Great-circle distance from the location to that POI, in m.",
-    "runner_up_poi_id": "The second eligible POI; for an unmatched location, the best candidate that missed the "
-    "thresholds.",
+    "runner_up_poi_id": "The second eligible POI; for an unmatched location, "
+    "the best candidate that missed the thresholds.",
     "runner_up_distance_m": "Distance to the runner-up POI, in m.",
-    "searched_at": "When the search ran (our clock); ambiguous and unmatched locations are searched again after "
-    "retry_unmatched_after_minutes.",
+    "searched_at": "When the search ran (our clock); ambiguous and unmatched locations are searched again "
+    "after retry_unmatched_after_minutes.",
 }
 
 COLUMNS: dict[str, dict[str, str]] = {
@@ -187,8 +192,8 @@ COLUMNS: dict[str, dict[str, str]] = {
             )
         },
         "latitude": "Latitude searched around (the mart location's, when it was searched).",
-        "connector_types": "The location's connector types in TomTom terms (JSON sorted list, from the OCPI standard "
-        "and format of its live connectors).",
+        "connector_types": "The location's connector types in TomTom terms (JSON sorted list, "
+        "from the OCPI standard and format of its live connectors).",
         "match_status": "ambiguous (two POIs fit almost equally well) or unmatched (no POI fits).",
         "reason": "Why the location is not matched, with the distances, overlaps and scores that decided it.",
         "candidates": "Charging POIs the search found within its radius (150 m by default).",
@@ -197,15 +202,18 @@ COLUMNS: dict[str, dict[str, str]] = {
     LATEST: {
         **_LEVEL_COLUMNS,
         **_COUNT_COLUMNS,
-        "last_updated": "When the counts last changed (the poll that first saw them; _observed_at is the newest poll).",
+        "last_updated": "When the counts last changed (the poll that first saw them; "
+        "_observed_at is the newest poll).",
     },
     POLLS: {
         "availability_id": _LEVEL_COLUMNS["availability_id"],
-        "polled_at": "When TomTom answered (the response's Date, else our clock); for an error, when it failed.",
+        "polled_at": "When TomTom answered (the response's Date, else our clock); for an error, "
+        "when it failed.",
         "tracking_id": "The Tracking-ID (a UUID) we sent with the request, for TomTom support.",
         "wire_format": "json or xml: the format the request asked for.",
         "http_status": "HTTP status of TomTom's answer (NULL when none arrived).",
-        "connector_types": "Connector types in the answer (0: an unknown id, outcome no_data; NULL on error).",
+        "connector_types": "Connector types in the answer (0: an unknown id, outcome no_data; "
+        "NULL on error).",
         "error": "What went wrong (outcome error only).",
     },
     "tomtom.location_availability": {

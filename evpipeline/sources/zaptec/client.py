@@ -146,7 +146,10 @@ class SasAuth:
                     self.key.encode(), f"{self.resource}\n{self._expires}".encode(), hashlib.sha256
                 )
                 signature = quote(base64.b64encode(signed.digest()).decode(), safe="")
-                self._token = f"SharedAccessSignature sr={self.resource}&sig={signature}&se={self._expires}&skn={self.key_name}"
+                self._token = (
+                    "SharedAccessSignature "
+                    f"sr={self.resource}&sig={signature}&se={self._expires}&skn={self.key_name}"
+                )
             return self._token
 
     def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
@@ -207,7 +210,8 @@ class ServiceBusReceiver:
 
     def _gone(self, exc: ClientError) -> SubscriptionGone:
         return SubscriptionGone(
-            f"Service Bus subscription {self.details.topic}/{self.details.subscription} does not exist (HTTP {exc.status})"
+            f"Service Bus subscription {self.details.topic}/{self.details.subscription} does not exist (HTTP "
+            f"{exc.status})"
         )
 
     def peek_lock(self, wait_seconds: int = 0) -> BusMessage | None:
@@ -355,7 +359,8 @@ class ZaptecClient:
     def hierarchy(
         self, installation_id: str, priority: int = STATIC
     ) -> tuple[dict[str, Any] | None, datetime]:
-        """An installation's circuits and chargers; None when the account may not see it (204, formerly 403)."""
+        """An installation's circuits and chargers; None when the account may not see it (204,
+        formerly 403)."""
         try:
             body, response = self.api.get_json(
                 f"api/installation/{quote(installation_id)}/hierarchy", ok=(200, 204), priority=priority

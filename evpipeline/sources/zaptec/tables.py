@@ -35,7 +35,8 @@ register(
             latitude DOUBLE,
             longitude DOUBLE,
             installation_type INTEGER,          -- 0 Pro, 1 Smart (Home/Go)
-            network_type INTEGER,               -- 0 Unknown, 1 IT 1-phase, 2 IT 3-phase, 3 TN 1-phase, 4 TN 3-phase
+            network_type INTEGER,               -- 0 Unknown, 1 IT 1-phase, 2 IT 3-phase, 3 TN 1-phase, 4 TN
+                                                -- 3-phase
             authentication_type INTEGER,        -- 0 Native, 1 WebHooks, 2 Ocpp
             is_required_authentication BOOLEAN,
             current_user_roles INTEGER,         -- bit flags: 1 User, 2 Owner, 4 Maintainer, 8 Administrator
@@ -137,20 +138,25 @@ COLUMNS: dict[str, dict[str, str]] = {
     INSTALLATIONS: {
         "installation_id": "Zaptec installation `Id` (a GUID); the mart Location id.",
         "name": "Installation name (`Name`).",
-        "address": "Street address (`Address`), as Zaptec sends it (homes included; never exported when private).",
+        "address": "Street address (`Address`), as Zaptec sends it (homes included; "
+        "never exported when private).",
         "zip_code": "Postal code (`ZipCode`).",
         "city": "City (`City`).",
         "latitude": "WGS84 latitude (`Latitude`).",
         "longitude": "WGS84 longitude (`Longitude`).",
-        "is_required_authentication": "Drivers must authenticate to charge (`IsRequiredAuthentication`); with "
-        "installation_type 0 this makes the installation public.",
+        "is_required_authentication": "Drivers must authenticate to charge (`IsRequiredAuthentication`); "
+        "with installation_type 0 this makes the installation public.",
         "active": "The installation is active (`Active`); an inactive one is a deleted Location in the mart.",
         "max_current": "Maximum current of the installation in A (`MaxCurrent`).",
-        "available_current_phase1": "Current available to the installation on phase 1, in A (`AvailableCurrentPhase1`).",
-        "available_current_phase2": "Current available to the installation on phase 2, in A (`AvailableCurrentPhase2`).",
-        "available_current_phase3": "Current available to the installation on phase 3, in A (`AvailableCurrentPhase3`).",
+        "available_current_phase1": "Current available to the installation on phase 1, "
+        "in A (`AvailableCurrentPhase1`).",
+        "available_current_phase2": "Current available to the installation on phase 2, "
+        "in A (`AvailableCurrentPhase2`).",
+        "available_current_phase3": "Current available to the installation on phase 3, "
+        "in A (`AvailableCurrentPhase3`).",
         "use_load_balancing": "Load balancing is on (`UseLoadBalancing`).",
-        "messaging_enabled": "State messages are published to Service Bus for this installation (`MessagingEnabled`).",
+        "messaging_enabled": "State messages are published to Service Bus for this installation "
+        "(`MessagingEnabled`).",
         "active_charger_count": "Active chargers in the installation (`ActiveChargerCount`).",
         "created_on": "When the installation was created (`CreatedOnDate`, UTC).",
         "updated_on": "When Zaptec last updated the installation (`UpdatedOn`, UTC).",
@@ -159,8 +165,10 @@ COLUMNS: dict[str, dict[str, str]] = {
         "extra": "Installation keys the pipeline does not model, as JSON; NULL when there are none.",
     },
     CIRCUITS: {
-        "circuit_id": "Circuit `Id` (a GUID), from the installation's hierarchy (/api/installation/{id}/hierarchy).",
-        "installation_id": "The installation the circuit belongs to (`InstallationId`, else the hierarchy's).",
+        "circuit_id": "Circuit `Id` (a GUID), from the installation's hierarchy "
+        "(/api/installation/{id}/hierarchy).",
+        "installation_id": "The installation the circuit belongs to (`InstallationId`, "
+        "else the hierarchy's).",
         "name": "Circuit name (`Name`).",
         "max_current": "Maximum current of the circuit in A (`MaxCurrent`).",
         "is_active": "The circuit is active (`IsActive`).",
@@ -181,18 +189,19 @@ COLUMNS: dict[str, dict[str, str]] = {
         "current_user_roles": f"Our account's roles on the charger (`CurrentUserRoles`, {_ROLES}).",
         "installation_name": "Name of the charger's installation (`InstallationName`).",
         "created_on": "When the charger was created (`CreatedOnDate`, UTC).",
-        "extra": "Charger keys the pipeline does not model, as JSON (live fields such as OperatingMode and IsOnline "
-        "are left out: they are state); NULL when there are none.",
+        "extra": "Charger keys the pipeline does not model, as JSON (live fields such as OperatingMode and "
+        "IsOnline are left out: they are state); NULL when there are none.",
     },
     STATES: {
         "charger_id": "The charger (`ChargerId`).",
-        "state_id": "Observation id (`StateId`, e.g. -2 IsOnline, 510 ChargerMaxCurrent, 513 TotalChargePower, "
-        "553 TotalChargePowerSession, 710 ChargerOperationMode, 718 FinalStopActive); one row per "
-        "charger and id, its latest value.",
+        "state_id": "Observation id (`StateId`, e.g. -2 IsOnline, 510 ChargerMaxCurrent, "
+        "513 TotalChargePower, 553 TotalChargePowerSession, 710 ChargerOperationMode, 718 FinalStopActive); "
+        "one row per charger and id, its latest value.",
         "state_name": "Name of the observation id (NULL for ids the pipeline does not know).",
-        "unit": "Unit of value_number (V, A, W, kWh, Cel, %, dBm); NULL for counts, codes and non-numeric values.",
-        "operation_mode": "ChargerOperationMode name (state 710 only): Unknown, Disconnected, Connected_Requesting, "
-        "Connected_Charging or Connected_Finished. Transitions in ops.status_history.",
+        "unit": "Unit of value_number (V, A, W, kWh, Cel, %, dBm); NULL for counts, "
+        "codes and non-numeric values.",
+        "operation_mode": "ChargerOperationMode name (state 710 only): Unknown, Disconnected, "
+        "Connected_Requesting, Connected_Charging or Connected_Finished. Transitions in ops.status_history.",
     },
     "zaptec.charger_live": {
         "charger_id": "The charger (zaptec.charger_states.charger_id).",
@@ -201,7 +210,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "operation_mode_since": "Timestamp of the observation that set the current operation mode (UTC).",
         "is_online": "The charger is online (state -2 IsOnline).",
         "power_w": "Charging power now, in W (state 513 TotalChargePower).",
-        "session_kwh": "Energy charged in the current (or last) session, in kWh (state 553 TotalChargePowerSession).",
+        "session_kwh": "Energy charged in the current (or last) session, in kWh (state 553 "
+        "TotalChargePowerSession).",
         "final_stop_active": "Charging was stopped with a final stop (state 718 FinalStopActive).",
         "observed_at": "When we last heard from the charger (newest _observed_at of its states).",
     },

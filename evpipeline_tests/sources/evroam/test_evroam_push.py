@@ -1,4 +1,5 @@
-"""EVRoam push end to end: subscription handshake, webhook receiver, the lane's EVRoam feed, file download, fallbacks."""
+"""EVRoam push end to end: subscription handshake, webhook receiver, the lane's EVRoam feed, file download,
+fallbacks."""
 
 from __future__ import annotations
 

@@ -252,7 +252,8 @@ def test_invalid_rows_are_quarantined_while_valid_rows_merge(
     reasons = dict(
         query(
             warehouse,
-            "SELECT entity_key, failed_checks FROM ops.quarantine WHERE table_name = 'evroam.charging_stations'",
+            "SELECT entity_key, failed_checks FROM ops.quarantine WHERE table_name = "
+            "'evroam.charging_stations'",
         )
     )
     assert "latitude" in reasons["bad-lat"] and "in_range" in reasons["bad-lat"]
@@ -284,7 +285,10 @@ def test_crash_between_fetch_and_commit_then_rerun_converges(
 ) -> None:
     sync(evroam, warehouse)
     evroam_sim.advance(900)
-    snapshot = "SELECT * EXCLUDE (_ingested_at, _run_id, _lineage) FROM evroam.connectors ORDER BY charging_station_id, connector_id"
+    snapshot = (
+        "SELECT * EXCLUDE (_ingested_at, _run_id, _lineage) FROM evroam.connectors "
+        "ORDER BY charging_station_id, connector_id"
+    )
     before = query(warehouse, snapshot)
     watermark = warehouse.sync_state("evroam", "ChargingStation")
 
@@ -301,7 +305,10 @@ def test_crash_between_fetch_and_commit_then_rerun_converges(
     # Same state as a warehouse that never crashed.
     clean = WarehouseResource(database=str(tmp_path / "clean.duckdb"))
     sync(evroam, clean)
-    compare = "SELECT charging_station_id, connector_id, connector_type, operation_status, is_deleted FROM evroam.connectors ORDER BY 1, 2"
+    compare = (
+        "SELECT charging_station_id, connector_id, connector_type, operation_status, is_deleted "
+        "FROM evroam.connectors ORDER BY 1, 2"
+    )
     assert query(warehouse, compare) == query(clean, compare)
 
 

@@ -279,7 +279,8 @@ def test_a_chunked_body_over_1_mb_is_refused_before_it_is_all_sent(
                 answer += received
         except TimeoutError:
             pytest.fail(
-                f"no answer while the body was incomplete (the receiver waits to read it whole); got {answer!r}"
+                "no answer while the body was incomplete (the receiver waits to read it whole); "
+                f"got {answer!r}"
             )
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413 "), head

@@ -168,7 +168,8 @@ def test_records_watermark_is_capped_at_the_first_pages_server_time(
     changed: list[str] = []
 
     def between_pages(request: Request) -> None:
-        # Before the second page: a minute passes and a location changes (the frozen clock stands still otherwise).
+        # Before the second page: a minute passes and a location changes
+        # (the frozen clock stands still otherwise).
         if (
             request.path == "/api/2.0/Locations"
             and request.query.get("offset", ["0"]) != ["0"]
@@ -265,7 +266,8 @@ def test_moved_evse_ends_up_in_its_new_location(
     current = dict(
         query(
             warehouse,
-            f"SELECT evse_uid, location_id FROM greenflux.current_evses WHERE evse_uid IN ({', '.join('?' * len(uids))})",
+            "SELECT evse_uid, location_id FROM greenflux.current_evses "
+            f"WHERE evse_uid IN ({', '.join('?' * len(uids))})",
             uids,
         )
     )
@@ -278,7 +280,8 @@ def test_moved_evse_ends_up_in_its_new_location(
     assert [c[0] for c in copies] == [old, new] and copies[0][1] == "REMOVED" and copies[1][1] != "REMOVED"
     history = query(
         warehouse,
-        "SELECT entity_key, old_status, new_status FROM ops.status_history WHERE entity_key LIKE ? AND run_id = ?",
+        "SELECT entity_key, old_status, new_status FROM ops.status_history WHERE entity_key LIKE ? "
+        "AND run_id = ?",
         [f"%|{uids[0]}", result.run_id],
     )
     assert {(key.split("|")[0], new_status) for key, _, new_status in history} == {
@@ -393,8 +396,9 @@ def test_custom_fields_survive(
             ],
             query(
                 warehouse,
-                "SELECT auth_rules, custom_groups, customised_fields, maintenance_info, remarks, energy_mix, energy_mix_profile_id, "
-                "is_green_energy, cpo_id, etag, created, modified, extra FROM greenflux.locations WHERE location_id = ?",
+                "SELECT auth_rules, custom_groups, customised_fields, maintenance_info, remarks, "
+                "energy_mix, energy_mix_profile_id, is_green_energy, cpo_id, etag, created, modified, extra "
+                "FROM greenflux.locations WHERE location_id = ?",
                 [location["id"]],
             )[0],
             strict=True,
@@ -423,7 +427,8 @@ def test_custom_fields_survive(
     stored = query(
         warehouse,
         "SELECT deploy_state, connectivity_status, default_charge_station_tariff_id, charge_point_vendor, "
-        "charge_point_model, firmware_version, evse_uids FROM greenflux.charge_stations WHERE charge_station_id = ?",
+        "charge_point_model, firmware_version, evse_uids FROM greenflux.charge_stations "
+        "WHERE charge_station_id = ?",
         [station["charge_station_id"]],
     )[0]
     assert stored[:6] == (
@@ -570,7 +575,10 @@ def test_crash_before_commit_writes_nothing_and_a_rerun_converges(
 ) -> None:
     sync(greenflux, warehouse, selection=LOCATIONS_ONLY)
     greenflux_sim.advance(900)
-    snapshot = "SELECT * EXCLUDE (_ingested_at, _run_id, _lineage) FROM greenflux.evses ORDER BY location_id, evse_uid"
+    snapshot = (
+        "SELECT * EXCLUDE (_ingested_at, _run_id, _lineage) FROM greenflux.evses "
+        "ORDER BY location_id, evse_uid"
+    )
     before, watermark = query(warehouse, snapshot), warehouse.sync_state("greenflux", "Locations")
 
     def crash(self: Writer, *args: Any, **kwargs: Any) -> None:

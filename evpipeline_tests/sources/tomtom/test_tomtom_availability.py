@@ -173,7 +173,10 @@ def test_xml_on_the_wire_writes_the_same_tables(
     run(resource(tomtom_sim), other, only_poll=True, availability_ids=ids, wire_format="xml")
     # Everything but what differs per request or run (the Tracking-ID, and the row hash that includes it).
     for table, skip in (("availability_snapshots", "tracking_id, _row_hash, "), ("availability_latest", "")):
-        sql = f"SELECT * EXCLUDE ({skip}_ingested_at, _observed_seq, _run_id, _lineage) FROM tomtom.{table} ORDER BY ALL"
+        sql = (
+            f"SELECT * EXCLUDE ({skip}_ingested_at, _observed_seq, _run_id, _lineage) FROM tomtom.{table} "
+            "ORDER BY ALL"
+        )
         assert query(warehouse, sql) == query(other, sql) and query(other, sql)
     assert {r[0] for r in query(other, "SELECT DISTINCT wire_format FROM tomtom.availability_polls")} == {
         "xml"
@@ -190,7 +193,8 @@ def test_unknown_id_is_recorded_as_no_data(
     assert (meta["with_data"], meta["no_data"], meta["errors"]) == (1, 1, 0)
     assert query(
         warehouse,
-        "SELECT outcome, http_status, connector_types FROM tomtom.availability_polls WHERE availability_id = 'gone-1234'",
+        "SELECT outcome, http_status, connector_types FROM tomtom.availability_polls "
+        "WHERE availability_id = 'gone-1234'",
     ) == [("no_data", 200, 0)]
     assert (
         scalar(

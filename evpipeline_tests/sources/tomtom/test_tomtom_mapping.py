@@ -132,7 +132,8 @@ def test_unmatched_locations_are_reported_not_guessed(
     fill_mart(warehouse, [nowhere, too_far, unknown_plug])
     with warehouse.writer("test") as writer:  # a connector TomTom has no type for
         writer.con.execute(
-            "UPDATE mart.connectors SET standard = 'PANTOGRAPH_TOP_DOWN' WHERE location_id = 'no-known-connector'"
+            "UPDATE mart.connectors SET standard = 'PANTOGRAPH_TOP_DOWN' "
+            "WHERE location_id = 'no-known-connector'"
         )
     result = map_locations(tomtom, warehouse)
     reasons = dict(query(warehouse, "SELECT location_id, reason FROM tomtom.unmatched_locations"))

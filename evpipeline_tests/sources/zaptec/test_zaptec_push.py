@@ -1,4 +1,5 @@
-"""Zaptec push end to end: Service Bus subscription -> inbox -> the lane's Zaptec feed -> merge, and the failure paths."""
+"""Zaptec push end to end: Service Bus subscription -> inbox -> the lane's Zaptec feed -> merge,
+and the failure paths."""
 
 from __future__ import annotations
 
@@ -303,7 +304,10 @@ def test_mc_nbfx_wrapped_bodies_are_decoded(
     inbox: PushInboxResource,
 ) -> None:
     charger = next(iter(bootstrapped.chargers.values()))
-    text = f'{{"ChargerId":"{charger.id}","StateId":-2,"Timestamp":"{dotnet(bootstrapped.clock.now())}","ValueAsString":"0"}}'
+    text = (
+        f'{{"ChargerId":"{charger.id}","StateId":-2,'
+        f'"Timestamp":"{dotnet(bootstrapped.clock.now())}","ValueAsString":"0"}}'
+    )
     text = text[:-1] + " " * (123 - len(text)) + "}"  # 123 = 0x7B: the length byte reads as "{"
     # As Zaptec sends it: a .NET binary XML <string> element whose Chars8Text record holds the JSON.
     envelope = b"@\x06string\x08\x33http://schemas.microsoft.com/2003/10/Serialization/\x98"

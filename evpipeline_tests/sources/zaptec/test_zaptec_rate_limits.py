@@ -1,4 +1,5 @@
-"""Zaptec's 10 requests/s per account: the simulator enforces it, the client stays under it, polls go first."""
+"""Zaptec's 10 requests/s per account: the simulator enforces it, the client stays under it,
+polls go first."""
 
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def test_a_fleet_state_sync_stays_under_zaptecs_10_per_second_without_a_single_4
     print(
         f"\nzaptec 150-charger state sync: {result.requests} requests in {result.seconds:.1f}s = "
         f"{result.rate:.2f}/s ({result.fraction_of_limit:.0%} of 10/s), {result.http_429} x 429, "
-        f"max {result.max_sent_per_second} sent / {result.max_per_second} received in any 1 s, merge {result.merge_seconds:.2f}s"
+        f"max {result.max_sent_per_second} sent / {result.max_per_second} received in any 1 s, "
+        f"merge {result.merge_seconds:.2f}s"
     )
 
 

@@ -177,7 +177,8 @@ def test_state_poll_parses_strings_and_zoneless_timestamps(
         sid: row
         for sid, *row in query(
             warehouse,
-            "SELECT state_id, value_number, value_bool, unit, operation_mode, last_updated FROM zaptec.charger_states WHERE charger_id = ?",
+            "SELECT state_id, value_number, value_bool, unit, operation_mode, last_updated "
+            "FROM zaptec.charger_states WHERE charger_id = ?",
             [charger.id],
         )
     }
