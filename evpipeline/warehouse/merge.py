@@ -44,9 +44,13 @@ LINEAGE_COLUMNS = (
 )
 # Not part of the content hash: they describe when/how we saw a row, or are derived by the merge.
 _NOT_CONTENT = {"last_updated", "is_deleted", "deleted_at", *LINEAGE_COLUMNS}
-# The merge's one pass over the delta (an Arrow table in memory, read by name; see `over_frames`), and the
-# `_change`s it writes.
+# The merge's one pass over the delta, and the `_change`s it writes.
 _STAGE = "_evp_stage"
+# From this many rows a delta and its pass are read by name from memory (`over_frames`), not
+# registered and staged in a temporary table: a long transaction keeps those until its end, and a
+# bootstrap merges hundreds of 5,000-row batches in one. Below it (a lane cycle's 20 rows) the
+# temporary table is cheaper (the named read costs ~15 ms more per merge) and what it keeps is small.
+IN_MEMORY_FROM_ROWS = 1_000
 _WRITTEN = "('insert', 'update', 'delete')"
 
 _stamp_lock = threading.Lock()
@@ -236,36 +240,45 @@ def merge(
         "column": status_column,
         "run_id": run_id,
     }
-    return _merge_in(
-        con,
-        frame,
-        table,
-        keys,
-        counts,
-        source_rows=source_rows,
-        newest_per_key=newest_per_key,
-        lake=lake,
-        changed=changed,
-        newer=newer,
-        change=change,
-        prev_status=prev_status,
-        assignments=assignments,
-        content=content,
-        insert_cols=insert_cols,
-        insert_vals=insert_vals,
-        target=target,
-        versioned=versioned,
-        status_column=status_column,
-        stamp=stamp,
-        run_id=run_id,
-        lineage=lineage,
-        history=history,
-    )
+    in_memory = len(frame) >= IN_MEMORY_FROM_ROWS
+    if not in_memory:
+        con.register("_evp_incoming", frame)
+    try:
+        return _merge_in(
+            con,
+            frame,
+            in_memory,
+            table,
+            keys,
+            counts,
+            source_rows=source_rows,
+            newest_per_key=newest_per_key,
+            lake=lake,
+            changed=changed,
+            newer=newer,
+            change=change,
+            prev_status=prev_status,
+            assignments=assignments,
+            content=content,
+            insert_cols=insert_cols,
+            insert_vals=insert_vals,
+            target=target,
+            versioned=versioned,
+            status_column=status_column,
+            stamp=stamp,
+            run_id=run_id,
+            lineage=lineage,
+            history=history,
+        )
+    finally:
+        if not in_memory:
+            con.unregister("_evp_incoming")
 
 
 def _merge_in(
     con: duckdb.DuckDBPyConnection,
     frame: pd.DataFrame | Any,
+    in_memory: bool,
     table: str,
     keys: Sequence[str],
     counts: MergeCounts,
@@ -289,11 +302,13 @@ def _merge_in(
     lineage: str | None,
     history: dict[str, Any],
 ) -> MergeCounts:
-    """The writes, the frame read as `_evp_incoming`: staged on a file, one MERGE on a DuckLake."""
+    """The writes, the frame read as `_evp_incoming` (registered, or by name when `in_memory`): staged
+    on a file, one MERGE on a DuckLake."""
+    incoming = frame if in_memory else None
     if not lake:
         return _merge_staged(
             con,
-            frame,
+            incoming,
             table,
             keys,
             counts,
@@ -336,7 +351,7 @@ def _merge_in(
             VALUES ({", ".join(insert_vals)})
         """,
         {"stamp": stamp, "run_id": run_id, "lineage": lineage},
-        _evp_incoming=frame,
+        _evp_incoming=incoming,
     )
 
     written = dict(
@@ -369,7 +384,7 @@ def _merge_in(
 
 def _merge_staged(
     con: duckdb.DuckDBPyConnection,
-    frame: pd.DataFrame | Any,
+    incoming: pd.DataFrame | Any | None,
     table: str,
     keys: Sequence[str],
     counts: MergeCounts,
@@ -389,8 +404,8 @@ def _merge_staged(
 ) -> MergeCounts:
     """The merge on a DuckDB file: one pass over the delta joined to the table, then plain writes.
 
-    The pass (`_evp_stage`, the delta's rows as an Arrow table: no temporary table, which a long
-    transaction would keep until its end; see `over_frames`) decides each row's fate, the
+    The pass (`_evp_stage`: a temporary table of the delta's rows, or with `incoming` given an Arrow
+    table read by name, see `IN_MEMORY_FROM_ROWS`) decides each row's fate, the
     `_change` it will record (`insert`, `update`, `delete`, `bump`: newer as-of, same content;
     NULL: stale or a replay), and carries what the write needs from the stored row: its rowid,
     previous status and `deleted_at`, and any column the frame does not set. From it: a changed
@@ -403,16 +418,17 @@ def _merge_staged(
     old = {c: _ident("_evp_old_" + c) for c in carried}
 
     def stage(collapse: str) -> Any:
-        return over_frames(
-            con,
-            f"""
+        """The pass: an Arrow table when the frame is read by name, else the temporary table (None)."""
+        pass_sql = f"""
             SELECT d.*, t.rowid AS _evp_rid, {prev_status} AS _evp_prev_status,
                    t.deleted_at AS _evp_deleted_at,
                    {"".join(f"t.{_ident(c)} AS {old[c]}, " for c in carried)}{change} AS _evp_change
             FROM ({source_rows} {collapse}) AS d LEFT JOIN {table} AS t ON {on}
-            """,
-            _evp_incoming=frame,
-        ).to_arrow_table()
+            """
+        if incoming is not None:
+            return over_frames(con, pass_sql, _evp_incoming=incoming).to_arrow_table()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS {pass_sql}")
+        return None
 
     # Collapsing duplicate keys is a window over the whole delta (40% of the pass at 55k rows, half
     # of it at 20), and a frame's keys are almost always unique: staged as they come, then checked
@@ -500,6 +516,8 @@ def _merge_staged(
         )
     if history_sql and counts.changed:
         counts.status_changes = scalar(over_frames(con, history_sql, history, _evp_stage=staged))
+    if staged is None:
+        con.execute(f"DROP TABLE {_STAGE}")
     return counts
 
 

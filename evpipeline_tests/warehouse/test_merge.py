@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import sys
+import weakref
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -26,6 +29,19 @@ register(
 )
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KEYS = ["thing_id", "part"]
+
+
+@pytest.fixture(autouse=True, params=["temp table", "in memory"])
+def staging(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every rule holds on both ways a delta is staged: registered and a temporary table (small
+    deltas), or read by name from memory (from `IN_MEMORY_FROM_ROWS` rows)."""
+    # The module by its name: the package's `merge` is the function.
+    monkeypatch.setattr(
+        sys.modules["evpipeline.warehouse.merge"],
+        "IN_MEMORY_FROM_ROWS",
+        1 if request.param == "in memory" else 10**9,
+    )
+    return str(request.param)
 
 
 def frame(
@@ -287,3 +303,19 @@ def test_columns_the_frame_lacks_keep_their_values_on_update(warehouse: Warehous
         ("a", "CHARGING", '["x"]'),
         ("b", "CHARGING", None),
     ]
+
+
+def test_a_large_delta_is_not_kept_alive_by_the_transaction(
+    warehouse: WarehouseResource, staging: str
+) -> None:
+    """A registered frame stays referenced by its (dropped) view until the transaction ends; a
+    bootstrap merging hundreds of batches in one transaction held them all. From
+    `IN_MEMORY_FROM_ROWS` rows the frame is read by name and is free once its merge returns."""
+    delta = frame([(f"t{i}", 1, "AVAILABLE", 11.0, T0) for i in range(50)])
+    alive = weakref.ref(delta)
+    with warehouse.writer("testsrc", "r1") as w:
+        assert w.merge(delta, "testsrc.things", KEYS, status_column="status").inserted == 50
+        del delta
+        gc.collect()
+        kept = alive() is not None
+    assert kept == (staging == "temp table")
