@@ -45,10 +45,11 @@ bench: $(STAMP)  ## full benchmark (installs the optional dlt reference)
 quick-bench: $(STAMP)
 	$(BIN)/evpipeline bench --quick
 
-lint: $(STAMP)  ## ruff check and ruff format --check, then mypy (config in pyproject.toml)
+lint: $(STAMP)  ## ruff check and ruff format --check, mypy, then the declared layers (lint-imports; all config in pyproject.toml)
 	$(BIN)/ruff check evpipeline evpipeline_tests benchmarks
 	$(BIN)/ruff format --check evpipeline evpipeline_tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

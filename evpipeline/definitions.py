@@ -18,6 +18,7 @@ from evpipeline.datex2.client import Datex2PushResource
 from evpipeline.lane import definitions as lane_definitions
 from evpipeline.maintenance import definitions as maintenance_definitions
 from evpipeline.model import definitions as model_definitions
+from evpipeline.model.lineage import mart_column_lineage
 from evpipeline.ndw import definitions as ndw_definitions
 from evpipeline.ndw.push import NdwPushResource
 from evpipeline.quality import definitions as quality_definitions
@@ -71,7 +72,8 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 # Only `defs` may be a Definitions object at module scope (Dagster's code server refuses several),
 # so each part is reached through its module.
-# `catalog.annotate` gives every asset its owners, table metadata, freshness policy and code references.
+# `catalog.annotate` gives every asset its owners, table metadata (mart column lineage from the model),
+# freshness policy and code references.
 defs = catalog.annotate(
     dg.Definitions.merge(
         *source_definitions(),
@@ -87,7 +89,8 @@ defs = catalog.annotate(
             sensors=[automation_sensor],
             executor=dg.in_process_executor,
         ),
-    )
+    ),
+    column_lineage=mart_column_lineage,
 )
 
 

@@ -239,7 +239,7 @@ def settle_inbox(inbox: Any, warehouse: Any) -> int:
 
     They name files on (or came from) the demo's simulators, which stop with it: a later `make dev`
     lane would only refuse or fail them. Each is marked `discarded` in the inbox with the reason."""
-    from evpipeline.lane.feeds import InboxFeed
+    from evpipeline.sources.feeds import InboxFeed
 
     discarded = 0
     for source in inbox_sources(inbox):

@@ -18,11 +18,20 @@ import pandas as pd
 from pydantic import Field
 
 from evpipeline import catalog, settings
+from evpipeline.model import reference
 from evpipeline.model.build import MartBuild, build_mart
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.model.mappings import registry
 from evpipeline.model.reference import KEYS as REFERENCE_KEYS
-from evpipeline.model.reference import OPERATORS, PARTIES, RULES, TARIFFS, ReferenceError, load_reference
+from evpipeline.model.reference import (
+    OPERATORS,
+    PARTIES,
+    RULES,
+    TARIFFS,
+    ReferenceError,
+    default_file,
+    load_reference,
+)
 from evpipeline.model.snapshot import publish_snapshot, snapshot_dir
 from evpipeline.model.tables import CONNECTORS, EVSES, LOCATIONS, UNMAPPED
 from evpipeline.run_config import op_config
@@ -210,8 +219,6 @@ mart_reconcile_schedule = dg.ScheduleDefinition(
 
 
 def reference_file() -> str:
-    from evpipeline.model.reference import default_file
-
     return settings.get("EVPIPELINE_REFERENCE_FILE") or default_file()
 
 
@@ -248,8 +255,6 @@ def reference_operator_data(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """The CPO's reference data (tariffs, opening times, energy mix, parking restrictions, operator entries), validated and loaded."""
-    from evpipeline.model import reference
-
     path = reference_file()
     try:
         data = load_reference(path)

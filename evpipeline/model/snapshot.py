@@ -45,6 +45,9 @@ from typing import Any
 
 import duckdb
 
+from evpipeline import settings
+from evpipeline.warehouse.backend import Backend
+from evpipeline.warehouse.resource import attach
 from evpipeline.warehouse.rows import one_row, scalar
 
 SNAPSHOT_NAME = "warehouse.duckdb"
@@ -115,11 +118,7 @@ class _Table:
 
 def snapshot_dir(warehouse_path: str) -> Path:
     """Beside a DuckDB file; under the data directory for a DuckLake (its catalog may be PostgreSQL)."""
-    from evpipeline.warehouse.backend import Backend
-
     if Backend(warehouse_path).is_lake:
-        from evpipeline import settings
-
         return settings.data_dir().resolve() / "snapshots"
     return Path(warehouse_path).resolve().parent / "snapshots"
 
@@ -131,8 +130,6 @@ def open_snapshot(
     of its own with the catalog attached read-only and in use, and the snapshot directory as
     `file_search_path`, so the views' relative Parquet paths resolve wherever the directory lives. Each
     call opens the catalog file anew: the newest publication, whatever older readers this process holds."""
-    from evpipeline.warehouse.resource import attach
-
     catalog = Path(path).expanduser().resolve()
     if catalog.is_dir():
         catalog = catalog / SNAPSHOT_NAME

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from evpipeline import settings
+
 DEFAULT_PAGE_CAP = 1000
 _JWT_KEY_CONTEXT = b"evpipeline/ocpi-pull/jwt/v1"
 
@@ -36,8 +38,6 @@ class OcpiServerSettings:
         OCPI_PUBLIC_URL has no default: unset, links use the request's own base URL, which is right
         for a server on any host and port; set it when a proxy changes what NDW sees.
         """
-        from evpipeline import settings
-
         values: dict[str, Any] = {
             "token": settings.get("OCPI_TOKEN"),
             "client_id": settings.get("OCPI_CLIENT_ID"),
