@@ -1,13 +1,11 @@
 """The one `dg.Definitions` of evpipeline: every source, the canonical model, NDW delivery and the AFIR quality report.
 
-Every package under `evpipeline/sources/` is a source and is loaded by being there: its
-`definitions.py` declares its resource (secrets as `dg.EnvVar`), assets, checks, jobs and
+Every source is listed once, in `evpipeline.sources.registry`: its `definitions.py` declares its resource (secrets as `dg.EnvVar`), assets, checks, jobs and
 schedules. Runs execute in process: every asset writes the single-writer DuckDB file, and the
 `duckdb_writer` pool (limit 1, see `dagster.yaml`) keeps two runs from writing at once. Loading
 stops with one message naming every missing setting (see `evpipeline.settings`).
 """
 
-import importlib
 from collections.abc import Mapping
 
 import dagster as dg
@@ -23,16 +21,16 @@ from evpipeline.ndw import definitions as ndw_definitions
 from evpipeline.ndw.push import NdwPushResource
 from evpipeline.quality import definitions as quality_definitions
 from evpipeline.resources import PushInboxResource
-from evpipeline.sources import source_names
+from evpipeline.sources import registry
 from evpipeline.warehouse import WarehouseResource
 
 settings.apply_defaults()
 
-SOURCE_GROUPS = source_names()
+SOURCE_GROUPS = registry.names()
 
 
 def source_definitions() -> list[dg.Definitions]:
-    return [importlib.import_module(f"evpipeline.sources.{name}.definitions").defs for name in SOURCE_GROUPS]
+    return [source.definitions for source in registry.SOURCES]
 
 
 def shared_resources() -> dict[str, dg.ConfigurableResource]:

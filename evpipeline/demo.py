@@ -261,13 +261,9 @@ def settle_inbox(inbox: Any, warehouse: Any) -> int:
 
 
 def inbox_sources(inbox: Any) -> list[str]:
-    from evpipeline.lane.feeds import live_modules
+    from evpipeline.sources import registry
 
-    return [
-        module.__name__.split(".")[-2]
-        for module in live_modules()
-        if "inbox" in getattr(module, "RESOURCES", ())
-    ]
+    return [source.name for source in registry.live() if "inbox" in source.feed_resources]
 
 
 @contextmanager

@@ -30,11 +30,8 @@ process the instance already open for that path). docs/mart.md says how a BI too
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
-import pkgutil
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,6 +43,9 @@ from typing import Any
 import duckdb
 
 from evpipeline import settings
+from evpipeline.model import reference
+from evpipeline.model import tables as model_tables
+from evpipeline.sources import registry
 from evpipeline.warehouse.backend import Backend
 from evpipeline.warehouse.resource import attach
 from evpipeline.warehouse.rows import one_row, scalar
@@ -142,19 +142,10 @@ def open_snapshot(
 
 def known_keys() -> dict[str, tuple[str, ...]]:
     """Natural keys of the merge targets the code base declares: the `KEYS` maps of the model's
-    modules and of every source's `tables` (imported here, not at module level: they import the model)."""
-    import evpipeline.sources as sources
-
-    candidates = ["evpipeline.model.tables", "evpipeline.model.reference"]
-    candidates += [
-        f"{sources.__name__}.{p.name}.tables" for p in pkgutil.iter_modules(sources.__path__) if p.ispkg
-    ]
+    modules and of every source (`evpipeline.sources.registry`)."""
     keys: dict[str, tuple[str, ...]] = {}
-    for name in candidates:
-        if importlib.util.find_spec(name) is not None:
-            keys.update(
-                {table: tuple(columns) for table, columns in importlib.import_module(name).KEYS.items()}
-            )
+    for declared in (model_tables.KEYS, reference.KEYS, *(source.keys for source in registry.SOURCES)):
+        keys.update({table: tuple(columns) for table, columns in declared.items()})
     return keys
 
 

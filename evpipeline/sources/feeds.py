@@ -95,7 +95,10 @@ class Feed(Protocol):
     """One source's way into the lane."""
 
     name: str
-    assets: Mapping[str, dg.AssetKey]  # warehouse table -> the asset it materializes
+
+    @property
+    def assets(self) -> Mapping[str, dg.AssetKey]:
+        """Warehouse table -> the asset it materializes (read-only here, so a feed may hold a dict)."""
 
     def start(self, wake: threading.Event) -> None:
         """Start listeners (if any) that set `wake` when a change arrives."""
