@@ -137,6 +137,7 @@ def run_demo(
     from evpipeline.warehouse import connect
 
     instance = dagster_instance(dagster_home)  # `make dev`'s UI shows these runs afterwards
+    os.environ["DAGSTER_HOME"] = instance.root_directory  # and whatever this process starts uses it too
     say(
         f"dagster runs recorded in {os.environ['DAGSTER_HOME']} (`{dev_command(data, dagster_home)}` shows them)"
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +41,8 @@ class OcpiServerSettings:
             "token": settings.get("OCPI_TOKEN"),
             "client_id": settings.get("OCPI_CLIENT_ID"),
             "client_secret": settings.get("OCPI_CLIENT_SECRET"),
-            "jwt_secret": os.environ.get("OCPI_JWT_SECRET", ""),
-            "public_url": os.environ.get("OCPI_PUBLIC_URL", ""),
+            "jwt_secret": settings.get("OCPI_JWT_SECRET"),
+            "public_url": settings.get("OCPI_PUBLIC_URL"),
         }
         values.update(overrides)
         return cls(**values)
