@@ -45,10 +45,13 @@ bench: $(STAMP)  ## full benchmark (installs the optional dlt reference)
 quick-bench: $(STAMP)
 	$(BIN)/evpipeline bench --quick
 
-lint: $(STAMP)  ## ruff check and ruff format --check, then mypy (config in pyproject.toml)
+lint: $(STAMP)  ## ruff check and ruff format --check, mypy, the declared layers (lint-imports), dg check defs (all config in pyproject.toml)
 	$(BIN)/ruff check evpipeline evpipeline_tests benchmarks
 	$(BIN)/ruff format --check evpipeline evpipeline_tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+# the code location loads as dg loads it; the simulators' development settings fill what the environment lacks (no network)
+	$(BIN)/python -c 'import os, sys; from evpipeline import settings; settings.apply_dev_defaults(); os.execv(sys.argv[1], sys.argv[1:])' $(BIN)/dg check defs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

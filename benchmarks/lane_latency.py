@@ -224,7 +224,7 @@ class Deployment:
         }
 
     def _wait_for_lane(self, data: Path, seconds: float = 240.0) -> None:
-        from evpipeline.lane.service import read_heartbeat
+        from evpipeline.warehouse.resource import read_heartbeat
 
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -400,8 +400,8 @@ def measure(greenflux_scale: float, samples: int = SAMPLES) -> dict[str, Any]:
         for flip in flips:
             if flip["source"] == "greenflux":
                 flip["visible"] = next((t for t in sorted(polls) if t >= flip["flipped"]), None)
-        from evpipeline.lane.service import read_heartbeat
         from evpipeline.warehouse import connect
+        from evpipeline.warehouse.resource import read_heartbeat
         from evpipeline.warehouse.rows import scalar
 
         slow = (

@@ -4,12 +4,13 @@
   DuckDB catalog the migrations create, with each column's description) on the asset definitions,
   and `dagster/row_count` plus the live column schema on each materialization (`table_metadata`).
 - Column descriptions, first match: a DuckDB column comment, the `-- comment` beside the column in
-  its migration's DDL, the `COLUMNS` map (table -> column -> description) declared beside the
-  tables (`declared_descriptions`), the standard lineage/delete columns, else its type and
+  its migration's DDL, the `COLUMNS` map (table -> column -> description) registered beside the
+  tables' migrations (`declared_descriptions`), the standard lineage/delete columns, else its type and
   nullability (a fallback the tests keep unused).
 - Column lineage of `mart` (`dagster/column_lineage`): the source columns each mart column is computed
-  from, read from the SQL of every source mapping that feeds it (`evpipeline.model.mappings`, walked by
-  `evpipeline.model.lineage`); a column the walk cannot follow falls back to the same-named column.
+  from, read from the SQL of every source mapping that feeds it by `evpipeline.model.lineage`, which the
+  definitions hand to `annotate` (the model sits above this module); a column the walk cannot follow
+  falls back to the same-named column.
 - Owners (`EVPIPELINE_OWNERS`), freshness policies (Dagster's `FreshnessPolicy`) and source code
   references, applied to the whole `Definitions` by `annotate`.
 """
@@ -17,12 +18,10 @@
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -30,29 +29,11 @@ import duckdb
 from evpipeline import settings
 from evpipeline.warehouse import migrations
 
-if TYPE_CHECKING:
-    from evpipeline.model.lineage import Dep
-    from evpipeline.model.mappings import SourceMapping
-
 TABLE_NAME = "dagster/table_name"
 ROW_COUNT = "dagster/row_count"
 COLUMN_SCHEMA = "dagster/column_schema"
 COLUMN_LINEAGE = "dagster/column_lineage"
 URI = "dagster/uri"
-
-# Modules that declare `COLUMNS` (table -> column -> description) beside the tables they create;
-# every source package's `tables` module is one too (found like `snapshot.known_keys` finds KEYS).
-COLUMN_MODULES = (
-    "evpipeline.warehouse.columns",  # the tables evpipeline.warehouse creates itself (ops, retention)
-    "evpipeline.model.tables",
-    "evpipeline.model.reference",
-    "evpipeline.model.identity",
-    "evpipeline.quality.tables",
-    "evpipeline.lane.feeds",
-    "evpipeline.ndw.push_sync",
-    "evpipeline.datex2.versions",
-    "evpipeline.datex2.delivery",
-)
 
 STANDARD_DESCRIPTIONS = {
     "is_deleted": "True once the source no longer has the row (kept, never deleted).",
@@ -140,19 +121,18 @@ def ddl_comments(sqls: list[str]) -> dict[tuple[str, str], str]:
     return comments
 
 
-@functools.cache
 def declared_descriptions() -> dict[tuple[str, str], str]:
-    """(table, column) -> description, from the `COLUMNS` map of every module that declares tables
-    (`COLUMN_MODULES` and each source's `tables`). A column described in two places is an error."""
-    import evpipeline.sources as sources
+    """(table, column) -> description, from the `COLUMNS` map every module that declares tables registers
+    beside its migrations (`migrations.describe_columns`). A column described in two places is an error."""
+    return _declared_descriptions(len(migrations.described_columns()))
 
-    names = [*COLUMN_MODULES, *(f"{sources.__name__}.{name}.tables" for name in sources.source_names())]
+
+@functools.cache
+def _declared_descriptions(registered: int) -> dict[tuple[str, str], str]:
+    del registered  # the cache key: recomputed when more modules register their descriptions
     found: dict[tuple[str, str], str] = {}
     where: dict[tuple[str, str], str] = {}
-    for name in names:
-        if importlib.util.find_spec(name) is None:
-            continue
-        columns: Mapping[str, Mapping[str, str]] = getattr(importlib.import_module(name), "COLUMNS", {})
+    for name, columns in migrations.described_columns():
         for table, described in columns.items():
             for column, text in described.items():
                 key = (table.lower(), column.lower())
@@ -241,100 +221,6 @@ def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]
     return {TABLE_NAME: table, ROW_COUNT: int(count[0]) if count else 0, COLUMN_SCHEMA: schema}
 
 
-# -- column lineage of mart -------------------------------------------------------------------------
-
-
-def _lowered(schema: dg.TableSchema) -> dict[str, str]:
-    """lower-case column name -> the column's name (DuckDB names are case-insensitive)."""
-    return {c.name.lower(): c.name for c in schema.columns}
-
-
-def same_named(mapping: SourceMapping, table: str, column: str) -> frozenset[Dep]:
-    """The same-named column of the mapping's table named like the mart table (greenflux.evses.status
-    for mart.evses.status): the lineage for a column whose SQL the walk cannot follow."""
-    if column in STANDARD_DESCRIPTIONS or column == "last_updated":
-        return frozenset()  # bookkeeping columns every table has: a same name says nothing
-    schemas = declared_schemas()
-    short = table.split(".")[1]
-    found: set[Dep] = set()
-    for key in mapping.inputs:
-        source = key.replace("/", ".")
-        if key.split("/")[-1] == short and source in schemas and column.lower() in _lowered(schemas[source]):
-            found.add((source, column.lower()))
-    return frozenset(found)
-
-
-def _mapping_lineage(mapping: SourceMapping, table: str, kind: str) -> dict[str, frozenset[Dep]]:
-    """Mart column -> the warehouse columns the mapping's full-build SQL computes it from."""
-    from evpipeline.model import lineage
-    from evpipeline.model.mappings import Scope
-
-    sql = mapping.sql(kind, Scope(mapping.source))
-    if sql is None:
-        return {}
-    schemas = declared_schemas()
-    known = {name: frozenset(_lowered(schema)) for name, schema in schemas.items()}
-    # The rule relations and the scope temp tables are no warehouse tables: `known` leaves them out,
-    # so a rule lookup stands for the source columns it is joined on.
-    try:
-        walked = lineage.column_lineage(sql, known.get)
-    except ValueError:  # not one plain SELECT (e.g. a UNION): every column falls back to its same name
-        walked = dict.fromkeys(_lowered(schemas[table]), None)
-    out: dict[str, frozenset[Dep]] = {}
-    for lower, column in _lowered(schemas[table]).items():
-        deps = walked.get(lower, frozenset())  # a mart column the mapping does not select (bookkeeping): none
-        out[column] = same_named(mapping, table, column) if deps is None else deps
-    return out
-
-
-@functools.cache
-def _mart_lineage(registered: int) -> dict[str, dict[str, dict[str, frozenset[Dep]]]]:
-    del registered  # the cache key, as for `_declared`: the SQL is parsed once per process
-    from evpipeline.model.build import KINDS
-    from evpipeline.model.mappings import registry
-
-    return {
-        table: {m.source: found for m in registry() if (found := _mapping_lineage(m, table, kind))}
-        for table, kind in KINDS
-        if table in declared_schemas()
-    }
-
-
-def mart_lineage(table: str) -> dict[str, dict[str, frozenset[Dep]]]:
-    """source -> mart column -> the (table, column)s of the warehouse its mapping computes it from,
-    read from the mapping's SQL (`evpipeline.model.lineage`); {} for a table no mapping writes."""
-    return _mart_lineage(len(migrations.registered())).get(table, {})
-
-
-def _asset_column(table: str, column: str) -> dg.TableColumnDep | None:
-    """The dependency on a warehouse column as Dagster names it: `greenflux/evses` column `status`; a table
-    of a source whose one asset loads several (reference/operator_data) as `parties.country_code`."""
-    from evpipeline.model.mappings import registry
-
-    name = _lowered(declared_schemas()[table]).get(column, column)
-    keys = {key for m in registry() for key in m.inputs}
-    if table.replace(".", "/") in keys:
-        return dg.TableColumnDep(dg.AssetKey(table.split(".")), name)
-    schema, short = table.split(".")
-    owners = [key for m in registry() if m.source == schema for key in m.inputs]
-    if len(owners) == 1:
-        return dg.TableColumnDep(dg.AssetKey(owners[0].split("/")), f"{short}.{name}")
-    return None  # no asset to name (a table the mart's declared inputs do not load)
-
-
-def mart_column_lineage(table: str) -> dg.TableColumnLineage | None:
-    """Each mart column's upstream columns, from every source mapping that writes the table
-    (`mart_lineage`)."""
-    deps: dict[str, list[dg.TableColumnDep]] = {}
-    for by_column in mart_lineage(table).values():
-        for column, found in by_column.items():
-            for source_table, source_column in sorted(found):
-                dep = _asset_column(source_table, source_column)
-                if dep is not None and dep not in deps.get(column, []):
-                    deps.setdefault(column, []).append(dep)
-    return dg.TableColumnLineage(deps_by_column=deps) if deps else None
-
-
 # -- the whole Definitions ------------------------------------------------------------------------
 
 
@@ -358,7 +244,17 @@ def freshness(spec: dg.AssetSpec) -> dg.FreshnessPolicy | None:
     return dg.FreshnessPolicy.time_window(fail_window=STATIC_WINDOW)
 
 
-def describe(spec: dg.AssetSpec) -> dg.AssetSpec:
+# A mart table's column lineage (`evpipeline.model.lineage.mart_column_lineage`), passed in by the
+# definitions: the model that knows it sits above this module.
+ColumnLineage = Callable[[str], dg.TableColumnLineage | None]
+
+
+def _no_lineage(table: str) -> dg.TableColumnLineage | None:
+    del table
+    return None
+
+
+def describe(spec: dg.AssetSpec, column_lineage: ColumnLineage = _no_lineage) -> dg.AssetSpec:
     """Owners, table name + column schema (+ mart column lineage) and a freshness policy for one asset."""
     table = ".".join(spec.key.path)
     schemas = declared_schemas()
@@ -366,7 +262,7 @@ def describe(spec: dg.AssetSpec) -> dg.AssetSpec:
     if len(spec.key.path) == 2 and table in schemas:
         metadata[TABLE_NAME] = table
         metadata[COLUMN_SCHEMA] = schemas[table]
-        if table.startswith("mart.") and (lineage := mart_column_lineage(table)) is not None:
+        if table.startswith("mart.") and (lineage := column_lineage(table)) is not None:
             metadata[COLUMN_LINEAGE] = lineage
     policy = spec.freshness_policy or freshness(spec)
     merged = spec.merge_attributes(
@@ -376,9 +272,10 @@ def describe(spec: dg.AssetSpec) -> dg.AssetSpec:
     return merged.replace_attributes(freshness_policy=policy) if policy is not None else merged
 
 
-def annotate(defs: dg.Definitions) -> dg.Definitions:
-    """The Definitions with every asset described (`describe`) and pointing at its source code."""
-    described = defs.map_asset_specs(func=describe)
+def annotate(defs: dg.Definitions, column_lineage: ColumnLineage = _no_lineage) -> dg.Definitions:
+    """The Definitions with every asset described (`describe`, mart tables with `column_lineage`) and
+    pointing at its source code."""
+    described = defs.map_asset_specs(func=functools.partial(describe, column_lineage=column_lineage))
     return dg.Definitions(
         assets=list(dg.with_source_code_references(list(described.assets or []))),
         asset_checks=described.asset_checks,

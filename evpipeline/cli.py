@@ -159,9 +159,9 @@ def _sync(args: argparse.Namespace) -> int:
 
 def source_runs(source: str, *, full: bool) -> list[Any]:
     """The runs `sync SOURCE [--full]` starts: the source's full pull, or every other run, as declared."""
-    import importlib
+    from evpipeline.sources import registry
 
-    declared = importlib.import_module(f"evpipeline.sources.{source}.assets").RUNS
+    declared = registry.source(source).runs
     runs = [run for run in declared if run.full == full]
     if not runs:
         plain = ", ".join(run.job for run in declared)
@@ -178,13 +178,12 @@ def source_job_definitions(source: str) -> tuple[Any, list[str]]:
 
     A sync needs only its source's settings, so it does not load the whole code location (which
     requires every source's secrets and NDW's)."""
-    import importlib
-
     import dagster as dg
 
+    from evpipeline.sources import registry
     from evpipeline.warehouse import WarehouseResource
 
-    source_defs = importlib.import_module(f"evpipeline.sources.{source}.definitions").defs
+    source_defs = registry.source(source).definitions
     shared = dg.Definitions(
         resources={"warehouse": WarehouseResource(database=dg.EnvVar("EVPIPELINE_WAREHOUSE"))},
         executor=dg.in_process_executor,

@@ -27,18 +27,15 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 from evpipeline.timeutil import parse_http_date
-from evpipeline.warehouse.migrations import Migration, register
 
 TABLE = "ops.source_clocks"
 WRITE_EVERY = 60.0  # seconds between rows of one source while its skew stays put
 KEPT = 240  # measurements kept per source between writes (the newest)
 
-register(
-    Migration(
-        "clocks",
-        1,
-        "provider clock skew measured from the Date header of each source's answers",
-        f"""
+# Registered by `evpipeline.warehouse.writer`, whose transactions `flush` into it: this module stays below
+# the warehouse (the HTTP layer measures, the warehouse writes).
+MIGRATION_NAME = "provider clock skew measured from the Date header of each source's answers"
+DDL = f"""
         CREATE TABLE {TABLE} (
             source VARCHAR NOT NULL,            -- the source whose hosts answered
                                                 -- (evroam, greenflux, zaptec, tomtom)
@@ -51,9 +48,7 @@ register(
             min_skew_seconds DOUBLE NOT NULL,   -- smallest skew of those answers
             max_skew_seconds DOUBLE NOT NULL    -- largest skew of those answers
         );
-        """,
-    )
-)
+        """
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,8 @@ def prepare(path: str | os.PathLike[str] = DEFAULT_HOME) -> Path:
 
 
 def instance(path: str | os.PathLike[str] = DEFAULT_HOME) -> Any:
-    """The persistent instance at `path` (DAGSTER_HOME is set for this process, as `dagster dev` sees it)."""
+    """The persistent instance at `path`, the one `dagster dev -h`'s DAGSTER_HOME names (what
+    `DagsterInstance.get()` builds from it). Setting DAGSTER_HOME for a process is the edge's business."""
     import dagster as dg
 
-    home = prepare(path)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    return dg.DagsterInstance.from_config(str(prepare(path)))

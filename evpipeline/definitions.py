@@ -1,14 +1,13 @@
 """The one `dg.Definitions` of evpipeline: every source, the canonical model,
 NDW delivery and the AFIR quality report.
 
-Every package under `evpipeline/sources/` is a source and is loaded by being there: its
-`definitions.py` declares its resource (secrets as `dg.EnvVar`), assets, checks, jobs and
+Every source is listed once, in `evpipeline.sources.registry`: its `definitions.py` declares its
+resource (secrets as `dg.EnvVar`), assets, checks, jobs and
 schedules. Runs execute in process: every asset writes the single-writer DuckDB file, and the
 `duckdb_writer` pool (limit 1, see `dagster.yaml`) keeps two runs from writing at once. Loading
 stops with one message naming every missing setting (see `evpipeline.settings`).
 """
 
-import importlib
 from collections.abc import Mapping
 
 import dagster as dg
@@ -19,20 +18,21 @@ from evpipeline.datex2.client import Datex2PushResource
 from evpipeline.lane import definitions as lane_definitions
 from evpipeline.maintenance import definitions as maintenance_definitions
 from evpipeline.model import definitions as model_definitions
+from evpipeline.model.lineage import mart_column_lineage
 from evpipeline.ndw import definitions as ndw_definitions
 from evpipeline.ndw.push import NdwPushResource
 from evpipeline.quality import definitions as quality_definitions
 from evpipeline.resources import PushInboxResource
-from evpipeline.sources import source_names
+from evpipeline.sources import registry
 from evpipeline.warehouse import WarehouseResource
 
 settings.apply_defaults()
 
-SOURCE_GROUPS = source_names()
+SOURCE_GROUPS = registry.names()
 
 
 def source_definitions() -> list[dg.Definitions]:
-    return [importlib.import_module(f"evpipeline.sources.{name}.definitions").defs for name in SOURCE_GROUPS]
+    return [source.definitions for source in registry.SOURCES]
 
 
 def shared_resources() -> dict[str, dg.ConfigurableResource]:
@@ -73,7 +73,8 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 # Only `defs` may be a Definitions object at module scope (Dagster's code server refuses several),
 # so each part is reached through its module.
-# `catalog.annotate` gives every asset its owners, table metadata, freshness policy and code references.
+# `catalog.annotate` gives every asset its owners, table metadata (mart column lineage from the model),
+# freshness policy and code references.
 defs = catalog.annotate(
     dg.Definitions.merge(
         *source_definitions(),
@@ -89,7 +90,8 @@ defs = catalog.annotate(
             sensors=[automation_sensor],
             executor=dg.in_process_executor,
         ),
-    )
+    ),
+    column_lineage=mart_column_lineage,
 )
 
 

@@ -138,6 +138,7 @@ def run_demo(
     from evpipeline.warehouse import connect
 
     instance = dagster_instance(dagster_home)  # `make dev`'s UI shows these runs afterwards
+    os.environ["DAGSTER_HOME"] = instance.root_directory  # and whatever this process starts uses it too
     say(
         f"dagster runs recorded in {os.environ['DAGSTER_HOME']} (`{dev_command(data, dagster_home)}` shows "
         "them)"
@@ -243,7 +244,7 @@ def settle_inbox(inbox: Any, warehouse: Any) -> int:
 
     They name files on (or came from) the demo's simulators, which stop with it: a later `make dev`
     lane would only refuse or fail them. Each is marked `discarded` in the inbox with the reason."""
-    from evpipeline.lane.feeds import InboxFeed
+    from evpipeline.sources.feeds import InboxFeed
 
     discarded = 0
     for source in inbox_sources(inbox):
@@ -265,13 +266,9 @@ def settle_inbox(inbox: Any, warehouse: Any) -> int:
 
 
 def inbox_sources(inbox: Any) -> list[str]:
-    from evpipeline.lane.feeds import live_modules
+    from evpipeline.sources import registry
 
-    return [
-        module.__name__.split(".")[-2]
-        for module in live_modules()
-        if "inbox" in getattr(module, "RESOURCES", ())
-    ]
+    return [source.name for source in registry.live() if "inbox" in source.feed_resources]
 
 
 @contextmanager

@@ -14,12 +14,13 @@ wherever `to_terminal` (the CLI, the demo) or the caller's logging config sends 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import IO
+
+from evpipeline import settings
 
 LOGGER_NAME = "evpipeline.progress"
 DEFAULT_EVERY = 5.0
@@ -35,7 +36,7 @@ def logger() -> logging.Logger:
 def every_seconds() -> float:
     """The reporting interval: `EVPIPELINE_PROGRESS_SECONDS` (0 reports every step; for tests)."""
     try:
-        return max(0.0, float(os.environ.get("EVPIPELINE_PROGRESS_SECONDS") or DEFAULT_EVERY))
+        return max(0.0, float(settings.get("EVPIPELINE_PROGRESS_SECONDS") or DEFAULT_EVERY))
     except ValueError:
         return DEFAULT_EVERY
 

@@ -16,9 +16,10 @@ from evpipeline.model.checks import (
     LOCATION_EXISTS,
     TARIFFS_EXIST,
     UNIQUE,
-    invalid_exported,
     mart_problems,
 )
+from evpipeline.model.lineage import mart_column_lineage
+from evpipeline.ndw.assets import invalid_exported
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.mart_fixture import MartRows
 
@@ -73,7 +74,7 @@ def test_ddl_comments_describe_columns_and_mart_has_column_lineage() -> None:
     described = {c.name: c.description for c in schema.columns}
     assert described["evse_uid"] == "OCPI EVSE.uid, stable forever"
     assert described["_ingested_at"] == catalog.STANDARD_DESCRIPTIONS["_ingested_at"]
-    lineage = catalog.mart_column_lineage("mart.evses")
+    lineage = mart_column_lineage("mart.evses")
     assert lineage is not None
     assert (
         dg.TableColumnDep(dg.AssetKey(["greenflux", "evses"]), "status") in lineage.deps_by_column["status"]
@@ -123,16 +124,16 @@ def test_a_misspelt_or_twice_declared_column_is_caught(monkeypatch: pytest.Monke
 
     sites = evroam_tables.COLUMNS[evroam_tables.SITES]
     monkeypatch.setitem(evroam_tables.COLUMNS, evroam_tables.SITES, {**sites, "nmae": "The site's name."})
-    catalog.declared_descriptions.cache_clear()
+    catalog._declared_descriptions.cache_clear()
     try:
         assert _description_problems()[1] == ["evroam.sites.nmae"]
         monkeypatch.setitem(evroam_tables.COLUMNS, "mart.locations", {"name": "Described a second time."})
-        catalog.declared_descriptions.cache_clear()
+        catalog._declared_descriptions.cache_clear()
         with pytest.raises(ValueError, match=r"mart\.locations\.name is described twice"):
             catalog.declared_descriptions()
     finally:
         monkeypatch.undo()
-        catalog.declared_descriptions.cache_clear()
+        catalog._declared_descriptions.cache_clear()
 
 
 def test_freshness_policies_are_attached() -> None:
@@ -206,7 +207,7 @@ def test_mart_checks_fail_on_duplicate_keys_orphans_and_missing_tariffs(warehous
 
 
 def test_mart_integrity_runs_as_blocking_checks(warehouse: WarehouseResource) -> None:
-    from evpipeline.model.checks import mart_integrity
+    from evpipeline.ndw.assets import mart_integrity
 
     m = clean_mart()
     m.connector(m.evse(m.location(9), 1), 1)

@@ -1,8 +1,9 @@
-"""The code location loads the way `dagster dev` and the code server load it, with every job,
+"""The code location loads the way `dagster dev`, the code server and `dg` load it, with every job,
 schedule and sensor."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,34 @@ def test_code_location_validates_through_the_workspace() -> None:
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     assert "Validation successful for code location evpipeline" in completed.stdout + completed.stderr
+
+
+@pytest.mark.slow  # about 15 s: dg loads the code location in a subprocess
+def test_dg_lists_what_the_definitions_hold() -> None:
+    """`dg list defs` ([tool.dg] in pyproject.toml) finds evpipeline.definitions, not some other defs."""
+    from evpipeline.definitions import defs
+
+    dg_cli = Path(sys.executable).with_name("dg")
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    completed = subprocess.run(
+        [str(dg_cli), "list", "defs", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    listed = json.loads(completed.stdout)
+    graph = defs.resolve_asset_graph()
+    assert {a["asset_key"] for a in listed["assets"]} == {
+        key.to_user_string() for key in graph.get_all_asset_keys()
+    }
+    assert {j["name"] for j in listed["jobs"]} == {job.name for job in defs.resolve_all_job_defs()} - {
+        "__ASSET_JOB"
+    }
+    assert {s["name"] for s in listed["schedules"]} == {s.name for s in defs.schedules or []}
+    assert {s["name"] for s in listed["sensors"]} == {s.name for s in defs.sensors or []}
 
 
 def test_every_schedule_and_sensor_is_there() -> None:

@@ -45,7 +45,14 @@ from evpipeline.datex2.client import Datex2Outcome, Datex2PushResource
 from evpipeline.datex2.publication import PublicationStats, Publisher
 from evpipeline.locks import exclusive
 from evpipeline.ndw.push_sync import mart_newest
-from evpipeline.warehouse import Migration, WarehouseResource, Writer, read_sync_state, register
+from evpipeline.warehouse import (
+    Migration,
+    WarehouseResource,
+    Writer,
+    describe_columns,
+    read_sync_state,
+    register,
+)
 
 log = logging.getLogger("evpipeline.datex2")
 SOURCE = "datex2"
@@ -161,6 +168,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "run_id": "The run whose push gave the receiver this state.",
     },
 }
+describe_columns(__name__, COLUMNS)
 
 
 @dataclass

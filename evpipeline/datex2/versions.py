@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import duckdb
 import pyarrow as pa
 
-from evpipeline.warehouse import Migration, Writer, register
+from evpipeline.warehouse import Migration, Writer, describe_columns, register
 
 LEDGER = "ops.datex2_versions"
 KINDS = ("table", "site", "hours", "station", "point", "operator", "helpdesk")
@@ -55,6 +55,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "recorded_at": "When a publication recorded this version (UTC).",
     },
 }
+describe_columns(__name__, COLUMNS)
 
 
 def hash_sql(columns: Iterable[str]) -> str:

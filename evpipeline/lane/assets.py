@@ -25,14 +25,16 @@ from evpipeline.catalog import TABLE_NAME
 from evpipeline.datex2.assets import LIVE_KEY as DATEX2_LIVE_KEY
 from evpipeline.datex2.delivery import Datex2Lane, status_lock
 from evpipeline.lane.cycle import Lane
-from evpipeline.lane.feeds import Feed, discover, required_resources
-from evpipeline.lane.service import Window, lane_dir, read_heartbeat, run_lane, stop_requested
+from evpipeline.lane.feeds import discover, required_resources
+from evpipeline.lane.service import Window, lane_dir, run_lane, stop_requested
 from evpipeline.model.assets import mart_results
 from evpipeline.model.build import MartBuild
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.ndw.export import nap_countries
+from evpipeline.sources.feeds import Feed
 from evpipeline.sync import markdown_preview
 from evpipeline.warehouse import MergeCounts, WarehouseResource
+from evpipeline.warehouse.resource import read_heartbeat
 
 LIVE_KEY = dg.AssetKey(["ndw", "live"])
 JOB = "realtime_lane"

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from evpipeline.datex2.delivery import Datex2Lane, LaneDelta
-from evpipeline.lane.feeds import Feed, FeedReport
 from evpipeline.model.build import MartBuild, build_mart
 from evpipeline.model.tables import CONNECTORS, EVSES, LOCATIONS, TARIFFS
 from evpipeline.ndw.export import SCOPE_LOCATIONS, SCOPE_TARIFFS
@@ -44,6 +43,7 @@ from evpipeline.ndw.push_sync import (
     settled,
 )
 from evpipeline.ndw.push_sync import SOURCE as NDW_SOURCE
+from evpipeline.sources.feeds import Feed, FeedReport
 from evpipeline.timeutil import utcnow
 from evpipeline.warehouse import WarehouseResource, read_sync_state
 

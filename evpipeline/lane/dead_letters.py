@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from evpipeline.inbox import Inbox
-from evpipeline.lane.feeds import DEAD_LETTERS
+from evpipeline.sources.feeds import DEAD_LETTERS
 from evpipeline.warehouse import WarehouseResource
 
 

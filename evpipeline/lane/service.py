@@ -72,13 +72,6 @@ def write_heartbeat(path: Path, body: dict[str, Any]) -> None:
     partial.replace(path)  # atomic: the supervisor never reads half a heartbeat
 
 
-def read_heartbeat(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 @dataclass
 class Window:
     """Cycles since the last report."""

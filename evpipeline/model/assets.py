@@ -18,11 +18,20 @@ import pandas as pd
 from pydantic import Field
 
 from evpipeline import catalog, settings
+from evpipeline.model import reference
 from evpipeline.model.build import MartBuild, build_mart
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.model.mappings import registry
 from evpipeline.model.reference import KEYS as REFERENCE_KEYS
-from evpipeline.model.reference import OPERATORS, PARTIES, RULES, TARIFFS, ReferenceError, load_reference
+from evpipeline.model.reference import (
+    OPERATORS,
+    PARTIES,
+    RULES,
+    TARIFFS,
+    ReferenceError,
+    default_file,
+    load_reference,
+)
 from evpipeline.model.snapshot import publish_snapshot, snapshot_dir
 from evpipeline.model.tables import CONNECTORS, EVSES, LOCATIONS, UNMAPPED
 from evpipeline.run_config import op_config
@@ -33,11 +42,13 @@ from evpipeline.warehouse.resource import redo_on_conflict
 
 DESCRIPTIONS = {
     LOCATIONS: "OCPI Locations from every source, with the owning CPO's country_code/party_id and lineage.",
-    EVSES: "OCPI EVSEs; removed ones stay with status REMOVED; status transitions in "
-    "mart.evse_status_history.",
+    EVSES: (
+        "OCPI EVSEs; removed ones stay with status REMOVED; status transitions in mart.evse_status_history."
+    ),
     CONNECTORS: "OCPI Connectors (standard, format, power) mapped by rule; unmappable values are reported.",
-    "mart.tariffs": "OCPI Tariffs referenced by connectors (from the sources and the operator reference "
-    "data).",
+    "mart.tariffs": (
+        "OCPI Tariffs referenced by connectors (from the sources and the operator reference data)."
+    ),
 }
 REFERENCE_KEY = dg.AssetKey(["reference", "operator_data"])
 SOURCE_INPUTS = sorted(
@@ -45,9 +56,8 @@ SOURCE_INPUTS = sorted(
 )
 MATCHES_FULL = "matches_full_rebuild"
 BUILD = (
-    "Maintained by the incremental mart build (the real-time lane, or `mart_model` from the UI): "
-    "every source's changes since the last build, mapped into the canonical OCPI-shaped tables in one "
-    "transaction."
+    "Maintained by the incremental mart build (the real-time lane, or `mart_model` from the UI): every "
+    "source's changes since the last build, mapped into the canonical OCPI-shaped tables in one transaction."
 )
 
 
@@ -56,8 +66,10 @@ class MartBuildConfig(dg.Config):
 
     full: bool = Field(
         default=False,
-        description="Map every location and tariff and report what the incremental builds had wrong; "
-        "default: only what changed",
+        description=(
+            "Map every location and tariff and report what the incremental builds had wrong; "
+            "default: only what changed"
+        ),
     )
 
 
@@ -202,8 +214,10 @@ mart_reconcile_job = dg.define_asset_job(
     "mart_reconcile",
     selection=dg.AssetSelection.assets(*MART_KEYS.values()),
     config=op_config([mart_model], full=True),
-    description="Full rebuild of the canonical model: checks the incremental builds and refreshes the "
-    "unmapped-values report.",
+    description=(
+        "Full rebuild of the canonical model: checks the incremental builds and refreshes the "
+        "unmapped-values report."
+    ),
 )
 mart_reconcile_schedule = dg.ScheduleDefinition(
     name="mart_daily_reconcile",
@@ -219,8 +233,6 @@ mart_reconcile_schedule = dg.ScheduleDefinition(
 
 
 def reference_file() -> str:
-    from evpipeline.model.reference import default_file
-
     return settings.get("EVPIPELINE_REFERENCE_FILE") or default_file()
 
 
@@ -256,16 +268,14 @@ def _bump_changed_tariffs(current: pd.DataFrame, stored: pd.DataFrame, now: date
 def reference_operator_data(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """The CPO's reference data (tariffs, opening times, energy mix, parking restrictions, operator entries),
-    validated and loaded."""
-    from evpipeline.model import reference
-
+    """The CPO's reference data (tariffs, opening times, energy mix, parking restrictions, operator
+    entries), validated and loaded."""
     path = reference_file()
     try:
         data = load_reference(path)
     except ReferenceError as exc:
-        # One line naming the entry; the warehouse keeps the last valid reference,
-        # so nothing from this file is published.
+        # One line naming the entry; the warehouse keeps the last valid reference, so nothing from this
+        # file is published.
         raise dg.Failure(description=str(exc)) from None
     now = utcnow()
     with warehouse.writer("reference", context.run.run_id) as writer:
@@ -327,8 +337,9 @@ def file_digest(path: str) -> str | None:
 reference_data_job = dg.define_asset_job(
     "reference_data",
     selection=dg.AssetSelection.assets(REFERENCE_KEY),
-    description="Validate and load the operator reference file (requested by its sensor when the file "
-    "changes).",
+    description=(
+        "Validate and load the operator reference file (requested by its sensor when the file changes)."
+    ),
 )
 
 
@@ -399,6 +410,8 @@ def bi_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 bi_publish_job = dg.define_asset_job(
     "bi_publish",
     selection=dg.AssetSelection.assets(["mart", "bi_snapshot"]),
-    description="Publish the BI snapshot now (automation publishes it after changes, "
-    "every EVPIPELINE_BI_PUBLISH_CRON).",
+    description=(
+        "Publish the BI snapshot now (automation publishes it after changes, every "
+        "EVPIPELINE_BI_PUBLISH_CRON)."
+    ),
 )

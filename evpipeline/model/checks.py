@@ -3,13 +3,15 @@ exported objects that pass our definition.
 
 Each is an ERROR when it fails, and blocking: a run that builds `mart` and goes on to deliver
 (export, push) stops before delivering a model with duplicate keys, orphans or invalid objects.
-The queries are plain functions (`mart_problems`, `invalid_exported`) so tests and tools can
-ask the same questions of any warehouse.
+The queries are plain functions (`mart_problems`; the NDW selection's `invalid_exported` lives with the
+delivery, in `evpipeline.ndw.assets`) so tests and tools can ask the same questions of any warehouse.
+The check is built by `mart_integrity_check` with the delivery's question passed in, so the model does
+not import the delivery above it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
@@ -74,51 +76,56 @@ def mart_problems(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[str, str, in
         yield name, table, len(frame), frame.head(10).astype(str).to_dict("records")
 
 
-def invalid_exported(con: duckdb.DuckDBPyConnection) -> tuple[int, list[dict[str, Any]]]:
-    """How many objects the NDW selection would send, and those that fail the definition."""
-    from evpipeline.ndw.assets import invalid_objects
-    from evpipeline.ndw.export import build_export
-
-    export = build_export(con)
-    return len(export.locations) + len(export.tariffs), list(invalid_objects(export))
-
-
 def _sample(rows: list[dict[str, Any]]) -> dg.MetadataValue:
     return dg.MetadataValue.json(rows[:10])
 
 
-@dg.multi_asset_check(
-    specs=[
-        *(
-            dg.AssetCheckSpec(name, asset=MART_KEYS[table], description=DESCRIPTIONS[name], blocking=True)
-            for name, table, _sql in QUERIES
-        ),
-        dg.AssetCheckSpec(
-            OCPI_DEFINITION,
-            asset=MART_KEYS[LOCATIONS],
-            description=DESCRIPTIONS[OCPI_DEFINITION],
-            blocking=True,
-            additional_deps=[MART_KEYS[t] for t in (EVSES, CONNECTORS, TARIFFS)],
-        ),
-    ],
-    name="mart_integrity",
-    description="Keys, references and the NDW definition of the canonical model.",
-)
-def mart_integrity(warehouse: WarehouseResource) -> Iterator[dg.AssetCheckResult]:
-    with warehouse.get_connection() as con:
-        for name, table, count, sample in mart_problems(con):
-            yield dg.AssetCheckResult(
-                asset_key=MART_KEYS[table],
-                check_name=name,
-                passed=count == 0,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"offending_rows": count, "sample": _sample(sample)},
-            )
-        selected, failing = invalid_exported(con)
-    yield dg.AssetCheckResult(
-        asset_key=MART_KEYS[LOCATIONS],
-        check_name=OCPI_DEFINITION,
-        passed=not failing,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"objects_selected": selected, "objects_failing": len(failing), "sample": _sample(failing)},
+# How many objects the NDW selection would send, and those that fail the definition.
+ExportedInvalid = Callable[[duckdb.DuckDBPyConnection], tuple[int, list[dict[str, Any]]]]
+
+
+def mart_integrity_check(invalid_exported: ExportedInvalid) -> dg.AssetChecksDefinition:
+    """The blocking `mart_integrity` check: the key/reference queries here, and the delivery's own
+    question (`invalid_exported`, from `evpipeline.ndw.assets`) for the exported objects."""
+
+    @dg.multi_asset_check(
+        specs=[
+            *(
+                dg.AssetCheckSpec(name, asset=MART_KEYS[table], description=DESCRIPTIONS[name], blocking=True)
+                for name, table, _sql in QUERIES
+            ),
+            dg.AssetCheckSpec(
+                OCPI_DEFINITION,
+                asset=MART_KEYS[LOCATIONS],
+                description=DESCRIPTIONS[OCPI_DEFINITION],
+                blocking=True,
+                additional_deps=[MART_KEYS[t] for t in (EVSES, CONNECTORS, TARIFFS)],
+            ),
+        ],
+        name="mart_integrity",
+        description="Keys, references and the NDW definition of the canonical model.",
     )
+    def mart_integrity(warehouse: WarehouseResource) -> Iterator[dg.AssetCheckResult]:
+        with warehouse.get_connection() as con:
+            for name, table, count, sample in mart_problems(con):
+                yield dg.AssetCheckResult(
+                    asset_key=MART_KEYS[table],
+                    check_name=name,
+                    passed=count == 0,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"offending_rows": count, "sample": _sample(sample)},
+                )
+            selected, failing = invalid_exported(con)
+        yield dg.AssetCheckResult(
+            asset_key=MART_KEYS[LOCATIONS],
+            check_name=OCPI_DEFINITION,
+            passed=not failing,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "objects_selected": selected,
+                "objects_failing": len(failing),
+                "sample": _sample(failing),
+            },
+        )
+
+    return mart_integrity

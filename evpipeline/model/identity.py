@@ -38,7 +38,7 @@ import pandas as pd
 
 from evpipeline.model import reference
 from evpipeline.model.tables import CONNECTORS, EVSES, LOCATIONS
-from evpipeline.warehouse import Migration, register
+from evpipeline.warehouse import Migration, describe_columns, register
 
 IDENTITY = "mart.identity"
 CANDIDATES = "mart.identity_candidates"
@@ -154,6 +154,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "score) last changed (UTC).",
     },
 }
+describe_columns(__name__, COLUMNS)
 
 _FEATURES = "_id_features"
 _SCOPE = "_id_scope"

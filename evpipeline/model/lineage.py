@@ -12,12 +12,20 @@ the output column unresolved (`None`), so the caller can fall back to something 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import dagster as dg
 import duckdb
+
+from evpipeline import catalog
+from evpipeline.model import mappings
+from evpipeline.model.build import KINDS
+from evpipeline.model.mappings import SourceMapping, registry
+from evpipeline.warehouse import migrations
 
 Dep = tuple[str, str]  # (schema.table, column) of a warehouse table
 Deps = frozenset[Dep]
@@ -302,3 +310,91 @@ def _subqueries(node: Any) -> Iterator[Node]:
         else:
             for value in node.values():
                 yield from _subqueries(value)
+
+
+# -- the mart's column lineage, read from every source mapping's SQL ----------------------------------
+# (Here, with the model that owns the mappings; `evpipeline.catalog.annotate` is handed
+# `mart_column_lineage`.)
+
+
+def _lowered(schema: dg.TableSchema) -> dict[str, str]:
+    """lower-case column name -> the column's name (DuckDB names are case-insensitive)."""
+    return {c.name.lower(): c.name for c in schema.columns}
+
+
+def same_named(mapping: SourceMapping, table: str, column: str) -> frozenset[Dep]:
+    """The same-named column of the mapping's table named like the mart table (greenflux.evses.status
+    for mart.evses.status): the lineage for a column whose SQL the walk cannot follow."""
+    if column in catalog.STANDARD_DESCRIPTIONS or column == "last_updated":
+        return frozenset()  # bookkeeping columns every table has: a same name says nothing
+    schemas = catalog.declared_schemas()
+    short = table.split(".")[1]
+    found: set[Dep] = set()
+    for key in mapping.inputs:
+        source = key.replace("/", ".")
+        if key.split("/")[-1] == short and source in schemas and column.lower() in _lowered(schemas[source]):
+            found.add((source, column.lower()))
+    return frozenset(found)
+
+
+def _mapping_lineage(mapping: SourceMapping, table: str, kind: str) -> dict[str, frozenset[Dep]]:
+    """Mart column -> the warehouse columns the mapping's full-build SQL computes it from."""
+    sql = mapping.sql(kind, mappings.Scope(mapping.source))
+    if sql is None:
+        return {}
+    schemas = catalog.declared_schemas()
+    known = {name: frozenset(_lowered(schema)) for name, schema in schemas.items()}
+    # The rule relations and the scope temp tables are no warehouse tables: `known` leaves them out,
+    # so a rule lookup stands for the source columns it is joined on.
+    try:
+        walked = column_lineage(sql, known.get)
+    except ValueError:  # not one plain SELECT (e.g. a UNION): every column falls back to its same name
+        walked = dict.fromkeys(_lowered(schemas[table]), None)
+    out: dict[str, frozenset[Dep]] = {}
+    for lower, column in _lowered(schemas[table]).items():
+        deps = walked.get(lower, frozenset())  # a mart column the mapping does not select (bookkeeping): none
+        out[column] = same_named(mapping, table, column) if deps is None else deps
+    return out
+
+
+@functools.cache
+def _mart_lineage(registered: int) -> dict[str, dict[str, dict[str, frozenset[Dep]]]]:
+    del registered  # the cache key, as for `_declared`: the SQL is parsed once per process
+    return {
+        table: {m.source: found for m in registry() if (found := _mapping_lineage(m, table, kind))}
+        for table, kind in KINDS
+        if table in catalog.declared_schemas()
+    }
+
+
+def mart_lineage(table: str) -> dict[str, dict[str, frozenset[Dep]]]:
+    """source -> mart column -> the (table, column)s of the warehouse its mapping computes it from,
+    read from the mapping's SQL (`column_lineage` above); {} for a table no mapping writes."""
+    return _mart_lineage(len(migrations.registered())).get(table, {})
+
+
+def _asset_column(table: str, column: str) -> dg.TableColumnDep | None:
+    """The dependency on a warehouse column as Dagster names it: `greenflux/evses` column `status`; a table
+    of a source whose one asset loads several (reference/operator_data) as `parties.country_code`."""
+    name = _lowered(catalog.declared_schemas()[table]).get(column, column)
+    keys = {key for m in registry() for key in m.inputs}
+    if table.replace(".", "/") in keys:
+        return dg.TableColumnDep(dg.AssetKey(table.split(".")), name)
+    schema, short = table.split(".")
+    owners = [key for m in registry() if m.source == schema for key in m.inputs]
+    if len(owners) == 1:
+        return dg.TableColumnDep(dg.AssetKey(owners[0].split("/")), f"{short}.{name}")
+    return None  # no asset to name (a table the mart's declared inputs do not load)
+
+
+def mart_column_lineage(table: str) -> dg.TableColumnLineage | None:
+    """Each mart column's upstream columns, from every source mapping that writes the table
+    (`mart_lineage`)."""
+    deps: dict[str, list[dg.TableColumnDep]] = {}
+    for by_column in mart_lineage(table).values():
+        for column, found in by_column.items():
+            for source_table, source_column in sorted(found):
+                dep = _asset_column(source_table, source_column)
+                if dep is not None and dep not in deps.get(column, []):
+                    deps.setdefault(column, []).append(dep)
+    return dg.TableColumnLineage(deps_by_column=deps) if deps else None

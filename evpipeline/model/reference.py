@@ -41,7 +41,7 @@ from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from evpipeline.model import nuts
 from evpipeline.ocpi import definition as ocpi
-from evpipeline.warehouse import Migration, register, source_table
+from evpipeline.warehouse import Migration, describe_columns, register, source_table
 
 RULES = "reference.rules"
 TARIFFS = "reference.tariffs"
@@ -308,6 +308,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "reference_file": _FILE,
     },
 }
+describe_columns(__name__, COLUMNS)
 
 
 class ReferenceError(ValueError):

@@ -30,11 +30,8 @@ process the instance already open for that path). docs/mart.md says how a BI too
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
-import pkgutil
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,6 +42,12 @@ from typing import Any
 
 import duckdb
 
+from evpipeline import settings
+from evpipeline.model import reference
+from evpipeline.model import tables as model_tables
+from evpipeline.sources import registry
+from evpipeline.warehouse.backend import Backend
+from evpipeline.warehouse.resource import attach
 from evpipeline.warehouse.rows import one_row, scalar
 
 SNAPSHOT_NAME = "warehouse.duckdb"
@@ -115,11 +118,7 @@ class _Table:
 
 def snapshot_dir(warehouse_path: str) -> Path:
     """Beside a DuckDB file; under the data directory for a DuckLake (its catalog may be PostgreSQL)."""
-    from evpipeline.warehouse.backend import Backend
-
     if Backend(warehouse_path).is_lake:
-        from evpipeline import settings
-
         return settings.data_dir().resolve() / "snapshots"
     return Path(warehouse_path).resolve().parent / "snapshots"
 
@@ -131,8 +130,6 @@ def open_snapshot(
     of its own with the catalog attached read-only and in use, and the snapshot directory as
     `file_search_path`, so the views' relative Parquet paths resolve wherever the directory lives. Each
     call opens the catalog file anew: the newest publication, whatever older readers this process holds."""
-    from evpipeline.warehouse.resource import attach
-
     catalog = Path(path).expanduser().resolve()
     if catalog.is_dir():
         catalog = catalog / SNAPSHOT_NAME
@@ -145,19 +142,10 @@ def open_snapshot(
 
 def known_keys() -> dict[str, tuple[str, ...]]:
     """Natural keys of the merge targets the code base declares: the `KEYS` maps of the model's
-    modules and of every source's `tables` (imported here, not at module level: they import the model)."""
-    import evpipeline.sources as sources
-
-    candidates = ["evpipeline.model.tables", "evpipeline.model.reference"]
-    candidates += [
-        f"{sources.__name__}.{p.name}.tables" for p in pkgutil.iter_modules(sources.__path__) if p.ispkg
-    ]
+    modules and of every source (`evpipeline.sources.registry`)."""
     keys: dict[str, tuple[str, ...]] = {}
-    for name in candidates:
-        if importlib.util.find_spec(name) is not None:
-            keys.update(
-                {table: tuple(columns) for table, columns in importlib.import_module(name).KEYS.items()}
-            )
+    for declared in (model_tables.KEYS, reference.KEYS, *(source.keys for source in registry.SOURCES)):
+        keys.update({table: tuple(columns) for table, columns in declared.items()})
     return keys
 
 

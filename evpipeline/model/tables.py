@@ -6,7 +6,7 @@ maintained by the same merge: ids never change, nothing vanishes (EVSEs go REMOV
 Lineage on every row: `source`, `source_id`, `source_last_updated`, `_ingested_at`.
 """
 
-from evpipeline.warehouse import Migration, register, source_table
+from evpipeline.warehouse import Migration, describe_columns, register, source_table
 
 LOCATIONS = "mart.locations"
 EVSES = "mart.evses"
@@ -300,3 +300,4 @@ COLUMNS: dict[str, dict[str, str]] = {
         "run_id": "The run that recorded it.",
     },
 }
+describe_columns(__name__, COLUMNS)

@@ -1,19 +1,23 @@
 """The daily NDW exports, one partition per day: OCPI 2.2.1 under `exports/ndw/YYYY-MM-DD/` and the
 same objects as DATEX II 3.7 publications under `exports/datex2/YYYY-MM-DD/` (one job runs both)."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 from pydantic import Field
 
 from evpipeline import settings
 from evpipeline.datex2 import versions
 from evpipeline.datex2.client import Datex2PushResource
+from evpipeline.model.checks import mart_integrity_check
 from evpipeline.model.keys import MART_KEYS
 from evpipeline.ndw.datex2_export import write_publications
 from evpipeline.ndw.export import OcpiExport, build_export, nap_countries, write_export
+from evpipeline.ocpi.definition import validate_location, validate_tariff
 from evpipeline.sync import markdown_preview
 from evpipeline.warehouse import WRITER_POOL, WarehouseResource
 from evpipeline.warehouse.timetravel import reading
@@ -117,10 +121,6 @@ def _delivered(
 def invalid_objects(export: OcpiExport) -> list[dict[str, str]]:
     """Selected objects that fail `evpipeline.ocpi.definition` (the SQL selection and the definition
     disagree)."""
-    import json
-
-    from evpipeline.ocpi.definition import validate_location, validate_tariff
-
     failing = []
     for kind, bodies, keys, validate in (
         ("Location", export.locations, export.location_keys, validate_location),
@@ -166,8 +166,8 @@ def ndw_datex2_export(
     warehouse: WarehouseResource,
     datex2: Datex2PushResource,
 ) -> dg.MaterializeResult:
-    """Daily AFIR DATEX II static and status publications (profile JSON,
-    DATEX II 3.7 XML) of the objects sent to NDW as OCPI."""
+    """Daily AFIR DATEX II static and status publications (profile JSON, DATEX II 3.7 XML) of the objects
+    sent to NDW as OCPI."""
     partition = context.partition_key
     with reading(warehouse, cutoff=cutoff(partition)) as read:
         published = write_publications(
@@ -199,3 +199,13 @@ ndw_export_schedule = dg.build_schedule_from_partitioned_job(
     name="ndw_daily_export_0200",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
+
+
+def invalid_exported(con: duckdb.DuckDBPyConnection) -> tuple[int, list[dict[str, Any]]]:
+    """How many objects the NDW selection would send, and those that fail the definition."""
+    export = build_export(con)
+    return len(export.locations) + len(export.tariffs), list(invalid_objects(export))
+
+
+# The model's blocking integrity check, asking this delivery's question of the exported objects.
+mart_integrity = mart_integrity_check(invalid_exported)

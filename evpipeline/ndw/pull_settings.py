@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from dataclasses import dataclass
 from typing import Any
+
+from evpipeline import settings
 
 DEFAULT_PAGE_CAP = 1000
 _JWT_KEY_CONTEXT = b"evpipeline/ocpi-pull/jwt/v1"
@@ -36,14 +37,12 @@ class OcpiServerSettings:
         OCPI_PUBLIC_URL has no default: unset, links use the request's own base URL, which is right
         for a server on any host and port; set it when a proxy changes what NDW sees.
         """
-        from evpipeline import settings
-
         values: dict[str, Any] = {
             "token": settings.get("OCPI_TOKEN"),
             "client_id": settings.get("OCPI_CLIENT_ID"),
             "client_secret": settings.get("OCPI_CLIENT_SECRET"),
-            "jwt_secret": os.environ.get("OCPI_JWT_SECRET", ""),
-            "public_url": os.environ.get("OCPI_PUBLIC_URL", ""),
+            "jwt_secret": settings.get("OCPI_JWT_SECRET"),
+            "public_url": settings.get("OCPI_PUBLIC_URL"),
         }
         values.update(overrides)
         return cls(**values)

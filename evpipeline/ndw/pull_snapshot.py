@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from evpipeline import settings
 from evpipeline.datex2.publication import Creator
+from evpipeline.model.snapshot import SNAPSHOT_NAME, open_snapshot, snapshot_dir
+from evpipeline.ndw.datex2_export import write_publications
 from evpipeline.ndw.export import OcpiExport, build_export, nap_countries
 
 # One logger name for the whole pull server, as before the split: operators filter on it.
@@ -142,12 +145,8 @@ class DataVersion:
 
 def snapshot_path(data_dir: str | Path | None = None) -> Path:
     """`<data dir>/snapshots/warehouse.duckdb`; without a data dir, the snapshot next to the warehouse."""
-    from evpipeline.model.snapshot import SNAPSHOT_NAME, snapshot_dir
-
     if data_dir:
         return Path(data_dir).expanduser().resolve() / "snapshots" / SNAPSHOT_NAME
-    from evpipeline import settings
-
     return snapshot_dir(settings.warehouse_path()) / SNAPSHOT_NAME
 
 
@@ -161,8 +160,6 @@ def load_snapshot(
     """`build_export` on a read-only connection to the snapshot (UTC, as the daily export); with
     `publish_into` (and the publication `creator`), the DATEX II publications of the same connection
     are written there too (versions as the ledger in the snapshot gives them: a reader records none)."""
-    from evpipeline.model.snapshot import open_snapshot
-
     # Not warehouse.connect(): it retries for minutes on IOException to wait out a writer's lock,
     # but nobody writes the snapshot (it is swapped in whole), so a failure is final: fail fast and
     # keep serving the previous version. One core stays free for the event loop: a reload must not
@@ -172,8 +169,6 @@ def load_snapshot(
         con.execute("SET TimeZone = 'UTC'")
         export = build_export(con)
         if publish_into is not None and creator is not None:
-            from evpipeline.ndw.datex2_export import write_publications
-
             try:
                 write_publications(con, publish_into, countries=countries or nap_countries(), creator=creator)
             except Exception:  # the OCPI data still loads; the DATEX II routes answer 503 for this version

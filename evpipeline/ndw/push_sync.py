@@ -48,7 +48,7 @@ from evpipeline.ndw.export import (
 )
 from evpipeline.ndw.push import TRANSIENT, NdwAuthError, NdwPushClient, PushOutcome
 from evpipeline.ocpi.definition import validate_location, validate_tariff
-from evpipeline.warehouse import Migration, Writer, register
+from evpipeline.warehouse import Migration, Writer, describe_columns, register
 from evpipeline.warehouse.rows import scalar
 
 SOURCE, STATUS_STREAM = "ndw", "status"
@@ -120,6 +120,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "run_id": "The run that made that push.",
     },
 }
+describe_columns(__name__, COLUMNS)
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from evpipeline import settings
 from evpipeline.datex2.publication import Creator
 from evpipeline.ndw.datex2_export import CONTENT_TYPES, DATEX_VERSION, REJECTIONS, document_name
 from evpipeline.ndw.export import nap_countries
@@ -271,8 +272,6 @@ def app_from_env(
     """The pull server as `evpipeline serve-ocpi` / `dev` run it: the snapshot under `data_dir`
     (default: next to the warehouse), credentials from the OCPI_* variables (`development`: on the
     simulators' values on purpose, `evpipeline dev` and the demo, so no warning about them)."""
-    from evpipeline import settings
-
     config = OcpiServerSettings.from_env(page_cap=page_cap)
     if not config.token and not config.oauth_enabled:
         # A server we expose always requires auth: OCPI_TOKEN, or the OAuth2 pair, or both (README).

@@ -1,6 +1,6 @@
 """Tables of the AFIR quality report (schema `quality`), rewritten whole by each materialization."""
 
-from evpipeline.warehouse import Migration, register
+from evpipeline.warehouse import Migration, describe_columns, register
 
 COMPLETENESS = "quality.afir_completeness"
 REJECTIONS = "quality.afir_rejections"
@@ -265,3 +265,4 @@ COLUMNS: dict[str, dict[str, str]] = {
         "computed_at": _COMPUTED,
     },
 }
+describe_columns(__name__, COLUMNS)

@@ -19,6 +19,7 @@ import dagster as dg
 from evpipeline import catalog, settings
 from evpipeline.checks import quarantine_checks
 from evpipeline.run_config import op_config
+from evpipeline.sources.feeds import Feed
 from evpipeline.sync import SyncOutcome, table_metadata
 from evpipeline.warehouse import WarehouseResource, sync_pool
 
@@ -151,6 +152,19 @@ def _code_reference(fn: Callable[..., Any]) -> dict[str, Any]:
             code_references=[dg.LocalFileCodeReference(file_path=path, line_number=line, label=fn.__name__)]
         )
     }
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source as it declares itself (in its `definitions.py`, listed in `evpipeline.sources.registry`):
+    what the definitions, the real-time lane, the BI snapshot and the CLI read of it."""
+
+    name: str
+    keys: Mapping[str, Sequence[str]]  # its merge targets' natural keys (`tables.KEYS`)
+    runs: Sequence[Run]  # its jobs and schedules; `sync NAME [--full]` picks from them
+    definitions: dg.Definitions
+    feed: Callable[[Mapping[str, Any]], Feed] | None = None  # its live feed, from the resources (`live.feed`)
+    feed_resources: Sequence[str] = ()  # the resource keys that feed needs (`live.RESOURCES`)
 
 
 def asset_tables(assets: Sequence[dg.AssetsDefinition]) -> list[tuple[dg.AssetKey, str]]:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import duckdb
 
+from evpipeline import settings
+
 CATALOG = "warehouse"
 LAKE_PREFIX = "ducklake:"
 # DuckLake's catalog database (named by DuckLake after our catalog) holds its own tables; queries over
@@ -83,8 +85,6 @@ class Backend:
 
     def data_path(self) -> str:
         """Where a DuckLake writes its Parquet files (a directory; always ends with `/`)."""
-        from evpipeline import settings
-
         path = settings.get("EVPIPELINE_LAKE_DATA") or str(settings.data_dir() / "lake")
         return path if path.endswith("/") else path + "/"
 

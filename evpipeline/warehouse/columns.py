@@ -2,8 +2,11 @@
 
 Every component declares its `COLUMNS` (table -> column -> description) beside its migrations;
 these are the warehouse package's own (`migrations.py`: the bootstrap's `ops.schema_migrations` and
-ops migration 1; `retention.py`: retention migration 1). `evpipeline.catalog` collects them.
+ops migration 1; `retention.py`: retention migration 1), registered when the warehouse package is
+imported; `evpipeline.catalog` shows them.
 """
+
+from evpipeline.warehouse.migrations import describe_columns
 
 _WRITER = "Who wrote it: a source (evroam, greenflux, zaptec, tomtom) or a component (mart, reference, ndw)."
 _STREAM = (
@@ -76,3 +79,5 @@ COLUMNS: dict[str, dict[str, str]] = {
         "run_id": "The run that archived it.",
     },
 }
+
+describe_columns(__name__, COLUMNS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -44,6 +45,23 @@ def register(*migrations: Migration) -> None:
             _REGISTRY[key] = Migration(
                 migration.component, migration.version, migration.name, migration.sql, next(_SEQ)
             )
+
+
+# Column descriptions (table -> column -> description), registered like the migrations by the module that
+# declares the tables (its `COLUMNS`), in registration order; `evpipeline.catalog` shows them.
+_DESCRIBED: dict[str, Mapping[str, Mapping[str, str]]] = {}
+
+
+def describe_columns(owner: str, columns: Mapping[str, Mapping[str, str]]) -> None:
+    """Register `owner`'s (a module name's) column descriptions; the map is kept, not copied."""
+    with _LOCK:
+        _DESCRIBED[owner] = columns
+
+
+def described_columns() -> list[tuple[str, Mapping[str, Mapping[str, str]]]]:
+    """(owner, COLUMNS) of every module that registered column descriptions, in registration order."""
+    with _LOCK:
+        return list(_DESCRIBED.items())
 
 
 def registered() -> list[Migration]:

@@ -22,6 +22,7 @@ import duckdb
 from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBResource
 
+from evpipeline import settings
 from evpipeline.progress import duration
 from evpipeline.warehouse import migrations
 from evpipeline.warehouse.backend import CATALOG, Backend, is_write_conflict, load_extensions, redact
@@ -78,6 +79,15 @@ LOCK_SAY_EVERY = 15.0  # ... and again this often while it lasts
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 
 
+def read_heartbeat(path: Path) -> dict[str, Any] | None:
+    """The real-time lane's heartbeat file (written by `evpipeline.lane.service`); None when unreadable.
+    Here, below the lane, because the warehouse names the lane as the holder of its lock."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def lock_holder(error: str, data_dir: str | os.PathLike[str] | None = None) -> str:
     """Who holds the DuckDB file, from DuckDB's lock error: the real-time lane (its heartbeat names its
     process), else the process's command line."""
@@ -85,9 +95,6 @@ def lock_holder(error: str, data_dir: str | os.PathLike[str] | None = None) -> s
     if found is None:
         return (error.strip().splitlines() or ["?"])[0][:200]
     pid = int(found["pid"])
-    from evpipeline import settings
-    from evpipeline.lane.service import read_heartbeat
-
     beat = read_heartbeat(Path(data_dir or settings.data_dir()) / "lane" / "heartbeat.json")
     if beat is not None and beat.get("pid") == pid and beat.get("state") == "running":
         return f"the real-time lane (run {str(beat.get('run_id'))[:8]}, PID {pid}), between two of its cycles"
@@ -306,6 +313,4 @@ class WarehouseResource(DuckDBResource):
 
 
 def warehouse_from_env() -> WarehouseResource:
-    from evpipeline import settings
-
     return WarehouseResource(database=settings.warehouse_path())

@@ -68,51 +68,43 @@ register(
 )
 
 
-def setting(name: str, default: str) -> str:
-    """A retention setting: the environment's value, else its documented default, else `default`."""
-    if name in settings.ENVIRONMENT:
-        return settings.get(name)
-    return os.environ.get(name) or default
-
-
 @dataclass(frozen=True)
 class RetentionRule:
     """How one append-only table is trimmed: by which time column, keeping how many whole UTC days."""
 
     time_column: str
-    keep_days_setting: str
-    fallback_keep_days: int
+    keep_days_setting: str  # the setting (evpipeline.settings) that says how many days
     # Rows that are the newest for these columns are never trimmed (a reader needs the latest per key).
     keep_latest_by: tuple[str, ...] = ()
 
     @property
     def default_keep_days(self) -> int:
-        return int(setting(self.keep_days_setting, str(self.fallback_keep_days)))
+        return int(settings.get(self.keep_days_setting))
 
 
 RETAINED: dict[str, RetentionRule] = {
-    "ops.status_history": RetentionRule("recorded_at", "EVPIPELINE_HISTORY_KEEP_DAYS", 90),
-    "tomtom.availability_snapshots": RetentionRule("polled_at", "EVPIPELINE_SNAPSHOTS_KEEP_DAYS", 14),
+    "ops.status_history": RetentionRule("recorded_at", "EVPIPELINE_HISTORY_KEEP_DAYS"),
+    "tomtom.availability_snapshots": RetentionRule("polled_at", "EVPIPELINE_SNAPSHOTS_KEEP_DAYS"),
     # push_sync reads each object's latest push to avoid resending content NDW rejected.
     "ops.ndw_pushes": RetentionRule(
-        "pushed_at", "EVPIPELINE_HISTORY_KEEP_DAYS", 90, keep_latest_by=("kind", "key")
+        "pushed_at", "EVPIPELINE_HISTORY_KEEP_DAYS", keep_latest_by=("kind", "key")
     ),
-    "ops.runs": RetentionRule("committed_at", "EVPIPELINE_HISTORY_KEEP_DAYS", 90),
+    "ops.runs": RetentionRule("committed_at", "EVPIPELINE_HISTORY_KEEP_DAYS"),
     # the timeliness report reads the reading in force when a change was recorded: the newest stays
     "ops.source_clocks": RetentionRule(
-        "measured_at", "EVPIPELINE_HISTORY_KEEP_DAYS", 90, keep_latest_by=("source",)
+        "measured_at", "EVPIPELINE_HISTORY_KEEP_DAYS", keep_latest_by=("source",)
     ),
 }
 
 
 def archive_root() -> Path:
     """Where the archive lives: $EVPIPELINE_ARCHIVE_DIR, else $EVPIPELINE_DATA_DIR/archive."""
-    configured = setting("EVPIPELINE_ARCHIVE_DIR", "")
+    configured = settings.get("EVPIPELINE_ARCHIVE_DIR")
     return Path(configured) if configured else settings.data_dir() / "archive"
 
 
 def retention_cron() -> str:
-    return setting("EVPIPELINE_RETENTION_CRON", "15 4 * * *")
+    return settings.get("EVPIPELINE_RETENTION_CRON")
 
 
 @dataclass

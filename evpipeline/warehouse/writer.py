@@ -19,6 +19,10 @@ import pandas as pd
 
 from evpipeline import clocks
 from evpipeline.warehouse.merge import MergeCounts, flag_missing, merge
+from evpipeline.warehouse.migrations import Migration, register
+
+# The provider clocks' table, written by `flush` in every source's transaction (evpipeline/clocks.py).
+register(Migration("clocks", 1, clocks.MIGRATION_NAME, clocks.DDL))
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from evpipeline.demo import settle_inbox
-from evpipeline.lane.feeds import InboxFeed
 from evpipeline.resources import PushInboxResource
 from evpipeline.sources.evroam.client import EVRoamResource
 from evpipeline.sources.evroam.live import EVRoamFeed
+from evpipeline.sources.feeds import InboxFeed
 from evpipeline.warehouse import WarehouseResource
 from evpipeline.warehouse.rows import scalar
 

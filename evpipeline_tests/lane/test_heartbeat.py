@@ -68,7 +68,7 @@ class _Feed:
         return True
 
     def collect(self, run_id: str | None, log: Any) -> Any:
-        from evpipeline.lane.feeds import FeedReport
+        from evpipeline.sources.feeds import FeedReport
 
         if self.broken:
             raise ConnectionError("origin unreachable (injected)")
@@ -79,9 +79,10 @@ def test_the_heartbeat_names_the_failing_feed_and_not_the_others(tmp_path: Any) 
     """The heartbeat used to say only that the loop was alive: fresh while one feed (or the backend)
     failed every cycle. Now it carries each feed's and step's latest outcome."""
     from evpipeline.lane.cycle import Lane
-    from evpipeline.lane.service import read_heartbeat, run_lane
+    from evpipeline.lane.service import run_lane
     from evpipeline.ndw.push import NdwPushResource
     from evpipeline.warehouse import WarehouseResource
+    from evpipeline.warehouse.resource import read_heartbeat
 
     broken, fine = _Feed("evroam", broken=True), _Feed("zaptec")
     lane = Lane(

@@ -18,7 +18,6 @@ import pytest
 import requests
 
 from evpipeline.inbox import Inbox
-from evpipeline.lane.feeds import FeedReport
 from evpipeline.resources import PushInboxResource
 from evpipeline.serving import BackgroundServer
 from evpipeline.simulators.evroam import EVRoamSimulator
@@ -26,6 +25,7 @@ from evpipeline.sources.evroam.assets import evroam_sites, evroam_stations
 from evpipeline.sources.evroam.client import EVRoamResource
 from evpipeline.sources.evroam.live import EVRoamFeed
 from evpipeline.sources.evroam.push import create_webhook_app
+from evpipeline.sources.feeds import FeedReport
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import materialize, query, scalar
 
@@ -237,8 +237,8 @@ def test_a_merge_fault_is_retried_and_a_lasting_one_dead_lettered_after_max_atte
     one that fails every time holds the changes behind it for MAX_ATTEMPTS cycles at most."""
     import duckdb
 
-    from evpipeline.lane.feeds import MAX_ATTEMPTS
     from evpipeline.sources.evroam import live
+    from evpipeline.sources.feeds import MAX_ATTEMPTS
 
     connector, status = push.good_change()
     [first] = push.store.after("evroam", 0)

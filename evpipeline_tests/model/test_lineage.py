@@ -73,7 +73,7 @@ def registered() -> None:
 
 
 def deps(table: str, column: str) -> set[tuple[str, str]]:
-    return {dep for by_column in catalog.mart_lineage(table).values() for dep in by_column.get(column, ())}
+    return {dep for by_column in lineage.mart_lineage(table).values() for dep in by_column.get(column, ())}
 
 
 def test_known_lineage_of_the_mappings(registered: None) -> None:
@@ -110,7 +110,7 @@ def test_known_lineage_of_the_mappings(registered: None) -> None:
 
 
 def test_dagster_lineage_names_upstream_assets(registered: None) -> None:
-    evses = catalog.mart_column_lineage("mart.evses")
+    evses = lineage.mart_column_lineage("mart.evses")
     assert evses is not None
     status = evses.deps_by_column["status"]
     for key, column in (
@@ -119,7 +119,7 @@ def test_dagster_lineage_names_upstream_assets(registered: None) -> None:
         (["zaptec", "charger_states"], "operation_mode"),
     ):
         assert dg.TableColumnDep(dg.AssetKey(key), column) in status
-    tariffs = catalog.mart_column_lineage("mart.tariffs")
+    tariffs = lineage.mart_column_lineage("mart.tariffs")
     assert tariffs is not None  # reference/operator_data loads several tables: its columns say which
     assert (
         dg.TableColumnDep(dg.AssetKey(["reference", "operator_data"]), "tariffs.currency")
@@ -132,7 +132,7 @@ def test_every_dependency_is_a_declared_column_of_an_upstream_asset(registered: 
 
     schemas = catalog.declared_schemas()
     for table, _kind in KINDS:
-        for source, by_column in catalog.mart_lineage(table).items():
+        for source, by_column in lineage.mart_lineage(table).items():
             assert set(by_column) == {c.name for c in schemas[table].columns}, (table, source)
             for column, found in by_column.items():
                 for dep_table, dep_column in found:
@@ -141,13 +141,13 @@ def test_every_dependency_is_a_declared_column_of_an_upstream_asset(registered: 
                         column,
                         dep_table,
                     )
-        mart = catalog.mart_column_lineage(table)
+        mart = lineage.mart_column_lineage(table)
         assert mart is not None
         assert {d.asset_key for ds in mart.deps_by_column.values() for d in ds} <= {
             *SOURCE_INPUTS,
             REFERENCE_KEY,
         }
-    assert catalog.mart_lineage("mart.evses") is catalog.mart_lineage("mart.evses")  # parsed once, cached
+    assert lineage.mart_lineage("mart.evses") is lineage.mart_lineage("mart.evses")  # parsed once, cached
 
 
 def coverage(source: str) -> tuple[int, int, int]:
@@ -157,12 +157,12 @@ def coverage(source: str) -> tuple[int, int, int]:
     mapping = next(m for m in registry() if m.source == source)
     before = after = total = 0
     for table, _kind in KINDS:
-        by_column = catalog.mart_lineage(table).get(source)
+        by_column = lineage.mart_lineage(table).get(source)
         if by_column is None:
             continue
         total += len(by_column)
         after += sum(1 for found in by_column.values() if found)
-        before += sum(1 for column in by_column if catalog.same_named(mapping, table, column))
+        before += sum(1 for column in by_column if lineage.same_named(mapping, table, column))
     return before, after, total
 
 

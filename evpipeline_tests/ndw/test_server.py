@@ -491,7 +491,7 @@ def test_bearer_refusals_are_401(served: Served) -> None:
         "no exp": jwt.encode(
             {k: v for k, v in claims.items() if k != "exp"}, SETTINGS.jwt_key(), algorithm="HS256"
         ),
-        "alg none": jwt.encode(claims, "", algorithm="none"),  # pyjwt takes "" as no key
+        "alg none": jwt.encode(claims, "", algorithm="none"),  # no key ("", as PyJWT types it)
         # Signed with our key, yet not a token we issue: NumericDates typed loosely or absurd.
         "exp a numeric string": jwt.encode(
             {**claims, "exp": str(int(now) + 60)}, SETTINGS.jwt_key(), algorithm="HS256"

@@ -2,9 +2,11 @@
 
 import dagster as dg
 
+from evpipeline.sources.evroam import live
 from evpipeline.sources.evroam.assets import ASSETS, RUNS
 from evpipeline.sources.evroam.client import EVRoamResource
-from evpipeline.sources.kit import source_definitions
+from evpipeline.sources.evroam.tables import KEYS
+from evpipeline.sources.kit import Source, source_definitions
 
 defs = source_definitions(
     "evroam",
@@ -15,4 +17,9 @@ defs = source_definitions(
     ),
     assets=ASSETS,
     runs=RUNS,
+)
+
+# What the rest of the pipeline reads of this source (evpipeline.sources.registry lists it).
+SOURCE = Source(
+    "evroam", keys=KEYS, runs=RUNS, definitions=defs, feed=live.feed, feed_resources=live.RESOURCES
 )

@@ -25,11 +25,11 @@ import pandas as pd
 
 from evpipeline.http import DeadlineExceeded, HttpError
 from evpipeline.inbox import Message
-from evpipeline.lane.feeds import FeedReport, InboxFeed, seen_at
 from evpipeline.resources import PushInboxResource
 from evpipeline.sources.evroam.assets import SOURCE, TABLE_ASSETS, EVRoamSyncConfig, merge_records, pull
 from evpipeline.sources.evroam.client import EVRoamResource, PushFileGone
 from evpipeline.sources.evroam.push_urls import PushUrlRefused, vet
+from evpipeline.sources.feeds import FeedReport, InboxFeed, seen_at
 from evpipeline.warehouse import WarehouseResource
 
 RESOURCES = ("evroam", "inbox", "warehouse")

@@ -1,6 +1,6 @@
 """Warehouse tables of the EVRoam source (schema `evroam`)."""
 
-from evpipeline.warehouse import Migration, register, source_table
+from evpipeline.warehouse import Migration, describe_columns, register, source_table
 
 SITES = "evroam.sites"
 STATIONS = "evroam.charging_stations"
@@ -153,3 +153,4 @@ COLUMNS: dict[str, dict[str, str]] = {
         "also the row's last_updated. From push files or fields embedded in station records.",
     },
 }
+describe_columns(__name__, COLUMNS)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from evpipeline.lane.feeds import FeedReport
+from evpipeline.sources.feeds import FeedReport
 from evpipeline.sources.greenflux.assets import (
     CONNECTORS_KEY,
     EVSES_KEY,

@@ -9,7 +9,7 @@ location and a live one in the new, both kept. `greenflux.current_evses` names t
 each EVSE is now (its non-REMOVED copy, else the newest); `ops.status_history` keeps the move.
 """
 
-from evpipeline.warehouse import Migration, register, source_table
+from evpipeline.warehouse import Migration, describe_columns, register, source_table
 
 LOCATIONS = "greenflux.locations"
 EVSES = "greenflux.evses"
@@ -356,3 +356,4 @@ COLUMNS: dict[str, dict[str, str]] = {
         "extra": "Tariff keys the pipeline does not model, as JSON; NULL when there are none.",
     },
 }
+describe_columns(__name__, COLUMNS)

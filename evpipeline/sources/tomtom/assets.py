@@ -17,8 +17,6 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from evpipeline.model.tables import CONNECTORS as MART_CONNECTORS
-from evpipeline.model.tables import LOCATIONS as MART_LOCATIONS
 from evpipeline.sources.kit import Run, SyncReport, Table, key, sync_asset
 from evpipeline.sources.tomtom import normalize, schemas
 from evpipeline.sources.tomtom.client import PollBatch, TomTomResource
@@ -65,6 +63,11 @@ AVAILABILITY_TABLES = [
 ]
 MAPPING_KEY = MAPPING_TABLE.key
 SNAPSHOTS_KEY, LATEST_KEY, POLLS_KEY = (t.key for t in AVAILABILITY_TABLES)
+# The mart tables TomTom's matching reads (`evpipeline.model.tables` LOCATIONS and CONNECTORS, held equal by
+# evpipeline_tests/sources/tomtom/test_tomtom_mapping.py): named here, not imported, because the model sits
+# above the sources that feed it; the asset's `deps` tell Dagster the order.
+MART_LOCATIONS = "mart.locations"
+MART_CONNECTORS = "mart.connectors"
 MART_LOCATIONS_KEY, MART_CONNECTORS_KEY = key(MART_LOCATIONS), key(MART_CONNECTORS)
 KEPT_STATUSES = ("matched", "no_live_data")
 

@@ -3,9 +3,10 @@
 import dagster as dg
 
 from evpipeline import settings
-from evpipeline.sources.kit import source_definitions
+from evpipeline.sources.kit import Source, source_definitions
 from evpipeline.sources.tomtom.assets import ASSETS, RUNS
 from evpipeline.sources.tomtom.client import TomTomResource
+from evpipeline.sources.tomtom.tables import KEYS
 
 defs = source_definitions(
     "tomtom",
@@ -17,3 +18,6 @@ defs = source_definitions(
     assets=ASSETS,
     runs=RUNS,
 )
+
+# What the rest of the pipeline reads of this source (evpipeline.sources.registry lists it).
+SOURCE = Source("tomtom", keys=KEYS, runs=RUNS, definitions=defs)

@@ -1,6 +1,6 @@
 """Tables of the TomTom source (schema `tomtom`)."""
 
-from evpipeline.warehouse import Migration, register, source_table
+from evpipeline.warehouse import Migration, describe_columns, register, source_table
 
 MAPPING = "tomtom.location_mapping"
 SNAPSHOTS = "tomtom.availability_snapshots"
@@ -244,3 +244,4 @@ COLUMNS: dict[str, dict[str, str]] = {
         "source_last_updated": "The poll time (polled_at).",
     },
 }
+describe_columns(__name__, COLUMNS)

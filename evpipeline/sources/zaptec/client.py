@@ -17,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import re
 import threading
 import time
@@ -32,6 +31,7 @@ import dagster as dg
 import requests
 from pydantic import Field
 
+from evpipeline import settings
 from evpipeline.http import (
     AuthError,
     ClientError,
@@ -585,8 +585,8 @@ class ZaptecResource(ApiResource):
             # Zaptec's fair-use policy asks for a descriptive User-Agent.
             user_agent="evpipeline/0.1 (EV charging data pipeline; Zaptec API integration)",
         )
-        # Read here, not through `settings`: a deployment-specific fix-up without a simulator default.
-        pinned = parse_country_ids(self.country_ids or os.environ.get(COUNTRY_IDS_ENV, ""))
+        # A deployment-specific fix-up (no simulator value): the resource's own pins, else the setting's.
+        pinned = parse_country_ids(self.country_ids or settings.get(COUNTRY_IDS_ENV))
         return ZaptecClient(
             api,
             page_size=self.page_size,

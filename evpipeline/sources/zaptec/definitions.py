@@ -3,9 +3,11 @@
 import dagster as dg
 
 from evpipeline import settings
-from evpipeline.sources.kit import source_definitions
+from evpipeline.sources.kit import Source, source_definitions
+from evpipeline.sources.zaptec import live
 from evpipeline.sources.zaptec.assets import ASSETS, RUNS
 from evpipeline.sources.zaptec.client import ZaptecResource
+from evpipeline.sources.zaptec.tables import KEYS
 
 defs = source_definitions(
     "zaptec",
@@ -18,4 +20,9 @@ defs = source_definitions(
     ),
     assets=ASSETS,
     runs=RUNS,
+)
+
+# What the rest of the pipeline reads of this source (evpipeline.sources.registry lists it).
+SOURCE = Source(
+    "zaptec", keys=KEYS, runs=RUNS, definitions=defs, feed=live.feed, feed_resources=live.RESOURCES
 )

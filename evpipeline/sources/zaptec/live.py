@@ -22,8 +22,8 @@ import dagster as dg
 
 from evpipeline.http import HttpError
 from evpipeline.inbox import Message
-from evpipeline.lane.feeds import FeedReport, InboxFeed, seen_at
 from evpipeline.resources import PushInboxResource
+from evpipeline.sources.feeds import FeedReport, InboxFeed, seen_at
 from evpipeline.sources.zaptec.assets import STATES_KEY, merge_observations
 from evpipeline.sources.zaptec.client import SubscriptionGone, ZaptecResource
 from evpipeline.sources.zaptec.push import SOURCE, drain

@@ -1,6 +1,6 @@
 """Warehouse tables of the Zaptec source (schema `zaptec`)."""
 
-from evpipeline.warehouse import Migration, register, source_table
+from evpipeline.warehouse import Migration, describe_columns, register, source_table
 
 INSTALLATIONS = "zaptec.installations"
 CIRCUITS = "zaptec.circuits"
@@ -216,3 +216,4 @@ COLUMNS: dict[str, dict[str, str]] = {
         "observed_at": "When we last heard from the charger (newest _observed_at of its states).",
     },
 }
+describe_columns(__name__, COLUMNS)

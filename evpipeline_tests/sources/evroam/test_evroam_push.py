@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import requests
 
-from evpipeline.lane.feeds import FeedReport
 from evpipeline.resources import PushInboxResource
 from evpipeline.serving import BackgroundServer
 from evpipeline.simulators.evroam import EVRoamSimulator
@@ -19,6 +18,7 @@ from evpipeline.sources.evroam.client import EVRoamResource
 from evpipeline.sources.evroam.live import EVRoamFeed
 from evpipeline.sources.evroam.push import create_webhook_app
 from evpipeline.sources.evroam.tables import CONNECTORS
+from evpipeline.sources.feeds import FeedReport
 from evpipeline.warehouse import WarehouseResource
 from evpipeline_tests.conftest import materialize, query, scalar
 

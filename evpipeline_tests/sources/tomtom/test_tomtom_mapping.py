@@ -285,3 +285,11 @@ def test_decide_rules() -> None:
         == "ambiguous"
     )
     assert len(clear_results) == 2
+
+
+def test_the_mart_tables_tomtom_reads_are_the_models() -> None:
+    """TomTom names the mart tables it matches against instead of importing the model above it."""
+    from evpipeline.model import tables
+    from evpipeline.sources.tomtom import assets
+
+    assert (assets.MART_LOCATIONS, assets.MART_CONNECTORS) == (tables.LOCATIONS, tables.CONNECTORS)

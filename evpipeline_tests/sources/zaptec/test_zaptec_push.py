@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from evpipeline.lane.feeds import FeedReport
 from evpipeline.normalize import Rows
 from evpipeline.resources import PushInboxResource
 from evpipeline.simulators.zaptec import EMPTY_CHARGER_ID, ZaptecSimulator, dotnet
+from evpipeline.sources.feeds import FeedReport
 from evpipeline.sources.zaptec.client import SubscriptionGone, ZaptecResource
 from evpipeline.sources.zaptec.live import ZaptecFeed
 from evpipeline.sources.zaptec.push import drain, store
