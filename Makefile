@@ -51,7 +51,7 @@ lint: $(STAMP)  ## ruff check and ruff format --check, mypy, the declared layers
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 # the code location loads as dg loads it; the simulators' development settings fill what the environment lacks (no network)
-	$(BIN)/python -c 'import os, sys; from evpipeline import settings; settings.apply_dev_defaults(); os.execv(sys.argv[1], sys.argv[1:])' $(BIN)/dg check defs
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/python -c 'import os, sys; from evpipeline import settings; settings.apply_dev_defaults(); os.execv(sys.argv[1], sys.argv[1:])' $(BIN)/dg check defs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
