@@ -119,8 +119,8 @@ def run(scale: Scale) -> list[Result]:
             f"{fmt_seconds(ours['seconds'])}, peak RSS {ours['rss_mib']:,.0f} MiB",
             f"{fmt_seconds(floor['seconds'])} fetch+decode only",
             f"{ours['seconds'] / floor['seconds']:.2f}x",
-            "peak RSS <= 2 GiB",
-            ours["rss_mib"] <= 2048,
+            "peak RSS <= 1 GiB",
+            ours["rss_mib"] <= 1024,
             f"{evses:,} EVSEs in {floor['objects']:,} locations, "
             f"{ours['meta'].get('greenflux/locations', {}).get('requests', '?')} requests; "
             f"pandera {share:.0%} of the time ({fmt_seconds(ours['pandera'])}); "

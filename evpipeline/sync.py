@@ -289,7 +289,7 @@ def write_sync_batches(
     before_commit: Callable[[Writer], None] | None = None,
     preview_rows: int = 20,
     coalesce_rows: int = 5_000,
-    memory_limit: str | None = "2GB",
+    memory_limit: str | None = "512MB",
     version_by_fetch: bool = False,
 ) -> SyncOutcome:
     """`write_sync` for pulls too large to hold: the same validation, quarantine and transaction.
@@ -304,11 +304,12 @@ def write_sync_batches(
     `version_by_fetch` also its server time as their version (`_observed_at`, see `merge`).
 
     Memory: the writing connection gets a DuckDB `memory_limit`, past which DuckDB writes a
-    transaction's new rows to the file early (still uncommitted). What stays is DuckDB's own
-    bookkeeping of the transaction, which it cannot spill: DuckDB 1.5 pins more of it than 2.0 did,
-    so a bootstrap of a million EVSEs failed with "Out of Memory" under the 512 MB limit we used
-    with 2.0 (488 MiB pinned) and now peaks near 3.4 GiB of RSS under 2 GB (2.0: 1.6 GiB under
-    512 MB). We accept that to keep every sync a single all-or-nothing transaction.
+    transaction's new rows to the file early (still uncommitted). Nothing else may grow with the
+    pull: each batch's frame and its merge pass are read by name, not registered or staged in
+    temporary tables, which the transaction would keep until its end (`warehouse.merge`,
+    `IN_MEMORY_FROM_ROWS`). A bootstrap of a million EVSEs under 512 MB peaked at 1,052 MiB of RSS
+    on DuckDB 1.5.5 (before: "Out of Memory" under 512 MB, ~1.6-3.4 GiB under 2 GB), still as one
+    all-or-nothing transaction.
     """
     spool = _Spool()
     parked: list[tuple[Batch, dict[str, Path], dict[str, Path], int]] = []
