@@ -10,7 +10,7 @@ nothing exercises is a rule nothing checks. Results go to the table in docs/test
 `mutation` markers; survivors are listed by `mutmut results` inside the group's copy (kept under
 `--workdir`).
 
-    python -m evpipeline_tests.mutation [--only GROUP ...] [--workdir DIR]
+    python -m evpipeline_tests.mutation [--only GROUP ...] [--workdir DIR] [--max-children N]
 """
 
 from __future__ import annotations
@@ -78,7 +78,31 @@ GROUPS = [
     Group(
         "pull auth and paging",
         ("evpipeline/ndw/pull_auth.py", "evpipeline/ndw/pull_paging.py"),
-        ("evpipeline_tests/ndw/test_server.py",),
+        ("evpipeline_tests/ndw/test_pull_auth.py", "evpipeline_tests/ndw/test_server.py"),
+    ),
+    Group(
+        "sync (validate, spool, one transaction)",
+        ("evpipeline/sync.py",),
+        ("evpipeline_tests/test_sync.py", "evpipeline_tests/test_sync_batches.py"),
+    ),
+    Group(
+        "NDW export and OCPI definition",
+        ("evpipeline/ndw/export.py", "evpipeline/ocpi/definition.py"),
+        (
+            "evpipeline_tests/ndw/test_export.py",
+            "evpipeline_tests/ndw/test_ocpi_rules.py",
+            "evpipeline_tests/ndw/test_plausibility.py",
+        ),
+    ),
+    Group(
+        "push diff",
+        ("evpipeline/ndw/push_sync.py",),
+        ("evpipeline_tests/ndw/test_push.py",),
+    ),
+    Group(
+        "reference data",
+        ("evpipeline/model/reference.py",),
+        ("evpipeline_tests/model/test_reference.py",),
     ),
 ]
 
@@ -124,7 +148,7 @@ def _config(group: Group) -> str:
     )
 
 
-def run_group(group: Group, workdir: Path) -> Score:
+def run_group(group: Group, workdir: Path, max_children: int = 2) -> Score:
     copy = workdir / re.sub(r"[^a-z0-9]+", "-", group.name.lower()).strip("-")
     shutil.rmtree(copy, ignore_errors=True)
     copy.mkdir(parents=True)
@@ -134,7 +158,7 @@ def run_group(group: Group, workdir: Path) -> Score:
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     started = time.monotonic()
     subprocess.run(
-        [mutmut, "run", "--max-children", "2"],
+        [mutmut, "run", "--max-children", str(max_children)],
         cwd=copy,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -217,12 +241,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", default="/tmp/evpipeline-mutation", help="where the copies go (default: %(default)s)"
     )
+    parser.add_argument(
+        "--max-children",
+        type=int,
+        default=2,
+        help="mutants tested at once (default: %(default)s; 1 on a machine shared with others)",
+    )
     args = parser.parse_args(argv)
     groups = [g for g in GROUPS if not args.only or any(o in g.name for o in args.only)]
     scores = []
     for group in groups:
         print(f"-- {group.name}: {', '.join(group.mutate)} against {', '.join(group.tests)}", flush=True)
-        score = run_group(group, Path(args.workdir))
+        score = run_group(group, Path(args.workdir), args.max_children)
         print(
             f"   {score.killed}/{score.mutants} killed ({score.score:.0%}), {score.survived} survived, "
             f"{score.no_tests} reached by no test, {score.seconds / 60:.1f} min",
