@@ -14,18 +14,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_code_location_validates_through_the_workspace() -> None:
-    dagster = Path(sys.executable).with_name("dagster")
+def _run_tool(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A console script of this venv, from the repository root, with no DAGSTER_HOME of the caller's."""
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    completed = subprocess.run(
-        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+    return subprocess.run(
+        [str(Path(sys.executable).with_name(tool)), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=180,
         env=env,
     )
+
+
+@pytest.mark.slow
+def test_code_location_validates_through_the_workspace() -> None:
+    completed = _run_tool("dagster", "definitions", "validate", "-w", "workspace.yaml")
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     assert "Validation successful for code location evpipeline" in completed.stdout + completed.stderr
 
@@ -35,16 +39,7 @@ def test_dg_lists_what_the_definitions_hold() -> None:
     """`dg list defs` ([tool.dg] in pyproject.toml) finds evpipeline.definitions, not some other defs."""
     from evpipeline.definitions import defs
 
-    dg_cli = Path(sys.executable).with_name("dg")
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    completed = subprocess.run(
-        [str(dg_cli), "list", "defs", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-    )
+    completed = _run_tool("dg", "list", "defs", "--json")
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     listed = json.loads(completed.stdout)
     graph = defs.resolve_asset_graph()
