@@ -99,6 +99,16 @@ def joined(parts: Sequence[str], sep: str) -> str:
     return f"concat_ws({literal(sep)}, {', '.join(parts)})"
 
 
+def joined_or_null(parts: Sequence[str], sep: str) -> str:
+    """The non-NULL `parts` (each never '') joined by `sep`, NULL when all are NULL. One pass over the
+    parts: `nullif(joined(...), '')` would repeat them, as DuckDB expands nullif into a CASE."""
+    if not parts:
+        return "NULL"
+    if len(parts) == 1:
+        return parts[0]
+    return f"list_aggregate([{', '.join(parts)}], 'string_agg', {literal(sep)})"
+
+
 def _open_tag(tag: str, attrs: Sequence[tuple[str, str]]) -> str:
     """SQL for `<tag a="...">` (attribute values are SQL expressions; a NULL attribute is left out)."""
     if not attrs:
@@ -119,15 +129,30 @@ class Node:
     def json(self) -> str:
         raise NotImplementedError
 
+    def present(self, fmt: Format) -> bool:
+        """Whether the value is never absent (never NULL) in `fmt`, as far as the declaration shows:
+        an object holding such a value needs no emptiness test. The test matters for speed:
+        `nullif(x, '')` is expanded by DuckDB to `CASE WHEN x = '' THEN NULL ELSE x END`, so every
+        level of nesting that tests its body doubles the expression the planner binds."""
+        return False
+
     def xml(self, tag: str, native: bool) -> str:
         """The element(s) `tag` holding this value; `native`: inside an extension (profile names only)."""
         raise NotImplementedError
 
 
 @dataclass(frozen=True)
-class Text(Node):
+class Leaf(Node):
+    """A single value from one SQL expression (present when the expression is a literal)."""
+
     expr: str
 
+    def present(self, fmt: Format) -> bool:
+        return constant(self.expr) is not None
+
+
+@dataclass(frozen=True)
+class Text(Leaf):
     def json(self) -> str:
         return json_string(self.expr)
 
@@ -136,9 +161,7 @@ class Text(Node):
 
 
 @dataclass(frozen=True)
-class Number(Node):
-    expr: str
-
+class Number(Leaf):
     def json(self) -> str:
         return number(self.expr)
 
@@ -158,10 +181,8 @@ class Boolean(Node):
 
 
 @dataclass(frozen=True)
-class Enum(Node):
+class Enum(Leaf):
     """An enumeration value (`expr` yields one of the schema's values, from our rule tables)."""
-
-    expr: str
 
     def json(self) -> str:
         return f"""'{{"value":' || {json_string(self.expr)} || '}}'"""
@@ -171,10 +192,8 @@ class Enum(Node):
 
 
 @dataclass(frozen=True)
-class Extended(Node):
+class Extended(Leaf):
     """A value outside the enumeration (`extendedG` plus the value), as DATEX II extends enumerations."""
-
-    expr: str
 
     def json(self) -> str:
         return f"""'{{"value":"extendedG","extendedValueG":' || {json_string(self.expr)} || '}}'"""
@@ -223,14 +242,18 @@ class Attr:
     xml: str
     expr: str
     number: bool = False
+    required: bool = False  # never NULL: an identifier the publication computes for every object
 
     def json(self) -> str:
         return number(self.expr) if self.number else json_string(self.expr)
 
+    def present(self) -> bool:
+        return self.required or constant(self.expr) is not None
+
 
 def ids(id_expr: str, version_expr: str | None = None) -> list[Attr]:
     """`idG` (and `versionG`) of an identifiable object."""
-    return [Attr("idG", "id", id_expr)] + (
+    return [Attr("idG", "id", id_expr, required=True)] + (
         [Attr("versionG", "version", version_expr)] if version_expr else []
     )
 
@@ -252,11 +275,24 @@ class Obj(Node):
     def elements(self) -> list[Prop]:
         return [p for p in self.props if isinstance(p, Prop)]
 
+    def present(self, fmt: Format) -> bool:
+        if self.keep_empty or (fmt == "xml" and self.attrs):
+            return True
+        return self._filled(fmt)
+
+    def _filled(self, fmt: Format) -> bool:
+        """Whether some member is never absent, so the body is never empty (no test needed)."""
+        if fmt == "json":
+            return any(p.present() if isinstance(p, Attr) else p.node.present(fmt) for p in self.props)
+        return any(p.node.present(fmt) for p in self.elements)
+
     def json(self) -> str:
         members = [
             f"""'"{p.key}":' || {(p.json() if isinstance(p, Attr) else p.node.json())}""" for p in self.props
         ]
-        body = f"'{{' || nullif({joined(members, ',')}, '') || '}}'"
+        if self._filled("json"):
+            return f"'{{' || {joined(members, ',')} || '}}'"
+        body = f"'{{' || {joined_or_null(members, ',')} || '}}'"
         return f"coalesce({body}, '{{}}')" if self.keep_empty else body
 
     def xml(self, tag: str, native: bool, xsi_type: str | None = None) -> str:
@@ -269,9 +305,14 @@ class Obj(Node):
             children = [p.node.xml(_tag(p), False) for p in self.elements]
         else:
             inner = [_native(p) for p in self.elements if p.xml is None]
-            ext = [f"'<{self.ext}>' || nullif({joined(inner, '')}, '') || '</{self.ext}>'"] if inner else []
+            inner_sql = (
+                joined(inner, "")
+                if any(p.node.present("xml") for p in self.elements if p.xml is None)
+                else joined_or_null(inner, "")
+            )
+            ext = [f"'<{self.ext}>' || {inner_sql} || '</{self.ext}>'"] if inner else []
             children = [p.node.xml(p.xml, False) for p in self.elements if p.xml is not None] + ext
-        content = f"nullif({joined(children, '')}, '')"
+        content = joined(children, "") if self._filled("xml") else joined_or_null(children, "")
         if not attrs and not self.keep_empty:
             return f"'<{tag}>' || {content} || '</{tag}>'"
         return f"{_open_tag(tag, attrs)} || coalesce('>' || {content} || '</{tag}>', '/>')"
@@ -299,6 +340,9 @@ class Choice(Node):
     xsi_type: str
     node: Obj
 
+    def present(self, fmt: Format) -> bool:
+        return self.node.present(fmt)  # (3.7 XML's xsi:type element is never absent; native XML's can be)
+
     def json(self) -> str:
         return f"""'{{"{self.key}":' || {self.node.json()} || '}}'"""
 
@@ -315,6 +359,9 @@ class When(Node):
     condition: str
     then: Node
     otherwise: Node | None = None
+
+    def present(self, fmt: Format) -> bool:
+        return self.otherwise is not None and self.then.present(fmt) and self.otherwise.present(fmt)
 
     def json(self) -> str:
         return (
@@ -339,16 +386,18 @@ class ListOf(Node):
     var: str
     item: Node
 
+    # The items' texts joined in list order, NULL when none is present: string_agg over the list gives
+    # both in one pass, where nullif(array_to_string(...), '') would repeat the rendering (a macro).
     def json(self) -> str:
         return (
-            f"'[' || nullif(array_to_string(list_transform({self.expr}, lambda {self.var}: "
-            f"{self.item.json()}), ','), '') || ']'"
+            f"'[' || list_aggregate(list_transform({self.expr}, lambda {self.var}: "
+            f"{self.item.json()}), 'string_agg', ',') || ']'"
         )
 
     def xml(self, tag: str, native: bool) -> str:
         return (
-            f"nullif(array_to_string(list_transform({self.expr}, lambda {self.var}: "
-            f"{self.item.xml(tag, native)}), ''), '')"
+            f"list_aggregate(list_transform({self.expr}, lambda {self.var}: "
+            f"{self.item.xml(tag, native)}), 'string_agg', '')"
         )
 
 
@@ -358,6 +407,9 @@ class One(Node):
     lambdas slowly, so a declaration avoids them where a list can only hold one item)."""
 
     item: Node
+
+    def present(self, fmt: Format) -> bool:
+        return self.item.present(fmt)
 
     def json(self) -> str:
         return f"'[' || {self.item.json()} || ']'"
