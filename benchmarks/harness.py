@@ -11,10 +11,11 @@ import importlib
 import importlib.metadata
 import os
 import platform
+import re
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from evpipeline.simulators.toolkit import SimServer
 
 ROOT = Path(__file__).resolve().parents[1]
+ROW = re.compile(r"^\| (\d+)\. ")  # a table row of measurement N
 
 
 @dataclass
@@ -107,7 +109,20 @@ def machine() -> dict[str, str]:
     }
 
 
-def render(results: list[Result], info: dict[str, str], quick: bool) -> str:
+def measured_on(info: dict[str, str]) -> str:
+    """The `measured` cell of a row taken in this run: its day and DuckDB version."""
+    duckdb_version = next((v for v in info["versions"].split(", ") if v.startswith("duckdb ")), "duckdb ?")
+    return f"{info['date'][:10]}, {duckdb_version}"
+
+
+def row_number(line: str) -> str | None:
+    match = ROW.match(line)
+    return match.group(1) if match else None
+
+
+def render(results: list[Result], info: dict[str, str], quick: bool, kept: Sequence[str] = ()) -> str:
+    """The report: a header, then one row per figure (`kept`: rows of an earlier full run that this
+    partial run did not measure again, each with its own `measured` cell), in row-number order."""
     lines = [
         "# Benchmarks",
         "",
@@ -119,14 +134,43 @@ def render(results: list[Result], info: dict[str, str], quick: bool) -> str:
         f"- python {info['python']}; {info['versions']}",
         "- every figure is the median of several runs; ours and the reference run on the same data in the "
         "same run",
+        "- a run of some measurements (`--only`) replaces their rows and keeps the others: `measured` says "
+        "when, and on which DuckDB, each row was taken",
         "",
-        "| measurement | ours | reference | ratio | target | met | notes |",
-        "|---|---|---|---|---|---|---|",
+        "| measurement | ours | reference | ratio | target | met | notes | measured |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    when = measured_on(info)
+    rows = list(kept)
     for r in results:
         met = "n/a" if r.met is None else ("yes" if r.met else "**no**")
-        lines.append(f"| {r.name} | {r.ours} | {r.reference} | {r.ratio} | {r.target} | {met} | {r.notes} |")
-    return "\n".join(lines) + "\n"
+        rows.append(
+            f"| {r.name} | {r.ours} | {r.reference} | {r.ratio} | {r.target} | {met} | {r.notes} | {when} |"
+        )
+    # sorted is stable: a number's rows keep their order
+    rows.sort(key=lambda line: int(row_number(line) or 0))
+    return "\n".join(lines + rows) + "\n"
+
+
+def kept_rows(report: Path, remeasured: set[str]) -> list[str]:
+    """The rows of a full-scale `report` whose number this run did not measure again, each with its
+    `measured` cell (a report written before that column existed: its header's date and DuckDB)."""
+    text = report.read_text() if report.exists() else ""
+    if "(full scale)" not in text:
+        return []
+    date = next((line[len("- date: ") :] for line in text.splitlines() if line.startswith("- date: ")), "?")
+    versions = next(
+        (line.partition("; ")[2] for line in text.splitlines() if line.startswith("- python ")), ""
+    )
+    earlier = measured_on({"date": date, "versions": versions})
+    kept = []
+    for line in text.partition("\n## ")[0].splitlines():
+        number = row_number(line)
+        if number is None or number in remeasured:
+            continue
+        cells = len(line.replace("\\|", "").split("|")) - 2
+        kept.append(line if cells >= 8 else f"{line} {earlier} |")
+    return kept
 
 
 def error_note(exc: BaseException) -> str:
@@ -186,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         results.extend(produced)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(results, machine(), scale.quick) + kept_notes(output))
+    remeasured = {n for r in results if (n := row_number(f"| {r.name} |"))}
+    kept = kept_rows(output, remeasured) if args.only and not scale.quick else []
+    output.write_text(render(results, machine(), scale.quick, kept) + kept_notes(output))
     print(f"wrote {output}")
     # Missed targets are findings (in the table); only a measurement that crashed fails the command.
     return 1 if any(r.ours == "error" for r in results) else 0
