@@ -52,6 +52,7 @@ PUSH_SOURCE, PUSH_STREAM = NDW_SOURCE, LANE_STREAM
 # Re-diff this much before the cursor: harmless (a diff), and it absorbs a small clock step between
 # writers. No write can commit while the lane reads (DuckDB's file lock), so nothing else is needed.
 OVERLAP = timedelta(seconds=1)
+FAILURE_LOG_SECONDS = 60.0  # a step failing every cycle is logged at least this often (and on doubling)
 
 
 @dataclass
@@ -76,12 +77,24 @@ class StepHealth:
     failures: int = 0  # consecutive failed runs
     error: str | None = None  # the latest failure
     error_at: float | None = None
+    logged_at: float | None = None  # when a failure of this streak was last logged
 
-    def succeeded(self, now: float) -> None:
-        self.ok_at, self.failures = now, 0
+    def succeeded(self, now: float) -> bool:
+        """Record a success; True when it ends a streak of failures (worth a log line)."""
+        recovered = self.failures > 0
+        self.ok_at, self.failures, self.logged_at = now, 0, None
+        return recovered
 
-    def failed(self, now: float, error: str) -> None:
+    def failed(self, now: float, error: str) -> bool:
+        """Record a failure; True when it is worth a log line. A backend that is down fails every
+        cycle (about one a second): its 1st, 2nd, 4th, 8th ... failure in a row is logged, and at
+        least one a minute, instead of every one."""
         self.failures, self.error, self.error_at = self.failures + 1, error[:300], now
+        power_of_two = self.failures & (self.failures - 1) == 0
+        if power_of_two or self.logged_at is None or now - self.logged_at >= FAILURE_LOG_SECONDS:
+            self.logged_at = now
+            return True
+        return False
 
     def as_dict(self, now: float) -> dict[str, Any]:
         return {
@@ -173,12 +186,17 @@ class Lane:
         # Per feed, and the model/push and DATEX II steps: what the heartbeat says of each.
         self.health: dict[str, StepHealth] = {f.name: StepHealth() for f in feeds}
 
-    def _health(self, step: str, error: str | None = None) -> None:
+    def _health(self, step: str, logger: Any, error: str | None = None) -> None:
+        """Record the step's outcome; log a failure streak sparingly (`StepHealth.failed`) and its end."""
         health = self.health.setdefault(step, StepHealth())
         if error is None:
-            health.succeeded(time.time())
-        else:
-            health.failed(time.time(), error)
+            failures = health.failures
+            if health.succeeded(time.time()):
+                logger.info("lane: %s recovered after %d failed runs", step, failures)
+        elif health.failed(time.time(), error):
+            # a feed failing is the feed's trouble; the model, push or DATEX II step failing stops NDW's news
+            say = logger.warning if any(f.name == step for f in self.feeds) else logger.error
+            say("lane: %s failed (%d in a row): %s", step, health.failures, error)
 
     def health_report(self) -> dict[str, dict[str, Any]]:
         """Each feed's and step's health, for the heartbeat."""
@@ -200,10 +218,9 @@ class Lane:
                 report.steps[feed.name] = time.perf_counter() - started
             except Exception as exc:  # one feed's trouble never holds back the others
                 report.errors.append((feed.name, f"{type(exc).__name__}: {exc}"))
-                self._health(feed.name, f"{type(exc).__name__}: {exc}")
-                logger.warning("lane: %s feed failed: %s", feed.name, exc)
+                self._health(feed.name, logger, f"{type(exc).__name__}: {exc}")
                 continue
-            self._health(feed.name)
+            self._health(feed.name, logger)
             report.feeds.append(collected)
             report.touched_warehouse = report.touched_warehouse or bool(collected.outcomes)
         retry_due = self._push_failures > 0 and now >= self._push_retry_at
@@ -225,22 +242,20 @@ class Lane:
                 started = time.perf_counter()
                 report.push = self.push(run_id, logger)
                 report.steps["push"] = time.perf_counter() - started
-                self._health("model/push")
+                self._health("model/push", logger)
             except Exception as exc:
                 report.errors.append(("model/push", f"{type(exc).__name__}: {exc}"))
-                self._health("model/push", f"{type(exc).__name__}: {exc}")
-                logger.error("lane: model or push step failed: %s", exc)
+                self._health("model/push", logger, f"{type(exc).__name__}: {exc}")
             if self.datex2 is not None:
                 try:  # NDW's pushes never wait for the DATEX II receiver, nor the other way round
                     started = time.perf_counter()
                     newest = self._newest()
                     report.datex2 = self.datex2.cycle(run_id, newest)
                     report.steps["datex2"] = time.perf_counter() - started
-                    self._health("datex2")
+                    self._health("datex2", logger)
                 except Exception as exc:
                     report.errors.append(("datex2", f"{type(exc).__name__}: {exc}"))
-                    self._health("datex2", f"{type(exc).__name__}: {exc}")
-                    logger.error("lane: DATEX II step failed: %s", exc)
+                    self._health("datex2", logger, f"{type(exc).__name__}: {exc}")
             self.watch.remember()
         report.seconds = time.time() - report.started
         report.unhealthy = self.unhealthy()

@@ -28,6 +28,7 @@ from evpipeline.lane.cycle import CycleReport, Lane
 from evpipeline.locks import exclusive
 
 SLOW_CYCLE_SECONDS = 5.0  # a cycle this long is logged with its steps (and kept in the heartbeat)
+ERROR_WAIT_SECONDS = 5.0  # the longest pause between cycles while the warehouse keeps failing
 
 
 STOP_FILE = "stop"
@@ -125,6 +126,12 @@ class LaneRun:
     stopped_by: str = ""
 
 
+def pause(interval: float, failing: int) -> float:
+    """Seconds between cycles after `failing` cycles in a row whose model/push step failed: `interval`,
+    then doubling, up to ERROR_WAIT_SECONDS (or `interval` when that is longer)."""
+    return min(interval * 2 ** max(0, failing - 1), max(interval, ERROR_WAIT_SECONDS))
+
+
 def run_lane(
     lane: Lane,
     *,
@@ -169,6 +176,7 @@ def run_lane(
         }
         # Alive from the moment it holds the lock: the supervisor starts no second lane meanwhile.
         write_heartbeat(directory / "heartbeat.json", {**beat, "beat_at": time.time(), "cycles": 0})
+        failing = 0  # cycles in a row whose model/push step failed
         try:
             while True:
                 cycle = lane.cycle(run_id, logger)
@@ -214,8 +222,12 @@ def run_lane(
                 if time.time() >= deadline:
                     result.stopped_by = "deadline"
                     break
+                # The model/push step failing every cycle means the warehouse (or its catalog) is down:
+                # nothing can progress, so retry after 1, 2, 4 intervals, up to ERROR_WAIT_SECONDS (news
+                # still wakes the lane at once). A failing feed alone slows nothing: the others go on.
+                failing = failing + 1 if any(step == "model/push" for step, _ in cycle.errors) else 0
                 if cycle.idle or cycle.errors:
-                    wake.wait(timeout=min(interval, max(0.0, deadline - time.time())))
+                    wake.wait(timeout=min(pause(interval, failing), max(0.0, deadline - time.time())))
                 wake.clear()
         finally:
             lane.stop()

@@ -126,3 +126,70 @@ def test_the_heartbeat_names_the_failing_feed_and_not_the_others(tmp_path: Any) 
     broken.broken = False  # the origin is back: one good run makes the feed healthy again
     beat = run(1)
     assert beat["unhealthy"] == [] and beat["health"]["evroam"]["healthy"] is True
+
+
+def test_a_failure_streak_is_logged_on_doubling_and_once_a_minute_and_its_end_once() -> None:
+    from evpipeline.lane.cycle import StepHealth
+
+    health = StepHealth()
+    told = [n for n in range(1, 41) if health.failed(1000.0 + n * 0.1, "PostgreSQL down")]
+    assert told == [1, 2, 4, 8, 16, 32]  # 40 failures in 4 s: six lines, not forty
+    assert health.failed(1000.0 + 3.2 + 59.0, "still down") is False  # 41st: 59 s after the 32nd
+    assert health.failed(1000.0 + 3.2 + 60.0, "still down") is True  # a minute after it: one line
+    assert health.succeeded(2000.0) is True and health.failures == 0  # the end of the streak: one line
+    assert health.succeeded(2001.0) is False  # success after success: nothing to say
+    assert health.failed(2002.0, "down again") is True  # a new streak starts with a line
+
+
+def test_a_feed_failing_every_cycle_writes_a_few_lines_and_one_when_it_recovers(
+    tmp_path: Any, caplog: Any
+) -> None:
+    """A backend or origin down made the lane log every failure, about seven lines a second."""
+    from evpipeline.lane.cycle import Lane
+    from evpipeline.lane.service import run_lane
+    from evpipeline.ndw.push import NdwPushResource
+    from evpipeline.warehouse import WarehouseResource
+
+    broken = _Feed("evroam", broken=True)
+    lane = Lane(
+        WarehouseResource(database=str(tmp_path / "warehouse.duckdb")),
+        NdwPushResource(
+            push_base_url="http://127.0.0.1:9/ocpi",
+            token_url="http://127.0.0.1:9/t",
+            client_id="c",
+            client_secret="s",
+        ),
+        [broken, _Feed("zaptec")],
+    )
+    logger = logging.getLogger("evpipeline.test_lane_log_rate")
+
+    def run(cycles: int) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            run_lane(
+                lane,
+                data_dir=tmp_path,
+                run_id="r",
+                report=lambda _: None,
+                logger=logger,
+                max_cycles=cycles,
+                interval=0.0,
+            )
+        return [
+            r.getMessage() for r in caplog.records if r.name == logger.name and "evroam" in r.getMessage()
+        ]
+
+    lines = run(20)
+    assert [line.split(" (")[1].split(" in a row")[0] for line in lines] == ["1", "2", "4", "8", "16"], lines
+    assert all("origin unreachable" in line for line in lines)
+    broken.broken = False
+    assert run(3) == ["lane: evroam recovered after 20 failed runs"]
+
+
+def test_the_lane_backs_off_only_while_its_warehouse_step_keeps_failing() -> None:
+    from evpipeline.lane.service import ERROR_WAIT_SECONDS, pause
+
+    assert ERROR_WAIT_SECONDS == 5.0
+    assert [pause(1.0, n) for n in range(6)] == [1.0, 1.0, 2.0, 4.0, 5.0, 5.0]
+    assert [pause(0.0, n) for n in range(3)] == [0.0, 0.0, 0.0]  # tests and a busy lane: no wait
+    assert pause(10.0, 4) == 10.0  # never longer than a slow lane's own interval
