@@ -43,7 +43,16 @@ class Group:
 GROUPS = [
     Group(
         "http (rate limiting, retry)",
-        ("evpipeline/http.py",),
+        (
+            "evpipeline/http/errors.py",
+            "evpipeline/http/redaction.py",
+            "evpipeline/http/retries.py",
+            "evpipeline/http/rate_limits.py",
+            "evpipeline/http/request_stats.py",
+            "evpipeline/http/auth.py",
+            "evpipeline/http/pagination.py",
+            "evpipeline/http/client.py",
+        ),
         ("evpipeline_tests/test_http.py", "evpipeline_tests/test_transient_errors.py"),
     ),
     Group(

@@ -21,7 +21,7 @@ def root_modules() -> set[str]:
 
 def test_every_root_module_is_in_a_declared_layer() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
-    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["id"] == "layers"]
     declared = {name for layer in layers for name in re.split(r"\s*[|:]\s*", layer)}
     assert root_modules() - declared == set(), "add these to the layers in pyproject.toml"
     assert declared - root_modules() == set(), "the layers name modules that are gone"

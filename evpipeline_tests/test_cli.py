@@ -85,7 +85,7 @@ def test_sync_failure_is_one_line_and_verbose_shows_the_trace(tmp_path: Path, gr
 
     verbose = cli("sync", "greenflux", "--verbose", "--data-dir", str(tmp_path), env=env)
     assert verbose.returncode == 1 and "AuthError" in verbose.stderr
-    assert 'evpipeline/http.py", line' in verbose.stderr  # the trace, down to where the error was raised
+    assert 'evpipeline/http/client.py", line' in verbose.stderr  # the trace, down to where it was raised
 
 
 @pytest.mark.slow
