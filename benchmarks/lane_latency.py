@@ -371,7 +371,8 @@ def measure(greenflux_scale: float, samples: int = SAMPLES) -> dict[str, Any]:
                         "visible": time.monotonic() if source != "greenflux" else None,
                     }
                 )
-            time.sleep(rng.uniform(2.0, 6.0))
+            if n < samples - 1:  # spaced apart; after the last ones, straight to waiting for their pushes
+                time.sleep(rng.uniform(2.0, 6.0))
         for flip in flips:
             flip["datex2_held"] = flip["uid"] not in deployment.datex2_withheld
         deadline = time.monotonic() + TIMEOUT
