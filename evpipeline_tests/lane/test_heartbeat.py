@@ -77,17 +77,13 @@ class _Feed:
         return FeedReport(self.name)
 
 
-def test_the_heartbeat_names_the_failing_feed_and_not_the_others(tmp_path: Any) -> None:
-    """The heartbeat used to say only that the loop was alive: fresh while one feed (or the backend)
-    failed every cycle. Now it carries each feed's and step's latest outcome."""
+def _lane(tmp_path: Any, feeds: list[Any]) -> Any:
+    """A lane over `feeds` on a fresh warehouse, its NDW unreachable (nothing here pushes)."""
     from evpipeline.lane.cycle import Lane
-    from evpipeline.lane.service import run_lane
     from evpipeline.ndw.push import NdwPushResource
     from evpipeline.warehouse import WarehouseResource
-    from evpipeline.warehouse.resource import read_heartbeat
 
-    broken, fine = _Feed("evroam", broken=True), _Feed("zaptec")
-    lane = Lane(
+    return Lane(
         WarehouseResource(database=str(tmp_path / "warehouse.duckdb")),
         NdwPushResource(
             push_base_url="http://127.0.0.1:9/ocpi",
@@ -95,8 +91,18 @@ def test_the_heartbeat_names_the_failing_feed_and_not_the_others(tmp_path: Any) 
             client_id="c",
             client_secret="s",
         ),
-        [broken, fine],
+        feeds,
     )
+
+
+def test_the_heartbeat_names_the_failing_feed_and_not_the_others(tmp_path: Any) -> None:
+    """The heartbeat used to say only that the loop was alive: fresh while one feed (or the backend)
+    failed every cycle. Now it carries each feed's and step's latest outcome."""
+    from evpipeline.lane.service import run_lane
+    from evpipeline.warehouse.resource import read_heartbeat
+
+    broken, fine = _Feed("evroam", broken=True), _Feed("zaptec")
+    lane = _lane(tmp_path, [broken, fine])
     windows: list[Window] = []
 
     def run(cycles: int) -> dict[str, Any]:
@@ -145,22 +151,10 @@ def test_a_feed_failing_every_cycle_writes_a_few_lines_and_one_when_it_recovers(
     tmp_path: Any, caplog: Any
 ) -> None:
     """A backend or origin down made the lane log every failure, about seven lines a second."""
-    from evpipeline.lane.cycle import Lane
     from evpipeline.lane.service import run_lane
-    from evpipeline.ndw.push import NdwPushResource
-    from evpipeline.warehouse import WarehouseResource
 
     broken = _Feed("evroam", broken=True)
-    lane = Lane(
-        WarehouseResource(database=str(tmp_path / "warehouse.duckdb")),
-        NdwPushResource(
-            push_base_url="http://127.0.0.1:9/ocpi",
-            token_url="http://127.0.0.1:9/t",
-            client_id="c",
-            client_secret="s",
-        ),
-        [broken, _Feed("zaptec")],
-    )
+    lane = _lane(tmp_path, [broken, _Feed("zaptec")])
     logger = logging.getLogger("evpipeline.test_lane_log_rate")
 
     def run(cycles: int) -> list[str]:
